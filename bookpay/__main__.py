@@ -1,0 +1,3 @@
+from bookpay.cli import main
+
+main()

@@ -1,0 +1,213 @@
+"""The catalog: the server-side source of truth for what is sold and at what price.
+
+Every amount charged comes from here, never from a browser. The built-in catalog is the original
+shop's three books; another can be loaded from a JSON or TOML file, and is validated with
+messages that say which book and which field is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bookpay.errors import ConfigError, NotFound
+from bookpay.money import CURRENCIES, format_amount
+
+
+@dataclass(frozen=True)
+class Book:
+    id: str
+    title: str
+    author: str
+    amount: int  # in the currency's minor unit
+    currency: str  # lower-case ISO code, as Stripe writes it
+    description: str
+    color: str = "#635bff"  # the cover's background
+
+    @property
+    def price(self) -> str:
+        return format_amount(self.amount, self.currency)
+
+    @property
+    def image(self) -> str:
+        """Path of the cover the checkout server draws for this book."""
+        return f"/covers/{self.id}.svg"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "author": self.author,
+            "amount": self.amount,
+            "currency": self.currency,
+            "description": self.description,
+            "image": self.image,
+        }
+
+
+DEFAULT_BOOKS = (
+    Book(
+        id="1",
+        title="The Art of Doing Science and Engineering",
+        author="Richard Hamming",
+        amount=2300,
+        currency="usd",
+        description=(
+            "Richard Hamming's lectures on learning to learn, and on how great work in science "
+            "and engineering gets done."
+        ),
+        color="#2f3a2b",
+    ),
+    Book(
+        id="2",
+        title="The Making of Prince of Persia: Journals 1985-1993",
+        author="Jordan Mechner",
+        amount=2500,
+        currency="usd",
+        description=(
+            "Jordan Mechner's journals from the years he spent creating Prince of Persia, from "
+            "the first sketches to the game's release and beyond."
+        ),
+        color="#7a1f2b",
+    ),
+    Book(
+        id="3",
+        title="Working in Public: The Making and Maintenance of Open Source",
+        author="Nadia Eghbal",
+        amount=2800,
+        currency="usd",
+        description=(
+            "Nadia Eghbal's inside look at how open source software is made and maintained "
+            "today, and what that means for an internet built by individual creators."
+        ),
+        color="#19359b",
+    ),
+)
+
+_REQUIRED = ("id", "title", "author", "amount", "currency")
+_KNOWN = (*_REQUIRED, "description", "color")
+
+
+class Catalog:
+    """An ordered, read-only set of books, looked up by id."""
+
+    def __init__(self, books: Iterable[Book]) -> None:
+        self._books = {book.id: book for book in books}
+
+    def __iter__(self) -> Iterator[Book]:
+        return iter(self._books.values())
+
+    def __len__(self) -> int:
+        return len(self._books)
+
+    def __contains__(self, book_id: object) -> bool:
+        return book_id in self._books
+
+    def get(self, book_id: str) -> Book:
+        """The book with this id, or NotFound naming the command that lists the ids."""
+        try:
+            return self._books[book_id]
+        except (KeyError, TypeError):
+            raise NotFound(
+                f"No book with id {book_id!r}.",
+                hint="Run `bookpay catalog list` to see the catalog.",
+                code="unknown_item",
+            ) from None
+
+    @classmethod
+    def default(cls) -> Catalog:
+        return cls(DEFAULT_BOOKS)
+
+    @classmethod
+    def load(cls, path: Path | None) -> Catalog:
+        """The catalog in ``path`` (JSON or TOML), or the built-in one when ``path`` is None."""
+        if path is None:
+            return cls.default()
+        return cls.from_records(_read_records(Path(path)), source=str(path))
+
+    @classmethod
+    def from_records(cls, records: object, *, source: str = "catalog") -> Catalog:
+        """Validate raw records, collecting every problem before refusing them."""
+        if not isinstance(records, list) or not records:
+            raise ConfigError(
+                f"{source}: expected a non-empty list of books.",
+                problems=[f"{source}: expected a non-empty list of books"],
+            )
+        problems: list[str] = []
+        books: list[Book] = []
+        seen: set[str] = set()
+        for index, record in enumerate(records, start=1):
+            where = f"{source}: book #{index}"
+            if not isinstance(record, dict):
+                problems.append(f"{where}: expected a table of fields, got {type(record).__name__}")
+                continue
+            book, book_problems = _validate(record, where)
+            problems.extend(book_problems)
+            if book is None:
+                continue
+            if book.id in seen:
+                problems.append(f"{where}: duplicate id {book.id!r}")
+                continue
+            seen.add(book.id)
+            books.append(book)
+        if problems:
+            raise ConfigError(
+                f"The catalog in {source} is not valid:\n  " + "\n  ".join(problems),
+                problems=problems,
+            )
+        return cls(books)
+
+
+def _read_records(path: Path) -> object:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(raw.decode("utf-8")).get("books")
+        if suffix == ".json":
+            data = json.loads(raw)
+            return data.get("books") if isinstance(data, dict) else data
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The catalog file {path} is not valid {suffix[1:].upper()}: {exc}.") from exc
+    raise ConfigError(f"The catalog file {path} must end in .json or .toml.")
+
+
+def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:
+    problems = [f"{where}: missing field {name!r}" for name in _REQUIRED if name not in record]
+    problems += [f"{where}: unknown field {name!r}" for name in record if name not in _KNOWN]
+    for name in ("id", "title", "author", "description", "color"):
+        value = record.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            problems.append(f"{where}: {name!r} must be a non-empty string")
+    amount = record.get("amount")
+    if "amount" in record and (isinstance(amount, bool) or not isinstance(amount, int)):
+        problems.append(
+            f"{where}: 'amount' must be an integer in the currency's minor unit (2300 for $23.00),"
+            f" got {amount!r}"
+        )
+    elif isinstance(amount, int) and amount <= 0:
+        problems.append(f"{where}: 'amount' must be positive, got {amount}")
+    currency = record.get("currency")
+    if "currency" in record and (
+        not isinstance(currency, str) or currency.lower() not in CURRENCIES
+    ):
+        problems.append(f"{where}: unknown currency code {currency!r}")
+    if problems:
+        return None, problems
+    book = Book(
+        id=record["id"].strip(),
+        title=record["title"].strip(),
+        author=record["author"].strip(),
+        amount=amount,
+        currency=currency.lower(),
+        description=(record.get("description") or "").strip(),
+        color=record.get("color") or "#635bff",
+    )
+    return book, []

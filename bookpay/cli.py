@@ -1,0 +1,145 @@
+"""The `bookpay` command: global options, command groups, and the one place errors become exit codes.
+
+Command groups live in ``bookpay/commands/``; each is a thin adapter over the core. Heavy imports
+(stripe, bottle, waitress) happen inside the commands that need them, so `bookpay --help` and
+`bookpay catalog list` start as fast as Typer allows.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from bookpay import __version__
+from bookpay.config import Settings
+from bookpay.errors import BookpayError
+
+
+@dataclass
+class State:
+    """What the root callback learned, shared with every command through ``ctx.obj``."""
+
+    live: bool = False
+    debug: bool = False
+    catalog_path: Path | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env(
+                allow_live=self.live, catalog_path=self.catalog_path, debug=self.debug
+            )
+        return self._settings
+
+    def catalog(self):
+        from bookpay.catalog import Catalog
+
+        return Catalog.load(self.settings.catalog_path)
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = State()
+    return root.obj
+
+
+class BookpayGroup(TyperGroup):
+    """Maps bookpay's exceptions to the contract's exit codes, with a one-line message.
+
+    Tracebacks are for --debug (or BOOKPAY_DEBUG=1) only, and Typer is told never to show local
+    variables in them: they would show keys.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BookpayError as exc:
+            if _debugging(ctx):
+                raise
+            message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
+            sys.stderr.write(f"Error: {message}\n")
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            import click
+
+            if isinstance(exc, click.ClickException) or _debugging(ctx):
+                raise
+            sys.stderr.write(
+                f"Error: unexpected {type(exc).__name__}: {exc} "
+                "(run with --debug or BOOKPAY_DEBUG=1 for the traceback)\n"
+            )
+            raise typer.Exit(1) from None
+
+
+def _debugging(ctx) -> bool:
+    obj = ctx.find_root().obj
+    return bool(obj and (obj.debug or obj.settings.debug))
+
+
+app = typer.Typer(
+    cls=BookpayGroup,
+    name="bookpay",
+    help="A Stripe Payment Intents bookshop you can drive from the command line.\n\n"
+    "Runs against bookpay's local Stripe emulator unless STRIPE_SECRET_KEY is set.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"bookpay {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")
+    ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Allow live-mode keys (real cards, real money).")
+    ] = False,
+    catalog: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="Catalog file (JSON or TOML) instead of the built-in one."),
+    ] = None,
+) -> None:
+    ctx.obj = State(live=live, debug=debug, catalog_path=catalog)
+
+
+def _register() -> None:
+    # Each group module is cheap to import: heavy imports live inside its commands.
+    from bookpay.commands import catalog, config, emulator, intent, orders, refund, serve, webhook
+
+    app.command("serve")(serve.serve)
+    app.command("emulator")(emulator.emulator)
+    app.add_typer(catalog.app, name="catalog")
+    app.add_typer(intent.app, name="intent")
+    app.add_typer(refund.app, name="refund")
+    app.add_typer(orders.app, name="orders")
+    app.add_typer(webhook.app, name="webhook")
+    app.add_typer(config.app, name="config")
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="bookpay")

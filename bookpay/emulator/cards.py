@@ -1,0 +1,126 @@
+"""Stripe's test cards: numbers, PaymentMethod tokens, brands, Luhn and decline wording."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Decline:
+    code: str
+    decline_code: str
+    message: str
+
+
+DECLINES = {
+    "generic_decline": Decline("card_declined", "generic_decline", "Your card was declined."),
+    "insufficient_funds": Decline(
+        "card_declined", "insufficient_funds", "Your card has insufficient funds."
+    ),
+    "lost_card": Decline("card_declined", "lost_card", "Your card was declined."),
+    "stolen_card": Decline("card_declined", "stolen_card", "Your card was declined."),
+    "expired_card": Decline("expired_card", "expired_card", "Your card has expired."),
+    "incorrect_cvc": Decline(
+        "incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."
+    ),
+    "processing_error": Decline(
+        "processing_error",
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Behavior:
+    """What a card number does when charged."""
+
+    decline: str | None = None  # a DECLINES key, at confirmation
+    three_ds: bool = False  # needs a 3-D Secure challenge first
+    decline_after_3ds: str | None = None  # a DECLINES key, once authenticated
+    funding: str = "credit"
+    country: str = "US"
+
+
+SPECIAL_NUMBERS: dict[str, Behavior] = {
+    "4000000000000002": Behavior(decline="generic_decline"),
+    "4000000000009995": Behavior(decline="insufficient_funds"),
+    "4000000000009987": Behavior(decline="lost_card"),
+    "4000000000009979": Behavior(decline="stolen_card"),
+    "4000000000000069": Behavior(decline="expired_card"),
+    "4000000000000127": Behavior(decline="incorrect_cvc"),
+    "4000000000000119": Behavior(decline="processing_error"),
+    "4000002760003184": Behavior(three_ds=True),
+    "4000002500003155": Behavior(three_ds=True),
+    "4000000000003220": Behavior(three_ds=True),
+    "4000008260003178": Behavior(three_ds=True, decline_after_3ds="insufficient_funds"),
+    "4000056655665556": Behavior(funding="debit"),
+    "5200828282828210": Behavior(funding="debit"),
+}
+
+# Tokens usable wherever a PaymentMethod id is (each use makes a fresh pm_ object, as Stripe).
+TOKENS: dict[str, str] = {
+    "pm_card_visa": "4242424242424242",
+    "pm_card_mastercard": "5555555555554444",
+    "pm_card_amex": "378282246310005",
+    "pm_card_visa_debit": "4000056655665556",
+    "pm_card_mastercard_debit": "5200828282828210",
+    "pm_card_discover": "6011111111111117",
+    "pm_card_visa_chargeDeclined": "4000000000000002",
+    "pm_card_visa_chargeDeclinedInsufficientFunds": "4000000000009995",
+    "pm_card_visa_chargeDeclinedLostCard": "4000000000009987",
+    "pm_card_visa_chargeDeclinedStolenCard": "4000000000009979",
+    "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
+    "pm_card_chargeDeclinedLostCard": "4000000000009987",
+    "pm_card_chargeDeclinedStolenCard": "4000000000009979",
+    "pm_card_chargeDeclinedExpiredCard": "4000000000000069",
+    "pm_card_chargeDeclinedIncorrectCvc": "4000000000000127",
+    "pm_card_chargeDeclinedProcessingError": "4000000000000119",
+    "pm_card_authenticationRequired": "4000002760003184",
+    "pm_card_authenticationRequiredOnSetup": "4000002500003155",
+    "pm_card_threeDSecure2Required": "4000000000003220",
+}
+
+
+def behavior(number: str) -> Behavior:
+    return SPECIAL_NUMBERS.get(number, Behavior())
+
+
+def luhn_ok(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def brand(number: str) -> str:
+    """The card network by IIN prefix, with Stripe's brand names."""
+    two, four = int(number[:2]), int(number[:4])
+    if number.startswith("4"):
+        return "visa"
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return "mastercard"
+    if two in (34, 37):
+        return "amex"
+    if number.startswith(("6011", "65")) or 644 <= int(number[:3]) <= 649:
+        return "discover"
+    if two == 35:
+        return "jcb"
+    if two in (30, 36, 38, 39):
+        return "diners"
+    if two == 62:
+        return "unionpay"
+    return "unknown"
+
+
+def fingerprint(number: str) -> str:
+    """Stable per number, like Stripe's (same card, same fingerprint), without revealing it."""
+    digest = hashlib.sha256(b"bookpay-emulator:" + number.encode()).hexdigest()
+    return digest[:16]

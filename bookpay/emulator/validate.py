@@ -1,0 +1,192 @@
+"""Parameter coercion and Stripe's validation rules (amounts, currencies, metadata, addresses)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .wire import ApiError, invalid
+
+ZERO_DECIMAL = {
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
+}  # fmt: skip
+
+# Minimum charge amounts in the smallest unit (Stripe's table for the common settlement ones).
+MINIMUMS = {
+    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "dkk": 250, "eur": 50, "gbp": 30,
+    "hkd": 400, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300, "nzd": 50,
+    "pln": 200, "sek": 300, "sgd": 50, "thb": 1000, "czk": 1500, "huf": 17500, "ron": 200,
+    "bgn": 100, "aed": 200,
+}  # fmt: skip
+
+CURRENCIES = set(MINIMUMS) | ZERO_DECIMAL | {
+    "afn", "all", "amd", "ang", "aoa", "ars", "awg", "azn", "bam", "bbd", "bdt", "bmd", "bnd",
+    "bob", "bsd", "bwp", "byn", "bzd", "cdf", "cny", "cop", "crc", "cve", "dop", "dzd", "egp",
+    "etb", "fjd", "fkp", "gel", "gip", "gmd", "gtq", "gyd", "hnl", "htg", "idr", "ils", "isk",
+    "jmd", "kes", "kgs", "khr", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl",
+    "mkd", "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mzn", "nad", "ngn", "nio", "npr", "pab",
+    "pen", "pgk", "php", "pkr", "qar", "rsd", "rub", "sar", "sbd", "scr", "shp", "sle", "sos",
+    "srd", "std", "szl", "tjs", "top", "try", "ttd", "twd", "tzs", "uah", "uyu", "uzs", "wst",
+    "xcd", "yer", "zar", "zmw",
+}  # fmt: skip
+
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "aud": "$", "cad": "$", "nzd": "$"}
+MAX_AMOUNT = 99999999
+
+ADDRESS_SPEC = {k: None for k in ("city", "country", "line1", "line2", "postal_code", "state")}
+SHIPPING_SPEC = {
+    "address": ADDRESS_SPEC,
+    "name": None,
+    "phone": None,
+    "carrier": None,
+    "tracking_number": None,
+}
+BILLING_SPEC = {"address": ADDRESS_SPEC, "email": None, "name": None, "phone": None, "tax_id": None}
+
+
+def money(amount: int, currency: str) -> str:
+    """`$0.50`, as Stripe writes amounts in its messages."""
+    symbol = _SYMBOLS.get(currency, "")
+    if currency in ZERO_DECIMAL:
+        return f"{symbol}{amount:,}"
+    return f"{symbol}{amount // 100:,}.{amount % 100:02d}"
+
+
+def integer(value: Any, param: str) -> int:
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise invalid(f"Invalid integer: {value}", param, "parameter_invalid_integer")
+
+
+def boolean(value: Any, param: str) -> bool:
+    if value in ("true", "false"):
+        return value == "true"
+    raise invalid(f"Invalid boolean: {value}", param)
+
+
+def string(value: Any, param: str) -> str | None:
+    """A plain string; empty means unset, as in Stripe's form encoding."""
+    if isinstance(value, (dict, list)):
+        raise invalid(f"Invalid string: {value}", param, "parameter_invalid_string")
+    return value or None
+
+
+def enum(value: Any, param: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise invalid(f"Invalid {param}: must be one of {', '.join(allowed)}", param)
+    return value
+
+
+def currency(value: Any) -> str:
+    if not isinstance(value, str) or value not in CURRENCIES:
+        raise invalid(
+            f"Invalid currency: {str(value).lower()}. Stripe currently supports these currencies: "
+            + ", ".join(sorted(CURRENCIES)),
+            "currency",
+        )
+    return value
+
+
+def amount(value: Any, cur: str, param: str = "amount") -> int:
+    number = integer(value, param)
+    if number < 1:
+        raise invalid("This value must be greater than or equal to 1.", param)
+    minimum = MINIMUMS.get(cur, 1)
+    if number < minimum:
+        raise ApiError(
+            400,
+            f"Amount must be at least {money(minimum, cur)} {cur}",
+            code="amount_too_small",
+            param=param,
+        )
+    if number > MAX_AMOUNT:
+        raise ApiError(
+            400,
+            f"Amount must be no more than {money(MAX_AMOUNT, cur)}",
+            code="amount_too_large",
+            param=param,
+        )
+    return number
+
+
+def metadata(value: Any, current: dict[str, str] | None = None) -> dict[str, str]:
+    """Merge as Stripe does: an empty value unsets a key, an empty string unsets them all."""
+    merged = dict(current or {})
+    if value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("Invalid metadata: must be a hash", "metadata")
+    for key, val in value.items():
+        if not isinstance(val, str):
+            raise invalid(f"Invalid metadata[{key}]: must be a string", f"metadata[{key}]")
+        if len(key) > 40:
+            raise invalid(
+                f"Metadata keys can have a maximum length of 40 characters. '{key}' is too long.",
+                f"metadata[{key}]",
+            )
+        if len(val) > 500:
+            raise invalid(
+                "Metadata values can have up to 500 characters, but you passed in a value that is"
+                f" {len(val)} characters. Invalid value: {val[:40]}...",
+                f"metadata[{key}]",
+            )
+        if val == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = val
+    if len(merged) > 50:
+        raise invalid("You can have up to 50 metadata keys.", "metadata")
+    return merged
+
+
+def email(value: Any, param: str) -> str | None:
+    text = string(value, param)
+    if text is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        raise invalid(f"Invalid email address: {text}", param, "email_invalid")
+    return text
+
+
+def address(value: Any) -> dict[str, Any]:
+    value = value if isinstance(value, dict) else {}
+    return {k: (value.get(k) or None) for k in ADDRESS_SPEC}
+
+
+def shipping(value: Any, param: str = "shipping") -> dict[str, Any] | None:
+    if value in ("", None):
+        return None
+    if not isinstance(value, dict):
+        raise invalid(f"Invalid hash: {param}", param)
+    if not value.get("name"):
+        raise invalid(f"Missing required param: {param}[name].", f"{param}[name]", "parameter_missing")
+    if not isinstance(value.get("address"), dict):
+        raise invalid(
+            f"Missing required param: {param}[address].", f"{param}[address]", "parameter_missing"
+        )
+    return {
+        "address": address(value.get("address")),
+        "carrier": value.get("carrier") or None,
+        "name": value["name"],
+        "phone": value.get("phone") or None,
+        "tracking_number": value.get("tracking_number") or None,
+    }
+
+
+def billing_details(value: Any) -> dict[str, Any]:
+    value = value if isinstance(value, dict) else {}
+    return {
+        "address": address(value.get("address")),
+        "email": value.get("email") or None,
+        "name": value.get("name") or None,
+        "phone": value.get("phone") or None,
+        "tax_id": value.get("tax_id") or None,
+    }
+
+
+def string_list(value: Any, param: str) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise invalid(f"Invalid array: {param}", param)
+    return value
+

@@ -1,0 +1,181 @@
+"""Stripe's v1 wire protocol: bracket-notation form decoding, ids, the error envelope."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+_BASE62 = string.digits + string.ascii_letters
+DOCS = "https://stripe.com/docs/error-codes/"
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """A Stripe-looking id: prefix, underscore, random base62 (24 chars as Stripe's are)."""
+    return f"{prefix}_" + "".join(secrets.choice(_BASE62) for _ in range(length))
+
+
+def random_token(length: int = 25) -> str:
+    return "".join(secrets.choice(_BASE62) for _ in range(length))
+
+
+def now() -> int:
+    return int(time.time())
+
+
+class ApiError(Exception):
+    """An error answered with Stripe's envelope. `extra` adds keys such as charge or payment_intent."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        decline_code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.decline_code = decline_code
+        self.extra = extra or {}
+
+    def envelope(self, request_id: str) -> dict[str, Any]:
+        err: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code:
+            err["code"] = self.code
+            err["doc_url"] = DOCS + self.code.replace("_", "-")
+        if self.decline_code:
+            err["decline_code"] = self.decline_code
+        if self.param:
+            err["param"] = self.param
+        err["request_log_url"] = f"https://dashboard.stripe.com/test/logs/{request_id}?t={now()}"
+        err.update(self.extra)
+        return {"error": err}
+
+    @property
+    def storable(self) -> bool:
+        """Stripe does not save idempotent results for requests refused before execution."""
+        return not (self.code or "").startswith("parameter_")
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+def missing(param: str) -> ApiError:
+    return invalid(f"Missing required param: {param}.", param, "parameter_missing")
+
+
+def no_such(kind: str, obj_id: str, param: str = "id", status: int = 404) -> ApiError:
+    return ApiError(
+        status, f"No such {kind}: '{obj_id}'", param=param, code="resource_missing"
+    )
+
+
+# --- form decoding ------------------------------------------------------------------------
+
+
+def _split_key(key: str) -> list[str]:
+    """`a[b][]` -> ["a", "b", ""]. A key without brackets is one segment."""
+    head, sep, rest = key.partition("[")
+    if not sep:
+        return [key]
+    parts = [head]
+    for chunk in ("[" + rest).split("[")[1:]:
+        parts.append(chunk[:-1] if chunk.endswith("]") else chunk)
+    return parts
+
+
+def _to_lists(node: Any, parent: str = "") -> Any:
+    """Dicts keyed only by indices (`a[0]`, `a[1]`) become lists; metadata keys stay keys."""
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _to_lists(v, k) for k, v in node.items()}
+    if parent != "metadata" and converted and all(k.isdigit() for k in converted):
+        return [converted[k] for k in sorted(converted, key=int)]
+    return converted
+
+
+def decode_form(raw: str) -> dict[str, Any]:
+    """Decode Stripe's form encoding into nested dicts and lists of strings."""
+    root: dict[str, Any] = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True):
+        parts = _split_key(key)
+        node: Any = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if part == "" and isinstance(node, list):
+                if last:
+                    node.append(value)
+                else:
+                    node.append({})
+                    node = node[-1]
+                continue
+            if not isinstance(node, dict):
+                raise invalid(f"Invalid array: {key}", parts[0])
+            if last:
+                node[part] = value
+                continue
+            nxt = parts[i + 1]
+            if part not in node or not isinstance(node[part], (dict, list)):
+                node[part] = [] if nxt == "" else {}
+            node = node[part]
+    return _to_lists(root)
+
+
+def canonical(params: dict[str, Any]) -> str:
+    """A stable rendering of parameters, to compare idempotent requests."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+# --- parameter checking -------------------------------------------------------------------
+
+ANY = "any"  # a spec leaf accepting any value or nested hash (metadata and the like)
+
+
+def check_params(params: dict[str, Any], spec: dict[str, Any], prefix: str = "") -> None:
+    """Refuse parameters the spec does not know, as Stripe does, naming the full bracket path."""
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else key
+        if key not in spec:
+            raise invalid(f"Received unknown parameter: {name}", name, "parameter_unknown")
+        sub = spec[key]
+        if sub is ANY or sub is None:
+            if sub is None and isinstance(value, dict):
+                raise invalid(f"Invalid string: {value}", name, "parameter_invalid_string")
+            continue
+        if isinstance(value, dict):
+            check_params(value, sub, name)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    check_params(item, sub, name)
+        elif value != "":
+            raise invalid(f"Invalid object: {name}", name, "parameter_invalid_object")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, payload: Any, **kw: Any) -> Response:
+        return cls(status, (json.dumps(payload, indent=2) + "\n").encode(), **kw)
+
+    @classmethod
+    def html(cls, status: int, text: str) -> Response:
+        return cls(status, text.encode(), content_type="text/html; charset=utf-8")

@@ -1,0 +1,52 @@
+"""Amounts in minor units, and how to show them.
+
+Stripe counts money in the currency's smallest unit (2300 is $23.00, but 2300 is ¥2,300), so
+bookpay keeps amounts as integers and only turns them into text at the edge.
+"""
+
+from __future__ import annotations
+
+# Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies").
+ZERO_DECIMAL = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+)
+# Stripe's three-decimal currencies.
+THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+
+# ISO 4217 codes that Stripe accepts for card payments (lower case, as Stripe writes them).
+CURRENCIES = frozenset(
+    """
+    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn
+    bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd
+    gnf gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak
+    lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd
+    omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std
+    szl thb tjs tnd top try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xof xpf yer zar
+    zmw
+    """.split()
+)
+
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$", "inr": "₹"}
+
+
+def exponent(currency: str) -> int:
+    """How many digits of the amount are below the major unit."""
+    code = currency.lower()
+    if code in ZERO_DECIMAL:
+        return 0
+    if code in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """``format_amount(2300, "usd") == "$23.00"``; ``format_amount(2300, "jpy") == "¥2,300"``."""
+    code = currency.lower()
+    digits = exponent(code)
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(amount), 10**digits)
+    number = f"{major:,}" + (f".{minor:0{digits}d}" if digits else "")
+    symbol = _SYMBOLS.get(code)
+    if symbol:
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{number} {code.upper()}"

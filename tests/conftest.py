@@ -1,0 +1,45 @@
+"""Fixtures shared by the whole suite.
+
+Every test runs in its own empty working folder with the developer's STRIPE_* and BOOKPAY_*
+variables removed, so a real key or a local .env can never leak into a test (or a test into them).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bookpay.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith(("STRIPE_", "BOOKPAY_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One in-memory Stripe emulator on a free port for the session."""
+    from bookpay.emulator import EmulatorOptions, start_emulator
+
+    running = start_emulator("127.0.0.1", 0, EmulatorOptions(retry_schedule=(0.05, 0.1, 0.2)))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def settings(tmp_path, emulator) -> Settings:
+    """Emulator-mode settings with a data folder of the test's own."""
+    return Settings(data_dir=tmp_path / "data", emulator_url=emulator.url)
+
+
+@pytest.fixture
+def cli_env(emulator, tmp_path) -> dict[str, str]:
+    """Environment for CliRunner tests that talk to the session's emulator."""
+    return {"BOOKPAY_EMULATOR_URL": emulator.url, "BOOKPAY_DATA_DIR": str(tmp_path / "data")}

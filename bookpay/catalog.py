@@ -161,21 +161,24 @@ class Catalog:
 
 
 def _read_records(path: Path) -> object:
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise ConfigError(f"The catalog file {path} must end in .json or .toml.")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
-    suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
             import tomllib
 
             return tomllib.loads(raw.decode("utf-8")).get("books")
-        if suffix == ".json":
-            data = json.loads(raw)
-            return data.get("books") if isinstance(data, dict) else data
+        data = json.loads(raw)
+        return data.get("books") if isinstance(data, dict) else data
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"The catalog file {path} is not valid {suffix[1:].upper()}: {exc}.") from exc
+        raise ConfigError(
+            f"The catalog file {path} is not valid {suffix[1:].upper()}: {exc}."
+        ) from exc
     raise ConfigError(f"The catalog file {path} must end in .json or .toml.")
 
 

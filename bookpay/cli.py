@@ -1,4 +1,4 @@
-"""The `bookpay` command: global options, command groups, and the one place errors become exit codes.
+"""The `bookpay` command: global options, command groups, and where errors become exit codes.
 
 Command groups live in ``bookpay/commands/``; each is a thin adapter over the core. Heavy imports
 (stripe, bottle, waitress) happen inside the commands that need them, so `bookpay --help` and
@@ -42,6 +42,12 @@ class State:
 
         return Catalog.load(self.settings.catalog_path)
 
+    def gateway(self):
+        """The Stripe gateway, once the settings have passed their checks (exit 5 otherwise)."""
+        from bookpay.payments import Gateway
+
+        return Gateway(self.settings.check())
+
 
 def state(ctx: typer.Context) -> State:
     root = ctx.find_root()
@@ -66,12 +72,10 @@ class BookpayGroup(TyperGroup):
             message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
             sys.stderr.write(f"Error: {message}\n")
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
+            raise  # usage errors and exits: Typer reports them itself, with exit code 2
         except Exception as exc:
-            import click
-
-            if isinstance(exc, click.ClickException) or _debugging(ctx):
+            if _debugging(ctx):
                 raise
             sys.stderr.write(
                 f"Error: unexpected {type(exc).__name__}: {exc} "

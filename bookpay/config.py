@@ -120,7 +120,8 @@ class Settings:
             )
         if public and (public_kind is None or public_kind[0] != "publishable"):
             found.append(
-                f"STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_test_...), got {mask(public)}"
+                "STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_test_...), "
+                f"got {mask(public)}"
             )
         if secret_kind and public_kind and secret_kind[1] != public_kind[1]:
             found.append(

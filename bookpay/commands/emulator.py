@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Annotated
+
 import typer
 
+from bookpay.cli import state
+from bookpay.commands.output import info
 
-def emulator(ctx: typer.Context) -> None:
-    """Run the Stripe test-mode emulator.
 
-    Example: bookpay emulator --port 12111
+def emulator(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
+    ] = 12111,
+    ephemeral: Annotated[
+        bool, typer.Option("--ephemeral", help="Keep state in memory, not in BOOKPAY_DATA_DIR.")
+    ] = False,
+    latency: Annotated[
+        float,
+        typer.Option(
+            "--latency", min=0, help="Milliseconds added to every API call (to test timeouts)."
+        ),
+    ] = 0.0,
+) -> None:
+    """Run the Stripe test-mode emulator (Stripe's v1 API, webhooks, offline Stripe.js).
+
+    Example: bookpay emulator --port 12111 --ephemeral
     """
-    raise typer.Exit(1)
+    from bookpay.emulator import EmulatorOptions, start_emulator
+    from bookpay.errors import UsageError
+
+    settings = state(ctx).settings
+    db_path = None
+    if not ephemeral:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db_path = settings.data_dir / "emulator.sqlite3"
+    options = EmulatorOptions(db_path=db_path, latency=latency / 1000)
+    try:
+        running = start_emulator(host, port, options)
+    except OSError as exc:
+        raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from exc
+    info(f"Stripe test-mode emulator listening on {running.url}")
+    info(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
+    if running.url != settings.emulator_url:
+        info(f"Point bookpay at it with: export BOOKPAY_EMULATOR_URL={running.url}")
+    info("Any sk_test_... key works. Press Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        info("Stopping the emulator.")
+    finally:
+        running.stop()

@@ -48,18 +48,25 @@ def print_table(
         for column in columns:
             table.add_column(column, justify="right" if column in justify_right else "left")
         for row in rows:
-            table.add_row(*(f"[{c[1]}]{_escape(c[0])}[/]" if isinstance(c, tuple) else _escape(c) for c in row))
+            table.add_row(
+                *(
+                    f"[{c[1]}]{_escape(c[0])}[/]" if isinstance(c, tuple) else _escape(c)
+                    for c in row
+                )
+            )
         Console().print(table)
         return
     texts = [[_text(cell) for cell in row] for row in rows]
-    widths = [max([len(column)] + [len(row[i]) for row in texts]) for i, column in enumerate(columns)]
+    widths = [
+        max([len(column)] + [len(row[i]) for row in texts]) for i, column in enumerate(columns)
+    ]
     lines = []
     if title:
         lines.append(title)
     for row in [list(columns), *texts]:
         cells = [
             cell.rjust(width) if columns[i] in justify_right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
     sys.stdout.write("\n".join(lines) + "\n")
@@ -75,7 +82,11 @@ def print_fields(fields: Sequence[tuple[str, Cell]], *, title: str | None = None
         table.add_column(style="bold")
         table.add_column()
         for label, value in fields:
-            shown = f"[{value[1]}]{_escape(value[0])}[/]" if isinstance(value, tuple) else _escape(value)
+            shown = (
+                f"[{value[1]}]{_escape(value[0])}[/]"
+                if isinstance(value, tuple)
+                else _escape(value)
+            )
             table.add_row(_escape(label), shown)
         Console().print(table)
         return

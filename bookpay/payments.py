@@ -1,0 +1,279 @@
+"""The gateway: bookpay's only way to Stripe (or to the emulator, which answers like Stripe).
+
+One ``StripeClient`` per Settings, never global state. Idempotency keys come from business
+identity (a checkout attempt, a refund request), so a retried request, a reload or a double click
+returns the first answer instead of charging or refunding twice. Stripe's exceptions become
+bookpay's in one place, ``_translate``; nothing above this module sees a stripe exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import stripe
+
+from bookpay.catalog import Book
+from bookpay.config import Settings
+from bookpay.errors import (
+    BookpayError,
+    CardDeclined,
+    ConfigError,
+    NotFound,
+    PaymentError,
+    StripeUnavailable,
+    UsageError,
+)
+
+T = TypeVar("T")
+
+# Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
+TEST_CARD_NUMBERS = {
+    "4242424242424242": "pm_card_visa",
+    "5555555555554444": "pm_card_mastercard",
+    "4000000000000002": "pm_card_visa_chargeDeclined",
+    "4000000000009995": "pm_card_visa_chargeDeclinedInsufficientFunds",
+    "4000000000009987": "pm_card_visa_chargeDeclinedLostCard",
+    "4000000000009979": "pm_card_visa_chargeDeclinedStolenCard",
+    "4000000000000069": "pm_card_chargeDeclinedExpiredCard",
+    "4000000000000127": "pm_card_chargeDeclinedIncorrectCvc",
+    "4000000000000119": "pm_card_chargeDeclinedProcessingError",
+    "4000002760003184": "pm_card_authenticationRequired",
+    "4000002500003155": "pm_card_authenticationRequiredOnSetup",
+    "4000000000003220": "pm_card_threeDSecure2Required",
+}
+INTEGRATION = "bookpay"
+
+
+def idempotency_key(*parts: str) -> str:
+    """A stable key for one business operation: the same parts always give the same key."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return f"bookpay-{parts[0]}-{digest}"
+
+
+class Gateway:
+    """The operations the CLI and the checkout server need, over one StripeClient."""
+
+    def __init__(self, settings: Settings, *, client: stripe.StripeClient | None = None) -> None:
+        self.settings = settings
+        if client is None:
+            base = {"api": settings.emulator_url} if settings.is_emulated else None
+            client = stripe.StripeClient(
+                settings.api_key, base_addresses=base or {}, max_network_retries=2
+            )
+        self._client = client
+
+    @property
+    def where(self) -> str:
+        return (
+            f"the emulator at {self.settings.emulator_url}"
+            if self.settings.is_emulated
+            else "Stripe"
+        )
+
+    # PaymentIntents -------------------------------------------------------------------------
+
+    def create_intent(
+        self, book: Book, *, attempt_id: str | None = None, email: str | None = None
+    ) -> dict:
+        """A PaymentIntent for one book, priced from the catalog.
+
+        With an ``attempt_id`` (a checkout attempt) the same attempt always gets the same
+        PaymentIntent back; without one (the CLI) every call makes a new one.
+        """
+        metadata = {"item_id": book.id, "book_title": book.title[:500], "integration": INTEGRATION}
+        if attempt_id:
+            metadata["attempt_id"] = attempt_id
+        params: dict[str, Any] = {
+            "amount": book.amount,
+            "currency": book.currency,
+            "automatic_payment_methods": {"enabled": True},
+            "description": book.title[:1000],
+            "metadata": metadata,
+        }
+        if email:
+            params["receipt_email"] = email
+        key = (
+            idempotency_key("checkout", attempt_id, book.id)
+            if attempt_id
+            else f"bookpay-cli-{uuid.uuid4()}"
+        )
+        return self._call(
+            lambda: self._client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": key}
+            )
+        )
+
+    def retrieve_intent(
+        self, intent_id: str, *, expand: Sequence[str] = ("latest_charge",)
+    ) -> dict:
+        params = {"expand": list(expand)} if expand else {}
+        return self._call(lambda: self._client.v1.payment_intents.retrieve(intent_id, params))
+
+    def list_intents(self, *, limit: int = 10) -> list[dict]:
+        page = self._call(lambda: self._client.v1.payment_intents.list({"limit": limit}))
+        return page["data"]
+
+    def confirm_intent(
+        self, intent_id: str, *, payment_method: str, return_url: str | None = None
+    ) -> dict:
+        """Confirm with a PaymentMethod id or test token (test mode and the emulator only)."""
+        if self.settings.livemode:
+            raise ConfigError("Confirming from the command line is for test mode only.")
+        params: dict[str, Any] = {"payment_method": payment_method}
+        if return_url:
+            params["return_url"] = return_url
+        return self._call(lambda: self._client.v1.payment_intents.confirm(intent_id, params))
+
+    def payment_method_for(self, card: str) -> str:
+        """A PaymentMethod id for a test card number (spaces allowed), a pm_card_ token or a pm_ id.
+
+        Numbers Stripe has a test token for become that token, which works against real Stripe
+        test mode too. Other numbers (4242424242424241, 4000008260003178) can only be sent raw
+        to the emulator, which accepts card details the way Stripe.js sends them.
+        """
+        compact = _compact(card)
+        if compact.isdigit():
+            if compact in TEST_CARD_NUMBERS:
+                return TEST_CARD_NUMBERS[compact]
+            if not self.settings.is_emulated:
+                raise UsageError(
+                    f"{card} has no PaymentMethod token in Stripe test mode; "
+                    "use a pm_card_... token or a number from the README's table."
+                )
+            params = {
+                "type": "card",
+                "card": {"number": compact, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+            }
+            method = self._call(lambda: self._client.v1.payment_methods.create(params))
+            return method["id"]
+        if not card.startswith("pm_"):
+            raise UsageError(f"{card!r} is neither a card number nor a PaymentMethod id or token.")
+        return card
+
+    def cancel_intent(self, intent_id: str, *, reason: str | None = None) -> dict:
+        params = {"cancellation_reason": reason} if reason else {}
+        return self._call(lambda: self._client.v1.payment_intents.cancel(intent_id, params))
+
+    # Refunds --------------------------------------------------------------------------------
+
+    def create_refund(
+        self,
+        intent_id: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> dict:
+        """Refund a PaymentIntent, in full or in part.
+
+        ``request_id`` names the refund request (say, a support ticket): the same request never
+        refunds twice. Without one, a fresh request is assumed.
+        """
+        params: dict[str, Any] = {"payment_intent": intent_id}
+        if amount is not None:
+            params["amount"] = amount
+        if reason:
+            params["reason"] = reason
+        if request_id:
+            params["metadata"] = {"request_id": request_id}
+        key = (
+            idempotency_key("refund", intent_id, request_id, str(amount))
+            if request_id
+            else f"bookpay-refund-{uuid.uuid4()}"
+        )
+        return self._call(
+            lambda: self._client.v1.refunds.create(params=params, options={"idempotency_key": key})
+        )
+
+    def list_refunds(self, intent_id: str) -> list[dict]:
+        page = self._call(
+            lambda: self._client.v1.refunds.list({"payment_intent": intent_id, "limit": 100})
+        )
+        return page["data"]
+
+    # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
+
+    def register_webhook(self, url: str, events: Sequence[str] = ("*",)) -> str:
+        """Create a webhook endpoint for ``url`` and return its signing secret.
+
+        Endpoints left by an earlier run for the same URL are deleted first, so a restarted
+        server is not sent every event twice.
+        """
+
+        def register() -> str:
+            endpoints = self._client.v1.webhook_endpoints
+            for old in endpoints.list({"limit": 100}).auto_paging_iter():
+                if old.url == url:
+                    endpoints.delete(old.id)
+            created = endpoints.create({"url": url, "enabled_events": list(events)})
+            return created.secret
+
+        return self._call(register, plain=False)
+
+    def ping(self) -> None:
+        """Raise StripeUnavailable (or ConfigError for a bad key) unless the API answers."""
+        self._call(lambda: self._client.v1.payment_intents.list({"limit": 1}))
+
+    # The one boundary where stripe's exceptions become bookpay's -----------------------------
+
+    def _call(self, operation: Callable[[], T], *, plain: bool = True) -> Any:
+        with self._translate():
+            result = operation()
+        if plain and isinstance(result, stripe.StripeObject):
+            return result.to_dict()
+        return result
+
+    @contextmanager
+    def _translate(self):
+        try:
+            yield
+        except stripe.CardError as exc:
+            raise CardDeclined(exc.user_message or str(exc), **_details(exc)) from exc
+        except stripe.IdempotencyError as exc:
+            raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                raise NotFound(exc.user_message or str(exc), code="resource_missing") from exc
+            raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            raise ConfigError(
+                f"{self.where} refused the API key: {exc.user_message or exc}",
+                hint="Check STRIPE_SECRET_KEY with `bookpay config check`.",
+            ) from exc
+        except stripe.APIConnectionError as exc:
+            hint = (
+                "Start it with `bookpay emulator` or `bookpay serve`."
+                if self.settings.is_emulated
+                else "Check your network connection and https://status.stripe.com."
+            )
+            raise StripeUnavailable(f"Could not reach {self.where}.", hint=hint) from exc
+        except (stripe.RateLimitError, stripe.APIError) as exc:
+            raise StripeUnavailable(
+                f"{self.where} could not handle the request: {exc.user_message or exc}"
+            ) from exc
+        except stripe.StripeError as exc:  # anything newer than this module knows
+            raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
+        except BookpayError:
+            raise
+
+
+def _details(exc: stripe.StripeError) -> dict[str, Any]:
+    error = getattr(exc, "error", None)
+    intent = getattr(error, "payment_intent", None) if error is not None else None
+    return {
+        "error_type": getattr(error, "type", None),
+        "stripe_code": exc.code,
+        "decline_code": getattr(error, "decline_code", None),
+        "param": getattr(error, "param", None),
+        "http_status": exc.http_status,
+        "request_id": exc.request_id,
+        "payment_intent": intent.to_dict() if isinstance(intent, stripe.StripeObject) else intent,
+    }
+
+
+def _compact(card: str) -> str:
+    return card.replace(" ", "").replace("-", "")

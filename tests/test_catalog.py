@@ -1,0 +1,131 @@
+import json
+
+import pytest
+
+from bookpay.catalog import Catalog
+from bookpay.covers import cover_svg
+from bookpay.errors import ConfigError, NotFound
+from bookpay.money import format_amount
+
+
+def test_default_catalog_is_the_original_shop():
+    books = [(b.id, b.title, b.author, b.amount, b.currency) for b in Catalog.default()]
+    assert books == [
+        ("1", "The Art of Doing Science and Engineering", "Richard Hamming", 2300, "usd"),
+        ("2", "The Making of Prince of Persia: Journals 1985-1993", "Jordan Mechner", 2500, "usd"),
+        (
+            "3",
+            "Working in Public: The Making and Maintenance of Open Source",
+            "Nadia Eghbal",
+            2800,
+            "usd",
+        ),
+    ]
+    assert all(b.description.endswith(".") for b in Catalog.default())
+
+
+def test_unknown_book_names_the_list_command():
+    with pytest.raises(NotFound) as info:
+        Catalog.default().get("9")
+    assert "bookpay catalog list" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [
+        (2300, "usd", "$23.00"),
+        (5, "usd", "$0.05"),
+        (2300, "jpy", "¥2,300"),
+        (123456, "eur", "€1,234.56"),
+        (1500, "chf", "15.00 CHF"),
+        (1234, "kwd", "1.234 KWD"),
+        (500, "krw", "500 KRW"),
+    ],
+)
+def test_format_amount(amount, currency, text):
+    assert format_amount(amount, currency) == text
+
+
+def test_load_json_and_toml(tmp_path):
+    json_file = tmp_path / "books.json"
+    json_file.write_text(
+        json.dumps([{"id": "a", "title": "T", "author": "A", "amount": 900, "currency": "JPY"}])
+    )
+    book = Catalog.load(json_file).get("a")
+    assert (book.amount, book.currency, book.price) == (900, "jpy", "¥900")
+
+    toml_file = tmp_path / "books.toml"
+    toml_file.write_text(
+        '[[books]]\nid = "x"\ntitle = "X"\nauthor = "Y"\namount = 1000\ncurrency = "eur"\n'
+    )
+    assert Catalog.load(toml_file).get("x").price == "€10.00"
+
+
+@pytest.mark.parametrize(
+    ("records", "problem"),
+    [
+        (
+            [
+                {"id": "1", "title": "A", "author": "B", "amount": 100, "currency": "usd"},
+                {"id": "1", "title": "C", "author": "D", "amount": 100, "currency": "usd"},
+            ],
+            "book #2: duplicate id '1'",
+        ),
+        ([{"id": "1", "title": "A", "amount": 100, "currency": "usd"}], "missing field 'author'"),
+        (
+            [{"id": "1", "title": "A", "author": "B", "amount": 0, "currency": "usd"}],
+            "'amount' must be positive, got 0",
+        ),
+        (
+            [{"id": "1", "title": "A", "author": "B", "amount": -5, "currency": "usd"}],
+            "'amount' must be positive, got -5",
+        ),
+        (
+            [{"id": "1", "title": "A", "author": "B", "amount": 23.5, "currency": "usd"}],
+            "'amount' must be an integer",
+        ),
+        (
+            [{"id": "1", "title": "A", "author": "B", "amount": "2300", "currency": "usd"}],
+            "'amount' must be an integer",
+        ),
+        (
+            [{"id": "1", "title": "A", "author": "B", "amount": 100, "currency": "xyz"}],
+            "unknown currency code 'xyz'",
+        ),
+        ([], "expected a non-empty list of books"),
+    ],
+)
+def test_invalid_catalogs_are_refused_with_the_reason(records, problem):
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(records, source="books.json")
+    assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+def test_every_problem_is_reported_at_once():
+    records = [
+        {"id": "1", "title": "A", "author": "B", "amount": 0, "currency": "usd"},
+        {"id": "2", "title": "A", "author": "B", "amount": 100, "currency": "zzz"},
+    ]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(records)
+    assert len(info.value.problems) == 2
+
+
+def test_unreadable_catalog_file(tmp_path):
+    bad = tmp_path / "books.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        Catalog.load(bad)
+    with pytest.raises(ConfigError, match=r"must end in \.json or \.toml"):
+        Catalog.load(tmp_path / "books.yaml")
+
+
+def test_cover_is_an_escaped_svg_of_title_and_author():
+    book = Catalog.from_records(
+        [{"id": "x", "title": "<script>&", "author": "O'Brien", "amount": 100, "currency": "usd"}]
+    ).get("x")
+    svg = cover_svg(book)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert "<script>" not in svg and "&lt;script&gt;&amp;" in svg
+    hamming = cover_svg(Catalog.default().get("1"))
+    assert "Richard Hamming" in hamming and 'fill="#2f3a2b"' in hamming

@@ -1,0 +1,202 @@
+"""The CLI shell: conventions every command follows (help, --json, exit codes, masking)."""
+
+import json
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from bookpay import __version__
+from bookpay.cli import app
+
+runner = CliRunner()
+
+
+def all_commands():
+    """(path, click command) for every command, groups included."""
+    found = []
+
+    def walk(command, path):
+        found.append((path, command))
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+
+    walk(get_command(app), [])
+    return found
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"bookpay {__version__}\n"
+
+
+def test_help_lists_every_group():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for group in (
+        "serve",
+        "emulator",
+        "catalog",
+        "intent",
+        "refund",
+        "orders",
+        "webhook",
+        "config",
+    ):
+        assert group in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), all_commands(), ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_every_command_has_help_with_a_summary(path, command):
+    assert command.help or command.short_help, f"bookpay {' '.join(path)} has no help"
+    if not hasattr(command, "commands"):
+        assert "Example: bookpay " in command.help, f"bookpay {' '.join(path)} has no example"
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+
+
+def test_catalog_list_table():
+    result = runner.invoke(app, ["catalog", "list"])
+    assert result.exit_code == 0
+    pad = " " * 12
+    assert result.stdout.splitlines() == [
+        f"ID  Title{pad}{' ' * 45}Author            Price",
+        f"1   The Art of Doing Science and Engineering{pad}{' ' * 10}Richard Hamming  $23.00",
+        f"2   The Making of Prince of Persia: Journals 1985-1993{pad}Jordan Mechner   $25.00",
+        "3   Working in Public: The Making and Maintenance of Open Source  Nadia Eghbal     $28.00",
+    ]
+
+
+def test_catalog_list_json_is_only_json():
+    result = runner.invoke(app, ["catalog", "list", "--json"])
+    assert result.exit_code == 0
+    books = json.loads(result.stdout)
+    assert [set(b) for b in books] == [
+        {"id", "title", "author", "amount", "currency", "description", "image"}
+    ] * 3
+    assert books[0]["amount"] == 2300 and books[0]["currency"] == "usd"
+    assert books[0]["image"] == "/covers/1.svg"
+
+
+def test_catalog_show():
+    result = runner.invoke(app, ["catalog", "show", "2"])
+    assert result.exit_code == 0
+    assert "Title:        The Making of Prince of Persia: Journals 1985-1993\n" in result.stdout
+    assert "Price:        $25.00\n" in result.stdout
+    as_json = json.loads(runner.invoke(app, ["catalog", "show", "2", "--json"]).stdout)
+    assert as_json["author"] == "Jordan Mechner"
+
+
+def test_unknown_book_exits_2_and_names_the_list_command():
+    result = runner.invoke(app, ["catalog", "show", "42"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "Error: No book with id '42'. Run `bookpay catalog list` to see the catalog.\n"
+    )
+
+
+def test_custom_catalog_from_option_and_env(tmp_path):
+    path = tmp_path / "books.json"
+    path.write_text(
+        json.dumps(
+            [{"id": "j1", "title": "Kokoro", "author": "Soseki", "amount": 1500, "currency": "jpy"}]
+        )
+    )
+    result = runner.invoke(app, ["--catalog", str(path), "catalog", "list"])
+    assert result.exit_code == 0
+    assert "j1  Kokoro  Soseki  ¥1,500\n" in result.stdout
+    result = runner.invoke(app, ["catalog", "list", "--json"], env={"BOOKPAY_CATALOG": str(path)})
+    assert json.loads(result.stdout)[0]["id"] == "j1"
+
+
+def test_invalid_catalog_exits_5_with_the_reason(tmp_path):
+    path = tmp_path / "books.json"
+    path.write_text(
+        json.dumps([{"id": "1", "title": "A", "author": "B", "amount": 0, "currency": "usd"}])
+    )
+    result = runner.invoke(app, ["--catalog", str(path), "catalog", "list"])
+    assert result.exit_code == 5
+    assert "'amount' must be positive, got 0" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_config_check_ok_in_emulator_mode():
+    result = runner.invoke(app, ["config", "check"])
+    assert result.exit_code == 0
+    assert "mode                    local emulator" in result.stdout
+    assert result.stdout.endswith("No problems found.\n")
+
+
+def test_config_check_lists_problems_masks_secrets_and_exits_5():
+    secret = "sk_live_51SuperSecretValue1234"
+    result = runner.invoke(
+        app,
+        ["config", "check"],
+        env={"STRIPE_SECRET_KEY": secret, "STRIPE_WEBHOOK_SECRET": "nope"},
+    )
+    assert result.exit_code == 5
+    assert secret not in result.output
+    assert "sk_live_...1234" in result.stdout
+    assert "live keys are refused" in result.stdout
+    assert "STRIPE_WEBHOOK_SECRET must start with whsec_" in result.stdout
+    assert "3 problems:" in result.stdout
+
+
+def test_config_check_json():
+    result = runner.invoke(
+        app,
+        ["--live", "config", "check", "--json"],
+        env={
+            "STRIPE_SECRET_KEY": "sk_live_51SuperSecretValue1234",
+            "STRIPE_PUBLISHABLE_KEY": "pk_live_51PublicValue98765",
+        },
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mode"] == "stripe" and report["ok"] is True
+    assert report["settings"]["STRIPE_SECRET_KEY"] == "sk_live_...1234"
+    assert report["settings"]["BOOKPAY_ALLOW_LIVE"] == "yes"
+
+
+def test_live_key_refused_before_talking_to_stripe():
+    result = runner.invoke(
+        app,
+        ["intent", "list"],
+        env={
+            "STRIPE_SECRET_KEY": "sk_live_51SuperSecretValue1234",
+            "STRIPE_PUBLISHABLE_KEY": "pk_live_51PublicValue98765",
+        },
+    )
+    assert result.exit_code == 5
+    assert "live keys are refused" in result.stderr
+    assert "51SuperSecretValue" not in result.output
+
+
+def test_unexpected_errors_are_one_line_without_debug(monkeypatch):
+    from bookpay import catalog
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(catalog.Catalog, "load", boom)
+    result = runner.invoke(app, ["catalog", "list"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: unexpected RuntimeError: disk on fire "
+        "(run with --debug or BOOKPAY_DEBUG=1 for the traceback)\n"
+    )
+    debug = runner.invoke(app, ["--debug", "catalog", "list"])
+    assert isinstance(debug.exception, RuntimeError)
+
+
+def test_usage_errors_exit_2():
+    result = runner.invoke(app, ["catalog", "show"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["intent", "list", "--limit", "0"])
+    assert result.exit_code == 2

@@ -1,0 +1,102 @@
+import pytest
+
+from bookpay.config import Settings, mask
+from bookpay.errors import ConfigError
+
+SK = "sk_test_51HxAbCdEfGhIjKlMnOpQrStUvWxYz0123"
+PK = "pk_test_51HxAbCdEfGhIjKlMnOpQrStUvWxYz9876"
+
+
+def test_defaults_mean_the_emulator(tmp_path):
+    settings = Settings.from_env({"HOME": str(tmp_path)})
+    assert settings.mode == "emulator"
+    assert settings.emulator_url == "http://127.0.0.1:12111"
+    assert settings.data_dir == tmp_path / ".local" / "share" / "bookpay"
+    assert settings.problems() == []
+
+
+def test_secret_key_means_stripe_test_mode():
+    settings = Settings.from_env({"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK})
+    assert settings.mode == "stripe"
+    assert settings.problems() == []
+
+
+def test_process_environment_wins_over_dotenv(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"STRIPE_SECRET_KEY={SK}\nBOOKPAY_BASE_URL=http://file.example\n")
+    settings = Settings.from_env({"BOOKPAY_BASE_URL": "http://env.example"}, dotenv_path=dotenv)
+    assert settings.secret_key == SK
+    assert settings.base_url == "http://env.example"
+    assert settings.sources["BOOKPAY_BASE_URL"] == "environment"
+    assert settings.sources["STRIPE_SECRET_KEY"] == str(dotenv)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": "pk_live_abcdefghijklmnop"},
+            "same mode",
+        ),
+        (
+            {
+                "STRIPE_SECRET_KEY": "sk_live_abcdefghijklmnop",
+                "STRIPE_PUBLISHABLE_KEY": "pk_live_abcdefghijklmnop",
+            },
+            "live keys are refused",
+        ),
+        ({"STRIPE_SECRET_KEY": PK, "STRIPE_PUBLISHABLE_KEY": PK}, "must be a secret key"),
+        ({"STRIPE_SECRET_KEY": SK}, "STRIPE_PUBLISHABLE_KEY is not set"),
+        ({"STRIPE_PUBLISHABLE_KEY": PK}, "without STRIPE_SECRET_KEY"),
+        ({"STRIPE_WEBHOOK_SECRET": "abc123"}, "must start with whsec_"),
+        ({"STRIPE_SECRET_KEY": "hello", "STRIPE_PUBLISHABLE_KEY": PK}, "must be a secret key"),
+    ],
+)
+def test_problems(env, problem):
+    settings = Settings.from_env(env)
+    assert any(problem in p for p in settings.problems()), settings.problems()
+    with pytest.raises(ConfigError):
+        settings.check()
+
+
+def test_live_keys_allowed_only_when_asked():
+    env = {
+        "STRIPE_SECRET_KEY": "sk_live_abcdefghijklmnop",
+        "STRIPE_PUBLISHABLE_KEY": "pk_live_abcdefghijklmnop",
+    }
+    assert Settings.from_env(env, allow_live=True).problems() == []
+    assert Settings.from_env({**env, "BOOKPAY_ALLOW_LIVE": "1"}).problems() == []
+
+
+def test_restricted_key_and_several_webhook_secrets():
+    settings = Settings.from_env(
+        {
+            "STRIPE_SECRET_KEY": "rk_test_abcdefghijklmnop",
+            "STRIPE_PUBLISHABLE_KEY": PK,
+            "STRIPE_WEBHOOK_SECRET": "whsec_old111111111, whsec_new222222222",
+        }
+    )
+    assert settings.problems() == []
+    assert settings.webhook_secrets == ("whsec_old111111111", "whsec_new222222222")
+
+
+def test_mask_never_shows_the_secret():
+    assert mask(SK) == "sk_test_...0123"
+    assert mask("whsec_abcdefghijklmnop") == "whsec_...mnop"
+    assert mask("sk_test_short") == "sk_test_..."
+    assert mask(None) == "(not set)"
+
+
+def test_describe_masks_every_secret():
+    settings = Settings.from_env(
+        {
+            "STRIPE_SECRET_KEY": SK,
+            "STRIPE_PUBLISHABLE_KEY": PK,
+            "STRIPE_WEBHOOK_SECRET": "whsec_abcdefghijklmnopqrst",
+            "BOOKPAY_SMTP_URL": "smtp://user:hunter2@mail.example:587",
+        }
+    )
+    text = repr(settings.describe())
+    for secret in (SK, PK, "whsec_abcdefghijklmnopqrst", "hunter2"):
+        assert secret not in text
+    assert "sk_test_...0123" in text

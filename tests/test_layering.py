@@ -1,0 +1,85 @@
+"""DESIGN.md's rules of the house, checked rather than hoped for."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bookpay"
+# Everything but the two adapters (and the entry point) is core.
+ADAPTERS = {"cli.py", "server.py", "__main__.py"}
+CORE = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ADAPTERS)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_imports_no_typer_rich_or_bottle(module):
+    path = PACKAGE / module
+    assert not imported_modules(path) & {"typer", "rich", "bottle", "click"}
+
+
+def test_the_core_is_all_there():
+    assert {"catalog.py", "config.py", "errors.py", "payments.py"} <= set(CORE)
+
+
+def test_only_the_gateway_and_the_webhook_module_import_stripe():
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "stripe" in imported_modules(path) and path.name not in {"payments.py", "webhooks.py"}
+    ]
+    assert offenders == []
+
+
+def test_the_emulator_is_reached_only_over_http():
+    """Nothing outside the emulator imports it, except the commands that start it."""
+    allowed = {"commands/emulator.py", "commands/serve.py", "server.py"}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = str(path.relative_to(PACKAGE))
+        if rel.startswith("emulator/") or rel in allowed:
+            continue
+        source = path.read_text()
+        if "bookpay.emulator" in source:
+            offenders.append(rel)
+    assert offenders == []
+
+
+def test_no_global_stripe_state():
+    for path in PACKAGE.rglob("*.py"):
+        assert "stripe.api_key" not in path.read_text(), path
+
+
+def loaded_modules(*args: str) -> set[str]:
+    code = (
+        "import sys\n"
+        "from bookpay.cli import app\n"
+        "try:\n"
+        f"    app({list(args)!r}, prog_name='bookpay')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stderr.split())
+
+
+@pytest.mark.parametrize("args", [["--help"], ["catalog", "list"], ["catalog", "list", "--json"]])
+def test_fast_commands_import_neither_stripe_nor_bottle(args):
+    modules = loaded_modules(*args)
+    assert "bookpay.catalog" in modules or args == ["--help"]
+    assert not {m for m in modules if m.split(".")[0] in {"stripe", "bottle", "waitress"}}

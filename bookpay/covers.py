@@ -30,9 +30,7 @@ def cover_svg(book: Book) -> str:
     text = []
     y = 110
     for line in title_lines:
-        text.append(
-            f'<text x="30" y="{y}" font-size="26" font-weight="700">{escape(line)}</text>'
-        )
+        text.append(f'<text x="30" y="{y}" font-size="26" font-weight="700">{escape(line)}</text>')
         y += 34
     text.append(
         f'<text x="30" y="{HEIGHT - 40}" font-size="18" opacity="0.85">{escape(book.author)}</text>'

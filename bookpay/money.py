@@ -7,9 +7,7 @@ bookpay keeps amounts as integers and only turns them into text at the edge.
 from __future__ import annotations
 
 # Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies").
-ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 # Stripe's three-decimal currencies.
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 

@@ -148,19 +148,21 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if timeline:
         print()
         print_table(
-            ["Received", "Event", "Type"],
-            [[when(e.get("received_at")), e.get("id", ""), e.get("type", "")] for e in timeline],
+            ["Received", "Event", "Type", "Outcome"],
+            [
+                [e.get("received_at") or "", e["id"], e["type"], e.get("outcome") or "pending"]
+                for e in timeline
+            ],
             title="Events received by this shop",
         )
 
 
 def _local_timeline(st, intent_id: str) -> list[dict]:
     """Events this shop's webhook received for the intent, from the local orders ledger."""
-    from bookpay.orders import Ledger
+    from bookpay.orders import DB_NAME, Ledger
 
-    path = st.settings.data_dir / Ledger.FILENAME
-    if not path.exists():
-        return []
+    if not (st.settings.data_dir / DB_NAME).exists():
+        return []  # no server has run here yet: nothing received, and nothing to create
     return Ledger.open(st.settings.data_dir).events_for(intent_id)
 
 

@@ -1,0 +1,158 @@
+"""`bookpay intent` and `bookpay refund` against a running emulator, through CliRunner."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bookpay(cli_env):
+    def invoke(*args):
+        return runner.invoke(app, list(args), env=cli_env)
+
+    return invoke
+
+
+def create(bookpay, item="1"):
+    result = bookpay("intent", "create", "--item", item, "--email", "reader@example.com", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_create_human_output(bookpay):
+    result = bookpay("intent", "create", "--item", "2")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PaymentIntent:  pi_")
+    assert lines[1:] == ["Status:         requires_payment_method", "Amount:         $25.00"]
+    assert "bookpay intent confirm pi_" in result.stderr
+
+
+def test_create_json_carries_catalog_price_and_metadata(bookpay):
+    intent = create(bookpay, "3")
+    assert (intent["amount"], intent["currency"]) == (2800, "usd")
+    assert intent["metadata"]["integration"] == "bookpay"
+    assert intent["metadata"]["item_id"] == "3"
+
+
+def test_create_unknown_item_exits_2(bookpay):
+    result = bookpay("intent", "create", "--item", "99")
+    assert result.exit_code == 2
+    assert "bookpay catalog list" in result.stderr
+
+
+def test_confirm_declined_exits_3_with_stripes_reason(bookpay):
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4000000000009995")
+    assert result.exit_code == 3
+    assert result.stderr == "Error: Your card has insufficient funds.\n"
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    error = shown["payment_intent"]["last_payment_error"]
+    assert (error["code"], error["decline_code"]) == ("card_declined", "insufficient_funds")
+
+
+def test_confirm_then_show_then_refund(bookpay):
+    intent = create(bookpay)
+    confirmed = bookpay("intent", "confirm", intent["id"], "--card", "4242 4242 4242 4242")
+    assert confirmed.exit_code == 0
+    assert "Status:         succeeded" in confirmed.stdout
+
+    refund = bookpay("refund", "create", intent["id"], "--amount", "500", "--json")
+    assert refund.exit_code == 0
+    assert json.loads(refund.stdout)["amount"] == 500
+
+    shown = bookpay("intent", "show", intent["id"])
+    assert shown.exit_code == 0
+    out = shown.stdout
+    assert f"PaymentIntent:  {intent['id']}" in out
+    assert "Status:         succeeded" in out
+    assert "Amount:         $23.00" in out
+    assert "Book:           The Art of Doing Science and Engineering (item 1)" in out
+    assert "Email:          reader@example.com" in out
+    assert "Latest charge:  ch_" in out and "(succeeded, visa ending 4242)" in out
+    assert "Refund:         re_" in out and ": $5.00 (succeeded)" in out
+
+
+def test_show_decline_code_in_human_view(bookpay):
+    intent = create(bookpay)
+    bookpay("intent", "confirm", intent["id"], "--card", "pm_card_visa_chargeDeclinedLostCard")
+    out = bookpay("intent", "show", intent["id"]).stdout
+    assert "Last payment error:  Your card was declined. (card_declined/lost_card)" in out
+
+
+def test_three_d_secure_shows_where_to_authenticate(bookpay):
+    intent = create(bookpay)
+    result = bookpay(
+        "intent",
+        "confirm",
+        intent["id"],
+        "--card",
+        "4000002760003184",
+        "--return-url",
+        "http://127.0.0.1:4242/success",
+    )
+    assert result.exit_code == 0
+    assert "Status:           requires_action" in result.stdout
+    assert "Authenticate at:  http" in result.stdout
+
+
+def test_list_and_status_filter(bookpay):
+    paid = create(bookpay)
+    bookpay("intent", "confirm", paid["id"], "--card", "pm_card_visa")
+    open_one = create(bookpay)
+    listed = json.loads(bookpay("intent", "list", "--limit", "100", "--json").stdout)
+    assert {paid["id"], open_one["id"]} <= {i["id"] for i in listed}
+    succeeded = json.loads(bookpay("intent", "list", "--status", "succeeded", "--json").stdout)
+    assert paid["id"] in {i["id"] for i in succeeded}
+    assert {i["status"] for i in succeeded} == {"succeeded"}
+    table = bookpay("intent", "list", "--limit", "2")
+    assert table.stdout.splitlines()[0].split() == [
+        "PaymentIntent",
+        "Status",
+        "Amount",
+        "Book",
+        "Created",
+    ]
+    assert len(table.stdout.splitlines()) == 3
+
+
+def test_cancel_then_refund_is_refused_with_exit_3(bookpay):
+    intent = create(bookpay)
+    canceled = bookpay("intent", "cancel", intent["id"], "--reason", "abandoned", "--json")
+    assert canceled.exit_code == 0
+    assert json.loads(canceled.stdout)["status"] == "canceled"
+    again = bookpay("intent", "cancel", intent["id"])
+    assert again.exit_code == 3
+    assert "canceled" in again.stderr
+
+
+def test_over_refund_exits_3(bookpay):
+    intent = create(bookpay)
+    bookpay("intent", "confirm", intent["id"], "--card", "pm_card_visa")
+    result = bookpay("refund", "create", intent["id"], "--amount", "5000")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: Refund amount")
+
+
+def test_unknown_intent_exits_2(bookpay):
+    result = bookpay("intent", "show", "pi_nope")
+    assert result.exit_code == 2
+    assert "No such payment_intent: 'pi_nope'" in result.stderr
+
+
+def test_emulator_not_running_exits_4_with_a_hint(tmp_path):
+    result = runner.invoke(
+        app,
+        ["intent", "list"],
+        env={"BOOKPAY_EMULATOR_URL": "http://127.0.0.1:9", "BOOKPAY_DATA_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 4
+    assert result.stderr == (
+        "Error: Could not reach the emulator at http://127.0.0.1:9. "
+        "Start it with `bookpay emulator` or `bookpay serve`.\n"
+    )

@@ -1,0 +1,161 @@
+"""The gateway against the emulator, through stripe-python over real HTTP."""
+
+import pytest
+
+from bookpay.catalog import Catalog
+from bookpay.config import Settings
+from bookpay.errors import (
+    CardDeclined,
+    ConfigError,
+    NotFound,
+    PaymentError,
+    StripeUnavailable,
+    UsageError,
+)
+from bookpay.payments import Gateway, idempotency_key
+
+BOOK = Catalog.default().get("1")
+
+
+@pytest.fixture
+def gateway(settings):
+    return Gateway(settings)
+
+
+def test_create_prices_from_the_catalog_and_tags_the_intent(gateway):
+    intent = gateway.create_intent(BOOK, email="reader@example.com")
+    assert intent["id"].startswith("pi_")
+    assert intent["client_secret"].startswith(intent["id"] + "_secret_")
+    assert (intent["amount"], intent["currency"]) == (2300, "usd")
+    assert intent["metadata"] == {
+        "item_id": "1",
+        "book_title": BOOK.title,
+        "integration": "bookpay",
+    }
+    assert intent["receipt_email"] == "reader@example.com"
+    assert intent["automatic_payment_methods"]["enabled"] is True
+
+
+def test_same_attempt_same_intent_other_attempt_new_intent(gateway):
+    first = gateway.create_intent(BOOK, attempt_id="8b0c6f5e-0000-4000-8000-000000000001")
+    again = gateway.create_intent(BOOK, attempt_id="8b0c6f5e-0000-4000-8000-000000000001")
+    other = gateway.create_intent(BOOK, attempt_id="8b0c6f5e-0000-4000-8000-000000000002")
+    assert first["id"] == again["id"]
+    assert other["id"] != first["id"]
+    assert first["metadata"]["attempt_id"] == "8b0c6f5e-0000-4000-8000-000000000001"
+
+
+def test_cli_creates_are_never_merged(gateway):
+    assert gateway.create_intent(BOOK)["id"] != gateway.create_intent(BOOK)["id"]
+
+
+def test_idempotency_key_is_stable_and_distinct():
+    assert idempotency_key("checkout", "a", "1") == idempotency_key("checkout", "a", "1")
+    assert idempotency_key("checkout", "a", "1") != idempotency_key("checkout", "a", "2")
+    assert idempotency_key("checkout", "a", "1").startswith("bookpay-checkout-")
+
+
+def test_decline_then_success(gateway):
+    intent = gateway.create_intent(BOOK)
+    with pytest.raises(CardDeclined) as info:
+        gateway.confirm_intent(intent["id"], payment_method="pm_card_visa_chargeDeclined")
+    declined = info.value
+    assert declined.message == "Your card was declined."
+    assert (declined.stripe_code, declined.decline_code) == ("card_declined", "generic_decline")
+    assert declined.http_status == 402 and declined.exit_code == 3
+    assert declined.payment_intent["status"] == "requires_payment_method"
+    paid = gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    assert paid["status"] == "succeeded"
+    assert gateway.retrieve_intent(intent["id"])["latest_charge"]["paid"] is True
+
+
+def test_refunds_full_and_partial(gateway):
+    intent = gateway.create_intent(BOOK)
+    gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    part = gateway.create_refund(intent["id"], amount=300, reason="requested_by_customer")
+    assert (part["amount"], part["reason"]) == (300, "requested_by_customer")
+    rest = gateway.create_refund(intent["id"])
+    assert rest["amount"] == 2000
+    assert [r["amount"] for r in gateway.list_refunds(intent["id"])] == [2000, 300]
+    with pytest.raises(PaymentError) as info:
+        gateway.create_refund(intent["id"], amount=1)
+    assert info.value.stripe_code == "charge_already_refunded"
+
+
+def test_same_refund_request_refunds_once(gateway):
+    intent = gateway.create_intent(BOOK)
+    gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    one = gateway.create_refund(intent["id"], amount=500, request_id="ticket-42")
+    two = gateway.create_refund(intent["id"], amount=500, request_id="ticket-42")
+    assert one["id"] == two["id"]
+    assert len(gateway.list_refunds(intent["id"])) == 1
+
+
+def test_unknown_intent_is_not_found(gateway):
+    with pytest.raises(NotFound) as info:
+        gateway.retrieve_intent("pi_doesnotexist")
+    assert "pi_doesnotexist" in info.value.message
+
+
+def test_cancel_and_illegal_transition(gateway):
+    intent = gateway.create_intent(BOOK)
+    canceled = gateway.cancel_intent(intent["id"], reason="abandoned")
+    assert (canceled["status"], canceled["cancellation_reason"]) == ("canceled", "abandoned")
+    with pytest.raises(PaymentError) as info:
+        gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    assert info.value.stripe_code == "payment_intent_unexpected_state"
+
+
+def test_three_d_secure_needs_action(gateway):
+    intent = gateway.create_intent(BOOK)
+    pending = gateway.confirm_intent(
+        intent["id"], payment_method="pm_card_authenticationRequired", return_url="http://shop/x"
+    )
+    assert pending["status"] == "requires_action"
+    assert pending["next_action"]["type"] == "redirect_to_url"
+
+
+def test_card_numbers_become_payment_methods(gateway):
+    assert gateway.payment_method_for("4242 4242 4242 4242") == "pm_card_visa"
+    assert gateway.payment_method_for("pm_card_mastercard") == "pm_card_mastercard"
+    assert gateway.payment_method_for("4000008260003178").startswith("pm_")
+    with pytest.raises(CardDeclined) as info:
+        gateway.payment_method_for("4242424242424241")
+    assert info.value.stripe_code == "incorrect_number"
+    with pytest.raises(UsageError):
+        gateway.payment_method_for("visa please")
+
+
+def test_raw_numbers_are_refused_against_real_stripe():
+    stripe_mode = Settings(
+        secret_key="sk_test_abcdefghijkl", publishable_key="pk_test_abcdefghijkl"
+    )
+    with pytest.raises(UsageError, match="no PaymentMethod token"):
+        Gateway(stripe_mode).payment_method_for("4000008260003178")
+
+
+def test_unreachable_emulator_is_stripe_unavailable(tmp_path):
+    dead = Settings(data_dir=tmp_path, emulator_url="http://127.0.0.1:9")
+    with pytest.raises(StripeUnavailable) as info:
+        Gateway(dead).ping()
+    assert info.value.exit_code == 4
+    assert "bookpay emulator" in info.value.hint
+
+
+def test_a_refused_key_is_a_configuration_problem(emulator):
+    import stripe
+
+    client = stripe.StripeClient("pk_test_nope", base_addresses={"api": emulator.url})
+    gateway = Gateway(Settings(emulator_url=emulator.url), client=client)
+    with pytest.raises(ConfigError) as info:
+        gateway.list_intents()
+    assert info.value.exit_code == 5
+
+
+def test_register_webhook_replaces_old_endpoints_for_the_same_url(gateway):
+    url = "http://127.0.0.1:4999/webhook"
+    first = gateway.register_webhook(url)
+    second = gateway.register_webhook(url)
+    assert first.startswith("whsec_") and second.startswith("whsec_") and first != second
+    endpoints = gateway._client.v1.webhook_endpoints.list({"limit": 100}).data
+    assert [e.url for e in endpoints].count(url) == 1

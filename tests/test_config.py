@@ -100,3 +100,18 @@ def test_describe_masks_every_secret():
     for secret in (SK, PK, "whsec_abcdefghijklmnopqrst", "hunter2"):
         assert secret not in text
     assert "sk_test_...0123" in text
+
+
+def test_sample_env_lists_every_variable():
+    from pathlib import Path
+
+    from bookpay.config import ENV_VARS
+
+    sample = (Path(__file__).parent.parent / "sample.env").read_text()
+    listed = {line.split("=")[0] for line in sample.splitlines() if line and line[0] != "#"}
+    assert listed == set(ENV_VARS)
+
+
+def test_dotenv_in_the_working_folder_is_read(tmp_path):
+    (tmp_path / ".env").write_text("BOOKPAY_EMULATOR_URL=http://127.0.0.1:5555/\n")
+    assert Settings.from_env({}).emulator_url == "http://127.0.0.1:5555"

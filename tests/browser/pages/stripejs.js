@@ -1,0 +1,59 @@
+// Drives the offline Stripe.js for tests/browser/test_stripejs.py. Query parameters:
+// cs (client secret), redirect ('always' | 'if_required'), never ('1': the Payment Element does
+// not collect the email, which is then passed at confirm unless noemail=1).
+(function () {
+  'use strict';
+  const params = new URLSearchParams(window.location.search);
+  window.__events = [];
+  window.__csp = [];
+  document.addEventListener('securitypolicyviolation', (e) => {
+    window.__csp.push(e.violatedDirective + ' ' + e.blockedURI);
+  });
+
+  const stripe = Stripe('pk_test_bookpay');
+  const elements = stripe.elements({
+    clientSecret: params.get('cs'),
+    loader: 'auto',
+    appearance: {theme: 'stripe', variables: {colorPrimary: '#0a6640'}},
+  });
+  const never = params.get('never') === '1';
+  const link = elements.create('linkAuthentication');
+  const address = elements.create('address', {mode: 'shipping'});
+  const payment = elements.create('payment', never
+    ? {layout: 'tabs', fields: {billingDetails: {email: 'never'}}} : {layout: 'tabs'});
+
+  [link, address, payment].forEach((element) => {
+    ['ready', 'change', 'focus', 'blur', 'loaderror'].forEach((name) => {
+      element.on(name, (event) => {
+        window.__events.push(Object.assign({event: name}, JSON.parse(JSON.stringify(event))));
+      });
+    });
+  });
+  link.mount('#link-auth-element');
+  address.mount('#address-element');
+  payment.mount('#payment-element');
+  window.__stripe = stripe;
+  window.__elements = elements;
+
+  let email = '';
+  link.on('change', (event) => { email = event.value.email; });
+
+  const button = document.getElementById('submit-button');
+  const message = document.getElementById('payment-message');
+  document.getElementById('payment-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    const confirmParams = {return_url: window.location.origin + '/return?order=42'};
+    if (never && params.get('noemail') !== '1') {
+      confirmParams.payment_method_data = {billing_details: {email: email}};
+    }
+    const result = await stripe.confirmPayment({
+      elements: elements,
+      confirmParams: confirmParams,
+      redirect: params.get('redirect') || 'always',
+    });
+    window.__result = JSON.parse(JSON.stringify(result));
+    message.textContent = result.error ? result.error.message : result.paymentIntent.status;
+    button.disabled = false;
+  });
+})();

@@ -74,6 +74,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._depth = 0
+        self._last_purge = 0.0
         self.closed = False
 
     def close(self) -> None:
@@ -123,7 +124,9 @@ class Store:
 
     def get(self, obj_id: str, kind: str | None = None) -> dict[str, Any] | None:
         with self.lock:
-            row = self._db.execute("SELECT type, data FROM objects WHERE id = ?", (obj_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT type, data FROM objects WHERE id = ?", (obj_id,)
+            ).fetchone()
         if row is None or (kind is not None and row["type"] != kind):
             return None
         return json.loads(row["data"])
@@ -147,11 +150,15 @@ class Store:
 
     def idempotent_get(self, scope: str, key: str) -> sqlite3.Row | None:
         with self.transaction():
-            self._db.execute(
-                "DELETE FROM idempotency WHERE created < ?", (time.time() - IDEMPOTENCY_TTL,)
-            )
+            now = time.time()
+            if now - self._last_purge > 60:  # expiring keys is housekeeping, not per request
+                self._last_purge = now
+                self._db.execute(
+                    "DELETE FROM idempotency WHERE created < ?", (now - IDEMPOTENCY_TTL,)
+                )
             return self._db.execute(
-                "SELECT * FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+                "SELECT * FROM idempotency WHERE scope = ? AND key = ? AND created >= ?",
+                (scope, key, now - IDEMPOTENCY_TTL),
             ).fetchone()
 
     def idempotent_put(
@@ -207,7 +214,8 @@ class Store:
                 ),
             )
             self._db.execute(
-                "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ? WHERE id = ?",
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?"
+                " WHERE id = ?",
                 (state, next_at, delivery["id"]),
             )
             if state != "pending":
@@ -221,7 +229,9 @@ class Store:
                 (endpoint_id,),
             ).fetchall()
             for row in rows:
-                self._db.execute("UPDATE deliveries SET state = 'abandoned' WHERE id = ?", (row[0],))
+                self._db.execute(
+                    "UPDATE deliveries SET state = 'abandoned' WHERE id = ?", (row[0],)
+                )
                 self._owe_one_less(row[1])
 
     def _owe_one_less(self, event_id: str) -> None:

@@ -158,7 +158,9 @@ def shipping(value: Any, param: str = "shipping") -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise invalid(f"Invalid hash: {param}", param)
     if not value.get("name"):
-        raise invalid(f"Missing required param: {param}[name].", f"{param}[name]", "parameter_missing")
+        raise invalid(
+            f"Missing required param: {param}[name].", f"{param}[name]", "parameter_missing"
+        )
     if not isinstance(value.get("address"), dict):
         raise invalid(
             f"Missing required param: {param}[address].", f"{param}[address]", "parameter_missing"
@@ -189,4 +191,3 @@ def string_list(value: Any, param: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise invalid(f"Invalid array: {param}", param)
     return value
-

@@ -1,0 +1,340 @@
+"""The emulator's WSGI application: routing, API keys, idempotency, CORS, latency, pages."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import intents, methods, render, resources, threeds
+from .context import Ctx
+from .delivery import Deliverer
+from .events import Emitter
+from .store import Store
+from .wire import ApiError, Response, canonical, decode_form, invalid, new_id
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2026-10-28.endive"  # what stripe-python 16 pins; echoed back when sent
+STATIC_JS = Path(__file__).parent / "static" / "stripe-v3.js"
+CORS = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", "Request-Id, Stripe-Version, Idempotent-Replayed"),
+]
+PREFLIGHT = [
+    *CORS,
+    ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
+    (
+        "Access-Control-Allow-Headers",
+        "Authorization, Content-Type, Stripe-Version, Idempotency-Key, Stripe-Account",
+    ),
+    ("Access-Control-Max-Age", "300"),
+]
+NO_KEY = (
+    "You did not provide an API key. You need to provide your API key in the Authorization"
+    " header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See"
+    " https://stripe.com/docs/api#authentication for details, or we can help at"
+    " https://support.stripe.com/."
+)
+PUBLISHABLE_REFUSED = (
+    "This API call cannot be made with a publishable API key. Please use a secret API key. You"
+    " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
+)
+
+Handler = Callable[..., dict[str, Any]]
+_ID = r"(?P<obj_id>[A-Za-z0-9_]+)"
+# (method, path pattern, handler, allowed with a publishable key)
+ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
+    (m, re.compile(f"^/v1/{p}$"), h, pk)
+    for m, p, h, pk in [
+        ("GET", "payment_intents", intents.list_, False),
+        ("POST", "payment_intents", intents.create, False),
+        ("GET", f"payment_intents/{_ID}", intents.retrieve, True),
+        ("POST", f"payment_intents/{_ID}", intents.update, False),
+        ("POST", f"payment_intents/{_ID}/confirm", intents.confirm, True),
+        ("POST", f"payment_intents/{_ID}/cancel", intents.cancel, False),
+        ("POST", "payment_methods", methods.create, True),
+        ("GET", f"payment_methods/{_ID}", methods.retrieve, False),
+        ("GET", "charges", resources.charge_list, False),
+        ("GET", f"charges/{_ID}", resources.charge_retrieve, False),
+        ("GET", "refunds", resources.refund_list, False),
+        ("POST", "refunds", resources.refund_create, False),
+        ("GET", f"refunds/{_ID}", resources.refund_retrieve, False),
+        ("GET", "events", resources.event_list, False),
+        ("GET", f"events/{_ID}", resources.event_retrieve, False),
+        ("GET", "webhook_endpoints", resources.endpoint_list, False),
+        ("POST", "webhook_endpoints", resources.endpoint_create, False),
+        ("GET", f"webhook_endpoints/{_ID}", resources.endpoint_retrieve, False),
+        ("POST", f"webhook_endpoints/{_ID}", resources.endpoint_update, False),
+        ("DELETE", f"webhook_endpoints/{_ID}", resources.endpoint_delete, False),
+    ]
+]
+
+
+@functools.cache
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("bookpay")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def _redact(key: str) -> str:
+    if len(key) <= 12:
+        return key[:3] + "*" * max(0, len(key) - 3)
+    prefix = key[: key.index("_", 3) + 1] if key.count("_") >= 2 else key[:3]
+    return prefix + "*" * (len(key) - len(prefix) - 4) + key[-4:]
+
+
+def authenticate(environ: dict[str, Any], params: dict[str, Any]) -> tuple[str, bool]:
+    """The API key and whether it is publishable. Stripe.js may send it as the `key` param."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    key = ""
+    if header.startswith("Bearer "):
+        key = header[7:].strip()
+    elif header.startswith("Basic "):
+        try:
+            key = base64.b64decode(header[6:]).decode().split(":", 1)[0]
+        except ValueError:
+            key = ""
+    key_param = params.pop("key", None)
+    if not key and isinstance(key_param, str):
+        key = key_param
+    if not key:
+        raise ApiError(401, NO_KEY)
+    if key.startswith(("sk_test_", "rk_test_")) and len(key) > 8:
+        return key, False
+    if key.startswith("pk_test_") and len(key) > 8:
+        return key, True
+    raise ApiError(401, f"Invalid API Key provided: {_redact(key)}")
+
+
+class Emulator:
+    """A WSGI app over one store and one deliverer. `close()` stops delivery and the store."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+        self.store = Store(options.db_path)
+        self.deliverer = Deliverer(
+            self.store, tuple(options.retry_schedule), options.delivery_timeout
+        )
+        self.deliverer.start()
+        self._key_locks: dict[tuple[str, str], list[Any]] = {}
+        self._key_locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        self.deliverer.stop()
+        self.store.close()
+
+    def delivery_attempts(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded webhook attempt (endpoint, url, status, time, error)."""
+        return self.store.attempts(event_id)
+
+    # --- WSGI -------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        try:
+            response = self._route(environ)
+        except Exception:
+            log.exception("emulator error")
+            response = Response.json(
+                500,
+                ApiError(500, "An unknown error occurred", type="api_error").envelope("req_0"),
+                headers=list(CORS),
+            )
+        reason = {200: "OK", 204: "No Content", 303: "See Other", 400: "Bad Request",
+                  401: "Unauthorized", 402: "Payment Required", 404: "Not Found",
+                  500: "Internal Server Error"}.get(response.status, "Unknown")  # fmt: skip
+        headers = [("Content-Type", response.content_type), *response.headers]
+        headers.append(("Content-Length", str(len(response.body))))
+        start_response(f"{response.status} {reason}", headers)
+        return [response.body]
+
+    def _route(self, environ: dict[str, Any]) -> Response:
+        method = environ["REQUEST_METHOD"].upper()
+        path = environ.get("PATH_INFO", "") or "/"
+        if method == "OPTIONS":
+            return Response(204, b"", headers=list(PREFLIGHT), content_type="text/plain")
+        if path.startswith("/v1/"):
+            return self._api(environ, method, path)
+        if path == "/healthz":
+            body = {"ok": True, "service": "bookpay-emulator", "version": version()}
+            return Response.json(200, body, headers=list(CORS))
+        if path in ("/v3", "/v3/") and method == "GET":
+            return self._stripe_js()
+        ctx = self._page_ctx(environ)
+        if path.startswith("/3ds/authenticate/"):
+            pi_id = path.rsplit("/", 1)[-1]
+            if method == "POST":
+                return threeds.submit(ctx, pi_id, decode_form(_body(environ)))
+            secret = decode_form(environ.get("QUERY_STRING", "")).get("client_secret", "")
+            return threeds.challenge(ctx, pi_id, str(secret))
+        if path.startswith("/receipts/"):
+            return threeds.receipt(ctx, path.rsplit("/", 1)[-1])
+        if path == "/_emulator/deliveries":
+            return Response.json(200, {"data": self.delivery_attempts()}, headers=list(CORS))
+        return _unrecognized(method, path)
+
+    def _stripe_js(self) -> Response:
+        if not STATIC_JS.is_file():
+            return Response(404, b"stripe-v3.js is not installed\n", list(CORS), "text/plain")
+        return Response(
+            200,
+            STATIC_JS.read_bytes(),
+            [*CORS, ("Cache-Control", "no-cache")],
+            "application/javascript; charset=utf-8",
+        )
+
+    def _page_ctx(self, environ: dict[str, Any]) -> Ctx:
+        emit = Emitter(self.store, API_VERSION, notify=self.deliverer.notify)
+        return Ctx(self.store, {}, False, _base_url(environ), emit)
+
+    # --- the /v1 API ------------------------------------------------------------------------
+
+    def _api(self, environ: dict[str, Any], method: str, path: str) -> Response:
+        if self.options.latency > 0:
+            time.sleep(self.options.latency)  # outside every lock, so callers overlap
+        request_id = new_id("req", 14)
+        version_header = environ.get("HTTP_STRIPE_VERSION") or API_VERSION
+        headers = [*CORS, ("Request-Id", request_id), ("Stripe-Version", version_header)]
+        headers.append(("Cache-Control", "no-cache, no-store"))
+        idem_key = environ.get("HTTP_IDEMPOTENCY_KEY") or None
+        if idem_key:
+            headers.append(("Idempotency-Key", idem_key))
+        try:
+            raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
+            params = decode_form(raw)
+            api_key, publishable = authenticate(environ, params)
+            handler, groups, pk_ok = _match(method, path)
+            if publishable and not pk_ok:
+                raise ApiError(401, PUBLISHABLE_REFUSED)
+        except ApiError as exc:
+            return Response.json(exc.status, exc.envelope(request_id), headers=headers)
+        emit = Emitter(self.store, version_header, request_id, idem_key, self.deliverer.notify)
+        ctx = Ctx(self.store, params, publishable, _base_url(environ), emit)
+
+        def run() -> Response:
+            try:
+                with self.store.transaction():
+                    body = self._render(ctx, handler(ctx, *groups))
+                return Response.json(200, body, headers=headers)
+            except ApiError as exc:
+                return Response.json(exc.status, exc.envelope(request_id), headers=headers)
+
+        if method != "POST" or not idem_key:
+            return run()
+        fingerprint = hashlib.sha256(f"{method} {path} {canonical(params)}".encode()).hexdigest()
+        # One transaction for lookup, execution and record: one commit per request.
+        with self._key_lock(api_key, idem_key), self.store.transaction():
+            record = self.store.idempotent_get(api_key, idem_key)
+            if record is not None:
+                if record["fingerprint"] != fingerprint:
+                    exc = ApiError(
+                        400,
+                        "Keys for idempotent requests can only be used with the same parameters"
+                        f" they were first used with. Try using a key other than '{idem_key}' if"
+                        " you meant to execute a different request.",
+                        type="idempotency_error",
+                    )
+                    return Response.json(400, exc.envelope(request_id), headers=headers)
+                replay = [
+                    *CORS,
+                    ("Request-Id", record["request_id"]),
+                    ("Stripe-Version", version_header),
+                    ("Idempotency-Key", idem_key),
+                    ("Idempotent-Replayed", "true"),
+                    ("Original-Request", record["request_id"]),
+                ]
+                return Response(record["status"], bytes(record["body"]), replay)
+            response = run()
+            if response.status < 500 and not _unsaved(response):
+                self.store.idempotent_put(
+                    api_key, idem_key, fingerprint, response.status, response.body, request_id
+                )
+            return response
+
+    def _render(self, ctx: Ctx, result: dict[str, Any]) -> dict[str, Any]:
+        paths = render.expand_param(ctx.params)
+        if result.get("object") == "list":
+            return render.expand(ctx.store, result, paths)
+        out = render.complete(ctx.store, result)
+        if ctx.publishable and out.get("object") == "payment_intent":
+            out = render.publishable_view(out)
+        return render.expand(ctx.store, out, paths)
+
+    def _key_lock(self, scope: str, key: str) -> _KeyLock:
+        return _KeyLock(self, (scope, key))
+
+
+class _KeyLock:
+    """Serialises requests sharing an idempotency key; forgets the lock when nobody holds it."""
+
+    def __init__(self, app: Emulator, name: tuple[str, str]) -> None:
+        self.app, self.name = app, name
+
+    def __enter__(self) -> None:
+        with self.app._key_locks_guard:
+            entry = self.app._key_locks.setdefault(self.name, [threading.Lock(), 0])
+            entry[1] += 1
+        entry[0].acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        with self.app._key_locks_guard:
+            entry = self.app._key_locks[self.name]
+            entry[0].release()
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self.app._key_locks[self.name]
+
+
+def _unsaved(response: Response) -> bool:
+    """Validation refusals are not saved (Stripe: nothing executed, so the key stays usable)."""
+    if response.status != 400:
+        return False
+    code = json.loads(response.body).get("error", {}).get("code") or ""
+    return code.startswith("parameter_")
+
+
+def _unrecognized_error(method: str, path: str) -> ApiError:
+    return ApiError(
+        404,
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we"
+        " can help at https://support.stripe.com/.",
+    )
+
+
+def _match(method: str, path: str) -> tuple[Handler, list[str], bool]:
+    for route_method, pattern, handler, pk_ok in ROUTES:
+        found = pattern.match(path)
+        if found and route_method == method:
+            return handler, list(found.groups()), pk_ok
+    raise _unrecognized_error(method, path)
+
+
+def _unrecognized(method: str, path: str) -> Response:
+    request_id = new_id("req", 14)
+    envelope = _unrecognized_error(method, path).envelope(request_id)
+    return Response.json(404, envelope, headers=[*CORS, ("Request-Id", request_id)])
+
+
+def _body(environ: dict[str, Any]) -> str:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise invalid("Invalid Content-Length") from None
+    return environ["wsgi.input"].read(length).decode("utf-8", "replace") if length else ""
+
+
+def _base_url(environ: dict[str, Any]) -> str:
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"

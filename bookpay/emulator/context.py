@@ -1,0 +1,18 @@
+"""What a resource handler gets: the store, the decoded parameters, who is calling, events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .events import Emitter
+from .store import Store
+
+
+@dataclass
+class Ctx:
+    store: Store
+    params: dict[str, Any]
+    publishable: bool
+    base_url: str  # the emulator as the caller reached it (for receipt and 3-D Secure URLs)
+    emit: Emitter

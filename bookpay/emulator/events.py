@@ -1,0 +1,70 @@
+"""Emitting events: a snapshot of the object, plus one queued delivery per subscribed endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import objects
+from .render import complete
+from .store import Store
+
+# The event types the emulator emits (Stripe emits these for bookpay's flows).
+EMITTED = (
+    "payment_intent.created",
+    "payment_intent.requires_action",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.refunded",
+    "refund.created",
+)
+
+
+def subscribed(endpoint: dict[str, Any], kind: str) -> bool:
+    events = endpoint["enabled_events"]
+    return endpoint["status"] == "enabled" and ("*" in events or kind in events)
+
+
+def matches(kind: str, pattern: str) -> bool:
+    """Stripe's list filter: exact, or a `prefix.*` wildcard."""
+    if pattern.endswith(".*"):
+        return kind.startswith(pattern[:-1])
+    return kind == pattern or pattern == "*"
+
+
+@dataclass
+class Emitter:
+    """Bound to one request (or one 3-D Secure page post): who caused the events."""
+
+    store: Store
+    api_version: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    notify: Callable[[], None] = lambda: None
+    emitted: list[str] = field(default_factory=list)
+
+    def __call__(
+        self, kind: str, obj: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        with self.store.transaction():
+            evt = objects.event(
+                kind,
+                complete(self.store, obj),
+                self.api_version,
+                self.request_id,
+                self.idempotency_key,
+                previous,
+            )
+            endpoints = [e for e in self.store.all("webhook_endpoint") if subscribed(e, kind)]
+            evt["pending_webhooks"] = len(endpoints)
+            self.store.save(evt)
+            for endpoint in reversed(endpoints):  # oldest endpoint first
+                self.store.add_delivery(evt["id"], endpoint["id"])
+        self.emitted.append(evt["id"])
+        if endpoints:
+            self.notify()
+        return evt

@@ -1,0 +1,124 @@
+"""The emulated 3-D Secure challenge page, and the HTML receipt behind a charge's receipt_url."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from . import intents, validate
+from .context import Ctx
+from .wire import ApiError, Response
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; background: #f6f9fc; color: #1a1f36; margin: 0; }
+main { max-width: 28rem; margin: 4rem auto; background: #fff; padding: 2rem;
+       border-radius: 8px; box-shadow: 0 2px 8px rgba(0,0,0,.1); }
+h1 { font-size: 1.25rem; } .amount { font-size: 2rem; font-weight: 600; }
+button { font-size: 1rem; padding: .6rem 1rem; margin: .25rem; border-radius: 4px;
+         border: 1px solid #ccd; cursor: pointer; }
+#test-source-authorize-3ds { background: #635bff; color: #fff; border-color: #635bff; }
+.muted { color: #697386; font-size: .9rem; }
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}"
+        "</title><meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<style>{_STYLE}</style></head><body><main>{body}</main></body></html>"
+    )
+
+
+def _amount(pi: dict[str, Any]) -> str:
+    return f"{validate.money(pi['amount'], pi['currency'])} {pi['currency'].upper()}"
+
+
+def _find(ctx: Ctx, pi_id: str, secret: str) -> dict[str, Any] | None:
+    pi = ctx.store.get(pi_id, "payment_intent")
+    if pi is None or secret != pi["client_secret"]:
+        return None
+    return pi
+
+
+def challenge(ctx: Ctx, pi_id: str, secret: str) -> Response:
+    pi = _find(ctx, pi_id, secret)
+    if pi is None:
+        return Response.html(404, _page("Not found", "<h1>No such authentication</h1>"))
+    hidden = f"<input type='hidden' name='client_secret' value='{escape(secret, quote=True)}'>"
+    action = f"/3ds/authenticate/{escape(pi_id)}"
+    body = (
+        "<h1>Emulated 3D Secure authentication</h1>"
+        f"<p class='muted'>bookpay's Stripe emulator, test mode. PaymentIntent {escape(pi_id)}</p>"
+        f"<p class='amount' id='amount'>{escape(_amount(pi))}</p>"
+        f"<p>Status: <strong id='status'>{escape(pi['status'])}</strong></p>"
+        f"<form method='post' action='{action}'>{hidden}"
+        "<button type='submit' name='action' value='complete' id='test-source-authorize-3ds'>"
+        "Complete authentication</button>"
+        "<button type='submit' name='action' value='fail' id='test-source-fail-3ds'>"
+        "Fail authentication</button></form>"
+    )
+    return Response.html(200, _page("Emulated 3D Secure authentication", body))
+
+
+def _redirect(pi: dict[str, Any], return_url: str) -> Response:
+    """303 to the return_url with Stripe's query parameters (keeping any it already had)."""
+    parts = urlsplit(return_url)
+    query = [
+        *parse_qsl(parts.query, keep_blank_values=True),
+        ("payment_intent", pi["id"]),
+        ("payment_intent_client_secret", pi["client_secret"]),
+        ("redirect_status", "succeeded" if pi["status"] == "succeeded" else "failed"),
+    ]
+    location = urlunsplit(parts._replace(query=urlencode(query)))
+    return Response(303, b"", headers=[("Location", location)], content_type="text/plain")
+
+
+def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
+    """Finish authentication (the page's buttons), then send the browser back."""
+    with ctx.store.transaction():
+        pi = _find(ctx, pi_id, str(form.get("client_secret", "")))
+        if pi is None:
+            return Response.html(404, _page("Not found", "<h1>No such authentication</h1>"))
+        if pi["status"] == "requires_action":
+            if form.get("action") == "complete":
+                pm = ctx.store.get(pi["payment_method"] or "", "payment_method")
+                try:
+                    pi = intents.attempt(ctx, pi, pm, authenticated=True)
+                except ApiError:  # declined after authentication: the intent records it
+                    pi = ctx.store.get(pi_id, "payment_intent") or pi
+            else:
+                pi = intents.fail_authentication(ctx, pi)
+    return_url = pi.get("_return_url")
+    if return_url:
+        return _redirect(pi, return_url)
+    error = (pi.get("last_payment_error") or {}).get("message")
+    body = (
+        "<h1>Emulated 3D Secure authentication</h1>"
+        f"<p class='amount'>{escape(_amount(pi))}</p>"
+        f"<p>Result: <strong id='status'>{escape(pi['status'])}</strong></p>"
+        + (f"<p id='error'>{escape(error)}</p>" if error else "")
+        + "<p class='muted'>No return_url was given; you can close this window.</p>"
+    )
+    return Response.html(200, _page("Authentication finished", body))
+
+
+def receipt(ctx: Ctx, ch_id: str) -> Response:
+    ch = ctx.store.get(ch_id, "charge")
+    if ch is None or ch["status"] != "succeeded":
+        return Response.html(404, _page("Not found", "<h1>No such receipt</h1>"))
+    card = ch["payment_method_details"]["card"]
+    refunded = ""
+    if ch["amount_refunded"]:
+        refunded = (
+            f"<p>Refunded: {escape(validate.money(ch['amount_refunded'], ch['currency']))}</p>"
+        )
+    body = (
+        "<h1>Receipt</h1><p class='muted'>bookpay (Stripe emulator, test mode)</p>"
+        f"<p class='amount'>{escape(validate.money(ch['amount'], ch['currency']))}"
+        f" {escape(ch['currency'].upper())}</p>"
+        f"<p>{escape(card['brand'].title())} ending in {escape(card['last4'])}</p>"
+        f"<p>Charge {escape(ch['id'])}</p>{refunded}"
+        + (f"<p>{escape(ch['description'])}</p>" if ch["description"] else "")
+    )
+    return Response.html(200, _page("Receipt", body))

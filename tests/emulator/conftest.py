@@ -1,0 +1,123 @@
+"""Fixtures for the emulator tests: a real emulator on a free port, stripe-python against it."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+import stripe
+
+from bookpay.emulator import EmulatorOptions, start_emulator
+
+FAST_RETRIES = (0.05, 0.1)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Any]:
+    """One emulator per test module: tests there use fresh objects, so state does not clash."""
+    with start_emulator(
+        options=EmulatorOptions(retry_schedule=FAST_RETRIES, delivery_timeout=1)
+    ) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def client(emu: Any) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url}, max_network_retries=0)
+
+
+@dataclass
+class Raw:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw(
+    url: str,
+    method: str,
+    path: str,
+    params: dict[str, str] | list[tuple[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    key: str | None = "sk_test_raw",
+) -> Raw:
+    """A plain HTTP call (no redirects followed), for what stripe-python hides."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    hdrs = dict(headers or {})
+    if key:
+        hdrs.setdefault("Authorization", f"Bearer {key}")
+    body = urlencode(params or {})
+    if method in ("GET", "DELETE") and body:
+        path, body = f"{path}?{body}", ""
+    if method == "POST":
+        hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        conn.request(method, path, body=body.encode() if body else None, headers=hdrs)
+        resp = conn.getresponse()
+        return Raw(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def call(emu: Any) -> Callable[..., Raw]:
+    return lambda method, path, params=None, **kw: raw(emu.url, method, path, params, **kw)
+
+
+@dataclass
+class Receiver:
+    """A tiny webhook receiver: records each POST; answers from `statuses`, then 200."""
+
+    url: str = ""
+    statuses: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} webhook requests, got {len(self.received)}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with rec.lock:
+                rec.received.append({"headers": dict(self.headers), "body": body})
+                status = rec.statuses.pop(0) if rec.statuses else 200
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/webhook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield rec
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,296 @@
+"""PaymentIntents through stripe-python: every test card, declines, the state machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import stripe
+
+NEXT_YEAR = dt.date.today().year + 1
+
+SUCCEEDING = [
+    ("4242424242424242", "pm_card_visa", "visa"),
+    ("5555555555554444", "pm_card_mastercard", "mastercard"),
+]
+DECLINING = [
+    ("4000000000000002", "pm_card_visa_chargeDeclined", "card_declined", "generic_decline",
+     "Your card was declined."),
+    ("4000000000009995", "pm_card_visa_chargeDeclinedInsufficientFunds", "card_declined",
+     "insufficient_funds", "Your card has insufficient funds."),
+    ("4000000000009987", "pm_card_visa_chargeDeclinedLostCard", "card_declined", "lost_card",
+     "Your card was declined."),
+    ("4000000000009979", "pm_card_visa_chargeDeclinedStolenCard", "card_declined", "stolen_card",
+     "Your card was declined."),
+    ("4000000000000069", "pm_card_chargeDeclinedExpiredCard", "expired_card", "expired_card",
+     "Your card has expired."),
+    ("4000000000000127", "pm_card_chargeDeclinedIncorrectCvc", "incorrect_cvc", "incorrect_cvc",
+     "Your card's security code is incorrect."),
+    ("4000000000000119", "pm_card_chargeDeclinedProcessingError", "processing_error",
+     "processing_error",
+     "An error occurred while processing your card. Try again in a little bit."),
+]  # fmt: skip
+THREE_DS = [
+    ("4000002760003184", "pm_card_authenticationRequired"),
+    ("4000002500003155", "pm_card_authenticationRequiredOnSetup"),
+    ("4000000000003220", "pm_card_threeDSecure2Required"),
+    ("4000008260003178", None),
+]
+ALIASES = {
+    "pm_card_chargeDeclined": "generic_decline",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+    "pm_card_chargeDeclinedLostCard": "lost_card",
+    "pm_card_chargeDeclinedStolenCard": "stolen_card",
+}
+
+
+def card_data(number: str) -> dict[str, Any]:
+    return {
+        "type": "card",
+        "card": {"number": number, "exp_month": 12, "exp_year": NEXT_YEAR, "cvc": "123"},
+        "billing_details": {"name": "Jenny Rosen", "email": "jenny@example.com"},
+    }
+
+
+def new_intent(client: stripe.StripeClient, **extra: Any) -> stripe.PaymentIntent:
+    return client.v1.payment_intents.create(
+        params={"amount": 1999, "currency": "usd", "metadata": {"item_id": "1"}, **extra}
+    )
+
+
+def test_create_defaults(client: stripe.StripeClient) -> None:
+    pi = new_intent(client, description="A book", receipt_email="a@example.com")
+    assert pi.id.startswith("pi_") and len(pi.id) == 27
+    assert pi.status == "requires_payment_method"
+    assert pi.client_secret.startswith(f"{pi.id}_secret_")
+    assert pi.automatic_payment_methods.enabled is True
+    assert pi.payment_method_types == ["card"]
+    assert pi.metadata.to_dict() == {"item_id": "1"}
+    assert (pi.amount, pi.currency, pi.livemode) == (1999, "usd", False)
+    assert pi.latest_charge is None and pi.last_payment_error is None
+
+
+@pytest.mark.parametrize(("number", "token", "brand"), SUCCEEDING)
+def test_succeeding_cards(client: stripe.StripeClient, number: str, token: str, brand: str) -> None:
+    by_number = client.v1.payment_intents.confirm(
+        new_intent(client).id, params={"payment_method_data": card_data(number)}
+    )
+    by_token = client.v1.payment_intents.confirm(
+        new_intent(client).id, params={"payment_method": token}
+    )
+    for pi in (by_number, by_token):
+        assert pi.status == "succeeded"
+        assert pi.amount_received == 1999
+        charge = client.v1.charges.retrieve(pi.latest_charge)
+        assert charge.status == "succeeded" and charge.paid and charge.captured
+        assert charge.amount_captured == 1999
+        assert charge.payment_method_details.card.brand == brand
+        assert charge.payment_method_details.card.last4 == number[-4:]
+        assert charge.payment_intent == pi.id
+    pm = client.v1.payment_methods.retrieve(by_token.payment_method)
+    assert pm.card.last4 == number[-4:] and pm.card.brand == brand
+
+
+@pytest.mark.parametrize(("number", "token", "code", "decline_code", "message"), DECLINING)
+def test_declining_cards(
+    client: stripe.StripeClient, number: str, token: str, code: str, decline_code: str, message: str
+) -> None:
+    for how in ({"payment_method_data": card_data(number)}, {"payment_method": token}):
+        pi = new_intent(client)
+        with pytest.raises(stripe.CardError) as caught:
+            client.v1.payment_intents.confirm(pi.id, params=how)
+        err = caught.value
+        assert err.http_status == 402
+        assert (err.code, err.error.decline_code, err.user_message) == (code, decline_code, message)
+        body = err.json_body["error"]
+        assert body["type"] == "card_error"
+        assert body["charge"].startswith("ch_")
+        assert body["payment_method"]["card"]["last4"] == number[-4:]
+        assert body["payment_intent"]["id"] == pi.id
+        assert body["payment_intent"]["status"] == "requires_payment_method"
+        assert body["payment_intent"]["last_payment_error"]["decline_code"] == decline_code
+        failed = client.v1.charges.retrieve(body["charge"])
+        assert (failed.status, failed.failure_code, failed.failure_message) == (
+            "failed",
+            code,
+            message,
+        )
+        after = client.v1.payment_intents.retrieve(pi.id)
+        assert after.status == "requires_payment_method"
+        assert after.last_payment_error.code == code
+        assert after.latest_charge == body["charge"]
+        # ... and it can be paid with another card.
+        again = client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
+        assert again.status == "succeeded" and again.last_payment_error is None
+
+
+@pytest.mark.parametrize(("alias", "decline_code"), sorted(ALIASES.items()))
+def test_old_token_aliases(client: stripe.StripeClient, alias: str, decline_code: str) -> None:
+    with pytest.raises(stripe.CardError) as caught:
+        new_intent(client, confirm=True, payment_method=alias)
+    assert caught.value.error.decline_code == decline_code
+
+
+@pytest.mark.parametrize("token", ["pm_card_amex", "pm_card_visa_debit"])
+def test_extra_tokens(client: stripe.StripeClient, token: str) -> None:
+    pi = new_intent(client, confirm=True, payment_method=token)
+    assert pi.status == "succeeded"
+
+
+@pytest.mark.parametrize(("number", "token"), THREE_DS)
+def test_three_d_secure_cards_require_action(
+    client: stripe.StripeClient, number: str, token: str | None
+) -> None:
+    hows: list[dict[str, Any]] = [{"payment_method_data": card_data(number)}]
+    if token:
+        hows.append({"payment_method": token})
+    for how in hows:
+        pi = client.v1.payment_intents.confirm(
+            new_intent(client).id, params={**how, "return_url": "http://127.0.0.1:4242/success"}
+        )
+        assert pi.status == "requires_action"
+        assert pi.next_action.type == "redirect_to_url"
+        assert pi.next_action.redirect_to_url.return_url == "http://127.0.0.1:4242/success"
+        assert "/3ds/authenticate/" in pi.next_action.redirect_to_url.url
+        assert pi.latest_charge is None
+
+
+def test_incorrect_number_and_expiry(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.CardError) as caught:
+        client.v1.payment_methods.create(params=card_data("4242424242424241"))
+    assert caught.value.code == "incorrect_number"
+    assert caught.value.user_message == "Your card number is incorrect."
+    past = card_data("4242424242424242")
+    past["card"]["exp_year"] = 2001
+    with pytest.raises(stripe.CardError) as caught:
+        client.v1.payment_methods.create(params=past)
+    assert caught.value.code == "invalid_expiry_year"
+    past["card"].update(exp_year=NEXT_YEAR, exp_month=13)
+    with pytest.raises(stripe.CardError) as caught:
+        client.v1.payment_methods.create(params=past)
+    assert caught.value.code == "invalid_expiry_month"
+    with pytest.raises(stripe.CardError) as caught:
+        client.v1.payment_intents.confirm(
+            new_intent(client).id, params={"payment_method_data": card_data("4000000000000001")}
+        )
+    assert caught.value.code == "incorrect_number"
+
+
+def test_payment_method_card_fields(client: stripe.StripeClient) -> None:
+    pm = client.v1.payment_methods.create(params=card_data("5555555555554444"))
+    again = client.v1.payment_methods.create(params=card_data("5555555555554444"))
+    assert pm.id.startswith("pm_") and pm.type == "card"
+    card = pm.card
+    assert (card.brand, card.last4, card.exp_month, card.exp_year) == (
+        "mastercard",
+        "4444",
+        12,
+        NEXT_YEAR,
+    )
+    assert card.funding == "credit" and card.country == "US"
+    assert card.fingerprint == again.card.fingerprint
+    assert card.networks.available == ["mastercard"]
+    assert pm.billing_details.name == "Jenny Rosen"
+    assert "number" not in pm.card and "_number" not in pm
+    other = client.v1.payment_methods.create(params=card_data("378282246310005"))
+    assert other.card.brand == "amex"
+
+
+def test_tokens_materialise_new_payment_methods(client: stripe.StripeClient) -> None:
+    a = new_intent(client, confirm=True, payment_method="pm_card_visa")
+    b = new_intent(client, confirm=True, payment_method="pm_card_visa")
+    assert a.payment_method.startswith("pm_") and a.payment_method != b.payment_method
+
+
+def test_attach_then_confirm(client: stripe.StripeClient) -> None:
+    pi = new_intent(client, payment_method="pm_card_visa")
+    assert pi.status == "requires_confirmation"
+    pi = client.v1.payment_intents.confirm(pi.id)
+    assert pi.status == "succeeded"
+
+
+def test_update(client: stripe.StripeClient) -> None:
+    pi = new_intent(client)
+    pi = client.v1.payment_intents.update(
+        pi.id,
+        params={
+            "amount": 2500,
+            "metadata": {"order": "7", "item_id": ""},
+            "description": "Updated",
+            "shipping": {"name": "Jenny", "address": {"line1": "1 Main St", "country": "US"}},
+        },
+    )
+    assert pi.amount == 2500 and pi.description == "Updated"
+    assert pi.metadata.to_dict() == {"order": "7"}
+    assert pi.shipping.address.line1 == "1 Main St" and pi.shipping.address.city is None
+    client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.update(pi.id, params={"amount": 3000})
+    assert caught.value.code == "payment_intent_unexpected_state"
+    assert "status of succeeded" in caught.value.user_message
+
+
+def test_illegal_transitions(client: stripe.StripeClient) -> None:
+    done = new_intent(client, confirm=True, payment_method="pm_card_visa")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.confirm(done.id, params={"payment_method": "pm_card_visa"})
+    assert caught.value.code == "payment_intent_unexpected_state"
+    assert caught.value.http_status == 400
+    assert "already succeeded" in caught.value.user_message
+    assert caught.value.json_body["error"]["payment_intent"]["status"] == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.cancel(done.id)
+    assert caught.value.user_message.startswith(
+        "You cannot cancel this PaymentIntent because it has a status of succeeded."
+    )
+    canceled = client.v1.payment_intents.cancel(
+        new_intent(client).id, params={"cancellation_reason": "requested_by_customer"}
+    )
+    assert canceled.status == "canceled" and canceled.canceled_at
+    assert canceled.cancellation_reason == "requested_by_customer"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.confirm(canceled.id, params={"payment_method": "pm_card_visa"})
+    assert "status of canceled" in caught.value.user_message
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.confirm(new_intent(client).id)
+    assert "missing a payment method" in caught.value.user_message
+
+
+def test_validation(client: stripe.StripeClient) -> None:
+    cases = [
+        ({"amount": 49, "currency": "usd"}, "amount_too_small", "amount",
+         "Amount must be at least $0.50 usd"),
+        ({"amount": 100000000, "currency": "usd"}, "amount_too_large", "amount", None),
+        ({"amount": 1000, "currency": "xyz"}, None, "currency", None),
+        ({"amount": 1000, "currency": "USD"}, None, "currency", None),
+        ({"currency": "usd"}, "parameter_missing", "amount", "Missing required param: amount."),
+        ({"amount": "abc", "currency": "usd"}, "parameter_invalid_integer", "amount", None),
+        ({"amount": 1000, "currency": "usd", "metadata": {"k" * 41: "v"}}, None,
+         f"metadata[{'k' * 41}]", None),
+        ({"amount": 1000, "currency": "usd", "metadata": {"k": "v" * 501}}, None, "metadata[k]",
+         None),
+        ({"amount": 1000, "currency": "usd", "metadata": {f"k{i}": "v" for i in range(51)}},
+         None, "metadata", None),
+    ]  # fmt: skip
+    for params, code, param, message in cases:
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.create(params=params)
+        assert caught.value.code == code, params
+        assert caught.value.param == param, params
+        if message:
+            assert caught.value.user_message == message
+
+
+def test_charges_list_by_intent(client: stripe.StripeClient) -> None:
+    pi = new_intent(client)
+    with pytest.raises(stripe.CardError):
+        client.v1.payment_intents.confirm(
+            pi.id, params={"payment_method": "pm_card_chargeDeclined"}
+        )
+    client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
+    charges = client.v1.charges.list(params={"payment_intent": pi.id})
+    assert [c.status for c in charges.data] == ["succeeded", "failed"]
+    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    assert expanded.latest_charge.id == charges.data[0].id
+    assert expanded.latest_charge.receipt_url.endswith(f"/receipts/{charges.data[0].id}")

@@ -1,0 +1,284 @@
+"""The wire protocol: keys, error envelope, idempotency, pagination, CORS, publishable keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import stripe
+
+from bookpay.emulator.wire import decode_form
+
+
+def intent(client: stripe.StripeClient, **extra: Any) -> stripe.PaymentIntent:
+    return client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd", **extra})
+
+
+def test_decode_form_brackets() -> None:
+    raw = (
+        "amount=5&metadata[a]=1&metadata[0]=x&expand[]=latest_charge&expand[]=payment_method"
+        "&payment_method_types[0]=card&payment_method_types[1]=link"
+        "&payment_method_data[card][number]=4242&shipping[address][line1]=x&description="
+    )
+    assert decode_form(raw) == {
+        "amount": "5",
+        "metadata": {"a": "1", "0": "x"},
+        "expand": ["latest_charge", "payment_method"],
+        "payment_method_types": ["card", "link"],
+        "payment_method_data": {"card": {"number": "4242"}},
+        "shipping": {"address": {"line1": "x"}},
+        "description": "",
+    }
+
+
+def test_request_id_and_version(call: Callable[..., Any]) -> None:
+    resp = call("GET", "/v1/payment_intents", headers={"Stripe-Version": "2024-06-20"})
+    assert resp.status == 200
+    assert resp.headers["request-id"].startswith("req_")
+    assert resp.headers["stripe-version"] == "2024-06-20"
+    assert resp.headers["content-type"].startswith("application/json")
+    assert resp.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("key", [None, "sk_live_abcdefghijkl1234", "nonsense", "pk_live_abc"])
+def test_bad_keys_are_401(call: Callable[..., Any], key: str | None) -> None:
+    resp = call("GET", "/v1/payment_intents", key=key)
+    assert resp.status == 401
+    err = resp.json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert ("did not provide an API key" if key is None else "Invalid API Key") in err["message"]
+    assert resp.headers["request-id"].startswith("req_")
+
+
+def test_401_through_stripe_python(emu: Any) -> None:
+    bad = stripe.StripeClient("sk_live_x", base_addresses={"api": emu.url}, max_network_retries=0)
+    with pytest.raises(stripe.AuthenticationError):
+        bad.v1.payment_intents.list()
+
+
+def test_restricted_key_accepted(call: Callable[..., Any]) -> None:
+    assert call("GET", "/v1/payment_intents", key="rk_test_123").status == 200
+
+
+def test_404s(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.retrieve("pi_123")
+    assert caught.value.http_status == 404
+    assert caught.value.code == "resource_missing"
+    assert caught.value.user_message == "No such payment_intent: 'pi_123'"
+    for path in ("/v1/charges/ch_nope", "/v1/refunds/re_nope", "/v1/events/evt_nope"):
+        resp = call("GET", path)
+        assert resp.status == 404 and resp.json()["error"]["code"] == "resource_missing"
+    resp = call("GET", "/v1/customers")
+    assert resp.status == 404
+    assert resp.json()["error"]["message"].startswith(
+        "Unrecognized request URL (GET: /v1/customers)"
+    )
+
+
+def test_unknown_parameter(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        intent(client, foo="bar")
+    assert caught.value.http_status == 400
+    assert caught.value.code == "parameter_unknown"
+    assert caught.value.param == "foo"
+    assert caught.value.user_message == "Received unknown parameter: foo"
+    resp = call(
+        "POST",
+        "/v1/payment_intents",
+        {"amount": "1000", "currency": "usd", "shipping[name]": "x", "shipping[bogus]": "y"},
+    )
+    assert resp.json()["error"]["message"] == "Received unknown parameter: shipping[bogus]"
+    resp = call("GET", "/v1/payment_intents", {"bogus": "1"})
+    assert resp.status == 400 and resp.json()["error"]["param"] == "bogus"
+
+
+def test_error_envelope_fields(call: Callable[..., Any]) -> None:
+    err = call("POST", "/v1/payment_intents", {"amount": "10", "currency": "usd"}).json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert err["code"] == "amount_too_small" and err["param"] == "amount"
+    assert err["doc_url"] == "https://stripe.com/docs/error-codes/amount-too-small"
+    assert err["request_log_url"].startswith("https://dashboard.stripe.com/test/logs/req_")
+
+
+def test_idempotent_replay(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    params = {"amount": "1500", "currency": "usd", "metadata[x]": "1"}
+    first = call("POST", "/v1/payment_intents", params, headers={"Idempotency-Key": "k-replay"})
+    second = call("POST", "/v1/payment_intents", params, headers={"Idempotency-Key": "k-replay"})
+    assert first.status == second.status == 200
+    assert first.json()["id"] == second.json()["id"]
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    other_key = call("POST", "/v1/payment_intents", params, headers={"Idempotency-Key": "k-other"})
+    assert other_key.json()["id"] != first.json()["id"]
+    # Scoped to the API key: another key with the same idempotency key is a new request.
+    scoped = call(
+        "POST",
+        "/v1/payment_intents",
+        params,
+        headers={"Idempotency-Key": "k-replay"},
+        key="sk_test_2",
+    )
+    assert scoped.json()["id"] != first.json()["id"]
+    # stripe-python sees the same object again.
+    opts: Any = {"idempotency_key": "k-sdk"}
+    a = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"}, options=opts)
+    b = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"}, options=opts)
+    assert a.id == b.id
+    assert b.last_response.headers["Idempotent-Replayed"] == "true"
+
+
+def test_idempotent_errors_replay(client: stripe.StripeClient) -> None:
+    pi = intent(client)
+    opts: Any = {"idempotency_key": "k-decline"}
+    params = {"payment_method": "pm_card_chargeDeclined"}
+    with pytest.raises(stripe.CardError) as first:
+        client.v1.payment_intents.confirm(pi.id, params=params, options=opts)
+    with pytest.raises(stripe.CardError) as second:
+        client.v1.payment_intents.confirm(pi.id, params=params, options=opts)
+    assert first.value.json_body == second.value.json_body
+    assert second.value.headers["Idempotent-Replayed"] == "true"
+    assert len(client.v1.charges.list(params={"payment_intent": pi.id}).data) == 1
+
+
+def test_idempotency_mismatch(client: stripe.StripeClient) -> None:
+    opts: Any = {"idempotency_key": "k-mismatch"}
+    client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"}, options=opts)
+    with pytest.raises(stripe.IdempotencyError) as caught:
+        client.v1.payment_intents.create(params={"amount": 800, "currency": "usd"}, options=opts)
+    assert caught.value.http_status == 400
+    assert "k-mismatch" in caught.value.user_message
+
+
+def test_concurrent_same_key_executes_once(emu: Any, call: Callable[..., Any]) -> None:
+    results: list[Any] = []
+    params = {"amount": "4200", "currency": "usd"}
+
+    def one() -> None:
+        results.append(
+            call("POST", "/v1/payment_intents", params, headers={"Idempotency-Key": "k-race"})
+        )
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.json()["id"] for r in results}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in results) == 7
+
+
+def test_pagination(client: stripe.StripeClient) -> None:
+    tag = {"metadata": {"page": "yes"}}
+    made = [intent(client, **tag).id for _ in range(5)]
+    newest_first = list(reversed(made))
+    page1 = client.v1.payment_intents.list(params={"limit": 2})
+    assert [p.id for p in page1.data] == newest_first[:2]
+    assert page1.has_more is True and page1.url == "/v1/payment_intents" and page1.object == "list"
+    page2 = client.v1.payment_intents.list(params={"limit": 2, "starting_after": page1.data[-1].id})
+    assert [p.id for p in page2.data] == newest_first[2:4]
+    back = client.v1.payment_intents.list(params={"limit": 2, "ending_before": page2.data[0].id})
+    assert [p.id for p in back.data] == newest_first[:2]
+    assert back.has_more is False
+    mid = client.v1.payment_intents.list(params={"limit": 1, "ending_before": newest_first[2]})
+    assert [p.id for p in mid.data] == [newest_first[1]] and mid.has_more is True
+    everything = [
+        p.id for p in client.v1.payment_intents.list(params={"limit": 3}).auto_paging_iter()
+    ]
+    assert everything[:5] == newest_first
+    for bad in (0, 101):
+        with pytest.raises(stripe.InvalidRequestError):
+            client.v1.payment_intents.list(params={"limit": bad})
+
+
+def test_created_filters(client: stripe.StripeClient) -> None:
+    pi = intent(client)
+    exact = client.v1.payment_intents.list(params={"created": pi.created, "limit": 100})
+    assert pi.id in [p.id for p in exact.data]
+    assert all(p.created == pi.created for p in exact.data)
+    later = client.v1.payment_intents.list(params={"created": {"gt": pi.created}})
+    assert later.data == []
+    upto = client.v1.payment_intents.list(
+        params={"created": {"gte": pi.created, "lte": pi.created}}
+    )
+    assert upto.data[0].id == pi.id
+
+
+def test_cors_preflight(call: Callable[..., Any]) -> None:
+    resp = call(
+        "OPTIONS",
+        "/v1/payment_intents/pi_x/confirm",
+        key=None,
+        headers={"Origin": "http://127.0.0.1:4242", "Access-Control-Request-Method": "POST"},
+    )
+    assert resp.status == 204
+    assert resp.headers["access-control-allow-origin"] == "*"
+    allowed = resp.headers["access-control-allow-headers"].lower()
+    for name in ("authorization", "content-type", "stripe-version", "idempotency-key"):
+        assert name in allowed
+
+
+def test_healthz_and_stripe_js(call: Callable[..., Any]) -> None:
+    health = call("GET", "/healthz", key=None)
+    assert health.status == 200
+    body = health.json()
+    assert body["ok"] is True and body["service"] == "bookpay-emulator" and body["version"]
+    for path in ("/v3", "/v3/"):
+        js = call("GET", path, key=None)
+        # Another engineer ships the file: either it is served properly or it is a clean 404.
+        if js.status == 200:
+            assert js.headers["content-type"] == "application/javascript; charset=utf-8"
+            assert js.headers["access-control-allow-origin"] == "*"
+        else:
+            assert js.status == 404
+
+
+def test_publishable_key_limits(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    pk = "pk_test_abc"
+    pi = intent(client, metadata={"secret": "server-only"})
+    for method, path, params in [
+        ("GET", "/v1/payment_intents", {}),
+        ("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"}),
+        ("POST", f"/v1/payment_intents/{pi.id}/cancel", {}),
+        ("POST", "/v1/refunds", {"payment_intent": pi.id}),
+        ("GET", "/v1/events", {}),
+    ]:
+        resp = call(method, path, params, key=pk)
+        assert resp.status == 401, path
+        assert "cannot be made with a publishable API key" in resp.json()["error"]["message"]
+    no_secret = call("GET", f"/v1/payment_intents/{pi.id}", key=pk)
+    assert no_secret.status == 400
+    wrong = call("GET", f"/v1/payment_intents/{pi.id}", {"client_secret": "nope"}, key=pk)
+    assert wrong.status == 400 and wrong.json()["error"]["param"] == "client_secret"
+    # Stripe.js sends the key as a parameter, not a header.
+    seen = call(
+        "GET",
+        f"/v1/payment_intents/{pi.id}",
+        {"client_secret": pi.client_secret, "key": pk},
+        key=None,
+    )
+    assert seen.status == 200
+    view = seen.json()
+    assert view["id"] == pi.id and view["client_secret"] == pi.client_secret
+    assert "metadata" not in view and "customer" not in view
+    pm = call(
+        "POST",
+        "/v1/payment_methods",
+        {"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+         "card[exp_year]": str(dt.date.today().year + 2), "card[cvc]": "123", "key": pk},
+        key=None,
+    )  # fmt: skip
+    assert pm.status == 200, pm.body
+    pm_id = pm.json()["id"]
+    assert call("GET", f"/v1/payment_methods/{pm_id}", key=pk).status == 401
+    confirmed = call(
+        "POST",
+        f"/v1/payment_intents/{pi.id}/confirm",
+        {"client_secret": pi.client_secret, "payment_method": pm_id, "key": pk},
+        key=None,
+    )
+    assert confirmed.status == 200 and confirmed.json()["status"] == "succeeded"
+    assert "metadata" not in confirmed.json()

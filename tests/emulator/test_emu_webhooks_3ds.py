@@ -1,0 +1,222 @@
+"""Webhook endpoints and signed delivery with retries; the 3-D Secure challenge flow."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import stripe
+
+from bookpay.emulator.delivery import signature_header
+
+
+def endpoint(client: stripe.StripeClient, url: str, events: list[str]) -> stripe.WebhookEndpoint:
+    return client.v1.webhook_endpoints.create(
+        params={"url": url, "enabled_events": events, "description": "test", "metadata": {"a": "1"}}
+    )
+
+
+def test_signature_scheme() -> None:
+    payload = b'{"id": "evt_1"}'
+    header = signature_header(payload, "whsec_test", timestamp=int(time.time()))
+    event = stripe.Webhook.construct_event(payload, header, "whsec_test")
+    assert event.id == "evt_1"
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(payload, header, "whsec_other")
+
+
+def test_endpoint_crud(client: stripe.StripeClient) -> None:
+    we = endpoint(client, "http://127.0.0.1:9/hook", ["*"])
+    assert we.id.startswith("we_") and we.secret.startswith("whsec_")
+    assert we.status == "enabled" and we.enabled_events == ["*"]
+    fetched = client.v1.webhook_endpoints.retrieve(we.id)
+    assert "secret" not in fetched and fetched.url == "http://127.0.0.1:9/hook"
+    assert we.id in [e.id for e in client.v1.webhook_endpoints.list().data]
+    updated = client.v1.webhook_endpoints.update(
+        we.id, params={"enabled_events": ["charge.succeeded"], "disabled": True}
+    )
+    assert updated.enabled_events == ["charge.succeeded"] and updated.status == "disabled"
+    deleted = client.v1.webhook_endpoints.delete(we.id)
+    assert deleted.deleted is True and deleted.id == we.id
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.webhook_endpoints.retrieve(we.id)
+    assert caught.value.http_status == 404
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.webhook_endpoints.create(params={"url": "not a url", "enabled_events": ["*"]})
+    assert caught.value.param == "url"
+
+
+def test_delivery_signed_and_counted(client: stripe.StripeClient, emu: Any, receiver: Any) -> None:
+    we = endpoint(client, receiver.url, ["payment_intent.succeeded", "charge.succeeded"])
+    try:
+        pi = client.v1.payment_intents.create(
+            params={
+                "amount": 1234,
+                "currency": "usd",
+                "confirm": True,
+                "payment_method": "pm_card_visa",
+            }
+        )
+        got = receiver.wait_for(2)
+        kinds = []
+        for request in got:
+            headers = request["headers"]
+            assert headers["Content-Type"] == "application/json; charset=utf-8"
+            assert headers["User-Agent"] == "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+            assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", headers["Stripe-Signature"])
+            event = stripe.Webhook.construct_event(
+                request["body"].decode(), headers["Stripe-Signature"], we.secret
+            )
+            kinds.append(event.type)
+            assert event.data.object.amount == 1234
+        assert sorted(kinds) == ["charge.succeeded", "payment_intent.succeeded"]
+        succeeded = client.v1.events.list(params={"type": "payment_intent.succeeded"}).data[0]
+        assert succeeded.data.object.id == pi.id
+        deadline = time.time() + 2
+        while client.v1.events.retrieve(succeeded.id).pending_webhooks and time.time() < deadline:
+            time.sleep(0.01)
+        assert client.v1.events.retrieve(succeeded.id).pending_webhooks == 0
+        attempts = emu.app.delivery_attempts(succeeded.id)
+        assert [(a["endpoint_id"], a["status"], a["error"]) for a in attempts] == [
+            (we.id, 200, None)
+        ]
+    finally:
+        client.v1.webhook_endpoints.delete(we.id)
+
+
+def test_retry_after_failures(client: stripe.StripeClient, emu: Any, receiver: Any) -> None:
+    receiver.statuses = [500, 302]  # a redirect is a failure too; then the receiver recovers
+    we = endpoint(client, receiver.url, ["payment_intent.created"])
+    try:
+        started = time.time()
+        client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+        got = receiver.wait_for(3)
+        assert len({r["body"] for r in got}) == 1  # the same event each time
+        assert time.time() - started >= 0.15  # waited 0.05 s then 0.1 s
+        evt = json.loads(got[0]["body"])
+        attempts = emu.app.delivery_attempts(evt["id"])
+        assert [a["status"] for a in attempts] == [500, 302, 200]
+        assert attempts[0]["error"] == "HTTP 500"
+    finally:
+        client.v1.webhook_endpoints.delete(we.id)
+
+
+def test_gives_up_after_schedule(client: stripe.StripeClient, emu: Any) -> None:
+    we = endpoint(client, "http://127.0.0.1:9/closed", ["payment_intent.canceled"])
+    try:
+        pi = client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+        client.v1.payment_intents.cancel(pi.id)
+        evt = client.v1.events.list(params={"type": "payment_intent.canceled"}).data[0]
+        assert evt.pending_webhooks == 1
+        deadline = time.time() + 3
+        while client.v1.events.retrieve(evt.id).pending_webhooks and time.time() < deadline:
+            time.sleep(0.02)
+        assert client.v1.events.retrieve(evt.id).pending_webhooks == 0
+        attempts = emu.app.delivery_attempts(evt.id)
+        assert len(attempts) == 3  # first try + two retries
+        assert all(a["status"] is None and a["error"] for a in attempts)
+    finally:
+        client.v1.webhook_endpoints.delete(we.id)
+
+
+# --- 3-D Secure -----------------------------------------------------------------------------
+
+
+def start_3ds(client: stripe.StripeClient, token: str, return_url: str | None) -> Any:
+    params: dict[str, Any] = {"amount": 2500, "currency": "usd", "confirm": True}
+    if token.startswith("pm_"):
+        params["payment_method"] = token
+    else:
+        params["payment_method_data"] = {
+            "type": "card",
+            "card": {"number": token, "exp_month": 1, "exp_year": 2040, "cvc": "123"},
+        }
+    if return_url:
+        params["return_url"] = return_url
+    pi = client.v1.payment_intents.create(params=params)
+    assert pi.status == "requires_action"
+    return pi
+
+
+def challenge(call: Callable[..., Any], pi: Any) -> tuple[str, str]:
+    url = urlsplit(pi.next_action.redirect_to_url.url)
+    page = call("GET", f"{url.path}?{url.query}", key=None)
+    assert page.status == 200
+    html = page.body.decode()
+    assert "Emulated 3D Secure authentication" in html and "$25.00" in html
+    assert "id='test-source-authorize-3ds'" in html and "Complete authentication" in html
+    assert "id='test-source-fail-3ds'" in html and "Fail authentication" in html
+    return url.path, parse_qs(url.query)["client_secret"][0]
+
+
+def test_3ds_complete(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    pi = start_3ds(client, "pm_card_authenticationRequired", "http://127.0.0.1:4242/success?x=1")
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 303
+    location = urlsplit(resp.headers["location"])
+    assert location.netloc == "127.0.0.1:4242" and location.path == "/success"
+    query = parse_qs(location.query)
+    assert query["payment_intent"] == [pi.id]
+    assert query["payment_intent_client_secret"] == [pi.client_secret]
+    assert query["redirect_status"] == ["succeeded"] and query["x"] == ["1"]
+    after = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    assert after.status == "succeeded" and after.next_action is None
+    assert after.latest_charge.payment_method_details.card.three_d_secure.result == "authenticated"
+    kinds = {e.type for e in client.v1.events.list(params={"limit": 100}).data
+             if e.data.object.to_dict().get("id") == pi.id}  # fmt: skip
+    assert {"payment_intent.requires_action", "payment_intent.succeeded"} <= kinds
+
+
+def test_3ds_fail(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    pi = start_3ds(client, "4000000000003220", "http://127.0.0.1:4242/success")
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "fail"}, key=None)
+    assert resp.status == 303
+    assert parse_qs(urlsplit(resp.headers["location"]).query)["redirect_status"] == ["failed"]
+    after = client.v1.payment_intents.retrieve(pi.id)
+    assert after.status == "requires_payment_method"
+    assert after.last_payment_error.code == "payment_intent_authentication_failure"
+    assert after.latest_charge is None
+    again = client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
+    assert again.status == "succeeded"
+
+
+def test_3ds_then_decline(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    pi = start_3ds(client, "4000008260003178", "http://127.0.0.1:4242/success")
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert parse_qs(urlsplit(resp.headers["location"]).query)["redirect_status"] == ["failed"]
+    after = client.v1.payment_intents.retrieve(pi.id)
+    assert after.status == "requires_payment_method"
+    assert after.last_payment_error.decline_code == "insufficient_funds"
+    assert client.v1.charges.retrieve(after.latest_charge).status == "failed"
+
+
+def test_3ds_without_return_url(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    pi = start_3ds(client, "pm_card_authenticationRequiredOnSetup", None)
+    assert pi.next_action.redirect_to_url.return_url is None
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 200 and "succeeded" in resp.body.decode()
+    wrong = call("POST", path, {"client_secret": "nope", "action": "complete"}, key=None)
+    assert wrong.status == 404
+
+
+def test_receipt_page(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 1999,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+        }
+    )
+    charge = client.v1.charges.retrieve(pi.latest_charge)
+    page = call("GET", urlsplit(charge.receipt_url).path, key=None)
+    assert page.status == 200 and "$19.99" in page.body.decode() and "4242" in page.body.decode()

@@ -43,7 +43,9 @@ def emulator(
     try:
         running = start_emulator(host, port, options)
     except OSError as exc:
-        raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from exc
+        raise UsageError(
+            f"{(exc.strerror or str(exc)).capitalize()}.", hint="Choose another with --port."
+        ) from exc
     info(f"Stripe test-mode emulator listening on {running.url}")
     info(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
     if running.url != settings.emulator_url:

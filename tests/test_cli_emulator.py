@@ -1,0 +1,97 @@
+"""`bookpay emulator` as a user runs it: a real process, a real port, Ctrl-C."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args, env):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    return process
+
+
+def wait_healthy(url: str, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+                return json.loads(answer.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_serves_persists_and_stops_on_ctrl_c(env, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(["--port", str(port)], env)
+    try:
+        assert wait_healthy(url)["ok"] is True
+        request = urllib.request.Request(
+            f"{url}/v1/payment_intents",
+            data=b"amount=2300&currency=usd",
+            headers={"Authorization": "Bearer sk_test_cli"},
+        )
+        with urllib.request.urlopen(request) as answer:
+            created = json.loads(answer.read())
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert out == ""
+    assert f"Stripe test-mode emulator listening on {url}" in err
+    assert f"export BOOKPAY_EMULATOR_URL={url}" in err
+    assert "Traceback" not in err
+    assert (tmp_path / "data" / "emulator.sqlite3").exists()
+
+    process = start(["--port", str(port)], env)
+    try:
+        wait_healthy(url)
+        request = urllib.request.Request(
+            f"{url}/v1/payment_intents/{created['id']}",
+            headers={"Authorization": "Bearer sk_test_cli"},
+        )
+        with urllib.request.urlopen(request) as answer:
+            assert json.loads(answer.read())["amount"] == 2300
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+def test_port_in_use_is_one_line_and_exit_2(env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = start(["--port", str(port), "--ephemeral"], env)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 2
+    assert err == (
+        f"Error: Cannot start the emulator: 127.0.0.1:{port} is already in use. "
+        "Choose another with --port.\n"
+    )

@@ -163,7 +163,11 @@ def _local_timeline(st, intent_id: str) -> list[dict]:
 
     if not (st.settings.data_dir / DB_NAME).exists():
         return []  # no server has run here yet: nothing received, and nothing to create
-    return Ledger.open(st.settings.data_dir).events_for(intent_id)
+    ledger = Ledger.open(st.settings.data_dir)
+    try:
+        return ledger.events_for(intent_id)
+    finally:
+        ledger.close()
 
 
 @app.command("list")

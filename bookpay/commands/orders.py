@@ -1,7 +1,223 @@
-"""`bookpay orders`: the local orders ledger (being written; see issue 5)."""
+"""`bookpay orders`: the local orders ledger, as the webhook receiver and the checkout left it."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from bookpay.cli import state
+from bookpay.commands.output import Cell, emit_json, print_fields, print_table
+
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+COLUMNS = (
+    "id",
+    "payment_intent",
+    "item_id",
+    "amount",
+    "currency",
+    "email",
+    "status",
+    "created",
+    "updated",
+    "fulfilled_at",
+    "amount_refunded",
+    "failure_reason",
+    "charge",
+    "note",
+    "shipping",
+)
+STATUS_STYLE = {
+    "paid": "green",
+    "processing": "yellow",
+    "pending": "dim",
+    "failed": "red",
+    "canceled": "dim",
+    "refunded": "magenta",
+    "partially_refunded": "magenta",
+    "disputed": "bold red",
+}
+
+
+class Format(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+def _ledger(ctx: typer.Context):
+    from bookpay.orders import Ledger
+
+    return Ledger.open(state(ctx).settings.data_dir)
+
+
+def _price(order: dict) -> str:
+    from bookpay.money import format_amount
+
+    if order["amount"] is None or not order["currency"]:
+        return ""
+    return format_amount(order["amount"], order["currency"])
+
+
+def _status(order: dict) -> Cell:
+    return (order["status"], STATUS_STYLE.get(order["status"], ""))
+
+
+def _record(order: dict) -> dict:
+    return {name: order.get(name) for name in COLUMNS}
+
+
+@app.command("list")
+def list_orders(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only orders with this status (paid, refunded, ...)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the orders, newest first.
+
+    Example: bookpay orders list --status paid --json
+    """
+    ledger = _ledger(ctx)
+    try:
+        orders = ledger.list_orders(status)
+    finally:
+        ledger.close()
+    if as_json:
+        emit_json([_record(order) for order in orders])
+        return
+    if not orders:
+        sys.stderr.write("No orders" + (f" with status {status}." if status else " yet.") + "\n")
+        return
+    rows = [
+        [
+            order["id"],
+            order["payment_intent"],
+            order["item_id"] or "",
+            _price(order),
+            order["email"] or "",
+            _status(order),
+            order["created"],
+            order["fulfilled_at"] or "",
+        ]
+        for order in orders
+    ]
+    print_table(
+        ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"],
+        rows,
+        justify_right=["Amount"],
+    )
+
+
+@app.command("show")
+def show_order(
+    ctx: typer.Context,
+    order_or_pi: Annotated[
+        str, typer.Argument(metavar="ORDER_OR_PI", help="An order id (ord_...) or pi_... id.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one order and the timeline of webhook events received for it.
+
+    Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
+    """
+    ledger = _ledger(ctx)
+    try:
+        order = ledger.get_order(order_or_pi)
+        events = ledger.events_for(order["payment_intent"])
+    finally:
+        ledger.close()
+    if as_json:
+        emit_json({**_record(order), "events": events})
+        return
+    shipping = order["shipping"] or {}
+    address = shipping.get("address") or {}
+    ship_to = ", ".join(
+        str(part)
+        for part in (
+            shipping.get("name"),
+            address.get("line1"),
+            address.get("postal_code"),
+            address.get("city"),
+            address.get("country"),
+        )
+        if part
+    )
+    fields: list[tuple[str, Cell]] = [
+        ("Order", order["id"]),
+        ("PaymentIntent", order["payment_intent"]),
+        ("Status", _status(order)),
+        ("Item", order["item_id"] or ""),
+        ("Amount", _price(order)),
+        ("Email", order["email"] or ""),
+        ("Ship to", ship_to),
+        ("Created", order["created"]),
+        ("Updated", order["updated"]),
+        ("Fulfilled", order["fulfilled_at"] or "not yet"),
+    ]
+    if order["amount_refunded"]:
+        refunded = dict(order, amount=order["amount_refunded"])
+        fields.append(("Refunded", _price(refunded)))
+    if order["failure_reason"]:
+        fields.append(("Failure", order["failure_reason"]))
+    if order["note"]:
+        fields.append(("Note", order["note"]))
+    print_fields(fields)
+    sys.stdout.write("\n")
+    if not events:
+        sys.stdout.write("No webhook events received for this order.\n")
+        return
+    rows = [
+        [
+            event["received_at"],
+            event["id"],
+            event["type"],
+            str(event["deliveries"]),
+            event["outcome"] or "received, not processed",
+        ]
+        for event in events
+    ]
+    print_table(["Received", "Event", "Type", "Deliveries", "Outcome"], rows, title="Events")
+
+
+@app.command("export")
+def export_orders(
+    ctx: typer.Context,
+    fmt: Annotated[Format, typer.Option("--format", help="csv or json.")] = Format.csv,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+) -> None:
+    """Export every order (oldest first) as CSV or JSON.
+
+    Example: bookpay orders export --format csv --output orders.csv
+    """
+    ledger = _ledger(ctx)
+    try:
+        orders = [_record(order) for order in reversed(ledger.list_orders())]
+    finally:
+        ledger.close()
+    if fmt is Format.json:
+        text = json.dumps(orders, indent=2, ensure_ascii=False) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for order in orders:
+            shipping = order["shipping"]
+            writer.writerow({**order, "shipping": json.dumps(shipping) if shipping else ""})
+        text = buffer.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    sys.stderr.write(f"Wrote {len(orders)} order{'s' if len(orders) != 1 else ''} to {output}\n")

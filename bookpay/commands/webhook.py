@@ -1,7 +1,215 @@
-"""`bookpay webhook`."""
+"""`bookpay webhook`: replay captured events to a receiver, list the bundled ones, sign payloads."""
 
 from __future__ import annotations
 
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from bookpay.cli import state
+from bookpay.commands.output import emit_json, is_terminal, print_table
+
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SecretOption = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        help="Signing secret (whsec_...). Default: the first STRIPE_WEBHOOK_SECRET.",
+        show_default=False,
+    ),
+]
+PROGRESS_FROM = 20  # deliveries; shorter runs finish before a bar would help
+
+
+class Order(str, Enum):
+    as_is = "as-is"
+    reverse = "reverse"
+    shuffle = "shuffle"
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH",
+            help="Event files (a JSON event, a JSON array, JSON Lines), folders of them, or - "
+            "for stdin.",
+        ),
+    ],
+    to: Annotated[
+        str,
+        typer.Option("--to", help="Receiver URL; also 4242, /webhook or localhost:5000/hooks."),
+    ] = "http://127.0.0.1:4242/webhook",
+    secret: SecretOption = None,
+    repeat: Annotated[
+        int, typer.Option("--repeat", min=1, help="Send every event N times (duplicates).")
+    ] = 1,
+    order: Annotated[Order, typer.Option("--order", help="Delivery order.")] = Order.as_is,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for --order shuffle (repeatable runs).")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Deliveries in flight at once.")
+    ] = 1,
+    delay: Annotated[
+        float, typer.Option("--delay", min=0.0, help="Seconds to wait between deliveries.")
+    ] = 0.0,
+    new_event_id: Annotated[
+        bool,
+        typer.Option("--new-event-id", help="Give each delivery a fresh evt_ id (re-serialises)."),
+    ] = False,
+    timestamp_offset: Annotated[
+        int,
+        typer.Option(
+            "--timestamp-offset",
+            help="Shift the signature's timestamp by SECONDS (-600: ten minutes old, expired).",
+        ),
+    ] = 0,
+    bad_signature: Annotated[
+        bool, typer.Option("--bad-signature", help="Sign with a wrong secret on purpose.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each answer.")
+    ] = 30.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign and POST captured Stripe events to a webhook endpoint; exit 6 if any is not 2xx.
+
+    Bodies are the exact bytes captured (stripe listen --format JSON, stripe events retrieve).
+
+    Each is signed at send time, as Stripe signs it; redirects are not followed.
+
+    Example: bookpay webhook replay events.jsonl --to 4242 --repeat 2 --order shuffle --seed 7
+    """
+    from bookpay.errors import DeliveryFailed
+    from bookpay.replay import Replayer, load_events, plan, resolve_secret
+
+    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None)
+    deliveries = plan(
+        events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
+    )
+    signing = "" if bad_signature else resolve_secret(state(ctx).settings, secret)
+    replayer = Replayer(
+        to,
+        signing,
+        concurrency=concurrency,
+        delay=delay,
+        timestamp_offset=timestamp_offset,
+        bad_signature=bad_signature,
+        timeout=timeout,
+    )
+    started = time.perf_counter()
+    if is_terminal(sys.stderr) and len(deliveries) >= PROGRESS_FROM:
+        results = _with_progress(replayer, deliveries)
+    else:
+        results = replayer.run(deliveries)
+    elapsed = time.perf_counter() - started
+    failed = [result for result in results if not result.ok]
+    if as_json:
+        emit_json([result.to_dict() for result in results])
+    else:
+        _print_results(results)
+        sys.stdout.write(
+            f"\n{len(results)} deliver{'ies' if len(results) != 1 else 'y'} to {replayer.url} "
+            f"in {elapsed:.2f}s: {len(results) - len(failed)} ok, {len(failed)} failed\n"
+        )
+    if failed:
+        raise DeliveryFailed(
+            f"{len(failed)} of {len(results)} deliveries did not get a 2xx answer."
+        )
+
+
+def _with_progress(replayer, deliveries):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("Delivering", total=len(deliveries))
+        return replayer.run(deliveries, progress=lambda _result: bar.advance(task))
+
+
+def _print_results(results) -> None:
+    rows = []
+    for result in results:
+        status = str(result.status) if result.status is not None else "error"
+        answer = result.error or result.answer
+        rows.append(
+            [
+                str(result.index + 1),
+                result.event_id,
+                result.type,
+                (status, "green" if result.ok else "red"),
+                f"{result.latency_ms:.1f} ms",
+                answer[:60] + ("..." if len(answer) > 60 else ""),
+            ]
+        )
+    print_table(
+        ["#", "Event", "Type", "Status", "Latency", "Answer"],
+        rows,
+        justify_right=["#", "Latency"],
+    )
+
+
+@app.command("fixtures")
+def fixtures(as_json: JsonOption = False) -> None:
+    """List the example events bundled with bookpay, one per event type it handles.
+
+    Example: bookpay webhook fixtures --json
+    """
+    from bookpay.replay import FIXTURES_DIR, list_fixtures
+
+    found = list_fixtures()
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        [f["name"], f["type"], f["payment_intent"] or "", f["item_id"] or "", f["description"]]
+        for f in found
+    ]
+    print_table(["Name", "Type", "PaymentIntent", "Item", "Description"], rows)
+    sys.stderr.write(f"\nReplay them with: bookpay webhook replay {FIXTURES_DIR}\n")
+
+
+@app.command("sign")
+def sign_payload(
+    ctx: typer.Context,
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="The exact body to sign, or - for stdin.")
+    ],
+    secret: SecretOption = None,
+    timestamp: Annotated[
+        int | None, typer.Option("--timestamp", help="Unix time to sign at (default: now).")
+    ] = None,
+) -> None:
+    """Print a Stripe-Signature header value for a payload, for curl.
+
+    Example: bookpay webhook sign event.json --secret whsec_... --timestamp 1700000000
+    """
+    from bookpay.errors import UsageError
+    from bookpay.replay import resolve_secret
+    from bookpay.webhooks import sign
+
+    if file == "-":
+        payload = sys.stdin.buffer.read()
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise UsageError(f"{file}: no such file.")
+        payload = path.read_bytes()
+    header = sign(payload, resolve_secret(state(ctx).settings, secret), timestamp)
+    sys.stdout.write(header + "\n")

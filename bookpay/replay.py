@@ -1,0 +1,428 @@
+"""Replaying webhook events: load them as Stripe sent them, sign each at send time, POST them.
+
+The body of a delivery is the exact bytes of the event as it was captured (a whole single-event
+file, or the exact span of one element of an array or one line of JSON Lines), because that is
+what Stripe signs and what a receiver verifies. Only ``new_event_id`` changes an event, and then
+it is re-serialised the way Stripe writes events (two-space indented JSON).
+
+Deliveries go out over ``http.client`` keep-alive connections, one per worker; redirects are
+never followed (Stripe does not follow them either), so a 3xx counts as a failed delivery.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import secrets as _secrets
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from bookpay.errors import ConfigError, UsageError
+from bookpay.webhooks import sign
+
+DEFAULT_URL = "http://127.0.0.1:4242/webhook"
+USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+ORDERS = ("as-is", "reverse", "shuffle")
+EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson")
+FIXTURES_DIR = Path(__file__).parent / "assets" / "fixtures"
+SECRET_FILE = "webhook_secret"  # written by `bookpay serve` in the data folder, mode 0600
+_BAD_SECRET = "whsec_bookpay_replay_deliberately_wrong"
+_RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+FIXTURE_NOTES = {
+    "payment_intent.succeeded": "a paid order (fulfils it, if Stripe knows the intent)",
+    "payment_intent.processing": "a payment still processing",
+    "payment_intent.payment_failed": "a declined card (insufficient_funds)",
+    "payment_intent.canceled": "a canceled PaymentIntent",
+    "charge.refunded.full": "a charge refunded in full",
+    "charge.refunded.partial": "a charge refunded in part",
+    "charge.dispute.created": "a dispute (chargeback) opened",
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    index: int
+    event_id: str
+    type: str
+    body: bytes
+    source: str
+
+
+@dataclass
+class Result:
+    index: int
+    event_id: str
+    type: str
+    source: str
+    status: int | None
+    ok: bool
+    latency_ms: float
+    answer: str
+    error: str | None = None
+    location: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Where to ----------------------------------------------------------------------------------------
+
+
+def normalize_url(target: str | None) -> str:
+    """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``."""
+    target = (target or DEFAULT_URL).strip()
+    if target.isdigit():
+        return f"http://localhost:{target}/webhook"
+    if target.startswith("/"):
+        return f"http://localhost:4242{target}"
+    if "://" not in target:
+        target = f"http://{target}"
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--to must be an http(s) URL, a port or a path, got {target!r}.")
+    return target
+
+
+def resolve_secret(settings, explicit: str | None = None) -> str:
+    """The secret to sign with: --secret, STRIPE_WEBHOOK_SECRET, or the one `serve` saved."""
+    if explicit:
+        return explicit
+    if settings.webhook_secrets:
+        return settings.webhook_secrets[0]
+    saved = Path(settings.data_dir) / SECRET_FILE
+    if saved.is_file() and _private(saved):
+        value = saved.read_text().strip()
+        if value.startswith("whsec_"):
+            return value
+    if settings.is_emulated:
+        raise ConfigError(
+            "No webhook secret to sign with: pass --secret whsec_... (the secret the server "
+            "verifies with) or set STRIPE_WEBHOOK_SECRET. In emulator mode the emulator issues "
+            f"a secret to `bookpay serve`, which keeps it in {saved} while it runs."
+        )
+    raise ConfigError(
+        "No webhook secret to sign with: set STRIPE_WEBHOOK_SECRET (the whsec_... secret "
+        "`stripe listen` prints) or pass --secret whsec_...."
+    )
+
+
+def _private(path: Path) -> bool:
+    """Only trust a secret file nobody else can read or have written."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    import os
+
+    owned = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return owned and not info.st_mode & 0o077
+
+
+# What ------------------------------------------------------------------------------------------
+
+
+def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Delivery]:
+    """Every event in ``paths`` (files, folders of them, or ``-`` for stdin), in order."""
+    found: list[tuple[bytes, dict, str]] = []
+    for raw in paths:
+        if raw == "-":
+            if stdin is None:
+                raise UsageError("'-' needs events on standard input.")
+            found += split_document(stdin.read(), "<stdin>")
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in EVENT_SUFFIXES)
+            if not files:
+                raise UsageError(f"{path} holds no .json or .jsonl files.")
+        elif path.is_file():
+            files = [path]
+        else:
+            raise UsageError(f"{raw}: no such file or folder.")
+        for file in files:
+            found += split_document(file.read_bytes(), str(file))
+    if not found:
+        raise UsageError("No events to replay.")
+    return [
+        Delivery(i, event["id"], event["type"], body, source)
+        for i, (body, event, source) in enumerate(found)
+    ]
+
+
+def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
+    """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines."""
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of what Stripe signed
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not UTF-8 text.") from None
+    decoder = json.JSONDecoder()
+    items: list[tuple[str, object]] = []
+    start = _skip_space(text, 0)
+    if text.startswith("[", start):
+        position = _skip_space(text, start + 1)
+        while position < len(text) and text[position] != "]":
+            value, end = _decode(decoder, text, position, source)
+            items.append((text[position:end], value))
+            position = _skip_space(text, end)
+            if text.startswith(",", position):
+                position = _skip_space(text, position + 1)
+        if _skip_space(text, position + 1) < len(text):
+            raise UsageError(f"{source}: unexpected text after the JSON array.")
+    else:
+        position = start
+        while position < len(text):
+            value, end = _decode(decoder, text, position, source)
+            items.append((text[position:end], value))
+            position = _skip_space(text, end)
+        if len(items) == 1:  # a single-event file is sent byte for byte, newline and all
+            items = [(text, items[0][1])]
+    events = []
+    for number, (span, value) in enumerate(items, start=1):
+        where = source if len(items) == 1 else f"{source} #{number}"
+        if not (
+            isinstance(value, dict)
+            and isinstance(value.get("id"), str)
+            and isinstance(value.get("type"), str)
+        ):
+            raise UsageError(f"{where}: not a Stripe event (it needs an id and a type).")
+        events.append((span.encode("utf-8"), value, where))
+    return events
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _decode(decoder: json.JSONDecoder, text: str, position: int, source: str):
+    try:
+        return decoder.raw_decode(text, position)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not valid JSON ({exc}).") from None
+
+
+def plan(
+    events: Sequence[Delivery],
+    *,
+    repeat: int = 1,
+    order: str = "as-is",
+    seed: int | None = None,
+    new_event_id: bool = False,
+) -> list[Delivery]:
+    """The deliveries to make: every event ``repeat`` times (in rounds), then reordered."""
+    if repeat < 1:
+        raise UsageError("--repeat must be at least 1.")
+    if order not in ORDERS:
+        raise UsageError(f"--order must be one of {', '.join(ORDERS)}.")
+    planned = [event for _ in range(repeat) for event in events]
+    if order == "reverse":
+        planned.reverse()
+    elif order == "shuffle":
+        random.Random(seed).shuffle(planned)
+    out = []
+    for index, delivery in enumerate(planned):
+        if new_event_id:
+            delivery = with_new_id(delivery)
+        out.append(
+            Delivery(index, delivery.event_id, delivery.type, delivery.body, delivery.source)
+        )
+    return out
+
+
+def _renumber(delivery: Delivery, index: int) -> Delivery:
+    return Delivery(index, delivery.event_id, delivery.type, delivery.body, delivery.source)
+
+
+def with_new_id(delivery: Delivery) -> Delivery:
+    event = json.loads(delivery.body)
+    event["id"] = "evt_" + _secrets.token_hex(12)
+    body = json.dumps(event, indent=2, ensure_ascii=False).encode("utf-8")
+    return Delivery(delivery.index, event["id"], delivery.type, body, delivery.source)
+
+
+# How -------------------------------------------------------------------------------------------
+
+
+class Replayer:
+    """Sends deliveries to one URL, signing each just before it goes out."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        concurrency: int = 1,
+        delay: float = 0.0,
+        timestamp_offset: int = 0,
+        bad_signature: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError("--concurrency must be at least 1.")
+        if delay < 0:
+            raise UsageError("--delay cannot be negative.")
+        self.url = normalize_url(url)
+        parts = urlsplit(self.url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.secret = _BAD_SECRET if bad_signature else secret
+        self.concurrency = concurrency
+        self.delay = delay
+        self.timestamp_offset = timestamp_offset
+        self.timeout = timeout
+
+    def run(
+        self, deliveries: Sequence[Delivery], progress: Callable[[Result], None] | None = None
+    ) -> list[Result]:
+        results: list[Result | None] = [None] * len(deliveries)
+        cursor = iter(range(len(deliveries)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            connection = None
+            try:
+                while True:
+                    with lock:
+                        index = next(cursor, None)
+                    if index is None:
+                        return
+                    if self.delay and index >= self.concurrency:
+                        time.sleep(self.delay)
+                    connection, result = self._deliver(connection, deliveries[index])
+                    results[index] = result
+                    if progress is not None:
+                        with lock:
+                            progress(result)
+            finally:
+                if connection is not None:
+                    connection.close()
+
+        workers = min(self.concurrency, len(deliveries))
+        if workers <= 1:
+            work()
+        else:
+            threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return [result for result in results if result is not None]
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _deliver(
+        self, connection: http.client.HTTPConnection | None, delivery: Delivery
+    ) -> tuple[http.client.HTTPConnection | None, Result]:
+        reused = connection is not None
+        connection = connection or self._connect()
+        started = time.perf_counter()
+        try:
+            status, headers, body = self._post(connection, delivery)
+        except _RETRYABLE as exc:
+            connection.close()
+            if not reused:
+                return None, self._failure(delivery, started, exc)
+            # The server closed an idle keep-alive connection before reading this request.
+            connection = self._connect()
+            started = time.perf_counter()
+            try:
+                status, headers, body = self._post(connection, delivery)
+            except (OSError, http.client.HTTPException) as again:
+                connection.close()
+                return None, self._failure(delivery, started, again)
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            return None, self._failure(delivery, started, exc)
+        latency = (time.perf_counter() - started) * 1000
+        location = headers.get("Location")
+        answer = " ".join(body.decode("utf-8", "replace").split())[:500]
+        error = None
+        if 300 <= status < 400:
+            error = f"redirected to {location or '(no Location)'}: not followed"
+        result = Result(
+            delivery.index,
+            delivery.event_id,
+            delivery.type,
+            delivery.source,
+            status,
+            200 <= status < 300,
+            round(latency, 2),
+            answer,
+            error,
+            location,
+        )
+        return connection, result
+
+    def _post(self, connection: http.client.HTTPConnection, delivery: Delivery):
+        stamp = int(time.time()) + self.timestamp_offset
+        connection.request(
+            "POST",
+            self._path,
+            body=delivery.body,
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": USER_AGENT,
+                "Accept": "*/*; q=0.5, application/xml",
+                "Cache-Control": "no-cache",
+                "Stripe-Signature": sign(delivery.body, self.secret, stamp),
+            },
+        )
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, response.headers, body
+
+    @staticmethod
+    def _failure(delivery: Delivery, started: float, exc: BaseException) -> Result:
+        return Result(
+            delivery.index,
+            delivery.event_id,
+            delivery.type,
+            delivery.source,
+            None,
+            False,
+            round((time.perf_counter() - started) * 1000, 2),
+            "",
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        )
+
+
+# The bundled fixtures --------------------------------------------------------------------------
+
+
+def list_fixtures() -> list[dict]:
+    """The event fixtures bundled with bookpay, one per handled case."""
+    fixtures = []
+    for path in sorted(FIXTURES_DIR.glob("*.json")):
+        event = json.loads(path.read_bytes())
+        obj = event["data"]["object"]
+        intent = obj["id"] if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+        fixtures.append(
+            {
+                "name": path.stem,
+                "type": event["type"],
+                "event": event["id"],
+                "payment_intent": intent,
+                "item_id": (obj.get("metadata") or {}).get("item_id"),
+                "description": FIXTURE_NOTES.get(path.stem, ""),
+                "path": str(path),
+            }
+        )
+    return fixtures

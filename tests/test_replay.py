@@ -1,0 +1,428 @@
+"""Replay: loading captured events byte for byte, planning, and delivering to a scripted receiver.
+
+Also the `bookpay webhook replay | fixtures | sign` commands, through Typer's CliRunner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+from bookpay.errors import UsageError, WebhookSignatureError
+from bookpay.replay import (
+    FIXTURES_DIR,
+    USER_AGENT,
+    Replayer,
+    load_events,
+    normalize_url,
+    plan,
+    split_document,
+)
+from bookpay.webhooks import sign, verify
+
+SECRET = "whsec_replay_test"
+EVENT_A = b'{\n  "id": "evt_A",\n  "object": "event",\n  "type": "payment_intent.succeeded",\n  "data": {"object": {"id": "pi_A"}}\n}\n'  # noqa: E501
+EVENT_B = (
+    b'{"id":"evt_B","object":"event","type":"charge.refunded","data":{"object":{"id":"ch_B"}}}'
+)
+
+
+class ScriptedReceiver:
+    """A keep-alive HTTP server that records every request and answers per ``script``."""
+
+    def __init__(self, script=None) -> None:
+        self.requests: list[dict] = []
+        self.script = script or (lambda request: (200, {}, b'{"received": true}'))
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = {
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                    "client": self.client_address,
+                }
+                with owner.lock:
+                    owner.requests.append(request)
+                status, headers, answer = owner.script(request)
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(answer)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(script=None):
+        made.append(ScriptedReceiver(script))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "a.json").write_bytes(EVENT_A)
+    (tmp_path / "b.json").write_bytes(EVENT_B)
+    return tmp_path
+
+
+# Loading ----------------------------------------------------------------------------------------
+
+
+def test_a_single_event_file_is_sent_byte_for_byte(files):
+    [delivery] = load_events([str(files / "a.json")])
+    assert delivery.body == EVENT_A
+    assert (delivery.event_id, delivery.type) == ("evt_A", "payment_intent.succeeded")
+
+
+def test_an_array_yields_the_exact_bytes_of_each_element():
+    data = b"[\n  " + EVENT_A.strip() + b" ,\n" + EVENT_B + b"\n]\n"
+    bodies = [body for body, _, _ in split_document(data, "x.json")]
+    assert bodies == [EVENT_A.strip(), EVENT_B]
+
+
+def test_json_lines_yield_the_exact_bytes_of_each_line():
+    line_a = json.dumps(json.loads(EVENT_A)).encode()
+    data = line_a + b"\r\n\n" + EVENT_B + b"\n"
+    parsed = split_document(data, "x.jsonl")
+    assert [body for body, _, _ in parsed] == [line_a, EVENT_B]
+    assert [where for _, _, where in parsed] == ["x.jsonl #1", "x.jsonl #2"]
+
+
+def test_a_folder_stdin_and_a_bom(files):
+    (files / "notes.txt").write_text("ignored")
+    events = load_events([str(files), "-"], stdin=io.BytesIO(b"\xef\xbb\xbf" + EVENT_B))
+    assert [e.event_id for e in events] == ["evt_A", "evt_B", "evt_B"]
+    assert events[2].body == EVENT_B
+    assert [e.index for e in events] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"id": "evt_1"}', "not a Stripe event"),
+        (b"[1]", "not a Stripe event"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
+def test_what_is_not_an_event_is_a_usage_error(data, message):
+    with pytest.raises(UsageError, match=message):
+        split_document(data, "bad.json")
+
+
+def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        load_events([str(tmp_path / "nope.json")])
+    with pytest.raises(UsageError, match=r"holds no \.json"):
+        load_events([str(tmp_path)])
+
+
+# Planning ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        (None, "http://127.0.0.1:4242/webhook"),
+        ("4242", "http://localhost:4242/webhook"),
+        ("/webhook", "http://localhost:4242/webhook"),
+        ("/hooks/stripe", "http://localhost:4242/hooks/stripe"),
+        ("localhost:5000/hooks", "http://localhost:5000/hooks"),
+        ("https://shop.example.com/webhook", "https://shop.example.com/webhook"),
+    ],
+)
+def test_the_stripe_clis_shorthands(target, url):
+    assert normalize_url(target) == url
+
+
+def test_a_bad_url_is_a_usage_error():
+    with pytest.raises(UsageError):
+        normalize_url("ftp://example.com/x")
+
+
+def test_repeat_goes_in_rounds_and_orders_reorder(files):
+    events = load_events([str(files)])
+    assert [d.event_id for d in plan(events, repeat=2)] == ["evt_A", "evt_B", "evt_A", "evt_B"]
+    assert [d.event_id for d in plan(events, order="reverse")] == ["evt_B", "evt_A"]
+    one = [d.event_id for d in plan(events, repeat=5, order="shuffle", seed=3)]
+    two = [d.event_id for d in plan(events, repeat=5, order="shuffle", seed=3)]
+    assert one == two and sorted(one) == ["evt_A"] * 5 + ["evt_B"] * 5
+    assert [d.index for d in plan(events, repeat=2, order="reverse")] == [0, 1, 2, 3]
+
+
+def test_new_event_id_gives_each_delivery_a_fresh_id_and_reserialises(files):
+    deliveries = plan(load_events([str(files / "a.json")]), repeat=3, new_event_id=True)
+    ids = [d.event_id for d in deliveries]
+    assert len(set(ids)) == 3 and all(i.startswith("evt_") and i != "evt_A" for i in ids)
+    for delivery in deliveries:
+        event = json.loads(delivery.body)
+        assert event["id"] == delivery.event_id
+        assert event["data"] == {"object": {"id": "pi_A"}}
+        assert delivery.body.startswith(b'{\n  "id"')
+
+
+@pytest.mark.parametrize(("repeat", "order"), [(0, "as-is"), (1, "random")])
+def test_bad_plans_are_usage_errors(files, repeat, order):
+    with pytest.raises(UsageError):
+        plan(load_events([str(files)]), repeat=repeat, order=order)
+
+
+# Delivering -------------------------------------------------------------------------------------
+
+
+def test_each_delivery_is_signed_at_send_time_with_stripes_headers(receiver, files):
+    server = receiver()
+    results = Replayer(server.url, SECRET).run(load_events([str(files)]))
+    assert [(r.status, r.ok, r.answer) for r in results] == [(200, True, '{"received": true}')] * 2
+    first, second = server.requests
+    assert first["body"] == EVENT_A and second["body"] == EVENT_B
+    headers = first["headers"]
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["User-Agent"] == USER_AGENT
+    assert first["path"] == "/webhook"
+    verify(first["body"], headers["Stripe-Signature"], [SECRET])
+    stamp = int(headers["Stripe-Signature"].split(",")[0][2:])
+    assert abs(stamp - time.time()) < 5
+
+
+def test_one_keep_alive_connection_is_reused(receiver, files):
+    server = receiver()
+    events = plan(load_events([str(files)]), repeat=5)
+    assert all(r.ok for r in Replayer(server.url, SECRET).run(events))
+    assert len({request["client"] for request in server.requests}) == 1
+
+
+def test_a_server_that_closes_connections_is_still_served(receiver, files):
+    server = receiver(lambda request: (200, {"Connection": "close"}, b"ok"))
+    results = Replayer(server.url, SECRET).run(plan(load_events([str(files)]), repeat=3))
+    assert [r.ok for r in results] == [True] * 6
+    assert len(server.requests) == 6
+
+
+def test_timestamp_offset_and_bad_signature_make_signatures_the_receiver_refuses(receiver, files):
+    server = receiver()
+    events = load_events([str(files / "a.json")])
+    Replayer(server.url, SECRET, timestamp_offset=-600).run(events)
+    Replayer(server.url, SECRET, bad_signature=True).run(events)
+    expired, forged = server.requests
+    with pytest.raises(WebhookSignatureError, match="tolerance"):
+        verify(expired["body"], expired["headers"]["Stripe-Signature"], [SECRET])
+    with pytest.raises(WebhookSignatureError, match="No signatures found matching"):
+        verify(forged["body"], forged["headers"]["Stripe-Signature"], [SECRET])
+
+
+def test_redirects_are_not_followed_and_count_as_failures(receiver, files):
+    target = receiver()
+    server = receiver(lambda request: (308, {"Location": target.url}, b""))
+    [result] = Replayer(server.url, SECRET).run(load_events([str(files / "a.json")]))
+    assert (result.status, result.ok, result.location) == (308, False, target.url)
+    assert "redirected to" in result.error and "not followed" in result.error
+    assert target.requests == []
+
+
+def test_non_2xx_answers_and_refused_connections_are_failures(receiver, files):
+    statuses = iter([500, 200])
+    server = receiver(lambda request: (next(statuses), {}, b'{"error": "boom"}'))
+    results = Replayer(server.url, SECRET).run(load_events([str(files)]))
+    assert [(r.status, r.ok) for r in results] == [(500, False), (200, True)]
+    server.close()
+    [refused] = Replayer(server.url, SECRET, timeout=2).run(load_events([str(files / "b.json")]))
+    assert (refused.status, refused.ok) == (None, False)
+    assert "Connection" in refused.error or "refused" in refused.error
+
+
+def test_concurrency_keeps_n_in_flight_and_answers_in_plan_order(receiver, files):
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow(request):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return 200, {}, b"{}"
+
+    server = receiver(slow)
+    deliveries = plan(load_events([str(files)]), repeat=6)
+    results = Replayer(server.url, SECRET, concurrency=4).run(deliveries)
+    assert [r.index for r in results] == list(range(12))
+    assert all(r.ok for r in results)
+    assert peak[0] == 4
+    assert len({request["client"] for request in server.requests}) == 4
+
+
+def test_delay_spaces_the_deliveries(receiver, files):
+    server = receiver()
+    started = time.perf_counter()
+    Replayer(server.url, SECRET, delay=0.1).run(plan(load_events([str(files)]), repeat=2))
+    assert time.perf_counter() - started >= 0.3
+
+
+# The commands -----------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def invoke(*args, env=None, stdin=None):
+    return runner.invoke(app, list(args), env=env or {}, input=stdin)
+
+
+def test_replay_prints_a_table_and_exits_0(receiver, files):
+    server = receiver()
+    result = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["#", "Event", "Type", "Status", "Latency", "Answer"]
+    assert lines[1].split()[:4] == ["1", "evt_A", "payment_intent.succeeded", "200"]
+    assert lines[2].split()[:4] == ["2", "evt_B", "charge.refunded", "200"]
+    assert lines[-1].startswith(f"2 deliveries to {server.url} in ")
+    assert lines[-1].endswith(": 2 ok, 0 failed")
+
+
+def test_replay_json_prints_only_json_and_exits_6_on_a_failure(receiver, files):
+    statuses = iter([200, 400])
+    server = receiver(lambda request: (next(statuses), {}, b'{"error": {"code": "x"}}'))
+    result = invoke(
+        "webhook", "replay", str(files), "--to", server.url, "--secret", SECRET, "--json"
+    )
+    assert result.exit_code == 6
+    deliveries = json.loads(result.stdout)
+    assert [(d["event_id"], d["status"], d["ok"]) for d in deliveries] == [
+        ("evt_A", 200, True),
+        ("evt_B", 400, False),
+    ]
+    assert set(deliveries[0]) >= {"type", "latency_ms", "answer", "error", "location"}
+    assert result.stderr == "Error: 1 of 2 deliveries did not get a 2xx answer.\n"
+
+
+def test_replay_with_every_option(receiver, files):
+    server = receiver()
+    result = invoke(
+        "webhook", "replay", str(files / "a.json"), "-", "--to", server.url,
+        "--repeat", "3", "--order", "shuffle", "--seed", "1", "--concurrency", "2",
+        "--delay", "0.01", "--new-event-id", "--timestamp-offset", "-30", "--json",
+        env={"STRIPE_WEBHOOK_SECRET": f"{SECRET},whsec_other"},
+        stdin=EVENT_B,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    deliveries = json.loads(result.stdout)
+    assert len(deliveries) == 6 and len({d["event_id"] for d in deliveries}) == 6
+    assert (
+        sorted(d["type"] for d in deliveries)
+        == ["charge.refunded"] * 3 + ["payment_intent.succeeded"] * 3
+    )
+    for request in server.requests:
+        verify(request["body"], request["headers"]["Stripe-Signature"], [SECRET])
+        assert int(request["headers"]["Stripe-Signature"][2:12]) < time.time() - 25
+
+
+def test_replay_a_redirect_exits_6_and_says_so(receiver, files):
+    server = receiver(lambda request: (302, {"Location": "https://elsewhere.example/"}, b""))
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", server.url,
+                    "--secret", SECRET)  # fmt: skip
+    assert result.exit_code == 6
+    assert "302" in result.stdout and "redirected to https://elsewhere.example/" in result.stdout
+
+
+def test_replay_without_a_secret_in_emulator_mode_says_to_pass_one(files, tmp_path):
+    result = invoke(
+        "webhook", "replay", str(files), env={"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert result.exit_code == 5
+    assert "pass --secret whsec_" in result.stderr
+    assert result.stdout == ""
+
+
+def test_replay_reads_the_secret_bookpay_serve_saved(receiver, files, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    saved = data / "webhook_secret"
+    saved.write_text(SECRET + "\n")
+    saved.chmod(0o600)
+    server = receiver()
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", server.url, env=env)
+    assert result.exit_code == 0, result.output
+    verify(server.requests[0]["body"], server.requests[0]["headers"]["Stripe-Signature"], [SECRET])
+    saved.chmod(0o644)  # readable by others: not trusted
+    assert invoke("webhook", "replay", str(files), "--to", server.url, env=env).exit_code == 5
+
+
+def test_replay_of_a_missing_file_exits_2():
+    result = invoke("webhook", "replay", "nope.json", "--secret", SECRET)
+    assert result.exit_code == 2
+    assert result.stderr == "Error: nope.json: no such file or folder.\n"
+
+
+def test_fixtures_lists_the_bundled_events():
+    result = invoke("webhook", "fixtures", "--json")
+    assert result.exit_code == 0
+    listed = json.loads(result.stdout)
+    assert [f["name"] for f in listed] == sorted(p.stem for p in FIXTURES_DIR.glob("*.json"))
+    succeeded = next(f for f in listed if f["name"] == "payment_intent.succeeded")
+    assert succeeded["type"] == "payment_intent.succeeded"
+    assert succeeded["item_id"] == "1"
+    assert succeeded["payment_intent"].startswith("pi_")
+    table = invoke("webhook", "fixtures")
+    assert table.exit_code == 0
+    assert table.stdout.splitlines()[0].split() == [
+        "Name",
+        "Type",
+        "PaymentIntent",
+        "Item",
+        "Description",
+    ]
+    assert "charge.refunded.partial" in table.stdout
+
+
+def test_sign_prints_a_header_curl_can_send(files):
+    result = invoke(
+        "webhook", "sign", str(files / "a.json"), "--secret", SECRET, "--timestamp", "1700000000"
+    )
+    assert result.exit_code == 0
+    assert result.stdout == sign(EVENT_A, SECRET, 1700000000) + "\n"
+    assert result.stdout.startswith("t=1700000000,v1=")
+    from_stdin = invoke("webhook", "sign", "-", "--secret", SECRET, "--timestamp", "1700000000",
+                        stdin=EVENT_A)  # fmt: skip
+    assert from_stdin.stdout == result.stdout
+
+
+def test_sign_uses_stripe_webhook_secret_and_refuses_a_missing_file():
+    env = {"STRIPE_WEBHOOK_SECRET": SECRET}
+    assert invoke("webhook", "sign", "nope.json", env=env).exit_code == 2
+    result = invoke("webhook", "sign", "-", env=env, stdin=EVENT_B)
+    verify(EVENT_B, result.stdout.strip(), [SECRET])

@@ -2,12 +2,65 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Annotated
+
 import typer
 
+from bookpay.cli import state
 
-def serve(ctx: typer.Context) -> None:
-    """Serve the bookshop (written with the checkout server, issue 4).
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the shop.", min=0, max=65535)] = 4242,
+    emulator_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the local Stripe emulator (emulator mode only) "
+            "[default: the port in BOOKPAY_EMULATOR_URL, 12111].",
+            min=0,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the shop in a web browser.")
+    ] = False,
+) -> None:
+    """Serve the bookshop: catalog, Elements checkout, success page and /webhook.
+
+    Without STRIPE_SECRET_KEY it runs in local test mode, starting bookpay's Stripe emulator
+    (or using one already running) so that no Stripe account or network is needed.
 
     Example: bookpay serve --port 4242
     """
-    raise typer.Exit(1)
+    settings = state(ctx).settings.check()
+    _configure_logging(settings.debug)
+    from bookpay.server import serve as run
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    run(
+        settings,
+        host=host,
+        port=port,
+        emulator_port=emulator_port,
+        open_browser=open_browser,
+        say=say,
+    )
+
+
+def _configure_logging(debug: bool) -> None:
+    """bookpay's own warnings (a failed fulfilment) on stderr; waitress only when it matters."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("bookpay")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    waitress = logging.getLogger("waitress")
+    waitress.addHandler(handler)
+    waitress.setLevel(logging.INFO if debug else logging.WARNING)

@@ -1,0 +1,36 @@
+<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{{title}} · bookpay</title>
+  <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="/static/style.css">
+% for src in scripts:
+  <script src="{{src}}" defer></script>
+% end
+</head>
+<body>
+  <a class="skip-link" href="#main">Skip to the content</a>
+% if emulated:
+  <p class="mode-banner" role="note">
+    <strong>Local test mode: payments are emulated.</strong>
+    No real card is charged; pay with 4242 4242 4242 4242.
+  </p>
+% elif not live:
+  <p class="mode-banner mode-banner--stripe" role="note">
+    <strong>Stripe test mode.</strong> Use Stripe's test cards, such as 4242 4242 4242 4242.
+  </p>
+% end
+  <header class="site-header">
+    <a class="brand" href="/">bookpay</a>
+    <span class="tagline">a small bookshop</span>
+  </header>
+  <main id="main" tabindex="-1">
+{{!base}}
+  </main>
+  <footer class="site-footer">
+    <p>Payments by Stripe Payment Intents and Elements.</p>
+  </footer>
+</body>
+</html>

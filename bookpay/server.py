@@ -1,0 +1,399 @@
+"""The checkout server: a Bottle app built by ``create_app(settings, ...)``, and ``serve()``.
+
+Routes are thin: they validate what the browser sent, ask the core (catalog, gateway, fulfiller,
+webhook receiver), and render. Everything a browser can cause to go wrong is a ``BookpayError``,
+translated into a status and a JSON body or an HTML page in exactly one place (``_ErrorPlugin``);
+nothing answers with a traceback. Amounts come from the catalog, never from the request, and the
+``return_url`` comes from the settings or the server's own address, never from the Host header.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from pathlib import Path
+
+import bottle
+
+from bookpay.catalog import Catalog
+from bookpay.config import Settings
+from bookpay.covers import cover_svg
+from bookpay.errors import BookpayError, NotFound, PaymentError, UsageError
+from bookpay.web import inputs
+from bookpay.web.security import security_headers, stripe_js_url
+from bookpay.web.views import Templates, checkout_href, receipt, script_json
+
+log = logging.getLogger("bookpay.server")
+
+ASSETS = Path(__file__).parent / "assets"
+TEMPLATES = ASSETS / "templates"
+STATIC = ASSETS / "static"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:4242"
+MAX_WEBHOOK_BODY = 512 * 1024  # Stripe events are far smaller; this only bounds memory
+API_PATHS = frozenset({"/create-payment-intent", "/webhook", "/healthz"})
+NO_STORE_PATHS = frozenset({"/checkout", "/success", *API_PATHS})
+# An attempt whose PaymentIntent reached one of these can never be paid again.
+FINISHED = frozenset({"succeeded", "canceled"})
+
+
+class Services:
+    """The core objects the routes use, built on first use unless injected.
+
+    Lazy so that the pages work (and tests run) before orders and webhooks are needed, and so
+    that creating an app opens no database and makes no network call.
+    """
+
+    def __init__(self, settings: Settings, **given) -> None:
+        self.settings = settings
+        self._given = {name: value for name, value in given.items() if value is not None}
+        self._built: dict[str, object] = {}  # what we made, and so must close
+        self._lock = threading.RLock()  # building one part may build another
+
+    def _get(self, name: str, build):
+        if name not in self._given:
+            with self._lock:
+                if name not in self._given:
+                    self._given[name] = self._built[name] = build()
+        return self._given[name]
+
+    @property
+    def gateway(self):
+        from bookpay.payments import Gateway
+
+        return self._get("gateway", lambda: Gateway(self.settings))
+
+    @property
+    def ledger(self):
+        from bookpay import orders
+
+        return self._get("ledger", lambda: orders.Ledger.open(self.settings.data_dir))
+
+    @property
+    def fulfiller(self):
+        from bookpay import orders
+
+        return self._get(
+            "fulfiller",
+            lambda: orders.Fulfiller(self.ledger, self.gateway, self.catalog, self.settings),
+        )
+
+    @property
+    def receiver(self):
+        from bookpay import webhooks
+
+        return self._get(
+            "receiver",
+            lambda: webhooks.WebhookReceiver(
+                self.settings,
+                self.ledger,
+                self.fulfiller,
+                secrets=list(self.settings.webhook_secrets),
+            ),
+        )
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._get("catalog", lambda: Catalog.load(self.settings.catalog_path))
+
+    def close(self) -> None:
+        """Stop what was built here (the receipt mailer's thread, the database)."""
+        for name in ("fulfiller", "ledger"):
+            part = self._built.get(name)
+            if part is not None and hasattr(part, "close"):
+                part.close()
+
+
+class _Lifecycle:
+    """A Bottle plugin for its ``close()`` only: ``app.close()`` closes what the app built."""
+
+    name = "bookpay_lifecycle"
+    api = 2
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def apply(self, callback, route):
+        return callback
+
+    def close(self) -> None:
+        self.services.close()
+
+
+def _wants_json() -> bool:
+    return bottle.request.path in API_PATHS
+
+
+class _ErrorPlugin:
+    """The one place a BookpayError (or anything unexpected) becomes a response."""
+
+    name = "bookpay_errors"
+    api = 2
+
+    def __init__(self, templates: Templates) -> None:
+        self.templates = templates
+
+    def apply(self, callback, route):
+        def wrapper(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except bottle.HTTPResponse:
+                raise
+            except BookpayError as exc:
+                return self.respond(exc.http_status, exc.to_dict(), exc.message)
+            except Exception:
+                log.exception("unexpected error in %s %s", bottle.request.method, route.rule)
+                return self.respond(500, _INTERNAL, _INTERNAL["message"])
+
+        return wrapper
+
+    def respond(self, status: int, error: dict, message: str):
+        bottle.response.status = status
+        if _wants_json():
+            return {"error": error}
+        bottle.response.content_type = "text/html; charset=UTF-8"
+        return self.templates.render("error", title=_HEADINGS.get(status, "Error"), message=message)
+
+
+_INTERNAL = {
+    "message": "Something went wrong on our side. Please try again.",
+    "code": "internal_error",
+}
+_HEADINGS = {
+    400: "That request didn't work",
+    403: "Forbidden",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "Request too large",
+    500: "Something went wrong",
+    502: "Payments are unavailable",
+    503: "Payments are unavailable",
+}
+_BOTTLE_ERRORS = {
+    400: ("That request is not valid.", "bad_request"),
+    403: ("You can't see that.", "forbidden"),
+    404: ("We couldn't find that page.", "not_found"),
+    405: ("That method is not allowed here.", "method_not_allowed"),
+    413: ("The request is too large.", "payload_too_large"),
+    500: (_INTERNAL["message"], "internal_error"),
+}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    gateway=None,
+    catalog: Catalog | None = None,
+    ledger=None,
+    fulfiller=None,
+    receiver=None,
+    public_url: str | None = None,
+) -> bottle.Bottle:
+    """The checkout server's WSGI app for ``settings``.
+
+    ``public_url`` is the server's own address, used for ``return_url`` unless
+    ``settings.base_url`` (BOOKPAY_BASE_URL) says where shoppers reach it.
+    """
+    services = Services(
+        settings,
+        gateway=gateway,
+        catalog=catalog,
+        ledger=ledger,
+        fulfiller=fulfiller,
+        receiver=receiver,
+    )
+    shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+    return_url = f"{shop_url}/success"
+    headers = security_headers(settings)
+    templates = Templates(
+        TEMPLATES, emulated=settings.is_emulated, live=settings.livemode, scripts=()
+    )
+    app = bottle.Bottle(catchall=True, autojson=True)
+    app.install(_ErrorPlugin(templates))
+    app.install(_Lifecycle(services))
+
+    def secure(resp: bottle.BaseResponse) -> None:
+        for name, value in headers.items():
+            resp.set_header(name, value)
+        if bottle.request.path in NO_STORE_PATHS:
+            resp.set_header("Cache-Control", "no-store")
+
+    # Bottle's HTTPError replaces the response headers after the hooks ran, so error pages add
+    # the security headers themselves.
+    app.add_hook("after_request", lambda: secure(bottle.response))
+
+    def on_error(err: bottle.HTTPError):
+        secure(bottle.response)
+        message, code = _BOTTLE_ERRORS.get(err.status_code, (err.body or "Error", "http_error"))
+        if _wants_json():
+            bottle.response.content_type = "application/json"
+            return json.dumps({"error": {"message": message, "code": code}})
+        bottle.response.content_type = "text/html; charset=UTF-8"
+        return templates.render(
+            "error", title=_HEADINGS.get(err.status_code, "Error"), message=message
+        )
+
+    for status in _BOTTLE_ERRORS:
+        app.error(status)(on_error)
+
+    @app.get("/")
+    def index():
+        books = [(book, checkout_href(book)) for book in services.catalog]
+        return templates.render("index", title="Books", books=books)
+
+    @app.get("/covers/<book_id>.svg")
+    def cover(book_id: str):
+        book = services.catalog.get(book_id)
+        bottle.response.content_type = "image/svg+xml; charset=UTF-8"
+        bottle.response.set_header("Cache-Control", "public, max-age=3600")
+        return cover_svg(book)
+
+    @app.get("/checkout")
+    def checkout():
+        book = services.catalog.get(bottle.request.query.getunicode("item") or "")
+        config = {
+            "publishableKey": settings.client_publishable_key,
+            "item": book.id,
+            "returnUrl": return_url,
+            "createIntentUrl": "/create-payment-intent",
+            "payLabel": f"Pay {book.price}",
+        }
+        return templates.render(
+            "checkout",
+            title=f"Checkout: {book.title}",
+            book=book,
+            config_json=script_json(config),
+            scripts=(stripe_js_url(settings), "/static/checkout.js"),
+        )
+
+    @app.post("/create-payment-intent")
+    def create_payment_intent():
+        data = inputs.read_json_object(bottle.request)
+        book = services.catalog.get(inputs.item_id(data.get("item")))
+        attempt = inputs.attempt_id(data.get("attemptId"))
+        intent = services.gateway.create_intent(book, attempt_id=attempt)
+        # For a repeated attempt Stripe replays the creation response, whose status is the one
+        # the intent had when it was created; only a retrieve tells whether it was paid since.
+        intent = services.gateway.retrieve_intent(intent["id"], expand=())
+        if intent.get("status") in FINISHED:
+            raise inputs.AttemptFinished(
+                f"This checkout attempt is already {intent['status']}: start a new attempt.",
+            )
+        return {
+            "clientSecret": intent["client_secret"],
+            "paymentIntentId": intent["id"],
+            "amount": intent["amount"],
+            "currency": intent["currency"],
+        }
+
+    @app.get("/success")
+    def success():
+        query = bottle.request.query
+        intent = _shop_intent(
+            services,
+            query.getunicode("payment_intent") or "",
+            query.getunicode("payment_intent_client_secret") or "",
+        )
+        book = services.catalog.get(intent["metadata"]["item_id"])
+        if intent.get("status") == "succeeded":
+            try:
+                services.fulfiller.fulfil(intent["id"])
+            except Exception:  # the shopper has paid: show the receipt; the webhook will retry
+                log.exception("fulfilment of %s failed; the webhook will retry it", intent["id"])
+        return templates.render("success", title="Your order", **receipt(intent, book))
+
+    @app.post("/webhook")
+    def webhook():
+        if bottle.request.content_length > MAX_WEBHOOK_BODY:
+            raise inputs.PayloadTooLarge("The webhook payload is too large.")
+        payload = bottle.request.body.read(MAX_WEBHOOK_BODY + 1)
+        if len(payload) > MAX_WEBHOOK_BODY:
+            raise inputs.PayloadTooLarge("The webhook payload is too large.")
+        signature = bottle.request.get_header("Stripe-Signature")
+        result = services.receiver.handle(payload, signature)
+        return result if isinstance(result, dict) else {"received": True}
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "mode": settings.mode}
+
+    @app.get("/static/<path:path>")
+    def static(path: str):
+        response = bottle.static_file(path, root=str(STATIC))
+        if response.status_code == 200:
+            response.set_header("Cache-Control", "public, max-age=300")
+        return response
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return bottle.static_file("favicon.svg", root=str(STATIC), mimetype="image/svg+xml")
+
+    return app
+
+
+def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict:
+    """The PaymentIntent the return_url names, if the shopper proved they own it and it is ours.
+
+    Every refusal is the same 404, so the page tells a prober nothing about which check failed.
+    """
+    not_found = NotFound("We couldn't find that payment.", code="not_found")
+    if not intent_id.startswith("pi_") or not client_secret:
+        raise not_found
+    try:
+        intent = services.gateway.retrieve_intent(intent_id)
+    except (NotFound, PaymentError):  # no such intent, or Stripe refusing a malformed id
+        raise not_found from None
+    expected = str(intent.get("client_secret") or "")
+    if not expected or not hmac.compare_digest(client_secret.encode(), expected.encode()):
+        raise not_found
+    metadata = intent.get("metadata") or {}
+    if metadata.get("integration") != "bookpay" or metadata.get("item_id") not in services.catalog:
+        raise not_found
+    return intent
+
+
+def serve(settings: Settings, **options) -> None:
+    """Run the shop on waitress until Ctrl-C; see ``bookpay.web.launch.serve``."""
+    from bookpay.web.launch import serve as run
+
+    run(settings, **options)
+
+
+def ensure_emulator(settings: Settings, host: str, port: int | None):
+    """Settings pointing at a running emulator on ``port``: one already there, or one we start.
+
+    Returns (settings, the emulator we started or None). Lives here because only the adapters
+    may import the emulator; the rest of bookpay reaches it over HTTP.
+    """
+    import dataclasses
+    import errno
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from bookpay.web.runner import url_host
+
+    parts = urlsplit(settings.emulator_url)
+    port = (parts.port or 12111) if port is None else port
+    wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
+    try:
+        with urllib.request.urlopen(f"{wanted}/healthz", timeout=1) as answer:
+            if json.loads(answer.read()).get("service") == "bookpay-emulator":
+                return dataclasses.replace(settings, emulator_url=wanted), None
+    except (OSError, ValueError, AttributeError):
+        pass  # no emulator answers there: start one
+    from bookpay.emulator import EmulatorOptions, start_emulator
+
+    options = EmulatorOptions(db_path=settings.data_dir / "emulator.sqlite3")
+    try:
+        emulator = start_emulator(host, port, options)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"Port {port} on {host} is in use, and not by a bookpay emulator."
+        else:
+            message = f"Cannot start the emulator on {host}:{port}: {exc.strerror or exc}."
+        raise UsageError(
+            message, hint="Choose another port with --emulator-port.", code="port_in_use"
+        ) from None
+    url = f"http://{url_host(host)}:{emulator.port}"
+    return dataclasses.replace(settings, emulator_url=url), emulator

@@ -1,0 +1,1 @@
+"""Helpers of the checkout server (``bookpay.server``): security headers and the WSGI runner."""

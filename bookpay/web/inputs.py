@@ -1,0 +1,73 @@
+"""What the checkout server accepts from a browser, and the errors for what it refuses.
+
+Each check raises a ``UsageError`` subclass whose ``http_status`` and ``code`` become the JSON
+error the page shows; nothing here touches Stripe.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import bottle
+
+from bookpay.errors import UsageError
+
+MAX_JSON_BODY = 4 * 1024  # a checkout request is ~100 bytes; anything near this is not ours
+
+
+class PayloadTooLarge(UsageError):
+    http_status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(UsageError):
+    http_status = 415
+    code = "unsupported_media_type"
+
+
+class AttemptFinished(UsageError):
+    """The attempt's PaymentIntent is already paid or canceled: the page must start a new one."""
+
+    http_status = 409
+    code = "attempt_finished"
+
+
+def read_json_object(request: bottle.BaseRequest) -> dict:
+    """The request body as a JSON object, refusing what a checkout page would never send."""
+    content_type = request.content_type.split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType("Send the request as JSON (Content-Type: application/json).")
+    if request.content_length > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_JSON_BODY} bytes.")
+    raw = request.body.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_JSON_BODY} bytes.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise UsageError("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise UsageError("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def item_id(value: object) -> str:
+    if value is None:
+        raise UsageError("Say which book to buy: 'item' is missing.", code="missing_item")
+    if not isinstance(value, str) or not value:
+        raise UsageError("'item' must be a book id (a string).", code="invalid_item")
+    return value
+
+
+def attempt_id(value: object) -> str:
+    """The page's attempt id: a UUID in its canonical form, so equal attempts are equal keys."""
+    if value is None:
+        raise UsageError("'attemptId' is missing.", code="missing_attempt_id")
+    try:
+        parsed = uuid.UUID(value) if isinstance(value, str) and len(value) == 36 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != value.lower():
+        raise UsageError("'attemptId' must be a UUID.", code="invalid_attempt_id")
+    return str(parsed)

@@ -1,0 +1,111 @@
+"""`bookpay serve` behind the CLI: settings checked, port bound, emulator found or started.
+
+The order matters: the settings are checked and the shop's port is bound before anything starts,
+so a configuration problem or a busy port is one line and an exit code, with nothing to clean up.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from bookpay.config import Settings
+
+TEST_CARDS = (
+    ("4242 4242 4242 4242", "succeeds"),
+    ("4000 0000 0000 0002", "is declined"),
+    ("4000 0000 0000 9995", "is declined: insufficient funds"),
+    ("4000 0027 6000 3184", "asks for 3-D Secure, then succeeds or fails"),
+)
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4242,
+    emulator_port: int | None = None,
+    open_browser: bool = False,
+    say=print,
+) -> None:
+    """Run the shop on waitress until Ctrl-C, with an emulator in emulator mode.
+
+    Raises ConfigError for unusable settings and UsageError for a port in use, before anything
+    starts; the CLI turns both into one line and an exit code.
+    """
+    from bookpay.server import Services, create_app, ensure_emulator
+    from bookpay.web import runner
+
+    settings.check()
+    sock = runner.bind(host, port)  # first, so a busy port fails before the emulator starts
+    emulator = running = services = None
+    try:
+        note = ""
+        if settings.is_emulated:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            settings, emulator = ensure_emulator(settings, host, emulator_port)
+            note = "started here" if emulator else "already running"
+        services = Services(settings)
+        running = runner.start(
+            lambda own_url: create_app(
+                settings,
+                gateway=services.gateway,
+                catalog=services.catalog,
+                ledger=services.ledger,
+                fulfiller=services.fulfiller,
+                receiver=services.receiver,
+                public_url=own_url,
+            ),
+            host,
+            sock=sock,
+        )
+        shop_url = settings.base_url or running.url
+        say(f"bookpay is serving the shop at {shop_url}")
+        if settings.is_emulated:
+            # The emulator is local, so it delivers to the server's own address even when
+            # BOOKPAY_BASE_URL names a public one.
+            secret = services.gateway.register_webhook(running.url + "/webhook")
+            services.receiver.add_secret(secret)
+            say("Mode: local test mode: payments are emulated, no real card is charged.")
+            say(f"      Stripe emulator at {settings.emulator_url} ({note}).")
+            say(f"      Webhooks: the emulator sends events to {running.url}/webhook")
+        else:
+            say("Mode: Stripe test mode (api.stripe.com, Stripe.js from js.stripe.com).")
+            if not settings.webhook_secrets:
+                say(
+                    "WARNING: STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event "
+                    "(503) and orders are fulfilled only from the success page. Run `stripe listen "
+                    f"--forward-to {running.url}/webhook` and set the whsec_ secret it prints."
+                )
+        say("Test cards (any future expiry date, any CVC, any postal code):")
+        for number, outcome in TEST_CARDS:
+            say(f"  {number}  {outcome}")
+        say("Press Ctrl-C to stop.")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(shop_url)
+        _stop_on_sigterm()
+        running.run()  # returns on Ctrl-C: waitress handles the KeyboardInterrupt itself
+        say("Stopping.")
+    except KeyboardInterrupt:  # Ctrl-C before the server was up
+        say("Stopping.")
+    finally:
+        if running is not None:
+            running.stop()
+        else:
+            sock.close()
+        if services is not None:
+            services.close()
+        if emulator is not None:
+            emulator.stop()
+
+
+def _stop_on_sigterm() -> None:
+    """Let `kill` stop the server as cleanly as Ctrl-C does."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)

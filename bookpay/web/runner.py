@@ -1,0 +1,116 @@
+"""Run a WSGI app on waitress: bound first, so the app can know its own address.
+
+The socket is bound before the app is built because the app needs its public URL (the
+``return_url`` Stripe sends shoppers back to, the ``/webhook`` the emulator delivers to), and with
+``--port 0`` that is only known once the port is taken. Binding first also turns "port in use"
+into one clear error instead of a traceback from deep inside the server.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bookpay.errors import UsageError
+
+# Enough workers that requests waiting on Stripe (a few hundred ms each) do not queue behind each
+# other: every checkout holds one thread for the length of a Stripe API call.
+DEFAULT_THREADS = 48
+
+
+def url_host(host: str) -> str:
+    """The host to put in a URL for a server bound to ``host`` (a wildcard is reached locally)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or a UsageError saying plainly what is wrong."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"Port {port} on {host} is already in use.",
+                hint="Stop whatever is using it, or choose another with --port.",
+                code="port_in_use",
+            ) from None
+        raise UsageError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.", code="cannot_listen"
+        ) from None
+    return sock
+
+
+@dataclass
+class RunningServer:
+    """A waitress server started by :func:`start`; ``run()`` blocks, ``stop()`` ends it."""
+
+    url: str
+    server: object
+    thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        self.server.run()
+
+    def stop(self) -> None:
+        """Close the listening socket and every connection, then stop the worker threads."""
+        from waitress import wasyncore
+
+        server = self.server
+        if self.thread is not None and self.thread.is_alive():
+            # Close from inside waitress's own loop (the trigger runs callables there), so the
+            # loop never selects on a socket closed under it; it ends once its map is empty.
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map, ignore_all=True))
+            self.thread.join(timeout=5)
+        # run() in the foreground returns on Ctrl-C with its sockets still open.
+        wasyncore.close_all(server._map, ignore_all=True)
+        server.task_dispatcher.shutdown(timeout=2)
+
+
+def start(
+    make_app: Callable[[str], Callable],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    threads: int = DEFAULT_THREADS,
+    background: bool = False,
+    sock: socket.socket | None = None,
+) -> RunningServer:
+    """Bind (unless given a bound ``sock``), build the app with its own URL, prepare waitress.
+
+    With ``background`` the server runs in a daemon thread; otherwise call ``run()``.
+    """
+    from waitress.server import create_server
+
+    sock = sock or bind(host, port)
+    own_url = f"http://{url_host(host)}:{sock.getsockname()[1]}"
+    app = make_app(own_url)
+    server = create_server(
+        app,
+        sockets=[sock],
+        threads=threads,
+        ident="bookpay",
+        # Proxy headers are ignored unless a trusted proxy is configured: the return_url never
+        # comes from a request anyway, but logs should not believe forged X-Forwarded-* either.
+        clear_untrusted_proxy_headers=True,
+        channel_timeout=30,
+    )
+    running = RunningServer(url=own_url, server=server)
+    if background:
+        # waitress logs a "task queue depth" warning under load; the bench and tests don't care.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        running.thread = threading.Thread(target=running.run, name="bookpay-server", daemon=True)
+        running.thread.start()
+    return running

@@ -1,0 +1,280 @@
+"""The shop end to end in Chromium: the real server on waitress, the emulator and its Stripe.js.
+
+One server for the module (``create_app`` on a free port, in a thread), a fresh browser context
+per test (tests/browser/conftest.py), and the cards of Stripe's testing documentation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bookpay.catalog import Catalog
+from bookpay.config import Settings
+from bookpay.server import create_app
+from bookpay.web import runner
+
+EMAIL = "ada@example.com"
+BOOKS = list(Catalog.default())
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def shop(emulator, tmp_path_factory) -> Iterator[str]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("shop-data"), emulator_url=emulator.url)
+    apps = []
+
+    def make_app(own_url: str):
+        apps.append(create_app(settings, public_url=own_url))
+        return apps[-1]
+
+    server = runner.start(make_app, "127.0.0.1", 0, background=True)
+    yield server.url
+    server.stop()
+    apps[0].close()
+
+
+def open_checkout(page, shop: str, item: str = "1"):
+    page.goto(f"{shop}/checkout?item={item}")
+    page.locator("#payment-element [name=number]").wait_for()
+    return page
+
+
+def fill_checkout(page, card: str = "4242424242424242") -> None:
+    page.fill("#link-auth-element [name=email]", EMAIL)
+    address = page.locator("#address-element")
+    address.locator("[name=name]").fill("Ada Lovelace")
+    address.locator("[name=addressLine1]").fill("12 Analytical Row")
+    address.locator("[name=locality]").fill("San Francisco")
+    address.locator("[name=administrativeArea]").fill("CA")
+    address.locator("[name=postalCode]").fill("94110")
+    fill_card(page, card)
+
+
+def fill_card(page, card: str) -> None:
+    payment = page.locator("#payment-element")
+    payment.locator("[name=number]").fill(card)
+    payment.locator("[name=expiry]").fill("1234")
+    payment.locator("[name=cvc]").fill("123")
+    postal = payment.locator("[name=postalCode]")
+    if postal.is_visible():
+        postal.fill("94110")
+
+
+def pay(page) -> None:
+    button = page.locator("#submit-button")
+    assert button.is_enabled()
+    button.click()
+
+
+def expect_success(page, book) -> str:
+    page.wait_for_url(re.compile(r"/success\?"))
+    heading = page.locator("h1")
+    assert heading.inner_text() == "Success!"
+    assert page.locator("#receipt-title").inner_text() == book.title
+    assert page.locator("#receipt-amount").inner_text() == book.price
+    intent_id = page.locator("#receipt-intent").inner_text()
+    assert re.fullmatch(r"pi_\w+", intent_id)
+    assert page.locator("#receipt-email").inner_text() == EMAIL
+    assert "Ada Lovelace" in page.locator("#receipt-shipping").inner_text()
+    return intent_id
+
+
+def message(page) -> str:
+    return page.locator("#payment-message").inner_text()
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=[book.id for book in BOOKS])
+def test_buy_each_book_from_the_catalog(page, shop, book):
+    page.goto(shop + "/")
+    assert "Local test mode: payments are emulated" in page.locator("body").inner_text()
+    page.get_by_role("link", name=f"Purchase {book.title} for {book.price}").click()
+    page.wait_for_url(f"{shop}/checkout?item={book.id}")
+    page.locator("#payment-element [name=number]").wait_for()
+    assert page.locator("#retry-button").is_hidden()
+    assert page.locator("#submit-button").inner_text().strip() == f"Pay {book.price}"
+    assert page.locator("#submit-button").is_disabled()  # nothing filled in yet
+    fill_checkout(page)
+    pay(page)
+    expect_success(page, book)
+
+
+def test_pay_stays_disabled_until_email_and_address_are_complete(page, shop):
+    open_checkout(page, shop)
+    fill_card(page, "4242424242424242")
+    button = page.locator("#submit-button")
+    assert button.is_disabled()
+    page.fill("#link-auth-element [name=email]", EMAIL)
+    assert button.is_disabled()
+    fill_checkout(page)
+    page.wait_for_function("() => !document.getElementById('submit-button').disabled")
+
+
+def test_a_declined_card_then_a_good_one_on_the_same_page(page, shop):
+    open_checkout(page, shop, "2")
+    fill_checkout(page, "4000000000000002")
+    pay(page)
+    page.wait_for_function(
+        "() => document.getElementById('payment-message').textContent.length > 0"
+    )
+    assert message(page) == "Your card was declined."
+    assert "/checkout" in page.url
+    fill_card(page, "4242424242424242")
+    assert message(page) == ""  # editing clears the last error
+    pay(page)
+    expect_success(page, BOOKS[1])
+
+
+def test_insufficient_funds(page, shop):
+    open_checkout(page, shop)
+    fill_checkout(page, "4000000000009995")
+    pay(page)
+    page.wait_for_function(
+        "() => document.getElementById('payment-message').textContent.length > 0"
+    )
+    assert message(page) == "Your card has insufficient funds."
+    assert page.locator("#submit-button").is_enabled()
+
+
+def test_an_incomplete_card_is_a_validation_error_shown_as_stripe_words_it(page, shop):
+    open_checkout(page, shop)
+    fill_checkout(page, "4242 4242")
+    pay(page)
+    page.wait_for_function(
+        "() => document.getElementById('payment-message').textContent.length > 0"
+    )
+    assert message(page) == "Your card number is incomplete."
+
+
+def test_other_errors_get_a_generic_message(page, shop, emulator):
+    page.route(
+        f"{emulator.url}/v1/payment_intents/*/confirm",
+        lambda route: route.fulfill(
+            status=500,
+            content_type="application/json",
+            body='{"error": {"type": "api_error", "message": "db shard 7 is down"}}',
+        ),
+    )
+    open_checkout(page, shop)
+    fill_checkout(page)
+    pay(page)
+    page.wait_for_function(
+        "() => document.getElementById('payment-message').textContent.length > 0"
+    )
+    assert message(page) == "Something went wrong. Please try again."
+    assert page.locator("#submit-button").is_enabled()  # the shopper can try again
+
+
+def test_3d_secure_completed(page, shop):
+    open_checkout(page, shop, "3")
+    fill_checkout(page, "4000002760003184")
+    pay(page)
+    page.locator("#test-source-authorize-3ds").click()
+    expect_success(page, BOOKS[2])
+
+
+def test_3d_secure_failed(page, shop):
+    open_checkout(page, shop, "3")
+    fill_checkout(page, "4000002760003184")
+    pay(page)
+    page.locator("#test-source-fail-3ds").click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Payment failed"
+    retry = page.get_by_role("link", name="Try again")
+    assert retry.get_attribute("href") == "/checkout?item=3"
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page)
+    pay(page)
+    expect_success(page, BOOKS[2])
+
+
+def test_back_after_paying_starts_a_new_attempt(page, shop):
+    open_checkout(page, shop)
+    fill_checkout(page)
+    pay(page)
+    first = expect_success(page, BOOKS[0])
+    page.go_back()  # the page asks for its attempt again: the server answers 409, it starts anew
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page)
+    pay(page)
+    assert expect_success(page, BOOKS[0]) != first
+
+
+def test_a_server_error_is_shown_with_a_retry_button(page, shop):
+    page.route(
+        "**/create-payment-intent",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body='{"error": {"message": "Payments are down for a moment.", "code": "x"}}',
+        ),
+    )
+    page.goto(f"{shop}/checkout?item=1")
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == "Payments are down for a moment."
+    assert page.locator("#submit-button").is_disabled()
+    page.unroute("**/create-payment-intent")
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()
+    assert retry.is_hidden()
+
+
+def test_elements_that_fail_to_load_offer_a_retry(page, shop, emulator):
+    page.route(
+        f"{emulator.url}/v1/payment_intents/**",
+        lambda route: route.fulfill(status=500, content_type="application/json", body="{}"),
+    )
+    page.goto(f"{shop}/checkout?item=2")
+    page.locator("#retry-button").wait_for()
+    assert message(page)
+    assert page.locator("#submit-button").is_disabled()
+
+
+def test_unknown_item_shows_the_404_page(page, shop):
+    response = page.goto(f"{shop}/checkout?item=nope")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "Page not found"
+    page.get_by_role("link", name="Back to the books").click()
+    page.wait_for_url(shop + "/")
+    assert page.locator("h1").inner_text() == "Books"
+
+
+def test_checkout_works_on_a_phone(page, shop):
+    page.set_viewport_size({"width": 375, "height": 667})
+    page.goto(shop + "/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    open_checkout(page, shop, "1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    box = page.locator("#submit-button").bounding_box()
+    assert box["width"] <= 375 and box["height"] >= 44  # a comfortable tap target
+    fill_checkout(page)
+    pay(page)
+    expect_success(page, BOOKS[0])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_screenshots(page, shop, request):
+    """Catalog, checkout and success pages; copied to docs/screenshots/ for the README when
+    UPDATE_SCREENSHOTS=1 (scripts/screenshots.py sets it)."""
+    folder = request.config.rootpath / "test-artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto(shop + "/")
+    page.screenshot(path=str(folder / "catalog.png"), full_page=True)
+    open_checkout(page, shop, "1")
+    fill_checkout(page)
+    page.screenshot(path=str(folder / "checkout.png"), full_page=True)
+    pay(page)
+    expect_success(page, BOOKS[0])
+    page.screenshot(path=str(folder / "success.png"), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for name in ("catalog", "checkout", "success"):
+            shutil.copyfile(folder / f"{name}.png", SCREENSHOTS / f"{name}.png")

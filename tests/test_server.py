@@ -1,0 +1,950 @@
+"""The checkout server, in-process through its WSGI app, against the session's emulator.
+
+Each test builds its own app with ``create_app`` (the flaskr way) and calls it with a WSGI environ
+built here, so statuses, headers and bodies are asserted exactly, with no sockets in between
+except the gateway's real HTTP calls to the emulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import io
+import json
+import re
+import socket
+import urllib.parse
+import urllib.request
+import uuid
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from bookpay.catalog import Catalog
+from bookpay.config import Settings
+from bookpay.errors import ConfigError, WebhookSignatureError
+from bookpay.server import create_app
+
+PUBLIC_URL = "http://shop.example.test:4242"
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy")
+
+
+# --------------------------------------------------------------------------- helpers ------
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    @property
+    def shown(self) -> str:
+        """The text as a reader sees it: HTML entities decoded."""
+        return html.unescape(self.text)
+
+    def json(self):
+        assert self.headers["Content-Type"].startswith("application/json"), self.headers
+        return json.loads(self.body)
+
+
+def call(app, method: str, target: str, body: bytes = b"", headers: dict | None = None) -> Response:
+    """One request through the WSGI app, as a server would make it."""
+    path, _, query = target.partition("?")
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": urllib.parse.unquote(path),
+        "QUERY_STRING": query,
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
+    setup_testing_defaults(environ)
+    started = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        started["status"] = int(status.split()[0])
+        started["headers"] = dict(response_headers)
+
+    chunks = app(environ, start_response)
+    try:
+        data = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return Response(started["status"], started["headers"], data)
+
+
+def get(app, target: str, **headers) -> Response:
+    return call(app, "GET", target, headers=headers)
+
+
+def post_json(app, data, *, raw: bytes | None = None, content_type="application/json") -> Response:
+    body = raw if raw is not None else json.dumps(data).encode()
+    return call(app, "POST", "/create-payment-intent", body, {"Content-Type": content_type})
+
+
+def new_attempt() -> str:
+    return str(uuid.uuid4())
+
+
+def emulator_api(settings: Settings, method: str, path: str, params: dict | None = None) -> dict:
+    """Talk to the emulator directly, as another Stripe integration would (no bookpay code)."""
+    data = urllib.parse.urlencode(params or {}).encode() if params is not None else None
+    request = urllib.request.Request(
+        settings.emulator_url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {settings.api_key}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as exc:  # a decline: the body still carries the intent
+        return json.loads(exc.read())
+
+
+SHIPPING = {
+    "shipping[name]": "Ada Lovelace",
+    "shipping[address][line1]": "12 St James's Square",
+    "shipping[address][city]": "London",
+    "shipping[address][postal_code]": "SW1Y 4JH",
+    "shipping[address][country]": "GB",
+}
+
+
+def confirm(settings: Settings, intent_id: str, card: str, **extra) -> dict:
+    params = {"payment_method": card, "return_url": PUBLIC_URL + "/success", **extra}
+    return emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}/confirm", params)
+
+
+def success_url(intent_id: str, secret: str | None) -> str:
+    query = {"payment_intent": intent_id, "redirect_status": "succeeded"}
+    if secret is not None:
+        query["payment_intent_client_secret"] = secret
+    return "/success?" + urllib.parse.urlencode(query)
+
+
+class RecordingFulfiller:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[str] = []
+        self.fail = fail
+
+    def fulfil(self, intent_id: str):
+        self.calls.append(intent_id)
+        if self.fail:
+            raise RuntimeError("the ledger is on fire")
+        return {"intent": intent_id}
+
+
+class RecordingReceiver:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple[bytes, str | None]] = []
+        self.error = error
+
+    def handle(self, payload: bytes, signature_header: str | None) -> dict:
+        self.calls.append((payload, signature_header))
+        if self.error:
+            raise self.error
+        return {"received": True, "type": "payment_intent.succeeded"}
+
+
+def dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def fulfiller() -> RecordingFulfiller:
+    return RecordingFulfiller()
+
+
+@pytest.fixture
+def app(settings, fulfiller):
+    return create_app(settings, fulfiller=fulfiller, public_url=PUBLIC_URL)
+
+
+@pytest.fixture
+def stripe_settings(tmp_path) -> Settings:
+    return Settings(
+        secret_key="sk_test_51Hsecretsecretsecret1234",
+        publishable_key="pk_test_51Hpublicpublicpublic9876",
+        data_dir=tmp_path / "data",
+    )
+
+
+def create_intent(app, item: str = "1", attempt: str | None = None) -> dict:
+    response = post_json(app, {"item": item, "attemptId": attempt or new_attempt()})
+    assert response.status == 200, response.body
+    return response.json()
+
+
+# ------------------------------------------------------------------------- catalog ------
+
+
+def test_catalog_lists_every_book_with_cover_author_description_and_price(app):
+    response = get(app, "/")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    for book in Catalog.default():
+        assert book.title in response.shown
+        assert book.author in response.shown
+        assert book.description in response.shown
+        assert f'src="/covers/{book.id}.svg"' in response.text
+        assert f'href="/checkout?item={book.id}"' in response.text
+        assert f"Purchase — {book.price}" in response.text
+    assert "Purchase — $23.00" in response.text
+
+
+def test_every_page_shows_the_emulator_banner(app):
+    for target in ("/", "/checkout?item=2", "/nowhere"):
+        assert "Local test mode: payments are emulated" in get(app, target).text
+
+
+def test_stripe_mode_has_no_emulator_banner(stripe_settings):
+    page = get(create_app(stripe_settings, public_url=PUBLIC_URL), "/").text
+    assert "payments are emulated" not in page
+    assert "Stripe test mode" in page
+
+
+def test_cover_is_an_svg_drawn_from_the_catalog(app):
+    response = get(app, "/covers/2.svg")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "image/svg+xml; charset=UTF-8"
+    assert response.text.startswith("<svg")
+    assert "Jordan Mechner" in response.text
+    assert get(app, "/covers/99.svg").status == 404
+
+
+def test_pages_escape_catalog_text(settings):
+    catalog = Catalog.from_records(
+        [
+            {
+                "id": "x1",
+                "title": "<script>alert('t')</script>",
+                "author": 'A "quoted" & <b>bold</b> author',
+                "amount": 1000,
+                "currency": "usd",
+                "description": "<img src=x onerror=alert(1)>",
+            }
+        ]
+    )
+    app = create_app(settings, catalog=catalog, public_url=PUBLIC_URL)
+    for target in ("/", "/checkout?item=x1"):
+        page = get(app, target).text
+        assert "<script>alert" not in page
+        assert "<img src=x" not in page
+        assert "&lt;script&gt;alert(" in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in get(app, "/").text
+
+
+# ------------------------------------------------------------------------ checkout ------
+
+
+def checkout_config(page: str) -> dict:
+    match = re.search(
+        r'<script type="application/json" id="checkout-config">(.*?)</script>', page, re.S
+    )
+    assert match, "no checkout-config block"
+    return json.loads(match.group(1))
+
+
+def test_checkout_page_mounts_the_three_elements_in_order(app, settings):
+    response = get(app, "/checkout?item=1")
+    assert response.status == 200
+    page = response.text
+    assert "The Art of Doing Science and Engineering" in page
+    assert "$23.00" in page
+    positions = [
+        page.index(f'id="{name}"')
+        for name in ("link-auth-element", "address-element", "payment-element", "submit-button")
+    ]
+    assert positions == sorted(positions)
+    assert re.search(r'id="submit-button"[^>]*disabled', page)
+    assert re.search(r'<span class="button-text">Pay \$23.00</span>', page)
+    assert (
+        '<div id="payment-message" class="payment-message" role="status" aria-live="polite">'
+        in (page)
+    )
+    assert f'<script src="{settings.emulator_url}/v3/" defer></script>' in page
+    assert '<script src="/static/checkout.js" defer></script>' in page
+
+
+def test_checkout_page_has_no_inline_script(app):
+    page = get(app, "/checkout?item=1").text
+    for tag in re.findall(r"<script\b[^>]*>", page):
+        assert "src=" in tag or 'type="application/json"' in tag, tag
+
+
+def test_checkout_config_comes_from_settings(app, settings):
+    config = checkout_config(get(app, "/checkout?item=3").text)
+    assert config == {
+        "publishableKey": settings.client_publishable_key,
+        "item": "3",
+        "returnUrl": PUBLIC_URL + "/success",
+        "createIntentUrl": "/create-payment-intent",
+        "payLabel": "Pay $28.00",
+    }
+
+
+def test_return_url_never_follows_a_forged_host_header(app):
+    page = get(
+        app,
+        "/checkout?item=1",
+        Host="evil.example",
+        X_Forwarded_Host="evil.example",
+        X_Forwarded_Proto="https",
+    ).text
+    assert checkout_config(page)["returnUrl"] == PUBLIC_URL + "/success"
+    assert "evil.example" not in page
+
+
+def test_return_url_prefers_bookpay_base_url(settings):
+    settings = dataclasses.replace(settings, base_url="https://books.example.com")
+    app = create_app(settings, public_url=PUBLIC_URL)
+    page = get(app, "/checkout?item=1", Host="evil.example").text
+    assert checkout_config(page)["returnUrl"] == "https://books.example.com/success"
+
+
+def test_stripe_mode_loads_stripe_js_from_stripe(stripe_settings):
+    page = get(create_app(stripe_settings, public_url=PUBLIC_URL), "/checkout?item=1").text
+    assert '<script src="https://js.stripe.com/v3/" defer></script>' in page
+    assert checkout_config(page)["publishableKey"] == stripe_settings.publishable_key
+
+
+@pytest.mark.parametrize("target", ["/checkout", "/checkout?item=", "/checkout?item=99"])
+def test_unknown_or_missing_item_is_a_404_page_with_a_way_back(app, target):
+    response = get(app, target)
+    assert response.status == 404
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert 'href="/"' in response.text
+    assert "$0" not in response.text
+    assert "payment-element" not in response.text
+
+
+# ------------------------------------------------------------ create-payment-intent ------
+
+
+def test_create_payment_intent_prices_from_the_catalog(app, settings):
+    response = post_json(
+        app, {"item": "2", "attemptId": new_attempt(), "amount": 1, "currency": "eur"}
+    )
+    assert response.status == 200
+    data = response.json()
+    assert set(data) == {"clientSecret", "paymentIntentId", "amount", "currency"}
+    assert (data["amount"], data["currency"]) == (2500, "usd")
+    assert data["clientSecret"].startswith(data["paymentIntentId"] + "_secret_")
+    intent = emulator_api(settings, "GET", f"/v1/payment_intents/{data['paymentIntentId']}")
+    assert (intent["amount"], intent["currency"]) == (2500, "usd")
+    assert intent["metadata"]["item_id"] == "2"
+    assert intent["metadata"]["integration"] == "bookpay"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_same_attempt_reuses_its_payment_intent(app):
+    attempt = new_attempt()
+    first = create_intent(app, "1", attempt)
+    again = create_intent(app, "1", attempt)
+    assert again["paymentIntentId"] == first["paymentIntentId"]
+    assert again["clientSecret"] == first["clientSecret"]
+    assert create_intent(app, "1", attempt.upper())["paymentIntentId"] == first["paymentIntentId"]
+    other = create_intent(app, "1", new_attempt())
+    assert other["paymentIntentId"] != first["paymentIntentId"]
+
+
+@pytest.mark.parametrize("final", ["succeeded", "canceled"])
+def test_a_finished_attempt_gets_a_409_asking_for_a_new_one(app, settings, final):
+    attempt = new_attempt()
+    intent_id = create_intent(app, "1", attempt)["paymentIntentId"]
+    if final == "succeeded":
+        assert confirm(settings, intent_id, "pm_card_visa")["status"] == "succeeded"
+    else:
+        emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}/cancel", {})
+    response = post_json(app, {"item": "1", "attemptId": attempt})
+    assert response.status == 409
+    error = response.json()["error"]
+    assert error["code"] == "attempt_finished"
+    assert "new attempt" in error["message"]
+    assert create_intent(app, "1", new_attempt())["paymentIntentId"] != intent_id
+
+
+BAD_REQUESTS = [
+    pytest.param(b"not json", "application/json", 400, "invalid_json", id="not-json"),
+    pytest.param(b"", "application/json", 400, "invalid_json", id="empty"),
+    pytest.param(b'{"item": "1"', "application/json", 400, "invalid_json", id="truncated"),
+    pytest.param(b"[1, 2]", "application/json", 400, "invalid_json", id="array"),
+    pytest.param(b'"1"', "application/json", 400, "invalid_json", id="string"),
+    pytest.param(
+        b"[" * 3000 + b"]" * 3000, "application/json", 413, "payload_too_large", id="deep"
+    ),
+    pytest.param(b"[" * 2000 + b"]" * 2000, "application/json", 400, "invalid_json", id="nested"),
+    pytest.param(b"\xff\xfe\x00", "application/json", 400, "invalid_json", id="not-utf8"),
+    pytest.param(b'{"item": "1"}', "text/plain", 415, "unsupported_media_type", id="text-plain"),
+    pytest.param(
+        b"item=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type", id="form"
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code"), BAD_REQUESTS)
+def test_malformed_bodies_get_json_errors(app, body, content_type, status, code):
+    response = post_json(app, None, raw=body, content_type=content_type)
+    assert response.status == status
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+
+
+ATTEMPT = "6f1c1b8e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"
+BAD_FIELDS = [
+    pytest.param({"attemptId": ATTEMPT}, 400, "missing_item", id="no-item"),
+    pytest.param({"item": 1, "attemptId": ATTEMPT}, 400, "invalid_item", id="int-item"),
+    pytest.param({"item": ["1"], "attemptId": ATTEMPT}, 400, "invalid_item", id="list-item"),
+    pytest.param({"item": "", "attemptId": ATTEMPT}, 400, "invalid_item", id="empty-item"),
+    pytest.param({"item": "99", "attemptId": ATTEMPT}, 404, "unknown_item", id="unknown-item"),
+    pytest.param({"item": "1"}, 400, "missing_attempt_id", id="no-attempt"),
+    pytest.param({"item": "1", "attemptId": "abc"}, 400, "invalid_attempt_id", id="short"),
+    pytest.param({"item": "1", "attemptId": 12}, 400, "invalid_attempt_id", id="int-attempt"),
+    pytest.param(
+        {"item": "1", "attemptId": ATTEMPT.replace("-", "")}, 400, "invalid_attempt_id", id="hex"
+    ),
+    pytest.param(
+        {"item": "1", "attemptId": "{" + ATTEMPT[1:-1] + "}"}, 400, "invalid_attempt_id", id="brace"
+    ),
+    pytest.param(
+        {"item": "1", "attemptId": ATTEMPT[:-1] + "g"}, 400, "invalid_attempt_id", id="not-hex"
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "code"), BAD_FIELDS)
+def test_bad_fields_get_json_errors(app, data, status, code):
+    response = post_json(app, data)
+    assert response.status == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+
+
+def test_bodies_over_4_kib_are_refused_with_413(app):
+    padding = "x" * 4200
+    response = post_json(app, {"item": "1", "attemptId": ATTEMPT, "pad": padding})
+    assert response.status == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_lying_content_length_cannot_make_the_server_read_more(app):
+    body = json.dumps({"item": "1", "attemptId": ATTEMPT, "pad": "x" * 5000}).encode()
+    response = call(
+        app,
+        "POST",
+        "/create-payment-intent",
+        body,
+        {"Content-Type": "application/json", "Content-Length": "60"},
+    )
+    assert response.status == 400  # only the first 60 bytes were read: not JSON
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_stripe_unreachable_is_a_502_json_error(settings):
+    dead = dataclasses.replace(settings, emulator_url=f"http://127.0.0.1:{dead_port()}")
+    app = create_app(dead, public_url=PUBLIC_URL)
+    response = post_json(app, {"item": "1", "attemptId": new_attempt()})
+    assert response.status in (502, 503)
+    error = response.json()["error"]
+    assert error["code"] == "stripe_unavailable"
+    assert "reach" in error["message"]
+    assert "Traceback" not in response.text
+    # the pages that don't need Stripe still work, and the return page says what is wrong
+    assert get(app, "/checkout?item=1").status == 200
+    page = get(app, success_url("pi_123", "pi_123_secret_abc"))
+    assert page.status in (502, 503)
+    assert page.headers["Content-Type"] == "text/html; charset=UTF-8"
+
+
+class ExplodingGateway:
+    def create_intent(self, book, **kwargs):
+        raise RuntimeError("kaboom with sk_test_should_not_leak")
+
+    def retrieve_intent(self, intent_id, **kwargs):
+        raise RuntimeError("kaboom with sk_test_should_not_leak")
+
+
+def test_unexpected_errors_are_a_500_without_a_traceback(settings):
+    app = create_app(settings, gateway=ExplodingGateway(), public_url=PUBLIC_URL)
+    response = post_json(app, {"item": "1", "attemptId": new_attempt()})
+    assert response.status == 500
+    assert response.json() == {
+        "error": {
+            "message": "Something went wrong on our side. Please try again.",
+            "code": "internal_error",
+        }
+    }
+    page = get(app, success_url("pi_123", "pi_123_secret_abc"))
+    assert page.status == 500
+    assert page.headers["Content-Type"] == "text/html; charset=UTF-8"
+    for text in (response.text, page.text):
+        assert "kaboom" not in text
+        assert "Traceback" not in text
+        assert "sk_test" not in text
+
+
+# ------------------------------------------------------------------------- success ------
+
+
+def test_success_page_shows_a_paid_order_and_fulfils_it(app, settings, fulfiller):
+    created = create_intent(app, "2")
+    intent_id = created["paymentIntentId"]
+    confirmed = confirm(
+        settings, intent_id, "pm_card_visa", receipt_email="ada@example.com", **SHIPPING
+    )
+    assert confirmed["status"] == "succeeded"
+    response = get(app, success_url(intent_id, created["clientSecret"]))
+    assert response.status == 200
+    page = response.text
+    assert "Success!" in page
+    assert "The Making of Prince of Persia: Journals 1985-1993" in page
+    assert "$25.00" in page
+    assert intent_id in page
+    assert "ada@example.com" in page
+    assert "Ada Lovelace" in page
+    assert "12 St James&#039;s Square" in page
+    assert "SW1Y 4JH" in page
+    assert response.headers["Cache-Control"] == "no-store"
+    assert fulfiller.calls == [intent_id]
+    receipt = emulator_api(settings, "GET", f"/v1/charges/{confirmed['latest_charge']}")
+    if receipt.get("receipt_url"):
+        assert "View your receipt" in page
+
+
+def test_success_page_still_shows_the_receipt_when_fulfilment_fails(settings, caplog):
+    app = create_app(settings, fulfiller=RecordingFulfiller(fail=True), public_url=PUBLIC_URL)
+    created = create_intent(app, "1")
+    confirm(settings, created["paymentIntentId"], "pm_card_visa")
+    response = get(app, success_url(created["paymentIntentId"], created["clientSecret"]))
+    assert response.status == 200
+    assert "Success!" in response.text
+    assert "fulfilment of" in caplog.text
+
+
+def test_success_page_decides_from_the_intent_not_redirect_status(app, settings, fulfiller):
+    created = create_intent(app, "3")
+    intent_id = created["paymentIntentId"]
+    declined = confirm(settings, intent_id, "pm_card_visa_chargeDeclined")
+    assert declined["error"]["code"] == "card_declined"
+    response = get(app, success_url(intent_id, created["clientSecret"]))  # says "succeeded"
+    assert response.status == 200
+    page = response.text
+    assert "Payment failed" in page
+    assert "Success!" not in page
+    assert "Your card was declined." in page
+    assert 'href="/checkout?item=3">Try again</a>' in page
+    assert fulfiller.calls == []
+
+
+def test_success_page_for_a_canceled_intent(app, settings):
+    created = create_intent(app, "1")
+    emulator_api(settings, "POST", f"/v1/payment_intents/{created['paymentIntentId']}/cancel", {})
+    page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text
+    assert "Payment canceled" in page
+
+
+def test_success_page_for_an_unconfirmed_intent(app):
+    created = create_intent(app, "1")
+    page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text
+    assert "Success!" not in page
+    assert 'href="/checkout?item=1"' in page
+
+
+def test_success_page_refuses_a_missing_or_wrong_client_secret(app, settings, fulfiller):
+    created = create_intent(app, "1")
+    intent_id = created["paymentIntentId"]
+    confirm(settings, intent_id, "pm_card_visa")
+    other = create_intent(app, "1")
+    for secret in (None, "", "wrong", other["clientSecret"], created["clientSecret"] + "x"):
+        response = get(app, success_url(intent_id, secret))
+        assert response.status == 404, secret
+        assert intent_id not in response.text
+        assert "Success!" not in response.text
+    assert fulfiller.calls == []
+
+
+def test_success_page_refuses_a_payment_intent_that_is_not_the_shops(app, settings, fulfiller):
+    foreign = emulator_api(
+        settings,
+        "POST",
+        "/v1/payment_intents",
+        {"amount": 2300, "currency": "usd", "payment_method_types[]": "card"},
+    )
+    confirm(settings, foreign["id"], "pm_card_visa")
+    response = get(app, success_url(foreign["id"], foreign["client_secret"]))
+    assert response.status == 404
+    assert fulfiller.calls == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/success",
+        "/success?payment_intent=pi_doesnotexist&payment_intent_client_secret=pi_x_secret_y",
+        "/success?payment_intent=not-an-id&payment_intent_client_secret=abc",
+        "/success?payment_intent_client_secret=abc",
+    ],
+)
+def test_success_page_is_a_404_for_nonsense(app, target):
+    response = get(app, target)
+    assert response.status == 404
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert 'href="/"' in response.text
+
+
+# ------------------------------------------------------------------ webhook, health ------
+
+
+def test_webhook_hands_the_raw_body_and_signature_to_the_receiver(settings):
+    receiver = RecordingReceiver()
+    app = create_app(settings, receiver=receiver, public_url=PUBLIC_URL)
+    payload = b'{"id": "evt_1", "type": "payment_intent.succeeded"}'
+    response = call(
+        app,
+        "POST",
+        "/webhook",
+        payload,
+        {"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=abc"},
+    )
+    assert response.status == 200
+    assert response.json() == {"received": True, "type": "payment_intent.succeeded"}
+    assert receiver.calls == [(payload, "t=1,v1=abc")]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (WebhookSignatureError("No valid signature."), 400, "invalid_signature"),
+        (ConfigError("No webhook secret is configured."), 503, "configuration_error"),
+    ],
+)
+def test_webhook_errors_are_json(settings, error, status, code):
+    app = create_app(settings, receiver=RecordingReceiver(error), public_url=PUBLIC_URL)
+    response = call(app, "POST", "/webhook", b"{}", {"Content-Type": "application/json"})
+    assert response.status == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_webhook_refuses_huge_payloads(settings):
+    receiver = RecordingReceiver()
+    app = create_app(settings, receiver=receiver, public_url=PUBLIC_URL)
+    response = call(app, "POST", "/webhook", b"x" * (600 * 1024), {"Content-Type": "text/plain"})
+    assert response.status == 413
+    assert receiver.calls == []
+
+
+def test_healthz(app, stripe_settings):
+    response = get(app, "/healthz")
+    assert response.status == 200
+    assert response.json() == {"ok": True, "mode": "emulator"}
+    stripe_app = create_app(stripe_settings, public_url=PUBLIC_URL)
+    assert get(stripe_app, "/healthz").json() == {"ok": True, "mode": "stripe"}
+
+
+def test_api_routes_answer_404_and_405_in_json(app):
+    response = get(app, "/create-payment-intent")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    response = call(app, "DELETE", "/healthz")
+    assert response.status == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_unknown_pages_are_an_html_404(app):
+    response = get(app, "/no/such/page")
+    assert response.status == 404
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert "Page not found" in response.text
+    assert 'href="/"' in response.text
+
+
+def test_static_files(app):
+    script = get(app, "/static/checkout.js")
+    assert script.status == 200
+    assert "javascript" in script.headers["Content-Type"]
+    assert "confirmPayment" in script.text
+    assert get(app, "/static/style.css").headers["Content-Type"].startswith("text/css")
+    assert get(app, "/static/favicon.svg").status == 200
+    assert get(app, "/static/nope.js").status == 404
+    assert get(app, "/static/../server.py").status in (403, 404)
+    assert get(app, "/static/%2e%2e/%2e%2e/server.py").status in (403, 404)
+
+
+# ------------------------------------------------------------------------- headers ------
+
+EVERY_KIND_OF_RESPONSE = [
+    ("GET", "/"),
+    ("GET", "/checkout?item=1"),
+    ("GET", "/checkout?item=99"),
+    ("GET", "/success"),
+    ("GET", "/covers/1.svg"),
+    ("GET", "/static/style.css"),
+    ("GET", "/healthz"),
+    ("GET", "/no/such/page"),
+    ("GET", "/create-payment-intent"),
+    ("POST", "/create-payment-intent"),
+]
+
+
+@pytest.mark.parametrize(("method", "target"), EVERY_KIND_OF_RESPONSE)
+def test_security_headers_on_every_response(app, method, target):
+    response = call(app, method, target)
+    for name in SECURITY_HEADERS:
+        assert name in response.headers, (name, target, response.status)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] in ("strict-origin-when-cross-origin", "same-origin")
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("target", ["/checkout?item=1", "/success", "/checkout?item=99"])
+def test_checkout_and_success_are_never_cached(app, target):
+    assert get(app, target).headers["Cache-Control"] == "no-store"
+
+
+def csp(response: Response) -> dict[str, list[str]]:
+    directives = {}
+    for part in response.headers["Content-Security-Policy"].split(";"):
+        name, *sources = part.split()
+        directives[name] = sources
+    return directives
+
+
+def test_csp_in_emulator_mode_allows_the_emulator_and_nothing_else(app, settings):
+    policy = csp(get(app, "/checkout?item=1"))
+    origin = settings.emulator_url
+    assert policy["script-src"] == ["'self'", origin]
+    assert origin in policy["connect-src"]
+    assert origin in policy["frame-src"]
+    assert policy["default-src"] == ["'self'"]
+    assert policy["object-src"] == ["'none'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert "stripe.com" not in get(app, "/").headers["Content-Security-Policy"]
+
+
+def test_csp_in_stripe_mode_allows_what_stripe_js_needs(stripe_settings):
+    response = get(create_app(stripe_settings, public_url=PUBLIC_URL), "/checkout?item=1")
+    policy = csp(response)
+    assert "https://js.stripe.com" in policy["script-src"]
+    assert "'unsafe-inline'" not in policy["script-src"]
+    assert "'unsafe-eval'" not in policy["script-src"]
+    assert {"https://js.stripe.com", "https://hooks.stripe.com"} <= set(policy["frame-src"])
+    assert {"'self'", "https://api.stripe.com", "https://m.stripe.network"} <= set(
+        policy["connect-src"]
+    )
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert "127.0.0.1" not in response.headers["Content-Security-Policy"]
+
+
+def test_the_secret_key_never_reaches_a_page(stripe_settings):
+    app = create_app(stripe_settings, public_url=PUBLIC_URL)
+    for target in ("/", "/checkout?item=1", "/healthz", "/no/such/page"):
+        response = get(app, target)
+        assert stripe_settings.secret_key not in response.text
+        assert stripe_settings.secret_key not in json.dumps(response.headers)
+        assert "sk_test" not in response.text
+
+
+# --------------------------------------------------------------------- bookpay serve ------
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(cli_env):
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app as cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--port", str(port)], env=cli_env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: Port {port} on 127.0.0.1 is already in use. "
+        "Stop whatever is using it, or choose another with --port.\n"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_serve_checks_the_settings_first(cli_env):
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app as cli
+
+    env = {**cli_env, "STRIPE_SECRET_KEY": "pk_test_notasecretkey123"}
+    result = CliRunner().invoke(cli, ["serve", "--port", "0"], env=env)
+    assert result.exit_code == 5
+    assert result.stderr.startswith("Error: Configuration problem: STRIPE_SECRET_KEY must be")
+
+
+class Served:
+    """`bookpay serve` in a child process, as a developer runs it; Ctrl-C ends it."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        import os
+        import signal
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bookpay", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+            # A background test runner may ignore SIGINT; the shop must get a real Ctrl-C.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        self.lines: list[str] = []
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("Press Ctrl-C"):
+                break
+        else:
+            raise AssertionError(self.process.stderr.read())
+        self.url = self.lines[0].rsplit(" ", 1)[1]
+
+    def stop(self) -> tuple[int, str, str]:
+        import signal
+
+        self.process.send_signal(signal.SIGINT)
+        out, err = self.process.communicate(timeout=15)
+        return self.process.returncode, out, err
+
+
+def wait_for_fulfilment(data_dir, intent_id: str, timeout: float = 10.0) -> bool:
+    import time
+
+    from bookpay.orders import Ledger
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ledger = Ledger.open(data_dir)
+        try:
+            if ledger.fulfilment_count(intent_id) == 1:
+                return True
+        finally:
+            ledger.close()
+        time.sleep(0.1)
+    return False
+
+
+def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
+    served = Served(
+        ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    try:
+        text = "\n".join(served.lines)
+        assert re.match(r"bookpay is serving the shop at http://127\.0\.0\.1:\d+$", served.lines[0])
+        assert "local test mode: payments are emulated" in text
+        assert "(started here)" in text
+        assert "4242 4242 4242 4242  succeeds" in text
+        with urllib.request.urlopen(served.url + "/healthz", timeout=5) as answer:
+            assert json.loads(answer.read()) == {"ok": True, "mode": "emulator"}
+            assert answer.headers["Server"] == "bookpay"  # waitress, not wsgiref
+        emulator_url = re.search(r"Stripe emulator at (\S+)", text).group(1)
+        with urllib.request.urlopen(served.url + "/checkout?item=1", timeout=5) as answer:
+            page = answer.read().decode()
+        assert f'<script src="{emulator_url}/v3/"' in page
+        assert (tmp_path / "data" / "emulator.sqlite3").exists()
+        # A payment made now reaches the ledger through the emulator's signed webhook alone.
+        request = urllib.request.Request(
+            served.url + "/create-payment-intent",
+            data=json.dumps({"item": "1", "attemptId": new_attempt()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            intent_id = json.loads(answer.read())["paymentIntentId"]
+        emulator = Settings(emulator_url=emulator_url)
+        assert confirm(emulator, intent_id, "pm_card_visa")["status"] == "succeeded"
+        assert wait_for_fulfilment(tmp_path / "data", intent_id)
+    finally:
+        code, out, err = served.stop()
+    assert code == 0
+    assert "Stopping." in out
+    assert "Traceback" not in err
+
+
+def test_serve_uses_an_emulator_already_running_and_registers_its_webhook(emulator, tmp_path):
+    port = int(emulator.url.rsplit(":", 1)[1])
+    served = Served(
+        ["--port", "0", "--emulator-port", str(port)], {"BOOKPAY_DATA_DIR": str(tmp_path / "d")}
+    )
+    try:
+        assert f"Stripe emulator at {emulator.url} (already running)" in "\n".join(served.lines)
+        settings = Settings(emulator_url=emulator.url)
+        endpoints = emulator_api(settings, "GET", "/v1/webhook_endpoints?limit=100")["data"]
+        assert served.url + "/webhook" in [endpoint["url"] for endpoint in endpoints]
+    finally:
+        code, _, _ = served.stop()
+    assert code == 0
+
+
+def test_serve_in_stripe_mode_warns_without_a_webhook_secret(tmp_path):
+    env = {
+        "STRIPE_SECRET_KEY": "sk_test_51Hsecretsecretsecret1234",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_51Hpublicpublicpublic9876",
+        "BOOKPAY_DATA_DIR": str(tmp_path / "data"),
+    }
+    served = Served(["--port", "0"], env)
+    try:
+        text = "\n".join(served.lines)
+        assert "Mode: Stripe test mode" in text
+        assert "WARNING: STRIPE_WEBHOOK_SECRET is not set" in text
+        assert "sk_test_51Hsecret" not in text
+        with urllib.request.urlopen(served.url + "/", timeout=5) as answer:
+            assert "js.stripe.com" in answer.headers["Content-Security-Policy"]
+    finally:
+        code, _, err = served.stop()
+    assert code == 0
+    assert "sk_test_51Hsecret" not in err
+
+
+def test_success_page_with_the_real_ledger_fulfils_once(settings):
+    app = create_app(settings, public_url=PUBLIC_URL)  # orders and webhooks built on demand
+    created = create_intent(app, "1")
+    confirm(settings, created["paymentIntentId"], "pm_card_visa")
+    url = success_url(created["paymentIntentId"], created["clientSecret"])
+    try:
+        assert "Success!" in get(app, url).text
+        assert "Success!" in get(app, url).text  # a reload is not a second order
+    finally:
+        app.close()
+    from bookpay.orders import Ledger
+
+    ledger = Ledger.open(settings.data_dir)
+    try:
+        assert ledger.fulfilment_count(created["paymentIntentId"]) == 1
+    finally:
+        ledger.close()
+
+
+def test_serve_refuses_an_emulator_port_taken_by_something_else(cli_env):
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app as cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["serve", "--port", "0", "--emulator-port", str(port)], env=cli_env
+        )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: Port {port} on 127.0.0.1 is in use, and not by a bookpay emulator. "
+        "Choose another port with --emulator-port.\n"
+    )

@@ -79,10 +79,12 @@ class Gateway:
     def create_intent(
         self, book: Book, *, attempt_id: str | None = None, email: str | None = None
     ) -> dict:
-        """A PaymentIntent for one book, priced from the catalog.
+        """A PaymentIntent for one book, priced from the catalog, in its current state.
 
         With an ``attempt_id`` (a checkout attempt) the same attempt always gets the same
-        PaymentIntent back; without one (the CLI) every call makes a new one.
+        PaymentIntent back; without one (the CLI) every call makes a new one. When Stripe replays
+        an earlier creation (``Idempotent-Replayed``), its body is the intent as it was created,
+        so the intent is retrieved again: the caller must see whether it has been paid since.
         """
         metadata = {"item_id": book.id, "book_title": book.title[:500], "integration": INTEGRATION}
         if attempt_id:
@@ -101,11 +103,16 @@ class Gateway:
             if attempt_id
             else f"bookpay-cli-{uuid.uuid4()}"
         )
-        return self._call(
+        created = self._call(
             lambda: self._client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": key}
-            )
+            ),
+            plain=False,
         )
+        response = getattr(created, "last_response", None)
+        if response is not None and response.headers.get("Idempotent-Replayed") == "true":
+            return self.retrieve_intent(created.id, expand=())
+        return created.to_dict()
 
     def retrieve_intent(
         self, intent_id: str, *, expand: Sequence[str] = ("latest_charge",)

@@ -272,10 +272,8 @@ def create_app(
         data = inputs.read_json_object(bottle.request)
         book = services.catalog.get(inputs.item_id(data.get("item")))
         attempt = inputs.attempt_id(data.get("attemptId"))
+        # The gateway returns the intent's current state, even when Stripe replays the attempt.
         intent = services.gateway.create_intent(book, attempt_id=attempt)
-        # For a repeated attempt Stripe replays the creation response, whose status is the one
-        # the intent had when it was created; only a retrieve tells whether it was paid since.
-        intent = services.gateway.retrieve_intent(intent["id"], expand=())
         if intent.get("status") in FINISHED:
             raise inputs.AttemptFinished(
                 f"This checkout attempt is already {intent['status']}: start a new attempt.",

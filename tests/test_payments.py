@@ -159,3 +159,12 @@ def test_register_webhook_replaces_old_endpoints_for_the_same_url(gateway):
     assert first.startswith("whsec_") and second.startswith("whsec_") and first != second
     endpoints = gateway._client.v1.webhook_endpoints.list({"limit": 100}).data
     assert [e.url for e in endpoints].count(url) == 1
+
+
+def test_a_replayed_attempt_returns_the_intents_current_state(gateway):
+    attempt = "8b0c6f5e-0000-4000-8000-0000000000aa"
+    first = gateway.create_intent(BOOK, attempt_id=attempt)
+    gateway.confirm_intent(first["id"], payment_method="pm_card_visa")
+    again = gateway.create_intent(BOOK, attempt_id=attempt)
+    assert again["id"] == first["id"]
+    assert again["status"] == "succeeded"

@@ -126,6 +126,32 @@ def _private(path: Path) -> bool:
     return owned and not info.st_mode & 0o077
 
 
+def save_secret(data_dir: Path, secret: str) -> Path:
+    """Keep the secret the emulator issued to a running server, readable by its owner only.
+
+    `bookpay webhook replay` and `sign` then sign with it by default. The file is created with
+    mode 0600 from the start (never world-readable, not even for a moment).
+    """
+    import os
+
+    path = Path(data_dir) / SECRET_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return path
+
+
+def forget_secret(data_dir: Path, secret: str) -> None:
+    """Remove the saved secret when its server stops, unless another server has replaced it."""
+    path = Path(data_dir) / SECRET_FILE
+    try:
+        if path.read_text().strip() == secret:
+            path.unlink()
+    except OSError:
+        pass
+
+
 # What ------------------------------------------------------------------------------------------
 
 

@@ -11,11 +11,15 @@ import dataclasses
 import html
 import io
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -789,6 +793,9 @@ def test_serve_checks_the_settings_first(cli_env):
     assert result.stderr.startswith("Error: Configuration problem: STRIPE_SECRET_KEY must be")
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "bookpay" / "assets" / "fixtures"
+
+
 class Served:
     """`bookpay serve` in a child process, as a developer runs it; Ctrl-C ends it."""
 
@@ -870,11 +877,34 @@ def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
         emulator = Settings(emulator_url=emulator_url)
         assert confirm(emulator, intent_id, "pm_card_visa")["status"] == "succeeded"
         assert wait_for_fulfilment(tmp_path / "data", intent_id)
+        # QA can replay at the running server without looking up its secret.
+        secret_file = tmp_path / "data" / "webhook_secret"
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        replayed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bookpay",
+                "webhook",
+                "replay",
+                "--json",
+                "--to",
+                served.url + "/webhook",
+                str(FIXTURES / "payment_intent.succeeded.json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+        )
+        assert replayed.returncode == 0, replayed.stderr
+        assert json.loads(replayed.stdout)[0]["status"] == 200
     finally:
         code, out, err = served.stop()
     assert code == 0
     assert "Stopping." in out
     assert "Traceback" not in err
+    assert not secret_file.exists()
 
 
 def test_serve_uses_an_emulator_already_running_and_registers_its_webhook(emulator, tmp_path):

@@ -32,12 +32,13 @@ def serve(
     Raises ConfigError for unusable settings and UsageError for a port in use, before anything
     starts; the CLI turns both into one line and an exit code.
     """
+    from bookpay import replay
     from bookpay.server import Services, create_app, ensure_emulator
     from bookpay.web import runner
 
     settings.check()
     sock = runner.bind(host, port)  # first, so a busy port fails before the emulator starts
-    emulator = running = services = None
+    emulator = running = services = secret = None
     try:
         note = ""
         if settings.is_emulated:
@@ -65,6 +66,7 @@ def serve(
             # BOOKPAY_BASE_URL names a public one.
             secret = services.gateway.register_webhook(running.url + "/webhook")
             services.receiver.add_secret(secret)
+            replay.save_secret(settings.data_dir, secret)  # so `webhook replay` can sign
             say("Mode: local test mode: payments are emulated, no real card is charged.")
             say(f"      Stripe emulator at {settings.emulator_url} ({note}).")
             say(f"      Webhooks: the emulator sends events to {running.url}/webhook")
@@ -94,6 +96,8 @@ def serve(
             running.stop()
         else:
             sock.close()
+        if secret is not None:
+            replay.forget_secret(settings.data_dir, secret)
         if services is not None:
             services.close()
         if emulator is not None:

@@ -26,12 +26,13 @@ def _ink_for(background: str) -> str:
 def cover_svg(book: Book) -> str:
     background = book.color if _HEX.fullmatch(book.color) else "#635bff"
     ink = _ink_for(background)
-    title_lines = textwrap.wrap(book.title, width=18)[:7]
+    # Serif bold at 24px fits about 15 characters in the cover's 240px text column.
+    title_lines = textwrap.wrap(book.title, width=15, break_on_hyphens=False)[:8]
     text = []
     y = 110
     for line in title_lines:
-        text.append(f'<text x="30" y="{y}" font-size="26" font-weight="700">{escape(line)}</text>')
-        y += 34
+        text.append(f'<text x="30" y="{y}" font-size="24" font-weight="700">{escape(line)}</text>')
+        y += 31
     text.append(
         f'<text x="30" y="{HEIGHT - 40}" font-size="18" opacity="0.85">{escape(book.author)}</text>'
     )

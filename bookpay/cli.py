@@ -56,12 +56,50 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
-class BookpayGroup(TyperGroup):
-    """Maps bookpay's exceptions to the contract's exit codes, with a one-line message.
+# Every command, in the order `bookpay --help` lists them. Each lives in bookpay/commands/NAME.py
+# as a Typer `app`, imported only when that command runs (or help lists them all), so starting
+# `bookpay catalog list` pays for the catalog module and nothing else.
+COMMANDS = ("serve", "emulator", "catalog", "intent", "refund", "orders", "webhook", "config")
+SINGLE_COMMANDS = ("serve", "emulator")
 
-    Tracebacks are for --debug (or BOOKPAY_DEBUG=1) only, and Typer is told never to show local
-    variables in them: they would show keys.
+
+class BookpayGroup(TyperGroup):
+    """Loads command modules on demand, and maps bookpay's exceptions to exit codes.
+
+    Errors become a one-line message and the contract's exit code. Tracebacks are for --debug
+    (or BOOKPAY_DEBUG=1) only, and Typer is told never to show local variables in them: they
+    would show keys.
     """
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name: str):
+        if name not in COMMANDS:
+            return None
+        if name not in self.commands:
+            from importlib import import_module
+
+            from typer.main import get_command, get_group
+
+            app = import_module(f"bookpay.commands.{name}").app
+            # serve and emulator are single commands; the others stay groups even when they
+            # have one subcommand (`refund create`), so later subcommands change nothing.
+            command = get_command(app) if name in SINGLE_COMMANDS else get_group(app)
+            command.name = name
+            self.commands[name] = command
+        return self.commands[name]
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except typer.TyperException as exc:  # "No such command": suggest from all of them
+            from difflib import get_close_matches
+
+            matches = get_close_matches(args[0], COMMANDS) if args else []
+            if matches and "Did you mean" not in getattr(exc, "message", "Did you mean"):
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {matches[0]!r}?"
+            raise
 
     def invoke(self, ctx):
         try:
@@ -126,23 +164,6 @@ def root(
     ] = None,
 ) -> None:
     ctx.obj = State(live=live, debug=debug, catalog_path=catalog)
-
-
-def _register() -> None:
-    # Each group module is cheap to import: heavy imports live inside its commands.
-    from bookpay.commands import catalog, config, emulator, intent, orders, refund, serve, webhook
-
-    app.command("serve")(serve.serve)
-    app.command("emulator")(emulator.emulator)
-    app.add_typer(catalog.app, name="catalog")
-    app.add_typer(intent.app, name="intent")
-    app.add_typer(refund.app, name="refund")
-    app.add_typer(orders.app, name="orders")
-    app.add_typer(webhook.app, name="webhook")
-    app.add_typer(config.app, name="config")
-
-
-_register()
 
 
 def main() -> None:

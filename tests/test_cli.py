@@ -13,17 +13,48 @@ runner = CliRunner()
 
 
 def all_commands():
-    """(path, click command) for every command, groups included."""
+    """(path, click command) for every command, groups included (loading the lazy ones)."""
     found = []
 
-    def walk(command, path):
+    def walk(command, path, ctx):
         found.append((path, command))
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), [*path, name], ctx)
 
-    walk(get_command(app), [])
+    root = get_command(app)
+    with root.make_context("bookpay", ["--help"], resilient_parsing=True) as ctx:
+        walk(root, [], ctx)
     return found
+
+
+def test_every_command_of_the_contract_is_there():
+    paths = {" ".join(path) for path, _ in all_commands()}
+    assert {
+        "serve",
+        "emulator",
+        "catalog list",
+        "catalog show",
+        "intent create",
+        "intent show",
+        "intent list",
+        "intent confirm",
+        "intent cancel",
+        "refund create",
+        "orders list",
+        "orders show",
+        "orders export",
+        "webhook replay",
+        "webhook fixtures",
+        "webhook sign",
+        "config check",
+    } <= paths
+
+
+def test_a_mistyped_command_gets_a_suggestion():
+    result = runner.invoke(app, ["catalg", "list"])
+    assert result.exit_code == 2
+    assert "Did you mean 'catalog'?" in result.output
 
 
 def test_version():

@@ -57,3 +57,7 @@ def emulator(
         info("Stopping the emulator.")
     finally:
         running.stop()
+
+
+app = typer.Typer()
+app.command("emulator")(emulator)

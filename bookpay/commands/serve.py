@@ -64,3 +64,7 @@ def _configure_logging(debug: bool) -> None:
     waitress = logging.getLogger("waitress")
     waitress.addHandler(handler)
     waitress.setLevel(logging.INFO if debug else logging.WARNING)
+
+
+app = typer.Typer()
+app.command("serve")(serve)

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bookpay.errors import UsageError
 
@@ -60,23 +60,30 @@ class RunningServer:
     url: str
     server: object
     thread: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        self.server.run()
+        self.server.run()  # the foreground server: returns on Ctrl-C
+
+    def _run_until_stopped(self) -> None:
+        # In short slices, so stop() can end the loop from another thread; the sockets are then
+        # closed by this same thread, never under a select() that is still using them.
+        from waitress import wasyncore
+
+        while not self.stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        wasyncore.close_all(self.server._map, ignore_all=True)
 
     def stop(self) -> None:
         """Close the listening socket and every connection, then stop the worker threads."""
         from waitress import wasyncore
 
-        server = self.server
-        if self.thread is not None and self.thread.is_alive():
-            # Close from inside waitress's own loop (the trigger runs callables there), so the
-            # loop never selects on a socket closed under it; it ends once its map is empty.
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map, ignore_all=True))
+        self.stopping.set()
+        if self.thread is not None:
             self.thread.join(timeout=5)
-        # run() in the foreground returns on Ctrl-C with its sockets still open.
-        wasyncore.close_all(server._map, ignore_all=True)
-        server.task_dispatcher.shutdown(timeout=2)
+        else:  # run() in the foreground returns on Ctrl-C with its sockets still open
+            wasyncore.close_all(self.server._map, ignore_all=True)
+        self.server.task_dispatcher.shutdown(timeout=2)
 
 
 def start(
@@ -111,6 +118,8 @@ def start(
     if background:
         # waitress logs a "task queue depth" warning under load; the bench and tests don't care.
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        running.thread = threading.Thread(target=running.run, name="bookpay-server", daemon=True)
+        running.thread = threading.Thread(
+            target=running._run_until_stopped, name="bookpay-server", daemon=True
+        )
         running.thread.start()
     return running

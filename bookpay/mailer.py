@@ -31,6 +31,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bookpay.address import address_lines
 from bookpay.errors import ConfigError
 from bookpay.money import format_amount
 
@@ -162,18 +163,9 @@ class ReceiptMailer:
             f"Payment:        {order['payment_intent']}",
             f"Paid on:        {order['fulfilled_at']}",
         ]
-        shipping = order.get("shipping") or {}
-        address = shipping.get("address") or {}
-        if address:
-            place = [
-                shipping.get("name"),
-                address.get("line1"),
-                address.get("line2"),
-                " ".join(p for p in (address.get("postal_code"), address.get("city")) if p),
-                address.get("state"),
-                address.get("country"),
-            ]
-            lines += ["", "Shipping to:", *(f"  {p}" for p in place if p)]
+        place = address_lines(order.get("shipping"))
+        if place:
+            lines += ["", "Shipping to:", *(f"  {p}" for p in place)]
         lines += ["", "Keep this email as your receipt.", "bookpay"]
         subject = f"Your bookpay receipt: {book.title} ({paid})"
         return order.get("email"), subject, "\n".join(lines) + "\n"

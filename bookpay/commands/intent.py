@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from bookpay.address import one_line
 from bookpay.cli import state
 from bookpay.commands.output import Cell, emit_json, info, print_fields, print_table
 from bookpay.money import format_amount
@@ -36,21 +37,6 @@ def when(timestamp: int | None) -> str:
         return "-"
     moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _address(shipping: dict | None) -> str:
-    if not shipping:
-        return "-"
-    address = shipping.get("address") or {}
-    parts = [
-        shipping.get("name"),
-        address.get("line1"),
-        address.get("line2"),
-        " ".join(p for p in (address.get("postal_code"), address.get("city")) if p),
-        address.get("state"),
-        address.get("country"),
-    ]
-    return ", ".join(p for p in parts if p)
 
 
 def _summary(intent: dict) -> None:
@@ -124,7 +110,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         ("Amount", format_amount(intent["amount"], intent["currency"])),
         ("Book", f"{metadata.get('book_title', '-')} (item {metadata.get('item_id', '-')})"),
         ("Email", intent.get("receipt_email") or billing.get("email") or "-"),
-        ("Shipping", _address(intent.get("shipping"))),
+        ("Shipping", one_line(intent.get("shipping"))),
         ("Created", when(intent.get("created"))),
     ]
     if charge:

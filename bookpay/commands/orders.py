@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from bookpay.address import one_line
 from bookpay.cli import state
 from bookpay.commands.output import Cell, emit_json, print_fields, print_table
 
@@ -139,19 +140,7 @@ def show_order(
     if as_json:
         emit_json({**_record(order), "events": events})
         return
-    shipping = order["shipping"] or {}
-    address = shipping.get("address") or {}
-    ship_to = ", ".join(
-        str(part)
-        for part in (
-            shipping.get("name"),
-            address.get("line1"),
-            address.get("postal_code"),
-            address.get("city"),
-            address.get("country"),
-        )
-        if part
-    )
+    ship_to = one_line(order["shipping"])
     fields: list[tuple[str, Cell]] = [
         ("Order", order["id"]),
         ("PaymentIntent", order["payment_intent"]),

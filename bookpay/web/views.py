@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import bottle
 
+from bookpay.address import address_lines
 from bookpay.catalog import Book
 from bookpay.money import format_amount
 
@@ -57,16 +58,3 @@ def receipt(intent: dict, book: Book) -> dict:
         "reason": error.get("message") or "",
         "retry_href": checkout_href(book),
     }
-
-
-def address_lines(shipping: dict | None) -> list[str]:
-    if not shipping:
-        return []
-    address = shipping.get("address") or {}
-    city_line = " ".join(
-        part
-        for part in (address.get("city"), address.get("state"), address.get("postal_code"))
-        if part
-    )
-    parts = (shipping.get("name"), address.get("line1"), address.get("line2"), city_line)
-    return [part for part in (*parts, address.get("country")) if part]

@@ -60,10 +60,7 @@ class Gateway:
     def __init__(self, settings: Settings, *, client: stripe.StripeClient | None = None) -> None:
         self.settings = settings
         if client is None:
-            base = {"api": settings.emulator_url} if settings.is_emulated else None
-            client = stripe.StripeClient(
-                settings.api_key, base_addresses=base or {}, max_network_retries=2
-            )
+            client = _client_for(settings)
         self._client = client
 
     @property
@@ -266,6 +263,23 @@ class Gateway:
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
         except BookpayError:
             raise
+
+
+def _client_for(settings: Settings) -> stripe.StripeClient:
+    if not settings.is_emulated:
+        return stripe.StripeClient(settings.api_key, max_network_retries=2)
+    import requests
+
+    # The emulator is local: never send its traffic through an HTTP(S)_PROXY from the
+    # environment (requests would, for 127.0.0.1 too), and skip the per-request look-up.
+    session = requests.Session()
+    session.trust_env = False
+    return stripe.StripeClient(
+        settings.api_key,
+        base_addresses={"api": settings.emulator_url},
+        max_network_retries=2,
+        http_client=stripe.RequestsClient(session=session, timeout=30),
+    )
 
 
 def _details(exc: stripe.StripeError) -> dict[str, Any]:

@@ -168,3 +168,10 @@ def test_a_replayed_attempt_returns_the_intents_current_state(gateway):
     again = gateway.create_intent(BOOK, attempt_id=attempt)
     assert again["id"] == first["id"]
     assert again["status"] == "succeeded"
+
+
+def test_emulator_traffic_ignores_proxy_settings(settings, monkeypatch):
+    # A proxy from the environment must not swallow calls to the local emulator.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    assert Gateway(settings).create_intent(BOOK)["status"] == "requires_payment_method"

@@ -9,7 +9,8 @@ the event marked processed; the receipt worker writes the .eml files meanwhile.
 
 Figures:
 
-1. ingestion, bookpay alone: 8 concurrent keep-alive senders; the gateway is a fake that returns
+1. ingestion, bookpay alone: 8 concurrent keep-alive senders (in a process of their own, using
+   the replay engine); the gateway is a fake that returns
    the succeeded intents captured from the emulator, so the figure is bookpay's own cost
    (HTTP, signature, ledger, fulfilment), which is what the target is about;
 2. ingestion, end to end: the same with the real gateway, one stripe-python retrieval from the
@@ -112,22 +113,37 @@ def _event(intent: dict, number: int) -> bytes:
     return json.dumps(event, indent=2).encode()
 
 
-def _ingest(shop: Shop, bodies: list[bytes]) -> float:
-    """Events per second for one signed delivery of each body, SENDERS at a time."""
-    from bookpay.replay import Delivery, Replayer
+# The senders run in a process of their own, as Stripe does: in the server's process they would
+# take the GIL from the very server being measured.
+SENDER = """
+import json, sys, time
+from bookpay.replay import Delivery, Replayer
+url, secret, path, senders = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+bodies = open(path, "rb").read().splitlines()
+deliveries = [
+    Delivery(n, json.loads(body)["id"], "payment_intent.succeeded", body, "bench")
+    for n, body in enumerate(bodies)
+]
+started = time.perf_counter()
+results = Replayer(url, secret, concurrency=senders).run(deliveries)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "failed": sum(not r.ok for r in results)}))
+"""
 
-    deliveries = [
-        Delivery(n, f"evt_bench{n:06d}", "payment_intent.succeeded", body, "bench")
-        for n, body in enumerate(bodies)
-    ]
-    started = time.perf_counter()
-    results = Replayer(shop.url, SECRET, concurrency=SENDERS).run(deliveries)
-    seconds = time.perf_counter() - started
-    failed = [r for r in results if not r.ok]
+
+def _ingest(shop: Shop, bodies: list[bytes], folder: Path) -> float:
+    """Events per second for one signed delivery of each body, SENDERS at a time."""
+    path = folder / f"ingest-{id(shop)}.jsonl"
+    path.write_bytes(b"\n".join(json.dumps(json.loads(body)).encode() for body in bodies))
+    command = [sys.executable, "-c", SENDER, shop.url, SECRET, str(path), str(SENDERS)]
+    done = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ingestion senders failed: {done.stderr.decode()[-500:]}")
+    report = json.loads(done.stdout)
     fulfilled = shop.ledger.fulfilment_count()
-    if failed or fulfilled != len(bodies):
-        raise RuntimeError(f"ingestion: {len(failed)} failed, {fulfilled} fulfilled")
-    return len(bodies) / seconds
+    if report["failed"] or fulfilled != len(bodies):
+        raise RuntimeError(f"ingestion: {report['failed']} failed, {fulfilled} fulfilled")
+    return len(bodies) / report["seconds"]
 
 
 def _replay(shop: Shop, bodies: list[bytes], folder: Path) -> float:
@@ -183,12 +199,12 @@ def main() -> dict:
 
             alone = Shop(settings("alone"), CapturedGateway(intents))
             shops.append(alone)
-            alone_rate = _ingest(alone, bodies)
+            alone_rate = _ingest(alone, bodies, folder)
             alone_receipts = alone.receipts()
 
             end_to_end = Shop(settings("e2e"), Gateway(settings("e2e")))
             shops.append(end_to_end)
-            e2e_rate = _ingest(end_to_end, bodies)
+            e2e_rate = _ingest(end_to_end, bodies, folder)
             replay_seconds = _replay(end_to_end, bodies, folder)
             e2e_receipts = end_to_end.receipts()
             for shop in shops:

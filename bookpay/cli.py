@@ -110,6 +110,13 @@ class BookpayGroup(TyperGroup):
             message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
             sys.stderr.write(f"Error: {message}\n")
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            # The reader went away (`bookpay ... | head`): stop quietly, as Unix tools do, and
+            # keep Python from complaining again when it flushes stdout at exit.
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
             raise  # usage errors and exits: Typer reports them itself, with exit code 2
         except Exception as exc:

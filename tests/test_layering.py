@@ -83,3 +83,23 @@ def test_fast_commands_import_neither_stripe_nor_bottle(args):
     modules = loaded_modules(*args)
     assert "bookpay.catalog" in modules or args == ["--help"]
     assert not {m for m in modules if m.split(".")[0] in {"stripe", "bottle", "waitress"}}
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`bookpay catalog list | head -0`: no traceback, no "unexpected error" message."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before bookpay writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bookpay", "catalog", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141

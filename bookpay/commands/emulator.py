@@ -59,5 +59,5 @@ def emulator(
         running.stop()
 
 
-app = typer.Typer()
+app = typer.Typer(add_completion=False)
 app.command("emulator")(emulator)

@@ -66,5 +66,5 @@ def _configure_logging(debug: bool) -> None:
     waitress.setLevel(logging.INFO if debug else logging.WARNING)
 
 
-app = typer.Typer()
+app = typer.Typer(add_completion=False)
 app.command("serve")(serve)

@@ -103,3 +103,21 @@ def test_a_closed_pipe_ends_quietly():
         os.close(write_end)
     assert done.stderr == ""
     assert done.returncode == 141
+
+
+def test_debug_tracebacks_never_show_local_variables():
+    """--debug shows where it broke, but not the values of locals: they could be keys."""
+    code = (
+        "import sys\n"
+        "from bookpay import catalog\n"
+        "def load(path):\n"
+        "    api_key = 'sk_test_TOPSECRETVALUE1234'\n"
+        "    raise RuntimeError('boom')\n"
+        "catalog.Catalog.load = staticmethod(load)\n"
+        "from bookpay.cli import app\n"
+        "app(['--debug', 'catalog', 'list'], prog_name='bookpay')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "RuntimeError" in done.stderr and "boom" in done.stderr
+    assert "TOPSECRETVALUE" not in done.stderr + done.stdout

@@ -1,6 +1,7 @@
 """The CLI shell: conventions every command follows (help, --json, exit codes, masking)."""
 
 import json
+import re
 
 import pytest
 from typer.main import get_command
@@ -231,3 +232,52 @@ def test_usage_errors_exit_2():
     assert result.exit_code == 2
     result = runner.invoke(app, ["intent", "list", "--limit", "0"])
     assert result.exit_code == 2
+
+
+def run_in_terminal(args, env_extra):
+    """Run bookpay with stdout on a pseudo-terminal, as a person at a terminal sees it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color", **env_extra}
+    env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", *args], stdout=follower, stderr=subprocess.PIPE, env=env
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=30)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")  # a foreground colour
+
+
+def test_terminal_gets_a_rich_table_in_colour_unless_no_color(settings, cli_env):
+    from bookpay.catalog import Catalog
+    from bookpay.payments import Gateway
+
+    gateway = Gateway(settings)
+    intent = gateway.create_intent(Catalog.default().get("1"))
+    gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+
+    coloured = run_in_terminal(["intent", "list", "--limit", "3"], cli_env)
+    assert "┃" in coloured  # drawn by Rich
+    assert intent["id"] in coloured
+    assert COLOUR.search(coloured)  # the succeeded status is green
+
+    plain = run_in_terminal(["intent", "list", "--limit", "3"], {**cli_env, "NO_COLOR": "1"})
+    assert intent["id"] in plain
+    assert not COLOUR.search(plain)

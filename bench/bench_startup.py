@@ -41,10 +41,14 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as folder:
         hello = Path(folder) / "hello.py"
         hello.write_text(HELLO)
+        # The `bookpay` console script as installed next to this Python (python -m bookpay
+        # where there is none), as a user types it.
+        script = Path(sys.executable).with_name("bookpay")
+        bookpay = [str(script)] if script.exists() else [sys.executable, "-m", "bookpay"]
         commands = {
             "hello-world Typer": [sys.executable, str(hello)],
-            "bookpay catalog list": [sys.executable, "-m", "bookpay", "catalog", "list"],
-            "bookpay --help": [sys.executable, "-m", "bookpay", "--help"],
+            "bookpay catalog list": [*bookpay, "catalog", "list"],
+            "bookpay --help": [*bookpay, "--help"],
         }
         for cmd in commands.values():  # warm the file cache and .pyc files
             _time(cmd)

@@ -170,7 +170,10 @@ def _read_records(path: Path) -> object:
         raise ConfigError(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
     try:
         if suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
 
             return tomllib.loads(raw.decode("utf-8")).get("books")
         data = json.loads(raw)
@@ -179,7 +182,6 @@ def _read_records(path: Path) -> object:
         raise ConfigError(
             f"The catalog file {path} is not valid {suffix[1:].upper()}: {exc}."
         ) from exc
-    raise ConfigError(f"The catalog file {path} must end in .json or .toml.")
 
 
 def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:

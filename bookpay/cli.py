@@ -106,7 +106,11 @@ class BookpayGroup(TyperGroup):
             return super().invoke(ctx)
         except BookpayError as exc:
             if _debugging(ctx):
-                raise
+                # Where it came from, for the developer; the exit code stays the contract's.
+                # (The standard traceback shows no local variables, which could hold keys.)
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
             message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
             sys.stderr.write(f"Error: {message}\n")
             raise typer.Exit(exc.exit_code) from None

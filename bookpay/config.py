@@ -88,6 +88,15 @@ class Settings:
         return "stripe" if self.secret_key else "emulator"
 
     @property
+    def mode_label(self) -> str:
+        """The mode in words; live mode is never allowed to look like a test."""
+        if self.is_emulated:
+            return "local emulator"
+        if self.livemode:
+            return "Stripe LIVE mode: real cards, real money"
+        return "Stripe test mode"
+
+    @property
     def is_emulated(self) -> bool:
         return self.mode == "emulator"
 
@@ -168,7 +177,7 @@ class Settings:
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, masked value, source) rows for `bookpay config check`."""
         values = {
-            "mode": "Stripe test mode" if self.mode == "stripe" else "local emulator",
+            "mode": self.mode_label,
             "STRIPE_SECRET_KEY": mask(self.secret_key),
             "STRIPE_PUBLISHABLE_KEY": (self.publishable_key or "(not set)"),
             "STRIPE_WEBHOOK_SECRET": ", ".join(mask(s) for s in self.webhook_secrets)

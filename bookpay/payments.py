@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -115,6 +115,16 @@ class Gateway:
     def list_intents(self, *, limit: int = 10) -> list[dict]:
         page = self._request("get", "/v1/payment_intents", {"limit": limit})
         return page["data"]
+
+    def iter_intents(self, *, page_size: int = 100) -> Iterator[dict]:
+        """Every PaymentIntent, newest first, a page at a time (fetched as they are needed)."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._request("get", "/v1/payment_intents", params)
+            yield from page["data"]
+            if not page.get("has_more") or not page["data"]:
+                return
+            params["starting_after"] = page["data"][-1]["id"]
 
     def confirm_intent(
         self, intent_id: str, *, payment_method: str, return_url: str | None = None

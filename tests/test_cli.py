@@ -281,3 +281,28 @@ def test_terminal_gets_a_rich_table_in_colour_unless_no_color(settings, cli_env)
     plain = run_in_terminal(["intent", "list", "--limit", "3"], {**cli_env, "NO_COLOR": "1"})
     assert intent["id"] in plain
     assert not COLOUR.search(plain)
+
+
+def test_debug_keeps_the_exit_code_of_expected_errors():
+    result = runner.invoke(app, ["--debug", "catalog", "show", "9"])
+    assert result.exit_code == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.endswith(
+        "Error: No book with id '9'. Run `bookpay catalog list` to see the catalog.\n"
+    )
+    result = runner.invoke(app, ["catalog", "show", "9"], env={"BOOKPAY_DEBUG": "1"})
+    assert result.exit_code == 2
+
+
+def test_live_mode_never_looks_like_a_test():
+    result = runner.invoke(
+        app,
+        ["--live", "config", "check"],
+        env={
+            "STRIPE_SECRET_KEY": "sk_live_51SuperSecretValue1234",
+            "STRIPE_PUBLISHABLE_KEY": "pk_live_51PublicValue98765",
+        },
+    )
+    assert result.exit_code == 0
+    assert "mode                    Stripe LIVE mode: real cards, real money" in result.stdout
+    assert "test mode" not in result.stdout

@@ -156,3 +156,41 @@ def test_emulator_not_running_exits_4_with_a_hint(tmp_path):
         "Error: Could not reach the emulator at http://127.0.0.1:9. "
         "Start it with `bookpay emulator` or `bookpay serve`.\n"
     )
+
+
+def test_unknown_status_is_a_usage_error(bookpay):
+    result = bookpay("intent", "list", "--status", "paid")
+    assert result.exit_code == 2
+    assert "'paid' is not one of" in result.output
+
+
+def test_status_filter_pages_past_the_newest_hundred(tmp_path):
+    from bookpay.catalog import Catalog
+    from bookpay.config import Settings
+    from bookpay.emulator import EmulatorOptions, start_emulator
+    from bookpay.payments import Gateway
+
+    with start_emulator("127.0.0.1", 0, EmulatorOptions()) as own:
+        gateway = Gateway(Settings(emulator_url=own.url))
+        book = Catalog.default().get("1")
+        old = gateway.create_intent(book)
+        gateway.confirm_intent(old["id"], payment_method="pm_card_visa")
+        for _ in range(105):
+            gateway.create_intent(book)
+        env = {"BOOKPAY_EMULATOR_URL": own.url, "BOOKPAY_DATA_DIR": str(tmp_path)}
+        result = runner.invoke(
+            app, ["intent", "list", "--status", "succeeded", "--limit", "5", "--json"], env=env
+        )
+    assert result.exit_code == 0, result.output
+    assert [i["id"] for i in json.loads(result.stdout)] == [old["id"]]
+
+
+def test_show_says_where_to_authenticate(bookpay):
+    intent = create(bookpay)
+    bookpay(
+        "intent", "confirm", intent["id"], "--card", "pm_card_threeDSecure2Required",
+        "--return-url", "http://127.0.0.1:4242/success",
+    )  # fmt: skip
+    out = bookpay("intent", "show", intent["id"]).stdout
+    assert "Status:           requires_action" in out
+    assert "Authenticate at:  http" in out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import Enum
+from itertools import islice
 from typing import Annotated
 
 import typer
@@ -125,6 +127,9 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         amount = format_amount(refund["amount"], refund["currency"])
         reason = f", {refund['reason']}" if refund.get("reason") else ""
         rows.append(("Refund", f"{refund['id']}: {amount} ({refund['status']}{reason})"))
+    redirect = (intent.get("next_action") or {}).get("redirect_to_url") or {}
+    if redirect.get("url"):
+        rows.append(("Authenticate at", redirect["url"]))
     error = intent.get("last_payment_error")
     if error:
         rows.append(("Last payment error", (_error_text(error), "red")))
@@ -156,12 +161,24 @@ def _local_timeline(st, intent_id: str) -> list[dict]:
         ledger.close()
 
 
+class Status(str, Enum):
+    """A PaymentIntent's status, as Stripe names it."""
+
+    requires_payment_method = "requires_payment_method"
+    requires_confirmation = "requires_confirmation"
+    requires_action = "requires_action"
+    processing = "processing"
+    requires_capture = "requires_capture"
+    canceled = "canceled"
+    succeeded = "succeeded"
+
+
 @app.command("list")
 def list_intents(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many to show.")] = 10,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only intents with this status.")
+        Status | None, typer.Option("--status", help="Only intents with this status.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -170,10 +187,12 @@ def list_intents(
     Example: bookpay intent list --limit 5 --status succeeded
     """
     gateway = state(ctx).gateway()
-    # Stripe's list API cannot filter by status, so fetch a full page and filter here.
-    intents = gateway.list_intents(limit=100 if status else limit)
-    if status:
-        intents = [i for i in intents if i["status"] == status][:limit]
+    if status is None:
+        intents = gateway.list_intents(limit=limit)
+    else:
+        # Stripe's list API cannot filter by status: page through until enough match.
+        matching = (i for i in gateway.iter_intents() if i["status"] == status.value)
+        intents = list(islice(matching, limit))
     if as_json:
         emit_json(intents)
         return

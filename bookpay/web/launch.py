@@ -71,7 +71,7 @@ def serve(
             say(f"      Stripe emulator at {settings.emulator_url} ({note}).")
             say(f"      Webhooks: the emulator sends events to {running.url}/webhook")
         else:
-            say("Mode: Stripe test mode (api.stripe.com, Stripe.js from js.stripe.com).")
+            say(f"Mode: {settings.mode_label} (api.stripe.com, Stripe.js from js.stripe.com).")
             if not settings.webhook_secrets:
                 say(
                     "WARNING: STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event "

@@ -362,12 +362,13 @@ class Ledger:
                 ),
             )
         else:
+            new_status = advance(row["status"], status)
             # Known values are never blanked by a thinner copy of the intent.
             conn.execute(
                 """UPDATE orders SET item_id = COALESCE(?, item_id), amount = COALESCE(?, amount),
                 currency = COALESCE(?, currency), email = COALESCE(?, email),
                 shipping = COALESCE(?, shipping), charge = COALESCE(?, charge),
-                failure_reason = COALESCE(?, failure_reason),
+                failure_reason = CASE WHEN ? THEN NULL ELSE COALESCE(?, failure_reason) END,
                 amount_refunded = MAX(amount_refunded, ?), note = COALESCE(?, note),
                 status = ?, updated = ? WHERE id = ?""",
                 (
@@ -377,10 +378,12 @@ class Ledger:
                     fields["email"],
                     fields["shipping"],
                     fields["charge"],
+                    # A payment that went through is not described by an earlier decline.
+                    STATUS_RANK[new_status] >= STATUS_RANK["paid"],
                     fields["failure_reason"],
                     amount_refunded or 0,
                     note,
-                    advance(row["status"], status),
+                    new_status,
                     stamp,
                     row["id"],
                 ),

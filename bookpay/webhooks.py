@@ -92,17 +92,26 @@ def _timestamp(header: str) -> int:
     raise WebhookSignatureError("Stripe-Signature has no timestamp.")
 
 
+MAX_ID = 255  # Stripe's ids are far shorter; anything longer is not one
+
+
+def object_id(value: object) -> str | None:
+    """The id in an expandable field: an id string, or an expanded object's ``id``."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID:
+        return value
+    return None
+
+
 def intent_id_of(event: dict) -> str | None:
     """The PaymentIntent an event is about, if any."""
     obj = (event.get("data") or {}).get("object") or {}
     if not isinstance(obj, dict):
         return None
     if obj.get("object") == "payment_intent":
-        return obj.get("id")
-    intent = obj.get("payment_intent")
-    if isinstance(intent, dict):
-        return intent.get("id")
-    return intent if isinstance(intent, str) else None
+        return object_id(obj.get("id"))
+    return object_id(obj.get("payment_intent"))
 
 
 class WebhookReceiver:
@@ -171,8 +180,9 @@ class WebhookReceiver:
         """(handled, outcome) for one verified event; raises only when it should be retried."""
         if kind not in HANDLED:
             return False, "ignored: not an event bookpay handles"
-        if kind == "charge.dispute.created" and not intent_id and obj.get("charge"):
-            order = self.ledger.find_order_by_charge(obj["charge"])
+        charge = object_id(obj.get("charge"))
+        if kind == "charge.dispute.created" and not intent_id and charge:
+            order = self.ledger.find_order_by_charge(charge)
             intent_id = order["payment_intent"] if order else None
         if not intent_id:
             return False, "ignored: no PaymentIntent"
@@ -218,7 +228,9 @@ def _parse(payload: bytes) -> dict:
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
+        or not 0 < len(event["id"]) <= MAX_ID
         or not isinstance(event.get("type"), str)
+        or not 0 < len(event["type"]) <= MAX_ID
         or not isinstance((event.get("data") or {}).get("object"), dict)
     ):
         raise UsageError(

@@ -198,7 +198,19 @@ def test_no_secret_at_all_is_a_503_configuration_error(tmp_path, gateway, key):
         ledger.close()
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"id": "evt_1"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"id": "evt_1"}',
+        json.dumps(
+            event("payment_intent.succeeded", intent(), event_id="evt_" + "x" * 300)
+        ).encode(),
+        json.dumps(event("payment_intent.succeeded", intent(), event_id={"id": "evt_1"})).encode(),
+    ],
+    ids=["not-json", "array", "no-type", "id-too-long", "id-not-a-string"],
+)
 def test_a_signed_body_that_is_not_an_event_is_a_400(world, body):
     with pytest.raises(UsageError) as caught:
         deliver(world, None, body=body)
@@ -334,6 +346,7 @@ def test_processing_then_failed_with_the_decline_reason_then_paid_after_a_retry(
     order = world.ledger.get_order("pi_1")
     assert order["status"] == "paid"
     assert order["fulfilled_at"] is not None
+    assert order["failure_reason"] is None  # the earlier decline no longer describes it
 
 
 def test_succeeded_before_processing_stays_paid(world):
@@ -392,6 +405,15 @@ def test_a_dispute_marks_the_order_disputed_and_a_refund_does_not_hide_it(world)
     assert order["note"] == "dispute dp_1: fraudulent"
     deliver(world, event("charge.refunded", charge(refunded=2300)))
     assert world.ledger.get_order("pi_1")["status"] == "disputed"
+
+
+def test_a_dispute_with_an_expanded_charge_is_found_through_it(world):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    dispute = {"id": "dp_3", "object": "dispute", "charge": {"id": "ch_pi_1"}, "reason": "other"}
+    assert deliver(world, event("charge.dispute.created", dispute))["handled"] is True
+    assert world.ledger.get_order("pi_1")["status"] == "disputed"
+    odd = {"id": "dp_4", "object": "dispute", "charge": {"nested": ["not", "an", "id"]}}
+    assert deliver(world, event("charge.dispute.created", odd))["handled"] is False
 
 
 def test_a_dispute_for_an_unknown_charge_is_ignored(world):

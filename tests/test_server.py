@@ -563,6 +563,8 @@ def test_success_page_for_an_unconfirmed_intent(app):
     created = create_intent(app, "1")
     page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text
     assert "Success!" not in page
+    assert "Payment not completed" in page
+    assert "Payment failed" not in page  # nothing was tried, so nothing failed
     assert 'href="/checkout?item=1"' in page
 
 

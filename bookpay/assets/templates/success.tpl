@@ -26,7 +26,7 @@
   <h1 id="result-heading">Payment processing</h1>
   <p class="lead">Your payment for <strong>{{book.title}}</strong> ({{total}}) is processing. We'll email you when it completes.</p>
   <p>Payment <code>{{intent_id}}</code></p>
-% elif status == "requires_payment_method":
+% elif status == "requires_payment_method" and reason:
   <h1 id="result-heading">Payment failed</h1>
   <p class="lead">Your payment for <strong>{{book.title}}</strong> did not go through.</p>
 %   if reason:

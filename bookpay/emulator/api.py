@@ -7,12 +7,12 @@ import functools
 import hashlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from . import intents, methods, render, resources, threeds
 from .context import Ctx
@@ -27,7 +27,10 @@ API_VERSION = "2026-10-28.endive"  # what stripe-python 16 pins; echoed back whe
 STATIC_JS = Path(__file__).parent / "static" / "stripe-v3.js"
 CORS = [
     ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "Request-Id, Stripe-Version, Idempotent-Replayed"),
+    (
+        "Access-Control-Expose-Headers",
+        "Request-Id, Stripe-Version, Idempotent-Replayed, Original-Request",
+    ),
 ]
 PREFLIGHT = [
     *CORS,
@@ -50,10 +53,11 @@ PUBLISHABLE_REFUSED = (
 )
 
 Handler = Callable[..., dict[str, Any]]
-_ID = r"(?P<obj_id>[A-Za-z0-9_]+)"
-# (method, path pattern, handler, allowed with a publishable key)
-ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
-    (m, re.compile(f"^/v1/{p}$"), h, pk)
+# A path segment holding an object id: any non-empty text, so a bad id is "No such ...".
+_ID = "{id}"
+# (method, path segments after /v1, handler, allowed with a publishable key)
+ROUTES: list[tuple[str, tuple[str, ...], Handler, bool]] = [
+    (m, tuple(p.split("/")), h, pk)
     for m, p, h, pk in [
         ("GET", "payment_intents", intents.list_, False),
         ("POST", "payment_intents", intents.create, False),
@@ -162,26 +166,26 @@ class Emulator:
 
     def _route(self, environ: dict[str, Any]) -> Response:
         method = environ["REQUEST_METHOD"].upper()
-        path = environ.get("PATH_INFO", "") or "/"
+        path, segments = request_path(environ)
         if method == "OPTIONS":
             return Response(204, b"", headers=list(PREFLIGHT), content_type="text/plain")
-        if path.startswith("/v1/"):
-            return self._api(environ, method, path)
-        if path == "/healthz":
+        if len(segments) > 1 and segments[0] == "v1":
+            return self._api(environ, method, path, segments[1:])
+        if segments == ["healthz"]:
             body = {"ok": True, "service": "bookpay-emulator", "version": version()}
             return Response.json(200, body, headers=list(CORS))
-        if path in ("/v3", "/v3/") and method == "GET":
+        if segments in (["v3"], ["v3", ""]) and method == "GET":
             return self._stripe_js()
         ctx = self._page_ctx(environ)
-        if path.startswith("/3ds/authenticate/"):
-            pi_id = path.rsplit("/", 1)[-1]
+        if len(segments) == 3 and segments[:2] == ["3ds", "authenticate"]:
+            pi_id = segments[2]
             if method == "POST":
                 return threeds.submit(ctx, pi_id, decode_form(_body(environ)))
             secret = decode_form(environ.get("QUERY_STRING", "")).get("client_secret", "")
             return threeds.challenge(ctx, pi_id, str(secret))
-        if path.startswith("/receipts/"):
-            return threeds.receipt(ctx, path.rsplit("/", 1)[-1])
-        if path == "/_emulator/deliveries":
+        if len(segments) == 2 and segments[0] == "receipts":
+            return threeds.receipt(ctx, segments[1])
+        if segments == ["_emulator", "deliveries"]:
             return Response.json(200, {"data": self.delivery_attempts()}, headers=list(CORS))
         return _unrecognized(method, path)
 
@@ -201,7 +205,9 @@ class Emulator:
 
     # --- the /v1 API ------------------------------------------------------------------------
 
-    def _api(self, environ: dict[str, Any], method: str, path: str) -> Response:
+    def _api(
+        self, environ: dict[str, Any], method: str, path: str, segments: list[str]
+    ) -> Response:
         if self.options.latency > 0:
             time.sleep(self.options.latency)  # outside every lock, so callers overlap
         request_id = new_id("req", 14)
@@ -215,7 +221,7 @@ class Emulator:
             raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
             params = decode_form(raw)
             api_key, publishable = authenticate(environ, params)
-            handler, groups, pk_ok = _match(method, path)
+            handler, groups, pk_ok = _match(method, path, segments)
             if publishable and not pk_ok:
                 raise ApiError(401, PUBLISHABLE_REFUSED)
         except ApiError as exc:
@@ -247,11 +253,9 @@ class Emulator:
                         type="idempotency_error",
                     )
                     return Response.json(400, exc.envelope(request_id), headers=headers)
+                # A replay is a request of its own: its own Request-Id, pointing at the first.
                 replay = [
-                    *CORS,
-                    ("Request-Id", record["request_id"]),
-                    ("Stripe-Version", version_header),
-                    ("Idempotency-Key", idem_key),
+                    *headers,
                     ("Idempotent-Replayed", "true"),
                     ("Original-Request", record["request_id"]),
                 ]
@@ -313,11 +317,34 @@ def _unrecognized_error(method: str, path: str) -> ApiError:
     )
 
 
-def _match(method: str, path: str) -> tuple[Handler, list[str], bool]:
-    for route_method, pattern, handler, pk_ok in ROUTES:
-        found = pattern.match(path)
-        if found and route_method == method:
-            return handler, list(found.groups()), pk_ok
+def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:
+    """The path as sent (undecoded) and its segments, each percent-decoded after splitting.
+
+    PATH_INFO is decoded before it is split, so an id holding `%2F` would become several
+    segments and reach another route. The raw request target keeps the id in one segment:
+    RAW_URI (gunicorn) or REQUEST_URI (waitress); PATH_INFO only when neither is there.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        path = environ.get("PATH_INFO", "") or "/"
+        return path, path.lstrip("/").split("/")
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    if not path.startswith("/"):  # absolute form: http://host/v1/...
+        path = urlsplit(path).path
+    path = "/" + path.lstrip("/")  # as waitress does for PATH_INFO
+    prefix = environ.get("SCRIPT_NAME", "")
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix) :]
+    return path, [unquote(segment) for segment in path[1:].split("/")]
+
+
+def _match(method: str, path: str, segments: list[str]) -> tuple[Handler, list[str], bool]:
+    for route_method, template, handler, pk_ok in ROUTES:
+        if route_method != method or len(template) != len(segments):
+            continue
+        pairs = list(zip(template, segments, strict=True))
+        if all(got if want == _ID else got == want for want, got in pairs):
+            return handler, [got for want, got in pairs if want == _ID], pk_ok
     raise _unrecognized_error(method, path)
 
 

@@ -23,6 +23,49 @@ EMITTED = (
     "refund.created",
 )
 
+# Event types an endpoint may subscribe to: Stripe refuses any other `enabled_events` value.
+# Those emitted plus their real siblings, so an endpoint configured as for Stripe is accepted.
+KNOWN = frozenset(
+    {
+        *EMITTED,
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.canceled",
+        "payment_intent.created",
+        "payment_intent.partially_funded",
+        "payment_intent.payment_failed",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+        "payment_intent.succeeded",
+        "charge.captured",
+        "charge.expired",
+        "charge.failed",
+        "charge.pending",
+        "charge.refunded",
+        "charge.succeeded",
+        "charge.updated",
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+        "charge.refund.updated",
+        "refund.created",
+        "refund.failed",
+        "refund.updated",
+        "payment_method.attached",
+        "payment_method.automatically_updated",
+        "payment_method.detached",
+        "payment_method.updated",
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "checkout.session.completed",
+        "checkout.session.expired",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+    }
+)
+
 
 def subscribed(endpoint: dict[str, Any], kind: str) -> bool:
     events = endpoint["enabled_events"]

@@ -186,10 +186,13 @@ def _enabled_events(value: Any) -> list[str]:
     kinds = validate.string_list(value, "enabled_events")
     if not kinds:
         raise missing("enabled_events")
-    for kind in kinds:
-        if kind != "*" and (kind.count(".") < 1 or kind.endswith(".") or " " in kind):
+    for i, kind in enumerate(kinds):
+        if kind != "*" and kind not in events.KNOWN:
+            # Stripe lists every event type here; naming the bad value says more, shorter.
             raise invalid(
-                f"Invalid enabled_events: {kind} is not a valid event type.", "enabled_events"
+                f"Invalid enabled_events[{i}]: must be one of * or a Stripe event type, not"
+                f" '{kind}'",
+                f"enabled_events[{i}]",
             )
     return kinds
 

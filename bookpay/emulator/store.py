@@ -75,6 +75,8 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._depth = 0
         self._last_purge = 0.0
+        # What idempotency keys expire by; replaceable so a test can pass 24 hours at once.
+        self.clock: Callable[[], float] = time.time
         self.closed = False
 
     def close(self) -> None:
@@ -150,7 +152,7 @@ class Store:
 
     def idempotent_get(self, scope: str, key: str) -> sqlite3.Row | None:
         with self.transaction():
-            now = time.time()
+            now = self.clock()
             if now - self._last_purge > 60:  # expiring keys is housekeeping, not per request
                 self._last_purge = now
                 self._db.execute(
@@ -167,7 +169,7 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (scope, key, fingerprint, status, body, request_id, time.time()),
+                (scope, key, fingerprint, status, body, request_id, self.clock()),
             )
 
     # --- deliveries -------------------------------------------------------------------------

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import stripe
 
+from bookpay.emulator import start_emulator
+from bookpay.emulator.api import request_path
 from bookpay.emulator.wire import decode_form
 
 
@@ -79,6 +82,45 @@ def test_404s(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
     )
 
 
+def test_encoded_slash_stays_in_the_id(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    # Decoding before routing would make this /v1/payment_intents/pi_../../v1/x, another URL.
+    resp = call("GET", "/v1/payment_intents/pi_..%2F..%2Fv1%2Fx")
+    assert resp.status == 404
+    err = resp.json()["error"]
+    assert err["code"] == "resource_missing"
+    assert err["message"] == "No such payment_intent: 'pi_../../v1/x'"
+    pi = intent(client)
+    # Not the confirm route: the slash belongs to the id.
+    resp = call(
+        "POST", f"/v1/payment_intents/{pi.id}%2Fconfirm", {"payment_method": "pm_card_visa"}
+    )
+    assert resp.json()["error"]["message"] == f"No such payment_intent: '{pi.id}/confirm'"
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+    # Each segment is decoded: an encoded letter still names the object; queries still work.
+    encoded = "/v1/payment_intents/%70" + pi.id[1:]
+    resp = call("GET", encoded, {"expand[]": "latest_charge"})
+    assert resp.status == 200 and resp.json()["id"] == pi.id
+    resp = call("GET", "/v1/payment_intents", {"limit": "1"})
+    assert resp.status == 200 and resp.json()["object"] == "list"
+    resp = call("GET", "/v1/charges/ch_a%2Fb")
+    assert resp.json()["error"]["message"] == "No such charge: 'ch_a/b'"
+    resp = call("GET", "/v1/payment_intents%2Fpi_x")
+    assert resp.json()["error"]["message"].startswith("Unrecognized request URL (GET: /v1/")
+
+
+def test_request_path_sources() -> None:
+    base = {"PATH_INFO": "/v1/a/b/c"}
+    # gunicorn's RAW_URI, then waitress's REQUEST_URI, then the decoded PATH_INFO.
+    assert request_path({**base, "RAW_URI": "/v1/a%2Fb?x=%2F"}) == ("/v1/a%2Fb", ["v1", "a/b"])
+    assert request_path({**base, "REQUEST_URI": "/v1/a%2Fb"}) == ("/v1/a%2Fb", ["v1", "a/b"])
+    assert request_path(base) == ("/v1/a/b/c", ["v1", "a", "b", "c"])
+    assert request_path({"REQUEST_URI": "http://h:1/healthz?x"}) == ("/healthz", ["healthz"])
+    assert request_path({"REQUEST_URI": "//v3/"}) == ("/v3/", ["v3", ""])
+    assert request_path({}) == ("/", [""])
+
+
 def test_unknown_parameter(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         intent(client, foo="bar")
@@ -129,6 +171,51 @@ def test_idempotent_replay(client: stripe.StripeClient, call: Callable[..., Any]
     b = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"}, options=opts)
     assert a.id == b.id
     assert b.last_response.headers["Idempotent-Replayed"] == "true"
+
+
+def test_replay_has_its_own_request_id(call: Callable[..., Any]) -> None:
+    params = {"amount": "1600", "currency": "usd"}
+    first = call("POST", "/v1/payment_intents", params, headers={"Idempotency-Key": "k-reqid"})
+    second = call("POST", "/v1/payment_intents", params, headers={"Idempotency-Key": "k-reqid"})
+    assert first.json()["id"] == second.json()["id"]
+    assert second.headers["request-id"].startswith("req_")
+    assert second.headers["request-id"] != first.headers["request-id"]
+    assert second.headers["original-request"] == first.headers["request-id"]
+    assert "original-request" not in first.headers
+    # Browsers may read it, as they may read Idempotent-Replayed.
+    exposed = second.headers["access-control-expose-headers"]
+    assert "Original-Request" in exposed and "Idempotent-Replayed" in exposed
+
+
+def test_idempotency_keys_expire_after_24_hours() -> None:
+    # Its own emulator: the store's clock moves forward a day.
+    with start_emulator() as emu:
+        now = [time.time()]
+        emu.app.store.clock = lambda: now[0]
+        client = stripe.StripeClient(
+            "sk_test_x", base_addresses={"api": emu.url}, max_network_retries=0
+        )
+        opts: Any = {"idempotency_key": "k-expiry"}
+
+        def create(amount: int) -> stripe.PaymentIntent:
+            params: Any = {"amount": amount, "currency": "usd"}
+            return client.v1.payment_intents.create(params=params, options=opts)
+
+        first = create(1700)
+        now[0] += 24 * 3600 - 60
+        replay = create(1700)
+        assert replay.id == first.id
+        assert replay.last_response.headers["Idempotent-Replayed"] == "true"
+        now[0] += 120
+        fresh = create(1700)
+        assert fresh.id != first.id
+        assert "Idempotent-Replayed" not in fresh.last_response.headers
+        # The key now belongs to that new request: other parameters are a mismatch again...
+        with pytest.raises(stripe.IdempotencyError):
+            create(1800)
+        # ...until it too has expired.
+        now[0] += 24 * 3600 + 1
+        assert create(1800).amount == 1800
 
 
 def test_idempotent_errors_replay(client: stripe.StripeClient) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import stripe
 
+from bookpay.emulator import start_emulator
 from bookpay.emulator.delivery import signature_header
 
 
@@ -49,6 +50,47 @@ def test_endpoint_crud(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.webhook_endpoints.create(params={"url": "not a url", "enabled_events": ["*"]})
     assert caught.value.param == "url"
+
+
+# Real Stripe event types of the families the emulator emits: endpoints may subscribe to them.
+REAL_TYPES = [
+    *(f"payment_intent.{k}" for k in ("amount_capturable_updated", "canceled", "created",
+      "partially_funded", "payment_failed", "processing", "requires_action", "succeeded")),
+    *(f"charge.{k}" for k in ("captured", "expired", "failed", "pending", "refunded",
+      "succeeded", "updated")),
+    *(f"charge.dispute.{k}" for k in ("closed", "created", "funds_reinstated",
+      "funds_withdrawn", "updated")),
+    "charge.refund.updated",
+    *(f"refund.{k}" for k in ("created", "failed", "updated")),
+    *(f"payment_method.{k}" for k in ("attached", "automatically_updated", "detached",
+      "updated")),
+    *(f"customer.{k}" for k in ("created", "updated", "deleted")),
+    *(f"checkout.session.{k}" for k in ("completed", "expired", "async_payment_succeeded",
+      "async_payment_failed")),
+]  # fmt: skip
+
+
+def test_enabled_events_must_be_real() -> None:
+    # Its own emulator: an endpoint wrongly accepted here must not receive other tests' events.
+    with start_emulator() as emu:
+        client = stripe.StripeClient(
+            "sk_test_x", base_addresses={"api": emu.url}, max_network_retries=0
+        )
+        we = endpoint(client, "http://127.0.0.1:9/real", REAL_TYPES)
+        assert we.enabled_events == REAL_TYPES
+        for bad, index in ((["charge.succeeded", "bogus.event"], 1), (["payment_intent.*"], 0)):
+            with pytest.raises(stripe.InvalidRequestError) as caught:
+                endpoint(client, "http://127.0.0.1:9/bogus", bad)
+            assert caught.value.http_status == 400
+            assert caught.value.error.type == "invalid_request_error"
+            assert caught.value.param == f"enabled_events[{index}]"
+            assert caught.value.user_message.startswith(f"Invalid enabled_events[{index}]: ")
+            assert f"'{bad[index]}'" in caught.value.user_message
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.webhook_endpoints.update(we.id, params={"enabled_events": ["bogus.event"]})
+        assert caught.value.param == "enabled_events[0]"
+        assert client.v1.webhook_endpoints.retrieve(we.id).enabled_events == REAL_TYPES
+        assert [e.id for e in client.v1.webhook_endpoints.list().data] == [we.id]
 
 
 def test_delivery_signed_and_counted(client: stripe.StripeClient, emu: Any, receiver: Any) -> None:

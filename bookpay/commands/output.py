@@ -45,8 +45,10 @@ def print_table(
         from rich.table import Table
 
         table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column, justify="right" if column in justify_right else "left")
+        for index, column in enumerate(columns):
+            # The first column holds the id a reader copies: never wrap it across lines.
+            justify = "right" if column in justify_right else "left"
+            table.add_column(column, justify=justify, no_wrap=index == 0)
         for row in rows:
             table.add_row(
                 *(

@@ -95,3 +95,16 @@ def test_port_in_use_is_one_line_and_exit_2(env):
         f"Error: Cannot start the emulator: 127.0.0.1:{port} is already in use. "
         "Choose another with --port.\n"
     )
+
+
+def test_says_when_bookpay_already_points_at_it(env):
+    port = free_port()
+    env = {**env, "BOOKPAY_EMULATOR_URL": f"http://127.0.0.1:{port}"}
+    process = start(["--port", str(port), "--ephemeral"], env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    assert "bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here)." in err
+    assert "State: in memory (--ephemeral)" in err

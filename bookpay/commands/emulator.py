@@ -50,6 +50,8 @@ def emulator(
     info(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
     if running.url != settings.emulator_url:
         info(f"Point bookpay at it with: export BOOKPAY_EMULATOR_URL={running.url}")
+    else:
+        info("bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here).")
     info("Any sk_test_... key works. Press Ctrl-C to stop.")
     try:
         threading.Event().wait()

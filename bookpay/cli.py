@@ -103,7 +103,9 @@ class BookpayGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe must show up here, not at interpreter exit
+            return result
         except BookpayError as exc:
             if _debugging(ctx):
                 # Where it came from, for the developer; the exit code stays the contract's.

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 
 def address_lines(shipping: dict | None) -> list[str]:
-    """Name, street lines, "city state postal code", country; empty parts left out."""
+    """Name, street lines, "city, state postal code", country; empty parts left out."""
     if not shipping:
         return []
     address = shipping.get("address") or {}
-    city_line = " ".join(
-        str(part)
-        for part in (address.get("city"), address.get("state"), address.get("postal_code"))
-        if part
-    )
+    # "San Francisco, CA 94110": the city, then the state and postal code, as addresses read.
+    region = " ".join(str(p) for p in (address.get("state"), address.get("postal_code")) if p)
+    city_line = ", ".join(str(p) for p in (address.get("city"), region) if p)
     parts = (
         shipping.get("name"),
         address.get("line1"),

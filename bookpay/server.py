@@ -251,7 +251,14 @@ def create_app(
 
     @app.get("/checkout")
     def checkout():
-        book = services.catalog.get(bottle.request.query.getunicode("item") or "")
+        item = bottle.request.query.getunicode("item") or ""
+        if not item:  # a bare /checkout: the shopper has not chosen yet, so let them choose
+            raise bottle.HTTPResponse(status=303, Location="/")
+        if item not in services.catalog:
+            raise NotFound(
+                "We don't have that book. Choose one from the list.", code="unknown_item"
+            )
+        book = services.catalog.get(item)
         config = {
             "publishableKey": settings.client_publishable_key,
             "item": book.id,
@@ -277,6 +284,8 @@ def create_app(
         if intent.get("status") in FINISHED:
             raise inputs.AttemptFinished(
                 f"This checkout attempt is already {intent['status']}: start a new attempt.",
+                intent_id=intent["id"],
+                status=intent["status"],
             )
         return {
             "clientSecret": intent["client_secret"],

@@ -274,8 +274,8 @@ def test_checkout_page_mounts_the_three_elements_in_order(app, settings):
     assert re.search(r'id="submit-button"[^>]*disabled', page)
     assert re.search(r'<span class="button-text">Pay \$23.00</span>', page)
     assert (
-        '<div id="payment-message" class="payment-message" role="status" aria-live="polite">'
-        in (page)
+        '<div id="payment-message" class="payment-message" role="status" aria-live="polite"'
+        ' tabindex="-1">' in page
     )
     assert f'<script src="{settings.emulator_url}/v3/" defer></script>' in page
     assert '<script src="/static/checkout.js" defer></script>' in page
@@ -323,12 +323,49 @@ def test_stripe_mode_loads_stripe_js_from_stripe(stripe_settings):
     assert checkout_config(page)["publishableKey"] == stripe_settings.publishable_key
 
 
-@pytest.mark.parametrize("target", ["/checkout", "/checkout?item=", "/checkout?item=99"])
-def test_unknown_or_missing_item_is_a_404_page_with_a_way_back(app, target):
+def test_pay_button_is_described_by_a_live_hint_saying_what_is_missing(app):
+    page = get(app, "/checkout?item=1").text
+    button = re.search(r'<button id="submit-button"[^>]*>', page).group(0)
+    assert 'aria-describedby="pay-hint"' in button
+    hint = re.search(r'<p id="pay-hint"([^>]*)>(.*?)</p>', page, re.S)
+    assert hint, "no #pay-hint"
+    assert 'aria-live="polite"' in hint.group(1)
+    assert hint.group(2) == "Enter your email address and complete the shipping address to pay."
+    # after the button, before the error message: read right after Pay, never instead of errors
+    assert page.index('id="submit-button"') < page.index('id="pay-hint"')
+    assert page.index('id="pay-hint"') < page.index('id="payment-message"')
+
+
+def test_the_paid_notice_is_in_the_page_hidden_until_needed(app):
+    page = get(app, "/checkout?item=1").text
+    notice = re.search(r'<section id="paid-notice"[^>]*>', page).group(0)
+    assert " hidden" in notice
+    assert 'tabindex="-1"' in notice
+    assert "You already paid for this book (order" in page
+    assert (
+        '<button id="new-attempt-button" class="button" type="button">Buy another copy</button>'
+        in page
+    )
+
+
+@pytest.mark.parametrize("target", ["/checkout", "/checkout?item="])
+def test_checkout_without_an_item_sends_the_shopper_to_choose_one(app, target):
+    response = get(app, target, Host="evil.example")
+    assert response.status == 303
+    assert response.headers["Location"] == "/"  # relative: never built from the Host header
+    assert response.headers["Cache-Control"] == "no-store"
+    for name in SECURITY_HEADERS:
+        assert name in response.headers
+
+
+@pytest.mark.parametrize("target", ["/checkout?item=99", "/checkout?item=%27%27"])
+def test_unknown_item_is_a_404_page_with_a_way_back(app, target):
     response = get(app, target)
     assert response.status == 404
     assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
     assert 'href="/"' in response.text
+    assert "We don't have that book. Choose one from the list." in response.shown
+    assert "No book with id" not in response.shown
     assert "$0" not in response.text
     assert "payment-element" not in response.text
 
@@ -376,6 +413,10 @@ def test_a_finished_attempt_gets_a_409_asking_for_a_new_one(app, settings, final
     error = response.json()["error"]
     assert error["code"] == "attempt_finished"
     assert "new attempt" in error["message"]
+    # what the page needs to tell the shopper which order they already paid for
+    assert error["paymentIntentId"] == intent_id
+    assert error["status"] == final
+    assert "clientSecret" not in error
     assert create_intent(app, "1", new_attempt())["paymentIntentId"] != intent_id
 
 
@@ -515,7 +556,7 @@ def test_success_page_shows_a_paid_order_and_fulfils_it(app, settings, fulfiller
     assert "Success!" in page
     assert "The Making of Prince of Persia: Journals 1985-1993" in page
     assert "$25.00" in page
-    assert intent_id in page
+    assert f'<dt>Order reference</dt><dd id="receipt-intent"><code>{intent_id}</code></dd>' in page
     assert "ada@example.com" in page
     assert "Ada Lovelace" in page
     assert "12 St James&#039;s Square" in page
@@ -550,6 +591,95 @@ def test_success_page_decides_from_the_intent_not_redirect_status(app, settings,
     assert "Your card was declined." in page
     assert 'href="/checkout?item=3">Try again</a>' in page
     assert fulfiller.calls == []
+
+
+class OneIntentGateway:
+    """A gateway whose only PaymentIntent is the one given: for states hard to reach for real."""
+
+    def __init__(self, intent: dict) -> None:
+        self.intent = intent
+
+    def retrieve_intent(self, intent_id, **kwargs):
+        return self.intent
+
+
+def failed_intent(error: dict) -> dict:
+    return {
+        "id": "pi_failed123",
+        "client_secret": "pi_failed123_secret_abc",
+        "status": "requires_payment_method",
+        "amount": 2300,
+        "currency": "usd",
+        "metadata": {"item_id": "1", "integration": "bookpay"},
+        "last_payment_error": error,
+    }
+
+
+API_AUTH_FAILURE = (
+    "The provided PaymentMethod has failed authentication. You can provide payment_method_data "
+    "or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        pytest.param(
+            {
+                "type": "invalid_request_error",
+                "code": "payment_intent_authentication_failure",
+                "message": API_AUTH_FAILURE,
+            },
+            "We are unable to authenticate your payment method. "
+            "Please choose a different payment method and try again.",
+            id="3ds-failed",
+        ),
+        pytest.param(
+            {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": "insufficient_funds",
+                "message": "Your card has insufficient funds.",
+            },
+            "Your card has insufficient funds.",
+            id="card-error-keeps-stripes-wording",
+        ),
+        pytest.param(
+            {"type": "card_error", "code": "card_declined", "decline_code": "lost_card"},
+            "Your card was declined.",
+            id="card-error-without-message",
+        ),
+        pytest.param(
+            {"type": "card_error", "code": "expired_card", "message": ""},
+            "Your card has expired.",
+            id="expired-without-message",
+        ),
+        pytest.param(
+            {
+                "type": "api_error",
+                "code": "resource_missing",
+                "message": "No such payment_method: 'pm_123'; a similar object exists in live mode",
+            },
+            "Your payment could not be completed. Please try again.",
+            id="api-text-is-never-shown",
+        ),
+        pytest.param(
+            {"type": "invalid_request_error", "message": "Invalid integer: abc"},
+            "Your payment could not be completed. Please try again.",
+            id="invalid-request",
+        ),
+    ],
+)
+def test_a_failed_payment_gives_the_shopper_a_reason_in_shopper_words(settings, error, reason):
+    intent = failed_intent(error)
+    app = create_app(settings, gateway=OneIntentGateway(intent), public_url=PUBLIC_URL)
+    response = get(app, success_url(intent["id"], intent["client_secret"]))
+    assert response.status == 200
+    assert "Payment failed" in response.text
+    assert f'<p class="reason" id="failure-reason">{html.escape(reason)}</p>' in response.text
+    visible = re.sub(r"<[^>]*>", " ", response.text)  # class names are not shown
+    for developer_text in ("PaymentMethod", "payment_method", "Invalid integer", "No such"):
+        assert developer_text not in html.unescape(visible)
 
 
 def test_success_page_for_a_canceled_intent(app, settings):

@@ -32,6 +32,16 @@ class AttemptFinished(UsageError):
     http_status = 409
     code = "attempt_finished"
 
+    def __init__(self, message: str, *, intent_id: str, status: str) -> None:
+        super().__init__(message)
+        self.intent_id = intent_id
+        self.status = status
+
+    def to_dict(self) -> dict:
+        # The page tells the shopper which order they already paid for, instead of silently
+        # starting a new payment.
+        return {**super().to_dict(), "paymentIntentId": self.intent_id, "status": self.status}
+
 
 def read_json_object(request: bottle.BaseRequest) -> dict:
     """The request body as a JSON object, refusing what a checkout page would never send."""

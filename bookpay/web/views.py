@@ -55,6 +55,45 @@ def receipt(intent: dict, book: Book) -> dict:
         "email": intent.get("receipt_email") or billing.get("email") or "",
         "shipping": address_lines(intent.get("shipping")),
         "receipt_url": receipt_url if receipt_url.startswith(("https://", "http://")) else "",
-        "reason": error.get("message") or "",
+        "reason": failure_reason(error) if error else "",
         "retry_href": checkout_href(book),
     }
+
+
+# Stripe.js's own wording for a failed 3-D Secure check; the API's message is for developers.
+AUTHENTICATION_FAILED = (
+    "We are unable to authenticate your payment method. "
+    "Please choose a different payment method and try again."
+)
+GENERIC_FAILURE = "Your payment could not be completed. Please try again."
+# Stripe's shopper wording, for a card_error that arrives without a message.
+_CARD_MESSAGES = {
+    "card_declined": "Your card was declined.",
+    "insufficient_funds": "Your card has insufficient funds.",
+    "lost_card": "Your card was declined.",
+    "stolen_card": "Your card was declined.",
+    "generic_decline": "Your card was declined.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "incorrect_number": "Your card number is incorrect.",
+    "processing_error": "An error occurred while processing your card. Try again in a little bit.",
+}
+
+
+def failure_reason(error: dict) -> str:
+    """Why a payment failed, in words for the shopper: never the API's text for developers.
+
+    A card_error's message is written for shoppers (Stripe shows it as is); every other type
+    (invalid_request_error for a failed 3-D Secure check, api_error, ...) is not.
+    """
+    code = error.get("code") or ""
+    if code == "payment_intent_authentication_failure":
+        return AUTHENTICATION_FAILED
+    message = error.get("message")
+    if error.get("type") == "card_error" and isinstance(message, str) and message.strip():
+        return message
+    return (
+        _CARD_MESSAGES.get(error.get("decline_code") or "")
+        or _CARD_MESSAGES.get(code)
+        or GENERIC_FAILURE
+    )

@@ -80,6 +80,7 @@ def expect_success(page, book) -> str:
     assert page.locator("#receipt-amount").inner_text() == book.price
     intent_id = page.locator("#receipt-intent").inner_text()
     assert re.fullmatch(r"pi_\w+", intent_id)
+    assert page.locator("dt:has(+ #receipt-intent)").inner_text() == "Order reference"
     assert page.locator("#receipt-email").inner_text() == EMAIL
     assert "Ada Lovelace" in page.locator("#receipt-shipping").inner_text()
     return intent_id
@@ -87,6 +88,26 @@ def expect_success(page, book) -> str:
 
 def message(page) -> str:
     return page.locator("#payment-message").inner_text()
+
+
+def hint(page) -> str:
+    return page.locator("#pay-hint").inner_text()
+
+
+def focused_id(page) -> str:
+    return page.evaluate("document.activeElement ? document.activeElement.id : ''")
+
+
+def wait_for_message(page) -> None:
+    page.wait_for_function(
+        "() => document.getElementById('payment-message').textContent.length > 0"
+    )
+
+
+def wait_until_idle(page) -> None:
+    page.wait_for_function(
+        "() => document.getElementById('payment-form').getAttribute('aria-busy') === 'false'"
+    )
 
 
 @pytest.mark.parametrize("book", BOOKS, ids=[book.id for book in BOOKS])
@@ -115,15 +136,40 @@ def test_pay_stays_disabled_until_email_and_address_are_complete(page, shop):
     page.wait_for_function("() => !document.getElementById('submit-button').disabled")
 
 
+def test_a_live_hint_says_why_pay_is_disabled(page, shop):
+    open_checkout(page, shop)
+    button = page.locator("#submit-button")
+    pay_hint = page.locator("#pay-hint")
+    assert button.get_attribute("aria-describedby") == "pay-hint"
+    assert pay_hint.get_attribute("aria-live") == "polite"
+    assert button.is_disabled()
+    assert hint(page) == "Enter your email address and complete the shipping address to pay."
+    page.fill("#link-auth-element [name=email]", EMAIL)
+    assert hint(page) == "Complete the shipping address to pay."
+    page.fill("#link-auth-element [name=email]", "ada@")
+    page.locator("#address-element [name=name]").focus()  # the email field shows its error
+    assert hint(page) == "Enter your email address and complete the shipping address to pay."
+    field_errors = page.locator(".BookpayElement-error").all_inner_texts()
+    assert field_errors and hint(page) not in field_errors  # the hint never repeats them
+    fill_checkout(page)
+    assert button.is_enabled()
+    assert hint(page) == ""
+    assert pay_hint.is_hidden()
+    page.locator("#address-element [name=addressLine1]").fill("")
+    assert hint(page) == "Complete the shipping address to pay."
+    assert button.is_disabled()
+
+
 def test_a_declined_card_then_a_good_one_on_the_same_page(page, shop):
     open_checkout(page, shop, "2")
     fill_checkout(page, "4000000000000002")
     pay(page)
-    page.wait_for_function(
-        "() => document.getElementById('payment-message').textContent.length > 0"
-    )
+    wait_for_message(page)
     assert message(page) == "Your card was declined."
     assert "/checkout" in page.url
+    wait_until_idle(page)
+    assert focused_id(page) == "payment-message"  # the keyboard is not dropped on <body>
+    assert page.locator("#payment-message").get_attribute("tabindex") == "-1"
     fill_card(page, "4242424242424242")
     assert message(page) == ""  # editing clears the last error
     pay(page)
@@ -141,14 +187,62 @@ def test_insufficient_funds(page, shop):
     assert page.locator("#submit-button").is_enabled()
 
 
-def test_an_incomplete_card_is_a_validation_error_shown_as_stripe_words_it(page, shop):
+def test_an_incomplete_card_is_a_validation_error_shown_once_under_its_field(page, shop):
     open_checkout(page, shop)
     fill_checkout(page, "4242 4242")
     pay(page)
+    number = page.locator("#payment-element [name=number]")
     page.wait_for_function(
-        "() => document.getElementById('payment-message').textContent.length > 0"
+        "() => document.querySelector('#payment-element [name=number]')"
+        ".getAttribute('aria-invalid') === 'true'"
     )
-    assert message(page) == "Your card number is incomplete."
+    wait_until_idle(page)
+    assert page.locator("#payment-element .BookpayElement-error").inner_text() == (
+        "Your card number is incomplete."
+    )
+    assert message(page) == ""  # not a second time under Pay
+    assert "Your card number is incomplete." not in page.locator("#pay-hint").inner_text()
+    assert number.evaluate("(input) => input === document.activeElement")
+    fill_card(page, "4242424242424242")
+    pay(page)
+    expect_success(page, BOOKS[0])
+
+
+def test_fields_are_inert_while_paying_and_focus_stays_on_pay(page, shop, emulator):
+    held = []
+    page.route(f"{emulator.url}/v1/payment_intents/*/confirm", lambda route: held.append(route))
+    open_checkout(page, shop)
+    fill_checkout(page, "4000000000000002")
+    page.locator("#submit-button").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('payment-form').getAttribute('aria-busy') === 'true'"
+    )
+    while not held:
+        page.wait_for_timeout(20)
+    # the confirmation is on its way: nothing can be edited, and Pay keeps the keyboard focus
+    assert page.locator("#checkout-fields").evaluate("(node) => node.inert")
+    for name in ("email", "addressLine1", "number"):
+        assert page.locator(f"#checkout-fields [name={name}]").evaluate(
+            "(input) => !!input.closest('[inert]')"
+        )
+    assert focused_id(page) == "submit-button"
+    assert page.locator("#submit-button").get_attribute("aria-disabled") == "true"
+    assert page.locator("#submit-button").inner_text().strip() == "Processing…"
+    page.keyboard.press("Enter")  # the double-submit guard: no second confirmation
+    page.wait_for_timeout(200)
+    assert len(held) == 1
+    held[0].continue_()
+    wait_for_message(page)
+    wait_until_idle(page)
+    assert message(page) == "Your card was declined."
+    assert not page.locator("#checkout-fields").evaluate("(node) => node.inert")
+    assert page.locator("#submit-button").get_attribute("aria-disabled") is None
+    assert focused_id(page) == "payment-message"
+    page.unroute(f"{emulator.url}/v1/payment_intents/*/confirm")
+    fill_card(page, "4242424242424242")
+    pay(page)
+    expect_success(page, BOOKS[0])
 
 
 def test_other_errors_get_a_generic_message(page, shop, emulator):
@@ -185,6 +279,11 @@ def test_3d_secure_failed(page, shop):
     page.locator("#test-source-fail-3ds").click()
     page.wait_for_url(re.compile(r"/success\?"))
     assert page.locator("h1").inner_text() == "Payment failed"
+    assert page.locator("#failure-reason").inner_text() == (
+        "We are unable to authenticate your payment method. "
+        "Please choose a different payment method and try again."
+    )
+    assert "PaymentMethod" not in page.locator("main").inner_text()
     retry = page.get_by_role("link", name="Try again")
     assert retry.get_attribute("href") == "/checkout?item=3"
     retry.click()
@@ -194,13 +293,40 @@ def test_3d_secure_failed(page, shop):
     expect_success(page, BOOKS[2])
 
 
-def test_back_after_paying_starts_a_new_attempt(page, shop):
+def test_back_after_paying_says_so_and_buys_again_only_when_asked(page, shop):
     open_checkout(page, shop)
     fill_checkout(page)
     pay(page)
     first = expect_success(page, BOOKS[0])
-    page.go_back()  # the page asks for its attempt again: the server answers 409, it starts anew
+    asked = []
+    page.on(
+        "request",
+        lambda request: asked.append(request.url) if "create-payment-intent" in request.url else 0,
+    )
+    console_errors = []
+    page.on(
+        "console",
+        lambda msg: console_errors.append(msg.text) if msg.type == "error" else None,
+    )
+    page.go_back()  # the page asks for its attempt again: the server answers 409
+    notice = page.locator("#paid-notice")
+    notice.wait_for()
+    assert notice.inner_text().startswith(
+        f"You already paid for this book (order {first}). Buy another copy?"
+    )
+    assert focused_id(page) == "paid-notice"
+    assert page.locator("#payment-form").is_hidden()
+    page.wait_for_timeout(300)
+    assert len(asked) == 1  # the finished attempt only: no new PaymentIntent yet
+    # the 409 is expected: only the browser's own network line, never the page's console.error
+    assert [text for text in console_errors if "Failed to load resource" not in text] == []
+    page.get_by_role("button", name="Buy another copy").click()
     page.locator("#payment-element [name=number]").wait_for()
+    assert notice.is_hidden()
+    assert len(asked) == 2
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.name === 'email'"
+    )
     fill_checkout(page)
     pay(page)
     assert expect_success(page, BOOKS[0]) != first
@@ -244,6 +370,56 @@ def test_unknown_item_shows_the_404_page(page, shop):
     page.get_by_role("link", name="Back to the books").click()
     page.wait_for_url(shop + "/")
     assert page.locator("h1").inner_text() == "Books"
+
+
+def test_checkout_without_a_book_goes_to_the_catalog(page, shop):
+    page.goto(f"{shop}/checkout")
+    page.wait_for_url(shop + "/")
+    assert page.locator("h1").inner_text() == "Books"
+
+
+def tap_targets_too_small(page) -> list[str]:
+    """Visible links and buttons under 44px tall, except links inside a sentence."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('a, button')).filter((el) => {
+            const box = el.getBoundingClientRect();
+            if (!box.width || !box.height) return false;
+            const inSentence = el.tagName === 'A' && el.parentElement
+                && el.parentElement.textContent.trim() !== el.textContent.trim();
+            return !inSentence && box.height < 44;
+        }).map((el) => el.outerHTML.slice(0, 80) + ' ' + el.getBoundingClientRect().height)"""
+    )
+
+
+def test_tap_targets_on_a_phone_are_at_least_44px(page, shop):
+    page.set_viewport_size({"width": 375, "height": 667})
+    page.goto(shop + "/")
+    assert tap_targets_too_small(page) == []
+    open_checkout(page, shop, "1")
+    assert page.locator(".back-link").bounding_box()["height"] >= 44
+    assert tap_targets_too_small(page) == []
+    fill_checkout(page)
+    pay(page)
+    expect_success(page, BOOKS[0])
+    assert tap_targets_too_small(page) == []
+    page.goto(f"{shop}/checkout?item=nope")
+    assert tap_targets_too_small(page) == []
+
+
+@pytest.mark.parametrize("width", [375, 1100])
+def test_header_lines_up_with_the_content(page, shop, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    for target in ("/", "/checkout?item=1"):
+        page.goto(shop + target)
+        brand = page.locator(".brand").bounding_box()["x"]
+        content = page.evaluate(
+            """() => {
+                const main = document.querySelector('main');
+                return main.getBoundingClientRect().left
+                    + parseFloat(getComputedStyle(main).paddingLeft);
+            }"""
+        )
+        assert abs(brand - content) < 1, (target, brand, content)
 
 
 def test_checkout_works_on_a_phone(page, shop):

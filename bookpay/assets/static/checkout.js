@@ -10,10 +10,15 @@
 
   const config = JSON.parse(document.getElementById('checkout-config').textContent);
   const form = document.getElementById('payment-form');
+  const fields = document.getElementById('checkout-fields');
   const button = document.getElementById('submit-button');
   const buttonText = button.querySelector('.button-text');
+  const hint = document.getElementById('pay-hint');
   const message = document.getElementById('payment-message');
   const retryButton = document.getElementById('retry-button');
+  const paidNotice = document.getElementById('paid-notice');
+  const paidOrder = document.getElementById('paid-order');
+  const newAttemptButton = document.getElementById('new-attempt-button');
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
   const LOAD_ERROR = 'The payment form could not be loaded.';
@@ -28,9 +33,11 @@
     addressComplete: false,
     loadFailed: false,
     busy: false,
+    focusWhenReady: false,
   };
   let stripe = null;
   let elements = null;
+  let mounted = []; // [element, its mount node], in page order
 
   /* ------------------------------------------------------------------ messages ---------- */
 
@@ -39,10 +46,35 @@
     message.classList.toggle('is-info', kind === 'info');
   }
 
+  // A validation error about a field is already shown under that field (by Stripe.js, inside the
+  // Element, which marks its node invalid); saying it again under Pay would say it twice.
+  function isFieldError(error) {
+    if (!error || error.type !== 'validation_error') return false;
+    return !!(error.field || fields.querySelector('.StripeElement--invalid'));
+  }
+
+  // Where the keyboard goes after a failed attempt: the first invalid field, else the message.
+  function focusFirstInvalid() {
+    const input = fields.querySelector('[aria-invalid="true"]');
+    if (input) {
+      input.focus();
+      return;
+    }
+    const invalid = mounted.find(([, node]) => node.classList.contains('StripeElement--invalid'));
+    if (invalid) invalid[0].focus(); // Stripe's own Elements live in iframes: ask the Element
+    else message.focus();
+  }
+
   // Card and validation errors are written for shoppers; anything else is not.
   function showError(error) {
+    if (isFieldError(error)) {
+      showMessage('');
+      focusFirstInvalid();
+      return;
+    }
     const shopperFacing = error && (error.type === 'card_error' || error.type === 'validation_error');
     showMessage(shopperFacing && error.message ? error.message : GENERIC_ERROR);
+    message.focus();
   }
 
   function canPay() {
@@ -50,14 +82,38 @@
       && !state.loadFailed;
   }
 
+  // Says what still keeps Pay disabled (never a field's own error: that is under the field).
+  function hintText() {
+    if (state.loadFailed) return ''; // the message says what went wrong, and offers a retry
+    const missing = [];
+    if (!state.emailComplete) missing.push('enter your email address');
+    if (!state.addressComplete) missing.push('complete the shipping address');
+    if (missing.length) {
+      const text = missing.join(' and ');
+      return text.charAt(0).toUpperCase() + text.slice(1) + ' to pay.';
+    }
+    return state.ready.size < 3 ? 'The payment form is still loading.' : '';
+  }
+
   function refreshButton() {
-    button.disabled = state.busy || !canPay();
+    // While busy the button stays enabled but aria-disabled: a disabled button would drop the
+    // keyboard focus to <body>. pay() ignores it meanwhile (the double-submit guard).
+    button.disabled = !canPay();
+    if (state.busy) button.setAttribute('aria-disabled', 'true');
+    else button.removeAttribute('aria-disabled');
+    const text = hintText();
+    if (hint.textContent !== text) hint.textContent = text; // a live region: only real changes
   }
 
   function setBusy(busy) {
     state.busy = busy;
     form.classList.toggle('is-busy', busy);
     form.setAttribute('aria-busy', busy ? 'true' : 'false');
+    // Nothing can be edited while the payment is confirmed: `inert` covers every Element (Stripe's
+    // iframes too), and the Payment Element, which has a documented read-only state, shows it.
+    fields.toggleAttribute('inert', busy);
+    const payment = mounted.length ? mounted[2][0] : null;
+    if (payment) payment.update({readOnly: busy});
     buttonText.textContent = busy ? 'Processing…' : config.payLabel;
     refreshButton();
   }
@@ -100,32 +156,40 @@
     return id;
   }
 
-  // The PaymentIntent of this attempt. A 409 means the attempt was already paid or canceled
-  // (the back button after paying): start a new attempt, once.
-  async function createIntent() {
-    for (let round = 0; round < 2; round++) {
-      let response;
-      try {
-        response = await fetch(config.createIntentUrl, {
-          method: 'POST',
-          headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-          credentials: 'same-origin',
-          body: JSON.stringify({item: config.item, attemptId: attemptId(round > 0)}),
-        });
-      } catch (e) {
-        throw new Error('Could not reach the shop. Check your connection and try again.');
-      }
-      let body = null;
-      try {
-        body = await response.json();
-      } catch (e) {
-        body = null;
-      }
-      if (response.ok && body && body.clientSecret) return body;
-      if (response.status === 409 && round === 0) continue;
-      throw new Error((body && body.error && body.error.message) || GENERIC_ERROR);
+  async function postAttempt(fresh) {
+    let response;
+    try {
+      response = await fetch(config.createIntentUrl, {
+        method: 'POST',
+        headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+        credentials: 'same-origin',
+        body: JSON.stringify({item: config.item, attemptId: attemptId(fresh)}),
+      });
+    } catch (e) {
+      throw new Error('Could not reach the shop. Check your connection and try again.');
     }
-    throw new Error(GENERIC_ERROR);
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (e) {
+      body = null;
+    }
+    return {status: response.status, ok: response.ok, body: body};
+  }
+
+  // The PaymentIntent of this attempt: {intent} or, when the attempt was already paid (the back
+  // button after paying), {paid: {paymentIntentId, status}}, so the shopper decides whether to
+  // buy again. A canceled attempt was never paid: a new one starts at once.
+  async function createIntent(fresh) {
+    const answer = await postAttempt(fresh);
+    const body = answer.body;
+    if (answer.ok && body && body.clientSecret) return {intent: body};
+    const error = (body && body.error) || {};
+    if (answer.status === 409 && error.code === 'attempt_finished') {
+      if (error.status === 'succeeded') return {paid: error};
+      if (!fresh) return createIntent(true);
+    }
+    throw new Error(error.message || GENERIC_ERROR);
   }
 
   /* ---------------------------------------------------------------- Elements ------------ */
@@ -144,15 +208,24 @@
       layout: 'tabs',
       fields: {billingDetails: {email: 'never'}},
     });
+    mounted = [
+      [link, document.getElementById('link-auth-element')],
+      [address, document.getElementById('address-element')],
+      [payment, document.getElementById('payment-element')],
+    ];
 
     link.on('change', (event) => {
       state.email = (event.value && event.value.email) || '';
       state.emailComplete = !!event.complete;
     });
+    link.on('ready', () => {
+      if (state.focusWhenReady) link.focus(); // the shopper asked to buy again: start here
+      state.focusWhenReady = false;
+    });
     address.on('change', (event) => {
       state.addressComplete = !!event.complete;
     });
-    [link, address, payment].forEach((element) => {
+    mounted.forEach(([element]) => {
       element.on('ready', () => {
         state.ready.add(element);
         refreshButton();
@@ -166,9 +239,7 @@
       });
     });
 
-    link.mount('#link-auth-element');
-    address.mount('#address-element');
-    payment.mount('#payment-element');
+    mounted.forEach(([element, node]) => element.mount(node));
   }
 
   async function pay(event) {
@@ -176,46 +247,58 @@
     if (state.busy || !canPay()) return; // double-submit guard
     setBusy(true);
     showMessage('');
+    let error = null;
     try {
       const submitted = await elements.submit();
       if (submitted.error) {
-        showError(submitted.error);
-        return;
+        error = submitted.error;
+      } else {
+        const result = await stripe.confirmPayment({
+          elements: elements,
+          confirmParams: {
+            return_url: config.returnUrl,
+            receipt_email: state.email,
+            payment_method_data: {billing_details: {email: state.email}},
+          },
+        });
+        // Only reached when confirming failed at once; otherwise the browser is on its way to
+        // the return_url (or to the bank's 3-D Secure page).
+        error = result.error || {};
       }
-      const {error} = await stripe.confirmPayment({
-        elements: elements,
-        confirmParams: {
-          return_url: config.returnUrl,
-          receipt_email: state.email,
-          payment_method_data: {billing_details: {email: state.email}},
-        },
-      });
-      // Only reached when confirming failed at once; otherwise the browser is on its way to the
-      // return_url (or to the bank's 3-D Secure page).
-      showError(error);
     } catch (e) {
-      showError(null);
-    } finally {
-      setBusy(false);
+      error = {};
     }
+    setBusy(false); // first: the fields must be focusable again before focus moves there
+    showError(error);
   }
 
-  async function start() {
+  function showPaidNotice(paid) {
+    paidOrder.textContent = paid.paymentIntentId || '';
+    form.hidden = true;
+    paidNotice.hidden = false;
+    paidNotice.focus();
+  }
+
+  async function start(fresh) {
     buttonText.textContent = config.payLabel;
     refreshButton();
     if (typeof window.Stripe !== 'function') {
       loadFailed(LOAD_ERROR + ' Stripe.js did not load.');
       return;
     }
-    let intent;
+    let result;
     try {
-      intent = await createIntent();
+      result = await createIntent(fresh);
     } catch (e) {
       loadFailed(e.message);
       return;
     }
+    if (result.paid) {
+      showPaidNotice(result.paid);
+      return;
+    }
     try {
-      mountElements(intent.clientSecret);
+      mountElements(result.intent.clientSecret);
     } catch (e) {
       loadFailed(LOAD_ERROR);
     }
@@ -223,5 +306,11 @@
 
   form.addEventListener('submit', pay);
   retryButton.addEventListener('click', () => window.location.reload());
-  start();
+  newAttemptButton.addEventListener('click', () => {
+    paidNotice.hidden = true;
+    form.hidden = false;
+    state.focusWhenReady = true;
+    start(true); // only now, because the shopper asked: a new attempt, a new PaymentIntent
+  });
+  start(false);
 })();

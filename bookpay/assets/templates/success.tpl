@@ -6,7 +6,7 @@
   <dl class="receipt">
     <dt>Book</dt><dd id="receipt-title">{{book.title}}</dd>
     <dt>Total charged</dt><dd id="receipt-amount">{{total}}</dd>
-    <dt>Payment</dt><dd id="receipt-intent"><code>{{intent_id}}</code></dd>
+    <dt>Order reference</dt><dd id="receipt-intent"><code>{{intent_id}}</code></dd>
 %   if email:
     <dt>Email</dt><dd id="receipt-email">{{email}}</dd>
 %   end
@@ -20,12 +20,12 @@
 %   end
   </dl>
 %   if receipt_url:
-  <p><a href="{{receipt_url}}" rel="noopener noreferrer">View your receipt</a></p>
+  <p><a class="text-link" href="{{receipt_url}}" rel="noopener noreferrer">View your receipt</a></p>
 %   end
 % elif status == "processing":
   <h1 id="result-heading">Payment processing</h1>
   <p class="lead">Your payment for <strong>{{book.title}}</strong> ({{total}}) is processing. We'll email you when it completes.</p>
-  <p>Payment <code>{{intent_id}}</code></p>
+  <p>Order reference <code id="receipt-intent">{{intent_id}}</code></p>
 % elif status == "requires_payment_method" and reason:
   <h1 id="result-heading">Payment failed</h1>
   <p class="lead">Your payment for <strong>{{book.title}}</strong> did not go through.</p>
@@ -46,5 +46,5 @@
   <p class="lead">The payment for <strong>{{book.title}}</strong> has not completed.</p>
   <p><a class="button" href="{{retry_href}}">Try again</a></p>
 % end
-  <p><a href="/">← Back to the books</a></p>
+  <p><a class="back-link" href="/">← Back to the books</a></p>
 </section>

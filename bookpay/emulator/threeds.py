@@ -15,23 +15,76 @@ body { font-family: system-ui, sans-serif; background: #f6f9fc; color: #1a1f36; 
 main { max-width: 28rem; margin: 4rem auto; background: #fff; padding: 2rem;
        border-radius: 8px; box-shadow: 0 2px 8px rgba(0,0,0,.1); }
 h1 { font-size: 1.25rem; } .amount { font-size: 2rem; font-weight: 600; }
-button { font-size: 1rem; padding: .6rem 1rem; margin: .25rem; border-radius: 4px;
-         border: 1px solid #ccd; cursor: pointer; }
+button { font-size: 1rem; min-height: 44px; padding: .6rem 1rem; margin: .25rem;
+         border-radius: 4px; border: 1px solid #687385; cursor: pointer; }
+button:focus-visible, a:focus-visible { outline: 2px solid #635bff; outline-offset: 2px; }
 #test-source-authorize-3ds { background: #635bff; color: #fff; border-color: #635bff; }
 .muted { color: #697386; font-size: .9rem; }
 """
 
 
+MERCHANT = "bookpay emulator"
+
+
 def _page(title: str, body: str) -> str:
+    # The empty data: icon keeps the browser from asking for /favicon.ico (a logged 404).
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}"
         "</title><meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'>"
         f"<style>{_STYLE}</style></head><body><main>{body}</main></body></html>"
+    )
+
+
+def _html(status: int, title: str, body: str) -> Response:
+    """A page never cached: Back must ask again rather than show buttons no longer live."""
+    return Response(
+        status,
+        _page(title, body).encode(),
+        headers=[("Cache-Control", "no-store")],
+        content_type="text/html; charset=utf-8",
     )
 
 
 def _amount(pi: dict[str, Any]) -> str:
     return f"{validate.money(pi['amount'], pi['currency'])} {pi['currency'].upper()}"
+
+
+def _not_found() -> Response:
+    return _html(404, "Not found", "<h1>No such authentication</h1>")
+
+
+def _redirect_status(pi: dict[str, Any]) -> str:
+    if pi["status"] in ("succeeded", "requires_capture"):
+        return "succeeded"
+    return "processing" if pi["status"] == "processing" else "failed"
+
+
+def _return_location(pi: dict[str, Any], return_url: str) -> str:
+    """The return_url with Stripe's query parameters (keeping any it already had)."""
+    parts = urlsplit(return_url)
+    query = [
+        *parse_qsl(parts.query, keep_blank_values=True),
+        ("payment_intent", pi["id"]),
+        ("payment_intent_client_secret", pi["client_secret"]),
+        ("redirect_status", _redirect_status(pi)),
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _finished(pi: dict[str, Any]) -> Response:
+    """Shown instead of the buttons once the intent has left requires_action (Back, a resubmit)."""
+    return_url = pi.get("_return_url")
+    if return_url:
+        href = escape(_return_location(pi, return_url), quote=True)
+        onward = f"<p><a id='return-link' href='{href}'>Return to the merchant</a></p>"
+    else:
+        onward = "<p class='muted'>You can close this window.</p>"
+    body = (
+        "<h1>This authentication is already finished</h1>"
+        f"<p>The payment of {escape(_amount(pi))} no longer needs your confirmation.</p>" + onward
+    )
+    return _html(200, "Authentication finished", body)
 
 
 def _find(ctx: Ctx, pi_id: str, secret: str) -> dict[str, Any] | None:
@@ -44,34 +97,35 @@ def _find(ctx: Ctx, pi_id: str, secret: str) -> dict[str, Any] | None:
 def challenge(ctx: Ctx, pi_id: str, secret: str) -> Response:
     pi = _find(ctx, pi_id, secret)
     if pi is None:
-        return Response.html(404, _page("Not found", "<h1>No such authentication</h1>"))
+        return _not_found()
+    if pi["status"] != "requires_action":
+        return _finished(pi)
     hidden = f"<input type='hidden' name='client_secret' value='{escape(secret, quote=True)}'>"
     action = f"/3ds/authenticate/{escape(pi_id)}"
+    merchant = pi.get("statement_descriptor") or MERCHANT
     body = (
         "<h1>Emulated 3D Secure authentication</h1>"
         f"<p class='muted'>bookpay's Stripe emulator, test mode. PaymentIntent {escape(pi_id)}</p>"
         f"<p class='amount' id='amount'>{escape(_amount(pi))}</p>"
-        f"<p>Status: <strong id='status'>{escape(pi['status'])}</strong></p>"
+        f"<p id='prompt'>Your bank asks you to confirm this payment of {escape(_amount(pi))}"
+        f" to {escape(merchant)}.</p>"
         f"<form method='post' action='{action}'>{hidden}"
         "<button type='submit' name='action' value='complete' id='test-source-authorize-3ds'>"
         "Complete authentication</button>"
         "<button type='submit' name='action' value='fail' id='test-source-fail-3ds'>"
         "Fail authentication</button></form>"
     )
-    return Response.html(200, _page("Emulated 3D Secure authentication", body))
+    return _html(200, "Emulated 3D Secure authentication", body)
 
 
 def _redirect(pi: dict[str, Any], return_url: str) -> Response:
-    """303 to the return_url with Stripe's query parameters (keeping any it already had)."""
-    parts = urlsplit(return_url)
-    query = [
-        *parse_qsl(parts.query, keep_blank_values=True),
-        ("payment_intent", pi["id"]),
-        ("payment_intent_client_secret", pi["client_secret"]),
-        ("redirect_status", "succeeded" if pi["status"] == "succeeded" else "failed"),
-    ]
-    location = urlunsplit(parts._replace(query=urlencode(query)))
-    return Response(303, b"", headers=[("Location", location)], content_type="text/plain")
+    """303 to the return_url with Stripe's query parameters."""
+    return Response(
+        303,
+        b"",
+        headers=[("Location", _return_location(pi, return_url)), ("Cache-Control", "no-store")],
+        content_type="text/plain",
+    )
 
 
 def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
@@ -79,16 +133,17 @@ def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
     with ctx.store.transaction():
         pi = _find(ctx, pi_id, str(form.get("client_secret", "")))
         if pi is None:
-            return Response.html(404, _page("Not found", "<h1>No such authentication</h1>"))
-        if pi["status"] == "requires_action":
-            if form.get("action") == "complete":
-                pm = ctx.store.get(pi["payment_method"] or "", "payment_method")
-                try:
-                    pi = intents.attempt(ctx, pi, pm, authenticated=True)
-                except ApiError:  # declined after authentication: the intent records it
-                    pi = ctx.store.get(pi_id, "payment_intent") or pi
-            else:
-                pi = intents.fail_authentication(ctx, pi)
+            return _not_found()
+        if pi["status"] != "requires_action":  # Back and a second click: nothing left to do
+            return _finished(pi)
+        if form.get("action") == "complete":
+            pm = ctx.store.get(pi["payment_method"] or "", "payment_method")
+            try:
+                pi = intents.attempt(ctx, pi, pm, authenticated=True)
+            except ApiError:  # declined after authentication: the intent records it
+                pi = ctx.store.get(pi_id, "payment_intent") or pi
+        else:
+            pi = intents.fail_authentication(ctx, pi)
     return_url = pi.get("_return_url")
     if return_url:
         return _redirect(pi, return_url)
@@ -100,7 +155,7 @@ def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
         + (f"<p id='error'>{escape(error)}</p>" if error else "")
         + "<p class='muted'>No return_url was given; you can close this window.</p>"
     )
-    return Response.html(200, _page("Authentication finished", body))
+    return _html(200, "Authentication finished", body)
 
 
 def receipt(ctx: Ctx, ch_id: str) -> Response:

@@ -7,6 +7,7 @@ inline styles.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -130,6 +131,7 @@ EXPECTED_INPUTS = [
     ("#payment-element", "number", "cc-number"),
     ("#payment-element", "expiry", "cc-exp"),
     ("#payment-element", "cvc", "cc-csc"),
+    ("#payment-element", "country", "billing country"),
     ("#payment-element", "postalCode", "billing postal-code"),
 ]
 
@@ -145,7 +147,7 @@ def test_elements_render_named_labelled_inputs(page, shop, intent):
         assert page.locator(f"label[for='{field_id}']").inner_text().strip()
         assert field.get_attribute("autocomplete") == autocomplete
         assert field.get_attribute("aria-invalid") == "false"
-    assert len(ids) == len(EXPECTED_INPUTS)  # the two postalCode inputs do not collide
+    assert len(ids) == len(EXPECTED_INPUTS)  # the two postalCode and country inputs differ
     # Inputs are reachable by their labels, as a person (or assistive technology) finds them.
     page.get_by_label("Card number").fill("4242")
     country = page.locator("#address-element [name=country]")
@@ -234,6 +236,224 @@ def test_validation_messages_show_on_blur_and_submit(page, shop, intent):
     assert page.evaluate("() => window.__csp") == []  # error styling is CSP-safe too
 
 
+def payment_field(page, name: str):
+    return page.locator(f"#payment-element [name={name}]")
+
+
+def label_of(page, field) -> str:
+    return page.locator(f"label[for='{field.get_attribute('id')}']").inner_text().strip()
+
+
+def test_billing_country_follows_shipping_until_picked_and_sets_postal_rules(page, shop, intent):
+    open_checkout(page, shop, intent.client_secret)
+    country, postal = payment_field(page, "country"), payment_field(page, "postalCode")
+    assert country.input_value() == "US"
+    assert label_of(page, country) == "Country"
+    assert label_of(page, postal) == "ZIP"
+    for zip_code in ("94110", "94110-1234"):
+        postal.fill(zip_code)
+        postal.blur()
+        assert alerts(page, "#payment-element") == []
+    postal.fill("9411A")
+    assert alerts(page, "#payment-element") == ["Your postal code is invalid."]
+
+    # The shipping country is the billing default while the shopper has not picked one.
+    page.locator("#address-element [name=country]").select_option("GB")
+    assert country.input_value() == "GB"
+    assert label_of(page, postal) == "Postal code"
+    postal.fill("94110")
+    assert alerts(page, "#payment-element") == ["Your postal code is invalid."]
+    for postcode in ("SW1A 1AA", "m1 1ae", "EC1A1BB"):
+        postal.fill(postcode)
+        assert alerts(page, "#payment-element") == []
+    page.locator("#address-element [name=country]").select_option("CA")
+    assert country.input_value() == "CA"
+    assert alerts(page, "#payment-element") == ["Your postal code is invalid."]
+    postal.fill("K1A 0B1")
+    assert alerts(page, "#payment-element") == []
+
+    # Once picked, the billing country stays; where cards are not checked by postal code
+    # (Germany), the field is not asked for.
+    country.select_option("DE")
+    assert postal.is_hidden()
+    page.locator("#address-element [name=country]").select_option("FR")
+    assert country.input_value() == "DE"
+    assert events(page, "change", "payment")[-1]["complete"] is False  # card still empty
+    assert page.evaluate("() => window.__csp") == []
+
+
+def test_billing_country_and_postal_code_are_sent_at_confirm(page, shop, client):
+    def confirm(query: str, choose) -> stripe.PaymentMethod:
+        intent = client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
+        open_checkout(page, shop, intent.client_secret, query + "&redirect=if_required")
+        fill_checkout(page)
+        choose()
+        page.click("#submit-button")
+        page.locator("#payment-message").filter(has_text="succeeded").wait_for()
+        pi = client.v1.payment_intents.retrieve(intent.id, params={"expand": ["payment_method"]})
+        return pi.payment_method.billing_details.address
+
+    def canada() -> None:
+        payment_field(page, "country").select_option("CA")
+        payment_field(page, "postalCode").fill("K1A 0B1")
+
+    address = confirm("", canada)
+    assert (address.country, address.postal_code) == ("CA", "K1A 0B1")
+
+    address = confirm("", lambda: payment_field(page, "country").select_option("DE"))
+    assert (address.country, address.postal_code) == ("DE", None)
+
+    # defaultValues wins over the shipping country, which stays US here.
+    address = confirm("&billing=GB", lambda: payment_field(page, "postalCode").fill("SW1A 1AA"))
+    assert page.locator("#address-element [name=country]").input_value() == "US"
+    assert (address.country, address.postal_code) == ("GB", "SW1A 1AA")
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("1/28", "01 / 28"), ("4/28", "04 / 28"), ("0128", "01 / 28"), ("12/34", "12 / 34"),
+     ("1 / 2", "01 / 2"), ("9", "09 / ")],
+)  # fmt: skip
+def test_expiry_formats_as_typed_and_as_pasted(page, shop, intent, typed, expected):
+    open_checkout(page, shop, intent.client_secret)
+    expiry = payment_field(page, "expiry")
+    expiry.press_sequentially(typed)
+    assert expiry.input_value() == expected
+    expiry.fill(typed)
+    assert expiry.input_value() == expected
+
+
+def test_expiry_slash_caret_and_backspace(page, shop, intent):
+    open_checkout(page, shop, intent.client_secret)
+    expiry = payment_field(page, "expiry")
+    expiry.press_sequentially("1/")
+    assert expiry.input_value() == "01 / "
+    assert expiry.evaluate("(e) => [e.selectionStart, e.selectionEnd]") == [5, 5]
+    expiry.press_sequentially("28")
+    assert expiry.input_value() == "01 / 28"
+    steps = []
+    for _ in range(4):
+        expiry.press("Backspace")
+        steps.append(expiry.input_value())
+    assert steps == ["01 / 2", "01", "0", ""]  # no separator is put back while deleting
+    # Editing in the middle keeps the caret after the digit typed.
+    expiry.fill("0128")
+    expiry.evaluate("(e) => e.setSelectionRange(1, 1)")
+    expiry.press_sequentially("2")
+    assert expiry.input_value() == "02 / 12"
+    assert expiry.evaluate("(e) => e.selectionStart") == 2
+
+
+def _rgb(css_color: str) -> tuple[int, int, int]:
+    r, g, b = (int(float(x)) for x in re.findall(r"[\d.]+", css_color)[:3])
+    return r, g, b
+
+
+def _contrast(a: str, b: str) -> float:
+    def luminance(color: str) -> float:
+        channels = [c / 255 for c in _rgb(color)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+STYLE_OF = """(e) => { const s = getComputedStyle(e); return {
+    outlineStyle: s.outlineStyle, outlineWidth: s.outlineWidth, outlineColor: s.outlineColor,
+    outlineOffset: s.outlineOffset, border: s.borderTopColor, background: s.backgroundColor}; }"""
+
+
+FOCUSABLE = [
+    "#link-auth-element [name=email]",
+    "#address-element [name=country]",
+    "#payment-element [name=number]",
+    "#payment-element [name=country]",
+]
+
+
+@pytest.mark.parametrize("theme", ["stripe", "night"])
+def test_borders_and_focus_rings_meet_non_text_contrast(page, shop, intent, theme):
+    open_checkout(page, shop, intent.client_secret, f"&theme={theme}")
+    for selector in FOCUSABLE:
+        field = page.locator(selector)
+        resting = field.evaluate(STYLE_OF)
+        assert resting["outlineStyle"] == "none", selector
+        assert _contrast(resting["border"], resting["background"]) >= 3, (selector, resting)
+        field.focus()
+        focused = field.evaluate(STYLE_OF)
+        assert focused["outlineStyle"] == "solid", selector
+        assert focused["outlineWidth"] == "2px" and focused["outlineOffset"] == "2px"
+        assert _contrast(focused["outlineColor"], focused["background"]) >= 3, (selector, focused)
+        if theme == "stripe":  # appearance.variables.colorPrimary is the ring's colour
+            assert _rgb(focused["outlineColor"]) == (0x0A, 0x66, 0x40)
+    page.locator("#payment-element [name=number]").fill("4242424242424241")
+    invalid = page.locator("#payment-element [name=number]").evaluate(STYLE_OF)
+    assert invalid["outlineStyle"] == "solid"
+    assert _contrast(invalid["outlineColor"], invalid["background"]) >= 3
+    assert page.evaluate("() => window.__csp") == []
+
+
+def _tops(page, container: str, names: list[str]) -> list[float]:
+    return [page.locator(f"{container} [name={n}]").bounding_box()["y"] for n in names]
+
+
+def test_place_row_stays_aligned_with_short_single_line_labels(page, shop, intent):
+    page.set_viewport_size({"width": 500, "height": 900})
+    open_checkout(page, shop, intent.client_secret)
+    address = page.locator("#address-element")
+    area = address.locator("[name=administrativeArea]")
+    row = ["locality", "administrativeArea", "postalCode"]
+    for code, label in (("US", "State"), ("DE", "State (optional)"), ("GB", "County (optional)"),
+                        ("CA", "Province"), ("FR", "State (optional)")):  # fmt: skip
+        address.locator("[name=country]").select_option(code)
+        assert label_of(page, area) == label
+        tops = _tops(page, "#address-element", row)
+        assert max(tops) - min(tops) < 1, (code, tops)
+        heights = [
+            page.locator(
+                f"label[for='{address.locator(f'[name={n}]').get_attribute('id')}']"
+            ).bounding_box()["height"]
+            for n in row
+        ]
+        assert max(heights) - min(heights) < 1, (code, heights)
+    # An error under one input does not move its neighbours.
+    address.locator("[name=postalCode]").fill("x")
+    address.locator("[name=locality]").focus()
+    tops = _tops(page, "#address-element", row)
+    assert max(tops) - min(tops) < 1
+    payment_field(page, "country").select_option("GB")
+    billing = _tops(page, "#payment-element", ["country", "postalCode"])
+    assert abs(billing[0] - billing[1]) < 1
+
+
+def test_update_read_only_locks_and_unlocks_every_element(page, shop, intent):
+    open_checkout(page, shop, intent.client_secret)
+    fill_checkout(page)
+    number = payment_field(page, "number")
+    number.focus()
+    lock = """(on) => ['linkAuthentication', 'address', 'payment'].forEach(
+        (t) => window.__elements.getElement(t).update({readOnly: on}))"""
+    page.evaluate(lock, True)
+    assert page.evaluate("() => document.activeElement.name") == "number"  # not re-rendered
+    fields = page.locator("form input, form select")
+    assert fields.count() == len(EXPECTED_INPUTS)
+    for i in range(fields.count()):
+        field = fields.nth(i)
+        assert not field.is_editable(), field.get_attribute("name")
+    page.keyboard.type("99")
+    assert number.input_value() == "4242 4242 4242 4242"
+    assert page.locator("#payment-element [name=country]").is_disabled()
+    assert page.locator("#address-element [name=country]").is_disabled()
+
+    page.evaluate(lock, False)
+    for i in range(fields.count()):
+        assert fields.nth(i).is_editable()
+    assert page.locator("#link-auth-element [name=email]").input_value() == EMAIL
+    assert events(page, "change", "payment")[-1]["complete"] is True
+    assert page.evaluate("() => window.__elements.submit()") == {}
+
+
 def test_successful_card_redirects_to_return_url(page, shop, intent, client):
     open_checkout(page, shop, intent.client_secret)
     fill_checkout(page)
@@ -274,17 +494,35 @@ def test_declined_card_resolves_the_api_error(page, shop, intent, client):
 
 
 def test_3ds_card_goes_to_the_challenge_page_and_back(page, shop, intent, emulator, client):
+    not_found = []
+    page.on("response", lambda r: r.status == 404 and not_found.append(r.url))
     open_checkout(page, shop, intent.client_secret)
     fill_checkout(page, card="4000002760003184")
     page.click("#submit-button")
     page.wait_for_url(f"{emulator.url}/3ds/**")
     assert intent.id in page.url
+    body = page.locator("body").inner_text()
+    assert "Your bank asks you to confirm this payment of $23.00" in body
+    assert "requires_action" not in body
+    for button in ("#test-source-authorize-3ds", "#test-source-fail-3ds"):
+        assert page.locator(button).bounding_box()["height"] >= 44
     page.click("#test-source-authorize-3ds")  # the challenge page sends us to return_url
     page.wait_for_url(f"{shop}/return?**")
     query = parse_qs(urlsplit(page.url).query)
     assert query["order"] == ["42"]
     assert query["redirect_status"] == ["succeeded"]
     assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
+    assert not_found == []
+
+    # Back shows the page afresh (no-store): finished, with no live buttons, and a way back.
+    page.go_back()
+    page.wait_for_url(f"{emulator.url}/3ds/**")
+    page.get_by_text("This authentication is already finished").wait_for()
+    assert page.locator("#test-source-authorize-3ds").count() == 0
+    page.click("#return-link")
+    page.wait_for_url(f"{shop}/return?**")
+    assert parse_qs(urlsplit(page.url).query) == query
+    assert not_found == []
 
 
 def test_if_required_resolves_payment_intent_and_never_email_needs_confirm_param(

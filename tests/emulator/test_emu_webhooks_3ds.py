@@ -262,3 +262,62 @@ def test_receipt_page(client: stripe.StripeClient, call: Callable[..., Any]) -> 
     charge = client.v1.charges.retrieve(pi.latest_charge)
     page = call("GET", urlsplit(charge.receipt_url).path, key=None)
     assert page.status == 200 and "$19.99" in page.body.decode() and "4242" in page.body.decode()
+
+
+def test_3ds_page_is_not_cached_and_speaks_to_the_shopper(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    pi = start_3ds(client, "pm_card_authenticationRequired", "http://127.0.0.1:4242/success")
+    url = urlsplit(pi.next_action.redirect_to_url.url)
+    page = call("GET", f"{url.path}?{url.query}", key=None)
+    assert page.headers["cache-control"] == "no-store"
+    html = page.body.decode()
+    assert "Your bank asks you to confirm this payment of $25.00 USD to bookpay emulator." in html
+    assert "requires_action" not in html
+    assert "min-height: 44px" in html
+    assert "<link rel='icon' href='data:,'>" in html  # no request for /favicon.ico
+
+
+def test_3ds_finished_page_after_completion(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    pi = start_3ds(client, "pm_card_authenticationRequired", "http://127.0.0.1:4242/success?x=1")
+    path, secret = challenge(call, pi)
+    done = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert done.status == 303 and done.headers["cache-control"] == "no-store"
+    charges = client.v1.charges.list(params={"payment_intent": pi.id}).data
+
+    # Back to the page, or a second click from a stale copy: finished, no live buttons.
+    again = call("GET", f"{path}?client_secret={secret}", key=None)
+    posted = call("POST", path, {"client_secret": secret, "action": "fail"}, key=None)
+    for resp in (again, posted):
+        assert resp.status == 200 and resp.headers["cache-control"] == "no-store"
+        html = resp.body.decode()
+        assert "This authentication is already finished" in html
+        assert "id='test-source-authorize-3ds'" not in html and "<form" not in html
+        href = re.search(r"id='return-link' href='([^']+)'", html).group(1).replace("&amp;", "&")
+        link = urlsplit(href)
+        assert (link.netloc, link.path) == ("127.0.0.1:4242", "/success")
+        assert parse_qs(link.query) == {
+            "x": ["1"],
+            "payment_intent": [pi.id],
+            "payment_intent_client_secret": [pi.client_secret],
+            "redirect_status": ["succeeded"],
+        }
+    assert client.v1.payment_intents.retrieve(pi.id).status == "succeeded"  # "fail" ignored
+    assert client.v1.charges.list(params={"payment_intent": pi.id}).data == charges
+
+
+def test_3ds_finished_page_after_failure_without_return_url(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    pi = start_3ds(client, "pm_card_threeDSecure2Required", None)
+    path, secret = challenge(call, pi)
+    call("POST", path, {"client_secret": secret, "action": "fail"}, key=None)
+    html = call("GET", f"{path}?client_secret={secret}", key=None).body.decode()
+    assert "This authentication is already finished" in html
+    assert "You can close this window." in html and "return-link" not in html
+    assert "id='test-source-fail-3ds'" not in html
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert "This authentication is already finished" in resp.body.decode()
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"

@@ -125,16 +125,71 @@
       clip: 'rect(0 0 0 0)', whiteSpace: 'nowrap', margin: '-1px', padding: '0', border: '0'});
   }
 
+  /* -- colour contrast (WCAG 1.4.11: borders and focus rings need 3:1 against what they sit on) -- */
+
+  function parseColor(value) {
+    const s = String(value || '').trim().toLowerCase();
+    let m = /^#([0-9a-f]{3})$/.exec(s);
+    if (m) return m[1].split('').map((c) => parseInt(c + c, 16));
+    m = /^#([0-9a-f]{6})(?:[0-9a-f]{2})?$/.exec(s);
+    if (m) return [0, 2, 4].map((i) => parseInt(m[1].slice(i, i + 2), 16));
+    m = /^rgba?\(\s*(\d+)[\s,]+(\d+)[\s,]+(\d+)/.exec(s);
+    if (m) return [m[1], m[2], m[3]].map(Number);
+    return {white: [255, 255, 255], black: [0, 0, 0]}[s] || null;
+  }
+
+  function luminance(rgb) {
+    const [r, g, b] = rgb.map((c) => {
+      const x = c / 255;
+      return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+
+  function contrast(a, b) {
+    const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+  }
+
+  function toHex(rgb) {
+    return '#' + rgb.map((c) => c.toString(16).padStart(2, '0')).join('');
+  }
+
+  // `color` when it stands out 3:1 from `background`; otherwise the least change towards
+  // `toward` (the text colour, else black or white) that does. Unparsable colours are trusted.
+  function legible(color, background, toward) {
+    const c = parseColor(color);
+    const bg = parseColor(background);
+    if (!c || !bg || contrast(c, bg) >= 3) return color;
+    let target = parseColor(toward);
+    if (!target || contrast(target, bg) < 3) {
+      target = luminance(bg) > 0.18 ? [0, 0, 0] : [255, 255, 255];
+    }
+    for (let step = 1; step <= 10; step++) {
+      const mixed = c.map((v, i) => Math.round(v + (target[i] - v) * step / 10));
+      if (contrast(mixed, bg) >= 3) return toHex(mixed);
+    }
+    return toHex(target);
+  }
+
   function themeOf(appearance) {
     const a = appearance || {};
     const v = a.variables || {};
     const night = a.theme === 'night';
+    const background = v.colorBackground || (night ? '#30313d' : '#ffffff');
+    const text = v.colorText || (night ? '#ffffff' : '#30313d');
+    const primary = v.colorPrimary || '#0570de';
     return {
-      primary: v.colorPrimary || '#0570de',
-      background: v.colorBackground || (night ? '#30313d' : '#ffffff'),
-      text: v.colorText || (night ? '#ffffff' : '#30313d'),
+      primary: primary,
+      background: background,
+      text: text,
       danger: v.colorDanger || (night ? '#fe87a1' : '#df1b41'),
-      border: night ? '#424353' : '#e6e6e6',
+      border: legible(night ? '#8d8e9c' : '#8a8f98', background, text),
+      focus: legible(primary, background, text),
+      focusOutline: v.focusOutline || null,
+      focusBoxShadow: v.focusBoxShadow || null,
+      skeleton: night ? '#424353' : '#e6e6e6',
+      readOnlyBackground: v.colorBackground ? background : (night ? '#26272f' : '#f6f8fa'),
       font: v.fontFamily || 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
       radius: v.borderRadius || '5px',
       flat: a.theme === 'flat',
@@ -152,8 +207,16 @@
   };
   const NO_POSTAL_CODE = ['HK'];
   const STATE_REQUIRED = {US: 'State', CA: 'Province', AU: 'State', JP: 'Prefecture'};
+  // What the optional administrative area is called elsewhere (short, so it fits on one line).
+  const AREA_NAMES = {GB: 'County', IE: 'County', ES: 'Province', IT: 'Province',
+    NL: 'Province'};
   // The Payment Element asks for a billing postal code only where card networks check it.
   const CARD_POSTAL_COUNTRIES = ['US', 'GB', 'CA'];
+  // Loose shapes: a full postcode, any case, with or without the inner space.
+  const CARD_POSTAL_PATTERNS = {
+    GB: {pattern: /^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$/i, min: 5},
+    CA: {pattern: /^[A-Z]\d[A-Z] ?\d[A-Z]\d$/i, min: 6},
+  };
 
   const BRANDS = [
     {brand: 'amex', pattern: /^3[47]/, lengths: [15], cvc: 4},
@@ -249,6 +312,19 @@
     return null;
   }
 
+  // The Payment Element's billing postal code: US ZIP or ZIP+4, loose UK and Canadian shapes,
+  // anything non-empty elsewhere.
+  function checkCardPostalCode(value, country) {
+    const v = String(value || '').trim();
+    if (country === 'US') return checkPostalCode(v, 'US');
+    const incomplete = problem('incomplete_zip', 'Your postal code is incomplete.', true);
+    if (!v) return incomplete;
+    const shape = CARD_POSTAL_PATTERNS[country];
+    if (!shape || shape.pattern.test(v)) return null;
+    return v.replace(/\s/g, '').length < shape.min ? incomplete
+      : problem('invalid_zip', 'Your postal code is invalid.');
+  }
+
   function checkEmail(value) {
     const v = String(value || '').trim();
     const incomplete = problem('incomplete_email', 'Your email address is incomplete.', true);
@@ -280,10 +356,16 @@
     return parts.join(' ');
   }
 
-  // "MM / YY"; a lone 2-9 is a month ("4" -> "04 / "). While deleting no separator is added,
-  // otherwise backspace could never get past it.
+  // "MM / YY"; a lone 2-9 is a month ("4" -> "04 / "), and so is one digit followed by a slash
+  // ("1/28" -> "01 / 28"). While deleting no separator is added, otherwise backspace could
+  // never get past it.
   function formatExpiry(value, deleting) {
-    let digits = digitsOf(value).slice(0, 4);
+    const raw = String(value || '');
+    let digits = digitsOf(raw).slice(0, 4);
+    const slash = raw.indexOf('/');
+    if (!deleting && slash !== -1 && /^[1-9]$/.test(digitsOf(raw.slice(0, slash)))) {
+      digits = ('0' + digitsOf(raw)).slice(0, 4);
+    }
     if (/^[2-9]$/.test(digits)) digits = '0' + digits;
     if (digits.length > 2 || (digits.length === 2 && !deleting)) {
       return digits.slice(0, 2) + ' / ' + digits.slice(2);
@@ -335,7 +417,8 @@
           {name: 'locality', label: 'City', autocomplete: mode + ' address-level2', row: 'place',
             validate: required('incomplete_locality', 'Your city is incomplete.')},
           {name: 'administrativeArea', row: 'place', autocomplete: mode + ' address-level1',
-            label: () => STATE_REQUIRED[country()] || 'State or region (optional)',
+            label: () => STATE_REQUIRED[country()]
+              || (AREA_NAMES[country()] || 'State') + ' (optional)',
             validate: (v) => (STATE_REQUIRED[country()] && !String(v).trim()
               ? problem('incomplete_administrative_area',
                 'Your ' + STATE_REQUIRED[country()].toLowerCase() + ' is incomplete.', true)
@@ -390,17 +473,23 @@
           placeholder: 'CVC', row: 'card',
           format: (v) => digitsOf(v).slice(0, brandOf(digitsOf(el._values.number)).cvc),
           validate: (v) => checkCvc(v, el._values.number)},
-        {name: 'postalCode', autocomplete: 'billing postal-code',
-          label: () => (el._billingCountry() === 'US' ? 'ZIP code' : 'Postal code'),
+        // Named `country` as Stripe's is; its id carries the element type, so it does not
+        // collide with the Address Element's.
+        {name: 'country', label: 'Country', select: true, autocomplete: 'billing country',
+          row: 'billing', options: countryOptions(), value: () => el._billingCountry(),
+          visible: () => collectsAddressPart(el._options, 'country')},
+        {name: 'postalCode', autocomplete: 'billing postal-code', row: 'billing',
+          label: () => (el._billingCountry() === 'US' ? 'ZIP' : 'Postal code'),
           visible: () => CARD_POSTAL_COUNTRIES.indexOf(el._billingCountry()) !== -1
-            && neverField(el._options, 'address') !== 'all'
-            && !neverField(el._options, 'address').postal_code,
-          validate: (v) => checkPostalCode(v, el._billingCountry())},
+            && collectsAddressPart(el._options, 'postal_code'),
+          validate: (v) => checkCardPostalCode(v, el._billingCountry())},
       ],
       initial: (opts) => {
         const b = (opts.defaultValues && opts.defaultValues.billingDetails) || {};
-        return {number: '', expiry: '', cvc: '',
-          postalCode: (b.address && b.address.postal_code) || ''};
+        const a = b.address || {};
+        // '' = not chosen: the billing country then follows the Address Element (see below).
+        return {number: '', expiry: '', cvc: '', country: COUNTRIES[a.country] ? a.country : '',
+          postalCode: a.postal_code || ''};
       },
       value: () => ({type: 'card'}),
       extra: () => ({collapsed: false}),
@@ -422,6 +511,11 @@
       });
     }
     return parts;
+  }
+
+  function collectsAddressPart(options, part) {
+    const never = neverField(options, 'address');
+    return never !== 'all' && !never[part];
   }
 
   /* ---------------------------------------------------------------- Element -------------- */
@@ -542,8 +636,38 @@
 
     update(options) {
       this._alive('update');
-      Object.assign(this._options, options);
-      if (this._fields) this._render();
+      const changes = Object.assign({}, options);
+      Object.assign(this._options, changes);
+      if (!this._fields) return;
+      // readOnly alone (set while a payment is processing) keeps the inputs, their focus included.
+      if (Object.keys(changes).every((k) => k === 'readOnly')) {
+        Object.keys(this._fields).forEach((k) => this._applyReadOnly(this._fields[k]));
+      } else {
+        this._render();
+      }
+    }
+
+    _applyReadOnly(field) {
+      const on = !!this._options.readOnly;
+      // A <select> cannot be read-only: disabled is the closest, as Stripe's own Elements do.
+      if (field.def.select) field.input.disabled = on;
+      else field.input.readOnly = on;
+      const t = this._theme();
+      css(field.input, {background: on ? t.readOnlyBackground : t.background,
+        cursor: on ? 'default' : ''});
+    }
+
+    // Another Element of the group changed something this one may follow (the shipping country).
+    _groupChanged() {
+      if (!this._fields || this._type !== 'payment') return;
+      const before = JSON.stringify(this._changePayload());
+      this._refresh();
+      Object.keys(this._fields).forEach((name) => {
+        const error = this._fieldError(name);
+        if (this._shown[name] || (error && !error.incomplete)) this._showError(name, error);
+      });
+      const after = this._changePayload();
+      if (JSON.stringify(after) !== before) this._emit('change', after);
     }
 
     focus() {
@@ -588,7 +712,7 @@
       [[30, 14], [100, 40], [30, 14], [100, 40]].forEach(([width, height]) => {
         skeleton.appendChild(css(h('div', {'aria-hidden': 'true'}), {width: width + '%',
           height: height + 'px', margin: '0 0 8px', borderRadius: t.radius,
-          background: t.border}));
+          background: t.skeleton}));
       });
       this._node.setAttribute('aria-busy', 'true');
       this._node.textContent = '';
@@ -611,10 +735,12 @@
         } else {
           if (!rows[def.row]) {
             rows[def.row] = css(h('div', {class: 'BookpayElement-row'}), {display: 'flex',
-              gap: '12px', flexWrap: 'wrap'});
+              gap: '12px', flexWrap: 'wrap', alignItems: 'flex-start'});
             root.appendChild(rows[def.row]);
           }
           css(field.box, {flex: '1 1 8em', minWidth: '0'});
+          // One line per label, so the inputs of a row line up whatever the labels say.
+          css(field.label, {whiteSpace: 'nowrap', overflow: 'hidden', textOverflow: 'ellipsis'});
           rows[def.row].appendChild(field.box);
         }
       });
@@ -650,14 +776,15 @@
         input = h('input', Object.assign(attrs, {type: def.type || 'text',
           inputmode: def.inputmode, placeholder: def.placeholder, spellcheck: 'false'}));
       }
-      input.value = this._values[def.name];
+      input.value = def.value ? def.value() : this._values[def.name];
       css(input, {display: 'block', width: '100%', boxSizing: 'border-box',
         padding: '10px 12px', font: 'inherit', color: t.text, background: t.background,
         border: '1px solid ' + t.border, borderRadius: t.radius, outline: 'none',
-        boxShadow: t.flat ? 'none' : '0 1px 1px rgba(0, 0, 0, 0.03)'});
+        outlineOffset: '2px', boxShadow: t.flat ? 'none' : '0 1px 1px rgba(0, 0, 0, 0.03)'});
       const box = css(h('div', {class: 'BookpayElement-field'}, [label, input]),
         {margin: '0 0 12px'});
       const field = {def: def, input: input, box: box, label: label, error: null};
+      this._applyReadOnly(field);
       input.addEventListener(def.select ? 'change' : 'input', (e) => this._onInput(field, e));
       input.addEventListener('focus', () => this._paint(field, true));
       input.addEventListener('blur', () => this._onBlur(field));
@@ -667,9 +794,12 @@
     _paint(field, focused) {
       const t = this._theme();
       const invalid = field.input.getAttribute('aria-invalid') === 'true';
-      const color = invalid ? t.danger : (focused ? t.primary : t.border);
+      const ring = invalid ? t.danger : t.focus;
+      const color = invalid ? t.danger : (focused ? t.focus : t.border);
+      // A solid ring, not a faint glow: it must stand out 3:1 (WCAG 1.4.11).
       css(field.input, {borderColor: color,
-        boxShadow: focused ? '0 0 0 3px ' + (invalid ? t.danger : t.primary) + '40' : 'none'});
+        outline: focused ? (t.focusOutline || '2px solid ' + ring) : 'none',
+        boxShadow: focused && t.focusBoxShadow ? t.focusBoxShadow : 'none'});
     }
 
     _visibleFields() {
@@ -684,6 +814,7 @@
         const f = this._fields[name];
         const label = typeof f.def.label === 'function' ? f.def.label() : f.def.label;
         if (f.label.textContent !== label) f.label.textContent = label;
+        if (f.def.value && f.input.value !== f.def.value()) f.input.value = f.def.value();
         const visible = f.def.visible ? f.def.visible() : true;
         f.box.hidden = !visible;
         f.box.style.display = visible ? '' : 'none';
@@ -731,7 +862,10 @@
         if (formatted !== value) {
           // Keep the caret after the same number of digits it followed before formatting.
           const caret = input.selectionStart === null ? value.length : input.selectionStart;
-          const digitsBefore = digitsOf(value.slice(0, caret)).length;
+          let digitsBefore = digitsOf(value.slice(0, caret)).length;
+          // A month's leading zero was added ("1/" -> "01 / "): the caret moves past it too.
+          const added = digitsOf(formatted).length - digitsOf(value).length;
+          if (added > 0 && digitsBefore > 0) digitsBefore += added;
           input.value = formatted;
           let pos = 0;
           for (let seen = 0; pos < formatted.length && seen < digitsBefore; pos++) {
@@ -743,6 +877,9 @@
         }
       }
       this._values[field.def.name] = value;
+      if (this._type === 'address' && field.def.name === 'country') {
+        this._group._elements.forEach((el) => { if (el !== this) el._groupChanged(); });
+      }
       // A card number change can change the CVC's length; a country change a postal code's rules.
       this._refresh();
       Object.keys(this._fields).forEach((name) => {
@@ -797,9 +934,15 @@
       return first;
     }
 
+    // The shopper's choice, else defaultValues, else the mounted Address Element's country
+    // (until the shopper picks one), else US.
     _billingCountry() {
-      const b = this._options.defaultValues && this._options.defaultValues.billingDetails;
-      return (b && b.address && b.address.country) || 'US';
+      if (this._values.country) return this._values.country;
+      const address = this._group.getElement('address');
+      if (address && address._node && COUNTRIES[address._values.country]) {
+        return address._values.country;
+      }
+      return 'US';
     }
   }
 

@@ -1,6 +1,8 @@
 // Drives the offline Stripe.js for tests/browser/test_stripejs.py. Query parameters:
 // cs (client secret), redirect ('always' | 'if_required'), never ('1': the Payment Element does
-// not collect the email, which is then passed at confirm unless noemail=1).
+// not collect the email, which is then passed at confirm unless noemail=1), theme ('night': the
+// night theme with no variables), billing (a country: the Payment Element's
+// defaultValues.billingDetails.address.country).
 (function () {
   'use strict';
   const params = new URLSearchParams(window.location.search);
@@ -14,13 +16,18 @@
   const elements = stripe.elements({
     clientSecret: params.get('cs'),
     loader: 'auto',
-    appearance: {theme: 'stripe', variables: {colorPrimary: '#0a6640'}},
+    appearance: params.get('theme') === 'night' ? {theme: 'night'}
+      : {theme: 'stripe', variables: {colorPrimary: '#0a6640'}},
   });
   const never = params.get('never') === '1';
   const link = elements.create('linkAuthentication');
   const address = elements.create('address', {mode: 'shipping'});
-  const payment = elements.create('payment', never
-    ? {layout: 'tabs', fields: {billingDetails: {email: 'never'}}} : {layout: 'tabs'});
+  const paymentOptions = {layout: 'tabs'};
+  if (never) paymentOptions.fields = {billingDetails: {email: 'never'}};
+  if (params.get('billing')) {
+    paymentOptions.defaultValues = {billingDetails: {address: {country: params.get('billing')}}};
+  }
+  const payment = elements.create('payment', paymentOptions);
 
   [link, address, payment].forEach((element) => {
     ['ready', 'change', 'focus', 'blur', 'loaderror'].forEach((name) => {

@@ -99,9 +99,6 @@ class Catalog:
     def __iter__(self) -> Iterator[Book]:
         return iter(self._books.values())
 
-    def __len__(self) -> int:
-        return len(self._books)
-
     def __contains__(self, book_id: object) -> bool:
         return book_id in self._books
 

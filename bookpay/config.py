@@ -179,7 +179,8 @@ class Settings:
         values = {
             "mode": self.mode_label,
             "STRIPE_SECRET_KEY": mask(self.secret_key),
-            "STRIPE_PUBLISHABLE_KEY": (self.publishable_key or "(not set)"),
+            # A publishable key is public by design, but it need not be printed whole either.
+            "STRIPE_PUBLISHABLE_KEY": mask(self.publishable_key),
             "STRIPE_WEBHOOK_SECRET": ", ".join(mask(s) for s in self.webhook_secrets)
             or "(not set)",
             "BOOKPAY_DATA_DIR": str(self.data_dir),
@@ -189,9 +190,6 @@ class Settings:
             "BOOKPAY_CATALOG": str(self.catalog_path) if self.catalog_path else "(built in)",
             "BOOKPAY_SMTP_URL": _mask_url(self.smtp_url) if self.smtp_url else "(outbox folder)",
         }
-        if self.publishable_key:
-            # A publishable key is public by design, but we still don't need to print all of it.
-            values["STRIPE_PUBLISHABLE_KEY"] = mask(self.publishable_key)
         return [(name, value, self.sources.get(name, "")) for name, value in values.items()]
 
     @classmethod

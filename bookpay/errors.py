@@ -74,7 +74,6 @@ class PaymentError(BookpayError):
         decline_code: str | None = None,
         param: str | None = None,
         http_status: int | None = None,
-        request_id: str | None = None,
         payment_intent: dict | None = None,
         **kwargs,
     ) -> None:
@@ -83,7 +82,6 @@ class PaymentError(BookpayError):
         self.stripe_code = stripe_code
         self.decline_code = decline_code
         self.param = param
-        self.request_id = request_id
         self.payment_intent = payment_intent
         if http_status is not None:
             self.http_status = http_status

@@ -180,28 +180,25 @@ class ReceiptMailer:
     def wake(self) -> None:
         self._wake.set()
 
-    def send_due(self) -> int:
-        """Send every due receipt now, in this thread; return how many were settled."""
-        settled = 0
+    def send_due(self) -> None:
+        """Send every due receipt now, in this thread."""
         while batch := self.ledger.claim_receipts():
             for receipt in batch:
-                settled += self._send_one(receipt)
-        return settled
+                self._send_one(receipt)
 
-    def _send_one(self, receipt: dict) -> int:
+    def _send_one(self, receipt: dict) -> None:
         intent_id = receipt["payment_intent"]
         try:
             location = self.transport.send(receipt)
         except NoRecipient as exc:
             self.ledger.receipt_sent(intent_id, location=str(exc), status="skipped")
-            return 1
+            return
         except Exception as exc:  # any transport failure: keep the row and retry later
             delay = RETRY_DELAYS[min(receipt["attempts"], len(RETRY_DELAYS) - 1)]
             log.warning("receipt for %s not sent (%s); retrying in %ss", intent_id, exc, delay)
             self.ledger.receipt_failed(intent_id, f"{type(exc).__name__}: {exc}", retry_in=delay)
-            return 0
+            return
         self.ledger.receipt_sent(intent_id, location=location)
-        return 1
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -227,13 +224,13 @@ class ReceiptMailer:
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until no receipt is pending; False if some still are after ``timeout``."""
         deadline = time.monotonic() + timeout
-        while self.ledger.receipts("pending"):
+        while self.ledger.next_receipt_due() is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             if self._thread is None or not self._thread.is_alive():
                 self.send_due()
-                if self.ledger.receipts("pending"):
+                if self.ledger.next_receipt_due() is not None:
                     time.sleep(min(0.05, remaining))
                 continue
             self.wake()

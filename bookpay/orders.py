@@ -251,7 +251,17 @@ class Ledger:
         for conn in connections:
             conn.close()
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _migrate(self) -> None:
+        # The usual case, an up-to-date ledger, needs no write lock: a reader (`bookpay orders
+        # list`) must not queue behind a busy server just to learn there is nothing to do.
+        if self._connection().execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return
         with self.transaction() as conn:
             # Read inside the write lock: two processes opening a new ledger at once must not
             # both run the same migration.
@@ -602,7 +612,6 @@ class Fulfiller:
         self.ledger = ledger
         self.gateway = gateway
         self.catalog = catalog
-        self.settings = settings
         self.mailer = (
             mailer if mailer is not None else ReceiptMailer.from_settings(settings, ledger)
         )

@@ -20,7 +20,6 @@ import stripe
 from bookpay.catalog import Book
 from bookpay.config import Settings
 from bookpay.errors import (
-    BookpayError,
     CardDeclined,
     ConfigError,
     NotFound,
@@ -28,6 +27,7 @@ from bookpay.errors import (
     StripeUnavailable,
     UsageError,
 )
+from bookpay.orders import INTEGRATION
 
 # Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
 TEST_CARD_NUMBERS = {
@@ -44,7 +44,6 @@ TEST_CARD_NUMBERS = {
     "4000002500003155": "pm_card_authenticationRequiredOnSetup",
     "4000000000003220": "pm_card_threeDSecure2Required",
 }
-INTEGRATION = "bookpay"
 
 
 def idempotency_key(*parts: str) -> str:
@@ -276,8 +275,6 @@ class Gateway:
             ) from exc
         except stripe.StripeError as exc:  # anything newer than this module knows
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
-        except BookpayError:
-            raise
 
 
 def _client_for(settings: Settings) -> stripe.StripeClient:
@@ -306,7 +303,6 @@ def _details(exc: stripe.StripeError) -> dict[str, Any]:
         "decline_code": getattr(error, "decline_code", None),
         "param": getattr(error, "param", None),
         "http_status": exc.http_status,
-        "request_id": exc.request_id,
         "payment_intent": intent.to_dict() if isinstance(intent, stripe.StripeObject) else intent,
     }
 

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -260,21 +260,15 @@ def plan(
     for index, delivery in enumerate(planned):
         if new_event_id:
             delivery = with_new_id(delivery)
-        out.append(
-            Delivery(index, delivery.event_id, delivery.type, delivery.body, delivery.source)
-        )
+        out.append(replace(delivery, index=index))
     return out
-
-
-def _renumber(delivery: Delivery, index: int) -> Delivery:
-    return Delivery(index, delivery.event_id, delivery.type, delivery.body, delivery.source)
 
 
 def with_new_id(delivery: Delivery) -> Delivery:
     event = json.loads(delivery.body)
     event["id"] = "evt_" + _secrets.token_hex(12)
     body = json.dumps(event, indent=2, ensure_ascii=False).encode("utf-8")
-    return Delivery(delivery.index, event["id"], delivery.type, body, delivery.source)
+    return replace(delivery, event_id=event["id"], body=body)
 
 
 # How -------------------------------------------------------------------------------------------

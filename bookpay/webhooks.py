@@ -76,8 +76,7 @@ def verify(
         stamp = _timestamp(header)
         if stamp > time.time() + tolerance:
             raise WebhookSignatureError(
-                f"Timestamp outside the tolerance zone ({stamp}): it is in the future.",
-                code="invalid_signature",
+                f"Timestamp outside the tolerance zone ({stamp}): it is in the future."
             )
         return
     message = str(getattr(failure, "user_message", None) or failure)

@@ -243,9 +243,13 @@ def run_in_terminal(args, env_extra):
 
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color", **env_extra}
-    env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
+    if "NO_COLOR" not in env_extra:
+        env.pop("NO_COLOR", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "bookpay", *args], stdout=follower, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-m", "bookpay", *args],
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     os.close(follower)
     chunks = []

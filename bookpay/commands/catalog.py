@@ -7,11 +7,9 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import emit_json, print_fields, print_table
+from bookpay.commands.output import JsonOption, emit_json, print_fields, print_table
 
 app = typer.Typer(help="Show the books for sale and their prices.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @app.command("list")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import emit_json, print_table
+from bookpay.commands.output import JsonOption, emit_json, print_table
 
 app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
@@ -15,7 +13,7 @@ app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=T
 @app.command("check")
 def check(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the effective settings (secrets masked) and every problem; exit 5 if there is one.
 

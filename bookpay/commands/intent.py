@@ -11,12 +11,11 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
-from bookpay.commands.output import Cell, emit_json, info, print_fields, print_table
+from bookpay.commands.output import Cell, JsonOption, emit_json, info, print_fields, print_table
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Create, inspect, confirm and cancel PaymentIntents.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 IntentArg = Annotated[str, typer.Argument(metavar="PI", help="A PaymentIntent id (pi_...).")]
 
 STATUS_STYLES = {
@@ -154,11 +153,8 @@ def _local_timeline(st, intent_id: str) -> list[dict]:
 
     if not (st.settings.data_dir / DB_NAME).exists():
         return []  # no server has run here yet: nothing received, and nothing to create
-    ledger = Ledger.open(st.settings.data_dir)
-    try:
+    with Ledger.open(st.settings.data_dir) as ledger:
         return ledger.events_for(intent_id)
-    finally:
-        ledger.close()
 
 
 class Status(str, Enum):

@@ -14,11 +14,10 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
-from bookpay.commands.output import Cell, emit_json, print_fields, print_table
+from bookpay.commands.output import Cell, JsonOption, emit_json, print_fields, print_table
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 COLUMNS = (
     "id",
     "payment_intent",
@@ -88,11 +87,8 @@ def list_orders(
 
     Example: bookpay orders list --status paid --json
     """
-    ledger = _ledger(ctx)
-    try:
+    with _ledger(ctx) as ledger:
         orders = ledger.list_orders(status)
-    finally:
-        ledger.close()
     if as_json:
         emit_json([_record(order) for order in orders])
         return
@@ -131,12 +127,9 @@ def show_order(
 
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
-    ledger = _ledger(ctx)
-    try:
+    with _ledger(ctx) as ledger:
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
-    finally:
-        ledger.close()
     if as_json:
         emit_json({**_record(order), "events": events})
         return
@@ -190,11 +183,8 @@ def export_orders(
 
     Example: bookpay orders export --format csv --output orders.csv
     """
-    ledger = _ledger(ctx)
-    try:
+    with _ledger(ctx) as ledger:
         orders = [_record(order) for order in reversed(ledger.list_orders())]
-    finally:
-        ledger.close()
     if fmt is Format.json:
         text = json.dumps(orders, indent=2, ensure_ascii=False) + "\n"
     else:

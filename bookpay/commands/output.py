@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+
+# Every read command's --json flag.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 # A cell is plain text, or (text, rich style) where colour helps a reader at a terminal.
 Cell = str | tuple[str, str]
@@ -107,7 +112,3 @@ def _escape(text: str) -> str:
 def info(message: str) -> None:
     """A diagnostic for the person at the terminal, on stderr."""
     sys.stderr.write(message + "\n")
-
-
-def error(message: str) -> None:
-    sys.stderr.write(f"Error: {message}\n")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import emit_json, print_fields
+from bookpay.commands.output import JsonOption, emit_json, print_fields
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def create(
             help="Names this refund request (say, a ticket): repeating it never refunds twice.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Refund a PaymentIntent in full, or in part with --amount.
 

@@ -11,11 +11,10 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import emit_json, is_terminal, print_table
+from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_table
 
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SecretOption = Annotated[
     str | None,
     typer.Option(

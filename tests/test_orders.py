@@ -14,6 +14,7 @@ from bookpay.config import Settings
 from bookpay.errors import NotFound, UsageError
 from bookpay.mailer import OutboxTransport, ReceiptMailer, SmtpTransport
 from bookpay.orders import (
+    DB_NAME,
     STATUSES,
     Fulfiller,
     Ledger,
@@ -459,3 +460,20 @@ def test_a_bad_smtp_url_is_a_config_error():
 
     with pytest.raises(ConfigError, match="BOOKPAY_SMTP_URL"):
         SmtpTransport("http://mail.example.com")
+
+
+def test_opening_an_up_to_date_ledger_does_not_wait_for_a_writer(tmp_path):
+    """`bookpay orders list` must not queue behind a busy server just to check the schema."""
+    import time
+
+    Ledger.open(tmp_path).close()
+    writer = sqlite3.connect(tmp_path / DB_NAME, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # a server in the middle of a write
+    try:
+        started = time.monotonic()
+        with Ledger.open(tmp_path) as reader:
+            assert reader.list_orders() == []
+        assert time.monotonic() - started < 2.0
+    finally:
+        writer.rollback()
+        writer.close()

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .server import RunningEmulator
 
-__all__ = ["EmulatorOptions", "RunningEmulator", "create_app", "start_emulator"]
+__all__ = ["EMULATOR_DB", "EmulatorOptions", "RunningEmulator", "create_app", "start_emulator"]
+
+# The emulator's SQLite file name under bookpay's data folder.
+EMULATOR_DB = "emulator.sqlite3"
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from bookpay import __version__
 
 from . import intents, methods, render, resources, threeds
 from .context import Ctx
@@ -90,7 +92,29 @@ def version() -> str:
     try:
         return metadata.version("bookpay")
     except metadata.PackageNotFoundError:
-        return "0.1.0"
+        return __version__
+
+
+@functools.cache
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+_static_lock = threading.Lock()
+_static_bytes: bytes | None = None
+
+
+def _static_js() -> bytes | None:
+    """Stripe.js, read once; None (asked again next time) while the file is not installed."""
+    global _static_bytes
+    if _static_bytes is None:
+        with _static_lock:
+            if _static_bytes is None and STATIC_JS.is_file():
+                _static_bytes = STATIC_JS.read_bytes()
+    return _static_bytes
 
 
 def _redact(key: str) -> str:
@@ -156,9 +180,7 @@ class Emulator:
                 ApiError(500, "An unknown error occurred", type="api_error").envelope("req_0"),
                 headers=list(CORS),
             )
-        reason = {200: "OK", 204: "No Content", 303: "See Other", 400: "Bad Request",
-                  401: "Unauthorized", 402: "Payment Required", 404: "Not Found",
-                  500: "Internal Server Error"}.get(response.status, "Unknown")  # fmt: skip
+        reason = _reason(response.status)
         headers = [("Content-Type", response.content_type), *response.headers]
         headers.append(("Content-Length", str(len(response.body))))
         start_response(f"{response.status} {reason}", headers)
@@ -190,11 +212,12 @@ class Emulator:
         return _unrecognized(method, path)
 
     def _stripe_js(self) -> Response:
-        if not STATIC_JS.is_file():
+        script = _static_js()
+        if script is None:
             return Response(404, b"stripe-v3.js is not installed\n", list(CORS), "text/plain")
         return Response(
             200,
-            STATIC_JS.read_bytes(),
+            script,
             [*CORS, ("Cache-Control", "no-cache")],
             "application/javascript; charset=utf-8",
         )
@@ -229,16 +252,18 @@ class Emulator:
         emit = Emitter(self.store, version_header, request_id, idem_key, self.deliverer.notify)
         ctx = Ctx(self.store, params, publishable, _base_url(environ), emit)
 
-        def run() -> Response:
+        def run() -> tuple[Response, bool]:
+            """The response, and whether an idempotency key may keep it."""
             try:
                 with self.store.transaction():
                     body = self._render(ctx, handler(ctx, *groups))
-                return Response.json(200, body, headers=headers)
+                return Response.json(200, body, headers=headers), True
             except ApiError as exc:
-                return Response.json(exc.status, exc.envelope(request_id), headers=headers)
+                response = Response.json(exc.status, exc.envelope(request_id), headers=headers)
+                return response, exc.storable
 
         if method != "POST" or not idem_key:
-            return run()
+            return run()[0]
         fingerprint = hashlib.sha256(f"{method} {path} {canonical(params)}".encode()).hexdigest()
         # One transaction for lookup, execution and record: one commit per request.
         with self._key_lock(api_key, idem_key), self.store.transaction():
@@ -260,8 +285,8 @@ class Emulator:
                     ("Original-Request", record["request_id"]),
                 ]
                 return Response(record["status"], bytes(record["body"]), replay)
-            response = run()
-            if response.status < 500 and not _unsaved(response):
+            response, storable = run()
+            if response.status < 500 and storable:
                 self.store.idempotent_put(
                     api_key, idem_key, fingerprint, response.status, response.body, request_id
                 )
@@ -299,14 +324,6 @@ class _KeyLock:
             entry[1] -= 1
             if entry[1] == 0:
                 del self.app._key_locks[self.name]
-
-
-def _unsaved(response: Response) -> bool:
-    """Validation refusals are not saved (Stripe: nothing executed, so the key stays usable)."""
-    if response.status != 400:
-        return False
-    code = json.loads(response.body).get("error", {}).get("code") or ""
-    return code.startswith("parameter_")
 
 
 def _unrecognized_error(method: str, path: str) -> ApiError:

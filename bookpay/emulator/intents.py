@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from . import cards, methods, objects, render, validate
 from .context import Ctx
+from .store import field_is
 from .wire import ANY, DOCS, ApiError, check_params, invalid, missing, no_such, now
 
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -389,7 +390,5 @@ def cancel(ctx: Ctx, pi_id: str) -> dict[str, Any]:
 def list_(ctx: Ctx) -> dict[str, Any]:
     check_params(ctx.params, LIST_SPEC)
     customer = ctx.params.get("customer")
-    items = ctx.store.all(
-        "payment_intent", (lambda o: o["customer"] == customer) if customer else None
-    )
-    return render.page(ctx.store, items, ctx.params, "/v1/payment_intents", "payment_intent")
+    where = [field_is("customer", customer)] if customer else []
+    return render.page(ctx.store, "payment_intent", ctx.params, "/v1/payment_intents", where)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from . import validate
 from .objects import public
-from .store import Store
+from .store import Cond, Store, created_is
 from .wire import invalid, no_such
 
 # What Stripe shows a publishable key (Stripe.js) of a PaymentIntent.
@@ -32,7 +33,7 @@ def complete(store: Store, obj: dict[str, Any]) -> dict[str, Any]:
     """A public copy with fields computed from other objects (a charge's refunds list)."""
     out = public(obj)
     if out.get("object") == "charge":
-        refunds = [public(r) for r in store.all("refund", lambda r: r["charge"] == out["id"])]
+        refunds = [public(r) for r in store.find("refund", "charge", out["id"], limit=11)]
         out["refunds"] = {
             "object": "list",
             "data": refunds[:10],
@@ -80,21 +81,22 @@ def expand_param(params: dict[str, Any]) -> list[str]:
     return validate.string_list(params.get("expand", []), "expand")
 
 
-def _created_filter(value: Any):
+_CREATED_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _created_conds(value: Any) -> list[Cond]:
     if isinstance(value, str):
-        exact = validate.integer(value, "created")
-        return lambda c: c == exact
+        return [created_is("=", validate.integer(value, "created"))]
     if not isinstance(value, dict):
         raise invalid("Invalid created: must be an integer or a hash", "created")
-    ops = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
-    bounds = []
+    conds = []
     for op, raw in value.items():
-        if op not in ops:
+        if op not in _CREATED_OPS:
             raise invalid(
                 f"Received unknown parameter: created[{op}]", f"created[{op}]", "parameter_unknown"
             )
-        bounds.append((ops[op], validate.integer(raw, f"created[{op}]")))
-    return lambda c: all(fn(c, bound) for fn, bound in bounds)
+        conds.append(created_is(_CREATED_OPS[op], validate.integer(raw, f"created[{op}]")))
+    return conds
 
 
 LIST_SPEC = {"limit": None, "starting_after": None, "ending_before": None, "created": {
@@ -102,35 +104,32 @@ LIST_SPEC = {"limit": None, "starting_after": None, "ending_before": None, "crea
 
 
 def page(
-    store: Store, items: list[dict[str, Any]], params: dict[str, Any], url: str, kind: str
+    store: Store, kind: str, params: dict[str, Any], url: str, where: Iterable[Cond] = ()
 ) -> dict[str, Any]:
-    """One page of a newest-first list, with Stripe's cursor semantics."""
+    """One page of the newest-first list of `kind` objects meeting `where`, with Stripe's cursor
+    semantics: a cursor must name an object of that list."""
     limit = validate.integer(params.get("limit", "10"), "limit")
     if not 1 <= limit <= 100:
         raise invalid("Invalid limit: must be between 1 and 100", "limit")
+    conds = list(where)
     if "created" in params:
-        keep = _created_filter(params["created"])
-        items = [o for o in items if keep(o["created"])]
+        conds.extend(_created_conds(params["created"]))
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
         raise invalid(
             "You may only specify one of these parameters: ending_before, starting_after.",
             "ending_before",
         )
-    ids = [o["id"] for o in items]
+    after_seq = before_seq = None
     if after:
-        if after not in ids:
+        after_seq = store.seq_of(after, kind, conds) if isinstance(after, str) else None
+        if after_seq is None:
             raise no_such(kind, after, "starting_after", 400)
-        start = ids.index(after) + 1
-        chosen, more = items[start : start + limit], len(items) > start + limit
     elif before:
-        if before not in ids:
+        before_seq = store.seq_of(before, kind, conds) if isinstance(before, str) else None
+        if before_seq is None:
             raise no_such(kind, before, "ending_before", 400)
-        end = ids.index(before)
-        start = max(0, end - limit)
-        chosen, more = items[start:end], start > 0
-    else:
-        chosen, more = items[:limit], len(items) > limit
+    chosen, more = store.page(kind, conds, limit, after_seq, before_seq)
     return {
         "object": "list",
         "data": [complete(store, o) for o in chosen],

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from . import events, objects, render, validate
 from .context import Ctx
+from .store import any_of, field_is
 from .wire import ANY, ApiError, check_params, invalid, missing, no_such
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -30,8 +31,8 @@ def charge_retrieve(ctx: Ctx, ch_id: str) -> dict[str, Any]:
 def charge_list(ctx: Ctx) -> dict[str, Any]:
     check_params(ctx.params, {**render.LIST_SPEC, "payment_intent": None, "customer": None})
     pi = ctx.params.get("payment_intent")
-    items = ctx.store.all("charge", (lambda c: c["payment_intent"] == pi) if pi else None)
-    return render.page(ctx.store, items, ctx.params, "/v1/charges", "charge")
+    where = [field_is("payment_intent", pi)] if pi else []
+    return render.page(ctx.store, "charge", ctx.params, "/v1/charges", where)
 
 
 # --- refunds ------------------------------------------------------------------------------
@@ -132,10 +133,8 @@ def refund_list(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     check_params(p, {**render.LIST_SPEC, "payment_intent": None, "charge": None})
 
-    def keep(r: dict[str, Any]) -> bool:
-        return all(not p.get(f) or r[f] == p[f] for f in ("payment_intent", "charge"))
-
-    return render.page(ctx.store, ctx.store.all("refund", keep), p, "/v1/refunds", "refund")
+    where = [field_is(f, p[f]) for f in ("payment_intent", "charge") if p.get(f)]
+    return render.page(ctx.store, "refund", p, "/v1/refunds", where)
 
 
 # --- events -------------------------------------------------------------------------------
@@ -154,11 +153,8 @@ def event_list(ctx: Ctx) -> dict[str, Any]:
     patterns = validate.string_list(p.get("types") or p.get("type") or [], "types")
     if len(patterns) > 20:
         raise invalid("You may pass up to 20 types.", "types")
-
-    def keep(e: dict[str, Any]) -> bool:
-        return not patterns or any(events.matches(e["type"], pat) for pat in patterns)
-
-    return render.page(ctx.store, ctx.store.all("event", keep), p, "/v1/events", "event")
+    where = [any_of([events.type_matches(pat) for pat in patterns])] if patterns else []
+    return render.page(ctx.store, "event", p, "/v1/events", where)
 
 
 # --- webhook endpoints --------------------------------------------------------------------
@@ -249,5 +245,4 @@ def endpoint_delete(ctx: Ctx, we_id: str) -> dict[str, Any]:
 
 def endpoint_list(ctx: Ctx) -> dict[str, Any]:
     check_params(ctx.params, render.LIST_SPEC)
-    items = ctx.store.all("webhook_endpoint")
-    return render.page(ctx.store, items, ctx.params, "/v1/webhook_endpoints", "webhook_endpoint")
+    return render.page(ctx.store, "webhook_endpoint", ctx.params, "/v1/webhook_endpoints")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
+import os
+import socket
 import threading
 from typing import Any
 
@@ -11,32 +14,88 @@ from waitress import create_server, wasyncore
 from .api import Emulator
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for host:port (the first address host resolves to), or OSError.
+
+    Binding before waitress sees the address means a taken port leaves nothing open behind:
+    no app, no store, no waitress socket or wakeup pipe.
+    """
+    try:
+        name = None if host in ("", "*") else host
+        infos = socket.getaddrinfo(
+            name, port, socket.AF_UNSPEC, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_PASSIVE
+        )
+    except OSError as exc:  # socket.gaierror: a name that does not resolve
+        raise OSError(exc.errno, f"cannot start the emulator on {host}:{port}: {exc}") from exc
+    family, socktype, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as waitress does
+        if os.name != "nt":  # on Windows it would let a second server share the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(
+                exc.errno, f"cannot start the emulator: {host}:{port} is already in use"
+            ) from exc
+        raise OSError(exc.errno, f"cannot start the emulator on {host}:{port}: {exc}") from exc
+    return sock
+
+
+def url_for(host: str, sock: socket.socket) -> str:
+    """The URL a client reaches a bound socket at: a wildcard address means its loopback."""
+    address, port = sock.getsockname()[:2]
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:  # a name (localhost, a host name): clients resolve it as we did
+        if host and host != "*":
+            return f"http://{host}:{port}"
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.is_unspecified:
+        address = "::1" if ip.version == 6 else "127.0.0.1"
+    if ":" in address:
+        return f"http://[{address.replace('%', '%25')}]:{port}"
+    return f"http://{address}:{port}"
+
+
 class RunningEmulator:
     """A started emulator: `.url`, `.host`, `.port`, `.app`; `stop()`, or use it with `with`."""
 
     def __init__(self, host: str, port: int, options: Any) -> None:
-        self.app = Emulator(options)
+        sock = bind(host, port)
+        try:
+            self.app = Emulator(options)
+        except BaseException:
+            sock.close()
+            raise
+        socket_map: dict[int, Any] = {}  # ours, so a failed start can close what it opened
         try:
             self._server = create_server(
                 self.app,
-                host=host,
-                port=port,
+                map=socket_map,
+                sockets=[sock],
                 threads=options.threads,
                 connection_limit=max(100, options.threads * 4),
                 ident="bookpay-emulator",
                 asyncore_use_poll=True,
                 clear_untrusted_proxy_headers=True,
             )
-        except OSError as exc:
+        except BaseException as exc:
+            for channel in list(socket_map.values()):
+                channel.close()
+            sock.close()
             self.app.close()
-            if exc.errno == errno.EADDRINUSE:
+            if isinstance(exc, OSError):
                 raise OSError(
-                    exc.errno, f"cannot start the emulator: {host}:{port} is already in use"
+                    exc.errno, f"cannot start the emulator on {host}:{port}: {exc}"
                 ) from exc
-            raise OSError(exc.errno, f"cannot start the emulator on {host}:{port}: {exc}") from exc
+            raise
         self.host = host
-        self.port = int(self._server.effective_port)
-        self.url = f"http://{host}:{self.port}"
+        self.port = int(sock.getsockname()[1])
+        self.url = url_for(host, sock)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="emulator-http", daemon=True)
         self._thread.start()

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,21 @@ from .wire import ApiError
 
 IDEMPOTENCY_TTL = 24 * 3600
 
+# Top-level references kept in columns of their own (indexed) as well as in the JSON, so that
+# "the refunds of this charge" and "the charges of this PaymentIntent" need no scan. Files from
+# before these columns get them, filled in, when they are opened (`_migrate`).
+REF_COLUMNS = ("payment_intent", "charge")
+SCHEMA_VERSION = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
     type TEXT NOT NULL,
     created INTEGER NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    payment_intent TEXT,
+    charge TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_type ON objects (type, seq);
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -59,6 +67,56 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
     error TEXT
 );
 """
+# After `_migrate`: an old file has these columns only once it has run.
+_REF_INDEXES = """
+CREATE INDEX IF NOT EXISTS objects_payment_intent ON objects (type, payment_intent, seq)
+    WHERE payment_intent IS NOT NULL;
+CREATE INDEX IF NOT EXISTS objects_charge ON objects (type, charge, seq)
+    WHERE charge IS NOT NULL;
+"""
+
+# A condition on objects: SQL for a WHERE clause and its arguments.
+Cond = tuple[str, tuple[Any, ...]]
+MATCH_ALL: Cond = ("1", ())
+MATCH_NONE: Cond = ("0", ())
+
+
+def field_is(field: str, value: Any) -> Cond:
+    """A top-level field equals a string (a non-string matches nothing: no stored id is one)."""
+    if not isinstance(value, str):
+        return MATCH_NONE
+    if field in REF_COLUMNS:
+        return f"{field} = ?", (value,)
+    return "json_extract(data, '$.' || ?) = ?", (field, value)
+
+
+def field_starts(field: str, prefix: str) -> Cond:
+    """A top-level string field starts with `prefix` (no LIKE: `_` and `%` stay literal)."""
+    return "substr(json_extract(data, '$.' || ?), 1, ?) = ?", (field, len(prefix), prefix)
+
+
+def created_is(op: str, bound: int) -> Cond:
+    if op not in ("=", ">", ">=", "<", "<="):
+        raise ValueError(op)
+    return f"created {op} ?", (bound,)
+
+
+def any_of(conds: list[Cond]) -> Cond:
+    if not conds:
+        return MATCH_NONE
+    return "(" + " OR ".join(c[0] for c in conds) + ")", tuple(a for c in conds for a in c[1])
+
+
+def _where(kind: str, conds: Iterable[Cond]) -> Cond:
+    sql, args = "type = ?", [kind]
+    for cond_sql, cond_args in conds:
+        sql += f" AND {cond_sql}"
+        args.extend(cond_args)
+    return sql, tuple(args)
+
+
+def _refs(obj: dict[str, Any]) -> tuple[str | None, ...]:
+    return tuple(obj[name] if isinstance(obj.get(name), str) else None for name in REF_COLUMNS)
 
 
 class Store:
@@ -73,11 +131,33 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.executescript(_REF_INDEXES)
         self._depth = 0
         self._last_purge = 0.0
         # What idempotency keys expire by; replaceable so a test can pass 24 hours at once.
         self.clock: Callable[[], float] = time.time
         self.closed = False
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older emulator up to SCHEMA_VERSION, keeping its data."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")  # another process may be opening the same file
+        try:
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(objects)")}
+            for name in REF_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE objects ADD COLUMN {name} TEXT")
+                    self._db.execute(
+                        f"UPDATE objects SET {name} = json_extract(data, '$.{name}')"
+                        f" WHERE json_type(data, '$.{name}') = 'text'"
+                    )
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self.lock:
@@ -113,14 +193,17 @@ class Store:
     def save(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace by id; a replaced object keeps its place in list order."""
         data = json.dumps(obj)
+        refs = _refs(obj)
         with self.transaction():
             updated = self._db.execute(
-                "UPDATE objects SET data = ? WHERE id = ?", (data, obj["id"])
+                "UPDATE objects SET data = ?, payment_intent = ?, charge = ? WHERE id = ?",
+                (data, *refs, obj["id"]),
             ).rowcount
             if not updated:
                 self._db.execute(
-                    "INSERT INTO objects (id, type, created, data) VALUES (?, ?, ?, ?)",
-                    (obj["id"], obj["object"], obj.get("created") or 0, data),
+                    "INSERT INTO objects (id, type, created, data, payment_intent, charge)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (obj["id"], obj["object"], obj.get("created") or 0, data, *refs),
                 )
         return obj
 
@@ -137,16 +220,65 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM objects WHERE id = ?", (obj_id,))
 
-    def all(
-        self, kind: str, where: Callable[[dict[str, Any]], bool] | None = None
-    ) -> list[dict[str, Any]]:
+    def all(self, kind: str) -> list[dict[str, Any]]:
         """Every object of a kind, newest first."""
+        return self.select(kind)
+
+    def find(
+        self, kind: str, field: str, value: str, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The objects of a kind whose top-level `field` is `value`, newest first."""
+        return self.select(kind, [field_is(field, value)], limit)
+
+    def select(
+        self, kind: str, where: Iterable[Cond] = (), limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The objects of a kind meeting every condition, newest first (at most `limit`)."""
+        sql, args = _where(kind, where)
+        sql = f"SELECT data FROM objects WHERE {sql} ORDER BY seq DESC"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", (*args, limit)
+        with self.lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def seq_of(self, obj_id: str, kind: str, where: Iterable[Cond] = ()) -> int | None:
+        """An object's place in list order, if it is of `kind` and meets the conditions."""
+        sql, args = _where(kind, where)
+        with self.lock:
+            row = self._db.execute(
+                f"SELECT seq FROM objects WHERE id = ? AND {sql}", (obj_id, *args)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def page(
+        self,
+        kind: str,
+        where: Iterable[Cond],
+        limit: int,
+        after: int | None = None,
+        before: int | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` objects, newest first, older than seq `after` or newer than `before`;
+        and whether more lie beyond them in that direction. Decodes only what it returns."""
+        conds = list(where)
+        if after is not None:
+            conds.append(("seq < ?", (after,)))
+        if before is not None:
+            conds.append(("seq > ?", (before,)))
+        sql, args = _where(kind, conds)
+        # Walking away from an ending_before cursor means walking up, then turning the page over.
+        order = "ASC" if before is not None else "DESC"
         with self.lock:
             rows = self._db.execute(
-                "SELECT data FROM objects WHERE type = ? ORDER BY seq DESC", (kind,)
+                f"SELECT data FROM objects WHERE {sql} ORDER BY seq {order} LIMIT ?",
+                (*args, limit + 1),
             ).fetchall()
-        objs = [json.loads(r["data"]) for r in rows]
-        return [o for o in objs if where is None or where(o)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if before is not None:
+            rows.reverse()
+        return [json.loads(r[0]) for r in rows], more
 
     # --- idempotency ------------------------------------------------------------------------
 

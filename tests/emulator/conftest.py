@@ -34,6 +34,32 @@ def client(emu: Any) -> stripe.StripeClient:
     return stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url}, max_network_retries=0)
 
 
+def _paid_intent(
+    client: stripe.StripeClient,
+    amount: int = 1000,
+    currency: str = "usd",
+    options: Any = None,
+    **params: Any,
+) -> stripe.PaymentIntent:
+    """A PaymentIntent created and confirmed at once with pm_card_visa: it has succeeded."""
+    return client.v1.payment_intents.create(
+        params={
+            "amount": amount,
+            "currency": currency,
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+            **params,
+        },
+        options=options or {},
+    )
+
+
+@pytest.fixture(scope="session")
+def paid_intent() -> Callable[..., stripe.PaymentIntent]:
+    """`paid_intent(client, amount=1000, currency="usd", options=None, **params)`."""
+    return _paid_intent
+
+
 @dataclass
 class Raw:
     status: int

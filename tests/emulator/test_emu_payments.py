@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import stripe
 
 NEXT_YEAR = dt.date.today().year + 1
+PaidIntent = Callable[..., stripe.PaymentIntent]
 
 SUCCEEDING = [
     ("4242424242424242", "pm_card_visa", "visa"),
@@ -197,9 +200,11 @@ def test_payment_method_card_fields(client: stripe.StripeClient) -> None:
     assert other.card.brand == "amex"
 
 
-def test_tokens_materialise_new_payment_methods(client: stripe.StripeClient) -> None:
-    a = new_intent(client, confirm=True, payment_method="pm_card_visa")
-    b = new_intent(client, confirm=True, payment_method="pm_card_visa")
+def test_tokens_materialise_new_payment_methods(
+    client: stripe.StripeClient, paid_intent: PaidIntent
+) -> None:
+    a = paid_intent(client, amount=1999)
+    b = paid_intent(client, amount=1999)
     assert a.payment_method.startswith("pm_") and a.payment_method != b.payment_method
 
 
@@ -231,8 +236,8 @@ def test_update(client: stripe.StripeClient) -> None:
     assert "status of succeeded" in caught.value.user_message
 
 
-def test_illegal_transitions(client: stripe.StripeClient) -> None:
-    done = new_intent(client, confirm=True, payment_method="pm_card_visa")
+def test_illegal_transitions(client: stripe.StripeClient, paid_intent: PaidIntent) -> None:
+    done = paid_intent(client, amount=1999)
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.confirm(done.id, params={"payment_method": "pm_card_visa"})
     assert caught.value.code == "payment_intent_unexpected_state"
@@ -294,3 +299,33 @@ def test_charges_list_by_intent(client: stripe.StripeClient) -> None:
     expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
     assert expanded.latest_charge.id == charges.data[0].id
     assert expanded.latest_charge.receipt_url.endswith(f"/receipts/{charges.data[0].id}")
+
+
+@pytest.mark.parametrize("currency", ["kwd", "bhd", "jod", "omr", "tnd"])
+def test_three_decimal_currencies_accepted(
+    client: stripe.StripeClient, paid_intent: PaidIntent, currency: str
+) -> None:
+    pi = paid_intent(client, amount=1500, currency=currency)
+    assert (pi.status, pi.amount, pi.currency) == ("succeeded", 1500, currency)
+
+
+def test_kwd_intent(
+    client: stripe.StripeClient, paid_intent: PaidIntent, call: Callable[..., Any]
+) -> None:
+    pi = paid_intent(client, amount=12345, currency="kwd")
+    charge = client.v1.charges.retrieve(pi.latest_charge)
+    assert (charge.amount, charge.currency, charge.status) == (12345, "kwd", "succeeded")
+    # Three digits below the dinar, in messages and on the receipt.
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 20000})
+    assert caught.value.user_message == (
+        "Refund amount (20.000) is greater than charge amount (12.345)"
+    )
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 345})
+    assert (refund.amount, refund.currency) == (345, "kwd")
+    page = call("GET", urlsplit(charge.receipt_url).path, key=None).body.decode()
+    assert "12.345" in page and "0.345" in page
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.create(params={"amount": 100000000, "currency": "kwd"})
+    assert caught.value.code == "amount_too_large"
+    assert caught.value.user_message == "Amount must be no more than 99,999.999"

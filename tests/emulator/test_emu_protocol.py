@@ -369,3 +369,66 @@ def test_publishable_key_limits(client: stripe.StripeClient, call: Callable[...,
     )
     assert confirmed.status == 200 and confirmed.json()["status"] == "succeeded"
     assert "metadata" not in confirmed.json()
+
+
+def test_refused_parameters_leave_the_key_unused(call: Callable[..., Any]) -> None:
+    key = {"Idempotency-Key": "k-param"}
+    bad = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd", "x": "1"},
+               headers=key)  # fmt: skip
+    assert bad.status == 400 and bad.json()["error"]["code"] == "parameter_unknown"
+    # Nothing ran, so nothing was kept: the key takes other parameters, and executes.
+    good = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"}, headers=key)
+    assert good.status == 200 and "idempotent-replayed" not in good.headers
+    # Other refusals are answers: kept and replayed as they were.
+    key = {"Idempotency-Key": "k-small"}
+    small = call("POST", "/v1/payment_intents", {"amount": "10", "currency": "usd"}, headers=key)
+    again = call("POST", "/v1/payment_intents", {"amount": "10", "currency": "usd"}, headers=key)
+    assert small.status == again.status == 400
+    assert small.json()["error"]["code"] == "amount_too_small"
+    assert again.body == small.body and again.headers["idempotent-replayed"] == "true"
+
+
+def test_filtered_list_cursors(client: stripe.StripeClient) -> None:
+    pi = intent(client)
+    with pytest.raises(stripe.CardError):
+        client.v1.payment_intents.confirm(
+            pi.id, params={"payment_method": "pm_card_chargeDeclined"}
+        )
+    client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
+    other = intent(client, confirm=True, payment_method="pm_card_visa")
+    first = client.v1.charges.list(params={"payment_intent": pi.id, "limit": 1})
+    assert [c.status for c in first.data] == ["succeeded"] and first.has_more is True
+    rest = client.v1.charges.list(
+        params={"payment_intent": pi.id, "limit": 1, "starting_after": first.data[0].id}
+    )
+    assert [c.status for c in rest.data] == ["failed"] and rest.has_more is False
+    back = client.v1.charges.list(
+        params={"payment_intent": pi.id, "limit": 5, "ending_before": rest.data[0].id}
+    )
+    assert [c.id for c in back.data] == [first.data[0].id] and back.has_more is False
+    # A cursor must be an object of the filtered list.
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.charges.list(
+            params={"payment_intent": pi.id, "starting_after": other.latest_charge}
+        )
+    assert caught.value.http_status == 400 and caught.value.param == "starting_after"
+    assert caught.value.user_message == f"No such charge: '{other.latest_charge}'"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.list(params={"ending_before": pi.id})
+    assert caught.value.user_message == f"No such refund: '{pi.id}'"
+
+
+def test_charge_shows_ten_refunds_and_has_more(client: stripe.StripeClient) -> None:
+    pi = intent(client, amount=1200, confirm=True, payment_method="pm_card_visa")
+    made = [
+        client.v1.refunds.create(params={"charge": pi.latest_charge, "amount": 100}).id
+        for _ in range(11)
+    ]
+    charge = client.v1.charges.retrieve(pi.latest_charge)
+    assert [r.id for r in charge.refunds.data] == list(reversed(made))[:10]
+    assert charge.refunds.has_more is True
+    listed = client.v1.refunds.list(params={"charge": pi.latest_charge, "limit": 100})
+    assert [r.id for r in listed.data] == list(reversed(made))
+    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    assert expanded.latest_charge.amount_refunded == 1100
+    assert len(expanded.latest_charge.refunds.data) == 10

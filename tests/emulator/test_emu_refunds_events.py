@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import stripe
 
-
-def paid(client: stripe.StripeClient, amount: int = 1000) -> stripe.PaymentIntent:
-    return client.v1.payment_intents.create(
-        params={
-            "amount": amount,
-            "currency": "usd",
-            "confirm": True,
-            "payment_method": "pm_card_visa",
-        }
-    )
+PaidIntent = Callable[..., stripe.PaymentIntent]
 
 
-def test_partial_then_full_then_refused(client: stripe.StripeClient) -> None:
-    pi = paid(client)
+def test_partial_then_full_then_refused(
+    client: stripe.StripeClient, paid_intent: PaidIntent
+) -> None:
+    pi = paid_intent(client)
     first = client.v1.refunds.create(
         params={"payment_intent": pi.id, "amount": 300, "reason": "requested_by_customer",
                 "metadata": {"why": "damaged"}}
@@ -52,8 +46,8 @@ def test_partial_then_full_then_refused(client: stripe.StripeClient) -> None:
     assert client.v1.refunds.retrieve(first.id).amount == 300
 
 
-def test_over_refund_first_time(client: stripe.StripeClient) -> None:
-    pi = paid(client)
+def test_over_refund_first_time(client: stripe.StripeClient, paid_intent: PaidIntent) -> None:
+    pi = paid_intent(client)
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1001})
     assert "greater than" in caught.value.user_message
@@ -77,8 +71,8 @@ def events_for(client: stripe.StripeClient, object_id: str) -> list[Any]:
     return [e for e, o in objs if object_id in (o.get("id"), o.get("payment_intent"))]
 
 
-def test_events_emitted(client: stripe.StripeClient) -> None:
-    pi = paid(client)
+def test_events_emitted(client: stripe.StripeClient, paid_intent: PaidIntent) -> None:
+    pi = paid_intent(client)
     types = [e.type for e in reversed(events_for(client, pi.id))]
     assert types == ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded"]
     client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
@@ -112,8 +106,8 @@ def test_event_shape_and_snapshot(client: stripe.StripeClient) -> None:
     assert again.data.object.status == "requires_payment_method"  # a snapshot, not live
 
 
-def test_event_filters(client: stripe.StripeClient) -> None:
-    paid(client)
+def test_event_filters(client: stripe.StripeClient, paid_intent: PaidIntent) -> None:
+    paid_intent(client)
     only = client.v1.events.list(params={"type": "charge.succeeded"})
     assert only.data and all(e.type == "charge.succeeded" for e in only.data)
     wild = client.v1.events.list(params={"type": "payment_intent.*", "limit": 100})

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
 
-from bookpay.emulator import EmulatorOptions, create_app, start_emulator
+from bookpay.emulator import EMULATOR_DB, EmulatorOptions, api, create_app, start_emulator
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "fixtures3.json"
 
@@ -35,9 +40,17 @@ def test_import_is_light() -> None:
 
 def test_emulator_imports_nothing_foreign() -> None:
     package = Path(__file__).resolve().parents[2] / "bookpay" / "emulator"
-    banned = re.compile(r"^\s*(from|import)\s+(stripe|typer|rich|bottle|bookpay|\.\.)", re.M)
+    banned = re.compile(r"^\s*(from|import)\s+(stripe|typer|rich|bottle|\.\.)", re.M)
+    # Of bookpay itself, only the pure data of bookpay.money and the version string.
+    own = re.compile(r"^\s*(from|import)\s+(bookpay\S*)(.*)$", re.M)
+    allowed = {("from", "bookpay", " import __version__"), ("from", "bookpay.money", None)}
     for source in package.glob("*.py"):
-        assert not banned.search(source.read_text()), source.name
+        text = source.read_text()
+        assert not banned.search(text), source.name
+        for how, module, rest in own.findall(text):
+            assert (how, module, rest) in allowed or (how, module, None) in allowed, (
+                f"{source.name}: {how} {module}{rest}"
+            )
 
 
 def test_starts_fast_and_port_in_use() -> None:
@@ -65,20 +78,12 @@ def test_create_app_is_wsgi() -> None:
         app.close()
 
 
-def test_state_survives_restart(tmp_path: Path) -> None:
+def test_state_survives_restart(tmp_path: Path, paid_intent: Callable[..., Any]) -> None:
     db = tmp_path / "data" / "emulator.sqlite3"
     options = EmulatorOptions(db_path=db, retry_schedule=(0.05,))
     with start_emulator(options=options) as emu:
         client = client_for(emu)
-        pi = client.v1.payment_intents.create(
-            params={
-                "amount": 1000,
-                "currency": "usd",
-                "confirm": True,
-                "payment_method": "pm_card_visa",
-            },
-            options={"idempotency_key": "persist"},
-        )
+        pi = paid_intent(client, options={"idempotency_key": "persist"})
         # An endpoint nobody answers: its delivery stays owed across the restart.
         client.v1.webhook_endpoints.create(
             params={"url": "http://127.0.0.1:9/down", "enabled_events": ["charge.refunded"]}
@@ -88,15 +93,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
         client = client_for(emu)
         assert client.v1.payment_intents.retrieve(pi.id).status == "succeeded"
         assert client.v1.charges.retrieve(pi.latest_charge).amount == 1000
-        replay = client.v1.payment_intents.create(
-            params={
-                "amount": 1000,
-                "currency": "usd",
-                "confirm": True,
-                "payment_method": "pm_card_visa",
-            },
-            options={"idempotency_key": "persist"},
-        )
+        replay = paid_intent(client, options={"idempotency_key": "persist"})
         assert replay.id == pi.id
         assert len(client.v1.events.list().data) == 3
 
@@ -165,20 +162,15 @@ def examples() -> dict[str, Any]:
     return json.loads(FIXTURES.read_text())["resources"]
 
 
-def test_object_shapes_match_stripe_examples(examples: dict[str, Any]) -> None:
+def test_object_shapes_match_stripe_examples(
+    examples: dict[str, Any], paid_intent: Callable[..., Any]
+) -> None:
     with start_emulator() as emu:
         client = client_for(emu)
         we = client.v1.webhook_endpoints.create(
             params={"url": "http://127.0.0.1:9/x", "enabled_events": ["*"]}
         )
-        pi = client.v1.payment_intents.create(
-            params={
-                "amount": 1000,
-                "currency": "usd",
-                "confirm": True,
-                "payment_method": "pm_card_visa",
-            }
-        )
+        pi = paid_intent(client)
         refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
         ours = {
             "payment_intent": client.v1.payment_intents.retrieve(pi.id),
@@ -199,3 +191,137 @@ def test_object_shapes_match_stripe_examples(examples: dict[str, Any]) -> None:
         assert card_keys <= set(ours["payment_method"].to_dict()["card"])
         listing = client.v1.payment_intents.list().to_dict()
         assert set(listing) >= {"object", "data", "has_more", "url"}
+
+
+# --- starting, addresses, the store file ----------------------------------------------------
+
+
+def test_busy_port_leaves_nothing_open() -> None:
+    with start_emulator() as emu:
+        threads = threading.active_count()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                with pytest.raises(OSError, match="already in use") as caught:
+                    start_emulator(port=emu.port)
+            del caught
+            gc.collect()
+        leaks = [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)]
+        assert leaks == []
+        # No app was built: no store, no delivery thread.
+        assert threading.active_count() == threads
+
+
+def ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def healthy(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+        return json.loads(answer.read())["ok"] is True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_ipv6_url(host: str) -> None:
+    with start_emulator(host) as emu:
+        assert emu.host == host and emu.url == f"http://[::1]:{emu.port}"
+        assert healthy(emu.url)
+
+
+def test_wildcard_url_is_loopback() -> None:
+    with start_emulator("0.0.0.0") as emu:
+        assert emu.host == "0.0.0.0" and emu.url == f"http://127.0.0.1:{emu.port}"
+        assert healthy(emu.url)
+
+
+def test_unresolvable_host_is_an_oserror() -> None:
+    with pytest.raises(OSError, match=r"cannot start the emulator on no-such-host\.invalid:0"):
+        start_emulator("no-such-host.invalid")
+
+
+def test_db_file_name() -> None:
+    assert EMULATOR_DB == "emulator.sqlite3"
+
+
+def test_store_file_from_before_the_reference_columns(
+    tmp_path: Path, paid_intent: Callable[..., Any]
+) -> None:
+    db = tmp_path / EMULATOR_DB
+    options = EmulatorOptions(db_path=db)
+    with start_emulator(options=options) as emu:
+        client = client_for(emu)
+        pi = paid_intent(client, amount=2000)
+        refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 500})
+    # Rewrite the file as an emulator without the payment_intent and charge columns left it.
+    con = sqlite3.connect(db)
+    con.executescript(
+        """
+        DROP INDEX objects_payment_intent;
+        DROP INDEX objects_charge;
+        CREATE TABLE old (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
+                          type TEXT NOT NULL, created INTEGER NOT NULL, data TEXT NOT NULL);
+        INSERT INTO old SELECT seq, id, type, created, data FROM objects;
+        DROP TABLE objects;
+        ALTER TABLE old RENAME TO objects;
+        CREATE INDEX objects_type ON objects (type, seq);
+        PRAGMA user_version = 0;
+        """
+    )
+    con.close()
+    with start_emulator(options=options) as emu:
+        client = client_for(emu)
+        charge = client.v1.charges.retrieve(pi.latest_charge)
+        assert [r.id for r in charge.refunds.data] == [refund.id]
+        listed = client.v1.charges.list(params={"payment_intent": pi.id})
+        assert [c.id for c in listed.data] == [pi.latest_charge]
+        by_charge = client.v1.refunds.list(params={"charge": pi.latest_charge})
+        assert [r.id for r in by_charge.data] == [refund.id]
+        # New objects land in the migrated table as well.
+        second = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
+        by_pi = client.v1.refunds.list(params={"payment_intent": pi.id})
+        assert [r.id for r in by_pi.data] == [second.id, refund.id]
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+        rows = con.execute(
+            "SELECT type, payment_intent, charge FROM objects WHERE type IN ('charge', 'refund')"
+            " ORDER BY seq"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [
+        ("charge", pi.id, None),
+        ("refund", pi.id, pi.latest_charge),
+        ("refund", pi.id, pi.latest_charge),
+    ]
+
+
+def test_stripe_js_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "stripe-v3.js"
+    monkeypatch.setattr(api, "STATIC_JS", script)
+    monkeypatch.setattr(api, "_static_bytes", None)
+    app = create_app(EmulatorOptions())
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v3", "SERVER_NAME": "x",
+               "SERVER_PORT": "1", "wsgi.url_scheme": "http"}  # fmt: skip
+
+    def get() -> tuple[str, bytes]:
+        seen: list[str] = []
+        body = b"".join(app(dict(environ), lambda status, headers: seen.append(status)))
+        return seen[0], body
+
+    try:
+        assert get() == ("404 Not Found", b"stripe-v3.js is not installed\n")
+        script.write_text("window.Stripe = function () {};\n")
+        assert get() == ("200 OK", b"window.Stripe = function () {};\n")
+        script.unlink()  # read once: served from memory from now on
+        assert get() == ("200 OK", b"window.Stripe = function () {};\n")
+    finally:
+        app.close()

@@ -93,17 +93,12 @@ def test_enabled_events_must_be_real() -> None:
         assert [e.id for e in client.v1.webhook_endpoints.list().data] == [we.id]
 
 
-def test_delivery_signed_and_counted(client: stripe.StripeClient, emu: Any, receiver: Any) -> None:
+def test_delivery_signed_and_counted(
+    client: stripe.StripeClient, emu: Any, receiver: Any, paid_intent: Callable[..., Any]
+) -> None:
     we = endpoint(client, receiver.url, ["payment_intent.succeeded", "charge.succeeded"])
     try:
-        pi = client.v1.payment_intents.create(
-            params={
-                "amount": 1234,
-                "currency": "usd",
-                "confirm": True,
-                "payment_method": "pm_card_visa",
-            }
-        )
+        pi = paid_intent(client, amount=1234)
         got = receiver.wait_for(2)
         kinds = []
         for request in got:
@@ -250,15 +245,10 @@ def test_3ds_without_return_url(client: stripe.StripeClient, call: Callable[...,
     assert wrong.status == 404
 
 
-def test_receipt_page(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
-    pi = client.v1.payment_intents.create(
-        params={
-            "amount": 1999,
-            "currency": "usd",
-            "confirm": True,
-            "payment_method": "pm_card_visa",
-        }
-    )
+def test_receipt_page(
+    client: stripe.StripeClient, call: Callable[..., Any], paid_intent: Callable[..., Any]
+) -> None:
+    pi = paid_intent(client, amount=1999)
     charge = client.v1.charges.retrieve(pi.latest_charge)
     page = call("GET", urlsplit(charge.receipt_url).path, key=None)
     assert page.status == 200 and "$19.99" in page.body.decode() and "4242" in page.body.decode()

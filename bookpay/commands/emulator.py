@@ -31,14 +31,11 @@ def emulator(
 
     Example: bookpay emulator --port 12111 --ephemeral
     """
-    from bookpay.emulator import EmulatorOptions, start_emulator
+    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
     from bookpay.errors import UsageError
 
     settings = state(ctx).settings
-    db_path = None
-    if not ephemeral:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db_path = settings.data_dir / "emulator.sqlite3"
+    db_path = None if ephemeral else settings.data_dir / EMULATOR_DB
     options = EmulatorOptions(db_path=db_path, latency=latency / 1000)
     try:
         running = start_emulator(host, port, options)

@@ -2,9 +2,10 @@
 
 Routes are thin: they validate what the browser sent, ask the core (catalog, gateway, fulfiller,
 webhook receiver), and render. Everything a browser can cause to go wrong is a ``BookpayError``,
-translated into a status and a JSON body or an HTML page in exactly one place (``_ErrorPlugin``);
-nothing answers with a traceback. Amounts come from the catalog, never from the request, and the
-``return_url`` comes from the settings or the server's own address, never from the Host header.
+translated into a status and a JSON body or an HTML page in exactly one place
+(``_error_response``, for ``_ErrorPlugin`` and Bottle's own errors alike); nothing answers with a
+traceback. Amounts come from the catalog, never from the request, and the ``return_url`` comes
+from the settings or the server's own address, never from the Host header.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, UsageError
+from bookpay.orders import ownership_problem
 from bookpay.web import inputs
 from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.views import Templates, checkout_href, receipt, script_json
@@ -85,12 +87,7 @@ class Services:
 
         return self._get(
             "receiver",
-            lambda: webhooks.WebhookReceiver(
-                self.settings,
-                self.ledger,
-                self.fulfiller,
-                secrets=list(self.settings.webhook_secrets),
-            ),
+            lambda: webhooks.WebhookReceiver(self.settings, self.ledger, self.fulfiller),
         )
 
     @property
@@ -125,8 +122,17 @@ def _wants_json() -> bool:
     return bottle.request.path in API_PATHS
 
 
+def _error_response(templates: Templates, status: int, error: dict, message: str) -> str:
+    """``error`` as JSON on the API paths; elsewhere the error page, saying ``message``."""
+    if _wants_json():
+        bottle.response.content_type = "application/json"
+        return json.dumps({"error": error})
+    bottle.response.content_type = "text/html; charset=UTF-8"
+    return templates.render("error", title=_HEADINGS.get(status, "Error"), message=message)
+
+
 class _ErrorPlugin:
-    """The one place a BookpayError (or anything unexpected) becomes a response."""
+    """Where a BookpayError (or anything unexpected) raised by a route becomes a response."""
 
     name = "bookpay_errors"
     api = 2
@@ -148,12 +154,9 @@ class _ErrorPlugin:
 
         return wrapper
 
-    def respond(self, status: int, error: dict, message: str):
+    def respond(self, status: int, error: dict, message: str) -> str:
         bottle.response.status = status
-        if _wants_json():
-            return {"error": error}
-        bottle.response.content_type = "text/html; charset=UTF-8"
-        return self.templates.render("error", title=_HEADINGS.get(status, "Error"), message=message)
+        return _error_response(self.templates, status, error, message)
 
 
 _INTERNAL = {
@@ -226,12 +229,8 @@ def create_app(
     def on_error(err: bottle.HTTPError):
         secure(bottle.response)
         message, code = _BOTTLE_ERRORS.get(err.status_code, (err.body or "Error", "http_error"))
-        if _wants_json():
-            bottle.response.content_type = "application/json"
-            return json.dumps({"error": {"message": message, "code": code}})
-        bottle.response.content_type = "text/html; charset=UTF-8"
-        return templates.render(
-            "error", title=_HEADINGS.get(err.status_code, "Error"), message=message
+        return _error_response(
+            templates, err.status_code, {"message": message, "code": code}, message
         )
 
     for status in _BOTTLE_ERRORS:
@@ -312,14 +311,11 @@ def create_app(
 
     @app.post("/webhook")
     def webhook():
-        if bottle.request.content_length > MAX_WEBHOOK_BODY:
-            raise inputs.PayloadTooLarge("The webhook payload is too large.")
-        payload = bottle.request.body.read(MAX_WEBHOOK_BODY + 1)
-        if len(payload) > MAX_WEBHOOK_BODY:
-            raise inputs.PayloadTooLarge("The webhook payload is too large.")
+        payload = inputs.read_body(
+            bottle.request, MAX_WEBHOOK_BODY, "The webhook payload is too large."
+        )
         signature = bottle.request.get_header("Stripe-Signature")
-        result = services.receiver.handle(payload, signature)
-        return result if isinstance(result, dict) else {"received": True}
+        return services.receiver.handle(payload, signature)
 
     @app.get("/healthz")
     def healthz():
@@ -354,8 +350,7 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     expected = str(intent.get("client_secret") or "")
     if not expected or not hmac.compare_digest(client_secret.encode(), expected.encode()):
         raise not_found
-    metadata = intent.get("metadata") or {}
-    if metadata.get("integration") != "bookpay" or metadata.get("item_id") not in services.catalog:
+    if ownership_problem(intent) or intent["metadata"]["item_id"] not in services.catalog:
         raise not_found
     return intent
 
@@ -389,18 +384,20 @@ def ensure_emulator(settings: Settings, host: str, port: int | None):
                 return dataclasses.replace(settings, emulator_url=wanted), None
     except (OSError, ValueError, AttributeError):
         pass  # no emulator answers there: start one
-    from bookpay.emulator import EmulatorOptions, start_emulator
+    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
 
-    options = EmulatorOptions(db_path=settings.data_dir / "emulator.sqlite3")
+    options = EmulatorOptions(db_path=settings.data_dir / EMULATOR_DB)
     try:
         emulator = start_emulator(host, port, options)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             message = f"Port {port} on {host} is in use, and not by a bookpay emulator."
         else:
-            message = f"Cannot start the emulator on {host}:{port}: {exc.strerror or exc}."
+            # The emulator wraps the socket's error in one that names itself; say the cause once.
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            reason = " ".join(str(cause.strerror or cause).split())  # one line, whatever it says
+            message = f"Cannot start the emulator on {host}:{port}: {reason}."
         raise UsageError(
             message, hint="Choose another port with --emulator-port.", code="port_in_use"
         ) from None
-    url = f"http://{url_host(host)}:{emulator.port}"
-    return dataclasses.replace(settings, emulator_url=url), emulator
+    return dataclasses.replace(settings, emulator_url=emulator.url), emulator

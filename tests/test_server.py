@@ -914,6 +914,25 @@ def test_serve_refuses_a_port_in_use_in_one_line(cli_env):
     assert "Traceback" not in result.output
 
 
+def test_serve_leaves_no_logging_handler_behind(cli_env):
+    import logging
+
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app as cli
+
+    loggers = [logging.getLogger(name) for name in ("bookpay", "waitress")]
+    before = [list(logger.handlers) for logger in loggers]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        for _ in range(3):
+            result = CliRunner().invoke(cli, ["serve", "--port", str(port)], env=cli_env)
+            assert result.exit_code == 2
+    assert [list(logger.handlers) for logger in loggers] == before
+
+
 def test_serve_checks_the_settings_first(cli_env):
     from typer.testing import CliRunner
 

@@ -36,34 +36,53 @@ def serve(
 
     Example: bookpay serve --port 4242
     """
-    settings = state(ctx).settings.check()
-    _configure_logging(settings.debug)
+    settings = state(ctx).settings  # checked by the launcher, before anything starts
     from bookpay.server import serve as run
 
     def say(line: str) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    run(
-        settings,
-        host=host,
-        port=port,
-        emulator_port=emulator_port,
-        open_browser=open_browser,
-        say=say,
-    )
+    handler = _configure_logging(settings.debug)
+    try:
+        run(
+            settings,
+            host=host,
+            port=port,
+            emulator_port=emulator_port,
+            open_browser=open_browser,
+            say=say,
+        )
+    finally:
+        _remove_handler(handler)
 
 
-def _configure_logging(debug: bool) -> None:
-    """bookpay's own warnings (a failed fulfilment) on stderr; waitress only when it matters."""
+LOGGERS = ("bookpay", "waitress")
+HANDLER_NAME = "bookpay-serve"
+
+
+def _configure_logging(debug: bool) -> logging.Handler:
+    """bookpay's own warnings (a failed fulfilment) on stderr; waitress only when it matters.
+
+    One handler, named, on the sys.stderr of this run: serve runs more than once in one process
+    (tests invoke it in-process), and an earlier run's handler would write to a closed stream.
+    """
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("bookpay")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    waitress = logging.getLogger("waitress")
-    waitress.addHandler(handler)
-    waitress.setLevel(logging.INFO if debug else logging.WARNING)
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == HANDLER_NAME]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+    logging.getLogger("bookpay").setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.getLogger("waitress").setLevel(logging.INFO if debug else logging.WARNING)
+    return handler
+
+
+def _remove_handler(handler: logging.Handler) -> None:
+    for name in LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
 
 
 app = typer.Typer(add_completion=False)

@@ -1,1 +1,2 @@
-"""Helpers of the checkout server (``bookpay.server``): security headers and the WSGI runner."""
+"""The checkout server's parts (``bookpay.server``): request inputs, views and templates, security
+headers, the WSGI runner, and the `bookpay serve` launcher."""

@@ -43,16 +43,28 @@ class AttemptFinished(UsageError):
         return {**super().to_dict(), "paymentIntentId": self.intent_id, "status": self.status}
 
 
+def read_body(request: bottle.BaseRequest, limit: int, message: str) -> bytes:
+    """The raw request body, or PayloadTooLarge(``message``) if it is longer than ``limit`` bytes.
+
+    Checked before reading (the declared length) and after (a chunked body declares none), so no
+    more than ``limit + 1`` bytes are ever read.
+    """
+    if request.content_length > limit:
+        raise PayloadTooLarge(message)
+    raw = request.body.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(message)
+    return raw
+
+
 def read_json_object(request: bottle.BaseRequest) -> dict:
     """The request body as a JSON object, refusing what a checkout page would never send."""
     content_type = request.content_type.split(";", 1)[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMediaType("Send the request as JSON (Content-Type: application/json).")
-    if request.content_length > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"The request body is larger than {MAX_JSON_BODY} bytes.")
-    raw = request.body.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"The request body is larger than {MAX_JSON_BODY} bytes.")
+    raw = read_body(
+        request, MAX_JSON_BODY, f"The request body is larger than {MAX_JSON_BODY} bytes."
+    )
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):

@@ -42,7 +42,6 @@ def serve(
     try:
         note = ""
         if settings.is_emulated:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
             settings, emulator = ensure_emulator(settings, host, emulator_port)
             note = "started here" if emulator else "already running"
         services = Services(settings)

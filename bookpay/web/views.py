@@ -55,7 +55,7 @@ def receipt(intent: dict, book: Book) -> dict:
         "email": intent.get("receipt_email") or billing.get("email") or "",
         "shipping": address_lines(intent.get("shipping")),
         "receipt_url": receipt_url if receipt_url.startswith(("https://", "http://")) else "",
-        "reason": failure_reason(error) if error else "",
+        "reason": shopper_message(error) if error else "",
         "retry_href": checkout_href(book),
     }
 
@@ -80,8 +80,10 @@ _CARD_MESSAGES = {
 }
 
 
-def failure_reason(error: dict) -> str:
+def shopper_message(error: dict) -> str:
     """Why a payment failed, in words for the shopper: never the API's text for developers.
+
+    Not ``orders.failure_reason``, which keeps the codes and the API's text for the ledger.
 
     A card_error's message is written for shoppers (Stripe shows it as is); every other type
     (invalid_request_error for a failed 3-D Secure check, api_error, ...) is not.

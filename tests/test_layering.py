@@ -123,3 +123,19 @@ def test_debug_tracebacks_never_show_local_variables():
     assert done.returncode == 1
     assert "RuntimeError" in done.stderr and "boom" in done.stderr
     assert "TOPSECRETVALUE" not in done.stderr + done.stdout
+
+
+def test_the_suite_needs_nothing_beside_the_repository():
+    """A fresh clone is all `make test` gets: no test, benchmark or script reads ../shared."""
+    root = PACKAGE.parent
+    offenders = []
+    for folder in ("bookpay", "tests", "bench", "scripts"):
+        for path in (root / folder).rglob("*"):
+            if path.suffix not in {".py", ".js", ".sh", ""} or not path.is_file():
+                continue
+            if path == Path(__file__).resolve():
+                continue  # this test names what it looks for
+            text = path.read_text(errors="replace")
+            if '"shared"' in text or "../shared" in text or "'shared'" in text:
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == [], "vendor what these need under tests/ instead"

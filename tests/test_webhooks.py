@@ -26,8 +26,8 @@ from bookpay.webhooks import WebhookReceiver, sign
 
 SECRET = "whsec_test_current"
 OLD_SECRET = "whsec_test_previous"
-# ../shared beside the project, in every checkout and in CI.
-STRIPE_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "stripe" / "fixtures3.json"
+# Stripe's example objects, vendored with their licence (tests/reference/stripe/README.md).
+STRIPE_EXAMPLES = Path(__file__).resolve().parent / "reference" / "stripe" / "fixtures3.json"
 
 
 class FakeGateway:

@@ -22,7 +22,8 @@ import stripe
 
 from bookpay.emulator import EMULATOR_DB, EmulatorOptions, api, create_app, start_emulator
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "fixtures3.json"
+# Stripe's example objects, vendored with their licence (tests/reference/stripe/README.md).
+FIXTURES = Path(__file__).resolve().parents[1] / "reference" / "stripe" / "fixtures3.json"
 
 
 def client_for(emu: Any) -> stripe.StripeClient:

@@ -285,8 +285,11 @@ class Gateway:
         return created["secret"]
 
     def ping(self) -> None:
-        """Raise StripeUnavailable (or ConfigError for a bad key) unless the API answers."""
-        self._request("get", "/v1/payment_intents", {"limit": 1})
+        """Raise StripeUnavailable (or ConfigError for a bad key) unless the API answers.
+
+        One try, no retries: a readiness check wants to know now, and will ask again.
+        """
+        self._request("get", "/v1/payment_intents", {"limit": 1}, retries=0)
 
     # The one boundary where stripe's exceptions become bookpay's -----------------------------
 
@@ -298,6 +301,7 @@ class Gateway:
         *,
         idempotency_key: str | None = None,
         with_headers: bool = False,
+        retries: int | None = None,
     ) -> Any:
         """One API call, answered as plain JSON.
 
@@ -306,7 +310,9 @@ class Gateway:
         objects that would only be turned back into dicts: that halves the client's cost of a
         retrieve, which the webhook handler makes for every event.
         """
-        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        if retries is not None:
+            options["max_network_retries"] = retries
         # The guard is outermost, so it sees bookpay's errors: a StripeUnavailable is a failure
         # of Stripe, a refusal (a decline, a 404) is Stripe answering.
         with self.guard.call(), self._translate(), self._budget.running():

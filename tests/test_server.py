@@ -16,6 +16,8 @@ import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -497,11 +499,12 @@ def test_a_lying_content_length_cannot_make_the_server_read_more(app):
     assert response.json()["error"]["code"] == "invalid_json"
 
 
-def test_stripe_unreachable_is_a_502_json_error(settings):
+def test_stripe_unreachable_is_a_503_json_error_with_retry_after(settings):
     dead = dataclasses.replace(settings, emulator_url=f"http://127.0.0.1:{dead_port()}")
     app = create_app(dead, public_url=PUBLIC_URL)
     response = post_json(app, {"item": "1", "attemptId": new_attempt()})
-    assert response.status in (502, 503)
+    assert response.status == 503
+    assert int(response.headers["Retry-After"]) >= 1
     error = response.json()["error"]
     assert error["code"] == "stripe_unavailable"
     assert "reach" in error["message"]
@@ -509,7 +512,8 @@ def test_stripe_unreachable_is_a_502_json_error(settings):
     # the pages that don't need Stripe still work, and the return page says what is wrong
     assert get(app, "/checkout?item=1").status == 200
     page = get(app, success_url("pi_123", "pi_123_secret_abc"))
-    assert page.status in (502, 503)
+    assert page.status == 503
+    assert int(page.headers["Retry-After"]) >= 1
     assert page.headers["Content-Type"] == "text/html; charset=UTF-8"
 
 
@@ -789,6 +793,102 @@ def test_healthz(app, stripe_settings):
     assert get(stripe_app, "/healthz").json() == {"ok": True, "mode": "stripe"}
 
 
+def test_readyz_says_whether_stripe_answers(app, settings):
+    response = get(app, "/readyz")
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body["ready"] is True and body["mode"] == "emulator"
+    assert body["stripe"]["circuit"] == "closed" and body["stripe"]["check"] == "ok"
+    dead = dataclasses.replace(settings, emulator_url=f"http://127.0.0.1:{dead_port()}")
+    response = get(create_app(dead, public_url=PUBLIC_URL), "/readyz")
+    assert response.status == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["ready"] is False
+    assert response.json()["error"]["code"] == "not_ready"
+    assert "reach the emulator" in response.json()["error"]["message"]
+
+
+class CountingGateway:
+    """A real gateway whose pings are counted."""
+
+    def __init__(self, gateway) -> None:
+        self._gateway = gateway
+        self.pings = 0
+
+    def __getattr__(self, name):
+        return getattr(self._gateway, name)
+
+    def ping(self):
+        self.pings += 1
+        return self._gateway.ping()
+
+
+@pytest.fixture
+def hung_stripe():
+    """Settings whose Stripe accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_readyz_is_bounded_and_never_piles_up_on_a_hung_stripe(settings, hung_stripe):
+    from bookpay.config import StripeLimits
+    from bookpay.payments import Gateway
+    from bookpay.server import READY_WAIT
+
+    limits = StripeLimits(read_timeout=3, total_timeout=3)
+    hung = dataclasses.replace(
+        settings, emulator_url=f"http://127.0.0.1:{hung_stripe}", stripe_limits=limits
+    )
+    gateway = CountingGateway(Gateway(hung))
+    app = create_app(hung, gateway=gateway, public_url=PUBLIC_URL)
+    answers = []
+
+    def ask():
+        started = time.monotonic()
+        response = get(app, "/readyz")
+        answers.append((response, time.monotonic() - started))
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(answers) == 20
+    for response, seconds in answers:
+        assert response.status == 503
+        assert response.json()["error"]["code"] == "not_ready"
+        assert seconds < READY_WAIT + 2  # never the 3 s the ping itself may take
+    assert gateway.pings == 1
+    assert get(app, "/healthz").status == 200  # liveness never asks Stripe
+
+
+def test_readyz_answers_at_once_while_the_breaker_is_open(settings):
+    from bookpay.config import StripeLimits
+    from bookpay.payments import Gateway
+
+    limits = StripeLimits(failure_threshold=1, cooldown=60)
+    dead = dataclasses.replace(
+        settings, emulator_url=f"http://127.0.0.1:{dead_port()}", stripe_limits=limits
+    )
+    gateway = CountingGateway(Gateway(dead))
+    app = create_app(dead, gateway=gateway, public_url=PUBLIC_URL)
+    response = post_json(app, {"item": "1", "attemptId": new_attempt()})  # opens the breaker
+    assert response.json()["error"]["code"] == "stripe_unavailable"
+    response = get(app, "/readyz")
+    assert response.status == 503
+    assert 50 <= int(response.headers["Retry-After"]) <= 60
+    assert response.json()["stripe"]["circuit"] == "open"
+    assert gateway.pings == 0
+    response = post_json(app, {"item": "1", "attemptId": new_attempt()})
+    assert response.status == 503
+    assert response.json()["error"]["code"] == "stripe_circuit_open"
+    assert 50 <= int(response.headers["Retry-After"]) <= 60
+
+
 def test_api_routes_answer_404_and_405_in_json(app):
     response = get(app, "/create-payment-intent")
     assert response.status == 405
@@ -829,6 +929,7 @@ EVERY_KIND_OF_RESPONSE = [
     ("GET", "/covers/1.svg"),
     ("GET", "/static/style.css"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/no/such/page"),
     ("GET", "/create-payment-intent"),
     ("POST", "/create-payment-intent"),

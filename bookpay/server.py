@@ -337,7 +337,9 @@ def create_app(
         payload = inputs.read_body(
             bottle.request, MAX_WEBHOOK_BODY, "The webhook payload is too large."
         )
-        signature = bottle.request.get_header("Stripe-Signature")
+        # The raw WSGI value: Bottle's get_header decodes it as UTF-8, which raises for some bytes;
+        # the receiver refuses anything that is not a plain ASCII signature header anyway.
+        signature = bottle.request.environ.get("HTTP_STRIPE_SIGNATURE")
         return services.receiver.handle(payload, signature)
 
     @app.get("/healthz")

@@ -1144,6 +1144,53 @@ def test_serve_in_stripe_mode_warns_without_a_webhook_secret(tmp_path):
     assert "sk_test_51Hsecret" not in err
 
 
+def test_serve_sizes_its_server_from_its_options_and_says_so(tmp_path):
+    env = {
+        "STRIPE_SECRET_KEY": "sk_test_51Hsecretsecretsecret1234",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_51Hpublicpublicpublic9876",
+        "STRIPE_WEBHOOK_SECRET": "whsec_capacity",
+        "BOOKPAY_DATA_DIR": str(tmp_path / "data"),
+    }
+    args = ["--port", "0", "--threads", "9", "--connection-limit", "77", "--idle-timeout", "5"]
+    served = Served(args, env)
+    try:
+        assert (
+            "Capacity: 9 threads (6 may wait on Stripe, for 15 s at most), 77 connections, "
+            "idle ones closed after 5 s."
+        ) in served.lines
+    finally:
+        code, _, _ = served.stop()
+    assert code == 0
+
+
+def test_serve_options_reach_the_server(cli_env, monkeypatch):
+    from typer.testing import CliRunner
+
+    import bookpay.server
+    from bookpay.cli import app as cli
+    from bookpay.web.runner import DEFAULT_CAPACITY, Capacity
+
+    seen = []
+    monkeypatch.setattr(bookpay.server, "serve", lambda settings, **options: seen.append(options))
+    args = ["serve", "--threads", "12", "--connection-limit", "300", "--idle-timeout", "7"]
+    assert CliRunner().invoke(cli, args, env=cli_env).exit_code == 0
+    assert CliRunner().invoke(cli, ["serve"], env=cli_env).exit_code == 0
+    assert [options["capacity"] for options in seen] == [Capacity(12, 300, 7), DEFAULT_CAPACITY]
+    refused = CliRunner().invoke(cli, ["serve", "--threads", "1"], env=cli_env)
+    assert refused.exit_code == 2
+    assert "--threads" in refused.stderr
+
+
+def test_the_stripe_bulkhead_leaves_a_third_of_the_threads_for_everything_else():
+    from bookpay.config import StripeLimits
+    from bookpay.web.launch import _bounded_bulkhead
+    from bookpay.web.runner import Capacity
+
+    settings = Settings(stripe_limits=StripeLimits(max_concurrent=32))
+    assert _bounded_bulkhead(settings, Capacity(threads=48)) is settings
+    assert _bounded_bulkhead(settings, Capacity(threads=9)).stripe_limits.max_concurrent == 6
+
+
 def test_success_page_with_the_real_ledger_fulfils_once(settings):
     app = create_app(settings, public_url=PUBLIC_URL)  # orders and webhooks built on demand
     created = create_intent(app, "1")

@@ -273,14 +273,16 @@ def emulator_process():
         process.wait()
 
 
-def request(url: str, method: str, path: str, body: dict | None = None, timeout: float = 30):
+def request(
+    url: str, method: str, path: str, body: dict | None = None, headers: dict | None = None
+):
     """(status, headers, body, seconds) for one request on a fresh connection."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     started = time.monotonic()
     try:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**({"Content-Type": "application/json"} if body else {}), **(headers or {})}
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         payload = response.read()
@@ -300,7 +302,12 @@ def hung_shop(tmp_path, emulator_process):
     from bookpay.web import runner
 
     process, emulator_url = emulator_process
-    settings = Settings(data_dir=tmp_path / "data", emulator_url=emulator_url, stripe_limits=HUNG)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        emulator_url=emulator_url,
+        stripe_limits=HUNG,
+        webhook_secrets=("whsec_hung",),
+    )
     gateway = Gateway(settings)
     apps = []
 
@@ -344,6 +351,11 @@ def test_a_hung_stripe_does_not_freeze_the_shop(hung_shop):
             status, _, _, seconds = request(url, "GET", path)
             assert status == 200, path
             assert seconds < SLACK, (path, seconds)
+        # Webhook signatures are still checked (and forgeries refused) without asking Stripe.
+        forged = {"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"}
+        status, _, body, seconds = request(url, "POST", "/webhook", {"id": "evt_1"}, forged)
+        assert (status, json.loads(body)["error"]["code"]) == (400, "invalid_signature")
+        assert seconds < SLACK
         assert gateway.guard.bulkhead.in_use == HUNG.max_concurrent  # still waiting meanwhile
 
         for thread in threads:

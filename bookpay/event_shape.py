@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +144,7 @@ def object_kind(event_type: str) -> str | None:
     return None
 
 
-def parse(payload: bytes, handled: frozenset[str] | set[str] | tuple[str, ...]) -> Event:
+def parse(payload: bytes, handled: Collection[str]) -> Event:
     """The event in ``payload`` (already verified), checked; InvalidEvent otherwise.
 
     Events of a type in ``handled`` must carry the object that type is about, with every field

@@ -247,11 +247,11 @@ class WebhookReceiver:
         return self.ledger.record_intent(intent, status="disputed", note=note)
 
 
-def _retrieve(fetch: Callable[[str], dict], object_id: str | None) -> dict:
-    """``fetch(object_id)``, with "Stripe does not know it" turned into an ignored event."""
-    if not object_id:
+def _retrieve(fetch: Callable[[str], dict], wanted: str | None) -> dict:
+    """``fetch(wanted)``, with "Stripe does not know it" turned into an ignored event."""
+    if not wanted:
         raise _Ignored("no object id")
     try:
-        return fetch(object_id)
+        return fetch(wanted)
     except NotFound:
-        raise _Ignored(f"Stripe does not know {object_id}") from None
+        raise _Ignored(f"Stripe does not know {wanted}") from None

@@ -33,22 +33,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.common import emulator_process
+
 INTENTS = 400
 REPLAYED = 1000
 SENDERS = 8
 SECRET = "whsec_bench_secret"
 INGEST_TARGET = 200.0  # events per second
 REPLAY_TARGET = 10.0  # seconds for REPLAYED events
-
-# The emulator in a child process: prints its URL, runs until its stdin closes.
-EMULATOR = """
-import sys
-from bookpay.emulator import EmulatorOptions, start_emulator
-running = start_emulator("127.0.0.1", 0, EmulatorOptions())
-print(running.url, flush=True)
-sys.stdin.read()
-running.stop()
-"""
 
 
 class CapturedGateway:
@@ -171,13 +163,9 @@ def main() -> dict:
     from bookpay.config import Settings
     from bookpay.payments import Gateway
 
-    emulator = subprocess.Popen(
-        [sys.executable, "-c", EMULATOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
     shops: list[Shop] = []
     try:
-        emulator_url = emulator.stdout.readline().strip().rstrip("/")
-        with tempfile.TemporaryDirectory() as name:
+        with emulator_process() as (_, emulator_url), tempfile.TemporaryDirectory() as name:
             folder = Path(name)
 
             def settings(sub: str) -> Settings:
@@ -213,8 +201,6 @@ def main() -> dict:
     finally:
         for shop in shops:
             shop.close()
-        emulator.stdin.close()
-        emulator.wait(10)
 
     figures = {
         "ingest_events": INTENTS,

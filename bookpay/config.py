@@ -68,6 +68,36 @@ def key_kind(key: str) -> tuple[str, str] | None:
 
 
 @dataclass(frozen=True)
+class StripeLimits:
+    """How long a call to Stripe may take and how many may wait at once.
+
+    Sized for a checkout: a shopper waits for the answer, so a hung Stripe must become an error
+    (HTTP 503, exit 4) within ``total_timeout`` seconds, retries and their back-off included,
+    never the 80 s per try stripe-python allows by default.
+    """
+
+    connect_timeout: float = 3.0  # one lost SYN is retransmitted after 1 s; two would be 3 s
+    read_timeout: float = 10.0  # per attempt: the longest a PaymentIntent call normally takes
+    total_timeout: float = 15.0  # per call: every attempt and back-off sleep together
+    max_retries: int = 2  # stripe-python's network retries, same idempotency key
+    max_concurrent: int = 32  # calls waiting on Stripe at once (the bulkhead); more get a 503
+    failure_threshold: int = 5  # consecutive failures that open the circuit breaker
+    cooldown: float = 5.0  # seconds the open breaker fails fast before one probe call
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in ("connect_timeout", "read_timeout", "total_timeout", "cooldown"):
+            if not getattr(self, name) > 0:
+                found.append(f"the Stripe limit {name} must be more than 0")
+        for name in ("max_concurrent", "failure_threshold"):
+            if getattr(self, name) < 1:
+                found.append(f"the Stripe limit {name} must be at least 1")
+        if self.max_retries < 0:
+            found.append("the Stripe limit max_retries must not be negative")
+        return found
+
+
+@dataclass(frozen=True)
 class Settings:
     secret_key: str | None = None
     publishable_key: str | None = None
@@ -79,6 +109,7 @@ class Settings:
     catalog_path: Path | None = None
     smtp_url: str | None = None
     debug: bool = False
+    stripe_limits: StripeLimits = field(default_factory=StripeLimits)
     # Where each value came from ("environment", ".env", "default"), for `config check`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -161,6 +192,7 @@ class Settings:
             found.append(f"BOOKPAY_BASE_URL must be an http(s) URL, got {self.base_url!r}")
         if not self.emulator_url.startswith(("http://", "https://")):
             found.append(f"BOOKPAY_EMULATOR_URL must be an http(s) URL, got {self.emulator_url!r}")
+        found.extend(self.stripe_limits.problems())
         return found
 
     def check(self) -> Settings:

@@ -103,11 +103,19 @@ class CardDeclined(PaymentError):
 
 
 class StripeUnavailable(BookpayError):
-    """Stripe or the emulator could not be reached, or answered with a server error (exit 4)."""
+    """Stripe or the emulator could not be reached, or answered with a server error (exit 4).
+
+    HTTP 503 with ``Retry-After``: the shop is up, payments are not, for now. ``retry_after``
+    is the wait in seconds the caller knows to be useful (None: no better guess than a default).
+    """
 
     exit_code = 4
-    http_status = 502
+    http_status = 503
     code = "stripe_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class WebhookSignatureError(BookpayError):

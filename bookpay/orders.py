@@ -562,8 +562,9 @@ class FulfilmentResult:
     """What ``Fulfiller.fulfil`` found and did.
 
     ``outcome`` is 'fulfilled' (this call fulfilled the order), 'already_fulfilled',
-    'not_succeeded' (the PaymentIntent has not succeeded, yet or at all) or 'rejected' (not this
-    shop's, or its amount, currency or item do not match the catalog; ``reason`` says which).
+    'not_succeeded' (the PaymentIntent has not succeeded, yet or at all), 'refunded' (its charge
+    was refunded in full before the order was fulfilled, so it never will be) or 'rejected' (not
+    this shop's, or its amount, currency or item do not match the catalog; ``reason`` says which).
     """
 
     payment_intent: str
@@ -639,6 +640,20 @@ class Fulfiller:
         if problem:
             order = self.ledger.record_intent(intent, note=f"not fulfilled: {problem}")
             return FulfilmentResult(intent_id, "rejected", order, intent, problem)
+        charge = intent.get("latest_charge")
+        if isinstance(charge, dict) and charge.get("refunded") is True:
+            # Refunded in full before we got to it: nothing to ship, no "thank you" receipt.
+            order = self.ledger.find_order(intent_id)
+            if order is not None and order["fulfilled_at"]:
+                return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
+            reason = "refunded in full before it was fulfilled"
+            order = self.ledger.record_intent(
+                intent,
+                status="refunded",
+                amount_refunded=charge.get("amount_refunded"),
+                note=f"not fulfilled: {reason}",
+            )
+            return FulfilmentResult(intent_id, "refunded", order, intent, reason)
         book = self.catalog.get(intent["metadata"]["item_id"])
         order, done_now = self.ledger.record_fulfilment(
             intent, lambda order: self.mailer.render(order, book)

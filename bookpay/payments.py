@@ -4,21 +4,29 @@ One ``StripeClient`` per Settings, never global state. Idempotency keys come fro
 identity (a checkout attempt, a refund request), so a retried request, a reload or a double click
 returns the first answer instead of charging or refunding twice. Stripe's exceptions become
 bookpay's in one place, ``_translate``; nothing above this module sees a stripe exception.
+
+A hung Stripe must not hang bookpay: every call has connect and read timeouts and one budget for
+all its attempts (``Settings.stripe_limits``), and goes through a ``resilience.Guard`` (a bulkhead
+and a circuit breaker), so the checkout server and the CLI fail fast, with ``StripeUnavailable``,
+instead of waiting behind a dependency that does not answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 import stripe
 
 from bookpay.catalog import Book
-from bookpay.config import Settings
+from bookpay.config import Settings, StripeLimits
 from bookpay.errors import (
     CardDeclined,
     ConfigError,
@@ -28,6 +36,7 @@ from bookpay.errors import (
     UsageError,
 )
 from bookpay.orders import INTEGRATION
+from bookpay.resilience import Guard
 
 # Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
 TEST_CARD_NUMBERS = {
@@ -52,14 +61,34 @@ def idempotency_key(*parts: str) -> str:
     return f"bookpay-{parts[0]}-{digest}"
 
 
+class RefundRequestReused(PaymentError):
+    """A refund request id already used for a refund with other parameters (exit 3, HTTP 409)."""
+
+    http_status = 409
+    code = "refund_request_reused"
+
+    def __init__(self, message: str, *, request_id: str, refund: dict | None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.request_id = request_id
+        self.refund = refund
+
+
 class Gateway:
     """The operations the CLI and the checkout server need, over one StripeClient."""
 
     def __init__(self, settings: Settings, *, client: stripe.StripeClient | None = None) -> None:
         self.settings = settings
+        limits = settings.stripe_limits
+        self._budget = _Budget(limits.total_timeout)
         if client is None:
-            client = _client_for(settings)
+            client = _client_for(settings, self._budget)
         self._client = client
+        self.guard = Guard(
+            self.where,
+            max_concurrent=limits.max_concurrent,
+            failure_threshold=limits.failure_threshold,
+            cooldown=limits.cooldown,
+        )
 
     @property
     def where(self) -> str:
@@ -117,9 +146,12 @@ class Gateway:
 
     def iter_intents(self, *, page_size: int = 100) -> Iterator[dict]:
         """Every PaymentIntent, newest first, a page at a time (fetched as they are needed)."""
-        params: dict[str, Any] = {"limit": page_size}
+        return self._pages("/v1/payment_intents", {"limit": page_size})
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict]:
+        params = dict(params)
         while True:
-            page = self._request("get", "/v1/payment_intents", params)
+            page = self._request("get", path, params)
             yield from page["data"]
             if not page.get("has_more") or not page["data"]:
                 return
@@ -176,28 +208,63 @@ class Gateway:
         reason: str | None = None,
         request_id: str | None = None,
     ) -> dict:
-        """Refund a PaymentIntent, in full or in part.
+        """Refund a PaymentIntent, in full (what remains) or in part.
 
-        ``request_id`` names the refund request (say, a support ticket): the same request never
-        refunds twice. Without one, a fresh request is assumed.
+        ``request_id`` names the refund request (say, a support ticket): one request id is one
+        refund. Repeating the request exactly returns that refund; repeating it with another
+        amount or reason raises RefundRequestReused. The id is kept in the refund's metadata,
+        so this holds after Stripe's idempotency keys expire (24 hours) too, and it is the whole
+        idempotency key, so two racing repeats cannot both refund. Without an id, every call is
+        a new request.
         """
         params: dict[str, Any] = {"payment_intent": intent_id}
         if amount is not None:
             params["amount"] = amount
         if reason:
             params["reason"] = reason
-        if request_id:
-            params["metadata"] = {"request_id": request_id}
-        key = (
-            idempotency_key("refund", intent_id, request_id, str(amount))
-            if request_id
-            else f"bookpay-refund-{uuid.uuid4()}"
+        if not request_id:
+            key = f"bookpay-refund-{uuid.uuid4()}"
+            return self._request("post", "/v1/refunds", params, idempotency_key=key)
+        asked = {"request_id": request_id, "request_amount": _asked_amount(amount)}
+        earlier = self.find_refund_request(intent_id, request_id)
+        if earlier is not None:
+            if _same_request(earlier, asked, reason):
+                return earlier
+            raise _reused(request_id, earlier)
+        params["metadata"] = asked
+        key = idempotency_key("refund", intent_id, request_id)
+        try:
+            return self._request("post", "/v1/refunds", params, idempotency_key=key)
+        except PaymentError as exc:
+            if "idempotency_error" not in (exc.error_type, exc.stripe_code):
+                raise
+            # A repeat that raced the first one: Stripe compared the parameters for us.
+            raise _reused(request_id, self.find_refund_request(intent_id, request_id)) from None
+
+    def find_refund_request(self, intent_id: str, request_id: str) -> dict | None:
+        """The refund that ``request_id`` made for ``intent_id``, if any."""
+        refunds = self._pages("/v1/refunds", {"payment_intent": intent_id, "limit": 100})
+        return next(
+            (r for r in refunds if (r.get("metadata") or {}).get("request_id") == request_id),
+            None,
         )
-        return self._request("post", "/v1/refunds", params, idempotency_key=key)
 
     def list_refunds(self, intent_id: str) -> list[dict]:
         page = self._request("get", "/v1/refunds", {"payment_intent": intent_id, "limit": 100})
         return page["data"]
+
+    def retrieve_refund(self, refund_id: str) -> dict:
+        return self._request("get", f"/v1/refunds/{_path(refund_id)}")
+
+    # Charges and disputes (what webhooks about refunds and disputes are checked against) ------
+
+    def retrieve_charge(self, charge_id: str, *, expand: Sequence[str] = ("refunds",)) -> dict:
+        """A Charge as Stripe has it now, with its refunds (which Stripe lists only on request)."""
+        params = {"expand": list(expand)} if expand else {}
+        return self._request("get", f"/v1/charges/{_path(charge_id)}", params)
+
+    def retrieve_dispute(self, dispute_id: str) -> dict:
+        return self._request("get", f"/v1/disputes/{_path(dispute_id)}")
 
     # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
 
@@ -218,8 +285,11 @@ class Gateway:
         return created["secret"]
 
     def ping(self) -> None:
-        """Raise StripeUnavailable (or ConfigError for a bad key) unless the API answers."""
-        self._request("get", "/v1/payment_intents", {"limit": 1})
+        """Raise StripeUnavailable (or ConfigError for a bad key) unless the API answers.
+
+        One try, no retries: a readiness check wants to know now, and will ask again.
+        """
+        self._request("get", "/v1/payment_intents", {"limit": 1}, retries=0)
 
     # The one boundary where stripe's exceptions become bookpay's -----------------------------
 
@@ -231,6 +301,7 @@ class Gateway:
         *,
         idempotency_key: str | None = None,
         with_headers: bool = False,
+        retries: int | None = None,
     ) -> Any:
         """One API call, answered as plain JSON.
 
@@ -239,8 +310,12 @@ class Gateway:
         objects that would only be turned back into dicts: that halves the client's cost of a
         retrieve, which the webhook handler makes for every event.
         """
-        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
-        with self._translate():
+        options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        if retries is not None:
+            options["max_network_retries"] = retries
+        # The guard is outermost, so it sees bookpay's errors: a StripeUnavailable is a failure
+        # of Stripe, a refusal (a decline, a 404) is Stripe answering.
+        with self.guard.call(), self._translate(), self._budget.running():
             response = self._client.raw_request(method, path, **(params or {}), **options)
         body = json.loads(response.body)
         return (body, response.headers) if with_headers else body
@@ -268,7 +343,11 @@ class Gateway:
                 if self.settings.is_emulated
                 else "Check your network connection and https://status.stripe.com."
             )
-            raise StripeUnavailable(f"Could not reach {self.where}.", hint=hint) from exc
+            message = f"Could not reach {self.where}."
+            if isinstance(exc.__cause__, requests.exceptions.Timeout):
+                total = self.settings.stripe_limits.total_timeout
+                message = f"Could not reach {self.where}: no answer within {total:g} s."
+            raise StripeUnavailable(message, hint=hint) from exc
         except (stripe.RateLimitError, stripe.APIError) as exc:
             raise StripeUnavailable(
                 f"{self.where} could not handle the request: {exc.user_message or exc}"
@@ -277,20 +356,116 @@ class Gateway:
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
 
 
-def _client_for(settings: Settings) -> stripe.StripeClient:
-    if not settings.is_emulated:
-        return stripe.StripeClient(settings.api_key, max_network_retries=2)
-    import requests
+# Below this many seconds left in a call's budget, another attempt is not worth starting.
+MIN_ATTEMPT = 0.5
 
-    # The emulator is local: never send its traffic through an HTTP(S)_PROXY from the
-    # environment (requests would, for 127.0.0.1 too), and skip the per-request look-up.
-    session = requests.Session()
-    session.trust_env = False
+
+class _Budget(threading.local):
+    """The deadline of the call this thread is making, shared by all of that call's attempts."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline: float | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        self.deadline = time.monotonic() + self.seconds
+        try:
+            yield
+        finally:
+            self.deadline = None
+
+    def left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+class _BudgetSession(requests.Session):
+    """A requests Session whose every attempt's timeouts are cut to what the budget has left."""
+
+    def __init__(self, budget: _Budget, limits: StripeLimits) -> None:
+        super().__init__()
+        self._budget = budget
+        self._limits = limits
+        # Keep a connection per call that may be waiting at once, instead of requests' 10.
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=limits.max_concurrent)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def request(self, method, url, **kwargs):
+        left = self._budget.left()
+        if left is not None:
+            if left <= 0:
+                raise requests.exceptions.Timeout(f"the {self._budget.seconds:g} s budget is spent")
+            kwargs["timeout"] = (
+                min(self._limits.connect_timeout, left),
+                min(self._limits.read_timeout, left),
+            )
+        return super().request(method, url, **kwargs)
+
+
+class _BudgetClient(stripe.RequestsClient):
+    """stripe-python's requests client, its retries and back-off held to the call's budget."""
+
+    def __init__(self, session: _BudgetSession, budget: _Budget, limits: StripeLimits) -> None:
+        super().__init__(session=session, timeout=(limits.connect_timeout, limits.read_timeout))
+        self._budget = budget
+
+    def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
+        left = self._budget.left()
+        if left is not None and left < MIN_ATTEMPT:
+            return False
+        return super()._should_retry(
+            response, api_connection_error, num_retries, max_network_retries
+        )
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        sleep = super()._sleep_time_seconds(num_retries)
+        left = self._budget.left()
+        return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT))
+
+
+def _client_for(settings: Settings, budget: _Budget) -> stripe.StripeClient:
+    limits = settings.stripe_limits
+    session = _BudgetSession(budget, limits)
+    options: dict[str, Any] = {}
+    if settings.is_emulated:
+        # The emulator is local: never send its traffic through an HTTP(S)_PROXY from the
+        # environment (requests would, for 127.0.0.1 too), and skip the per-request look-up.
+        session.trust_env = False
+        options["base_addresses"] = {"api": settings.emulator_url}
     return stripe.StripeClient(
         settings.api_key,
-        base_addresses={"api": settings.emulator_url},
-        max_network_retries=2,
-        http_client=stripe.RequestsClient(session=session, timeout=30),
+        max_network_retries=limits.max_retries,
+        http_client=_BudgetClient(session, budget, limits),
+        **options,
+    )
+
+
+def _asked_amount(amount: int | None) -> str:
+    return "remaining" if amount is None else str(amount)
+
+
+def _same_request(refund: dict, asked: dict[str, str], reason: str | None) -> bool:
+    """Is ``refund`` what this request asks for: the same amount asked and the same reason?"""
+    metadata = refund.get("metadata") or {}
+    return metadata.get("request_amount") == asked["request_amount"] and (
+        refund.get("reason") or None
+    ) == (reason or None)
+
+
+def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
+    if refund is None:
+        what = "another refund"
+    else:
+        amount = (refund.get("metadata") or {}).get("request_amount") or refund.get("amount")
+        reason = refund.get("reason") or "no reason"
+        what = f"refund {refund.get('id')} (amount {amount}, {reason})"
+    return RefundRequestReused(
+        f"Refund request {request_id!r} was already made, as {what}, with other parameters; "
+        "one request id is one refund.",
+        request_id=request_id,
+        refund=refund,
+        error_type="idempotency_error",
     )
 
 

@@ -21,7 +21,7 @@ import bottle
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.covers import cover_svg
-from bookpay.errors import BookpayError, NotFound, PaymentError, UsageError
+from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable, UsageError
 from bookpay.orders import ownership_problem
 from bookpay.web import inputs
 from bookpay.web.security import security_headers, stripe_js_url
@@ -34,10 +34,14 @@ TEMPLATES = ASSETS / "templates"
 STATIC = ASSETS / "static"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:4242"
 MAX_WEBHOOK_BODY = 512 * 1024  # Stripe events are far smaller; this only bounds memory
-API_PATHS = frozenset({"/create-payment-intent", "/webhook", "/healthz"})
+API_PATHS = frozenset({"/create-payment-intent", "/webhook", "/healthz", "/readyz"})
+# Seconds a client is told to wait when Stripe is unavailable and nothing better is known.
+RETRY_AFTER = 5
 NO_STORE_PATHS = frozenset({"/checkout", "/success", *API_PATHS})
 # An attempt whose PaymentIntent reached one of these can never be paid again.
 FINISHED = frozenset({"succeeded", "canceled"})
+READY_TTL = 5.0  # seconds a readiness answer is reused
+READY_WAIT = 1.0  # seconds /readyz waits for a check before answering "not ready"
 
 
 class Services:
@@ -94,6 +98,21 @@ class Services:
     def catalog(self) -> Catalog:
         return self._get("catalog", lambda: Catalog.load(self.settings.catalog_path))
 
+    @property
+    def readiness(self):
+        """Whether Stripe answers: one ping at a time, cached briefly, never waited on long."""
+        from bookpay.resilience import CachedCheck
+
+        return self._get(
+            "readiness",
+            lambda: CachedCheck(
+                self.gateway.ping,
+                ttl=READY_TTL,
+                wait=READY_WAIT,
+                describe=lambda exc: getattr(exc, "message", None) or type(exc).__name__,
+            ),
+        )
+
     def close(self) -> None:
         """Stop what was built here (the receipt mailer's thread, the database)."""
         for name in ("fulfiller", "ledger"):
@@ -147,6 +166,10 @@ class _ErrorPlugin:
             except bottle.HTTPResponse:
                 raise
             except BookpayError as exc:
+                if isinstance(exc, StripeUnavailable):
+                    # Payments are down for now, not the shop: say when to come back.
+                    wait = exc.retry_after or RETRY_AFTER
+                    bottle.response.set_header("Retry-After", str(wait))
                 return self.respond(exc.http_status, exc.to_dict(), exc.message)
             except Exception:
                 log.exception("unexpected error in %s %s", bottle.request.method, route.rule)
@@ -314,12 +337,35 @@ def create_app(
         payload = inputs.read_body(
             bottle.request, MAX_WEBHOOK_BODY, "The webhook payload is too large."
         )
-        signature = bottle.request.get_header("Stripe-Signature")
+        # The raw WSGI value: Bottle's get_header decodes it as UTF-8, which raises for some bytes;
+        # the receiver refuses anything that is not a plain ASCII signature header anyway.
+        signature = bottle.request.environ.get("HTTP_STRIPE_SIGNATURE")
         return services.receiver.handle(payload, signature)
 
     @app.get("/healthz")
     def healthz():
+        """Liveness: the process answers. It never asks Stripe (that is /readyz)."""
         return {"ok": True, "mode": settings.mode}
+
+    @app.get("/readyz")
+    def readyz():
+        """Readiness: whether Stripe answers, from the breaker or a cached, bounded ping."""
+        gateway = services.gateway
+        guard = getattr(gateway, "guard", None)
+        state = guard.status() if guard is not None else {}
+        if state.get("circuit") == "open":
+            check_ok, detail = False, f"{gateway.where} failed repeatedly (circuit open)"
+        else:
+            check = services.readiness.result()
+            check_ok, detail = check.ok, check.detail
+        answer = {"ready": check_ok, "mode": settings.mode, "stripe": {**state, "check": detail}}
+        if check_ok:
+            return answer
+        wait = state.get("retry_after") or RETRY_AFTER
+        bottle.response.status = 503
+        bottle.response.set_header("Retry-After", str(wait))
+        message = f"Payments are unavailable: {detail}."
+        return {**answer, "error": {"message": message, "code": "not_ready"}}
 
     @app.get("/static/<path:path>")
     def static(path: str):

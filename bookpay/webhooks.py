@@ -1,16 +1,21 @@
-"""Incoming webhooks: verify the raw body, record the event, handle it, mark it processed.
+"""Incoming webhooks: verify the raw body, check its shape, record it, handle it, mark it processed.
 
 Order of work, and why:
 
-1. The signature is checked on the raw bytes before anything is parsed, against every
+1. The signature is checked on the raw bytes before anything is parsed, by stripe-python's own
+   verifier (so the header is parsed exactly as Stripe's libraries parse it), against every
    configured secret (``STRIPE_WEBHOOK_SECRET`` may hold several while a secret is rolled, and
    ``bookpay serve`` adds the one the emulator issued). Nothing is recorded for a bad one.
-2. The event is recorded as *received* by its id. An event already *processed* is a duplicate:
+2. The event's shape is checked (``event_shape.parse``): a signed body that is not a usable
+   event is refused with a 400, recorded in the ledger as refused (when its id is usable) or
+   logged, and never reaches a handler. Nothing a body holds can cause a 500.
+3. The event is recorded as *received* by its id. An event already *processed* is a duplicate:
    200, nothing changes. An event received but never processed (the process died, or handling
    raised) is handled again: handling is idempotent, so a redelivery can only finish the job.
-3. Handling never trusts the event's copy of a PaymentIntent: it asks Stripe (the gateway),
-   which also rejects forged ids (NotFound) and PaymentIntents that are not this shop's.
-4. Only then is the event marked *processed*. Receipts are sent by the Fulfiller's worker
+4. Handling never trusts the event's copy of anything: it asks Stripe (the gateway) for the
+   PaymentIntent, the Charge and its refunds, the Refund or the Dispute, which also rejects forged
+   ids (NotFound) and PaymentIntents that are not this shop's.
+5. Only then is the event marked *processed*. Receipts are sent by the Fulfiller's worker
    thread, so the answer comes as soon as the fulfilment is committed.
 """
 
@@ -18,28 +23,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from bookpay.errors import ConfigError, NotFound, UsageError, WebhookSignatureError
-from bookpay.orders import Fulfiller, Ledger, failure_reason, ownership_problem
+from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
+from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
+from bookpay.orders import Fulfiller, Ledger, ownership_problem
+
+log = logging.getLogger("bookpay.webhooks")
 
 TOLERANCE = 300  # seconds; stripe-python's default (Webhook.DEFAULT_TOLERANCE)
+MAX_HEADER = 8192  # a Stripe-Signature with a few v1 values is ~200 characters
 
-# Event type -> order status it implies (payment_intent.succeeded goes through fulfilment).
-INTENT_EVENTS = {
-    "payment_intent.processing": "processing",
-    "payment_intent.payment_failed": "failed",
-    "payment_intent.canceled": "canceled",
-}
-HANDLED = (
-    "payment_intent.succeeded",
-    *INTENT_EVENTS,
-    "charge.refunded",
-    "charge.dispute.created",
+# PaymentIntent events: the order follows the retrieved PaymentIntent's own state.
+# (payment_intent.succeeded goes through fulfilment.)
+INTENT_EVENTS = (
+    "payment_intent.processing",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.amount_capturable_updated",  # manual capture: the payment is authorized
 )
+# Refund events: the order follows the retrieved Charge and its refunds.
+REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.updated", "refund.failed")
+DISPUTE_EVENTS = ("charge.dispute.created",)
+HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS, *DISPUTE_EVENTS})
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -56,12 +65,17 @@ def verify(
 
     stripe-python's check (any of several ``v1`` signatures, timestamps older than the
     tolerance refused), plus one it leaves out: a timestamp more than the tolerance in the
-    future is refused too, so a signature cannot be made to outlive its window.
+    future is refused too, so a signature cannot be made to outlive its window. The timestamp
+    for that check is the one stripe-python's parser read, never a second parse of our own.
     """
     from stripe import SignatureVerificationError, WebhookSignature
 
     if not header:
         raise WebhookSignatureError("Missing Stripe-Signature header.", code="missing_signature")
+    # A Stripe-Signature is short printable ASCII; anything else cannot be one (and non-ASCII
+    # text would make the constant-time comparison raise TypeError instead of failing).
+    if len(header) > MAX_HEADER or not header.isascii() or not header.isprintable():
+        raise WebhookSignatureError("Invalid Stripe-Signature: not a signature header.")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -73,7 +87,9 @@ def verify(
         except SignatureVerificationError as exc:
             failure = exc
             continue
-        stamp = _timestamp(header)
+        stamp, _ = WebhookSignature._get_timestamp_and_signatures(
+            header, WebhookSignature.EXPECTED_SCHEME
+        )
         if stamp > time.time() + tolerance:
             raise WebhookSignatureError(
                 f"Timestamp outside the tolerance zone ({stamp}): it is in the future."
@@ -83,34 +99,8 @@ def verify(
     raise WebhookSignatureError(f"Invalid Stripe-Signature: {message}")
 
 
-def _timestamp(header: str) -> int:
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t":
-            return int(value)
-    raise WebhookSignatureError("Stripe-Signature has no timestamp.")
-
-
-MAX_ID = 255  # Stripe's ids are far shorter; anything longer is not one
-
-
-def object_id(value: object) -> str | None:
-    """The id in an expandable field: an id string, or an expanded object's ``id``."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID:
-        return value
-    return None
-
-
-def intent_id_of(event: dict) -> str | None:
-    """The PaymentIntent an event is about, if any."""
-    obj = (event.get("data") or {}).get("object") or {}
-    if not isinstance(obj, dict):
-        return None
-    if obj.get("object") == "payment_intent":
-        return object_id(obj.get("id"))
-    return object_id(obj.get("payment_intent"))
+class _Ignored(Exception):
+    """Handling stops here: the event is recorded as handled=False with this reason."""
 
 
 class WebhookReceiver:
@@ -143,6 +133,10 @@ class WebhookReceiver:
     def secrets(self) -> tuple[str, ...]:
         return self._secrets
 
+    @property
+    def gateway(self):
+        return self.fulfiller.gateway
+
     def handle(self, payload: bytes, signature_header: str | None) -> dict:
         secrets = self._secrets
         if not secrets:
@@ -155,85 +149,109 @@ class WebhookReceiver:
                 f"No webhook signing secret is configured: set STRIPE_WEBHOOK_SECRET; {where}."
             )
         verify(payload, signature_header, secrets, self.tolerance)
-        event = _parse(payload)
-        event_id, kind = event["id"], event["type"]
-        intent_id = intent_id_of(event)
+        try:
+            event = parse(payload, HANDLED)
+        except InvalidEvent as exc:
+            self._refused(exc)
+            raise
         state = self.ledger.receive_event(
-            event_id,
-            kind,
-            intent_id,
-            created=event.get("created") if isinstance(event.get("created"), int) else None,
-            livemode=event.get("livemode") if isinstance(event.get("livemode"), bool) else None,
+            event.id, event.type, event.intent_id, created=event.created, livemode=event.livemode
         )
-        answer = {"received": True, "id": event_id, "type": kind, "duplicate": False}
+        answer = {"received": True, "id": event.id, "type": event.type, "duplicate": False}
         if state == "duplicate":
-            recorded = self.ledger.get_event(event_id) or {}
+            recorded = self.ledger.get_event(event.id) or {}
             return {**answer, "duplicate": True, "handled": bool(recorded.get("handled"))}
-        handled, outcome = self.dispatch(kind, event["data"]["object"], intent_id)
-        self.ledger.finish_event(event_id, handled=handled, outcome=outcome)
+        handled, outcome = self.dispatch(event)
+        self.ledger.finish_event(event.id, handled=handled, outcome=outcome)
         return {**answer, "handled": handled, "outcome": outcome}
+
+    def _refused(self, exc: InvalidEvent) -> None:
+        """Leave a trace of a signed event refused for its shape: the ledger, or the log."""
+        if exc.event_id is None:
+            log.warning("refused a signed webhook event: %s", exc.reason)
+            return
+        kind = exc.kind or "(invalid)"
+        log.warning("refused signed webhook event %s (%s): %s", exc.event_id, kind, exc.reason)
+        if self.ledger.receive_event(exc.event_id, kind, None) != "duplicate":
+            self.ledger.finish_event(exc.event_id, handled=False, outcome=f"refused: {exc.reason}")
 
     # Handling ---------------------------------------------------------------------------------
 
-    def dispatch(self, kind: str, obj: dict, intent_id: str | None) -> tuple[bool, str]:
+    def dispatch(self, event: Event) -> tuple[bool, str]:
         """(handled, outcome) for one verified event; raises only when it should be retried."""
-        if kind not in HANDLED:
+        if event.type not in HANDLED:
             return False, "ignored: not an event bookpay handles"
-        charge = object_id(obj.get("charge"))
-        if kind == "charge.dispute.created" and not intent_id and charge:
-            order = self.ledger.find_order_by_charge(charge)
-            intent_id = order["payment_intent"] if order else None
-        if not intent_id:
-            return False, "ignored: no PaymentIntent"
-        if kind == "payment_intent.succeeded":
-            try:
-                result = self.fulfiller.fulfil(intent_id)
-            except NotFound:
-                return False, f"ignored: Stripe does not know {intent_id}"
-            if result.outcome == "rejected" and result.order is None:
-                return False, f"ignored: {result.reason}"
-            return result.fulfilled, f"{result.outcome}" + (
-                f": {result.reason}" if result.reason else ""
-            )
         try:
-            intent = self.fulfiller.retrieve(intent_id)
-        except NotFound:
-            return False, f"ignored: Stripe does not know {intent_id}"
-        problem = ownership_problem(intent)
-        if problem:
-            return False, f"ignored: {problem}"
-        if kind in INTENT_EVENTS:
-            failure = None
-            if kind == "payment_intent.payment_failed":
-                failure = failure_reason(obj.get("last_payment_error"))
-            order = self.ledger.record_intent(intent, status=INTENT_EVENTS[kind], failure=failure)
-        elif kind == "charge.refunded":
-            refunded, amount = obj.get("amount_refunded") or 0, obj.get("amount") or 0
-            status = "refunded" if amount and refunded >= amount else "partially_refunded"
-            if not refunded:
-                return False, "ignored: nothing refunded"
-            order = self.ledger.record_intent(intent, status=status, amount_refunded=refunded)
-        else:
-            note = f"dispute {obj.get('id')}: {obj.get('reason') or 'no reason given'}"
-            order = self.ledger.record_intent(intent, status="disputed", note=note)
+            if event.type == "payment_intent.succeeded":
+                return self._succeeded(event.object_id)
+            if event.type in INTENT_EVENTS:
+                order = self.ledger.record_intent(self._intent(event.object_id))
+            elif event.type in REFUND_EVENTS:
+                order = self._refunded(event)
+            else:
+                order = self._disputed(event.object_id)
+        except _Ignored as why:
+            return False, f"ignored: {why}"
         return True, f"order {order['id']} is {order['status']}"
 
+    def _succeeded(self, intent_id: str) -> tuple[bool, str]:
+        try:
+            result = self.fulfiller.fulfil(intent_id)
+        except NotFound:
+            return False, f"ignored: Stripe does not know {intent_id}"
+        if result.outcome == "rejected" and result.order is None:
+            return False, f"ignored: {result.reason}"
+        return result.fulfilled, result.outcome + (f": {result.reason}" if result.reason else "")
 
-def _parse(payload: bytes) -> dict:
+    def _intent(self, intent_id: str | None) -> dict:
+        """The PaymentIntent as Stripe has it, if it is one of this shop's."""
+        if not intent_id:
+            raise _Ignored("no PaymentIntent")
+        intent = _retrieve(self.fulfiller.retrieve, intent_id)
+        problem = ownership_problem(intent)
+        if problem:
+            raise _Ignored(problem)
+        return intent
+
+    def _refunded(self, event: Event) -> dict:
+        """The order as refunded as Stripe's Charge says: its amount_refunded and refunded flag.
+
+        A refund event names a Refund; the Charge is the one Stripe's own Refund points to.
+        """
+        charge_id = event.object_id
+        if event.object.get("object") == "refund":
+            refund = _retrieve(self.gateway.retrieve_refund, event.object_id)
+            charge_id = object_id(refund.get("charge"))
+            if not charge_id:
+                raise _Ignored(f"refund {event.object_id} has no charge")
+        charge = _retrieve(self.gateway.retrieve_charge, charge_id)
+        intent = self._intent(object_id(charge.get("payment_intent")))
+        refunded = amount(charge.get("amount_refunded")) or 0
+        if not refunded:
+            raise _Ignored(f"Stripe says nothing of charge {charge_id} is refunded")
+        status = "refunded" if charge.get("refunded") is True else "partially_refunded"
+        return self.ledger.record_intent(intent, status=status, amount_refunded=refunded)
+
+    def _disputed(self, dispute_id: str | None) -> dict:
+        """The order marked disputed, if Stripe has the dispute (found by its charge if need be)."""
+        dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
+        intent_id = object_id(dispute.get("payment_intent"))
+        charge_id = object_id(dispute.get("charge"))
+        if not intent_id and charge_id:  # older API versions: only the charge
+            charge = _retrieve(self.gateway.retrieve_charge, charge_id)
+            intent_id = object_id(charge.get("payment_intent"))
+        intent = self._intent(intent_id)
+        reason = dispute.get("reason")
+        reason = reason[:100] if isinstance(reason, str) and reason.isprintable() else None
+        note = f"dispute {dispute_id}: {reason or 'no reason given'}"
+        return self.ledger.record_intent(intent, status="disputed", note=note)
+
+
+def _retrieve(fetch: Callable[[str], dict], wanted: str | None) -> dict:
+    """``fetch(wanted)``, with "Stripe does not know it" turned into an ignored event."""
+    if not wanted:
+        raise _Ignored("no object id")
     try:
-        event = json.loads(payload)
-    except ValueError:
-        raise UsageError("The webhook body is not JSON.", code="invalid_event") from None
-    if (
-        not isinstance(event, dict)
-        or not isinstance(event.get("id"), str)
-        or not 0 < len(event["id"]) <= MAX_ID
-        or not isinstance(event.get("type"), str)
-        or not 0 < len(event["type"]) <= MAX_ID
-        or not isinstance((event.get("data") or {}).get("object"), dict)
-    ):
-        raise UsageError(
-            "The webhook body is not a Stripe event (id, type, data.object).",
-            code="invalid_event",
-        )
-    return event
+        return fetch(wanted)
+    except NotFound:
+        raise _Ignored(f"Stripe does not know {wanted}") from None

@@ -147,6 +147,76 @@ def test_a_refund_through_the_api_moves_the_order(shop):
     wait_for(lambda: server.ledger.get_order(pi)["status"] == "refunded")
 
 
+def emulator_event(settings, kind: str, object_id: str) -> dict:
+    """The event of ``kind`` about ``object_id`` (or its PaymentIntent) the emulator made."""
+    captured = emulator_call(settings, "GET", f"/v1/events?limit=100&type={kind}")
+    return next(
+        e
+        for e in captured["data"]
+        if object_id in (e["data"]["object"]["id"], e["data"]["object"].get("payment_intent"))
+    )
+
+
+def send(server, tmp_path, evt: dict) -> dict:
+    """POST ``evt`` to the server's /webhook, signed with its secret; the answer's JSON."""
+    path = tmp_path / f"{evt['id']}.json"
+    path.write_text(json.dumps(evt))
+    [result] = Replayer(server.url + "/webhook", server.secret).run(load_events([str(path)]))
+    assert result.status == 200, result.answer
+    return json.loads(result.answer)
+
+
+def test_a_signed_refund_event_the_emulator_did_not_make_changes_nothing(shop, tmp_path):
+    server = shop()
+    pi = server.pay()["id"]
+    wait_for(lambda: server.processed("payment_intent.succeeded", pi))
+    charge = emulator_call(server.settings, "GET", f"/v1/payment_intents/{pi}")["latest_charge"]
+    claimed = {
+        "id": charge,
+        "object": "charge",
+        "amount": 2300,
+        "amount_refunded": 2300,
+        "refunded": True,
+        "payment_intent": pi,
+    }
+    forged = {
+        "id": "evt_forged_refund",
+        "object": "event",
+        "type": "charge.refunded",
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": claimed},
+    }
+    answer = send(server, tmp_path, forged)
+    assert answer["handled"] is False
+    assert f"nothing of charge {charge} is refunded" in answer["outcome"]
+    order = server.ledger.get_order(pi)
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+
+
+def test_an_order_refunded_in_full_before_its_succeeded_event_is_not_fulfilled(shop, tmp_path):
+    server = shop(register=False)  # the events arrive only when this test sends them
+    server.secret = "whsec_test_late_events"
+    server.receiver.add_secret(server.secret)
+    pi = server.pay()["id"]
+    server.gateway.create_refund(pi)
+    refunded = send(server, tmp_path, emulator_event(server.settings, "charge.refunded", pi))
+    assert refunded["handled"] is True
+    late = send(server, tmp_path, emulator_event(server.settings, "payment_intent.succeeded", pi))
+    assert (late["handled"], late["outcome"]) == (
+        False,
+        "refunded: refunded in full before it was fulfilled",
+    )
+    order = server.ledger.get_order(pi)
+    assert (order["status"], order["amount_refunded"], order["fulfilled_at"]) == (
+        "refunded",
+        2300,
+        None,
+    )
+    assert server.ledger.fulfilment_count(pi) == 0
+    assert server.ledger.receipts() == []
+
+
 def test_a_declined_card_records_the_reason(shop):
     from bookpay.errors import CardDeclined
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from stripe_fakes import FakeGateway, charge, dispute, event, intent
 
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.errors import (
     BookpayError,
     ConfigError,
-    NotFound,
     StripeUnavailable,
     UsageError,
     WebhookSignatureError,
 )
-from bookpay.orders import Fulfiller, Ledger
+from bookpay.orders import Fulfiller, Ledger, status_of_intent
 from bookpay.replay import FIXTURES_DIR
 from bookpay.webhooks import WebhookReceiver, sign
 
@@ -28,60 +27,6 @@ SECRET = "whsec_test_current"
 OLD_SECRET = "whsec_test_previous"
 # Stripe's example objects, vendored with their licence (tests/reference/stripe/README.md).
 STRIPE_EXAMPLES = Path(__file__).resolve().parent / "reference" / "stripe" / "fixtures3.json"
-
-
-class FakeGateway:
-    def __init__(self, *intents: dict) -> None:
-        self.intents = {intent["id"]: intent for intent in intents}
-        self.down = False
-
-    def retrieve_intent(self, intent_id, *, expand=("latest_charge",)):
-        if self.down:
-            raise StripeUnavailable("Could not reach Stripe.")
-        if intent_id not in self.intents:
-            raise NotFound(f"No such payment_intent: '{intent_id}'", code="resource_missing")
-        return copy.deepcopy(self.intents[intent_id])
-
-
-def intent(pi="pi_1", status="succeeded", item="1", amount=2300, **extra):
-    data = {
-        "id": pi,
-        "object": "payment_intent",
-        "status": status,
-        "amount": amount,
-        "currency": "usd",
-        "metadata": {"item_id": item, "integration": "bookpay"},
-        "receipt_email": "jenny@example.com",
-        "shipping": None,
-        "latest_charge": {"id": f"ch_{pi}", "billing_details": {}},
-        "last_payment_error": None,
-    }
-    data.update(extra)
-    return data
-
-
-def event(kind, obj, event_id=None):
-    return {
-        "id": event_id or f"evt_{kind}_{obj.get('id')}",
-        "object": "event",
-        "api_version": "2026-10-28.endive",
-        "created": int(time.time()),
-        "data": {"object": obj},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": kind,
-    }
-
-
-def charge(pi="pi_1", amount=2300, refunded=0):
-    return {
-        "id": f"ch_{pi}",
-        "object": "charge",
-        "amount": amount,
-        "amount_refunded": refunded,
-        "payment_intent": pi,
-    }
 
 
 @pytest.fixture
@@ -198,24 +143,163 @@ def test_no_secret_at_all_is_a_503_configuration_error(tmp_path, gateway, key):
         ledger.close()
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"not json",
-        b"[1, 2]",
-        b'{"id": "evt_1"}',
-        json.dumps(
-            event("payment_intent.succeeded", intent(), event_id="evt_" + "x" * 300)
-        ).encode(),
-        json.dumps(event("payment_intent.succeeded", intent(), event_id={"id": "evt_1"})).encode(),
-    ],
-    ids=["not-json", "array", "no-type", "id-too-long", "id-not-a-string"],
-)
-def test_a_signed_body_that_is_not_an_event_is_a_400(world, body):
+def signed_event(**changes) -> bytes:
+    """A payment_intent.succeeded event with top-level fields replaced (or removed by None)."""
+    evt = event("payment_intent.succeeded", intent(), "evt_bad")
+    for name, value in changes.items():
+        if value is None:
+            evt.pop(name, None)
+        else:
+            evt[name] = value
+    return json.dumps(evt).encode()
+
+
+def with_object(kind: str, **fields) -> bytes:
+    """A ``kind`` event whose data.object has ``fields`` replaced."""
+    obj = {**(intent() if kind.startswith("payment_intent") else charge()), **fields}
+    return json.dumps(event(kind, obj, "evt_bad")).encode()
+
+
+NOT_EVENTS_AT_ALL = {
+    "not-json": b"not json",
+    "array": b"[1, 2]",
+    "number": b"42",
+    "nested-2000-deep": b"[" * 2000 + b"]" * 2000,
+    "object-nested-2000-deep": b'{"id": "evt_deep", "data": '
+    + b'{"a": ' * 2000
+    + b"1"
+    + b"}" * 2001,
+    "huge-integer": b'{"id": "evt_x", "created": ' + b"9" * 5000 + b"}",
+    "no-id": b'{"type": "payment_intent.succeeded"}',
+    "id-too-long": signed_event(id="evt_" + "x" * 300),
+    "id-not-a-string": signed_event(id={"id": "evt_1"}),
+    "id-lone-surrogate": signed_event(id="evt_\ud800"),
+    "id-with-newline": signed_event(id="evt_1\nINFO forged log line"),
+}
+
+
+@pytest.mark.parametrize("body", NOT_EVENTS_AT_ALL.values(), ids=NOT_EVENTS_AT_ALL.keys())
+def test_a_signed_body_without_a_usable_id_is_a_400_and_logged(world, body, caplog):
     with pytest.raises(UsageError) as caught:
         deliver(world, None, body=body)
-    assert caught.value.http_status == 400
+    assert (caught.value.http_status, caught.value.code) == (400, "invalid_event")
     assert world.ledger.event_count() == 0
+    assert world.ledger.list_orders() == []
+    [record] = [r for r in caplog.records if r.name == "bookpay.webhooks"]
+    assert record.getMessage().startswith("refused a signed webhook event: ")
+
+
+MALFORMED_EVENTS = {
+    "no-type": (signed_event(type=None), "its type is missing"),
+    "type-not-a-string": (signed_event(type=["payment_intent.succeeded"]), "its type is missing"),
+    "created-10^20": (signed_event(created=10**20), "created is not a Unix timestamp"),
+    "created-string": (signed_event(created="yesterday"), "created is not a Unix timestamp"),
+    "created-missing": (signed_event(created=None), "created is not a Unix timestamp"),
+    "livemode-string": (signed_event(livemode="no"), "livemode is not true or false"),
+    "data-string": (signed_event(data="pi_1"), "data.object is not an object"),
+    "data-list": (signed_event(data=[intent()]), "data.object is not an object"),
+    "data-number": (signed_event(data=7), "data.object is not an object"),
+    "object-string": (signed_event(data={"object": "pi_1"}), "data.object is not an object"),
+    "object-of-another-kind": (
+        with_object("payment_intent.succeeded", object="charge"),
+        "data.object is not a payment_intent",
+    ),
+    "object-id-surrogate": (
+        with_object("payment_intent.succeeded", id="pi_\udfff"),
+        "data.object.id is not a payment_intent id",
+    ),
+    "last_payment_error-string": (
+        with_object("payment_intent.payment_failed", last_payment_error="declined"),
+        "data.object.last_payment_error is malformed",
+    ),
+    "amount_refunded-x": (
+        with_object("charge.refunded", amount_refunded="x"),
+        "data.object.amount_refunded is malformed",
+    ),
+    "amount_refunded-10^20": (
+        with_object("charge.refunded", amount_refunded=10**20),
+        "data.object.amount_refunded is malformed",
+    ),
+    "amount_refunded-negative": (
+        with_object("charge.refunded", amount_refunded=-5),
+        "data.object.amount_refunded is malformed",
+    ),
+    "refunded-string": (
+        with_object("charge.refunded", refunded="yes"),
+        "data.object.refunded is malformed",
+    ),
+    "payment_intent-number": (
+        with_object("charge.refunded", payment_intent=12),
+        "data.object.payment_intent is malformed",
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "reason"), MALFORMED_EVENTS.values(), ids=MALFORMED_EVENTS.keys())
+def test_a_malformed_event_is_a_400_and_recorded_as_refused(world, gateway, body, reason):
+    with pytest.raises(UsageError) as caught:
+        deliver(world, None, body=body)
+    assert (caught.value.http_status, caught.value.code) == (400, "invalid_event")
+    assert reason in caught.value.message
+    recorded = world.ledger.get_event("evt_bad")
+    assert recorded["handled"] is False
+    assert recorded["processed_at"] is not None
+    assert recorded["outcome"].startswith("refused: ") and reason in recorded["outcome"]
+    assert world.ledger.list_orders() == []
+    assert gateway.asked == []  # nothing malformed is looked up
+
+
+def test_a_refused_event_id_already_processed_keeps_its_record(world):
+    good = event("payment_intent.succeeded", intent(), "evt_bad")
+    deliver(world, good)
+    before = world.ledger.get_event("evt_bad")
+    with pytest.raises(UsageError):
+        deliver(world, None, body=signed_event(data="nonsense"))
+    after = world.ledger.get_event("evt_bad")
+    assert (after["outcome"], after["handled"]) == (before["outcome"], True)
+
+
+def test_an_unhandled_event_type_needs_only_the_envelope(world):
+    odd = event("customer.created", {"id": "cus_1", "object": "customer", "payment_intent": 5})
+    answer = deliver(world, odd)
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "ignored: not an event bookpay handles",
+    )
+    assert world.ledger.get_event(odd["id"])["payment_intent"] is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t={stamp}=9,v1={sig}",  # a t= value containing '=': parsed as Stripe's libraries do
+        "t={stamp},t=junk,v1={sig}",  # several t=: the first counts
+        "t={stamp},v1=\u00e9\u00e9,v1={sig}",  # non-ASCII in the header
+        "t={stamp},v1={sig},v0=\x00",  # a control character
+        "t={stamp},v1={sig}," + "x" * 10000,  # far too long to be a signature
+        "t=" + "9" * 400 + ",v1={sig}",  # a timestamp too large for anything
+        "t=1e5,v1={sig}",
+        "t,v1,{sig}",
+        "=,=,=",
+    ],
+)
+def test_odd_signature_headers_never_crash(world, header):
+    stamp = int(time.time())
+    sig = sign(BODY, SECRET, stamp).split("v1=")[1]
+    header = header.format(stamp=stamp, sig=sig)
+    try:
+        answer = world.handle(BODY, header)
+    except WebhookSignatureError as exc:
+        assert exc.http_status == 400
+    else:
+        assert answer["received"] is True
+
+
+def test_the_timestamp_checked_for_the_future_is_the_one_stripe_parsed(world):
+    future = int(time.time()) + 3600
+    sig = sign(BODY, SECRET, future).split("v1=")[1]
+    with pytest.raises(WebhookSignatureError, match="in the future"):
+        world.handle(BODY, f"t={future}=0,v1={sig}")
 
 
 # Recording and duplicates -----------------------------------------------------------------------
@@ -364,11 +448,13 @@ def test_canceled(world, gateway):
     assert world.ledger.fulfilment_count() == 0
 
 
-def test_partial_then_full_refund(world):
+def test_partial_then_full_refund_as_stripes_charge_says(world, gateway):
     deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge(refunded=1000)
     deliver(world, event("charge.refunded", charge(refunded=1000), "evt_r1"))
     order = world.ledger.get_order("pi_1")
     assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1000)
+    gateway.charges["ch_pi_1"] = charge(refunded=2300)
     deliver(world, event("charge.refunded", charge(refunded=2300), "evt_r2"))
     order = world.ledger.get_order("pi_1")
     assert (order["status"], order["amount_refunded"]) == ("refunded", 2300)
@@ -377,48 +463,150 @@ def test_partial_then_full_refund(world):
     assert world.ledger.get_order("pi_1")["status"] == "refunded"
 
 
-def test_refunded_then_a_late_succeeded(world):
+def test_a_refund_the_event_claims_but_stripe_has_not_made_changes_nothing(world, gateway):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge(refunded=0)  # Stripe: nothing refunded
+    answer = deliver(world, event("charge.refunded", charge(refunded=2300)))
+    assert answer["handled"] is False
+    assert "nothing of charge ch_pi_1 is refunded" in answer["outcome"]
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    # The event's figures are not Stripe's: Stripe's partial refund wins over a claimed full one.
+    gateway.charges["ch_pi_1"] = charge(refunded=500)
+    deliver(world, event("charge.refunded", charge(refunded=2300), "evt_claims_all"))
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 500)
+
+
+def test_a_refund_of_a_charge_stripe_does_not_know_is_ignored(world):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    answer = deliver(world, event("charge.refunded", charge(refunded=2300)))
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "ignored: Stripe does not know ch_pi_1",
+    )
+    assert world.ledger.get_order("pi_1")["status"] == "paid"
+
+
+@pytest.mark.parametrize("kind", ["charge.refund.updated", "refund.updated", "refund.failed"])
+def test_refund_events_follow_the_refund_and_charge_stripe_has(world, gateway, kind):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge(refunded=700)
+    gateway.refunds["re_1"] = {"id": "re_1", "object": "refund", "charge": "ch_pi_1", "amount": 700}
+    claimed = {"id": "re_1", "object": "refund", "charge": "ch_forged", "amount": 2300}
+    answer = deliver(world, event(kind, claimed))
+    assert answer["handled"] is True
+    assert gateway.asked[-3:] == ["re_1", "ch_pi_1", "pi_1"]  # never the event's ch_forged
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 700)
+    forged = {"id": "re_forged", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
+    answer = deliver(world, event(kind, forged))
+    assert answer["outcome"] == "ignored: Stripe does not know re_forged"
+
+
+def test_an_order_refunded_in_full_before_succeeded_is_never_fulfilled(world, gateway):
+    paid_then_refunded = charge(refunded=2300)
+    gateway.intents["pi_1"]["latest_charge"] = paid_then_refunded
+    gateway.charges["ch_pi_1"] = paid_then_refunded
     deliver(world, event("charge.refunded", charge(refunded=2300)))
     assert world.ledger.get_order("pi_1")["status"] == "refunded"
     answer = deliver(world, event("payment_intent.succeeded", intent()))
-    assert answer["outcome"] == "fulfilled"
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "refunded: refunded in full before it was fulfilled",
+    )
     order = world.ledger.get_order("pi_1")
     assert order["status"] == "refunded"
-    assert order["fulfilled_at"] is not None
+    assert order["fulfilled_at"] is None
+    assert world.ledger.fulfilment_count() == 0
+    assert world.ledger.receipts() == []
+    assert world.fulfiller.drain(5)
+    assert outbox(world) == []
+
+
+def test_a_succeeded_event_for_an_order_refunded_in_full_first_sends_no_receipt(world, gateway):
+    # The succeeded event comes first, but Stripe already says the charge is refunded in full.
+    gateway.intents["pi_1"]["latest_charge"] = charge(refunded=2300)
+    answer = deliver(world, event("payment_intent.succeeded", intent()))
+    assert answer["outcome"].startswith("refunded")
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"], order["fulfilled_at"]) == (
+        "refunded",
+        2300,
+        None,
+    )
+    assert world.ledger.receipts() == []
+
+
+def test_a_partial_refund_before_succeeded_is_still_fulfilled(world, gateway):
+    gateway.intents["pi_1"]["latest_charge"] = charge(refunded=300)
+    answer = deliver(world, event("payment_intent.succeeded", intent()))
+    assert answer["outcome"] == "fulfilled"
     assert world.fulfiller.drain(5)
     assert outbox(world) == ["pi_1.eml"]
 
 
-def test_a_dispute_marks_the_order_disputed_and_a_refund_does_not_hide_it(world):
+def test_a_fulfilled_order_refunded_later_is_not_fulfilled_again(world, gateway):
     deliver(world, event("payment_intent.succeeded", intent()))
-    dispute = {
-        "id": "dp_1",
-        "object": "dispute",
-        "charge": "ch_pi_1",
-        "payment_intent": None,  # older API versions: found through the charge
-        "reason": "fraudulent",
-    }
-    answer = deliver(world, event("charge.dispute.created", dispute))
+    gateway.intents["pi_1"]["latest_charge"] = charge(refunded=2300)
+    again = deliver(world, event("payment_intent.succeeded", intent(), "evt_again"))
+    assert again["outcome"] == "already_fulfilled"
+    assert world.ledger.fulfilment_count() == 1
+
+
+def test_a_dispute_stripe_has_marks_the_order_disputed_and_a_refund_does_not_hide_it(
+    world, gateway
+):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", reason="fraudulent")
+    claimed = dispute(reason="product_not_received")  # the event's copy is not read
+    answer = deliver(world, event("charge.dispute.created", claimed))
     assert answer["handled"] is True
     order = world.ledger.get_order("pi_1")
     assert order["status"] == "disputed"
     assert order["note"] == "dispute dp_1: fraudulent"
+    gateway.charges["ch_pi_1"] = charge(refunded=2300)
     deliver(world, event("charge.refunded", charge(refunded=2300)))
     assert world.ledger.get_order("pi_1")["status"] == "disputed"
 
 
-def test_a_dispute_with_an_expanded_charge_is_found_through_it(world):
+def test_a_dispute_stripe_does_not_have_changes_nothing(world):
     deliver(world, event("payment_intent.succeeded", intent()))
-    dispute = {"id": "dp_3", "object": "dispute", "charge": {"id": "ch_pi_1"}, "reason": "other"}
-    assert deliver(world, event("charge.dispute.created", dispute))["handled"] is True
+    answer = deliver(world, event("charge.dispute.created", dispute(pi="pi_1")))
+    assert (answer["handled"], answer["outcome"]) == (False, "ignored: Stripe does not know dp_1")
+    assert world.ledger.get_order("pi_1")["status"] == "paid"
+
+
+def test_a_dispute_without_a_payment_intent_is_found_through_stripes_charge(world, gateway):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge()
+    # Older API versions: the dispute names only its charge, possibly expanded.
+    gateway.disputes["dp_3"] = dispute("dp_3", ch={"id": "ch_pi_1"}, reason="other")
+    assert deliver(world, event("charge.dispute.created", dispute("dp_3")))["handled"] is True
     assert world.ledger.get_order("pi_1")["status"] == "disputed"
-    odd = {"id": "dp_4", "object": "dispute", "charge": {"nested": ["not", "an", "id"]}}
-    assert deliver(world, event("charge.dispute.created", odd))["handled"] is False
+    gateway.disputes["dp_4"] = dispute("dp_4", ch={"nested": ["not", "an", "id"]})
+    answer = deliver(world, event("charge.dispute.created", dispute("dp_4")))
+    assert (answer["handled"], answer["outcome"]) == (False, "ignored: no PaymentIntent")
 
 
-def test_a_dispute_for_an_unknown_charge_is_ignored(world):
-    dispute = {"id": "dp_2", "object": "dispute", "charge": "ch_unknown", "payment_intent": None}
-    assert deliver(world, event("charge.dispute.created", dispute))["handled"] is False
+def test_a_dispute_of_a_charge_stripe_does_not_know_is_ignored(world, gateway):
+    gateway.disputes["dp_2"] = dispute("dp_2", ch="ch_unknown")
+    answer = deliver(world, event("charge.dispute.created", dispute("dp_2")))
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "ignored: Stripe does not know ch_unknown",
+    )
+
+
+def test_amount_capturable_updated_records_the_retrieved_intent(world, gateway):
+    gateway.intents["pi_1"].update(status="requires_capture", amount_capturable=2300)
+    answer = deliver(
+        world, event("payment_intent.amount_capturable_updated", intent(status="succeeded"))
+    )
+    assert answer["handled"] is True
+    order = world.ledger.get_order("pi_1")
+    assert order["status"] == status_of_intent(gateway.intents["pi_1"])
+    assert order["fulfilled_at"] is None  # authorized is not paid
 
 
 # Crashes ----------------------------------------------------------------------------------------
@@ -516,20 +704,24 @@ def test_fixtures_are_shaped_like_stripes_events(path):
         assert (obj["amount"], obj["currency"]) == (book.amount, book.currency)
 
 
-def fixture_intents():
-    """Intents Stripe would hold for the fixtures, so replaying them moves orders."""
-    found = []
+def stripe_for_fixtures(gateway: FakeGateway) -> None:
+    """Have the fake Stripe hold what the fixtures describe, so replaying them moves orders."""
     for path in FIXTURES:
         obj = json.loads(path.read_text())["data"]["object"]
         pi = obj["id"] if obj["object"] == "payment_intent" else obj["payment_intent"]
         book = Catalog.default().get(obj.get("metadata", {}).get("item_id") or "1")
         state = obj["status"] if obj["object"] == "payment_intent" else "succeeded"
-        found.append(intent(pi, status=state, item=book.id, amount=book.amount))
-    return found
+        error = obj.get("last_payment_error") if obj["object"] == "payment_intent" else None
+        gateway.intents[pi] = intent(
+            pi, status=state, item=book.id, amount=book.amount, last_payment_error=error
+        )
+        store = {"charge": gateway.charges, "dispute": gateway.disputes}.get(obj["object"])
+        if store is not None:
+            store[obj["id"]] = obj
 
 
 def test_the_fixtures_move_orders_as_their_names_say(world, gateway):
-    gateway.intents.update({i["id"]: i for i in fixture_intents()})
+    stripe_for_fixtures(gateway)
     for path in FIXTURES:
         payload = path.read_bytes()
         assert world.handle(payload, sign(payload, SECRET))["handled"] is True, path.stem

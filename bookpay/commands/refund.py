@@ -31,20 +31,37 @@ def create(
         str | None,
         typer.Option(
             "--request-id",
-            help="Names this refund request (say, a ticket): repeating it never refunds twice.",
+            help="Names this refund request (say, a ticket): one request id is one refund. "
+            "Repeating it returns that refund; repeating it with another amount or reason "
+            "is refused.",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Refund a PaymentIntent in full, or in part with --amount.
 
-    Example: bookpay refund create pi_123 --amount 500 --reason requested_by_customer
+    Example: bookpay refund create pi_123 --amount 500 --request-id ticket-42
     """
-    refund = (
-        state(ctx)
-        .gateway()
-        .create_refund(intent_id, amount=amount, reason=reason, request_id=request_id)
-    )
+    from bookpay.payments import RefundRequestReused
+
+    gateway = state(ctx).gateway()
+    try:
+        refund = gateway.create_refund(
+            intent_id, amount=amount, reason=reason, request_id=request_id
+        )
+    except RefundRequestReused as exc:
+        # Say it in the command's words: the option the user typed, never the idempotency key.
+        earlier = exc.refund or {}
+        made = f" (refund {earlier['id']})" if earlier.get("id") else ""
+        raise RefundRequestReused(
+            f"--request-id {request_id!r} was already used{made} with another amount or "
+            "reason: one request id is one refund.",
+            hint="Repeat it exactly to see that refund, or use a new --request-id "
+            "for another refund.",
+            request_id=exc.request_id,
+            refund=exc.refund,
+            error_type=exc.error_type,
+        ) from None
     if as_json:
         emit_json(refund)
         return

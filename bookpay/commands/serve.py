@@ -28,16 +28,35 @@ def serve(
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the shop in a web browser.")
     ] = False,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Requests handled at once. At most two thirds may wait on Stripe at once; "
+            "the rest always serve pages, static files, /healthz and webhooks.",
+            min=2,
+        ),
+    ] = 48,
+    connection_limit: Annotated[
+        int,
+        typer.Option(
+            help="Open connections (idle keep-alive ones included) before new clients wait.",
+            min=1,
+        ),
+    ] = 1000,
+    idle_timeout: Annotated[
+        int, typer.Option(help="Seconds before an idle connection is closed.", min=1)
+    ] = 30,
 ) -> None:
     """Serve the bookshop: catalog, Elements checkout, success page and /webhook.
 
     Without STRIPE_SECRET_KEY it runs in local test mode, starting bookpay's Stripe emulator
     (or using one already running) so that no Stripe account or network is needed.
 
-    Example: bookpay serve --port 4242
+    Example: bookpay serve --port 4242 --threads 48 --connection-limit 1000
     """
     settings = state(ctx).settings  # checked by the launcher, before anything starts
     from bookpay.server import serve as run
+    from bookpay.web.runner import Capacity
 
     def say(line: str) -> None:
         sys.stdout.write(line + "\n")
@@ -51,6 +70,7 @@ def serve(
             port=port,
             emulator_port=emulator_port,
             open_browser=open_browser,
+            capacity=Capacity(threads, connection_limit, idle_timeout),
             say=say,
         )
     finally:
@@ -66,9 +86,13 @@ def _configure_logging(debug: bool) -> logging.Handler:
 
     One handler, named, on the sys.stderr of this run: serve runs more than once in one process
     (tests invoke it in-process), and an earlier run's handler would write to a closed stream.
+    Repeats are rate-limited: under load waitress warns once per queued request.
     """
+    from bookpay.web.logs import RepeatFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
+    handler.addFilter(RepeatFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in LOGGERS:
         logger = logging.getLogger(name)

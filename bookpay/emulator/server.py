@@ -13,6 +13,26 @@ from waitress import create_server, wasyncore
 
 from .api import Emulator
 
+# Open connections the emulator keeps, idle keep-alive ones included. Every stripe-python client
+# (a checkout server's worker threads, a benchmark's shoppers) holds one per thread, so waitress's
+# default of 100 (or a few per thread) is soon used up, and a client past it waits until an idle
+# one times out: the emulator seems to hang. Connections are cheap; descriptors are the bound.
+CONNECTION_LIMIT = 1000
+IDLE_TIMEOUT = 30  # seconds before an idle connection is closed (waitress: 120)
+RESERVED_FDS = 64  # kept free for the store, the listening socket and webhook deliveries
+
+
+def connection_limit() -> int:
+    """CONNECTION_LIMIT, or fewer if the process may not open that many file descriptors."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return CONNECTION_LIMIT
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_LIMIT
+    return max(16, min(CONNECTION_LIMIT, soft - RESERVED_FDS))
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A bound TCP socket for host:port (the first address host resolves to), or OSError.
@@ -78,7 +98,9 @@ class RunningEmulator:
                 map=socket_map,
                 sockets=[sock],
                 threads=options.threads,
-                connection_limit=max(100, options.threads * 4),
+                connection_limit=connection_limit(),
+                channel_timeout=IDLE_TIMEOUT,
+                cleanup_interval=10,
                 ident="bookpay-emulator",
                 asyncore_use_poll=True,
                 clear_untrusted_proxy_headers=True,

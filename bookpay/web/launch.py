@@ -6,9 +6,11 @@ so a configuration problem or a busy port is one line and an exit code, with not
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from bookpay.config import Settings
+from bookpay.errors import UsageError
 
 TEST_CARDS = (
     ("4242 4242 4242 4242", "succeeds"),
@@ -25,6 +27,7 @@ def serve(
     port: int = 4242,
     emulator_port: int | None = None,
     open_browser: bool = False,
+    capacity=None,
     say=print,
 ) -> None:
     """Run the shop on waitress until Ctrl-C, with an emulator in emulator mode.
@@ -36,7 +39,12 @@ def serve(
     from bookpay.server import Services, create_app, ensure_emulator
     from bookpay.web import runner
 
+    capacity = capacity or runner.DEFAULT_CAPACITY
     settings.check()
+    problems = capacity.problems()
+    if problems:
+        raise UsageError("; ".join(problems).capitalize() + ".", code="bad_capacity")
+    settings = _bounded_bulkhead(settings, capacity)
     sock = runner.bind(host, port)  # first, so a busy port fails before the emulator starts
     emulator = running = services = secret = None
     try:
@@ -57,6 +65,7 @@ def serve(
             ),
             host,
             sock=sock,
+            capacity=capacity,
         )
         shop_url = settings.base_url or running.url
         say(f"bookpay is serving the shop at {shop_url}")
@@ -77,6 +86,12 @@ def serve(
                     "(503) and orders are fulfilled only from the success page. Run `stripe listen "
                     f"--forward-to {running.url}/webhook` and set the whsec_ secret it prints."
                 )
+        limits = settings.stripe_limits
+        say(
+            f"Capacity: {capacity.threads} threads ({limits.max_concurrent} may wait on Stripe, "
+            f"for {limits.total_timeout:g} s at most), {capacity.connection_limit} connections, "
+            f"idle ones closed after {capacity.idle_timeout} s."
+        )
         say("Test cards (any future expiry date, any CVC, any postal code):")
         for number, outcome in TEST_CARDS:
             say(f"  {number}  {outcome}")
@@ -101,6 +116,15 @@ def serve(
             services.close()
         if emulator is not None:
             emulator.stop()
+
+
+def _bounded_bulkhead(settings: Settings, capacity) -> Settings:
+    """Settings whose Stripe bulkhead leaves a third of the threads for everything else."""
+    limits = settings.stripe_limits
+    if limits.max_concurrent <= capacity.stripe_slots:
+        return settings
+    bounded = dataclasses.replace(limits, max_concurrent=capacity.stripe_slots)
+    return dataclasses.replace(settings, stripe_limits=bounded)
 
 
 def _stop_on_sigterm() -> None:

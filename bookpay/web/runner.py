@@ -17,9 +17,55 @@ from dataclasses import dataclass, field
 
 from bookpay.errors import UsageError
 
-# Enough workers that requests waiting on Stripe (a few hundred ms each) do not queue behind each
-# other: every checkout holds one thread for the length of a Stripe API call.
-DEFAULT_THREADS = 48
+
+@dataclass(frozen=True)
+class Capacity:
+    """How much the shop's waitress server takes on at once; `bookpay serve` options set it.
+
+    - ``threads``: requests handled at once. A checkout holds a thread for the length of a Stripe
+      call (a few hundred ms), so there are enough for the calls the Stripe bulkhead allows
+      (``StripeLimits.max_concurrent``, at most two thirds of them) plus a third left for pages,
+      static files, /healthz and webhooks whatever Stripe does.
+    - ``connection_limit``: open connections, idle keep-alive ones included; beyond it waitress
+      stops accepting (new clients wait in the listen backlog). Waitress's default of 100 is
+      what 128 keep-alive shoppers exhausted; each connection costs a file descriptor and a
+      few kB, so 1,000 is cheap, and it is kept below the process's file descriptor limit.
+    - ``idle_timeout``: seconds before an idle connection (keep-alive, or one that never sent
+      a whole request) is closed, so abandoned connections do not hold slots.
+    """
+
+    threads: int = 48
+    connection_limit: int = 1000
+    idle_timeout: int = 30
+
+    def problems(self) -> list[str]:
+        found = []
+        for name, low in (("threads", 2), ("connection_limit", 1), ("idle_timeout", 1)):
+            if getattr(self, name) < low:
+                found.append(f"{name.replace('_', '-')} must be at least {low}")
+        return found
+
+    @property
+    def stripe_slots(self) -> int:
+        """The most Stripe calls that may wait at once and still leave a third for the rest."""
+        return max(1, self.threads * 2 // 3)
+
+
+DEFAULT_CAPACITY = Capacity()
+# Descriptors kept free for the listening socket, the ledger, the log, outgoing Stripe calls.
+RESERVED_FDS = 64
+
+
+def usable_connections(wanted: int) -> int:
+    """``wanted``, or fewer if the process may not open that many file descriptors."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to respect here
+        return wanted
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - RESERVED_FDS))
 
 
 def url_host(host: str) -> str:
@@ -71,7 +117,7 @@ class RunningServer:
         from waitress import wasyncore
 
         while not self.stopping.is_set():
-            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
+            wasyncore.loop(timeout=0.05, use_poll=True, map=self.server._map, count=1)
         wasyncore.close_all(self.server._map, ignore_all=True)
 
     def stop(self) -> None:
@@ -91,7 +137,7 @@ def start(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    threads: int = DEFAULT_THREADS,
+    capacity: Capacity = DEFAULT_CAPACITY,
     background: bool = False,
     sock: socket.socket | None = None,
 ) -> RunningServer:
@@ -107,12 +153,18 @@ def start(
     server = create_server(
         app,
         sockets=[sock],
-        threads=threads,
+        threads=capacity.threads,
+        connection_limit=usable_connections(capacity.connection_limit),
+        channel_timeout=capacity.idle_timeout,
+        # Idle connections are looked for this often, so one lives at most about this much
+        # longer than idle_timeout (waitress's default is every 30 s).
+        cleanup_interval=max(1, min(10, capacity.idle_timeout)),
+        # poll(), not select(): select cannot watch descriptors numbered 1024 or more.
+        asyncore_use_poll=True,
         ident="bookpay",
         # Proxy headers are ignored unless a trusted proxy is configured: the return_url never
         # comes from a request anyway, but logs should not believe forged X-Forwarded-* either.
         clear_untrusted_proxy_headers=True,
-        channel_timeout=30,
     )
     running = RunningServer(url=own_url, server=server)
     if background:

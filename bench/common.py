@@ -1,0 +1,140 @@
+"""What several benchmarks share: the emulator and the shop in processes of their own, a
+keep-alive HTTP client, percentiles.
+
+The emulator runs in its own process because Stripe is a remote service (in the measuring
+process it would share the GIL with what is measured) and so it can be stopped with SIGSTOP, as a
+hung Stripe would be. The shop runs as `bookpay serve` does, as a user runs it: its capacity,
+its logging and its limits are the product's defaults unless a benchmark passes options.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+# The emulator in a child process: prints its URL, runs until its stdin closes. Waitress's
+# "Task queue depth" warnings (one per queued request) are not what is measured.
+EMULATOR = """
+import logging, sys
+from bookpay.emulator import EmulatorOptions, start_emulator
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+running = start_emulator("127.0.0.1", 0, EmulatorOptions())
+print(running.url, flush=True)
+sys.stdin.read()
+running.stop()
+"""
+
+
+@contextmanager
+def emulator_process() -> Iterator[tuple[subprocess.Popen, str]]:
+    """(the process, its URL); always resumed (SIGCONT) and stopped at the end."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", EMULATOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = process.stdout.readline().strip().rstrip("/")
+        if not url.startswith("http"):
+            raise RuntimeError("the emulator did not start")
+        yield process, url
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        process.stdin.close()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class ShopProcess:
+    process: subprocess.Popen
+    url: str
+    stderr: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def shop_process(emulator_url: str, data_dir: Path, *options: str) -> Iterator[ShopProcess]:
+    """`bookpay serve --port 0 OPTIONS` against the emulator at ``emulator_url``.
+
+    Its stderr (warnings, waitress's log) is collected in ``.stderr``, a line at a time.
+    """
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
+        "BOOKPAY_EMULATOR_URL": emulator_url,
+        "BOOKPAY_DATA_DIR": str(data_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "serve", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    shop = None
+    try:
+        first = process.stdout.readline()
+        if not first.startswith("bookpay is serving the shop at "):
+            raise RuntimeError(f"bookpay serve did not start: {first}{process.stderr.read()}")
+        shop = ShopProcess(process, first.rsplit(" ", 1)[1].strip())
+        for pipe, sink in ((process.stdout, []), (process.stderr, shop.stderr)):
+            threading.Thread(target=lambda p=pipe, s=sink: s.extend(p), daemon=True).start()
+        yield shop
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; reconnects after an error."""
+
+    def __init__(self, url: str, timeout: float = 60) -> None:
+        parts = urlsplit(url)
+        self._address = (parts.hostname, parts.port)
+        self._timeout = timeout
+        self.conn = http.client.HTTPConnection(*self._address, timeout=timeout)
+
+    def request(self, method: str, path: str, body: dict | None = None):
+        """(status, headers, body, seconds); status 0 for a connection error."""
+        headers = {"Connection": "keep-alive"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            self.conn = http.client.HTTPConnection(*self._address, timeout=self._timeout)
+            return 0, {}, b"", time.perf_counter() - started
+        return response.status, dict(response.getheaders()), payload, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` fall (nearest rank); 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]

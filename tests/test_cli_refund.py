@@ -1,0 +1,100 @@
+"""`bookpay refund create --request-id`: one request id is one refund, through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.catalog import Catalog
+from bookpay.cli import app
+from bookpay.config import Settings
+from bookpay.payments import Gateway
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bookpay(cli_env):
+    def invoke(*args):
+        return runner.invoke(app, list(args), env=cli_env)
+
+    return invoke
+
+
+@pytest.fixture
+def paid(bookpay) -> str:
+    created = bookpay("intent", "create", "--item", "1", "--json")
+    intent = json.loads(created.stdout)
+    confirmed = bookpay("intent", "confirm", intent["id"], "--card", "pm_card_visa")
+    assert confirmed.exit_code == 0, confirmed.output
+    return intent["id"]
+
+
+def refunds_of(bookpay, intent_id: str) -> list[dict]:
+    shown = json.loads(bookpay("intent", "show", intent_id, "--json").stdout)
+    return shown["refunds"]
+
+
+def test_an_exact_repeat_returns_the_same_refund(bookpay, paid):
+    args = ("refund", "create", paid, "--amount", "500", "--request-id", "T-1", "--json")
+    first = bookpay(*args)
+    assert first.exit_code == 0, first.output
+    again = bookpay(*args)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["id"] == json.loads(first.stdout)["id"]
+    assert [r["amount"] for r in refunds_of(bookpay, paid)] == [500]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("--amount", "600"),
+        ("--amount", "500", "--reason", "duplicate"),
+        (),  # no --amount: the rest, which is not the 500 first asked for
+    ],
+    ids=["other-amount", "other-reason", "no-amount"],
+)
+def test_a_repeat_with_other_parameters_is_refused_naming_the_option(bookpay, paid, other):
+    first = bookpay("refund", "create", paid, "--amount", "500", "--request-id", "T-2")
+    assert first.exit_code == 0, first.output
+    result = bookpay("refund", "create", paid, *other, "--request-id", "T-2")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: --request-id 'T-2' was already used (refund re_")
+    assert "one request id is one refund" in result.stderr
+    assert "bookpay-refund" not in result.stderr  # never the internal idempotency key
+    assert [r["amount"] for r in refunds_of(bookpay, paid)] == [500]
+
+
+def test_a_request_id_for_the_rest_repeats_as_the_same_refund(bookpay, paid):
+    first = bookpay("refund", "create", paid, "--request-id", "T-3", "--json")
+    again = bookpay("refund", "create", paid, "--request-id", "T-3", "--json")
+    assert (first.exit_code, again.exit_code) == (0, 0)
+    assert json.loads(first.stdout)["id"] == json.loads(again.stdout)["id"]
+    assert json.loads(first.stdout)["amount"] == 2300
+
+
+def test_request_ids_are_per_payment_intent_and_distinct_ids_refund_separately(bookpay, paid):
+    one = bookpay("refund", "create", paid, "--amount", "100", "--request-id", "A", "--json")
+    two = bookpay("refund", "create", paid, "--amount", "100", "--request-id", "B", "--json")
+    assert (one.exit_code, two.exit_code) == (0, 0)
+    assert json.loads(one.stdout)["id"] != json.loads(two.stdout)["id"]
+
+
+def test_a_racing_repeat_is_refused_by_stripes_idempotency_check(settings, monkeypatch):
+    """Two repeats at once both find no earlier refund: the shared key makes Stripe refuse one."""
+    from bookpay.payments import RefundRequestReused
+
+    gateway = Gateway(Settings(data_dir=settings.data_dir, emulator_url=settings.emulator_url))
+    intent = gateway.create_intent(Catalog.default().get("1"))
+    gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    first = gateway.create_refund(intent["id"], amount=500, request_id="race")
+    found = gateway.find_refund_request
+    monkeypatch.setattr(gateway, "find_refund_request", lambda *args: None)
+    with pytest.raises(RefundRequestReused) as caught:
+        gateway.create_refund(intent["id"], amount=700, request_id="race")
+    assert caught.value.exit_code == 3
+    assert "bookpay-refund" not in caught.value.message
+    monkeypatch.setattr(gateway, "find_refund_request", found)
+    assert [r["id"] for r in gateway.list_refunds(intent["id"])] == [first["id"]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -199,6 +200,11 @@ class Gateway:
         page = self._request("get", "/v1/refunds", {"payment_intent": intent_id, "limit": 100})
         return page["data"]
 
+    def list_disputes(self, intent_id: str) -> list[dict]:
+        """The disputes of a PaymentIntent's charges (ask only when a charge says `disputed`)."""
+        page = self._request("get", "/v1/disputes", {"payment_intent": intent_id, "limit": 100})
+        return page["data"]
+
     # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
 
     def register_webhook(self, url: str, events: Sequence[str] = ("*",)) -> str:
@@ -257,7 +263,9 @@ class Gateway:
             if exc.code == "resource_missing":
                 raise NotFound(exc.user_message or str(exc), code="resource_missing") from exc
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
-        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        except stripe.PermissionError as exc:
+            raise ConfigError(_permission_message(exc), hint=PERMISSION_HINT) from exc
+        except stripe.AuthenticationError as exc:
             raise ConfigError(
                 f"{self.where} refused the API key: {exc.user_message or exc}",
                 hint="Check STRIPE_SECRET_KEY with `bookpay config check`.",
@@ -291,6 +299,28 @@ def _client_for(settings: Settings) -> stripe.StripeClient:
         base_addresses={"api": settings.emulator_url},
         max_network_retries=2,
         http_client=stripe.RequestsClient(session=session, timeout=30),
+    )
+
+
+PERMISSION_HINT = (
+    "A restricted key (rk_test_...) works for what it permits: add the permission to the key in "
+    "the Dashboard (Developers > API keys), or use a key that has it."
+)
+_RAK = re.compile(r"'rak_([a-z0-9_]+?)_(read|write)'")
+
+
+def _permission_message(exc: stripe.PermissionError) -> str:
+    """Which permission a restricted key lacks, from Stripe's 403 ("Having the 'rak_..._read'
+    permission would allow this request to continue")."""
+    text = str(exc.user_message or exc)
+    found = _RAK.search(text)
+    if not found:
+        return f"The API key is not permitted to do this: {text}"
+    resource, access = found.groups()
+    label = resource.replace("_", " ").title().replace(" ", "")
+    return (
+        f"The API key lacks the permission {found.group(0)[1:-1]} ({label}: {access.title()}), "
+        "which this command needs."
     )
 
 

@@ -69,13 +69,15 @@ def test_confirm_then_show_then_refund(bookpay):
     shown = bookpay("intent", "show", intent["id"])
     assert shown.exit_code == 0
     out = shown.stdout
-    assert f"PaymentIntent:  {intent['id']}" in out
-    assert "Status:         succeeded" in out
-    assert "Amount:         $23.00" in out
-    assert "Book:           The Art of Doing Science and Engineering (item 1)" in out
-    assert "Email:          reader@example.com" in out
-    assert "Latest charge:  ch_" in out and "(succeeded, visa ending 4242)" in out
-    assert "Refund:         re_" in out and ": $5.00 (succeeded)" in out
+    assert f"PaymentIntent:   {intent['id']}" in out
+    assert "Status:          succeeded" in out
+    assert "Amount:          $23.00" in out
+    assert "Refunded:        $5.00" in out
+    assert "Net:             $18.00" in out
+    assert "Book:            The Art of Doing Science and Engineering (item 1)" in out
+    assert "Email:           reader@example.com" in out
+    assert "Latest charge:   ch_" in out and "(succeeded, visa ending 4242)" in out
+    assert "Refund:          re_" in out and ": $5.00 (succeeded)" in out
 
 
 def test_show_decline_code_in_human_view(bookpay):

@@ -306,11 +306,13 @@ def test_replay_prints_a_table_and_exits_0(receiver, files):
     result = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["#", "Event", "Type", "Status", "Latency", "Answer"]
-    assert lines[1].split()[:4] == ["1", "evt_A", "payment_intent.succeeded", "200"]
-    assert lines[2].split()[:4] == ["2", "evt_B", "charge.refunded", "200"]
+    assert lines[0].split() == ["#", "Event", "Type", "Status", "Outcome", "Latency", "Reason"]
+    assert lines[1].split()[:5] == ["1", "evt_A", "payment_intent.succeeded", "200", "accepted"]
+    assert lines[2].split()[:5] == ["2", "evt_B", "charge.refunded", "200", "accepted"]
     assert lines[-1].startswith(f"2 deliveries to {server.url} in ")
-    assert lines[-1].endswith(": 2 ok, 0 failed")
+    assert lines[-1].endswith(
+        ": 0 fulfilled, 0 duplicate, 0 ignored, 2 accepted, 0 refused, 0 failed"
+    )
 
 
 def test_replay_json_prints_only_json_and_exits_6_on_a_failure(receiver, files):
@@ -385,7 +387,7 @@ def test_replay_reads_the_secret_bookpay_serve_saved(receiver, files, tmp_path):
 def test_replay_of_a_missing_file_exits_2():
     result = invoke("webhook", "replay", "nope.json", "--secret", SECRET)
     assert result.exit_code == 2
-    assert result.stderr == "Error: nope.json: no such file or folder.\n"
+    assert result.stderr == "Error: nope.json: no such file, folder or bundled fixture.\n"
 
 
 def test_fixtures_lists_the_bundled_events():

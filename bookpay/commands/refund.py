@@ -38,7 +38,7 @@ def create(
 ) -> None:
     """Refund a PaymentIntent in full, or in part with --amount.
 
-    Example: bookpay refund create pi_123 --amount 500 --reason requested_by_customer
+    Example: bookpay refund create pi_123 --amount 500 --request-id T-1234
     """
     refund = (
         state(ctx)

@@ -86,4 +86,4 @@ def _remove_handler(handler: logging.Handler) -> None:
 
 
 app = typer.Typer(add_completion=False)
-app.command("serve")(serve)
+app.command("serve", short_help="Serve the bookshop (checkout, webhooks).")(serve)

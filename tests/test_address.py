@@ -23,7 +23,9 @@ def test_address_lines_leave_out_empty_parts():
 
 
 def test_one_line_and_missing_address():
-    assert one_line(SHIPPING) == "Ada Lovelace, 12 Analytical Row, San Francisco, CA 94110, United States"
+    assert one_line(SHIPPING) == (
+        "Ada Lovelace, 12 Analytical Row, San Francisco, CA 94110, United States"
+    )
     assert one_line(None) == "-"
     assert address_lines({"name": "Only A Name", "address": None}) == ["Only A Name"]
 

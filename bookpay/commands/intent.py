@@ -268,6 +268,7 @@ def list_intents(
         rows,
         justify_right=["Amount"],
         wrap_columns=["Book"],
+        detail_columns=["Book", "Created"],
     )
 
 

@@ -187,9 +187,9 @@ def print_table(
     """Rows under a header, aligned, fitted to the terminal's width.
 
     Columns are whole and on one line, except that when the table is too wide ``wrap_columns``
-    (free text) wrap inside their column, and ``detail_columns`` (say, a second id) and then the
-    free text too move to an indented "Column: value" line under their row. Cells moved under a
-    row are still never cut; only free text wraps.
+    (free text) wrap inside their column, and ``detail_columns`` (in the order given; then any
+    free text not listed) move to an indented "Column: value" line under their row, until the
+    rest fits. Cells moved under a row are still never cut; only free text wraps.
     """
     width = width if width is not None else _terminal_width()
     headers = [printable(c) for c in columns]
@@ -209,11 +209,12 @@ def print_table(
 
     shown = list(range(len(columns)))
     if width is not None and sum(natural) + len(SEPARATOR) * (len(columns) - 1) > width:
-        for group in (movable, free):
+        # Move columns under their rows, in the order given, until the rest fits.
+        for i in [*movable, *(i for i in free if i not in movable)]:
             if needed(shown) <= width:
                 break
-            below += group
-            shown = [i for i in shown if i not in group]
+            below.append(i)
+            shown.remove(i)
         wrapped = [i for i in free if i in shown]
         room = width - sum(natural[i] for i in shown if i not in free)
         room -= len(SEPARATOR) * (len(shown) - 1)

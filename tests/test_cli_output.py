@@ -1,4 +1,4 @@
-"""How the CLI lays out what it prints: terminal-safe text, tables fitted to a width, one time form."""
+"""How the CLI lays out its output: terminal-safe text, tables fitted to a width, one time form."""
 
 from __future__ import annotations
 

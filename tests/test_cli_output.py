@@ -96,7 +96,7 @@ def in_order(words: list[str], text: str) -> bool:
 
 
 def test_free_text_wraps_in_its_column_when_there_is_room(capsys):
-    lines = table(capsys, 100)
+    lines = table(capsys, 120)
     assert lines[1].startswith("pi_3MtwBwLkdIwHu7ix28a3tqPa  requires_payment_method")
     assert len(lines) > 3  # the long title took a second line, inside its column
     book_at = lines[0].index("Book")

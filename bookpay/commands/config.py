@@ -103,7 +103,8 @@ def reachability(settings: Settings) -> Finding | None:
             "check the network connection and any HTTPS_PROXY, and https://status.stripe.com",
         )
     except ConfigError as exc:
-        return Finding(exc.message, exc.hint or "check STRIPE_SECRET_KEY")
+        fix = exc.hint if exc.hint and "config check" not in exc.hint else ""
+        return Finding(exc.message, fix or "copy STRIPE_SECRET_KEY again from the Dashboard")
     except PaymentError as exc:
         return Finding(
             f"{url} refused a request to list PaymentIntents: {exc.message}",

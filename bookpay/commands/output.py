@@ -33,7 +33,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 Cell = str | tuple[str, str]
 
 SEPARATOR = "  "
-MIN_WRAP = 16  # narrower than this, free text moves under its row instead of wrapping
+MIN_WRAP = 24  # narrower than this, free text moves under its row instead of wrapping
 DETAIL_INDENT = "    "
 
 
@@ -250,6 +250,19 @@ def print_table(
                 lead = DETAIL_INDENT + (label if k == 0 else " " * width_of(label))
                 lines.append([(lead, "dim" if k == 0 else ""), (piece, row[i][1])])
     _emit(lines)
+
+
+def print_lines(lines: Sequence[str], *, indent: int = 2) -> None:
+    """Lines of text on stdout; at a terminal a long one wraps at spaces, indented under itself."""
+    width = _terminal_width()
+    out: list[Line] = []
+    for line in lines:
+        text = printable(line)
+        lead = len(text) - len(text.lstrip(" "))
+        pieces = [text] if width is None else wrap(text, width - lead - indent, break_words=False)
+        for k, piece in enumerate(pieces):
+            out.append([(" " * (lead + indent) + piece.lstrip(" ") if k else piece, "")])
+    _emit(out)
 
 
 def print_fields(

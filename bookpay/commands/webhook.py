@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_table
+from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_lines, print_table
 from bookpay.commands.params import complete_fixtures
 from bookpay.terminal import printable
 
@@ -212,8 +212,9 @@ def _print_summary(results, url: str, elapsed: float, *, blank_line: bool) -> No
         lines.append(f"{outcome.capitalize()}:")
         for reason, times in sorted(reasons.items(), key=lambda item: -item[1]):
             lines.append(f"  {times:>4} x {reason}")
-    text = "\n".join(printable(line) for line in lines)
-    sys.stdout.write(("\n" if blank_line else "") + text + "\n")
+    if blank_line:
+        sys.stdout.write("\n")
+    print_lines(lines, indent=4)
 
 
 @app.command("fixtures", short_help="List the bundled example events.")

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from bookpay.errors import ConfigError, NotFound, UsageError, WebhookSignatureError
 from bookpay.orders import Fulfiller, Ledger, failure_reason, ownership_problem
+from bookpay.statuses import in_words
 
 TOLERANCE = 300  # seconds; stripe-python's default (Webhook.DEFAULT_TOLERANCE)
 
@@ -216,7 +217,7 @@ class WebhookReceiver:
         else:
             note = f"dispute {obj.get('id')}: {obj.get('reason') or 'no reason given'}"
             order = self.ledger.record_intent(intent, status="disputed", note=note)
-        return True, f"order {order['id']} is {order['status']}"
+        return True, f"order {order['id']} is {in_words(order['status'])}"
 
 
 def _parse(payload: bytes) -> dict:

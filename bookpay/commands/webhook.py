@@ -66,7 +66,10 @@ def replay(
     ] = 0.0,
     new_event_id: Annotated[
         bool,
-        typer.Option("--new-event-id", help="Give each delivery a fresh evt_ id (the body is serialised again)."),
+        typer.Option(
+            "--new-event-id",
+            help="Give each delivery a fresh evt_ id (the body is serialised again).",
+        ),
     ] = False,
     timestamp_offset: Annotated[
         int,

@@ -18,6 +18,7 @@
   const retryButton = document.getElementById('retry-button');
   const paidNotice = document.getElementById('paid-notice');
   const paidOrder = document.getElementById('paid-order');
+  const paidOrderLink = document.getElementById('paid-order-link');
   const newAttemptButton = document.getElementById('new-attempt-button');
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
@@ -121,6 +122,8 @@
   function loadFailed(text) {
     state.loadFailed = true;
     refreshButton();
+    // Nothing can be filled in: the section headings over empty boxes would only confuse.
+    fields.hidden = true;
     showMessage(text || LOAD_ERROR);
     retryButton.hidden = false;
   }
@@ -136,6 +139,26 @@
     const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     return hex.slice(0, 8) + '-' + hex.slice(8, 12) + '-' + hex.slice(12, 16) + '-'
       + hex.slice(16, 20) + '-' + hex.slice(20);
+  }
+
+  // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
+  // can link to that order's page (the server never sends a finished attempt's secret again).
+  const SECRET_KEY = 'bookpay.secret.';
+
+  function remember(key, value) {
+    try {
+      window.sessionStorage.setItem(key, value);
+    } catch (e) {
+      // storage disabled: the notice simply has no link
+    }
+  }
+
+  function recall(key) {
+    try {
+      return window.sessionStorage.getItem(key);
+    } catch (e) {
+      return null;
+    }
   }
 
   function attemptId(fresh) {
@@ -183,7 +206,10 @@
   async function createIntent(fresh) {
     const answer = await postAttempt(fresh);
     const body = answer.body;
-    if (answer.ok && body && body.clientSecret) return {intent: body};
+    if (answer.ok && body && body.clientSecret) {
+      remember(SECRET_KEY + body.paymentIntentId, body.clientSecret);
+      return {intent: body};
+    }
     const error = (body && body.error) || {};
     if (answer.status === 409 && error.code === 'attempt_finished') {
       if (error.status === 'succeeded') return {paid: error};
@@ -274,6 +300,16 @@
 
   function showPaidNotice(paid) {
     paidOrder.textContent = paid.paymentIntentId || '';
+    const secret = paid.paymentIntentId ? recall(SECRET_KEY + paid.paymentIntentId) : null;
+    if (secret) {
+      // The order's own page, as Stripe's return_url would show it.
+      const url = new URL(config.returnUrl, window.location.href);
+      url.searchParams.set('payment_intent', paid.paymentIntentId);
+      url.searchParams.set('payment_intent_client_secret', secret);
+      url.searchParams.set('redirect_status', 'succeeded');
+      paidOrderLink.href = url.toString();
+    }
+    paidOrderLink.hidden = !secret;
     form.hidden = true;
     paidNotice.hidden = false;
     paidNotice.focus();

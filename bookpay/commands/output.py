@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 from collections.abc import Sequence
 from contextvars import ContextVar
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
@@ -76,6 +74,8 @@ def human_time(value: int | float | str | None, *, utc: bool | None = None) -> s
     ``value`` is a Unix timestamp (Stripe's) or an ISO 8601 string (the ledger's); JSON and CSV
     keep the ISO 8601 UTC form, this is only for tables and detail views.
     """
+    from datetime import datetime, timezone
+
     if value is None or value == "":
         return "-"
     try:
@@ -92,17 +92,15 @@ def human_time(value: int | float | str | None, *, utc: bool | None = None) -> s
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def time_zone_note(*, utc: bool | None = None) -> str:
-    """The zone human times are in, for a footer: ``times in UTC`` or ``times in CEST``."""
-    use_utc = _wants_utc() if utc is None else utc
-    return "UTC" if use_utc else (datetime.now().astimezone().tzname() or "local time")
-
-
 # Layout ------------------------------------------------------------------------------------------
 
 
 def width_of(text: str) -> int:
     """Columns a string takes at a terminal (wide East Asian characters take two)."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
     total = 0
     for char in text:
         if unicodedata.combining(char):

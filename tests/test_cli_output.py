@@ -174,3 +174,15 @@ def test_statuses_read_as_english():
     assert in_words("requires_payment_method") == "waiting for a payment method"
     assert in_words("succeeded") == "paid"
     assert in_words(None) == "unknown"
+
+
+def test_serves_log_lines_are_escaped_too():
+    import logging
+
+    from bookpay.commands.serve import _PrintableFormatter
+
+    record = logging.LogRecord(
+        "bookpay", logging.WARNING, "x", 1, "receipt for %s", (HOSTILE,), None
+    )
+    line = _PrintableFormatter("%(message)s").format(record)
+    assert line == "receipt for " + printable(HOSTILE)

@@ -54,13 +54,28 @@ def test_an_emulator_that_does_not_answer_is_a_warning_with_the_url_and_the_erro
     assert runner.invoke(app, ["config", "check", "--offline"], env=env).stdout.count("warn") == 0
 
 
-def test_stripe_that_does_not_answer_is_a_problem(tmp_path):
-    # No network here: api.stripe.com cannot even be resolved.
+def test_stripe_that_does_not_answer_is_a_problem(tmp_path, monkeypatch):
+    # Stripe mode, with its client pointed at a closed port (whether this machine has a network
+    # or not).
+    import stripe
+
+    from bookpay import payments
+
+    port = closed_port()
+    monkeypatch.setattr(
+        payments,
+        "_client_for",
+        lambda settings: stripe.StripeClient(
+            settings.api_key,
+            base_addresses={"api": f"http://127.0.0.1:{port}"},
+            max_network_retries=0,
+        ),
+    )
     env = {"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK}
     code, report = check(env)
     assert code == 5
     [problem] = report["problems"]
-    assert problem.startswith("Stripe at https://api.stripe.com cannot be reached (")
+    assert problem == "Stripe at https://api.stripe.com cannot be reached (Connection refused)"
     assert "status.stripe.com" in report["findings"][0]["fix"]
 
 

@@ -73,15 +73,27 @@ def ship_to(emulator, intent_id: str, name: str) -> None:
 # 1. A secret key alone ---------------------------------------------------------------------------
 
 
-def test_a_secret_key_alone_is_enough_for_api_commands():
-    # No publishable key: the command gets past the settings and tries Stripe (unreachable
-    # here, so exit 4), instead of refusing with exit 5 as before.
+def test_a_secret_key_alone_is_enough_for_api_commands(monkeypatch):
+    # No publishable key: the command gets past the settings and asks "Stripe" (here a closed
+    # port, so exit 4), instead of refusing with a configuration problem (exit 5) as before.
+    import stripe
+
+    from bookpay import payments
+
+    monkeypatch.setattr(
+        payments,
+        "_client_for",
+        lambda settings: stripe.StripeClient(
+            settings.api_key, base_addresses={"api": "http://127.0.0.1:9"}, max_network_retries=0
+        ),
+    )
     result = runner.invoke(
         app,
         ["intent", "list"],
         env={"STRIPE_SECRET_KEY": "rk_test_51RestrictedKeyForSupport0000"},
     )
     assert result.exit_code == 4, result.output
+    assert "Configuration problem" not in result.output
     assert "PUBLISHABLE" not in result.output
 
 

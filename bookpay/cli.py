@@ -43,10 +43,13 @@ class State:
         return Catalog.load(self.settings.catalog_path)
 
     def gateway(self):
-        """The Stripe gateway, once the settings have passed their checks (exit 5 otherwise)."""
+        """The Stripe gateway, once the settings have passed their checks (exit 5 otherwise).
+
+        A secret key is all the API needs: the publishable key is checked only by `serve`.
+        """
         from bookpay.payments import Gateway
 
-        return Gateway(self.settings.check())
+        return Gateway(self.settings.check(serving=False))
 
 
 def state(ctx: typer.Context) -> State:
@@ -87,6 +90,7 @@ class BookpayGroup(TyperGroup):
             # have one subcommand (`refund create`), so later subcommands change nothing.
             command = get_command(app) if name in SINGLE_COMMANDS else get_group(app)
             command.name = name
+            _plain_help(command)
             self.commands[name] = command
         return self.commands[name]
 
@@ -113,8 +117,10 @@ class BookpayGroup(TyperGroup):
                 import traceback
 
                 traceback.print_exc(file=sys.stderr)
+            from bookpay.terminal import printable
+
             message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
-            sys.stderr.write(f"Error: {message}\n")
+            sys.stderr.write(f"Error: {printable(message)}\n")
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
             # The reader went away (`bookpay ... | head`): stop quietly, as Unix tools do, and
@@ -128,11 +134,27 @@ class BookpayGroup(TyperGroup):
         except Exception as exc:
             if _debugging(ctx):
                 raise
+            from bookpay.terminal import printable
+
             sys.stderr.write(
-                f"Error: unexpected {type(exc).__name__}: {exc} "
+                f"Error: unexpected {type(exc).__name__}: {printable(exc)} "
                 "(run with --debug or BOOKPAY_DEBUG=1 for the traceback)\n"
             )
             raise typer.Exit(1) from None
+
+
+def _plain_help(command) -> None:
+    """Help as written: Click's own formatter, not Rich's.
+
+    Rich reads "[default: ...]" in a help text as markup and drops it, and its option table cuts
+    a long choice list mid-word; Click wraps prose at spaces and prints the rest verbatim.
+    """
+    command.rich_markup_mode = None
+    if command.help and "\b\nExample:" not in command.help:
+        # An example is a command line to copy: never rewrapped across lines.
+        command.help = command.help.replace("\nExample: ", "\n\b\nExample: ")
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
 
 
 def _debugging(ctx) -> bool:
@@ -146,7 +168,10 @@ app = typer.Typer(
     help="A Stripe Payment Intents bookshop you can drive from the command line.\n\n"
     "Runs against bookpay's local Stripe emulator unless STRIPE_SECRET_KEY is set.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion and --show-completion (bash, zsh, fish); the values offered are
+    # computed only when the shell asks, so they cost nothing at start-up.
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -175,7 +200,14 @@ def root(
         Path | None,
         typer.Option("--catalog", help="Catalog file (JSON or TOML) instead of the built-in one."),
     ] = None,
+    utc: Annotated[
+        bool,
+        typer.Option("--utc", help="Show times in UTC instead of the local time zone."),
+    ] = False,
 ) -> None:
+    from bookpay.commands.output import show_times_in_utc
+
+    show_times_in_utc(utc)
     ctx.obj = State(live=live, debug=debug, catalog_path=catalog)
 
 

@@ -58,6 +58,65 @@ def mask(secret: str | None) -> str:
     return f"{prefix}...{rest[-4:]}"
 
 
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `config check` reports: what is wrong, and what to do about it.
+
+    ``level`` is "problem" (config check exits 5) or "warning". ``blocks`` says what it stops:
+    "commands" (every command that calls Stripe, and serve), "serve" (only the checkout server),
+    or "" (nothing refuses to start, but something fails later: receipts, the ledger).
+    """
+
+    message: str
+    fix: str
+    level: str = "problem"
+    blocks: str = "commands"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"level": self.level, "message": self.message, "fix": self.fix}
+
+
+def webhook_secret_problem(value: str, name: str) -> Finding | None:
+    """Why ``value`` cannot be a webhook signing secret, or None."""
+    if value.startswith("whsec_") and len(value) > len("whsec_"):
+        return None
+    shown = mask(value)
+    return Finding(
+        f"{name} must start with whsec_, got " + (shown if shown != "..." else "another value"),
+        "use the signing secret that `stripe listen` prints, or the endpoint's secret in the "
+        "Dashboard (whsec_...)",
+        blocks="serve",
+    )
+
+
+def data_dir_problem(path: Path) -> Finding | None:
+    """Why bookpay could not keep its files in ``path``, or None."""
+    fix = "set BOOKPAY_DATA_DIR to a folder you can write to"
+    if path.exists() and not path.is_dir():
+        return Finding(f"BOOKPAY_DATA_DIR {path} is a file, not a folder", fix, blocks="")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return Finding(
+            f"BOOKPAY_DATA_DIR {path} cannot be created: {existing} is a file", fix, blocks=""
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == path else f"cannot be created in {existing}"
+        return Finding(f"BOOKPAY_DATA_DIR {path} {what}", fix, blocks="")
+    return None
+
+
+def _is_http_url(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
 def key_kind(key: str) -> tuple[str, str] | None:
     """('secret'|'restricted'|'publishable', 'test'|'live') for a Stripe API key, else None."""
     for prefix, kind in (("sk_", "secret"), ("rk_", "restricted"), ("pk_", "publishable")):
@@ -147,57 +206,120 @@ class Settings:
             if key
         )
 
-    def problems(self) -> list[str]:
-        """Everything that keeps these settings from working, worded for the user."""
-        found: list[str] = []
+    def findings(self) -> list[Finding]:
+        """Everything wrong or doubtful in these settings, each once, with its fix.
+
+        What the network says (can Stripe or the emulator be reached, does it take the key) is
+        added by `bookpay config check`, which may make requests; this only looks at the values
+        and the data folder.
+        """
+        found: list[Finding] = []
         secret, public = self.secret_key, self.publishable_key
         secret_kind = key_kind(secret) if secret else None
         public_kind = key_kind(public) if public else None
         if secret and (secret_kind is None or secret_kind[0] == "publishable"):
             found.append(
-                "STRIPE_SECRET_KEY must be a secret key (sk_test_... or rk_test_...), "
-                f"got {mask(secret)}"
+                Finding(
+                    "STRIPE_SECRET_KEY must be a secret key (sk_test_... or rk_test_...), "
+                    f"got {mask(secret)}",
+                    "copy the secret or restricted key from the Dashboard's API keys page",
+                )
             )
         if public and (public_kind is None or public_kind[0] != "publishable"):
             found.append(
-                "STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_test_...), "
-                f"got {mask(public)}"
+                Finding(
+                    "STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_test_...), "
+                    f"got {mask(public)}",
+                    "copy the publishable key from the Dashboard's API keys page",
+                    blocks="serve",
+                )
             )
         if secret_kind and public_kind and secret_kind[1] != public_kind[1]:
             found.append(
-                f"STRIPE_SECRET_KEY is a {secret_kind[1]} key but STRIPE_PUBLISHABLE_KEY is a "
-                f"{public_kind[1]} key: both must come from the same mode"
+                Finding(
+                    f"STRIPE_SECRET_KEY is a {secret_kind[1]} key but STRIPE_PUBLISHABLE_KEY is "
+                    f"a {public_kind[1]} key: both must come from the same mode",
+                    "take both keys from the same mode (test or live) of the same account",
+                    blocks="serve",
+                )
             )
-        if secret and not public and secret_kind:
+        if secret_kind and secret_kind[0] != "publishable" and not public:
             found.append(
-                "STRIPE_PUBLISHABLE_KEY is not set: the checkout page needs it alongside "
-                "STRIPE_SECRET_KEY"
+                Finding(
+                    "STRIPE_PUBLISHABLE_KEY is not set: `bookpay serve` needs it for the "
+                    "checkout page (every other command works without it)",
+                    "set STRIPE_PUBLISHABLE_KEY=pk_test_... from the same account",
+                    level="warning",
+                    blocks="serve",
+                )
             )
         if public and not secret:
             found.append(
-                "STRIPE_PUBLISHABLE_KEY is set without STRIPE_SECRET_KEY: set both, or neither "
-                "to use the local emulator"
+                Finding(
+                    "STRIPE_PUBLISHABLE_KEY is set without STRIPE_SECRET_KEY",
+                    "set both to use Stripe test mode, or neither to use the local emulator",
+                    blocks="serve",
+                )
             )
         if self.livemode and not self.allow_live:
             found.append(
-                "live keys are refused: bookpay is a test-mode tool; pass --live or set "
-                "BOOKPAY_ALLOW_LIVE=1 if you really mean to charge real cards"
+                Finding(
+                    "live keys are refused: bookpay is a test-mode tool",
+                    "use test keys, or pass --live (BOOKPAY_ALLOW_LIVE=1) if you really mean to "
+                    "charge real cards",
+                )
             )
         for secret_value in self.webhook_secrets:
-            if not secret_value.startswith("whsec_") or len(secret_value) <= len("whsec_"):
-                found.append(
-                    f"STRIPE_WEBHOOK_SECRET must start with whsec_, got {mask(secret_value)}"
+            problem = webhook_secret_problem(secret_value, "STRIPE_WEBHOOK_SECRET")
+            if problem:
+                found.append(problem)
+        if self.base_url and not _is_http_url(self.base_url):
+            found.append(
+                Finding(
+                    f"BOOKPAY_BASE_URL must be an http(s) URL, got {self.base_url!r}",
+                    "set it to the shop's public address, such as https://shop.example",
                 )
-        if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            found.append(f"BOOKPAY_BASE_URL must be an http(s) URL, got {self.base_url!r}")
-        if not self.emulator_url.startswith(("http://", "https://")):
-            found.append(f"BOOKPAY_EMULATOR_URL must be an http(s) URL, got {self.emulator_url!r}")
-        found.extend(self.stripe_limits.problems())
+            )
+        if not _is_http_url(self.emulator_url):
+            found.append(
+                Finding(
+                    f"BOOKPAY_EMULATOR_URL must be an http(s) URL, got {self.emulator_url!r}",
+                    f"unset it for the default, {DEFAULT_EMULATOR_URL}",
+                )
+            )
+        if self.smtp_url:
+            scheme = self.smtp_url.partition("://")[0].lower() if "://" in self.smtp_url else ""
+            if scheme not in SMTP_SCHEMES:
+                what = f"the unknown scheme {scheme!r}" if scheme else "no scheme"
+                found.append(
+                    Finding(
+                        f"BOOKPAY_SMTP_URL has {what} ({_mask_url(self.smtp_url)}): receipts "
+                        "cannot be sent",
+                        "use smtp://user:password@host:587, smtp+starttls://... or "
+                        "smtps://...:465; or unset it to write receipts to the outbox folder",
+                        blocks="",
+                    )
+                )
+        data_dir = data_dir_problem(self.data_dir)
+        if data_dir:
+            found.append(data_dir)
+        found.extend(
+            Finding(problem, "use the defaults of bookpay.config.StripeLimits")
+            for problem in self.stripe_limits.problems()
+        )
         return found
 
-    def check(self) -> Settings:
-        """These settings, or a ConfigError that lists every problem."""
-        found = self.problems()
+    def problems(self, *, serving: bool = False) -> list[str]:
+        """What keeps these settings from working for the API commands (and `serve`, if asked)."""
+        blocking = ("commands", "serve") if serving else ("commands",)
+        return [str(f) for f in self.findings() if f.blocks in blocking]
+
+    def check(self, *, serving: bool = True) -> Settings:
+        """These settings, or a ConfigError that lists every problem.
+
+        ``serving=False`` for the commands that only call the API: a secret key is enough.
+        """
+        found = self.problems(serving=serving)
         if found:
             raise ConfigError(
                 "Configuration problem: " + "; ".join(found) + ".",

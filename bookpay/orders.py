@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bookpay.errors import NotFound, UsageError
+from bookpay.statuses import in_words
 
 STATUSES = (
     "pending",
@@ -634,7 +635,7 @@ class Fulfiller:
             return FulfilmentResult(intent_id, "rejected", intent=intent, reason=problem)
         if intent.get("status") != "succeeded":
             order = self.ledger.record_intent(intent)
-            reason = f"the PaymentIntent is {intent.get('status')}"
+            reason = f"the PaymentIntent is {in_words(intent.get('status'))}"
             return FulfilmentResult(intent_id, "not_succeeded", order, intent, reason)
         problem = price_problem(intent, self.catalog)
         if problem:

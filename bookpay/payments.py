@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -266,6 +267,11 @@ class Gateway:
     def retrieve_dispute(self, dispute_id: str) -> dict:
         return self._request("get", f"/v1/disputes/{_path(dispute_id)}")
 
+    def list_disputes(self, intent_id: str) -> list[dict]:
+        """The disputes of a PaymentIntent's charges (ask only when a charge says `disputed`)."""
+        page = self._request("get", "/v1/disputes", {"payment_intent": intent_id, "limit": 100})
+        return page["data"]
+
     # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
 
     def register_webhook(self, url: str, events: Sequence[str] = ("*",)) -> str:
@@ -332,7 +338,9 @@ class Gateway:
             if exc.code == "resource_missing":
                 raise NotFound(exc.user_message or str(exc), code="resource_missing") from exc
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
-        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        except stripe.PermissionError as exc:
+            raise ConfigError(_permission_message(exc), hint=PERMISSION_HINT) from exc
+        except stripe.AuthenticationError as exc:
             raise ConfigError(
                 f"{self.where} refused the API key: {exc.user_message or exc}",
                 hint="Check STRIPE_SECRET_KEY with `bookpay config check`.",
@@ -466,6 +474,28 @@ def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
         request_id=request_id,
         refund=refund,
         error_type="idempotency_error",
+    )
+
+
+PERMISSION_HINT = (
+    "A restricted key (rk_test_...) works for what it permits: add the permission to the key in "
+    "the Dashboard (Developers > API keys), or use a key that has it."
+)
+_RAK = re.compile(r"'rak_([a-z0-9_]+?)_(read|write)'")
+
+
+def _permission_message(exc: stripe.PermissionError) -> str:
+    """Which permission a restricted key lacks, from Stripe's 403 ("Having the 'rak_..._read'
+    permission would allow this request to continue")."""
+    text = str(exc.user_message or exc)
+    found = _RAK.search(text)
+    if not found:
+        return f"The API key is not permitted to do this: {text}"
+    resource, access = found.groups()
+    label = resource.replace("_", " ").title().replace(" ", "")
+    return (
+        f"The API key lacks the permission {found.group(0)[1:-1]} ({label}: {access.title()}), "
+        "which this command needs."
     )
 
 

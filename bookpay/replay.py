@@ -68,9 +68,67 @@ class Result:
     answer: str
     error: str | None = None
     location: str | None = None
+    # What the delivery came to (see ``outcome_of``) and why, in full.
+    outcome: str = ""
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# What a delivery can come to, in the order a summary lists them. A bookpay receiver says what it
+# did in its JSON answer; any other receiver's 2xx is "accepted".
+OUTCOMES = ("fulfilled", "updated", "duplicate", "ignored", "accepted", "refused", "failed")
+ALWAYS_COUNTED = ("fulfilled", "duplicate", "ignored", "refused", "failed")
+
+
+def outcome_of(status: int | None, body: bytes, error: str | None) -> tuple[str, str]:
+    """(outcome, reason) of one delivery, from the HTTP status and the receiver's answer.
+
+    refused: a 4xx (a bad signature, a malformed event), with the receiver's message;
+    failed: no answer, a redirect, a 5xx. For a 2xx, bookpay's receiver answers
+    ``{"duplicate", "handled", "outcome"}``: duplicate, ignored (not handled, with why),
+    fulfilled (the order was fulfilled, now or before) or updated (the order changed).
+    """
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        answer = json.loads(text) if text else None
+    except ValueError:
+        answer = None
+    answer = answer if isinstance(answer, dict) else {}
+    problem = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+    message = str(problem.get("message") or " ".join(text.split()))
+    if status is None or error:
+        return "failed", error or message
+    if 400 <= status < 500:
+        return "refused", f"{status}: {message}" if message else str(status)
+    if not 200 <= status < 300:
+        return "failed", f"{status}: {message}" if message else str(status)
+    said = str(answer.get("outcome") or "")
+    if answer.get("duplicate") is True:
+        return "duplicate", "already received" + (
+            ", and handled" if answer.get("handled") else ", never handled"
+        )
+    if answer.get("handled") is False:
+        return "ignored", said.removeprefix("ignored: ") or "not handled"
+    if answer.get("handled") is True:
+        if said.startswith(("fulfilled", "already_fulfilled")):
+            return "fulfilled", said.replace("_", " ")
+        return "updated", said
+    return "accepted", " ".join(text.split())
+
+
+def summarize(results: Sequence[Result]) -> dict:
+    """Counts per outcome (the five named always), and how often each reason came up."""
+    counts = {name: 0 for name in ALWAYS_COUNTED}
+    reasons: dict[str, dict[str, int]] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        if result.outcome in ("ignored", "refused", "failed"):
+            seen = reasons.setdefault(result.outcome, {})
+            seen[result.reason] = seen.get(result.reason, 0) + 1
+    ordered = {name: counts[name] for name in OUTCOMES if name in counts}
+    return {"counts": ordered, "reasons": reasons}
 
 
 # Where to ----------------------------------------------------------------------------------------
@@ -92,10 +150,21 @@ def normalize_url(target: str | None) -> str:
 
 
 def resolve_secret(settings, explicit: str | None = None) -> str:
-    """The secret to sign with: --secret, STRIPE_WEBHOOK_SECRET, or the one `serve` saved."""
+    """The secret to sign with: --secret, STRIPE_WEBHOOK_SECRET, or the one `serve` saved.
+
+    A value without the whsec_ prefix is refused as `bookpay config check` refuses it.
+    """
+    from bookpay.config import webhook_secret_problem
+
     if explicit:
+        problem = webhook_secret_problem(explicit, "--secret")
+        if problem:
+            raise UsageError(f"{problem.message}.", hint=f"Fix: {problem.fix}.")
         return explicit
     if settings.webhook_secrets:
+        problem = webhook_secret_problem(settings.webhook_secrets[0], "STRIPE_WEBHOOK_SECRET")
+        if problem:
+            raise ConfigError(f"{problem.message}.", hint=f"Fix: {problem.fix}.")
         return settings.webhook_secrets[0]
     saved = Path(settings.data_dir) / SECRET_FILE
     if saved.is_file() and _private(saved):
@@ -156,7 +225,11 @@ def forget_secret(data_dir: Path, secret: str) -> None:
 
 
 def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Delivery]:
-    """Every event in ``paths`` (files, folders of them, or ``-`` for stdin), in order."""
+    """Every event in ``paths`` (files, folders of them, fixture names, ``-`` for stdin), in order.
+
+    A bundled fixture is named as `bookpay webhook fixtures` lists it (payment_intent.succeeded);
+    a file or folder of that name wins.
+    """
     found: list[tuple[bytes, dict, str]] = []
     for raw in paths:
         if raw == "-":
@@ -165,14 +238,17 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
             found += split_document(stdin.read(), "<stdin>")
             continue
         path = Path(raw)
+        fixture = FIXTURES_DIR / f"{raw}.json"
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix in EVENT_SUFFIXES)
             if not files:
                 raise UsageError(f"{path} holds no .json or .jsonl files.")
         elif path.is_file():
             files = [path]
+        elif raw and "/" not in raw and fixture.is_file():  # a bundled fixture, by name
+            files = [fixture]
         else:
-            raise UsageError(f"{raw}: no such file or folder.")
+            raise UsageError(f"{raw}: no such file, folder or bundled fixture.")
         for file in files:
             found += split_document(file.read_bytes(), str(file))
     if not found:
@@ -377,6 +453,7 @@ class Replayer:
         error = None
         if 300 <= status < 400:
             error = f"redirected to {location or '(no Location)'}: not followed"
+        outcome, reason = outcome_of(status, body, error)
         result = Result(
             delivery.index,
             delivery.event_id,
@@ -388,6 +465,8 @@ class Replayer:
             answer,
             error,
             location,
+            outcome,
+            reason,
         )
         return connection, result
 
@@ -411,6 +490,7 @@ class Replayer:
 
     @staticmethod
     def _failure(delivery: Delivery, started: float, exc: BaseException) -> Result:
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return Result(
             delivery.index,
             delivery.event_id,
@@ -420,7 +500,10 @@ class Replayer:
             False,
             round((time.perf_counter() - started) * 1000, 2),
             "",
-            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            error,
+            None,
+            "failed",
+            error,
         )
 
 

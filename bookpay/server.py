@@ -23,6 +23,7 @@ from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable, UsageError
 from bookpay.orders import ownership_problem
+from bookpay.statuses import in_words
 from bookpay.web import inputs
 from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.views import Templates, checkout_href, receipt, script_json
@@ -305,7 +306,8 @@ def create_app(
         intent = services.gateway.create_intent(book, attempt_id=attempt)
         if intent.get("status") in FINISHED:
             raise inputs.AttemptFinished(
-                f"This checkout attempt is already {intent['status']}: start a new attempt.",
+                f"This checkout has already been {in_words(intent['status'])}: "
+                "start a new attempt.",
                 intent_id=intent["id"],
                 status=intent["status"],
             )

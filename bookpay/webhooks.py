@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
 from bookpay.orders import Fulfiller, Ledger, ownership_problem
+from bookpay.statuses import in_words
 
 log = logging.getLogger("bookpay.webhooks")
 
@@ -192,7 +193,7 @@ class WebhookReceiver:
                 order = self._disputed(event.object_id)
         except _Ignored as why:
             return False, f"ignored: {why}"
-        return True, f"order {order['id']} is {order['status']}"
+        return True, f"order {order['id']} is {in_words(order['status'])}"
 
     def _succeeded(self, intent_id: str) -> tuple[bool, str]:
         try:

@@ -108,3 +108,17 @@ def test_says_when_bookpay_already_points_at_it(env):
         _, err = process.communicate(timeout=10)
     assert "bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here)." in err
     assert "State: in memory (--ephemeral)" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_says_stopping_on_sigterm_and_ctrl_c(env, signum):
+    port = free_port()
+    process = start(["--port", str(port), "--ephemeral"], env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+    finally:
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert err.splitlines()[-1] == "Stopping."
+    assert "Traceback" not in err

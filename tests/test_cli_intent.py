@@ -69,13 +69,15 @@ def test_confirm_then_show_then_refund(bookpay):
     shown = bookpay("intent", "show", intent["id"])
     assert shown.exit_code == 0
     out = shown.stdout
-    assert f"PaymentIntent:  {intent['id']}" in out
-    assert "Status:         succeeded" in out
-    assert "Amount:         $23.00" in out
-    assert "Book:           The Art of Doing Science and Engineering (item 1)" in out
-    assert "Email:          reader@example.com" in out
-    assert "Latest charge:  ch_" in out and "(succeeded, visa ending 4242)" in out
-    assert "Refund:         re_" in out and ": $5.00 (succeeded)" in out
+    assert f"PaymentIntent:   {intent['id']}" in out
+    assert "Status:          succeeded" in out
+    assert "Amount:          $23.00" in out
+    assert "Refunded:        $5.00" in out
+    assert "Net:             $18.00" in out
+    assert "Book:            The Art of Doing Science and Engineering (item 1)" in out
+    assert "Email:           reader@example.com" in out
+    assert "Latest charge:   ch_" in out and "(succeeded, visa ending 4242)" in out
+    assert "Refund:          re_" in out and ": $5.00 (succeeded)" in out
 
 
 def test_show_decline_code_in_human_view(bookpay):
@@ -194,3 +196,70 @@ def test_show_says_where_to_authenticate(bookpay):
     out = bookpay("intent", "show", intent["id"]).stdout
     assert "Status:           requires_action" in out
     assert "Authenticate at:  http" in out
+
+
+# 3-D Secure from the command line -----------------------------------------------------------------
+
+
+def test_3ds_complete_finishes_the_challenge_in_the_emulator(bookpay):
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4000002760003184",
+                     "--3ds", "complete", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "succeeded"
+    shown = bookpay("intent", "show", intent["id"], "--json")
+    assert json.loads(shown.stdout)["payment_intent"]["status"] == "succeeded"
+
+
+def test_3ds_fail_leaves_the_intent_waiting_for_another_card_and_exits_3(bookpay):
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4000002760003184",
+                     "--3ds", "fail")  # fmt: skip
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "failed authentication" in result.stderr
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"
+    error = shown["payment_intent"]["last_payment_error"]
+    assert error["code"] == "payment_intent_authentication_failure"
+
+
+def test_3ds_complete_then_a_decline_exits_3(bookpay):
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4000008260003178",
+                     "--3ds", "complete")  # fmt: skip
+    assert result.exit_code == 3
+    assert result.stderr == "Error: Your card has insufficient funds.\n"
+
+
+def test_3ds_in_stripe_test_mode_prints_the_url_to_open(monkeypatch):
+    from bookpay.commands import challenge
+    from bookpay.payments import Gateway
+
+    url = "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1&payment_intent=pi_1"
+    waiting = {
+        "id": "pi_1",
+        "status": "requires_action",
+        "amount": 2300,
+        "currency": "usd",
+        "next_action": {"type": "redirect_to_url", "redirect_to_url": {"url": url}},
+    }
+    monkeypatch.setattr(Gateway, "payment_method_for", lambda self, card: "pm_card_visa")
+    monkeypatch.setattr(Gateway, "confirm_intent", lambda self, *a, **k: waiting)
+    monkeypatch.setattr(challenge, "finish_challenge", lambda *a: pytest.fail("not in Stripe"))
+    result = runner.invoke(
+        app,
+        ["intent", "confirm", "pi_1", "--card", "4000002760003184", "--3ds", "complete"],
+        env={"STRIPE_SECRET_KEY": "sk_test_51NoNetworkHereAtAll0000"},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Authenticate at:  {url}" in result.stdout
+    assert "open the URL to authenticate" in result.stderr
+
+
+def test_3ds_drives_only_the_emulators_own_page():
+    from bookpay.commands.challenge import finish_challenge
+    from bookpay.errors import UsageError
+
+    with pytest.raises(UsageError, match="only drives the emulator's own challenge page"):
+        finish_challenge("http://elsewhere.example/3ds", "http://127.0.0.1:12111", "complete")

@@ -6,6 +6,7 @@ Also the `bookpay webhook replay | fixtures | sign` commands, through Typer's Cl
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 import time
@@ -306,11 +307,13 @@ def test_replay_prints_a_table_and_exits_0(receiver, files):
     result = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["#", "Event", "Type", "Status", "Latency", "Answer"]
-    assert lines[1].split()[:4] == ["1", "evt_A", "payment_intent.succeeded", "200"]
-    assert lines[2].split()[:4] == ["2", "evt_B", "charge.refunded", "200"]
+    assert lines[0].split() == ["#", "Event", "Type", "Status", "Outcome", "Latency", "Reason"]
+    assert lines[1].split()[:5] == ["1", "evt_A", "payment_intent.succeeded", "200", "accepted"]
+    assert lines[2].split()[:5] == ["2", "evt_B", "charge.refunded", "200", "accepted"]
     assert lines[-1].startswith(f"2 deliveries to {server.url} in ")
-    assert lines[-1].endswith(": 2 ok, 0 failed")
+    assert lines[-1].endswith(
+        ": 0 fulfilled, 0 duplicate, 0 ignored, 2 accepted, 0 refused, 0 failed"
+    )
 
 
 def test_replay_json_prints_only_json_and_exits_6_on_a_failure(receiver, files):
@@ -385,7 +388,7 @@ def test_replay_reads_the_secret_bookpay_serve_saved(receiver, files, tmp_path):
 def test_replay_of_a_missing_file_exits_2():
     result = invoke("webhook", "replay", "nope.json", "--secret", SECRET)
     assert result.exit_code == 2
-    assert result.stderr == "Error: nope.json: no such file or folder.\n"
+    assert result.stderr == "Error: nope.json: no such file, folder or bundled fixture.\n"
 
 
 def test_fixtures_lists_the_bundled_events():
@@ -426,3 +429,164 @@ def test_sign_uses_stripe_webhook_secret_and_refuses_a_missing_file():
     assert invoke("webhook", "sign", "nope.json", env=env).exit_code == 2
     result = invoke("webhook", "sign", "-", env=env, stdin=EVENT_B)
     verify(EVENT_B, result.stdout.strip(), [SECRET])
+
+
+# What each delivery came to -----------------------------------------------------------------------
+
+LONG_REASON = (
+    "Stripe does not know pi_3QfxSucdB7WZ01zgkW0fixture: it was created in another account, "
+    "or in live mode, or the fixture was never sent to this emulator"
+)
+# A bookpay receiver's answers, one per outcome, in the order the events are replayed.
+ANSWERS = [
+    (200, {"received": True, "duplicate": False, "handled": True, "outcome": "fulfilled"}),
+    (200, {"received": True, "duplicate": False, "handled": True,
+           "outcome": "order ord_1 is refunded"}),
+    (200, {"received": True, "duplicate": True, "handled": True}),
+    (200, {"received": True, "duplicate": False, "handled": False,
+           "outcome": f"ignored: {LONG_REASON}"}),
+    (200, {"received": True, "duplicate": False, "handled": False,
+           "outcome": f"ignored: {LONG_REASON}"}),
+    (400, {"error": {"message": "Invalid Stripe-Signature: timestamp outside the tolerance",
+                     "code": "invalid_signature"}}),
+    (503, {"error": {"message": "Stripe is not answering", "code": "stripe_unavailable"}}),
+]  # fmt: skip
+
+
+@pytest.fixture
+def bookpay_receiver(receiver, tmp_path):
+    answers = itertools.cycle(ANSWERS)  # the same answers for every run of the events
+
+    def script(request):
+        status, body = next(answers)
+        return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"\n".join(
+            json.dumps(
+                {
+                    "id": f"evt_{n}",
+                    "type": "payment_intent.succeeded",
+                    "data": {"object": {"id": "pi_1"}},
+                }
+            ).encode()
+            for n in range(len(ANSWERS))
+        )
+    )
+    return receiver(script), events
+
+
+def test_each_outcome_is_read_from_the_answer(bookpay_receiver):
+    server, events = bookpay_receiver
+    result = invoke("webhook", "replay", str(events), "--to", server.url, "--secret", SECRET,
+                    "--json")  # fmt: skip
+    assert result.exit_code == 6
+    assert [(d["outcome"], d["reason"]) for d in json.loads(result.stdout)] == [
+        ("fulfilled", "fulfilled"),
+        ("updated", "order ord_1 is refunded"),
+        ("duplicate", "already received, and handled"),
+        ("ignored", LONG_REASON),
+        ("ignored", LONG_REASON),
+        ("refused", "400: Invalid Stripe-Signature: timestamp outside the tolerance"),
+        ("failed", "503: Stripe is not answering"),
+    ]
+
+
+def test_the_summary_counts_outcomes_and_gives_the_reasons(bookpay_receiver):
+    server, events = bookpay_receiver
+    result = invoke("webhook", "replay", str(events), "--to", server.url, "--secret", SECRET)
+    assert result.exit_code == 6
+    lines = result.stdout.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("7 deliveries"))
+    assert lines[summary].endswith(
+        ": 1 fulfilled, 1 updated, 1 duplicate, 2 ignored, 1 refused, 1 failed"
+    )
+    assert lines[summary + 1 :] == [
+        "Ignored:",
+        f"     2 x {LONG_REASON}",
+        "Refused:",
+        "     1 x 400: Invalid Stripe-Signature: timestamp outside the tolerance",
+        "Failed:",
+        "     1 x 503: Stripe is not answering",
+    ]
+    # In the table, the reason is there in full (a pipe is not cut to any width).
+    assert lines[4].endswith(LONG_REASON)
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_reasons_wrap_at_a_terminal_and_are_never_cut(bookpay_receiver, monkeypatch, columns):
+    from bookpay.commands import output
+
+    monkeypatch.setattr(output, "is_terminal", lambda stream=None: True)
+    server, events = bookpay_receiver
+    result = invoke("webhook", "replay", str(events), "--to", server.url, "--secret", SECRET,
+                    env={"COLUMNS": str(columns)})  # fmt: skip
+    table = result.stdout.split("\n\n")[0].splitlines()
+    assert all(len(line) <= columns for line in table), result.stdout
+    words = " ".join(" ".join(table).split())
+    # Each row's reason, wrapped or under its row: all of it, in order.
+    tokens = iter(words.split())
+    for _ in range(2):
+        assert all(any(t == word for t in tokens) for word in LONG_REASON.split())
+    assert "payment_intent.succeeded" in words.split()
+
+
+def test_quiet_prints_the_summary_and_the_failures_only(bookpay_receiver):
+    server, events = bookpay_receiver
+    result = invoke("webhook", "replay", str(events), "--to", server.url, "--secret", SECRET,
+                    "--quiet")  # fmt: skip
+    assert result.exit_code == 6
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        "#6 evt_5 payment_intent.succeeded: refused: 400: Invalid Stripe-Signature: timestamp "
+        "outside the tolerance",
+        "#7 evt_6 payment_intent.succeeded: failed: 503: Stripe is not answering",
+    ]
+    assert lines[2] == ""
+    assert lines[3].startswith("7 deliveries to ")
+    assert "fulfilled" not in "\n".join(lines[:2])
+
+
+def test_failures_only_lists_the_failed_deliveries(bookpay_receiver):
+    server, events = bookpay_receiver
+    result = invoke("webhook", "replay", str(events), "--to", server.url, "--secret", SECRET,
+                    "--failures-only")  # fmt: skip
+    rows = result.stdout.split("\n\n")[0].splitlines()[1:]
+    assert [row.split()[:5] for row in rows] == [
+        ["6", "evt_5", "payment_intent.succeeded", "400", "refused"],
+        ["7", "evt_6", "payment_intent.succeeded", "503", "failed"],
+    ]
+    as_json = invoke("webhook", "replay", str(events), "--to", server.url, "--secret", SECRET,
+                     "--failures-only", "--json")  # fmt: skip
+    assert [d["outcome"] for d in json.loads(as_json.stdout)] == ["refused", "failed"]
+
+
+def test_a_long_run_at_a_terminal_shows_a_progress_bar(receiver, files, monkeypatch):
+    from bookpay.commands import output, webhook
+
+    monkeypatch.setattr(output, "is_terminal", lambda stream=None: True)
+    monkeypatch.setattr(webhook, "is_terminal", lambda stream=None: True)
+    shown = []
+    real = webhook._with_progress
+    monkeypatch.setattr(webhook, "_with_progress", lambda r, d: shown.append(len(d)) or real(r, d))
+    server = receiver()
+    short = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
+    assert short.exit_code == 0 and shown == []
+    long = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET,
+                  "--repeat", "10", "--quiet")  # fmt: skip
+    assert long.exit_code == 0 and shown == [20]
+
+
+def test_a_fixture_can_be_named_instead_of_its_path(receiver):
+    server = receiver()
+    result = invoke("webhook", "replay", "payment_intent.succeeded", "charge.refunded.partial",
+                    "--to", server.url, "--secret", SECRET, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [d["type"] for d in json.loads(result.stdout)] == [
+        "payment_intent.succeeded",
+        "charge.refunded",
+    ]
+    assert (
+        server.requests[0]["body"] == (FIXTURES_DIR / "payment_intent.succeeded.json").read_bytes()
+    )

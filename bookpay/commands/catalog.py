@@ -8,6 +8,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields, print_table
+from bookpay.commands.params import complete_book_ids
 
 app = typer.Typer(help="Show the books for sale and their prices.", no_args_is_help=True)
 
@@ -29,7 +30,10 @@ def list_books(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("show")
 def show_book(
     ctx: typer.Context,
-    book_id: Annotated[str, typer.Argument(metavar="ID", help="The book's id.")],
+    book_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="The book's id.", autocompletion=complete_book_ids),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Show one book.

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from typing import Annotated
+
 import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_table
+from bookpay.config import Finding, Settings
+from bookpay.terminal import printable
 
 app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
 
-@app.command("check")
+@app.command("check", short_help="Show the settings, and every problem with its fix.")
 def check(
     ctx: typer.Context,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Skip the request that checks Stripe (or the emulator)."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the effective settings (secrets masked) and every problem; exit 5 if there is one.
+    """Show the effective settings (secrets masked), every problem and warning with its fix.
+
+    Besides the values it checks the data folder, and asks Stripe (or the emulator) whether it
+    answers and takes the key. Exits 5 if there is a problem; warnings alone exit 0.
 
     Example: bookpay config check --json
     """
     settings = state(ctx).settings
-    problems = settings.problems()
+    findings = settings.findings()
     if settings.catalog_path is not None:
         from bookpay.catalog import Catalog
         from bookpay.errors import ConfigError
@@ -28,24 +41,90 @@ def check(
         try:
             Catalog.load(settings.catalog_path)
         except ConfigError as exc:
-            problems.extend(exc.problems or [exc.message])
+            fix = "correct the catalog file, or unset BOOKPAY_CATALOG for the built-in one"
+            findings += [Finding(problem, fix) for problem in exc.problems or [exc.message]]
+    # The network is asked only when the values it needs are sound (else it would only repeat
+    # them).
+    if not offline and not any(f.blocks == "commands" for f in findings):
+        reached = reachability(settings)
+        if reached:
+            findings.append(reached)
+    problems = [f for f in findings if f.level == "problem"]
+    warnings = [f for f in findings if f.level == "warning"]
     rows = settings.describe()
     if as_json:
         emit_json(
             {
                 "mode": settings.mode,
                 "settings": {name: value for name, value, _ in rows if name != "mode"},
-                "problems": problems,
+                "problems": [f.message for f in problems],
+                "warnings": [f.message for f in warnings],
+                "findings": [f.to_dict() for f in findings],
                 "ok": not problems,
             }
         )
     else:
         print_table(["Setting", "Value", "Source"], [list(row) for row in rows])
-        if problems:
-            print(f"\n{len(problems)} problem{'s' if len(problems) != 1 else ''}:")
-            for problem in problems:
-                print(f"  - {problem}")
-        else:
-            print("\nNo problems found.")
+        for title, group in (("problem", problems), ("warning", warnings)):
+            if group:
+                sys.stdout.write(f"\n{_count(len(group), title)}:\n")
+                for finding in group:
+                    sys.stdout.write(f"  - {printable(finding.message)}\n")
+                    sys.stdout.write(f"    Fix: {printable(finding.fix)}\n")
+        if not problems:
+            sys.stdout.write("\nNo problems found.\n")
     if problems:
         raise typer.Exit(5)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def reachability(settings: Settings) -> Finding | None:
+    """Whether Stripe (or the emulator) answers and takes the key, as a finding when it does not."""
+    from bookpay.errors import ConfigError, PaymentError, StripeUnavailable
+    from bookpay.payments import Gateway
+
+    url = settings.emulator_url if settings.is_emulated else "https://api.stripe.com"
+    try:
+        Gateway(settings).ping()
+    except StripeUnavailable as exc:
+        error = network_error(exc)
+        if settings.is_emulated:
+            return Finding(
+                f"the emulator at {url} cannot be reached ({error})",
+                "start it with `bookpay emulator` (`bookpay serve` starts its own), or point "
+                "BOOKPAY_EMULATOR_URL at a running one",
+                level="warning",
+            )
+        return Finding(
+            f"Stripe at {url} cannot be reached ({error})",
+            "check the network connection and any HTTPS_PROXY, and https://status.stripe.com",
+        )
+    except ConfigError as exc:
+        fix = exc.hint if exc.hint and "config check" not in exc.hint else ""
+        return Finding(exc.message, fix or "copy STRIPE_SECRET_KEY again from the Dashboard")
+    except PaymentError as exc:
+        return Finding(
+            f"{url} refused a request to list PaymentIntents: {exc.message}",
+            "check that the key may read PaymentIntents",
+            level="warning",
+        )
+    return None
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def network_error(exc: BaseException) -> str:
+    """The short reason a connection failed ("Connection refused"), from stripe's long message."""
+    cause = exc.__cause__ or exc
+    text = str(cause)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(cause).__name__)[:200]

@@ -50,13 +50,16 @@ def emulator(
     else:
         info("bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here).")
     info("Any sk_test_... key works. Press Ctrl-C to stop.")
+    from bookpay.web.launch import _stop_on_sigterm
+
     try:
+        _stop_on_sigterm()  # `kill` stops it as cleanly as Ctrl-C, and says so
         threading.Event().wait()
     except KeyboardInterrupt:
-        info("Stopping the emulator.")
+        info("Stopping.")
     finally:
         running.stop()
 
 
 app = typer.Typer(add_completion=False)
-app.command("emulator")(emulator)
+app.command("emulator", short_help="Run the Stripe test-mode emulator.")(emulator)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from enum import Enum
 from itertools import islice
 from typing import Annotated
@@ -11,12 +10,20 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
-from bookpay.commands.output import Cell, JsonOption, emit_json, info, print_fields, print_table
+from bookpay.commands.ledgerview import print_events, receipt_state
+from bookpay.commands.output import (
+    Cell,
+    JsonOption,
+    emit_json,
+    human_time,
+    info,
+    print_fields,
+    print_table,
+)
+from bookpay.commands.params import BookOption, IntentArg
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Create, inspect, confirm and cancel PaymentIntents.", no_args_is_help=True)
-
-IntentArg = Annotated[str, typer.Argument(metavar="PI", help="A PaymentIntent id (pi_...).")]
 
 STATUS_STYLES = {
     "succeeded": "bold green",
@@ -31,13 +38,6 @@ STATUS_STYLES = {
 
 def status_cell(status: str) -> Cell:
     return (status, STATUS_STYLES.get(status, ""))
-
-
-def when(timestamp: int | None) -> str:
-    if not timestamp:
-        return "-"
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary(intent: dict) -> None:
@@ -65,9 +65,7 @@ def _error_text(error: dict) -> str:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    item: Annotated[
-        str, typer.Option("--item", help="The book's id (see `bookpay catalog list`).")
-    ],
+    item: BookOption,
     email: Annotated[
         str | None, typer.Option("--email", help="Where Stripe sends the receipt.")
     ] = None,
@@ -87,9 +85,13 @@ def create(
         info(f"Confirm it with: bookpay intent confirm {intent['id']} --card 4242424242424242")
 
 
-@app.command("show")
+@app.command("show", short_help="Show a PaymentIntent, its totals, receipt and events.")
 def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) -> None:
-    """Show a PaymentIntent: status, amount, book, customer, charge, refunds, errors, events.
+    """Show a PaymentIntent: status, totals, book, customer, charge, refunds, dispute, receipt.
+
+    The totals are what a customer asks about: the amount, what was refunded in all, what the
+    shop keeps (net), and a dispute if there is one. The receipt and the webhook events come from
+    this shop's orders ledger.
 
     Example: bookpay intent show pi_3MtwBwLkdIwHu7ix28a3tqPa
     """
@@ -97,22 +99,44 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     gateway = st.gateway()
     intent = gateway.retrieve_intent(intent_id)
     refunds = gateway.list_refunds(intent_id)
-    timeline = _local_timeline(st, intent_id)
-    if as_json:
-        emit_json({"payment_intent": intent, "refunds": refunds, "events": timeline})
-        return
-    metadata = intent.get("metadata") or {}
     charge = intent.get("latest_charge")
     charge = charge if isinstance(charge, dict) else ({"id": charge} if charge else None)
+    # Disputes are asked for only when the charge says there is one.
+    disputes = gateway.list_disputes(intent_id) if (charge or {}).get("disputed") else []
+    timeline, receipt = _local_records(st, intent_id)
+    if as_json:
+        emit_json(
+            {
+                "payment_intent": intent,
+                "refunds": refunds,
+                "disputes": disputes,
+                "totals": totals(intent, refunds, charge),
+                "receipt": receipt,
+                "events": timeline,
+            }
+        )
+        return
+    metadata = intent.get("metadata") or {}
     billing = (charge or {}).get("billing_details") or {}
+    money = totals(intent, refunds, charge)
+    currency = intent["currency"]
     rows: list[tuple[str, Cell]] = [
         ("PaymentIntent", intent["id"]),
         ("Status", status_cell(intent["status"])),
-        ("Amount", format_amount(intent["amount"], intent["currency"])),
+        ("Amount", format_amount(intent["amount"], currency)),
+    ]
+    if money["received"] != intent["amount"]:
+        rows.append(("Received", format_amount(money["received"], currency)))
+    if money["received"]:
+        rows += [
+            ("Refunded", format_amount(money["refunded"], currency)),
+            ("Net", format_amount(money["net"], currency)),
+        ]
+    rows += [
         ("Book", f"{metadata.get('book_title', '-')} (item {metadata.get('item_id', '-')})"),
         ("Email", intent.get("receipt_email") or billing.get("email") or "-"),
         ("Shipping", one_line(intent.get("shipping"))),
-        ("Created", when(intent.get("created"))),
+        ("Created", human_time(intent.get("created"))),
     ]
     if charge:
         details = charge.get("status", "")
@@ -121,11 +145,15 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
             details += f", {card.get('brand', 'card')} ending {card['last4']}"
         rows.append(("Latest charge", f"{charge['id']} ({details})" if details else charge["id"]))
         if charge.get("receipt_url"):
-            rows.append(("Receipt", charge["receipt_url"]))
+            rows.append(("Stripe receipt", charge["receipt_url"]))
     for refund in refunds:
         amount = format_amount(refund["amount"], refund["currency"])
         reason = f", {refund['reason']}" if refund.get("reason") else ""
         rows.append(("Refund", f"{refund['id']}: {amount} ({refund['status']}{reason})"))
+    for dispute in disputes:
+        rows.append(("Dispute", (dispute_text(dispute), "bold red")))
+    if charge and charge.get("disputed") and not disputes:
+        rows.append(("Dispute", ("the charge is disputed", "bold red")))
     redirect = (intent.get("next_action") or {}).get("redirect_to_url") or {}
     if redirect.get("url"):
         rows.append(("Authenticate at", redirect["url"]))
@@ -134,27 +162,55 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         rows.append(("Last payment error", (_error_text(error), "red")))
     if intent.get("cancellation_reason"):
         rows.append(("Canceled because", intent["cancellation_reason"]))
+    if timeline is not None:
+        rows.append(("Receipt", receipt_state(receipt)))
     print_fields(rows)
     if timeline:
         print()
-        print_table(
-            ["Received", "Event", "Type", "Outcome"],
-            [
-                [e.get("received_at") or "", e["id"], e["type"], e.get("outcome") or "pending"]
-                for e in timeline
-            ],
-            title="Events received by this shop",
-        )
+        print_events(timeline)
 
 
-def _local_timeline(st, intent_id: str) -> list[dict]:
-    """Events this shop's webhook received for the intent, from the local orders ledger."""
+def totals(intent: dict, refunds: list[dict], charge: dict | None) -> dict:
+    """Amount, received, refunded in all (pending refunds included, as Stripe counts them), net.
+
+    Minor units, in the intent's currency; ``disputed`` is the amount under dispute.
+    """
+    received = intent.get("amount_received") or 0
+    if charge and isinstance(charge.get("amount_refunded"), int):
+        refunded = charge["amount_refunded"]
+    else:
+        refunded = sum(r["amount"] for r in refunds if r.get("status") in ("succeeded", "pending"))
+    return {
+        "amount": intent["amount"],
+        "received": received,
+        "refunded": refunded,
+        "net": received - refunded,
+        "currency": intent["currency"],
+    }
+
+
+def dispute_text(dispute: dict) -> str:
+    amount = format_amount(dispute["amount"], dispute["currency"])
+    text = f"{dispute['id']}: {amount}, {dispute.get('reason') or 'no reason given'}"
+    text += f", {dispute.get('status', '').replace('_', ' ')}"
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    if due and dispute.get("status") in ("needs_response", "warning_needs_response"):
+        text += f" (evidence due by {human_time(due)})"
+    return text
+
+
+def _local_records(st, intent_id: str) -> tuple[list[dict] | None, dict | None]:
+    """The events this shop's webhook received for the intent and its receipt, from the ledger.
+
+    (None, None) when no ledger exists here: no server has run, and nothing is created.
+    """
+    from bookpay.commands.ledgerview import receipt_of
     from bookpay.orders import DB_NAME, Ledger
 
     if not (st.settings.data_dir / DB_NAME).exists():
-        return []  # no server has run here yet: nothing received, and nothing to create
+        return None, None
     with Ledger.open(st.settings.data_dir) as ledger:
-        return ledger.events_for(intent_id)
+        return ledger.events_for(intent_id), receipt_of(ledger, intent_id)
 
 
 class Status(str, Enum):
@@ -174,7 +230,12 @@ def list_intents(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many to show.")] = 10,
     status: Annotated[
-        Status | None, typer.Option("--status", help="Only intents with this status.")
+        Status | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help=f"Only intents with this status: {', '.join(s.value for s in Status)}.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -198,16 +259,25 @@ def list_intents(
             status_cell(i["status"]),
             format_amount(i["amount"], i["currency"]),
             (i.get("metadata") or {}).get("book_title", "-"),
-            when(i.get("created")),
+            human_time(i.get("created")),
         ]
         for i in intents
     ]
     print_table(
-        ["PaymentIntent", "Status", "Amount", "Book", "Created"], rows, justify_right=["Amount"]
+        ["PaymentIntent", "Status", "Amount", "Book", "Created"],
+        rows,
+        justify_right=["Amount"],
+        wrap_columns=["Book"],
+        detail_columns=["Book", "Created"],
     )
 
 
-@app.command("confirm")
+class ThreeDS(str, Enum):
+    complete = "complete"
+    fail = "fail"
+
+
+@app.command("confirm", short_help="Confirm a PaymentIntent with a test card.")
 def confirm(
     ctx: typer.Context,
     intent_id: IntentArg,
@@ -218,21 +288,56 @@ def confirm(
     return_url: Annotated[
         str | None, typer.Option("--return-url", help="Where 3-D Secure returns to.")
     ] = None,
+    three_ds: Annotated[
+        ThreeDS | None,
+        typer.Option(
+            "--3ds",
+            help="Finish a 3-D Secure challenge: complete or fail (emulator only; in Stripe "
+            "test mode the URL to open is printed).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Confirm a PaymentIntent with a test card (test mode and the emulator only).
 
-    A declined card exits with status 3 and Stripe's reason.
+    A declined card, or a failed 3-D Secure authentication, exits with status 3 and Stripe's
+    reason.
 
-    Example: bookpay intent confirm pi_123 --card 4000000000000002
+    Example: bookpay intent confirm pi_123 --card 4000002760003184 --3ds complete
     """
-    gateway = state(ctx).gateway()
+    st = state(ctx)
+    gateway = st.gateway()
     method = gateway.payment_method_for(card)
     intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
+    challenge = ((intent.get("next_action") or {}).get("redirect_to_url") or {}).get("url")
+    if three_ds is not None and intent["status"] == "requires_action" and challenge:
+        if st.settings.is_emulated:
+            from bookpay.commands.challenge import finish_challenge
+
+            finish_challenge(challenge, st.settings.emulator_url, three_ds.value)
+            intent = gateway.retrieve_intent(intent_id, expand=())
+            _raise_if_failed(intent)
+        else:
+            info("--3ds drives the emulator's challenge page only: open the URL to authenticate.")
     if as_json:
         emit_json(intent)
     else:
         _summary(intent)
+
+
+def _raise_if_failed(intent: dict) -> None:
+    """A challenge that ended in a decline or a failed authentication is a rejection (exit 3)."""
+    from bookpay.errors import CardDeclined
+
+    error = intent.get("last_payment_error")
+    if intent["status"] == "requires_payment_method" and error:
+        raise CardDeclined(
+            error.get("message") or "The payment was not authenticated.",
+            error_type=error.get("type"),
+            stripe_code=error.get("code"),
+            decline_code=error.get("decline_code"),
+            payment_intent=intent,
+        )
 
 
 @app.command("cancel")

@@ -14,7 +14,15 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
-from bookpay.commands.output import Cell, JsonOption, emit_json, print_fields, print_table
+from bookpay.commands.output import (
+    Cell,
+    JsonOption,
+    emit_json,
+    human_time,
+    print_fields,
+    print_table,
+)
+from bookpay.commands.params import check_order_or_intent_id, complete_order_statuses
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
 
@@ -79,7 +87,11 @@ def list_orders(
     ctx: typer.Context,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only orders with this status (paid, refunded, ...)."),
+        typer.Option(
+            "--status",
+            help="Only orders with this status (paid, refunded, ...).",
+            autocompletion=complete_order_statuses,
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -103,8 +115,8 @@ def list_orders(
             _price(order),
             order["email"] or "",
             _status(order),
-            order["created"],
-            order["fulfilled_at"] or "",
+            human_time(order["created"]),
+            human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "",
         ]
         for order in orders
     ]
@@ -112,28 +124,36 @@ def list_orders(
         ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"],
         rows,
         justify_right=["Amount"],
+        detail_columns=["PaymentIntent", "Email", "Fulfilled"],
     )
 
 
-@app.command("show")
+@app.command("show", short_help="Show an order, its receipt and its events.")
 def show_order(
     ctx: typer.Context,
     order_or_pi: Annotated[
-        str, typer.Argument(metavar="ORDER_OR_PI", help="An order id (ord_...) or pi_... id.")
+        str,
+        typer.Argument(
+            metavar="ORDER_OR_PI",
+            help="An order id (ord_...) or pi_... id.",
+            callback=check_order_or_intent_id,
+        ),
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Show one order and the timeline of webhook events received for it.
+    """Show one order, its receipt and the timeline of webhook events received for it.
 
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
+    from bookpay.commands.ledgerview import print_events, receipt_of, receipt_state
+
     with _ledger(ctx) as ledger:
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
+        receipt = receipt_of(ledger, order["payment_intent"])
     if as_json:
-        emit_json({**_record(order), "events": events})
+        emit_json({**_record(order), "receipt": receipt, "events": events})
         return
-    ship_to = one_line(order["shipping"])
     fields: list[tuple[str, Cell]] = [
         ("Order", order["id"]),
         ("PaymentIntent", order["payment_intent"]),
@@ -141,10 +161,11 @@ def show_order(
         ("Item", order["item_id"] or ""),
         ("Amount", _price(order)),
         ("Email", order["email"] or ""),
-        ("Ship to", ship_to),
-        ("Created", order["created"]),
-        ("Updated", order["updated"]),
-        ("Fulfilled", order["fulfilled_at"] or "not yet"),
+        ("Ship to", one_line(order["shipping"])),
+        ("Created", human_time(order["created"])),
+        ("Updated", human_time(order["updated"])),
+        ("Fulfilled", human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "not yet"),
+        ("Receipt", receipt_state(receipt)),
     ]
     if order["amount_refunded"]:
         refunded = dict(order, amount=order["amount_refunded"])
@@ -155,20 +176,7 @@ def show_order(
         fields.append(("Note", order["note"]))
     print_fields(fields)
     sys.stdout.write("\n")
-    if not events:
-        sys.stdout.write("No webhook events received for this order.\n")
-        return
-    rows = [
-        [
-            event["received_at"],
-            event["id"],
-            event["type"],
-            str(event["deliveries"]),
-            event["outcome"] or "received, not processed",
-        ]
-        for event in events
-    ]
-    print_table(["Received", "Event", "Type", "Deliveries", "Outcome"], rows, title="Events")
+    print_events(events, title="Events")
 
 
 @app.command("export")

@@ -8,6 +8,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields
+from bookpay.commands.params import IntentArg
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
@@ -16,7 +17,7 @@ app = typer.Typer(help="Refund payments.", no_args_is_help=True)
 @app.command("create")
 def create(
     ctx: typer.Context,
-    intent_id: Annotated[str, typer.Argument(metavar="PI", help="The PaymentIntent to refund.")],
+    intent_id: IntentArg,
     amount: Annotated[
         int | None,
         typer.Option(

@@ -93,7 +93,7 @@ def _configure_logging(debug: bool) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.addFilter(RepeatFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in LOGGERS:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if h.get_name() == HANDLER_NAME]:
@@ -104,10 +104,20 @@ def _configure_logging(debug: bool) -> logging.Handler:
     return handler
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines quote outside text (an e-mail address in a failed receipt, an event id): it
+    reaches the terminal with its control characters escaped, as everything bookpay prints."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bookpay.terminal import printable
+
+        return printable(super().format(record), keep_newlines=True)
+
+
 def _remove_handler(handler: logging.Handler) -> None:
     for name in LOGGERS:
         logging.getLogger(name).removeHandler(handler)
 
 
 app = typer.Typer(add_completion=False)
-app.command("serve")(serve)
+app.command("serve", short_help="Serve the bookshop (checkout, webhooks).")(serve)

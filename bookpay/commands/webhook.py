@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_table
+from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_lines, print_table
+from bookpay.commands.params import complete_fixtures
+from bookpay.terminal import printable
 
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
 
@@ -32,15 +34,16 @@ class Order(str, Enum):
     shuffle = "shuffle"
 
 
-@app.command("replay")
+@app.command("replay", short_help="Send saved events, signed, to a webhook endpoint.")
 def replay(
     ctx: typer.Context,
     paths: Annotated[
         list[str],
         typer.Argument(
             metavar="PATH",
-            help="Event files (a JSON event, a JSON array, JSON Lines), folders of them, or - "
-            "for stdin.",
+            help="Event files (a JSON event, a JSON array, JSON Lines), folders of them, a "
+            "bundled fixture's name (see `bookpay webhook fixtures`), or - for stdin.",
+            autocompletion=complete_fixtures,
         ),
     ],
     to: Annotated[
@@ -63,7 +66,10 @@ def replay(
     ] = 0.0,
     new_event_id: Annotated[
         bool,
-        typer.Option("--new-event-id", help="Give each delivery a fresh evt_ id (re-serialises)."),
+        typer.Option(
+            "--new-event-id",
+            help="Give each delivery a fresh evt_ id (the body is serialised again).",
+        ),
     ] = False,
     timestamp_offset: Annotated[
         int,
@@ -78,15 +84,28 @@ def replay(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each answer.")
     ] = 30.0,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only the summary and the failed deliveries."),
+    ] = False,
+    failures_only: Annotated[
+        bool,
+        typer.Option(
+            "--failures-only", help="List only the deliveries that did not get a 2xx answer."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Sign and POST captured Stripe events to a webhook endpoint; exit 6 if any is not 2xx.
 
     Bodies are the exact bytes captured (stripe listen --format JSON, stripe events retrieve).
-
     Each is signed at send time, as Stripe signs it; redirects are not followed.
 
-    Example: bookpay webhook replay events.jsonl --to 4242 --repeat 2 --order shuffle --seed 7
+    Each delivery's outcome is read from the answer: fulfilled, updated (the order changed),
+    duplicate, ignored (with the receiver's reason), accepted (a receiver that says no more),
+    refused (a 4xx, with its reason) or failed (no answer, a redirect, a 5xx).
+
+    Example: bookpay webhook replay events.jsonl --to 4242 --repeat 2
     """
     from bookpay.errors import DeliveryFailed
     from bookpay.replay import Replayer, load_events, plan, resolve_secret
@@ -112,14 +131,22 @@ def replay(
         results = replayer.run(deliveries)
     elapsed = time.perf_counter() - started
     failed = [result for result in results if not result.ok]
+    listed = failed if failures_only or quiet else results
     if as_json:
-        emit_json([result.to_dict() for result in results])
+        emit_json([result.to_dict() for result in listed])
     else:
-        _print_results(results)
-        sys.stdout.write(
-            f"\n{len(results)} deliver{'ies' if len(results) != 1 else 'y'} to {replayer.url} "
-            f"in {elapsed:.2f}s: {len(results) - len(failed)} ok, {len(failed)} failed\n"
-        )
+        if quiet:
+            for result in listed:
+                sys.stdout.write(
+                    printable(
+                        f"#{result.index + 1} {result.event_id} {result.type}: {result.outcome}: "
+                        f"{result.reason}"
+                    )
+                    + "\n"
+                )
+        elif listed:
+            _print_results(listed)
+        _print_summary(results, replayer.url, elapsed, blank_line=bool(listed))
     if failed:
         raise DeliveryFailed(
             f"{len(failed)} of {len(results)} deliveries did not get a 2xx answer."
@@ -142,29 +169,58 @@ def _with_progress(replayer, deliveries):
         return replayer.run(deliveries, progress=lambda _result: bar.advance(task))
 
 
+OUTCOME_STYLE = {
+    "fulfilled": "green",
+    "updated": "green",
+    "accepted": "green",
+    "duplicate": "cyan",
+    "ignored": "yellow",
+    "refused": "red",
+    "failed": "bold red",
+}
+
+
 def _print_results(results) -> None:
-    rows = []
-    for result in results:
-        status = str(result.status) if result.status is not None else "error"
-        answer = result.error or result.answer
-        rows.append(
-            [
-                str(result.index + 1),
-                result.event_id,
-                result.type,
-                (status, "green" if result.ok else "red"),
-                f"{result.latency_ms:.1f} ms",
-                answer[:60] + ("..." if len(answer) > 60 else ""),
-            ]
-        )
+    rows = [
+        [
+            str(result.index + 1),
+            result.event_id,
+            result.type,
+            (str(result.status) if result.status is not None else "-",
+             "green" if result.ok else "red"),
+            (result.outcome, OUTCOME_STYLE.get(result.outcome, "")),
+            f"{result.latency_ms:.1f} ms",
+            result.reason,
+        ]
+        for result in results
+    ]  # fmt: skip
     print_table(
-        ["#", "Event", "Type", "Status", "Latency", "Answer"],
+        ["#", "Event", "Type", "Status", "Outcome", "Latency", "Reason"],
         rows,
         justify_right=["#", "Latency"],
+        wrap_columns=["Reason"],
+        detail_columns=["Event"],
     )
 
 
-@app.command("fixtures")
+def _print_summary(results, url: str, elapsed: float, *, blank_line: bool) -> None:
+    """One line of counts, then each reason for ignoring, refusing or failing, with its count."""
+    from bookpay.replay import summarize
+
+    summary = summarize(results)
+    counts = ", ".join(f"{n} {name}" for name, n in summary["counts"].items())
+    n = len(results)
+    lines = [f"{n} deliver{'ies' if n != 1 else 'y'} to {url} in {elapsed:.2f}s: {counts}"]
+    for outcome, reasons in summary["reasons"].items():
+        lines.append(f"{outcome.capitalize()}:")
+        for reason, times in sorted(reasons.items(), key=lambda item: -item[1]):
+            lines.append(f"  {times:>4} x {reason}")
+    if blank_line:
+        sys.stdout.write("\n")
+    print_lines(lines, indent=4)
+
+
+@app.command("fixtures", short_help="List the bundled example events.")
 def fixtures(as_json: JsonOption = False) -> None:
     """List the example events bundled with bookpay, one per event type it handles.
 
@@ -197,12 +253,13 @@ def sign_payload(
 ) -> None:
     """Print a Stripe-Signature header value for a payload, for curl.
 
-    Example: bookpay webhook sign event.json --secret whsec_... --timestamp 1700000000
+    Example: bookpay webhook sign event.json --timestamp 1700000000
     """
     from bookpay.errors import UsageError
     from bookpay.replay import resolve_secret
     from bookpay.webhooks import sign
 
+    signing = resolve_secret(state(ctx).settings, secret)
     if file == "-":
         payload = sys.stdin.buffer.read()
     else:
@@ -210,5 +267,5 @@ def sign_payload(
         if not path.is_file():
             raise UsageError(f"{file}: no such file.")
         payload = path.read_bytes()
-    header = sign(payload, resolve_secret(state(ctx).settings, secret), timestamp)
+    header = sign(payload, signing, timestamp)
     sys.stdout.write(header + "\n")

@@ -10,12 +10,15 @@ from . import intents, validate
 from .context import Ctx
 from .wire import ApiError, Response
 
+# The shop's own font stack (bookpay/assets/static/style.css), so the challenge does not look
+# like a different site.
 _STYLE = """
-body { font-family: system-ui, sans-serif; background: #f6f9fc; color: #1a1f36; margin: 0; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif;
+       background: #f6f9fc; color: #1a1f36; margin: 0; }
 main { max-width: 28rem; margin: 4rem auto; background: #fff; padding: 2rem;
        border-radius: 8px; box-shadow: 0 2px 8px rgba(0,0,0,.1); }
 h1 { font-size: 1.25rem; } .amount { font-size: 2rem; font-weight: 600; }
-button { font-size: 1rem; min-height: 44px; padding: .6rem 1rem; margin: .25rem;
+button { font: inherit; min-height: 44px; padding: .6rem 1rem; margin: .25rem;
          border-radius: 4px; border: 1px solid #687385; cursor: pointer; }
 button:focus-visible, a:focus-visible { outline: 2px solid #635bff; outline-offset: 2px; }
 #test-source-authorize-3ds { background: #635bff; color: #fff; border-color: #635bff; }

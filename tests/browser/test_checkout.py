@@ -82,7 +82,9 @@ def expect_success(page, book) -> str:
     assert re.fullmatch(r"pi_\w+", intent_id)
     assert page.locator("dt:has(+ #receipt-intent)").inner_text() == "Order reference"
     assert page.locator("#receipt-email").inner_text() == EMAIL
-    assert "Ada Lovelace" in page.locator("#receipt-shipping").inner_text()
+    shipping = page.locator("#receipt-shipping").inner_text().splitlines()
+    assert shipping[0] == "Ada Lovelace"
+    assert shipping[-1] == "United States"  # the country's name, not its code
     return intent_id
 
 
@@ -316,6 +318,10 @@ def test_back_after_paying_says_so_and_buys_again_only_when_asked(page, shop):
     )
     assert focused_id(page) == "paid-notice"
     assert page.locator("#payment-form").is_hidden()
+    # The notice links to that order's page.
+    order_link = page.get_by_role("link", name="See your order")
+    assert order_link.is_visible()
+    assert f"payment_intent={first}" in order_link.get_attribute("href")
     page.wait_for_timeout(300)
     assert len(asked) == 1  # the finished attempt only: no new PaymentIntent yet
     # the 409 is expected: only the browser's own network line, never the page's console.error
@@ -330,6 +336,67 @@ def test_back_after_paying_says_so_and_buys_again_only_when_asked(page, shop):
     fill_checkout(page)
     pay(page)
     assert expect_success(page, BOOKS[0]) != first
+
+
+def test_the_already_paid_notice_opens_that_orders_page(page, shop):
+    open_checkout(page, shop, "2")
+    fill_checkout(page)
+    pay(page)
+    first = expect_success(page, BOOKS[1])
+    page.go_back()
+    page.get_by_role("link", name="See your order").click()
+    assert expect_success(page, BOOKS[1]) == first
+
+
+def test_the_card_brand_shows_as_the_number_is_typed(page, shop):
+    open_checkout(page, shop)
+    number = page.locator("#payment-element [name=number]")
+    brand = page.locator("#payment-element .BookpayElement-brand")
+    assert brand.is_hidden()
+    for typed, name in (
+        ("4242", "Visa"),
+        ("5555 5555", "Mastercard"),
+        ("3782 822463", "American Express"),
+        ("6011 1111", "Discover"),
+        ("3056 9300", "Diners Club"),
+        ("3566 0020", "JCB"),
+        ("6200 0000", "UnionPay"),
+    ):
+        number.fill("")
+        number.press_sequentially(typed)
+        assert brand.inner_text() == name
+        assert brand.is_visible()
+        # The badge sits inside the field, at its right end.
+        box, badge = number.bounding_box(), brand.bounding_box()
+        assert box["x"] + box["width"] / 2 < badge["x"]
+        assert badge["x"] + badge["width"] <= box["x"] + box["width"]
+    number.fill("")
+    number.press_sequentially("9")
+    assert brand.is_hidden()  # an unknown brand shows nothing
+
+
+def test_when_stripe_js_cannot_load_only_the_message_and_retry_show(page, shop, emulator):
+    page.route(f"{emulator.url}/v3/**", lambda route: route.abort())
+    page.goto(f"{shop}/checkout?item=1")
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert "Stripe.js did not load" in message(page)
+    for heading in ("#contact-heading", "#shipping-heading", "#payment-heading"):
+        assert page.locator(heading).is_hidden()
+    assert page.locator("#submit-button").is_visible()  # disabled, under the message
+    assert page.locator("#submit-button").is_disabled()
+
+
+def test_the_3d_secure_page_uses_the_shops_fonts(page, shop):
+    page.goto(shop + "/")
+    shop_font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    open_checkout(page, shop, "3")
+    fill_checkout(page, "4000002760003184")
+    pay(page)
+    button = page.locator("#test-source-authorize-3ds")
+    button.wait_for()
+    assert page.evaluate("getComputedStyle(document.body).fontFamily") == shop_font
+    assert button.evaluate("b => getComputedStyle(b).fontFamily") == shop_font
 
 
 def test_a_server_error_is_shown_with_a_retry_button(page, shop):

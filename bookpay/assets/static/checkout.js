@@ -4,21 +4,54 @@
  * PaymentIntent of this checkout attempt, mounts the Elements and confirms.
  *
  * Configuration comes from the page's JSON block (no inline scripts: the CSP forbids them).
+ *
+ * The JSDoc types are checked against Stripe.js's own declarations (@stripe/stripe-js) by
+ * `tsc --checkJs` (tsconfig.json, run by the test suite): every call into Stripe.js here is one
+ * the real Stripe.js accepts, although js.stripe.com cannot be loaded where bookpay is tested.
+ */
+/**
+ * @typedef {import('@stripe/stripe-js').Stripe} Stripe
+ * @typedef {import('@stripe/stripe-js').StripeElements} StripeElements
+ * @typedef {import('@stripe/stripe-js').StripeError} StripeError
+ * @typedef {import('@stripe/stripe-js').StripeLinkAuthenticationElement} LinkElement
+ * @typedef {import('@stripe/stripe-js').StripeAddressElement} AddressElement
+ * @typedef {import('@stripe/stripe-js').StripePaymentElement} PaymentElement
+ * @typedef {LinkElement | AddressElement | PaymentElement} MountedElement
+ * @typedef {{type?: string, message?: string, field?: string}} ShownError
+ * @typedef {{item: string, publishableKey: string, createIntentUrl: string, returnUrl: string,
+ *   payLabel: string}} CheckoutConfig
+ * @typedef {{clientSecret: string, paymentIntentId: string}} AttemptIntent
+ * @typedef {{paymentIntentId?: string, status?: string}} PaidAttempt
  */
 (function () {
   'use strict';
 
-  const config = JSON.parse(document.getElementById('checkout-config').textContent);
-  const form = document.getElementById('payment-form');
-  const fields = document.getElementById('checkout-fields');
-  const button = document.getElementById('submit-button');
-  const buttonText = button.querySelector('.button-text');
-  const hint = document.getElementById('pay-hint');
-  const message = document.getElementById('payment-message');
-  const retryButton = document.getElementById('retry-button');
-  const paidNotice = document.getElementById('paid-notice');
-  const paidOrder = document.getElementById('paid-order');
-  const newAttemptButton = document.getElementById('new-attempt-button');
+  /**
+   * An element the page's template always has.
+   * @template {HTMLElement} T
+   * @param {string} id
+   * @param {new () => T} kind
+   * @returns {T}
+   */
+  function byId(id, kind) {
+    const node = document.getElementById(id);
+    if (!(node instanceof kind)) throw new Error('The checkout page has no #' + id + '.');
+    return node;
+  }
+
+  /** @type {CheckoutConfig} */
+  const config = JSON.parse(byId('checkout-config', HTMLScriptElement).textContent || '{}');
+  const form = byId('payment-form', HTMLFormElement);
+  const fields = byId('checkout-fields', HTMLDivElement);
+  const button = byId('submit-button', HTMLButtonElement);
+  const buttonText = /** @type {HTMLElement} */ (button.querySelector('.button-text'));
+  const hint = byId('pay-hint', HTMLElement);
+  const message = byId('payment-message', HTMLDivElement);
+  const retryButton = byId('retry-button', HTMLButtonElement);
+  const paidNotice = byId('paid-notice', HTMLElement);
+  const paidOrder = byId('paid-order', HTMLElement);
+  const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
+  const newAttemptButton = byId('new-attempt-button', HTMLButtonElement);
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
   const LOAD_ERROR = 'The payment form could not be loaded.';
@@ -27,6 +60,7 @@
   const ATTEMPT_KEY = 'bookpay.attempt.' + config.item;
 
   const state = {
+    /** @type {Set<MountedElement>} */
     ready: new Set(),
     email: '',
     emailComplete: false,
@@ -35,12 +69,19 @@
     busy: false,
     focusWhenReady: false,
   };
+  /** @type {Stripe | null} */
   let stripe = null;
+  /** @type {StripeElements | null} */
   let elements = null;
-  let mounted = []; // [element, its mount node], in page order
+  /** @type {Array<[MountedElement, HTMLElement]>} each Element and its mount node, in page order */
+  let mounted = [];
 
   /* ------------------------------------------------------------------ messages ---------- */
 
+  /**
+   * @param {string} text
+   * @param {'info'} [kind]
+   */
   function showMessage(text, kind) {
     message.textContent = text || '';
     message.classList.toggle('is-info', kind === 'info');
@@ -48,6 +89,7 @@
 
   // A validation error about a field is already shown under that field (by Stripe.js, inside the
   // Element, which marks its node invalid); saying it again under Pay would say it twice.
+  /** @param {ShownError | null} error */
   function isFieldError(error) {
     if (!error || error.type !== 'validation_error') return false;
     return !!(error.field || fields.querySelector('.StripeElement--invalid'));
@@ -55,7 +97,7 @@
 
   // Where the keyboard goes after a failed attempt: the first invalid field, else the message.
   function focusFirstInvalid() {
-    const input = fields.querySelector('[aria-invalid="true"]');
+    const input = /** @type {HTMLElement | null} */ (fields.querySelector('[aria-invalid="true"]'));
     if (input) {
       input.focus();
       return;
@@ -66,6 +108,7 @@
   }
 
   // Card and validation errors are written for shoppers; anything else is not.
+  /** @param {ShownError | null} error */
   function showError(error) {
     if (isFieldError(error)) {
       showMessage('');
@@ -105,6 +148,7 @@
     if (hint.textContent !== text) hint.textContent = text; // a live region: only real changes
   }
 
+  /** @param {boolean} busy */
   function setBusy(busy) {
     state.busy = busy;
     form.classList.toggle('is-busy', busy);
@@ -112,15 +156,18 @@
     // Nothing can be edited while the payment is confirmed: `inert` covers every Element (Stripe's
     // iframes too), and the Payment Element, which has a documented read-only state, shows it.
     fields.toggleAttribute('inert', busy);
-    const payment = mounted.length ? mounted[2][0] : null;
+    const payment = elements ? elements.getElement('payment') : null;
     if (payment) payment.update({readOnly: busy});
     buttonText.textContent = busy ? 'Processing…' : config.payLabel;
     refreshButton();
   }
 
+  /** @param {string} [text] */
   function loadFailed(text) {
     state.loadFailed = true;
     refreshButton();
+    // Nothing can be filled in: the section headings over empty boxes would only confuse.
+    fields.hidden = true;
     showMessage(text || LOAD_ERROR);
     retryButton.hidden = false;
   }
@@ -138,6 +185,32 @@
       + hex.slice(16, 20) + '-' + hex.slice(20);
   }
 
+  // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
+  // can link to that order's page (the server never sends a finished attempt's secret again).
+  const SECRET_KEY = 'bookpay.secret.';
+
+  /**
+   * @param {string} key
+   * @param {string} value
+   */
+  function remember(key, value) {
+    try {
+      window.sessionStorage.setItem(key, value);
+    } catch (e) {
+      // storage disabled: the notice simply has no link
+    }
+  }
+
+  /** @param {string} key */
+  function recall(key) {
+    try {
+      return window.sessionStorage.getItem(key);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /** @param {boolean} fresh */
   function attemptId(fresh) {
     let id = null;
     try {
@@ -156,6 +229,7 @@
     return id;
   }
 
+  /** @param {boolean} fresh */
   async function postAttempt(fresh) {
     let response;
     try {
@@ -180,10 +254,17 @@
   // The PaymentIntent of this attempt: {intent} or, when the attempt was already paid (the back
   // button after paying), {paid: {paymentIntentId, status}}, so the shopper decides whether to
   // buy again. A canceled attempt was never paid: a new one starts at once.
+  /**
+   * @param {boolean} fresh
+   * @returns {Promise<{intent: AttemptIntent} | {paid: PaidAttempt}>}
+   */
   async function createIntent(fresh) {
     const answer = await postAttempt(fresh);
     const body = answer.body;
-    if (answer.ok && body && body.clientSecret) return {intent: body};
+    if (answer.ok && body && body.clientSecret) {
+      remember(SECRET_KEY + body.paymentIntentId, body.clientSecret);
+      return {intent: body};
+    }
     const error = (body && body.error) || {};
     if (answer.status === 409 && error.code === 'attempt_finished') {
       if (error.status === 'succeeded') return {paid: error};
@@ -194,59 +275,74 @@
 
   /* ---------------------------------------------------------------- Elements ------------ */
 
+  /** @param {string} clientSecret */
   function mountElements(clientSecret) {
+    if (!window.Stripe) throw new Error('Stripe.js is not loaded.');
     stripe = window.Stripe(config.publishableKey);
-    elements = stripe.elements({
+    const group = stripe.elements({
       clientSecret: clientSecret,
       loader: 'auto',
       appearance: {theme: 'stripe', variables: {colorPrimary: '#4f46e5'}},
     });
-    const link = elements.create('linkAuthentication');
-    const address = elements.create('address', {mode: 'shipping'});
+    elements = group;
+    const link = group.create('linkAuthentication');
+    const address = group.create('address', {mode: 'shipping'});
     // The email comes from the Link Authentication Element, so the Payment Element doesn't ask.
-    const payment = elements.create('payment', {
+    const payment = group.create('payment', {
       layout: 'tabs',
       fields: {billingDetails: {email: 'never'}},
     });
     mounted = [
-      [link, document.getElementById('link-auth-element')],
-      [address, document.getElementById('address-element')],
-      [payment, document.getElementById('payment-element')],
+      [link, byId('link-auth-element', HTMLDivElement)],
+      [address, byId('address-element', HTMLDivElement)],
+      [payment, byId('payment-element', HTMLDivElement)],
     ];
 
-    link.on('change', (event) => {
-      state.email = (event.value && event.value.email) || '';
-      state.emailComplete = !!event.complete;
-    });
+    /** @param {MountedElement} element */
+    function ready(element) {
+      state.ready.add(element);
+      refreshButton();
+    }
+    function changed() {
+      if (!state.busy) showMessage(''); // the shopper is fixing things: clear the last error
+      refreshButton();
+    }
+    /** @param {{error: StripeError}} event */
+    function failedToLoad(event) {
+      loadFailed((event && event.error && event.error.message) || LOAD_ERROR);
+    }
+
     link.on('ready', () => {
       if (state.focusWhenReady) link.focus(); // the shopper asked to buy again: start here
       state.focusWhenReady = false;
+      ready(link);
     });
+    link.on('change', (event) => {
+      state.email = (event.value && event.value.email) || '';
+      state.emailComplete = !!event.complete;
+      changed();
+    });
+    link.on('loaderror', failedToLoad);
+    address.on('ready', () => ready(address));
     address.on('change', (event) => {
       state.addressComplete = !!event.complete;
+      changed();
     });
-    mounted.forEach(([element]) => {
-      element.on('ready', () => {
-        state.ready.add(element);
-        refreshButton();
-      });
-      element.on('change', () => {
-        if (!state.busy) showMessage(''); // the shopper is fixing things: clear the last error
-        refreshButton();
-      });
-      element.on('loaderror', (event) => {
-        loadFailed((event && event.error && event.error.message) || LOAD_ERROR);
-      });
-    });
+    address.on('loaderror', failedToLoad);
+    payment.on('ready', () => ready(payment));
+    payment.on('change', changed);
+    payment.on('loaderror', failedToLoad);
 
     mounted.forEach(([element, node]) => element.mount(node));
   }
 
+  /** @param {SubmitEvent} event */
   async function pay(event) {
     event.preventDefault();
-    if (state.busy || !canPay()) return; // double-submit guard
+    if (state.busy || !canPay() || !stripe || !elements) return; // double-submit guard
     setBusy(true);
     showMessage('');
+    /** @type {ShownError | null} */
     let error = null;
     try {
       const submitted = await elements.submit();
@@ -272,13 +368,26 @@
     showError(error);
   }
 
+  /** @param {PaidAttempt} paid */
   function showPaidNotice(paid) {
-    paidOrder.textContent = paid.paymentIntentId || '';
+    const intentId = paid.paymentIntentId || '';
+    paidOrder.textContent = intentId;
+    const secret = intentId ? recall(SECRET_KEY + intentId) : null;
+    if (secret) {
+      // The order's own page, as Stripe's return_url would show it.
+      const url = new URL(config.returnUrl, window.location.href);
+      url.searchParams.set('payment_intent', intentId);
+      url.searchParams.set('payment_intent_client_secret', secret);
+      url.searchParams.set('redirect_status', 'succeeded');
+      paidOrderLink.href = url.toString();
+    }
+    paidOrderLink.hidden = !secret;
     form.hidden = true;
     paidNotice.hidden = false;
     paidNotice.focus();
   }
 
+  /** @param {boolean} fresh */
   async function start(fresh) {
     buttonText.textContent = config.payLabel;
     refreshButton();
@@ -290,10 +399,10 @@
     try {
       result = await createIntent(fresh);
     } catch (e) {
-      loadFailed(e.message);
+      loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
       return;
     }
-    if (result.paid) {
+    if ('paid' in result) {
       showPaidNotice(result.paid);
       return;
     }

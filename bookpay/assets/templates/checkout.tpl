@@ -11,6 +11,7 @@
   </section>
   <section id="paid-notice" class="notice" tabindex="-1" aria-labelledby="paid-notice-text" hidden>
     <p id="paid-notice-text">You already paid for this book (order <code id="paid-order"></code>). Buy another copy?</p>
+    <p><a id="paid-order-link" class="text-link" hidden>See your order</a></p>
     <button id="new-attempt-button" class="button" type="button">Buy another copy</button>
   </section>
   <form id="payment-form" class="payment-form" aria-describedby="payment-message">

@@ -218,14 +218,17 @@
     CA: {pattern: /^[A-Z]\d[A-Z] ?\d[A-Z]\d$/i, min: 6},
   };
 
+  // Stripe's brand codes, and the names Stripe shows for them.
   const BRANDS = [
-    {brand: 'amex', pattern: /^3[47]/, lengths: [15], cvc: 4},
-    {brand: 'diners', pattern: /^3(0[0-5]|[689])/, lengths: [14, 16], cvc: 3},
-    {brand: 'unionpay', pattern: /^62/, lengths: [16, 17, 18, 19], cvc: 3},
-    {brand: 'visa', pattern: /^4/, lengths: [16], cvc: 3},
-    {brand: 'mastercard', pattern: /^(5[1-5]|2[2-7])/, lengths: [16], cvc: 3},
-    {brand: 'discover', pattern: /^(6011|64[4-9]|65)/, lengths: [16], cvc: 3},
-    {brand: 'jcb', pattern: /^35/, lengths: [16], cvc: 3},
+    {brand: 'amex', name: 'American Express', pattern: /^3[47]/, lengths: [15], cvc: 4},
+    {brand: 'diners', name: 'Diners Club', pattern: /^3(0[0-5]|[689])/, lengths: [14, 16],
+      cvc: 3},
+    {brand: 'unionpay', name: 'UnionPay', pattern: /^62/, lengths: [16, 17, 18, 19], cvc: 3},
+    {brand: 'visa', name: 'Visa', pattern: /^4/, lengths: [16], cvc: 3},
+    {brand: 'mastercard', name: 'Mastercard', pattern: /^(5[1-5]|2[2-7])/, lengths: [16],
+      cvc: 3},
+    {brand: 'discover', name: 'Discover', pattern: /^(6011|64[4-9]|65)/, lengths: [16], cvc: 3},
+    {brand: 'jcb', name: 'JCB', pattern: /^35/, lengths: [16], cvc: 3},
   ];
   const UNKNOWN_BRAND = {brand: 'unknown', lengths: [16], cvc: 3};
 
@@ -465,8 +468,10 @@
 
     payment: {
       fields: (el) => [
+        // The card's brand shows in the field as soon as the number says it, as Stripe's does.
         {name: 'number', label: 'Card number', autocomplete: 'cc-number', inputmode: 'numeric',
-          placeholder: '1234 1234 1234 1234', format: formatCardNumber, validate: checkCardNumber},
+          placeholder: '1234 1234 1234 1234', format: formatCardNumber, validate: checkCardNumber,
+          badge: () => brandOf(digitsOf(el._values.number))},
         {name: 'expiry', label: 'Expiration date', autocomplete: 'cc-exp', inputmode: 'numeric',
           placeholder: 'MM / YY', row: 'card', format: formatExpiry, validate: checkExpiry},
         {name: 'cvc', label: 'Security code', autocomplete: 'cc-csc', inputmode: 'numeric',
@@ -783,7 +788,17 @@
         outlineOffset: '2px', boxShadow: t.flat ? 'none' : '0 1px 1px rgba(0, 0, 0, 0.03)'});
       const box = css(h('div', {class: 'BookpayElement-field'}, [label, input]),
         {margin: '0 0 12px'});
-      const field = {def: def, input: input, box: box, label: label, error: null};
+      let badge = null;
+      if (def.badge) {
+        // Over the input's right end, inside its padding; read after the input by screen readers.
+        badge = css(h('span', {class: 'BookpayElement-brand'}), {position: 'absolute',
+          right: '12px', bottom: '11px', fontSize: '13px', fontWeight: '600', color: t.text,
+          pointerEvents: 'none'});
+        const holder = css(h('div', {}, [input, badge]), {position: 'relative'});
+        box.appendChild(holder);
+        css(input, {paddingRight: '9.5em'});
+      }
+      const field = {def: def, input: input, box: box, label: label, error: null, badge: badge};
       this._applyReadOnly(field);
       input.addEventListener(def.select ? 'change' : 'input', (e) => this._onInput(field, e));
       input.addEventListener('focus', () => this._paint(field, true));
@@ -815,6 +830,12 @@
         const label = typeof f.def.label === 'function' ? f.def.label() : f.def.label;
         if (f.label.textContent !== label) f.label.textContent = label;
         if (f.def.value && f.input.value !== f.def.value()) f.input.value = f.def.value();
+        if (f.badge) {
+          const brand = f.def.badge();
+          f.badge.textContent = brand.name || '';
+          f.badge.dataset.brand = brand.brand;
+          f.badge.hidden = !brand.name;
+        }
         const visible = f.def.visible ? f.def.visible() : true;
         f.box.hidden = !visible;
         f.box.style.display = visible ? '' : 'none';

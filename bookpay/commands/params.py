@@ -1,0 +1,88 @@
+"""Arguments shared by several commands: ids checked before any request, and shell completion.
+
+An id that cannot be one (``''``, ``xyz``, a client secret) is a usage error (exit 2) that says
+what is expected, before anything is sent to Stripe. Completion values are computed only when
+the shell asks for them (``_BOOKPAY_COMPLETE`` set), so they cost nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+# Stripe's ids: a prefix, an underscore, letters and digits (no further underscores).
+_ID = r"[A-Za-z0-9]{1,250}"
+INTENT_ID = re.compile(rf"pi_{_ID}")
+ORDER_ID = re.compile(rf"ord_{_ID}")
+
+
+def _expected(what: str, value: str) -> typer.BadParameter:
+    if "_secret_" in value:
+        return typer.BadParameter(
+            f"expected {what}, got a client secret; pass the part before _secret_."
+        )
+    return typer.BadParameter(f"expected {what}, got {value!r}.")
+
+
+def check_intent_id(ctx: typer.Context, value: str | None) -> str | None:
+    if value is None or ctx.resilient_parsing or INTENT_ID.fullmatch(value):
+        return value
+    raise _expected("a PaymentIntent id (pi_...)", value)
+
+
+def check_order_or_intent_id(ctx: typer.Context, value: str | None) -> str | None:
+    if value is None or ctx.resilient_parsing:
+        return value
+    if ORDER_ID.fullmatch(value) or INTENT_ID.fullmatch(value):
+        return value
+    raise _expected("an order id (ord_...) or a PaymentIntent id (pi_...)", value)
+
+
+# Completion -------------------------------------------------------------------------------------
+
+
+def complete_book_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """The catalog's book ids (the --catalog file's, or the built-in one), with their titles."""
+    from bookpay.catalog import Catalog
+    from bookpay.config import Settings
+    from bookpay.errors import BookpayError
+
+    catalog_path = ctx.find_root().params.get("catalog")
+    try:
+        catalog = Catalog.load(Settings.from_env(catalog_path=catalog_path).catalog_path)
+    except BookpayError:
+        return []
+    return [(book.id, book.title) for book in catalog if book.id.startswith(incomplete)]
+
+
+def complete_order_statuses(incomplete: str) -> list[str]:
+    from bookpay.orders import STATUSES
+
+    return [status for status in STATUSES if status.startswith(incomplete)]
+
+
+def complete_fixtures(incomplete: str) -> list[tuple[str, str]]:
+    """The bundled event fixtures by name (files and folders complete as well, see webhook)."""
+    from bookpay.replay import list_fixtures
+
+    return [
+        (fixture["name"], fixture["description"] or fixture["type"])
+        for fixture in list_fixtures()
+        if fixture["name"].startswith(incomplete)
+    ]
+
+
+IntentArg = Annotated[
+    str,
+    typer.Argument(metavar="PI", help="A PaymentIntent id (pi_...).", callback=check_intent_id),
+]
+BookOption = Annotated[
+    str,
+    typer.Option(
+        "--item",
+        help="The book's id (see `bookpay catalog list`).",
+        autocompletion=complete_book_ids,
+    ),
+]

@@ -1,0 +1,42 @@
+"""Text from outside, made harmless for a terminal.
+
+A shipping name, an e-mail, an event's type or a receiver's answer can hold escape sequences that
+clear the screen, recolour the text, retitle the window or hide a line (a carriage return), and
+bidirectional overrides that make text read differently from what it is. Everything bookpay
+prints for a person passes through ``printable``, which shows each such character as a visible
+escape (``\\x1b``, ``\\r``, ``\\u202e``) instead of sending it to the terminal. JSON output needs no
+help: ``json.dumps`` escapes control characters itself.
+"""
+
+from __future__ import annotations
+
+# C0 controls, DEL and C1 controls (Unicode category Cc), the bidirectional embeddings, overrides
+# and isolates, the implicit direction marks, and the Unicode line and paragraph separators.
+_UNSAFE = [
+    *range(0x00, 0x20),
+    *range(0x7F, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+    0x2028,
+    0x2029,
+]
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def _shown(code: int) -> str:
+    if code in _NAMED:
+        return _NAMED[code]
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+_TABLE = {code: _shown(code) for code in _UNSAFE}
+_TABLE_KEEPING_NEWLINES = {code: shown for code, shown in _TABLE.items() if code != 0x0A}
+
+
+def printable(text: object, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character shown as an escape; newlines kept if asked."""
+    text = text if isinstance(text, str) else str(text)
+    return text.translate(_TABLE_KEEPING_NEWLINES if keep_newlines else _TABLE)

@@ -1,0 +1,189 @@
+"""`bookpay config check` finds what would break commands later, each once, with its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+
+runner = CliRunner()
+SK = "sk_test_51HxAbCdEfGhIjKlMnOpQrStUvWxYz0123"
+PK = "pk_test_51HxAbCdEfGhIjKlMnOpQrStUvWxYz9876"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check(env, *args):
+    result = runner.invoke(app, ["config", "check", *args, "--json"], env=env)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def messages(report, level):
+    return [f["message"] for f in report["findings"] if f["level"] == level]
+
+
+def test_a_running_emulator_and_sound_settings_are_ok(cli_env):
+    code, report = check(cli_env)
+    assert code == 0 and report["ok"] is True
+    assert report["findings"] == []
+
+
+def test_an_emulator_that_does_not_answer_is_a_warning_with_the_url_and_the_error(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+    env = {"BOOKPAY_EMULATOR_URL": url, "BOOKPAY_DATA_DIR": str(tmp_path / "d")}
+    code, report = check(env)
+    assert code == 0  # `bookpay serve` starts its own: not a problem
+    [warning] = report["findings"]
+    assert warning["level"] == "warning"
+    assert warning["message"] == f"the emulator at {url} cannot be reached (Connection refused)"
+    assert "bookpay emulator" in warning["fix"]
+    human = runner.invoke(app, ["config", "check"], env=env)
+    assert "1 warning:\n" in human.stdout
+    assert f"  - the emulator at {url} cannot be reached (Connection refused)\n" in human.stdout
+    assert "    Fix: start it with `bookpay emulator`" in human.stdout
+    assert human.stdout.endswith("No problems found.\n")
+    assert runner.invoke(app, ["config", "check", "--offline"], env=env).stdout.count("warn") == 0
+
+
+def test_stripe_that_does_not_answer_is_a_problem(tmp_path, monkeypatch):
+    # Stripe mode, with its client pointed at a closed port (whether this machine has a network
+    # or not).
+    import stripe
+
+    from bookpay import payments
+
+    port = closed_port()
+    monkeypatch.setattr(
+        payments,
+        "_client_for",
+        lambda settings, *budget: stripe.StripeClient(
+            settings.api_key,
+            base_addresses={"api": f"http://127.0.0.1:{port}"},
+            max_network_retries=0,
+        ),
+    )
+    env = {"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK}
+    code, report = check(env)
+    assert code == 5
+    [problem] = report["problems"]
+    assert problem == "Stripe at https://api.stripe.com cannot be reached (Connection refused)"
+    assert "status.stripe.com" in report["findings"][0]["fix"]
+
+
+def refusing_api(status: int, message: str):
+    """A local HTTP server that answers every request with one Stripe error."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps({"error": {"type": "invalid_request_error", "message": message}}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_key_the_api_refuses_is_a_problem(tmp_path):
+    server, url = refusing_api(401, "Invalid API Key provided: sk_test_***1234")
+    try:
+        code, report = check({"BOOKPAY_EMULATOR_URL": url, "BOOKPAY_DATA_DIR": str(tmp_path)})
+    finally:
+        server.shutdown()
+    assert code == 5
+    assert report["problems"] == [
+        f"the emulator at {url} refused the API key: Invalid API Key provided: sk_test_***1234"
+    ]
+    assert "STRIPE_SECRET_KEY" in report["findings"][0]["fix"]
+
+
+def test_a_data_folder_that_is_a_file_is_a_problem(tmp_path, cli_env):
+    target = tmp_path / "not-a-folder"
+    target.write_text("")
+    code, report = check({**cli_env, "BOOKPAY_DATA_DIR": str(target)})
+    assert code == 5
+    assert report["problems"] == [f"BOOKPAY_DATA_DIR {target} is a file, not a folder"]
+    assert report["findings"][0]["fix"] == "set BOOKPAY_DATA_DIR to a folder you can write to"
+    inside = target / "data"
+    code, report = check({**cli_env, "BOOKPAY_DATA_DIR": str(inside)})
+    assert report["problems"] == [
+        f"BOOKPAY_DATA_DIR {inside} cannot be created: {target} is a file"
+    ]
+
+
+def test_a_data_folder_that_is_not_writable_is_a_problem(tmp_path, cli_env, monkeypatch):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    real = os.access
+    # Tests may run as root, for whom every folder is writable: deny this one by hand.
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if str(path) == str(folder) else real(path, mode)
+    )
+    code, report = check({**cli_env, "BOOKPAY_DATA_DIR": str(folder)})
+    assert code == 5
+    assert report["problems"] == [f"BOOKPAY_DATA_DIR {folder} is not writable"]
+    code, report = check({**cli_env, "BOOKPAY_DATA_DIR": str(folder / "sub")})
+    assert report["problems"] == [
+        f"BOOKPAY_DATA_DIR {folder / 'sub'} cannot be created in {folder}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("smtpx://user:hunter2@mail.example:587", "the unknown scheme 'smtpx'"),
+        ("mail.example:25", "no scheme"),
+    ],
+)
+def test_an_smtp_url_with_an_unknown_scheme_is_a_problem(cli_env, url, said):
+    code, report = check({**cli_env, "BOOKPAY_SMTP_URL": url})
+    assert code == 5
+    [problem] = report["findings"]
+    assert problem["message"].startswith(f"BOOKPAY_SMTP_URL has {said} (")
+    assert "hunter2" not in json.dumps(report)
+    assert "smtps://" in problem["fix"]
+
+
+def test_known_smtp_schemes_are_fine(cli_env):
+    for url in ("smtp://u:p@mail.example:587", "smtps://mail.example", "smtp+starttls://m.example"):
+        assert check({**cli_env, "BOOKPAY_SMTP_URL": url})[0] == 0
+
+
+def test_each_finding_is_stated_once_with_its_fix(cli_env):
+    env = {**cli_env, "STRIPE_WEBHOOK_SECRET": "nope,whsec_good_one_1234", "STRIPE_SECRET_KEY": SK}
+    result = runner.invoke(app, ["config", "check", "--offline"], env=env)
+    assert result.exit_code == 5
+    lines = result.stdout.splitlines()
+    stated = [line for line in lines if line.startswith("  - ")]
+    assert len(stated) == len(set(stated)) == 2
+    assert lines.count("1 problem:") == 1 and lines.count("1 warning:") == 1
+    assert all(lines[lines.index(line) + 1].startswith("    Fix: ") for line in stated)
+
+
+def test_secret_key_alone_is_only_a_warning_for_serve(tmp_path):
+    code, report = check(
+        {"STRIPE_SECRET_KEY": SK, "BOOKPAY_DATA_DIR": str(tmp_path / "d")}, "--offline"
+    )
+    assert code == 0
+    assert messages(report, "warning") == [
+        "STRIPE_PUBLISHABLE_KEY is not set: `bookpay serve` needs it for the checkout page "
+        "(every other command works without it)"
+    ]

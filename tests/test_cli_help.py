@@ -1,0 +1,163 @@
+"""Help renders as written at 80 columns, and the shell completion bookpay offers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from test_cli import all_commands
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+
+runner = CliRunner()
+COMMANDS = all_commands()
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def whole(word: str, text: str) -> bool:
+    """``word`` appears in ``text`` with no letter, digit, _ or - glued to either side."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_help_at_80_columns_shows_every_default_and_choice_whole(path, command):
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    out = result.stdout
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    text = flat(out)
+    with command.make_context("bookpay", [], resilient_parsing=True) as ctx:
+        for param in command.params:
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            # What Click means to print for the option, every word of it, in order.
+            assert flat(record[1]) in text, (param.name, record[1])
+            for documented in re.findall(r"\[default: [^\]]*\]", param.help or ""):
+                assert flat(documented) in text
+            for choice in getattr(param.type_descriptor, "choices", None) or []:
+                value = getattr(choice, "value", choice)
+                assert whole(value, text), (param.name, value)
+    # Command lists keep each summary whole (Click cuts a long one with "...").
+    assert not [line for line in lines if line.endswith("...") and line.startswith("  ")]
+    # An example is a command line to copy: on one line, as written.
+    for example in re.findall(r"Example: (bookpay .*)", command.help or ""):
+        assert any(line.strip() == f"Example: {example}" for line in lines), example
+
+
+def test_the_cases_that_were_broken_render_whole():
+    serve = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "[default: the port in BOOKPAY_EMULATOR_URL, 12111]" in flat(serve)
+    listing = runner.invoke(app, ["intent", "list", "--help"], env={"COLUMNS": "80"}).stdout
+    for status in ("requires_payment_method", "requires_confirmation", "requires_capture"):
+        assert whole(status, listing)
+
+
+# Completion --------------------------------------------------------------------------------------
+
+
+def complete_bash(words: str, env=None) -> list[str]:
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    result = runner.invoke(
+        app,
+        [],
+        prog_name="bookpay",
+        env={
+            "_BOOKPAY_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(cword),
+            **(env or {}),
+        },
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout.split()
+
+
+def test_completion_of_book_ids_statuses_and_fixtures(tmp_path):
+    assert complete_bash("bookpay catalog show ") == ["1", "2", "3"]
+    assert complete_bash("bookpay intent create --item ") == ["1", "2", "3"]
+    assert complete_bash("bookpay intent list --status requires_c") == [
+        "requires_confirmation",
+        "requires_capture",
+    ]
+    assert complete_bash("bookpay orders list --status p") == [
+        "pending",
+        "processing",
+        "paid",
+        "partially_refunded",
+    ]
+    assert complete_bash("bookpay webhook replay charge.ref") == [
+        "charge.refunded.full",
+        "charge.refunded.partial",
+    ]
+    assert complete_bash("bookpay web") == ["webhook"]
+
+
+def test_book_ids_come_from_the_catalog_in_use(tmp_path):
+    books = tmp_path / "books.json"
+    books.write_text(
+        '[{"id": "kokoro", "title": "Kokoro", "author": "Soseki", "amount": 1500, '
+        '"currency": "jpy"}]'
+    )
+    assert complete_bash("bookpay catalog show ", env={"BOOKPAY_CATALOG": str(books)}) == ["kokoro"]
+    assert complete_bash(f"bookpay --catalog {books} intent create --item k") == ["kokoro"]
+
+
+@pytest.mark.parametrize(
+    ("shell", "env"),
+    [
+        (
+            "zsh",
+            {"_BOOKPAY_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "bookpay catalog show "},
+        ),
+        (
+            "fish",
+            {
+                "_BOOKPAY_COMPLETE": "complete_fish",
+                "_TYPER_COMPLETE_ARGS": "bookpay catalog show ",
+                "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+            },
+        ),
+    ],
+)
+def test_zsh_and_fish_complete_book_ids_with_their_titles(shell, env):
+    result = runner.invoke(app, [], prog_name="bookpay", env=env)
+    assert result.exit_code == 0
+    assert "The Art of Doing Science and Engineering" in result.stdout
+    assert "1" in re.findall(r"\b\d\b", result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker", "installed"),
+    [
+        (
+            "bash",
+            "complete -o default -F _bookpay_completion bookpay",
+            ".bash_completions/bookpay.sh",
+        ),
+        ("zsh", "compdef _bookpay_completion bookpay", ".zshrc"),
+        ("fish", "complete --command bookpay", ".config/fish/completions/bookpay.fish"),
+    ],
+)
+def test_show_and_install_completion_for_each_shell(shell, marker, installed, monkeypatch):
+    import typer._completion_shared
+    import typer.completion
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: shell)
+    monkeypatch.setattr(typer._completion_shared, "_get_shell_name", lambda: shell)
+    shown = runner.invoke(app, ["--show-completion"], prog_name="bookpay")
+    assert shown.exit_code == 0
+    assert marker in shown.stdout and "_BOOKPAY_COMPLETE" in shown.stdout
+    home = Path.home()  # a temporary folder (tests/conftest.py)
+    done = runner.invoke(app, ["--install-completion"], prog_name="bookpay")
+    assert done.exit_code == 0, done.output
+    assert f"{shell} completion installed in" in done.stdout
+    assert (home / installed).exists()

@@ -1,0 +1,188 @@
+"""How the CLI lays out its output: terminal-safe text, tables fitted to a width, one time form."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bookpay.commands import output
+from bookpay.commands.output import human_time, print_fields, print_table, width_of, wrap
+from bookpay.statuses import in_words
+from bookpay.terminal import printable
+
+HOSTILE = "Eve\x1b]0;owned\x07\x1b[2J\x1b[31mred\rhidden\x9b1m\u202eevil\u2066x\u2069\x00\x7f"
+
+
+def test_printable_shows_every_control_character_as_an_escape():
+    shown = printable(HOSTILE)
+    assert shown == (
+        "Eve\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred\\rhidden\\x9b1m\\u202eevil\\u2066x\\u2069"
+        "\\x00\\x7f"
+    )
+    assert all(ch.isprintable() for ch in shown)
+
+
+@pytest.mark.parametrize(
+    "char",
+    ["\x1b", "\r", "\x07", "\x08", "\x85", "\x9b", "\u202a", "\u202e", "\u2067", "\u200f",
+     "\u061c", "\u2028", "\u2029", "\t", "\n"],
+)  # fmt: skip
+def test_printable_escapes_each_kind(char):
+    assert char not in printable(f"a{char}b")
+
+
+def test_printable_keeps_text_and_newlines_when_asked():
+    assert printable("Zoë Ångström 東京 🙂") == "Zoë Ångström 東京 🙂"
+    assert printable("one\ntwo\x1b", keep_newlines=True) == "one\ntwo\\x1b"
+    assert printable(42) == "42"
+
+
+def test_wrap_breaks_at_spaces_and_cuts_a_word_only_when_asked():
+    assert wrap("the quick brown fox", 9) == ["the quick", "brown fox"]
+    assert wrap("abcdefghij", 4) == ["abcd", "efgh", "ij"]
+    assert wrap("see https://example.com/long/path now", 10, break_words=False) == [
+        "see",
+        "https://example.com/long/path",
+        "now",
+    ]
+    assert width_of("東京") == 4
+
+
+ROWS = [
+    ["pi_3MtwBwLkdIwHu7ix28a3tqPa", ("requires_payment_method", "yellow"), "$23.00",
+     "The Art of Doing Science and Engineering: Learning to Learn", "2024-05-01 14:03"],
+    ["pi_3MtwBwLkdIwHu7ix28a3tqPb", ("requires_action", "yellow"), "$1,234.00",
+     "Working in Public", "2024-05-01 14:04"],
+]  # fmt: skip
+COLUMNS = ["PaymentIntent", "Status", "Amount", "Book", "Created"]
+
+
+def table(capsys, width, **kwargs) -> list[str]:
+    print_table(
+        COLUMNS,
+        ROWS,
+        justify_right=["Amount"],
+        wrap_columns=["Book"],
+        detail_columns=["Book", "Created"],
+        width=width,
+        **kwargs,
+    )
+    return capsys.readouterr().out.splitlines()
+
+
+def test_an_unlimited_table_is_one_line_per_row(capsys):
+    lines = table(capsys, None)
+    assert len(lines) == 3
+    assert lines[1].split("  ")[0] == ROWS[0][0]
+    assert "Learning to Learn" in lines[1]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_a_table_fits_its_width_and_never_cuts_a_fixed_column(capsys, width):
+    lines = table(capsys, width)
+    assert all(width_of(line) <= width for line in lines), "\n".join(lines)
+    text = "\n".join(lines)
+    for row in ROWS:
+        for cell in (row[0], row[1][0], row[2], row[4]):
+            assert cell in text  # whole, on one line
+    # The free text is all there, wrapped or moved under its row, its words never cut.
+    assert in_order("The Art of Doing Science and Engineering: Learning to Learn".split(), text)
+
+
+def in_order(words: list[str], text: str) -> bool:
+    tokens = iter(text.split())
+    return all(any(token == word for token in tokens) for word in words)
+
+
+def test_free_text_wraps_in_its_column_when_there_is_room(capsys):
+    lines = table(capsys, 120)
+    assert lines[1].startswith("pi_3MtwBwLkdIwHu7ix28a3tqPa  requires_payment_method")
+    assert len(lines) > 3  # the long title took a second line, inside its column
+    book_at = lines[0].index("Book")
+    assert lines[2][:book_at].strip() == ""  # the continuation is indented to the column
+
+
+def test_free_text_moves_under_its_row_when_there_is_not(capsys):
+    lines = table(capsys, 90)
+    assert lines[0].split() == ["PaymentIntent", "Status", "Amount", "Created"]
+    assert lines[2] == "    Book: The Art of Doing Science and Engineering: Learning to Learn"
+    assert lines[4] == "    Book: Working in Public"
+    # Narrower still, the next column in line moves too; the ids and statuses stay.
+    lines = table(capsys, 80)
+    assert lines[0].split() == ["PaymentIntent", "Status", "Amount"]
+    assert lines[1:4] == [
+        "pi_3MtwBwLkdIwHu7ix28a3tqPa  requires_payment_method     $23.00",
+        "    Book: The Art of Doing Science and Engineering: Learning to Learn",
+        "    Created: 2024-05-01 14:03",
+    ]
+
+
+def test_detail_columns_move_before_free_text_does(capsys):
+    print_table(
+        ["Received", "Event", "Type", "Outcome"],
+        [["2024-05-01 14:03", "evt_1PgafuB7WZ01zgkWXYmPNZs8", "payment_intent.payment_failed",
+          "order ord_2f1c is failed: card_declined/insufficient_funds"]],
+        wrap_columns=["Outcome"], detail_columns=["Event"], width=90,
+    )  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["Received", "Type", "Outcome"]
+    assert "payment_intent.payment_failed" in lines[1]
+    assert "    Event: evt_1PgafuB7WZ01zgkWXYmPNZs8" in lines
+    assert all(len(line) <= 90 for line in lines)
+
+
+def test_cells_are_made_printable(capsys):
+    print_table(["Name"], [[HOSTILE]], width=200)
+    print_fields([("Name", HOSTILE)], width=200)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b]0;owned" in out
+
+
+def test_fields_wrap_long_values_at_spaces_under_themselves(capsys):
+    url = "http://127.0.0.1:12111/3ds/authenticate/pi_123?client_secret=pi_123_secret_456"
+    print_fields([("Status", "succeeded"), ("Note", "word " * 30), ("Authenticate at", url)],
+                 width=60)  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Status:           succeeded"
+    assert all(line.startswith(" " * 18) for line in lines[2:-1])
+    assert all(len(line) <= 60 for line in lines[:-1])
+    assert lines[-1] == f"Authenticate at:  {url}"  # never cut, even past the width
+
+
+def test_one_human_time_form_local_or_utc(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert human_time(1714572180, utc=True) == "2024-05-01 14:03"
+        assert human_time("2024-05-01T14:03:00.123Z", utc=True) == "2024-05-01 14:03"
+        assert human_time(1714572180, utc=False) == "2024-05-01 19:33"
+        assert human_time("2024-05-01T14:03:00.123Z", utc=False) == "2024-05-01 19:33"
+        assert human_time(None) == "-"
+        output.show_times_in_utc(True)
+        assert human_time(1714572180) == "2024-05-01 14:03"
+        output.show_times_in_utc(False)
+        assert human_time(1714572180) == "2024-05-01 19:33"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_statuses_read_as_english():
+    assert in_words("partially_refunded") == "partially refunded"
+    assert in_words("requires_payment_method") == "waiting for a payment method"
+    assert in_words("succeeded") == "paid"
+    assert in_words(None) == "unknown"
+
+
+def test_serves_log_lines_are_escaped_too():
+    import logging
+
+    from bookpay.commands.serve import _PrintableFormatter
+
+    record = logging.LogRecord(
+        "bookpay", logging.WARNING, "x", 1, "receipt for %s", (HOSTILE,), None
+    )
+    line = _PrintableFormatter("%(message)s").format(record)
+    assert line == "receipt for " + printable(HOSTILE)

@@ -199,7 +199,7 @@ class WebhookReceiver:
             intent = self.fulfiller.retrieve(intent_id)
         except NotFound:
             return False, f"ignored: Stripe does not know {intent_id}"
-        problem = ownership_problem(intent)
+        problem = ownership_problem(intent, self.settings.shop_id)
         if problem:
             return False, f"ignored: {problem}"
         if kind in INTENT_EVENTS:

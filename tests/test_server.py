@@ -603,14 +603,14 @@ class OneIntentGateway:
         return self.intent
 
 
-def failed_intent(error: dict) -> dict:
+def failed_intent(error: dict, shop_id: str) -> dict:
     return {
         "id": "pi_failed123",
         "client_secret": "pi_failed123_secret_abc",
         "status": "requires_payment_method",
         "amount": 2300,
         "currency": "usd",
-        "metadata": {"item_id": "1", "integration": "bookpay"},
+        "metadata": {"item_id": "1", "integration": "bookpay", "shop_id": shop_id},
         "last_payment_error": error,
     }
 
@@ -671,7 +671,7 @@ API_AUTH_FAILURE = (
     ],
 )
 def test_a_failed_payment_gives_the_shopper_a_reason_in_shopper_words(settings, error, reason):
-    intent = failed_intent(error)
+    intent = failed_intent(error, settings.shop_id)
     app = create_app(settings, gateway=OneIntentGateway(intent), public_url=PUBLIC_URL)
     response = get(app, success_url(intent["id"], intent["client_secret"]))
     assert response.status == 200

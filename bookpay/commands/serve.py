@@ -37,7 +37,7 @@ def serve(
     Example: bookpay serve --port 4242
     """
     settings = state(ctx).settings  # checked by the launcher, before anything starts
-    from bookpay.server import serve as run
+    from bookpay.web.launch import serve as run
 
     def say(line: str) -> None:
         sys.stdout.write(line + "\n")

@@ -120,9 +120,23 @@ class Gateway:
         page = self._request("get", "/v1/payment_intents", {"limit": limit})
         return page["data"]
 
-    def iter_intents(self, *, page_size: int = 100) -> Iterator[dict]:
-        """Every PaymentIntent, newest first, a page at a time (fetched as they are needed)."""
+    def iter_intents(
+        self,
+        *,
+        page_size: int = 100,
+        starting_after: str | None = None,
+        created: dict[str, int] | None = None,
+    ) -> Iterator[dict]:
+        """Every PaymentIntent, newest first, a page at a time (fetched as they are needed).
+
+        ``starting_after`` resumes after that intent; ``created`` is Stripe's range filter
+        (``{"gte": ..., "lt": ...}``, Unix seconds).
+        """
         params: dict[str, Any] = {"limit": page_size}
+        if starting_after:
+            params["starting_after"] = starting_after
+        if created:
+            params["created"] = created
         while True:
             page = self._request("get", "/v1/payment_intents", params)
             yield from page["data"]

@@ -1,11 +1,15 @@
-"""`bookpay orders`: the local orders ledger, as the webhook receiver and the checkout left it."""
+"""`bookpay orders`: the local orders ledger, as the webhook receiver and the checkout left it.
+
+Read-only: these commands never create a ledger. Where there is none yet they say where they
+looked. Their cost follows the page, not the ledger: `list` reads one page through an index,
+`export` streams.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +18,7 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
+from bookpay.commands import paging
 from bookpay.commands.output import Cell, JsonOption, emit_json, print_fields, print_table
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
@@ -35,9 +40,21 @@ COLUMNS = (
     "note",
     "shipping",
 )
+# The CSV export writes the shipping address as columns, not as one JSON cell.
+SHIPPING_COLUMNS = (
+    ("ship_name", None, "name"),
+    ("ship_line1", "address", "line1"),
+    ("ship_line2", "address", "line2"),
+    ("ship_city", "address", "city"),
+    ("ship_state", "address", "state"),
+    ("ship_postal_code", "address", "postal_code"),
+    ("ship_country", "address", "country"),
+)
+CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS))
 STATUS_STYLE = {
     "paid": "green",
     "processing": "yellow",
+    "authorized": "cyan",
     "pending": "dim",
     "failed": "red",
     "canceled": "dim",
@@ -45,25 +62,39 @@ STATUS_STYLE = {
     "partially_refunded": "magenta",
     "disputed": "bold red",
 }
+TABLE = ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"]
 
 
 class Format(str, Enum):
     csv = "csv"
     json = "json"
+    jsonl = "jsonl"
 
 
+@contextmanager
 def _ledger(ctx: typer.Context):
-    from bookpay.orders import Ledger
+    """The ledger, or None (and a note on stderr) when none exists yet: nothing is created."""
+    from bookpay.ledger import LedgerMissing, locate, open_ledger
 
-    return Ledger.open(state(ctx).settings.data_dir)
+    settings = state(ctx).settings
+    try:
+        ledger = open_ledger(settings, create=False)
+    except LedgerMissing:
+        where = locate(settings.database_url, settings.data_dir).masked
+        sys.stderr.write(f"No orders: there is no ledger at {where} yet.\n")
+        yield None
+        return
+    with ledger:
+        yield ledger
 
 
-def _price(order: dict) -> str:
+def _price(order: dict, amount: int | None = None) -> str:
     from bookpay.money import format_amount
 
-    if order["amount"] is None or not order["currency"]:
+    amount = order["amount"] if amount is None else amount
+    if amount is None or not order["currency"]:
         return ""
-    return format_amount(order["amount"], order["currency"])
+    return format_amount(amount, order["currency"])
 
 
 def _status(order: dict) -> Cell:
@@ -74,45 +105,79 @@ def _record(order: dict) -> dict:
     return {name: order.get(name) for name in COLUMNS}
 
 
+def _row(order: dict) -> list[Cell]:
+    return [
+        order["id"],
+        order["payment_intent"],
+        order["item_id"] or "",
+        _price(order),
+        order["email"] or "",
+        _status(order),
+        order["created"],
+        order["fulfilled_at"] or "",
+    ]
+
+
+def _filter(status, email, since, until):
+    from bookpay.ledger import OrderFilter
+
+    start, end = paging.moments(since, until)
+    return OrderFilter(status=status, email=email, since=start, until=end)
+
+
+StatusOption = Annotated[
+    str | None,
+    typer.Option("--status", help="Only orders with this status (paid, refunded, ...)."),
+]
+
+
 @app.command("list")
 def list_orders(
     ctx: typer.Context,
-    status: Annotated[
-        str | None,
-        typer.Option("--status", help="Only orders with this status (paid, refunded, ...)."),
-    ] = None,
+    limit: paging.LimitOption = paging.PAGE,
+    starting_after: paging.StartingAfterOption = None,
+    every: paging.AllOption = False,
+    status: StatusOption = None,
+    email: paging.EmailOption = None,
+    since: paging.SinceOption = None,
+    until: paging.UntilOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the orders, newest first.
+    """List the orders, newest first, a page at a time.
 
-    Example: bookpay orders list --status paid --json
+    Example: bookpay orders list --status paid --since 2026-01-01 --json
     """
+    where = _filter(status, email, since, until)
     with _ledger(ctx) as ledger:
-        orders = ledger.list_orders(status)
-    if as_json:
-        emit_json([_record(order) for order in orders])
-        return
-    if not orders:
-        sys.stderr.write("No orders" + (f" with status {status}." if status else " yet.") + "\n")
-        return
-    rows = [
-        [
-            order["id"],
-            order["payment_intent"],
-            order["item_id"] or "",
-            _price(order),
-            order["email"] or "",
-            _status(order),
-            order["created"],
-            order["fulfilled_at"] or "",
-        ]
-        for order in orders
-    ]
-    print_table(
-        ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"],
-        rows,
-        justify_right=["Amount"],
-    )
+        if ledger is None:
+            if as_json:
+                emit_json([])
+            return
+        if every:
+            orders = ledger.iter_orders(where, newest_first=True, starting_after=starting_after)
+            count = paging.emit(
+                orders, as_json=as_json, columns=TABLE, row=_row, record=_record,
+                justify_right=["Amount"],
+            )  # fmt: skip
+        else:
+            page = ledger.page_orders(where, limit=limit + 1, starting_after=starting_after)
+            more, page = len(page) > limit, page[:limit]
+            count = len(page)
+            if as_json:
+                emit_json([_record(order) for order in page])
+            elif page:
+                print_table(TABLE, [_row(order) for order in page], justify_right=["Amount"])
+            paging.page_note("orders", page, more, lambda order: order["id"])
+    if not count and not as_json:
+        sys.stderr.write(_nothing(starting_after, status, email or since or until) + "\n")
+
+
+def _nothing(starting_after, status, other_filters) -> str:
+    if starting_after:
+        return "No more orders after that one."
+    if status and not other_filters:
+        return f"No orders with status {status}."
+    return "No orders match." if status or other_filters else "No orders yet."
 
 
 @app.command("show")
@@ -123,17 +188,21 @@ def show_order(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Show one order and the timeline of webhook events received for it.
+    """Show one order, its receipt and the timeline of webhook events received for it.
 
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
+    from bookpay.errors import NotFound
+
     with _ledger(ctx) as ledger:
+        if ledger is None:
+            raise NotFound(f"No order {order_or_pi!r}: there is no ledger yet.")
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
+        receipt = ledger.receipt_for(order["payment_intent"])
     if as_json:
-        emit_json({**_record(order), "events": events})
+        emit_json({**_record(order), "receipt": _receipt_record(receipt), "events": events})
         return
-    ship_to = one_line(order["shipping"])
     fields: list[tuple[str, Cell]] = [
         ("Order", order["id"]),
         ("PaymentIntent", order["payment_intent"]),
@@ -141,18 +210,19 @@ def show_order(
         ("Item", order["item_id"] or ""),
         ("Amount", _price(order)),
         ("Email", order["email"] or ""),
-        ("Ship to", ship_to),
+        ("Ship to", one_line(order["shipping"])),
         ("Created", order["created"]),
         ("Updated", order["updated"]),
         ("Fulfilled", order["fulfilled_at"] or "not yet"),
     ]
     if order["amount_refunded"]:
-        refunded = dict(order, amount=order["amount_refunded"])
-        fields.append(("Refunded", _price(refunded)))
+        fields.append(("Refunded", _price(order, order["amount_refunded"])))
     if order["failure_reason"]:
         fields.append(("Failure", order["failure_reason"]))
     if order["note"]:
         fields.append(("Note", order["note"]))
+    if receipt is not None:
+        fields.append(("Receipt", _receipt_text(receipt)))
     print_fields(fields)
     sys.stdout.write("\n")
     if not events:
@@ -171,32 +241,99 @@ def show_order(
     print_table(["Received", "Event", "Type", "Deliveries", "Outcome"], rows, title="Events")
 
 
+def _receipt_record(receipt: dict | None) -> dict | None:
+    if receipt is None:
+        return None
+    keys = ("status", "recipient", "attempts", "sent_at", "next_attempt_at", "last_error")
+    return {**{key: receipt[key] for key in keys}, "location": receipt["location"]}
+
+
+def _receipt_text(receipt: dict) -> Cell:
+    status = receipt["status"]
+    if status == "sent":
+        return f"sent {receipt['sent_at']} ({receipt['location']})"
+    if status == "undeliverable":
+        return (f"undeliverable, never sent: {receipt['last_error']}", "red")
+    if status == "skipped":
+        return f"not sent: {receipt['location']}"
+    if receipt["last_error"]:
+        tries = f"{receipt['attempts']} attempt{'s' if receipt['attempts'] != 1 else ''}"
+        return (
+            f"not sent yet ({tries}; next {receipt['next_attempt_at']}): {receipt['last_error']}",
+            "yellow",
+        )
+    return f"queued {receipt['created']}"
+
+
 @app.command("export")
 def export_orders(
     ctx: typer.Context,
-    fmt: Annotated[Format, typer.Option("--format", help="csv or json.")] = Format.csv,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="csv, json (one array) or jsonl (one order per line)."),
+    ] = Format.csv,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
     ] = None,
+    status: StatusOption = None,
+    email: paging.EmailOption = None,
+    since: paging.SinceOption = None,
+    until: paging.UntilOption = None,
 ) -> None:
-    """Export every order (oldest first) as CSV or JSON.
+    """Export the orders (oldest first) as CSV, JSON or JSON Lines, streamed.
+
+    The CSV has one column per part of the shipping address, and text that a spreadsheet would
+    run as a formula is prefixed with a quote. Memory use stays flat however many orders there
+    are.
 
     Example: bookpay orders export --format csv --output orders.csv
     """
+    where = _filter(status, email, since, until)
     with _ledger(ctx) as ledger:
-        orders = [_record(order) for order in reversed(ledger.list_orders())]
+        rows = ledger.iter_order_rows(where) if ledger is not None else iter(())
+        if output is None:
+            count = _write(rows, fmt, sys.stdout)
+        else:
+            from bookpay.privatefiles import FILE_MODE
+
+            # Customers' addresses: the export is as private as the ledger it comes from.
+            with open(output, "w", encoding="utf-8", newline="", opener=_opener(FILE_MODE)) as f:
+                count = _write(rows, fmt, f)
+    if output is not None:
+        sys.stderr.write(f"Wrote {count} order{'s' if count != 1 else ''} to {output}\n")
+
+
+def _opener(mode: int):
+    import os
+
+    return lambda path, flags: os.open(path, flags, mode)
+
+
+def _write(rows, fmt: Format, out) -> int:
+    count = 0
+    if fmt is Format.csv:
+        from bookpay.csvsafe import SafeWriter
+
+        writer = SafeWriter(out, CSV_COLUMNS)
+        for row in rows:
+            shipping = json.loads(row["shipping"]) if row["shipping"] else {}
+            address = shipping.get("address") or {}
+            places = {None: shipping, "address": address}
+            writer.writerow(
+                [row[name] for name in COLUMNS[:-1]]
+                + [places[part].get(key) for _, part, key in SHIPPING_COLUMNS]
+            )
+            count += 1
+        return count
+    for row in rows:
+        shipping = row["shipping"]
+        row["shipping"] = json.loads(shipping) if shipping else None
+        line = json.dumps({name: row[name] for name in COLUMNS}, ensure_ascii=False)
+        if fmt is Format.jsonl:
+            out.write(line + "\n")
+        else:
+            out.write(("[\n" if not count else ",\n") + line)
+        count += 1
     if fmt is Format.json:
-        text = json.dumps(orders, indent=2, ensure_ascii=False) + "\n"
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for order in orders:
-            shipping = order["shipping"]
-            writer.writerow({**order, "shipping": json.dumps(shipping) if shipping else ""})
-        text = buffer.getvalue()
-    if output is None:
-        sys.stdout.write(text)
-        return
-    output.write_text(text, encoding="utf-8")
-    sys.stderr.write(f"Wrote {len(orders)} order{'s' if len(orders) != 1 else ''} to {output}\n")
+        out.write("\n]\n" if count else "[]\n")
+    return count

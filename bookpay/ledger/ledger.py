@@ -254,22 +254,35 @@ class Ledger:
         return [_order(row) for row in rows]
 
     def iter_orders(
-        self, where: OrderFilter | None = None, *, newest_first: bool = False, batch: int = 1000
+        self,
+        where: OrderFilter | None = None,
+        *,
+        newest_first: bool = False,
+        starting_after: str | None = None,
+        batch: int = 1000,
     ) -> Iterator[dict]:
         """Every matching order, a batch at a time: memory stays flat however many there are.
 
         Each batch is its own short query that resumes after the last row seen (by the same
         index a page uses), so no read transaction stays open while the caller writes them out.
         """
-        for row in self.iter_order_rows(where, newest_first=newest_first, batch=batch):
+        rows = self.iter_order_rows(
+            where, newest_first=newest_first, starting_after=starting_after, batch=batch
+        )
+        for row in rows:
             yield _order(row)
 
     def iter_order_rows(
-        self, where: OrderFilter | None = None, *, newest_first: bool = False, batch: int = 1000
+        self,
+        where: OrderFilter | None = None,
+        *,
+        newest_first: bool = False,
+        starting_after: str | None = None,
+        batch: int = 1000,
     ) -> Iterator[dict]:
         """As ``iter_orders``, with ``shipping`` left as the stored JSON text (for exports)."""
         where = where or OrderFilter()
-        after: tuple[str, int] | None = None
+        after = self._cursor_of(starting_after) if starting_after else None
         while True:
             rows = self._page(where, batch, after, newest_first=newest_first, with_seq=True)
             for row in rows:

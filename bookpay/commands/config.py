@@ -29,12 +29,20 @@ def check(
             Catalog.load(settings.catalog_path)
         except ConfigError as exc:
             problems.extend(exc.problems or [exc.message])
-    rows = settings.describe()
+    from bookpay.ledger.ledger import describe_ledger
+
+    ledger = describe_ledger(settings)
+    if ledger["problem"]:
+        problems.append(f"the orders ledger: {ledger['problem']}")
+    rows = settings.describe() + _ledger_rows(ledger)
     if as_json:
         emit_json(
             {
                 "mode": settings.mode,
-                "settings": {name: value for name, value, _ in rows if name != "mode"},
+                "settings": {
+                    name: value for name, value, _ in settings.describe() if name != "mode"
+                },
+                "ledger": ledger,
                 "problems": problems,
                 "ok": not problems,
             }
@@ -49,3 +57,25 @@ def check(
             print("\nNo problems found.")
     if problems:
         raise typer.Exit(5)
+
+
+def _ledger_rows(ledger: dict) -> list[tuple[str, str, str]]:
+    """The database lines: which, its schema version, whether it answers (password masked)."""
+    version = ledger["schema_version"]
+    if not ledger["reachable"]:
+        reach, schema = f"no: {ledger['problem']}", "unknown"
+    else:
+        reach = "yes"
+        if version is None:
+            schema = "none yet (`bookpay serve` creates it)"
+        elif version < ledger["current_version"]:
+            schema = f"{version} (migrated to {ledger['current_version']} at the next start)"
+        else:
+            schema = (
+                f"{version} (up to date)" if version == ledger["current_version"] else str(version)
+            )
+    return [
+        ("ledger", f"{ledger['backend'] or '?'}: {ledger['where']}", ""),
+        ("ledger schema", schema, ""),
+        ("ledger reachable", reach, ""),
+    ]

@@ -124,14 +124,48 @@ class OrderFilter:
         return clauses, params
 
 
-def open_ledger(settings, *, create: bool = True) -> Ledger:
+def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledger:
     """The ledger ``settings`` name (``BOOKPAY_DATABASE_URL``, else SQLite in the data folder).
 
-    With ``create=False`` nothing is created: a missing ledger raises ``LedgerMissing``.
+    With ``create=False`` nothing is created: a missing ledger raises ``LedgerMissing``. With
+    ``migrate=False`` an older schema is left as it is (for looking, not for use).
     """
-    return Ledger.at(
-        locate(settings.database_url, settings.data_dir), settings.data_dir, create=create
-    )
+    location = locate(settings.database_url, settings.data_dir)
+    return Ledger.at(location, settings.data_dir, create=create, migrate=migrate)
+
+
+def describe_ledger(settings) -> dict[str, Any]:
+    """Where the ledger is, whether it answers and its schema version, changing nothing.
+
+    ``problem`` is set when it cannot be used: a bad URL, an unreachable database, a schema
+    from a newer bookpay.
+    """
+    from bookpay.errors import BookpayError
+    from bookpay.ledger.errors import LedgerMissing
+    from bookpay.ledger.migrations import SCHEMA_VERSION
+
+    found: dict[str, Any] = {
+        "backend": None,
+        "where": settings.database_url or str(settings.data_dir),
+        "reachable": False,
+        "schema_version": None,
+        "current_version": SCHEMA_VERSION,
+        "problem": None,
+    }
+    try:
+        location = locate(settings.database_url, settings.data_dir)
+        found.update(backend=location.kind, where=location.masked)
+        with open_ledger(settings, create=False, migrate=False) as ledger:
+            found.update(reachable=True, schema_version=ledger.schema_version)
+    except LedgerMissing:
+        found["reachable"] = True  # reached; there is simply no ledger there yet
+    except BookpayError as exc:
+        found["problem"] = exc.message
+    if (found["schema_version"] or 0) > SCHEMA_VERSION:
+        found["problem"] = (
+            f"the ledger's schema ({found['schema_version']}) is from a newer bookpay"
+        )
+    return found
 
 
 class Ledger:
@@ -144,7 +178,9 @@ class Ledger:
         self._has_claimed = False  # so that closing a reader takes no write lock
 
     @classmethod
-    def at(cls, location: Location, data_dir: Path, *, create: bool = True) -> Ledger:
+    def at(
+        cls, location: Location, data_dir: Path, *, create: bool = True, migrate: bool = True
+    ) -> Ledger:
         if location.kind == "postgresql":
             from bookpay.ledger.postgres import PostgresBackend
 
@@ -155,7 +191,8 @@ class Ledger:
             backend = SqliteBackend(location, create=create)
         ledger = cls(backend, data_dir)
         try:
-            backend.migrate()
+            if migrate:
+                backend.migrate()
         except BaseException:
             backend.close()
             raise

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerMissing, LedgerUnavailable
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -123,8 +123,14 @@ class PostgresBackend:
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        with self._pooled() as conn, conn.transaction():
-            yield Tx(conn)
+        try:
+            with self._pooled() as conn, conn.transaction():
+                yield Tx(conn)
+        except psycopg.IntegrityError as exc:
+            reason = " ".join(str(exc).split())
+            raise LedgerConflict(
+                f"The ledger at {self.location.masked} refused a row: {reason}."
+            ) from exc
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerMissing
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.privatefiles import private_dir, private_file
@@ -103,6 +103,9 @@ class SqliteBackend:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield Tx(conn)
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK")
+            raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -157,7 +157,7 @@ def test_copy_refuses_to_copy_onto_itself_or_from_nothing(tmp_path):
     assert "must start with postgresql:// or sqlite:///" in result.stderr
 
 
-# Check ---------------------------------------------------------------------------------------------
+# Check -------------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -108,7 +108,8 @@ INVARIANTS = (
     ),
     (
         "receipts with an unknown status",
-        f"SELECT order_id AS example FROM receipts WHERE status NOT IN ({_quoted(RECEIPT_STATUSES)})",
+        "SELECT order_id AS example FROM receipts "
+        f"WHERE status NOT IN ({_quoted(RECEIPT_STATUSES)})",
     ),
     (
         "orders behind an event they handled",

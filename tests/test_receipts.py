@@ -90,7 +90,7 @@ def test_header_text_never_carries_a_line_break():
 
 def test_an_unusable_address_is_never_queued_nor_sent(ledger, settings):
     bad = intent(email="jenny@example.com\r\nBcc: everyone@example.com")
-    order, done = ledger.record_fulfilment(bad, render, recipient_problem=address_problem)
+    _, done = ledger.record_fulfilment(bad, render, recipient_problem=address_problem)
     assert done
     [receipt] = ledger.receipts()
     assert receipt["status"] == "undeliverable"

@@ -246,13 +246,16 @@ class ReceiptMailer:
     def send_due(self) -> int:
         """Send every due receipt this process can claim, in this thread; how many it handled."""
         handled = 0
-        while True:
+        while not self._stop.is_set():
             with self.ledger.claim_receipts() as claims:
                 for receipt in claims:
+                    if self._stop.is_set():  # closing: the rest stay pending for next time
+                        break
                     self._send_one(claims, receipt)
-                handled += len(claims)
+                    handled += 1
             if not len(claims):
-                return handled
+                break
+        return handled
 
     def _send_one(self, claims, receipt: dict) -> None:
         intent_id = receipt["payment_intent"]

@@ -536,33 +536,33 @@ class Ledger:
         """
         if created is not None and not 0 <= created <= MAX_INT64:
             created = None  # not a time; not worth failing the delivery over
+        # The usual case, a first delivery, is one statement in its own transaction.
+        inserted = self.backend.write_one(
+            """INSERT INTO events (id, type, payment_intent, created, livemode, received_at)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+            (
+                event_id,
+                kind,
+                intent_id,
+                created,
+                None if livemode is None else int(livemode),
+                now_iso(),
+            ),
+        )
+        if inserted:
+            return "new"
         with self.backend.write() as tx:
-            inserted = tx.run(
-                """INSERT INTO events (id, type, payment_intent, created, livemode, received_at)
-                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-                (
-                    event_id,
-                    kind,
-                    intent_id,
-                    created,
-                    None if livemode is None else int(livemode),
-                    now_iso(),
-                ),
-            )
-            if inserted:
-                return "new"
             tx.run("UPDATE events SET deliveries = deliveries + 1 WHERE id = ?", (event_id,))
             row = tx.one("SELECT processed_at FROM events WHERE id = ?", (event_id,))
             return "duplicate" if row["processed_at"] else "retry"
 
     def finish_event(self, event_id: str, *, handled: bool, outcome: str) -> None:
         """Mark an event processed, after its handling committed."""
-        with self.backend.write() as tx:
-            tx.run(
-                """UPDATE events SET processed_at = COALESCE(processed_at, ?), handled = ?,
-                outcome = ? WHERE id = ?""",
-                (now_iso(), int(handled), outcome, event_id),
-            )
+        self.backend.write_one(
+            """UPDATE events SET processed_at = COALESCE(processed_at, ?), handled = ?,
+            outcome = ? WHERE id = ?""",
+            (now_iso(), int(handled), outcome, event_id),
+        )
 
     def get_event(self, event_id: str) -> dict | None:
         rows = self._read(f"SELECT {_EVENTS} FROM events WHERE id = ?", (event_id,))

@@ -137,6 +137,17 @@ class PostgresBackend:
         with self._pooled() as conn:
             yield Tx(conn)
 
+    def write_one(self, sql: str, params: Sequence = ()) -> int:
+        """One statement, its own transaction (autocommit: one round trip, no BEGIN/COMMIT)."""
+        try:
+            with self._pooled() as conn:
+                return conn.execute(_sql(sql), params).rowcount
+        except psycopg.IntegrityError as exc:
+            reason = " ".join(str(exc).split())
+            raise LedgerConflict(
+                f"The ledger at {self.location.masked} refused a row: {reason}."
+            ) from exc
+
     def schema_version(self) -> int:
         with self._pooled() as conn:
             return _version(conn) or 0

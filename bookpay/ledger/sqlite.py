@@ -115,6 +115,13 @@ class SqliteBackend:
     def read(self) -> Iterator[Tx]:
         yield Tx(self._connection())
 
+    def write_one(self, sql: str, params: Sequence = ()) -> int:
+        """One statement, its own transaction (autocommit); the rows it changed."""
+        try:
+            return self._connection().execute(_sql(sql), params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
+
     def schema_version(self) -> int:
         return self._connection().execute("PRAGMA user_version").fetchone()[0]
 

@@ -13,12 +13,12 @@ import csv
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = frozenset("=+-@\t\r")
 
 
 def neutralise(value: Any) -> Any:
     """``value``, made inert if it is text a spreadsheet would read as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and value[:1] in FORMULA_START:
         return "'" + value
     return value
 
@@ -32,4 +32,8 @@ class SafeWriter:
         self._writer.writerow([neutralise(name) for name in header])
 
     def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow([neutralise(value) for value in row])
+        # neutralise(), inlined: this runs for every cell of exports of millions of rows.
+        start = FORMULA_START
+        self._writer.writerow(
+            ["'" + v if v.__class__ is str and v[:1] in start else v for v in row]
+        )

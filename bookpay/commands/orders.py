@@ -310,25 +310,29 @@ def _opener(mode: int):
 
 
 def _write(rows, fmt: Format, out) -> int:
+    """Write tuples from ``Ledger.iter_order_rows``; how many."""
+    from bookpay.ledger.ledger import ORDER_COLUMNS
+
     count = 0
+    shipping_at = ORDER_COLUMNS.index("shipping")
+    picks = [ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]]
     if fmt is Format.csv:
         from bookpay.csvsafe import SafeWriter
 
         writer = SafeWriter(out, CSV_COLUMNS)
         for row in rows:
-            shipping = json.loads(row["shipping"]) if row["shipping"] else {}
-            address = shipping.get("address") or {}
-            places = {None: shipping, "address": address}
+            shipping = json.loads(row[shipping_at]) if row[shipping_at] else {}
+            places = {None: shipping, "address": shipping.get("address") or {}}
             writer.writerow(
-                [row[name] for name in COLUMNS[:-1]]
+                [row[i] for i in picks]
                 + [places[part].get(key) for _, part, key in SHIPPING_COLUMNS]
             )
             count += 1
         return count
     for row in rows:
-        shipping = row["shipping"]
-        row["shipping"] = json.loads(shipping) if shipping else None
-        line = json.dumps({name: row[name] for name in COLUMNS}, ensure_ascii=False)
+        order = dict(zip(ORDER_COLUMNS, row, strict=True))
+        order["shipping"] = json.loads(row[shipping_at]) if row[shipping_at] else None
+        line = json.dumps({name: order[name] for name in COLUMNS}, ensure_ascii=False)
         if fmt is Format.jsonl:
             out.write(line + "\n")
         else:

@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
-from bookpay.ledger.ledger import due_in
+from bookpay.ledger.outbox import due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import FILE_MODE, private_dir

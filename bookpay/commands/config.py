@@ -29,7 +29,7 @@ def check(
             Catalog.load(settings.catalog_path)
         except ConfigError as exc:
             problems.extend(exc.problems or [exc.message])
-    from bookpay.ledger.ledger import describe_ledger
+    from bookpay.ledger.check import describe_ledger
 
     ledger = describe_ledger(settings)
     if ledger["problem"]:

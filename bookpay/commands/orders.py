@@ -51,6 +51,7 @@ SHIPPING_COLUMNS = (
     ("ship_country", "address", "country"),
 )
 CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS))
+ADDRESS_KEYS = tuple(key for _, part, key in SHIPPING_COLUMNS if part == "address")
 STATUS_STYLE = {
     "paid": "green",
     "processing": "yellow",
@@ -311,21 +312,28 @@ def _opener(mode: int):
 
 def _write(rows, fmt: Format, out) -> int:
     """Write tuples from ``Ledger.iter_order_rows``; how many."""
-    from bookpay.ledger.ledger import ORDER_COLUMNS
+    from bookpay.ledger.queries import ORDER_COLUMNS
 
     count = 0
     shipping_at = ORDER_COLUMNS.index("shipping")
     picks = [ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]]
     if fmt is Format.csv:
+        from operator import itemgetter
+
         from bookpay.csvsafe import SafeWriter
 
         writer = SafeWriter(out, CSV_COLUMNS)
+        plain = itemgetter(*picks)
+        empty: dict = {}
         for row in rows:
-            shipping = json.loads(row[shipping_at]) if row[shipping_at] else {}
-            places = {None: shipping, "address": shipping.get("address") or {}}
+            shipping = json.loads(row[shipping_at]) if row[shipping_at] else empty
+            address = shipping.get("address") or empty
             writer.writerow(
-                [row[i] for i in picks]
-                + [places[part].get(key) for _, part, key in SHIPPING_COLUMNS]
+                (
+                    *plain(row),
+                    shipping.get("name"),
+                    *(address.get(key) for key in ADDRESS_KEYS),
+                )
             )
             count += 1
         return count

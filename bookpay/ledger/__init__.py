@@ -4,6 +4,8 @@
 - ``location``: ``BOOKPAY_DATABASE_URL`` (or the data folder) to a database, passwords masked;
 - ``migrations``: the versioned schema, with each backend's SQL where they differ;
 - ``ledger``: the one interface (``Ledger``, ``open_ledger``) and its exactly-once writes;
+- ``queries``: orders a page at a time, filtered, or streamed;
+- ``outbox``: the receipts queued by fulfilment, and how senders claim them;
 - ``sqlite`` / ``postgres``: connections and transactions for each database (psycopg is
   imported only for a PostgreSQL URL);
 - ``process``: who holds a receipt claim, and whether it still runs;
@@ -20,8 +22,8 @@ _EXPORTS = {
     "LedgerMissing": "errors",
     "LedgerUnavailable": "errors",
     "Ledger": "ledger",
-    "OrderFilter": "ledger",
-    "ReceiptClaims": "ledger",
+    "OrderFilter": "queries",
+    "ReceiptClaims": "outbox",
     "open_ledger": "ledger",
     "DB_NAME": "location",
     "Location": "location",

@@ -1,4 +1,5 @@
-"""`bookpay ledger check`: the database's own integrity checks, then the ledger's invariants.
+"""`bookpay ledger check`: the database's own integrity checks, then the ledger's invariants;
+and ``describe_ledger``, what `bookpay config check` says of the ledger.
 
 Each invariant is one query that counts the rows breaking it and shows a few of them, so a
 check of a large ledger reads it through its indexes and never loads it whole:
@@ -17,8 +18,10 @@ its way, or the shop refused it (the order's note then says why).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from bookpay.ledger.ledger import Ledger
+from bookpay.ledger.ledger import Ledger, open_ledger
+from bookpay.ledger.location import locate
 from bookpay.ledger.model import RECEIPT_STATUSES, STATUS_RANK, STATUSES
 
 # The status each handled event leaves an order at, at least.
@@ -139,3 +142,37 @@ def _find(ledger: Ledger, name: str, sql: str) -> Finding:
     count = ledger._scalar(f"SELECT COUNT(*) FROM ({sql}) found")
     examples = [row["example"] for row in ledger._read(f"{sql} LIMIT {EXAMPLES}")] if count else []
     return Finding(name, count, examples)
+
+
+def describe_ledger(settings) -> dict[str, Any]:
+    """Where the ledger is, whether it answers and its schema version, changing nothing.
+
+    ``problem`` is set when it cannot be used: a bad URL, an unreachable database, a schema
+    from a newer bookpay.
+    """
+    from bookpay.errors import BookpayError
+    from bookpay.ledger.errors import LedgerMissing
+    from bookpay.ledger.migrations import SCHEMA_VERSION
+
+    found: dict[str, Any] = {
+        "backend": None,
+        "where": settings.database_url or str(settings.data_dir),
+        "reachable": False,
+        "schema_version": None,
+        "current_version": SCHEMA_VERSION,
+        "problem": None,
+    }
+    try:
+        location = locate(settings.database_url, settings.data_dir)
+        found.update(backend=location.kind, where=location.masked)
+        with open_ledger(settings, create=False, migrate=False) as ledger:
+            found.update(reachable=True, schema_version=ledger.schema_version)
+    except LedgerMissing:
+        found["reachable"] = True  # reached; there is simply no ledger there yet
+    except BookpayError as exc:
+        found["problem"] = exc.message
+    if (found["schema_version"] or 0) > SCHEMA_VERSION:
+        found["problem"] = (
+            f"the ledger's schema ({found['schema_version']}) is from a newer bookpay"
+        )
+    return found

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bookpay.ledger.errors import LedgerConflict
-from bookpay.ledger.ledger import EVENT_COLUMNS, ORDER_COLUMNS, RECEIPT_COLUMNS, Ledger
+from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
 from bookpay.ledger.migrations import TABLES
+from bookpay.ledger.outbox import RECEIPT_COLUMNS
+from bookpay.ledger.queries import ORDER_COLUMNS
 
 FULFILMENT_COLUMNS = ("payment_intent", "order_id", "amount", "currency", "fulfilled_at")
 # table -> (columns, primary key, the order rows are read in: insertion order where it matters)

@@ -527,3 +527,36 @@ def test_opening_an_up_to_date_ledger_does_not_wait_for_a_writer_on_sqlite(tmp_p
     finally:
         writer.rollback()
         writer.close()
+
+
+OPENER = """
+import sys, time
+from pathlib import Path
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+start = float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # all open at the same moment
+with open_ledger(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2])) as ledger:
+    print(ledger.schema_version)
+"""
+
+
+def test_processes_starting_at_once_migrate_a_new_postgresql_ledger_once(tmp_path, postgres_url):
+    """The migrations run under an advisory lock: the others wait, then find them done."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 2.0
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(tmp_path / f"d{n}"), postgres_url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    results = [opener.communicate(timeout=60) for opener in openers]
+    assert [opener.returncode for opener in openers] == [0] * 4, results
+    assert [out.strip() for out, _ in results] == [str(SCHEMA_VERSION)] * 4

@@ -170,7 +170,10 @@ def main() -> dict:
 
             def settings(sub: str) -> Settings:
                 return Settings(
-                    data_dir=folder / sub, emulator_url=emulator_url, webhook_secrets=(SECRET,)
+                    data_dir=folder / sub,
+                    emulator_url=emulator_url,
+                    webhook_secrets=(SECRET,),
+                    shop_id="shop_bench",  # one shop: its intents are created by "setup"
                 )
 
             gateway = Gateway(settings("setup"))

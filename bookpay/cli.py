@@ -62,7 +62,17 @@ def state(ctx: typer.Context) -> State:
 # Every command, in the order `bookpay --help` lists them. Each lives in bookpay/commands/NAME.py
 # as a Typer `app`, imported only when that command runs (or help lists them all), so starting
 # `bookpay catalog list` pays for the catalog module and nothing else.
-COMMANDS = ("serve", "emulator", "catalog", "intent", "refund", "orders", "webhook", "config")
+COMMANDS = (
+    "serve",
+    "emulator",
+    "catalog",
+    "intent",
+    "refund",
+    "orders",
+    "ledger",
+    "webhook",
+    "config",
+)
 SINGLE_COMMANDS = ("serve", "emulator")
 
 

@@ -31,6 +31,8 @@ ENV_VARS = (
     "BOOKPAY_ALLOW_LIVE",
     "BOOKPAY_CATALOG",
     "BOOKPAY_SMTP_URL",
+    "BOOKPAY_DATABASE_URL",
+    "BOOKPAY_SHOP_ID",
     "BOOKPAY_DEBUG",
 )
 _TRUE = {"1", "true", "yes", "on"}
@@ -169,8 +171,17 @@ class Settings:
     smtp_url: str | None = None
     debug: bool = False
     stripe_limits: StripeLimits = field(default_factory=StripeLimits)
+    # The ledger: None is SQLite in data_dir; else postgresql://... or sqlite:///path.
+    database_url: str | None = None
+    # Goes into every PaymentIntent's metadata; a shop fulfils only its own. None: derived
+    # from where the ledger is (see __post_init__), so every process sharing a ledger agrees.
+    shop_id: str | None = None
     # Where each value came from ("environment", ".env", "default"), for `config check`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.shop_id:
+            object.__setattr__(self, "shop_id", derived_shop_id(self.database_url, self.data_dir))
 
     @property
     def mode(self) -> str:
@@ -343,6 +354,11 @@ class Settings:
             "BOOKPAY_ALLOW_LIVE": "yes" if self.allow_live else "no",
             "BOOKPAY_CATALOG": str(self.catalog_path) if self.catalog_path else "(built in)",
             "BOOKPAY_SMTP_URL": _mask_url(self.smtp_url) if self.smtp_url else "(outbox folder)",
+            "BOOKPAY_DATABASE_URL": _mask_url(self.database_url)
+            if self.database_url
+            else "(SQLite in the data folder)",
+            "BOOKPAY_SHOP_ID": self.shop_id
+            + ("" if "BOOKPAY_SHOP_ID" in self.sources else " (derived from the ledger's place)"),
         }
         return [(name, value, self.sources.get(name, "")) for name, value in values.items()]
 
@@ -393,13 +409,33 @@ class Settings:
             allow_live=allow_live or merged.get("BOOKPAY_ALLOW_LIVE", "").lower() in _TRUE,
             catalog_path=Path(catalog) if catalog else None,
             smtp_url=merged.get("BOOKPAY_SMTP_URL"),
+            database_url=merged.get("BOOKPAY_DATABASE_URL"),
+            shop_id=merged.get("BOOKPAY_SHOP_ID"),
             debug=debug or merged.get("BOOKPAY_DEBUG", "").lower() in _TRUE,
             sources=sources,
         )
 
 
+def derived_shop_id(database_url: str | None, data_dir: Path) -> str:
+    """A shop id that stays the same for as long as the ledger stays where it is.
+
+    Derived from the ledger's place (the SQLite file's absolute path, or the PostgreSQL URL
+    without user and password), so every process sharing one ledger gets the same id without
+    any setting. Moving the ledger changes it: set BOOKPAY_SHOP_ID to keep it.
+    """
+    import hashlib
+
+    from bookpay.ledger.location import locate
+
+    try:
+        identity = locate(database_url, data_dir).identity
+    except ConfigError:  # reported by problems(); any stable text will do meanwhile
+        identity = database_url or ""
+    return "shop_" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
 def _mask_url(url: str) -> str:
-    """An SMTP URL with its password hidden."""
+    """An SMTP or database URL with its password hidden."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     if at and ":" in userinfo:

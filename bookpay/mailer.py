@@ -1,8 +1,14 @@
 """Receipts: rendered into the ledger's outbox at fulfilment, sent later by a worker thread.
 
 The fulfilment transaction inserts a pending ``receipts`` row; ``ReceiptMailer`` claims due rows
-(with a lease, so two processes on one ledger never send the same row at the same time), sends
-each through its transport, then marks it sent. Nothing slow runs inside a webhook request.
+(so two processes on one ledger never send the same row at the same time; a claim held by a
+process that died is taken over at once, see ``Ledger.claim_receipts``), sends each through its
+transport, then marks it sent. Nothing slow runs inside a webhook request. When nothing is due
+the worker sleeps until the next receipt is due, or until a fulfilment wakes it.
+
+An address that no mail header can carry (a line break, a control character, not one plain
+``local@domain``) is never queued and never put in a header: the receipt is recorded
+``undeliverable`` with the reason, which ``bookpay orders show`` prints.
 
 How many receipts a customer gets, per transport:
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import smtplib
 import ssl
 import tempfile
@@ -33,13 +40,46 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
+from bookpay.ledger.outbox import due_in
+from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
+from bookpay.privatefiles import FILE_MODE, private_dir
 
 log = logging.getLogger("bookpay.mailer")
 
 DEFAULT_SENDER = "bookpay receipts <receipts@bookpay.localhost>"
 RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)  # then every RETRY_DELAYS[-1] seconds
-IDLE_POLL = 30.0  # rows leased by a process that died become due again; look now and then
+# With nothing pending the worker sleeps until a fulfilment wakes it. It still looks this often,
+# for receipts queued by another process on the same ledger that died before sending them.
+IDLE_LOOK = 600.0
+# Due receipts that another live process is sending: look again after this, doubling to the cap.
+BUSY_WAIT = (0.5, 5.0)
+TEMP_PREFIX = ".writing-"
+# A plain addr-spec (RFC 5321/5322 dot-atom): what a To header and an SMTP RCPT carry safely.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDRESS = re.compile(
+    rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` cannot go into a mail header, or None when it can."""
+    if _CONTROL.search(address):
+        return "the e-mail address contains a line break or control character"
+    if len(address) > 254:
+        return "the e-mail address is longer than 254 characters"
+    if not _ADDRESS.fullmatch(address):
+        return f"{address!r} is not a plain e-mail address (local@domain, ASCII)"
+    if len(address.rpartition("@")[0]) > 64:
+        return "the e-mail address's local part is longer than 64 characters"
+    return None
+
+
+def header_text(text: str) -> str:
+    """Text for a header we write ourselves (a subject): control characters become spaces."""
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 class NoRecipient(Exception):
@@ -51,7 +91,7 @@ def build_message(receipt: dict, sender: str) -> EmailMessage:
     message["From"] = sender
     if receipt.get("recipient"):
         message["To"] = receipt["recipient"]
-    message["Subject"] = receipt["subject"]
+    message["Subject"] = header_text(receipt["subject"])
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     message["Message-ID"] = f"<receipt.{receipt['payment_intent']}@bookpay.localhost>"
     message["X-Bookpay-Payment-Intent"] = receipt["payment_intent"]
@@ -70,13 +110,31 @@ class OutboxTransport:
     def path_for(self, intent_id: str) -> Path:
         return self.folder / f"{intent_id}.eml"
 
+    def clean(self) -> int:
+        """Remove temporary files that a process left when it died mid-write; how many.
+
+        Each temporary name carries its writer's pid, so another process writing into the same
+        folder right now keeps its file.
+        """
+        removed = 0
+        for temp in self.folder.glob(f"{TEMP_PREFIX}*.eml"):
+            pid = temp.name[len(TEMP_PREFIX) :].partition("-")[0]
+            if pid.isdigit() and pid_alive(int(pid)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+                removed += 1
+        return removed
+
     def send(self, receipt: dict) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         final = self.path_for(receipt["payment_intent"])
         if final.exists():
             return str(final)
         data = bytes(build_message(receipt, self.sender))
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".writing-", suffix=".eml")
+        # mkstemp makes the file 0600, and the hard link keeps that mode.
+        prefix = f"{TEMP_PREFIX}{os.getpid()}-"
+        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=prefix, suffix=".eml")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -88,8 +146,10 @@ class OutboxTransport:
             except FileExistsError:
                 pass
             except OSError:  # a filesystem without hard links
-                with contextlib.suppress(FileExistsError), open(final, "xb") as handle:
-                    handle.write(data)
+                with contextlib.suppress(FileExistsError):
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                    with os.fdopen(os.open(final, flags, FILE_MODE), "wb") as handle:
+                        handle.write(data)
         finally:
             os.unlink(temp)
         return str(final)
@@ -144,12 +204,13 @@ class ReceiptMailer:
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._busy_wait = BUSY_WAIT[0]
 
     @classmethod
     def from_settings(cls, settings, ledger) -> ReceiptMailer:
         if settings.smtp_url:
             return cls(ledger, SmtpTransport(settings.smtp_url))
-        return cls(ledger, OutboxTransport(Path(ledger.data_dir) / "outbox"))
+        return cls(ledger, OutboxTransport(Path(settings.data_dir) / "outbox"))
 
     def render(self, order: dict, book) -> tuple[str | None, str, str]:
         """(recipient, subject, body) of an order's receipt."""
@@ -167,59 +228,83 @@ class ReceiptMailer:
         if place:
             lines += ["", "Shipping to:", *(f"  {p}" for p in place)]
         lines += ["", "Keep this email as your receipt.", "bookpay"]
-        subject = f"Your bookpay receipt: {book.title} ({paid})"
+        subject = header_text(f"Your bookpay receipt: {book.title} ({paid})")
         return order.get("email"), subject, "\n".join(lines) + "\n"
 
     # The worker -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._thread is None:
+            if isinstance(self.transport, OutboxTransport) and self.transport.folder.is_dir():
+                self.transport.clean()
             self._thread = threading.Thread(target=self._run, name="bookpay-receipts", daemon=True)
             self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def send_due(self) -> None:
-        """Send every due receipt now, in this thread."""
-        while batch := self.ledger.claim_receipts():
-            for receipt in batch:
-                self._send_one(receipt)
+    def send_due(self) -> int:
+        """Send every due receipt this process can claim, in this thread; how many it handled."""
+        handled = 0
+        while not self._stop.is_set():
+            with self.ledger.claim_receipts() as claims:
+                for receipt in claims:
+                    if self._stop.is_set():  # closing: the rest stay pending for next time
+                        break
+                    self._send_one(claims, receipt)
+                    handled += 1
+            if not len(claims):
+                break
+        return handled
 
-    def _send_one(self, receipt: dict) -> None:
+    def _send_one(self, claims, receipt: dict) -> None:
         intent_id = receipt["payment_intent"]
+        recipient = receipt.get("recipient")
+        problem = address_problem(recipient) if recipient else None
+        if problem:  # queued by an older bookpay, before addresses were checked
+            claims.undeliverable(receipt, problem)
+            return
         try:
             location = self.transport.send(receipt)
         except NoRecipient as exc:
-            self.ledger.receipt_sent(intent_id, location=str(exc), status="skipped")
+            claims.sent(receipt, location=str(exc), status="skipped")
             return
         except Exception as exc:  # any transport failure: keep the row and retry later
             delay = RETRY_DELAYS[min(receipt["attempts"], len(RETRY_DELAYS) - 1)]
             log.warning("receipt for %s not sent (%s); retrying in %ss", intent_id, exc, delay)
-            self.ledger.receipt_failed(intent_id, f"{type(exc).__name__}: {exc}", retry_in=delay)
+            claims.failed(receipt, f"{type(exc).__name__}: {exc}", retry_in=delay)
             return
-        self.ledger.receipt_sent(intent_id, location=location)
+        claims.sent(receipt, location=location)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            handled = 0
             try:
-                self.send_due()
+                handled = self.send_due()
             except Exception:  # the ledger is busy or closing: try again at the next wake
                 log.exception("sending receipts failed")
             with self._idle:
                 self._idle.notify_all()
-            self._wake.wait(self._idle_wait())
+            self._wake.wait(self._idle_wait(handled))
 
-    def _idle_wait(self) -> float:
+    def _idle_wait(self, handled: int) -> float:
+        """How long to sleep: until the next receipt is due, or until woken."""
         try:
-            due = self.ledger.next_receipt_due()
+            wait = due_in(self.ledger.next_receipt_due())
         except Exception:
             return 1.0
-        if due is None:
-            return IDLE_POLL
-        moment = datetime.fromisoformat(due.replace("Z", "+00:00"))
-        return min(IDLE_POLL, max(0.05, (moment - datetime.now(timezone.utc)).total_seconds()))
+        if wait is None:
+            return IDLE_LOOK
+        if wait > 0:
+            self._busy_wait = BUSY_WAIT[0]
+            return min(wait, IDLE_LOOK)
+        # Due now, yet this process got none of them: another process is sending them.
+        if handled:
+            self._busy_wait = BUSY_WAIT[0]
+            return 0.0
+        wait, self._busy_wait = self._busy_wait, min(self._busy_wait * 2, BUSY_WAIT[1])
+        return wait
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until no receipt is pending; False if some still are after ``timeout``."""

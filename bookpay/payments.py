@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import requests
@@ -111,7 +111,12 @@ class Gateway:
         an earlier creation (``Idempotent-Replayed``), its body is the intent as it was created,
         so the intent is retrieved again: the caller must see whether it has been paid since.
         """
-        metadata = {"item_id": book.id, "book_title": book.title[:500], "integration": INTEGRATION}
+        metadata = {
+            "item_id": book.id,
+            "book_title": book.title[:500],
+            "integration": INTEGRATION,
+            "shop_id": self.settings.shop_id,  # which shop fulfils it (several share a Stripe)
+        }
         if attempt_id:
             metadata["attempt_id"] = attempt_id
         params: dict[str, Any] = {
@@ -145,9 +150,24 @@ class Gateway:
         page = self._request("get", "/v1/payment_intents", {"limit": limit})
         return page["data"]
 
-    def iter_intents(self, *, page_size: int = 100) -> Iterator[dict]:
-        """Every PaymentIntent, newest first, a page at a time (fetched as they are needed)."""
-        return self._pages("/v1/payment_intents", {"limit": page_size})
+    def iter_intents(
+        self,
+        *,
+        page_size: int = 100,
+        starting_after: str | None = None,
+        created: dict[str, int] | None = None,
+    ) -> Iterator[dict]:
+        """Every PaymentIntent, newest first, a page at a time (fetched as they are needed).
+
+        ``starting_after`` resumes after that intent; ``created`` is Stripe's range filter
+        (``{"gte": ..., "lt": ...}``, Unix seconds).
+        """
+        params: dict[str, Any] = {"limit": page_size}
+        if starting_after:
+            params["starting_after"] = starting_after
+        if created:
+            params["created"] = created
+        return self._pages("/v1/payment_intents", params)
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict]:
         params = dict(params)
@@ -289,6 +309,29 @@ class Gateway:
             "post", "/v1/webhook_endpoints", {"url": url, "enabled_events": list(events)}
         )
         return created["secret"]
+
+    def webhook_endpoints(self) -> list[dict]:
+        """Every webhook endpoint of the account (the emulator's: a handful)."""
+        found: list[dict] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = self._request("get", "/v1/webhook_endpoints", params)
+            found += page["data"]
+            if not page.get("has_more") or not page["data"]:
+                return found
+            params["starting_after"] = page["data"][-1]["id"]
+
+    def create_webhook(
+        self, url: str, *, metadata: dict[str, str], events: Sequence[str] = ("*",)
+    ) -> dict:
+        """A new webhook endpoint; only this answer carries its signing ``secret``."""
+        params = {"url": url, "enabled_events": list(events), "metadata": metadata}
+        return self._request("post", "/v1/webhook_endpoints", params)
+
+    def delete_webhook(self, endpoint_id: str) -> None:
+        """Remove a webhook endpoint; one that is already gone is not an error."""
+        with suppress(NotFound):
+            self._request("delete", f"/v1/webhook_endpoints/{_path(endpoint_id)}")
 
     def ping(self) -> None:
         """Raise StripeUnavailable (or ConfigError for a bad key) unless the API answers.

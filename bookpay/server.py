@@ -21,8 +21,8 @@ import bottle
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.covers import cover_svg
-from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable, UsageError
-from bookpay.orders import ownership_problem
+from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
+from bookpay.fulfilment import ownership_problem
 from bookpay.statuses import in_words
 from bookpay.web import inputs
 from bookpay.web.security import security_headers, stripe_js_url
@@ -73,17 +73,17 @@ class Services:
 
     @property
     def ledger(self):
-        from bookpay import orders
+        from bookpay.ledger import open_ledger
 
-        return self._get("ledger", lambda: orders.Ledger.open(self.settings.data_dir))
+        return self._get("ledger", lambda: open_ledger(self.settings))
 
     @property
     def fulfiller(self):
-        from bookpay import orders
+        from bookpay.fulfilment import Fulfiller
 
         return self._get(
             "fulfiller",
-            lambda: orders.Fulfiller(self.ledger, self.gateway, self.catalog, self.settings),
+            lambda: Fulfiller(self.ledger, self.gateway, self.catalog, self.settings),
         )
 
     @property
@@ -398,54 +398,9 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     expected = str(intent.get("client_secret") or "")
     if not expected or not hmac.compare_digest(client_secret.encode(), expected.encode()):
         raise not_found
-    if ownership_problem(intent) or intent["metadata"]["item_id"] not in services.catalog:
+    if (
+        ownership_problem(intent, services.settings.shop_id)
+        or intent["metadata"]["item_id"] not in services.catalog
+    ):
         raise not_found
     return intent
-
-
-def serve(settings: Settings, **options) -> None:
-    """Run the shop on waitress until Ctrl-C; see ``bookpay.web.launch.serve``."""
-    from bookpay.web.launch import serve as run
-
-    run(settings, **options)
-
-
-def ensure_emulator(settings: Settings, host: str, port: int | None):
-    """Settings pointing at a running emulator on ``port``: one already there, or one we start.
-
-    Returns (settings, the emulator we started or None). Lives here because only the adapters
-    may import the emulator; the rest of bookpay reaches it over HTTP.
-    """
-    import dataclasses
-    import errno
-    import urllib.request
-    from urllib.parse import urlsplit
-
-    from bookpay.web.runner import url_host
-
-    parts = urlsplit(settings.emulator_url)
-    port = (parts.port or 12111) if port is None else port
-    wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
-    try:
-        with urllib.request.urlopen(f"{wanted}/healthz", timeout=1) as answer:
-            if json.loads(answer.read()).get("service") == "bookpay-emulator":
-                return dataclasses.replace(settings, emulator_url=wanted), None
-    except (OSError, ValueError, AttributeError):
-        pass  # no emulator answers there: start one
-    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
-
-    options = EmulatorOptions(db_path=settings.data_dir / EMULATOR_DB)
-    try:
-        emulator = start_emulator(host, port, options)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            message = f"Port {port} on {host} is in use, and not by a bookpay emulator."
-        else:
-            # The emulator wraps the socket's error in one that names itself; say the cause once.
-            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
-            reason = " ".join(str(cause.strerror or cause).split())  # one line, whatever it says
-            message = f"Cannot start the emulator on {host}:{port}: {reason}."
-        raise UsageError(
-            message, hint="Choose another port with --emulator-port.", code="port_in_use"
-        ) from None
-    return dataclasses.replace(settings, emulator_url=emulator.url), emulator

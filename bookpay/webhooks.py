@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 
 from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
-from bookpay.orders import Fulfiller, Ledger, ownership_problem
+from bookpay.fulfilment import Fulfiller, ownership_problem
+from bookpay.ledger import Ledger
 from bookpay.statuses import in_words
 
 log = logging.getLogger("bookpay.webhooks")
@@ -209,7 +210,7 @@ class WebhookReceiver:
         if not intent_id:
             raise _Ignored("no PaymentIntent")
         intent = _retrieve(self.fulfiller.retrieve, intent_id)
-        problem = ownership_problem(intent)
+        problem = ownership_problem(intent, self.settings.shop_id)
         if problem:
             raise _Ignored(problem)
         return intent

@@ -43,3 +43,37 @@ def settings(tmp_path, emulator) -> Settings:
 def cli_env(emulator, tmp_path) -> dict[str, str]:
     """Environment for CliRunner tests that talk to the session's emulator."""
     return {"BOOKPAY_EMULATOR_URL": emulator.url, "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+
+
+# PostgreSQL -------------------------------------------------------------------------------------
+# The ledger's tests run on both backends. Where PostgreSQL comes from: tests/postgres_server.py.
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from postgres_server import find_server
+
+    server, reason = find_server()
+    if server is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A PostgreSQL URL whose tables live in a schema of this test's own, dropped afterwards."""
+    from postgres_server import own_schema
+
+    with own_schema(postgres_server.url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """Each ledger test runs twice: on SQLite in the data folder (None), then on PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")

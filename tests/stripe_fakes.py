@@ -7,6 +7,8 @@ import time
 
 from bookpay.errors import NotFound, StripeUnavailable
 
+SHOP = "shop_test"  # the shop id of the fake shop's settings and of its intents' metadata
+
 
 class FakeGateway:
     """What Stripe holds: PaymentIntents, Charges (with their refunds), Refunds, Disputes."""
@@ -47,7 +49,7 @@ def intent(pi="pi_1", status="succeeded", item="1", amount=2300, **extra):
         "status": status,
         "amount": amount,
         "currency": "usd",
-        "metadata": {"item_id": item, "integration": "bookpay"},
+        "metadata": {"item_id": item, "integration": "bookpay", "shop_id": SHOP},
         "receipt_email": "jenny@example.com",
         "shipping": None,
         "latest_charge": {"id": f"ch_{pi}", "billing_details": {}},

@@ -45,6 +45,8 @@ def test_every_command_of_the_contract_is_there():
         "orders list",
         "orders show",
         "orders export",
+        "ledger copy",
+        "ledger check",
         "webhook replay",
         "webhook fixtures",
         "webhook sign",
@@ -74,6 +76,7 @@ def test_help_lists_every_group():
         "intent",
         "refund",
         "orders",
+        "ledger",
         "webhook",
         "config",
     ):

@@ -1,16 +1,21 @@
-"""`bookpay orders list | show | export`, through Typer's CliRunner, over a ledger made here."""
+"""`bookpay orders list | show | export`, through Typer's CliRunner, over a ledger made here.
+
+Each runs on SQLite and on PostgreSQL (``BOOKPAY_DATABASE_URL``), as a user would point it.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bookpay.cli import app
-from bookpay.orders import Ledger
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
 
 runner = CliRunner()
 ORDER_KEYS = {
@@ -32,7 +37,7 @@ def intent(pi, status, item="1", amount=2300):
         "status": status,
         "amount": amount,
         "currency": "usd",
-        "metadata": {"item_id": item, "integration": "bookpay"},
+        "metadata": {"item_id": item, "integration": "bookpay", "shop_id": "shop_test"},
         "receipt_email": f"{pi}@example.com",
         "shipping": {
             "name": "Jenny Rosen",
@@ -44,10 +49,25 @@ def intent(pi, status, item="1", amount=2300):
 
 
 @pytest.fixture
-def data_dir(tmp_path):
+def env(tmp_path, database_url):
+    """The environment a user would set: a data folder, and the ledger's URL if not SQLite."""
+    values = {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    if database_url:
+        values["BOOKPAY_DATABASE_URL"] = database_url
+    return values
+
+
+def ledger_for(env):
+    settings = Settings(
+        data_dir=Path(env["BOOKPAY_DATA_DIR"]), database_url=env.get("BOOKPAY_DATABASE_URL")
+    )
+    return open_ledger(settings)
+
+
+@pytest.fixture
+def data_dir(env):
     """A ledger with a paid order (with two events) and a processing one."""
-    folder = tmp_path / "data"
-    ledger = Ledger.open(folder)
+    ledger = ledger_for(env)
     ledger.record_fulfilment(intent("pi_paid", "succeeded"), lambda o: (None, "s", "b"))
     ledger.record_intent(intent("pi_wait", "processing", item="2", amount=2500))
     for event_id, kind in (
@@ -57,11 +77,11 @@ def data_dir(tmp_path):
         ledger.receive_event(event_id, kind, "pi_paid")
     ledger.finish_event("evt_2", handled=True, outcome="fulfilled")
     ledger.close()
-    return folder
+    return env
 
 
-def invoke(data_dir, *args):
-    return runner.invoke(app, list(args), env={"BOOKPAY_DATA_DIR": str(data_dir)})
+def invoke(env, *args, columns="200"):
+    return runner.invoke(app, list(args), env={**env, "COLUMNS": columns})
 
 
 def test_list_json_carries_the_contracts_fields(data_dir):
@@ -105,11 +125,33 @@ def test_list_prints_a_table(data_dir):
     assert second.split()[1:6] == ["pi_paid", "1", "$23.00", "pi_paid@example.com", "paid"]
 
 
-def test_list_of_an_empty_ledger(tmp_path):
-    result = invoke(tmp_path / "empty", "orders", "list")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "No orders yet.\n")
-    result = invoke(tmp_path / "empty", "orders", "list", "--json")
+def test_list_with_no_ledger_says_where_it_looked_and_creates_nothing(tmp_path):
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "empty")}
+    result = invoke(env, "orders", "list")
+    expected = f"No orders: there is no ledger at {tmp_path / 'empty' / 'bookpay.sqlite3'} yet.\n"
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", expected)
+    result = invoke(env, "orders", "list", "--json")
     assert (result.exit_code, result.stdout) == (0, "[]\n")
+    assert invoke(env, "orders", "show", "pi_1").exit_code == 2
+    assert invoke(env, "orders", "export").exit_code == 0
+    assert not (tmp_path / "empty").exists()
+
+
+def test_list_with_no_ledger_on_postgresql_creates_no_tables(postgres_url, tmp_path):
+    import psycopg
+
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "d"), "BOOKPAY_DATABASE_URL": postgres_url}
+    result = invoke(env, "orders", "list")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("No orders: there is no ledger at postgresql://")
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT to_regclass('orders')").fetchone()[0] is None
+
+
+def test_list_of_an_empty_ledger(env):
+    ledger_for(env).close()
+    result = invoke(env, "orders", "list")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "No orders yet.\n")
 
 
 def test_show_by_order_id_or_payment_intent_with_the_timeline(data_dir):
@@ -144,23 +186,57 @@ def test_show_unknown_exits_2(data_dir):
     assert "bookpay orders list" in result.stderr
 
 
-def test_export_csv_to_stdout(data_dir):
+def test_export_csv_to_stdout_with_the_address_in_columns(data_dir):
     result = invoke(data_dir, "orders", "export")
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["payment_intent"] for r in rows] == ["pi_paid", "pi_wait"]  # oldest first
     assert set(rows[0]) >= ORDER_KEYS
     assert rows[0]["amount"] == "2300"
-    assert json.loads(rows[0]["shipping"])["name"] == "Jenny Rosen"
+    assert "shipping" not in rows[0]
+    address = {key: value for key, value in rows[0].items() if key.startswith("ship_")}
+    assert address == {
+        "ship_name": "Jenny Rosen",
+        "ship_line1": "1 Main St",
+        "ship_line2": "",
+        "ship_city": "Paris",
+        "ship_state": "",
+        "ship_postal_code": "",
+        "ship_country": "FR",
+    }
+    assert rows[0]["created"].endswith("Z")  # ISO 8601, UTC
 
 
-def test_export_json_to_a_file(data_dir, tmp_path):
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_csv_neutralises_formulas(env, start):
+    """OWASP CSV injection: text from shoppers never becomes a live formula in a spreadsheet."""
+    hostile = intent("pi_evil", "succeeded")
+    hostile["receipt_email"] = f"{start}cmd|'/C calc'!A0@evil.example"
+    hostile["shipping"] = {"name": f'{start}HYPERLINK("http://evil")', "address": {}}
+    with ledger_for(env) as ledger:
+        ledger.record_intent(hostile)
+    rows = list(csv.DictReader(io.StringIO(invoke(env, "orders", "export").stdout)))
+    assert rows[0]["email"] == f"'{start}cmd|'/C calc'!A0@evil.example"
+    assert rows[0]["ship_name"] == f'\'{start}HYPERLINK("http://evil")'
+    assert rows[0]["amount"] == "2300"  # numbers stay numbers
+
+
+def test_export_json_lines_and_filters(data_dir):
+    result = invoke(data_dir, "orders", "export", "--format", "jsonl", "--status", "paid")
+    assert result.exit_code == 0
+    [line] = result.stdout.splitlines()
+    order = json.loads(line)
+    assert (order["payment_intent"], order["shipping"]["name"]) == ("pi_paid", "Jenny Rosen")
+
+
+def test_export_json_to_a_private_file(data_dir, tmp_path):
     target = tmp_path / "orders.json"
     result = invoke(data_dir, "orders", "export", "--format", "json", "--output", str(target))
     assert result.exit_code == 0
     assert result.stdout == ""
     assert result.stderr == f"Wrote 2 orders to {target}\n"
     assert [o["status"] for o in json.loads(target.read_text())] == ["paid", "processing"]
+    assert target.stat().st_mode & 0o777 == 0o600
 
 
 def test_export_with_an_unknown_format_exits_2(data_dir):
@@ -182,3 +258,128 @@ def test_every_command_has_help_with_an_example(command):
     result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "Example: bookpay " + " ".join(command) in result.stdout
+
+
+# Paging and filters -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def many(env):
+    """Seven orders created a day apart (2026-01-01 ... 2026-01-07), one email in capitals."""
+    with ledger_for(env) as ledger:
+        for day in range(1, 8):
+            order = ledger.record_intent(intent(f"pi_{day}", "succeeded"))
+            with ledger.transaction() as tx:
+                tx.execute(
+                    "UPDATE orders SET created = ? WHERE id = ?",
+                    (f"2026-01-0{day}T12:00:00.000Z", order["id"]),
+                )
+        with ledger.transaction() as tx:
+            tx.execute(
+                "UPDATE orders SET email = ? WHERE payment_intent = ?",
+                ("Reader@Example.COM", "pi_3"),
+            )
+    return env
+
+
+def pis(result):
+    return [order["payment_intent"] for order in json.loads(result.stdout)]
+
+
+def test_list_pages_with_a_cursor(many):
+    first = invoke(many, "orders", "list", "--limit", "3", "--json")
+    assert pis(first) == ["pi_7", "pi_6", "pi_5"]
+    last_id = json.loads(first.stdout)[-1]["id"]
+    assert first.stderr == (
+        f"Showing 3 orders. Next page: --starting-after {last_id} (or --all for every one).\n"
+    )
+    second = invoke(many, "orders", "list", "--limit", "3", "--starting-after", last_id, "--json")
+    assert pis(second) == ["pi_4", "pi_3", "pi_2"]
+    after = json.loads(second.stdout)[-1]["id"]
+    third = invoke(many, "orders", "list", "--limit", "3", "--starting-after", after, "--json")
+    assert (pis(third), third.stderr) == (["pi_1"], "")
+    assert invoke(many, "orders", "list", "--starting-after", "ord_nope").exit_code == 2
+
+
+def test_list_defaults_to_a_page_of_fifty(env):
+    with ledger_for(env) as ledger:
+        for n in range(55):
+            ledger.record_intent(intent(f"pi_{n:02}", "processing"))
+    result = invoke(env, "orders", "list", "--json")
+    assert len(json.loads(result.stdout)) == 50
+    assert "Next page: --starting-after" in result.stderr
+    assert len(json.loads(invoke(env, "orders", "list", "--all", "--json").stdout)) == 55
+
+
+def test_list_all_streams_every_order_as_json_and_as_tables(many):
+    result = invoke(many, "orders", "list", "--all", "--json")
+    assert pis(result) == [f"pi_{day}" for day in range(7, 0, -1)]
+    assert result.stderr == ""
+    table = invoke(many, "orders", "list", "--all").stdout.splitlines()
+    assert [line.split()[1] for line in table[1:]] == [f"pi_{day}" for day in range(7, 0, -1)]
+
+
+def test_list_filters_by_email_in_any_case(many):
+    assert pis(invoke(many, "orders", "list", "--email", "reader@example.com", "--json")) == [
+        "pi_3"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--since", "2026-01-05"], ["pi_7", "pi_6", "pi_5"]),
+        (["--until", "2026-01-02"], ["pi_2", "pi_1"]),  # a bare date includes that day
+        (["--since", "2026-01-02T12:00:00Z", "--until", "2026-01-04T12:00:00Z"], ["pi_3", "pi_2"]),
+        (["--since", "2026-01-03T13:00:00+01:00", "--until", "2026-01-03"], ["pi_3"]),
+    ],
+)
+def test_list_filters_by_date(many, args, expected):
+    assert pis(invoke(many, "orders", "list", *args, "--json")) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], "is not a date"),
+        (["--since", "2026-02-01", "--until", "2026-01-01"], "--since must be earlier"),
+    ],
+)
+def test_list_refuses_bad_dates(many, args, message):
+    result = invoke(many, "orders", "list", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_list_with_filters_that_match_nothing(many):
+    result = invoke(many, "orders", "list", "--email", "nobody@example.com")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "No orders match.\n")
+
+
+# Receipts in `orders show` -----------------------------------------------------------------------
+
+
+def test_show_says_what_became_of_the_receipt(env):
+    from bookpay.mailer import address_problem
+
+    with ledger_for(env) as ledger:
+        bad = intent("pi_bad", "succeeded")
+        bad["receipt_email"] = "jenny@example.com\r\nBcc: everyone@example.com"
+        for item in (intent("pi_good", "succeeded"), bad):
+            ledger.record_fulfilment(
+                item, lambda o: (o["email"], "Receipt", "body"), recipient_problem=address_problem
+            )
+    good = json.loads(invoke(env, "orders", "show", "pi_good", "--json").stdout)
+    assert good["receipt"]["status"] == "pending"
+    shown = invoke(env, "orders", "show", "pi_bad")
+    [receipt] = [line for line in shown.stdout.splitlines() if line.startswith("Receipt:")]
+    assert receipt.split(None, 1)[1].startswith("undeliverable to jenny@example.com\\r\\nBcc")
+    assert receipt.endswith(": the e-mail address contains a line break or control character")
+    data = json.loads(invoke(env, "orders", "show", "pi_bad", "--json").stdout)
+    assert data["receipt"]["status"] == "undeliverable"
+
+
+def test_list_all_starting_after_an_order(many):
+    first = json.loads(invoke(many, "orders", "list", "--limit", "2", "--json").stdout)
+    rest = invoke(many, "orders", "list", "--all", "--starting-after", first[-1]["id"], "--json")
+    assert pis(rest) == ["pi_5", "pi_4", "pi_3", "pi_2", "pi_1"]

@@ -274,32 +274,31 @@ def fulfil(data_dir, intent: dict) -> Ledger:
 RECEIPT_STATES = {
     "queued": (lambda ledger, pi: None, "Receipt: queued to reader@example.com"),
     "sent": (
-        lambda ledger, pi: ledger.receipt_sent(pi, location="outbox/receipt-1.eml"),
+        lambda ledger, pi: _claimed(ledger, "sent", location="outbox/receipt-1.eml"),
         re.compile(
             r"Receipt: sent \d{4}-\d\d-\d\d \d\d:\d\d to reader@example.com "
             r"\(outbox/receipt-1.eml\)"
         ),
     ),
     "failed": (
-        lambda ledger, pi: ledger.receipt_failed(pi, "SMTPServerDisconnected: bye", retry_in=60),
+        lambda ledger, pi: _claimed(ledger, "failed", "SMTPServerDisconnected: bye", retry_in=60),
         re.compile(
             r"Receipt: failed to reader@example.com \(1 attempt, next \d{4}-\d\d-\d\d "
             r"\d\d:\d\d\): SMTPServerDisconnected: bye"
         ),
     ),
     "undeliverable": (
-        lambda ledger, pi: _undeliverable(ledger, pi, "the address has a line break"),
+        lambda ledger, pi: _claimed(ledger, "undeliverable", "the address has a line break"),
         "Receipt: undeliverable to reader@example.com: the address has a line break",
     ),
 }
 
 
-def _undeliverable(ledger, intent_id, reason):
-    with ledger.transaction() as conn:
-        conn.execute(
-            "UPDATE receipts SET status = 'undeliverable', last_error = ? WHERE payment_intent = ?",
-            (reason, intent_id),
-        )
+def _claimed(ledger, outcome, *args, **kwargs):
+    """The one queued receipt, claimed as the mailer claims it, and given ``outcome``."""
+    with ledger.claim_receipts() as claims:
+        [receipt] = list(claims)
+        getattr(claims, outcome)(receipt, *args, **kwargs)
 
 
 @pytest.mark.parametrize("state", list(RECEIPT_STATES))

@@ -45,7 +45,7 @@ def test_only_the_gateway_and_the_webhook_module_import_stripe():
 
 def test_the_emulator_is_reached_only_over_http():
     """Nothing outside the emulator imports it, except the commands that start it."""
-    allowed = {"commands/emulator.py", "commands/serve.py", "server.py"}
+    allowed = {"commands/emulator.py", "commands/serve.py", "web/emulator_link.py"}
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         rel = str(path.relative_to(PACKAGE))
@@ -55,6 +55,35 @@ def test_the_emulator_is_reached_only_over_http():
         if "bookpay.emulator" in source:
             offenders.append(rel)
     assert offenders == []
+
+
+def test_only_the_postgresql_backend_imports_psycopg():
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if imported_modules(path) & {"psycopg", "psycopg_pool"}
+        and path.relative_to(PACKAGE).as_posix() != "ledger/postgres.py"
+    ]
+    assert offenders == []
+
+
+def test_the_server_does_not_import_its_launcher():
+    """web/launch.py builds the server; server.py must not import it back (no import circle)."""
+    source = (PACKAGE / "server.py").read_text()
+    assert "launch" not in imported_modules_full(PACKAGE / "server.py")
+    assert "bookpay.web.launch" not in source
+
+
+def imported_modules_full(path: Path) -> set[str]:
+    """Every module path a file imports, in full (``bookpay.web.launch``), and each last part."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names | {name.rsplit(".", 1)[-1] for name in names}
 
 
 def test_no_global_stripe_state():
@@ -82,7 +111,8 @@ def loaded_modules(*args: str) -> set[str]:
 def test_fast_commands_import_neither_stripe_nor_bottle(args):
     modules = loaded_modules(*args)
     assert "bookpay.catalog" in modules or args == ["--help"]
-    assert not {m for m in modules if m.split(".")[0] in {"stripe", "bottle", "waitress"}}
+    heavy = {"stripe", "bottle", "waitress", "psycopg", "psycopg_pool", "sqlite3"}
+    assert not {m for m in modules if m.split(".")[0] in heavy}
 
 
 def test_a_closed_pipe_ends_quietly():

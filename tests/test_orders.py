@@ -1,4 +1,8 @@
-"""The orders ledger, fulfilment exactly once, and the receipt outbox (with a fake gateway)."""
+"""The orders ledger, fulfilment exactly once, and the receipt outbox (with a fake gateway).
+
+Every test that touches the ledger runs on both backends (the ``database_url`` fixture: SQLite,
+then PostgreSQL in a schema of the test's own); the few about SQLite's file say so in their name.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,19 @@ import pytest
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.errors import NotFound, UsageError
-from bookpay.mailer import OutboxTransport, ReceiptMailer, SmtpTransport
-from bookpay.orders import (
+from bookpay.fulfilment import Fulfiller
+from bookpay.ledger import (
     DB_NAME,
+    SCHEMA_VERSION,
     STATUSES,
-    Fulfiller,
     Ledger,
     advance,
+    open_ledger,
     status_of_intent,
 )
+from bookpay.mailer import OutboxTransport, ReceiptMailer, SmtpTransport
+
+SHOP = "shop_test"
 
 
 class FakeGateway:
@@ -44,7 +52,12 @@ def intent(pi="pi_1", status="succeeded", item="1", amount=2300, currency="usd",
         "status": status,
         "amount": amount,
         "currency": currency,
-        "metadata": {"item_id": item, "integration": "bookpay", "book_title": "A book"},
+        "metadata": {
+            "item_id": item,
+            "integration": "bookpay",
+            "book_title": "A book",
+            "shop_id": SHOP,
+        },
         "receipt_email": "jenny@example.com",
         "shipping": {
             "name": "Jenny Rosen",
@@ -58,13 +71,13 @@ def intent(pi="pi_1", status="succeeded", item="1", amount=2300, currency="usd",
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return Settings(data_dir=tmp_path / "data")
+def settings(tmp_path, database_url):
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, shop_id=SHOP)
 
 
 @pytest.fixture
 def ledger(settings):
-    ledger = Ledger.open(settings.data_dir)
+    ledger = open_ledger(settings)
     yield ledger
     ledger.close()
 
@@ -88,11 +101,11 @@ def make_fulfiller(ledger, settings):
 # The schema --------------------------------------------------------------------------------------
 
 
-def test_open_creates_the_folder_a_wal_database_and_the_schema(tmp_path):
+def test_open_creates_the_folder_a_wal_database_and_the_schema_on_sqlite(tmp_path):
     ledger = Ledger.open(tmp_path / "a" / "b")
     try:
         assert ledger.path == tmp_path / "a" / "b" / "bookpay.sqlite3"
-        assert ledger.schema_version == 1
+        assert ledger.schema_version == SCHEMA_VERSION
         conn = sqlite3.connect(ledger.path)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -104,15 +117,15 @@ def test_open_creates_the_folder_a_wal_database_and_the_schema(tmp_path):
 
 def test_reopening_keeps_the_data_and_does_not_migrate_again(settings, ledger):
     ledger.record_intent(intent(status="processing"))
-    again = Ledger.open(settings.data_dir)
+    again = open_ledger(settings)
     try:
-        assert again.schema_version == 1
+        assert again.schema_version == SCHEMA_VERSION
         assert again.get_order("pi_1")["status"] == "processing"
     finally:
         again.close()
 
 
-def test_a_ledger_from_a_newer_bookpay_is_refused(tmp_path):
+def test_a_ledger_from_a_newer_bookpay_is_refused_on_sqlite(tmp_path):
     tmp_path.mkdir(exist_ok=True)
     conn = sqlite3.connect(tmp_path / "bookpay.sqlite3")
     conn.execute("PRAGMA user_version = 99")
@@ -129,6 +142,7 @@ def test_status_rank_is_documented_order():
         "pending",
         "processing",
         "failed",
+        "authorized",
         "canceled",
         "paid",
         "partially_refunded",
@@ -151,6 +165,13 @@ def test_status_rank_is_documented_order():
         ("disputed", "refunded", "disputed"),
         ("paid", "disputed", "disputed"),
         ("canceled", "paid", "paid"),
+        ("processing", "authorized", "authorized"),  # manual capture: the money is held
+        ("failed", "authorized", "authorized"),  # another card was authorized after a decline
+        ("authorized", "failed", "authorized"),  # a late decline of the earlier card
+        ("authorized", "processing", "authorized"),
+        ("authorized", "canceled", "canceled"),  # canceling releases the hold
+        ("authorized", "paid", "paid"),  # captured
+        ("paid", "authorized", "paid"),
     ],
 )
 def test_status_only_moves_forward(current, new, expected):
@@ -166,6 +187,7 @@ def test_status_only_moves_forward(current, new, expected):
         ("requires_payment_method", None, "pending"),
         ("requires_payment_method", {"code": "card_declined"}, "failed"),
         ("requires_action", None, "pending"),
+        ("requires_capture", None, "authorized"),
     ],
 )
 def test_status_of_an_intent(state, error, expected):
@@ -255,8 +277,8 @@ def test_fulfil_is_exactly_once_under_concurrency(make_fulfiller, ledger, settin
     assert len(list((settings.data_dir / "outbox").iterdir())) == 1
 
 
-def test_two_fulfillers_on_one_ledger_file_still_fulfil_once(settings, ledger, make_fulfiller):
-    other_ledger = Ledger.open(settings.data_dir)
+def test_two_fulfillers_on_one_ledger_still_fulfil_once(settings, ledger, make_fulfiller):
+    other_ledger = open_ledger(settings)
     try:
         one = make_fulfiller(intent())
         two = Fulfiller(other_ledger, FakeGateway(intent()), Catalog.default(), settings)
@@ -283,7 +305,10 @@ def test_fulfil_asks_stripe_and_refuses_an_unknown_intent(make_fulfiller, ledger
     [
         ({"amount": 100}, "does not match the catalog price"),
         ({"currency": "eur"}, "does not match the catalog price"),
-        ({"metadata": {"item_id": "99", "integration": "bookpay"}}, "not in the catalog"),
+        (
+            {"metadata": {"item_id": "99", "integration": "bookpay", "shop_id": SHOP}},
+            "not in the catalog",
+        ),
     ],
 )
 def test_fulfil_rejects_an_intent_that_does_not_pay_the_catalog_price(
@@ -304,6 +329,24 @@ def test_fulfil_ignores_an_intent_that_is_not_this_shops(make_fulfiller, ledger)
     assert (result.outcome, result.order) == ("rejected", None)
     assert "not a bookpay PaymentIntent" in result.reason
     assert ledger.list_orders() == []
+
+
+@pytest.mark.parametrize(
+    ("shop", "reason"),
+    [
+        ("shop_other", "not ours: created by shop shop_other, this is shop shop_test"),
+        (None, "not ours: it names no shop"),
+    ],
+)
+def test_fulfil_ignores_another_shops_intent(make_fulfiller, ledger, shop, reason):
+    """Two shops sharing one Stripe account (or emulator) fulfil only their own payments."""
+    metadata = {"item_id": "1", "integration": "bookpay", "shop_id": shop}
+    fulfiller = make_fulfiller(intent(metadata={k: v for k, v in metadata.items() if v}))
+    result = fulfiller.fulfil("pi_1")
+    assert (result.outcome, result.order) == ("rejected", None)
+    assert result.reason.startswith(reason)
+    assert ledger.list_orders() == []
+    assert ledger.fulfilment_count() == 0
 
 
 def test_fulfil_does_nothing_for_an_intent_that_has_not_succeeded(make_fulfiller, ledger):
@@ -415,13 +458,15 @@ def smtp_server():
     server.server_close()
 
 
-def test_receipts_go_through_smtp_when_configured(tmp_path, smtp_server):
+def test_receipts_go_through_smtp_when_configured(tmp_path, smtp_server, database_url):
     port = smtp_server.server_address[1]
     settings = Settings(
         data_dir=tmp_path / "data",
         smtp_url=f"smtp://shop:s%40cret@127.0.0.1:{port}?from=shop@example.com",
+        database_url=database_url,
+        shop_id=SHOP,
     )
-    ledger = Ledger.open(settings.data_dir)
+    ledger = open_ledger(settings)
     fulfiller = Fulfiller(ledger, FakeGateway(intent()), Catalog.default(), settings)
     try:
         assert isinstance(fulfiller.mailer.transport, SmtpTransport)
@@ -439,10 +484,15 @@ def test_receipts_go_through_smtp_when_configured(tmp_path, smtp_server):
     assert not (settings.data_dir / "outbox").exists()
 
 
-def test_smtp_skips_an_order_without_email(tmp_path, smtp_server):
+def test_smtp_skips_an_order_without_email(tmp_path, smtp_server, database_url):
     port = smtp_server.server_address[1]
-    settings = Settings(data_dir=tmp_path / "data", smtp_url=f"smtp://127.0.0.1:{port}")
-    ledger = Ledger.open(settings.data_dir)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        database_url=database_url,
+        shop_id=SHOP,
+    )
+    ledger = open_ledger(settings)
     no_email = intent(receipt_email=None, latest_charge=None)
     fulfiller = Fulfiller(ledger, FakeGateway(no_email), Catalog.default(), settings)
     try:
@@ -462,7 +512,7 @@ def test_a_bad_smtp_url_is_a_config_error():
         SmtpTransport("http://mail.example.com")
 
 
-def test_opening_an_up_to_date_ledger_does_not_wait_for_a_writer(tmp_path):
+def test_opening_an_up_to_date_ledger_does_not_wait_for_a_writer_on_sqlite(tmp_path):
     """`bookpay orders list` must not queue behind a busy server just to check the schema."""
     import time
 
@@ -477,3 +527,36 @@ def test_opening_an_up_to_date_ledger_does_not_wait_for_a_writer(tmp_path):
     finally:
         writer.rollback()
         writer.close()
+
+
+OPENER = """
+import sys, time
+from pathlib import Path
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+start = float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # all open at the same moment
+with open_ledger(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2])) as ledger:
+    print(ledger.schema_version)
+"""
+
+
+def test_processes_starting_at_once_migrate_a_new_postgresql_ledger_once(tmp_path, postgres_url):
+    """The migrations run under an advisory lock: the others wait, then find them done."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 2.0
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(tmp_path / f"d{n}"), postgres_url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    results = [opener.communicate(timeout=60) for opener in openers]
+    assert [opener.returncode for opener in openers] == [0] * 4, results
+    assert [out.strip() for out, _ in results] == [str(SCHEMA_VERSION)] * 4

@@ -31,6 +31,7 @@ def test_create_prices_from_the_catalog_and_tags_the_intent(gateway):
         "item_id": "1",
         "book_title": BOOK.title,
         "integration": "bookpay",
+        "shop_id": gateway.settings.shop_id,
     }
     assert intent["receipt_email"] == "reader@example.com"
     assert intent["automatic_payment_methods"]["enabled"] is True

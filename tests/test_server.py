@@ -557,14 +557,14 @@ class OneIntentGateway:
         return self.intent
 
 
-def failed_intent(error: dict) -> dict:
+def failed_intent(error: dict, shop_id: str) -> dict:
     return {
         "id": "pi_failed123",
         "client_secret": "pi_failed123_secret_abc",
         "status": "requires_payment_method",
         "amount": 2300,
         "currency": "usd",
-        "metadata": {"item_id": "1", "integration": "bookpay"},
+        "metadata": {"item_id": "1", "integration": "bookpay", "shop_id": shop_id},
         "last_payment_error": error,
     }
 
@@ -625,7 +625,7 @@ API_AUTH_FAILURE = (
     ],
 )
 def test_a_failed_payment_gives_the_shopper_a_reason_in_shopper_words(settings, error, reason):
-    intent = failed_intent(error)
+    intent = failed_intent(error, settings.shop_id)
     app = create_app(settings, gateway=OneIntentGateway(intent), public_url=PUBLIC_URL)
     response = get(app, success_url(intent["id"], intent["client_secret"]))
     assert response.status == 200
@@ -1166,12 +1166,14 @@ def test_serve_sizes_its_server_from_its_options_and_says_so(tmp_path):
 def test_serve_options_reach_the_server(cli_env, monkeypatch):
     from typer.testing import CliRunner
 
-    import bookpay.server
+    import bookpay.web.launch
     from bookpay.cli import app as cli
     from bookpay.web.runner import DEFAULT_CAPACITY, Capacity
 
     seen = []
-    monkeypatch.setattr(bookpay.server, "serve", lambda settings, **options: seen.append(options))
+    monkeypatch.setattr(
+        bookpay.web.launch, "serve", lambda settings, **options: seen.append(options)
+    )
     args = ["serve", "--threads", "12", "--connection-limit", "300", "--idle-timeout", "7"]
     assert CliRunner().invoke(cli, args, env=cli_env).exit_code == 0
     assert CliRunner().invoke(cli, ["serve"], env=cli_env).exit_code == 0

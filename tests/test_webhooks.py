@@ -1,4 +1,8 @@
-"""WebhookReceiver: signatures, duplicates, ordering, forgeries, crashes (fake gateway)."""
+"""WebhookReceiver: signatures, duplicates, ordering, forgeries, crashes (fake gateway).
+
+The receiver's ledger is SQLite, then PostgreSQL (the ``database_url`` fixture): the duplicate,
+concurrency and crash tests hold on both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from stripe_fakes import FakeGateway, charge, dispute, event, intent
+from stripe_fakes import SHOP, FakeGateway, charge, dispute, event, intent
 
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
@@ -19,7 +23,8 @@ from bookpay.errors import (
     UsageError,
     WebhookSignatureError,
 )
-from bookpay.orders import Fulfiller, Ledger, status_of_intent
+from bookpay.fulfilment import Fulfiller
+from bookpay.ledger import open_ledger, status_of_intent
 from bookpay.replay import FIXTURES_DIR
 from bookpay.webhooks import WebhookReceiver, sign
 
@@ -35,10 +40,15 @@ def gateway():
 
 
 @pytest.fixture
-def world(tmp_path, gateway):
+def world(tmp_path, gateway, database_url):
     """A receiver, its ledger and fulfiller, over a fake gateway; closed after the test."""
-    settings = Settings(data_dir=tmp_path / "data", webhook_secrets=(SECRET,))
-    ledger = Ledger.open(settings.data_dir)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        webhook_secrets=(SECRET,),
+        database_url=database_url,
+        shop_id=SHOP,
+    )
+    ledger = open_ledger(settings)
     fulfiller = Fulfiller(ledger, gateway, Catalog.default(), settings)
     receiver = WebhookReceiver(settings, ledger, fulfiller)
     yield receiver
@@ -103,8 +113,8 @@ def test_a_signature_just_inside_the_tolerance_passes(world):
 
 
 def test_both_secrets_are_accepted_while_a_secret_is_rolled(tmp_path, gateway):
-    settings = Settings(data_dir=tmp_path / "d", webhook_secrets=(OLD_SECRET, SECRET))
-    ledger = Ledger.open(settings.data_dir)
+    settings = Settings(data_dir=tmp_path / "d", webhook_secrets=(OLD_SECRET, SECRET), shop_id=SHOP)
+    ledger = open_ledger(settings)
     fulfiller = Fulfiller(ledger, gateway, Catalog.default(), settings)
     receiver = WebhookReceiver(settings, ledger, fulfiller)
     try:
@@ -130,7 +140,7 @@ def test_add_secret_accepts_the_emulators_secret(world):
 @pytest.mark.parametrize("key", ["sk_test_123", None])
 def test_no_secret_at_all_is_a_503_configuration_error(tmp_path, gateway, key):
     settings = Settings(data_dir=tmp_path / "d", secret_key=key)
-    ledger = Ledger.open(settings.data_dir)
+    ledger = open_ledger(settings)
     fulfiller = Fulfiller(ledger, gateway, Catalog.default(), settings)
     try:
         receiver = WebhookReceiver(settings, ledger, fulfiller)
@@ -390,6 +400,22 @@ def test_an_intent_that_is_not_this_shops_is_ignored(world, gateway):
         assert answer["handled"] is False
         assert "not a bookpay PaymentIntent" in answer["outcome"]
     assert world.ledger.list_orders() == []
+
+
+def test_another_shops_intent_is_answered_not_ours(world, gateway):
+    """Shops sharing an emulator each receive every event: only the creator acts on it."""
+    theirs = {"item_id": "1", "integration": "bookpay", "shop_id": "shop_next_door"}
+    gateway.intents["pi_theirs"] = intent("pi_theirs", metadata=theirs)
+    gateway.charges["ch_pi_theirs"] = charge("pi_theirs", refunded=2300)
+    for kind in ("payment_intent.succeeded", "payment_intent.canceled", "charge.refunded"):
+        obj = (
+            charge("pi_theirs", refunded=2300) if kind == "charge.refunded" else intent("pi_theirs")
+        )
+        answer = deliver(world, event(kind, obj))
+        assert answer["received"] is True and answer["handled"] is False
+        assert answer["outcome"].startswith("ignored: not ours: created by shop shop_next_door")
+    assert world.ledger.list_orders() == []
+    assert world.ledger.fulfilment_count() == 0
 
 
 def test_a_price_mismatch_is_recorded_but_not_fulfilled(world, gateway):

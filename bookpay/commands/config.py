@@ -43,6 +43,18 @@ def check(
         except ConfigError as exc:
             fix = "correct the catalog file, or unset BOOKPAY_CATALOG for the built-in one"
             findings += [Finding(problem, fix) for problem in exc.problems or [exc.message]]
+    from bookpay.ledger.check import describe_ledger
+
+    ledger = describe_ledger(settings)
+    if ledger["problem"]:
+        findings.append(
+            Finding(
+                f"the orders ledger: {ledger['problem']}",
+                "check BOOKPAY_DATABASE_URL (or BOOKPAY_DATA_DIR for SQLite) and that the "
+                "database server answers",
+                blocks="",
+            )
+        )
     # The network is asked only when the values it needs are sound (else it would only repeat
     # them).
     if not offline and not any(f.blocks == "commands" for f in findings):
@@ -51,12 +63,15 @@ def check(
             findings.append(reached)
     problems = [f for f in findings if f.level == "problem"]
     warnings = [f for f in findings if f.level == "warning"]
-    rows = settings.describe()
+    rows = settings.describe() + _ledger_rows(ledger)
     if as_json:
         emit_json(
             {
                 "mode": settings.mode,
-                "settings": {name: value for name, value, _ in rows if name != "mode"},
+                "settings": {
+                    name: value for name, value, _ in settings.describe() if name != "mode"
+                },
+                "ledger": ledger,
                 "problems": [f.message for f in problems],
                 "warnings": [f.message for f in warnings],
                 "findings": [f.to_dict() for f in findings],
@@ -128,3 +143,25 @@ def network_error(exc: BaseException) -> str:
         return "timed out"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[-1] if lines else type(cause).__name__)[:200]
+
+
+def _ledger_rows(ledger: dict) -> list[tuple[str, str, str]]:
+    """The database lines: which, its schema version, whether it answers (password masked)."""
+    version = ledger["schema_version"]
+    if not ledger["reachable"]:
+        reach, schema = f"no: {ledger['problem']}", "unknown"
+    else:
+        reach = "yes"
+        if version is None:
+            schema = "none yet (`bookpay serve` creates it)"
+        elif version < ledger["current_version"]:
+            schema = f"{version} (migrated to {ledger['current_version']} at the next start)"
+        else:
+            schema = (
+                f"{version} (up to date)" if version == ledger["current_version"] else str(version)
+            )
+    return [
+        ("ledger", f"{ledger['backend'] or '?'}: {ledger['where']}", ""),
+        ("ledger schema", schema, ""),
+        ("ledger reachable", reach, ""),
+    ]

@@ -10,6 +10,7 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
+from bookpay.commands import paging
 from bookpay.commands.ledgerview import print_events, receipt_state
 from bookpay.commands.output import (
     Cell,
@@ -112,7 +113,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
                 "disputes": disputes,
                 "totals": totals(intent, refunds, charge),
                 "receipt": receipt,
-                "events": timeline,
+                "events": timeline if timeline is not None else [],
             }
         )
         return
@@ -202,15 +203,18 @@ def dispute_text(dispute: dict) -> str:
 def _local_records(st, intent_id: str) -> tuple[list[dict] | None, dict | None]:
     """The events this shop's webhook received for the intent and its receipt, from the ledger.
 
-    (None, None) when no ledger exists here: no server has run, and nothing is created.
+    (None, None) when there is no ledger here: it says so, and nothing is created.
     """
-    from bookpay.commands.ledgerview import receipt_of
-    from bookpay.orders import DB_NAME, Ledger
+    from bookpay.ledger import LedgerMissing, locate, open_ledger
 
-    if not (st.settings.data_dir / DB_NAME).exists():
+    try:
+        ledger = open_ledger(st.settings, create=False)  # a read: never create one
+    except LedgerMissing:
+        where = locate(st.settings.database_url, st.settings.data_dir).masked
+        info(f"No orders ledger at {where}: events this shop received are not shown.")
         return None, None
-    with Ledger.open(st.settings.data_dir) as ledger:
-        return ledger.events_for(intent_id), receipt_of(ledger, intent_id)
+    with ledger:
+        return ledger.events_for(intent_id), ledger.receipt_for(intent_id)
 
 
 class Status(str, Enum):
@@ -228,7 +232,9 @@ class Status(str, Enum):
 @app.command("list")
 def list_intents(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many to show.")] = 10,
+    limit: paging.LimitOption = paging.PAGE,
+    starting_after: paging.StartingAfterOption = None,
+    every: paging.AllOption = False,
     status: Annotated[
         Status | None,
         typer.Option(
@@ -237,39 +243,66 @@ def list_intents(
             help=f"Only intents with this status: {', '.join(s.value for s in Status)}.",
         ),
     ] = None,
+    email: paging.EmailOption = None,
+    since: paging.SinceOption = None,
+    until: paging.UntilOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List recent PaymentIntents, newest first.
+    """List PaymentIntents, newest first, a page at a time.
 
-    Example: bookpay intent list --limit 5 --status succeeded
+    Example: bookpay intent list --limit 5 --status succeeded --since 2026-01-01
     """
     gateway = state(ctx).gateway()
-    if status is None:
-        intents = gateway.list_intents(limit=limit)
-    else:
-        # Stripe's list API cannot filter by status: page through until enough match.
-        matching = (i for i in gateway.iter_intents() if i["status"] == status.value)
-        intents = list(islice(matching, limit))
-    if as_json:
-        emit_json(intents)
-        return
-    rows = [
-        [
-            i["id"],
-            status_cell(i["status"]),
-            format_amount(i["amount"], i["currency"]),
-            (i.get("metadata") or {}).get("book_title", "-"),
-            human_time(i.get("created")),
-        ]
-        for i in intents
-    ]
-    print_table(
-        ["PaymentIntent", "Status", "Amount", "Book", "Created"],
-        rows,
-        justify_right=["Amount"],
-        wrap_columns=["Book"],
-        detail_columns=["Book", "Created"],
+    start, end = paging.moments(since, until)
+    created = {}
+    if start:
+        created["gte"] = int(start.timestamp())
+    if end:
+        created["lt"] = int(end.timestamp())
+    # Stripe filters by date itself; status and e-mail are checked here, page by page.
+    filtered = every or status is not None or email is not None
+    intents = gateway.iter_intents(
+        page_size=100 if filtered else min(limit + 1, 100),
+        starting_after=starting_after,
+        created=created or None,
     )
+    matching = (
+        i
+        for i in intents
+        if (status is None or i["status"] == status.value)
+        and (email is None or _email_of(i).lower() == email.lower())
+    )
+    columns = ["PaymentIntent", "Status", "Amount", "Book", "Created"]
+    if every:
+        paging.emit(matching, as_json=as_json, columns=columns, row=_row, justify_right=["Amount"])
+        return
+    page = list(islice(matching, limit + 1))
+    more, page = len(page) > limit, page[:limit]
+    if as_json:
+        emit_json(page)
+    else:
+        print_table(
+            columns,
+            [_row(i) for i in page],
+            justify_right=["Amount"],
+            wrap_columns=["Book"],
+            detail_columns=["Book", "Created"],
+        )
+    paging.page_note("PaymentIntents", page, more, lambda i: i["id"])
+
+
+def _email_of(intent: dict) -> str:
+    return intent.get("receipt_email") or (intent.get("metadata") or {}).get("email") or ""
+
+
+def _row(i: dict) -> list[Cell]:
+    return [
+        i["id"],
+        status_cell(i["status"]),
+        format_amount(i["amount"], i["currency"]),
+        (i.get("metadata") or {}).get("book_title", "-"),
+        human_time(i.get("created")),
+    ]
 
 
 class ThreeDS(str, Enum):

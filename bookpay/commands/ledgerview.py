@@ -7,11 +7,6 @@ import sys
 from bookpay.commands.output import human_time, print_table
 
 
-def receipt_of(ledger, intent_id: str) -> dict | None:
-    """The receipt queued for a PaymentIntent's order, if its fulfilment queued one."""
-    return next((r for r in ledger.receipts() if r["payment_intent"] == intent_id), None)
-
-
 def receipt_state(receipt: dict | None) -> str:
     """The receipt in a few words: queued, sent when and where, failed with the error, ..."""
     if receipt is None:

@@ -1,11 +1,15 @@
-"""`bookpay orders`: the local orders ledger, as the webhook receiver and the checkout left it."""
+"""`bookpay orders`: the local orders ledger, as the webhook receiver and the checkout left it.
+
+Read-only: these commands never create a ledger. Where there is none yet they say where they
+looked. Their cost follows the page, not the ledger: `list` reads one page through an index,
+`export` streams.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +18,7 @@ import typer
 
 from bookpay.address import one_line
 from bookpay.cli import state
+from bookpay.commands import paging
 from bookpay.commands.output import (
     Cell,
     JsonOption,
@@ -23,6 +28,7 @@ from bookpay.commands.output import (
     print_table,
 )
 from bookpay.commands.params import check_order_or_intent_id, complete_order_statuses
+from bookpay.terminal import printable
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
 
@@ -43,9 +49,22 @@ COLUMNS = (
     "note",
     "shipping",
 )
+# The CSV export writes the shipping address as columns, not as one JSON cell.
+SHIPPING_COLUMNS = (
+    ("ship_name", None, "name"),
+    ("ship_line1", "address", "line1"),
+    ("ship_line2", "address", "line2"),
+    ("ship_city", "address", "city"),
+    ("ship_state", "address", "state"),
+    ("ship_postal_code", "address", "postal_code"),
+    ("ship_country", "address", "country"),
+)
+CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS))
+ADDRESS_KEYS = tuple(key for _, part, key in SHIPPING_COLUMNS if part == "address")
 STATUS_STYLE = {
     "paid": "green",
     "processing": "yellow",
+    "authorized": "cyan",
     "pending": "dim",
     "failed": "red",
     "canceled": "dim",
@@ -53,25 +72,39 @@ STATUS_STYLE = {
     "partially_refunded": "magenta",
     "disputed": "bold red",
 }
+TABLE = ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"]
 
 
 class Format(str, Enum):
     csv = "csv"
     json = "json"
+    jsonl = "jsonl"
 
 
+@contextmanager
 def _ledger(ctx: typer.Context):
-    from bookpay.orders import Ledger
+    """The ledger, or None (and a note on stderr) when none exists yet: nothing is created."""
+    from bookpay.ledger import LedgerMissing, locate, open_ledger
 
-    return Ledger.open(state(ctx).settings.data_dir)
+    settings = state(ctx).settings
+    try:
+        ledger = open_ledger(settings, create=False)
+    except LedgerMissing:
+        where = locate(settings.database_url, settings.data_dir).masked
+        sys.stderr.write(f"No orders: there is no ledger at {printable(where)} yet.\n")
+        yield None
+        return
+    with ledger:
+        yield ledger
 
 
-def _price(order: dict) -> str:
+def _price(order: dict, amount: int | None = None) -> str:
     from bookpay.money import format_amount
 
-    if order["amount"] is None or not order["currency"]:
+    amount = order["amount"] if amount is None else amount
+    if amount is None or not order["currency"]:
         return ""
-    return format_amount(order["amount"], order["currency"])
+    return format_amount(amount, order["currency"])
 
 
 def _status(order: dict) -> Cell:
@@ -82,50 +115,88 @@ def _record(order: dict) -> dict:
     return {name: order.get(name) for name in COLUMNS}
 
 
+def _row(order: dict) -> list[Cell]:
+    return [
+        order["id"],
+        order["payment_intent"],
+        order["item_id"] or "",
+        _price(order),
+        order["email"] or "",
+        _status(order),
+        human_time(order["created"]),
+        human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "",
+    ]
+
+
+def _filter(status, email, since, until):
+    from bookpay.ledger import OrderFilter
+
+    start, end = paging.moments(since, until)
+    return OrderFilter(status=status, email=email, since=start, until=end)
+
+
+StatusOption = Annotated[
+    str | None,
+    typer.Option(
+        "--status",
+        help="Only orders with this status (paid, refunded, ...).",
+        autocompletion=complete_order_statuses,
+    ),
+]
+
+
 @app.command("list")
 def list_orders(
     ctx: typer.Context,
-    status: Annotated[
-        str | None,
-        typer.Option(
-            "--status",
-            help="Only orders with this status (paid, refunded, ...).",
-            autocompletion=complete_order_statuses,
-        ),
-    ] = None,
+    limit: paging.LimitOption = paging.PAGE,
+    starting_after: paging.StartingAfterOption = None,
+    every: paging.AllOption = False,
+    status: StatusOption = None,
+    email: paging.EmailOption = None,
+    since: paging.SinceOption = None,
+    until: paging.UntilOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the orders, newest first.
+    """List the orders, newest first, a page at a time.
 
-    Example: bookpay orders list --status paid --json
+    Example: bookpay orders list --status paid --since 2026-01-01 --json
     """
+    where = _filter(status, email, since, until)
     with _ledger(ctx) as ledger:
-        orders = ledger.list_orders(status)
-    if as_json:
-        emit_json([_record(order) for order in orders])
-        return
-    if not orders:
-        sys.stderr.write("No orders" + (f" with status {status}." if status else " yet.") + "\n")
-        return
-    rows = [
-        [
-            order["id"],
-            order["payment_intent"],
-            order["item_id"] or "",
-            _price(order),
-            order["email"] or "",
-            _status(order),
-            human_time(order["created"]),
-            human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "",
-        ]
-        for order in orders
-    ]
-    print_table(
-        ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"],
-        rows,
-        justify_right=["Amount"],
-        detail_columns=["PaymentIntent", "Email", "Fulfilled"],
-    )
+        if ledger is None:
+            if as_json:
+                emit_json([])
+            return
+        if every:
+            orders = ledger.iter_orders(where, newest_first=True, starting_after=starting_after)
+            count = paging.emit(
+                orders, as_json=as_json, columns=TABLE, row=_row, record=_record,
+                justify_right=["Amount"],
+            )  # fmt: skip
+        else:
+            page = ledger.page_orders(where, limit=limit + 1, starting_after=starting_after)
+            more, page = len(page) > limit, page[:limit]
+            count = len(page)
+            if as_json:
+                emit_json([_record(order) for order in page])
+            elif page:
+                print_table(
+                    TABLE,
+                    [_row(order) for order in page],
+                    justify_right=["Amount"],
+                    detail_columns=["PaymentIntent", "Email", "Fulfilled"],
+                )
+            paging.page_note("orders", page, more, lambda order: order["id"])
+    if not count and not as_json:
+        sys.stderr.write(_nothing(starting_after, status, email or since or until) + "\n")
+
+
+def _nothing(starting_after, status, other_filters) -> str:
+    if starting_after:
+        return "No more orders after that one."
+    if status and not other_filters:
+        return f"No orders with status {status}."
+    return "No orders match." if status or other_filters else "No orders yet."
 
 
 @app.command("show", short_help="Show an order, its receipt and its events.")
@@ -145,14 +216,17 @@ def show_order(
 
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
-    from bookpay.commands.ledgerview import print_events, receipt_of, receipt_state
+    from bookpay.commands.ledgerview import print_events, receipt_state
+    from bookpay.errors import NotFound
 
     with _ledger(ctx) as ledger:
+        if ledger is None:
+            raise NotFound(f"No order {order_or_pi!r}: there is no ledger yet.")
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
-        receipt = receipt_of(ledger, order["payment_intent"])
+        receipt = ledger.receipt_for(order["payment_intent"])
     if as_json:
-        emit_json({**_record(order), "receipt": receipt, "events": events})
+        emit_json({**_record(order), "receipt": _receipt_record(receipt), "events": events})
         return
     fields: list[tuple[str, Cell]] = [
         ("Order", order["id"]),
@@ -168,8 +242,7 @@ def show_order(
         ("Receipt", receipt_state(receipt)),
     ]
     if order["amount_refunded"]:
-        refunded = dict(order, amount=order["amount_refunded"])
-        fields.append(("Refunded", _price(refunded)))
+        fields.append(("Refunded", _price(order, order["amount_refunded"])))
     if order["failure_reason"]:
         fields.append(("Failure", order["failure_reason"]))
     if order["note"]:
@@ -179,32 +252,93 @@ def show_order(
     print_events(events, title="Events")
 
 
-@app.command("export")
+def _receipt_record(receipt: dict | None) -> dict | None:
+    if receipt is None:
+        return None
+    keys = ("status", "recipient", "attempts", "sent_at", "next_attempt_at", "last_error")
+    return {**{key: receipt[key] for key in keys}, "location": receipt["location"]}
+
+
+@app.command("export", short_help="Export the orders as CSV, JSON or JSON Lines, streamed.")
 def export_orders(
     ctx: typer.Context,
-    fmt: Annotated[Format, typer.Option("--format", help="csv or json.")] = Format.csv,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="csv, json (one array) or jsonl (one order per line)."),
+    ] = Format.csv,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
     ] = None,
+    status: StatusOption = None,
+    email: paging.EmailOption = None,
+    since: paging.SinceOption = None,
+    until: paging.UntilOption = None,
 ) -> None:
-    """Export every order (oldest first) as CSV or JSON.
+    """Export the orders (oldest first) as CSV, JSON or JSON Lines, streamed.
+
+    The CSV has one column per part of the shipping address, and text that a spreadsheet would
+    run as a formula is prefixed with a quote. Memory use stays flat however many orders there
+    are.
 
     Example: bookpay orders export --format csv --output orders.csv
     """
+    where = _filter(status, email, since, until)
     with _ledger(ctx) as ledger:
-        orders = [_record(order) for order in reversed(ledger.list_orders())]
+        rows = ledger.iter_order_rows(where) if ledger is not None else iter(())
+        if output is None:
+            count = _write(rows, fmt, sys.stdout)
+        else:
+            from bookpay.privatefiles import FILE_MODE
+
+            # Customers' addresses: the export is as private as the ledger it comes from.
+            with open(output, "w", encoding="utf-8", newline="", opener=_opener(FILE_MODE)) as f:
+                count = _write(rows, fmt, f)
+    if output is not None:
+        sys.stderr.write(f"Wrote {count} order{'s' if count != 1 else ''} to {output}\n")
+
+
+def _opener(mode: int):
+    import os
+
+    return lambda path, flags: os.open(path, flags, mode)
+
+
+def _write(rows, fmt: Format, out) -> int:
+    """Write tuples from ``Ledger.iter_order_rows``; how many."""
+    from bookpay.ledger.queries import ORDER_COLUMNS
+
+    count = 0
+    shipping_at = ORDER_COLUMNS.index("shipping")
+    picks = [ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]]
+    if fmt is Format.csv:
+        from operator import itemgetter
+
+        from bookpay.csvsafe import SafeWriter
+
+        writer = SafeWriter(out, CSV_COLUMNS)
+        plain = itemgetter(*picks)
+        empty: dict = {}
+        for row in rows:
+            shipping = json.loads(row[shipping_at]) if row[shipping_at] else empty
+            address = shipping.get("address") or empty
+            writer.writerow(
+                (
+                    *plain(row),
+                    shipping.get("name"),
+                    *(address.get(key) for key in ADDRESS_KEYS),
+                )
+            )
+            count += 1
+        return count
+    for row in rows:
+        order = dict(zip(ORDER_COLUMNS, row, strict=True))
+        order["shipping"] = json.loads(row[shipping_at]) if row[shipping_at] else None
+        line = json.dumps({name: order[name] for name in COLUMNS}, ensure_ascii=False)
+        if fmt is Format.jsonl:
+            out.write(line + "\n")
+        else:
+            out.write(("[\n" if not count else ",\n") + line)
+        count += 1
     if fmt is Format.json:
-        text = json.dumps(orders, indent=2, ensure_ascii=False) + "\n"
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for order in orders:
-            shipping = order["shipping"]
-            writer.writerow({**order, "shipping": json.dumps(shipping) if shipping else ""})
-        text = buffer.getvalue()
-    if output is None:
-        sys.stdout.write(text)
-        return
-    output.write_text(text, encoding="utf-8")
-    sys.stderr.write(f"Wrote {len(orders)} order{'s' if len(orders) != 1 else ''} to {output}\n")
+        out.write("\n]\n" if count else "[]\n")
+    return count

@@ -55,7 +55,7 @@ def serve(
     Example: bookpay serve --port 4242 --threads 48 --connection-limit 1000
     """
     settings = state(ctx).settings  # checked by the launcher, before anything starts
-    from bookpay.server import serve as run
+    from bookpay.web.launch import serve as run
     from bookpay.web.runner import Capacity
 
     def say(line: str) -> None:

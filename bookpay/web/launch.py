@@ -2,6 +2,9 @@
 
 The order matters: the settings are checked and the shop's port is bound before anything starts,
 so a configuration problem or a busy port is one line and an exit code, with nothing to clean up.
+The ledger is opened (and migrated) before the first request, so a database that cannot be
+reached is said at start, not at the first payment. How shops share the emulator is in
+``bookpay.web.emulator_link``.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ def serve(
     starts; the CLI turns both into one line and an exit code.
     """
     from bookpay import replay
-    from bookpay.server import Services, create_app, ensure_emulator
+    from bookpay.privatefiles import private_dir
+    from bookpay.server import Services, create_app
     from bookpay.web import runner
+    from bookpay.web.emulator_link import EmulatorLink, ensure_emulator, linger_for_other_shops
 
     capacity = capacity or runner.DEFAULT_CAPACITY
     settings.check()
@@ -46,13 +51,15 @@ def serve(
         raise UsageError("; ".join(problems).capitalize() + ".", code="bad_capacity")
     settings = _bounded_bulkhead(settings, capacity)
     sock = runner.bind(host, port)  # first, so a busy port fails before the emulator starts
-    emulator = running = services = secret = None
+    emulator = running = services = link = None
+    secrets: list[str] = []
     try:
         note = ""
         if settings.is_emulated:
             settings, emulator = ensure_emulator(settings, host, emulator_port)
             note = "started here" if emulator else "already running"
         services = Services(settings)
+        ledger = services.ledger  # opened now: an unreachable database fails the start
         running = runner.start(
             lambda own_url: create_app(
                 settings,
@@ -69,12 +76,21 @@ def serve(
         )
         shop_url = settings.base_url or running.url
         say(f"bookpay is serving the shop at {shop_url}")
+        say(f"Shop id: {settings.shop_id}; orders ledger: {ledger.where} ({ledger.kind}).")
         if settings.is_emulated:
+
+            def accept(secret: str) -> None:
+                services.receiver.add_secret(secret)
+                replay.save_secret(private_dir(settings.data_dir), secret)  # for `webhook replay`
+                secrets.append(secret)
+
             # The emulator is local, so it delivers to the server's own address even when
             # BOOKPAY_BASE_URL names a public one.
-            secret = services.gateway.register_webhook(running.url + "/webhook")
-            services.receiver.add_secret(secret)
-            replay.save_secret(settings.data_dir, secret)  # so `webhook replay` can sign
+            link = EmulatorLink(
+                settings, services.gateway, running.url + "/webhook", on_secret=accept, say=say
+            )
+            link.register()
+            link.watch()
             say("Mode: local test mode: payments are emulated, no real card is charged.")
             say(f"      Stripe emulator at {settings.emulator_url} ({note}).")
             say(f"      Webhooks: the emulator sends events to {running.url}/webhook")
@@ -106,16 +122,25 @@ def serve(
     except KeyboardInterrupt:  # Ctrl-C before the server was up
         say("Stopping.")
     finally:
+        if link is not None:
+            link.stop_watching()
+            link.unregister()
         if running is not None:
             running.stop()
         else:
             sock.close()
-        if secret is not None:
+        for secret in secrets:
             replay.forget_secret(settings.data_dir, secret)
         if services is not None:
             services.close()
         if emulator is not None:
-            emulator.stop()
+            try:
+                if link is not None:
+                    linger_for_other_shops(link, say)
+            except KeyboardInterrupt:
+                say("Stopping the emulator.")
+            finally:
+                emulator.stop()
 
 
 def _bounded_bulkhead(settings: Settings, capacity) -> Settings:

@@ -1,0 +1,474 @@
+"""The ledger at scale, on SQLite and PostgreSQL, side by side in one run.
+
+1. CLI cost bounded by the page: `orders list` (first page, 50 orders) and `orders show` on a
+   ledger of SMALL orders against one of LARGE orders, through the real CLI in this process
+   (CliRunner: opening the ledger, the query, the table), medians of alternating runs; target:
+   large / small at most 1.2 on each backend.
+2. `orders export --format csv` of the LARGE ledger, the real CLI in a process of its own:
+   rows per second (start-up included) and its peak RSS; targets: at least 100,000 rows/s and at
+   most 100 MB.
+3. Webhook ingestion of distinct paid intents, 8 senders in a process of their own: three server
+   processes on one PostgreSQL ledger (the senders spread over them, as a load balancer would)
+   against one server process on SQLite. Like bench_webhooks' "bookpay alone" figure, each
+   server answers retrievals from intents captured from the emulator beforehand, so the figure
+   is bookpay's own cost. Target: three on PostgreSQL at least 1.3 times one on SQLite.
+
+Scale: BENCH_LEDGER_ORDERS (default 1,000,000; SMALL is 1,000), BENCH_LEDGER_EVENTS (default
+1,200 events). PostgreSQL: BOOKPAY_TEST_DATABASE_URL, else 127.0.0.1:5432 database test; each
+run works in a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+SMALL = 1000
+LARGE = int(os.environ.get("BENCH_LEDGER_ORDERS", "1000000"))
+EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "1200"))
+RUNS = 15
+SENDERS = 8
+SECRET = "whsec_bench_ledger"
+SHOP = "shop_bench"
+RATIO_TARGET = 1.2
+EXPORT_ROWS_TARGET = 100_000
+EXPORT_RSS_TARGET_MB = 100
+SCALE_OUT_TARGET = 1.3
+ORDER_SQL = """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email, shipping,
+status, failure_reason, amount_refunded, charge, note, created, updated, fulfilled_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+SHIPPING = json.dumps(
+    {
+        "name": "Jenny Rosen",
+        "address": {
+            "line1": "1 Main St",
+            "line2": None,
+            "city": "San Francisco",
+            "state": "CA",
+            "postal_code": "94110",
+            "country": "US",
+        },
+    }
+)
+
+
+def _postgres_url() -> str:
+    import psycopg
+
+    for url in (
+        os.environ.get("BOOKPAY_TEST_DATABASE_URL"),
+        "postgresql://127.0.0.1:5432/test",
+        "postgresql://postgres@127.0.0.1:5432/test",
+    ):
+        if not url:
+            continue
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url
+        except psycopg.Error:
+            continue
+    raise RuntimeError("bench_ledger needs PostgreSQL (BOOKPAY_TEST_DATABASE_URL or :5432)")
+
+
+@contextmanager
+def _schema(url: str, name: str):
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _row(n: int) -> tuple:
+    stamp = f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00.{n % 1000:03d}Z"
+    status = ("paid", "pending", "refunded", "processing")[n % 4]
+    return (
+        f"ord_{n:016x}",
+        f"pi_bench{n:012d}",
+        str(1 + n % 3),
+        2300,
+        "usd",
+        f"reader{n}@example.com",
+        SHIPPING,
+        status,
+        None,
+        0,
+        f"ch_bench{n:012d}",
+        None,
+        stamp,
+        stamp,
+        stamp if status == "paid" else None,
+    )
+
+
+def _fill(settings, count: int) -> None:
+    """``count`` orders, written in bulk (COPY on PostgreSQL)."""
+    from bookpay.ledger import open_ledger
+
+    with open_ledger(settings) as ledger:
+        if ledger.kind == "postgresql":
+            with ledger.backend.connect() as conn, conn.cursor() as cursor:
+                columns = "id, payment_intent, item_id, amount, currency, email, shipping, "
+                columns += "status, failure_reason, amount_refunded, charge, note, created, "
+                columns += "updated, fulfilled_at"
+                with cursor.copy(f"COPY orders ({columns}) FROM STDIN") as copy:
+                    for n in range(count):
+                        copy.write_row(_row(n))
+                conn.execute("ANALYZE orders")
+            return
+        for start in range(0, count, 50_000):
+            with ledger.transaction() as tx:
+                tx.many(ORDER_SQL, [_row(n) for n in range(start, min(count, start + 50_000))])
+        with ledger.transaction() as tx:
+            tx.execute("ANALYZE")
+
+
+def _cli_seconds(env: dict[str, str], args: list[str]) -> float:
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app
+
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, args, env=env)
+    seconds = time.perf_counter() - started
+    if result.exit_code != 0:
+        raise RuntimeError(f"bookpay {' '.join(args)} exited {result.exit_code}: {result.output}")
+    return seconds
+
+
+def _pages(envs: dict[str, dict[str, str]], show: dict[str, str]) -> dict[str, float]:
+    """Median seconds of `orders list` and `orders show`, for each ledger, run alternately."""
+    samples: dict[str, list[float]] = {}
+    for _ in range(RUNS):
+        for name, env in envs.items():
+            samples.setdefault(f"list {name}", []).append(_cli_seconds(env, ["orders", "list"]))
+            samples.setdefault(f"show {name}", []).append(
+                _cli_seconds(env, ["orders", "show", show[name]])
+            )
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+# The export's own peak memory: VmHWM of its address space, written when it exits. (A child's
+# ru_maxrss would count the benchmark's own memory, inherited between fork and exec.)
+EXPORT = """
+import atexit, sys
+where = sys.argv[1]
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(where, "w").write(line.split()[1])
+atexit.register(peak)
+from bookpay.cli import main
+sys.argv = ["bookpay", "orders", "export", "--output", sys.argv[2]]
+main()
+"""
+
+
+def _export(env: dict[str, str], target: Path) -> tuple[float, float]:
+    """(rows per second, peak RSS in MB) of `bookpay orders export` in a process of its own."""
+    peak = target.with_suffix(".peak")
+    command = [sys.executable, "-c", EXPORT, str(peak), str(target)]
+    started = time.perf_counter()
+    subprocess.run(command, env={**os.environ, **env}, stderr=subprocess.DEVNULL, check=True)
+    seconds = time.perf_counter() - started
+    return LARGE / seconds, int(peak.read_text()) / 1024  # VmHWM is in kB
+
+
+# Ingestion ------------------------------------------------------------------------------------
+
+SERVER = """
+import copy, json, sys
+from pathlib import Path
+from bookpay.catalog import Catalog
+from bookpay.config import Settings
+from bookpay.fulfilment import Fulfiller
+from bookpay.ledger import open_ledger
+from bookpay.server import create_app
+from bookpay.web import runner
+from bookpay.webhooks import WebhookReceiver
+
+class Captured:
+    def __init__(self, intents):
+        self.intents = {i["id"]: i for i in intents}
+    def retrieve_intent(self, intent_id, *, expand=("latest_charge",)):
+        return copy.deepcopy(self.intents[intent_id])
+
+data_dir, url, intents_path, secret, shop = sys.argv[1:6]
+settings = Settings(data_dir=Path(data_dir), database_url=url or None,
+                    webhook_secrets=(secret,), shop_id=shop)
+gateway = Captured(json.loads(Path(intents_path).read_text()))
+ledger = open_ledger(settings)
+fulfiller = Fulfiller(ledger, gateway, Catalog.default(), settings)
+receiver = WebhookReceiver(settings, ledger, fulfiller)
+running = runner.start(
+    lambda own: create_app(settings, gateway=gateway, ledger=ledger, fulfiller=fulfiller,
+                           receiver=receiver, public_url=own),
+    "127.0.0.1", 0, background=True)
+print(running.url, flush=True)
+sys.stdin.read()
+running.stop(); fulfiller.close(); ledger.close()
+"""
+
+SENDER = """
+import http.client, json, sys, threading, time
+from urllib.parse import urlsplit
+from bookpay.webhooks import sign
+urls, secret, path, senders = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+bodies = open(path, "rb").read().splitlines()
+failed, lock = [], threading.Lock()
+def send(worker):
+    conns = {}
+    for n in range(worker, len(bodies), senders):
+        url = urlsplit(urls[n % len(urls)])
+        conn = conns.get(url.netloc) or http.client.HTTPConnection(url.hostname, url.port)
+        conns[url.netloc] = conn
+        conn.request("POST", "/webhook", bodies[n], {"Content-Type": "application/json",
+                     "Stripe-Signature": sign(bodies[n], secret)})
+        answer = conn.getresponse(); answer.read()
+        if answer.status != 200:
+            with lock: failed.append(answer.status)
+started = time.perf_counter()
+threads = [threading.Thread(target=send, args=(w,)) for w in range(senders)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"seconds": time.perf_counter() - started, "failed": len(failed)}))
+"""
+
+EMULATOR = """
+import sys
+from bookpay.emulator import EmulatorOptions, start_emulator
+running = start_emulator("127.0.0.1", 0, EmulatorOptions())
+print(running.url, flush=True)
+sys.stdin.read()
+running.stop()
+"""
+
+
+def _paid_intents(folder: Path) -> list[dict]:
+    from bookpay.catalog import Catalog
+    from bookpay.config import Settings
+    from bookpay.payments import Gateway
+
+    emulator = subprocess.Popen(
+        [sys.executable, "-c", EMULATOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = emulator.stdout.readline().strip()
+        gateway = Gateway(Settings(data_dir=folder / "setup", emulator_url=url, shop_id=SHOP))
+        books = list(Catalog.default())
+
+        def paid(n: int) -> dict:
+            intent = gateway.create_intent(books[n % len(books)])
+            gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+            return gateway.retrieve_intent(intent["id"])
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(paid, range(EVENTS)))
+    finally:
+        emulator.stdin.close()
+        emulator.wait(10)
+
+
+def _ticks(pid: int) -> int:
+    """CPU time (user + system, clock ticks) a process has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _machine() -> tuple[int, int]:
+    """(busy, idle) clock ticks of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, idle
+
+
+def _ingest(folder: Path, intents_path: Path, url: str | None, processes: int) -> dict:
+    """Events per second, and where the CPU went (a profile of what bounds the figure)."""
+    from bookpay.config import Settings
+    from bookpay.ledger import open_ledger
+
+    servers = []
+    try:
+        for n in range(processes):
+            data_dir = folder / f"server-{url is not None}-{n}"
+            args = [str(data_dir), url or "", str(intents_path), SECRET, SHOP]
+            server = subprocess.Popen(
+                [sys.executable, "-c", SERVER, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            servers.append(server)
+        urls = [server.stdout.readline().strip() for server in servers]
+        intents = json.loads(intents_path.read_text())
+        events = folder / "events.jsonl"
+        events.write_bytes(
+            b"\n".join(_event(intent, n, url is not None) for n, intent in enumerate(intents))
+        )
+        command = [sys.executable, "-c", SENDER, json.dumps(urls), SECRET, str(events)]
+        servers_pids = [s.pid for s in servers]
+        postgres_before = {pid: _ticks(pid) for pid in _postgres_pids()}
+        before = {"bookpay": sum(map(_ticks, servers_pids)), "postgresql": 0}
+        machine = _machine()
+        done = subprocess.run([*command, str(SENDERS)], capture_output=True, timeout=600)
+        # Backends the pools opened during the run count in full.
+        after = {
+            "bookpay": sum(map(_ticks, servers_pids)),
+            "postgresql": sum(
+                _ticks(pid) - postgres_before.get(pid, 0) for pid in _postgres_pids()
+            ),
+        }
+        busy, idle = (now - then for now, then in zip(_machine(), machine, strict=True))
+        if done.returncode != 0:
+            raise RuntimeError(f"senders failed: {done.stderr.decode()[-500:]}")
+        report = json.loads(done.stdout)
+        settings = Settings(data_dir=folder / f"server-{url is not None}-0", database_url=url)
+        with open_ledger(settings) as ledger:
+            fulfilled = ledger.fulfilment_count()
+        if report["failed"] or fulfilled != len(intents):
+            raise RuntimeError(f"ingestion: {report['failed']} failed, {fulfilled} fulfilled")
+        hz, count = os.sysconf("SC_CLK_TCK"), len(intents)
+        return {
+            "events_per_second": round(count / report["seconds"], 1),
+            # CPU milliseconds per event: the servers' Python, PostgreSQL's backends (any
+            # other user of that server included), and the share of the machine left idle.
+            "cpu_ms_per_event": {
+                name: round((after[name] - before[name]) / hz * 1000 / count, 2) for name in after
+            },
+            "machine_idle_share": round(idle / max(1, busy + idle), 3),
+        }
+    finally:
+        for server in servers:
+            server.stdin.close()
+        for server in servers:
+            server.wait(30)
+
+
+def _event(intent: dict, n: int, postgres: bool) -> bytes:
+    kind = "pg" if postgres else "sq"
+    return json.dumps(
+        {
+            "id": f"evt_bench_{kind}{n:06d}",
+            "object": "event",
+            "api_version": "2026-10-28.endive",
+            "created": int(time.time()),
+            "data": {"object": intent},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": "payment_intent.succeeded",
+        }
+    ).encode()
+
+
+def main() -> dict:
+    from bookpay.config import Settings
+
+    url = _postgres_url()
+    figures: dict = {"small": SMALL, "large": LARGE, "events": EVENTS}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        with _schema(url, "bench_small") as pg_small, _schema(url, "bench_large") as pg_large:
+            ledgers = {
+                "sqlite": (None, None),
+                "postgresql": (pg_small, pg_large),
+            }
+            for backend, (small_url, large_url) in ledgers.items():
+                envs, show = {}, {}
+                for size, count, db in (("small", SMALL, small_url), ("large", LARGE, large_url)):
+                    data_dir = folder / f"{backend}-{size}"
+                    started = time.perf_counter()
+                    _fill(Settings(data_dir=data_dir, database_url=db), count)
+                    print(f"  filled {backend} {size}: {count} orders in "
+                          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+                    envs[size] = {"BOOKPAY_DATA_DIR": str(data_dir)}
+                    if db:
+                        envs[size]["BOOKPAY_DATABASE_URL"] = db
+                    show[size] = f"pi_bench{count // 2:012d}"
+                medians = _pages(envs, show)
+                rows, rss = _export(envs["large"], folder / f"{backend}.csv")
+                figures[backend] = {
+                    "list_ms": {s: round(medians[f"list {s}"] * 1000, 2) for s in envs},
+                    "show_ms": {s: round(medians[f"show {s}"] * 1000, 2) for s in envs},
+                    "list_ratio": round(medians["list large"] / medians["list small"], 3),
+                    "show_ratio": round(medians["show large"] / medians["show small"], 3),
+                    "export_rows_per_second": round(rows),
+                    "export_peak_rss_mb": round(rss, 1),
+                }
+        intents = _paid_intents(folder)
+        intents_path = folder / "intents.json"
+        intents_path.write_text(json.dumps(intents))
+        sqlite = _ingest(folder, intents_path, None, 1)
+        with _schema(url, "bench_ingest") as pg:
+            postgres = _ingest(folder, intents_path, pg, 3)
+    figures["ingest"] = {
+        "sqlite_1_process": sqlite,
+        "postgresql_3_processes": postgres,
+        "ratio": round(postgres["events_per_second"] / sqlite["events_per_second"], 3),
+    }
+    _report(figures)
+    return figures
+
+
+def _report(figures: dict) -> None:
+    print(f"bench_ledger: {figures['small']:,} against {figures['large']:,} orders")
+    print(f"{'backend':<12}{'list small/large ms':>22}{'ratio':>7}{'show small/large ms':>22}"
+          f"{'ratio':>7}{'export rows/s':>15}{'peak MB':>9}")  # fmt: skip
+    for backend in ("sqlite", "postgresql"):
+        f = figures[backend]
+        print(
+            f"{backend:<12}{f['list_ms']['small']:>10.1f} / {f['list_ms']['large']:<9.1f}"
+            f"{f['list_ratio']:>7.2f}{f['show_ms']['small']:>10.1f} / {f['show_ms']['large']:<9.1f}"
+            f"{f['show_ratio']:>7.2f}{f['export_rows_per_second']:>15,}"
+            f"{f['export_peak_rss_mb']:>9.1f}"
+        )
+    print(
+        f"  targets: ratios <= {RATIO_TARGET}; export >= {EXPORT_ROWS_TARGET:,} rows/s and "
+        f"<= {EXPORT_RSS_TARGET_MB} MB"
+    )
+    ingest = figures["ingest"]
+    print(
+        f"  ingestion of {figures['events']} events, {SENDERS} senders: "
+        f"{ingest['ratio']:.2f}x (target >= {SCALE_OUT_TARGET})"
+    )
+    for name, label in (("sqlite_1_process", "1 on SQLite"), ("postgresql_3_processes", "3 on PG")):
+        run = ingest[name]
+        cpu = run["cpu_ms_per_event"]
+        print(
+            f"    {label:<12}{run['events_per_second']:>8.0f} events/s; CPU ms per event: "
+            f"bookpay {cpu['bookpay']:.2f}, PostgreSQL {cpu['postgresql']:.2f}; "
+            f"machine idle {run['machine_idle_share']:.0%}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Paging for list commands: a page costs the same however long the list, `--all` streams.
+
+`orders list` and `intent list` share these options and this output: ``--limit`` (default 50),
+a cursor ``--starting-after ID`` (the last id of the previous page, as Stripe's API does), and
+``--all``, which streams every match instead: JSON as one array written item by item, tables
+1,000 rows at a time. Nothing is held in memory beyond one chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from typing import Annotated, Any
+
+import typer
+
+from bookpay.commands.output import Cell, info, print_table
+
+PAGE = 50
+CHUNK = 1000
+
+LimitOption = Annotated[
+    int, typer.Option("--limit", min=1, help="How many to show (one page).", show_default=True)
+]
+StartingAfterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--starting-after",
+        metavar="ID",
+        help="Show the page after this id (the last one of the previous page).",
+    ),
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Stream every match instead of one page (ignores --limit).")
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="DATE",
+        help="Only those created at or after DATE (YYYY-MM-DD or ISO 8601; UTC unless it says).",
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="DATE",
+        help="Only those created before DATE (a bare date includes that whole day).",
+    ),
+]
+EmailOption = Annotated[
+    str | None, typer.Option("--email", help="Only those for this e-mail address (any case).")
+]
+
+
+def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetime:
+    """A UTC datetime from ``YYYY-MM-DD`` or ISO 8601; a bare date with ``end_of_day`` is the
+    start of the next day, so ``--until 2026-01-31`` includes the 31st."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as "
+            "2026-01-31T09:30:00Z.",
+            param_hint=option,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if end_of_day and len(text.strip()) == 10:
+        moment += timedelta(days=1)
+    return moment.astimezone(timezone.utc)
+
+
+def moments(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    start = parse_moment(since, "--since") if since else None
+    end = parse_moment(until, "--until", end_of_day=True) if until else None
+    if start and end and start >= end:
+        raise typer.BadParameter("--since must be earlier than --until.", param_hint="--since")
+    return start, end
+
+
+def emit(
+    items: Iterable[Any],
+    *,
+    as_json: bool,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[Cell]],
+    record: Callable[[Any], Any] = lambda item: item,
+    justify_right: Sequence[str] = (),
+) -> int:
+    """Write ``items`` as a JSON array or as tables, streaming; how many there were."""
+    count = 0
+    if as_json:
+        out = sys.stdout
+        out.write("[")
+        for item in items:
+            out.write(("," if count else "") + "\n  ")
+            out.write(json.dumps(record(item), ensure_ascii=False, default=str))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        return count
+    for chunk in chunks(items, CHUNK):
+        print_table(columns, [row(item) for item in chunk], justify_right=justify_right)
+        count += len(chunk)
+    return count
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def page_note(kind: str, shown: list[Any], more: bool, id_of: Callable[[Any], str]) -> None:
+    """On stderr, how to get the next page when there is one."""
+    if more and shown:
+        info(
+            f"Showing {len(shown)} {kind}. Next page: --starting-after {id_of(shown[-1])} "
+            "(or --all for every one)."
+        )

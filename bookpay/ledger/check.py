@@ -1,0 +1,178 @@
+"""`bookpay ledger check`: the database's own integrity checks, then the ledger's invariants;
+and ``describe_ledger``, what `bookpay config check` says of the ledger.
+
+Each invariant is one query that counts the rows breaking it and shows a few of them, so a
+check of a large ledger reads it through its indexes and never loads it whole:
+
+- one fulfilment per fulfilled order, and none for an order that is not marked fulfilled;
+- a fulfilled order is at least ``paid``, and was fulfilled for its own amount and currency;
+- one receipt per fulfilment;
+- every status is one the ledger knows, and no order's status is behind an event it handled
+  (statuses only move forward, so a handled ``charge.refunded`` means at least
+  ``partially_refunded``).
+
+A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
+its way, or the shop refused it (the order's note then says why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bookpay.ledger.ledger import Ledger, open_ledger
+from bookpay.ledger.location import locate
+from bookpay.ledger.model import RECEIPT_STATUSES, STATUS_RANK, STATUSES
+
+# The status each handled event leaves an order at, at least.
+EVENT_FLOOR = {
+    "payment_intent.processing": "processing",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.amount_capturable_updated": "authorized",
+    "payment_intent.canceled": "canceled",
+    "payment_intent.succeeded": "paid",
+    "charge.refunded": "partially_refunded",
+    "charge.dispute.created": "disputed",
+}
+EXAMPLES = 5
+
+
+@dataclass
+class Finding:
+    name: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    integrity: list[str]
+    problems: list[Finding]
+    warnings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return not self.integrity and not any(f.count for f in self.problems)
+
+
+def _rank(column: str) -> str:
+    cases = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_RANK.items())
+    return f"(CASE {column} {cases} ELSE -1 END)"
+
+
+def _floor(column: str) -> str:
+    cases = " ".join(
+        f"WHEN '{kind}' THEN {STATUS_RANK[status]}" for kind, status in EVENT_FLOOR.items()
+    )
+    return f"(CASE {column} {cases} ELSE -1 END)"
+
+
+def _quoted(values) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+PAID = STATUS_RANK["paid"]
+INVARIANTS = (
+    (
+        "fulfilled orders without a fulfilment",
+        """SELECT o.id AS example FROM orders o LEFT JOIN fulfilments f
+        ON f.payment_intent = o.payment_intent
+        WHERE o.fulfilled_at IS NOT NULL AND f.payment_intent IS NULL""",
+    ),
+    (
+        "fulfilments of orders not marked fulfilled",
+        """SELECT f.order_id AS example FROM fulfilments f LEFT JOIN orders o
+        ON o.id = f.order_id WHERE o.id IS NULL OR o.fulfilled_at IS NULL
+        OR o.payment_intent <> f.payment_intent""",
+    ),
+    (
+        "fulfilled orders below paid",
+        f"""SELECT id AS example FROM orders
+        WHERE fulfilled_at IS NOT NULL AND {_rank("status")} < {PAID}""",
+    ),
+    (
+        "fulfilments for another amount or currency than the order's",
+        """SELECT o.id AS example FROM fulfilments f JOIN orders o ON o.id = f.order_id
+        WHERE o.amount <> f.amount OR o.currency <> f.currency""",
+    ),
+    (
+        "fulfilments without a receipt",
+        """SELECT f.order_id AS example FROM fulfilments f LEFT JOIN receipts r
+        ON r.payment_intent = f.payment_intent WHERE r.payment_intent IS NULL""",
+    ),
+    (
+        "receipts without a fulfilment",
+        """SELECT r.order_id AS example FROM receipts r LEFT JOIN fulfilments f
+        ON f.payment_intent = r.payment_intent WHERE f.payment_intent IS NULL""",
+    ),
+    (
+        "orders with an unknown status",
+        f"SELECT id AS example FROM orders WHERE status NOT IN ({_quoted(STATUSES)})",
+    ),
+    (
+        "receipts with an unknown status",
+        "SELECT order_id AS example FROM receipts "
+        f"WHERE status NOT IN ({_quoted(RECEIPT_STATUSES)})",
+    ),
+    (
+        "orders behind an event they handled",
+        f"""SELECT o.id AS example FROM events e JOIN orders o
+        ON o.payment_intent = e.payment_intent
+        WHERE e.handled = 1 AND {_rank("o.status")} < {_floor("e.type")}""",
+    ),
+)
+WARNINGS = (
+    (
+        "paid orders not fulfilled (waiting for payment_intent.succeeded, or refused)",
+        f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL
+        AND {_rank("status")} >= {PAID} AND (note IS NULL OR note NOT LIKE 'not fulfilled:%')""",
+    ),
+)
+
+
+def check_ledger(ledger: Ledger) -> CheckReport:
+    return CheckReport(
+        integrity=ledger.backend.integrity_problems(),
+        problems=[_find(ledger, name, sql) for name, sql in INVARIANTS],
+        warnings=[_find(ledger, name, sql) for name, sql in WARNINGS],
+    )
+
+
+def _find(ledger: Ledger, name: str, sql: str) -> Finding:
+    count = ledger._scalar(f"SELECT COUNT(*) FROM ({sql}) found")
+    examples = [row["example"] for row in ledger._read(f"{sql} LIMIT {EXAMPLES}")] if count else []
+    return Finding(name, count, examples)
+
+
+def describe_ledger(settings) -> dict[str, Any]:
+    """Where the ledger is, whether it answers and its schema version, changing nothing.
+
+    ``problem`` is set when it cannot be used: a bad URL, an unreachable database, a schema
+    from a newer bookpay.
+    """
+    from bookpay.errors import BookpayError
+    from bookpay.ledger.errors import LedgerMissing
+    from bookpay.ledger.migrations import SCHEMA_VERSION
+
+    found: dict[str, Any] = {
+        "backend": None,
+        "where": settings.database_url or str(settings.data_dir),
+        "reachable": False,
+        "schema_version": None,
+        "current_version": SCHEMA_VERSION,
+        "problem": None,
+    }
+    try:
+        location = locate(settings.database_url, settings.data_dir)
+        found.update(backend=location.kind, where=location.masked)
+        with open_ledger(settings, create=False, migrate=False) as ledger:
+            found.update(reachable=True, schema_version=ledger.schema_version)
+    except LedgerMissing:
+        found["reachable"] = True  # reached; there is simply no ledger there yet
+    except BookpayError as exc:
+        found["problem"] = exc.message
+    if (found["schema_version"] or 0) > SCHEMA_VERSION:
+        found["problem"] = (
+            f"the ledger's schema ({found['schema_version']}) is from a newer bookpay"
+        )
+    return found

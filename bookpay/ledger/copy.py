@@ -1,0 +1,94 @@
+"""`bookpay ledger copy`: one ledger's rows into another (SQLite to PostgreSQL and back).
+
+Idempotent: each row is upserted by its primary key, the source's values winning, so running the
+copy again (say, after the shop took a few more orders) brings the target up to date and adds
+nothing twice. Rows are read in batches by their keys and written in batches, so memory stays
+flat. Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
+the counts of both sides are compared, table by table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bookpay.ledger.errors import LedgerConflict
+from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
+from bookpay.ledger.migrations import TABLES
+from bookpay.ledger.outbox import RECEIPT_COLUMNS
+from bookpay.ledger.queries import ORDER_COLUMNS
+
+FULFILMENT_COLUMNS = ("payment_intent", "order_id", "amount", "currency", "fulfilled_at")
+# table -> (columns, primary key, the order rows are read in: insertion order where it matters)
+LAYOUT = {
+    "orders": (ORDER_COLUMNS, "id", ("created", "{seq}")),
+    "events": (EVENT_COLUMNS, "id", ("received_at", "{seq}")),
+    "fulfilments": (FULFILMENT_COLUMNS, "payment_intent", ("payment_intent",)),
+    "receipts": (RECEIPT_COLUMNS, "payment_intent", ("payment_intent",)),
+}
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    copied: dict[str, int]  # rows read from the source and written, per table
+    source: dict[str, int]  # counts after the copy
+    target: dict[str, int]
+
+    @property
+    def matches(self) -> bool:
+        return self.source == self.target
+
+
+def copy_ledger(
+    source: Ledger, target: Ledger, *, progress: Callable[[str, int], None] | None = None
+) -> CopyReport:
+    copied = {}
+    for table in TABLES:
+        copied[table] = 0
+        for rows in _batches(source, table):
+            try:
+                _upsert(target, table, rows)
+            except LedgerConflict as exc:
+                exc.hint = (
+                    "The target holds another ledger's rows: copy into an empty database, "
+                    "or into an earlier copy of this ledger."
+                )
+                raise
+            copied[table] += len(rows)
+            if progress:
+                progress(table, copied[table])
+    return CopyReport(copied, source.counts(), target.counts())
+
+
+def _batches(ledger: Ledger, table: str):
+    columns, _, order = LAYOUT[table]
+    keys = ", ".join(f"{column} AS k{i}" for i, column in enumerate(order))
+    select = f"SELECT {', '.join(columns)}, {keys} FROM {table}"
+    order_by = ", ".join(order)
+    after: list | None = None
+    while True:
+        where = ""
+        if after is not None:
+            where = f" WHERE ({order_by}) > ({', '.join('?' * len(order))})"
+        rows = ledger._read(f"{select}{where} ORDER BY {order_by} LIMIT ?", [*(after or []), BATCH])
+        if not rows:
+            return
+        after = [rows[-1][f"k{i}"] for i in range(len(order))]
+        yield [[row[column] for column in columns] for row in rows]
+        if len(rows) < BATCH:
+            return
+
+
+def _upsert(target: Ledger, table: str, rows: list[list]) -> None:
+    columns, key, _ = LAYOUT[table]
+    if table == "receipts":  # claims belong to the source's processes
+        claimed = (columns.index("claimed_by"), columns.index("claimed_until"))
+        rows = [[None if i in claimed else v for i, v in enumerate(row)] for row in rows]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    with target.transaction() as tx:
+        tx.many(sql, rows)

@@ -1,0 +1,393 @@
+"""The orders ledger: one interface over SQLite or PostgreSQL, exactly-once by constraint.
+
+One order per PaymentIntent, every webhook event received by its id, one fulfilment per
+PaymentIntent and one receipt (an outbox row) per fulfilment. The unique constraints are the
+real guards: fulfilment inserts its row, the order's ``fulfilled_at`` and the pending receipt in
+one transaction, so however many threads or processes fulfil the same PaymentIntent, one of them
+commits the effect and the others find it done. The receipt itself is sent later, by
+``bookpay.mailer``, from that outbox row. Statuses move forward only (``bookpay.ledger.model``).
+
+The SQL here is written once for both databases: ``?`` placeholders, ``ON CONFLICT DO NOTHING``
+and row values, which both understand, plus three words each backend spells its own way
+(``{seq}`` the insertion order, ``{greatest}``, ``{skip_locked}``). Nothing above this class
+knows which backend it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bookpay.errors import NotFound
+from bookpay.ledger import process
+from bookpay.ledger.location import Location, locate
+from bookpay.ledger.model import (
+    STATUS_RANK,
+    advance,
+    intent_fields,
+    now_iso,
+    status_of_intent,
+)
+from bookpay.ledger.outbox import Outbox
+from bookpay.ledger.queries import _ORDERS, OrderQueries, _order
+
+EVENT_COLUMNS = (
+    "id",
+    "type",
+    "payment_intent",
+    "created",
+    "livemode",
+    "received_at",
+    "processed_at",
+    "deliveries",
+    "handled",
+    "outcome",
+)
+_EVENTS = ", ".join(EVENT_COLUMNS)
+MAX_INT64 = 2**63 - 1
+
+
+def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledger:
+    """The ledger ``settings`` name (``BOOKPAY_DATABASE_URL``, else SQLite in the data folder).
+
+    With ``create=False`` nothing is created: a missing ledger raises ``LedgerMissing``. With
+    ``migrate=False`` an older schema is left as it is (for looking, not for use).
+    """
+    location = locate(settings.database_url, settings.data_dir)
+    return Ledger.at(location, settings.data_dir, create=create, migrate=migrate)
+
+
+class Ledger(OrderQueries, Outbox):
+    """Orders, events, fulfilments and receipts; safe to share between threads."""
+
+    def __init__(self, backend, data_dir: Path) -> None:
+        self.backend = backend
+        self.data_dir = Path(data_dir)
+        self._token = process.new_token()  # names this instance's receipt claims (SQLite)
+        self._has_claimed = False  # so that closing a reader takes no write lock
+
+    @classmethod
+    def at(
+        cls, location: Location, data_dir: Path, *, create: bool = True, migrate: bool = True
+    ) -> Ledger:
+        if location.kind == "postgresql":
+            from bookpay.ledger.postgres import PostgresBackend
+
+            backend = PostgresBackend(location, create=create)
+        else:
+            from bookpay.ledger.sqlite import SqliteBackend
+
+            backend = SqliteBackend(location, create=create)
+        ledger = cls(backend, data_dir)
+        try:
+            if migrate:
+                backend.migrate()
+        except BaseException:
+            backend.close()
+            raise
+        return ledger
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Ledger:
+        """The SQLite ledger in ``data_dir`` (created if missing)."""
+        return cls.at(locate(None, data_dir), data_dir)
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
+
+    @property
+    def location(self) -> Location:
+        return self.backend.location
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return self.location.path
+
+    @property
+    def where(self) -> str:
+        """Where the ledger is, for people: a path, or a URL with its password masked."""
+        return self.location.masked
+
+    @property
+    def schema_version(self) -> int:
+        return self.backend.schema_version()
+
+    def transaction(self):
+        """A write transaction (``tx.execute(sql, params)``), for maintenance and tests."""
+        return self.backend.write()
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[dict]:
+        with self.backend.read() as tx:
+            return tx.all(sql, params)
+
+    def _scalar(self, sql: str, params: tuple | list = ()) -> Any:
+        with self.backend.read() as tx:
+            return tx.tuples(sql, params)[0][0]
+
+    def close(self) -> None:
+        # Closing must not fail because the database went away first.
+        with contextlib.suppress(Exception):
+            self._release_claims()
+        self.backend.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Orders -----------------------------------------------------------------------------------
+
+    def find_order(self, order_or_pi: str) -> dict | None:
+        column = "payment_intent" if order_or_pi.startswith("pi_") else "id"
+        rows = self._read(f"SELECT {_ORDERS} FROM orders WHERE {column} = ?", (order_or_pi,))
+        return _order(rows[0]) if rows else None
+
+    def get_order(self, order_or_pi: str) -> dict:
+        """The order with this id (ord_...) or PaymentIntent id (pi_...), or NotFound."""
+        order = self.find_order(order_or_pi)
+        if order is None:
+            raise NotFound(
+                f"No order {order_or_pi!r} in the ledger at {self.where}.",
+                hint="Run `bookpay orders list` to see the orders.",
+                code="unknown_order",
+            )
+        return order
+
+    def find_order_by_charge(self, charge_id: str) -> dict | None:
+        rows = self._read(f"SELECT {_ORDERS} FROM orders WHERE charge = ?", (charge_id,))
+        return _order(rows[0]) if rows else None
+
+    def record_intent(
+        self,
+        intent: dict,
+        *,
+        status: str | None = None,
+        amount_refunded: int | None = None,
+        failure: str | None = None,
+        note: str | None = None,
+    ) -> dict:
+        """Create or update the order for a PaymentIntent, moving its status forward only.
+
+        The status is the later of what the intent's own state implies and ``status`` (what an
+        event says). The checkout server may call this when it creates a PaymentIntent, so the
+        order exists (``pending``) before any webhook.
+        """
+        fields = intent_fields(intent)
+        if failure:
+            fields["failure_reason"] = failure
+        target = advance(status_of_intent(intent), status)
+        with self.backend.write() as tx:
+            return self._upsert(tx, fields, target, amount_refunded=amount_refunded, note=note)
+
+    def _upsert(
+        self,
+        tx,
+        fields: dict[str, Any],
+        status: str,
+        *,
+        amount_refunded: int | None = None,
+        note: str | None = None,
+    ) -> dict:
+        stamp = now_iso()
+        # Insert-or-nothing first: two processes creating the same order at once must not
+        # collide on the unique payment_intent; the loser then updates the winner's row.
+        created = tx.run(
+            """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
+            shipping, status, failure_reason, amount_refunded, charge, note, created, updated)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (payment_intent) DO NOTHING""",
+            (
+                "ord_" + secrets.token_hex(8),
+                fields["payment_intent"],
+                fields["item_id"],
+                fields["amount"],
+                fields["currency"],
+                fields["email"],
+                fields["shipping"],
+                status,
+                fields["failure_reason"],
+                amount_refunded or 0,
+                fields["charge"],
+                note,
+                stamp,
+                stamp,
+            ),
+        )
+        if not created:
+            # Locked (PostgreSQL) so the status is advanced from what is there now.
+            row = tx.one(
+                "SELECT id, status FROM orders WHERE payment_intent = ?{for_update}",
+                (fields["payment_intent"],),
+            )
+            new_status = advance(row["status"], status)
+            # Known values are never blanked by a thinner copy of the intent.
+            tx.run(
+                """UPDATE orders SET item_id = COALESCE(?, item_id), amount = COALESCE(?, amount),
+                currency = COALESCE(?, currency), email = COALESCE(?, email),
+                shipping = COALESCE(?, shipping), charge = COALESCE(?, charge),
+                failure_reason = CASE WHEN ? THEN NULL ELSE COALESCE(?, failure_reason) END,
+                amount_refunded = {greatest}(amount_refunded, ?), note = COALESCE(?, note),
+                status = ?, updated = ? WHERE id = ?""",
+                (
+                    fields["item_id"],
+                    fields["amount"],
+                    fields["currency"],
+                    fields["email"],
+                    fields["shipping"],
+                    fields["charge"],
+                    # A payment that went through is not described by an earlier decline.
+                    STATUS_RANK[new_status] >= STATUS_RANK["paid"],
+                    fields["failure_reason"],
+                    amount_refunded or 0,
+                    note,
+                    new_status,
+                    stamp,
+                    row["id"],
+                ),
+            )
+        return _order(
+            tx.one(
+                f"SELECT {_ORDERS} FROM orders WHERE payment_intent = ?",
+                (fields["payment_intent"],),
+            )
+        )
+
+    def record_fulfilment(
+        self,
+        intent: dict,
+        render: Callable[[dict], tuple[str | None, str, str]],
+        *,
+        recipient_problem: Callable[[str], str | None] | None = None,
+    ) -> tuple[dict, bool]:
+        """Mark a succeeded PaymentIntent's order fulfilled and queue its receipt, once.
+
+        ``render(order)`` gives the receipt's (recipient, subject, body). A recipient that
+        ``recipient_problem`` finds fault with is never queued: the receipt is recorded
+        ``undeliverable`` with that reason. Returns the order and whether this call was the one
+        that fulfilled it.
+        """
+        fields = intent_fields(intent)
+        with self.backend.write() as tx:
+            order = self._upsert(tx, fields, "paid")
+            stamp = now_iso()
+            inserted = tx.run(
+                """INSERT INTO fulfilments
+                (payment_intent, order_id, amount, currency, fulfilled_at)
+                VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                (order["payment_intent"], order["id"], intent["amount"], intent["currency"], stamp),
+            )
+            if not inserted:
+                return order, False
+            tx.run("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (stamp, order["id"]))
+            order["fulfilled_at"] = stamp
+            recipient, subject, body = render(order)
+            problem = recipient_problem(recipient) if recipient and recipient_problem else None
+            tx.run(
+                """INSERT INTO receipts (payment_intent, order_id, recipient, subject, body,
+                status, last_error, created, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    order["payment_intent"],
+                    order["id"],
+                    recipient,
+                    subject,
+                    body,
+                    "undeliverable" if problem else "pending",
+                    problem,
+                    stamp,
+                    stamp,
+                ),
+            )
+            return order, True
+
+    def fulfilment_count(self, intent_id: str | None = None) -> int:
+        if intent_id is None:
+            return self._scalar("SELECT COUNT(*) FROM fulfilments")
+        return self._scalar(
+            "SELECT COUNT(*) FROM fulfilments WHERE payment_intent = ?", (intent_id,)
+        )
+
+    # Events -----------------------------------------------------------------------------------
+
+    def receive_event(
+        self,
+        event_id: str,
+        kind: str,
+        intent_id: str | None,
+        *,
+        created: int | None = None,
+        livemode: bool | None = None,
+    ) -> str:
+        """Record a delivery of an event: 'new', 'retry' (received, never processed) or 'duplicate'.
+
+        A 'retry' is an event whose handling did not finish (the process died, or handling
+        raised), so it must be handled again; handling is idempotent, which also covers two
+        deliveries of it racing each other.
+        """
+        if created is not None and not 0 <= created <= MAX_INT64:
+            created = None  # not a time; not worth failing the delivery over
+        # The usual case, a first delivery, is one statement in its own transaction.
+        inserted = self.backend.write_one(
+            """INSERT INTO events (id, type, payment_intent, created, livemode, received_at)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+            (
+                event_id,
+                kind,
+                intent_id,
+                created,
+                None if livemode is None else int(livemode),
+                now_iso(),
+            ),
+        )
+        if inserted:
+            return "new"
+        with self.backend.write() as tx:
+            tx.run("UPDATE events SET deliveries = deliveries + 1 WHERE id = ?", (event_id,))
+            row = tx.one("SELECT processed_at FROM events WHERE id = ?", (event_id,))
+            return "duplicate" if row["processed_at"] else "retry"
+
+    def finish_event(self, event_id: str, *, handled: bool, outcome: str) -> None:
+        """Mark an event processed, after its handling committed."""
+        self.backend.write_one(
+            """UPDATE events SET processed_at = COALESCE(processed_at, ?), handled = ?,
+            outcome = ? WHERE id = ?""",
+            (now_iso(), int(handled), outcome, event_id),
+        )
+
+    def get_event(self, event_id: str) -> dict | None:
+        rows = self._read(f"SELECT {_EVENTS} FROM events WHERE id = ?", (event_id,))
+        return _event(rows[0]) if rows else None
+
+    def events_for(self, intent_id: str) -> list[dict]:
+        """The webhook events received for a PaymentIntent, oldest first (its local timeline).
+
+        Each is ``{"id", "type", "created", "received_at", "processed_at", "deliveries",
+        "handled", "outcome"}``; ``bookpay intent show`` adds these to what Stripe says.
+        """
+        rows = self._read(
+            f"SELECT {_EVENTS} FROM events WHERE payment_intent = ? ORDER BY received_at, {{seq}}",
+            (intent_id,),
+        )
+        return [_event(row) for row in rows]
+
+    def event_count(self) -> int:
+        return self._scalar("SELECT COUNT(*) FROM events")
+
+    # Checks -----------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        from bookpay.ledger.migrations import TABLES
+
+        return {table: self._scalar(f"SELECT COUNT(*) FROM {table}") for table in TABLES}
+
+
+def _event(row: dict) -> dict:
+    event = dict(row)
+    event["handled"] = None if event["handled"] is None else bool(event["handled"])
+    event["livemode"] = None if event["livemode"] is None else bool(event["livemode"])
+    return event

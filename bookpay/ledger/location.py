@@ -1,0 +1,88 @@
+"""Where the ledger lives: ``BOOKPAY_DATABASE_URL``, or SQLite in the data folder.
+
+Accepted URLs:
+
+- unset: ``bookpay.sqlite3`` in ``BOOKPAY_DATA_DIR``;
+- ``sqlite:///relative/file.sqlite3`` or ``sqlite:////absolute/file.sqlite3`` (SQLAlchemy's
+  spelling: what follows ``sqlite:///`` is the path);
+- ``postgresql://user:password@host:5432/dbname?options=...`` (or ``postgres://``): anything
+  libpq accepts, since psycopg hands it to libpq as is.
+
+A password never leaves this module unmasked: ``masked`` is what messages and ``config check``
+show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from bookpay.errors import ConfigError
+
+DB_NAME = "bookpay.sqlite3"
+SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: str  # "sqlite" or "postgresql"
+    url: str  # what to connect with (a password included)
+    path: Path | None = None  # the SQLite file
+
+    @property
+    def masked(self) -> str:
+        return str(self.path) if self.path is not None else mask_url(self.url)
+
+    @property
+    def identity(self) -> str:
+        """The same ledger gives the same text, whoever looks: no password, no user."""
+        if self.path is not None:
+            return f"sqlite:{self.path.resolve()}"
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower()
+        return f"postgresql://{host}:{parts.port or 5432}{parts.path}?{parts.query}"
+
+
+def locate(database_url: str | None, data_dir: Path) -> Location:
+    """The ledger named by ``database_url``, or the default SQLite file under ``data_dir``."""
+    if not database_url:
+        return Location("sqlite", "", Path(data_dir) / DB_NAME)
+    scheme = database_url.partition(":")[0].lower()
+    if scheme == "sqlite":
+        rest = database_url[len("sqlite:") :]
+        if not rest.startswith("///") or len(rest) == 3:
+            raise ConfigError(
+                f"BOOKPAY_DATABASE_URL {database_url!r} is not a SQLite URL bookpay reads: use "
+                "sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3."
+            )
+        return Location("sqlite", database_url, Path(unquote(rest[3:])).expanduser())
+    if scheme in ("postgresql", "postgres"):
+        if not urlsplit(database_url).path.strip("/") and "dbname=" not in database_url:
+            raise ConfigError(
+                f"BOOKPAY_DATABASE_URL {mask_url(database_url)} names no database: add "
+                "/DBNAME, as in postgresql://user@host:5432/bookpay."
+            )
+        return Location("postgresql", database_url)
+    raise ConfigError(
+        f"BOOKPAY_DATABASE_URL must start with postgresql:// or sqlite:///, got "
+        f"{mask_url(database_url)!r}."
+    )
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://shop:***@db:5432/bookpay``: the password replaced, everything else kept."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparsable URL)"
+    query = parts.query
+    if "password=" in query:  # libpq also takes the password as a parameter
+        query = "&".join(
+            "password=***" if item.startswith("password=") else item for item in query.split("&")
+        )
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

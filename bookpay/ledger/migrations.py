@@ -1,0 +1,119 @@
+"""The ledger's schema, as numbered migrations run in order on either database.
+
+Each migration upgrades the schema by one version. Never edit a shipped one: append a new one, so
+a ledger written by any earlier bookpay opens with this one. A migration is one tuple of
+statements per backend; most are the same text, and where the databases differ (SQLite's
+implicit ``rowid`` against PostgreSQL's identity column ``seq``, which order rows the same way)
+each has its own. The backends record the version (SQLite: ``PRAGMA user_version``;
+PostgreSQL: the ``bookpay_schema`` table) in the same transaction as the statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    summary: str
+    sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...]
+
+    def statements(self, kind: str) -> tuple[str, ...]:
+        return self.sqlite if kind == "sqlite" else self.postgresql
+
+
+def _tables(seq_column: str, bigint: str) -> tuple[str, ...]:
+    """Version 1, as shipped for SQLite; PostgreSQL adds an explicit ``seq`` to order by."""
+    return (
+        f"""CREATE TABLE orders (
+            {seq_column}id TEXT PRIMARY KEY,
+            payment_intent TEXT NOT NULL UNIQUE,
+            item_id TEXT,
+            amount INTEGER,
+            currency TEXT,
+            email TEXT,
+            shipping TEXT,
+            status TEXT NOT NULL,
+            failure_reason TEXT,
+            amount_refunded INTEGER NOT NULL DEFAULT 0,
+            charge TEXT,
+            note TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            fulfilled_at TEXT
+        )""",
+        "CREATE INDEX orders_status ON orders (status)",
+        "CREATE INDEX orders_charge ON orders (charge)",
+        f"""CREATE TABLE events (
+            {seq_column}id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            payment_intent TEXT,
+            created {bigint},
+            livemode INTEGER,
+            received_at TEXT NOT NULL,
+            processed_at TEXT,
+            deliveries INTEGER NOT NULL DEFAULT 1,
+            handled INTEGER,
+            outcome TEXT
+        )""",
+        "CREATE INDEX events_intent ON events (payment_intent)",
+        """CREATE TABLE fulfilments (
+            payment_intent TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL REFERENCES orders (id),
+            amount INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            fulfilled_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE receipts (
+            payment_intent TEXT PRIMARY KEY REFERENCES fulfilments (payment_intent),
+            order_id TEXT NOT NULL,
+            recipient TEXT,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_until TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            location TEXT
+        )""",
+        "CREATE INDEX receipts_due ON receipts (status, next_attempt_at)",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "orders, events, fulfilments and receipts",
+        sqlite=_tables("", "INTEGER"),  # exactly as shipped
+        postgresql=_tables(
+            "seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,\n            ", "BIGINT"
+        ),
+    ),
+    Migration(
+        "indexes for paging and filters; receipt claims carry the claiming process",
+        # Newest-first paging reads (created, seq) backwards; each filter has an index that
+        # starts with its column and ends in that order, so a page costs the same at any size.
+        # In SQLite every index ends in the rowid already.
+        sqlite=(
+            "DROP INDEX orders_status",
+            "CREATE INDEX orders_created ON orders (created)",
+            "CREATE INDEX orders_status_created ON orders (status, created)",
+            "CREATE INDEX orders_email_created ON orders (lower(email), created)",
+            "ALTER TABLE receipts ADD COLUMN claimed_by TEXT",
+        ),
+        postgresql=(
+            "DROP INDEX orders_status",
+            "CREATE INDEX orders_created ON orders (created, seq)",
+            "CREATE INDEX orders_status_created ON orders (status, created, seq)",
+            "CREATE INDEX orders_email_created ON orders (lower(email), created, seq)",
+            "CREATE INDEX events_intent_seq ON events (payment_intent, received_at, seq)",
+            "DROP INDEX events_intent",
+            "ALTER TABLE receipts ADD COLUMN claimed_by TEXT",
+        ),
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+TABLES = ("orders", "events", "fulfilments", "receipts")  # in foreign-key order

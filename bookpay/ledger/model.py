@@ -1,0 +1,112 @@
+"""What the ledger knows about orders, whatever the database: statuses and PaymentIntent fields.
+
+Order status only moves forward, by ``STATUS_RANK``:
+
+    pending < processing < failed < authorized < canceled < paid
+            < partially_refunded < refunded < disputed
+
+- a late ``processing`` (or ``payment_failed``) never undoes ``paid``;
+- ``failed`` is above ``processing`` because a bank debit that was processing can fail, and below
+  ``authorized`` and ``paid`` because a PaymentIntent whose card was declined can be confirmed
+  again with another card and then be authorized or succeed (a late ``payment_failed`` for the
+  declined attempt must not undo them);
+- ``authorized`` is a PaymentIntent in ``requires_capture`` (manual capture): the money is held,
+  not taken. It is below ``canceled``, because canceling a held payment releases it, and below
+  ``paid``, which a capture leads to. Fulfilment still waits for ``succeeded``;
+- ``canceled`` is below ``paid``: Stripe cannot cancel a succeeded PaymentIntent, so if both are
+  seen the money was taken and ``paid`` is the truth;
+- ``refunded`` beats ``partially_refunded`` (refunds only accumulate);
+- ``disputed`` is the top: a dispute needs a person whatever happens to the payment after it,
+  so neither a late ``succeeded`` nor a refund may hide it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+STATUSES = (
+    "pending",
+    "processing",
+    "failed",
+    "authorized",
+    "canceled",
+    "paid",
+    "partially_refunded",
+    "refunded",
+    "disputed",
+)
+STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
+INTEGRATION = "bookpay"
+
+# A receipt row's life: pending (due at next_attempt_at) -> sent, skipped (SMTP and no address)
+# or undeliverable (an address no mail header can carry; never retried).
+RECEIPT_STATUSES = ("pending", "sent", "skipped", "undeliverable")
+
+
+def now_iso(delta: float = 0.0) -> str:
+    """UTC, millisecond precision, sortable as text."""
+    return iso(datetime.now(timezone.utc) + timedelta(seconds=delta))
+
+
+def iso(moment: datetime) -> str:
+    """The ledger's one time format: ``2026-01-31T09:30:00.000Z`` (sorts as text)."""
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def advance(current: str | None, new: str | None) -> str:
+    """The later of two statuses by STATUS_RANK: a status never moves backwards."""
+    if current is None:
+        return new or "pending"
+    if new is None or STATUS_RANK[new] <= STATUS_RANK[current]:
+        return current
+    return new
+
+
+def status_of_intent(intent: dict) -> str:
+    """The order status a PaymentIntent's own state implies."""
+    state = intent.get("status")
+    if state == "succeeded":
+        return "paid"
+    if state == "requires_capture":
+        return "authorized"
+    if state == "processing":
+        return "processing"
+    if state == "canceled":
+        return "canceled"
+    if state == "requires_payment_method" and intent.get("last_payment_error"):
+        return "failed"
+    return "pending"
+
+
+def failure_reason(error: dict | None) -> str | None:
+    """``card_declined/insufficient_funds: Your card has insufficient funds.``"""
+    if not error:
+        return None
+    codes = "/".join(c for c in (error.get("code"), error.get("decline_code")) if c)
+    message = error.get("message") or ""
+    return f"{codes}: {message}" if codes and message else (codes or message or None)
+
+
+def intent_fields(intent: dict) -> dict[str, Any]:
+    """What the ledger keeps of a PaymentIntent (with ``latest_charge`` expanded or not)."""
+    charge = intent.get("latest_charge")
+    charge_id = charge.get("id") if isinstance(charge, dict) else charge
+    billing = (charge.get("billing_details") or {}) if isinstance(charge, dict) else {}
+    metadata = intent.get("metadata") or {}
+    return {
+        "payment_intent": intent["id"],
+        "item_id": metadata.get("item_id"),
+        "amount": intent.get("amount"),
+        "currency": intent.get("currency"),
+        "email": intent.get("receipt_email") or billing.get("email") or metadata.get("email"),
+        "shipping": json.dumps(intent["shipping"]) if intent.get("shipping") else None,
+        "charge": charge_id,
+        "failure_reason": failure_reason(intent.get("last_payment_error")),
+    }

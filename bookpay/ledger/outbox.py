@@ -1,0 +1,192 @@
+"""The receipts outbox: rows queued by fulfilment, claimed and sent by ``bookpay.mailer``.
+
+A receipt is claimed by one sender at a time, and a claim never outlives its holder:
+
+- PostgreSQL: the rows are locked (``FOR UPDATE SKIP LOCKED``) in a transaction that lasts as long
+  as the sending, so other processes skip them, and a holder that dies releases them with its
+  connection;
+- SQLite: each row is marked with the claiming ledger instance's identity; a mark whose process
+  no longer runs is taken over at once (``bookpay.ledger.process``), and a lease ends even a
+  hung holder's claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bookpay.ledger import process
+from bookpay.ledger.model import now_iso, parse_iso
+
+RECEIPT_COLUMNS = (
+    "payment_intent",
+    "order_id",
+    "recipient",
+    "subject",
+    "body",
+    "status",
+    "created",
+    "attempts",
+    "next_attempt_at",
+    "claimed_until",
+    "claimed_by",
+    "last_error",
+    "sent_at",
+    "location",
+)
+_RECEIPTS = ", ".join(RECEIPT_COLUMNS)
+# A claim marked in the row (SQLite) lasts this long even if its holder's liveness cannot be
+# checked (a hung process): the last resort, not the way crashed claims come back.
+CLAIM_LEASE = 600.0
+
+
+class Outbox:
+    """The receipt methods of ``Ledger`` (which provides ``backend`` and ``_read``)."""
+
+    def receipts(self, status: str | None = None) -> list[dict]:
+        sql, params = f"SELECT {_RECEIPTS} FROM receipts", ()
+        if status:
+            sql, params = sql + " WHERE status = ?", (status,)
+        return self._read(sql + " ORDER BY created", params)
+
+    def receipt_for(self, intent_id: str) -> dict | None:
+        rows = self._read(
+            f"SELECT {_RECEIPTS} FROM receipts WHERE payment_intent = ?", (intent_id,)
+        )
+        return rows[0] if rows else None
+
+    def next_receipt_due(self) -> str | None:
+        """When the earliest pending receipt is due (ISO time), or None when none is pending."""
+        return self._scalar("SELECT MIN(next_attempt_at) FROM receipts WHERE status = 'pending'")
+
+    @contextmanager
+    def claim_receipts(self, *, limit: int = 20) -> Iterator[ReceiptClaims]:
+        """Due receipts, held for this caller alone while it sends them.
+
+        PostgreSQL: the rows are locked (``FOR UPDATE SKIP LOCKED``) in a transaction that lasts
+        as long as the block, so other processes skip them, and a holder that dies releases them
+        with its connection. SQLite: each row is marked with this instance's identity; a mark
+        whose process no longer runs is taken over at once (``bookpay.ledger.process``).
+        """
+        if self.backend.locks_rows:
+            with self.backend.write() as tx:
+                rows = tx.all(
+                    f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
+                    AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
+                    (now_iso(), limit),
+                )
+                yield ReceiptClaims(self, rows, tx)
+            return
+        claims = ReceiptClaims(self, self._mark_claims(limit), None)
+        try:
+            yield claims
+        finally:
+            if claims.unfinished:
+                with self.backend.write() as tx:
+                    for intent_id in claims.unfinished:
+                        tx.run(
+                            """UPDATE receipts SET claimed_by = NULL, claimed_until = NULL
+                            WHERE payment_intent = ? AND claimed_by = ?""",
+                            (intent_id, self._token),
+                        )
+
+    def _mark_claims(self, limit: int) -> list[dict]:
+        stamp = now_iso()
+        with self.backend.write() as tx:
+            free = tx.all(
+                f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
+                AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_until <= ?)
+                ORDER BY next_attempt_at LIMIT ?""",
+                (stamp, stamp, limit),
+            )
+            if len(free) < limit:  # claims whose holder died are free too, lease or not
+                held = tx.all(
+                    f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
+                    AND next_attempt_at <= ? AND claimed_by IS NOT NULL AND claimed_until > ?
+                    AND claimed_by <> ? ORDER BY next_attempt_at""",
+                    (stamp, stamp, self._token),
+                )
+                alive: dict[str, bool] = {}
+                for row in held:
+                    holder = row["claimed_by"]
+                    if holder not in alive:
+                        alive[holder] = process.holder_alive(holder)
+                    if not alive[holder]:
+                        free.append(row)
+                free = free[:limit]
+            until = now_iso(CLAIM_LEASE)
+            self._has_claimed = self._has_claimed or bool(free)
+            for row in free:
+                tx.run(
+                    """UPDATE receipts SET claimed_by = ?, claimed_until = ?
+                    WHERE payment_intent = ?""",
+                    (self._token, until, row["payment_intent"]),
+                )
+        return free
+
+    def _release_claims(self) -> None:
+        if self._has_claimed:
+            with self.backend.write() as tx:
+                tx.run(
+                    """UPDATE receipts SET claimed_by = NULL, claimed_until = NULL
+                    WHERE claimed_by = ?""",
+                    (self._token,),
+                )
+
+    def _finish_receipt(self, tx, intent_id: str, sql: str, params: tuple) -> None:
+        sql += ", claimed_by = NULL, claimed_until = NULL WHERE payment_intent = ?"
+        if tx is not None:
+            tx.run(sql, (*params, intent_id))
+            return
+        with self.backend.write() as own:
+            own.run(sql, (*params, intent_id))
+
+
+class ReceiptClaims:
+    """Receipts claimed by ``Ledger.claim_receipts``; report each one's fate here."""
+
+    def __init__(self, ledger: Outbox, receipts: list[dict], tx) -> None:
+        self.ledger = ledger
+        self.receipts = receipts
+        self.unfinished = {r["payment_intent"] for r in receipts}
+        self._tx = tx
+
+    def __iter__(self):
+        return iter(self.receipts)
+
+    def __len__(self) -> int:
+        return len(self.receipts)
+
+    def _finish(self, receipt: dict, sql: str, params: tuple) -> None:
+        intent_id = receipt["payment_intent"]
+        self.ledger._finish_receipt(self._tx, intent_id, sql, params)
+        self.unfinished.discard(intent_id)
+
+    def sent(self, receipt: dict, *, location: str | None, status: str = "sent") -> None:
+        self._finish(
+            receipt,
+            "UPDATE receipts SET status = ?, sent_at = ?, location = ?, attempts = attempts + 1",
+            (status, now_iso(), location),
+        )
+
+    def failed(self, receipt: dict, error: str, *, retry_in: float) -> None:
+        self._finish(
+            receipt,
+            "UPDATE receipts SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
+            (error[:500], now_iso(retry_in)),
+        )
+
+    def undeliverable(self, receipt: dict, reason: str) -> None:
+        """An address no mail header can carry: recorded with the reason, never retried."""
+        self._finish(
+            receipt,
+            "UPDATE receipts SET status = 'undeliverable', last_error = ?",
+            (reason[:500],),
+        )
+
+
+def due_in(due: str | None) -> float | None:
+    """Seconds until an ISO time from the ledger (negative when past), or None."""
+    if due is None:
+        return None
+    return (parse_iso(due) - parse_iso(now_iso())).total_seconds()

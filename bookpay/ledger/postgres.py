@@ -1,0 +1,212 @@
+"""The PostgreSQL backend: psycopg 3 with its connection pool, for several shop processes.
+
+Imported only when ``BOOKPAY_DATABASE_URL`` names PostgreSQL, so the SQLite path (and
+`bookpay catalog list`) never pays for psycopg. Every connection is in autocommit mode and a
+write is an explicit transaction, so nothing holds a snapshot or a lock between requests.
+
+Migrations run under a transaction-scoped advisory lock keyed by the schema: several processes
+starting at once against a new database migrate it once, and the others find it done. DDL is
+transactional in PostgreSQL, so a migration and its version number commit together or not at
+all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+
+import psycopg
+from psycopg.rows import dict_row, tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from bookpay.errors import UsageError
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable
+from bookpay.ledger.location import Location
+from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
+
+POOL_SIZE = 10  # per process: a write holds a connection for milliseconds
+CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
+# pg_advisory_xact_lock(ADVISORY_CLASS, hashtext(schema)): one migration at a time per schema.
+ADVISORY_CLASS = 0x626B7079  # "bkpy"
+
+
+class Tx:
+    """A connection inside a transaction (or autocommit reads): rows come back as dicts."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def all(self, sql: str, params: Sequence = ()) -> list[dict]:
+        return self.conn.execute(_sql(sql), params).fetchall()
+
+    def one(self, sql: str, params: Sequence = ()) -> dict | None:
+        return self.conn.execute(_sql(sql), params).fetchone()
+
+    def tuples(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self.conn.cursor(row_factory=tuple_row) as cursor:
+            return cursor.execute(_sql(sql), params).fetchall()
+
+    def run(self, sql: str, params: Sequence = ()) -> int:
+        """Execute a statement; the number of rows it changed."""
+        return self.conn.execute(_sql(sql), params).rowcount
+
+    execute = run
+
+    def many(self, sql: str, rows: Sequence[Sequence]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(_sql(sql), rows)
+
+
+@lru_cache(maxsize=256)
+def _sql(text: str) -> str:
+    """The ledger's SQL (``?`` placeholders, ``{seq}`` ...) in psycopg's dialect."""
+    text = text.format(
+        seq="seq",
+        greatest="GREATEST",
+        skip_locked=" FOR UPDATE SKIP LOCKED",
+        for_update=" FOR UPDATE",
+    )
+    return text.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresBackend:
+    kind = "postgresql"
+    locks_rows = True  # a receipt is claimed by locking its row for as long as it is sent
+
+    def __init__(
+        self, location: Location, *, create: bool = True, pool_size: int = POOL_SIZE
+    ) -> None:
+        self.location = location
+        options = {"autocommit": True, "row_factory": dict_row}
+        if "connect_timeout" not in location.url:
+            options["connect_timeout"] = CONNECT_TIMEOUT
+        self._options = options
+        with self.connect() as conn:  # fails here, with libpq's reason, if unreachable
+            if not create and _version(conn) is None:
+                raise LedgerMissing(location.masked)
+        self.pool = ConnectionPool(
+            location.url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs=options,
+            open=False,
+            name="bookpay-ledger",
+        )
+        try:
+            self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
+        except PoolTimeout as exc:
+            self.pool.close()
+            raise self._unavailable(exc) from exc
+
+    def connect(self) -> psycopg.Connection:
+        """A connection of its own, outside the pool (migrations, ledger copy)."""
+        try:
+            return psycopg.connect(self.location.url, **self._options)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return LedgerUnavailable(
+            f"Cannot reach the ledger database {self.location.masked}: {reason}",
+            hint="Check BOOKPAY_DATABASE_URL with `bookpay config check`.",
+        )
+
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise self._unavailable(exc) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        try:
+            with self._pooled() as conn, conn.transaction():
+                yield Tx(conn)
+        except psycopg.IntegrityError as exc:
+            reason = " ".join(str(exc).split())
+            raise LedgerConflict(
+                f"The ledger at {self.location.masked} refused a row: {reason}."
+            ) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._pooled() as conn:
+            yield Tx(conn)
+
+    def write_one(self, sql: str, params: Sequence = ()) -> int:
+        """One statement, its own transaction (autocommit: one round trip, no BEGIN/COMMIT)."""
+        try:
+            with self._pooled() as conn:
+                return conn.execute(_sql(sql), params).rowcount
+        except psycopg.IntegrityError as exc:
+            reason = " ".join(str(exc).split())
+            raise LedgerConflict(
+                f"The ledger at {self.location.masked} refused a row: {reason}."
+            ) from exc
+
+    def schema_version(self) -> int:
+        with self._pooled() as conn:
+            return _version(conn) or 0
+
+    def migrate(self) -> None:
+        with self._pooled() as conn:
+            if _version(conn) == SCHEMA_VERSION:
+                return  # the usual case: no lock, no waiting behind a migrating process
+            with conn.transaction():
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(COALESCE(current_schema(), '')))",
+                    (ADVISORY_CLASS,),
+                )
+                if conn.execute("SELECT current_schema() AS s").fetchone()["s"] is None:
+                    raise UsageError(
+                        f"The schema named by {self.location.masked} does not exist: create it "
+                        "first (CREATE SCHEMA ...), or leave search_path out of the URL."
+                    )
+                conn.execute("CREATE TABLE IF NOT EXISTS bookpay_schema (version INTEGER)")
+                version = _version(conn)
+                if version is None:
+                    conn.execute("INSERT INTO bookpay_schema (version) VALUES (0)")
+                    version = 0
+                if version > SCHEMA_VERSION:
+                    raise UsageError(
+                        f"{self.location.masked} was written by a newer bookpay (schema "
+                        f"{version}); upgrade bookpay to read it."
+                    )
+                for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in migration.postgresql:
+                        conn.execute(statement)
+                    conn.execute("UPDATE bookpay_schema SET version = %s", (number,))
+
+    def integrity_problems(self) -> list[str]:
+        """PostgreSQL enforces constraints itself; what can still be wrong is an index or a
+        constraint left invalid (an interrupted CREATE INDEX CONCURRENTLY, NOT VALID)."""
+        with self._pooled() as conn:
+            rows = conn.execute(
+                """SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = current_schema() AND NOT (i.indisvalid AND i.indisready)"""
+            ).fetchall()
+            found = [f"index {row['name']} is not valid: rebuild it (REINDEX)" for row in rows]
+            rows = conn.execute(
+                """SELECT conname AS name FROM pg_constraint c
+                JOIN pg_namespace n ON n.oid = c.connamespace
+                WHERE n.nspname = current_schema() AND NOT c.convalidated"""
+            ).fetchall()
+            found += [f"constraint {row['name']} is not validated" for row in rows]
+        return found
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _version(conn: psycopg.Connection) -> int | None:
+    """The schema version, or None where bookpay never created a ledger."""
+    found = conn.execute("SELECT to_regclass('bookpay_schema') AS t").fetchone()
+    if found["t"] is None:
+        return None
+    row = conn.execute("SELECT version FROM bookpay_schema").fetchone()
+    return row["version"] if row else None

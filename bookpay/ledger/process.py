@@ -1,0 +1,62 @@
+"""Who holds a claim, and whether they still live: a process's identity on this machine.
+
+A receipt claimed by a process that then crashed must be taken over at once, not after a lease
+runs out. A claim therefore names its holder (host, pid, the pid's start time, and the ledger
+instance); another process on the same host can tell whether that holder is still running.
+The start time guards against a recycled pid. A holder on another host cannot be checked from
+here, so its claim lasts until its lease ends (SQLite ledgers are not shared across hosts; the
+PostgreSQL backend claims by row locks, which end with the holder's connection).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def _host() -> str:
+    return socket.gethostname()
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def new_token() -> str:
+    """An identity for one holder (a ledger instance) in this process."""
+    pid = os.getpid()
+    return f"{_host()}/{pid}/{start_time(pid) or '-'}/{secrets.token_hex(4)}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
+
+
+def holder_alive(token: str) -> bool:
+    """Whether the holder named by ``token`` may still be working. Unknown shapes: assume so."""
+    parts = token.split("/")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return True
+    host, pid, started, _ = parts
+    if host != _host():
+        return True  # cannot tell from here: the lease decides
+    if not pid_alive(int(pid)):
+        return False
+    return started in ("-", start_time(int(pid)) or "-")

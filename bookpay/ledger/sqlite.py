@@ -1,0 +1,167 @@
+"""The SQLite backend: one file, WAL, a connection per thread, writes under BEGIN IMMEDIATE.
+
+Each thread gets its own connection (sqlite3 connections must not be used by two threads at
+once); writes take the database lock up front with ``BEGIN IMMEDIATE`` so two writers never
+deadlock upgrading a read lock, and ``busy_timeout`` makes the losers wait instead of fail. Rows
+keep SQLite's implicit ``rowid`` as their insertion order.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+
+from bookpay.errors import UsageError
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing
+from bookpay.ledger.location import Location
+from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
+from bookpay.privatefiles import private_dir, private_file
+
+
+class Tx:
+    """A connection inside a transaction (or autocommit reads): rows come back as dicts."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def all(self, sql: str, params: Sequence = ()) -> list[dict]:
+        return [dict(row) for row in self.conn.execute(_sql(sql), params).fetchall()]
+
+    def one(self, sql: str, params: Sequence = ()) -> dict | None:
+        row = self.conn.execute(_sql(sql), params).fetchone()
+        return dict(row) if row is not None else None
+
+    def tuples(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return [tuple(row) for row in self.conn.execute(_sql(sql), params).fetchall()]
+
+    def run(self, sql: str, params: Sequence = ()) -> int:
+        """Execute a statement; the number of rows it changed."""
+        return self.conn.execute(_sql(sql), params).rowcount
+
+    execute = run
+
+    def many(self, sql: str, rows: Sequence[Sequence]) -> None:
+        self.conn.executemany(_sql(sql), rows)
+
+
+@lru_cache(maxsize=256)
+def _sql(text: str) -> str:
+    return text.format(seq="rowid", greatest="MAX", skip_locked="", for_update="")
+
+
+class SqliteBackend:
+    kind = "sqlite"
+    locks_rows = False  # receipt claims are marked in the row, with the claimer's identity
+
+    def __init__(self, location: Location, *, create: bool = True) -> None:
+        self.location = location
+        self.path = location.path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        if not create and not self.path.is_file():
+            raise LedgerMissing(str(self.path))
+        if create:
+            private_dir(self.path.parent)
+            private_file(self.path)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("the ledger is closed")
+            # isolation_level=None: we issue BEGIN ourselves, so sqlite3 never opens a
+            # deferred transaction behind our back. mode=rw: only ever open an existing file.
+            conn = sqlite3.connect(
+                f"file:{_quote(self.path)}?mode=rw",
+                uri=True,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a crash of the process (the case we design for);
+            # only a power cut can lose the last commits.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction holding the database's write lock from its first statement."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(conn)
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK")
+            raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        yield Tx(self._connection())
+
+    def write_one(self, sql: str, params: Sequence = ()) -> int:
+        """One statement, its own transaction (autocommit); the rows it changed."""
+        try:
+            return self._connection().execute(_sql(sql), params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
+
+    def schema_version(self) -> int:
+        return self._connection().execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        # The usual case, an up-to-date ledger, needs no write lock: a reader (`bookpay orders
+        # list`) must not queue behind a busy server just to learn there is nothing to do.
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        with self.write() as tx:
+            # Read inside the write lock: two processes opening a new ledger at once must not
+            # both run the same migration.
+            version = tx.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UsageError(
+                    f"{self.path} was written by a newer bookpay (schema {version}); "
+                    "upgrade bookpay to read it."
+                )
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in migration.sqlite:
+                    tx.conn.execute(statement)
+                tx.conn.execute(f"PRAGMA user_version = {number}")
+
+    def integrity_problems(self) -> list[str]:
+        conn = self._connection()
+        found = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        found += [
+            f"foreign key broken: {row[0]} row {row[1]} points at a missing {row[2]}"
+            for row in conn.execute("PRAGMA foreign_key_check")
+        ]
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+
+def _quote(path: os.PathLike) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path))

@@ -1,0 +1,218 @@
+"""A shop and the local emulator it may share with other shops.
+
+How a shared emulator is owned:
+
+- A shop uses the emulator that answers at BOOKPAY_EMULATOR_URL's port, or starts one in its own
+  process when none does; that shop is then its owner.
+- Each shop process registers one webhook endpoint, tagged with its shop id and process
+  (``metadata[bookpay_shop]``, ``metadata[bookpay_process]``), and removes it when it stops. At
+  start it first removes what earlier runs left: an endpoint for its own URL, and its shop's
+  endpoints whose server no longer answers. A restart never adds a second endpoint.
+- The owner stops the emulator only when no other shop is still registered with it (and
+  answering). Until then its shop is stopped (port closed, endpoint removed) but its process
+  keeps the emulator running, says so, and exits when the last other shop has gone; a second
+  Ctrl-C stops it anyway.
+- Every shop watches the emulator: when it stops answering the shop says so on its console, and
+  when it answers again the shop says so and registers again if its endpoint is gone (an
+  emulator restarted with ``--ephemeral``, say).
+
+Only this module (with the commands that run the emulator) imports ``bookpay.emulator``; the
+rest is HTTP, as with Stripe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import json
+import os
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from bookpay.config import Settings
+from bookpay.errors import BookpayError, UsageError
+from bookpay.privatefiles import private_dir, private_file
+
+WATCH_EVERY = 2.0  # seconds between looks at the emulator
+PROBE_TIMEOUT = 1.0
+# A direct opener: the emulator and the shops are local, never behind an HTTP(S)_PROXY.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get_json(url: str, headers: dict | None = None) -> tuple[int, dict | None]:
+    """(status, body) of a GET, or (0, None) when nothing answers in time."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with _opener.open(request, timeout=PROBE_TIMEOUT) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+def emulator_answers(url: str) -> bool:
+    status, body = _get_json(f"{url}/healthz")
+    return status == 200 and bool(body) and body.get("service") == "bookpay-emulator"
+
+
+def shop_answers(webhook_url: str) -> bool:
+    """Whether the shop behind a webhook URL is up (its /healthz answers)."""
+    parts = urlsplit(webhook_url)
+    status, _ = _get_json(f"{parts.scheme}://{parts.netloc}/healthz")
+    return status == 200
+
+
+def ensure_emulator(settings: Settings, host: str, port: int | None):
+    """Settings pointing at a running emulator on ``port``: one already there, or one we start.
+
+    Returns (settings, the emulator we started or None).
+    """
+    from bookpay.web.runner import url_host
+
+    parts = urlsplit(settings.emulator_url)
+    port = (parts.port or 12111) if port is None else port
+    wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
+    if emulator_answers(wanted):
+        return dataclasses.replace(settings, emulator_url=wanted), None
+    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
+
+    db_path = private_file(private_dir(settings.data_dir) / EMULATOR_DB)
+    options = EmulatorOptions(db_path=db_path)
+    try:
+        emulator = start_emulator(host, port, options)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"Port {port} on {host} is in use, and not by a bookpay emulator."
+        else:
+            # The emulator wraps the socket's error in one that names itself; say the cause once.
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            reason = " ".join(str(cause.strerror or cause).split())  # one line, whatever it says
+            message = f"Cannot start the emulator on {host}:{port}: {reason}."
+        raise UsageError(
+            message, hint="Choose another port with --emulator-port.", code="port_in_use"
+        ) from None
+    return dataclasses.replace(settings, emulator_url=emulator.url), emulator
+
+
+class EmulatorLink:
+    """This shop process's webhook endpoint at the emulator, kept registered while it runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        gateway,
+        webhook_url: str,
+        *,
+        on_secret: Callable[[str], None],
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.webhook_url = webhook_url
+        self.on_secret = on_secret
+        self.say = say
+        self.process = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.endpoint_id: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self) -> str:
+        """Register this process's endpoint (removing what earlier runs left); its secret."""
+        for old in self.gateway.webhook_endpoints():
+            metadata = old.get("metadata") or {}
+            ours = metadata.get("bookpay_shop") == self.settings.shop_id
+            if old["url"] == self.webhook_url or (ours and not shop_answers(old["url"])):
+                self.gateway.delete_webhook(old["id"])
+        created = self.gateway.create_webhook(
+            self.webhook_url,
+            metadata={"bookpay_shop": self.settings.shop_id, "bookpay_process": self.process},
+        )
+        self.endpoint_id = created["id"]
+        self.on_secret(created["secret"])
+        return created["secret"]
+
+    def unregister(self) -> None:
+        if self.endpoint_id is not None:
+            with contextlib.suppress(BookpayError):
+                self.gateway.delete_webhook(self.endpoint_id)
+            self.endpoint_id = None
+
+    def other_shops(self) -> list[str]:
+        """The webhook URLs of the other shop processes registered here that still answer."""
+        try:
+            endpoints = self.gateway.webhook_endpoints()
+        except BookpayError:
+            return []
+        return [
+            endpoint["url"]
+            for endpoint in endpoints
+            if endpoint["id"] != self.endpoint_id and shop_answers(endpoint["url"])
+        ]
+
+    # Watching ---------------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Look at the emulator every few seconds in a daemon thread, until ``stop_watching``."""
+        self._thread = threading.Thread(target=self._watch, name="bookpay-emulator", daemon=True)
+        self._thread.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=PROBE_TIMEOUT * 3)
+
+    def _watch(self) -> None:
+        url = self.settings.emulator_url
+        up = True
+        while not self._stop.wait(WATCH_EVERY):
+            answers = emulator_answers(url)
+            if up and not answers:
+                self.say(
+                    f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
+                    "and webhooks wait until it is back (start it with `bookpay emulator`)."
+                )
+            elif answers and (not up or not self._endpoint_exists()):
+                self._recover(url, was_down=not up)
+            up = answers
+
+    def _endpoint_exists(self) -> bool:
+        status, _ = _get_json(
+            f"{self.settings.emulator_url}/v1/webhook_endpoints/{self.endpoint_id}",
+            {"Authorization": f"Bearer {self.settings.api_key}"},
+        )
+        return status != 404
+
+    def _recover(self, url: str, *, was_down: bool) -> None:
+        if was_down:
+            self.say(f"The Stripe emulator at {url} is answering again.")
+        if self._endpoint_exists():
+            return
+        try:
+            self.register()
+        except BookpayError as exc:
+            self.say(f"WARNING: could not register the webhook endpoint again: {exc.message}")
+            return
+        self.say(f"Registered this shop's webhook endpoint with it again ({self.webhook_url}).")
+
+
+def linger_for_other_shops(link: EmulatorLink, say: Callable[[str], None]) -> None:
+    """Keep the emulator this process started running while other shops still use it."""
+    others = link.other_shops()
+    if not others:
+        return
+    count = len(others)
+    say(
+        f"The shop has stopped. The emulator it started keeps running for {count} other shop"
+        f"{'s' if count != 1 else ''} registered with it ({', '.join(others)}); this process "
+        "exits when they have stopped. Press Ctrl-C again to stop the emulator now."
+    )
+    while link.other_shops():
+        time.sleep(WATCH_EVERY / 2)
+    say("No other shop is registered with the emulator: stopping it.")

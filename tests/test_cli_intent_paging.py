@@ -1,0 +1,83 @@
+"""`bookpay intent list` pages like `orders list`: --limit, --starting-after, --all, filters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.catalog import Catalog
+from bookpay.cli import app
+from bookpay.config import Settings
+from bookpay.payments import Gateway
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def world():
+    """An emulator of this module's own with seven intents, the fourth with an e-mail."""
+    from bookpay.emulator import EmulatorOptions, start_emulator
+
+    with start_emulator("127.0.0.1", 0, EmulatorOptions()) as own:
+        gateway = Gateway(Settings(emulator_url=own.url))
+        book = Catalog.default().get("1")
+        made = [
+            gateway.create_intent(book, email="Reader@Example.com" if n == 3 else None)["id"]
+            for n in range(7)
+        ]
+        yield own.url, made[::-1]  # newest first, as lists are
+
+
+def invoke(world, tmp_path, *args):
+    env = {"BOOKPAY_EMULATOR_URL": world[0], "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    return runner.invoke(app, ["intent", "list", *args], env={**env, "COLUMNS": "200"})
+
+
+def ids(result):
+    assert result.exit_code == 0, result.output
+    return [intent["id"] for intent in json.loads(result.stdout)]
+
+
+def test_pages_with_a_cursor_and_says_how_to_get_the_next(world, tmp_path):
+    newest = world[1]
+    first = invoke(world, tmp_path, "--limit", "3", "--json")
+    assert ids(first) == newest[:3]
+    assert first.stderr == (
+        f"Showing 3 PaymentIntents. Next page: --starting-after {newest[2]} "
+        "(or --all for every one).\n"
+    )
+    second = invoke(world, tmp_path, "--limit", "3", "--starting-after", newest[2], "--json")
+    assert ids(second) == newest[3:6]
+    last = invoke(world, tmp_path, "--limit", "3", "--starting-after", newest[5], "--json")
+    assert (ids(last), last.stderr) == (newest[6:], "")
+
+
+def test_all_streams_every_one(world, tmp_path):
+    assert ids(invoke(world, tmp_path, "--all", "--json")) == world[1]
+    table = invoke(world, tmp_path, "--all", "--limit", "1").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == world[1]
+
+
+def test_email_filter_in_any_case(world, tmp_path):
+    assert ids(invoke(world, tmp_path, "--email", "reader@example.COM", "--json")) == [world[1][3]]
+
+
+def test_date_filters_go_to_stripe(world, tmp_path):
+    assert ids(invoke(world, tmp_path, "--since", "2000-01-01", "--json")) == world[1][:50]
+    assert ids(invoke(world, tmp_path, "--until", "2000-01-01", "--json")) == []
+    assert ids(invoke(world, tmp_path, "--since", "2999-01-01", "--json")) == []
+    assert invoke(world, tmp_path, "--since", "soon").exit_code == 2
+
+
+def test_intent_show_says_when_there_is_no_ledger(world, tmp_path):
+    env = {"BOOKPAY_EMULATOR_URL": world[0], "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    result = runner.invoke(app, ["intent", "show", world[1][0], "--json"], env=env)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["events"] == []
+    where = tmp_path / "data" / "bookpay.sqlite3"
+    assert result.stderr == (
+        f"No orders ledger at {where}: events this shop received are not shown.\n"
+    )
+    assert not (tmp_path / "data").exists()

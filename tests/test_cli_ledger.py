@@ -1,0 +1,285 @@
+"""`bookpay ledger copy | check` and the ledger lines of `bookpay config check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+
+runner = CliRunner()
+
+
+def intent(pi, status="succeeded", email=None):
+    return {
+        "id": pi,
+        "status": status,
+        "amount": 2300,
+        "currency": "usd",
+        "metadata": {"item_id": "1", "integration": "bookpay", "shop_id": "shop_test"},
+        "receipt_email": email or f"{pi}@example.com",
+        "shipping": {"name": "Jenny Rosen", "address": {"city": "Paris", "country": "FR"}},
+        "latest_charge": f"ch_{pi}",
+        "last_payment_error": None,
+    }
+
+
+def env_for(data_dir: Path, url: str | None) -> dict[str, str]:
+    env = {"BOOKPAY_DATA_DIR": str(data_dir)}
+    if url:
+        env["BOOKPAY_DATABASE_URL"] = url
+    return env
+
+
+def ledger_at(env):
+    return open_ledger(
+        Settings(
+            data_dir=Path(env["BOOKPAY_DATA_DIR"]), database_url=env.get("BOOKPAY_DATABASE_URL")
+        )
+    )
+
+
+def fill(env, orders=30):
+    """Paid and fulfilled orders (with receipts and events), and pending ones."""
+    with ledger_at(env) as ledger:
+        for n in range(orders):
+            pi = f"pi_{n:03}"
+            if n % 3:
+                ledger.record_fulfilment(intent(pi), lambda o: (o["email"], "Receipt", "body"))
+            else:
+                ledger.record_intent(intent(pi, "processing"))
+            ledger.receive_event(f"evt_{n}", "payment_intent.succeeded", pi, created=n)
+            ledger.finish_event(f"evt_{n}", handled=bool(n % 3), outcome="fulfilled")
+        with ledger.transaction() as tx:  # a claim, which is the source's own business
+            tx.execute("UPDATE receipts SET claimed_by = 'host/1/1/ab' WHERE order_id IS NOT NULL")
+        return ledger.counts()
+
+
+def invoke(env, *args):
+    return runner.invoke(app, list(args), env=env)
+
+
+def snapshot(env):
+    with ledger_at(env) as ledger:
+        orders = list(ledger.iter_orders())
+        return (
+            orders,
+            [ledger.events_for(o["payment_intent"]) for o in orders],
+            ledger.receipts(),
+        )
+
+
+def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path, postgres_url):
+    source = env_for(tmp_path / "data", None)
+    counts = fill(source)
+    assert counts == {"orders": 30, "events": 30, "fulfilments": 20, "receipts": 20}
+    result = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["matches"] is True
+    assert report["to"].startswith("postgresql://") and report["from"].endswith("bookpay.sqlite3")
+    assert {t: v["target"] for t, v in report["tables"].items()} == counts
+
+    on_postgres = env_for(tmp_path / "data", postgres_url)
+    orders, events, receipts = snapshot(on_postgres)
+    s_orders, s_events, s_receipts = snapshot(source)
+    assert (orders, events) == (s_orders, s_events)
+    assert [r["claimed_by"] for r in receipts] == [None] * 20  # claims are not copied
+    assert [{**r, "claimed_by": None} for r in s_receipts] == receipts
+
+    again = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
+    assert again.exit_code == 0
+    assert {t: v["target"] for t, v in json.loads(again.stdout)["tables"].items()} == counts
+    with ledger_at(source) as ledger:  # the shop went on: a copy brings the target up to date
+        ledger.record_intent(intent("pi_000"))
+    assert invoke(source, "ledger", "copy", "--to", postgres_url).exit_code == 0
+    assert snapshot(on_postgres)[0][0]["status"] == "paid"
+
+    back = tmp_path / "back" / "ledger.sqlite3"
+    result = invoke(on_postgres, "ledger", "copy", "--to", f"sqlite:///{back}")
+    assert result.exit_code == 0, result.output
+    assert "the counts match" in result.stderr
+    assert (
+        snapshot(env_for(tmp_path / "data", f"sqlite:///{back}"))[:2] == snapshot(on_postgres)[:2]
+    )
+
+
+def test_copy_says_how_to_keep_the_shop_id(tmp_path):
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{tmp_path}/copy.sqlite3")
+    assert result.exit_code == 0
+    shop = Settings(data_dir=tmp_path / "data").shop_id
+    assert f"Set BOOKPAY_SHOP_ID={shop} before pointing BOOKPAY_DATABASE_URL" in result.stderr
+
+
+def test_copy_into_a_ledger_with_more_rows_reports_the_mismatch(tmp_path):
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    target = f"sqlite:///{tmp_path}/copy.sqlite3"
+    assert invoke(source, "ledger", "copy", "--to", target).exit_code == 0
+    with ledger_at(env_for(tmp_path / "data", target)) as copy:
+        copy.record_intent(intent("pi_only_in_the_copy"))
+    result = invoke(source, "ledger", "copy", "--to", target)
+    assert result.exit_code == 1
+    assert "The counts differ" in result.stderr
+
+
+def test_copy_into_another_ledger_is_refused_without_a_traceback(tmp_path, database_url):
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    target = database_url or f"sqlite:///{tmp_path}/other.sqlite3"
+    fill(env_for(tmp_path / "data", target), orders=5)  # same pi_ ids, other order ids
+    result = invoke(source, "ledger", "copy", "--to", target)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: The ledger at ")
+    assert "refused a row" in result.stderr
+    assert "copy into an empty database" in result.stderr
+
+
+def test_copy_refuses_to_copy_onto_itself_or_from_nothing(tmp_path):
+    source = env_for(tmp_path / "data", None)
+    itself = f"sqlite:///{tmp_path / 'data' / 'bookpay.sqlite3'}"
+    result = invoke(source, "ledger", "copy", "--to", itself)
+    assert (result.exit_code, result.stderr.split(":")[0]) == (2, "Error")
+    assert "There is no ledger at" in result.stderr
+    fill(source, orders=1)
+    result = invoke(source, "ledger", "copy", "--to", itself)
+    assert result.exit_code == 2
+    assert "the ledger itself" in result.stderr
+    result = invoke(source, "ledger", "copy", "--to", "mysql://x")
+    assert result.exit_code == 5
+    assert "must start with postgresql:// or sqlite:///" in result.stderr
+
+
+# Check -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checked(tmp_path, database_url):
+    env = env_for(tmp_path / "data", database_url)
+    fill(env, orders=6)
+    return env
+
+
+def test_check_of_a_sound_ledger(checked):
+    result = invoke(checked, "ledger", "check")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("6 orders, 6 events, 4 fulfilments, 4 receipts")
+    assert lines[1] == "Database integrity: ok"
+    assert all(line.endswith((": ok", ": none")) for line in lines[2:])
+    assert json.loads(invoke(checked, "ledger", "check", "--json").stdout)["ok"] is True
+
+
+BREAKAGES = {
+    "fulfilments without a receipt": ["DELETE FROM receipts WHERE payment_intent = 'pi_001'"],
+    "fulfilled orders without a fulfilment": [
+        "DELETE FROM receipts WHERE payment_intent = 'pi_001'",
+        "DELETE FROM fulfilments WHERE payment_intent = 'pi_001'",
+    ],
+    "fulfilled orders below paid": [
+        "UPDATE orders SET status = 'pending' WHERE payment_intent = 'pi_001'"
+    ],
+    "orders with an unknown status": [
+        "UPDATE orders SET status = 'shipped' WHERE payment_intent = 'pi_000'"
+    ],
+    "orders behind an event they handled": [
+        "UPDATE events SET type = 'charge.dispute.created' WHERE id = 'evt_1'"
+    ],
+    "fulfilments for another amount or currency than the order's": [
+        "UPDATE fulfilments SET amount = 1 WHERE payment_intent = 'pi_002'"
+    ],
+}
+
+
+@pytest.mark.parametrize("broken", list(BREAKAGES))
+def test_check_finds_each_broken_invariant(checked, broken):
+    with ledger_at(checked) as ledger, ledger.transaction() as tx:
+        for statement in BREAKAGES[broken]:
+            tx.execute(statement)
+    result = invoke(checked, "ledger", "check", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    found = {name for name, finding in report["problems"].items() if finding["count"]}
+    # A fulfilled order set back to pending is also behind the succeeded event it handled.
+    also = {"orders behind an event they handled"} if "below paid" in broken else set()
+    assert found == {broken} | also
+    assert len(report["problems"][broken]["examples"]) == 1
+
+
+def test_check_reports_the_databases_own_integrity_problems(checked):
+    with ledger_at(checked) as ledger:
+        if ledger.kind == "sqlite":
+            with ledger.transaction() as tx:  # a dangling reference, with the checks off
+                tx.execute("PRAGMA foreign_keys = OFF")
+            conn = ledger.backend._connection()
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("DELETE FROM fulfilments WHERE payment_intent = 'pi_001'")
+            expected = "foreign key broken: receipts"
+        else:
+            with ledger.transaction() as tx:
+                tx.execute(
+                    "ALTER TABLE orders ADD CONSTRAINT positive CHECK (amount > 0) NOT VALID"
+                )
+            expected = "constraint positive is not validated"
+    result = invoke(checked, "ledger", "check")
+    assert result.exit_code == 1
+    assert expected in result.stdout
+
+
+def test_check_warns_about_paid_orders_not_fulfilled(checked):
+    with ledger_at(checked) as ledger:
+        ledger.record_intent(intent("pi_late"))  # paid, the succeeded event not handled yet
+    result = invoke(checked, "ledger", "check")
+    assert result.exit_code == 0
+    assert "warning: paid orders not fulfilled" in result.stdout
+
+
+# config check ------------------------------------------------------------------------------------
+
+
+def test_config_check_reports_the_ledger(tmp_path, postgres_url):
+    env = env_for(tmp_path / "data", None)
+    result = invoke(env, "config", "check")
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert f"ledger sqlite: {tmp_path / 'data' / 'bookpay.sqlite3'}" in lines
+    assert "ledger schema none yet (`bookpay serve` creates it)" in lines
+    assert "ledger reachable yes" in lines
+    assert not (tmp_path / "data").exists()
+
+    host = postgres_url.split("//", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    with_password = postgres_url.replace(host, f"shop:hunter2@{host}", 1)
+    result = invoke(env_for(tmp_path / "data", with_password), "config", "check", "--json")
+    report = json.loads(result.stdout)
+    assert report["ledger"]["where"].startswith(f"postgresql://shop:***@{host}/")
+    assert report["settings"]["BOOKPAY_DATABASE_URL"].startswith("postgresql://shop:***@")
+    assert "hunter2" not in result.stdout + result.stderr
+
+    env = env_for(tmp_path / "data", postgres_url)
+    fill(env, orders=1)
+    ledger = json.loads(invoke(env, "config", "check", "--json").stdout)["ledger"]
+    assert ledger["backend"] == "postgresql"
+    assert (ledger["reachable"], ledger["schema_version"], ledger["problem"]) == (True, 2, None)
+
+
+def test_config_check_says_when_the_database_cannot_be_reached(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://shop:hunter2@127.0.0.1:{port}/bookpay"
+    result = invoke(env_for(tmp_path / "data", url), "config", "check")
+    assert result.exit_code == 5
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert f"ledger postgresql: postgresql://shop:***@127.0.0.1:{port}/bookpay" in lines
+    assert any(line.startswith("ledger reachable no: Cannot reach the ledger") for line in lines)
+    assert any("the orders ledger: Cannot reach" in line for line in lines)
+    assert "hunter2" not in result.stdout + result.stderr

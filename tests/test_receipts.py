@@ -1,0 +1,311 @@
+"""Receipts: unusable addresses, claims of crashed processes, the idle worker, private files.
+
+On both backends where the ledger is involved (``database_url``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+from bookpay.mailer import OutboxTransport, ReceiptMailer, address_problem, header_text
+
+SHOP = "shop_test"
+
+
+def intent(pi="pi_1", email="jenny@example.com"):
+    return {
+        "id": pi,
+        "object": "payment_intent",
+        "status": "succeeded",
+        "amount": 2300,
+        "currency": "usd",
+        "metadata": {"item_id": "1", "integration": "bookpay", "shop_id": SHOP},
+        "receipt_email": email,
+        "shipping": None,
+        "latest_charge": None,
+        "last_payment_error": None,
+    }
+
+
+def render(order):
+    return order["email"], "Your receipt", "Thank you\n"
+
+
+@pytest.fixture
+def settings(tmp_path, database_url):
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, shop_id=SHOP)
+
+
+@pytest.fixture
+def ledger(settings):
+    ledger = open_ledger(settings)
+    yield ledger
+    ledger.close()
+
+
+def outbox(settings) -> list[str]:
+    folder = settings.data_dir / "outbox"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# Addresses ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("jenny@example.com", None),
+        ("jenny.rosen+books@mail.example.co.uk", None),
+        ("jenny@example.com\r\nBcc: all@example.com", "line break or control character"),
+        ("jenny@example.com\n", "line break or control character"),
+        ("jen\x1b[2Jny@example.com", "line break or control character"),
+        ("Jenny Rosen <jenny@example.com>", "not a plain e-mail address"),
+        ("jenny@example.com, eve@example.com", "not a plain e-mail address"),
+        ("=cmd|'/C calc'!A0@evil.example", "not a plain e-mail address"),
+        ("jenny", "not a plain e-mail address"),
+        ("jenny@localhost", "not a plain e-mail address"),
+        ("jenný@example.com", "not a plain e-mail address"),
+        ("j" * 65 + "@example.com", "local part is longer than 64"),
+        ("j@" + "e" * 250 + ".com", "longer than 254"),
+    ],
+)
+def test_address_problem(address, problem):
+    found = address_problem(address)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_header_text_never_carries_a_line_break():
+    assert header_text("Your receipt: A\r\nBcc: x@example.com\tbook") == (
+        "Your receipt: A Bcc: x@example.com book"
+    )
+
+
+def test_an_unusable_address_is_never_queued_nor_sent(ledger, settings):
+    bad = intent(email="jenny@example.com\r\nBcc: everyone@example.com")
+    _, done = ledger.record_fulfilment(bad, render, recipient_problem=address_problem)
+    assert done
+    [receipt] = ledger.receipts()
+    assert receipt["status"] == "undeliverable"
+    assert "line break" in receipt["last_error"]
+    mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+    assert mailer.send_due() == 0
+    assert mailer.drain(1)
+    assert outbox(settings) == []
+    assert ledger.receipt_for("pi_1")["attempts"] == 0
+
+
+def test_an_unusable_address_queued_by_an_older_bookpay_is_marked_not_retried(ledger, settings):
+    ledger.record_fulfilment(intent(email="jenny@example.com\nX: y"), render)  # no check
+    assert ledger.receipts()[0]["status"] == "pending"
+
+    class Refuses:
+        calls = 0
+
+        def send(self, receipt):
+            Refuses.calls += 1
+            raise ValueError("Header values may not contain linefeed or carriage return")
+
+    mailer = ReceiptMailer(ledger, Refuses())
+    mailer.send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], Refuses.calls) == ("undeliverable", 0)
+    assert ledger.next_receipt_due() is None  # never due again
+
+
+# Claims of a crashed process --------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+url = sys.argv[2] or None
+ledger = open_ledger(Settings(data_dir=Path(sys.argv[1]), database_url=url))
+with ledger.claim_receipts() as claims:
+    print(len(claims), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_crashed_processs_claim_is_taken_over_at_once(ledger, settings):
+    ledger.record_fulfilment(intent(), render)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(settings.data_dir), settings.database_url or ""],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"  # it holds the receipt
+        mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+        assert mailer.send_due() == 0  # a live holder's claim is respected
+        assert outbox(settings) == []
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        started = time.monotonic()
+        assert mailer.drain(15)
+        assert time.monotonic() - started < 5  # not after a lease runs out
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert outbox(settings) == ["pi_1.eml"]
+    assert ledger.receipt_for("pi_1")["status"] == "sent"
+
+
+def test_a_claim_ends_with_the_block_when_nothing_was_sent(ledger):
+    ledger.record_fulfilment(intent(), render)
+    with ledger.claim_receipts() as claims:
+        assert len(claims) == 1
+        with ledger.claim_receipts() as others:
+            assert len(others) == 0  # held
+    with ledger.claim_receipts() as claims:
+        assert len(claims) == 1  # released, not leased away for minutes
+
+
+# The idle worker --------------------------------------------------------------------------------
+
+
+class CountingLedger:
+    """The ledger, counting how often the worker looks for receipts."""
+
+    def __init__(self, ledger):
+        self._ledger = ledger
+        self.claims = 0
+
+    def claim_receipts(self, **kwargs):
+        self.claims += 1
+        return self._ledger.claim_receipts(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._ledger, name)
+
+
+def test_the_idle_worker_sleeps_until_woken(ledger, settings):
+    counting = CountingLedger(ledger)
+    mailer = ReceiptMailer(counting, OutboxTransport(settings.data_dir / "outbox"))
+    mailer.start()
+    try:
+        time.sleep(1.0)
+        assert counting.claims == 1  # one look at start, then asleep
+        ledger.record_fulfilment(intent(), render)
+        mailer.wake()
+        assert mailer.drain(5)
+    finally:
+        mailer.close()
+    assert outbox(settings) == ["pi_1.eml"]
+
+
+def test_the_worker_sleeps_until_the_next_receipt_is_due(ledger, settings):
+    ledger.record_fulfilment(intent(), render)
+    with ledger.transaction() as tx:
+        tx.execute("UPDATE receipts SET next_attempt_at = ?", (_in(30),))
+    mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+    assert 25 < mailer._idle_wait(0) <= 30
+
+
+def test_the_worker_does_not_spin_on_receipts_another_process_is_sending(ledger, settings):
+    ledger.record_fulfilment(intent(), render)
+    counting = CountingLedger(ledger)
+    mailer = ReceiptMailer(counting, OutboxTransport(settings.data_dir / "outbox"))
+    with open_ledger(settings) as other, other.claim_receipts() as held:
+        assert len(held) == 1  # a live holder sends it (slowly)
+        mailer.start()
+        try:
+            time.sleep(3.0)
+        finally:
+            mailer.close()
+    assert counting.claims <= 5  # backing off 0.5, 1, 2 s..., not every 50 ms
+
+
+def _in(seconds: float) -> str:
+    from bookpay.ledger import now_iso
+
+    return now_iso(seconds)
+
+
+# Temporary files --------------------------------------------------------------------------------
+
+
+def test_temporary_files_of_dead_writers_are_removed_at_start(tmp_path):
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (folder / f".writing-{dead}-abc.eml").write_text("half a message")
+    (folder / ".writing-legacy123.eml").write_text("from an older bookpay")
+    alive = folder / f".writing-{os.getppid()}-def.eml"  # someone writing right now
+    alive.write_text("being written")
+    (folder / "pi_1.eml").write_text("a receipt")
+
+    class NoLedger:
+        def claim_receipts(self, **kwargs):
+            raise RuntimeError("closed")
+
+        def next_receipt_due(self):
+            return None
+
+    mailer = ReceiptMailer(NoLedger(), OutboxTransport(folder))
+    mailer.start()
+    mailer.close()
+    assert sorted(p.name for p in folder.iterdir()) == [alive.name, "pi_1.eml"]
+
+
+# Private files ----------------------------------------------------------------------------------
+
+
+def test_the_data_folder_and_its_files_are_private(tmp_path, monkeypatch):
+    old = os.umask(0o022)  # the usual umask, which makes files readable by everyone
+    try:
+        settings = Settings(data_dir=tmp_path / "data", shop_id=SHOP)
+        with open_ledger(settings) as ledger:
+            ledger.record_fulfilment(intent(), render)
+            mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+            mailer.send_due()
+            modes = {
+                p.relative_to(settings.data_dir).as_posix(): p.stat().st_mode & 0o777
+                for p in [settings.data_dir, *settings.data_dir.rglob("*")]
+            }
+    finally:
+        os.umask(old)
+    assert modes == {
+        ".": 0o700,
+        "bookpay.sqlite3": 0o600,
+        "bookpay.sqlite3-wal": 0o600,
+        "bookpay.sqlite3-shm": 0o600,
+        "outbox": 0o700,
+        "outbox/pi_1.eml": 0o600,
+    }
+
+
+def test_an_existing_ledger_file_is_made_private(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "bookpay.sqlite3").touch(mode=0o644)
+    os.chmod(folder / "bookpay.sqlite3", 0o644)
+    open_ledger(Settings(data_dir=folder)).close()
+    assert (folder / "bookpay.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_emulator_state_started_by_serve_is_private(tmp_path):
+    from bookpay.web.emulator_link import ensure_emulator
+
+    old = os.umask(0o022)
+    try:
+        settings = Settings(data_dir=tmp_path / "data", emulator_url="http://127.0.0.1:9")
+        settings, emulator = ensure_emulator(settings, "127.0.0.1", 0)
+    finally:
+        os.umask(old)
+    try:
+        assert emulator is not None
+        files = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "data").iterdir()}
+        assert files and set(files.values()) == {0o600}, files
+        assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    finally:
+        emulator.stop()

@@ -48,6 +48,7 @@ def _paid_intent(
             "currency": currency,
             "confirm": True,
             "payment_method": "pm_card_visa",
+            "return_url": "https://shop.example/success",
             **params,
         },
         options=options or {},

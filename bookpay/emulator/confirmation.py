@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import cards, disputes, methods, objects, validate
+from . import cards, disputes, methods, objects, render, validate
 from . import intent_base as intents
 from .context import Ctx
 from .params import choice
@@ -227,7 +227,7 @@ def _declined(ctx: Ctx, pi: dict, pm: dict, ch: dict, decline: cards.Decline) ->
         extra={
             "charge": ch["id"],
             "payment_intent": intents.view(ctx, pi),
-            "payment_method": objects.public(pm),
+            "payment_method": render.complete(ctx.store, pm),
         },
     )
 

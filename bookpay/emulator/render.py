@@ -33,6 +33,8 @@ def complete(store: Store, obj: dict[str, Any]) -> dict[str, Any]:
     """A public copy with every field stripe-python declares: includable ones null until
     expanded, and those the emulator has nothing for null (see conform)."""
     out = public(obj)
+    if out.get("deleted") is True:
+        return out
     for name in INCLUDABLE.get(out.get("object", ""), {}):
         out[name] = None
     if out.get("object") == "payment_intent" and isinstance(out.get("last_payment_error"), dict):

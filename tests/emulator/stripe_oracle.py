@@ -408,7 +408,8 @@ def _is_nested(cls: type) -> bool:
 def class_for(object_name: str) -> type | None:
     from stripe._object_classes import get_object_class
 
-    return get_object_class("V1", object_name)
+    cls = get_object_class("V1", object_name)
+    return cls if _is_resource(cls) else None
 
 
 class Checker:
@@ -468,7 +469,8 @@ class Checker:
             if rel not in expanded:
                 self.problems.append(f"{kind}: {path}: an object, but not expanded")
                 return
-            self._resource(value, shape.classes, path)
+            inner = {e[len(rel) + 1 :] for e in expanded if e.startswith(rel + ".")}
+            self._resource(value, shape.classes, path, inner)
             return
         if shape.list_object is not None:
             self._list(value, shape.list_object, path)
@@ -503,7 +505,7 @@ class Checker:
             return
         self.problems.append(f"{kind}: {path}: {value!r:.60} does not match the declared type")
 
-    def _resource(self, value: Any, classes: list[type], path: str) -> None:
+    def _resource(self, value: Any, classes: list[type], path: str, expanded=()) -> None:
         if not isinstance(value, dict):
             self.problems.append(f"{path}: expected an object, got {value!r:.60}")
             return
@@ -511,7 +513,7 @@ class Checker:
         if not match:
             self.problems.append(f"{path}: object {value.get('object')!r} is not a declared type")
             return
-        self.check(value, match[0], path)
+        self.check(value, match[0], path, expanded)
 
     def _list(self, value: Any, item_cls: type, path: str) -> None:
         if not isinstance(value, dict) or value.get("object") != "list":

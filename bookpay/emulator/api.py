@@ -58,6 +58,7 @@ PUBLISHABLE_REFUSED = (
     " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
 )
 
+
 @functools.cache
 def version() -> str:
     from importlib import metadata

@@ -96,4 +96,3 @@ def _release(ctx: Ctx, ch: dict[str, Any], amount: int) -> None:
     ctx.store.save(ch)
     ctx.emit("refund.created", refund)
     ctx.emit("charge.refunded", ch, previous)
-

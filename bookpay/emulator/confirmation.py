@@ -22,6 +22,8 @@ CONFIRMING = {
 }
 CONFIRM_SPEC = {
     **CONFIRMING,
+    "allowed_payment_method_types": None,
+    "excluded_payment_method_types": None,
     "payment_method": None,
     "receipt_email": None,
     "shipping": validate.SHIPPING_SPEC,
@@ -104,7 +106,9 @@ def run(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     if "return_url" in p:
         pi["_return_url"] = _return_url(p["return_url"])
     off_session = _off_session(p["off_session"], ctx.op) if "off_session" in p else False
-    strict = validate.boolean(p.get("error_on_requires_action", "false"), "error_on_requires_action")
+    strict = validate.boolean(
+        p.get("error_on_requires_action", "false"), "error_on_requires_action"
+    )
     sdk = validate.boolean(p.get("use_stripe_sdk", "false"), "use_stripe_sdk")
     # Stripe.js (a publishable key) handles redirects itself; a server-side confirmation of an
     # intent that accepts redirect-based methods must say where the customer comes back to.

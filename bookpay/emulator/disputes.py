@@ -42,9 +42,7 @@ KINDS = {
     "multiple": Kind("fraudulent", "chargeback", "10.4", again="product_not_received"),
     "visa_ce3": Kind("fraudulent", "chargeback", "10.4", ("visa_compelling_evidence_3",)),
     "visa_compliance": Kind("noncompliant", "compliance", "", ("visa_compliance",)),
-    "mastercard_compliance": Kind(
-        "noncompliant", "compliance", "", ("mastercard_compliance",)
-    ),
+    "mastercard_compliance": Kind("noncompliant", "compliance", "", ("mastercard_compliance",)),
 }
 OPEN = ("needs_response", "warning_needs_response")
 REVIEW = ("under_review", "warning_under_review")

@@ -7,10 +7,11 @@ from typing import Any
 
 from . import customers, render, validate
 from .context import Ctx
-from .params import choice
+from .params import choice, declared, unsupported
 from .wire import ApiError, invalid, missing, no_such
 
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+PM_TYPES = ("card",)  # the payment method types this emulator's "Dashboard" has enabled
 
 
 def unexpected_state(ctx: Ctx, pi: dict[str, Any], message: str) -> ApiError:
@@ -69,5 +70,36 @@ def apply_common(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> None:
         pi["capture_method"] = method
     if "customer" in p:
         pi["customer"] = customers.reference(ctx, p["customer"], "customer")
+    if "allowed_payment_method_types" in p or "excluded_payment_method_types" in p:
+        _types(ctx, pi, p)
 
 
+def _types(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> None:
+    """allowed_payment_method_types limits the types (incompatible ones silently dropped, as
+    Stripe does); excluded_payment_method_types removes some from the dynamic set."""
+    allowed, excluded = "allowed_payment_method_types", "excluded_payment_method_types"
+    if allowed in p and excluded in p:
+        raise invalid(
+            f"You may only specify one of these parameters: {allowed}, {excluded}.", allowed
+        )
+    name = allowed if allowed in p else excluded
+    given = validate.string_list(p[name], name)
+    known = declared()["operations"].get(ctx.op, {}).get("enums", {}).get(name, ())
+    for i, kind in enumerate(given):
+        if kind not in known:
+            raise invalid(f"Invalid {name}[{i}]: must be one of {', '.join(known)}", f"{name}[{i}]")
+    if name == allowed:
+        if (pi.get("automatic_payment_methods") or {}).get("enabled"):
+            raise invalid(
+                f"You may only specify one of these parameters: {allowed},"
+                " automatic_payment_methods.",
+                allowed,
+            )
+        types = [kind for kind in PM_TYPES if kind in given]
+    else:
+        types = [kind for kind in PM_TYPES if kind not in given]
+    if given and not types:
+        raise unsupported(name, ",".join(given))
+    pi[allowed] = given or None if name == allowed else pi.get(allowed)
+    pi[excluded] = given or None if name == excluded else pi.get(excluded)
+    pi["payment_method_types"] = types or list(PM_TYPES)

@@ -7,8 +7,8 @@ from typing import Any
 
 from . import capture, confirmation, methods, objects, render, validate
 from .context import Ctx
-from .intent_base import apply_common, load, unexpected_state
-from .params import ANY, choice, unsupported
+from .intent_base import PM_TYPES, apply_common, load, unexpected_state
+from .params import ANY, choice
 from .store import field_is
 from .wire import invalid, missing, now
 
@@ -21,9 +21,10 @@ CANCELABLE = (
     "processing",
 )
 CANCEL_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
-PM_TYPES = ("card", "link")  # what this emulator's "dashboard" has enabled
 
 _COMMON = {
+    "allowed_payment_method_types": None,
+    "excluded_payment_method_types": None,
     "metadata": ANY,
     "description": None,
     "receipt_email": None,
@@ -43,7 +44,6 @@ CREATE_SPEC = {
     "amount": None,
     "currency": None,
     "automatic_payment_methods": {"enabled": None, "allow_redirects": None},
-    "payment_method_types": None,
     "confirm": None,
     "confirmation_method": None,
 }
@@ -58,33 +58,6 @@ CANCEL_SPEC = {"cancellation_reason": None, "expand": None}
 LIST_SPEC = {**render.LIST_SPEC, "customer": None}
 
 
-def _payment_method_types(ctx: Ctx, value: Any) -> list[str]:
-    types = validate.string_list(value, "payment_method_types")
-    known = _declared_pm_types()
-    for kind in types:
-        if kind in PM_TYPES:
-            continue
-        if kind in known:
-            raise unsupported("payment_method_types", kind)
-        raise invalid(
-            f"The payment method type provided: {kind} is invalid. Please ensure the provided"
-            " type is activated in your dashboard (https://dashboard.stripe.com/account/"
-            "payments/settings) and your account is enabled for any preview features that"
-            " you are trying to use.",
-            "payment_method_types",
-            "payment_method_invalid_parameter",
-        )
-    return types or ["card"]
-
-
-def _declared_pm_types() -> frozenset[str]:
-    """The PaymentMethod types Stripe has (those payment_method_data[type] may name)."""
-    from .params import declared
-
-    enums = declared()["operations"]["POST /v1/payment_methods"]["enums"]
-    return frozenset(enums.get("type", ()))
-
-
 def create(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     if "amount" not in p:
@@ -94,18 +67,15 @@ def create(ctx: Ctx) -> dict[str, Any]:
     cur = validate.currency(p["currency"])
     amt = validate.amount(p["amount"], cur)
     apm_in = p.get("automatic_payment_methods")
-    if apm_in is not None and "payment_method_types" in p:
+    if apm_in is not None and "allowed_payment_method_types" in p:
         raise invalid(
-            "You may only specify one of these parameters: automatic_payment_methods,"
-            " payment_method_types.",
+            "You may only specify one of these parameters: allowed_payment_method_types,"
+            " automatic_payment_methods.",
             "automatic_payment_methods",
         )
     apm = None
-    types = ["card"]
-    if "payment_method_types" in p:
-        types = _payment_method_types(ctx, p["payment_method_types"])
-    else:
-        # Recent API versions enable automatic payment methods unless types are listed.
+    if "allowed_payment_method_types" not in p:
+        # Dynamic payment methods unless the types are limited to a list.
         apm_in = apm_in if isinstance(apm_in, dict) else {}
         param = "automatic_payment_methods"
         if validate.boolean(apm_in.get("enabled", "true"), f"{param}[enabled]"):
@@ -119,7 +89,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
     pi = objects.payment_intent(
         amount=amt,
         currency=cur,
-        payment_method_types=types,
+        payment_method_types=list(PM_TYPES),
         automatic_payment_methods=apm,
         capture_method="automatic_async",
     )

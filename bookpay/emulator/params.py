@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from .wire import MAX_STRING, ApiError, invalid, too_long
 ANY = "any"
 DECLARED = Path(__file__).with_name("stripe_params.json")
 UNSUPPORTED = "parameter_unsupported"
-_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 
 
 @functools.cache
@@ -35,20 +33,28 @@ def api_version() -> str:
     return declared()["api_version"]
 
 
-def answer_version(requested: str | None) -> str:
+def known_versions() -> frozenset[str]:
+    """Stripe's API versions, as stripe-python lists them for a webhook endpoint's api_version."""
+    ops = declared()["operations"]
+    listed = ops["POST /v1/webhook_endpoints"]["enums"].get("api_version", ())
+    return frozenset({*listed, api_version()})
+
+
+def answer_version(requested: str | None, param: str | None = None) -> str:
     """The version a request is answered in. Stripe refuses versions that do not exist; the
-    emulator renders one major version's shapes (stripe-python's), so it accepts the monthly
-    releases of that major version (which only add) and refuses other majors as unsupported."""
+    emulator renders one major version's shapes (stripe-python's), so it accepts that major's
+    monthly releases (which only add) and refuses the other majors as not supported yet."""
     if not requested:
         return api_version()
-    if not _VERSION.fullmatch(requested):
-        raise invalid(f"Invalid Stripe API version: {requested[:80]}")
+    if requested not in known_versions():
+        raise invalid(f"Invalid Stripe API version: {requested[:80]}", param)
     major = api_version().split(".", 1)[1]
     if requested.partition(".")[2] != major:
         raise ApiError(
             400,
             f"The bookpay emulator does not support Stripe API version {requested} yet: it"
             f" answers as {api_version()} (stripe-python's), and accepts the {major} versions.",
+            param=param,
             code="api_version_unsupported",
         )
     return requested
@@ -65,8 +71,24 @@ def unsupported(name: str, value: str | None = None) -> ApiError:
     )
 
 
+# Top-level parameters the API version no longer takes, with Stripe's own refusal of them.
+NO_LONGER = {
+    "payment_method_types": (
+        "payment_method_types_no_longer_supported",
+        "The payment_method_types parameter is not supported on this API version. Use"
+        " allowed_payment_method_types or excluded_payment_method_types instead, or dynamic"
+        " payment methods.",
+        ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}",
+         "POST /v1/payment_intents/{id}/confirm"),
+    ),
+}  # fmt: skip
+
+
 def check(params: dict[str, Any], spec: dict[str, Any], op: str) -> None:
     """Refuse what the operation does not implement, naming the full bracket path."""
+    for name, (code, message, ops) in NO_LONGER.items():
+        if name in params and op in ops:
+            raise invalid(message, name, code)
     table = declared()["operations"].get(op, {}).get("params", {})
     _walk(params, spec, table, "", "")
 

@@ -79,7 +79,7 @@ ENDPOINT_UPDATE_SPEC = {
     "disabled": None,
     "expand": None,
 }
-ENDPOINT_LIST_SPEC = render.LIST_SPEC
+ENDPOINT_LIST_SPEC = {k: v for k, v in render.LIST_SPEC.items() if k != "created"}
 
 
 def _url(value: Any) -> str:
@@ -123,7 +123,7 @@ def endpoint_create(ctx: Ctx) -> dict[str, Any]:
         choice(p["connect"], "connect", ("false",), ctx.op)
     if p.get("api_version"):
         version = validate.string(p["api_version"], "api_version")
-        endpoint["api_version"] = answer_version(version)
+        endpoint["api_version"] = answer_version(version, "api_version")
     ctx.store.save(endpoint)
     # Only the creation response reveals the signing secret, as with Stripe.
     return {**endpoint, "secret": endpoint["_secret"]}

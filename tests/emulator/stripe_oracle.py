@@ -321,7 +321,7 @@ def _owner_module(cls: type) -> str:
 
 def fields_of(cls: type) -> dict[str, Any]:
     """A class's declared fields (wire names), excluding private and class-level names."""
-    own = dict(cls.__dict__.get("__annotations__", {}))
+    own = inspect.get_annotations(cls)
     remap = cls.__dict__.get("_field_remappings", {}) or {}
     out = {}
     for name, ann in own.items():
@@ -549,6 +549,8 @@ def declared_fields(cls: type, seen: frozenset = frozenset()) -> list[str]:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: stripe_oracle.py --write   (regenerates bookpay/emulator/stripe_params.json)")
+        sys.exit(
+            "usage: stripe_oracle.py --write   (regenerates bookpay/emulator/stripe_params.json)"
+        )
     JSON_PATH.write_text(rendered(), encoding="utf-8")
     print(f"wrote {JSON_PATH.relative_to(ROOT)}")

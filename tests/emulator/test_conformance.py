@@ -67,127 +67,147 @@ def api() -> Iterator[Api]:
 
 
 def paid(api: Api, card: str, **extra: Any) -> dict[str, Any]:
-    return api(
-        "post",
-        "/v1/payment_intents",
-        amount=2500,
-        currency="usd",
-        confirm=True,
-        payment_method=card,
-        return_url=RETURN,
-        **extra,
-    )
+    """Create and confirm a $25 intent with a test card (as a server with a return_url)."""
+    params = {"amount": 2500, "currency": "usd", "confirm": True, "payment_method": card}
+    return api("post", "/v1/payment_intents", **params, return_url=RETURN, **extra)
+
+
+def card_only(api: Api, **extra: Any) -> dict[str, Any]:
+    """An intent limited to cards: a server may confirm it without a return_url."""
+    types = {"allowed_payment_method_types": ["card"]}
+    return api("post", "/v1/payment_intents", amount=1000, currency="usd", **types, **extra)
+
+
+def settled(api: Api, path: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The object at `path` once the emulator's clock has moved it on."""
+    return api.wait(lambda: (lambda obj: obj if done(obj) else None)(api("get", path)))
+
+
+def first_dispute(api: Api, pi: dict[str, Any]) -> dict[str, Any]:
+    return api.wait(lambda: api("get", "/v1/disputes", payment_intent=pi["id"])["data"])[0]
+
+
+DISPUTE_CARDS = [
+    ("pm_card_createDispute", "winning_evidence"),
+    ("pm_card_createDisputeProductNotReceived", "losing_evidence"),
+    ("pm_card_createDisputeInquiry", "escalate_inquiry_evidence"),
+    ("pm_card_createCe3EligibleDispute", None),
+    ("pm_card_createComplianceDispute", None),
+    ("pm_card_createMastercardComplianceDispute", None),
+]
+ADDRESS = {"line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH",
+           "country": "GB"}  # fmt: skip
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+
+
+def intents(api: Api, got: Collected) -> dict[str, Any]:
+    """PaymentIntents in each state, and their charges; returns the paid one."""
+    got.add("pi requires_payment_method", api("post", "/v1/payment_intents", amount=1000,
+                                              currency="usd"))  # fmt: skip
+    ok = got.add("pi succeeded", paid(api, "pm_card_visa"))
+    expand = ["latest_charge", "payment_method", "latest_charge.payment_intent"]
+    got.add("pi expanded", api("get", f"/v1/payment_intents/{ok['id']}", expand=expand), *expand)
+    declined = paid(api, "pm_card_visa_chargeDeclined")["error"]
+    got.add("pi declined (402 body)", declined["payment_intent"])
+    got.add("pm on a decline (402 body)", declined["payment_method"])
+    got.add("charge failed", api("get", f"/v1/charges/{declined['charge']}"))
+    redirect = got.add("pi 3-D Secure (redirect)", paid(api, "pm_card_authenticationRequired"))
+    assert redirect["next_action"]["type"] == "redirect_to_url"
+    pi = card_only(api)
+    sdk = api("post", f"/v1/payment_intents/{pi['id']}/confirm",
+              payment_method="pm_card_threeDSecure2Required")  # fmt: skip
+    assert got.add("pi 3-D Secure (use_stripe_sdk)", sdk)["next_action"]["type"] == "use_stripe_sdk"
+    canceled = api("post", "/v1/payment_intents", amount=1000, currency="usd")
+    got.add("pi canceled", api("post", f"/v1/payment_intents/{canceled['id']}/cancel",
+                               cancellation_reason="abandoned"))  # fmt: skip
+    manual = card_only(api, confirmation_method="manual")
+    confirm = f"/v1/payment_intents/{manual['id']}/confirm"
+    waiting = api("post", confirm, payment_method="pm_card_authenticationRequired")
+    got.add("pi manual confirmation", waiting)
+    # Manual capture: authorized, captured in part, released.
+    auth = got.add("pi requires_capture", paid(api, "pm_card_visa", capture_method="manual"))
+    charge = f"/v1/charges/{auth['latest_charge']}"
+    got.add("charge uncaptured", api("get", charge))
+    got.add("pi captured in part", api("post", f"/v1/payment_intents/{auth['id']}/capture",
+                                       amount_to_capture=1500))  # fmt: skip
+    got.add("charge captured in part", api("get", charge, expand=["refunds"]), "refunds")
+    released = paid(api, "pm_card_visa", capture_method="manual")
+    got.add("pi released", api("post", f"/v1/payment_intents/{released['id']}/cancel"))
+    return ok
+
+
+def refunds(api: Api, got: Collected, ok: dict[str, Any]) -> None:
+    """Immediate, pending then succeeded, succeeded then failed."""
+    got.add("refund", api("post", "/v1/refunds", payment_intent=ok["id"], amount=500))
+    for card in ("pm_card_pendingRefund", "pm_card_refundFail"):
+        refund = api("post", "/v1/refunds", payment_intent=paid(api, card)["id"])
+        got.add(f"refund ({card})", refund)
+        later = settled(api, f"/v1/refunds/{refund['id']}",
+                        lambda r, first=refund["status"]: r["status"] != first)  # fmt: skip
+        got.add(f"refund later ({card})", later)
+    expand = ["refunds", "payment_intent"]
+    got.add("charge refunded", api("get", f"/v1/charges/{ok['latest_charge']}", expand=expand),
+            *expand)  # fmt: skip
+
+
+def disputes(api: Api, got: Collected) -> None:
+    """A dispute from each dispute card, and their outcomes."""
+    for card, outcome in DISPUTE_CARDS:
+        pi = paid(api, card)
+        dispute = got.add(f"dispute ({card})", first_dispute(api, pi))
+        path = f"/v1/disputes/{dispute['id']}"
+        if outcome:
+            evidence = {"uncategorized_text": outcome, "product_description": "A book"}
+            api("post", path, evidence=evidence)
+            decided = settled(api, path, lambda d: "review" not in d["status"])
+            got.add(f"dispute decided ({outcome})", decided)
+        got.add(f"charge disputed ({card})", api("get", f"/v1/charges/{pi['latest_charge']}"))
+    inquiry = first_dispute(api, paid(api, "pm_card_createDisputeInquiry"))
+    got.add("dispute closed (inquiry)", api("post", f"/v1/disputes/{inquiry['id']}/close"))
+    expand = ["charge", "payment_intent"]
+    got.add("dispute expanded", api("get", f"/v1/disputes/{inquiry['id']}", expand=expand),
+            *expand)  # fmt: skip
+
+
+def customers_and_methods(api: Api, got: Collected) -> None:
+    shipping = {"name": "Ada", "address": {"line1": "1 Road", "country": "GB"}}
+    cus = got.add("customer", api("post", "/v1/customers", email="ada@example.com",
+                                  name="Ada Lovelace", phone="+44 20 7946 0000",
+                                  address=ADDRESS, shipping=shipping))  # fmt: skip
+    path = f"/v1/customers/{cus['id']}"
+    got.add("customer updated", api("post", path, name="Ada King", metadata={"tier": "gold"}))
+    pi = paid(api, "pm_card_visa", customer=cus["id"])
+    with_customer = api("get", f"/v1/payment_intents/{pi['id']}", expand=["customer"])
+    got.add("pi with customer (expanded)", with_customer, "customer")
+    lists = ["sources", "subscriptions", "tax_ids"]
+    got.add("customer with lists", api("get", path, expand=lists), *lists)
+    billing = {"name": "Ada", "email": "ada@example.com", "address": {"country": "GB"}}
+    got.add("pm from card data", api("post", "/v1/payment_methods", type="card", card=CARD,
+                                     billing_details=billing))  # fmt: skip
+    got.add("pm from a token", api("get", "/v1/payment_methods/pm_card_mastercard"))
+    got.add("customer deleted", api("delete", path))
+
+
+def endpoints_and_lists(api: Api, got: Collected) -> None:
+    we = api("post", "/v1/webhook_endpoints", url="http://127.0.0.1:9/hook",
+             enabled_events=["charge.succeeded"])  # fmt: skip
+    got.add("endpoint created", we)
+    got.add("endpoint", api("get", f"/v1/webhook_endpoints/{we['id']}"))
+    got.add("endpoint deleted", api("delete", f"/v1/webhook_endpoints/{we['id']}"))
+    for kind in ("payment_intents", "charges", "refunds", "disputes", "customers", "events",
+                 "webhook_endpoints"):  # fmt: skip
+        got.add(f"list {kind}", api("get", f"/v1/{kind}", limit=5))
 
 
 @pytest.fixture(scope="module")
 def collected(api: Api) -> Collected:
     """One run of every flow; the tests below check what it produced."""
     got = Collected()
-    # PaymentIntents in each state, and their charges.
-    got.add("pi requires_payment_method", api("post", "/v1/payment_intents", amount=1000,
-                                              currency="usd"))  # fmt: skip
-    ok = got.add("pi succeeded", paid(api, "pm_card_visa"))
-    got.add(
-        "pi expanded",
-        api("get", f"/v1/payment_intents/{ok['id']}",
-            expand=["latest_charge", "payment_method", "latest_charge.payment_intent"]),
-        "latest_charge", "payment_method", "latest_charge.payment_intent",
-    )  # fmt: skip
-    declined = paid(api, "pm_card_visa_chargeDeclined")
-    got.add("pi declined (402 body)", declined["error"]["payment_intent"])
-    got.add("pm on a decline (402 body)", declined["error"]["payment_method"])
-    got.add("charge failed", api("get", f"/v1/charges/{declined['error']['charge']}"))
-    redirect = got.add("pi requires_action (redirect)", paid(api, "pm_card_authenticationRequired"))
-    assert redirect["next_action"]["type"] == "redirect_to_url"
-    sdk = api("post", "/v1/payment_intents", amount=1000, currency="usd", confirm=True,
-              payment_method="pm_card_threeDSecure2Required", payment_method_types=["card"])  # fmt: skip
-    assert got.add("pi requires_action (use_stripe_sdk)", sdk)["next_action"]["type"] == (
-        "use_stripe_sdk"
-    )
-    canceled = api("post", "/v1/payment_intents", amount=1000, currency="usd")
-    got.add("pi canceled", api("post", f"/v1/payment_intents/{canceled['id']}/cancel",
-                               cancellation_reason="abandoned"))  # fmt: skip
-    manual = api("post", "/v1/payment_intents", amount=1000, currency="usd",
-                 confirmation_method="manual", payment_method_types=["card"])  # fmt: skip
-    pending = api("post", f"/v1/payment_intents/{manual['id']}/confirm",
-                  payment_method="pm_card_authenticationRequired")  # fmt: skip
-    got.add("pi manual confirmation (requires_action)", pending)
-    # Manual capture: authorized, captured in part, released.
-    auth = got.add("pi requires_capture", paid(api, "pm_card_visa", capture_method="manual"))
-    got.add("charge uncaptured", api("get", f"/v1/charges/{auth['latest_charge']}"))
-    got.add("pi captured in part", api("post", f"/v1/payment_intents/{auth['id']}/capture",
-                                       amount_to_capture=1500))  # fmt: skip
-    got.add("charge captured in part", api("get", f"/v1/charges/{auth['latest_charge']}",
-                                           expand=["refunds"]), "refunds")  # fmt: skip
-    released = paid(api, "pm_card_visa", capture_method="manual")
-    got.add("pi released", api("post", f"/v1/payment_intents/{released['id']}/cancel"))
-    # Refunds: immediate, pending then succeeded, succeeded then failed.
-    got.add("refund", api("post", "/v1/refunds", payment_intent=ok["id"], amount=500))
-    for card in ("pm_card_pendingRefund", "pm_card_refundFail"):
-        refund = got.add(f"refund ({card})", api("post", "/v1/refunds",
-                                                 payment_intent=paid(api, card)["id"]))  # fmt: skip
-        final = api.wait(lambda r=refund: (lambda x: x if x["status"] in ("succeeded", "failed")
-                                           and x["status"] != r["status"] else None)(
-            api("get", f"/v1/refunds/{r['id']}")))  # fmt: skip
-        got.add(f"refund later ({card})", final)
-    got.add("charge refunded", api("get", f"/v1/charges/{ok['latest_charge']}",
-                                   expand=["refunds", "payment_intent"]),
-            "refunds", "payment_intent")  # fmt: skip
-    # Disputes from each dispute card, and their outcomes.
-    for card, outcome in (("pm_card_createDispute", "winning_evidence"),
-                          ("pm_card_createDisputeProductNotReceived", "losing_evidence"),
-                          ("pm_card_createDisputeInquiry", "escalate_inquiry_evidence"),
-                          ("pm_card_createCe3EligibleDispute", None),
-                          ("pm_card_createComplianceDispute", None),
-                          ("pm_card_createMastercardComplianceDispute", None)):  # fmt: skip
-        pi = paid(api, card)
-        dispute = api.wait(lambda pi=pi: api("get", "/v1/disputes", payment_intent=pi["id"])["data"])[0]
-        got.add(f"dispute ({card})", dispute)
-        if outcome:
-            api("post", f"/v1/disputes/{dispute['id']}",
-                evidence={"uncategorized_text": outcome, "product_description": "A book"})  # fmt: skip
-            decided = api.wait(lambda d=dispute: (lambda x: x if "review" not in x["status"]
-                                                  else None)(api("get", f"/v1/disputes/{d['id']}")))  # fmt: skip
-            got.add(f"dispute decided ({outcome})", decided)
-        got.add(f"charge disputed ({card})", api("get", f"/v1/charges/{pi['latest_charge']}"))
-    inquiry = paid(api, "pm_card_createDisputeInquiry")
-    open_inquiry = api.wait(lambda: api("get", "/v1/disputes", payment_intent=inquiry["id"])["data"])[0]
-    got.add("dispute closed (inquiry)", api("post", f"/v1/disputes/{open_inquiry['id']}/close"))
-    got.add("dispute expanded", api("get", f"/v1/disputes/{open_inquiry['id']}",
-                                    expand=["charge", "payment_intent"]),
-            "charge", "payment_intent")  # fmt: skip
-    # Customers and PaymentMethods.
-    cus = got.add("customer", api("post", "/v1/customers", email="ada@example.com",
-                                  name="Ada Lovelace", phone="+44 20 7946 0000",
-                                  address={"line1": "12 St James's Square", "city": "London",
-                                           "postal_code": "SW1Y 4JH", "country": "GB"},
-                                  shipping={"name": "Ada", "address": {"line1": "1 Road",
-                                            "country": "GB"}}))  # fmt: skip
-    got.add("customer updated", api("post", f"/v1/customers/{cus['id']}", name="Ada King",
-                                    metadata={"tier": "gold"}))  # fmt: skip
-    with_customer = paid(api, "pm_card_visa", customer=cus["id"])
-    got.add("pi with customer (expanded)", api("get", f"/v1/payment_intents/{with_customer['id']}",
-                                               expand=["customer"]), "customer")  # fmt: skip
-    got.add("customer with lists", api("get", f"/v1/customers/{cus['id']}",
-                                       expand=["sources", "subscriptions", "tax_ids"]),
-            "sources", "subscriptions", "tax_ids")  # fmt: skip
-    got.add("pm from card data", api("post", "/v1/payment_methods", type="card",
-                                     card={"number": "4242424242424242", "exp_month": 12,
-                                           "exp_year": 2040, "cvc": "123"},
-                                     billing_details={"name": "Ada", "email": "ada@example.com",
-                                                      "address": {"country": "GB"}}))  # fmt: skip
-    got.add("pm from a token", api("get", "/v1/payment_methods/pm_card_mastercard"))
-    # Webhook endpoints (answers that create, fetch and delete them).
-    we = got.add("endpoint created", api("post", "/v1/webhook_endpoints",
-                                         url="http://127.0.0.1:9/hook",
-                                         enabled_events=["charge.succeeded"]))  # fmt: skip
-    got.add("endpoint", api("get", f"/v1/webhook_endpoints/{we['id']}"))
-    got.add("endpoint deleted", api("delete", f"/v1/webhook_endpoints/{we['id']}"))
-    got.add("customer deleted", api("delete", f"/v1/customers/{cus['id']}"))
-    # Every list endpoint answers a list object of its resource.
-    for path in ("payment_intents", "charges", "refunds", "disputes", "customers", "events",
-                 "webhook_endpoints"):  # fmt: skip
-        got.add(f"list {path}", api("get", f"/v1/{path}", limit=5))
+    ok = intents(api, got)
+    refunds(api, got, ok)
+    disputes(api, got)
+    customers_and_methods(api, got)
+    endpoints_and_lists(api, got)
     return got
 
 
@@ -223,7 +243,9 @@ def test_every_emitted_event_type_conforms(api: Api, collected: Collected) -> No
     checker = Checker()
     events = all_events(api)
     seen = {e["type"] for e in events}
-    assert seen == set(EMITTED), f"never produced: {set(EMITTED) - seen}; unlisted: {seen - set(EMITTED)}"
+    assert seen == set(EMITTED), (
+        f"never produced: {set(EMITTED) - seen}; unlisted: {seen - set(EMITTED)}"
+    )
     for event in events:
         checker.check(event, stripe.Event, where=f"event {event['type']}")
         checker.check(event["data"]["object"], where=f"{event['type']}.data.object")

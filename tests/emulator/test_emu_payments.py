@@ -59,7 +59,7 @@ def card_data(number: str) -> dict[str, Any]:
 
 def new_intent(client: stripe.StripeClient, **extra: Any) -> stripe.PaymentIntent:
     """An intent a server may confirm without a return_url: it accepts no redirect methods."""
-    if "payment_method_types" not in extra:
+    if "allowed_payment_method_types" not in extra:
         extra.setdefault("automatic_payment_methods", NO_REDIRECTS)
     return client.v1.payment_intents.create(
         params={"amount": 1999, "currency": "usd", "metadata": {"item_id": "1"}, **extra}

@@ -78,7 +78,7 @@ def test_events_emitted(client: stripe.StripeClient, paid_intent: PaidIntent) ->
     client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
     assert {"refund.created", "charge.refunded"} <= {e.type for e in events_for(client, pi.id)}
     declined = client.v1.payment_intents.create(
-        params={"amount": 1000, "currency": "usd", "payment_method_types": ["card"]}
+        params={"amount": 1000, "currency": "usd", "allowed_payment_method_types": ["card"]}
     )
     with pytest.raises(stripe.CardError):
         client.v1.payment_intents.confirm(
@@ -97,7 +97,8 @@ def test_events_emitted(client: stripe.StripeClient, paid_intent: PaidIntent) ->
 def test_event_shape_and_snapshot(client: stripe.StripeClient) -> None:
     opts: Any = {"idempotency_key": "evt-key"}
     pi = client.v1.payment_intents.create(
-        params={"amount": 1000, "currency": "usd", "payment_method_types": ["card"]}, options=opts
+        params={"amount": 1000, "currency": "usd", "allowed_payment_method_types": ["card"]},
+        options=opts,
     )
     created = events_for(client, pi.id)[0]
     assert created.id.startswith("evt_") and created.livemode is False

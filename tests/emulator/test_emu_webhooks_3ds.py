@@ -176,7 +176,7 @@ def start_3ds(client: stripe.StripeClient, token: str, return_url: str | None) -
     if return_url:
         params["return_url"] = return_url
     else:  # a server-side confirmation without a return_url: card only, as Stripe requires
-        params["payment_method_types"] = ["card"]
+        params["allowed_payment_method_types"] = ["card"]
     pi = client.v1.payment_intents.create(params=params)
     assert pi.status == "requires_action"
     return pi

@@ -14,7 +14,9 @@ from bookpay.cli import state
 from bookpay.commands.output import Cell, JsonOption, emit_json, info, print_fields, print_table
 from bookpay.money import format_amount
 
-app = typer.Typer(help="Create, inspect, confirm and cancel PaymentIntents.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, inspect, confirm, capture and cancel PaymentIntents.", no_args_is_help=True
+)
 
 IntentArg = Annotated[str, typer.Argument(metavar="PI", help="A PaymentIntent id (pi_...).")]
 
@@ -47,6 +49,11 @@ def _summary(intent: dict) -> None:
         ("Status", status_cell(intent["status"])),
         ("Amount", format_amount(intent["amount"], intent["currency"])),
     ]
+    if intent["status"] == "requires_capture":
+        rows.append(("Capturable", format_amount(intent["amount_capturable"], intent["currency"])))
+    received = intent.get("amount_received") or 0
+    if intent["status"] == "succeeded" and received != intent["amount"]:
+        rows.append(("Captured", format_amount(received, intent["currency"])))
     action = intent.get("next_action") or {}
     redirect = action.get("redirect_to_url") or {}
     if redirect.get("url"):
@@ -216,19 +223,50 @@ def confirm(
         typer.Option("--card", help="A test card number, a pm_card_... token or a pm_ id."),
     ] = "4242424242424242",
     return_url: Annotated[
-        str | None, typer.Option("--return-url", help="Where 3-D Secure returns to.")
+        str | None,
+        typer.Option(
+            "--return-url",
+            help="Where 3-D Secure returns to (default: the shop's /success page, from"
+            " BOOKPAY_BASE_URL or http://127.0.0.1:4242).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Confirm a PaymentIntent with a test card (test mode and the emulator only).
 
-    A declined card exits with status 3 and Stripe's reason.
+    A declined card exits with status 3 and Stripe's reason. Stripe requires a return_url when
+    confirming on the server; without --return-url the shop's success page is sent.
 
     Example: bookpay intent confirm pi_123 --card 4000000000000002
     """
     gateway = state(ctx).gateway()
     method = gateway.payment_method_for(card)
     intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
+    if as_json:
+        emit_json(intent)
+    else:
+        _summary(intent)
+
+
+@app.command("capture")
+def capture(
+    ctx: typer.Context,
+    intent_id: IntentArg,
+    amount: Annotated[
+        int | None,
+        typer.Option(
+            "--amount",
+            min=1,
+            help="Capture this much (in the currency's minor unit) and release the rest.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Capture an authorized PaymentIntent (one created with capture_method=manual).
+
+    Example: bookpay intent capture pi_123 --amount 1500
+    """
+    intent = state(ctx).gateway().capture_intent(intent_id, amount=amount)
     if as_json:
         emit_json(intent)
     else:

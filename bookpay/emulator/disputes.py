@@ -55,12 +55,13 @@ TEXT_EVIDENCE = (
     "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "shipping_address",
     "shipping_carrier", "shipping_date", "shipping_tracking_number", "uncategorized_text",
 )  # fmt: skip
-EVIDENCE_LIMIT = 150_000  # Stripe: the text evidence fields together, in characters
+EVIDENCE_FIELD_LIMIT = 20_000  # Stripe's limit on one evidence field, in characters
+EVIDENCE_LIMIT = 150_000  # and on the text evidence fields together
 
 LIST_SPEC = {**render.LIST_SPEC, "charge": None, "payment_intent": None}
 RETRIEVE_SPEC = {"expand": None}
 UPDATE_SPEC = {
-    "evidence": dict.fromkeys(TEXT_EVIDENCE),
+    "evidence": dict.fromkeys(TEXT_EVIDENCE, EVIDENCE_FIELD_LIMIT),
     "metadata": ANY,
     "submit": None,
     "expand": None,
@@ -242,7 +243,7 @@ def _stage(dispute: dict[str, Any], given: Any) -> None:
         raise invalid("Invalid hash: evidence", "evidence")
     evidence = dispute["evidence"]
     for name, value in given.items():
-        evidence[name] = validate.string(value, f"evidence[{name}]", max_length=EVIDENCE_LIMIT)
+        evidence[name] = validate.string(value, f"evidence[{name}]", EVIDENCE_FIELD_LIMIT)
     total = sum(len(evidence.get(name) or "") for name in TEXT_EVIDENCE)
     if total > EVIDENCE_LIMIT:
         raise invalid(

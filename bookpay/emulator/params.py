@@ -1,12 +1,13 @@
 """Parameters: implemented by the emulator, known to Stripe but not supported yet, or unknown.
 
 Each operation declares the parameters it implements as a spec: a dict of name -> None (a
-scalar), ANY (a free-form hash such as metadata), or a nested spec (a hash, or a list of
-hashes). What Stripe itself declares comes from `stripe_params.json`, generated from the pinned
-stripe-python by `tests/emulator/stripe_oracle.py` and checked by a test, so it cannot drift; the
-emulator never imports stripe-python. A name Stripe declares but the spec lacks is refused with
-the emulator's own code `parameter_unsupported`; only a name Stripe does not have is
-`parameter_unknown`, as Stripe answers it.
+scalar, at most MAX_STRING characters), an int (a string with that limit instead), ANY (a
+free-form hash such as metadata), or a nested spec (a hash, or a list of hashes). What Stripe
+itself declares comes from `stripe_params.json`, generated from the pinned stripe-python by
+`tests/emulator/stripe_oracle.py` and checked by a test, so it cannot drift; the emulator never
+imports stripe-python. A name Stripe declares but the spec lacks is refused with the emulator's
+own code `parameter_unsupported`; only a name Stripe does not have is `parameter_unknown`, as
+Stripe answers it.
 """
 
 from __future__ import annotations
@@ -104,14 +105,15 @@ def _walk(params: dict[str, Any], spec: dict[str, Any], table: dict, node: str, 
         sub = spec[key]
         if sub is ANY:
             continue
+        limit = sub if isinstance(sub, int) else MAX_STRING
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, dict):
-                if sub is None:
+                if not isinstance(sub, dict):
                     raise invalid(f"Invalid string: {item}", name, "parameter_invalid_string")
                 _walk(item, sub, table, path, name)
-            elif isinstance(item, str) and len(item) > MAX_STRING:
-                raise too_long(item, name)
+            elif isinstance(item, str) and len(item) > limit:
+                raise too_long(item, name, limit)
 
 
 def choice(value: Any, param: str, supported: tuple[str, ...], op: str) -> str:

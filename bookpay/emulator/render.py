@@ -130,6 +130,8 @@ def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: st
             continue
         if key in expandable.get(owner, {}):
             value = node.get(head)
+            if value is None and sub:  # nothing to expand, but the path must still be valid
+                _check_paths(expandable[owner][key], sub, full + ".")
             if isinstance(value, str):
                 target = store.get(value)
                 if target is None:
@@ -143,6 +145,25 @@ def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: st
             _apply(store, value, sub, full + ".", owner, key + ".")
             continue
         raise _cannot(full)
+
+
+def _check_paths(kinds: list[str], tree: dict, prefix: str) -> None:
+    """Refuse paths below a null field that no object of its possible kinds could expand."""
+    expandable = declared()["expandable"]
+    for head, sub in tree.items():
+        targets = [
+            target
+            for kind in kinds
+            for path, found in expandable.get(kind, {}).items()
+            if path == head
+            for target in found
+        ]
+        included = any(head in INCLUDABLE.get(kind, {}) for kind in kinds)
+        nested = any(p.startswith(head + ".") for k in kinds for p in expandable.get(k, {}))
+        if not (targets or included or nested):
+            raise _cannot(prefix + head)
+        if sub and targets:
+            _check_paths(targets, sub, prefix + head + ".")
 
 
 def _included(store: Store, node: dict[str, Any], owner: str, field: str) -> dict[str, Any]:

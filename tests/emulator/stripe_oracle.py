@@ -226,7 +226,7 @@ def _table_for(op: str) -> dict[str, Any]:
                 continue
             path = f"{node}[{name}]" if node else name
             sub = spec[name]
-            if param.values and sub is None:
+            if param.values and not isinstance(sub, dict) and sub is not emu_params.ANY:
                 enums[path] = sorted(param.values)
             if param.children and isinstance(sub, dict):
                 visit(param.children, sub, path)

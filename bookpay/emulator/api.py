@@ -236,8 +236,8 @@ class Emulator:
             route, groups = routes.match(method, path, segments)
             if publishable and not route.publishable:
                 raise ApiError(401, PUBLISHABLE_REFUSED)
-            declared.check(params, route.spec, route.op)
             expand = render.expand_param(params)
+            declared.check(params, route.spec, route.op)
         except ApiError as exc:
             return Response.json(exc.status, exc.envelope(request_id), headers=headers)
         emit = Emitter(self.store, API_VERSION, request_id, idem_key)

@@ -43,10 +43,17 @@ def money(amount: int, currency: str) -> str:
     return f"{symbol}{major:,}.{minor:0{digits}d}"
 
 
+INT64 = 2**63
+
+
 def integer(value: Any, param: str) -> int:
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
-    raise invalid(f"Invalid integer: {value}", param, "parameter_invalid_integer")
+    """A signed 64-bit integer, as Stripe's integer parameters are."""
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
+        number = int(value)
+        if -INT64 <= number < INT64:
+            return number
+    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+    raise invalid(f"Invalid integer: {shown}", param, "parameter_invalid_integer")
 
 
 def boolean(value: Any, param: str) -> bool:

@@ -73,7 +73,7 @@ class Emitter:
         with self.store.transaction():
             evt = objects.event(
                 kind,
-                complete(self.store, obj),
+                complete(self.store, obj, full=False),  # conformed when rendered or sent
                 self.api_version,
                 self.request_id,
                 self.idempotency_key,

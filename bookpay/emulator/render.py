@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,9 +30,10 @@ INCLUDABLE: dict[str, dict[str, str]] = {
 MAX_EXPAND_DEPTH = 4
 
 
-def complete(store: Store, obj: dict[str, Any]) -> dict[str, Any]:
+def complete(store: Store, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
     """A public copy with every field stripe-python declares: includable ones null until
-    expanded, and those the emulator has nothing for null (see conform)."""
+    expanded, and those the emulator has nothing for null (see conform; `full=False` leaves
+    that to whoever renders the copy later, as for an event's snapshot)."""
     out = public(obj)
     if out.get("deleted") is True:
         return out
@@ -41,7 +43,7 @@ def complete(store: Store, obj: dict[str, Any]) -> dict[str, Any]:
         lpe = out["last_payment_error"]
         if isinstance(lpe.get("payment_method"), dict):
             lpe["payment_method"] = public(lpe["payment_method"])
-    return conform(out)
+    return conform(out) if full else out
 
 
 def conform(obj: dict[str, Any]) -> dict[str, Any]:
@@ -49,27 +51,42 @@ def conform(obj: dict[str, Any]) -> dict[str, Any]:
     objects too). The builders set every field that has a value; Stripe's schema lists many more
     that only apply to other payment methods or products, and stripe-python's classes expect
     them all. Fields that may not be null must be built: the conformance test checks that."""
-    objects = declared()["objects"]
-    stack: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    if obj.get("object") in objects and obj.get("deleted") is not True:
-        stack.append((obj, objects[obj["object"]]))
+    shapes = _shapes()
+    kind = obj.get("object")
+    if kind not in shapes or obj.get("deleted") is True:
+        return obj
+    stack: list[tuple[dict[str, Any], _Shape]] = [(obj, shapes[kind])]
     while stack:
-        node, tree = stack.pop()
-        for name, sub in tree.items():
-            value = node.get(name)
-            if name not in node:
-                node[name] = None
-            elif sub is None or value is None:
-                continue
-            elif sub == "object":
-                for item in value if isinstance(value, list) else [value]:
-                    if isinstance(item, dict) and item.get("object") in objects:
-                        stack.append((item, objects[item["object"]]))
-            elif isinstance(value, dict):
+        node, (names, nested, holders) = stack.pop()
+        for name in names - node.keys():
+            node[name] = None
+        for name, sub in nested:
+            value = node[name]
+            if isinstance(value, dict):
                 stack.append((value, sub))
             elif isinstance(value, list):
                 stack.extend((item, sub) for item in value if isinstance(item, dict))
+        for name in holders:
+            value = node[name]
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and item.get("object") in shapes:
+                    stack.append((item, shapes[item["object"]]))
     return obj
+
+
+# A declared shape, ready for conform: all field names; (name, shape) of nested objects; names
+# of fields that hold other resources (named by their own `object`).
+_Shape = tuple[frozenset[str], tuple[tuple[str, Any], ...], tuple[str, ...]]
+
+
+@functools.cache
+def _shapes() -> dict[str, _Shape]:
+    def compile_tree(tree: dict[str, Any]) -> _Shape:
+        nested = tuple((k, compile_tree(v)) for k, v in tree.items() if isinstance(v, dict))
+        holders = tuple(k for k, v in tree.items() if v == "object")
+        return frozenset(tree), nested, holders
+
+    return {kind: compile_tree(tree) for kind, tree in declared()["objects"].items()}
 
 
 def publishable_view(pi: dict[str, Any]) -> dict[str, Any]:

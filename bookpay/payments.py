@@ -47,6 +47,9 @@ TEST_CARD_NUMBERS = {
     "4000000000002685": "pm_card_createDisputeProductNotReceived",
     "4000000000001976": "pm_card_createDisputeInquiry",
     "4000000404000079": "pm_card_createMultipleDisputes",
+    "4000000404000038": "pm_card_createCe3EligibleDispute",
+    "4000008400000779": "pm_card_createComplianceDispute",
+    "5105008400000002": "pm_card_createMastercardComplianceDispute",
     "4000000000005126": "pm_card_refundFail",
     "4000000000007726": "pm_card_pendingRefund",
 }

@@ -18,11 +18,14 @@ import stripe
 from stripe_oracle import (
     JSON_PATH,
     OPERATIONS,
+    README,
     STRIPE_JS_EXTRAS,
     classify,
     declared_params,
+    readme_block,
     rendered,
     route_specs,
+    support_markdown,
     walk_declared,
 )
 
@@ -70,6 +73,12 @@ def test_generated_table_is_current() -> None:
     """`bookpay/emulator/stripe_params.json` is what stripe-python and the specs say today
     (regenerate with `.venv/bin/python tests/emulator/stripe_oracle.py --write`)."""
     assert JSON_PATH.read_text(encoding="utf-8") == rendered()
+
+
+def test_readme_lists_what_is_supported() -> None:
+    """The README's table of implemented and unsupported parameters is today's (the same
+    command regenerates it)."""
+    assert readme_block(README.read_text(encoding="utf-8")) == support_markdown()
 
 
 def test_api_version_is_stripe_pythons() -> None:

@@ -53,7 +53,20 @@ TEST_CARD_NUMBERS = {
     "4000002760003184": "pm_card_authenticationRequired",
     "4000002500003155": "pm_card_authenticationRequiredOnSetup",
     "4000000000003220": "pm_card_threeDSecure2Required",
+    "4000000000000259": "pm_card_createDispute",
+    "4000000000002685": "pm_card_createDisputeProductNotReceived",
+    "4000000000001976": "pm_card_createDisputeInquiry",
+    "4000000404000079": "pm_card_createMultipleDisputes",
+    "4000000404000038": "pm_card_createCe3EligibleDispute",
+    "4000008400000779": "pm_card_createComplianceDispute",
+    "5105008400000002": "pm_card_createMastercardComplianceDispute",
+    "4000000000005126": "pm_card_refundFail",
+    "4000000000007726": "pm_card_pendingRefund",
 }
+
+
+# Where the shop answers when BOOKPAY_BASE_URL is not set: `bookpay serve`'s default address.
+LOCAL_SHOP_URL = "http://127.0.0.1:4242"
 
 
 def idempotency_key(*parts: str) -> str:
@@ -181,13 +194,23 @@ class Gateway:
     def confirm_intent(
         self, intent_id: str, *, payment_method: str, return_url: str | None = None
     ) -> dict:
-        """Confirm with a PaymentMethod id or test token (test mode and the emulator only)."""
+        """Confirm with a PaymentMethod id or test token (test mode and the emulator only).
+
+        Stripe requires a ``return_url`` on a server-side confirmation of an intent with
+        automatic payment methods (some of them redirect); without one given, the shop's
+        success page is where a 3-D Secure redirect comes back to.
+        """
         if self.settings.livemode:
             raise ConfigError("Confirming from the command line is for test mode only.")
-        params: dict[str, Any] = {"payment_method": payment_method}
-        if return_url:
-            params["return_url"] = return_url
+        params: dict[str, Any] = {
+            "payment_method": payment_method,
+            "return_url": return_url or self.success_url(),
+        }
         return self._request("post", f"/v1/payment_intents/{_path(intent_id)}/confirm", params)
+
+    def success_url(self) -> str:
+        """The shop's return page: BOOKPAY_BASE_URL's /success, or the local default's."""
+        return f"{(self.settings.base_url or LOCAL_SHOP_URL).rstrip('/')}/success"
 
     def payment_method_for(self, card: str) -> str:
         """A PaymentMethod id for a test card number (spaces allowed), a pm_card_ token or a pm_ id.
@@ -218,6 +241,23 @@ class Gateway:
     def cancel_intent(self, intent_id: str, *, reason: str | None = None) -> dict:
         params = {"cancellation_reason": reason} if reason else {}
         return self._request("post", f"/v1/payment_intents/{_path(intent_id)}/cancel", params)
+
+    def capture_intent(
+        self, intent_id: str, *, amount: int | None = None, request_id: str | None = None
+    ) -> dict:
+        """Capture an authorized PaymentIntent (capture_method=manual): all of it, or ``amount``
+        with the rest released. One capture request (``request_id``, say a shipment) captures
+        once, however often it is retried; without one, each call is a new request."""
+        params: dict[str, Any] = {}
+        if amount is not None:
+            params["amount_to_capture"] = amount
+        key = (
+            idempotency_key("capture", intent_id, request_id)
+            if request_id
+            else f"bookpay-capture-{uuid.uuid4()}"
+        )
+        path = f"/v1/payment_intents/{_path(intent_id)}/capture"
+        return self._request("post", path, params, idempotency_key=key)
 
     # Refunds --------------------------------------------------------------------------------
 
@@ -288,9 +328,9 @@ class Gateway:
         return self._request("get", f"/v1/disputes/{_path(dispute_id)}")
 
     def list_disputes(self, intent_id: str) -> list[dict]:
-        """The disputes of a PaymentIntent's charges (ask only when a charge says `disputed`)."""
-        page = self._request("get", "/v1/disputes", {"payment_intent": intent_id, "limit": 100})
-        return page["data"]
+        """The disputes of a PaymentIntent's charges, newest first."""
+        params = {"payment_intent": intent_id, "limit": 100}
+        return self._request("get", "/v1/disputes", params)["data"]
 
     # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
 

@@ -670,7 +670,7 @@ def test_success_page_refuses_a_payment_intent_that_is_not_the_shops(app, settin
         settings,
         "POST",
         "/v1/payment_intents",
-        {"amount": 2300, "currency": "usd", "payment_method_types[]": "card"},
+        {"amount": 2300, "currency": "usd", "allowed_payment_method_types[]": "card"},
     )
     confirm(settings, foreign["id"], "pm_card_visa")
     response = get(app, success_url(foreign["id"], foreign["client_secret"]))

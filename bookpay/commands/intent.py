@@ -24,7 +24,9 @@ from bookpay.commands.output import (
 from bookpay.commands.params import BookOption, IntentArg
 from bookpay.money import format_amount
 
-app = typer.Typer(help="Create, inspect, confirm and cancel PaymentIntents.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, inspect, confirm, capture and cancel PaymentIntents.", no_args_is_help=True
+)
 
 STATUS_STYLES = {
     "succeeded": "bold green",
@@ -48,6 +50,11 @@ def _summary(intent: dict) -> None:
         ("Status", status_cell(intent["status"])),
         ("Amount", format_amount(intent["amount"], intent["currency"])),
     ]
+    if intent["status"] == "requires_capture":
+        rows.append(("Capturable", format_amount(intent["amount_capturable"], intent["currency"])))
+    received = intent.get("amount_received") or 0
+    if intent["status"] == "succeeded" and received != intent["amount"]:
+        rows.append(("Captured", format_amount(received, intent["currency"])))
     action = intent.get("next_action") or {}
     redirect = action.get("redirect_to_url") or {}
     if redirect.get("url"):
@@ -319,7 +326,12 @@ def confirm(
         typer.Option("--card", help="A test card number, a pm_card_... token or a pm_ id."),
     ] = "4242424242424242",
     return_url: Annotated[
-        str | None, typer.Option("--return-url", help="Where 3-D Secure returns to.")
+        str | None,
+        typer.Option(
+            "--return-url",
+            help="Where 3-D Secure returns to (default: the shop's /success page, from"
+            " BOOKPAY_BASE_URL or http://127.0.0.1:4242).",
+        ),
     ] = None,
     three_ds: Annotated[
         ThreeDS | None,
@@ -334,7 +346,8 @@ def confirm(
     """Confirm a PaymentIntent with a test card (test mode and the emulator only).
 
     A declined card, or a failed 3-D Secure authentication, exits with status 3 and Stripe's
-    reason.
+    reason. Stripe requires a return_url when confirming on the server; without --return-url the
+    shop's success page is sent.
 
     Example: bookpay intent confirm pi_123 --card 4000002760003184 --3ds complete
     """
@@ -371,6 +384,31 @@ def _raise_if_failed(intent: dict) -> None:
             decline_code=error.get("decline_code"),
             payment_intent=intent,
         )
+
+
+@app.command("capture", short_help="Capture an authorized PaymentIntent, in full or in part.")
+def capture(
+    ctx: typer.Context,
+    intent_id: IntentArg,
+    amount: Annotated[
+        int | None,
+        typer.Option(
+            "--amount",
+            min=1,
+            help="Capture this much (in the currency's minor unit) and release the rest.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Capture an authorized PaymentIntent (one created with capture_method=manual).
+
+    Example: bookpay intent capture pi_123 --amount 1500
+    """
+    intent = state(ctx).gateway().capture_intent(intent_id, amount=amount)
+    if as_json:
+        emit_json(intent)
+    else:
+        _summary(intent)
 
 
 @app.command("cancel")

@@ -25,6 +25,9 @@ class EmulatorOptions:
     # Seconds before each webhook retry; after the last one, the delivery gives up.
     retry_schedule: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)
     delivery_timeout: float = 5.0  # seconds per webhook attempt
+    # Seconds before what Stripe does "some time later" in test mode: a dispute card's dispute
+    # opening, an asynchronous refund failing or succeeding, submitted evidence deciding.
+    async_delay: float = 2.0
     threads: int = 32
 
 

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from html import escape
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,19 @@ from urllib.parse import unquote, urlsplit
 
 from bookpay import __version__
 
-from . import intents, methods, render, resources, threeds
+from . import params as declared
+from . import render, routes, threeds
+from .clock import Clock
 from .context import Ctx
 from .delivery import Deliverer
 from .events import Emitter
 from .store import Store
-from .wire import ApiError, Response, canonical, decode_form, invalid, new_id
+from .wire import MAX_BODY, ApiError, Response, canonical, decode_form, invalid, new_id
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2026-10-28.endive"  # what stripe-python 16 pins; echoed back when sent
+# The API version of the pinned stripe-python (from the generated parameter table).
+API_VERSION = declared.api_version()
 STATIC_JS = Path(__file__).parent / "static" / "stripe-v3.js"
 CORS = [
     ("Access-Control-Allow-Origin", "*"),
@@ -53,36 +57,6 @@ PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"
     " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
 )
-
-Handler = Callable[..., dict[str, Any]]
-# A path segment holding an object id: any non-empty text, so a bad id is "No such ...".
-_ID = "{id}"
-# (method, path segments after /v1, handler, allowed with a publishable key)
-ROUTES: list[tuple[str, tuple[str, ...], Handler, bool]] = [
-    (m, tuple(p.split("/")), h, pk)
-    for m, p, h, pk in [
-        ("GET", "payment_intents", intents.list_, False),
-        ("POST", "payment_intents", intents.create, False),
-        ("GET", f"payment_intents/{_ID}", intents.retrieve, True),
-        ("POST", f"payment_intents/{_ID}", intents.update, False),
-        ("POST", f"payment_intents/{_ID}/confirm", intents.confirm, True),
-        ("POST", f"payment_intents/{_ID}/cancel", intents.cancel, False),
-        ("POST", "payment_methods", methods.create, True),
-        ("GET", f"payment_methods/{_ID}", methods.retrieve, False),
-        ("GET", "charges", resources.charge_list, False),
-        ("GET", f"charges/{_ID}", resources.charge_retrieve, False),
-        ("GET", "refunds", resources.refund_list, False),
-        ("POST", "refunds", resources.refund_create, False),
-        ("GET", f"refunds/{_ID}", resources.refund_retrieve, False),
-        ("GET", "events", resources.event_list, False),
-        ("GET", f"events/{_ID}", resources.event_retrieve, False),
-        ("GET", "webhook_endpoints", resources.endpoint_list, False),
-        ("POST", "webhook_endpoints", resources.endpoint_create, False),
-        ("GET", f"webhook_endpoints/{_ID}", resources.endpoint_retrieve, False),
-        ("POST", f"webhook_endpoints/{_ID}", resources.endpoint_update, False),
-        ("DELETE", f"webhook_endpoints/{_ID}", resources.endpoint_delete, False),
-    ]
-]
 
 
 @functools.cache
@@ -157,10 +131,13 @@ class Emulator:
             self.store, tuple(options.retry_schedule), options.delivery_timeout
         )
         self.deliverer.start()
+        self.clock = Clock(self.store, self._clock_ctx, options.async_delay)
+        self.clock.start()
         self._key_locks: dict[tuple[str, str], list[Any]] = {}
         self._key_locks_guard = threading.Lock()
 
     def close(self) -> None:
+        self.clock.stop()
         self.deliverer.stop()
         self.store.close()
 
@@ -199,12 +176,15 @@ class Emulator:
         if segments in (["v3"], ["v3", ""]) and method == "GET":
             return self._stripe_js()
         ctx = self._page_ctx(environ)
-        if len(segments) == 3 and segments[:2] == ["3ds", "authenticate"]:
-            pi_id = segments[2]
-            if method == "POST":
-                return threeds.submit(ctx, pi_id, decode_form(_body(environ)))
-            secret = decode_form(environ.get("QUERY_STRING", "")).get("client_secret", "")
-            return threeds.challenge(ctx, pi_id, str(secret))
+        try:
+            if len(segments) == 3 and segments[:2] == ["3ds", "authenticate"]:
+                pi_id = segments[2]
+                if method == "POST":
+                    return threeds.submit(ctx, pi_id, decode_form(_body(environ)))
+                query = decode_form(environ.get("QUERY_STRING", ""))
+                return threeds.challenge(ctx, pi_id, str(query.get("client_secret", "")))
+        except ApiError as exc:  # a hostile form: answered, never a 500
+            return Response.html(exc.status, f"<h1>Bad request</h1><p>{escape(exc.message)}</p>")
         if len(segments) == 2 and segments[0] == "receipts":
             return threeds.receipt(ctx, segments[1])
         if segments == ["_emulator", "deliveries"]:
@@ -223,8 +203,15 @@ class Emulator:
         )
 
     def _page_ctx(self, environ: dict[str, Any]) -> Ctx:
-        emit = Emitter(self.store, API_VERSION, notify=self.deliverer.notify)
-        return Ctx(self.store, {}, False, _base_url(environ), emit)
+        return self._ctx({}, False, _base_url(environ), Emitter(self.store, API_VERSION))
+
+    def _clock_ctx(self) -> Ctx:
+        """What a scheduled change (a dispute opening, a refund failing) runs with."""
+        return self._ctx({}, False, "", Emitter(self.store, API_VERSION))
+
+    def _ctx(self, params: dict, publishable: bool, base_url: str, emit: Emitter, op: str = ""):
+        emit.notify = self.deliverer.notify
+        return Ctx(self.store, params, publishable, base_url, emit, op, self.clock.schedule)
 
     # --- the /v1 API ------------------------------------------------------------------------
 
@@ -234,29 +221,34 @@ class Emulator:
         if self.options.latency > 0:
             time.sleep(self.options.latency)  # outside every lock, so callers overlap
         request_id = new_id("req", 14)
-        version_header = environ.get("HTTP_STRIPE_VERSION") or API_VERSION
-        headers = [*CORS, ("Request-Id", request_id), ("Stripe-Version", version_header)]
+        answered_in = ("Stripe-Version", API_VERSION)
+        headers = [*CORS, ("Request-Id", request_id), answered_in]
         headers.append(("Cache-Control", "no-cache, no-store"))
         idem_key = environ.get("HTTP_IDEMPOTENCY_KEY") or None
         if idem_key:
             headers.append(("Idempotency-Key", idem_key))
         try:
+            version = declared.answer_version(environ.get("HTTP_STRIPE_VERSION"))
+            headers[headers.index(answered_in)] = ("Stripe-Version", version)
             raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
             params = decode_form(raw)
             api_key, publishable = authenticate(environ, params)
-            handler, groups, pk_ok = _match(method, path, segments)
-            if publishable and not pk_ok:
+            route, groups = routes.match(method, path, segments)
+            if publishable and not route.publishable:
                 raise ApiError(401, PUBLISHABLE_REFUSED)
+            expand = render.expand_param(params)
+            declared.check(params, route.spec, route.op)
         except ApiError as exc:
             return Response.json(exc.status, exc.envelope(request_id), headers=headers)
-        emit = Emitter(self.store, version_header, request_id, idem_key, self.deliverer.notify)
-        ctx = Ctx(self.store, params, publishable, _base_url(environ), emit)
+        emit = Emitter(self.store, API_VERSION, request_id, idem_key)
+        ctx = self._ctx(params, publishable, _base_url(environ), emit, route.op)
+        handler = route.handler
 
         def run() -> tuple[Response, bool]:
             """The response, and whether an idempotency key may keep it."""
             try:
                 with self.store.transaction():
-                    body = self._render(ctx, handler(ctx, *groups))
+                    body = self._render(ctx, handler(ctx, *groups), expand)
                 return Response.json(200, body, headers=headers), True
             except ApiError as exc:
                 response = Response.json(exc.status, exc.envelope(request_id), headers=headers)
@@ -292,8 +284,7 @@ class Emulator:
                 )
             return response
 
-    def _render(self, ctx: Ctx, result: dict[str, Any]) -> dict[str, Any]:
-        paths = render.expand_param(ctx.params)
+    def _render(self, ctx: Ctx, result: dict[str, Any], paths: list[str]) -> dict[str, Any]:
         if result.get("object") == "list":
             return render.expand(ctx.store, result, paths)
         out = render.complete(ctx.store, result)
@@ -326,14 +317,6 @@ class _KeyLock:
                 del self.app._key_locks[self.name]
 
 
-def _unrecognized_error(method: str, path: str) -> ApiError:
-    return ApiError(
-        404,
-        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we"
-        " can help at https://support.stripe.com/.",
-    )
-
-
 def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:
     """The path as sent (undecoded) and its segments, each percent-decoded after splitting.
 
@@ -355,19 +338,9 @@ def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:
     return path, [unquote(segment) for segment in path[1:].split("/")]
 
 
-def _match(method: str, path: str, segments: list[str]) -> tuple[Handler, list[str], bool]:
-    for route_method, template, handler, pk_ok in ROUTES:
-        if route_method != method or len(template) != len(segments):
-            continue
-        pairs = list(zip(template, segments, strict=True))
-        if all(got if want == _ID else got == want for want, got in pairs):
-            return handler, [got for want, got in pairs if want == _ID], pk_ok
-    raise _unrecognized_error(method, path)
-
-
 def _unrecognized(method: str, path: str) -> Response:
     request_id = new_id("req", 14)
-    envelope = _unrecognized_error(method, path).envelope(request_id)
+    envelope = routes.unrecognized(method, path).envelope(request_id)
     return Response.json(404, envelope, headers=[*CORS, ("Request-Id", request_id)])
 
 
@@ -376,6 +349,10 @@ def _body(environ: dict[str, Any]) -> str:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise invalid("Invalid Content-Length") from None
+    if length < 0:
+        raise invalid("Invalid Content-Length")
+    if length > MAX_BODY:
+        raise invalid(f"Request body too large: at most {MAX_BODY} bytes are accepted.")
     return environ["wsgi.input"].read(length).decode("utf-8", "replace") if length else ""
 
 

@@ -29,6 +29,12 @@ DECLINES = {
         "processing_error",
         "An error occurred while processing your card. Try again in a little bit.",
     ),
+    # A card that needs 3-D Secure, charged off-session or with error_on_requires_action.
+    "authentication_required": Decline(
+        "authentication_required",
+        "authentication_required",
+        "Your card was declined. This transaction requires authentication.",
+    ),
 }
 
 
@@ -41,6 +47,8 @@ class Behavior:
     decline_after_3ds: str | None = None  # a DECLINES key, once authenticated
     funding: str = "credit"
     country: str = "US"
+    dispute: str | None = None  # a disputes.KINDS key: the charge is disputed some time later
+    refund: str | None = None  # "fail" or "pending": how a refund of the charge behaves
 
 
 SPECIAL_NUMBERS: dict[str, Behavior] = {
@@ -57,6 +65,17 @@ SPECIAL_NUMBERS: dict[str, Behavior] = {
     "4000008260003178": Behavior(three_ds=True, decline_after_3ds="insufficient_funds"),
     "4000056655665556": Behavior(funding="debit"),
     "5200828282828210": Behavior(funding="debit"),
+    # Disputes: the charge succeeds, then is disputed (docs.stripe.com/testing#disputes).
+    "4000000000000259": Behavior(dispute="fraudulent"),
+    "4000000000002685": Behavior(dispute="product_not_received"),
+    "4000000000001976": Behavior(dispute="inquiry"),
+    "4000000404000079": Behavior(dispute="multiple"),
+    "4000000404000038": Behavior(dispute="visa_ce3"),
+    "4000008400000779": Behavior(dispute="visa_compliance"),
+    "5105008400000002": Behavior(dispute="mastercard_compliance"),
+    # Refunds: asynchronous failure and asynchronous success (docs.stripe.com/testing#refunds).
+    "4000000000005126": Behavior(refund="fail"),
+    "4000000000007726": Behavior(refund="pending"),
 }
 
 # Tokens usable wherever a PaymentMethod id is (each use makes a fresh pm_ object, as Stripe).
@@ -81,6 +100,15 @@ TOKENS: dict[str, str] = {
     "pm_card_authenticationRequired": "4000002760003184",
     "pm_card_authenticationRequiredOnSetup": "4000002500003155",
     "pm_card_threeDSecure2Required": "4000000000003220",
+    "pm_card_createDispute": "4000000000000259",
+    "pm_card_createDisputeProductNotReceived": "4000000000002685",
+    "pm_card_createDisputeInquiry": "4000000000001976",
+    "pm_card_createMultipleDisputes": "4000000404000079",
+    "pm_card_createCe3EligibleDispute": "4000000404000038",
+    "pm_card_createComplianceDispute": "4000008400000779",
+    "pm_card_createMastercardComplianceDispute": "5105008400000002",
+    "pm_card_refundFail": "4000000000005126",
+    "pm_card_pendingRefund": "4000000000007726",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,3 +17,6 @@ class Ctx:
     publishable: bool
     base_url: str  # the emulator as the caller reached it (for receipt and 3-D Secure URLs)
     emit: Emitter
+    op: str = ""  # the operation being served ("POST /v1/refunds"), for its declared values
+    # Schedule what Stripe does "some time later": schedule(kind, object_id, steps=1).
+    schedule: Callable[..., None] = lambda kind, object_id, steps=1: None

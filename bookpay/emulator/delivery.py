@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .objects import public
+from .render import conform
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class Deliverer:
         if endpoint is None or event is None:
             store.finish_attempt(row, "", None, "endpoint or event deleted", "abandoned", 0)
             return
-        payload = json.dumps(public(event), indent=2).encode()
+        payload = json.dumps(conform(public(event)), indent=2).encode()
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,

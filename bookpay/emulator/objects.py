@@ -158,10 +158,14 @@ def charge(
     decline: Decline | None,
     base_url: str,
     three_ds: bool,
+    captured: bool = True,
 ) -> dict[str, Any]:
+    """A charge for the intent's amount: succeeded (captured, or only authorized for manual
+    capture) or failed with the decline."""
     ch_id = new_id("ch")
     card = pm["card"]
     ok = decline is None
+    captured = ok and captured
     cvc = card["checks"]["cvc_check"] and "pass"
     if decline is not None and decline.code == "incorrect_cvc":
         cvc = "fail"
@@ -169,15 +173,15 @@ def charge(
         "id": ch_id,
         "object": "charge",
         "amount": pi["amount"],
-        "amount_captured": pi["amount"] if ok else 0,
+        "amount_captured": pi["amount"] if captured else 0,
         "amount_refunded": 0,
         "application": None,
         "application_fee": None,
         "application_fee_amount": None,
-        "balance_transaction": new_id("txn") if ok else None,
+        "balance_transaction": new_id("txn") if captured else None,
         "billing_details": pm["billing_details"],
         "calculated_statement_descriptor": "BOOKPAY",
-        "captured": ok,
+        "captured": captured,
         "created": now(),
         "currency": pi["currency"],
         "customer": pi["customer"],
@@ -238,7 +242,6 @@ def charge(
         "receipt_number": None,
         "receipt_url": f"{base_url}/receipts/{ch_id}" if ok else None,
         "refunded": False,
-        "refunds": {"object": "list", "data": [], "has_more": False, "url": ""},
         "review": None,
         "shipping": pi["shipping"],
         "source": None,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from . import validate
 from .objects import public
+from .params import declared, unsupported
 from .store import Cond, Store, created_is
-from .wire import invalid, no_such
+from .wire import ApiError, invalid, no_such
 
 # What Stripe shows a publishable key (Stripe.js) of a PaymentIntent.
 PUBLISHABLE_PI_FIELDS = (
@@ -19,66 +21,180 @@ PUBLISHABLE_PI_FIELDS = (
     "shipping", "status",
 )  # fmt: skip
 
-_PREFIX_KIND = {
-    "pi": "payment_intent",
-    "pm": "payment_method",
-    "ch": "charge",
-    "re": "refund",
-    "evt": "event",
-    "we": "webhook_endpoint",
+# Fields Stripe leaves out unless asked for with expand[] ("includable"): each renders null by
+# default and, when expanded, as a list object of what the emulator holds.
+INCLUDABLE: dict[str, dict[str, str]] = {
+    "charge": {"refunds": "refund"},
+    "customer": {"sources": "", "subscriptions": "", "tax_ids": ""},
 }
+MAX_EXPAND_DEPTH = 4
 
 
-def complete(store: Store, obj: dict[str, Any]) -> dict[str, Any]:
-    """A public copy with fields computed from other objects (a charge's refunds list)."""
+def complete(store: Store, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+    """A public copy with every field stripe-python declares: includable ones null until
+    expanded, and those the emulator has nothing for null (see conform; `full=False` leaves
+    that to whoever renders the copy later, as for an event's snapshot)."""
     out = public(obj)
-    if out.get("object") == "charge":
-        refunds = [public(r) for r in store.find("refund", "charge", out["id"], limit=11)]
-        out["refunds"] = {
-            "object": "list",
-            "data": refunds[:10],
-            "has_more": len(refunds) > 10,
-            "url": f"/v1/charges/{out['id']}/refunds",
-        }
+    if out.get("deleted") is True:
+        return out
+    for name in INCLUDABLE.get(out.get("object", ""), {}):
+        out[name] = None
     if out.get("object") == "payment_intent" and isinstance(out.get("last_payment_error"), dict):
         lpe = out["last_payment_error"]
         if isinstance(lpe.get("payment_method"), dict):
             lpe["payment_method"] = public(lpe["payment_method"])
-    return out
+    return conform(out) if full else out
+
+
+def conform(obj: dict[str, Any]) -> dict[str, Any]:
+    """Add, as null, each field the generated table declares that the object lacks (in nested
+    objects too). The builders set every field that has a value; Stripe's schema lists many more
+    that only apply to other payment methods or products, and stripe-python's classes expect
+    them all. Fields that may not be null must be built: the conformance test checks that."""
+    shapes = _shapes()
+    kind = obj.get("object")
+    if kind not in shapes or obj.get("deleted") is True:
+        return obj
+    stack: list[tuple[dict[str, Any], _Shape]] = [(obj, shapes[kind])]
+    while stack:
+        node, (names, nested, holders) = stack.pop()
+        for name in names - node.keys():
+            node[name] = None
+        for name, sub in nested:
+            value = node[name]
+            if isinstance(value, dict):
+                stack.append((value, sub))
+            elif isinstance(value, list):
+                stack.extend((item, sub) for item in value if isinstance(item, dict))
+        for name in holders:
+            value = node[name]
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and item.get("object") in shapes:
+                    stack.append((item, shapes[item["object"]]))
+    return obj
+
+
+# A declared shape, ready for conform: all field names; (name, shape) of nested objects; names
+# of fields that hold other resources (named by their own `object`).
+_Shape = tuple[frozenset[str], tuple[tuple[str, Any], ...], tuple[str, ...]]
+
+
+@functools.cache
+def _shapes() -> dict[str, _Shape]:
+    def compile_tree(tree: dict[str, Any]) -> _Shape:
+        nested = tuple((k, compile_tree(v)) for k, v in tree.items() if isinstance(v, dict))
+        holders = tuple(k for k, v in tree.items() if v == "object")
+        return frozenset(tree), nested, holders
+
+    return {kind: compile_tree(tree) for kind, tree in declared()["objects"].items()}
 
 
 def publishable_view(pi: dict[str, Any]) -> dict[str, Any]:
     return {k: pi.get(k) for k in PUBLISHABLE_PI_FIELDS}
 
 
-def expand(store: Store, obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
-    """Apply `expand[]` paths (dotted, `data.` for lists) to a rendered object, in place."""
+def expand_param(params: dict[str, Any]) -> list[str]:
+    """The expand[] paths, refused when longer than Stripe allows (before anything runs)."""
+    paths = validate.string_list(params.get("expand", []), "expand")
     for path in paths:
-        _expand_path(store, obj, path.split("."), path)
+        if len(path.split(".")) > MAX_EXPAND_DEPTH:
+            shown = path if len(path) <= 200 else path[:200] + "..."
+            raise ApiError(
+                400,
+                f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property."
+                f" Property: {shown}",
+                code="property_expansion_max_depth",
+            )
+    return paths
+
+
+def expand(store: Store, obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """Apply expand[] paths (dotted; `data.` inside lists) to a rendered object, in place.
+
+    What may be expanded is what stripe-python declares as ExpandableField (from the generated
+    table), plus the includable fields above; anything else is Stripe's "cannot be expanded".
+    """
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+    _apply(store, obj, tree, "", obj.get("object", ""), "")
     return obj
 
 
-def _expand_path(store: Store, node: Any, parts: list[str], full: str) -> None:
-    if not parts or node is None:
-        return
-    head, rest = parts[0], parts[1:]
-    if isinstance(node, dict) and node.get("object") == "list" and head == "data":
-        for item in node["data"]:
-            _expand_path(store, item, rest, full)
-        return
-    if not isinstance(node, dict) or head not in node:
-        raise invalid(f"This property cannot be expanded ({full}).", "expand")
-    value = node[head]
-    if isinstance(value, str):
-        target = store.get(value)
-        if target is None or value.split("_")[0] not in _PREFIX_KIND:
-            raise invalid(f"This property cannot be expanded ({full}).", "expand")
-        value = node[head] = complete(store, target)
-    _expand_path(store, value, rest, full)
+def _cannot(path: str) -> ApiError:
+    return invalid(f"This property cannot be expanded ({path}).", "expand")
 
 
-def expand_param(params: dict[str, Any]) -> list[str]:
-    return validate.string_list(params.get("expand", []), "expand")
+def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: str) -> None:
+    if not isinstance(node, dict):  # through a null there is nothing to expand
+        return
+    expandable = declared()["expandable"]
+    for head, sub in tree.items():
+        full = prefix + head
+        if isinstance(node, dict) and node.get("object") == "list" and not rel:
+            if head != "data" or not sub:
+                raise _cannot(full)
+            for item in node["data"]:
+                _apply(store, item, sub, full + ".", item.get("object", ""), "")
+            continue
+        key = rel + head
+        if not rel and head in INCLUDABLE.get(owner, {}):
+            node[head] = _included(store, node, owner, head)
+            if sub:
+                _apply(store, node[head], sub, full + ".", "list", "")
+            continue
+        if key in expandable.get(owner, {}):
+            value = node.get(head)
+            if value is None and sub:  # nothing to expand, but the path must still be valid
+                _check_paths(expandable[owner][key], sub, full + ".")
+            if isinstance(value, str):
+                target = store.get(value)
+                if target is None:
+                    raise unsupported(f"expand[]={full}")
+                value = node[head] = complete(store, target)
+            if isinstance(value, dict) and sub:
+                _apply(store, value, sub, full + ".", value.get("object", ""), "")
+            continue
+        value = node.get(head)
+        if isinstance(value, dict) and "object" not in value and sub:
+            _apply(store, value, sub, full + ".", owner, key + ".")
+            continue
+        raise _cannot(full)
+
+
+def _check_paths(kinds: list[str], tree: dict, prefix: str) -> None:
+    """Refuse paths below a null field that no object of its possible kinds could expand."""
+    expandable = declared()["expandable"]
+    for head, sub in tree.items():
+        targets = [
+            target
+            for kind in kinds
+            for path, found in expandable.get(kind, {}).items()
+            if path == head
+            for target in found
+        ]
+        included = any(head in INCLUDABLE.get(kind, {}) for kind in kinds)
+        nested = any(p.startswith(head + ".") for k in kinds for p in expandable.get(k, {}))
+        if not (targets or included or nested):
+            raise _cannot(prefix + head)
+        if sub and targets:
+            _check_paths(targets, sub, prefix + head + ".")
+
+
+def _included(store: Store, node: dict[str, Any], owner: str, field: str) -> dict[str, Any]:
+    kind = INCLUDABLE[owner][field]
+    items = []
+    if kind:
+        found = store.find(kind, owner, node["id"], limit=11)
+        items = [complete(store, o) for o in found]
+    return {
+        "object": "list",
+        "data": items[:10],
+        "has_more": len(items) > 10,
+        "url": f"/v1/{owner}s/{node['id']}/{field}",
+    }
 
 
 _CREATED_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}

@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE TABLE IF NOT EXISTS timers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    due REAL NOT NULL,
+    kind TEXT NOT NULL,
+    object_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS delivery_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id INTEGER NOT NULL,
@@ -303,6 +309,29 @@ class Store:
                 "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (scope, key, fingerprint, status, body, request_id, self.clock()),
             )
+
+    # --- timers: what happens "some time later" ----------------------------------------------
+
+    def add_timer(self, due: float, kind: str, object_id: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO timers (due, kind, object_id) VALUES (?, ?, ?)", (due, kind, object_id)
+            )
+
+    def due_timers(self, now: float) -> tuple[list[sqlite3.Row], float | None]:
+        """The timers due by `now`, oldest first, and when the next one after them is due."""
+        with self.lock:
+            if self.closed:
+                return [], None
+            due = self._db.execute(
+                "SELECT * FROM timers WHERE due <= ? ORDER BY due, id", (now,)
+            ).fetchall()
+            nxt = self._db.execute("SELECT min(due) FROM timers WHERE due > ?", (now,)).fetchone()
+        return due, nxt[0]
+
+    def drop_timer(self, timer_id: int) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
 
     # --- deliveries -------------------------------------------------------------------------
 

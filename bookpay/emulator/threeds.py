@@ -6,9 +6,9 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import intents, validate
+from . import confirmation, validate
 from .context import Ctx
-from .wire import ApiError, Response
+from .wire import Response
 
 # The shop's own font stack (bookpay/assets/static/style.css), so the challenge does not look
 # like a different site.
@@ -140,13 +140,9 @@ def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
         if pi["status"] != "requires_action":  # Back and a second click: nothing left to do
             return _finished(pi)
         if form.get("action") == "complete":
-            pm = ctx.store.get(pi["payment_method"] or "", "payment_method")
-            try:
-                pi = intents.attempt(ctx, pi, pm, authenticated=True)
-            except ApiError:  # declined after authentication: the intent records it
-                pi = ctx.store.get(pi_id, "payment_intent") or pi
+            pi = confirmation.complete_authentication(ctx, pi)
         else:
-            pi = intents.fail_authentication(ctx, pi)
+            pi = confirmation.fail_authentication(ctx, pi)
     return_url = pi.get("_return_url")
     if return_url:
         return _redirect(pi, return_url)

@@ -7,7 +7,7 @@ from typing import Any
 
 from bookpay.money import CURRENCIES, exponent  # one list of currencies and decimals, bookpay's
 
-from .wire import ApiError, invalid
+from .wire import MAX_STRING, ApiError, invalid, too_long
 
 # Minimum charge amounts in the smallest unit (Stripe's table for the common settlement ones).
 # Stripe also wants three-decimal amounts (kwd, bhd, ...) to end in 0; its exact refusal is not
@@ -43,10 +43,17 @@ def money(amount: int, currency: str) -> str:
     return f"{symbol}{major:,}.{minor:0{digits}d}"
 
 
+INT64 = 2**63
+
+
 def integer(value: Any, param: str) -> int:
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
-    raise invalid(f"Invalid integer: {value}", param, "parameter_invalid_integer")
+    """A signed 64-bit integer, as Stripe's integer parameters are."""
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
+        number = int(value)
+        if -INT64 <= number < INT64:
+            return number
+    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+    raise invalid(f"Invalid integer: {shown}", param, "parameter_invalid_integer")
 
 
 def boolean(value: Any, param: str) -> bool:
@@ -55,17 +62,13 @@ def boolean(value: Any, param: str) -> bool:
     raise invalid(f"Invalid boolean: {value}", param)
 
 
-def string(value: Any, param: str) -> str | None:
+def string(value: Any, param: str, max_length: int = MAX_STRING) -> str | None:
     """A plain string; empty means unset, as in Stripe's form encoding."""
     if isinstance(value, (dict, list)):
         raise invalid(f"Invalid string: {value}", param, "parameter_invalid_string")
+    if value and len(value) > max_length:
+        raise too_long(value, param, max_length)
     return value or None
-
-
-def enum(value: Any, param: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise invalid(f"Invalid {param}: must be one of {', '.join(allowed)}", param)
-    return value
 
 
 def currency(value: Any) -> str:

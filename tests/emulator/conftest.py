@@ -23,9 +23,8 @@ FAST_RETRIES = (0.05, 0.1)
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Any]:
     """One emulator per test module: tests there use fresh objects, so state does not clash."""
-    with start_emulator(
-        options=EmulatorOptions(retry_schedule=FAST_RETRIES, delivery_timeout=1)
-    ) as e:
+    options = EmulatorOptions(retry_schedule=FAST_RETRIES, delivery_timeout=1, async_delay=0.05)
+    with start_emulator(options=options) as e:
         yield e
 
 
@@ -48,6 +47,7 @@ def _paid_intent(
             "currency": currency,
             "confirm": True,
             "payment_method": "pm_card_visa",
+            "return_url": "https://shop.example/success",
             **params,
         },
         options=options or {},
@@ -58,6 +58,23 @@ def _paid_intent(
 def paid_intent() -> Callable[..., stripe.PaymentIntent]:
     """`paid_intent(client, amount=1000, currency="usd", options=None, **params)`."""
     return _paid_intent
+
+
+def _eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture(scope="session")
+def eventually() -> Callable[..., Any]:
+    """`eventually(check, timeout=10)`: what `check` returns once it is truthy (the emulator's
+    clock moves disputes and refunds on some time later)."""
+    return _eventually
 
 
 @dataclass

@@ -17,7 +17,11 @@ from bookpay.emulator.wire import decode_form
 
 
 def intent(client: stripe.StripeClient, **extra: Any) -> stripe.PaymentIntent:
-    return client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd", **extra})
+    """An intent a server may confirm without a return_url (no redirect-based methods)."""
+    card_only = {"automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
+    return client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", **card_only, **extra}
+    )
 
 
 def test_decode_form_brackets() -> None:
@@ -38,10 +42,10 @@ def test_decode_form_brackets() -> None:
 
 
 def test_request_id_and_version(call: Callable[..., Any]) -> None:
-    resp = call("GET", "/v1/payment_intents", headers={"Stripe-Version": "2024-06-20"})
+    resp = call("GET", "/v1/payment_intents", headers={"Stripe-Version": "2026-09-30.endive"})
     assert resp.status == 200
     assert resp.headers["request-id"].startswith("req_")
-    assert resp.headers["stripe-version"] == "2024-06-20"
+    assert resp.headers["stripe-version"] == "2026-09-30.endive"
     assert resp.headers["content-type"].startswith("application/json")
     assert resp.headers["access-control-allow-origin"] == "*"
 
@@ -75,10 +79,10 @@ def test_404s(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
     for path in ("/v1/charges/ch_nope", "/v1/refunds/re_nope", "/v1/events/evt_nope"):
         resp = call("GET", path)
         assert resp.status == 404 and resp.json()["error"]["code"] == "resource_missing"
-    resp = call("GET", "/v1/customers")
+    resp = call("GET", "/v1/invoices")
     assert resp.status == 404
     assert resp.json()["error"]["message"].startswith(
-        "Unrecognized request URL (GET: /v1/customers)"
+        "Unrecognized request URL (GET: /v1/invoices)"
     )
 
 
@@ -424,11 +428,15 @@ def test_charge_shows_ten_refunds_and_has_more(client: stripe.StripeClient) -> N
         client.v1.refunds.create(params={"charge": pi.latest_charge, "amount": 100}).id
         for _ in range(11)
     ]
-    charge = client.v1.charges.retrieve(pi.latest_charge)
+    # refunds is includable: absent (null) unless expanded, as with Stripe since 2022-11-15.
+    assert client.v1.charges.retrieve(pi.latest_charge).refunds is None
+    charge = client.v1.charges.retrieve(pi.latest_charge, params={"expand": ["refunds"]})
     assert [r.id for r in charge.refunds.data] == list(reversed(made))[:10]
     assert charge.refunds.has_more is True
     listed = client.v1.refunds.list(params={"charge": pi.latest_charge, "limit": 100})
     assert [r.id for r in listed.data] == list(reversed(made))
-    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    expanded = client.v1.payment_intents.retrieve(
+        pi.id, params={"expand": ["latest_charge.refunds"]}
+    )
     assert expanded.latest_charge.amount_refunded == 1100
     assert len(expanded.latest_charge.refunds.data) == 10

@@ -34,7 +34,7 @@ def test_partial_then_full_then_refused(
     )
     rest = client.v1.refunds.create(params={"charge": pi.latest_charge})
     assert rest.amount == 700
-    charge = client.v1.charges.retrieve(pi.latest_charge)
+    charge = client.v1.charges.retrieve(pi.latest_charge, params={"expand": ["refunds"]})
     assert (charge.amount_refunded, charge.refunded) == (1000, True)
     assert {r.id for r in charge.refunds.data} == {first.id, rest.id}
     with pytest.raises(stripe.InvalidRequestError) as caught:
@@ -77,7 +77,9 @@ def test_events_emitted(client: stripe.StripeClient, paid_intent: PaidIntent) ->
     assert types == ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded"]
     client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
     assert {"refund.created", "charge.refunded"} <= {e.type for e in events_for(client, pi.id)}
-    declined = client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
+    declined = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "allowed_payment_method_types": ["card"]}
+    )
     with pytest.raises(stripe.CardError):
         client.v1.payment_intents.confirm(
             declined.id, params={"payment_method": "pm_card_chargeDeclined"}
@@ -94,7 +96,10 @@ def test_events_emitted(client: stripe.StripeClient, paid_intent: PaidIntent) ->
 
 def test_event_shape_and_snapshot(client: stripe.StripeClient) -> None:
     opts: Any = {"idempotency_key": "evt-key"}
-    pi = client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"}, options=opts)
+    pi = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "allowed_payment_method_types": ["card"]},
+        options=opts,
+    )
     created = events_for(client, pi.id)[0]
     assert created.id.startswith("evt_") and created.livemode is False
     assert created.type == "payment_intent.created"

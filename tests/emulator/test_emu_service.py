@@ -279,7 +279,7 @@ def test_store_file_from_before_the_reference_columns(
     con.close()
     with start_emulator(options=options) as emu:
         client = client_for(emu)
-        charge = client.v1.charges.retrieve(pi.latest_charge)
+        charge = client.v1.charges.retrieve(pi.latest_charge, params={"expand": ["refunds"]})
         assert [r.id for r in charge.refunds.data] == [refund.id]
         listed = client.v1.charges.list(params={"payment_intent": pi.id})
         assert [c.id for c in listed.data] == [pi.latest_charge]

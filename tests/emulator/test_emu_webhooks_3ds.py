@@ -36,7 +36,7 @@ def test_endpoint_crud(client: stripe.StripeClient) -> None:
     assert we.id.startswith("we_") and we.secret.startswith("whsec_")
     assert we.status == "enabled" and we.enabled_events == ["*"]
     fetched = client.v1.webhook_endpoints.retrieve(we.id)
-    assert "secret" not in fetched and fetched.url == "http://127.0.0.1:9/hook"
+    assert fetched.secret is None and fetched.url == "http://127.0.0.1:9/hook"
     assert we.id in [e.id for e in client.v1.webhook_endpoints.list().data]
     updated = client.v1.webhook_endpoints.update(
         we.id, params={"enabled_events": ["charge.succeeded"], "disabled": True}
@@ -175,13 +175,21 @@ def start_3ds(client: stripe.StripeClient, token: str, return_url: str | None) -
         }
     if return_url:
         params["return_url"] = return_url
+    else:  # a server-side confirmation without a return_url: card only, as Stripe requires
+        params["allowed_payment_method_types"] = ["card"]
     pi = client.v1.payment_intents.create(params=params)
     assert pi.status == "requires_action"
     return pi
 
 
 def challenge(call: Callable[..., Any], pi: Any) -> tuple[str, str]:
-    url = urlsplit(pi.next_action.redirect_to_url.url)
+    action = pi.next_action
+    page_url = (
+        action.use_stripe_sdk["stripe_js"]
+        if action.type == "use_stripe_sdk"
+        else action.redirect_to_url.url
+    )
+    url = urlsplit(page_url)
     page = call("GET", f"{url.path}?{url.query}", key=None)
     assert page.status == 200
     html = page.body.decode()
@@ -237,7 +245,9 @@ def test_3ds_then_decline(client: stripe.StripeClient, call: Callable[..., Any])
 
 def test_3ds_without_return_url(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
     pi = start_3ds(client, "pm_card_authenticationRequiredOnSetup", None)
-    assert pi.next_action.redirect_to_url.return_url is None
+    # Nowhere to redirect back to: Stripe.js's own action, not a redirect.
+    assert pi.next_action.type == "use_stripe_sdk" and pi.next_action.redirect_to_url is None
+    assert pi.next_action.use_stripe_sdk["type"] == "three_d_secure_redirect"
     path, secret = challenge(call, pi)
     resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
     assert resp.status == 200 and "succeeded" in resp.body.decode()

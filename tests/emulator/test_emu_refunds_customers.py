@@ -1,0 +1,171 @@
+"""Refund updates, cancellation and asynchronous outcomes; Customers. Through stripe-python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import stripe
+
+Client = stripe.StripeClient
+
+
+def types_for(client: Client, object_id: str) -> list[str]:
+    found = client.v1.events.list(params={"limit": 100}).data
+    return [e.type for e in reversed(found) if e.data.object.to_dict().get("id") == object_id]
+
+
+def pay(client: Client, card: str) -> stripe.PaymentIntent:
+    return client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "confirm": True, "payment_method": card,
+                "return_url": "https://shop.example/r"}
+    )  # fmt: skip
+
+
+# --- 8. refunds -----------------------------------------------------------------------------
+
+
+def test_update_refund_metadata(client: Client, paid_intent: Callable[..., Any]) -> None:
+    refund = client.v1.refunds.create(
+        params={"payment_intent": paid_intent(client).id, "metadata": {"ticket": "1"}}
+    )
+    updated = client.v1.refunds.update(refund.id, params={"metadata": {"ticket": "", "by": "ada"}})
+    assert updated.metadata.to_dict() == {"by": "ada"}
+    assert client.v1.refunds.retrieve(refund.id).metadata.to_dict() == {"by": "ada"}
+    assert types_for(client, refund.id) == [
+        "refund.created", "refund.updated", "charge.refund.updated",
+    ]  # fmt: skip
+    events = client.v1.events.list(params={"type": "charge.refund.updated"}).data
+    assert events[0].data.previous_attributes.to_dict() == {"metadata": {"ticket": "1"}}
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.update(refund.id, params={"amount": 5})
+    assert caught.value.code == "parameter_unknown"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.update("re_missing", params={"metadata": {"a": "b"}})
+    assert caught.value.http_status == 404
+
+
+def test_card_refunds_cannot_be_canceled(client: Client, paid_intent: Callable[..., Any]) -> None:
+    refund = client.v1.refunds.create(params={"payment_intent": paid_intent(client).id})
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.cancel(refund.id)
+    assert caught.value.http_status == 400
+    assert "status of succeeded" in caught.value.user_message
+    assert "requires_action" in caught.value.user_message
+    assert client.v1.refunds.retrieve(refund.id).status == "succeeded"
+
+
+def test_refund_failure_card(client: Client, eventually: Callable[..., Any]) -> None:
+    for card in ("pm_card_refundFail", "4000000000005126"):
+        if card.isdigit():
+            pi = client.v1.payment_intents.create(
+                params={"amount": 2000, "currency": "usd", "confirm": True,
+                        "return_url": "https://shop.example/r",
+                        "payment_method_data": {"type": "card", "card": {
+                            "number": card, "exp_month": 12, "exp_year": 2040, "cvc": "123"}}}
+            )  # fmt: skip
+        else:
+            pi = pay(client, card)
+        refund = client.v1.refunds.create(params={"payment_intent": pi.id})
+        assert refund.status == "succeeded"  # at first
+        charge = client.v1.charges.retrieve(pi.latest_charge)
+        assert (charge.amount_refunded, charge.refunded) == (2000, True)
+        failed = eventually(
+            lambda r=refund: (x := client.v1.refunds.retrieve(r.id)).status == "failed" and x
+        )
+        assert failed.failure_reason == "expired_or_canceled_card"
+        assert failed.failure_balance_transaction.startswith("txn_")
+        charge = client.v1.charges.retrieve(pi.latest_charge)
+        assert (charge.amount_refunded, charge.refunded) == (0, False)  # the money is owed again
+        eventually(lambda r=refund: len(types_for(client, r.id)) >= 4)
+        kinds = types_for(client, refund.id)
+        assert kinds == [
+            "refund.created",
+            "refund.failed",
+            "refund.updated",
+            "charge.refund.updated",
+        ]
+        again = client.v1.refunds.create(params={"payment_intent": pi.id})
+        assert again.amount == 2000
+
+
+def test_pending_refund_card(client: Client, eventually: Callable[..., Any]) -> None:
+    pi = pay(client, "pm_card_pendingRefund")
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 500})
+    assert (refund.status, refund.pending_reason) == ("pending", "processing")
+    done = eventually(
+        lambda: (x := client.v1.refunds.retrieve(refund.id)).status == "succeeded" and x
+    )
+    assert done.pending_reason is None
+    assert types_for(client, refund.id)[-2:] == ["refund.updated", "charge.refund.updated"]
+
+
+def test_ordinary_refunds_do_not_change(
+    client: Client, paid_intent: Callable[..., Any], eventually: Callable[..., Any]
+) -> None:
+    refund = client.v1.refunds.create(params={"payment_intent": paid_intent(client).id})
+    failing = client.v1.refunds.create(
+        params={"payment_intent": pay(client, "pm_card_refundFail").id}
+    )
+    eventually(lambda: client.v1.refunds.retrieve(failing.id).status == "failed")
+    assert client.v1.refunds.retrieve(refund.id).status == "succeeded"
+    assert types_for(client, refund.id) == ["refund.created"]
+
+
+# --- 9. customers ---------------------------------------------------------------------------
+
+ADDRESS = {"line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH",
+           "country": "GB"}  # fmt: skip
+
+
+def test_customer_crud(client: Client) -> None:
+    cus = client.v1.customers.create(
+        params={"email": "ada@example.com", "name": "Ada Lovelace", "address": ADDRESS,
+                "metadata": {"tier": "gold"}}
+    )  # fmt: skip
+    assert cus.id.startswith("cus_") and cus.email == "ada@example.com"
+    assert cus.address.to_dict() == {**ADDRESS, "line2": None, "state": None}
+    assert client.v1.customers.retrieve(cus.id).name == "Ada Lovelace"
+    updated = client.v1.customers.update(
+        cus.id, params={"name": "Ada King", "address": "", "phone": "+44 20 7946 0000"}
+    )
+    assert (updated.name, updated.address, updated.phone) == ("Ada King", None, "+44 20 7946 0000")
+    assert types_for(client, cus.id) == ["customer.created", "customer.updated"]
+    event = client.v1.events.list(params={"type": "customer.updated"}).data[0]
+    assert event.data.previous_attributes.name == "Ada Lovelace"
+    listed = client.v1.customers.list(params={"email": "ada@example.com"}).data
+    assert cus.id in [c.id for c in listed]
+    assert all(c.email == "ada@example.com" for c in listed)
+    deleted = client.v1.customers.delete(cus.id)
+    assert (deleted.id, deleted.deleted) == (cus.id, True)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.retrieve(cus.id)
+    assert caught.value.user_message == f"No such customer: '{cus.id}'"
+
+
+def test_customer_validation(client: Client) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.create(params={"email": "not an address"})
+    assert (caught.value.code, caught.value.param) == ("email_invalid", "email")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.create(params={"shipping": {"address": ADDRESS}})
+    assert caught.value.param == "shipping[name]"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.create(params={"tax_exempt": "exempt"})
+    assert caught.value.code == "parameter_unsupported"
+
+
+def test_customer_on_a_payment_intent(client: Client) -> None:
+    cus = client.v1.customers.create(params={"email": "reader@example.com"})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "customer": cus.id}
+    )
+    assert pi.customer == cus.id
+    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["customer"]})
+    assert expanded.customer.email == "reader@example.com"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.create(
+            params={"amount": 1000, "currency": "usd", "customer": "cus_doesnotexist"}
+        )
+    assert (caught.value.code, caught.value.param) == ("resource_missing", "customer")

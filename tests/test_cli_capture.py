@@ -1,0 +1,136 @@
+"""`bookpay intent confirm` sends a return_url; `bookpay intent capture` captures, through the
+emulator (which refuses a server-side confirmation without a return_url, as Stripe does)."""
+
+import json
+import time
+
+import pytest
+import stripe
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+from bookpay.config import Settings
+from bookpay.errors import PaymentError
+from bookpay.payments import Gateway
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bookpay(cli_env):
+    def invoke(*args, **env):
+        return runner.invoke(app, list(args), env={**cli_env, **env})
+
+    return invoke
+
+
+def created(bookpay) -> dict:
+    result = bookpay("intent", "create", "--item", "1", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def authorized(emulator, bookpay) -> dict:
+    """An intent created for manual capture and confirmed through the CLI: requires_capture."""
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emulator.url})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 2300, "currency": "usd", "capture_method": "manual"}
+    )
+    result = bookpay("intent", "confirm", pi.id, "--card", "4242424242424242", "--json")
+    assert result.exit_code == 0, result.output
+    intent = json.loads(result.stdout)
+    assert (intent["status"], intent["amount_capturable"]) == ("requires_capture", 2300)
+    return intent
+
+
+def test_confirm_sends_the_local_shops_success_page(bookpay):
+    intent = created(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "pm_card_authenticationRequired",
+                     "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    action = json.loads(result.stdout)["next_action"]
+    assert action["redirect_to_url"]["return_url"] == "http://127.0.0.1:4242/success"
+
+
+def test_confirm_sends_the_public_success_page(bookpay):
+    intent = created(bookpay)
+    result = bookpay(
+        "intent", "confirm", intent["id"], "--card", "pm_card_authenticationRequired", "--json",
+        BOOKPAY_BASE_URL="https://books.example/",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    action = json.loads(result.stdout)["next_action"]
+    assert action["redirect_to_url"]["return_url"] == "https://books.example/success"
+
+
+def test_confirm_succeeds_where_stripe_requires_a_return_url(bookpay):
+    result = bookpay("intent", "confirm", created(bookpay)["id"], "--card", "4242424242424242")
+    assert result.exit_code == 0, result.output
+    assert "Status:         succeeded" in result.stdout
+
+
+def test_gateway_without_return_url_would_be_refused(settings):
+    """What `confirm` fixed: the same confirmation without a return_url is Stripe's 400."""
+    gateway = Gateway(settings)
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": settings.emulator_url})
+    pi = client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
+    with pytest.raises(PaymentError, match="A `return_url` must be specified"):
+        gateway._request("post", f"/v1/payment_intents/{pi.id}/confirm",
+                         {"payment_method": "pm_card_visa"})  # fmt: skip
+    assert gateway.confirm_intent(pi.id, payment_method="pm_card_visa")["status"] == "succeeded"
+
+
+def test_capture_in_part_releases_the_rest(emulator, bookpay):
+    intent = authorized(emulator, bookpay)
+    result = bookpay("intent", "capture", intent["id"], "--amount", "1500")
+    assert result.exit_code == 0, result.output
+    assert "Status:         succeeded" in result.stdout
+    assert "Captured:       $15.00" in result.stdout
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    charge = shown["payment_intent"]["latest_charge"]
+    assert (charge["amount_captured"], charge["amount_refunded"]) == (1500, 800)
+    again = bookpay("intent", "capture", intent["id"])
+    assert again.exit_code == 3
+    assert "could not be captured because it has a status of succeeded" in again.stderr
+
+
+def test_capture_in_full(emulator, bookpay):
+    intent = authorized(emulator, bookpay)
+    result = bookpay("intent", "capture", intent["id"], "--json")
+    assert result.exit_code == 0, result.output
+    captured = json.loads(result.stdout)
+    assert (captured["status"], captured["amount_received"]) == ("succeeded", 2300)
+    assert captured["amount_capturable"] == 0
+
+
+def test_capture_refuses_what_is_not_authorized(bookpay):
+    result = bookpay("intent", "capture", created(bookpay)["id"])
+    assert result.exit_code == 3
+    assert "status of requires_payment_method" in result.stderr
+    assert bookpay("intent", "capture", "pi_missing").exit_code == 2
+    assert bookpay("intent", "capture", "pi_x", "--amount", "0").exit_code == 2
+
+
+def test_capture_request_captures_once(emulator, bookpay, settings: Settings):
+    intent = authorized(emulator, bookpay)
+    gateway = Gateway(settings)
+    first = gateway.capture_intent(intent["id"], amount=1000, request_id="shipment-1")
+    again = gateway.capture_intent(intent["id"], amount=1000, request_id="shipment-1")
+    assert first == again and first["amount_received"] == 1000
+
+
+def test_charge_with_refunds_and_disputes(emulator, bookpay, settings: Settings):
+    intent = created(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4000000000000259", "--json")
+    assert result.exit_code == 0, result.output
+    gateway = Gateway(settings)
+    paid = gateway.retrieve_intent(intent["id"], expand=())
+    gateway.create_refund(intent["id"], amount=100)
+    charge = gateway.retrieve_charge(paid["latest_charge"])
+    assert [r["amount"] for r in charge["refunds"]["data"]] == [100]
+    deadline = time.monotonic() + 10
+    while not (found := gateway.list_disputes(intent["id"])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, "the dispute card's dispute never opened"
+    dispute = gateway.retrieve_dispute(found[0]["id"])
+    assert (dispute["charge"], dispute["reason"]) == (paid["latest_charge"], "fraudulent")

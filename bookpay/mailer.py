@@ -6,6 +6,12 @@ process that died is taken over at once, see ``Ledger.claim_receipts``), sends e
 transport, then marks it sent. Nothing slow runs inside a webhook request. When nothing is due
 the worker sleeps until the next receipt is due, or until a fulfilment wakes it.
 
+The worker keeps off the writers' way: woken, it waits a moment (``GATHER``) so that the
+receipts of fulfilments committing meanwhile come along, then claims them together and marks
+them together, two write transactions a batch. Marks wait for the end of the batch only where
+sending again is harmless (the outbox folder, whose file cannot be written twice); over SMTP
+each receipt is marked as soon as it is sent.
+
 An address that no mail header can carry (a line break, a control character, not one plain
 ``local@domain``) is never queued and never put in a header: the receipt is recorded
 ``undeliverable`` with the reason, which ``bookpay orders show`` prints.
@@ -40,7 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
-from bookpay.ledger.outbox import due_in
+from bookpay.ledger.outbox import CLAIM_BATCH, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import FILE_MODE, private_dir
@@ -54,6 +60,7 @@ RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)  # then every RETRY_DELAYS[-1] seconds
 IDLE_LOOK = 600.0
 # Due receipts that another live process is sending: look again after this, doubling to the cap.
 BUSY_WAIT = (0.5, 5.0)
+GATHER = 0.05  # seconds a woken worker waits for more receipts before claiming a batch
 TEMP_PREFIX = ".writing-"
 # A plain addr-spec (RFC 5321/5322 dot-atom): what a To header and an SMTP RCPT carry safely.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -102,6 +109,8 @@ def build_message(receipt: dict, sender: str) -> EmailMessage:
 
 class OutboxTransport:
     """One ``.eml`` file per PaymentIntent in a folder; writing it twice is impossible."""
+
+    idempotent = True  # sending a receipt again finds its file and writes nothing
 
     def __init__(self, folder: Path, sender: str = DEFAULT_SENDER) -> None:
         self.folder = Path(folder)
@@ -160,6 +169,8 @@ class SmtpTransport:
 
     ``?from=`` sets the sender address.
     """
+
+    idempotent = False  # a server cannot be asked whether it already has a message
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -246,14 +257,17 @@ class ReceiptMailer:
     def send_due(self) -> int:
         """Send every due receipt this process can claim, in this thread; how many it handled."""
         handled = 0
+        flush_each = not getattr(self.transport, "idempotent", False)
         while not self._stop.is_set():
-            with self.ledger.claim_receipts() as claims:
+            with self.ledger.claim_receipts(limit=CLAIM_BATCH) as claims:
                 for receipt in claims:
                     if self._stop.is_set():  # closing: the rest stay pending for next time
                         break
                     self._send_one(claims, receipt)
                     handled += 1
-            if not len(claims):
+                    if flush_each:
+                        claims.flush()
+            if len(claims) < CLAIM_BATCH:  # that was all that is due
                 break
         return handled
 
@@ -286,7 +300,8 @@ class ReceiptMailer:
                 log.exception("sending receipts failed")
             with self._idle:
                 self._idle.notify_all()
-            self._wake.wait(self._idle_wait(handled))
+            if self._wake.wait(self._idle_wait(handled)):
+                self._stop.wait(GATHER)
 
     def _idle_wait(self, handled: int) -> float:
         """How long to sleep: until the next receipt is due, or until woken."""

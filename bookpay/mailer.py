@@ -39,7 +39,9 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
 from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -69,6 +71,8 @@ _ADDRESS = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable where the text is ASCII (the default is base64)
 
 
 def address_problem(address: str) -> str | None:
@@ -93,18 +97,37 @@ class NoRecipient(Exception):
     """The order has no email address, so SMTP has nowhere to send its receipt."""
 
 
-def build_message(receipt: dict, sender: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
+def build_message(receipt: dict, sender: str) -> Message:
+    """The receipt as a plain-text message, every header value checked before it is set.
+
+    Built with the ``compat32`` ``Message``: ``EmailMessage`` parses every header value it is
+    given back into a structure (0.9 ms a receipt, a fifth of a webhook's CPU in the server's
+    process, against 0.13 ms). What that parse would catch, a line break in a value, is refused
+    here (ValueError), so no value can add a header; the subject is encoded (RFC 2047) only when
+    it is not ASCII, and a body that is not ASCII is quoted-printable UTF-8, readable as text.
+    """
+    message = Message()
+    message["From"] = _header(sender)
     if receipt.get("recipient"):
-        message["To"] = receipt["recipient"]
-    message["Subject"] = header_text(receipt["subject"])
+        message["To"] = _header(receipt["recipient"])
+    subject = header_text(receipt["subject"])
+    message["Subject"] = (
+        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject")
+    )
     message["Date"] = format_datetime(datetime.now(timezone.utc))
-    message["Message-ID"] = f"<receipt.{receipt['payment_intent']}@bookpay.localhost>"
-    message["X-Bookpay-Payment-Intent"] = receipt["payment_intent"]
-    message["X-Bookpay-Order"] = receipt["order_id"]
-    message.set_content(receipt["body"])
+    message["Message-ID"] = _header(f"<receipt.{receipt['payment_intent']}@bookpay.localhost>")
+    message["X-Bookpay-Payment-Intent"] = _header(receipt["payment_intent"])
+    message["X-Bookpay-Order"] = _header(receipt["order_id"])
+    message["MIME-Version"] = "1.0"
+    body = receipt["body"]
+    message.set_payload(body, "us-ascii" if body.isascii() else _UTF8)
     return message
+
+
+def _header(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("Header values may not contain line breaks or control characters")
+    return value
 
 
 class OutboxTransport:
@@ -185,6 +208,8 @@ class SmtpTransport:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.sender = parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0]
+        if _CONTROL.search(self.sender):
+            raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
 
     def send(self, receipt: dict) -> str:
         if not receipt.get("recipient"):

@@ -329,3 +329,52 @@ def test_a_transport_that_cannot_resend_safely_is_marked_after_each_receipt(tmp_
         assert ReceiptMailer(ledger, transport).send_due() == 3
         assert len(transport.sent) == 3
         assert {r["status"] for r in ledger.receipts()} == {"sent"}
+
+
+# The receipt message ----------------------------------------------------------------------------
+
+RECEIPT = {
+    "payment_intent": "pi_1",
+    "order_id": "ord_1",
+    "recipient": "jenny@example.com",
+    "subject": "Your bookpay receipt: Œuvres complètes, a title long enough to be folded ($23.00)",
+    "body": "Merci !\nLivre : Œuvres complètes\n",
+}
+
+
+def test_a_receipt_reads_back_as_written_whatever_its_text():
+    from email import message_from_bytes, policy
+
+    from bookpay.mailer import DEFAULT_SENDER, build_message
+
+    raw = bytes(build_message(RECEIPT, DEFAULT_SENDER))
+    assert raw.isascii() and max(len(line) for line in raw.splitlines()) <= 78
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == RECEIPT["subject"]
+    assert parsed.get_content() == RECEIPT["body"]
+    assert (parsed["To"], parsed["Message-ID"]) == (
+        "jenny@example.com",
+        "<receipt.pi_1@bookpay.localhost>",
+    )
+    plain = bytes(
+        build_message({**RECEIPT, "subject": "Receipt", "body": "Thanks\n"}, "a@b.example")
+    )
+    assert b"\nSubject: Receipt\n" in plain and plain.endswith(b"\n\nThanks\n")  # text as it is
+
+
+@pytest.mark.parametrize("field", ["recipient", "payment_intent", "order_id"])
+def test_no_header_value_can_carry_a_line_break(field):
+    from bookpay.mailer import DEFAULT_SENDER, build_message
+
+    with pytest.raises(ValueError, match="line breaks"):
+        build_message({**RECEIPT, field: "x\r\nBcc: all@example.com"}, DEFAULT_SENDER)
+    with pytest.raises(ValueError, match="line breaks"):
+        build_message(RECEIPT, "shop@example.com\nBcc: all@example.com")
+
+
+def test_an_smtp_sender_with_a_line_break_is_a_config_error():
+    from bookpay.errors import ConfigError
+    from bookpay.mailer import SmtpTransport
+
+    with pytest.raises(ConfigError, match="from="):
+        SmtpTransport("smtp://mail.example:25?from=shop@example.com%0D%0ABcc:+all@example.com")

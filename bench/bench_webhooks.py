@@ -60,7 +60,8 @@ REPLAY_TARGET = 10.0  # seconds for REPLAYED events
 
 # The checkout server in a process of its own, run from a source tree given as the working
 # directory, so the same script serves this code and the base's. It answers "stats" on stdin
-# with what it has done so far; at the end of stdin it sends the receipts and counts them.
+# with what it has done so far, "drain" with the same once every receipt is sent; at the end of
+# stdin it counts the receipts it wrote.
 SERVER = """
 import copy, json, sqlite3, sys, threading, time
 from pathlib import Path
@@ -114,10 +115,14 @@ running = runner.start(
     background=True)
 print(json.dumps({"url": running.url + "/webhook"}), flush=True)
 for line in sys.stdin:
+    started = time.perf_counter()
+    if line.strip() == "drain" and not fulfiller.drain(120):
+        sys.exit("the receipts were not all sent within 120 s")
+    drained = time.perf_counter() - started
     # The writer's turn in this process, where the ledger has one (see SqliteBackend).
     turn = getattr(ledger.backend, "turn_wait", 0.0)
     print(json.dumps({"fulfilled": ledger.fulfilment_count(), "lock_wait": waited[0] + turn,
-                      "cpu": time.process_time()}), flush=True)
+                      "cpu": time.process_time(), "drain_seconds": drained}), flush=True)
 fulfiller.drain(60)
 receipts = len(list((settings.data_dir / "outbox").glob("*.eml")))
 running.stop(); fulfiller.close(); ledger.close()
@@ -164,8 +169,9 @@ class Server:
             raise RuntimeError(f"the server from {root} did not start")
         self.url = json.loads(first)["url"]
 
-    def stats(self) -> dict:
-        self.process.stdin.write("stats\n")
+    def stats(self, *, drain: bool = False) -> dict:
+        """What it has done so far; with ``drain``, once every receipt is sent."""
+        self.process.stdin.write("drain\n" if drain else "stats\n")
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
 
@@ -215,19 +221,22 @@ def _ingest(
 ) -> dict:
     """One measured run: a new server from ``root``, warmed up, then ``bodies`` at ``senders``.
 
-    Besides the server's own figures, where the machine's CPU went meanwhile: the emulator's
-    and the senders' CPU per event, and the share of the machine left idle (when it is near 0,
-    the figure is bounded by CPU, whoever uses it).
+    Two rates: events answered per second, and events per second until every receipt is sent
+    too (sustained: a server that answers faster than its receipt worker keeps up with only
+    defers work). The CPU and lock figures cover the whole, receipts included. Besides the
+    server's own figures, where the machine's CPU went meanwhile: the emulator's and the
+    senders' CPU per event, and the share of the machine left idle (when it is near 0, the
+    figure is bounded by CPU, whoever uses it).
     """
     data_dir = Path(tempfile.mkdtemp(dir=folder, prefix="server-"))
     server = Server(root, data_dir, emulator_url, captured)
     try:
         _send(server.url, warmup, 1, data_dir)
-        before = server.stats()
+        before = server.stats(drain=True)
         emulator_before, machine_before = _cpu_seconds(emulator), _machine()
         report = _send(server.url, bodies, senders, data_dir)
+        after = server.stats(drain=True)
         emulator_after, machine_after = _cpu_seconds(emulator), _machine()
-        after = server.stats()
     finally:
         receipts = server.close()
     busy, idle = (now - then for now, then in zip(machine_after, machine_before, strict=True))
@@ -237,6 +246,7 @@ def _ingest(
     count, latencies = len(bodies), report["latencies"]
     return {
         "events_per_second": count / report["seconds"],
+        "sustained_per_second": count / (report["seconds"] + after["drain_seconds"]),
         "p50_ms": percentile(latencies, 0.50),
         "p95_ms": percentile(latencies, 0.95),
         "lock_wait_ms_per_event": (after["lock_wait"] - before["lock_wait"]) * 1000 / count,
@@ -335,6 +345,7 @@ def main() -> dict:
 
     this8, base8, this1 = medians["this", 8], medians["base", 8], medians["this", 1]
     speedup = this8["events_per_second"] / base8["events_per_second"]
+    sustained = this8["sustained_per_second"] / base8["sustained_per_second"]
     growth = this8["p95_ms"] / this1["p95_ms"]
     figures = {
         "base": base,
@@ -343,6 +354,7 @@ def main() -> dict:
         "end_to_end": {f"{which}_{senders}": medians[which, senders] for which, senders in runs},
         "speedup_8_senders": round(speedup, 2),
         "speedup_target_met": speedup >= SPEEDUP_TARGET,
+        "sustained_speedup_8_senders": round(sustained, 2),
         "p95_growth_1_to_8": round(growth, 2),
         "p95_growth_target_met": growth <= P95_GROWTH_TARGET,
         "ingest_events_per_second": round(alone["events_per_second"], 1),
@@ -362,19 +374,21 @@ def _report(figures: dict, medians: dict) -> None:
         f"{ROUNDS} alternating rounds; base {figures['base'][:12]}"
     )
     print(
-        "    code  senders  events/s  p50 ms  p95 ms  lock wait ms/event"
+        "    code  senders  answered/s  sustained/s  p50 ms  p95 ms  lock wait ms/event"
         "  CPU ms/event: server emulator senders  machine idle"
     )
     for (which, senders), run in sorted(medians.items(), key=lambda item: (item[0][1], item[0])):
         print(
-            f"    {which:<4}  {senders:>7}  {run['events_per_second']:>8.0f}  {run['p50_ms']:>6.1f}"
+            f"    {which:<4}  {senders:>7}  {run['events_per_second']:>10.0f}"
+            f"  {run['sustained_per_second']:>11.0f}  {run['p50_ms']:>6.1f}"
             f"  {run['p95_ms']:>6.1f}  {run['lock_wait_ms_per_event']:>18.2f}"
             f"  {run['cpu_ms_per_event']:>20.2f} {run['emulator_cpu_ms_per_event']:>8.2f}"
             f" {run['senders_cpu_ms_per_event']:>7.2f}  {run['machine_idle_percent']:>11.0f}%"
         )
     print(
-        f"  8 senders, this / base: {figures['speedup_8_senders']:.2f}x "
-        f"(target >= {SPEEDUP_TARGET:.0f}x); p95 8 senders / 1 sender: "
+        f"  8 senders, this / base: {figures['speedup_8_senders']:.2f}x answered "
+        f"(target >= {SPEEDUP_TARGET:.0f}x), {figures['sustained_speedup_8_senders']:.2f}x "
+        f"sustained (until every receipt is sent); p95 8 senders / 1 sender: "
         f"{figures['p95_growth_1_to_8']:.2f} (target <= {P95_GROWTH_TARGET:.0f})"
     )
     print(

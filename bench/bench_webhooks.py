@@ -44,7 +44,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import REPO, base_revision, emulator_process, percentile, source_tree
+from bench.common import (
+    REPO,
+    base_revision,
+    emulator_process,
+    machine_ticks,
+    percentile,
+    source_tree,
+)
 
 EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -202,13 +209,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _machine() -> tuple[int, int]:
-    """(busy, idle) clock ticks of the whole machine so far."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, idle
-
-
 def _ingest(
     root: Path,
     folder: Path,
@@ -233,10 +233,10 @@ def _ingest(
     try:
         _send(server.url, warmup, 1, data_dir)
         before = server.stats(drain=True)
-        emulator_before, machine_before = _cpu_seconds(emulator), _machine()
+        emulator_before, machine_before = _cpu_seconds(emulator), machine_ticks()
         report = _send(server.url, bodies, senders, data_dir)
         after = server.stats(drain=True)
-        emulator_after, machine_after = _cpu_seconds(emulator), _machine()
+        emulator_after, machine_after = _cpu_seconds(emulator), machine_ticks()
     finally:
         receipts = server.close()
     busy, idle = (now - then for now, then in zip(machine_after, machine_before, strict=True))

@@ -137,6 +137,13 @@ class Client:
         self.conn.close()
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, idle) clock ticks of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, idle
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """The value below which ``fraction`` of ``values`` fall (nearest rank); 0 for none."""
     if not values:

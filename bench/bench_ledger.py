@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.common import machine_ticks
+
 SMALL = 1000
 LARGE = int(os.environ.get("BENCH_LEDGER_ORDERS", "1000000"))
 EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "1200"))
@@ -304,13 +306,6 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
-def _machine() -> tuple[int, int]:
-    """(busy, idle) clock ticks of the whole machine so far."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, idle
-
-
 def _ingest(folder: Path, intents_path: Path, url: str | None, processes: int) -> dict:
     """Events per second, and where the CPU went (a profile of what bounds the figure)."""
     from bookpay.config import Settings
@@ -338,7 +333,7 @@ def _ingest(folder: Path, intents_path: Path, url: str | None, processes: int) -
         servers_pids = [s.pid for s in servers]
         postgres_before = {pid: _ticks(pid) for pid in _postgres_pids()}
         before = {"bookpay": sum(map(_ticks, servers_pids)), "postgresql": 0}
-        machine = _machine()
+        machine = machine_ticks()
         done = subprocess.run([*command, str(SENDERS)], capture_output=True, timeout=600)
         # Backends the pools opened during the run count in full.
         after = {
@@ -347,7 +342,7 @@ def _ingest(folder: Path, intents_path: Path, url: str | None, processes: int) -
                 _ticks(pid) - postgres_before.get(pid, 0) for pid in _postgres_pids()
             ),
         }
-        busy, idle = (now - then for now, then in zip(_machine(), machine, strict=True))
+        busy, idle = (now - then for now, then in zip(machine_ticks(), machine, strict=True))
         if done.returncode != 0:
             raise RuntimeError(f"senders failed: {done.stderr.decode()[-500:]}")
         report = json.loads(done.stdout)

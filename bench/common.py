@@ -1,5 +1,6 @@
 """What several benchmarks share: the emulator and the shop in processes of their own, a
-keep-alive HTTP client, percentiles.
+keep-alive HTTP client, percentiles, and the code as it was before a change (``source_tree``),
+for figures measured side by side with it in the same run.
 
 The emulator runs in its own process because Stripe is a remote service (in the measuring
 process it would share the GIL with what is measured) and so it can be stopped with SIGSTOP, as a
@@ -10,11 +11,14 @@ its logging and its limits are the product's defaults unless a benchmark passes 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
 
 # The emulator in a child process: prints its URL, runs until its stdin closes. Waitress's
 # "Task queue depth" warnings (one per queued request) are not what is measured.
@@ -131,6 +137,13 @@ class Client:
         self.conn.close()
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, idle) clock ticks of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, idle
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """The value below which ``fraction`` of ``values`` fall (nearest rank); 0 for none."""
     if not values:
@@ -138,3 +151,36 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def base_revision() -> str:
+    """The commit a change is measured against: ``BENCH_BASE`` (any revision git understands),
+    else where this branch left main (``git merge-base HEAD main``)."""
+    wanted = os.environ.get("BENCH_BASE") or _git("merge-base", "HEAD", "main").strip()
+    return _git("rev-parse", "--verify", f"{wanted}^{{commit}}").strip()
+
+
+@contextmanager
+def source_tree(revision: str) -> Iterator[Path]:
+    """The project's files at ``revision`` (``git archive``) in a temporary folder.
+
+    Run code from there with the folder as the working directory (``python -c``) or first on
+    ``PYTHONPATH``: its ``bookpay`` then comes before the one installed in the virtual
+    environment, and the dependencies stay the environment's.
+    """
+    with tempfile.TemporaryDirectory(prefix="bookpay-base-") as name:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", revision],
+            capture_output=True,
+            check=True,
+        )
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(name, filter="data")
+        yield Path(name)
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout

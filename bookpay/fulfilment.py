@@ -133,7 +133,8 @@ class Fulfiller:
             recipient_problem=address_problem,
         )
         if done_now:
-            self.mailer.wake()
+            # Once committed: inside a webhook's transaction the receipt is not there before.
+            self.ledger.after_commit(self.mailer.wake)
             return FulfilmentResult(intent_id, "fulfilled", order, intent)
         return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
 

@@ -6,6 +6,12 @@ process that died is taken over at once, see ``Ledger.claim_receipts``), sends e
 transport, then marks it sent. Nothing slow runs inside a webhook request. When nothing is due
 the worker sleeps until the next receipt is due, or until a fulfilment wakes it.
 
+The worker keeps off the writers' way: woken, it waits a moment (``GATHER``) so that the
+receipts of fulfilments committing meanwhile come along, then claims them together and marks
+them together, two write transactions a batch. Marks wait for the end of the batch only where
+sending again is harmless (the outbox folder, whose file cannot be written twice); over SMTP
+each receipt is marked as soon as it is sent.
+
 An address that no mail header can carry (a line break, a control character, not one plain
 ``local@domain``) is never queued and never put in a header: the receipt is recorded
 ``undeliverable`` with the reason, which ``bookpay orders show`` prints.
@@ -33,14 +39,16 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
 from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
-from bookpay.ledger.outbox import due_in
+from bookpay.ledger.outbox import CLAIM_BATCH, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import FILE_MODE, private_dir
@@ -54,6 +62,7 @@ RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)  # then every RETRY_DELAYS[-1] seconds
 IDLE_LOOK = 600.0
 # Due receipts that another live process is sending: look again after this, doubling to the cap.
 BUSY_WAIT = (0.5, 5.0)
+GATHER = 0.05  # seconds a woken worker waits for more receipts before claiming a batch
 TEMP_PREFIX = ".writing-"
 # A plain addr-spec (RFC 5321/5322 dot-atom): what a To header and an SMTP RCPT carry safely.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -62,6 +71,8 @@ _ADDRESS = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable where the text is ASCII (the default is base64)
 
 
 def address_problem(address: str) -> str | None:
@@ -86,22 +97,43 @@ class NoRecipient(Exception):
     """The order has no email address, so SMTP has nowhere to send its receipt."""
 
 
-def build_message(receipt: dict, sender: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
+def build_message(receipt: dict, sender: str) -> Message:
+    """The receipt as a plain-text message, every header value checked before it is set.
+
+    Built with the ``compat32`` ``Message``: ``EmailMessage`` parses every header value it is
+    given back into a structure (0.9 ms a receipt, a fifth of a webhook's CPU in the server's
+    process, against 0.13 ms). What that parse would catch, a line break in a value, is refused
+    here (ValueError), so no value can add a header; the subject is encoded (RFC 2047) only when
+    it is not ASCII, and a body that is not ASCII is quoted-printable UTF-8, readable as text.
+    """
+    message = Message()
+    message["From"] = _header(sender)
     if receipt.get("recipient"):
-        message["To"] = receipt["recipient"]
-    message["Subject"] = header_text(receipt["subject"])
+        message["To"] = _header(receipt["recipient"])
+    subject = header_text(receipt["subject"])
+    message["Subject"] = (
+        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject")
+    )
     message["Date"] = format_datetime(datetime.now(timezone.utc))
-    message["Message-ID"] = f"<receipt.{receipt['payment_intent']}@bookpay.localhost>"
-    message["X-Bookpay-Payment-Intent"] = receipt["payment_intent"]
-    message["X-Bookpay-Order"] = receipt["order_id"]
-    message.set_content(receipt["body"])
+    message["Message-ID"] = _header(f"<receipt.{receipt['payment_intent']}@bookpay.localhost>")
+    message["X-Bookpay-Payment-Intent"] = _header(receipt["payment_intent"])
+    message["X-Bookpay-Order"] = _header(receipt["order_id"])
+    message["MIME-Version"] = "1.0"
+    body = receipt["body"]
+    message.set_payload(body, "us-ascii" if body.isascii() else _UTF8)
     return message
+
+
+def _header(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("Header values may not contain line breaks or control characters")
+    return value
 
 
 class OutboxTransport:
     """One ``.eml`` file per PaymentIntent in a folder; writing it twice is impossible."""
+
+    idempotent = True  # sending a receipt again finds its file and writes nothing
 
     def __init__(self, folder: Path, sender: str = DEFAULT_SENDER) -> None:
         self.folder = Path(folder)
@@ -161,6 +193,8 @@ class SmtpTransport:
     ``?from=`` sets the sender address.
     """
 
+    idempotent = False  # a server cannot be asked whether it already has a message
+
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
@@ -174,6 +208,8 @@ class SmtpTransport:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.sender = parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0]
+        if _CONTROL.search(self.sender):
+            raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
 
     def send(self, receipt: dict) -> str:
         if not receipt.get("recipient"):
@@ -246,14 +282,17 @@ class ReceiptMailer:
     def send_due(self) -> int:
         """Send every due receipt this process can claim, in this thread; how many it handled."""
         handled = 0
+        flush_each = not getattr(self.transport, "idempotent", False)
         while not self._stop.is_set():
-            with self.ledger.claim_receipts() as claims:
+            with self.ledger.claim_receipts(limit=CLAIM_BATCH) as claims:
                 for receipt in claims:
                     if self._stop.is_set():  # closing: the rest stay pending for next time
                         break
                     self._send_one(claims, receipt)
                     handled += 1
-            if not len(claims):
+                    if flush_each:
+                        claims.flush()
+            if len(claims) < CLAIM_BATCH:  # that was all that is due
                 break
         return handled
 
@@ -286,7 +325,8 @@ class ReceiptMailer:
                 log.exception("sending receipts failed")
             with self._idle:
                 self._idle.notify_all()
-            self._wake.wait(self._idle_wait(handled))
+            if self._wake.wait(self._idle_wait(handled)):
+                self._stop.wait(GATHER)
 
     def _idle_wait(self, handled: int) -> float:
         """How long to sleep: until the next receipt is due, or until woken."""

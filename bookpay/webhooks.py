@@ -9,14 +9,19 @@ Order of work, and why:
 2. The event's shape is checked (``event_shape.parse``): a signed body that is not a usable
    event is refused with a 400, recorded in the ledger as refused (when its id is usable) or
    logged, and never reaches a handler. Nothing a body holds can cause a 500.
-3. The event is recorded as *received* by its id. An event already *processed* is a duplicate:
-   200, nothing changes. An event received but never processed (the process died, or handling
-   raised) is handled again: handling is idempotent, so a redelivery can only finish the job.
+3. An event the ledger has already *processed* is a duplicate: 200, the delivery is counted,
+   nothing else changes, and Stripe is not asked anything.
 4. Handling never trusts the event's copy of anything: it asks Stripe (the gateway) for the
    PaymentIntent, the Charge and its refunds, the Refund or the Dispute, which also rejects forged
-   ids (NotFound) and PaymentIntents that are not this shop's.
-5. Only then is the event marked *processed*. Receipts are sent by the Fulfiller's worker
-   thread, so the answer comes as soon as the fulfilment is committed.
+   ids (NotFound) and PaymentIntents that are not this shop's. Every Stripe call comes first,
+   before any write, so none is made while a write lock or transaction is held.
+5. Then one transaction records the delivery, makes the changes (the order, the fulfilment and
+   its queued receipt) and marks the event *processed* (``Ledger.handling``). If handling raises
+   (Stripe unreachable, a bug), the delivery is still recorded, as *received* but not processed,
+   and the next delivery handles it again: handling is idempotent, so a redelivery can only
+   finish the job. A process that dies mid-way commits nothing of it, and Stripe's redelivery
+   is a first one. Receipts are sent by the Fulfiller's worker thread, so the answer comes as
+   soon as the transaction is committed.
 """
 
 from __future__ import annotations
@@ -156,15 +161,18 @@ class WebhookReceiver:
         except InvalidEvent as exc:
             self._refused(exc)
             raise
-        state = self.ledger.receive_event(
-            event.id, event.type, event.intent_id, created=event.created, livemode=event.livemode
-        )
         answer = {"received": True, "id": event.id, "type": event.type, "duplicate": False}
-        if state == "duplicate":
-            recorded = self.ledger.get_event(event.id) or {}
-            return {**answer, "duplicate": True, "handled": bool(recorded.get("handled"))}
-        handled, outcome = self.dispatch(event)
-        self.ledger.finish_event(event.id, handled=handled, outcome=outcome)
+        recorded = self.ledger.get_event(event.id)  # a read: no lock
+        if recorded is not None and recorded["processed_at"]:
+            self.ledger.receive_event(  # counts the delivery
+                event.id, event.type, event.intent_id, created=event.created
+            )
+            return {**answer, "duplicate": True, "handled": bool(recorded["handled"])}
+        with self.ledger.handling(
+            event.id, event.type, event.intent_id, created=event.created, livemode=event.livemode
+        ):
+            handled, outcome = self.dispatch(event)
+            self.ledger.finish_event(event.id, handled=handled, outcome=outcome)
         return {**answer, "handled": handled, "outcome": outcome}
 
     def _refused(self, exc: InvalidEvent) -> None:

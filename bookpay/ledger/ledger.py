@@ -121,6 +121,15 @@ class Ledger(OrderQueries, Outbox):
         """A write transaction (``tx.execute(sql, params)``), for maintenance and tests."""
         return self.backend.write()
 
+    @property
+    def writing(self) -> bool:
+        """Whether this thread holds a write transaction open (no Stripe call may be made then)."""
+        return self.backend.writing
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this thread's writes so far are committed (see ``handling``)."""
+        self.backend.after_commit(callback)
+
     def _read(self, sql: str, params: tuple | list = ()) -> list[dict]:
         with self.backend.read() as tx:
             return tx.all(sql, params)
@@ -325,24 +334,16 @@ class Ledger(OrderQueries, Outbox):
     ) -> str:
         """Record a delivery of an event: 'new', 'retry' (received, never processed) or 'duplicate'.
 
-        A 'retry' is an event whose handling did not finish (the process died, or handling
-        raised), so it must be handled again; handling is idempotent, which also covers two
-        deliveries of it racing each other.
+        A 'retry' is an event whose handling did not finish (handling raised), so it must be
+        handled again; handling is idempotent, which also covers two deliveries of it racing
+        each other. (The webhook receiver records and handles a delivery in one transaction
+        instead: ``handling``.)
         """
-        if created is not None and not 0 <= created <= MAX_INT64:
-            created = None  # not a time; not worth failing the delivery over
         # The usual case, a first delivery, is one statement in its own transaction.
         inserted = self.backend.write_one(
             """INSERT INTO events (id, type, payment_intent, created, livemode, received_at)
             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-            (
-                event_id,
-                kind,
-                intent_id,
-                created,
-                None if livemode is None else int(livemode),
-                now_iso(),
-            ),
+            _event_row(event_id, kind, intent_id, created, livemode),
         )
         if inserted:
             return "new"
@@ -350,6 +351,35 @@ class Ledger(OrderQueries, Outbox):
             tx.run("UPDATE events SET deliveries = deliveries + 1 WHERE id = ?", (event_id,))
             row = tx.one("SELECT processed_at FROM events WHERE id = ?", (event_id,))
             return "duplicate" if row["processed_at"] else "retry"
+
+    def handling(
+        self,
+        event_id: str,
+        kind: str,
+        intent_id: str | None,
+        *,
+        created: int | None = None,
+        livemode: bool | None = None,
+    ):
+        """A block that records a delivery of an event and handles it, in one transaction.
+
+        Every ledger write this thread makes in the block (the order, the fulfilment and its
+        receipt, ``finish_event``) joins one transaction that first records the delivery (or
+        counts it, for an event seen before), opened at the block's first write: whatever comes
+        before it, such as retrieving the object from Stripe, holds no lock. What a failure
+        keeps (``bookpay.ledger.units``): the delivery's record always, so an event whose
+        handling did not finish stays received but not processed, and is handled again when
+        Stripe delivers it again; writes completed before a failure between writes; nothing of
+        a write that failed, nor of the unit around it. Callbacks given to ``after_commit`` in
+        the block run once it is committed.
+        """
+        record = (
+            """INSERT INTO events (id, type, payment_intent, created, livemode, received_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET deliveries = events.deliveries + 1""",
+            _event_row(event_id, kind, intent_id, created, livemode),
+        )
+        return self.backend.unit(first=[record])
 
     def finish_event(self, event_id: str, *, handled: bool, outcome: str) -> None:
         """Mark an event processed, after its handling committed."""
@@ -384,6 +414,15 @@ class Ledger(OrderQueries, Outbox):
         from bookpay.ledger.migrations import TABLES
 
         return {table: self._scalar(f"SELECT COUNT(*) FROM {table}") for table in TABLES}
+
+
+def _event_row(
+    event_id: str, kind: str, intent_id: str | None, created: int | None, livemode: bool | None
+) -> tuple:
+    if created is not None and not 0 <= created <= MAX_INT64:
+        created = None  # not a time; not worth failing the delivery over
+    livemode = None if livemode is None else int(livemode)
+    return (event_id, kind, intent_id, created, livemode, now_iso())
 
 
 def _event(row: dict) -> dict:

@@ -209,9 +209,14 @@ US_ADDRESS = {
 }
 BOOK_LINES = [
     {"amount": 2300, "reference": "1", "tax_code": "txcd_35010000"},
-    {"amount": 5000, "quantity": 2, "reference": "2", "tax_code": "txcd_35010000",
-     "metadata": {"title": "Two copies"}},
-]  # fmt: skip
+    {
+        "amount": 5000,
+        "quantity": 2,
+        "reference": "2",
+        "tax_code": "txcd_35010000",
+        "metadata": {"title": "Two copies"},
+    },
+]
 DEEP = ["line_items.data.tax_breakdown", "shipping_cost.tax_breakdown"]
 SHIPPED = ["line_items", "shipping_cost.tax_breakdown"]
 

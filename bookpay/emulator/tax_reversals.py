@@ -3,7 +3,7 @@
 A reversal takes amounts back with negative signs. A full one reverses the whole original,
 whatever partial reversals came before (as Stripe documents); partial ones take at most what they
 left, at most 30 of them per transaction. Fully reversing a reversal undoes it: what it took back
-may be reversed again.
+may be reversed again; an undoing itself is final.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ def create_reversal(ctx: Ctx) -> dict[str, Any]:
             f" {original['_fully_reversed']}).",
             "original_transaction",
         )
+    if _undoes_a_reversal(ctx, original):
+        raise invalid(
+            f"{original['id']} undoes a reversal: it cannot be reversed in turn.",
+            "original_transaction",
+        )
     tax_transactions.check_reference(ctx)
     if mode == "full":
         reversal = _full(ctx, original)
@@ -82,6 +87,13 @@ def _full(ctx: Ctx, original: dict[str, Any]) -> dict[str, Any]:
     if original["type"] == "reversal":  # undoing a reversal: what it took back may go again
         _give_back(ctx, original)
     return reversal
+
+
+def _undoes_a_reversal(ctx: Ctx, original: dict[str, Any]) -> bool:
+    if original["type"] != "reversal":
+        return False
+    first = ctx.store.get(original["reversal"]["original_transaction"], "tax.transaction")
+    return first is not None and first["type"] == "reversal"
 
 
 def _give_back(ctx: Ctx, undone: dict[str, Any]) -> None:

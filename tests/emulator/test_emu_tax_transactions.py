@@ -254,6 +254,8 @@ def test_undoing_a_partial_reversal_gives_its_amounts_back(client: stripe.Stripe
     undo = reverse(client, partial.id, mode="full")
     assert amounts(undo) == [(1000, 100)]
     assert amounts(reverse(client, txn.id, mode="partial", flat_amount=-1100)) == [(-1000, -100)]
+    error = refused(reverse, client, undo.id, mode="full")
+    assert error.param == "original_transaction" and "undoes a reversal" in error.user_message
 
 
 def test_at_most_30_partial_reversals(client: stripe.StripeClient) -> None:

@@ -20,6 +20,11 @@ def _countries() -> dict[str, str]:
     return json.loads(COUNTRIES_FILE.read_text(encoding="utf-8"))
 
 
+def is_country_code(code: object) -> bool:
+    """Whether ``code`` is an ISO 3166-1 alpha-2 code ("FR"), upper case, as Stripe writes them."""
+    return isinstance(code, str) and code in _countries()
+
+
 def country_name(code: str | None) -> str:
     """A country code's name ("France" for "FR"); a code it does not know comes back as it was."""
     if not code:

@@ -1,8 +1,8 @@
 """The catalog: the server-side source of truth for what is sold and at what price.
 
 Every amount charged comes from here, never from a browser. The built-in catalog is the original
-shop's three books; another can be loaded from a JSON or TOML file, and is validated with
-messages that say which book and which field is wrong.
+shop's three books and three shipping rates; another can be loaded from a JSON or TOML file, and
+is validated with messages that say which book (or rate) and which field is wrong.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 
 from bookpay.errors import ConfigError, NotFound
 from bookpay.money import CURRENCIES, format_amount
+from bookpay.shipping import DEFAULT_SHIPPING_RATES, ShippingOption, ShippingRate, options_for
+from bookpay.shipping import validate_rates as _validate_rates
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,14 @@ _KNOWN = (*_REQUIRED, "description", "color")
 
 
 class Catalog:
-    """An ordered, read-only set of books, looked up by id."""
+    """An ordered, read-only set of books, looked up by id, and the shipping rates offered."""
 
-    def __init__(self, books: Iterable[Book]) -> None:
+    def __init__(
+        self, books: Iterable[Book], shipping_rates: Iterable[ShippingRate] | None = None
+    ) -> None:
         self._books = {book.id: book for book in books}
+        rates = DEFAULT_SHIPPING_RATES if shipping_rates is None else shipping_rates
+        self._rates = {rate.id: rate for rate in rates}
 
     def __iter__(self) -> Iterator[Book]:
         return iter(self._books.values())
@@ -113,6 +119,28 @@ class Catalog:
                 code="unknown_item",
             ) from None
 
+    @property
+    def shipping_rates(self) -> tuple[ShippingRate, ...]:
+        return tuple(self._rates.values())
+
+    def shipping_rate(self, rate_id: str) -> ShippingRate:
+        """The shipping rate with this id, or NotFound naming the command that lists them."""
+        try:
+            return self._rates[rate_id]
+        except (KeyError, TypeError):
+            raise NotFound(
+                f"No shipping rate with id {rate_id!r}.",
+                hint="Run `bookpay catalog list` to see the shipping rates.",
+                code="unknown_shipping_rate",
+            ) from None
+
+    def shipping_options(
+        self, country: str | None, subtotal: int, currency: str
+    ) -> list[ShippingOption]:
+        """The rates that ship to ``country`` for an order of ``subtotal`` (minor units of
+        ``currency``), each with what it costs that order, cheapest first."""
+        return options_for(self.shipping_rates, country, subtotal, currency)
+
     @classmethod
     def default(cls) -> Catalog:
         return cls(DEFAULT_BOOKS)
@@ -122,11 +150,18 @@ class Catalog:
         """The catalog in ``path`` (JSON or TOML), or the built-in one when ``path`` is None."""
         if path is None:
             return cls.default()
-        return cls.from_records(_read_records(Path(path)), source=str(path))
+        books, rates = _read_records(Path(path))
+        return cls.from_records(books, source=str(path), shipping_rates=rates)
 
     @classmethod
-    def from_records(cls, records: object, *, source: str = "catalog") -> Catalog:
-        """Validate raw records, collecting every problem before refusing them."""
+    def from_records(
+        cls, records: object, *, source: str = "catalog", shipping_rates: object = None
+    ) -> Catalog:
+        """Validate raw records, collecting every problem before refusing them.
+
+        ``shipping_rates`` are raw records too; None (a file that names none) means the
+        built-in rates.
+        """
         if not isinstance(records, list) or not records:
             raise ConfigError(
                 f"{source}: expected a non-empty list of books.",
@@ -149,15 +184,21 @@ class Catalog:
                 continue
             seen.add(book.id)
             books.append(book)
+        rates = None
+        if shipping_rates is not None:
+            currencies = {book.currency for book in books}
+            rates, rate_problems = _validate_rates(shipping_rates, source, currencies)
+            problems.extend(rate_problems)
         if problems:
             raise ConfigError(
                 f"The catalog in {source} is not valid:\n  " + "\n  ".join(problems),
                 problems=problems,
             )
-        return cls(books)
+        return cls(books, rates)
 
 
-def _read_records(path: Path) -> object:
+def _read_records(path: Path) -> tuple[object, object]:
+    """The books and the shipping rates (None when the file names none) a file holds."""
     suffix = path.suffix.lower()
     if suffix not in (".json", ".toml"):
         raise ConfigError(f"The catalog file {path} must end in .json or .toml.")
@@ -172,9 +213,12 @@ def _read_records(path: Path) -> object:
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
 
-            return tomllib.loads(raw.decode("utf-8")).get("books")
+            data = tomllib.loads(raw.decode("utf-8"))
+            return data.get("books"), data.get("shipping_rates")
         data = json.loads(raw)
-        return data.get("books") if isinstance(data, dict) else data
+        if isinstance(data, dict):
+            return data.get("books"), data.get("shipping_rates")
+        return data, None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"The catalog file {path} is not valid {suffix[1:].upper()}: {exc}."

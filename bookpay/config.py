@@ -33,8 +33,10 @@ ENV_VARS = (
     "BOOKPAY_SMTP_URL",
     "BOOKPAY_DATABASE_URL",
     "BOOKPAY_SHOP_ID",
+    "BOOKPAY_TAX",
     "BOOKPAY_DEBUG",
 )
+TAX_MODES = ("stripe", "off")
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -176,6 +178,9 @@ class Settings:
     # Goes into every PaymentIntent's metadata; a shop fulfils only its own. None: derived
     # from where the ledger is (see __post_init__), so every process sharing a ledger agrees.
     shop_id: str | None = None
+    # "stripe": Stripe Tax works out the tax from the shipping address; "off": no tax (for a
+    # Stripe account without Stripe Tax). Anything else is a problem `findings` reports.
+    tax: str = "stripe"
     # Where each value came from ("environment", ".env", "default"), for `config check`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -196,6 +201,11 @@ class Settings:
         if self.livemode:
             return "Stripe LIVE mode: real cards, real money"
         return "Stripe test mode"
+
+    @property
+    def tax_enabled(self) -> bool:
+        """Whether orders are taxed through Stripe Tax (BOOKPAY_TAX=stripe)."""
+        return self.tax == "stripe"
 
     @property
     def is_emulated(self) -> bool:
@@ -311,6 +321,14 @@ class Settings:
                         blocks="",
                     )
                 )
+        if self.tax not in TAX_MODES:
+            found.append(
+                Finding(
+                    f"BOOKPAY_TAX must be stripe or off, got {self.tax!r}",
+                    "set BOOKPAY_TAX=stripe (Stripe Tax works out the tax from the address) or "
+                    "off (no tax: for a Stripe account without Stripe Tax)",
+                )
+            )
         data_dir = data_dir_problem(self.data_dir)
         if data_dir:
             found.append(data_dir)
@@ -359,8 +377,18 @@ class Settings:
             else "(SQLite in the data folder)",
             "BOOKPAY_SHOP_ID": self.shop_id
             + ("" if "BOOKPAY_SHOP_ID" in self.sources else " (derived from the ledger's place)"),
+            "BOOKPAY_TAX": self._tax_label(),
         }
         return [(name, value, self.sources.get(name, "")) for name, value in values.items()]
+
+    def _tax_label(self) -> str:
+        if self.tax == "off":
+            return "off: no tax is charged"
+        if self.tax != "stripe":
+            return f"{self.tax!r} (not a mode: stripe or off)"
+        if self.is_emulated:
+            return "stripe: tax from the address, by the emulator's TEST rates"
+        return "stripe: Stripe Tax works out the tax from the address"
 
     @classmethod
     def from_env(
@@ -411,6 +439,7 @@ class Settings:
             smtp_url=merged.get("BOOKPAY_SMTP_URL"),
             database_url=merged.get("BOOKPAY_DATABASE_URL"),
             shop_id=merged.get("BOOKPAY_SHOP_ID"),
+            tax=merged.get("BOOKPAY_TAX", "stripe").lower(),
             debug=debug or merged.get("BOOKPAY_DEBUG", "").lower() in _TRUE,
             sources=sources,
         )

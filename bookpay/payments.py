@@ -19,8 +19,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -67,6 +68,20 @@ TEST_CARD_NUMBERS = {
 
 # Where the shop answers when BOOKPAY_BASE_URL is not set: `bookpay serve`'s default address.
 LOCAL_SHOP_URL = "http://127.0.0.1:4242"
+
+
+# Stripe's tax code for physical books: every line of a bookshop's quote has it.
+BOOKS_TAX_CODE = "txcd_35010000"
+ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code", "country")
+
+
+@dataclass(frozen=True)
+class TaxLine:
+    """One line of a quote, as Stripe Tax sees it."""
+
+    reference: str  # unique within a calculation: the book's id
+    amount: int  # the line's total in minor units: unit price times quantity
+    quantity: int = 1
 
 
 def idempotency_key(*parts: str) -> str:
@@ -332,6 +347,112 @@ class Gateway:
         params = {"payment_intent": intent_id, "limit": 100}
         return self._request("get", "/v1/disputes", params)["data"]
 
+    # Stripe Tax ------------------------------------------------------------------------------
+
+    def create_tax_calculation(
+        self,
+        lines: Sequence[TaxLine],
+        *,
+        currency: str,
+        address: Mapping[str, Any],
+        shipping_amount: int | None = None,
+        tax_behavior: str = "exclusive",
+        attempt_id: str | None = None,
+    ) -> dict:
+        """Stripe Tax's calculation for a quote: its lines (each with the books tax code), its
+        shipping cost and the address it ships to (Stripe's shape: line1, line2, city, state,
+        postal_code, country), with its line items expanded.
+
+        ``tax_behavior`` says whether the amounts are before tax ("exclusive", as US prices
+        are) or include it ("inclusive"). With an ``attempt_id`` the same checkout attempt asking
+        for the same quote gets the same calculation back (the key is made of both, so a retry
+        costs no second calculation); without one every call is a new calculation. An address
+        Stripe cannot place is a PaymentError whose ``stripe_code`` is
+        ``customer_tax_location_invalid``. With BOOKPAY_TAX=off there is no tax to calculate:
+        ConfigError.
+        """
+        if not self.settings.tax_enabled:
+            raise ConfigError(
+                "Tax is off (BOOKPAY_TAX=off): bookpay makes no tax calculations.",
+                hint="Set BOOKPAY_TAX=stripe to have Stripe Tax work out the tax.",
+            )
+        params: dict[str, Any] = {
+            "currency": currency,
+            "line_items": [
+                {
+                    "amount": line.amount,
+                    "quantity": line.quantity,
+                    "reference": line.reference,
+                    "tax_code": BOOKS_TAX_CODE,
+                    "tax_behavior": tax_behavior,
+                }
+                for line in lines
+            ],
+            "customer_details": {
+                "address": {k: v for k in ADDRESS_FIELDS if (v := address.get(k))},
+                "address_source": "shipping",
+            },
+            "expand": ["line_items"],
+        }
+        if shipping_amount is not None:
+            params["shipping_cost"] = {"amount": shipping_amount, "tax_behavior": tax_behavior}
+        key = (
+            idempotency_key("taxcalc", attempt_id, _digest(params))
+            if attempt_id
+            else f"bookpay-taxcalc-{uuid.uuid4()}"
+        )
+        return self._request("post", "/v1/tax/calculations", params, idempotency_key=key)
+
+    def retrieve_tax_calculation(self, calculation_id: str) -> dict:
+        """A calculation, with its line items, until it expires (90 days; NotFound after)."""
+        path = f"/v1/tax/calculations/{_path(calculation_id)}"
+        return self._request("get", path, {"expand": ["line_items"]})
+
+    def create_tax_transaction(self, calculation_id: str, *, order_id: str) -> dict:
+        """Record a paid order's tax with Stripe Tax: the transaction of its calculation, with the
+        order id as its reference and its line items expanded.
+
+        One calculation makes one transaction: the idempotency key is the calculation's, so a
+        repeat (a duplicate webhook, a retry) within Stripe's 24 hours gets the first transaction
+        back; after that Stripe refuses a second one (a PaymentError whose ``stripe_code`` is
+        ``resource_already_exists``), so the caller keeps the transaction id it got.
+        """
+        params = {"calculation": calculation_id, "reference": order_id, "expand": ["line_items"]}
+        key = idempotency_key("taxtxn", calculation_id)
+        return self._request(
+            "post", "/v1/tax/transactions/create_from_calculation", params, idempotency_key=key
+        )
+
+    def retrieve_tax_transaction(self, transaction_id: str) -> dict:
+        path = f"/v1/tax/transactions/{_path(transaction_id)}"
+        return self._request("get", path, {"expand": ["line_items"]})
+
+    def create_tax_reversal(
+        self, transaction_id: str, *, refund_id: str, amount: int | None = None
+    ) -> dict:
+        """Record a refund with Stripe Tax: a reversal of the order's tax transaction.
+
+        Without ``amount``, a full reversal. With it (what was refunded, tax included, in the
+        currency's minor units), a partial reversal of that flat amount, which Stripe spreads
+        over the lines and the shipping in proportion to what each has left. The refund's id is
+        the reversal's reference and the idempotency key's source: one refund, one reversal.
+        """
+        params: dict[str, Any] = {
+            "original_transaction": transaction_id,
+            "reference": refund_id,
+            "mode": "full",
+            "metadata": {"refund": refund_id},
+            "expand": ["line_items"],
+        }
+        if amount is not None:
+            if amount <= 0:
+                raise UsageError(f"A refund's amount must be positive, got {amount}.")
+            params |= {"mode": "partial", "flat_amount": -amount}
+        key = idempotency_key("taxrev", refund_id)
+        return self._request(
+            "post", "/v1/tax/transactions/create_reversal", params, idempotency_key=key
+        )
+
     # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
 
     def register_webhook(self, url: str, events: Sequence[str] = ("*",)) -> str:
@@ -530,6 +651,11 @@ def _client_for(settings: Settings, budget: _Budget) -> stripe.StripeClient:
         http_client=_BudgetClient(session, budget, limits),
         **options,
     )
+
+
+def _digest(params: dict[str, Any]) -> str:
+    """The same parameters, the same digest (for keys that must change when a request does)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
 def _asked_amount(amount: int | None) -> str:

@@ -104,18 +104,39 @@ def test_catalog_list_table():
         f"1   The Art of Doing Science and Engineering{pad}{' ' * 10}Richard Hamming  $23.00",
         f"2   The Making of Prince of Persia: Journals 1985-1993{pad}Jordan Mechner   $25.00",
         "3   Working in Public: The Making and Maintenance of Open Source  Nadia Eghbal     $28.00",
+        "",
+        "Shipping       Name                    Countries          Delivery             Price"
+        "  Free from",
+        "standard       Standard shipping       US                 3-5 business days    $5.00"
+        "     $50.00",
+        "express        Express shipping        US                 1-2 business days   $15.00"
+        "          -",
+        "international  International shipping  rest of the world  5-10 business days  $25.00"
+        "          -",
     ]
 
 
 def test_catalog_list_json_is_only_json():
     result = runner.invoke(app, ["catalog", "list", "--json"])
     assert result.exit_code == 0
-    books = json.loads(result.stdout)
+    catalog = json.loads(result.stdout)
+    books = catalog["books"]
     assert [set(b) for b in books] == [
         {"id", "title", "author", "amount", "currency", "description", "image"}
     ] * 3
     assert books[0]["amount"] == 2300 and books[0]["currency"] == "usd"
     assert books[0]["image"] == "/covers/1.svg"
+    assert catalog["shipping_rates"][0] == {
+        "id": "standard",
+        "display_name": "Standard shipping",
+        "amount": 500,
+        "currency": "usd",
+        "countries": ["US"],
+        "min_days": 3,
+        "max_days": 5,
+        "free_from": 5000,
+    }
+    assert [r["id"] for r in catalog["shipping_rates"]] == ["standard", "express", "international"]
 
 
 def test_catalog_show():
@@ -147,7 +168,7 @@ def test_custom_catalog_from_option_and_env(tmp_path):
     assert result.exit_code == 0
     assert "j1  Kokoro  Soseki  ¥1,500\n" in result.stdout
     result = runner.invoke(app, ["catalog", "list", "--json"], env={"BOOKPAY_CATALOG": str(path)})
-    assert json.loads(result.stdout)[0]["id"] == "j1"
+    assert json.loads(result.stdout)["books"][0]["id"] == "j1"
 
 
 def test_invalid_catalog_exits_5_with_the_reason(tmp_path):

@@ -187,3 +187,16 @@ def test_secret_key_alone_is_only_a_warning_for_serve(tmp_path):
         "STRIPE_PUBLISHABLE_KEY is not set: `bookpay serve` needs it for the checkout page "
         "(every other command works without it)"
     ]
+
+
+def test_the_tax_mode_in_effect_and_a_wrong_one(cli_env):
+    code, report = check(cli_env, "--offline")
+    assert (code, report["tax"]) == (0, "stripe")
+    assert report["settings"]["BOOKPAY_TAX"].startswith("stripe: tax from the address")
+    human = runner.invoke(
+        app, ["config", "check", "--offline"], env={**cli_env, "BOOKPAY_TAX": "off"}
+    )
+    assert "BOOKPAY_TAX             off: no tax is charged" in human.stdout
+    code, report = check({**cli_env, "BOOKPAY_TAX": "yes"}, "--offline")
+    assert code == 5 and report["tax"] == "yes"
+    assert report["problems"] == ["BOOKPAY_TAX must be stripe or off, got 'yes'"]

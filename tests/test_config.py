@@ -116,3 +116,29 @@ def test_sample_env_lists_every_variable():
 def test_dotenv_in_the_working_folder_is_read(tmp_path):
     (tmp_path / ".env").write_text("BOOKPAY_EMULATOR_URL=http://127.0.0.1:5555/\n")
     assert Settings.from_env({}).emulator_url == "http://127.0.0.1:5555"
+
+
+@pytest.mark.parametrize(
+    ("value", "tax", "enabled", "shown"),
+    [
+        (None, "stripe", True, "stripe: tax from the address, by the emulator's TEST rates"),
+        ("stripe", "stripe", True, "stripe: tax from the address, by the emulator's TEST rates"),
+        ("OFF", "off", False, "off: no tax is charged"),
+    ],
+)
+def test_tax_mode(value, tax, enabled, shown):
+    settings = Settings.from_env({"BOOKPAY_TAX": value} if value else {})
+    assert (settings.tax, settings.tax_enabled) == (tax, enabled)
+    assert ("BOOKPAY_TAX", shown) in [(name, value) for name, value, _ in settings.describe()]
+    assert settings.problems() == []
+
+
+def test_tax_mode_in_stripe_test_mode_and_a_wrong_one():
+    settings = Settings.from_env({"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK})
+    rows = {name: value for name, value, _ in settings.describe()}
+    assert rows["BOOKPAY_TAX"] == "stripe: Stripe Tax works out the tax from the address"
+    wrong = Settings.from_env({"BOOKPAY_TAX": "sometimes"})
+    assert not wrong.tax_enabled
+    assert wrong.problems() == ["BOOKPAY_TAX must be stripe or off, got 'sometimes'"]
+    with pytest.raises(ConfigError):
+        wrong.check()

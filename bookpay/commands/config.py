@@ -68,6 +68,7 @@ def check(
         emit_json(
             {
                 "mode": settings.mode,
+                "tax": settings.tax,
                 "settings": {
                     name: value for name, value, _ in settings.describe() if name != "mode"
                 },

@@ -27,6 +27,13 @@ INCLUDABLE: dict[str, dict[str, str]] = {
     "charge": {"refunds": "refund"},
     "customer": {"sources": "", "subscriptions": "", "tax_ids": ""},
 }
+# Fields an object holds itself that Stripe leaves out unless asked for with expand[] (dotted
+# paths, relative to an object of the kind): null by default, the held value when expanded.
+IN_PLACE: dict[str, tuple[str, ...]] = {
+    "tax.calculation": ("line_items", "shipping_cost.tax_breakdown"),
+    "tax.calculation_line_item": ("tax_breakdown",),
+    "tax.transaction": ("line_items", "shipping_cost.tax_breakdown"),
+}
 MAX_EXPAND_DEPTH = 4
 
 
@@ -109,10 +116,12 @@ def expand_param(params: dict[str, Any]) -> list[str]:
 
 
 def expand(store: Store, obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
-    """Apply expand[] paths (dotted; `data.` inside lists) to a rendered object, in place.
+    """Apply expand[] paths (dotted; `data.` inside lists) to a rendered object, and leave out
+    the IN_PLACE fields they do not name.
 
     What may be expanded is what stripe-python declares as ExpandableField (from the generated
-    table), plus the includable fields above; anything else is Stripe's "cannot be expanded".
+    table), plus the includable and IN_PLACE fields above; anything else is Stripe's "cannot be
+    expanded".
     """
     tree: dict[str, Any] = {}
     for path in paths:
@@ -120,7 +129,36 @@ def expand(store: Store, obj: dict[str, Any], paths: list[str]) -> dict[str, Any
         for part in path.split("."):
             node = node.setdefault(part, {})
     _apply(store, obj, tree, "", obj.get("object", ""), "")
-    return obj
+    return _leave_out(obj, tree)
+
+
+def _leave_out(node: Any, tree: dict[str, Any]) -> Any:
+    """``node`` with the IN_PLACE fields that were not expanded nulled, and those that were
+    gone into; what changes is copied (it may be the stored object's own)."""
+    if isinstance(node, list):
+        return [_leave_out(item, tree) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("object") == "list":
+        return {**node, "data": _leave_out(node.get("data"), tree.get("data", {}))}
+    paths = IN_PLACE.get(node.get("object", ""))
+    return _null(node, [p.split(".") for p in paths], tree) if paths else node
+
+
+def _null(node: dict[str, Any], paths: list[list[str]], tree: dict[str, Any]) -> dict[str, Any]:
+    out = dict(node)
+    heads: dict[str, list[list[str]]] = {}
+    for head, *rest in paths:
+        heads.setdefault(head, []).append(rest)
+    for head, rests in heads.items():
+        sub = tree.get(head)
+        if head not in out:
+            continue
+        if [] in rests:
+            out[head] = None if sub is None else _leave_out(out[head], sub)
+        elif isinstance(out[head], dict):
+            out[head] = _null(out[head], rests, sub or {})
+    return out
 
 
 def _cannot(path: str) -> ApiError:
@@ -158,6 +196,12 @@ def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: st
                 _apply(store, value, sub, full + ".", value.get("object", ""), "")
             continue
         value = node.get(head)
+        if key in IN_PLACE.get(owner, ()):
+            if isinstance(value, dict) and value.get("object") == "list" and sub:
+                _apply(store, value, sub, full + ".", "list", "")
+            elif sub:
+                raise _cannot(f"{full}.{next(iter(sub))}")
+            continue
         if isinstance(value, dict) and "object" not in value and sub:
             _apply(store, value, sub, full + ".", owner, key + ".")
             continue

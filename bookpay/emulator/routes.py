@@ -6,7 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import capture, confirmation, customers, disputes, intents, methods, refunds, resources
+from . import (
+    capture,
+    confirmation,
+    customers,
+    disputes,
+    intents,
+    methods,
+    refunds,
+    resources,
+    tax_calculations,
+    tax_reversals,
+    tax_transactions,
+)
 from .wire import ApiError
 
 Handler = Callable[..., dict[str, Any]]
@@ -78,6 +90,43 @@ ROUTES: list[Route] = [
         resources.ENDPOINT_UPDATE_SPEC,
     ),
     Route("DELETE", "/v1/webhook_endpoints/{id}", resources.endpoint_delete, {}),
+    Route("POST", "/v1/tax/calculations", tax_calculations.create, tax_calculations.CREATE_SPEC),
+    Route(
+        "GET",
+        "/v1/tax/calculations/{id}",
+        tax_calculations.retrieve,
+        tax_calculations.RETRIEVE_SPEC,
+    ),
+    Route(
+        "GET",
+        "/v1/tax/calculations/{id}/line_items",
+        tax_calculations.list_line_items,
+        tax_calculations.LINE_ITEMS_SPEC,
+    ),
+    Route(
+        "POST",
+        "/v1/tax/transactions/create_from_calculation",
+        tax_transactions.create_from_calculation,
+        tax_transactions.CREATE_SPEC,
+    ),
+    Route(
+        "POST",
+        "/v1/tax/transactions/create_reversal",
+        tax_reversals.create_reversal,
+        tax_reversals.REVERSAL_SPEC,
+    ),
+    Route(
+        "GET",
+        "/v1/tax/transactions/{id}",
+        tax_transactions.retrieve,
+        tax_transactions.RETRIEVE_SPEC,
+    ),
+    Route(
+        "GET",
+        "/v1/tax/transactions/{id}/line_items",
+        tax_transactions.list_line_items,
+        tax_transactions.LINE_ITEMS_SPEC,
+    ),
 ]
 
 

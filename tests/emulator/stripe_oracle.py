@@ -75,6 +75,15 @@ OPERATIONS: dict[str, str] = {
     "GET /v1/webhook_endpoints/{id}": "WebhookEndpointRetrieveParams",
     "POST /v1/webhook_endpoints/{id}": "WebhookEndpointUpdateParams",
     "DELETE /v1/webhook_endpoints/{id}": "WebhookEndpointDeleteParams",
+    "POST /v1/tax/calculations": "tax.CalculationCreateParams",
+    "GET /v1/tax/calculations/{id}": "tax.CalculationRetrieveParams",
+    "GET /v1/tax/calculations/{id}/line_items": "tax.CalculationListLineItemsParams",
+    "POST /v1/tax/transactions/create_from_calculation": (
+        "tax.TransactionCreateFromCalculationParams"
+    ),
+    "POST /v1/tax/transactions/create_reversal": "tax.TransactionCreateReversalParams",
+    "GET /v1/tax/transactions/{id}": "tax.TransactionRetrieveParams",
+    "GET /v1/tax/transactions/{id}/line_items": "tax.TransactionListLineItemsParams",
 }
 
 # The resources the emulator serves, by their `object` name.
@@ -87,6 +96,10 @@ RESOURCES: dict[str, type] = {
     "customer": stripe.Customer,
     "event": stripe.Event,
     "webhook_endpoint": stripe.WebhookEndpoint,
+    "tax.calculation": stripe.tax.Calculation,
+    "tax.calculation_line_item": stripe.tax.CalculationLineItem,
+    "tax.transaction": stripe.tax.Transaction,
+    "tax.transaction_line_item": stripe.tax.TransactionLineItem,
 }
 
 # Every object the emulator renders: its resources, and the objects embedded in them.
@@ -169,7 +182,7 @@ def param_tree(td: type) -> dict[str, Param]:
 
 @functools.cache
 def declared_params(op: str) -> dict[str, Param]:
-    return param_tree(getattr(stripe.params, OPERATIONS[op]))
+    return param_tree(functools.reduce(getattr, OPERATIONS[op].split("."), stripe.params))
 
 
 def walk_declared(tree: dict[str, Param], prefix: str = "") -> typing.Iterator[tuple[str, Param]]:
@@ -559,6 +572,14 @@ RESOURCE_OF = {
 }  # fmt: skip
 
 
+def resource_of(op: str) -> str:
+    """The resource an operation belongs to: `/v1/tax/calculations/...` is tax.calculation's."""
+    parts = op.split(" ", 1)[1].split("/")
+    if parts[2] == "tax":
+        return f"tax.{parts[3].removesuffix('s')}"
+    return RESOURCE_OF[parts[2]]
+
+
 def _names(paths: list[str]) -> str:
     top = sorted({p.split("[")[0] for p in paths})
     return ", ".join(f"`{name}`" for name in top) or "-"
@@ -568,7 +589,7 @@ def figures() -> dict[str, dict[str, int]]:
     """Per resource: operations, declared fields, declared parameters, implemented, refused."""
     out: dict[str, dict[str, int]] = {}
     for op in OPERATIONS:
-        kind = RESOURCE_OF[op.split("/")[2]]
+        kind = resource_of(op)
         row = out.setdefault(kind, {"operations": 0, "fields": 0, "declared": 0,
                                     "implemented": 0, "unsupported": 0})  # fmt: skip
         found = classify(op)

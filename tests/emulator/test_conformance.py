@@ -1,10 +1,11 @@
 """Every object the emulator answers with, held to stripe-python's typed resource classes.
 
 Realistic objects from every flow (succeeded, declined, 3-D Secure, canceled, refunded,
-disputed, authorized and captured intents; customers, endpoints; every event type the emulator
-emits) are fetched through the real stripe-python client and checked field by field: every
-declared field present, null only where the annotation is Optional, values of the declared type
-and Literal set, expandable fields an id unless expanded (stripe_oracle.Checker).
+disputed, authorized and captured intents; customers, endpoints; tax calculations for every kind
+of place, transactions and reversals; every event type the emulator emits) are fetched through
+the real stripe-python client and checked field by field: every declared field present, null only
+where the annotation is Optional, values of the declared type and Literal set, expandable fields
+an id unless expanded (stripe_oracle.Checker).
 """
 
 from __future__ import annotations
@@ -199,6 +200,92 @@ def endpoints_and_lists(api: Api, got: Collected) -> None:
         got.add(f"list {kind}", api("get", f"/v1/{kind}", limit=5))
 
 
+US_ADDRESS = {
+    "line1": "354 Oyster Point Blvd",
+    "city": "South San Francisco",
+    "state": "CA",
+    "postal_code": "94080",
+    "country": "US",
+}
+BOOK_LINES = [
+    {"amount": 2300, "reference": "1", "tax_code": "txcd_35010000"},
+    {
+        "amount": 5000,
+        "quantity": 2,
+        "reference": "2",
+        "tax_code": "txcd_35010000",
+        "metadata": {"title": "Two copies"},
+    },
+]
+DEEP = ["line_items.data.tax_breakdown", "shipping_cost.tax_breakdown"]
+SHIPPED = ["line_items", "shipping_cost.tax_breakdown"]
+
+
+def calculation(api: Api, address: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    params = {
+        "currency": "usd",
+        "line_items": BOOK_LINES,
+        "shipping_cost": {"amount": 500},
+        "customer_details": {"address": address, "address_source": "shipping"},
+    }
+    return api("post", "/v1/tax/calculations", **{**params, **extra})
+
+
+def reverse(api: Api, original: str, reference: str, **params: Any) -> dict[str, Any]:
+    return api(
+        "post",
+        "/v1/tax/transactions/create_reversal",
+        original_transaction=original,
+        reference=reference,
+        **params,
+    )
+
+
+def taxes(api: Api, got: Collected) -> None:
+    """Calculations for every kind of place and reason, transactions and reversals."""
+    calc = got.add("calculation (CA, shipping exempt)", calculation(api, US_ADDRESS, expand=DEEP))
+    got.add("calculation retrieved", api("get", f"/v1/tax/calculations/{calc['id']}"))
+    places = {
+        "GB zero-rated": {"country": "GB"},
+        "OR no sales tax": {"country": "US", "postal_code": "97201"},
+        "BR not registered": {"country": "BR"},
+    }
+    for label, address in places.items():
+        got.add(f"calculation ({label})", calculation(api, address, expand=DEEP))
+    inclusive = [{**line, "tax_behavior": "inclusive"} for line in BOOK_LINES]
+    shipping = {"amount": 490, "tax_behavior": "inclusive"}
+    german = calculation(api, {"country": "DE"}, line_items=inclusive, shipping_cost=shipping)
+    got.add("calculation (DE, inclusive)", german)
+    exempt = {"address": {"country": "FR"}, "taxability_override": "customer_exempt"}
+    got.add("calculation (customer exempt)", calculation(api, {}, customer_details=exempt))
+    path = f"/v1/tax/calculations/{calc['id']}/line_items"
+    got.add("calculation line items", api("get", path, expand=["data.tax_breakdown"]))
+    txn = api(
+        "post",
+        "/v1/tax/transactions/create_from_calculation",
+        calculation=calc["id"],
+        reference=f"order-{calc['id']}",
+        expand=["line_items"],
+    )
+    got.add("transaction", txn)
+    path = f"/v1/tax/transactions/{txn['id']}"
+    got.add("transaction retrieved", api("get", path, expand=["shipping_cost.tax_breakdown"]))
+    got.add("transaction line items", api("get", f"{path}/line_items"))
+    first = txn["line_items"]["data"][0]
+    refund = {"original_line_item": first["id"], "reference": "1", "amount": -1000,
+              "amount_tax": -50}  # fmt: skip
+    by_line = reverse(api, txn["id"], f"refund-1-{txn['id']}", mode="partial",
+                      line_items=[refund], expand=["line_items"])  # fmt: skip
+    got.add("reversal by line", by_line)
+    flat = reverse(api, txn["id"], f"refund-2-{txn['id']}", mode="partial", flat_amount=-1650,
+                   expand=SHIPPED)  # fmt: skip
+    got.add("reversal by flat amount", flat)
+    undone = reverse(api, by_line["id"], f"undo-{by_line['id']}", mode="full")
+    got.add("reversal undone", undone)
+    whole = reverse(api, txn["id"], f"refund-all-{txn['id']}", mode="full", expand=SHIPPED)
+    got.add("reversal in full", whole)
+
+
 @pytest.fixture(scope="module")
 def collected(api: Api) -> Collected:
     """One run of every flow; the tests below check what it produced."""
@@ -208,6 +295,7 @@ def collected(api: Api) -> Collected:
     disputes(api, got)
     customers_and_methods(api, got)
     endpoints_and_lists(api, got)
+    taxes(api, got)
     return got
 
 

@@ -172,9 +172,38 @@ def _endpoint(client: stripe.StripeClient) -> str:
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
 
 
-def base(client: stripe.StripeClient, op: str, param: str) -> tuple[str, dict[str, Any]]:
-    """A request that is valid up to the parameter being probed, and the path it goes to."""
+TAX_LINE = {"amount": 2300, "reference": "1", "tax_code": "txcd_35010000"}
+TAX_CALCULATION = {
+    "currency": "usd",
+    "line_items": [TAX_LINE],
+    "shipping_cost": {"amount": 500},
+    "customer_details": {"address": {"country": "US", "postal_code": "10001"}},
+}
+
+
+def _tax_transaction(client: stripe.StripeClient) -> dict[str, Any]:
+    calc = json.loads(client.raw_request("post", "/v1/tax/calculations", **TAX_CALCULATION).body)
+    body = client.raw_request(
+        "post",
+        "/v1/tax/transactions/create_from_calculation",
+        calculation=calc["id"],
+        reference=f"order-{calc['id']}",
+    ).body
+    return json.loads(body)
+
+
+def base(
+    client: stripe.StripeClient, op: str, param: str, value: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """A request that is valid up to the parameter being probed (with ``value``), and the path
+    it goes to."""
     path = op.split(" ", 1)[1]
+    if op == "POST /v1/tax/calculations":
+        return path, dict(TAX_CALCULATION)
+    if op == "POST /v1/tax/transactions/create_reversal":
+        txn = _tax_transaction(client)
+        sent = {"original_transaction": txn["id"], "reference": f"refund-{txn['id']}"}
+        return path, {**sent, "flat_amount": -100} if value == "partial" else sent
     confirming = param.startswith("payment_method_data") or param == "off_session"
     if op == "POST /v1/payment_intents":
         sent: dict[str, Any] = {"amount": 1000, "currency": "usd"}
@@ -208,6 +237,16 @@ def base(client: stripe.StripeClient, op: str, param: str) -> tuple[str, dict[st
     raise AssertionError(f"no base request for {op}")
 
 
+def merge(sent: Any, probe: Any) -> Any:
+    """``probe`` laid over ``sent``: hashes merged key by key, a hash laid over a list of hashes
+    going into its first one (`line_items[tax_behavior]` probes the first line item)."""
+    if isinstance(sent, dict) and isinstance(probe, dict):
+        return {**sent, **{k: merge(sent.get(k), v) for k, v in probe.items()}}
+    if isinstance(sent, list) and sent and isinstance(probe, dict):
+        return [merge(sent[0], probe), *sent[1:]]
+    return probe
+
+
 ENUMS = [
     (op, param)
     for op, entry in sorted(params.declared()["operations"].items())
@@ -223,12 +262,8 @@ def test_declared_values_are_implemented_or_refused_as_unsupported(
     listed = param in LISTS
     accepted = 0
     for value in values:
-        path, sent = base(client, op, param)
-        probe = nested(param, [value] if listed else value)
-        merged = {**sent, **probe}
-        if param.startswith("payment_method_data"):
-            merged["payment_method_data"] = {**sent["payment_method_data"],
-                                             **probe["payment_method_data"]}  # fmt: skip
+        path, sent = base(client, op, param, value)
+        merged = merge(sent, nested(param, [value] if listed else value))
         try:
             body = json.loads(client.raw_request(op.split()[0].lower(), path, **merged).body)
             accepted += 1

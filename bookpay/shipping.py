@@ -1,0 +1,215 @@
+"""Shipping rates: what delivery costs, where it goes and how long it takes.
+
+A rate names the countries it serves by ISO 3166-1 code ("US"), or ``"*"``: every country that no
+other rate in the same currency names (the rest of the world). Amounts are in the currency's
+minor unit, as book prices are; a rate with ``free_from`` costs nothing for an order whose
+subtotal reaches that amount. The catalog holds the rates (``Catalog.shipping_rates``); this
+module says which of them an order may use, and what each costs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bookpay.money import CURRENCIES, format_amount
+
+REST_OF_WORLD = "*"
+
+
+@dataclass(frozen=True)
+class ShippingRate:
+    id: str
+    display_name: str
+    amount: int  # in the currency's minor unit
+    currency: str  # lower-case ISO code, as Stripe writes it
+    countries: tuple[str, ...]  # upper-case ISO 3166-1 codes, or REST_OF_WORLD
+    min_days: int  # the delivery estimate, in business days
+    max_days: int
+    free_from: int | None = None  # a subtotal of at least this ships free
+
+    @property
+    def price(self) -> str:
+        return format_amount(self.amount, self.currency)
+
+    @property
+    def delivery(self) -> str:
+        """The estimate in words: "3-5 business days", "1 business day"."""
+        if self.min_days == self.max_days:
+            return f"{self.max_days} business day{'' if self.max_days == 1 else 's'}"
+        return f"{self.min_days}-{self.max_days} business days"
+
+    def cost(self, subtotal: int) -> int:
+        """What an order of ``subtotal`` pays for this rate."""
+        return 0 if self.free_from is not None and subtotal >= self.free_from else self.amount
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "display_name": self.display_name,
+            "amount": self.amount,
+            "currency": self.currency,
+            "countries": list(self.countries),
+            "min_days": self.min_days,
+            "max_days": self.max_days,
+            "free_from": self.free_from,
+        }
+
+
+@dataclass(frozen=True)
+class ShippingOption:
+    """A rate as one order may use it: ``amount`` is what that order pays."""
+
+    rate: ShippingRate
+    amount: int
+
+    @property
+    def free(self) -> bool:
+        """Free because the order reached the rate's ``free_from``."""
+        return self.amount == 0 and self.rate.amount > 0
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.rate.id,
+            "display_name": self.rate.display_name,
+            "amount": self.amount,
+            "currency": self.rate.currency,
+            "list_amount": self.rate.amount,
+            "free": self.free,
+            "min_days": self.rate.min_days,
+            "max_days": self.rate.max_days,
+        }
+
+
+DEFAULT_SHIPPING_RATES = (
+    ShippingRate("standard", "Standard shipping", 500, "usd", ("US",), 3, 5, free_from=5000),
+    ShippingRate("express", "Express shipping", 1500, "usd", ("US",), 1, 2),
+    ShippingRate("international", "International shipping", 2500, "usd", (REST_OF_WORLD,), 5, 10),
+)
+
+
+def options_for(
+    rates: Iterable[ShippingRate], country: str | None, subtotal: int, currency: str
+) -> list[ShippingOption]:
+    """The rates in ``currency`` that ship to ``country``, each with what an order of
+    ``subtotal`` pays for it: cheapest first, then fastest, then in the catalog's order."""
+    code = (country or "").strip().upper()
+    if not code:
+        return []
+    same = [rate for rate in rates if rate.currency == currency.lower()]
+    named = {c for rate in same for c in rate.countries if c != REST_OF_WORLD}
+    serving = [
+        rate
+        for rate in same
+        if code in rate.countries or (REST_OF_WORLD in rate.countries and code not in named)
+    ]
+    options = [ShippingOption(rate, rate.cost(subtotal)) for rate in serving]
+    return sorted(options, key=lambda option: (option.amount, option.rate.max_days))
+
+
+# --- validation of a catalog file's rates -------------------------------------------------
+
+_REQUIRED = ("id", "display_name", "amount", "currency", "countries", "min_days", "max_days")
+_KNOWN = (*_REQUIRED, "free_from")
+
+
+def validate_rates(
+    records: object, source: str, currencies: set[str]
+) -> tuple[list[ShippingRate] | None, list[str]]:
+    """The rates in a catalog file's ``shipping_rates``, or every problem with them.
+
+    ``currencies`` are the books' currencies: a rate in another one could never be used.
+    """
+    if not isinstance(records, list) or not records:
+        return None, [f"{source}: 'shipping_rates' must be a non-empty list of shipping rates"]
+    problems: list[str] = []
+    rates: list[ShippingRate] = []
+    seen: set[str] = set()
+    for index, record in enumerate(records, start=1):
+        where = f"{source}: shipping rate #{index}"
+        if not isinstance(record, dict):
+            problems.append(f"{where}: expected a table of fields, got {type(record).__name__}")
+            continue
+        rate, found = _validate(record, where, currencies)
+        problems.extend(found)
+        if rate is None:
+            continue
+        if rate.id in seen:
+            problems.append(f"{where}: duplicate id {rate.id!r}")
+            continue
+        seen.add(rate.id)
+        rates.append(rate)
+    return (None if problems else rates), problems
+
+
+def _integer(record: dict, name: str, where: str, minimum: int) -> list[str]:
+    value = record.get(name)
+    if name not in record or value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int):
+        unit = " in the currency's minor unit (500 for $5.00)" if "amount" in name else ""
+        unit = " in the currency's minor unit (5000 for $50.00)" if name == "free_from" else unit
+        return [f"{where}: {name!r} must be an integer{unit}, got {value!r}"]
+    if value < minimum:
+        least = "positive" if minimum == 1 else "negative"
+        return [f"{where}: {name!r} must {'be' if minimum else 'not be'} {least}, got {value}"]
+    return []
+
+
+def _validate(record: dict, where: str, currencies: set[str]) -> tuple[ShippingRate | None, list]:
+    from bookpay.address import is_country_code  # reads the country list: only for a file
+
+    problems = [f"{where}: missing field {name!r}" for name in _REQUIRED if name not in record]
+    problems += [f"{where}: unknown field {name!r}" for name in record if name not in _KNOWN]
+    for name in ("id", "display_name"):
+        value = record.get(name)
+        if name in record and (not isinstance(value, str) or not value.strip()):
+            problems.append(f"{where}: {name!r} must be a non-empty string")
+    problems += _integer(record, "amount", where, 0)
+    problems += _integer(record, "min_days", where, 0)
+    problems += _integer(record, "max_days", where, 0)
+    problems += _integer(record, "free_from", where, 1)
+    low, high = record.get("min_days"), record.get("max_days")
+    days = [d for d in (low, high) if isinstance(d, int) and not isinstance(d, bool)]
+    if len(days) == 2 and low > high:
+        problems.append(f"{where}: 'min_days' ({low}) is more than 'max_days' ({high})")
+    currency = record.get("currency")
+    if "currency" in record:
+        if not isinstance(currency, str) or currency.lower() not in CURRENCIES:
+            problems.append(f"{where}: unknown currency code {currency!r}")
+        elif currencies and currency.lower() not in currencies:
+            sold = ", ".join(sorted(currencies))
+            problems.append(
+                f"{where}: currency {currency.lower()!r} is not the currency of any book ({sold})"
+            )
+    countries = record.get("countries")
+    codes: list[str] = []
+    if "countries" in record:
+        if not isinstance(countries, list) or not countries:
+            problems.append(
+                f"{where}: 'countries' must be a non-empty list of country codes, such as"
+                ' ["US", "CA"], or ["*"] for the rest of the world'
+            )
+        else:
+            for code in countries:
+                upper = code.strip().upper() if isinstance(code, str) else code
+                if upper != REST_OF_WORLD and not is_country_code(upper):
+                    problems.append(
+                        f"{where}: unknown country code {code!r} in 'countries' (ISO 3166-1 "
+                        'codes such as "US", or "*" for the rest of the world)'
+                    )
+                elif upper not in codes:
+                    codes.append(upper)
+    if problems:
+        return None, problems
+    rate = ShippingRate(
+        id=record["id"].strip(),
+        display_name=record["display_name"].strip(),
+        amount=record["amount"],
+        currency=currency.lower(),
+        countries=tuple(codes),
+        min_days=low,
+        max_days=high,
+        free_from=record.get("free_from"),
+    )
+    return rate, []

@@ -1,0 +1,181 @@
+"""Shipping rates in the catalog: the built-in ones, catalog files, and what an order may use."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.catalog import Catalog
+from bookpay.cli import app
+from bookpay.errors import ConfigError, NotFound
+from bookpay.shipping import DEFAULT_SHIPPING_RATES, ShippingRate, options_for
+
+BOOK = {"id": "b", "title": "T", "author": "A", "amount": 2000, "currency": "eur"}
+RATE = {
+    "id": "eu",
+    "display_name": "EU post",
+    "amount": 700,
+    "currency": "eur",
+    "countries": ["DE", "fr"],
+    "min_days": 2,
+    "max_days": 4,
+}
+
+
+def ids(options):
+    return [(option.rate.id, option.amount) for option in options]
+
+
+def test_built_in_rates_serve_the_us_and_the_rest_of_the_world():
+    catalog = Catalog.default()
+    assert catalog.shipping_rates == DEFAULT_SHIPPING_RATES
+    assert ids(catalog.shipping_options("US", 2300, "usd")) == [
+        ("standard", 500),
+        ("express", 1500),
+    ]
+    assert ids(catalog.shipping_options("de", 2300, "usd")) == [("international", 2500)]
+    assert catalog.shipping_rate("express").delivery == "1-2 business days"
+
+
+def test_free_from_makes_a_rate_free_at_the_threshold_and_above():
+    catalog = Catalog.default()
+    below = catalog.shipping_options("US", 4999, "usd")
+    at = catalog.shipping_options("US", 5000, "usd")
+    assert ids(below)[0] == ("standard", 500) and not below[0].free
+    assert ids(at)[0] == ("standard", 0) and at[0].free
+    assert at[0].to_dict() == {
+        "id": "standard",
+        "display_name": "Standard shipping",
+        "amount": 0,
+        "currency": "usd",
+        "list_amount": 500,
+        "free": True,
+        "min_days": 3,
+        "max_days": 5,
+    }
+
+
+def test_cheapest_first_then_fastest():
+    slow = ShippingRate("slow", "Slow", 300, "usd", ("US",), 5, 9)
+    fast = ShippingRate("fast", "Fast", 300, "usd", ("US",), 1, 2)
+    dear = ShippingRate("dear", "Dear", 900, "usd", ("US",), 1, 1)
+    cheap = ShippingRate("cheap", "Cheap", 900, "usd", ("US",), 9, 9, free_from=100)
+    assert ids(options_for([dear, slow, cheap, fast], "US", 50, "usd")) == [
+        ("fast", 300),
+        ("slow", 300),
+        ("dear", 900),
+        ("cheap", 900),
+    ]
+    assert ids(options_for([dear, slow, cheap, fast], "US", 100, "usd"))[0] == ("cheap", 0)
+
+
+def test_rest_of_the_world_is_every_country_no_other_rate_of_that_currency_names():
+    rates = [
+        ShippingRate("us", "US", 500, "usd", ("US",), 3, 5),
+        ShippingRate("ca", "Canada", 800, "usd", ("CA",), 3, 5),
+        ShippingRate("world", "World", 2500, "usd", ("*",), 5, 10),
+        ShippingRate("eu-de", "DE in euro", 400, "eur", ("DE",), 1, 2),
+    ]
+    assert ids(options_for(rates, "CA", 0, "usd")) == [("ca", 800)]
+    # DE is named only by a euro rate: for an order in dollars it is the rest of the world.
+    assert ids(options_for(rates, "DE", 0, "usd")) == [("world", 2500)]
+    assert ids(options_for(rates, "DE", 0, "EUR")) == [("eu-de", 400)]
+    assert options_for(rates, "JP", 0, "eur") == []
+
+
+@pytest.mark.parametrize("country", ["", None, "  "])
+def test_no_country_no_rates(country):
+    assert Catalog.default().shipping_options(country, 1000, "usd") == []
+
+
+def test_unknown_rate_names_the_list_command():
+    with pytest.raises(NotFound) as info:
+        Catalog.default().shipping_rate("teleport")
+    assert info.value.code == "unknown_shipping_rate"
+    assert "bookpay catalog list" in info.value.hint
+
+
+def test_json_catalog_with_rates(tmp_path):
+    path = tmp_path / "shop.json"
+    path.write_text(json.dumps({"books": [BOOK], "shipping_rates": [RATE]}))
+    catalog = Catalog.load(path)
+    (rate,) = catalog.shipping_rates
+    assert rate == ShippingRate("eu", "EU post", 700, "eur", ("DE", "FR"), 2, 4)
+    assert ids(catalog.shipping_options("FR", 100, "eur")) == [("eu", 700)]
+    assert catalog.shipping_options("US", 100, "eur") == []
+
+
+def test_toml_catalog_with_rates(tmp_path):
+    path = tmp_path / "shop.toml"
+    path.write_text(
+        '[[books]]\nid = "b"\ntitle = "T"\nauthor = "A"\namount = 2000\ncurrency = "eur"\n\n'
+        '[[shipping_rates]]\nid = "world"\ndisplay_name = "Anywhere"\namount = 900\n'
+        'currency = "eur"\ncountries = ["*"]\nmin_days = 4\nmax_days = 8\nfree_from = 6000\n'
+    )
+    (rate,) = Catalog.load(path).shipping_rates
+    assert (rate.countries, rate.free_from, rate.delivery) == (("*",), 6000, "4-8 business days")
+
+
+def test_a_file_without_rates_gets_the_built_in_ones(tmp_path):
+    path = tmp_path / "books.json"
+    path.write_text(json.dumps([{**BOOK, "currency": "usd"}]))
+    assert Catalog.load(path).shipping_rates == DEFAULT_SHIPPING_RATES
+
+
+@pytest.mark.parametrize(
+    ("rate", "problem"),
+    [
+        ({k: v for k, v in RATE.items() if k != "countries"}, "missing field 'countries'"),
+        ({**RATE, "speed": "warp"}, "unknown field 'speed'"),
+        ({**RATE, "amount": 7.5}, "'amount' must be an integer in the currency's minor unit"),
+        ({**RATE, "amount": -1}, "'amount' must not be negative, got -1"),
+        ({**RATE, "free_from": 0}, "'free_from' must be positive, got 0"),
+        ({**RATE, "currency": "usd"}, "currency 'usd' is not the currency of any book (eur)"),
+        ({**RATE, "currency": "zzz"}, "unknown currency code 'zzz'"),
+        ({**RATE, "countries": []}, "'countries' must be a non-empty list"),
+        ({**RATE, "countries": "DE"}, "'countries' must be a non-empty list"),
+        ({**RATE, "countries": ["DE", "XX"]}, "unknown country code 'XX'"),
+        ({**RATE, "min_days": 5, "max_days": 3}, "'min_days' (5) is more than 'max_days' (3)"),
+        ({**RATE, "display_name": " "}, "'display_name' must be a non-empty string"),
+    ],
+)
+def test_invalid_rates_are_refused_with_the_reason(rate, problem):
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records([BOOK], source="shop.json", shipping_rates=[rate])
+    assert any(problem in p for p in info.value.problems), info.value.problems
+    assert all(p.startswith("shop.json: shipping rate #1: ") for p in info.value.problems)
+
+
+def test_every_problem_of_books_and_rates_is_reported_at_once():
+    rates = [RATE, {**RATE, "amount": -5, "min_days": 9}, {**RATE}]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records([{**BOOK, "amount": 0}], shipping_rates=rates)
+    problems = info.value.problems
+    assert any("book #1: 'amount' must be positive" in p for p in problems)
+    assert any("shipping rate #2: 'amount' must not be negative" in p for p in problems)
+    assert any(
+        "shipping rate #2: 'min_days' (9) is more than 'max_days' (4)" in p for p in problems
+    )
+    assert any("shipping rate #3: duplicate id 'eu'" in p for p in problems)
+    assert len(problems) == 4
+    with pytest.raises(ConfigError, match="non-empty list of shipping rates"):
+        Catalog.from_records([BOOK], shipping_rates=[])
+
+
+def test_catalog_list_shows_a_files_rates_and_refuses_a_bad_one(tmp_path):
+    runner = CliRunner()
+    path = tmp_path / "shop.json"
+    path.write_text(json.dumps({"books": [BOOK], "shipping_rates": [{**RATE, "free_from": 5000}]}))
+    result = runner.invoke(app, ["--catalog", str(path), "catalog", "list"])
+    assert result.exit_code == 0, result.output
+    last = "eu        EU post  DE, FR     2-4 business days  €7.00     €50.00"
+    assert result.stdout.splitlines()[-1] == last
+    listed = runner.invoke(app, ["--catalog", str(path), "catalog", "list", "--json"])
+    as_json = json.loads(listed.stdout)
+    assert as_json["shipping_rates"] == [{**RATE, "countries": ["DE", "FR"], "free_from": 5000}]
+    path.write_text(
+        json.dumps({"books": [BOOK], "shipping_rates": [{**RATE, "countries": ["ZZ"]}]})
+    )
+    result = runner.invoke(app, ["--catalog", str(path), "catalog", "list"])
+    assert result.exit_code == 5
+    assert "unknown country code 'ZZ'" in result.stderr

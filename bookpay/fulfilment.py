@@ -41,12 +41,14 @@ class FulfilmentResult:
 def ownership_problem(intent: dict, shop_id: str | None = None) -> str | None:
     """Why a PaymentIntent is not one of this shop's, or None when it is.
 
-    Every PaymentIntent bookpay creates carries ``integration=bookpay``, its item and the id of
-    the shop that created it; with ``shop_id`` given, only that shop's intents are ours, so
-    shops sharing one Stripe account (or one emulator) never fulfil each other's orders.
+    Every PaymentIntent bookpay creates carries ``integration=bookpay``, its order id (earlier
+    versions: its item) and the id of the shop that created it; with ``shop_id`` given, only
+    that shop's intents are ours, so shops sharing one Stripe account (or one emulator) never
+    fulfil each other's orders.
     """
     metadata = intent.get("metadata") or {}
-    if metadata.get("integration") != INTEGRATION or not metadata.get("item_id"):
+    named = metadata.get("order_id") or metadata.get("item_id")  # item_id: earlier versions
+    if metadata.get("integration") != INTEGRATION or not named:
         return "not a bookpay PaymentIntent (no bookpay metadata)"
     if shop_id is not None and metadata.get("shop_id") != shop_id:
         owner = metadata.get("shop_id")

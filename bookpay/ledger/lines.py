@@ -1,0 +1,153 @@
+"""Quotes and order lines: what each PaymentIntent was priced at, book by book.
+
+The checkout records a quote (its lines, subtotal, shipping, tax and total) each time it creates
+or updates a PaymentIntent, in one transaction with the order's lines, so that fulfilment checks
+the amount paid against what the shop asked for, and the success page, the receipt, the CLI and
+the sales report show the same lines. Lines are keyed by the order id, which the checkout picks
+before the PaymentIntent exists and writes into its metadata (the order row itself is made by
+the first event about the payment). Earlier orders got one line each in migration 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bookpay.ledger.model import now_iso
+
+LINE_COLUMNS = (
+    "order_id",
+    "position",
+    "item_id",
+    "title",
+    "quantity",
+    "unit_amount",
+    "line_amount",
+)
+QUOTE_COLUMNS = (
+    "payment_intent",
+    "order_id",
+    "attempt_id",
+    "cart_id",
+    "currency",
+    "subtotal",
+    "shipping",
+    "tax",
+    "total",
+    "shipping_rate",
+    "created",
+    "updated",
+    "settled_at",
+)
+_LINES = ", ".join(LINE_COLUMNS)
+_QUOTES = ", ".join(QUOTE_COLUMNS)
+MAX_IN = 500  # ids per IN (...) list
+
+
+class QuoteFrozen(Exception):
+    """The order is fulfilled: its quote and lines are what was paid, and stay so."""
+
+
+class QuoteStore:
+    """The quote and line methods of ``Ledger`` (which provides ``backend`` and ``_read``)."""
+
+    def record_quote(
+        self,
+        payment_intent: str,
+        order_id: str,
+        quote,
+        *,
+        attempt_id: str | None = None,
+        cart_id: str | None = None,
+    ) -> dict:
+        """Record ``quote`` (a ``bookpay.quote.Quote``) as what ``payment_intent`` holds, and its
+        lines as the order's, replacing an earlier quote of the same PaymentIntent.
+
+        Raises QuoteFrozen when the order is already fulfilled.
+        """
+        stamp = now_iso()
+        with self.backend.write() as tx:
+            fulfilled = tx.one(
+                "SELECT fulfilled_at FROM orders WHERE id = ? AND fulfilled_at IS NOT NULL",
+                (order_id,),
+            )
+            if fulfilled:
+                raise QuoteFrozen(f"order {order_id} is fulfilled")
+            tx.run(
+                f"""INSERT INTO quotes ({_QUOTES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (payment_intent) DO UPDATE SET currency = excluded.currency,
+                subtotal = excluded.subtotal, shipping = excluded.shipping, tax = excluded.tax,
+                total = excluded.total, shipping_rate = excluded.shipping_rate,
+                cart_id = COALESCE(excluded.cart_id, quotes.cart_id), updated = excluded.updated""",
+                (
+                    payment_intent,
+                    order_id,
+                    attempt_id,
+                    cart_id,
+                    quote.currency,
+                    quote.subtotal,
+                    quote.shipping,
+                    quote.tax,
+                    quote.total,
+                    quote.shipping_rate,
+                    stamp,
+                    stamp,
+                    None,
+                ),
+            )
+            tx.run("DELETE FROM order_lines WHERE order_id = ?", (order_id,))
+            tx.many(
+                f"INSERT INTO order_lines ({_LINES}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        order_id,
+                        position,
+                        line.item_id,
+                        line.title,
+                        line.quantity,
+                        line.unit_amount,
+                        line.line_amount,
+                    )
+                    for position, line in enumerate(quote.lines)
+                ],
+            )
+            return tx.one(
+                f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,)
+            )
+
+    def quote_for(self, payment_intent: str) -> dict | None:
+        """The quote recorded for a PaymentIntent, with its ``lines``, or None."""
+        rows = self._read(
+            f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,)
+        )
+        return self._with_lines(rows[0]) if rows else None
+
+    def quote_for_attempt(self, attempt_id: str) -> dict | None:
+        """The quote of a checkout attempt (and so its PaymentIntent), or None."""
+        rows = self._read(f"SELECT {_QUOTES} FROM quotes WHERE attempt_id = ?", (attempt_id,))
+        return self._with_lines(rows[0]) if rows else None
+
+    def _with_lines(self, quote: dict) -> dict:
+        return {**quote, "lines": self.order_lines(quote["order_id"])}
+
+    def order_lines(self, order_id: str) -> list[dict]:
+        """An order's lines in their order (empty for an order that has none recorded)."""
+        return self._read(
+            f"SELECT {_LINES} FROM order_lines WHERE order_id = ? ORDER BY position", (order_id,)
+        )
+
+    def lines_for_orders(self, order_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """The lines of several orders at once, by order id (a page of a list, a batch of an
+        export): one query per few hundred orders, not one per order."""
+        found: dict[str, list[dict]] = {}
+        ids = list(dict.fromkeys(order_ids))
+        for start in range(0, len(ids), MAX_IN):
+            chunk = ids[start : start + MAX_IN]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT {_LINES} FROM order_lines WHERE order_id IN ({marks}) "
+                "ORDER BY order_id, position",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["order_id"], []).append(row)
+        return found

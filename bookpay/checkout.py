@@ -35,15 +35,21 @@ class AttemptFinished(UsageError):
     http_status = 409
     code = "attempt_finished"
 
-    def __init__(self, message: str, *, intent_id: str, status: str) -> None:
+    def __init__(
+        self, message: str, *, intent_id: str, status: str, order_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.intent_id = intent_id
         self.status = status
+        self.order_id = order_id
 
     def to_dict(self) -> dict:
         # The page tells the shopper which order they already paid for, instead of silently
         # starting a new payment.
-        return {**super().to_dict(), "paymentIntentId": self.intent_id, "status": self.status}
+        found = {"paymentIntentId": self.intent_id, "status": self.status}
+        if self.order_id:
+            found["orderId"] = self.order_id
+        return {**super().to_dict(), **found}
 
 
 class PaymentInProgress(UsageError):
@@ -109,6 +115,7 @@ def _check_open(intent: dict) -> None:
             f"This checkout has already been {in_words(intent['status'])}: start a new attempt.",
             intent_id=intent["id"],
             status=intent["status"],
+            order_id=(intent.get("metadata") or {}).get("order_id"),
         )
 
 

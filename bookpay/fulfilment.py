@@ -8,9 +8,11 @@ callers race.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from bookpay.ledger import INTEGRATION, Ledger
+from bookpay.ledger.lines import QuoteFrozen
 from bookpay.orderlines import lines_of_intent, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
@@ -81,7 +83,11 @@ def price_problem(intent: dict, catalog, quote: dict | None = None) -> str | Non
         return None
     asked = quote_from_metadata(intent, catalog)
     if asked is None:
-        return "no recorded quote, and its metadata names no books the catalog sells"
+        metadata = intent.get("metadata") or {}
+        item_id = metadata.get("item_id")
+        if item_id and not metadata.get("lines") and item_id not in catalog:
+            return f"metadata.item_id {item_id!r} is not in the catalog"
+        return "no recorded quote, and its metadata does not name books the catalog sells"
     if amount != asked.total or currency != asked.currency:
         return (
             f"amount {amount} {currency} does not match the catalog price {asked.total} "
@@ -166,7 +172,8 @@ class Fulfiller:
         asked = quote_from_metadata(intent, self.catalog)
         order = self.ledger.find_order(intent["id"]) or self.ledger.record_intent(intent)
         if asked is not None and not order["fulfilled_at"]:
-            self.ledger.record_quote(intent["id"], order["id"], asked)
+            with contextlib.suppress(QuoteFrozen):  # fulfilled meanwhile: its lines are kept
+                self.ledger.record_quote(intent["id"], order["id"], asked)
         return lines_of_intent(intent, self.ledger, self.catalog)
 
     def drain(self, timeout: float = 10.0) -> bool:

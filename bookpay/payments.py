@@ -37,7 +37,7 @@ from bookpay.errors import (
     UsageError,
 )
 from bookpay.orders import INTEGRATION
-from bookpay.quote import Quote, QuoteLine, new_order_id
+from bookpay.quote import Quote, QuoteLine, new_order_id, order_id_for
 from bookpay.resilience import Guard
 
 # Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
@@ -134,6 +134,8 @@ class Gateway:
         ``order_id`` names the order in the metadata (a new one when not given).
         """
         quote = _as_quote(quote)
+        if order_id is None:  # an attempt names the same order each time it is asked again
+            order_id = order_id_for(attempt_id, self.settings.shop_id) if attempt_id else None
         metadata = self._metadata(quote, order_id or new_order_id(), cart_id)
         metadata = {key: value for key, value in metadata.items() if value}  # nothing to unset
         if attempt_id:

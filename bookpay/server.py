@@ -331,8 +331,8 @@ def create_app(
     @app.get("/checkout")
     def checkout():
         """``?item=ID`` buys one copy of one book ("Buy now"); without it, the cart."""
-        item = bottle.request.query.getunicode("item")
-        if item is None:
+        item = bottle.request.query.getunicode("item") or ""
+        if not item:
             return _cart_checkout()
         if item not in services.catalog:
             raise NotFound(

@@ -162,7 +162,7 @@ def test_catalog_lists_every_book_with_cover_author_description_and_price(app):
         assert f'href="/checkout?item={book.id}"' in response.text
         assert f'aria-label="Purchase {book.title} for {book.price}">Buy now</a>' in response.text
         assert f'<input type="hidden" name="item" value="{book.id}">' in response.text
-        assert f"<p class=\"book-price\">{book.price}</p>" in response.text
+        assert f'<p class="book-price">{book.price}</p>' in response.text
     assert response.text.count('<form class="add-to-cart" method="post" action="/cart/items">') == 3
     assert response.text.count('type="submit" aria-label="Add ') == 3
 
@@ -547,7 +547,8 @@ def test_success_page_shows_a_paid_order_and_fulfils_it(app, settings, fulfiller
     assert '<dd id="receipt-amount">$25.00</dd>' in page
     order_id = created["orderId"]
     assert f'<dt>Order reference</dt><dd id="receipt-order"><code>{order_id}</code></dd>' in page
-    assert f'<dt>Payment reference</dt><dd id="receipt-intent"><code>{intent_id}</code></dd>' in page
+    payment = f'<dt>Payment reference</dt><dd id="receipt-intent"><code>{intent_id}</code></dd>'
+    assert payment in page
     assert "ada@example.com" in page
     assert "Ada Lovelace" in page
     assert "12 St James&#039;s Square" in page

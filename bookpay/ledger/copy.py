@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.carts import ITEM_COLUMNS
+from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
 from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
 from bookpay.ledger.migrations import TABLES

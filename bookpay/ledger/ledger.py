@@ -24,7 +24,7 @@ from typing import Any
 from bookpay.errors import NotFound
 from bookpay.ledger import process
 from bookpay.ledger.carts import CartStore
-from bookpay.ledger.lines import QuoteStore
+from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
     STATUS_RANK,
@@ -62,7 +62,7 @@ def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledge
     return Ledger.at(location, settings.data_dir, create=create, migrate=migrate)
 
 
-class Ledger(OrderQueries, Outbox, QuoteStore, CartStore):
+class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries):
     """Orders, events, fulfilments, receipts, quotes and lines, carts; safe to share between
     threads."""
 

@@ -151,3 +151,40 @@ class QuoteStore:
             for row in rows:
                 found.setdefault(row["order_id"], []).append(row)
         return found
+
+
+class SalesQueries:
+    """What ``bookpay.report`` reads: fulfilled orders of a period with their lines."""
+
+    def iter_fulfilled(self, since: str | None = None, until: str | None = None, *, batch=1000):
+        """Fulfilled orders (``fulfilled_at`` in [since, until), ISO times), oldest first, each
+        with its ``lines``: a batch of orders and their lines at a time, each batch read
+        through the ``orders_fulfilled`` index, so a period costs what its orders cost."""
+        clauses, params = ["fulfilled_at IS NOT NULL"], []
+        if since is not None:
+            clauses.append("fulfilled_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("fulfilled_at < ?")
+            params.append(until)
+        after: tuple | None = None
+        while True:
+            where = list(clauses)
+            args = list(params)
+            if after is not None:
+                where.append("(fulfilled_at, {seq}) > (?, ?)")
+                args.extend(after)
+            rows = self._read(
+                "SELECT id, fulfilled_at, currency, amount, amount_refunded, status, "
+                "{seq} AS seq FROM orders WHERE " + " AND ".join(where)
+                + " ORDER BY fulfilled_at, {seq} LIMIT ?",
+                [*args, batch],
+            )  # fmt: skip
+            if not rows:
+                return
+            lines = self.lines_for_orders(row["id"] for row in rows)
+            for row in rows:
+                yield {**row, "lines": lines.get(row["id"], [])}
+            if len(rows) < batch:
+                return
+            after = (rows[-1]["fulfilled_at"], rows[-1]["seq"])

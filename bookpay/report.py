@@ -3,7 +3,8 @@
 A sale is a fulfilled order, dated by its fulfilment (UTC). Per order:
 
     gross    = the amount paid (the quote's total)
-    refunded = what Stripe says was refunded of it (at most the gross)
+    refunded = what Stripe says was refunded of it (at most the gross; all of it once the
+               order is ``refunded``)
     disputed = what is left of it (gross - refunded) while the order is disputed
     net      = gross - refunded - disputed
 
@@ -110,6 +111,8 @@ def order_amounts(order: dict) -> tuple[int, int, int]:
     """(gross, refunded, disputed) of one fulfilled order, in its currency's minor unit."""
     gross = order["amount"] or 0
     refunded = min(max(order["amount_refunded"] or 0, 0), gross)
+    if order["status"] == "refunded":  # Stripe said refunded in full
+        refunded = gross
     disputed = gross - refunded if order["status"] == "disputed" else 0
     return gross, refunded, disputed
 

@@ -17,8 +17,8 @@ from bookpay.ledger import open_ledger
 from bookpay.quote import (
     MAX_LINES,
     MixedCurrency,
-    Quote,
     QuantityOutOfRange,
+    Quote,
     QuoteLine,
     TooManyLines,
     parse_line_summary,

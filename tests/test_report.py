@@ -224,7 +224,7 @@ def test_the_terminal_bar_chart(monkeypatch, capsys):
                 "status": "paid",
                 "lines": [],
             },
-        ],  # fmt: skip
+        ],
         by="day",
     )
     command.bar_chart(data.currencies[0], "day", width=60)

@@ -93,7 +93,8 @@ def test_every_method_exists_with_its_declared_name(page, shop, intent):  # noqa
           'Stripe': typeof window.Stripe,
           'stripe.elements': typeof s.elements, 'stripe.confirmPayment': typeof s.confirmPayment,
           'elements.create': typeof g.create, 'elements.submit': typeof g.submit,
-          'elements.getElement': typeof g.getElement, 'elements.fetchUpdates': typeof g.fetchUpdates,
+          'elements.getElement': typeof g.getElement,
+          'elements.fetchUpdates': typeof g.fetchUpdates,
           'element.on': typeof p.on, 'element.mount': typeof p.mount,
           'element.focus': typeof p.focus, 'element.update': typeof p.update,
         };

@@ -29,11 +29,15 @@
   }
 
   /**
+   * The form's fields (and the pressed button's: Remove is quantity 0), as JSON.
    * @param {HTMLFormElement} form
+   * @param {HTMLElement | null} [submitter]
    * @returns {Promise<{cart?: CartAnswer, error?: string}>}
    */
-  async function send(form) {
+  async function send(form, submitter) {
+    /** @type {Record<string, FormDataEntryValue>} */
     const data = Object.fromEntries(new FormData(form).entries());
+    if (submitter instanceof HTMLButtonElement && submitter.name) data[submitter.name] = submitter.value;
     delete data.next;
     let response;
     try {
@@ -110,10 +114,13 @@
       if (subtotal) subtotal.textContent = cart.subtotalText;
     }
 
-    /** @param {HTMLFormElement} form */
-    async function change(form) {
+    /**
+     * @param {HTMLFormElement} form
+     * @param {HTMLElement | null} [submitter]
+     */
+    async function change(form, submitter) {
       lines.setAttribute('aria-busy', 'true');
-      const answer = await send(form);
+      const answer = await send(form, submitter);
       lines.setAttribute('aria-busy', 'false');
       if (answer.cart) {
         message.textContent = answer.cart.problem || '';
@@ -126,7 +133,7 @@
     lines.addEventListener('submit', (event) => {
       if (!(event.target instanceof HTMLFormElement)) return;
       event.preventDefault();
-      change(event.target);
+      change(event.target, event.submitter);
     });
     lines.addEventListener('change', (event) => {
       const input = event.target;

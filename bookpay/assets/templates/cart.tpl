@@ -23,9 +23,8 @@
         <button class="button button--small button--secondary" type="submit">Update</button>
       </form>
       <form class="line-remove" method="post" action="/cart/items/{{line['item_id']}}">
-        <input type="hidden" name="quantity" value="0">
         <input type="hidden" name="next" value="/cart">
-        <button class="text-button" type="submit" aria-label="Remove {{line['title']}}">Remove</button>
+        <button class="text-button" type="submit" name="quantity" value="0" aria-label="Remove {{line['title']}}">Remove</button>
       </form>
       <p class="line-amount">{{line['amount']}}</p>
     </li>

@@ -135,5 +135,5 @@ def test_export_lines_neutralises_formulas(tmp_path):
     out = runner.invoke(
         app, ["orders", "export", "--lines"], env={"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
     ).stdout
-    row = list(csv.DictReader(io.StringIO(out)))[0]
+    row = next(csv.DictReader(io.StringIO(out)))
     assert (row["item_id"], row["title"]) == ("'=1+1", "'@SUM(A1)")

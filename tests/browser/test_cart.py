@@ -9,12 +9,12 @@ and the cart without JavaScript.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from processes import wait_for
 from test_checkout import EMAIL, fill_checkout, message, pay
 from test_server import emulator_api
 
@@ -61,16 +61,6 @@ def add_from_catalog(page, book_id: str) -> None:
 
 def line(page, book_id: str):
     return page.locator(f"#order-lines [data-item='{book_id}']")
-
-
-def wait_until(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_three_books_one_twice_a_quantity_changed_while_paying_one_order(page, shop):
@@ -141,7 +131,7 @@ def test_three_books_one_twice_a_quantity_changed_while_paying_one_order(page, s
         ]
         assert ledger.fulfilment_count(intent_id) == 1
     outbox = shop.settings.data_dir / "outbox"
-    receipt = wait_until(lambda: next(iter(outbox.glob(f"{intent_id}.eml")), None))
+    receipt = wait_for(lambda: next(iter(outbox.glob(f"{intent_id}.eml")), None), what="receipt")
     assert len([p for p in outbox.glob("*.eml") if intent_id in p.name]) == 1
     text = receipt.read_text()
     assert f"Order:          {order_id}" in text

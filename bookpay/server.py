@@ -281,7 +281,8 @@ def create_app(
     def shared() -> dict:
         """What every page shows: the header's cart count (none when it cannot be read)."""
         try:
-            return {"cart_count": services.carts.count(cart_of.find())}
+            cart = cart_of.find()  # no cookie, no cart: the ledger is not even opened
+            return {"cart_count": services.carts.count(cart) if cart else 0}
         except Exception:  # an error page must render even when the ledger cannot be read
             log.debug("no cart count for the header", exc_info=True)
             return {"cart_count": None}

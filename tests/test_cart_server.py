@@ -397,3 +397,9 @@ def test_buy_now_still_buys_one_copy_without_touching_the_cart(shopper, settings
     assert (intent["amount"], intent["metadata"]["lines"]) == (2300, "1x1")
     assert "cart_id" not in intent["metadata"]
     assert lines_of(shopper.get("/cart").text) == [("3", "1")]
+
+
+def test_pages_without_a_cart_do_not_open_the_ledger(app, settings):
+    for target in ("/", "/checkout?item=1", "/nowhere"):
+        assert count_in_header(Shopper(app).get(target).text) == "0"
+    assert not (settings.data_dir / "bookpay.sqlite3").exists()

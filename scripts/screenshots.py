@@ -19,6 +19,6 @@ if __name__ == "__main__":
     env = {**os.environ, "UPDATE_SCREENSHOTS": "1"}
     tests = [
         "tests/browser/test_checkout.py::test_screenshots",
-        "tests/browser/test_cart.py::test_cart_screenshot",
+        "tests/browser/test_cart_browser.py::test_cart_screenshot",
     ]
     sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", *tests], cwd=ROOT, env=env))

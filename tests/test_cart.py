@@ -14,6 +14,7 @@ from bookpay.config import Settings
 from bookpay.errors import NotFound
 from bookpay.fulfilment import Fulfiller
 from bookpay.ledger import open_ledger
+from bookpay.ledger.errors import LedgerConflict
 from bookpay.quote import (
     MAX_LINES,
     MixedCurrency,
@@ -268,3 +269,26 @@ def test_without_a_recorded_quote_the_metadata_lines_are_priced_and_recorded(led
     assert result.outcome == "fulfilled"
     assert [x["quantity"] for x in ledger.order_lines("ord_000000000000000c")] == [2, 1]
     assert fulfil(paid("pi_bad", "ord_000000000000000d", 1)).outcome == "rejected"
+
+
+def test_racing_writers_of_one_quote_neither_fail_nor_mix_their_lines(ledger):
+    barrier = threading.Barrier(10)
+    errors = []
+
+    def record():
+        barrier.wait()
+        try:
+            ledger.record_quote("pi_race", "ord_000000000000000e", QUOTE)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [x["quantity"] for x in ledger.order_lines("ord_000000000000000e")] == [2, 1]
+    with pytest.raises(LedgerConflict):  # another payment claiming the same order
+        ledger.record_quote("pi_other", "ord_000000000000000e", QUOTE)
+    assert ledger.quote_for("pi_race")["total"] == QUOTE.total

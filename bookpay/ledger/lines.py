@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.model import now_iso
 
 LINE_COLUMNS = (
@@ -72,28 +73,32 @@ class QuoteStore:
             )
             if fulfilled:
                 raise QuoteFrozen(f"order {order_id} is fulfilled")
-            tx.run(
-                f"""INSERT INTO quotes ({_QUOTES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (payment_intent) DO UPDATE SET currency = excluded.currency,
-                subtotal = excluded.subtotal, shipping = excluded.shipping, tax = excluded.tax,
-                total = excluded.total, shipping_rate = excluded.shipping_rate,
-                cart_id = COALESCE(excluded.cart_id, quotes.cart_id), updated = excluded.updated""",
-                (
-                    payment_intent,
-                    order_id,
-                    attempt_id,
-                    cart_id,
-                    quote.currency,
-                    quote.subtotal,
-                    quote.shipping,
-                    quote.tax,
-                    quote.total,
-                    quote.shipping_rate,
-                    stamp,
-                    stamp,
-                    None,
-                ),
+            # Insert-or-nothing, then update: several writers of one quote at once (fulfilments
+            # racing) must neither fail on a unique key nor interleave their lines; the update
+            # holds the quote's row until the lines are written.
+            amounts = (
+                quote.currency,
+                quote.subtotal,
+                quote.shipping,
+                quote.tax,
+                quote.total,
+                quote.shipping_rate,
             )
+            inserted = tx.run(
+                f"""INSERT INTO quotes ({_QUOTES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING""",
+                (payment_intent, order_id, attempt_id, cart_id, *amounts, stamp, stamp, None),
+            )
+            if not inserted and not tx.run(
+                """UPDATE quotes SET currency = ?, subtotal = ?, shipping = ?, tax = ?,
+                total = ?, shipping_rate = ?, cart_id = COALESCE(?, cart_id), updated = ?
+                WHERE payment_intent = ? AND order_id = ?""",
+                (*amounts, cart_id, stamp, payment_intent, order_id),
+            ):
+                raise LedgerConflict(
+                    f"The ledger at {self.where} already has a quote for another payment of "
+                    f"order {order_id} (or for {payment_intent} of another order)."
+                )
             tx.run("DELETE FROM order_lines WHERE order_id = ?", (order_id,))
             tx.many(
                 f"INSERT INTO order_lines ({_LINES}) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -69,6 +69,7 @@ COMMANDS = (
     "intent",
     "refund",
     "orders",
+    "report",
     "ledger",
     "webhook",
     "config",

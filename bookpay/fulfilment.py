@@ -1,15 +1,19 @@
 """Fulfilment, exactly once: from a PaymentIntent Stripe says succeeded to a queued receipt.
 
 The Fulfiller never trusts anyone's copy of a PaymentIntent but Stripe's: it retrieves the
-intent, checks that it is this shop's and pays the catalog's price, and asks the ledger to record
-the fulfilment, which its unique constraints make happen once however many callers race.
+intent, checks that it is this shop's and pays the quote the checkout recorded, and asks the
+ledger to record the fulfilment, which its unique constraints make happen once however many
+callers race.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from bookpay.ledger import INTEGRATION, Ledger
+from bookpay.ledger.lines import QuoteFrozen
+from bookpay.orderlines import lines_of_intent, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
 
@@ -41,12 +45,14 @@ class FulfilmentResult:
 def ownership_problem(intent: dict, shop_id: str | None = None) -> str | None:
     """Why a PaymentIntent is not one of this shop's, or None when it is.
 
-    Every PaymentIntent bookpay creates carries ``integration=bookpay``, its item and the id of
-    the shop that created it; with ``shop_id`` given, only that shop's intents are ours, so
-    shops sharing one Stripe account (or one emulator) never fulfil each other's orders.
+    Every PaymentIntent bookpay creates carries ``integration=bookpay``, its order id (earlier
+    versions: its item) and the id of the shop that created it; with ``shop_id`` given, only
+    that shop's intents are ours, so shops sharing one Stripe account (or one emulator) never
+    fulfil each other's orders.
     """
     metadata = intent.get("metadata") or {}
-    if metadata.get("integration") != INTEGRATION or not metadata.get("item_id"):
+    named = metadata.get("order_id") or metadata.get("item_id")  # item_id: earlier versions
+    if metadata.get("integration") != INTEGRATION or not named:
         return "not a bookpay PaymentIntent (no bookpay metadata)"
     if shop_id is not None and metadata.get("shop_id") != shop_id:
         owner = metadata.get("shop_id")
@@ -56,16 +62,36 @@ def ownership_problem(intent: dict, shop_id: str | None = None) -> str | None:
     return None
 
 
-def price_problem(intent: dict, catalog) -> str | None:
-    """Why a PaymentIntent does not pay the catalog's price for its item, or None."""
-    item_id = (intent.get("metadata") or {}).get("item_id")
-    if item_id not in catalog:
-        return f"metadata.item_id {item_id!r} is not in the catalog"
-    book = catalog.get(item_id)
-    if intent.get("amount") != book.amount or intent.get("currency") != book.currency:
+def price_problem(intent: dict, catalog, quote: dict | None = None) -> str | None:
+    """Why a PaymentIntent does not pay what the shop asked for, or None.
+
+    What the shop asked for is the quote the checkout recorded when it created or last updated
+    the intent (``quote``, from the ledger), never today's catalog price. A PaymentIntent with
+    no recorded quote (an earlier version's, or one the CLI made against another ledger) is
+    checked against what its metadata says it buys, priced from the catalog.
+    """
+    amount, currency = intent.get("amount"), intent.get("currency")
+    if quote is not None:
+        order_id = (intent.get("metadata") or {}).get("order_id")
+        if order_id and order_id != quote["order_id"]:
+            return f"metadata.order_id {order_id!r} is not the order {quote['order_id']} quoted"
+        if amount != quote["total"] or currency != quote["currency"]:
+            return (
+                f"amount {amount} {currency} does not match the recorded quote "
+                f"{quote['total']} {quote['currency']} of order {quote['order_id']}"
+            )
+        return None
+    asked = quote_from_metadata(intent, catalog)
+    if asked is None:
+        metadata = intent.get("metadata") or {}
+        item_id = metadata.get("item_id")
+        if item_id and not metadata.get("lines") and item_id not in catalog:
+            return f"metadata.item_id {item_id!r} is not in the catalog"
+        return "no recorded quote, and its metadata does not name books the catalog sells"
+    if amount != asked.total or currency != asked.currency:
         return (
-            f"amount {intent.get('amount')} {intent.get('currency')} does not match the "
-            f"catalog price {book.amount} {book.currency} of item {item_id}"
+            f"amount {amount} {currency} does not match the catalog price {asked.total} "
+            f"{asked.currency} of {asked.line_summary()}"
         )
     return None
 
@@ -108,7 +134,8 @@ class Fulfiller:
             order = self.ledger.record_intent(intent)
             reason = f"the PaymentIntent is {in_words(intent.get('status'))}"
             return FulfilmentResult(intent_id, "not_succeeded", order, intent, reason)
-        problem = price_problem(intent, self.catalog)
+        quote = self.ledger.quote_for(intent_id)
+        problem = price_problem(intent, self.catalog, quote)
         if problem:
             order = self.ledger.record_intent(intent, note=f"not fulfilled: {problem}")
             return FulfilmentResult(intent_id, "rejected", order, intent, problem)
@@ -126,10 +153,10 @@ class Fulfiller:
                 note=f"not fulfilled: {reason}",
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
-        book = self.catalog.get(intent["metadata"]["item_id"])
+        lines = self._lines(intent, quote)
         order, done_now = self.ledger.record_fulfilment(
             intent,
-            lambda order: self.mailer.render(order, book),
+            lambda order: self.mailer.render(order, lines),
             recipient_problem=address_problem,
         )
         if done_now:
@@ -137,6 +164,18 @@ class Fulfiller:
             self.ledger.after_commit(self.mailer.wake)
             return FulfilmentResult(intent_id, "fulfilled", order, intent)
         return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
+
+    def _lines(self, intent: dict, quote: dict | None) -> list[dict]:
+        """The lines the receipt lists. A paid intent with no recorded quote gets one now, from
+        what its metadata buys (priced as checked above), so its order has lines too."""
+        if quote is not None:
+            return titled(quote["lines"], self.catalog)
+        asked = quote_from_metadata(intent, self.catalog)
+        order = self.ledger.find_order(intent["id"]) or self.ledger.record_intent(intent)
+        if asked is not None and not order["fulfilled_at"]:
+            with contextlib.suppress(QuoteFrozen):  # fulfilled meanwhile: its lines are kept
+                self.ledger.record_quote(intent["id"], order["id"], asked)
+        return lines_of_intent(intent, self.ledger, self.catalog)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every due receipt is sent; False if some are still pending at timeout."""

@@ -93,6 +93,18 @@ def header_text(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
+def receipt_lines(lines: list[dict], currency: str) -> list[str]:
+    """One line of text per order line: ``2 x The Art of ... (1)   at $23.00   $46.00``."""
+    shown = []
+    for line in lines:
+        unit = format_amount(line["unit_amount"], currency)
+        amount = format_amount(line["line_amount"], currency)
+        title = header_text(line["title"])  # text from the catalog, on one line
+        shown.append(f"{line['quantity']} x {title} (book {line['item_id']})")
+        shown.append(f"    at {unit} each: {amount}")
+    return shown
+
+
 class NoRecipient(Exception):
     """The order has no email address, so SMTP has nowhere to send its receipt."""
 
@@ -248,24 +260,32 @@ class ReceiptMailer:
             return cls(ledger, SmtpTransport(settings.smtp_url))
         return cls(ledger, OutboxTransport(Path(settings.data_dir) / "outbox"))
 
-    def render(self, order: dict, book) -> tuple[str | None, str, str]:
-        """(recipient, subject, body) of an order's receipt."""
-        paid = format_amount(order["amount"], order["currency"])
-        lines = [
+    def render(self, order: dict, lines: list[dict]) -> tuple[str | None, str, str]:
+        """(recipient, subject, body) of an order's receipt, listing its ``lines`` (ledger rows
+        with titles: ``bookpay.orderlines``)."""
+        currency = order["currency"]
+        paid = format_amount(order["amount"], currency)
+        body = [
             "Thank you for your order!",
             "",
             f"Order:          {order['id']}",
-            f"Book:           {book.title}, by {book.author}",
-            f"Amount paid:    {paid}",
             f"Payment:        {order['payment_intent']}",
             f"Paid on:        {order['fulfilled_at']}",
+            "",
+            *receipt_lines(lines, currency),
+            "",
+            f"Total paid:     {paid}",
         ]
         place = address_lines(order.get("shipping"))
         if place:
-            lines += ["", "Shipping to:", *(f"  {p}" for p in place)]
-        lines += ["", "Keep this email as your receipt.", "bookpay"]
-        subject = header_text(f"Your bookpay receipt: {book.title} ({paid})")
-        return order.get("email"), subject, "\n".join(lines) + "\n"
+            body += ["", "Shipping to:", *(f"  {p}" for p in place)]
+        body += ["", "Keep this email as your receipt.", "bookpay"]
+        if len(lines) == 1 and lines[0]["quantity"] == 1:
+            what = lines[0]["title"]
+        else:
+            what = f"{sum(line['quantity'] for line in lines)} books"
+        subject = header_text(f"Your bookpay receipt: {what} ({paid})")
+        return order.get("email"), subject, "\n".join(body) + "\n"
 
     # The worker -------------------------------------------------------------------------------
 

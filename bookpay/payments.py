@@ -38,6 +38,7 @@ from bookpay.errors import (
     UsageError,
 )
 from bookpay.orders import INTEGRATION
+from bookpay.quote import Quote, QuoteLine, new_order_id, order_id_for
 from bookpay.resilience import Guard
 
 # Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
@@ -130,36 +131,41 @@ class Gateway:
     # PaymentIntents -------------------------------------------------------------------------
 
     def create_intent(
-        self, book: Book, *, attempt_id: str | None = None, email: str | None = None
+        self,
+        quote: Quote | Book,
+        *,
+        attempt_id: str | None = None,
+        email: str | None = None,
+        order_id: str | None = None,
+        cart_id: str | None = None,
     ) -> dict:
-        """A PaymentIntent for one book, priced from the catalog, in its current state.
+        """A PaymentIntent for a quote (or one copy of a book), priced by the caller from the
+        catalog, in its current state.
 
         With an ``attempt_id`` (a checkout attempt) the same attempt always gets the same
         PaymentIntent back; without one (the CLI) every call makes a new one. When Stripe replays
         an earlier creation (``Idempotent-Replayed``), its body is the intent as it was created,
         so the intent is retrieved again: the caller must see whether it has been paid since.
+        ``order_id`` names the order in the metadata (a new one when not given).
         """
-        metadata = {
-            "item_id": book.id,
-            "book_title": book.title[:500],
-            "integration": INTEGRATION,
-            "shop_id": self.settings.shop_id,  # which shop fulfils it (several share a Stripe)
-        }
+        quote = _as_quote(quote)
+        if order_id is None:  # an attempt names the same order each time it is asked again
+            order_id = order_id_for(attempt_id, self.settings.shop_id) if attempt_id else None
+        metadata = self._metadata(quote, order_id or new_order_id(), cart_id)
+        metadata = {key: value for key, value in metadata.items() if value}  # nothing to unset
         if attempt_id:
             metadata["attempt_id"] = attempt_id
         params: dict[str, Any] = {
-            "amount": book.amount,
-            "currency": book.currency,
+            "amount": quote.total,
+            "currency": quote.currency,
             "automatic_payment_methods": {"enabled": True},
-            "description": book.title[:1000],
+            "description": quote.description(),
             "metadata": metadata,
         }
         if email:
             params["receipt_email"] = email
         key = (
-            idempotency_key("checkout", attempt_id, book.id)
-            if attempt_id
-            else f"bookpay-cli-{uuid.uuid4()}"
+            idempotency_key("checkout", attempt_id) if attempt_id else f"bookpay-cli-{uuid.uuid4()}"
         )
         created, headers = self._request(
             "post", "/v1/payment_intents", params, idempotency_key=key, with_headers=True
@@ -167,6 +173,32 @@ class Gateway:
         if headers.get("Idempotent-Replayed") == "true":
             return self.retrieve_intent(created["id"], expand=())
         return created
+
+    def update_intent(
+        self, intent_id: str, quote: Quote, *, order_id: str, cart_id: str | None = None
+    ) -> dict:
+        """Make an unconfirmed PaymentIntent hold ``quote``: its amount, description and line
+        metadata (Stripe allows it until the intent is confirmed).
+
+        Each update is its own request (its retries share one key): an earlier update's key
+        must never replay, or a cart changed back and forth would keep the middle amount.
+        """
+        params: dict[str, Any] = {
+            "amount": quote.total,
+            "currency": quote.currency,
+            "description": quote.description(),
+            "metadata": self._metadata(quote, order_id, cart_id),
+        }
+        key = f"bookpay-quote-{uuid.uuid4()}"
+        path = f"/v1/payment_intents/{_path(intent_id)}"
+        return self._request("post", path, params, idempotency_key=key)
+
+    def _metadata(self, quote: Quote, order_id: str, cart_id: str | None) -> dict[str, str]:
+        return {
+            "integration": INTEGRATION,
+            "shop_id": self.settings.shop_id,  # which shop fulfils it (several share a Stripe)
+            **quote.metadata(order_id=order_id, cart_id=cart_id),
+        }
 
     def retrieve_intent(
         self, intent_id: str, *, expand: Sequence[str] = ("latest_charge",)
@@ -656,6 +688,12 @@ def _client_for(settings: Settings, budget: _Budget) -> stripe.StripeClient:
 def _digest(params: dict[str, Any]) -> str:
     """The same parameters, the same digest (for keys that must change when a request does)."""
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def _as_quote(quote: Quote | Book) -> Quote:
+    if isinstance(quote, Quote):
+        return quote
+    return Quote((QuoteLine(quote.id, quote.title, 1, quote.amount),), quote.currency)
 
 
 def _asked_amount(amount: int | None) -> str:

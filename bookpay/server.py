@@ -19,14 +19,17 @@ from pathlib import Path
 import bottle
 
 from bookpay.catalog import Catalog
+from bookpay.checkout import AttemptFinished
 from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
 from bookpay.fulfilment import ownership_problem
-from bookpay.statuses import in_words
-from bookpay.web import inputs
+from bookpay.orderlines import lines_of_intent, rows_of
+from bookpay.quote import quote_items
+from bookpay.web import cart_routes, inputs
+from bookpay.web.csrf import check_origin
 from bookpay.web.security import security_headers, stripe_js_url
-from bookpay.web.views import Templates, checkout_href, receipt, script_json
+from bookpay.web.views import Templates, checkout_href, line_views, quote_json, receipt, script_json
 
 log = logging.getLogger("bookpay.server")
 
@@ -36,11 +39,10 @@ STATIC = ASSETS / "static"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:4242"
 MAX_WEBHOOK_BODY = 512 * 1024  # Stripe events are far smaller; this only bounds memory
 API_PATHS = frozenset({"/create-payment-intent", "/webhook", "/healthz", "/readyz"})
+JSON = "application/json"
 # Seconds a client is told to wait when Stripe is unavailable and nothing better is known.
 RETRY_AFTER = 5
-NO_STORE_PATHS = frozenset({"/checkout", "/success", *API_PATHS})
-# An attempt whose PaymentIntent reached one of these can never be paid again.
-FINISHED = frozenset({"succeeded", "canceled"})
+NO_STORE_PATHS = frozenset({"/checkout", "/success", "/cart", *API_PATHS})
 READY_TTL = 5.0  # seconds a readiness answer is reused
 READY_WAIT = 1.0  # seconds /readyz waits for a check before answering "not ready"
 
@@ -96,6 +98,20 @@ class Services:
         )
 
     @property
+    def carts(self):
+        from bookpay.cart import Carts
+
+        return self._get("carts", lambda: Carts(self.ledger, self.catalog))
+
+    @property
+    def checkout(self):
+        from bookpay.checkout import Checkout
+
+        return self._get(
+            "checkout", lambda: Checkout(self.ledger, self.gateway, self.settings.shop_id)
+        )
+
+    @property
     def catalog(self) -> Catalog:
         return self._get("catalog", lambda: Catalog.load(self.settings.catalog_path))
 
@@ -139,7 +155,33 @@ class _Lifecycle:
 
 
 def _wants_json() -> bool:
-    return bottle.request.path in API_PATHS
+    """API paths answer JSON; so does any route asked in JSON (the pages' scripts)."""
+    request = bottle.request
+    if request.path in API_PATHS:
+        return True
+    content_type = request.content_type.split(";", 1)[0].strip().lower()
+    return content_type == "application/json" or request.get_header("Accept") == JSON
+
+
+class _OriginCheck:
+    """Every state-changing request (a POST, but the webhook's, which is signed) must come from
+    the shop's own pages (``web.csrf``)."""
+
+    name = "bookpay_origin"
+    api = 2
+
+    def __init__(self, shop_url: str | None) -> None:
+        self.shop_url = shop_url
+
+    def apply(self, callback, route):
+        if route.method != "POST" or route.rule == "/webhook":
+            return callback
+
+        def wrapper(*args, **kwargs):
+            check_origin(bottle.request, self.shop_url)
+            return callback(*args, **kwargs)
+
+        return wrapper
 
 
 def _error_response(templates: Templates, status: int, error: dict, message: str) -> str:
@@ -233,12 +275,25 @@ def create_app(
     shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     return_url = f"{shop_url}/success"
     headers = security_headers(settings)
+    secure_cookie = shop_url.startswith("https://")
+    cart_of = cart_routes.CartCookie(services, secure=secure_cookie)
+
+    def shared() -> dict:
+        """What every page shows: the header's cart count (none when it cannot be read)."""
+        try:
+            cart = cart_of.find()  # no cookie, no cart: the ledger is not even opened
+            return {"cart_count": services.carts.count(cart) if cart else 0}
+        except Exception:  # an error page must render even when the ledger cannot be read
+            log.debug("no cart count for the header", exc_info=True)
+            return {"cart_count": None}
+
     templates = Templates(
-        TEMPLATES, emulated=settings.is_emulated, live=settings.livemode, scripts=()
+        TEMPLATES, shared, emulated=settings.is_emulated, live=settings.livemode, scripts=()
     )
     app = bottle.Bottle(catchall=True, autojson=True)
     app.install(_ErrorPlugin(templates))
     app.install(_Lifecycle(services))
+    app.install(_OriginCheck(settings.base_url or public_url))
 
     def secure(resp: bottle.BaseResponse) -> None:
         for name, value in headers.items():
@@ -263,7 +318,7 @@ def create_app(
     @app.get("/")
     def index():
         books = [(book, checkout_href(book)) for book in services.catalog]
-        return templates.render("index", title="Books", books=books)
+        return templates.render("index", title="Books", books=books, scripts=("/static/cart.js",))
 
     @app.get("/covers/<book_id>.svg")
     def cover(book_id: str):
@@ -272,27 +327,49 @@ def create_app(
         bottle.response.set_header("Cache-Control", "public, max-age=3600")
         return cover_svg(book)
 
+    cart_routes.install(app, services, templates, cart_of)
+
     @app.get("/checkout")
     def checkout():
+        """``?item=ID`` buys one copy of one book ("Buy now"); without it, the cart."""
         item = bottle.request.query.getunicode("item") or ""
-        if not item:  # a bare /checkout: the shopper has not chosen yet, so let them choose
-            raise bottle.HTTPResponse(status=303, Location="/")
+        if not item:
+            return _cart_checkout()
         if item not in services.catalog:
             raise NotFound(
                 "We don't have that book. Choose one from the list.", code="unknown_item"
             )
+        quote = quote_items(services.catalog, [(item, 1)])
         book = services.catalog.get(item)
+        return _checkout_page(quote, title=f"Checkout: {book.title}", item=book.id, scope=book.id)
+
+    def _cart_checkout():
+        view = services.carts.view(cart_of.find())
+        if view.empty:  # nothing to pay for: the cart page says so and leads back to the books
+            bottle.response.status = 303
+            bottle.response.set_header("Location", "/cart")
+            return ""
+        quote = view.require_quote()
+        scope = f"cart.{view.cart['id']}.{view.cart['generation']}"
+        return _checkout_page(quote, title="Checkout", item=None, scope=scope, notice=view.notice())
+
+    def _checkout_page(quote, *, title: str, item: str | None, scope: str, notice: str = ""):
         config = {
             "publishableKey": settings.client_publishable_key,
-            "item": book.id,
+            "item": item,
+            "attemptScope": scope,
             "returnUrl": return_url,
             "createIntentUrl": "/create-payment-intent",
-            "payLabel": f"Pay {book.price}",
+            "cartItemsUrl": "/cart/items",
+            "quote": quote_json(quote),
         }
         return templates.render(
             "checkout",
-            title=f"Checkout: {book.title}",
-            book=book,
+            title=title,
+            lines=line_views(rows_of(quote.lines), quote.currency),
+            quote=quote,
+            editable=item is None,
+            notice=notice,
             config_json=script_json(config),
             scripts=(stripe_js_url(settings), "/static/checkout.js"),
         )
@@ -300,22 +377,31 @@ def create_app(
     @app.post("/create-payment-intent")
     def create_payment_intent():
         data = inputs.read_json_object(bottle.request)
-        book = services.catalog.get(inputs.item_id(data.get("item")))
         attempt = inputs.attempt_id(data.get("attemptId"))
-        # The gateway returns the intent's current state, even when Stripe replays the attempt.
-        intent = services.gateway.create_intent(book, attempt_id=attempt)
-        if intent.get("status") in FINISHED:
-            raise inputs.AttemptFinished(
-                f"This checkout has already been {in_words(intent['status'])}: "
-                "start a new attempt.",
-                intent_id=intent["id"],
-                status=intent["status"],
-            )
+        if data.get("item") is not None:  # "Buy now": one copy of one book
+            quote = quote_items(services.catalog, [(inputs.item_id(data.get("item")), 1)])
+            cart_id = None
+        else:
+            view = services.carts.view(cart_of.find())
+            quote = view.require_quote()
+            cart_id = view.cart["id"]
+        try:
+            # The attempt's PaymentIntent, created or brought up to this quote; its current
+            # state, even when Stripe replays the attempt.
+            held = services.checkout.intent_for(attempt, quote, cart_id=cart_id)
+        except AttemptFinished as finished:
+            if finished.status == "succeeded":
+                services.ledger.settle_cart(finished.intent_id)
+            raise
+        intent = held.intent
         return {
             "clientSecret": intent["client_secret"],
             "paymentIntentId": intent["id"],
+            "orderId": held.order_id,
             "amount": intent["amount"],
             "currency": intent["currency"],
+            "changed": held.changed,
+            "quote": quote_json(quote),
         }
 
     @app.get("/success")
@@ -326,13 +412,24 @@ def create_app(
             query.getunicode("payment_intent") or "",
             query.getunicode("payment_intent_client_secret") or "",
         )
-        book = services.catalog.get(intent["metadata"]["item_id"])
         if intent.get("status") == "succeeded":
             try:
                 services.fulfiller.fulfil(intent["id"])
             except Exception:  # the shopper has paid: show the receipt; the webhook will retry
                 log.exception("fulfilment of %s failed; the webhook will retry it", intent["id"])
-        return templates.render("success", title="Your order", **receipt(intent, book))
+            try:
+                services.ledger.settle_cart(intent["id"])  # what was paid leaves the cart
+            except Exception:
+                log.exception("the cart paid by %s was not settled", intent["id"])
+        lines = lines_of_intent(intent, services.ledger, services.catalog)
+        metadata = intent.get("metadata") or {}
+        single = metadata.get("item_id")
+        retry = (
+            checkout_href(services.catalog.get(single))
+            if single in services.catalog
+            else "/checkout"
+        )
+        return templates.render("success", title="Your order", **receipt(intent, lines, retry))
 
     @app.post("/webhook")
     def webhook():
@@ -398,9 +495,6 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     expected = str(intent.get("client_secret") or "")
     if not expected or not hmac.compare_digest(client_secret.encode(), expected.encode()):
         raise not_found
-    if (
-        ownership_problem(intent, services.settings.shop_id)
-        or intent["metadata"]["item_id"] not in services.catalog
-    ):
+    if ownership_problem(intent, services.settings.shop_id):
         raise not_found
     return intent

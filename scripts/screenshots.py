@@ -1,6 +1,6 @@
-"""Refresh docs/screenshots/{catalog,checkout,success}.png for the README.
+"""Refresh docs/screenshots/{catalog,checkout,success,cart,checkout-cart}.png for the README.
 
-Runs the browser test that takes them (a real server, the emulator, Debian's Chromium) with
+Runs the browser tests that take them (a real server, the emulator, Debian's Chromium) with
 UPDATE_SCREENSHOTS=1, which makes it copy them into docs/screenshots/.
 
 Usage: .venv/bin/python scripts/screenshots.py
@@ -17,5 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if __name__ == "__main__":
     env = {**os.environ, "UPDATE_SCREENSHOTS": "1"}
-    test = "tests/browser/test_checkout.py::test_screenshots"
-    sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", test], cwd=ROOT, env=env))
+    tests = [
+        "tests/browser/test_checkout.py::test_screenshots",
+        "tests/browser/test_cart_browser.py::test_cart_screenshot",
+    ]
+    sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", *tests], cwd=ROOT, env=env))

@@ -1,6 +1,7 @@
 """`bookpay intent` and `bookpay refund` against a running emulator, through CliRunner."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -74,7 +75,17 @@ def test_confirm_then_show_then_refund(bookpay):
     assert "Amount:          $23.00" in out
     assert "Refunded:        $5.00" in out
     assert "Net:             $18.00" in out
-    assert "Book:            The Art of Doing Science and Engineering (item 1)" in out
+    assert re.search(r"^Order:           ord_[0-9a-f]{16}$", out, re.M)
+    lines = out.splitlines()
+    table = lines.index("Lines")
+    assert lines[table + 1].split() == ["Item", "Title", "Qty", "Unit", "Amount"]
+    assert lines[table + 2].split() == [
+        "1",
+        *"The Art of Doing Science and Engineering".split(),
+        "1",
+        "$23.00",
+        "$23.00",
+    ]
     assert "Email:           reader@example.com" in out
     assert "Latest charge:   ch_" in out and "(succeeded, visa ending 4242)" in out
     assert "Refund:          re_" in out and ": $5.00 (succeeded)" in out

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from bookpay.cli import app
 from bookpay.config import Settings
-from bookpay.ledger import open_ledger
+from bookpay.ledger import SCHEMA_VERSION, open_ledger
+from bookpay.quote import Quote, QuoteLine
 
 runner = CliRunner()
 
@@ -57,6 +58,11 @@ def fill(env, orders=30):
             ledger.finish_event(f"evt_{n}", handled=bool(n % 3), outcome="fulfilled")
         with ledger.transaction() as tx:  # a claim, which is the source's own business
             tx.execute("UPDATE receipts SET claimed_by = 'host/1/1/ab' WHERE order_id IS NOT NULL")
+        # A cart with two books, and a checkout's quote of them with its lines.
+        cart = ledger.create_cart("a" * 64)
+        ledger.edit_cart(cart["id"], lambda items: {"1": (2, "One", "usd"), "2": (1, "Two", "usd")})
+        quote = Quote((QuoteLine("1", "One", 2, 2300), QuoteLine("2", "Two", 1, 2500)), "usd")
+        ledger.record_quote("pi_q", "ord_00000000000000aa", quote, cart_id=cart["id"])
         return ledger.counts()
 
 
@@ -71,13 +77,24 @@ def snapshot(env):
             orders,
             [ledger.events_for(o["payment_intent"]) for o in orders],
             ledger.receipts(),
+            ledger.quote_for("pi_q"),
+            ledger.cart_items(ledger.find_cart("a" * 64)["id"]),
         )
 
 
 def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path, postgres_url):
     source = env_for(tmp_path / "data", None)
     counts = fill(source)
-    assert counts == {"orders": 30, "events": 30, "fulfilments": 20, "receipts": 20}
+    assert counts == {
+        "orders": 30,
+        "events": 30,
+        "fulfilments": 20,
+        "receipts": 20,
+        "order_lines": 2,
+        "quotes": 1,
+        "carts": 1,
+        "cart_items": 2,
+    }
     result = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -86,9 +103,10 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
     assert {t: v["target"] for t, v in report["tables"].items()} == counts
 
     on_postgres = env_for(tmp_path / "data", postgres_url)
-    orders, events, receipts = snapshot(on_postgres)
-    s_orders, s_events, s_receipts = snapshot(source)
-    assert (orders, events) == (s_orders, s_events)
+    orders, events, receipts, quote, cart = snapshot(on_postgres)
+    s_orders, s_events, s_receipts, s_quote, s_cart = snapshot(source)
+    assert (orders, events, quote, cart) == (s_orders, s_events, s_quote, s_cart)
+    assert [line["quantity"] for line in quote["lines"]] == [2, 1]
     assert [r["claimed_by"] for r in receipts] == [None] * 20  # claims are not copied
     assert [{**r, "claimed_by": None} for r in s_receipts] == receipts
 
@@ -171,7 +189,10 @@ def test_check_of_a_sound_ledger(checked):
     result = invoke(checked, "ledger", "check")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].endswith("6 orders, 6 events, 4 fulfilments, 4 receipts")
+    assert lines[0].endswith(
+        "6 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
+        " 2 cart_items"
+    )
     assert lines[1] == "Database integrity: ok"
     assert all(line.endswith((": ok", ": none")) for line in lines[2:])
     assert json.loads(invoke(checked, "ledger", "check", "--json").stdout)["ok"] is True
@@ -266,7 +287,11 @@ def test_config_check_reports_the_ledger(tmp_path, postgres_url):
     fill(env, orders=1)
     ledger = json.loads(invoke(env, "config", "check", "--json").stdout)["ledger"]
     assert ledger["backend"] == "postgresql"
-    assert (ledger["reachable"], ledger["schema_version"], ledger["problem"]) == (True, 2, None)
+    assert (ledger["reachable"], ledger["schema_version"], ledger["problem"]) == (
+        True,
+        SCHEMA_VERSION,
+        None,
+    )
 
 
 def test_config_check_says_when_the_database_cannot_be_reached(tmp_path):

@@ -32,6 +32,18 @@ def test_core_imports_no_typer_rich_or_bottle(module):
 
 def test_the_core_is_all_there():
     assert {"catalog.py", "config.py", "errors.py", "payments.py"} <= set(CORE)
+    assert {"quote.py", "cart.py", "checkout.py", "report.py", "orderlines.py"} <= set(CORE)
+
+
+def test_only_the_chart_writer_imports_matplotlib():
+    """A heavy, optional import: made only when `report sales --chart` asks for a chart."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "matplotlib" in imported_modules(path)
+        and path.relative_to(PACKAGE).as_posix() != "commands/chart.py"
+    ]
+    assert offenders == []
 
 
 def test_only_the_gateway_and_the_webhook_module_import_stripe():

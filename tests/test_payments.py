@@ -1,5 +1,7 @@
 """The gateway against the emulator, through stripe-python over real HTTP."""
 
+import re
+
 import pytest
 
 from bookpay.catalog import Catalog
@@ -27,12 +29,17 @@ def test_create_prices_from_the_catalog_and_tags_the_intent(gateway):
     assert intent["id"].startswith("pi_")
     assert intent["client_secret"].startswith(intent["id"] + "_secret_")
     assert (intent["amount"], intent["currency"]) == (2300, "usd")
+    order_id = intent["metadata"].pop("order_id")
+    assert re.fullmatch(r"ord_[0-9a-f]{16}", order_id)
     assert intent["metadata"] == {
         "item_id": "1",
         "book_title": BOOK.title,
         "integration": "bookpay",
         "shop_id": gateway.settings.shop_id,
+        "item_count": "1",
+        "lines": "1x1",
     }
+    assert intent["description"] == BOOK.title
     assert intent["receipt_email"] == "reader@example.com"
     assert intent["automatic_payment_methods"]["enabled"] is True
 

@@ -41,9 +41,14 @@ def get(app, target: str, **headers) -> Response:
     return call(app, "GET", target, headers=headers)
 
 
+# What a browser on the shop's own page sends (the test environ's Host is 127.0.0.1).
+OWN_ORIGIN = "http://127.0.0.1"
+
+
 def post_json(app, data, *, raw: bytes | None = None, content_type="application/json") -> Response:
     body = raw if raw is not None else json.dumps(data).encode()
-    return call(app, "POST", "/create-payment-intent", body, {"Content-Type": content_type})
+    headers = {"Content-Type": content_type, "Origin": OWN_ORIGIN}
+    return call(app, "POST", "/create-payment-intent", body, headers)
 
 
 def new_attempt() -> str:
@@ -155,8 +160,11 @@ def test_catalog_lists_every_book_with_cover_author_description_and_price(app):
         assert book.description in response.shown
         assert f'src="/covers/{book.id}.svg"' in response.text
         assert f'href="/checkout?item={book.id}"' in response.text
-        assert f"Purchase — {book.price}" in response.text
-    assert "Purchase — $23.00" in response.text
+        assert f'aria-label="Purchase {book.title} for {book.price}">Buy now</a>' in response.text
+        assert f'<input type="hidden" name="item" value="{book.id}">' in response.text
+        assert f'<p class="book-price">{book.price}</p>' in response.text
+    assert response.text.count('<form class="add-to-cart" method="post" action="/cart/items">') == 3
+    assert response.text.count('type="submit" aria-label="Add ') == 3
 
 
 def test_every_page_shows_the_emulator_banner(app):
@@ -241,13 +249,27 @@ def test_checkout_page_has_no_inline_script(app):
 
 def test_checkout_config_comes_from_settings(app, settings):
     config = checkout_config(get(app, "/checkout?item=3").text)
+    quote = config.pop("quote")
     assert config == {
         "publishableKey": settings.client_publishable_key,
         "item": "3",
+        "attemptScope": "3",
         "returnUrl": PUBLIC_URL + "/success",
         "createIntentUrl": "/create-payment-intent",
-        "payLabel": "Pay $28.00",
+        "cartItemsUrl": "/cart/items",
     }
+    assert quote["lines"] == [
+        {
+            "item": "3",
+            "title": "Working in Public: The Making and Maintenance of Open Source",
+            "quantity": 1,
+            "unitAmount": 2800,
+            "lineAmount": 2800,
+            "unitText": "$28.00",
+            "lineText": "$28.00",
+        }
+    ]
+    assert (quote["total"], quote["totalText"], quote["currency"]) == (2800, "$28.00", "usd")
 
 
 def test_return_url_never_follows_a_forged_host_header(app):
@@ -302,9 +324,10 @@ def test_the_paid_notice_is_in_the_page_hidden_until_needed(app):
 
 @pytest.mark.parametrize("target", ["/checkout", "/checkout?item="])
 def test_checkout_without_an_item_sends_the_shopper_to_choose_one(app, target):
+    # No book named, and nothing in the cart: the (empty) cart page, which leads to the books.
     response = get(app, target, Host="evil.example")
     assert response.status == 303
-    assert response.headers["Location"] == "/"  # relative: never built from the Host header
+    assert response.headers["Location"] == "/cart"  # relative: never built from the Host
     assert response.headers["Cache-Control"] == "no-store"
     for name in SECURITY_HEADERS:
         assert name in response.headers
@@ -331,13 +354,24 @@ def test_create_payment_intent_prices_from_the_catalog(app, settings):
     )
     assert response.status == 200
     data = response.json()
-    assert set(data) == {"clientSecret", "paymentIntentId", "amount", "currency"}
+    assert set(data) == {
+        "clientSecret",
+        "paymentIntentId",
+        "orderId",
+        "amount",
+        "currency",
+        "changed",
+        "quote",
+    }
     assert (data["amount"], data["currency"]) == (2500, "usd")
+    assert data["quote"]["total"] == 2500 and data["quote"]["lines"][0]["item"] == "2"
     assert data["clientSecret"].startswith(data["paymentIntentId"] + "_secret_")
     intent = emulator_api(settings, "GET", f"/v1/payment_intents/{data['paymentIntentId']}")
     assert (intent["amount"], intent["currency"]) == (2500, "usd")
     assert intent["metadata"]["item_id"] == "2"
     assert intent["metadata"]["integration"] == "bookpay"
+    assert intent["metadata"]["order_id"] == data["orderId"]
+    assert intent["metadata"]["lines"] == "2x1"
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -400,7 +434,7 @@ def test_malformed_bodies_get_json_errors(app, body, content_type, status, code)
 
 ATTEMPT = "6f1c1b8e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"
 BAD_FIELDS = [
-    pytest.param({"attemptId": ATTEMPT}, 400, "missing_item", id="no-item"),
+    pytest.param({"attemptId": ATTEMPT}, 400, "cart_empty", id="no-item-no-cart"),
     pytest.param({"item": 1, "attemptId": ATTEMPT}, 400, "invalid_item", id="int-item"),
     pytest.param({"item": ["1"], "attemptId": ATTEMPT}, 400, "invalid_item", id="list-item"),
     pytest.param({"item": "", "attemptId": ATTEMPT}, 400, "invalid_item", id="empty-item"),
@@ -509,8 +543,12 @@ def test_success_page_shows_a_paid_order_and_fulfils_it(app, settings, fulfiller
     page = response.text
     assert "Success!" in page
     assert "The Making of Prince of Persia: Journals 1985-1993" in page
-    assert "$25.00" in page
-    assert f'<dt>Order reference</dt><dd id="receipt-intent"><code>{intent_id}</code></dd>' in page
+    assert '<li class="line" data-item="2">' in page
+    assert '<dd id="receipt-amount">$25.00</dd>' in page
+    order_id = created["orderId"]
+    assert f'<dt>Order reference</dt><dd id="receipt-order"><code>{order_id}</code></dd>' in page
+    payment = f'<dt>Payment reference</dt><dd id="receipt-intent"><code>{intent_id}</code></dd>'
+    assert payment in page
     assert "ada@example.com" in page
     assert "Ada Lovelace" in page
     assert "12 St James&#039;s Square" in page

@@ -11,7 +11,7 @@ import typer
 from bookpay.address import one_line
 from bookpay.cli import state
 from bookpay.commands import paging
-from bookpay.commands.ledgerview import print_events, receipt_state
+from bookpay.commands.ledgerview import print_events, print_lines_table, receipt_state
 from bookpay.commands.output import (
     Cell,
     JsonOption,
@@ -70,7 +70,7 @@ def _error_text(error: dict) -> str:
     return f"{error.get('message', '')} ({codes})" if codes else error.get("message", "")
 
 
-@app.command("create")
+@app.command("create", short_help="Create a PaymentIntent for books, priced from the catalog.")
 def create(
     ctx: typer.Context,
     item: BookOption,
@@ -79,18 +79,44 @@ def create(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a PaymentIntent for a book, priced from the catalog.
+    """Create a PaymentIntent for one or more books, priced from the catalog.
 
-    Example: bookpay intent create --item 1 --email reader@example.com
+    The quote (its lines and total) is recorded in this shop's ledger under the order id the
+    PaymentIntent's metadata names, as the checkout records it.
+
+    Example: bookpay intent create --item 1:2 --item 3 --email reader@example.com
     """
+    from bookpay.commands.params import parse_items
+    from bookpay.quote import new_order_id, quote_items
+
     st = state(ctx)
-    book = st.catalog().get(item)
-    intent = st.gateway().create_intent(book, email=email)
+    quote = quote_items(st.catalog(), parse_items(item))
+    order_id = new_order_id()
+    intent = st.gateway().create_intent(quote, email=email, order_id=order_id)
+    _record_quote(st, intent["id"], order_id, quote)
     if as_json:
         emit_json(intent)
     else:
         _summary(intent)
+        info(f"Order {order_id}: {summary_of(quote)}.")
         info(f"Confirm it with: bookpay intent confirm {intent['id']} --card 4242424242424242")
+
+
+def summary_of(quote) -> str:
+    return ", ".join(f"{line.quantity} x {line.title} ({line.item_id})" for line in quote.lines)
+
+
+def _record_quote(st, intent_id: str, order_id: str, quote) -> None:
+    """The quote into the ledger, so that fulfilment checks the payment against it. Without a
+    ledger the PaymentIntent still works: fulfilment then prices its metadata's lines."""
+    from bookpay.errors import BookpayError
+    from bookpay.ledger import open_ledger
+
+    try:
+        with open_ledger(st.settings) as ledger:
+            ledger.record_quote(intent_id, order_id, quote)
+    except BookpayError as exc:
+        info(f"Warning: the quote was not recorded in the ledger: {exc.message}")
 
 
 @app.command("show", short_help="Show a PaymentIntent, its totals, receipt and events.")
@@ -111,11 +137,13 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     charge = charge if isinstance(charge, dict) else ({"id": charge} if charge else None)
     # Disputes are asked for only when the charge says there is one.
     disputes = gateway.list_disputes(intent_id) if (charge or {}).get("disputed") else []
-    timeline, receipt = _local_records(st, intent_id)
+    timeline, receipt, lines = _local_records(st, intent)
+    order_id = (intent.get("metadata") or {}).get("order_id")
     if as_json:
         emit_json(
             {
                 "payment_intent": intent,
+                "order": {"id": order_id, "lines": lines},
                 "refunds": refunds,
                 "disputes": disputes,
                 "totals": totals(intent, refunds, charge),
@@ -124,7 +152,6 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
             }
         )
         return
-    metadata = intent.get("metadata") or {}
     billing = (charge or {}).get("billing_details") or {}
     money = totals(intent, refunds, charge)
     currency = intent["currency"]
@@ -140,8 +167,9 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
             ("Refunded", format_amount(money["refunded"], currency)),
             ("Net", format_amount(money["net"], currency)),
         ]
+    if order_id:
+        rows.append(("Order", order_id))
     rows += [
-        ("Book", f"{metadata.get('book_title', '-')} (item {metadata.get('item_id', '-')})"),
         ("Email", intent.get("receipt_email") or billing.get("email") or "-"),
         ("Shipping", one_line(intent.get("shipping"))),
         ("Created", human_time(intent.get("created"))),
@@ -173,6 +201,8 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if timeline is not None:
         rows.append(("Receipt", receipt_state(receipt)))
     print_fields(rows)
+    print()
+    print_lines_table(lines, currency)
     if timeline:
         print()
         print_events(timeline)
@@ -207,21 +237,29 @@ def dispute_text(dispute: dict) -> str:
     return text
 
 
-def _local_records(st, intent_id: str) -> tuple[list[dict] | None, dict | None]:
-    """The events this shop's webhook received for the intent and its receipt, from the ledger.
+def _local_records(st, intent: dict) -> tuple[list[dict] | None, dict | None, list[dict]]:
+    """From this shop's ledger: the events its webhook received for the intent, its receipt,
+    and the order's lines (else what the intent's metadata says it buys).
 
-    (None, None) when there is no ledger here: it says so, and nothing is created.
+    No events or receipt (None, None) when there is no ledger here: it says so, and nothing is
+    created.
     """
     from bookpay.ledger import LedgerMissing, locate, open_ledger
+    from bookpay.orderlines import lines_of_intent
 
+    catalog = st.catalog()
     try:
         ledger = open_ledger(st.settings, create=False)  # a read: never create one
     except LedgerMissing:
         where = locate(st.settings.database_url, st.settings.data_dir).masked
         info(f"No orders ledger at {where}: events this shop received are not shown.")
-        return None, None
+        return None, None, lines_of_intent(intent, None, catalog)
     with ledger:
-        return ledger.events_for(intent_id), ledger.receipt_for(intent_id)
+        return (
+            ledger.events_for(intent["id"]),
+            ledger.receipt_for(intent["id"]),
+            lines_of_intent(intent, ledger, catalog),
+        )
 
 
 class Status(str, Enum):
@@ -307,7 +345,7 @@ def _row(i: dict) -> list[Cell]:
         i["id"],
         status_cell(i["status"]),
         format_amount(i["amount"], i["currency"]),
-        (i.get("metadata") or {}).get("book_title", "-"),
+        (i.get("metadata") or {}).get("book_title") or i.get("description") or "-",
         human_time(i.get("created")),
     ]
 

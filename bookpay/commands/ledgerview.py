@@ -1,4 +1,4 @@
-"""What `orders show` and `intent show` both print from the ledger: the receipt and the events."""
+"""What `orders show` and `intent show` both print from the ledger: lines, receipt and events."""
 
 from __future__ import annotations
 
@@ -53,4 +53,30 @@ def print_events(events: list[dict], *, title: str = "Events received by this sh
         justify_right=["Deliveries"],
         wrap_columns=["Outcome"],
         detail_columns=["Event"],
+    )
+
+
+def print_lines_table(lines: list[dict], currency: str) -> None:
+    """An order's lines: book, title, quantity, unit price and amount."""
+    from bookpay.money import format_amount
+
+    if not lines:
+        sys.stdout.write("No order lines known for it.\n")
+        return
+    rows = [
+        [
+            line["item_id"],
+            line["title"],
+            str(line["quantity"]),
+            format_amount(line["unit_amount"], currency),
+            format_amount(line["line_amount"], currency),
+        ]
+        for line in lines
+    ]
+    print_table(
+        ["Item", "Title", "Qty", "Unit", "Amount"],
+        rows,
+        title="Lines",
+        justify_right=["Qty", "Unit", "Amount"],
+        wrap_columns=["Title"],
     )

@@ -73,6 +73,18 @@ STATUS_STYLE = {
     "disputed": "bold red",
 }
 TABLE = ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"]
+LINE_FIELDS = ("position", "item_id", "title", "quantity", "unit_amount", "line_amount")
+# `orders export --lines`: one row per order line, with the order's own columns first.
+LINE_EXPORT_COLUMNS = (
+    "order_id",
+    "payment_intent",
+    "status",
+    "created",
+    "fulfilled_at",
+    "currency",
+    "email",
+    *LINE_FIELDS,
+)
 
 
 class Format(str, Enum):
@@ -119,13 +131,26 @@ def _row(order: dict) -> list[Cell]:
     return [
         order["id"],
         order["payment_intent"],
-        order["item_id"] or "",
+        order["item_id"] or order.get("items") or "",
         _price(order),
         order["email"] or "",
         _status(order),
         human_time(order["created"]),
         human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "",
     ]
+
+
+def _with_items(ledger, orders):
+    """Orders with ``items``, a summary of their lines (``2 x 1, 1 x 3``) for the Item column of
+    those paying for more than one copy; the lines of a batch are read in one query."""
+    from bookpay.commands.paging import chunks
+    from bookpay.orderlines import summary
+
+    for batch in chunks(orders, 1000):
+        lines = ledger.lines_for_orders(o["id"] for o in batch if not o["item_id"])
+        for order in batch:
+            found = lines.get(order["id"])
+            yield {**order, "items": summary(found)} if found else order
 
 
 def _filter(status, email, since, until):
@@ -169,6 +194,7 @@ def list_orders(
             return
         if every:
             orders = ledger.iter_orders(where, newest_first=True, starting_after=starting_after)
+            orders = _with_items(ledger, orders) if not as_json else orders
             count = paging.emit(
                 orders, as_json=as_json, columns=TABLE, row=_row, record=_record,
                 justify_right=["Amount"],
@@ -182,7 +208,7 @@ def list_orders(
             elif page:
                 print_table(
                     TABLE,
-                    [_row(order) for order in page],
+                    [_row(order) for order in _with_items(ledger, page)],
                     justify_right=["Amount"],
                     detail_columns=["PaymentIntent", "Email", "Fulfilled"],
                 )
@@ -216,8 +242,9 @@ def show_order(
 
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
-    from bookpay.commands.ledgerview import print_events, receipt_state
+    from bookpay.commands.ledgerview import print_events, print_lines_table, receipt_state
     from bookpay.errors import NotFound
+    from bookpay.orderlines import titled
 
     with _ledger(ctx) as ledger:
         if ledger is None:
@@ -225,8 +252,16 @@ def show_order(
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
         receipt = ledger.receipt_for(order["payment_intent"])
+        lines = titled(ledger.order_lines(order["id"]), state(ctx).catalog())
     if as_json:
-        emit_json({**_record(order), "receipt": _receipt_record(receipt), "events": events})
+        emit_json(
+            {
+                **_record(order),
+                "lines": [_line_record(line) for line in lines],
+                "receipt": _receipt_record(receipt),
+                "events": events,
+            }
+        )
         return
     fields: list[tuple[str, Cell]] = [
         ("Order", order["id"]),
@@ -249,7 +284,13 @@ def show_order(
         fields.append(("Note", order["note"]))
     print_fields(fields)
     sys.stdout.write("\n")
+    print_lines_table(lines, order["currency"] or "usd")
+    sys.stdout.write("\n")
     print_events(events, title="Events")
+
+
+def _line_record(line: dict) -> dict:
+    return {name: line[name] for name in LINE_FIELDS}
 
 
 def _receipt_record(receipt: dict | None) -> dict | None:
@@ -273,28 +314,68 @@ def export_orders(
     email: paging.EmailOption = None,
     since: paging.SinceOption = None,
     until: paging.UntilOption = None,
+    lines: Annotated[
+        bool,
+        typer.Option(
+            "--lines", help="One row per order line (book, title, quantity, amounts) instead."
+        ),
+    ] = False,
 ) -> None:
     """Export the orders (oldest first) as CSV, JSON or JSON Lines, streamed.
 
     The CSV has one column per part of the shipping address, and text that a spreadsheet would
-    run as a formula is prefixed with a quote. Memory use stays flat however many orders there
-    are.
+    run as a formula is prefixed with a quote. With --lines, each row is one line of an order
+    (the order's id, status, dates, currency and e-mail, then the book, its title, quantity,
+    unit and line amounts). Memory use stays flat however many orders there are.
 
     Example: bookpay orders export --format csv --output orders.csv
     """
     where = _filter(status, email, since, until)
+    write = _write_lines if lines else _write
     with _ledger(ctx) as ledger:
         rows = ledger.iter_order_rows(where) if ledger is not None else iter(())
+        if lines and ledger is not None:
+            rows = _line_rows(ledger, rows, state(ctx).catalog())
         if output is None:
-            count = _write(rows, fmt, sys.stdout)
+            count = write(rows, fmt, sys.stdout)
         else:
             from bookpay.privatefiles import FILE_MODE
 
             # Customers' addresses: the export is as private as the ledger it comes from.
             with open(output, "w", encoding="utf-8", newline="", opener=_opener(FILE_MODE)) as f:
-                count = _write(rows, fmt, f)
+                count = write(rows, fmt, f)
     if output is not None:
-        sys.stderr.write(f"Wrote {count} order{'s' if count != 1 else ''} to {output}\n")
+        what = "line" if lines else "order"
+        sys.stderr.write(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}\n")
+
+
+def _line_rows(ledger, rows, catalog):
+    """Tuples in LINE_EXPORT_COLUMNS order, from ``iter_order_rows``'s tuples: the lines of a
+    batch of orders are read in one query, so this streams as the orders do."""
+    from bookpay.commands.paging import chunks
+    from bookpay.ledger.queries import ORDER_COLUMNS
+    from bookpay.orderlines import titled
+
+    at = {name: ORDER_COLUMNS.index(name) for name in ORDER_COLUMNS}
+    head = [at["id"], *(at[name] for name in LINE_EXPORT_COLUMNS[1:7])]
+    for batch in chunks(rows, 1000):
+        found = ledger.lines_for_orders(row[at["id"]] for row in batch)
+        for row in batch:
+            for line in titled(found.get(row[at["id"]], []), catalog):
+                yield (*(row[i] for i in head), *(line[name] for name in LINE_FIELDS))
+
+
+def _write_lines(rows, fmt: Format, out) -> int:
+    count = 0
+    if fmt is Format.csv:
+        from bookpay.csvsafe import SafeWriter
+
+        writer = SafeWriter(out, LINE_EXPORT_COLUMNS)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+        return count
+    return _write_json((dict(zip(LINE_EXPORT_COLUMNS, row, strict=True)) for row in rows), fmt, out)
 
 
 def _opener(mode: int):
@@ -330,10 +411,21 @@ def _write(rows, fmt: Format, out) -> int:
             )
             count += 1
         return count
-    for row in rows:
-        order = dict(zip(ORDER_COLUMNS, row, strict=True))
-        order["shipping"] = json.loads(row[shipping_at]) if row[shipping_at] else None
-        line = json.dumps({name: order[name] for name in COLUMNS}, ensure_ascii=False)
+
+    def records():
+        for row in rows:
+            order = dict(zip(ORDER_COLUMNS, row, strict=True))
+            order["shipping"] = json.loads(row[shipping_at]) if row[shipping_at] else None
+            yield {name: order[name] for name in COLUMNS}
+
+    return _write_json(records(), fmt, out)
+
+
+def _write_json(records, fmt: Format, out) -> int:
+    """One JSON array written item by item, or JSON Lines; how many records."""
+    count = 0
+    for record in records:
+        line = json.dumps(record, ensure_ascii=False)
         if fmt is Format.jsonl:
             out.write(line + "\n")
         else:

@@ -78,11 +78,39 @@ IntentArg = Annotated[
     str,
     typer.Argument(metavar="PI", help="A PaymentIntent id (pi_...).", callback=check_intent_id),
 ]
+
+
+def _split_item(value: str) -> tuple[str, str]:
+    item, _, quantity = value.rpartition(":") if ":" in value else (value, "", "1")
+    return item, quantity
+
+
+def check_items(ctx: typer.Context, values: list[str] | None) -> list[str] | None:
+    """``ID`` or ``ID:QTY`` each; the quantities are checked here, the ids by the catalog."""
+    if not values or ctx.resilient_parsing:
+        return values
+    for value in values:
+        item, quantity = _split_item(value)
+        if not item or not quantity.isdigit() or not 1 <= int(quantity) <= 10:
+            raise typer.BadParameter(
+                f"expected ID or ID:QTY with a quantity from 1 to 10, got {value!r}."
+            )
+    return values
+
+
+def parse_items(values: list[str]) -> list[tuple[str, int]]:
+    """``["1:2", "3"]`` -> ``[("1", 2), ("3", 1)]`` (checked by ``check_items``)."""
+    return [(item, int(quantity)) for item, quantity in map(_split_item, values)]
+
+
 BookOption = Annotated[
-    str,
+    list[str],
     typer.Option(
         "--item",
-        help="The book's id (see `bookpay catalog list`).",
+        metavar="ID[:QTY]",
+        help="A book's id (see `bookpay catalog list`), with :QTY for several copies (1 to 10)."
+        " Repeat it for several books.",
         autocompletion=complete_book_ids,
+        callback=check_items,
     ),
 ]

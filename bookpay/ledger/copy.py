@@ -12,19 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bookpay.ledger.carts import ITEM_COLUMNS
 from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
+from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
 from bookpay.ledger.migrations import TABLES
 from bookpay.ledger.outbox import RECEIPT_COLUMNS
 from bookpay.ledger.queries import ORDER_COLUMNS
 
 FULFILMENT_COLUMNS = ("payment_intent", "order_id", "amount", "currency", "fulfilled_at")
+CARTS = ("id", "token_hash", "generation", "created", "updated")
+CART_ITEMS = ("cart_id", *ITEM_COLUMNS)
 # table -> (columns, primary key, the order rows are read in: insertion order where it matters)
 LAYOUT = {
-    "orders": (ORDER_COLUMNS, "id", ("created", "{seq}")),
-    "events": (EVENT_COLUMNS, "id", ("received_at", "{seq}")),
-    "fulfilments": (FULFILMENT_COLUMNS, "payment_intent", ("payment_intent",)),
-    "receipts": (RECEIPT_COLUMNS, "payment_intent", ("payment_intent",)),
+    "orders": (ORDER_COLUMNS, ("id",), ("created", "{seq}")),
+    "events": (EVENT_COLUMNS, ("id",), ("received_at", "{seq}")),
+    "fulfilments": (FULFILMENT_COLUMNS, ("payment_intent",), ("payment_intent",)),
+    "receipts": (RECEIPT_COLUMNS, ("payment_intent",), ("payment_intent",)),
+    "order_lines": (LINE_COLUMNS, ("order_id", "position"), ("order_id", "position")),
+    "quotes": (QUOTE_COLUMNS, ("payment_intent",), ("payment_intent",)),
+    "carts": (CARTS, ("id",), ("id",)),
+    "cart_items": (CART_ITEMS, ("cart_id", "item_id"), ("cart_id", "item_id")),
 }
 BATCH = 1000
 
@@ -85,10 +93,10 @@ def _upsert(target: Ledger, table: str, rows: list[list]) -> None:
     if table == "receipts":  # claims belong to the source's processes
         claimed = (columns.index("claimed_by"), columns.index("claimed_until"))
         rows = [[None if i in claimed else v for i, v in enumerate(row)] for row in rows]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
     with target.transaction() as tx:
         tx.many(sql, rows)

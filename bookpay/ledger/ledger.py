@@ -23,6 +23,8 @@ from typing import Any
 
 from bookpay.errors import NotFound
 from bookpay.ledger import process
+from bookpay.ledger.carts import CartStore
+from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
     STATUS_RANK,
@@ -60,8 +62,9 @@ def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledge
     return Ledger.at(location, settings.data_dir, create=create, migrate=migrate)
 
 
-class Ledger(OrderQueries, Outbox):
-    """Orders, events, fulfilments and receipts; safe to share between threads."""
+class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries):
+    """Orders, events, fulfilments, receipts, quotes and lines, carts; safe to share between
+    threads."""
 
     def __init__(self, backend, data_dir: Path) -> None:
         self.backend = backend
@@ -206,13 +209,14 @@ class Ledger(OrderQueries, Outbox):
         stamp = now_iso()
         # Insert-or-nothing first: two processes creating the same order at once must not
         # collide on the unique payment_intent; the loser then updates the winner's row.
+        # The order id is the one the checkout wrote into the PaymentIntent's metadata.
         created = tx.run(
             """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
             shipping, status, failure_reason, amount_refunded, charge, note, created, updated)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (payment_intent) DO NOTHING""",
             (
-                "ord_" + secrets.token_hex(8),
+                fields.get("order_id") or "ord_" + secrets.token_hex(8),
                 fields["payment_intent"],
                 fields["item_id"],
                 fields["amount"],

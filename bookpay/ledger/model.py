@@ -23,6 +23,7 @@ Order status only moves forward, by ``STATUS_RANK``:
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -39,6 +40,7 @@ STATUSES = (
 )
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 INTEGRATION = "bookpay"
+ORDER_ID = re.compile(r"ord_[0-9a-f]{16}")
 
 # A receipt row's life: pending (due at next_attempt_at) -> sent, skipped (SMTP and no address)
 # or undeliverable (an address no mail header can carry; never retried).
@@ -100,8 +102,14 @@ def intent_fields(intent: dict) -> dict[str, Any]:
     charge_id = charge.get("id") if isinstance(charge, dict) else charge
     billing = (charge.get("billing_details") or {}) if isinstance(charge, dict) else {}
     metadata = intent.get("metadata") or {}
+    order_id = metadata.get("order_id")
     return {
         "payment_intent": intent["id"],
+        # The checkout picks the order id before the PaymentIntent exists (so its metadata can
+        # name it); PaymentIntents of earlier versions name none, and get a new one.
+        "order_id": order_id
+        if isinstance(order_id, str) and ORDER_ID.fullmatch(order_id)
+        else None,
         "item_id": metadata.get("item_id"),
         "amount": intent.get("amount"),
         "currency": intent.get("currency"),

@@ -12,6 +12,7 @@ import uuid
 import bottle
 
 from bookpay.errors import UsageError
+from bookpay.quote import MAX_QUANTITY, QuantityOutOfRange
 
 MAX_JSON_BODY = 4 * 1024  # a checkout request is ~100 bytes; anything near this is not ours
 
@@ -24,23 +25,6 @@ class PayloadTooLarge(UsageError):
 class UnsupportedMediaType(UsageError):
     http_status = 415
     code = "unsupported_media_type"
-
-
-class AttemptFinished(UsageError):
-    """The attempt's PaymentIntent is already paid or canceled: the page must start a new one."""
-
-    http_status = 409
-    code = "attempt_finished"
-
-    def __init__(self, message: str, *, intent_id: str, status: str) -> None:
-        super().__init__(message)
-        self.intent_id = intent_id
-        self.status = status
-
-    def to_dict(self) -> dict:
-        # The page tells the shopper which order they already paid for, instead of silently
-        # starting a new payment.
-        return {**super().to_dict(), "paymentIntentId": self.intent_id, "status": self.status}
 
 
 def read_body(request: bottle.BaseRequest, limit: int, message: str) -> bytes:
@@ -79,6 +63,22 @@ def item_id(value: object) -> str:
         raise UsageError("Say which book to buy: 'item' is missing.", code="missing_item")
     if not isinstance(value, str) or not value:
         raise UsageError("'item' must be a book id (a string).", code="invalid_item")
+    return value
+
+
+def quantity(value: object, *, default: int | None = None, allow_zero: bool = False) -> int:
+    """A quantity from a form (text) or JSON (a whole number); the cart checks its bounds."""
+    if value is None or value == "":
+        if default is None:
+            raise UsageError("Say how many copies: 'quantity' is missing.", code="missing_quantity")
+        return default
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        low = 0 if allow_zero else 1
+        raise QuantityOutOfRange(
+            f"The quantity must be a whole number from {low} to {MAX_QUANTITY}."
+        )
     return value
 
 

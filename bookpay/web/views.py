@@ -11,22 +11,29 @@ import bottle
 from bookpay.address import address_lines
 from bookpay.catalog import Book
 from bookpay.money import format_amount
+from bookpay.quote import Quote
 
 
 class Templates:
-    """SimpleTemplate files looked up in our own folder only: no global TEMPLATE_PATH edits."""
+    """SimpleTemplate files looked up in our own folder only: no global TEMPLATE_PATH edits.
 
-    def __init__(self, folder: Path, **defaults) -> None:
+    ``context``, when given, is called at each render for what every page shows (the header's
+    cart count); it must not raise.
+    """
+
+    def __init__(self, folder: Path, context=None, **defaults) -> None:
         self._lookup = [str(folder)]
         self._cache: dict[str, bottle.SimpleTemplate] = {}
         self._defaults = defaults
+        self._context = context
 
     def render(self, name: str, **context) -> str:
         template = self._cache.get(name)
         if template is None:
             template = bottle.SimpleTemplate(name=name, lookup=self._lookup)
             self._cache[name] = template
-        return template.render(**{**self._defaults, **context})
+        shared = self._context() if self._context is not None else {}
+        return template.render(**{**self._defaults, **shared, **context})
 
 
 def checkout_href(book: Book) -> str:
@@ -39,25 +46,62 @@ def script_json(data: dict) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def receipt(intent: dict, book: Book) -> dict:
-    """What the success page shows, read from the retrieved PaymentIntent."""
+def line_views(lines: list[dict], currency: str) -> list[dict]:
+    """Ledger-shaped lines (``item_id``, ``title``, ``quantity``, ``unit_amount``,
+    ``line_amount``) with their amounts as text, for templates."""
+    return [
+        {
+            **line,
+            "unit": format_amount(line["unit_amount"], currency),
+            "amount": format_amount(line["line_amount"], currency),
+            "image": f"/covers/{quote(line['item_id'], safe='')}.svg",
+        }
+        for line in lines
+    ]
+
+
+def quote_json(quote: Quote) -> dict:
+    """A quote as the checkout page's script shows it: minor units, and the same as text."""
+    data = quote.to_dict()
+    for line in data["lines"]:
+        line["unitText"] = format_amount(line["unitAmount"], quote.currency)
+        line["lineText"] = format_amount(line["lineAmount"], quote.currency)
+    for name in ("subtotal", "shipping", "tax", "total"):
+        data[name + "Text"] = format_amount(data[name], quote.currency)
+    return data
+
+
+def receipt(intent: dict, lines: list[dict], retry_href: str) -> dict:
+    """What the success page shows, read from the retrieved PaymentIntent and its lines."""
     charge = intent.get("latest_charge")
     charge = charge if isinstance(charge, dict) else {}
     billing = charge.get("billing_details") or {}
     receipt_url = charge.get("receipt_url") or ""
     error = intent.get("last_payment_error") or {}
     amount = intent.get("amount_received") or intent.get("amount") or 0
+    currency = intent.get("currency") or "usd"
+    metadata = intent.get("metadata") or {}
     return {
         "status": intent.get("status"),
-        "book": book,
+        "lines": line_views(lines, currency),
+        "what": _what(lines),
+        "order_id": metadata.get("order_id") or "",
         "intent_id": intent["id"],
-        "total": format_amount(amount, intent.get("currency") or book.currency),
+        "total": format_amount(amount, currency),
         "email": intent.get("receipt_email") or billing.get("email") or "",
         "shipping": address_lines(intent.get("shipping")),
         "receipt_url": receipt_url if receipt_url.startswith(("https://", "http://")) else "",
         "reason": shopper_message(error) if error else "",
-        "retry_href": checkout_href(book),
+        "retry_href": retry_href,
     }
+
+
+def _what(lines: list[dict]) -> str:
+    """What was bought, in a few words for a sentence: the title, or "3 books"."""
+    if len(lines) == 1 and lines[0]["quantity"] == 1:
+        return lines[0]["title"]
+    copies = sum(line["quantity"] for line in lines)
+    return f"your {copies} books" if copies != 1 else "your book"
 
 
 # Stripe.js's own wording for a failed 3-D Secure check; the API's message is for developers.

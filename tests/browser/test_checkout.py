@@ -73,14 +73,21 @@ def pay(page) -> None:
 
 
 def expect_success(page, book) -> str:
+    """The success page of one copy of ``book``; the PaymentIntent's id."""
     page.wait_for_url(re.compile(r"/success\?"))
     heading = page.locator("h1")
     assert heading.inner_text() == "Success!"
-    assert page.locator("#receipt-title").inner_text() == book.title
+    line = page.locator("#receipt-lines [data-item]")
+    assert line.count() == 1
+    assert line.get_attribute("data-item") == book.id
+    assert line.locator(".line-title").inner_text() == book.title
+    assert line.locator(".line-quantity").inner_text() == "1 ×"
     assert page.locator("#receipt-amount").inner_text() == book.price
     intent_id = page.locator("#receipt-intent").inner_text()
     assert re.fullmatch(r"pi_\w+", intent_id)
-    assert page.locator("dt:has(+ #receipt-intent)").inner_text() == "Order reference"
+    assert re.fullmatch(r"ord_[0-9a-f]{16}", page.locator("#receipt-order").inner_text())
+    assert page.locator("dt:has(+ #receipt-order)").inner_text() == "Order reference"
+    assert page.locator("dt:has(+ #receipt-intent)").inner_text() == "Payment reference"
     assert page.locator("#receipt-email").inner_text() == EMAIL
     shipping = page.locator("#receipt-shipping").inner_text().splitlines()
     assert shipping[0] == "Ada Lovelace"
@@ -300,6 +307,7 @@ def test_back_after_paying_says_so_and_buys_again_only_when_asked(page, shop):
     fill_checkout(page)
     pay(page)
     first = expect_success(page, BOOKS[0])
+    first_order = page.locator("#receipt-order").inner_text()
     asked = []
     page.on(
         "request",
@@ -314,7 +322,7 @@ def test_back_after_paying_says_so_and_buys_again_only_when_asked(page, shop):
     notice = page.locator("#paid-notice")
     notice.wait_for()
     assert notice.inner_text().startswith(
-        f"You already paid for this book (order {first}). Buy another copy?"
+        f"You already paid for this book (order {first_order}). Buy another copy?"
     )
     assert focused_id(page) == "paid-notice"
     assert page.locator("#payment-form").is_hidden()
@@ -439,8 +447,12 @@ def test_unknown_item_shows_the_404_page(page, shop):
     assert page.locator("h1").inner_text() == "Books"
 
 
-def test_checkout_without_a_book_goes_to_the_catalog(page, shop):
+def test_checkout_with_an_empty_cart_leads_back_to_the_catalog(page, shop):
     page.goto(f"{shop}/checkout")
+    page.wait_for_url(shop + "/cart")
+    assert page.locator("h1").inner_text() == "Your cart"
+    assert page.locator("#cart-empty").inner_text().startswith("Your cart is empty.")
+    page.get_by_role("link", name="Browse the books").click()
     page.wait_for_url(shop + "/")
     assert page.locator("h1").inner_text() == "Books"
 

@@ -582,3 +582,24 @@ def test_loaderror_when_the_client_secret_is_wrong(page, shop, intent):
     assert all(e["error"]["type"] == "invalid_request_error" for e in failures)
     assert events(page, "ready") == []
     assert page.locator("form input").count() == 0
+
+
+def test_fetch_updates_reflects_the_intent_the_server_updated(page, shop, intent, client):
+    """elements.fetchUpdates(): {} once the Elements hold the PaymentIntent as the server left
+    it; the payment then confirms that amount."""
+    open_checkout(page, shop, intent.client_secret)
+    assert page.evaluate("() => window.__elements._intent.amount") == 2300
+    client.v1.payment_intents.update(intent.id, params={"amount": 4600})
+    assert page.evaluate("() => window.__elements.fetchUpdates()") == {}
+    assert page.evaluate("() => window.__elements._intent.amount") == 4600
+    fill_checkout(page)
+    page.click("#submit-button")
+    page.wait_for_url(f"{shop}/return?**")
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.amount_received) == ("succeeded", 4600)
+
+
+def test_fetch_updates_says_when_the_intent_cannot_be_fetched(page, shop, intent):
+    open_checkout(page, shop, f"{intent.id}_secret_wrong", ready=False)
+    result = page.evaluate("() => window.__elements.fetchUpdates()")
+    assert set(result) == {"error"} and result["error"]["message"]

@@ -24,6 +24,7 @@ METHODS = {
     "elements.create": "elements.create(type, options)",
     "elements.submit": "elements.submit()",
     "elements.getElement": "elements.getElement('payment')",
+    "elements.fetchUpdates": "elements.fetchUpdates()",
     "element.on": "element.on(event, handler)",
     "element.mount": "element.mount(node)",
     "element.focus": "element.focus()",
@@ -93,6 +94,7 @@ def test_every_method_exists_with_its_declared_name(page, shop, intent):  # noqa
           'stripe.elements': typeof s.elements, 'stripe.confirmPayment': typeof s.confirmPayment,
           'elements.create': typeof g.create, 'elements.submit': typeof g.submit,
           'elements.getElement': typeof g.getElement,
+          'elements.fetchUpdates': typeof g.fetchUpdates,
           'element.on': typeof p.on, 'element.mount': typeof p.mount,
           'element.focus': typeof p.focus, 'element.update': typeof p.update,
         };

@@ -3,6 +3,13 @@
  * accept-a-payment sample. The server fixes the amount; this script only asks it for the
  * PaymentIntent of this checkout attempt, mounts the Elements and confirms.
  *
+ * Paying for a cart, the shopper can change a quantity here: the cart is changed, the server
+ * updates the attempt's PaymentIntent to the new quote, the page shows it and refreshes the
+ * Elements (`elements.fetchUpdates()`). Pay stays disabled while that is in flight, and just
+ * before confirming the page asks the server once more for the attempt's quote: if it changed
+ * meanwhile (another tab), the page shows the new total and does not confirm, so the shopper
+ * never pays an amount they were not shown.
+ *
  * Configuration comes from the page's JSON block (no inline scripts: the CSP forbids them).
  *
  * The JSDoc types are checked against Stripe.js's own declarations (@stripe/stripe-js) by
@@ -18,10 +25,16 @@
  * @typedef {import('@stripe/stripe-js').StripePaymentElement} PaymentElement
  * @typedef {LinkElement | AddressElement | PaymentElement} MountedElement
  * @typedef {{type?: string, message?: string, field?: string}} ShownError
- * @typedef {{item: string, publishableKey: string, createIntentUrl: string, returnUrl: string,
- *   payLabel: string}} CheckoutConfig
- * @typedef {{clientSecret: string, paymentIntentId: string}} AttemptIntent
- * @typedef {{paymentIntentId?: string, status?: string}} PaidAttempt
+ * @typedef {{item: string, title: string, quantity: number, unitText: string,
+ *   lineText: string}} QuoteLineView
+ * @typedef {{lines: QuoteLineView[], quoteId: string, subtotalText: string, totalText: string,
+ *   total: number, currency: string}} QuoteView
+ * @typedef {{item: string | null, attemptScope: string, publishableKey: string,
+ *   createIntentUrl: string, cartItemsUrl: string, returnUrl: string, quote: QuoteView}}
+ *   CheckoutConfig
+ * @typedef {{clientSecret: string, paymentIntentId: string, changed?: boolean,
+ *   quote: QuoteView}} AttemptIntent
+ * @typedef {{paymentIntentId?: string, orderId?: string, status?: string}} PaidAttempt
  */
 (function () {
   'use strict';
@@ -52,12 +65,20 @@
   const paidOrder = byId('paid-order', HTMLElement);
   const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
   const newAttemptButton = byId('new-attempt-button', HTMLButtonElement);
+  const orderLines = byId('order-lines', HTMLUListElement);
+  const subtotal = byId('subtotal', HTMLElement);
+  const total = byId('total', HTMLElement);
+  const orderStatus = byId('order-status', HTMLElement);
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
   const LOAD_ERROR = 'The payment form could not be loaded.';
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-  // One attempt per book per tab: a reload reuses its PaymentIntent instead of making another.
-  const ATTEMPT_KEY = 'bookpay.attempt.' + config.item;
+  const CHANGED = 'Your order changed: check the new total, then pay.';
+  // One attempt per book (or per cart and payment of it) per tab: a reload reuses its
+  // PaymentIntent instead of making another.
+  const ATTEMPT_KEY = 'bookpay.attempt.' + config.attemptScope;
+  /** What the page shows, and so what the PaymentIntent holds. */
+  let shown = config.quote;
 
   const state = {
     /** @type {Set<MountedElement>} */
@@ -67,6 +88,7 @@
     addressComplete: false,
     loadFailed: false,
     busy: false,
+    updating: 0, // changes of the order on their way to the server
     focusWhenReady: false,
   };
   /** @type {Stripe | null} */
@@ -75,6 +97,7 @@
   let elements = null;
   /** @type {Array<[MountedElement, HTMLElement]>} each Element and its mount node, in page order */
   let mounted = [];
+  let intentId = ''; // the PaymentIntent the Elements were mounted for
 
   /* ------------------------------------------------------------------ messages ---------- */
 
@@ -122,12 +145,13 @@
 
   function canPay() {
     return state.ready.size === 3 && state.emailComplete && state.addressComplete
-      && !state.loadFailed;
+      && !state.loadFailed && !state.updating;
   }
 
   // Says what still keeps Pay disabled (never a field's own error: that is under the field).
   function hintText() {
     if (state.loadFailed) return ''; // the message says what went wrong, and offers a retry
+    if (state.updating) return 'Updating your order…';
     const missing = [];
     if (!state.emailComplete) missing.push('enter your email address');
     if (!state.addressComplete) missing.push('complete the shipping address');
@@ -158,7 +182,7 @@
     fields.toggleAttribute('inert', busy);
     const payment = elements ? elements.getElement('payment') : null;
     if (payment) payment.update({readOnly: busy});
-    buttonText.textContent = busy ? 'Processing…' : config.payLabel;
+    buttonText.textContent = busy ? 'Processing…' : payLabel();
     refreshButton();
   }
 
@@ -229,15 +253,18 @@
     return id;
   }
 
-  /** @param {boolean} fresh */
-  async function postAttempt(fresh) {
+  /**
+   * @param {string} url
+   * @param {object} data
+   */
+  async function postJson(url, data) {
     let response;
     try {
-      response = await fetch(config.createIntentUrl, {
+      response = await fetch(url, {
         method: 'POST',
         headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
         credentials: 'same-origin',
-        body: JSON.stringify({item: config.item, attemptId: attemptId(fresh)}),
+        body: JSON.stringify(data),
       });
     } catch (e) {
       throw new Error('Could not reach the shop. Check your connection and try again.');
@@ -249,6 +276,14 @@
       body = null;
     }
     return {status: response.status, ok: response.ok, body: body};
+  }
+
+  /** @param {boolean} fresh */
+  function postAttempt(fresh) {
+    const data = config.item === null
+      ? {attemptId: attemptId(fresh)} // the cart, as the server has it now
+      : {item: config.item, attemptId: attemptId(fresh)};
+    return postJson(config.createIntentUrl, data);
   }
 
   // The PaymentIntent of this attempt: {intent} or, when the attempt was already paid (the back
@@ -270,7 +305,129 @@
       if (error.status === 'succeeded') return {paid: error};
       if (!fresh) return createIntent(true);
     }
+    if (error.code === 'cart_empty') window.location.assign('/cart'); // nothing left to pay for
     throw new Error(error.message || GENERIC_ERROR);
+  }
+
+  /* ------------------------------------------------------------ the order ------------- */
+
+  function payLabel() {
+    return 'Pay ' + shown.totalText;
+  }
+
+  /**
+   * A line's node: the one shown, or a new one made like the first (a book added elsewhere).
+   * @param {QuoteLineView} line
+   * @returns {HTMLLIElement}
+   */
+  function lineNode(line) {
+    const found = Array.from(orderLines.children).find(
+      (node) => node instanceof HTMLLIElement && node.dataset.item === line.item);
+    if (found instanceof HTMLLIElement) return found;
+    const model = orderLines.firstElementChild;
+    const node = /** @type {HTMLLIElement} */ (model ? model.cloneNode(true) : document.createElement('li'));
+    node.dataset.item = line.item;
+    const cover = node.querySelector('img');
+    if (cover) {
+      cover.src = '/covers/' + encodeURIComponent(line.item) + '.svg';
+      cover.alt = 'Cover of ' + line.title;
+    }
+    const form = node.querySelector('form');
+    if (form) form.action = config.cartItemsUrl + '/' + encodeURIComponent(line.item);
+    return node;
+  }
+
+  /**
+   * @param {HTMLElement} node
+   * @param {string} selector
+   * @param {string} text
+   */
+  function setText(node, selector, text) {
+    const found = node.querySelector(selector);
+    if (found) found.textContent = text;
+  }
+
+  /** Show a quote: its lines, totals and the Pay button's amount. @param {QuoteView} quote */
+  function showQuote(quote) {
+    shown = quote;
+    const nodes = quote.lines.map((line) => {
+      const node = lineNode(line);
+      setText(node, '.line-title', line.title);
+      setText(node, '.line-unit-amount', line.unitText);
+      setText(node, '.line-amount', line.lineText);
+      setText(node, '.line-quantity-value', String(line.quantity));
+      const input = node.querySelector('input[name="quantity"]');
+      if (input instanceof HTMLInputElement && document.activeElement !== input) {
+        input.value = String(line.quantity);
+      }
+      return node;
+    });
+    orderLines.replaceChildren(...nodes);
+    subtotal.textContent = quote.subtotalText;
+    total.textContent = quote.totalText;
+    if (!state.busy) buttonText.textContent = payLabel();
+  }
+
+  /** @param {number} step +1 when a change starts, -1 when it is done */
+  function setUpdating(step) {
+    state.updating += step;
+    orderLines.setAttribute('aria-busy', state.updating ? 'true' : 'false');
+    refreshButton();
+  }
+
+  // Changes go to the server one after the other, so answers are shown in the order asked.
+  /** @type {Promise<void>} */
+  let changes = Promise.resolve();
+
+  // Ask the server for this attempt's PaymentIntent as the cart is now; show what it holds and
+  // refresh the Elements when it changed. Resolves whether the order differs from what was shown.
+  async function requote() {
+    const before = shown.quoteId;
+    const result = await createIntent(false);
+    if ('paid' in result) {
+      showPaidNotice(result.paid);
+      return true;
+    }
+    if (result.intent.paymentIntentId !== intentId) {
+      window.location.reload(); // the attempt had to start again: mount its Elements afresh
+      return true;
+    }
+    showQuote(result.intent.quote);
+    const changed = result.intent.quote.quoteId !== before;
+    if ((changed || result.intent.changed) && elements) {
+      const updated = await elements.fetchUpdates();
+      if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
+    }
+    return changed;
+  }
+
+  /**
+   * The shopper changed a line's quantity on this page (0 removes it).
+   * @param {string} item
+   * @param {string} quantity
+   */
+  function changeQuantity(item, quantity) {
+    if (state.busy) return;
+    setUpdating(1);
+    orderStatus.textContent = 'Updating your order…';
+    changes = changes.then(() => sendQuantity(item, quantity)).finally(() => setUpdating(-1));
+  }
+
+  /**
+   * @param {string} item
+   * @param {string} quantity
+   */
+  async function sendQuantity(item, quantity) {
+    let problem = '';
+    try {
+      const url = config.cartItemsUrl + '/' + encodeURIComponent(item);
+      const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
+      if (!answer.ok) problem = (answer.body && answer.body.error && answer.body.error.message) || GENERIC_ERROR;
+      await requote(); // whatever happened, show the order as the server has it
+    } catch (e) {
+      problem = e instanceof Error ? e.message : GENERIC_ERROR;
+    }
+    orderStatus.textContent = problem || 'Your order was updated.';
   }
 
   /* ---------------------------------------------------------------- Elements ------------ */
@@ -345,6 +502,14 @@
     /** @type {ShownError | null} */
     let error = null;
     try {
+      // The order as the server has it now: if it changed since it was shown, show it first.
+      if (await requote()) {
+        setBusy(false);
+        if (!paidNotice.hidden) return;
+        showMessage(CHANGED, 'info');
+        message.focus();
+        return;
+      }
       const submitted = await elements.submit();
       if (submitted.error) {
         error = submitted.error;
@@ -371,7 +536,7 @@
   /** @param {PaidAttempt} paid */
   function showPaidNotice(paid) {
     const intentId = paid.paymentIntentId || '';
-    paidOrder.textContent = intentId;
+    paidOrder.textContent = paid.orderId || intentId;
     const secret = intentId ? recall(SECRET_KEY + intentId) : null;
     if (secret) {
       // The order's own page, as Stripe's return_url would show it.
@@ -389,7 +554,7 @@
 
   /** @param {boolean} fresh */
   async function start(fresh) {
-    buttonText.textContent = config.payLabel;
+    buttonText.textContent = payLabel();
     refreshButton();
     if (typeof window.Stripe !== 'function') {
       loadFailed(LOAD_ERROR + ' Stripe.js did not load.');
@@ -406,6 +571,8 @@
       showPaidNotice(result.paid);
       return;
     }
+    showQuote(result.intent.quote);
+    intentId = result.intent.paymentIntentId;
     try {
       mountElements(result.intent.clientSecret);
     } catch (e) {
@@ -414,6 +581,24 @@
   }
 
   form.addEventListener('submit', pay);
+  // Quantities (paying for a cart): each change goes to the server, which re-prices the order.
+  orderLines.addEventListener('submit', (event) => {
+    const target = event.target;
+    if (!(target instanceof HTMLFormElement)) return;
+    event.preventDefault();
+    const line = target.closest('[data-item]');
+    const input = target.querySelector('input[name="quantity"]');
+    if (line instanceof HTMLElement && input instanceof HTMLInputElement) {
+      changeQuantity(line.dataset.item || '', input.value);
+    }
+  });
+  orderLines.addEventListener('change', (event) => {
+    const input = event.target;
+    const line = input instanceof HTMLInputElement ? input.closest('[data-item]') : null;
+    if (input instanceof HTMLInputElement && line instanceof HTMLElement) {
+      changeQuantity(line.dataset.item || '', input.value);
+    }
+  });
   retryButton.addEventListener('click', () => window.location.reload());
   newAttemptButton.addEventListener('click', () => {
     paidNotice.hidden = true;

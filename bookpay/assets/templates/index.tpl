@@ -1,5 +1,6 @@
 % rebase('base.tpl')
 <h1>Books</h1>
+<p id="cart-status" class="cart-status" role="status" aria-live="polite"></p>
 <ul class="books">
 % for book, href in books:
   <li class="book">
@@ -8,7 +9,14 @@
       <h2 class="book-title">{{book.title}}</h2>
       <p class="book-author">by {{book.author}}</p>
       <p class="book-description">{{book.description}}</p>
-      <a class="button" href="{{href}}" aria-label="Purchase {{book.title}} for {{book.price}}">Purchase — {{book.price}}</a>
+      <p class="book-price">{{book.price}}</p>
+      <div class="book-actions">
+        <form class="add-to-cart" method="post" action="/cart/items">
+          <input type="hidden" name="item" value="{{book.id}}">
+          <button class="button" type="submit" aria-label="Add {{book.title}} to cart">Add to cart</button>
+        </form>
+        <a class="button button--secondary" href="{{href}}" aria-label="Purchase {{book.title}} for {{book.price}}">Buy now</a>
+      </div>
     </div>
   </li>
 % end

@@ -2,11 +2,45 @@
 <section class="result result--{{status}}" aria-labelledby="result-heading">
 % if status == "succeeded":
   <h1 id="result-heading">Success!</h1>
-  <p class="lead">Thank you for your order. Your book is on its way.</p>
+  <p class="lead">Thank you for your order. Your {{"book is on its" if len(lines) == 1 and lines[0]['quantity'] == 1 else "books are on their"}} way.</p>
+% elif status == "processing":
+  <h1 id="result-heading">Payment processing</h1>
+  <p class="lead">Your payment for <strong>{{what}}</strong> ({{total}}) is processing. We'll email you when it completes.</p>
+% elif status == "requires_payment_method" and reason:
+  <h1 id="result-heading">Payment failed</h1>
+  <p class="lead">Your payment for <strong>{{what}}</strong> did not go through.</p>
+  <p class="reason" id="failure-reason">{{reason}}</p>
+  <p><a class="button" href="{{retry_href}}">Try again</a></p>
+% elif status == "requires_action":
+  <h1 id="result-heading">Payment needs your confirmation</h1>
+  <p class="lead">Your bank asked you to confirm the payment for <strong>{{what}}</strong>, and it was not confirmed.</p>
+  <p><a class="button" href="{{retry_href}}">Try again</a></p>
+% elif status == "canceled":
+  <h1 id="result-heading">Payment canceled</h1>
+  <p class="lead">The payment for <strong>{{what}}</strong> was canceled. You have not been charged.</p>
+  <p><a class="button" href="{{retry_href}}">Start again</a></p>
+% else:
+  <h1 id="result-heading">Payment not completed</h1>
+  <p class="lead">The payment for <strong>{{what}}</strong> has not completed.</p>
+  <p><a class="button" href="{{retry_href}}">Try again</a></p>
+% end
+% if status in ("succeeded", "processing"):
+  <ul id="receipt-lines" class="lines lines--receipt" aria-label="What you ordered">
+%   for line in lines:
+    <li class="line" data-item="{{line['item_id']}}">
+      <span class="line-quantity">{{line['quantity']}} ×</span>
+      <span class="line-title">{{line['title']}}</span>
+      <span class="line-unit">{{line['unit']}} each</span>
+      <span class="line-amount">{{line['amount']}}</span>
+    </li>
+%   end
+  </ul>
   <dl class="receipt">
-    <dt>Book</dt><dd id="receipt-title">{{book.title}}</dd>
-    <dt>Total charged</dt><dd id="receipt-amount">{{total}}</dd>
-    <dt>Order reference</dt><dd id="receipt-intent"><code>{{intent_id}}</code></dd>
+    <dt>{{"Total charged" if status == "succeeded" else "Total"}}</dt><dd id="receipt-amount">{{total}}</dd>
+%   if order_id:
+    <dt>Order reference</dt><dd id="receipt-order"><code>{{order_id}}</code></dd>
+%   end
+    <dt>Payment reference</dt><dd id="receipt-intent"><code>{{intent_id}}</code></dd>
 %   if email:
     <dt>Email</dt><dd id="receipt-email">{{email}}</dd>
 %   end
@@ -19,32 +53,9 @@
     </dd>
 %   end
   </dl>
-%   if receipt_url:
+%   if receipt_url and status == "succeeded":
   <p><a class="text-link" href="{{receipt_url}}" rel="noopener noreferrer">View your receipt</a></p>
 %   end
-% elif status == "processing":
-  <h1 id="result-heading">Payment processing</h1>
-  <p class="lead">Your payment for <strong>{{book.title}}</strong> ({{total}}) is processing. We'll email you when it completes.</p>
-  <p>Order reference <code id="receipt-intent">{{intent_id}}</code></p>
-% elif status == "requires_payment_method" and reason:
-  <h1 id="result-heading">Payment failed</h1>
-  <p class="lead">Your payment for <strong>{{book.title}}</strong> did not go through.</p>
-%   if reason:
-  <p class="reason" id="failure-reason">{{reason}}</p>
-%   end
-  <p><a class="button" href="{{retry_href}}">Try again</a></p>
-% elif status == "requires_action":
-  <h1 id="result-heading">Payment needs your confirmation</h1>
-  <p class="lead">Your bank asked you to confirm the payment for <strong>{{book.title}}</strong>, and it was not confirmed.</p>
-  <p><a class="button" href="{{retry_href}}">Try again</a></p>
-% elif status == "canceled":
-  <h1 id="result-heading">Payment canceled</h1>
-  <p class="lead">The payment for <strong>{{book.title}}</strong> was canceled. You have not been charged.</p>
-  <p><a class="button" href="{{retry_href}}">Start again</a></p>
-% else:
-  <h1 id="result-heading">Payment not completed</h1>
-  <p class="lead">The payment for <strong>{{book.title}}</strong> has not completed.</p>
-  <p><a class="button" href="{{retry_href}}">Try again</a></p>
 % end
   <p><a class="back-link" href="/">← Back to the books</a></p>
 </section>

@@ -997,6 +997,9 @@
       this._loaded = !secret ? Promise.resolve({}) : this._stripe.retrievePaymentIntent(secret)
         .then((result) => {
           this._settled = true;
+          // What the Elements reflect of the PaymentIntent (its amount, currency, status),
+          // as of the last load or fetchUpdates().
+          if (result.paymentIntent) this._intent = result.paymentIntent;
           return result;
         });
       return this._loaded;
@@ -1038,8 +1041,16 @@
       this._elements.forEach((el) => { if (el._fields) el._render(); });
     }
 
+    // Stripe.js: fetches the PaymentIntent again after the server updated it (an amount), and
+    // reflects it in the Elements; resolves {} or {error: {message, status?}}. submit() and
+    // confirmPayment() wait for it, as they wait for the first load.
     fetchUpdates() {
-      return this._load().then((result) => (result.error ? {error: result.error} : {}));
+      return this._load().then((result) => {
+        if (!result.error) return {};
+        const error = {message: result.error.message || 'The PaymentIntent could not be loaded.'};
+        if (result.error.code) error.status = result.error.code;
+        return {error: error};
+      });
     }
 
     // Validates every mounted Element in page order, shows all messages, focuses the first

@@ -1,0 +1,145 @@
+/*
+ * The catalog's "Add to cart" and the cart page's quantities, without leaving the page.
+ *
+ * Every form here works without this script (a plain POST and a redirect back). With it, the
+ * same request is sent as JSON; the answer is the cart as the server has it, which updates the
+ * header's count, the cart's lines and its subtotal, and says what happened in a live region.
+ * A change the server refuses (more than 10 copies, a full cart, another currency) is shown as
+ * the server worded it.
+ */
+/**
+ * @typedef {{item: string, quantity: number, lineText: string}} CartLine
+ * @typedef {{count: number, lines: CartLine[], subtotalText: string, notice: string,
+ *   problem: string}} CartAnswer
+ */
+(function () {
+  'use strict';
+
+  const GENERIC_ERROR = 'Something went wrong. Please try again.';
+
+  /** @param {string} id */
+  function find(id) {
+    return document.getElementById(id);
+  }
+
+  /** @param {CartAnswer} cart */
+  function showCount(cart) {
+    const count = find('cart-count');
+    if (count) count.textContent = String(cart.count);
+  }
+
+  /**
+   * The form's fields (and the pressed button's: Remove is quantity 0), as JSON.
+   * @param {HTMLFormElement} form
+   * @param {HTMLElement | null} [submitter]
+   * @returns {Promise<{cart?: CartAnswer, error?: string}>}
+   */
+  async function send(form, submitter) {
+    /** @type {Record<string, FormDataEntryValue>} */
+    const data = Object.fromEntries(new FormData(form).entries());
+    if (submitter instanceof HTMLButtonElement && submitter.name) data[submitter.name] = submitter.value;
+    delete data.next;
+    let response;
+    try {
+      response = await fetch(form.action, {
+        method: 'POST',
+        headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+        credentials: 'same-origin',
+        body: JSON.stringify(data),
+      });
+    } catch (e) {
+      return {error: 'Could not reach the shop. Check your connection and try again.'};
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (e) {
+      body = null;
+    }
+    if (response.ok && body && body.cart) return {cart: body.cart};
+    return {error: (body && body.error && body.error.message) || GENERIC_ERROR};
+  }
+
+  /* The catalog: "Add to cart" stays on the page. */
+  const status = find('cart-status');
+  document.querySelectorAll('form.add-to-cart').forEach((node) => {
+    const form = /** @type {HTMLFormElement} */ (node);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const button = form.querySelector('button');
+      if (button) button.disabled = true;
+      const answer = await send(form);
+      if (button) button.disabled = false;
+      if (!status) return;
+      if (answer.cart) {
+        showCount(answer.cart);
+        const title = form.closest('.book')?.querySelector('.book-title')?.textContent || 'The book';
+        status.textContent = title + ' is in your cart (' + answer.cart.count + ' in all).';
+      } else {
+        status.textContent = answer.error || GENERIC_ERROR;
+      }
+    });
+  });
+
+  /* The cart page: quantities and removals update the lines and the subtotal in place. */
+  const lines = find('cart-lines');
+  const message = find('cart-message');
+  if (lines && message) enhanceCart(lines, message);
+
+  /**
+   * @param {HTMLElement} lines
+   * @param {HTMLElement} message
+   */
+  function enhanceCart(lines, message) {
+    /** @param {CartAnswer} cart */
+    function showCart(cart) {
+      if (!cart.lines.length) {
+        window.location.reload(); // the empty cart's page says so and leads back to the books
+        return;
+      }
+      showCount(cart);
+      Array.from(lines.children).forEach((node) => {
+        const item = /** @type {HTMLElement} */ (node).dataset.item;
+        const line = cart.lines.find((l) => l.item === item);
+        if (!line) {
+          node.remove();
+          return;
+        }
+        const amount = node.querySelector('.line-amount');
+        if (amount) amount.textContent = line.lineText;
+        const input = node.querySelector('input[name="quantity"][type="number"]');
+        if (input instanceof HTMLInputElement) input.value = String(line.quantity);
+      });
+      const subtotal = find('cart-subtotal');
+      if (subtotal) subtotal.textContent = cart.subtotalText;
+    }
+
+    /**
+     * @param {HTMLFormElement} form
+     * @param {HTMLElement | null} [submitter]
+     */
+    async function change(form, submitter) {
+      lines.setAttribute('aria-busy', 'true');
+      const answer = await send(form, submitter);
+      lines.setAttribute('aria-busy', 'false');
+      if (answer.cart) {
+        message.textContent = answer.cart.problem || '';
+        showCart(answer.cart);
+      } else {
+        message.textContent = answer.error || GENERIC_ERROR;
+      }
+    }
+
+    lines.addEventListener('submit', (event) => {
+      if (!(event.target instanceof HTMLFormElement)) return;
+      event.preventDefault();
+      change(event.target, event.submitter);
+    });
+    lines.addEventListener('change', (event) => {
+      const input = event.target;
+      if (input instanceof HTMLInputElement && input.form && input.type === 'number') {
+        change(input.form);
+      }
+    });
+  }
+})();

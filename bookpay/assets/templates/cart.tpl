@@ -1,0 +1,43 @@
+% rebase('base.tpl')
+<section class="cart" aria-labelledby="cart-heading">
+  <h1 id="cart-heading">Your cart</h1>
+  <p id="cart-message" class="cart-message" role="alert">{{message}}</p>
+  <p id="cart-notice" class="cart-notice" role="status">{{notice}}</p>
+% if not lines:
+  <div id="cart-empty" class="cart-empty">
+    <p class="lead">Your cart is empty.</p>
+    <p><a class="button" href="/">Browse the books</a></p>
+  </div>
+% else:
+  <ul id="cart-lines" class="lines">
+%   for line in lines:
+    <li class="line" data-item="{{line['item_id']}}">
+      <img class="cover" src="{{line['image']}}" width="60" height="90" alt="">
+      <div class="line-text">
+        <p class="line-title">{{line['title']}}</p>
+        <p class="line-unit">{{line['unit']}} each</p>
+      </div>
+      <form class="line-form" method="post" action="/cart/items/{{line['item_id']}}">
+        <label>Quantity <input type="number" name="quantity" value="{{line['quantity']}}" min="0" max="10" step="1" inputmode="numeric" required></label>
+        <input type="hidden" name="next" value="/cart">
+        <button class="button button--small button--secondary" type="submit">Update</button>
+      </form>
+      <form class="line-remove" method="post" action="/cart/items/{{line['item_id']}}">
+        <input type="hidden" name="next" value="/cart">
+        <button class="text-button" type="submit" name="quantity" value="0" aria-label="Remove {{line['title']}}">Remove</button>
+      </form>
+      <p class="line-amount">{{line['amount']}}</p>
+    </li>
+%   end
+  </ul>
+  <dl class="totals">
+    <dt>Subtotal</dt><dd id="cart-subtotal">{{view.quote.formatted(view.quote.subtotal) if view.quote else ""}}</dd>
+  </dl>
+  <p class="cart-actions">
+    <a class="back-link" href="/">← Keep shopping</a>
+%   if view.quote:
+    <a id="checkout-link" class="button" href="/checkout">Checkout</a>
+%   end
+  </p>
+% end
+</section>

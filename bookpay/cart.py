@@ -1,0 +1,179 @@
+"""The cart: books and quantities a shopper collects before paying, kept on the server.
+
+A cart lives in the ledger's database and is found by a random token the shopper's browser
+holds in a cookie (only the token's hash is stored). Its bounds are checked inside the
+transaction that changes it: 1 to ``MAX_QUANTITY`` copies a line, at most ``MAX_LINES`` lines,
+and one currency, the first book's. Prices are never kept: a cart is priced from the catalog
+each time it is shown or paid for (``bookpay.quote``), and a book the catalog no longer sells
+is dropped from it, with a notice naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from bookpay.errors import BookpayError
+from bookpay.quote import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    EmptyQuote,
+    MixedCurrency,
+    QuantityOutOfRange,
+    Quote,
+    QuoteLine,
+    TooManyLines,
+    check_quantity,
+    mixed_currency,
+)
+
+COOKIE = "bookpay_cart"
+COOKIE_MAX_AGE = 30 * 24 * 3600  # a cart left alone for a month is forgotten by the browser
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def plausible_token(token: str | None) -> bool:
+    """Whether a cookie value can be one of our tokens (so that junk never reaches a query)."""
+    return bool(token) and 20 <= len(token) <= 64 and token.isascii() and token.isprintable()
+
+
+@dataclass(frozen=True)
+class CartView:
+    """A cart as priced now: its lines, the quote (None when empty), and what was dropped."""
+
+    cart: dict | None
+    lines: tuple[QuoteLine, ...] = ()
+    dropped: tuple[str, ...] = ()  # titles of books the catalog no longer sells
+    problem: BookpayError | None = None  # a cart that cannot be paid for as it is
+    quote: Quote | None = field(default=None)
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+    def require_quote(self) -> Quote:
+        """The quote to pay, or the reason there is none (an empty cart, mixed currencies)."""
+        if self.problem is not None:
+            raise self.problem
+        if self.quote is None:
+            raise EmptyQuote("Your cart is empty: add a book first.")
+        return self.quote
+
+    def notice(self) -> str:
+        if not self.dropped:
+            return ""
+        names = ", ".join(repr(title) for title in self.dropped)
+        verb = "is" if len(self.dropped) == 1 else "are"
+        return f"{names} {verb} no longer sold: removed from your cart."
+
+
+class Carts:
+    """Carts over the ledger, priced from the catalog."""
+
+    def __init__(self, ledger, catalog) -> None:
+        self.ledger = ledger
+        self.catalog = catalog
+
+    def find(self, token: str | None) -> dict | None:
+        if not plausible_token(token):
+            return None
+        return self.ledger.find_cart(token_hash(token))
+
+    def create(self) -> tuple[dict, str]:
+        """A new, empty cart and the token that finds it."""
+        token = new_token()
+        return self.ledger.create_cart(token_hash(token)), token
+
+    def count(self, cart: dict | None) -> int:
+        return self.ledger.cart_count(cart["id"]) if cart else 0
+
+    def add(self, cart: dict, item_id: str, quantity: int = 1) -> list[dict]:
+        """Add ``quantity`` copies of a book (to the copies already there)."""
+        check_quantity(quantity)
+        book = self.catalog.get(item_id)
+
+        def edit(items: list[dict]) -> dict:
+            current = next((i for i in items if i["item_id"] == book.id), None)
+            total = quantity + (current["quantity"] if current else 0)
+            if total > MAX_QUANTITY:
+                have = current["quantity"] if current else 0
+                raise QuantityOutOfRange(
+                    f"You can order at most {MAX_QUANTITY} copies of {book.title!r}; your cart "
+                    f"already has {have}."
+                )
+            if current is None and len(items) >= MAX_LINES:
+                raise TooManyLines(
+                    f"Your cart is full: it holds {MAX_LINES} different books, the most one "
+                    "order can. Pay for these first, or remove one."
+                )
+            others = {i["currency"] for i in items if i["item_id"] != book.id}
+            if others and book.currency not in others:
+                raise mixed_currency(sorted(others)[0], book)
+            return {book.id: (total, book.title, book.currency)}
+
+        return self.ledger.edit_cart(cart["id"], edit)
+
+    def set_quantity(self, cart: dict, item_id: str, quantity: int) -> list[dict]:
+        """Set a line's quantity; 0 removes it. A book not in the cart is added."""
+        check_quantity(quantity, allow_zero=True)
+
+        def edit(items: list[dict]) -> dict:
+            current = next((i for i in items if i["item_id"] == item_id), None)
+            if quantity == 0:
+                return {item_id: (0, "", "")} if current else {}
+            if current is not None and item_id not in self.catalog:
+                return {item_id: (0, "", "")}  # no longer sold: the view says so
+            book = self.catalog.get(item_id)
+            if current is None and len(items) >= MAX_LINES:
+                raise TooManyLines(f"Your cart is full: it holds {MAX_LINES} different books.")
+            others = {i["currency"] for i in items if i["item_id"] != book.id}
+            if others and book.currency not in others:
+                raise mixed_currency(sorted(others)[0], book)
+            return {book.id: (quantity, book.title, book.currency)}
+
+        return self.ledger.edit_cart(cart["id"], edit)
+
+    def view(self, cart: dict | None) -> CartView:
+        """The cart priced from the catalog now. Books it no longer sells are taken out of the
+        cart (once: the view that drops them names them)."""
+        if cart is None:
+            return CartView(None)
+        items = self.ledger.cart_items(cart["id"])
+        gone = [item for item in items if item["item_id"] not in self.catalog]
+        if gone:
+            ids = {item["item_id"] for item in gone}
+
+            def drop(current: list[dict]) -> dict:
+                return {i["item_id"]: (0, "", "") for i in current if i["item_id"] in ids}
+
+            self.ledger.edit_cart(cart["id"], drop)
+        lines = []
+        for item in items:
+            if item["item_id"] in self.catalog:
+                book = self.catalog.get(item["item_id"])
+                lines.append(QuoteLine(book.id, book.title, item["quantity"], book.amount))
+        dropped = tuple(item["title"] for item in gone)
+        if not lines:
+            return CartView(cart, dropped=dropped)
+        currencies = {self.catalog.get(line.item_id).currency for line in lines}
+        if len(currencies) > 1:  # the catalog changed a price's currency under the cart
+            problem = MixedCurrency(
+                "Your cart holds books priced in "
+                + " and ".join(sorted(c.upper() for c in currencies))
+                + ": one order holds one currency. Remove the books you do not want now."
+            )
+            return CartView(cart, tuple(lines), dropped, problem)
+        quote = Quote(tuple(lines), currencies.pop())
+        return CartView(cart, tuple(lines), dropped, quote=quote)

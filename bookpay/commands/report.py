@@ -1,0 +1,176 @@
+"""`bookpay report`: what sold, from the orders ledger alone (no Stripe calls)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bookpay.cli import state
+from bookpay.commands import paging
+from bookpay.commands.output import JsonOption, emit_json, info, is_terminal, print_table
+from bookpay.terminal import printable
+
+app = typer.Typer(help="Reports from the orders ledger.", no_args_is_help=True)
+
+AMOUNTS = ("gross", "refunded", "disputed", "net")
+CSV_COLUMNS = ("currency", "key", "label", "orders", "copies", *AMOUNTS)
+
+
+class By(str, Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+    book = "book"
+
+
+@app.command("sales", short_help="Orders, copies and money per period or per book.")
+def sales(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="Only sales fulfilled at or after DATE (YYYY-MM-DD or ISO 8601; UTC unless "
+            "it says).",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            help="Only sales fulfilled before DATE (a bare date includes that whole day).",
+        ),
+    ] = None,
+    by: Annotated[By, typer.Option("--by", help="One row per day, week, month or book.")] = By.day,
+    chart: Annotated[
+        Path | None,
+        typer.Option(
+            "--chart",
+            metavar="FILE",
+            help="Also write the net revenue as a bar chart to FILE (.svg or .png).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """Orders, copies sold, gross, refunded, disputed and net, per period or per book.
+
+    A sale is a fulfilled order, dated by its fulfilment (UTC days, ISO weeks, months).
+    Refunds and disputes count against the sale they undo. Amounts are in each currency's
+    minor unit in JSON and CSV; one table per currency. At a terminal the net revenue is drawn
+    as a bar chart; --chart writes one to a file.
+
+    Example: bookpay report sales --since 2026-01-01 --by week --chart sales.svg
+    """
+    from bookpay.ledger import LedgerMissing, locate, open_ledger
+    from bookpay.report import SalesReport, sales_report
+
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv.", param_hint="--csv")
+    if chart is not None and chart.suffix.lower() not in (".svg", ".png"):
+        raise typer.BadParameter(
+            "the chart's file name must end in .svg or .png.", param_hint="--chart"
+        )
+    start, end = paging.moments(since, until)
+    st = state(ctx)
+    try:
+        ledger = open_ledger(st.settings, create=False)
+    except LedgerMissing:
+        where = locate(st.settings.database_url, st.settings.data_dir).masked
+        info(f"No sales: there is no ledger at {where} yet.")
+        report = SalesReport(by.value, start, end, [])
+    else:
+        with ledger:
+            report = sales_report(ledger, by=by.value, since=start, until=end, catalog=st.catalog())
+    if chart is not None:
+        from bookpay.commands.chart import write_chart
+
+        write_chart(report, chart)
+        info(f"Wrote the chart to {chart}")
+    if as_json:
+        emit_json(report.to_dict())
+    elif as_csv:
+        _csv(report)
+    else:
+        _tables(report)
+
+
+def _csv(report) -> None:
+    from bookpay.csvsafe import SafeWriter
+
+    writer = SafeWriter(sys.stdout, CSV_COLUMNS)
+    for part in report.currencies:
+        for row in [*part.rows, part.total]:
+            data = row.to_dict()
+            writer.writerow([part.currency, *(data[name] for name in CSV_COLUMNS[1:])])
+
+
+def _tables(report) -> None:
+    from bookpay.money import format_amount
+
+    if not report.currencies:
+        info("No sales in that period." if report.since or report.until else "No sales yet.")
+        return
+    first = "Book" if report.by == "book" else report.by.capitalize()
+    columns = [first, *(["Title"] if report.by == "book" else []), "Orders", "Copies"]
+    columns += [name.capitalize() for name in AMOUNTS]
+    for n, part in enumerate(report.currencies):
+        rows = []
+        for row in [*part.rows, part.total]:
+            data = row.to_dict()
+            cells = [row.key if row.key != "total" else "Total"]
+            if report.by == "book":
+                cells.append(row.label if row.key != "total" else "")
+            cells += [str(row.orders), str(row.copies)]
+            cells += [format_amount(data[name], part.currency) for name in AMOUNTS]
+            rows.append(cells)
+        if n:
+            sys.stdout.write("\n")
+        print_table(
+            columns,
+            rows,
+            title=f"Sales in {part.currency.upper()}",
+            justify_right=["Orders", "Copies", *(c.capitalize() for c in AMOUNTS)],
+            wrap_columns=["Title"],
+        )
+        if is_terminal():
+            sys.stdout.write("\n")
+            bar_chart(part, report.by)
+
+
+# A bar's eighths, for a smooth end at a terminal.
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar_chart(part, by: str, *, width: int | None = None) -> None:
+    """The net revenue of each row as a horizontal bar (Rich; red where it is negative)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from bookpay.commands.output import width_of
+    from bookpay.money import format_amount
+
+    console = Console(highlight=False)
+    width = width or console.width
+    labels = [printable(row.key if by != "book" else row.label) for row in part.rows]
+    amounts = [format_amount(row.net, part.currency) for row in part.rows]
+    label_width = min(max(map(width_of, labels), default=0), 30)
+    amount_width = max(map(width_of, amounts), default=0)
+    room = max(10, width - label_width - amount_width - 4)
+    top = max((abs(row.net) for row in part.rows), default=0) or 1
+    text = Text()
+    text.append(f"Net revenue per {by}, {part.currency.upper()}\n", style="bold")
+    for label, amount, row in zip(labels, amounts, part.rows, strict=True):
+        eighths = round(abs(row.net) * room * 8 / top)
+        bar = "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
+        shown = label if width_of(label) <= label_width else label[: label_width - 1] + "…"
+        text.append(shown + " " * (label_width - width_of(shown)) + "  ")
+        text.append(bar, style="red" if row.net < 0 else "green")
+        text.append(" " * (room - len(bar) + 1) + amount.rjust(amount_width) + "\n")
+    console.print(text, end="", soft_wrap=True)

@@ -1,0 +1,195 @@
+"""Quotes and order lines: what each PaymentIntent was priced at, book by book.
+
+The checkout records a quote (its lines, subtotal, shipping, tax and total) each time it creates
+or updates a PaymentIntent, in one transaction with the order's lines, so that fulfilment checks
+the amount paid against what the shop asked for, and the success page, the receipt, the CLI and
+the sales report show the same lines. Lines are keyed by the order id, which the checkout picks
+before the PaymentIntent exists and writes into its metadata (the order row itself is made by
+the first event about the payment). Earlier orders got one line each in migration 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bookpay.ledger.errors import LedgerConflict
+from bookpay.ledger.model import now_iso
+
+LINE_COLUMNS = (
+    "order_id",
+    "position",
+    "item_id",
+    "title",
+    "quantity",
+    "unit_amount",
+    "line_amount",
+)
+QUOTE_COLUMNS = (
+    "payment_intent",
+    "order_id",
+    "attempt_id",
+    "cart_id",
+    "currency",
+    "subtotal",
+    "shipping",
+    "tax",
+    "total",
+    "shipping_rate",
+    "created",
+    "updated",
+    "settled_at",
+)
+_LINES = ", ".join(LINE_COLUMNS)
+_QUOTES = ", ".join(QUOTE_COLUMNS)
+MAX_IN = 500  # ids per IN (...) list
+
+
+class QuoteFrozen(Exception):
+    """The order is fulfilled: its quote and lines are what was paid, and stay so."""
+
+
+class QuoteStore:
+    """The quote and line methods of ``Ledger`` (which provides ``backend`` and ``_read``)."""
+
+    def record_quote(
+        self,
+        payment_intent: str,
+        order_id: str,
+        quote,
+        *,
+        attempt_id: str | None = None,
+        cart_id: str | None = None,
+    ) -> dict:
+        """Record ``quote`` (a ``bookpay.quote.Quote``) as what ``payment_intent`` holds, and its
+        lines as the order's, replacing an earlier quote of the same PaymentIntent.
+
+        Raises QuoteFrozen when the order is already fulfilled.
+        """
+        stamp = now_iso()
+        with self.backend.write() as tx:
+            fulfilled = tx.one(
+                "SELECT fulfilled_at FROM orders WHERE id = ? AND fulfilled_at IS NOT NULL",
+                (order_id,),
+            )
+            if fulfilled:
+                raise QuoteFrozen(f"order {order_id} is fulfilled")
+            # Insert-or-nothing, then update: several writers of one quote at once (fulfilments
+            # racing) must neither fail on a unique key nor interleave their lines; the update
+            # holds the quote's row until the lines are written.
+            amounts = (
+                quote.currency,
+                quote.subtotal,
+                quote.shipping,
+                quote.tax,
+                quote.total,
+                quote.shipping_rate,
+            )
+            inserted = tx.run(
+                f"""INSERT INTO quotes ({_QUOTES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING""",
+                (payment_intent, order_id, attempt_id, cart_id, *amounts, stamp, stamp, None),
+            )
+            if not inserted and not tx.run(
+                """UPDATE quotes SET currency = ?, subtotal = ?, shipping = ?, tax = ?,
+                total = ?, shipping_rate = ?, cart_id = COALESCE(?, cart_id), updated = ?
+                WHERE payment_intent = ? AND order_id = ?""",
+                (*amounts, cart_id, stamp, payment_intent, order_id),
+            ):
+                raise LedgerConflict(
+                    f"The ledger at {self.where} already has a quote for another payment of "
+                    f"order {order_id} (or for {payment_intent} of another order)."
+                )
+            tx.run("DELETE FROM order_lines WHERE order_id = ?", (order_id,))
+            tx.many(
+                f"INSERT INTO order_lines ({_LINES}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        order_id,
+                        position,
+                        line.item_id,
+                        line.title,
+                        line.quantity,
+                        line.unit_amount,
+                        line.line_amount,
+                    )
+                    for position, line in enumerate(quote.lines)
+                ],
+            )
+            return tx.one(
+                f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,)
+            )
+
+    def quote_for(self, payment_intent: str) -> dict | None:
+        """The quote recorded for a PaymentIntent, with its ``lines``, or None."""
+        rows = self._read(
+            f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,)
+        )
+        return self._with_lines(rows[0]) if rows else None
+
+    def quote_for_attempt(self, attempt_id: str) -> dict | None:
+        """The quote of a checkout attempt (and so its PaymentIntent), or None."""
+        rows = self._read(f"SELECT {_QUOTES} FROM quotes WHERE attempt_id = ?", (attempt_id,))
+        return self._with_lines(rows[0]) if rows else None
+
+    def _with_lines(self, quote: dict) -> dict:
+        return {**quote, "lines": self.order_lines(quote["order_id"])}
+
+    def order_lines(self, order_id: str) -> list[dict]:
+        """An order's lines in their order (empty for an order that has none recorded)."""
+        return self._read(
+            f"SELECT {_LINES} FROM order_lines WHERE order_id = ? ORDER BY position", (order_id,)
+        )
+
+    def lines_for_orders(self, order_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """The lines of several orders at once, by order id (a page of a list, a batch of an
+        export): one query per few hundred orders, not one per order."""
+        found: dict[str, list[dict]] = {}
+        ids = list(dict.fromkeys(order_ids))
+        for start in range(0, len(ids), MAX_IN):
+            chunk = ids[start : start + MAX_IN]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT {_LINES} FROM order_lines WHERE order_id IN ({marks}) "
+                "ORDER BY order_id, position",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["order_id"], []).append(row)
+        return found
+
+
+class SalesQueries:
+    """What ``bookpay.report`` reads: fulfilled orders of a period with their lines."""
+
+    def iter_fulfilled(self, since: str | None = None, until: str | None = None, *, batch=1000):
+        """Fulfilled orders (``fulfilled_at`` in [since, until), ISO times), oldest first, each
+        with its ``lines``: a batch of orders and their lines at a time, each batch read
+        through the ``orders_fulfilled`` index, so a period costs what its orders cost."""
+        clauses, params = ["fulfilled_at IS NOT NULL"], []
+        if since is not None:
+            clauses.append("fulfilled_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("fulfilled_at < ?")
+            params.append(until)
+        after: tuple | None = None
+        while True:
+            where = list(clauses)
+            args = list(params)
+            if after is not None:
+                where.append("(fulfilled_at, {seq}) > (?, ?)")
+                args.extend(after)
+            rows = self._read(
+                "SELECT id, fulfilled_at, currency, amount, amount_refunded, status, "
+                "{seq} AS seq FROM orders WHERE " + " AND ".join(where)
+                + " ORDER BY fulfilled_at, {seq} LIMIT ?",
+                [*args, batch],
+            )  # fmt: skip
+            if not rows:
+                return
+            lines = self.lines_for_orders(row["id"] for row in rows)
+            for row in rows:
+                yield {**row, "lines": lines.get(row["id"], [])}
+            if len(rows) < batch:
+                return
+            after = (rows[-1]["fulfilled_at"], rows[-1]["seq"])

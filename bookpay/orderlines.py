@@ -1,0 +1,95 @@
+"""An order's lines, wherever they are shown: the success page, the receipt, the CLI, exports.
+
+The ledger holds each order's lines (recorded with its quote). Two kinds of payment have none
+there, and get them from what the PaymentIntent says instead:
+
+- a PaymentIntent made by an earlier bookpay: one copy of ``metadata.item_id``, at the amount;
+- one made where this ledger did not see it (`bookpay intent create` against another data
+  folder): its ``metadata.lines`` summary, priced from the catalog.
+
+A line a migration made from an earlier order has no title: the catalog's is shown while it
+still sells the book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bookpay.quote import Quote, QuoteLine, parse_line_summary
+
+
+def titled(lines: list[dict], catalog) -> list[dict]:
+    """``lines`` (ledger rows) with every title filled in, from the catalog where missing."""
+    shown = []
+    for line in lines:
+        title = line.get("title")
+        if not title:
+            item = line["item_id"]
+            title = catalog.get(item).title if item in catalog else f"Book {item}"
+        shown.append({**line, "title": title})
+    return shown
+
+
+def rows_of(lines: Iterable[QuoteLine]) -> list[dict]:
+    """Quote lines as the ledger's rows (what templates and the CLI show)."""
+    return [
+        {
+            "position": position,
+            "item_id": line.item_id,
+            "title": line.title,
+            "quantity": line.quantity,
+            "unit_amount": line.unit_amount,
+            "line_amount": line.line_amount,
+        }
+        for position, line in enumerate(lines)
+    ]
+
+
+def quote_from_metadata(intent: dict, catalog) -> Quote | None:
+    """What a PaymentIntent's metadata says it pays for, priced from the catalog now, or None
+    when it cannot be known (a cut summary, a book no longer sold, mixed currencies)."""
+    metadata = intent.get("metadata") or {}
+    pairs = parse_line_summary(metadata.get("lines"))
+    if pairs is None and metadata.get("item_id"):
+        pairs = [(metadata["item_id"], 1)]  # an earlier version's: one copy of one book
+    if not pairs or any(item not in catalog for item, _ in pairs):
+        return None
+    books = [(catalog.get(item), quantity) for item, quantity in pairs]
+    currencies = {book.currency for book, _ in books}
+    if len(currencies) != 1:
+        return None
+    lines = tuple(QuoteLine(book.id, book.title, qty, book.amount) for book, qty in books)
+    return Quote(lines, currencies.pop())
+
+
+def lines_of_intent(intent: dict, ledger, catalog) -> list[dict]:
+    """The lines a PaymentIntent pays for: the ledger's, else what its metadata says."""
+    metadata = intent.get("metadata") or {}
+    order_id = metadata.get("order_id")
+    if ledger is not None and order_id:
+        recorded = ledger.order_lines(order_id)
+        if recorded:
+            return titled(recorded, catalog)
+    quote = quote_from_metadata(intent, catalog)
+    if quote is not None:
+        return rows_of(quote.lines)
+    item = metadata.get("item_id")
+    if item:  # a book no longer sold: its line as the PaymentIntent names it
+        amount = intent.get("amount") or 0
+        title = metadata.get("book_title") or f"Book {item}"
+        return [
+            {
+                "position": 0,
+                "item_id": item,
+                "title": title,
+                "quantity": 1,
+                "unit_amount": amount,
+                "line_amount": amount,
+            }
+        ]
+    return []
+
+
+def summary(lines: list[dict]) -> str:
+    """``2 x 1, 1 x 3``: quantities and book ids in a few characters (tables)."""
+    return ", ".join(f"{line['quantity']} x {line['item_id']}" for line in lines)

@@ -1,0 +1,249 @@
+"""The sales report: what sold, per period or per book, from the ledger alone.
+
+A sale is a fulfilled order, dated by its fulfilment (UTC). Per order:
+
+    gross    = the amount paid (the quote's total)
+    refunded = what Stripe says was refunded of it (at most the gross; all of it once the
+               order is ``refunded``)
+    disputed = what is left of it (gross - refunded) while the order is disputed
+    net      = gross - refunded - disputed
+
+Refunds and disputes count against the period of the sale they undo (the ledger keeps how much
+of an order was refunded, not when). Per book, an order's gross, refunded and disputed amounts
+are shared among its lines in proportion to the lines' amounts, to the cent, so that the books'
+figures add up to the period's exactly. Amounts stay in minor units, one report per currency.
+
+Only the ledger is read, through the index on ``orders.fulfilled_at``: a report of a period
+costs what that period's orders cost, however large the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from bookpay.errors import UsageError
+
+PERIODS = ("day", "week", "month")
+GROUPINGS = (*PERIODS, "book")
+MAX_FILLED = 1000  # empty periods shown between sales, at most (a chart's worth)
+
+
+@dataclass
+class Row:
+    key: str  # the period ("2026-01-31", "2026-W05", "2026-01") or the book's id
+    label: str  # what a person reads: the period again, or the book's title
+    orders: int = 0
+    copies: int = 0
+    gross: int = 0
+    refunded: int = 0
+    disputed: int = 0
+    _orders_seen: set = field(default_factory=set, repr=False)
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.refunded - self.disputed
+
+    def add(self, order_id: str, copies: int, gross: int, refunded: int, disputed: int) -> None:
+        if order_id not in self._orders_seen:
+            self._orders_seen.add(order_id)
+            self.orders += 1
+        self.copies += copies
+        self.gross += gross
+        self.refunded += refunded
+        self.disputed += disputed
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "orders": self.orders,
+            "copies": self.copies,
+            "gross": self.gross,
+            "refunded": self.refunded,
+            "disputed": self.disputed,
+            "net": self.net,
+        }
+
+
+@dataclass
+class CurrencyReport:
+    currency: str
+    rows: list[Row]
+
+    @property
+    def total(self) -> Row:
+        total = Row("total", "Total")
+        total.orders = len(set().union(*(row._orders_seen for row in self.rows)))
+        for row in self.rows:
+            total.copies += row.copies
+            total.gross += row.gross
+            total.refunded += row.refunded
+            total.disputed += row.disputed
+        return total
+
+    def to_dict(self) -> dict:
+        return {
+            "currency": self.currency,
+            "rows": [row.to_dict() for row in self.rows],
+            "total": self.total.to_dict(),
+        }
+
+
+@dataclass
+class SalesReport:
+    by: str
+    since: datetime | None
+    until: datetime | None
+    currencies: list[CurrencyReport]
+
+    def to_dict(self) -> dict:
+        return {
+            "by": self.by,
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "currencies": [report.to_dict() for report in self.currencies],
+        }
+
+
+def order_amounts(order: dict) -> tuple[int, int, int]:
+    """(gross, refunded, disputed) of one fulfilled order, in its currency's minor unit."""
+    gross = order["amount"] or 0
+    refunded = min(max(order["amount_refunded"] or 0, 0), gross)
+    if order["status"] == "refunded":  # Stripe said refunded in full
+        refunded = gross
+    disputed = gross - refunded if order["status"] == "disputed" else 0
+    return gross, refunded, disputed
+
+
+def period_of(moment: datetime, by: str) -> str:
+    if by == "day":
+        return moment.strftime("%Y-%m-%d")
+    if by == "week":
+        year, week, _ = moment.isocalendar()
+        return f"{year}-W{week:02d}"
+    return moment.strftime("%Y-%m")
+
+
+def share(amount: int, weights: list[int]) -> list[int]:
+    """``amount`` split in proportion to ``weights``, in whole units that add up to it exactly
+    (largest remainders get the leftover units; equal weights when they are all zero)."""
+    if not weights:
+        return []
+    if sum(weights) <= 0:
+        weights = [1] * len(weights)
+    total = sum(weights)
+    exact = [amount * w for w in weights]
+    parts = [e // total for e in exact]
+    leftover = amount - sum(parts)
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] % total), i))
+    for i in order[:leftover]:
+        parts[i] += 1
+    return parts
+
+
+def build(
+    orders: Iterable[dict],
+    *,
+    by: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    titles: dict[str, str] | None = None,
+) -> SalesReport:
+    """The report of ``orders`` (``Ledger.iter_fulfilled``'s: each with its ``lines``)."""
+    if by not in GROUPINGS:
+        raise UsageError(f"Group by one of {', '.join(GROUPINGS)}, not {by!r}.")
+    titles = titles or {}
+    tables: dict[str, dict[str, Row]] = {}
+    for order in orders:
+        gross, refunded, disputed = order_amounts(order)
+        rows = tables.setdefault(order["currency"] or "usd", {})
+        lines = order["lines"]
+        copies = sum(line["quantity"] for line in lines)
+        if by != "book":
+            key = period_of(_moment(order["fulfilled_at"]), by)
+            rows.setdefault(key, Row(key, key)).add(order["id"], copies, gross, refunded, disputed)
+            continue
+        if not lines:  # an order whose lines are unknown still counts, as an unknown book
+            lines = [{"item_id": "-", "title": "(unknown)", "quantity": 0, "line_amount": gross}]
+        weights = [line["line_amount"] for line in lines]
+        shares = (share(gross, weights), share(refunded, weights), share(disputed, weights))
+        for line, g, r, d in zip(lines, *shares, strict=True):
+            key = line["item_id"]
+            label = line.get("title") or titles.get(key) or f"Book {key}"
+            rows.setdefault(key, Row(key, label)).add(order["id"], line["quantity"], g, r, d)
+    reports = []
+    for currency in sorted(tables):
+        rows = tables[currency]
+        if by == "book":
+            ordered = sorted(rows.values(), key=lambda row: (-row.net, row.key))
+        else:
+            ordered = _with_empty_periods(rows, by, since, until)
+        reports.append(CurrencyReport(currency, ordered))
+    return SalesReport(by, since, until, reports)
+
+
+def sales_report(
+    ledger,
+    *,
+    by: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    catalog=None,
+) -> SalesReport:
+    """The sales report of the ledger's fulfilled orders in [since, until)."""
+    orders = ledger.iter_fulfilled(_iso(since), _iso(until))
+    titles = {book.id: book.title for book in catalog} if catalog is not None else {}
+    return build(orders, by=by, since=since, until=until, titles=titles)
+
+
+def _with_empty_periods(
+    rows: dict[str, Row], by: str, since: datetime | None, until: datetime | None
+) -> list[Row]:
+    """The periods with sales, and the empty ones between them (from ``since`` to ``until``
+    when given), so that a chart shows the quiet days too."""
+    if not rows:
+        return []
+    first = since.astimezone(timezone.utc).date() if since else _start_of(min(rows), by)
+    last = (until.astimezone(timezone.utc) - timedelta(microseconds=1)).date() if until else None
+    last = last or _start_of(max(rows), by)
+    keys: list[str] = []
+    day = first
+    while day <= last and len(keys) < MAX_FILLED:
+        key = period_of(datetime(day.year, day.month, day.day), by)
+        if not keys or keys[-1] != key:
+            keys.append(key)
+        day = _next(day, by)
+    if len(keys) >= MAX_FILLED or not set(rows) <= set(keys):  # only the periods with sales
+        return [rows[key] for key in sorted(rows)]
+    return [rows.get(key) or Row(key, key) for key in keys]
+
+
+def _start_of(key: str, by: str) -> date:
+    if by == "day":
+        return date.fromisoformat(key)
+    if by == "week":
+        year, week = key.split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
+    return date.fromisoformat(key + "-01")
+
+
+def _next(day: date, by: str) -> date:
+    if by == "day":
+        return day + timedelta(days=1)
+    if by == "week":
+        return day + timedelta(days=7 - day.weekday())
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    from bookpay.ledger.model import iso
+
+    return iso(moment)

@@ -1,0 +1,157 @@
+"""The cart's routes: ``GET /cart``, ``POST /cart/items`` and ``POST /cart/items/<item>``.
+
+Each works as a plain HTML form (a 303 back to the page, or the cart page again with the
+reason when a change is refused) and, sent as JSON by the pages' scripts, answers the cart as
+JSON. The cart is found by its cookie (``CartCookie``): ``HttpOnly`` (no script reads it),
+``SameSite=Lax`` (no other site's POST carries it) and ``Secure`` when the shop is on HTTPS. A
+cart is made only when something is first added to it.
+"""
+
+from __future__ import annotations
+
+import bottle
+
+from bookpay.cart import COOKIE, COOKIE_MAX_AGE
+from bookpay.errors import UsageError
+from bookpay.orderlines import rows_of
+from bookpay.web import inputs
+from bookpay.web.views import line_views
+
+# Where a form may send the shopper back to: the shop's own pages only, never a URL it names.
+RETURN_PAGES = ("/cart", "/checkout", "/")
+_ENVIRON_KEY = "bookpay.cart"
+
+
+class CartCookie:
+    """The request's cart, found by its cookie once per request."""
+
+    def __init__(self, services, *, secure: bool) -> None:
+        self.services = services
+        self.secure = secure
+
+    def find(self) -> dict | None:
+        environ = bottle.request.environ
+        if _ENVIRON_KEY not in environ:
+            token = bottle.request.get_cookie(COOKIE)
+            environ[_ENVIRON_KEY] = self.services.carts.find(token) if token else None
+        return environ[_ENVIRON_KEY]
+
+    def find_or_create(self) -> dict:
+        cart = self.find()
+        if cart is None:
+            cart, token = self.services.carts.create()
+            bottle.request.environ[_ENVIRON_KEY] = cart
+            bottle.response.set_cookie(
+                COOKIE,
+                token,
+                path="/",
+                max_age=COOKIE_MAX_AGE,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure,
+            )
+        return cart
+
+
+def _is_json(request: bottle.BaseRequest) -> bool:
+    return request.content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _fields(request: bottle.BaseRequest) -> dict:
+    """The posted fields: a JSON object, or a form's fields."""
+    if _is_json(request):
+        return inputs.read_json_object(request)
+    forms = request.forms
+    return {name: forms.getunicode(name) for name in ("item", "quantity", "next")}
+
+
+def cart_json(view) -> dict:
+    quote = view.quote
+    lines = line_views(
+        rows_of(view.lines),
+        quote.currency if quote else "usd",
+    )
+    return {
+        "count": view.count,
+        "lines": [
+            {
+                "item": line["item_id"],
+                "title": line["title"],
+                "quantity": line["quantity"],
+                "unitAmount": line["unit_amount"],
+                "lineAmount": line["line_amount"],
+                "unitText": line["unit"],
+                "lineText": line["amount"],
+            }
+            for line in lines
+        ],
+        "subtotal": quote.subtotal if quote else 0,
+        "subtotalText": quote.formatted(quote.subtotal) if quote else "",
+        "currency": quote.currency if quote else None,
+        "notice": view.notice(),
+        "problem": view.problem.message if view.problem else "",
+    }
+
+
+def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> None:
+    def cart_page(view, *, message: str = "", status: int = 200) -> str:
+        bottle.response.status = status
+        return templates.render(
+            "cart",
+            title="Your cart",
+            view=view,
+            lines=line_views(
+                rows_of(view.lines),
+                view.quote.currency if view.quote else "usd",
+            ),
+            message=message or (view.problem.message if view.problem else ""),
+            notice=view.notice(),
+            scripts=("/static/cart.js",),
+        )
+
+    def answer(change) -> object:
+        """Make the change; answer JSON, or send a form back where it came from (303), or show
+        the cart again with the reason a form's change was refused."""
+        request = bottle.request
+        as_json = _is_json(request)
+        try:
+            fields = _fields(request)
+            change(fields)
+        except UsageError as refused:
+            if as_json:
+                raise
+            view = services.carts.view(cart_of.find())
+            return cart_page(view, message=refused.message, status=refused.http_status)
+        view = services.carts.view(cart_of.find())
+        if as_json:
+            return {"cart": cart_json(view)}
+        back = fields.get("next") if fields.get("next") in RETURN_PAGES else "/cart"
+        bottle.response.status = 303
+        bottle.response.set_header("Location", back)
+        return ""
+
+    @app.get("/cart")
+    def show_cart():
+        view = services.carts.view(cart_of.find())
+        if bottle.request.get_header("Accept") == "application/json":
+            return {"cart": cart_json(view)}
+        return cart_page(view)
+
+    @app.post("/cart/items")
+    def add_item():
+        def add(fields: dict) -> None:
+            item = inputs.item_id(fields.get("item"))
+            quantity = inputs.quantity(fields.get("quantity"), default=1)
+            services.carts.add(cart_of.find_or_create(), item, quantity)
+
+        return answer(add)
+
+    @app.post("/cart/items/<item>")
+    def set_item(item: str):
+        def change(fields: dict) -> None:
+            quantity = inputs.quantity(fields.get("quantity"), allow_zero=True)
+            cart = cart_of.find() if quantity == 0 else cart_of.find_or_create()
+            if cart is not None:
+                services.carts.set_quantity(cart, item, quantity)
+
+        return answer(change)

@@ -1,0 +1,405 @@
+"""The cart through the checkout server, in-process (WSGI), against the session's emulator.
+
+Plain forms (no JavaScript) and JSON alike; the cookie; the Origin check on every state-changing
+request; paying for a cart with one PaymentIntent per attempt that follows the cart; what
+happens when the cart changes while paying; and the cart count in every page's header.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import uuid
+
+import pytest
+from test_server import PUBLIC_URL, confirm, emulator_api, success_url
+from wsgi import Response, call
+
+from bookpay.config import Settings
+from bookpay.server import create_app
+
+OWN = "http://127.0.0.1"  # the test environ's Host
+FORM = "application/x-www-form-urlencoded"
+
+
+class Shopper:
+    """One browser: its cookie, sent back with every request, and its own origin."""
+
+    def __init__(self, app, origin: str = OWN) -> None:
+        self.app = app
+        self.origin = origin
+        self.cookie = ""
+
+    def request(self, method: str, target: str, body: bytes = b"", **headers) -> Response:
+        if self.cookie:
+            headers.setdefault("Cookie", self.cookie)
+        if method == "POST" and self.origin:
+            headers.setdefault("Origin", self.origin)
+        response = call(self.app, method, target, body, headers)
+        set_cookie = response.headers.get("Set-Cookie")
+        if set_cookie:
+            self.cookie = set_cookie.split(";", 1)[0]
+        return response
+
+    def get(self, target: str, **headers) -> Response:
+        return self.request("GET", target, **headers)
+
+    def form(self, target: str, **fields) -> Response:
+        body = urllib.parse.urlencode(fields).encode()
+        return self.request("POST", target, body, Content_Type=FORM)
+
+    def json(self, target: str, data: dict) -> Response:
+        body = json.dumps(data).encode()
+        return self.request("POST", target, body, Content_Type="application/json")
+
+    def add(self, item: str, quantity: int = 1) -> Response:
+        return self.json("/cart/items", {"item": item, "quantity": quantity})
+
+    def pay(self, attempt: str) -> Response:
+        return self.json("/create-payment-intent", {"attemptId": attempt})
+
+
+@pytest.fixture
+def app(settings):
+    made = create_app(settings, public_url=PUBLIC_URL)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def shopper(app) -> Shopper:
+    return Shopper(app)
+
+
+def count_in_header(page: str) -> str:
+    found = re.search(r'<span id="cart-count"[^>]*>([^<]*)</span>', page)
+    assert found, "no #cart-count"
+    return found.group(1)
+
+
+def lines_of(page: str) -> list[tuple[str, str]]:
+    """(data-item, quantity) of each cart line on the page."""
+    found = re.findall(
+        r'<li class="line" data-item="([^"]+)">.*?name="quantity" value="(\d+)"', page, re.S
+    )
+    return found
+
+
+# The cart without JavaScript -------------------------------------------------------------------
+
+
+def test_plain_forms_add_change_and_remove(shopper):
+    added = shopper.form("/cart/items", item="1")
+    assert (added.status, added.headers["Location"]) == (303, "/cart")
+    shopper.form("/cart/items", item="2", quantity="3")
+    shopper.form("/cart/items", item="1")
+    page = shopper.get("/cart").text
+    assert lines_of(page) == [("1", "2"), ("2", "3")]
+    assert '<dd id="cart-subtotal">$121.00</dd>' in page
+    assert count_in_header(page) == "5"
+    changed = shopper.form("/cart/items/2", quantity="1", next="/checkout")
+    assert (changed.status, changed.headers["Location"]) == (303, "/checkout")
+    removed = shopper.form("/cart/items/1", quantity="0", next="https://evil.example/")
+    assert removed.headers["Location"] == "/cart"  # never a place the form names
+    assert lines_of(shopper.get("/cart").text) == [("2", "1")]
+
+
+def test_the_cookie_is_random_httponly_and_samesite_lax(app, settings):
+    first, second = Shopper(app), Shopper(app)
+    cookie = first.form("/cart/items", item="1").headers["Set-Cookie"]
+    second.form("/cart/items", item="1")
+    name, _, rest = cookie.partition("=")
+    token, *attributes = [part.strip() for part in rest.split(";")]
+    assert name == "bookpay_cart" and len(token) >= 40
+    assert first.cookie != second.cookie
+    assert {a.lower() for a in attributes} >= {"httponly", "samesite=lax", "path=/"}
+    assert not any(a.lower() == "secure" for a in attributes)  # plain http here
+    https = create_app(
+        Settings(data_dir=settings.data_dir, emulator_url=settings.emulator_url,
+                 base_url="https://shop.example"),
+    )  # fmt: skip
+    secure = Shopper(https, origin="https://shop.example").form("/cart/items", item="1")
+    assert "secure" in secure.headers["Set-Cookie"].lower()
+    https.close()
+    # Looking at the cart makes none.
+    assert "Set-Cookie" not in Shopper(app).get("/cart").headers
+
+
+def test_an_empty_cart_says_so_and_leads_back_to_the_books(shopper):
+    page = shopper.get("/cart").text
+    assert "Your cart is empty." in page
+    assert '<a class="button" href="/">Browse the books</a>' in page
+    assert count_in_header(page) == "0"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"item": "1"}, 400, "at most 10 copies of 'The Art of Doing"),
+        ({"item": "1", "quantity": "11"}, 400, "from 1 to 10 copies"),
+        ({"item": "1", "quantity": "0"}, 400, "from 1 to 10 copies"),
+        ({"item": "1", "quantity": "two"}, 400, "a whole number from 1 to 10"),
+        ({"item": "nope"}, 404, "No book with id 'nope'"),
+        ({}, 400, "'item' is missing"),
+    ],
+)
+def test_a_refused_form_shows_the_cart_again_with_the_reason(shopper, fields, status, message):
+    shopper.form("/cart/items", item="1", quantity="10")
+    response = shopper.form("/cart/items", **fields)
+    assert response.status == status
+    assert message in response.shown
+    assert '<p id="cart-message" class="cart-message" role="alert">' in response.text
+
+
+def test_json_answers_the_cart_and_json_errors(shopper):
+    answer = shopper.add("1", 2)
+    assert answer.status == 200
+    cart = answer.json()["cart"]
+    assert cart["count"] == 2 and cart["subtotalText"] == "$46.00"
+    assert cart["lines"] == [
+        {
+            "item": "1",
+            "title": "The Art of Doing Science and Engineering",
+            "quantity": 2,
+            "unitAmount": 2300,
+            "lineAmount": 4600,
+            "unitText": "$23.00",
+            "lineText": "$46.00",
+        }
+    ]
+    refused = shopper.json("/cart/items/1", {"quantity": 12})
+    assert refused.status == 400
+    assert refused.json()["error"]["code"] == "quantity_out_of_range"
+    assert shopper.json("/cart/items/1", {"quantity": True}).status == 400
+
+
+def test_a_cart_holds_one_currency(settings):
+    from bookpay.catalog import Catalog
+
+    catalog = Catalog.from_records(
+        [
+            {"id": "a", "title": "A", "author": "X", "amount": 1000, "currency": "usd"},
+            {"id": "b", "title": "B", "author": "X", "amount": 1000, "currency": "eur"},
+        ]
+    )
+    app = create_app(settings, catalog=catalog, public_url=PUBLIC_URL)
+    shopper = Shopper(app)
+    shopper.add("a")
+    refused = shopper.add("b")
+    assert refused.status == 400
+    assert refused.json()["error"]["code"] == "mixed_currency"
+    assert "one order holds one currency" in refused.json()["error"]["message"]
+    app.close()
+
+
+# Cross-site requests ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1.evil.example"},
+        {"Referer": "https://evil.example/page"},
+        {},  # a form that says nowhere it comes from
+    ],
+    ids=["other-site", "null", "lookalike", "referer-only", "none"],
+)
+def test_cross_site_forms_are_refused_and_change_nothing(app, headers):
+    victim = Shopper(app)
+    victim.form("/cart/items", item="1")
+    for target, body in (("/cart/items", b"item=2"), ("/cart/items/1", b"quantity=0")):
+        response = call(app, "POST", target, body, {"Content-Type": FORM, "Cookie": victim.cookie,
+                                                     **headers})  # fmt: skip
+        assert response.status == 403
+        assert "another site" in response.shown or "which page it comes from" in response.shown
+    assert lines_of(victim.get("/cart").text) == [("1", "1")]
+
+
+def test_cross_site_json_is_refused_too(app):
+    victim = Shopper(app)
+    victim.add("1")
+    body = json.dumps({"attemptId": str(uuid.uuid4())}).encode()
+    for target in ("/create-payment-intent", "/cart/items/1"):
+        response = call(app, "POST", target, body, {"Content-Type": "application/json",
+                                                    "Cookie": victim.cookie,
+                                                    "Origin": "https://evil.example"})  # fmt: skip
+        assert response.status == 403
+        assert response.json()["error"]["code"] == "cross_origin"
+
+
+def test_the_shops_own_origins_are_accepted(app):
+    assert Shopper(app, origin=OWN).form("/cart/items", item="1").status == 303
+    assert Shopper(app, origin=PUBLIC_URL).form("/cart/items", item="1").status == 303
+    referer_only = Shopper(app, origin="")
+    response = referer_only.request(
+        "POST", "/cart/items", b"item=1", Content_Type=FORM, Referer=OWN + "/"
+    )
+    assert response.status == 303
+
+
+def test_webhooks_are_not_origin_checked(app):
+    response = call(app, "POST", "/webhook", b"{}", {"Origin": "https://evil.example"})
+    assert response.status != 403
+
+
+# The cart count on every page ------------------------------------------------------------------
+
+
+def test_every_page_shows_the_cart_count(shopper):
+    shopper.add("1", 2)
+    shopper.add("3")
+    for target in ("/", "/cart", "/checkout", "/checkout?item=2", "/nowhere"):
+        response = shopper.get(target)
+        assert count_in_header(response.text) == "3", target
+        assert '<a class="cart-link" href="/cart">' in response.text
+
+
+# Paying for a cart -----------------------------------------------------------------------------
+
+
+def intent_at(settings, intent_id: str) -> dict:
+    return emulator_api(settings, "GET", f"/v1/payment_intents/{intent_id}")
+
+
+def test_the_checkout_page_shows_the_carts_lines_and_totals(shopper):
+    shopper.add("1", 2)
+    shopper.add("3")
+    page = shopper.get("/checkout").text
+    assert re.findall(r'id="order-lines".*?</ul>', page, re.S)
+    assert [item for item, _ in lines_of(page)] == ["1", "3"]
+    assert '<dd id="subtotal">$74.00</dd>' in page
+    assert re.search(r'<dd id="total" class="totals-total">\$74.00</dd>', page)
+    assert '<span class="button-text">Pay $74.00</span>' in page
+
+
+def test_one_payment_intent_per_attempt_follows_the_cart(shopper, settings, app):
+    shopper.add("1", 2)
+    shopper.add("2")
+    attempt = str(uuid.uuid4())
+    first = shopper.pay(attempt).json()
+    assert (first["amount"], first["changed"]) == (7100, True)
+    intent = intent_at(settings, first["paymentIntentId"])
+    assert intent["amount"] == 7100
+    cart_id = intent["metadata"]["cart_id"]
+    assert intent["metadata"] == {
+        "integration": "bookpay",
+        "shop_id": settings.shop_id,
+        "order_id": first["orderId"],
+        "attempt_id": attempt,
+        "cart_id": cart_id,
+        "item_count": "3",
+        "lines": "1x2,2x1",
+    }
+    assert intent["description"].startswith("3 books: 2 x The Art of Doing Science")
+    again = shopper.pay(attempt).json()
+    assert (again["paymentIntentId"], again["changed"]) == (first["paymentIntentId"], False)
+
+    shopper.json("/cart/items/2", {"quantity": 3})
+    changed = shopper.pay(attempt).json()
+    assert changed["paymentIntentId"] == first["paymentIntentId"]
+    assert (changed["amount"], changed["changed"]) == (2 * 2300 + 3 * 2500, True)
+    intent = intent_at(settings, first["paymentIntentId"])
+    assert intent["amount"] == 12100
+    assert intent["metadata"]["lines"] == "1x2,2x3"
+    assert intent["metadata"]["item_count"] == "5"
+    with _ledger(settings) as ledger:
+        quote = ledger.quote_for(first["paymentIntentId"])
+    assert (quote["total"], quote["order_id"], quote["cart_id"]) == (
+        12100,
+        first["orderId"],
+        cart_id,
+    )
+    assert [(x["item_id"], x["quantity"]) for x in quote["lines"]] == [("1", 2), ("2", 3)]
+
+
+def _ledger(settings):
+    from bookpay.ledger import open_ledger
+
+    return open_ledger(settings)
+
+
+def test_an_empty_cart_cannot_be_paid(shopper):
+    response = shopper.pay(str(uuid.uuid4()))
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "cart_empty"
+    assert shopper.get("/checkout").headers["Location"] == "/cart"
+
+
+def test_the_cart_changed_in_another_tab_is_not_what_this_attempt_pays(shopper, settings):
+    """The attempt's PaymentIntent holds the quote the page was last shown; a change made
+    elsewhere reaches it only when the page asks again (as it does just before confirming)."""
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    shopper.add("3")  # another tab
+    assert intent_at(settings, shown["paymentIntentId"])["amount"] == 2300
+    paid = confirm(settings, shown["paymentIntentId"], "pm_card_visa")
+    assert (paid["status"], paid["amount_received"]) == ("succeeded", 2300)
+    page = shopper.get(success_url(shown["paymentIntentId"], shown["clientSecret"]))
+    assert re.findall(r'<li class="line" data-item="(\w+)">', page.text) == ["1"]
+    # What was paid left the cart; what was added meanwhile stays, for the next order.
+    assert [(x, q) for x, q in lines_of(shopper.get("/cart").text)] == [("3", "1")]
+    with _ledger(settings) as ledger:
+        order = ledger.get_order(shown["paymentIntentId"])
+        assert (order["id"], order["amount"], order["fulfilled_at"] is not None) == (
+            shown["orderId"],
+            2300,
+            True,
+        )
+
+
+def test_a_confirmed_payment_cannot_change_its_amount(shopper, settings):
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    intent_id = shown["paymentIntentId"]
+    # An authorized payment (manual capture): confirmed, not finished, its amount fixed.
+    emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
+    assert confirm(settings, intent_id, "pm_card_visa")["status"] == "requires_capture"
+    shopper.add("2")
+    refused = shopper.pay(attempt)
+    assert refused.status == 409
+    assert refused.json()["error"]["code"] == "payment_in_progress"
+    assert intent_at(settings, intent_id)["amount"] == 2300
+    unchanged = shopper.json("/cart/items/2", {"quantity": 0})
+    assert unchanged.status == 200
+    assert shopper.pay(attempt).json()["paymentIntentId"] == intent_id  # the same quote: fine
+
+
+def test_a_paid_attempt_says_so_settles_the_cart_and_the_next_checkout_is_new(shopper, settings):
+    shopper.add("2", 2)
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    scope_before = re.search(r'"attemptScope": "([^"]+)"', shopper.get("/checkout").text).group(1)
+    confirm(settings, shown["paymentIntentId"], "pm_card_visa")
+    finished = shopper.pay(attempt)  # the shopper never reached the success page
+    assert finished.status == 409
+    error = finished.json()["error"]
+    assert (error["code"], error["status"], error["orderId"]) == (
+        "attempt_finished",
+        "succeeded",
+        shown["orderId"],
+    )
+    assert shopper.get("/cart").text.count('class="line"') == 0  # settled
+    shopper.add("1")
+    scope_after = re.search(r'"attemptScope": "([^"]+)"', shopper.get("/checkout").text).group(1)
+    assert scope_after != scope_before  # a new attempt for the next order of this cart
+
+
+def test_buy_now_still_buys_one_copy_without_touching_the_cart(shopper, settings):
+    shopper.add("3")
+    response = shopper.json("/create-payment-intent", {"item": "1", "attemptId": str(uuid.uuid4())})
+    assert response.status == 200
+    intent = intent_at(settings, response.json()["paymentIntentId"])
+    assert (intent["amount"], intent["metadata"]["lines"]) == (2300, "1x1")
+    assert "cart_id" not in intent["metadata"]
+    assert lines_of(shopper.get("/cart").text) == [("3", "1")]
+
+
+def test_pages_without_a_cart_do_not_open_the_ledger(app, settings):
+    for target in ("/", "/checkout?item=1", "/nowhere"):
+        assert count_in_header(Shopper(app).get(target).text) == "0"
+    assert not (settings.data_dir / "bookpay.sqlite3").exists()

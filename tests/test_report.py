@@ -1,0 +1,246 @@
+"""`bookpay report sales`: the arithmetic, on a ledger built for the test (both backends), and
+its outputs (tables, JSON, CSV, a bar chart at a terminal, SVG and PNG charts)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+from bookpay.quote import Quote, QuoteLine
+from bookpay.report import build, share
+
+runner = CliRunner()
+
+# (payment, fulfilled at, currency, lines as (book, title, quantity, unit), status, refunded)
+SALES = [
+    ("pi_1", "2026-03-02T09:00:00.000Z", "usd", [("1", "One", 2, 2300), ("3", "Three", 1, 2800)],
+     "paid", 0),
+    ("pi_2", "2026-03-02T18:30:00.000Z", "usd", [("2", "Two", 1, 2500)], "partially_refunded",
+     1000),
+    ("pi_3", "2026-03-04T12:00:00.000Z", "usd", [("1", "One", 1, 2300), ("2", "Two", 1, 2500)],
+     "refunded", 4800),
+    ("pi_4", "2026-03-10T08:00:00.000Z", "usd", [("3", "Three", 3, 2800)], "disputed", 0),
+    ("pi_5", "2026-03-10T09:00:00.000Z", "usd", [("1", "One", 1, 2300), ("3", "Three", 1, 2800)],
+     "disputed", 1000),  # refunded in part, then disputed: the rest is disputed
+    ("pi_6", "2026-04-01T00:00:00.000Z", "usd", [("=cmd", "=HYPERLINK(1)", 1, 999)], "paid", 0),
+    ("pi_7", "2026-03-03T10:00:00.000Z", "eur", [("9", "Neuf", 2, 1500)], "paid", 0),
+]  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    with open_ledger(settings) as ledger:
+        for n, (pi, when, currency, lines, status, refunded) in enumerate(SALES, start=1):
+            order_id = f"ord_{n:016x}"
+            quote = Quote(tuple(QuoteLine(*line) for line in lines), currency)
+            ledger.record_quote(pi, order_id, quote)
+            intent = {
+                "id": pi,
+                "status": "succeeded",
+                "amount": quote.total,
+                "currency": currency,
+                "metadata": {"order_id": order_id},
+            }
+            ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
+            if status != "paid":
+                ledger.record_intent(intent, status=status, amount_refunded=refunded)
+            with ledger.transaction() as tx:
+                tx.execute("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (when, order_id))
+        # Not sales: an order never fulfilled, and one paid but refused.
+        ledger.record_intent({"id": "pi_open", "status": "requires_payment_method",
+                              "amount": 9999, "currency": "usd", "metadata": {}})  # fmt: skip
+    variables = {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    if database_url:
+        variables["BOOKPAY_DATABASE_URL"] = database_url
+    return variables
+
+
+def report(env, *args) -> dict:
+    result = runner.invoke(app, ["report", "sales", *args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def rows(data: dict, currency: str = "usd") -> dict[str, dict]:
+    part = next(p for p in data["currencies"] if p["currency"] == currency)
+    return {row["key"]: row for row in part["rows"]} | {"total": part["total"]}
+
+
+def figures(row: dict) -> tuple:
+    return (
+        row["orders"],
+        row["copies"],
+        row["gross"],
+        row["refunded"],
+        row["disputed"],
+        row["net"],
+    )
+
+
+def test_per_day_with_refunds_disputes_and_the_quiet_days_between(env):
+    data = report(env, "--until", "2026-03-31")
+    usd = rows(data)
+    # From the first sale to --until: the quiet days are shown too (a chart shows the gaps).
+    assert list(usd) == [f"2026-03-{d:02}" for d in range(2, 32)] + ["total"]
+    # 2 March: 7400 paid; 2500 with 1000 refunded.
+    assert figures(usd["2026-03-02"]) == (2, 4, 9900, 1000, 0, 8900)
+    assert figures(usd["2026-03-03"]) == (0, 0, 0, 0, 0, 0)  # a quiet day is shown
+    # 4 March: refunded in full.
+    assert figures(usd["2026-03-04"]) == (1, 2, 4800, 4800, 0, 0)
+    # 10 March: 8400 disputed whole; 5100 refunded 1000 then disputed (4100).
+    assert figures(usd["2026-03-10"]) == (2, 5, 13500, 1000, 12500, 0)
+    assert figures(usd["total"]) == (5, 11, 28200, 6800, 12500, 8900)
+    eur = rows(data, "eur")
+    assert figures(eur["2026-03-03"]) == (1, 2, 3000, 0, 0, 3000)
+    assert [p["currency"] for p in data["currencies"]] == ["eur", "usd"]
+
+
+def test_per_week_and_month(env):
+    weeks = rows(report(env, "--by", "week"))
+    assert list(weeks) == ["2026-W10", "2026-W11", "2026-W12", "2026-W13", "2026-W14", "total"]
+    assert figures(weeks["2026-W10"]) == (3, 6, 14700, 5800, 0, 8900)
+    assert figures(weeks["2026-W11"]) == (2, 5, 13500, 1000, 12500, 0)
+    assert weeks["2026-W14"]["net"] == 999
+    months = rows(report(env, "--by", "month"))
+    assert figures(months["2026-03"]) == (5, 11, 28200, 6800, 12500, 8900)
+    assert figures(months["2026-04"]) == (1, 1, 999, 0, 0, 999)
+
+
+def test_per_book_shares_each_orders_money_to_the_cent(env):
+    books = rows(report(env, "--by", "book", "--until", "2026-03-31"))
+    # pi_5 (2300 + 2800, 1000 refunded, 4100 disputed) shares 1000 as 451 + 549, 4100 as
+    # 1849 + 2251; pi_3 (refunded in full) as 2300 + 2500.
+    assert figures(books["1"]) == (3, 4, 9200, 2300 + 451, 1849, 9200 - 2751 - 1849)
+    assert figures(books["2"]) == (2, 2, 5000, 1000 + 2500, 0, 1500)
+    assert figures(books["3"]) == (3, 5, 14000, 549, 8400 + 2251, 2800)
+    total = books.pop("total")
+    for name in ("orders", "copies", "gross", "refunded", "disputed", "net"):
+        if name != "orders":  # an order with two books counts once in the total
+            assert sum(row[name] for row in books.values()) == total[name], name
+    assert total["orders"] == 5 and books["1"]["label"] == "One"
+
+
+def test_a_period_counts_only_its_sales(env):
+    data = report(env, "--since", "2026-03-04", "--until", "2026-03-04")
+    assert figures(rows(data)["total"]) == (1, 2, 4800, 4800, 0, 0)
+    assert list(rows(data)) == ["2026-03-04", "total"]
+    assert (
+        data["since"] == "2026-03-04T00:00:00.000Z" and data["until"] == "2026-03-05T00:00:00.000Z"
+    )
+    assert report(env, "--since", "2027-01-01")["currencies"] == []
+
+
+def test_the_table_and_csv(env):
+    table = runner.invoke(app, ["report", "sales", "--by", "month"], env=env)
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0] == "Sales in EUR"
+    usd = lines.index("Sales in USD")
+    assert lines[usd + 1].split() == [
+        "Month", "Orders", "Copies", "Gross", "Refunded", "Disputed", "Net"
+    ]  # fmt: skip
+    assert lines[usd + 2].split() == [
+        "2026-03",
+        "5",
+        "11",
+        "$282.00",
+        "$68.00",
+        "$125.00",
+        "$89.00",
+    ]
+    assert lines[-1].split() == ["Total", "6", "12", "$291.99", "$68.00", "$125.00", "$98.99"]
+    assert "█" not in table.stdout  # no chart in a pipe
+    out = runner.invoke(app, ["report", "sales", "--by", "book", "--csv"], env=env).stdout
+    found = list(csv.reader(io.StringIO(out)))
+    assert found[0] == ["currency", "key", "label", "orders", "copies", "gross", "refunded",
+                        "disputed", "net"]  # fmt: skip
+    formula = next(row for row in found if row[1].endswith("cmd"))
+    assert formula[1:3] == ["'=cmd", "'=HYPERLINK(1)"]  # neutralised for spreadsheets
+    assert ["usd", "total", "Total", "6", "12", "29199", "6800", "12500", "9899"] in found
+
+
+def test_usage_errors(env):
+    both = runner.invoke(app, ["report", "sales", "--json", "--csv"], env=env)
+    assert both.exit_code == 2
+    bad = runner.invoke(app, ["report", "sales", "--chart", "sales.pdf"], env=env)
+    assert bad.exit_code == 2 and ".svg or .png" in bad.stderr
+    assert runner.invoke(app, ["report", "sales", "--by", "year"], env=env).exit_code == 2
+    assert runner.invoke(app, ["report", "sales", "--since", "March"], env=env).exit_code == 2
+
+
+def test_no_ledger_no_sales(tmp_path):
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "none")}
+    result = runner.invoke(app, ["report", "sales"], env=env)
+    assert result.exit_code == 0 and "No sales: there is no ledger at" in result.stderr
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_charts_are_written_as_svg_or_png(env, tmp_path, suffix):
+    path = tmp_path / f"sales{suffix}"
+    result = runner.invoke(app, ["report", "sales", "--by", "book", "--chart", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    data = path.read_bytes()
+    if suffix == ".svg":
+        text = data.decode()
+        assert text.startswith("<?xml") and "<svg" in text
+        assert "Net revenue per book, USD (total $98.99)" in text
+        assert "Net revenue per book, EUR" in text
+        again = tmp_path / "again.svg"
+        runner.invoke(app, ["report", "sales", "--by", "book", "--chart", str(again)], env=env)
+        assert again.read_bytes() == data  # reproducible
+    else:
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+
+
+def test_the_terminal_bar_chart(monkeypatch, capsys):
+    from bookpay.commands import report as command
+
+    data = build(
+        [
+            {
+                "id": "o1",
+                "fulfilled_at": "2026-03-02T10:00:00Z",
+                "currency": "usd",
+                "amount": 4000,
+                "amount_refunded": 0,
+                "status": "paid",
+                "lines": [],
+            },
+            {
+                "id": "o2",
+                "fulfilled_at": "2026-03-03T10:00:00Z",
+                "currency": "usd",
+                "amount": 1000,
+                "amount_refunded": 0,
+                "status": "paid",
+                "lines": [],
+            },
+        ],
+        by="day",
+    )
+    command.bar_chart(data.currencies[0], "day", width=60)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Net revenue per day, USD"
+    day2, day3 = lines[1], lines[2]
+    assert day2.startswith("2026-03-02  ") and day2.endswith("$40.00")
+    assert day3.endswith("$10.00")
+    bar2, bar3 = (len(line[12:].rsplit("$", 1)[0].strip()) for line in (day2, day3))
+    assert bar3 > 0 and abs(bar2 - 4 * bar3) <= 4  # bars in proportion to the net
+    assert len(day2) <= 60
+
+
+def test_shares_add_up_exactly():
+    assert share(1000, [2300, 2800]) == [451, 549]
+    assert share(1, [1, 1, 1]) == [1, 0, 0]
+    assert share(100, [0, 0]) == [50, 50]
+    for amount in (0, 1, 997, 123457):
+        assert sum(share(amount, [3, 7, 11, 13])) == amount

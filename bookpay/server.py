@@ -26,6 +26,7 @@ from bookpay.fulfilment import ownership_problem
 from bookpay.statuses import in_words
 from bookpay.web import inputs
 from bookpay.web.security import security_headers, stripe_js_url
+from bookpay.web.logs import order_ref
 from bookpay.web.views import Templates, checkout_href, receipt, script_json
 
 log = logging.getLogger("bookpay.server")
@@ -331,7 +332,10 @@ def create_app(
             try:
                 services.fulfiller.fulfil(intent["id"])
             except Exception:  # the shopper has paid: show the receipt; the webhook will retry
-                log.exception("fulfilment of %s failed; the webhook will retry it", intent["id"])
+                log.exception(
+                    "fulfilment of %s failed; the webhook will retry it",
+                    order_ref(services.ledger, intent["id"]),
+                )
         return templates.render("success", title="Your order", **receipt(intent, book))
 
     @app.post("/webhook")

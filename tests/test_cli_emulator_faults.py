@@ -28,7 +28,7 @@ def run(args, env, timeout=30):
 
 
 def started(args, env):
-    """The emulator process and its URL (read from what it says on stderr)."""
+    """The emulator process, its URL and what it said on stderr until it was ready."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bookpay", "emulator", "--port", "0", "--ephemeral", *args],
         stdout=subprocess.PIPE,
@@ -36,9 +36,13 @@ def started(args, env):
         text=True,
         env=env,
     )
-    first = process.stderr.readline()
-    assert "listening on" in first, first + process.stderr.read()
-    return process, first.rsplit(" ", 1)[1].strip()
+    said = []
+    for line in process.stderr:
+        said.append(line)
+        if "Press Ctrl-C" in line:
+            break
+    assert "listening on" in said[0], "".join(said)
+    return process, said[0].rsplit(" ", 1)[1].strip(), "".join(said)
 
 
 def status_of(url, path, key="sk_test_cli"):
@@ -51,7 +55,9 @@ def status_of(url, path, key="sk_test_cli"):
 
 
 def test_faults_and_a_latency_range_apply_to_the_api_only(env):
-    process, url = started(["--faults", "500=100%", "--latency", "100-150", "--seed", "3"], env)
+    process, url, said = started(
+        ["--faults", "500=100%", "--latency", "100-150", "--seed", "3"], env
+    )
     try:
         began = time.monotonic()
         assert status_of(url, "/v1/payment_intents") == 500
@@ -70,8 +76,8 @@ def test_faults_and_a_latency_range_apply_to_the_api_only(env):
         assert state["seed"] == 3
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
-    assert "Faults: 500=100%; latency: 100-150 ms; seed 3 (the API only)." in err
+        process.communicate(timeout=20)
+    assert "Faults: 500=100%; latency: 100-150 ms; seed 3 (the API only)." in said
 
 
 @pytest.mark.parametrize(

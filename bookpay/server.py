@@ -25,8 +25,8 @@ from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailab
 from bookpay.fulfilment import ownership_problem
 from bookpay.statuses import in_words
 from bookpay.web import inputs
-from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.logs import order_ref
+from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.views import Templates, checkout_href, receipt, script_json
 
 log = logging.getLogger("bookpay.server")

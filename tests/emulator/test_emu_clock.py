@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from itertools import pairwise
 
 import pytest
 import stripe
@@ -84,7 +85,7 @@ def test_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(e
     made = attempts(emu.url)
     assert ran["ran"]["webhook_attempts"] == len(STRIPE_RETRY_SCHEDULE) - 1
     assert len(made) == 1 + len(STRIPE_RETRY_SCHEDULE)
-    gaps = [round(b["attempted_at"] - a["attempted_at"]) for a, b in zip(made, made[1:])]
+    gaps = [round(b["attempted_at"] - a["attempted_at"]) for a, b in pairwise(made)]
     assert gaps[0] == pytest.approx(STRIPE_RETRY_SCHEDULE[0], abs=5)
     assert gaps[1:] == [round(s) for s in STRIPE_RETRY_SCHEDULE[1:]]
     assert all(a["error"].startswith("ConnectionRefusedError") for a in made)

@@ -12,6 +12,10 @@ import pytest
 
 from bookpay.config import Settings
 
+# pytester runs pytest inside a test: the testing toolkit's own suite (tests/testing/) and the
+# README's examples run under it, with bookpay's plugin loaded as any project would load it.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):

@@ -29,7 +29,9 @@ from typing import Any
 __all__ = [
     "Cli",
     "CliResult",
+    "EmulatorError",
     "Shop",
+    "ShopError",
     "StripeEmulator",
     "WebhookSender",
     "cli",
@@ -43,6 +45,8 @@ __all__ = [
 _WHERE = {
     "emulator": "_emulator",
     "StripeEmulator": "_emulator",
+    "EmulatorError": "_emulator",
+    "ShopError": "_shop",
     "shop": "_shop",
     "Shop": "_shop",
     "cli": "_cli",

@@ -34,7 +34,8 @@ def test_stripe_emulator_offers_keys_a_client_events_faults_and_the_clock(pytest
             assert isinstance(client, stripe.StripeClient)
             pi = client.v1.payment_intents.create(params={"amount": 500, "currency": "eur"})
             assert [e["type"] for e in stripe_emulator.events()] == ["payment_intent.created"]
-            assert stripe_emulator.events("payment_intent.created")[0]["data"]["object"]["id"] == pi.id
+            created = stripe_emulator.events("payment_intent.created")[0]
+            assert created["data"]["object"]["id"] == pi.id
 
             stripe_emulator.faults.fail("429", path="/v1/payment_intents/{id}", times=1)
             raw = stripe_emulator.client_for(max_network_retries=0)
@@ -47,9 +48,10 @@ def test_stripe_emulator_offers_keys_a_client_events_faults_and_the_clock(pytest
             assert stripe_emulator.faults.injected == {"429": 1}
 
             key = {"idempotency_key": "k1"}
-            first = client.v1.payment_intents.create(params={"amount": 100, "currency": "eur"}, options=key)
+            params = {"amount": 100, "currency": "eur"}
+            first = client.v1.payment_intents.create(params=params, options=key)
             stripe_emulator.clock.advance(hours=25)
-            second = client.v1.payment_intents.create(params={"amount": 100, "currency": "eur"}, options=key)
+            second = client.v1.payment_intents.create(params=params, options=key)
             assert first.id != second.id  # the key expired on the emulator's clock
             assert stripe_emulator.clock.now() > first.created + 25 * 3600 - 5
         """
@@ -202,7 +204,8 @@ def test_webhook_sender_signs_and_posts_fixtures_dicts_and_files(pytester):
             assert (forged.status, forged.outcome) == (400, "refused")
             stale = webhook_sender(event, timestamp_offset=-3600)
             assert stale.outcome == "refused"
-            made = webhook_sender.event("payment_intent.succeeded", {"id": "pi_nope", "object": "payment_intent"})
+            intent = {"id": "pi_nope", "object": "payment_intent"}
+            made = webhook_sender.event("payment_intent.succeeded", intent)
             assert webhook_sender(made).outcome == "ignored"
 
         def test_without_a_shop_say_where(webhook_sender):

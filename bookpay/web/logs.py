@@ -179,7 +179,7 @@ class LoggedReceiver:
         body = json.dumps(answer).encode()
         outcome, reason = outcome_of(status, body, None)
         if outcome == "fulfilled" and reason == "fulfilled":  # say which order
-            reason = f"fulfilled {order_ref(self._ledger, intent)}"
+            reason = order_ref(self._ledger, intent)
         log_webhook(kind, event_id, intent, outcome, reason)
         if outcome == "failed":
             logging.getLogger("bookpay.webhooks").error(
@@ -259,37 +259,35 @@ def _status_colour(status: int) -> str:
 
 class TextFormatter(logging.Formatter):
     """`2026-01-05 14:03:07  POST /checkout 200 3 ms`, coloured at a terminal; outside text made
-    printable, secrets and card numbers redacted."""
+    printable, secrets and card numbers redacted, before any colour is added."""
 
     def __init__(self, *, color: bool = False) -> None:
         super().__init__()
         self.color = color
 
     def format(self, record: logging.LogRecord) -> str:
-        from bookpay.terminal import printable
-
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
         kind = getattr(record, "kind", None)
+        if kind == "message":
+            return _clean(record.getMessage())
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
         if kind == "request":
             text = self._request(record)
         elif kind == "webhook":
             text = self._webhook(record)
-        elif kind == "message":
-            return printable(redact(record.getMessage()), keep_newlines=True)
         else:
             text = f"{record.levelname} {record.name}: {record.getMessage()}"
             if record.exc_info:
                 text += "\n" + self.formatException(record.exc_info)
-            text = self._paint(text, _RED if record.levelno >= logging.ERROR else _YELLOW)
-        return printable(redact(f"{self._paint(stamp, _DIM)}  {text}"), keep_newlines=True)
+            text = self._paint(_clean(text), _RED if record.levelno >= logging.ERROR else _YELLOW)
+        return f"{self._paint(stamp, _DIM)}  {text}"
 
     def _paint(self, text: str, colour: str) -> str:
-        return f"{colour}{text}{_RESET}" if self.color else text
+        return f"{colour}{text}{_RESET}" if self.color and colour else text
 
     def _request(self, record: logging.LogRecord) -> str:
         status = record.status
         return (
-            f"{self._paint(record.method, _BOLD)} {record.path} "
+            f"{self._paint(_clean(record.method), _BOLD)} {_clean(record.path)} "
             f"{self._paint(str(status), _status_colour(status))} "
             f"{self._paint(f'{record.ms:.0f} ms', _DIM)}"
         )
@@ -302,10 +300,17 @@ class TextFormatter(logging.Formatter):
             else (f"{outcome}: {record.reason}")
         )
         return (
-            f"{self._paint('-->', _BOLD)} {self._paint(record.type, _BOLD)} [{record.event}] "
-            f"{record.payment_intent or '-'} "
-            f"{self._paint(shown, _OUTCOME_COLOURS.get(outcome, ''))}"
+            f"{self._paint('-->', _BOLD)} {self._paint(_clean(record.type), _BOLD)} "
+            f"[{_clean(record.event)}] {_clean(record.payment_intent or '-')} "
+            f"{self._paint(_clean(shown), _OUTCOME_COLOURS.get(outcome, ''))}"
         )
+
+
+def _clean(text: object) -> str:
+    """Outside text for a terminal: secrets redacted, control characters shown as escapes."""
+    from bookpay.terminal import printable
+
+    return printable(redact(str(text)), keep_newlines=True)
 
 
 class JsonFormatter(logging.Formatter):

@@ -455,13 +455,15 @@ class Gateway:
         except stripe.RateLimitError as exc:
             wait = _retry_after(exc.headers)
             raise StripeUnavailable(
-                f"{self.where} is limiting the rate of requests (429: {exc.user_message or exc})"
+                f"{_capitalized(self.where)} is limiting the rate of requests "
+                f"(429: {exc.user_message or exc})"
                 f"{self._budget.tries()}.",
                 retry_after=wait,
             ) from exc
         except stripe.APIError as exc:
             raise StripeUnavailable(
-                f"{self.where} could not handle the request ({exc.http_status or 'error'}: "
+                f"{_capitalized(self.where)} could not handle the request "
+                f"({exc.http_status or 'error'}: "
                 f"{exc.user_message or exc}){self._budget.tries()}.",
                 retry_after=_retry_after(exc.headers),
             ) from exc
@@ -566,6 +568,10 @@ class _BudgetClient(stripe.RequestsClient):
             sleep = max(sleep, self._budget.retry_after)
         left = self._budget.left()
         return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT))
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _retry_after(headers: Any) -> int | None:

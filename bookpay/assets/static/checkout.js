@@ -55,6 +55,10 @@
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
   const LOAD_ERROR = 'The payment form could not be loaded.';
+  // The shop answers 503 when Stripe stays unreachable (its retries are spent): nothing the
+  // shopper did; the same attempt can simply be tried again (it never charges twice).
+  const UNAVAILABLE =
+    'Payments are unavailable right now. Nothing was charged: please try again in a moment.';
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   // One attempt per book per tab: a reload reuses its PaymentIntent instead of making another.
   const ATTEMPT_KEY = 'bookpay.attempt.' + config.item;
@@ -269,6 +273,10 @@
     if (answer.status === 409 && error.code === 'attempt_finished') {
       if (error.status === 'succeeded') return {paid: error};
       if (!fresh) return createIntent(true);
+    }
+    if (answer.status === 503) {
+      retryButton.textContent = 'Try again';
+      throw new Error(UNAVAILABLE);
     }
     throw new Error(error.message || GENERIC_ERROR);
   }

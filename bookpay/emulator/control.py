@@ -67,11 +67,16 @@ def _dispatch(app: Any, environ: dict[str, Any], method: str, name: str) -> dict
 
 
 def _authorize(environ: dict[str, Any]) -> None:
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    key = header[7:].strip() if header.startswith("Bearer ") else ""
-    if not key:
+    """A test-mode secret key, sent as the API takes it (Bearer, or Basic as curl -u sends)."""
+    from .api import authenticate
+
+    if not environ.get("HTTP_AUTHORIZATION"):
         raise ApiError(401, SECRET_NEEDED)
-    if not (key.startswith("sk_test_") and len(key) > 8):
+    try:
+        key, publishable = authenticate(environ, {})
+    except ApiError:
+        raise ApiError(403, SECRET_NEEDED) from None
+    if publishable or not key.startswith("sk_test_"):
         raise ApiError(403, SECRET_NEEDED)
 
 

@@ -23,14 +23,20 @@ PUBLISHABLE_KEY = "pk_test_bookpay_testing"
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class EmulatorError(Exception):
-    """A control or API call the emulator refused: ``status`` and its error ``body``."""
+class HttpError(Exception):
+    """An error answer: ``status``, the JSON ``body`` and its error ``code``."""
 
     def __init__(self, status: int, body: Any) -> None:
         error = body.get("error", {}) if isinstance(body, dict) else {}
+        error = error if isinstance(error, dict) else {}
         super().__init__(f"{status}: {error.get('message') or body}")
         self.status = status
         self.body = body
+        self.code = error.get("code")
+
+
+class EmulatorError(HttpError):
+    """A control or API call the emulator refused."""
 
 
 @contextmanager

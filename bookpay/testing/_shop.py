@@ -22,19 +22,13 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from ._emulator import HttpError, _opener
+
 TEST_THREADS = 12  # enough for a test's calls at once; `bookpay serve` has 48
 
 
-class ShopError(Exception):
-    """The shop answered a request with an error: ``status`` and its JSON ``body``."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        super().__init__(f"{status}: {error.get('message') or body}")
-        self.status = status
-        self.body = body
-        self.code = error.get("code")
+class ShopError(HttpError):
+    """The shop answered a request with an error (``status``, ``body``, ``code``)."""
 
 
 @dataclass
@@ -175,7 +169,9 @@ class Shop:
         """The receipts in the outbox, oldest first, as e-mail messages."""
         if not self.outbox.is_dir():
             return []
-        files = sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+        # Not the `.writing-*.eml` of a receipt being written: only those renamed into place.
+        done = [p for p in self.outbox.glob("*.eml") if not p.name.startswith(".")]
+        files = sorted(done, key=lambda p: p.stat().st_mtime)
         return [message_from_bytes(path.read_bytes()) for path in files]
 
     def wait_for_receipts(self, count: int = 1, timeout: float = 10.0) -> list[Message]:

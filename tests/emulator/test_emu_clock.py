@@ -44,16 +44,6 @@ def attempts(url: str) -> list[dict]:
     return control(url, "GET", "deliveries", key=None)[1]["data"]
 
 
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
 def test_idempotency_keys_expire_after_24_hours_of_the_emulators_time(emu):
     first = create(emu.url, "order-42").json()
     advance(emu.url, hours=23)
@@ -66,7 +56,7 @@ def test_idempotency_keys_expire_after_24_hours_of_the_emulators_time(emu):
     assert fresh.json()["id"] != first["id"]
 
 
-def test_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(emu):
+def test_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(emu, eventually):
     url = closed_port_url()
     raw(
         emu.url,
@@ -75,7 +65,7 @@ def test_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(e
         {"url": url, "enabled_events[]": "customer.created"},
     )
     raw(emu.url, "POST", "/v1/customers", {"email": "ada@example.com"})
-    wait_for(lambda: attempts(emu.url))  # the first attempt goes out at once
+    eventually(lambda: attempts(emu.url))  # the first attempt goes out at once
     advance(emu.url, minutes=4)
     assert len(attempts(emu.url)) == 1  # the first retry waits five minutes
     advance(emu.url, minutes=1)

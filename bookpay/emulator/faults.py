@@ -147,6 +147,8 @@ class Faults:
         self.injected: Counter[str] = Counter()
         self.rules: list[Rule] = []
         self._next_id = 1
+        self.seed: int | None = None
+        self._random = random.Random()
         self.configure(rates or {}, latency, seed)
 
     @classmethod
@@ -172,7 +174,7 @@ class Faults:
                 self.rates = {kind: rates.get(kind, 0.0) for kind in KINDS if rates.get(kind)}
             if latency is not None:
                 self.latency = latency
-            if seed is not None or not hasattr(self, "seed"):
+            if seed is not None:
                 self.seed = seed
                 self._random = random.Random(seed)
             self._refresh()
@@ -199,7 +201,9 @@ class Faults:
         with self._lock:
             self.rules.clear()
             self.injected.clear()
-        self.configure(rates, latency, seed)
+            self.seed = seed
+            self._random = random.Random(seed)
+        self.configure(rates, latency)
 
     def _refresh(self) -> None:
         self.active = bool(self.rates or self.rules or self.latency[1] > 0)

@@ -262,3 +262,12 @@ def test_no_fault_configured_means_the_fault_path_is_never_taken(emu, monkeypatc
         emu.app._route({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/payment_intents"})
     control(emu.url, "DELETE", "faults")
     assert emu.app.faults.active is False
+
+
+def test_no_page_may_call_the_control_endpoints_but_one_may_call_the_api(emu):
+    preflight = raw(emu.url, "OPTIONS", "/_emulator/reset", key=None)
+    assert "access-control-allow-origin" not in preflight.headers
+    api_preflight = raw(emu.url, "OPTIONS", "/v1/payment_intents", key=None)
+    assert api_preflight.headers["access-control-allow-origin"] == "*"
+    listed = raw(emu.url, "GET", "/_emulator/deliveries", key=None)
+    assert listed.headers["access-control-allow-origin"] == "*"

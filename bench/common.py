@@ -35,7 +35,7 @@ EMULATOR = """
 import logging, sys
 from bookpay.emulator import EmulatorOptions, start_emulator
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-running = start_emulator("127.0.0.1", 0, EmulatorOptions())
+running = start_emulator("127.0.0.1", 0, EmulatorOptions({options}))
 print(running.url, flush=True)
 sys.stdin.read()
 running.stop()
@@ -43,10 +43,14 @@ running.stop()
 
 
 @contextmanager
-def emulator_process() -> Iterator[tuple[subprocess.Popen, str]]:
-    """(the process, its URL); always resumed (SIGCONT) and stopped at the end."""
+def emulator_process(options: str = "") -> Iterator[tuple[subprocess.Popen, str]]:
+    """(the process, its URL); always resumed (SIGCONT) and stopped at the end. ``options``:
+    EmulatorOptions keyword arguments as Python source (``"faults='500=5%', seed=7"``)."""
     process = subprocess.Popen(
-        [sys.executable, "-c", EMULATOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", EMULATOR.format(options=options)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = process.stdout.readline().strip().rstrip("/")

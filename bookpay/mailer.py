@@ -330,7 +330,14 @@ class ReceiptMailer:
             return
         except Exception as exc:  # any transport failure: keep the row and retry later
             delay = RETRY_DELAYS[min(receipt["attempts"], len(RETRY_DELAYS) - 1)]
-            log.warning("receipt for %s not sent (%s); retrying in %ss", intent_id, exc, delay)
+            log.warning(
+                "receipt for order %s (%s) not sent (%s: %s); retrying in %ss",
+                receipt.get("order_id"),
+                intent_id,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
             claims.failed(receipt, f"{type(exc).__name__}: {exc}", retry_in=delay)
             return
         claims.sent(receipt, location=location)

@@ -1,9 +1,11 @@
 """The gateway: bookpay's only way to Stripe (or to the emulator, which answers like Stripe).
 
-One ``StripeClient`` per Settings, never global state. Idempotency keys come from business
-identity (a checkout attempt, a refund request), so a retried request, a reload or a double click
-returns the first answer instead of charging or refunding twice. Stripe's exceptions become
-bookpay's in one place, ``_translate``; nothing above this module sees a stripe exception.
+One ``StripeClient`` per Settings, never global state. Every POST carries an idempotency key
+(``_request`` refuses one without): from business identity where there is one (a checkout
+attempt, a refund request), so a retried request, a reload or a double click returns the first
+answer instead of charging or refunding twice; else a key of its own per call, so that the
+client's own retries (a 500, a 429, a dropped connection) can never do a thing twice. Stripe's
+exceptions become bookpay's in one place, ``_translate``; nothing above this module sees one.
 
 A hung Stripe must not hang bookpay: every call has connect and read timeouts and one budget for
 all its attempts (``Settings.stripe_limits``), and goes through a ``resilience.Guard`` (a bulkhead
@@ -91,6 +93,11 @@ def idempotency_key(*parts: str) -> str:
     return f"bookpay-{parts[0]}-{digest}"
 
 
+def _call_key(operation: str) -> str:
+    """A key for one call with no business identity: its own retries share it, nothing else."""
+    return f"bookpay-{operation}-{uuid.uuid4()}"
+
+
 class RefundRequestReused(PaymentError):
     """A refund request id already used for a refund with other parameters (exit 3, HTTP 409)."""
 
@@ -164,9 +171,7 @@ class Gateway:
         }
         if email:
             params["receipt_email"] = email
-        key = (
-            idempotency_key("checkout", attempt_id) if attempt_id else f"bookpay-cli-{uuid.uuid4()}"
-        )
+        key = idempotency_key("checkout", attempt_id) if attempt_id else _call_key("cli")
         created, headers = self._request(
             "post", "/v1/payment_intents", params, idempotency_key=key, with_headers=True
         )
@@ -253,7 +258,8 @@ class Gateway:
             "payment_method": payment_method,
             "return_url": return_url or self.success_url(),
         }
-        return self._request("post", f"/v1/payment_intents/{_path(intent_id)}/confirm", params)
+        path = f"/v1/payment_intents/{_path(intent_id)}/confirm"
+        return self._request("post", path, params, idempotency_key=_call_key("confirm"))
 
     def success_url(self) -> str:
         """The shop's return page: BOOKPAY_BASE_URL's /success, or the local default's."""
@@ -279,7 +285,8 @@ class Gateway:
                 "type": "card",
                 "card": {"number": compact, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
             }
-            method = self._request("post", "/v1/payment_methods", params)
+            key = _call_key("payment-method")
+            method = self._request("post", "/v1/payment_methods", params, idempotency_key=key)
             return method["id"]
         if not card.startswith("pm_"):
             raise UsageError(f"{card!r} is neither a card number nor a PaymentMethod id or token.")
@@ -287,7 +294,8 @@ class Gateway:
 
     def cancel_intent(self, intent_id: str, *, reason: str | None = None) -> dict:
         params = {"cancellation_reason": reason} if reason else {}
-        return self._request("post", f"/v1/payment_intents/{_path(intent_id)}/cancel", params)
+        path = f"/v1/payment_intents/{_path(intent_id)}/cancel"
+        return self._request("post", path, params, idempotency_key=_call_key("cancel"))
 
     def capture_intent(
         self, intent_id: str, *, amount: int | None = None, request_id: str | None = None
@@ -301,7 +309,7 @@ class Gateway:
         key = (
             idempotency_key("capture", intent_id, request_id)
             if request_id
-            else f"bookpay-capture-{uuid.uuid4()}"
+            else _call_key("capture")
         )
         path = f"/v1/payment_intents/{_path(intent_id)}/capture"
         return self._request("post", path, params, idempotency_key=key)
@@ -331,8 +339,7 @@ class Gateway:
         if reason:
             params["reason"] = reason
         if not request_id:
-            key = f"bookpay-refund-{uuid.uuid4()}"
-            return self._request("post", "/v1/refunds", params, idempotency_key=key)
+            return self._request("post", "/v1/refunds", params, idempotency_key=_call_key("refund"))
         asked = {"request_id": request_id, "request_amount": _asked_amount(amount)}
         earlier = self.find_refund_request(intent_id, request_id)
         if earlier is not None:
@@ -498,9 +505,9 @@ class Gateway:
         for old in endpoints:
             if old["url"] == url:
                 self._request("delete", f"/v1/webhook_endpoints/{_path(old['id'])}")
-        created = self._request(
-            "post", "/v1/webhook_endpoints", {"url": url, "enabled_events": list(events)}
-        )
+        params = {"url": url, "enabled_events": list(events)}
+        key = _call_key("webhook-endpoint")
+        created = self._request("post", "/v1/webhook_endpoints", params, idempotency_key=key)
         return created["secret"]
 
     def webhook_endpoints(self) -> list[dict]:
@@ -519,7 +526,8 @@ class Gateway:
     ) -> dict:
         """A new webhook endpoint; only this answer carries its signing ``secret``."""
         params = {"url": url, "enabled_events": list(events), "metadata": metadata}
-        return self._request("post", "/v1/webhook_endpoints", params)
+        key = _call_key("webhook-endpoint")
+        return self._request("post", "/v1/webhook_endpoints", params, idempotency_key=key)
 
     def delete_webhook(self, endpoint_id: str) -> None:
         """Remove a webhook endpoint; one that is already gone is not an error."""
@@ -551,7 +559,12 @@ class Gateway:
         idempotency key) and error translation of its typed services, without building typed
         objects that would only be turned back into dicts: that halves the client's cost of a
         retrieve, which the webhook handler makes for every event.
+
+        A POST without an idempotency key is a programming error: a retry of it could charge,
+        refund or create twice.
         """
+        if method == "post" and not idempotency_key:
+            raise ValueError(f"POST {path} needs an idempotency key")
         options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
         if retries is not None:
             options["max_network_retries"] = retries
@@ -587,14 +600,27 @@ class Gateway:
                 if self.settings.is_emulated
                 else "Check your network connection and https://status.stripe.com."
             )
-            message = f"Could not reach {self.where}."
             if isinstance(exc.__cause__, requests.exceptions.Timeout):
                 total = self.settings.stripe_limits.total_timeout
-                message = f"Could not reach {self.where}: no answer within {total:g} s."
+                cause = f"no answer within {total:g} s"
+            else:
+                cause = _connection_cause(exc)
+            message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
             raise StripeUnavailable(message, hint=hint) from exc
-        except (stripe.RateLimitError, stripe.APIError) as exc:
+        except stripe.RateLimitError as exc:
+            wait = _retry_after(exc.headers)
             raise StripeUnavailable(
-                f"{self.where} could not handle the request: {exc.user_message or exc}"
+                f"{_capitalized(self.where)} is limiting the rate of requests "
+                f"(429: {exc.user_message or exc})"
+                f"{self._budget.tries()}.",
+                retry_after=wait,
+            ) from exc
+        except stripe.APIError as exc:
+            raise StripeUnavailable(
+                f"{_capitalized(self.where)} could not handle the request "
+                f"({exc.http_status or 'error'}: "
+                f"{exc.user_message or exc}){self._budget.tries()}.",
+                retry_after=_retry_after(exc.headers),
             ) from exc
         except stripe.StripeError as exc:  # anything newer than this module knows
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
@@ -605,15 +631,20 @@ MIN_ATTEMPT = 0.5
 
 
 class _Budget(threading.local):
-    """The deadline of the call this thread is making, shared by all of that call's attempts."""
+    """The deadline of the call this thread is making, shared by all of that call's attempts;
+    how many attempts it made, and the wait the last answer asked for (Retry-After)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.deadline: float | None = None
+        self.attempts = 0
+        self.retry_after: float | None = None
 
     @contextmanager
     def running(self) -> Iterator[None]:
         self.deadline = time.monotonic() + self.seconds
+        self.attempts = 0
+        self.retry_after = None
         try:
             yield
         finally:
@@ -621,6 +652,10 @@ class _Budget(threading.local):
 
     def left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def tries(self) -> str:
+        """ " (3 attempts)" after a call that was retried, for its error message."""
+        return f" ({self.attempts} attempts)" if self.attempts > 1 else ""
 
 
 class _BudgetSession(requests.Session):
@@ -636,6 +671,7 @@ class _BudgetSession(requests.Session):
         self.mount("https://", adapter)
 
     def request(self, method, url, **kwargs):
+        self._budget.attempts += 1
         left = self._budget.left()
         if left is not None:
             if left <= 0:
@@ -648,24 +684,82 @@ class _BudgetSession(requests.Session):
 
 
 class _BudgetClient(stripe.RequestsClient):
-    """stripe-python's requests client, its retries and back-off held to the call's budget."""
+    """stripe-python's requests client, its retries and back-off held to the call's budget.
+
+    It also retries a 429 (stripe-python retries only those Stripe marks with
+    ``Stripe-Should-Retry``), waiting at least what ``Retry-After`` asks: every POST carries an
+    idempotency key, so a retry is always safe, and a rate limit is a reason to wait, not to
+    fail a checkout. A wait the budget cannot afford is not attempted: the call fails at once
+    with StripeUnavailable, which passes the Retry-After on.
+    """
 
     def __init__(self, session: _BudgetSession, budget: _Budget, limits: StripeLimits) -> None:
         super().__init__(session=session, timeout=(limits.connect_timeout, limits.read_timeout))
         self._budget = budget
 
     def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
+        self._budget.retry_after = None
         left = self._budget.left()
         if left is not None and left < MIN_ATTEMPT:
             return False
+        if response is not None and response[1] == 429:
+            headers = response[2] or {}
+            if num_retries >= (max_network_retries or 0):
+                return False
+            if str(headers.get("Stripe-Should-Retry", "")).lower() == "false":
+                return False
+            wait = _retry_after(headers)
+            if wait is not None and left is not None and wait > left - MIN_ATTEMPT:
+                return False  # the wait asked for does not fit in what is left of the budget
+            self._budget.retry_after = wait
+            return True
         return super()._should_retry(
             response, api_connection_error, num_retries, max_network_retries
         )
 
     def _sleep_time_seconds(self, num_retries: int) -> float:
         sleep = super()._sleep_time_seconds(num_retries)
+        if self._budget.retry_after is not None:
+            sleep = max(sleep, self._budget.retry_after)
         left = self._budget.left()
         return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT))
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _retry_after(headers: Any) -> int | None:
+    """Whole seconds from a Retry-After header (the seconds form; a date is not used here)."""
+    try:
+        value = (headers or {}).get("Retry-After")
+    except AttributeError:
+        return None
+    if value is None or not str(value).strip().isdigit():
+        return None
+    return int(str(value).strip())
+
+
+def _connection_cause(exc: BaseException) -> str:
+    """What went wrong with the connection, in words, from the innermost error."""
+    inner: BaseException | None = exc
+    seen = []
+    while inner is not None and len(seen) < 10:
+        seen.append(inner)
+        inner = inner.__cause__ or inner.__context__
+    text = " ".join(f"{type(e).__name__}: {e}" for e in seen)
+    for marker, words in (
+        ("RemoteDisconnected", "the connection was closed without an answer"),
+        ("Remote end closed connection", "the connection was closed without an answer"),
+        ("ConnectionResetError", "the connection was reset"),
+        ("Connection reset", "the connection was reset"),
+        ("ConnectionRefusedError", "the connection was refused"),
+        ("Connection refused", "the connection was refused"),
+        ("NameResolutionError", "the host name does not resolve"),
+    ):
+        if marker in text:
+            return words
+    return "the connection failed"
 
 
 def _client_for(settings: Settings, budget: _Budget) -> stripe.StripeClient:

@@ -28,6 +28,7 @@ from bookpay.orderlines import lines_of_intent, rows_of
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs
 from bookpay.web.csrf import check_origin
+from bookpay.web.logs import order_ref
 from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.views import Templates, checkout_href, line_views, quote_json, receipt, script_json
 
@@ -416,7 +417,10 @@ def create_app(
             try:
                 services.fulfiller.fulfil(intent["id"])
             except Exception:  # the shopper has paid: show the receipt; the webhook will retry
-                log.exception("fulfilment of %s failed; the webhook will retry it", intent["id"])
+                log.exception(
+                    "fulfilment of %s failed; the webhook will retry it",
+                    order_ref(services.ledger, intent["id"]),
+                )
             try:
                 services.ledger.settle_cart(intent["id"])  # what was paid leaves the cart
             except Exception:

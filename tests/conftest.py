@@ -12,6 +12,10 @@ import pytest
 
 from bookpay.config import Settings
 
+# pytester runs pytest inside a test: the testing toolkit's own suite (tests/testing/) and the
+# README's examples run under it, with bookpay's plugin loaded as any project would load it.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
@@ -25,12 +29,14 @@ def clean_env(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="session")
 def emulator():
-    """One in-memory Stripe emulator on a free port for the session."""
-    from bookpay.emulator import EmulatorOptions, start_emulator
+    """One in-memory Stripe emulator on a free port for the session, never reset: tests make
+    objects of their own. Webhook retries come within a second, not over Stripe's three days.
+    (Tests that script faults or move the clock use the plugin's ``stripe_emulator``, reset
+    before each test, or an emulator of their own.)"""
+    from bookpay import testing
 
-    running = start_emulator("127.0.0.1", 0, EmulatorOptions(retry_schedule=(0.05, 0.1, 0.2)))
-    yield running
-    running.stop()
+    with testing.emulator(retry_schedule=(0.05, 0.1, 0.2)) as running:
+        yield running
 
 
 @pytest.fixture

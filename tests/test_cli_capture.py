@@ -76,7 +76,8 @@ def test_gateway_without_return_url_would_be_refused(settings):
     pi = client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
     with pytest.raises(PaymentError, match="A `return_url` must be specified"):
         gateway._request("post", f"/v1/payment_intents/{pi.id}/confirm",
-                         {"payment_method": "pm_card_visa"})  # fmt: skip
+                         {"payment_method": "pm_card_visa"},
+                         idempotency_key="no-return-url")  # fmt: skip
     assert gateway.confirm_intent(pi.id, payment_method="pm_card_visa")["status"] == "succeeded"
 
 

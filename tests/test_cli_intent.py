@@ -166,8 +166,8 @@ def test_emulator_not_running_exits_4_with_a_hint(tmp_path):
     )
     assert result.exit_code == 4
     assert result.stderr == (
-        "Error: Could not reach the emulator at http://127.0.0.1:9. "
-        "Start it with `bookpay emulator` or `bookpay serve`.\n"
+        "Error: Could not reach the emulator at http://127.0.0.1:9: the connection was refused "
+        "(3 attempts). Start it with `bookpay emulator` or `bookpay serve`.\n"
     )
 
 

@@ -179,10 +179,10 @@ def test_statuses_read_as_english():
 def test_serves_log_lines_are_escaped_too():
     import logging
 
-    from bookpay.commands.serve import _PrintableFormatter
+    from bookpay.web.logs import TextFormatter
 
     record = logging.LogRecord(
         "bookpay", logging.WARNING, "x", 1, "receipt for %s", (HOSTILE,), None
     )
-    line = _PrintableFormatter("%(message)s").format(record)
-    assert line == "receipt for " + printable(HOSTILE)
+    line = TextFormatter().format(record)
+    assert line.endswith("WARNING bookpay: receipt for " + printable(HOSTILE))

@@ -21,22 +21,53 @@ def emulator(
         bool, typer.Option("--ephemeral", help="Keep state in memory, not in BOOKPAY_DATA_DIR.")
     ] = False,
     latency: Annotated[
-        float,
+        str,
         typer.Option(
-            "--latency", min=0, help="Milliseconds added to every API call (to test timeouts)."
+            "--latency",
+            metavar="MS|MIN-MAX",
+            help="Milliseconds added to every API call: a number, or a range drawn from per "
+            "call (50-400).",
         ),
-    ] = 0.0,
+    ] = "0",
+    faults: Annotated[
+        str,
+        typer.Option(
+            "--faults",
+            metavar="KIND=PCT%,...",
+            help="Faults drawn at random per API call: 500 (after the call has run), 429 (before "
+            "it runs), reset (the connection dropped after it has run), timeout (held 30 s, then "
+            'dropped). Example: "500=5%,429=2%,reset=1%,timeout=1%".',
+        ),
+    ] = "",
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="Seed for the faults and latencies drawn: same seed, same run."
+        ),
+    ] = None,
 ) -> None:
     """Run the Stripe test-mode emulator (Stripe's v1 API, webhooks, offline Stripe.js).
 
-    Example: bookpay emulator --port 12111 --ephemeral
+    Faults and latency apply to the API only (never to Stripe.js or the control endpoints);
+    tests script more at run time through /_emulator/faults and move its clock through
+    /_emulator/clock (see the README).
+
+    Example: bookpay emulator --ephemeral --faults "500=5%,429=2%" --seed 7
     """
     from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
+    from bookpay.emulator.faults import parse_latency, parse_rates
     from bookpay.errors import UsageError
 
+    try:
+        low, high = parse_latency(latency)
+        parse_rates(faults)
+    except ValueError as exc:
+        raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
     settings = state(ctx).settings
     db_path = None if ephemeral else settings.data_dir / EMULATOR_DB
-    options = EmulatorOptions(db_path=db_path, latency=latency / 1000)
+    options = EmulatorOptions(
+        db_path=db_path, latency=low, latency_max=high, faults=faults, seed=seed
+    )
     try:
         running = start_emulator(host, port, options)
     except OSError as exc:
@@ -45,6 +76,13 @@ def emulator(
         ) from exc
     info(f"Stripe test-mode emulator listening on {running.url}")
     info(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
+    if faults or high:
+        shown = f"{low * 1000:g}-{high * 1000:g} ms" if high != low else f"{low * 1000:g} ms"
+        info(
+            f"Faults: {faults or 'none'}; latency: {shown if high else 'none'}"
+            + (f"; seed {seed}" if seed is not None else "")
+            + " (the API only)."
+        )
     if running.url != settings.emulator_url:
         info(f"Point bookpay at it with: export BOOKPAY_EMULATOR_URL={running.url}")
     else:

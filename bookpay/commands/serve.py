@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 from typing import Annotated
@@ -9,6 +10,11 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
+
+
+class LogFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
 
 
 def serve(
@@ -46,11 +52,31 @@ def serve(
     idle_timeout: Annotated[
         int, typer.Option(help="Seconds before an idle connection is closed.", min=1)
     ] = 30,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No line per request or webhook; the start, warnings and errors still show.",
+        ),
+    ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="text: lines for a person, coloured at a terminal (NO_COLOR is honoured); "
+            "json: one JSON object a line, for log shippers.",
+        ),
+    ] = LogFormat.text,
 ) -> None:
     """Serve the bookshop: catalog, Elements checkout, success page and /webhook.
 
     Without STRIPE_SECRET_KEY it runs in local test mode, starting bookpay's Stripe emulator
     (or using one already running) so that no Stripe account or network is needed.
+
+    While it runs it shows one line per request (method, path, status, milliseconds) and one
+    per webhook received (type, event id, PaymentIntent, what came of it) on stdout; warnings
+    and errors on stderr.
 
     Example: bookpay serve --port 4242 --threads 48 --connection-limit 1000
     """
@@ -58,11 +84,18 @@ def serve(
     from bookpay.web.launch import serve as run
     from bookpay.web.runner import Capacity
 
-    def say(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+    handlers = _configure_logging(settings.debug, log_format.value, quiet)
+    if log_format is LogFormat.json:
 
-    handler = _configure_logging(settings.debug)
+        def say(line: str) -> None:
+            logging.getLogger(ACCESS).info("%s", line, extra={"kind": "message"})
+
+    else:
+
+        def say(line: str) -> None:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
     try:
         run(
             settings,
@@ -72,51 +105,73 @@ def serve(
             open_browser=open_browser,
             capacity=Capacity(threads, connection_limit, idle_timeout),
             say=say,
+            log_requests=not quiet,
         )
     finally:
-        _remove_handler(handler)
+        _remove_handler(handlers)
 
 
 LOGGERS = ("bookpay", "waitress")
 HANDLER_NAME = "bookpay-serve"
+ACCESS = "bookpay.access"  # bookpay.web.logs.ACCESS, named here so --help stays light
 
 
-def _configure_logging(debug: bool) -> logging.Handler:
-    """bookpay's own warnings (a failed fulfilment) on stderr; waitress only when it matters.
+def _configure_logging(
+    debug: bool, log_format: str = "text", quiet: bool = False
+) -> list[logging.Handler]:
+    """Requests and webhooks on stdout; bookpay's warnings (a failed fulfilment) and waitress's,
+    when they matter, on stderr; in text for a person or JSON for a log shipper.
 
-    One handler, named, on the sys.stderr of this run: serve runs more than once in one process
-    (tests invoke it in-process), and an earlier run's handler would write to a closed stream.
-    Repeats are rate-limited: under load waitress warns once per queued request.
+    Named handlers on the streams of this run: serve runs more than once in one process (tests
+    invoke it in-process), and an earlier run's handler would write to a closed stream. Repeated
+    warnings are rate-limited (under load waitress warns once per queued request); request and
+    webhook lines never are, and --quiet drops them.
     """
-    from bookpay.web.logs import RepeatFilter
+    from bookpay.web.logs import JsonFormatter, RepeatFilter, TextFormatter
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(HANDLER_NAME)
-    handler.addFilter(RepeatFilter())
-    handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in LOGGERS:
+    def formatter(stream) -> logging.Formatter:
+        if log_format == "json":
+            return JsonFormatter()
+        return TextFormatter(color=_colour(stream))
+
+    errors = logging.StreamHandler(sys.stderr)
+    errors.set_name(HANDLER_NAME)
+    errors.addFilter(RepeatFilter())
+    errors.setFormatter(formatter(sys.stderr))
+    access = logging.StreamHandler(sys.stdout)
+    access.set_name(HANDLER_NAME)
+    access.setFormatter(formatter(sys.stdout))
+    targets = [(name, errors) for name in LOGGERS] + [(ACCESS, access)]
+    for name, handler in targets:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if h.get_name() == HANDLER_NAME]:
             logger.removeHandler(old)
         logger.addHandler(handler)
+    access_logger = logging.getLogger(ACCESS)
+    access_logger.propagate = False  # never on stderr as well
+    access_logger.setLevel(logging.INFO)
+    # --quiet keeps the start-up lines (said through the access logger in JSON) and drops the
+    # request and webhook lines.
+    access.addFilter(lambda record: not quiet or getattr(record, "kind", None) == "message")
     logging.getLogger("bookpay").setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("waitress").setLevel(logging.INFO if debug else logging.WARNING)
-    return handler
+    return [errors, access]
 
 
-class _PrintableFormatter(logging.Formatter):
-    """Log lines quote outside text (an e-mail address in a failed receipt, an event id): it
-    reaches the terminal with its control characters escaped, as everything bookpay prints."""
+def _colour(stream) -> bool:
+    """Colours only for a terminal, and never when NO_COLOR is set (no-color.org)."""
+    import os
 
-    def format(self, record: logging.LogRecord) -> str:
-        from bookpay.terminal import printable
-
-        return printable(super().format(record), keep_newlines=True)
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
-def _remove_handler(handler: logging.Handler) -> None:
-    for name in LOGGERS:
-        logging.getLogger(name).removeHandler(handler)
+def _remove_handler(handlers) -> None:
+    if isinstance(handlers, logging.Handler):
+        handlers = [handlers]
+    for name in (*LOGGERS, ACCESS):
+        for handler in handlers:
+            logging.getLogger(name).removeHandler(handler)
 
 
 app = typer.Typer(add_completion=False)

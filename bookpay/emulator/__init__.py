@@ -12,18 +12,37 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .server import RunningEmulator
 
-__all__ = ["EMULATOR_DB", "EmulatorOptions", "RunningEmulator", "create_app", "start_emulator"]
+__all__ = [
+    "EMULATOR_DB",
+    "STRIPE_RETRY_SCHEDULE",
+    "EmulatorOptions",
+    "RunningEmulator",
+    "create_app",
+    "start_emulator",
+]
 
 # The emulator's SQLite file name under bookpay's data folder.
 EMULATOR_DB = "emulator.sqlite3"
+_HOUR = 3600.0
+# Seconds before each webhook retry, as Stripe retries "for up to three days with an exponential
+# back off": 5 min, 30 min, 2 h, 5 h, 10 h, then every 12 h. The last retry comes some 65 hours
+# after the first attempt; when it fails too, the delivery has failed and the account is told
+# that the endpoint is failing. On the emulator's clock, which tests advance.
+STRIPE_RETRY_SCHEDULE = (300.0, 1800.0, 2 * _HOUR, 5 * _HOUR, 10 * _HOUR) + (12 * _HOUR,) * 4
 
 
 @dataclass(frozen=True)
 class EmulatorOptions:
     db_path: Path | None = None  # None: in memory (ephemeral)
-    latency: float = 0.0  # seconds added to each /v1 call
+    latency: float = 0.0  # seconds added to each /v1 call (the least, with latency_max)
+    latency_max: float | None = None  # a random latency from latency to this, per call
+    # Faults drawn at random for each /v1 call, as `bookpay emulator --faults` takes them:
+    # "500=5%,429=2%,reset=1%,timeout=1%" (see bookpay/emulator/faults.py).
+    faults: str = ""
+    seed: int | None = None  # for the faults and latencies drawn: the same seed, the same run
+    fault_hang: float = 30.0  # seconds a `timeout` fault holds the connection
     # Seconds before each webhook retry; after the last one, the delivery gives up.
-    retry_schedule: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)
+    retry_schedule: tuple[float, ...] = STRIPE_RETRY_SCHEDULE
     delivery_timeout: float = 5.0  # seconds per webhook attempt
     # Seconds before what Stripe does "some time later" in test mode: a dispute card's dispute
     # opening, an asynchronous refund failing or succeeding, submitted evidence deciding.

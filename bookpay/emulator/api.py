@@ -1,4 +1,4 @@
-"""The emulator's WSGI application: routing, API keys, idempotency, CORS, latency, pages."""
+"""The emulator's WSGI application: routing, API keys, idempotency, CORS, faults, pages."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from bookpay import __version__
 
+from . import control, faults, render, routes, threeds
 from . import params as declared
-from . import render, routes, threeds
 from .clock import Clock
 from .context import Ctx
 from .delivery import Deliverer
@@ -126,12 +126,18 @@ class Emulator:
 
     def __init__(self, options: Any) -> None:
         self.options = options
+        self.faults = faults.Faults.from_options(options)
         self.store = Store(options.db_path)
-        self.deliverer = Deliverer(
-            self.store, tuple(options.retry_schedule), options.delivery_timeout
-        )
-        self.deliverer.start()
         self.clock = Clock(self.store, self._clock_ctx, options.async_delay)
+        self.store.clock = self.clock.now  # idempotency keys expire on the emulator's clock
+        self.deliverer = Deliverer(
+            self.store,
+            tuple(options.retry_schedule),
+            options.delivery_timeout,
+            clock=self.clock.now,
+        )
+        self.clock.deliverer = self.deliverer
+        self.deliverer.start()
         self.clock.start()
         self._key_locks: dict[tuple[str, str], list[Any]] = {}
         self._key_locks_guard = threading.Lock()
@@ -145,11 +151,22 @@ class Emulator:
         """Every recorded webhook attempt (endpoint, url, status, time, error)."""
         return self.store.attempts(event_id)
 
+    def reset(self) -> None:
+        """As new: no objects, keys, deliveries or timers; the clock and faults as started."""
+        with self.store.transaction():
+            self.deliverer.reset()
+            self.store.reset()
+        self.clock.reset()
+        self.faults.reset()
+
     # --- WSGI -------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         try:
             response = self._route(environ)
+        except faults.Drop:
+            faults.drop_connection()
+            raise
         except Exception:
             log.exception("emulator error")
             response = Response.json(
@@ -167,8 +184,13 @@ class Emulator:
         method = environ["REQUEST_METHOD"].upper()
         path, segments = request_path(environ)
         if method == "OPTIONS":
-            return Response(204, b"", headers=list(PREFLIGHT), content_type="text/plain")
+            # A page may call the API (Stripe.js does), never the control endpoints: no
+            # preflight for those, so no page's script can fault, move or reset the emulator.
+            allowed = [] if segments[0] == "_emulator" else list(PREFLIGHT)
+            return Response(204, b"", headers=allowed, content_type="text/plain")
         if len(segments) > 1 and segments[0] == "v1":
+            if self.faults.active:
+                return self._api_faulty(environ, method, path, segments[1:])
             return self._api(environ, method, path, segments[1:])
         if segments == ["healthz"]:
             body = {"ok": True, "service": "bookpay-emulator", "version": version()}
@@ -187,8 +209,8 @@ class Emulator:
             return Response.html(exc.status, f"<h1>Bad request</h1><p>{escape(exc.message)}</p>")
         if len(segments) == 2 and segments[0] == "receipts":
             return threeds.receipt(ctx, segments[1])
-        if segments == ["_emulator", "deliveries"]:
-            return Response.json(200, {"data": self.delivery_attempts()}, headers=list(CORS))
+        if len(segments) == 2 and segments[0] == "_emulator":
+            return control.handle(self, environ, method, segments[1])
         return _unrecognized(method, path)
 
     def _stripe_js(self) -> Response:
@@ -215,11 +237,30 @@ class Emulator:
 
     # --- the /v1 API ------------------------------------------------------------------------
 
+    def _api_faulty(
+        self, environ: dict[str, Any], method: str, path: str, segments: list[str]
+    ) -> Response:
+        """The API with latency and faults (only called when some are configured)."""
+        delay = self.faults.delay()
+        if delay:
+            time.sleep(delay)  # outside every lock, so callers overlap
+        fault = self.faults.pick(method, path)
+        if fault is not None and fault.kind == "429":  # refused before anything is done
+            limited = ApiError(429, faults.RATE_LIMIT_MESSAGE, code="rate_limit")
+            return _fault_response(fault, limited)
+        response = self._api(environ, method, path, segments)
+        if fault is None:
+            return response
+        if fault.kind == "500":  # done and kept (its idempotent result too): only the answer fails
+            error = ApiError(500, faults.API_ERROR_MESSAGE, type="api_error")
+            return _fault_response(fault, error, response.headers)
+        if fault.kind == "timeout":
+            faults.hold(fault)
+        raise faults.Drop
+
     def _api(
         self, environ: dict[str, Any], method: str, path: str, segments: list[str]
     ) -> Response:
-        if self.options.latency > 0:
-            time.sleep(self.options.latency)  # outside every lock, so callers overlap
         request_id = new_id("req", 14)
         answered_in = ("Stripe-Version", API_VERSION)
         headers = [*CORS, ("Request-Id", request_id), answered_in]
@@ -336,6 +377,20 @@ def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:
     if prefix and path.startswith(prefix + "/"):
         path = path[len(prefix) :]
     return path, [unquote(segment) for segment in path[1:].split("/")]
+
+
+def _fault_response(
+    fault: faults.Fault, error: ApiError, headers: list[tuple[str, str]] | None = None
+) -> Response:
+    """An injected error answer: Stripe's envelope, and the request's own headers if it ran."""
+    kept = [h for h in headers or () if h[0] not in ("Idempotent-Replayed", "Original-Request")]
+    if not kept:
+        kept = [*CORS, ("Request-Id", new_id("req", 14)), ("Stripe-Version", API_VERSION)]
+    request_id = next((value for name, value in kept if name == "Request-Id"), "req_0")
+    extra = [("Bookpay-Emulator-Fault", fault.kind)]
+    if fault.retry_after is not None:
+        extra.append(("Retry-After", str(fault.retry_after)))
+    return Response.json(error.status, error.envelope(request_id), headers=[*kept, *extra])
 
 
 def _unrecognized(method: str, path: str) -> Response:

@@ -3,7 +3,10 @@
 With capture_method=manual a successful confirmation only authorizes: the intent waits in
 requires_capture with amount_capturable, and the charge is uncaptured. Capturing less than was
 authorized releases the rest, which Stripe shows as refunded on the charge; canceling releases
-it all.
+it all. An authorization not captured within its window (seven days for an online card payment
+the customer made; the charge's `payment_method_details.card.capture_before`) expires on the
+emulator's clock: the hold is released, `charge.expired`, and the PaymentIntent is canceled
+with `cancellation_reason: automatic`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import disputes, objects, validate
+from .clock import handles
 from .context import Ctx
 from .intent_base import load, unexpected_state
 from .params import ANY, choice
-from .wire import invalid, new_id
+from .wire import invalid, new_id, now
+
+AUTHORIZATION_WINDOW = 7 * 86400  # seconds a card authorization holds (customer-initiated)
 
 CAPTURE_SPEC = {
     "amount_to_capture": None,
@@ -78,6 +84,32 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
     if pm is not None:
         disputes.after_capture(ctx, ch, pm)
     return pi
+
+
+def hold_until_expiry(ctx: Ctx, pi: dict[str, Any], ch: dict[str, Any]) -> None:
+    """An authorization just made: say until when it holds, and let it expire then."""
+    ch["payment_method_details"]["card"]["capture_before"] = ch["created"] + AUTHORIZATION_WINDOW
+    ctx.store.save(ch)
+    ctx.schedule("authorization.expire", pi["id"], after=AUTHORIZATION_WINDOW)
+
+
+@handles("authorization.expire")
+def expire(ctx: Ctx, pi_id: str) -> None:
+    """The window has passed: an intent still waiting for its capture is canceled."""
+    pi = ctx.store.get(pi_id, "payment_intent")
+    if pi is None or pi["status"] != "requires_capture":
+        return  # captured or canceled in time
+    release(ctx, pi)
+    ch = ctx.store.get(pi["latest_charge"] or "", "charge")
+    if ch is not None:
+        ctx.emit("charge.expired", ch)
+    pi["status"] = "canceled"
+    pi["canceled_at"] = now()
+    pi["cancellation_reason"] = "automatic"
+    pi["amount_capturable"] = 0
+    pi["next_action"] = None
+    ctx.store.save(pi)
+    ctx.emit("payment_intent.canceled", pi)
 
 
 def release(ctx: Ctx, pi: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import cards, disputes, methods, objects, render, validate
+from . import capture, cards, disputes, methods, objects, render, validate
 from . import intent_base as intents
 from .context import Ctx
 from .params import choice
@@ -195,6 +195,7 @@ def attempt(
         pi["status"] = "requires_capture"
         pi["amount_capturable"] = pi["amount"]
         ctx.store.save(pi)
+        capture.hold_until_expiry(ctx, pi, ch)
         ctx.emit("charge.succeeded", ch)
         ctx.emit("payment_intent.amount_capturable_updated", pi, {"amount_capturable": 0})
         return pi

@@ -18,5 +18,6 @@ class Ctx:
     base_url: str  # the emulator as the caller reached it (for receipt and 3-D Secure URLs)
     emit: Emitter
     op: str = ""  # the operation being served ("POST /v1/refunds"), for its declared values
-    # Schedule what Stripe does "some time later": schedule(kind, object_id, steps=1).
-    schedule: Callable[..., None] = lambda kind, object_id, steps=1: None
+    # Schedule what Stripe does "some time later": schedule(kind, object_id, steps=1), or
+    # schedule(kind, object_id, after=SECONDS) on the emulator's clock.
+    schedule: Callable[..., None] = lambda kind, object_id, steps=1, after=None: None

@@ -3,6 +3,11 @@
 Deliveries live in SQLite, so pending ones resume after a restart. The scheduler keeps at most
 one attempt in flight per endpoint and picks the oldest due delivery first, which keeps events
 in order per endpoint unless a retry is waiting. No redirects are followed: a 3xx is a failure.
+
+Retries follow Stripe's schedule: exponential back-off for up to three days
+(``STRIPE_RETRY_SCHEDULE``, on the emulator's clock, which a test can advance), after which the
+delivery has failed and the account is told the endpoint is failing, as Stripe e-mails it
+(``notices``, shown at ``GET /_emulator/notifications``). Signatures always carry real time.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import logging
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +31,7 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+SETTLE_TIMEOUT = 120.0  # seconds `settle` waits for attempts (each is bounded by its timeout)
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -56,11 +63,20 @@ def post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> i
 
 class Deliverer:
     def __init__(
-        self, store: Store, retry_schedule: tuple[float, ...], timeout: float, workers: int = 8
+        self,
+        store: Store,
+        retry_schedule: tuple[float, ...],
+        timeout: float,
+        workers: int = 8,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.retry_schedule = retry_schedule
         self.timeout = timeout
+        self.clock = clock
+        # What Stripe would e-mail the account: an endpoint failing, after a delivery gave up.
+        self.notices: list[dict[str, Any]] = []
+        self._generation = 0  # bumped by reset(): attempts begun before it record nothing
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emulator-webhook")
         self._wake = threading.Condition()
         self._stopping = False
@@ -86,21 +102,61 @@ class Deliverer:
             with self._wake:
                 if self._stopping:
                     return
-            delay = self._dispatch_due()
+            delay = self._dispatch_due()[0]
             with self._wake:
                 if self._stopping:
                     return
                 self._wake.wait(timeout=delay)
 
-    def _dispatch_due(self) -> float:
-        """Start what is due; return how long to sleep until the next delivery is due."""
-        now = time.time()
+    def reset(self) -> None:
+        """Forget notices; attempts under way finish without recording anything."""
+        with self.store.lock:
+            self._generation += 1
+            self.notices.clear()
+
+    def next_due(self) -> float | None:
+        """When the next pending delivery is due (on the emulator's clock), if any is."""
+        try:
+            pending = self.store.pending_deliveries()
+        except Exception:
+            return None
+        return min((row["next_at"] for row in pending), default=None)
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> int:
+        """Make every attempt that is due now and wait for them; how many were made.
+
+        One attempt at a time per endpoint, so an endpoint owed several events takes several
+        rounds; an attempt that fails is rescheduled later on the clock, so this ends.
+        """
+        deadline = time.monotonic() + timeout
+        made = 0
+        while time.monotonic() < deadline:
+            futures = self._dispatch_due(collect=True)[1]
+            made += len(futures)
+            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            with self._wake:
+                busy = bool(self._in_flight)
+                if busy:  # started by the scheduler thread: wait for them too
+                    self._wake.wait(timeout=0.05)
+            if not futures and not busy and not self._any_due():
+                return made
+        return made
+
+    def _any_due(self) -> bool:
+        nxt = self.next_due()
+        return nxt is not None and nxt <= self.clock()
+
+    def _dispatch_due(self, collect: bool = False) -> tuple[float, list[Any]]:
+        """Start what is due; how long to sleep until the next delivery is due, and (when
+        `collect`) the attempts started."""
+        now = self.clock()
         next_due = 1.0
         started: set[str] = set()
+        futures: list[Any] = []
         try:
             pending = self.store.pending_deliveries()
         except Exception:  # the store closed under us during shutdown
-            return 0.2
+            return 0.2, futures
         for row in pending:
             endpoint = row["endpoint_id"]
             with self._wake:
@@ -114,8 +170,10 @@ class Deliverer:
             with self._wake:
                 self._in_flight.add(endpoint)
             started.add(endpoint)
-            self._pool.submit(self._attempt, row)
-        return max(next_due, 0.005)
+            future = self._pool.submit(self._attempt, row)
+            if collect:
+                futures.append(future)
+        return max(next_due, 0.005), futures
 
     def _attempt(self, row: Any) -> None:
         try:
@@ -129,6 +187,7 @@ class Deliverer:
 
     def _deliver(self, row: Any) -> None:
         store = self.store
+        generation = self._generation
         endpoint = store.get(row["endpoint_id"], "webhook_endpoint")
         event = store.get(row["event_id"], "event")
         if endpoint is None or event is None:
@@ -150,11 +209,39 @@ class Deliverer:
                 error = f"HTTP {status}"
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"
+        now = self.clock()
         if error is None:
             state, next_at = "succeeded", 0.0
         elif row["attempts"] < len(self.retry_schedule):
-            state, next_at = "pending", time.time() + self.retry_schedule[row["attempts"]]
+            state, next_at = "pending", now + self.retry_schedule[row["attempts"]]
         else:
             state, next_at = "failed", 0.0
-        if not store.closed:
-            store.finish_attempt(row, endpoint["url"], status, error, state, next_at)
+        with store.lock:  # reset() bumps the generation under this lock too
+            if store.closed or generation != self._generation:
+                return
+            store.finish_attempt(row, endpoint["url"], status, error, state, next_at, now)
+            if state == "failed":
+                self._failing(row, endpoint, error, now)
+
+    def _failing(self, row: Any, endpoint: dict[str, Any], error: str | None, now: float) -> None:
+        """Tell the account its endpoint is failing, as Stripe does by e-mail."""
+        notice = {
+            "type": "webhook_endpoint.failing",
+            "endpoint": endpoint["id"],
+            "url": endpoint["url"],
+            "event": row["event_id"],
+            "attempts": row["attempts"] + 1,
+            "last_error": error,
+            "created": int(now),
+        }
+        self.notices.append(notice)
+        # Debug only: the notice is for whoever asks (GET /_emulator/notifications); an
+        # emulator shared by many shops must not fill their consoles with each other's news.
+        log.debug(
+            "webhook endpoint %s (%s) is failing: gave up on %s after %d attempts (%s)",
+            endpoint["id"],
+            endpoint["url"],
+            row["event_id"],
+            notice["attempts"],
+            error,
+        )

@@ -22,6 +22,7 @@ EMITTED = (
     "charge.succeeded",
     "charge.failed",
     "charge.captured",
+    "charge.expired",
     "charge.refunded",
     "charge.refund.updated",
     "charge.dispute.created",

@@ -171,6 +171,16 @@ class Store:
                 self.closed = True
                 self._db.close()
 
+    def reset(self) -> None:
+        """Forget everything: every row of every table (objects, keys, deliveries, timers)."""
+        with self.transaction():
+            tables = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            for (name,) in tables:
+                self._db.execute(f'DELETE FROM "{name}"')
+            self._last_purge = 0.0
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Hold the state lock and commit at the end. Nested uses join the outer transaction."""
@@ -359,8 +369,10 @@ class Store:
         error: str | None,
         state: str,
         next_at: float,
+        at: float | None = None,
     ) -> None:
-        """Record one attempt and move the delivery on (pending again, succeeded or failed)."""
+        """Record one attempt (made `at`, on the emulator's clock) and move the delivery on
+        (pending again, succeeded or failed)."""
         with self.transaction():
             self._db.execute(
                 "INSERT INTO delivery_attempts"
@@ -371,7 +383,7 @@ class Store:
                     delivery["event_id"],
                     delivery["endpoint_id"],
                     url,
-                    time.time(),
+                    time.time() if at is None else at,
                     status,
                     error,
                 ),

@@ -32,17 +32,115 @@ def serve(
     open_browser: bool = False,
     capacity=None,
     say=print,
+    log_requests: bool = False,
 ) -> None:
     """Run the shop on waitress until Ctrl-C, with an emulator in emulator mode.
 
     Raises ConfigError for unusable settings and UsageError for a port in use, before anything
     starts; the CLI turns both into one line and an exit code.
     """
+    from bookpay.web import runner
+
+    capacity = capacity or runner.DEFAULT_CAPACITY
+    try:
+        shop = start_shop(
+            settings,
+            host=host,
+            port=port,
+            emulator_port=emulator_port,
+            capacity=capacity,
+            say=say,
+            log_requests=log_requests,
+        )
+    except KeyboardInterrupt:  # Ctrl-C before the server was up
+        say("Stopping.")
+        return
+    try:
+        _banner(shop, capacity, say)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(shop.url)
+        _stop_on_sigterm()
+        shop.server.run()  # returns on Ctrl-C: waitress handles the KeyboardInterrupt itself
+        say("Stopping.")
+    except KeyboardInterrupt:
+        say("Stopping.")
+    finally:
+        shop.stop(linger=True)
+
+
+@dataclasses.dataclass
+class RunningShop:
+    """A shop started by ``start_shop``: its server, the core it serves, its emulator link.
+
+    ``url`` is where shoppers reach it (BOOKPAY_BASE_URL, else the server's own address) and
+    ``own_url`` the server's own address (where the emulator delivers webhooks). ``stop()``
+    undoes everything ``start_shop`` did, in reverse.
+    """
+
+    url: str
+    own_url: str
+    settings: Settings
+    server: object
+    services: object
+    note: str = ""  # "started here" or "already running", in emulator mode
+    link: object = None
+    emulator: object = None  # the emulator this shop started, if it did
+    secrets: list = dataclasses.field(default_factory=list)
+    say: object = print
+    stopped: bool = False
+
+    def stop(self, *, linger: bool = False) -> None:
+        """Stop serving; with ``linger``, keep an emulator we started while others use it."""
+        from bookpay import replay
+        from bookpay.web.emulator_link import linger_for_other_shops
+
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            if self.link is not None:
+                self.link.stop_watching()
+                self.link.unregister()
+            self.server.stop()
+            for secret in self.secrets:
+                replay.forget_secret(self.settings.data_dir, secret)
+            self.services.close()
+        finally:
+            if self.emulator is not None:
+                try:
+                    if linger and self.link is not None:
+                        linger_for_other_shops(self.link, self.say)
+                except KeyboardInterrupt:
+                    self.say("Stopping the emulator.")
+                finally:
+                    self.emulator.stop()
+
+
+def start_shop(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    emulator_port: int | None = None,
+    capacity=None,
+    say=print,
+    background: bool = False,
+    log_requests: bool = False,
+) -> RunningShop:
+    """Check the settings, bind, find or start the emulator, open the ledger, build the app and
+    register its webhook endpoint: a shop ready to serve (``background``: serving already, in a
+    thread; else call ``.server.run()``). What `bookpay serve` and ``bookpay.testing`` run.
+
+    Raises ConfigError or UsageError before anything has started; anything that fails later
+    stops what had started.
+    """
     from bookpay import replay
     from bookpay.privatefiles import private_dir
     from bookpay.server import Services, create_app
     from bookpay.web import runner
-    from bookpay.web.emulator_link import EmulatorLink, ensure_emulator, linger_for_other_shops
+    from bookpay.web.emulator_link import EmulatorLink, ensure_emulator
 
     capacity = capacity or runner.DEFAULT_CAPACITY
     settings.check()
@@ -51,96 +149,101 @@ def serve(
         raise UsageError("; ".join(problems).capitalize() + ".", code="bad_capacity")
     settings = _bounded_bulkhead(settings, capacity)
     sock = runner.bind(host, port)  # first, so a busy port fails before the emulator starts
-    emulator = running = services = link = None
-    secrets: list[str] = []
+    emulator = running = services = None
     try:
         note = ""
         if settings.is_emulated:
             settings, emulator = ensure_emulator(settings, host, emulator_port)
             note = "started here" if emulator else "already running"
         services = Services(settings)
-        ledger = services.ledger  # opened now: an unreachable database fails the start
-        running = runner.start(
-            lambda own_url: create_app(
+        services.ledger  # opened now: an unreachable database fails the start  # noqa: B018
+        receiver = services.receiver
+        if log_requests:
+            from bookpay.web.logs import LoggedReceiver, RequestLog
+
+            receiver = LoggedReceiver(services.receiver, services.ledger)
+
+        def make_app(own_url: str):
+            app = create_app(
                 settings,
                 gateway=services.gateway,
                 catalog=services.catalog,
                 ledger=services.ledger,
                 fulfiller=services.fulfiller,
-                receiver=services.receiver,
+                receiver=receiver,
                 public_url=own_url,
-            ),
-            host,
-            sock=sock,
-            capacity=capacity,
-        )
-        shop_url = settings.base_url or running.url
-        say(f"bookpay is serving the shop at {shop_url}")
-        say(f"Shop id: {settings.shop_id}; orders ledger: {ledger.where} ({ledger.kind}).")
-        if settings.is_emulated:
-
-            def accept(secret: str) -> None:
-                services.receiver.add_secret(secret)
-                replay.save_secret(private_dir(settings.data_dir), secret)  # for `webhook replay`
-                secrets.append(secret)
-
-            # The emulator is local, so it delivers to the server's own address even when
-            # BOOKPAY_BASE_URL names a public one.
-            link = EmulatorLink(
-                settings, services.gateway, running.url + "/webhook", on_secret=accept, say=say
             )
-            link.register()
-            link.watch()
-            say("Mode: local test mode: payments are emulated, no real card is charged.")
-            say(f"      Stripe emulator at {settings.emulator_url} ({note}).")
-            say(f"      Webhooks: the emulator sends events to {running.url}/webhook")
-        else:
-            say(f"Mode: {settings.mode_label} (api.stripe.com, Stripe.js from js.stripe.com).")
-            if not settings.webhook_secrets:
-                say(
-                    "WARNING: STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event "
-                    "(503) and orders are fulfilled only from the success page. Run `stripe listen "
-                    f"--forward-to {running.url}/webhook` and set the whsec_ secret it prints."
-                )
-        limits = settings.stripe_limits
-        say(
-            f"Capacity: {capacity.threads} threads ({limits.max_concurrent} may wait on Stripe, "
-            f"for {limits.total_timeout:g} s at most), {capacity.connection_limit} connections, "
-            f"idle ones closed after {capacity.idle_timeout} s."
-        )
-        say("Test cards (any future expiry date, any CVC, any postal code):")
-        for number, outcome in TEST_CARDS:
-            say(f"  {number}  {outcome}")
-        say("Press Ctrl-C to stop.")
-        if open_browser:
-            import webbrowser
+            return RequestLog(app) if log_requests else app
 
-            webbrowser.open(shop_url)
-        _stop_on_sigterm()
-        running.run()  # returns on Ctrl-C: waitress handles the KeyboardInterrupt itself
-        say("Stopping.")
-    except KeyboardInterrupt:  # Ctrl-C before the server was up
-        say("Stopping.")
-    finally:
-        if link is not None:
-            link.stop_watching()
-            link.unregister()
+        running = runner.start(make_app, host, sock=sock, capacity=capacity, background=background)
+        shop = RunningShop(
+            url=settings.base_url or running.url,
+            own_url=running.url,
+            settings=settings,
+            server=running,
+            services=services,
+            note=note,
+            emulator=emulator,
+            say=say,
+        )
+    except BaseException:
         if running is not None:
             running.stop()
         else:
             sock.close()
-        for secret in secrets:
-            replay.forget_secret(settings.data_dir, secret)
         if services is not None:
             services.close()
         if emulator is not None:
-            try:
-                if link is not None:
-                    linger_for_other_shops(link, say)
-            except KeyboardInterrupt:
-                say("Stopping the emulator.")
-            finally:
-                emulator.stop()
+            emulator.stop()
+        raise
+    if settings.is_emulated:
+
+        def accept(secret: str) -> None:
+            services.receiver.add_secret(secret)
+            replay.save_secret(private_dir(settings.data_dir), secret)  # for `webhook replay`
+            shop.secrets.append(secret)
+
+        # The emulator is local, so it delivers to the server's own address even when
+        # BOOKPAY_BASE_URL names a public one.
+        shop.link = EmulatorLink(
+            settings, services.gateway, running.url + "/webhook", on_secret=accept, say=say
+        )
+        try:
+            shop.link.register()
+        except BaseException:
+            shop.stop()
+            raise
+        shop.link.watch()
+    return shop
+
+
+def _banner(shop: RunningShop, capacity, say) -> None:
+    settings = shop.settings
+    ledger = shop.services.ledger
+    say(f"bookpay is serving the shop at {shop.url}")
+    say(f"Shop id: {settings.shop_id}; orders ledger: {ledger.where} ({ledger.kind}).")
+    if settings.is_emulated:
+        say("Mode: local test mode: payments are emulated, no real card is charged.")
+        say(f"      Stripe emulator at {settings.emulator_url} ({shop.note}).")
+        say(f"      Webhooks: the emulator sends events to {shop.own_url}/webhook")
+    else:
+        say(f"Mode: {settings.mode_label} (api.stripe.com, Stripe.js from js.stripe.com).")
+        if not settings.webhook_secrets:
+            say(
+                "WARNING: STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event "
+                "(503) and orders are fulfilled only from the success page. Run `stripe listen "
+                f"--forward-to {shop.own_url}/webhook` and set the whsec_ secret it prints."
+            )
+    limits = settings.stripe_limits
+    say(
+        f"Capacity: {capacity.threads} threads ({limits.max_concurrent} may wait on Stripe, "
+        f"for {limits.total_timeout:g} s at most), {capacity.connection_limit} connections, "
+        f"idle ones closed after {capacity.idle_timeout} s."
+    )
+    say("Test cards (any future expiry date, any CVC, any postal code):")
+    for number, outcome in TEST_CARDS:
+        say(f"  {number}  {outcome}")
+    say("Press Ctrl-C to stop.")
 
 
 def _bounded_bulkhead(settings: Settings, capacity) -> Settings:

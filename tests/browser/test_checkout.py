@@ -411,7 +411,7 @@ def test_a_server_error_is_shown_with_a_retry_button(page, shop):
     page.route(
         "**/create-payment-intent",
         lambda route: route.fulfill(
-            status=503,
+            status=500,
             content_type="application/json",
             body='{"error": {"message": "Payments are down for a moment.", "code": "x"}}',
         ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +41,19 @@ class Collected:
 class Api:
     """Plain JSON through stripe-python's raw requests (what bookpay's gateway does)."""
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, url: str = "") -> None:
         self.client = client
+        self.url = url
+
+    def advance(self, **units: float) -> None:
+        """Move the emulator's clock on (its control endpoint), doing what falls due."""
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/clock",
+            data=json.dumps(units).encode(),
+            headers={"Authorization": "Bearer sk_test_x", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.status == 200
 
     def __call__(self, method: str, path: str, **params: Any) -> dict[str, Any]:
         try:
@@ -64,7 +76,7 @@ def api() -> Iterator[Api]:
     options = EmulatorOptions(retry_schedule=(0.05,), delivery_timeout=1, async_delay=0.05)
     with start_emulator(options=options) as emu:
         client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
-        yield Api(client)
+        yield Api(client, emu.url)
 
 
 def paid(api: Api, card: str, **extra: Any) -> dict[str, Any]:
@@ -134,6 +146,10 @@ def intents(api: Api, got: Collected) -> dict[str, Any]:
     got.add("charge captured in part", api("get", charge, expand=["refunds"]), "refunds")
     released = paid(api, "pm_card_visa", capture_method="manual")
     got.add("pi released", api("post", f"/v1/payment_intents/{released['id']}/cancel"))
+    expiring = paid(api, "pm_card_visa", capture_method="manual")
+    api.advance(days=8)  # past the seven days an authorization holds
+    got.add("pi authorization expired", api("get", f"/v1/payment_intents/{expiring['id']}"))
+    got.add("charge expired", api("get", f"/v1/charges/{expiring['latest_charge']}"))
     return ok
 
 

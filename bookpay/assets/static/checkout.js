@@ -72,6 +72,10 @@
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
   const LOAD_ERROR = 'The payment form could not be loaded.';
+  // The shop answers 503 when Stripe stays unreachable (its retries are spent): nothing the
+  // shopper did; the same attempt can simply be tried again (it never charges twice).
+  const UNAVAILABLE =
+    'Payments are unavailable right now. Nothing was charged: please try again in a moment.';
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   const CHANGED = 'Your order changed: check the new total, then pay.';
   // One attempt per book (or per cart and payment of it) per tab: a reload reuses its
@@ -304,6 +308,10 @@
     if (answer.status === 409 && error.code === 'attempt_finished') {
       if (error.status === 'succeeded') return {paid: error};
       if (!fresh) return createIntent(true);
+    }
+    if (answer.status === 503) {
+      retryButton.textContent = 'Try again';
+      throw new Error(UNAVAILABLE);
     }
     if (error.code === 'cart_empty') window.location.assign('/cart'); // nothing left to pay for
     throw new Error(error.message || GENERIC_ERROR);

@@ -1,0 +1,173 @@
+"""The emulator's control endpoints: faults, the clock, a reset. Not Stripe's API.
+
+Paths under ``/_emulator/``, JSON (or a plain form, for curl) in, JSON out. Faults never apply
+here. Whatever changes the emulator's behaviour needs a test-mode secret key
+(``Authorization: Bearer sk_test_...``): a page's publishable key cannot fault or reset it. The
+lists of deliveries and notifications stay readable without one, as before.
+
+- ``GET /_emulator/faults``: the rates, latency, seed, scripted rules and how many of each fault
+  were injected. ``POST`` with ``fault`` adds a rule (``method``, ``path``, ``times``,
+  ``retry_after``, ``seconds``); ``POST`` with ``rates`` (``"500=5%,429=2%"``), ``latency``
+  (``"50-400"`` ms) or ``seed`` changes those. ``DELETE`` clears all of it.
+- ``GET /_emulator/clock``: the emulator's time; ``POST`` with ``days``, ``hours``, ``minutes``
+  or ``seconds`` advances it, doing what falls due on the way.
+- ``POST /_emulator/reset``: forget every object, key, delivery, timer, fault and clock change.
+- ``GET /_emulator/deliveries``, ``GET /_emulator/notifications``: webhook attempts, and the
+  endpoints Stripe would have told the account are failing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import faults
+from .wire import ApiError, Response, decode_form, new_id
+
+SECRET_NEEDED = (
+    "The emulator's control endpoints take a test-mode secret key: send"
+    " 'Authorization: Bearer sk_test_...'."
+)
+READABLE = ("deliveries", "notifications")
+UNIT_SECONDS = {"days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.0}
+
+
+def handle(app: Any, environ: dict[str, Any], method: str, name: str) -> Response:
+    request_id = new_id("req", 14)
+    try:
+        answer = _dispatch(app, environ, method, name)
+    except ApiError as exc:
+        return Response.json(exc.status, exc.envelope(request_id))
+    headers = [("Cache-Control", "no-store")]
+    if name in READABLE:  # lists a page may read, as it always could
+        headers.append(("Access-Control-Allow-Origin", "*"))
+    return Response.json(200, answer, headers=headers)
+
+
+def _dispatch(app: Any, environ: dict[str, Any], method: str, name: str) -> dict[str, Any]:
+    if method == "GET" and name == "deliveries":
+        return {"data": app.delivery_attempts()}
+    if method == "GET" and name == "notifications":
+        return {"data": list(app.deliverer.notices)}
+    known = {"faults": ("GET", "POST", "DELETE"), "clock": ("GET", "POST"), "reset": ("POST",)}
+    if name not in known:
+        raise ApiError(404, f"Unrecognized control endpoint: /_emulator/{name}.")
+    if method not in known[name]:
+        raise ApiError(405, f"/_emulator/{name} takes {', '.join(known[name])}, not {method}.")
+    _authorize(environ)
+    if name == "faults":
+        if method == "POST":
+            return _change_faults(app.faults, _body(environ))
+        if method == "DELETE":
+            app.faults.clear()
+        return app.faults.describe()
+    if name == "clock":
+        ran = {}
+        if method == "POST":
+            ran = app.clock.advance(_seconds(_body(environ)))
+        return {"now": app.clock.now(), "offset": app.clock.offset, "ran": ran}
+    app.reset()
+    return {"reset": True}
+
+
+def _authorize(environ: dict[str, Any]) -> None:
+    """A test-mode secret key, sent as the API takes it (Bearer, or Basic as curl -u sends)."""
+    from .api import authenticate
+
+    if not environ.get("HTTP_AUTHORIZATION"):
+        raise ApiError(401, SECRET_NEEDED)
+    try:
+        key, publishable = authenticate(environ, {})
+    except ApiError:
+        raise ApiError(403, SECRET_NEEDED) from None
+    if publishable or not key.startswith("sk_test_"):
+        raise ApiError(403, SECRET_NEEDED)
+
+
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    from .api import _body as read
+
+    raw = read(environ).strip()
+    if not raw:
+        return {}
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "The body must be a JSON object.")
+        return data
+    return decode_form(raw)
+
+
+def _change_faults(state: faults.Faults, body: dict[str, Any]) -> dict[str, Any]:
+    if "fault" in body:
+        rule = state.add_rule(_rule(body))
+        return {**state.describe(), "rule": rule.to_dict()}
+    if not {"rates", "latency", "seed"} & set(body):
+        raise ApiError(400, "Say what to change: fault (a rule), or rates, latency or seed.")
+    try:
+        rates = _rates(body["rates"]) if "rates" in body else None
+        latency = faults.parse_latency(str(body["latency"])) if "latency" in body else None
+    except ValueError as exc:
+        raise ApiError(400, f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+    seed = _number(body, "seed", int) if "seed" in body else None
+    state.configure(rates, latency, seed)
+    return state.describe()
+
+
+def _rates(value: Any) -> dict[str, float]:
+    if isinstance(value, str):
+        return faults.parse_rates(value)
+    if isinstance(value, dict):
+        spec = ",".join(f"{kind}={percent}%" for kind, percent in value.items())
+        return faults.parse_rates(spec)
+    raise ValueError('rates are "500=5%,429=2%" or {"500": 5, "429": 2} (percentages)')
+
+
+def _rule(body: dict[str, Any]) -> faults.Rule:
+    kind = str(body["fault"])
+    if kind not in faults.KINDS:
+        raise ApiError(400, f"Unknown fault {kind!r}: the faults are {', '.join(faults.KINDS)}.")
+    method = body.get("method")
+    if method is not None:
+        method = str(method).upper()
+        if method not in ("GET", "POST", "DELETE"):
+            raise ApiError(400, f"method must be GET, POST or DELETE, not {method!r}.")
+    path = body.get("path")
+    if path is not None and not (isinstance(path, str) and path.startswith("/v1/")):
+        raise ApiError(400, "path must be an API path such as /v1/refunds: faults apply to /v1.")
+    times = _number(body, "times", int) if body.get("times") is not None else None
+    if times is not None and times < 1:
+        raise ApiError(400, "times must be at least 1 (leave it out for every call).")
+    retry_after = _number(body, "retry_after", int) if body.get("retry_after") is not None else None
+    if retry_after is not None and retry_after < 0:
+        raise ApiError(400, "retry_after cannot be negative.")
+    seconds = _number(body, "seconds", float) if "seconds" in body else faults.DEFAULT_HANG
+    if not 0 <= seconds <= 600:
+        raise ApiError(400, "seconds (how long a timeout holds the connection) is 0 to 600.")
+    return faults.Rule(kind, method, path, times, retry_after, seconds)
+
+
+def _seconds(body: dict[str, Any]) -> float:
+    unknown = set(body) - set(UNIT_SECONDS)
+    if unknown or not body:
+        raise ApiError(400, "Advance the clock by days, hours, minutes and/or seconds.")
+    total = sum(_number(body, unit, float) * UNIT_SECONDS[unit] for unit in body)
+    if total < 0:
+        raise ApiError(400, "The clock only moves forward.")
+    return total
+
+
+def _number(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body[name]
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"{name} must be a number, not {value!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")):  # NaN, infinities
+        raise ApiError(400, f"{name} must be a finite number.")
+    return number

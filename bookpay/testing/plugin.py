@@ -1,0 +1,111 @@
+"""bookpay's pytest plugin: Stripe's test mode, offline, for your tests and bookpay's.
+
+pytest loads it through the ``pytest11`` entry point (``-p no:bookpay`` turns it off).
+Importing it loads nothing but pytest: a fixture imports what it needs when a test uses it, so
+a test run that uses none of them starts as fast as without bookpay.
+
+Fixtures:
+
+- ``stripe_emulator``: bookpay's emulator in memory on a free port (``StripeEmulator``: ``url``,
+  ``secret_key``, ``publishable_key``, ``client``, ``events()``, ``deliveries()``, ``faults``,
+  ``clock``). One for the session, reset before each test that uses it; one per test with
+  ``--bookpay-emulator=test`` (ini ``bookpay_emulator = test``), or with options of its own
+  through ``@pytest.mark.bookpay_emulator(faults="500=5%", seed=7, ...)``.
+- ``bookpay_shop``: bookpay's checkout server against it, its webhook registered (``Shop``).
+- ``bookpay_cli``: ``bookpay_cli("orders", "list", "--json")`` in-process, isolated (``CliResult``).
+- ``webhook_sender``: signs and posts events, to the test's ``bookpay_shop`` or ``to=URL``.
+- ``bookpay_data_dir``: the folder the shop and the CLI share (ledger, outbox).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SCOPES = ("session", "test")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bookpay", "bookpay's Stripe emulator")
+    group.addoption(
+        "--bookpay-emulator",
+        choices=SCOPES,
+        default=None,
+        help="session: one emulator, reset before each test (the default); test: one per test.",
+    )
+    parser.addini(
+        "bookpay_emulator", "session (one emulator, reset per test) or test", default="session"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "bookpay_emulator(**options): a fresh emulator for this test, with these "
+        "emulator options (faults, seed, latency, async_delay, ... as EmulatorOptions takes them)",
+    )
+
+
+def _one_per_test(config: pytest.Config) -> bool:
+    chosen = config.getoption("--bookpay-emulator") or config.getini("bookpay_emulator")
+    if chosen not in SCOPES:
+        raise pytest.UsageError(f"bookpay_emulator must be session or test, not {chosen!r}")
+    return chosen == "test"
+
+
+@pytest.fixture(scope="session")
+def _bookpay_session_emulator():
+    from bookpay.testing import emulator
+
+    with emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def stripe_emulator(request: pytest.FixtureRequest):
+    """bookpay's Stripe emulator, as new: no objects, no faults, its clock at real time."""
+    marker = request.node.get_closest_marker("bookpay_emulator")
+    if marker is not None or _one_per_test(request.config):
+        from bookpay.testing import emulator
+
+        with emulator(**(marker.kwargs if marker is not None else {})) as running:
+            yield running
+        return
+    shared = request.getfixturevalue("_bookpay_session_emulator")
+    shared.reset()
+    yield shared
+
+
+@pytest.fixture
+def bookpay_data_dir(tmp_path):
+    """The data folder of the test's shop and CLI (the orders ledger, receipts outbox)."""
+    return tmp_path / "bookpay-data"
+
+
+@pytest.fixture
+def bookpay_shop(stripe_emulator, bookpay_data_dir):
+    """bookpay's shop on a free port against ``stripe_emulator``, its webhook registered."""
+    from bookpay.testing import shop
+
+    with shop(stripe_emulator, data_dir=bookpay_data_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def bookpay_cli(stripe_emulator, bookpay_data_dir):
+    """``bookpay_cli(*args)`` runs the CLI in-process against ``stripe_emulator``."""
+    from bookpay.testing import cli
+
+    with cli(stripe_emulator, bookpay_data_dir) as runner:
+        yield runner
+
+
+@pytest.fixture
+def webhook_sender(request: pytest.FixtureRequest):
+    """``webhook_sender(event)`` signs and posts an event: a bundled fixture's name, a file or
+    a dict; to the test's ``bookpay_shop`` if it has one, else ``to=URL, secret=...``."""
+    from bookpay.testing import webhook_sender as make
+
+    shop = None
+    if "bookpay_shop" in request.fixturenames:
+        shop = request.getfixturevalue("bookpay_shop")
+    return make(shop)

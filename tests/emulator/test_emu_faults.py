@@ -1,0 +1,273 @@
+"""Faults on demand: scripted at run time, or drawn at seeded rates, for the API only.
+
+A 500 or a dropped connection comes after the request has run (its state change, and its result
+under the idempotency key, are kept, as at Stripe); a 429 comes before anything is done.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import stripe
+from conftest import raw
+
+from bookpay.emulator import EmulatorOptions, api, faults, start_emulator
+
+KEY = "sk_test_faults"
+
+
+@pytest.fixture
+def emu():
+    options = EmulatorOptions(retry_schedule=(), async_delay=60)
+    with start_emulator(options=options) as running:
+        yield running
+
+
+def control(url: str, method: str, name: str, body: Any = None, key: str | None = KEY):
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        conn.request(method, f"/_emulator/{name}", body=payload, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        conn.close()
+
+
+def create(url: str, key: str | None = None, amount: str = "2300"):
+    headers = {"Idempotency-Key": key} if key else {}
+    return raw(url, "POST", "/v1/payment_intents", {"amount": amount, "currency": "usd"}, headers)
+
+
+def intent_count(url: str) -> int:
+    return len(raw(url, "GET", "/v1/payment_intents", {"limit": "100"}).json()["data"])
+
+
+def test_the_next_two_creates_answer_500_and_keep_what_they_did(emu):
+    status, state = control(
+        emu.url,
+        "POST",
+        "faults",
+        {"fault": "500", "method": "POST", "path": "/v1/payment_intents", "times": 2},
+    )
+    assert status == 200 and state["rule"]["times"] == 2
+    first = create(emu.url, "attempt-1")
+    assert first.status == 500
+    assert first.headers["bookpay-emulator-fault"] == "500"
+    assert first.json()["error"]["type"] == "api_error"
+    assert first.headers["request-id"].startswith("req_")
+    assert create(emu.url, "attempt-2").status == 500
+    assert create(emu.url, "attempt-3").status == 200  # the rule is used up
+    assert intent_count(emu.url) == 3  # the two 500s were processed all the same
+    again = create(emu.url, "attempt-1")  # the client's retry, with its key
+    assert again.status == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert intent_count(emu.url) == 3
+    assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 2}
+
+
+def test_every_refund_call_answers_429_with_retry_after_until_cleared(emu, paid_intent):
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=0)
+    pi = paid_intent(client)
+    control(emu.url, "POST", "faults", {"fault": "429", "path": "/v1/refunds*", "retry_after": 2})
+    for _ in range(3):
+        limited = raw(emu.url, "POST", "/v1/refunds", {"payment_intent": pi.id})
+        assert limited.status == 429
+        assert limited.headers["retry-after"] == "2"
+        assert limited.json()["error"]["code"] == "rate_limit"
+    assert raw(emu.url, "GET", "/v1/refunds", {"payment_intent": pi.id}).status == 429
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.refunds.create(params={"payment_intent": pi.id})
+    charge = raw(emu.url, "GET", f"/v1/charges/{pi.latest_charge}").json()
+    assert charge["amount_refunded"] == 0  # a 429 is refused before anything is done
+    assert (
+        raw(emu.url, "POST", "/v1/payment_intents", {"amount": "100", "currency": "usd"}).status
+        == 200
+    )
+    assert control(emu.url, "DELETE", "faults")[0] == 200
+    assert raw(emu.url, "POST", "/v1/refunds", {"payment_intent": pi.id}).status == 200
+
+
+def test_a_429_keeps_nothing_under_the_idempotency_key(emu):
+    control(emu.url, "POST", "faults", {"fault": "429", "times": 1})
+    assert create(emu.url, "limited", amount="100").status == 429
+    # Not replayed, and not an idempotency error with other parameters: the key is unused.
+    assert create(emu.url, "limited", amount="200").json()["amount"] == 200
+
+
+def test_a_reset_after_processing_drops_the_connection_but_keeps_the_charge(emu):
+    control(
+        emu.url, "POST", "faults", {"fault": "reset", "path": "/v1/payment_intents", "times": 1}
+    )
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        create(emu.url, "dropped")
+    assert intent_count(emu.url) == 1  # it happened: the client just could not know
+    replay = create(emu.url, "dropped")
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert intent_count(emu.url) == 1
+
+
+def test_a_timeout_holds_the_connection_then_drops_it(emu):
+    control(emu.url, "POST", "faults", {"fault": "timeout", "seconds": 0.5, "times": 1})
+    started = time.monotonic()
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        create(emu.url, "slow")
+    assert time.monotonic() - started >= 0.5
+    assert intent_count(emu.url) == 1
+
+
+def test_stripe_python_retries_make_one_intent_through_500s_and_resets(emu):
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=2)
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
+    control(
+        emu.url, "POST", "faults", {"fault": "reset", "path": "/v1/payment_intents", "times": 1}
+    )
+    created = client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
+    assert created.status == "requires_payment_method"
+    assert intent_count(emu.url) == 1  # three tries, one key, one PaymentIntent
+    assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1, "reset": 1}
+
+
+def test_faults_never_touch_the_control_endpoint_stripe_js_or_pages(emu):
+    control(emu.url, "POST", "faults", {"rates": "500=100%"})
+    assert raw(emu.url, "GET", "/v1/payment_intents").status == 500
+    assert raw(emu.url, "GET", "/v3/", key=None).status == 200
+    assert raw(emu.url, "GET", "/healthz", key=None).status == 200
+    assert raw(emu.url, "GET", "/_emulator/deliveries", key=None).status == 200
+    assert control(emu.url, "GET", "faults")[0] == 200
+    assert control(emu.url, "DELETE", "faults")[0] == 200
+    assert raw(emu.url, "GET", "/v1/payment_intents").status == 200
+
+
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [(None, 401), ("pk_test_page", 403), ("sk_live_real", 403), ("rk_test_x", 403)],
+)
+def test_only_a_test_secret_key_may_change_faults_or_the_clock(emu, key, status):
+    for method, name, body in [
+        ("POST", "faults", {"fault": "500"}),
+        ("DELETE", "faults", None),
+        ("POST", "clock", {"days": 1}),
+        ("POST", "reset", None),
+    ]:
+        got, answer = control(emu.url, method, name, body, key=key)
+        assert got == status, (method, name)
+        assert "sk_test_" in answer["error"]["message"]
+    assert control(emu.url, "GET", "faults")[1]["rules"] == []
+    assert control(emu.url, "GET", "clock")[1]["offset"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"fault": "503"}, "Unknown fault '503'"),
+        ({"fault": "500", "path": "/healthz"}, "faults apply to /v1"),
+        ({"fault": "500", "times": 0}, "times must be at least 1"),
+        ({"fault": "500", "times": "two"}, "times must be a number"),
+        ({"fault": "timeout", "seconds": 9999}, "0 to 600"),
+        ({"rates": "500=5"}, "KIND=PERCENT%"),
+        ({"rates": "500=60%,429=60%"}, "more than 100%"),
+        ({"latency": "400-50"}, "ends before it starts"),
+        ({}, "Say what to change"),
+    ],
+)
+def test_bad_fault_requests_are_400s_that_say_why(emu, body, says):
+    status, answer = control(emu.url, "POST", "faults", body)
+    assert status == 400
+    assert says in answer["error"]["message"]
+
+
+def statuses(url: str, count: int) -> list[int]:
+    return [raw(url, "GET", "/v1/payment_intents").status for _ in range(count)]
+
+
+def test_rates_with_a_seed_give_the_same_faults_every_run():
+    options = EmulatorOptions(faults="500=30%,429=20%", seed=7, retry_schedule=())
+    with start_emulator(options=options) as one, start_emulator(options=options) as two:
+        first, second = statuses(one.url, 40), statuses(two.url, 40)
+        control(one.url, "POST", "faults", {"seed": 8})
+        other = statuses(one.url, 40)
+    assert first == second
+    assert {500, 429, 200} <= set(first)
+    assert other != first
+
+
+def test_drawn_rates_come_out_as_asked():
+    state = faults.Faults(faults.parse_rates("500=5%,429=2%,reset=1%,timeout=1%"), seed=1)
+    drawn = Counter(
+        fault.kind if (fault := state.pick("GET", "/v1/x")) else "ok" for _ in range(20_000)
+    )
+    assert 900 < drawn["500"] < 1100
+    assert 320 < drawn["429"] < 480
+    assert 140 < drawn["reset"] < 260
+    assert 140 < drawn["timeout"] < 260
+    assert state.describe()["injected"]["500"] == drawn["500"]
+
+
+def test_latency_ranges_are_drawn_within_their_bounds():
+    state = faults.Faults(latency=faults.parse_latency("50-400"), seed=3)
+    delays = [state.delay() for _ in range(500)]
+    assert all(0.05 <= d <= 0.4 for d in delays)
+    assert max(delays) - min(delays) > 0.2
+    assert faults.parse_latency("200") == (0.2, 0.2)
+    assert faults.Faults(latency=(0.2, 0.2)).delay() == 0.2
+
+
+def test_a_latency_range_slows_each_api_call():
+    options = EmulatorOptions(latency=0.15, latency_max=0.25, seed=1, retry_schedule=())
+    with start_emulator(options=options) as slow:
+        started = time.monotonic()
+        assert raw(slow.url, "GET", "/v1/payment_intents").status == 200
+        assert time.monotonic() - started >= 0.15
+        started = time.monotonic()
+        assert raw(slow.url, "GET", "/healthz", key=None).status == 200
+        assert time.monotonic() - started < 0.15
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "hit"),
+    [
+        ("/v1/refunds", "/v1/refunds", True),
+        ("/v1/refunds", "/v1/refunds/re_1", False),
+        ("/v1/refunds*", "/v1/refunds/re_1/cancel", True),
+        ("/v1/payment_intents/{id}/confirm", "/v1/payment_intents/pi_1/confirm", True),
+        ("/v1/payment_intents/{id}/confirm", "/v1/payment_intents/pi_1/capture", False),
+        ("/v1/payment_intents/{id}", "/v1/payment_intents/pi_1/confirm", False),
+    ],
+)
+def test_rule_paths(pattern, path, hit):
+    assert faults.Rule("500", path=pattern).matches("POST", path) is hit
+
+
+def test_no_fault_configured_means_the_fault_path_is_never_taken(emu, monkeypatch):
+    def never(*args):
+        raise AssertionError("the fault path ran with nothing configured")
+
+    monkeypatch.setattr(api.Emulator, "_api_faulty", never)
+    assert emu.app.faults.active is False
+    assert raw(emu.url, "GET", "/v1/payment_intents").status == 200
+    control(emu.url, "POST", "faults", {"fault": "500", "times": 1})
+    assert emu.app.faults.active is True
+    with pytest.raises(AssertionError, match="the fault path ran"):
+        emu.app._route({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/payment_intents"})
+    control(emu.url, "DELETE", "faults")
+    assert emu.app.faults.active is False
+
+
+def test_no_page_may_call_the_control_endpoints_but_one_may_call_the_api(emu):
+    preflight = raw(emu.url, "OPTIONS", "/_emulator/reset", key=None)
+    assert "access-control-allow-origin" not in preflight.headers
+    api_preflight = raw(emu.url, "OPTIONS", "/v1/payment_intents", key=None)
+    assert api_preflight.headers["access-control-allow-origin"] == "*"
+    listed = raw(emu.url, "GET", "/_emulator/deliveries", key=None)
+    assert listed.headers["access-control-allow-origin"] == "*"

@@ -1,0 +1,281 @@
+"""What `bookpay serve` shows while it runs: a line per request and per webhook received, in text
+(coloured at a terminal) or JSON; never a secret, a client secret or a card number."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from contextlib import contextmanager
+
+import pytest
+
+from bookpay.commands.serve import _configure_logging, _remove_handler
+from bookpay.config import Settings
+from bookpay.testing import webhook_sender
+from bookpay.web import logs
+from bookpay.web.launch import start_shop
+from bookpay.web.runner import Capacity
+
+
+@pytest.fixture
+def served(emulator, tmp_path):
+    """A shop started as `bookpay serve` starts it, logging its requests and webhooks."""
+    shop = start_shop(
+        Settings(data_dir=tmp_path / "data", emulator_url=emulator.url),
+        capacity=Capacity(threads=8),
+        say=lambda line: None,
+        background=True,
+        log_requests=True,
+    )
+    try:
+        yield shop
+    finally:
+        shop.stop()
+
+
+@contextmanager
+def console(log_format: str = "text"):
+    """serve's logging, on the streams of the test's call (capsys's), for the ``with`` block."""
+    handlers = _configure_logging(False, log_format, False)
+    try:
+        yield
+    finally:
+        _remove_handler(handlers)
+
+
+def get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.status
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def pay(shop) -> str:
+    created = post_json(
+        shop.url + "/create-payment-intent",
+        {"item": "1", "attemptId": str(uuid.uuid4())},
+    )
+    intent = created["paymentIntentId"]
+    shop.services.gateway.confirm_intent(intent, payment_method="pm_card_visa")
+    return intent
+
+
+def wait_for_line(capsys, needle: str, timeout: float = 10.0) -> tuple[str, str]:
+    """All stdout and stderr so far, once stdout holds ``needle``."""
+    import time
+
+    out = err = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        captured = capsys.readouterr()
+        out, err = out + captured.out, err + captured.err
+        if needle in out:
+            return out, err
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not in {out!r} (stderr: {err!r})")
+
+
+def test_a_line_per_request_with_path_status_and_time_never_the_query(served, capsys):
+    with console():
+        check_request_lines(served, capsys)
+
+
+def check_request_lines(served, capsys):
+    assert get(served.url + "/") == 200
+    secret = "pi_3Qabc_secret_Zyx987"
+    assert get(f"{served.url}/checkout?item=1&payment_intent_client_secret={secret}") == 200
+    with pytest.raises(urllib.error.HTTPError):
+        get(served.url + "/checkout?item=nope")
+    out, _ = wait_for_line(capsys, "GET /checkout 404")
+    lines = out.splitlines()
+    assert any(line.endswith(" ms") and "  GET / 200 " in line for line in lines)
+    assert any("  GET /checkout 200 " in line for line in lines)
+    assert "secret" not in out and "item=" not in out
+
+
+def test_a_line_per_webhook_saying_what_it_came_to(served, capsys):
+    with console():
+        check_webhook_lines(served, capsys)
+
+
+def check_webhook_lines(served, capsys):
+    intent = pay(served)
+    out, _ = wait_for_line(capsys, "--> payment_intent.succeeded")
+    order = served.services.ledger.find_order(intent)
+    line = next(x for x in out.splitlines() if "--> payment_intent.succeeded" in x)
+    assert line.endswith(f" {intent} fulfilled: order {order['id']} ({intent})")
+    assert "--> payment_intent.created" in out and "ignored: not an event bookpay handles" in out
+    sender = webhook_sender(served.own_url and None, url=served.own_url + "/webhook",
+                            secret=served.secrets[-1])  # fmt: skip
+    assert sender("payment_intent.succeeded").outcome == "ignored"
+    assert sender("payment_intent.succeeded", bad_signature=True).outcome == "refused"
+    out, _ = wait_for_line(capsys, "refused: 400")
+    assert "--> payment_intent.succeeded [evt_3QfxSucdB7WZ01zgkW0fixture]" in out
+    assert "ignored: Stripe does not know pi_3QfxSucdB7WZ01zgkW0fixture" in out
+    assert "refused: 400: Invalid Stripe-Signature" in out
+    assert "POST /webhook 400" in out
+
+
+def test_json_lines_for_log_shippers(served, capsys):
+    with console("json"):
+        intent = pay(served)
+        out, _ = wait_for_line(capsys, '"type": "payment_intent.succeeded"')
+    records = [json.loads(line) for line in out.splitlines()]  # every line is one JSON object
+    requests = [r for r in records if r.get("kind") == "request"]
+    assert {"method": "POST", "path": "/create-payment-intent", "status": 200} in [
+        {k: r[k] for k in ("method", "path", "status")} for r in requests
+    ]
+    assert all(isinstance(r["ms"], float) and r["time"].endswith("Z") for r in requests)
+    webhook = next(r for r in records if r.get("type") == "payment_intent.succeeded")
+    assert webhook["kind"] == "webhook"
+    assert webhook["payment_intent"] == intent
+    assert webhook["outcome"] == "fulfilled"
+    assert webhook["event"].startswith("evt_")
+
+
+def record(**fields) -> logging.LogRecord:
+    made = logging.LogRecord(logs.ACCESS, logging.INFO, "x", 1, "m", None, None)
+    made.__dict__.update(fields)
+    return made
+
+
+def test_colours_at_a_terminal_like_stripe_listen_and_none_elsewhere():
+    ok = record(kind="request", method="GET", path="/", status=200, ms=3.2)
+    broken = record(kind="request", method="POST", path="/webhook", status=500, ms=9)
+    refused = record(kind="webhook", type="charge.refunded", event="evt_1",
+                     payment_intent=None, outcome="refused", reason="400: bad")  # fmt: skip
+    coloured = logs.TextFormatter(color=True)
+    assert "\x1b[32m200\x1b[0m" in coloured.format(ok)
+    assert "\x1b[31m500\x1b[0m" in coloured.format(broken)
+    assert "\x1b[31mrefused: 400: bad\x1b[0m" in coloured.format(refused)
+    plain = logs.TextFormatter().format(refused)
+    assert "\x1b" not in plain
+    assert plain.endswith("--> charge.refunded [evt_1] - refused: 400: bad")
+
+
+def test_outside_text_is_made_printable():
+    hostile = record(kind="request", method="GET", path="/x\x1b[2J\u202e", status=404, ms=1)
+    line = logs.TextFormatter(color=False).format(hostile)
+    assert "\x1b" not in line and "\u202e" not in line
+    assert "/x\\x1b[2J\\u202e 404" in line
+
+
+def test_secrets_and_card_numbers_never_reach_a_line():
+    text = logs.redact(
+        "key sk_test_51Habcdefghij whsec_abcdef123456 rk_live_zzzzzzzz1 "
+        "pi_3Qx_secret_abcDEF postgresql://shop:hunter2@db:5432/bookpay "
+        "card 4242 4242 4242 4242 and 4000000000009995, amount 2300"
+    )
+    for secret in ("51Habcdefghij", "abcdef123456", "zzzzzzzz1", "abcDEF", "hunter2", "4242 4242"):
+        assert secret not in text
+    assert "9995" not in text
+    assert "postgresql://shop:***@db:5432/bookpay" in text
+    assert "amount 2300" in text  # ordinary numbers stay
+
+
+class _Failing:
+    """A receiver whose handling fails (the ledger's database went away)."""
+
+    def handle(self, payload, signature):
+        raise RuntimeError(
+            "could not write: postgresql://shop:hunter2@db/bookpay (key sk_test_51Hsecretsecret)"
+        )
+
+
+class _Ledger:
+    def find_order(self, intent_id):
+        return {"id": "ord_42"} if intent_id == "pi_42" else None
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_failed_fulfilment_is_logged_with_the_order_and_no_secret(capsys, log_format):
+    receiver = logs.LoggedReceiver(_Failing(), _Ledger())
+    payload = json.dumps(
+        {
+            "id": "evt_1",
+            "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_42", "object": "payment_intent"}},
+        }
+    ).encode()
+    with console(log_format), pytest.raises(RuntimeError):
+        receiver.handle(payload, "t=1,v1=x")
+    out, err = capsys.readouterr()
+    assert "failed" in out and "pi_42" in out  # the webhook's own line
+    assert "order ord_42 (pi_42)" in err
+    assert "Stripe will send it again" in err
+    for secret in ("hunter2", "51Hsecretsecret"):
+        assert secret not in out + err
+
+
+def test_a_receipt_that_cannot_be_written_is_logged_with_its_order(emulator, tmp_path, caplog):
+    from bookpay import testing
+
+    stub = testing.StripeEmulator(emulator.url)
+    with testing.shop(stub, data_dir=tmp_path / "data") as shop:
+        shop.outbox.write_text("not a folder")  # every receipt write fails
+        with caplog.at_level(logging.WARNING, logger="bookpay"):
+            paid = shop.pay("1", card="4242424242424242")
+            order = shop.wait_for_order(paid["id"], "paid")
+            stub.wait_for(lambda: "not sent" in caplog.text, what="a receipt failure")
+    line = next(r.getMessage() for r in caplog.records if "not sent" in r.getMessage())
+    assert f"receipt for order {order['id']} ({paid['id']}) not sent" in line
+    assert "4242424242424242" not in caplog.text
+
+
+def run_serve(args, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "serve", "--port", "0", "--emulator-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
+            "BOOKPAY_DATA_DIR": str(tmp_path / "data"),
+        },
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if "Press Ctrl-C" in line:
+            return process, lines
+    raise AssertionError(process.stderr.read())
+
+
+@pytest.mark.parametrize("args", [["--log-format", "json"], ["--quiet"]])
+def test_serve_log_options_from_the_command_line(args, tmp_path):
+    process, lines = run_serve(args, tmp_path)
+    try:
+        if args == ["--quiet"]:
+            url = lines[0].rsplit(" ", 1)[1]
+        else:
+            first = json.loads(lines[0])
+            assert first["kind"] == "message" and first["level"] == "info"
+            url = first["message"].rsplit(" ", 1)[1]
+        for _ in range(3):
+            assert get(url + "/healthz") == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    lines += out.splitlines()
+    if args == ["--quiet"]:
+        assert not [line for line in lines if "/healthz" in line]
+        assert "Stopping." in lines
+    else:
+        records = [json.loads(line) for line in lines]  # nothing but JSON on stdout
+        healthz = [r for r in records if r.get("path") == "/healthz"]
+        assert [r["status"] for r in healthz] == [200, 200, 200]
+        assert records[-1]["message"] == "Stopping."
+    assert "Traceback" not in err

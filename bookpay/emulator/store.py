@@ -204,6 +204,16 @@ class Store:
                 if outer:
                     self._db.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the state lock without a transaction: what a read-only request needs. Every
+        write goes through this connection under the same lock, so what it reads is consistent;
+        no BEGIN or COMMIT is paid for a retrieve or a list."""
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the emulator's store is closed")
+            yield
+
     # --- objects ----------------------------------------------------------------------------
 
     def save(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -274,9 +284,12 @@ class Store:
         limit: int,
         after: int | None = None,
         before: int | None = None,
-    ) -> tuple[list[dict[str, Any]], bool]:
+        *,
+        decode: bool = True,
+    ) -> tuple[list[Any], bool]:
         """Up to `limit` objects, newest first, older than seq `after` or newer than `before`;
-        and whether more lie beyond them in that direction. Decodes only what it returns."""
+        and whether more lie beyond them in that direction. Decodes only what it returns, and
+        nothing with `decode=False` (their JSON text, for a renderer that caches by it)."""
         conds = list(where)
         if after is not None:
             conds.append(("seq < ?", (after,)))
@@ -294,6 +307,8 @@ class Store:
         rows = rows[:limit]
         if before is not None:
             rows.reverse()
+        if not decode:
+            return [r[0] for r in rows], more
         return [json.loads(r[0]) for r in rows], more
 
     # --- idempotency ------------------------------------------------------------------------
@@ -349,7 +364,7 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO deliveries (event_id, endpoint_id, next_at) VALUES (?, ?, ?)",
-                (event_id, endpoint_id, time.time()),
+                (event_id, endpoint_id, self.clock()),
             )
 
     def pending_deliveries(self) -> list[sqlite3.Row]:
@@ -383,7 +398,7 @@ class Store:
                     delivery["event_id"],
                     delivery["endpoint_id"],
                     url,
-                    time.time() if at is None else at,
+                    self.clock() if at is None else at,
                     status,
                     error,
                 ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import string
 import time
@@ -18,12 +19,24 @@ OWN_CODES = frozenset({"parameter_unsupported", "api_version_unsupported"})
 
 def random_token(length: int = 25) -> str:
     """Random base62 from one draw of system randomness (per-character draws cost too much)."""
-    number = secrets.randbits(6 * length)
+    return _base62(secrets.randbits(6 * length), length)
+
+
+def _base62(number: int, length: int) -> str:
     chars = []
     for _ in range(length):
         number, digit = divmod(number, 62)
         chars.append(_BASE62[digit])
     return "".join(chars)
+
+
+# Request ids only need to differ, not to be secret (ids and client secrets do): no system call.
+_requests = random.Random()
+
+
+def new_request_id() -> str:
+    """A Stripe-looking request id (`req_` and 14 base62 characters)."""
+    return "req_" + _base62(_requests.getrandbits(84), 14)
 
 
 def new_id(prefix: str, length: int = 24) -> str:

@@ -23,7 +23,7 @@ from .clock import Clock
 from .context import Ctx
 from .delivery import Deliverer
 from .events import Emitter
-from .store import Store
+from .store import Store, Stored
 from .wire import MAX_BODY, ApiError, Response, canonical, decode_form, invalid, new_request_id
 
 log = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ class Emulator:
                 with guard():
                     result = handler(ctx, *groups)
                     try:
-                        body = self._render(ctx, result, expand)
+                        body = self._render(ctx, result, expand, method == "GET")
                     except ApiError as exc:
                         raise Refused(exc) from None
                 return Response(200, body, headers), True
@@ -356,7 +356,10 @@ class Emulator:
                 )
             return response
 
-    def _render(self, ctx: Ctx, result: dict[str, Any], paths: list[str]) -> bytes:
+    def _render(self, ctx: Ctx, result: dict[str, Any], paths: list[str], read: bool) -> bytes:
+        if read and not paths and isinstance(result, Stored) and not ctx.publishable:
+            # A retrieve answers with the object as stored (read handlers change nothing).
+            return render.rendered(result.text)
         if result.get("object") == "list":
             return render.encode(render.expand(ctx.store, result, paths))
         out = render.complete(ctx.store, result)

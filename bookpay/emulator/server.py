@@ -103,7 +103,9 @@ class RunningEmulator:
                 cleanup_interval=10,
                 ident="bookpay-emulator",
                 asyncore_use_poll=True,
-                clear_untrusted_proxy_headers=True,
+                # No proxy-header middleware in front of every request: the emulator reads no
+                # X-Forwarded-* header (its URLs come from Host), so there is nothing to clear.
+                clear_untrusted_proxy_headers=False,
             )
         except BaseException as exc:
             for channel in list(socket_map.values()):

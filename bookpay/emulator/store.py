@@ -125,6 +125,13 @@ def _refs(obj: dict[str, Any]) -> tuple[str | None, ...]:
     return tuple(obj[name] if isinstance(obj.get(name), str) else None for name in REF_COLUMNS)
 
 
+class Stored(dict):
+    """An object as read from the store, with the JSON text it was read from (``text``): a
+    read-only request answers with that text's cached rendering (render.rendered)."""
+
+    __slots__ = ("text",)
+
+
 class Store:
     def __init__(self, path: Path | None) -> None:
         self.lock = threading.RLock()
@@ -233,14 +240,16 @@ class Store:
                 )
         return obj
 
-    def get(self, obj_id: str, kind: str | None = None) -> dict[str, Any] | None:
+    def get(self, obj_id: str, kind: str | None = None) -> Stored | None:
         with self.lock:
             row = self._db.execute(
                 "SELECT type, data FROM objects WHERE id = ?", (obj_id,)
             ).fetchone()
         if row is None or (kind is not None and row["type"] != kind):
             return None
-        return json.loads(row["data"])
+        obj = Stored(json.loads(row["data"]))
+        obj.text = row["data"]
+        return obj
 
     def delete(self, obj_id: str) -> None:
         with self.transaction():

@@ -1,9 +1,9 @@
 """The emulator against localstripe, the peer stateful fake Stripe, called the same way.
 
 localstripe (PyPI, pinned below) is a benchmark peer only, never a dependency of bookpay: this
-benchmark installs it once into a virtual environment of its own under bench/results/ and runs
-it as its own process, as the emulator runs as its own (`bookpay emulator`, keeping its state in
-a file, its default). Both are called with the same stripe-python client and raw requests (how
+benchmark installs it once into a virtual environment of its own (in the user's cache folder,
+``~/.cache/bookpay-bench/``, or ``BENCH_LOCALSTRIPE_VENV``) and runs it as its own process, as
+the emulator runs as its own (`bookpay emulator`, keeping its state in a file, its default). Both are called with the same stripe-python client and raw requests (how
 bookpay's gateway calls Stripe), 1 and 4 clients, in alternating rounds, each figure the median of
 its rounds; each round starts from an empty store on both (the emulator's `/_emulator/reset`,
 localstripe's `DELETE /_config/data`) holding the 20 intents the retrieves and lists read:
@@ -47,7 +47,13 @@ import stripe
 from bench.common import Service, free_port, stripe_client, throughput
 
 LOCALSTRIPE = "localstripe==1.15.10"
-VENV = Path(__file__).resolve().parent / "results" / "localstripe-venv"
+# Outside the repository (whose tests read every file under bench/), in the user's cache folder.
+VENV = Path(
+    os.environ.get("BENCH_LOCALSTRIPE_VENV")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "bookpay-bench"
+    / LOCALSTRIPE.replace("==", "-")
+)
 REQUESTS = int(os.environ.get("BENCH_EMULATOR_REQUESTS") or 200)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS") or 5)
 GROWTH = [int(n) for n in (os.environ.get("BENCH_GROWTH") or "0,10000,100000").split(",")]

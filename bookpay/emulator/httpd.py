@@ -87,10 +87,18 @@ class Server:
         sock.settimeout(ACCEPT_POLL)
 
     def serve(self) -> None:
+        full = False  # said once each time the limit is reached, not every poll
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=ACCEPT_POLL):
-                log.warning("emulator: all %d connections are open; new ones wait", len(self._open))
+                if not full:
+                    log.warning(
+                        "the emulator has %d connections open, its limit: new ones wait until"
+                        " one closes",
+                        len(self._open),
+                    )
+                full = True
                 continue
+            full = False
             try:
                 conn, peer = self.sock.accept()
             except (TimeoutError, BlockingIOError):

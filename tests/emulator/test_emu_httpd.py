@@ -4,6 +4,7 @@ HTTP/1.0, `Expect: 100-continue`, what it refuses, its limits, and stopping with
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -169,7 +170,8 @@ def serve_hello(**limits: Any) -> tuple[Server, threading.Thread, tuple]:
     return server, thread, server.sock.getsockname()[:2]
 
 
-def test_past_the_connection_limit_a_client_waits_for_a_free_one() -> None:
+def test_past_the_connection_limit_a_client_waits_for_a_free_one(caplog) -> None:
+    caplog.set_level(logging.WARNING, "bookpay.emulator.httpd")
     server, thread, address = serve_hello(threads=4, connection_limit=2, idle_timeout=30)
     try:
         first, second = (socket.create_connection(address, timeout=10) for _ in range(2))
@@ -181,6 +183,10 @@ def test_past_the_connection_limit_a_client_waits_for_a_free_one() -> None:
         third.settimeout(0.5)
         with pytest.raises(TimeoutError):
             third.recv(1)
+        time.sleep(0.5)  # the accept loop looks again every 0.2 s: it says so once, not each time
+        said = [r.getMessage() for r in caplog.records if r.name == "bookpay.emulator.httpd"]
+        assert said == ["the emulator has 2 connections open, its limit: new ones wait until one"
+                        " closes"]  # fmt: skip
         first.close()  # a slot frees up: the third is served
         third.settimeout(10)
         assert read_answer(third, bytearray())[2] == b"hello"

@@ -3,10 +3,12 @@
 localstripe (PyPI, pinned below) is a benchmark peer only, never a dependency of bookpay: this
 benchmark installs it once into a virtual environment of its own (in the user's cache folder,
 ``~/.cache/bookpay-bench/``, or ``BENCH_LOCALSTRIPE_VENV``) and runs it as its own process, as
-the emulator runs as its own (`bookpay emulator`, keeping its state in a file, its default). Both are called with the same stripe-python client and raw requests (how
-bookpay's gateway calls Stripe), 1 and 4 clients, in alternating rounds, each figure the median of
-its rounds; each round starts from an empty store on both (the emulator's `/_emulator/reset`,
-localstripe's `DELETE /_config/data`) holding the 20 intents the retrieves and lists read:
+the emulator runs as its own (`bookpay emulator`, keeping its state in a file, its default).
+Both are called with the same stripe-python client and raw requests (how bookpay's gateway calls
+Stripe), 1 and 4 clients, in alternating rounds, each figure the median of its rounds, with the
+CPU each server used per request; each round starts from an empty store on both (the emulator's
+`/_emulator/reset`, localstripe's `DELETE /_config/data`) holding the 20 intents the retrieves
+and lists read:
 
 - create: `POST /v1/payment_intents` (amount, currency, metadata);
 - create+confirm: the same with `payment_method=pm_card_visa`, then `POST .../confirm`; the
@@ -235,15 +237,21 @@ def side_by_side(folder: Path) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     with servers(folder) as running:
         for clients in (1, 4):
-            samples: dict[tuple[str, str], list[float]] = {}
+            samples: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
             for _ in range(ROUNDS):
                 for name, service in running.items():
                     pool = reset(name, service.url)
                     for op, call in operations(name, pool).items():
-                        rate = throughput(service.url, call, clients, REQUESTS)
-                        samples.setdefault((op, name), []).append(rate)
+                        pid = service.process.pid
+                        sample = throughput(service.url, call, clients, REQUESTS, pid=pid)
+                        samples.setdefault((op, name), []).append(sample)
             for op in operations("", []):
-                row = {name: statistics.median(samples[op, name]) for name in running}
+                row = {}
+                for name in running:
+                    rates, server_ms, client_ms = zip(*samples[op, name], strict=True)
+                    row[name] = statistics.median(rates)
+                    row[f"{name} cpu ms"] = statistics.median(server_ms)
+                    row[f"{name} client cpu ms"] = statistics.median(client_ms)
                 row["ratio"] = row["emulator"] / row["localstripe"]
                 results[f"{op}, {clients} client{'s' if clients > 1 else ''}"] = row
     return results
@@ -273,14 +281,22 @@ def growth(folder: Path) -> dict[str, dict[str, float]]:
 
 
 def show(title: str, results: dict[str, dict[str, float]]) -> None:
-    print(f"{title:<34}{'emulator':>12}{'localstripe':>13}{'ratio':>8}  target")
+    cpu = any("emulator cpu ms" in row for row in results.values())
+    extra = f"{'CPU ms/request: server':>26}{'client':>15}" if cpu else ""
+    print(f"{title:<30}{'emulator':>10}{'localstripe':>13}{'ratio':>7}{extra}  target")
     for label, row in results.items():
         target = TARGETS.get(label.split(",")[0]) if "client" in label else None
-        wanted = f"  >= {target:g}" if target else ""
-        missed = "  (missed)" if target and row["ratio"] < target else ""
+        wanted = f"    >= {target:g}" if target else ""
+        missed = " (missed)" if target and row["ratio"] < target else ""
+        cells = ""
+        if cpu:
+            cells = (
+                f"{row['emulator cpu ms']:>18.2f} /{row['localstripe cpu ms']:>5.2f}"
+                f"{row['emulator client cpu ms']:>9.2f} /{row['localstripe client cpu ms']:>5.2f}"
+            )
         print(
-            f"{label:<34}{row['emulator']:>12.0f}{row['localstripe']:>13.0f}"
-            f"{row['ratio']:>8.2f}{wanted}{missed}"
+            f"{label:<30}{row['emulator']:>10.0f}{row['localstripe']:>13.0f}"
+            f"{row['ratio']:>7.2f}{cells}{wanted}{missed}"
         )
 
 

@@ -243,10 +243,14 @@ def stripe_client(url: str):
     return stripe.StripeClient("sk_test_bench", base_addresses={"api": url}, max_network_retries=0)
 
 
-def throughput(url: str, operation, clients: int, requests: int, seconds: float = 0) -> float:
+def throughput(
+    url: str, operation, clients: int, requests: int, seconds: float = 0, pid: int | None = None
+) -> float | tuple[float, float, float]:
     """Requests per second for ``requests`` calls of ``operation(client) -> requests made``
     spread over ``clients`` threads (each with its own client, warmed outside the timing); with
-    ``seconds``, each thread also stops once that much time has passed."""
+    ``seconds``, each thread also stops once that much time has passed. Given the server's
+    ``pid``: (requests per second, the server's CPU milliseconds per request, this process's:
+    the clients')."""
     per_client = max(1, requests // clients)
     barrier = threading.Barrier(clients + 1)
     counts = [0] * clients
@@ -278,8 +282,22 @@ def throughput(url: str, operation, clients: int, requests: int, seconds: float 
         deadline = started + seconds
     barrier.wait()
     started = time.perf_counter()
+    cpu = cpu_seconds(pid) if pid else None
+    mine = time.process_time()
     for thread in threads:
         thread.join()
+    elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"a benchmark request failed against {url}: {errors[0]!r}")
-    return sum(counts) / (time.perf_counter() - started)
+    done = sum(counts)
+    if cpu is None:
+        return done / elapsed
+    per_request = 1000 / max(1, done)
+    server_ms = (cpu_seconds(pid) - cpu) * per_request
+    return done / elapsed, server_ms, (time.process_time() - mine) * per_request
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -228,16 +228,12 @@ class Store:
         data = json.dumps(obj)
         refs = _refs(obj)
         with self.transaction():
-            updated = self._db.execute(
-                "UPDATE objects SET data = ?, payment_intent = ?, charge = ? WHERE id = ?",
-                (data, *refs, obj["id"]),
-            ).rowcount
-            if not updated:
-                self._db.execute(
-                    "INSERT INTO objects (id, type, created, data, payment_intent, charge)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (obj["id"], obj["object"], obj.get("created") or 0, data, *refs),
-                )
+            self._db.execute(
+                "INSERT INTO objects (id, type, created, data, payment_intent, charge)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data,"
+                " payment_intent = excluded.payment_intent, charge = excluded.charge",
+                (obj["id"], obj["object"], obj.get("created") or 0, data, *refs),
+            )
         return obj
 
     def get(self, obj_id: str, kind: str | None = None) -> Stored | None:

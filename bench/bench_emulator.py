@@ -58,9 +58,12 @@ serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
 """
 
 
-def measure(url: str, operation: Callable[[stripe.StripeClient], int], clients: int) -> float:
-    """Requests per second for REQUESTS requests spread over ``clients`` threads."""
-    return throughput(url, operation, clients, REQUESTS)
+def measure(
+    service: Service, operation: Callable[[stripe.StripeClient], int], clients: int
+) -> tuple[float, float, float]:
+    """For REQUESTS requests spread over ``clients`` threads: requests per second, and the CPU
+    milliseconds per request of the server and of the clients."""
+    return throughput(service.url, operation, clients, REQUESTS, pid=service.process.pid)
 
 
 def typed_create(client: stripe.StripeClient) -> int:
@@ -115,22 +118,27 @@ def main() -> dict:
             raw_create(seeder)
         for style, (create, create_and_confirm) in STYLES.items():
             scenarios = {
-                "floor create": (floor.url, create),
-                "create": (emulator.url, create),
-                "floor create+confirm": (floor.url, create_and_confirm),
-                "create+confirm": (emulator.url, create_and_confirm),
+                "floor create": (floor, create),
+                "create": (emulator, create),
+                "floor create+confirm": (floor, create_and_confirm),
+                "create+confirm": (emulator, create_and_confirm),
             }
             if create is raw_create:
-                scenarios["floor list"] = (floor.url, raw_list)
-                scenarios["list"] = (emulator.url, raw_list)
+                scenarios["floor list"] = (floor, raw_list)
+                scenarios["list"] = (emulator, raw_list)
             for clients in (1, 4):
                 # Round-robin, so a burst of load from elsewhere on this shared machine hits
                 # every scenario alike instead of whichever happened to be running.
-                samples: dict[str, list[float]] = {name: [] for name in scenarios}
+                samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in scenarios}
                 for _ in range(ROUNDS):
-                    for name, (url, operation) in scenarios.items():
-                        samples[name].append(measure(url, operation, clients))
-                row = {name: statistics.median(rates) for name, rates in samples.items()}
+                    for name, (service, operation) in scenarios.items():
+                        samples[name].append(measure(service, operation, clients))
+                row = {}
+                for name, taken in samples.items():
+                    rates, server_ms, client_ms = zip(*taken, strict=True)
+                    row[name] = statistics.median(rates)
+                    row[f"{name} cpu ms"] = statistics.median(server_ms)
+                    row[f"{name} client cpu ms"] = statistics.median(client_ms)
                 results[f"{style}, {clients} client{'s' if clients > 1 else ''}"] = row
     finally:
         emulator.stop()
@@ -143,13 +151,18 @@ def main() -> dict:
         print(f"{label:<41}{cells}{ratio:>14.0%}")
         row["create_over_floor"] = ratio
         row["create_confirm_over_floor"] = row["create+confirm"] / row["floor create+confirm"]
-    print(f"\n{'list(limit=10), requests per second':<41}{'floor':>21}{'emulator':>21}  list/floor")
+    print(
+        f"\n{'list(limit=10), requests per second':<41}{'floor':>10}{'emulator':>10}  list/floor"
+        "   CPU ms/request: server (floor/emulator), clients (floor/emulator)"
+    )
     for label, row in results.items():
         if "list" in row:
             row["list_over_floor"] = row["list"] / row["floor list"]
             print(
-                f"{label:<41}{row['floor list']:>21.0f}{row['list']:>21.0f}"
-                f"{row['list_over_floor']:>12.0%}"
+                f"{label:<41}{row['floor list']:>10.0f}{row['list']:>10.0f}"
+                f"{row['list_over_floor']:>12.0%}{row['floor list cpu ms']:>20.2f} /"
+                f"{row['list cpu ms']:>5.2f}{row['floor list client cpu ms']:>18.2f} /"
+                f"{row['list client cpu ms']:>5.2f}"
             )
     print(
         f"medians of {ROUNDS} alternating rounds; targets: create at least 60% of the floor,"

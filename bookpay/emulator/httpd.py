@@ -111,15 +111,26 @@ class Server:
                 target=self._connection, args=(conn, peer), name="emulator-conn", daemon=True
             )
             with self._lock:
+                if self._stopping.is_set():  # accepted just as stop() looked: not served
+                    conn.close()
+                    self._slots.release()
+                    break
                 self._open[conn] = thread
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: this connection is refused, not leaked
+                log.warning("the emulator could not start a thread for a new connection")
+                with self._lock:
+                    self._open.pop(conn, None)
+                conn.close()
+                self._slots.release()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop accepting, close every connection, wait a little for requests under way."""
-        self._stopping.set()
-        self.sock.close()
         with self._lock:
+            self._stopping.set()
             open_now = list(self._open.items())
+        self.sock.close()
         for conn, _ in open_now:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # a thread waiting in recv wakes up

@@ -1,13 +1,14 @@
-"""The emulator's throughput through stripe-python, next to the floor of the same server.
+"""The emulator's throughput through stripe-python, next to a trivial server's (the floor).
 
-The floor is a trivial JSON endpoint (a fixed two-field object for any path) served by waitress
+The floor is a trivial JSON endpoint (a fixed three-field object for any path) served by waitress
 with the emulator's thread count and called with exactly the same stripe-python calls, so the
-ratio shows what the emulator's own work costs: form decoding, validation, SQLite, events, and
-its fuller answers. It is measured for the calls bookpay's gateway makes (stripe-python's raw
-requests, answered as dicts) and for stripe-python's typed services, whose StripeObjects cost the
-client more for a full PaymentIntent than for the floor's two fields. Both servers run
-in processes of their own, as the emulator does for real, so the client's work is not counted
-against the server's. Sequential and with 4 concurrent clients, in one
+ratio shows what the emulator costs beyond answering at all: form decoding, validation, SQLite,
+events, its fuller answers (and its own HTTP server, which since issue 15 is not waitress). It is
+measured for the calls bookpay's gateway makes (stripe-python's raw requests, answered as dicts)
+and for stripe-python's typed services, whose StripeObjects cost the client more for a full
+PaymentIntent than for the floor's few fields. Both servers run in processes of their own, as
+the emulator does for real, so the client's work is not counted against the server's; the CPU
+each side spends per request is measured too. Sequential and with 4 concurrent clients, in one
 run. Targets: PaymentIntent create reaches at least 60% of the floor's requests per second, and
 `list(limit=10)` (the gateway's way) at least 75%. The same calls against localstripe, and with
 many stored intents: bench_localstripe.py.

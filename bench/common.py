@@ -188,3 +188,116 @@ def _git(*args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
+
+
+# Servers in processes of their own, called through stripe-python --------------------------------
+#
+# The emulator benchmarks call every server (the emulator, a trivial floor, localstripe) with the
+# same stripe-python client, in processes of their own, so the client's work is not counted
+# against the server's.
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A server in its own process, listening on ``port`` (started by ``argv``); ``stop()``."""
+
+    def __init__(
+        self, argv: list[str], port: int, env: dict | None = None, start_timeout: float = 15
+    ) -> None:
+        import socket
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        deadline = time.monotonic() + start_timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{argv[:4]} did not start listening on {port}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def stripe_client(url: str):
+    """A StripeClient for a server at ``url``, with no retries (a failure is a failure)."""
+    import stripe
+
+    return stripe.StripeClient("sk_test_bench", base_addresses={"api": url}, max_network_retries=0)
+
+
+def throughput(
+    url: str, operation, clients: int, requests: int, seconds: float = 0, pid: int | None = None
+) -> float | tuple[float, float, float]:
+    """Requests per second for ``requests`` calls of ``operation(client) -> requests made``
+    spread over ``clients`` threads (each with its own client, warmed outside the timing); with
+    ``seconds``, each thread also stops once that much time has passed. Given the server's
+    ``pid``: (requests per second, the server's CPU milliseconds per request, this process's:
+    the clients')."""
+    per_client = max(1, requests // clients)
+    barrier = threading.Barrier(clients + 1)
+    counts = [0] * clients
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            client = stripe_client(url)
+            operation(client)  # warm the connection pool outside the timed part
+        except BaseException as exc:  # said after the barrier, never a hang
+            errors.append(exc)
+        barrier.wait()
+        if errors:
+            return
+        done = 0
+        try:
+            while done < per_client and (not deadline or time.perf_counter() < deadline):
+                done += operation(client)
+        except BaseException as exc:
+            errors.append(exc)
+        counts[index] = done
+
+    deadline = 0.0
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    if seconds:
+        deadline = started + seconds
+    barrier.wait()
+    started = time.perf_counter()
+    cpu = cpu_seconds(pid) if pid else None
+    mine = time.process_time()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"a benchmark request failed against {url}: {errors[0]!r}")
+    done = sum(counts)
+    if cpu is None:
+        return done / elapsed
+    per_request = 1000 / max(1, done)
+    server_ms = (cpu_seconds(pid) - cpu) * per_request
+    return done / elapsed, server_ms, (time.process_time() - mine) * per_request
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

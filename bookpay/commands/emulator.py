@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import threading
 from typing import Annotated
 
@@ -65,12 +68,14 @@ def emulator(
         raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
     settings = state(ctx).settings
     db_path = None if ephemeral else settings.data_dir / EMULATOR_DB
+    handler = _warnings_handler()
     options = EmulatorOptions(
         db_path=db_path, latency=low, latency_max=high, faults=faults, seed=seed
     )
     try:
         running = start_emulator(host, port, options)
     except OSError as exc:
+        _remove(handler)
         raise UsageError(
             f"{(exc.strerror or str(exc)).capitalize()}.", hint="Choose another with --port."
         ) from exc
@@ -97,6 +102,33 @@ def emulator(
         info("Stopping.")
     finally:
         running.stop()
+        _remove(handler)
+
+
+# The loggers whose warnings the emulator's console shows: its own (a full connection limit, a
+# failed webhook timer) and waitress's, should an app on it log there.
+LOGGERS = ("bookpay", "waitress")
+
+
+def _warnings_handler() -> logging.Handler:
+    """Warnings and errors on stderr, repeated ones held back as `bookpay serve` holds them
+    (bookpay.web.logs.RepeatFilter): under a burst the same warning comes once per request."""
+    from bookpay.web.logs import RepeatFilter, TextFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(RepeatFilter())
+    isatty = getattr(sys.stderr, "isatty", None)
+    color = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+    handler.setFormatter(TextFormatter(color=color))
+    for name in LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
+def _remove(handler: logging.Handler) -> None:
+    for name in LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
 
 
 app = typer.Typer(add_completion=False)

@@ -47,7 +47,7 @@ class EmulatorOptions:
     # Seconds before what Stripe does "some time later" in test mode: a dispute card's dispute
     # opening, an asynchronous refund failing or succeeding, submitted evidence deciding.
     async_delay: float = 2.0
-    threads: int = 32
+    threads: int = 32  # requests handled at once (each open connection has a thread of its own)
 
 
 def create_app(options: EmulatorOptions | None = None) -> Any:
@@ -67,7 +67,7 @@ def start_emulator(
 
 
 def __getattr__(name: str) -> Any:
-    # `from bookpay.emulator import RunningEmulator` works without importing waitress eagerly.
+    # `from bookpay.emulator import RunningEmulator` works without importing the server eagerly.
     if name == "RunningEmulator":
         from .server import RunningEmulator
 

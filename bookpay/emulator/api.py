@@ -23,8 +23,8 @@ from .clock import Clock
 from .context import Ctx
 from .delivery import Deliverer
 from .events import Emitter
-from .store import Store
-from .wire import MAX_BODY, ApiError, Response, canonical, decode_form, invalid, new_id
+from .store import Store, Stored
+from .wire import MAX_BODY, ApiError, Response, canonical, decode_form, invalid, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ PREFLIGHT = [
     ),
     ("Access-Control-Max-Age", "300"),
 ]
+# Every API answer's headers, besides its Request-Id and Stripe-Version.
+API_HEADERS = (*CORS, ("Cache-Control", "no-cache, no-store"))
 NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization"
     " header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See"
@@ -165,7 +167,9 @@ class Emulator:
         try:
             response = self._route(environ)
         except faults.Drop:
-            faults.drop_connection()
+            if environ.get("bookpay.drops"):  # the emulator's own server closes the connection
+                raise
+            faults.drop_connection()  # under waitress (or another server: its 500)
             raise
         except Exception:
             log.exception("emulator error")
@@ -233,7 +237,9 @@ class Emulator:
 
     def _ctx(self, params: dict, publishable: bool, base_url: str, emit: Emitter, op: str = ""):
         emit.notify = self.deliverer.notify
-        return Ctx(self.store, params, publishable, base_url, emit, op, self.clock.schedule)
+        return Ctx(
+            self.store, params, publishable, base_url, emit, op, self.clock.schedule, self.clock.now
+        )
 
     # --- the /v1 API ------------------------------------------------------------------------
 
@@ -261,16 +267,13 @@ class Emulator:
     def _api(
         self, environ: dict[str, Any], method: str, path: str, segments: list[str]
     ) -> Response:
-        request_id = new_id("req", 14)
-        answered_in = ("Stripe-Version", API_VERSION)
-        headers = [*CORS, ("Request-Id", request_id), answered_in]
-        headers.append(("Cache-Control", "no-cache, no-store"))
+        request_id = new_request_id()
+        version = API_VERSION
         idem_key = environ.get("HTTP_IDEMPOTENCY_KEY") or None
-        if idem_key:
-            headers.append(("Idempotency-Key", idem_key))
         try:
-            version = declared.answer_version(environ.get("HTTP_STRIPE_VERSION"))
-            headers[headers.index(answered_in)] = ("Stripe-Version", version)
+            asked = environ.get("HTTP_STRIPE_VERSION")
+            if asked and asked != API_VERSION:
+                version = declared.answer_version(asked)
             raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
             params = decode_form(raw)
             api_key, publishable = authenticate(environ, params)
@@ -280,23 +283,53 @@ class Emulator:
             expand = render.expand_param(params)
             declared.check(params, route.spec, route.op)
         except ApiError as exc:
+            headers = _api_headers(request_id, version, idem_key)
             return Response.json(exc.status, exc.envelope(request_id), headers=headers)
+        headers = _api_headers(request_id, version, idem_key)
         emit = Emitter(self.store, API_VERSION, request_id, idem_key)
         ctx = self._ctx(params, publishable, _base_url(environ), emit, route.op)
         handler = route.handler
+        # A read takes the lock but no transaction; whatever changes state runs in one.
+        guard = self.store.reading if method == "GET" else self.store.transaction
 
         def run() -> tuple[Response, bool]:
-            """The response, and whether an idempotency key may keep it."""
+            """The response, and whether an idempotency key may keep it. An answer the
+            expansion refuses (an expand[] path Stripe would not take) raises Refused, which
+            undoes what the handler did: Stripe checks a request before it acts on it."""
             try:
-                with self.store.transaction():
-                    body = self._render(ctx, handler(ctx, *groups), expand)
-                return Response.json(200, body, headers=headers), True
+                with guard():
+                    result = handler(ctx, *groups)
+                    try:
+                        body = self._render(ctx, result, expand, method == "GET")
+                    except ApiError as exc:
+                        raise Refused(exc) from None
+                return Response(200, body, headers), True
             except ApiError as exc:
                 response = Response.json(exc.status, exc.envelope(request_id), headers=headers)
                 return response, exc.storable
 
-        if method != "POST" or not idem_key:
-            return run()[0]
+        try:
+            if method != "POST" or not idem_key:
+                return run()[0]
+            return self._idempotent(
+                method, path, params, api_key, idem_key, request_id, headers, run
+            )
+        except Refused as refused:
+            exc = refused.error
+            return Response.json(exc.status, exc.envelope(request_id), headers=headers)
+
+    def _idempotent(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        api_key: str,
+        idem_key: str,
+        request_id: str,
+        headers: list[tuple[str, str]],
+        run: Callable[[], tuple[Response, bool]],
+    ) -> Response:
+        """Run a keyed POST once: the same key and parameters replay the first answer."""
         fingerprint = hashlib.sha256(f"{method} {path} {canonical(params)}".encode()).hexdigest()
         # One transaction for lookup, execution and record: one commit per request.
         with self._key_lock(api_key, idem_key), self.store.transaction():
@@ -325,16 +358,35 @@ class Emulator:
                 )
             return response
 
-    def _render(self, ctx: Ctx, result: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    def _render(self, ctx: Ctx, result: dict[str, Any], paths: list[str], read: bool) -> bytes:
+        if read and not paths and isinstance(result, Stored) and not ctx.publishable:
+            # A retrieve answers with the object as stored (read handlers change nothing).
+            return render.rendered(result.text)
         if result.get("object") == "list":
-            return render.expand(ctx.store, result, paths)
+            return render.encode(render.expand(ctx.store, result, paths))
         out = render.complete(ctx.store, result)
         if ctx.publishable and out.get("object") == "payment_intent":
             out = render.publishable_view(out)
-        return render.expand(ctx.store, out, paths)
+        return render.encode(render.expand(ctx.store, out, paths))
 
     def _key_lock(self, scope: str, key: str) -> _KeyLock:
         return _KeyLock(self, (scope, key))
+
+
+class Refused(Exception):
+    """A request refused after its handler ran: not an ApiError, so that the transaction
+    around it rolls back instead of keeping what the handler did (see Store.transaction)."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _api_headers(request_id: str, version: str, idem_key: str | None) -> list[tuple[str, str]]:
+    headers = [*API_HEADERS, ("Request-Id", request_id), ("Stripe-Version", version)]
+    if idem_key:
+        headers.append(("Idempotency-Key", idem_key))
+    return headers
 
 
 class _KeyLock:
@@ -385,7 +437,7 @@ def _fault_response(
     """An injected error answer: Stripe's envelope, and the request's own headers if it ran."""
     kept = [h for h in headers or () if h[0] not in ("Idempotent-Replayed", "Original-Request")]
     if not kept:
-        kept = [*CORS, ("Request-Id", new_id("req", 14)), ("Stripe-Version", API_VERSION)]
+        kept = [*CORS, ("Request-Id", new_request_id()), ("Stripe-Version", API_VERSION)]
     request_id = next((value for name, value in kept if name == "Request-Id"), "req_0")
     extra = [("Bookpay-Emulator-Fault", fault.kind)]
     if fault.retry_after is not None:
@@ -394,7 +446,7 @@ def _fault_response(
 
 
 def _unrecognized(method: str, path: str) -> Response:
-    request_id = new_id("req", 14)
+    request_id = new_request_id()
     envelope = routes.unrecognized(method, path).envelope(request_id)
     return Response.json(404, envelope, headers=[*CORS, ("Request-Id", request_id)])
 

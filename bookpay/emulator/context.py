@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,3 +22,6 @@ class Ctx:
     # Schedule what Stripe does "some time later": schedule(kind, object_id, steps=1), or
     # schedule(kind, object_id, after=SECONDS) on the emulator's clock.
     schedule: Callable[..., None] = lambda kind, object_id, steps=1, after=None: None
+    # The emulator's time (real time plus how far /_emulator/clock moved it): what decides
+    # whether something has expired. Objects' `created` times stay real time (wire.now).
+    now: Callable[[], float] = time.time

@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from . import faults
-from .wire import ApiError, Response, decode_form, new_id
+from .wire import ApiError, Response, decode_form, new_request_id
 
 SECRET_NEEDED = (
     "The emulator's control endpoints take a test-mode secret key: send"
@@ -33,7 +33,7 @@ UNIT_SECONDS = {"days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.
 
 
 def handle(app: Any, environ: dict[str, Any], method: str, name: str) -> Response:
-    request_id = new_id("req", 14)
+    request_id = new_request_id()
     try:
         answer = _dispatch(app, environ, method, name)
     except ApiError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,7 +39,7 @@ IN_PLACE: dict[str, tuple[str, ...]] = {
 MAX_EXPAND_DEPTH = 4
 
 
-def complete(store: Store, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+def complete(store: Store | None, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
     """A public copy with every field stripe-python declares: includable ones null until
     expanded, and those the emulator has nothing for null (see conform; `full=False` leaves
     that to whoever renders the copy later, as for an event's snapshot)."""
@@ -57,7 +59,11 @@ def conform(obj: dict[str, Any]) -> dict[str, Any]:
     """Add, as null, each field the generated table declares that the object lacks (in nested
     objects too). The builders set every field that has a value; Stripe's schema lists many more
     that only apply to other payment methods or products, and stripe-python's classes expect
-    them all. Fields that may not be null must be built: the conformance test checks that."""
+    them all. Fields that may not be null must be built: the conformance test checks that.
+
+    Only what the object holds is walked (a PaymentIntent declares some sixty payment method
+    options and holds one), against shapes compiled once: this runs for every object answered.
+    """
     shapes = _shapes()
     kind = obj.get("object")
     if kind not in shapes or obj.get("deleted") is True:
@@ -65,35 +71,83 @@ def conform(obj: dict[str, Any]) -> dict[str, Any]:
     stack: list[tuple[dict[str, Any], _Shape]] = [(obj, shapes[kind])]
     while stack:
         node, (names, nested, holders) = stack.pop()
+        for name, value in node.items():
+            if isinstance(value, dict):
+                sub = nested.get(name)
+                if sub is not None:
+                    stack.append((value, sub))
+                elif name in holders and value.get("object") in shapes:
+                    stack.append((value, shapes[value["object"]]))
+            elif isinstance(value, list):
+                sub = nested.get(name)
+                for item in value:
+                    if not isinstance(item, dict):
+                        continue
+                    if sub is not None:
+                        stack.append((item, sub))
+                    elif name in holders and item.get("object") in shapes:
+                        stack.append((item, shapes[item["object"]]))
         for name in names - node.keys():
             node[name] = None
-        for name, sub in nested:
-            value = node[name]
-            if isinstance(value, dict):
-                stack.append((value, sub))
-            elif isinstance(value, list):
-                stack.extend((item, sub) for item in value if isinstance(item, dict))
-        for name in holders:
-            value = node[name]
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, dict) and item.get("object") in shapes:
-                    stack.append((item, shapes[item["object"]]))
     return obj
 
 
-# A declared shape, ready for conform: all field names; (name, shape) of nested objects; names
-# of fields that hold other resources (named by their own `object`).
-_Shape = tuple[frozenset[str], tuple[tuple[str, Any], ...], tuple[str, ...]]
+# A declared shape, ready for conform: all field names; the shapes of nested objects by field
+# name; the names of fields that hold other resources (named by their own `object`).
+_Shape = tuple[frozenset[str], dict[str, Any], frozenset[str]]
 
 
 @functools.cache
 def _shapes() -> dict[str, _Shape]:
     def compile_tree(tree: dict[str, Any]) -> _Shape:
-        nested = tuple((k, compile_tree(v)) for k, v in tree.items() if isinstance(v, dict))
-        holders = tuple(k for k, v in tree.items() if v == "object")
+        nested = {k: compile_tree(v) for k, v in tree.items() if isinstance(v, dict)}
+        holders = frozenset(k for k, v in tree.items() if v == "object")
         return frozenset(tree), nested, holders
 
     return {kind: compile_tree(tree) for kind, tree in declared()["objects"].items()}
+
+
+class Rendered(bytes):
+    """An object already rendered as JSON, as a list without expand[] shows it."""
+
+
+# Stored JSON text -> its rendering (see `rendered`). Rendering depends on nothing but the
+# object, so the cache is keyed by its content and shared by every emulator in the process; a
+# changed object is a new key. Bounded: a list page holds at most 100 objects.
+_VIEWS: dict[str, Rendered] = {}
+_VIEWS_MAX = 2048
+_views_lock = threading.Lock()
+
+
+def rendered(text: str) -> Rendered:
+    """A stored object (its JSON text) as an answer shows it with nothing expanded: public,
+    every declared field, includable and IN_PLACE fields null. Cached: lists ask for the same
+    objects again and again, and decoding, completing and encoding them is most of a list's
+    cost."""
+    found = _VIEWS.get(text)
+    if found is not None:
+        return found
+    obj = _leave_out(complete(None, json.loads(text)), {})
+    found = Rendered(json.dumps(obj, separators=(",", ":")).encode())
+    with _views_lock:
+        if len(_VIEWS) >= _VIEWS_MAX:
+            del _VIEWS[next(iter(_VIEWS))]
+        _VIEWS[text] = found
+    return found
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """An answer's JSON: a list page of rendered objects is put together as it is."""
+    data = body.get("data")
+    if body.get("object") != "list" or not data or not isinstance(data[0], Rendered):
+        return json.dumps(body, separators=(",", ":")).encode()
+    fields = (
+        json.dumps(key).encode()
+        + b":"
+        + (b"[" + b",".join(data) + b"]" if key == "data" else json.dumps(value).encode())
+        for key, value in body.items()
+    )
+    return b"{" + b",".join(fields) + b"}"
 
 
 def publishable_view(pi: dict[str, Any]) -> dict[str, Any]:
@@ -289,10 +343,15 @@ def page(
         before_seq = store.seq_of(before, kind, conds) if isinstance(before, str) else None
         if before_seq is None:
             raise no_such(kind, before, "ending_before", 400)
-    chosen, more = store.page(kind, conds, limit, after_seq, before_seq)
+    if "expand" in params:
+        chosen, more = store.page(kind, conds, limit, after_seq, before_seq)
+        data: list[Any] = [complete(store, o) for o in chosen]
+    else:  # the common case: each object as stored, rendered once
+        texts, more = store.page(kind, conds, limit, after_seq, before_seq, decode=False)
+        data = [rendered(text) for text in texts]
     return {
         "object": "list",
-        "data": [complete(store, o) for o in chosen],
+        "data": data,
         "has_more": more,
         "url": url,
     }

@@ -1,4 +1,4 @@
-"""Running the emulator on waitress in a background thread."""
+"""Running the emulator on its own HTTP server (httpd.py) in a background thread."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import socket
 import threading
 from typing import Any
 
-from waitress import create_server, wasyncore
-
 from .api import Emulator
+from .httpd import Server
 
 # Open connections the emulator keeps, idle keep-alive ones included. Every stripe-python client
-# (a checkout server's worker threads, a benchmark's shoppers) holds one per thread, so waitress's
-# default of 100 (or a few per thread) is soon used up, and a client past it waits until an idle
-# one times out: the emulator seems to hang. Connections are cheap; descriptors are the bound.
+# (a checkout server's worker threads, a benchmark's shoppers) holds one per thread, so a limit of
+# 100 (or a few per thread) is soon used up, and a client past it waits until an idle one times
+# out: the emulator seems to hang. Connections (a thread each) are cheap; descriptors are the bound.
 CONNECTION_LIMIT = 1000
-IDLE_TIMEOUT = 30  # seconds before an idle connection is closed (waitress: 120)
+IDLE_TIMEOUT = 30  # seconds before an idle connection is closed
 RESERVED_FDS = 64  # kept free for the store, the listening socket and webhook deliveries
 
 
@@ -37,8 +36,8 @@ def connection_limit() -> int:
 def bind(host: str, port: int) -> socket.socket:
     """A bound TCP socket for host:port (the first address host resolves to), or OSError.
 
-    Binding before waitress sees the address means a taken port leaves nothing open behind:
-    no app, no store, no waitress socket or wakeup pipe.
+    Binding before anything else starts means a taken port leaves nothing open behind: no app,
+    no store, no server thread.
     """
     try:
         name = None if host in ("", "*") else host
@@ -51,7 +50,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socktype, proto)
     try:
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as waitress does
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # IPv6 only, as asked
         if os.name != "nt":  # on Windows it would let a second server share the port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
@@ -91,23 +90,16 @@ class RunningEmulator:
         except BaseException:
             sock.close()
             raise
-        socket_map: dict[int, Any] = {}  # ours, so a failed start can close what it opened
         try:
-            self._server = create_server(
+            self._server = Server(
                 self.app,
-                map=socket_map,
-                sockets=[sock],
+                sock,
                 threads=options.threads,
                 connection_limit=connection_limit(),
-                channel_timeout=IDLE_TIMEOUT,
-                cleanup_interval=10,
+                idle_timeout=IDLE_TIMEOUT,
                 ident="bookpay-emulator",
-                asyncore_use_poll=True,
-                clear_untrusted_proxy_headers=True,
             )
         except BaseException as exc:
-            for channel in list(socket_map.values()):
-                channel.close()
             sock.close()
             self.app.close()
             if isinstance(exc, OSError):
@@ -118,23 +110,17 @@ class RunningEmulator:
         self.host = host
         self.port = int(sock.getsockname()[1])
         self.url = url_for(host, sock)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="emulator-http", daemon=True)
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._server.serve, name="emulator-http", daemon=True
+        )
         self._thread.start()
 
-    def _serve(self) -> None:
-        # Loop in short slices so stop() can end the server from another thread cleanly.
-        socket_map = self._server._map
-        while not self._stopping.is_set():
-            wasyncore.loop(timeout=0.05, use_poll=True, map=socket_map, count=1)
-        for channel in list(socket_map.values()):
-            channel.close()
-        self._server.task_dispatcher.shutdown(timeout=2)
-
     def stop(self) -> None:
-        if self._stopping.is_set():
+        if self._stopped:
             return
-        self._stopping.set()
+        self._stopped = True
+        self._server.stop()
         self._thread.join(timeout=5)
         self.app.close()
 

@@ -125,6 +125,13 @@ def _refs(obj: dict[str, Any]) -> tuple[str | None, ...]:
     return tuple(obj[name] if isinstance(obj.get(name), str) else None for name in REF_COLUMNS)
 
 
+class Stored(dict):
+    """An object as read from the store, with the JSON text it was read from (``text``): a
+    read-only request answers with that text's cached rendering (render.rendered)."""
+
+    __slots__ = ("text",)
+
+
 class Store:
     def __init__(self, path: Path | None) -> None:
         self.lock = threading.RLock()
@@ -204,6 +211,16 @@ class Store:
                 if outer:
                     self._db.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the state lock without a transaction: what a read-only request needs. Every
+        write goes through this connection under the same lock, so what it reads is consistent;
+        no BEGIN or COMMIT is paid for a retrieve or a list."""
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the emulator's store is closed")
+            yield
+
     # --- objects ----------------------------------------------------------------------------
 
     def save(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -211,26 +228,24 @@ class Store:
         data = json.dumps(obj)
         refs = _refs(obj)
         with self.transaction():
-            updated = self._db.execute(
-                "UPDATE objects SET data = ?, payment_intent = ?, charge = ? WHERE id = ?",
-                (data, *refs, obj["id"]),
-            ).rowcount
-            if not updated:
-                self._db.execute(
-                    "INSERT INTO objects (id, type, created, data, payment_intent, charge)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (obj["id"], obj["object"], obj.get("created") or 0, data, *refs),
-                )
+            self._db.execute(
+                "INSERT INTO objects (id, type, created, data, payment_intent, charge)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data,"
+                " payment_intent = excluded.payment_intent, charge = excluded.charge",
+                (obj["id"], obj["object"], obj.get("created") or 0, data, *refs),
+            )
         return obj
 
-    def get(self, obj_id: str, kind: str | None = None) -> dict[str, Any] | None:
+    def get(self, obj_id: str, kind: str | None = None) -> Stored | None:
         with self.lock:
             row = self._db.execute(
                 "SELECT type, data FROM objects WHERE id = ?", (obj_id,)
             ).fetchone()
         if row is None or (kind is not None and row["type"] != kind):
             return None
-        return json.loads(row["data"])
+        obj = Stored(json.loads(row["data"]))
+        obj.text = row["data"]
+        return obj
 
     def delete(self, obj_id: str) -> None:
         with self.transaction():
@@ -274,9 +289,12 @@ class Store:
         limit: int,
         after: int | None = None,
         before: int | None = None,
-    ) -> tuple[list[dict[str, Any]], bool]:
+        *,
+        decode: bool = True,
+    ) -> tuple[list[Any], bool]:
         """Up to `limit` objects, newest first, older than seq `after` or newer than `before`;
-        and whether more lie beyond them in that direction. Decodes only what it returns."""
+        and whether more lie beyond them in that direction. Decodes only what it returns, and
+        nothing with `decode=False` (their JSON text, for a renderer that caches by it)."""
         conds = list(where)
         if after is not None:
             conds.append(("seq < ?", (after,)))
@@ -294,6 +312,8 @@ class Store:
         rows = rows[:limit]
         if before is not None:
             rows.reverse()
+        if not decode:
+            return [r[0] for r in rows], more
         return [json.loads(r[0]) for r in rows], more
 
     # --- idempotency ------------------------------------------------------------------------
@@ -349,7 +369,7 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO deliveries (event_id, endpoint_id, next_at) VALUES (?, ?, ?)",
-                (event_id, endpoint_id, time.time()),
+                (event_id, endpoint_id, self.clock()),
             )
 
     def pending_deliveries(self) -> list[sqlite3.Row]:
@@ -383,7 +403,7 @@ class Store:
                     delivery["event_id"],
                     delivery["endpoint_id"],
                     url,
-                    time.time() if at is None else at,
+                    self.clock() if at is None else at,
                     status,
                     error,
                 ),

@@ -2,7 +2,8 @@
 
 Tax comes from the TEST table of tax_rates.py (a stand-in for testing, not tax advice). A
 calculation can be retrieved, and one transaction created from it, until it expires 90 days after
-it was made (by the emulator's clock, ``wire.now``). Stripe sends no events about calculations.
+it was made, by the emulator's clock (``ctx.now``, which ``/_emulator/clock`` moves on). Stripe
+sends no events about calculations.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import customers, tax_shapes, validate, wire
+from . import customers, tax_shapes, validate
 from .context import Ctx
 from .params import ANY, choice
 from .tax_rates import DEFAULT_CODE, SHIPPING, Place, locate, rules
@@ -215,7 +216,8 @@ def create(ctx: Ctx) -> dict[str, Any]:
         }
         parts.append((rule, shipping["amount"], tax, inclusive))
     exclusive = sum(tax for _, _, tax, inclusive in parts if not inclusive)
-    created = wire.now()
+    # The date whose rates apply, and the expiry, are on the emulator's clock (tests move it).
+    today = int(ctx.now())
     url = f"/v1/tax/calculations/{calc_id}/line_items"
     calc = {
         "id": calc_id,
@@ -224,7 +226,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
         "currency": currency,
         "customer": cus_id,
         "customer_details": tax_shapes.customer_details(address, source, override),
-        "expires_at": created + LIFETIME,
+        "expires_at": today + LIFETIME,
         "line_items": tax_shapes.embedded_list(items, url),
         "livemode": False,
         "ship_from_details": None,
@@ -232,7 +234,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
         "tax_amount_exclusive": exclusive,
         "tax_amount_inclusive": sum(tax for _, _, tax, inclusive in parts if inclusive),
         "tax_breakdown": _breakdown(parts),
-        "tax_date": created,
+        "tax_date": today,
         "_lines": items,
         "_transaction": None,
     }
@@ -261,14 +263,14 @@ def _breakdown(parts: list[tuple[Any, int, int, bool]]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def expired(calc: dict[str, Any]) -> bool:
-    return wire.now() >= calc["expires_at"]
+def expired(ctx: Ctx, calc: dict[str, Any]) -> bool:
+    return ctx.now() >= calc["expires_at"]
 
 
 def _load(ctx: Ctx, calc_id: str) -> dict[str, Any]:
     """A calculation that has not expired: Stripe keeps none after that."""
     calc = ctx.store.get(calc_id, "tax.calculation")
-    if calc is None or expired(calc):
+    if calc is None or expired(ctx, calc):
         raise no_such("tax.calculation", calc_id)
     return calc
 

@@ -112,7 +112,7 @@ def create_from_calculation(ctx: Ctx) -> dict[str, Any]:
     calc = ctx.store.get(calc_id, "tax.calculation")
     if calc is None:
         raise no_such("tax.calculation", calc_id, "calculation", 400)
-    if tax_calculations.expired(calc):
+    if tax_calculations.expired(ctx, calc):
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(calc["expires_at"]))
         raise invalid(
             f"The tax calculation {calc_id} expired at {when}: a transaction can be created from"

@@ -165,3 +165,31 @@ def test_a_reset_forgets_objects_keys_faults_and_the_clock(emu):
     assert control(emu.url, "GET", "clock")[1]["offset"] == 0
     assert raw(emu.url, "POST", "/v1/customers", {"email": "a@example.com"}).status == 200
     assert "idempotent-replayed" not in create(emu.url, "kept?").headers
+
+
+def test_tax_calculations_expire_on_the_emulators_clock(emu):
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=0)
+    params = {"currency": "usd", "line_items": [{"amount": 1000, "reference": "L1"}],
+              "customer_details": {"address": {"country": "AU"}}}  # fmt: skip
+    calcs = client.v1.tax.calculations
+    kept, spent = calcs.create(params=params), calcs.create(params=params)
+    assert kept.expires_at == kept.tax_date + 90 * DAY
+    advance(emu.url, seconds=kept.expires_at - control(emu.url, "GET", "clock")[1]["now"] - 60)
+    assert calcs.retrieve(kept.id).id == kept.id  # a minute to go
+    advance(emu.url, seconds=61)
+    for call in (calcs.retrieve, calcs.line_items.list):
+        with pytest.raises(stripe.InvalidRequestError) as gone:
+            call(kept.id)
+        assert (gone.value.http_status, gone.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.tax.transactions.create_from_calculation(
+            params={"calculation": spent.id, "reference": "order-1"}
+        )
+    assert refused.value.param == "calculation" and "expired" in refused.value.user_message
+    # One made now lives 90 days of the emulator's time, not of the wall clock's.
+    fresh = calcs.create(params=params)
+    assert fresh.expires_at - time.time() > 179 * DAY
+    txn = client.v1.tax.transactions.create_from_calculation(
+        params={"calculation": fresh.id, "reference": "order-1"}
+    )
+    assert txn.type == "transaction"

@@ -308,17 +308,6 @@ def test_line_items_list_pages_in_order(client: stripe.StripeClient) -> None:
     assert [li.object for li in first.data] == ["tax.calculation_line_item"] * 5
 
 
-def test_calculations_expire_after_90_days(client: stripe.StripeClient, monkeypatch) -> None:
-    calc = calculate(client, TEXAS)
-    monkeypatch.setattr(wire, "now", lambda: calc.expires_at - 1)
-    assert client.v1.tax.calculations.retrieve(calc.id).id == calc.id
-    monkeypatch.setattr(wire, "now", lambda: calc.expires_at)
-    for call in (client.v1.tax.calculations.retrieve, client.v1.tax.calculations.line_items.list):
-        error = refused(call, calc.id)
-        assert (error.http_status, error.code) == (404, "resource_missing")
-        assert error.user_message == f"No such tax.calculation: '{calc.id}'"
-
-
 def test_idempotent_calculations(client: stripe.StripeClient) -> None:
     params = {"currency": "usd", "line_items": lines(100),
               "customer_details": {"address": {"country": "GB"}}}  # fmt: skip

@@ -1,0 +1,78 @@
+"""A request Stripe refuses leaves nothing behind, even when the refusal comes from what it asked
+to be shown (`expand[]`) rather than from what it asked to be done.
+
+Stripe checks a request before it acts on it: a create with an `expand[]` path it would not take
+is a 400 and creates nothing, sends no event and keeps no idempotent result (Stripe saves none
+for a request that failed validation), so the same key may be used again with good parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import raw
+
+from bookpay.emulator import EmulatorOptions, start_emulator
+
+INTENT = {"amount": "2300", "currency": "usd"}
+
+
+@pytest.fixture
+def emu() -> Iterator[Any]:
+    with start_emulator(options=EmulatorOptions()) as running:
+        yield running
+
+
+def listed(url: str, path: str) -> list[dict[str, Any]]:
+    answer = raw(url, "GET", path, {"limit": "100"})
+    assert answer.status == 200, answer.body
+    return answer.json()["data"]
+
+
+def refused(url: str, path: str, params: dict[str, str], key: str | None = None) -> dict:
+    headers = {"Idempotency-Key": key} if key else {}
+    answer = raw(url, "POST", path, params, headers)
+    assert answer.status == 400, answer.body
+    assert "idempotent-replayed" not in answer.headers
+    return answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "expand"),
+    [
+        ("/v1/payment_intents", INTENT, "nope"),
+        ("/v1/payment_intents", {**INTENT, "customer": ""}, "customer.nope"),
+        ("/v1/customers", {"email": "a@example.com"}, "default_source.nope"),
+    ],
+)  # fmt: skip
+def test_a_create_refused_for_its_expand_creates_nothing(emu, path, params, expand) -> None:
+    error = refused(emu.url, path, {**params, "expand[]": expand})
+    assert error["param"] == "expand" and "cannot be expanded" in error["message"]
+    assert listed(emu.url, path) == []
+    assert listed(emu.url, "/v1/events") == []
+
+
+def test_a_refused_confirm_changes_nothing(emu) -> None:
+    intent = raw(emu.url, "POST", "/v1/payment_intents", INTENT).json()
+    confirm = {"payment_method": "pm_card_visa", "return_url": "https://example.com/back"}
+    refused(emu.url, f"/v1/payment_intents/{intent['id']}/confirm", {**confirm, "expand[]": "x"})
+    after = raw(emu.url, "GET", f"/v1/payment_intents/{intent['id']}").json()
+    assert (after["status"], after["latest_charge"]) == ("requires_payment_method", None)
+    assert listed(emu.url, "/v1/charges") == []
+    assert [e["type"] for e in listed(emu.url, "/v1/events")] == ["payment_intent.created"]
+
+
+def test_no_idempotent_result_is_kept_for_a_refused_create(emu) -> None:
+    refused(emu.url, "/v1/payment_intents", {**INTENT, "expand[]": "nope"}, key="order-7")
+    # Asked again: refused again (not replayed), and nothing was made either time.
+    refused(emu.url, "/v1/payment_intents", {**INTENT, "expand[]": "nope"}, key="order-7")
+    assert listed(emu.url, "/v1/payment_intents") == []
+    # The key is free for the request with good parameters (not an idempotency_error).
+    made = raw(emu.url, "POST", "/v1/payment_intents", INTENT, {"Idempotency-Key": "order-7"})
+    assert made.status == 200, made.body
+    again = raw(emu.url, "POST", "/v1/payment_intents", INTENT, {"Idempotency-Key": "order-7"})
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == made.json()["id"]
+    assert [pi["id"] for pi in listed(emu.url, "/v1/payment_intents")] == [made.json()["id"]]

@@ -75,8 +75,11 @@ class ShopProcess:
 
 
 @contextmanager
-def shop_process(emulator_url: str, data_dir: Path, *options: str) -> Iterator[ShopProcess]:
-    """`bookpay serve --port 0 OPTIONS` against the emulator at ``emulator_url``.
+def shop_process(
+    emulator_url: str, data_dir: Path, *options: str, root: Path | None = None
+) -> Iterator[ShopProcess]:
+    """`bookpay serve --port 0 OPTIONS` against the emulator at ``emulator_url``; with a
+    ``root`` (``source_tree``), that tree's bookpay instead of this one.
 
     Its stderr (warnings, waitress's log) is collected in ``.stderr``, a line at a time.
     """
@@ -85,8 +88,11 @@ def shop_process(emulator_url: str, data_dir: Path, *options: str) -> Iterator[S
         "BOOKPAY_EMULATOR_URL": emulator_url,
         "BOOKPAY_DATA_DIR": str(data_dir),
     }
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
     process = subprocess.Popen(
         [sys.executable, "-m", "bookpay", "serve", "--port", "0", *options],
+        cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,14 +12,30 @@ the cart on it, and once more just before confirming. Each time the cart (or the
   change is refused (``PaymentInProgress``), so the amount paid is always the quote the page
   last showed, which is the quote fulfilment checks and the receipt lists.
 
-The page keeps Pay disabled while any of these requests is in flight (``checkout.js``).
+Once the shopper's address is complete the page asks for a quote for it (``Checkout.quote``):
+shipping and tax are priced for the address (``bookpay.pricing``), the PaymentIntent updated to
+the new total (and its ``shipping`` to the address), and the quote recorded with its address and
+the version the page numbered it with. Versions only go up: a quote older than the recorded one
+is refused (``StaleQuote``), so answers that cross on the way never leave an older quote in the
+PaymentIntent. Later requests for the attempt keep its address: a changed cart is priced for it.
+
+Requests for one attempt take turns in this process (``AttemptLocks``), so a quote and a cart
+change never interleave their Stripe calls and ledger writes. The page keeps Pay disabled while
+any of these requests is in flight (``checkout.js``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bookpay.errors import UsageError
+from bookpay.address import ShippingAddress
+from bookpay.errors import NotFound, PaymentError, UsageError
+from bookpay.ledger.lines import QuoteStale
+from bookpay.pricing import Priced, price
 from bookpay.quote import Quote, order_id_for
 from bookpay.statuses import in_words
 
@@ -59,22 +75,84 @@ class PaymentInProgress(UsageError):
     code = "payment_in_progress"
 
 
+class AttemptNotFound(NotFound):
+    """A quote asked for an attempt that has no PaymentIntent (yet, or in this shop)."""
+
+    code = "attempt_not_found"
+
+
+class StaleQuote(UsageError):
+    """A quote older than (or as old as) the attempt's recorded one: it is not applied."""
+
+    http_status = 409
+    code = "stale_quote"
+
+    def __init__(self, message: str, *, version: int) -> None:
+        super().__init__(message)
+        self.version = version
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "version": self.version}
+
+
 @dataclass(frozen=True)
 class AttemptIntent:
     intent: dict
     order_id: str
     quote: Quote
     changed: bool  # the PaymentIntent's amount or lines changed in this call
+    version: int = 0  # the version of the attempt's recorded quote
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a quote ships: the address, the rate asked for, the name to ship to."""
+
+    address: ShippingAddress
+    rate_id: str | None = None
+    name: str | None = None
+
+
+class AttemptLocks:
+    """One lock per checkout attempt, held while its requests run, dropped when none waits."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locks: dict[str, list] = {}  # attempt -> [lock, holders and waiters]
+
+    @contextmanager
+    def hold(self, attempt_id: str) -> Iterator[None]:
+        with self._mutex:
+            entry = self._locks.setdefault(attempt_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._mutex:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._locks[attempt_id]
 
 
 class Checkout:
-    def __init__(self, ledger, gateway, shop_id: str | None) -> None:
+    def __init__(
+        self, ledger, gateway, shop_id: str | None, *, catalog=None, tax_enabled: bool = True
+    ) -> None:
         self.ledger = ledger
         self.gateway = gateway
         self.shop_id = shop_id
+        self.catalog = catalog
+        self.tax_enabled = tax_enabled
+        self.locks = AttemptLocks()
 
     def intent_for(self, attempt_id: str, quote: Quote, *, cart_id: str | None) -> AttemptIntent:
-        """The attempt's PaymentIntent, holding ``quote`` (created or updated as needed)."""
+        """The attempt's PaymentIntent, holding ``quote`` (created or updated as needed), with
+        shipping and tax for the attempt's address once the page has quoted one."""
+        with self.locks.hold(attempt_id):
+            return self._intent_for(attempt_id, quote, cart_id)
+
+    def _intent_for(self, attempt_id: str, quote: Quote, cart_id: str | None) -> AttemptIntent:
         recorded = self.ledger.quote_for_attempt(attempt_id)
         if recorded is None:
             order_id = order_id_for(attempt_id, self.shop_id)
@@ -88,25 +166,128 @@ class Checkout:
                 intent = self._update(intent, quote, order_id, cart_id)
         else:
             order_id = recorded["order_id"]
+            quote = self._shipped_as_recorded(quote, recorded, attempt_id)
             intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
             _check_open(intent)
             changed = not _same(recorded, quote) or not _holds(intent, quote)
             if changed:
                 intent = self._update(intent, quote, order_id, cart_id)
             elif recorded["cart_id"] == cart_id:
-                return AttemptIntent(intent, order_id, quote, changed=False)
-        self.ledger.record_quote(
+                return AttemptIntent(intent, order_id, quote, False, recorded["version"])
+        saved = self.ledger.record_quote(
             intent["id"], order_id, quote, attempt_id=attempt_id, cart_id=cart_id
         )
-        return AttemptIntent(intent, order_id, quote, changed)
+        return AttemptIntent(intent, order_id, quote, changed, saved["version"])
+
+    def _shipped_as_recorded(self, quote: Quote, recorded: dict, attempt_id: str) -> Quote:
+        """``quote``'s lines, shipped and taxed for the address the attempt last quoted: as
+        recorded when the lines are the same, else priced again (the free-shipping threshold
+        and the tax follow the lines)."""
+        if not recorded.get("address"):
+            return quote
+        address = ShippingAddress.parse(recorded["address"])
+        if _same_lines(recorded, quote):
+            return dataclasses.replace(
+                quote,
+                shipping=recorded["shipping"],
+                tax=recorded["tax"],
+                shipping_rate=recorded["shipping_rate"],
+                tax_calculation=recorded["tax_calculation"],
+                address=address,
+            )
+        return self._price(quote, Destination(address, recorded["shipping_rate"]), attempt_id)
+
+    def quote(
+        self,
+        attempt_id: str,
+        lines: Quote,
+        destination: Destination,
+        *,
+        version: int,
+        cart_id: str | None,
+    ) -> tuple[AttemptIntent, Priced]:
+        """Price ``lines`` for ``destination`` and make the attempt's PaymentIntent hold it.
+
+        Raises AttemptNotFound for an attempt with no PaymentIntent, StaleQuote when the
+        attempt's recorded quote is as new as ``version`` or newer, PaymentInProgress or
+        AttemptFinished when the PaymentIntent can no longer change, and pricing's errors
+        (no rate serves the address, Stripe Tax cannot place it, an unknown rate).
+        """
+        with self.locks.hold(attempt_id):
+            recorded = self.ledger.quote_for_attempt(attempt_id)
+            if recorded is None:
+                raise AttemptNotFound(
+                    "This checkout has no payment to quote: reload the page.",
+                )
+            if version <= recorded["version"]:
+                raise _stale(recorded["version"])
+            priced = self._priced(lines, destination, attempt_id)
+            quote, order_id = priced.quote, recorded["order_id"]
+            intent = self._update_unseen(
+                recorded["payment_intent"], quote, order_id, cart_id, destination.name
+            )
+            try:
+                saved = self.ledger.record_quote(
+                    intent["id"],
+                    order_id,
+                    quote,
+                    attempt_id=attempt_id,
+                    cart_id=cart_id,
+                    version=version,
+                )
+            except QuoteStale as stale:  # another process recorded a later one meanwhile
+                raise _stale(stale.recorded) from None
+            held = AttemptIntent(intent, order_id, quote, True, saved["version"])
+            return held, priced
+
+    def _priced(self, lines: Quote, destination: Destination, attempt_id: str) -> Priced:
+        return price(
+            lines,
+            destination.address,
+            destination.rate_id,
+            catalog=self.catalog,
+            gateway=self.gateway,
+            tax_enabled=self.tax_enabled,
+            attempt_id=attempt_id,
+        )
+
+    def _price(self, lines: Quote, destination: Destination, attempt_id: str) -> Quote:
+        return self._priced(lines, destination, attempt_id).quote
 
     def _update(self, intent: dict, quote: Quote, order_id: str, cart_id: str | None) -> dict:
         if intent.get("status") not in UPDATABLE:
-            raise PaymentInProgress(
-                f"This payment is already {in_words(intent.get('status'))}: its amount can no "
-                "longer change. Wait for it to finish, then start a new checkout."
-            )
+            raise _in_progress(intent)
         return self.gateway.update_intent(intent["id"], quote, order_id=order_id, cart_id=cart_id)
+
+    def _update_unseen(
+        self, intent_id: str, quote: Quote, order_id: str, cart_id: str | None, name: str | None
+    ) -> dict:
+        """Update a PaymentIntent not retrieved first (one Stripe call fewer while the shopper
+        waits): Stripe itself refuses when it can no longer change, and only then is it asked
+        for the intent, to say why."""
+        try:
+            return self.gateway.update_intent(
+                intent_id, quote, order_id=order_id, cart_id=cart_id, ship_to=name
+            )
+        except PaymentError as exc:
+            if exc.stripe_code != "payment_intent_unexpected_state":
+                raise
+            intent = exc.payment_intent or self.gateway.retrieve_intent(intent_id, expand=())
+            _check_open(intent)
+            raise _in_progress(intent) from None
+
+
+def _stale(version: int) -> StaleQuote:
+    return StaleQuote(
+        f"A later quote (version {version}) is already applied: this one is not.", version=version
+    )
+
+
+def _in_progress(intent: dict) -> PaymentInProgress:
+    return PaymentInProgress(
+        f"This payment is already {in_words(intent.get('status'))}: its amount can no "
+        "longer change. Wait for it to finish, then start a new checkout."
+    )
 
 
 def _check_open(intent: dict) -> None:
@@ -120,19 +301,26 @@ def _check_open(intent: dict) -> None:
 
 
 def _holds(intent: dict, quote: Quote) -> bool:
-    """Whether the PaymentIntent holds this quote's amount and lines."""
+    """Whether the PaymentIntent holds this quote's amount, lines and tax calculation."""
     metadata = intent.get("metadata") or {}
     return (
         intent.get("amount") == quote.total
         and intent.get("currency") == quote.currency
         and metadata.get("lines") == quote.line_summary()
+        and (metadata.get("tax_calculation") or None) == quote.tax_calculation
     )
 
 
-def _same(recorded: dict, quote: Quote) -> bool:
+def _same_lines(recorded: dict, quote: Quote) -> bool:
     lines = [(row["item_id"], row["quantity"], row["unit_amount"]) for row in recorded["lines"]]
+    return recorded["currency"] == quote.currency and lines == [
+        (line.item_id, line.quantity, line.unit_amount) for line in quote.lines
+    ]
+
+
+def _same(recorded: dict, quote: Quote) -> bool:
     return (
-        recorded["total"] == quote.total
-        and recorded["currency"] == quote.currency
-        and lines == [(line.item_id, line.quantity, line.unit_amount) for line in quote.lines]
+        _same_lines(recorded, quote)
+        and recorded["total"] == quote.total
+        and recorded["tax_calculation"] == quote.tax_calculation
     )

@@ -1,9 +1,11 @@
 """Fulfilment, exactly once: from a PaymentIntent Stripe says succeeded to a queued receipt.
 
 The Fulfiller never trusts anyone's copy of a PaymentIntent but Stripe's: it retrieves the
-intent, checks that it is this shop's and pays the quote the checkout recorded, and asks the
-ledger to record the fulfilment, which its unique constraints make happen once however many
-callers race.
+intent, checks that it is this shop's and pays the quote the checkout recorded (its total, and the
+address its shipping and tax were priced for), and asks the ledger to record the fulfilment,
+which its unique constraints make happen once however many callers race. The order's Stripe Tax
+transaction is recorded as owed in the same transaction, and refunds owe reversals; the
+Fulfiller's ``TaxRecorder`` tells Stripe Tax (``bookpay.taxrecords``).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+from bookpay.address import ShippingAddress
 from bookpay.ledger import INTEGRATION, Ledger
 from bookpay.ledger.lines import QuoteFrozen
-from bookpay.orderlines import lines_of_intent, quote_from_metadata, titled
+from bookpay.orderlines import lines_of_intent, named_quote, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
 
@@ -80,7 +83,7 @@ def price_problem(intent: dict, catalog, quote: dict | None = None) -> str | Non
                 f"amount {amount} {currency} does not match the recorded quote "
                 f"{quote['total']} {quote['currency']} of order {quote['order_id']}"
             )
-        return None
+        return _address_problem(intent, quote)
     asked = quote_from_metadata(intent, catalog)
     if asked is None:
         metadata = intent.get("metadata") or {}
@@ -96,11 +99,37 @@ def price_problem(intent: dict, catalog, quote: dict | None = None) -> str | Non
     return None
 
 
+def _address_problem(intent: dict, quote: dict) -> str | None:
+    """Why the PaymentIntent ships somewhere its quote's shipping and tax were not priced for."""
+    if not quote.get("address"):
+        return None
+    priced = ShippingAddress.parse(quote["address"])
+    ships = ((intent.get("shipping") or {}).get("address")) or None
+    if priced.same_place(ships):
+        return None
+    where = ", ".join(p for p in (priced.postal_code, priced.state, priced.country) if p)
+    return f"it ships to another place than the one its shipping and tax were priced for ({where})"
+
+
+def reversals_owed(charge: dict, quote: dict | None) -> list[tuple[str, int | None]]:
+    """The refunds of ``charge`` (retrieved, its refunds expanded) that owe a tax reversal:
+    the succeeded ones, each all of the order (None) or the amount it gave back."""
+    if not quote or not quote.get("tax_calculation"):
+        return []
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    return [
+        (refund["id"], None if refund.get("amount", 0) >= quote["total"] else refund["amount"])
+        for refund in refunds
+        if refund.get("status") == "succeeded" and isinstance(refund.get("id"), str)
+    ]
+
+
 class Fulfiller:
     """Fulfils paid orders exactly once; owns the receipt mailer and its worker thread."""
 
     def __init__(self, ledger: Ledger, gateway, catalog, settings, *, mailer=None) -> None:
         from bookpay.mailer import ReceiptMailer
+        from bookpay.taxrecords import TaxRecorder
 
         self.ledger = ledger
         self.gateway = gateway
@@ -110,6 +139,8 @@ class Fulfiller:
             mailer if mailer is not None else ReceiptMailer.from_settings(settings, ledger)
         )
         self.mailer.start()  # also sends what an earlier run left pending
+        self.taxes = TaxRecorder(ledger, gateway)
+        self.taxes.start()  # also sends what an earlier run left owed
 
     def retrieve(self, intent_id: str) -> dict:
         """The PaymentIntent as Stripe has it now (NotFound when Stripe does not know it)."""
@@ -154,14 +185,19 @@ class Fulfiller:
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
         lines = self._lines(intent, quote)
+        calculation = quote.get("tax_calculation") if quote else None
+        priced = named_quote(quote, self.catalog)
         order, done_now = self.ledger.record_fulfilment(
             intent,
-            lambda order: self.mailer.render(order, lines),
+            lambda order: self.mailer.render({**order, "quote": priced}, lines),
             recipient_problem=address_problem,
+            tax_calculation=calculation,
         )
         if done_now:
             # Once committed: inside a webhook's transaction the receipt is not there before.
             self.ledger.after_commit(self.mailer.wake)
+            if calculation:
+                self.ledger.after_commit(self.taxes.wake)
             return FulfilmentResult(intent_id, "fulfilled", order, intent)
         return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
 
@@ -177,9 +213,22 @@ class Fulfiller:
                 self.ledger.record_quote(intent["id"], order["id"], asked)
         return lines_of_intent(intent, self.ledger, self.catalog)
 
+    def refunded(self, intent: dict, charge: dict) -> int:
+        """Record the tax reversals the charge's succeeded refunds owe (once per refund), to be
+        sent once committed; how many were new. Makes no Stripe call."""
+        quote = self.ledger.quote_for(intent["id"])
+        owed = reversals_owed(charge, quote)
+        if not owed:
+            return 0
+        new = self.ledger.owe_tax_reversals(quote["order_id"], intent["id"], owed)
+        if new:
+            self.ledger.after_commit(self.taxes.wake)
+        return new
+
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every due receipt is sent; False if some are still pending at timeout."""
         return self.mailer.drain(timeout)
 
     def close(self) -> None:
         self.mailer.close()
+        self.taxes.close()

@@ -36,8 +36,6 @@ import re
 import smtplib
 import ssl
 import tempfile
-import threading
-import time
 from datetime import datetime, timezone
 from email.charset import QP, Charset
 from email.header import Header
@@ -52,6 +50,7 @@ from bookpay.ledger.outbox import CLAIM_BATCH, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import FILE_MODE, private_dir
+from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.mailer")
 
@@ -103,6 +102,20 @@ def receipt_lines(lines: list[dict], currency: str) -> list[str]:
         shown.append(f"{line['quantity']} x {title} (book {line['item_id']})")
         shown.append(f"    at {unit} each: {amount}")
     return shown
+
+
+def quote_lines(quote: dict | None) -> list[str]:
+    """Subtotal, shipping (with its rate) and tax, for a quote priced for an address."""
+    if not quote or not (quote.get("address") or quote.get("shipping") or quote.get("tax")):
+        return []
+    currency = quote["currency"]
+    name = quote.get("shipping_rate_name") or quote.get("shipping_rate")
+    rate = f" ({header_text(name)})" if name else ""
+    return [
+        f"Subtotal:       {format_amount(quote['subtotal'], currency)}",
+        f"Shipping:       {format_amount(quote['shipping'], currency)}{rate}",
+        f"Tax:            {format_amount(quote['tax'], currency)}",
+    ]
 
 
 class NoRecipient(Exception):
@@ -242,16 +255,16 @@ class SmtpTransport:
         return f"smtp://{self.host}:{self.port}"
 
 
-class ReceiptMailer:
+class ReceiptMailer(Worker):
     """Renders receipts and sends the ledger's pending ones from a background thread."""
 
+    thread_name = "bookpay-receipts"
+    what = "sending receipts"
+
     def __init__(self, ledger, transport) -> None:
+        super().__init__()
         self.ledger = ledger
         self.transport = transport
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
         self._busy_wait = BUSY_WAIT[0]
 
     @classmethod
@@ -262,7 +275,8 @@ class ReceiptMailer:
 
     def render(self, order: dict, lines: list[dict]) -> tuple[str | None, str, str]:
         """(recipient, subject, body) of an order's receipt, listing its ``lines`` (ledger rows
-        with titles: ``bookpay.orderlines``)."""
+        with titles: ``bookpay.orderlines``) and, from the quote the order carries (``quote``,
+        recorded by the checkout), the subtotal, shipping and tax that make up the total."""
         currency = order["currency"]
         paid = format_amount(order["amount"], currency)
         body = [
@@ -274,6 +288,7 @@ class ReceiptMailer:
             "",
             *receipt_lines(lines, currency),
             "",
+            *quote_lines(order.get("quote")),
             f"Total paid:     {paid}",
         ]
         place = address_lines(order.get("shipping"))
@@ -290,14 +305,20 @@ class ReceiptMailer:
     # The worker -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            if isinstance(self.transport, OutboxTransport) and self.transport.folder.is_dir():
-                self.transport.clean()
-            self._thread = threading.Thread(target=self._run, name="bookpay-receipts", daemon=True)
-            self._thread.start()
+        outbox = isinstance(self.transport, OutboxTransport) and self.transport.folder.is_dir()
+        if self._thread is None and outbox:
+            self.transport.clean()  # what a process that died while writing left
+        super().start()
 
-    def wake(self) -> None:
-        self._wake.set()
+    def work(self) -> int:
+        return self.send_due()
+
+    def woken(self) -> None:
+        self._stop.wait(GATHER)  # receipts of fulfilments committing meanwhile come along
+
+    def due_now(self) -> bool:
+        """Whether a receipt is pending (``drain`` waits for those due later too)."""
+        return self.ledger.next_receipt_due() is not None
 
     def send_due(self) -> int:
         """Send every due receipt this process can claim, in this thread; how many it handled."""
@@ -342,19 +363,6 @@ class ReceiptMailer:
             return
         claims.sent(receipt, location=location)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            handled = 0
-            try:
-                handled = self.send_due()
-            except Exception:  # the ledger is busy or closing: try again at the next wake
-                log.exception("sending receipts failed")
-            with self._idle:
-                self._idle.notify_all()
-            if self._wake.wait(self._idle_wait(handled)):
-                self._stop.wait(GATHER)
-
     def _idle_wait(self, handled: int) -> float:
         """How long to sleep: until the next receipt is due, or until woken."""
         try:
@@ -372,27 +380,3 @@ class ReceiptMailer:
             return 0.0
         wait, self._busy_wait = self._busy_wait, min(self._busy_wait * 2, BUSY_WAIT[1])
         return wait
-
-    def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until no receipt is pending; False if some still are after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while self.ledger.next_receipt_due() is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if self._thread is None or not self._thread.is_alive():
-                self.send_due()
-                if self.ledger.next_receipt_due() is not None:
-                    time.sleep(min(0.05, remaining))
-                continue
-            self.wake()
-            with self._idle:
-                self._idle.wait(min(0.2, remaining))
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

@@ -93,3 +93,13 @@ def lines_of_intent(intent: dict, ledger, catalog) -> list[dict]:
 def summary(lines: list[dict]) -> str:
     """``2 x 1, 1 x 3``: quantities and book ids in a few characters (tables)."""
     return ", ".join(f"{line['quantity']} x {line['item_id']}" for line in lines)
+
+
+def named_quote(quote: dict | None, catalog) -> dict | None:
+    """A recorded quote with ``shipping_rate_name``: its rate's display name from the catalog
+    (the id, for a rate the catalog no longer has)."""
+    if quote is None:
+        return None
+    rate = quote.get("shipping_rate")
+    known = {r.id: r.display_name for r in catalog.shipping_rates} if rate else {}
+    return {**quote, "shipping_rate_name": known.get(rate, rate)}

@@ -180,10 +180,18 @@ class Gateway:
         return created
 
     def update_intent(
-        self, intent_id: str, quote: Quote, *, order_id: str, cart_id: str | None = None
+        self,
+        intent_id: str,
+        quote: Quote,
+        *,
+        order_id: str,
+        cart_id: str | None = None,
+        ship_to: str | None = None,
     ) -> dict:
         """Make an unconfirmed PaymentIntent hold ``quote``: its amount, description and line
-        metadata (Stripe allows it until the intent is confirmed).
+        metadata, with the tax calculation the amount comes from (Stripe allows it until the
+        intent is confirmed). A quote priced for an address also sets the intent's ``shipping``
+        to it, for ``ship_to`` (the name; Stripe needs one with an address).
 
         Each update is its own request (its retries share one key): an earlier update's key
         must never replay, or a cart changed back and forth would keep the middle amount.
@@ -194,6 +202,9 @@ class Gateway:
             "description": quote.description(),
             "metadata": self._metadata(quote, order_id, cart_id),
         }
+        if quote.address is not None and ship_to:
+            address = {k: v for k, v in quote.address.to_dict().items() if v}
+            params["shipping"] = {"name": ship_to, "address": address}
         key = f"bookpay-quote-{uuid.uuid4()}"
         path = f"/v1/payment_intents/{_path(intent_id)}"
         return self._request("post", path, params, idempotency_key=key)

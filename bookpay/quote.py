@@ -3,10 +3,11 @@ updated.
 
     lines (book, title, quantity, unit amount) + shipping + tax = total
 
-Prices always come from the catalog, never from a browser or from an earlier quote. Shipping and
-tax are zero for now and have their place here, so the checkout, the PaymentIntent, the ledger
-and the receipt already carry them. A quote is in one currency: books priced in another are
-refused with a message that says so.
+Prices always come from the catalog, never from a browser or from an earlier quote. Shipping
+and tax are zero until the shopper's address is known; then ``bookpay.pricing`` adds them (the
+rate chosen and its cost, Stripe Tax's calculation and its tax) and the quote remembers the
+address they were priced for. A quote is in one currency: books priced in another are refused
+with a message that says so.
 
 The quote also says what a person in Stripe's Dashboard sees of the order: a description and a
 few metadata keys (order, cart, number of items, a compact line summary), within Stripe's
@@ -21,6 +22,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bookpay.address import ShippingAddress
 from bookpay.errors import UsageError
 from bookpay.money import format_amount
 
@@ -70,13 +72,20 @@ class QuoteLine:
 
 @dataclass(frozen=True)
 class Quote:
-    """Lines in one currency, plus shipping and tax (zero until a later version prices them)."""
+    """Lines in one currency, plus shipping and tax (zero until an address prices them)."""
 
     lines: tuple[QuoteLine, ...]
     currency: str
     shipping: int = 0
     tax: int = 0
     shipping_rate: str | None = None
+    tax_calculation: str | None = None  # Stripe Tax's calculation of ``tax`` (taxcalc_...)
+    address: ShippingAddress | None = None  # where shipping and tax were priced for
+
+    @property
+    def priced(self) -> bool:
+        """Whether shipping (and tax, when on) are priced for an address."""
+        return self.address is not None
 
     @property
     def subtotal(self) -> int:
@@ -100,6 +109,7 @@ class Quote:
             self.shipping,
             self.tax,
             self.shipping_rate,
+            self.tax_calculation,
         ]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
@@ -163,6 +173,8 @@ class Quote:
             "item_count": str(self.item_count),
             "lines": self.line_summary(),
             "cart_id": cart_id or "",
+            # Stripe's documented key for the calculation a PaymentIntent's amount comes from.
+            "tax_calculation": self.tax_calculation or "",
         }
         single = len(self.lines) == 1 and self.lines[0].quantity == 1
         if single_item_keys:

@@ -13,6 +13,11 @@ of an order was refunded, not when). Per book, an order's gross, refunded and di
 are shared among its lines in proportion to the lines' amounts, to the cent, so that the books'
 figures add up to the period's exactly. Amounts stay in minor units, one report per currency.
 
+Two more columns say what the gross holds besides books: the shipping the orders paid and the
+tax collected (their quotes' shipping and tax, as Stripe Tax calculated it), gross figures like
+the gross itself (a refund is not split into books, shipping and tax). Per book they are shared
+like the rest.
+
 Only the ledger is read, through the index on ``orders.fulfilled_at``: a report of a period
 costs what that period's orders cost, however large the ledger.
 """
@@ -39,13 +44,24 @@ class Row:
     gross: int = 0
     refunded: int = 0
     disputed: int = 0
+    shipping: int = 0  # of the gross: what the orders paid for shipping
+    tax: int = 0  # of the gross: the tax collected
     _orders_seen: set = field(default_factory=set, repr=False)
 
     @property
     def net(self) -> int:
         return self.gross - self.refunded - self.disputed
 
-    def add(self, order_id: str, copies: int, gross: int, refunded: int, disputed: int) -> None:
+    def add(
+        self,
+        order_id: str,
+        copies: int,
+        gross: int,
+        refunded: int,
+        disputed: int,
+        shipping: int = 0,
+        tax: int = 0,
+    ) -> None:
         if order_id not in self._orders_seen:
             self._orders_seen.add(order_id)
             self.orders += 1
@@ -53,6 +69,8 @@ class Row:
         self.gross += gross
         self.refunded += refunded
         self.disputed += disputed
+        self.shipping += shipping
+        self.tax += tax
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +82,8 @@ class Row:
             "refunded": self.refunded,
             "disputed": self.disputed,
             "net": self.net,
+            "shipping": self.shipping,
+            "tax": self.tax,
         }
 
 
@@ -81,6 +101,8 @@ class CurrencyReport:
             total.gross += row.gross
             total.refunded += row.refunded
             total.disputed += row.disputed
+            total.shipping += row.shipping
+            total.tax += row.tax
         return total
 
     def to_dict(self) -> dict:
@@ -158,21 +180,24 @@ def build(
     tables: dict[str, dict[str, Row]] = {}
     for order in orders:
         gross, refunded, disputed = order_amounts(order)
+        shipping, tax = order.get("shipping") or 0, order.get("tax") or 0
         rows = tables.setdefault(order["currency"] or "usd", {})
         lines = order["lines"]
         copies = sum(line["quantity"] for line in lines)
         if by != "book":
             key = period_of(_moment(order["fulfilled_at"]), by)
-            rows.setdefault(key, Row(key, key)).add(order["id"], copies, gross, refunded, disputed)
+            row = rows.setdefault(key, Row(key, key))
+            row.add(order["id"], copies, gross, refunded, disputed, shipping, tax)
             continue
         if not lines:  # an order whose lines are unknown still counts, as an unknown book
             lines = [{"item_id": "-", "title": "(unknown)", "quantity": 0, "line_amount": gross}]
         weights = [line["line_amount"] for line in lines]
-        shares = (share(gross, weights), share(refunded, weights), share(disputed, weights))
-        for line, g, r, d in zip(lines, *shares, strict=True):
+        amounts = (gross, refunded, disputed, shipping, tax)
+        shares = [share(amount, weights) for amount in amounts]
+        for line, *parts in zip(lines, *shares, strict=True):
             key = line["item_id"]
             label = line.get("title") or titles.get(key) or f"Book {key}"
-            rows.setdefault(key, Row(key, label)).add(order["id"], line["quantity"], g, r, d)
+            rows.setdefault(key, Row(key, label)).add(order["id"], line["quantity"], *parts)
     reports = []
     for currency in sorted(tables):
         rows = tables[currency]

@@ -24,13 +24,23 @@ from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
 from bookpay.fulfilment import ownership_problem
-from bookpay.orderlines import lines_of_intent, rows_of
+from bookpay.orderlines import lines_of_intent, named_quote, rows_of
 from bookpay.quote import quote_items
-from bookpay.web import cart_routes, inputs
+from bookpay.web import cart_routes, inputs, quote_routes
 from bookpay.web.csrf import check_origin
 from bookpay.web.logs import order_ref
+from bookpay.web.ratelimit import RateLimiter
 from bookpay.web.security import security_headers, stripe_js_url
-from bookpay.web.views import Templates, checkout_href, line_views, quote_json, receipt, script_json
+from bookpay.web.views import (
+    Templates,
+    checkout_href,
+    line_views,
+    options_json,
+    quote_json,
+    receipt,
+    script_json,
+    totals_view,
+)
 
 log = logging.getLogger("bookpay.server")
 
@@ -39,13 +49,18 @@ TEMPLATES = ASSETS / "templates"
 STATIC = ASSETS / "static"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:4242"
 MAX_WEBHOOK_BODY = 512 * 1024  # Stripe events are far smaller; this only bounds memory
-API_PATHS = frozenset({"/create-payment-intent", "/webhook", "/healthz", "/readyz"})
+API_PATHS = frozenset(
+    {"/create-payment-intent", "/checkout/quote", "/webhook", "/healthz", "/readyz"}
+)
 JSON = "application/json"
 # Seconds a client is told to wait when Stripe is unavailable and nothing better is known.
 RETRY_AFTER = 5
 NO_STORE_PATHS = frozenset({"/checkout", "/success", "/cart", *API_PATHS})
 READY_TTL = 5.0  # seconds a readiness answer is reused
 READY_WAIT = 1.0  # seconds /readyz waits for a check before answering "not ready"
+# Quotes per checkout attempt: a burst, then a steady rate (a person typing stays far below).
+QUOTE_BURST = 30
+QUOTE_RATE = 5.0
 
 
 class Services:
@@ -109,7 +124,14 @@ class Services:
         from bookpay.checkout import Checkout
 
         return self._get(
-            "checkout", lambda: Checkout(self.ledger, self.gateway, self.settings.shop_id)
+            "checkout",
+            lambda: Checkout(
+                self.ledger,
+                self.gateway,
+                self.settings.shop_id,
+                catalog=self.catalog,
+                tax_enabled=self.settings.tax_enabled,
+            ),
         )
 
     @property
@@ -214,6 +236,8 @@ class _ErrorPlugin:
                     # Payments are down for now, not the shop: say when to come back.
                     wait = exc.retry_after or RETRY_AFTER
                     bottle.response.set_header("Retry-After", str(wait))
+                elif getattr(exc, "retry_after", None):  # a rate limit
+                    bottle.response.set_header("Retry-After", str(exc.retry_after))
                 return self.respond(exc.http_status, exc.to_dict(), exc.message)
             except Exception:
                 log.exception("unexpected error in %s %s", bottle.request.method, route.rule)
@@ -329,6 +353,7 @@ def create_app(
         return cover_svg(book)
 
     cart_routes.install(app, services, templates, cart_of)
+    quote_routes.install(app, services, cart_of, RateLimiter(rate=QUOTE_RATE, burst=QUOTE_BURST))
 
     @app.get("/checkout")
     def checkout():
@@ -361,8 +386,10 @@ def create_app(
             "attemptScope": scope,
             "returnUrl": return_url,
             "createIntentUrl": "/create-payment-intent",
+            "quoteUrl": "/checkout/quote",
             "cartItemsUrl": "/cart/items",
             "quote": quote_json(quote),
+            "taxEnabled": settings.tax_enabled,
         }
         return templates.render(
             "checkout",
@@ -370,9 +397,12 @@ def create_app(
             lines=line_views(rows_of(quote.lines), quote.currency),
             quote=quote,
             editable=item is None,
+            tax_enabled=settings.tax_enabled,
             notice=notice,
-            config_json=script_json(config),
-            scripts=(stripe_js_url(settings), "/static/checkout.js"),
+            # In the <head>, before checkout.js: that script runs (async) as soon as it is
+            # loaded, and asks for the PaymentIntent before the page is even parsed.
+            head_json=("checkout-config", script_json(config)),
+            scripts=(stripe_js_url(settings), ("/static/checkout.js", "async")),
         )
 
     @app.post("/create-payment-intent")
@@ -394,8 +424,8 @@ def create_app(
             if finished.status == "succeeded":
                 services.ledger.settle_cart(finished.intent_id)
             raise
-        intent = held.intent
-        return {
+        intent, quote = held.intent, held.quote  # priced for the attempt's address, if any
+        answer = {
             "clientSecret": intent["client_secret"],
             "paymentIntentId": intent["id"],
             "orderId": held.order_id,
@@ -403,7 +433,14 @@ def create_app(
             "currency": intent["currency"],
             "changed": held.changed,
             "quote": quote_json(quote),
+            "quoteVersion": held.version,
         }
+        if quote.address is not None:
+            options = services.catalog.shipping_options(
+                quote.address.country, quote.subtotal, quote.currency
+            )
+            answer["shippingRates"] = options_json(options)
+        return answer
 
     @app.get("/success")
     def success():
@@ -426,6 +463,7 @@ def create_app(
             except Exception:
                 log.exception("the cart paid by %s was not settled", intent["id"])
         lines = lines_of_intent(intent, services.ledger, services.catalog)
+        quote = named_quote(services.ledger.quote_for(intent["id"]), services.catalog)
         metadata = intent.get("metadata") or {}
         single = metadata.get("item_id")
         retry = (
@@ -433,7 +471,12 @@ def create_app(
             if single in services.catalog
             else "/checkout"
         )
-        return templates.render("success", title="Your order", **receipt(intent, lines, retry))
+        return templates.render(
+            "success",
+            title="Your order",
+            totals=totals_view(quote),
+            **receipt(intent, lines, retry),
+        )
 
     @app.post("/webhook")
     def webhook():

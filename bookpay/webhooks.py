@@ -240,7 +240,9 @@ class WebhookReceiver:
         if not refunded:
             raise _Ignored(f"Stripe says nothing of charge {charge_id} is refunded")
         status = "refunded" if charge.get("refunded") is True else "partially_refunded"
-        return self.ledger.record_intent(intent, status=status, amount_refunded=refunded)
+        order = self.ledger.record_intent(intent, status=status, amount_refunded=refunded)
+        self.fulfiller.refunded(intent, charge)  # the tax reversals its refunds owe, once each
+        return order
 
     def _disputed(self, dispute_id: str | None) -> dict:
         """The order marked disputed, if Stripe has the dispute (found by its charge if need be)."""

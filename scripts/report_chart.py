@@ -1,14 +1,17 @@
 """Refresh docs/screenshots/sales.svg and the report shown in the README.
 
-Builds a demo ledger (three weeks of a small shop's sales, seeded, with refunds and a dispute)
-in a temporary folder, then runs `bookpay report sales --by day --chart docs/screenshots/sales.svg`
-and prints the per-book table for the README.
+Builds a demo ledger (three weeks of a small shop's sales, seeded, with refunds and a dispute,
+each order shipped by the cheapest US rate and taxed at a flat 7.25% on its books, as California
+would) in a temporary folder, then runs
+`bookpay report sales --by day --chart docs/screenshots/sales.svg` and prints the per-book table
+for the README.
 
 Usage: .venv/bin/python scripts/report_chart.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 import tempfile
@@ -37,6 +40,7 @@ def demo_ledger(data_dir: Path) -> None:
                 n += 1
                 chosen = rng.sample(books, rng.randint(1, 3))
                 quote = quote_items(catalog, [(b, rng.choice((1, 1, 1, 2, 3))) for b in chosen])
+                quote = shipped_and_taxed(catalog, quote)
                 order_id, pi = f"ord_{n:016x}", f"pi_demo{n:08d}"
                 ledger.record_quote(pi, order_id, quote)
                 intent = {"id": pi, "status": "succeeded", "amount": quote.total,
@@ -55,6 +59,13 @@ def demo_ledger(data_dir: Path) -> None:
                 )
                 with ledger.transaction() as tx:
                     tx.execute("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (stamp, order_id))
+
+
+def shipped_and_taxed(catalog, quote):
+    """The demo's shipping (the cheapest US rate) and tax (7.25% of each line, half up)."""
+    option = catalog.shipping_options("US", quote.subtotal, quote.currency)[0]
+    tax = sum((line.line_amount * 725 + 5000) // 10000 for line in quote.lines)
+    return dataclasses.replace(quote, shipping=option.amount, shipping_rate=option.rate.id, tax=tax)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ def fill(env, orders=30):
         ledger.edit_cart(cart["id"], lambda items: {"1": (2, "One", "usd"), "2": (1, "Two", "usd")})
         quote = Quote((QuoteLine("1", "One", 2, 2300), QuoteLine("2", "Two", 1, 2500)), "usd")
         ledger.record_quote("pi_q", "ord_00000000000000aa", quote, cart_id=cart["id"])
+        # A tax reversal for a refund of it, recorded with Stripe Tax.
+        ledger.owe_tax_reversals("ord_00000000000000aa", "pi_q", [("re_1", 500)])
+        ledger.tax_record_done("rev:re_1", stripe_id="tax_rev_1")
         return ledger.counts()
 
 
@@ -79,6 +82,7 @@ def snapshot(env):
             ledger.receipts(),
             ledger.quote_for("pi_q"),
             ledger.cart_items(ledger.find_cart("a" * 64)["id"]),
+            ledger.tax_records_for("ord_00000000000000aa"),
         )
 
 
@@ -94,6 +98,7 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
         "quotes": 1,
         "carts": 1,
         "cart_items": 2,
+        "tax_records": 1,
     }
     result = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
     assert result.exit_code == 0, result.output
@@ -103,9 +108,10 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
     assert {t: v["target"] for t, v in report["tables"].items()} == counts
 
     on_postgres = env_for(tmp_path / "data", postgres_url)
-    orders, events, receipts, quote, cart = snapshot(on_postgres)
-    s_orders, s_events, s_receipts, s_quote, s_cart = snapshot(source)
-    assert (orders, events, quote, cart) == (s_orders, s_events, s_quote, s_cart)
+    orders, events, receipts, quote, cart, taxes = snapshot(on_postgres)
+    s_orders, s_events, s_receipts, s_quote, s_cart, s_taxes = snapshot(source)
+    assert (orders, events, quote, cart, taxes) == (s_orders, s_events, s_quote, s_cart, s_taxes)
+    assert [(t["refund"], t["amount"], t["status"]) for t in taxes] == [("re_1", 500, "recorded")]
     assert [line["quantity"] for line in quote["lines"]] == [2, 1]
     assert [r["claimed_by"] for r in receipts] == [None] * 20  # claims are not copied
     assert [{**r, "claimed_by": None} for r in s_receipts] == receipts
@@ -191,7 +197,7 @@ def test_check_of_a_sound_ledger(checked):
     lines = result.stdout.splitlines()
     assert lines[0].endswith(
         "6 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
-        " 2 cart_items"
+        " 2 cart_items, 1 tax_records"
     )
     assert lines[1] == "Database integrity: ok"
     assert all(line.endswith((": ok", ": none")) for line in lines[2:])
@@ -215,6 +221,14 @@ BREAKAGES = {
     ],
     "fulfilments for another amount or currency than the order's": [
         "UPDATE fulfilments SET amount = 1 WHERE payment_intent = 'pi_002'"
+    ],
+    "taxed fulfilments without their tax transaction": [
+        """INSERT INTO quotes (payment_intent, order_id, currency, subtotal, total, created,
+        updated, tax_calculation) SELECT payment_intent, id, 'usd', 2300, 2300, created, created,
+        'taxcalc_1' FROM orders WHERE payment_intent = 'pi_001'"""
+    ],
+    "tax records with an unknown status": [
+        "UPDATE tax_records SET status = 'lost' WHERE id = 'rev:re_1'"
     ],
 }
 
@@ -253,6 +267,14 @@ def test_check_reports_the_databases_own_integrity_problems(checked):
     result = invoke(checked, "ledger", "check")
     assert result.exit_code == 1
     assert expected in result.stdout
+
+
+def test_check_warns_about_tax_records_still_owed(checked):
+    with ledger_at(checked) as ledger:
+        ledger.owe_tax_reversals("ord_00000000000000aa", "pi_q", [("re_2", 700)])
+    result = invoke(checked, "ledger", "check")
+    assert result.exit_code == 0
+    assert "warning: tax records not yet told to Stripe Tax" in result.stdout
 
 
 def test_check_warns_about_paid_orders_not_fulfilled(checked):

@@ -67,7 +67,7 @@ def test_an_old_ledger_migrates_and_each_order_becomes_one_line(settings):
     with open_ledger(settings, migrate=False) as old:
         assert old.schema_version == 2
     with open_ledger(settings) as ledger:
-        assert ledger.schema_version == SCHEMA_VERSION == 3
+        assert ledger.schema_version == SCHEMA_VERSION == 4
         orders = {order["id"]: order for order in ledger.iter_orders()}
         assert set(orders) == {row[0] for row in OLD_ORDERS}  # none lost
         assert orders["ord_a2"]["status"] == "refunded" and orders["ord_a2"]["amount"] == 2800

@@ -145,7 +145,7 @@ def test_the_table_and_csv(env):
     assert lines[0] == "Sales in EUR"
     usd = lines.index("Sales in USD")
     assert lines[usd + 1].split() == [
-        "Month", "Orders", "Copies", "Gross", "Refunded", "Disputed", "Net"
+        "Month", "Orders", "Copies", "Gross", "Refunded", "Disputed", "Net", "Shipping", "Tax"
     ]  # fmt: skip
     assert lines[usd + 2].split() == [
         "2026-03",
@@ -155,16 +155,20 @@ def test_the_table_and_csv(env):
         "$68.00",
         "$125.00",
         "$89.00",
+        "$0.00",
+        "$0.00",
     ]
-    assert lines[-1].split() == ["Total", "6", "12", "$291.99", "$68.00", "$125.00", "$98.99"]
+    assert lines[-1].split() == [
+        "Total", "6", "12", "$291.99", "$68.00", "$125.00", "$98.99", "$0.00", "$0.00"
+    ]  # fmt: skip
     assert "█" not in table.stdout  # no chart in a pipe
     out = runner.invoke(app, ["report", "sales", "--by", "book", "--csv"], env=env).stdout
     found = list(csv.reader(io.StringIO(out)))
     assert found[0] == ["currency", "key", "label", "orders", "copies", "gross", "refunded",
-                        "disputed", "net"]  # fmt: skip
+                        "disputed", "net", "shipping", "tax"]  # fmt: skip
     formula = next(row for row in found if row[1].endswith("cmd"))
     assert formula[1:3] == ["'=cmd", "'=HYPERLINK(1)"]  # neutralised for spreadsheets
-    assert ["usd", "total", "Total", "6", "12", "29199", "6800", "12500", "9899"] in found
+    assert ["usd", "total", "Total", "6", "12", "29199", "6800", "12500", "9899", "0", "0"] in found
 
 
 def test_usage_errors(env):
@@ -244,3 +248,46 @@ def test_shares_add_up_exactly():
     assert share(100, [0, 0]) == [50, 50]
     for amount in (0, 1, 997, 123457):
         assert sum(share(amount, [3, 7, 11, 13])) == amount
+
+
+def test_shipping_revenue_and_tax_collected_per_period_and_book(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path / "taxed", database_url=database_url)
+    sales = [  # (payment, day, lines, shipping, tax)
+        ("pi_t1", "2026-05-01", [("1", "One", 1, 2300)], 500, 167),
+        ("pi_t2", "2026-05-01", [("1", "One", 1, 2300), ("3", "Three", 1, 2800)], 0, 370),
+        ("pi_t3", "2026-05-02", [("2", "Two", 1, 2500)], 2500, 0),
+    ]
+    with open_ledger(settings) as ledger:
+        for n, (pi, day, lines, shipping, tax) in enumerate(sales, start=1):
+            order_id = f"ord_{n:016x}"
+            quote = Quote(
+                tuple(QuoteLine(*line) for line in lines), "usd", shipping=shipping, tax=tax
+            )
+            ledger.record_quote(pi, order_id, quote)
+            intent = {
+                "id": pi,
+                "status": "succeeded",
+                "amount": quote.total,
+                "currency": "usd",
+                "metadata": {"order_id": order_id},
+            }
+            ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
+            with ledger.transaction() as tx:
+                tx.execute(
+                    "UPDATE orders SET fulfilled_at = ? WHERE id = ?",
+                    (day + "T10:00:00.000Z", order_id),
+                )
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "taxed")}
+    if database_url:
+        env["BOOKPAY_DATABASE_URL"] = database_url
+    days = rows(report(env, "--by", "day"))
+    assert {key: (row["gross"], row["shipping"], row["tax"]) for key, row in days.items()} == {
+        "2026-05-01": (2300 + 500 + 167 + 5100 + 370, 500, 167 + 370),
+        "2026-05-02": (2500 + 2500, 2500, 0),
+        "total": (13437, 3000, 537),
+    }
+    books = rows(report(env, "--by", "book"))
+    # Each order's shipping and tax shared among its books like its gross: they add up.
+    assert sum(books[key]["shipping"] for key in ("1", "2", "3")) == 3000
+    assert sum(books[key]["tax"] for key in ("1", "2", "3")) == 537
+    assert (books["2"]["shipping"], books["2"]["tax"]) == (2500, 0)

@@ -238,7 +238,11 @@ def test_checkout_page_mounts_the_three_elements_in_order(app, settings):
         ' tabindex="-1">' in page
     )
     assert f'<script src="{settings.emulator_url}/v3/" defer></script>' in page
-    assert '<script src="/static/checkout.js" defer></script>' in page
+    # checkout.js asks for the PaymentIntent as soon as it is loaded (async), with its
+    # configuration already parsed in the <head> before it.
+    assert '<script src="/static/checkout.js" async></script>' in page
+    head = page.split("</head>")[0]
+    assert head.index('id="checkout-config"') < head.index('src="/static/checkout.js"')
 
 
 def test_checkout_page_has_no_inline_script(app):
@@ -256,7 +260,9 @@ def test_checkout_config_comes_from_settings(app, settings):
         "attemptScope": "3",
         "returnUrl": PUBLIC_URL + "/success",
         "createIntentUrl": "/create-payment-intent",
+        "quoteUrl": "/checkout/quote",
         "cartItemsUrl": "/cart/items",
+        "taxEnabled": True,
     }
     assert quote["lines"] == [
         {
@@ -270,6 +276,7 @@ def test_checkout_config_comes_from_settings(app, settings):
         }
     ]
     assert (quote["total"], quote["totalText"], quote["currency"]) == (2800, "$28.00", "usd")
+    assert (quote["priced"], quote["shipping"], quote["tax"]) == (False, 0, 0)  # no address yet
 
 
 def test_return_url_never_follows_a_forged_host_header(app):
@@ -362,6 +369,7 @@ def test_create_payment_intent_prices_from_the_catalog(app, settings):
         "currency",
         "changed",
         "quote",
+        "quoteVersion",
     }
     assert (data["amount"], data["currency"]) == (2500, "usd")
     assert data["quote"]["total"] == 2500 and data["quote"]["lines"][0]["item"] == "2"

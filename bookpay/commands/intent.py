@@ -11,7 +11,14 @@ import typer
 from bookpay.address import one_line
 from bookpay.cli import state
 from bookpay.commands import paging
-from bookpay.commands.ledgerview import print_events, print_lines_table, receipt_state
+from bookpay.commands.ledgerview import (
+    print_events,
+    print_lines_table,
+    quote_fields,
+    quote_record,
+    receipt_state,
+    tax_record_fields,
+)
 from bookpay.commands.output import (
     Cell,
     JsonOption,
@@ -137,13 +144,13 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     charge = charge if isinstance(charge, dict) else ({"id": charge} if charge else None)
     # Disputes are asked for only when the charge says there is one.
     disputes = gateway.list_disputes(intent_id) if (charge or {}).get("disputed") else []
-    timeline, receipt, lines = _local_records(st, intent)
+    timeline, receipt, lines, quote, taxes = _local_records(st, intent)
     order_id = (intent.get("metadata") or {}).get("order_id")
     if as_json:
         emit_json(
             {
                 "payment_intent": intent,
-                "order": {"id": order_id, "lines": lines},
+                "order": {"id": order_id, "lines": lines, "quote": quote_record(quote)},
                 "refunds": refunds,
                 "disputes": disputes,
                 "totals": totals(intent, refunds, charge),
@@ -169,6 +176,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         ]
     if order_id:
         rows.append(("Order", order_id))
+    rows += quote_fields(quote)
     rows += [
         ("Email", intent.get("receipt_email") or billing.get("email") or "-"),
         ("Shipping", one_line(intent.get("shipping"))),
@@ -200,6 +208,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         rows.append(("Canceled because", intent["cancellation_reason"]))
     if timeline is not None:
         rows.append(("Receipt", receipt_state(receipt)))
+        rows += tax_record_fields(taxes, quote, currency)
     print_fields(rows)
     print()
     print_lines_table(lines, currency)
@@ -237,15 +246,16 @@ def dispute_text(dispute: dict) -> str:
     return text
 
 
-def _local_records(st, intent: dict) -> tuple[list[dict] | None, dict | None, list[dict]]:
+def _local_records(st, intent: dict) -> tuple:
     """From this shop's ledger: the events its webhook received for the intent, its receipt,
-    and the order's lines (else what the intent's metadata says it buys).
+    the order's lines (else what the intent's metadata says it buys), its recorded quote and
+    its Stripe Tax records.
 
-    No events or receipt (None, None) when there is no ledger here: it says so, and nothing is
-    created.
+    No events or receipt (None, None), no quote and no tax records when there is no ledger
+    here: it says so, and nothing is created.
     """
     from bookpay.ledger import LedgerMissing, locate, open_ledger
-    from bookpay.orderlines import lines_of_intent
+    from bookpay.orderlines import lines_of_intent, named_quote
 
     catalog = st.catalog()
     try:
@@ -253,12 +263,15 @@ def _local_records(st, intent: dict) -> tuple[list[dict] | None, dict | None, li
     except LedgerMissing:
         where = locate(st.settings.database_url, st.settings.data_dir).masked
         info(f"No orders ledger at {where}: events this shop received are not shown.")
-        return None, None, lines_of_intent(intent, None, catalog)
+        return None, None, lines_of_intent(intent, None, catalog), None, []
     with ledger:
+        quote = named_quote(ledger.quote_for(intent["id"]), catalog)
         return (
             ledger.events_for(intent["id"]),
             ledger.receipt_for(intent["id"]),
             lines_of_intent(intent, ledger, catalog),
+            quote,
+            ledger.tax_records_for(quote["order_id"]) if quote else [],
         )
 
 

@@ -1,4 +1,5 @@
-"""What `orders show` and `intent show` both print from the ledger: lines, receipt and events."""
+"""What `orders show` and `intent show` both print from the ledger: lines, receipt, events, the
+quote's totals and what Stripe Tax has been told."""
 
 from __future__ import annotations
 
@@ -79,4 +80,82 @@ def print_lines_table(lines: list[dict], currency: str) -> None:
         title="Lines",
         justify_right=["Qty", "Unit", "Amount"],
         wrap_columns=["Title"],
+    )
+
+
+QUOTE_FIELDS = (
+    "subtotal",
+    "shipping",
+    "shipping_rate",
+    "tax",
+    "tax_calculation",
+    "total",
+    "currency",
+    "address",
+)
+
+
+def quote_record(quote: dict | None) -> dict | None:
+    """The recorded quote's amounts, rate, Stripe Tax calculation and address (JSON)."""
+    return None if quote is None else {name: quote.get(name) for name in QUOTE_FIELDS}
+
+
+def quote_fields(quote: dict | None) -> list[tuple[str, str]]:
+    """Subtotal, shipping (with its rate), tax (with Stripe Tax's calculation) and total of a
+    recorded quote priced for an address; none for a quote of books alone."""
+    from bookpay.money import format_amount
+
+    if not quote or not (quote.get("address") or quote["shipping"] or quote["tax"]):
+        return []
+    currency = quote["currency"]
+    rate = quote.get("shipping_rate_name") or quote.get("shipping_rate")
+    calculation = quote.get("tax_calculation")
+    return [
+        ("Subtotal", format_amount(quote["subtotal"], currency)),
+        ("Shipping", format_amount(quote["shipping"], currency) + (f" ({rate})" if rate else "")),
+        (
+            "Tax",
+            format_amount(quote["tax"], currency) + (f" ({calculation})" if calculation else ""),
+        ),
+        ("Total", format_amount(quote["total"], currency)),
+    ]
+
+
+def tax_record_fields(
+    records: list[dict], quote: dict | None, currency: str
+) -> list[tuple[str, str]]:
+    """What Stripe Tax has been told of the order: its transaction, then a reversal per refund,
+    each recorded (with Stripe's id) or still owed (with why the last try failed)."""
+    if not records:
+        if quote and quote.get("tax_calculation"):
+            return [("Stripe Tax", "nothing recorded yet (the order is not fulfilled)")]
+        return []
+    fields = []
+    for record in records:
+        label = "Stripe Tax" if record["kind"] == "transaction" else "Tax reversal"
+        what = "" if record["kind"] == "transaction" else _reversal_of(record, currency)
+        fields.append((label, what + tax_record_state(record)))
+    return fields
+
+
+def _reversal_of(record: dict, currency: str) -> str:
+    from bookpay.money import format_amount
+
+    amount = "in full" if record["amount"] is None else format_amount(record["amount"], currency)
+    return f"refund {record['refund']} ({amount}): "
+
+
+def tax_record_state(record: dict) -> str:
+    if record["status"] == "recorded":
+        kind = "transaction" if record["kind"] == "transaction" else "reversal"
+        found = f" {record['stripe_id']}" if record.get("stripe_id") else ""
+        return f"{kind}{found} recorded {human_time(record.get('recorded_at'))}"
+    if record["status"] == "skipped":
+        return f"nothing to record: {record.get('last_error') or 'no reason recorded'}"
+    tries = record.get("attempts") or 0
+    if not tries:
+        return "owed, not recorded yet (queued)"
+    return (
+        f"owed, not recorded yet ({tries} attempt{'s' if tries != 1 else ''}, next "
+        f"{human_time(record.get('next_attempt_at'))}): {record.get('last_error') or ''}"
     )

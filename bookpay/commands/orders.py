@@ -59,7 +59,18 @@ SHIPPING_COLUMNS = (
     ("ship_postal_code", "address", "postal_code"),
     ("ship_country", "address", "country"),
 )
-CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS))
+# The quote the order paid: export name -> the recorded quote's field (none for an order whose
+# quote this ledger did not record).
+QUOTE_COLUMNS = (
+    ("subtotal", "subtotal"),
+    ("shipping_amount", "shipping"),
+    ("shipping_rate", "shipping_rate"),
+    ("tax", "tax"),
+    ("tax_calculation", "tax_calculation"),
+    ("total", "total"),
+)
+QUOTE_EXPORT = tuple(name for name, _ in QUOTE_COLUMNS)
+CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS), *QUOTE_EXPORT)
 ADDRESS_KEYS = tuple(key for _, part, key in SHIPPING_COLUMNS if part == "address")
 STATUS_STYLE = {
     "paid": "green",
@@ -238,13 +249,21 @@ def show_order(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Show one order, its receipt and the timeline of webhook events received for it.
+    """Show one order, its totals, its receipt, what Stripe Tax has been told of it, and the
+    timeline of webhook events received for it.
 
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
-    from bookpay.commands.ledgerview import print_events, print_lines_table, receipt_state
+    from bookpay.commands.ledgerview import (
+        print_events,
+        print_lines_table,
+        quote_fields,
+        quote_record,
+        receipt_state,
+        tax_record_fields,
+    )
     from bookpay.errors import NotFound
-    from bookpay.orderlines import titled
+    from bookpay.orderlines import named_quote, titled
 
     with _ledger(ctx) as ledger:
         if ledger is None:
@@ -252,12 +271,17 @@ def show_order(
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
         receipt = ledger.receipt_for(order["payment_intent"])
-        lines = titled(ledger.order_lines(order["id"]), state(ctx).catalog())
+        catalog = state(ctx).catalog()
+        lines = titled(ledger.order_lines(order["id"]), catalog)
+        quote = named_quote(ledger.quote_for(order["payment_intent"]), catalog)
+        taxes = ledger.tax_records_for(order["id"])
     if as_json:
         emit_json(
             {
                 **_record(order),
                 "lines": [_line_record(line) for line in lines],
+                "quote": quote_record(quote),
+                "tax_records": [_tax_record(record) for record in taxes],
                 "receipt": _receipt_record(receipt),
                 "events": events,
             }
@@ -269,12 +293,14 @@ def show_order(
         ("Status", _status(order)),
         ("Item", order["item_id"] or ""),
         ("Amount", _price(order)),
+        *quote_fields(quote),
         ("Email", order["email"] or ""),
         ("Ship to", one_line(order["shipping"])),
         ("Created", human_time(order["created"])),
         ("Updated", human_time(order["updated"])),
         ("Fulfilled", human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "not yet"),
         ("Receipt", receipt_state(receipt)),
+        *tax_record_fields(taxes, quote, order["currency"] or "usd"),
     ]
     if order["amount_refunded"]:
         fields.append(("Refunded", _price(order, order["amount_refunded"])))
@@ -291,6 +317,24 @@ def show_order(
 
 def _line_record(line: dict) -> dict:
     return {name: line[name] for name in LINE_FIELDS}
+
+
+TAX_RECORD_FIELDS = (
+    "kind",
+    "status",
+    "calculation",
+    "refund",
+    "amount",
+    "stripe_id",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "recorded_at",
+)
+
+
+def _tax_record(record: dict) -> dict:
+    return {name: record[name] for name in TAX_RECORD_FIELDS}
 
 
 def _receipt_record(receipt: dict | None) -> dict | None:
@@ -323,10 +367,12 @@ def export_orders(
 ) -> None:
     """Export the orders (oldest first) as CSV, JSON or JSON Lines, streamed.
 
-    The CSV has one column per part of the shipping address, and text that a spreadsheet would
-    run as a formula is prefixed with a quote. With --lines, each row is one line of an order
-    (the order's id, status, dates, currency and e-mail, then the book, its title, quantity,
-    unit and line amounts). Memory use stays flat however many orders there are.
+    The CSV has one column per part of the shipping address, then the quote the order paid
+    (subtotal, shipping amount and rate, tax and its Stripe Tax calculation, total), and text
+    that a spreadsheet would run as a formula is prefixed with a quote. With --lines, each row
+    is one line of an order (the order's id, status, dates, currency and e-mail, then the book,
+    its title, quantity, unit and line amounts). Memory use stays flat however many orders
+    there are.
 
     Example: bookpay orders export --format csv --output orders.csv
     """
@@ -336,6 +382,8 @@ def export_orders(
         rows = ledger.iter_order_rows(where) if ledger is not None else iter(())
         if lines and ledger is not None:
             rows = _line_rows(ledger, rows, state(ctx).catalog())
+        elif ledger is not None:
+            rows = _with_quotes(ledger, rows)
         if output is None:
             count = write(rows, fmt, sys.stdout)
         else:
@@ -347,6 +395,22 @@ def export_orders(
     if output is not None:
         what = "line" if lines else "order"
         sys.stderr.write(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}\n")
+
+
+def _with_quotes(ledger, rows):
+    """``iter_order_rows``'s tuples followed by their quote's QUOTE_COLUMNS (None where there is
+    no quote): the quotes of a batch of orders are read in one query, so this streams too."""
+    from bookpay.commands.paging import chunks
+    from bookpay.ledger.queries import ORDER_COLUMNS
+
+    intent_at = ORDER_COLUMNS.index("payment_intent")
+    none = (None,) * len(QUOTE_COLUMNS)
+    for batch in chunks(rows, 1000):
+        quotes = ledger.quotes_for_intents(row[intent_at] for row in batch)
+        for row in batch:
+            quote = quotes.get(row[intent_at])
+            extra = tuple(quote[field] for _, field in QUOTE_COLUMNS) if quote else none
+            yield (*row, *extra)
 
 
 def _line_rows(ledger, rows, catalog):
@@ -385,12 +449,13 @@ def _opener(mode: int):
 
 
 def _write(rows, fmt: Format, out) -> int:
-    """Write tuples from ``Ledger.iter_order_rows``; how many."""
+    """Write tuples from ``_with_quotes``; how many."""
     from bookpay.ledger.queries import ORDER_COLUMNS
 
     count = 0
     shipping_at = ORDER_COLUMNS.index("shipping")
     picks = [ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]]
+    quoted_at = len(ORDER_COLUMNS)
     if fmt is Format.csv:
         from operator import itemgetter
 
@@ -407,6 +472,7 @@ def _write(rows, fmt: Format, out) -> int:
                     *plain(row),
                     shipping.get("name"),
                     *(address.get(key) for key in ADDRESS_KEYS),
+                    *row[quoted_at:],
                 )
             )
             count += 1
@@ -414,9 +480,9 @@ def _write(rows, fmt: Format, out) -> int:
 
     def records():
         for row in rows:
-            order = dict(zip(ORDER_COLUMNS, row, strict=True))
+            order = dict(zip((*ORDER_COLUMNS, *QUOTE_EXPORT), row, strict=True))
             order["shipping"] = json.loads(row[shipping_at]) if row[shipping_at] else None
-            yield {name: order[name] for name in COLUMNS}
+            yield {name: order[name] for name in (*COLUMNS, *QUOTE_EXPORT)}
 
     return _write_json(records(), fmt, out)
 

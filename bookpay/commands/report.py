@@ -16,7 +16,7 @@ from bookpay.terminal import printable
 
 app = typer.Typer(help="Reports from the orders ledger.", no_args_is_help=True)
 
-AMOUNTS = ("gross", "refunded", "disputed", "net")
+AMOUNTS = ("gross", "refunded", "disputed", "net", "shipping", "tax")
 CSV_COLUMNS = ("currency", "key", "label", "orders", "copies", *AMOUNTS)
 
 

@@ -6,6 +6,8 @@
 - ``ledger``: the one interface (``Ledger``, ``open_ledger``) and its exactly-once writes;
 - ``queries``: orders a page at a time, filtered, or streamed;
 - ``outbox``: the receipts queued by fulfilment, and how senders claim them;
+- ``lines``: quotes (with their address, version and tax calculation) and order lines;
+- ``taxrecords``: the Stripe Tax transactions and reversals owed, until Stripe has them;
 - ``sqlite`` / ``postgres``: connections and transactions for each database (psycopg is
   imported only for a PostgreSQL URL);
 - ``process``: who holds a receipt claim, and whether it still runs;

@@ -7,12 +7,15 @@ check of a large ledger reads it through its indexes and never loads it whole:
 - one fulfilment per fulfilled order, and none for an order that is not marked fulfilled;
 - a fulfilled order is at least ``paid``, and was fulfilled for its own amount and currency;
 - one receipt per fulfilment;
+- a fulfilled order whose quote was taxed by Stripe Tax owes (or has recorded) its tax
+  transaction;
 - every status is one the ledger knows, and no order's status is behind an event it handled
   (statuses only move forward, so a handled ``charge.refunded`` means at least
   ``partially_refunded``).
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
-its way, or the shop refused it (the order's note then says why).
+its way, or the shop refused it (the order's note then says why). So is a tax record Stripe Tax
+has not been told of yet: the shop retries it (`bookpay orders show` says why it failed).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from bookpay.ledger.ledger import Ledger, open_ledger
 from bookpay.ledger.location import locate
 from bookpay.ledger.model import RECEIPT_STATUSES, STATUS_RANK, STATUSES
+from bookpay.ledger.taxrecords import TAX_STATUSES
 
 # The status each handled event leaves an order at, at least.
 EVENT_FLOOR = {
@@ -115,6 +119,17 @@ INVARIANTS = (
         f"WHERE status NOT IN ({_quoted(RECEIPT_STATUSES)})",
     ),
     (
+        "taxed fulfilments without their tax transaction",
+        """SELECT f.order_id AS example FROM fulfilments f
+        JOIN quotes q ON q.payment_intent = f.payment_intent
+        LEFT JOIN tax_records t ON t.order_id = f.order_id AND t.kind = 'transaction'
+        WHERE q.tax_calculation IS NOT NULL AND t.id IS NULL""",
+    ),
+    (
+        "tax records with an unknown status",
+        f"SELECT id AS example FROM tax_records WHERE status NOT IN ({_quoted(TAX_STATUSES)})",
+    ),
+    (
         "orders behind an event they handled",
         f"""SELECT o.id AS example FROM events e JOIN orders o
         ON o.payment_intent = e.payment_intent
@@ -126,6 +141,10 @@ WARNINGS = (
         "paid orders not fulfilled (waiting for payment_intent.succeeded, or refused)",
         f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL
         AND {_rank("status")} >= {PAID} AND (note IS NULL OR note NOT LIKE 'not fulfilled:%')""",
+    ),
+    (
+        "tax records not yet told to Stripe Tax (retried; `bookpay orders show` says why)",
+        "SELECT order_id AS example FROM tax_records WHERE status = 'pending'",
     ),
 )
 

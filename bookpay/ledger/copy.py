@@ -19,6 +19,7 @@ from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
 from bookpay.ledger.migrations import TABLES
 from bookpay.ledger.outbox import RECEIPT_COLUMNS
 from bookpay.ledger.queries import ORDER_COLUMNS
+from bookpay.ledger.taxrecords import TAX_COLUMNS
 
 FULFILMENT_COLUMNS = ("payment_intent", "order_id", "amount", "currency", "fulfilled_at")
 CARTS = ("id", "token_hash", "generation", "created", "updated")
@@ -33,6 +34,7 @@ LAYOUT = {
     "quotes": (QUOTE_COLUMNS, ("payment_intent",), ("payment_intent",)),
     "carts": (CARTS, ("id",), ("id",)),
     "cart_items": (CART_ITEMS, ("cart_id", "item_id"), ("cart_id", "item_id")),
+    "tax_records": (TAX_COLUMNS, ("id",), ("id",)),
 }
 BATCH = 1000
 

@@ -35,6 +35,7 @@ from bookpay.ledger.model import (
 )
 from bookpay.ledger.outbox import Outbox
 from bookpay.ledger.queries import _ORDERS, OrderQueries, _order
+from bookpay.ledger.taxrecords import TaxRecordStore
 
 EVENT_COLUMNS = (
     "id",
@@ -62,9 +63,9 @@ def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledge
     return Ledger.at(location, settings.data_dir, create=create, migrate=migrate)
 
 
-class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries):
-    """Orders, events, fulfilments, receipts, quotes and lines, carts; safe to share between
-    threads."""
+class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecordStore):
+    """Orders, events, fulfilments, receipts, quotes and lines, carts, tax records owed; safe to
+    share between threads."""
 
     def __init__(self, backend, data_dir: Path) -> None:
         self.backend = backend
@@ -277,13 +278,15 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries):
         render: Callable[[dict], tuple[str | None, str, str]],
         *,
         recipient_problem: Callable[[str], str | None] | None = None,
+        tax_calculation: str | None = None,
     ) -> tuple[dict, bool]:
         """Mark a succeeded PaymentIntent's order fulfilled and queue its receipt, once.
 
         ``render(order)`` gives the receipt's (recipient, subject, body). A recipient that
         ``recipient_problem`` finds fault with is never queued: the receipt is recorded
-        ``undeliverable`` with that reason. Returns the order and whether this call was the one
-        that fulfilled it.
+        ``undeliverable`` with that reason. With a ``tax_calculation`` (the quote's), the
+        order's Stripe Tax transaction is recorded as owed in the same transaction. Returns the
+        order and whether this call was the one that fulfilled it.
         """
         fields = intent_fields(intent)
         with self.backend.write() as tx:
@@ -316,6 +319,8 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries):
                     stamp,
                 ),
             )
+            if tax_calculation:
+                self.owe_tax_transaction(tx, order["id"], order["payment_intent"], tax_calculation)
             return order, True
 
     def fulfilment_count(self, intent_id: str | None = None) -> int:

@@ -6,10 +6,15 @@ the amount paid against what the shop asked for, and the success page, the recei
 the sales report show the same lines. Lines are keyed by the order id, which the checkout picks
 before the PaymentIntent exists and writes into its metadata (the order row itself is made by
 the first event about the payment). Earlier orders got one line each in migration 3.
+
+A quote priced for an address keeps it (JSON, Stripe's shape), with Stripe Tax's calculation and
+the version the checkout page gave it: a quote is recorded only over an older version, so a
+page's quotes are applied in the order it asked for them (``QuoteStale`` otherwise).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from bookpay.ledger.errors import LedgerConflict
@@ -38,6 +43,9 @@ QUOTE_COLUMNS = (
     "created",
     "updated",
     "settled_at",
+    "address",
+    "tax_calculation",
+    "version",
 )
 _LINES = ", ".join(LINE_COLUMNS)
 _QUOTES = ", ".join(QUOTE_COLUMNS)
@@ -46,6 +54,14 @@ MAX_IN = 500  # ids per IN (...) list
 
 class QuoteFrozen(Exception):
     """The order is fulfilled: its quote and lines are what was paid, and stay so."""
+
+
+class QuoteStale(Exception):
+    """A quote of this version (or a later one) is already recorded for the PaymentIntent."""
+
+    def __init__(self, recorded: int) -> None:
+        super().__init__(f"version {recorded} is already recorded")
+        self.recorded = recorded
 
 
 class QuoteStore:
@@ -59,13 +75,17 @@ class QuoteStore:
         *,
         attempt_id: str | None = None,
         cart_id: str | None = None,
+        version: int | None = None,
     ) -> dict:
         """Record ``quote`` (a ``bookpay.quote.Quote``) as what ``payment_intent`` holds, and its
         lines as the order's, replacing an earlier quote of the same PaymentIntent.
 
-        Raises QuoteFrozen when the order is already fulfilled.
+        With a ``version``, only over an older version (QuoteStale otherwise), and the quote
+        takes that version; without one, the recorded version stays. Raises QuoteFrozen when
+        the order is already fulfilled.
         """
         stamp = now_iso()
+        address = json.dumps(quote.address.to_dict()) if quote.address is not None else None
         with self.backend.write() as tx:
             fulfilled = tx.one(
                 "SELECT fulfilled_at FROM orders WHERE id = ? AND fulfilled_at IS NOT NULL",
@@ -73,6 +93,14 @@ class QuoteStore:
             )
             if fulfilled:
                 raise QuoteFrozen(f"order {order_id} is fulfilled")
+            if version is not None:
+                # Locked (PostgreSQL) so that two versions recorded at once are compared in turn.
+                held = tx.one(
+                    "SELECT version FROM quotes WHERE payment_intent = ?{for_update}",
+                    (payment_intent,),
+                )
+                if held is not None and held["version"] >= version:
+                    raise QuoteStale(held["version"])
             # Insert-or-nothing, then update: several writers of one quote at once (fulfilments
             # racing) must neither fail on a unique key nor interleave their lines; the update
             # holds the quote's row until the lines are written.
@@ -83,17 +111,32 @@ class QuoteStore:
                 quote.tax,
                 quote.total,
                 quote.shipping_rate,
+                address,
+                quote.tax_calculation,
             )
             inserted = tx.run(
-                f"""INSERT INTO quotes ({_QUOTES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                f"""INSERT INTO quotes ({_QUOTES})
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING""",
-                (payment_intent, order_id, attempt_id, cart_id, *amounts, stamp, stamp, None),
+                (
+                    payment_intent,
+                    order_id,
+                    attempt_id,
+                    cart_id,
+                    *amounts[:6],
+                    stamp,
+                    stamp,
+                    None,
+                    *amounts[6:],
+                    version or 0,
+                ),
             )
             if not inserted and not tx.run(
                 """UPDATE quotes SET currency = ?, subtotal = ?, shipping = ?, tax = ?,
-                total = ?, shipping_rate = ?, cart_id = COALESCE(?, cart_id), updated = ?
+                total = ?, shipping_rate = ?, address = ?, tax_calculation = ?,
+                cart_id = COALESCE(?, cart_id), version = COALESCE(?, version), updated = ?
                 WHERE payment_intent = ? AND order_id = ?""",
-                (*amounts, cart_id, stamp, payment_intent, order_id),
+                (*amounts, cart_id, version, stamp, payment_intent, order_id),
             ):
                 raise LedgerConflict(
                     f"The ledger at {self.where} already has a quote for another payment of "
@@ -115,8 +158,8 @@ class QuoteStore:
                     for position, line in enumerate(quote.lines)
                 ],
             )
-            return tx.one(
-                f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,)
+            return _quote(
+                tx.one(f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,))
             )
 
     def quote_for(self, payment_intent: str) -> dict | None:
@@ -132,7 +175,21 @@ class QuoteStore:
         return self._with_lines(rows[0]) if rows else None
 
     def _with_lines(self, quote: dict) -> dict:
-        return {**quote, "lines": self.order_lines(quote["order_id"])}
+        return {**_quote(quote), "lines": self.order_lines(quote["order_id"])}
+
+    def quotes_for_intents(self, intent_ids: Iterable[str]) -> dict[str, dict]:
+        """The quotes of several PaymentIntents at once (without lines), by PaymentIntent id:
+        one query per few hundred, for a page of a list or a batch of an export."""
+        found: dict[str, dict] = {}
+        ids = list(dict.fromkeys(intent_ids))
+        for start in range(0, len(ids), MAX_IN):
+            chunk = ids[start : start + MAX_IN]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT {_QUOTES} FROM quotes WHERE payment_intent IN ({marks})", chunk
+            )
+            found.update((row["payment_intent"], _quote(row)) for row in rows)
+        return found
 
     def order_lines(self, order_id: str) -> list[dict]:
         """An order's lines in their order (empty for an order that has none recorded)."""
@@ -158,8 +215,15 @@ class QuoteStore:
         return found
 
 
+def _quote(row: dict) -> dict:
+    """A quote row with its address as Stripe's shape (a dict), or None."""
+    address = row.get("address")
+    return {**row, "address": json.loads(address) if address else None}
+
+
 class SalesQueries:
-    """What ``bookpay.report`` reads: fulfilled orders of a period with their lines."""
+    """What ``bookpay.report`` reads: fulfilled orders of a period with their lines, and the
+    shipping and tax of their quotes."""
 
     def iter_fulfilled(self, since: str | None = None, until: str | None = None, *, batch=1000):
         """Fulfilled orders (``fulfilled_at`` in [since, until), ISO times), oldest first, each
@@ -180,16 +244,23 @@ class SalesQueries:
                 where.append("(fulfilled_at, {seq}) > (?, ?)")
                 args.extend(after)
             rows = self._read(
-                "SELECT id, fulfilled_at, currency, amount, amount_refunded, status, "
-                "{seq} AS seq FROM orders WHERE " + " AND ".join(where)
+                "SELECT id, payment_intent, fulfilled_at, currency, amount, amount_refunded, "
+                "status, {seq} AS seq FROM orders WHERE " + " AND ".join(where)
                 + " ORDER BY fulfilled_at, {seq} LIMIT ?",
                 [*args, batch],
             )  # fmt: skip
             if not rows:
                 return
             lines = self.lines_for_orders(row["id"] for row in rows)
+            quotes = self.quotes_for_intents(row["payment_intent"] for row in rows)
             for row in rows:
-                yield {**row, "lines": lines.get(row["id"], [])}
+                quote = quotes.get(row["payment_intent"]) or {}
+                yield {
+                    **row,
+                    "lines": lines.get(row["id"], []),
+                    "shipping": quote.get("shipping", 0),
+                    "tax": quote.get("tax", 0),
+                }
             if len(rows) < batch:
                 return
             after = (rows[-1]["fulfilled_at"], rows[-1]["seq"])

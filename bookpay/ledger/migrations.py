@@ -140,6 +140,35 @@ def _carts_and_lines(fulfilled_index: str) -> tuple[str, ...]:
     )
 
 
+def _shipping_and_tax() -> tuple[str, ...]:
+    """Version 4: what a quote was priced for (the address, the quote's version, Stripe Tax's
+    calculation), and the tax records owed to Stripe Tax (a transaction per paid order with a
+    calculation, a reversal per refund), kept until Stripe has them."""
+    return (
+        "ALTER TABLE quotes ADD COLUMN address TEXT",
+        "ALTER TABLE quotes ADD COLUMN tax_calculation TEXT",
+        "ALTER TABLE quotes ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE tax_records (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            payment_intent TEXT NOT NULL,
+            calculation TEXT,
+            refund TEXT,
+            amount INTEGER,
+            status TEXT NOT NULL DEFAULT 'pending',
+            stripe_id TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            created TEXT NOT NULL,
+            recorded_at TEXT
+        )""",
+        "CREATE INDEX tax_records_due ON tax_records (status, next_attempt_at)",
+        "CREATE INDEX tax_records_order ON tax_records (order_id)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -175,6 +204,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=_carts_and_lines("CREATE INDEX orders_fulfilled ON orders (fulfilled_at)"),
         postgresql=_carts_and_lines("CREATE INDEX orders_fulfilled ON orders (fulfilled_at, seq)"),
     ),
+    Migration(
+        "quotes keep their address, version and tax calculation; tax records owed to Stripe Tax",
+        sqlite=_shipping_and_tax(),
+        postgresql=_shipping_and_tax(),
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # In foreign-key order.
@@ -187,4 +221,5 @@ TABLES = (
     "quotes",
     "carts",
     "cart_items",
+    "tax_records",
 )

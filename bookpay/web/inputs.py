@@ -93,3 +93,38 @@ def attempt_id(value: object) -> str:
     if parsed is None or str(parsed) != value.lower():
         raise UsageError("'attemptId' must be a UUID.", code="invalid_attempt_id")
     return str(parsed)
+
+
+MAX_VERSION = 2**53 - 1  # what a browser's Number counts exactly
+MAX_NAME = 200
+
+
+def quote_version(value: object) -> int | None:
+    """A quote's version: a whole number from 1 (None when the page sent none)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise UsageError("'version' must be a whole number from 1.", code="invalid_version")
+    return value
+
+
+def shipping_rate_id(value: object) -> str | None:
+    """The shipping rate asked for, by id (None: the cheapest)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 100:
+        raise UsageError(
+            "'shippingRate' must be a shipping rate's id.", code="invalid_shipping_rate"
+        )
+    return value
+
+
+def ship_to(value: object) -> str | None:
+    """The name to ship to (the Address Element's), for the PaymentIntent's ``shipping``."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_NAME or not value.isprintable():
+        raise UsageError(
+            f"'name' must be at most {MAX_NAME} characters of plain text.", code="invalid_name"
+        )
+    return value.strip() or None

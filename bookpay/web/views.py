@@ -12,6 +12,7 @@ from bookpay.address import address_lines
 from bookpay.catalog import Book
 from bookpay.money import format_amount
 from bookpay.quote import Quote
+from bookpay.shipping import ShippingOption
 
 
 class Templates:
@@ -61,14 +62,49 @@ def line_views(lines: list[dict], currency: str) -> list[dict]:
 
 
 def quote_json(quote: Quote) -> dict:
-    """A quote as the checkout page's script shows it: minor units, and the same as text."""
+    """A quote as the checkout page's script shows it: minor units, and the same as text;
+    ``priced`` says whether shipping and tax are worked out for an address yet."""
     data = quote.to_dict()
     for line in data["lines"]:
         line["unitText"] = format_amount(line["unitAmount"], quote.currency)
         line["lineText"] = format_amount(line["lineAmount"], quote.currency)
     for name in ("subtotal", "shipping", "tax", "total"):
         data[name + "Text"] = format_amount(data[name], quote.currency)
+    data["priced"] = quote.priced
+    data["shippingRate"] = quote.shipping_rate
     return data
+
+
+def options_json(options: list[ShippingOption]) -> list[dict]:
+    """The shipping rates an order may use, as the checkout page lists them."""
+    return [
+        {
+            "id": option.rate.id,
+            "displayName": option.rate.display_name,
+            "amount": option.amount,
+            "amountText": (
+                "Free" if option.amount == 0 else format_amount(option.amount, option.rate.currency)
+            ),
+            "delivery": option.rate.delivery,
+            "free": option.free,
+        }
+        for option in options
+    ]
+
+
+def totals_view(quote: dict | None) -> dict | None:
+    """A recorded quote's subtotal, shipping (its rate's name), tax and total, as text, for the
+    success page; None when there is no quote or nothing but books in it."""
+    if not quote or not (quote.get("address") or quote["shipping"] or quote["tax"]):
+        return None
+    currency = quote["currency"]
+    return {
+        "subtotal": format_amount(quote["subtotal"], currency),
+        "shipping": format_amount(quote["shipping"], currency),
+        "shipping_rate": quote.get("shipping_rate_name") or quote.get("shipping_rate") or "",
+        "tax": format_amount(quote["tax"], currency),
+        "total": format_amount(quote["total"], currency),
+    }
 
 
 def receipt(intent: dict, lines: list[dict], retry_href: str) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from processes import wait_for
-from test_checkout import EMAIL, fill_checkout, message, pay
+from test_checkout import EMAIL, fill_checkout, pay, wait_for_pay
 from test_server import emulator_api
 
 from bookpay.catalog import Catalog
@@ -78,8 +78,12 @@ def test_three_books_one_twice_a_quantity_changed_while_paying_one_order(page, s
     page.get_by_role("link", name="Checkout").click()
     page.wait_for_url(shop.url + "/checkout")
     page.locator("#payment-element [name=number]").wait_for()
-    assert page.locator("#total").inner_text() == "$99.00"
+    assert page.locator("#total").inner_text() == "$99.00"  # the books, until the address
     fill_checkout(page)
+    # San Francisco: free shipping from $50.00; 7.25% tax on each book.
+    page.wait_for_function("() => document.getElementById('total').textContent === '$106.18'")
+    assert page.locator("#shipping-amount").inner_text() == "$0.00"
+    assert page.locator("#tax-amount").inner_text() == "$7.18"
 
     # Hold the page's next request for the PaymentIntent, to see Pay while it is in flight.
     held = []
@@ -93,9 +97,11 @@ def test_three_books_one_twice_a_quantity_changed_while_paying_one_order(page, s
     assert page.locator("#pay-hint").inner_text() == "Updating your order…"
     held[0].continue_()
     page.unroute("**/create-payment-intent")
-    page.wait_for_function("() => document.getElementById('total').textContent === '$127.00'")
+    page.wait_for_function("() => document.getElementById('total').textContent === '$136.21'")
     page.wait_for_function("() => !document.getElementById('submit-button').disabled")
-    assert button.inner_text().strip() == "Pay $127.00"
+    assert button.inner_text().strip() == "Pay $136.21"
+    assert page.locator("#subtotal").inner_text() == "$127.00"
+    assert page.locator("#tax-amount").inner_text() == "$9.21"
     assert line(page, "3").locator(".line-amount").inner_text() == "$56.00"
     assert page.locator("#order-status").inner_text() == "Your order was updated."
 
@@ -107,22 +113,22 @@ def test_three_books_one_twice_a_quantity_changed_while_paying_one_order(page, s
         for n in page.locator("#receipt-lines [data-item]").all()
     ]
     assert shown == [("1", "2 ×"), ("2", "1 ×"), ("3", "2 ×")]
-    assert page.locator("#receipt-amount").inner_text() == "$127.00"
+    assert page.locator("#receipt-amount").inner_text() == "$136.21"
     intent_id = page.locator("#receipt-intent").inner_text()
     order_id = page.locator("#receipt-order").inner_text()
     assert page.locator("#cart-count").inner_text() == "0"  # what was paid left the cart
 
     intent = emulator_api(shop.settings, "GET", f"/v1/payment_intents/{intent_id}")
     assert (intent["amount"], intent["amount_received"], intent["status"]) == (
-        12700,
-        12700,
+        13621,
+        13621,
         "succeeded",
     )
     assert intent["metadata"]["order_id"] == order_id
     assert intent["metadata"]["lines"] == "1x2,2x1,3x2"
     with open_ledger(shop.settings) as ledger:
         order = ledger.get_order(order_id)
-        assert (order["payment_intent"], order["amount"]) == (intent_id, 12700)
+        assert (order["payment_intent"], order["amount"]) == (intent_id, 13621)
         lines = ledger.order_lines(order_id)
         assert [(x["item_id"], x["quantity"], x["line_amount"]) for x in lines] == [
             ("1", 2, 4600),
@@ -138,7 +144,9 @@ def test_three_books_one_twice_a_quantity_changed_while_paying_one_order(page, s
     assert "2 x The Art of Doing Science and Engineering (book 1)" in text
     assert "1 x The Making of Prince of Persia: Journals 1985-1993 (book 2)" in text
     assert "2 x Working in Public: The Making and Maintenance of Open Source (book 3)" in text
-    assert "Total paid:     $127.00" in text
+    assert "Subtotal:       $127.00" in text
+    assert "Tax:            $9.21" in text
+    assert "Total paid:     $136.21" in text
     assert f"To: {EMAIL}" in text
 
 
@@ -148,20 +156,27 @@ def test_a_cart_changed_in_another_tab_is_shown_before_paying(page, context, sho
     page.goto(shop.url + "/checkout")
     page.locator("#payment-element [name=number]").wait_for()
     fill_checkout(page)
+    wait_for_pay(page)  # quoted for the address: $23.00 + $5.00 + $1.67
+    assert page.locator("#total").inner_text() == "$29.67"
     other = context.new_page()  # another tab, same shopper
     other.goto(shop.url + "/")
     add_from_catalog(other, "2")
     other.close()
     pay(page)
-    page.wait_for_function("() => document.getElementById('total').textContent === '$48.00'")
-    assert message(page) == "Your order changed: check the new total, then pay."
+    # $48.00 of books ships for $5.00 to San Francisco, with 7.25% on each book.
+    page.wait_for_function("() => document.getElementById('total').textContent === '$56.48'")
+    # The total shows first; the message once the Elements have the new amount too.
+    page.wait_for_function(
+        "() => document.getElementById('payment-message').textContent"
+        " === 'Your order changed: check the new total, then pay.'"
+    )
     assert "/checkout" in page.url  # nothing was confirmed
     assert page.locator("#order-lines [data-item]").count() == 2
     page.wait_for_function("() => !document.getElementById('submit-button').disabled")
-    assert page.locator("#submit-button").inner_text().strip() == "Pay $48.00"
+    assert page.locator("#submit-button").inner_text().strip() == "Pay $56.48"
     pay(page)
     page.wait_for_url(re.compile(r"/success\?"))
-    assert page.locator("#receipt-amount").inner_text() == "$48.00"
+    assert page.locator("#receipt-amount").inner_text() == "$56.48"
     assert page.locator("#receipt-lines [data-item]").count() == 2
 
 
@@ -226,6 +241,7 @@ def test_cart_screenshot(page, shop, request):
     page.goto(shop.url + "/checkout")
     page.locator("#payment-element [name=number]").wait_for()
     fill_checkout(page)
+    wait_for_pay(page)  # quoted for the address: free shipping over $50.00, and the tax
     page.screenshot(path=str(folder / "checkout-cart.png"), full_page=True)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

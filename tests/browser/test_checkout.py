@@ -21,6 +21,10 @@ from bookpay.web import runner
 
 EMAIL = "ada@example.com"
 BOOKS = list(Catalog.default())
+# One copy shipped to San Francisco (fill_checkout's address): standard shipping, $5.00, and
+# California's 7.25% on the book (shipping is exempt there), from the emulator's TEST rates.
+TAX_IN_SF = {"1": "$1.67", "2": "$1.81", "3": "$2.03"}
+PAID_IN_SF = {"1": "$29.67", "2": "$31.81", "3": "$35.03"}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -66,10 +70,15 @@ def fill_card(page, card: str) -> None:
         postal.fill("94110")
 
 
+def wait_for_pay(page) -> None:
+    """Until Pay is enabled: the quote for the address may still be on its way."""
+    page.wait_for_function("() => !document.getElementById('submit-button').disabled")
+
+
 def pay(page) -> None:
-    button = page.locator("#submit-button")
-    assert button.is_enabled()
-    button.click()
+    """Press Pay once it is enabled."""
+    wait_for_pay(page)
+    page.locator("#submit-button").click()
 
 
 def expect_success(page, book) -> str:
@@ -82,7 +91,10 @@ def expect_success(page, book) -> str:
     assert line.get_attribute("data-item") == book.id
     assert line.locator(".line-title").inner_text() == book.title
     assert line.locator(".line-quantity").inner_text() == "1 ×"
-    assert page.locator("#receipt-amount").inner_text() == book.price
+    assert page.locator("#receipt-subtotal").inner_text() == book.price
+    assert page.locator("#receipt-shipping-amount").inner_text() == "$5.00"
+    assert page.locator("#receipt-tax").inner_text() == TAX_IN_SF[book.id]
+    assert page.locator("#receipt-amount").inner_text() == PAID_IN_SF[book.id]
     intent_id = page.locator("#receipt-intent").inner_text()
     assert re.fullmatch(r"pi_\w+", intent_id)
     assert re.fullmatch(r"ord_[0-9a-f]{16}", page.locator("#receipt-order").inner_text())
@@ -222,6 +234,7 @@ def test_fields_are_inert_while_paying_and_focus_stays_on_pay(page, shop, emulat
     page.route(f"{emulator.url}/v1/payment_intents/*/confirm", lambda route: held.append(route))
     open_checkout(page, shop)
     fill_checkout(page, "4000000000000002")
+    wait_for_pay(page)
     page.locator("#submit-button").focus()
     page.keyboard.press("Enter")
     page.wait_for_function(
@@ -395,6 +408,33 @@ def test_when_stripe_js_cannot_load_only_the_message_and_retry_show(page, shop, 
     assert page.locator("#submit-button").is_disabled()
 
 
+def test_the_payment_intent_is_asked_for_while_stripe_js_still_loads(page, shop, emulator):
+    """checkout.js asks for the attempt's PaymentIntent as soon as it runs: Stripe.js held back
+    does not hold the request back, and the form still mounts once Stripe.js arrives."""
+    held = []
+    page.route(f"{emulator.url}/v3/**", lambda route: held.append(route))
+    answered = []
+    page.on(
+        "response",
+        lambda r: answered.append(r.status) if r.url.endswith("/create-payment-intent") else None,
+    )
+    page.goto(f"{shop}/checkout?item=2", wait_until="commit")
+    for _ in range(500):  # at most 10 s: Playwright runs the handlers while the test waits
+        if held and answered:
+            break
+        page.wait_for_timeout(20)
+    assert answered == [200]  # the PaymentIntent is there, and Stripe.js is not yet
+    assert page.evaluate("typeof window.Stripe") == "undefined"
+    page.wait_for_timeout(200)  # the page parsed meanwhile: it must wait for Stripe.js, not fail
+    assert page.locator("#payment-message").inner_text() == ""
+    held[0].continue_()
+    page.unroute(f"{emulator.url}/v3/**")
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page)
+    pay(page)
+    expect_success(page, BOOKS[1])
+
+
 def test_the_3d_secure_page_uses_the_shops_fonts(page, shop):
     page.goto(shop + "/")
     shop_font = page.evaluate("getComputedStyle(document.body).fontFamily")
@@ -525,6 +565,7 @@ def test_screenshots(page, shop, request):
     page.screenshot(path=str(folder / "catalog.png"), full_page=True)
     open_checkout(page, shop, "1")
     fill_checkout(page)
+    wait_for_pay(page)  # the delivery options, shipping and tax for the address are shown
     page.screenshot(path=str(folder / "checkout.png"), full_page=True)
     pay(page)
     expect_success(page, BOOKS[0])

@@ -60,15 +60,13 @@ def used_in_checkout_js() -> dict:
         "events": set(re.findall(r"\b(link|address|payment)\.on\('(\w+)'", code)),
         "address": set(re.findall(r"create\('address', \{(\w+):", code)),
         "payment": set(
-            re.findall(r"^\s{6}(\w+):", code.split("create('payment'", 1)[1].split("});")[0], re.M)
+            re.findall(r"^\s+(\w+):", code.split("create('payment'", 1)[1].split("});")[0], re.M)
         ),
         "elements_options": set(
-            re.findall(r"^\s{6}(\w+):", code.split(".elements({", 1)[1].split("});")[0], re.M)
+            re.findall(r"^\s+(\w+):", code.split(".elements({", 1)[1].split("});")[0], re.M)
         ),
         "confirmParams": set(
-            re.findall(
-                r"^\s{12}(\w+):", code.split("confirmParams: {", 1)[1].split("},\n")[0], re.M
-            )
+            re.findall(r"^\s+(\w+):", code.split("confirmParams: {", 1)[1].split("},\n")[0], re.M)
         ),
     }
 

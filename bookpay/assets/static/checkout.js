@@ -10,7 +10,20 @@
  * meanwhile (another tab), the page shows the new total and does not confirm, so the shopper
  * never pays an amount they were not shown.
  *
- * Configuration comes from the page's JSON block (no inline scripts: the CSP forbids them).
+ * Shipping and tax follow the address: once the Address Element is complete, the page asks the
+ * server for a quote for it (`POST /checkout/quote`: the delivery options there, the shipping of
+ * the one chosen and Stripe Tax's tax), shows it, and refreshes the Elements. Quotes carry a
+ * version and go one at a time, the newest address last; Pay stays disabled until the server has
+ * applied the quote for the address and rate the shopper has now and the Elements show it. An
+ * address no rate serves (or that Stripe Tax cannot place) is said so, and Pay stays disabled.
+ *
+ * The page is ready to pay as soon as it can be: this script is loaded `async` and asks for the
+ * attempt's PaymentIntent the moment it runs, while the page is still parsed and Stripe.js (a
+ * deferred script) still loads; the rest waits for the parsed page, and the Elements are mounted
+ * as soon as both the answer and Stripe.js are there.
+ *
+ * Configuration comes from the page's JSON block, in the <head> before this script, so it is
+ * there whenever this script runs (no inline scripts: the CSP forbids them).
  *
  * The JSDoc types are checked against Stripe.js's own declarations (@stripe/stripe-js) by
  * `tsc --checkJs` (tsconfig.json, run by the test suite): every call into Stripe.js here is one
@@ -28,12 +41,18 @@
  * @typedef {{item: string, title: string, quantity: number, unitText: string,
  *   lineText: string}} QuoteLineView
  * @typedef {{lines: QuoteLineView[], quoteId: string, subtotalText: string, totalText: string,
- *   total: number, currency: string}} QuoteView
+ *   shippingText: string, taxText: string, total: number, currency: string, priced: boolean,
+ *   shippingRate: string | null}} QuoteView
+ * @typedef {{id: string, displayName: string, amount: number, amountText: string,
+ *   delivery: string, free: boolean}} ShippingRateView
  * @typedef {{item: string | null, attemptScope: string, publishableKey: string,
- *   createIntentUrl: string, cartItemsUrl: string, returnUrl: string, quote: QuoteView}}
- *   CheckoutConfig
+ *   createIntentUrl: string, quoteUrl: string, cartItemsUrl: string, returnUrl: string,
+ *   quote: QuoteView, taxEnabled: boolean}} CheckoutConfig
  * @typedef {{clientSecret: string, paymentIntentId: string, changed?: boolean,
- *   quote: QuoteView}} AttemptIntent
+ *   quote: QuoteView, quoteVersion?: number, shippingRates?: ShippingRateView[]}} AttemptIntent
+ * @typedef {{line1: string, line2: string | null, city: string, state: string,
+ *   postal_code: string, country: string}} AddressValue
+ * @typedef {{address: AddressValue, name: string, shippingRate: string | null}} WantedQuote
  * @typedef {{paymentIntentId?: string, orderId?: string, status?: string}} PaidAttempt
  */
 (function () {
@@ -54,22 +73,6 @@
 
   /** @type {CheckoutConfig} */
   const config = JSON.parse(byId('checkout-config', HTMLScriptElement).textContent || '{}');
-  const form = byId('payment-form', HTMLFormElement);
-  const fields = byId('checkout-fields', HTMLDivElement);
-  const button = byId('submit-button', HTMLButtonElement);
-  const buttonText = /** @type {HTMLElement} */ (button.querySelector('.button-text'));
-  const hint = byId('pay-hint', HTMLElement);
-  const message = byId('payment-message', HTMLDivElement);
-  const retryButton = byId('retry-button', HTMLButtonElement);
-  const paidNotice = byId('paid-notice', HTMLElement);
-  const paidOrder = byId('paid-order', HTMLElement);
-  const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
-  const newAttemptButton = byId('new-attempt-button', HTMLButtonElement);
-  const orderLines = byId('order-lines', HTMLUListElement);
-  const subtotal = byId('subtotal', HTMLElement);
-  const total = byId('total', HTMLElement);
-  const orderStatus = byId('order-status', HTMLElement);
-
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
   const LOAD_ERROR = 'The payment form could not be loaded.';
   // The shop answers 503 when Stripe stays unreachable (its retries are spent): nothing the
@@ -81,124 +84,6 @@
   // One attempt per book (or per cart and payment of it) per tab: a reload reuses its
   // PaymentIntent instead of making another.
   const ATTEMPT_KEY = 'bookpay.attempt.' + config.attemptScope;
-  /** What the page shows, and so what the PaymentIntent holds. */
-  let shown = config.quote;
-
-  const state = {
-    /** @type {Set<MountedElement>} */
-    ready: new Set(),
-    email: '',
-    emailComplete: false,
-    addressComplete: false,
-    loadFailed: false,
-    busy: false,
-    updating: 0, // changes of the order on their way to the server
-    focusWhenReady: false,
-  };
-  /** @type {Stripe | null} */
-  let stripe = null;
-  /** @type {StripeElements | null} */
-  let elements = null;
-  /** @type {Array<[MountedElement, HTMLElement]>} each Element and its mount node, in page order */
-  let mounted = [];
-  let intentId = ''; // the PaymentIntent the Elements were mounted for
-
-  /* ------------------------------------------------------------------ messages ---------- */
-
-  /**
-   * @param {string} text
-   * @param {'info'} [kind]
-   */
-  function showMessage(text, kind) {
-    message.textContent = text || '';
-    message.classList.toggle('is-info', kind === 'info');
-  }
-
-  // A validation error about a field is already shown under that field (by Stripe.js, inside the
-  // Element, which marks its node invalid); saying it again under Pay would say it twice.
-  /** @param {ShownError | null} error */
-  function isFieldError(error) {
-    if (!error || error.type !== 'validation_error') return false;
-    return !!(error.field || fields.querySelector('.StripeElement--invalid'));
-  }
-
-  // Where the keyboard goes after a failed attempt: the first invalid field, else the message.
-  function focusFirstInvalid() {
-    const input = /** @type {HTMLElement | null} */ (fields.querySelector('[aria-invalid="true"]'));
-    if (input) {
-      input.focus();
-      return;
-    }
-    const invalid = mounted.find(([, node]) => node.classList.contains('StripeElement--invalid'));
-    if (invalid) invalid[0].focus(); // Stripe's own Elements live in iframes: ask the Element
-    else message.focus();
-  }
-
-  // Card and validation errors are written for shoppers; anything else is not.
-  /** @param {ShownError | null} error */
-  function showError(error) {
-    if (isFieldError(error)) {
-      showMessage('');
-      focusFirstInvalid();
-      return;
-    }
-    const shopperFacing = error && (error.type === 'card_error' || error.type === 'validation_error');
-    showMessage(shopperFacing && error.message ? error.message : GENERIC_ERROR);
-    message.focus();
-  }
-
-  function canPay() {
-    return state.ready.size === 3 && state.emailComplete && state.addressComplete
-      && !state.loadFailed && !state.updating;
-  }
-
-  // Says what still keeps Pay disabled (never a field's own error: that is under the field).
-  function hintText() {
-    if (state.loadFailed) return ''; // the message says what went wrong, and offers a retry
-    if (state.updating) return 'Updating your order…';
-    const missing = [];
-    if (!state.emailComplete) missing.push('enter your email address');
-    if (!state.addressComplete) missing.push('complete the shipping address');
-    if (missing.length) {
-      const text = missing.join(' and ');
-      return text.charAt(0).toUpperCase() + text.slice(1) + ' to pay.';
-    }
-    return state.ready.size < 3 ? 'The payment form is still loading.' : '';
-  }
-
-  function refreshButton() {
-    // While busy the button stays enabled but aria-disabled: a disabled button would drop the
-    // keyboard focus to <body>. pay() ignores it meanwhile (the double-submit guard).
-    button.disabled = !canPay();
-    if (state.busy) button.setAttribute('aria-disabled', 'true');
-    else button.removeAttribute('aria-disabled');
-    const text = hintText();
-    if (hint.textContent !== text) hint.textContent = text; // a live region: only real changes
-  }
-
-  /** @param {boolean} busy */
-  function setBusy(busy) {
-    state.busy = busy;
-    form.classList.toggle('is-busy', busy);
-    form.setAttribute('aria-busy', busy ? 'true' : 'false');
-    // Nothing can be edited while the payment is confirmed: `inert` covers every Element (Stripe's
-    // iframes too), and the Payment Element, which has a documented read-only state, shows it.
-    fields.toggleAttribute('inert', busy);
-    const payment = elements ? elements.getElement('payment') : null;
-    if (payment) payment.update({readOnly: busy});
-    buttonText.textContent = busy ? 'Processing…' : payLabel();
-    refreshButton();
-  }
-
-  /** @param {string} [text] */
-  function loadFailed(text) {
-    state.loadFailed = true;
-    refreshButton();
-    // Nothing can be filled in: the section headings over empty boxes would only confuse.
-    fields.hidden = true;
-    showMessage(text || LOAD_ERROR);
-    retryButton.hidden = false;
-  }
 
   /* ------------------------------------------------------------- the attempt ------------ */
 
@@ -211,31 +96,6 @@
     const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     return hex.slice(0, 8) + '-' + hex.slice(8, 12) + '-' + hex.slice(12, 16) + '-'
       + hex.slice(16, 20) + '-' + hex.slice(20);
-  }
-
-  // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
-  // can link to that order's page (the server never sends a finished attempt's secret again).
-  const SECRET_KEY = 'bookpay.secret.';
-
-  /**
-   * @param {string} key
-   * @param {string} value
-   */
-  function remember(key, value) {
-    try {
-      window.sessionStorage.setItem(key, value);
-    } catch (e) {
-      // storage disabled: the notice simply has no link
-    }
-  }
-
-  /** @param {string} key */
-  function recall(key) {
-    try {
-      return window.sessionStorage.getItem(key);
-    } catch (e) {
-      return null;
-    }
   }
 
   /** @param {boolean} fresh */
@@ -279,340 +139,722 @@
     } catch (e) {
       body = null;
     }
-    return {status: response.status, ok: response.ok, body: body};
+    const retryAfter = Number(response.headers.get('Retry-After')) || 0;
+    return {status: response.status, ok: response.ok, body: body, retryAfter: retryAfter};
   }
+
+  let attempt = ''; // this page's attempt id, once asked for
 
   /** @param {boolean} fresh */
   function postAttempt(fresh) {
+    attempt = attemptId(fresh);
     const data = config.item === null
-      ? {attemptId: attemptId(fresh)} // the cart, as the server has it now
-      : {item: config.item, attemptId: attemptId(fresh)};
+      ? {attemptId: attempt} // the cart, as the server has it now
+      : {item: config.item, attemptId: attempt};
     return postJson(config.createIntentUrl, data);
   }
 
-  // The PaymentIntent of this attempt: {intent} or, when the attempt was already paid (the back
-  // button after paying), {paid: {paymentIntentId, status}}, so the shopper decides whether to
-  // buy again. A canceled attempt was never paid: a new one starts at once.
-  /**
-   * @param {boolean} fresh
-   * @returns {Promise<{intent: AttemptIntent} | {paid: PaidAttempt}>}
-   */
-  async function createIntent(fresh) {
-    const answer = await postAttempt(fresh);
-    const body = answer.body;
-    if (answer.ok && body && body.clientSecret) {
-      remember(SECRET_KEY + body.paymentIntentId, body.clientSecret);
-      return {intent: body};
+  // Asked for at once, while the page is still parsed and Stripe.js is still loading: nothing
+  // waits for this request, and the Elements are mounted as soon as both have arrived. Its
+  // failure is reported when the page reads the answer (`start`), not here.
+  /** @type {ReturnType<typeof postAttempt> | null} */
+  let firstAttempt = postAttempt(false);
+  firstAttempt.catch(() => {});
+
+  afterDeferredScripts(main);
+
+  // Runs `run` once the page is parsed and its deferred scripts (Stripe.js) have run, which is
+  // when DOMContentLoaded fires. This async script may run before or after that, or in between
+  // (parsed, Stripe.js not run yet: readyState says "interactive" then too), so it asks the
+  // navigation's timing whether DOMContentLoaded has begun.
+  /** @param {() => void} run */
+  function afterDeferredScripts(run) {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const fired = nav instanceof PerformanceNavigationTiming && nav.domContentLoadedEventStart > 0;
+    if (document.readyState === 'complete' || fired) {
+      run();
+      return;
     }
-    const error = (body && body.error) || {};
-    if (answer.status === 409 && error.code === 'attempt_finished') {
-      if (error.status === 'succeeded') return {paid: error};
-      if (!fresh) return createIntent(true);
-    }
-    if (answer.status === 503) {
-      retryButton.textContent = 'Try again';
-      throw new Error(UNAVAILABLE);
-    }
-    if (error.code === 'cart_empty') window.location.assign('/cart'); // nothing left to pay for
-    throw new Error(error.message || GENERIC_ERROR);
-  }
-
-  /* ------------------------------------------------------------ the order ------------- */
-
-  function payLabel() {
-    return 'Pay ' + shown.totalText;
-  }
-
-  /**
-   * A line's node: the one shown, or a new one made like the first (a book added elsewhere).
-   * @param {QuoteLineView} line
-   * @returns {HTMLLIElement}
-   */
-  function lineNode(line) {
-    const found = Array.from(orderLines.children).find(
-      (node) => node instanceof HTMLLIElement && node.dataset.item === line.item);
-    if (found instanceof HTMLLIElement) return found;
-    const model = orderLines.firstElementChild;
-    const node = /** @type {HTMLLIElement} */ (model ? model.cloneNode(true) : document.createElement('li'));
-    node.dataset.item = line.item;
-    const cover = node.querySelector('img');
-    if (cover) {
-      cover.src = '/covers/' + encodeURIComponent(line.item) + '.svg';
-      cover.alt = 'Cover of ' + line.title;
-    }
-    const form = node.querySelector('form');
-    if (form) form.action = config.cartItemsUrl + '/' + encodeURIComponent(line.item);
-    return node;
-  }
-
-  /**
-   * @param {HTMLElement} node
-   * @param {string} selector
-   * @param {string} text
-   */
-  function setText(node, selector, text) {
-    const found = node.querySelector(selector);
-    if (found) found.textContent = text;
-  }
-
-  /** Show a quote: its lines, totals and the Pay button's amount. @param {QuoteView} quote */
-  function showQuote(quote) {
-    shown = quote;
-    const nodes = quote.lines.map((line) => {
-      const node = lineNode(line);
-      setText(node, '.line-title', line.title);
-      setText(node, '.line-unit-amount', line.unitText);
-      setText(node, '.line-amount', line.lineText);
-      setText(node, '.line-quantity-value', String(line.quantity));
-      const input = node.querySelector('input[name="quantity"]');
-      if (input instanceof HTMLInputElement && document.activeElement !== input) {
-        input.value = String(line.quantity);
+    let ran = false;
+    const once = () => {
+      if (!ran) {
+        ran = true;
+        run();
       }
-      return node;
-    });
-    orderLines.replaceChildren(...nodes);
-    subtotal.textContent = quote.subtotalText;
-    total.textContent = quote.totalText;
-    if (!state.busy) buttonText.textContent = payLabel();
+    };
+    document.addEventListener('DOMContentLoaded', once, {once: true});
+    window.addEventListener('load', once, {once: true}); // without navigation timing
   }
 
-  /** @param {number} step +1 when a change starts, -1 when it is done */
-  function setUpdating(step) {
-    state.updating += step;
-    orderLines.setAttribute('aria-busy', state.updating ? 'true' : 'false');
-    refreshButton();
-  }
+  // Everything that needs the page's elements, once it is parsed.
+  function main() {
+    const form = byId('payment-form', HTMLFormElement);
+    const fields = byId('checkout-fields', HTMLDivElement);
+    const button = byId('submit-button', HTMLButtonElement);
+    const buttonText = /** @type {HTMLElement} */ (button.querySelector('.button-text'));
+    const hint = byId('pay-hint', HTMLElement);
+    const message = byId('payment-message', HTMLDivElement);
+    const retryButton = byId('retry-button', HTMLButtonElement);
+    const paidNotice = byId('paid-notice', HTMLElement);
+    const paidOrder = byId('paid-order', HTMLElement);
+    const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
+    const newAttemptButton = byId('new-attempt-button', HTMLButtonElement);
+    const orderLines = byId('order-lines', HTMLUListElement);
+    const subtotal = byId('subtotal', HTMLElement);
+    const shippingAmount = byId('shipping-amount', HTMLElement);
+    const shippingRateName = byId('shipping-rate-name', HTMLElement);
+    const taxAmount = byId('tax-amount', HTMLElement);
+    const totalsNote = byId('totals-note', HTMLElement);
+    const total = byId('total', HTMLElement);
+    const rateOptions = byId('shipping-rate-options', HTMLDivElement);
+    const ratesMessage = byId('shipping-rates-message', HTMLElement);
+    const orderStatus = byId('order-status', HTMLElement);
 
-  // Changes go to the server one after the other, so answers are shown in the order asked.
-  /** @type {Promise<void>} */
-  let changes = Promise.resolve();
+    /** What the page shows, and so what the PaymentIntent holds. */
+    let shown = config.quote;
 
-  // Ask the server for this attempt's PaymentIntent as the cart is now; show what it holds and
-  // refresh the Elements when it changed. Resolves whether the order differs from what was shown.
-  async function requote() {
-    const before = shown.quoteId;
-    const result = await createIntent(false);
-    if ('paid' in result) {
-      showPaidNotice(result.paid);
-      return true;
-    }
-    if (result.intent.paymentIntentId !== intentId) {
-      window.location.reload(); // the attempt had to start again: mount its Elements afresh
-      return true;
-    }
-    showQuote(result.intent.quote);
-    const changed = result.intent.quote.quoteId !== before;
-    if ((changed || result.intent.changed) && elements) {
-      const updated = await elements.fetchUpdates();
-      if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
-    }
-    return changed;
-  }
+    const state = {
+      /** @type {Set<MountedElement>} */
+      ready: new Set(),
+      email: '',
+      emailComplete: false,
+      addressComplete: false,
+      loadFailed: false,
+      busy: false,
+      updating: 0, // changes of the order on their way to the server
+      focusWhenReady: false,
+      /** @type {{address: AddressValue, name: string} | null} the last complete address */
+      address: null,
+    };
+    // Quotes for the address: the version of the last one sent (the server applies them in
+    // order), the address and rate the PaymentIntent holds (as a key), and what went wrong.
+    const quoting = {
+      version: 0,
+      queued: false, // a quote is waiting to go, or on its way
+      /** @type {WantedQuote | null} */
+      pending: null,
+      applied: '',
+      problem: '',
+    };
+    /** @type {ShippingRateView[]} the delivery options shown */
+    let rates = [];
+    /** @type {Stripe | null} */
+    let stripe = null;
+    /** @type {StripeElements | null} */
+    let elements = null;
+    /** @type {Array<[MountedElement, HTMLElement]>} each Element and its mount node, in page order */
+    let mounted = [];
+    let intentId = ''; // the PaymentIntent the Elements were mounted for
 
-  /**
-   * The shopper changed a line's quantity on this page (0 removes it).
-   * @param {string} item
-   * @param {string} quantity
-   */
-  function changeQuantity(item, quantity) {
-    if (state.busy) return;
-    setUpdating(1);
-    orderStatus.textContent = 'Updating your order…';
-    changes = changes.then(() => sendQuantity(item, quantity)).finally(() => setUpdating(-1));
-  }
+    /* ------------------------------------------------------------------ messages ---------- */
 
-  /**
-   * @param {string} item
-   * @param {string} quantity
-   */
-  async function sendQuantity(item, quantity) {
-    let problem = '';
-    try {
-      const url = config.cartItemsUrl + '/' + encodeURIComponent(item);
-      const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
-      if (!answer.ok) problem = (answer.body && answer.body.error && answer.body.error.message) || GENERIC_ERROR;
-      await requote(); // whatever happened, show the order as the server has it
-    } catch (e) {
-      problem = e instanceof Error ? e.message : GENERIC_ERROR;
-    }
-    orderStatus.textContent = problem || 'Your order was updated.';
-  }
-
-  /* ---------------------------------------------------------------- Elements ------------ */
-
-  /** @param {string} clientSecret */
-  function mountElements(clientSecret) {
-    if (!window.Stripe) throw new Error('Stripe.js is not loaded.');
-    stripe = window.Stripe(config.publishableKey);
-    const group = stripe.elements({
-      clientSecret: clientSecret,
-      loader: 'auto',
-      appearance: {theme: 'stripe', variables: {colorPrimary: '#4f46e5'}},
-    });
-    elements = group;
-    const link = group.create('linkAuthentication');
-    const address = group.create('address', {mode: 'shipping'});
-    // The email comes from the Link Authentication Element, so the Payment Element doesn't ask.
-    const payment = group.create('payment', {
-      layout: 'tabs',
-      fields: {billingDetails: {email: 'never'}},
-    });
-    mounted = [
-      [link, byId('link-auth-element', HTMLDivElement)],
-      [address, byId('address-element', HTMLDivElement)],
-      [payment, byId('payment-element', HTMLDivElement)],
-    ];
-
-    /** @param {MountedElement} element */
-    function ready(element) {
-      state.ready.add(element);
-      refreshButton();
-    }
-    function changed() {
-      if (!state.busy) showMessage(''); // the shopper is fixing things: clear the last error
-      refreshButton();
-    }
-    /** @param {{error: StripeError}} event */
-    function failedToLoad(event) {
-      loadFailed((event && event.error && event.error.message) || LOAD_ERROR);
+    /**
+     * @param {string} text
+     * @param {'info'} [kind]
+     */
+    function showMessage(text, kind) {
+      message.textContent = text || '';
+      message.classList.toggle('is-info', kind === 'info');
     }
 
-    link.on('ready', () => {
-      if (state.focusWhenReady) link.focus(); // the shopper asked to buy again: start here
-      state.focusWhenReady = false;
-      ready(link);
-    });
-    link.on('change', (event) => {
-      state.email = (event.value && event.value.email) || '';
-      state.emailComplete = !!event.complete;
-      changed();
-    });
-    link.on('loaderror', failedToLoad);
-    address.on('ready', () => ready(address));
-    address.on('change', (event) => {
-      state.addressComplete = !!event.complete;
-      changed();
-    });
-    address.on('loaderror', failedToLoad);
-    payment.on('ready', () => ready(payment));
-    payment.on('change', changed);
-    payment.on('loaderror', failedToLoad);
+    // A validation error about a field is already shown under that field (by Stripe.js, inside the
+    // Element, which marks its node invalid); saying it again under Pay would say it twice.
+    /** @param {ShownError | null} error */
+    function isFieldError(error) {
+      if (!error || error.type !== 'validation_error') return false;
+      return !!(error.field || fields.querySelector('.StripeElement--invalid'));
+    }
 
-    mounted.forEach(([element, node]) => element.mount(node));
-  }
-
-  /** @param {SubmitEvent} event */
-  async function pay(event) {
-    event.preventDefault();
-    if (state.busy || !canPay() || !stripe || !elements) return; // double-submit guard
-    setBusy(true);
-    showMessage('');
-    /** @type {ShownError | null} */
-    let error = null;
-    try {
-      // The order as the server has it now: if it changed since it was shown, show it first.
-      if (await requote()) {
-        setBusy(false);
-        if (!paidNotice.hidden) return;
-        showMessage(CHANGED, 'info');
-        message.focus();
+    // Where the keyboard goes after a failed attempt: the first invalid field, else the message.
+    function focusFirstInvalid() {
+      const input = /** @type {HTMLElement | null} */ (fields.querySelector('[aria-invalid="true"]'));
+      if (input) {
+        input.focus();
         return;
       }
-      const submitted = await elements.submit();
-      if (submitted.error) {
-        error = submitted.error;
-      } else {
-        const result = await stripe.confirmPayment({
-          elements: elements,
-          confirmParams: {
-            return_url: config.returnUrl,
-            receipt_email: state.email,
-            payment_method_data: {billing_details: {email: state.email}},
-          },
-        });
-        // Only reached when confirming failed at once; otherwise the browser is on its way to
-        // the return_url (or to the bank's 3-D Secure page).
-        error = result.error || {};
+      const invalid = mounted.find(([, node]) => node.classList.contains('StripeElement--invalid'));
+      if (invalid) invalid[0].focus(); // Stripe's own Elements live in iframes: ask the Element
+      else message.focus();
+    }
+
+    // Card and validation errors are written for shoppers; anything else is not.
+    /** @param {ShownError | null} error */
+    function showError(error) {
+      if (isFieldError(error)) {
+        showMessage('');
+        focusFirstInvalid();
+        return;
       }
-    } catch (e) {
-      error = {};
+      const shopperFacing = error && (error.type === 'card_error' || error.type === 'validation_error');
+      showMessage(shopperFacing && error.message ? error.message : GENERIC_ERROR);
+      message.focus();
     }
-    setBusy(false); // first: the fields must be focusable again before focus moves there
-    showError(error);
-  }
 
-  /** @param {PaidAttempt} paid */
-  function showPaidNotice(paid) {
-    const intentId = paid.paymentIntentId || '';
-    paidOrder.textContent = paid.orderId || intentId;
-    const secret = intentId ? recall(SECRET_KEY + intentId) : null;
-    if (secret) {
-      // The order's own page, as Stripe's return_url would show it.
-      const url = new URL(config.returnUrl, window.location.href);
-      url.searchParams.set('payment_intent', intentId);
-      url.searchParams.set('payment_intent_client_secret', secret);
-      url.searchParams.set('redirect_status', 'succeeded');
-      paidOrderLink.href = url.toString();
+    function canPay() {
+      return state.ready.size === 3 && state.emailComplete && state.addressComplete
+        && !state.loadFailed && !state.updating && quoteApplied();
     }
-    paidOrderLink.hidden = !secret;
-    form.hidden = true;
-    paidNotice.hidden = false;
-    paidNotice.focus();
-  }
 
-  /** @param {boolean} fresh */
-  async function start(fresh) {
-    buttonText.textContent = payLabel();
-    refreshButton();
-    if (typeof window.Stripe !== 'function') {
-      loadFailed(LOAD_ERROR + ' Stripe.js did not load.');
-      return;
+    // Whether the PaymentIntent holds the quote for the address and rate shown now.
+    function quoteApplied() {
+      const wanted = wantedQuote();
+      return !!wanted && !quoting.queued && !quoting.problem && quoting.applied === keyOf(wanted);
     }
-    let result;
-    try {
-      result = await createIntent(fresh);
-    } catch (e) {
-      loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
-      return;
-    }
-    if ('paid' in result) {
-      showPaidNotice(result.paid);
-      return;
-    }
-    showQuote(result.intent.quote);
-    intentId = result.intent.paymentIntentId;
-    try {
-      mountElements(result.intent.clientSecret);
-    } catch (e) {
-      loadFailed(LOAD_ERROR);
-    }
-  }
 
-  form.addEventListener('submit', pay);
-  // Quantities (paying for a cart): each change goes to the server, which re-prices the order.
-  orderLines.addEventListener('submit', (event) => {
-    const target = event.target;
-    if (!(target instanceof HTMLFormElement)) return;
-    event.preventDefault();
-    const line = target.closest('[data-item]');
-    const input = target.querySelector('input[name="quantity"]');
-    if (line instanceof HTMLElement && input instanceof HTMLInputElement) {
-      changeQuantity(line.dataset.item || '', input.value);
+    // Says what still keeps Pay disabled (never a field's own error: that is under the field).
+    function hintText() {
+      if (state.loadFailed) return ''; // the message says what went wrong, and offers a retry
+      if (state.updating || quoting.queued) return 'Updating your order…';
+      if (state.addressComplete && quoting.problem) return 'Check the shipping address to pay.';
+      const missing = [];
+      if (!state.emailComplete) missing.push('enter your email address');
+      if (!state.addressComplete) missing.push('complete the shipping address');
+      if (missing.length) {
+        const text = missing.join(' and ');
+        return text.charAt(0).toUpperCase() + text.slice(1) + ' to pay.';
+      }
+      return state.ready.size < 3 ? 'The payment form is still loading.' : '';
     }
-  });
-  orderLines.addEventListener('change', (event) => {
-    const input = event.target;
-    const line = input instanceof HTMLInputElement ? input.closest('[data-item]') : null;
-    if (input instanceof HTMLInputElement && line instanceof HTMLElement) {
-      changeQuantity(line.dataset.item || '', input.value);
+
+    function refreshButton() {
+      // While busy the button stays enabled but aria-disabled: a disabled button would drop the
+      // keyboard focus to <body>. pay() ignores it meanwhile (the double-submit guard).
+      button.disabled = !canPay();
+      if (state.busy) button.setAttribute('aria-disabled', 'true');
+      else button.removeAttribute('aria-disabled');
+      const text = hintText();
+      if (hint.textContent !== text) hint.textContent = text; // a live region: only real changes
     }
-  });
-  retryButton.addEventListener('click', () => window.location.reload());
-  newAttemptButton.addEventListener('click', () => {
-    paidNotice.hidden = true;
-    form.hidden = false;
-    state.focusWhenReady = true;
-    start(true); // only now, because the shopper asked: a new attempt, a new PaymentIntent
-  });
-  start(false);
+
+    /** @param {boolean} busy */
+    function setBusy(busy) {
+      state.busy = busy;
+      form.classList.toggle('is-busy', busy);
+      form.setAttribute('aria-busy', busy ? 'true' : 'false');
+      // Nothing can be edited while the payment is confirmed: `inert` covers every Element (Stripe's
+      // iframes too), and the Payment Element, which has a documented read-only state, shows it.
+      fields.toggleAttribute('inert', busy);
+      const payment = elements ? elements.getElement('payment') : null;
+      if (payment) payment.update({readOnly: busy});
+      buttonText.textContent = busy ? 'Processing…' : payLabel();
+      refreshButton();
+    }
+
+    /** @param {string} [text] */
+    function loadFailed(text) {
+      state.loadFailed = true;
+      refreshButton();
+      // Nothing can be filled in: the section headings over empty boxes would only confuse.
+      fields.hidden = true;
+      showMessage(text || LOAD_ERROR);
+      retryButton.hidden = false;
+    }
+
+    // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
+    // can link to that order's page (the server never sends a finished attempt's secret again).
+    const SECRET_KEY = 'bookpay.secret.';
+
+    /**
+     * @param {string} key
+     * @param {string} value
+     */
+    function remember(key, value) {
+      try {
+        window.sessionStorage.setItem(key, value);
+      } catch (e) {
+        // storage disabled: the notice simply has no link
+      }
+    }
+
+    /** @param {string} key */
+    function recall(key) {
+      try {
+        return window.sessionStorage.getItem(key);
+      } catch (e) {
+        return null;
+      }
+    }
+
+    // The PaymentIntent of this attempt: {intent} or, when the attempt was already paid (the back
+    // button after paying), {paid: {paymentIntentId, status}}, so the shopper decides whether to
+    // buy again. A canceled attempt was never paid: a new one starts at once.
+    /**
+     * @param {boolean} fresh
+     * @returns {Promise<{intent: AttemptIntent} | {paid: PaidAttempt}>}
+     */
+    async function createIntent(fresh) {
+      const early = fresh ? null : firstAttempt; // the early request answers the first ask only
+      firstAttempt = null;
+      const answer = await (early || postAttempt(fresh));
+      const body = answer.body;
+      if (answer.ok && body && body.clientSecret) {
+        remember(SECRET_KEY + body.paymentIntentId, body.clientSecret);
+        quoting.version = Math.max(quoting.version, body.quoteVersion || 0);
+        return {intent: body};
+      }
+      const error = (body && body.error) || {};
+      if (answer.status === 409 && error.code === 'attempt_finished') {
+        if (error.status === 'succeeded') return {paid: error};
+        if (!fresh) return createIntent(true);
+      }
+      if (answer.status === 503) {
+        retryButton.textContent = 'Try again';
+        throw new Error(UNAVAILABLE);
+      }
+      if (error.code === 'cart_empty') window.location.assign('/cart'); // nothing left to pay for
+      throw new Error(error.message || GENERIC_ERROR);
+    }
+
+    /* ------------------------------------------------------------ the order ------------- */
+
+    function payLabel() {
+      return 'Pay ' + shown.totalText;
+    }
+
+    /**
+     * A line's node: the one shown, or a new one made like the first (a book added elsewhere).
+     * @param {QuoteLineView} line
+     * @returns {HTMLLIElement}
+     */
+    function lineNode(line) {
+      const found = Array.from(orderLines.children).find(
+        (node) => node instanceof HTMLLIElement && node.dataset.item === line.item);
+      if (found instanceof HTMLLIElement) return found;
+      const model = orderLines.firstElementChild;
+      const node = /** @type {HTMLLIElement} */ (model ? model.cloneNode(true) : document.createElement('li'));
+      node.dataset.item = line.item;
+      const cover = node.querySelector('img');
+      if (cover) {
+        cover.src = '/covers/' + encodeURIComponent(line.item) + '.svg';
+        cover.alt = 'Cover of ' + line.title;
+      }
+      const form = node.querySelector('form');
+      if (form) form.action = config.cartItemsUrl + '/' + encodeURIComponent(line.item);
+      return node;
+    }
+
+    /**
+     * @param {HTMLElement} node
+     * @param {string} selector
+     * @param {string} text
+     */
+    function setText(node, selector, text) {
+      const found = node.querySelector(selector);
+      if (found) found.textContent = text;
+    }
+
+    /** Show a quote: its lines, totals and the Pay button's amount. @param {QuoteView} quote */
+    function showQuote(quote) {
+      shown = quote;
+      const nodes = quote.lines.map((line) => {
+        const node = lineNode(line);
+        setText(node, '.line-title', line.title);
+        setText(node, '.line-unit-amount', line.unitText);
+        setText(node, '.line-amount', line.lineText);
+        setText(node, '.line-quantity-value', String(line.quantity));
+        const input = node.querySelector('input[name="quantity"]');
+        if (input instanceof HTMLInputElement && document.activeElement !== input) {
+          input.value = String(line.quantity);
+        }
+        return node;
+      });
+      orderLines.replaceChildren(...nodes);
+      subtotal.textContent = quote.subtotalText;
+      shippingAmount.textContent = quote.priced ? quote.shippingText : '—';
+      shippingAmount.classList.toggle('totals-pending', !quote.priced);
+      const rate = rates.find((r) => r.id === quote.shippingRate);
+      shippingRateName.textContent = quote.priced && rate ? ' (' + rate.displayName + ')' : '';
+      taxAmount.textContent = quote.priced || !config.taxEnabled ? quote.taxText : '—';
+      taxAmount.classList.toggle('totals-pending', !quote.priced && config.taxEnabled);
+      totalsNote.hidden = quote.priced;
+      total.textContent = quote.totalText;
+      if (!state.busy) buttonText.textContent = payLabel();
+    }
+
+    /* -------------------------------------------------------- shipping and tax ---------- */
+
+    /**
+     * The delivery options for the address, the one chosen checked; none: `problem` says why.
+     * @param {ShippingRateView[]} shown
+     * @param {string | null} chosen
+     * @param {string} [problem]
+     */
+    function showRates(shown, chosen, problem) {
+      if (JSON.stringify(shown) !== JSON.stringify(rates)) {
+        rates = shown;
+        rateOptions.replaceChildren(...shown.map((rate) => {
+          const label = document.createElement('label');
+          label.className = 'shipping-rate';
+          const input = document.createElement('input');
+          input.type = 'radio';
+          input.name = 'shipping_rate';
+          input.value = rate.id;
+          const name = document.createElement('span');
+          name.className = 'shipping-rate-name';
+          name.textContent = rate.displayName;
+          const delivery = document.createElement('span');
+          delivery.className = 'shipping-rate-delivery';
+          delivery.textContent = rate.delivery;
+          const amount = document.createElement('span');
+          amount.className = 'shipping-rate-amount';
+          amount.textContent = rate.amountText;
+          label.append(input, name, delivery, amount);
+          return label;
+        }));
+      }
+      rateOptions.querySelectorAll('input[name="shipping_rate"]').forEach((node) => {
+        if (node instanceof HTMLInputElement) node.checked = node.value === chosen;
+      });
+      ratesMessage.textContent = problem || '';
+      ratesMessage.classList.toggle('is-error', !!problem);
+    }
+
+    /** @returns {string | null} the rate the shopper chose, if any */
+    function chosenRate() {
+      const checked = rateOptions.querySelector('input[name="shipping_rate"]:checked');
+      return checked instanceof HTMLInputElement ? checked.value : null;
+    }
+
+    /** @returns {WantedQuote | null} what the PaymentIntent should hold now */
+    function wantedQuote() {
+      if (!state.address) return null;
+      return {address: state.address.address, name: state.address.name, shippingRate: chosenRate()};
+    }
+
+    /** @param {{address: AddressValue, shippingRate: string | null}} wanted */
+    function keyOf(wanted) {
+      return JSON.stringify([wanted.address, wanted.shippingRate]);
+    }
+
+    // The address or the rate changed: quote it, after what is on its way (the newest wins).
+    function quoteWanted() {
+      const wanted = wantedQuote();
+      if (!wanted || (!quoting.queued && !quoting.problem && quoting.applied === keyOf(wanted))) {
+        refreshButton();
+        return;
+      }
+      quoting.pending = wanted;
+      if (!quoting.queued) {
+        quoting.queued = true;
+        changes = changes.then(sendQuotes).finally(() => {
+          quoting.queued = false;
+          refreshButton();
+        });
+      }
+      refreshButton();
+    }
+
+    async function sendQuotes() {
+      while (quoting.pending) {
+        const wanted = quoting.pending;
+        quoting.pending = null;
+        try {
+          await sendQuote(wanted);
+        } catch (e) {
+          quoting.problem = e instanceof Error ? e.message : GENERIC_ERROR;
+          showRates(rates, chosenRate(), quoting.problem);
+        }
+      }
+    }
+
+    /** @param {WantedQuote} wanted */
+    async function sendQuote(wanted) {
+      quoting.version += 1;
+      const answer = await postJson(config.quoteUrl, {
+        attemptId: attempt,
+        version: quoting.version,
+        address: wanted.address,
+        name: wanted.name,
+        shippingRate: wanted.shippingRate,
+      });
+      const body = answer.body || {};
+      const error = body.error || {};
+      if (!answer.ok) {
+        if (answer.status === 409 && error.code === 'stale_quote') {
+          // Another answer of this attempt got there first: number past it and ask again.
+          quoting.version = Math.max(quoting.version, error.version || 0);
+          if (!quoting.pending) quoting.pending = wanted;
+          return;
+        }
+        if (answer.status === 429 || answer.status === 503) {
+          // Too many quotes, or Stripe unavailable for now: say so, and ask again when told.
+          showRates(rates, chosenRate(), error.message || GENERIC_ERROR);
+          await new Promise((done) => setTimeout(done, 1000 * (answer.retryAfter || 1)));
+          if (!quoting.pending) quoting.pending = wanted;
+          return;
+        }
+        if (quoting.pending) return; // the shopper has already changed the address again
+        quoting.problem = error.message || GENERIC_ERROR;
+        quoting.applied = '';
+        showRates(error.code === 'no_shipping_rate' ? [] : rates, null, quoting.problem);
+        return;
+      }
+      if (quoting.pending) return; // a newer quote follows: show that one
+      quoting.problem = '';
+      showRates(body.shippingRates || [], body.shippingRate);
+      showQuote(body.quote);
+      if (elements) {
+        const updated = await elements.fetchUpdates();
+        if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
+      }
+      quoting.applied = keyOf({address: wanted.address, shippingRate: body.shippingRate});
+    }
+
+    /**
+     * What an attempt's PaymentIntent holds: its quote, and its delivery options once priced.
+     * @param {AttemptIntent} intent
+     */
+    function showIntentQuote(intent) {
+      if (intent.shippingRates) showRates(intent.shippingRates, intent.quote.shippingRate);
+      showQuote(intent.quote);
+    }
+
+    /** @param {number} step +1 when a change starts, -1 when it is done */
+    function setUpdating(step) {
+      state.updating += step;
+      orderLines.setAttribute('aria-busy', state.updating ? 'true' : 'false');
+      refreshButton();
+    }
+
+    // Changes go to the server one after the other, so answers are shown in the order asked.
+    /** @type {Promise<void>} */
+    let changes = Promise.resolve();
+
+    // Ask the server for this attempt's PaymentIntent as the cart is now; show what it holds and
+    // refresh the Elements when it changed. Resolves whether the order differs from what was shown.
+    async function requote() {
+      const before = shown.quoteId;
+      const result = await createIntent(false);
+      if ('paid' in result) {
+        showPaidNotice(result.paid);
+        return true;
+      }
+      if (result.intent.paymentIntentId !== intentId) {
+        window.location.reload(); // the attempt had to start again: mount its Elements afresh
+        return true;
+      }
+      showIntentQuote(result.intent);
+      const changed = result.intent.quote.quoteId !== before;
+      if ((changed || result.intent.changed) && elements) {
+        const updated = await elements.fetchUpdates();
+        if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
+      }
+      return changed;
+    }
+
+    /**
+     * The shopper changed a line's quantity on this page (0 removes it).
+     * @param {string} item
+     * @param {string} quantity
+     */
+    function changeQuantity(item, quantity) {
+      if (state.busy) return;
+      setUpdating(1);
+      orderStatus.textContent = 'Updating your order…';
+      changes = changes.then(() => sendQuantity(item, quantity)).finally(() => setUpdating(-1));
+    }
+
+    /**
+     * @param {string} item
+     * @param {string} quantity
+     */
+    async function sendQuantity(item, quantity) {
+      let problem = '';
+      try {
+        const url = config.cartItemsUrl + '/' + encodeURIComponent(item);
+        const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
+        if (!answer.ok) problem = (answer.body && answer.body.error && answer.body.error.message) || GENERIC_ERROR;
+        await requote(); // whatever happened, show the order as the server has it
+      } catch (e) {
+        problem = e instanceof Error ? e.message : GENERIC_ERROR;
+      }
+      orderStatus.textContent = problem || 'Your order was updated.';
+    }
+
+    /* ---------------------------------------------------------------- Elements ------------ */
+
+    /** @param {string} clientSecret */
+    function mountElements(clientSecret) {
+      if (!window.Stripe) throw new Error('Stripe.js is not loaded.');
+      stripe = window.Stripe(config.publishableKey);
+      const group = stripe.elements({
+        clientSecret: clientSecret,
+        loader: 'auto',
+        appearance: {theme: 'stripe', variables: {colorPrimary: '#4f46e5'}},
+      });
+      elements = group;
+      const link = group.create('linkAuthentication');
+      const address = group.create('address', {mode: 'shipping'});
+      // The email comes from the Link Authentication Element, so the Payment Element doesn't ask.
+      const payment = group.create('payment', {
+        layout: 'tabs',
+        fields: {billingDetails: {email: 'never'}},
+      });
+      mounted = [
+        [link, byId('link-auth-element', HTMLDivElement)],
+        [address, byId('address-element', HTMLDivElement)],
+        [payment, byId('payment-element', HTMLDivElement)],
+      ];
+
+      /** @param {MountedElement} element */
+      function ready(element) {
+        state.ready.add(element);
+        refreshButton();
+      }
+      function changed() {
+        if (!state.busy) showMessage(''); // the shopper is fixing things: clear the last error
+        refreshButton();
+      }
+      /** @param {{error: StripeError}} event */
+      function failedToLoad(event) {
+        loadFailed((event && event.error && event.error.message) || LOAD_ERROR);
+      }
+
+      link.on('ready', () => {
+        if (state.focusWhenReady) link.focus(); // the shopper asked to buy again: start here
+        state.focusWhenReady = false;
+        ready(link);
+      });
+      link.on('change', (event) => {
+        state.email = (event.value && event.value.email) || '';
+        state.emailComplete = !!event.complete;
+        changed();
+      });
+      link.on('loaderror', failedToLoad);
+      address.on('ready', () => ready(address));
+      address.on('change', (event) => {
+        state.addressComplete = !!event.complete;
+        if (event.complete) {
+          state.address = {address: event.value.address, name: event.value.name};
+          quoteWanted();
+        }
+        changed();
+      });
+      address.on('loaderror', failedToLoad);
+      payment.on('ready', () => ready(payment));
+      payment.on('change', changed);
+      payment.on('loaderror', failedToLoad);
+
+      mounted.forEach(([element, node]) => element.mount(node));
+    }
+
+    /** @param {SubmitEvent} event */
+    async function pay(event) {
+      event.preventDefault();
+      if (state.busy || !canPay() || !stripe || !elements) return; // double-submit guard
+      setBusy(true);
+      showMessage('');
+      /** @type {ShownError | null} */
+      let error = null;
+      try {
+        // The order as the server has it now: if it changed since it was shown, show it first.
+        if (await requote()) {
+          setBusy(false);
+          if (!paidNotice.hidden) return;
+          showMessage(CHANGED, 'info');
+          message.focus();
+          return;
+        }
+        const submitted = await elements.submit();
+        if (submitted.error) {
+          error = submitted.error;
+        } else {
+          const result = await stripe.confirmPayment({
+            elements: elements,
+            confirmParams: {
+              return_url: config.returnUrl,
+              receipt_email: state.email,
+              payment_method_data: {billing_details: {email: state.email}},
+            },
+          });
+          // Only reached when confirming failed at once; otherwise the browser is on its way to
+          // the return_url (or to the bank's 3-D Secure page).
+          error = result.error || {};
+        }
+      } catch (e) {
+        error = {};
+      }
+      setBusy(false); // first: the fields must be focusable again before focus moves there
+      showError(error);
+    }
+
+    /** @param {PaidAttempt} paid */
+    function showPaidNotice(paid) {
+      const intentId = paid.paymentIntentId || '';
+      paidOrder.textContent = paid.orderId || intentId;
+      const secret = intentId ? recall(SECRET_KEY + intentId) : null;
+      if (secret) {
+        // The order's own page, as Stripe's return_url would show it.
+        const url = new URL(config.returnUrl, window.location.href);
+        url.searchParams.set('payment_intent', intentId);
+        url.searchParams.set('payment_intent_client_secret', secret);
+        url.searchParams.set('redirect_status', 'succeeded');
+        paidOrderLink.href = url.toString();
+      }
+      paidOrderLink.hidden = !secret;
+      form.hidden = true;
+      paidNotice.hidden = false;
+      paidNotice.focus();
+    }
+
+    /** @param {boolean} fresh */
+    async function start(fresh) {
+      buttonText.textContent = payLabel();
+      refreshButton();
+      if (typeof window.Stripe !== 'function') {
+        loadFailed(LOAD_ERROR + ' Stripe.js did not load.');
+        return;
+      }
+      let result;
+      try {
+        result = await createIntent(fresh);
+      } catch (e) {
+        loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
+        return;
+      }
+      if ('paid' in result) {
+        showPaidNotice(result.paid);
+        return;
+      }
+      showIntentQuote(result.intent);
+      intentId = result.intent.paymentIntentId;
+      try {
+        mountElements(result.intent.clientSecret);
+      } catch (e) {
+        loadFailed(LOAD_ERROR);
+      }
+    }
+
+    form.addEventListener('submit', pay);
+    // Quantities (paying for a cart): each change goes to the server, which re-prices the order.
+    orderLines.addEventListener('submit', (event) => {
+      const target = event.target;
+      if (!(target instanceof HTMLFormElement)) return;
+      event.preventDefault();
+      const line = target.closest('[data-item]');
+      const input = target.querySelector('input[name="quantity"]');
+      if (line instanceof HTMLElement && input instanceof HTMLInputElement) {
+        changeQuantity(line.dataset.item || '', input.value);
+      }
+    });
+    orderLines.addEventListener('change', (event) => {
+      const input = event.target;
+      const line = input instanceof HTMLInputElement ? input.closest('[data-item]') : null;
+      if (input instanceof HTMLInputElement && line instanceof HTMLElement) {
+        changeQuantity(line.dataset.item || '', input.value);
+      }
+    });
+    // A delivery option chosen: quote it (Pay waits for the new total).
+    rateOptions.addEventListener('change', () => {
+      if (!state.busy) quoteWanted();
+    });
+    retryButton.addEventListener('click', () => window.location.reload());
+    newAttemptButton.addEventListener('click', () => {
+      paidNotice.hidden = true;
+      form.hidden = false;
+      state.focusWhenReady = true;
+      start(true); // only now, because the shopper asked: a new attempt, a new PaymentIntent
+    });
+    start(false);
+  }
 })();

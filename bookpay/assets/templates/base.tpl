@@ -6,8 +6,12 @@
   <title>{{title}} · bookpay</title>
   <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/static/style.css">
-% for src in scripts:
-  <script src="{{src}}" defer></script>
+% if defined('head_json'):
+  <script type="application/json" id="{{head_json[0]}}">{{!head_json[1]}}</script>
+% end
+% for script in scripts:
+%   src, how = (script, "defer") if isinstance(script, str) else script
+  <script src="{{src}}" {{how}}></script>
 % end
 </head>
 <body>

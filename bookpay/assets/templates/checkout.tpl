@@ -28,8 +28,11 @@
     </ul>
     <dl id="order-totals" class="totals">
       <dt>Subtotal</dt><dd id="subtotal">{{quote.formatted(quote.subtotal)}}</dd>
+      <dt>Shipping<span id="shipping-rate-name" class="totals-note"></span></dt><dd id="shipping-amount" class="totals-pending">—</dd>
+      <dt>Tax</dt><dd id="tax-amount" class="totals-pending">{{"—" if tax_enabled else quote.formatted(0)}}</dd>
       <dt class="totals-total">Total</dt><dd id="total" class="totals-total">{{quote.formatted(quote.total)}}</dd>
     </dl>
+    <p id="totals-note" class="totals-note-line">Shipping{{" and tax are" if tax_enabled else " is"}} worked out from your address.</p>
     <p id="order-status" class="order-status" role="status" aria-live="polite"></p>
     <p>
 %   if editable:
@@ -54,6 +57,11 @@
       <div id="link-auth-element" class="element" role="group" aria-labelledby="contact-heading"></div>
       <h2 id="shipping-heading">Shipping address</h2>
       <div id="address-element" class="element" role="group" aria-labelledby="shipping-heading"></div>
+      <fieldset id="shipping-rates" class="shipping-rates" aria-describedby="shipping-rates-message">
+        <legend>Delivery</legend>
+        <div id="shipping-rate-options" class="shipping-rate-options"></div>
+        <p id="shipping-rates-message" class="shipping-rates-message" role="status" aria-live="polite">Enter your shipping address to see the delivery options.</p>
+      </fieldset>
       <h2 id="payment-heading">Payment</h2>
       <div id="payment-element" class="element" role="group" aria-labelledby="payment-heading"></div>
     </div>
@@ -65,4 +73,3 @@
     <button id="retry-button" class="button button--secondary" type="button" hidden>Reload the payment form</button>
   </form>
 </div>
-<script type="application/json" id="checkout-config">{{!config_json}}</script>

@@ -1,0 +1,138 @@
+"""Tax records owed to Stripe Tax: a transaction per paid order, a reversal per refund.
+
+Stripe Tax reports what a shop collected from the transactions it is told about. Telling it is a
+call to Stripe, which the ledger never makes inside a write (and which may fail): so the ledger
+records what is owed, in the same transaction as what caused it (the fulfilment; the refund's
+handling), and ``bookpay.taxrecords`` tells Stripe later and marks the record done. The record's
+id is its business identity (``txn:<order>``, ``rev:<refund>``), so however many deliveries of an
+event race, one order owes one transaction and one refund one reversal.
+
+A record's life: ``pending`` (due at ``next_attempt_at``; ``last_error`` says why the last try
+failed) -> ``recorded`` (``stripe_id`` is Stripe's transaction, or reversal, id) or ``skipped``
+(nothing to report: ``last_error`` says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bookpay.ledger.model import now_iso
+
+TAX_COLUMNS = (
+    "id",
+    "kind",
+    "order_id",
+    "payment_intent",
+    "calculation",
+    "refund",
+    "amount",
+    "status",
+    "stripe_id",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created",
+    "recorded_at",
+)
+_TAX = ", ".join(TAX_COLUMNS)
+TAX_STATUSES = ("pending", "recorded", "skipped")
+_INSERT = f"""INSERT INTO tax_records ({_TAX}) VALUES ({", ".join("?" * len(TAX_COLUMNS))})
+    ON CONFLICT (id) DO NOTHING"""
+
+
+def transaction_id(order_id: str) -> str:
+    return f"txn:{order_id}"
+
+
+def reversal_id(refund_id: str) -> str:
+    return f"rev:{refund_id}"
+
+
+def _row(
+    record_id: str,
+    kind: str,
+    order_id: str,
+    payment_intent: str,
+    *,
+    calculation: str | None = None,
+    refund: str | None = None,
+    amount: int | None = None,
+) -> tuple:
+    """A new pending record, due now, in TAX_COLUMNS order."""
+    stamp = now_iso()
+    pending = ("pending", None, 0, stamp, None)  # status, stripe_id, attempts, due, last_error
+    created = (stamp, None)  # created, recorded_at
+    return (record_id, kind, order_id, payment_intent, calculation, refund, amount, *pending,
+            *created)  # fmt: skip
+
+
+class TaxRecordStore:
+    """The tax record methods of ``Ledger`` (which provides ``backend`` and ``_read``)."""
+
+    def owe_tax_transaction(self, tx, order_id: str, payment_intent: str, calculation: str) -> None:
+        """Inside a write transaction (the fulfilment's): the order's transaction is owed."""
+        record = transaction_id(order_id)
+        tx.run(
+            _INSERT, _row(record, "transaction", order_id, payment_intent, calculation=calculation)
+        )
+
+    def owe_tax_reversals(
+        self, order_id: str, payment_intent: str, refunds: Iterable[tuple[str, int | None]]
+    ) -> int:
+        """A reversal owed for each ``(refund id, amount refunded or None for all of it)``,
+        once per refund; how many were new."""
+        rows = [
+            _row(reversal_id(r), "reversal", order_id, payment_intent, refund=r, amount=amount)
+            for r, amount in refunds
+        ]
+        if not rows:
+            return 0
+        new = 0
+        with self.backend.write() as tx:
+            for row in rows:
+                new += tx.run(_INSERT, row)
+        return new
+
+    def tax_records_for(self, order_id: str) -> list[dict]:
+        """An order's tax records: its transaction first, then its reversals, oldest first."""
+        return self._read(
+            f"""SELECT {_TAX} FROM tax_records WHERE order_id = ?
+            ORDER BY CASE kind WHEN 'transaction' THEN 0 ELSE 1 END, created, id""",
+            (order_id,),
+        )
+
+    def tax_records_due(self, limit: int = 100) -> list[dict]:
+        """Pending records due now: transactions first (a reversal needs its transaction)."""
+        return self._read(
+            f"""SELECT {_TAX} FROM tax_records WHERE status = 'pending' AND next_attempt_at <= ?
+            ORDER BY CASE kind WHEN 'transaction' THEN 0 ELSE 1 END, next_attempt_at LIMIT ?""",
+            (now_iso(), limit),
+        )
+
+    def next_tax_record_due(self) -> str | None:
+        return self._scalar("SELECT MIN(next_attempt_at) FROM tax_records WHERE status = 'pending'")
+
+    def tax_record_done(
+        self,
+        record_id: str,
+        *,
+        stripe_id: str | None,
+        status: str = "recorded",
+        note: str | None = None,
+    ) -> bool:
+        """Mark a pending record recorded (or skipped, with ``note``); False if it was not
+        pending (another process finished it first)."""
+        return bool(
+            self.backend.write_one(
+                """UPDATE tax_records SET status = ?, stripe_id = ?, last_error = ?,
+                recorded_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'pending'""",
+                (status, stripe_id, note, now_iso(), record_id),
+            )
+        )
+
+    def tax_record_failed(self, record_id: str, error: str, *, retry_in: float) -> None:
+        self.backend.write_one(
+            """UPDATE tax_records SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
+            WHERE id = ? AND status = 'pending'""",
+            (error[:500], now_iso(retry_in), record_id),
+        )

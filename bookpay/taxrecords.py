@@ -1,0 +1,144 @@
+"""Telling Stripe Tax what was sold and refunded: the ledger's owed tax records, sent by a worker.
+
+Fulfilment records the order's tax transaction as owed in its own transaction, and the handling of
+a refund records a reversal per refund (``bookpay.ledger.taxrecords``); nothing calls Stripe
+while the ledger is being written. ``TaxRecorder`` then makes the calls from a thread of its own,
+the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id as
+reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
+amount refunded) for a reversal, and marks each record done with Stripe's id. When Stripe cannot
+be reached, or refuses, the record stays owed with the error and is tried again later, with
+backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and why.
+
+Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
+so a repeat (two processes on one ledger, a crash between Stripe's answer and the ledger's mark)
+gets Stripe's first answer back, and a record already done is never sent again. A reversal waits
+for its order's transaction (it needs the transaction's id).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bookpay.errors import BookpayError, NotFound, PaymentError
+from bookpay.ledger.outbox import due_in
+from bookpay.ledger.taxrecords import transaction_id
+from bookpay.worker import Worker
+
+log = logging.getLogger("bookpay.taxrecords")
+
+RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)  # then every RETRY_DELAYS[-1] seconds
+WAIT_FOR_TRANSACTION = 5.0  # a reversal whose transaction is not recorded yet looks again
+IDLE_LOOK = 600.0  # nothing owed: look again this often (another process may have queued some)
+BATCH = 100
+_TRANSACTION_ID = re.compile(r"\btax_[A-Za-z0-9]+\b")
+
+
+class TaxRecorder(Worker):
+    """Sends the ledger's owed tax records to Stripe Tax from a background thread."""
+
+    thread_name = "bookpay-tax"
+    what = "sending tax records"
+
+    def __init__(self, ledger, gateway) -> None:
+        super().__init__()
+        self.ledger = ledger
+        self.gateway = gateway
+
+    def work(self) -> int:
+        return self.record_due()
+
+    def due_now(self) -> bool:
+        wait = due_in(self.ledger.next_tax_record_due())
+        return wait is not None and wait <= 0
+
+    def record_due(self) -> int:
+        """Send every due record, in this thread; how many were tried."""
+        tried = 0
+        while not self._stop.is_set():
+            due = self.ledger.tax_records_due(BATCH)
+            for record in due:
+                if self._stop.is_set():
+                    break
+                self._record(record)
+                tried += 1
+            if len(due) < BATCH:
+                break
+        return tried
+
+    def _record(self, record: dict) -> None:
+        try:
+            if record["kind"] == "transaction":
+                self._transaction(record)
+            else:
+                self._reversal(record)
+        except BookpayError as exc:  # unreachable, refused, misconfigured: owed still
+            delay = RETRY_DELAYS[min(record["attempts"], len(RETRY_DELAYS) - 1)]
+            log.warning("tax record %s not sent (%s); retrying in %ss", record["id"], exc, delay)
+            self.ledger.tax_record_failed(record["id"], _describe(exc), retry_in=delay)
+
+    def _transaction(self, record: dict) -> None:
+        try:
+            done = self.gateway.create_tax_transaction(
+                record["calculation"], order_id=record["order_id"]
+            )
+        except PaymentError as exc:
+            if exc.stripe_code != "resource_already_exists":
+                raise
+            # Made by an earlier try whose answer was lost, longer ago than Stripe replays keys.
+            found = _TRANSACTION_ID.search(exc.message or "")
+            self.ledger.tax_record_done(
+                record["id"],
+                stripe_id=found.group(0) if found else None,
+                note="Stripe Tax already had this order's transaction",
+            )
+            return
+        self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
+
+    def _reversal(self, record: dict) -> None:
+        transaction = next(
+            (
+                found
+                for found in self.ledger.tax_records_for(record["order_id"])
+                if found["id"] == transaction_id(record["order_id"])
+            ),
+            None,
+        )
+        if transaction is None or transaction["status"] != "recorded":
+            order = self.ledger.find_order(record["order_id"])
+            never_fulfilled = order is not None and not order["fulfilled_at"]
+            if transaction is None and never_fulfilled and order["status"] == "refunded":
+                # Refunded before it was fulfilled: no tax was reported, none to take back.
+                self.ledger.tax_record_done(
+                    record["id"],
+                    stripe_id=None,
+                    status="skipped",
+                    note="no tax transaction: the order was refunded before it was fulfilled",
+                )
+                return
+            self.ledger.tax_record_failed(
+                record["id"],
+                "waiting for the order's tax transaction to be recorded",
+                retry_in=WAIT_FOR_TRANSACTION,
+            )
+            return
+        if not transaction["stripe_id"]:
+            raise NotFound("the order's tax transaction id is not known: reverse it by hand")
+        reversal = self.gateway.create_tax_reversal(
+            transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
+        )
+        self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"])
+
+    def _idle_wait(self, handled: int) -> float:
+        try:
+            wait = due_in(self.ledger.next_tax_record_due())
+        except Exception:
+            return 1.0
+        if wait is None:
+            return IDLE_LOOK
+        return min(max(wait, 0.05), IDLE_LOOK)
+
+
+def _describe(exc: BookpayError) -> str:
+    code = getattr(exc, "stripe_code", None) or exc.code
+    return f"{code}: {exc.message}" if code else exc.message

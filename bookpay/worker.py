@@ -1,0 +1,83 @@
+"""A background worker over the ledger's outbox-like tables: receipts to send, tax records to
+report. One daemon thread does what is due when woken (a commit that queued something), and
+otherwise sleeps until the next thing is due; ``drain`` waits for it, for tests and shutdowns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+log = logging.getLogger("bookpay.worker")
+
+
+class Worker:
+    """Subclasses say what one round does (``work``, how many it handled), how long to sleep
+    after it (``_idle_wait``) and whether something is still due now (``due_now``)."""
+
+    thread_name = "bookpay-worker"
+    what = "work"  # in the log, when a round fails
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def work(self) -> int:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def _idle_wait(self, handled: int) -> float:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def due_now(self) -> bool:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def woken(self) -> None:
+        """Called after a wake, before the next round (the mailer gathers more first)."""
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            handled = 0
+            try:
+                handled = self.work()
+            except Exception:  # the ledger is busy or closing: try again at the next wake
+                log.exception("%s failed", self.what)
+            with self._idle:
+                self._idle.notify_all()
+            if self._wake.wait(self._idle_wait(handled)):
+                self.woken()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until nothing is due now; False if something still is after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.due_now():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._thread is None or not self._thread.is_alive():
+                self.work()
+                if self.due_now():
+                    time.sleep(min(0.05, remaining))
+                continue
+            self.wake()
+            with self._idle:
+                self._idle.wait(min(0.2, remaining))
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

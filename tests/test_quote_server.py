@@ -1,0 +1,303 @@
+"""`POST /checkout/quote` in-process (WSGI), against the session's emulator and its Stripe Tax.
+
+Shipping from the catalog and tax from a Stripe Tax calculation for the address, the attempt's
+PaymentIntent updated to the total (with the calculation in its metadata and the address in its
+``shipping``), the quote recorded in the ledger with its version; versions applied in order; and
+every refusal a 4xx JSON error, never a 500.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+from test_cart_server import Shopper
+from test_server import PUBLIC_URL, confirm, emulator_api
+
+from bookpay.catalog import Catalog
+from bookpay.ledger import open_ledger
+from bookpay.server import QUOTE_BURST, create_app
+from bookpay.shipping import ShippingRate
+
+SF = {
+    "line1": "12 Analytical Row",
+    "line2": None,
+    "city": "San Francisco",
+    "state": "CA",
+    "postal_code": "94110",
+    "country": "US",
+}
+AUSTIN = {**SF, "city": "Austin", "state": "TX", "postal_code": "78701"}
+LONDON = {
+    "line1": "12 St James's Square",
+    "line2": None,
+    "city": "London",
+    "state": "",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
+
+
+@pytest.fixture
+def app(settings):
+    made = create_app(settings, public_url=PUBLIC_URL)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def shopper(app) -> Shopper:
+    return Shopper(app)
+
+
+def buy_now(shopper: Shopper, item: str = "1") -> tuple[str, dict]:
+    attempt = str(uuid.uuid4())
+    answer = shopper.json("/create-payment-intent", {"item": item, "attemptId": attempt})
+    assert answer.status == 200, answer.text
+    return attempt, answer.json()
+
+
+def quote(shopper: Shopper, attempt: str, address=SF, rate=None, version=1, **extra):
+    data = {"attemptId": attempt, "address": address, "shippingRate": rate, "version": version}
+    return shopper.json("/checkout/quote", {**data, **extra})
+
+
+def intent_of(settings, intent_id: str) -> dict:
+    return emulator_api(settings, "GET", f"/v1/payment_intents/{intent_id}")
+
+
+def test_a_taxed_us_address_gets_shipping_and_tax_and_the_intent_holds_the_total(shopper, settings):
+    attempt, created = buy_now(shopper, "1")  # $23.00
+    assert created["quoteVersion"] == 0 and created["quote"]["priced"] is False
+    answer = quote(shopper, attempt, name="Ada Lovelace")
+    assert answer.status == 200, answer.text
+    body = answer.json()
+    # California: 7.25% on books; shipping separately stated is exempt there.
+    assert {k: body[k] for k in ("subtotal", "shipping", "tax", "total", "currency")} == {
+        "subtotal": 2300,
+        "shipping": 500,
+        "tax": 167,
+        "total": 2967,
+        "currency": "usd",
+    }
+    assert [(r["id"], r["amount"]) for r in body["shippingRates"]] == [
+        ("standard", 500),
+        ("express", 1500),
+    ]
+    assert body["shippingRate"] == "standard" and body["version"] == 1
+    assert body["quote"]["totalText"] == "$29.67" and body["quote"]["priced"] is True
+    calculation = body["taxCalculation"]
+    assert calculation.startswith("taxcalc_")
+
+    intent = intent_of(settings, created["paymentIntentId"])
+    assert intent["amount"] == 2967
+    assert intent["metadata"]["tax_calculation"] == calculation
+    assert intent["shipping"]["name"] == "Ada Lovelace"
+    assert intent["shipping"]["address"]["postal_code"] == "94110"
+    taxcalc = emulator_api(settings, "GET", f"/v1/tax/calculations/{calculation}")
+    assert taxcalc["amount_total"] == 2967
+    assert taxcalc["shipping_cost"]["amount"] == 500
+    items = emulator_api(settings, "GET", f"/v1/tax/calculations/{calculation}/line_items")
+    assert [(i["reference"], i["tax_code"], i["tax_behavior"]) for i in items["data"]] == [
+        ("1", "txcd_35010000", "exclusive")
+    ]
+    with open_ledger(settings) as ledger:
+        recorded = ledger.quote_for_attempt(attempt)
+    assert (recorded["subtotal"], recorded["shipping"], recorded["tax"], recorded["total"]) == (
+        2300,
+        500,
+        167,
+        2967,
+    )
+    assert recorded["shipping_rate"] == "standard"
+    assert recorded["tax_calculation"] == calculation
+    assert recorded["version"] == 1
+    assert recorded["address"]["state"] == "CA"
+
+
+def test_express_shipping_and_another_state_change_the_total(shopper, settings):
+    attempt, created = buy_now(shopper, "2")  # $25.00
+    assert quote(shopper, attempt).json()["total"] == 2500 + 500 + 181
+    express = quote(shopper, attempt, rate="express", version=2).json()
+    assert (express["shipping"], express["shippingRate"]) == (1500, "express")
+    # Texas taxes shipping with the goods: 6.25% of $25.00 + $15.00.
+    texas = quote(shopper, attempt, address=AUSTIN, rate="express", version=3).json()
+    assert (texas["tax"], texas["total"]) == (250, 2500 + 1500 + 250)
+    assert intent_of(settings, created["paymentIntentId"])["amount"] == 4250
+
+
+def test_a_zero_rated_country_pays_no_tax(shopper, settings):
+    attempt, _ = buy_now(shopper, "3")
+    body = quote(shopper, attempt, address=LONDON).json()
+    assert [r["id"] for r in body["shippingRates"]] == ["international"]
+    assert (body["shipping"], body["tax"], body["total"]) == (2500, 0, 2800 + 2500)
+    assert body["taxCalculation"].startswith("taxcalc_")
+
+
+def test_with_tax_off_there_is_no_calculation(settings):
+    app = create_app(dataclasses.replace(settings, tax="off"), public_url=PUBLIC_URL)
+    try:
+        shopper = Shopper(app)
+        attempt, created = buy_now(shopper, "1")
+        body = quote(shopper, attempt).json()
+        assert (body["shipping"], body["tax"], body["total"]) == (500, 0, 2800)
+        assert body["taxCalculation"] is None
+        intent = intent_of(settings, created["paymentIntentId"])
+        assert intent["amount"] == 2800 and "tax_calculation" not in intent["metadata"]
+    finally:
+        app.close()
+
+
+def test_a_cart_changed_after_quoting_keeps_the_address_free_shipping_from_50(shopper, settings):
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    created = shopper.pay(attempt).json()
+    assert quote(shopper, attempt).json()["shipping"] == 500
+    shopper.add("3")  # $23 + $28: past the free-shipping threshold
+    again = shopper.pay(attempt).json()
+    assert again["changed"] is True
+    priced = again["quote"]
+    assert (priced["subtotal"], priced["shipping"], priced["priced"]) == (5100, 0, True)
+    assert priced["tax"] == 370  # 7.25% of $23.00 and of $28.00, each rounded
+    assert [r["amountText"] for r in again["shippingRates"]] == ["Free", "$15.00"]
+    intent = intent_of(settings, created["paymentIntentId"])
+    assert intent["amount"] == priced["total"]
+    assert intent["metadata"]["tax_calculation"].startswith("taxcalc_")
+    # Asked again with nothing changed: nothing to update, no new calculation.
+    same = shopper.pay(attempt).json()
+    assert same["changed"] is False and same["quote"]["total"] == priced["total"]
+
+
+def test_an_address_no_rate_serves_is_a_422_that_says_so(settings):
+    us_only = Catalog(
+        Catalog.default(),
+        [ShippingRate("standard", "Standard shipping", 500, "usd", ("US",), 3, 5)],
+    )
+    app = create_app(settings, public_url=PUBLIC_URL, catalog=us_only)
+    try:
+        shopper = Shopper(app)
+        attempt, created = buy_now(shopper, "1")
+        answer = quote(shopper, attempt, address=LONDON)
+        assert answer.status == 422
+        assert answer.json()["error"] == {
+            "message": "Sorry, we don't ship to United Kingdom: choose another address.",
+            "code": "no_shipping_rate",
+        }
+        assert intent_of(settings, created["paymentIntentId"])["amount"] == 2300  # unchanged
+    finally:
+        app.close()
+
+
+def test_a_zip_code_of_another_state_is_a_400_from_stripe_tax(shopper):
+    attempt, _ = buy_now(shopper)
+    answer = quote(shopper, attempt, address={**SF, "state": "NY"})
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "tax_location_invalid"
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("12 Main St", "'address' must be an object"),
+        ([SF], "'address' must be an object"),
+        ({**SF, "county": "SF"}, "'address' has unknown fields: county."),
+        ({**SF, "postal_code": 94110}, "'address.postal_code' must be text."),
+        ({**SF, "country": ""}, "'address.country' is missing"),
+        ({k: v for k, v in SF.items() if k != "country"}, "'address.country' is missing"),
+        ({**SF, "country": "USA"}, "'address.country' must be an ISO 3166-1 code"),
+        ({**SF, "city": "San\nFrancisco"}, "'address.city' must be at most 200 characters"),
+        ({**SF, "line1": "x" * 201}, "'address.line1' must be at most 200 characters"),
+    ],
+)
+def test_bad_address_shapes_are_400s(shopper, address, message):
+    attempt, _ = buy_now(shopper)
+    answer = quote(shopper, attempt, address=address)
+    assert answer.status == 400
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_address"
+    assert error["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    "change, status, code",
+    [
+        ({"address": None}, 400, "invalid_address"),
+        ({"shippingRate": "teleport"}, 400, "unknown_shipping_rate"),
+        ({"shippingRate": 7}, 400, "invalid_shipping_rate"),
+        ({"version": 0}, 400, "invalid_version"),
+        ({"version": "2"}, 400, "invalid_version"),
+        ({"version": True}, 400, "invalid_version"),
+        ({"name": "Ada\x1b[2J"}, 400, "invalid_name"),
+        ({"attemptId": "not-a-uuid"}, 400, "invalid_attempt_id"),
+        ({"attemptId": str(uuid.uuid4())}, 404, "attempt_not_found"),
+    ],
+)
+def test_bad_requests_are_4xx_json_errors(shopper, change, status, code):
+    attempt, _ = buy_now(shopper)
+    data = {"attemptId": attempt, "address": SF, "shippingRate": None, "version": 1, **change}
+    answer = shopper.json("/checkout/quote", data)
+    assert (answer.status, answer.json()["error"]["code"]) == (status, code), answer.text
+
+
+def test_a_request_that_is_not_json_is_refused(shopper):
+    answer = shopper.request("POST", "/checkout/quote", b"attemptId=1", Content_Type="text/plain")
+    assert (answer.status, answer.json()["error"]["code"]) == (415, "unsupported_media_type")
+
+
+def test_quotes_apply_in_order_and_a_stale_one_is_refused(shopper, settings):
+    attempt, created = buy_now(shopper, "1")
+    assert quote(shopper, attempt, rate="express", version=5).status == 200
+    stale = quote(shopper, attempt, rate="standard", version=4)
+    assert stale.status == 409
+    assert stale.json()["error"]["code"] == "stale_quote"
+    assert stale.json()["error"]["version"] == 5
+    assert quote(shopper, attempt, rate="standard", version=5).status == 409  # the same: stale too
+    intent = intent_of(settings, created["paymentIntentId"])
+    assert intent["amount"] == 2300 + 1500 + 167  # still the express quote
+    with open_ledger(settings) as ledger:
+        assert ledger.quote_for_attempt(attempt)["shipping_rate"] == "express"
+    # A quote without a version (a caller that does not number them) is the next one.
+    unnumbered = shopper.json("/checkout/quote", {"attemptId": attempt, "address": SF})
+    assert unnumbered.json()["version"] == 6
+
+
+def test_quoting_is_rate_limited_per_attempt(shopper):
+    attempt, _ = buy_now(shopper)
+    other, _ = buy_now(shopper, "2")
+    bad = {**SF, "country": "??"}  # refused before any Stripe call: only the limit is tested
+    answers = [quote(shopper, attempt, address=bad) for _ in range(QUOTE_BURST + 1)]
+    assert [a.status for a in answers[:QUOTE_BURST]] == [400] * QUOTE_BURST
+    limited = answers[-1]
+    assert limited.status == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert quote(shopper, other).status == 200  # another attempt is not limited
+
+
+@pytest.mark.parametrize("card, code", [("pm_card_visa", "attempt_finished")])
+def test_a_paid_attempt_cannot_be_quoted(shopper, settings, card, code):
+    attempt, created = buy_now(shopper)
+    assert quote(shopper, attempt).status == 200
+    confirm(settings, created["paymentIntentId"], card)
+    answer = quote(shopper, attempt, version=2)
+    assert (answer.status, answer.json()["error"]["code"]) == (409, code)
+
+
+def test_an_authorized_payment_is_in_progress_and_keeps_its_amount(shopper, settings):
+    attempt, created = buy_now(shopper)
+    assert quote(shopper, attempt).status == 200
+    intent_id = created["paymentIntentId"]
+    # An authorized payment (manual capture) is confirmed: its amount can no longer change.
+    emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
+    assert confirm(settings, intent_id, "pm_card_visa")["status"] == "requires_capture"
+    answer = quote(shopper, attempt, rate="express", version=2)
+    assert (answer.status, answer.json()["error"]["code"]) == (409, "payment_in_progress")
+    assert intent_of(settings, intent_id)["amount"] == 2967
+
+
+def test_a_quote_from_another_site_is_refused(app):
+    attempt, _ = buy_now(Shopper(app))
+    other = Shopper(app, origin="https://evil.example")
+    answer = quote(other, attempt)
+    assert (answer.status, answer.json()["error"]["code"]) == (403, "cross_origin")

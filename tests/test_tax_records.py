@@ -1,0 +1,369 @@
+"""Stripe Tax after payment, end to end with the emulator: the order's tax transaction recorded
+once however many webhooks arrive, a reversal per refund (partial, then the rest), and nothing
+lost while Stripe cannot be reached: what is owed stays in the ledger, is retried, and
+`bookpay orders show` says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+
+import pytest
+from stripe_fakes import event
+from test_cart_server import Shopper
+from test_quote_server import SF, buy_now, quote
+from test_server import PUBLIC_URL, confirm, emulator_api
+from typer.testing import CliRunner
+
+from bookpay import taxrecords
+from bookpay.catalog import Catalog
+from bookpay.cli import app as cli
+from bookpay.config import Settings
+from bookpay.errors import StripeUnavailable
+from bookpay.fulfilment import Fulfiller
+from bookpay.ledger import open_ledger
+from bookpay.payments import Gateway
+from bookpay.server import create_app
+from bookpay.webhooks import WebhookReceiver, sign
+
+SECRET = "whsec_test_tax"
+
+
+class CountingGateway(Gateway):
+    """The real gateway, counting the tax calls, and failing them while ``down``."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.calls: list[tuple[str, str]] = []
+        self.down = False
+        self._calls_lock = threading.Lock()
+
+    def _count(self, what: str, key: str) -> None:
+        with self._calls_lock:
+            self.calls.append((what, key))
+        if self.down:
+            raise StripeUnavailable("Could not reach the emulator.")
+
+    def create_tax_transaction(self, calculation_id, *, order_id):
+        self._count("transaction", calculation_id)
+        return super().create_tax_transaction(calculation_id, order_id=order_id)
+
+    def create_tax_reversal(self, transaction_id, *, refund_id, amount=None):
+        self._count("reversal", refund_id)
+        return super().create_tax_reversal(transaction_id, refund_id=refund_id, amount=amount)
+
+
+class Shop:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ledger = open_ledger(settings)
+        self.gateway = CountingGateway(settings)
+        self.fulfiller = Fulfiller(self.ledger, self.gateway, Catalog.default(), settings)
+        self.receiver = WebhookReceiver(settings, self.ledger, self.fulfiller)
+        self.app = create_app(
+            settings,
+            gateway=self.gateway,
+            ledger=self.ledger,
+            fulfiller=self.fulfiller,
+            receiver=self.receiver,
+            public_url=PUBLIC_URL,
+        )
+        self.shopper = Shopper(self.app)
+
+    def paid_order(self, item: str = "1") -> tuple[str, str]:
+        """A checkout quoted for San Francisco and paid: (PaymentIntent id, order id)."""
+        attempt, created = buy_now(self.shopper, item)
+        assert quote(self.shopper, attempt, name="Ada Lovelace").status == 200
+        paid = confirm(self.settings, created["paymentIntentId"], "pm_card_visa")
+        assert paid["status"] == "succeeded"
+        return paid["id"], created["orderId"]
+
+    def deliver(self, kind: str, obj: dict, event_id: str | None = None) -> dict:
+        payload = json.dumps(event(kind, obj, event_id)).encode()
+        return self.receiver.handle(payload, sign(payload, SECRET))
+
+    def records(self, order_id: str) -> list[dict]:
+        return self.ledger.tax_records_for(order_id)
+
+    def close(self) -> None:
+        self.app.close()
+        self.fulfiller.close()
+        self.ledger.close()
+
+
+@pytest.fixture
+def shop(tmp_path, emulator, database_url):
+    made = Shop(
+        Settings(
+            data_dir=tmp_path / "data",
+            emulator_url=emulator.url,
+            webhook_secrets=(SECRET,),
+            database_url=database_url,
+        )
+    )
+    yield made
+    made.close()
+
+
+def api(shop: Shop, method: str, path: str, params: dict | None = None) -> dict:
+    return emulator_api(shop.settings, method, path, params)
+
+
+def test_one_tax_transaction_per_order_under_duplicate_and_racing_webhooks(shop):
+    intent_id, order_id = shop.paid_order()
+    calculation = shop.ledger.quote_for(intent_id)["tax_calculation"]
+    obj = {"id": intent_id, "object": "payment_intent"}
+    # The same event delivered again and again, and Stripe's distinct events, all at once.
+    deliveries = [None, None, None, "evt_again_1", "evt_again_2", "evt_again_3"]
+    threads = [
+        threading.Thread(target=shop.deliver, args=("payment_intent.succeeded", obj, e))
+        for e in deliveries
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert shop.fulfiller.taxes.drain(10)
+    records = shop.records(order_id)
+    assert [(r["kind"], r["status"], r["calculation"]) for r in records] == [
+        ("transaction", "recorded", calculation)
+    ]
+    assert shop.gateway.calls == [("transaction", calculation)]  # the ledger let one through
+    transaction = api(shop, "GET", f"/v1/tax/transactions/{records[0]['stripe_id']}")
+    assert (transaction["type"], transaction["reference"]) == ("transaction", order_id)
+    assert shop.ledger.fulfilment_count(intent_id) == 1
+    # Later deliveries (Stripe retrying for days) change nothing.
+    shop.deliver("payment_intent.succeeded", obj, "evt_much_later")
+    assert shop.fulfiller.taxes.drain(10)
+    assert len(shop.gateway.calls) == 1 and len(shop.records(order_id)) == 1
+
+
+def test_a_partial_refund_then_the_rest_each_record_one_reversal(shop):
+    intent_id, order_id = shop.paid_order("1")  # $23.00 + $5.00 + $1.67 tax = $29.67
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert shop.fulfiller.taxes.drain(10)
+    transaction_id = shop.records(order_id)[0]["stripe_id"]
+
+    first = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    charge = {"id": first["charge"], "object": "charge"}
+    for event_id in ("evt_refund_1", "evt_refund_1", "evt_refund_1_again"):  # duplicates
+        shop.deliver("charge.refunded", charge, event_id)
+    assert shop.fulfiller.taxes.drain(10)
+    reversals = [r for r in shop.records(order_id) if r["kind"] == "reversal"]
+    assert [(r["refund"], r["amount"], r["status"]) for r in reversals] == [
+        (first["id"], 1000, "recorded")
+    ]
+    reversal = api(shop, "GET", f"/v1/tax/transactions/{reversals[0]['stripe_id']}")
+    assert reversal["type"] == "reversal"
+    assert reversal["reversal"]["original_transaction"] == transaction_id
+    assert reversal["reference"] == first["id"]
+    assert _total(shop, reversal) == -1000  # a flat amount, tax included
+
+    rest = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+    shop.deliver("charge.refunded", charge, "evt_refund_2")
+    assert shop.fulfiller.taxes.drain(10)
+    reversals = [r for r in shop.records(order_id) if r["kind"] == "reversal"]
+    assert [(r["refund"], r["status"]) for r in reversals] == [
+        (first["id"], "recorded"),
+        (rest["id"], "recorded"),
+    ]
+    second = api(shop, "GET", f"/v1/tax/transactions/{reversals[1]['stripe_id']}")
+    assert _total(shop, second) == -(2967 - 1000)
+    assert [what for what, _ in shop.gateway.calls] == ["transaction", "reversal", "reversal"]
+
+
+def test_a_full_refund_is_a_full_reversal(shop):
+    intent_id, order_id = shop.paid_order("2")
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    assert shop.fulfiller.taxes.drain(10)
+    reversal = shop.records(order_id)[1]
+    assert (reversal["refund"], reversal["amount"], reversal["status"]) == (
+        refund["id"],
+        None,
+        "recorded",
+    )
+    shown = api(shop, "GET", f"/v1/tax/transactions/{reversal['stripe_id']}")
+    assert _total(shop, shown) == -(2500 + 500 + 181)
+
+
+def test_stripe_unreachable_keeps_what_is_owed_and_it_is_sent_later(shop, monkeypatch):
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (0.2,))
+    shop.gateway.down = True
+    intent_id, order_id = shop.paid_order("3")
+    outcome = shop.deliver(
+        "payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"}
+    )
+    assert outcome["handled"] is True  # the order is fulfilled: Stripe Tax is told later
+    shop.fulfiller.taxes.wake()
+    record = _wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 1 and r)
+    assert record["status"] == "pending"
+    assert record["last_error"] == "stripe_unavailable: Could not reach the emulator."
+
+    env = {"BOOKPAY_DATA_DIR": str(shop.settings.data_dir), "BOOKPAY_EMULATOR_URL": "x"}
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    shown = CliRunner().invoke(cli, ["orders", "show", order_id], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Stripe Tax:     owed, not recorded yet" in shown.stdout
+    assert "Could not reach the emulator." in shown.stdout
+
+    shop.gateway.down = False
+    record = _wait_for(lambda: (r := shop.records(order_id)[0])["status"] == "recorded" and r)
+    assert record["stripe_id"].startswith("tax_") and record["last_error"] is None
+    as_json = CliRunner().invoke(cli, ["orders", "show", order_id, "--json"], env=env)
+    taxes = json.loads(as_json.stdout)["tax_records"]
+    assert [(t["kind"], t["status"], t["stripe_id"]) for t in taxes] == [
+        ("transaction", "recorded", record["stripe_id"])
+    ]
+
+
+def test_an_order_without_tax_owes_nothing(tmp_path, emulator):
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        emulator_url=emulator.url,
+        webhook_secrets=(SECRET,),
+        tax="off",
+    )
+    shop = Shop(settings)
+    try:
+        intent_id, order_id = shop.paid_order("1")
+        assert shop.ledger.quote_for(intent_id)["total"] == 2800  # shipping, no tax
+        shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+        refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+        shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+        assert shop.records(order_id) == [] and shop.gateway.calls == []
+    finally:
+        shop.close()
+
+
+def _total(shop: Shop, transaction: dict) -> int:
+    items = api(shop, "GET", f"/v1/tax/transactions/{transaction['id']}/line_items")
+    cost = transaction.get("shipping_cost") or {"amount": 0, "amount_tax": 0}
+    lines = sum(item["amount"] + item["amount_tax"] for item in items["data"])
+    return lines + cost["amount"] + cost["amount_tax"]
+
+
+def _wait_for(check, timeout: float = 10.0):
+    from processes import wait_for
+
+    return wait_for(check, timeout=timeout, what="the tax record")
+
+
+def test_the_quote_the_intent_and_the_ledger_agree_everywhere(shop):
+    from test_server import success_url
+
+    intent_id, order_id = shop.paid_order("1")  # San Francisco, standard shipping
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert shop.fulfiller.drain(10) and shop.fulfiller.taxes.drain(10)
+    quote = shop.ledger.quote_for(intent_id)
+    calculation = quote["tax_calculation"]
+    intent = api(shop, "GET", f"/v1/payment_intents/{intent_id}")
+    assert intent["amount_received"] == quote["total"] == 2967
+    assert intent["metadata"]["tax_calculation"] == calculation
+
+    # The success page.
+    page = shop.shopper.get(success_url(intent_id, intent["client_secret"])).shown
+    for found in (
+        '<dd id="receipt-subtotal">$23.00</dd>',
+        "<dt>Shipping (Standard shipping)</dt>",
+        '<dd id="receipt-shipping-amount">$5.00</dd>',
+        '<dd id="receipt-tax">$1.67</dd>',
+        '<dd id="receipt-amount">$29.67</dd>',
+    ):
+        assert found in page
+    # The receipt.
+    receipt = (shop.settings.data_dir / "outbox" / f"{intent_id}.eml").read_text()
+    for found in (
+        "Subtotal:       $23.00",
+        "Shipping:       $5.00 (Standard shipping)",
+        "Tax:            $1.67",
+        "Total paid:     $29.67",
+    ):
+        assert found in receipt
+
+    env = {
+        "BOOKPAY_DATA_DIR": str(shop.settings.data_dir),
+        "BOOKPAY_EMULATOR_URL": shop.settings.emulator_url,
+    }
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    runner = CliRunner()
+    # orders show and intent show.
+    for args in (["orders", "show", order_id], ["intent", "show", intent_id]):
+        shown = runner.invoke(cli, args, env=env)
+        assert shown.exit_code == 0, shown.output
+        for found in (
+            "Subtotal:",
+            "$23.00",
+            "$5.00 (Standard shipping)",
+            f"$1.67 ({calculation})",
+            "$29.67",
+        ):
+            assert found in shown.stdout, (args, found)
+    intent_json = json.loads(
+        runner.invoke(cli, ["intent", "show", intent_id, "--json"], env=env).stdout
+    )
+    assert intent_json["order"]["quote"] == {
+        "subtotal": 2300,
+        "shipping": 500,
+        "shipping_rate": "standard",
+        "tax": 167,
+        "tax_calculation": calculation,
+        "total": 2967,
+        "currency": "usd",
+        "address": SF,  # the address it was quoted for
+    }
+    # orders export, CSV and JSON.
+    exported = runner.invoke(cli, ["orders", "export", "--format", "csv"], env=env).stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    mine = next(row for row in rows if row["id"] == order_id)
+    assert {
+        k: mine[k] for k in ("subtotal", "shipping_amount", "shipping_rate", "tax", "total")
+    } == {
+        "subtotal": "2300",
+        "shipping_amount": "500",
+        "shipping_rate": "standard",
+        "tax": "167",
+        "total": "2967",
+    }
+    assert mine["tax_calculation"] == calculation and mine["amount"] == "2967"
+    records = json.loads(
+        runner.invoke(cli, ["orders", "export", "--format", "json"], env=env).stdout
+    )
+    mine = next(record for record in records if record["id"] == order_id)
+    assert (mine["shipping_amount"], mine["tax"], mine["total"]) == (500, 167, 2967)
+    # report sales: the tax collected and the shipping revenue.
+    sales = json.loads(runner.invoke(cli, ["report", "sales", "--json"], env=env).stdout)
+    total = sales["currencies"][0]["total"]
+    assert (total["gross"], total["shipping"], total["tax"]) == (2967, 500, 167)
+
+
+def test_a_payment_shipped_elsewhere_than_its_quote_is_not_fulfilled(shop):
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
+    # Confirmed with another address than the one its shipping and tax were priced for.
+    elsewhere = {
+        "shipping[name]": "Ada Lovelace",
+        "shipping[address][line1]": "1 Congress Ave",
+        "shipping[address][city]": "Austin",
+        "shipping[address][state]": "TX",
+        "shipping[address][postal_code]": "78701",
+        "shipping[address][country]": "US",
+    }
+    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa", **elsewhere)
+    assert paid["status"] == "succeeded" and paid["amount"] == 2967
+    outcome = shop.deliver(
+        "payment_intent.succeeded", {"id": paid["id"], "object": "payment_intent"}
+    )
+    assert outcome["handled"] is False
+    assert outcome["outcome"] == (
+        "rejected: it ships to another place than the one its shipping and tax were priced for "
+        "(94110, CA, US)"
+    )
+    assert shop.ledger.fulfilment_count(paid["id"]) == 0
+    assert shop.records(created["orderId"]) == []  # nothing told to Stripe Tax

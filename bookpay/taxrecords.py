@@ -5,9 +5,9 @@ a refund records a reversal per refund (``bookpay.ledger.taxrecords``); nothing 
 while the ledger is being written. ``TaxRecorder`` then makes the calls from a thread of its own,
 the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id as
 reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
-amount refunded) for a reversal, and marks each record done with Stripe's id. A reversal whose refund failed
-before it was sent is skipped, never sent. When Stripe cannot
-be reached, or refuses, the record stays owed with the error and is tried again later, with
+amount refunded) for a reversal, and marks each record done with Stripe's id. A reversal whose
+refund failed before it was sent is skipped, never sent. When Stripe cannot be reached, or
+refuses, the record stays owed with the error and is tried again later, with
 backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and why.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),

@@ -24,9 +24,9 @@ from typing import Any
 from bookpay.errors import NotFound
 from bookpay.ledger import process
 from bookpay.ledger.carts import CartStore
+from bookpay.ledger.disputes import DisputeStore
 from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
-from bookpay.ledger.disputes import DisputeStore
 from bookpay.ledger.model import (
     STATUS_RANK,
     advance,

@@ -125,6 +125,23 @@ class TaxRecordStore:
             (order_id,),
         )
 
+    def failed_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list]:
+        """Per order, the amounts (None: in full) of its reversals Stripe Tax has whose refund
+        failed afterwards: tax reported as refunded that was not."""
+        ids = list(order_ids)
+        found: dict[str, list] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                f"""SELECT order_id, amount FROM tax_records WHERE kind = 'reversal'
+                AND status = 'recorded' AND refund_failed_at IS NOT NULL
+                AND order_id IN ({", ".join("?" * len(chunk))}) ORDER BY id""",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["order_id"], []).append(row["amount"])
+        return found
+
     def tax_records_due(self, limit: int = 100) -> list[dict]:
         """Pending records due now: transactions first (a reversal needs its transaction)."""
         return self._read(

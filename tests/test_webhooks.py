@@ -700,11 +700,18 @@ def test_stripe_unreachable_leaves_the_event_for_a_retry(world, gateway):
 # The bundled fixtures ---------------------------------------------------------------------------
 
 FIXTURES = sorted(FIXTURES_DIR.glob("*.json"))
-EXAMPLE_FOR = {"payment_intent": "payment_intent", "charge": "charge", "dispute": "dispute"}
+EXAMPLE_FOR = {
+    "payment_intent": "payment_intent",
+    "charge": "charge",
+    "dispute": "dispute",
+    "refund": "refund",
+}
 
 
 def test_there_is_a_fixture_for_every_handled_case():
     assert [p.stem for p in FIXTURES] == [
+        "charge.dispute.closed.lost",
+        "charge.dispute.closed.won",
         "charge.dispute.created",
         "charge.refunded.full",
         "charge.refunded.partial",
@@ -712,6 +719,7 @@ def test_there_is_a_fixture_for_every_handled_case():
         "payment_intent.payment_failed",
         "payment_intent.processing",
         "payment_intent.succeeded",
+        "refund.failed",
     ]
 
 
@@ -725,7 +733,7 @@ def test_fixtures_are_shaped_like_stripes_events(path):
     obj = evt["data"]["object"]
     assert set(examples[EXAMPLE_FOR[obj["object"]]]) <= set(obj)
     catalog = Catalog.default()
-    if obj["object"] != "dispute":
+    if obj["object"] not in ("dispute", "refund"):
         book = catalog.get(obj["metadata"]["item_id"])
         assert (obj["amount"], obj["currency"]) == (book.amount, book.currency)
 
@@ -741,13 +749,26 @@ def stripe_for_fixtures(gateway: FakeGateway) -> None:
         gateway.intents[pi] = intent(
             pi, status=state, item=book.id, amount=book.amount, last_payment_error=error
         )
-        store = {"charge": gateway.charges, "dispute": gateway.disputes}.get(obj["object"])
+        store = {
+            "charge": gateway.charges,
+            "dispute": gateway.disputes,
+            "refund": gateway.refunds,
+        }.get(obj["object"])
         if store is not None:
             store[obj["id"]] = obj
+        if obj["object"] == "refund":  # its charge, the failed refund no longer counted
+            failed = charge(pi, amount=book.amount)
+            gateway.charges[obj["charge"]] = {**failed, "id": obj["charge"], "refunds": {
+                "object": "list", "data": [obj], "has_more": False}}  # fmt: skip
+        if obj["object"] == "dispute" and obj["status"] in ("won", "lost"):
+            gateway.charges[obj["charge"]] = {**charge(pi, amount=book.amount), "id": obj["charge"]}
 
 
 def test_the_fixtures_move_orders_as_their_names_say(world, gateway):
     stripe_for_fixtures(gateway)
+    # The refund that fails had been recorded when it succeeded.
+    failed = "pi_3QfxRFaiB7WZ01zgkW0fixture"
+    world.ledger.record_refunds(gateway.intents[failed], {"amount_refunded": 1000})
     for path in FIXTURES:
         payload = path.read_bytes()
         assert world.handle(payload, sign(payload, SECRET))["handled"] is True, path.stem
@@ -760,6 +781,10 @@ def test_the_fixtures_move_orders_as_their_names_say(world, gateway):
         "Rfnd": "refunded",
         "Part": "partially_refunded",
         "Disp": "disputed",
+        "DWon": "paid",
+        "DLst": "dispute_lost",
+        "RFai": "paid",
     }
+    assert world.ledger.get_order(failed)["amount_refunded"] == 0
     failed = world.ledger.get_order("pi_3QfxFailB7WZ01zgkW0fixture")
     assert failed["failure_reason"].startswith("card_declined/insufficient_funds")

@@ -239,19 +239,11 @@ class WebhookReceiver:
                 raise _Ignored(f"refund {event.object_id} has no charge")
         charge = _retrieve(self.gateway.retrieve_charge, charge_id)
         intent = self._intent(object_id(charge.get("payment_intent")))
+        # Nothing refunded (any more) is news too: a refund that failed gives the money back.
         refunded = amount(charge.get("amount_refunded")) or 0
-        if not refunded and not self._ever_refunded(intent["id"]):
-            raise _Ignored(f"Stripe says nothing of charge {charge_id} is refunded")
         order = self.ledger.record_refunds(intent, {**charge, "amount_refunded": refunded})
         self.fulfiller.refunded(intent, charge)  # the tax reversals its refunds owe, once each
         return order
-
-    def _ever_refunded(self, intent_id: str) -> bool:
-        """Whether the ledger recorded a refund of the order (which Stripe now says failed)."""
-        order = self.ledger.find_order(intent_id)
-        return order is not None and (
-            bool(order["amount_refunded"]) or order["status"] in ("partially_refunded", "refunded")
-        )
 
     def _disputed(self, dispute_id: str | None) -> dict:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed

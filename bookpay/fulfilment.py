@@ -124,6 +124,17 @@ def reversals_owed(charge: dict, quote: dict | None) -> list[tuple[str, int | No
     ]
 
 
+def refunds_failed(charge: dict) -> list[str]:
+    """The refunds of ``charge`` (retrieved, its refunds expanded) that failed or were canceled:
+    whatever tax was reversed for them the shop kept after all."""
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    return [
+        refund["id"]
+        for refund in refunds
+        if refund.get("status") in ("failed", "canceled") and isinstance(refund.get("id"), str)
+    ]
+
+
 class Fulfiller:
     """Fulfils paid orders exactly once; owns the receipt mailer and its worker thread."""
 
@@ -215,9 +226,13 @@ class Fulfiller:
 
     def refunded(self, intent: dict, charge: dict) -> int:
         """Record the tax reversals the charge's succeeded refunds owe (once per refund), to be
-        sent once committed; how many were new. Makes no Stripe call."""
+        sent once committed, and which of the reversals' refunds failed since (once each); how
+        many reversals were new. Makes no Stripe call."""
         quote = self.ledger.quote_for(intent["id"])
         owed = reversals_owed(charge, quote)
+        failed = refunds_failed(charge)
+        if quote and failed:
+            self.ledger.refunds_failed(quote["order_id"], failed)
         if not owed:
             return 0
         new = self.ledger.owe_tax_reversals(quote["order_id"], intent["id"], owed)

@@ -44,6 +44,9 @@ FIXTURE_NOTES = {
     "charge.refunded.full": "a charge refunded in full",
     "charge.refunded.partial": "a charge refunded in part",
     "charge.dispute.created": "a dispute (chargeback) opened",
+    "charge.dispute.closed.won": "a dispute closed, won (the order is paid again)",
+    "charge.dispute.closed.lost": "a dispute closed, lost (the order is dispute_lost)",
+    "refund.failed": "a refund that failed after it succeeded (the money is back)",
 }
 
 

@@ -4,9 +4,16 @@ A sale is a fulfilled order, dated by its fulfilment (UTC). Per order:
 
     gross    = the amount paid (the quote's total)
     refunded = what Stripe says was refunded of it (at most the gross; all of it once the
-               order is ``refunded``)
-    disputed = what is left of it (gross - refunded) while the order is disputed
-    net      = gross - refunded - disputed
+               order is ``refunded``); a refund that failed is not refunded
+    disputed = what is left of it (gross - refunded) while a dispute of it is open
+    lost     = what is left of it (gross - refunded) once a dispute of it was lost
+    net      = gross - refunded - disputed - lost
+
+A dispute the shop won counts as nothing: the sale stands, as paid or refunded as the Charge
+says. One more column, ``tax_unreported``, is tax that Stripe Tax was told was refunded when it
+was not: the reversal of a refund that failed afterwards (Stripe documents no way to undo a
+reversal, so a person corrects it in Stripe Tax; ``bookpay.ledger.taxrecords``). It is that
+reversal's share of the order's tax (all of it for a full reversal); not part of the net.
 
 Refunds and disputes count against the period of the sale they undo (the ledger keeps how much
 of an order was refunded, not when). Per book, an order's gross, refunded and disputed amounts
@@ -44,13 +51,15 @@ class Row:
     gross: int = 0
     refunded: int = 0
     disputed: int = 0
+    lost: int = 0  # to disputes lost
     shipping: int = 0  # of the gross: what the orders paid for shipping
     tax: int = 0  # of the gross: the tax collected
+    tax_unreported: int = 0  # reversed in Stripe Tax for refunds that failed afterwards
     _orders_seen: set = field(default_factory=set, repr=False)
 
     @property
     def net(self) -> int:
-        return self.gross - self.refunded - self.disputed
+        return self.gross - self.refunded - self.disputed - self.lost
 
     def add(
         self,
@@ -59,8 +68,10 @@ class Row:
         gross: int,
         refunded: int,
         disputed: int,
+        lost: int = 0,
         shipping: int = 0,
         tax: int = 0,
+        tax_unreported: int = 0,
     ) -> None:
         if order_id not in self._orders_seen:
             self._orders_seen.add(order_id)
@@ -69,8 +80,10 @@ class Row:
         self.gross += gross
         self.refunded += refunded
         self.disputed += disputed
+        self.lost += lost
         self.shipping += shipping
         self.tax += tax
+        self.tax_unreported += tax_unreported
 
     def to_dict(self) -> dict:
         return {
@@ -81,9 +94,11 @@ class Row:
             "gross": self.gross,
             "refunded": self.refunded,
             "disputed": self.disputed,
+            "lost": self.lost,
             "net": self.net,
             "shipping": self.shipping,
             "tax": self.tax,
+            "tax_unreported": self.tax_unreported,
         }
 
 
@@ -101,8 +116,10 @@ class CurrencyReport:
             total.gross += row.gross
             total.refunded += row.refunded
             total.disputed += row.disputed
+            total.lost += row.lost
             total.shipping += row.shipping
             total.tax += row.tax
+            total.tax_unreported += row.tax_unreported
         return total
 
     def to_dict(self) -> dict:
@@ -129,14 +146,26 @@ class SalesReport:
         }
 
 
-def order_amounts(order: dict) -> tuple[int, int, int]:
-    """(gross, refunded, disputed) of one fulfilled order, in its currency's minor unit."""
+def order_amounts(order: dict) -> tuple[int, int, int, int]:
+    """(gross, refunded, disputed, lost) of one fulfilled order, in its currency's minor unit."""
     gross = order["amount"] or 0
     refunded = min(max(order["amount_refunded"] or 0, 0), gross)
     if order["status"] == "refunded":  # Stripe said refunded in full
         refunded = gross
     disputed = gross - refunded if order["status"] == "disputed" else 0
-    return gross, refunded, disputed
+    lost = gross - refunded if order["status"] == "dispute_lost" else 0
+    return gross, refunded, disputed, lost
+
+
+def tax_unreported(order: dict) -> int:
+    """The tax of ``order`` reversed in Stripe Tax for refunds that failed afterwards: each
+    reversal's share of the order's tax (``failed_reversals``: amounts, None for in full)."""
+    tax, total = order.get("tax") or 0, order["amount"] or 0
+    shares = (
+        tax if amount is None or total <= 0 else min(amount, total) * tax // total
+        for amount in order.get("failed_reversals") or ()
+    )
+    return min(sum(shares), tax)
 
 
 def period_of(moment: datetime, by: str) -> str:
@@ -179,20 +208,21 @@ def build(
     titles = titles or {}
     tables: dict[str, dict[str, Row]] = {}
     for order in orders:
-        gross, refunded, disputed = order_amounts(order)
+        gross, refunded, disputed, lost = order_amounts(order)
         shipping, tax = order.get("shipping") or 0, order.get("tax") or 0
+        unreported = tax_unreported(order)
         rows = tables.setdefault(order["currency"] or "usd", {})
         lines = order["lines"]
         copies = sum(line["quantity"] for line in lines)
         if by != "book":
             key = period_of(_moment(order["fulfilled_at"]), by)
             row = rows.setdefault(key, Row(key, key))
-            row.add(order["id"], copies, gross, refunded, disputed, shipping, tax)
+            row.add(order["id"], copies, gross, refunded, disputed, lost, shipping, tax, unreported)
             continue
         if not lines:  # an order whose lines are unknown still counts, as an unknown book
             lines = [{"item_id": "-", "title": "(unknown)", "quantity": 0, "line_amount": gross}]
         weights = [line["line_amount"] for line in lines]
-        amounts = (gross, refunded, disputed, shipping, tax)
+        amounts = (gross, refunded, disputed, lost, shipping, tax, unreported)
         shares = [share(amount, weights) for amount in amounts]
         for line, *parts in zip(lines, *shares, strict=True):
             key = line["item_id"]

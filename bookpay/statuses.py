@@ -13,6 +13,12 @@ _WORDS = {
     "requires_action": "waiting for the customer to authenticate",
     "requires_capture": "authorized, waiting to be captured",
     "succeeded": "paid",
+    # The ledger's order status after a lost dispute, and Stripe's Dispute statuses.
+    "dispute_lost": "lost to a dispute",
+    "warning_needs_response": "an inquiry waiting for a response",
+    "warning_under_review": "an inquiry under review",
+    "warning_closed": "closed without a chargeback",
+    "needs_response": "waiting for a response",
 }
 
 

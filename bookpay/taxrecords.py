@@ -5,8 +5,9 @@ a refund records a reversal per refund (``bookpay.ledger.taxrecords``); nothing 
 while the ledger is being written. ``TaxRecorder`` then makes the calls from a thread of its own,
 the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id as
 reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
-amount refunded) for a reversal, and marks each record done with Stripe's id. When Stripe cannot
-be reached, or refuses, the record stays owed with the error and is tried again later, with
+amount refunded) for a reversal, and marks each record done with Stripe's id. A reversal whose
+refund failed before it was sent is skipped, never sent. When Stripe cannot be reached, or
+refuses, the record stays owed with the error and is tried again later, with
 backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and why.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
@@ -96,6 +97,15 @@ class TaxRecorder(Worker):
         self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
 
     def _reversal(self, record: dict) -> None:
+        if record.get("refund_failed_at"):
+            # Never sent: Stripe Tax keeps the tax the shop kept (see ledger.taxrecords).
+            self.ledger.tax_record_done(
+                record["id"],
+                stripe_id=None,
+                status="skipped",
+                note="the refund failed before its reversal was sent",
+            )
+            return
         transaction = next(
             (
                 found

@@ -37,6 +37,7 @@ from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
 from bookpay.fulfilment import Fulfiller, ownership_problem
 from bookpay.ledger import Ledger
+from bookpay.ledger.model import DISPUTE_OPEN, DISPUTE_RANK
 from bookpay.statuses import in_words
 
 log = logging.getLogger("bookpay.webhooks")
@@ -54,7 +55,8 @@ INTENT_EVENTS = (
 )
 # Refund events: the order follows the retrieved Charge and its refunds.
 REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.updated", "refund.failed")
-DISPUTE_EVENTS = ("charge.dispute.created",)
+# Dispute events: the order follows the retrieved Dispute (and, once it is won, the Charge).
+DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS, *DISPUTE_EVENTS})
 
 
@@ -224,7 +226,8 @@ class WebhookReceiver:
         return intent
 
     def _refunded(self, event: Event) -> dict:
-        """The order as refunded as Stripe's Charge says: its amount_refunded and refunded flag.
+        """The order as refunded as Stripe's Charge says: its amount_refunded and refunded flag,
+        up or down (a refund that fails gives the money back: ``Ledger.record_refunds``).
 
         A refund event names a Refund; the Charge is the one Stripe's own Refund points to.
         """
@@ -236,27 +239,37 @@ class WebhookReceiver:
                 raise _Ignored(f"refund {event.object_id} has no charge")
         charge = _retrieve(self.gateway.retrieve_charge, charge_id)
         intent = self._intent(object_id(charge.get("payment_intent")))
+        # Nothing refunded (any more) is news too: a refund that failed gives the money back.
         refunded = amount(charge.get("amount_refunded")) or 0
-        if not refunded:
-            raise _Ignored(f"Stripe says nothing of charge {charge_id} is refunded")
-        status = "refunded" if charge.get("refunded") is True else "partially_refunded"
-        order = self.ledger.record_intent(intent, status=status, amount_refunded=refunded)
+        order = self.ledger.record_refunds(intent, {**charge, "amount_refunded": refunded})
         self.fulfiller.refunded(intent, charge)  # the tax reversals its refunds owe, once each
         return order
 
     def _disputed(self, dispute_id: str | None) -> dict:
-        """The order marked disputed, if Stripe has the dispute (found by its charge if need be)."""
+        """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
+        while it is open, dispute_lost once lost, and once won (or an inquiry closed) what its
+        Charge's refunds say. Whichever event this is, the retrieved Dispute decides, so a
+        ``created`` that arrives after ``closed`` does not reopen it."""
         dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
+        if dispute.get("status") not in DISPUTE_RANK:
+            raise _Ignored(f"dispute {dispute_id} has no status bookpay knows")
         intent_id = object_id(dispute.get("payment_intent"))
         charge_id = object_id(dispute.get("charge"))
+        charge = None
         if not intent_id and charge_id:  # older API versions: only the charge
             charge = _retrieve(self.gateway.retrieve_charge, charge_id)
             intent_id = object_id(charge.get("payment_intent"))
         intent = self._intent(intent_id)
+        charge_id = charge_id or object_id(intent.get("latest_charge"))
+        if dispute["status"] not in DISPUTE_OPEN and charge is None:
+            # Closed: a won dispute goes back to what the Charge's refunds say.
+            charge = _retrieve(self.gateway.retrieve_charge, charge_id)
         reason = dispute.get("reason")
         reason = reason[:100] if isinstance(reason, str) and reason.isprintable() else None
         note = f"dispute {dispute_id}: {reason or 'no reason given'}"
-        return self.ledger.record_intent(intent, status="disputed", note=note)
+        if dispute["status"] not in DISPUTE_OPEN:
+            note += f", {in_words(dispute['status'])}"
+        return self.ledger.record_dispute(intent, dispute, charge, note=note)
 
 
 def _retrieve(fetch: Callable[[str], dict], wanted: str | None) -> dict:

@@ -87,5 +87,12 @@ def charge(pi="pi_1", amount=2300, refunded=0):
     }
 
 
-def dispute(dp="dp_1", ch="ch_pi_1", pi=None, reason="fraudulent"):
-    return {"id": dp, "object": "dispute", "charge": ch, "payment_intent": pi, "reason": reason}
+def dispute(dp="dp_1", ch="ch_pi_1", pi=None, reason="fraudulent", status="needs_response"):
+    return {
+        "id": dp,
+        "object": "dispute",
+        "charge": ch,
+        "payment_intent": pi,
+        "reason": reason,
+        "status": status,
+    }

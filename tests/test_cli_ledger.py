@@ -66,6 +66,10 @@ def fill(env, orders=30):
         # A tax reversal for a refund of it, recorded with Stripe Tax.
         ledger.owe_tax_reversals("ord_00000000000000aa", "pi_q", [("re_1", 500)])
         ledger.tax_record_done("rev:re_1", stripe_id="tax_rev_1")
+        # ... whose refund failed afterwards; and a dispute of a paid order, lost.
+        ledger.refunds_failed("ord_00000000000000aa", ["re_1"])
+        lost = {"id": "du_1", "status": "lost", "reason": "fraudulent", "amount": 2300}
+        ledger.record_dispute(intent("pi_001"), lost, note="dispute du_1: fraudulent, lost")
         return ledger.counts()
 
 
@@ -83,6 +87,7 @@ def snapshot(env):
             ledger.quote_for("pi_q"),
             ledger.cart_items(ledger.find_cart("a" * 64)["id"]),
             ledger.tax_records_for("ord_00000000000000aa"),
+            [ledger.disputes_for(o["id"]) for o in orders],
         )
 
 
@@ -99,6 +104,7 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
         "carts": 1,
         "cart_items": 2,
         "tax_records": 1,
+        "disputes": 1,
     }
     result = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
     assert result.exit_code == 0, result.output
@@ -108,10 +114,16 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
     assert {t: v["target"] for t, v in report["tables"].items()} == counts
 
     on_postgres = env_for(tmp_path / "data", postgres_url)
-    orders, events, receipts, quote, cart, taxes = snapshot(on_postgres)
-    s_orders, s_events, s_receipts, s_quote, s_cart, s_taxes = snapshot(source)
-    assert (orders, events, quote, cart, taxes) == (s_orders, s_events, s_quote, s_cart, s_taxes)
+    orders, events, receipts, quote, cart, taxes, disputes = snapshot(on_postgres)
+    s_orders, s_events, s_receipts, s_quote, s_cart, s_taxes, s_disputes = snapshot(source)
+    assert (orders, events, quote, cart, taxes, disputes) == (
+        s_orders, s_events, s_quote, s_cart, s_taxes, s_disputes
+    )  # fmt: skip
     assert [(t["refund"], t["amount"], t["status"]) for t in taxes] == [("re_1", 500, "recorded")]
+    assert taxes[0]["refund_failed_at"] is not None
+    lost = next(o for o in orders if o["payment_intent"] == "pi_001")
+    assert (lost["status"], lost["dispute_status"]) == ("dispute_lost", "lost")
+    assert [d["id"] for found in disputes for d in found] == ["du_1"]
     assert [line["quantity"] for line in quote["lines"]] == [2, 1]
     assert [r["claimed_by"] for r in receipts] == [None] * 20  # claims are not copied
     assert [{**r, "claimed_by": None} for r in s_receipts] == receipts
@@ -197,7 +209,7 @@ def test_check_of_a_sound_ledger(checked):
     lines = result.stdout.splitlines()
     assert lines[0].endswith(
         "6 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
-        " 2 cart_items, 1 tax_records"
+        " 2 cart_items, 1 tax_records, 1 disputes"
     )
     assert lines[1] == "Database integrity: ok"
     assert all(line.endswith((": ok", ": none")) for line in lines[2:])
@@ -217,7 +229,12 @@ BREAKAGES = {
         "UPDATE orders SET status = 'shipped' WHERE payment_intent = 'pi_000'"
     ],
     "orders behind an event they handled": [
-        "UPDATE events SET type = 'charge.dispute.created' WHERE id = 'evt_1'"
+        # pi_000 is processing: a handled payment_intent.succeeded would have made it paid.
+        "UPDATE events SET handled = 1 WHERE id = 'evt_0'"
+    ],
+    "disputes with an unknown status": ["UPDATE disputes SET status = 'reopened'"],
+    "orders with a dispute that do not show it": [
+        "UPDATE orders SET dispute_status = NULL WHERE payment_intent = 'pi_001'"
     ],
     "fulfilments for another amount or currency than the order's": [
         "UPDATE fulfilments SET amount = 1 WHERE payment_intent = 'pi_002'"

@@ -148,6 +148,7 @@ def test_status_rank_is_documented_order():
         "partially_refunded",
         "refunded",
         "disputed",
+        "dispute_lost",
     )
 
 
@@ -164,6 +165,8 @@ def test_status_rank_is_documented_order():
         ("refunded", "paid", "refunded"),
         ("disputed", "refunded", "disputed"),
         ("paid", "disputed", "disputed"),
+        ("disputed", "dispute_lost", "dispute_lost"),
+        ("dispute_lost", "paid", "dispute_lost"),
         ("canceled", "paid", "paid"),
         ("processing", "authorized", "authorized"),  # manual capture: the money is held
         ("failed", "authorized", "authorized"),  # another card was authorized after a decline

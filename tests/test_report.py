@@ -145,7 +145,8 @@ def test_the_table_and_csv(env):
     assert lines[0] == "Sales in EUR"
     usd = lines.index("Sales in USD")
     assert lines[usd + 1].split() == [
-        "Month", "Orders", "Copies", "Gross", "Refunded", "Disputed", "Net", "Shipping", "Tax"
+        "Month", "Orders", "Copies", "Gross", "Refunded", "Disputed", "Lost", "Net", "Shipping",
+        "Tax"
     ]  # fmt: skip
     assert lines[usd + 2].split() == [
         "2026-03",
@@ -154,21 +155,37 @@ def test_the_table_and_csv(env):
         "$282.00",
         "$68.00",
         "$125.00",
+        "$0.00",
         "$89.00",
         "$0.00",
         "$0.00",
     ]
     assert lines[-1].split() == [
-        "Total", "6", "12", "$291.99", "$68.00", "$125.00", "$98.99", "$0.00", "$0.00"
+        "Total", "6", "12", "$291.99", "$68.00", "$125.00", "$0.00", "$98.99", "$0.00", "$0.00"
     ]  # fmt: skip
     assert "█" not in table.stdout  # no chart in a pipe
     out = runner.invoke(app, ["report", "sales", "--by", "book", "--csv"], env=env).stdout
     found = list(csv.reader(io.StringIO(out)))
     assert found[0] == ["currency", "key", "label", "orders", "copies", "gross", "refunded",
-                        "disputed", "net", "shipping", "tax"]  # fmt: skip
+                        "disputed", "lost", "net", "shipping", "tax", "tax_unreported"]  # fmt: skip
     formula = next(row for row in found if row[1].endswith("cmd"))
     assert formula[1:3] == ["'=cmd", "'=HYPERLINK(1)"]  # neutralised for spreadsheets
-    assert ["usd", "total", "Total", "6", "12", "29199", "6800", "12500", "9899", "0", "0"] in found
+    total = [
+        "usd",
+        "total",
+        "Total",
+        "6",
+        "12",
+        "29199",
+        "6800",
+        "12500",
+        "0",
+        "9899",
+        "0",
+        "0",
+        "0",
+    ]
+    assert total in found
 
 
 def test_usage_errors(env):
@@ -291,3 +308,56 @@ def test_shipping_revenue_and_tax_collected_per_period_and_book(tmp_path, databa
     assert sum(books[key]["shipping"] for key in ("1", "2", "3")) == 3000
     assert sum(books[key]["tax"] for key in ("1", "2", "3")) == 537
     assert (books["2"]["shipping"], books["2"]["tax"]) == (2500, 0)
+
+
+def test_disputes_open_won_and_lost_and_a_refund_that_failed(tmp_path, database_url):
+    """Through the ledger's own handlers: an open dispute is Disputed, a lost one Lost, a won
+    one a sale like any other; a refund that failed is not refunded, and the tax its reversal
+    gave back in Stripe Tax is reported as unreported, not netted."""
+    settings = Settings(data_dir=tmp_path / "disputes", database_url=database_url)
+    charge = {"amount_refunded": 0, "refunded": False}
+    with open_ledger(settings) as ledger:
+        intents = {}
+        for n, pi in enumerate(("pi_open", "pi_won", "pi_lost", "pi_failed"), start=1):
+            order_id = f"ord_{n:016x}"
+            quote = Quote((QuoteLine("1", "One", 1, 2300),), "usd", tax=230)
+            ledger.record_quote(pi, order_id, quote)
+            intents[pi] = {
+                "id": pi,
+                "status": "succeeded",
+                "amount": quote.total,
+                "currency": "usd",
+                "metadata": {"order_id": order_id},
+            }
+            ledger.record_fulfilment(intents[pi], lambda order: (None, "Receipt", "body"))
+        for pi, status in (("pi_open", "needs_response"), ("pi_won", "won"), ("pi_lost", "lost")):
+            dispute = {"id": f"du_{pi}", "status": status, "reason": "fraudulent"}
+            ledger.record_dispute(intents[pi], dispute, charge)
+        # pi_failed: refunded 1000, its reversal recorded by Stripe Tax, then the refund failed.
+        ledger.record_refunds(intents["pi_failed"], {"amount_refunded": 1000, "refunded": False})
+        ledger.owe_tax_reversals("ord_0000000000000004", "pi_failed", [("re_1", 1000)])
+        ledger.tax_record_done("rev:re_1", stripe_id="tax_rev_1")
+        ledger.record_refunds(intents["pi_failed"], charge)
+        ledger.refunds_failed("ord_0000000000000004", ["re_1"])
+        statuses = {pi: ledger.get_order(pi)["status"] for pi in intents}
+    assert statuses == {
+        "pi_open": "disputed",
+        "pi_won": "paid",
+        "pi_lost": "dispute_lost",
+        "pi_failed": "paid",
+    }
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "disputes")}
+    if database_url:
+        env["BOOKPAY_DATABASE_URL"] = database_url
+    books = rows(report(env, "--by", "book"))
+    one = books["1"]
+    assert (one["gross"], one["refunded"], one["disputed"], one["lost"]) == (
+        4 * 2530,
+        0,
+        2530,
+        2530,
+    )
+    assert one["net"] == 2 * 2530  # the won dispute and the failed refund: sales that stand
+    assert one["tax_unreported"] == 1000 * 230 // 2530  # the reversal's share of the tax
+    table = runner.invoke(app, ["report", "sales"], env=env)
+    assert "Tax unreported: $0.90 reversed in Stripe Tax for refunds that failed" in table.stdout

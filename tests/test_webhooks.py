@@ -493,15 +493,30 @@ def test_a_refund_the_event_claims_but_stripe_has_not_made_changes_nothing(world
     deliver(world, event("payment_intent.succeeded", intent()))
     gateway.charges["ch_pi_1"] = charge(refunded=0)  # Stripe: nothing refunded
     answer = deliver(world, event("charge.refunded", charge(refunded=2300)))
-    assert answer["handled"] is False
-    assert "nothing of charge ch_pi_1 is refunded" in answer["outcome"]
     order = world.ledger.get_order("pi_1")
+    assert (answer["handled"], answer["outcome"]) == (True, f"order {order['id']} is paid")
     assert (order["status"], order["amount_refunded"]) == ("paid", 0)
     # The event's figures are not Stripe's: Stripe's partial refund wins over a claimed full one.
     gateway.charges["ch_pi_1"] = charge(refunded=500)
     deliver(world, event("charge.refunded", charge(refunded=2300), "evt_claims_all"))
     order = world.ledger.get_order("pi_1")
     assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 500)
+
+
+def test_a_refund_that_failed_takes_the_order_back_and_a_stale_event_rereads_stripe(world, gateway):
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge(refunded=2300)
+    deliver(world, event("charge.refunded", charge(refunded=2300), "evt_r1"))
+    assert world.ledger.get_order("pi_1")["status"] == "refunded"
+    gateway.charges["ch_pi_1"] = charge(refunded=0)  # the refund failed
+    failed = {"id": "re_1", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
+    gateway.refunds["re_1"] = {**failed, "status": "failed"}
+    deliver(world, event("refund.failed", failed, "evt_failed"))
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    # The first event again, late: Stripe's Charge says nothing is refunded now.
+    deliver(world, event("charge.refunded", charge(refunded=2300), "evt_r1_late"))
+    assert world.ledger.get_order("pi_1")["status"] == "paid"
 
 
 def test_a_refund_of_a_charge_stripe_does_not_know_is_ignored(world):
@@ -700,11 +715,18 @@ def test_stripe_unreachable_leaves_the_event_for_a_retry(world, gateway):
 # The bundled fixtures ---------------------------------------------------------------------------
 
 FIXTURES = sorted(FIXTURES_DIR.glob("*.json"))
-EXAMPLE_FOR = {"payment_intent": "payment_intent", "charge": "charge", "dispute": "dispute"}
+EXAMPLE_FOR = {
+    "payment_intent": "payment_intent",
+    "charge": "charge",
+    "dispute": "dispute",
+    "refund": "refund",
+}
 
 
 def test_there_is_a_fixture_for_every_handled_case():
     assert [p.stem for p in FIXTURES] == [
+        "charge.dispute.closed.lost",
+        "charge.dispute.closed.won",
         "charge.dispute.created",
         "charge.refunded.full",
         "charge.refunded.partial",
@@ -712,6 +734,7 @@ def test_there_is_a_fixture_for_every_handled_case():
         "payment_intent.payment_failed",
         "payment_intent.processing",
         "payment_intent.succeeded",
+        "refund.failed",
     ]
 
 
@@ -725,7 +748,7 @@ def test_fixtures_are_shaped_like_stripes_events(path):
     obj = evt["data"]["object"]
     assert set(examples[EXAMPLE_FOR[obj["object"]]]) <= set(obj)
     catalog = Catalog.default()
-    if obj["object"] != "dispute":
+    if obj["object"] not in ("dispute", "refund"):
         book = catalog.get(obj["metadata"]["item_id"])
         assert (obj["amount"], obj["currency"]) == (book.amount, book.currency)
 
@@ -741,13 +764,24 @@ def stripe_for_fixtures(gateway: FakeGateway) -> None:
         gateway.intents[pi] = intent(
             pi, status=state, item=book.id, amount=book.amount, last_payment_error=error
         )
-        store = {"charge": gateway.charges, "dispute": gateway.disputes}.get(obj["object"])
+        store = {
+            "charge": gateway.charges,
+            "dispute": gateway.disputes,
+            "refund": gateway.refunds,
+        }.get(obj["object"])
         if store is not None:
             store[obj["id"]] = obj
+        if obj["object"] == "refund":  # its charge, the failed refund no longer counted
+            failed = charge(pi, amount=book.amount)
+            gateway.charges[obj["charge"]] = {**failed, "id": obj["charge"], "refunds": {
+                "object": "list", "data": [obj], "has_more": False}}  # fmt: skip
+        if obj["object"] == "dispute" and obj["status"] in ("won", "lost"):
+            gateway.charges[obj["charge"]] = {**charge(pi, amount=book.amount), "id": obj["charge"]}
 
 
 def test_the_fixtures_move_orders_as_their_names_say(world, gateway):
     stripe_for_fixtures(gateway)
+    failed = "pi_3QfxRFaiB7WZ01zgkW0fixture"
     for path in FIXTURES:
         payload = path.read_bytes()
         assert world.handle(payload, sign(payload, SECRET))["handled"] is True, path.stem
@@ -760,6 +794,10 @@ def test_the_fixtures_move_orders_as_their_names_say(world, gateway):
         "Rfnd": "refunded",
         "Part": "partially_refunded",
         "Disp": "disputed",
+        "DWon": "paid",
+        "DLst": "dispute_lost",
+        "RFai": "paid",
     }
+    assert world.ledger.get_order(failed)["amount_refunded"] == 0
     failed = world.ledger.get_order("pi_3QfxFailB7WZ01zgkW0fixture")
     assert failed["failure_reason"].startswith("card_declined/insufficient_funds")

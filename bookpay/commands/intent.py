@@ -12,6 +12,7 @@ from bookpay.address import one_line
 from bookpay.cli import state
 from bookpay.commands import paging
 from bookpay.commands.ledgerview import (
+    DISPUTE_STYLES,
     print_events,
     print_lines_table,
     quote_fields,
@@ -195,7 +196,8 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         reason = f", {refund['reason']}" if refund.get("reason") else ""
         rows.append(("Refund", f"{refund['id']}: {amount} ({refund['status']}{reason})"))
     for dispute in disputes:
-        rows.append(("Dispute", (dispute_text(dispute), "bold red")))
+        style = DISPUTE_STYLES.get(dispute.get("status"), "bold red")
+        rows.append(("Dispute", (dispute_text(dispute), style)))
     if charge and charge.get("disputed") and not disputes:
         rows.append(("Dispute", ("the charge is disputed", "bold red")))
     redirect = (intent.get("next_action") or {}).get("redirect_to_url") or {}

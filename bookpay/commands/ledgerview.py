@@ -121,6 +121,23 @@ def quote_fields(quote: dict | None) -> list[tuple[str, str]]:
     ]
 
 
+# An open dispute needs a person; a lost one is money gone; a won one is only history.
+DISPUTE_STYLES = {"won": "green", "warning_closed": "green", "lost": "red"}
+
+
+def dispute_cell(dispute: dict) -> tuple[str, str]:
+    """A dispute the ledger recorded, for `orders show`: id, status in words, reason, amount."""
+    from bookpay.money import format_amount
+    from bookpay.statuses import in_words
+
+    text = f"{dispute['id']}: {in_words(dispute['status'])}"
+    if dispute.get("reason"):
+        text += f", {dispute['reason']}"
+    if isinstance(dispute.get("amount"), int) and dispute.get("currency"):
+        text += f" ({format_amount(dispute['amount'], dispute['currency'])})"
+    return (text, DISPUTE_STYLES.get(dispute["status"], "bold red"))
+
+
 def tax_record_fields(
     records: list[dict], quote: dict | None, currency: str
 ) -> list[tuple[str, str]]:
@@ -149,7 +166,14 @@ def tax_record_state(record: dict) -> str:
     if record["status"] == "recorded":
         kind = "transaction" if record["kind"] == "transaction" else "reversal"
         found = f" {record['stripe_id']}" if record.get("stripe_id") else ""
-        return f"{kind}{found} recorded {human_time(record.get('recorded_at'))}"
+        text = f"{kind}{found} recorded {human_time(record.get('recorded_at'))}"
+        if record.get("refund_failed_at"):
+            # Stripe Tax has no way to undo a reversal: a person must correct it there.
+            text += (
+                f"; the refund failed {human_time(record['refund_failed_at'])}: Stripe Tax"
+                " under-reports this tax (correct it in Stripe Tax)"
+            )
+        return text
     if record["status"] == "skipped":
         return f"nothing to record: {record.get('last_error') or 'no reason recorded'}"
     tries = record.get("attempts") or 0

@@ -47,6 +47,7 @@ COLUMNS = (
     "failure_reason",
     "charge",
     "note",
+    "dispute_status",
     "shipping",
 )
 # The CSV export writes the shipping address as columns, not as one JSON cell.
@@ -82,6 +83,7 @@ STATUS_STYLE = {
     "refunded": "magenta",
     "partially_refunded": "magenta",
     "disputed": "bold red",
+    "dispute_lost": "red",
 }
 TABLE = ["Order", "PaymentIntent", "Item", "Amount", "Email", "Status", "Created", "Fulfilled"]
 LINE_FIELDS = ("position", "item_id", "title", "quantity", "unit_amount", "line_amount")
@@ -255,6 +257,7 @@ def show_order(
     Example: bookpay orders show pi_3PgafyB7WZ01zgkW1kM1aBcD
     """
     from bookpay.commands.ledgerview import (
+        dispute_cell,
         print_events,
         print_lines_table,
         quote_fields,
@@ -275,6 +278,7 @@ def show_order(
         lines = titled(ledger.order_lines(order["id"]), catalog)
         quote = named_quote(ledger.quote_for(order["payment_intent"]), catalog)
         taxes = ledger.tax_records_for(order["id"])
+        disputes = ledger.disputes_for(order["id"])
     if as_json:
         emit_json(
             {
@@ -282,6 +286,7 @@ def show_order(
                 "lines": [_line_record(line) for line in lines],
                 "quote": quote_record(quote),
                 "tax_records": [_tax_record(record) for record in taxes],
+                "disputes": [_dispute_record(dispute) for dispute in disputes],
                 "receipt": _receipt_record(receipt),
                 "events": events,
             }
@@ -304,6 +309,7 @@ def show_order(
     ]
     if order["amount_refunded"]:
         fields.append(("Refunded", _price(order, order["amount_refunded"])))
+    fields += [("Dispute", dispute_cell(dispute)) for dispute in disputes]
     if order["failure_reason"]:
         fields.append(("Failure", order["failure_reason"]))
     if order["note"]:
@@ -330,7 +336,13 @@ TAX_RECORD_FIELDS = (
     "next_attempt_at",
     "last_error",
     "recorded_at",
+    "refund_failed_at",
 )
+DISPUTE_FIELDS = ("id", "status", "reason", "amount", "currency", "updated")
+
+
+def _dispute_record(dispute: dict) -> dict:
+    return {name: dispute[name] for name in DISPUTE_FIELDS}
 
 
 def _tax_record(record: dict) -> dict:

@@ -16,8 +16,9 @@ from bookpay.terminal import printable
 
 app = typer.Typer(help="Reports from the orders ledger.", no_args_is_help=True)
 
-AMOUNTS = ("gross", "refunded", "disputed", "net", "shipping", "tax")
-CSV_COLUMNS = ("currency", "key", "label", "orders", "copies", *AMOUNTS)
+AMOUNTS = ("gross", "refunded", "disputed", "lost", "net", "shipping", "tax")
+# Tax reversed in Stripe Tax for refunds that failed afterwards: a line under the table.
+CSV_COLUMNS = ("currency", "key", "label", "orders", "copies", *AMOUNTS, "tax_unreported")
 
 
 class By(str, Enum):
@@ -59,12 +60,14 @@ def sales(
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
 ) -> None:
-    """Orders, copies sold, gross, refunded, disputed and net, per period or per book.
+    """Orders, copies sold, gross, refunded, disputed, lost and net, per period or per book.
 
     A sale is a fulfilled order, dated by its fulfilment (UTC days, ISO weeks, months).
-    Refunds and disputes count against the sale they undo. Amounts are in each currency's
-    minor unit in JSON and CSV; one table per currency. At a terminal the net revenue is drawn
-    as a bar chart; --chart writes one to a file.
+    Refunds and disputes count against the sale they undo: Disputed is money in disputes still
+    open, Lost in disputes lost; a dispute won costs nothing. Tax reversed in Stripe Tax for
+    refunds that failed afterwards (tax_unreported) is said under the table. Amounts are in
+    each currency's minor unit in JSON and CSV; one table per currency. At a terminal the net
+    revenue is drawn as a bar chart; --chart writes one to a file.
 
     Example: bookpay report sales --since 2026-01-01 --by week --chart sales.svg
     """
@@ -139,6 +142,12 @@ def _tables(report) -> None:
             justify_right=["Orders", "Copies", *(c.capitalize() for c in AMOUNTS)],
             wrap_columns=["Title"],
         )
+        if part.total.tax_unreported:
+            unreported = format_amount(part.total.tax_unreported, part.currency)
+            sys.stdout.write(
+                f"Tax unreported: {unreported} reversed in Stripe Tax for refunds that failed"
+                " afterwards (correct it in Stripe Tax; `bookpay orders show` names them).\n"
+            )
         if is_terminal():
             sys.stdout.write("\n")
             bar_chart(part, report.by)

@@ -10,8 +10,10 @@ check of a large ledger reads it through its indexes and never loads it whole:
 - a fulfilled order whose quote was taxed by Stripe Tax owes (or has recorded) its tax
   transaction;
 - every status is one the ledger knows, and no order's status is behind an event it handled
-  (statuses only move forward, so a handled ``charge.refunded`` means at least
-  ``partially_refunded``).
+  (statuses move forward, so a handled ``payment_intent.succeeded`` means at least ``paid``;
+  a refund that fails and a dispute that is won take an order back to ``paid``, so that is all
+  a handled refund or dispute event says);
+- every dispute's status is one Stripe has, and an order with a dispute shows one.
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
 its way, or the shop refused it (the order's note then says why). So is a tax record Stripe Tax
@@ -25,7 +27,7 @@ from typing import Any
 
 from bookpay.ledger.ledger import Ledger, open_ledger
 from bookpay.ledger.location import locate
-from bookpay.ledger.model import RECEIPT_STATUSES, STATUS_RANK, STATUSES
+from bookpay.ledger.model import DISPUTE_RANK, RECEIPT_STATUSES, STATUS_RANK, STATUSES
 from bookpay.ledger.taxrecords import TAX_STATUSES
 
 # The status each handled event leaves an order at, at least.
@@ -35,8 +37,9 @@ EVENT_FLOOR = {
     "payment_intent.amount_capturable_updated": "authorized",
     "payment_intent.canceled": "canceled",
     "payment_intent.succeeded": "paid",
-    "charge.refunded": "partially_refunded",
-    "charge.dispute.created": "disputed",
+    "charge.refunded": "paid",
+    "charge.dispute.created": "paid",
+    "charge.dispute.closed": "paid",
 }
 EXAMPLES = 5
 
@@ -128,6 +131,15 @@ INVARIANTS = (
     (
         "tax records with an unknown status",
         f"SELECT id AS example FROM tax_records WHERE status NOT IN ({_quoted(TAX_STATUSES)})",
+    ),
+    (
+        "disputes with an unknown status",
+        f"SELECT id AS example FROM disputes WHERE status NOT IN ({_quoted(DISPUTE_RANK)})",
+    ),
+    (
+        "orders with a dispute that do not show it",
+        """SELECT DISTINCT o.id AS example FROM disputes d JOIN orders o ON o.id = d.order_id
+        WHERE o.dispute_status IS NULL""",
     ),
     (
         "orders behind an event they handled",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bookpay.ledger.carts import ITEM_COLUMNS
+from bookpay.ledger.disputes import DISPUTE_COLUMNS
 from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
 from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
@@ -35,6 +36,7 @@ LAYOUT = {
     "carts": (CARTS, ("id",), ("id",)),
     "cart_items": (CART_ITEMS, ("cart_id", "item_id"), ("cart_id", "item_id")),
     "tax_records": (TAX_COLUMNS, ("id",), ("id",)),
+    "disputes": (DISPUTE_COLUMNS, ("id",), ("id",)),
 }
 BATCH = 1000
 

@@ -24,13 +24,16 @@ from typing import Any
 from bookpay.errors import NotFound
 from bookpay.ledger import process
 from bookpay.ledger.carts import CartStore
+from bookpay.ledger.disputes import DisputeStore
 from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
     STATUS_RANK,
     advance,
+    charge_refund_status,
     intent_fields,
     now_iso,
+    refund_status,
     status_of_intent,
 )
 from bookpay.ledger.outbox import Outbox
@@ -63,9 +66,11 @@ def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledge
     return Ledger.at(location, settings.data_dir, create=create, migrate=migrate)
 
 
-class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecordStore):
-    """Orders, events, fulfilments, receipts, quotes and lines, carts, tax records owed; safe to
-    share between threads."""
+class Ledger(
+    OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecordStore, DisputeStore
+):
+    """Orders, events, fulfilments, receipts, quotes and lines, carts, tax records owed,
+    disputes; safe to share between threads."""
 
     def __init__(self, backend, data_dir: Path) -> None:
         self.backend = backend
@@ -198,6 +203,24 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecor
         with self.backend.write() as tx:
             return self._upsert(tx, fields, target, amount_refunded=amount_refunded, note=note)
 
+    def record_refunds(self, intent: dict, charge: dict) -> dict:
+        """The order as refunded as the retrieved Charge says, in both directions: its
+        ``amount_refunded`` exactly, and paid / partially_refunded / refunded from it (a refund
+        that failed gives the money back to the shop). Other statuses only move forward: a
+        refund does not hide a dispute (``model.refund_status``)."""
+        fields = intent_fields(intent)
+        charged = charge_refund_status(charge)
+        refunded = charge.get("amount_refunded")
+        refunded = refunded if isinstance(refunded, int) and refunded >= 0 else 0
+        with self.backend.write() as tx:
+            return self._upsert(
+                tx,
+                fields,
+                advance(status_of_intent(intent), charged),
+                amount_refunded=refunded,
+                rule=lambda current: refund_status(current, charged),
+            )
+
     def _upsert(
         self,
         tx,
@@ -206,15 +229,21 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecor
         *,
         amount_refunded: int | None = None,
         note: str | None = None,
+        rule: Callable[[str], str] | None = None,
+        dispute_status: str | None = None,
     ) -> dict:
+        """Insert the order at ``status``, or update it. An update moves the status forward
+        to ``status``, unless ``rule`` (the refund and dispute handlers') says what the current
+        status becomes; with a ``rule``, ``amount_refunded`` is the Charge's, exactly (it can
+        go down), otherwise the greater of it and what is recorded."""
         stamp = now_iso()
         # Insert-or-nothing first: two processes creating the same order at once must not
         # collide on the unique payment_intent; the loser then updates the winner's row.
         # The order id is the one the checkout wrote into the PaymentIntent's metadata.
         created = tx.run(
             """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
-            shipping, status, failure_reason, amount_refunded, charge, note, created, updated)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            shipping, status, failure_reason, amount_refunded, charge, note, created, updated,
+            dispute_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (payment_intent) DO NOTHING""",
             (
                 fields.get("order_id") or "ord_" + secrets.token_hex(8),
@@ -231,6 +260,7 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecor
                 note,
                 stamp,
                 stamp,
+                dispute_status,
             ),
         )
         if not created:
@@ -239,14 +269,15 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecor
                 "SELECT id, status FROM orders WHERE payment_intent = ?{for_update}",
                 (fields["payment_intent"],),
             )
-            new_status = advance(row["status"], status)
+            new_status = rule(row["status"]) if rule else advance(row["status"], status)
             # Known values are never blanked by a thinner copy of the intent.
             tx.run(
                 """UPDATE orders SET item_id = COALESCE(?, item_id), amount = COALESCE(?, amount),
                 currency = COALESCE(?, currency), email = COALESCE(?, email),
                 shipping = COALESCE(?, shipping), charge = COALESCE(?, charge),
                 failure_reason = CASE WHEN ? THEN NULL ELSE COALESCE(?, failure_reason) END,
-                amount_refunded = {greatest}(amount_refunded, ?), note = COALESCE(?, note),
+                amount_refunded = CASE WHEN ? THEN ? ELSE {greatest}(amount_refunded, ?) END,
+                note = COALESCE(?, note), dispute_status = COALESCE(?, dispute_status),
                 status = ?, updated = ? WHERE id = ?""",
                 (
                     fields["item_id"],
@@ -258,8 +289,11 @@ class Ledger(OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecor
                     # A payment that went through is not described by an earlier decline.
                     STATUS_RANK[new_status] >= STATUS_RANK["paid"],
                     fields["failure_reason"],
+                    rule is not None and amount_refunded is not None,
+                    amount_refunded or 0,
                     amount_refunded or 0,
                     note,
+                    dispute_status,
                     new_status,
                     stamp,
                     row["id"],

@@ -253,6 +253,7 @@ class SalesQueries:
                 return
             lines = self.lines_for_orders(row["id"] for row in rows)
             quotes = self.quotes_for_intents(row["payment_intent"] for row in rows)
+            failed = self.failed_reversals_for_orders(row["id"] for row in rows)
             for row in rows:
                 quote = quotes.get(row["payment_intent"]) or {}
                 yield {
@@ -260,6 +261,7 @@ class SalesQueries:
                     "lines": lines.get(row["id"], []),
                     "shipping": quote.get("shipping", 0),
                     "tax": quote.get("tax", 0),
+                    "failed_reversals": failed.get(row["id"], []),
                 }
             if len(rows) < batch:
                 return

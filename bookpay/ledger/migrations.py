@@ -169,6 +169,28 @@ def _shipping_and_tax() -> tuple[str, ...]:
     )
 
 
+def _disputes_and_failed_refunds() -> tuple[str, ...]:
+    """Version 5: an order's disputes, each at the status Stripe last gave it (so a closed one
+    never reopens, and the order says open, won or lost), the one the order shows on the order
+    itself; and, on a reversal, when the refund it reversed tax for failed afterwards."""
+    return (
+        """CREATE TABLE disputes (
+            id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            payment_intent TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            amount INTEGER,
+            currency TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )""",
+        "CREATE INDEX disputes_order ON disputes (order_id)",
+        "ALTER TABLE orders ADD COLUMN dispute_status TEXT",
+        "ALTER TABLE tax_records ADD COLUMN refund_failed_at TEXT",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -209,6 +231,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=_shipping_and_tax(),
         postgresql=_shipping_and_tax(),
     ),
+    Migration(
+        "disputes and their outcome; reversals whose refund failed afterwards",
+        sqlite=_disputes_and_failed_refunds(),
+        postgresql=_disputes_and_failed_refunds(),
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # In foreign-key order.
@@ -222,4 +249,5 @@ TABLES = (
     "carts",
     "cart_items",
     "tax_records",
+    "disputes",
 )

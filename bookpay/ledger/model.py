@@ -1,9 +1,9 @@
 """What the ledger knows about orders, whatever the database: statuses and PaymentIntent fields.
 
-Order status only moves forward, by ``STATUS_RANK``:
+Order status moves forward, by ``STATUS_RANK``, with one exception (refunds, below):
 
     pending < processing < failed < authorized < canceled < paid
-            < partially_refunded < refunded < disputed
+            < partially_refunded < refunded < disputed < dispute_lost
 
 - a late ``processing`` (or ``payment_failed``) never undoes ``paid``;
 - ``failed`` is above ``processing`` because a bank debit that was processing can fail, and below
@@ -15,9 +15,14 @@ Order status only moves forward, by ``STATUS_RANK``:
   ``paid``, which a capture leads to. Fulfilment still waits for ``succeeded``;
 - ``canceled`` is below ``paid``: Stripe cannot cancel a succeeded PaymentIntent, so if both are
   seen the money was taken and ``paid`` is the truth;
-- ``refunded`` beats ``partially_refunded`` (refunds only accumulate);
-- ``disputed`` is the top: a dispute needs a person whatever happens to the payment after it,
-  so neither a late ``succeeded`` nor a refund may hide it.
+- ``paid``, ``partially_refunded`` and ``refunded`` follow the retrieved Charge in both
+  directions (``refund_status``): a card refund can fail after it succeeded, and the Charge's
+  ``amount_refunded`` then goes down again. Only the refund events move them back, and only
+  between these three: a stale event re-reads the Charge, so it re-states the current truth;
+- ``disputed`` is an open dispute: it needs a person whatever happens to the payment after it,
+  so neither a late ``succeeded`` nor a refund may hide it. Its outcome comes from the retrieved
+  Disputes (``dispute_status``): won (or an inquiry closed) goes back to what the Charge says
+  (paid, partially or fully refunded), lost goes to ``dispute_lost``, the top: the money is gone.
 """
 
 from __future__ import annotations
@@ -37,7 +42,22 @@ STATUSES = (
     "partially_refunded",
     "refunded",
     "disputed",
+    "dispute_lost",
 )
+# What the Charge's refunds decide, in both directions (see above).
+REFUND_STATUSES = ("paid", "partially_refunded", "refunded")
+# Stripe's Dispute statuses: open (or under review), then closed for good. An inquiry
+# (warning_*) can escalate to a chargeback, never back; a closed dispute never reopens.
+DISPUTE_RANK = {
+    "warning_needs_response": 0,
+    "warning_under_review": 1,
+    "needs_response": 2,
+    "under_review": 3,
+    "won": 4,
+    "lost": 4,
+    "warning_closed": 4,
+}
+DISPUTE_OPEN = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 INTEGRATION = "bookpay"
 ORDER_ID = re.compile(r"ord_[0-9a-f]{16}")
@@ -69,6 +89,43 @@ def advance(current: str | None, new: str | None) -> str:
     if new is None or STATUS_RANK[new] <= STATUS_RANK[current]:
         return current
     return new
+
+
+def refund_status(current: str | None, charged: str) -> str:
+    """The status after a refund event, ``charged`` being what the retrieved Charge says
+    (paid, partially_refunded or refunded): it replaces a refund status either way, and
+    otherwise only moves the status forward (a dispute is not hidden by a refund)."""
+    if current in REFUND_STATUSES:
+        return charged
+    return advance(current, charged)
+
+
+def charge_refund_status(charge: dict) -> str:
+    """paid, partially_refunded or refunded, as a retrieved Charge's refunds leave it."""
+    if charge.get("refunded") is True:
+        return "refunded"
+    refunded = charge.get("amount_refunded")
+    return "partially_refunded" if isinstance(refunded, int) and refunded > 0 else "paid"
+
+
+def dispute_overlay(statuses: list[str]) -> str | None:
+    """What an order's disputes (Stripe's statuses) make of it: ``disputed`` while one is open,
+    else ``dispute_lost`` if one was lost, else None (all won or closed: the Charge decides)."""
+    if any(status in DISPUTE_OPEN for status in statuses):
+        return "disputed"
+    if "lost" in statuses:
+        return "dispute_lost"
+    return None
+
+
+def deciding_dispute(statuses: list[str]) -> str | None:
+    """The one dispute status the order shows (``orders.dispute_status``): an open one, else a
+    lost one, else the last closed one."""
+    for wanted in (lambda s: s in DISPUTE_OPEN, lambda s: s == "lost", lambda s: True):
+        found = [status for status in statuses if wanted(status)]
+        if found:
+            return found[-1]
+    return None
 
 
 def status_of_intent(intent: dict) -> str:

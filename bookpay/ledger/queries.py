@@ -32,6 +32,7 @@ ORDER_COLUMNS = (
     "created",
     "updated",
     "fulfilled_at",
+    "dispute_status",
 )
 _ORDERS = ", ".join(ORDER_COLUMNS)
 

@@ -10,6 +10,13 @@ event race, one order owes one transaction and one refund one reversal.
 A record's life: ``pending`` (due at ``next_attempt_at``; ``last_error`` says why the last try
 failed) -> ``recorded`` (``stripe_id`` is Stripe's transaction, or reversal, id) or ``skipped``
 (nothing to report: ``last_error`` says why).
+
+A card refund can fail after it succeeded, and so after its reversal was recorded. Stripe Tax
+documents no way to undo a reversal (``create_reversal`` reverses a transaction, and a
+calculation makes one transaction only), so the ledger records the fact on the reversal
+(``refund_failed_at``): a reversal still pending is then never sent (skipped), and one Stripe
+already has is tax Stripe Tax under-reports, which `bookpay orders show` and `bookpay report
+sales` show (``tax_unreported``) until a person corrects it in Stripe Tax.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ TAX_COLUMNS = (
     "last_error",
     "created",
     "recorded_at",
+    "refund_failed_at",
 )
 _TAX = ", ".join(TAX_COLUMNS)
 TAX_STATUSES = ("pending", "recorded", "skipped")
@@ -61,7 +69,7 @@ def _row(
     """A new pending record, due now, in TAX_COLUMNS order."""
     stamp = now_iso()
     pending = ("pending", None, 0, stamp, None)  # status, stripe_id, attempts, due, last_error
-    created = (stamp, None)  # created, recorded_at
+    created = (stamp, None, None)  # created, recorded_at, refund_failed_at
     return (record_id, kind, order_id, payment_intent, calculation, refund, amount, *pending,
             *created)  # fmt: skip
 
@@ -93,6 +101,22 @@ class TaxRecordStore:
                 new += tx.run(_INSERT, row)
         return new
 
+    def refunds_failed(self, order_id: str, refund_ids: Iterable[str]) -> int:
+        """Note on each of these refunds' reversals that the refund failed, once; how many
+        were new (the tax worker skips a pending one; a recorded one is tax under-reported)."""
+        ids = [reversal_id(refund) for refund in refund_ids]
+        if not ids:
+            return 0
+        with self.backend.write() as tx:
+            return sum(
+                tx.run(
+                    """UPDATE tax_records SET refund_failed_at = ? WHERE id = ? AND order_id = ?
+                    AND kind = 'reversal' AND refund_failed_at IS NULL""",
+                    (now_iso(), record, order_id),
+                )
+                for record in ids
+            )
+
     def tax_records_for(self, order_id: str) -> list[dict]:
         """An order's tax records: its transaction first, then its reversals, oldest first."""
         return self._read(
@@ -100,6 +124,23 @@ class TaxRecordStore:
             ORDER BY CASE kind WHEN 'transaction' THEN 0 ELSE 1 END, created, id""",
             (order_id,),
         )
+
+    def failed_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list]:
+        """Per order, the amounts (None: in full) of its reversals Stripe Tax has whose refund
+        failed afterwards: tax reported as refunded that was not."""
+        ids = list(order_ids)
+        found: dict[str, list] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                f"""SELECT order_id, amount FROM tax_records WHERE kind = 'reversal'
+                AND status = 'recorded' AND refund_failed_at IS NOT NULL
+                AND order_id IN ({", ".join("?" * len(chunk))}) ORDER BY id""",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["order_id"], []).append(row["amount"])
+        return found
 
     def tax_records_due(self, limit: int = 100) -> list[dict]:
         """Pending records due now: transactions first (a reversal needs its transaction)."""

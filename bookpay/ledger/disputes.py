@@ -1,0 +1,118 @@
+"""An order's disputes, each at the status Stripe last gave it, and what they make of the order.
+
+A dispute's status only moves forward (``model.DISPUTE_RANK``): an inquiry may escalate to a
+chargeback, and both end closed (won, lost, or an inquiry closed). So however Stripe's events
+arrive (``charge.dispute.created`` after ``charge.dispute.closed``, a delivery twice, two
+handlers racing with Dispute objects retrieved a moment apart), the row keeps the latest status
+any handler saw, and a closed dispute never reopens. The order then follows all its disputes
+(``model.dispute_overlay``): ``disputed`` while one is open, ``dispute_lost`` once one is lost and
+none is open, and otherwise (won, or an inquiry closed) what the Charge's refunds say.
+"""
+
+from __future__ import annotations
+
+from bookpay.ledger.model import (
+    DISPUTE_RANK,
+    REFUND_STATUSES,
+    advance,
+    charge_refund_status,
+    deciding_dispute,
+    dispute_overlay,
+    intent_fields,
+    now_iso,
+    status_of_intent,
+)
+
+DISPUTE_COLUMNS = (
+    "id",
+    "order_id",
+    "payment_intent",
+    "status",
+    "reason",
+    "amount",
+    "currency",
+    "created",
+    "updated",
+)
+_DISPUTES = ", ".join(DISPUTE_COLUMNS)
+
+
+def _after_disputes(current: str, overlay: str | None, charged: str | None) -> str:
+    """The order's status once its disputes say ``overlay`` (None: all closed, not lost)."""
+    settled = (*REFUND_STATUSES, "disputed", "dispute_lost")
+    if overlay is not None:
+        return overlay if current in settled else advance(current, overlay)
+    if charged is None:  # no Charge to go back to: leave the status as it is
+        return current
+    return charged if current in settled else advance(current, charged)
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value.isprintable() and len(value) <= 100 else None
+
+
+class DisputeStore:
+    """The dispute methods of ``Ledger`` (which provides ``backend``, ``_read``, ``_upsert``)."""
+
+    def record_dispute(
+        self, intent: dict, dispute: dict, charge: dict | None = None, *, note: str | None = None
+    ) -> dict:
+        """Record the retrieved ``dispute`` (its status moving forward only) and set the order
+        from all its disputes; ``charge`` (retrieved) says what a won dispute goes back to."""
+        status = dispute["status"]
+        if status not in DISPUTE_RANK:
+            raise ValueError(f"unknown dispute status {status!r}")
+        fields = intent_fields(intent)
+        charged = charge_refund_status(charge) if charge is not None else None
+        refunded = (charge or {}).get("amount_refunded")
+        with self.backend.write() as tx:
+            order = self._upsert(tx, fields, status_of_intent(intent))
+            stamp = now_iso()
+            inserted = tx.run(
+                f"""INSERT INTO disputes ({_DISPUTES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING""",
+                (
+                    dispute["id"],
+                    order["id"],
+                    order["payment_intent"],
+                    status,
+                    _text(dispute.get("reason")),
+                    dispute.get("amount") if isinstance(dispute.get("amount"), int) else None,
+                    dispute.get("currency") if isinstance(dispute.get("currency"), str) else None,
+                    stamp,
+                    stamp,
+                ),
+            )
+            if not inserted:
+                known = tx.one(
+                    "SELECT status FROM disputes WHERE id = ?{for_update}", (dispute["id"],)
+                )
+                if DISPUTE_RANK.get(known["status"], -1) < DISPUTE_RANK[status]:
+                    tx.run(
+                        "UPDATE disputes SET status = ?, updated = ? WHERE id = ?",
+                        (status, stamp, dispute["id"]),
+                    )
+            statuses = [
+                row["status"]
+                for row in tx.all(
+                    "SELECT status FROM disputes WHERE order_id = ? ORDER BY created, id",
+                    (order["id"],),
+                )
+            ]
+            overlay = dispute_overlay(statuses)
+            return self._upsert(
+                tx,
+                fields,
+                order["status"],
+                amount_refunded=refunded if isinstance(refunded, int) and charge else None,
+                note=note,
+                rule=lambda current: _after_disputes(current, overlay, charged),
+                dispute_status=deciding_dispute(statuses),
+            )
+
+    def disputes_for(self, order_id: str) -> list[dict]:
+        """An order's disputes, oldest first, each at the status Stripe last gave it."""
+        return self._read(
+            f"SELECT {_DISPUTES} FROM disputes WHERE order_id = ? ORDER BY created, id",
+            (order_id,),
+        )

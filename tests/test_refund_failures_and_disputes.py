@@ -1,0 +1,204 @@
+"""Refunds that fail and disputes that close, end to end with the emulator (on both backends):
+the emulator does what Stripe's test cards do (4000000000005126: a refund that succeeds, then
+fails; 4000000000000259: a dispute, closed by Stripe's test evidence), the shop's webhook gets
+each event twice and out of order, and the order, `orders export` and `report sales` agree with
+what Stripe says at the end. Tax: a reversal sent for a refund that then failed is shown as
+tax unreported; one not sent yet is never sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+from test_quote_server import buy_now, quote
+from test_server import confirm
+from test_tax_records import SECRET, Shop, api
+from typer.testing import CliRunner
+
+from bookpay.cli import app as cli
+from bookpay.config import Settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def shop(tmp_path, emulator, database_url):
+    made = Shop(
+        Settings(
+            data_dir=tmp_path / "data",
+            emulator_url=emulator.url,
+            webhook_secrets=(SECRET,),
+            database_url=database_url,
+        )
+    )
+    yield made
+    made.close()
+
+
+def wait_for(found, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def paid(shop: Shop, card: str) -> tuple[str, str]:
+    """A checkout quoted for San Francisco (so taxed), paid with ``card`` and fulfilled."""
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
+    intent = confirm(shop.settings, created["paymentIntentId"], card)
+    assert intent["status"] == "succeeded"
+    shop.deliver("payment_intent.succeeded", {"id": intent["id"], "object": "payment_intent"})
+    assert shop.fulfiller.taxes.drain(10)
+    return intent["id"], created["orderId"]
+
+
+def bookpay(shop: Shop, *args: str) -> str:
+    env = {"BOOKPAY_DATA_DIR": str(shop.settings.data_dir)}
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    result = runner.invoke(cli, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def exported(shop: Shop, intent_id: str) -> dict:
+    rows = csv.DictReader(io.StringIO(bookpay(shop, "orders", "export", "--format", "csv")))
+    return next(row for row in rows if row["payment_intent"] == intent_id)
+
+
+def sales_total(shop: Shop) -> dict:
+    report = json.loads(bookpay(shop, "report", "sales", "--json"))
+    return report["currencies"][0]["total"]
+
+
+def failed_refund(shop: Shop, refund_id: str) -> dict:
+    return wait_for(
+        lambda: (r := api(shop, "GET", f"/v1/refunds/{refund_id}"))["status"] == "failed" and r
+    )
+
+
+def test_a_refund_that_fails_puts_the_order_back_to_paid_and_its_tax_is_unreported(shop):
+    intent_id, order_id = paid(shop, "pm_card_refundFail")
+    gross = shop.ledger.get_order(intent_id)["amount"]
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+    assert refund["status"] == "succeeded"  # at first
+    charge = {"id": refund["charge"], "object": "charge"}
+    shop.deliver("charge.refunded", charge, "evt_refunded")
+    assert shop.fulfiller.taxes.drain(10)
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("refunded", gross)
+    assert sales_total(shop)["refunded"] == gross
+
+    failed = failed_refund(shop, refund["id"])
+    assert failed["failure_reason"] == "expired_or_canceled_card"
+    refund_obj = {"id": refund["id"], "object": "refund"}
+    # Stripe's events for the failure, each twice, then the first event again, late.
+    for kind, event_id in [
+        ("refund.failed", "evt_failed"),
+        ("charge.refund.updated", "evt_updated"),
+        ("refund.failed", "evt_failed"),
+        ("charge.refund.updated", "evt_updated"),
+        ("charge.refunded", "evt_refunded_late"),
+    ]:
+        obj = charge if kind == "charge.refunded" else refund_obj
+        answer = shop.deliver(kind, obj, event_id)
+        assert answer["received"] is True
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+
+    row = exported(shop, intent_id)
+    assert (row["status"], row["amount_refunded"]) == ("paid", "0")
+    total = sales_total(shop)
+    assert (total["gross"], total["refunded"], total["net"]) == (gross, 0, gross)
+    # The reversal Stripe Tax has gave back tax the shop kept: recorded once, shown.
+    reversal = next(r for r in shop.records(order_id) if r["kind"] == "reversal")
+    assert reversal["status"] == "recorded" and reversal["refund_failed_at"] is not None
+    tax = shop.ledger.quote_for(intent_id)["tax"]
+    assert total["tax_unreported"] == tax > 0
+    shown = bookpay(shop, "orders", "show", intent_id)
+    assert "the refund failed" in shown and "Stripe Tax under-reports this tax" in shown
+    assert [what for what, _ in shop.gateway.calls] == ["transaction", "reversal"]
+
+
+def test_a_partial_refund_then_its_failure_and_a_reversal_never_sent(shop):
+    intent_id, order_id = paid(shop, "pm_card_refundFail")
+    shop.gateway.down = True  # Stripe Tax cannot be told of the reversal yet
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    charge = {"id": refund["charge"], "object": "charge"}
+    shop.deliver("charge.refunded", charge)
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1000)
+    assert exported(shop, intent_id)["status"] == "partially_refunded"
+
+    failed_refund(shop, refund["id"])
+    shop.deliver("charge.refund.updated", {"id": refund["id"], "object": "refund"})
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    shop.gateway.down = False
+    shop.fulfiller.taxes.wake()
+    wait_for(lambda: all(r["status"] != "pending" for r in shop.records(order_id)))
+    reversal = next(r for r in shop.records(order_id) if r["kind"] == "reversal")
+    assert (reversal["status"], reversal["stripe_id"]) == ("skipped", None)
+    assert "the refund failed before its reversal was sent" in reversal["last_error"]
+    # One try, while Stripe could not be reached; none once the refund had failed.
+    assert shop.gateway.calls.count(("reversal", refund["id"])) == 1
+    assert sales_total(shop)["tax_unreported"] == 0
+
+
+def disputed(shop: Shop) -> tuple[str, dict]:
+    intent_id, _ = paid(shop, "pm_card_createDispute")
+    found = wait_for(lambda: api(shop, "GET", f"/v1/disputes?payment_intent={intent_id}")["data"])
+    return intent_id, found[0]
+
+
+def close(shop: Shop, dispute_id: str, evidence: str) -> dict:
+    api(shop, "POST", f"/v1/disputes/{dispute_id}", {"evidence[uncategorized_text]": evidence})
+    return wait_for(
+        lambda: (
+            (d := api(shop, "GET", f"/v1/disputes/{dispute_id}"))["status"] in ("won", "lost") and d
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("evidence", "outcome", "status"),
+    [("winning_evidence", "won", "paid"), ("losing_evidence", "lost", "dispute_lost")],
+)
+def test_a_dispute_closes_won_or_lost_whatever_order_its_events_come_in(
+    shop, evidence, outcome, status
+):
+    intent_id, dispute = disputed(shop)
+    obj = {"id": dispute["id"], "object": "dispute"}
+    shop.deliver("charge.dispute.created", obj, "evt_created")
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["dispute_status"]) == ("disputed", "needs_response")
+    gross = order["amount"]
+    assert sales_total(shop)["disputed"] == gross
+
+    assert close(shop, dispute["id"], evidence)["status"] == outcome
+    # Closed first, then created late (a redelivery of an old event), each twice.
+    for event_id in ("evt_closed", "evt_created_late", "evt_closed", "evt_created_late"):
+        kind = "charge.dispute.closed" if "closed" in event_id else "charge.dispute.created"
+        assert shop.deliver(kind, obj, event_id)["received"] is True
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["dispute_status"]) == (status, outcome)
+    assert [(d["id"], d["status"]) for d in shop.ledger.disputes_for(order["id"])] == [
+        (dispute["id"], outcome)
+    ]
+    row = exported(shop, intent_id)
+    assert (row["status"], row["dispute_status"]) == (status, outcome)
+    total = sales_total(shop)
+    lost = gross if outcome == "lost" else 0
+    assert (total["disputed"], total["lost"], total["net"]) == (0, lost, gross - lost)
+    listed = bookpay(shop, "orders", "list")
+    assert status in listed
+    shown = bookpay(shop, "orders", "show", intent_id)
+    assert f"{dispute['id']}: {outcome}, fraudulent" in shown

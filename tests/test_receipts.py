@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -339,7 +340,7 @@ def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, su
         "body": body,
     }
     path = OutboxTransport(tmp_path / "outbox").send(receipt)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     message = email.message_from_bytes(data, policy=default)
     assert message["Subject"] == subject
     assert message["To"] == "jenny@example.com"

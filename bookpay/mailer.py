@@ -149,6 +149,40 @@ def build_message(receipt: dict, sender: str) -> Message:
     return message
 
 
+def message_bytes(message: Message) -> bytes:
+    """``bytes(message)``, for a message of ``build_message``, without the email package's cost.
+
+    The usual receipt (plain ASCII headers and body, ``7bit``) is written here: headers folded at
+    spaces to 78 characters, as RFC 5322 asks, then the body as it is. Folding every header
+    through ``email.header`` took 0.3 ms of the receipt worker's 1 ms, in the process whose GIL
+    the webhook requests need. Anything else (an encoded subject, a quoted-printable body) goes
+    through the email package's generator.
+    """
+    headers = message.items()
+    body = message.get_payload()
+    plain = message.get("Content-Transfer-Encoding") == "7bit" and isinstance(body, str)
+    if not plain or not all(isinstance(v, str) and v.isascii() for _, v in headers):
+        return bytes(message)
+    lines = [_folded(name, value) for name, value in headers]
+    return ("\n".join(lines) + "\n\n" + body).encode("ascii")
+
+
+def _folded(name: str, value: str, width: int = 78) -> str:
+    """``Name: value``, broken before spaces of the value into lines of at most ``width`` where
+    it can be: unfolding (removing each line break) gives the line back."""
+    words = value.split(" ")
+    current = f"{name}: {words[0]}"
+    parts = []
+    for word in words[1:]:
+        if len(current) + 1 + len(word) > width:
+            parts.append(current)
+            current = " " + word
+        else:
+            current = f"{current} {word}"
+    parts.append(current)
+    return "\n".join(parts)
+
+
 def _header(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("Header values may not contain line breaks or control characters")
@@ -188,7 +222,7 @@ class OutboxTransport:
         final = self.path_for(receipt["payment_intent"])
         if final.exists():
             return str(final)
-        data = bytes(build_message(receipt, self.sender))
+        data = message_bytes(build_message(receipt, self.sender))
         # mkstemp makes the file 0600, and the hard link keeps that mode.
         prefix = f"{TEMP_PREFIX}{os.getpid()}-"
         fd, temp = tempfile.mkstemp(dir=self.folder, prefix=prefix, suffix=".eml")

@@ -26,7 +26,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 import stripe
 
 from bookpay.catalog import Book
@@ -42,6 +41,7 @@ from bookpay.errors import (
 from bookpay.orders import INTEGRATION
 from bookpay.quote import Quote, QuoteLine, new_order_id, order_id_for
 from bookpay.resilience import Guard
+from bookpay.transport import Transport, TransportError
 
 # Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
 TEST_CARD_NUMBERS = {
@@ -611,7 +611,7 @@ class Gateway:
                 if self.settings.is_emulated
                 else "Check your network connection and https://status.stripe.com."
             )
-            if isinstance(exc.__cause__, requests.exceptions.Timeout):
+            if isinstance(exc.__cause__, TransportError) and exc.__cause__.timeout:
                 total = self.settings.stripe_limits.total_timeout
                 cause = f"no answer within {total:g} s"
             else:
@@ -669,33 +669,9 @@ class _Budget(threading.local):
         return f" ({self.attempts} attempts)" if self.attempts > 1 else ""
 
 
-class _BudgetSession(requests.Session):
-    """A requests Session whose every attempt's timeouts are cut to what the budget has left."""
-
-    def __init__(self, budget: _Budget, limits: StripeLimits) -> None:
-        super().__init__()
-        self._budget = budget
-        self._limits = limits
-        # Keep a connection per call that may be waiting at once, instead of requests' 10.
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=limits.max_concurrent)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-
-    def request(self, method, url, **kwargs):
-        self._budget.attempts += 1
-        left = self._budget.left()
-        if left is not None:
-            if left <= 0:
-                raise requests.exceptions.Timeout(f"the {self._budget.seconds:g} s budget is spent")
-            kwargs["timeout"] = (
-                min(self._limits.connect_timeout, left),
-                min(self._limits.read_timeout, left),
-            )
-        return super().request(method, url, **kwargs)
-
-
-class _BudgetClient(stripe.RequestsClient):
-    """stripe-python's requests client, its retries and back-off held to the call's budget.
+class _BudgetClient(stripe.HTTPClient):
+    """stripe-python's HTTP client over ``bookpay.transport``, every attempt's timeouts cut to
+    what the call's budget has left, its retries and back-off held to the budget too.
 
     It also retries a 429 (stripe-python retries only those Stripe marks with
     ``Stripe-Should-Retry``), waiting at least what ``Retry-After`` asks: every POST carries an
@@ -704,9 +680,35 @@ class _BudgetClient(stripe.RequestsClient):
     with StripeUnavailable, which passes the Retry-After on.
     """
 
-    def __init__(self, session: _BudgetSession, budget: _Budget, limits: StripeLimits) -> None:
-        super().__init__(session=session, timeout=(limits.connect_timeout, limits.read_timeout))
+    name = "bookpay"
+
+    def __init__(self, transport: Transport, budget: _Budget, limits: StripeLimits) -> None:
+        super().__init__()
+        self._transport = transport
         self._budget = budget
+        self._limits = limits
+
+    def request(self, method, url, headers, post_data=None):
+        self._budget.attempts += 1
+        timeout = (self._limits.connect_timeout, self._limits.read_timeout)
+        try:
+            left = self._budget.left()
+            if left is not None:
+                if left <= 0:
+                    raise TransportError(
+                        f"the {self._budget.seconds:g} s budget is spent", retry=False, timeout=True
+                    )
+                timeout = (min(timeout[0], left), min(timeout[1], left))
+            return self._transport.request(method, url, headers or {}, post_data, timeout)
+        except TransportError as exc:
+            # stripe-python retries it (within the budget, see _should_retry) when it may help.
+            raise stripe.APIConnectionError(str(exc), should_retry=exc.retry) from exc
+
+    def request_stream(self, method, url, headers, post_data=None):
+        raise NotImplementedError("bookpay makes no streaming calls")
+
+    def close(self) -> None:
+        self._transport.close()
 
     def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
         self._budget.retry_after = None
@@ -767,6 +769,7 @@ def _connection_cause(exc: BaseException) -> str:
         ("ConnectionRefusedError", "the connection was refused"),
         ("Connection refused", "the connection was refused"),
         ("NameResolutionError", "the host name does not resolve"),
+        ("gaierror", "the host name does not resolve"),
     ):
         if marker in text:
             return words
@@ -775,17 +778,16 @@ def _connection_cause(exc: BaseException) -> str:
 
 def _client_for(settings: Settings, budget: _Budget) -> stripe.StripeClient:
     limits = settings.stripe_limits
-    session = _BudgetSession(budget, limits)
     options: dict[str, Any] = {}
+    # The emulator is local: never send its traffic through an HTTP(S)_PROXY from the
+    # environment (that would catch 127.0.0.1 too), and skip the per-request look-up.
+    transport = Transport(cafile=stripe.ca_bundle_path, trust_env=not settings.is_emulated)
     if settings.is_emulated:
-        # The emulator is local: never send its traffic through an HTTP(S)_PROXY from the
-        # environment (requests would, for 127.0.0.1 too), and skip the per-request look-up.
-        session.trust_env = False
         options["base_addresses"] = {"api": settings.emulator_url}
     return stripe.StripeClient(
         settings.api_key,
         max_network_retries=limits.max_retries,
-        http_client=_BudgetClient(session, budget, limits),
+        http_client=_BudgetClient(transport, budget, limits),
         **options,
     )
 

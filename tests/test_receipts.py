@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -309,3 +310,43 @@ def test_the_emulator_state_started_by_serve_is_private(tmp_path):
         assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     finally:
         emulator.stop()
+
+
+# The .eml file --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "subject, body",
+    [
+        ("Your bookpay receipt: Dune ($9.00)", "Thank you\n\nTotal paid:     $9.00\n"),
+        (
+            "Your bookpay receipt: The Art of Computer Programming, Volume 1: Fundamental "
+            "Algorithms, third edition, and a title longer still ($23.00)",
+            "Thank you\n",
+        ),
+        ("Your bookpay receipt: Überleben ($9.00)", "Danke schön\n"),
+        ("x" * 90 + " " + "y" * 90, "Thank you\n"),
+    ],
+)
+def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, subject, body):
+    import email
+    from email.policy import default
+
+    receipt = {
+        "payment_intent": "pi_1",
+        "order_id": "ord_0123456789abcdef",
+        "recipient": "jenny@example.com",
+        "subject": subject,
+        "body": body,
+    }
+    path = OutboxTransport(tmp_path / "outbox").send(receipt)
+    data = Path(path).read_bytes()
+    message = email.message_from_bytes(data, policy=default)
+    assert message["Subject"] == subject
+    assert message["To"] == "jenny@example.com"
+    assert message["Message-ID"] == "<receipt.pi_1@bookpay.localhost>"
+    assert message["X-Bookpay-Order"] == "ord_0123456789abcdef"
+    assert message.get_content() == body
+    # Folded at RFC 5322's 78 characters where it can be: a longer line is one unbreakable word.
+    head = data.split(b"\n\n")[0].split(b"\n")
+    assert all(len(line) <= 78 or b" " not in line.strip().split(b": ")[-1] for line in head)

@@ -1,0 +1,98 @@
+"""The gateway's HTTP transport: keep-alive reuse, a connection closed while idle, timeouts,
+proxies from the environment, headers whatever their case."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from bookpay.transport import Transport, TransportError
+
+TIMEOUT = (2.0, 2.0)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(1.0)
+        body = f"{self.path} {self.client_address[1]}".encode()
+        self.send_response(200)
+        self.send_header("Request-Id", "req_1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def url(server, path="/v1/x"):
+    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+def test_calls_of_one_thread_share_one_keep_alive_connection(server):
+    transport = Transport(trust_env=False)
+    answers = [transport.request("get", url(server), {}, None, TIMEOUT) for _ in range(3)]
+    assert [status for _, status, _ in answers] == [200, 200, 200]
+    ports = {body.split()[1] for body, _, _ in answers}
+    assert len(ports) == 1  # the same client port: the same connection
+    assert answers[0][2]["request-id"] == "req_1" and "REQUEST-ID" in answers[0][2]
+    assert answers[0][2].get("Request-Id") == "req_1"
+    transport.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(server):
+    transport = Transport(trust_env=False)
+    first, _, _ = transport.request("post", url(server), {}, "a=1", TIMEOUT)
+    for conn, _ in transport._local.connections.values():
+        # The server closes its end, as its idle timeout would: our half closed, it sees EOF.
+        conn.sock.shutdown(1)
+    time.sleep(0.2)
+    second, status, _ = transport.request("get", url(server), {}, None, TIMEOUT)
+    assert status == 200
+    assert first.split()[1] != second.split()[1]  # a new connection, not an error
+    transport.close()
+
+
+def test_a_read_timeout_is_a_retryable_timeout(server):
+    transport = Transport(trust_env=False)
+    with pytest.raises(TransportError) as caught:
+        transport.request("get", url(server, "/slow"), {}, None, (2.0, 0.2))
+    assert caught.value.timeout and caught.value.retry
+    assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+def test_a_refused_connection_is_retryable_and_says_so():
+    transport = Transport(trust_env=False)
+    with pytest.raises(TransportError) as caught:
+        transport.request("get", "http://127.0.0.1:9/v1/x", {}, None, TIMEOUT)
+    assert caught.value.retry and not caught.value.timeout
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+
+
+def test_a_proxy_from_the_environment_is_used_unless_told_not_to(server, monkeypatch):
+    # The "proxy" is the test server itself: a plain HTTP proxy is sent the whole URL.
+    proxy = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.setenv("no_proxy", "")
+    target = "http://stripe.invalid/v1/x"
+    body, _, _ = Transport().request("get", target, {}, None, TIMEOUT)
+    assert body.split()[0] == target.encode()
+    with pytest.raises(TransportError):  # not trusting the environment: no such host
+        Transport(trust_env=False).request("get", target, {}, None, TIMEOUT)

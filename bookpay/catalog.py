@@ -7,7 +7,6 @@ is validated with messages that say which book (or rate) and which field is wron
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +214,8 @@ def _read_records(path: Path) -> tuple[object, object]:
 
             data = tomllib.loads(raw.decode("utf-8"))
             return data.get("books"), data.get("shipping_rates")
+        import json  # only for a catalog file: the built-in catalog starts without it
+
         data = json.loads(raw)
         if isinstance(data, dict):
             return data.get("books"), data.get("shipping_rates")

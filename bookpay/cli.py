@@ -8,30 +8,39 @@ Command groups live in ``bookpay/commands/``; each is a thin adapter over the co
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from bookpay import __version__
-from bookpay.config import Settings
 from bookpay.errors import BookpayError
 
+if TYPE_CHECKING:
+    from bookpay.config import Settings
 
-@dataclass
+
 class State:
-    """What the root callback learned, shared with every command through ``ctx.obj``."""
+    """What the root callback learned, shared with every command through ``ctx.obj``.
 
-    live: bool = False
-    debug: bool = False
-    catalog_path: Path | None = None
-    _settings: Settings | None = field(default=None, repr=False)
+    A plain class, and Settings built only when a command asks for them: `catalog list` needs
+    the catalog's path alone, and config's dataclasses cost start-up time to define.
+    """
+
+    def __init__(
+        self, live: bool = False, debug: bool = False, catalog_path: Path | None = None
+    ) -> None:
+        self.live = live
+        self.debug = debug
+        self.catalog_path = catalog_path
+        self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from bookpay.config import Settings
+
             self._settings = Settings.from_env(
                 allow_live=self.live, catalog_path=self.catalog_path, debug=self.debug
             )
@@ -40,7 +49,12 @@ class State:
     def catalog(self):
         from bookpay.catalog import Catalog
 
-        return Catalog.load(self.settings.catalog_path)
+        if self._settings is not None:
+            return Catalog.load(self._settings.catalog_path)
+        # The same path Settings would hold, without building them.
+        from bookpay import environment
+
+        return Catalog.load(environment.catalog_path(environment.read()[0], self.catalog_path))
 
     def gateway(self):
         """The Stripe gateway, once the settings have passed their checks (exit 5 otherwise).

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bookpay import environment
+from bookpay.environment import ENV_VARS as ENV_VARS  # still importable from here
 from bookpay.errors import ConfigError
 
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:12111"
@@ -21,21 +23,6 @@ DEFAULT_EMULATOR_URL = "http://127.0.0.1:12111"
 EMULATOR_SECRET_KEY = "sk_test_bookpay_emulator"
 EMULATOR_PUBLISHABLE_KEY = "pk_test_bookpay_emulator"
 
-ENV_VARS = (
-    "STRIPE_SECRET_KEY",
-    "STRIPE_PUBLISHABLE_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "BOOKPAY_DATA_DIR",
-    "BOOKPAY_EMULATOR_URL",
-    "BOOKPAY_BASE_URL",
-    "BOOKPAY_ALLOW_LIVE",
-    "BOOKPAY_CATALOG",
-    "BOOKPAY_SMTP_URL",
-    "BOOKPAY_DATABASE_URL",
-    "BOOKPAY_SHOP_ID",
-    "BOOKPAY_TAX",
-    "BOOKPAY_DEBUG",
-)
 TAX_MODES = ("stripe", "off")
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -404,25 +391,12 @@ class Settings:
 
         The process environment wins over the file, as python-dotenv does by default.
         """
-        env = dict(os.environ if environ is None else environ)
-        dotenv_path = Path(".env") if dotenv_path is None else dotenv_path
-        file_values: dict[str, str] = {}
-        if dotenv_path.is_file():
-            from dotenv import dotenv_values
-
-            file_values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
-        merged: dict[str, str] = {}
-        sources: dict[str, str] = {}
-        for name in ENV_VARS:
-            if env.get(name, "").strip():
-                merged[name], sources[name] = env[name].strip(), "environment"
-            elif file_values.get(name, "").strip():
-                merged[name], sources[name] = file_values[name].strip(), str(dotenv_path)
+        env = os.environ if environ is None else environ
+        merged, sources = environment.read(env, dotenv_path=dotenv_path)
         secrets = tuple(
             s.strip() for s in merged.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()
         )
         data_dir = merged.get("BOOKPAY_DATA_DIR")
-        catalog = catalog_path or merged.get("BOOKPAY_CATALOG")
         if catalog_path:
             sources["BOOKPAY_CATALOG"] = "--catalog"
         if allow_live:
@@ -435,7 +409,7 @@ class Settings:
             emulator_url=merged.get("BOOKPAY_EMULATOR_URL", DEFAULT_EMULATOR_URL).rstrip("/"),
             base_url=(merged.get("BOOKPAY_BASE_URL") or "").rstrip("/") or None,
             allow_live=allow_live or merged.get("BOOKPAY_ALLOW_LIVE", "").lower() in _TRUE,
-            catalog_path=Path(catalog) if catalog else None,
+            catalog_path=environment.catalog_path(merged, catalog_path),
             smtp_url=merged.get("BOOKPAY_SMTP_URL"),
             database_url=merged.get("BOOKPAY_DATABASE_URL"),
             shop_id=merged.get("BOOKPAY_SHOP_ID"),

@@ -383,3 +383,54 @@ def test_list_all_starting_after_an_order(many):
     first = json.loads(invoke(many, "orders", "list", "--limit", "2", "--json").stdout)
     rest = invoke(many, "orders", "list", "--all", "--starting-after", first[-1]["id"], "--json")
     assert pis(rest) == ["pi_5", "pi_4", "pi_3", "pi_2", "pi_1"]
+
+
+@pytest.mark.parametrize("args", [[], ["--status", "paid"], ["--since", "2026-03-01"]])
+def test_export_csv_matches_a_row_by_row_rendering_of_hostile_orders(
+    env, monkeypatch, tmp_path, args
+):
+    """The export (batched, quotes joined, neutralised only where a formula may start) writes
+    the same bytes as the plain way: each order, its quote read alone, every cell through
+    neutralise, one csv row at a time. Batches of 7 put ties in creation time across their
+    boundaries."""
+    from datetime import datetime, timezone
+
+    from hostile_orders import fill_hostile
+
+    from bookpay.commands import orders as command
+    from bookpay.csvsafe import neutralise
+    from bookpay.ledger import OrderFilter
+
+    monkeypatch.setattr(command, "EXPORT_BATCH", 7)
+    with ledger_for(env) as ledger:
+        fill_hostile(ledger, 240)
+        where = OrderFilter(
+            status="paid" if "paid" in args else None,
+            since=datetime(2026, 3, 1, tzinfo=timezone.utc) if "--since" in args else None,
+        )
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\r\n")
+        writer.writerow(command.CSV_COLUMNS)
+        for order in ledger.iter_orders(where):
+            shipping = order["shipping"] or {}
+            address = shipping.get("address") or {}
+            quote = ledger.quote_for(order["payment_intent"]) or {}
+            cells = [
+                *(order[name] for name in command.COLUMNS[:-1]),
+                shipping.get("name"),
+                *(address.get(key) for key in command.ADDRESS_KEYS),
+                *(quote.get(field) for _, field in command.QUOTE_COLUMNS),
+            ]
+            writer.writerow([neutralise(cell) for cell in cells])
+    target = tmp_path / "orders.csv"
+    result = invoke(env, "orders", "export", *args, "--output", str(target))
+    assert result.exit_code == 0, result.output
+    exported = target.read_bytes().decode()
+    assert exported == expected.getvalue()
+    assert exported.count("\r\n") > 20 and "'=" in exported
+
+
+def test_order_batches_join_only_the_quotes_own_columns(env):
+    """The quote columns go into SQL by name: anything but a column of quotes is refused."""
+    with ledger_for(env) as ledger, pytest.raises(ValueError, match="no column"):
+        next(ledger.iter_order_batches(quotes=("subtotal FROM quotes; --",)))

@@ -138,6 +138,27 @@ def test_fast_commands_import_neither_stripe_nor_bottle(args):
     assert not {m for m in modules if m.split(".")[0] in heavy}
 
 
+def test_catalog_list_loads_only_what_it_uses():
+    """`bookpay catalog list` starts within 1.2x of a hello-world Typer app (bench startup).
+
+    It reads its catalog path without building Settings (config's dataclasses, the ledger's
+    location), prints a table without json, and compiles no id pattern. These stay loaded on
+    demand: a module-level import of any of them puts its cost back on every start-up.
+    """
+    modules = loaded_modules("catalog", "list")
+    assert "bookpay.catalog" in modules and "bookpay.environment" in modules
+    lazy = {"bookpay.config", "bookpay.ledger", "bookpay.ledger.location", "json", "dotenv"}
+    assert modules & lazy == set()
+    assert "json" in loaded_modules("catalog", "list", "--json")
+
+
+def test_id_patterns_compile_on_first_use():
+    """params holds its id patterns as text; re compiles them when an id is checked."""
+    from bookpay.commands import params
+
+    assert isinstance(params.INTENT_ID, str) and isinstance(params.ORDER_ID, str)
+
+
 def test_a_closed_pipe_ends_quietly():
     """`bookpay catalog list | head -0`: no traceback, no "unexpected error" message."""
     import os

@@ -71,6 +71,8 @@ QUOTE_COLUMNS = (
     ("total", "total"),
 )
 QUOTE_EXPORT = tuple(name for name, _ in QUOTE_COLUMNS)
+# Orders per query of an export: fewer round trips, while memory stays a few MB.
+EXPORT_BATCH = 5000
 CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS), *QUOTE_EXPORT)
 ADDRESS_KEYS = tuple(key for _, part, key in SHIPPING_COLUMNS if part == "address")
 STATUS_STYLE = {
@@ -389,40 +391,38 @@ def export_orders(
     Example: bookpay orders export --format csv --output orders.csv
     """
     where = _filter(status, email, since, until)
-    write = _write_lines if lines else _write
     with _ledger(ctx) as ledger:
-        rows = ledger.iter_order_rows(where) if ledger is not None else iter(())
-        if lines and ledger is not None:
-            rows = _line_rows(ledger, rows, state(ctx).catalog())
-        elif ledger is not None:
-            rows = _with_quotes(ledger, rows)
+        if ledger is None:
+            batches = iter(())
+        elif lines:
+            batches = ledger.iter_order_batches(where, batch=EXPORT_BATCH)
+        else:
+            # Each order with the quote it paid, read in the same query.
+            quotes = tuple(field for _, field in QUOTE_COLUMNS)
+            batches = ledger.iter_order_batches(where, batch=EXPORT_BATCH, quotes=quotes)
+        if lines:
+            rows = (row for batch in batches for row in batch)
+            if ledger is not None:
+                rows = _line_rows(ledger, rows, state(ctx).catalog())
+
+            def write(out):
+                return _write_lines(rows, fmt, out)
+        else:
+
+            def write(out):
+                return _write(batches, fmt, out)
+
         if output is None:
-            count = write(rows, fmt, sys.stdout)
+            count = write(sys.stdout)
         else:
             from bookpay.privatefiles import FILE_MODE
 
             # Customers' addresses: the export is as private as the ledger it comes from.
             with open(output, "w", encoding="utf-8", newline="", opener=_opener(FILE_MODE)) as f:
-                count = write(rows, fmt, f)
+                count = write(f)
     if output is not None:
         what = "line" if lines else "order"
         sys.stderr.write(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}\n")
-
-
-def _with_quotes(ledger, rows):
-    """``iter_order_rows``'s tuples followed by their quote's QUOTE_COLUMNS (None where there is
-    no quote): the quotes of a batch of orders are read in one query, so this streams too."""
-    from bookpay.commands.paging import chunks
-    from bookpay.ledger.queries import ORDER_COLUMNS
-
-    intent_at = ORDER_COLUMNS.index("payment_intent")
-    none = (None,) * len(QUOTE_COLUMNS)
-    for batch in chunks(rows, 1000):
-        quotes = ledger.quotes_for_intents(row[intent_at] for row in batch)
-        for row in batch:
-            quote = quotes.get(row[intent_at])
-            extra = tuple(quote[field] for _, field in QUOTE_COLUMNS) if quote else none
-            yield (*row, *extra)
 
 
 def _line_rows(ledger, rows, catalog):
@@ -460,43 +460,69 @@ def _opener(mode: int):
     return lambda path, flags: os.open(path, flags, mode)
 
 
-def _write(rows, fmt: Format, out) -> int:
-    """Write tuples from ``_with_quotes``; how many."""
+def _write(batches, fmt: Format, out) -> int:
+    """Write ``iter_order_batches``' lists of tuples (orders, then QUOTE_COLUMNS); how many."""
     from bookpay.ledger.queries import ORDER_COLUMNS
 
-    count = 0
     shipping_at = ORDER_COLUMNS.index("shipping")
-    picks = [ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]]
     quoted_at = len(ORDER_COLUMNS)
+    loads = _json_reader()
     if fmt is Format.csv:
         from operator import itemgetter
 
         from bookpay.csvsafe import SafeWriter
 
+        count = 0
         writer = SafeWriter(out, CSV_COLUMNS)
-        plain = itemgetter(*picks)
+        plain = itemgetter(*(ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]))
         empty: dict = {}
-        for row in rows:
-            shipping = json.loads(row[shipping_at]) if row[shipping_at] else empty
-            address = shipping.get("address") or empty
-            writer.writerow(
-                (
-                    *plain(row),
-                    shipping.get("name"),
-                    *(address.get(key) for key in ADDRESS_KEYS),
-                    *row[quoted_at:],
+        for batch in batches:
+            cells = []
+            add = cells.append
+            for row in batch:
+                shipping = loads(row[shipping_at]) if row[shipping_at] else empty
+                address = shipping.get("address") or empty
+                add(
+                    (
+                        *plain(row),
+                        shipping.get("name"),
+                        *map(address.get, ADDRESS_KEYS),
+                        *row[quoted_at:],
+                    )
                 )
-            )
-            count += 1
+            writer.writerows(cells)
+            count += len(cells)
         return count
 
     def records():
-        for row in rows:
-            order = dict(zip((*ORDER_COLUMNS, *QUOTE_EXPORT), row, strict=True))
-            order["shipping"] = json.loads(row[shipping_at]) if row[shipping_at] else None
-            yield {name: order[name] for name in (*COLUMNS, *QUOTE_EXPORT)}
+        for batch in batches:
+            for row in batch:
+                order = dict(zip((*ORDER_COLUMNS, *QUOTE_EXPORT), row, strict=True))
+                order["shipping"] = loads(row[shipping_at]) if row[shipping_at] else None
+                yield {name: order[name] for name in (*COLUMNS, *QUOTE_EXPORT)}
 
     return _write_json(records(), fmt, out)
+
+
+def _json_reader():
+    """``json.loads`` for the ledger's stored JSON, without its per-call wrapping.
+
+    The decoder's scanner parses the text; what it does not take whole (surrounding
+    whitespace, trailing data, an error, bytes) goes to ``json.loads``, which accepts or refuses
+    it exactly as it always did.
+    """
+    from json.scanner import make_scanner
+
+    scan = make_scanner(json.JSONDecoder())
+
+    def loads(text):
+        try:
+            value, end = scan(text, 0)
+        except (StopIteration, ValueError, TypeError):
+            return json.loads(text)
+        return value if end == len(text) else json.loads(text)
+
+    return loads
 
 
 def _write_json(records, fmt: Format, out) -> int:

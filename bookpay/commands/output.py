@@ -14,7 +14,6 @@ terminal with its control characters.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -37,6 +36,8 @@ DETAIL_INDENT = "    "
 
 def emit_json(data: Any) -> None:
     """Plain JSON on stdout and nothing else there."""
+    import json  # only --json needs it: a table starts faster without
+
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 

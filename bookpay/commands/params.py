@@ -12,10 +12,12 @@ from typing import Annotated
 
 import typer
 
-# Stripe's ids: a prefix, an underscore, letters and digits (no further underscores).
+# Stripe's ids: a prefix, an underscore, letters and digits (no further underscores). Patterns,
+# not compiled ones: re compiles (and caches) them on first use, so commands that take no id
+# (`catalog list`) do not pay for them at start-up.
 _ID = r"[A-Za-z0-9]{1,250}"
-INTENT_ID = re.compile(rf"pi_{_ID}")
-ORDER_ID = re.compile(rf"ord_{_ID}")
+INTENT_ID = rf"pi_{_ID}"
+ORDER_ID = rf"ord_{_ID}"
 
 
 def _expected(what: str, value: str) -> typer.BadParameter:
@@ -27,7 +29,7 @@ def _expected(what: str, value: str) -> typer.BadParameter:
 
 
 def check_intent_id(ctx: typer.Context, value: str | None) -> str | None:
-    if value is None or ctx.resilient_parsing or INTENT_ID.fullmatch(value):
+    if value is None or ctx.resilient_parsing or re.fullmatch(INTENT_ID, value):
         return value
     raise _expected("a PaymentIntent id (pi_...)", value)
 
@@ -35,7 +37,7 @@ def check_intent_id(ctx: typer.Context, value: str | None) -> str | None:
 def check_order_or_intent_id(ctx: typer.Context, value: str | None) -> str | None:
     if value is None or ctx.resilient_parsing:
         return value
-    if ORDER_ID.fullmatch(value) or INTENT_ID.fullmatch(value):
+    if re.fullmatch(ORDER_ID, value) or re.fullmatch(INTENT_ID, value):
         return value
     raise _expected("an order id (ord_...) or a PaymentIntent id (pi_...)", value)
 
@@ -45,13 +47,13 @@ def check_order_or_intent_id(ctx: typer.Context, value: str | None) -> str | Non
 
 def complete_book_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """The catalog's book ids (the --catalog file's, or the built-in one), with their titles."""
+    from bookpay import environment
     from bookpay.catalog import Catalog
-    from bookpay.config import Settings
     from bookpay.errors import BookpayError
 
-    catalog_path = ctx.find_root().params.get("catalog")
+    given = ctx.find_root().params.get("catalog")
     try:
-        catalog = Catalog.load(Settings.from_env(catalog_path=catalog_path).catalog_path)
+        catalog = Catalog.load(environment.catalog_path(environment.read()[0], given))
     except BookpayError:
         return []
     return [(book.id, book.title) for book in catalog if book.id.startswith(incomplete)]

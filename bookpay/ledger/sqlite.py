@@ -41,7 +41,9 @@ class Tx:
         return dict(row) if row is not None else None
 
     def tuples(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        return [tuple(row) for row in self.conn.execute(_sql(sql), params).fetchall()]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # tuples as sqlite3 makes them, not Rows copied into tuples
+        return cursor.execute(_sql(sql), params).fetchall()
 
     def run(self, sql: str, params: Sequence = ()) -> int:
         """Execute a statement; the number of rows it changed."""

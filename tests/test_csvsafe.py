@@ -1,0 +1,50 @@
+"""csvsafe: a batch written at once is the same bytes as its rows written one by one, formulas
+neutralised wherever they are."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+from hostile_orders import TEXTS
+
+from bookpay.csvsafe import FORMULA_START, SafeWriter
+
+CELLS = (*TEXTS, 0, 2300, -5, 1.5, "2026-01-01T00:00:00.000Z", "ord_0123", "a-b", "x=y")
+
+
+def one_by_one(rows) -> str:
+    out = io.StringIO()
+    writer = SafeWriter(out, ["a", "b", "c"])
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def batched(rows) -> str:
+    out = io.StringIO()
+    SafeWriter(out, ["a", "b", "c"]).writerows(rows)
+    return out.getvalue()
+
+
+def test_a_batch_is_the_same_bytes_as_its_rows_one_by_one():
+    rows = [list(cells) for cells in itertools.product(CELLS, repeat=3)]
+    assert batched(rows) == one_by_one(rows)
+    for row in rows:  # and each alone, where nothing else in the batch takes the careful path
+        assert batched([row]) == one_by_one([row])
+
+
+@pytest.mark.parametrize("start", sorted(FORMULA_START))
+@pytest.mark.parametrize("column", [0, 1, 2])
+def test_a_formula_in_any_cell_of_a_clean_batch_is_neutralised(start, column):
+    rows = [["ord_1", "reader@example.com", "2026-01-01T00:00:00.000Z"] for _ in range(50)]
+    rows[17][column] = f'{start}HYPERLINK("http://evil")'
+    text = batched(rows)
+    assert text == one_by_one(rows)
+    assert f"'{start}HYPERLINK" in text
+
+
+def test_a_clean_batch_is_written_as_the_csv_module_writes_it():
+    rows = [["ord_1", 2300, "2026-01-01T00:00:00.000Z"], ["ord_2", None, "a-b,c"]]
+    assert batched(rows) == 'a,b,c\r\nord_1,2300,2026-01-01T00:00:00.000Z\r\nord_2,,"a-b,c"\r\n'

@@ -782,13 +782,15 @@
         showPaidNotice(result.paid);
         return;
       }
-      showIntentQuote(result.intent);
       intentId = result.intent.paymentIntentId;
       try {
+        // First: the Elements ask Stripe for the PaymentIntent, and the quote is shown meanwhile.
         mountElements(result.intent.clientSecret);
       } catch (e) {
         loadFailed(LOAD_ERROR);
+        return;
       }
+      showIntentQuote(result.intent);
     }
 
     form.addEventListener('submit', pay);

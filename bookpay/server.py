@@ -27,6 +27,7 @@ from bookpay.fulfilment import ownership_problem
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs, quote_routes
+from bookpay.web.assets import InlineScript, StaticFiles
 from bookpay.web.csrf import check_origin
 from bookpay.web.logs import order_ref
 from bookpay.web.ratelimit import RateLimiter
@@ -47,6 +48,8 @@ log = logging.getLogger("bookpay.server")
 ASSETS = Path(__file__).parent / "assets"
 TEMPLATES = ASSETS / "templates"
 STATIC = ASSETS / "static"
+# The checkout's first request, inlined in its <head> (bookpay.web.assets).
+EARLY_SCRIPT = InlineScript(ASSETS / "inline" / "checkout-early.js")
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:4242"
 MAX_WEBHOOK_BODY = 512 * 1024  # Stripe events are far smaller; this only bounds memory
 API_PATHS = frozenset(
@@ -299,7 +302,8 @@ def create_app(
     )
     shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     return_url = f"{shop_url}/success"
-    headers = security_headers(settings)
+    headers = security_headers(settings, (EARLY_SCRIPT.csp_source,))
+    files = StaticFiles(STATIC)
     secure_cookie = shop_url.startswith("https://")
     cart_of = cart_routes.CartCookie(services, secure=secure_cookie)
 
@@ -313,7 +317,12 @@ def create_app(
             return {"cart_count": None}
 
     templates = Templates(
-        TEMPLATES, shared, emulated=settings.is_emulated, live=settings.livemode, scripts=()
+        TEMPLATES,
+        shared,
+        emulated=settings.is_emulated,
+        live=settings.livemode,
+        scripts=(),
+        static=files.url,
     )
     app = bottle.Bottle(catchall=True, autojson=True)
     app.install(_ErrorPlugin(templates))
@@ -343,7 +352,7 @@ def create_app(
     @app.get("/")
     def index():
         books = [(book, checkout_href(book)) for book in services.catalog]
-        return templates.render("index", title="Books", books=books, scripts=("/static/cart.js",))
+        return templates.render("index", title="Books", books=books, scripts=("cart.js",))
 
     @app.get("/covers/<book_id>.svg")
     def cover(book_id: str):
@@ -399,10 +408,11 @@ def create_app(
             editable=item is None,
             tax_enabled=settings.tax_enabled,
             notice=notice,
-            # In the <head>, before checkout.js: that script runs (async) as soon as it is
-            # loaded, and asks for the PaymentIntent before the page is even parsed.
+            # First in the <head>: the configuration, then the inline script that asks for the
+            # attempt's PaymentIntent at once, before the stylesheet and the scripts load.
             head_json=("checkout-config", script_json(config)),
-            scripts=(stripe_js_url(settings), ("/static/checkout.js", "async")),
+            head_script=EARLY_SCRIPT.text,
+            scripts=(stripe_js_url(settings), ("checkout.js", "async")),
         )
 
     @app.post("/create-payment-intent")
@@ -516,8 +526,9 @@ def create_app(
     @app.get("/static/<path:path>")
     def static(path: str):
         response = bottle.static_file(path, root=str(STATIC))
-        if response.status_code == 200:
-            response.set_header("Cache-Control", "public, max-age=300")
+        if response.status_code in (200, 304):
+            version = bottle.request.query.getunicode("v") or ""
+            response.set_header("Cache-Control", files.cache_control(path, version))
         return response
 
     @app.get("/favicon.ico")

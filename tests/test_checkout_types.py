@@ -70,7 +70,11 @@ def test_a_wrong_call_into_stripe_js_fails_the_check(tsc, tmp_path):
                     "baseUrl": str(ROOT),
                     "paths": {"@stripe/stripe-js": ["node_modules/@stripe/stripe-js"]},
                 },
-                "files": [str(ROOT / "types" / "stripe-global.d.ts"), str(broken)],
+                "files": [
+                    str(ROOT / "types" / "stripe-global.d.ts"),
+                    str(ROOT / "types" / "checkout-global.d.ts"),
+                    str(broken),
+                ],
             }
         )
     )

@@ -7,7 +7,9 @@ except the gateway's real HTTP calls to the emulator.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import html
 import json
 import os
@@ -28,7 +30,8 @@ from wsgi import Response, call
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.errors import ConfigError, WebhookSignatureError
-from bookpay.server import create_app
+from bookpay.server import ASSETS, EARLY_SCRIPT, STATIC, create_app
+from bookpay.web.assets import IMMUTABLE, REVALIDATE, StaticFiles
 
 PUBLIC_URL = "http://shop.example.test:4242"
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy")
@@ -238,17 +241,41 @@ def test_checkout_page_mounts_the_three_elements_in_order(app, settings):
         ' tabindex="-1">' in page
     )
     assert f'<script src="{settings.emulator_url}/v3/" defer></script>' in page
-    # checkout.js asks for the PaymentIntent as soon as it is loaded (async), with its
-    # configuration already parsed in the <head> before it.
-    assert '<script src="/static/checkout.js" async></script>' in page
-    head = page.split("</head>")[0]
-    assert head.index('id="checkout-config"') < head.index('src="/static/checkout.js"')
+    digest = hashlib.sha256((STATIC / "checkout.js").read_bytes()).hexdigest()[:12]
+    assert f'<script src="/static/checkout.js?v={digest}" async></script>' in page
 
 
-def test_checkout_page_has_no_inline_script(app):
-    page = get(app, "/checkout?item=1").text
-    for tag in re.findall(r"<script\b[^>]*>", page):
-        assert "src=" in tag or 'type="application/json"' in tag, tag
+def inline_scripts(page: str) -> list[str]:
+    return re.findall(r"<script>(.*?)</script>", page, re.S)
+
+
+def test_checkout_asks_for_its_intent_first_thing_in_the_head(app):
+    """The configuration, then the inline script that sends the request, both before the
+    stylesheet (which would hold an inline script back) and before any other script."""
+    head = get(app, "/checkout?item=1").text.split("</head>")[0]
+    assert inline_scripts(head) == [(ASSETS / "inline" / "checkout-early.js").read_text()]
+    order = [
+        head.index('id="checkout-config"'),
+        head.index("<script>"),
+        head.index('rel="stylesheet"'),
+        head.index("<script src="),
+    ]
+    assert order == sorted(order)
+
+
+def test_the_only_inline_script_is_the_one_the_csp_allows_by_its_hash(app):
+    response = get(app, "/checkout?item=1")
+    tags = re.findall(r"<script\b[^>]*>", response.text)
+    inline = [tag for tag in tags if "src=" not in tag and 'type="application/json"' not in tag]
+    assert inline == ["<script>"]
+    (script,) = inline_scripts(response.text)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    sources = csp(response)["script-src"]
+    assert f"'sha256-{digest}'" in sources
+    assert [source for source in sources if source.startswith("'sha")] == [f"'sha256-{digest}'"]
+    assert "'unsafe-inline'" not in sources
+    for page in ("/", "/cart"):  # no other page has an inline script
+        assert inline_scripts(get(app, page).text) == []
 
 
 def test_checkout_config_comes_from_settings(app, settings):
@@ -905,6 +932,7 @@ def test_unknown_pages_are_an_html_404(app):
 
 def test_static_files(app):
     script = get(app, "/static/checkout.js")
+    assert script.headers["Cache-Control"] == "no-cache"  # no fingerprint: revalidated
     assert script.status == 200
     assert "javascript" in script.headers["Content-Type"]
     assert "confirmPayment" in script.text
@@ -913,6 +941,34 @@ def test_static_files(app):
     assert get(app, "/static/nope.js").status == 404
     assert get(app, "/static/../server.py").status in (403, 404)
     assert get(app, "/static/%2e%2e/%2e%2e/server.py").status in (403, 404)
+
+
+def test_static_files_are_linked_by_digest_and_kept_until_they_change(app):
+    for page, name in (("/", "style.css"), ("/", "cart.js"), ("/checkout?item=1", "checkout.js")):
+        digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+        url = f"/static/{name}?v={digest}"
+        assert f'"{url}"' in get(app, page).text
+        assert get(app, url).headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # A page from before a change names an old digest: that file is revalidated, not kept.
+    assert get(app, "/static/style.css?v=0123456789ab").headers["Cache-Control"] == "no-cache"
+    etag = get(app, "/static/style.css").headers["Etag"]  # Bottle's spelling
+    again = get(app, "/static/style.css", If_None_Match=etag)
+    assert again.status == 304
+    assert again.headers["Cache-Control"] == "no-cache"
+
+
+def test_a_static_file_changed_while_serving_gets_a_new_digest(tmp_path):
+    files = StaticFiles(tmp_path)
+    (tmp_path / "app.js").write_text("one")
+    first = files.url("app.js")
+    assert first == f"/static/app.js?v={hashlib.sha256(b'one').hexdigest()[:12]}"
+    assert files.cache_control("app.js", first.rsplit("=", 1)[1]) == IMMUTABLE
+    (tmp_path / "app.js").write_text("two, longer")
+    second = files.url("app.js")
+    assert second == f"/static/app.js?v={hashlib.sha256(b'two, longer').hexdigest()[:12]}"
+    assert files.cache_control("app.js", first.rsplit("=", 1)[1]) == REVALIDATE
+    assert files.cache_control("app.js", "") == REVALIDATE
+    assert files.url("gone.js") == "/static/gone.js"
 
 
 # ------------------------------------------------------------------------- headers ------
@@ -958,7 +1014,7 @@ def csp(response: Response) -> dict[str, list[str]]:
 def test_csp_in_emulator_mode_allows_the_emulator_and_nothing_else(app, settings):
     policy = csp(get(app, "/checkout?item=1"))
     origin = settings.emulator_url
-    assert policy["script-src"] == ["'self'", origin]
+    assert policy["script-src"] == ["'self'", EARLY_SCRIPT.csp_source, origin]
     assert origin in policy["connect-src"]
     assert origin in policy["frame-src"]
     assert policy["default-src"] == ["'self'"]

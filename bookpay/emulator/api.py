@@ -81,16 +81,26 @@ def _reason(status: int) -> str:
 
 _static_lock = threading.Lock()
 _static_bytes: bytes | None = None
+_static_etag = ""
 
 
-def _static_js() -> bytes | None:
-    """Stripe.js, read once; None (asked again next time) while the file is not installed."""
-    global _static_bytes
+def _static_js() -> tuple[bytes, str] | None:
+    """Stripe.js and its ETag (a digest of those bytes), read once; None (asked again next time)
+    while the file is not installed."""
+    global _static_bytes, _static_etag
     if _static_bytes is None:
         with _static_lock:
             if _static_bytes is None and STATIC_JS.is_file():
-                _static_bytes = STATIC_JS.read_bytes()
-    return _static_bytes
+                script = STATIC_JS.read_bytes()
+                _static_etag = f'"{hashlib.sha256(script).hexdigest()[:20]}"'
+                _static_bytes = script
+    return None if _static_bytes is None else (_static_bytes, _static_etag)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (weak comparison, as RFC 9110 asks)."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _redact(key: str) -> str:
@@ -180,7 +190,8 @@ class Emulator:
             )
         reason = _reason(response.status)
         headers = [("Content-Type", response.content_type), *response.headers]
-        headers.append(("Content-Length", str(len(response.body))))
+        if response.status != 304:  # a 304 describes the cached copy: no length of its own
+            headers.append(("Content-Length", str(len(response.body))))
         start_response(f"{response.status} {reason}", headers)
         return [response.body]
 
@@ -200,7 +211,7 @@ class Emulator:
             body = {"ok": True, "service": "bookpay-emulator", "version": version()}
             return Response.json(200, body, headers=list(CORS))
         if segments in (["v3"], ["v3", ""]) and method == "GET":
-            return self._stripe_js()
+            return self._stripe_js(environ)
         ctx = self._page_ctx(environ)
         try:
             if len(segments) == 3 and segments[:2] == ["3ds", "authenticate"]:
@@ -217,16 +228,18 @@ class Emulator:
             return control.handle(self, environ, method, segments[1])
         return _unrecognized(method, path)
 
-    def _stripe_js(self) -> Response:
-        script = _static_js()
-        if script is None:
+    def _stripe_js(self, environ: dict[str, Any]) -> Response:
+        found = _static_js()
+        if found is None:
             return Response(404, b"stripe-v3.js is not installed\n", list(CORS), "text/plain")
-        return Response(
-            200,
-            script,
-            [*CORS, ("Cache-Control", "no-cache")],
-            "application/javascript; charset=utf-8",
-        )
+        script, etag = found
+        # Revalidated at every use (no-cache), as js.stripe.com/v3/ is never pinned either, but
+        # a browser that has these bytes gets a 304 and keeps its copy (and its compiled code).
+        headers = [*CORS, ("Cache-Control", "no-cache"), ("ETag", etag)]
+        kind = "application/javascript; charset=utf-8"
+        if _matches(environ.get("HTTP_IF_NONE_MATCH", ""), etag):
+            return Response(304, b"", headers, kind)
+        return Response(200, script, headers, kind)
 
     def _page_ctx(self, environ: dict[str, Any]) -> Ctx:
         return self._ctx({}, False, _base_url(environ), Emitter(self.store, API_VERSION))

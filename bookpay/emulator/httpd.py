@@ -255,7 +255,7 @@ class Server:
                 value = value.replace("\r", " ").replace("\n", " ")
             has_length = has_length or name.lower() == "content-length"
             lines += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
-        if not has_length:
+        if not has_length and not status.startswith("304"):
             lines.append(b"Content-Length: %d\r\n" % len(body))
         lines += [b"Date: ", _http_date(), b"\r\nServer: ", self.ident, b"\r\n"]
         if not keep_alive:

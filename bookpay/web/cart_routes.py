@@ -106,7 +106,7 @@ def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> Non
             ),
             message=message or (view.problem.message if view.problem else ""),
             notice=view.notice(),
-            scripts=("/static/cart.js",),
+            scripts=("cart.js",),
         )
 
     def answer(change) -> object:

@@ -3,8 +3,9 @@
 The Content-Security-Policy allows exactly what Stripe.js needs (Stripe's security guide: scripts
 and frames from js.stripe.com, API calls to api.stripe.com, 3-D Secure frames from hooks.stripe.com,
 Google Maps for the Address Element's autocomplete) or, in emulator mode, the emulator's origin
-instead, and nothing else: no inline scripts anywhere, so the pages pass their configuration in a
-JSON block and load ``checkout.js`` from ``/static/``.
+instead, and nothing else: no inline script but the checkout's first request (allowed by its
+SHA-256, see ``bookpay.web.assets``), so the pages pass their configuration in a JSON block and
+load ``checkout.js`` from ``/static/``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(settings: Settings) -> str:
+def content_security_policy(settings: Settings, inline_scripts: tuple[str, ...] = ()) -> str:
+    """``inline_scripts``: CSP sources (``'sha256-...'``) of the inline scripts pages may run."""
     if settings.is_emulated:
         emulator = origin(settings.emulator_url)
         extra = {
@@ -59,7 +61,7 @@ def content_security_policy(settings: Settings) -> str:
         extra = _STRIPE_SOURCES
     directives = {
         "default-src": ["'self'"],
-        "script-src": ["'self'", *extra["script-src"]],
+        "script-src": ["'self'", *inline_scripts, *extra["script-src"]],
         "frame-src": list(extra["frame-src"]),
         "connect-src": ["'self'", *extra["connect-src"]],
         "img-src": ["'self'", "data:", *extra["img-src"]],
@@ -73,10 +75,10 @@ def content_security_policy(settings: Settings) -> str:
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
-def security_headers(settings: Settings) -> dict[str, str]:
+def security_headers(settings: Settings, inline_scripts: tuple[str, ...] = ()) -> dict[str, str]:
     """Computed once per app: the settings are frozen."""
     return {
-        "Content-Security-Policy": content_security_policy(settings),
+        "Content-Security-Policy": content_security_policy(settings, inline_scripts),
         "Referrer-Policy": "strict-origin-when-cross-origin",
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",

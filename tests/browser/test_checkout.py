@@ -408,11 +408,13 @@ def test_when_stripe_js_cannot_load_only_the_message_and_retry_show(page, shop, 
     assert page.locator("#submit-button").is_disabled()
 
 
-def test_the_payment_intent_is_asked_for_while_stripe_js_still_loads(page, shop, emulator):
-    """checkout.js asks for the attempt's PaymentIntent as soon as it runs: Stripe.js held back
-    does not hold the request back, and the form still mounts once Stripe.js arrives."""
+def test_the_payment_intent_is_asked_for_while_the_scripts_still_load(page, shop, emulator):
+    """The page's inline script asks for the attempt's PaymentIntent first thing: Stripe.js and
+    checkout.js held back do not hold the request back, and the form still mounts once they
+    arrive."""
     held = []
     page.route(f"{emulator.url}/v3/**", lambda route: held.append(route))
+    page.route(f"{shop}/static/checkout.js*", lambda route: held.append(route))
     answered = []
     page.on(
         "response",
@@ -420,16 +422,19 @@ def test_the_payment_intent_is_asked_for_while_stripe_js_still_loads(page, shop,
     )
     page.goto(f"{shop}/checkout?item=2", wait_until="commit")
     for _ in range(500):  # at most 10 s: Playwright runs the handlers while the test waits
-        if held and answered:
+        if len(held) == 2 and answered:
             break
         page.wait_for_timeout(20)
-    assert answered == [200]  # the PaymentIntent is there, and Stripe.js is not yet
+    assert answered == [200]  # the PaymentIntent is there, and neither script is yet
     assert page.evaluate("typeof window.Stripe") == "undefined"
     page.wait_for_timeout(200)  # the page parsed meanwhile: it must wait for Stripe.js, not fail
     assert page.locator("#payment-message").inner_text() == ""
-    held[0].continue_()
+    for route in held:
+        route.continue_()
     page.unroute(f"{emulator.url}/v3/**")
+    page.unroute(f"{shop}/static/checkout.js*")
     page.locator("#payment-element [name=number]").wait_for()
+    assert answered == [200]  # checkout.js used that answer: no second request
     fill_checkout(page)
     pay(page)
     expect_success(page, BOOKS[1])

@@ -162,6 +162,22 @@ def test_elements_render_named_labelled_inputs(page, shop, intent):
     assert page.evaluate("() => window.__csp") == []
 
 
+def test_ready_means_each_element_is_rendered_and_usable(page, shop, intent):
+    """Stripe: `ready` fires when the Element is fully rendered and can accept focus. The inputs
+    are built while the PaymentIntent loads, but shown (and `ready` said) only once it has."""
+    open_checkout(page, shop, intent.client_secret)
+    at_ready = page.evaluate("() => window.__atReady")
+    assert set(at_ready) == {"linkAuthentication", "address", "payment"}
+    for kind, seen in at_ready.items():
+        assert seen["inputs"], kind
+        assert seen["connected"] is True, kind  # in the page and displayed
+        assert (seen["loader"], seen["busy"]) == (False, None), kind
+    assert at_ready["linkAuthentication"]["inputs"] == ["email"]
+    assert {"number", "expiry", "cvc"} <= set(at_ready["payment"]["inputs"])
+    page.locator("#payment-element [name=number]").focus()
+    assert page.evaluate("document.activeElement.name") == "number"
+
+
 def test_change_events_report_values_and_completeness(page, shop, intent):
     open_checkout(page, shop, intent.client_secret)
     page.fill("#link-auth-element [name=email]", "ada@")

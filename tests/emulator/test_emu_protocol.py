@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -325,6 +326,25 @@ def test_healthz_and_stripe_js(call: Callable[..., Any]) -> None:
             assert js.headers["access-control-allow-origin"] == "*"
         else:
             assert js.status == 404
+
+
+def test_stripe_js_is_revalidated_with_its_etag(call: Callable[..., Any]) -> None:
+    """A page loading Stripe.js again gets a 304 for the copy it has, never a stale one: the
+    ETag is a digest of the very bytes served."""
+    js = call("GET", "/v3/", key=None)
+    assert js.status == 200
+    etag = js.headers["etag"]
+    assert etag == f'"{hashlib.sha256(js.body).hexdigest()[:20]}"'
+    assert js.headers["cache-control"] == "no-cache"
+    for sent in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = call("GET", "/v3/", key=None, headers={"If-None-Match": sent})
+        assert again.status == 304, sent
+        assert again.body == b""
+        assert again.headers["etag"] == etag
+        assert again.headers["access-control-allow-origin"] == "*"
+    changed = call("GET", "/v3/", key=None, headers={"If-None-Match": '"an-older-copy"'})
+    assert changed.status == 200
+    assert changed.body == js.body
 
 
 def test_publishable_key_limits(client: stripe.StripeClient, call: Callable[..., Any]) -> None:

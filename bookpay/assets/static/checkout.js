@@ -17,13 +17,13 @@
  * applied the quote for the address and rate the shopper has now and the Elements show it. An
  * address no rate serves (or that Stripe Tax cannot place) is said so, and Pay stays disabled.
  *
- * The page is ready to pay as soon as it can be: this script is loaded `async` and asks for the
- * attempt's PaymentIntent the moment it runs, while the page is still parsed and Stripe.js (a
- * deferred script) still loads; the rest waits for the parsed page, and the Elements are mounted
- * as soon as both the answer and Stripe.js are there.
+ * The page is ready to pay as soon as it can be: the attempt's PaymentIntent is asked for by the
+ * page's inline script (checkout-early.js) at the top of the <head>, before anything else loads;
+ * this script (loaded `async`) reads that answer, the rest waits for the parsed page, and the
+ * Elements are mounted as soon as both the answer and Stripe.js (a deferred script) are there.
  *
- * Configuration comes from the page's JSON block, in the <head> before this script, so it is
- * there whenever this script runs (no inline scripts: the CSP forbids them).
+ * Configuration comes from the page's JSON block, in the <head> before both scripts, so it is
+ * there whenever they run (the CSP allows no other inline script than checkout-early.js).
  *
  * The JSDoc types are checked against Stripe.js's own declarations (@stripe/stripe-js) by
  * `tsc --checkJs` (tsconfig.json, run by the test suite): every call into Stripe.js here is one
@@ -79,57 +79,26 @@
   // shopper did; the same attempt can simply be tried again (it never charges twice).
   const UNAVAILABLE =
     'Payments are unavailable right now. Nothing was charged: please try again in a moment.';
-  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   const CHANGED = 'Your order changed: check the new total, then pay.';
-  // One attempt per book (or per cart and payment of it) per tab: a reload reuses its
-  // PaymentIntent instead of making another.
-  const ATTEMPT_KEY = 'bookpay.attempt.' + config.attemptScope;
-
-  /* ------------------------------------------------------------- the attempt ------------ */
-
-  function uuid4() {
-    if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-    // crypto.randomUUID needs a secure context; getRandomValues does not (a LAN address).
-    const b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-    return hex.slice(0, 8) + '-' + hex.slice(8, 12) + '-' + hex.slice(12, 16) + '-'
-      + hex.slice(16, 20) + '-' + hex.slice(20);
-  }
-
-  /** @param {boolean} fresh */
-  function attemptId(fresh) {
-    let id = null;
-    try {
-      id = fresh ? null : window.sessionStorage.getItem(ATTEMPT_KEY);
-    } catch (e) {
-      id = null; // storage disabled: every load is a new attempt
-    }
-    if (!id || !UUID.test(id)) {
-      id = uuid4();
-      try {
-        window.sessionStorage.setItem(ATTEMPT_KEY, id);
-      } catch (e) {
-        // nothing to do: the attempt simply won't survive a reload
-      }
-    }
-    return id;
-  }
 
   /**
    * @param {string} url
    * @param {object} data
    */
-  async function postJson(url, data) {
+  function postJson(url, data) {
+    return readJson(fetch(url, {
+      method: 'POST',
+      headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+      credentials: 'same-origin',
+      body: JSON.stringify(data),
+    }));
+  }
+
+  /** @param {Promise<Response>} sent a request to the shop, on its way */
+  async function readJson(sent) {
     let response;
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-        credentials: 'same-origin',
-        body: JSON.stringify(data),
-      });
+      response = await sent;
     } catch (e) {
       throw new Error('Could not reach the shop. Check your connection and try again.');
     }
@@ -145,21 +114,20 @@
 
   let attempt = ''; // this page's attempt id, once asked for
 
+  // The page's inline script (checkout-early.js) asked for this tab's attempt before anything
+  // else loaded: its answer serves the first ask; a new attempt is asked for the same way.
+  const early = window.bookpayAttempt;
+  /** @type {AttemptAsked | null} */
+  let firstAttempt = early ? early.first : null;
+
   /** @param {boolean} fresh */
   function postAttempt(fresh) {
-    attempt = attemptId(fresh);
-    const data = config.item === null
-      ? {attemptId: attempt} // the cart, as the server has it now
-      : {item: config.item, attemptId: attempt};
-    return postJson(config.createIntentUrl, data);
+    if (!early) return Promise.reject(new Error(LOAD_ERROR));
+    const asked = !fresh && firstAttempt ? firstAttempt : early.ask(fresh);
+    firstAttempt = null; // the early request answers the first ask only
+    attempt = asked.id;
+    return readJson(asked.response);
   }
-
-  // Asked for at once, while the page is still parsed and Stripe.js is still loading: nothing
-  // waits for this request, and the Elements are mounted as soon as both have arrived. Its
-  // failure is reported when the page reads the answer (`start`), not here.
-  /** @type {ReturnType<typeof postAttempt> | null} */
-  let firstAttempt = postAttempt(false);
-  firstAttempt.catch(() => {});
 
   afterDeferredScripts(main);
 
@@ -383,9 +351,7 @@
      * @returns {Promise<{intent: AttemptIntent} | {paid: PaidAttempt}>}
      */
     async function createIntent(fresh) {
-      const early = fresh ? null : firstAttempt; // the early request answers the first ask only
-      firstAttempt = null;
-      const answer = await (early || postAttempt(fresh));
+      const answer = await postAttempt(fresh);
       const body = answer.body;
       if (answer.ok && body && body.clientSecret) {
         remember(SECRET_KEY + body.paymentIntentId, body.clientSecret);
@@ -816,13 +782,15 @@
         showPaidNotice(result.paid);
         return;
       }
-      showIntentQuote(result.intent);
       intentId = result.intent.paymentIntentId;
       try {
+        // First: the Elements ask Stripe for the PaymentIntent, and the quote is shown meanwhile.
         mountElements(result.intent.clientSecret);
       } catch (e) {
         loadFailed(LOAD_ERROR);
+        return;
       }
+      showIntentQuote(result.intent);
     }
 
     form.addEventListener('submit', pay);

@@ -3,15 +3,21 @@
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>{{title}} · bookpay</title>
-  <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
-  <link rel="stylesheet" href="/static/style.css">
+% # A page's configuration and its inline script come first: the script runs before the
+% # stylesheet (which would hold it back) and the other scripts have even been asked for.
 % if defined('head_json'):
   <script type="application/json" id="{{head_json[0]}}">{{!head_json[1]}}</script>
 % end
+% if defined('head_script'):
+  <script>{{!head_script}}</script>
+% end
+  <title>{{title}} · bookpay</title>
+  <link rel="icon" href="{{static('favicon.svg')}}" type="image/svg+xml">
+  <link rel="stylesheet" href="{{static('style.css')}}">
+% # scripts: a static file's name ("cart.js"), or a URL (Stripe.js); deferred unless a pair says.
 % for script in scripts:
 %   src, how = (script, "defer") if isinstance(script, str) else script
-  <script src="{{src}}" {{how}}></script>
+  <script src="{{src if '://' in src else static(src)}}" {{how}}></script>
 % end
 </head>
 <body>

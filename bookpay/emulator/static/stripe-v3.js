@@ -539,6 +539,7 @@
       this._shown = {}; // field name -> error currently displayed
       this._node = null;
       this._fields = null; // name -> {def, input, box, label, error}, while rendered
+      this._prebuilt = null; // {root, fields}: built at mount, shown once the group has loaded
       this._hasFocus = false;
       this._destroyed = false;
     }
@@ -598,21 +599,32 @@
       }
       this._node = node;
       node.classList.add('StripeElement');
-      if (!this._group._settled && this._group._options.loader !== 'never') {
-        this._renderLoader();
-        Promise.resolve().then(() => this._emit('loaderstart'));
+      if (!this._group._settled) {
+        if (this._group._options.loader !== 'never') {
+          this._renderLoader();
+          Promise.resolve().then(() => this._emit('loaderstart'));
+        }
+        // The inputs are built now, while the PaymentIntent is on its way, and put in the page
+        // only once it has come: `ready` still means rendered and usable, and comes sooner.
+        this._prebuilt = this._build();
       }
       // `then` runs asynchronously even when loading is over, so `ready` handlers attached
       // right after mount() still hear it, as with Stripe's iframes.
       this._group._loaded.then((result) => {
         if (this._node !== node) return; // unmounted meanwhile
+        const built = this._prebuilt;
+        this._prebuilt = null;
         node.removeAttribute('aria-busy');
         if (result.error) {
           node.textContent = '';
           this._emit('loaderror', {error: result.error});
           return;
         }
-        this._render();
+        // Ids are made unique against the document: one taken meanwhile means building again.
+        const clash = built && Object.keys(built.fields).some((name) => (
+          document.getElementById(built.fields[name].input.id)));
+        if (built && !clash) this._attach(built);
+        else this._render();
         this._emit('ready');
       });
     }
@@ -628,6 +640,7 @@
       this._node.removeAttribute('aria-busy');
       this._node = null;
       this._fields = null;
+      this._prebuilt = null;
       this._shown = {};
       this._hasFocus = false;
     }
@@ -643,6 +656,7 @@
       this._alive('update');
       const changes = Object.assign({}, options);
       Object.assign(this._options, changes);
+      if (this._prebuilt) this._prebuilt = this._build(); // built for the old options
       if (!this._fields) return;
       // readOnly alone (set while a payment is processing) keeps the inputs, their focus included.
       if (Object.keys(changes).every((k) => k === 'readOnly')) {
@@ -725,16 +739,21 @@
     }
 
     _render() {
+      // Empty the node first: ids are made unique against the document, old inputs included.
+      this._node.textContent = '';
+      this._attach(this._build());
+    }
+
+    // The Element's inputs, not yet in the page: {root, fields}.
+    _build() {
       const t = this._theme();
       const root = css(h('div', {class: 'BookpayElement BookpayElement--' + this._type}),
         {fontFamily: t.font, color: t.text, fontSize: '16px', lineHeight: '1.4'});
       const rows = {};
-      this._fields = {};
-      // Empty the node first: ids are made unique against the document, old inputs included.
-      this._node.textContent = '';
+      const fields = {};
       this._spec.fields(this).forEach((def) => {
         const field = this._renderField(def, t);
-        this._fields[def.name] = field;
+        fields[def.name] = field;
         if (!def.row) {
           root.appendChild(field.box);
         } else {
@@ -761,8 +780,13 @@
         if (this._node) this._node.classList.remove('StripeElement--focus');
         this._emit('blur');
       });
+      return {root: root, fields: fields};
+    }
+
+    _attach(built) {
+      this._fields = built.fields;
       this._node.textContent = '';
-      this._node.appendChild(root);
+      this._node.appendChild(built.root);
       Object.keys(this._shown).forEach((name) => this._showError(name, this._shown[name]));
       this._refresh();
     }
@@ -1038,7 +1062,10 @@
 
     update(options) {
       Object.assign(this._options, options);
-      this._elements.forEach((el) => { if (el._fields) el._render(); });
+      this._elements.forEach((el) => {
+        if (el._fields) el._render();
+        else if (el._prebuilt) el._prebuilt = el._build(); // built with the old appearance
+      });
     }
 
     // Stripe.js: fetches the PaymentIntent again after the server updated it (an amount), and

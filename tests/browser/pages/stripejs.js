@@ -36,6 +36,21 @@
       });
     });
   });
+  // What the page holds when each Element says `ready`: its inputs, rendered and in the page.
+  window.__atReady = {};
+  [[link, '#link-auth-element'], [address, '#address-element'], [payment, '#payment-element']]
+    .forEach(([element, selector]) => {
+      element.on('ready', (event) => {
+        const node = document.querySelector(selector);
+        const inputs = Array.from(node.querySelectorAll('input, select'));
+        window.__atReady[event.elementType] = {
+          inputs: inputs.map((input) => input.getAttribute('name')),
+          connected: inputs.every((input) => input.isConnected && input.offsetParent !== null),
+          loader: !!node.querySelector('.BookpayElement-loader'),
+          busy: node.getAttribute('aria-busy'),
+        };
+      });
+    });
   link.mount('#link-auth-element');
   address.mount('#address-element');
   payment.mount('#payment-element');

@@ -1,0 +1,21 @@
+// What the checkout page's inline script (bookpay/assets/inline/checkout-early.js) leaves on the
+// window for checkout.js: the attempt's first request, already on its way, and how to ask again.
+export {};
+
+declare global {
+  interface AttemptAsked {
+    /** the attempt's id (kept in the tab's sessionStorage) */
+    id: string;
+    /** the shop's answer to POST /create-payment-intent for it */
+    response: Promise<Response>;
+  }
+
+  interface BookpayAttempt {
+    ask(fresh: boolean): AttemptAsked;
+    first: AttemptAsked;
+  }
+
+  interface Window {
+    bookpayAttempt?: BookpayAttempt;
+  }
+}

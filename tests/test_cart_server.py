@@ -193,6 +193,34 @@ def test_a_cart_holds_one_currency(settings):
     app.close()
 
 
+def test_a_book_no_longer_sold_is_dropped_with_a_notice_on_the_page(settings):
+    from bookpay.catalog import Catalog
+
+    def shop(*books):
+        records = [
+            {"id": b, "title": f"<Book {b}>", "author": "X", "amount": 1000, "currency": "usd"}
+            for b in books
+        ]
+        return create_app(settings, catalog=Catalog.from_records(records), public_url=PUBLIC_URL)
+
+    before = shop("a", "b")
+    shopper = Shopper(before)
+    shopper.add("a")
+    shopper.add("b", 2)
+    before.close()
+    after = shop("a")  # the same ledger and cookie; book b is no longer sold
+    shopper.app = after
+    notice = r'<p id="cart-notice"[^>]*>([^<]*)</p>'
+    page = shopper.get("/cart").text
+    assert re.search(notice, page).group(1) == (
+        "&#039;&lt;Book b&gt;&#039; is no longer sold: removed from your cart."
+    )
+    assert lines_of(page) == [("a", "1")]
+    assert count_in_header(page) == "1"
+    assert re.search(notice, shopper.get("/cart").text).group(1) == ""  # said once
+    after.close()
+
+
 # Cross-site requests ---------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -37,6 +38,7 @@ from bookpay.resilience import (
 from bookpay.server import create_app
 
 SLACK = 6.0  # seconds of grace on every timed assertion, for a loaded machine
+PAGE_TARGET = 1.0  # seconds: pages that do not need Stripe, while Stripe hangs (issue 8)
 
 
 class Clock:
@@ -347,10 +349,16 @@ def test_a_hung_stripe_does_not_freeze_the_shop(hung_shop):
         while gateway.guard.bulkhead.in_use < HUNG.max_concurrent:
             assert time.monotonic() < deadline, "the creates never filled the bulkhead"
             time.sleep(0.01)
+        # The benchmark holds the issue's figure (p99 under 1 s); here each page's median must be
+        # under it too, with slack only for the slowest answer on a loaded machine.
         for path in ("/", "/checkout?item=1", "/static/checkout.js", "/healthz", "/favicon.ico"):
-            status, _, _, seconds = request(url, "GET", path)
-            assert status == 200, path
-            assert seconds < SLACK, (path, seconds)
+            times = []
+            for _ in range(5):
+                status, _, _, seconds = request(url, "GET", path)
+                assert status == 200, path
+                times.append(seconds)
+            assert statistics.median(times) < PAGE_TARGET, (path, times)
+            assert max(times) < SLACK, (path, times)
         # Webhook signatures are still checked (and forgeries refused) without asking Stripe.
         forged = {"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"}
         status, _, body, seconds = request(url, "POST", "/webhook", {"id": "evt_1"}, forged)

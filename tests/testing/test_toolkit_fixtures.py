@@ -59,6 +59,41 @@ def test_stripe_emulator_offers_keys_a_client_events_faults_and_the_clock(pytest
     run(pytester).assert_outcomes(passed=1)
 
 
+def test_stripe_emulator_shows_its_webhook_deliveries_and_notifications(pytester):
+    pytester.makepyfile(
+        """
+        import socket
+
+        def closed_port_url():
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                return f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+
+        def test_it(stripe_emulator):
+            url = closed_port_url()
+            client = stripe_emulator.client
+            client.v1.webhook_endpoints.create(
+                params={"url": url, "enabled_events": ["customer.created"]}
+            )
+            client.v1.customers.create(params={"email": "ada@example.com"})
+            event = stripe_emulator.events("customer.created")[0]
+            first = stripe_emulator.wait_for(
+                lambda: stripe_emulator.deliveries(event["id"]), what="the first attempt"
+            )
+            assert [(a["url"], a["status"]) for a in first] == [(url, None)]
+            assert first[0]["error"]
+            assert stripe_emulator.deliveries("evt_other") == []
+            assert stripe_emulator.notifications() == []
+
+            stripe_emulator.clock.advance(days=3)
+            assert len(stripe_emulator.deliveries(event["id"])) > 1  # Stripe's retries
+            notices = stripe_emulator.notifications()
+            assert [(n["type"], n["url"]) for n in notices] == [("webhook_endpoint.failing", url)]
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
 def test_one_emulator_for_the_session_reset_before_each_test(pytester):
     pytester.makepyfile(
         """

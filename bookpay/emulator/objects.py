@@ -1,4 +1,6 @@
-"""Builders for Stripe's object shapes: every top-level field of Stripe's examples, null if unused.
+"""Builders for Stripe's object shapes: the fields that have a value, and the required ones (null
+if unused) that Stripe's examples show; render.conform adds the other required fields as null.
+Optional fields (absent unless set) are only built when they have a value.
 
 Keys starting with an underscore are the emulator's private bookkeeping (a card's full test
 number, a webhook secret, a pending 3-D Secure return URL); `public()` strips them on the way out.
@@ -74,7 +76,6 @@ def payment_intent(
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,
         "status": "requires_payment_method",
-        "transfer_data": None,
         "transfer_group": None,
     }
 
@@ -267,7 +268,6 @@ def refund(ch: dict[str, Any], amount: int, reason: str | None, metadata: dict[s
         "customer_account": None,
         "destination_details": {
             "card": {
-                "reference": None,
                 "reference_status": "pending",
                 "reference_type": "acquirer_reference_number",
                 "type": "refund",

@@ -181,7 +181,7 @@ def _succeed(ctx: Ctx, re_id: str) -> None:
     if refund is None or refund["status"] != "pending":
         return
     refund["status"] = "succeeded"
-    refund["pending_reason"] = None
+    refund.pop("pending_reason", None)  # optional: Stripe leaves it out once there is none
     ctx.store.save(refund)
     _updated(ctx, refund, {"status": "pending", "pending_reason": "processing"})
 

@@ -23,14 +23,14 @@ PUBLISHABLE_PI_FIELDS = (
     "shipping", "status",
 )  # fmt: skip
 
-# Fields Stripe leaves out unless asked for with expand[] ("includable"): each renders null by
-# default and, when expanded, as a list object of what the emulator holds.
+# Fields Stripe leaves out unless asked for with expand[] ("includable"): absent by default
+# and, when expanded, a list object of what the emulator holds.
 INCLUDABLE: dict[str, dict[str, str]] = {
     "charge": {"refunds": "refund"},
     "customer": {"sources": "", "subscriptions": "", "tax_ids": ""},
 }
 # Fields an object holds itself that Stripe leaves out unless asked for with expand[] (dotted
-# paths, relative to an object of the kind): null by default, the held value when expanded.
+# paths, relative to an object of the kind): absent by default, the held value when expanded.
 IN_PLACE: dict[str, tuple[str, ...]] = {
     "tax.calculation": ("line_items", "shipping_cost.tax_breakdown"),
     "tax.calculation_line_item": ("tax_breakdown",),
@@ -40,14 +40,12 @@ MAX_EXPAND_DEPTH = 4
 
 
 def complete(store: Store | None, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
-    """A public copy with every field stripe-python declares: includable ones null until
-    expanded, and those the emulator has nothing for null (see conform; `full=False` leaves
-    that to whoever renders the copy later, as for an event's snapshot)."""
+    """A public copy shaped as Stripe answers it: required fields present (null when the
+    emulator has nothing for them), optional ones only when set (see conform; `full=False`
+    leaves that to whoever renders the copy later, as for an event's snapshot)."""
     out = public(obj)
     if out.get("deleted") is True:
         return out
-    for name in INCLUDABLE.get(out.get("object", ""), {}):
-        out[name] = None
     if out.get("object") == "payment_intent" and isinstance(out.get("last_payment_error"), dict):
         lpe = out["last_payment_error"]
         if isinstance(lpe.get("payment_method"), dict):
@@ -56,10 +54,12 @@ def complete(store: Store | None, obj: dict[str, Any], *, full: bool = True) -> 
 
 
 def conform(obj: dict[str, Any]) -> dict[str, Any]:
-    """Add, as null, each field the generated table declares that the object lacks (in nested
-    objects too). The builders set every field that has a value; Stripe's schema lists many more
-    that only apply to other payment methods or products, and stripe-python's classes expect
-    them all. Fields that may not be null must be built: the conformance test checks that.
+    """Add, as null, each required field the generated table declares that the object lacks,
+    and drop each optional field that is null (in nested objects too), as Stripe does: its
+    spec lists many fields, most of which only apply to other payment methods or products;
+    those it marks required are always there (null when unset), the others only when they have
+    a value (stripe-node declares them `name?:`). The builders set every field that has a
+    value; required fields that may not be null must be built: the conformance test checks it.
 
     Only what the object holds is walked (a PaymentIntent declares some sixty payment method
     options and holds one), against shapes compiled once: this runs for every object answered.
@@ -70,7 +70,8 @@ def conform(obj: dict[str, Any]) -> dict[str, Any]:
         return obj
     stack: list[tuple[dict[str, Any], _Shape]] = [(obj, shapes[kind])]
     while stack:
-        node, (names, nested, holders) = stack.pop()
+        node, (required, optional, nested, holders) = stack.pop()
+        unset = []
         for name, value in node.items():
             if isinstance(value, dict):
                 sub = nested.get(name)
@@ -87,22 +88,29 @@ def conform(obj: dict[str, Any]) -> dict[str, Any]:
                         stack.append((item, sub))
                     elif name in holders and item.get("object") in shapes:
                         stack.append((item, shapes[item["object"]]))
-        for name in names - node.keys():
+            elif value is None and name in optional:
+                unset.append(name)
+        for name in unset:
+            del node[name]
+        for name in required - node.keys():
             node[name] = None
     return obj
 
 
-# A declared shape, ready for conform: all field names; the shapes of nested objects by field
-# name; the names of fields that hold other resources (named by their own `object`).
-_Shape = tuple[frozenset[str], dict[str, Any], frozenset[str]]
+# A declared shape, ready for conform: the names of required and of optional fields (the
+# table's `name?` keys); the shapes of nested objects by field name; the names of fields that
+# hold other resources (named by their own `object`).
+_Shape = tuple[frozenset[str], frozenset[str], dict[str, Any], frozenset[str]]
 
 
 @functools.cache
 def _shapes() -> dict[str, _Shape]:
     def compile_tree(tree: dict[str, Any]) -> _Shape:
-        nested = {k: compile_tree(v) for k, v in tree.items() if isinstance(v, dict)}
-        holders = frozenset(k for k, v in tree.items() if v == "object")
-        return frozenset(tree), nested, holders
+        names = {key.removesuffix("?"): value for key, value in tree.items()}
+        optional = frozenset(key[:-1] for key in tree if key.endswith("?"))
+        nested = {k: compile_tree(v) for k, v in names.items() if isinstance(v, dict)}
+        holders = frozenset(k for k, v in names.items() if v == "object")
+        return frozenset(names) - optional, optional, nested, holders
 
     return {kind: compile_tree(tree) for kind, tree in declared()["objects"].items()}
 
@@ -121,9 +129,9 @@ _views_lock = threading.Lock()
 
 def rendered(text: str) -> Rendered:
     """A stored object (its JSON text) as an answer shows it with nothing expanded: public,
-    every declared field, includable and IN_PLACE fields null. Cached: lists ask for the same
-    objects again and again, and decoding, completing and encoding them is most of a list's
-    cost."""
+    shaped as Stripe answers it (see conform), includable and IN_PLACE fields left out.
+    Cached: lists ask for the same objects again and again, and decoding, completing and
+    encoding them is most of a list's cost."""
     found = _VIEWS.get(text)
     if found is not None:
         return found
@@ -151,7 +159,7 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def publishable_view(pi: dict[str, Any]) -> dict[str, Any]:
-    return {k: pi.get(k) for k in PUBLISHABLE_PI_FIELDS}
+    return {k: pi[k] for k in PUBLISHABLE_PI_FIELDS if k in pi}
 
 
 def expand_param(params: dict[str, Any]) -> list[str]:
@@ -187,7 +195,7 @@ def expand(store: Store, obj: dict[str, Any], paths: list[str]) -> dict[str, Any
 
 
 def _leave_out(node: Any, tree: dict[str, Any]) -> Any:
-    """``node`` with the IN_PLACE fields that were not expanded nulled, and those that were
+    """``node`` without the IN_PLACE fields that were not expanded, and with those that were
     gone into; what changes is copied (it may be the stored object's own)."""
     if isinstance(node, list):
         return [_leave_out(item, tree) for item in node]
@@ -196,10 +204,10 @@ def _leave_out(node: Any, tree: dict[str, Any]) -> Any:
     if node.get("object") == "list":
         return {**node, "data": _leave_out(node.get("data"), tree.get("data", {}))}
     paths = IN_PLACE.get(node.get("object", ""))
-    return _null(node, [p.split(".") for p in paths], tree) if paths else node
+    return _without(node, [p.split(".") for p in paths], tree) if paths else node
 
 
-def _null(node: dict[str, Any], paths: list[list[str]], tree: dict[str, Any]) -> dict[str, Any]:
+def _without(node: dict[str, Any], paths: list[list[str]], tree: dict[str, Any]) -> dict[str, Any]:
     out = dict(node)
     heads: dict[str, list[list[str]]] = {}
     for head, *rest in paths:
@@ -209,9 +217,12 @@ def _null(node: dict[str, Any], paths: list[list[str]], tree: dict[str, Any]) ->
         if head not in out:
             continue
         if [] in rests:
-            out[head] = None if sub is None else _leave_out(out[head], sub)
+            if sub is None:
+                del out[head]
+            else:
+                out[head] = _leave_out(out[head], sub)
         elif isinstance(out[head], dict):
-            out[head] = _null(out[head], rests, sub or {})
+            out[head] = _without(out[head], rests, sub or {})
     return out
 
 

@@ -209,7 +209,6 @@ def create(ctx: Ctx) -> dict[str, Any]:
         shipping_cost = {
             "amount": shipping["amount"],
             "amount_tax": tax,
-            "shipping_rate": None,
             "tax_behavior": shipping["tax_behavior"],
             "tax_breakdown": tax_shapes.item_breakdown(rule, shipping["amount"], tax, inclusive),
             "tax_code": shipping["tax_code"],

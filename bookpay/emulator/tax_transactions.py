@@ -96,7 +96,6 @@ def shipping_cost(source: dict[str, Any] | None, amount: int, tax: int) -> dict[
     return {
         "amount": amount,
         "amount_tax": tax,
-        "shipping_rate": source["shipping_rate"],
         "tax_behavior": source["tax_behavior"],
         "tax_breakdown": tax_shapes.scaled_breakdown(source["tax_breakdown"], tax, taxable),
         "tax_code": source["tax_code"],

@@ -3,9 +3,10 @@
 Realistic objects from every flow (succeeded, declined, 3-D Secure, canceled, refunded,
 disputed, authorized and captured intents; customers, endpoints; tax calculations for every kind
 of place, transactions and reversals; every event type the emulator emits) are fetched through
-the real stripe-python client and checked field by field: every declared field present, null only
-where the annotation is Optional, values of the declared type and Literal set, expandable fields
-an id unless expanded (stripe_oracle.Checker).
+the real stripe-python client and checked field by field: every required field present, null
+only where the annotation is Optional; optional fields (stripe-node's `name?:`) absent unless set,
+as Stripe answers; values of the declared type and Literal set, expandable fields an id unless
+expanded (stripe_oracle.Checker).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 
 import pytest
 import stripe
-from stripe_oracle import RESOURCES, Checker
+from stripe_oracle import OBJECTS, RESOURCES, Checker, flag, presence
 
-from bookpay.emulator import EmulatorOptions, start_emulator
+from bookpay.emulator import EmulatorOptions, params, render, start_emulator
 from bookpay.emulator.events import EMITTED
 
 RETURN = "https://shop.example/success"
@@ -370,15 +371,17 @@ def test_every_served_resource_is_produced(collected: Collected) -> None:
 def test_checker_catches_what_it_must() -> None:
     """The oracle is not a rubber stamp: each kind of deviation is reported."""
     good = {"id": "we_1", "object": "webhook_endpoint", "api_version": None, "application": None,
-            "created": 1, "deleted": None, "description": None, "enabled_events": ["*"],
-            "livemode": False, "metadata": {}, "secret": None, "status": "enabled",
-            "url": "https://x"}  # fmt: skip
-    checker = Checker()
-    checker.check(good)
-    assert checker.problems == []
+            "created": 1, "description": None, "enabled_events": ["*"], "livemode": False,
+            "metadata": {}, "status": "enabled", "url": "https://x"}  # fmt: skip
+    for fine in (good, {**good, "secret": "whsec_1"}):  # `secret?:` absent, or set
+        checker = Checker()
+        checker.check(fine)
+        assert checker.problems == []
     for broken, why in (
         ({**good, "url": None}, "null, but the annotation is not Optional"),
-        ({k: v for k, v in good.items() if k != "status"}, "declared field missing"),
+        ({k: v for k, v in good.items() if k != "status"}, "required field missing"),
+        ({k: v for k, v in good.items() if k != "description"}, "required field missing"),
+        ({**good, "secret": None}, "null, but optional: absent unless set"),
         ({**good, "created": "yesterday"}, "does not match the declared type"),
         ({**good, "object": "webhook"}, "no stripe-python class"),
         ({**good, "surprise": 1}, "undeclared fields"),
@@ -386,6 +389,22 @@ def test_checker_catches_what_it_must() -> None:
         checker = Checker()
         checker.check(broken)
         assert any(why in p for p in checker.problems), (why, checker.problems)
+    padded = (
+        {"object": "payment_intent", "hooks": None},
+        {"object": "payment_intent", "payment_method_options": {"mb_way": None}},
+    )
+    for broken in padded:
+        checker = Checker()
+        checker.check(broken)
+        assert any("null, but optional" in p for p in checker.problems), (broken, checker.problems)
+    either = {"object": "payment_intent", "transfer_data": None}  # `transfer_data?: T | null`
+    for strict, found in (
+        (False, []),
+        (True, ["payment_intent: transfer_data: null, but optional: absent unless set"]),
+    ):
+        checker = Checker(unset_absent=strict)
+        checker.check(either)
+        assert [p for p in checker.problems if "transfer_data" in p] == found
     pi_like = {"object": "payment_intent", "customer": {"id": "cus_1", "object": "customer"}}
     checker = Checker()
     checker.check(pi_like)
@@ -393,3 +412,60 @@ def test_checker_catches_what_it_must() -> None:
     checker = Checker()
     checker.check({**pi_like, "capture_method": "whenever"})
     assert any("not in the declared values" in p for p in checker.problems)
+
+
+def by_label(collected: Collected, label: str) -> dict[str, Any]:
+    return next(obj for found, obj, _ in collected.items if found == label)
+
+
+def test_optional_fields_are_absent_unless_set(api: Api, collected: Collected) -> None:
+    """Nothing the emulator answers pads an optional field with null, not even one Stripe
+    declares `name?: T | null`: it is left out, as Stripe leaves it out."""
+    checker = Checker(unset_absent=True)
+    for label, obj, expanded in collected.items:
+        if obj.get("object") == "list":
+            check_list(checker, label, obj)
+        else:
+            checker.check(obj, where=label, expanded=expanded)
+    for event in all_events(api):
+        checker.check(event, where=f"event {event['type']}")
+    assert checker.problems == []
+    pi = by_label(collected, "pi succeeded")
+    assert "hooks" not in pi and "transfer_data" not in pi
+    # What Stripe answers for a card PaymentIntent: the card's required options, no other type.
+    card = {"installments": None, "mandate_options": None, "network": None,
+            "request_three_d_secure": "automatic"}  # fmt: skip
+    assert pi["payment_method_options"] == {"card": card}
+    assert "refunds" not in by_label(collected, "charge failed")
+    assert "line_items" not in by_label(collected, "calculation retrieved")
+
+
+def test_left_out_until_expanded_means_optional() -> None:
+    """The fields the emulator leaves out unless expanded are ones Stripe may leave out."""
+    for kind, fields in render.INCLUDABLE.items():
+        for name in fields:
+            assert flag(kind, name).startswith("?"), (kind, name)
+    for kind, paths in render.IN_PLACE.items():
+        for path in paths:
+            assert flag(kind, path).startswith("?"), (kind, path)
+
+
+def flat(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    """The dotted field paths of a generated table's object tree (`name?` keys unmarked)."""
+    out = set()
+    for key, value in tree.items():
+        path = prefix + key.removesuffix("?")
+        out.add(path)
+        if isinstance(value, dict):
+            out |= flat(value, path + ".")
+    return out
+
+
+def test_presence_reference_matches_stripe_python() -> None:
+    """tests/reference/stripe-node is for stripe-python's API version and declares exactly the
+    fields stripe-python does, object by object (else regenerate it: see its README)."""
+    assert presence()["api_version"] == stripe.api_version
+    table = params.declared()["objects"]
+    assert set(table) == set(OBJECTS) == set(presence()["objects"])
+    for kind, tree in table.items():
+        assert flat(tree) == set(presence()["objects"][kind]), kind

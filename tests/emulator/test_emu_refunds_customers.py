@@ -97,7 +97,7 @@ def test_pending_refund_card(client: Client, eventually: Callable[..., Any]) -> 
     done = eventually(
         lambda: (x := client.v1.refunds.retrieve(refund.id)).status == "succeeded" and x
     )
-    assert done.pending_reason is None
+    assert "pending_reason" not in done  # optional: absent once there is no reason
     assert types_for(client, refund.id)[-2:] == ["refund.updated", "charge.refund.updated"]
 
 
@@ -130,7 +130,8 @@ def test_customer_crud(client: Client) -> None:
     updated = client.v1.customers.update(
         cus.id, params={"name": "Ada King", "address": "", "phone": "+44 20 7946 0000"}
     )
-    assert (updated.name, updated.address, updated.phone) == ("Ada King", None, "+44 20 7946 0000")
+    assert (updated.name, updated.phone) == ("Ada King", "+44 20 7946 0000")
+    assert "address" not in updated  # unset: an optional field is absent, not null
     assert types_for(client, cus.id) == ["customer.created", "customer.updated"]
     event = client.v1.events.list(params={"type": "customer.updated"}).data[0]
     assert event.data.previous_attributes.name == "Ada Lovelace"

@@ -72,7 +72,7 @@ def test_three_d_secure_without_return_url_is_use_stripe_sdk(
     pi = create(client, allowed_payment_method_types=["card"], confirm=True,
                 payment_method="pm_card_authenticationRequired")  # fmt: skip
     assert pi.status == "requires_action"
-    assert pi.next_action.type == "use_stripe_sdk" and pi.next_action.redirect_to_url is None
+    assert pi.next_action.type == "use_stripe_sdk" and "redirect_to_url" not in pi.next_action
     sdk = pi.next_action.use_stripe_sdk
     assert sdk["type"] == "three_d_secure_redirect" and sdk["source"].startswith("src_")
     page = urlsplit(sdk["stripe_js"])

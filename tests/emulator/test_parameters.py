@@ -70,8 +70,9 @@ def test_every_route_is_mapped_to_its_declaration() -> None:
 
 
 def test_generated_table_is_current() -> None:
-    """`bookpay/emulator/stripe_params.json` is what stripe-python and the specs say today
-    (regenerate with `.venv/bin/python tests/emulator/stripe_oracle.py --write`)."""
+    """`bookpay/emulator/stripe_params.json` is what stripe-python, stripe-node's presence
+    reference (tests/reference/stripe-node) and the specs say today (regenerate with
+    `.venv/bin/python tests/emulator/stripe_oracle.py --write`)."""
     assert JSON_PATH.read_text(encoding="utf-8") == rendered()
 
 

@@ -218,32 +218,88 @@ class OutboxTransport:
         return removed
 
     def send(self, receipt: dict) -> str:
+        """Write one receipt's file; its path."""
+        [result] = self.send_all([receipt])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def send_all(self, receipts: list[dict]) -> list[str | Exception]:
+        """Write each receipt's file: its path, or the error that kept it from being written.
+
+        In three passes over the batch: every file under a temporary name, then each one
+        flushed to the disk, then each linked to its final name. Flushing a new file also
+        writes its folder, and a file created right after that waited for the disk: one at a
+        time, a receipt took the worker 2.5 ms under load (0.8 ms of it creating the file), a
+        pace that could not keep up with twice the webhook rate. What a crash can leave is as
+        before: a file is on the disk before its final name exists, so a final file is whole,
+        and the temporary files are ``clean``'s.
+        """
         private_dir(self.folder)
-        final = self.path_for(receipt["payment_intent"])
-        if final.exists():
-            return str(final)
+        results: list[str | Exception] = []
+        written: list[tuple[int, str, Path]] = []  # (its result's index, temporary, final)
+        for receipt in receipts:
+            final = self.path_for(receipt["payment_intent"])
+            try:
+                if not final.exists():
+                    written.append((len(results), self._write(receipt), final))
+                results.append(str(final))
+            except Exception as exc:
+                results.append(exc)
+        for index, temp, _ in written:
+            try:
+                _flush_to_disk(temp)
+            except Exception as exc:
+                results[index] = exc
+        for index, temp, final in written:
+            try:
+                if not isinstance(results[index], Exception):
+                    _link(temp, final)
+            except Exception as exc:
+                results[index] = exc
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+        return results
+
+    def _write(self, receipt: dict) -> str:
+        """The receipt under a temporary name, handed to the OS (not yet on the disk)."""
         data = message_bytes(build_message(receipt, self.sender))
-        # mkstemp makes the file 0600, and the hard link keeps that mode.
+        # mkstemp makes the file 0600, and the hard link keeps that mode. The name carries the
+        # pid, so that clean() in another process leaves it alone.
         prefix = f"{TEMP_PREFIX}{os.getpid()}-"
         fd, temp = tempfile.mkstemp(dir=self.folder, prefix=prefix, suffix=".eml")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                # A whole file appears under the final name, or nothing does; never two.
-                os.link(temp, final)
-            except FileExistsError:
-                pass
-            except OSError:  # a filesystem without hard links
-                with contextlib.suppress(FileExistsError):
-                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                    with os.fdopen(os.open(final, flags, FILE_MODE), "wb") as handle:
-                        handle.write(data)
-        finally:
+        except BaseException:
             os.unlink(temp)
-        return str(final)
+            raise
+        return temp
+
+
+def _flush_to_disk(path: str) -> None:
+    """The file's data on the disk (fdatasync: with its size, all that reading it back needs)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link(temp: str, final: Path) -> None:
+    """``temp`` under the name ``final`` too, unless a file has it already: a whole file
+    appears under the final name, or nothing does; never two."""
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        pass
+    except OSError:  # a filesystem without hard links
+        data = Path(temp).read_bytes()
+        with contextlib.suppress(FileExistsError):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            with os.fdopen(os.open(final, flags, FILE_MODE), "wb") as handle:
+                handle.write(data)
 
 
 class SmtpTransport:
@@ -358,25 +414,46 @@ class ReceiptMailer(Worker):
         """Send every due receipt this process can claim, in this thread; how many it handled."""
         handled = 0
         flush_each = not getattr(self.transport, "idempotent", False)
+        batched = hasattr(self.transport, "send_all")  # the outbox: a batch at a time
         while not self._stop.is_set():
             with self.ledger.claim_receipts(limit=CLAIM_BATCH) as claims:
-                for receipt in claims:
-                    if self._stop.is_set():  # closing: the rest stay pending for next time
-                        break
-                    self._send_one(claims, receipt)
-                    handled += 1
-                    if flush_each:
-                        claims.flush()
+                if batched:
+                    handled += self._send_batch(claims)
+                else:
+                    handled += self._send_each(claims, flush_each)
             if len(claims) < CLAIM_BATCH:  # that was all that is due
                 break
         return handled
 
+    def _send_each(self, claims, flush_each: bool) -> int:
+        """The receipts of ``claims`` one by one; how many were handled. ``flush_each``: each
+        fate is written before the next send, so a crash resends at most one."""
+        handled = 0
+        for receipt in claims:
+            if self._stop.is_set():  # closing: the rest stay pending for next time
+                break
+            self._send_one(claims, receipt)
+            handled += 1
+            if flush_each:
+                claims.flush()
+        return handled
+
+    def _send_batch(self, claims) -> int:
+        """Every deliverable receipt of ``claims`` written at once (``send_all``); how many
+        were handled. Each fate is recorded as ``_send_one`` records it."""
+        if self._stop.is_set():  # closing: they stay pending for next time
+            return 0
+        deliverable = [receipt for receipt in claims if not self._undeliverable(claims, receipt)]
+        results = self.transport.send_all(deliverable)
+        for receipt, result in zip(deliverable, results, strict=True):
+            if isinstance(result, Exception):
+                self._failed(claims, receipt, result)
+            else:
+                claims.sent(receipt, location=result)
+        return len(claims)
+
     def _send_one(self, claims, receipt: dict) -> None:
-        intent_id = receipt["payment_intent"]
-        recipient = receipt.get("recipient")
-        problem = address_problem(recipient) if recipient else None
-        if problem:  # queued by an older bookpay, before addresses were checked
-            claims.undeliverable(receipt, problem)
+        if self._undeliverable(claims, receipt):
             return
         try:
             location = self.transport.send(receipt)
@@ -384,18 +461,33 @@ class ReceiptMailer(Worker):
             claims.sent(receipt, location=str(exc), status="skipped")
             return
         except Exception as exc:  # any transport failure: keep the row and retry later
-            delay = RETRY_DELAYS[min(receipt["attempts"], len(RETRY_DELAYS) - 1)]
-            log.warning(
-                "receipt for order %s (%s) not sent (%s: %s); retrying in %ss",
-                receipt.get("order_id"),
-                intent_id,
-                type(exc).__name__,
-                exc,
-                delay,
-            )
-            claims.failed(receipt, f"{type(exc).__name__}: {exc}", retry_in=delay)
+            self._failed(claims, receipt, exc)
             return
         claims.sent(receipt, location=location)
+
+    @staticmethod
+    def _undeliverable(claims, receipt: dict) -> bool:
+        """Record a receipt whose address no header can carry (queued by an older bookpay,
+        before addresses were checked) as undeliverable; whether it was one."""
+        recipient = receipt.get("recipient")
+        problem = address_problem(recipient) if recipient else None
+        if problem:
+            claims.undeliverable(receipt, problem)
+        return problem is not None
+
+    @staticmethod
+    def _failed(claims, receipt: dict, exc: Exception) -> None:
+        """Keep the row, to be tried again after a delay that grows with its attempts."""
+        delay = RETRY_DELAYS[min(receipt["attempts"], len(RETRY_DELAYS) - 1)]
+        log.warning(
+            "receipt for order %s (%s) not sent (%s: %s); retrying in %ss",
+            receipt.get("order_id"),
+            receipt["payment_intent"],
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        claims.failed(receipt, f"{type(exc).__name__}: {exc}", retry_in=delay)
 
     def _idle_wait(self, handled: int) -> float:
         """How long to sleep: until the next receipt is due, or until woken."""

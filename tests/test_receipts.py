@@ -350,3 +350,40 @@ def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, su
     # Folded at RFC 5322's 78 characters where it can be: a longer line is one unbreakable word.
     head = data.split(b"\n\n")[0].split(b"\n")
     assert all(len(line) <= 78 or b" " not in line.strip().split(b": ")[-1] for line in head)
+
+
+def test_a_batch_is_written_whole_but_for_the_receipt_that_failed(tmp_path, monkeypatch):
+    """The outbox writes a batch in passes (files, flushes, links): a failure stays with its own
+    receipt, nothing half-written is left, and every final file is one that was flushed first."""
+    import bookpay.mailer as mailer
+
+    flushed, linked = [], []
+    real_flush = mailer._flush_to_disk
+
+    def flush(temp):
+        flushed.append(Path(temp).read_bytes())
+        real_flush(temp)
+
+    def link(temp, final):
+        linked.append(len(flushed))  # how many files were on the disk by then
+        if final.name == "pi_2.eml":
+            raise PermissionError("no room for this one")
+        os.link(temp, final)
+
+    monkeypatch.setattr(mailer, "_flush_to_disk", flush)
+    monkeypatch.setattr(mailer, "_link", link)
+    transport = OutboxTransport(tmp_path)
+    receipts = [
+        {"payment_intent": f"pi_{n}", "order_id": f"ord_{n}", "recipient": None,
+         "subject": "Receipt", "body": f"receipt {n}\n"}
+        for n in range(1, 4)
+    ]  # fmt: skip
+    first, second, third = transport.send_all(receipts)
+    assert (first, third) == (str(tmp_path / "pi_1.eml"), str(tmp_path / "pi_3.eml"))
+    assert isinstance(second, PermissionError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi_1.eml", "pi_3.eml"]
+    assert linked == [3, 3, 3]  # every file was flushed before any was linked
+    assert {Path(first).read_bytes(), Path(third).read_bytes()} <= set(flushed)
+    # Written again, the batch finds the files there and writes nothing twice.
+    flushed.clear()
+    assert transport.send_all(receipts[:1]) == [first] and flushed == []

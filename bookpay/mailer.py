@@ -229,9 +229,9 @@ class OutboxTransport:
 
         In three passes over the batch: every file under a temporary name, then each one
         flushed to the disk, then each linked to its final name. Flushing a new file also
-        writes its folder, and a file created right after that waited for the disk: one at a
-        time, a receipt took the worker 2.5 ms under load (0.8 ms of it creating the file), a
-        pace that could not keep up with twice the webhook rate. What a crash can leave is as
+        writes its folder (ext4), which the next file's creation then waited for: one file at
+        a time cost the receipt worker about 370 µs of CPU a receipt, against 280 µs in passes
+        over 25 (medians of 8 alternating runs on this machine). What a crash can leave is as
         before: a file is on the disk before its final name exists, so a final file is whole,
         and the temporary files are ``clean``'s.
         """

@@ -235,6 +235,8 @@ class OutboxTransport:
         before: a file is on the disk before its final name exists, so a final file is whole,
         and the temporary files are ``clean``'s.
         """
+        if not receipts:  # nothing due: not even the folder is made
+            return []
         private_dir(self.folder)
         results: list[str | Exception] = []
         written: list[tuple[int, str, Path]] = []  # (its result's index, temporary, final)

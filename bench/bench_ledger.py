@@ -435,10 +435,11 @@ def _ledgers(url: str, folder: Path, figures: dict) -> None:
     from bookpay.config import Settings
 
     sizes = (("small", SMALL), ("large", LARGE)) if "pages" in PARTS else (("large", LARGE),)
+    figures["base"] = base_revision()
     with (
         _schema(url, f"bench_small_{os.getpid()}") as pg_small,
         _schema(url, f"bench_large_{os.getpid()}") as pg_large,
-        source_tree(base_revision()) as base_root,
+        source_tree(figures["base"]) as base_root,
     ):
         ledgers = {"sqlite": {"small": None, "large": None}}
         ledgers["postgresql"] = {"small": pg_small, "large": pg_large}
@@ -465,7 +466,6 @@ def _ledgers(url: str, folder: Path, figures: dict) -> None:
                 roots = {"this": REPO, "base": base_root}
                 (folder / backend).mkdir()
                 found["export"] = _exports(envs["large"], folder / backend, roots)
-    figures["base"] = base_revision()
 
 
 def _ingestion(url: str, folder: Path) -> dict:

@@ -147,7 +147,8 @@ class OrderQueries:
 
         With ``ahead``, on a backend whose database works in a process of its own, the next
         batch is read by a thread while the caller handles this one: the database's work and
-        the caller's overlap instead of taking turns.
+        the caller's overlap instead of taking turns. That thread reads outside any unit of work
+        the caller's thread has open, so it does not see the unit's uncommitted writes.
         """
         unknown = [name for name in quotes if name not in QUOTE_COLUMNS]
         if unknown:
@@ -158,6 +159,7 @@ class OrderQueries:
         return batches
 
     def _order_batches(self, where, newest_first, starting_after, batch, quotes):
+        """The batches ``iter_order_batches`` describes, each read when asked for."""
         where = where or OrderFilter()
         after = self._cursor_of(starting_after) if starting_after else None
         created = ORDER_COLUMNS.index("created")

@@ -13,9 +13,15 @@
    server answers retrievals from intents captured from the emulator beforehand, so the figure
    is bookpay's own cost. Target: three on PostgreSQL at least 1.3 times one on SQLite.
 
+The export is also timed with the base revision's code (``BENCH_BASE``, default ``git
+merge-base HEAD main``, from a ``git archive`` of it) on the same ledgers, alternating,
+BENCH_LEDGER_EXPORT_RUNS (default 2) runs each, medians; the two CSV files must be the same bytes.
+
 Scale: BENCH_LEDGER_ORDERS (default 1,000,000; SMALL is 1,000), BENCH_LEDGER_EVENTS (default
-1,200 events). PostgreSQL: BOOKPAY_TEST_DATABASE_URL, else 127.0.0.1:5432 database test; each
-run works in a schema of its own, dropped afterwards.
+1,200 events). Parts: BENCH_LEDGER_PARTS, any of pages,export,ingest (default all three):
+``BENCH_LEDGER_PARTS=export`` fills only the large ledgers and times only the export.
+PostgreSQL: BOOKPAY_TEST_DATABASE_URL, else 127.0.0.1:5432 database test; each run works in a
+schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import machine_ticks
+from bench.common import REPO, base_revision, machine_ticks, source_tree
 
 SMALL = 1000
 LARGE = int(os.environ.get("BENCH_LEDGER_ORDERS", "1000000"))
 EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "1200"))
+PARTS = os.environ.get("BENCH_LEDGER_PARTS", "pages,export,ingest").split(",")
+EXPORT_RUNS = int(os.environ.get("BENCH_LEDGER_EXPORT_RUNS", "2"))
 RUNS = 15
 SENDERS = 8
 SECRET = "whsec_bench_ledger"
@@ -180,14 +188,37 @@ main()
 """
 
 
-def _export(env: dict[str, str], target: Path) -> tuple[float, float]:
-    """(rows per second, peak RSS in MB) of `bookpay orders export` in a process of its own."""
+def _export(env: dict[str, str], target: Path, root: Path = REPO) -> tuple[float, float]:
+    """(rows per second, peak RSS in MB) of `bookpay orders export` in a process of its own,
+    with the code of the source tree ``root`` (its working directory, so first on the path)."""
     peak = target.with_suffix(".peak")
     command = [sys.executable, "-c", EXPORT, str(peak), str(target)]
     started = time.perf_counter()
-    subprocess.run(command, env={**os.environ, **env}, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        command, cwd=root, env={**os.environ, **env}, stderr=subprocess.DEVNULL, check=True
+    )
     seconds = time.perf_counter() - started
     return LARGE / seconds, int(peak.read_text()) / 1024  # VmHWM is in kB
+
+
+def _exports(env: dict[str, str], folder: Path, roots: dict[str, Path]) -> dict[str, dict]:
+    """Medians of EXPORT_RUNS exports with each source tree, alternating which goes first;
+    the files they write must be the same bytes."""
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in roots}
+    for number in range(EXPORT_RUNS):
+        order = list(roots) if number % 2 == 0 else list(reversed(roots))
+        for name in order:
+            runs[name].append(_export(env, folder / f"{name}.csv", roots[name]))
+    first, *others = (folder / f"{name}.csv" for name in roots)
+    if any(other.read_bytes() != first.read_bytes() for other in others):
+        raise RuntimeError(f"the exports in {folder} differ")
+    return {
+        name: {
+            "rows_per_second": round(statistics.median(rate for rate, _ in found)),
+            "peak_rss_mb": round(statistics.median(rss for _, rss in found), 1),
+        }
+        for name, found in runs.items()
+    }
 
 
 # Ingestion ------------------------------------------------------------------------------------
@@ -386,83 +417,114 @@ def _event(intent: dict, n: int, postgres: bool) -> bytes:
 
 
 def main() -> dict:
-    from bookpay.config import Settings
-
     url = _postgres_url()
-    figures: dict = {"small": SMALL, "large": LARGE, "events": EVENTS}
+    figures: dict = {"small": SMALL, "large": LARGE, "events": EVENTS, "parts": PARTS}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        with _schema(url, "bench_small") as pg_small, _schema(url, "bench_large") as pg_large:
-            ledgers = {
-                "sqlite": (None, None),
-                "postgresql": (pg_small, pg_large),
-            }
-            for backend, (small_url, large_url) in ledgers.items():
-                envs, show = {}, {}
-                for size, count, db in (("small", SMALL, small_url), ("large", LARGE, large_url)):
-                    data_dir = folder / f"{backend}-{size}"
-                    started = time.perf_counter()
-                    _fill(Settings(data_dir=data_dir, database_url=db), count)
-                    print(f"  filled {backend} {size}: {count} orders in "
-                          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
-                    envs[size] = {"BOOKPAY_DATA_DIR": str(data_dir)}
-                    if db:
-                        envs[size]["BOOKPAY_DATABASE_URL"] = db
-                    show[size] = f"pi_bench{count // 2:012d}"
-                medians = _pages(envs, show)
-                rows, rss = _export(envs["large"], folder / f"{backend}.csv")
-                figures[backend] = {
-                    "list_ms": {s: round(medians[f"list {s}"] * 1000, 2) for s in envs},
-                    "show_ms": {s: round(medians[f"show {s}"] * 1000, 2) for s in envs},
-                    "list_ratio": round(medians["list large"] / medians["list small"], 3),
-                    "show_ratio": round(medians["show large"] / medians["show small"], 3),
-                    "export_rows_per_second": round(rows),
-                    "export_peak_rss_mb": round(rss, 1),
-                }
-        intents = _paid_intents(folder)
-        intents_path = folder / "intents.json"
-        intents_path.write_text(json.dumps(intents))
-        sqlite = _ingest(folder, intents_path, None, 1)
-        with _schema(url, "bench_ingest") as pg:
-            postgres = _ingest(folder, intents_path, pg, 3)
-    figures["ingest"] = {
-        "sqlite_1_process": sqlite,
-        "postgresql_3_processes": postgres,
-        "ratio": round(postgres["events_per_second"] / sqlite["events_per_second"], 3),
-    }
+        if "pages" in PARTS or "export" in PARTS:
+            _ledgers(url, folder, figures)
+        if "ingest" in PARTS:
+            figures["ingest"] = _ingestion(url, folder)
     _report(figures)
     return figures
 
 
+def _ledgers(url: str, folder: Path, figures: dict) -> None:
+    """The pages and the export parts, on each backend: ledgers of SMALL (pages only) and LARGE
+    orders."""
+    from bookpay.config import Settings
+
+    sizes = (("small", SMALL), ("large", LARGE)) if "pages" in PARTS else (("large", LARGE),)
+    figures["base"] = base_revision()
+    with (
+        _schema(url, f"bench_small_{os.getpid()}") as pg_small,
+        _schema(url, f"bench_large_{os.getpid()}") as pg_large,
+        source_tree(figures["base"]) as base_root,
+    ):
+        ledgers = {"sqlite": {"small": None, "large": None}}
+        ledgers["postgresql"] = {"small": pg_small, "large": pg_large}
+        for backend, urls in ledgers.items():
+            envs, show = {}, {}
+            for size, count in sizes:
+                data_dir = folder / f"{backend}-{size}"
+                started = time.perf_counter()
+                _fill(Settings(data_dir=data_dir, database_url=urls[size]), count)
+                print(f"  filled {backend} {size}: {count} orders in "
+                      f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+                envs[size] = {"BOOKPAY_DATA_DIR": str(data_dir)}
+                if urls[size]:
+                    envs[size]["BOOKPAY_DATABASE_URL"] = urls[size]
+                show[size] = f"pi_bench{count // 2:012d}"
+            found = figures[backend] = {}
+            if "pages" in PARTS:
+                medians = _pages(envs, show)
+                found["list_ms"] = {s: round(medians[f"list {s}"] * 1000, 2) for s in envs}
+                found["show_ms"] = {s: round(medians[f"show {s}"] * 1000, 2) for s in envs}
+                found["list_ratio"] = round(medians["list large"] / medians["list small"], 3)
+                found["show_ratio"] = round(medians["show large"] / medians["show small"], 3)
+            if "export" in PARTS:
+                roots = {"this": REPO, "base": base_root}
+                (folder / backend).mkdir()
+                found["export"] = _exports(envs["large"], folder / backend, roots)
+
+
+def _ingestion(url: str, folder: Path) -> dict:
+    intents = _paid_intents(folder)
+    intents_path = folder / "intents.json"
+    intents_path.write_text(json.dumps(intents))
+    sqlite = _ingest(folder, intents_path, None, 1)
+    with _schema(url, f"bench_ingest_{os.getpid()}") as pg:
+        postgres = _ingest(folder, intents_path, pg, 3)
+    return {
+        "sqlite_1_process": sqlite,
+        "postgresql_3_processes": postgres,
+        "ratio": round(postgres["events_per_second"] / sqlite["events_per_second"], 3),
+    }
+
+
 def _report(figures: dict) -> None:
     print(f"bench_ledger: {figures['small']:,} against {figures['large']:,} orders")
-    print(f"{'backend':<12}{'list small/large ms':>22}{'ratio':>7}{'show small/large ms':>22}"
-          f"{'ratio':>7}{'export rows/s':>15}{'peak MB':>9}")  # fmt: skip
-    for backend in ("sqlite", "postgresql"):
-        f = figures[backend]
+    if "pages" in PARTS:
+        print(f"{'backend':<12}{'list small/large ms':>22}{'ratio':>7}"
+              f"{'show small/large ms':>22}{'ratio':>7}")  # fmt: skip
+        for backend in ("sqlite", "postgresql"):
+            f = figures[backend]
+            print(
+                f"{backend:<12}{f['list_ms']['small']:>10.1f} / {f['list_ms']['large']:<9.1f}"
+                f"{f['list_ratio']:>7.2f}{f['show_ms']['small']:>10.1f} / "
+                f"{f['show_ms']['large']:<9.1f}{f['show_ratio']:>7.2f}"
+            )
+        print(f"  target: ratios <= {RATIO_TARGET}")
+    if "export" in PARTS:
+        print(f"orders export --format csv of {figures['large']:,} orders, this code and the base "
+              f"({figures['base'][:12]}), medians of {EXPORT_RUNS} alternating runs")  # fmt: skip
+        print(f"{'backend':<12}{'this rows/s':>13}{'peak MB':>9}{'base rows/s':>13}{'peak MB':>9}"
+              f"{'this/base':>11}")  # fmt: skip
+        for backend in ("sqlite", "postgresql"):
+            this, base = figures[backend]["export"]["this"], figures[backend]["export"]["base"]
+            print(
+                f"{backend:<12}{this['rows_per_second']:>13,}{this['peak_rss_mb']:>9.1f}"
+                f"{base['rows_per_second']:>13,}{base['peak_rss_mb']:>9.1f}"
+                f"{this['rows_per_second'] / base['rows_per_second']:>10.2f}x"
+            )
+        print(f"  targets: >= {EXPORT_ROWS_TARGET:,} rows/s and <= {EXPORT_RSS_TARGET_MB} MB")
+    if "ingest" in PARTS:
+        ingest = figures["ingest"]
         print(
-            f"{backend:<12}{f['list_ms']['small']:>10.1f} / {f['list_ms']['large']:<9.1f}"
-            f"{f['list_ratio']:>7.2f}{f['show_ms']['small']:>10.1f} / {f['show_ms']['large']:<9.1f}"
-            f"{f['show_ratio']:>7.2f}{f['export_rows_per_second']:>15,}"
-            f"{f['export_peak_rss_mb']:>9.1f}"
+            f"  ingestion of {figures['events']} events, {SENDERS} senders: "
+            f"{ingest['ratio']:.2f}x (target >= {SCALE_OUT_TARGET})"
         )
-    print(
-        f"  targets: ratios <= {RATIO_TARGET}; export >= {EXPORT_ROWS_TARGET:,} rows/s and "
-        f"<= {EXPORT_RSS_TARGET_MB} MB"
-    )
-    ingest = figures["ingest"]
-    print(
-        f"  ingestion of {figures['events']} events, {SENDERS} senders: "
-        f"{ingest['ratio']:.2f}x (target >= {SCALE_OUT_TARGET})"
-    )
-    for name, label in (("sqlite_1_process", "1 on SQLite"), ("postgresql_3_processes", "3 on PG")):
-        run = ingest[name]
-        cpu = run["cpu_ms_per_event"]
-        print(
-            f"    {label:<12}{run['events_per_second']:>8.0f} events/s; CPU ms per event: "
-            f"bookpay {cpu['bookpay']:.2f}, PostgreSQL {cpu['postgresql']:.2f}; "
-            f"machine idle {run['machine_idle_share']:.0%}"
-        )
+        for name, label in (
+            ("sqlite_1_process", "1 on SQLite"),
+            ("postgresql_3_processes", "3 on PG"),
+        ):
+            run = ingest[name]
+            cpu = run["cpu_ms_per_event"]
+            print(
+                f"    {label:<12}{run['events_per_second']:>8.0f} events/s; CPU ms per event: "
+                f"bookpay {cpu['bookpay']:.2f}, PostgreSQL {cpu['postgresql']:.2f}; "
+                f"machine idle {run['machine_idle_share']:.0%}"
+            )
 
 
 if __name__ == "__main__":

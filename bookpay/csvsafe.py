@@ -64,17 +64,49 @@ class SafeWriter:
     def writerows(self, rows: Sequence[Sequence[Any]]) -> None:
         """The same bytes as ``writerow`` for each row, faster for a batch of an export.
 
-        The batch is written as is to a buffer (the csv module's C code) and that text searched
+        The batch is made into text without the csv module where no cell needs its quoting
+        (``_unquoted``), else by it into a buffer (C code either way), and that text searched
         for a cell that may start a formula (C code too). Only when one may be there is the
-        batch written again cell by cell through ``neutralise``, so the usual batch costs no
-        Python work per cell.
+        batch written again cell by cell through ``neutralise``, so the usual batch costs little
+        Python work per row and none per cell.
         """
-        buffer = io.StringIO()
-        buffer.write("\n")  # what the search for formulas needs before the first cell
-        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-        text = buffer.getvalue()
-        if not _may_start_a_formula(text):
-            self._stream.write(text[1:])
+        text = _unquoted(rows)
+        if text is None:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+            text = buffer.getvalue()
+        # The search for formulas needs a line break before the first cell.
+        if not _may_start_a_formula("\n" + text):
+            self._stream.write(text)
             return
         for row in rows:
             self.writerow(row)
+
+
+def _unquoted(rows: Sequence[Sequence[Any]]) -> str | None:
+    """The csv module's text for ``rows`` where none of their cells needs quoting, else None.
+
+    The csv module writes None as an empty cell and anything else but text as ``str()`` does,
+    so a row is ``"%s,%s,...\r\n" % row`` with None made empty: one C call per row instead of
+    the module's character-by-character scan of every cell. It quotes a cell holding the
+    delimiter, a quote or a line break: the text then has more commas, line breaks or any
+    quote at all than its rows and columns account for, and this returns None. (A lone empty
+    cell is quoted too: rows of one cell are left to the module.)
+    """
+    if not rows or len(rows[0]) < 2:
+        return None
+    width = len(rows[0])
+    line = ",".join(("%s",) * width) + "\r\n"
+    try:
+        text = "".join([line % tuple(["" if v is None else v for v in row]) for row in rows])
+    except TypeError:  # a row of another width
+        return None
+    count = len(rows)
+    if (
+        '"' in text
+        or text.count(",") != (width - 1) * count
+        or text.count("\n") != count
+        or text.count("\r") != count
+    ):
+        return None
+    return text

@@ -111,3 +111,46 @@ def fill_hostile(ledger, count: int) -> None:
     with ledger.transaction() as tx:
         tx.many(ORDER_SQL, [order_row(n) for n in range(count)])
         tx.many(QUOTE_SQL, [quote_row(n) for n in range(0, count, 2)])
+
+
+def plain_row(n: int, email: str | None, shipping: dict | None, note: str | None = None) -> tuple:
+    """An order as the shop makes them, dated after every hostile one (2027)."""
+    stamp = f"2027-01-01T00:00:{n:02d}.000Z"
+    return (
+        f"ord_plain{n:04d}",
+        f"pi_plain{n:04d}",
+        "1",
+        2300 if n % 3 else None,
+        "usd",
+        email,
+        json.dumps(shipping, ensure_ascii=n % 2 == 0) if shipping is not None else None,
+        "paid" if n % 2 else "pending",
+        None,
+        0,
+        f"ch_plain{n:04d}",
+        note,
+        stamp,
+        stamp,
+        stamp if n % 2 else None,
+    )
+
+
+ADDRESS = {"line1": "1 Main St", "line2": None, "city": "San Francisco", "state": "CA",
+           "postal_code": "94110", "country": "US"}  # fmt: skip
+# Four orders that need neither quoting nor neutralising, then four whose cells need quoting
+# (a comma, a quote, a line break) but start no formula.
+PLAIN_ORDERS = (
+    plain_row(0, "jenny@example.com", {"name": "Jenny Rosen", "address": ADDRESS}),
+    plain_row(1, "zoë@example.com", {"name": "Zoë Ünïcode ✓", "address": {"city": "Zürich"}}),
+    plain_row(2, None, None),
+    plain_row(3, "a-b@example.com", {"name": None, "address": None}, note="x=y"),
+    plain_row(4, "c@example.com", {"name": "Rosen, Jenny", "address": ADDRESS}),
+    plain_row(5, "d@example.com", {"name": 'Jenny "JR" Rosen', "address": {"line2": "Apt 4"}}),
+    plain_row(6, "e@example.com", {"name": "J", "address": {"line1": "1 Main St\nBack door"}}),
+    plain_row(7, "f@example.com", {"name": "K", "address": ADDRESS}, note="done, thanks"),
+)
+
+
+def fill_plain(ledger) -> None:
+    with ledger.transaction() as tx:
+        tx.many(ORDER_SQL, list(PLAIN_ORDERS))

@@ -430,6 +430,76 @@ def test_export_csv_matches_a_row_by_row_rendering_of_hostile_orders(
     assert exported.count("\r\n") > 20 and "'=" in exported
 
 
+def test_export_csv_is_the_pinned_bytes(env, monkeypatch, tmp_path):
+    """The export's exact bytes, as the row-by-row export (bookpay before batching and before
+    ``csvsafe._unquoted``) wrote them: hostile orders (formulas, quotes, line breaks, NULLs,
+    odd shipping JSON), then in batches of their own orders that need nothing done and orders
+    whose cells need only quoting, on both backends."""
+    from hostile_orders import fill_hostile, fill_plain
+
+    from bookpay.commands import orders as command
+
+    monkeypatch.setattr(command, "EXPORT_BATCH", 4)
+    with ledger_for(env) as ledger:
+        fill_hostile(ledger, 12)
+        fill_plain(ledger)
+    target = tmp_path / "orders.csv"
+    result = invoke(env, "orders", "export", "--output", str(target))
+    assert result.exit_code == 0, result.output
+    pinned = Path(__file__).parent / "reference" / "orders-export.csv"
+    assert target.read_bytes() == pinned.read_bytes()
+
+
+def test_postgresql_reads_the_next_batch_while_one_is_written(env, monkeypatch):
+    """On PostgreSQL the export's queries run in a thread of their own, overlapping the
+    writing; on SQLite (whose rows are made in this process) they run where they are asked."""
+    import threading
+
+    from hostile_orders import fill_plain
+
+    from bookpay.commands import orders as command
+    from bookpay.ledger.queries import OrderQueries
+
+    monkeypatch.setattr(command, "EXPORT_BATCH", 3)
+    with ledger_for(env) as ledger:
+        fill_plain(ledger)
+    readers = []
+    page = OrderQueries._page
+
+    def recording(self, *args, **kwargs):
+        readers.append(threading.current_thread() is threading.main_thread())
+        return page(self, *args, **kwargs)
+
+    monkeypatch.setattr(OrderQueries, "_page", recording)
+    result = invoke(env, "orders", "export")
+    assert result.exit_code == 0 and result.stdout.count("ord_plain") == 8
+    assert len(readers) == 3
+    assert not any(readers) if "BOOKPAY_DATABASE_URL" in env else all(readers)
+
+
+def test_reading_ahead_keeps_the_order_and_the_errors():
+    """The thread reading ahead hands batches over in order, an error where it happened, and
+    reads no further than one batch beyond what its caller took."""
+    from bookpay.ledger.queries import _read_ahead
+
+    read = []
+
+    def batches():
+        for n in range(5):
+            read.append(n)
+            yield [n]
+        raise RuntimeError("the database went away")
+
+    ahead = _read_ahead(batches())
+    assert [next(ahead), next(ahead)] == [[0], [1]]
+    ahead.close()
+    assert read == [0, 1, 2]
+    read.clear()
+    with pytest.raises(RuntimeError, match="went away"):
+        list(_read_ahead(batches()))
+    assert read == [0, 1, 2, 3, 4]
+
+
 def test_order_batches_join_only_the_quotes_own_columns(env):
     """The quote columns go into SQL by name: anything but a column of quotes is refused."""
     with ledger_for(env) as ledger, pytest.raises(ValueError, match="no column"):

@@ -48,3 +48,28 @@ def test_a_formula_in_any_cell_of_a_clean_batch_is_neutralised(start, column):
 def test_a_clean_batch_is_written_as_the_csv_module_writes_it():
     rows = [["ord_1", 2300, "2026-01-01T00:00:00.000Z"], ["ord_2", None, "a-b,c"]]
     assert batched(rows) == 'a,b,c\r\nord_1,2300,2026-01-01T00:00:00.000Z\r\nord_2,,"a-b,c"\r\n'
+
+
+def test_unquoted_text_is_the_csv_modules_or_none():
+    """``_unquoted`` makes the csv module's text where no cell needs quoting, and declines
+    (None) every row that does: cells of special characters, numbers, None, in random rows."""
+    import csv
+    import random
+
+    from bookpay.csvsafe import _unquoted
+
+    chars = ["a", "é", " ", ",", '"', "\r", "\n", "'", "=", "-", "\t", "\x00", "\u2028", "\\"]
+    pick = random.Random(12)
+    made = 0
+    for _ in range(20000):
+        cells = [None, "", 0, -1, 1.5, True, *("".join(pick.choices(chars, k=3)),) * 4]
+        row = pick.choices(cells, k=pick.randint(2, 4))
+        expected = io.StringIO()
+        csv.writer(expected, lineterminator="\r\n").writerow(row)
+        text = _unquoted([row])
+        needs_quotes = any(isinstance(c, str) and any(q in c for q in ',"\r\n') for c in row)
+        assert text is None if needs_quotes else text == expected.getvalue(), row
+        made += text is not None
+    assert made > 5000
+    assert _unquoted([["a", "b"], ["c"]]) is None  # rows of other widths
+    assert _unquoted([[""]]) is None  # a lone empty cell, which the module quotes

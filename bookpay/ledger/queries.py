@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from bookpay.errors import NotFound, UsageError
@@ -136,23 +138,38 @@ class OrderQueries:
         starting_after: str | None = None,
         batch: int = 1000,
         quotes: Sequence[str] = (),
+        ahead: bool = False,
     ) -> Iterator[list[tuple]]:
         """``iter_order_rows``'s tuples, a list per query, each followed by the named columns of
         the order's quote (None where it has none): read in the same query (a LEFT JOIN on the
         page of orders), so an export makes one query per batch and one Python call per batch
-        rather than per row."""
+        rather than per row.
+
+        With ``ahead``, on a backend whose database works in a process of its own, the next
+        batch is read by a thread while the caller handles this one: the database's work and
+        the caller's overlap instead of taking turns. That thread reads outside any unit of work
+        the caller's thread has open, so it does not see the unit's uncommitted writes.
+        """
         unknown = [name for name in quotes if name not in QUOTE_COLUMNS]
         if unknown:
             raise ValueError(f"quotes have no column {', '.join(unknown)}")
+        batches = self._order_batches(where, newest_first, starting_after, batch, quotes)
+        if ahead and self.backend.reads_ahead:
+            return _read_ahead(batches)
+        return batches
+
+    def _order_batches(self, where, newest_first, starting_after, batch, quotes):
+        """The batches ``iter_order_batches`` describes, each read when asked for."""
         where = where or OrderFilter()
         after = self._cursor_of(starting_after) if starting_after else None
         created = ORDER_COLUMNS.index("created")
+        without_seq = itemgetter(slice(0, -1))  # the cursor's, not the caller's
         while True:
             rows = self._page(
                 where, batch, after, newest_first=newest_first, tuples=True, quotes=quotes
             )
             if rows:
-                yield [row[:-1] for row in rows]  # without the seq the cursor needs
+                yield list(map(without_seq, rows))
             if len(rows) < batch:
                 return
             after = (rows[-1][created], rows[-1][-1])
@@ -213,6 +230,19 @@ class OrderQueries:
         clauses, params = (where or OrderFilter()).where()
         sql = "SELECT COUNT(*) FROM orders" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         return self._scalar(sql, params)
+
+
+def _read_ahead(batches: Iterator[list]) -> Iterator[list]:
+    """``batches``, each next one read by a thread while the caller has the one before.
+
+    One read at a time, in order; an error reading reaches the caller where it asks for that
+    batch. A caller that stops early waits for the one read under way, no more.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="bookpay-read-ahead") as pool:
+        pending = pool.submit(next, batches, None)
+        while (batch := pending.result()) is not None:
+            pending = pool.submit(next, batches, None)
+            yield batch
 
 
 def _order(row: dict | None) -> dict | None:

@@ -103,8 +103,15 @@ def _schema(url: str, name: str):
             conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
+START = 1_767_225_600  # 2026-01-01T00:00:00Z
+EVERY = 31  # seconds between orders: a million span a year
+
+
 def _row(n: int) -> tuple:
-    stamp = f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00.{n % 1000:03d}Z"
+    """Order ``n``, created ``EVERY`` seconds after order ``n - 1``: written in the order of
+    their creation, as a shop writes them (a checkout records its order when it starts)."""
+    seconds = START + n * EVERY
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{n % 1000:03d}Z"
     status = ("paid", "pending", "refunded", "processing")[n % 4]
     return (
         f"ord_{n:016x}",

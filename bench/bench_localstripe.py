@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import json
 import os
 import statistics
 import subprocess
@@ -192,9 +191,7 @@ def reset(name: str, url: str) -> list[str]:
 
 
 def create(client: stripe.StripeClient, **extra: str) -> str:
-    return json.loads(client.raw_request("post", "/v1/payment_intents", **CREATE, **extra).body)[
-        "id"
-    ]
+    return client.raw_request("post", "/v1/payment_intents", **CREATE, **extra).data["id"]
 
 
 def operations(name: str, pool: list[str]) -> dict[str, Callable[[stripe.StripeClient], int]]:
@@ -211,16 +208,16 @@ def operations(name: str, pool: list[str]) -> dict[str, Callable[[stripe.StripeC
         answer = client.raw_request(
             "post", f"/v1/payment_intents/{intent}/confirm", **confirm_extra
         )
-        if json.loads(answer.body).get("status") != "succeeded":
+        if answer.data.get("status") != "succeeded":
             raise RuntimeError(f"{name}: the confirm did not succeed: {answer.body[:200]!r}")
         return 2
 
     def retrieve(client: stripe.StripeClient) -> int:
-        json.loads(client.raw_request("get", f"/v1/payment_intents/{pool[next(turn) % POOL]}").body)
+        client.raw_request("get", f"/v1/payment_intents/{pool[next(turn) % POOL]}")
         return 1
 
     def list_ten(client: stripe.StripeClient) -> int:
-        page = json.loads(client.raw_request("get", "/v1/payment_intents", limit=10).body)
+        page = client.raw_request("get", "/v1/payment_intents", limit=10).data
         if len(page["data"]) != 10:
             raise RuntimeError(f"{name}: a list of ten showed {len(page['data'])}")
         return 1

@@ -583,7 +583,7 @@ class Gateway:
         # of Stripe, a refusal (a decline, a 404) is Stripe answering.
         with self.guard.call(), self._translate(), self._budget.running():
             response = self._client.raw_request(method, path, **(params or {}), **options)
-        body = json.loads(response.body)
+        body = response.data  # stripe-python has decoded it once already: no second decode
         return (body, response.headers) if with_headers else body
 
     @contextmanager

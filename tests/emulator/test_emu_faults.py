@@ -276,22 +276,18 @@ def test_no_page_may_call_the_control_endpoints_but_one_may_call_the_api(emu):
 
 def test_under_waitress_a_reset_drops_the_connection_too():
     """create_app() is a WSGI app any server may run: waitress closes the connection as well."""
-    import threading
-
-    from waitress.server import create_server
-
     from bookpay.emulator import EmulatorOptions, create_app
+    from bookpay.web import runner
 
     app = create_app(EmulatorOptions(faults="reset=100%"))
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    url = f"http://127.0.0.1:{server.effective_port}"
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    # The shop's runner: it stops waitress's loop before closing its sockets (closing them
+    # under a running select() ends the server thread with EBADF).
+    running = runner.start(lambda own: app, background=True)
     try:
         with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
-            create(url, "dropped")
-        control(url, "DELETE", "faults")  # rates cleared: the next call answers
-        assert intent_count(url) == 1
+            create(running.url, "dropped")
+        control(running.url, "DELETE", "faults")  # rates cleared: the next call answers
+        assert intent_count(running.url) == 1
     finally:
-        server.close()
+        running.stop()
         app.close()

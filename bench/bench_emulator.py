@@ -4,14 +4,14 @@ The floor is a trivial JSON endpoint (a fixed three-field object for any path) s
 with the emulator's thread count and called with exactly the same stripe-python calls, so the
 ratio shows what the emulator costs beyond answering at all: form decoding, validation, SQLite,
 events, its fuller answers (and its own HTTP server, which since issue 15 is not waitress). It is
-measured for the calls bookpay's gateway makes (stripe-python's raw requests, answered as dicts)
-and for stripe-python's typed services, whose StripeObjects cost the client more for a full
-PaymentIntent than for the floor's few fields. Both servers run in processes of their own, as
-the emulator does for real, so the client's work is not counted against the server's; the CPU
-each side spends per request is measured too. Sequential and with 4 concurrent clients, in one
-run. Targets: PaymentIntent create reaches at least 60% of the floor's requests per second, and
-`list(limit=10)` (the gateway's way) at least 75%. The same calls against localstripe, and with
-many stored intents: bench_localstripe.py.
+measured for the calls bookpay's gateway makes (stripe-python's raw requests, read as the dicts
+stripe-python decodes them into) and for stripe-python's typed services, whose StripeObjects cost
+the client more for a full PaymentIntent than for the floor's few fields. Both servers run in
+processes of their own, as the emulator does for real, so the client's work is not counted
+against the server's; the CPU each side spends per request is measured too. Sequential and with
+4 concurrent clients, in one run. Targets: PaymentIntent create reaches at least 60% of the
+floor's requests per second, and `list(limit=10)` (the gateway's way) at least 75%. The same
+calls against localstripe, and with many stored intents: bench_localstripe.py.
 """
 
 from __future__ import annotations

@@ -68,6 +68,16 @@ MAX_FIELD = 200  # characters; Stripe's Address Element fields are far shorter i
 _CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
 
 
+def _unencodable(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (JSON's ``"\\ud800"``): no UTF-8 form, so it
+    could be neither sent to Stripe Tax nor stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 class InvalidAddress(UsageError):
     code = "invalid_address"
 
@@ -101,7 +111,7 @@ class ShippingAddress:
                 part = ""
             if not isinstance(part, str):
                 raise InvalidAddress(f"'address.{name}' must be text.")
-            if len(part) > MAX_FIELD or _CONTROL_CHARS.intersection(part):
+            if len(part) > MAX_FIELD or _CONTROL_CHARS.intersection(part) or _unencodable(part):
                 raise InvalidAddress(
                     f"'address.{name}' must be at most {MAX_FIELD} characters of plain text."
                 )

@@ -22,6 +22,7 @@ _UNSAFE = [
     *range(0x2066, 0x206A),
     0x2028,
     0x2029,
+    *range(0xD800, 0xE000),  # lone surrogates (from JSON's "\\ud800"): no stream can encode them
 ]
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 

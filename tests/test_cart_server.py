@@ -140,6 +140,10 @@ def test_an_empty_cart_says_so_and_leads_back_to_the_books(shopper):
         ({"item": "1", "quantity": "11"}, 400, "from 1 to 10 copies"),
         ({"item": "1", "quantity": "0"}, 400, "from 1 to 10 copies"),
         ({"item": "1", "quantity": "two"}, 400, "a whole number from 1 to 10"),
+        # Digits to str.isdigit(), not to int(): each a 400, never a 500.
+        ({"item": "1", "quantity": "\u00b2"}, 400, "a whole number from 1 to 10"),
+        ({"item": "1", "quantity": "\u2460"}, 400, "a whole number from 1 to 10"),
+        ({"item": "1", "quantity": "\u0663"}, 400, "a whole number from 1 to 10"),
         ({"item": "nope"}, 404, "No book with id 'nope'"),
         ({}, 400, "'item' is missing"),
     ],
@@ -172,6 +176,9 @@ def test_json_answers_the_cart_and_json_errors(shopper):
     assert refused.status == 400
     assert refused.json()["error"]["code"] == "quantity_out_of_range"
     assert shopper.json("/cart/items/1", {"quantity": True}).status == 400
+    superscript = shopper.json("/cart/items/1", {"quantity": "\u00b2"})
+    assert superscript.status == 400
+    assert superscript.json()["error"]["code"] == "quantity_out_of_range"
 
 
 def test_a_cart_holds_one_currency(settings):

@@ -208,6 +208,9 @@ def test_a_zip_code_of_another_state_is_a_400_from_stripe_tax(shopper):
         ({**SF, "country": "USA"}, "'address.country' must be an ISO 3166-1 code"),
         ({**SF, "city": "San\nFrancisco"}, "'address.city' must be at most 200 characters"),
         ({**SF, "line1": "x" * 201}, "'address.line1' must be at most 200 characters"),
+        # A lone surrogate (JSON's "\ud800") has no UTF-8 form: Stripe Tax could not be sent it.
+        ({**SF, "line1": "\ud800"}, "'address.line1' must be at most 200 characters"),
+        ({**SF, "city": "S\udfffF"}, "'address.city' must be at most 200 characters"),
     ],
 )
 def test_bad_address_shapes_are_400s(shopper, address, message):

@@ -172,6 +172,57 @@ def test_outside_text_is_made_printable():
     assert "/x\\x1b[2J\\u202e 404" in line
 
 
+def test_outside_text_cannot_add_a_line_of_its_own():
+    """A newline in a path or an event's fields is shown as an escape: one record, one line."""
+    forged = "2026-12-06 20:30:00  POST /webhook 200 1 ms"
+    request = record(kind="request", method="GET", path=f"/nope\n{forged}", status=404, ms=1)
+    webhook = record(kind="webhook", type=f"a\n{forged}", event="evt_\r\n1",
+                     payment_intent="pi_\n1", outcome="refused", reason="400: x\ny")  # fmt: skip
+    for hostile in (request, webhook):
+        line = logs.TextFormatter().format(hostile)
+        assert "\n" not in line and "\r" not in line
+        assert f"\\n{forged}" in line  # shown, as an escape, on the record's own line
+    warning = logging.LogRecord("bookpay.webhooks", logging.ERROR, "x", 1,
+                                "handling %s failed", (f"evt_1\n{forged}",), None)  # fmt: skip
+    assert "\n" not in logs.TextFormatter().format(warning)
+    try:
+        raise RuntimeError(f"boom\n{forged}")
+    except RuntimeError:
+        import sys as _sys
+
+        warning.exc_info = _sys.exc_info()
+    lines = logs.TextFormatter().format(warning).splitlines()
+    assert len(lines) > 2  # the traceback keeps its lines...
+    assert all(line.startswith("    ") for line in lines[1:])  # ...each indented under the record
+    assert not any(line.startswith("2026") for line in lines[1:])
+
+
+def test_a_lone_surrogate_is_shown_as_an_escape_never_a_logging_error():
+    hostile = record(kind="webhook", type="x", event="evt_\udfff", payment_intent=None,
+                     outcome="refused", reason="400: missing")  # fmt: skip
+    line = logs.TextFormatter().format(hostile)
+    line.encode("utf-8")  # a stream can write it
+    assert "[evt_\\udfff]" in line
+
+
+def test_an_unreadable_body_is_named_so_in_the_log_however_deep_it_nests():
+    assert logs._event_fields(b"[" * 5000) == ("(not JSON)", "-", None)
+    assert logs._event_fields(b'{"a":' * 5000) == ("(not JSON)", "-", None)
+
+
+def test_an_unsigned_deeply_nested_body_is_a_400_with_its_line(served, capsys):
+    request = urllib.request.Request(
+        served.url + "/webhook", data=b"[" * 3000, headers={"Content-Type": "application/json"}
+    )
+    with console(), pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["error"]["code"] == "missing_signature"
+    out, err = wait_for_line(capsys, "POST /webhook 400")
+    assert "--> (not JSON) [-] - refused: 400" in out
+    assert "Traceback" not in out + err
+
+
 def test_secrets_and_card_numbers_never_reach_a_line():
     text = logs.redact(
         "key sk_test_51Habcdefghij whsec_abcdef123456 rk_live_zzzzzzzz1 "

@@ -7,6 +7,7 @@ error the page shows; nothing here touches Stripe.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import bottle
@@ -14,6 +15,7 @@ import bottle
 from bookpay.errors import UsageError
 from bookpay.quote import MAX_QUANTITY, QuantityOutOfRange
 
+_DIGITS = re.compile(r"[0-9]{1,6}")  # a quantity as a form sends it
 MAX_JSON_BODY = 4 * 1024  # a checkout request is ~100 bytes; anything near this is not ours
 
 
@@ -72,7 +74,8 @@ def quantity(value: object, *, default: int | None = None, allow_zero: bool = Fa
         if default is None:
             raise UsageError("Say how many copies: 'quantity' is missing.", code="missing_quantity")
         return default
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
+    # ASCII digits only: str.isdigit() also says yes to '²' and '①', which int() refuses.
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         low = 0 if allow_zero else 1

@@ -199,7 +199,7 @@ def _event_fields(payload: bytes) -> tuple[str, str, str | None]:
 
     try:
         event = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: '[' nested thousands deep
         return "(not JSON)", "-", None
     if not isinstance(event, dict):
         return "(not an event)", "-", None
@@ -275,10 +275,13 @@ class TextFormatter(logging.Formatter):
         elif kind == "webhook":
             text = self._webhook(record)
         else:
-            text = f"{record.levelname} {record.name}: {record.getMessage()}"
+            # One line for the message (its arguments may be outside text); a traceback keeps
+            # its own lines, each indented, so neither can pass for a line of the log.
+            text = _clean(f"{record.levelname} {record.name}: {record.getMessage()}")
             if record.exc_info:
-                text += "\n" + self.formatException(record.exc_info)
-            text = self._paint(_clean(text), _RED if record.levelno >= logging.ERROR else _YELLOW)
+                trace = _clean(self.formatException(record.exc_info), keep_newlines=True)
+                text += "".join(f"\n    {line}" for line in trace.splitlines())
+            text = self._paint(text, _RED if record.levelno >= logging.ERROR else _YELLOW)
         return f"{self._paint(stamp, _DIM)}  {text}"
 
     def _paint(self, text: str, colour: str) -> str:
@@ -306,11 +309,12 @@ class TextFormatter(logging.Formatter):
         )
 
 
-def _clean(text: object) -> str:
-    """Outside text for a terminal: secrets redacted, control characters shown as escapes."""
+def _clean(text: object, *, keep_newlines: bool = False) -> str:
+    """Outside text for a terminal: secrets redacted, control characters (newlines too, unless
+    kept) shown as escapes, so a request's path or an event's id cannot add a line of its own."""
     from bookpay.terminal import printable
 
-    return printable(redact(str(text)), keep_newlines=True)
+    return printable(redact(str(text)), keep_newlines=keep_newlines)
 
 
 class JsonFormatter(logging.Formatter):

@@ -145,7 +145,11 @@ class BookpayGroup(TyperGroup):
             from bookpay.terminal import printable
 
             message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
-            sys.stderr.write(f"Error: {printable(message)}\n")
+            # A message may list problems on lines of its own (an invalid catalog); every line
+            # after the first is indented, so none can pass for another message.
+            first, *rest = printable(message, keep_newlines=True).split("\n")
+            text = "".join([first, *(f"\n  {line.lstrip()}" for line in rest if line.strip())])
+            sys.stderr.write(f"Error: {text}\n")
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
             # The reader went away (`bookpay ... | head`): stop quietly, as Unix tools do, and
@@ -184,7 +188,14 @@ def _plain_help(command) -> None:
 
 def _debugging(ctx) -> bool:
     obj = ctx.find_root().obj
-    return bool(obj and (obj.debug or obj.settings.debug))
+    if not obj:
+        return False
+    if obj.debug:
+        return True
+    try:  # the settings may be what failed: reading them here must not fail a second time
+        return bool(obj.settings.debug)
+    except Exception:
+        return False
 
 
 app = typer.Typer(

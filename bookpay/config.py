@@ -105,7 +105,17 @@ def data_dir_problem(path: Path) -> Finding | None:
 
 
 def _is_http_url(url: str) -> bool:
-    return url.startswith(("http://", "https://"))
+    """An http(s) URL with a host, and a port (if any) from 1 to 65535."""
+    if not url.startswith(("http://", "https://")):
+        return False
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError:
+        return False
+    return bool(parts.hostname) and port != 0
 
 
 def key_kind(key: str) -> tuple[str, str] | None:
@@ -284,14 +294,16 @@ class Settings:
         if self.base_url and not _is_http_url(self.base_url):
             found.append(
                 Finding(
-                    f"BOOKPAY_BASE_URL must be an http(s) URL, got {self.base_url!r}",
+                    "BOOKPAY_BASE_URL must be an http(s) URL with a host (and a port from 1 to "
+                    f"65535), got {self.base_url!r}",
                     "set it to the shop's public address, such as https://shop.example",
                 )
             )
         if not _is_http_url(self.emulator_url):
             found.append(
                 Finding(
-                    f"BOOKPAY_EMULATOR_URL must be an http(s) URL, got {self.emulator_url!r}",
+                    "BOOKPAY_EMULATOR_URL must be an http(s) URL with a host (and a port from 1 to "
+                    f"65535), got {self.emulator_url!r}",
                     f"unset it for the default, {DEFAULT_EMULATOR_URL}",
                 )
             )

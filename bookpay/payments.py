@@ -349,8 +349,11 @@ class Gateway:
             params["amount"] = amount
         if reason:
             params["reason"] = reason
-        if not request_id:
+        if request_id is None:
             return self._request("post", "/v1/refunds", params, idempotency_key=_call_key("refund"))
+        if not request_id.strip():
+            # A blank id (an empty shell variable) must not quietly mean "a new refund each time".
+            raise UsageError("The refund request id is blank: give one, or none at all.")
         asked = {"request_id": request_id, "request_amount": _asked_amount(amount)}
         earlier = self.find_refund_request(intent_id, request_id)
         if earlier is not None:

@@ -57,6 +57,8 @@ def test_create_several_books_with_quantities(bookpay, settings):
         (["--item", "1:0"], "quantity from 1 to 10"),
         (["--item", "1:x"], "expected ID or ID:QTY"),
         (["--item", ":2"], "expected ID or ID:QTY"),
+        (["--item", "1:\u0663"], "expected ID or ID:QTY"),  # an Arabic-Indic three
+        (["--item", "1:\u00b2"], "expected ID or ID:QTY"),  # a superscript two
     ],
 )
 def test_bad_items_are_usage_errors(bookpay, args, message):

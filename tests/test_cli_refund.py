@@ -98,3 +98,25 @@ def test_a_racing_repeat_is_refused_by_stripes_idempotency_check(settings, monke
     assert "bookpay-refund" not in caught.value.message
     monkeypatch.setattr(gateway, "find_refund_request", found)
     assert [r["id"] for r in gateway.list_refunds(intent["id"])] == [first["id"]]
+
+
+@pytest.mark.parametrize("request_id", ["", "   ", "T\x1b[2J", "x" * 201])
+def test_a_blank_or_unusable_request_id_is_a_usage_error_and_refunds_nothing(
+    bookpay, paid, request_id
+):
+    """`--request-id "$TICKET"` with TICKET unset must not mean a new refund on every run."""
+    result = bookpay("refund", "create", paid, "--amount", "100", "--request-id", request_id)
+    assert result.exit_code == 2, result.output
+    assert "expected a request id of 1 to 200 printable characters" in result.output
+    assert refunds_of(bookpay, paid) == []
+
+
+def test_the_gateway_refuses_a_blank_request_id_too(settings):
+    from bookpay.errors import UsageError
+
+    gateway = Gateway(Settings(data_dir=settings.data_dir, emulator_url=settings.emulator_url))
+    intent = gateway.create_intent(Catalog.default().get("1"))
+    gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    with pytest.raises(UsageError, match="request id is blank"):
+        gateway.create_refund(intent["id"], amount=100, request_id=" ")
+    assert gateway.list_refunds(intent["id"]) == []

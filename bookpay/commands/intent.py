@@ -95,13 +95,17 @@ def create(
     Example: bookpay intent create --item 1:2 --item 3 --email reader@example.com
     """
     from bookpay.commands.params import parse_items
+    from bookpay.ledger import open_ledger
     from bookpay.quote import new_order_id, quote_items
 
     st = state(ctx)
     quote = quote_items(st.catalog(), parse_items(item))
     order_id = new_order_id()
-    intent = st.gateway().create_intent(quote, email=email, order_id=order_id)
-    _record_quote(st, intent["id"], order_id, quote)
+    # The ledger first: one that cannot be opened stops the command before anything is created
+    # (exit 5), rather than after a PaymentIntent nobody was shown.
+    with open_ledger(st.settings) as ledger:
+        intent = st.gateway().create_intent(quote, email=email, order_id=order_id)
+        _record_quote(ledger, intent["id"], order_id, quote)
     if as_json:
         emit_json(intent)
     else:
@@ -114,17 +118,15 @@ def summary_of(quote) -> str:
     return ", ".join(f"{line.quantity} x {line.title} ({line.item_id})" for line in quote.lines)
 
 
-def _record_quote(st, intent_id: str, order_id: str, quote) -> None:
-    """The quote into the ledger, so that fulfilment checks the payment against it. Without a
-    ledger the PaymentIntent still works: fulfilment then prices its metadata's lines."""
-    from bookpay.errors import BookpayError
-    from bookpay.ledger import open_ledger
-
+def _record_quote(ledger, intent_id: str, order_id: str, quote) -> None:
+    """The quote into the ledger, so that fulfilment checks the payment against it. The
+    PaymentIntent exists by now and is shown whatever happens here: without its quote it still
+    works (fulfilment then prices its metadata's lines)."""
     try:
-        with open_ledger(st.settings) as ledger:
-            ledger.record_quote(intent_id, order_id, quote)
-    except BookpayError as exc:
-        info(f"Warning: the quote was not recorded in the ledger: {exc.message}")
+        ledger.record_quote(intent_id, order_id, quote)
+    except Exception as exc:  # the database went away in between: say so, show the intent
+        reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        info(f"Warning: the quote was not recorded in the ledger: {reason}")
 
 
 @app.command("show", short_help="Show a PaymentIntent, its totals, receipt and events.")

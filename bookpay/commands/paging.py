@@ -22,8 +22,14 @@ from bookpay.commands.output import Cell, info, print_table
 PAGE = 50
 CHUNK = 1000
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+MAX_LIMIT = 1_000_000  # more than that is `orders export`'s job
 LimitOption = Annotated[
-    int, typer.Option("--limit", min=1, help="How many to show (one page).", show_default=True)
+    int,
+    typer.Option(
+        "--limit", min=1, max=MAX_LIMIT, help="How many to show (one page).", show_default=True
+    ),
 ]
 StartingAfterOption = Annotated[
     str | None,
@@ -70,9 +76,20 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    if end_of_day and len(text.strip()) == 10:
-        moment += timedelta(days=1)
-    return moment.astimezone(timezone.utc)
+    # Stripe's times are Unix seconds, from 1970; the far end leaves room for a report's days
+    # and months to be counted past a time without leaving the calendar.
+    try:
+        if end_of_day and len(text.strip()) == 10:
+            moment += timedelta(days=1)
+        moment = moment.astimezone(timezone.utc)
+        in_range = EARLIEST <= moment < LATEST
+    except OverflowError:  # a few hours' offset from year 1 or 9999
+        in_range = False
+    if not in_range:
+        raise typer.BadParameter(
+            f"{text!r} is out of range: use a time from 1970 to 9998.", param_hint=option
+        )
+    return moment
 
 
 def moments(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:

@@ -93,11 +93,25 @@ def check_items(ctx: typer.Context, values: list[str] | None) -> list[str] | Non
         return values
     for value in values:
         item, quantity = _split_item(value)
-        if not item or not quantity.isdigit() or not 1 <= int(quantity) <= 10:
+        # ASCII digits: int() would also read '٣' (an Arabic-Indic three) as 3.
+        if not item or not re.fullmatch(r"[0-9]{1,2}", quantity) or not 1 <= int(quantity) <= 10:
             raise typer.BadParameter(
                 f"expected ID or ID:QTY with a quantity from 1 to 10, got {value!r}."
             )
     return values
+
+
+def check_request_id(ctx: typer.Context, value: str | None) -> str | None:
+    """A refund request id: some printable text, at most 200 characters (it is kept in the
+    refund's metadata and makes its idempotency key). A blank one (an empty shell variable)
+    would otherwise mean "a new refund" on every run."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    if not value.strip() or len(value) > 200 or not value.isprintable():
+        raise typer.BadParameter(
+            f"expected a request id of 1 to 200 printable characters, got {value!r}."
+        )
+    return value
 
 
 def parse_items(values: list[str]) -> list[tuple[str, int]]:

@@ -8,7 +8,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields
-from bookpay.commands.params import IntentArg
+from bookpay.commands.params import IntentArg, check_request_id
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
@@ -32,6 +32,7 @@ def create(
         str | None,
         typer.Option(
             "--request-id",
+            callback=check_request_id,
             help="Names this refund request (say, a ticket): one request id is one refund. "
             "Repeating it returns that refund; repeating it with another amount or reason "
             "is refused.",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bookpay.ledger.ledger import Ledger, open_ledger
-from bookpay.ledger.location import locate
+from bookpay.ledger.location import locate, mask_url
 from bookpay.ledger.model import DISPUTE_RANK, RECEIPT_STATUSES, STATUS_RANK, STATUSES
 from bookpay.ledger.taxrecords import TAX_STATUSES
 
@@ -187,7 +187,10 @@ def describe_ledger(settings) -> dict[str, Any]:
 
     found: dict[str, Any] = {
         "backend": None,
-        "where": settings.database_url or str(settings.data_dir),
+        # Masked before anything is tried: a URL that cannot be read still shows no password.
+        "where": mask_url(settings.database_url)
+        if settings.database_url
+        else str(settings.data_dir),
         "reachable": False,
         "schema_version": None,
         "current_version": SCHEMA_VERSION,

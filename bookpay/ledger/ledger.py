@@ -87,9 +87,7 @@ class Ledger(
 
             backend = PostgresBackend(location, create=create)
         else:
-            from bookpay.ledger.sqlite import SqliteBackend
-
-            backend = SqliteBackend(location, create=create)
+            return cls._sqlite(location, data_dir, create=create, migrate=migrate)
         ledger = cls(backend, data_dir)
         try:
             if migrate:
@@ -98,6 +96,34 @@ class Ledger(
             backend.close()
             raise
         return ledger
+
+    @classmethod
+    def _sqlite(cls, location: Location, data_dir: Path, *, create: bool, migrate: bool) -> Ledger:
+        """A SQLite ledger; a file or folder that cannot be one (a folder where the file
+        should be, a file where the folder should be, no permission, not a database) is
+        LedgerUnavailable, said in one line (exit 5), before anything else is done."""
+        import sqlite3
+
+        from bookpay.ledger.errors import LedgerUnavailable
+        from bookpay.ledger.sqlite import SqliteBackend
+
+        backend = None
+        try:
+            backend = SqliteBackend(location, create=create)
+            if migrate:
+                backend.migrate()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            if backend is not None:
+                backend.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise LedgerUnavailable(
+                f"The orders ledger {location.path} cannot be opened: {reason}."
+            ) from None
+        except BaseException:
+            if backend is not None:
+                backend.close()
+            raise
+        return cls(backend, data_dir)
 
     @classmethod
     def open(cls, data_dir: Path) -> Ledger:

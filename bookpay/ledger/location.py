@@ -58,7 +58,15 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
             )
         return Location("sqlite", database_url, Path(unquote(rest[3:])).expanduser())
     if scheme in ("postgresql", "postgres"):
-        if not urlsplit(database_url).path.strip("/") and "dbname=" not in database_url:
+        try:
+            parts = urlsplit(database_url)
+            parts.port  # noqa: B018  (raises ValueError for a port out of range)
+        except ValueError as exc:
+            raise ConfigError(
+                f"BOOKPAY_DATABASE_URL {mask_url(database_url)} is not a URL bookpay can read "
+                f"({exc})."
+            ) from None
+        if not parts.path.strip("/") and "dbname=" not in database_url:
             raise ConfigError(
                 f"BOOKPAY_DATABASE_URL {mask_url(database_url)} names no database: add "
                 "/DBNAME, as in postgresql://user@host:5432/bookpay."

@@ -1,0 +1,98 @@
+"""Bad input at the command line: one line, the contract's exit code, nothing created or lost.
+
+Each case here was once a traceback, an exit 1 ("unexpected"), or worse (a PaymentIntent made and
+never shown); DESIGN.md's exit codes: 2 usage, 5 configuration.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+
+runner = CliRunner()
+
+
+def run(env, *args):
+    return runner.invoke(app, list(args), env=env)
+
+
+def intents_now(cli_env) -> set[str]:
+    listed = run(cli_env, "intent", "list", "--limit", "100", "--json")
+    assert listed.exit_code == 0, listed.output
+    return {intent["id"] for intent in json.loads(listed.stdout)}
+
+
+@pytest.mark.parametrize("where", ["folder", "file-as-folder"])
+def test_a_ledger_that_cannot_be_opened_stops_intent_create_before_anything_is_made(
+    cli_env, tmp_path, where
+):
+    before = intents_now(cli_env)
+    if where == "folder":  # the database's path is a folder
+        env = {**cli_env, "BOOKPAY_DATABASE_URL": f"sqlite:///{tmp_path}"}
+    else:  # the data folder is a file
+        (tmp_path / "afile").write_text("x")
+        env = {**cli_env, "BOOKPAY_DATA_DIR": str(tmp_path / "afile")}
+    result = run(env, "intent", "create", "--item", "1")
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("Error: The orders ledger ")
+    assert "cannot be opened" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert intents_now(cli_env) == before  # no PaymentIntent left behind, unseen
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:p@[::1/db", "postgresql://u:p@db:99999/bookpay"])
+@pytest.mark.parametrize(
+    "args",
+    [("orders", "list"), ("config", "check", "--offline"), ("intent", "create", "--item", "1")],
+)
+def test_a_database_url_that_is_not_a_url_is_one_line_and_exit_5(cli_env, url, args):
+    result = run({**cli_env, "BOOKPAY_DATABASE_URL": url}, *args)
+    assert result.exit_code == 5, result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    assert "p@" not in result.output  # the password never shows
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://[::1", "http://:8080"])
+def test_an_emulator_url_with_no_usable_host_or_port_is_a_configuration_problem(cli_env, url):
+    result = run({**cli_env, "BOOKPAY_EMULATOR_URL": url}, "intent", "list")
+    assert result.exit_code == 5, result.output
+    assert "BOOKPAY_EMULATOR_URL must be an http(s) URL with a host" in result.stderr
+    assert "unexpected" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("orders", "list", "--until", "9999-12-31"),
+        ("orders", "list", "--since", "0001-01-01T00:00+01:00"),
+        ("intent", "list", "--since", "9999-12-31T23:00-05:00"),
+        ("report", "sales", "--since", "1969-12-31"),
+        ("orders", "export", "--until", "9999-12-31"),
+    ],
+)
+def test_times_off_the_calendar_are_usage_errors(cli_env, args):
+    result = run(cli_env, *args)
+    assert result.exit_code == 2, result.output
+    assert "is out of range: use a time from 1970 to 9998" in result.output
+
+
+@pytest.mark.parametrize("command", [("orders", "list"), ("intent", "list")])
+def test_a_limit_beyond_the_maximum_is_a_usage_error(cli_env, command):
+    result = run(cli_env, *command, "--limit", "9223372036854775807")
+    assert result.exit_code == 2, result.output
+    assert "1000000" in result.output
+
+
+def test_a_catalog_s_problems_are_listed_one_a_line(cli_env, tmp_path):
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('{"books": [{"id": "1", "title": "T\\u001b[2J"}]}')
+    result = run(cli_env, "--catalog", str(catalog), "catalog", "list")
+    assert result.exit_code == 5, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Error: The catalog in ") and lines[0].endswith("is not valid:")
+    assert len(lines) > 2 and all(line.startswith("  ") for line in lines[1:])
+    assert "missing field 'author'" in result.stderr
+    assert "\x1b" not in result.stderr

@@ -78,6 +78,7 @@ def state(ctx: typer.Context) -> State:
 # `bookpay catalog list` pays for the catalog module and nothing else.
 COMMANDS = (
     "serve",
+    "worker",
     "emulator",
     "catalog",
     "intent",
@@ -88,7 +89,7 @@ COMMANDS = (
     "webhook",
     "config",
 )
-SINGLE_COMMANDS = ("serve", "emulator")
+SINGLE_COMMANDS = ("serve", "worker", "emulator")
 
 
 class BookpayGroup(TyperGroup):

@@ -136,9 +136,15 @@ def refunds_failed(charge: dict) -> list[str]:
 
 
 class Fulfiller:
-    """Fulfils paid orders exactly once; owns the receipt mailer and its worker thread."""
+    """Fulfils paid orders exactly once; owns the receipt mailer and its worker thread.
 
-    def __init__(self, ledger: Ledger, gateway, catalog, settings, *, mailer=None) -> None:
+    With ``workers=False`` the receipts and tax records it queues are left in the ledger for a
+    worker in another process (`bookpay worker`, next to `bookpay serve --no-worker`).
+    """
+
+    def __init__(
+        self, ledger: Ledger, gateway, catalog, settings, *, mailer=None, workers: bool = True
+    ) -> None:
         from bookpay.mailer import ReceiptMailer
         from bookpay.taxrecords import TaxRecorder
 
@@ -149,9 +155,10 @@ class Fulfiller:
         self.mailer = (
             mailer if mailer is not None else ReceiptMailer.from_settings(settings, ledger)
         )
-        self.mailer.start()  # also sends what an earlier run left pending
         self.taxes = TaxRecorder(ledger, gateway)
-        self.taxes.start()  # also sends what an earlier run left owed
+        if workers:
+            self.mailer.start()  # also sends what an earlier run left pending
+            self.taxes.start()  # also sends what an earlier run left owed
 
     def retrieve(self, intent_id: str) -> dict:
         """The PaymentIntent as Stripe has it now (NotFound when Stripe does not know it)."""

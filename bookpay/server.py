@@ -73,8 +73,9 @@ class Services:
     that creating an app opens no database and makes no network call.
     """
 
-    def __init__(self, settings: Settings, **given) -> None:
+    def __init__(self, settings: Settings, *, workers: bool = True, **given) -> None:
         self.settings = settings
+        self.workers = workers  # False: receipts and tax records are sent by `bookpay worker`
         self._given = {name: value for name, value in given.items() if value is not None}
         self._built: dict[str, object] = {}  # what we made, and so must close
         self._lock = threading.RLock()  # building one part may build another
@@ -104,7 +105,9 @@ class Services:
 
         return self._get(
             "fulfiller",
-            lambda: Fulfiller(self.ledger, self.gateway, self.catalog, self.settings),
+            lambda: Fulfiller(
+                self.ledger, self.gateway, self.catalog, self.settings, workers=self.workers
+            ),
         )
 
     @property

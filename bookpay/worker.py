@@ -18,6 +18,10 @@ class Worker:
 
     thread_name = "bookpay-worker"
     what = "work"  # in the log, when a round fails
+    # At most this many seconds between rounds, or None. In the process that queues the work a
+    # commit wakes the worker; a worker in a process of its own (`bookpay worker`) is never
+    # woken, so it looks this often.
+    poll: float | None = None
 
     def __init__(self) -> None:
         self._wake = threading.Event()
@@ -55,7 +59,10 @@ class Worker:
                 log.exception("%s failed", self.what)
             with self._idle:
                 self._idle.notify_all()
-            if self._wake.wait(self._idle_wait(handled)):
+            wait = self._idle_wait(handled)
+            if self.poll is not None:
+                wait = min(wait, self.poll)
+            if self._wake.wait(wait):
                 self.woken()
 
     def drain(self, timeout: float = 10.0) -> bool:

@@ -60,6 +60,14 @@ def serve(
             help="No line per request or webhook; the start, warnings and errors still show.",
         ),
     ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Send receipts and report tax records in this process (the default), or "
+            "leave them in the ledger for `bookpay worker` running beside it.",
+        ),
+    ] = True,
     log_format: Annotated[
         LogFormat,
         typer.Option(
@@ -106,6 +114,7 @@ def serve(
             capacity=Capacity(threads, connection_limit, idle_timeout),
             say=say,
             log_requests=not quiet,
+            workers=worker,
         )
     finally:
         _remove_handler(handlers)

@@ -33,6 +33,7 @@ def serve(
     capacity=None,
     say=print,
     log_requests: bool = False,
+    workers: bool = True,
 ) -> None:
     """Run the shop on waitress until Ctrl-C, with an emulator in emulator mode.
 
@@ -51,6 +52,7 @@ def serve(
             capacity=capacity,
             say=say,
             log_requests=log_requests,
+            workers=workers,
         )
     except KeyboardInterrupt:  # Ctrl-C before the server was up
         say("Stopping.")
@@ -128,13 +130,15 @@ def start_shop(
     say=print,
     background: bool = False,
     log_requests: bool = False,
+    workers: bool = True,
 ) -> RunningShop:
     """Check the settings, bind, find or start the emulator, open the ledger, build the app and
     register its webhook endpoint: a shop ready to serve (``background``: serving already, in a
     thread; else call ``.server.run()``). What `bookpay serve` and ``bookpay.testing`` run.
 
     Raises ConfigError or UsageError before anything has started; anything that fails later
-    stops what had started.
+    stops what had started. ``workers=False``: receipts and tax records are left in the ledger
+    for `bookpay worker`.
     """
     from bookpay import replay
     from bookpay.privatefiles import private_dir
@@ -155,7 +159,7 @@ def start_shop(
         if settings.is_emulated:
             settings, emulator = ensure_emulator(settings, host, emulator_port)
             note = "started here" if emulator else "already running"
-        services = Services(settings)
+        services = Services(settings, workers=workers)
         services.ledger  # opened now: an unreachable database fails the start  # noqa: B018
         receiver = services.receiver
         if log_requests:
@@ -240,6 +244,8 @@ def _banner(shop: RunningShop, capacity, say) -> None:
         f"for {limits.total_timeout:g} s at most), {capacity.connection_limit} connections, "
         f"idle ones closed after {capacity.idle_timeout} s."
     )
+    if not shop.services.workers:
+        say("Receipts and tax records: left in the ledger for `bookpay worker` (--no-worker).")
     say("Test cards (any future expiry date, any CVC, any postal code):")
     for number, outcome in TEST_CARDS:
         say(f"  {number}  {outcome}")

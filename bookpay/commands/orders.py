@@ -7,9 +7,11 @@ looked. Their cost follows the page, not the ledger: `list` reads one page throu
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -24,10 +26,12 @@ from bookpay.commands.output import (
     JsonOption,
     emit_json,
     human_time,
+    info,
     print_fields,
     print_table,
 )
 from bookpay.commands.params import check_order_or_intent_id, complete_order_statuses
+from bookpay.errors import ConfigError, UsageError
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
@@ -366,7 +370,13 @@ def export_orders(
         typer.Option("--format", help="csv, json (one array) or jsonl (one order per line)."),
     ] = Format.csv,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to FILE instead of stdout (replaced only once the export is complete).",
+        ),
     ] = None,
     status: StatusOption = None,
     email: paging.EmailOption = None,
@@ -391,7 +401,8 @@ def export_orders(
     Example: bookpay orders export --format csv --output orders.csv
     """
     where = _filter(status, email, since, until)
-    with _ledger(ctx) as ledger:
+    where.where()  # refuses an unknown status now, before anything is written, not mid-export
+    with _destination(output) as out, _ledger(ctx) as ledger:
         if ledger is None:
             batches = iter(())
         elif lines:
@@ -406,25 +417,67 @@ def export_orders(
             rows = (row for batch in batches for row in batch)
             if ledger is not None:
                 rows = _line_rows(ledger, rows, state(ctx).catalog())
-
-            def write(out):
-                return _write_lines(rows, fmt, out)
+            count = _write_lines(rows, fmt, out)
         else:
-
-            def write(out):
-                return _write(batches, fmt, out)
-
-        if output is None:
-            count = write(sys.stdout)
-        else:
-            from bookpay.privatefiles import FILE_MODE
-
-            # Customers' addresses: the export is as private as the ledger it comes from.
-            with open(output, "w", encoding="utf-8", newline="", opener=_opener(FILE_MODE)) as f:
-                count = write(f)
+            count = _write(batches, fmt, out)
     if output is not None:
         what = "line" if lines else "order"
-        sys.stderr.write(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}\n")
+        info(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}")
+
+
+@contextmanager
+def _destination(output: str | None):
+    """Where the export goes: stdout, or a temporary file beside ``output`` that replaces it
+    only once the export is complete, so a failure half-way leaves the old file as it was (and
+    no temporary one). A file that cannot be written is a ConfigError (exit 5, as for `report
+    sales --chart`), saying why in one line."""
+    if output is None:
+        yield sys.stdout
+        return
+    _check_output(output)
+    try:
+        if os.path.exists(output) and not os.path.isfile(output):
+            # A device or a pipe (/dev/null, /dev/stdout): written in place, as asked.
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                yield out
+            return
+        path = Path(os.path.realpath(output))  # through a symbolic link, which stays
+        if path.exists() and not os.access(path, os.W_OK):
+            # A rename over it needs only the folder's permission: keep a read-only file so.
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        temp, out = _temporary_beside(path)
+        try:
+            with out:
+                yield out
+            os.replace(temp, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        message = f"Cannot write the export to {output}: {exc.strerror or exc}."
+        raise ConfigError(message) from exc
+
+
+def _check_output(output: str) -> None:
+    """A name that cannot be a file's is a usage error (exit 2), found before anything is
+    written."""
+    if not output:
+        raise UsageError("--output needs a file name; it was empty.")
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        raise UsageError(f"--output {output} is a folder: give the name of a file in it.")
+
+
+def _temporary_beside(path: Path):
+    """A new private file in ``path``'s folder, and its name (a rename within a file system is
+    atomic)."""
+    import tempfile
+
+    from bookpay.privatefiles import FILE_MODE
+
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(fd, FILE_MODE)  # customers' addresses: as private as the ledger they come from
+    return temp, os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 def _line_rows(ledger, rows, catalog):
@@ -453,13 +506,8 @@ def _write_lines(rows, fmt: Format, out) -> int:
             writer.writerow(row)
             count += 1
         return count
-    return _write_json((dict(zip(LINE_EXPORT_COLUMNS, row, strict=True)) for row in rows), fmt, out)
-
-
-def _opener(mode: int):
-    import os
-
-    return lambda path, flags: os.open(path, flags, mode)
+    records = (dict(zip(LINE_EXPORT_COLUMNS, row, strict=True)) for row in rows)
+    return _write_json(records, fmt, out)
 
 
 def _write(batches, fmt: Format, out) -> int:

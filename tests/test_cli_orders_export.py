@@ -8,9 +8,15 @@ bytes as they are. On SQLite and on PostgreSQL, as tests/test_cli_orders.py.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 from hostile_orders import fill_hostile, fill_plain
 from test_cli_orders import intent, invoke, ledger_for
+
+from bookpay.terminal import printable
 
 HOSTILE = "\x1b[2J\x9b31m\u202eevil\u2028@example.com"
 
@@ -129,3 +135,74 @@ def test_an_unusable_output_path_says_why_in_one_line(shop, kept, name, code, me
     assert (result.exit_code, result.stdout) == (code, "")
     assert result.stderr == f"Error: {message.format(path=path)}\n"
     assert [p.name for p in kept.iterdir()] == ["keep.csv"]
+
+
+# At a terminal -----------------------------------------------------------------------------------
+
+
+def at_a_terminal(monkeypatch):
+    from bookpay.commands import orders as command
+
+    monkeypatch.setattr(command, "is_terminal", lambda stream=None: True, raising=False)
+
+
+def test_csv_at_a_terminal_shows_control_characters_as_escapes(shop, monkeypatch, tmp_path):
+    """Each cell is the file's cell through ``printable``: neutralised as in the file, and no
+    control character reaches the terminal."""
+    target = tmp_path / "orders.csv"
+    assert invoke(shop, "orders", "export", "--output", str(target)).exit_code == 0
+    piped = invoke(shop, "orders", "export").stdout
+    assert "\x1b" in piped  # a pipe gets the bytes as they are
+    at_a_terminal(monkeypatch)
+    shown = invoke(shop, "orders", "export").stdout_bytes.decode()  # .stdout has \r\n as \n
+    assert not any(printable(char) != char for char in shown.replace("\r\n", ""))
+    assert "\\x1b]0;owned\\x07Jenny\\x1b[2J" in shown and "'\\rParis" in shown
+    filed = list(csv.reader(io.StringIO(target.read_bytes().decode())))
+    assert list(csv.reader(io.StringIO(shown))) == [[printable(c) for c in row] for row in filed]
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_json_at_a_terminal_escapes_what_json_dumps_leaves(shop, monkeypatch, fmt):
+    """C1 controls, bidi overrides and line separators become JSON escapes: the same data."""
+    piped = invoke(shop, "orders", "export", "--format", fmt).stdout
+    assert "\u202e" in piped
+    at_a_terminal(monkeypatch)
+    shown = invoke(shop, "orders", "export", "--format", fmt).stdout
+    assert not any(printable(char) != char for char in shown.replace("\n", ""))
+
+    def parsed(text):
+        return json.loads(text) if fmt == "json" else [json.loads(s) for s in text.split("\n")[:-1]]
+
+    assert parsed(shown) == parsed(piped)
+    [hostile] = [order for order in parsed(shown) if order["payment_intent"] == "pi_hostile"]
+    assert hostile["email"] == HOSTILE
+
+
+def test_csv_at_a_real_terminal(shop):
+    """Through a pseudo-terminal, as `script -qc "bookpay orders export" /dev/null` shows it."""
+    from test_cli import run_in_terminal
+
+    shown = run_in_terminal(["orders", "export"], shop)
+    assert "\x1b" not in shown and "\\x1b[2J\\x9b31m\\u202eevil\\u2028@example.com" in shown
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_lines_at_a_terminal_show_control_characters_as_escapes(env, monkeypatch, fmt):
+    from bookpay.quote import Quote, QuoteLine
+
+    quote = Quote((QuoteLine("=1", "\x1b[2JTitle\u202e", 1, 100),), "usd")
+    with ledger_for(env) as ledger:
+        ledger.record_quote("pi_x", "ord_00000000000000ab", quote)
+        ledger.record_intent(
+            {"id": "pi_x", "status": "succeeded", "amount": 100, "currency": "usd",
+             "receipt_email": HOSTILE, "metadata": {"order_id": "ord_00000000000000ab"}}
+        )  # fmt: skip
+    at_a_terminal(monkeypatch)
+    shown = invoke(env, "orders", "export", "--lines", "--format", fmt).stdout_bytes.decode()
+    assert not any(printable(char) != char for char in shown.replace("\r\n", "").strip())
+    if fmt == "csv":
+        [row] = csv.DictReader(io.StringIO(shown))
+        assert (row["item_id"], row["title"]) == ("'=1", "\\x1b[2JTitle\\u202e")
+        assert row["email"] == printable(HOSTILE)
+    else:
+        assert json.loads(shown)["title"] == "\x1b[2JTitle\u202e"

@@ -27,6 +27,7 @@ from bookpay.commands.output import (
     emit_json,
     human_time,
     info,
+    is_terminal,
     print_fields,
     print_table,
 )
@@ -402,6 +403,7 @@ def export_orders(
     """
     where = _filter(status, email, since, until)
     where.where()  # refuses an unknown status now, before anything is written, not mid-export
+    terminal = output is None and is_terminal()
     with _destination(output) as out, _ledger(ctx) as ledger:
         if ledger is None:
             batches = iter(())
@@ -417,9 +419,9 @@ def export_orders(
             rows = (row for batch in batches for row in batch)
             if ledger is not None:
                 rows = _line_rows(ledger, rows, state(ctx).catalog())
-            count = _write_lines(rows, fmt, out)
+            count = _write_lines(rows, fmt, out, terminal=terminal)
         else:
-            count = _write(batches, fmt, out)
+            count = _write(batches, fmt, out, terminal=terminal)
     if output is not None:
         what = "line" if lines else "order"
         info(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}")
@@ -496,22 +498,33 @@ def _line_rows(ledger, rows, catalog):
                 yield (*(row[i] for i in head), *(line[name] for name in LINE_FIELDS))
 
 
-def _write_lines(rows, fmt: Format, out) -> int:
+def _write_lines(rows, fmt: Format, out, *, terminal: bool = False) -> int:
     count = 0
     if fmt is Format.csv:
         from bookpay.csvsafe import SafeWriter
 
         writer = SafeWriter(out, LINE_EXPORT_COLUMNS)
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(_shown(row) if terminal else row)
             count += 1
         return count
     records = (dict(zip(LINE_EXPORT_COLUMNS, row, strict=True)) for row in rows)
-    return _write_json(records, fmt, out)
+    return _write_json(records, fmt, out, terminal=terminal)
 
 
-def _write(batches, fmt: Format, out) -> int:
-    """Write ``iter_order_batches``' lists of tuples (orders, then QUOTE_COLUMNS); how many."""
+def _shown(row):
+    """A CSV row for a terminal: each text cell neutralised as the file has it, then with its
+    control characters shown as escapes, so a shopper's text cannot drive the terminal."""
+    from bookpay.csvsafe import neutralise
+
+    return [printable(neutralise(cell)) if isinstance(cell, str) else cell for cell in row]
+
+
+def _write(batches, fmt: Format, out, *, terminal: bool = False) -> int:
+    """Write ``iter_order_batches``' lists of tuples (orders, then QUOTE_COLUMNS); how many.
+
+    To a terminal, control characters in the cells are shown as escapes (``terminal``).
+    """
     from bookpay.ledger.queries import ORDER_COLUMNS
 
     shipping_at = ORDER_COLUMNS.index("shipping")
@@ -541,7 +554,7 @@ def _write(batches, fmt: Format, out) -> int:
                             *row[quoted_at:],
                         )
                     )
-                writer.writerows(cells)
+                writer.writerows([_shown(row) for row in cells] if terminal else cells)
                 count += len(cells)
         return count
 
@@ -552,7 +565,7 @@ def _write(batches, fmt: Format, out) -> int:
                 order["shipping"] = loads(row[shipping_at]) if row[shipping_at] else None
                 yield {name: order[name] for name in (*COLUMNS, *QUOTE_EXPORT)}
 
-    return _write_json(records(), fmt, out)
+    return _write_json(records(), fmt, out, terminal=terminal)
 
 
 @contextmanager
@@ -596,11 +609,14 @@ def _json_reader():
     return loads
 
 
-def _write_json(records, fmt: Format, out) -> int:
+def _write_json(records, fmt: Format, out, *, terminal: bool = False) -> int:
     """One JSON array written item by item, or JSON Lines; how many records."""
     count = 0
+    escapes = _json_escapes() if terminal else None
     for record in records:
         line = json.dumps(record, ensure_ascii=False)
+        if escapes:
+            line = line.translate(escapes)
         if fmt is Format.jsonl:
             out.write(line + "\n")
         else:
@@ -609,3 +625,13 @@ def _write_json(records, fmt: Format, out) -> int:
     if fmt is Format.json:
         out.write("\n]\n" if count else "[]\n")
     return count
+
+
+def _json_escapes() -> dict[int, str]:
+    """A ``str.translate`` table writing as JSON escapes (``\\u202e``) the characters that
+    ``printable`` keeps from a terminal and ``json.dumps`` leaves as they are: DEL, C1 controls,
+    bidirectional overrides, line separators, lone surrogates. The text stays the same JSON;
+    ``json.dumps`` already escapes the C0 controls, and these occur only inside strings."""
+    return {
+        code: f"\\u{code:04x}" for code in range(0x7F, 0x10000) if printable(chr(code)) != chr(code)
+    }

@@ -7,9 +7,11 @@ looked. Their cost follows the page, not the ledger: `list` reads one page throu
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -24,10 +26,13 @@ from bookpay.commands.output import (
     JsonOption,
     emit_json,
     human_time,
+    info,
+    is_terminal,
     print_fields,
     print_table,
 )
 from bookpay.commands.params import check_order_or_intent_id, complete_order_statuses
+from bookpay.errors import ConfigError, UsageError
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
@@ -366,7 +371,13 @@ def export_orders(
         typer.Option("--format", help="csv, json (one array) or jsonl (one order per line)."),
     ] = Format.csv,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to FILE instead of stdout (replaced only once the export is complete).",
+        ),
     ] = None,
     status: StatusOption = None,
     email: paging.EmailOption = None,
@@ -391,7 +402,9 @@ def export_orders(
     Example: bookpay orders export --format csv --output orders.csv
     """
     where = _filter(status, email, since, until)
-    with _ledger(ctx) as ledger:
+    where.where()  # refuses an unknown status now, before anything is written, not mid-export
+    terminal = output is None and is_terminal()
+    with _destination(output) as out, _ledger(ctx) as ledger:
         if ledger is None:
             batches = iter(())
         elif lines:
@@ -406,25 +419,67 @@ def export_orders(
             rows = (row for batch in batches for row in batch)
             if ledger is not None:
                 rows = _line_rows(ledger, rows, state(ctx).catalog())
-
-            def write(out):
-                return _write_lines(rows, fmt, out)
+            count = _write_lines(rows, fmt, out, terminal=terminal)
         else:
-
-            def write(out):
-                return _write(batches, fmt, out)
-
-        if output is None:
-            count = write(sys.stdout)
-        else:
-            from bookpay.privatefiles import FILE_MODE
-
-            # Customers' addresses: the export is as private as the ledger it comes from.
-            with open(output, "w", encoding="utf-8", newline="", opener=_opener(FILE_MODE)) as f:
-                count = write(f)
+            count = _write(batches, fmt, out, terminal=terminal)
     if output is not None:
         what = "line" if lines else "order"
-        sys.stderr.write(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}\n")
+        info(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}")
+
+
+@contextmanager
+def _destination(output: str | None):
+    """Where the export goes: stdout, or a temporary file beside ``output`` that replaces it
+    only once the export is complete, so a failure half-way leaves the old file as it was (and
+    no temporary one). A file that cannot be written is a ConfigError (exit 5, as for `report
+    sales --chart`), saying why in one line."""
+    if output is None:
+        yield sys.stdout
+        return
+    _check_output(output)
+    try:
+        if os.path.exists(output) and not os.path.isfile(output):
+            # A device or a pipe (/dev/null, /dev/stdout): written in place, as asked.
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                yield out
+            return
+        path = Path(os.path.realpath(output))  # through a symbolic link, which stays
+        if path.exists() and not os.access(path, os.W_OK):
+            # A rename over it needs only the folder's permission: keep a read-only file so.
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        temp, out = _temporary_beside(path)
+        try:
+            with out:
+                yield out
+            os.replace(temp, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        message = f"Cannot write the export to {output}: {exc.strerror or exc}."
+        raise ConfigError(message) from exc
+
+
+def _check_output(output: str) -> None:
+    """A name that cannot be a file's is a usage error (exit 2), found before anything is
+    written."""
+    if not output:
+        raise UsageError("--output needs a file name; it was empty.")
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        raise UsageError(f"--output {output} is a folder: give the name of a file in it.")
+
+
+def _temporary_beside(path: Path):
+    """A new private file in ``path``'s folder, and its name (a rename within a file system is
+    atomic)."""
+    import tempfile
+
+    from bookpay.privatefiles import FILE_MODE
+
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(fd, FILE_MODE)  # customers' addresses: as private as the ledger they come from
+    return temp, os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 def _line_rows(ledger, rows, catalog):
@@ -443,27 +498,33 @@ def _line_rows(ledger, rows, catalog):
                 yield (*(row[i] for i in head), *(line[name] for name in LINE_FIELDS))
 
 
-def _write_lines(rows, fmt: Format, out) -> int:
+def _write_lines(rows, fmt: Format, out, *, terminal: bool = False) -> int:
     count = 0
     if fmt is Format.csv:
         from bookpay.csvsafe import SafeWriter
 
         writer = SafeWriter(out, LINE_EXPORT_COLUMNS)
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(_shown(row) if terminal else row)
             count += 1
         return count
-    return _write_json((dict(zip(LINE_EXPORT_COLUMNS, row, strict=True)) for row in rows), fmt, out)
+    records = (dict(zip(LINE_EXPORT_COLUMNS, row, strict=True)) for row in rows)
+    return _write_json(records, fmt, out, terminal=terminal)
 
 
-def _opener(mode: int):
-    import os
+def _shown(row):
+    """A CSV row for a terminal: each text cell neutralised as the file has it, then with its
+    control characters shown as escapes, so a shopper's text cannot drive the terminal."""
+    from bookpay.csvsafe import neutralise
 
-    return lambda path, flags: os.open(path, flags, mode)
+    return [printable(neutralise(cell)) if isinstance(cell, str) else cell for cell in row]
 
 
-def _write(batches, fmt: Format, out) -> int:
-    """Write ``iter_order_batches``' lists of tuples (orders, then QUOTE_COLUMNS); how many."""
+def _write(batches, fmt: Format, out, *, terminal: bool = False) -> int:
+    """Write ``iter_order_batches``' lists of tuples (orders, then QUOTE_COLUMNS); how many.
+
+    To a terminal, control characters in the cells are shown as escapes (``terminal``).
+    """
     from bookpay.ledger.queries import ORDER_COLUMNS
 
     shipping_at = ORDER_COLUMNS.index("shipping")
@@ -493,7 +554,7 @@ def _write(batches, fmt: Format, out) -> int:
                             *row[quoted_at:],
                         )
                     )
-                writer.writerows(cells)
+                writer.writerows([_shown(row) for row in cells] if terminal else cells)
                 count += len(cells)
         return count
 
@@ -504,7 +565,7 @@ def _write(batches, fmt: Format, out) -> int:
                 order["shipping"] = loads(row[shipping_at]) if row[shipping_at] else None
                 yield {name: order[name] for name in (*COLUMNS, *QUOTE_EXPORT)}
 
-    return _write_json(records(), fmt, out)
+    return _write_json(records(), fmt, out, terminal=terminal)
 
 
 @contextmanager
@@ -548,11 +609,14 @@ def _json_reader():
     return loads
 
 
-def _write_json(records, fmt: Format, out) -> int:
+def _write_json(records, fmt: Format, out, *, terminal: bool = False) -> int:
     """One JSON array written item by item, or JSON Lines; how many records."""
     count = 0
+    escapes = _json_escapes() if terminal else None
     for record in records:
         line = json.dumps(record, ensure_ascii=False)
+        if escapes:
+            line = line.translate(escapes)
         if fmt is Format.jsonl:
             out.write(line + "\n")
         else:
@@ -561,3 +625,13 @@ def _write_json(records, fmt: Format, out) -> int:
     if fmt is Format.json:
         out.write("\n]\n" if count else "[]\n")
     return count
+
+
+def _json_escapes() -> dict[int, str]:
+    """A ``str.translate`` table writing as JSON escapes (``\\u202e``) the characters that
+    ``printable`` keeps from a terminal and ``json.dumps`` leaves as they are: DEL, C1 controls,
+    bidirectional overrides, line separators, lone surrogates. The text stays the same JSON;
+    ``json.dumps`` already escapes the C0 controls, and these occur only inside strings."""
+    return {
+        code: f"\\u{code:04x}" for code in range(0x7F, 0x10000) if printable(chr(code)) != chr(code)
+    }

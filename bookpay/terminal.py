@@ -41,3 +41,16 @@ def printable(text: object, *, keep_newlines: bool = False) -> str:
     """``text`` with every control character shown as an escape; newlines kept if asked."""
     text = text if isinstance(text, str) else str(text)
     return text.translate(_TABLE_KEEPING_NEWLINES if keep_newlines else _TABLE)
+
+
+# For JSON text made with ``ensure_ascii=False``: json.dumps escapes the C0 controls itself; the
+# rest of what ``printable`` shows as escapes it leaves raw. These occur only inside strings, so
+# writing them as \u escapes keeps the same JSON.
+_JSON_TABLE = {code: f"\\u{code:04x}" for code in _UNSAFE if code >= 0x7F}
+
+
+def json_safe(text: str) -> str:
+    """JSON text with DEL, C1 controls, bidirectional overrides, line separators and lone
+    surrogates written as ``\\uXXXX`` escapes: the same data, safe for a terminal and
+    encodable by any stream."""
+    return text.translate(_JSON_TABLE)

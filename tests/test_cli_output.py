@@ -186,3 +186,25 @@ def test_serves_log_lines_are_escaped_too():
     )
     line = TextFormatter().format(record)
     assert line.endswith("WARNING bookpay: receipt for " + printable(HOSTILE))
+
+
+HOSTILE_JSON_TEXT = "a\x1b[2J b\x85 c\u202e d\u2028 e\ud800 f\x7f é ✓"
+
+
+def test_json_output_writes_what_a_terminal_must_not_see_as_escapes(capsys):
+    """--json: C1 controls, bidi overrides, line separators, DEL and lone surrogates become
+    \\u escapes (json.dumps leaves them raw with ensure_ascii=False); the data is the same."""
+    import json
+
+    from bookpay.commands.paging import emit
+
+    output.emit_json({"name": HOSTILE_JSON_TEXT})
+    emit([{"name": HOSTILE_JSON_TEXT}], as_json=True, columns=("name",), row=lambda r: [r])
+    out = capsys.readouterr().out
+    out.encode("utf-8")  # a lone surrogate written raw could not be
+    for char in ("\x1b", "\x85", "\u202e", "\u2028", "\x7f"):
+        assert char not in out
+    assert "é ✓" in out  # ordinary text stays as it is
+    first, _, second = out.partition("}\n")
+    assert json.loads(first + "}")["name"] == HOSTILE_JSON_TEXT
+    assert json.loads(second)[0]["name"] == HOSTILE_JSON_TEXT

@@ -33,7 +33,7 @@ from bookpay.commands.output import (
 )
 from bookpay.commands.params import check_order_or_intent_id, complete_order_statuses
 from bookpay.errors import ConfigError, UsageError
-from bookpay.terminal import printable
+from bookpay.terminal import json_safe, printable
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
 
@@ -612,11 +612,10 @@ def _json_reader():
 def _write_json(records, fmt: Format, out, *, terminal: bool = False) -> int:
     """One JSON array written item by item, or JSON Lines; how many records."""
     count = 0
-    escapes = _json_escapes() if terminal else None
     for record in records:
         line = json.dumps(record, ensure_ascii=False)
-        if escapes:
-            line = line.translate(escapes)
+        if terminal:
+            line = json_safe(line)
         if fmt is Format.jsonl:
             out.write(line + "\n")
         else:
@@ -625,13 +624,3 @@ def _write_json(records, fmt: Format, out, *, terminal: bool = False) -> int:
     if fmt is Format.json:
         out.write("\n]\n" if count else "[]\n")
     return count
-
-
-def _json_escapes() -> dict[int, str]:
-    """A ``str.translate`` table writing as JSON escapes (``\\u202e``) the characters that
-    ``printable`` keeps from a terminal and ``json.dumps`` leaves as they are: DEL, C1 controls,
-    bidirectional overrides, line separators, lone surrogates. The text stays the same JSON;
-    ``json.dumps`` already escapes the C0 controls, and these occur only inside strings."""
-    return {
-        code: f"\\u{code:04x}" for code in range(0x7F, 0x10000) if printable(chr(code)) != chr(code)
-    }

@@ -38,7 +38,9 @@ def emit_json(data: Any) -> None:
     """Plain JSON on stdout and nothing else there."""
     import json  # only --json needs it: a table starts faster without
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    from bookpay.terminal import json_safe
+
+    sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def is_terminal(stream=None) -> bool:

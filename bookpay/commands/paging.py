@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from bookpay.commands.output import Cell, info, print_table
+from bookpay.terminal import json_safe
 
 PAGE = 50
 CHUNK = 1000
@@ -116,7 +117,7 @@ def emit(
         out.write("[")
         for item in items:
             out.write(("," if count else "") + "\n  ")
-            out.write(json.dumps(record(item), ensure_ascii=False, default=str))
+            out.write(json_safe(json.dumps(record(item), ensure_ascii=False, default=str)))
             count += 1
         out.write("\n]\n" if count else "]\n")
         return count

@@ -55,6 +55,17 @@ NO_KEY = (
     " https://stripe.com/docs/api#authentication for details, or we can help at"
     " https://support.stripe.com/."
 )
+FROM_A_PAGE = (
+    "The bookpay emulator does not take secret or restricted API keys from web pages: Stripe.js"
+    " uses your publishable key (pk_test_...), and secret keys stay on your server."
+)
+# Stripe's refusal of an over-long key, as its API answers it (quoted by stripe clients' users).
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_LENGTH = (
+    "Idempotent key length is {length}, which is outside accepted lengths. Idempotent Keys must be"
+    " 1-255 characters long. If you're looking for a decent generator, try using a UUID defined"
+    " by IETF RFC 4122."
+)
 PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"
     " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
@@ -110,21 +121,40 @@ def _redact(key: str) -> str:
     return prefix + "*" * (len(key) - len(prefix) - 4) + key[-4:]
 
 
-def authenticate(environ: dict[str, Any], params: dict[str, Any]) -> tuple[str, bool]:
-    """The API key and whether it is publishable. Stripe.js may send it as the `key` param."""
+def _header_key(environ: dict[str, Any]) -> str:
+    """The key in the Authorization header (Bearer, or Basic as curl -u and the stripe CLI
+    send it), or "" when there is none."""
     header = environ.get("HTTP_AUTHORIZATION", "")
-    key = ""
     if header.startswith("Bearer "):
-        key = header[7:].strip()
-    elif header.startswith("Basic "):
+        return header[7:].strip()
+    if header.startswith("Basic "):
         try:
-            key = base64.b64decode(header[6:]).decode().split(":", 1)[0]
+            return base64.b64decode(header[6:]).decode().split(":", 1)[0]
         except ValueError:
-            key = ""
+            return ""
+    return ""
+
+
+def authenticate(environ: dict[str, Any], params: dict[str, Any]) -> tuple[str, bool]:
+    """The API key and whether it is publishable.
+
+    Stripe.js sends its publishable key as the `key` param, with no header, so that its calls
+    need no CORS preflight; a secret key is taken only from the Authorization header, which no
+    page can send cross-origin without a preflight. A secret key on a request that names a
+    page's origin (a browser's `Origin` header) is refused whichever way it came: otherwise any
+    web page could drive the secret-key API of an emulator it can reach.
+    """
+    key = _header_key(environ)
     key_param = params.pop("key", None)
-    if not key and isinstance(key_param, str):
+    from_param = not key and isinstance(key_param, str) and bool(key_param)
+    if from_param:
         key = key_param
     if not key:
+        raise ApiError(401, NO_KEY)
+    secret = key.startswith(("sk_", "rk_"))
+    if secret and environ.get("HTTP_ORIGIN"):
+        raise ApiError(403, FROM_A_PAGE)
+    if secret and from_param:
         raise ApiError(401, NO_KEY)
     if key.startswith(("sk_test_", "rk_test_")) and len(key) > 8:
         return key, False
@@ -290,6 +320,9 @@ class Emulator:
             raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
             params = decode_form(raw)
             api_key, publishable = authenticate(environ, params)
+            if idem_key and len(idem_key) > IDEMPOTENCY_KEY_MAX:
+                length, idem_key = len(idem_key), None  # not echoed back in a header either
+                raise ApiError(400, IDEMPOTENCY_KEY_LENGTH.format(length=length))
             route, groups = routes.match(method, path, segments)
             if publishable and not route.publishable:
                 raise ApiError(401, PUBLISHABLE_REFUSED)

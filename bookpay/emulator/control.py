@@ -30,6 +30,9 @@ SECRET_NEEDED = (
 )
 READABLE = ("deliveries", "notifications")
 UNIT_SECONDS = {"days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.0}
+# How far ahead of real time the clock may go: far beyond any test, well short of the dates
+# (year 9999) and floats that would overflow where the emulator turns its time into objects.
+MAX_AHEAD_DAYS = 36525  # 100 years
 
 
 def handle(app: Any, environ: dict[str, Any], method: str, name: str) -> Response:
@@ -64,7 +67,7 @@ def _dispatch(app: Any, environ: dict[str, Any], method: str, name: str) -> dict
     if name == "clock":
         ran = {}
         if method == "POST":
-            ran = app.clock.advance(_seconds(_body(environ)))
+            ran = app.clock.advance(_seconds(_body(environ), app.clock.offset))
         return {"now": app.clock.now(), "offset": app.clock.offset, "ran": ran}
     app.reset()
     return {"reset": True}
@@ -72,8 +75,10 @@ def _dispatch(app: Any, environ: dict[str, Any], method: str, name: str) -> dict
 
 def _authorize(environ: dict[str, Any]) -> None:
     """A test-mode secret key, sent as the API takes it (Bearer, or Basic as curl -u sends)."""
-    from .api import authenticate
+    from .api import FROM_A_PAGE, authenticate
 
+    if environ.get("HTTP_ORIGIN"):  # a page's script: never one to fault, move or reset it
+        raise ApiError(403, FROM_A_PAGE)
     if not environ.get("HTTP_AUTHORIZATION"):
         raise ApiError(401, SECRET_NEEDED)
     try:
@@ -95,6 +100,8 @@ def _body(environ: dict[str, Any]) -> dict[str, Any]:
             data = json.loads(raw)
         except ValueError:
             raise ApiError(400, "The body is not valid JSON.") from None
+        except RecursionError:  # thousands of nested brackets: refused, never a 500
+            raise ApiError(400, "The body is not valid JSON: it is nested too deeply.") from None
         if not isinstance(data, dict):
             raise ApiError(400, "The body must be a JSON object.")
         return data
@@ -150,13 +157,22 @@ def _rule(body: dict[str, Any]) -> faults.Rule:
     return faults.Rule(kind, method, path, times, retry_after, seconds)
 
 
-def _seconds(body: dict[str, Any]) -> float:
+def _seconds(body: dict[str, Any], offset: float = 0.0) -> float:
+    """The advance asked for, checked whole: each number is finite, but their sum (1e308 days
+    in seconds) may not be, and time past MAX_AHEAD_DAYS overflows later (JSON's Infinity, a
+    tax calculation's date), so an advance that takes the clock that far is refused."""
     unknown = set(body) - set(UNIT_SECONDS)
     if unknown or not body:
         raise ApiError(400, "Advance the clock by days, hours, minutes and/or seconds.")
     total = sum(_number(body, unit, float) * UNIT_SECONDS[unit] for unit in body)
     if total < 0:
         raise ApiError(400, "The clock only moves forward.")
+    if not offset + total <= MAX_AHEAD_DAYS * UNIT_SECONDS["days"]:  # NaN fails too
+        raise ApiError(
+            400,
+            f"The clock goes at most {MAX_AHEAD_DAYS} days (100 years) ahead of real time;"
+            f" it is {offset / UNIT_SECONDS['days']:.2f} days ahead now.",
+        )
     return total
 
 
@@ -166,8 +182,16 @@ def _number(body: dict[str, Any], name: str, kind: type) -> Any:
         if isinstance(value, bool):
             raise ValueError
         number = kind(value)
+    except OverflowError:  # int() of JSON's Infinity or 1e309
+        raise ApiError(400, f"{name} must be a finite number.") from None
     except (TypeError, ValueError):
-        raise ApiError(400, f"{name} must be a number, not {value!r}.") from None
+        raise ApiError(400, f"{name} must be a number, not {_shown(value)}.") from None
     if number != number or number in (float("inf"), float("-inf")):  # NaN, infinities
         raise ApiError(400, f"{name} must be a finite number.")
     return number
+
+
+def _shown(value: Any) -> str:
+    """A refused value as the message quotes it: a long one cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -193,21 +193,13 @@ class Deliverer:
         if endpoint is None or event is None:
             store.finish_attempt(row, "", None, "endpoint or event deleted", "abandoned", 0)
             return
-        payload = json.dumps(conform(public(event)), indent=2).encode()
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": USER_AGENT,
-            "Cache-Control": "no-cache",
-            "Accept": "*/*; q=0.5, application/xml",
-            "Stripe-Signature": signature_header(payload, endpoint["_secret"]),
-        }
         status: int | None = None
         error: str | None = None
         try:
-            status = post(endpoint["url"], payload, headers, self.timeout)
+            status = self._send(endpoint, event)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except (OSError, http.client.HTTPException) as exc:
+        except Exception as exc:  # any failure is a failed attempt: see _send
             error = f"{type(exc).__name__}: {exc}"
         now = self.clock()
         if error is None:
@@ -222,6 +214,21 @@ class Deliverer:
             store.finish_attempt(row, endpoint["url"], status, error, state, next_at, now)
             if state == "failed":
                 self._failing(row, endpoint, error, now)
+
+    def _send(self, endpoint: dict[str, Any], event: dict[str, Any]) -> int:
+        """Sign and post one event; the receiver's status. Whatever this raises (a refused
+        connection, or a URL stored before URLs were checked, whose port http.client refuses
+        with ValueError) is a failed attempt: recorded and retried on the schedule. An attempt
+        left unrecorded would be due again at once, and the scheduler would spin on it."""
+        payload = json.dumps(conform(public(event)), indent=2).encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            "Cache-Control": "no-cache",
+            "Accept": "*/*; q=0.5, application/xml",
+            "Stripe-Signature": signature_header(payload, endpoint["_secret"]),
+        }
+        return post(endpoint["url"], payload, headers, self.timeout)
 
     def _failing(self, row: Any, endpoint: dict[str, Any], error: str | None, now: float) -> None:
         """Tell the account its endpoint is failing, as Stripe does by e-mail."""

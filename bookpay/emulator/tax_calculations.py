@@ -45,7 +45,7 @@ CREATE_SPEC = {
 }
 RETRIEVE_SPEC = tax_shapes.RETRIEVE_SPEC
 LINE_ITEMS_SPEC = tax_shapes.LIST_SPEC
-_TAX_CODE = re.compile(r"txcd_\d{8}")
+_TAX_CODE = re.compile(r"txcd_[0-9]{8}")
 
 
 def amount(value: Any, param: str, least: int = 0) -> int:

@@ -144,8 +144,9 @@ def _zip_states() -> dict[int, str]:
 
 
 ZIP_STATES = _zip_states()
-_ZIP = re.compile(r"\d{5}(-\d{4})?")
-_CA_POSTAL = re.compile(r"[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d")
+# ASCII digits: \d would take any script's digits, which no postal code has.
+_ZIP = re.compile(r"[0-9]{5}(-[0-9]{4})?")
+_CA_POSTAL = re.compile(r"[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9]")
 CA_PROVINCES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT".split())
 
 # ISO 3166-1 alpha-2: the country codes an address may have.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from bookpay.money import CURRENCIES, exponent  # one list of currencies and decimals, bookpay's
 
@@ -47,8 +48,9 @@ INT64 = 2**63
 
 
 def integer(value: Any, param: str) -> int:
-    """A signed 64-bit integer, as Stripe's integer parameters are."""
-    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
+    """A signed 64-bit integer, as Stripe's integer parameters are: ASCII digits only (``\\d``
+    would take other scripts' digits, which Stripe refuses and int() reads)."""
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value.strip()):
         number = int(value)
         if -INT64 <= number < INT64:
             return number
@@ -69,6 +71,24 @@ def string(value: Any, param: str, max_length: int = MAX_STRING) -> str | None:
     if value and len(value) > max_length:
         raise too_long(value, param, max_length)
     return value or None
+
+
+def url(value: Any, param: str, need_host: bool = True) -> str | None:
+    """An http(s) URL that parses whole, port included: urlsplit refuses `http://[::1` and
+    `.port` refuses `:99999` or `:abc` only when asked, so both are asked here, before the URL
+    is kept and used (a webhook delivery to it, a redirect)."""
+    text = string(value, param)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        host = parts.hostname
+    except ValueError:
+        raise invalid(f"Invalid URL: {text}", param, "url_invalid") from None
+    if parts.scheme not in ("http", "https") or (need_host and not host):
+        raise invalid(f"Invalid URL: {text}", param, "url_invalid")
+    return text
 
 
 def currency(value: Any) -> str:

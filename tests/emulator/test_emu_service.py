@@ -312,6 +312,7 @@ def test_stripe_js_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     script = tmp_path / "stripe-v3.js"
     monkeypatch.setattr(api, "STATIC_JS", script)
     monkeypatch.setattr(api, "_static_bytes", None)
+    monkeypatch.setattr(api, "_static_etag", "")  # else later tests see this script's ETag
     app = create_app(EmulatorOptions())
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v3", "SERVER_NAME": "x",
                "SERVER_PORT": "1", "wsgi.url_scheme": "http"}  # fmt: skip

@@ -1,0 +1,260 @@
+"""Hostile input to the emulator: Stripe's 400s (never a 500), no hot loop in delivery, and no
+secret-key API for web pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from conftest import raw
+
+from bookpay.emulator import EmulatorOptions, api, start_emulator
+
+KEY = "sk_test_hostile"
+PK = "pk_test_hostile"
+BAD_URLS = ["http://127.0.0.1:99999/hook", "http://[::1]:abc/", "http://[::1"]
+
+
+@pytest.fixture
+def fresh() -> Iterator[Any]:
+    """An emulator of its own: these tests move its clock and break its endpoints' URLs."""
+    options = EmulatorOptions(retry_schedule=(0.05, 0.1), delivery_timeout=1, async_delay=60)
+    with start_emulator(options=options) as running:
+        yield running
+
+
+def send(url: str, method: str, path: str, body: str, headers: dict[str, str]) -> Any:
+    """A request with exactly this body and these headers (no Authorization unless given)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request(method, path, body=body.encode() if body else None, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        conn.close()
+
+
+def strict_json(body: bytes) -> Any:
+    """JSON as a browser reads it: no Infinity or NaN."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+def control(url: str, name: str, body: str) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    status, _, answer = send(url, "POST", f"/_emulator/{name}", body, headers)
+    return status, strict_json(answer)
+
+
+def assert_400(status: int, body: Any, param: str | None = None, code: str | None = None) -> None:
+    assert status == 400, body
+    error = body["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    if param:
+        assert error["param"] == param
+    if code:
+        assert error["code"] == code
+
+
+# --- webhook endpoint URLs and the deliverer -----------------------------------------------
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_endpoint_urls_that_do_not_parse_are_refused(fresh: Any, url: str) -> None:
+    params = {"url": url, "enabled_events[]": "*"}
+    created = raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY)
+    assert_400(created.status, created.json(), "url", "url_invalid")
+    good = {"url": "https://shop.example/hook", "enabled_events[]": "*"}
+    we = raw(fresh.url, "POST", "/v1/webhook_endpoints", good, key=KEY).json()
+    updated = raw(fresh.url, "POST", f"/v1/webhook_endpoints/{we['id']}", {"url": url}, key=KEY)
+    assert_400(updated.status, updated.json(), "url", "url_invalid")
+    kept = raw(fresh.url, "GET", f"/v1/webhook_endpoints/{we['id']}", key=KEY).json()
+    assert kept["url"] == "https://shop.example/hook"
+
+
+def test_a_url_http_client_refuses_is_a_failed_attempt_not_a_hot_loop(
+    fresh: Any, receiver: Any
+) -> None:
+    """An endpoint kept with such a URL (by an emulator from before the check, in its database)
+    fails each attempt on the schedule, and the other endpoints still get their events."""
+    store = fresh.app.store
+    params = {"url": "https://shop.example/hook", "enabled_events[]": "payment_intent.created"}
+    bad = raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY).json()
+    with store.transaction():
+        endpoint = store.get(bad["id"], "webhook_endpoint")
+        endpoint["url"] = BAD_URLS[0]
+        store.save(endpoint)
+    params["url"] = receiver.url
+    raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY)
+    created = raw(fresh.url, "POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"})
+    assert created.status == 200
+    receiver.wait_for(1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        attempts = [a for a in fresh.app.delivery_attempts() if a["endpoint_id"] == bad["id"]]
+        if len(attempts) == 3:
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)  # a hot loop would go on making (or never recording) attempts
+    attempts = [a for a in fresh.app.delivery_attempts() if a["endpoint_id"] == bad["id"]]
+    assert len(attempts) == 3  # the first and the two retries of the schedule, then given up
+    assert all(a["status"] is None for a in attempts)
+    assert all(a["error"].startswith("ValueError: Port out of range") for a in attempts)
+    assert [n["endpoint"] for n in fresh.app.deliverer.notices] == [bad["id"]]
+
+
+# --- secret keys and web pages --------------------------------------------------------------
+
+
+def test_a_page_cannot_use_a_secret_key_in_a_simple_request(fresh: Any) -> None:
+    """The reviewer's request: text/plain, so no preflight, the key as a parameter."""
+    body = "key=sk_test_anything&url=https://evil.example/hook&enabled_events[]=*"
+    headers = {"Origin": "https://evil.example", "Content-Type": "text/plain;charset=UTF-8"}
+    status, _, answer = send(fresh.url, "POST", "/v1/webhook_endpoints", body, headers)
+    assert status == 403
+    error = json.loads(answer)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"] == api.FROM_A_PAGE and "whsec_" not in answer.decode()
+    assert raw(fresh.url, "GET", "/v1/webhook_endpoints", key=KEY).json()["data"] == []
+
+
+@pytest.mark.parametrize("key", [KEY, "rk_test_hostile"])
+def test_a_secret_key_with_an_origin_is_refused_even_in_the_header(fresh: Any, key: str) -> None:
+    for method, path in (("GET", "/v1/payment_intents"), ("POST", "/v1/customers")):
+        answer = raw(fresh.url, method, path, {}, {"Origin": "https://evil.example"}, key=key)
+        assert answer.status == 403, path
+        assert answer.json()["error"]["message"] == api.FROM_A_PAGE
+    faults = {"Origin": "null", "Authorization": f"Bearer {KEY}"}
+    status, _, answer = send(fresh.url, "POST", "/_emulator/reset", "", faults)
+    assert status == 403 and json.loads(answer)["error"]["message"] == api.FROM_A_PAGE
+
+
+def test_a_secret_key_is_never_taken_from_a_parameter(fresh: Any) -> None:
+    """Without an Origin (a no-cors GET from an <img> sends none) the key parameter is still
+    no way in: a secret key comes in the Authorization header."""
+    for method in ("GET", "POST"):
+        answer = raw(fresh.url, method, "/v1/customers", {"key": KEY}, key=None)
+        assert answer.status == 401
+        assert "did not provide an API key" in answer.json()["error"]["message"]
+
+
+def test_pages_keep_their_publishable_key_calls_and_preflights(fresh: Any) -> None:
+    """What Stripe.js does from a shop's page: the pk_ as a parameter, an Origin, a form."""
+    created = raw(fresh.url, "POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"})
+    pi = created.json()
+    page = {"Origin": "http://127.0.0.1:4242"}
+    seen = raw(
+        fresh.url,
+        "GET",
+        f"/v1/payment_intents/{pi['id']}",
+        {"client_secret": pi["client_secret"], "key": PK},
+        page,
+        key=None,
+    )
+    assert seen.status == 200 and seen.headers["access-control-allow-origin"] == "*"
+    year = str(dt.date.today().year + 2)
+    method = {"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+              "card[exp_year]": year, "card[cvc]": "123", "key": PK}  # fmt: skip
+    pm = raw(fresh.url, "POST", "/v1/payment_methods", method, page, key=None)
+    assert pm.status == 200, pm.body
+    preflight = {**page, "Access-Control-Request-Method": "POST"}
+    options = raw(fresh.url, "OPTIONS", "/v1/payment_methods", None, preflight, key=None)
+    assert options.status == 204 and options.headers["access-control-allow-origin"] == "*"
+
+
+# --- the control endpoints ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body", ['{"days":1e308}', '{"days":36526}', '{"days":1e300,"hours":-1e300}']
+)
+def test_the_clock_advances_at_most_100_years(fresh: Any, body: str) -> None:
+    status, answer = control(fresh.url, "clock", body)
+    assert status == 400 and "100 years" in answer["error"]["message"]
+    status, _, now = send(
+        fresh.url, "GET", "/_emulator/clock", "", {"Authorization": f"Bearer {KEY}"}
+    )
+    assert status == 200 and strict_json(now)["offset"] == 0
+
+
+def test_the_clock_counts_what_it_was_moved_already(fresh: Any) -> None:
+    assert control(fresh.url, "clock", '{"days":36000}')[0] == 200
+    status, answer = control(fresh.url, "clock", '{"days":600}')
+    assert status == 400 and "36000.00 days ahead now" in answer["error"]["message"]
+    calc = {
+        "currency": "usd",
+        "line_items[0][amount]": "1000",
+        "line_items[0][reference]": "book",
+        "customer_details[address][country]": "US",
+        "customer_details[address][postal_code]": "10001",
+        "customer_details[address_source]": "shipping",
+    }
+    answer = raw(fresh.url, "POST", "/v1/tax/calculations", calc, key=KEY)
+    assert answer.status == 200, answer.body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"fault":"500","times":Infinity}',
+        '{"fault":"500","retry_after":Infinity}',
+        '{"fault":"500","times":1e309}',
+        '{"seed":1e309}',
+        '{"a":' + "[" * 200_000,
+    ],
+)
+def test_fault_bodies_that_overflow_are_400s(fresh: Any, body: str) -> None:
+    status, answer = control(fresh.url, "faults", body)
+    assert status == 400, answer
+    assert answer["error"]["message"]
+
+
+# --- parameters and headers -----------------------------------------------------------------
+
+
+def test_a_return_url_that_does_not_parse_is_a_400(fresh: Any) -> None:
+    params = {"amount": "1000", "currency": "usd"}
+    pi = raw(fresh.url, "POST", "/v1/payment_intents", params, key=KEY).json()
+    confirm = {"payment_method": "pm_card_visa", "return_url": "http://[::1"}
+    path = f"/v1/payment_intents/{pi['id']}/confirm"
+    answer = raw(fresh.url, "POST", path, confirm, key=KEY)
+    assert_400(answer.status, answer.json(), "return_url", "url_invalid")
+    from_page = {**confirm, "client_secret": pi["client_secret"], "key": PK}
+    answer = raw(fresh.url, "POST", path, from_page, {"Origin": "http://shop.example"}, key=None)
+    assert_400(answer.status, answer.json(), "return_url", "url_invalid")
+
+
+def test_idempotency_keys_over_255_characters_are_refused(fresh: Any) -> None:
+    params = {"amount": "1000", "currency": "usd"}
+    for length in (256, 60_000):
+        headers = {"Idempotency-Key": "k" * length}
+        answer = raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY)
+        assert_400(answer.status, answer.json())
+        assert f"Idempotent key length is {length}" in answer.json()["error"]["message"]
+        assert "idempotency-key" not in answer.headers
+    assert raw(fresh.url, "GET", "/v1/payment_intents", key=KEY).json()["data"] == []
+    headers = {"Idempotency-Key": "k" * 255}
+    assert raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY).status == 200
+
+
+@pytest.mark.parametrize("amount", ["١٠٠٠", "１０００", "1٠00"])
+def test_integers_are_ascii_digits(fresh: Any, amount: str) -> None:
+    body = urlencode({"amount": amount, "currency": "usd"})
+    headers = {
+        "Authorization": f"Bearer {KEY}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    status, _, answer = send(fresh.url, "POST", "/v1/payment_intents", body, headers)
+    error = json.loads(answer)["error"]
+    assert status == 400 and error["message"] == f"Invalid integer: {amount}"
+    assert error["param"] == "amount" and error["code"] == "parameter_invalid_integer"

@@ -18,7 +18,8 @@ import secrets as _secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,13 @@ FIXTURES_DIR = Path(__file__).parent / "assets" / "fixtures"
 SECRET_FILE = "webhook_secret"  # written by `bookpay serve` in the data folder, mode 0600
 _BAD_SECRET = "whsec_bookpay_replay_deliberately_wrong"
 _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# Bounds on one run. Each delivery leaves a Result behind (the summary and --json need them all),
+# so a run's size is its memory: a million stays well under a gigabyte. The rest keep each value
+# within what threads, sockets and time.sleep accept.
+MAX_REPEAT = 100_000
+MAX_DELIVERIES = 1_000_000
+MAX_CONCURRENCY = 256
+MAX_SECONDS = 3600.0  # --delay and --timeout
 
 FIXTURE_NOTES = {
     "payment_intent.succeeded": "a paid order (fulfils it, if Stripe knows the intent)",
@@ -138,17 +146,34 @@ def summarize(results: Sequence[Result]) -> dict:
 
 
 def normalize_url(target: str | None) -> str:
-    """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``."""
-    target = (target or DEFAULT_URL).strip()
+    """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``.
+
+    The port is checked here, before any event is loaded: urlsplit only finds a bad one when
+    ``.port`` is read, as a ValueError that would otherwise surface as an unexpected error.
+    """
+    given = (target or DEFAULT_URL).strip()
+    target = given
     if target.isdigit():
-        return f"http://localhost:{target}/webhook"
-    if target.startswith("/"):
-        return f"http://localhost:4242{target}"
-    if "://" not in target:
+        if not target.isascii():  # urlsplit would take full-width digits for a host name
+            raise UsageError(f"--to {given!r}: write the port in ASCII digits (0-9).")
+        target = f"http://localhost:{target}/webhook"
+    elif target.startswith("/"):
+        target = f"http://localhost:4242{target}"
+    elif "://" not in target:
         target = f"http://{target}"
-    parts = urlsplit(target)
+    shown = repr(given) if given == target else f"{given!r} ({target})"
+    try:
+        parts = urlsplit(target)
+    except ValueError as exc:
+        raise UsageError(f"--to {shown} is not a valid URL: {exc}.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--to must be an http(s) URL, a port or a path, got {target!r}.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UsageError(f"--to {shown}: the port must be a number from 1 to 65535.")
     return target
 
 
@@ -324,23 +349,59 @@ def plan(
     order: str = "as-is",
     seed: int | None = None,
     new_event_id: bool = False,
-) -> list[Delivery]:
+) -> Plan:
     """The deliveries to make: every event ``repeat`` times (in rounds), then reordered."""
-    if repeat < 1:
-        raise UsageError("--repeat must be at least 1.")
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise UsageError(f"--repeat must be from 1 to {MAX_REPEAT:,}, not {repeat:,}.")
     if order not in ORDERS:
         raise UsageError(f"--order must be one of {', '.join(ORDERS)}.")
-    planned = [event for _ in range(repeat) for event in events]
-    if order == "reverse":
-        planned.reverse()
-    elif order == "shuffle":
-        random.Random(seed).shuffle(planned)
-    out = []
-    for index, delivery in enumerate(planned):
-        if new_event_id:
+    count = len(events) * repeat
+    if count > MAX_DELIVERIES:
+        raise UsageError(
+            f"{len(events):,} events sent {repeat:,} times make {count:,} deliveries, more than "
+            f"the {MAX_DELIVERIES:,} one run may make: lower --repeat."
+        )
+    return Plan(events, repeat, order, seed, new_event_id)
+
+
+class Plan(Sequence[Delivery]):
+    """The deliveries of a run, each made when it is taken, so that a long run holds its events
+    once (and, shuffled, one machine integer per delivery) rather than a list of Deliveries.
+
+    Item ``i`` is the event at position ``i`` of the rounds, reordered; the shuffle is the one a
+    list of the deliveries would get from the same seed. With ``new_event_id`` every take draws a
+    fresh id (the replayer takes each delivery once).
+    """
+
+    def __init__(
+        self, events: Iterable[Delivery], repeat: int, order: str, seed: int | None, new_id: bool
+    ) -> None:
+        self._events = tuple(events)
+        self._count = len(self._events) * repeat
+        self._reverse = order == "reverse"
+        self._positions: array | None = None
+        if order == "shuffle":
+            self._positions = array("q", range(self._count))
+            random.Random(seed).shuffle(self._positions)
+        self._new_id = new_id
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("no such delivery in this plan")
+        position = self._count - 1 - index if self._reverse else index
+        if self._positions is not None:
+            position = self._positions[index]
+        delivery = self._events[position % len(self._events)]
+        if self._new_id:
             delivery = with_new_id(delivery)
-        out.append(replace(delivery, index=index))
-    return out
+        return replace(delivery, index=index)
 
 
 def with_new_id(delivery: Delivery) -> Delivery:
@@ -367,10 +428,12 @@ class Replayer:
         bad_signature: bool = False,
         timeout: float = 30.0,
     ) -> None:
-        if concurrency < 1:
-            raise UsageError("--concurrency must be at least 1.")
-        if delay < 0:
-            raise UsageError("--delay cannot be negative.")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}.")
+        if not 0 <= delay <= MAX_SECONDS:
+            raise UsageError(f"--delay must be from 0 to {MAX_SECONDS:g} seconds.")
+        if not 0 < timeout <= MAX_SECONDS:
+            raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
         self.url = normalize_url(url)
         parts = urlsplit(self.url)
         self._https = parts.scheme == "https"

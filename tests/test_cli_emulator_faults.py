@@ -88,6 +88,11 @@ def test_faults_and_a_latency_range_apply_to_the_api_only(env):
         (["--faults", "500=70%,429=40%"], "The fault rates add up to more than 100%."),
         (["--latency", "400-50"], "The latency range '400-50' ends before it starts."),
         (["--latency", "fast"], "'fast' is not a latency"),
+        (
+            ["--latency", "99999999999999999999"],
+            "A latency of 99999999999999999999 ms is more than 60,000 ms.",
+        ),
+        (["--latency", "50-60001"], "A latency of 50-60001 ms is more than 60,000 ms."),
     ],
 )
 def test_a_bad_fault_or_latency_is_a_usage_error(env, args, message):

@@ -161,3 +161,29 @@ def test_show_and_install_completion_for_each_shell(shell, marker, installed, mo
     assert done.exit_code == 0, done.output
     assert f"{shell} completion installed in" in done.stdout
     assert (home / installed).exists()
+
+
+# Bounds ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "option", "value", "shown"),
+    [
+        (["serve"], "--threads", "99999999999999999999", "2<=x<=1024"),
+        (["serve"], "--connection-limit", "100001", "1<=x<=100000"),
+        (["serve"], "--idle-timeout", "99999999999999999999", "1<=x<=3600"),
+        (["webhook", "replay", "x.json"], "--repeat", "99999999999999999999", "1<=x<=100000"),
+    ],
+)
+def test_options_with_a_maximum_show_it_and_refuse_more_with_exit_2(path, option, value, shown):
+    """Before anything starts: no thread, socket or list is made for an absurd value.
+
+    A live key (and a missing event file) would stop the command too, later: should the bound
+    be lost, the test fails on the message instead of starting a server or filling the memory.
+    """
+    help_text = runner.invoke(app, [*path[:2], "--help"], env={"COLUMNS": "80"}).stdout
+    assert f"{shown}]" in flat(help_text)  # each range is the only one of its command
+    result = runner.invoke(app, [*path, option, value], env={"STRIPE_SECRET_KEY": "sk_live_x"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.stderr
+    assert "Traceback" not in result.output

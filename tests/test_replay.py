@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
+from bookpay import replay
 from bookpay.cli import app
 from bookpay.errors import UsageError, WebhookSignatureError
 from bookpay.replay import (
@@ -29,6 +30,7 @@ from bookpay.replay import (
 from bookpay.webhooks import sign, verify
 
 SECRET = "whsec_replay_test"
+MAX_REPEAT = 100_000  # as --help and the README say
 EVENT_A = b'{\n  "id": "evt_A",\n  "object": "event",\n  "type": "payment_intent.succeeded",\n  "data": {"object": {"id": "pi_A"}}\n}\n'  # noqa: E501
 EVENT_B = (
     b'{"id":"evt_B","object":"event","type":"charge.refunded","data":{"object":{"id":"ch_B"}}}'
@@ -172,6 +174,98 @@ def test_the_stripe_clis_shorthands(target, url):
 def test_a_bad_url_is_a_usage_error():
     with pytest.raises(UsageError):
         normalize_url("ftp://example.com/x")
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("http://127.0.0.1:99999/", "'http://127.0.0.1:99999/': the port"),
+        ("99999", "'99999' (http://localhost:99999/webhook): the port"),
+        ("http://127.0.0.1:0/", "'http://127.0.0.1:0/': the port"),
+        ("localhost:abc/hooks", "'localhost:abc/hooks' (http://localhost:abc/hooks): the port"),
+        ("http://[::1", "'http://[::1' is not a valid URL: Invalid IPv6 URL"),
+        ("\uff14\uff12\uff14\uff12", "write the port in ASCII digits"),
+    ],
+)
+def test_a_bad_port_or_a_broken_url_is_a_usage_error_naming_it(target, shown):
+    with pytest.raises(UsageError) as caught:
+        normalize_url(target)
+    assert shown in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:99999/", "99999", "http://[::1"])
+def test_replay_to_a_bad_url_exits_2_in_one_line(target):
+    result = invoke("webhook", "replay", "nope.json", "--to", target, "--secret", SECRET)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: --to {target!r}")
+    assert result.stderr.count("\n") == 1  # said before the missing file is even looked at
+
+
+def test_a_plan_is_made_lazily_and_bounded(files, monkeypatch):
+    import tracemalloc
+
+    events = load_events([str(files)])
+    tracemalloc.start()
+    try:
+        deliveries = plan(events, repeat=MAX_REPEAT, order="reverse")
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(deliveries) == 2 * MAX_REPEAT
+    assert held < 100_000  # bytes: no Delivery made before it is taken (a list: over 20 MB)
+    assert [d.event_id for d in deliveries[:3]] == ["evt_B", "evt_A", "evt_B"]
+    assert deliveries[-1].event_id == "evt_A" and deliveries[-1].index == 2 * MAX_REPEAT - 1
+    with pytest.raises(IndexError):
+        deliveries[2 * MAX_REPEAT]
+    with pytest.raises(UsageError, match="--repeat must be from 1 to 100,000, not 100,001"):
+        plan(events, repeat=MAX_REPEAT + 1)
+    monkeypatch.setattr(replay, "MAX_DELIVERIES", 5, raising=False)
+    with pytest.raises(UsageError, match="2 events sent 3 times make 6 deliveries, more than"):
+        plan(events, repeat=3)
+
+
+def test_a_shuffled_plan_is_the_shuffle_of_the_whole_list(files):
+    import random
+
+    events = load_events([str(files)])
+    rounds = [event for _ in range(7) for event in events]
+    random.Random(11).shuffle(rounds)
+    shuffled = plan(events, repeat=7, order="shuffle", seed=11)
+    assert [d.event_id for d in shuffled] == [d.event_id for d in rounds]
+    assert [d.index for d in shuffled] == list(range(14))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--repeat", "99999999999999999999"),
+        ("--repeat", "100001"),
+        ("--concurrency", "257"),
+        ("--delay", "99999999999999999999"),
+        ("--timeout", "99999999999999999999"),
+    ],
+)
+def test_replay_options_beyond_their_maximum_exit_2(option, value):
+    # A missing file, read before anything is planned or sent: the test fails and does not fill
+    # the memory should a bound be lost.
+    result = invoke("webhook", "replay", "nope.json", option, value)
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and "less than or equal to" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"concurrency": 10**20}, "--concurrency must be from 1 to 256"),
+        ({"delay": 1e20}, "--delay must be from 0 to 3600 seconds"),
+        ({"delay": float("nan")}, "--delay must be from 0 to 3600 seconds"),
+        ({"timeout": 1e20}, "--timeout must be more than 0 and at most 3600 seconds"),
+    ],
+)
+def test_the_replayer_refuses_values_threads_and_sleep_cannot_take(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        Replayer("4242", SECRET, **kwargs)
 
 
 def test_repeat_goes_in_rounds_and_orders_reorder(files):

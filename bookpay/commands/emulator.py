@@ -29,7 +29,7 @@ def emulator(
             "--latency",
             metavar="MS|MIN-MAX",
             help="Milliseconds added to every API call: a number, or a range drawn from per "
-            "call (50-400).",
+            "call (50-400); at most 60000.",
         ),
     ] = "0",
     faults: Annotated[

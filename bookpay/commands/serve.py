@@ -40,6 +40,7 @@ def serve(
             help="Requests handled at once. At most two thirds may wait on Stripe at once; "
             "the rest always serve pages, static files, /healthz and webhooks.",
             min=2,
+            max=1024,
         ),
     ] = 48,
     connection_limit: Annotated[
@@ -47,10 +48,11 @@ def serve(
         typer.Option(
             help="Open connections (idle keep-alive ones included) before new clients wait.",
             min=1,
+            max=100_000,
         ),
     ] = 1000,
     idle_timeout: Annotated[
-        int, typer.Option(help="Seconds before an idle connection is closed.", min=1)
+        int, typer.Option(help="Seconds before an idle connection is closed.", min=1, max=3600)
     ] = 30,
     quiet: Annotated[
         bool,

@@ -52,17 +52,26 @@ def replay(
     ] = "http://127.0.0.1:4242/webhook",
     secret: SecretOption = None,
     repeat: Annotated[
-        int, typer.Option("--repeat", min=1, help="Send every event N times (duplicates).")
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            max=100_000,
+            help="Send every event N times (duplicates); at most 100,000, and 1,000,000 "
+            "deliveries in all.",
+        ),
     ] = 1,
     order: Annotated[Order, typer.Option("--order", help="Delivery order.")] = Order.as_is,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed for --order shuffle (repeatable runs).")
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Deliveries in flight at once.")
+        int,
+        typer.Option("--concurrency", min=1, max=256, help="Deliveries in flight at once."),
     ] = 1,
     delay: Annotated[
-        float, typer.Option("--delay", min=0.0, help="Seconds to wait between deliveries.")
+        float,
+        typer.Option("--delay", min=0.0, max=3600.0, help="Seconds to wait between deliveries."),
     ] = 0.0,
     new_event_id: Annotated[
         bool,
@@ -82,7 +91,8 @@ def replay(
         bool, typer.Option("--bad-signature", help="Sign with a wrong secret on purpose.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each answer.")
+        float,
+        typer.Option("--timeout", min=0.1, max=3600.0, help="Seconds to wait for each answer."),
     ] = 30.0,
     quiet: Annotated[
         bool,
@@ -108,8 +118,9 @@ def replay(
     Example: bookpay webhook replay events.jsonl --to 4242 --repeat 2
     """
     from bookpay.errors import DeliveryFailed
-    from bookpay.replay import Replayer, load_events, plan, resolve_secret
+    from bookpay.replay import Replayer, load_events, normalize_url, plan, resolve_secret
 
+    to = normalize_url(to)  # a bad --to is said before any event is read
     events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None)
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id

@@ -43,6 +43,9 @@ RATE_LIMIT_MESSAGE = (
 )
 API_ERROR_MESSAGE = "An unknown error occurred"
 DEFAULT_HANG = 30.0  # seconds a `timeout` holds the connection: more than clients wait
+# The most latency a call may be given, in milliseconds: twice what a client waits, and far below
+# what time.sleep takes (beyond it every call would answer 500 with an OverflowError).
+MAX_LATENCY_MS = 60_000
 
 
 class Drop(Exception):
@@ -128,6 +131,8 @@ def parse_latency(spec: str) -> tuple[float, float]:
     high = float(found.group(2)) if found.group(2) else low
     if high < low:
         raise ValueError(f"the latency range {spec!r} ends before it starts")
+    if high > MAX_LATENCY_MS:
+        raise ValueError(f"a latency of {spec.strip()} ms is more than {MAX_LATENCY_MS:,} ms")
     return low / 1000, high / 1000
 
 
@@ -169,6 +174,8 @@ class Faults:
         seed: int | None = None,
     ) -> None:
         """Replace the rates (and the latency, and restart the generator, when given)."""
+        if latency is not None and not 0 <= latency[0] <= latency[1] <= MAX_LATENCY_MS / 1000:
+            raise ValueError(f"the latency is 0 to {MAX_LATENCY_MS:,} ms, low to high")
         with self._lock:
             if rates is not None:
                 self.rates = {kind: rates.get(kind, 0.0) for kind in KINDS if rates.get(kind)}

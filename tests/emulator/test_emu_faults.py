@@ -178,6 +178,7 @@ def test_only_a_test_secret_key_may_change_faults_or_the_clock(emu, key, status)
         ({"rates": "500=5"}, "KIND=PERCENT%"),
         ({"rates": "500=60%,429=60%"}, "more than 100%"),
         ({"latency": "400-50"}, "ends before it starts"),
+        ({"latency": "99999999999999999999"}, "is more than 60,000 ms"),
         ({}, "Say what to change"),
     ],
 )
@@ -221,6 +222,17 @@ def test_latency_ranges_are_drawn_within_their_bounds():
     assert max(delays) - min(delays) > 0.2
     assert faults.parse_latency("200") == (0.2, 0.2)
     assert faults.Faults(latency=(0.2, 0.2)).delay() == 0.2
+
+
+def test_latency_is_bounded_where_it_is_parsed_and_where_it_is_set():
+    assert faults.parse_latency("60000") == (60.0, 60.0)
+    with pytest.raises(ValueError, match="more than 60,000 ms"):
+        faults.parse_latency("60000.5")
+    for latency in ((0.0, 1e17), (-1.0, 0.0), (0.3, 0.2)):
+        with pytest.raises(ValueError, match="0 to 60,000 ms"):
+            faults.Faults(latency=latency)
+    with pytest.raises(ValueError, match="0 to 60,000 ms"):
+        faults.Faults.from_options(EmulatorOptions(latency=1e17))
 
 
 def test_a_latency_range_slows_each_api_call():

@@ -110,6 +110,13 @@ def test_the_shop_closes_idle_connections(shop):
 def test_capacity_is_checked():
     assert runner.Capacity(threads=1).problems() == ["threads must be at least 2"]
     assert runner.Capacity().problems() == []
+    # The same bounds as `bookpay serve`'s options, for code that starts a shop itself.
+    too_much = runner.Capacity(threads=10**20, connection_limit=100_001, idle_timeout=3601)
+    assert too_much.problems() == [
+        "threads must be at most 1024",
+        "connection-limit must be at most 100000",
+        "idle-timeout must be at most 3600",
+    ]
     assert runner.Capacity(threads=48).stripe_slots == 32
     assert runner.Capacity(threads=3).stripe_slots == 2
 

@@ -39,10 +39,14 @@ class Capacity:
     idle_timeout: int = 30
 
     def problems(self) -> list[str]:
+        """What is out of range, in `bookpay serve`'s words (its options have the same bounds)."""
         found = []
-        for name, low in (("threads", 2), ("connection_limit", 1), ("idle_timeout", 1)):
-            if getattr(self, name) < low:
+        for name, (low, high) in CAPACITY_BOUNDS.items():
+            value = getattr(self, name)
+            if value < low:
                 found.append(f"{name.replace('_', '-')} must be at least {low}")
+            elif value > high:
+                found.append(f"{name.replace('_', '-')} must be at most {high}")
         return found
 
     @property
@@ -52,6 +56,12 @@ class Capacity:
 
 
 DEFAULT_CAPACITY = Capacity()
+# The least and the most of each; `bookpay serve`'s options say the same.
+CAPACITY_BOUNDS = {
+    "threads": (2, 1024),
+    "connection_limit": (1, 100_000),
+    "idle_timeout": (1, 3600),
+}
 # Descriptors kept free for the listening socket, the ledger, the log, outgoing Stripe calls.
 RESERVED_FDS = 64
 

@@ -211,6 +211,12 @@ class Fulfiller:
             recipient_problem=address_problem,
             tax_calculation=calculation,
         )
+        if quote and quote.get("cart_id") and not quote.get("settled_at"):
+            # What was paid leaves its cart now, whether or not the shopper's browser ever
+            # reaches /success (it may have lost the confirm's answer): a cart still holding
+            # paid books could be paid for again. Once only (settled_at); inside a webhook's
+            # handling it joins the event's one transaction.
+            self.ledger.settle_cart(intent_id)
         if done_now:
             # Once committed: inside a webhook's transaction the receipt is not there before.
             self.ledger.after_commit(self.mailer.wake)

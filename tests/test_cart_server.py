@@ -424,6 +424,28 @@ def test_a_paid_attempt_says_so_settles_the_cart_and_the_next_checkout_is_new(sh
     assert scope_after != scope_before  # a new attempt for the next order of this cart
 
 
+def test_fulfilment_settles_the_cart_even_when_the_browser_never_comes_back(shopper, settings):
+    """The confirm's answer may be lost (a dropped connection, a closed tab): the webhook's
+    fulfilment takes what was paid out of the cart, so it cannot be paid for a second time."""
+    from bookpay.catalog import Catalog
+    from bookpay.fulfilment import Fulfiller
+    from bookpay.ledger import open_ledger
+    from bookpay.payments import Gateway
+
+    shopper.add("2", 2)
+    shown = shopper.pay(str(uuid.uuid4())).json()
+    shopper.add("1")  # added in another tab while paying: not paid, stays
+    confirm(settings, shown["paymentIntentId"], "pm_card_visa")
+    with open_ledger(settings) as ledger:
+        fulfiller = Fulfiller(ledger, Gateway(settings), Catalog.default(), settings, workers=False)
+        try:
+            assert fulfiller.fulfil(shown["paymentIntentId"]).outcome == "fulfilled"
+            assert fulfiller.fulfil(shown["paymentIntentId"]).outcome == "already_fulfilled"
+        finally:
+            fulfiller.close()
+    assert lines_of(shopper.get("/cart").text) == [("1", "1")]
+
+
 def test_buy_now_still_buys_one_copy_without_touching_the_cart(shopper, settings):
     shopper.add("3")
     response = shopper.json("/create-payment-intent", {"item": "1", "attemptId": str(uuid.uuid4())})

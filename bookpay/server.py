@@ -458,11 +458,14 @@ def create_app(
     @app.get("/success")
     def success():
         query = bottle.request.query
-        intent = _shop_intent(
-            services,
-            query.getunicode("payment_intent") or "",
-            query.getunicode("payment_intent_client_secret") or "",
-        )
+        try:
+            intent = _shop_intent(
+                services,
+                query.getunicode("payment_intent") or "",
+                query.getunicode("payment_intent_client_secret") or "",
+            )
+        except StripeUnavailable as exc:
+            return _payment_unchecked(exc)
         if intent.get("status") == "succeeded":
             try:
                 services.fulfiller.fulfil(intent["id"])
@@ -490,6 +493,16 @@ def create_app(
             totals=totals_view(quote),
             **receipt(intent, lines, retry),
         )
+
+    def _payment_unchecked(exc: StripeUnavailable) -> str:
+        """The return page while Stripe cannot say how the payment went. The shopper may well
+        have paid (the webhook will fulfil the order), so the page says so and offers a reload;
+        what failed, with its internal addresses, goes to the log only."""
+        log.warning("the return page could not check a payment: %s", exc.message)
+        bottle.response.status = 503
+        bottle.response.set_header("Retry-After", str(exc.retry_after or RETRY_AFTER))
+        reload_href = "/success?" + bottle.request.query_string
+        return templates.render("unchecked", title="Your order", reload_href=reload_href)
 
     @app.post("/webhook")
     def webhook():

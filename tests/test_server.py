@@ -29,7 +29,7 @@ from wsgi import Response, call
 
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
-from bookpay.errors import ConfigError, WebhookSignatureError
+from bookpay.errors import ConfigError, StripeUnavailable, WebhookSignatureError
 from bookpay.server import ASSETS, EARLY_SCRIPT, STATIC, create_app
 from bookpay.web.assets import IMMUTABLE, REVALIDATE, StaticFiles
 
@@ -749,6 +749,33 @@ def test_success_page_refuses_a_payment_intent_that_is_not_the_shops(app, settin
     response = get(app, success_url(foreign["id"], foreign["client_secret"]))
     assert response.status == 404
     assert fulfiller.calls == []
+
+
+class UnavailableGateway:
+    """Stripe answering 500s past the gateway's retries, as the gateway words it."""
+
+    def retrieve_intent(self, intent_id, **kwargs):
+        raise StripeUnavailable(
+            "The emulator at http://127.0.0.1:12600 could not handle the request (500).",
+            retry_after=7,
+        )
+
+
+def test_success_page_while_stripe_is_down_reassures_and_offers_a_reload(settings, caplog):
+    app = create_app(settings, gateway=UnavailableGateway(), public_url=PUBLIC_URL)
+    target = success_url("pi_paid123", "pi_paid123_secret_abc")
+    response = get(app, target)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "7"
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.text
+    assert "We could not check your payment just now" in page
+    assert "your order is safe" in page
+    assert f'id="reload-link" class="button" href="{html.escape(target)}"' in page
+    for internal in ("127.0.0.1:12600", "emulator", "(500)", "Payments are unavailable"):
+        assert internal not in page
+    assert "127.0.0.1:12600" in caplog.text  # what failed is in the server's log
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,10 @@
  *   postal_code: string, country: string}} AddressValue
  * @typedef {{address: AddressValue, name: string, shippingRate: string | null}} WantedQuote
  * @typedef {{paymentIntentId?: string, orderId?: string, status?: string}} PaidAttempt
+ * @typedef {import('@stripe/stripe-js').PaymentIntent} PaymentIntent
+ * @typedef {{error?: ShownError, text?: string, retry?: boolean}} Failure what to say after
+ *   a failed Pay: a Stripe error (shown if written for shoppers), else `text`; `retry` offers
+ *   Try again
  */
 (function () {
   'use strict';
@@ -80,6 +84,32 @@
   const UNAVAILABLE =
     'Payments are unavailable right now. Nothing was charged: please try again in a moment.';
   const CHANGED = 'Your order changed: check the new total, then pay.';
+  // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
+  // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
+  const UNCHECKED =
+    'We could not check whether your payment went through. Please try again in a moment: '
+    + 'you will not be charged twice.';
+  // Asking Stripe what became of a PaymentIntent: a few tries, a second apart, ride out a blip.
+  const OUTCOME_TRIES = 3;
+  const OUTCOME_WAIT_MS = 1000;
+  // The statuses Stripe.js sends to the return_url, with the redirect_status it gives them.
+  /** @type {Record<string, string>} */
+  const REDIRECT_STATUS = {succeeded: 'succeeded', requires_capture: 'succeeded',
+    processing: 'processing'};
+
+  /** An answer of the shop that is not the attempt's PaymentIntent; its message is for shoppers. */
+  class ShopError extends Error {
+    /**
+     * @param {string} message
+     * @param {number} status the HTTP status
+     * @param {string} [code] the error's code
+     */
+    constructor(message, status, code) {
+      super(message);
+      this.status = status;
+      this.code = code || '';
+    }
+  }
 
   /**
    * @param {string} url
@@ -177,6 +207,7 @@
     const rateOptions = byId('shipping-rate-options', HTMLDivElement);
     const ratesMessage = byId('shipping-rates-message', HTMLElement);
     const orderStatus = byId('order-status', HTMLElement);
+    const orderTotals = byId('order-totals', HTMLElement);
 
     /** What the page shows, and so what the PaymentIntent holds. */
     let shown = config.quote;
@@ -213,6 +244,7 @@
     /** @type {Array<[MountedElement, HTMLElement]>} each Element and its mount node, in page order */
     let mounted = [];
     let intentId = ''; // the PaymentIntent the Elements were mounted for
+    let clientSecret = ''; // and its client secret
 
     /* ------------------------------------------------------------------ messages ---------- */
 
@@ -365,10 +397,10 @@
       }
       if (answer.status === 503) {
         retryButton.textContent = 'Try again';
-        throw new Error(UNAVAILABLE);
+        throw new ShopError(UNAVAILABLE, 503, error.code);
       }
       if (error.code === 'cart_empty') window.location.assign('/cart'); // nothing left to pay for
-      throw new Error(error.message || GENERIC_ERROR);
+      throw new ShopError(error.message || GENERIC_ERROR, answer.status, error.code);
     }
 
     /* ------------------------------------------------------------ the order ------------- */
@@ -668,7 +700,10 @@
         refreshButton();
       }
       function changed() {
-        if (!state.busy) showMessage(''); // the shopper is fixing things: clear the last error
+        if (!state.busy) {
+          showMessage(''); // the shopper is fixing things: clear the last error
+          if (!state.loadFailed) retryButton.hidden = true; // Pay is the way to try again
+        }
         refreshButton();
       }
       /** @param {{error: StripeError}} event */
@@ -710,38 +745,132 @@
       if (state.busy || !canPay() || !stripe || !elements) return; // double-submit guard
       setBusy(true);
       showMessage('');
-      /** @type {ShownError | null} */
-      let error = null;
+      retryButton.hidden = true;
+      let changed = false;
       try {
         // The order as the server has it now: if it changed since it was shown, show it first.
-        if (await requote()) {
-          setBusy(false);
-          if (!paidNotice.hidden) return;
-          showMessage(CHANGED, 'info');
-          message.focus();
-          return;
-        }
-        const submitted = await elements.submit();
-        if (submitted.error) {
-          error = submitted.error;
-        } else {
-          const result = await stripe.confirmPayment({
-            elements: elements,
-            confirmParams: {
-              return_url: config.returnUrl,
-              receipt_email: state.email,
-              payment_method_data: {billing_details: {email: state.email}},
-            },
-          });
-          // Only reached when confirming failed at once; otherwise the browser is on its way to
-          // the return_url (or to the bank's 3-D Secure page).
-          error = result.error || {};
-        }
+        changed = await requote();
       } catch (e) {
-        error = {};
+        showFailure(await requoteFailed(e));
+        return;
       }
+      if (changed) {
+        setBusy(false);
+        if (!paidNotice.hidden) return;
+        showMessage(CHANGED, 'info');
+        message.focus();
+        return;
+      }
+      const error = await confirm();
+      if (isShoppersOwn(error)) showFailure({error: error});
+      else showFailure(await outcome({error: error}));
+    }
+
+    // Confirms with the Elements' details. Resolves only when that failed at once (otherwise the
+    // browser is on its way to the return_url, or to the bank's 3-D Secure page): the error.
+    /** @returns {Promise<ShownError>} */
+    async function confirm() {
+      if (!stripe || !elements) return {};
+      try {
+        const submitted = await elements.submit();
+        if (submitted.error) return submitted.error;
+        const result = await stripe.confirmPayment({
+          elements: elements,
+          confirmParams: {
+            return_url: config.returnUrl,
+            receipt_email: state.email,
+            payment_method_data: {billing_details: {email: state.email}},
+          },
+        });
+        return result.error || {};
+      } catch (e) {
+        return {};
+      }
+    }
+
+    // A card's refusal or a field's problem is the shopper's to fix: the payment did not go
+    // through. Anything else (the answer lost on the way, another tab paying the same attempt)
+    // says nothing about whether it did.
+    /** @param {ShownError} error */
+    function isShoppersOwn(error) {
+      return error.type === 'card_error' || error.type === 'validation_error';
+    }
+
+    /**
+     * The shop did not answer Pay's last look at the order with the PaymentIntent: Stripe
+     * unavailable (the shopper can try again, nothing was charged), the payment already under
+     * way (another tab: it may have gone through), or the shop's own message.
+     * @param {unknown} e
+     * @returns {Promise<Failure | null>}
+     */
+    async function requoteFailed(e) {
+      const text = e instanceof Error ? e.message : GENERIC_ERROR;
+      if (!(e instanceof ShopError)) return {text: text};
+      if (e.status === 503) return {text: UNAVAILABLE, retry: true};
+      if (e.status === 409) return outcome({text: text});
+      return {text: text};
+    }
+
+    /**
+     * What became of the attempt's PaymentIntent, after Pay failed in a way that does not say
+     * whether it was paid: when Stripe says it was (or is processing), the page goes where
+     * Stripe.js would have sent it, the return page; otherwise resolves `failure`, or says that
+     * the payment could not be checked when Stripe could not be asked.
+     * @param {Failure} failure
+     * @returns {Promise<Failure | null>} null: the page is leaving for the return page
+     */
+    async function outcome(failure) {
+      for (let tries = 1; tries <= OUTCOME_TRIES; tries++) {
+        if (tries > 1) await new Promise((done) => setTimeout(done, OUTCOME_WAIT_MS));
+        const intent = await retrieveIntent();
+        if (!intent) continue;
+        const status = REDIRECT_STATUS[intent.status];
+        if (!status) return failure;
+        window.location.assign(returnPageUrl(intent.id, clientSecret, status));
+        return null;
+      }
+      return {text: UNCHECKED};
+    }
+
+    /** @returns {Promise<PaymentIntent | null>} the attempt's PaymentIntent as Stripe has it now */
+    async function retrieveIntent() {
+      if (!stripe || !clientSecret) return null;
+      try {
+        const retrieved = await stripe.retrievePaymentIntent(clientSecret);
+        return retrieved.paymentIntent || null;
+      } catch (e) {
+        return null;
+      }
+    }
+
+    /**
+     * The return page of a PaymentIntent, as Stripe.js builds it from the return_url.
+     * @param {string} id
+     * @param {string} secret
+     * @param {string} status the redirect_status
+     */
+    function returnPageUrl(id, secret, status) {
+      const url = new URL(config.returnUrl, window.location.href);
+      url.searchParams.set('payment_intent', id);
+      url.searchParams.set('payment_intent_client_secret', secret);
+      url.searchParams.set('redirect_status', status);
+      return url.toString();
+    }
+
+    /** @param {Failure | null} failure null: nothing to say, the page is leaving */
+    function showFailure(failure) {
+      if (!failure) return;
       setBusy(false); // first: the fields must be focusable again before focus moves there
-      showError(error);
+      if (failure.error) {
+        showError(failure.error);
+        return;
+      }
+      showMessage(failure.text || GENERIC_ERROR);
+      if (failure.retry) {
+        retryButton.textContent = 'Try again';
+        retryButton.hidden = false;
+      }
+      message.focus();
     }
 
     /** @param {PaidAttempt} paid */
@@ -749,15 +878,13 @@
       const intentId = paid.paymentIntentId || '';
       paidOrder.textContent = paid.orderId || intentId;
       const secret = intentId ? recall(SECRET_KEY + intentId) : null;
-      if (secret) {
-        // The order's own page, as Stripe's return_url would show it.
-        const url = new URL(config.returnUrl, window.location.href);
-        url.searchParams.set('payment_intent', intentId);
-        url.searchParams.set('payment_intent_client_secret', secret);
-        url.searchParams.set('redirect_status', 'succeeded');
-        paidOrderLink.href = url.toString();
-      }
+      // The order's own page, as Stripe's return_url would show it.
+      if (secret) paidOrderLink.href = returnPageUrl(intentId, secret, 'succeeded');
       paidOrderLink.hidden = !secret;
+      // The totals beside it are this page's, not what was paid (which may have had shipping
+      // and tax the page never priced): the order's own page says what was paid.
+      orderTotals.hidden = true;
+      totalsNote.hidden = true;
       form.hidden = true;
       paidNotice.hidden = false;
       paidNotice.focus();
@@ -783,6 +910,8 @@
         return;
       }
       intentId = result.intent.paymentIntentId;
+      clientSecret = result.intent.clientSecret;
+      orderTotals.hidden = false;
       try {
         // First: the Elements ask Stripe for the PaymentIntent, and the quote is shown meanwhile.
         mountElements(result.intent.clientSecret);
@@ -816,7 +945,15 @@
     rateOptions.addEventListener('change', () => {
       if (!state.busy) quoteWanted();
     });
-    retryButton.addEventListener('click', () => window.location.reload());
+    retryButton.addEventListener('click', () => {
+      // The form could not load: load it again. Pay failed for now: pay again, as filled in.
+      if (state.loadFailed) {
+        window.location.reload();
+        return;
+      }
+      retryButton.hidden = true;
+      form.requestSubmit(button);
+    });
     newAttemptButton.addEventListener('click', () => {
       paidNotice.hidden = true;
       form.hidden = false;

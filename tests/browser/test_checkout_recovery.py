@@ -1,0 +1,129 @@
+"""The checkout page after Pay failed in a way that does not say whether the shopper paid: the
+confirmation's answer lost, another tab paying the same attempt, Stripe unavailable while paying,
+and the return page while Stripe is down. Real faults from the emulator, a real shop with its
+webhook, so an order paid behind the page's back is paid for real."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from test_checkout import fill_checkout, message, pay, wait_for_pay
+
+GENERIC = "Something went wrong. Please try again."
+UNAVAILABLE = (
+    "Payments are unavailable right now. Nothing was charged: please try again in a moment."
+)
+CONFIRM = "/v1/payment_intents/{id}/confirm"
+
+
+def open_checkout(page, shop, item: str = "1"):
+    page.goto(f"{shop.url}/checkout?item={item}")
+    page.locator("#payment-element [name=number]").wait_for()
+    return page
+
+
+def charges(stripe_emulator) -> list[dict]:
+    return stripe_emulator.api("GET", "/v1/charges")["data"]
+
+
+def test_a_confirmation_whose_answer_was_lost_goes_to_the_success_page(
+    page, bookpay_shop, stripe_emulator
+):
+    open_checkout(page, bookpay_shop)
+    fill_checkout(page)
+    wait_for_pay(page)
+    stripe_emulator.faults.fail("reset", path=CONFIRM, times=1)  # it ran, its answer is lost
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Success!"
+    assert stripe_emulator.faults.injected == {"reset": 1}
+    assert [charge["status"] for charge in charges(stripe_emulator)] == ["succeeded"]
+
+
+def test_a_second_tab_paying_the_same_attempt_shows_the_payment_not_an_error(
+    context, bookpay_shop, stripe_emulator
+):
+    first = open_checkout(context.new_page(), bookpay_shop, "3")
+    with context.expect_page() as opened:  # a copy of the tab: the same attempt
+        first.evaluate("window.open(location.href)")
+    second = opened.value
+    second.locator("#payment-element [name=number]").wait_for()
+    for tab in (first, second):
+        fill_checkout(tab)
+        wait_for_pay(tab)
+    stripe_emulator.faults.rates(latency="800")
+    first.locator("#submit-button").click()
+    second.locator("#submit-button").click()
+    for tab in (first, second):
+        tab.wait_for_function(
+            "() => location.pathname === '/success'"
+            " || !document.getElementById('paid-notice').hidden"
+            " || document.getElementById('payment-message').textContent.length > 0",
+            timeout=30_000,
+        )
+        if "/success" not in tab.url:
+            assert message(tab) != GENERIC
+            assert tab.locator("#paid-notice").is_visible(), message(tab)
+    stripe_emulator.faults.clear()
+    assert [charge["status"] for charge in charges(stripe_emulator)] == ["succeeded"]
+
+
+def test_stripe_unavailable_while_paying_says_so_and_try_again_pays(
+    page, bookpay_shop, stripe_emulator
+):
+    open_checkout(page, bookpay_shop, "2")
+    fill_checkout(page)
+    wait_for_pay(page)
+    stripe_emulator.faults.fail("500", path="/v1/payment_intents*")
+    pay(page)
+    retry = page.locator("#retry-button")
+    retry.wait_for(timeout=40_000)  # the shop tried three times first
+    assert message(page) == UNAVAILABLE
+    assert retry.inner_text() == "Try again"
+    assert page.locator("#checkout-fields").is_visible()  # what was filled in is still there
+    assert charges(stripe_emulator) == []
+    stripe_emulator.faults.clear()
+    deadline = time.monotonic() + 30  # the shop's breaker may hold off Stripe a moment longer
+    while "/success" not in page.url and time.monotonic() < deadline:
+        if retry.is_visible():
+            retry.click()
+        page.wait_for_timeout(500)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Success!"
+
+
+def test_the_paid_notice_does_not_show_totals_that_were_not_paid(
+    page, bookpay_shop, stripe_emulator
+):
+    open_checkout(page, bookpay_shop)
+    fill_checkout(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    page.go_back()
+    page.locator("#paid-notice").wait_for()
+    assert page.locator("#order-totals").is_hidden()  # no "Shipping —" beside a paid order
+    assert page.locator("#totals-note").is_hidden()
+    page.locator("#new-attempt-button").click()
+    page.locator("#payment-element [name=number]").wait_for()
+    assert page.locator("#order-totals").is_visible()
+
+
+def test_the_return_page_while_stripe_is_down_reassures_and_reload_shows_the_order(
+    page, bookpay_shop, stripe_emulator
+):
+    open_checkout(page, bookpay_shop)
+    fill_checkout(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    stripe_emulator.faults.fail("500", path="/v1/payment_intents*")
+    response = page.reload()
+    assert response is not None and response.status == 503
+    assert response.headers["retry-after"]
+    assert page.locator("h1").inner_text() == "We could not check your payment just now"
+    text = page.locator("main").inner_text()
+    assert "your order is safe" in text
+    assert "127.0.0.1" not in text and "emulator" not in text
+    stripe_emulator.faults.clear()
+    page.locator("#reload-link").click()
+    page.wait_for_function("() => document.querySelector('h1').textContent === 'Success!'")

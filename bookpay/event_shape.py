@@ -52,7 +52,9 @@ class Event:
     livemode: bool | None
     object: dict[str, Any]  # data.object, its fields checked for the event's type
     object_id: str | None  # data.object.id
-    intent_id: str | None  # the PaymentIntent it names, for the ledger's timeline
+    # The PaymentIntent its copy names: where the ledger files it until the handler has
+    # retrieved Stripe's objects, which then decide (an edited copy can name another order).
+    intent_id: str | None
 
 
 def is_id(value: object) -> bool:

@@ -21,7 +21,12 @@ Order of work, and why:
    and the next delivery handles it again: handling is idempotent, so a redelivery can only
    finish the job. A process that dies mid-way commits nothing of it, and Stripe's redelivery
    is a first one. Receipts are sent by the Fulfiller's worker thread, so the answer comes as
-   soon as the transaction is committed.
+   soon as the transaction is committed. The event is filed under the PaymentIntent that
+   handling retrieved (the event's copy names one only until something is retrieved).
+6. A refund event then re-reads the Charge (``_settle_refunds``): two refund events handled at
+   once, in this process or another, can commit in either order, and the later commit may hold
+   the older Charge; the last to commit always re-reads after its commit, so the ledger ends at
+   Stripe's newest state. In the usual case this costs one retrieve and no write.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
 from bookpay.fulfilment import Fulfiller, ownership_problem
 from bookpay.ledger import Ledger
-from bookpay.ledger.model import DISPUTE_OPEN, DISPUTE_RANK
+from bookpay.ledger.ledger import EventUnit
+from bookpay.ledger.model import DISPUTE_OPEN, DISPUTE_RANK, charge_refund_status, refund_status
 from bookpay.statuses import in_words
 
 log = logging.getLogger("bookpay.webhooks")
@@ -58,6 +65,9 @@ REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.updated", "
 # Dispute events: the order follows the retrieved Dispute (and, once it is won, the Charge).
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS, *DISPUTE_EVENTS})
+# How many times a refund event re-reads the Charge after its commit: once in the usual case,
+# again after each correcting write (each of which Stripe's changes could outrun).
+SETTLE_READS = 4
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -110,6 +120,20 @@ def verify(
 
 class _Ignored(Exception):
     """Handling stops here: the event is recorded as handled=False with this reason."""
+
+
+@dataclass
+class _Job:
+    """What handling one event learns on the way: where to file it (the PaymentIntent
+    retrieved from Stripe), and the refunds to re-read once it is committed."""
+
+    unit: EventUnit | None = None
+    settle: tuple[dict, str] | None = None  # (the retrieved intent, its Charge's id)
+
+    def found(self, intent_id: str | None) -> None:
+        """Stripe's objects lead to ``intent_id`` (or to none): the event is filed there."""
+        if self.unit is not None:
+            self.unit.file_under(intent_id)
 
 
 class WebhookReceiver:
@@ -170,11 +194,15 @@ class WebhookReceiver:
                 event.id, event.type, event.intent_id, created=event.created
             )
             return {**answer, "duplicate": True, "handled": bool(recorded["handled"])}
+        job = _Job()
         with self.ledger.handling(
             event.id, event.type, event.intent_id, created=event.created, livemode=event.livemode
-        ):
-            handled, outcome = self.dispatch(event)
+        ) as unit:
+            job.unit = unit
+            handled, outcome = self.dispatch(event, job)
             self.ledger.finish_event(event.id, handled=handled, outcome=outcome)
+        if job.settle is not None:
+            self._settle_refunds(event.id, *job.settle)
         return {**answer, "handled": handled, "outcome": outcome}
 
     def _refused(self, exc: InvalidEvent) -> None:
@@ -189,19 +217,20 @@ class WebhookReceiver:
 
     # Handling ---------------------------------------------------------------------------------
 
-    def dispatch(self, event: Event) -> tuple[bool, str]:
+    def dispatch(self, event: Event, job: _Job | None = None) -> tuple[bool, str]:
         """(handled, outcome) for one verified event; raises only when it should be retried."""
+        job = job or _Job()
         if event.type not in HANDLED:
             return False, "ignored: not an event bookpay handles"
         try:
             if event.type == "payment_intent.succeeded":
                 return self._succeeded(event.object_id)
             if event.type in INTENT_EVENTS:
-                order = self.ledger.record_intent(self._intent(event.object_id))
+                order = self.ledger.record_intent(self._intent(event.object_id, job))
             elif event.type in REFUND_EVENTS:
-                order = self._refunded(event)
+                order = self._refunded(event, job)
             else:
-                order = self._disputed(event.object_id)
+                order = self._disputed(event.object_id, job)
         except _Ignored as why:
             return False, f"ignored: {why}"
         return True, f"order {order['id']} is {in_words(order['status'])}"
@@ -215,42 +244,76 @@ class WebhookReceiver:
             return False, f"ignored: {result.reason}"
         return result.fulfilled, result.outcome + (f": {result.reason}" if result.reason else "")
 
-    def _intent(self, intent_id: str | None) -> dict:
+    def _intent(self, intent_id: str | None, job: _Job) -> dict:
         """The PaymentIntent as Stripe has it, if it is one of this shop's."""
         if not intent_id:
             raise _Ignored("no PaymentIntent")
         intent = _retrieve(self.fulfiller.retrieve, intent_id)
+        job.found(object_id(intent.get("id")))
         problem = ownership_problem(intent, self.settings.shop_id)
         if problem:
             raise _Ignored(problem)
         return intent
 
-    def _refunded(self, event: Event) -> dict:
+    def _refunded(self, event: Event, job: _Job) -> dict:
         """The order as refunded as Stripe's Charge says: its amount_refunded and refunded flag,
         up or down (a refund that fails gives the money back: ``Ledger.record_refunds``).
 
         A refund event names a Refund; the Charge is the one Stripe's own Refund points to.
+        Once committed, the Charge is read again (``_settle_refunds``).
         """
         charge_id = event.object_id
         if event.object.get("object") == "refund":
             refund = _retrieve(self.gateway.retrieve_refund, event.object_id)
+            job.found(object_id(refund.get("payment_intent")))
             charge_id = object_id(refund.get("charge"))
             if not charge_id:
                 raise _Ignored(f"refund {event.object_id} has no charge")
         charge = _retrieve(self.gateway.retrieve_charge, charge_id)
-        intent = self._intent(object_id(charge.get("payment_intent")))
+        job.found(object_id(charge.get("payment_intent")))
+        intent = self._intent(object_id(charge.get("payment_intent")), job)
+        order = self._record_refunds(intent, charge)
+        job.settle = (intent, charge_id)
+        return order
+
+    def _record_refunds(self, intent: dict, charge: dict) -> dict:
         # Nothing refunded (any more) is news too: a refund that failed gives the money back.
         refunded = amount(charge.get("amount_refunded")) or 0
         order = self.ledger.record_refunds(intent, {**charge, "amount_refunded": refunded})
         self.fulfiller.refunded(intent, charge)  # the tax reversals its refunds owe, once each
         return order
 
-    def _disputed(self, dispute_id: str | None) -> dict:
+    def _settle_refunds(self, event_id: str, intent: dict, charge_id: str) -> None:
+        """Once a refund event is committed, read the Charge again and record it until the
+        order agrees with it. Another handler may have read the Charge before a newer refund
+        and committed after this one; whoever commits last reads after its own commit, so the
+        ledger ends at Stripe's newest state, across processes too, with no Stripe call made
+        inside a transaction. If Stripe cannot be asked, the event is reopened so that its
+        redelivery does this again."""
+        try:
+            for _ in range(SETTLE_READS):
+                charge = self.gateway.retrieve_charge(charge_id)
+                if _agrees(self.ledger.find_order(intent["id"]), charge):
+                    return
+                with self.ledger.together():
+                    self._record_refunds(intent, charge)
+        except Exception:  # Stripe unreachable, mostly
+            self.ledger.reopen_event(event_id)
+            raise
+        log.warning(
+            "the refunds of %s kept changing while event %s was handled; the next refund event "
+            "records them",
+            charge_id,
+            event_id,
+        )
+
+    def _disputed(self, dispute_id: str | None, job: _Job) -> dict:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
         while it is open, dispute_lost once lost, and once won (or an inquiry closed) what its
         Charge's refunds say. Whichever event this is, the retrieved Dispute decides, so a
         ``created`` that arrives after ``closed`` does not reopen it."""
         dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
+        job.found(object_id(dispute.get("payment_intent")))
         if dispute.get("status") not in DISPUTE_RANK:
             raise _Ignored(f"dispute {dispute_id} has no status bookpay knows")
         intent_id = object_id(dispute.get("payment_intent"))
@@ -259,7 +322,8 @@ class WebhookReceiver:
         if not intent_id and charge_id:  # older API versions: only the charge
             charge = _retrieve(self.gateway.retrieve_charge, charge_id)
             intent_id = object_id(charge.get("payment_intent"))
-        intent = self._intent(intent_id)
+            job.found(intent_id)
+        intent = self._intent(intent_id, job)
         charge_id = charge_id or object_id(intent.get("latest_charge"))
         if dispute["status"] not in DISPUTE_OPEN and charge is None:
             # Closed: a won dispute goes back to what the Charge's refunds say.
@@ -270,6 +334,15 @@ class WebhookReceiver:
         if dispute["status"] not in DISPUTE_OPEN:
             note += f", {in_words(dispute['status'])}"
         return self.ledger.record_dispute(intent, dispute, charge, note=note)
+
+
+def _agrees(order: dict | None, charge: dict) -> bool:
+    """Whether recording ``charge``'s refunds would leave ``order`` as it is."""
+    if order is None:
+        return False
+    refunded = amount(charge.get("amount_refunded")) or 0
+    status = refund_status(order["status"], charge_refund_status(charge))
+    return (order["amount_refunded"], order["status"]) == (refunded, status)
 
 
 def _retrieve(fetch: Callable[[str], dict], wanted: str | None) -> dict:

@@ -266,6 +266,18 @@ def test_check_finds_each_broken_invariant(checked, broken):
     assert len(report["problems"][broken]["examples"]) == 1
 
 
+def test_check_sets_no_floor_for_a_handled_payment_failed_or_processing(checked):
+    """The PaymentIntent may have been confirmed again since (requires_action: pending), and
+    the handler records what it retrieved."""
+    with ledger_at(checked) as ledger:
+        ledger.record_intent(intent("pi_again", "requires_action"))
+        for n, kind in enumerate(["payment_intent.payment_failed", "payment_intent.processing"]):
+            ledger.receive_event(f"evt_again_{n}", kind, "pi_again")
+            ledger.finish_event(f"evt_again_{n}", handled=True, outcome="order is pending")
+    result = invoke(checked, "ledger", "check")
+    assert result.exit_code == 0, result.output
+
+
 def test_check_reports_the_databases_own_integrity_problems(checked):
     with ledger_at(checked) as ledger:
         if ledger.kind == "sqlite":

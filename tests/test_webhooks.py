@@ -537,7 +537,8 @@ def test_refund_events_follow_the_refund_and_charge_stripe_has(world, gateway, k
     claimed = {"id": "re_1", "object": "refund", "charge": "ch_forged", "amount": 2300}
     answer = deliver(world, event(kind, claimed))
     assert answer["handled"] is True
-    assert gateway.asked[-3:] == ["re_1", "ch_pi_1", "pi_1"]  # never the event's ch_forged
+    # Never the event's ch_forged; the Charge is read again once the refunds are committed.
+    assert gateway.asked[-4:] == ["re_1", "ch_pi_1", "pi_1", "ch_pi_1"]
     order = world.ledger.get_order("pi_1")
     assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 700)
     forged = {"id": "re_forged", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
@@ -637,6 +638,85 @@ def test_a_dispute_of_a_charge_stripe_does_not_know_is_ignored(world, gateway):
         False,
         "ignored: Stripe does not know ch_unknown",
     )
+
+
+# Where an event is filed ------------------------------------------------------------------------
+
+
+def two_paid_orders(world, gateway) -> None:
+    """pi_1 (the real order, whose Charge Stripe has) and pi_u (another one), both paid."""
+    gateway.intents["pi_u"] = intent("pi_u")
+    for pi in ("pi_1", "pi_u"):
+        deliver(world, event("payment_intent.succeeded", intent(pi)))
+
+
+def timeline(world, pi) -> list[str]:
+    return [e["id"] for e in world.ledger.events_for(pi)]
+
+
+def test_an_event_is_filed_under_the_intent_stripes_objects_lead_to_not_its_copys(world, gateway):
+    from bookpay.ledger.check import check_ledger
+
+    two_paid_orders(world, gateway)
+    gateway.charges["ch_pi_1"] = charge(refunded=1000)
+    gateway.refunds["re_1"] = {"id": "re_1", "object": "refund", "charge": "ch_pi_1"}
+    gateway.disputes["dp_1"] = dispute(pi="pi_1")
+    edited = [  # signed, but each copy names pi_u
+        event("charge.refunded", {**charge(refunded=1000), "payment_intent": "pi_u"}, "evt_ch"),
+        event("refund.updated", {"id": "re_1", "object": "refund", "payment_intent": "pi_u"}),
+        event("charge.dispute.created", dispute(pi="pi_u"), "evt_dp"),
+    ]
+    for evt in edited:
+        assert deliver(world, evt)["handled"] is True
+    assert timeline(world, "pi_u") == ["evt_payment_intent.succeeded_pi_u"]
+    assert timeline(world, "pi_1")[1:] == [evt["id"] for evt in edited]
+    assert world.ledger.get_order("pi_u")["status"] == "paid"
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("disputed", 1000)
+    assert check_ledger(world.ledger).ok
+
+
+def test_an_event_with_nothing_retrieved_is_filed_under_its_copys_intent(world, gateway):
+    two_paid_orders(world, gateway)
+    forged = {**charge(refunded=1000), "id": "ch_forged", "payment_intent": "pi_u"}
+    answer = deliver(world, event("charge.refunded", forged, "evt_forged"))
+    assert answer["outcome"] == "ignored: Stripe does not know ch_forged"
+    assert timeline(world, "pi_u")[-1] == "evt_forged"
+
+
+def test_a_delivery_that_failed_before_retrieving_is_refiled_by_its_redelivery(world, gateway):
+    two_paid_orders(world, gateway)
+    gateway.charges["ch_pi_1"] = charge(refunded=1000)
+    evt = event("charge.refunded", {**charge(refunded=1000), "payment_intent": "pi_u"})
+    gateway.down = True
+    with pytest.raises(StripeUnavailable):
+        deliver(world, evt)
+    assert timeline(world, "pi_u")[-1] == evt["id"]  # nothing retrieved yet: the copy's
+    gateway.down = False
+    assert deliver(world, evt)["handled"] is True
+    assert evt["id"] not in timeline(world, "pi_u")
+    assert world.ledger.get_event(evt["id"])["payment_intent"] == "pi_1"
+
+
+def test_filing_after_the_first_write_corrects_the_record_in_its_transaction(world):
+    ledger = world.ledger
+    with ledger.handling("evt_1", "charge.refunded", "pi_u") as unit:
+        ledger.record_intent(intent())
+        unit.file_under("pi_1")
+    assert ledger.get_event("evt_1")["payment_intent"] == "pi_1"
+
+
+def test_a_late_payment_failed_for_an_intent_confirmed_again_is_not_a_check_problem(world, gateway):
+    """Declined, then confirmed again with a 3-D Secure card: the late payment_failed records
+    the retrieved intent (requires_action: pending), and `ledger check` finds nothing wrong."""
+    from bookpay.ledger.check import check_ledger
+
+    gateway.intents["pi_1"].update(status="requires_action", last_payment_error=None)
+    declined = intent(status="requires_payment_method", last_payment_error={"code": "declined"})
+    assert deliver(world, event("payment_intent.payment_failed", declined))["handled"] is True
+    assert world.ledger.get_order("pi_1")["status"] == "pending"
+    report = check_ledger(world.ledger)
+    assert report.ok, [(f.name, f.examples) for f in report.problems if f.count]
 
 
 def test_amount_capturable_updated_records_the_retrieved_intent(world, gateway):

@@ -12,7 +12,10 @@ check of a large ledger reads it through its indexes and never loads it whole:
 - every status is one the ledger knows, and no order's status is behind an event it handled
   (statuses move forward, so a handled ``payment_intent.succeeded`` means at least ``paid``;
   a refund that fails and a dispute that is won take an order back to ``paid``, so that is all
-  a handled refund or dispute event says);
+  a handled refund or dispute event says). Only floors that hold whatever Stripe's state is
+  when the event is handled count, since the retrieved object decides, not the event's type:
+  a ``processing`` or ``payment_failed`` PaymentIntent can be confirmed again and be back at
+  ``requires_action`` (``pending``) by then;
 - every dispute's status is one Stripe has, and an order with a dispute shows one.
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
@@ -30,10 +33,11 @@ from bookpay.ledger.location import locate, mask_url
 from bookpay.ledger.model import DISPUTE_RANK, RECEIPT_STATUSES, STATUS_RANK, STATUSES
 from bookpay.ledger.taxrecords import TAX_STATUSES
 
-# The status each handled event leaves an order at, at least.
+# The status each handled event leaves an order at, at least, whatever Stripe's state is by the
+# time it is handled: canceled and succeeded PaymentIntents stay so, a requires_capture one is
+# only ever captured or canceled, and a Charge with refunds or disputes was paid. Not
+# processing nor payment_failed: the PaymentIntent may have been confirmed again since.
 EVENT_FLOOR = {
-    "payment_intent.processing": "processing",
-    "payment_intent.payment_failed": "failed",
     "payment_intent.amount_capturable_updated": "authorized",
     "payment_intent.canceled": "canceled",
     "payment_intent.succeeded": "paid",

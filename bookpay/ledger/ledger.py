@@ -441,14 +441,30 @@ class Ledger(
         Stripe delivers it again; writes completed before a failure between writes; nothing of
         a write that failed, nor of the unit around it. Callbacks given to ``after_commit`` in
         the block run once it is committed.
+
+        ``intent_id`` is where the event is filed until the handler says which PaymentIntent
+        it retrieved from Stripe (``EventUnit.file_under``).
         """
         record = (
             """INSERT INTO events (id, type, payment_intent, created, livemode, received_at)
             VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (id) DO UPDATE SET deliveries = events.deliveries + 1""",
+            ON CONFLICT (id) DO UPDATE SET deliveries = events.deliveries + 1,
+            payment_intent = excluded.payment_intent""",
             _event_row(event_id, kind, intent_id, created, livemode),
         )
-        return self.backend.unit(first=[record])
+        return EventUnit(self, record)
+
+    def together(self):
+        """A block whose writes join one transaction, with no delivery to record (see
+        ``handling``): for the writes a handler makes again after its event is committed."""
+        return self.backend.unit()
+
+    def reopen_event(self, event_id: str) -> None:
+        """Mark a processed event received but not processed, so that Stripe's next delivery
+        of it is handled again (its handling could not be confirmed after the commit)."""
+        self.backend.write_one(
+            "UPDATE events SET processed_at = NULL, handled = NULL WHERE id = ?", (event_id,)
+        )
 
     def finish_event(self, event_id: str, *, handled: bool, outcome: str) -> None:
         """Mark an event processed, after its handling committed."""
@@ -483,6 +499,37 @@ class Ledger(
         from bookpay.ledger.migrations import TABLES
 
         return {table: self._scalar(f"SELECT COUNT(*) FROM {table}") for table in TABLES}
+
+
+class EventUnit:
+    """The block ``Ledger.handling`` returns: a unit whose first statement records the delivery,
+    filed under the PaymentIntent the handler names with ``file_under``."""
+
+    def __init__(self, ledger: Ledger, record: tuple[str, tuple]) -> None:
+        self.ledger = ledger
+        # The unit reads its first statements when it opens its transaction (or, if it never
+        # does, when it ends), so a change made here before the first write is what it records.
+        self._first = [record]
+        self._unit = ledger.backend.unit(first=self._first)
+
+    def __enter__(self) -> EventUnit:
+        self._unit.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._unit.__exit__(*exc)
+
+    def file_under(self, intent_id: str | None) -> None:
+        """File the event under ``intent_id``, the PaymentIntent retrieved from Stripe, rather
+        than the one the event's own copy names (which a signed but edited body can change)."""
+        sql, row = self._first[0]
+        if row[2] == intent_id:
+            return
+        self._first[0] = (sql, (*row[:2], intent_id, *row[3:]))
+        if self.ledger.writing:  # already recorded: correct it in the same transaction
+            self.ledger.backend.write_one(
+                "UPDATE events SET payment_intent = ? WHERE id = ?", (intent_id, row[0])
+            )
 
 
 def _event_row(

@@ -202,6 +202,25 @@ def test_a_unit_refuses_writes_after_one_failed(settings):
         assert ledger.get_event("evt_1")["processed_at"] is None
 
 
+def test_a_quote_refused_for_a_fulfilled_order_does_not_roll_back_the_unit(settings):
+    """Fulfilment records a quote for a paid intent that has none, and takes QuoteFrozen when
+    another process fulfilled the order meanwhile: a refusal found by reading, which must leave
+    the event's one transaction usable (it was rolled back: a 500 under a duplicate storm)."""
+    from bookpay.ledger.lines import QuoteFrozen
+    from bookpay.quote import quote_items
+
+    paid = intent()
+    with open_ledger(settings) as ledger:
+        order = ledger.record_intent(paid)
+        ledger.record_fulfilment(paid, lambda order: (None, "s", "b"))  # another process did it
+        quote = quote_items(Catalog.default(), [("1", 1)])
+        with ledger.handling("evt_1", "payment_intent.succeeded", paid["id"]):
+            with pytest.raises(QuoteFrozen):
+                ledger.record_quote(paid["id"], order["id"], quote)
+            ledger.finish_event("evt_1", handled=True, outcome="already fulfilled")
+        assert ledger.get_event("evt_1")["processed_at"] is not None
+
+
 def test_callbacks_wait_for_the_commit_and_are_dropped_by_a_rollback(settings):
     with open_ledger(settings) as ledger:
         called = []

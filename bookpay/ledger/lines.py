@@ -87,80 +87,86 @@ class QuoteStore:
         stamp = now_iso()
         address = json.dumps(quote.address.to_dict()) if quote.address is not None else None
         with self.backend.write() as tx:
-            fulfilled = tx.one(
-                "SELECT fulfilled_at FROM orders WHERE id = ? AND fulfilled_at IS NOT NULL",
-                (order_id,),
-            )
-            if fulfilled:
-                raise QuoteFrozen(f"order {order_id} is fulfilled")
-            if version is not None:
-                # Locked (PostgreSQL) so that two versions recorded at once are compared in turn.
-                held = tx.one(
-                    "SELECT version FROM quotes WHERE payment_intent = ?{for_update}",
-                    (payment_intent,),
-                )
-                if held is not None and held["version"] >= version:
-                    raise QuoteStale(held["version"])
-            # Insert-or-nothing, then update: several writers of one quote at once (fulfilments
-            # racing) must neither fail on a unique key nor interleave their lines; the update
-            # holds the quote's row until the lines are written.
-            amounts = (
-                quote.currency,
-                quote.subtotal,
-                quote.shipping,
-                quote.tax,
-                quote.total,
-                quote.shipping_rate,
-                address,
-                quote.tax_calculation,
-            )
-            inserted = tx.run(
-                f"""INSERT INTO quotes ({_QUOTES})
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT DO NOTHING""",
-                (
+            refusal = _quote_refusal(tx, order_id, payment_intent, version)
+            if refusal is None:
+                return self._write_quote(
+                    tx,
                     payment_intent,
                     order_id,
+                    quote,
                     attempt_id,
                     cart_id,
-                    *amounts[:6],
+                    version,
                     stamp,
-                    stamp,
-                    None,
-                    *amounts[6:],
-                    version or 0,
-                ),
-            )
-            if not inserted and not tx.run(
-                """UPDATE quotes SET currency = ?, subtotal = ?, shipping = ?, tax = ?,
-                total = ?, shipping_rate = ?, address = ?, tax_calculation = ?,
-                cart_id = COALESCE(?, cart_id), version = COALESCE(?, version), updated = ?
-                WHERE payment_intent = ? AND order_id = ?""",
-                (*amounts, cart_id, version, stamp, payment_intent, order_id),
-            ):
-                raise LedgerConflict(
-                    f"The ledger at {self.where} already has a quote for another payment of "
-                    f"order {order_id} (or for {payment_intent} of another order)."
+                    address,
                 )
-            tx.run("DELETE FROM order_lines WHERE order_id = ?", (order_id,))
-            tx.many(
-                f"INSERT INTO order_lines ({_LINES}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        order_id,
-                        position,
-                        line.item_id,
-                        line.title,
-                        line.quantity,
-                        line.unit_amount,
-                        line.line_amount,
-                    )
-                    for position, line in enumerate(quote.lines)
-                ],
+        # Raised once the block has ended well: inside a webhook's one transaction, a refusal
+        # found by reading is an answer, not a failed write, and must not roll back the rest.
+        raise refusal
+
+    def _write_quote(
+        self, tx, payment_intent, order_id, quote, attempt_id, cart_id, version, stamp, address
+    ) -> dict:
+        # Insert-or-nothing, then update: several writers of one quote at once (fulfilments
+        # racing) must neither fail on a unique key nor interleave their lines; the update
+        # holds the quote's row until the lines are written.
+        amounts = (
+            quote.currency,
+            quote.subtotal,
+            quote.shipping,
+            quote.tax,
+            quote.total,
+            quote.shipping_rate,
+            address,
+            quote.tax_calculation,
+        )
+        inserted = tx.run(
+            f"""INSERT INTO quotes ({_QUOTES})
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING""",
+            (
+                payment_intent,
+                order_id,
+                attempt_id,
+                cart_id,
+                *amounts[:6],
+                stamp,
+                stamp,
+                None,
+                *amounts[6:],
+                version or 0,
+            ),
+        )
+        if not inserted and not tx.run(
+            """UPDATE quotes SET currency = ?, subtotal = ?, shipping = ?, tax = ?,
+            total = ?, shipping_rate = ?, address = ?, tax_calculation = ?,
+            cart_id = COALESCE(?, cart_id), version = COALESCE(?, version), updated = ?
+            WHERE payment_intent = ? AND order_id = ?""",
+            (*amounts, cart_id, version, stamp, payment_intent, order_id),
+        ):
+            raise LedgerConflict(
+                f"The ledger at {self.where} already has a quote for another payment of "
+                f"order {order_id} (or for {payment_intent} of another order)."
             )
-            return _quote(
-                tx.one(f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,))
-            )
+        tx.run("DELETE FROM order_lines WHERE order_id = ?", (order_id,))
+        tx.many(
+            f"INSERT INTO order_lines ({_LINES}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    order_id,
+                    position,
+                    line.item_id,
+                    line.title,
+                    line.quantity,
+                    line.unit_amount,
+                    line.line_amount,
+                )
+                for position, line in enumerate(quote.lines)
+            ],
+        )
+        return _quote(
+            tx.one(f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,))
+        )
 
     def quote_for(self, payment_intent: str) -> dict | None:
         """The quote recorded for a PaymentIntent, with its ``lines``, or None."""
@@ -213,6 +219,24 @@ class QuoteStore:
             for row in rows:
                 found.setdefault(row["order_id"], []).append(row)
         return found
+
+
+def _quote_refusal(tx, order_id: str, payment_intent: str, version: int | None) -> Exception | None:
+    """QuoteFrozen when the order is fulfilled, QuoteStale when ``version`` is not newer than
+    the recorded one (read under a lock on PostgreSQL, so versions recorded at once are compared
+    in turn), else None."""
+    fulfilled = tx.one(
+        "SELECT fulfilled_at FROM orders WHERE id = ? AND fulfilled_at IS NOT NULL", (order_id,)
+    )
+    if fulfilled:
+        return QuoteFrozen(f"order {order_id} is fulfilled")
+    if version is not None:
+        held = tx.one(
+            "SELECT version FROM quotes WHERE payment_intent = ?{for_update}", (payment_intent,)
+        )
+        if held is not None and held["version"] >= version:
+            return QuoteStale(held["version"])
+    return None
 
 
 def _quote(row: dict) -> dict:

@@ -21,6 +21,7 @@ METHODS = {
     "Stripe": "window.Stripe(publishableKey)",
     "stripe.elements": "stripe.elements(options)",
     "stripe.confirmPayment": "stripe.confirmPayment({elements, confirmParams})",
+    "stripe.retrievePaymentIntent": "stripe.retrievePaymentIntent(clientSecret)",
     "elements.create": "elements.create(type, options)",
     "elements.submit": "elements.submit()",
     "elements.getElement": "elements.getElement('payment')",
@@ -90,6 +91,7 @@ def test_every_method_exists_with_its_declared_name(page, shop, intent):  # noqa
         return {
           'Stripe': typeof window.Stripe,
           'stripe.elements': typeof s.elements, 'stripe.confirmPayment': typeof s.confirmPayment,
+          'stripe.retrievePaymentIntent': typeof s.retrievePaymentIntent,
           'elements.create': typeof g.create, 'elements.submit': typeof g.submit,
           'elements.getElement': typeof g.getElement,
           'elements.fetchUpdates': typeof g.fetchUpdates,
@@ -148,6 +150,23 @@ def test_submit_getelement_update_and_confirm_behave_as_declared(page, shop, int
     assert paid.status == "succeeded"
     assert paid.receipt_email == EMAIL
     assert paid.latest_charge.billing_details.email == EMAIL
+
+
+def test_retrieve_payment_intent_answers_as_declared(page, shop, intent):  # noqa: F811
+    """checkout.js asks what became of a payment whose confirm's answer was lost: it reads
+    ``paymentIntent.status`` (and ``id``), or gets ``{error}`` for a secret Stripe refuses."""
+    open_checkout(page, shop, intent.client_secret, "&never=1")
+    found = page.evaluate(
+        "([secret]) => window.__stripe.retrievePaymentIntent(secret)", [intent.client_secret]
+    )
+    assert set(found) == {"paymentIntent"}
+    assert found["paymentIntent"]["id"] == intent.id
+    assert found["paymentIntent"]["status"] == "requires_payment_method"
+    refused = page.evaluate(
+        "([secret]) => window.__stripe.retrievePaymentIntent(secret)",
+        [f"{intent.id}_secret_wrong"],
+    )
+    assert set(refused) == {"error"} and refused["error"]["message"]
 
 
 @pytest.mark.parametrize("option", sorted(OPTIONS["payment"] | OPTIONS["address"]))

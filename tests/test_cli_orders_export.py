@@ -14,7 +14,7 @@ import json
 
 import pytest
 from hostile_orders import fill_hostile, fill_plain
-from test_cli_orders import intent, invoke, ledger_for
+from test_cli_orders import env, intent, invoke, ledger_for  # noqa: F401  (env: a fixture)
 
 from bookpay.terminal import printable
 
@@ -22,15 +22,7 @@ HOSTILE = "\x1b[2J\x9b31m\u202eevil\u2028@example.com"
 
 
 @pytest.fixture
-def env(tmp_path, database_url):
-    values = {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
-    if database_url:
-        values["BOOKPAY_DATABASE_URL"] = database_url
-    return values
-
-
-@pytest.fixture
-def shop(env):
+def shop(env):  # noqa: F811
     """Plain orders, then hostile ones (escape sequences, C1 controls, bidi overrides)."""
     order = intent("pi_hostile", "succeeded")
     order["receipt_email"] = HOSTILE
@@ -187,7 +179,7 @@ def test_csv_at_a_real_terminal(shop):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_lines_at_a_terminal_show_control_characters_as_escapes(env, monkeypatch, fmt):
+def test_lines_at_a_terminal_show_control_characters_as_escapes(env, monkeypatch, fmt):  # noqa: F811
     from bookpay.quote import Quote, QuoteLine
 
     quote = Quote((QuoteLine("=1", "\x1b[2JTitle\u202e", 1, 100),), "usd")

@@ -41,6 +41,40 @@ def test_a_confirmation_whose_answer_was_lost_goes_to_the_success_page(
     assert [charge["status"] for charge in charges(stripe_emulator)] == ["succeeded"]
 
 
+def test_a_lost_confirmation_that_left_a_challenge_shows_it_then_the_success_page(
+    page, bookpay_shop, stripe_emulator
+):
+    """The confirmation ran and asked for 3-D Secure, but the page got a 500 instead of its
+    answer: it finds the PaymentIntent waiting for the challenge and lets Stripe.js show it
+    (handleNextAction). (A reset would not do here: Chromium sends a POST again by itself when
+    a reused connection is reset before any answer.)"""
+    open_checkout(page, bookpay_shop, "3")
+    fill_checkout(page, "4000002760003184")  # 3-D Secure required
+    wait_for_pay(page)
+    stripe_emulator.faults.fail("500", path=CONFIRM, times=1)  # ran; answered 500
+    pay(page)
+    page.locator("#test-source-authorize-3ds").click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Success!"
+    assert stripe_emulator.faults.injected == {"500": 1}
+    assert [charge["status"] for charge in charges(stripe_emulator)] == ["succeeded"]
+
+
+def test_a_lost_confirmation_whose_challenge_fails_says_so(page, bookpay_shop, stripe_emulator):
+    """As when nothing was lost: the challenge's page returns to the return page, which says
+    the payment failed and offers to try again."""
+    open_checkout(page, bookpay_shop, "3")
+    fill_checkout(page, "4000002760003184")
+    wait_for_pay(page)
+    stripe_emulator.faults.fail("500", path=CONFIRM, times=1)  # ran; answered 500
+    pay(page)
+    page.locator("#test-source-fail-3ds").click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Payment failed"
+    assert page.get_by_role("link", name="Try again").is_visible()
+    assert all(charge["status"] != "succeeded" for charge in charges(stripe_emulator))
+
+
 def test_a_second_tab_paying_the_same_attempt_shows_the_payment_not_an_error(
     context, bookpay_shop, stripe_emulator
 ):

@@ -824,12 +824,37 @@
         if (tries > 1) await new Promise((done) => setTimeout(done, OUTCOME_WAIT_MS));
         const intent = await retrieveIntent();
         if (!intent) continue;
+        // The lost confirmation left a challenge to pass (3-D Secure): Stripe.js shows it,
+        // as confirmPayment would have.
+        if (intent.status === 'requires_action') return finishAction(failure);
         const status = REDIRECT_STATUS[intent.status];
         if (!status) return failure;
         window.location.assign(returnPageUrl(intent.id, clientSecret, status));
         return null;
       }
       return {text: UNCHECKED};
+    }
+
+    /**
+     * The next action of a PaymentIntent whose confirmation's answer was lost on the way, handled
+     * by Stripe.js; then the return page when it paid, or the card's refusal to show.
+     * @param {Failure} failure what to say if the action ends with the payment still unpaid
+     * @returns {Promise<Failure | null>}
+     */
+    async function finishAction(failure) {
+      if (!stripe || !clientSecret) return failure;
+      let result;
+      try {
+        result = await stripe.handleNextAction({clientSecret: clientSecret});
+      } catch (e) {
+        return failure;
+      }
+      if (result.error) return {error: result.error}; // the challenge failed: the card's words
+      const intent = 'paymentIntent' in result ? result.paymentIntent : undefined;
+      const status = intent ? REDIRECT_STATUS[intent.status] : undefined;
+      if (!intent || !status) return failure;
+      window.location.assign(returnPageUrl(intent.id, clientSecret, status));
+      return null;
     }
 
     /** @returns {Promise<PaymentIntent | null>} the attempt's PaymentIntent as Stripe has it now */

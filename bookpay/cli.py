@@ -35,6 +35,7 @@ class State:
         self.debug = debug
         self.catalog_path = catalog_path
         self._settings: Settings | None = None
+        self._gateway = None
 
     @property
     def settings(self) -> Settings:
@@ -63,7 +64,15 @@ class State:
         """
         from bookpay.payments import Gateway
 
-        return Gateway(self.settings.check(serving=False))
+        if self._gateway is None:
+            self._gateway = Gateway(self.settings.check(serving=False))
+        return self._gateway
+
+    def close(self) -> None:
+        """Close what the command opened (the gateway's connections), when it ends."""
+        gateway, self._gateway = self._gateway, None
+        if gateway is not None:
+            gateway.close()
 
 
 def state(ctx: typer.Context) -> State:
@@ -171,6 +180,9 @@ class BookpayGroup(TyperGroup):
                 "(run with --debug or BOOKPAY_DEBUG=1 for the traceback)\n"
             )
             raise typer.Exit(1) from None
+        finally:
+            if isinstance(ctx.obj, State):
+                ctx.obj.close()  # the gateway's connections: not left for the collector
 
 
 def _plain_help(command) -> None:

@@ -117,8 +117,10 @@ class Gateway:
         self.settings = settings
         limits = settings.stripe_limits
         self._budget = _Budget(limits.total_timeout)
+        self._http: _BudgetClient | None = None  # ours to close, when we made the client
         if client is None:
-            client = _client_for(settings, self._budget)
+            self._http = _http_for(settings, self._budget)
+            client = _client_for(settings, self._http)
         self._client = client
         self.guard = Guard(
             self.where,
@@ -126,6 +128,11 @@ class Gateway:
             failure_threshold=limits.failure_threshold,
             cooldown=limits.cooldown,
         )
+
+    def close(self) -> None:
+        """Close the keep-alive connections to Stripe (of a client this gateway made)."""
+        if self._http is not None:
+            self._http.close()
 
     @property
     def where(self) -> str:
@@ -779,18 +786,21 @@ def _connection_cause(exc: BaseException) -> str:
     return "the connection failed"
 
 
-def _client_for(settings: Settings, budget: _Budget) -> stripe.StripeClient:
-    limits = settings.stripe_limits
-    options: dict[str, Any] = {}
+def _http_for(settings: Settings, budget: _Budget) -> _BudgetClient:
     # The emulator is local: never send its traffic through an HTTP(S)_PROXY from the
     # environment (that would catch 127.0.0.1 too), and skip the per-request look-up.
     transport = Transport(cafile=stripe.ca_bundle_path, trust_env=not settings.is_emulated)
+    return _BudgetClient(transport, budget, settings.stripe_limits)
+
+
+def _client_for(settings: Settings, http: _BudgetClient) -> stripe.StripeClient:
+    options: dict[str, Any] = {}
     if settings.is_emulated:
         options["base_addresses"] = {"api": settings.emulator_url}
     return stripe.StripeClient(
         settings.api_key,
-        max_network_retries=limits.max_retries,
-        http_client=_BudgetClient(transport, budget, limits),
+        max_network_retries=settings.stripe_limits.max_retries,
+        http_client=http,
         **options,
     )
 

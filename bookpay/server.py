@@ -160,8 +160,9 @@ class Services:
         )
 
     def close(self) -> None:
-        """Stop what was built here (the receipt mailer's thread, the database)."""
-        for name in ("fulfiller", "ledger"):
+        """Stop what was built here (the receipt mailer's thread, the database, the connections
+        to Stripe)."""
+        for name in ("fulfiller", "ledger", "gateway"):
             part = self._built.get(name)
             if part is not None and hasattr(part, "close"):
                 part.close()

@@ -90,6 +90,8 @@ class StripeEmulator:
         import stripe
 
         options.setdefault("max_network_retries", 2)
+        if "http_client" not in options:
+            options["http_client"] = _direct_http_client()
         return stripe.StripeClient(
             options.pop("api_key", self.secret_key), base_addresses={"api": self.url}, **options
         )
@@ -268,3 +270,15 @@ def _form(params: dict[str, Any], prefix: str = "") -> str:
 
     walk(params, prefix)
     return urlencode(pairs)
+
+
+def _direct_http_client() -> Any:
+    """stripe-python's own HTTP client, blind to ``HTTP(S)_PROXY`` in the environment: the
+    emulator is on this machine, and a proxy from the environment would catch 127.0.0.1 too
+    (bookpay's gateway does the same for the emulator)."""
+    import requests  # stripe-python's dependency, and its default client's
+    import stripe
+
+    session = requests.Session()
+    session.trust_env = False
+    return stripe.RequestsClient(session=session)

@@ -41,7 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "bookpay_emulator(**options): a fresh emulator for this test, with these "
-        "emulator options (faults, seed, latency, async_delay, ... as EmulatorOptions takes them)",
+        "emulator options by name (faults, seed, latency in seconds, async_delay, ... as "
+        "EmulatorOptions takes them)",
     )
 
 
@@ -64,6 +65,11 @@ def _bookpay_session_emulator():
 def stripe_emulator(request: pytest.FixtureRequest):
     """bookpay's Stripe emulator, as new: no objects, no faults, its clock at real time."""
     marker = request.node.get_closest_marker("bookpay_emulator")
+    if marker is not None and marker.args:
+        raise pytest.UsageError(
+            f"bookpay_emulator takes options by name, as in "
+            f'@pytest.mark.bookpay_emulator(faults="500=5%"), not {marker.args!r}'
+        )
     if marker is not None or _one_per_test(request.config):
         from bookpay.testing import emulator
 

@@ -154,6 +154,21 @@ def test_a_marker_gives_a_test_an_emulator_with_options_of_its_own(pytester):
     run(pytester).assert_outcomes(passed=2)
 
 
+def test_a_marker_with_options_not_named_is_refused_not_ignored(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.bookpay_emulator("500=100%")
+        def test_faulty(stripe_emulator):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*bookpay_emulator takes options by name*"])
+
+
 def test_bookpay_shop_pays_fulfils_and_writes_a_receipt_ignoring_the_environment(
     pytester, monkeypatch
 ):
@@ -214,6 +229,41 @@ def test_bookpay_cli_runs_isolated_and_shares_the_shops_data(pytester, monkeypat
             refunded = bookpay_cli("refund", "create", paid["id"], "--json")
             assert refunded.exit_code == 0, refunded.stderr
             bookpay_shop.wait_for_order(paid["id"], "refunded")
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_cli_leaves_no_connection_open_so_warnings_as_errors_pass(pytester):
+    """Each command closes its gateway's keep-alive connections: a project running with
+    ``-W error`` (or filterwarnings = error) sees no unclosed-socket ResourceWarning."""
+    pytester.makepyfile(
+        """
+        import gc
+
+        def test_it(bookpay_cli):
+            for _ in range(3):
+                created = bookpay_cli("intent", "create", "--item", "1", "--json")
+                assert created.exit_code == 0, created.stderr
+            gc.collect()
+        """
+    )
+    run(pytester, "-W", "error").assert_outcomes(passed=1)
+
+
+def test_the_emulators_clients_ignore_a_proxy_in_the_environment(pytester, monkeypatch):
+    """The emulator is on this machine: HTTP(S)_PROXY (set in many CI systems) must not catch
+    the fixture's clients' calls to 127.0.0.1."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    pytester.makepyfile(
+        """
+        def test_it(stripe_emulator):
+            assert stripe_emulator.client.v1.customers.list().data == []
+            other = stripe_emulator.client_for(max_network_retries=0)
+            assert other.v1.customers.list().data == []
         """
     )
     run(pytester).assert_outcomes(passed=1)

@@ -160,22 +160,38 @@ def test_copy_into_a_ledger_with_more_rows_reports_the_mismatch(tmp_path):
     target = f"sqlite:///{tmp_path}/copy.sqlite3"
     assert invoke(source, "ledger", "copy", "--to", target).exit_code == 0
     with ledger_at(env_for(tmp_path / "data", target)) as copy:
-        copy.record_intent(intent("pi_only_in_the_copy"))
+        copy.receive_event("evt_only_in_the_copy", "charge.refunded", None)
     result = invoke(source, "ledger", "copy", "--to", target)
     assert result.exit_code == 1
     assert "The counts differ" in result.stderr
 
 
-def test_copy_into_another_ledger_is_refused_without_a_traceback(tmp_path, database_url):
+def test_copy_into_another_ledger_is_refused_before_anything_is_written(tmp_path, database_url):
     source = env_for(tmp_path / "data", None)
     fill(source, orders=3)
     target = database_url or f"sqlite:///{tmp_path}/other.sqlite3"
     fill(env_for(tmp_path / "data", target), orders=5)  # same pi_ ids, other order ids
+    with ledger_at(env_for(tmp_path / "data", target)) as other:
+        before = other.counts()
     result = invoke(source, "ledger", "copy", "--to", target)
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: The ledger at ")
-    assert "refused a row" in result.stderr
-    assert "copy into an empty database" in result.stderr
+    assert result.stderr.startswith("Error: The target holds order ord_")
+    assert "which this ledger does not have: it is another ledger's" in result.stderr
+    assert "Copy into an empty database" in result.stderr
+    assert "Traceback" not in result.output
+    with ledger_at(env_for(tmp_path / "data", target)) as other:
+        assert other.counts() == before  # nothing merged into the other shop's ledger
+
+
+def test_a_copy_into_a_ledger_with_one_more_order_is_refused_too(tmp_path):
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    target = f"sqlite:///{tmp_path}/copy.sqlite3"
+    assert invoke(source, "ledger", "copy", "--to", target).exit_code == 0
+    with ledger_at(env_for(tmp_path / "data", target)) as copy:
+        copy.record_intent(intent("pi_only_in_the_copy"))
+    again = invoke(source, "ledger", "copy", "--to", target)
+    assert again.exit_code == 1 and "which this ledger does not have" in again.stderr
 
 
 def test_copy_refuses_to_copy_onto_itself_or_from_nothing(tmp_path):

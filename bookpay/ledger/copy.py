@@ -55,6 +55,13 @@ class CopyReport:
 def copy_ledger(
     source: Ledger, target: Ledger, *, progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
+    foreign = _foreign_order(source, target)
+    if foreign is not None:
+        raise LedgerConflict(
+            f"The target holds order {foreign}, which this ledger does not have: it is another "
+            "ledger's, and nothing was copied.",
+            hint="Copy into an empty database, or into an earlier copy of this ledger.",
+        )
     copied = {}
     for table in TABLES:
         copied[table] = 0
@@ -71,6 +78,30 @@ def copy_ledger(
             if progress:
                 progress(table, copied[table])
     return CopyReport(copied, source.counts(), target.counts())
+
+
+def _foreign_order(source: Ledger, target: Ledger) -> str | None:
+    """An order of the target that the source does not have, or None: checked before anything
+    is written, so a copy never merges two shops' ledgers (a rerun of an interrupted copy finds
+    only the source's own orders there)."""
+    after = ""
+    while True:
+        ids = [
+            row["id"]
+            for row in target._read(
+                "SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT ?", [after, BATCH]
+            )
+        ]
+        if not ids:
+            return None
+        marks = ", ".join("?" * len(ids))
+        known = {
+            row["id"] for row in source._read(f"SELECT id FROM orders WHERE id IN ({marks})", ids)
+        }
+        for order_id in ids:
+            if order_id not in known:
+                return order_id
+        after = ids[-1]
 
 
 def _batches(ledger: Ledger, table: str):

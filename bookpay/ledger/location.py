@@ -41,7 +41,14 @@ class Location:
             return f"sqlite:{self.path.resolve()}"
         parts = urlsplit(self.url)
         host = (parts.hostname or "").lower()
-        return f"postgresql://{host}:{parts.port or 5432}{parts.path}?{parts.query}"
+        # libpq takes the user and the password as parameters too: they are left out there as
+        # well, so a rotated password does not make another shop of the same ledger.
+        query = "&".join(
+            item
+            for item in parts.query.split("&")
+            if item and item.partition("=")[0] not in ("user", "password")
+        )
+        return f"postgresql://{host}:{parts.port or 5432}{parts.path}?{query}"
 
 
 def locate(database_url: str | None, data_dir: Path) -> Location:

@@ -28,6 +28,12 @@ from bookpay.ledger.units import Units
 
 POOL_SIZE = 10  # per process: a write holds a connection for milliseconds
 CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
+# Seconds a statement waits for a lock another session holds (a table locked by hand, a
+# stuck transaction) before the ledger is "unavailable" (a 503, and Stripe retries the
+# webhook): bookpay's own transactions hold their row locks for milliseconds.
+LOCK_TIMEOUT = 5.0
+# Seconds a request waits for a free connection of the pool (all busy, or the database down).
+POOL_WAIT = 5.0
 # pg_advisory_xact_lock(ADVISORY_CLASS, hashtext(schema)): one migration at a time per schema.
 ADVISORY_CLASS = 0x626B7079  # "bkpy"
 
@@ -71,6 +77,12 @@ def _sql(text: str) -> str:
     return text.replace("%", "%%").replace("?", "%s")
 
 
+def _configure(conn: psycopg.Connection) -> None:
+    """Each pooled connection, once: lock waits end after LOCK_TIMEOUT (unless the URL sets
+    its own, with ``options=-c lock_timeout=...``)."""
+    conn.execute(f"SET lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
+
+
 class PostgresBackend(Units):
     kind = "postgresql"
     locks_rows = True  # a receipt is claimed by locking its row for as long as it is sent
@@ -97,6 +109,8 @@ class PostgresBackend(Units):
             kwargs=options,
             open=False,
             name="bookpay-ledger",
+            timeout=POOL_WAIT,
+            configure=None if "lock_timeout" in location.url else _configure,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
@@ -168,6 +182,8 @@ class PostgresBackend(Units):
             if _version(conn) == SCHEMA_VERSION:
                 return  # the usual case: no lock, no waiting behind a migrating process
             with conn.transaction():
+                # Another process may be migrating: wait for it as long as it takes.
+                conn.execute("SET LOCAL lock_timeout = 0")
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(%s, hashtext(COALESCE(current_schema(), '')))",
                     (ADVISORY_CLASS,),

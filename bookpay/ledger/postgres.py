@@ -128,7 +128,7 @@ class PostgresBackend(Units):
     def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return LedgerUnavailable(
-            f"Cannot reach the ledger database {self.location.masked}: {reason}",
+            f"Cannot reach the ledger database {self.location.masked}: {reason.rstrip('.')}.",
             hint="Check BOOKPAY_DATABASE_URL with `bookpay config check`.",
         )
 

@@ -36,6 +36,7 @@ import re
 import smtplib
 import ssl
 import tempfile
+import threading
 from datetime import datetime, timezone
 from email.charset import QP, Charset
 from email.header import Header
@@ -46,7 +47,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
-from bookpay.ledger.outbox import CLAIM_BATCH, due_in
+from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import FILE_MODE, private_dir
@@ -62,6 +63,8 @@ IDLE_LOOK = 600.0
 # Due receipts that another live process is sending: look again after this, doubling to the cap.
 BUSY_WAIT = (0.5, 5.0)
 GATHER = 0.05  # seconds a woken worker waits for more receipts before claiming a batch
+SMTP_TIMEOUT = 30.0  # seconds for each read from an SMTP server
+SEND_DEADLINE = 60.0  # seconds for one whole SMTP send, however the server trickles
 TEMP_PREFIX = ".writing-"
 # A plain addr-spec (RFC 5321/5322 dot-atom): what a To header and an SMTP RCPT carry safely.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -72,6 +75,9 @@ _ADDRESS = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP  # readable where the text is ASCII (the default is base64)
+_ASCII_QP = Charset("us-ascii")
+_ASCII_QP.body_encoding = QP
+MAX_LINE = 998  # characters in a line of a message, RFC 5322 2.1.1
 
 
 def address_problem(address: str) -> str | None:
@@ -118,6 +124,26 @@ def quote_lines(quote: dict | None) -> list[str]:
     ]
 
 
+def permanent_refusal(exc: BaseException) -> str | None:
+    """Why an SMTP server refused a message for good (a 5xx reply to its recipient or its
+    data, RFC 5321 4.2.1), or None when trying again may succeed: a 4xx, a lost connection,
+    or a refusal of the sender or the login (the shop's settings, which will be fixed)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            return "refused by the mail server: " + "; ".join(
+                f"{code} {_reply_text(reply)}" for code, reply in exc.recipients.values()
+            )
+    if isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600:
+        return f"refused by the mail server: {exc.smtp_code} {_reply_text(exc.smtp_error)}"
+    return None
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())[:200]
+
+
 class NoRecipient(Exception):
     """The order has no email address, so SMTP has nowhere to send its receipt."""
 
@@ -145,7 +171,13 @@ def build_message(receipt: dict, sender: str) -> Message:
     message["X-Bookpay-Order"] = _header(receipt["order_id"])
     message["MIME-Version"] = "1.0"
     body = receipt["body"]
-    message.set_payload(body, "us-ascii" if body.isascii() else _UTF8)
+    if not body.isascii():
+        charset = _UTF8
+    elif any(len(line) > MAX_LINE for line in body.splitlines()):
+        charset = _ASCII_QP  # a line longer than RFC 5322 allows: soft-wrapped, the same text
+    else:
+        charset = "us-ascii"
+    message.set_payload(body, charset)
     return message
 
 
@@ -329,21 +361,37 @@ class SmtpTransport:
             raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
 
     def send(self, receipt: dict) -> str:
+        """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all: a
+        server that trickles its answers a byte at a time is cut off, not waited on for ever
+        (its socket timeout only bounds each read)."""
         if not receipt.get("recipient"):
             raise NoRecipient("the order has no email address")
         message = build_message(receipt, self.sender)
         if self.scheme == "smtps":
             client = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=30, context=ssl.create_default_context()
+                self.host, self.port, timeout=SMTP_TIMEOUT, context=ssl.create_default_context()
             )
         else:
-            client = smtplib.SMTP(self.host, self.port, timeout=30)
-        with client:
+            client = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
+        watchdog = threading.Timer(SEND_DEADLINE, client.close)  # the blocked read then fails
+        watchdog.daemon = True
+        watchdog.start()
+        try:
             if self.scheme == "smtp+starttls":
                 client.starttls(context=ssl.create_default_context())
             if self.username:
                 client.login(self.username, self.password or "")
             client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
+        finally:
+            watchdog.cancel()
+        # The server has the message (250 to DATA): it is sent, whatever QUIT gets back
+        # (RFC 5321 4.1.1.5); a failing QUIT must not send it again.
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            client.quit()
+        client.close()
         return f"smtp://{self.host}:{self.port}"
 
 
@@ -417,13 +465,16 @@ class ReceiptMailer(Worker):
         handled = 0
         flush_each = not getattr(self.transport, "idempotent", False)
         batched = hasattr(self.transport, "send_all")  # the outbox: a batch at a time
+        # One by one (SMTP), a claim holds only as many as can surely be sent within its
+        # lease: a claim that expired mid-batch would let another worker send the rest again.
+        limit = CLAIM_BATCH if batched else max(1, int(CLAIM_LEASE / SEND_DEADLINE / 2))
         while not self._stop.is_set():
-            with self.ledger.claim_receipts(limit=CLAIM_BATCH) as claims:
+            with self.ledger.claim_receipts(limit=limit) as claims:
                 if batched:
                     handled += self._send_batch(claims)
                 else:
                     handled += self._send_each(claims, flush_each)
-            if len(claims) < CLAIM_BATCH:  # that was all that is due
+            if len(claims) < limit:  # that was all that is due
                 break
         return handled
 
@@ -463,6 +514,16 @@ class ReceiptMailer(Worker):
             claims.sent(receipt, location=str(exc), status="skipped")
             return
         except Exception as exc:  # any transport failure: keep the row and retry later
+            refusal = permanent_refusal(exc)
+            if refusal:  # the server will never take this message: trying again cannot help
+                log.warning(
+                    "receipt for order %s (%s) refused for good: %s",
+                    receipt.get("order_id"),
+                    receipt["payment_intent"],
+                    refusal,
+                )
+                claims.undeliverable(receipt, refusal)
+                return
             self._failed(claims, receipt, exc)
             return
         claims.sent(receipt, location=location)

@@ -1,0 +1,171 @@
+"""Receipts over SMTP, against a scripted server on this machine: a message the server accepted
+is sent whatever QUIT answers; a permanent refusal is final (undeliverable), a temporary one is
+tried again; a server that trickles is cut off; a claim holds no more than its lease allows."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+import time
+
+import pytest
+from test_receipts import intent, render
+
+from bookpay import mailer
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+from bookpay.mailer import ReceiptMailer, SmtpTransport
+
+RECEIPT = {
+    "recipient": "jenny@example.com",
+    "subject": "Your receipt",
+    "body": "Thank you\n",
+    "payment_intent": "pi_1",
+    "order_id": "ord_1",
+}
+
+
+class Script:
+    """How the server answers: the reply to RCPT and to QUIT, and whether it trickles."""
+
+    def __init__(self, rcpt: str = "250 ok", quit: str = "221 bye", trickle: bool = False):
+        self.rcpt, self.quit, self.trickle = rcpt, quit, trickle
+        self.messages: list[bytes] = []
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        script: Script = self.server.script
+        if script.trickle:  # one byte of the greeting now and then, never the whole line
+            for byte in b"220 slow":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        self.say("220 test ESMTP")
+        data: list[bytes] = []
+        in_data = False
+        for line in self.rfile:
+            if in_data:
+                if line in (b".\r\n", b".\n"):
+                    in_data = False
+                    script.messages.append(b"".join(data))
+                    self.say("250 queued")
+                else:
+                    data.append(line)
+                continue
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.say("250 test")
+            elif verb == b"MAIL":
+                self.say("250 ok")
+            elif verb == b"RCPT":
+                self.say(script.rcpt)
+            elif verb == b"DATA":
+                in_data = True
+                self.say("354 go ahead")
+            elif verb == b"QUIT":
+                self.say(script.quit)
+                return
+            else:
+                self.say("250 ok")
+
+    def say(self, text: str) -> None:
+        self.wfile.write(text.encode() + b"\r\n")
+        self.wfile.flush()
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@pytest.fixture
+def smtp():
+    """A scripted SMTP server; its ``script`` says how it answers."""
+    server = Server(("127.0.0.1", 0), Handler)
+    server.script = Script()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def url(server) -> str:
+    return f"smtp://127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_message_the_server_accepted_is_sent_whatever_quit_answers(smtp):
+    smtp.script.quit = "421 bye-ish"  # not the 221 smtplib's context manager insists on
+    assert SmtpTransport(url(smtp)).send(RECEIPT) == url(smtp)
+    assert len(smtp.script.messages) == 1
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    opened = open_ledger(Settings(data_dir=tmp_path / "data", shop_id="shop_test"))
+    yield opened
+    opened.close()
+
+
+def test_a_permanent_refusal_is_undeliverable_and_never_tried_again(smtp, ledger):
+    smtp.script.rcpt = "550 5.1.1 no such user"
+    ledger.record_fulfilment(intent(), render)
+    ReceiptMailer(ledger, SmtpTransport(url(smtp))).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert receipt["status"] == "undeliverable"
+    assert "550 5.1.1 no such user" in receipt["last_error"]
+    assert ledger.next_receipt_due() is None
+
+
+def test_a_temporary_refusal_is_tried_again(smtp, ledger):
+    smtp.script.rcpt = "451 4.3.0 try later"
+    ledger.record_fulfilment(intent(), render)
+    ReceiptMailer(ledger, SmtpTransport(url(smtp))).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"]) == ("pending", 1)
+    assert "451" in receipt["last_error"]
+    assert ledger.next_receipt_due() is not None
+
+
+def test_a_server_that_trickles_is_cut_off_at_the_send_deadline(smtp, monkeypatch):
+    monkeypatch.setattr(mailer, "SEND_DEADLINE", 0.5)
+    smtp.script.trickle = True
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017  (whatever the closed socket makes smtplib say)
+        SmtpTransport(url(smtp)).send(RECEIPT)
+    assert time.monotonic() - started < 3
+
+
+def test_receipts_sent_one_by_one_are_claimed_a_few_at_a_time(ledger, monkeypatch):
+    """A claim's lease must outlast its sends: claimed 100 at once over a slow server, the last
+    ones outlived the lease and another worker sent them again."""
+    for n in range(12):
+        ledger.record_fulfilment(intent(f"pi_{n}"), render)
+    limits = []
+    claim = ledger.claim_receipts
+
+    def spy(*, limit):
+        limits.append(limit)
+        return claim(limit=limit)
+
+    monkeypatch.setattr(ledger, "claim_receipts", spy)
+
+    class OneByOne:
+        def send(self, receipt):
+            return "sent"
+
+    assert ReceiptMailer(ledger, OneByOne()).send_due() == 12
+    assert limits and max(limits) * mailer.SEND_DEADLINE * 2 <= mailer.CLAIM_LEASE
+
+
+def test_a_line_longer_than_a_message_may_hold_is_soft_wrapped_the_same_text():
+    """RFC 5322 2.1.1: at most 998 characters a line (a 1,500-character shipping name made a
+    7bit line servers may refuse, and a refusal is now final)."""
+    import email
+
+    body = "Shipping to " + "x" * 1500 + "\nThank you\n"
+    sent = mailer.message_bytes(mailer.build_message({**RECEIPT, "body": body}, "shop@example.com"))
+    assert max(len(line) for line in sent.splitlines()) <= 998
+    assert email.message_from_bytes(sent).get_payload(decode=True).decode() == body

@@ -371,7 +371,7 @@ class Settings:
             "BOOKPAY_ALLOW_LIVE": "yes" if self.allow_live else "no",
             "BOOKPAY_CATALOG": str(self.catalog_path) if self.catalog_path else "(built in)",
             "BOOKPAY_SMTP_URL": _mask_url(self.smtp_url) if self.smtp_url else "(outbox folder)",
-            "BOOKPAY_DATABASE_URL": _mask_database_url(self.database_url)
+            "BOOKPAY_DATABASE_URL": _mask_url(self.database_url)
             if self.database_url
             else "(SQLite in the data folder)",
             "BOOKPAY_SHOP_ID": self.shop_id
@@ -449,18 +449,9 @@ def derived_shop_id(database_url: str | None, data_dir: Path) -> str:
     return "shop_" + hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
-def _mask_database_url(url: str) -> str:
-    """The ledger's own masking: the password hidden in ``user:pass@`` and in ``?password=``."""
+def _mask_url(url: str) -> str:
+    """An SMTP or database URL with its password hidden, in ``user:pass@`` and in
+    ``?password=`` alike: the ledger's masking, one for every URL bookpay shows."""
     from bookpay.ledger.location import mask_url
 
     return mask_url(url)
-
-
-def _mask_url(url: str) -> str:
-    """An SMTP or database URL with its password hidden."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
-    return url

@@ -25,6 +25,7 @@ from bookpay.errors import NotFound
 from bookpay.ledger import process
 from bookpay.ledger.carts import CartStore
 from bookpay.ledger.disputes import DisputeStore
+from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
@@ -82,46 +83,30 @@ class Ledger(
     def at(
         cls, location: Location, data_dir: Path, *, create: bool = True, migrate: bool = True
     ) -> Ledger:
-        if location.kind == "postgresql":
-            from bookpay.ledger.postgres import PostgresBackend
-
-            backend = PostgresBackend(location, create=create)
-        else:
-            return cls._sqlite(location, data_dir, create=create, migrate=migrate)
-        ledger = cls(backend, data_dir)
-        try:
-            if migrate:
-                backend.migrate()
-        except BaseException:
-            backend.close()
-            raise
-        return ledger
-
-    @classmethod
-    def _sqlite(cls, location: Location, data_dir: Path, *, create: bool, migrate: bool) -> Ledger:
-        """A SQLite ledger; a file or folder that cannot be one (a folder where the file
-        should be, a file where the folder should be, no permission, not a database) is
-        LedgerUnavailable, said in one line (exit 5), before anything else is done."""
-        import sqlite3
-
-        from bookpay.ledger.errors import LedgerUnavailable
-        from bookpay.ledger.sqlite import SqliteBackend
-
+        """The ledger at ``location``, migrated unless ``migrate=False``. A SQLite file or folder
+        that cannot be one (a folder where the file should be, a file where the folder should
+        be, no permission, not a database) is LedgerUnavailable, said in one line (exit 5),
+        before anything else is done; PostgreSQL's backend says its own."""
         backend = None
         try:
-            backend = SqliteBackend(location, create=create)
+            if location.kind == "postgresql":
+                from bookpay.ledger.postgres import PostgresBackend
+
+                backend = PostgresBackend(location, create=create)
+            else:
+                from bookpay.ledger.sqlite import SqliteBackend
+
+                backend = SqliteBackend(location, create=create)
             if migrate:
                 backend.migrate()
-        except (OSError, sqlite3.DatabaseError) as exc:
+        except BaseException as exc:
             if backend is not None:
                 backend.close()
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise LedgerUnavailable(
-                f"The orders ledger {location.path} cannot be opened: {reason}."
-            ) from None
-        except BaseException:
-            if backend is not None:
-                backend.close()
+            if location.kind == "sqlite" and _unopenable(exc):
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise LedgerUnavailable(
+                    f"The orders ledger {location.path} cannot be opened: {reason}."
+                ) from None
             raise
         return cls(backend, data_dir)
 
@@ -546,3 +531,10 @@ def _event(row: dict) -> dict:
     event["handled"] = None if event["handled"] is None else bool(event["handled"])
     event["livemode"] = None if event["livemode"] is None else bool(event["livemode"])
     return event
+
+
+def _unopenable(exc: BaseException) -> bool:
+    """Whether opening a SQLite ledger failed on its file or folder (not on bookpay's code)."""
+    import sqlite3
+
+    return isinstance(exc, (OSError, sqlite3.DatabaseError))

@@ -5,7 +5,9 @@ benchmark installs it once into a virtual environment of its own (in the user's 
 ``~/.cache/bookpay-bench/``, or ``BENCH_LOCALSTRIPE_VENV``) and runs it as its own process, as
 the emulator runs as its own (`bookpay emulator`, keeping its state in a file, its default).
 Both are called with the same stripe-python client and raw requests (how bookpay's gateway calls
-Stripe), 1 and 4 clients, in alternating rounds, each figure the median of its rounds, with the
+Stripe), 1 client, 4 clients as threads of the benchmark's process and 4 as processes of their
+own (threads take turns on one interpreter lock, so with 4 of them the figure can be the clients'
+limit, not the server's), in alternating rounds, each figure the median of its rounds, with the
 CPU each server used per request; each round starts from an empty store on both (the emulator's
 `/_emulator/reset`, localstripe's `DELETE /_config/data`) holding the 20 intents the retrieves
 and lists read:
@@ -45,7 +47,7 @@ from urllib.parse import urlencode, urlsplit
 
 import stripe
 
-from bench.common import Service, free_port, stripe_client, throughput
+from bench.common import Service, free_port, stripe_client, throughput, throughput_processes
 
 LOCALSTRIPE = "localstripe==1.15.10"
 # Outside the repository (whose tests read every file under bench/), in the user's cache folder.
@@ -230,17 +232,25 @@ def operations(name: str, pool: list[str]) -> dict[str, Callable[[stripe.StripeC
     }
 
 
+# How the clients run: one; four threads of this process (taking turns on its interpreter lock,
+# as four callers in one Python service would); four processes of their own (four services).
+CLIENTS = (("1 client", 1, False), ("4 clients", 4, False), ("4 client processes", 4, True))
+
+
 def side_by_side(folder: Path) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     with servers(folder) as running:
-        for clients in (1, 4):
+        for label, clients, processes in CLIENTS:
             samples: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
             for _ in range(ROUNDS):
                 for name, service in running.items():
                     pool = reset(name, service.url)
                     for op, call in operations(name, pool).items():
                         pid = service.process.pid
-                        sample = throughput(service.url, call, clients, REQUESTS, pid=pid)
+                        if processes:
+                            sample = throughput_processes(service.url, call, clients, REQUESTS, pid)
+                        else:
+                            sample = throughput(service.url, call, clients, REQUESTS, pid=pid)
                         samples.setdefault((op, name), []).append(sample)
             for op in operations("", []):
                 row = {}
@@ -250,7 +260,7 @@ def side_by_side(folder: Path) -> dict[str, dict[str, float]]:
                     row[f"{name} cpu ms"] = statistics.median(server_ms)
                     row[f"{name} client cpu ms"] = statistics.median(client_ms)
                 row["ratio"] = row["emulator"] / row["localstripe"]
-                results[f"{op}, {clients} client{'s' if clients > 1 else ''}"] = row
+                results[f"{op}, {label}"] = row
     return results
 
 

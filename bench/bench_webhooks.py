@@ -29,7 +29,7 @@ Figures:
 
 Targets on a 2-core machine: end to end with 8 senders at least 2 times the base's rate, and its
 p95 at most 3 times the p95 with 1 sender; bookpay alone >= 200 events/s; REPLAYED events
-replayed within 10 s. Scale: BENCH_WEBHOOK_EVENTS (default 400), BENCH_ROUNDS (default 3).
+replayed within 10 s. Scale: BENCH_WEBHOOK_EVENTS (default 1600), BENCH_ROUNDS (default 3).
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ from bench.common import (
     source_tree,
 )
 
-EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
+EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "1600"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-WARMUP = 20  # events sent first to each new server, not measured
+WARMUP = 100  # events sent first to each new server, not measured
 SENDER_COUNTS = (1, 8)
 REPLAYED = 1000
 SECRET = "whsec_bench_secret"

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -301,6 +301,60 @@ def throughput(
     per_request = 1000 / max(1, done)
     server_ms = (cpu_seconds(pid) - cpu) * per_request
     return done / elapsed, server_ms, (time.process_time() - mine) * per_request
+
+
+def throughput_processes(
+    url: str, operation, clients: int, requests: int, pid: int
+) -> tuple[float, float, float]:
+    """``throughput``'s figures with each client a process of its own (forked, so
+    ``operation`` may be any callable): clients that are threads of one Python process take
+    turns on its interpreter lock, and with several of them the figure can be the clients'
+    own limit rather than the server's. (requests per second, the server's CPU milliseconds
+    per request, the clients' together.)"""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    per_client = max(1, requests // clients)
+    barrier = fork.Barrier(clients + 1, timeout=120)
+    results = fork.Queue()
+
+    def work() -> None:
+        try:
+            client = stripe_client(url)
+            operation(client)  # warm the connection outside the timed part
+        except BaseException as exc:
+            barrier.abort()
+            results.put((0, 0.0, repr(exc)))
+            return
+        barrier.wait()
+        mine, done = time.process_time(), 0
+        try:
+            while done < per_client:
+                done += operation(client)
+        except BaseException as exc:
+            results.put((done, time.process_time() - mine, repr(exc)))
+            return
+        results.put((done, time.process_time() - mine, None))
+
+    children = [fork.Process(target=work, daemon=True) for _ in range(clients)]
+    for child in children:
+        child.start()
+    with suppress(threading.BrokenBarrierError):  # a client failed: its error is in the queue
+        barrier.wait()
+    started = time.perf_counter()
+    cpu = cpu_seconds(pid)
+    answers = [results.get(timeout=600) for _ in children]
+    elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds(pid) - cpu
+    for child in children:
+        child.join(timeout=10)
+    errors = [error for _, _, error in answers if error]
+    if errors:
+        raise RuntimeError(f"a benchmark request failed against {url}: {errors[0]}")
+    done = sum(count for count, _, _ in answers)
+    per_request = 1000 / max(1, done)
+    client_cpu = sum(seconds for _, seconds, _ in answers)
+    return done / elapsed, server_cpu * per_request, client_cpu * per_request
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,9 @@ each receipt is marked as soon as it is sent.
 
 An address that no mail header can carry (a line break, a control character, not one plain
 ``local@domain``) is never queued and never put in a header: the receipt is recorded
-``undeliverable`` with the reason, which ``bookpay orders show`` prints.
+``undeliverable`` with the reason, which ``bookpay orders show`` prints. Text from outside in the
+body (the shipping name and address, titles, the rate's name) goes through ``header_text`` too:
+one line each, so none can add a line to the receipt.
 
 How many receipts a customer gets, per transport:
 
@@ -51,6 +53,7 @@ from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import FILE_MODE, private_dir
+from bookpay.terminal import plain_line
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.mailer")
@@ -94,8 +97,10 @@ def address_problem(address: str) -> str | None:
 
 
 def header_text(text: str) -> str:
-    """Text for a header we write ourselves (a subject): control characters become spaces."""
-    return " ".join(_CONTROL.sub(" ", text).split())
+    """Text from outside on one line, for a header we write ourselves (a subject) or a line of
+    a receipt's body (a shipping name, a title): line breaks, control characters, bidirectional
+    overrides become spaces (``plain_line``), so it can neither add a header nor forge a line."""
+    return plain_line(text)
 
 
 def receipt_lines(lines: list[dict], currency: str) -> list[str]:
@@ -105,7 +110,7 @@ def receipt_lines(lines: list[dict], currency: str) -> list[str]:
         unit = format_amount(line["unit_amount"], currency)
         amount = format_amount(line["line_amount"], currency)
         title = header_text(line["title"])  # text from the catalog, on one line
-        shown.append(f"{line['quantity']} x {title} (book {line['item_id']})")
+        shown.append(f"{line['quantity']} x {title} (book {header_text(line['item_id'])})")
         shown.append(f"    at {unit} each: {amount}")
     return shown
 
@@ -431,7 +436,8 @@ class ReceiptMailer(Worker):
             *quote_lines(order.get("quote")),
             f"Total paid:     {paid}",
         ]
-        place = address_lines(order.get("shipping"))
+        # The shopper's name and address, as the PaymentIntent has them: each part one line.
+        place = [text for text in map(header_text, address_lines(order.get("shipping"))) if text]
         if place:
             body += ["", "Shipping to:", *(f"  {p}" for p in place)]
         body += ["", "Keep this email as your receipt.", "bookpay"]

@@ -5,7 +5,9 @@ clear the screen, recolour the text, retitle the window or hide a line (a carria
 bidirectional overrides that make text read differently from what it is. Everything bookpay
 prints for a person passes through ``printable``, which shows each such character as a visible
 escape (``\\x1b``, ``\\r``, ``\\u202e``) instead of sending it to the terminal. JSON output needs no
-help: ``json.dumps`` escapes control characters itself.
+help: ``json.dumps`` escapes control characters itself. Text for elsewhere that must stay one line
+(a receipt's shipping name) goes through ``plain_line``, which makes each of those characters a
+space.
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ def printable(text: object, *, keep_newlines: bool = False) -> str:
     """``text`` with every control character shown as an escape; newlines kept if asked."""
     text = text if isinstance(text, str) else str(text)
     return text.translate(_TABLE_KEEPING_NEWLINES if keep_newlines else _TABLE)
+
+
+_SPACES = dict.fromkeys(_UNSAFE, " ")
+
+
+def plain_line(text: object) -> str:
+    """``text`` as one line of plain text, for text that is not for a terminal (a mail's subject
+    or body): each character ``printable`` would escape (every line break among them: ``\\r``,
+    ``\\n``, ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``, ``\\x85``, ``\\u2028``, ``\\u2029``) becomes a
+    space, runs of white space one space, and none is left at either end."""
+    text = text if isinstance(text, str) else str(text)
+    return " ".join(text.translate(_SPACES).split())
 
 
 # For JSON text made with ``ensure_ascii=False``: json.dumps escapes the C0 controls itself; the

@@ -9,6 +9,7 @@ bytes as they are. On SQLite and on PostgreSQL, as tests/test_cli_orders.py.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 
@@ -85,6 +86,72 @@ def test_a_failure_mid_export_leaves_the_old_file_and_no_temporary_one(shop, kep
     assert result.exit_code == 1
     assert "the database went away" in result.stderr
     assert (kept / "keep.csv").read_text() == "precious\n"
+    assert [p.name for p in kept.iterdir()] == ["keep.csv"]
+
+
+class DiskIOError(OSError):
+    """What a ledger's read can raise from below: SQLite's disk I/O error, a lost connection."""
+
+
+def fail_reading(monkeypatch, lines: bool) -> None:
+    """A read of the export fails: the third batch of orders, or with --lines their lines (read
+    once for the first 1000 orders)."""
+    from bookpay.commands import orders as command
+    from bookpay.ledger.lines import QuoteStore
+    from bookpay.ledger.queries import OrderQueries
+
+    monkeypatch.setattr(command, "EXPORT_BATCH", 5)
+    owner, name = (QuoteStore, "lines_for_orders") if lines else (OrderQueries, "_page")
+    nth = 1 if lines else 3
+    read = getattr(owner, name)
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == nth:
+            raise DiskIOError(errno.EIO, "Input/output error")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+@pytest.mark.parametrize("lines", [False, True], ids=["orders", "lines"])
+@pytest.mark.parametrize("to_file", [True, False], ids=["file", "stdout"])
+def test_a_ledger_that_fails_mid_export_is_a_read_failure(shop, kept, monkeypatch, lines, to_file):
+    """An OSError from the ledger is not the output's: the ledger is unavailable (exit 5), the
+    old file is kept, and no temporary file is left."""
+    fail_reading(monkeypatch, lines)
+    output = ("--output", str(kept / "keep.csv")) if to_file else ()
+    result = invoke(shop, "orders", "export", *(("--lines",) if lines else ()), *output)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("Error: Cannot read the orders ledger ")
+    assert result.stderr.endswith(": Input/output error.\n")
+    assert "Cannot write" not in result.stderr
+    assert (kept / "keep.csv").read_text() == "precious\n"
+    assert [p.name for p in kept.iterdir()] == ["keep.csv"]
+
+
+def test_a_write_failure_mid_export_is_still_the_outputs(shop, kept, monkeypatch):
+    from bookpay.commands import orders as command
+    from bookpay.csvsafe import SafeWriter
+
+    monkeypatch.setattr(command, "EXPORT_BATCH", 5)
+    write = SafeWriter.writerows
+    calls = []
+
+    def full(self, rows):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, rows)
+
+    monkeypatch.setattr(SafeWriter, "writerows", full)
+    target = kept / "keep.csv"
+    result = invoke(shop, "orders", "export", "--output", str(target))
+    assert (result.exit_code, result.stdout) == (5, "")
+    message = f"Cannot write the export to {target}: No space left on device."
+    assert result.stderr == f"Error: {message}\n"
+    assert target.read_text() == "precious\n"
     assert [p.name for p in kept.iterdir()] == ["keep.csv"]
 
 

@@ -89,6 +89,107 @@ def test_header_text_never_carries_a_line_break():
     )
 
 
+# Text from outside in the body ------------------------------------------------------------------
+
+# Every character that ends a line for someone (str.splitlines, a mail reader, a terminal), and
+# other controls: C0, DEL, C1 (CSI), a bidirectional override, a lone surrogate.
+BREAKS = ["\r\n", "\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+OTHERS = ["\x00", "\x1b[2J", "\x7f", "\x9b31m", "\u202e", "\ud800"]
+FORGED = "Total paid:     $0.00"
+
+
+def hostile_intent(text: str) -> dict:
+    """A paid PaymentIntent whose shipping name and address parts each try to start a line."""
+    from test_orders import intent as paid_intent
+
+    part = f"{text}{FORGED}"
+    return paid_intent(
+        shipping={
+            "name": f"Jenny{part}",
+            "address": {
+                "line1": f"1 Main St{part}",
+                "line2": f"Flat 2{part}",
+                "city": f"Paris{part}",
+                "state": f"IDF{part}",
+                "postal_code": f"75001{part}",
+                "country": "FR",
+            },
+        }
+    )
+
+
+def assert_one_line_each(body: str) -> None:
+    from bookpay.terminal import printable
+
+    lines = body.split("\n")
+    assert body.splitlines() == lines[:-1]  # no line break but \n, which ends the body too
+    assert all(printable(line) == line for line in lines)  # and no control character at all
+    assert [line for line in lines if line.startswith("Total")] == ["Total paid:     $23.00"]
+    at = lines.index("Shipping to:")
+    shipping = lines[at + 1 : lines.index("", at)]
+    starts = ["  Jenny", "  1 Main St", "  Flat 2", "  Paris", "  France"]
+    assert len(shipping) == len(starts)
+    assert [line[: len(start)] for line, start in zip(shipping, starts, strict=True)] == starts
+
+
+@pytest.mark.parametrize("text", BREAKS + OTHERS)
+def test_a_shipping_address_cannot_add_lines_to_a_receipt(ledger, settings, text):
+    """The receipt as fulfilment renders and queues it, from the PaymentIntent's shipping
+    (which the shopper's browser sets): each part stays on its own line, control-free."""
+    from test_orders import FakeGateway
+
+    from bookpay.catalog import Catalog
+    from bookpay.fulfilment import Fulfiller
+
+    fulfiller = Fulfiller(ledger, FakeGateway(hostile_intent(text)), Catalog.default(), settings)
+    try:
+        assert fulfiller.fulfil("pi_1").outcome == "fulfilled"
+    finally:
+        fulfiller.close()
+    [receipt] = ledger.receipts()
+    assert_one_line_each(receipt["body"])
+
+
+def test_titles_rate_names_and_ids_in_a_receipt_are_one_line_each():
+    """The other outside text of a body: a book's title, a shipping rate's name, a line's id."""
+    from bookpay.terminal import printable
+
+    order = {
+        "id": "ord_1",
+        "payment_intent": "pi_1",
+        "fulfilled_at": "2026-01-01T00:00:00Z",
+        "amount": 2300,
+        "currency": "usd",
+        "email": "jenny@example.com",
+        "shipping": None,
+        "quote": {
+            "currency": "usd",
+            "subtotal": 2000,
+            "shipping": 300,
+            "tax": 0,
+            "shipping_rate_name": "Post\u2028Total paid:     $0.00\x9b",
+        },
+    }
+    lines = [
+        {
+            "title": "Dune\x85Total paid:     $0.00\u202e",
+            "item_id": "1\r\nTotal paid:     $0.00",
+            "quantity": 1,
+            "unit_amount": 2000,
+            "line_amount": 2000,
+        }
+    ]
+    _, subject, body = ReceiptMailer(None, None).render(order, lines)
+    assert body.splitlines() == body.split("\n")[:-1]
+    assert all(printable(line) == line for line in body.split("\n"))
+    assert [line for line in body.split("\n") if line.startswith("Total")] == [
+        "Total paid:     $23.00"
+    ]
+    assert "1 x Dune Total paid: $0.00 (book 1 Total paid: $0.00)" in body
+    assert "Shipping:       $3.00 (Post Total paid: $0.00)" in body
+    assert subject == "Your bookpay receipt: Dune Total paid: $0.00 ($23.00)"
+
+
 def test_an_unusable_address_is_never_queued_nor_sent(ledger, settings):
     bad = intent(email="jenny@example.com\r\nBcc: everyone@example.com")
     _, done = ledger.record_fulfilment(bad, render, recipient_problem=address_problem)

@@ -169,3 +169,31 @@ def test_a_line_longer_than_a_message_may_hold_is_soft_wrapped_the_same_text():
     sent = mailer.message_bytes(mailer.build_message({**RECEIPT, "body": body}, "shop@example.com"))
     assert max(len(line) for line in sent.splitlines()) <= 998
     assert email.message_from_bytes(sent).get_payload(decode=True).decode() == body
+
+
+@pytest.mark.parametrize("text", ["\r\n", "\n", "\r", "\v", "\x1e", "\x85", "\u2028", "\x9b"])
+def test_a_shipping_name_cannot_add_lines_to_the_mail_sent(smtp, tmp_path, text):
+    """The mail as the server gets it, from an order whose shipping name and address carry line
+    breaks: fulfilled, queued and sent as a shop does it."""
+    import email
+    from email.policy import default
+
+    from test_orders import FakeGateway
+    from test_receipts import assert_one_line_each, hostile_intent
+
+    from bookpay.catalog import Catalog
+    from bookpay.fulfilment import Fulfiller
+
+    settings = Settings(data_dir=tmp_path / "data", smtp_url=url(smtp), shop_id="shop_test")
+    with open_ledger(settings) as ledger:
+        gateway = FakeGateway(hostile_intent(text))
+        fulfiller = Fulfiller(ledger, gateway, Catalog.default(), settings)
+        try:
+            assert fulfiller.fulfil("pi_1").outcome == "fulfilled"
+            assert fulfiller.drain(5)
+        finally:
+            fulfiller.close()
+        assert ledger.receipt_for("pi_1")["status"] == "sent"
+    [sent] = smtp.script.messages
+    message = email.message_from_bytes(sent.replace(b"\r\n", b"\n"), policy=default)
+    assert_one_line_each(message.get_content())

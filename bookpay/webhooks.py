@@ -13,7 +13,10 @@ Order of work, and why:
    nothing else changes, and Stripe is not asked anything.
 4. Handling never trusts the event's copy of anything: it asks Stripe (the gateway) for the
    PaymentIntent, the Charge and its refunds, the Refund or the Dispute, which also rejects forged
-   ids (NotFound) and PaymentIntents that are not this shop's. Every Stripe call comes first,
+   ids (NotFound) and PaymentIntents that are not this shop's. Nor its type: a PaymentIntent
+   event whose type the retrieved PaymentIntent does not bear out (``succeeded`` for one that
+   has not, ``canceled`` for one that is not) records Stripe's state but is not *handled*, so
+   ``ledger check`` holds orders only to what Stripe proved. Every Stripe call comes first,
    before any write, so none is made while a write lock or transaction is held.
 5. Then one transaction records the delivery, makes the changes (the order, the fulfilment and
    its queued receipt) and marks the event *processed* (``Ledger.handling``). If handling raises
@@ -46,8 +49,15 @@ from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
 from bookpay.fulfilment import Fulfiller, ownership_problem
 from bookpay.ledger import Ledger
+from bookpay.ledger.check import EVENT_FLOOR, bears_out
 from bookpay.ledger.ledger import EventUnit
-from bookpay.ledger.model import DISPUTE_OPEN, DISPUTE_RANK, charge_refund_status, refund_status
+from bookpay.ledger.model import (
+    DISPUTE_OPEN,
+    DISPUTE_RANK,
+    charge_refund_status,
+    refund_status,
+    status_of_intent,
+)
 from bookpay.statuses import in_words
 
 log = logging.getLogger("bookpay.webhooks")
@@ -229,8 +239,8 @@ class WebhookReceiver:
             if event.type == "payment_intent.succeeded":
                 return self._succeeded(event.object_id)
             if event.type in INTENT_EVENTS:
-                order = self.ledger.record_intent(self._intent(event.object_id, job))
-            elif event.type in REFUND_EVENTS:
+                return self._intent_changed(event, job)
+            if event.type in REFUND_EVENTS:
                 order = self._refunded(event, job)
             else:
                 order = self._disputed(event.object_id, job)
@@ -246,6 +256,23 @@ class WebhookReceiver:
         if result.outcome == "rejected" and result.order is None:
             return False, f"ignored: {result.reason}"
         return result.fulfilled, result.outcome + (f": {result.reason}" if result.reason else "")
+
+    def _intent_changed(self, event: Event, job: _Job) -> tuple[bool, str]:
+        """The order as Stripe's PaymentIntent has it, whatever the event's type says. An event
+        that PaymentIntent does not bear out (``canceled`` for one that is not, say: forged, or
+        meant for a PaymentIntent since gone) is not handled, as a ``succeeded`` one is not when
+        the PaymentIntent has not succeeded: `ledger check` holds an order to what the events it
+        handled prove (``check.bears_out``)."""
+        intent = self._intent(event.object_id, job)
+        order = self.ledger.record_intent(intent)
+        outcome = f"order {order['id']} is {in_words(order['status'])}"
+        if bears_out(event.type, status_of_intent(intent)):
+            return True, outcome
+        claim = in_words(EVENT_FLOOR[event.type])
+        return (
+            False,
+            f"not {claim}: the PaymentIntent is {in_words(intent.get('status'))}; {outcome}",
+        )
 
     def _intent(self, intent_id: str | None, job: _Job) -> dict:
         """The PaymentIntent as Stripe has it, if it is one of this shop's."""

@@ -13,7 +13,10 @@ Order of work, and why:
    nothing else changes, and Stripe is not asked anything.
 4. Handling never trusts the event's copy of anything: it asks Stripe (the gateway) for the
    PaymentIntent, the Charge and its refunds, the Refund or the Dispute, which also rejects forged
-   ids (NotFound) and PaymentIntents that are not this shop's. Every Stripe call comes first,
+   ids (NotFound) and PaymentIntents that are not this shop's. Nor its type: a PaymentIntent
+   event whose type the retrieved PaymentIntent does not bear out (``succeeded`` for one that
+   has not, ``canceled`` for one that is not) records Stripe's state but is not *handled*, so
+   ``ledger check`` holds orders only to what Stripe proved. Every Stripe call comes first,
    before any write, so none is made while a write lock or transaction is held.
 5. Then one transaction records the delivery, makes the changes (the order, the fulfilment and
    its queued receipt) and marks the event *processed* (``Ledger.handling``). If handling raises
@@ -23,10 +26,13 @@ Order of work, and why:
    is a first one. Receipts are sent by the Fulfiller's worker thread, so the answer comes as
    soon as the transaction is committed. The event is filed under the PaymentIntent that
    handling retrieved (the event's copy names one only until something is retrieved).
-6. A refund event then re-reads the Charge (``_settle_refunds``): two refund events handled at
-   once, in this process or another, can commit in either order, and the later commit may hold
-   the older Charge; the last to commit always re-reads after its commit, so the ledger ends at
-   Stripe's newest state. In the usual case this costs one retrieve and no write.
+6. A refund event, and a dispute event that recorded the Charge (a closed dispute: a won one
+   takes the order back to what the Charge's refunds say), then re-reads the Charge
+   (``_settle_refunds``): two such events handled at once, in this process or another, can
+   commit in either order, and the later commit may hold the older Charge; the last to commit
+   always re-reads after its commit, so the ledger ends at Stripe's newest state. In the usual
+   case this costs one retrieve and no write. An open dispute records no refunds (the order
+   shows the dispute whatever they are), so it has nothing to re-read.
 """
 
 from __future__ import annotations
@@ -43,8 +49,15 @@ from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
 from bookpay.fulfilment import Fulfiller, ownership_problem
 from bookpay.ledger import Ledger
+from bookpay.ledger.check import EVENT_FLOOR, bears_out
 from bookpay.ledger.ledger import EventUnit
-from bookpay.ledger.model import DISPUTE_OPEN, DISPUTE_RANK, charge_refund_status, refund_status
+from bookpay.ledger.model import (
+    DISPUTE_OPEN,
+    DISPUTE_RANK,
+    charge_refund_status,
+    refund_status,
+    status_of_intent,
+)
 from bookpay.statuses import in_words
 
 log = logging.getLogger("bookpay.webhooks")
@@ -65,8 +78,8 @@ REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.updated", "
 # Dispute events: the order follows the retrieved Dispute (and, once it is won, the Charge).
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS, *DISPUTE_EVENTS})
-# How many times a refund event re-reads the Charge after its commit: once in the usual case,
-# again after each correcting write (each of which Stripe's changes could outrun).
+# How many times a refund or dispute event re-reads the Charge after its commit: once in the
+# usual case, again after each correcting write (each of which Stripe's changes could outrun).
 SETTLE_READS = 4
 
 
@@ -125,7 +138,7 @@ class _Ignored(Exception):
 @dataclass
 class _Job:
     """What handling one event learns on the way: where to file it (the PaymentIntent
-    retrieved from Stripe), and the refunds to re-read once it is committed."""
+    retrieved from Stripe), and the Charge to re-read once it is committed, if it recorded one."""
 
     unit: EventUnit | None = None
     settle: tuple[dict, str] | None = None  # (the retrieved intent, its Charge's id)
@@ -226,8 +239,8 @@ class WebhookReceiver:
             if event.type == "payment_intent.succeeded":
                 return self._succeeded(event.object_id)
             if event.type in INTENT_EVENTS:
-                order = self.ledger.record_intent(self._intent(event.object_id, job))
-            elif event.type in REFUND_EVENTS:
+                return self._intent_changed(event, job)
+            if event.type in REFUND_EVENTS:
                 order = self._refunded(event, job)
             else:
                 order = self._disputed(event.object_id, job)
@@ -243,6 +256,23 @@ class WebhookReceiver:
         if result.outcome == "rejected" and result.order is None:
             return False, f"ignored: {result.reason}"
         return result.fulfilled, result.outcome + (f": {result.reason}" if result.reason else "")
+
+    def _intent_changed(self, event: Event, job: _Job) -> tuple[bool, str]:
+        """The order as Stripe's PaymentIntent has it, whatever the event's type says. An event
+        that PaymentIntent does not bear out (``canceled`` for one that is not, say: forged, or
+        meant for a PaymentIntent since gone) is not handled, as a ``succeeded`` one is not when
+        the PaymentIntent has not succeeded: `ledger check` holds an order to what the events it
+        handled prove (``check.bears_out``)."""
+        intent = self._intent(event.object_id, job)
+        order = self.ledger.record_intent(intent)
+        outcome = f"order {order['id']} is {in_words(order['status'])}"
+        if bears_out(event.type, status_of_intent(intent)):
+            return True, outcome
+        claim = in_words(EVENT_FLOOR[event.type])
+        return (
+            False,
+            f"not {claim}: the PaymentIntent is {in_words(intent.get('status'))}; {outcome}",
+        )
 
     def _intent(self, intent_id: str | None, job: _Job) -> dict:
         """The PaymentIntent as Stripe has it, if it is one of this shop's."""
@@ -284,12 +314,12 @@ class WebhookReceiver:
         return order
 
     def _settle_refunds(self, event_id: str, intent: dict, charge_id: str) -> None:
-        """Once a refund event is committed, read the Charge again and record it until the
-        order agrees with it. Another handler may have read the Charge before a newer refund
-        and committed after this one; whoever commits last reads after its own commit, so the
-        ledger ends at Stripe's newest state, across processes too, with no Stripe call made
-        inside a transaction. If Stripe cannot be asked, the event is reopened so that its
-        redelivery does this again."""
+        """Once a refund event (or a dispute event that recorded the Charge) is committed, read
+        the Charge again and record its refunds until the order agrees with it. Another handler
+        may have read the Charge before a newer refund and committed after this one; whoever
+        commits last reads after its own commit, so the ledger ends at Stripe's newest state,
+        across processes too, with no Stripe call made inside a transaction. If Stripe cannot be
+        asked, the event is reopened so that its redelivery does this again."""
         try:
             for _ in range(SETTLE_READS):
                 charge = self.gateway.retrieve_charge(charge_id)
@@ -301,8 +331,8 @@ class WebhookReceiver:
             self.ledger.reopen_event(event_id)
             raise
         log.warning(
-            "the refunds of %s kept changing while event %s was handled; the next refund event "
-            "records them",
+            "the refunds of %s kept changing while event %s was handled; the next refund or "
+            "dispute event records them",
             charge_id,
             event_id,
         )
@@ -311,7 +341,8 @@ class WebhookReceiver:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
         while it is open, dispute_lost once lost, and once won (or an inquiry closed) what its
         Charge's refunds say. Whichever event this is, the retrieved Dispute decides, so a
-        ``created`` that arrives after ``closed`` does not reopen it."""
+        ``created`` that arrives after ``closed`` does not reopen it. A Charge it records is
+        read again once committed (``_settle_refunds``), as a refund event's is."""
         dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
         job.found(object_id(dispute.get("payment_intent")))
         if dispute.get("status") not in DISPUTE_RANK:
@@ -333,7 +364,10 @@ class WebhookReceiver:
         note = f"dispute {dispute_id}: {reason or 'no reason given'}"
         if dispute["status"] not in DISPUTE_OPEN:
             note += f", {in_words(dispute['status'])}"
-        return self.ledger.record_dispute(intent, dispute, charge, note=note)
+        order = self.ledger.record_dispute(intent, dispute, charge, note=note)
+        if charge is not None:
+            job.settle = (intent, charge_id)
+        return order
 
 
 def _agrees(order: dict | None, charge: dict) -> bool:

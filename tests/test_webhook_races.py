@@ -1,5 +1,5 @@
-"""Refund events handled at once, committing in the wrong order: the ledger still ends at
-Stripe's newest Charge (``WebhookReceiver._settle_refunds``).
+"""Refund and dispute events handled at once, committing in the wrong order: the ledger still
+ends at Stripe's newest Charge (``WebhookReceiver._settle_refunds``).
 
 Two receivers, each with its own ledger connection over one database (SQLite, then
 PostgreSQL), stand for two processes; a gateway wrapper pauses one handler between its read of
@@ -12,7 +12,7 @@ import json
 import threading
 
 import pytest
-from stripe_fakes import SHOP, FakeGateway, charge, event, intent
+from stripe_fakes import SHOP, FakeGateway, charge, dispute, event, intent
 from test_ledger_units import Transactions
 
 from bookpay.catalog import Catalog
@@ -134,6 +134,60 @@ def test_a_refund_that_failed_meanwhile_is_recorded_after_the_commit(shops, gate
         first.join(10)
     order = b.ledger.get_order("pi_1")
     assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+
+
+@pytest.mark.parametrize("on_the_dispute", ["pi_1", None], ids=["intent", "charge-only"])
+def test_a_won_dispute_committed_last_does_not_undo_a_newer_refund(shops, gateway, on_the_dispute):
+    """A won dispute takes the order back to what the Charge's refunds say: the Charge its
+    handler read, before a refund another handler committed first. Older API versions name only
+    the Charge on the Dispute (then it is read first, to find the PaymentIntent)."""
+    a, b = shops
+    deliver(a, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge()
+    gateway.disputes["dp_1"] = dispute(pi=on_the_dispute, status="won")
+    gateway.armed = True
+    first = threading.Thread(
+        target=lambda: deliver(a, event("charge.dispute.closed", dispute(), "evt_won")),
+        name="A",
+    )
+    first.start()
+    try:
+        assert gateway.read.wait(10)  # A holds the Charge with nothing refunded
+        gateway.charges["ch_pi_1"] = charge(refunded=1000)
+        deliver(b, event("charge.refunded", charge(), "evt_r1"))
+        assert b.ledger.get_order("pi_1")["amount_refunded"] == 1000
+    finally:
+        gateway.go.set()
+        first.join(10)
+    for receiver in (a, b):
+        order = receiver.ledger.get_order("pi_1")
+        assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1000)
+        assert order["dispute_status"] == "won"
+    assert a.ledger.get_event("evt_won")["handled"] is True
+
+
+def test_the_usual_won_dispute_costs_one_more_read_and_no_more_writes(shops, gateway, monkeypatch):
+    receiver = shops[0]
+    deliver(receiver, event("payment_intent.succeeded", intent()))
+    gateway.charges["ch_pi_1"] = charge(refunded=1000)
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="won")
+    transactions = Transactions(receiver.ledger.backend, monkeypatch)
+    deliver(receiver, event("charge.dispute.closed", dispute()))
+    assert gateway.charge_reads == 2  # handling's, then the one after the commit
+    assert transactions.count == 1
+    order = receiver.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1000)
+
+
+def test_an_open_dispute_reads_no_charge(shops, gateway):
+    """It records no refunds (the order shows the dispute whatever they are): nothing to
+    re-read."""
+    receiver = shops[0]
+    deliver(receiver, event("payment_intent.succeeded", intent()))
+    gateway.disputes["dp_1"] = dispute(pi="pi_1")
+    deliver(receiver, event("charge.dispute.created", dispute()))
+    assert gateway.charge_reads == 0
+    assert receiver.ledger.get_order("pi_1")["status"] == "disputed"
 
 
 class DownAfterOneRead(FakeGateway):

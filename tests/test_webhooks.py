@@ -730,6 +730,55 @@ def test_amount_capturable_updated_records_the_retrieved_intent(world, gateway):
     assert order["fulfilled_at"] is None  # authorized is not paid
 
 
+CLAIMS = {  # what the event's type says the PaymentIntent is
+    "payment_intent.canceled": "canceled",
+    "payment_intent.amount_capturable_updated": "requires_capture",
+    "payment_intent.succeeded": "succeeded",
+}
+
+
+@pytest.mark.parametrize("kind", list(CLAIMS))
+def test_a_signed_event_stripes_intent_does_not_bear_out_is_not_a_check_problem(
+    world, gateway, kind
+):
+    """A validly signed event whose type Stripe's PaymentIntent does not bear out (forged, or
+    meant for a PaymentIntent since gone: an emulator restarted): the order follows Stripe (still
+    pending), the event is not handled, and `ledger check` finds nothing wrong."""
+    from bookpay.ledger.check import check_ledger
+
+    gateway.intents["pi_1"].update(status="requires_payment_method")
+    answer = deliver(world, event(kind, intent(status=CLAIMS[kind])))
+    assert answer["handled"] is False
+    assert "the PaymentIntent is waiting for a payment method" in answer["outcome"]
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["fulfilled_at"]) == ("pending", None)
+    report = check_ledger(world.ledger)
+    assert report.ok, [(f.name, f.examples) for f in report.problems if f.count]
+
+
+@pytest.mark.parametrize(
+    ("kind", "stripe_says"),
+    [
+        ("payment_intent.canceled", "canceled"),
+        ("payment_intent.amount_capturable_updated", "requires_capture"),
+        ("payment_intent.amount_capturable_updated", "canceled"),  # released since
+        ("payment_intent.succeeded", "succeeded"),
+    ],
+)
+def test_check_finds_an_order_behind_an_event_stripe_bore_out(world, gateway, kind, stripe_says):
+    from bookpay.ledger.check import check_ledger
+
+    gateway.intents["pi_1"].update(status=stripe_says)
+    assert deliver(world, event(kind, intent(status=CLAIMS[kind])))["handled"] is True
+    assert check_ledger(world.ledger).ok
+    with world.ledger.transaction() as tx:  # what no handler does: a status set back
+        tx.execute("UPDATE orders SET status = 'pending' WHERE payment_intent = 'pi_1'")
+    found = {f.name: f for f in check_ledger(world.ledger).problems if f.count}
+    behind = found.pop("orders behind an event they handled")
+    assert behind.examples == [world.ledger.get_order("pi_1")["id"]]
+    assert set(found) <= {"fulfilled orders below paid"}
+
+
 # Crashes ----------------------------------------------------------------------------------------
 
 

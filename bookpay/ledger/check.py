@@ -10,12 +10,23 @@ check of a large ledger reads it through its indexes and never loads it whole:
 - a fulfilled order whose quote was taxed by Stripe Tax owes (or has recorded) its tax
   transaction;
 - every status is one the ledger knows, and no order's status is behind an event it handled
-  (statuses move forward, so a handled ``payment_intent.succeeded`` means at least ``paid``;
-  a refund that fails and a dispute that is won take an order back to ``paid``, so that is all
-  a handled refund or dispute event says). Only floors that hold whatever Stripe's state is
-  when the event is handled count, since the retrieved object decides, not the event's type:
-  a ``processing`` or ``payment_failed`` PaymentIntent can be confirmed again and be back at
-  ``requires_action`` (``pending``) by then;
+  (``EVENT_FLOOR``). A floor is what the object handling retrieved from Stripe proves, never
+  the event's type alone: a validly signed event can name a PaymentIntent that is not what its
+  type says (forged, or meant for one since gone), and handling records Stripe's state, not the
+  type's. So the handler marks an event with a floor *handled* only when what it retrieved
+  bears the floor out (``bears_out``): a ``payment_intent.succeeded`` once it has fulfilled a
+  succeeded PaymentIntent, a ``canceled`` or ``amount_capturable_updated`` when the
+  PaymentIntent is at least canceled or authorized (otherwise the order still follows Stripe,
+  and the event's outcome says why it was not handled); a refund or dispute event always leaves
+  the order at least ``paid``, since a Charge with refunds or disputes was paid. And a floor
+  must keep holding whatever Stripe's state becomes: canceled and succeeded PaymentIntents stay
+  so, a requires_capture one is only ever captured or canceled, statuses move forward, and a
+  refund that fails or a dispute that is won takes an order back to ``paid`` at the lowest.
+  ``processing`` and ``payment_failed`` set none: the PaymentIntent can be confirmed again and
+  be back at ``requires_action`` (``pending``) by the time the event is handled. (Earlier
+  versions marked a ``canceled`` or ``amount_capturable_updated`` event handled whatever the
+  PaymentIntent was, so an event they handled may still be reported: `bookpay intent show`
+  says what Stripe has.);
 - every dispute's status is one Stripe has, and an order with a dispute shows one.
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
@@ -33,10 +44,9 @@ from bookpay.ledger.location import locate, mask_url
 from bookpay.ledger.model import DISPUTE_RANK, RECEIPT_STATUSES, STATUS_RANK, STATUSES
 from bookpay.ledger.taxrecords import TAX_STATUSES
 
-# The status each handled event leaves an order at, at least, whatever Stripe's state is by the
-# time it is handled: canceled and succeeded PaymentIntents stay so, a requires_capture one is
-# only ever captured or canceled, and a Charge with refunds or disputes was paid. Not
-# processing nor payment_failed: the PaymentIntent may have been confirmed again since.
+# The status a handled event proves its order is at, at least, for good (see above): handling
+# marks such an event handled only when the object it retrieved bears it out (``bears_out``).
+# Not processing nor payment_failed: the PaymentIntent may have been confirmed again since.
 EVENT_FLOOR = {
     "payment_intent.amount_capturable_updated": "authorized",
     "payment_intent.canceled": "canceled",
@@ -46,6 +56,13 @@ EVENT_FLOOR = {
     "charge.dispute.closed": "paid",
 }
 EXAMPLES = 5
+
+
+def bears_out(kind: str, status: str) -> bool:
+    """Whether an order ``status`` (the one the retrieved PaymentIntent implies, for the webhook
+    handler) is at or above the floor of an event of type ``kind``, if it has one."""
+    floor = EVENT_FLOOR.get(kind)
+    return floor is None or STATUS_RANK.get(status, -1) >= STATUS_RANK[floor]
 
 
 @dataclass

@@ -12,9 +12,11 @@ all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import select
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
+from typing import TypeVar
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
@@ -37,32 +39,110 @@ POOL_WAIT = 5.0
 # pg_advisory_xact_lock(ADVISORY_CLASS, hashtext(schema)): one migration at a time per schema.
 ADVISORY_CLASS = 0x626B7079  # "bkpy"
 
+T = TypeVar("T")
+
 
 class Tx:
     """A connection inside a transaction (or autocommit reads): rows come back as dicts."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, lease: _Lease | None = None) -> None:
         self.conn = conn
+        # An autocommit read's lease, until its first statement has gone through (_Lease.first).
+        self._lease = lease
 
     def all(self, sql: str, params: Sequence = ()) -> list[dict]:
-        return self.conn.execute(_sql(sql), params).fetchall()
+        return self._execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Sequence = ()) -> dict | None:
-        return self.conn.execute(_sql(sql), params).fetchone()
+        return self._execute(sql, params).fetchone()
 
     def tuples(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        with self.conn.cursor(row_factory=tuple_row) as cursor:
-            return cursor.execute(_sql(sql), params).fetchall()
+        return self._execute(sql, params, tuple_row).fetchall()
 
     def run(self, sql: str, params: Sequence = ()) -> int:
         """Execute a statement; the number of rows it changed."""
-        return self.conn.execute(_sql(sql), params).rowcount
+        return self._execute(sql, params).rowcount
 
     execute = run
 
     def many(self, sql: str, rows: Sequence[Sequence]) -> None:
         with self.conn.cursor() as cursor:
             cursor.executemany(_sql(sql), rows)
+
+    def _execute(self, sql: str, params: Sequence, rows=dict_row) -> psycopg.Cursor:
+        if self._lease is None:
+            return self.conn.cursor(row_factory=rows).execute(_sql(sql), params)
+        lease, self._lease = self._lease, None
+        try:
+            return lease.first(
+                lambda conn: conn.cursor(row_factory=rows).execute(_sql(sql), params)
+            )
+        finally:
+            self.conn = lease.conn
+
+
+class _Lease:
+    """A connection borrowed from the pool for one unit of work (a transaction, a read, one
+    statement), given back by ``release``.
+
+    The pool keeps a connection the server ended while it lay idle (a restart,
+    ``pg_terminate_backend``, ``idle_session_timeout``, a failover) until something is sent on
+    it. Rather than a round trip on every borrow to find out:
+
+    - a connection whose socket already holds the server's goodbye is dropped before anything is
+      sent on it (``_ended``: a poll of the socket, answered by this machine's kernel);
+    - ``first`` sends the unit's first thing, one that may be sent twice (a BEGIN, a read), and
+      where it fails because the connection had ended (nothing was done on it), sends it once
+      more on another connection.
+
+    A lone autocommit write is not sent twice: its failure cannot tell whether it committed.
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.conn: psycopg.Connection | None = None
+        self.conn = self._borrow()
+
+    def _borrow(self) -> psycopg.Connection:
+        for _ in range(self.pool.max_size):  # at most every connection ended at once
+            conn = self.pool.getconn()
+            if not _ended(conn):
+                return conn
+            self._drop(conn)
+        return self.pool.getconn()
+
+    def _drop(self, conn: psycopg.Connection) -> None:
+        conn.close()
+        self.pool.putconn(conn)  # closed: the pool opens another in its place
+
+    def first(self, action: Callable[[psycopg.Connection], T]) -> T:
+        """``action(conn)``, the first thing sent on this lease's connection, which must be
+        safe to send twice; sent once more, on another connection, if it found this one ended."""
+        try:
+            return action(self.conn)
+        except psycopg.OperationalError:
+            if not self.conn.closed:
+                raise  # the statement's own failure (a lock timeout), on a live connection
+            conn, self.conn = self.conn, None
+            self._drop(conn)
+        self.conn = self._borrow()
+        return action(self.conn)
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.pool.putconn(self.conn)
+            self.conn = None
+
+
+def _ended(conn: psycopg.Connection) -> bool:
+    """Whether the server has ended this idle connection, as far as its socket shows without a
+    round trip. An idle connection is sent nothing unasked (bookpay LISTENs to nothing), so
+    anything to read is the server's goodbye (its FATAL message, its end of the stream)."""
+    if conn.closed:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 @lru_cache(maxsize=256)
@@ -133,10 +213,15 @@ class PostgresBackend(Units):
         )
 
     @contextmanager
-    def _pooled(self) -> Iterator[psycopg.Connection]:
+    def _pooled(self) -> Iterator[_Lease]:
+        """A lease on a connection of the pool (see ``_Lease`` for connections the server
+        ended); a connection that fails, or none free within POOL_WAIT, is LedgerUnavailable."""
         try:
-            with self.pool.connection() as conn:
-                yield conn
+            lease = _Lease(self.pool)
+            try:
+                yield lease
+            finally:
+                lease.release()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise self._unavailable(exc) from exc
 
@@ -145,8 +230,9 @@ class PostgresBackend(Units):
         # Row locks and unique indexes make writers of every process wait for each other only
         # where they touch the same rows, so writers in this one need no turn of their own.
         try:
-            with self._pooled() as conn, conn.transaction():
-                yield Tx(conn)
+            with self._pooled() as lease, ExitStack() as stack:
+                stack.push(lease.first(_begin))  # commits, or rolls back on an exception
+                yield Tx(lease.conn)
         except psycopg.IntegrityError as exc:
             reason = " ".join(str(exc).split())
             raise LedgerConflict(
@@ -159,14 +245,15 @@ class PostgresBackend(Units):
         if joined is not None:  # this thread's unit: its own writes, and no second connection
             yield joined
             return
-        with self._pooled() as conn:
-            yield Tx(conn)
+        with self._pooled() as lease:
+            yield Tx(lease.conn, lease)
 
     def _autocommit(self, sql: str, params: Sequence) -> int:
-        """One statement, its own transaction (autocommit: one round trip, no BEGIN/COMMIT)."""
+        """One statement, its own transaction (autocommit: one round trip, no BEGIN/COMMIT).
+        Not sent a second time where it finds its connection ended (``_Lease``)."""
         try:
-            with self._pooled() as conn:
-                return conn.execute(_sql(sql), params).rowcount
+            with self._pooled() as lease:
+                return lease.conn.execute(_sql(sql), params).rowcount
         except psycopg.IntegrityError as exc:
             reason = " ".join(str(exc).split())
             raise LedgerConflict(
@@ -174,13 +261,14 @@ class PostgresBackend(Units):
             ) from exc
 
     def schema_version(self) -> int:
-        with self._pooled() as conn:
-            return _version(conn) or 0
+        with self._pooled() as lease:
+            return lease.first(_version) or 0
 
     def migrate(self) -> None:
-        with self._pooled() as conn:
-            if _version(conn) == SCHEMA_VERSION:
+        with self._pooled() as lease:
+            if lease.first(_version) == SCHEMA_VERSION:
                 return  # the usual case: no lock, no waiting behind a migrating process
+            conn = lease.conn
             with conn.transaction():
                 # Another process may be migrating: wait for it as long as it takes.
                 conn.execute("SET LOCAL lock_timeout = 0")
@@ -211,23 +299,34 @@ class PostgresBackend(Units):
     def integrity_problems(self) -> list[str]:
         """PostgreSQL enforces constraints itself; what can still be wrong is an index or a
         constraint left invalid (an interrupted CREATE INDEX CONCURRENTLY, NOT VALID)."""
-        with self._pooled() as conn:
-            rows = conn.execute(
-                """SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = current_schema() AND NOT (i.indisvalid AND i.indisready)"""
-            ).fetchall()
-            found = [f"index {row['name']} is not valid: rebuild it (REINDEX)" for row in rows]
-            rows = conn.execute(
-                """SELECT conname AS name FROM pg_constraint c
-                JOIN pg_namespace n ON n.oid = c.connamespace
-                WHERE n.nspname = current_schema() AND NOT c.convalidated"""
-            ).fetchall()
-            found += [f"constraint {row['name']} is not validated" for row in rows]
-        return found
+        with self._pooled() as lease:
+            return lease.first(_integrity_problems)
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _begin(conn: psycopg.Connection) -> psycopg.Transaction:
+    """A transaction begun on ``conn`` (BEGIN is sent now); its ``__exit__`` ends it."""
+    transaction = conn.transaction()
+    transaction.__enter__()
+    return transaction
+
+
+def _integrity_problems(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute(
+        """SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND NOT (i.indisvalid AND i.indisready)"""
+    ).fetchall()
+    found = [f"index {row['name']} is not valid: rebuild it (REINDEX)" for row in rows]
+    rows = conn.execute(
+        """SELECT conname AS name FROM pg_constraint c
+        JOIN pg_namespace n ON n.oid = c.connamespace
+        WHERE n.nspname = current_schema() AND NOT c.convalidated"""
+    ).fetchall()
+    found += [f"constraint {row['name']} is not validated" for row in rows]
+    return found
 
 
 def _version(conn: psycopg.Connection) -> int | None:

@@ -1,0 +1,194 @@
+"""Pooled PostgreSQL connections the server ended (a restart, pg_terminate_backend, an idle
+timeout) fail no request: the pool's dead connections are replaced where they are borrowed,
+without a round trip per borrow; a database that is really down is still unavailable within
+POOL_WAIT, not retried in a loop."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import tempfile
+import threading
+import time
+
+import psycopg
+import pytest
+from stripe_fakes import intent
+
+from bookpay.ledger import postgres
+from bookpay.ledger.errors import LedgerUnavailable
+from bookpay.ledger.ledger import Ledger
+from bookpay.ledger.location import locate
+
+
+def _tagged(url: str) -> tuple[str, str]:
+    """``url`` with an application_name of its own, naming this test's connections only."""
+    tag = "bookpay_pool_" + secrets.token_hex(6)
+    return f"{url}&application_name={tag}", tag
+
+
+def _end_connections(url: str, tag: str) -> int:
+    """What a restart does to the ledger's connections: each backend ended (waiting until it
+    has exited); how many there were."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (tag,),
+        ).fetchone()
+    return row[0]
+
+
+def _ledger(url: str, data_dir, pool_size: int = postgres.POOL_SIZE) -> Ledger:
+    backend = postgres.PostgresBackend(locate(url, data_dir), pool_size=pool_size)
+    backend.migrate()
+    return Ledger(backend, data_dir)
+
+
+def test_reads_and_writes_go_through_after_the_server_ended_every_pooled_connection(
+    postgres_url, tmp_path
+):
+    url, tag = _tagged(postgres_url)
+    with _ledger(url, tmp_path) as ledger:
+        ledger.record_intent(intent("pi_before"))
+        held = [ledger.backend.pool.getconn() for _ in range(3)]  # the pool grows to three
+        for conn in held:
+            ledger.backend.pool.putconn(conn)
+        assert _end_connections(postgres_url, tag) >= 3
+
+        assert ledger.find_order("pi_before")["status"] == "paid"  # a read
+        ledger.record_intent(intent("pi_after"))  # a transaction
+        assert ledger.receive_event("evt_after", "payment_intent.succeeded", "pi_after") == "new"
+        with ledger.handling("evt_unit", "payment_intent.succeeded", "pi_after"):  # a unit
+            ledger.record_intent(intent("pi_after"))
+            ledger.finish_event("evt_unit", handled=True, outcome="fulfilled")
+        assert ledger.get_event("evt_unit")["outcome"] == "fulfilled"
+        assert ledger.find_order("pi_after")["status"] == "paid"
+
+
+def test_a_read_or_a_transaction_that_finds_its_connection_ended_is_sent_once_more(
+    postgres_url, tmp_path, monkeypatch
+):
+    # The server's goodbye not yet on the socket when the connection is borrowed (it was
+    # ended a moment before, or the network lost it): the first statement is what fails.
+    monkeypatch.setattr(postgres, "_ended", lambda conn: conn.closed)
+    url, tag = _tagged(postgres_url)
+    with _ledger(url, tmp_path, pool_size=1) as ledger:
+        ledger.record_intent(intent("pi_before"))
+
+        assert _end_connections(postgres_url, tag) == 1
+        assert ledger.find_order("pi_before")["payment_intent"] == "pi_before"
+        assert _end_connections(postgres_url, tag) == 1
+        assert ledger.record_intent(intent("pi_after"))["status"] == "paid"
+        assert _end_connections(postgres_url, tag) == 1
+        assert ledger.backend.schema_version() > 0
+
+        # A lone autocommit write is not sent twice: its failure cannot say it did nothing.
+        assert _end_connections(postgres_url, tag) == 1
+        with pytest.raises(LedgerUnavailable, match="terminating connection"):
+            ledger.receive_event("evt_x", "payment_intent.succeeded", "pi_after")
+        assert ledger.get_event("evt_x") is None  # and the next borrow is a working connection
+
+
+def test_a_statement_failing_on_a_live_connection_is_not_sent_again(
+    postgres_url, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.3)
+    sent = []
+    real = psycopg.Cursor.execute
+
+    def execute(cursor, query, *args, **kwargs):
+        sent.append(query)
+        return real(cursor, query, *args, **kwargs)
+
+    with _ledger(postgres_url, tmp_path) as ledger:
+        ledger.record_intent(intent("pi_locked"))
+        with psycopg.connect(postgres_url) as other:
+            other.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")  # until the rollback
+            monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+            with pytest.raises(LedgerUnavailable, match="lock timeout"):
+                ledger.find_order("pi_locked")
+            monkeypatch.undo()
+            other.rollback()
+    assert len(sent) == 1
+
+
+class _Forwarder:
+    """A TCP port in front of the database, which can go down: its connections end and new ones
+    are refused, as when the database's machine is gone."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+    def down(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (closing alone may not)
+        self.listener.close()
+        for end in self.sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_database_that_is_down_is_unavailable_within_the_pool_wait(
+    postgres_url, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(postgres, "POOL_WAIT", 0.5)
+    address = psycopg.conninfo.conninfo_to_dict(postgres_url)
+    forwarder = _Forwarder(address.get("host", "127.0.0.1"), int(address.get("port", 5432)))
+    url = postgres_url.replace(f":{address.get('port', 5432)}/", f":{forwarder.port}/", 1)
+    assert url != postgres_url
+    with _ledger(url, tmp_path) as ledger:
+        ledger.record_intent(intent("pi_before"))
+        forwarder.down()
+        for attempt in (
+            lambda: ledger.find_order("pi_before"),
+            lambda: ledger.record_intent(intent("pi_after")),
+            lambda: ledger.receive_event("evt_down", "payment_intent.succeeded", "pi_after"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(LedgerUnavailable, match="Cannot reach the ledger database"):
+                attempt()
+            assert time.monotonic() - started < 2  # one POOL_WAIT, not a loop of them
+
+
+def test_nothing_is_sent_on_a_borrow_but_the_ledgers_own_statements(postgres_url, tmp_path):
+    # A check of each borrowed connection (the pool's check_connection) would be one more
+    # round trip per read and per lone write: libpq's trace of the wire says there is none.
+    with _ledger(postgres_url, tmp_path, pool_size=1) as ledger, tempfile.TemporaryFile("w+") as f:
+        ledger.record_intent(intent("pi_counted"))
+        conn = ledger.backend.pool.getconn()  # the only one
+        conn.pgconn.trace(f.fileno())
+        ledger.backend.pool.putconn(conn)
+        for _ in range(20):
+            ledger.find_order("pi_counted")
+            ledger.reopen_event("evt_none")
+        conn.pgconn.untrace()
+        f.seek(0)
+        sent = [line.split("\t")[3].split(" ")[0] for line in f if line.split("\t")[1] == "F"]
+    assert sent.count("Execute") + sent.count("Query") == 40

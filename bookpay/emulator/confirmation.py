@@ -78,9 +78,9 @@ def confirm(ctx: Ctx, pi_id: str) -> dict[str, Any]:
 
 
 def _return_url(value: Any) -> str | None:
-    """Checked whole (a malformed host or port is Stripe's 400, never a 500); a URL without a
-    host stays accepted, as before, since what Stripe says of one is not confirmed."""
-    return validate.url(value, "return_url", need_host=False)
+    """Somewhere the customer can be sent back to: a URL with no host (`https:///x`, `http:foo`)
+    or a malformed port is Stripe's 400 `url_invalid`, "Not a valid URL", never a 500."""
+    return validate.url(value, "return_url", validate.NOT_A_URL)
 
 
 def _off_session(value: Any, op: str) -> bool:

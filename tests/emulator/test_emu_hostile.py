@@ -270,17 +270,23 @@ def test_a_return_url_one_cannot_go_to_is_a_400(fresh: Any, url: str) -> None:
     assert kept["status"] == "requires_payment_method" and kept["latest_charge"] is None
 
 
-def test_idempotency_keys_over_255_characters_are_refused(fresh: Any) -> None:
+def test_idempotency_keys_empty_or_over_255_characters_are_refused(fresh: Any) -> None:
+    """As Stripe answers them: an idempotency_error, the length in characters, nothing done."""
     params = {"amount": "1000", "currency": "usd"}
-    for length in (256, 60_000):
+    for length in (0, 256, 60_000):
         headers = {"Idempotency-Key": "k" * length}
         answer = raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY)
-        assert_400(answer.status, answer.json())
-        assert f"Idempotent key length is {length}" in answer.json()["error"]["message"]
+        assert answer.status == 400
+        error = answer.json()["error"]
+        assert error["type"] == "idempotency_error" and "code" not in error
+        assert error["message"] == api.IDEMPOTENCY_KEY_LENGTH.format(length=length)
+        assert error["message"].startswith(f"Idempotent key length is {length} characters long,")
         assert "idempotency-key" not in answer.headers
     assert raw(fresh.url, "GET", "/v1/payment_intents", key=KEY).json()["data"] == []
-    headers = {"Idempotency-Key": "k" * 255}
-    assert raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY).status == 200
+    for length in (1, 255):
+        headers = {"Idempotency-Key": "k" * length}
+        answer = raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY)
+        assert answer.status == 200 and answer.headers["idempotency-key"] == "k" * length
 
 
 @pytest.mark.parametrize("amount", ["١٠٠٠", "１０００", "1٠00"])

@@ -330,6 +330,8 @@ class Emulator:
             route, groups = routes.match(method, path, segments)
             if publishable and not route.publishable:
                 raise ApiError(401, PUBLISHABLE_REFUSED)
+            if publishable:
+                declared.check_publishable(params, route.publishable_params)
             expand = render.expand_param(params)
             declared.check(params, route.spec, route.op)
         except ApiError as exc:

@@ -460,6 +460,42 @@ def test_a_publishable_key_confirms_with_what_stripe_js_sends(
     assert client.v1.payment_intents.confirm(held.id, params=server).status == "requires_capture"
 
 
+@pytest.mark.parametrize(
+    ("before", "sent", "allowed"),
+    [
+        ("on_session", "off_session", True),
+        ("off_session", "off_session", True),
+        (None, "on_session", True),
+        ("off_session", "on_session", False),
+        ("off_session", "", False),
+        ("on_session", "", False),
+    ],
+)
+def test_a_publishable_key_may_only_raise_setup_future_usage(
+    client: stripe.StripeClient,
+    call: Callable[..., Any],
+    before: str | None,
+    sent: str,
+    allowed: bool,
+) -> None:
+    """Stripe's documented rule: once set, a publishable key may only move it from on_session
+    to off_session (a secret key may change it as it likes)."""
+    pi = intent(client, **({"setup_future_usage": before} if before else {}))
+    page = {"client_secret": pi.client_secret, "payment_method": "pm_card_visa", "key": "pk_test_x"}
+    answer = call("POST", f"/v1/payment_intents/{pi.id}/confirm",
+                  {**page, "setup_future_usage": sent}, key=None)  # fmt: skip
+    kept = client.v1.payment_intents.retrieve(pi.id)
+    if allowed:
+        assert answer.status == 200, answer.body
+        assert kept.status == "succeeded" and kept.setup_future_usage == (sent or None)
+    else:
+        assert answer.status == 400 and answer.json()["error"]["param"] == "setup_future_usage"
+        assert kept.status == "requires_payment_method" and kept.setup_future_usage == before
+        server = {"setup_future_usage": sent, "payment_method": "pm_card_visa"}
+        done = client.v1.payment_intents.confirm(pi.id, params=server)
+        assert done.status == "succeeded" and done.setup_future_usage == (sent or None)
+
+
 def test_refused_parameters_leave_the_key_unused(call: Callable[..., Any]) -> None:
     key = {"Idempotency-Key": "k-param"}
     bad = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd", "x": "1"},

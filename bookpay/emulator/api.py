@@ -59,12 +59,15 @@ FROM_A_PAGE = (
     "The bookpay emulator does not take secret or restricted API keys from web pages: Stripe.js"
     " uses your publishable key (pk_test_...), and secret keys stay on your server."
 )
-# Stripe's refusal of an over-long key, as its API answers it (quoted by stripe clients' users).
+# Stripe's refusal of a key that is empty or over 255 characters (its Idempotent requests page:
+# "up to 255 characters long"), as its API answers it now: an `idempotency_error`, the length
+# given in characters (a stripe-go user's record of one, and test mode's answer to a 272-character
+# key quoted since; the 2016 quote this replaced had "length is 0," and no type).
 IDEMPOTENCY_KEY_MAX = 255
 IDEMPOTENCY_KEY_LENGTH = (
-    "Idempotent key length is {length}, which is outside accepted lengths. Idempotent Keys must be"
-    " 1-255 characters long. If you're looking for a decent generator, try using a UUID defined"
-    " by IETF RFC 4122."
+    "Idempotent key length is {length} characters long, which is outside accepted lengths."
+    " Idempotent Keys must be 1-255 characters long. If you're looking for a decent generator,"
+    " try using a UUID defined by IETF RFC 4122."
 )
 PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"
@@ -312,7 +315,7 @@ class Emulator:
     ) -> Response:
         request_id = new_request_id()
         version = API_VERSION
-        idem_key = environ.get("HTTP_IDEMPOTENCY_KEY") or None
+        idem_key = environ.get("HTTP_IDEMPOTENCY_KEY")
         try:
             asked = environ.get("HTTP_STRIPE_VERSION")
             if asked and asked != API_VERSION:
@@ -320,12 +323,15 @@ class Emulator:
             raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
             params = decode_form(raw)
             api_key, publishable = authenticate(environ, params)
-            if idem_key and len(idem_key) > IDEMPOTENCY_KEY_MAX:
+            if idem_key is not None and not 0 < len(idem_key) <= IDEMPOTENCY_KEY_MAX:
                 length, idem_key = len(idem_key), None  # not echoed back in a header either
-                raise ApiError(400, IDEMPOTENCY_KEY_LENGTH.format(length=length))
+                message = IDEMPOTENCY_KEY_LENGTH.format(length=length)
+                raise ApiError(400, message, type="idempotency_error")
             route, groups = routes.match(method, path, segments)
             if publishable and not route.publishable:
                 raise ApiError(401, PUBLISHABLE_REFUSED)
+            if publishable:
+                declared.check_publishable(params, route.publishable_params)
             expand = render.expand_param(params)
             declared.check(params, route.spec, route.op)
         except ApiError as exc:

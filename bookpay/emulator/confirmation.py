@@ -36,6 +36,30 @@ CONFIRM_SPEC = {
     "save_payment_method": None,
     "_stripe_version": None,
 }
+# What a publishable key (Stripe.js, with the client secret) may send on confirm: the confirm
+# params @stripe/stripe-js declares (PaymentIntentConfirmParams, ConfirmCardPaymentData,
+# ConfirmPaymentData) and what Stripe.js adds itself. The rest (capture_method, off_session,
+# error_on_requires_action, the payment method type lists, mandate, ...) is set by the server,
+# with its secret key.
+PUBLISHABLE_PARAMS = frozenset(
+    {
+        "payment_method",
+        "payment_method_data",
+        "payment_method_options",
+        "confirmation_token",
+        "return_url",
+        "receipt_email",
+        "setup_future_usage",
+        "shipping",
+        "mandate_data",
+        "save_payment_method",
+        "expand",
+        "client_secret",
+        "use_stripe_sdk",
+        "expected_payment_method_type",
+        "_stripe_version",
+    }
+)
 AUTH_FAILED = (
     "The provided PaymentMethod has failed authentication. You can provide payment_method_data"
     " or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
@@ -78,9 +102,9 @@ def confirm(ctx: Ctx, pi_id: str) -> dict[str, Any]:
 
 
 def _return_url(value: Any) -> str | None:
-    """Checked whole (a malformed host or port is Stripe's 400, never a 500); a URL without a
-    host stays accepted, as before, since what Stripe says of one is not confirmed."""
-    return validate.url(value, "return_url", need_host=False)
+    """Somewhere the customer can be sent back to: a URL with no host (`https:///x`, `http:foo`)
+    or a malformed port is Stripe's 400 `url_invalid`, "Not a valid URL", never a 500."""
+    return validate.url(value, "return_url", validate.NOT_A_URL)
 
 
 def _off_session(value: Any, op: str) -> bool:

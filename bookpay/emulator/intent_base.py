@@ -62,9 +62,17 @@ def apply_common(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> None:
     if "setup_future_usage" in p:
         usage = p["setup_future_usage"]
         usages = ("on_session", "off_session")
-        pi["setup_future_usage"] = (
-            None if usage == "" else choice(usage, "setup_future_usage", usages, ctx.op)
-        )
+        usage = None if usage == "" else choice(usage, "setup_future_usage", usages, ctx.op)
+        current = pi.get("setup_future_usage")
+        # Stripe's rule (its setup_future_usage docs): once set, a publishable key may only move
+        # it from on_session to off_session. Its wording of the refusal is not documented.
+        if ctx.publishable and current and usage != current and usage != "off_session":
+            raise invalid(
+                f"This PaymentIntent's setup_future_usage is {current}: with a publishable key it"
+                " can only be changed from on_session to off_session.",
+                "setup_future_usage",
+            )
+        pi["setup_future_usage"] = usage
     if "capture_method" in p:
         method = choice(p["capture_method"], "capture_method", CAPTURE_METHODS, ctx.op)
         pi["capture_method"] = method

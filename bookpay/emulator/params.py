@@ -85,6 +85,22 @@ NO_LONGER = {
 }  # fmt: skip
 
 
+def unknown(name: str) -> ApiError:
+    return invalid(f"Received unknown parameter: {name}", name, "parameter_unknown")
+
+
+def check_publishable(params: dict[str, Any], allowed: frozenset[str] | None) -> None:
+    """A publishable key may send only what Stripe.js sends (`allowed`; None: whatever the
+    operation takes). Stripe's parameters are per key: as a secret key's `client_secret` is
+    Stripe's "Received unknown parameter: client_secret", a publishable key's `capture_method`
+    is refused the same way, before anything else is checked."""
+    if allowed is None:
+        return
+    for name in params:
+        if name not in allowed:
+            raise unknown(name)
+
+
 def check(params: dict[str, Any], spec: dict[str, Any], op: str) -> None:
     """Refuse what the operation does not implement, naming the full bracket path."""
     for name, (code, message, ops) in NO_LONGER.items():
@@ -101,7 +117,7 @@ def _walk(params: dict[str, Any], spec: dict[str, Any], table: dict, node: str, 
         if key not in spec:
             if key in table.get(node, ()):
                 raise unsupported(name)
-            raise invalid(f"Received unknown parameter: {name}", name, "parameter_unknown")
+            raise unknown(name)
         sub = spec[key]
         if sub is ANY:
             continue

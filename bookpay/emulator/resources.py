@@ -83,7 +83,7 @@ ENDPOINT_LIST_SPEC = {k: v for k, v in render.LIST_SPEC.items() if k != "created
 
 def _url(value: Any) -> str:
     """Where deliveries go: refused now, as Stripe does, rather than failing at each attempt."""
-    url = validate.url(value, "url")
+    url = validate.url(value, "url", deliver=True)
     if url is None:
         raise invalid("Invalid URL: ", "url", "url_invalid")
     return url

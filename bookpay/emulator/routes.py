@@ -32,6 +32,8 @@ class Route:
     handler: Handler
     spec: dict[str, Any]  # the parameters implemented (see params.py)
     publishable: bool = False  # allowed with a publishable key (what Stripe.js may do)
+    # The top-level parameters a publishable key may send, if fewer than the spec's.
+    publishable_params: frozenset[str] | None = None
 
     @property
     def op(self) -> str:
@@ -53,6 +55,7 @@ ROUTES: list[Route] = [
         confirmation.confirm,
         confirmation.CONFIRM_SPEC,
         True,
+        confirmation.PUBLISHABLE_PARAMS,
     ),
     Route("POST", "/v1/payment_intents/{id}/capture", capture.capture, capture.CAPTURE_SPEC),
     Route("POST", "/v1/payment_intents/{id}/cancel", intents.cancel, intents.CANCEL_SPEC),

@@ -73,21 +73,35 @@ def string(value: Any, param: str, max_length: int = MAX_STRING) -> str | None:
     return value or None
 
 
-def url(value: Any, param: str, need_host: bool = True) -> str | None:
-    """An http(s) URL that parses whole, port included: urlsplit refuses `http://[::1` and
-    `.port` refuses `:99999` or `:abc` only when asked, so both are asked here, before the URL
-    is kept and used (a webhook delivery to it, a redirect)."""
+NOT_A_URL = "Not a valid URL"  # Stripe's refusal of a return_url (code url_invalid)
+# Whitespace or a control character: no host has one, and http.client refuses to send a request
+# line that holds one.
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def url(value: Any, param: str, message: str | None = None, deliver: bool = False) -> str | None:
+    """An http(s) URL one can go to: it parses whole (urlsplit refuses `http://[::1`, and
+    `.port` refuses `:99999` or `:abc` only when asked, so both are asked here), it names a host
+    (`https:///x`, `https://` and `http:foo` name none), and a port other than 0, which nothing
+    listens on. Checked before the URL is kept and used: a redirect to it, or (`deliver`) a
+    webhook delivery, which also needs a URL with no whitespace or control character anywhere
+    and a host without a `%` (an IPv6 zone), as http.client sends it. Refused as Stripe does, a
+    400 `url_invalid` naming the param; `message` is Stripe's own text where it is known,
+    otherwise "Invalid URL: " and the URL."""
     text = string(value, param)
     if text is None:
         return None
+    refused = invalid(message or f"Invalid URL: {text}", param, "url_invalid")
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        port = parts.port  # raises ValueError for a port out of range or not a number
         host = parts.hostname
     except ValueError:
-        raise invalid(f"Invalid URL: {text}", param, "url_invalid") from None
-    if parts.scheme not in ("http", "https") or (need_host and not host):
-        raise invalid(f"Invalid URL: {text}", param, "url_invalid")
+        raise refused from None
+    if parts.scheme not in ("http", "https") or not host or port == 0:
+        raise refused
+    if _UNSENDABLE.search(host) or (deliver and (_UNSENDABLE.search(text) or "%" in host)):
+        raise refused
     return text
 
 

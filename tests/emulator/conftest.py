@@ -146,7 +146,9 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with rec.lock:
-                rec.received.append({"headers": dict(self.headers), "body": body})
+                rec.received.append(
+                    {"headers": dict(self.headers), "body": body, "path": self.path}
+                )
                 status = rec.statuses.pop(0) if rec.statuses else 200
             self.send_response(status)
             if 300 <= status < 400:

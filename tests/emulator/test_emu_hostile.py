@@ -19,6 +19,22 @@ from bookpay.emulator import EmulatorOptions, api, start_emulator
 KEY = "sk_test_hostile"
 PK = "pk_test_hostile"
 BAD_URLS = ["http://127.0.0.1:99999/hook", "http://[::1]:abc/", "http://[::1"]
+# URLs that parse but name nowhere a request can go: no host, port 0 (nothing listens there),
+# whitespace or a control character, an IPv6 zone.
+NOWHERE = ["https:///x", "https://", "http:foo", "http://user@/", "https://:443/"]
+UNUSABLE_URLS = [
+    *NOWHERE,
+    "http://127.0.0.1:0/hook",
+    "https://shop.example:00/hook",
+    "http://[::1]:0/",
+    "https://shop example/hook",
+    "https://shop.example/a hook",
+    "https://shop.example/hook?a=b c",
+    "https://shop.example/hook\r\nX-Injected: 1",
+    "https://shop.example/hook\t",
+    "https://shop.example/\x00",
+    "https://[fe80::1%25eth0]/hook",
+]
 
 
 @pytest.fixture
@@ -69,7 +85,7 @@ def assert_400(status: int, body: Any, param: str | None = None, code: str | Non
 # --- webhook endpoint URLs and the deliverer -----------------------------------------------
 
 
-@pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.parametrize("url", BAD_URLS + UNUSABLE_URLS)
 def test_endpoint_urls_that_do_not_parse_are_refused(fresh: Any, url: str) -> None:
     params = {"url": url, "enabled_events[]": "*"}
     created = raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY)
@@ -80,6 +96,18 @@ def test_endpoint_urls_that_do_not_parse_are_refused(fresh: Any, url: str) -> No
     assert_400(updated.status, updated.json(), "url", "url_invalid")
     kept = raw(fresh.url, "GET", f"/v1/webhook_endpoints/{we['id']}", key=KEY).json()
     assert kept["url"] == "https://shop.example/hook"
+
+
+def test_an_endpoint_url_with_non_ascii_characters_is_delivered_to(
+    fresh: Any, receiver: Any
+) -> None:
+    """Accepted, so deliverable: http.client cannot send `é`, so it goes percent-encoded."""
+    params = {"url": receiver.url + "/café?über=1", "enabled_events[]": "payment_intent.created"}
+    created = raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY)
+    assert created.status == 200 and created.json()["url"] == params["url"]
+    raw(fresh.url, "POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"}, key=KEY)
+    [request] = receiver.wait_for(1)
+    assert request["path"] == "/webhook/caf%C3%A9?%C3%BCber=1"
 
 
 def test_a_url_http_client_refuses_is_a_failed_attempt_not_a_hot_loop(
@@ -222,29 +250,43 @@ def test_fault_bodies_that_overflow_are_400s(fresh: Any, body: str) -> None:
 # --- parameters and headers -----------------------------------------------------------------
 
 
-def test_a_return_url_that_does_not_parse_is_a_400(fresh: Any) -> None:
+@pytest.mark.parametrize("url", ["http://[::1", "https://shop.example:0/r", *NOWHERE])
+def test_a_return_url_one_cannot_go_to_is_a_400(fresh: Any, url: str) -> None:
+    """Stripe's answer, as its API gives it: 400 url_invalid "Not a valid URL" on return_url."""
     params = {"amount": "1000", "currency": "usd"}
     pi = raw(fresh.url, "POST", "/v1/payment_intents", params, key=KEY).json()
-    confirm = {"payment_method": "pm_card_visa", "return_url": "http://[::1"}
+    confirm = {"payment_method": "pm_card_visa", "return_url": url}
     path = f"/v1/payment_intents/{pi['id']}/confirm"
     answer = raw(fresh.url, "POST", path, confirm, key=KEY)
     assert_400(answer.status, answer.json(), "return_url", "url_invalid")
+    assert answer.json()["error"]["message"] == "Not a valid URL"
     from_page = {**confirm, "client_secret": pi["client_secret"], "key": PK}
     answer = raw(fresh.url, "POST", path, from_page, {"Origin": "http://shop.example"}, key=None)
     assert_400(answer.status, answer.json(), "return_url", "url_invalid")
+    at_once = {**params, **confirm, "confirm": "true"}
+    created = raw(fresh.url, "POST", "/v1/payment_intents", at_once, key=KEY)
+    assert_400(created.status, created.json(), "return_url", "url_invalid")
+    kept = raw(fresh.url, "GET", path.removesuffix("/confirm"), key=KEY).json()
+    assert kept["status"] == "requires_payment_method" and kept["latest_charge"] is None
 
 
-def test_idempotency_keys_over_255_characters_are_refused(fresh: Any) -> None:
+def test_idempotency_keys_empty_or_over_255_characters_are_refused(fresh: Any) -> None:
+    """As Stripe answers them: an idempotency_error, the length in characters, nothing done."""
     params = {"amount": "1000", "currency": "usd"}
-    for length in (256, 60_000):
+    for length in (0, 256, 60_000):
         headers = {"Idempotency-Key": "k" * length}
         answer = raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY)
-        assert_400(answer.status, answer.json())
-        assert f"Idempotent key length is {length}" in answer.json()["error"]["message"]
+        assert answer.status == 400
+        error = answer.json()["error"]
+        assert error["type"] == "idempotency_error" and "code" not in error
+        assert error["message"] == api.IDEMPOTENCY_KEY_LENGTH.format(length=length)
+        assert error["message"].startswith(f"Idempotent key length is {length} characters long,")
         assert "idempotency-key" not in answer.headers
     assert raw(fresh.url, "GET", "/v1/payment_intents", key=KEY).json()["data"] == []
-    headers = {"Idempotency-Key": "k" * 255}
-    assert raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY).status == 200
+    for length in (1, 255):
+        headers = {"Idempotency-Key": "k" * length}
+        answer = raw(fresh.url, "POST", "/v1/payment_intents", params, headers, key=KEY)
+        assert answer.status == 200 and answer.headers["idempotency-key"] == "k" * length
 
 
 @pytest.mark.parametrize("amount", ["١٠٠٠", "１０００", "1٠00"])

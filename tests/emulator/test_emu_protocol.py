@@ -395,6 +395,107 @@ def test_publishable_key_limits(client: stripe.StripeClient, call: Callable[...,
     assert "metadata" not in confirmed.json()
 
 
+@pytest.mark.parametrize(
+    "param",
+    [
+        {"capture_method": "manual"},
+        {"off_session": "true"},
+        {"error_on_requires_action": "true"},
+        {"allowed_payment_method_types[]": "card"},
+        {"excluded_payment_method_types[]": "link"},
+        {"mandate": "mandate_123"},
+        {"radar_options[session]": "rse_123"},
+    ],
+)
+def test_a_publishable_key_may_not_set_what_the_server_sets_on_confirm(
+    client: stripe.StripeClient, call: Callable[..., Any], param: dict[str, str]
+) -> None:
+    """Only what Stripe.js sends: the rest is refused as Stripe refuses a parameter the key
+    does not have, and the intent is left as the server made it."""
+    pi = intent(client)
+    name = next(iter(param)).split("[")[0]
+    page = {"client_secret": pi.client_secret, "payment_method": "pm_card_visa", "key": "pk_test_x"}
+    path = f"/v1/payment_intents/{pi.id}/confirm"
+    refused = call("POST", path, {**page, **param}, key=None)
+    assert refused.status == 400, refused.body
+    error = refused.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "parameter_unknown"
+    assert error["param"] == name and error["message"] == f"Received unknown parameter: {name}"
+    kept = client.v1.payment_intents.retrieve(pi.id)
+    assert kept.status == "requires_payment_method" and kept.capture_method == pi.capture_method
+    assert kept.latest_charge is None
+
+
+def test_a_publishable_key_confirms_with_what_stripe_js_sends(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    """What @stripe/stripe-js declares for confirmPayment / confirmCardPayment, and what Stripe.js
+    adds itself; and the server, with its secret key, may still set capture_method."""
+    pi = intent(client)
+    page = {
+        "client_secret": pi.client_secret,
+        "key": "pk_test_x",
+        "payment_method_data[type]": "card",
+        "payment_method_data[card][number]": "4242424242424242",
+        "payment_method_data[card][exp_month]": "12",
+        "payment_method_data[card][exp_year]": str(dt.date.today().year + 2),
+        "payment_method_data[card][cvc]": "123",
+        "payment_method_data[billing_details][email]": "ada@example.com",
+        "return_url": "https://shop.example/return",
+        "receipt_email": "ada@example.com",
+        "setup_future_usage": "off_session",
+        "shipping[name]": "Ada Lovelace",
+        "shipping[address][line1]": "12 St James's Square",
+        "shipping[address][country]": "GB",
+        "save_payment_method": "false",
+        "use_stripe_sdk": "true",
+        "expected_payment_method_type": "card",
+        "expand[]": "payment_method",
+    }
+    confirmed = call("POST", f"/v1/payment_intents/{pi.id}/confirm", page, key=None)
+    assert confirmed.status == 200, confirmed.body
+    assert confirmed.json()["status"] == "succeeded"
+    held = intent(client)
+    server = {"capture_method": "manual", "payment_method": "pm_card_visa"}
+    assert client.v1.payment_intents.confirm(held.id, params=server).status == "requires_capture"
+
+
+@pytest.mark.parametrize(
+    ("before", "sent", "allowed"),
+    [
+        ("on_session", "off_session", True),
+        ("off_session", "off_session", True),
+        (None, "on_session", True),
+        ("off_session", "on_session", False),
+        ("off_session", "", False),
+        ("on_session", "", False),
+    ],
+)
+def test_a_publishable_key_may_only_raise_setup_future_usage(
+    client: stripe.StripeClient,
+    call: Callable[..., Any],
+    before: str | None,
+    sent: str,
+    allowed: bool,
+) -> None:
+    """Stripe's documented rule: once set, a publishable key may only move it from on_session
+    to off_session (a secret key may change it as it likes)."""
+    pi = intent(client, **({"setup_future_usage": before} if before else {}))
+    page = {"client_secret": pi.client_secret, "payment_method": "pm_card_visa", "key": "pk_test_x"}
+    answer = call("POST", f"/v1/payment_intents/{pi.id}/confirm",
+                  {**page, "setup_future_usage": sent}, key=None)  # fmt: skip
+    kept = client.v1.payment_intents.retrieve(pi.id)
+    if allowed:
+        assert answer.status == 200, answer.body
+        assert kept.status == "succeeded" and kept.setup_future_usage == (sent or None)
+    else:
+        assert answer.status == 400 and answer.json()["error"]["param"] == "setup_future_usage"
+        assert kept.status == "requires_payment_method" and kept.setup_future_usage == before
+        server = {"setup_future_usage": sent, "payment_method": "pm_card_visa"}
+        done = client.v1.payment_intents.confirm(pi.id, params=server)
+        assert done.status == "succeeded" and done.setup_future_usage == (sent or None)
+
+
 def test_refused_parameters_leave_the_key_unused(call: Callable[..., Any]) -> None:
     key = {"Idempotency-Key": "k-param"}
     bad = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd", "x": "1"},

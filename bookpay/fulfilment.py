@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bookpay.address import ShippingAddress
 from bookpay.ledger import INTEGRATION, Ledger
 from bookpay.ledger.lines import QuoteFrozen
+from bookpay.ledger.model import charge_refunded
 from bookpay.orderlines import lines_of_intent, named_quote, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
@@ -198,7 +199,7 @@ class Fulfiller:
             order = self.ledger.record_intent(
                 intent,
                 status="refunded",
-                amount_refunded=charge.get("amount_refunded"),
+                amount_refunded=charge_refunded(charge),
                 note=f"not fulfilled: {reason}",
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)

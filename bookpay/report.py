@@ -2,7 +2,8 @@
 
 A sale is a fulfilled order, dated by its fulfilment (UTC). Per order:
 
-    gross    = the amount paid (the quote's total)
+    gross    = the amount paid (the quote's total; what a partial capture took of it, the
+               rest of the hold released: never the customer's money, so no refund)
     refunded = what Stripe says was refunded of it (at most the gross; all of it once the
                order is ``refunded``); a refund that failed is not refunded
     disputed = what is left of it (gross - refunded) while a dispute of it is open
@@ -149,6 +150,8 @@ class SalesReport:
 def order_amounts(order: dict) -> tuple[int, int, int, int]:
     """(gross, refunded, disputed, lost) of one fulfilled order, in its currency's minor unit."""
     gross = order["amount"] or 0
+    if isinstance(order.get("amount_captured"), int):  # a partial capture released the rest
+        gross = min(max(order["amount_captured"], 0), gross)
     refunded = min(max(order["amount_refunded"] or 0, 0), gross)
     if order["status"] == "refunded":  # Stripe said refunded in full
         refunded = gross

@@ -55,6 +55,7 @@ from bookpay.ledger.model import (
     DISPUTE_OPEN,
     DISPUTE_RANK,
     charge_refund_status,
+    charge_refunded,
     refund_status,
     status_of_intent,
 )
@@ -241,9 +242,8 @@ class WebhookReceiver:
             if event.type in INTENT_EVENTS:
                 return self._intent_changed(event, job)
             if event.type in REFUND_EVENTS:
-                order = self._refunded(event, job)
-            else:
-                order = self._disputed(event.object_id, job)
+                return self._refunded(event, job)
+            order = self._disputed(event.object_id, job)
         except _Ignored as why:
             return False, f"ignored: {why}"
         return True, f"order {order['id']} is {in_words(order['status'])}"
@@ -285,9 +285,17 @@ class WebhookReceiver:
             raise _Ignored(problem)
         return intent
 
-    def _refunded(self, event: Event, job: _Job) -> dict:
-        """The order as refunded as Stripe's Charge says: its amount_refunded and refunded flag,
-        up or down (a refund that fails gives the money back: ``Ledger.record_refunds``).
+    def _refunded(self, event: Event, job: _Job) -> tuple[bool, str]:
+        """The order as refunded as Stripe's Charge says: the money it took that went back and
+        its refunded flag, up or down (a refund that fails gives the money back:
+        ``Ledger.record_refunds``). What a partial capture released was never taken, so it is
+        no refund (``model.charge_refunded``).
+
+        A Charge that was never captured took no money: its "refund" is the release of an
+        authorization (a held payment canceled, or expired). The order follows the PaymentIntent
+        (canceled), and the event is not handled, as a PaymentIntent event its PaymentIntent
+        does not bear out is not (``_intent_changed``), so `ledger check` holds the order to no
+        floor of ``paid`` that Stripe did not prove.
 
         A refund event names a Refund; the Charge is the one Stripe's own Refund points to.
         Once committed, the Charge is read again (``_settle_refunds``).
@@ -302,9 +310,16 @@ class WebhookReceiver:
         charge = _retrieve(self.gateway.retrieve_charge, charge_id)
         job.found(object_id(charge.get("payment_intent")))
         intent = self._intent(object_id(charge.get("payment_intent")), job)
+        if charge.get("captured") is False:
+            order = self.ledger.record_intent(intent)
+            return False, (
+                "not refunded: the Charge was never captured, so no money it took went back"
+                f" (the PaymentIntent is {in_words(intent.get('status'))});"
+                f" order {order['id']} is {in_words(order['status'])}"
+            )
         order = self._record_refunds(intent, charge)
         job.settle = (intent, charge_id)
-        return order
+        return True, f"order {order['id']} is {in_words(order['status'])}"
 
     def _record_refunds(self, intent: dict, charge: dict) -> dict:
         # Nothing refunded (any more) is news too: a refund that failed gives the money back.
@@ -374,7 +389,7 @@ def _agrees(order: dict | None, charge: dict) -> bool:
     """Whether recording ``charge``'s refunds would leave ``order`` as it is."""
     if order is None:
         return False
-    refunded = amount(charge.get("amount_refunded")) or 0
+    refunded = charge_refunded({**charge, "amount_refunded": amount(charge.get("amount_refunded"))})
     status = refund_status(order["status"], charge_refund_status(charge))
     return (order["amount_refunded"], order["status"]) == (refunded, status)
 

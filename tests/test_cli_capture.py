@@ -93,6 +93,22 @@ def test_capture_in_part_releases_the_rest(emulator, bookpay):
     again = bookpay("intent", "capture", intent["id"])
     assert again.exit_code == 3
     assert "could not be captured because it has a status of succeeded" in again.stderr
+    # The released 800 was never received: nothing was refunded of what was.
+    assert shown["totals"] | {"currency": None} == {
+        "amount": 2300, "received": 1500, "refunded": 0, "net": 1500, "currency": None,
+    }  # fmt: skip
+
+
+def test_a_canceled_hold_received_and_refunded_nothing(emulator, bookpay):
+    intent = authorized(emulator, bookpay)
+    result = bookpay("intent", "cancel", intent["id"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    charge = shown["payment_intent"]["latest_charge"]
+    released = (charge["captured"], charge["refunded"], charge["amount_refunded"])
+    assert released == (False, True, 2300)  # as Stripe shows a released hold
+    totals = shown["totals"]
+    assert (totals["received"], totals["refunded"], totals["net"]) == (0, 0, 0)
 
 
 def test_capture_in_full(emulator, bookpay):

@@ -224,11 +224,15 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
 def totals(intent: dict, refunds: list[dict], charge: dict | None) -> dict:
     """Amount, received, refunded in all (pending refunds included, as Stripe counts them), net.
 
-    Minor units, in the intent's currency; ``disputed`` is the amount under dispute.
+    Minor units, in the intent's currency; ``disputed`` is the amount under dispute. What a
+    partial capture or a cancellation released was never received, so it is not refunded
+    (``charge_refunded``), though Stripe counts it in the Charge's ``amount_refunded``.
     """
+    from bookpay.ledger.model import charge_refunded
+
     received = intent.get("amount_received") or 0
     if charge and isinstance(charge.get("amount_refunded"), int):
-        refunded = charge["amount_refunded"]
+        refunded = charge_refunded(charge)
     else:
         refunded = sum(r["amount"] for r in refunds if r.get("status") in ("succeeded", "pending"))
     return {

@@ -18,7 +18,8 @@ check of a large ledger reads it through its indexes and never loads it whole:
   succeeded PaymentIntent, a ``canceled`` or ``amount_capturable_updated`` when the
   PaymentIntent is at least canceled or authorized (otherwise the order still follows Stripe,
   and the event's outcome says why it was not handled); a refund or dispute event always leaves
-  the order at least ``paid``, since a Charge with refunds or disputes was paid. And a floor
+  the order at least ``paid``, since a Charge with refunds or disputes was paid (a refund event
+  for a Charge never captured, a released hold, is not handled). And a floor
   must keep holding whatever Stripe's state becomes: canceled and succeeded PaymentIntents stay
   so, a requires_capture one is only ever captured or canceled, statuses move forward, and a
   refund that fails or a dispute that is won takes an order back to ``paid`` at the lowest.

@@ -16,6 +16,7 @@ from bookpay.ledger.model import (
     REFUND_STATUSES,
     advance,
     charge_refund_status,
+    charge_refunded,
     deciding_dispute,
     dispute_overlay,
     intent_fields,
@@ -64,7 +65,7 @@ class DisputeStore:
             raise ValueError(f"unknown dispute status {status!r}")
         fields = intent_fields(intent)
         charged = charge_refund_status(charge) if charge is not None else None
-        refunded = (charge or {}).get("amount_refunded")
+        refunded = charge_refunded(charge) if charge is not None else None
         with self.backend.write() as tx:
             order = self._upsert(tx, fields, status_of_intent(intent))
             stamp = now_iso()
@@ -104,7 +105,7 @@ class DisputeStore:
                 tx,
                 fields,
                 order["status"],
-                amount_refunded=refunded if isinstance(refunded, int) and charge else None,
+                amount_refunded=refunded,
                 note=note,
                 rule=lambda current: _after_disputes(current, overlay, charged),
                 dispute_status=deciding_dispute(statuses),

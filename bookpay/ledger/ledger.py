@@ -32,6 +32,7 @@ from bookpay.ledger.model import (
     STATUS_RANK,
     advance,
     charge_refund_status,
+    charge_refunded,
     intent_fields,
     now_iso,
     refund_status,
@@ -215,14 +216,14 @@ class Ledger(
             return self._upsert(tx, fields, target, amount_refunded=amount_refunded, note=note)
 
     def record_refunds(self, intent: dict, charge: dict) -> dict:
-        """The order as refunded as the retrieved Charge says, in both directions: its
-        ``amount_refunded`` exactly, and paid / partially_refunded / refunded from it (a refund
-        that failed gives the money back to the shop). Other statuses only move forward: a
-        refund does not hide a dispute (``model.refund_status``)."""
+        """The order as refunded as the retrieved Charge says, in both directions: the money
+        it took that went back (``model.charge_refunded``: its ``amount_refunded`` less what a
+        partial capture released) exactly, and paid / partially_refunded / refunded from it (a
+        refund that failed gives the money back to the shop). Other statuses only move forward:
+        a refund does not hide a dispute (``model.refund_status``)."""
         fields = intent_fields(intent)
         charged = charge_refund_status(charge)
-        refunded = charge.get("amount_refunded")
-        refunded = refunded if isinstance(refunded, int) and refunded >= 0 else 0
+        refunded = charge_refunded(charge)
         with self.backend.write() as tx:
             return self._upsert(
                 tx,
@@ -254,7 +255,7 @@ class Ledger(
         created = tx.run(
             """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
             shipping, status, failure_reason, amount_refunded, charge, note, created, updated,
-            dispute_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            dispute_status, amount_captured) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (payment_intent) DO NOTHING""",
             (
                 fields.get("order_id") or "ord_" + secrets.token_hex(8),
@@ -272,6 +273,7 @@ class Ledger(
                 stamp,
                 stamp,
                 dispute_status,
+                fields.get("amount_captured"),
             ),
         )
         if not created:
@@ -289,7 +291,8 @@ class Ledger(
                 failure_reason = CASE WHEN ? THEN NULL ELSE COALESCE(?, failure_reason) END,
                 amount_refunded = CASE WHEN ? THEN ? ELSE {greatest}(amount_refunded, ?) END,
                 note = COALESCE(?, note), dispute_status = COALESCE(?, dispute_status),
-                status = ?, updated = ? WHERE id = ?""",
+                amount_captured = COALESCE(?, amount_captured), status = ?, updated = ?
+                WHERE id = ?""",
                 (
                     fields["item_id"],
                     fields["amount"],
@@ -305,6 +308,7 @@ class Ledger(
                     amount_refunded or 0,
                     note,
                     dispute_status,
+                    fields.get("amount_captured"),
                     new_status,
                     stamp,
                     row["id"],

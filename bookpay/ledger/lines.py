@@ -268,8 +268,8 @@ class SalesQueries:
                 where.append("(fulfilled_at, {seq}) > (?, ?)")
                 args.extend(after)
             rows = self._read(
-                "SELECT id, payment_intent, fulfilled_at, currency, amount, amount_refunded, "
-                "status, {seq} AS seq FROM orders WHERE " + " AND ".join(where)
+                "SELECT id, payment_intent, fulfilled_at, currency, amount, amount_captured, "
+                "amount_refunded, status, {seq} AS seq FROM orders WHERE " + " AND ".join(where)
                 + " ORDER BY fulfilled_at, {seq} LIMIT ?",
                 [*args, batch],
             )  # fmt: skip

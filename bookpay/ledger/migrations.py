@@ -191,6 +191,12 @@ def _disputes_and_failed_refunds() -> tuple[str, ...]:
     )
 
 
+def _captured() -> tuple[str, ...]:
+    """Version 6: what a partial capture took of an order's amount (NULL: all of it, or
+    nothing taken yet), so the money a Charge took, and refunds of it, are the order's own."""
+    return ("ALTER TABLE orders ADD COLUMN amount_captured INTEGER",)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -235,6 +241,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "disputes and their outcome; reversals whose refund failed afterwards",
         sqlite=_disputes_and_failed_refunds(),
         postgresql=_disputes_and_failed_refunds(),
+    ),
+    Migration(
+        "orders keep what a partial capture took",
+        sqlite=_captured(),
+        postgresql=_captured(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,8 +17,11 @@ Order status moves forward, by ``STATUS_RANK``, with one exception (refunds, bel
   seen the money was taken and ``paid`` is the truth;
 - ``paid``, ``partially_refunded`` and ``refunded`` follow the retrieved Charge in both
   directions (``refund_status``): a card refund can fail after it succeeded, and the Charge's
-  ``amount_refunded`` then goes down again. Only the refund events move them back, and only
-  between these three: a stale event re-reads the Charge, so it re-states the current truth;
+  ``amount_refunded`` then goes down again. They count only money the Charge took
+  (``charge_refunded``): what a partial capture released, which Stripe also shows as refunded,
+  was never the customer's payment, nor is a Charge never captured (a released hold). Only the
+  refund events move them back, and only between these three: a stale event re-reads the
+  Charge, so it re-states the current truth;
 - ``disputed`` is an open dispute: it needs a person whatever happens to the payment after it,
   so neither a late ``succeeded`` nor a refund may hide it. Its outcome comes from the retrieved
   Disputes (``dispute_status``): won (or an inquiry closed) goes back to what the Charge says
@@ -100,12 +103,33 @@ def refund_status(current: str | None, charged: str) -> str:
     return advance(current, charged)
 
 
-def charge_refund_status(charge: dict) -> str:
-    """paid, partially_refunded or refunded, as a retrieved Charge's refunds leave it."""
-    if charge.get("refunded") is True:
-        return "refunded"
+def released(charge: dict) -> int:
+    """What of a retrieved Charge's amount was held and let go, never taken: all of it for a
+    Charge not captured (an authorization released, or still held), else what a partial capture
+    did not take (``amount - amount_captured``). Stripe counts either in ``amount_refunded``."""
+    amount, taken = charge.get("amount"), charge.get("amount_captured")
+    if not isinstance(amount, int) or amount <= 0:
+        return 0
+    if charge.get("captured") is False:
+        return amount
+    return amount - taken if isinstance(taken, int) and 0 <= taken < amount else 0
+
+
+def charge_refunded(charge: dict) -> int:
+    """How much of the money a retrieved Charge took went back to the customer: its
+    ``amount_refunded`` less what was only released (``released``)."""
     refunded = charge.get("amount_refunded")
-    return "partially_refunded" if isinstance(refunded, int) and refunded > 0 else "paid"
+    if not isinstance(refunded, int) or refunded <= 0:
+        return 0
+    return max(refunded - released(charge), 0)
+
+
+def charge_refund_status(charge: dict) -> str:
+    """paid, partially_refunded or refunded, as a retrieved Charge's refunds leave the money it
+    took (``charge_refunded``): a partial capture's released rest is not a refund."""
+    if charge.get("refunded") is True and charge.get("captured") is not False:
+        return "refunded"
+    return "partially_refunded" if charge_refunded(charge) > 0 else "paid"
 
 
 def dispute_overlay(statuses: list[str]) -> str | None:
@@ -174,4 +198,16 @@ def intent_fields(intent: dict) -> dict[str, Any]:
         "shipping": json.dumps(intent["shipping"]) if intent.get("shipping") else None,
         "charge": charge_id,
         "failure_reason": failure_reason(intent.get("last_payment_error")),
+        "amount_captured": amount_captured(intent),
     }
+
+
+def amount_captured(intent: dict) -> int | None:
+    """What a succeeded PaymentIntent captured, when a partial capture took less than its
+    ``amount`` (its ``amount_received``); None when it took all of it, or has taken nothing."""
+    amount, received = intent.get("amount"), intent.get("amount_received")
+    if intent.get("status") != "succeeded" or not isinstance(amount, int):
+        return None
+    if isinstance(received, int) and not isinstance(received, bool) and 0 < received < amount:
+        return received
+    return None

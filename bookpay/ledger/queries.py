@@ -36,6 +36,7 @@ ORDER_COLUMNS = (
     "updated",
     "fulfilled_at",
     "dispute_status",
+    "amount_captured",
 )
 _ORDERS = ", ".join(ORDER_COLUMNS)
 

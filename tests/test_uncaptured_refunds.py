@@ -1,0 +1,172 @@
+"""Held payments (capture_method=manual) whose authorization is released, end to end with the
+emulator on both backends: the shop's checkout, a PaymentIntent switched to manual capture and
+authorized, then `bookpay intent cancel` or `bookpay intent capture --amount` (less than held),
+and every event the emulator made for it delivered to the shop's webhook, signed, as Stripe
+sends them. A released authorization is shown by Stripe as refunded on the Charge
+(``charge.refunded``), but no money the customer paid went back: a canceled hold stays
+canceled, and after a partial capture only refunds of the captured money count.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_quote_server import buy_now, quote
+from test_refund_failures_and_disputes import wait_for
+from test_server import confirm
+from test_tax_records import SECRET, Shop, api
+from typer.testing import CliRunner
+
+from bookpay.cli import app as cli
+from bookpay.config import Settings
+from bookpay.ledger.check import check_ledger
+from bookpay.webhooks import sign
+
+runner = CliRunner()
+STREAM = ("payment_intent.*", "charge.*", "refund.*")
+
+
+@pytest.fixture
+def shop(tmp_path, emulator, database_url):
+    made = Shop(
+        Settings(
+            data_dir=tmp_path / "data",
+            emulator_url=emulator.url,
+            webhook_secrets=(SECRET,),
+            database_url=database_url,
+        )
+    )
+    yield made
+    made.close()
+
+
+def bookpay(shop: Shop, *args: str) -> str:
+    env = {
+        "BOOKPAY_DATA_DIR": str(shop.settings.data_dir),
+        "BOOKPAY_EMULATOR_URL": shop.settings.emulator_url,
+    }
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    result = runner.invoke(cli, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def held(shop: Shop) -> tuple[str, int]:
+    """A checkout (taxed, so quoted) whose PaymentIntent is authorized only: (its id, amount)."""
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
+    intent_id = created["paymentIntentId"]
+    api(shop, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
+    intent = confirm(shop.settings, intent_id, "pm_card_visa")
+    assert intent["status"] == "requires_capture", intent
+    return intent_id, intent["amount"]
+
+
+def events_of(shop: Shop, intent_id: str, since: set[str] = frozenset()) -> list[dict]:
+    """The emulator's events about ``intent_id`` (its PaymentIntent, Charge and Refunds), oldest
+    first, leaving out those in ``since`` (already delivered)."""
+    query = "&".join(f"types[]={kind}" for kind in STREAM)
+    page = api(shop, "GET", f"/v1/events?limit=100&{query}")["data"]
+    mine = [
+        event
+        for event in page
+        if intent_id in (event["data"]["object"].get(key) for key in ("id", "payment_intent"))
+        and event["id"] not in since
+    ]
+    return list(reversed(mine))
+
+
+def deliver(shop: Shop, events: list[dict]) -> dict[str, dict]:
+    """Each event to the shop's webhook, signed as Stripe signs it; the answers by type."""
+    answers = {}
+    for event in events:
+        payload = json.dumps(event).encode()
+        answers[event["type"]] = shop.receiver.handle(payload, sign(payload, SECRET))
+    return answers
+
+
+def assert_checks_clean(shop: Shop, order_id: str) -> None:
+    """`ledger check` finds nothing, once Stripe Tax has been told of what the order owes (a
+    reversal owed before the order's transaction is recorded waits for it, and is retried)."""
+    wait_for(lambda: all(r["status"] == "recorded" for r in shop.records(order_id)))
+    report = check_ledger(shop.ledger)
+    assert report.ok, report
+    assert [(w.name, w.examples) for w in report.warnings if w.count] == []
+
+
+def sales_total(shop: Shop) -> dict:
+    report = json.loads(bookpay(shop, "report", "sales", "--json"))
+    return report["currencies"][0]["total"]
+
+
+@pytest.mark.parametrize("first", ["charge.refunded", "payment_intent.canceled"])
+def test_a_canceled_hold_stays_canceled_whatever_order_its_events_come_in(shop, first):
+    intent_id, _ = held(shop)
+    authorized = events_of(shop, intent_id)
+    deliver(shop, authorized)
+    assert shop.ledger.get_order(intent_id)["status"] == "authorized"
+
+    bookpay(shop, "intent", "cancel", intent_id)
+    released = events_of(shop, intent_id, {event["id"] for event in authorized})
+    assert {"charge.refunded", "payment_intent.canceled"} <= {e["type"] for e in released}
+    released.sort(key=lambda event: event["type"] != first)
+    answers = deliver(shop, released + released)  # and each again
+
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("canceled", 0)
+    refunded = shop.ledger.get_event(answers["charge.refunded"]["id"])
+    assert refunded["handled"] == 0
+    assert refunded["outcome"].startswith("not refunded: the Charge was never captured")
+    assert refunded["outcome"].endswith(f"order {order['id']} is canceled")
+    assert shop.ledger.get_event(answers["payment_intent.canceled"]["id"])["handled"] == 1
+    assert_checks_clean(shop, order["id"])
+
+
+def captured(shop: Shop, part: int) -> tuple[str, int, set[str]]:
+    """A held checkout captured in part through `bookpay intent capture --amount`, with all its
+    events delivered: (its id, the amount held, the events delivered)."""
+    intent_id, amount = held(shop)
+    bookpay(shop, "intent", "capture", intent_id, "--amount", str(part))
+    events = events_of(shop, intent_id)
+    assert "charge.refunded" in {event["type"] for event in events}  # the release
+    answers = deliver(shop, events)
+    assert answers["payment_intent.succeeded"]["handled"] is True  # fulfilled
+    assert shop.fulfiller.taxes.drain(10)
+    return intent_id, amount, {event["id"] for event in events}
+
+
+def test_a_partial_capture_releases_the_rest_and_the_order_is_paid(shop):
+    intent_id, amount, _ = captured(shop, 1500)
+    charge = api(shop, "GET", f"/v1/payment_intents/{intent_id}?expand[]=latest_charge")
+    charge = charge["latest_charge"]
+    assert (charge["amount_captured"], charge["amount_refunded"]) == (1500, amount - 1500)
+
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    assert order["fulfilled_at"] is not None
+    total = sales_total(shop)  # the money taken; the rest of the hold was never the shop's
+    assert (total["gross"], total["refunded"], total["net"]) == (1500, 0, 1500)
+    assert_checks_clean(shop, order["id"])
+
+
+def test_refunds_after_a_partial_capture_count_only_the_money_captured(shop):
+    intent_id, _, delivered = captured(shop, 1500)
+
+    bookpay(shop, "refund", "create", intent_id, "--amount", "500")
+    refund_events = events_of(shop, intent_id, delivered)
+    deliver(shop, refund_events)
+    delivered |= {event["id"] for event in refund_events}
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 500)
+    total = sales_total(shop)
+    assert (total["gross"], total["refunded"], total["net"]) == (1500, 500, 1000)
+
+    bookpay(shop, "refund", "create", intent_id)  # the rest of what was captured
+    deliver(shop, events_of(shop, intent_id, delivered))
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("refunded", 1500)
+    total = sales_total(shop)
+    assert (total["gross"], total["refunded"], total["net"]) == (1500, 1500, 0)
+    assert_checks_clean(shop, order["id"])

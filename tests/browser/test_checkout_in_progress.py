@@ -1,0 +1,218 @@
+"""Pay when the shop answers the page's last look at the order with 409 `payment_in_progress`.
+
+Just before confirming, the page asks the shop for the attempt's PaymentIntent once more (the
+requote). The shop refuses with 409 `payment_in_progress` when the order changed but the
+attempt's payment is already confirmed (another tab paid it): its amount can no longer change.
+The page then asks Stripe.js what became of the PaymentIntent: paid (or processing) goes to the
+return page, as Stripe.js would have; anything else shows the shop's message and Pay again.
+
+A real shop with its webhook and the emulator's Stripe.js: the first case is produced for real
+(another tab paid an authorized payment, then the cart changed); the second, the shop saying so
+while Stripe says the payment was never confirmed, cannot be, so the requote's answer is faked
+once (page.route) and everything else is real.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlparse
+
+from test_cart_browser import add_from_catalog
+from test_checkout import (
+    BOOKS,
+    PAID_IN_SF,
+    fill_checkout,
+    focused_id,
+    message,
+    pay,
+    wait_for_message,
+    wait_for_pay,
+    wait_until_idle,
+)
+from test_checkout_recovery import charges, open_checkout
+
+from bookpay.checkout import PaymentInProgress
+
+REQUOTE = "**/create-payment-intent"
+
+
+def intents(stripe_emulator) -> list[dict]:
+    return stripe_emulator.api("GET", "/v1/payment_intents")["data"]
+
+
+def open_cart_checkout(page, shop) -> None:
+    page.goto(f"{shop.url}/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+
+
+def record_requotes(page, seen: list) -> None:
+    """Let the page's requests for its PaymentIntent through, keeping each answer (its status and
+    body: the page may navigate away before the body could be read from a response event)."""
+
+    def handle(route):
+        answer = route.fetch()
+        seen.append((answer.status, answer.json()))
+        route.fulfill(response=answer)
+
+    page.route(REQUOTE, handle)
+
+
+def test_a_second_tab_paying_after_the_first_paid_goes_to_that_payment_not_a_second(
+    context, bookpay_shop, stripe_emulator
+):
+    """Two tabs on one attempt. The first pays; the cart changes in a third tab; then Pay in the
+    second: the shop refuses to change the confirmed payment's amount (409 payment_in_progress),
+    Stripe says it was paid, so the second tab goes to that payment's page: one PaymentIntent,
+    one charge, one order.
+
+    The payment is authorized (manual capture), not captured at once as the shop's own: an
+    attempt whose payment has succeeded is finished, and the shop answers `attempt_finished`
+    instead (the "you already paid" notice); confirmed but not finished is what Stripe calls
+    processing or requires_capture, and with a card only an authorization is that."""
+    shopping = context.new_page()
+    shopping.goto(bookpay_shop.url + "/")
+    add_from_catalog(shopping, "1")
+    first = context.new_page()
+    open_cart_checkout(first, bookpay_shop)
+    with context.expect_page() as opened:  # a copy of the tab: the same attempt
+        first.evaluate("window.open(location.href)")
+    second = opened.value
+    second.locator("#payment-element [name=number]").wait_for()
+    for tab in (first, second):
+        fill_checkout(tab)
+        wait_for_pay(tab)
+    [intent] = intents(stripe_emulator)
+    stripe_emulator.api("POST", f"/v1/payment_intents/{intent['id']}", {"capture_method": "manual"})
+
+    pay(first)
+    first.wait_for_url(re.compile(r"/success\?"))
+    assert stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")["status"] == (
+        "requires_capture"
+    )
+    add_from_catalog(shopping, "2")  # the cart changes: the second tab's order is not the paid one
+
+    seen: list = []
+    record_requotes(second, seen)
+    assert second.locator("#total").inner_text() == PAID_IN_SF["1"]  # what it shows: the paid one
+    second.locator("#submit-button").click()
+    second.wait_for_url(re.compile(r"/success\?"))
+    assert [(status, body["error"]["code"]) for status, body in seen] == [
+        (409, "payment_in_progress")
+    ]
+    query = parse_qs(urlparse(second.url).query)
+    assert query["payment_intent"] == [intent["id"]]
+    assert query["redirect_status"] == ["succeeded"]
+
+    stripe_emulator.api("POST", f"/v1/payment_intents/{intent['id']}/capture")
+    order = bookpay_shop.wait_for_order(intent["id"])
+    second.reload()
+    assert second.locator("h1").inner_text() == "Success!"
+    assert second.locator("#receipt-intent").inner_text() == intent["id"]
+    assert second.locator("#receipt-order").inner_text() == order["id"]
+    assert second.locator("#receipt-amount").inner_text() == PAID_IN_SF["1"]
+    assert [i["id"] for i in intents(stripe_emulator)] == [intent["id"]]
+    assert [
+        (c["payment_intent"], c["status"], c["captured"]) for c in charges(stripe_emulator)
+    ] == [(intent["id"], "succeeded", True)]
+    assert [o["id"] for o in bookpay_shop.ledger.list_orders()] == [order["id"]]
+
+
+def test_a_second_tab_pressing_pay_after_the_first_paid_at_once_says_so_and_charges_once(
+    context, bookpay_shop, stripe_emulator
+):
+    """The same two tabs, the payment captured at once (4242, as the shop's own): the attempt is
+    finished, the shop answers `attempt_finished`, and the second tab says the book was paid
+    for (that order), confirming nothing."""
+    first = open_checkout(context.new_page(), bookpay_shop, "1")
+    with context.expect_page() as opened:
+        first.evaluate("window.open(location.href)")
+    second = opened.value
+    second.locator("#payment-element [name=number]").wait_for()
+    for tab in (first, second):
+        fill_checkout(tab)
+        wait_for_pay(tab)
+    pay(first)
+    first.wait_for_url(re.compile(r"/success\?"))
+    order_id = first.locator("#receipt-order").inner_text()
+    [intent] = intents(stripe_emulator)
+
+    seen: list = []
+    record_requotes(second, seen)
+    confirms: list[str] = []
+    second.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
+    second.locator("#submit-button").click()
+    second.locator("#paid-notice").wait_for()
+    assert [(status, body["error"]["code"]) for status, body in seen] == [(409, "attempt_finished")]
+    assert second.locator("#paid-order").inner_text() == order_id
+    assert second.locator("#payment-form").is_hidden()
+    assert confirms == []
+    assert [i["id"] for i in intents(stripe_emulator)] == [intent["id"]]
+    assert [c["status"] for c in charges(stripe_emulator)] == ["succeeded"]
+
+
+IN_PROGRESS = (
+    "This payment is already processing: its amount can no longer change. "
+    "Wait for it to finish, then start a new checkout."
+)
+
+
+def test_payment_in_progress_while_stripe_says_unpaid_shows_the_message_and_pay_again(
+    page, bookpay_shop, stripe_emulator
+):
+    """The shop says the payment is under way, Stripe says it is waiting for a payment method:
+    nothing was confirmed, so the page says what the shop said and Pay works again."""
+    open_checkout(page, bookpay_shop, "2")
+    fill_checkout(page)
+    wait_for_pay(page)
+    [intent] = intents(stripe_emulator)
+    asked_stripe: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            asked_stripe.append(f"{request.method} {urlparse(request.url).path}")
+            if request.url.startswith(stripe_emulator.url + "/v1/payment_intents/")
+            else None
+        ),
+    )
+    refused = json.dumps({"error": PaymentInProgress(IN_PROGRESS).to_dict()})
+    faked: list[str] = []
+
+    def refuse_once(route):
+        if faked:
+            route.fallback()
+            return
+        faked.append(route.request.url)
+        route.fulfill(status=409, content_type="application/json", body=refused)
+
+    page.route(REQUOTE, refuse_once)
+
+    pay(page)
+    wait_for_message(page)
+    wait_until_idle(page)
+    page.unroute(REQUOTE)
+    assert len(faked) == 1
+    assert message(page) == IN_PROGRESS
+    assert "/checkout" in page.url
+    # The page asked Stripe what became of the payment, and confirmed nothing.
+    assert asked_stripe, "the page did not ask Stripe"
+    assert set(asked_stripe) == {f"GET /v1/payment_intents/{intent['id']}"}, asked_stripe
+    button = page.locator("#submit-button")
+    assert button.is_enabled()
+    assert button.get_attribute("aria-disabled") is None
+    assert button.inner_text().strip() == f"Pay {PAID_IN_SF['2']}"
+    assert not page.locator("#checkout-fields").evaluate("(node) => node.inert")
+    assert page.locator("#retry-button").is_hidden()
+    assert focused_id(page) == "payment-message"
+    assert charges(stripe_emulator) == []
+    unpaid = stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")
+    assert (unpaid["status"], unpaid["amount_received"]) == ("requires_payment_method", 0)
+
+    pay(page)  # the shop answers as usual now: Pay pays, once
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Success!"
+    assert page.locator("#receipt-intent").inner_text() == intent["id"]
+    assert page.locator("#receipt-lines [data-item]").get_attribute("data-item") == BOOKS[1].id
+    assert [(c["payment_intent"], c["status"]) for c in charges(stripe_emulator)] == [
+        (intent["id"], "succeeded")
+    ]

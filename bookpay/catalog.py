@@ -13,7 +13,13 @@ from pathlib import Path
 
 from bookpay.errors import ConfigError, NotFound
 from bookpay.money import CURRENCIES, format_amount
-from bookpay.shipping import DEFAULT_SHIPPING_RATES, ShippingOption, ShippingRate, options_for
+from bookpay.shipping import (
+    DEFAULT_SHIPPING_RATES,
+    ShippingOption,
+    ShippingRate,
+    options_for,
+    record_id,
+)
 from bookpay.shipping import validate_rates as _validate_rates
 
 
@@ -176,13 +182,14 @@ class Catalog:
                 continue
             book, book_problems = _validate(record, where)
             problems.extend(book_problems)
-            if book is None:
-                continue
-            if book.id in seen:
-                problems.append(f"{where}: duplicate id {book.id!r}")
-                continue
-            seen.add(book.id)
-            books.append(book)
+            book_id = record_id(record)
+            if book_id is not None:  # a book with other problems still claims its id
+                if book_id in seen:
+                    problems.append(f"{where}: duplicate id {book_id!r}")
+                    continue
+                seen.add(book_id)
+            if book is not None:
+                books.append(book)
         rates = None
         if shipping_rates is not None:
             currencies = {book.currency for book in books}

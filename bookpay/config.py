@@ -315,8 +315,9 @@ class Settings:
                     Finding(
                         f"BOOKPAY_SMTP_URL has {what} ({_mask_url(self.smtp_url)}): receipts "
                         "cannot be sent",
-                        "use smtp://user:password@host:587, smtp+starttls://... or "
-                        "smtps://...:465; or unset it to write receipts to the outbox folder",
+                        "use smtp+starttls://user:password@host:587, smtps://...:465 or "
+                        "smtp://... (plain, unencrypted); or unset it to write receipts to the "
+                        "outbox folder",
                         blocks="",
                     )
                 )

@@ -113,6 +113,12 @@ _REQUIRED = ("id", "display_name", "amount", "currency", "countries", "min_days"
 _KNOWN = (*_REQUIRED, "free_from")
 
 
+def record_id(record: dict) -> str | None:
+    """A catalog record's id as it will be kept (stripped), or None when it has no usable one."""
+    value = record.get("id")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def validate_rates(
     records: object, source: str, currencies: set[str]
 ) -> tuple[list[ShippingRate] | None, list[str]]:
@@ -132,13 +138,14 @@ def validate_rates(
             continue
         rate, found = _validate(record, where, currencies)
         problems.extend(found)
-        if rate is None:
-            continue
-        if rate.id in seen:
-            problems.append(f"{where}: duplicate id {rate.id!r}")
-            continue
-        seen.add(rate.id)
-        rates.append(rate)
+        rate_id = record_id(record)
+        if rate_id is not None:  # a rate with other problems still claims its id
+            if rate_id in seen:
+                problems.append(f"{where}: duplicate id {rate_id!r}")
+                continue
+            seen.add(rate_id)
+        if rate is not None:
+            rates.append(rate)
     return (None if problems else rates), problems
 
 

@@ -111,6 +111,19 @@ def test_every_problem_is_reported_at_once():
     assert len(info.value.problems) == 2
 
 
+def test_a_duplicate_id_is_reported_even_when_the_first_book_has_other_problems():
+    records = [
+        {"id": "1", "title": "A", "author": "B", "amount": -5, "currency": "usd"},
+        {"id": " 1 ", "title": "C", "author": "D", "amount": 100, "currency": "usd"},
+    ]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(records, source="books.json")
+    assert info.value.problems == [
+        "books.json: book #1: 'amount' must be positive, got -5",
+        "books.json: book #2: duplicate id '1'",
+    ]
+
+
 def test_unreadable_catalog_file(tmp_path):
     bad = tmp_path / "books.json"
     bad.write_text("{not json")

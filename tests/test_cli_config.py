@@ -160,6 +160,10 @@ def test_an_smtp_url_with_an_unknown_scheme_is_a_problem(cli_env, url, said):
     assert problem["message"].startswith(f"BOOKPAY_SMTP_URL has {said} (")
     assert "hunter2" not in json.dumps(report)
     assert "smtps://" in problem["fix"]
+    # Port 587 is STARTTLS's: the fix never pairs it with plain smtp://, which sends the
+    # password unencrypted.
+    assert "smtp+starttls://user:password@host:587" in problem["fix"]
+    assert "smtp://user:password@host:587" not in problem["fix"]
 
 
 def test_known_smtp_schemes_are_fine(cli_env):

@@ -298,6 +298,12 @@ def test_list_pages_with_a_cursor(many):
     after = json.loads(second.stdout)[-1]["id"]
     third = invoke(many, "orders", "list", "--limit", "3", "--starting-after", after, "--json")
     assert (pis(third), third.stderr) == (["pi_1"], "")
+
+
+def test_a_page_of_one_says_one_order(many):
+    one = invoke(many, "orders", "list", "--limit", "1", "--json")
+    assert pis(one) == ["pi_7"]
+    assert one.stderr.startswith("Showing 1 order. Next page: --starting-after ord_")
     assert invoke(many, "orders", "list", "--starting-after", "ord_nope").exit_code == 2
 
 

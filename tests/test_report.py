@@ -201,6 +201,7 @@ def test_no_ledger_no_sales(tmp_path):
     env = {"BOOKPAY_DATA_DIR": str(tmp_path / "none")}
     result = runner.invoke(app, ["report", "sales"], env=env)
     assert result.exit_code == 0 and "No sales: there is no ledger at" in result.stderr
+    assert "No sales yet." not in result.stderr  # said once, not twice
     assert not (tmp_path / "none").exists()
 
 

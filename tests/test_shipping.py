@@ -156,10 +156,22 @@ def test_every_problem_of_books_and_rates_is_reported_at_once():
     assert any(
         "shipping rate #2: 'min_days' (9) is more than 'max_days' (4)" in p for p in problems
     )
+    # Rate #2 has the id of rate #1 too: a rate with other problems is still a duplicate.
+    assert any("shipping rate #2: duplicate id 'eu'" in p for p in problems)
     assert any("shipping rate #3: duplicate id 'eu'" in p for p in problems)
-    assert len(problems) == 4
+    assert len(problems) == 5
     with pytest.raises(ConfigError, match="non-empty list of shipping rates"):
         Catalog.from_records([BOOK], shipping_rates=[])
+
+
+def test_a_duplicate_rate_id_is_reported_even_when_the_first_rate_has_other_problems():
+    rates = [{**RATE, "amount": -5}, {**RATE}]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records([BOOK], source="shop.json", shipping_rates=rates)
+    assert info.value.problems == [
+        "shop.json: shipping rate #1: 'amount' must not be negative, got -5",
+        "shop.json: shipping rate #2: duplicate id 'eu'",
+    ]
 
 
 def test_catalog_list_shows_a_files_rates_and_refuses_a_bad_one(tmp_path):

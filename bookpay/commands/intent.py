@@ -354,7 +354,7 @@ def list_intents(
             wrap_columns=["Book"],
             detail_columns=["Book", "Created"],
         )
-    paging.page_note("PaymentIntents", page, more, lambda i: i["id"])
+    paging.page_note("PaymentIntent", page, more, lambda i: i["id"])
 
 
 def _email_of(intent: dict) -> str:

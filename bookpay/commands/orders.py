@@ -232,7 +232,7 @@ def list_orders(
                     justify_right=["Amount"],
                     detail_columns=["PaymentIntent", "Email", "Fulfilled"],
                 )
-            paging.page_note("orders", page, more, lambda order: order["id"])
+            paging.page_note("order", page, more, lambda order: order["id"])
     if not count and not as_json:
         sys.stderr.write(_nothing(starting_after, status, email or since or until) + "\n")
 

@@ -134,9 +134,10 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def page_note(kind: str, shown: list[Any], more: bool, id_of: Callable[[Any], str]) -> None:
-    """On stderr, how to get the next page when there is one."""
+    """On stderr, how to get the next page when there is one (``kind``: one item's noun)."""
     if more and shown:
+        noun = kind if len(shown) == 1 else f"{kind}s"
         info(
-            f"Showing {len(shown)} {kind}. Next page: --starting-after {id_of(shown[-1])} "
+            f"Showing {len(shown)} {noun}. Next page: --starting-after {id_of(shown[-1])} "
             "(or --all for every one)."
         )

@@ -82,12 +82,14 @@ def sales(
         )
     start, end = paging.moments(since, until)
     st = state(ctx)
+    no_ledger = False
     try:
         ledger = open_ledger(st.settings, create=False)
     except LedgerMissing:
         where = locate(st.settings.database_url, st.settings.data_dir).masked
         info(f"No sales: there is no ledger at {where} yet.")
         report = SalesReport(by.value, start, end, [])
+        no_ledger = True
     else:
         with ledger:
             report = sales_report(ledger, by=by.value, since=start, until=end, catalog=st.catalog())
@@ -100,7 +102,7 @@ def sales(
         emit_json(report.to_dict())
     elif as_csv:
         _csv(report)
-    else:
+    elif not no_ledger:  # that was said already
         _tables(report)
 
 

@@ -179,6 +179,25 @@ class Checkout:
         )
         return AttemptIntent(intent, order_id, quote, changed, saved["version"])
 
+    def check_cart_attempt(self, attempt_id: str, cart_id: str) -> None:
+        """Raise what the attempt's payment makes of a cart with nothing to pay for.
+
+        A cart is emptied by the payment of its attempt (fulfilment settles it), so a second
+        tab on that attempt finds it empty: what it must hear is that the attempt is finished
+        (``AttemptFinished``), or its payment under way (``PaymentInProgress``), as it would
+        with the cart still full. Only an attempt recorded for ``cart_id`` is looked at (the
+        cart the shopper's cookie finds), so no one learns about another shopper's attempt;
+        for any other attempt, or one still open, this returns and the cart's own reason
+        stands.
+        """
+        recorded = self.ledger.quote_for_attempt(attempt_id)
+        if recorded is None or recorded["cart_id"] != cart_id:
+            return
+        intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
+        _check_open(intent)
+        if intent.get("status") not in UPDATABLE:
+            raise _in_progress(intent)
+
     def _shipped_as_recorded(self, quote: Quote, recorded: dict, attempt_id: str) -> Quote:
         """``quote``'s lines, shipped and taxed for the address the attempt last quoted: as
         recorded when the lines are the same, else priced again (the free-shipping threshold

@@ -423,14 +423,12 @@ def create_app(
     def create_payment_intent():
         data = inputs.read_json_object(bottle.request)
         attempt = inputs.attempt_id(data.get("attemptId"))
-        if data.get("item") is not None:  # "Buy now": one copy of one book
-            quote = quote_items(services.catalog, [(inputs.item_id(data.get("item")), 1)])
-            cart_id = None
-        else:
-            view = services.carts.view(cart_of.find())
-            quote = view.require_quote()
-            cart_id = view.cart["id"]
         try:
+            if data.get("item") is not None:  # "Buy now": one copy of one book
+                quote = quote_items(services.catalog, [(inputs.item_id(data.get("item")), 1)])
+                cart_id = None
+            else:  # a cart emptied by this attempt's payment (another tab) answers that: a 409
+                quote, cart_id = cart_of.quote_for(attempt)
             # The attempt's PaymentIntent, created or brought up to this quote; its current
             # state, even when Stripe replays the attempt.
             held = services.checkout.intent_for(attempt, quote, cart_id=cart_id)

@@ -460,3 +460,84 @@ def test_pages_without_a_cart_do_not_open_the_ledger(app, settings):
     for target in ("/", "/checkout?item=1", "/nowhere"):
         assert count_in_header(Shopper(app).get(target).text) == "0"
     assert not (settings.data_dir / "bookpay.sqlite3").exists()
+
+
+ADDRESS = {
+    "line1": "12 Analytical Row",
+    "line2": None,
+    "city": "San Francisco",
+    "state": "CA",
+    "postal_code": "94110",
+    "country": "US",
+}
+
+
+def requote(shopper: Shopper, attempt: str):
+    return shopper.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS})
+
+
+def error_of(response: Response) -> tuple[int, str]:
+    return response.status, response.json()["error"]["code"]
+
+
+def test_a_cart_emptied_by_its_attempts_payment_says_the_attempt_is_paid(app, shopper, settings):
+    """Two tabs on one attempt: the first pays and reaches /success, which empties the cart.
+    The second tab's Pay (and its quote) must hear that the attempt is paid, with its order,
+    not that the cart is empty; only this cart's shopper hears it."""
+    shopper.add("2", 2)
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    confirm(settings, shown["paymentIntentId"], "pm_card_visa")
+    shopper.get(success_url(shown["paymentIntentId"], shown["clientSecret"]))  # the first tab
+    assert shopper.get("/cart").text.count('class="line"') == 0  # settled: empty
+
+    finished = shopper.pay(attempt)  # the second tab's Pay
+    assert error_of(finished) == (409, "attempt_finished")
+    error = finished.json()["error"]
+    assert (error["status"], error["paymentIntentId"], error["orderId"]) == (
+        "succeeded",
+        shown["paymentIntentId"],
+        shown["orderId"],
+    )
+    assert error_of(requote(shopper, attempt)) == (409, "attempt_finished")
+    # A new attempt on the empty cart: nothing to pay for.
+    assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")
+
+    # Another shopper naming the attempt learns nothing of it: with an empty cart of their own,
+    # or none at all, the cart is empty.
+    other = Shopper(app)
+    other.add("1")
+    other.json("/cart/items/1", {"quantity": 0})
+    assert other.cookie
+    for stranger in (other, Shopper(app)):
+        assert error_of(stranger.pay(attempt)) == (400, "cart_empty")
+        assert error_of(requote(stranger, attempt)) == (400, "cart_empty")
+
+
+def test_an_emptied_cart_with_a_payment_under_way_or_still_open(shopper, settings):
+    """Emptied while its attempt's payment is authorized (confirmed, not finished): the payment
+    is under way (409), as for any change to it. Emptied before paying: the cart is empty."""
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    shopper.json("/cart/items/1", {"quantity": 0})
+    assert error_of(shopper.pay(attempt)) == (400, "cart_empty")
+    assert error_of(requote(shopper, attempt)) == (400, "cart_empty")
+
+    shopper.add("1")
+    assert shopper.pay(attempt).json()["paymentIntentId"] == shown["paymentIntentId"]
+    intent_id = shown["paymentIntentId"]
+    emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
+    assert confirm(settings, intent_id, "pm_card_visa")["status"] == "requires_capture"
+    shopper.json("/cart/items/1", {"quantity": 0})
+    assert error_of(shopper.pay(attempt)) == (409, "payment_in_progress")
+    assert error_of(requote(shopper, attempt)) == (409, "payment_in_progress")
+
+
+def test_a_buy_now_attempt_named_from_an_empty_cart_is_not_looked_at(shopper, settings):
+    shopper.add("1")
+    shopper.json("/cart/items/1", {"quantity": 0})
+    attempt = str(uuid.uuid4())
+    bought = shopper.json("/create-payment-intent", {"item": "2", "attemptId": attempt}).json()
+    confirm(settings, bought["paymentIntentId"], "pm_card_visa")
+    assert error_of(shopper.pay(attempt)) == (400, "cart_empty")

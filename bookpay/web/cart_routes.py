@@ -14,6 +14,7 @@ import bottle
 from bookpay.cart import COOKIE, COOKIE_MAX_AGE
 from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
+from bookpay.quote import Quote
 from bookpay.web import inputs
 from bookpay.web.views import line_views
 
@@ -35,6 +36,21 @@ class CartCookie:
             token = bottle.request.get_cookie(COOKIE)
             environ[_ENVIRON_KEY] = self.services.carts.find(token) if token else None
         return environ[_ENVIRON_KEY]
+
+    def quote_for(self, attempt_id: str) -> tuple[Quote, str]:
+        """The cart's quote for ``attempt_id`` to pay, and the cart's id.
+
+        A cart with nothing to pay for (emptied by this very attempt's payment, in another tab)
+        first asks the attempt: paid or under way is what the page must hear (a 409), not that
+        the cart is empty. Only an attempt of this cart is asked (``Checkout.check_cart_attempt``).
+        """
+        view = self.services.carts.view(self.find())
+        try:
+            return view.require_quote(), view.cart["id"]
+        except UsageError:
+            if view.cart is not None:
+                self.services.checkout.check_cart_attempt(attempt_id, view.cart["id"])
+            raise
 
     def find_or_create(self) -> dict:
         cart = self.find()

@@ -48,9 +48,8 @@ def install(app: bottle.Bottle, services, cart_of, limiter: RateLimiter) -> None
         if recorded["cart_id"] is None:  # "Buy now": the same book, priced now
             pairs = [(line["item_id"], line["quantity"]) for line in recorded["lines"]]
             lines, cart_id = quote_items(services.catalog, pairs), None
-        else:
-            view = services.carts.view(cart_of.find())
-            lines, cart_id = view.require_quote(), view.cart["id"]
+        else:  # a cart emptied by this attempt's payment (another tab) answers that: a 409
+            lines, cart_id = cart_of.quote_for(attempt)
         held, priced = services.checkout.quote(
             attempt, lines, destination, version=version, cart_id=cart_id
         )

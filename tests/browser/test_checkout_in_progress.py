@@ -151,6 +151,50 @@ def test_a_second_tab_pressing_pay_after_the_first_paid_at_once_says_so_and_char
     assert [c["status"] for c in charges(stripe_emulator)] == ["succeeded"]
 
 
+def test_a_second_tab_on_a_cart_the_first_paid_for_says_so_not_that_the_cart_is_empty(
+    context, bookpay_shop, stripe_emulator
+):
+    """The same two tabs on a cart's checkout: the first pays (4242) and reaches its success
+    page, and paying empties the cart. The second tab's Pay hears that the attempt is paid
+    (`attempt_finished`, not `cart_empty`), stays on the checkout and says which order was
+    paid, confirming nothing: one PaymentIntent, one charge."""
+    shopping = context.new_page()
+    shopping.goto(bookpay_shop.url + "/")
+    add_from_catalog(shopping, "1")
+    first = context.new_page()
+    open_cart_checkout(first, bookpay_shop)
+    with context.expect_page() as opened:  # a copy of the tab: the same attempt
+        first.evaluate("window.open(location.href)")
+    second = opened.value
+    second.locator("#payment-element [name=number]").wait_for()
+    for tab in (first, second):
+        fill_checkout(tab)
+        wait_for_pay(tab)
+    pay(first)
+    first.wait_for_url(re.compile(r"/success\?"))
+    order_id = first.locator("#receipt-order").inner_text()
+    [intent] = intents(stripe_emulator)
+    shopping.goto(bookpay_shop.url + "/cart")
+    assert shopping.locator("#cart-count").inner_text() == "0"  # paying emptied the cart
+
+    seen: list = []
+    record_requotes(second, seen)
+    confirms: list[str] = []
+    second.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
+    second.locator("#submit-button").click()
+    second.locator("#paid-notice").wait_for()
+    assert [(status, body["error"]["code"]) for status, body in seen] == [(409, "attempt_finished")]
+    assert "/checkout" in second.url
+    assert second.locator("#paid-order").inner_text() == order_id
+    assert second.locator("#payment-form").is_hidden()
+    assert confirms == []
+    assert [i["id"] for i in intents(stripe_emulator)] == [intent["id"]]
+    assert [(c["payment_intent"], c["status"]) for c in charges(stripe_emulator)] == [
+        (intent["id"], "succeeded")
+    ]
+    assert [o["id"] for o in bookpay_shop.ledger.list_orders()] == [order_id]
+
+
 IN_PROGRESS = (
     "This payment is already processing: its amount can no longer change. "
     "Wait for it to finish, then start a new checkout."

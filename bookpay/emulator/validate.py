@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bookpay.money import CURRENCIES, exponent  # one list of currencies and decimals, bookpay's
+from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
 
 from .wire import MAX_STRING, ApiError, invalid, too_long
 
@@ -74,9 +75,15 @@ def string(value: Any, param: str, max_length: int = MAX_STRING) -> str | None:
 
 
 NOT_A_URL = "Not a valid URL"  # Stripe's refusal of a return_url (code url_invalid)
-# Whitespace or a control character: no host has one, and http.client refuses to send a request
-# line that holds one.
-_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _unsendable(text: str) -> bool:
+    """Whitespace (any `str.isspace()`: the ASCII ones, NEL, no-break and ideographic spaces,
+    the line and paragraph separators), a control character (C0, DEL, C1) or a bidirectional
+    control (the ones `printable` escapes for a terminal): no host has one (IDNA makes a
+    no-break space a space, and the lookup fails), and http.client refuses to send a request
+    line with an ASCII one."""
+    return printable(text) != text or any(c.isspace() for c in text)
 
 
 def url(value: Any, param: str, message: str | None = None, deliver: bool = False) -> str | None:
@@ -85,9 +92,9 @@ def url(value: Any, param: str, message: str | None = None, deliver: bool = Fals
     (`https:///x`, `https://` and `http:foo` name none), and a port other than 0, which nothing
     listens on. Checked before the URL is kept and used: a redirect to it, or (`deliver`) a
     webhook delivery, which also needs a URL with no whitespace or control character anywhere
-    and a host without a `%` (an IPv6 zone), as http.client sends it. Refused as Stripe does, a
-    400 `url_invalid` naming the param; `message` is Stripe's own text where it is known,
-    otherwise "Invalid URL: " and the URL."""
+    (`_unsendable`, as a host never has one) and a host without a `%` (an IPv6 zone), as
+    http.client sends it. Refused as Stripe does, a 400 `url_invalid` naming the param;
+    `message` is Stripe's own text where it is known, otherwise "Invalid URL: " and the URL."""
     text = string(value, param)
     if text is None:
         return None
@@ -100,7 +107,7 @@ def url(value: Any, param: str, message: str | None = None, deliver: bool = Fals
         raise refused from None
     if parts.scheme not in ("http", "https") or not host or port == 0:
         raise refused
-    if _UNSENDABLE.search(host) or (deliver and (_UNSENDABLE.search(text) or "%" in host)):
+    if _unsendable(host) or (deliver and (_unsendable(text) or "%" in host)):
         raise refused
     return text
 

@@ -35,6 +35,26 @@ UNUSABLE_URLS = [
     "https://shop.example/\x00",
     "https://[fe80::1%25eth0]/hook",
 ]
+# Non-ASCII ones, in the host (refused wherever a URL is taken) and in the path (refused where
+# the URL is delivered to): C1 controls, Unicode whitespace, bidirectional controls.
+UNSENDABLE_HOSTS = [
+    "https://a\x85b.example/hook",  # NEL (C1, and whitespace)
+    "https://a\x9bb.example/hook",  # CSI (C1)
+    "https://exa\u00a0mple.com/hook",  # no-break space
+    "https://a\u3000b.example/hook",  # ideographic space
+    "https://a\u2028b.example/hook",  # line separator
+    "https://a\u202eb.example/hook",  # right-to-left override
+    "https://a\u200fb.example/hook",  # right-to-left mark
+]
+UNSENDABLE_PATHS = [
+    "https://shop.example/ho\x85ok",
+    "https://shop.example/ho\x9bok",
+    "https://shop.example/hook?a=\u00a0",
+    "https://shop.example/ho\u3000ok",
+    "https://shop.example/ho\u2003ok",  # em space
+    "https://shop.example/ho\u2028ok",
+    "https://shop.example/ho\u2066ok",  # left-to-right isolate
+]
 
 
 @pytest.fixture
@@ -85,7 +105,7 @@ def assert_400(status: int, body: Any, param: str | None = None, code: str | Non
 # --- webhook endpoint URLs and the deliverer -----------------------------------------------
 
 
-@pytest.mark.parametrize("url", BAD_URLS + UNUSABLE_URLS)
+@pytest.mark.parametrize("url", BAD_URLS + UNUSABLE_URLS + UNSENDABLE_HOSTS + UNSENDABLE_PATHS)
 def test_endpoint_urls_that_do_not_parse_are_refused(fresh: Any, url: str) -> None:
     params = {"url": url, "enabled_events[]": "*"}
     created = raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY)
@@ -108,6 +128,14 @@ def test_an_endpoint_url_with_non_ascii_characters_is_delivered_to(
     raw(fresh.url, "POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"}, key=KEY)
     [request] = receiver.wait_for(1)
     assert request["path"] == "/webhook/caf%C3%A9?%C3%BCber=1"
+
+
+@pytest.mark.parametrize("url", ["https://bücher.example/hook", "https://例え.テスト/フック"])
+def test_an_endpoint_url_with_an_internationalised_host_is_taken(fresh: Any, url: str) -> None:
+    """Letters of any script are no control or whitespace: kept, as before the check grew."""
+    params = {"url": url, "enabled_events[]": "*"}
+    created = raw(fresh.url, "POST", "/v1/webhook_endpoints", params, key=KEY)
+    assert created.status == 200 and created.json()["url"] == url
 
 
 def test_a_url_http_client_refuses_is_a_failed_attempt_not_a_hot_loop(
@@ -250,7 +278,9 @@ def test_fault_bodies_that_overflow_are_400s(fresh: Any, body: str) -> None:
 # --- parameters and headers -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "https://shop.example:0/r", *NOWHERE])
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "https://shop.example:0/r", *NOWHERE, *UNSENDABLE_HOSTS]
+)
 def test_a_return_url_one_cannot_go_to_is_a_400(fresh: Any, url: str) -> None:
     """Stripe's answer, as its API gives it: 400 url_invalid "Not a valid URL" on return_url."""
     params = {"amount": "1000", "currency": "usd"}

@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from .objects import public
 from .render import conform
 from .store import Store
+from .validate import ascii_url
 
 log = logging.getLogger(__name__)
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
@@ -52,19 +53,13 @@ def post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> i
         kwargs["context"] = ssl.create_default_context()
     conn = conn_cls(parts.hostname, parts.port, **kwargs)
     try:
-        path = _ascii((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        path = ascii_url((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         conn.request("POST", path, body=payload, headers=headers)
         response = conn.getresponse()
         response.read(64 * 1024)
         return response.status
     finally:
         conn.close()
-
-
-def _ascii(target: str) -> str:
-    """The request target as it goes on the wire: a URL may hold non-ASCII characters
-    (`/hooks/café`), which http.client cannot send, so they go percent-encoded as UTF-8."""
-    return "".join(c if c.isascii() else quote(c) for c in target)
 
 
 class Deliverer:

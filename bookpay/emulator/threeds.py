@@ -64,7 +64,8 @@ def _redirect_status(pi: dict[str, Any]) -> str:
 
 
 def _return_location(pi: dict[str, Any], return_url: str) -> str:
-    """The return_url with Stripe's query parameters (keeping any it already had)."""
+    """The return_url with Stripe's query parameters (keeping any it already had), in ASCII:
+    it goes in a Location header, which cannot carry other characters."""
     parts = urlsplit(return_url)
     query = [
         *parse_qsl(parts.query, keep_blank_values=True),
@@ -72,7 +73,7 @@ def _return_location(pi: dict[str, Any], return_url: str) -> str:
         ("payment_intent_client_secret", pi["client_secret"]),
         ("redirect_status", _redirect_status(pi)),
     ]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return validate.ascii_url(urlunsplit(parts._replace(query=urlencode(query))))
 
 
 def _finished(pi: dict[str, Any]) -> Response:

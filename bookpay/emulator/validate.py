@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bookpay.money import CURRENCIES, exponent  # one list of currencies and decimals, bookpay's
 from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
@@ -84,6 +84,14 @@ def _unsendable(text: str) -> bool:
     no-break space a space, and the lookup fails), and http.client refuses to send a request
     line with an ASCII one."""
     return printable(text) != text or any(c.isspace() for c in text)
+
+
+def ascii_url(text: str) -> str:
+    """A URL (or a request target) as it goes on the wire, in a request line or a Location
+    header: a URL may hold non-ASCII characters (`/hooks/café`, `https://例え.テスト/`), which
+    HTTP cannot carry, so they go percent-encoded as UTF-8 (as browsers send them; a
+    percent-encoded host is decoded and IDNA-encoded by a browser's URL parser)."""
+    return "".join(c if c.isascii() else quote(c) for c in text)
 
 
 def url(value: Any, param: str, message: str | None = None, deliver: bool = False) -> str | None:

@@ -6,8 +6,9 @@ import json
 import re
 import time
 from collections.abc import Callable
+from html import escape
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pytest
 import stripe
@@ -216,6 +217,29 @@ def test_3ds_complete(client: stripe.StripeClient, call: Callable[..., Any]) -> 
     kinds = {e.type for e in client.v1.events.list(params={"limit": 100}).data
              if e.data.object.to_dict().get("id") == pi.id}  # fmt: skip
     assert {"payment_intent.requires_action", "payment_intent.succeeded"} <= kinds
+
+
+def test_3ds_returns_to_a_return_url_with_any_characters(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    # A Location header carries ASCII only: the rest goes percent-encoded as UTF-8, as a
+    # browser would send it (a return_url outside Latin-1 once closed the connection instead).
+    pi = start_3ds(
+        client, "pm_card_authenticationRequired", "https://例え.テスト/ß€/戻る?q=ü&r=€#片"
+    )
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 303
+    location = resp.headers["location"]
+    assert location.isascii()
+    back = urlsplit(location)
+    assert unquote(back.netloc) == "例え.テスト" and unquote(back.path) == "/ß€/戻る"
+    assert unquote(back.fragment) == "片"
+    query = parse_qs(back.query)
+    assert query["q"] == ["ü"] and query["r"] == ["€"] and query["payment_intent"] == [pi.id]
+    assert query["redirect_status"] == ["succeeded"]
+    finished = call("GET", path + "?" + urlencode({"client_secret": secret}), key=None)
+    assert finished.status == 200 and escape(location, quote=True) in finished.body.decode()
 
 
 def test_3ds_fail(client: stripe.StripeClient, call: Callable[..., Any]) -> None:

@@ -9,6 +9,8 @@ canceled, and after a partial capture only refunds of the captured money count.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -170,3 +172,31 @@ def test_refunds_after_a_partial_capture_count_only_the_money_captured(shop):
     total = sales_total(shop)
     assert (total["gross"], total["refunded"], total["net"]) == (1500, 1500, 0)
     assert_checks_clean(shop, order["id"])
+
+
+def test_a_partially_captured_order_says_what_was_captured_everywhere(shop):
+    """Not only the report: the export (CSV and JSON, its last column), `orders list --json`,
+    `orders show` (text and --json) and the receipt say the 1500 taken of the 2967 held."""
+    intent_id, amount, _ = captured(shop, 1500)
+    assert amount == 2967
+
+    rows = list(csv.DictReader(io.StringIO(bookpay(shop, "orders", "export"))))
+    (row,) = [row for row in rows if row["payment_intent"] == intent_id]
+    assert (row["amount"], row["amount_refunded"], row["amount_captured"]) == ("2967", "0", "1500")
+    assert list(row)[-1] == "amount_captured"  # after every column exported before it
+    for fmt in ("json", "jsonl"):
+        text = bookpay(shop, "orders", "export", "--format", fmt)
+        (exported,) = json.loads(text) if fmt == "json" else map(json.loads, text.splitlines())
+        assert (exported["amount"], exported["amount_captured"]) == (2967, 1500)
+    (listed,) = json.loads(bookpay(shop, "orders", "list", "--json"))
+    assert (listed["amount"], listed["amount_captured"]) == (2967, 1500)
+    shown = json.loads(bookpay(shop, "orders", "show", intent_id, "--json"))
+    assert (shown["amount"], shown["amount_captured"]) == (2967, 1500)
+    text = bookpay(shop, "orders", "show", intent_id)
+    assert "Captured:       $15.00 of $29.67 (the rest released)" in text.splitlines()
+
+    receipt = shop.ledger.receipt_for(intent_id)
+    body = receipt["body"].splitlines()
+    assert [line for line in body if line.startswith("Total")] == ["Total paid:     $15.00"]
+    assert "Authorized:     $29.67, of which $14.67 was released, not charged" in body
+    assert receipt["subject"].endswith("($15.00)")

@@ -129,6 +129,17 @@ def quote_lines(quote: dict | None) -> list[str]:
     ]
 
 
+def released_lines(order: dict) -> list[str]:
+    """The amount authorized and what of it was released, for an order a partial capture took
+    less of (``amount_captured``); none for an order paid in full."""
+    captured, amount = order.get("amount_captured"), order.get("amount")
+    if captured is None or amount is None or captured >= amount:
+        return []
+    authorized = format_amount(amount, order["currency"])
+    released = format_amount(amount - captured, order["currency"])
+    return [f"Authorized:     {authorized}, of which {released} was released, not charged"]
+
+
 def permanent_refusal(exc: BaseException) -> str | None:
     """Why an SMTP server refused a message for good (a 5xx reply to its recipient or its
     data, RFC 5321 4.2.1), or None when trying again may succeed: a 4xx, a lost connection,
@@ -421,9 +432,13 @@ class ReceiptMailer(Worker):
     def render(self, order: dict, lines: list[dict]) -> tuple[str | None, str, str]:
         """(recipient, subject, body) of an order's receipt, listing its ``lines`` (ledger rows
         with titles: ``bookpay.orderlines``) and, from the quote the order carries (``quote``,
-        recorded by the checkout), the subtotal, shipping and tax that make up the total."""
+        recorded by the checkout), the subtotal, shipping and tax that make up the total.
+
+        The total paid is what was taken: after a partial capture (``amount_captured``) that is
+        less than the amount authorized, whose rest was released, never charged."""
         currency = order["currency"]
-        paid = format_amount(order["amount"], currency)
+        captured = order.get("amount_captured")
+        paid = format_amount(order["amount"] if captured is None else captured, currency)
         body = [
             "Thank you for your order!",
             "",
@@ -434,6 +449,7 @@ class ReceiptMailer(Worker):
             *receipt_lines(lines, currency),
             "",
             *quote_lines(order.get("quote")),
+            *released_lines(order),
             f"Total paid:     {paid}",
         ]
         # The shopper's name and address, as the PaymentIntent has them: each part one line.

@@ -24,7 +24,10 @@ figures add up to the period's exactly. Amounts stay in minor units, one report 
 Two more columns say what the gross holds besides books: the shipping the orders paid and the
 tax collected (their quotes' shipping and tax, as Stripe Tax calculated it), gross figures like
 the gross itself (a refund is not split into books, shipping and tax). Per book they are shared
-like the rest.
+like the rest. After a partial capture the quote's books, shipping and tax are scaled to what
+was captured (``quote_parts``): the money taken is shared among them in proportion to the
+quote, to the cent, so shipping and tax never exceed what was taken, and the tax is what the
+Stripe Tax reversal of the released rest (a refund to Stripe, in proportion too) leaves.
 
 Only the ledger is read, through the index on ``orders.fulfilled_at``: a report of a period
 costs what that period's orders cost, however large the ledger.
@@ -160,6 +163,19 @@ def order_amounts(order: dict) -> tuple[int, int, int, int]:
     return gross, refunded, disputed, lost
 
 
+def quote_parts(order: dict, gross: int) -> tuple[int, int]:
+    """(shipping, tax) of one fulfilled order's ``gross`` (``order_amounts``'): its quote's,
+    or, when a partial capture took less than the order's amount, the quote's books, shipping
+    and tax scaled to the gross, in whole units that add up to it (``share``)."""
+    shipping, tax = order.get("shipping") or 0, order.get("tax") or 0
+    amount = order["amount"] or 0
+    if gross >= amount:
+        return shipping, tax
+    books = max(amount - shipping - tax, 0)
+    _, shipping, tax = share(gross, [books, shipping, tax])
+    return shipping, tax
+
+
 def tax_unreported(order: dict) -> int:
     """The tax of ``order`` reversed in Stripe Tax for refunds that failed afterwards: each
     reversal's share of the order's tax (``failed_reversals``: amounts, None for in full)."""
@@ -212,7 +228,7 @@ def build(
     tables: dict[str, dict[str, Row]] = {}
     for order in orders:
         gross, refunded, disputed, lost = order_amounts(order)
-        shipping, tax = order.get("shipping") or 0, order.get("tax") or 0
+        shipping, tax = quote_parts(order, gross)
         unreported = tax_unreported(order)
         rows = tables.setdefault(order["currency"] or "usd", {})
         lines = order["lines"]

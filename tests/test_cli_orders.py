@@ -426,6 +426,7 @@ def test_export_csv_matches_a_row_by_row_rendering_of_hostile_orders(
                 shipping.get("name"),
                 *(address.get(key) for key in command.ADDRESS_KEYS),
                 *(quote.get(field) for _, field in command.QUOTE_COLUMNS),
+                *(order[name] for name in command.LATER_COLUMNS),
             ]
             writer.writerow([neutralise(cell) for cell in cells])
     target = tmp_path / "orders.csv"

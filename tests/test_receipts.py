@@ -190,6 +190,30 @@ def test_titles_rate_names_and_ids_in_a_receipt_are_one_line_each():
     assert subject == "Your bookpay receipt: Dune Total paid: $0.00 ($23.00)"
 
 
+def test_a_partially_captured_order_s_receipt_says_the_amount_taken(ledger):
+    """The receipt is rendered at fulfilment from the order Stripe's retrieved PaymentIntent
+    made: after a partial capture the total paid is what was captured (``amount_received``),
+    with the amount authorized and what of it was released, not the quote's total."""
+    held = {**intent("pi_part"), "amount": 2967, "amount_received": 1500}
+    quote = {"currency": "usd", "subtotal": 2300, "shipping": 500, "tax": 167}
+    lines = [
+        {"title": "Dune", "item_id": "1", "quantity": 1, "unit_amount": 2300, "line_amount": 2300}
+    ]
+    mailer = ReceiptMailer(None, None)
+    ledger.record_fulfilment(held, lambda order: mailer.render({**order, "quote": quote}, lines))
+    receipt = ledger.receipt_for("pi_part")
+    body = receipt["body"].split("\n")
+    assert body[body.index("Tax:            $1.67") + 1 :][:2] == [
+        "Authorized:     $29.67, of which $14.67 was released, not charged",
+        "Total paid:     $15.00",
+    ]
+    assert receipt["subject"] == "Your bookpay receipt: Dune ($15.00)"
+    # Paid in full: no such line, the total paid is the amount.
+    ledger.record_fulfilment(intent("pi_full"), lambda order: mailer.render(order, lines))
+    body = ledger.receipt_for("pi_full")["body"]
+    assert "Total paid:     $23.00\n" in body and "Authorized" not in body
+
+
 def test_an_unusable_address_is_never_queued_nor_sent(ledger, settings):
     bad = intent(email="jenny@example.com\r\nBcc: everyone@example.com")
     _, done = ledger.record_fulfilment(bad, render, recipient_problem=address_problem)

@@ -362,3 +362,43 @@ def test_disputes_open_won_and_lost_and_a_refund_that_failed(tmp_path, database_
     assert one["tax_unreported"] == 1000 * 230 // 2530  # the reversal's share of the tax
     table = runner.invoke(app, ["report", "sales"], env=env)
     assert "Tax unreported: $0.90 reversed in Stripe Tax for refunds that failed" in table.stdout
+
+
+def test_a_partial_capture_scales_the_shipping_and_tax_to_what_was_taken(tmp_path, database_url):
+    """Two orders of one quote (2300 of books, 500 shipping, 167 tax: 2967) captured in part,
+    300 and 1500 of it: the gross is what was taken, and its shipping and tax are the quote's
+    scaled to it, to the cent, adding up with the books' share to the gross (never the whole
+    quote's 500 and 167 out of 300 taken). An order captured in full keeps its quote's."""
+    settings = Settings(data_dir=tmp_path / "captured", database_url=database_url)
+    with open_ledger(settings) as ledger:
+        for n, (pi, received) in enumerate((("pi_c1", 300), ("pi_c2", 1500), ("pi_c3", 2967))):
+            order_id = f"ord_{n + 1:016x}"
+            quote = Quote((QuoteLine("1", "One", 1, 2300),), "usd", shipping=500, tax=167)
+            ledger.record_quote(pi, order_id, quote)
+            intent = {
+                "id": pi,
+                "status": "succeeded",
+                "amount": quote.total,
+                "amount_received": received,
+                "currency": "usd",
+                "metadata": {"order_id": order_id},
+            }
+            ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
+            with ledger.transaction() as tx:
+                tx.execute(
+                    "UPDATE orders SET fulfilled_at = ? WHERE id = ?",
+                    (f"2026-06-0{n + 1}T10:00:00.000Z", order_id),
+                )
+        assert ledger.get_order("pi_c1")["amount_captured"] == 300
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "captured")}
+    if database_url:
+        env["BOOKPAY_DATABASE_URL"] = database_url
+    days = rows(report(env, "--by", "day"))
+    assert {key: (row["gross"], row["shipping"], row["tax"]) for key, row in days.items()} == {
+        "2026-06-01": (300, 50, 17),  # 232.6 + 50.6 + 16.9: the largest remainders get a cent
+        "2026-06-02": (1500, 253, 84),  # 1162.8 + 252.8 + 84.4
+        "2026-06-03": (2967, 500, 167),
+        "total": (4767, 803, 268),
+    }
+    book = rows(report(env, "--by", "book"))["1"]
+    assert (book["gross"], book["shipping"], book["tax"]) == (4767, 803, 268)

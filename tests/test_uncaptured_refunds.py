@@ -9,6 +9,8 @@ canceled, and after a partial capture only refunds of the captured money count.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -170,3 +172,64 @@ def test_refunds_after_a_partial_capture_count_only_the_money_captured(shop):
     total = sales_total(shop)
     assert (total["gross"], total["refunded"], total["net"]) == (1500, 1500, 0)
     assert_checks_clean(shop, order["id"])
+
+
+def test_a_partially_captured_order_says_what_was_captured_everywhere(shop):
+    """Not only the report: the export (CSV and JSON, its last column), `orders list --json`,
+    `orders show` (text and --json) and the receipt say the 1500 taken of the 2967 held."""
+    intent_id, amount, _ = captured(shop, 1500)
+    assert amount == 2967
+
+    rows = list(csv.DictReader(io.StringIO(bookpay(shop, "orders", "export"))))
+    (row,) = [row for row in rows if row["payment_intent"] == intent_id]
+    assert (row["amount"], row["amount_refunded"], row["amount_captured"]) == ("2967", "0", "1500")
+    assert list(row)[-1] == "amount_captured"  # after every column exported before it
+    for fmt in ("json", "jsonl"):
+        text = bookpay(shop, "orders", "export", "--format", fmt)
+        (exported,) = json.loads(text) if fmt == "json" else map(json.loads, text.splitlines())
+        assert (exported["amount"], exported["amount_captured"]) == (2967, 1500)
+    (listed,) = json.loads(bookpay(shop, "orders", "list", "--json"))
+    assert (listed["amount"], listed["amount_captured"]) == (2967, 1500)
+    shown = json.loads(bookpay(shop, "orders", "show", intent_id, "--json"))
+    assert (shown["amount"], shown["amount_captured"]) == (2967, 1500)
+    text = bookpay(shop, "orders", "show", intent_id)
+    assert "Captured:       $15.00 of $29.67 (the rest released)" in text.splitlines()
+
+    receipt = shop.ledger.receipt_for(intent_id)
+    body = receipt["body"].splitlines()
+    assert [line for line in body if line.startswith("Total")] == ["Total paid:     $15.00"]
+    assert "Authorized:     $29.67, of which $14.67 was released, not charged" in body
+    assert receipt["subject"].endswith("($15.00)")
+
+
+def tax_kept(shop: Shop, order_id: str) -> int:
+    """The tax Stripe Tax holds for an order: its transaction's, less its reversals'."""
+    total = 0
+    for record in shop.records(order_id):
+        transaction = api(shop, "GET", f"/v1/tax/transactions/{record['stripe_id']}")
+        items = api(shop, "GET", f"/v1/tax/transactions/{record['stripe_id']}/line_items")
+        total += sum(item["amount_tax"] for item in items["data"])
+        total += (transaction.get("shipping_cost") or {}).get("amount_tax") or 0
+    return total
+
+
+@pytest.mark.parametrize(
+    ("part", "shipping", "tax"),
+    [(300, 50, 17), (1500, 253, 84)],  # of 2300 + 500 shipping + 167 tax, shared to the cent
+)
+def test_the_report_scales_shipping_and_tax_to_what_a_partial_capture_took(
+    shop, part, shipping, tax
+):
+    """The gross is what was captured, so its shipping and tax are the quote's in proportion
+    (never the whole quote's 500 and 167 out of 300 taken): they add up with the books' share
+    to the gross, and the tax is what Stripe Tax keeps once the released rest is reversed."""
+    intent_id, amount, _ = captured(shop, part)
+    assert amount == 2967
+    order = shop.ledger.get_order(intent_id)
+    assert_checks_clean(shop, order["id"])  # the release's tax reversal recorded
+    total = sales_total(shop)
+    assert (total["gross"], total["shipping"], total["tax"]) == (part, shipping, tax)
+    assert abs(tax_kept(shop, order["id"]) - tax) <= 1
+    books = json.loads(bookpay(shop, "report", "sales", "--by", "book", "--json"))
+    (book,) = books["currencies"][0]["rows"]
+    assert (book["gross"], book["shipping"], book["tax"]) == (part, shipping, tax)

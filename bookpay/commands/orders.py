@@ -55,6 +55,9 @@ COLUMNS = (
     "dispute_status",
     "shipping",
 )
+# Columns added since, after every other one (the quote's too, in an export), so that the
+# columns a spreadsheet or a script already reads by position stay where they were.
+LATER_COLUMNS = ("amount_captured",)  # what a partial capture took (None: all of the amount)
 # The CSV export writes the shipping address as columns, not as one JSON cell.
 SHIPPING_COLUMNS = (
     ("ship_name", None, "name"),
@@ -78,7 +81,13 @@ QUOTE_COLUMNS = (
 QUOTE_EXPORT = tuple(name for name, _ in QUOTE_COLUMNS)
 # Orders per query of an export: fewer round trips, while memory stays a few MB.
 EXPORT_BATCH = 5000
-CSV_COLUMNS = (*COLUMNS[:-1], *(name for name, _, _ in SHIPPING_COLUMNS), *QUOTE_EXPORT)
+CSV_COLUMNS = (
+    *COLUMNS[:-1],
+    *(name for name, _, _ in SHIPPING_COLUMNS),
+    *QUOTE_EXPORT,
+    *LATER_COLUMNS,
+)
+JSON_COLUMNS = (*COLUMNS, *QUOTE_EXPORT, *LATER_COLUMNS)
 ADDRESS_KEYS = tuple(key for _, part, key in SHIPPING_COLUMNS if part == "address")
 STATUS_STYLE = {
     "paid": "green",
@@ -144,7 +153,7 @@ def _status(order: dict) -> Cell:
 
 
 def _record(order: dict) -> dict:
-    return {name: order.get(name) for name in COLUMNS}
+    return {name: order.get(name) for name in (*COLUMNS, *LATER_COLUMNS)}
 
 
 def _row(order: dict) -> list[Cell]:
@@ -305,6 +314,7 @@ def show_order(
         ("Status", _status(order)),
         ("Item", order["item_id"] or ""),
         ("Amount", _price(order)),
+        *_captured_fields(order),
         *quote_fields(quote),
         ("Email", order["email"] or ""),
         ("Ship to", one_line(order["shipping"])),
@@ -326,6 +336,15 @@ def show_order(
     print_lines_table(lines, order["currency"] or "usd")
     sys.stdout.write("\n")
     print_events(events, title="Events")
+
+
+def _captured_fields(order: dict) -> list[tuple[str, Cell]]:
+    """What a partial capture took of the order's amount, when it took less than all of it
+    (the rest of the hold was released: never the customer's money)."""
+    captured = order.get("amount_captured")
+    if captured is None:
+        return []
+    return [("Captured", f"{_price(order, captured)} of {_price(order)} (the rest released)")]
 
 
 def _line_record(line: dict) -> dict:
@@ -393,11 +412,12 @@ def export_orders(
     """Export the orders (oldest first) as CSV, JSON or JSON Lines, streamed.
 
     The CSV has one column per part of the shipping address, then the quote the order paid
-    (subtotal, shipping amount and rate, tax and its Stripe Tax calculation, total), and text
-    that a spreadsheet would run as a formula is prefixed with a quote. With --lines, each row
-    is one line of an order (the order's id, status, dates, currency and e-mail, then the book,
-    its title, quantity, unit and line amounts). Memory use stays flat however many orders
-    there are.
+    (subtotal, shipping amount and rate, tax and its Stripe Tax calculation, total), then the
+    amount a partial capture took (empty when the order's amount was taken in full, or nothing
+    yet), and text that a spreadsheet would run as a formula is prefixed with a quote. With
+    --lines, each row is one line of an order (the order's id, status, dates, currency and
+    e-mail, then the book, its title, quantity, unit and line amounts). Memory use stays flat
+    however many orders there are.
 
     Example: bookpay orders export --format csv --output orders.csv
     """
@@ -562,6 +582,9 @@ def _write(batches, fmt: Format, out, *, terminal: bool = False) -> int:
         count = 0
         writer = SafeWriter(out, CSV_COLUMNS)
         plain = itemgetter(*(ORDER_COLUMNS.index(name) for name in COLUMNS[:-1]))
+        # The quote's columns (after the order's in each row), then the later order columns.
+        quoted = range(quoted_at, quoted_at + len(QUOTE_EXPORT))
+        tail = itemgetter(*quoted, *(ORDER_COLUMNS.index(name) for name in LATER_COLUMNS))
         empty: dict = {}
         with _no_cycle_collection():
             for batch in batches:
@@ -575,7 +598,7 @@ def _write(batches, fmt: Format, out, *, terminal: bool = False) -> int:
                             *plain(row),
                             shipping.get("name"),
                             *map(address.get, ADDRESS_KEYS),
-                            *row[quoted_at:],
+                            *tail(row),
                         )
                     )
                 writer.writerows([_shown(row) for row in cells] if terminal else cells)
@@ -587,7 +610,7 @@ def _write(batches, fmt: Format, out, *, terminal: bool = False) -> int:
             for row in batch:
                 order = dict(zip((*ORDER_COLUMNS, *QUOTE_EXPORT), row, strict=True))
                 order["shipping"] = loads(row[shipping_at]) if row[shipping_at] else None
-                yield {name: order[name] for name in (*COLUMNS, *QUOTE_EXPORT)}
+                yield {name: order[name] for name in JSON_COLUMNS}
 
     return _write_json(records(), fmt, out, terminal=terminal)
 

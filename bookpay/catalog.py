@@ -18,7 +18,7 @@ from bookpay.shipping import (
     ShippingOption,
     ShippingRate,
     options_for,
-    record_id,
+    validate_records,
 )
 from bookpay.shipping import validate_rates as _validate_rates
 
@@ -172,24 +172,7 @@ class Catalog:
                 f"{source}: expected a non-empty list of books.",
                 problems=[f"{source}: expected a non-empty list of books"],
             )
-        problems: list[str] = []
-        books: list[Book] = []
-        seen: set[str] = set()
-        for index, record in enumerate(records, start=1):
-            where = f"{source}: book #{index}"
-            if not isinstance(record, dict):
-                problems.append(f"{where}: expected a table of fields, got {type(record).__name__}")
-                continue
-            book, book_problems = _validate(record, where)
-            problems.extend(book_problems)
-            book_id = record_id(record)
-            if book_id is not None:  # a book with other problems still claims its id
-                if book_id in seen:
-                    problems.append(f"{where}: duplicate id {book_id!r}")
-                    continue
-                seen.add(book_id)
-            if book is not None:
-                books.append(book)
+        books, problems = validate_records(records, f"{source}: book", _validate)
         rates = None
         if shipping_rates is not None:
             currencies = {book.currency for book in books}

@@ -119,6 +119,32 @@ def record_id(record: dict) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def validate_records(records: list, what: str, validate) -> tuple[list, list[str]]:
+    """Each of a catalog file's records through ``validate(record, where) -> (item or None,
+    problems)``, with every problem of every record, and ids kept once: a record with other
+    problems still claims its id, so a later one with the same id is reported too.
+    ``what`` names a record in the problems (``"catalog.json: book"``)."""
+    problems: list[str] = []
+    items: list = []
+    seen: set[str] = set()
+    for index, record in enumerate(records, start=1):
+        where = f"{what} #{index}"
+        if not isinstance(record, dict):
+            problems.append(f"{where}: expected a table of fields, got {type(record).__name__}")
+            continue
+        item, found = validate(record, where)
+        problems.extend(found)
+        kept_id = record_id(record)
+        if kept_id is not None:
+            if kept_id in seen:
+                problems.append(f"{where}: duplicate id {kept_id!r}")
+                continue
+            seen.add(kept_id)
+        if item is not None:
+            items.append(item)
+    return items, problems
+
+
 def validate_rates(
     records: object, source: str, currencies: set[str]
 ) -> tuple[list[ShippingRate] | None, list[str]]:
@@ -128,24 +154,11 @@ def validate_rates(
     """
     if not isinstance(records, list) or not records:
         return None, [f"{source}: 'shipping_rates' must be a non-empty list of shipping rates"]
-    problems: list[str] = []
-    rates: list[ShippingRate] = []
-    seen: set[str] = set()
-    for index, record in enumerate(records, start=1):
-        where = f"{source}: shipping rate #{index}"
-        if not isinstance(record, dict):
-            problems.append(f"{where}: expected a table of fields, got {type(record).__name__}")
-            continue
-        rate, found = _validate(record, where, currencies)
-        problems.extend(found)
-        rate_id = record_id(record)
-        if rate_id is not None:  # a rate with other problems still claims its id
-            if rate_id in seen:
-                problems.append(f"{where}: duplicate id {rate_id!r}")
-                continue
-            seen.add(rate_id)
-        if rate is not None:
-            rates.append(rate)
+    rates, problems = validate_records(
+        records,
+        f"{source}: shipping rate",
+        lambda record, where: _validate(record, where, currencies),
+    )
     return (None if problems else rates), problems
 
 

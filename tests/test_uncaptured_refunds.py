@@ -30,7 +30,10 @@ STREAM = ("payment_intent.*", "charge.*", "refund.*")
 
 
 @pytest.fixture
-def shop(tmp_path, emulator, database_url):
+def shop(tmp_path, emulator, database_url, monkeypatch):
+    # A partial capture's release is a refund whose tax reversal is owed before the order's
+    # tax transaction is recorded: it waits WAIT_FOR_TRANSACTION (5 s), here 0.2 s.
+    monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 0.2)
     made = Shop(
         Settings(
             data_dir=tmp_path / "data",

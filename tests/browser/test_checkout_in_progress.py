@@ -30,7 +30,7 @@ from test_checkout import (
     wait_for_pay,
     wait_until_idle,
 )
-from test_checkout_recovery import charges, open_checkout
+from test_checkout_recovery import charges, copy_of_tab, open_checkout
 
 from bookpay.checkout import PaymentInProgress
 
@@ -75,13 +75,7 @@ def test_a_second_tab_paying_after_the_first_paid_goes_to_that_payment_not_a_sec
     add_from_catalog(shopping, "1")
     first = context.new_page()
     open_cart_checkout(first, bookpay_shop)
-    with context.expect_page() as opened:  # a copy of the tab: the same attempt
-        first.evaluate("window.open(location.href)")
-    second = opened.value
-    second.locator("#payment-element [name=number]").wait_for()
-    for tab in (first, second):
-        fill_checkout(tab)
-        wait_for_pay(tab)
+    second = copy_of_tab(context, first)
     [intent] = intents(stripe_emulator)
     stripe_emulator.api("POST", f"/v1/payment_intents/{intent['id']}", {"capture_method": "manual"})
 
@@ -125,13 +119,7 @@ def test_a_second_tab_pressing_pay_after_the_first_paid_at_once_says_so_and_char
     finished, the shop answers `attempt_finished`, and the second tab says the book was paid
     for (that order), confirming nothing."""
     first = open_checkout(context.new_page(), bookpay_shop, "1")
-    with context.expect_page() as opened:
-        first.evaluate("window.open(location.href)")
-    second = opened.value
-    second.locator("#payment-element [name=number]").wait_for()
-    for tab in (first, second):
-        fill_checkout(tab)
-        wait_for_pay(tab)
+    second = copy_of_tab(context, first)
     pay(first)
     first.wait_for_url(re.compile(r"/success\?"))
     order_id = first.locator("#receipt-order").inner_text()
@@ -163,13 +151,7 @@ def test_a_second_tab_on_a_cart_the_first_paid_for_says_so_not_that_the_cart_is_
     add_from_catalog(shopping, "1")
     first = context.new_page()
     open_cart_checkout(first, bookpay_shop)
-    with context.expect_page() as opened:  # a copy of the tab: the same attempt
-        first.evaluate("window.open(location.href)")
-    second = opened.value
-    second.locator("#payment-element [name=number]").wait_for()
-    for tab in (first, second):
-        fill_checkout(tab)
-        wait_for_pay(tab)
+    second = copy_of_tab(context, first)
     pay(first)
     first.wait_for_url(re.compile(r"/success\?"))
     order_id = first.locator("#receipt-order").inner_text()

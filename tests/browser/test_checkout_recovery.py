@@ -75,17 +75,24 @@ def test_a_lost_confirmation_whose_challenge_fails_says_so(page, bookpay_shop, s
     assert all(charge["status"] != "succeeded" for charge in charges(stripe_emulator))
 
 
-def test_a_second_tab_paying_the_same_attempt_shows_the_payment_not_an_error(
-    context, bookpay_shop, stripe_emulator
-):
-    first = open_checkout(context.new_page(), bookpay_shop, "3")
-    with context.expect_page() as opened:  # a copy of the tab: the same attempt
+def copy_of_tab(context, first):
+    """A second tab on ``first``'s checkout (the same attempt), both filled with the default
+    card and ready to pay; the second tab."""
+    with context.expect_page() as opened:
         first.evaluate("window.open(location.href)")
     second = opened.value
     second.locator("#payment-element [name=number]").wait_for()
     for tab in (first, second):
         fill_checkout(tab)
         wait_for_pay(tab)
+    return second
+
+
+def test_a_second_tab_paying_the_same_attempt_shows_the_payment_not_an_error(
+    context, bookpay_shop, stripe_emulator
+):
+    first = open_checkout(context.new_page(), bookpay_shop, "3")
+    second = copy_of_tab(context, first)
     stripe_emulator.faults.rates(latency="800")
     first.locator("#submit-button").click()
     second.locator("#submit-button").click()

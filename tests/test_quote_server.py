@@ -12,7 +12,7 @@ import dataclasses
 import uuid
 
 import pytest
-from test_cart_server import Shopper
+from test_cart_server import ADDRESS, Shopper
 from test_server import PUBLIC_URL, confirm, emulator_api
 
 from bookpay.catalog import Catalog
@@ -20,14 +20,7 @@ from bookpay.ledger import open_ledger
 from bookpay.server import QUOTE_BURST, create_app
 from bookpay.shipping import ShippingRate
 
-SF = {
-    "line1": "12 Analytical Row",
-    "line2": None,
-    "city": "San Francisco",
-    "state": "CA",
-    "postal_code": "94110",
-    "country": "US",
-}
+SF = ADDRESS  # San Francisco
 AUSTIN = {**SF, "city": "Austin", "state": "TX", "postal_code": "78701"}
 LONDON = {
     "line1": "12 St James's Square",

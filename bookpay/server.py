@@ -19,7 +19,6 @@ from pathlib import Path
 import bottle
 
 from bookpay.catalog import Catalog
-from bookpay.checkout import AttemptFinished
 from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
@@ -423,7 +422,7 @@ def create_app(
     def create_payment_intent():
         data = inputs.read_json_object(bottle.request)
         attempt = inputs.attempt_id(data.get("attemptId"))
-        try:
+        with cart_of.settled_when_paid():
             if data.get("item") is not None:  # "Buy now": one copy of one book
                 quote = quote_items(services.catalog, [(inputs.item_id(data.get("item")), 1)])
                 cart_id = None
@@ -432,10 +431,6 @@ def create_app(
             # The attempt's PaymentIntent, created or brought up to this quote; its current
             # state, even when Stripe replays the attempt.
             held = services.checkout.intent_for(attempt, quote, cart_id=cart_id)
-        except AttemptFinished as finished:
-            if finished.status == "succeeded":
-                services.ledger.settle_cart(finished.intent_id)
-            raise
         intent, quote = held.intent, held.quote  # priced for the attempt's address, if any
         answer = {
             "clientSecret": intent["client_secret"],

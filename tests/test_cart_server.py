@@ -514,6 +514,22 @@ def test_a_cart_emptied_by_its_attempts_payment_says_the_attempt_is_paid(app, sh
         assert error_of(requote(stranger, attempt)) == (400, "cart_empty")
 
 
+def test_a_quote_for_an_attempt_paid_in_another_tab_says_so_and_settles_the_cart(shopper, settings):
+    """The first tab paid and has not come back (no success page, no webhook yet); the second
+    tab's quote hears that the attempt is paid, and what was paid leaves the cart then, as the
+    second tab's Pay would make it."""
+    shopper.add("2", 2)
+    shopper.add("3")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    confirm(settings, shown["paymentIntentId"], "pm_card_visa")
+    assert shopper.get("/cart").text.count('class="line"') == 2  # nothing has settled it yet
+    finished = requote(shopper, attempt)
+    assert error_of(finished) == (409, "attempt_finished")
+    assert finished.json()["error"]["orderId"] == shown["orderId"]
+    assert shopper.get("/cart").text.count('class="line"') == 0  # settled
+
+
 def test_an_emptied_cart_with_a_payment_under_way_or_still_open(shopper, settings):
     """Emptied while its attempt's payment is authorized (confirmed, not finished): the payment
     is under way (409), as for any change to it. Emptied before paying: the cart is empty."""

@@ -9,9 +9,13 @@ cart is made only when something is first added to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import bottle
 
 from bookpay.cart import COOKIE, COOKIE_MAX_AGE
+from bookpay.checkout import AttemptFinished
 from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
 from bookpay.quote import Quote
@@ -50,6 +54,19 @@ class CartCookie:
         except UsageError:
             if view.cart is not None:
                 self.services.checkout.check_cart_attempt(attempt_id, view.cart["id"])
+            raise
+
+    @contextmanager
+    def settled_when_paid(self) -> Iterator[None]:
+        """A request that learns its attempt is paid (``AttemptFinished``, from the PaymentIntent
+        as Stripe gave it) takes what was paid out of the cart, as fulfilment would: the page
+        that asked may be the only one to come back before the webhook (a second tab's Pay or
+        quote), and what is paid must not be paid for a second time."""
+        try:
+            yield
+        except AttemptFinished as finished:
+            if finished.status == "succeeded":
+                self.services.ledger.settle_cart(finished.intent_id)
             raise
 
     def find_or_create(self) -> dict:

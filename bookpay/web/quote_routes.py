@@ -45,14 +45,15 @@ def install(app: bottle.Bottle, services, cart_of, limiter: RateLimiter) -> None
             raise AttemptNotFound("This checkout has no payment to quote: reload the page.")
         if version is None:  # a caller that does not number its quotes: the next one
             version = recorded["version"] + 1
-        if recorded["cart_id"] is None:  # "Buy now": the same book, priced now
-            pairs = [(line["item_id"], line["quantity"]) for line in recorded["lines"]]
-            lines, cart_id = quote_items(services.catalog, pairs), None
-        else:  # a cart emptied by this attempt's payment (another tab) answers that: a 409
-            lines, cart_id = cart_of.quote_for(attempt)
-        held, priced = services.checkout.quote(
-            attempt, lines, destination, version=version, cart_id=cart_id
-        )
+        with cart_of.settled_when_paid():
+            if recorded["cart_id"] is None:  # "Buy now": the same book, priced now
+                pairs = [(line["item_id"], line["quantity"]) for line in recorded["lines"]]
+                lines, cart_id = quote_items(services.catalog, pairs), None
+            else:  # a cart emptied by this attempt's payment (another tab) answers that: a 409
+                lines, cart_id = cart_of.quote_for(attempt)
+            held, priced = services.checkout.quote(
+                attempt, lines, destination, version=version, cart_id=cart_id
+            )
         quote = held.quote
         return {
             **quote.amounts(),

@@ -102,9 +102,10 @@ def confirm(ctx: Ctx, pi_id: str) -> dict[str, Any]:
 
 
 def _return_url(value: Any) -> str | None:
-    """Somewhere the customer can be sent back to: a URL with no host (`https:///x`, `http:foo`)
-    or a malformed port is Stripe's 400 `url_invalid`, "Not a valid URL", never a 500."""
-    return validate.url(value, "return_url", validate.NOT_A_URL)
+    """Somewhere the customer can be sent back to: an http(s) URL or, as Stripe documents, an
+    application URI (`bookshop://payment/done`). A URL with no host (`https:///x`, `http:foo`),
+    a malformed port or scheme is Stripe's 400 `url_invalid`, "Not a valid URL", never a 500."""
+    return validate.url(value, "return_url", validate.NOT_A_URL, app=True)
 
 
 def _off_session(value: Any, op: str) -> bool:

@@ -65,7 +65,8 @@ def _redirect_status(pi: dict[str, Any]) -> str:
 
 def _return_location(pi: dict[str, Any], return_url: str) -> str:
     """The return_url with Stripe's query parameters (keeping any it already had), in ASCII:
-    it goes in a Location header, which cannot carry other characters."""
+    it goes in a Location header, which cannot carry other characters. An application URI
+    with an empty authority (`bookshop:///done`) keeps it, which urlunsplit drops."""
     parts = urlsplit(return_url)
     query = [
         *parse_qsl(parts.query, keep_blank_values=True),
@@ -73,7 +74,10 @@ def _return_location(pi: dict[str, Any], return_url: str) -> str:
         ("payment_intent_client_secret", pi["client_secret"]),
         ("redirect_status", _redirect_status(pi)),
     ]
-    return validate.ascii_url(urlunsplit(parts._replace(query=urlencode(query))))
+    location = urlunsplit(parts._replace(query=urlencode(query)))
+    if not parts.netloc and return_url.partition(":")[2].startswith("//"):
+        location = f"{parts.scheme}://{location.partition(':')[2]}"
+    return validate.ascii_url(location)
 
 
 def _finished(pi: dict[str, Any]) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -79,11 +80,15 @@ NOT_A_URL = "Not a valid URL"  # Stripe's refusal of a return_url (code url_inva
 
 def _unsendable(text: str) -> bool:
     """Whitespace (any `str.isspace()`: the ASCII ones, NEL, no-break and ideographic spaces,
-    the line and paragraph separators), a control character (C0, DEL, C1) or a bidirectional
-    control (the ones `printable` escapes for a terminal): no host has one (IDNA makes a
-    no-break space a space, and the lookup fails), and http.client refuses to send a request
-    line with an ASCII one."""
-    return printable(text) != text or any(c.isspace() for c in text)
+    the line and paragraph separators), a control character (C0, DEL, C1) or an invisible
+    format character (Unicode category Cf: zero-width spaces and joiners, U+2060, U+FEFF, the
+    soft hyphen, and the bidirectional controls `printable` escapes for a terminal): no host has
+    one (IDNA makes a no-break space a space, and maps or refuses the format characters, so the
+    lookup fails), a URL with one is not what anyone meant to type, and http.client refuses to
+    send a request line with an ASCII one."""
+    return printable(text) != text or any(
+        c.isspace() or unicodedata.category(c) == "Cf" for c in text
+    )
 
 
 def ascii_url(text: str) -> str:
@@ -94,26 +99,59 @@ def ascii_url(text: str) -> str:
     return "".join(c if c.isascii() else quote(c) for c in text)
 
 
-def url(value: Any, param: str, message: str | None = None, deliver: bool = False) -> str | None:
+WEB_SCHEMES = ("http", "https")
+# An application URI scheme (RFC 3986: a letter, then letters, digits, `+`, `-` or `.`), and
+# its colon: `bookshop://payment/done`, `com.example.app://return`.
+_APP_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# Schemes a browser runs or reads itself rather than hands to an app: a redirect to one is an
+# attack (script in the merchant's name, a local file), not a way back to a mobile app. This is
+# our inference; Stripe documents no such list.
+_NOT_AN_APP = frozenset({"javascript", "data", "vbscript", "file"})
+
+
+def _app_uri(text: str) -> bool:
+    """An application URI as a return_url may be one (Stripe's parameter documentation: "If
+    you'd prefer to redirect to a mobile application, you can alternatively supply an
+    application URI scheme"): a well-formed scheme that is not one of `_NOT_AN_APP`, and no
+    whitespace, control or format character anywhere (`_unsendable`: an app's URI has no host
+    we could check alone, so all of it is checked)."""
+    scheme = _APP_SCHEME.match(text)
+    return bool(scheme) and scheme[1].lower() not in _NOT_AN_APP and not _unsendable(text)
+
+
+def url(
+    value: Any,
+    param: str,
+    message: str | None = None,
+    deliver: bool = False,
+    app: bool = False,
+) -> str | None:
     """An http(s) URL one can go to: it parses whole (urlsplit refuses `http://[::1`, and
     `.port` refuses `:99999` or `:abc` only when asked, so both are asked here), it names a host
     (`https:///x`, `https://` and `http:foo` name none), and a port other than 0, which nothing
     listens on. Checked before the URL is kept and used: a redirect to it, or (`deliver`) a
-    webhook delivery, which also needs a URL with no whitespace or control character anywhere
-    (`_unsendable`, as a host never has one) and a host without a `%` (an IPv6 zone), as
-    http.client sends it. Refused as Stripe does, a 400 `url_invalid` naming the param;
-    `message` is Stripe's own text where it is known, otherwise "Invalid URL: " and the URL."""
+    webhook delivery, which also needs a URL with no whitespace, control or format character
+    anywhere (`_unsendable`, as a host never has one) and a host without a `%` (an IPv6 zone), as
+    http.client sends it. With `app` (a return_url), an application URI (`_app_uri`) is taken
+    too, if it parses (the 3-D Secure page adds its query parameters to it with urlsplit).
+    Refused as Stripe does, a 400 `url_invalid` naming the param; `message` is Stripe's own text
+    where it is known, otherwise "Invalid URL: " and the URL."""
     text = string(value, param)
     if text is None:
         return None
     refused = invalid(message or f"Invalid URL: {text}", param, "url_invalid")
     try:
         parts = urlsplit(text)
-        port = parts.port  # raises ValueError for a port out of range or not a number
+        web = parts.scheme in WEB_SCHEMES
+        port = parts.port if web else None  # raises ValueError: out of range or not a number
         host = parts.hostname
     except ValueError:
         raise refused from None
-    if parts.scheme not in ("http", "https") or not host or port == 0:
+    if app and not web:
+        if _app_uri(text):
+            return text
+        raise refused
+    if not web or not host or port == 0:
         raise refused
     if _unsendable(host) or (deliver and (_unsendable(text) or "%" in host)):
         raise refused

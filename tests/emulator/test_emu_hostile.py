@@ -45,6 +45,8 @@ UNSENDABLE_HOSTS = [
     "https://a\u2028b.example/hook",  # line separator
     "https://a\u202eb.example/hook",  # right-to-left override
     "https://a\u200fb.example/hook",  # right-to-left mark
+    "https://shop\u200b.example/hook",  # zero-width space (a format character, Cf)
+    "https://shop.example\ufeff/hook",  # zero-width no-break space (byte order mark)
 ]
 UNSENDABLE_PATHS = [
     "https://shop.example/ho\x85ok",
@@ -54,6 +56,34 @@ UNSENDABLE_PATHS = [
     "https://shop.example/ho\u2003ok",  # em space
     "https://shop.example/ho\u2028ok",
     "https://shop.example/ho\u2066ok",  # left-to-right isolate
+    "https://shop.example/ho\u200bok",  # zero-width space
+    "https://shop.example/hook?a=\u200d",  # zero-width joiner
+    "https://shop.example/ho\u2060ok",  # word joiner
+    "https://shop.example/ho\u00adok",  # soft hyphen
+]
+# Application URIs, which a return_url may be (Stripe's documentation of the parameter).
+APP_URIS = ["bookshop://payment/done", "com.example.app://return?from=pay", "my-app+2.x:done"]
+# Not one: no scheme or a malformed one, a scheme a browser runs or reads itself, whitespace,
+# a control or format character anywhere, an authority that does not parse.
+NOT_APP_URIS = [
+    "payment/done",
+    "//shop.example/r",
+    "1app://done",
+    "-app://done",
+    "my_app://done",
+    "book shop://done",
+    " bookshop://done",
+    "java\tscript:alert(1)",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "bookshop://payment/do ne",
+    "bookshop://payment/done\r\nX-Injected: 1",
+    "bookshop://pay\u200bment/done",
+    "bookshop://payment/\u202edone",
+    "bookshop://[payment/done",
 ]
 
 
@@ -279,7 +309,7 @@ def test_fault_bodies_that_overflow_are_400s(fresh: Any, body: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://[::1", "https://shop.example:0/r", *NOWHERE, *UNSENDABLE_HOSTS]
+    "url", ["http://[::1", "https://shop.example:0/r", *NOWHERE, *UNSENDABLE_HOSTS, *NOT_APP_URIS]
 )
 def test_a_return_url_one_cannot_go_to_is_a_400(fresh: Any, url: str) -> None:
     """Stripe's answer, as its API gives it: 400 url_invalid "Not a valid URL" on return_url."""
@@ -298,6 +328,30 @@ def test_a_return_url_one_cannot_go_to_is_a_400(fresh: Any, url: str) -> None:
     assert_400(created.status, created.json(), "return_url", "url_invalid")
     kept = raw(fresh.url, "GET", path.removesuffix("/confirm"), key=KEY).json()
     assert kept["status"] == "requires_payment_method" and kept["latest_charge"] is None
+
+
+@pytest.mark.parametrize("url", APP_URIS)
+def test_a_return_url_may_be_an_application_uri(fresh: Any, url: str) -> None:
+    """Taken on confirm (server and page) and on create with confirm=true, and kept: the
+    3-D Secure redirect goes back to it."""
+    params = {"amount": "1000", "currency": "usd"}
+    confirm = {"payment_method": "pm_card_visa", "return_url": url}
+    for from_page in (False, True):
+        pi = raw(fresh.url, "POST", "/v1/payment_intents", params, key=KEY).json()
+        path = f"/v1/payment_intents/{pi['id']}/confirm"
+        if from_page:
+            page = {**confirm, "client_secret": pi["client_secret"], "key": PK}
+            answer = raw(fresh.url, "POST", path, page, {"Origin": "http://shop.example"}, key=None)
+        else:
+            answer = raw(fresh.url, "POST", path, confirm, key=KEY)
+        assert answer.status == 200 and answer.json()["status"] == "succeeded", answer.body
+    at_once = {**params, **confirm, "confirm": "true"}
+    created = raw(fresh.url, "POST", "/v1/payment_intents", at_once, key=KEY)
+    assert created.status == 200 and created.json()["status"] == "succeeded", created.body
+    three_d = {**at_once, "payment_method": "pm_card_authenticationRequired"}
+    pi = raw(fresh.url, "POST", "/v1/payment_intents", three_d, key=KEY).json()
+    assert pi["status"] == "requires_action"
+    assert pi["next_action"]["redirect_to_url"]["return_url"] == url
 
 
 def test_idempotency_keys_empty_or_over_255_characters_are_refused(fresh: Any) -> None:

@@ -242,6 +242,36 @@ def test_3ds_returns_to_a_return_url_with_any_characters(
     assert finished.status == 200 and escape(location, quote=True) in finished.body.decode()
 
 
+@pytest.mark.parametrize(
+    "return_url",
+    ["bookshop://payment/done?x=1", "com.example.app:///return", "bookshop://pay/it's<done>"],
+)
+def test_3ds_returns_to_an_application_uri(
+    client: stripe.StripeClient, call: Callable[..., Any], return_url: str
+) -> None:
+    """A return_url may send the customer back to a mobile app (Stripe's documentation of the
+    parameter); the redirect and the finished page's link keep it as given (an empty authority
+    too), with Stripe's query parameters, and the page shows it escaped."""
+    pi = start_3ds(client, "pm_card_authenticationRequired", return_url)
+    assert pi.next_action.redirect_to_url.return_url == return_url
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 303
+    location = resp.headers["location"]
+    base, _, query = return_url.partition("?")
+    assert location.startswith(base + "?")
+    assert parse_qs(location.removeprefix(base + "?"), keep_blank_values=True) == {
+        **parse_qs(query),
+        "payment_intent": [pi.id],
+        "payment_intent_client_secret": [pi.client_secret],
+        "redirect_status": ["succeeded"],
+    }
+    finished = call("GET", path + "?" + urlencode({"client_secret": secret}), key=None)
+    html = finished.body.decode()
+    assert f"id='return-link' href='{escape(location, quote=True)}'" in html
+    assert "<done>" not in html
+
+
 def test_3ds_fail(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
     pi = start_3ds(client, "4000000000003220", "http://127.0.0.1:4242/success")
     path, secret = challenge(call, pi)

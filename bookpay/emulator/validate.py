@@ -107,16 +107,25 @@ _APP_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 # attack (script in the merchant's name, a local file), not a way back to a mobile app. This is
 # our inference; Stripe documents no such list.
 _NOT_AN_APP = frozenset({"javascript", "data", "vbscript", "file"})
+# `localhost:4242/success` or `shop.example:8080` parses as the scheme `localhost` and a path of
+# digits: a web address whose `http://` was forgotten, not an app's URI (also our inference).
+_HOST_AND_PORT = re.compile(r"[^:]+:[0-9]+(?:[/?#]|$)")
 
 
 def _app_uri(text: str) -> bool:
     """An application URI as a return_url may be one (Stripe's parameter documentation: "If
     you'd prefer to redirect to a mobile application, you can alternatively supply an
-    application URI scheme"): a well-formed scheme that is not one of `_NOT_AN_APP`, and no
-    whitespace, control or format character anywhere (`_unsendable`: an app's URI has no host
-    we could check alone, so all of it is checked)."""
+    application URI scheme"): a well-formed scheme that is not one of `_NOT_AN_APP`, not a host
+    and port without their `http://` (`_HOST_AND_PORT`), and no whitespace, control or format
+    character anywhere (`_unsendable`: an app's URI has no host we could check alone, so all of
+    it is checked)."""
     scheme = _APP_SCHEME.match(text)
-    return bool(scheme) and scheme[1].lower() not in _NOT_AN_APP and not _unsendable(text)
+    return (
+        bool(scheme)
+        and scheme[1].lower() not in _NOT_AN_APP
+        and not _HOST_AND_PORT.match(text)
+        and not _unsendable(text)
+    )
 
 
 def url(

@@ -84,6 +84,9 @@ NOT_APP_URIS = [
     "bookshop://pay\u200bment/done",
     "bookshop://payment/\u202edone",
     "bookshop://[payment/done",
+    "localhost:4242/success",  # http:// forgotten: not an app named "localhost"
+    "shop.example:8080",
+    "127.0.0.1:4242/success?x=1",
 ]
 
 

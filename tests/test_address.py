@@ -1,16 +1,8 @@
+from test_cart_server import ADDRESS
+
 from bookpay.address import address_lines, country_name, one_line
 
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "address": {
-        "line1": "12 Analytical Row",
-        "line2": None,
-        "city": "San Francisco",
-        "state": "CA",
-        "postal_code": "94110",
-        "country": "US",
-    },
-}
+SHIPPING = {"name": "Ada Lovelace", "address": ADDRESS}
 
 
 def test_address_lines_leave_out_empty_parts():

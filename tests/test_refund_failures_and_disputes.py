@@ -16,27 +16,18 @@ import time
 import pytest
 from test_quote_server import buy_now, quote
 from test_server import confirm
-from test_tax_records import SECRET, Shop, api
+from test_tax_records import Shop, api, open_shop
 from typer.testing import CliRunner
 
 from bookpay.cli import app as cli
-from bookpay.config import Settings
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def shop(tmp_path, emulator, database_url):
-    made = Shop(
-        Settings(
-            data_dir=tmp_path / "data",
-            emulator_url=emulator.url,
-            webhook_secrets=(SECRET,),
-            database_url=database_url,
-        )
-    )
-    yield made
-    made.close()
+    with open_shop(tmp_path, emulator, database_url) as made:
+        yield made
 
 
 def wait_for(found, timeout: float = 20.0):

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from stripe_fakes import event
@@ -94,8 +96,9 @@ class Shop:
         self.ledger.close()
 
 
-@pytest.fixture
-def shop(tmp_path, emulator, database_url):
+@contextmanager
+def open_shop(tmp_path, emulator, database_url) -> Iterator[Shop]:
+    """A shop on the session's emulator, with a data folder (and ledger) of the test's own."""
     made = Shop(
         Settings(
             data_dir=tmp_path / "data",
@@ -104,8 +107,16 @@ def shop(tmp_path, emulator, database_url):
             database_url=database_url,
         )
     )
-    yield made
-    made.close()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def shop(tmp_path, emulator, database_url):
+    with open_shop(tmp_path, emulator, database_url) as made:
+        yield made
 
 
 def api(shop: Shop, method: str, path: str, params: dict | None = None) -> dict:

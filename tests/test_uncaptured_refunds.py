@@ -17,11 +17,10 @@ import pytest
 from test_quote_server import buy_now, quote
 from test_refund_failures_and_disputes import wait_for
 from test_server import confirm
-from test_tax_records import SECRET, Shop, api
+from test_tax_records import SECRET, Shop, api, open_shop
 from typer.testing import CliRunner
 
 from bookpay.cli import app as cli
-from bookpay.config import Settings
 from bookpay.ledger.check import check_ledger
 from bookpay.webhooks import sign
 
@@ -34,16 +33,8 @@ def shop(tmp_path, emulator, database_url, monkeypatch):
     # A partial capture's release is a refund whose tax reversal is owed before the order's
     # tax transaction is recorded: it waits WAIT_FOR_TRANSACTION (5 s), here 0.2 s.
     monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 0.2)
-    made = Shop(
-        Settings(
-            data_dir=tmp_path / "data",
-            emulator_url=emulator.url,
-            webhook_secrets=(SECRET,),
-            database_url=database_url,
-        )
-    )
-    yield made
-    made.close()
+    with open_shop(tmp_path, emulator, database_url) as made:
+        yield made
 
 
 def bookpay(shop: Shop, *args: str) -> str:

@@ -58,6 +58,20 @@ def record_requotes(page, seen: list) -> None:
     page.route(REQUOTE, handle)
 
 
+def pay_in_a_tab_already_paid(tab) -> list[str]:
+    """Press Pay in ``tab``, on an attempt another tab has paid: the shop's last look answers
+    409 `attempt_finished` and the paid notice shows. The confirms the tab sent (none, if all
+    is well)."""
+    seen: list = []
+    record_requotes(tab, seen)
+    confirms: list[str] = []
+    tab.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
+    tab.locator("#submit-button").click()
+    tab.locator("#paid-notice").wait_for()
+    assert [(status, body["error"]["code"]) for status, body in seen] == [(409, "attempt_finished")]
+    return confirms
+
+
 def test_a_second_tab_paying_after_the_first_paid_goes_to_that_payment_not_a_second(
     context, bookpay_shop, stripe_emulator
 ):
@@ -125,13 +139,7 @@ def test_a_second_tab_pressing_pay_after_the_first_paid_at_once_says_so_and_char
     order_id = first.locator("#receipt-order").inner_text()
     [intent] = intents(stripe_emulator)
 
-    seen: list = []
-    record_requotes(second, seen)
-    confirms: list[str] = []
-    second.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
-    second.locator("#submit-button").click()
-    second.locator("#paid-notice").wait_for()
-    assert [(status, body["error"]["code"]) for status, body in seen] == [(409, "attempt_finished")]
+    confirms = pay_in_a_tab_already_paid(second)
     assert second.locator("#paid-order").inner_text() == order_id
     assert second.locator("#payment-form").is_hidden()
     assert confirms == []
@@ -159,13 +167,7 @@ def test_a_second_tab_on_a_cart_the_first_paid_for_says_so_not_that_the_cart_is_
     shopping.goto(bookpay_shop.url + "/cart")
     assert shopping.locator("#cart-count").inner_text() == "0"  # paying emptied the cart
 
-    seen: list = []
-    record_requotes(second, seen)
-    confirms: list[str] = []
-    second.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
-    second.locator("#submit-button").click()
-    second.locator("#paid-notice").wait_for()
-    assert [(status, body["error"]["code"]) for status, body in seen] == [(409, "attempt_finished")]
+    confirms = pay_in_a_tab_already_paid(second)
     assert "/checkout" in second.url
     assert second.locator("#paid-order").inner_text() == order_id
     assert second.locator("#payment-form").is_hidden()

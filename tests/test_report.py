@@ -39,27 +39,41 @@ def env(tmp_path, database_url):
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     with open_ledger(settings) as ledger:
         for n, (pi, when, currency, lines, status, refunded) in enumerate(SALES, start=1):
-            order_id = f"ord_{n:016x}"
             quote = Quote(tuple(QuoteLine(*line) for line in lines), currency)
-            ledger.record_quote(pi, order_id, quote)
-            intent = {
-                "id": pi,
-                "status": "succeeded",
-                "amount": quote.total,
-                "currency": currency,
-                "metadata": {"order_id": order_id},
-            }
-            ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
+            intent = record_sale(ledger, n, pi, quote, when)
             if status != "paid":
                 ledger.record_intent(intent, status=status, amount_refunded=refunded)
-            with ledger.transaction() as tx:
-                tx.execute("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (when, order_id))
         # Not sales: an order never fulfilled, and one paid but refused.
         ledger.record_intent({"id": "pi_open", "status": "requires_payment_method",
                               "amount": 9999, "currency": "usd", "metadata": {}})  # fmt: skip
-    variables = {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
-    if database_url:
-        variables["BOOKPAY_DATABASE_URL"] = database_url
+    return ledger_env(settings)
+
+
+def record_sale(ledger, n: int, pi: str, quote: Quote, when: str | None = None, **paid) -> dict:
+    """Order ``n`` of ``quote``, paid by ``pi`` (``paid``: more of the PaymentIntent's fields)
+    and fulfilled, at ``when`` if given: the PaymentIntent as recorded."""
+    order_id = f"ord_{n:016x}"
+    ledger.record_quote(pi, order_id, quote)
+    intent = {
+        "id": pi,
+        "status": "succeeded",
+        "amount": quote.total,
+        "currency": quote.currency,
+        "metadata": {"order_id": order_id},
+        **paid,
+    }
+    ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
+    if when is not None:
+        with ledger.transaction() as tx:
+            tx.execute("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (when, order_id))
+    return intent
+
+
+def ledger_env(settings: Settings) -> dict[str, str]:
+    """The environment that points the CLI at ``settings``' ledger."""
+    variables = {"BOOKPAY_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        variables["BOOKPAY_DATABASE_URL"] = settings.database_url
     return variables
 
 
@@ -277,27 +291,11 @@ def test_shipping_revenue_and_tax_collected_per_period_and_book(tmp_path, databa
     ]
     with open_ledger(settings) as ledger:
         for n, (pi, day, lines, shipping, tax) in enumerate(sales, start=1):
-            order_id = f"ord_{n:016x}"
             quote = Quote(
                 tuple(QuoteLine(*line) for line in lines), "usd", shipping=shipping, tax=tax
             )
-            ledger.record_quote(pi, order_id, quote)
-            intent = {
-                "id": pi,
-                "status": "succeeded",
-                "amount": quote.total,
-                "currency": "usd",
-                "metadata": {"order_id": order_id},
-            }
-            ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
-            with ledger.transaction() as tx:
-                tx.execute(
-                    "UPDATE orders SET fulfilled_at = ? WHERE id = ?",
-                    (day + "T10:00:00.000Z", order_id),
-                )
-    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "taxed")}
-    if database_url:
-        env["BOOKPAY_DATABASE_URL"] = database_url
+            record_sale(ledger, n, pi, quote, day + "T10:00:00.000Z")
+    env = ledger_env(settings)
     days = rows(report(env, "--by", "day"))
     assert {key: (row["gross"], row["shipping"], row["tax"]) for key, row in days.items()} == {
         "2026-05-01": (2300 + 500 + 167 + 5100 + 370, 500, 167 + 370),
@@ -320,17 +318,8 @@ def test_disputes_open_won_and_lost_and_a_refund_that_failed(tmp_path, database_
     with open_ledger(settings) as ledger:
         intents = {}
         for n, pi in enumerate(("pi_open", "pi_won", "pi_lost", "pi_failed"), start=1):
-            order_id = f"ord_{n:016x}"
             quote = Quote((QuoteLine("1", "One", 1, 2300),), "usd", tax=230)
-            ledger.record_quote(pi, order_id, quote)
-            intents[pi] = {
-                "id": pi,
-                "status": "succeeded",
-                "amount": quote.total,
-                "currency": "usd",
-                "metadata": {"order_id": order_id},
-            }
-            ledger.record_fulfilment(intents[pi], lambda order: (None, "Receipt", "body"))
+            intents[pi] = record_sale(ledger, n, pi, quote)
         for pi, status in (("pi_open", "needs_response"), ("pi_won", "won"), ("pi_lost", "lost")):
             dispute = {"id": f"du_{pi}", "status": status, "reason": "fraudulent"}
             ledger.record_dispute(intents[pi], dispute, charge)
@@ -347,9 +336,7 @@ def test_disputes_open_won_and_lost_and_a_refund_that_failed(tmp_path, database_
         "pi_lost": "dispute_lost",
         "pi_failed": "paid",
     }
-    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "disputes")}
-    if database_url:
-        env["BOOKPAY_DATABASE_URL"] = database_url
+    env = ledger_env(settings)
     books = rows(report(env, "--by", "book"))
     one = books["1"]
     assert (one["gross"], one["refunded"], one["disputed"], one["lost"]) == (
@@ -371,28 +358,13 @@ def test_a_partial_capture_scales_the_shipping_and_tax_to_what_was_taken(tmp_pat
     quote's 500 and 167 out of 300 taken). An order captured in full keeps its quote's."""
     settings = Settings(data_dir=tmp_path / "captured", database_url=database_url)
     with open_ledger(settings) as ledger:
-        for n, (pi, received) in enumerate((("pi_c1", 300), ("pi_c2", 1500), ("pi_c3", 2967))):
-            order_id = f"ord_{n + 1:016x}"
+        captures = (("pi_c1", 300), ("pi_c2", 1500), ("pi_c3", 2967))
+        for n, (pi, received) in enumerate(captures, start=1):
             quote = Quote((QuoteLine("1", "One", 1, 2300),), "usd", shipping=500, tax=167)
-            ledger.record_quote(pi, order_id, quote)
-            intent = {
-                "id": pi,
-                "status": "succeeded",
-                "amount": quote.total,
-                "amount_received": received,
-                "currency": "usd",
-                "metadata": {"order_id": order_id},
-            }
-            ledger.record_fulfilment(intent, lambda order: (None, "Receipt", "body"))
-            with ledger.transaction() as tx:
-                tx.execute(
-                    "UPDATE orders SET fulfilled_at = ? WHERE id = ?",
-                    (f"2026-06-0{n + 1}T10:00:00.000Z", order_id),
-                )
+            when = f"2026-06-0{n}T10:00:00.000Z"
+            record_sale(ledger, n, pi, quote, when, amount_received=received)
         assert ledger.get_order("pi_c1")["amount_captured"] == 300
-    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "captured")}
-    if database_url:
-        env["BOOKPAY_DATABASE_URL"] = database_url
+    env = ledger_env(settings)
     days = rows(report(env, "--by", "day"))
     assert {key: (row["gross"], row["shipping"], row["tax"]) for key, row in days.items()} == {
         "2026-06-01": (300, 50, 17),  # 232.6 + 50.6 + 16.9: the largest remainders get a cent

@@ -187,6 +187,14 @@ def test_bookpays_own_sql_mistakes_are_not_the_ledgers_on_sqlite(tmp_path):
             ledger._read("SELECT no_such_column FROM orders")
         with pytest.raises(sqlite3.ProgrammingError):
             ledger._read("SELECT id FROM orders WHERE id = ?", ())
+        # An OSError in a transaction is the code's in the block (a file it writes), not the
+        # ledger's (SQLite says its own with its errors): it stays itself, and is rolled back.
+        ledger.record_intent(intent())
+        with pytest.raises(OSError, match="No space left") as raised, ledger.transaction() as tx:
+            tx.run("DELETE FROM orders")
+            raise OSError(28, "No space left on device")
+        assert not isinstance(raised.value, LedgerUnavailable)
+        assert [order["payment_intent"] for order in ledger.list_orders()] == ["pi_1"]
 
 
 # Status -----------------------------------------------------------------------------------------

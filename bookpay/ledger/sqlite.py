@@ -9,7 +9,7 @@ queue behind sleeping ones. ``busy_timeout`` still makes writers of other proces
 each other instead of failing. Rows keep SQLite's implicit ``rowid`` as their insertion order.
 
 A ledger that fails once it is open (a disk I/O error, a damaged file, a lock another process
-holds past ``busy_timeout``, an OSError from below) is LedgerUnavailable, in one line, wherever
+holds past ``busy_timeout``) is LedgerUnavailable, in one line, wherever
 the backend hands out a connection (``_failures``): exit 5 at the command line, a 503 at the
 server (so Stripe retries a webhook later). bookpay's own mistakes are not: a constraint broken
 (LedgerConflict), SQL SQLite cannot run (its generic SQLITE_ERROR), a misused API.
@@ -125,7 +125,7 @@ class SqliteBackend(Units):
         "Cannot ``doing`` the orders ledger PATH: reason."."""
         try:
             yield
-        except (sqlite3.DatabaseError, OSError) as exc:
+        except sqlite3.DatabaseError as exc:  # never an OSError: that is the code in the block
             if not _below(exc):
                 raise
             raise unavailable(self.location.masked, doing, exc) from exc
@@ -219,13 +219,13 @@ class SqliteBackend(Units):
 SQLITE_ERROR = 1
 
 
-def _below(exc: BaseException) -> bool:
+def _below(exc: sqlite3.DatabaseError) -> bool:
     """Whether ``exc`` is the ledger's failure (its file, its disk, its locks), not bookpay's:
-    an OSError, or a plain DatabaseError or OperationalError ("disk I/O error", "database disk
-    image is malformed", "database is locked") other than SQLITE_ERROR. IntegrityError (a
-    LedgerConflict), ProgrammingError and the other subclasses are bookpay's."""
-    if isinstance(exc, OSError):
-        return True
+    a plain DatabaseError or OperationalError ("disk I/O error", "database disk image is
+    malformed", "database is locked") other than SQLITE_ERROR. IntegrityError (a
+    LedgerConflict), ProgrammingError and the other subclasses are bookpay's. SQLite says its
+    own failures with these, never with an OSError: an OSError in a read or a transaction
+    comes from the code in the block (a file it writes, a mail it sends), and stays its own."""
     if type(exc) not in (sqlite3.DatabaseError, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)  # None: raised by hand, not by SQLite

@@ -23,6 +23,7 @@ from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
 from bookpay.fulfilment import ownership_problem
+from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs, quote_routes
@@ -238,9 +239,10 @@ class _ErrorPlugin:
             except bottle.HTTPResponse:
                 raise
             except BookpayError as exc:
-                if isinstance(exc, StripeUnavailable):
-                    # Payments are down for now, not the shop: say when to come back.
-                    wait = exc.retry_after or RETRY_AFTER
+                if isinstance(exc, (StripeUnavailable, LedgerUnavailable)):
+                    # Payments or the ledger are down for now, not the shop: say when to come
+                    # back (Stripe redelivers a webhook answered 503 later, as it should).
+                    wait = getattr(exc, "retry_after", None) or RETRY_AFTER
                     bottle.response.set_header("Retry-After", str(wait))
                 elif getattr(exc, "retry_after", None):  # a rate limit
                     bottle.response.set_header("Retry-After", str(exc.retry_after))

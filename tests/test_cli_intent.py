@@ -152,6 +152,18 @@ def test_over_refund_exits_3(bookpay):
     assert result.stderr.startswith("Error: Refund amount")
 
 
+def test_show_of_a_ledger_that_fails_when_read_is_unavailable(bookpay, cli_env, monkeypatch):
+    """Stripe answered; the ledger's events could not be read: exit 5, in one line."""
+    from test_cli_orders import fail_reads
+
+    intent = create(bookpay)
+    said = fail_reads(monkeypatch, cli_env)
+    result = bookpay("intent", "show", intent["id"])
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith(f"Error: {said}: disk I/O error.")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_unknown_intent_exits_2(bookpay):
     result = bookpay("intent", "show", "pi_nope")
     assert result.exit_code == 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,39 @@ def data_dir(env):
 
 def invoke(env, *args, columns="200"):
     return runner.invoke(app, list(args), env={**env, "COLUMNS": columns})
+
+
+def fail_reads(monkeypatch, env, table: str | None = None, nth: int = 1) -> str:
+    """The ledger's ``nth`` read (of ``table``, or of anything) fails as its database fails
+    below bookpay once open: SQLite's disk I/O error, PostgreSQL's connection lost. Returns the
+    message the command must say, up to the reason."""
+    if env.get("BOOKPAY_DATABASE_URL"):
+        import psycopg
+
+        from bookpay.ledger import postgres as backend
+
+        error = psycopg.OperationalError("server closed the connection unexpectedly")
+        said = "Cannot reach the ledger database "
+    else:
+        from bookpay.ledger import sqlite as backend
+
+        error = sqlite3.OperationalError("disk I/O error")
+        said = f"Cannot read the orders ledger {Path(env['BOOKPAY_DATA_DIR']) / 'bookpay.sqlite3'}"
+    reads = []
+
+    def failing(read):
+        def reading(self, sql, params=()):
+            if table is None or re.search(rf"\bFROM {table}\b", sql):
+                reads.append(sql)
+                if len(reads) == nth:
+                    raise error
+            return read(self, sql, params)
+
+        return reading
+
+    for name in ("all", "one", "tuples"):
+        monkeypatch.setattr(backend.Tx, name, failing(getattr(backend.Tx, name)))
+    return said
 
 
 def test_list_json_carries_the_contracts_fields(data_dir):
@@ -511,3 +546,43 @@ def test_order_batches_join_only_the_quotes_own_columns(env):
     """The quote columns go into SQL by name: anything but a column of quotes is refused."""
     with ledger_for(env) as ledger, pytest.raises(ValueError, match="no column"):
         next(ledger.iter_order_batches(quotes=("subtotal FROM quotes; --",)))
+
+
+# A ledger that fails once it is open -------------------------------------------------------------
+
+READ_COMMANDS = [
+    ("orders", "list"),
+    ("orders", "list", "--all", "--json"),
+    ("orders", "show", "pi_paid"),
+    ("orders", "export"),
+    ("orders", "export", "--lines"),
+    ("report", "sales"),
+    ("ledger", "check"),
+]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_a_ledger_that_fails_when_read_is_unavailable_in_one_line(data_dir, monkeypatch, args):
+    """Not an unexpected error (exit 1): the ledger's, as when it cannot be opened (exit 5)."""
+    said = fail_reads(monkeypatch, data_dir)
+    result = invoke(data_dir, *args)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith(f"Error: {said}")
+    assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.output
+    if not data_dir.get("BOOKPAY_DATABASE_URL"):
+        assert result.stderr.endswith(": disk I/O error.\n")
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_a_ledger_path_that_is_a_folder_is_unavailable_not_missing(tmp_path, args):
+    """Not "no ledger yet" (exit 0, or 2 for `ledger check`): it cannot be opened (exit 5)."""
+    env = {
+        "BOOKPAY_DATA_DIR": str(tmp_path / "data"),
+        "BOOKPAY_DATABASE_URL": f"sqlite:///{tmp_path}",
+    }
+    result = invoke(env, *args)
+    assert result.exit_code == 5, result.output
+    assert (
+        result.stderr == f"Error: The orders ledger {tmp_path} cannot be opened: Is a directory.\n"
+    )

@@ -22,6 +22,7 @@ from bookpay.ledger import (
     SCHEMA_VERSION,
     STATUSES,
     Ledger,
+    LedgerUnavailable,
     advance,
     open_ledger,
     status_of_intent,
@@ -132,6 +133,68 @@ def test_a_ledger_from_a_newer_bookpay_is_refused_on_sqlite(tmp_path):
     conn.close()
     with pytest.raises(UsageError, match="newer bookpay"):
         Ledger.open(tmp_path)
+
+
+# A SQLite ledger that fails once it is open -------------------------------------------------------
+
+
+def in_a_thread(call):
+    """``call()``'s result or exception, on a thread of its own (a new SQLite connection)."""
+    out = []
+
+    def run():
+        try:
+            out.append(call())
+        except Exception as exc:  # handed back to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def test_a_sqlite_ledger_damaged_after_it_was_opened_is_unavailable(tmp_path):
+    Ledger.open(tmp_path).close()  # all of it in the file, none in the write-ahead log
+    with Ledger.open(tmp_path) as ledger:
+        with open(ledger.path, "r+b") as file:
+            file.write(b"not a database, " * 8)  # the header, once opened
+        found = in_a_thread(ledger.list_orders)
+        assert isinstance(found, LedgerUnavailable), found
+        assert str(found) == (
+            f"Cannot read the orders ledger {ledger.path}: file is not a database."
+        )
+        written = in_a_thread(lambda: ledger.record_intent(intent()))
+        assert isinstance(written, LedgerUnavailable), written
+        assert str(written).startswith(f"Cannot write the orders ledger {ledger.path}: ")
+
+
+def test_a_failed_sqlite_write_is_unavailable_and_rolled_back(tmp_path):
+    with Ledger.open(tmp_path) as ledger:
+        ledger.record_intent(intent())
+        failing = pytest.raises(LedgerUnavailable, match=r"^Cannot write .*: disk I/O error\.$")
+        with failing, ledger.transaction() as tx:
+            tx.run("DELETE FROM orders")
+            raise sqlite3.OperationalError("disk I/O error")
+        # Rolled back, and the thread's connection is not left inside a transaction.
+        ledger.record_intent(intent("pi_2"))
+        assert {order["payment_intent"] for order in ledger.list_orders()} == {"pi_1", "pi_2"}
+
+
+def test_bookpays_own_sql_mistakes_are_not_the_ledgers_on_sqlite(tmp_path):
+    with Ledger.open(tmp_path) as ledger:
+        with pytest.raises(sqlite3.OperationalError, match="no such column"):
+            ledger._read("SELECT no_such_column FROM orders")
+        with pytest.raises(sqlite3.ProgrammingError):
+            ledger._read("SELECT id FROM orders WHERE id = ?", ())
+        # An OSError in a transaction is the code's in the block (a file it writes), not the
+        # ledger's (SQLite says its own with its errors): it stays itself, and is rolled back.
+        ledger.record_intent(intent())
+        with pytest.raises(OSError, match="No space left") as raised, ledger.transaction() as tx:
+            tx.run("DELETE FROM orders")
+            raise OSError(28, "No space left on device")
+        assert not isinstance(raised.value, LedgerUnavailable)
+        assert [order["payment_intent"] for order in ledger.list_orders()] == ["pi_1"]
 
 
 # Status -----------------------------------------------------------------------------------------

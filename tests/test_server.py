@@ -827,6 +827,29 @@ def test_webhook_errors_are_json(settings, error, status, code):
     assert response.json()["error"]["code"] == code
 
 
+def test_a_ledger_that_fails_when_read_answers_a_webhook_503_with_retry_after(
+    settings, monkeypatch
+):
+    """The ledger is down for now, not the shop: a 503 (so Stripe delivers the event again
+    later), in JSON, saying when to come back; not a 500."""
+    from stripe_fakes import SHOP, event, intent
+    from test_cli_orders import fail_reads
+
+    from bookpay.webhooks import sign
+
+    settings = dataclasses.replace(settings, webhook_secrets=("whsec_test",), shop_id=SHOP)
+    app = create_app(settings, public_url=PUBLIC_URL)
+    said = fail_reads(monkeypatch, {"BOOKPAY_DATA_DIR": str(settings.data_dir)}, "events")
+    payload = json.dumps(event("payment_intent.succeeded", intent())).encode()
+    headers = {"Content-Type": "application/json", "Stripe-Signature": sign(payload, "whsec_test")}
+    response = call(app, "POST", "/webhook", payload, headers)
+    assert response.status == 503, response.body
+    assert response.headers["Retry-After"] == "5"
+    error = response.json()["error"]
+    assert error["code"] == "ledger_unavailable"
+    assert error["message"] == f"{said}: disk I/O error."
+
+
 def test_webhook_refuses_huge_payloads(settings):
     receiver = RecordingReceiver()
     app = create_app(settings, receiver=receiver, public_url=PUBLIC_URL)

@@ -435,8 +435,6 @@ def export_orders(
             batches = ledger.iter_order_batches(
                 where, batch=EXPORT_BATCH, quotes=quotes, ahead=True
             )
-        if ledger is not None:
-            batches = _reading(ledger, batches)
         if lines:
             rows = (row for batch in batches for row in batch)
             if ledger is not None:
@@ -449,33 +447,13 @@ def export_orders(
         info(f"Wrote {count} {what}{'s' if count != 1 else ''} to {output}")
 
 
-def _reading(ledger, batches):
-    """``batches`` as the ledger reads them, an OSError reading one (SQLite's disk I/O error, a
-    connection lost) said as the ledger's (``_read_failures``): an export's other OSErrors are
-    the output's (``_destination``)."""
-    with _read_failures(ledger):
-        yield from batches
-
-
-@contextmanager
-def _read_failures(ledger):
-    """An OSError from reading the ledger as LedgerUnavailable (exit 5), in one line."""
-    try:
-        yield
-    except OSError as exc:
-        from bookpay.ledger import LedgerUnavailable
-
-        reason = str(exc.strerror or exc).rstrip(".")
-        raise LedgerUnavailable(f"Cannot read the orders ledger {ledger.where}: {reason}.") from exc
-
-
 @contextmanager
 def _destination(output: str | None):
     """Where the export goes: stdout, or a temporary file beside ``output`` that replaces it
     only once the export is complete, so a failure half-way leaves the old file as it was (and
     no temporary one). A file that cannot be written is a ConfigError (exit 5, as for `report
     sales --chart`), saying why in one line. The ledger's read failures reach here already
-    said as the ledger's (``_reading``), not as the file's."""
+    said as the ledger's (LedgerUnavailable, from its backend), not as the file's."""
     if output is None:
         yield sys.stdout
         return
@@ -535,8 +513,7 @@ def _line_rows(ledger, rows, catalog):
     at = {name: ORDER_COLUMNS.index(name) for name in ORDER_COLUMNS}
     head = [at["id"], *(at[name] for name in LINE_EXPORT_COLUMNS[1:7])]
     for batch in chunks(rows, 1000):
-        with _read_failures(ledger):
-            found = ledger.lines_for_orders(row[at["id"]] for row in batch)
+        found = ledger.lines_for_orders(row[at["id"]] for row in batch)
         for row in batch:
             for line in titled(found.get(row[at["id"]], []), catalog):
                 yield (*(row[i] for i in head), *(line[name] for name in LINE_FIELDS))

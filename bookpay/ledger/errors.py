@@ -20,3 +20,16 @@ class LedgerConflict(BookpayError):
     rows from another ledger (``bookpay ledger copy`` into the wrong database)."""
 
     code = "ledger_conflict"
+
+
+def reason_of(exc: BaseException) -> str:
+    """What went wrong, for a one-line message: an OSError's own words ("Input/output error"),
+    else the exception's text on one line, without a full stop of its own."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(str(text).split()).rstrip(".") or type(exc).__name__
+
+
+def unavailable(where: str, doing: str, exc: BaseException) -> LedgerUnavailable:
+    """The ledger at ``where`` failed while bookpay was using it ("read" or "write"): a disk
+    I/O error, a damaged file, a lock held too long."""
+    return LedgerUnavailable(f"Cannot {doing} the orders ledger {where}: {reason_of(exc)}.")

@@ -25,7 +25,7 @@ from bookpay.errors import NotFound
 from bookpay.ledger import process
 from bookpay.ledger.carts import CartStore
 from bookpay.ledger.disputes import DisputeStore
-from bookpay.ledger.errors import LedgerUnavailable
+from bookpay.ledger.errors import LedgerUnavailable, reason_of
 from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
@@ -87,7 +87,8 @@ class Ledger(
         """The ledger at ``location``, migrated unless ``migrate=False``. A SQLite file or folder
         that cannot be one (a folder where the file should be, a file where the folder should
         be, no permission, not a database) is LedgerUnavailable, said in one line (exit 5),
-        before anything else is done; PostgreSQL's backend says its own."""
+        before anything else is done, as is one that fails while it is opened (the backend's
+        "Cannot read ..." said as "cannot be opened"); PostgreSQL's backend says its own."""
         backend = None
         try:
             if location.kind == "postgresql":
@@ -103,10 +104,12 @@ class Ledger(
         except BaseException as exc:
             if backend is not None:
                 backend.close()
-            if location.kind == "sqlite" and _unopenable(exc):
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            failure = exc
+            if isinstance(exc, LedgerUnavailable) and exc.__cause__ is not None:
+                failure = exc.__cause__  # the SQLite backend's "Cannot read ...", said as below
+            if location.kind == "sqlite" and _unopenable(failure):
                 raise LedgerUnavailable(
-                    f"The orders ledger {location.path} cannot be opened: {reason}."
+                    f"The orders ledger {location.path} cannot be opened: {reason_of(failure)}."
                 ) from None
             raise
         return cls(backend, data_dir)

@@ -7,10 +7,17 @@ deadlock upgrading a read lock. Writers of one process take turns on a lock of t
 busy handler would have it sleep and poll (1, 2, 5 ... 100 ms), which under load made writers
 queue behind sleeping ones. ``busy_timeout`` still makes writers of other processes wait for
 each other instead of failing. Rows keep SQLite's implicit ``rowid`` as their insertion order.
+
+A ledger that fails once it is open (a disk I/O error, a damaged file, a lock another process
+holds past ``busy_timeout``) is LedgerUnavailable, in one line, wherever
+the backend hands out a connection (``_failures``): exit 5 at the command line, a 503 at the
+server (so Stripe retries a webhook later). bookpay's own mistakes are not: a constraint broken
+(LedgerConflict), SQL SQLite cannot run (its generic SQLITE_ERROR), a misused API.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -20,7 +27,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerConflict, LedgerMissing
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, unavailable
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
@@ -78,7 +85,9 @@ class SqliteBackend(Units):
         self._writer = threading.Lock()
         # Seconds writers of this process have waited for their turn, in all (for benchmarks).
         self.turn_wait = 0.0
-        if not create and not self.path.is_file():
+        if self.path.is_dir():  # not a missing ledger: one that cannot be opened (exit 5)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
+        if not create and not self.path.exists():
             raise LedgerMissing(str(self.path))
         if create:
             private_dir(self.path.parent)
@@ -111,6 +120,17 @@ class SqliteBackend(Units):
         return conn
 
     @contextmanager
+    def _failures(self, doing: str) -> Iterator[None]:
+        """The ledger's own failures in the block (see the module) as LedgerUnavailable:
+        "Cannot ``doing`` the orders ledger PATH: reason."."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:  # never an OSError: that is the code in the block
+            if not _below(exc):
+                raise
+            raise unavailable(self.location.masked, doing, exc) from exc
+
+    @contextmanager
     def _turn(self) -> Iterator[None]:
         """This process's writers one at a time."""
         asked = time.perf_counter()
@@ -120,34 +140,42 @@ class SqliteBackend(Units):
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:
-        """A write transaction holding the database's write lock from its first statement."""
-        conn = self._connection()
-        with self._turn():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield Tx(conn)
-            except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
-                raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        """A write transaction holding the database's write lock from its first statement.
+        A failed COMMIT is rolled back too, so this thread's connection is never left inside
+        a transaction (where SQLite has not already rolled it back itself)."""
+        with self._failures("write"):
+            conn = self._connection()
+            with self._turn():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(conn)
+                    conn.execute("COMMIT")
+                except sqlite3.IntegrityError as exc:
+                    _rollback(conn)
+                    raise LedgerConflict(
+                        f"The ledger at {self.path} refused a row: {exc}."
+                    ) from exc
+                except BaseException:
+                    _rollback(conn)
+                    raise
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        yield Tx(self._connection())
+        with self._failures("read"):
+            yield Tx(self._connection())
 
     def _autocommit(self, sql: str, params: Sequence) -> int:
-        conn = self._connection()
-        try:
-            with self._turn():
-                return conn.execute(_sql(sql), params).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
+        with self._failures("write"):
+            conn = self._connection()
+            try:
+                with self._turn():
+                    return conn.execute(_sql(sql), params).rowcount
+            except sqlite3.IntegrityError as exc:
+                raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
 
     def schema_version(self) -> int:
-        return self._connection().execute("PRAGMA user_version").fetchone()[0]
+        with self._failures("read"):
+            return self._connection().execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> None:
         # The usual case, an up-to-date ledger, needs no write lock: a reader (`bookpay orders
@@ -169,13 +197,14 @@ class SqliteBackend(Units):
                 tx.conn.execute(f"PRAGMA user_version = {number}")
 
     def integrity_problems(self) -> list[str]:
-        conn = self._connection()
-        found = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        found += [
-            f"foreign key broken: {row[0]} row {row[1]} points at a missing {row[2]}"
-            for row in conn.execute("PRAGMA foreign_key_check")
-        ]
-        return found
+        with self._failures("read"):
+            conn = self._connection()
+            found = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+            found += [
+                f"foreign key broken: {row[0]} row {row[1]} points at a missing {row[2]}"
+                for row in conn.execute("PRAGMA foreign_key_check")
+            ]
+            return found
 
     def close(self) -> None:
         with self._lock:
@@ -183,6 +212,31 @@ class SqliteBackend(Units):
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
+
+
+# SQLite's primary result code for SQL it cannot run (a syntax error, no such column): bookpay's
+# own mistake, not the ledger's.
+SQLITE_ERROR = 1
+
+
+def _below(exc: sqlite3.DatabaseError) -> bool:
+    """Whether ``exc`` is the ledger's failure (its file, its disk, its locks), not bookpay's:
+    a plain DatabaseError or OperationalError ("disk I/O error", "database disk image is
+    malformed", "database is locked") other than SQLITE_ERROR. IntegrityError (a
+    LedgerConflict), ProgrammingError and the other subclasses are bookpay's. SQLite says its
+    own failures with these, never with an OSError: an OSError in a read or a transaction
+    comes from the code in the block (a file it writes, a mail it sends), and stays its own."""
+    if type(exc) not in (sqlite3.DatabaseError, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # None: raised by hand, not by SQLite
+    return code is None or code & 0xFF != SQLITE_ERROR
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End the transaction, unless SQLite already rolled it back (after a disk I/O error, a
+    full disk): a ROLLBACK then would fail and hide why."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _quote(path: os.PathLike) -> str:

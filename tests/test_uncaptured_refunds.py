@@ -169,8 +169,9 @@ def test_refunds_after_a_partial_capture_count_only_the_money_captured(shop):
 
 
 def test_a_partially_captured_order_says_what_was_captured_everywhere(shop):
-    """Not only the report: the export (CSV and JSON, its last column), `orders list --json`,
-    `orders show` (text and --json) and the receipt say the 1500 taken of the 2967 held."""
+    """Not only the report: the export (CSV and JSON, its last column), `orders list` (table and
+    --json), `orders show` (text and --json) and the receipt say the 1500 taken of the 2967
+    held."""
     intent_id, amount, _ = captured(shop, 1500)
     assert amount == 2967
 
@@ -184,6 +185,8 @@ def test_a_partially_captured_order_says_what_was_captured_everywhere(shop):
         assert (exported["amount"], exported["amount_captured"]) == (2967, 1500)
     (listed,) = json.loads(bookpay(shop, "orders", "list", "--json"))
     assert (listed["amount"], listed["amount_captured"]) == (2967, 1500)
+    (row,) = [line for line in bookpay(shop, "orders", "list").splitlines() if listed["id"] in line]
+    assert "$15.00 of $29.67" in row  # the Amount column: taken, of what was held
     shown = json.loads(bookpay(shop, "orders", "show", intent_id, "--json"))
     assert (shown["amount"], shown["amount_captured"]) == (2967, 1500)
     text = bookpay(shop, "orders", "show", intent_id)

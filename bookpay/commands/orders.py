@@ -161,7 +161,7 @@ def _row(order: dict) -> list[Cell]:
         order["id"],
         order["payment_intent"],
         order["item_id"] or order.get("items") or "",
-        _price(order),
+        _amount(order),
         order["email"] or "",
         _status(order),
         human_time(order["created"]),
@@ -338,13 +338,18 @@ def show_order(
     print_events(events, title="Events")
 
 
+def _amount(order: dict) -> str:
+    """The order's amount, or what a partial capture took of it: "$15.00 of $29.67"."""
+    captured = order.get("amount_captured")
+    return _price(order) if captured is None else f"{_price(order, captured)} of {_price(order)}"
+
+
 def _captured_fields(order: dict) -> list[tuple[str, Cell]]:
     """What a partial capture took of the order's amount, when it took less than all of it
     (the rest of the hold was released: never the customer's money)."""
-    captured = order.get("amount_captured")
-    if captured is None:
+    if order.get("amount_captured") is None:
         return []
-    return [("Captured", f"{_price(order, captured)} of {_price(order)} (the rest released)")]
+    return [("Captured", f"{_amount(order)} (the rest released)")]
 
 
 def _line_record(line: dict) -> dict:

@@ -238,9 +238,10 @@ def test_a_book_no_longer_sold_is_dropped_with_a_notice_on_the_page(settings):
         {"Origin": "null"},
         {"Origin": "http://127.0.0.1.evil.example"},
         {"Referer": "https://evil.example/page"},
+        {"Referer": "http://[::1/page"},  # no URL: urlsplit raises (it was a 500)
         {},  # a form that says nowhere it comes from
     ],
-    ids=["other-site", "null", "lookalike", "referer-only", "none"],
+    ids=["other-site", "null", "lookalike", "referer-only", "broken-referer", "none"],
 )
 def test_cross_site_forms_are_refused_and_change_nothing(app, headers):
     victim = Shopper(app)

@@ -7,8 +7,10 @@ happens when the cart changes while paying; and the cart count in every page's h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import urllib.parse
 import uuid
 
@@ -179,6 +181,29 @@ def test_json_answers_the_cart_and_json_errors(shopper):
     superscript = shopper.json("/cart/items/1", {"quantity": "\u00b2"})
     assert superscript.status == 400
     assert superscript.json()["error"]["code"] == "quantity_out_of_range"
+
+
+@pytest.mark.parametrize(
+    ("target", "fields", "status"),
+    [
+        ("/cart/items", {"item": "99"}, 404),
+        ("/cart/items", {"item": "1", "quantity": 11}, 400),
+        ("/cart/items", {"item": "1", "quantity": 0}, 400),
+        ("/cart/items/99", {"quantity": 1}, 404),
+        ("/cart/items/1", {"quantity": 11}, 400),
+    ],
+)
+def test_a_refused_change_makes_no_cart(app, settings, target, fields, status):
+    for response in (
+        Shopper(app).json(target, fields),
+        Shopper(app).form(target, **{k: str(v) for k, v in fields.items()}),
+    ):
+        assert response.status == status, response.text
+        assert "Set-Cookie" not in response.headers  # it used to make an empty cart for this
+    database = settings.data_dir / "bookpay.sqlite3"
+    if database.exists():  # the form's refusal shows the cart page, which opens the ledger
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            assert db.execute("SELECT count(*) FROM carts").fetchone() == (0,)
 
 
 def test_a_cart_holds_one_currency(settings):

@@ -206,6 +206,20 @@ def test_a_refused_change_makes_no_cart(app, settings, target, fields, status):
             assert db.execute("SELECT count(*) FROM carts").fetchone() == (0,)
 
 
+def test_a_multipart_form_whose_field_is_not_text_gets_the_cart_page_with_the_reason(shopper):
+    def multipart(item: bytes) -> Response:
+        body = b'--zz\r\nContent-Disposition: form-data; name="item"\r\n\r\n%s\r\n--zz--\r\n'
+        return shopper.request("POST", "/cart/items", body % item,
+                               Content_Type="multipart/form-data; boundary=zz")  # fmt: skip
+
+    assert multipart(b"1").status == 303
+    refused = multipart(b"\xff")  # no UTF-8: it was a 500
+    assert refused.status == 400
+    assert refused.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert "The form&#039;s fields are not valid text." in refused.text
+    assert lines_of(refused.text) == [("1", "1")]
+
+
 def test_a_cart_holds_one_currency(settings):
     from bookpay.catalog import Catalog
 

@@ -98,8 +98,7 @@ def _fields(request: bottle.BaseRequest) -> dict:
     """The posted fields: a JSON object, or a form's fields."""
     if _is_json(request):
         return inputs.read_json_object(request)
-    forms = request.forms
-    return {name: forms.getunicode(name) for name in ("item", "quantity", "next")}
+    return inputs.read_form(request, ("item", "quantity", "next"))
 
 
 def cart_json(view) -> dict:

@@ -62,6 +62,16 @@ def read_json_object(request: bottle.BaseRequest) -> dict:
     return data
 
 
+def read_form(request: bottle.BaseRequest, names: tuple[str, ...]) -> dict:
+    """The posted form's ``names`` fields (None when absent or not UTF-8), refusing a form whose
+    fields cannot be read as text at all (a multipart part of bytes no charset decodes)."""
+    try:
+        forms = request.forms
+    except UnicodeDecodeError:
+        raise UsageError("The form's fields are not valid text.", code="invalid_form") from None
+    return {name: forms.getunicode(name) for name in names}
+
+
 def item_id(value: object) -> str:
     if value is None:
         raise UsageError("Say which book to buy: 'item' is missing.", code="missing_item")

@@ -556,7 +556,7 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     Every refusal is the same 404, so the page tells a prober nothing about which check failed.
     """
     not_found = NotFound("We couldn't find that payment.", code="not_found")
-    if not intent_id.startswith("pi_") or not client_secret:
+    if not inputs.is_intent_id(intent_id) or not client_secret:
         raise not_found
     try:
         intent = services.gateway.retrieve_intent(intent_id)

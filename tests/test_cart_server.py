@@ -7,8 +7,10 @@ happens when the cart changes while paying; and the cart count in every page's h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import urllib.parse
 import uuid
 
@@ -181,6 +183,43 @@ def test_json_answers_the_cart_and_json_errors(shopper):
     assert superscript.json()["error"]["code"] == "quantity_out_of_range"
 
 
+@pytest.mark.parametrize(
+    ("target", "fields", "status"),
+    [
+        ("/cart/items", {"item": "99"}, 404),
+        ("/cart/items", {"item": "1", "quantity": 11}, 400),
+        ("/cart/items", {"item": "1", "quantity": 0}, 400),
+        ("/cart/items/99", {"quantity": 1}, 404),
+        ("/cart/items/1", {"quantity": 11}, 400),
+    ],
+)
+def test_a_refused_change_makes_no_cart(app, settings, target, fields, status):
+    for response in (
+        Shopper(app).json(target, fields),
+        Shopper(app).form(target, **{k: str(v) for k, v in fields.items()}),
+    ):
+        assert response.status == status, response.text
+        assert "Set-Cookie" not in response.headers  # it used to make an empty cart for this
+    database = settings.data_dir / "bookpay.sqlite3"
+    if database.exists():  # the form's refusal shows the cart page, which opens the ledger
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            assert db.execute("SELECT count(*) FROM carts").fetchone() == (0,)
+
+
+def test_a_multipart_form_whose_field_is_not_text_gets_the_cart_page_with_the_reason(shopper):
+    def multipart(item: bytes) -> Response:
+        body = b'--zz\r\nContent-Disposition: form-data; name="item"\r\n\r\n%s\r\n--zz--\r\n'
+        return shopper.request("POST", "/cart/items", body % item,
+                               Content_Type="multipart/form-data; boundary=zz")  # fmt: skip
+
+    assert multipart(b"1").status == 303
+    refused = multipart(b"\xff")  # no UTF-8: it was a 500
+    assert refused.status == 400
+    assert refused.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert "The form&#039;s fields are not valid text." in refused.text
+    assert lines_of(refused.text) == [("1", "1")]
+
+
 def test_a_cart_holds_one_currency(settings):
     from bookpay.catalog import Catalog
 
@@ -238,9 +277,10 @@ def test_a_book_no_longer_sold_is_dropped_with_a_notice_on_the_page(settings):
         {"Origin": "null"},
         {"Origin": "http://127.0.0.1.evil.example"},
         {"Referer": "https://evil.example/page"},
+        {"Referer": "http://[::1/page"},  # no URL: urlsplit raises (it was a 500)
         {},  # a form that says nowhere it comes from
     ],
-    ids=["other-site", "null", "lookalike", "referer-only", "none"],
+    ids=["other-site", "null", "lookalike", "referer-only", "broken-referer", "none"],
 )
 def test_cross_site_forms_are_refused_and_change_nothing(app, headers):
     victim = Shopper(app)

@@ -794,6 +794,17 @@ def test_success_page_is_a_404_for_nonsense(app, target):
     assert 'href="/"' in response.text
 
 
+def test_ids_that_cannot_be_a_payment_intent_are_never_sent_to_stripe(app):
+    # A 70,000-character id used to reach Stripe, whose 414 the gateway counts as Stripe failing:
+    # a 503 each time, and after five the circuit breaker stopped every shopper's payments.
+    for intent_id in ("pi_" + "x" * 70000, "pi_1/../../v1/customers", "pi_1_secret_abc"):
+        for _ in range(6):
+            response = get(app, success_url(intent_id, "pi_1_secret_abc"))
+            assert response.status == 404, intent_id[:40]
+    assert get(app, "/readyz").status == 200
+    create_intent(app, "1")
+
+
 # ------------------------------------------------------------------ webhook, health ------
 
 

@@ -18,7 +18,7 @@ from bookpay.cart import COOKIE, COOKIE_MAX_AGE
 from bookpay.checkout import AttemptFinished
 from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
-from bookpay.quote import Quote
+from bookpay.quote import Quote, check_quantity
 from bookpay.web import inputs
 from bookpay.web.views import line_views
 
@@ -69,9 +69,13 @@ class CartCookie:
                 self.services.ledger.settle_cart(finished.intent_id)
             raise
 
-    def find_or_create(self) -> dict:
+    def find_or_create(self, item_id: str, quantity: int) -> dict:
+        """The request's cart, made (and its cookie set) only for a change an empty cart takes:
+        ``quantity`` copies of a book the catalog sells. A refused change makes no cart."""
         cart = self.find()
         if cart is None:
+            check_quantity(quantity)
+            self.services.catalog.get(item_id)
             cart, token = self.services.carts.create()
             bottle.request.environ[_ENVIRON_KEY] = cart
             bottle.response.set_cookie(
@@ -94,8 +98,7 @@ def _fields(request: bottle.BaseRequest) -> dict:
     """The posted fields: a JSON object, or a form's fields."""
     if _is_json(request):
         return inputs.read_json_object(request)
-    forms = request.forms
-    return {name: forms.getunicode(name) for name in ("item", "quantity", "next")}
+    return inputs.read_form(request, ("item", "quantity", "next"))
 
 
 def cart_json(view) -> dict:
@@ -175,7 +178,7 @@ def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> Non
         def add(fields: dict) -> None:
             item = inputs.item_id(fields.get("item"))
             quantity = inputs.quantity(fields.get("quantity"), default=1)
-            services.carts.add(cart_of.find_or_create(), item, quantity)
+            services.carts.add(cart_of.find_or_create(item, quantity), item, quantity)
 
         return answer(add)
 
@@ -183,7 +186,7 @@ def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> Non
     def set_item(item: str):
         def change(fields: dict) -> None:
             quantity = inputs.quantity(fields.get("quantity"), allow_zero=True)
-            cart = cart_of.find() if quantity == 0 else cart_of.find_or_create()
+            cart = cart_of.find() if quantity == 0 else cart_of.find_or_create(item, quantity)
             if cart is not None:
                 services.carts.set_quantity(cart, item, quantity)
 

@@ -26,7 +26,10 @@ class CrossOrigin(UsageError):
 def _origin_of(url: str | None) -> str | None:
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/": an IPv6 host never closed
+        return "null"
     if not parts.scheme or not parts.netloc:
         return "null"  # "null" (sandboxed frames, file: pages) or junk: never ours
     return f"{parts.scheme}://{parts.netloc}".lower()

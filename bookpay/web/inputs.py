@@ -16,6 +16,8 @@ from bookpay.errors import UsageError
 from bookpay.quote import MAX_QUANTITY, QuantityOutOfRange
 
 _DIGITS = re.compile(r"[0-9]{1,6}")  # a quantity as a form sends it
+# A PaymentIntent's id as Stripe writes them (the CLI's check_intent_id takes the same).
+_INTENT_ID = re.compile(r"pi_[A-Za-z0-9]{1,250}")
 MAX_JSON_BODY = 4 * 1024  # a checkout request is ~100 bytes; anything near this is not ours
 
 
@@ -60,6 +62,16 @@ def read_json_object(request: bottle.BaseRequest) -> dict:
     return data
 
 
+def read_form(request: bottle.BaseRequest, names: tuple[str, ...]) -> dict:
+    """The posted form's ``names`` fields (None when absent or not UTF-8), refusing a form whose
+    fields cannot be read as text at all (a multipart part of bytes no charset decodes)."""
+    try:
+        forms = request.forms
+    except UnicodeDecodeError:
+        raise UsageError("The form's fields are not valid text.", code="invalid_form") from None
+    return {name: forms.getunicode(name) for name in names}
+
+
 def item_id(value: object) -> str:
     if value is None:
         raise UsageError("Say which book to buy: 'item' is missing.", code="missing_item")
@@ -96,6 +108,12 @@ def attempt_id(value: object) -> str:
     if parsed is None or str(parsed) != value.lower():
         raise UsageError("'attemptId' must be a UUID.", code="invalid_attempt_id")
     return str(parsed)
+
+
+def is_intent_id(value: object) -> bool:
+    """Whether ``value`` can be a PaymentIntent's id, so that what cannot be one is never sent to
+    Stripe (a 70,000-character id is answered 414, which the gateway counts as Stripe failing)."""
+    return isinstance(value, str) and _INTENT_ID.fullmatch(value) is not None
 
 
 MAX_VERSION = 2**53 - 1  # what a browser's Number counts exactly

@@ -23,6 +23,7 @@ from bookpay.config import Settings
 from bookpay.covers import cover_svg
 from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
 from bookpay.fulfilment import ownership_problem
+from bookpay.ids import is_intent_id
 from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
 from bookpay.quote import quote_items
@@ -556,7 +557,7 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     Every refusal is the same 404, so the page tells a prober nothing about which check failed.
     """
     not_found = NotFound("We couldn't find that payment.", code="not_found")
-    if not inputs.is_intent_id(intent_id) or not client_secret:
+    if not is_intent_id(intent_id) or not client_secret:
         raise not_found
     try:
         intent = services.gateway.retrieve_intent(intent_id)

@@ -12,12 +12,7 @@ from typing import Annotated
 
 import typer
 
-# Stripe's ids: a prefix, an underscore, letters and digits (no further underscores). Patterns,
-# not compiled ones: re compiles (and caches) them on first use, so commands that take no id
-# (`catalog list`) do not pay for them at start-up.
-_ID = r"[A-Za-z0-9]{1,250}"
-INTENT_ID = rf"pi_{_ID}"
-ORDER_ID = rf"ord_{_ID}"
+from bookpay.ids import INTENT_ID, ORDER_ID
 
 
 def _expected(what: str, value: str) -> typer.BadParameter:

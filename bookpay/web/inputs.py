@@ -16,8 +16,6 @@ from bookpay.errors import UsageError
 from bookpay.quote import MAX_QUANTITY, QuantityOutOfRange
 
 _DIGITS = re.compile(r"[0-9]{1,6}")  # a quantity as a form sends it
-# A PaymentIntent's id as Stripe writes them (the CLI's check_intent_id takes the same).
-_INTENT_ID = re.compile(r"pi_[A-Za-z0-9]{1,250}")
 MAX_JSON_BODY = 4 * 1024  # a checkout request is ~100 bytes; anything near this is not ours
 
 
@@ -108,12 +106,6 @@ def attempt_id(value: object) -> str:
     if parsed is None or str(parsed) != value.lower():
         raise UsageError("'attemptId' must be a UUID.", code="invalid_attempt_id")
     return str(parsed)
-
-
-def is_intent_id(value: object) -> bool:
-    """Whether ``value`` can be a PaymentIntent's id, so that what cannot be one is never sent to
-    Stripe (a 70,000-character id is answered 414, which the gateway counts as Stripe failing)."""
-    return isinstance(value, str) and _INTENT_ID.fullmatch(value) is not None
 
 
 MAX_VERSION = 2**53 - 1  # what a browser's Number counts exactly

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bookpay.config import Settings, StripeLimits
-from bookpay.errors import NotFound, StripeUnavailable
+from bookpay.errors import NotFound, PaymentError, StripeUnavailable
 from bookpay.payments import Gateway
 from bookpay.resilience import (
     CLOSED,
@@ -229,6 +229,19 @@ def test_the_gateway_opens_its_breaker_and_then_fails_fast(tmp_path, black_hole)
     with pytest.raises(CircuitOpen):
         gateway.ping()
     assert time.monotonic() - started < FAST.read_timeout  # no network call at all
+
+
+def test_requests_refused_outright_are_not_stripe_failing(tmp_path, emulator):
+    """A 414 in plain text (a URL too long) is the request's fault: a refusal (exit 3), never
+    StripeUnavailable, so any number of them leaves the breaker closed for everyone else."""
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=emulator.url, stripe_limits=FAST))
+    for _ in range(FAST.failure_threshold + 2):
+        with pytest.raises(PaymentError, match=r"refused the request \(414: ") as refused:
+            gateway.retrieve_intent("pi_" + "a" * 70_000)
+        assert not isinstance(refused.value, StripeUnavailable)
+        assert refused.value.exit_code == 3
+    with pytest.raises(NotFound):  # answered by the emulator: the breaker is still closed
+        gateway.retrieve_intent("pi_missing")
 
 
 # The shop with its emulator stopped ------------------------------------------------------------

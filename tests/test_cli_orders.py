@@ -586,3 +586,14 @@ def test_a_ledger_path_that_is_a_folder_is_unavailable_not_missing(tmp_path, arg
     assert (
         result.stderr == f"Error: The orders ledger {tmp_path} cannot be opened: Is a directory.\n"
     )
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_a_data_folder_that_is_a_file_is_unavailable_not_missing(tmp_path, args):
+    """BOOKPAY_DATA_DIR naming a file: no ledger can ever be in it, so not "no ledger yet"."""
+    (tmp_path / "data").write_text("not a folder\n")
+    result = invoke({"BOOKPAY_DATA_DIR": str(tmp_path / "data")}, *args)
+    assert result.exit_code == 5, result.output
+    ledger = tmp_path / "data" / "bookpay.sqlite3"
+    said = f"Error: The orders ledger {ledger} cannot be opened: Not a directory.\n"
+    assert result.stderr == said

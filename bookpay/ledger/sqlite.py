@@ -88,6 +88,11 @@ class SqliteBackend(Units):
         if self.path.is_dir():  # not a missing ledger: one that cannot be opened (exit 5)
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
         if not create and not self.path.exists():
+            # Nor is a path through a file (BOOKPAY_DATA_DIR naming a file): no ledger can be
+            # there, ever, and saying "none yet" would hide the mistake.
+            found = next(folder for folder in self.path.parents if folder.exists())
+            if not found.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(found))
             raise LedgerMissing(str(self.path))
         if create:
             private_dir(self.path.parent)

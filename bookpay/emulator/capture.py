@@ -17,7 +17,7 @@ from . import disputes, objects, validate
 from .clock import handles
 from .context import Ctx
 from .intent_base import load, unexpected_state
-from .params import ANY, choice
+from .params import ANY, unsupported
 from .wire import invalid, new_id, now
 
 AUTHORIZATION_WINDOW = 7 * 86400  # seconds a card authorization holds (customer-initiated)
@@ -43,9 +43,9 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
             " Only a PaymentIntent with one of the following statuses may be captured:"
             " requires_capture.",
         )
-    if "final_capture" in p:
-        # Multicapture (final_capture=false) is not something the emulator does.
-        choice(p["final_capture"], "final_capture", ("true",), ctx.op)
+    if "final_capture" in p and not validate.boolean(p["final_capture"], "final_capture"):
+        # final_capture=false is multicapture, which the emulator does not do: refused by name.
+        raise unsupported("final_capture", "false")
     amount = pi["amount_capturable"]
     if "amount_to_capture" in p:
         amount = validate.integer(p["amount_to_capture"], "amount_to_capture")

@@ -187,6 +187,11 @@ def _withdraw(ctx: Ctx, dispute: dict[str, Any]) -> None:
     ctx.emit("charge.dispute.funds_withdrawn", dispute)
 
 
+def _fully_refunded(ctx: Ctx, dispute: dict[str, Any]) -> bool:
+    ch = ctx.store.get(dispute["charge"], "charge")
+    return ch is not None and ch["amount_refunded"] >= ch["amount"]
+
+
 def _reinstate(ctx: Ctx, dispute: dict[str, Any]) -> None:
     txn = _balance_transaction(dispute, dispute["amount"], -FEE, "dispute_reversal")
     dispute["balance_transactions"].append(txn)
@@ -272,7 +277,13 @@ def _decide(ctx: Ctx, dispute_id: str) -> None:
         dispute["payment_method_details"]["card"]["case_type"] = "chargeback"
         ctx.store.save(dispute)
         ctx.emit("charge.dispute.updated", dispute, previous)
-        _withdraw(ctx, dispute)
+        if _fully_refunded(ctx, dispute):
+            # Stripe (Dispute.is_charge_refundable): once the payment has been fully refunded,
+            # no further funds are withdrawn as a result of this dispute.
+            dispute["is_charge_refundable"] = False
+            ctx.store.save(dispute)
+        else:
+            _withdraw(ctx, dispute)
         return
     if text not in ("winning_evidence", "losing_evidence"):
         return  # stays under review, as in Stripe's test mode

@@ -121,6 +121,23 @@ def test_an_uncaptured_authorization_expires_after_seven_days(emu, paid_intent):
         client.v1.payment_intents.capture(pi.id)
 
 
+def test_an_expired_authorizations_release_has_stripes_reason(emu, paid_intent):
+    """The refund that releases an expired hold carries the reason Stripe generates for it;
+    a release the integration asks for (a cancel) has none."""
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=0)
+    expiring = paid_intent(client, capture_method="manual")
+    canceled = paid_intent(client, capture_method="manual")
+    client.v1.payment_intents.cancel(canceled.id)
+    advance(emu.url, days=8)
+    expired = client.v1.refunds.list(params={"payment_intent": expiring.id}).data
+    assert [(r.amount, r.reason) for r in expired] == [(1000, "expired_uncaptured_charge")]
+    events = client.v1.events.list(params={"type": "refund.created", "limit": 100}).data
+    sent = [e.data.object for e in events if e.data.object.payment_intent == expiring.id]
+    assert [r.reason for r in sent] == ["expired_uncaptured_charge"]
+    released = client.v1.refunds.list(params={"payment_intent": canceled.id}).data
+    assert [(r.amount, r.reason) for r in released] == [(1000, None)]
+
+
 def test_a_captured_authorization_does_not_expire(emu, paid_intent):
     client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=0)
     pi = paid_intent(client, capture_method="manual")

@@ -160,6 +160,26 @@ def test_inquiry_escalates_or_closes(client: Client, eventually: Callable[..., A
     assert closed.balance_transactions == []  # closed without escalation: no money moved
 
 
+def test_an_inquiry_refunded_in_full_withdraws_nothing_when_it_escalates(
+    client: Client, eventually: Callable[..., Any]
+) -> None:
+    """Stripe (Dispute.is_charge_refundable): after the payment has been fully refunded, no
+    further funds are withdrawn as a result of the dispute."""
+    pi = pay(client, "pm_card_createDisputeInquiry")
+    inquiry = opened(client, pi, eventually)[0]
+    assert inquiry.is_charge_refundable is True
+    client.v1.refunds.create(params={"payment_intent": pi.id})
+    client.v1.disputes.update(
+        inquiry.id, params={"evidence": {"uncategorized_text": "escalate_inquiry_evidence"}}
+    )
+    escalated = eventually(
+        lambda: (d := client.v1.disputes.retrieve(inquiry.id)).status == "needs_response" and d
+    )
+    assert escalated.payment_method_details.card.case_type == "chargeback"
+    assert (escalated.balance_transactions, escalated.is_charge_refundable) == ([], False)
+    assert "charge.dispute.funds_withdrawn" not in types_for(client, inquiry.id)
+
+
 def test_close_accepts_the_loss(client: Client, eventually: Callable[..., Any]) -> None:
     dispute = opened(client, pay(client, "pm_card_createDispute"), eventually)[0]
     closed = client.v1.disputes.close(dispute.id)

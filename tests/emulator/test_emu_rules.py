@@ -261,6 +261,23 @@ def test_manual_capture_in_part_releases_the_rest(client: Client) -> None:
     assert refund.amount == 1200  # what was captured, and no more
 
 
+def test_final_capture_false_is_multicapture_and_refused_by_name(
+    client: Client, call: Callable[..., Any]
+) -> None:
+    """final_capture=false asks for multicapture, which the emulator leaves out: refused as not
+    supported (naming it), not as a bad value; a value that is no boolean is Stripe's refusal."""
+    pi = authorized(client)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.capture(pi.id, params={"final_capture": False})
+    assert (caught.value.code, caught.value.param) == ("parameter_unsupported", "final_capture")
+    assert "does not support final_capture=false yet" in caught.value.user_message
+    answer = call("POST", f"/v1/payment_intents/{pi.id}/capture", {"final_capture": "maybe"})
+    assert (answer.status, answer.json()["error"]["message"]) == (400, "Invalid boolean: maybe")
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_capture"
+    captured = client.v1.payment_intents.capture(pi.id, params={"final_capture": True})
+    assert (captured.status, captured.amount_received) == ("succeeded", 2000)
+
+
 def test_canceling_an_authorization_releases_it(client: Client) -> None:
     pi = authorized(client)
     canceled = client.v1.payment_intents.cancel(pi.id)

@@ -322,7 +322,9 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
                 with file.open("rb") as handle:
                     found += split_document(_read(handle, str(file), budget), str(file))
         except OSError as exc:
-            raise UsageError(f"{exc.filename or raw}: cannot read it ({exc.strerror or exc}).") from None
+            raise UsageError(
+                f"{exc.filename or raw}: cannot read it ({exc.strerror or exc})."
+            ) from None
     if not found:
         raise UsageError("No events to replay.")
     return [
@@ -333,7 +335,14 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
 
 def _read(stream: BinaryIO, source: str, budget: list[int]) -> bytes:
     """All of ``stream``, unless the run's events would then be more than ``MAX_INPUT`` bytes."""
-    data = stream.read(budget[0] + 1)
+    chunks, left = [], budget[0] + 1
+    while left > 0:  # in pieces: read(n) would make room for n bytes at once
+        chunk = stream.read(min(left, 2**20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    data = b"".join(chunks)
     if len(data) > budget[0]:
         raise UsageError(
             f"{source}: more than {MAX_INPUT // 2**20} MB of events in one run; replay them in "

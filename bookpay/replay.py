@@ -677,30 +677,42 @@ class _Answer(http.client.HTTPResponse):
 
 
 class _BeforeDeadline:
-    """The little of a socket an HTTPResponse uses (``makefile``), each read with the time left."""
+    """The little of a socket an HTTPResponse uses (``makefile``): a reader whose every read
+    waits only for the time left."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self._sock = sock
         self._deadline = deadline
 
     def makefile(self, mode: str) -> io.BufferedReader:
-        # As socket.makefile does: the socket stays open while the answer is read, even if the
-        # connection lets go of it (a "Connection: close" answer).
-        self._sock._io_refs += 1  # type: ignore[attr-defined]
-        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+        return io.BufferedReader(_ReadBeforeDeadline(self._sock, self._deadline))
 
-    def recv_into(self, buffer) -> int:  # as SocketIO calls it
+
+class _ReadBeforeDeadline(io.RawIOBase):
+    """The socket's own unbuffered reader (``makefile``: it keeps the socket open while the
+    answer is read, even once the connection lets go of it on a "Connection: close" answer),
+    each read given the time left before the deadline, and none once it has passed."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("timed out")
         self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
+        return self._raw.readinto(buffer)
 
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def _decref_socketios(self) -> None:
-        self._sock._decref_socketios()  # type: ignore[attr-defined]
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 # The bundled fixtures --------------------------------------------------------------------------

@@ -11,10 +11,14 @@ never followed (Stripe does not follow them either), so a 3xx counts as a failed
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import json
 import random
+import re
 import secrets as _secrets
+import socket
 import ssl
 import threading
 import time
@@ -29,6 +33,7 @@ from bookpay.errors import ConfigError, UsageError
 from bookpay.webhooks import sign
 
 DEFAULT_URL = "http://127.0.0.1:4242/webhook"
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")  # in a request line or a Host header
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 ORDERS = ("as-is", "reverse", "shuffle")
 EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -43,6 +48,11 @@ MAX_REPEAT = 100_000
 MAX_DELIVERIES = 1_000_000
 MAX_CONCURRENCY = 256
 MAX_SECONDS = 3600.0  # --delay and --timeout
+# What is read of a receiver's answer, and kept of its reason: an answer that goes on (a huge,
+# or endless, body) is cut there and its connection closed, not read to its end.
+MAX_ANSWER = 64 * 1024  # bytes
+MAX_REASON = 500  # characters, as of the answer kept
+MAX_INPUT = 100 * 1024 * 1024  # bytes of event files (and standard input) in all, per run
 
 FIXTURE_NOTES = {
     "payment_intent.succeeded": "a paid order (fulfils it, if Stripe knows the intent)",
@@ -100,7 +110,13 @@ def outcome_of(status: int | None, body: bytes, error: str | None) -> tuple[str,
     failed: no answer, a redirect, a 5xx. For a 2xx, bookpay's receiver answers
     ``{"duplicate", "handled", "outcome"}``: duplicate, ignored (not handled, with why),
     fulfilled (the order was fulfilled, now or before) or updated (the order changed).
+    A reason is kept to its first ``MAX_REASON`` characters (every delivery keeps its own).
     """
+    outcome, reason = _outcome_of(status, body, error)
+    return outcome, reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "\u2026"
+
+
+def _outcome_of(status: int | None, body: bytes, error: str | None) -> tuple[str, str]:
     text = body.decode("utf-8", "replace").strip()
     try:
         answer = json.loads(text) if text else None
@@ -174,6 +190,20 @@ def normalize_url(target: str | None) -> str:
         port = 0
     if port == 0:
         raise UsageError(f"--to {shown}: the port must be a number from 1 to 65535.")
+    # What http.client would refuse, or fail on in the middle of the run, is said here.
+    sent = parts.netloc + parts.path + parts.query
+    if _UNSENDABLE.search(sent) or not (parts.path + parts.query).isascii():
+        raise UsageError(
+            f"--to {shown}: a URL cannot hold spaces or control characters, nor a path other than "
+            "ASCII (percent-encode them: %20, %C3%A9)."
+        )
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise UsageError(
+            f"--to {shown}: {parts.hostname!r} is not a host name (a part of it is empty or "
+            "longer than 63 characters)."
+        ) from None
     return target
 
 
@@ -256,35 +286,70 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
     """Every event in ``paths`` (files, folders of them, fixture names, ``-`` for stdin), in order.
 
     A bundled fixture is named as `bookpay webhook fixtures` lists it (payment_intent.succeeded);
-    a file or folder of that name wins.
+    a file or folder of that name wins. Only regular files are read (in a folder, the others are
+    passed over), ``MAX_INPUT`` bytes in all.
     """
     found: list[tuple[bytes, dict, str]] = []
+    budget = [MAX_INPUT]
     for raw in paths:
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            found += split_document(stdin.read(), "<stdin>")
+            found += split_document(_read(stdin, "<stdin>", budget), "<stdin>")
             continue
+        if not raw:
+            raise UsageError("An empty path names no events.")
         path = Path(raw)
         fixture = FIXTURES_DIR / f"{raw}.json"
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in EVENT_SUFFIXES)
-            if not files:
-                raise UsageError(f"{path} holds no .json or .jsonl files.")
-        elif path.is_file():
-            files = [path]
-        elif raw and "/" not in raw and fixture.is_file():  # a bundled fixture, by name
-            files = [fixture]
-        else:
-            raise UsageError(f"{raw}: no such file, folder or bundled fixture.")
-        for file in files:
-            found += split_document(file.read_bytes(), str(file))
+        try:
+            if path.is_dir():
+                files = sorted(
+                    p for p in path.iterdir() if p.suffix in EVENT_SUFFIXES and p.is_file()
+                )
+                if not files:
+                    raise UsageError(f"{path} holds no .json or .jsonl files.")
+            elif path.is_file():
+                files = [path]
+            elif path.exists():
+                raise UsageError(
+                    f"{raw}: not a file or a folder (send a pipe's events on standard input: -)."
+                )
+            elif "/" not in raw and fixture.is_file():  # a bundled fixture, by name
+                files = [fixture]
+            else:
+                raise UsageError(f"{raw}: no such file, folder or bundled fixture.")
+            for file in files:
+                with file.open("rb") as handle:
+                    found += split_document(_read(handle, str(file), budget), str(file))
+        except OSError as exc:
+            raise UsageError(
+                f"{exc.filename or raw}: cannot read it ({exc.strerror or exc})."
+            ) from None
     if not found:
         raise UsageError("No events to replay.")
     return [
         Delivery(i, event["id"], event["type"], body, source)
         for i, (body, event, source) in enumerate(found)
     ]
+
+
+def _read(stream: BinaryIO, source: str, budget: list[int]) -> bytes:
+    """All of ``stream``, unless the run's events would then be more than ``MAX_INPUT`` bytes."""
+    chunks, left = [], budget[0] + 1
+    while left > 0:  # in pieces: read(n) would make room for n bytes at once
+        chunk = stream.read(min(left, 2**20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    data = b"".join(chunks)
+    if len(data) > budget[0]:
+        raise UsageError(
+            f"{source}: more than {MAX_INPUT // 2**20} MB of events in one run; replay them in "
+            "parts."
+        )
+    budget[0] -= len(data)
+    return data
 
 
 def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
@@ -300,12 +365,17 @@ def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
     start = _skip_space(text, 0)
     if text.startswith("[", start):
         position = _skip_space(text, start + 1)
-        while position < len(text) and text[position] != "]":
+        while not text.startswith("]", position):
+            if items:  # after an element, a comma and the next, or the end of the array
+                if not text.startswith(",", position):
+                    raise UsageError(
+                        f"{source}: not valid JSON (a ',' or a ']' expected at character "
+                        f"{position}, as the array goes on)."
+                    )
+                position = _skip_space(text, position + 1)
             value, end = _decode(decoder, text, position, source)
             items.append((text[position:end], value))
             position = _skip_space(text, end)
-            if text.startswith(",", position):
-                position = _skip_space(text, position + 1)
         if _skip_space(text, position + 1) < len(text):
             raise UsageError(f"{source}: unexpected text after the JSON array.")
     else:
@@ -340,6 +410,10 @@ def _decode(decoder: json.JSONDecoder, text: str, position: int, source: str):
         return decoder.raw_decode(text, position)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{source}: not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise UsageError(f"{source}: nested too deeply to be an event.") from None
+    except ValueError:  # the only other one: an integer of more digits than Python converts
+        raise UsageError(f"{source}: holds a number too long to be read.") from None
 
 
 def plan(
@@ -452,13 +526,14 @@ class Replayer:
         results: list[Result | None] = [None] * len(deliveries)
         cursor = iter(range(len(deliveries)))
         lock = threading.Lock()
+        broke: list[BaseException] = []  # what stopped a worker thread, raised again here
 
         def work() -> None:
             connection = None
             try:
                 while True:
                     with lock:
-                        index = next(cursor, None)
+                        index = None if broke else next(cursor, None)
                     if index is None:
                         return
                     if self.delay and index >= self.concurrency:
@@ -472,15 +547,24 @@ class Replayer:
                 if connection is not None:
                     connection.close()
 
+        def guarded() -> None:
+            try:
+                work()
+            except BaseException as exc:  # not lost with its thread: the run stops, and says why
+                with lock:
+                    broke.append(exc)
+
         workers = min(self.concurrency, len(deliveries))
         if workers <= 1:
             work()
         else:
-            threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+            threads = [threading.Thread(target=guarded, daemon=True) for _ in range(workers)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
+            if broke:
+                raise broke[0]
         return [result for result in results if result is not None]
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -537,6 +621,13 @@ class Replayer:
         return connection, result
 
     def _post(self, connection: http.client.HTTPConnection, delivery: Delivery):
+        # --timeout bounds the whole delivery, not each read: connecting and sending are given
+        # what is left of it, and so is every read of the answer (see _Answer).
+        deadline = time.monotonic() + self.timeout
+        if connection.sock is None:
+            connection.connect()
+        connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        connection.response_class = functools.partial(_Answer, deadline=deadline)
         stamp = int(time.time()) + self.timestamp_offset
         connection.request(
             "POST",
@@ -551,8 +642,11 @@ class Replayer:
             },
         )
         response = connection.getresponse()
-        body = response.read()
-        return response.status, response.headers, body
+        body = response.read(MAX_ANSWER + 1)
+        if not response.isclosed():  # an answer that goes on: not read to its end, not reused
+            response.close()
+            connection.close()
+        return response.status, response.headers, body[:MAX_ANSWER]
 
     @staticmethod
     def _failure(delivery: Delivery, started: float, exc: BaseException) -> Result:
@@ -571,6 +665,54 @@ class Replayer:
             "failed",
             error,
         )
+
+
+class _Answer(http.client.HTTPResponse):
+    """A response read before a deadline: each read from the socket may wait only for the time
+    left, so that a receiver that trickles its answer a byte at a time, or sends 100 Continue
+    after 100 Continue, cannot hold a delivery longer than --timeout."""
+
+    def __init__(self, sock, *args, deadline: float, **kwargs) -> None:
+        super().__init__(_BeforeDeadline(sock, deadline), *args, **kwargs)
+
+
+class _BeforeDeadline:
+    """The little of a socket an HTTPResponse uses (``makefile``): a reader whose every read
+    waits only for the time left."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_ReadBeforeDeadline(self._sock, self._deadline))
+
+
+class _ReadBeforeDeadline(io.RawIOBase):
+    """The socket's own unbuffered reader (``makefile``: it keeps the socket open while the
+    answer is read, even once the connection lets go of it on a "Connection: close" answer),
+    each read given the time left before the deadline, and none once it has passed."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 # The bundled fixtures --------------------------------------------------------------------------

@@ -60,11 +60,18 @@ class ScriptedReceiver:
                 with owner.lock:
                     owner.requests.append(request)
                 status, headers, answer = owner.script(request)
+                # An answer is bytes, or pieces sent one at a time (with their Content-Length).
+                if isinstance(answer, bytes):
+                    headers = {"Content-Length": str(len(answer)), **headers}
                 self.send_response(status)
-                for name, value in {"Content-Length": str(len(answer)), **headers}.items():
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(answer)
+                try:
+                    for piece in [answer] if isinstance(answer, bytes) else answer:
+                        self.wfile.write(piece)
+                except OSError:
+                    pass  # the replayer stopped reading
 
             def log_message(self, *args):
                 pass
@@ -139,6 +146,11 @@ def test_a_folder_stdin_and_a_bom(files):
         (b'{"id": "evt_1"}', "not a Stripe event"),
         (b"[1]", "not a Stripe event"),
         (b"\xff\xfe", "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"id": "evt_1", "type": "t", "n": ' + b"1" * 5000 + b"}", "a number too long"),
+        (b'[{"id": "evt_1", "type": "t"}', r"a ',' or a '\]' expected at character 29"),
+        (b'[{"id": "evt_1", "type": "t"} {"id": "evt_2", "type": "t"}]', "a ',' or a"),
+        (b'[{"id": "evt_1", "type": "t"},]', "not valid JSON"),
     ],
 )
 def test_what_is_not_an_event_is_a_usage_error(data, message):
@@ -151,6 +163,27 @@ def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path):
         load_events([str(tmp_path / "nope.json")])
     with pytest.raises(UsageError, match=r"holds no \.json"):
         load_events([str(tmp_path)])
+
+
+def test_only_regular_files_are_read(files, monkeypatch):
+    import os
+
+    (files / "folder.json").mkdir()  # in a folder, what is not a file is passed over
+    os.mkfifo(files / "pipe.json")  # (reading it would wait for a writer for ever)
+    assert [e.event_id for e in load_events([str(files)])] == ["evt_A", "evt_B"]
+    with pytest.raises(UsageError, match=r"pipe\.json: not a file or a folder"):
+        load_events([str(files / "pipe.json")])
+    monkeypatch.chdir(files)  # "" is not the current folder
+    with pytest.raises(UsageError, match="An empty path names no events"):
+        load_events([""])
+
+
+def test_the_events_of_a_run_are_bounded_in_size(files, monkeypatch):
+    monkeypatch.setattr(replay, "MAX_INPUT", len(EVENT_A) + len(EVENT_B) - 1)
+    with pytest.raises(UsageError, match=r"b\.json: more than 0 MB of events in one run"):
+        load_events([str(files)])
+    with pytest.raises(UsageError, match="<stdin>: more than"):
+        load_events([str(files / "a.json"), "-"], stdin=io.BytesIO(EVENT_B))
 
 
 # Planning ---------------------------------------------------------------------------------------
@@ -185,6 +218,9 @@ def test_a_bad_url_is_a_usage_error():
         ("localhost:abc/hooks", "'localhost:abc/hooks' (http://localhost:abc/hooks): the port"),
         ("http://[::1", "'http://[::1' is not a valid URL: Invalid IPv6 URL"),
         ("\uff14\uff12\uff14\uff12", "write the port in ASCII digits"),
+        ("http://localhost/w\u00e9bhook", "'http://localhost/w\u00e9bhook': a URL cannot hold"),
+        ("localhost:4242/a b", "'localhost:4242/a b' (http://localhost:4242/a b): a URL cannot"),
+        ("http://" + "a" * 64 + ".test/", "is not a host name"),
     ],
 )
 def test_a_bad_port_or_a_broken_url_is_a_usage_error_naming_it(target, shown):
@@ -194,7 +230,9 @@ def test_a_bad_port_or_a_broken_url_is_a_usage_error_naming_it(target, shown):
     assert "\n" not in caught.value.message
 
 
-@pytest.mark.parametrize("target", ["http://127.0.0.1:99999/", "99999", "http://[::1"])
+@pytest.mark.parametrize(
+    "target", ["http://127.0.0.1:99999/", "99999", "http://[::1", "http://localhost/w\u00e9bhook"]
+)
 def test_replay_to_a_bad_url_exits_2_in_one_line(target):
     result = invoke("webhook", "replay", "nope.json", "--to", target, "--secret", SECRET)
     assert result.exit_code == 2, result.output
@@ -378,6 +416,60 @@ def test_concurrency_keeps_n_in_flight_and_answers_in_plan_order(receiver, files
     assert all(r.ok for r in results)
     assert peak[0] == 4
     assert len({request["client"] for request in server.requests}) == 4
+
+
+def test_the_timeout_bounds_a_whole_delivery_not_each_read(receiver, files):
+    def trickle(request):  # a byte every 0.1 s: each read is quick, the answer never ends
+        return 200, {"Content-Length": "100"}, (time.sleep(0.1) or b"x" for _ in range(100))
+
+    server = receiver(trickle)
+    started = time.perf_counter()
+    [result] = Replayer(server.url, SECRET, timeout=0.5).run(load_events([str(files / "a.json")]))
+    assert time.perf_counter() - started < 2
+    assert (result.ok, result.outcome, result.reason) == (
+        False,
+        "failed",
+        "TimeoutError: timed out",
+    )
+
+
+def test_a_huge_answer_is_read_only_so_far(receiver, files):
+    import tracemalloc
+
+    size = 32 * 2**20
+    answers = iter(
+        [
+            (200, {"Content-Length": str(size)}, (b"x " * 2**19 for _ in range(size // 2**20))),
+            (200, {}, b"ok"),
+        ]
+    )
+    server = receiver(lambda request: next(answers))
+    events = load_events([str(files)])
+    tracemalloc.start()
+    try:
+        results = Replayer(server.url, SECRET).run(events)
+        _held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20  # bytes: the answer's first 64 KiB, not its 32 MiB
+    assert [(r.ok, r.outcome) for r in results] == [(True, "accepted")] * 2
+    assert len(results[0].reason) == replay.MAX_REASON and results[0].reason.endswith("\u2026")
+    assert len(results[0].answer) == 500 and results[1].answer == "ok"  # on a new connection
+
+
+def test_an_error_in_a_worker_thread_stops_the_run_and_is_not_lost(receiver, files, monkeypatch):
+    real = Replayer._deliver
+
+    def deliver(self, connection, delivery):
+        if delivery.index == 3:
+            raise RuntimeError("boom")
+        return real(self, connection, delivery)
+
+    monkeypatch.setattr(Replayer, "_deliver", deliver)
+    server = receiver()
+    deliveries = plan(load_events([str(files)]), repeat=4)
+    with pytest.raises(RuntimeError, match="boom"):
+        Replayer(server.url, SECRET, concurrency=2).run(deliveries)
 
 
 def test_delay_spaces_the_deliveries(receiver, files):

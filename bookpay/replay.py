@@ -11,6 +11,7 @@ never followed (Stripe does not follow them either), so a 3xx counts as a failed
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import io
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from bookpay.errors import ConfigError, UsageError
 from bookpay.webhooks import sign
@@ -161,6 +162,15 @@ def summarize(results: Sequence[Result]) -> dict:
 # Where to ----------------------------------------------------------------------------------------
 
 
+_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
+
+
+def _masked(url: str) -> str:
+    """``url`` as it may be shown: a password in it (``//user:secret@host``) as ``***``, even in
+    a URL that does not parse."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
 def normalize_url(target: str | None) -> str:
     """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``.
 
@@ -177,7 +187,8 @@ def normalize_url(target: str | None) -> str:
         target = f"http://localhost:4242{target}"
     elif "://" not in target:
         target = f"http://{target}"
-    shown = repr(given) if given == target else f"{given!r} ({target})"
+    # A password given in the URL is never shown (nor anything else the URL's masking hides).
+    shown = repr(_masked(given)) if given == target else f"{_masked(given)!r} ({_masked(target)})"
     try:
         parts = urlsplit(target)
     except ValueError as exc:
@@ -508,8 +519,15 @@ class Replayer:
             raise UsageError(f"--delay must be from 0 to {MAX_SECONDS:g} seconds.")
         if not 0 < timeout <= MAX_SECONDS:
             raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
-        self.url = normalize_url(url)
-        parts = urlsplit(self.url)
+        target = normalize_url(url)
+        self.url = _masked(target)  # what is shown: no password
+        parts = urlsplit(target)
+        # A user and password in the URL go as Basic authentication, as Stripe sends them to an
+        # endpoint whose URL has them.
+        self._auth = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self._auth = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
@@ -629,18 +647,16 @@ class Replayer:
         connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
         connection.response_class = functools.partial(_Answer, deadline=deadline)
         stamp = int(time.time()) + self.timestamp_offset
-        connection.request(
-            "POST",
-            self._path,
-            body=delivery.body,
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": USER_AGENT,
-                "Accept": "*/*; q=0.5, application/xml",
-                "Cache-Control": "no-cache",
-                "Stripe-Signature": sign(delivery.body, self.secret, stamp),
-            },
-        )
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            "Accept": "*/*; q=0.5, application/xml",
+            "Cache-Control": "no-cache",
+            "Stripe-Signature": sign(delivery.body, self.secret, stamp),
+        }
+        if self._auth:
+            headers["Authorization"] = self._auth
+        connection.request("POST", self._path, body=delivery.body, headers=headers)
         response = connection.getresponse()
         body = response.read(MAX_ANSWER + 1)
         if not response.isclosed():  # an answer that goes on: not read to its end, not reused

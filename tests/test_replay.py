@@ -240,6 +240,31 @@ def test_replay_to_a_bad_url_exits_2_in_one_line(target):
     assert result.stderr.count("\n") == 1  # said before the missing file is even looked at
 
 
+def test_credentials_in_the_url_go_as_basic_auth_and_are_never_shown(receiver, files):
+    """As Stripe sends an endpoint URL's user and password: an Authorization header (Basic),
+    the password percent-decoded; neither the summary nor an error shows the password."""
+    import base64
+
+    server = receiver()
+    target = server.url.replace("http://", "http://shop:s%40cret@")
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", target, "--secret", SECRET)
+    assert result.exit_code == 0, result.output
+    [request] = server.requests
+    assert request["headers"]["Authorization"] == "Basic " + base64.b64encode(
+        b"shop:s@cret"
+    ).decode("ascii")
+    assert "s%40cret" not in result.output
+    assert result.stdout.splitlines()[-1].startswith(
+        "1 delivery to " + server.url.replace("http://", "http://shop:***@")
+    )
+    refused = invoke(
+        "webhook", "replay", "x.json", "--to", "http://shop:s3cret@[::1", "--secret", SECRET
+    )
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("Error: --to 'http://shop:***@[::1' is not a valid URL")
+    assert "s3cret" not in refused.output
+
+
 def test_a_plan_is_made_lazily_and_bounded(files, monkeypatch):
     import tracemalloc
 

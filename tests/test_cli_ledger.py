@@ -361,6 +361,23 @@ def test_config_check_reports_the_ledger(tmp_path, postgres_url):
     )
 
 
+def test_config_check_shows_a_database_url_as_it_is_set(tmp_path):
+    # The setting shown is the one in effect: sqlite:////abs/path was shown as sqlite://abs/path
+    # (a host 'abs') and sqlite:///rel/path as sqlite:/rel/path (an absolute path).
+    absolute = f"sqlite:///{tmp_path / 'abs.sqlite3'}"
+    for url in (absolute, "sqlite:///rel/ledger.sqlite3"):
+        report = json.loads(
+            invoke(env_for(tmp_path / "data", url), "config", "check", "--offline", "--json").stdout
+        )
+        assert report["settings"]["BOOKPAY_DATABASE_URL"] == url
+    socket_url = "postgresql:///bookpay?host=/run/postgresql&password=hunter2"
+    result = invoke(env_for(tmp_path / "data", socket_url), "config", "check", "--json")
+    report = json.loads(result.stdout)
+    expected = "postgresql:///bookpay?host=/run/postgresql&password=***"
+    assert report["settings"]["BOOKPAY_DATABASE_URL"] == expected
+    assert "hunter2" not in result.stdout + result.stderr
+
+
 def test_config_check_says_when_the_database_cannot_be_reached(tmp_path):
     import socket
 

@@ -10,7 +10,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_table
-from bookpay.config import Finding, Settings
+from bookpay.config import Finding, Settings, data_dir_problem
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
@@ -46,7 +46,10 @@ def check(
     from bookpay.ledger.check import describe_ledger
 
     ledger = describe_ledger(settings)
-    if ledger["problem"]:
+    # A ledger in a data folder that is already a problem (a file, say) fails for that reason:
+    # the data folder's finding says it once, with its fix.
+    in_bad_folder = not settings.database_url and data_dir_problem(settings.data_dir)
+    if ledger["problem"] and not in_bad_folder:
         findings.append(
             Finding(
                 f"the orders ledger: {ledger['problem']}",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from bookpay.errors import ConfigError
 
@@ -86,18 +86,24 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
 
 
 def mask_url(url: str) -> str:
-    """``postgresql://shop:***@db:5432/bookpay``: the password replaced, everything else kept."""
+    """``postgresql://shop:***@db:5432/bookpay``: the password replaced, everything else kept.
+
+    The URL's own text is edited, not rebuilt: ``urlunsplit`` would drop the empty host of
+    ``sqlite:////abs/path`` or ``postgresql:///db?host=/run/postgresql`` (``sqlite://abs/path``).
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(unparsable URL)"
-    query = parts.query
-    if "password=" in query:  # libpq also takes the password as a parameter
-        query = "&".join(
-            "password=***" if item.startswith("password=") else item for item in query.split("&")
-        )
-    netloc = parts.netloc
+    masked = url
     if parts.password is not None:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
+        hidden = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
+        masked = masked.replace(f"//{parts.netloc}", f"//{hidden}", 1)
+    if "password=" in parts.query:  # libpq also takes the password as a parameter
+        query = "&".join(
+            "password=***" if item.startswith("password=") else item
+            for item in parts.query.split("&")
+        )
+        masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
+    return masked

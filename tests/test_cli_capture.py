@@ -95,7 +95,8 @@ def test_capture_in_part_releases_the_rest(emulator, bookpay):
     assert "could not be captured because it has a status of succeeded" in again.stderr
     # The released 800 was never received: nothing was refunded of what was.
     assert shown["totals"] | {"currency": None} == {
-        "amount": 2300, "received": 1500, "refunded": 0, "net": 1500, "currency": None,
+        "amount": 2300, "received": 1500, "refunded": 0, "lost_to_disputes": 0, "net": 1500,
+        "currency": None,
     }  # fmt: skip
 
 
@@ -151,3 +152,25 @@ def test_charge_with_refunds_and_disputes(emulator, bookpay, settings: Settings)
     assert found, "the dispute card's dispute never opened"
     dispute = gateway.retrieve_dispute(found[0]["id"])
     assert (dispute["charge"], dispute["reason"]) == (paid["latest_charge"], "fraudulent")
+
+
+def test_a_lost_dispute_is_taken_from_the_net(emulator, bookpay, settings: Settings):
+    """What the shop keeps: a lost dispute's amount is the customer's for good (an open one may
+    yet come back, and is only shown)."""
+    intent = created(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4000000000000259")
+    assert result.exit_code == 0, result.output
+    gateway = Gateway(settings)
+    deadline = time.monotonic() + 10
+    while not (found := gateway.list_disputes(intent["id"])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found, "the dispute card's dispute never opened"
+    open_totals = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)["totals"]
+    assert (open_totals["lost_to_disputes"], open_totals["net"]) == (0, 2300)
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emulator.url})
+    assert client.v1.disputes.close(found[0]["id"]).status == "lost"
+    shown = bookpay("intent", "show", intent["id"])
+    assert "Lost to disputes:  $23.00" in shown.stdout.splitlines()
+    assert "Net:               $0.00" in shown.stdout.splitlines()
+    totals = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)["totals"]
+    assert (totals["received"], totals["lost_to_disputes"], totals["net"]) == (2300, 2300, 0)

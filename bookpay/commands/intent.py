@@ -156,14 +156,14 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
                 "order": {"id": order_id, "lines": lines, "quote": quote_record(quote)},
                 "refunds": refunds,
                 "disputes": disputes,
-                "totals": totals(intent, refunds, charge),
+                "totals": totals(intent, refunds, charge, disputes),
                 "receipt": receipt,
                 "events": timeline if timeline is not None else [],
             }
         )
         return
     billing = (charge or {}).get("billing_details") or {}
-    money = totals(intent, refunds, charge)
+    money = totals(intent, refunds, charge, disputes)
     currency = intent["currency"]
     rows: list[tuple[str, Cell]] = [
         ("PaymentIntent", intent["id"]),
@@ -173,10 +173,10 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if money["received"] != intent["amount"]:
         rows.append(("Received", format_amount(money["received"], currency)))
     if money["received"]:
-        rows += [
-            ("Refunded", format_amount(money["refunded"], currency)),
-            ("Net", format_amount(money["net"], currency)),
-        ]
+        rows.append(("Refunded", format_amount(money["refunded"], currency)))
+        if money["lost_to_disputes"]:
+            rows.append(("Lost to disputes", format_amount(money["lost_to_disputes"], currency)))
+        rows.append(("Net", format_amount(money["net"], currency)))
     if order_id:
         rows.append(("Order", order_id))
     rows += quote_fields(quote)
@@ -221,12 +221,17 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         print_events(timeline)
 
 
-def totals(intent: dict, refunds: list[dict], charge: dict | None) -> dict:
-    """Amount, received, refunded in all (pending refunds included, as Stripe counts them), net.
+def totals(
+    intent: dict, refunds: list[dict], charge: dict | None, disputes: list[dict] = ()
+) -> dict:
+    """Amount, received, refunded in all (pending refunds included, as Stripe counts them), lost
+    to disputes, and net: what the shop keeps.
 
-    Minor units, in the intent's currency; ``disputed`` is the amount under dispute. What a
-    partial capture or a cancellation released was never received, so it is not refunded
-    (``charge_refunded``), though Stripe counts it in the Charge's ``amount_refunded``.
+    Minor units, in the intent's currency. What a partial capture or a cancellation released was
+    never received, so it is not refunded (``charge_refunded``), though Stripe counts it in the
+    Charge's ``amount_refunded``. A lost dispute's amount is the customer's for good; an open
+    one's may yet come back, so it is not taken from the net (the dispute is shown beside it),
+    as `report sales` counts them.
     """
     from bookpay.ledger.model import charge_refunded
 
@@ -235,11 +240,13 @@ def totals(intent: dict, refunds: list[dict], charge: dict | None) -> dict:
         refunded = charge_refunded(charge)
     else:
         refunded = sum(r["amount"] for r in refunds if r.get("status") in ("succeeded", "pending"))
+    lost = sum(d.get("amount") or 0 for d in disputes if d.get("status") == "lost")
     return {
         "amount": intent["amount"],
         "received": received,
         "refunded": refunded,
-        "net": received - refunded,
+        "lost_to_disputes": lost,
+        "net": received - refunded - lost,
         "currency": intent["currency"],
     }
 

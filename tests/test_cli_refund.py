@@ -120,3 +120,31 @@ def test_the_gateway_refuses_a_blank_request_id_too(settings):
     with pytest.raises(UsageError, match="request id is blank"):
         gateway.create_refund(intent["id"], amount=100, request_id=" ")
     assert gateway.list_refunds(intent["id"]) == []
+
+
+def test_a_reason_stripe_does_not_take_is_a_usage_error_and_refunds_nothing(bookpay, paid):
+    result = bookpay("refund", "create", paid, "--reason", "changed_mind")
+    assert result.exit_code == 2, result.output
+    assert "'changed_mind' is not one of 'duplicate', 'fraudulent'" in result.output
+    assert refunds_of(bookpay, paid) == []
+    refunded = bookpay("refund", "create", paid, "--reason", "requested_by_customer", "--json")
+    assert refunded.exit_code == 0, refunded.output
+    assert json.loads(refunded.stdout)["reason"] == "requested_by_customer"
+
+
+def test_the_reasons_offered_are_stripes_own():
+    """Oracle: the values the pinned stripe-python declares for a refund's reason and a
+    PaymentIntent's cancellation_reason, and no others."""
+    import re
+
+    import stripe.params
+
+    from bookpay.commands.intent import CancelReason
+    from bookpay.commands.refund import RefundReason
+
+    def declared(params, name: str) -> set[str]:
+        return set(re.findall(r"'([a-z_]+)'", str(params.__annotations__[name])))
+
+    assert {r.value for r in RefundReason} == declared(stripe.params.RefundCreateParams, "reason")
+    cancel = declared(stripe.params.PaymentIntentCancelParams, "cancellation_reason")
+    assert {r.value for r in CancelReason} == cancel

@@ -378,6 +378,15 @@ def _row(i: dict) -> list[Cell]:
     ]
 
 
+class CancelReason(str, Enum):
+    """Stripe's cancellation_reason values a caller may give."""
+
+    duplicate = "duplicate"
+    fraudulent = "fraudulent"
+    requested_by_customer = "requested_by_customer"
+    abandoned = "abandoned"
+
+
 class ThreeDS(str, Enum):
     complete = "complete"
     fail = "fail"
@@ -482,8 +491,8 @@ def cancel(
     ctx: typer.Context,
     intent_id: IntentArg,
     reason: Annotated[
-        str | None,
-        typer.Option("--reason", help="duplicate, fraudulent, requested_by_customer or abandoned."),
+        CancelReason | None,
+        typer.Option("--reason", help="Why, as Stripe records it."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -491,7 +500,8 @@ def cancel(
 
     Example: bookpay intent cancel pi_123 --reason abandoned
     """
-    intent = state(ctx).gateway().cancel_intent(intent_id, reason=reason)
+    gateway = state(ctx).gateway()
+    intent = gateway.cancel_intent(intent_id, reason=reason.value if reason else None)
     if as_json:
         emit_json(intent)
     else:

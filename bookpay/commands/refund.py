@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -12,6 +13,14 @@ from bookpay.commands.params import IntentArg, check_request_id
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
+
+
+class RefundReason(str, Enum):
+    """Stripe's refund reasons a caller may give."""
+
+    duplicate = "duplicate"
+    fraudulent = "fraudulent"
+    requested_by_customer = "requested_by_customer"
 
 
 @app.command("create")
@@ -25,8 +34,8 @@ def create(
         ),
     ] = None,
     reason: Annotated[
-        str | None,
-        typer.Option("--reason", help="duplicate, fraudulent or requested_by_customer."),
+        RefundReason | None,
+        typer.Option("--reason", help="Why, as Stripe records it."),
     ] = None,
     request_id: Annotated[
         str | None,
@@ -49,7 +58,10 @@ def create(
     gateway = state(ctx).gateway()
     try:
         refund = gateway.create_refund(
-            intent_id, amount=amount, reason=reason, request_id=request_id
+            intent_id,
+            amount=amount,
+            reason=reason.value if reason else None,
+            request_id=request_id,
         )
     except RefundRequestReused as exc:
         # Say it in the command's words: the option the user typed, never the idempotency key.

@@ -306,7 +306,7 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            found += split_document(_read(stdin, "<stdin>", budget), "<stdin>")
+            found += split_document(read_limited(stdin, "<stdin>", budget), "<stdin>")
             continue
         if not raw:
             raise UsageError("An empty path names no events.")
@@ -331,7 +331,7 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
                 raise UsageError(f"{raw}: no such file, folder or bundled fixture.")
             for file in files:
                 with file.open("rb") as handle:
-                    found += split_document(_read(handle, str(file), budget), str(file))
+                    found += split_document(read_limited(handle, str(file), budget), str(file))
         except OSError as exc:
             raise UsageError(
                 f"{exc.filename or raw}: cannot read it ({exc.strerror or exc})."
@@ -344,8 +344,10 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
     ]
 
 
-def _read(stream: BinaryIO, source: str, budget: list[int]) -> bytes:
-    """All of ``stream``, unless the run's events would then be more than ``MAX_INPUT`` bytes."""
+def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None) -> bytes:
+    """All of ``stream``, unless the run's events would then be more than ``MAX_INPUT`` bytes
+    (``budget``: what is left of them, a list so that several reads share it)."""
+    budget = budget if budget is not None else [MAX_INPUT]
     chunks, left = [], budget[0] + 1
     while left > 0:  # in pieces: read(n) would make room for n bytes at once
         chunk = stream.read(min(left, 2**20))

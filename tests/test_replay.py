@@ -642,6 +642,27 @@ def test_sign_uses_stripe_webhook_secret_and_refuses_a_missing_file():
     verify(EVENT_B, result.stdout.strip(), [SECRET])
 
 
+def test_sign_reads_a_bounded_regular_file_or_stdin(files, monkeypatch, tmp_path):
+    """A FIFO is not waited on (pipe it to -), and what is signed is bounded as replay's events
+    are: each refusal one line, exit 2."""
+    import os
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    result = invoke("webhook", "sign", str(fifo), "--secret", SECRET)
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr
+        == f"Error: {fifo}: not a file (send a pipe's contents on standard input: -).\n"
+    )
+    monkeypatch.setattr(replay, "MAX_INPUT", len(EVENT_A) - 1)
+    for source, stdin in ((str(files / "a.json"), None), ("-", EVENT_A)):
+        result = invoke("webhook", "sign", source, "--secret", SECRET, stdin=stdin)
+        assert result.exit_code == 2, result.output
+        assert "more than 0 MB of events" in result.stderr
+        assert result.stderr.count("\n") == 1
+
+
 # What each delivery came to -----------------------------------------------------------------------
 
 LONG_REASON = (

@@ -267,16 +267,22 @@ def sign_payload(
     Example: bookpay webhook sign event.json --timestamp 1700000000
     """
     from bookpay.errors import UsageError
-    from bookpay.replay import resolve_secret
+    from bookpay.replay import read_limited, resolve_secret
     from bookpay.webhooks import sign
 
     signing = resolve_secret(state(ctx).settings, secret)
     if file == "-":
-        payload = sys.stdin.buffer.read()
+        payload = read_limited(sys.stdin.buffer, "<stdin>")
     else:
         path = Path(file)
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{file}: not a file (send a pipe's contents on standard input: -).")
         if not path.is_file():
             raise UsageError(f"{file}: no such file.")
-        payload = path.read_bytes()
+        try:
+            with path.open("rb") as handle:
+                payload = read_limited(handle, file)
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read it ({exc.strerror or exc}).") from None
     header = sign(payload, signing, timestamp)
     sys.stdout.write(header + "\n")

@@ -78,8 +78,8 @@ def test_unquoted_text_is_the_csv_modules_or_none():
 @pytest.mark.parametrize("start", ["\uff1d", "\uff0b", "\uff0d", "\uff20"])
 def test_full_width_formula_characters_are_neutralised_too(start):
     """Excel in East Asian locales reads full-width =+-@ as those (OWASP's testing guide names
-    them):
-    in a batch of plain cells, in a quoted cell, and alone; a negative number stays a number."""
+    them): in a batch of plain cells, in a quoted cell, and alone; a negative number stays a
+    number."""
     rows = [["ord_1", "reader@example.com", -1500] for _ in range(20)]
     rows[3][1] = f"{start}HYPERLINK(1)"
     rows[7][0] = f"{start}1,2"  # quoted by the csv module

@@ -150,6 +150,8 @@ def test_a_period_counts_only_its_sales(env):
         data["since"] == "2026-03-04T00:00:00.000Z" and data["until"] == "2026-03-05T00:00:00.000Z"
     )
     assert report(env, "--since", "2027-01-01")["currencies"] == []
+    # ISO 8601's basic form of a date is a bare date too: --until includes that whole day.
+    assert report(env, "--since", "20260304", "--until", "20260304") == data
 
 
 def test_the_table_and_csv(env):

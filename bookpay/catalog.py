@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bookpay.errors import ConfigError, NotFound
-from bookpay.money import CURRENCIES, format_amount
+from bookpay.money import CURRENCIES, amount_problem, format_amount
 from bookpay.shipping import (
     DEFAULT_SHIPPING_RATES,
     ShippingOption,
@@ -236,6 +236,8 @@ def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:
         not isinstance(currency, str) or currency.lower() not in CURRENCIES
     ):
         problems.append(f"{where}: unknown currency code {currency!r}")
+    elif currency is not None and (problem := amount_problem(amount, currency)):
+        problems.append(f"{where}: 'amount' {amount} {problem}")
     if problems:
         return None, problems
     book = Book(

@@ -2,7 +2,9 @@
 
 A cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is read as a
 formula by Excel, LibreOffice and Google Sheets, so an e-mail address such as
-``=cmd|'/C calc'!A0@evil.example`` would run when the export is opened. OWASP's advice (CSV
+``=cmd|'/C calc'!A0@evil.example`` would run when the export is opened. Their full-width forms
+(U+FF1D, U+FF0B, U+FF0D and U+FF20) are too, by Excel in East Asian locales, which reads them as
+the ASCII ones: OWASP's testing guide names them beside the others. OWASP's advice (CSV
 Injection) is to prefix such a cell with a single quote, which makes it text; the csv module does
 the quoting. Numbers are written as numbers: only text from outside can carry a formula.
 """
@@ -15,14 +17,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
-FORMULA_START = frozenset("=+-@\t\r")
+FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")  # and full-width =+-@
 # Where a cell of the csv module's output may begin with one of FORMULA_START: after the comma
 # or line break before it, bare or inside its opening quote. (A cell holding a CR is always
 # quoted, CR being in the line terminator, so a bare CR is the end of a row, not a cell.) This
 # also matches inside some quoted cells ("a,=b", a line break then "-") and negative numbers:
 # those only take the careful path. It never misses a cell that starts with one. The first
 # cell of a text has nothing before it: ``SafeWriter.writerows`` puts a line break there.
-_MAYBE_FORMULA = re.compile(r'[,\n](?:[=+\-@\t]|"[=+\-@\t\r])')
+_MAYBE_FORMULA = re.compile(r'[,\n]"?[=+\-@\t\uff1d\uff0b\uff0d\uff20]|[,\n]"\r')
 
 
 def _may_start_a_formula(text: str) -> bool:
@@ -32,7 +34,7 @@ def _may_start_a_formula(text: str) -> bool:
     break: two-character searches (C, and quick where the character is rare) find it. Only a
     text with a quoted cell needs the regular expression, for cells inside their quotes.
     """
-    for char in "=+-@\t":
+    for char in "=+-@\t\uff1d\uff0b\uff0d\uff20":
         if char in text and ("," + char in text or "\n" + char in text):
             return True
     return '"' in text and _MAYBE_FORMULA.search(text) is not None

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 # Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies").
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-# Stripe's three-decimal currencies.
+# Stripe's three-decimal currencies: Stripe charges them in tens of the minor unit (an amount
+# must end in 0), so that a payment can be settled in them.
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+# Stripe's largest amount: eight digits in the minor unit (99999999 is $999,999.99).
+MAX_AMOUNT = 99_999_999
 
 # ISO 4217 codes that Stripe accepts for card payments (lower case, as Stripe writes them).
 CURRENCIES = frozenset(
@@ -48,3 +51,24 @@ def format_amount(amount: int, currency: str) -> str:
     if symbol:
         return f"{sign}{symbol}{number}"
     return f"{sign}{number} {code.upper()}"
+
+
+def amount_problem(amount: object, currency: str) -> str | None:
+    """Why Stripe could never charge ``amount`` (minor units of ``currency``), or None (also
+    for what is not a whole number of them, from nothing up: that has its own message).
+
+    ``"is more than Stripe's largest amount, $999,999.99"``; ``"must end in 0: KWD is a
+    three-decimal currency, which Stripe charges in tens of its minor unit (5120 for 5.120
+    KWD)"``.
+    """
+    code = currency.lower()
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        return None
+    if amount > MAX_AMOUNT:
+        return f"is more than Stripe's largest amount, {format_amount(MAX_AMOUNT, code)}"
+    if code in THREE_DECIMAL and amount % 10:
+        return (
+            f"must end in 0: {code.upper()} is a three-decimal currency, which Stripe charges in"
+            f" tens of its minor unit (5120 for {format_amount(5120, code)})"
+        )
+    return None

@@ -213,6 +213,43 @@ def share(amount: int, weights: list[int]) -> list[int]:
     return parts
 
 
+def line_shares(
+    weights: list[int],
+    gross: int,
+    refunded: int,
+    disputed: int,
+    lost: int,
+    shipping: int,
+    tax: int,
+    unreported: int,
+) -> list[list[int]]:
+    """One order's money shared among its lines (``weights``: their amounts), to the cent.
+
+    The gross is shared in proportion to the lines, and each part of it among the lines'
+    shares of what holds it: the refunded among the gross's shares, the disputed and lost among
+    what each line has left of its gross, the shipping and the tax among the gross's shares,
+    the tax unreported among the tax's. So a line's refunded, disputed and lost never exceed
+    its gross (its net is never negative when the order's is not; shared each on its own, an
+    order disputed in full could show one book at -0.01 and another at +0.01), nor its shipping
+    and tax its gross. In the order of ``build``'s amounts: gross, refunded, disputed, lost,
+    shipping, tax, unreported.
+    """
+    grosses = share(gross, weights)
+    refunds = share(refunded, grosses)
+    left = [g - r for g, r in zip(grosses, refunds, strict=True)]
+    shipped = share(shipping, grosses)
+    taxes = share(tax, [max(g - s, 0) for g, s in zip(grosses, shipped, strict=True)])
+    return [
+        grosses,
+        refunds,
+        share(disputed, left),
+        share(lost, left),
+        shipped,
+        taxes,
+        share(unreported, taxes),
+    ]
+
+
 def build(
     orders: Iterable[dict],
     *,
@@ -240,9 +277,16 @@ def build(
             continue
         if not lines:  # an order whose lines are unknown still counts, as an unknown book
             lines = [{"item_id": "-", "title": "(unknown)", "quantity": 0, "line_amount": gross}]
-        weights = [line["line_amount"] for line in lines]
-        amounts = (gross, refunded, disputed, lost, shipping, tax, unreported)
-        shares = [share(amount, weights) for amount in amounts]
+        shares = line_shares(
+            [line["line_amount"] for line in lines],
+            gross,
+            refunded,
+            disputed,
+            lost,
+            shipping,
+            tax,
+            unreported,
+        )
         for line, *parts in zip(lines, *shares, strict=True):
             key = line["item_id"]
             label = line.get("title") or titles.get(key) or f"Book {key}"

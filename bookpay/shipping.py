@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bookpay.money import CURRENCIES, format_amount
+from bookpay.money import CURRENCIES, amount_problem, format_amount
 
 REST_OF_WORLD = "*"
 
@@ -202,6 +202,8 @@ def _validate(record: dict, where: str, currencies: set[str]) -> tuple[ShippingR
             problems.append(
                 f"{where}: currency {currency.lower()!r} is not the currency of any book ({sold})"
             )
+        elif problem := amount_problem(record.get("amount"), currency):
+            problems.append(f"{where}: 'amount' {record['amount']} {problem}")
     countries = record.get("countries")
     codes: list[str] = []
     if "countries" in record:

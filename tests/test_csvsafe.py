@@ -73,3 +73,18 @@ def test_unquoted_text_is_the_csv_modules_or_none():
     assert made > 5000
     assert _unquoted([["a", "b"], ["c"]]) is None  # rows of other widths
     assert _unquoted([[""]]) is None  # a lone empty cell, which the module quotes
+
+
+@pytest.mark.parametrize("start", ["\uff1d", "\uff0b", "\uff0d", "\uff20"])
+def test_full_width_formula_characters_are_neutralised_too(start):
+    """Excel in East Asian locales reads full-width =+-@ as those (OWASP's testing guide names
+    them): in a batch of plain cells, in a quoted cell, and alone; a negative number stays a
+    number."""
+    rows = [["ord_1", "reader@example.com", -1500] for _ in range(20)]
+    rows[3][1] = f"{start}HYPERLINK(1)"
+    rows[7][0] = f"{start}1,2"  # quoted by the csv module
+    text = batched(rows)
+    assert text == one_by_one(rows)
+    assert f",'{start}HYPERLINK(1)," in text and f'"\'{start}1,2"' in text
+    assert text.count(",-1500\r\n") == 20
+    assert one_by_one([[start, 1, 2]]).endswith(f"'{start},1,2\r\n")

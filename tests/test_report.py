@@ -150,6 +150,8 @@ def test_a_period_counts_only_its_sales(env):
         data["since"] == "2026-03-04T00:00:00.000Z" and data["until"] == "2026-03-05T00:00:00.000Z"
     )
     assert report(env, "--since", "2027-01-01")["currencies"] == []
+    # ISO 8601's basic form of a date is a bare date too: --until includes that whole day.
+    assert report(env, "--since", "20260304", "--until", "20260304") == data
 
 
 def test_the_table_and_csv(env):
@@ -374,3 +376,24 @@ def test_a_partial_capture_scales_the_shipping_and_tax_to_what_was_taken(tmp_pat
     }
     book = rows(report(env, "--by", "book"))["1"]
     assert (book["gross"], book["shipping"], book["tax"]) == (4767, 803, 268)
+
+
+def test_an_order_disputed_in_full_leaves_no_book_a_net(tmp_path, database_url):
+    """Refunded 1406 of 7600 (three books), then the rest disputed (6194), or lost: each book's
+    refunded and disputed (or lost) add up to its gross, so no book shows a net of -$0.01 and
+    another +$0.01 (1406 shares as 426 + 462 + 518, 6194 as 1874 + 2038 + 2282, not 1875 +
+    2037 + 2282 as when each is shared on its own)."""
+    settings = Settings(data_dir=tmp_path / "whole", database_url=database_url)
+    lines = (QuoteLine("1", "One", 1, 2300), QuoteLine("2", "Two", 1, 2500))
+    quote = Quote((*lines, QuoteLine("3", "Three", 1, 2800)), "usd")
+    with open_ledger(settings) as ledger:
+        for n, (pi, status) in enumerate((("pi_d", "disputed"), ("pi_l", "dispute_lost")), 1):
+            intent = record_sale(ledger, n, pi, quote)
+            ledger.record_intent(intent, status=status, amount_refunded=1406)
+    books = rows(report(ledger_env(settings), "--by", "book"))
+    for key in ("1", "2", "3", "total"):
+        row = books[key]
+        # Each order: what each book was refunded, and the rest of its gross disputed (lost).
+        assert row["refunded"] // 2 + row["disputed"] == row["gross"] // 2, key
+        assert row["lost"] == row["disputed"] and row["net"] == 0, key
+    assert [books[key]["disputed"] for key in ("1", "2", "3")] == [1874, 2038, 2282]

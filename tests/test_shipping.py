@@ -137,6 +137,7 @@ def test_a_file_without_rates_gets_the_built_in_ones(tmp_path):
         ({**RATE, "countries": ["DE", "XX"]}, "unknown country code 'XX'"),
         ({**RATE, "min_days": 5, "max_days": 3}, "'min_days' (5) is more than 'max_days' (3)"),
         ({**RATE, "display_name": " "}, "'display_name' must be a non-empty string"),
+        ({**RATE, "amount": 10**8}, "'amount' 100000000 is more than Stripe's largest amount"),
     ],
 )
 def test_invalid_rates_are_refused_with_the_reason(rate, problem):
@@ -162,6 +163,36 @@ def test_every_problem_of_books_and_rates_is_reported_at_once():
     assert len(problems) == 5
     with pytest.raises(ConfigError, match="non-empty list of shipping rates"):
         Catalog.from_records([BOOK], shipping_rates=[])
+
+
+def test_amounts_stripe_cannot_charge_are_refused_in_every_currency():
+    """Stripe charges at most eight digits of the minor unit, and three-decimal currencies
+    (KWD, BHD, JOD, ...) in tens of it: a book or a rate priced otherwise could never be paid
+    for. Zero-decimal JPY's largest is 99,999,999 yen; 5.120 KWD and a free rate are fine."""
+    books = [
+        {**BOOK, "currency": "kwd", "amount": 5125},
+        {**BOOK, "id": "c", "currency": "jpy", "amount": 100_000_000},
+        {**BOOK, "id": "d", "currency": "kwd", "amount": 5120},
+        {**BOOK, "id": "e", "currency": "jpy", "amount": 99_999_999},
+        {**BOOK, "id": "f", "currency": "bhd", "amount": 1, "title": 7},
+    ]
+    rates = [
+        {**RATE, "currency": "kwd", "amount": 1505},
+        {**RATE, "id": "jp", "currency": "jpy", "amount": 1500},
+        {**RATE, "id": "free", "currency": "kwd", "amount": 0},
+    ]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(books, source="shop.json", shipping_rates=rates)
+    assert info.value.problems == [
+        "shop.json: book #1: 'amount' 5125 must end in 0: KWD is a three-decimal currency, which"
+        " Stripe charges in tens of its minor unit (5120 for 5.120 KWD)",
+        "shop.json: book #2: 'amount' 100000000 is more than Stripe's largest amount, ¥99,999,999",
+        "shop.json: book #5: 'title' must be a non-empty string",  # every problem at once
+        "shop.json: book #5: 'amount' 1 must end in 0: BHD is a three-decimal currency, which"
+        " Stripe charges in tens of its minor unit (5120 for 5.120 BHD)",
+        "shop.json: shipping rate #1: 'amount' 1505 must end in 0: KWD is a three-decimal"
+        " currency, which Stripe charges in tens of its minor unit (5120 for 5.120 KWD)",
+    ]
 
 
 def test_a_duplicate_rate_id_is_reported_even_when_the_first_rate_has_other_problems():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from typing import Annotated, Any
 
@@ -80,7 +80,7 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
     # Stripe's times are Unix seconds, from 1970; the far end leaves room for a report's days
     # and months to be counted past a time without leaving the calendar.
     try:
-        if end_of_day and len(text.strip()) == 10:
+        if end_of_day and _bare_date(text):
             moment += timedelta(days=1)
         moment = moment.astimezone(timezone.utc)
         in_range = EARLIEST <= moment < LATEST
@@ -91,6 +91,16 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
             f"{text!r} is out of range: use a time from 1970 to 9998.", param_hint=option
         )
     return moment
+
+
+def _bare_date(text: str) -> bool:
+    """Whether ``text`` is a date with no time: ``2026-01-31``, or ``20260131`` (ISO 8601's
+    basic form, which Python reads too)."""
+    try:
+        date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def moments(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:

@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import smtplib
+import socket
 import ssl
 import tempfile
 import threading
@@ -377,38 +378,53 @@ class SmtpTransport:
             raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
 
     def send(self, receipt: dict) -> str:
-        """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all: a
-        server that trickles its answers a byte at a time is cut off, not waited on for ever
-        (its socket timeout only bounds each read)."""
+        """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all, from
+        the connection to the answer to QUIT: a server that trickles its answers a byte at a
+        time is cut off, not waited on for ever (its socket timeout only bounds each read)."""
         if not receipt.get("recipient"):
             raise NoRecipient("the order has no email address")
         message = build_message(receipt, self.sender)
+        # Not connected yet: the greeting (and smtps's handshake) count against the deadline.
         if self.scheme == "smtps":
-            client = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=SMTP_TIMEOUT, context=ssl.create_default_context()
-            )
+            client = smtplib.SMTP_SSL(timeout=SMTP_TIMEOUT, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
-        watchdog = threading.Timer(SEND_DEADLINE, client.close)  # the blocked read then fails
+            client = smtplib.SMTP(timeout=SMTP_TIMEOUT)
+        finished = threading.Event()
+        watchdog = threading.Timer(SEND_DEADLINE, _cut_off, (client, finished))
         watchdog.daemon = True
         watchdog.start()
         try:
-            if self.scheme == "smtp+starttls":
-                client.starttls(context=ssl.create_default_context())
-            if self.username:
-                client.login(self.username, self.password or "")
-            client.send_message(message)
-        except BaseException:
+            try:
+                client.connect(self.host, self.port)
+                if self.scheme == "smtp+starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if self.username:
+                    client.login(self.username, self.password or "")
+                client.send_message(message)
+            except BaseException:
+                client.close()
+                raise
+            # The server has the message (250 to DATA): it is sent, whatever QUIT gets back
+            # (RFC 5321 4.1.1.5), or however late; a failing QUIT must not send it again.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                client.quit()
             client.close()
-            raise
         finally:
+            finished.set()
             watchdog.cancel()
-        # The server has the message (250 to DATA): it is sent, whatever QUIT gets back
-        # (RFC 5321 4.1.1.5); a failing QUIT must not send it again.
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            client.quit()
-        client.close()
         return f"smtp://{self.host}:{self.port}"
+
+
+def _cut_off(client: smtplib.SMTP, finished: threading.Event) -> None:
+    """The send's deadline passed: shut its connection down, so the read it is blocked in ends
+    at once. Closing it from this thread would not: the close waits for that read to return.
+    Until the send ends, as the connection may not exist yet (still connecting)."""
+    while not finished.is_set():
+        sock = client.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        finished.wait(0.05)
 
 
 class ReceiptMailer(Worker):

@@ -53,7 +53,7 @@ from bookpay.errors import ConfigError
 from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
-from bookpay.privatefiles import FILE_MODE, private_dir
+from bookpay.privatefiles import private_dir
 from bookpay.terminal import plain_line
 from bookpay.worker import Worker
 
@@ -345,12 +345,12 @@ def _link(temp: str, final: Path) -> None:
         os.link(temp, final)
     except FileExistsError:
         pass
-    except OSError:  # a filesystem without hard links
-        data = Path(temp).read_bytes()
-        with contextlib.suppress(FileExistsError):
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-            with os.fdopen(os.open(final, flags, FILE_MODE), "wb") as handle:
-                handle.write(data)
+    except OSError:
+        # A filesystem without hard links, or a folder with no room for a new name (ENOSPC):
+        # renamed, which is whole or nothing. A copy could leave a part of the file (or an
+        # empty one) under the final name, which the next attempt would take for the receipt.
+        if not final.exists():  # only this receipt's claim holder writes it
+            os.rename(temp, final)
 
 
 class SmtpTransport:

@@ -512,3 +512,46 @@ def test_a_batch_is_written_whole_but_for_the_receipt_that_failed(tmp_path, monk
     # Written again, the batch finds the files there and writes nothing twice.
     flushed.clear()
     assert transport.send_all(receipts[:1]) == [first] and flushed == []
+
+
+def test_a_full_disk_leaves_no_receipt_file_and_the_next_attempt_writes_it_whole(
+    tmp_path, monkeypatch
+):
+    """ENOSPC when linking the file into place (a new name needs room in its folder) sent it
+    to the copy meant for filesystems without hard links, which left an empty ``pi_1.eml``
+    behind: the next attempt found it and marked the receipt sent."""
+    import errno
+
+    import bookpay.mailer as mailer
+
+    real_fdopen = os.fdopen
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("pi_1.eml"):
+            handle.write = full  # the final name: created, but nothing fits in it
+        return handle
+
+    monkeypatch.setattr(mailer.os, "link", full)
+    monkeypatch.setattr(mailer.os, "rename", full)
+    monkeypatch.setattr(mailer.os, "fdopen", fdopen)
+    transport = OutboxTransport(tmp_path)
+    receipt = {"payment_intent": "pi_1", "order_id": "ord_1", "recipient": None,
+               "subject": "Receipt", "body": "Thank you\n"}  # fmt: skip
+    [result] = transport.send_all([receipt])
+    assert isinstance(result, OSError) and result.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # neither a temporary file nor an empty receipt
+    monkeypatch.undo()  # room again
+    path = transport.send(receipt)
+    assert Path(path).read_bytes().endswith(b"\n\nThank you\n")
+
+    def no_links(*args):
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # vfat, say
+
+    monkeypatch.setattr(mailer.os, "link", no_links)
+    path = transport.send({**receipt, "payment_intent": "pi_2"})
+    assert Path(path).read_bytes().endswith(b"\n\nThank you\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi_1.eml", "pi_2.eml"]

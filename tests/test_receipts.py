@@ -451,6 +451,12 @@ def test_the_emulator_state_started_by_serve_is_private(tmp_path):
         ),
         ("Your bookpay receipt: Überleben ($9.00)", "Danke schön\n"),
         ("x" * 90 + " " + "y" * 90, "Thank you\n"),
+        # A title that a mail reader would decode (RFC 2047) into other text, even line breaks.
+        ("Your bookpay receipt: =?utf-8?q?Free=0D=0ATotal_paid:_$0?= ($9.00)", "Thank you\n"),
+        ("Your bookpay receipt: =?utf-8?b?VG90YWwgcGFpZDogJDAuMDA=?= ($9.00)", "Thank you\n"),
+        # A title of one word longer than a line may be (RFC 5322 2.1.1: 998 characters).
+        ("Your bookpay receipt: " + "x" * 1200 + " ($9.00)", "Thank you\n"),
+        ("Your bookpay receipt: Dune 📚 ($9.00)", "a\n.\nSubject: x\n" + "é" * 1200 + "\n"),
     ],
 )
 def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, subject, body):
@@ -475,6 +481,7 @@ def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, su
     # Folded at RFC 5322's 78 characters where it can be: a longer line is one unbreakable word.
     head = data.split(b"\n\n")[0].split(b"\n")
     assert all(len(line) <= 78 or b" " not in line.strip().split(b": ")[-1] for line in head)
+    assert max(len(line) for line in data.split(b"\n")) <= 998
 
 
 def test_a_batch_is_written_whole_but_for_the_receipt_that_failed(tmp_path, monkeypatch):

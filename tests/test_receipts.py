@@ -562,3 +562,28 @@ def test_a_full_disk_leaves_no_receipt_file_and_the_next_attempt_writes_it_whole
     path = transport.send({**receipt, "payment_intent": "pi_2"})
     assert Path(path).read_bytes().endswith(b"\n\nThank you\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pi_1.eml", "pi_2.eml"]
+
+
+def test_over_smtp_each_receipt_is_marked_sent_before_the_next_is_sent(ledger):
+    """A sender that cannot send twice harmlessly (SMTP) has each receipt's fate committed as
+    soon as it is known: on PostgreSQL the marks waited for the end of the claim's transaction,
+    so a process dying at the third receipt of a claim sent the first two again."""
+
+    class Crash(BaseException):
+        """The process dies (nothing after it in this process runs)."""
+
+    class DiesAtTheSecond:
+        sent: list[str] = []
+
+        def send(self, receipt):
+            if self.sent:
+                raise Crash
+            self.sent.append(receipt["payment_intent"])
+            return "smtp://mail.example.com:25"
+
+    for n in (1, 2):
+        ledger.record_fulfilment(intent(f"pi_{n}"), render)
+    with pytest.raises(Crash):
+        ReceiptMailer(ledger, DiesAtTheSecond()).send_due()
+    [first] = DiesAtTheSecond.sent
+    assert ledger.receipt_for(first)["status"] == "sent"  # never sent again

@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, getaddresses
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -367,6 +367,21 @@ def _link(temp: str, final: Path) -> None:
             os.rename(temp, final)
 
 
+def sender_header(sender: str) -> str:
+    """BOOKPAY_SMTP_URL's ``from=`` as a From header: one address, with or without a display
+    name, the name alone encoded (RFC 2047) when it is not ASCII; ConfigError for anything else
+    (``Books, Ltd <shop@...>`` is two mailboxes, and ``MAIL FROM:<Books>`` is refused)."""
+    if _CONTROL.search(sender):
+        raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
+    mailboxes = getaddresses([sender])
+    if len(mailboxes) != 1 or address_problem(mailboxes[0][1]):
+        raise ConfigError(
+            "BOOKPAY_SMTP_URL's from= must be one e-mail address, with a display name or not "
+            f'(quoted if it holds a comma: "Books, Ltd" <shop@example.com>), got {sender!r}.'
+        )
+    return formataddr(mailboxes[0], charset="utf-8")
+
+
 class SmtpTransport:
     """``smtp://user:pass@host:port`` (plain), ``smtp+starttls://...`` or ``smtps://...``.
 
@@ -387,9 +402,7 @@ class SmtpTransport:
         self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
-        self.sender = parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0]
-        if _CONTROL.search(self.sender):
-            raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
+        self.sender = sender_header(parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0])
 
     def send(self, receipt: dict) -> str:
         """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all, from

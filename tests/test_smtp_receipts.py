@@ -222,3 +222,39 @@ def test_a_shipping_name_cannot_add_lines_to_the_mail_sent(smtp, tmp_path, text)
     [sent] = smtp.script.messages
     message = email.message_from_bytes(sent.replace(b"\r\n", b"\n"), policy=default)
     assert_one_line_each(message.get_content())
+
+
+@pytest.mark.parametrize(
+    ("sender", "name"),
+    [
+        ("Librería Ñ <shop@example.com>", "Librería Ñ"),
+        ('"Books, Ltd" <shop@example.com>', "Books, Ltd"),
+        ("shop@example.com", ""),
+    ],
+)
+def test_the_sender_s_display_name_is_encoded_apart_from_its_address(smtp, sender, name):
+    """A display name that is not ASCII encoded the whole From value, address and all (RFC
+    2047), so the receipt came from no address at all."""
+    import email
+    from email.policy import default
+    from urllib.parse import quote
+
+    SmtpTransport(f"{url(smtp)}?from={quote(sender)}").send(RECEIPT)
+    [sent] = smtp.script.messages
+    message = email.message_from_bytes(sent.replace(b"\r\n", b"\n"), policy=default)
+    [address] = message["From"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "shop@example.com")
+
+
+@pytest.mark.parametrize(
+    "sender", ["Books, Ltd <shop@example.com>", "shop@example.com, eve@example.com", "shop"]
+)
+def test_a_sender_that_is_not_one_address_is_a_config_error(sender):
+    """``Books, Ltd <shop@...>`` is two mailboxes: the first, ``Books``, went to the server as
+    ``MAIL FROM:<Books>``, which a server refuses, and every receipt was tried for ever."""
+    from urllib.parse import quote
+
+    from bookpay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="from= must be one e-mail address"):
+        SmtpTransport(f"smtp://mail.example.com?from={quote(sender)}")

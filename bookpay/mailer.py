@@ -300,7 +300,10 @@ class OutboxTransport:
         """
         if not receipts:  # nothing due: not even the folder is made
             return []
-        private_dir(self.folder)
+        try:
+            private_dir(self.folder)
+        except OSError as exc:  # a file in its place, say: each receipt fails, tried later
+            return [exc for _ in receipts]
         results: list[str | Exception] = []
         written: list[tuple[int, str, Path]] = []  # (its result's index, temporary, final)
         for receipt in receipts:

@@ -587,3 +587,21 @@ def test_over_smtp_each_receipt_is_marked_sent_before_the_next_is_sent(ledger):
         ReceiptMailer(ledger, DiesAtTheSecond()).send_due()
     [first] = DiesAtTheSecond.sent
     assert ledger.receipt_for(first)["status"] == "sent"  # never sent again
+
+
+def test_an_outbox_that_is_a_file_fails_each_receipt_with_the_reason_and_is_left_alone(
+    ledger, settings
+):
+    """A file where the outbox folder should be was made 0700 (executable) and written into as
+    a folder; the receipts wait, tried again later, the reason shown by ``orders show``."""
+    settings.data_dir.mkdir(exist_ok=True)
+    folder = settings.data_dir / "outbox"
+    folder.write_text("not a folder")
+    os.chmod(folder, 0o600)
+    ledger.record_fulfilment(intent(), render)
+    ReceiptMailer(ledger, OutboxTransport(folder)).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"]) == ("pending", 1)
+    assert receipt["last_error"] == f"NotADirectoryError: [Errno 20] Not a directory: '{folder}'"
+    assert ledger.next_receipt_due() > receipt["created"]  # later, not at once
+    assert (folder.read_text(), folder.stat().st_mode & 0o777) == ("not a folder", 0o600)

@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import smtplib
+import socket
 import ssl
 import tempfile
 import threading
@@ -43,7 +44,7 @@ from datetime import datetime, timezone
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, getaddresses
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,7 +53,7 @@ from bookpay.errors import ConfigError
 from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
-from bookpay.privatefiles import FILE_MODE, private_dir
+from bookpay.privatefiles import private_dir
 from bookpay.terminal import plain_line
 from bookpay.worker import Worker
 
@@ -171,7 +172,8 @@ def build_message(receipt: dict, sender: str) -> Message:
     given back into a structure (0.9 ms a receipt, a fifth of a webhook's CPU in the server's
     process, against 0.13 ms). What that parse would catch, a line break in a value, is refused
     here (ValueError), so no value can add a header; the subject is encoded (RFC 2047) only when
-    it is not ASCII, and a body that is not ASCII is quoted-printable UTF-8, readable as text.
+    it cannot go as it is (``_plain_subject``), and a body that is not ASCII is quoted-printable
+    UTF-8, readable as text.
     """
     message = Message()
     message["From"] = _header(sender)
@@ -179,7 +181,7 @@ def build_message(receipt: dict, sender: str) -> Message:
         message["To"] = _header(receipt["recipient"])
     subject = header_text(receipt["subject"])
     message["Subject"] = (
-        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject")
+        subject if _plain_subject(subject) else Header(subject, "utf-8", header_name="Subject")
     )
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     message["Message-ID"] = _header(f"<receipt.{receipt['payment_intent']}@bookpay.localhost>")
@@ -195,6 +197,19 @@ def build_message(receipt: dict, sender: str) -> Message:
         charset = "us-ascii"
     message.set_payload(body, charset)
     return message
+
+
+def _plain_subject(subject: str) -> bool:
+    """Whether a subject can go as it is, else it is encoded (RFC 2047), which keeps any text
+    intact: ASCII, with nothing a mail reader would decode as an encoded-word (``=?``: a title
+    could show as other text, line breaks included), and no word too long for a line once
+    folded at spaces (RFC 5322 2.1.1)."""
+    longest = MAX_LINE - len("Subject: ")
+    return (
+        subject.isascii()
+        and "=?" not in subject
+        and all(len(word) <= longest for word in subject.split(" "))
+    )
 
 
 def message_bytes(message: Message) -> bytes:
@@ -285,7 +300,10 @@ class OutboxTransport:
         """
         if not receipts:  # nothing due: not even the folder is made
             return []
-        private_dir(self.folder)
+        try:
+            private_dir(self.folder)
+        except OSError as exc:  # a file in its place, say: each receipt fails, tried later
+            return [exc for _ in receipts]
         results: list[str | Exception] = []
         written: list[tuple[int, str, Path]] = []  # (its result's index, temporary, final)
         for receipt in receipts:
@@ -344,12 +362,27 @@ def _link(temp: str, final: Path) -> None:
         os.link(temp, final)
     except FileExistsError:
         pass
-    except OSError:  # a filesystem without hard links
-        data = Path(temp).read_bytes()
-        with contextlib.suppress(FileExistsError):
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-            with os.fdopen(os.open(final, flags, FILE_MODE), "wb") as handle:
-                handle.write(data)
+    except OSError:
+        # A filesystem without hard links, or a folder with no room for a new name (ENOSPC):
+        # renamed, which is whole or nothing. A copy could leave a part of the file (or an
+        # empty one) under the final name, which the next attempt would take for the receipt.
+        if not final.exists():  # only this receipt's claim holder writes it
+            os.rename(temp, final)
+
+
+def sender_header(sender: str) -> str:
+    """BOOKPAY_SMTP_URL's ``from=`` as a From header: one address, with or without a display
+    name, the name alone encoded (RFC 2047) when it is not ASCII; ConfigError for anything else
+    (``Books, Ltd <shop@...>`` is two mailboxes, and ``MAIL FROM:<Books>`` is refused)."""
+    if _CONTROL.search(sender):
+        raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
+    mailboxes = getaddresses([sender])
+    if len(mailboxes) != 1 or address_problem(mailboxes[0][1]):
+        raise ConfigError(
+            "BOOKPAY_SMTP_URL's from= must be one e-mail address, with a display name or not "
+            f'(quoted if it holds a comma: "Books, Ltd" <shop@example.com>), got {sender!r}.'
+        )
+    return formataddr(mailboxes[0], charset="utf-8")
 
 
 class SmtpTransport:
@@ -372,43 +405,56 @@ class SmtpTransport:
         self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
-        self.sender = parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0]
-        if _CONTROL.search(self.sender):
-            raise ConfigError("BOOKPAY_SMTP_URL's from= holds a line break or control character.")
+        self.sender = sender_header(parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0])
 
     def send(self, receipt: dict) -> str:
-        """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all: a
-        server that trickles its answers a byte at a time is cut off, not waited on for ever
-        (its socket timeout only bounds each read)."""
+        """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all, from
+        the connection to the answer to QUIT: a server that trickles its answers a byte at a
+        time is cut off, not waited on for ever (its socket timeout only bounds each read)."""
         if not receipt.get("recipient"):
             raise NoRecipient("the order has no email address")
         message = build_message(receipt, self.sender)
+        # Not connected yet: the greeting (and smtps's handshake) count against the deadline.
         if self.scheme == "smtps":
-            client = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=SMTP_TIMEOUT, context=ssl.create_default_context()
-            )
+            client = smtplib.SMTP_SSL(timeout=SMTP_TIMEOUT, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
-        watchdog = threading.Timer(SEND_DEADLINE, client.close)  # the blocked read then fails
+            client = smtplib.SMTP(timeout=SMTP_TIMEOUT)
+        finished = threading.Event()
+        watchdog = threading.Timer(SEND_DEADLINE, _cut_off, (client, finished))
         watchdog.daemon = True
         watchdog.start()
         try:
-            if self.scheme == "smtp+starttls":
-                client.starttls(context=ssl.create_default_context())
-            if self.username:
-                client.login(self.username, self.password or "")
-            client.send_message(message)
-        except BaseException:
+            try:
+                client.connect(self.host, self.port)
+                if self.scheme == "smtp+starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if self.username:
+                    client.login(self.username, self.password or "")
+                client.send_message(message)
+            except BaseException:
+                client.close()
+                raise
+            # The server has the message (250 to DATA): it is sent, whatever QUIT gets back
+            # (RFC 5321 4.1.1.5), or however late; a failing QUIT must not send it again.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                client.quit()
             client.close()
-            raise
         finally:
+            finished.set()
             watchdog.cancel()
-        # The server has the message (250 to DATA): it is sent, whatever QUIT gets back
-        # (RFC 5321 4.1.1.5); a failing QUIT must not send it again.
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            client.quit()
-        client.close()
         return f"smtp://{self.host}:{self.port}"
+
+
+def _cut_off(client: smtplib.SMTP, finished: threading.Event) -> None:
+    """The send's deadline passed: shut its connection down, so the read it is blocked in ends
+    at once. Closing it from this thread would not: the close waits for that read to return.
+    Until the send ends, as the connection may not exist yet (still connecting)."""
+    while not finished.is_set():
+        sock = client.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        finished.wait(0.05)
 
 
 class ReceiptMailer(Worker):
@@ -489,7 +535,11 @@ class ReceiptMailer(Worker):
         batched = hasattr(self.transport, "send_all")  # the outbox: a batch at a time
         # One by one (SMTP), a claim holds only as many as can surely be sent within its
         # lease: a claim that expired mid-batch would let another worker send the rest again.
+        # And only one where its fates are committed with it (PostgreSQL), so that each fate is
+        # committed before the next send, as ``flush_each`` asks.
         limit = CLAIM_BATCH if batched else max(1, int(CLAIM_LEASE / SEND_DEADLINE / 2))
+        if flush_each and not batched and self.ledger.claim_commits_at_end:
+            limit = 1
         while not self._stop.is_set():
             with self.ledger.claim_receipts(limit=limit) as claims:
                 if batched:

@@ -7,6 +7,7 @@ webhook signing secret, so no other local user may read it, whatever the umask s
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -15,12 +16,15 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) if missing; a folder created here is 0700."""
+    """Create ``path`` (and its parents) if missing; a folder created here is 0700.
+    NotADirectoryError when something else has the name (a file is never made 0700)."""
     path = Path(path)
     if not path.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=DIR_MODE)
+        if not path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
         os.chmod(path, DIR_MODE)  # mkdir's mode is filtered by the umask
     return path
 

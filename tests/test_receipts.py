@@ -451,6 +451,12 @@ def test_the_emulator_state_started_by_serve_is_private(tmp_path):
         ),
         ("Your bookpay receipt: Überleben ($9.00)", "Danke schön\n"),
         ("x" * 90 + " " + "y" * 90, "Thank you\n"),
+        # A title that a mail reader would decode (RFC 2047) into other text, even line breaks.
+        ("Your bookpay receipt: =?utf-8?q?Free=0D=0ATotal_paid:_$0?= ($9.00)", "Thank you\n"),
+        ("Your bookpay receipt: =?utf-8?b?VG90YWwgcGFpZDogJDAuMDA=?= ($9.00)", "Thank you\n"),
+        # A title of one word longer than a line may be (RFC 5322 2.1.1: 998 characters).
+        ("Your bookpay receipt: " + "x" * 1200 + " ($9.00)", "Thank you\n"),
+        ("Your bookpay receipt: Dune 📚 ($9.00)", "a\n.\nSubject: x\n" + "é" * 1200 + "\n"),
     ],
 )
 def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, subject, body):
@@ -475,6 +481,7 @@ def test_a_receipt_file_reads_back_as_the_message_it_was_built_from(tmp_path, su
     # Folded at RFC 5322's 78 characters where it can be: a longer line is one unbreakable word.
     head = data.split(b"\n\n")[0].split(b"\n")
     assert all(len(line) <= 78 or b" " not in line.strip().split(b": ")[-1] for line in head)
+    assert max(len(line) for line in data.split(b"\n")) <= 998
 
 
 def test_a_batch_is_written_whole_but_for_the_receipt_that_failed(tmp_path, monkeypatch):
@@ -512,3 +519,89 @@ def test_a_batch_is_written_whole_but_for_the_receipt_that_failed(tmp_path, monk
     # Written again, the batch finds the files there and writes nothing twice.
     flushed.clear()
     assert transport.send_all(receipts[:1]) == [first] and flushed == []
+
+
+def test_a_full_disk_leaves_no_receipt_file_and_the_next_attempt_writes_it_whole(
+    tmp_path, monkeypatch
+):
+    """ENOSPC when linking the file into place (a new name needs room in its folder) sent it
+    to the copy meant for filesystems without hard links, which left an empty ``pi_1.eml``
+    behind: the next attempt found it and marked the receipt sent."""
+    import errno
+
+    import bookpay.mailer as mailer
+
+    real_fdopen = os.fdopen
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("pi_1.eml"):
+            handle.write = full  # the final name: created, but nothing fits in it
+        return handle
+
+    monkeypatch.setattr(mailer.os, "link", full)
+    monkeypatch.setattr(mailer.os, "rename", full)
+    monkeypatch.setattr(mailer.os, "fdopen", fdopen)
+    transport = OutboxTransport(tmp_path)
+    receipt = {"payment_intent": "pi_1", "order_id": "ord_1", "recipient": None,
+               "subject": "Receipt", "body": "Thank you\n"}  # fmt: skip
+    [result] = transport.send_all([receipt])
+    assert isinstance(result, OSError) and result.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # neither a temporary file nor an empty receipt
+    monkeypatch.undo()  # room again
+    path = transport.send(receipt)
+    assert Path(path).read_bytes().endswith(b"\n\nThank you\n")
+
+    def no_links(*args):
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # vfat, say
+
+    monkeypatch.setattr(mailer.os, "link", no_links)
+    path = transport.send({**receipt, "payment_intent": "pi_2"})
+    assert Path(path).read_bytes().endswith(b"\n\nThank you\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pi_1.eml", "pi_2.eml"]
+
+
+def test_over_smtp_each_receipt_is_marked_sent_before_the_next_is_sent(ledger):
+    """A sender that cannot send twice harmlessly (SMTP) has each receipt's fate committed as
+    soon as it is known: on PostgreSQL the marks waited for the end of the claim's transaction,
+    so a process dying at the third receipt of a claim sent the first two again."""
+
+    class Crash(BaseException):
+        """The process dies (nothing after it in this process runs)."""
+
+    class DiesAtTheSecond:
+        sent: list[str] = []
+
+        def send(self, receipt):
+            if self.sent:
+                raise Crash
+            self.sent.append(receipt["payment_intent"])
+            return "smtp://mail.example.com:25"
+
+    for n in (1, 2):
+        ledger.record_fulfilment(intent(f"pi_{n}"), render)
+    with pytest.raises(Crash):
+        ReceiptMailer(ledger, DiesAtTheSecond()).send_due()
+    [first] = DiesAtTheSecond.sent
+    assert ledger.receipt_for(first)["status"] == "sent"  # never sent again
+
+
+def test_an_outbox_that_is_a_file_fails_each_receipt_with_the_reason_and_is_left_alone(
+    ledger, settings
+):
+    """A file where the outbox folder should be was made 0700 (executable) and written into as
+    a folder; the receipts wait, tried again later, the reason shown by ``orders show``."""
+    settings.data_dir.mkdir(exist_ok=True)
+    folder = settings.data_dir / "outbox"
+    folder.write_text("not a folder")
+    os.chmod(folder, 0o600)
+    ledger.record_fulfilment(intent(), render)
+    ReceiptMailer(ledger, OutboxTransport(folder)).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"]) == ("pending", 1)
+    assert receipt["last_error"] == f"NotADirectoryError: [Errno 20] Not a directory: '{folder}'"
+    assert ledger.next_receipt_due() > receipt["created"]  # later, not at once
+    assert (folder.read_text(), folder.stat().st_mode & 0o777) == ("not a folder", 0o600)

@@ -4,6 +4,8 @@ tried again; a server that trickles is cut off; a claim holds no more than its l
 
 from __future__ import annotations
 
+import contextlib
+import smtplib
 import socketserver
 import threading
 import time
@@ -26,9 +28,10 @@ RECEIPT = {
 
 
 class Script:
-    """How the server answers: the reply to RCPT and to QUIT, and whether it trickles."""
+    """How the server answers: the reply to RCPT and to QUIT, and where it trickles (``trickle``:
+    the greeting, or the reply to a verb such as ``"MAIL"``)."""
 
-    def __init__(self, rcpt: str = "250 ok", quit: str = "221 bye", trickle: bool = False):
+    def __init__(self, rcpt: str = "250 ok", quit: str = "221 bye", trickle: str | None = None):
         self.rcpt, self.quit, self.trickle = rcpt, quit, trickle
         self.messages: list[bytes] = []
 
@@ -36,12 +39,8 @@ class Script:
 class Handler(socketserver.StreamRequestHandler):
     def handle(self):
         script: Script = self.server.script
-        if script.trickle:  # one byte of the greeting now and then, never the whole line
-            for byte in b"220 slow":
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.2)
-            return
+        if script.trickle == "greeting":
+            return self.drip()
         self.say("220 test ESMTP")
         data: list[bytes] = []
         in_data = False
@@ -55,6 +54,8 @@ class Handler(socketserver.StreamRequestHandler):
                     data.append(line)
                 continue
             verb = line[:4].upper()
+            if script.trickle and verb == script.trickle.encode():
+                return self.drip()
             if verb in (b"EHLO", b"HELO"):
                 self.say("250 test")
             elif verb == b"MAIL":
@@ -69,6 +70,15 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             else:
                 self.say("250 ok")
+
+    def drip(self) -> None:
+        """A byte of a reply every 0.2 s for 10 s, never the whole line: each read gets
+        something well within its timeout (until the client hangs up)."""
+        with contextlib.suppress(OSError):
+            for _ in range(50):
+                self.wfile.write(b"2")
+                self.wfile.flush()
+                time.sleep(0.2)
 
     def say(self, text: str) -> None:
         self.wfile.write(text.encode() + b"\r\n")
@@ -129,13 +139,28 @@ def test_a_temporary_refusal_is_tried_again(smtp, ledger):
     assert ledger.next_receipt_due() is not None
 
 
-def test_a_server_that_trickles_is_cut_off_at_the_send_deadline(smtp, monkeypatch):
+@pytest.mark.parametrize("where", ["greeting", "EHLO", "MAIL", "DATA"])
+def test_a_server_that_trickles_is_cut_off_at_the_send_deadline(smtp, monkeypatch, where):
+    """Closing the connection from another thread waited for the read it was to end (the
+    greeting was not even under the deadline): each of these took the server's 10 s."""
     monkeypatch.setattr(mailer, "SEND_DEADLINE", 0.5)
-    smtp.script.trickle = True
+    smtp.script.trickle = where
     started = time.monotonic()
-    with pytest.raises(Exception):  # noqa: B017  (whatever the closed socket makes smtplib say)
+    with pytest.raises((smtplib.SMTPException, OSError)):
         SmtpTransport(url(smtp)).send(RECEIPT)
     assert time.monotonic() - started < 3
+    assert smtp.script.messages == []
+
+
+def test_a_trickled_answer_to_quit_is_cut_off_and_the_message_is_sent(smtp, monkeypatch):
+    """QUIT was outside the deadline: a server answering it a byte at a time held the worker
+    (and the receipt's claim) for as long as it liked."""
+    monkeypatch.setattr(mailer, "SEND_DEADLINE", 0.5)
+    smtp.script.trickle = "QUIT"
+    started = time.monotonic()
+    assert SmtpTransport(url(smtp)).send(RECEIPT) == url(smtp)
+    assert time.monotonic() - started < 3
+    assert len(smtp.script.messages) == 1
 
 
 def test_receipts_sent_one_by_one_are_claimed_a_few_at_a_time(ledger, monkeypatch):
@@ -197,3 +222,39 @@ def test_a_shipping_name_cannot_add_lines_to_the_mail_sent(smtp, tmp_path, text)
     [sent] = smtp.script.messages
     message = email.message_from_bytes(sent.replace(b"\r\n", b"\n"), policy=default)
     assert_one_line_each(message.get_content())
+
+
+@pytest.mark.parametrize(
+    ("sender", "name"),
+    [
+        ("Librería Ñ <shop@example.com>", "Librería Ñ"),
+        ('"Books, Ltd" <shop@example.com>', "Books, Ltd"),
+        ("shop@example.com", ""),
+    ],
+)
+def test_the_sender_s_display_name_is_encoded_apart_from_its_address(smtp, sender, name):
+    """A display name that is not ASCII encoded the whole From value, address and all (RFC
+    2047), so the receipt came from no address at all."""
+    import email
+    from email.policy import default
+    from urllib.parse import quote
+
+    SmtpTransport(f"{url(smtp)}?from={quote(sender)}").send(RECEIPT)
+    [sent] = smtp.script.messages
+    message = email.message_from_bytes(sent.replace(b"\r\n", b"\n"), policy=default)
+    [address] = message["From"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "shop@example.com")
+
+
+@pytest.mark.parametrize(
+    "sender", ["Books, Ltd <shop@example.com>", "shop@example.com, eve@example.com", "shop"]
+)
+def test_a_sender_that_is_not_one_address_is_a_config_error(sender):
+    """``Books, Ltd <shop@...>`` is two mailboxes: the first, ``Books``, went to the server as
+    ``MAIL FROM:<Books>``, which a server refuses, and every receipt was tried for ever."""
+    from urllib.parse import quote
+
+    from bookpay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="from= must be one e-mail address"):
+        SmtpTransport(f"smtp://mail.example.com?from={quote(sender)}")

@@ -60,6 +60,13 @@ class Outbox:
         """When the earliest pending receipt is due (ISO time), or None when none is pending."""
         return self._scalar("SELECT MIN(next_attempt_at) FROM receipts WHERE status = 'pending'")
 
+    @property
+    def claim_commits_at_end(self) -> bool:
+        """Whether the fates of a claim's receipts are committed only when the claim ends, even
+        those ``flush``ed before (PostgreSQL: the claim is the transaction holding the rows'
+        locks). A sender that must commit each fate before the next send claims one at a time."""
+        return self.backend.locks_rows
+
     @contextmanager
     def claim_receipts(self, *, limit: int = CLAIM_BATCH) -> Iterator[ReceiptClaims]:
         """Due receipts, held for this caller alone while it sends them.
@@ -169,7 +176,9 @@ class ReceiptClaims:
         """Write the fates reported so far (and ``more`` statements) now, in one transaction.
 
         A sender whose sending cannot be repeated harmlessly (SMTP) flushes after each receipt,
-        so a crash resends at most the one it was sending.
+        so a crash resends at most the one it was sending; on PostgreSQL a flush commits nothing
+        before the claim ends, so such a sender claims one receipt at a time there
+        (``claim_commits_at_end``).
         """
         statements, self._done = [*self._done, *more], []
         if not statements:

@@ -228,6 +228,7 @@ def test_intent_show_totals_after_a_partial_refund(bookpay):
         "amount": 2300,
         "received": 2300,
         "refunded": 800,
+        "lost_to_disputes": 0,
         "net": 1500,
         "currency": "usd",
     }

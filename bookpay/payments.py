@@ -395,9 +395,19 @@ class Gateway:
     # Charges and disputes (what webhooks about refunds and disputes are checked against) ------
 
     def retrieve_charge(self, charge_id: str, *, expand: Sequence[str] = ("refunds",)) -> dict:
-        """A Charge as Stripe has it now, with its refunds (which Stripe lists only on request)."""
+        """A Charge as Stripe has it now, with its refunds (which Stripe lists only on request).
+
+        Stripe's expanded list holds the first 10 refunds only (``has_more``): the rest are read
+        from the refunds list, so a Charge refunded more than 10 times still lists every refund
+        (each owes its own tax reversal, and each may fail)."""
         params = {"expand": list(expand)} if expand else {}
-        return self._request("get", f"/v1/charges/{_path(charge_id)}", params)
+        charge = self._request("get", f"/v1/charges/{_path(charge_id)}", params)
+        refunds = charge.get("refunds")
+        if isinstance(refunds, dict) and refunds.get("has_more"):
+            listed = {"charge": charge["id"], "limit": 100}
+            every = list(self._pages("/v1/refunds", listed))
+            charge["refunds"] = {**refunds, "data": every, "has_more": False}
+        return charge
 
     def retrieve_dispute(self, dispute_id: str) -> dict:
         return self._request("get", f"/v1/disputes/{_path(dispute_id)}")

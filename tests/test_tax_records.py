@@ -378,3 +378,22 @@ def test_a_payment_shipped_elsewhere_than_its_quote_is_not_fulfilled(shop):
     )
     assert shop.ledger.fulfilment_count(paid["id"]) == 0
     assert shop.records(created["orderId"]) == []  # nothing told to Stripe Tax
+
+
+def test_a_charge_refunded_more_than_ten_times_owes_a_reversal_for_each_refund(shop):
+    """Stripe's expanded ``refunds`` of a Charge holds 10: the rest are read from its list, so
+    refunds made before the first of their events is handled each owe a reversal too."""
+    intent_id, order_id = shop.paid_order("1")
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert shop.fulfiller.taxes.drain(10)
+    made = [
+        api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "100"})
+        for _ in range(11)
+    ]
+    shop.deliver("charge.refunded", {"id": made[0]["charge"], "object": "charge"})
+    assert shop.fulfiller.taxes.drain(10)
+    reversals = [r for r in shop.records(order_id) if r["kind"] == "reversal"]
+    assert sorted((r["refund"], r["amount"], r["status"]) for r in reversals) == sorted(
+        (refund["id"], 100, "recorded") for refund in made
+    )
+    assert shop.ledger.get_order(intent_id)["amount_refunded"] == 1100

@@ -84,17 +84,20 @@ class TaxRecorder(Worker):
                 record["calculation"], order_id=record["order_id"]
             )
         except PaymentError as exc:
-            if exc.stripe_code != "resource_already_exists":
-                raise
-            # Made by an earlier try whose answer was lost, longer ago than Stripe replays keys.
-            found = _TRANSACTION_ID.search(exc.message or "")
-            self.ledger.tax_record_done(
-                record["id"],
-                stripe_id=found.group(0) if found else None,
-                note="Stripe Tax already had this order's transaction",
-            )
+            self._already_made(record, exc, "Stripe Tax already had this order's transaction")
             return
         self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
+
+    def _already_made(self, record: dict, exc: PaymentError, note: str) -> None:
+        """Stripe refused a record it already has (its reference is taken): made by an earlier
+        try whose answer was lost, longer ago than Stripe replays idempotency keys (24 hours).
+        Marked recorded, with its id when Stripe's message gives it; any other refusal raises."""
+        if exc.stripe_code != "resource_already_exists":
+            raise exc
+        found = _TRANSACTION_ID.search(exc.message or "")
+        self.ledger.tax_record_done(
+            record["id"], stripe_id=found.group(0) if found else None, note=note
+        )
 
     def _reversal(self, record: dict) -> None:
         if record.get("refund_failed_at"):
@@ -134,9 +137,13 @@ class TaxRecorder(Worker):
             return
         if not transaction["stripe_id"]:
             raise NotFound("the order's tax transaction id is not known: reverse it by hand")
-        reversal = self.gateway.create_tax_reversal(
-            transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
-        )
+        try:
+            reversal = self.gateway.create_tax_reversal(
+                transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
+            )
+        except PaymentError as exc:
+            self._already_made(record, exc, "Stripe Tax already had this refund's reversal")
+            return
         self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"])
 
     def _idle_wait(self, handled: int) -> float:

@@ -397,3 +397,38 @@ def test_a_charge_refunded_more_than_ten_times_owes_a_reversal_for_each_refund(s
         (refund["id"], 100, "recorded") for refund in made
     )
     assert shop.ledger.get_order(intent_id)["amount_refunded"] == 1100
+
+
+@pytest.fixture
+def clocked_shop(tmp_path, stripe_emulator, database_url, monkeypatch):
+    """A shop on an emulator of the test's own (reset: its faults and clock are the test's),
+    retrying what it could not send after 0.2 s."""
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (0.2,))
+    with open_shop(tmp_path, stripe_emulator, database_url) as made:
+        yield made
+
+
+def test_a_reversal_whose_answer_was_lost_for_more_than_a_day_is_marked_recorded(
+    clocked_shop, stripe_emulator
+):
+    """Stripe made the reversal but its answer never came; by the next try Stripe's 24 hours of
+    idempotency are over and it refuses the reference as taken: the reversal is recorded (with
+    the id Stripe's message gives), not tried again for ever."""
+    shop = clocked_shop
+    intent_id, order_id = shop.paid_order("1")
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert shop.fulfiller.taxes.drain(10)
+    stripe_emulator.faults.fail("reset", path="/v1/tax/transactions/create_reversal")
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    _wait_for(lambda: shop.records(order_id)[1]["attempts"] >= 1)
+    stripe_emulator.faults.clear()
+    stripe_emulator.clock.advance(days=2)
+    record = _wait_for(lambda: (r := shop.records(order_id)[1])["status"] != "pending" and r)
+    assert (record["status"], record["last_error"]) == (
+        "recorded",
+        "Stripe Tax already had this refund's reversal",
+    )
+    reversal = api(shop, "GET", f"/v1/tax/transactions/{record['stripe_id']}")
+    assert (reversal["type"], reversal["reference"]) == ("reversal", refund["id"])
+    assert _total(shop, reversal) == -1000

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bookpay.errors import BookpayError, PaymentError
+from bookpay.errors import BookpayError, PaymentError, refused_outright
 from bookpay.ledger.outbox import due_in
 from bookpay.ledger.taxrecords import transaction_id
 from bookpay.worker import Worker
@@ -77,7 +77,7 @@ class TaxRecorder(Worker):
             else:
                 self._reversal(record)
         except PaymentError as exc:
-            if not refused_for_good(exc):
+            if not refused_outright(exc.http_status):
                 self._retry(record, exc)
                 return
             # The same request would be refused again (a calculation expired, say): a person
@@ -184,14 +184,6 @@ class TaxRecorder(Worker):
         if wait is None:
             return IDLE_LOOK
         return min(max(wait, 0.05), IDLE_LOOK)
-
-
-def refused_for_good(exc: PaymentError) -> bool:
-    """Whether Stripe refused the request itself (a 4xx: an expired calculation, an amount more
-    than the transaction has left), so that sending it again would be refused again. A 409 (the
-    same idempotency key in use by another try) and a 429 are answers to try again later."""
-    status = exc.http_status
-    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)
 
 
 def _describe(exc: BookpayError) -> str:

@@ -132,3 +132,10 @@ class DeliveryFailed(BookpayError):
     exit_code = 6
     http_status = 502
     code = "delivery_failed"
+
+
+def refused_outright(status: int | None) -> bool:
+    """Whether an HTTP status from Stripe refuses the request itself, so that sending it again
+    would be refused again: a 4xx, but for those that say "not now" (408 a timeout, 409 a
+    conflict with a concurrent request, 429 a rate limit), which are tried again later."""
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)

@@ -37,6 +37,7 @@ from bookpay.errors import (
     PaymentError,
     StripeUnavailable,
     UsageError,
+    refused_outright,
 )
 from bookpay.orders import INTEGRATION
 from bookpay.quote import Quote, QuoteLine, new_order_id, order_id_for
@@ -395,9 +396,19 @@ class Gateway:
     # Charges and disputes (what webhooks about refunds and disputes are checked against) ------
 
     def retrieve_charge(self, charge_id: str, *, expand: Sequence[str] = ("refunds",)) -> dict:
-        """A Charge as Stripe has it now, with its refunds (which Stripe lists only on request)."""
+        """A Charge as Stripe has it now, with its refunds (which Stripe lists only on request).
+
+        Stripe's expanded list holds the first 10 refunds only (``has_more``): the rest are read
+        from the refunds list, so a Charge refunded more than 10 times still lists every refund
+        (each owes its own tax reversal, and each may fail)."""
         params = {"expand": list(expand)} if expand else {}
-        return self._request("get", f"/v1/charges/{_path(charge_id)}", params)
+        charge = self._request("get", f"/v1/charges/{_path(charge_id)}", params)
+        refunds = charge.get("refunds")
+        if isinstance(refunds, dict) and refunds.get("has_more"):
+            listed = {"charge": charge["id"], "limit": 100}
+            every = list(self._pages("/v1/refunds", listed))
+            charge["refunds"] = {**refunds, "data": every, "has_more": False}
+        return charge
 
     def retrieve_dispute(self, dispute_id: str) -> dict:
         return self._request("get", f"/v1/disputes/{_path(dispute_id)}")
@@ -637,7 +648,7 @@ class Gateway:
                 retry_after=wait,
             ) from exc
         except stripe.APIError as exc:
-            if _refused_outright(exc.http_status):
+            if refused_outright(exc.http_status):
                 # Refused before Stripe's API looked at it (a URL too long is a 414 in plain
                 # text): the request's fault, not a failure of Stripe, so the breaker does not
                 # count it and nothing is retried.
@@ -873,13 +884,6 @@ def _permission_message(exc: stripe.PermissionError) -> str:
         f"The API key lacks the permission {found.group(0)[1:-1]} ({label}: {access.title()}), "
         "which this command needs."
     )
-
-
-def _refused_outright(status: int | None) -> bool:
-    """A 4xx that stripe-python has no error class for (a 405, 413, 414 ...: no JSON error of
-    Stripe's, or one of a status it does not map), other than those that say "not now" (408 a
-    timeout, 409 a conflict with a concurrent request, 429 a rate limit), which are retried."""
-    return status is not None and 400 <= status < 500 and status not in (408, 409, 429)
 
 
 def _details(exc: stripe.StripeError) -> dict[str, Any]:

@@ -6,9 +6,12 @@ while the ledger is being written. ``TaxRecorder`` then makes the calls from a t
 the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id as
 reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
 amount refunded) for a reversal, and marks each record done with Stripe's id. A reversal whose
-refund failed before it was sent is skipped, never sent. When Stripe cannot be reached, or
-refuses, the record stays owed with the error and is tried again later, with
-backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and why.
+refund failed before it was sent is skipped, never sent. When Stripe cannot be reached (or
+answers 5xx, 409 or 429), the record stays owed with the error and is tried again later, with
+backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and why. A request
+Stripe refuses for good (another 4xx: a calculation expired, say) would be refused again: the
+record is ``refused``, with Stripe's answer, for a person to record by hand, and so are the
+reversals of a transaction refused.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
 so a repeat (two processes on one ledger, a crash between Stripe's answer and the ledger's mark)
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bookpay.errors import BookpayError, NotFound, PaymentError
+from bookpay.errors import BookpayError, PaymentError, refused_outright
 from bookpay.ledger.outbox import due_in
 from bookpay.ledger.taxrecords import transaction_id
 from bookpay.worker import Worker
@@ -73,10 +76,23 @@ class TaxRecorder(Worker):
                 self._transaction(record)
             else:
                 self._reversal(record)
-        except BookpayError as exc:  # unreachable, refused, misconfigured: owed still
-            delay = RETRY_DELAYS[min(record["attempts"], len(RETRY_DELAYS) - 1)]
-            log.warning("tax record %s not sent (%s); retrying in %ss", record["id"], exc, delay)
-            self.ledger.tax_record_failed(record["id"], _describe(exc), retry_in=delay)
+        except PaymentError as exc:
+            if not refused_outright(exc.http_status):
+                self._retry(record, exc)
+                return
+            # The same request would be refused again (a calculation expired, say): a person
+            # must record it in Stripe Tax, and `bookpay orders show` says so.
+            log.error("tax record %s refused by Stripe Tax: %s", record["id"], exc)
+            self.ledger.tax_record_done(
+                record["id"], stripe_id=None, status="refused", note=_describe(exc)
+            )
+        except BookpayError as exc:  # unreachable, misconfigured: owed still
+            self._retry(record, exc)
+
+    def _retry(self, record: dict, exc: BookpayError) -> None:
+        delay = RETRY_DELAYS[min(record["attempts"], len(RETRY_DELAYS) - 1)]
+        log.warning("tax record %s not sent (%s); retrying in %ss", record["id"], exc, delay)
+        self.ledger.tax_record_failed(record["id"], _describe(exc), retry_in=delay)
 
     def _transaction(self, record: dict) -> None:
         try:
@@ -84,17 +100,20 @@ class TaxRecorder(Worker):
                 record["calculation"], order_id=record["order_id"]
             )
         except PaymentError as exc:
-            if exc.stripe_code != "resource_already_exists":
-                raise
-            # Made by an earlier try whose answer was lost, longer ago than Stripe replays keys.
-            found = _TRANSACTION_ID.search(exc.message or "")
-            self.ledger.tax_record_done(
-                record["id"],
-                stripe_id=found.group(0) if found else None,
-                note="Stripe Tax already had this order's transaction",
-            )
+            self._already_made(record, exc, "Stripe Tax already had this order's transaction")
             return
         self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
+
+    def _already_made(self, record: dict, exc: PaymentError, note: str) -> None:
+        """Stripe refused a record it already has (its reference is taken): made by an earlier
+        try whose answer was lost, longer ago than Stripe replays idempotency keys (24 hours).
+        Marked recorded, with its id when Stripe's message gives it; any other refusal raises."""
+        if exc.stripe_code != "resource_already_exists":
+            raise exc
+        found = _TRANSACTION_ID.search(exc.message or "")
+        self.ledger.tax_record_done(
+            record["id"], stripe_id=found.group(0) if found else None, note=note
+        )
 
     def _reversal(self, record: dict) -> None:
         if record.get("refund_failed_at"):
@@ -114,6 +133,14 @@ class TaxRecorder(Worker):
             ),
             None,
         )
+        if transaction is not None and transaction["status"] == "refused":
+            self.ledger.tax_record_done(
+                record["id"],
+                stripe_id=None,
+                status="refused",
+                note="not sent: Stripe Tax refused the order's transaction",
+            )
+            return
         if transaction is None or transaction["status"] != "recorded":
             order = self.ledger.find_order(record["order_id"])
             never_fulfilled = order is not None and not order["fulfilled_at"]
@@ -133,10 +160,20 @@ class TaxRecorder(Worker):
             )
             return
         if not transaction["stripe_id"]:
-            raise NotFound("the order's tax transaction id is not known: reverse it by hand")
-        reversal = self.gateway.create_tax_reversal(
-            transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
-        )
+            self.ledger.tax_record_done(
+                record["id"],
+                stripe_id=None,
+                status="refused",
+                note="not sent: the order's tax transaction id is not known (reverse it by hand)",
+            )
+            return
+        try:
+            reversal = self.gateway.create_tax_reversal(
+                transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
+            )
+        except PaymentError as exc:
+            self._already_made(record, exc, "Stripe Tax already had this refund's reversal")
+            return
         self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"])
 
     def _idle_wait(self, handled: int) -> float:

@@ -27,6 +27,7 @@ from bookpay.config import Settings
 from bookpay.errors import StripeUnavailable
 from bookpay.fulfilment import Fulfiller
 from bookpay.ledger import open_ledger
+from bookpay.ledger.check import check_ledger
 from bookpay.payments import Gateway
 from bookpay.server import create_app
 from bookpay.webhooks import WebhookReceiver, sign
@@ -378,3 +379,102 @@ def test_a_payment_shipped_elsewhere_than_its_quote_is_not_fulfilled(shop):
     )
     assert shop.ledger.fulfilment_count(paid["id"]) == 0
     assert shop.records(created["orderId"]) == []  # nothing told to Stripe Tax
+
+
+def test_a_charge_refunded_more_than_ten_times_owes_a_reversal_for_each_refund(shop):
+    """Stripe's expanded ``refunds`` of a Charge holds 10: the rest are read from its list, so
+    refunds made before the first of their events is handled each owe a reversal too."""
+    intent_id, order_id = shop.paid_order("1")
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert shop.fulfiller.taxes.drain(10)
+    made = [
+        api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "100"})
+        for _ in range(11)
+    ]
+    shop.deliver("charge.refunded", {"id": made[0]["charge"], "object": "charge"})
+    assert shop.fulfiller.taxes.drain(10)
+    reversals = [r for r in shop.records(order_id) if r["kind"] == "reversal"]
+    assert sorted((r["refund"], r["amount"], r["status"]) for r in reversals) == sorted(
+        (refund["id"], 100, "recorded") for refund in made
+    )
+    assert shop.ledger.get_order(intent_id)["amount_refunded"] == 1100
+
+
+@pytest.fixture
+def clocked_shop(tmp_path, stripe_emulator, database_url, monkeypatch):
+    """A shop on an emulator of the test's own (reset: its faults and clock are the test's),
+    retrying what it could not send after 0.2 s."""
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (0.2,))
+    with open_shop(tmp_path, stripe_emulator, database_url) as made:
+        yield made
+
+
+def test_a_reversal_whose_answer_was_lost_for_more_than_a_day_is_marked_recorded(
+    clocked_shop, stripe_emulator
+):
+    """Stripe made the reversal but its answer never came; by the next try Stripe's 24 hours of
+    idempotency are over and it refuses the reference as taken: the reversal is recorded (with
+    the id Stripe's message gives), not tried again for ever."""
+    shop = clocked_shop
+    intent_id, order_id = shop.paid_order("1")
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert shop.fulfiller.taxes.drain(10)
+    stripe_emulator.faults.fail("reset", path="/v1/tax/transactions/create_reversal")
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    _wait_for(lambda: shop.records(order_id)[1]["attempts"] >= 1)
+    stripe_emulator.faults.clear()
+    stripe_emulator.clock.advance(days=2)
+    record = _wait_for(lambda: (r := shop.records(order_id)[1])["status"] != "pending" and r)
+    assert (record["status"], record["last_error"]) == (
+        "recorded",
+        "Stripe Tax already had this refund's reversal",
+    )
+    reversal = api(shop, "GET", f"/v1/tax/transactions/{record['stripe_id']}")
+    assert (reversal["type"], reversal["reference"]) == ("reversal", refund["id"])
+    assert _total(shop, reversal) == -1000
+
+
+def test_a_calculation_expired_before_its_transaction_is_refused_not_retried_for_ever(
+    clocked_shop, stripe_emulator
+):
+    """Stripe Tax was down until the calculation had expired (90 days): Stripe refuses the
+    transaction (a 400) and would refuse it again, so the record is refused, with Stripe's
+    reason, and so is a later refund's reversal; `orders show` and `ledger check` say so."""
+    shop = clocked_shop
+    shop.gateway.down = True
+    intent_id, order_id = shop.paid_order("1")
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    _wait_for(lambda: shop.records(order_id)[0]["attempts"] >= 1)
+    stripe_emulator.clock.advance(days=91)
+    shop.gateway.down = False
+    record = _wait_for(lambda: (r := shop.records(order_id)[0])["status"] != "pending" and r)
+    assert (record["status"], record["stripe_id"]) == ("refused", None)
+    assert record["last_error"].startswith("payment_rejected: The tax calculation")
+    assert "expired" in record["last_error"]
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    assert shop.fulfiller.taxes.drain(10)  # nothing left owed, nothing waiting
+    reversal = shop.records(order_id)[1]
+    assert (reversal["status"], reversal["last_error"]) == (
+        "refused",
+        "not sent: Stripe Tax refused the order's transaction",
+    )
+    tried = [what for what, _ in shop.gateway.calls]
+    shop.fulfiller.taxes.wake()
+    assert shop.fulfiller.taxes.drain(10)
+    assert [what for what, _ in shop.gateway.calls] == tried
+    assert "reversal" not in tried
+
+    env = {"BOOKPAY_DATA_DIR": str(shop.settings.data_dir), "BOOKPAY_EMULATOR_URL": "x"}
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    shown = CliRunner().invoke(cli, ["orders", "show", order_id], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Stripe Tax:     refused, not recorded (record it in Stripe Tax by hand)" in (
+        shown.stdout
+    )
+    report = check_ledger(shop.ledger)
+    assert report.ok, report
+    (refused,) = [w for w in report.warnings if w.name.startswith("tax records Stripe Tax refused")]
+    assert (refused.count, refused.examples) == (2, [order_id, order_id])

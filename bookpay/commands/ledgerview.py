@@ -176,6 +176,11 @@ def tax_record_state(record: dict) -> str:
         return text
     if record["status"] == "skipped":
         return f"nothing to record: {record.get('last_error') or 'no reason recorded'}"
+    if record["status"] == "refused":
+        return (
+            f"refused, not recorded (record it in Stripe Tax by hand): "
+            f"{record.get('last_error') or 'no reason recorded'}"
+        )
     tries = record.get("attempts") or 0
     if not tries:
         return "owed, not recorded yet (queued)"

@@ -180,6 +180,10 @@ WARNINGS = (
         "tax records not yet told to Stripe Tax (retried; `bookpay orders show` says why)",
         "SELECT order_id AS example FROM tax_records WHERE status = 'pending'",
     ),
+    (
+        "tax records Stripe Tax refused (record them by hand; `bookpay orders show` says why)",
+        "SELECT order_id AS example FROM tax_records WHERE status = 'refused'",
+    ),
 )
 
 

@@ -9,7 +9,9 @@ event race, one order owes one transaction and one refund one reversal.
 
 A record's life: ``pending`` (due at ``next_attempt_at``; ``last_error`` says why the last try
 failed) -> ``recorded`` (``stripe_id`` is Stripe's transaction, or reversal, id) or ``skipped``
-(nothing to report: ``last_error`` says why).
+(nothing to report: ``last_error`` says why) or ``refused`` (Stripe refused it for good, an
+expired calculation say, or it depends on a record that was: ``last_error`` says why, and a person
+must record it in Stripe Tax).
 
 A card refund can fail after it succeeded, and so after its reversal was recorded. Stripe Tax
 documents no way to undo a reversal (``create_reversal`` reverses a transaction, and a
@@ -43,7 +45,7 @@ TAX_COLUMNS = (
     "refund_failed_at",
 )
 _TAX = ", ".join(TAX_COLUMNS)
-TAX_STATUSES = ("pending", "recorded", "skipped")
+TAX_STATUSES = ("pending", "recorded", "skipped", "refused")
 _INSERT = f"""INSERT INTO tax_records ({_TAX}) VALUES ({", ".join("?" * len(TAX_COLUMNS))})
     ON CONFLICT (id) DO NOTHING"""
 
@@ -161,8 +163,8 @@ class TaxRecordStore:
         status: str = "recorded",
         note: str | None = None,
     ) -> bool:
-        """Mark a pending record recorded (or skipped, with ``note``); False if it was not
-        pending (another process finished it first)."""
+        """Mark a pending record recorded (or skipped or refused, with ``note``); False if it
+        was not pending (another process finished it first)."""
         return bool(
             self.backend.write_one(
                 """UPDATE tax_records SET status = ?, stripe_id = ?, last_error = ?,

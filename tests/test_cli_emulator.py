@@ -25,6 +25,8 @@ def start(args, env):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # The test runner may ignore SIGHUP (nohup); the emulator must get a real hangup.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     return process
 
@@ -110,8 +112,8 @@ def test_says_when_bookpay_already_points_at_it(env):
     assert "State: in memory (--ephemeral)" in err
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_says_stopping_on_sigterm_and_ctrl_c(env, signum):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_says_stopping_on_sigterm_ctrl_c_and_hangup(env, signum):
     port = free_port()
     process = start(["--port", str(port), "--ephemeral"], env)
     try:

@@ -1279,6 +1279,43 @@ def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
     assert not secret_file.exists()
 
 
+def test_serve_keeps_serving_when_the_reader_of_its_stdout_goes_away(tmp_path):
+    served = Served(
+        ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    served.process.stdout.close()  # `bookpay serve | head -1`: head has exited
+    for _ in range(3):  # a request line each, to a pipe nobody reads
+        with urllib.request.urlopen(served.url + "/healthz", timeout=5) as answer:
+            assert answer.status == 200
+    code, _, err = served.stop()
+    assert code == 0
+    assert err.count("WARNING bookpay: stdout is closed (its reader went away)") == 1, err
+    assert "Traceback" not in err and "Logging error" not in err
+
+
+def test_serve_started_with_its_stdout_closed_serves_and_stops_cleanly(tmp_path):
+    import signal
+
+    def closed_stdout() -> None:
+        _default_signals()
+        os.close(1)  # `bookpay serve >&-`
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "serve", "--port", "0", "--emulator-port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+        preexec_fn=closed_stdout,
+    )
+    try:
+        assert "stdout is closed" in process.stderr.readline()  # said at its first line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert err == ""
+
+
 def test_serve_stops_cleanly_when_its_terminal_hangs_up(tmp_path):
     import signal
 

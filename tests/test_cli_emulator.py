@@ -99,6 +99,16 @@ def test_port_in_use_is_one_line_and_exit_2(env):
     )
 
 
+@pytest.mark.parametrize("host", ["nosuch.invalid", "192.0.2.1"])
+def test_a_host_it_cannot_listen_on_is_one_line_naming_the_cause_and_exit_2(env, host):
+    process = start(["--host", host, "--port", "0", "--ephemeral"], env)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert err.startswith(f"Error: Cannot start the emulator on {host}:0: ")
+    assert err.endswith(". Choose another with --host.\n")  # not --port: the host is wrong
+    assert "errno" not in err.lower() and len(err.splitlines()) == 1
+
+
 def test_says_when_bookpay_already_points_at_it(env):
     port = free_port()
     env = {**env, "BOOKPAY_EMULATOR_URL": f"http://127.0.0.1:{port}"}

@@ -84,9 +84,7 @@ def emulator(
             return
         except OSError as exc:
             _remove(handler)
-            raise UsageError(
-                f"{(exc.strerror or str(exc)).capitalize()}.", hint="Choose another with --port."
-            ) from exc
+            raise _cannot_start(exc, host, port) from exc
         try:
             _say_listening(running, settings, db_path, faults, low, high, seed)
             threading.Event().wait()
@@ -95,6 +93,27 @@ def emulator(
         finally:
             running.stop()
             _remove(handler)
+
+
+def _cannot_start(exc: OSError, host: str, port: int):
+    """A port in use, or the cause in the socket's own words (not "[Errno -2] name or ...")
+    with the option to change: --host for a name that does not resolve or is not this machine's.
+    """
+    import errno
+    import socket
+
+    from bookpay.errors import UsageError
+
+    if exc.errno == errno.EADDRINUSE:
+        message = f"Cannot start the emulator: {host}:{port} is already in use."
+        return UsageError(message, hint="Choose another with --port.")
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    reason = " ".join(str(cause.strerror or cause).split())
+    wrong_host = isinstance(cause, socket.gaierror) or cause.errno == errno.EADDRNOTAVAIL
+    return UsageError(
+        f"Cannot start the emulator on {host}:{port}: {reason}.",
+        hint=f"Choose another with {'--host' if wrong_host else '--port'}.",
+    )
 
 
 def _say_listening(running, settings, db_path, faults: str, low: float, high: float, seed) -> None:

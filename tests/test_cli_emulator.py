@@ -1,5 +1,6 @@
 """`bookpay emulator` as a user runs it: a real process, a real port, Ctrl-C."""
 
+import contextlib
 import json
 import os
 import signal
@@ -107,6 +108,34 @@ def test_a_host_it_cannot_listen_on_is_one_line_naming_the_cause_and_exit_2(env,
     assert err.startswith(f"Error: Cannot start the emulator on {host}:0: ")
     assert err.endswith(". Choose another with --host.\n")  # not --port: the host is wrong
     assert "errno" not in err.lower() and len(err.splitlines()) == 1
+
+
+def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cleanly(env):
+    import threading
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(["--port", str(port), "--ephemeral", "--latency", "4000"], env)
+    wait_healthy(url)
+
+    def slow_call() -> None:
+        request = urllib.request.Request(
+            f"{url}/v1/customers", data=b"", headers={"Authorization": "Bearer sk_test_cli"}
+        )
+        with contextlib.suppress(OSError):  # cut off when the emulator exits
+            urllib.request.urlopen(request, timeout=10).close()
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.5)  # the call is in the emulator now, for 4 s
+    process.send_signal(signal.SIGTERM)  # stopping waits up to 2 s for it...
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)  # ...and this cuts that wait short
+    _, err = process.communicate(timeout=20)
+    caller.join()
+    assert process.returncode == 0, err
+    assert err.splitlines()[-1] == "Stopping."
+    assert "Traceback" not in err
 
 
 def test_says_when_bookpay_already_points_at_it(env):

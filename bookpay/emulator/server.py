@@ -120,9 +120,13 @@ class RunningEmulator:
         if self._stopped:
             return
         self._stopped = True
-        self._server.stop()
-        self._thread.join(timeout=5)
-        self.app.close()
+        try:
+            self._server.stop()  # waits a little for requests under way
+            self._thread.join(timeout=5)
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) again: that wait is cut short, no more
+            pass
+        finally:
+            self.app.close()
 
     def __enter__(self) -> RunningEmulator:
         return self

@@ -110,12 +110,12 @@ def test_a_host_it_cannot_listen_on_is_one_line_naming_the_cause_and_exit_2(env,
     assert "errno" not in err.lower() and len(err.splitlines()) == 1
 
 
-def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cleanly(env):
+def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cleanly(env, tmp_path):
     import threading
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(["--port", str(port), "--ephemeral", "--latency", "4000"], env)
+    process = start(["--port", str(port), "--latency", "4000"], env)
     wait_healthy(url)
 
     def slow_call() -> None:
@@ -136,6 +136,8 @@ def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cle
     assert process.returncode == 0, err
     assert err.splitlines()[-1] == "Stopping."
     assert "Traceback" not in err
+    assert (tmp_path / "data" / "emulator.sqlite3").exists()
+    assert not (tmp_path / "data" / "emulator.sqlite3-wal").exists()  # its store was closed
 
 
 def test_says_when_bookpay_already_points_at_it(env):

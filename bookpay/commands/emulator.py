@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -91,7 +92,8 @@ def emulator(
         except KeyboardInterrupt:
             info("Stopping.")
         finally:
-            running.stop()
+            with contextlib.suppress(KeyboardInterrupt):  # again while stopping: it has stopped
+                running.stop()
             _remove(handler)
 
 

@@ -123,9 +123,7 @@ class RunningEmulator:
         try:
             self._server.stop()  # waits a little for requests under way
             self._thread.join(timeout=5)
-        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) again: that wait is cut short, no more
-            pass
-        finally:
+        finally:  # even when Ctrl-C (or SIGTERM) again cuts that wait short
             self.app.close()
 
     def __enter__(self) -> RunningEmulator:

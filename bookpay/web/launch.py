@@ -70,7 +70,8 @@ def serve(
         except KeyboardInterrupt:
             say("Stopping.")
         finally:
-            shop.stop(linger=True)
+            with contextlib.suppress(KeyboardInterrupt):  # again while stopping: all done still
+                shop.stop(linger=True)
 
 
 @dataclasses.dataclass
@@ -110,23 +111,27 @@ class RunningShop:
         steps = [self.server.stop, forget_secrets, self.services.close]
         if self.link is not None:
             steps[:0] = [self.link.stop_watching, self.link.unregister]
+        interrupted = False
         try:
             # Every step is taken even when a second Ctrl-C (or SIGTERM) cuts one short, so the
-            # endpoint, the saved secret and the ledger are never left behind half-stopped.
+            # endpoint, the saved secret and the ledger are never left behind half-stopped; the
+            # interrupt is raised again once they all have been.
             for step in steps:
                 try:
                     step()
                 except KeyboardInterrupt:
-                    continue
+                    interrupted = True
         finally:
             if self.emulator is not None:
                 try:
-                    if linger and self.link is not None:
+                    if linger and self.link is not None and not interrupted:
                         linger_for_other_shops(self.link, self.say)
                 except KeyboardInterrupt:
                     self.say("Stopping the emulator.")
                 finally:
                     self.emulator.stop()
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def start_shop(

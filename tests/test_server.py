@@ -1279,6 +1279,27 @@ def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
     assert not secret_file.exists()
 
 
+def test_signals_stop_as_ctrl_c_does_but_a_hangup_nohup_ignores_stays_ignored():
+    import signal
+
+    from bookpay.web.launch import stop_on_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under `nohup`
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        with stop_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is term  # put back
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_serve_keeps_serving_when_the_reader_of_its_stdout_goes_away(tmp_path):
     served = Served(
         ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}

@@ -143,7 +143,8 @@ class BookpayGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             result = super().invoke(ctx)
-            sys.stdout.flush()  # a closed pipe must show up here, not at interpreter exit
+            if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+                sys.stdout.flush()  # a closed pipe must show up here, not at interpreter exit
             return result
         except BookpayError as exc:
             if _debugging(ctx):

@@ -1,5 +1,6 @@
 """`bookpay emulator` as a user runs it: a real process, a real port, Ctrl-C."""
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ def start(args, env):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # The test runner may ignore SIGHUP (nohup); the emulator must get a real hangup.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     return process
 
@@ -97,6 +100,46 @@ def test_port_in_use_is_one_line_and_exit_2(env):
     )
 
 
+@pytest.mark.parametrize("host", ["nosuch.invalid", "192.0.2.1"])
+def test_a_host_it_cannot_listen_on_is_one_line_naming_the_cause_and_exit_2(env, host):
+    process = start(["--host", host, "--port", "0", "--ephemeral"], env)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert err.startswith(f"Error: Cannot start the emulator on {host}:0: ")
+    assert err.endswith(". Choose another with --host.\n")  # not --port: the host is wrong
+    assert "errno" not in err.lower() and len(err.splitlines()) == 1
+
+
+def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cleanly(env, tmp_path):
+    import threading
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(["--port", str(port), "--latency", "4000"], env)
+    wait_healthy(url)
+
+    def slow_call() -> None:
+        request = urllib.request.Request(
+            f"{url}/v1/customers", data=b"", headers={"Authorization": "Bearer sk_test_cli"}
+        )
+        with contextlib.suppress(OSError):  # cut off when the emulator exits
+            urllib.request.urlopen(request, timeout=10).close()
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.5)  # the call is in the emulator now, for 4 s
+    process.send_signal(signal.SIGTERM)  # stopping waits up to 2 s for it...
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)  # ...and this cuts that wait short
+    _, err = process.communicate(timeout=20)
+    caller.join()
+    assert process.returncode == 0, err
+    assert err.splitlines()[-1] == "Stopping."
+    assert "Traceback" not in err
+    assert (tmp_path / "data" / "emulator.sqlite3").exists()
+    assert not (tmp_path / "data" / "emulator.sqlite3-wal").exists()  # its store was closed
+
+
 def test_says_when_bookpay_already_points_at_it(env):
     port = free_port()
     env = {**env, "BOOKPAY_EMULATOR_URL": f"http://127.0.0.1:{port}"}
@@ -110,8 +153,8 @@ def test_says_when_bookpay_already_points_at_it(env):
     assert "State: in memory (--ephemeral)" in err
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_says_stopping_on_sigterm_and_ctrl_c(env, signum):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_says_stopping_on_sigterm_ctrl_c_and_hangup(env, signum):
     port = free_port()
     process = start(["--port", str(port), "--ephemeral"], env)
     try:

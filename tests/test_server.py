@@ -1161,12 +1161,20 @@ def test_serve_checks_the_settings_first(cli_env):
 FIXTURES = Path(__file__).resolve().parents[1] / "bookpay" / "assets" / "fixtures"
 
 
+def _default_signals() -> None:
+    """In a child: a background test runner (or nohup) may ignore SIGINT or SIGHUP; the shop
+    must get a real Ctrl-C and a real hangup."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class Served:
     """`bookpay serve` in a child process, as a developer runs it; Ctrl-C ends it."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         import os
-        import signal
         import subprocess
         import sys
 
@@ -1176,8 +1184,7 @@ class Served:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **env},
-            # A background test runner may ignore SIGINT; the shop must get a real Ctrl-C.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            preexec_fn=_default_signals,
         )
         self.lines: list[str] = []
         for line in self.process.stdout:
@@ -1188,10 +1195,10 @@ class Served:
             raise AssertionError(self.process.stderr.read())
         self.url = self.lines[0].rsplit(" ", 1)[1]
 
-    def stop(self) -> tuple[int, str, str]:
+    def stop(self, signum: int | None = None) -> tuple[int, str, str]:
         import signal
 
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGINT if signum is None else signum)
         out, err = self.process.communicate(timeout=15)
         return self.process.returncode, out, err
 
@@ -1270,6 +1277,143 @@ def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
     assert "Stopping." in out
     assert "Traceback" not in err
     assert not secret_file.exists()
+
+
+def test_signals_stop_as_ctrl_c_does_but_a_hangup_nohup_ignores_stays_ignored():
+    import signal
+
+    from bookpay.web.launch import stop_on_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under `nohup`
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        with stop_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is term  # put back
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_serve_keeps_serving_when_the_reader_of_its_stdout_goes_away(tmp_path):
+    served = Served(
+        ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    served.process.stdout.close()  # `bookpay serve | head -1`: head has exited
+    for _ in range(3):  # a request line each, to a pipe nobody reads
+        with urllib.request.urlopen(served.url + "/healthz", timeout=5) as answer:
+            assert answer.status == 200
+    code, _, err = served.stop()
+    assert code == 0
+    assert err.count("WARNING bookpay: stdout is closed (its reader went away)") == 1, err
+    assert "Traceback" not in err and "Logging error" not in err
+
+
+def test_serve_started_with_its_stdout_closed_serves_and_stops_cleanly(tmp_path):
+    import signal
+
+    def closed_stdout() -> None:
+        _default_signals()
+        os.close(1)  # `bookpay serve >&-`
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "serve", "--port", "0", "--emulator-port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+        preexec_fn=closed_stdout,
+    )
+    try:
+        assert "stdout is closed" in process.stderr.readline()  # said at its first line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert err == ""
+
+
+def test_serve_stops_cleanly_when_its_terminal_hangs_up(tmp_path):
+    import signal
+
+    served = Served(
+        ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert (tmp_path / "data" / "webhook_secret").exists()
+    code, out, err = served.stop(signal.SIGHUP)
+    assert code == 0
+    assert out.splitlines()[-1] == "Stopping."
+    assert "Traceback" not in err
+    assert not (tmp_path / "data" / "webhook_secret").exists()  # cleaned up as on Ctrl-C
+
+
+def test_serve_stops_cleanly_on_sigterm_while_it_is_still_starting(tmp_path):
+    import signal
+
+    with socket.socket() as silent:  # takes the emulator probe's connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bookpay", "serve", "--port", "0", "--emulator-port",
+             str(silent.getsockname()[1])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+            preexec_fn=_default_signals,
+        )  # fmt: skip
+        silent.settimeout(30)
+        probe, _ = silent.accept()  # the shop is looking for its emulator: not serving yet
+        with probe:
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert out == "Stopping.\n"
+    assert err == ""
+
+
+def test_a_second_ctrl_c_while_the_shop_stops_cuts_one_step_short_never_the_rest(tmp_path):
+    from bookpay import replay
+    from bookpay.web.launch import RunningShop
+
+    done = []
+
+    class Step:
+        def __init__(self, name: str, interrupted: bool = False) -> None:
+            self.name, self.interrupted = name, interrupted
+
+        def __call__(self) -> None:
+            done.append(self.name)
+            if self.interrupted:  # Ctrl-C again, in the middle of this step
+                raise KeyboardInterrupt
+
+    class Link:
+        stop_watching = Step("stop watching")
+        unregister = Step("unregister", interrupted=True)
+
+    class Part:
+        def __init__(self, name: str) -> None:
+            self.stop = self.close = Step(name)
+
+    settings = Settings(data_dir=tmp_path)
+    replay.save_secret(tmp_path, "whsec_stopping")
+    shop = RunningShop(
+        url="http://shop",
+        own_url="http://shop",
+        settings=settings,
+        server=Part("server"),
+        services=Part("ledger"),
+        link=Link(),
+        secrets=["whsec_stopping"],
+    )
+    with pytest.raises(KeyboardInterrupt):  # raised again, once every step has been taken
+        shop.stop()
+    assert done == ["stop watching", "unregister", "server", "ledger"]
+    assert not (tmp_path / "webhook_secret").exists()
 
 
 def test_serve_uses_an_emulator_already_running_and_registers_its_webhook(emulator, tmp_path):

@@ -80,7 +80,10 @@ def test_a_shop_without_its_worker_queues_receipts_and_bookpay_worker_once_sends
     assert again.exit_code == 0 and "Receipts handled: 0;" in again.stderr
 
 
-def test_bookpay_worker_sends_within_its_poll_and_stops_on_sigterm(shop_without_worker, emulator):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_bookpay_worker_sends_within_its_poll_and_stops_on_sigterm_or_hangup(
+    shop_without_worker, emulator, signum
+):
     shop = shop_without_worker
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
@@ -92,6 +95,7 @@ def test_bookpay_worker_sends_within_its_poll_and_stops_on_sigterm(shop_without_
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # not nohup's
     )
     try:
         assert "looking every 0.1 s" in process.stderr.readline()
@@ -101,7 +105,7 @@ def test_bookpay_worker_sends_within_its_poll_and_stops_on_sigterm(shop_without_
             time.sleep(0.05)
         assert receipt_file(shop, intent).exists()
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "Stopping." in err and "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -68,17 +69,56 @@ def emulator(
         raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
     settings = state(ctx).settings
     db_path = None if ephemeral else settings.data_dir / EMULATOR_DB
+    from bookpay.web.launch import stop_on_signals
+
     handler = _warnings_handler()
     options = EmulatorOptions(
         db_path=db_path, latency=low, latency_max=high, faults=faults, seed=seed
     )
-    try:
-        running = start_emulator(host, port, options)
-    except OSError as exc:
-        _remove(handler)
-        raise UsageError(
-            f"{(exc.strerror or str(exc)).capitalize()}.", hint="Choose another with --port."
-        ) from exc
+    # `kill` (or a closed terminal) stops it as cleanly as Ctrl-C, and says so, from the start.
+    with stop_on_signals():
+        try:
+            running = start_emulator(host, port, options)
+        except KeyboardInterrupt:  # Ctrl-C before it was listening
+            _remove(handler)
+            info("Stopping.")
+            return
+        except OSError as exc:
+            _remove(handler)
+            raise _cannot_start(exc, host, port) from exc
+        try:
+            _say_listening(running, settings, db_path, faults, low, high, seed)
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            info("Stopping.")
+        finally:
+            with contextlib.suppress(KeyboardInterrupt):  # again while stopping: it has stopped
+                running.stop()
+            _remove(handler)
+
+
+def _cannot_start(exc: OSError, host: str, port: int):
+    """A port in use, or the cause in the socket's own words (not "[Errno -2] name or ...")
+    with the option to change: --host for a name that does not resolve or is not this machine's.
+    """
+    import errno
+    import socket
+
+    from bookpay.errors import UsageError
+
+    if exc.errno == errno.EADDRINUSE:
+        message = f"Cannot start the emulator: {host}:{port} is already in use."
+        return UsageError(message, hint="Choose another with --port.")
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    reason = " ".join(str(cause.strerror or cause).split())
+    wrong_host = isinstance(cause, socket.gaierror) or cause.errno == errno.EADDRNOTAVAIL
+    return UsageError(
+        f"Cannot start the emulator on {host}:{port}: {reason}.",
+        hint=f"Choose another with {'--host' if wrong_host else '--port'}.",
+    )
+
+
+def _say_listening(running, settings, db_path, faults: str, low: float, high: float, seed) -> None:
     info(f"Stripe test-mode emulator listening on {running.url}")
     info(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
     if faults or high:
@@ -93,16 +133,6 @@ def emulator(
     else:
         info("bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here).")
     info("Any sk_test_... key works. Press Ctrl-C to stop.")
-    from bookpay.web.launch import _stop_on_sigterm
-
-    try:
-        _stop_on_sigterm()  # `kill` stops it as cleanly as Ctrl-C, and says so
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        info("Stopping.")
-    finally:
-        running.stop()
-        _remove(handler)
 
 
 # The loggers whose warnings the emulator's console shows: its own (a full connection limit, a

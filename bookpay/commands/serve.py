@@ -101,10 +101,7 @@ def serve(
             logging.getLogger(ACCESS).info("%s", line, extra={"kind": "message"})
 
     else:
-
-        def say(line: str) -> None:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+        say = handlers[1].say  # the banner as it is (its test card numbers), on stdout
 
     try:
         run(
@@ -125,6 +122,10 @@ def serve(
 LOGGERS = ("bookpay", "waitress")
 HANDLER_NAME = "bookpay-serve"
 ACCESS = "bookpay.access"  # bookpay.web.logs.ACCESS, named here so --help stays light
+STDOUT_GONE = (
+    "stdout is closed (its reader went away): the shop keeps serving, without its request and "
+    "webhook lines"
+)
 
 
 def _configure_logging(
@@ -138,18 +139,19 @@ def _configure_logging(
     warnings are rate-limited (under load waitress warns once per queued request); request and
     webhook lines never are, and --quiet drops them.
     """
-    from bookpay.web.logs import JsonFormatter, RepeatFilter, TextFormatter
+    from bookpay.web.logs import ConsoleHandler, JsonFormatter, RepeatFilter, TextFormatter
 
     def formatter(stream) -> logging.Formatter:
         if log_format == "json":
             return JsonFormatter()
         return TextFormatter(color=_colour(stream))
 
-    errors = logging.StreamHandler(sys.stderr)
+    errors = ConsoleHandler(sys.stderr)
     errors.set_name(HANDLER_NAME)
     errors.addFilter(RepeatFilter())
     errors.setFormatter(formatter(sys.stderr))
-    access = logging.StreamHandler(sys.stdout)
+    # A reader of stdout that goes away (`bookpay serve | head -1`) leaves the shop serving.
+    access = ConsoleHandler(sys.stdout, gone_warning=STDOUT_GONE)
     access.set_name(HANDLER_NAME)
     access.setFormatter(formatter(sys.stdout))
     targets = [(name, errors) for name in LOGGERS] + [(ACCESS, access)]

@@ -60,24 +60,24 @@ def worker(
 
 
 def _run(ledger, workers, poll: float) -> None:
-    """Until Ctrl-C or SIGTERM: each worker in its thread, looking every ``poll`` seconds."""
-    from bookpay.web.launch import _stop_on_sigterm
+    """Until Ctrl-C, SIGTERM or SIGHUP: each worker in its thread, looking every ``poll`` s."""
+    from bookpay.web.launch import stop_on_signals
 
-    for each in workers:
-        each.poll = poll
-        each.start()  # also sends what is already due
-    info(
-        f"bookpay worker: sending receipts and tax records queued in {ledger.where} "
-        f"({ledger.kind}), looking every {poll:g} s. Press Ctrl-C to stop."
-    )
-    _stop_on_sigterm()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        info("Stopping.")
-    finally:
-        for each in workers:
-            each.close()
+    with stop_on_signals():  # `kill` or a closed terminal: as Ctrl-C, from the first thread on
+        try:
+            for each in workers:
+                each.poll = poll
+                each.start()  # also sends what is already due
+            info(
+                f"bookpay worker: sending receipts and tax records queued in {ledger.where} "
+                f"({ledger.kind}), looking every {poll:g} s. Press Ctrl-C to stop."
+            )
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            info("Stopping.")
+        finally:
+            for each in workers:
+                each.close()
 
 
 app = typer.Typer(add_completion=False)

@@ -120,9 +120,11 @@ class RunningEmulator:
         if self._stopped:
             return
         self._stopped = True
-        self._server.stop()
-        self._thread.join(timeout=5)
-        self.app.close()
+        try:
+            self._server.stop()  # waits a little for requests under way
+            self._thread.join(timeout=5)
+        finally:  # even when Ctrl-C (or SIGTERM) again cuts that wait short
+            self.app.close()
 
     def __enter__(self) -> RunningEmulator:
         return self

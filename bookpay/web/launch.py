@@ -9,6 +9,7 @@ reached is said at start, not at the first payment. How shops share the emulator
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -43,33 +44,34 @@ def serve(
     from bookpay.web import runner
 
     capacity = capacity or runner.DEFAULT_CAPACITY
-    try:
-        shop = start_shop(
-            settings,
-            host=host,
-            port=port,
-            emulator_port=emulator_port,
-            capacity=capacity,
-            say=say,
-            log_requests=log_requests,
-            workers=workers,
-        )
-    except KeyboardInterrupt:  # Ctrl-C before the server was up
-        say("Stopping.")
-        return
-    try:
-        _banner(shop, capacity, say)
-        if open_browser:
-            import webbrowser
+    with stop_on_signals():  # from the start: a `kill` while starting up cleans up too
+        try:
+            shop = start_shop(
+                settings,
+                host=host,
+                port=port,
+                emulator_port=emulator_port,
+                capacity=capacity,
+                say=say,
+                log_requests=log_requests,
+                workers=workers,
+            )
+        except KeyboardInterrupt:  # Ctrl-C before the server was up
+            say("Stopping.")
+            return
+        try:
+            _banner(shop, capacity, say)
+            if open_browser:
+                import webbrowser
 
-            webbrowser.open(shop.url)
-        _stop_on_sigterm()
-        shop.server.run()  # returns on Ctrl-C: waitress handles the KeyboardInterrupt itself
-        say("Stopping.")
-    except KeyboardInterrupt:
-        say("Stopping.")
-    finally:
-        shop.stop(linger=True)
+                webbrowser.open(shop.url)
+            shop.server.run()  # returns on Ctrl-C: waitress handles the KeyboardInterrupt itself
+            say("Stopping.")
+        except KeyboardInterrupt:
+            say("Stopping.")
+        finally:
+            with contextlib.suppress(KeyboardInterrupt):  # again while stopping: all done still
+                shop.stop(linger=True)
 
 
 @dataclasses.dataclass
@@ -101,23 +103,35 @@ class RunningShop:
         if self.stopped:
             return
         self.stopped = True
-        try:
-            if self.link is not None:
-                self.link.stop_watching()
-                self.link.unregister()
-            self.server.stop()
+
+        def forget_secrets() -> None:
             for secret in self.secrets:
                 replay.forget_secret(self.settings.data_dir, secret)
-            self.services.close()
+
+        steps = [self.server.stop, forget_secrets, self.services.close]
+        if self.link is not None:
+            steps[:0] = [self.link.stop_watching, self.link.unregister]
+        interrupted = False
+        try:
+            # Every step is taken even when a second Ctrl-C (or SIGTERM) cuts one short, so the
+            # endpoint, the saved secret and the ledger are never left behind half-stopped; the
+            # interrupt is raised again once they all have been.
+            for step in steps:
+                try:
+                    step()
+                except KeyboardInterrupt:
+                    interrupted = True
         finally:
             if self.emulator is not None:
                 try:
-                    if linger and self.link is not None:
+                    if linger and self.link is not None and not interrupted:
                         linger_for_other_shops(self.link, self.say)
                 except KeyboardInterrupt:
                     self.say("Stopping the emulator.")
                 finally:
                     self.emulator.stop()
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def start_shop(
@@ -261,12 +275,26 @@ def _bounded_bulkhead(settings: Settings, capacity) -> Settings:
     return dataclasses.replace(settings, stripe_limits=bounded)
 
 
-def _stop_on_sigterm() -> None:
-    """Let `kill` stop the server as cleanly as Ctrl-C does."""
+@contextlib.contextmanager
+def stop_on_signals():
+    """While in it, `kill` (SIGTERM) and a terminal that closes (SIGHUP) stop the process as
+    cleanly as Ctrl-C does (a KeyboardInterrupt), start-up and shutdown included; the handlers
+    before it are put back after. A SIGHUP already ignored (`nohup`) stays ignored."""
     import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt)}
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        previous[hangup] = signal.signal(hangup, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

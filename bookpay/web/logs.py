@@ -52,6 +52,70 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """A StreamHandler for a console that may go away: a reader that exits (`bookpay serve |
+    head -1`), a stream closed from the start (`>&-`). From the first line that cannot be written
+    on, its lines are dropped (``gone_warning``, if any, said once on stderr) and the stream is
+    pointed at /dev/null, so neither a later write nor the flush at exit fails: no traceback per
+    line, and the server keeps serving. ``say`` writes a line as it is (the start-up banner)."""
+
+    def __init__(self, stream, *, gone_warning: str | None = None) -> None:
+        super().__init__(stream)
+        self.stream = stream  # None (a closed stream): not sys.stderr, StreamHandler's default
+        self.gone = False
+        self._gone_warning = gone_warning
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is None:
+            self._went()
+        if not self.gone:
+            super().emit(record)
+
+    def say(self, line: str) -> None:
+        if self.stream is None:
+            self._went()
+        if self.gone:
+            return
+        with self.lock:
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except (OSError, ValueError) as exc:
+                if not self._broken(exc):
+                    raise
+                self._went()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        if self._broken(sys.exc_info()[1]):
+            self._went()
+        else:
+            super().handleError(record)
+
+    def _broken(self, exc: BaseException | None) -> bool:
+        """Whether writing failed for the stream's sake (a broken pipe, a terminal gone, a closed
+        file), not a record's (a message that cannot be formatted still shows its error)."""
+        closed = isinstance(exc, ValueError) and getattr(self.stream, "closed", False)
+        return isinstance(exc, OSError) or bool(closed)
+
+    def _went(self) -> None:
+        import contextlib
+        import os
+
+        if self.gone:
+            return
+        self.gone = True
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # no descriptor: fine
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self.stream.fileno())
+            finally:
+                os.close(null)
+        if self._gone_warning:
+            logging.getLogger("bookpay").warning("%s", self._gone_warning)
+
+
 # What `bookpay serve` shows as it runs ----------------------------------------------------------
 #
 # One line per request (method, path, status, milliseconds) and one per webhook received (type,

@@ -46,6 +46,18 @@ def open_cart_checkout(page, shop) -> None:
     page.locator("#payment-element [name=number]").wait_for()
 
 
+def cart_in_two_tabs(context, shop):
+    """A cart holding book 1 (added in a tab of its own, which is returned first, to change the
+    cart later), its checkout in a first tab and a copy of that tab, on the same attempt, in a
+    second: both ready to pay."""
+    shopping = context.new_page()
+    shopping.goto(shop.url + "/")
+    add_from_catalog(shopping, "1")
+    first = context.new_page()
+    open_cart_checkout(first, shop)
+    return shopping, first, copy_of_tab(context, first)
+
+
 def record_requotes(page, seen: list) -> None:
     """Let the page's requests for its PaymentIntent through, keeping each answer (its status and
     body: the page may navigate away before the body could be read from a response event)."""
@@ -84,12 +96,7 @@ def test_a_second_tab_paying_after_the_first_paid_goes_to_that_payment_not_a_sec
     attempt whose payment has succeeded is finished, and the shop answers `attempt_finished`
     instead (the "you already paid" notice); confirmed but not finished is what Stripe calls
     processing or requires_capture, and with a card only an authorization is that."""
-    shopping = context.new_page()
-    shopping.goto(bookpay_shop.url + "/")
-    add_from_catalog(shopping, "1")
-    first = context.new_page()
-    open_cart_checkout(first, bookpay_shop)
-    second = copy_of_tab(context, first)
+    shopping, first, second = cart_in_two_tabs(context, bookpay_shop)
     [intent] = intents(stripe_emulator)
     stripe_emulator.api("POST", f"/v1/payment_intents/{intent['id']}", {"capture_method": "manual"})
 
@@ -154,12 +161,7 @@ def test_a_second_tab_on_a_cart_the_first_paid_for_says_so_not_that_the_cart_is_
     page, and paying empties the cart. The second tab's Pay hears that the attempt is paid
     (`attempt_finished`, not `cart_empty`), stays on the checkout and says which order was
     paid, confirming nothing: one PaymentIntent, one charge."""
-    shopping = context.new_page()
-    shopping.goto(bookpay_shop.url + "/")
-    add_from_catalog(shopping, "1")
-    first = context.new_page()
-    open_cart_checkout(first, bookpay_shop)
-    second = copy_of_tab(context, first)
+    shopping, first, second = cart_in_two_tabs(context, bookpay_shop)
     pay(first)
     first.wait_for_url(re.compile(r"/success\?"))
     order_id = first.locator("#receipt-order").inner_text()

@@ -83,11 +83,13 @@ class TaxRecorder(Worker):
             # The same request would be refused again (a calculation expired, say): a person
             # must record it in Stripe Tax, and `bookpay orders show` says so.
             log.error("tax record %s refused by Stripe Tax: %s", record["id"], exc)
-            self.ledger.tax_record_done(
-                record["id"], stripe_id=None, status="refused", note=_describe(exc)
-            )
+            self._refused(record, _describe(exc))
         except BookpayError as exc:  # unreachable, misconfigured: owed still
             self._retry(record, exc)
+
+    def _refused(self, record: dict, note: str) -> None:
+        """Done with, not recorded: for a person to record in Stripe Tax by hand (``note``)."""
+        self.ledger.tax_record_done(record["id"], stripe_id=None, status="refused", note=note)
 
     def _retry(self, record: dict, exc: BookpayError) -> None:
         delay = RETRY_DELAYS[min(record["attempts"], len(RETRY_DELAYS) - 1)]
@@ -134,12 +136,7 @@ class TaxRecorder(Worker):
             None,
         )
         if transaction is not None and transaction["status"] == "refused":
-            self.ledger.tax_record_done(
-                record["id"],
-                stripe_id=None,
-                status="refused",
-                note="not sent: Stripe Tax refused the order's transaction",
-            )
+            self._refused(record, "not sent: Stripe Tax refused the order's transaction")
             return
         if transaction is None or transaction["status"] != "recorded":
             order = self.ledger.find_order(record["order_id"])
@@ -160,11 +157,8 @@ class TaxRecorder(Worker):
             )
             return
         if not transaction["stripe_id"]:
-            self.ledger.tax_record_done(
-                record["id"],
-                stripe_id=None,
-                status="refused",
-                note="not sent: the order's tax transaction id is not known (reverse it by hand)",
+            self._refused(
+                record, "not sent: the order's tax transaction id is not known (reverse it by hand)"
             )
             return
         try:

@@ -227,7 +227,19 @@ def test_a_cart_holds_one_currency(settings):
         [
             {"id": "a", "title": "A", "author": "X", "amount": 1000, "currency": "usd"},
             {"id": "b", "title": "B", "author": "X", "amount": 1000, "currency": "eur"},
-        ]
+        ],
+        shipping_rates=[
+            {
+                "id": c,
+                "display_name": c,
+                "amount": 500,
+                "currency": c,
+                "countries": ["*"],
+                "min_days": 1,
+                "max_days": 3,
+            }
+            for c in ("usd", "eur")
+        ],
     )
     app = create_app(settings, catalog=catalog, public_url=PUBLIC_URL)
     shopper = Shopper(app)

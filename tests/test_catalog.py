@@ -46,17 +46,29 @@ def test_format_amount(amount, currency, text):
     assert format_amount(amount, currency) == text
 
 
+# A catalog in another currency than the built-in rates' dollars names rates of its own.
+RATE = {
+    "id": "post",
+    "display_name": "Post",
+    "currency": "jpy",
+    "countries": ["*"],
+    "min_days": 2,
+    "max_days": 5,
+}
+
+
 def test_load_json_and_toml(tmp_path):
     json_file = tmp_path / "books.json"
-    json_file.write_text(
-        json.dumps([{"id": "a", "title": "T", "author": "A", "amount": 900, "currency": "JPY"}])
-    )
+    book = {"id": "a", "title": "T", "author": "A", "amount": 900, "currency": "JPY"}
+    json_file.write_text(json.dumps({"books": [book], "shipping_rates": [{**RATE, "amount": 800}]}))
     book = Catalog.load(json_file).get("a")
     assert (book.amount, book.currency, book.price) == (900, "jpy", "¥900")
 
     toml_file = tmp_path / "books.toml"
     toml_file.write_text(
         '[[books]]\nid = "x"\ntitle = "X"\nauthor = "Y"\namount = 1000\ncurrency = "eur"\n'
+        '[[shipping_rates]]\nid = "post"\ndisplay_name = "Post"\namount = 500\n'
+        'currency = "eur"\ncountries = ["*"]\nmin_days = 2\nmax_days = 5\n'
     )
     assert Catalog.load(toml_file).get("x").price == "€10.00"
 

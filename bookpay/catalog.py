@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bookpay.errors import ConfigError, NotFound
-from bookpay.money import CURRENCIES, amount_problem, format_amount
+from bookpay.money import CURRENCIES, amount_problem, charge_problem, format_amount
 from bookpay.shipping import (
     DEFAULT_SHIPPING_RATES,
     ShippingOption,
@@ -123,6 +123,16 @@ class Catalog:
                 hint="Run `bookpay catalog list` to see the catalog.",
                 code="unknown_item",
             ) from None
+
+    def warnings(self) -> list[str]:
+        """What is allowed but will disappoint a shopper: a book priced below Stripe's smallest
+        payment in its currency, which cannot be paid for on its own."""
+        return [
+            f"book {book.id!r}: its price, {book.price}, {problem}: it can only be bought with "
+            'other books ("Buy now" is refused)'
+            for book in self
+            if (problem := charge_problem(book.amount, book.currency))
+        ]
 
     @property
     def shipping_rates(self) -> tuple[ShippingRate, ...]:

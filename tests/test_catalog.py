@@ -5,7 +5,7 @@ import pytest
 from bookpay.catalog import Catalog
 from bookpay.covers import cover_svg
 from bookpay.errors import ConfigError, NotFound
-from bookpay.money import format_amount
+from bookpay.money import MIN_AMOUNTS, charge_problem, format_amount, min_amount
 
 
 def test_default_catalog_is_the_original_shop():
@@ -154,3 +154,25 @@ def test_cover_is_an_escaped_svg_of_title_and_author():
     assert "<script>" not in svg and "&lt;script&gt;&amp;" in svg
     hamming = cover_svg(Catalog.default().get("1"))
     assert "Richard Hamming" in hamming and 'fill="#2f3a2b"' in hamming
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "problem"),
+    [
+        (49, "usd", "is less than $0.50, the smallest payment Stripe takes in USD"),
+        (50, "usd", None),
+        (29, "GBP", "is less than £0.30, the smallest payment Stripe takes in GBP"),
+        (49, "jpy", "is less than ¥50, the smallest payment Stripe takes in JPY"),
+        (1, "isk", None),  # not in Stripe's table: the equivalent of $0.50, unknown here
+        (99_999_999, "usd", None),
+        (100_000_000, "eur", "is more than €999,999.99, the largest payment Stripe takes in EUR"),
+    ],
+)
+def test_stripes_smallest_and_largest_payment(amount, currency, problem):
+    assert charge_problem(amount, currency) == problem
+
+
+def test_the_emulator_holds_the_shop_to_the_same_minimums():
+    from bookpay.emulator import validate
+
+    assert validate.MINIMUMS is MIN_AMOUNTS and min_amount("usd") == 50

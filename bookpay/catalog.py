@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bookpay.errors import ConfigError, NotFound
-from bookpay.money import CURRENCIES, amount_problem, format_amount
+from bookpay.money import CURRENCIES, amount_problem, charge_problem, format_amount
 from bookpay.shipping import (
     DEFAULT_SHIPPING_RATES,
     ShippingOption,
@@ -124,6 +124,16 @@ class Catalog:
                 code="unknown_item",
             ) from None
 
+    def warnings(self) -> list[str]:
+        """What is allowed but will disappoint a shopper: a book priced below Stripe's smallest
+        payment in its currency, which cannot be paid for on its own."""
+        return [
+            f"book {book.id!r}: its price, {book.price}, {problem}: it can only be bought with "
+            'other books ("Buy now" is refused)'
+            for book in self
+            if (problem := charge_problem(book.amount, book.currency))
+        ]
+
     @property
     def shipping_rates(self) -> tuple[ShippingRate, ...]:
         return tuple(self._rates.values())
@@ -165,7 +175,8 @@ class Catalog:
         """Validate raw records, collecting every problem before refusing them.
 
         ``shipping_rates`` are raw records too; None (a file that names none) means the
-        built-in rates.
+        built-in rates, which are in US dollars. Every currency the books are priced in needs
+        a rate in that currency, or its books could never ship.
         """
         if not isinstance(records, list) or not records:
             raise ConfigError(
@@ -178,12 +189,35 @@ class Catalog:
             currencies = {book.currency for book in books}
             rates, rate_problems = _validate_rates(shipping_rates, source, currencies)
             problems.extend(rate_problems)
+        if not problems:
+            problems = _unshipped(books, rates, source)
         if problems:
             raise ConfigError(
                 f"The catalog in {source} is not valid:\n  " + "\n  ".join(problems),
                 problems=problems,
             )
         return cls(books, rates)
+
+
+def _unshipped(books: list[Book], rates: list[ShippingRate] | None, source: str) -> list[str]:
+    """A problem for each currency of the books that no shipping rate is in."""
+    shipped = {rate.currency for rate in (DEFAULT_SHIPPING_RATES if rates is None else rates)}
+    problems = []
+    for currency in sorted({book.currency for book in books} - shipped):
+        code = currency.upper()
+        ids = ", ".join(repr(book.id) for book in books if book.currency == currency)
+        if rates is None:
+            problems.append(
+                f"{source}: the books priced in {code} ({ids}) have no shipping rates: the "
+                f"built-in ones are in USD, so add shipping rates in {code} ('shipping_rates' "
+                "in a JSON file, [[shipping_rates]] tables in a TOML one)"
+            )
+        else:
+            problems.append(
+                f"{source}: no shipping rate is in {code}, so the books priced in {code} ({ids})"
+                f" could never ship: add a shipping rate in {code}"
+            )
+    return problems
 
 
 def _read_records(path: Path) -> tuple[object, object]:

@@ -36,7 +36,7 @@ from bookpay.address import ShippingAddress
 from bookpay.errors import NotFound, PaymentError, UsageError
 from bookpay.ledger.lines import QuoteStale
 from bookpay.pricing import Priced, price
-from bookpay.quote import Quote, order_id_for
+from bookpay.quote import Quote, check_chargeable, order_id_for
 from bookpay.statuses import in_words
 
 # An attempt whose PaymentIntent reached one of these can never be paid again.
@@ -153,8 +153,10 @@ class Checkout:
             return self._intent_for(attempt_id, quote, cart_id)
 
     def _intent_for(self, attempt_id: str, quote: Quote, cart_id: str | None) -> AttemptIntent:
+        check_chargeable(quote, minimum=False)  # before Stripe Tax is asked about the lines
         recorded = self.ledger.quote_for_attempt(attempt_id)
         if recorded is None:
+            check_chargeable(quote)  # the shop says so before Stripe refuses the amount
             order_id = order_id_for(attempt_id, self.shop_id)
             intent = self.gateway.create_intent(
                 quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
@@ -169,6 +171,7 @@ class Checkout:
             quote = self._shipped_as_recorded(quote, recorded, attempt_id)
             intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
             _check_open(intent)
+            check_chargeable(quote)
             changed = not _same(recorded, quote) or not _holds(intent, quote)
             if changed:
                 intent = self._update(intent, quote, order_id, cart_id)
@@ -240,8 +243,9 @@ class Checkout:
                 )
             if version <= recorded["version"]:
                 raise _stale(recorded["version"])
+            check_chargeable(lines, minimum=False)
             priced = self._priced(lines, destination, attempt_id)
-            quote, order_id = priced.quote, recorded["order_id"]
+            quote, order_id = check_chargeable(priced.quote), recorded["order_id"]
             intent = self._update_unseen(
                 recorded["payment_intent"], quote, order_id, cart_id, destination.name
             )

@@ -13,6 +13,15 @@ ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xa
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 # Stripe's largest amount: eight digits in the minor unit (99999999 is $999,999.99).
 MAX_AMOUNT = 99_999_999
+# Stripe's smallest charge in the minor unit, for the currencies its table of minimum charge
+# amounts names ($0.50 in USD). In any other currency Stripe wants the equivalent of 50 US cents
+# at the day's exchange rate, which bookpay cannot know: there it only asks for a positive amount.
+MIN_AMOUNTS = {
+    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "dkk": 250, "eur": 50, "gbp": 30,
+    "hkd": 400, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300, "nzd": 50,
+    "pln": 200, "sek": 300, "sgd": 50, "thb": 1000, "czk": 1500, "huf": 17500, "ron": 200,
+    "bgn": 100, "aed": 200,
+}  # fmt: skip
 
 # ISO 4217 codes that Stripe accepts for card payments (lower case, as Stripe writes them).
 CURRENCIES = frozenset(
@@ -51,6 +60,29 @@ def format_amount(amount: int, currency: str) -> str:
     if symbol:
         return f"{sign}{symbol}{number}"
     return f"{sign}{number} {code.upper()}"
+
+
+def min_amount(currency: str) -> int:
+    """Stripe's smallest charge in ``currency`` (minor units): 50 for USD, 1 when unknown."""
+    return MIN_AMOUNTS.get(currency.lower(), 1)
+
+
+def charge_problem(amount: int, currency: str) -> str | None:
+    """Why Stripe would refuse one payment of ``amount`` (minor units of ``currency``), or None:
+    ``"is less than $0.50, the smallest payment Stripe takes in USD"``."""
+    code = currency.lower()
+    least = min_amount(code)
+    if amount < least:
+        return (
+            f"is less than {format_amount(least, code)}, the smallest payment Stripe takes in"
+            f" {code.upper()}"
+        )
+    if amount > MAX_AMOUNT:
+        return (
+            f"is more than {format_amount(MAX_AMOUNT, code)}, the largest payment Stripe takes"
+            f" in {code.upper()}"
+        )
+    return None
 
 
 def amount_problem(amount: object, currency: str) -> str | None:

@@ -7,7 +7,9 @@ Prices always come from the catalog, never from a browser or from an earlier quo
 and tax are zero until the shopper's address is known; then ``bookpay.pricing`` adds them (the
 rate chosen and its cost, Stripe Tax's calculation and its tax) and the quote remembers the
 address they were priced for. A quote is in one currency: books priced in another are refused
-with a message that says so.
+with a message that says so. Its total must be one Stripe can charge (``check_chargeable``):
+the shop refuses one below Stripe's minimum for the currency, or above its eight digits, before
+Stripe is asked.
 
 The quote also says what a person in Stripe's Dashboard sees of the order: a description and a
 few metadata keys (order, cart, number of items, a compact line summary), within Stripe's
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from bookpay.address import ShippingAddress
 from bookpay.errors import UsageError
-from bookpay.money import format_amount
+from bookpay.money import MAX_AMOUNT, charge_problem, format_amount
 
 # Stripe's metadata limits: 50 keys, keys of up to 40 characters, values of up to 500.
 METADATA_VALUE_LIMIT = 500
@@ -47,6 +49,13 @@ class QuantityOutOfRange(UsageError):
 
 class TooManyLines(UsageError):
     code = "cart_full"
+
+
+class AmountOutOfRange(UsageError):
+    """A total Stripe would refuse to charge: below its minimum for the currency, or above its
+    eight digits. The code is Stripe's own for the same refusal."""
+
+    code = "amount_too_small"
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,29 @@ def quote_items(
             raise mixed_currency(currency, book)
         lines.append(QuoteLine(book.id, book.title, quantity, book.amount))
     return Quote(tuple(lines), currency)
+
+
+def check_chargeable(quote: Quote, *, minimum: bool = True) -> Quote:
+    """``quote``, or AmountOutOfRange when Stripe could not charge its total in one payment.
+
+    ``minimum=False`` checks only the maximum: for lines whose shipping and tax are still to be
+    added (they can only raise the total), before Stripe Tax is asked about them.
+    """
+    total = quote.total
+    if not minimum and total <= MAX_AMOUNT:
+        return quote
+    problem = charge_problem(total, quote.currency)
+    if problem is None:
+        return quote
+    if total > MAX_AMOUNT:
+        raise AmountOutOfRange(
+            f"Your order's total, {quote.formatted(total)}, {problem}: remove some books, "
+            "and pay for them in another order.",
+            code="amount_too_large",
+        )
+    raise AmountOutOfRange(
+        f"Your order's total, {quote.formatted(total)}, {problem}: add a book to reach it."
+    )
 
 
 def check_quantity(quantity: object, *, allow_zero: bool = False) -> int:

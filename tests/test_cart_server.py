@@ -227,7 +227,19 @@ def test_a_cart_holds_one_currency(settings):
         [
             {"id": "a", "title": "A", "author": "X", "amount": 1000, "currency": "usd"},
             {"id": "b", "title": "B", "author": "X", "amount": 1000, "currency": "eur"},
-        ]
+        ],
+        shipping_rates=[
+            {
+                "id": c,
+                "display_name": c,
+                "amount": 500,
+                "currency": c,
+                "countries": ["*"],
+                "min_days": 1,
+                "max_days": 3,
+            }
+            for c in ("usd", "eur")
+        ],
     )
     app = create_app(settings, catalog=catalog, public_url=PUBLIC_URL)
     shopper = Shopper(app)
@@ -597,3 +609,93 @@ def test_a_buy_now_attempt_named_from_an_empty_cart_is_not_looked_at(shopper, se
     bought = shopper.json("/create-payment-intent", {"item": "2", "attemptId": attempt}).json()
     confirm(settings, bought["paymentIntentId"], "pm_card_visa")
     assert error_of(shopper.pay(attempt)) == (400, "cart_empty")
+
+
+class CountingGateway:
+    """The real gateway, counting the PaymentIntents it is asked to create or update, and the
+    tax calculations."""
+
+    def __init__(self, settings) -> None:
+        from bookpay.payments import Gateway
+
+        self.inner = Gateway(settings)
+        self.writes = 0
+        self.calculations = 0
+
+    def create_tax_calculation(self, *args, **kwargs):
+        self.calculations += 1
+        return self.inner.create_tax_calculation(*args, **kwargs)
+
+    def create_intent(self, *args, **kwargs):
+        self.writes += 1
+        return self.inner.create_intent(*args, **kwargs)
+
+    def update_intent(self, *args, **kwargs):
+        self.writes += 1
+        return self.inner.update_intent(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _priced_app(settings, *books: tuple[str, int]):
+    from bookpay.catalog import Catalog
+
+    catalog = Catalog.from_records(
+        [
+            {
+                "id": book,
+                "title": f"Book {book}",
+                "author": "X",
+                "amount": amount,
+                "currency": "usd",
+            }
+            for book, amount in books
+        ]
+    )
+    gateway = CountingGateway(settings)
+    return create_app(settings, gateway=gateway, catalog=catalog, public_url=PUBLIC_URL), gateway
+
+
+def test_a_total_below_stripes_minimum_is_refused_by_the_shop_before_stripe(settings):
+    app, gateway = _priced_app(settings, ("pin", 30))  # $0.30: Stripe's least in USD is $0.50
+    shopper = Shopper(app)
+    attempt = str(uuid.uuid4())
+    refused = shopper.json("/create-payment-intent", {"item": "pin", "attemptId": attempt})
+    assert refused.status == 400
+    assert refused.json()["error"] == {
+        "code": "amount_too_small",
+        "message": "Your order's total, $0.30, is less than $0.50, the smallest payment Stripe "
+        "takes in USD: add a book to reach it.",
+    }
+    assert gateway.writes == 0  # Stripe was never asked
+    assert shopper.add("pin").status == 200
+    assert shopper.pay(attempt).json()["error"]["code"] == "amount_too_small"
+    assert shopper.add("pin").status == 200  # two: $0.60
+    paid = shopper.pay(attempt)
+    assert paid.status == 200, paid.text
+    assert paid.json()["amount"] == 60
+    app.close()
+
+
+def test_a_total_above_stripes_maximum_is_refused_by_the_shop_before_stripe(settings):
+    app, gateway = _priced_app(settings, ("gold", 99_999_999))  # Stripe's largest amount
+    shopper = Shopper(app)
+    attempt = str(uuid.uuid4())
+    shopper.add("gold")
+    held = shopper.pay(attempt)
+    assert held.status == 200, held.text
+    assert gateway.writes == 1
+    shopper.add("gold")  # two copies: more than eight digits
+    refused = shopper.pay(attempt)
+    assert refused.status == 400
+    error = refused.json()["error"]
+    assert error["code"] == "amount_too_large"
+    assert error["message"] == (
+        "Your order's total, $1,999,999.98, is more than $999,999.99, the largest payment Stripe"
+        " takes in USD: remove some books, and pay for them in another order."
+    )
+    assert gateway.writes == 1
+    intent = emulator_api(settings, "GET", f"/v1/payment_intents/{held.json()['paymentIntentId']}")
+    assert intent["amount"] == 99_999_999  # the PaymentIntent still holds the last quote
+    app.close()

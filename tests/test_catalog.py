@@ -5,7 +5,7 @@ import pytest
 from bookpay.catalog import Catalog
 from bookpay.covers import cover_svg
 from bookpay.errors import ConfigError, NotFound
-from bookpay.money import format_amount
+from bookpay.money import MIN_AMOUNTS, charge_problem, format_amount, min_amount
 
 
 def test_default_catalog_is_the_original_shop():
@@ -46,17 +46,29 @@ def test_format_amount(amount, currency, text):
     assert format_amount(amount, currency) == text
 
 
+# A catalog in another currency than the built-in rates' dollars names rates of its own.
+RATE = {
+    "id": "post",
+    "display_name": "Post",
+    "currency": "jpy",
+    "countries": ["*"],
+    "min_days": 2,
+    "max_days": 5,
+}
+
+
 def test_load_json_and_toml(tmp_path):
     json_file = tmp_path / "books.json"
-    json_file.write_text(
-        json.dumps([{"id": "a", "title": "T", "author": "A", "amount": 900, "currency": "JPY"}])
-    )
+    book = {"id": "a", "title": "T", "author": "A", "amount": 900, "currency": "JPY"}
+    json_file.write_text(json.dumps({"books": [book], "shipping_rates": [{**RATE, "amount": 800}]}))
     book = Catalog.load(json_file).get("a")
     assert (book.amount, book.currency, book.price) == (900, "jpy", "¥900")
 
     toml_file = tmp_path / "books.toml"
     toml_file.write_text(
         '[[books]]\nid = "x"\ntitle = "X"\nauthor = "Y"\namount = 1000\ncurrency = "eur"\n'
+        '[[shipping_rates]]\nid = "post"\ndisplay_name = "Post"\namount = 500\n'
+        'currency = "eur"\ncountries = ["*"]\nmin_days = 2\nmax_days = 5\n'
     )
     assert Catalog.load(toml_file).get("x").price == "€10.00"
 
@@ -142,3 +154,25 @@ def test_cover_is_an_escaped_svg_of_title_and_author():
     assert "<script>" not in svg and "&lt;script&gt;&amp;" in svg
     hamming = cover_svg(Catalog.default().get("1"))
     assert "Richard Hamming" in hamming and 'fill="#2f3a2b"' in hamming
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "problem"),
+    [
+        (49, "usd", "is less than $0.50, the smallest payment Stripe takes in USD"),
+        (50, "usd", None),
+        (29, "GBP", "is less than £0.30, the smallest payment Stripe takes in GBP"),
+        (49, "jpy", "is less than ¥50, the smallest payment Stripe takes in JPY"),
+        (1, "isk", None),  # not in Stripe's table: the equivalent of $0.50, unknown here
+        (99_999_999, "usd", None),
+        (100_000_000, "eur", "is more than €999,999.99, the largest payment Stripe takes in EUR"),
+    ],
+)
+def test_stripes_smallest_and_largest_payment(amount, currency, problem):
+    assert charge_problem(amount, currency) == problem
+
+
+def test_the_emulator_holds_the_shop_to_the_same_minimums():
+    from bookpay.emulator import validate
+
+    assert validate.MINIMUMS is MIN_AMOUNTS and min_amount("usd") == 50

@@ -159,11 +159,17 @@ def test_unknown_book_exits_2_and_names_the_list_command():
 
 def test_custom_catalog_from_option_and_env(tmp_path):
     path = tmp_path / "books.json"
-    path.write_text(
-        json.dumps(
-            [{"id": "j1", "title": "Kokoro", "author": "Soseki", "amount": 1500, "currency": "jpy"}]
-        )
-    )
+    book = {"id": "j1", "title": "Kokoro", "author": "Soseki", "amount": 1500, "currency": "jpy"}
+    rate = {
+        "id": "post",
+        "display_name": "Post",
+        "amount": 800,
+        "currency": "jpy",
+        "countries": ["*"],
+        "min_days": 2,
+        "max_days": 5,
+    }
+    path.write_text(json.dumps({"books": [book], "shipping_rates": [rate]}))
     result = runner.invoke(app, ["--catalog", str(path), "catalog", "list"])
     assert result.exit_code == 0
     assert "j1  Kokoro  Soseki  ¥1,500\n" in result.stdout

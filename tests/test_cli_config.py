@@ -204,3 +204,21 @@ def test_the_tax_mode_in_effect_and_a_wrong_one(cli_env):
     code, report = check({**cli_env, "BOOKPAY_TAX": "yes"}, "--offline")
     assert code == 5 and report["tax"] == "yes"
     assert report["problems"] == ["BOOKPAY_TAX must be stripe or off, got 'yes'"]
+
+
+def test_a_book_priced_below_stripes_minimum_is_a_warning(cli_env, tmp_path):
+    path = tmp_path / "books.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "pin", "title": "A pin", "author": "X", "amount": 30, "currency": "usd"},
+                {"id": "ok", "title": "A book", "author": "X", "amount": 50, "currency": "usd"},
+            ]
+        )
+    )
+    code, report = check({**cli_env, "BOOKPAY_CATALOG": str(path)}, "--offline")
+    assert code == 0, report
+    assert messages(report, "warning") == [
+        "the catalog: book 'pin': its price, $0.30, is less than $0.50, the smallest payment "
+        'Stripe takes in USD: it can only be bought with other books ("Buy now" is refused)'
+    ]

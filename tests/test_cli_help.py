@@ -105,7 +105,7 @@ def test_book_ids_come_from_the_catalog_in_use(tmp_path):
     books = tmp_path / "books.json"
     books.write_text(
         '[{"id": "kokoro", "title": "Kokoro", "author": "Soseki", "amount": 1500, '
-        '"currency": "jpy"}]'
+        '"currency": "usd"}]'
     )
     assert complete_bash("bookpay catalog show ", env={"BOOKPAY_CATALOG": str(books)}) == ["kokoro"]
     assert complete_bash(f"bookpay --catalog {books} intent create --item k") == ["kokoro"]

@@ -286,3 +286,20 @@ def test_3ds_drives_only_the_emulators_own_page():
 
     with pytest.raises(UsageError, match="only drives the emulator's own challenge page"):
         finish_challenge("http://elsewhere.example/3ds", "http://127.0.0.1:12111", "complete")
+
+
+def test_create_below_stripes_minimum_exits_2_before_stripe_is_asked(cli_env, tmp_path):
+    path = tmp_path / "books.json"
+    path.write_text(
+        json.dumps(
+            [{"id": "pin", "title": "A pin", "author": "X", "amount": 30, "currency": "usd"}]
+        )
+    )
+    env = {**cli_env, "BOOKPAY_CATALOG": str(path)}
+    result = runner.invoke(app, ["intent", "create", "--item", "pin"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Your order's total, $0.30, is less than $0.50, the smallest payment Stripe takes"
+        " in USD: add a book to reach it.\n"
+    )
+    assert runner.invoke(app, ["intent", "create", "--item", "pin:2"], env=env).exit_code == 0

@@ -297,3 +297,38 @@ def test_a_quote_from_another_site_is_refused(app):
     other = Shopper(app, origin="https://evil.example")
     answer = quote(other, attempt)
     assert (answer.status, answer.json()["error"]["code"]) == (403, "cross_origin")
+
+
+def test_shipping_and_tax_that_take_the_total_past_stripes_maximum_are_refused(settings):
+    from test_cart_server import _priced_app
+
+    app, gateway = _priced_app(settings, ("gold", 99_999_000))
+    shopper = Shopper(app)
+    attempt, created = buy_now(shopper, "gold")  # within Stripe's eight digits
+    refused = quote(shopper, attempt)  # $5.00 shipping and California's tax: past them
+    assert refused.status == 400
+    error = refused.json()["error"]
+    assert error["code"] == "amount_too_large"
+    assert "the largest payment Stripe takes in USD" in error["message"]
+    assert gateway.writes == 1  # only the creation: the update was never sent
+    assert intent_of(settings, created["paymentIntentId"])["amount"] == 99_999_000
+    app.close()
+
+
+def test_a_cart_grown_past_stripes_maximum_is_refused_before_stripe_tax_is_asked(settings):
+    from test_cart_server import _priced_app
+
+    app, gateway = _priced_app(settings, ("gold", 60_000_000))
+    shopper = Shopper(app)
+    shopper.add("gold")
+    attempt = str(uuid.uuid4())
+    created = shopper.pay(attempt).json()
+    assert quote(shopper, attempt).status == 200
+    assert (gateway.writes, gateway.calculations) == (2, 1)
+    shopper.add("gold")  # $1,200,000.00 of books, for the address already quoted
+    refused = shopper.pay(attempt)
+    assert refused.status == 400
+    assert refused.json()["error"]["code"] == "amount_too_large"
+    assert (gateway.writes, gateway.calculations) == (2, 1)
+    assert intent_of(settings, created["paymentIntentId"])["amount"] > 60_000_000
+    app.close()

@@ -222,3 +222,32 @@ def test_catalog_list_shows_a_files_rates_and_refuses_a_bad_one(tmp_path):
     result = runner.invoke(app, ["--catalog", str(path), "catalog", "list"])
     assert result.exit_code == 5
     assert "unknown country code 'ZZ'" in result.stderr
+
+
+def test_a_file_in_another_currency_without_rates_is_refused_saying_what_to_add(tmp_path):
+    """The built-in rates are in dollars: a euro shop without rates of its own could ship
+    nothing, so it is refused at load (catalog list, serve, config check) with what to add."""
+    path = tmp_path / "books.json"
+    path.write_text(json.dumps([BOOK, {**BOOK, "id": "u", "currency": "usd"}]))
+    with pytest.raises(ConfigError) as info:
+        Catalog.load(path)
+    assert info.value.problems == [
+        f"{path}: the books priced in EUR ('b') have no shipping rates: the built-in ones are in "
+        "USD, so add shipping rates in EUR ('shipping_rates' in a JSON file, [[shipping_rates]] "
+        "tables in a TOML one)"
+    ]
+    result = CliRunner().invoke(app, ["--catalog", str(path), "catalog", "list"])
+    assert result.exit_code == 5
+    assert "add shipping rates in EUR" in result.stderr and "Traceback" not in result.output
+    path.write_text(json.dumps({"books": [BOOK], "shipping_rates": [RATE]}))
+    assert Catalog.load(path).shipping_rates[0].currency == "eur"
+
+
+def test_every_currency_the_books_sell_in_needs_a_rate():
+    books = [BOOK, {**BOOK, "id": "j", "currency": "jpy"}, {**BOOK, "id": "k", "currency": "jpy"}]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(books, source="shop.json", shipping_rates=[RATE])
+    assert info.value.problems == [
+        "shop.json: no shipping rate is in JPY, so the books priced in JPY ('j', 'k') could never"
+        " ship: add a shipping rate in JPY"
+    ]

@@ -39,10 +39,16 @@ def check(
         from bookpay.errors import ConfigError
 
         try:
-            Catalog.load(settings.catalog_path)
+            catalog = Catalog.load(settings.catalog_path)
         except ConfigError as exc:
             fix = "correct the catalog file, or unset BOOKPAY_CATALOG for the built-in one"
             findings += [Finding(problem, fix) for problem in exc.problems or [exc.message]]
+        else:
+            fix = "raise the book's price in the catalog file, or sell it only with others"
+            findings += [
+                Finding(f"the catalog: {warning}", fix, level="warning", blocks="")
+                for warning in catalog.warnings()
+            ]
     from bookpay.ledger.check import describe_ledger
 
     ledger = describe_ledger(settings)

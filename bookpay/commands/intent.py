@@ -96,10 +96,10 @@ def create(
     """
     from bookpay.commands.params import parse_items
     from bookpay.ledger import open_ledger
-    from bookpay.quote import new_order_id, quote_items
+    from bookpay.quote import check_chargeable, new_order_id, quote_items
 
     st = state(ctx)
-    quote = quote_items(st.catalog(), parse_items(item))
+    quote = check_chargeable(quote_items(st.catalog(), parse_items(item)))
     order_id = new_order_id()
     # The ledger first: one that cannot be opened stops the command before anything is created
     # (exit 5), rather than after a PaymentIntent nobody was shown.

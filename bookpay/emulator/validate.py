@@ -7,20 +7,19 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from bookpay.money import CURRENCIES, exponent  # one list of currencies and decimals, bookpay's
+from bookpay.money import (  # one list of currencies, decimals and minimums: bookpay's
+    CURRENCIES,
+    MIN_AMOUNTS,
+    exponent,
+)
 from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
 
 from .wire import MAX_STRING, ApiError, invalid, too_long
 
-# Minimum charge amounts in the smallest unit (Stripe's table for the common settlement ones).
+# Minimum charge amounts in the smallest unit: Stripe's table, as bookpay checks it (one table).
 # Stripe also wants three-decimal amounts (kwd, bhd, ...) to end in 0; its exact refusal is not
 # documented, so the emulator accepts any amount there rather than invent a message.
-MINIMUMS = {
-    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "dkk": 250, "eur": 50, "gbp": 30,
-    "hkd": 400, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300, "nzd": 50,
-    "pln": 200, "sek": 300, "sgd": 50, "thb": 1000, "czk": 1500, "huf": 17500, "ron": 200,
-    "bgn": 100, "aed": 200,
-}  # fmt: skip
+MINIMUMS = MIN_AMOUNTS
 
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "aud": "$", "cad": "$", "nzd": "$"}
 MAX_AMOUNT = 99999999

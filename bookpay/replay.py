@@ -376,6 +376,8 @@ def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
     decoder = json.JSONDecoder()
     items: list[tuple[str, object]] = []
     start = _skip_space(text, 0)
+    if start == len(text):  # said, as an unreadable file is, rather than passed over
+        raise UsageError(f"{source} is empty: it holds no event.")
     if text.startswith("[", start):
         position = _skip_space(text, start + 1)
         while not text.startswith("]", position):

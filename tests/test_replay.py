@@ -165,6 +165,19 @@ def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path):
         load_events([str(tmp_path)])
 
 
+@pytest.mark.parametrize("data", [b"", b" \n\t\r\n", b"\xef\xbb\xbf\n"])
+def test_an_empty_event_file_is_a_usage_error_naming_it(files, data):
+    (files / "empty.json").write_bytes(data)
+    result = invoke("webhook", "replay", str(files / "a.json"), str(files / "empty.json"),
+                    "--to", "1", "--secret", SECRET)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: {files / 'empty.json'} is empty: it holds no event.\n"
+    assert result.stdout == ""
+    result = invoke("webhook", "replay", "-", "--to", "1", "--secret", SECRET, stdin=data)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "Error: <stdin> is empty: it holds no event.\n"
+
+
 def test_only_regular_files_are_read(files, monkeypatch):
     import os
 

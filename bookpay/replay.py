@@ -7,6 +7,7 @@ it is re-serialised the way Stripe writes events (two-space indented JSON).
 
 Deliveries go out over ``http.client`` keep-alive connections, one per worker; redirects are
 never followed (Stripe does not follow them either), so a 3xx counts as a failed delivery.
+Informational answers (1xx but 101: 100 Continue, 103 Early Hints) are read past to the final one.
 """
 
 from __future__ import annotations
@@ -694,6 +695,15 @@ class _Answer(http.client.HTTPResponse):
 
     def __init__(self, sock, *args, deadline: float, **kwargs) -> None:
         super().__init__(_BeforeDeadline(sock, deadline), *args, **kwargs)
+
+    def _read_status(self):
+        """The final answer's status line: informational answers (1xx, 103 Early Hints as 100
+        Continue) are read past, headers and all, as Stripe reads past them; 101 is final."""
+        while True:
+            version, status, reason = super()._read_status()
+            if not 100 < status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)
 
 
 class _BeforeDeadline:

@@ -56,6 +56,7 @@ class ScriptedReceiver:
                     "headers": dict(self.headers),
                     "body": body,
                     "client": self.client_address,
+                    "handler": self,  # to send informational (1xx) answers first
                 }
                 with owner.lock:
                     owner.requests.append(request)
@@ -422,6 +423,23 @@ def test_redirects_are_not_followed_and_count_as_failures(receiver, files):
     assert (result.status, result.ok, result.location) == (308, False, target.url)
     assert "redirected to" in result.error and "not followed" in result.error
     assert target.requests == []
+
+
+def test_informational_answers_are_read_past_to_the_final_one(receiver, files):
+    def hints_first(request):  # as a receiver behind a CDN may answer (Stripe reads past them)
+        request["handler"].wfile.write(
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 102 Processing\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        )
+        return 200, {"Content-Type": "application/json"}, b'{"received": true}'
+
+    server = receiver(hints_first)
+    results = Replayer(server.url, SECRET).run(plan(load_events([str(files)]), repeat=2))
+    assert [(r.status, r.ok, r.outcome, r.answer) for r in results] == [
+        (200, True, "accepted", '{"received": true}')
+    ] * 4
+    assert len({request["client"] for request in server.requests}) == 1  # still kept alive
 
 
 def test_non_2xx_answers_and_refused_connections_are_failures(receiver, files):

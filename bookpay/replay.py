@@ -32,6 +32,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from bookpay.errors import ConfigError, UsageError
+from bookpay.ledger.location import mask_url
 from bookpay.webhooks import sign
 
 DEFAULT_URL = "http://127.0.0.1:4242/webhook"
@@ -163,15 +164,6 @@ def summarize(results: Sequence[Result]) -> dict:
 # Where to ----------------------------------------------------------------------------------------
 
 
-_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
-
-
-def _masked(url: str) -> str:
-    """``url`` as it may be shown: a password in it (``//user:secret@host``) as ``***``, even in
-    a URL that does not parse."""
-    return _PASSWORD.sub(r"\1***@", url)
-
-
 def normalize_url(target: str | None) -> str:
     """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``.
 
@@ -188,8 +180,13 @@ def normalize_url(target: str | None) -> str:
         target = f"http://localhost:4242{target}"
     elif "://" not in target:
         target = f"http://{target}"
-    # A password given in the URL is never shown (nor anything else the URL's masking hides).
-    shown = repr(_masked(given)) if given == target else f"{_masked(given)!r} ({_masked(target)})"
+    # A password given in the URL is never shown (nor anything else the URL's masking hides),
+    # not even in a shorthand without its scheme (shop:secret@host:4242/webhook).
+    shown = repr(mask_url(given))
+    if given != target:
+        masked = mask_url(target)
+        written = masked.removeprefix("http://") if target == f"http://{given}" else given
+        shown = f"{mask_url(written)!r} ({masked})"
     try:
         parts = urlsplit(target)
     except ValueError as exc:
@@ -525,7 +522,7 @@ class Replayer:
         if not 0 < timeout <= MAX_SECONDS:
             raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
         target = normalize_url(url)
-        self.url = _masked(target)  # what is shown: no password
+        self.url = mask_url(target)  # what is shown: no password
         parts = urlsplit(target)
         # A user and password in the URL go as Basic authentication, as Stripe sends them to an
         # endpoint whose URL has them.

@@ -279,6 +279,23 @@ def test_credentials_in_the_url_go_as_basic_auth_and_are_never_shown(receiver, f
     assert "s3cret" not in refused.output
 
 
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        (
+            "shop:s3cret@localhost:99999/x",
+            "'shop:***@localhost:99999/x' (http://shop:***@localhost:99999/x): the port",
+        ),
+        ("http://shop:s3@cret@localhost:99999/", "'http://shop:***@localhost:99999/': the port"),
+    ],
+)
+def test_a_password_is_hidden_in_a_shorthand_and_whole_when_it_holds_an_at(target, shown):
+    with pytest.raises(UsageError) as caught:
+        normalize_url(target)
+    assert shown in caught.value.message
+    assert "s3" not in caught.value.message and "cret" not in caught.value.message
+
+
 def test_a_plan_is_made_lazily_and_bounded(files, monkeypatch):
     import tracemalloc
 

@@ -644,6 +644,57 @@ def test_replay_reads_the_secret_bookpay_serve_saved(receiver, files, tmp_path):
     assert invoke("webhook", "replay", str(files), "--to", server.url, env=env).exit_code == 5
 
 
+def test_replay_signs_with_the_secret_of_the_server_at_its_to_port(receiver, files, tmp_path):
+    """Several `bookpay serve` on one data folder each save their secret by port; an older
+    bookpay's single file is read when no server saved one for that port."""
+    data = tmp_path / "data"
+    data.mkdir()
+    servers = [receiver(), receiver()]
+    secrets = ["whsec_first_server", "whsec_second_server"]
+    for server, secret in zip(servers, secrets, strict=True):
+        replay.save_secret(data, secret, replay.port_of(server.url))
+    legacy = data / "webhook_secret"
+    legacy.write_text("whsec_older_bookpay\n")
+    legacy.chmod(0o600)
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    for server, secret in zip(servers, secrets, strict=True):
+        result = invoke("webhook", "replay", str(files / "a.json"), "--to", server.url, env=env)
+        assert result.exit_code == 0, result.output
+        [request] = server.requests
+        verify(request["body"], request["headers"]["Stripe-Signature"], [secret])
+    # A server stopping removes its own file only, and only while it still holds its secret.
+    replay.forget_secret(data, "whsec_another", replay.port_of(servers[0].url))
+    replay.forget_secret(data, secrets[1], replay.port_of(servers[1].url))
+    assert sorted(p.name for p in data.iterdir()) == [
+        "webhook_secret",
+        f"webhook_secret.{replay.port_of(servers[0].url)}",
+    ]
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", servers[1].url, env=env)
+    assert result.exit_code == 0, result.output
+    verify(EVENT_A, servers[1].requests[-1]["headers"]["Stripe-Signature"], ["whsec_older_bookpay"])
+
+
+def test_several_saved_secrets_none_for_the_target_exit_5_naming_their_ports(files, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    replay.save_secret(data, "whsec_first_server", 4242)
+    replay.save_secret(data, "whsec_second_server", 4243)
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", "4244", env=env)
+    assert result.exit_code == 5
+    assert result.stderr.startswith(
+        "Error: No webhook secret saved for port 4244 (--to); servers on ports 4242, 4243 saved "
+    )
+    assert result.stderr.count("\n") == 1
+    signed = invoke("webhook", "sign", str(files / "a.json"), env=env)
+    assert signed.exit_code == 5
+    assert "ports 4242, 4243" in signed.stderr and "pass --secret" in signed.stderr
+    (data / "webhook_secret.4243").unlink()  # the only one left is used, whatever the target
+    signed = invoke("webhook", "sign", str(files / "a.json"), env=env)
+    assert signed.exit_code == 0
+    verify(EVENT_A, signed.stdout.strip(), ["whsec_first_server"])
+
+
 def test_replay_of_a_missing_file_exits_2():
     result = invoke("webhook", "replay", "nope.json", "--secret", SECRET)
     assert result.exit_code == 2

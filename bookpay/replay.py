@@ -7,6 +7,7 @@ it is re-serialised the way Stripe writes events (two-space indented JSON).
 
 Deliveries go out over ``http.client`` keep-alive connections, one per worker; redirects are
 never followed (Stripe does not follow them either), so a 3xx counts as a failed delivery.
+Informational answers (1xx but 101: 100 Continue, 103 Early Hints) are read past to the final one.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from bookpay.errors import ConfigError, UsageError
+from bookpay.ledger.location import mask_url
 from bookpay.webhooks import sign
 
 DEFAULT_URL = "http://127.0.0.1:4242/webhook"
@@ -39,7 +41,10 @@ USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 ORDERS = ("as-is", "reverse", "shuffle")
 EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson")
 FIXTURES_DIR = Path(__file__).parent / "assets" / "fixtures"
-SECRET_FILE = "webhook_secret"  # written by `bookpay serve` in the data folder, mode 0600
+# `bookpay serve` keeps its secret in the data folder as webhook_secret.<its port>, mode 0600,
+# so that several servers on one data folder each keep theirs; webhook_secret is an older
+# bookpay's single file, still read.
+SECRET_FILE = "webhook_secret"
 _BAD_SECRET = "whsec_bookpay_replay_deliberately_wrong"
 _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 # Bounds on one run. Each delivery leaves a Result behind (the summary and --json need them all),
@@ -162,15 +167,6 @@ def summarize(results: Sequence[Result]) -> dict:
 # Where to ----------------------------------------------------------------------------------------
 
 
-_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
-
-
-def _masked(url: str) -> str:
-    """``url`` as it may be shown: a password in it (``//user:secret@host``) as ``***``, even in
-    a URL that does not parse."""
-    return _PASSWORD.sub(r"\1***@", url)
-
-
 def normalize_url(target: str | None) -> str:
     """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``.
 
@@ -187,8 +183,13 @@ def normalize_url(target: str | None) -> str:
         target = f"http://localhost:4242{target}"
     elif "://" not in target:
         target = f"http://{target}"
-    # A password given in the URL is never shown (nor anything else the URL's masking hides).
-    shown = repr(_masked(given)) if given == target else f"{_masked(given)!r} ({_masked(target)})"
+    # A password given in the URL is never shown (nor anything else the URL's masking hides),
+    # not even in a shorthand without its scheme (shop:secret@host:4242/webhook).
+    shown = repr(mask_url(given))
+    if given != target:
+        masked = mask_url(target)
+        written = masked.removeprefix("http://") if target == f"http://{given}" else given
+        shown = f"{mask_url(written)!r} ({masked})"
     try:
         parts = urlsplit(target)
     except ValueError as exc:
@@ -218,10 +219,13 @@ def normalize_url(target: str | None) -> str:
     return target
 
 
-def resolve_secret(settings, explicit: str | None = None) -> str:
+def resolve_secret(settings, explicit: str | None = None, url: str | None = None) -> str:
     """The secret to sign with: --secret, STRIPE_WEBHOOK_SECRET, or the one `serve` saved.
 
-    A value without the whsec_ prefix is refused as `bookpay config check` refuses it.
+    Of the secrets servers saved, the one of the server at ``url``'s port (``--to``); else an
+    older bookpay's single file; else the only one saved. Several, none of them the target's, is
+    a ConfigError naming their ports. A value without the whsec_ prefix is refused as
+    `bookpay config check` refuses it.
     """
     from bookpay.config import webhook_secret_problem
 
@@ -235,21 +239,71 @@ def resolve_secret(settings, explicit: str | None = None) -> str:
         if problem:
             raise ConfigError(f"{problem.message}.", hint=f"Fix: {problem.fix}.")
         return settings.webhook_secrets[0]
-    saved = Path(settings.data_dir) / SECRET_FILE
-    if saved.is_file() and _private(saved):
-        value = saved.read_text().strip()
-        if value.startswith("whsec_"):
-            return value
+    data_dir = Path(settings.data_dir)
+    saved = saved_secrets(data_dir)
+    port = port_of(url) if url else None
+    if port in saved:
+        return saved[port]
+    legacy = _read_secret(data_dir / SECRET_FILE)
+    if legacy:
+        return legacy
+    if len(saved) == 1:
+        return next(iter(saved.values()))
+    if saved:
+        ports = ", ".join(str(p) for p in sorted(saved))
+        where = f"servers on ports {ports} saved their webhook secrets in {data_dir}"
+        raise ConfigError(
+            f"No webhook secret saved for port {port} (--to); {where}: replay --to one of "
+            "them, or pass --secret whsec_...."
+            if port
+            else f"Which secret to sign with? {where[0].upper()}{where[1:]}: pass --secret "
+            "whsec_...."
+        )
     if settings.is_emulated:
         raise ConfigError(
             "No webhook secret to sign with: pass --secret whsec_... (the secret the server "
             "verifies with) or set STRIPE_WEBHOOK_SECRET. In emulator mode the emulator issues "
-            f"a secret to `bookpay serve`, which keeps it in {saved} while it runs."
+            f"a secret to `bookpay serve`, which keeps it in {secret_path(data_dir, 'PORT')} "
+            "while it runs."
         )
     raise ConfigError(
         "No webhook secret to sign with: set STRIPE_WEBHOOK_SECRET (the whsec_... secret "
         "`stripe listen` prints) or pass --secret whsec_...."
     )
+
+
+def port_of(url: str) -> int:
+    """The port a URL names, or its scheme's (80, 443)."""
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def secret_path(data_dir: Path, port: int | str) -> Path:
+    """Where the server listening on ``port`` keeps its secret (webhook_secret.4242)."""
+    return Path(data_dir) / f"{SECRET_FILE}.{port}"
+
+
+def saved_secrets(data_dir: Path) -> dict[int, str]:
+    """The secrets running servers saved in ``data_dir``, by their port."""
+    found = {}
+    for path in Path(data_dir).glob(f"{SECRET_FILE}.*"):
+        suffix = path.name[len(SECRET_FILE) + 1 :]
+        if suffix.isascii() and suffix.isdigit():
+            secret = _read_secret(path)
+            if secret:
+                found[int(suffix)] = secret
+    return found
+
+
+def _read_secret(path: Path) -> str | None:
+    """The whsec_ secret in ``path``, if it is a private file that holds one."""
+    if not (path.is_file() and _private(path)):
+        return None
+    try:
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value if value.startswith("whsec_") else None
 
 
 def _private(path: Path) -> bool:
@@ -264,15 +318,16 @@ def _private(path: Path) -> bool:
     return owned and not info.st_mode & 0o077
 
 
-def save_secret(data_dir: Path, secret: str) -> Path:
-    """Keep the secret the emulator issued to a running server, readable by its owner only.
+def save_secret(data_dir: Path, secret: str, port: int) -> Path:
+    """Keep the secret the emulator issued to the server listening on ``port``, readable by its
+    owner only, beside any other server's (each has a file of its own: ``secret_path``).
 
     `bookpay webhook replay` and `sign` then sign with it by default. The file is created with
     mode 0600 from the start (never world-readable, not even for a moment).
     """
     import os
 
-    path = Path(data_dir) / SECRET_FILE
+    path = secret_path(data_dir, port)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -280,9 +335,10 @@ def save_secret(data_dir: Path, secret: str) -> Path:
     return path
 
 
-def forget_secret(data_dir: Path, secret: str) -> None:
-    """Remove the saved secret when its server stops, unless another server has replaced it."""
-    path = Path(data_dir) / SECRET_FILE
+def forget_secret(data_dir: Path, secret: str, port: int) -> None:
+    """Remove the secret a stopping server saved, only if the file still holds it: another
+    server's files, and one that has since taken this port, are left as they are."""
+    path = secret_path(data_dir, port)
     try:
         if path.read_text().strip() == secret:
             path.unlink()
@@ -376,6 +432,8 @@ def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
     decoder = json.JSONDecoder()
     items: list[tuple[str, object]] = []
     start = _skip_space(text, 0)
+    if start == len(text):  # said, as an unreadable file is, rather than passed over
+        raise UsageError(f"{source} is empty: it holds no event.")
     if text.startswith("[", start):
         position = _skip_space(text, start + 1)
         while not text.startswith("]", position):
@@ -522,7 +580,7 @@ class Replayer:
         if not 0 < timeout <= MAX_SECONDS:
             raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
         target = normalize_url(url)
-        self.url = _masked(target)  # what is shown: no password
+        self.url = mask_url(target)  # what is shown: no password
         parts = urlsplit(target)
         # A user and password in the URL go as Basic authentication, as Stripe sends them to an
         # endpoint whose URL has them.
@@ -692,6 +750,15 @@ class _Answer(http.client.HTTPResponse):
 
     def __init__(self, sock, *args, deadline: float, **kwargs) -> None:
         super().__init__(_BeforeDeadline(sock, deadline), *args, **kwargs)
+
+    def _read_status(self):
+        """The final answer's status line: informational answers (1xx, 103 Early Hints as 100
+        Continue) are read past, headers and all, as Stripe reads past them; 101 is final."""
+        while True:
+            version, status, reason = super()._read_status()
+            if not 100 < status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)
 
 
 class _BeforeDeadline:

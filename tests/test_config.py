@@ -88,6 +88,28 @@ def test_mask_never_shows_the_secret():
     assert mask(None) == "(not set)"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://shop:hunter2@db:5432/bookpay", "postgresql://shop:***@db:5432/bookpay"),
+        ("smtp://user:pass@word@mail.example:587", "smtp://user:***@mail.example:587"),
+        ("postgresql://shop:hunter2@[::1", "postgresql://shop:***@[::1"),  # does not parse
+        ("http://[::1", "http://[::1"),
+        ("sqlite:////abs/ledger.sqlite3", "sqlite:////abs/ledger.sqlite3"),
+        ("smtp://user@mail.example:587/x?a=b", "smtp://user@mail.example:587/x?a=b"),
+        (
+            "postgresql:///bookpay?host=/run/postgresql&password=hunter2#top",
+            "postgresql:///bookpay?host=/run/postgresql&password=***#top",
+        ),
+        ("http://shop:hunter2@host/w?password=hunter2", "http://shop:***@host/w?password=***"),
+    ],
+)
+def test_mask_url_hides_the_password_of_any_url(url, shown):
+    from bookpay.ledger.location import mask_url
+
+    assert mask_url(url) == shown
+
+
 def test_describe_masks_every_secret():
     settings = Settings.from_env(
         {

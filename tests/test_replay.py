@@ -56,6 +56,7 @@ class ScriptedReceiver:
                     "headers": dict(self.headers),
                     "body": body,
                     "client": self.client_address,
+                    "handler": self,  # to send informational (1xx) answers first
                 }
                 with owner.lock:
                     owner.requests.append(request)
@@ -165,6 +166,19 @@ def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path):
         load_events([str(tmp_path)])
 
 
+@pytest.mark.parametrize("data", [b"", b" \n\t\r\n", b"\xef\xbb\xbf\n"])
+def test_an_empty_event_file_is_a_usage_error_naming_it(files, data):
+    (files / "empty.json").write_bytes(data)
+    result = invoke("webhook", "replay", str(files / "a.json"), str(files / "empty.json"),
+                    "--to", "1", "--secret", SECRET)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: {files / 'empty.json'} is empty: it holds no event.\n"
+    assert result.stdout == ""
+    result = invoke("webhook", "replay", "-", "--to", "1", "--secret", SECRET, stdin=data)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "Error: <stdin> is empty: it holds no event.\n"
+
+
 def test_only_regular_files_are_read(files, monkeypatch):
     import os
 
@@ -263,6 +277,23 @@ def test_credentials_in_the_url_go_as_basic_auth_and_are_never_shown(receiver, f
     assert refused.exit_code == 2
     assert refused.stderr.startswith("Error: --to 'http://shop:***@[::1' is not a valid URL")
     assert "s3cret" not in refused.output
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        (
+            "shop:s3cret@localhost:99999/x",
+            "'shop:***@localhost:99999/x' (http://shop:***@localhost:99999/x): the port",
+        ),
+        ("http://shop:s3@cret@localhost:99999/", "'http://shop:***@localhost:99999/': the port"),
+    ],
+)
+def test_a_password_is_hidden_in_a_shorthand_and_whole_when_it_holds_an_at(target, shown):
+    with pytest.raises(UsageError) as caught:
+        normalize_url(target)
+    assert shown in caught.value.message
+    assert "s3" not in caught.value.message and "cret" not in caught.value.message
 
 
 def test_a_plan_is_made_lazily_and_bounded(files, monkeypatch):
@@ -409,6 +440,23 @@ def test_redirects_are_not_followed_and_count_as_failures(receiver, files):
     assert (result.status, result.ok, result.location) == (308, False, target.url)
     assert "redirected to" in result.error and "not followed" in result.error
     assert target.requests == []
+
+
+def test_informational_answers_are_read_past_to_the_final_one(receiver, files):
+    def hints_first(request):  # as a receiver behind a CDN may answer (Stripe reads past them)
+        request["handler"].wfile.write(
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 102 Processing\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        )
+        return 200, {"Content-Type": "application/json"}, b'{"received": true}'
+
+    server = receiver(hints_first)
+    results = Replayer(server.url, SECRET).run(plan(load_events([str(files)]), repeat=2))
+    assert [(r.status, r.ok, r.outcome, r.answer) for r in results] == [
+        (200, True, "accepted", '{"received": true}')
+    ] * 4
+    assert len({request["client"] for request in server.requests}) == 1  # still kept alive
 
 
 def test_non_2xx_answers_and_refused_connections_are_failures(receiver, files):
@@ -594,6 +642,57 @@ def test_replay_reads_the_secret_bookpay_serve_saved(receiver, files, tmp_path):
     verify(server.requests[0]["body"], server.requests[0]["headers"]["Stripe-Signature"], [SECRET])
     saved.chmod(0o644)  # readable by others: not trusted
     assert invoke("webhook", "replay", str(files), "--to", server.url, env=env).exit_code == 5
+
+
+def test_replay_signs_with_the_secret_of_the_server_at_its_to_port(receiver, files, tmp_path):
+    """Several `bookpay serve` on one data folder each save their secret by port; an older
+    bookpay's single file is read when no server saved one for that port."""
+    data = tmp_path / "data"
+    data.mkdir()
+    servers = [receiver(), receiver()]
+    secrets = ["whsec_first_server", "whsec_second_server"]
+    for server, secret in zip(servers, secrets, strict=True):
+        replay.save_secret(data, secret, replay.port_of(server.url))
+    legacy = data / "webhook_secret"
+    legacy.write_text("whsec_older_bookpay\n")
+    legacy.chmod(0o600)
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    for server, secret in zip(servers, secrets, strict=True):
+        result = invoke("webhook", "replay", str(files / "a.json"), "--to", server.url, env=env)
+        assert result.exit_code == 0, result.output
+        [request] = server.requests
+        verify(request["body"], request["headers"]["Stripe-Signature"], [secret])
+    # A server stopping removes its own file only, and only while it still holds its secret.
+    replay.forget_secret(data, "whsec_another", replay.port_of(servers[0].url))
+    replay.forget_secret(data, secrets[1], replay.port_of(servers[1].url))
+    assert sorted(p.name for p in data.iterdir()) == [
+        "webhook_secret",
+        f"webhook_secret.{replay.port_of(servers[0].url)}",
+    ]
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", servers[1].url, env=env)
+    assert result.exit_code == 0, result.output
+    verify(EVENT_A, servers[1].requests[-1]["headers"]["Stripe-Signature"], ["whsec_older_bookpay"])
+
+
+def test_several_saved_secrets_none_for_the_target_exit_5_naming_their_ports(files, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    replay.save_secret(data, "whsec_first_server", 4242)
+    replay.save_secret(data, "whsec_second_server", 4243)
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to", "4244", env=env)
+    assert result.exit_code == 5
+    assert result.stderr.startswith(
+        "Error: No webhook secret saved for port 4244 (--to); servers on ports 4242, 4243 saved "
+    )
+    assert result.stderr.count("\n") == 1
+    signed = invoke("webhook", "sign", str(files / "a.json"), env=env)
+    assert signed.exit_code == 5
+    assert "ports 4242, 4243" in signed.stderr and "pass --secret" in signed.stderr
+    (data / "webhook_secret.4243").unlink()  # the only one left is used, whatever the target
+    signed = invoke("webhook", "sign", str(files / "a.json"), env=env)
+    assert signed.exit_code == 0
+    verify(EVENT_A, signed.stdout.strip(), ["whsec_first_server"])
 
 
 def test_replay_of_a_missing_file_exits_2():

@@ -1250,7 +1250,7 @@ def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
         assert confirm(emulator, intent_id, "pm_card_visa")["status"] == "succeeded"
         assert wait_for_fulfilment(tmp_path / "data", intent_id)
         # QA can replay at the running server without looking up its secret.
-        secret_file = tmp_path / "data" / "webhook_secret"
+        secret_file = tmp_path / "data" / f"webhook_secret.{served.url.rsplit(':', 1)[1]}"
         assert secret_file.stat().st_mode & 0o777 == 0o600
         replayed = subprocess.run(
             [
@@ -1343,12 +1343,13 @@ def test_serve_stops_cleanly_when_its_terminal_hangs_up(tmp_path):
     served = Served(
         ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
     )
-    assert (tmp_path / "data" / "webhook_secret").exists()
+    secret_file = tmp_path / "data" / f"webhook_secret.{served.url.rsplit(':', 1)[1]}"
+    assert secret_file.exists()
     code, out, err = served.stop(signal.SIGHUP)
     assert code == 0
     assert out.splitlines()[-1] == "Stopping."
     assert "Traceback" not in err
-    assert not (tmp_path / "data" / "webhook_secret").exists()  # cleaned up as on Ctrl-C
+    assert not secret_file.exists()  # cleaned up as on Ctrl-C
 
 
 def test_serve_stops_cleanly_on_sigterm_while_it_is_still_starting(tmp_path):
@@ -1400,10 +1401,10 @@ def test_a_second_ctrl_c_while_the_shop_stops_cuts_one_step_short_never_the_rest
             self.stop = self.close = Step(name)
 
     settings = Settings(data_dir=tmp_path)
-    replay.save_secret(tmp_path, "whsec_stopping")
+    replay.save_secret(tmp_path, "whsec_stopping", 4242)
     shop = RunningShop(
         url="http://shop",
-        own_url="http://shop",
+        own_url="http://127.0.0.1:4242",
         settings=settings,
         server=Part("server"),
         services=Part("ledger"),
@@ -1413,7 +1414,7 @@ def test_a_second_ctrl_c_while_the_shop_stops_cuts_one_step_short_never_the_rest
     with pytest.raises(KeyboardInterrupt):  # raised again, once every step has been taken
         shop.stop()
     assert done == ["stop watching", "unregister", "server", "ledger"]
-    assert not (tmp_path / "webhook_secret").exists()
+    assert not (tmp_path / "webhook_secret.4242").exists()
 
 
 def test_serve_uses_an_emulator_already_running_and_registers_its_webhook(emulator, tmp_path):
@@ -1429,6 +1430,42 @@ def test_serve_uses_an_emulator_already_running_and_registers_its_webhook(emulat
     finally:
         code, _, _ = served.stop()
     assert code == 0
+
+
+def test_two_servers_on_one_data_folder_each_keep_their_secret_while_they_run(emulator, tmp_path):
+    """Several processes on one SQLite ledger: replay finds each server's secret by its --to
+    port, and a server that stops removes its own secret only."""
+    data = tmp_path / "data"
+    args = ["--port", "0", "--emulator-port", emulator.url.rsplit(":", 1)[1]]
+
+    def replay_at(served: Served) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "bookpay", "webhook", "replay", "--json", "--to",
+             served.url + "/webhook", str(FIXTURES / "payment_intent.succeeded.json")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "BOOKPAY_DATA_DIR": str(data), "STRIPE_WEBHOOK_SECRET": ""},
+        )  # fmt: skip
+
+    first = Served(args, {"BOOKPAY_DATA_DIR": str(data)})
+    try:
+        second = Served(args, {"BOOKPAY_DATA_DIR": str(data)})
+        try:
+            for served in (first, second):
+                replayed = replay_at(served)
+                assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+                assert json.loads(replayed.stdout)[0]["status"] == 200
+        finally:
+            assert second.stop()[0] == 0
+        assert sorted(p.name for p in data.glob("webhook_secret*")) == [
+            f"webhook_secret.{first.url.rsplit(':', 1)[1]}"
+        ]
+        replayed = replay_at(first)  # the first still signed for, after the second stopped
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    finally:
+        assert first.stop()[0] == 0
+    assert list(data.glob("webhook_secret*")) == []
 
 
 def test_serve_in_stripe_mode_warns_without_a_webhook_secret(tmp_path):

@@ -21,7 +21,8 @@ SecretOption = Annotated[
     str | None,
     typer.Option(
         "--secret",
-        help="Signing secret (whsec_...). Default: the first STRIPE_WEBHOOK_SECRET.",
+        help="Signing secret (whsec_...). Default: the first STRIPE_WEBHOOK_SECRET, else the "
+        "one `bookpay serve` saved (for replay, the one for --to's port).",
         show_default=False,
     ),
 ]
@@ -125,7 +126,7 @@ def replay(
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
     )
-    signing = "" if bad_signature else resolve_secret(state(ctx).settings, secret)
+    signing = "" if bad_signature else resolve_secret(state(ctx).settings, secret, to)
     replayer = Replayer(
         to,
         signing,

@@ -90,20 +90,29 @@ def mask_url(url: str) -> str:
 
     The URL's own text is edited, not rebuilt: ``urlunsplit`` would drop the empty host of
     ``sqlite:////abs/path`` or ``postgresql:///db?host=/run/postgresql`` (``sqlite://abs/path``).
+    It is cut as ``urlsplit`` cuts it (the password runs from the user's ``:`` to the last ``@``
+    before the first ``/``, ``?`` or ``#`` after ``//``) but not parsed, so a URL that does not
+    parse (``http://shop:secret@[::1``) is shown, masked, in the message saying so. Every URL
+    bookpay shows goes through here (the ledger's, ``BOOKPAY_SMTP_URL``, replay's ``--to``).
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparsable URL)"
     masked = url
-    if parts.password is not None:
-        userinfo, _, hostinfo = parts.netloc.rpartition("@")
-        hidden = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
-        masked = masked.replace(f"//{parts.netloc}", f"//{hidden}", 1)
-    if "password=" in parts.query:  # libpq also takes the password as a parameter
-        query = "&".join(
-            "password=***" if item.startswith("password=") else item
-            for item in parts.query.split("&")
-        )
-        masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
+    start = url.find("//")
+    if start != -1:
+        start += 2
+        ends = [i for i in (url.find(c, start) for c in "/?#") if i != -1]
+        end = min(ends, default=len(url))
+        userinfo, at, hostinfo = url[start:end].rpartition("@")
+        if at and ":" in userinfo:
+            masked = f"{url[:start]}{userinfo.split(':', 1)[0]}:***@{hostinfo}{url[end:]}"
+    query_start = masked.find("?")
+    if query_start != -1:  # libpq also takes the password as a parameter
+        query_end = masked.find("#", query_start)
+        query_end = len(masked) if query_end == -1 else query_end
+        query = masked[query_start + 1 : query_end]
+        if "password=" in query:
+            query = "&".join(
+                "password=***" if item.startswith("password=") else item
+                for item in query.split("&")
+            )
+            masked = f"{masked[: query_start + 1]}{query}{masked[query_end:]}"
     return masked

@@ -106,7 +106,7 @@ class RunningShop:
 
         def forget_secrets() -> None:
             for secret in self.secrets:
-                replay.forget_secret(self.settings.data_dir, secret)
+                replay.forget_secret(self.settings.data_dir, secret, replay.port_of(self.own_url))
 
         steps = [self.server.stop, forget_secrets, self.services.close]
         if self.link is not None:
@@ -218,7 +218,8 @@ def start_shop(
 
         def accept(secret: str) -> None:
             services.receiver.add_secret(secret)
-            replay.save_secret(private_dir(settings.data_dir), secret)  # for `webhook replay`
+            # For `webhook replay --to <this port>`, beside other servers' on this data folder.
+            replay.save_secret(private_dir(settings.data_dir), secret, replay.port_of(running.url))
             shop.secrets.append(secret)
 
         # The emulator is local, so it delivers to the server's own address even when

@@ -25,6 +25,7 @@ import logging
 import re
 
 from bookpay.errors import BookpayError, PaymentError, refused_outright
+from bookpay.ledger.model import NOT_FULFILLED
 from bookpay.ledger.outbox import due_in
 from bookpay.ledger.taxrecords import transaction_id
 from bookpay.worker import Worker
@@ -138,18 +139,10 @@ class TaxRecorder(Worker):
         if transaction is not None and transaction["status"] == "refused":
             self._refused(record, "not sent: Stripe Tax refused the order's transaction")
             return
-        if transaction is None or transaction["status"] != "recorded":
-            order = self.ledger.find_order(record["order_id"])
-            never_fulfilled = order is not None and not order["fulfilled_at"]
-            if transaction is None and never_fulfilled and order["status"] == "refunded":
-                # Refunded before it was fulfilled: no tax was reported, none to take back.
-                self.ledger.tax_record_done(
-                    record["id"],
-                    stripe_id=None,
-                    status="skipped",
-                    note="no tax transaction: the order was refunded before it was fulfilled",
-                )
-                return
+        if transaction is None:
+            self._no_transaction(record)
+            return
+        if transaction["status"] != "recorded":
             self.ledger.tax_record_failed(
                 record["id"],
                 "waiting for the order's tax transaction to be recorded",
@@ -169,6 +162,30 @@ class TaxRecorder(Worker):
             self._already_made(record, exc, "Stripe Tax already had this refund's reversal")
             return
         self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"])
+
+    def _no_transaction(self, record: dict) -> None:
+        """A reversal whose order owes no transaction: the fulfilment owes it, in its own write,
+        so the order is not fulfilled. One that never will be (refunded in full first, or its
+        fulfilment refused: final for a succeeded payment) reported no tax, and has none to take
+        back; one that still may be waits for it."""
+        order = self.ledger.find_order(record["order_id"])
+        if order is not None and order["fulfilled_at"]:
+            self._refused(
+                record, "not sent: the order was fulfilled without a tax transaction to reverse"
+            )
+            return
+        if order is not None and order["status"] == "refunded":
+            reason = "no tax transaction: the order was refunded before it was fulfilled"
+        elif order is not None and (order.get("note") or "").startswith(NOT_FULFILLED):
+            reason = "no tax transaction: the order was not fulfilled"
+        else:
+            self.ledger.tax_record_failed(
+                record["id"],
+                "waiting for the order to be fulfilled (its tax transaction is owed then)",
+                retry_in=WAIT_FOR_TRANSACTION,
+            )
+            return
+        self.ledger.tax_record_done(record["id"], stripe_id=None, status="skipped", note=reason)
 
     def _idle_wait(self, handled: int) -> float:
         try:

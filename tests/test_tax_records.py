@@ -479,6 +479,25 @@ def test_a_calculation_expired_before_its_transaction_is_refused_not_retried_for
     (refused,) = [w for w in report.warnings if w.name.startswith("tax records Stripe Tax refused")]
     assert (refused.count, refused.examples) == (2, [order_id, order_id])
 
+    # `bookpay report tax` lists them, each with Stripe's (or bookpay's) reason.
+    listed = CliRunner().invoke(cli, ["report", "tax", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [
+        (r["order_id"], r["kind"], r["status"], r["last_error"][:40])
+        for r in json.loads(listed.stdout)
+    ] == [
+        (order_id, "transaction", "refused", "payment_rejected: The tax calculation ta"),
+        (order_id, "reversal", "refused", "not sent: Stripe Tax refused the order's"),
+    ]
+    table = CliRunner().invoke(cli, ["report", "tax"], env={**env, "COLUMNS": "300"})
+    assert table.exit_code == 0, table.output
+    assert f"reversal of {refund['id']} ($10.00)" in table.stdout
+    assert "refused, not recorded (record it in Stripe Tax by hand): payment_rejected: The" in (
+        table.stdout
+    )
+    assert "not sent: Stripe Tax refused the order's transaction" in table.stdout
+    assert table.stdout.count(order_id) == 2
+
 
 def _env(shop: Shop) -> dict:
     env = {"BOOKPAY_DATA_DIR": str(shop.settings.data_dir), "BOOKPAY_EMULATOR_URL": "x"}

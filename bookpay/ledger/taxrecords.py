@@ -46,6 +46,7 @@ TAX_COLUMNS = (
 )
 _TAX = ", ".join(TAX_COLUMNS)
 TAX_STATUSES = ("pending", "recorded", "skipped", "refused")
+TAX_RANK = ("refused", "pending", "skipped", "recorded")  # what needs a person first
 _INSERT = f"""INSERT INTO tax_records ({_TAX}) VALUES ({", ".join("?" * len(TAX_COLUMNS))})
     ON CONFLICT (id) DO NOTHING"""
 
@@ -125,6 +126,22 @@ class TaxRecordStore:
             f"""SELECT {_TAX} FROM tax_records WHERE order_id = ?
             ORDER BY CASE kind WHEN 'transaction' THEN 0 ELSE 1 END, created, id""",
             (order_id,),
+        )
+
+    def tax_records_with_status(self, statuses: Iterable[str], limit: int = 1000) -> list[dict]:
+        """Every order's records in one of ``statuses`` (refused ones first, then owed, ...),
+        oldest first, each with its order's ``currency``: what `bookpay report tax` lists."""
+        wanted = [status for status in TAX_STATUSES if status in set(statuses)]
+        if not wanted:
+            return []
+        rank = " ".join(f"WHEN '{status}' THEN {n}" for n, status in enumerate(TAX_RANK))
+        columns = ", ".join(f"t.{name}" for name in TAX_COLUMNS)
+        return self._read(
+            f"""SELECT {columns}, o.currency FROM tax_records t
+            LEFT JOIN orders o ON o.id = t.order_id
+            WHERE t.status IN ({", ".join("?" * len(wanted))})
+            ORDER BY CASE t.status {rank} END, t.created, t.id LIMIT ?""",
+            (*wanted, limit),
         )
 
     def failed_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list]:

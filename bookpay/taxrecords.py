@@ -27,7 +27,7 @@ import re
 from bookpay.errors import BookpayError, PaymentError, refused_outright
 from bookpay.ledger.model import NOT_FULFILLED
 from bookpay.ledger.outbox import due_in
-from bookpay.ledger.taxrecords import transaction_id
+from bookpay.ledger.taxrecords import over_reversed, transaction_id
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.taxrecords")
@@ -107,7 +107,9 @@ class TaxRecorder(Worker):
             return
         self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
 
-    def _already_made(self, record: dict, exc: PaymentError, note: str) -> None:
+    def _already_made(
+        self, record: dict, exc: PaymentError, note: str, *, reversed: int | None = None
+    ) -> None:
         """Stripe refused a record it already has (its reference is taken): made by an earlier
         try whose answer was lost, longer ago than Stripe replays idempotency keys (24 hours).
         Marked recorded, with its id when Stripe's message gives it; any other refusal raises."""
@@ -115,7 +117,7 @@ class TaxRecorder(Worker):
             raise exc
         found = _TRANSACTION_ID.search(exc.message or "")
         self.ledger.tax_record_done(
-            record["id"], stripe_id=found.group(0) if found else None, note=note
+            record["id"], stripe_id=found.group(0) if found else None, note=note, reversed=reversed
         )
 
     def _reversal(self, record: dict) -> None:
@@ -128,12 +130,9 @@ class TaxRecorder(Worker):
                 note="the refund failed before its reversal was sent",
             )
             return
+        records = self.ledger.tax_records_for(record["order_id"])
         transaction = next(
-            (
-                found
-                for found in self.ledger.tax_records_for(record["order_id"])
-                if found["id"] == transaction_id(record["order_id"])
-            ),
+            (found for found in records if found["id"] == transaction_id(record["order_id"])),
             None,
         )
         if transaction is not None and transaction["status"] == "refused":
@@ -154,14 +153,45 @@ class TaxRecorder(Worker):
                 record, "not sent: the order's tax transaction id is not known (reverse it by hand)"
             )
             return
+        amount, reversed = self._to_reverse(record, records)
+        if reversed == 0:
+            self.ledger.tax_record_done(
+                record["id"],
+                stripe_id=None,
+                status="skipped",
+                note="nothing left to reverse: Stripe Tax took it back already, with the"
+                " reversal of a refund that failed",
+                reversed=0,
+            )
+            return
         try:
             reversal = self.gateway.create_tax_reversal(
-                transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
+                transaction["stripe_id"], refund_id=record["refund"], amount=amount
             )
         except PaymentError as exc:
-            self._already_made(record, exc, "Stripe Tax already had this refund's reversal")
+            self._already_made(
+                record, exc, "Stripe Tax already had this refund's reversal", reversed=reversed
+            )
             return
-        self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"])
+        self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"], reversed=reversed)
+
+    def _to_reverse(self, record: dict, records: list[dict]) -> tuple[int | None, int | None]:
+        """What to send for a reversal (its amount, None for a full reversal) and what it takes
+        back: its refund's amount, less what reversals of refunds that failed took back beyond
+        the refunds that went back (``over_reversed``), so that Stripe Tax never holds more
+        reversed than was refunded, in whatever order the reversals are sent. A full reversal
+        only when nothing of the order was reversed before (it reverses the whole transaction,
+        whatever partial reversals came before)."""
+        quote = self.ledger.quote_for(record["payment_intent"])
+        if not quote or not isinstance(quote.get("total"), int):
+            return record["amount"], record["amount"]
+        total = quote["total"]
+        others = [r for r in records if r["kind"] == "reversal" and r["id"] != record["id"]]
+        own = total if record["amount"] is None else record["amount"]
+        reversed = max(own - over_reversed(others, total), 0)
+        if record["amount"] is None and not any(r["status"] == "recorded" for r in others):
+            return None, reversed
+        return reversed, reversed
 
     def _no_transaction(self, record: dict) -> None:
         """A reversal whose order owes no transaction: the fulfilment owes it, in its own write,

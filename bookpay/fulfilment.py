@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bookpay.address import ShippingAddress
 from bookpay.ledger import INTEGRATION, Ledger
 from bookpay.ledger.lines import QuoteFrozen
-from bookpay.ledger.model import charge_refunded
+from bookpay.ledger.model import NOT_FULFILLED, charge_refunded
 from bookpay.orderlines import lines_of_intent, named_quote, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
@@ -187,7 +187,7 @@ class Fulfiller:
         quote = self.ledger.quote_for(intent_id)
         problem = price_problem(intent, self.catalog, quote)
         if problem:
-            order = self.ledger.record_intent(intent, note=f"not fulfilled: {problem}")
+            order = self.ledger.record_intent(intent, note=f"{NOT_FULFILLED} {problem}")
             return FulfilmentResult(intent_id, "rejected", order, intent, problem)
         charge = intent.get("latest_charge")
         if isinstance(charge, dict) and charge.get("refunded") is True:
@@ -200,7 +200,7 @@ class Fulfiller:
                 intent,
                 status="refunded",
                 amount_refunded=charge_refunded(charge),
-                note=f"not fulfilled: {reason}",
+                note=f"{NOT_FULFILLED} {reason}",
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
         lines = self._lines(intent, quote)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from bookpay.errors import UsageError
+from bookpay.ledger.taxrecords import over_reversed
 
 PERIODS = ("day", "week", "month")
 GROUPINGS = (*PERIODS, "book")
@@ -177,14 +178,13 @@ def quote_parts(order: dict, gross: int) -> tuple[int, int]:
 
 
 def tax_unreported(order: dict) -> int:
-    """The tax of ``order`` reversed in Stripe Tax for refunds that failed afterwards: each
-    reversal's share of the order's tax (``failed_reversals``: amounts, None for in full)."""
+    """The tax of ``order`` reversed in Stripe Tax for refunds that failed afterwards, less
+    what later refunds' reversals took into account (``over_reversed`` of its reversals,
+    ``failed_reversals``): that amount's share of the order's tax."""
     tax, total = order.get("tax") or 0, order["amount"] or 0
-    shares = (
-        tax if amount is None or total <= 0 else min(amount, total) * tax // total
-        for amount in order.get("failed_reversals") or ()
-    )
-    return min(sum(shares), tax)
+    if total <= 0 or not order.get("failed_reversals"):
+        return 0
+    return min(over_reversed(order["failed_reversals"], total), total) * tax // total
 
 
 def period_of(moment: datetime, by: str) -> str:

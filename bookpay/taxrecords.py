@@ -25,8 +25,9 @@ import logging
 import re
 
 from bookpay.errors import BookpayError, PaymentError, refused_outright
+from bookpay.ledger.model import NOT_FULFILLED
 from bookpay.ledger.outbox import due_in
-from bookpay.ledger.taxrecords import transaction_id
+from bookpay.ledger.taxrecords import over_reversed, transaction_id
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.taxrecords")
@@ -106,7 +107,9 @@ class TaxRecorder(Worker):
             return
         self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
 
-    def _already_made(self, record: dict, exc: PaymentError, note: str) -> None:
+    def _already_made(
+        self, record: dict, exc: PaymentError, note: str, *, reversed: int | None = None
+    ) -> None:
         """Stripe refused a record it already has (its reference is taken): made by an earlier
         try whose answer was lost, longer ago than Stripe replays idempotency keys (24 hours).
         Marked recorded, with its id when Stripe's message gives it; any other refusal raises."""
@@ -114,7 +117,7 @@ class TaxRecorder(Worker):
             raise exc
         found = _TRANSACTION_ID.search(exc.message or "")
         self.ledger.tax_record_done(
-            record["id"], stripe_id=found.group(0) if found else None, note=note
+            record["id"], stripe_id=found.group(0) if found else None, note=note, reversed=reversed
         )
 
     def _reversal(self, record: dict) -> None:
@@ -127,29 +130,18 @@ class TaxRecorder(Worker):
                 note="the refund failed before its reversal was sent",
             )
             return
+        records = self.ledger.tax_records_for(record["order_id"])
         transaction = next(
-            (
-                found
-                for found in self.ledger.tax_records_for(record["order_id"])
-                if found["id"] == transaction_id(record["order_id"])
-            ),
+            (found for found in records if found["id"] == transaction_id(record["order_id"])),
             None,
         )
         if transaction is not None and transaction["status"] == "refused":
             self._refused(record, "not sent: Stripe Tax refused the order's transaction")
             return
-        if transaction is None or transaction["status"] != "recorded":
-            order = self.ledger.find_order(record["order_id"])
-            never_fulfilled = order is not None and not order["fulfilled_at"]
-            if transaction is None and never_fulfilled and order["status"] == "refunded":
-                # Refunded before it was fulfilled: no tax was reported, none to take back.
-                self.ledger.tax_record_done(
-                    record["id"],
-                    stripe_id=None,
-                    status="skipped",
-                    note="no tax transaction: the order was refunded before it was fulfilled",
-                )
-                return
+        if transaction is None:
+            self._no_transaction(record)
+            return
+        if transaction["status"] != "recorded":
             self.ledger.tax_record_failed(
                 record["id"],
                 "waiting for the order's tax transaction to be recorded",
@@ -161,14 +153,69 @@ class TaxRecorder(Worker):
                 record, "not sent: the order's tax transaction id is not known (reverse it by hand)"
             )
             return
+        amount, reversed = self._to_reverse(record, records)
+        if reversed == 0:
+            self.ledger.tax_record_done(
+                record["id"],
+                stripe_id=None,
+                status="skipped",
+                note="nothing left to reverse: Stripe Tax took it back already, with the"
+                " reversal of a refund that failed",
+                reversed=0,
+            )
+            return
         try:
             reversal = self.gateway.create_tax_reversal(
-                transaction["stripe_id"], refund_id=record["refund"], amount=record["amount"]
+                transaction["stripe_id"], refund_id=record["refund"], amount=amount
             )
         except PaymentError as exc:
-            self._already_made(record, exc, "Stripe Tax already had this refund's reversal")
+            self._already_made(
+                record, exc, "Stripe Tax already had this refund's reversal", reversed=reversed
+            )
             return
-        self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"])
+        self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"], reversed=reversed)
+
+    def _to_reverse(self, record: dict, records: list[dict]) -> tuple[int | None, int | None]:
+        """What to send for a reversal (its amount, None for a full reversal) and what it takes
+        back: its refund's amount, less what reversals of refunds that failed took back beyond
+        the refunds that went back (``over_reversed``), so that Stripe Tax never holds more
+        reversed than was refunded, in whatever order the reversals are sent. A full reversal
+        only when nothing of the order was reversed before (it reverses the whole transaction,
+        whatever partial reversals came before)."""
+        quote = self.ledger.quote_for(record["payment_intent"])
+        if not quote or not isinstance(quote.get("total"), int):
+            return record["amount"], record["amount"]
+        total = quote["total"]
+        others = [r for r in records if r["kind"] == "reversal" and r["id"] != record["id"]]
+        own = total if record["amount"] is None else record["amount"]
+        reversed = max(own - over_reversed(others, total), 0)
+        if record["amount"] is None and not any(r["status"] == "recorded" for r in others):
+            return None, reversed
+        return reversed, reversed
+
+    def _no_transaction(self, record: dict) -> None:
+        """A reversal whose order owes no transaction: the fulfilment owes it, in its own write,
+        so the order is not fulfilled. One that never will be (refunded in full first, or its
+        fulfilment refused: final for a succeeded payment) reported no tax, and has none to take
+        back; one that still may be waits for it."""
+        order = self.ledger.find_order(record["order_id"])
+        if order is not None and order["fulfilled_at"]:
+            self._refused(
+                record, "not sent: the order was fulfilled without a tax transaction to reverse"
+            )
+            return
+        if order is not None and order["status"] == "refunded":
+            reason = "no tax transaction: the order was refunded before it was fulfilled"
+        elif order is not None and (order.get("note") or "").startswith(NOT_FULFILLED):
+            reason = "no tax transaction: the order was not fulfilled"
+        else:
+            self.ledger.tax_record_failed(
+                record["id"],
+                "waiting for the order to be fulfilled (its tax transaction is owed then)",
+                retry_in=WAIT_FOR_TRANSACTION,
+            )
+            return
+        self.ledger.tax_record_done(record["id"], stripe_id=None, status="skipped", note=reason)
 
     def _idle_wait(self, handled: int) -> float:
         try:

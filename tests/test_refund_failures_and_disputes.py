@@ -16,7 +16,7 @@ import time
 import pytest
 from test_quote_server import buy_now, quote
 from test_server import confirm
-from test_tax_records import Shop, api, open_shop
+from test_tax_records import Shop, _total, api, open_shop
 from typer.testing import CliRunner
 
 from bookpay.cli import app as cli
@@ -142,6 +142,39 @@ def test_a_partial_refund_then_its_failure_and_a_reversal_never_sent(shop):
     # One try, while Stripe could not be reached; none once the refund had failed.
     assert shop.gateway.calls.count(("reversal", refund["id"])) == 1
     assert sales_total(shop)["tax_unreported"] == 0
+
+
+@pytest.mark.parametrize(("refunded", "left"), [("2967", 1967), ("2500", 1500)])
+def test_a_refund_after_one_that_failed_reverses_only_what_stripe_tax_has_not(shop, refunded, left):
+    """A partial refund's reversal was recorded, then the refund failed: Stripe Tax holds $10.00
+    reversed that was not refunded. A later refund's reversal takes that into account: not the
+    whole transaction again (a full reversal), nor more than it has left (which Stripe
+    refuses), so Stripe Tax ends with exactly what was refunded reversed."""
+    intent_id, order_id = paid(shop, "pm_card_refundFail")
+    first = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    charge = {"id": first["charge"], "object": "charge"}
+    shop.deliver("charge.refunded", charge, "evt_first")
+    assert shop.fulfiller.taxes.drain(10)
+    failed_refund(shop, first["id"])
+    shop.deliver("charge.refund.updated", {"id": first["id"], "object": "refund"}, "evt_failed")
+    assert sales_total(shop)["tax_unreported"] > 0
+
+    later = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": refunded})
+    assert later["status"] == "succeeded"
+    shop.deliver("charge.refunded", charge, "evt_later")
+    assert shop.fulfiller.taxes.drain(10)
+    records = {r["refund"]: r for r in shop.records(order_id) if r["kind"] == "reversal"}
+    record = records[later["id"]]
+    assert (record["status"], record["reversed"]) == ("recorded", left)
+    reversals = [
+        _total(shop, api(shop, "GET", f"/v1/tax/transactions/{r['stripe_id']}"))
+        for r in (records[first["id"]], record)
+    ]
+    assert reversals == [-1000, -left]
+    assert -sum(reversals) == int(refunded)  # what was refunded, no more
+    assert sales_total(shop)["tax_unreported"] == 0
+    shown = bookpay(shop, "orders", "show", intent_id)
+    assert "a later refund's reversal took it into account" in shown
 
 
 def disputed(shop: Shop) -> tuple[str, dict]:

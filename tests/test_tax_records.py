@@ -478,3 +478,88 @@ def test_a_calculation_expired_before_its_transaction_is_refused_not_retried_for
     assert report.ok, report
     (refused,) = [w for w in report.warnings if w.name.startswith("tax records Stripe Tax refused")]
     assert (refused.count, refused.examples) == (2, [order_id, order_id])
+
+    # `bookpay report tax` lists them, each with Stripe's (or bookpay's) reason.
+    listed = CliRunner().invoke(cli, ["report", "tax", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [
+        (r["order_id"], r["kind"], r["status"], r["last_error"][:40])
+        for r in json.loads(listed.stdout)
+    ] == [
+        (order_id, "transaction", "refused", "payment_rejected: The tax calculation ta"),
+        (order_id, "reversal", "refused", "not sent: Stripe Tax refused the order's"),
+    ]
+    table = CliRunner().invoke(cli, ["report", "tax"], env={**env, "COLUMNS": "300"})
+    assert table.exit_code == 0, table.output
+    assert f"reversal of {refund['id']} ($10.00)" in table.stdout
+    assert "refused, not recorded (record it in Stripe Tax by hand): payment_rejected: The" in (
+        table.stdout
+    )
+    assert "not sent: Stripe Tax refused the order's transaction" in table.stdout
+    assert table.stdout.count(order_id) == 2
+
+
+def _env(shop: Shop) -> dict:
+    env = {"BOOKPAY_DATA_DIR": str(shop.settings.data_dir), "BOOKPAY_EMULATOR_URL": "x"}
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    return env
+
+
+def _shipped_elsewhere(shop: Shop) -> tuple[str, str]:
+    """A paid checkout whose fulfilment is refused (it ships elsewhere than its quote): (PI id,
+    order id). Its order is never fulfilled, so it never owes a tax transaction."""
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
+    elsewhere = {
+        "shipping[name]": "Ada Lovelace",
+        "shipping[address][line1]": "1 Congress Ave",
+        "shipping[address][city]": "Austin",
+        "shipping[address][state]": "TX",
+        "shipping[address][postal_code]": "78701",
+        "shipping[address][country]": "US",
+    }
+    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa", **elsewhere)
+    outcome = shop.deliver(
+        "payment_intent.succeeded", {"id": paid["id"], "object": "payment_intent"}
+    )
+    assert outcome["outcome"].startswith("rejected:")
+    return paid["id"], created["orderId"]
+
+
+def test_a_refund_of_an_order_whose_fulfilment_was_refused_owes_no_reversal(shop):
+    """No transaction will ever be recorded for an order whose fulfilment was refused: a
+    (partial) refund's reversal has nothing to reverse, is resolved, not owed for ever, and
+    `orders show` says why."""
+    intent_id, order_id = _shipped_elsewhere(shop)
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    record = _wait_for(lambda: (r := shop.records(order_id)[0])["status"] != "pending" and r, 3)
+    assert (record["kind"], record["status"], record["stripe_id"]) == ("reversal", "skipped", None)
+    assert record["last_error"] == "no tax transaction: the order was not fulfilled"
+    assert shop.gateway.calls == []
+    shown = CliRunner().invoke(cli, ["orders", "show", order_id], env=_env(shop))
+    assert shown.exit_code == 0, shown.output
+    assert "nothing to record: no tax transaction: the order was not fulfilled" in shown.stdout
+
+
+def test_a_refund_before_the_fulfilment_waits_for_the_transaction_then_is_sent(shop):
+    """A partial refund handled before the payment's success: the order may still be
+    fulfilled, so its reversal waits (and `orders show` says for what), then is sent once the
+    transaction is recorded."""
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
+    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa")
+    intent_id, order_id = paid["id"], created["orderId"]
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    record = _wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 1 and r)
+    assert (record["status"], record["last_error"]) == (
+        "pending",
+        "waiting for the order to be fulfilled (its tax transaction is owed then)",
+    )
+    shown = CliRunner().invoke(cli, ["orders", "show", order_id], env=_env(shop))
+    assert "waiting for the order to be fulfilled" in shown.stdout
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    reversal = _wait_for(lambda: (r := shop.records(order_id)[1])["status"] == "recorded" and r, 15)
+    assert (reversal["refund"], reversal["amount"]) == (refund["id"], 1000)

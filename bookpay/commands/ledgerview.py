@@ -147,11 +147,18 @@ def tax_record_fields(
         if quote and quote.get("tax_calculation"):
             return [("Stripe Tax", "nothing recorded yet (the order is not fulfilled)")]
         return []
+    from bookpay.ledger.taxrecords import over_reversed
+
+    total = quote.get("total") if quote else None
+    reversals = [record for record in records if record["kind"] == "reversal"]
+    # A later refund's reversal took back less by what a failed refund's reversal took: none
+    # of that is under-reported any more.
+    settled = isinstance(total, int) and over_reversed(reversals, total) == 0
     fields = []
     for record in records:
         label = "Stripe Tax" if record["kind"] == "transaction" else "Tax reversal"
         what = "" if record["kind"] == "transaction" else _reversal_of(record, currency)
-        fields.append((label, what + tax_record_state(record)))
+        fields.append((label, what + tax_record_state(record, settled=settled)))
     return fields
 
 
@@ -162,12 +169,19 @@ def _reversal_of(record: dict, currency: str) -> str:
     return f"refund {record['refund']} ({amount}): "
 
 
-def tax_record_state(record: dict) -> str:
+def tax_record_state(record: dict, *, settled: bool = False) -> str:
+    """A record's state in words; ``settled``: its order's reversals of refunds that failed
+    were taken into account by later refunds' reversals."""
     if record["status"] == "recorded":
         kind = "transaction" if record["kind"] == "transaction" else "reversal"
         found = f" {record['stripe_id']}" if record.get("stripe_id") else ""
         text = f"{kind}{found} recorded {human_time(record.get('recorded_at'))}"
-        if record.get("refund_failed_at"):
+        if record.get("refund_failed_at") and settled:
+            text += (
+                f"; the refund failed {human_time(record['refund_failed_at'])}, and a later"
+                " refund's reversal took it into account"
+            )
+        elif record.get("refund_failed_at"):
             # Stripe Tax has no way to undo a reversal: a person must correct it there.
             text += (
                 f"; the refund failed {human_time(record['refund_failed_at'])}: Stripe Tax"

@@ -106,6 +106,73 @@ def sales(
         _tables(report)
 
 
+class TaxStatus(str, Enum):
+    refused = "refused"
+    pending = "pending"
+    skipped = "skipped"
+    recorded = "recorded"
+
+
+@app.command("tax", short_help="Stripe Tax records refused or still owed, with why.")
+def tax(
+    ctx: typer.Context,
+    status: Annotated[
+        list[TaxStatus] | None,
+        typer.Option(
+            "--status",
+            help="Only records in this status (repeatable; default: refused and pending).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The Stripe Tax records a person should know of: those Stripe Tax refused for good
+    (to record there by hand), then those still owed, each with its order and why.
+
+    Example: bookpay report tax --status refused --json
+    """
+    from bookpay.commands.ledgerview import tax_record_state
+    from bookpay.commands.orders import TAX_RECORD_FIELDS
+    from bookpay.ledger import LedgerMissing, locate, open_ledger
+    from bookpay.money import format_amount
+
+    wanted = [s.value for s in status] if status else ["refused", "pending"]
+    st = state(ctx)
+    try:
+        ledger = open_ledger(st.settings, create=False)
+    except LedgerMissing:
+        where = locate(st.settings.database_url, st.settings.data_dir).masked
+        info(f"No tax records: there is no ledger at {where} yet.")
+        if not as_json:
+            return
+        records = []
+    else:
+        with ledger:
+            records = ledger.tax_records_with_status(wanted)
+    if as_json:
+        fields = ("order_id", *TAX_RECORD_FIELDS)
+        emit_json([{name: record[name] for name in fields} for record in records])
+        return
+    if not records:
+        info(f"No tax records {' or '.join(wanted)}.")
+        return
+    rows = []
+    for record in records:
+        what = "transaction"
+        if record["kind"] == "reversal":
+            amount = record["amount"]
+            given = (
+                "in full" if amount is None else format_amount(amount, record["currency"] or "usd")
+            )
+            what = f"reversal of {record['refund']} ({given})"
+        rows.append([record["order_id"], what, record["status"], tax_record_state(record)])
+    print_table(
+        ["Order", "Record", "Status", "State"],
+        rows,
+        title="Stripe Tax records",
+        wrap_columns=["State"],
+    )
+
+
 def _csv(report) -> None:
     from bookpay.csvsafe import SafeWriter
 

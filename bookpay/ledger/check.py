@@ -42,7 +42,13 @@ from typing import Any
 
 from bookpay.ledger.ledger import Ledger, open_ledger
 from bookpay.ledger.location import locate, mask_url
-from bookpay.ledger.model import DISPUTE_RANK, RECEIPT_STATUSES, STATUS_RANK, STATUSES
+from bookpay.ledger.model import (
+    DISPUTE_RANK,
+    NOT_FULFILLED,
+    RECEIPT_STATUSES,
+    STATUS_RANK,
+    STATUSES,
+)
 from bookpay.ledger.taxrecords import TAX_STATUSES
 
 # The status a handled event proves its order is at, at least, for good (see above): handling
@@ -174,7 +180,7 @@ WARNINGS = (
     (
         "paid orders not fulfilled (waiting for payment_intent.succeeded, or refused)",
         f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL
-        AND {_rank("status")} >= {PAID} AND (note IS NULL OR note NOT LIKE 'not fulfilled:%')""",
+        AND {_rank("status")} >= {PAID} AND (note IS NULL OR note NOT LIKE '{NOT_FULFILLED}%')""",
     ),
     (
         "tax records not yet told to Stripe Tax (retried; `bookpay orders show` says why)",

@@ -197,6 +197,12 @@ def _captured() -> tuple[str, ...]:
     return ("ALTER TABLE orders ADD COLUMN amount_captured INTEGER",)
 
 
+def _reversed() -> tuple[str, ...]:
+    """Version 7: what a reversal took back in Stripe Tax (its refund's amount less what
+    reversals of refunds that failed had taken back already), so none takes back too much."""
+    return ("ALTER TABLE tax_records ADD COLUMN reversed INTEGER",)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -246,6 +252,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "orders keep what a partial capture took",
         sqlite=_captured(),
         postgresql=_captured(),
+    ),
+    Migration(
+        "reversals keep what they took back in Stripe Tax",
+        sqlite=_reversed(),
+        postgresql=_reversed(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

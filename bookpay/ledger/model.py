@@ -67,6 +67,8 @@ ORDER_ID = re.compile(r"ord_[0-9a-f]{16}")
 
 # A receipt row's life: pending (due at next_attempt_at) -> sent, skipped (SMTP and no address)
 # or undeliverable (an address no mail header can carry; never retried).
+# An order note starting so: its fulfilment was refused for good (or it was refunded first).
+NOT_FULFILLED = "not fulfilled:"
 RECEIPT_STATUSES = ("pending", "sent", "skipped", "undeliverable")
 
 

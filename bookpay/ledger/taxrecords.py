@@ -18,7 +18,10 @@ documents no way to undo a reversal (``create_reversal`` reverses a transaction,
 calculation makes one transaction only), so the ledger records the fact on the reversal
 (``refund_failed_at``): a reversal still pending is then never sent (skipped), and one Stripe
 already has is tax Stripe Tax under-reports, which `bookpay orders show` and `bookpay report
-sales` show (``tax_unreported``) until a person corrects it in Stripe Tax.
+sales` show (``tax_unreported``) until a person corrects it in Stripe Tax, or a later refund's
+reversal takes it in: each reversal keeps what it took back (``reversed``), and takes back its
+refund's amount less what Stripe Tax holds reversed beyond the refunds that went back
+(``over_reversed``).
 """
 
 from __future__ import annotations
@@ -43,11 +46,31 @@ TAX_COLUMNS = (
     "created",
     "recorded_at",
     "refund_failed_at",
+    "reversed",
 )
 _TAX = ", ".join(TAX_COLUMNS)
 TAX_STATUSES = ("pending", "recorded", "skipped", "refused")
+TAX_RANK = ("refused", "pending", "skipped", "recorded")  # what needs a person first
 _INSERT = f"""INSERT INTO tax_records ({_TAX}) VALUES ({", ".join("?" * len(TAX_COLUMNS))})
     ON CONFLICT (id) DO NOTHING"""
+
+
+def over_reversed(reversals: Iterable[dict], total: int) -> int:
+    """What Stripe Tax has reversed of an order's ``total`` beyond the refunds that went back:
+    the reversals it has (each what it ``reversed``; before that was kept, its refund's
+    ``amount``, None for all of it) less the refunds of those and of the reversals that had
+    nothing left to take back (``reversed`` 0) that did not fail. A later refund's reversal
+    takes back only what is left of its amount after this, so none takes back too much."""
+    taken = covered = 0
+    for record in reversals:
+        own = total if record["amount"] is None else record["amount"]
+        if record["status"] == "recorded":
+            taken += own if record["reversed"] is None else record["reversed"]
+        elif record["status"] != "skipped" or record["reversed"] is None:
+            continue  # not sent, or never to be: nothing in Stripe Tax, nothing covered
+        if not record["refund_failed_at"]:
+            covered += own
+    return max(taken - covered, 0)
 
 
 def transaction_id(order_id: str) -> str:
@@ -71,7 +94,7 @@ def _row(
     """A new pending record, due now, in TAX_COLUMNS order."""
     stamp = now_iso()
     pending = ("pending", None, 0, stamp, None)  # status, stripe_id, attempts, due, last_error
-    created = (stamp, None, None)  # created, recorded_at, refund_failed_at
+    created = (stamp, None, None, None)  # created, recorded_at, refund_failed_at, reversed
     return (record_id, kind, order_id, payment_intent, calculation, refund, amount, *pending,
             *created)  # fmt: skip
 
@@ -127,21 +150,39 @@ class TaxRecordStore:
             (order_id,),
         )
 
+    def tax_records_with_status(self, statuses: Iterable[str], limit: int = 1000) -> list[dict]:
+        """Every order's records in one of ``statuses`` (refused ones first, then owed, ...),
+        oldest first, each with its order's ``currency``: what `bookpay report tax` lists."""
+        wanted = [status for status in TAX_STATUSES if status in set(statuses)]
+        if not wanted:
+            return []
+        rank = " ".join(f"WHEN '{status}' THEN {n}" for n, status in enumerate(TAX_RANK))
+        columns = ", ".join(f"t.{name}" for name in TAX_COLUMNS)
+        return self._read(
+            f"""SELECT {columns}, o.currency FROM tax_records t
+            LEFT JOIN orders o ON o.id = t.order_id
+            WHERE t.status IN ({", ".join("?" * len(wanted))})
+            ORDER BY CASE t.status {rank} END, t.created, t.id LIMIT ?""",
+            (*wanted, limit),
+        )
+
     def failed_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list]:
-        """Per order, the amounts (None: in full) of its reversals Stripe Tax has whose refund
-        failed afterwards: tax reported as refunded that was not."""
+        """Per order that has a reversal Stripe Tax has whose refund failed afterwards (tax
+        reported as refunded that was not), its reversals done: what ``over_reversed`` needs."""
         ids = list(order_ids)
         found: dict[str, list] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = self._read(
-                f"""SELECT order_id, amount FROM tax_records WHERE kind = 'reversal'
+                f"""SELECT order_id, amount, reversed, status, refund_failed_at FROM tax_records
+                WHERE kind = 'reversal' AND status IN ('recorded', 'skipped')
+                AND order_id IN (SELECT order_id FROM tax_records WHERE kind = 'reversal'
                 AND status = 'recorded' AND refund_failed_at IS NOT NULL
-                AND order_id IN ({", ".join("?" * len(chunk))}) ORDER BY id""",
+                AND order_id IN ({", ".join("?" * len(chunk))})) ORDER BY id""",
                 chunk,
             )
             for row in rows:
-                found.setdefault(row["order_id"], []).append(row["amount"])
+                found.setdefault(row["order_id"], []).append(row)
         return found
 
     def tax_records_due(self, limit: int = 100) -> list[dict]:
@@ -162,14 +203,17 @@ class TaxRecordStore:
         stripe_id: str | None,
         status: str = "recorded",
         note: str | None = None,
+        reversed: int | None = None,
     ) -> bool:
-        """Mark a pending record recorded (or skipped or refused, with ``note``); False if it
-        was not pending (another process finished it first)."""
+        """Mark a pending record recorded (or skipped or refused, with ``note``; a reversal
+        with what it ``reversed`` in Stripe Tax); False if it was not pending (another process
+        finished it first)."""
         return bool(
             self.backend.write_one(
                 """UPDATE tax_records SET status = ?, stripe_id = ?, last_error = ?,
-                recorded_at = ?, attempts = attempts + 1 WHERE id = ? AND status = 'pending'""",
-                (status, stripe_id, note, now_iso(), record_id),
+                recorded_at = ?, reversed = ?, attempts = attempts + 1
+                WHERE id = ? AND status = 'pending'""",
+                (status, stripe_id, note, now_iso(), reversed, record_id),
             )
         )
 

@@ -1,0 +1,53 @@
+"""What a refund's Stripe Tax reversal takes back when a reversal of a refund that failed is
+already in Stripe Tax (``over_reversed``): Stripe Tax ends with exactly what was refunded
+reversed, whichever of the later reversals is sent first."""
+
+from __future__ import annotations
+
+from bookpay.ledger.taxrecords import over_reversed
+
+TOTAL = 2967
+
+
+def reversal(amount, *, status="recorded", reversed=None, failed=False) -> dict:
+    return {
+        "amount": amount,
+        "status": status,
+        "reversed": reversed,
+        "refund_failed_at": "2026-01-01T00:00:00Z" if failed else None,
+    }
+
+
+def send(done: list[dict], amount: int) -> dict:
+    """What the worker records for a refund of ``amount`` sent after ``done``."""
+    took = max(amount - over_reversed(done, TOTAL), 0)
+    return reversal(amount, status="recorded" if took else "skipped", reversed=took)
+
+
+def test_nothing_over_reversed_without_a_failed_refund():
+    assert over_reversed([], TOTAL) == 0
+    assert over_reversed([reversal(1000, reversed=1000), reversal(None)], TOTAL) == 0
+    # Not sent yet, or never to be sent: nothing in Stripe Tax.
+    assert over_reversed([reversal(1000, status="pending", failed=True)], TOTAL) == 0
+    assert over_reversed([reversal(1000, status="skipped", failed=True)], TOTAL) == 0
+
+
+def test_a_failed_refunds_reversal_is_over_reversed_until_a_later_refund_takes_it_in():
+    failed = reversal(1000, reversed=1000, failed=True)
+    assert over_reversed([failed], TOTAL) == 1000
+    assert over_reversed([reversal(None, failed=True)], TOTAL) == TOTAL  # before `reversed`
+    assert over_reversed([failed, reversal(2967, reversed=1967)], TOTAL) == 0
+
+
+def test_later_reversals_take_back_what_was_refunded_in_either_order():
+    failed = reversal(1000, reversed=1000, failed=True)
+    for amounts in ([500, 2467], [2467, 500]):
+        done = [failed]
+        for amount in amounts:
+            done.append(send(done, amount))
+        in_stripe_tax = sum(r["reversed"] for r in done if r["status"] == "recorded")
+        assert in_stripe_tax == 500 + 2467, amounts
+        assert over_reversed(done, TOTAL) == 0
+    done = [failed]
+    done.append(send(done, 500))  # all of it reversed already, by the failed refund's
+    assert (done[-1]["status"], done[-1]["reversed"]) == ("skipped", 0)

@@ -449,6 +449,8 @@ def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
             position = _skip_space(text, end)
         if _skip_space(text, position + 1) < len(text):
             raise UsageError(f"{source}: unexpected text after the JSON array.")
+        if not items:  # said, as an empty file is, rather than passed over
+            raise UsageError(f"{source} holds an empty array: it holds no event.")
     else:
         position = start
         while position < len(text):

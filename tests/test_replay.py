@@ -179,6 +179,18 @@ def test_an_empty_event_file_is_a_usage_error_naming_it(files, data):
     assert result.stderr == "Error: <stdin> is empty: it holds no event.\n"
 
 
+@pytest.mark.parametrize("data", [b"[]", b" [ \n ] \n"])
+def test_an_event_file_of_an_empty_array_is_a_usage_error_naming_it(files, data):
+    (files / "none.json").write_bytes(data)
+    result = invoke("webhook", "replay", str(files / "a.json"), str(files / "none.json"),
+                    "--to", "1", "--secret", SECRET)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr == f"Error: {files / 'none.json'} holds an empty array: it holds no event.\n"
+    )
+    assert result.stdout == ""
+
+
 def test_only_regular_files_are_read(files, monkeypatch):
     import os
 

@@ -89,18 +89,97 @@ def webhook_secret_problem(value: str, name: str) -> Finding | None:
 def data_dir_problem(path: Path) -> Finding | None:
     """Why bookpay could not keep its files in ``path``, or None."""
     fix = "set BOOKPAY_DATA_DIR to a folder you can write to"
-    if path.exists() and not path.is_dir():
-        return Finding(f"BOOKPAY_DATA_DIR {path} is a file, not a folder", fix, blocks="")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
+    try:
+        if path.exists() and not path.is_dir():
+            return Finding(f"BOOKPAY_DATA_DIR {path} is a file, not a folder", fix, blocks="")
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:  # a folder on the way that cannot be looked into (no permission)
+        where = f" on {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+        reason = exc.strerror or type(exc).__name__
+        return Finding(
+            f"BOOKPAY_DATA_DIR {path} cannot be looked into: {reason}{where}", fix, blocks=""
+        )
+    if not is_dir:
         return Finding(
             f"BOOKPAY_DATA_DIR {path} cannot be created: {existing} is a file", fix, blocks=""
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "is not writable" if existing == path else f"cannot be created in {existing}"
         return Finding(f"BOOKPAY_DATA_DIR {path} {what}", fix, blocks="")
+    return None
+
+
+def require_data_dir(path: Path) -> None:
+    """ConfigError (exit 5) with the data folder's problem, for the commands that keep files in
+    it from the start (serve, the emulator): said once, with its fix, not as an OSError."""
+    problem = data_dir_problem(path)
+    if problem:
+        raise ConfigError(
+            f"Configuration problem: {problem}.",
+            problems=[str(problem)],
+            hint=f"{problem.fix[0].upper()}{problem.fix[1:]}.",
+        )
+
+
+# What a shop id may hold: it goes into every PaymentIntent's metadata, whose values Stripe
+# takes up to 500 characters, and into log lines, which a control character would break.
+SHOP_ID_MAX = 500
+# Stripe's API keys and webhook signing secrets are ASCII letters, digits and _ (a secret's
+# base64 may add + / =): no space or control character, which only a bad paste puts there.
+_KEY_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+/=")
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_flag(value: str | None) -> bool | None:
+    """A yes/no setting: True for 1/true/yes/on, False for 0/false/no/off or unset, else None."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    return True if word in _TRUE else False if word in _FALSE or not word else None
+
+
+def _bad_character(value: str) -> str | None:
+    """The first character of ``value`` a Stripe key or secret cannot hold, shown as an escape
+    (a space, a control character, anything outside ASCII), or None."""
+    for char in value:
+        if char not in _KEY_CHARACTERS:
+            return "a space" if char == " " else repr(char)
+    return None
+
+
+def shop_id_problem(shop_id: str) -> str | None:
+    """Why ``shop_id`` cannot go into a PaymentIntent's metadata and the logs, or None."""
+    from bookpay.terminal import printable
+
+    if len(shop_id) > SHOP_ID_MAX:
+        return (
+            f"is {len(shop_id)} characters long: Stripe takes at most {SHOP_ID_MAX} in a "
+            "metadata value"
+        )
+    if printable(shop_id) != shop_id:
+        return (
+            f"holds a control character ({printable(shop_id)[:80]}): a shop id is one line of "
+            "visible characters"
+        )
+    return None
+
+
+def smtp_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be read as an SMTP server's address (host, port), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as exc:
+        return f"is not a URL bookpay can read ({exc})"
+    if not parts.hostname:
+        return "names no host"
+    if port == 0:
+        return "has port 0"
     return None
 
 
@@ -180,6 +259,10 @@ class Settings:
     tax: str = "stripe"
     # Where each value came from ("environment", ".env", "default"), for `config check`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # Settings that are set but say nothing bookpay can read (BOOKPAY_DEBUG=maybe, a
+    # STRIPE_WEBHOOK_SECRET of commas only), with what they say: each a problem `findings`
+    # reports, never silently taken as unset (or as yes).
+    unreadable: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.shop_id:
@@ -287,10 +370,53 @@ class Settings:
                     "charge real cards",
                 )
             )
+        for name, value, blocks in (
+            ("STRIPE_SECRET_KEY", secret, "commands"),
+            ("STRIPE_PUBLISHABLE_KEY", public, "serve"),
+            *(("STRIPE_WEBHOOK_SECRET", value, "serve") for value in self.webhook_secrets),
+        ):
+            bad = _bad_character(value) if value else None
+            if bad:
+                found.append(
+                    Finding(
+                        f"{name} holds {bad}, which no Stripe key or secret does: it was not "
+                        "copied whole, or something was pasted into it",
+                        f"copy {name} again from the Dashboard, alone on its line",
+                        blocks=blocks,
+                    )
+                )
+        if "STRIPE_WEBHOOK_SECRET" in self.unreadable:
+            found.append(
+                Finding(
+                    "STRIPE_WEBHOOK_SECRET is set but names no secret, got "
+                    f"{self.unreadable['STRIPE_WEBHOOK_SECRET']!r}",
+                    "set it to the whsec_... secret (several: comma-separated), or unset it",
+                    blocks="serve",
+                )
+            )
         for secret_value in self.webhook_secrets:
             problem = webhook_secret_problem(secret_value, "STRIPE_WEBHOOK_SECRET")
             if problem:
                 found.append(problem)
+        for name in ("BOOKPAY_ALLOW_LIVE", "BOOKPAY_DEBUG"):
+            if name in self.unreadable:
+                found.append(
+                    Finding(
+                        f"{name} must be 1 or 0 (or true/false, yes/no, on/off), got "
+                        f"{self.unreadable[name]!r}",
+                        f"set {name}=1 to turn it on, or unset it",
+                    )
+                )
+        if self.shop_id:
+            shop_problem = shop_id_problem(self.shop_id)
+            if shop_problem:
+                found.append(
+                    Finding(
+                        f"BOOKPAY_SHOP_ID {shop_problem}",
+                        f"set it to one line of at most {SHOP_ID_MAX} characters, such as "
+                        "shop_books, or unset it to derive one from where the ledger is",
+                    )
+                )
         if self.base_url and not _is_http_url(self.base_url):
             found.append(
                 Finding(
@@ -318,6 +444,18 @@ class Settings:
                         "use smtp+starttls://user:password@host:587, smtps://...:465 or "
                         "smtp://... (plain, unencrypted); or unset it to write receipts to the "
                         "outbox folder",
+                        blocks="",
+                    )
+                )
+            elif problem := smtp_url_problem(self.smtp_url):
+                shown = _mask_url(self.smtp_url)
+                shown = f" ({shown})"
+                found.append(
+                    Finding(
+                        f"BOOKPAY_SMTP_URL {problem}{shown}: receipts cannot be sent",
+                        "use smtp+starttls://user:password@host:587, with a host and a port "
+                        "from 1 to 65535 (URL-encode a password holding @ : / or [); or unset it "
+                        "to write receipts to the outbox folder",
                         blocks="",
                     )
                 )
@@ -409,6 +547,14 @@ class Settings:
         secrets = tuple(
             s.strip() for s in merged.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()
         )
+        unreadable = {}
+        if "STRIPE_WEBHOOK_SECRET" in merged and not secrets:
+            unreadable["STRIPE_WEBHOOK_SECRET"] = merged["STRIPE_WEBHOOK_SECRET"]
+        flags = {}
+        for name in ("BOOKPAY_ALLOW_LIVE", "BOOKPAY_DEBUG"):
+            flags[name] = parse_flag(merged.get(name))
+            if flags[name] is None:
+                unreadable[name] = merged[name]
         data_dir = merged.get("BOOKPAY_DATA_DIR")
         if catalog_path:
             sources["BOOKPAY_CATALOG"] = "--catalog"
@@ -421,14 +567,15 @@ class Settings:
             data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(env),
             emulator_url=merged.get("BOOKPAY_EMULATOR_URL", DEFAULT_EMULATOR_URL).rstrip("/"),
             base_url=(merged.get("BOOKPAY_BASE_URL") or "").rstrip("/") or None,
-            allow_live=allow_live or merged.get("BOOKPAY_ALLOW_LIVE", "").lower() in _TRUE,
+            allow_live=allow_live or bool(flags["BOOKPAY_ALLOW_LIVE"]),
             catalog_path=environment.catalog_path(merged, catalog_path),
             smtp_url=merged.get("BOOKPAY_SMTP_URL"),
             database_url=merged.get("BOOKPAY_DATABASE_URL"),
             shop_id=merged.get("BOOKPAY_SHOP_ID"),
             tax=merged.get("BOOKPAY_TAX", "stripe").lower(),
-            debug=debug or merged.get("BOOKPAY_DEBUG", "").lower() in _TRUE,
+            debug=debug or bool(flags["BOOKPAY_DEBUG"]),
             sources=sources,
+            unreadable=unreadable,
         )
 
 
@@ -441,12 +588,14 @@ def derived_shop_id(database_url: str | None, data_dir: Path) -> str:
     """
     import hashlib
 
-    from bookpay.ledger.location import locate
+    from bookpay.ledger.location import DB_NAME, locate
 
     try:
         identity = locate(database_url, data_dir).identity
     except ConfigError:  # reported by problems(); any stable text will do meanwhile
         identity = database_url or ""
+    except OSError:  # a folder on the way cannot be looked into: reported by findings()
+        identity = f"sqlite:{(Path(data_dir) / DB_NAME).absolute()}"
     return "shop_" + hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 

@@ -394,8 +394,11 @@ class SmtpTransport:
     idempotent = False  # a server cannot be asked whether it already has a message
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+        from bookpay.config import smtp_url_problem
+
+        problem = smtp_url_problem(url)  # cannot be parsed, no host, a port out of range
+        parts = urlsplit(url) if not problem else None
+        if parts is None or parts.scheme not in ("smtp", "smtps", "smtp+starttls"):
             raise ConfigError(
                 "BOOKPAY_SMTP_URL must look like smtp://user:password@host:port "
                 "(or smtps://, smtp+starttls://)."

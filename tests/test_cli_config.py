@@ -222,3 +222,81 @@ def test_a_book_priced_below_stripes_minimum_is_a_warning(cli_env, tmp_path):
         "the catalog: book 'pin': its price, $0.30, is less than $0.50, the smallest payment "
         'Stripe takes in USD: it can only be bought with other books ("Buy now" is refused)'
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("smtp://user:hunter2@[::1", "is not a URL bookpay can read (Invalid IPv6 URL)"),
+        ("smtps://user:hunter2@mail.example:99999", "is not a URL bookpay can read (Port out"),
+        ("smtp+starttls://user:hunter2@:587", "names no host (smtp+starttls://user:***@:587)"),
+        ("smtp://user:hunter2@mail.example:0", "has port 0 (smtp://user:***@mail.example:0)"),
+    ],
+)
+def test_an_smtp_url_that_cannot_be_read_is_a_problem(cli_env, url, said):
+    code, report = check({**cli_env, "BOOKPAY_SMTP_URL": url}, "--offline")
+    assert code == 5
+    [problem] = report["findings"]
+    assert problem["message"].startswith(f"BOOKPAY_SMTP_URL {said}")
+    assert problem["message"].endswith(": receipts cannot be sent")
+    assert "a port from 1 to 65535" in problem["fix"]
+    assert "hunter2" not in json.dumps(report)
+
+
+@pytest.fixture
+def unreadable_folder(tmp_path, monkeypatch):
+    """A folder whose inside cannot be looked into, as /proc/1/root for a process that may not
+    trace PID 1: a link that cannot be read, and a stat that fails with EACCES. Root may look
+    into any folder it can make, so the refusal is simulated."""
+    import errno
+
+    (tmp_path / "target").mkdir()
+    folder = tmp_path / "locked"
+    folder.symlink_to(tmp_path / "target")
+    real_stat, real_readlink = os.stat, os.readlink
+
+    def refuse(real):
+        def call(path, *args, **kwargs):
+            text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
+            if text == str(folder) or text.startswith(str(folder) + os.sep):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "stat", refuse(real_stat))
+    monkeypatch.setattr(os, "readlink", refuse(real_readlink))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("config", "check", "--offline"),
+        ("orders", "list"),
+        ("emulator", "--port", "0"),
+        ("serve", "--port", "0"),
+    ],
+)
+def test_a_data_folder_that_cannot_be_looked_into_is_a_problem_in_every_command(
+    cli_env, unreadable_folder, args
+):
+    data_dir = unreadable_folder / "data"
+    result = runner.invoke(app, list(args), env={**cli_env, "BOOKPAY_DATA_DIR": str(data_dir)})
+    assert result.exit_code == 5, result.output
+    assert "unexpected" not in result.output and "Traceback" not in result.output
+    if args[0] == "config":
+        said = f"BOOKPAY_DATA_DIR {data_dir} cannot be looked into: Permission denied on "
+        assert f"  - {said}{unreadable_folder}\n" in result.stdout
+        assert "Fix: set BOOKPAY_DATA_DIR to a folder you can write to" in result.stdout
+    elif args[0] == "orders":
+        assert result.stderr == (
+            f"Error: The orders ledger {data_dir / 'bookpay.sqlite3'} cannot be opened: "
+            "Permission denied.\n"
+        )
+    else:
+        assert result.stderr == (
+            f"Error: Configuration problem: BOOKPAY_DATA_DIR {data_dir} cannot be looked into: "
+            f"Permission denied on {unreadable_folder}. Set BOOKPAY_DATA_DIR to a folder you can "
+            "write to.\n"
+        )

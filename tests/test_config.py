@@ -164,3 +164,75 @@ def test_tax_mode_in_stripe_test_mode_and_a_wrong_one():
     assert wrong.problems() == ["BOOKPAY_TAX must be stripe or off, got 'sometimes'"]
     with pytest.raises(ConfigError):
         wrong.check()
+
+
+@pytest.mark.parametrize("name", ["BOOKPAY_DEBUG", "BOOKPAY_ALLOW_LIVE"])
+def test_a_yes_no_setting_that_says_neither_is_a_problem(name):
+    settings = Settings.from_env({name: "yes please"})
+    assert settings.problems() == [
+        f"{name} must be 1 or 0 (or true/false, yes/no, on/off), got 'yes please'"
+    ]
+    assert (settings.debug, settings.allow_live) == (False, False)
+    with pytest.raises(ConfigError):
+        settings.check(serving=False)
+    for value, meant in (("TRUE", True), ("on", True), ("0", False), ("No", False)):
+        settings = Settings.from_env({name: value})
+        assert settings.problems() == []
+        assert (settings.debug if name == "BOOKPAY_DEBUG" else settings.allow_live) is meant
+
+
+def test_a_webhook_secret_set_to_commas_only_is_a_problem():
+    settings = Settings.from_env({"STRIPE_WEBHOOK_SECRET": ",, ,"})
+    assert settings.webhook_secrets == ()
+    assert settings.problems(serving=True) == [
+        "STRIPE_WEBHOOK_SECRET is set but names no secret, got ',, ,'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said", "blocks_commands"),
+    [
+        ("STRIPE_SECRET_KEY", SK[:20] + "\x1b[31m" + SK[20:], "'\\x1b'", True),
+        ("STRIPE_SECRET_KEY", SK[:20] + "\r" + SK[20:], "'\\r'", True),
+        ("STRIPE_PUBLISHABLE_KEY", PK[:20] + " " + PK[20:], "a space", False),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_abcdef\x7fghijklmnop", "'\\x7f'", False),
+    ],
+)
+def test_a_key_or_secret_holding_a_space_or_a_control_character_is_a_problem(
+    name, value, said, blocks_commands
+):
+    settings = Settings.from_env(
+        {"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK, name: value}
+    )
+    problem = f"{name} holds {said}, which no Stripe key or secret does"
+    assert [p for p in settings.problems(serving=True) if p.startswith(problem)], problem
+    assert bool(settings.problems(serving=False)) is blocks_commands
+
+
+def test_a_windows_env_file_s_carriage_returns_and_spaces_around_values_are_dropped(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(
+        f"STRIPE_SECRET_KEY={SK} \r\nSTRIPE_PUBLISHABLE_KEY={PK}\r\n"
+        "STRIPE_WEBHOOK_SECRET=whsec_abcdefghijklmnop\r\n".encode()
+    )
+    settings = Settings.from_env({}, dotenv_path=dotenv)
+    assert (settings.secret_key, settings.publishable_key) == (SK, PK)
+    assert settings.webhook_secrets == ("whsec_abcdefghijklmnop",)
+    assert settings.problems(serving=True) == []
+
+
+@pytest.mark.parametrize(
+    ("shop_id", "said"),
+    [
+        ("shop\nbooks", "holds a control character (shop\\nbooks)"),
+        ("shop\x1b[2Jbooks", "holds a control character (shop\\x1b[2Jbooks)"),
+        ("s" * 501, "is 501 characters long: Stripe takes at most 500 in a metadata value"),
+    ],
+)
+def test_a_shop_id_stripe_or_the_logs_cannot_take_is_a_problem(shop_id, said):
+    settings = Settings.from_env({"BOOKPAY_SHOP_ID": shop_id})
+    [problem] = settings.problems()
+    assert problem.startswith(f"BOOKPAY_SHOP_ID {said}")
+    with pytest.raises(ConfigError):
+        settings.check(serving=False)
+    assert Settings.from_env({"BOOKPAY_SHOP_ID": "s" * 500}).problems() == []

@@ -576,6 +576,10 @@ def test_a_bad_smtp_url_is_a_config_error():
 
     with pytest.raises(ConfigError, match="BOOKPAY_SMTP_URL"):
         SmtpTransport("http://mail.example.com")
+    # Not a ValueError from the URL's parser: the worker and serve say it in one line, exit 5.
+    for url in ("smtp://u:p@[::1", "smtp://u:p@mail.example:99999", "smtp://u:p@mail.example:x"):
+        with pytest.raises(ConfigError, match="BOOKPAY_SMTP_URL"):
+            SmtpTransport(url)
 
 
 def test_opening_an_up_to_date_ledger_does_not_wait_for_a_writer_on_sqlite(tmp_path):

@@ -68,6 +68,10 @@ def emulator(
     except ValueError as exc:
         raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
     settings = state(ctx).settings
+    if not ephemeral:  # its state is kept there: a folder it cannot use is not a port's fault
+        from bookpay.config import require_data_dir
+
+        require_data_dir(settings.data_dir)
     db_path = None if ephemeral else settings.data_dir / EMULATOR_DB
     from bookpay.web.launch import stop_on_signals
 

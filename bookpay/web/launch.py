@@ -155,6 +155,7 @@ def start_shop(
     for `bookpay worker`.
     """
     from bookpay import replay
+    from bookpay.config import require_data_dir
     from bookpay.privatefiles import private_dir
     from bookpay.server import Services, create_app
     from bookpay.web import runner
@@ -162,6 +163,7 @@ def start_shop(
 
     capacity = capacity or runner.DEFAULT_CAPACITY
     settings.check()
+    require_data_dir(settings.data_dir)  # the ledger, the outbox, the emulator's state
     problems = capacity.problems()
     if problems:
         raise UsageError("; ".join(problems).capitalize() + ".", code="bad_capacity")

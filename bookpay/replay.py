@@ -240,11 +240,18 @@ def resolve_secret(settings, explicit: str | None = None, url: str | None = None
             raise ConfigError(f"{problem.message}.", hint=f"Fix: {problem.fix}.")
         return settings.webhook_secrets[0]
     data_dir = Path(settings.data_dir)
-    saved = saved_secrets(data_dir)
+    try:
+        saved = saved_secrets(data_dir)
+        legacy = _read_secret(data_dir / SECRET_FILE)
+    except OSError as exc:  # a folder on the way that cannot be looked into (no permission)
+        raise ConfigError(
+            f"Cannot look for the webhook secrets `bookpay serve` saved in {data_dir}: "
+            f"{exc.strerror or exc}.",
+            hint="Pass --secret whsec_..., or set BOOKPAY_DATA_DIR to the folder the server uses.",
+        ) from None
     port = port_of(url) if url else None
     if port in saved:
         return saved[port]
-    legacy = _read_secret(data_dir / SECRET_FILE)
     if legacy:
         return legacy
     if len(saved) == 1:

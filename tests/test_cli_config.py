@@ -300,3 +300,20 @@ def test_a_data_folder_that_cannot_be_looked_into_is_a_problem_in_every_command(
             f"Permission denied on {unreadable_folder}. Set BOOKPAY_DATA_DIR to a folder you can "
             "write to.\n"
         )
+
+
+@pytest.mark.parametrize("command", ["replay", "sign"])
+def test_replay_and_sign_in_a_data_folder_that_cannot_be_looked_into_exit_5(
+    cli_env, unreadable_folder, tmp_path, command
+):
+    event = tmp_path / "event.json"
+    event.write_text('{"id": "evt_1", "type": "payment_intent.succeeded"}')
+    data_dir = unreadable_folder / "data"
+    args = ["webhook", command, str(event)] + (["--to", "4242"] if command == "replay" else [])
+    result = runner.invoke(app, args, env={**cli_env, "BOOKPAY_DATA_DIR": str(data_dir)})
+    assert result.exit_code == 5, result.output
+    assert result.stderr == (
+        f"Error: Cannot look for the webhook secrets `bookpay serve` saved in {data_dir}: "
+        "Permission denied. Pass --secret whsec_..., or set BOOKPAY_DATA_DIR to the folder the "
+        "server uses.\n"
+    )

@@ -243,6 +243,23 @@ def test_an_smtp_url_that_cannot_be_read_is_a_problem(cli_env, url, said):
     assert "hunter2" not in json.dumps(report)
 
 
+@pytest.mark.parametrize(
+    ("sender", "said"),
+    [
+        ("a,b@example.com", "BOOKPAY_SMTP_URL's from= must be one e-mail address"),
+        ("Books%0AX-Evil: 1 <shop@example.com>", "BOOKPAY_SMTP_URL's from= holds a line break"),
+    ],
+)
+def test_a_from_address_the_receipt_sender_refuses_is_a_problem(cli_env, sender, said):
+    url = f"smtp://user:hunter2@mail.example:25?from={sender}"
+    code, report = check({**cli_env, "BOOKPAY_SMTP_URL": url}, "--offline")
+    assert code == 5
+    [problem] = report["findings"]
+    assert problem["message"].startswith(said)
+    assert "correct BOOKPAY_SMTP_URL" in problem["fix"]
+    assert "hunter2" not in json.dumps(report)
+
+
 @pytest.fixture
 def unreadable_folder(tmp_path, monkeypatch):
     """A folder whose inside cannot be looked into, as /proc/1/root for a process that may not

@@ -49,6 +49,22 @@ def check(
                 Finding(f"the catalog: {warning}", fix, level="warning", blocks="")
                 for warning in catalog.warnings()
             ]
+    if settings.smtp_url and not any("BOOKPAY_SMTP_URL" in f.message for f in findings):
+        # What the receipt sender refuses when it starts (a from= that is not one address, say)
+        # is said here too, without connecting to the server.
+        from bookpay.errors import ConfigError
+        from bookpay.mailer import SmtpTransport
+
+        try:
+            SmtpTransport(settings.smtp_url)
+        except ConfigError as exc:
+            findings.append(
+                Finding(
+                    exc.message.rstrip("."),
+                    "correct BOOKPAY_SMTP_URL, or unset it to write receipts to the outbox folder",
+                    blocks="",
+                )
+            )
     from bookpay.ledger.check import describe_ledger
 
     ledger = describe_ledger(settings)

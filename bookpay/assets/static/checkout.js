@@ -193,6 +193,7 @@
     const hint = byId('pay-hint', HTMLElement);
     const message = byId('payment-message', HTMLDivElement);
     const retryButton = byId('retry-button', HTMLButtonElement);
+    const refusedLink = byId('refused-link', HTMLAnchorElement);
     const paidNotice = byId('paid-notice', HTMLElement);
     const paidOrder = byId('paid-order', HTMLElement);
     const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
@@ -348,6 +349,29 @@
       fields.hidden = true;
       showMessage(text || LOAD_ERROR);
       retryButton.hidden = false;
+    }
+
+    // The shop refused this checkout (a total Stripe cannot charge, a book it does not sell, a
+    // cart in another currency): asking again cannot change that, so there is no retry, only
+    // the message, which says what to change, and the way back to where it can be changed.
+    /** @param {string} text */
+    function refused(text) {
+      state.loadFailed = true;
+      refreshButton();
+      fields.hidden = true;
+      button.hidden = true;
+      hint.hidden = true;
+      showMessage(text);
+      retryButton.hidden = true;
+      refusedLink.hidden = false;
+    }
+
+    // Whether a failure is the shop's refusal (a 4xx) rather than a failure to answer (a 5xx,
+    // the network, a timeout or a rate limit), which trying again may mend.
+    /** @param {unknown} e */
+    function isRefusal(e) {
+      return e instanceof ShopError && e.status >= 400 && e.status < 500
+        && e.status !== 408 && e.status !== 409 && e.status !== 429;
     }
 
     // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
@@ -927,7 +951,8 @@
       try {
         result = await createIntent(fresh);
       } catch (e) {
-        loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
+        if (isRefusal(e)) refused(e instanceof Error ? e.message : GENERIC_ERROR);
+        else loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
         return;
       }
       if ('paid' in result) {

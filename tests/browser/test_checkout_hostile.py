@@ -1,0 +1,90 @@
+"""The checkout and cart pages under hostile conditions: refusals the page cannot mend by asking
+again, answers that are not the shop's JSON, a tab restored from the back-forward cache, and
+quantities no shopper should be able to send.
+
+One shop for the module, whose catalog has the default books and a $0.30 pin (below the $0.50
+Stripe charges at least in US dollars, so the shop refuses to check it out: 400
+amount_too_small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from test_checkout import message
+
+from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
+from bookpay.config import Settings
+from bookpay.server import create_app
+from bookpay.web import runner
+
+PIN = Book(id="pin", title="A pin", author="X", amount=30, currency="usd", description="A pin.")
+
+
+@pytest.fixture(scope="module")
+def shop(emulator, tmp_path_factory) -> Iterator[str]:
+    catalog = Catalog((*DEFAULT_BOOKS, PIN))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("hostile-shop"), emulator_url=emulator.url)
+    apps = []
+
+    def make_app(own_url: str):
+        apps.append(create_app(settings, catalog=catalog, public_url=own_url))
+        return apps[-1]
+
+    server = runner.start(make_app, "127.0.0.1", 0, background=True)
+    yield server.url
+    server.stop()
+    apps[0].close()
+
+
+def add_to_cart(page, shop: str, item: str, quantity: int = 1) -> None:
+    answer = page.request.post(
+        f"{shop}/cart/items",
+        data={"item": item, "quantity": quantity},
+        headers={"Origin": shop},
+    )
+    assert answer.ok, answer.text()
+
+
+def test_a_total_stripe_cannot_charge_is_refused_with_the_way_back_and_no_retry(page, shop):
+    page.goto(f"{shop}/checkout?item=pin")
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == (
+        "Your order's total, $0.30, is less than $0.50, the smallest payment Stripe takes in "
+        "USD: add a book to reach it."
+    )
+    assert page.locator("#retry-button").is_hidden()
+    assert page.locator("#submit-button").is_hidden()
+    back = page.locator("#refused-link")
+    assert back.inner_text() == "Back to the books"
+    back.click()
+    page.wait_for_url(shop + "/")
+
+
+def test_a_cart_refused_by_the_shop_leads_back_to_the_cart(page, shop):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "pin")
+    page.goto(f"{shop}/checkout")
+    page.locator("#refused-link").wait_for()
+    assert "add a book to reach it" in message(page)
+    assert page.locator("#retry-button").is_hidden()
+    page.locator("#refused-link").click()
+    page.wait_for_url(shop + "/cart")
+
+
+def test_a_server_failure_keeps_its_retry(page, shop):
+    page.route(
+        "**/create-payment-intent",
+        lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<html><h1>502 Bad Gateway</h1></html>"
+        ),
+    )
+    page.goto(f"{shop}/checkout?item=1")
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == "Something went wrong. Please try again."
+    assert page.locator("#refused-link").is_hidden()
+    page.unroute("**/create-payment-intent")
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_checkout import message
+from test_checkout import fill_checkout, message, open_checkout, pay
 
 from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
 from bookpay.config import Settings
@@ -88,3 +88,25 @@ def test_a_server_failure_keeps_its_retry(page, shop):
     page.unroute("**/create-payment-intent")
     retry.click()
     page.locator("#payment-element [name=number]").wait_for()
+
+
+def test_a_tab_restored_from_the_back_forward_cache_asks_the_shop_again(page, shop, emulator):
+    """After Pay the page leaves while "Processing…"; restored from the back-forward cache
+    (pageshow, persisted) it would stay so, frozen, whatever became of the payment. It reloads
+    instead: the shop says how the attempt stands. (Chromium under Playwright keeps no such
+    cache, so the event is sent as the browser would send it.)"""
+    held = []
+    page.route(f"{emulator.url}/v1/payment_intents/*/confirm", lambda route: held.append(route))
+    open_checkout(page, shop)
+    fill_checkout(page)
+    pay(page)
+    while not held:
+        page.wait_for_timeout(20)
+    assert page.locator("#submit-button").inner_text().strip() == "Processing…"
+    with page.expect_navigation(timeout=5_000):
+        page.evaluate(
+            "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+        )
+    page.locator("#payment-element [name=number]").wait_for()
+    assert page.locator("#submit-button").inner_text().strip().startswith("Pay $")
+    assert page.locator("#payment-form").get_attribute("aria-busy") != "true"

@@ -159,6 +159,13 @@
     return readJson(asked.response);
   }
 
+  // A tab restored from the back-forward cache shows the page as it was left, often while
+  // "Processing…" a payment that has since gone through or failed: ask the shop afresh (the
+  // reload keeps the tab's attempt, so a paid one shows the "already paid" notice).
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) window.location.reload();
+  });
+
   afterDeferredScripts(main);
 
   // Runs `run` once the page is parsed and its deferred scripts (Stripe.js) have run, which is

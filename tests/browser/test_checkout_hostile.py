@@ -9,10 +9,11 @@ amount_too_small).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
-from test_checkout import fill_checkout, message, open_checkout, pay
+from test_checkout import fill_checkout, message, open_checkout, pay, wait_for_pay
 
 from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
 from bookpay.config import Settings
@@ -110,3 +111,30 @@ def test_a_tab_restored_from_the_back_forward_cache_asks_the_shop_again(page, sh
     page.locator("#payment-element [name=number]").wait_for()
     assert page.locator("#submit-button").inner_text().strip().startswith("Pay $")
     assert page.locator("#payment-form").get_attribute("aria-busy") != "true"
+
+
+@pytest.mark.parametrize("status", [502, 200])
+def test_a_quote_answered_by_a_proxy_in_html_is_asked_again(page, shop, status):
+    """A proxy's HTML page instead of the shop's quote (a 502, or a 200 from a captive portal)
+    is no answer about the address: the page asks again, and never shows a script's error."""
+    answered = []
+
+    def proxy_once(route):
+        if answered:
+            route.continue_()
+            return
+        answered.append(route.request.url)
+        route.fulfill(status=status, content_type="text/html", body="<html>Bad Gateway</html>")
+
+    page.route("**/checkout/quote", proxy_once)
+    open_checkout(page, shop)
+    shown = []
+    page.on("console", lambda msg: shown.append(msg.text) if msg.type == "error" else None)
+    fill_checkout(page)
+    wait_for_pay(page)
+    assert answered
+    rates = page.locator("#shipping-rates-message").inner_text()
+    assert "undefined" not in rates and "Cannot read" not in rates
+    assert page.locator("#shipping-amount").inner_text() == "$5.00"
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))

@@ -83,6 +83,9 @@
   // shopper did; the same attempt can simply be tried again (it never charges twice).
   const UNAVAILABLE =
     'Payments are unavailable right now. Nothing was charged: please try again in a moment.';
+  // Said while an answer that was not the shop's (a proxy's HTML page, a lost connection) is
+  // asked for again.
+  const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
   // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
   // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
@@ -242,6 +245,7 @@
       pending: null,
       applied: '',
       problem: '',
+      unanswered: 0, // quotes in a row the shop did not answer
     };
     /** @type {ShippingRateView[]} the delivery options shown */
     let rates = [];
@@ -589,15 +593,32 @@
     /** @param {WantedQuote} wanted */
     async function sendQuote(wanted) {
       quoting.version += 1;
-      const answer = await postJson(config.quoteUrl, {
-        attemptId: attempt,
-        version: quoting.version,
-        address: wanted.address,
-        name: wanted.name,
-        shippingRate: wanted.shippingRate,
-      });
+      let answer;
+      try {
+        answer = await postJson(config.quoteUrl, {
+          attemptId: attempt,
+          version: quoting.version,
+          address: wanted.address,
+          name: wanted.name,
+          shippingRate: wanted.shippingRate,
+        });
+      } catch (e) {
+        answer = {status: 0, ok: false, body: null, retryAfter: 0}; // the shop was not reached
+      }
       const body = answer.body || {};
       const error = body.error || {};
+      // No answer of the shop's (the network, a proxy's HTML 502, a 200 that is not the quote):
+      // nothing about the address; ask again after a wait, longer each time.
+      if (answer.status === 0 || (answer.status >= 500 && answer.status !== 503)
+          || (answer.ok && !body.quote)) {
+        showRates(rates, chosenRate(), NO_ANSWER);
+        quoting.unanswered += 1;
+        const wait = answer.retryAfter || Math.min(2 ** quoting.unanswered, 30);
+        await new Promise((done) => setTimeout(done, 1000 * wait));
+        if (!quoting.pending) quoting.pending = wanted;
+        return;
+      }
+      quoting.unanswered = 0;
       if (!answer.ok) {
         if (answer.status === 409 && error.code === 'stale_quote') {
           // Another answer of this attempt got there first: number past it and ask again.

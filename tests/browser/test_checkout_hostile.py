@@ -138,3 +138,60 @@ def test_a_quote_answered_by_a_proxy_in_html_is_asked_again(page, shop, status):
     assert page.locator("#shipping-amount").inner_text() == "$5.00"
     pay(page)
     page.wait_for_url(re.compile(r"/success\?"))
+
+
+def cart_line(page, item: str):
+    return page.locator(f"#cart-lines [data-item='{item}']")
+
+
+def server_quantities(page, shop: str) -> dict[str, int]:
+    cart = page.request.get(f"{shop}/cart", headers={"Accept": "application/json"}).json()
+    return {line["item"]: line["quantity"] for line in cart["cart"]["lines"]}
+
+
+@pytest.mark.parametrize("typed", ["-3", "99999999999999999999", "1e3", ""])
+def test_a_refused_quantity_on_the_cart_page_shows_the_quantity_the_cart_has(page, shop, typed):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1", 2)
+    page.goto(shop + "/cart")
+    quantity = cart_line(page, "1").locator("input[name=quantity]")
+    quantity.fill(typed)
+    quantity.dispatch_event("change")
+    page.wait_for_function("() => document.getElementById('cart-message').textContent")
+    assert page.locator("#cart-lines").get_attribute("aria-busy") == "false"
+    assert server_quantities(page, shop) == {"1": 2}
+    assert quantity.input_value() == "2"  # not what was refused, beside the old subtotal
+    assert page.locator("#cart-subtotal").inner_text() == "$46.00"
+
+
+def test_quantities_changed_quickly_on_the_cart_page_go_in_order(page, shop):
+    """Two changes while the first is still on its way: the last one typed is what the cart
+    keeps (the second is not sent past the first)."""
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1")
+    page.goto(shop + "/cart")
+    held = []
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/cart/items/1", hold_first)
+    quantity = cart_line(page, "1").locator("input[name=quantity]")
+    quantity.fill("3")
+    quantity.dispatch_event("change")
+    while not held:
+        page.wait_for_timeout(20)
+    quantity.fill("5")
+    quantity.dispatch_event("change")
+    page.wait_for_timeout(300)
+    held[0].continue_()
+    page.wait_for_function(
+        "() => document.getElementById('cart-subtotal').textContent === '$115.00'"
+    )
+    page.wait_for_timeout(300)
+    assert server_quantities(page, shop) == {"1": 5}
+    assert quantity.input_value() == "5"
+    assert page.locator("#cart-subtotal").inner_text() == "$115.00"

@@ -21,11 +21,13 @@ from bookpay.server import create_app
 from bookpay.web import runner
 
 PIN = Book(id="pin", title="A pin", author="X", amount=30, currency="usd", description="A pin.")
+MARKUP = '<img src=x class=injected onerror="document.title=1">'
+BAIT = Book(id="bait", title=MARKUP, author=MARKUP, amount=900, currency="usd", description=MARKUP)
 
 
 @pytest.fixture(scope="module")
 def shop(emulator, tmp_path_factory) -> Iterator[str]:
-    catalog = Catalog((*DEFAULT_BOOKS, PIN))
+    catalog = Catalog((*DEFAULT_BOOKS, PIN, BAIT))
     settings = Settings(data_dir=tmp_path_factory.mktemp("hostile-shop"), emulator_url=emulator.url)
     apps = []
 
@@ -195,3 +197,32 @@ def test_quantities_changed_quickly_on_the_cart_page_go_in_order(page, shop):
     assert server_quantities(page, shop) == {"1": 5}
     assert quantity.input_value() == "5"
     assert page.locator("#cart-subtotal").inner_text() == "$115.00"
+
+
+def no_markup(page) -> None:
+    assert page.locator("img.injected").count() == 0, page.url
+    for frame in page.frames:
+        assert frame.locator("img.injected").count() == 0, frame.url
+
+
+def test_a_title_and_an_address_with_markup_are_shown_as_text_everywhere(page, shop):
+    page.goto(shop + "/")
+    page.get_by_role("button", name=f"Add {MARKUP} to cart").click()
+    page.wait_for_function("() => document.getElementById('cart-count').textContent === '1'")
+    assert page.locator("#cart-status").inner_text().startswith(MARKUP)
+    no_markup(page)
+    page.goto(shop + "/cart")
+    assert cart_line(page, "bait").locator(".line-title").inner_text() == MARKUP
+    no_markup(page)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page)
+    page.locator("#address-element [name=name]").fill(MARKUP)
+    wait_for_pay(page)
+    assert page.locator("#order-lines .line-title").inner_text() == MARKUP
+    no_markup(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-lines .line-title").inner_text() == MARKUP
+    assert page.locator("#receipt-shipping").inner_text().splitlines()[0] == MARKUP
+    no_markup(page)

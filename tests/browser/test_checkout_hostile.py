@@ -226,3 +226,20 @@ def test_a_title_and_an_address_with_markup_are_shown_as_text_everywhere(page, s
     assert page.locator("#receipt-lines .line-title").inner_text() == MARKUP
     assert page.locator("#receipt-shipping").inner_text().splitlines()[0] == MARKUP
     no_markup(page)
+
+
+@pytest.mark.parametrize("typed", ["-3", "11", ""])
+def test_a_refused_quantity_at_checkout_shows_the_quantity_of_the_order(page, shop, typed):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1", 2)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    quantity = page.locator("#order-lines [data-item='1'] input[name=quantity]")
+    quantity.fill(typed)
+    quantity.dispatch_event("change")  # the field keeps the focus, as after Enter
+    page.wait_for_function(
+        "() => /copies|quantity/i.test(document.getElementById('order-status').textContent)"
+    )
+    assert server_quantities(page, shop) == {"1": 2}
+    assert quantity.input_value() == "2"
+    assert page.locator("#subtotal").inner_text() == "$46.00"

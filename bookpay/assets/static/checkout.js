@@ -693,6 +693,18 @@
     }
 
     /**
+     * Puts the quantity the order has for `item` back in its field.
+     * @param {string} item
+     */
+    function showQuantity(item) {
+      const line = shown.lines.find((l) => l.item === item);
+      const node = Array.from(orderLines.children).find(
+        (n) => n instanceof HTMLElement && n.dataset.item === item);
+      const input = node ? node.querySelector('input[name="quantity"]') : null;
+      if (line && input instanceof HTMLInputElement) input.value = String(line.quantity);
+    }
+
+    /**
      * The shopper changed a line's quantity on this page (0 removes it).
      * @param {string} item
      * @param {string} quantity
@@ -715,6 +727,7 @@
         const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
         if (!answer.ok) problem = (answer.body && answer.body.error && answer.body.error.message) || GENERIC_ERROR;
         await requote(); // whatever happened, show the order as the server has it
+        if (problem) showQuantity(item); // even in the field still focused: not what was refused
       } catch (e) {
         problem = e instanceof Error ? e.message : GENERIC_ERROR;
       }

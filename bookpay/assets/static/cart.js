@@ -29,16 +29,28 @@
   }
 
   /**
-   * The form's fields (and the pressed button's: Remove is quantity 0), as JSON.
+   * The form's fields (and the pressed button's: Remove is quantity 0).
    * @param {HTMLFormElement} form
    * @param {HTMLElement | null} [submitter]
-   * @returns {Promise<{cart?: CartAnswer, error?: string}>}
+   * @returns {Record<string, FormDataEntryValue>}
    */
-  async function send(form, submitter) {
+  function fields(form, submitter) {
     /** @type {Record<string, FormDataEntryValue>} */
     const data = Object.fromEntries(new FormData(form).entries());
     if (submitter instanceof HTMLButtonElement && submitter.name) data[submitter.name] = submitter.value;
     delete data.next;
+    return data;
+  }
+
+  /**
+   * The form's fields (or `data`), as JSON.
+   * @param {HTMLFormElement} form
+   * @param {HTMLElement | null} [submitter]
+   * @param {Record<string, FormDataEntryValue>} [data]
+   * @returns {Promise<{cart?: CartAnswer, error?: string}>}
+   */
+  async function send(form, submitter, data) {
+    data = data || fields(form, submitter);
     let response;
     try {
       response = await fetch(form.action, {
@@ -108,26 +120,50 @@
         const amount = node.querySelector('.line-amount');
         if (amount) amount.textContent = line.lineText;
         const input = node.querySelector('input[name="quantity"][type="number"]');
-        if (input instanceof HTMLInputElement) input.value = String(line.quantity);
+        if (input instanceof HTMLInputElement) {
+          input.value = String(line.quantity);
+          input.dataset.quantity = input.value;
+        }
       });
       const subtotal = find('cart-subtotal');
       if (subtotal) subtotal.textContent = cart.subtotalText;
     }
 
+    // Changes go one after the other, each with the fields as the shopper left them: the cart
+    // keeps the last one made, and answers are shown in the order asked.
+    /** @type {Promise<void>} */
+    let changes = Promise.resolve();
+    let pending = 0;
+
     /**
      * @param {HTMLFormElement} form
      * @param {HTMLElement | null} [submitter]
      */
-    async function change(form, submitter) {
+    function change(form, submitter) {
+      const data = fields(form, submitter); // as the shopper left it now
+      pending += 1;
       lines.setAttribute('aria-busy', 'true');
-      const answer = await send(form, submitter);
-      lines.setAttribute('aria-busy', 'false');
+      changes = changes.then(() => sendChange(form, data)).finally(() => {
+        pending -= 1;
+        if (!pending) lines.setAttribute('aria-busy', 'false');
+      });
+    }
+
+    /**
+     * @param {HTMLFormElement} form
+     * @param {Record<string, FormDataEntryValue>} data
+     */
+    async function sendChange(form, data) {
+      const answer = await send(form, null, data);
       if (answer.cart) {
         message.textContent = answer.cart.problem || '';
         showCart(answer.cart);
-      } else {
-        message.textContent = answer.error || GENERIC_ERROR;
+        return;
       }
+      message.textContent = answer.error || GENERIC_ERROR;
+      // A refused quantity is not the cart's: show the one it still has beside its subtotal.
+      const input = form.querySelector('input[name="quantity"][type="number"]');
+      if (input instanceof HTMLInputElement) input.value = input.dataset.quantity || input.defaultValue;
     }
 
     lines.addEventListener('submit', (event) => {

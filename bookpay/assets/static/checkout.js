@@ -83,6 +83,9 @@
   // shopper did; the same attempt can simply be tried again (it never charges twice).
   const UNAVAILABLE =
     'Payments are unavailable right now. Nothing was charged: please try again in a moment.';
+  // Said while an answer that was not the shop's (a proxy's HTML page, a lost connection) is
+  // asked for again.
+  const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
   // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
   // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
@@ -159,6 +162,13 @@
     return readJson(asked.response);
   }
 
+  // A tab restored from the back-forward cache shows the page as it was left, often while
+  // "Processing…" a payment that has since gone through or failed: ask the shop afresh (the
+  // reload keeps the tab's attempt, so a paid one shows the "already paid" notice).
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) window.location.reload();
+  });
+
   afterDeferredScripts(main);
 
   // Runs `run` once the page is parsed and its deferred scripts (Stripe.js) have run, which is
@@ -193,6 +203,7 @@
     const hint = byId('pay-hint', HTMLElement);
     const message = byId('payment-message', HTMLDivElement);
     const retryButton = byId('retry-button', HTMLButtonElement);
+    const refusedLink = byId('refused-link', HTMLAnchorElement);
     const paidNotice = byId('paid-notice', HTMLElement);
     const paidOrder = byId('paid-order', HTMLElement);
     const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
@@ -234,6 +245,7 @@
       pending: null,
       applied: '',
       problem: '',
+      unanswered: 0, // quotes in a row the shop did not answer
     };
     /** @type {ShippingRateView[]} the delivery options shown */
     let rates = [];
@@ -348,6 +360,29 @@
       fields.hidden = true;
       showMessage(text || LOAD_ERROR);
       retryButton.hidden = false;
+    }
+
+    // The shop refused this checkout (a total Stripe cannot charge, a book it does not sell, a
+    // cart in another currency): asking again cannot change that, so there is no retry, only
+    // the message, which says what to change, and the way back to where it can be changed.
+    /** @param {string} text */
+    function refused(text) {
+      state.loadFailed = true;
+      refreshButton();
+      fields.hidden = true;
+      button.hidden = true;
+      hint.hidden = true;
+      showMessage(text);
+      retryButton.hidden = true;
+      refusedLink.hidden = false;
+    }
+
+    // Whether a failure is the shop's refusal (a 4xx) rather than a failure to answer (a 5xx,
+    // the network, a timeout or a rate limit), which trying again may mend.
+    /** @param {unknown} e */
+    function isRefusal(e) {
+      return e instanceof ShopError && e.status >= 400 && e.status < 500
+        && e.status !== 408 && e.status !== 409 && e.status !== 429;
     }
 
     // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
@@ -558,15 +593,32 @@
     /** @param {WantedQuote} wanted */
     async function sendQuote(wanted) {
       quoting.version += 1;
-      const answer = await postJson(config.quoteUrl, {
-        attemptId: attempt,
-        version: quoting.version,
-        address: wanted.address,
-        name: wanted.name,
-        shippingRate: wanted.shippingRate,
-      });
+      let answer;
+      try {
+        answer = await postJson(config.quoteUrl, {
+          attemptId: attempt,
+          version: quoting.version,
+          address: wanted.address,
+          name: wanted.name,
+          shippingRate: wanted.shippingRate,
+        });
+      } catch (e) {
+        answer = {status: 0, ok: false, body: null, retryAfter: 0}; // the shop was not reached
+      }
       const body = answer.body || {};
       const error = body.error || {};
+      // No answer of the shop's (the network, a proxy's HTML 502, a 200 that is not the quote):
+      // nothing about the address; ask again after a wait, longer each time.
+      if (answer.status === 0 || (answer.status >= 500 && answer.status !== 503)
+          || (answer.ok && !body.quote)) {
+        showRates(rates, chosenRate(), NO_ANSWER);
+        quoting.unanswered += 1;
+        const wait = answer.retryAfter || Math.min(2 ** quoting.unanswered, 30);
+        await new Promise((done) => setTimeout(done, 1000 * wait));
+        if (!quoting.pending) quoting.pending = wanted;
+        return;
+      }
+      quoting.unanswered = 0;
       if (!answer.ok) {
         if (answer.status === 409 && error.code === 'stale_quote') {
           // Another answer of this attempt got there first: number past it and ask again.
@@ -641,6 +693,18 @@
     }
 
     /**
+     * Puts the quantity the order has for `item` back in its field.
+     * @param {string} item
+     */
+    function showQuantity(item) {
+      const line = shown.lines.find((l) => l.item === item);
+      const node = Array.from(orderLines.children).find(
+        (n) => n instanceof HTMLElement && n.dataset.item === item);
+      const input = node ? node.querySelector('input[name="quantity"]') : null;
+      if (line && input instanceof HTMLInputElement) input.value = String(line.quantity);
+    }
+
+    /**
      * The shopper changed a line's quantity on this page (0 removes it).
      * @param {string} item
      * @param {string} quantity
@@ -663,6 +727,7 @@
         const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
         if (!answer.ok) problem = (answer.body && answer.body.error && answer.body.error.message) || GENERIC_ERROR;
         await requote(); // whatever happened, show the order as the server has it
+        if (problem) showQuantity(item); // even in the field still focused: not what was refused
       } catch (e) {
         problem = e instanceof Error ? e.message : GENERIC_ERROR;
       }
@@ -927,7 +992,8 @@
       try {
         result = await createIntent(fresh);
       } catch (e) {
-        loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
+        if (isRefusal(e)) refused(e instanceof Error ? e.message : GENERIC_ERROR);
+        else loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
         return;
       }
       if ('paid' in result) {

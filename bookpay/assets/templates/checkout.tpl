@@ -71,5 +71,6 @@
     <p id="pay-hint" class="pay-hint" role="status" aria-live="polite">Enter your email address and complete the shipping address to pay.</p>
     <div id="payment-message" class="payment-message" role="status" aria-live="polite" tabindex="-1"></div>
     <button id="retry-button" class="button button--secondary" type="button" hidden>Reload the payment form</button>
+    <a id="refused-link" class="button button--secondary" href="{{"/cart" if editable else "/"}}" hidden>{{"Back to the cart" if editable else "Back to the books"}}</a>
   </form>
 </div>

@@ -1,0 +1,245 @@
+"""The checkout and cart pages under hostile conditions: refusals the page cannot mend by asking
+again, answers that are not the shop's JSON, a tab restored from the back-forward cache, and
+quantities no shopper should be able to send.
+
+One shop for the module, whose catalog has the default books and a $0.30 pin (below the $0.50
+Stripe charges at least in US dollars, so the shop refuses to check it out: 400
+amount_too_small).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from test_checkout import fill_checkout, message, open_checkout, pay, wait_for_pay
+
+from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
+from bookpay.config import Settings
+from bookpay.server import create_app
+from bookpay.web import runner
+
+PIN = Book(id="pin", title="A pin", author="X", amount=30, currency="usd", description="A pin.")
+MARKUP = '<img src=x class=injected onerror="document.title=1">'
+BAIT = Book(id="bait", title=MARKUP, author=MARKUP, amount=900, currency="usd", description=MARKUP)
+
+
+@pytest.fixture(scope="module")
+def shop(emulator, tmp_path_factory) -> Iterator[str]:
+    catalog = Catalog((*DEFAULT_BOOKS, PIN, BAIT))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("hostile-shop"), emulator_url=emulator.url)
+    apps = []
+
+    def make_app(own_url: str):
+        apps.append(create_app(settings, catalog=catalog, public_url=own_url))
+        return apps[-1]
+
+    server = runner.start(make_app, "127.0.0.1", 0, background=True)
+    yield server.url
+    server.stop()
+    apps[0].close()
+
+
+def add_to_cart(page, shop: str, item: str, quantity: int = 1) -> None:
+    answer = page.request.post(
+        f"{shop}/cart/items",
+        data={"item": item, "quantity": quantity},
+        headers={"Origin": shop},
+    )
+    assert answer.ok, answer.text()
+
+
+def test_a_total_stripe_cannot_charge_is_refused_with_the_way_back_and_no_retry(page, shop):
+    page.goto(f"{shop}/checkout?item=pin")
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == (
+        "Your order's total, $0.30, is less than $0.50, the smallest payment Stripe takes in "
+        "USD: add a book to reach it."
+    )
+    assert page.locator("#retry-button").is_hidden()
+    assert page.locator("#submit-button").is_hidden()
+    back = page.locator("#refused-link")
+    assert back.inner_text() == "Back to the books"
+    back.click()
+    page.wait_for_url(shop + "/")
+
+
+def test_a_cart_refused_by_the_shop_leads_back_to_the_cart(page, shop):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "pin")
+    page.goto(f"{shop}/checkout")
+    page.locator("#refused-link").wait_for()
+    assert "add a book to reach it" in message(page)
+    assert page.locator("#retry-button").is_hidden()
+    page.locator("#refused-link").click()
+    page.wait_for_url(shop + "/cart")
+
+
+def test_a_server_failure_keeps_its_retry(page, shop):
+    page.route(
+        "**/create-payment-intent",
+        lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<html><h1>502 Bad Gateway</h1></html>"
+        ),
+    )
+    page.goto(f"{shop}/checkout?item=1")
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == "Something went wrong. Please try again."
+    assert page.locator("#refused-link").is_hidden()
+    page.unroute("**/create-payment-intent")
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()
+
+
+def test_a_tab_restored_from_the_back_forward_cache_asks_the_shop_again(page, shop, emulator):
+    """After Pay the page leaves while "Processing…"; restored from the back-forward cache
+    (pageshow, persisted) it would stay so, frozen, whatever became of the payment. It reloads
+    instead: the shop says how the attempt stands. (Chromium under Playwright keeps no such
+    cache, so the event is sent as the browser would send it.)"""
+    held = []
+    page.route(f"{emulator.url}/v1/payment_intents/*/confirm", lambda route: held.append(route))
+    open_checkout(page, shop)
+    fill_checkout(page)
+    pay(page)
+    while not held:
+        page.wait_for_timeout(20)
+    assert page.locator("#submit-button").inner_text().strip() == "Processing…"
+    with page.expect_navigation(timeout=5_000):
+        page.evaluate(
+            "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+        )
+    page.locator("#payment-element [name=number]").wait_for()
+    assert page.locator("#submit-button").inner_text().strip().startswith("Pay $")
+    assert page.locator("#payment-form").get_attribute("aria-busy") != "true"
+
+
+@pytest.mark.parametrize("status", [502, 200])
+def test_a_quote_answered_by_a_proxy_in_html_is_asked_again(page, shop, status):
+    """A proxy's HTML page instead of the shop's quote (a 502, or a 200 from a captive portal)
+    is no answer about the address: the page asks again, and never shows a script's error."""
+    answered = []
+
+    def proxy_once(route):
+        if answered:
+            route.continue_()
+            return
+        answered.append(route.request.url)
+        route.fulfill(status=status, content_type="text/html", body="<html>Bad Gateway</html>")
+
+    page.route("**/checkout/quote", proxy_once)
+    open_checkout(page, shop)
+    shown = []
+    page.on("console", lambda msg: shown.append(msg.text) if msg.type == "error" else None)
+    fill_checkout(page)
+    wait_for_pay(page)
+    assert answered
+    rates = page.locator("#shipping-rates-message").inner_text()
+    assert "undefined" not in rates and "Cannot read" not in rates
+    assert page.locator("#shipping-amount").inner_text() == "$5.00"
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+
+
+def cart_line(page, item: str):
+    return page.locator(f"#cart-lines [data-item='{item}']")
+
+
+def server_quantities(page, shop: str) -> dict[str, int]:
+    cart = page.request.get(f"{shop}/cart", headers={"Accept": "application/json"}).json()
+    return {line["item"]: line["quantity"] for line in cart["cart"]["lines"]}
+
+
+@pytest.mark.parametrize("typed", ["-3", "99999999999999999999", "1e3", ""])
+def test_a_refused_quantity_on_the_cart_page_shows_the_quantity_the_cart_has(page, shop, typed):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1", 2)
+    page.goto(shop + "/cart")
+    quantity = cart_line(page, "1").locator("input[name=quantity]")
+    quantity.fill(typed)
+    quantity.dispatch_event("change")
+    page.wait_for_function("() => document.getElementById('cart-message').textContent")
+    assert page.locator("#cart-lines").get_attribute("aria-busy") == "false"
+    assert server_quantities(page, shop) == {"1": 2}
+    assert quantity.input_value() == "2"  # not what was refused, beside the old subtotal
+    assert page.locator("#cart-subtotal").inner_text() == "$46.00"
+
+
+def test_quantities_changed_quickly_on_the_cart_page_go_in_order(page, shop):
+    """Two changes while the first is still on its way: the last one typed is what the cart
+    keeps (the second is not sent past the first)."""
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1")
+    page.goto(shop + "/cart")
+    held = []
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/cart/items/1", hold_first)
+    quantity = cart_line(page, "1").locator("input[name=quantity]")
+    quantity.fill("3")
+    quantity.dispatch_event("change")
+    while not held:
+        page.wait_for_timeout(20)
+    quantity.fill("5")
+    quantity.dispatch_event("change")
+    page.wait_for_timeout(300)
+    held[0].continue_()
+    page.wait_for_function(
+        "() => document.getElementById('cart-subtotal').textContent === '$115.00'"
+    )
+    page.wait_for_timeout(300)
+    assert server_quantities(page, shop) == {"1": 5}
+    assert quantity.input_value() == "5"
+    assert page.locator("#cart-subtotal").inner_text() == "$115.00"
+
+
+def no_markup(page) -> None:
+    assert page.locator("img.injected").count() == 0, page.url
+    for frame in page.frames:
+        assert frame.locator("img.injected").count() == 0, frame.url
+
+
+def test_a_title_and_an_address_with_markup_are_shown_as_text_everywhere(page, shop):
+    page.goto(shop + "/")
+    page.get_by_role("button", name=f"Add {MARKUP} to cart").click()
+    page.wait_for_function("() => document.getElementById('cart-count').textContent === '1'")
+    assert page.locator("#cart-status").inner_text().startswith(MARKUP)
+    no_markup(page)
+    page.goto(shop + "/cart")
+    assert cart_line(page, "bait").locator(".line-title").inner_text() == MARKUP
+    no_markup(page)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page)
+    page.locator("#address-element [name=name]").fill(MARKUP)
+    wait_for_pay(page)
+    assert page.locator("#order-lines .line-title").inner_text() == MARKUP
+    no_markup(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-lines .line-title").inner_text() == MARKUP
+    assert page.locator("#receipt-shipping").inner_text().splitlines()[0] == MARKUP
+    no_markup(page)
+
+
+@pytest.mark.parametrize("typed", ["-3", "11", ""])
+def test_a_refused_quantity_at_checkout_shows_the_quantity_of_the_order(page, shop, typed):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1", 2)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    quantity = page.locator("#order-lines [data-item='1'] input[name=quantity]")
+    quantity.fill(typed)
+    quantity.dispatch_event("change")  # the field keeps the focus, as after Enter
+    page.wait_for_function(
+        "() => /copies|quantity/i.test(document.getElementById('order-status').textContent)"
+    )
+    assert server_quantities(page, shop) == {"1": 2}
+    assert quantity.input_value() == "2"
+    assert page.locator("#subtotal").inner_text() == "$46.00"

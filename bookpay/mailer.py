@@ -27,6 +27,8 @@ How many receipts a customer gets, per transport:
   message but before the row is marked sent, the message is sent again at the next start; SMTP
   has no way to ask a server whether it already has a message. Every copy carries the same
   ``Message-ID`` (derived from the PaymentIntent), which lets mail systems drop the duplicate.
+  Stopping cuts a send off at once only before the server has the whole message (it delivers
+  none whose data did not end); after, it waits STOP_GRACE for the server's answer.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from datetime import datetime, timezone
 from email.charset import QP, Charset
 from email.header import Header
@@ -69,6 +72,10 @@ BUSY_WAIT = (0.5, 5.0)
 GATHER = 0.05  # seconds a woken worker waits for more receipts before claiming a batch
 SMTP_TIMEOUT = 30.0  # seconds for each read from an SMTP server
 SEND_DEADLINE = 60.0  # seconds for one whole SMTP send, however the server trickles
+# Seconds a stopping shop waits for the server's answer to a message it has whole (sent to its
+# last line): cut off before that line, a message is not delivered, so that send stops at once.
+STOP_GRACE = 5.0
+MAX_REPLY = 64 * 1024  # bytes of one SMTP reply, all its lines: a longer one is cut off
 TEMP_PREFIX = ".writing-"
 # A plain addr-spec (RFC 5321/5322 dot-atom): what a To header and an SMTP RCPT carry safely.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -163,6 +170,21 @@ def _reply_text(reply: bytes | str) -> str:
 
 class NoRecipient(Exception):
     """The order has no email address, so SMTP has nowhere to send its receipt."""
+
+
+class SendStopped(Exception):
+    """The shop stopped during a send and cut it off. ``maybe_sent``: the server had the whole
+    message but had not answered within STOP_GRACE (it may deliver it); else it had not the
+    end of it, and a server delivers no message whose data did not end (RFC 5321 4.1.1.4)."""
+
+    def __init__(self, maybe_sent: bool) -> None:
+        self.maybe_sent = maybe_sent
+        super().__init__(
+            f"the shop stopped; no answer from the mail server within {STOP_GRACE:g} s to the "
+            "whole message, which it may deliver"
+            if maybe_sent
+            else "the shop stopped before the mail server had the whole message: not sent"
+        )
 
 
 def build_message(receipt: dict, sender: str) -> Message:
@@ -410,32 +432,44 @@ class SmtpTransport:
         self.password = unquote(parts.password) if parts.password else None
         self.sender = sender_header(parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0])
 
+        self._stopping = threading.Event()  # ``stop``: no send starts, the one under way ends
+        self._sends: set[_Send] = set()
+        self._lock = threading.Lock()
+
     def send(self, receipt: dict) -> str:
         """Send one receipt; its server's address. At most SEND_DEADLINE seconds in all, from
         the connection to the answer to QUIT: a server that trickles its answers a byte at a
-        time is cut off, not waited on for ever (its socket timeout only bounds each read)."""
+        time is cut off, not waited on for ever (its socket timeout only bounds each read).
+        Once ``stop`` is called, SendStopped (see there)."""
         if not receipt.get("recipient"):
             raise NoRecipient("the order has no email address")
         message = build_message(receipt, self.sender)
         # Not connected yet: the greeting (and smtps's handshake) count against the deadline.
         if self.scheme == "smtps":
-            client = smtplib.SMTP_SSL(timeout=SMTP_TIMEOUT, context=ssl.create_default_context())
+            client = _SMTPS(timeout=SMTP_TIMEOUT, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(timeout=SMTP_TIMEOUT)
-        finished = threading.Event()
-        watchdog = threading.Timer(SEND_DEADLINE, _cut_off, (client, finished))
-        watchdog.daemon = True
+            client = _SMTP(timeout=SMTP_TIMEOUT)
+        send = _Send(client)
+        with self._lock:
+            self._sends.add(send)
+        watchdog = threading.Thread(target=self._watch, args=(send,), daemon=True)
         watchdog.start()
         try:
             try:
-                client.connect(self.host, self.port)
+                if self._stopping.is_set():
+                    raise SendStopped(maybe_sent=False)
+                code, greeting = client.connect(self.host, self.port)
+                if code != 220:  # smtplib checks it only when connecting in SMTP()
+                    raise smtplib.SMTPConnectError(code, greeting)
                 if self.scheme == "smtp+starttls":
                     client.starttls(context=ssl.create_default_context())
                 if self.username:
                     client.login(self.username, self.password or "")
                 client.send_message(message)
-            except BaseException:
+            except BaseException as exc:
                 client.close()
+                if send.stopped and not isinstance(exc, SendStopped):
+                    raise SendStopped(maybe_sent=client.data_ended) from exc
                 raise
             # The server has the message (250 to DATA): it is sent, whatever QUIT gets back
             # (RFC 5321 4.1.1.5), or however late; a failing QUIT must not send it again.
@@ -443,21 +477,145 @@ class SmtpTransport:
                 client.quit()
             client.close()
         finally:
-            finished.set()
-            watchdog.cancel()
+            with self._lock:
+                self._sends.discard(send)
+            send.finished.set()
+            send.nudge.set()
         return f"smtp://{self.host}:{self.port}"
 
+    def stop(self) -> str | None:
+        """No send starts from now on; one under way is cut off at once unless the server has
+        the whole message, whose answer it is given STOP_GRACE seconds for. What it did, for
+        the log (None: no send was under way)."""
+        self._stopping.set()
+        with self._lock:
+            sends = list(self._sends)
+        said = None
+        for send in sends:
+            with send.client.guard:
+                if not send.client.data_ended:
+                    said = "cut off the send under way (the mail server had not the whole message)"
+                else:
+                    said = (
+                        f"waiting up to {STOP_GRACE:g} s for the mail server's answer to the "
+                        "message it has"
+                    )
+            send.nudge.set()
+        return said
 
-def _cut_off(client: smtplib.SMTP, finished: threading.Event) -> None:
-    """The send's deadline passed: shut its connection down, so the read it is blocked in ends
-    at once. Closing it from this thread would not: the close waits for that read to return.
-    Until the send ends, as the connection may not exist yet (still connecting)."""
-    while not finished.is_set():
-        sock = client.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        finished.wait(0.05)
+    def _watch(self, send: _Send) -> None:
+        """Until the send ends: at its deadline, or once ``stop`` is called (at once before the
+        end of the message, after STOP_GRACE after it), shut its connection down, so the read
+        it is blocked in ends at once. Closing it from this thread would not: the close waits
+        for that read to return. Again and again, as the connection may not exist yet (still
+        connecting)."""
+        deadline = time.monotonic() + SEND_DEADLINE
+        grace_ends = None
+        while not send.finished.is_set():
+            cut, by_stop = deadline, False
+            if self._stopping.is_set():
+                with send.client.guard:
+                    if not send.client.data_ended:
+                        send.client.stopped = True  # the message's end is not sent now
+                        cut, by_stop = 0.0, True
+                    else:
+                        if grace_ends is None:
+                            grace_ends = time.monotonic() + STOP_GRACE
+                        cut, by_stop = min(cut, grace_ends), grace_ends <= deadline
+            remaining = cut - time.monotonic()
+            if remaining > 0:
+                send.nudge.wait(remaining)
+                send.nudge.clear()
+                continue
+            send.stopped = send.stopped or by_stop
+            sock = send.client.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            send.finished.wait(0.05)
+
+
+class _Send:
+    """One send under way: its client, and what its watchdog waits on."""
+
+    def __init__(self, client: _Guarded) -> None:
+        self.client = client
+        self.finished = threading.Event()
+        self.nudge = threading.Event()  # set when the send ends or ``stop`` is called
+        self.stopped = False  # the stop, not the deadline, cuts it off
+
+
+class _Guarded:
+    """``smtplib.SMTP`` knowing whether the server may have the whole message (its last line
+    was sent: ``data_ended``), which a stop must not cut off unanswered without need, and
+    reading at most MAX_REPLY bytes of one reply (a server answering one endless multi-line
+    reply filled the memory until the deadline)."""
+
+    data_ended = False
+    stopped = False  # set under ``guard``: the message's last line must not be sent now
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.guard = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def data(self, msg):
+        """``smtplib.SMTP.data``, sending the line ending the message on its own, once the
+        rest is sent and only if the shop is not stopping."""
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")
+        body = smtplib._quote_periods(msg)
+        if body[-2:] != smtplib.bCRLF:
+            body += smtplib.bCRLF
+        self.send(body)
+        with self.guard:
+            if self.stopped:
+                raise SendStopped(maybe_sent=False)
+            self.data_ended = True
+        self.send(b"." + smtplib.bCRLF)
+        code, reply = self.getreply()
+        # Any 2xx is the server taking the message (RFC 5321 4.2.1): sendmail wants 250.
+        return (250 if 200 <= code < 300 else code), reply
+
+    def getreply(self):
+        """``smtplib.SMTP.getreply``, cut off (SMTPResponseException, code -1) past MAX_REPLY
+        bytes."""
+        if self.file is None:
+            self.file = self.sock.makefile("rb")
+        lines, size = [], 0
+        while True:
+            try:
+                line = self.file.readline(smtplib._MAXLINE + 1)
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {exc}"
+                ) from exc
+            if not line:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            size += len(line)
+            if len(line) > smtplib._MAXLINE or size > MAX_REPLY:
+                self.close()
+                raise smtplib.SMTPResponseException(-1, b"reply too long")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+
+
+class _SMTP(_Guarded, smtplib.SMTP):
+    pass
+
+
+class _SMTPS(_Guarded, smtplib.SMTP_SSL):
+    pass
 
 
 class ReceiptMailer(Worker):
@@ -465,6 +623,8 @@ class ReceiptMailer(Worker):
 
     thread_name = "bookpay-receipts"
     what = "sending receipts"
+    # Closing waits for a send's answer (STOP_GRACE), then for its fate to be written.
+    stop_wait = STOP_GRACE + 10.0
 
     def __init__(self, ledger, transport) -> None:
         super().__init__()
@@ -524,6 +684,13 @@ class ReceiptMailer(Worker):
     def work(self) -> int:
         return self.send_due()
 
+    def interrupt(self) -> None:
+        """Stopping: the send under way is cut off, or waited for (``SmtpTransport.stop``)."""
+        stop = getattr(self.transport, "stop", None)
+        said = stop() if stop is not None else None
+        if said:
+            log.info("stopping: %s", said)
+
     def woken(self) -> None:
         self._stop.wait(GATHER)  # receipts of fulfilments committing meanwhile come along
 
@@ -546,31 +713,30 @@ class ReceiptMailer(Worker):
         while not self._stop.is_set():
             with self.ledger.claim_receipts(limit=limit) as claims:
                 if batched:
-                    handled += self._send_batch(claims)
+                    self._send_batch(claims)
                 else:
-                    handled += self._send_each(claims, flush_each)
+                    self._send_each(claims, flush_each)
+            # Counted from the claim: a fate written again after its claim failed counts too.
+            handled += claims.handled
             if len(claims) < limit:  # that was all that is due
                 break
         return handled
 
-    def _send_each(self, claims, flush_each: bool) -> int:
-        """The receipts of ``claims`` one by one; how many were handled. ``flush_each``: each
-        fate is written before the next send, so a crash resends at most one."""
-        handled = 0
+    def _send_each(self, claims, flush_each: bool) -> None:
+        """The receipts of ``claims`` one by one. ``flush_each``: each fate is written before
+        the next send, so a crash resends at most one."""
         for receipt in claims:
             if self._stop.is_set():  # closing: the rest stay pending for next time
                 break
             self._send_one(claims, receipt)
-            handled += 1
             if flush_each:
                 claims.flush()
-        return handled
 
-    def _send_batch(self, claims) -> int:
-        """Every deliverable receipt of ``claims`` written at once (``send_all``); how many
-        were handled. Each fate is recorded as ``_send_one`` records it."""
+    def _send_batch(self, claims) -> None:
+        """Every deliverable receipt of ``claims`` written at once (``send_all``). Each fate is
+        recorded as ``_send_one`` records it."""
         if self._stop.is_set():  # closing: they stay pending for next time
-            return 0
+            return
         deliverable = [receipt for receipt in claims if not self._undeliverable(claims, receipt)]
         results = self.transport.send_all(deliverable)
         for receipt, result in zip(deliverable, results, strict=True):
@@ -578,7 +744,6 @@ class ReceiptMailer(Worker):
                 self._failed(claims, receipt, result)
             else:
                 claims.sent(receipt, location=result)
-        return len(claims)
 
     def _send_one(self, claims, receipt: dict) -> None:
         if self._undeliverable(claims, receipt):
@@ -587,6 +752,16 @@ class ReceiptMailer(Worker):
             location = self.transport.send(receipt)
         except NoRecipient as exc:
             claims.sent(receipt, location=str(exc), status="skipped")
+            return
+        except SendStopped as exc:
+            order = f"receipt for order {receipt.get('order_id')} ({receipt['payment_intent']})"
+            if not exc.maybe_sent:  # left pending, claimed by none: sent at the next start
+                log.info("stopping: %s not sent, sent at the next start", order)
+                return
+            log.warning(
+                "stopping: %s: %s; sent again at the next start (the same Message-ID)", order, exc
+            )
+            claims.failed(receipt, f"SendStopped: {exc}", retry_in=0)
             return
         except Exception as exc:  # any transport failure: keep the row and retry later
             refusal = permanent_refusal(exc)
@@ -602,6 +777,12 @@ class ReceiptMailer(Worker):
             self._failed(claims, receipt, exc)
             return
         claims.sent(receipt, location=location)
+        if self._stop.is_set():  # its answer came while stopping: the log says so
+            log.info(
+                "stopping: receipt for order %s (%s) sent",
+                receipt.get("order_id"),
+                receipt["payment_intent"],
+            )
 
     @staticmethod
     def _undeliverable(claims, receipt: dict) -> bool:

@@ -9,6 +9,8 @@ import logging
 import threading
 import time
 
+from bookpay.ledger.errors import LedgerUnavailable
+
 log = logging.getLogger("bookpay.worker")
 
 
@@ -22,6 +24,9 @@ class Worker:
     # commit wakes the worker; a worker in a process of its own (`bookpay worker`) is never
     # woken, so it looks this often.
     poll: float | None = None
+    # Seconds ``close`` waits for the thread to finish what it is doing (``interrupt`` has asked
+    # it to stop): past that the process's exit would kill it half-way.
+    stop_wait = 5.0
 
     def __init__(self) -> None:
         self._wake = threading.Event()
@@ -37,6 +42,10 @@ class Worker:
 
     def due_now(self) -> bool:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Called by ``close``, from another thread: cut short what the thread is doing, as
+        far as that is safe (the mailer: a send under way)."""
 
     def woken(self) -> None:
         """Called after a wake, before the next round (the mailer gathers more first)."""
@@ -55,7 +64,9 @@ class Worker:
             handled = 0
             try:
                 handled = self.work()
-            except Exception:  # the ledger is busy or closing: try again at the next wake
+            except LedgerUnavailable as exc:  # locked, or down: try again shortly
+                log.warning("%s failed: %s", self.what, exc)
+            except Exception:  # the ledger is closing: try again at the next wake
                 log.exception("%s failed", self.what)
             with self._idle:
                 self._idle.notify_all()
@@ -82,9 +93,16 @@ class Worker:
                 self._idle.wait(min(0.2, remaining))
         return True
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the thread: it starts nothing new, ``interrupt`` cuts short what it is doing,
+        and this waits for it (``stop_wait`` seconds at most; said in the log if it is still
+        at work then)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self.interrupt()
+            wait = self.stop_wait if timeout is None else timeout
+            self._thread.join(wait)
+            if self._thread.is_alive():
+                log.warning("%s: still at work after %g s, left unfinished", self.what, wait)
             self._thread = None

@@ -605,3 +605,106 @@ def test_an_outbox_that_is_a_file_fails_each_receipt_with_the_reason_and_is_left
     assert receipt["last_error"] == f"NotADirectoryError: [Errno 20] Not a directory: '{folder}'"
     assert ledger.next_receipt_due() > receipt["created"]  # later, not at once
     assert (folder.read_text(), folder.stat().st_mode & 0o777) == ("not a folder", 0o600)
+
+
+class Counted:
+    """An SMTP-like transport (never sends twice harmlessly) that counts its sends."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    def send(self, receipt):
+        self.sent.append(receipt["payment_intent"])
+        return "smtp://mail.example.com:25"
+
+
+def failing_marks(ledger, monkeypatch, times: int) -> list[int]:
+    """The ledger fails the next ``times`` writes of a receipt's fate (LedgerUnavailable, as a
+    lock held past its timeout or a lost connection); ``left[0]`` = 0 brings it back."""
+    from contextlib import contextmanager
+
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    left = [times]
+    write = ledger.backend.write
+
+    class Flaky:
+        def __init__(self, tx):
+            self.tx = tx
+
+        def __getattr__(self, name):
+            return getattr(self.tx, name)
+
+        def run(self, sql, params=()):
+            if left[0] and "SET status" in sql:
+                left[0] -= 1
+                raise LedgerUnavailable("Cannot write the orders ledger: database is locked.")
+            return self.tx.run(sql, params)
+
+    @contextmanager
+    def flaky_write():
+        with write() as tx:
+            yield Flaky(tx)
+
+    monkeypatch.setattr(ledger.backend, "write", flaky_write)
+    return left
+
+
+def test_a_mark_that_fails_once_is_tried_again_at_once(ledger, monkeypatch):
+    """The ledger failed the mark of a receipt the server took: the claim was held for its
+    10-minute lease (SQLite), or let go unmarked (PostgreSQL), and the receipt sent again."""
+    failing_marks(ledger, monkeypatch, 1)
+    ledger.record_fulfilment(intent(), render)
+    transport = Counted()
+    started = time.monotonic()
+    assert ReceiptMailer(ledger, transport).send_due() == 1
+    assert time.monotonic() - started < 3
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"], receipt["claimed_by"]) == ("sent", 1, None)
+    assert transport.sent == ["pi_1"]
+
+
+def test_a_mark_the_ledger_keeps_failing_is_written_before_the_next_claim(ledger, monkeypatch):
+    """Past the few quick tries, the round fails; the next one writes the mark first and never
+    sends that receipt again, nor waits for the lease."""
+    from bookpay.ledger import outbox
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    monkeypatch.setattr(outbox, "FATE_RETRIES", (0.01, 0.01), raising=False)
+    left = failing_marks(ledger, monkeypatch, 100)
+    ledger.record_fulfilment(intent(), render)
+    transport = Counted()
+    worker = ReceiptMailer(ledger, transport)
+    with pytest.raises(LedgerUnavailable):
+        worker.send_due()
+    left[0] = 0  # the ledger is back
+    worker.send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["claimed_by"]) == ("sent", None)
+    assert transport.sent == ["pi_1"]
+
+
+def test_a_round_the_ledger_fails_is_one_line_in_the_log_not_a_traceback(caplog):
+    from bookpay.ledger.errors import LedgerUnavailable
+    from bookpay.worker import Worker
+
+    class Down(Worker):
+        rounds = 0
+
+        def work(self):
+            self.rounds += 1
+            raise LedgerUnavailable("Cannot write the orders ledger x: database is locked.")
+
+        def _idle_wait(self, handled):
+            return 10.0
+
+    worker = Down()
+    with caplog.at_level("WARNING", logger="bookpay.worker"):
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not worker.rounds and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker.close()
+    [record] = caplog.records
+    assert "database is locked" in record.getMessage()
+    assert record.exc_info is None

@@ -16,6 +16,7 @@ from test_receipts import intent, render
 from bookpay import mailer
 from bookpay.config import Settings
 from bookpay.ledger import open_ledger
+from bookpay.ledger.model import now_iso
 from bookpay.mailer import ReceiptMailer, SmtpTransport
 
 RECEIPT = {
@@ -34,6 +35,12 @@ class Script:
     def __init__(self, rcpt: str = "250 ok", quit: str = "221 bye", trickle: str | None = None):
         self.rcpt, self.quit, self.trickle = rcpt, quit, trickle
         self.messages: list[bytes] = []
+        self.verbs: list[bytes] = []  # what the client said, in order
+        self.stall: str | None = None  # a verb (or "END", the message's end) never answered
+        self.end_reply = "250 queued"  # the answer to the message's end
+        self.end_delay = 0.0  # seconds before it
+        self.flood: str | None = None  # a verb answered by 1 MB of continuation lines
+        self.greeting = "220 test ESMTP"
 
 
 class Handler(socketserver.StreamRequestHandler):
@@ -41,7 +48,7 @@ class Handler(socketserver.StreamRequestHandler):
         script: Script = self.server.script
         if script.trickle == "greeting":
             return self.drip()
-        self.say("220 test ESMTP")
+        self.say(script.greeting)
         data: list[bytes] = []
         in_data = False
         for line in self.rfile:
@@ -49,13 +56,25 @@ class Handler(socketserver.StreamRequestHandler):
                 if line in (b".\r\n", b".\n"):
                     in_data = False
                     script.messages.append(b"".join(data))
-                    self.say("250 queued")
+                    if script.stall == "END":
+                        return self.hang()
+                    time.sleep(script.end_delay)
+                    self.say(script.end_reply)
                 else:
                     data.append(line)
                 continue
             verb = line[:4].upper()
+            script.verbs.append(verb)
             if script.trickle and verb == script.trickle.encode():
                 return self.drip()
+            if script.stall and verb == script.stall.encode():
+                return self.hang()
+            if script.flood and verb == script.flood.encode():
+                with contextlib.suppress(OSError):  # the client hangs up on it
+                    for _ in range(1024):
+                        self.wfile.write(b"250-" + b"x" * 1020 + b"\r\n")
+                    self.wfile.flush()
+                return self.hang()
             if verb in (b"EHLO", b"HELO"):
                 self.say("250 test")
             elif verb == b"MAIL":
@@ -79,6 +98,11 @@ class Handler(socketserver.StreamRequestHandler):
                 self.wfile.write(b"2")
                 self.wfile.flush()
                 time.sleep(0.2)
+
+    def hang(self) -> None:
+        """Answer nothing, until the client hangs up."""
+        with contextlib.suppress(OSError):
+            self.rfile.read()
 
     def say(self, text: str) -> None:
         self.wfile.write(text.encode() + b"\r\n")
@@ -258,3 +282,113 @@ def test_a_sender_that_is_not_one_address_is_a_config_error(sender):
 
     with pytest.raises(ConfigError, match="from= must be one e-mail address"):
         SmtpTransport(f"smtp://mail.example.com?from={quote(sender)}")
+
+
+def wait_for(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def sending(ledger, smtp) -> ReceiptMailer:
+    """A receipt queued and its mailer's thread sending it, to ``smtp``."""
+    ledger.record_fulfilment(intent(), render)
+    worker = ReceiptMailer(ledger, SmtpTransport(url(smtp)))
+    worker.start()
+    return worker
+
+
+def closing(worker) -> float:
+    """How long the worker took to stop."""
+    started = time.monotonic()
+    worker.close()
+    return time.monotonic() - started
+
+
+def test_a_stop_cuts_off_a_send_before_the_server_has_the_message_and_keeps_it_pending(
+    smtp, ledger, caplog
+):
+    """A stop waited 5 s for a send stuck on a slow server, then left it running (and its
+    claim held) in a thread the exit killed: the server could still get the message, and the
+    next start sent it again. A message whose end the server never got is never delivered."""
+    smtp.script.stall = "RCPT"
+    worker = sending(ledger, smtp)
+    wait_for(lambda: b"RCPT" in smtp.script.verbs)
+    with caplog.at_level("INFO", logger="bookpay.mailer"):
+        assert closing(worker) < 2
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"], receipt["claimed_by"]) == ("pending", 0, None)
+    assert smtp.script.messages == []
+    assert "cut off the send under way" in caplog.text
+    assert "pi_1) not sent, sent at the next start" in caplog.text
+    smtp.script.stall = None  # the next start sends it, once
+    ReceiptMailer(ledger, SmtpTransport(url(smtp))).send_due()
+    assert ledger.receipt_for("pi_1")["status"] == "sent"
+    assert len(smtp.script.messages) == 1
+
+
+def test_a_stop_waits_for_the_answer_to_a_message_the_server_has(smtp, ledger, caplog):
+    """The server has the whole message: cut off then, it may deliver it and the receipt would
+    be sent again; its answer, on its way, is waited for and the receipt marked sent."""
+    smtp.script.end_delay = 1.0
+    worker = sending(ledger, smtp)
+    wait_for(lambda: smtp.script.messages)
+    with caplog.at_level("INFO", logger="bookpay.mailer"):
+        assert 0.5 < closing(worker) < 3
+    assert ledger.receipt_for("pi_1")["status"] == "sent"
+    assert "waiting up to 5 s for the mail server's answer" in caplog.text
+    assert "pi_1) sent" in caplog.text
+
+
+def test_a_stop_waits_a_bounded_time_for_the_answer_then_says_it_may_be_sent(
+    smtp, ledger, monkeypatch
+):
+    """A server that never answers the message's end: the stop waits STOP_GRACE, not the send's
+    deadline, and records the receipt as tried (sent again at the next start, at once), its
+    claim released, not held for the lease."""
+    monkeypatch.setattr(mailer, "STOP_GRACE", 0.5, raising=False)
+    smtp.script.stall = "END"
+    worker = sending(ledger, smtp)
+    wait_for(lambda: smtp.script.messages)
+    assert closing(worker) < 2.5
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"], receipt["claimed_by"]) == ("pending", 1, None)
+    assert "which it may deliver" in receipt["last_error"]
+    assert ledger.next_receipt_due() <= now_iso(1)
+
+
+def test_an_endless_reply_is_cut_off_at_once_and_tried_again(smtp, ledger, monkeypatch):
+    """A server answering EHLO with line after line of ``250-``: each line was kept until the
+    send's deadline (gigabytes, from a fast server); a reply is read up to MAX_REPLY bytes."""
+    monkeypatch.setattr(mailer, "SEND_DEADLINE", 10.0)
+    smtp.script.flood = "EHLO"
+    ledger.record_fulfilment(intent(), render)
+    started = time.monotonic()
+    ReceiptMailer(ledger, SmtpTransport(url(smtp))).send_due()
+    assert time.monotonic() - started < 3
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"]) == ("pending", 1)
+    assert "reply too long" in receipt["last_error"]
+
+
+def test_any_2xx_answer_to_the_message_is_the_message_sent(smtp):
+    """RFC 5321 4.2.1: 2yz is a completion; smtplib wants 250, so a server answering 252 to the
+    message's end had the receipt tried again, and sent again."""
+    smtp.script.end_reply = "252 accepted"
+    assert SmtpTransport(url(smtp)).send(RECEIPT) == url(smtp)
+    assert len(smtp.script.messages) == 1
+
+
+@pytest.mark.parametrize("greeting", ["554 no SMTP service here", "421 busy", "hello there"])
+def test_a_server_that_greets_with_a_refusal_or_garbage_is_tried_again(smtp, ledger, greeting):
+    """Connecting with ``connect()`` (to have the greeting under the deadline) skipped smtplib's
+    check of the greeting, made in ``SMTP(host)`` alone: a receipt went on to a server that had
+    refused service, and was marked sent if it went on answering 250."""
+    smtp.script.greeting = greeting
+    ledger.record_fulfilment(intent(), render)
+    ReceiptMailer(ledger, SmtpTransport(url(smtp))).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"]) == ("pending", 1)
+    assert receipt["last_error"].startswith("SMTPConnectError")
+    assert smtp.script.messages == []

@@ -79,6 +79,7 @@ class Ledger(
         self.data_dir = Path(data_dir)
         self._token = process.new_token()  # names this instance's receipt claims (SQLite)
         self._has_claimed = False  # so that closing a reader takes no write lock
+        self._unwritten_fates: list = []  # receipts' fates the ledger failed to write (outbox)
 
     @classmethod
     def at(

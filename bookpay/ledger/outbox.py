@@ -12,10 +12,13 @@ A receipt is claimed by one sender at a time, and a claim never outlives its hol
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bookpay.ledger import process
+from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.ledger.model import now_iso, parse_iso
 
 RECEIPT_COLUMNS = (
@@ -39,6 +42,12 @@ _RECEIPTS = ", ".join(RECEIPT_COLUMNS)
 # checked (a hung process): the last resort, not the way crashed claims come back.
 CLAIM_LEASE = 600.0
 CLAIM_BATCH = 100  # receipts claimed at once
+# Seconds between the tries of writing receipts' fates that the ledger failed to write (locked
+# past its timeout, a lost connection): a short blip neither holds a sent receipt's claim for
+# the lease nor lets it be sent again. Still failing, they are written before the next claim.
+FATE_RETRIES = (0.1, 0.5, 2.0)
+
+log = logging.getLogger("bookpay.mailer")
 
 
 class Outbox:
@@ -80,16 +89,30 @@ class Outbox:
         end of the block, or when the caller says ``flush()``: a batch costs the writers two
         turns at the write lock (claim, then finish), not one per receipt.
         """
+        # Fates an earlier claim could not write (the ledger was unavailable) first: this
+        # process knows those receipts' fates, so it must not claim (and send) them again.
+        self._write_fates([])
         if self.backend.locks_rows:
-            with self.backend.write() as tx:
-                rows = tx.all(
-                    f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
-                    AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
-                    (now_iso(), limit),
-                )
-                claims = ReceiptClaims(self, rows, tx)
-                yield claims
-                claims.flush()
+            claims = None
+            try:
+                with self.backend.write() as tx:
+                    rows = tx.all(
+                        f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
+                        AND next_attempt_at <= ?
+                        ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
+                        (now_iso(), limit),
+                    )
+                    claims = ReceiptClaims(self, rows, tx)
+                    yield claims
+                    claims.flush()
+            except BaseException as exc:
+                # The claim's transaction is gone, and with it the fates written in it: those
+                # of receipts sent already are written again, in a transaction of their own.
+                if claims is None or not claims.in_tx:
+                    raise
+                self._write_fates(claims.in_tx)
+                if not isinstance(exc, LedgerUnavailable):
+                    raise
             return
         claims = ReceiptClaims(self, self._mark_claims(limit), None)
         try:
@@ -140,7 +163,31 @@ class Outbox:
                 )
         return free
 
+    def _write_fates(self, statements: list[tuple[str, tuple]]) -> None:
+        """Write ``statements`` (receipts' fates, releases of claims) after those that could
+        not be written before, in one transaction, tried again after each of FATE_RETRIES
+        while the ledger is unavailable; still failing, they are kept (for the next claim, or
+        for closing) and LedgerUnavailable is raised."""
+        statements = [*self._unwritten_fates, *statements]
+        self._unwritten_fates = []
+        if not statements:
+            return
+        for delay in (*FATE_RETRIES, None):
+            try:
+                with self.backend.write() as tx:
+                    for sql, params in statements:
+                        tx.run(sql, params)
+                return
+            except LedgerUnavailable as exc:
+                if delay is None:
+                    self._unwritten_fates = statements
+                    raise
+                log.warning("%s Trying again in %g s.", exc, delay)
+                time.sleep(delay)
+
     def _release_claims(self) -> None:
+        if self._unwritten_fates:  # what was sent is not sent again at the next start
+            self._write_fates([])
         if self._has_claimed:
             with self.backend.write() as tx:
                 tx.run(
@@ -159,6 +206,7 @@ class ReceiptClaims:
         self.unfinished = {r["payment_intent"] for r in receipts}
         self._tx = tx
         self._done: list[tuple[str, tuple]] = []  # fates reported, not yet written
+        self.in_tx: list[tuple[str, tuple]] = []  # written in the claim's transaction (PostgreSQL)
 
     def __iter__(self):
         return iter(self.receipts)
@@ -166,9 +214,19 @@ class ReceiptClaims:
     def __len__(self) -> int:
         return len(self.receipts)
 
+    @property
+    def handled(self) -> int:
+        """How many of the receipts have had their fate reported."""
+        return len(self.receipts) - len(self.unfinished)
+
     def _finish(self, receipt: dict, sql: str, params: tuple) -> None:
         intent_id = receipt["payment_intent"]
-        sql += ", claimed_by = NULL, claimed_until = NULL WHERE payment_intent = ?"
+        # Only a pending row: a fate written again (its first commit's outcome unknown) is
+        # written once.
+        sql += (
+            ", claimed_by = NULL, claimed_until = NULL WHERE payment_intent = ?"
+            " AND status = 'pending'"
+        )
         self._done.append((sql, (*params, intent_id)))
         self.unfinished.discard(intent_id)
 
@@ -181,15 +239,12 @@ class ReceiptClaims:
         (``claim_commits_at_end``).
         """
         statements, self._done = [*self._done, *more], []
-        if not statements:
-            return
         if self._tx is not None:  # PostgreSQL: the claim's transaction, committed at its end
             for sql, params in statements:
+                self.in_tx.append((sql, params))
                 self._tx.run(sql, params)
             return
-        with self.ledger.backend.write() as tx:
-            for sql, params in statements:
-                tx.run(sql, params)
+        self.ledger._write_fates(statements)  # tried again a few times, else kept
 
     def sent(self, receipt: dict, *, location: str | None, status: str = "sent") -> None:
         self._finish(

@@ -74,8 +74,11 @@ def _summary(intent: dict) -> None:
 
 
 def _error_text(error: dict) -> str:
+    """Stripe's message and codes; its type in words when it gave no message (a message is
+    optional in a last_payment_error, its type is not)."""
     codes = "/".join(c for c in (error.get("code"), error.get("decline_code")) if c)
-    return f"{error.get('message', '')} ({codes})" if codes else error.get("message", "")
+    message = error.get("message") or (error.get("type") or "error").replace("_", " ")
+    return f"{message} ({codes})" if codes else message
 
 
 @app.command("create", short_help="Create a PaymentIntent for books, priced from the catalog.")

@@ -1,0 +1,137 @@
+"""`intent show` and `intent list` against PaymentIntents of every shape Stripe returns.
+
+The emulator makes card payments of bookpay's own; Stripe test mode holds every other kind. A fake
+Stripe (a local HTTP server answering with the objects a test gives it, Stripe's own example
+objects from tests/reference/stripe/fixtures3.json among them) shows each shape to the CLI.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+
+runner = CliRunner()
+FIXTURES = json.loads(
+    (Path(__file__).parent / "reference" / "stripe" / "fixtures3.json").read_text()
+)["resources"]
+HOSTILE = "Mallory\x1b]0;pwned\x07\x1b[2J\rOverwritten\x9b2J\u202egnp.exe"
+ESCAPES = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
+
+
+class FakeStripe:
+    """Answers GETs of PaymentIntents, refunds and disputes with the objects given, a page of
+    ``page_size`` at a time (``has_more`` and ``starting_after`` as Stripe pages)."""
+
+    def __init__(self, intents=(), refunds=(), disputes=(), page_size=100) -> None:
+        self.intents = list(intents)
+        self.lists = {"/v1/refunds": list(refunds), "/v1/disputes": list(disputes)}
+        self.page_size = page_size
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urlparse(self.path)
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                if url.path.startswith("/v1/payment_intents/"):
+                    wanted = url.path.rsplit("/", 1)[1]
+                    body = next(i for i in fake.intents if i["id"] == wanted)
+                else:
+                    every = fake.intents if url.path == "/v1/payment_intents" else None
+                    every = every if every is not None else fake.lists[url.path]
+                    body = fake.page(every, query.get("starting_after"))
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def page(self, every: list[dict], after: str | None) -> dict:
+        start = next(n + 1 for n, o in enumerate(every) if o["id"] == after) if after else 0
+        data = every[start : start + self.page_size]
+        return {"object": "list", "data": data, "has_more": start + len(data) < len(every)}
+
+
+@pytest.fixture
+def stripe_with(tmp_path):
+    """``stripe_with(intents, refunds=..., disputes=...)``: a function running bookpay against
+    a fake Stripe holding them."""
+    fakes = []
+
+    def make(*intents, **lists):
+        fake = FakeStripe(intents, **lists)
+        fakes.append(fake)
+        env = {"BOOKPAY_EMULATOR_URL": fake.url, "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+
+        def invoke(*args, columns=None):
+            extra = {"COLUMNS": str(columns)} if columns else {}
+            return runner.invoke(app, ["--utc", *args], env={**env, **extra})
+
+        return invoke
+
+    yield make
+    for fake in fakes:
+        fake.server.shutdown()
+
+
+def payment_intent(**fields) -> dict:
+    """Stripe's example PaymentIntent, with ``fields`` changed."""
+    intent = copy.deepcopy(FIXTURES["payment_intent"])
+    intent.update(fields)
+    return intent
+
+
+def charge(**fields) -> dict:
+    """Stripe's example Charge, with ``fields`` changed."""
+    data = copy.deepcopy(FIXTURES["charge"])
+    data.update(fields)
+    return data
+
+
+def field(result, label: str) -> str:
+    """The value of one ``Label:`` line of a detail view."""
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(f"{label}:")]
+    assert len(lines) == 1, result.stdout
+    return lines[0][len(label) + 1 :].strip()
+
+
+# The last payment error ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ({"type": "idempotency_error"}, "idempotency error"),  # Stripe's example: no message
+        (
+            {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+             "message": None},
+            "card error (card_declined/generic_decline)",
+        ),
+        (
+            {"type": "card_error", "code": "card_declined", "message": "Your card was declined.",
+             "payment_method": {"id": "pm_1", "object": "payment_method", "type": "card"}},
+            "Your card was declined. (card_declined)",
+        ),
+    ],
+)  # fmt: skip
+def test_a_last_payment_error_without_a_message_says_what_it_was(stripe_with, error, shown):
+    intent = payment_intent(last_payment_error=error)
+    result = stripe_with(intent)("intent", "show", intent["id"])
+    assert field(result, "Last payment error") == shown

@@ -135,3 +135,39 @@ def test_a_last_payment_error_without_a_message_says_what_it_was(stripe_with, er
     intent = payment_intent(last_payment_error=error)
     result = stripe_with(intent)("intent", "show", intent["id"])
     assert field(result, "Last payment error") == shown
+
+
+# What the customer must do next ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "shown"),
+    [
+        (
+            {"type": "verify_with_microdeposits", "verify_with_microdeposits": {
+                "arrival_date": 1714572180, "microdeposit_type": "descriptor_code",
+                "hosted_verification_url": "https://payments.stripe.com/microdeposit/pacs_1"}},
+            "verify with microdeposits: https://payments.stripe.com/microdeposit/pacs_1",
+        ),
+        (
+            {"type": "display_bank_transfer_instructions", "display_bank_transfer_instructions": {
+                "amount_remaining": 1099, "currency": "usd", "reference": "REF123",
+                "type": "us_bank_transfer", "financial_addresses": [],
+                "hosted_instructions_url": "https://payments.stripe.com/bank_transfers/1"}},
+            "display bank transfer instructions: https://payments.stripe.com/bank_transfers/1",
+        ),
+        (
+            {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}},
+            "use stripe sdk (the customer's page finishes it with Stripe.js)",
+        ),
+        (
+            {"type": "redirect_to_url", "redirect_to_url": {"url": None, "return_url": None}},
+            "redirect to url",
+        ),
+    ],
+)  # fmt: skip
+def test_intent_show_says_what_the_customer_must_do_next(stripe_with, action, shown):
+    intent = payment_intent(status="requires_action", next_action=action)
+    result = stripe_with(intent)("intent", "show", intent["id"])
+    assert field(result, "Next action") == shown
+    assert "Authenticate at" not in result.stdout

@@ -63,14 +63,36 @@ def _summary(intent: dict) -> None:
     received = intent.get("amount_received") or 0
     if intent["status"] == "succeeded" and received != intent["amount"]:
         rows.append(("Captured", format_amount(received, intent["currency"])))
-    action = intent.get("next_action") or {}
-    redirect = action.get("redirect_to_url") or {}
-    if redirect.get("url"):
-        rows.append(("Authenticate at", redirect["url"]))
+    rows += _next_action_fields(intent)
     error = intent.get("last_payment_error")
     if error:
         rows.append(("Last error", _error_text(error)))
     print_fields(rows)
+
+
+# Where a next_action of each type sends the customer (Stripe's hosted pages).
+_ACTION_URLS = ("url", "hosted_verification_url", "hosted_instructions_url", "hosted_voucher_url")
+
+
+def _next_action_fields(intent: dict) -> list[tuple[str, Cell]]:
+    """What the customer must do next: "Authenticate at" a 3-D Secure page, else the action's
+    type in words with the Stripe page that shows the customer how (microdeposits to verify, a
+    bank transfer's instructions, ...); nothing when no action is waiting."""
+    action = intent.get("next_action")
+    if not isinstance(action, dict) or not action.get("type"):
+        return []
+    kind = str(action["type"])
+    details = action.get(kind)
+    details = details if isinstance(details, dict) else {}
+    url = next((details[key] for key in _ACTION_URLS if isinstance(details.get(key), str)), None)
+    if kind == "redirect_to_url" and url:
+        return [("Authenticate at", url)]
+    text = kind.replace("_", " ")
+    if url:
+        text += f": {url}"
+    elif kind == "use_stripe_sdk":
+        text += " (the customer's page finishes it with Stripe.js)"
+    return [("Next action", text)]
 
 
 def _error_text(error: dict) -> str:
@@ -205,9 +227,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         rows.append(("Dispute", (dispute_text(dispute), style)))
     if charge and charge.get("disputed") and not disputes:
         rows.append(("Dispute", ("the charge is disputed", "bold red")))
-    redirect = (intent.get("next_action") or {}).get("redirect_to_url") or {}
-    if redirect.get("url"):
-        rows.append(("Authenticate at", redirect["url"]))
+    rows += _next_action_fields(intent)
     error = intent.get("last_payment_error")
     if error:
         rows.append(("Last payment error", (_error_text(error), "red")))

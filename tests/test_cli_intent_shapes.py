@@ -171,3 +171,28 @@ def test_intent_show_says_what_the_customer_must_do_next(stripe_with, action, sh
     result = stripe_with(intent)("intent", "show", intent["id"])
     assert field(result, "Next action") == shown
     assert "Authenticate at" not in result.stdout
+
+
+# Payment methods that are not cards --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("details", "shown"),
+    [
+        (None, "succeeded, visa ending 4242"),  # Stripe's example Charge: a card
+        ({"type": "us_bank_account", "us_bank_account": {"bank_name": "STRIPE TEST BANK",
+          "last4": "6789", "account_type": "checking"}},
+         "succeeded, us_bank_account STRIPE TEST BANK ending 6789"),
+        ({"type": "sepa_debit", "sepa_debit": {"bank_code": "37040044", "last4": "3000"}},
+         "succeeded, sepa_debit ending 3000"),
+        ({"type": "link", "link": {"country": "US"}}, "succeeded, link"),
+        ({"type": "cashapp", "cashapp": {"buyer_id": "x", "cashtag": "$jenny"}},
+         "succeeded, cashapp"),
+        ({"type": "card", "card": {"brand": None, "last4": "0002"}}, "succeeded, card ending 0002"),
+    ],
+)  # fmt: skip
+def test_the_latest_charge_names_its_payment_method_of_any_type(stripe_with, details, shown):
+    paid = charge() if details is None else charge(payment_method_details=details)
+    intent = payment_intent(status="succeeded", amount_received=1099, latest_charge=paid)
+    result = stripe_with(intent)("intent", "show", intent["id"])
+    assert field(result, "Latest charge") == f"{paid['id']} ({shown})"

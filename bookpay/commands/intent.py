@@ -211,10 +211,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         ("Created", human_time(intent.get("created"))),
     ]
     if charge:
-        details = charge.get("status", "")
-        card = ((charge.get("payment_method_details") or {}).get("card")) or {}
-        if card.get("last4"):
-            details += f", {card.get('brand', 'card')} ending {card['last4']}"
+        details = ", ".join(part for part in (charge.get("status"), method_text(charge)) if part)
         rows.append(("Latest charge", f"{charge['id']} ({details})" if details else charge["id"]))
         if charge.get("receipt_url"):
             rows.append(("Stripe receipt", charge["receipt_url"]))
@@ -242,6 +239,24 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if timeline:
         print()
         print_events(timeline)
+
+
+def method_text(charge: dict) -> str:
+    """How a Charge was paid, in a few words: ``visa ending 4242`` for a card, else the payment
+    method's type with its bank and last four digits where it has them (``us_bank_account
+    STRIPE TEST BANK ending 6789``, ``sepa_debit ending 3000``, ``link``)."""
+    details = charge.get("payment_method_details")
+    if not isinstance(details, dict) or not details.get("type"):
+        return ""
+    kind = str(details["type"])
+    own = details.get(kind) if isinstance(details.get(kind), dict) else {}
+    if kind == "card":
+        parts = [own.get("brand") or "card"]
+    else:
+        parts = [kind, own.get("bank_name")]
+    if own.get("last4"):
+        parts.append(f"ending {own['last4']}")
+    return " ".join(str(part) for part in parts if part)
 
 
 def totals(

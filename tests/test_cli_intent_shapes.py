@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bookpay.cli import app
+from bookpay.commands import output
 
 runner = CliRunner()
 FIXTURES = json.loads(
@@ -196,3 +197,64 @@ def test_the_latest_charge_names_its_payment_method_of_any_type(stripe_with, det
     intent = payment_intent(status="succeeded", amount_received=1099, latest_charge=paid)
     result = stripe_with(intent)("intent", "show", intent["id"])
     assert field(result, "Latest charge") == f"{paid['id']} ({shown})"
+
+
+# Hostile and huge text ---------------------------------------------------------------------------
+
+LONG = "B" * 10_000
+
+
+def hostile_intent(text: str) -> dict:
+    """An intent with ``text`` in every string field that comes from outside."""
+    address = {"line1": text, "line2": text, "city": text, "state": text,
+               "postal_code": text, "country": "FR"}  # fmt: skip
+    paid = charge(
+        billing_details={"name": text, "email": text, "address": address, "phone": text},
+        payment_method_details={"type": "us_bank_account",
+                                "us_bank_account": {"bank_name": text, "last4": "6789"}},
+    )  # fmt: skip
+    return payment_intent(
+        status="requires_payment_method",
+        description=text,
+        metadata={"order_id": text, "item_id": text, "book_title": text, "email": text},
+        receipt_email=text,
+        shipping={"name": text, "address": address, "phone": text, "carrier": text},
+        statement_descriptor=text,
+        latest_charge=paid,
+        last_payment_error={"type": "card_error", "code": text, "decline_code": text,
+                            "message": text},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("columns", [None, 80])  # a pipe, a terminal
+@pytest.mark.parametrize("command", ["show", "list"])
+def test_huge_text_is_shown_bounded(stripe_with, monkeypatch, command, columns):
+    if columns:
+        monkeypatch.setattr(output, "is_terminal", lambda stream=None: True)
+    intent = hostile_intent(LONG)
+    args = ["intent", "show", intent["id"]] if command == "show" else ["intent", "list"]
+    result = stripe_with(intent)(*args, columns=columns)
+    assert result.exit_code == 0, result.output
+    widest = max(len(line) for line in result.stdout.splitlines())
+    # At a terminal free text wraps (a detail view cuts no word: an id, a URL); in a pipe
+    # nothing wraps, and the order lines' item and title are two such values on one line.
+    assert widest <= (80 if columns and command == "list" else 300 if columns else 500)
+    assert len(result.stdout) < 4_000
+    assert "B" * 50 in result.stdout and "… (10,000" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["show", "list"])
+def test_hostile_text_in_any_field_is_escaped(stripe_with, monkeypatch, command):
+    monkeypatch.setattr(output, "is_terminal", lambda stream=None: True)
+    intent = hostile_intent(HOSTILE)
+    args = ["intent", "show", intent["id"]] if command == "show" else ["intent", "list"]
+    result = stripe_with(intent)(*args, columns=100)
+    assert result.exit_code == 0, result.output
+    for escape in ESCAPES:
+        assert escape not in result.stdout, escape
+    assert "Mallory\\x1b]0;pwned\\x07" in result.stdout
+    as_json = stripe_with(intent)(*args, "--json")
+    assert "\u202e" not in as_json.stdout and "\\u202e" in as_json.stdout
+    data = json.loads(as_json.stdout)
+    shown = data["payment_intent"] if command == "show" else data[0]
+    assert shown["description"] == HOSTILE  # JSON keeps the data, escaped

@@ -23,6 +23,7 @@ from bookpay.commands.ledgerview import (
 from bookpay.commands.output import (
     Cell,
     JsonOption,
+    clipped,
     emit_json,
     human_time,
     info,
@@ -203,15 +204,17 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
             rows.append(("Lost to disputes", format_amount(money["lost_to_disputes"], currency)))
         rows.append(("Net", format_amount(money["net"], currency)))
     if order_id:
-        rows.append(("Order", order_id))
+        rows.append(("Order", clipped(order_id)))
     rows += quote_fields(quote)
     rows += [
-        ("Email", intent.get("receipt_email") or billing.get("email") or "-"),
-        ("Shipping", one_line(intent.get("shipping"))),
+        ("Email", clipped(intent.get("receipt_email") or billing.get("email") or "-")),
+        ("Shipping", clipped(one_line(intent.get("shipping")))),
         ("Created", human_time(intent.get("created"))),
     ]
     if charge:
-        details = ", ".join(part for part in (charge.get("status"), method_text(charge)) if part)
+        details = ", ".join(
+            part for part in (charge.get("status"), clipped(method_text(charge))) if part
+        )
         rows.append(("Latest charge", f"{charge['id']} ({details})" if details else charge["id"]))
         if charge.get("receipt_url"):
             rows.append(("Stripe receipt", charge["receipt_url"]))
@@ -227,7 +230,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     rows += _next_action_fields(intent)
     error = intent.get("last_payment_error")
     if error:
-        rows.append(("Last payment error", (_error_text(error), "red")))
+        rows.append(("Last payment error", (clipped(_error_text(error)), "red")))
     if intent.get("cancellation_reason"):
         rows.append(("Canceled because", intent["cancellation_reason"]))
     if timeline is not None:
@@ -250,10 +253,7 @@ def method_text(charge: dict) -> str:
         return ""
     kind = str(details["type"])
     own = details.get(kind) if isinstance(details.get(kind), dict) else {}
-    if kind == "card":
-        parts = [own.get("brand") or "card"]
-    else:
-        parts = [kind, own.get("bank_name")]
+    parts = [own.get("brand") or "card"] if kind == "card" else [kind, own.get("bank_name")]
     if own.get("last4"):
         parts.append(f"ending {own['last4']}")
     return " ".join(str(part) for part in parts if part)
@@ -411,7 +411,7 @@ def _row(i: dict) -> list[Cell]:
         i["id"],
         status_cell(i["status"]),
         format_amount(i["amount"], i["currency"]),
-        (i.get("metadata") or {}).get("book_title") or i.get("description") or "-",
+        clipped((i.get("metadata") or {}).get("book_title") or i.get("description") or "-"),
         human_time(i.get("created")),
     ]
 

@@ -258,3 +258,44 @@ def test_hostile_text_in_any_field_is_escaped(stripe_with, monkeypatch, command)
     data = json.loads(as_json.stdout)
     shown = data["payment_intent"] if command == "show" else data[0]
     assert shown["description"] == HOSTILE  # JSON keeps the data, escaped
+
+
+# Lists that have more than one page, a charge that is only an id ---------------------------------
+
+
+def refund(number: int, amount: int = 100) -> dict:
+    return {**FIXTURES["refund"], "id": f"re_{number}", "amount": amount}
+
+
+def dispute(number: int, status: str = "lost", amount: int = 200) -> dict:
+    return {**FIXTURES["dispute"], "id": f"dp_{number}", "status": status, "amount": amount}
+
+
+def test_every_refund_is_counted_past_the_first_page(stripe_with):
+    # latest_charge as an id only: the totals come from the refunds list itself.
+    intent = payment_intent(status="succeeded", amount_received=1099, latest_charge="ch_1")
+    invoke = stripe_with(intent, refunds=[refund(n) for n in range(3)], page_size=2)
+    shown = invoke("intent", "show", intent["id"])
+    assert (field(shown, "Refunded"), field(shown, "Net")) == ("$3.00", "$7.99")
+    listed = [line.split()[1] for line in shown.stdout.splitlines() if line.startswith("Refund:")]
+    assert listed == ["re_0:", "re_1:", "re_2:"]
+    data = json.loads(invoke("intent", "show", intent["id"], "--json").stdout)
+    assert [r["id"] for r in data["refunds"]] == ["re_0", "re_1", "re_2"]
+
+
+def test_every_dispute_is_counted_past_the_first_page(stripe_with):
+    disputed = charge(amount=1099, amount_captured=1099, disputed=True)
+    intent = payment_intent(status="succeeded", amount_received=1099, latest_charge=disputed)
+    invoke = stripe_with(intent, disputes=[dispute(n) for n in range(3)], page_size=2)
+    shown = invoke("intent", "show", intent["id"])
+    assert (field(shown, "Lost to disputes"), field(shown, "Net")) == ("$6.00", "$4.99")
+    data = json.loads(invoke("intent", "show", intent["id"], "--json").stdout)
+    assert [d["id"] for d in data["disputes"]] == ["dp_0", "dp_1", "dp_2"]
+
+
+def test_a_latest_charge_given_as_an_id_still_shows_its_dispute(stripe_with):
+    intent = payment_intent(status="succeeded", amount_received=1099, latest_charge="ch_1")
+    shown = stripe_with(intent, disputes=[dispute(1, status="needs_response")])(
+        "intent", "show", intent["id"]
+    )
+    assert field(shown, "Dispute").startswith("dp_1: $2.00, general, needs response")

@@ -169,10 +169,11 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     gateway = st.gateway()
     intent = gateway.retrieve_intent(intent_id)
     refunds = gateway.list_refunds(intent_id)
-    charge = intent.get("latest_charge")
-    charge = charge if isinstance(charge, dict) else ({"id": charge} if charge else None)
-    # Disputes are asked for only when the charge says there is one.
-    disputes = gateway.list_disputes(intent_id) if (charge or {}).get("disputed") else []
+    latest = intent.get("latest_charge")
+    charge = latest if isinstance(latest, dict) else ({"id": latest} if latest else None)
+    # Disputes are asked for only when the charge says there is one, or cannot say (an id only).
+    unknown = isinstance(latest, str) and bool(latest)
+    disputes = gateway.list_disputes(intent_id) if unknown or (charge or {}).get("disputed") else []
     timeline, receipt, lines, quote, taxes = _local_records(st, intent)
     order_id = (intent.get("metadata") or {}).get("order_id")
     if as_json:

@@ -299,3 +299,16 @@ def test_a_latest_charge_given_as_an_id_still_shows_its_dispute(stripe_with):
         "intent", "show", intent["id"]
     )
     assert field(shown, "Dispute").startswith("dp_1: $2.00, general, needs response")
+
+
+# Statuses ----------------------------------------------------------------------------------------
+
+
+def test_an_authorized_intent_shows_what_can_be_captured(stripe_with):
+    intent = payment_intent(
+        status="requires_capture", amount=99_999_990, amount_capturable=99_999_990,
+        currency="kwd", last_payment_error=None, next_action=None,
+    )  # fmt: skip
+    shown = stripe_with(intent)("intent", "show", intent["id"])
+    assert field(shown, "Amount") == "99,999.990 KWD"
+    assert field(shown, "Capturable") == "99,999.990 KWD"

@@ -199,6 +199,9 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     ]
     if money["received"] != intent["amount"]:
         rows.append(("Received", format_amount(money["received"], currency)))
+    if intent["status"] == "requires_capture":
+        capturable = intent.get("amount_capturable") or 0
+        rows.append(("Capturable", format_amount(capturable, currency)))
     if money["received"]:
         rows.append(("Refunded", format_amount(money["refunded"], currency)))
         if money["lost_to_disputes"]:

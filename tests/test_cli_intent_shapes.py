@@ -312,3 +312,20 @@ def test_an_authorized_intent_shows_what_can_be_captured(stripe_with):
     shown = stripe_with(intent)("intent", "show", intent["id"])
     assert field(shown, "Amount") == "99,999.990 KWD"
     assert field(shown, "Capturable") == "99,999.990 KWD"
+
+
+# Currencies --------------------------------------------------------------------------------------
+
+
+def test_lines_are_not_priced_from_a_catalog_in_another_currency(stripe_with):
+    # The catalog sells book 1 for $23.00 (2300 cents): not ¥2,300 for a yen PaymentIntent.
+    one = payment_intent(id="pi_1Yen", currency="jpy", amount=3000, metadata={"item_id": "1"})
+    two = payment_intent(id="pi_2Yen", currency="jpy", amount=3000, metadata={"lines": "1x2"})
+    invoke = stripe_with(one, two)
+    shown = invoke("intent", "show", one["id"])
+    assert "¥2,300" not in shown.stdout and "¥4,600" not in shown.stdout
+    [line] = [line for line in shown.stdout.splitlines() if line.startswith("1 ")]
+    assert line.split()[-3:] == ["1", "¥3,000", "¥3,000"]  # the line as the intent names it
+    shown = invoke("intent", "show", two["id"])
+    assert "¥" not in shown.stdout.split("Created:")[1]
+    assert "No order lines known for it." in shown.stdout

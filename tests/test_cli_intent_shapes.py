@@ -329,3 +329,10 @@ def test_lines_are_not_priced_from_a_catalog_in_another_currency(stripe_with):
     shown = invoke("intent", "show", two["id"])
     assert "¥" not in shown.stdout.split("Created:")[1]
     assert "No order lines known for it." in shown.stdout
+
+
+def test_a_refund_without_a_status_does_not_read_none(stripe_with):
+    intent = payment_intent(status="succeeded", amount_received=1099)
+    refunds = [{**refund(1), "status": None, "reason": "expired_uncaptured_charge"}]
+    shown = stripe_with(intent, refunds=refunds)("intent", "show", intent["id"])
+    assert field(shown, "Refund") == "re_1: $1.00 (status unknown, expired_uncaptured_charge)"

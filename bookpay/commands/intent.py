@@ -225,7 +225,8 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     for refund in refunds:
         amount = format_amount(refund["amount"], refund["currency"])
         reason = f", {refund['reason']}" if refund.get("reason") else ""
-        rows.append(("Refund", f"{refund['id']}: {amount} ({refund['status']}{reason})"))
+        status = refund.get("status") or "status unknown"  # Stripe's may be null
+        rows.append(("Refund", f"{refund['id']}: {amount} ({status}{reason})"))
     for dispute in disputes:
         style = DISPUTE_STYLES.get(dispute.get("status"), "bold red")
         rows.append(("Dispute", (dispute_text(dispute), style)))

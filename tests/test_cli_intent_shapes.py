@@ -336,3 +336,22 @@ def test_a_refund_without_a_status_does_not_read_none(stripe_with):
     refunds = [{**refund(1), "status": None, "reason": "expired_uncaptured_charge"}]
     shown = stripe_with(intent, refunds=refunds)("intent", "show", intent["id"])
     assert field(shown, "Refund") == "re_1: $1.00 (status unknown, expired_uncaptured_charge)"
+
+
+def test_cancel_confirm_and_capture_bound_the_error_and_name_the_next_action(monkeypatch):
+    from bookpay.payments import Gateway
+
+    answer = payment_intent(
+        status="requires_action",
+        next_action={"type": "verify_with_microdeposits", "verify_with_microdeposits": {
+            "hosted_verification_url": "https://payments.stripe.com/microdeposit/pacs_1"}},
+        last_payment_error={"type": "invalid_request_error", "message": LONG},
+    )  # fmt: skip
+    monkeypatch.setattr(Gateway, "cancel_intent", lambda self, *a, **k: answer)
+    result = runner.invoke(
+        app, ["intent", "cancel", answer["id"]], env={"BOOKPAY_EMULATOR_URL": "http://127.0.0.1:9"}
+    )
+    assert field(result, "Last error").endswith("… (10,000 characters)")
+    assert field(result, "Next action") == (
+        "verify with microdeposits: https://payments.stripe.com/microdeposit/pacs_1"
+    )

@@ -67,7 +67,7 @@ def _summary(intent: dict) -> None:
     rows += _next_action_fields(intent)
     error = intent.get("last_payment_error")
     if error:
-        rows.append(("Last error", _error_text(error)))
+        rows.append(("Last error", clipped(_error_text(error))))
     print_fields(rows)
 
 

@@ -5,7 +5,8 @@ there, and get them from what the PaymentIntent says instead:
 
 - a PaymentIntent made by an earlier bookpay: one copy of ``metadata.item_id``, at the amount;
 - one made where this ledger did not see it (`bookpay intent create` against another data
-  folder): its ``metadata.lines`` summary, priced from the catalog.
+  folder): its ``metadata.lines`` summary, priced from the catalog (when the catalog's currency
+  is the intent's).
 
 A line a migration made from an earlier order has no title: the catalog's is shown while it
 still sells the book.
@@ -71,7 +72,8 @@ def lines_of_intent(intent: dict, ledger, catalog) -> list[dict]:
         if recorded:
             return titled(recorded, catalog)
     quote = quote_from_metadata(intent, catalog)
-    if quote is not None:
+    # The catalog's prices are in its own currency: they price no intent in another one.
+    if quote is not None and quote.currency == str(intent.get("currency") or "").lower():
         return rows_of(quote.lines)
     item = metadata.get("item_id")
     if item:  # a book no longer sold: its line as the PaymentIntent names it

@@ -387,8 +387,8 @@ class Gateway:
         )
 
     def list_refunds(self, intent_id: str) -> list[dict]:
-        page = self._request("get", "/v1/refunds", {"payment_intent": intent_id, "limit": 100})
-        return page["data"]
+        """Every refund of a PaymentIntent, newest first (past Stripe's first page of 100)."""
+        return list(self._pages("/v1/refunds", {"payment_intent": intent_id, "limit": 100}))
 
     def retrieve_refund(self, refund_id: str) -> dict:
         return self._request("get", f"/v1/refunds/{_path(refund_id)}")
@@ -414,9 +414,9 @@ class Gateway:
         return self._request("get", f"/v1/disputes/{_path(dispute_id)}")
 
     def list_disputes(self, intent_id: str) -> list[dict]:
-        """The disputes of a PaymentIntent's charges, newest first."""
+        """Every dispute of a PaymentIntent's charges, newest first (past the first page)."""
         params = {"payment_intent": intent_id, "limit": 100}
-        return self._request("get", "/v1/disputes", params)["data"]
+        return list(self._pages("/v1/disputes", params))
 
     # Stripe Tax ------------------------------------------------------------------------------
 

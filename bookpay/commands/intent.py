@@ -23,6 +23,7 @@ from bookpay.commands.ledgerview import (
 from bookpay.commands.output import (
     Cell,
     JsonOption,
+    clipped,
     emit_json,
     human_time,
     info,
@@ -63,19 +64,44 @@ def _summary(intent: dict) -> None:
     received = intent.get("amount_received") or 0
     if intent["status"] == "succeeded" and received != intent["amount"]:
         rows.append(("Captured", format_amount(received, intent["currency"])))
-    action = intent.get("next_action") or {}
-    redirect = action.get("redirect_to_url") or {}
-    if redirect.get("url"):
-        rows.append(("Authenticate at", redirect["url"]))
+    rows += _next_action_fields(intent)
     error = intent.get("last_payment_error")
     if error:
-        rows.append(("Last error", _error_text(error)))
+        rows.append(("Last error", clipped(_error_text(error))))
     print_fields(rows)
 
 
+# Where a next_action of each type sends the customer (Stripe's hosted pages).
+_ACTION_URLS = ("url", "hosted_verification_url", "hosted_instructions_url", "hosted_voucher_url")
+
+
+def _next_action_fields(intent: dict) -> list[tuple[str, Cell]]:
+    """What the customer must do next: "Authenticate at" a 3-D Secure page, else the action's
+    type in words with the Stripe page that shows the customer how (microdeposits to verify, a
+    bank transfer's instructions, ...); nothing when no action is waiting."""
+    action = intent.get("next_action")
+    if not isinstance(action, dict) or not action.get("type"):
+        return []
+    kind = str(action["type"])
+    details = action.get(kind)
+    details = details if isinstance(details, dict) else {}
+    url = next((details[key] for key in _ACTION_URLS if isinstance(details.get(key), str)), None)
+    if kind == "redirect_to_url" and url:
+        return [("Authenticate at", url)]
+    text = kind.replace("_", " ")
+    if url:
+        text += f": {url}"
+    elif kind == "use_stripe_sdk":
+        text += " (the customer's page finishes it with Stripe.js)"
+    return [("Next action", text)]
+
+
 def _error_text(error: dict) -> str:
+    """Stripe's message and codes; its type in words when it gave no message (a message is
+    optional in a last_payment_error, its type is not)."""
     codes = "/".join(c for c in (error.get("code"), error.get("decline_code")) if c)
-    return f"{error.get('message', '')} ({codes})" if codes else error.get("message", "")
+    message = error.get("message") or (error.get("type") or "error").replace("_", " ")
+    return f"{message} ({codes})" if codes else message
 
 
 @app.command("create", short_help="Create a PaymentIntent for books, priced from the catalog.")
@@ -143,10 +169,11 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     gateway = st.gateway()
     intent = gateway.retrieve_intent(intent_id)
     refunds = gateway.list_refunds(intent_id)
-    charge = intent.get("latest_charge")
-    charge = charge if isinstance(charge, dict) else ({"id": charge} if charge else None)
-    # Disputes are asked for only when the charge says there is one.
-    disputes = gateway.list_disputes(intent_id) if (charge or {}).get("disputed") else []
+    latest = intent.get("latest_charge")
+    charge = latest if isinstance(latest, dict) else ({"id": latest} if latest else None)
+    # Disputes are asked for only when the charge says there is one, or cannot say (an id only).
+    unknown = isinstance(latest, str) and bool(latest)
+    disputes = gateway.list_disputes(intent_id) if unknown or (charge or {}).get("disputed") else []
     timeline, receipt, lines, quote, taxes = _local_records(st, intent)
     order_id = (intent.get("metadata") or {}).get("order_id")
     if as_json:
@@ -172,42 +199,43 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     ]
     if money["received"] != intent["amount"]:
         rows.append(("Received", format_amount(money["received"], currency)))
+    if intent["status"] == "requires_capture":
+        capturable = intent.get("amount_capturable") or 0
+        rows.append(("Capturable", format_amount(capturable, currency)))
     if money["received"]:
         rows.append(("Refunded", format_amount(money["refunded"], currency)))
         if money["lost_to_disputes"]:
             rows.append(("Lost to disputes", format_amount(money["lost_to_disputes"], currency)))
         rows.append(("Net", format_amount(money["net"], currency)))
     if order_id:
-        rows.append(("Order", order_id))
+        rows.append(("Order", clipped(order_id)))
     rows += quote_fields(quote)
     rows += [
-        ("Email", intent.get("receipt_email") or billing.get("email") or "-"),
-        ("Shipping", one_line(intent.get("shipping"))),
+        ("Email", clipped(intent.get("receipt_email") or billing.get("email") or "-")),
+        ("Shipping", clipped(one_line(intent.get("shipping")))),
         ("Created", human_time(intent.get("created"))),
     ]
     if charge:
-        details = charge.get("status", "")
-        card = ((charge.get("payment_method_details") or {}).get("card")) or {}
-        if card.get("last4"):
-            details += f", {card.get('brand', 'card')} ending {card['last4']}"
+        details = ", ".join(
+            part for part in (charge.get("status"), clipped(method_text(charge))) if part
+        )
         rows.append(("Latest charge", f"{charge['id']} ({details})" if details else charge["id"]))
         if charge.get("receipt_url"):
             rows.append(("Stripe receipt", charge["receipt_url"]))
     for refund in refunds:
         amount = format_amount(refund["amount"], refund["currency"])
         reason = f", {refund['reason']}" if refund.get("reason") else ""
-        rows.append(("Refund", f"{refund['id']}: {amount} ({refund['status']}{reason})"))
+        status = refund.get("status") or "status unknown"  # Stripe's may be null
+        rows.append(("Refund", f"{refund['id']}: {amount} ({status}{reason})"))
     for dispute in disputes:
         style = DISPUTE_STYLES.get(dispute.get("status"), "bold red")
         rows.append(("Dispute", (dispute_text(dispute), style)))
     if charge and charge.get("disputed") and not disputes:
         rows.append(("Dispute", ("the charge is disputed", "bold red")))
-    redirect = (intent.get("next_action") or {}).get("redirect_to_url") or {}
-    if redirect.get("url"):
-        rows.append(("Authenticate at", redirect["url"]))
+    rows += _next_action_fields(intent)
     error = intent.get("last_payment_error")
     if error:
-        rows.append(("Last payment error", (_error_text(error), "red")))
+        rows.append(("Last payment error", (clipped(_error_text(error)), "red")))
     if intent.get("cancellation_reason"):
         rows.append(("Canceled because", intent["cancellation_reason"]))
     if timeline is not None:
@@ -219,6 +247,21 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if timeline:
         print()
         print_events(timeline)
+
+
+def method_text(charge: dict) -> str:
+    """How a Charge was paid, in a few words: ``visa ending 4242`` for a card, else the payment
+    method's type with its bank and last four digits where it has them (``us_bank_account
+    STRIPE TEST BANK ending 6789``, ``sepa_debit ending 3000``, ``link``)."""
+    details = charge.get("payment_method_details")
+    if not isinstance(details, dict) or not details.get("type"):
+        return ""
+    kind = str(details["type"])
+    own = details.get(kind) if isinstance(details.get(kind), dict) else {}
+    parts = [own.get("brand") or "card"] if kind == "card" else [kind, own.get("bank_name")]
+    if own.get("last4"):
+        parts.append(f"ending {own['last4']}")
+    return " ".join(str(part) for part in parts if part)
 
 
 def totals(
@@ -373,7 +416,7 @@ def _row(i: dict) -> list[Cell]:
         i["id"],
         status_cell(i["status"]),
         format_amount(i["amount"], i["currency"]),
-        (i.get("metadata") or {}).get("book_title") or i.get("description") or "-",
+        clipped((i.get("metadata") or {}).get("book_title") or i.get("description") or "-"),
         human_time(i.get("created")),
     ]
 

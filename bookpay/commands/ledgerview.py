@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from bookpay.commands.output import human_time, print_table
+from bookpay.commands.output import clipped, human_time, print_table
 
 
 def receipt_state(receipt: dict | None) -> str:
@@ -66,8 +66,8 @@ def print_lines_table(lines: list[dict], currency: str) -> None:
         return
     rows = [
         [
-            line["item_id"],
-            line["title"],
+            clipped(line["item_id"]),
+            clipped(line["title"]),
             str(line["quantity"]),
             format_amount(line["unit_amount"], currency),
             format_amount(line["line_amount"], currency),

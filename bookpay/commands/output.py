@@ -43,6 +43,20 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
+# The most characters of one piece of outside text a table or a detail view shows (JSON has it
+# all): a 10,000-character description must not fill the screen or push the table apart.
+MAX_TEXT = 200
+
+
+def clipped(text: object, limit: int = MAX_TEXT) -> str:
+    """``text`` made printable, and cut after ``limit`` characters with how long it was:
+    ``BBB… (10,000 characters)``."""
+    shown = printable("" if text is None else text)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}… ({len(shown):,} characters)"
+
+
 def is_terminal(stream=None) -> bool:
     stream = stream or sys.stdout
     try:

@@ -13,15 +13,22 @@ space.
 from __future__ import annotations
 
 # C0 controls, DEL and C1 controls (Unicode category Cc), the bidirectional embeddings, overrides
-# and isolates, the implicit direction marks, and the Unicode line and paragraph separators.
+# and isolates, the implicit direction marks, the Unicode line and paragraph separators, and the
+# invisible characters that join or split nothing a reader could see (the zero-width space, the
+# word joiner and invisible operators, the deprecated format controls, the zero-width no-break
+# space U+FEFF): each hides in an id or a name and moves a table's columns. The zero-width
+# (non-)joiners U+200C and U+200D stay: names in Persian or Hindi, and emoji, need them.
 _UNSAFE = [
     *range(0x00, 0x20),
     *range(0x7F, 0xA0),
     0x061C,
+    0x200B,
     0x200E,
     0x200F,
     *range(0x202A, 0x202F),
-    *range(0x2066, 0x206A),
+    *range(0x2060, 0x2065),
+    *range(0x2066, 0x2070),
+    0xFEFF,
     0x2028,
     0x2029,
     *range(0xD800, 0xE000),  # lone surrogates (from JSON's "\\ud800"): no stream can encode them

@@ -26,10 +26,16 @@ def test_printable_shows_every_control_character_as_an_escape():
 @pytest.mark.parametrize(
     "char",
     ["\x1b", "\r", "\x07", "\x08", "\x85", "\x9b", "\u202a", "\u202e", "\u2067", "\u200f",
-     "\u061c", "\u2028", "\u2029", "\t", "\n"],
+     "\u061c", "\u2028", "\u2029", "\t", "\n", "\u200b", "\u2060", "\u2064", "\u206f",
+     "\ufeff"],
 )  # fmt: skip
 def test_printable_escapes_each_kind(char):
     assert char not in printable(f"a{char}b")
+
+
+def test_printable_keeps_the_joiners_that_names_and_emoji_need():
+    for text in ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\U0001f469\u200d\U0001f4bb"):
+        assert printable(text) == text
 
 
 def test_printable_keeps_text_and_newlines_when_asked():

@@ -327,3 +327,21 @@ def test_no_answer_to_pays_last_look_offers_to_pay_again_safely(page, shop, answ
     retry.click()
     page.wait_for_url(re.compile(r"/success\?"))
     assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+def test_the_cart_page_restored_from_the_back_forward_cache_asks_the_shop_again(page, shop):
+    """Restored from the back-forward cache (pageshow, persisted) the cart page would show the
+    cart as it was left, though it changed since (another tab). It reloads instead. (Chromium
+    under Playwright keeps no such cache, so the event is sent as the browser would send it.)"""
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1")
+    page.goto(shop + "/cart")
+    add_to_cart(page, shop, "1", 2)  # elsewhere: the cart now holds 3
+    assert server_quantities(page, shop) == {"1": 3}
+    with page.expect_navigation(timeout=5_000):
+        page.evaluate(
+            "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+        )
+    quantity = cart_line(page, "1").locator("input[name=quantity]")
+    assert quantity.input_value() == "3"
+    assert page.locator("#cart-subtotal").inner_text() == "$69.00"

@@ -13,7 +13,14 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from test_checkout import fill_checkout, message, open_checkout, pay, wait_for_pay
+from test_checkout import (
+    fill_checkout,
+    focused_id,
+    message,
+    open_checkout,
+    pay,
+    wait_for_pay,
+)
 
 from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
 from bookpay.config import Settings
@@ -243,3 +250,98 @@ def test_a_refused_quantity_at_checkout_shows_the_quantity_of_the_order(page, sh
     assert server_quantities(page, shop) == {"1": 2}
     assert quantity.input_value() == "2"
     assert page.locator("#subtotal").inner_text() == "$46.00"
+
+
+LAST_LOOK = "**/create-payment-intent"  # Pay's last look at the order, just before confirming
+
+
+def ready_to_pay(page, shop: str) -> list[str]:
+    """The checkout of book 1, filled in and ready to pay; the confirms it will send."""
+    open_checkout(page, shop)
+    fill_checkout(page)
+    wait_for_pay(page)
+    confirms: list[str] = []
+    page.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
+    return confirms
+
+
+def test_a_refusal_of_pays_last_look_shows_the_way_back_and_no_pay(page, shop):
+    """A 4xx refusal of the last look (here: the book no longer sold) is a refusal of the
+    order, as at the checkout's creation: its message, the way back, and no Pay to press."""
+    confirms = ready_to_pay(page, shop)
+    page.route(
+        LAST_LOOK,
+        lambda route: route.fulfill(
+            status=404,
+            content_type="application/json",
+            body='{"error": {"message": "We no longer sell that book.", "code": "unknown_item"}}',
+        ),
+    )
+    pay(page)
+    page.locator("#refused-link").wait_for()
+    assert message(page) == "We no longer sell that book."
+    assert page.locator("#refused-link").inner_text() == "Back to the books"
+    assert page.locator("#submit-button").is_hidden()
+    assert page.locator("#retry-button").is_hidden()
+    assert page.locator("#payment-form").get_attribute("aria-busy") == "false"
+    assert focused_id(page) == "payment-message"
+    assert confirms == []
+
+
+SAFE = "Nothing was charged: please try again, you will not be charged twice."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {
+            "status": 500,
+            "content_type": "application/json",
+            "body": '{"error": {"message": "Something went wrong on our side. Please try again.",'
+            ' "code": "internal_error"}}',
+        },
+        {"status": 502, "content_type": "text/html", "body": "<html>Bad Gateway</html>"},
+        {"status": 200, "content_type": "text/html", "body": "<html>Sign in to the Wi-Fi</html>"},
+        None,  # the connection lost
+    ],
+    ids=["500", "502-html", "200-html", "unreached"],
+)
+def test_no_answer_to_pays_last_look_offers_to_pay_again_safely(page, shop, answer):
+    """A server failure, a proxy's page or a lost connection instead of the last look's answer:
+    nothing was confirmed, so the page says paying again is safe and offers Try again, which
+    pays (the same attempt, the same PaymentIntent)."""
+    confirms = ready_to_pay(page, shop)
+    page.route(
+        LAST_LOOK, lambda route: route.fulfill(**answer) if answer else route.abort("failed")
+    )
+    pay(page)
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    said = "Could not reach the shop." if answer is None else "The shop did not answer."
+    assert message(page) == f"{said} {SAFE}"
+    assert retry.inner_text() == "Try again"
+    assert page.locator("#refused-link").is_hidden()
+    assert focused_id(page) == "payment-message"
+    assert confirms == []
+    page.unroute(LAST_LOOK)
+    retry.click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+def test_the_cart_page_restored_from_the_back_forward_cache_asks_the_shop_again(page, shop):
+    """Restored from the back-forward cache (pageshow, persisted) the cart page would show the
+    cart as it was left, though it changed since (another tab). It reloads instead. (Chromium
+    under Playwright keeps no such cache, so the event is sent as the browser would send it.)"""
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1")
+    page.goto(shop + "/cart")
+    add_to_cart(page, shop, "1", 2)  # elsewhere: the cart now holds 3
+    assert server_quantities(page, shop) == {"1": 3}
+    with page.expect_navigation(timeout=5_000):
+        page.evaluate(
+            "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+        )
+    quantity = cart_line(page, "1").locator("input[name=quantity]")
+    assert quantity.input_value() == "3"
+    assert page.locator("#cart-subtotal").inner_text() == "$69.00"

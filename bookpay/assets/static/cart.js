@@ -5,7 +5,7 @@
  * same request is sent as JSON; the answer is the cart as the server has it, which updates the
  * header's count, the cart's lines and its subtotal, and says what happened in a live region.
  * A change the server refuses (more than 10 copies, a full cart, another currency) is shown as
- * the server worded it.
+ * the server worded it. The cart page restored from the back-forward cache reloads.
  */
 /**
  * @typedef {{item: string, quantity: number, lineText: string}} CartLine
@@ -94,6 +94,13 @@
   });
 
   /* The cart page: quantities and removals update the lines and the subtotal in place. */
+  // Restored from the back-forward cache it would show the cart as it was left, maybe paid or
+  // changed since in another tab: ask the shop afresh, as the checkout page does.
+  if (find('cart-heading')) {
+    window.addEventListener('pageshow', (event) => {
+      if (event.persisted) window.location.reload();
+    });
+  }
   const lines = find('cart-lines');
   const message = find('cart-message');
   if (lines && message) enhanceCart(lines, message);

@@ -55,9 +55,9 @@
  * @typedef {{address: AddressValue, name: string, shippingRate: string | null}} WantedQuote
  * @typedef {{paymentIntentId?: string, orderId?: string, status?: string}} PaidAttempt
  * @typedef {import('@stripe/stripe-js').PaymentIntent} PaymentIntent
- * @typedef {{error?: ShownError, text?: string, retry?: boolean}} Failure what to say after
- *   a failed Pay: a Stripe error (shown if written for shoppers), else `text`; `retry` offers
- *   Try again
+ * @typedef {{error?: ShownError, text?: string, retry?: boolean, refused?: boolean}} Failure
+ *   what to say after a failed Pay: a Stripe error (shown if written for shoppers), else `text`;
+ *   `retry` offers Try again; `refused`: the shop refused the order, paying cannot succeed
  */
 (function () {
   'use strict';
@@ -87,6 +87,10 @@
   // asked for again.
   const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
+  const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
+  // Said when Pay's last look at the order (before anything is confirmed) got no answer of the
+  // shop's: paying again is safe, the same attempt is the same PaymentIntent.
+  const NOT_PAID_YET = ' Nothing was charged: please try again, you will not be charged twice.';
   // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
   // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
   const UNCHECKED =
@@ -100,11 +104,14 @@
   const REDIRECT_STATUS = {succeeded: 'succeeded', requires_capture: 'succeeded',
     processing: 'processing'};
 
-  /** An answer of the shop that is not the attempt's PaymentIntent; its message is for shoppers. */
+  /**
+   * An answer of the shop that is not the attempt's PaymentIntent (or none: status 0); its
+   * message is for shoppers.
+   */
   class ShopError extends Error {
     /**
      * @param {string} message
-     * @param {number} status the HTTP status
+     * @param {number} status the HTTP status, 0 when the shop was not reached
      * @param {string} [code] the error's code
      */
     constructor(message, status, code) {
@@ -133,7 +140,7 @@
     try {
       response = await sent;
     } catch (e) {
-      throw new Error('Could not reach the shop. Check your connection and try again.');
+      throw new ShopError(UNREACHED, 0);
     }
     let body = null;
     try {
@@ -870,10 +877,14 @@
      */
     async function requoteFailed(e) {
       const text = e instanceof Error ? e.message : GENERIC_ERROR;
-      if (!(e instanceof ShopError)) return {text: text};
+      if (!(e instanceof ShopError)) return {text: text, retry: true}; // the Elements' refresh
+      if (isRefusal(e)) return {text: text, refused: true}; // as a refused checkout: no Pay
       if (e.status === 503) return {text: UNAVAILABLE, retry: true};
       if (e.status === 409) return outcome({text: text});
-      return {text: text};
+      // Not reached, a server failure, an answer that is not the shop's JSON (a proxy's page),
+      // a timeout or a rate limit: nothing was confirmed, so paying again is safe.
+      const said = e.status === 0 ? 'Could not reach the shop.' : 'The shop did not answer.';
+      return {text: said + NOT_PAID_YET, retry: true};
     }
 
     /**
@@ -953,6 +964,11 @@
       setBusy(false); // first: the fields must be focusable again before focus moves there
       if (failure.error) {
         showError(failure.error);
+        return;
+      }
+      if (failure.refused) {
+        refused(failure.text || GENERIC_ERROR);
+        message.focus(); // Pay, which had the focus, is gone
         return;
       }
       showMessage(failure.text || GENERIC_ERROR);

@@ -165,3 +165,52 @@ def test_says_stopping_on_sigterm_ctrl_c_and_hangup(env, signum):
     assert process.returncode == 0
     assert err.splitlines()[-1] == "Stopping."
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("gone", ["before its first line", "after its first line"])
+def test_keeps_serving_when_the_reader_of_its_console_goes_away(env, gone):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(  # `bookpay emulator 2>&1 | head -1`
+        [sys.executable, "-m", "bookpay", "emulator", "--port", str(port), "--ephemeral"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        if gone == "after its first line":
+            assert "emulator listening on" in process.stdout.readline()
+        process.stdout.close()  # head has exited: every line from here on has nowhere to go
+        assert wait_healthy(url)["ok"] is True
+        request = urllib.request.Request(
+            f"{url}/v1/customers", data=b"", headers={"Authorization": "Bearer sk_test_cli"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)  # "Stopping." has nowhere to go either
+        process.wait(timeout=20)
+    assert process.returncode == 0
+
+
+def test_serves_and_stops_cleanly_with_its_console_closed_from_the_start(env):
+    port = free_port()
+
+    def closed_stderr() -> None:
+        os.close(2)  # `bookpay emulator 2>&-`
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "emulator", "--port", str(port), "--ephemeral"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=closed_stderr,
+    )
+    try:
+        assert wait_healthy(f"http://127.0.0.1:{port}")["ok"] is True
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert out == ""

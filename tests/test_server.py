@@ -1300,6 +1300,31 @@ def test_signals_stop_as_ctrl_c_does_but_a_hangup_nohup_ignores_stays_ignored():
         signal.signal(signal.SIGHUP, before)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2 is this machine on Linux only")
+def test_serve_on_all_interfaces_keeps_the_emulator_it_starts_on_loopback(tmp_path):
+    served = Served(
+        ["--host", "0.0.0.0", "--port", "0", "--emulator-port", "0"],
+        {"BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+    )
+    try:
+        text = "\n".join(served.lines)
+        emulator_url = re.search(r"Stripe emulator at (\S+) \(started here\)", text).group(1)
+        assert emulator_url.startswith("http://127.0.0.1:")
+        emulator_port = int(emulator_url.rsplit(":", 1)[1])
+        shop_port = int(served.url.rsplit(":", 1)[1])
+        # 127.0.0.2 stands for another interface: it reaches what listens on all of them.
+        with urllib.request.urlopen(f"http://127.0.0.2:{shop_port}/checkout?item=1") as answer:
+            page = answer.read().decode()
+        assert f'<script src="{emulator_url}/v3/"' in page  # where the page always pointed
+        with urllib.request.urlopen(f"{emulator_url}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        with pytest.raises(ConnectionRefusedError), socket.socket() as elsewhere:
+            elsewhere.connect(("127.0.0.2", emulator_port))
+    finally:
+        code, _, err = served.stop()
+    assert code == 0, err
+
+
 def test_serve_keeps_serving_when_the_reader_of_its_stdout_goes_away(tmp_path):
     served = Served(
         ["--port", "0", "--emulator-port", "0"], {"BOOKPAY_DATA_DIR": str(tmp_path / "data")}

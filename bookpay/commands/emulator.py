@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import info
 
 
 def emulator(
@@ -76,6 +75,7 @@ def emulator(
     from bookpay.web.launch import stop_on_signals
 
     handler = _warnings_handler()
+    say = _say_on(handler)
     options = EmulatorOptions(
         db_path=db_path, latency=low, latency_max=high, faults=faults, seed=seed
     )
@@ -85,16 +85,16 @@ def emulator(
             running = start_emulator(host, port, options)
         except KeyboardInterrupt:  # Ctrl-C before it was listening
             _remove(handler)
-            info("Stopping.")
+            say("Stopping.")
             return
         except OSError as exc:
             _remove(handler)
             raise _cannot_start(exc, host, port) from exc
         try:
-            _say_listening(running, settings, db_path, faults, low, high, seed)
+            _say_listening(say, running, settings, db_path, faults, low, high, seed)
             threading.Event().wait()
         except KeyboardInterrupt:
-            info("Stopping.")
+            say("Stopping.")
         finally:
             with contextlib.suppress(KeyboardInterrupt):  # again while stopping: it has stopped
                 running.stop()
@@ -122,21 +122,23 @@ def _cannot_start(exc: OSError, host: str, port: int):
     )
 
 
-def _say_listening(running, settings, db_path, faults: str, low: float, high: float, seed) -> None:
-    info(f"Stripe test-mode emulator listening on {running.url}")
-    info(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
+def _say_listening(
+    say, running, settings, db_path, faults: str, low: float, high: float, seed
+) -> None:
+    say(f"Stripe test-mode emulator listening on {running.url}")
+    say(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
     if faults or high:
         shown = f"{low * 1000:g}-{high * 1000:g} ms" if high != low else f"{low * 1000:g} ms"
-        info(
+        say(
             f"Faults: {faults or 'none'}; latency: {shown if high else 'none'}"
             + (f"; seed {seed}" if seed is not None else "")
             + " (the API only)."
         )
     if running.url != settings.emulator_url:
-        info(f"Point bookpay at it with: export BOOKPAY_EMULATOR_URL={running.url}")
+        say(f"Point bookpay at it with: export BOOKPAY_EMULATOR_URL={running.url}")
     else:
-        info("bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here).")
-    info("Any sk_test_... key works. Press Ctrl-C to stop.")
+        say("bookpay commands use it as they are (BOOKPAY_EMULATOR_URL points here).")
+    say("Any sk_test_... key works. Press Ctrl-C to stop.")
 
 
 # The loggers whose warnings the emulator's console shows: its own (a full connection limit, a
@@ -146,10 +148,14 @@ LOGGERS = ("bookpay", "waitress")
 
 def _warnings_handler() -> logging.Handler:
     """Warnings and errors on stderr, repeated ones held back as `bookpay serve` holds them
-    (bookpay.web.logs.RepeatFilter): under a burst the same warning comes once per request."""
-    from bookpay.web.logs import RepeatFilter, TextFormatter
+    (bookpay.web.logs.RepeatFilter): under a burst the same warning comes once per request.
 
-    handler = logging.StreamHandler(sys.stderr)
+    The console may go away (`bookpay emulator 2>&1 | head -1`, `2>&-`): as `bookpay serve`'s
+    (bookpay.web.logs.ConsoleHandler), its lines are then dropped and the emulator keeps serving.
+    """
+    from bookpay.web.logs import ConsoleHandler, RepeatFilter, TextFormatter
+
+    handler = ConsoleHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.addFilter(RepeatFilter())
     isatty = getattr(sys.stderr, "isatty", None)
@@ -158,6 +164,17 @@ def _warnings_handler() -> logging.Handler:
     for name in LOGGERS:
         logging.getLogger(name).addHandler(handler)
     return handler
+
+
+def _say_on(handler):
+    """The emulator's own lines (its banner, "Stopping."), on the console ``handler`` writes to,
+    made printable; nothing once that console has gone."""
+    from bookpay.terminal import printable
+
+    def say(line: str) -> None:
+        handler.say(printable(line, keep_newlines=True))
+
+    return say
 
 
 def _remove(handler: logging.Handler) -> None:

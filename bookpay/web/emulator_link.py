@@ -69,8 +69,18 @@ def shop_answers(webhook_url: str) -> bool:
     return status == 200
 
 
+# The shop's wildcard addresses, and the loopback address an emulator it starts listens on.
+_LOOPBACK_FOR = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
 def ensure_emulator(settings: Settings, host: str, port: int | None):
     """Settings pointing at a running emulator on ``port``: one already there, or one we start.
+
+    One we start listens on ``host``, the shop's address, but on loopback when that is a wildcard
+    (`--host 0.0.0.0`): its test keys and control routes stay off the network. Nothing is lost:
+    for a wildcard the pages point the browser at the emulator's loopback URL anyway (Stripe.js
+    calls it directly), so a browser elsewhere needs an emulator it can reach, at
+    BOOKPAY_EMULATOR_URL, or the shop on an address of its own.
 
     Returns (settings, the emulator we started or None).
     """
@@ -83,6 +93,7 @@ def ensure_emulator(settings: Settings, host: str, port: int | None):
         return dataclasses.replace(settings, emulator_url=wanted), None
     from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
 
+    host = _LOOPBACK_FOR.get(host, host)
     db_path = private_file(private_dir(settings.data_dir) / EMULATOR_DB)
     options = EmulatorOptions(db_path=db_path)
     try:

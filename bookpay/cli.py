@@ -172,6 +172,10 @@ class BookpayGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
             raise  # usage errors and exits: Typer reports them itself, with exit code 2
         except Exception as exc:
+            if isinstance(sys.stdout, ClosedOutput) and isinstance(exc, OSError):
+                # Started with stdout closed (`>&-`), as `cat` says: a write error, exit 1.
+                sys.stderr.write("Error: cannot write the output: standard output is closed.\n")
+                raise typer.Exit(1) from None
             if _debugging(ctx):
                 raise
             from bookpay.terminal import printable
@@ -261,5 +265,31 @@ def root(
     ctx.obj = State(live=live, debug=debug, catalog_path=catalog)
 
 
+class ClosedOutput:
+    """Standard output closed from the start (`bookpay ... >&-`): Python leaves ``sys.stdout``
+    None, and the first write failed as an "unexpected AttributeError". Writing here fails as a
+    write to a closed descriptor does (EBADF), which ``invoke`` reports in one line; a server's
+    console handler drops its lines and keeps serving."""
+
+    closed = False
+
+    def write(self, text: str) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 def main() -> None:
+    import os
+
+    if sys.stdout is None:
+        sys.stdout = ClosedOutput()
+    if sys.stderr is None:  # `2>&-`: no message can be seen, but the exit code stays the contract's
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     app(prog_name="bookpay")

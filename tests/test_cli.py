@@ -1,7 +1,10 @@
 """The CLI shell: conventions every command follows (help, --json, exit codes, masking)."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.main import get_command
@@ -343,3 +346,38 @@ def test_live_mode_never_looks_like_a_test():
     assert result.exit_code == 0
     assert "mode                    Stripe LIVE mode: real cards, real money" in result.stdout
     assert "test mode" not in result.stdout
+
+
+def _run_with_closed(fd: int, *args: str, data_dir) -> subprocess.CompletedProcess[str]:
+    """`bookpay ARGS >&-` (fd 1) or `2>&-` (fd 2), as a shell starts it: the descriptor closed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))}
+    env["BOOKPAY_DATA_DIR"] = str(data_dir)
+    env["BOOKPAY_EMULATOR_URL"] = "http://127.0.0.1:9"  # nothing answers: exit 4, at once
+    return subprocess.run(
+        [sys.executable, "-m", "bookpay", *args],
+        stdout=None if fd == 1 else subprocess.PIPE,
+        stderr=None if fd == 2 else subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: os.close(fd),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_command_started_with_its_stdout_closed_says_so_in_one_line(tmp_path):
+    done = _run_with_closed(1, "catalog", "list", data_dir=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == "Error: cannot write the output: standard output is closed.\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(("catalog", "show", "no-such-book"), 2), (("intent", "show", "pi_123"), 4)],
+)
+def test_a_command_started_with_its_stderr_closed_keeps_the_exit_code_of_the_contract(
+    tmp_path, args, code
+):
+    done = _run_with_closed(2, *args, data_dir=tmp_path)
+    assert done.returncode == code
+    assert done.stdout == ""

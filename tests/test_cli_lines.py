@@ -104,6 +104,8 @@ def test_show_and_orders_give_the_lines_and_the_order_both_ways(bookpay, setting
         "The Making of Prince of Persia: Journals 1985-1993",
     ]
     table = bookpay("orders", "show", intent["id"]).stdout.splitlines()
+    # The Item field names the lines as the list's column does, not nothing.
+    assert "Item:           2 x 1, 1 x 2" in table
     at = table.index("Lines")
     assert table[at + 1].split() == ["Item", "Title", "Qty", "Unit", "Amount"]
     assert table[at + 2].split()[-3:] == ["2", "$23.00", "$46.00"]

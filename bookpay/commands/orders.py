@@ -282,7 +282,7 @@ def show_order(
         tax_record_fields,
     )
     from bookpay.errors import NotFound
-    from bookpay.orderlines import named_quote, titled
+    from bookpay.orderlines import named_quote, summary, titled
 
     with _ledger(ctx) as ledger:
         if ledger is None:
@@ -312,7 +312,7 @@ def show_order(
         ("Order", order["id"]),
         ("PaymentIntent", order["payment_intent"]),
         ("Status", _status(order)),
-        ("Item", order["item_id"] or ""),
+        ("Item", order["item_id"] or summary(lines)),
         ("Amount", _price(order)),
         *_captured_fields(order),
         *quote_fields(quote),

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable, too_new
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
@@ -266,8 +266,11 @@ class PostgresBackend(Units):
 
     def migrate(self) -> None:
         with self._pooled() as lease:
-            if lease.first(_version) == SCHEMA_VERSION:
+            found = lease.first(_version)
+            if found == SCHEMA_VERSION:
                 return  # the usual case: no lock, no waiting behind a migrating process
+            if found is not None and found > SCHEMA_VERSION:  # refused before any lock
+                raise too_new(self.location.masked, found)
             conn = lease.conn
             with conn.transaction():
                 # Another process may be migrating: wait for it as long as it takes.
@@ -287,10 +290,7 @@ class PostgresBackend(Units):
                     conn.execute("INSERT INTO bookpay_schema (version) VALUES (0)")
                     version = 0
                 if version > SCHEMA_VERSION:
-                    raise UsageError(
-                        f"{self.location.masked} was written by a newer bookpay (schema "
-                        f"{version}); upgrade bookpay to read it."
-                    )
+                    raise too_new(self.location.masked, version)
                 for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                     for statement in migration.postgresql:
                         conn.execute(statement)

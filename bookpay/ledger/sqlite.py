@@ -26,8 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
-from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerConflict, LedgerMissing, unavailable
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, too_new, unavailable
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
@@ -185,17 +184,17 @@ class SqliteBackend(Units):
     def migrate(self) -> None:
         # The usual case, an up-to-date ledger, needs no write lock: a reader (`bookpay orders
         # list`) must not queue behind a busy server just to learn there is nothing to do.
-        if self.schema_version() == SCHEMA_VERSION:
+        version = self.schema_version()
+        if version == SCHEMA_VERSION:
             return
+        if version > SCHEMA_VERSION:  # refused before taking the write lock
+            raise too_new(str(self.path), version)
         with self._transaction() as tx:
             # Read inside the write lock: two processes opening a new ledger at once must not
             # both run the same migration.
             version = tx.conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise UsageError(
-                    f"{self.path} was written by a newer bookpay (schema {version}); "
-                    "upgrade bookpay to read it."
-                )
+                raise too_new(str(self.path), version)
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in migration.sqlite:
                     tx.conn.execute(statement)

@@ -392,3 +392,31 @@ def test_config_check_says_when_the_database_cannot_be_reached(tmp_path):
     assert any(line.startswith("ledger reachable no: Cannot reach the ledger") for line in lines)
     assert any("the orders ledger: Cannot reach" in line for line in lines)
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_a_copy_while_the_shop_writes_copies_one_moment_of_the_ledger(tmp_path, database_url):
+    """The shop fulfils an order between the copy's orders and its fulfilments: the copy holds
+    the ledger as it was when it started (no fulfilment of an order it has not copied), says
+    the counts match, and a copy run again brings the rest."""
+    from bookpay.ledger.copy import copy_ledger
+
+    source = env_for(tmp_path / "data", database_url)
+    fill(source, orders=3)
+    target = env_for(tmp_path / "data", f"sqlite:///{tmp_path}/copy.sqlite3")
+    writes = []
+
+    def shop_writes(table, count):
+        if table == "orders" and not writes:
+            with ledger_at(source) as shop:  # another connection: as `bookpay serve` would
+                shop.record_fulfilment(intent("pi_new"), lambda o: (o["email"], "R", "b"))
+            writes.append(table)
+
+    with ledger_at(source) as ledger, ledger_at(target) as copy:
+        report = copy_ledger(ledger, copy, progress=shop_writes)
+        assert writes and report.matches
+        assert report.source["orders"] == report.target["orders"] == 3
+        assert copy.find_order("pi_new") is None
+    assert invoke(target, "ledger", "check").exit_code == 0
+    again = invoke(source, "ledger", "copy", "--to", target["BOOKPAY_DATABASE_URL"], "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["tables"]["orders"]["target"] == 4

@@ -83,9 +83,9 @@ def copy(
         print_table(["Table", "Copied", "Source", "Target"], rows, justify_right=["Copied"])
     if not report.matches:
         raise BookpayError(
-            "The counts differ: the target has rows the source does not (or the shop wrote "
-            "during the copy). Run the copy again with the shop stopped, or copy into an "
-            "empty database.",
+            "The counts differ: the target has rows the source does not (or something wrote "
+            "to the target during the copy). Copy into an empty database, or into an earlier "
+            "copy of this ledger that nothing else writes to.",
             code="copy_mismatch",
         )
     if not as_json:

@@ -3,7 +3,9 @@
 Idempotent: each row is upserted by its primary key, the source's values winning, so running the
 copy again (say, after the shop took a few more orders) brings the target up to date and adds
 nothing twice. Rows are read in batches by their keys and written in batches, so memory stays
-flat. Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
+flat. The source is read as it was when the copy began (one read transaction), so a shop taking
+orders meanwhile never makes a half copy: what it wrote since is copied by running it again.
+Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
 the counts of both sides are compared, table by table.
 """
 
@@ -55,6 +57,15 @@ class CopyReport:
 def copy_ledger(
     source: Ledger, target: Ledger, *, progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
+    # The source as it is at this moment, whatever the shop writes meanwhile: never a
+    # fulfilment without the order it fulfils, and the counts compared are the ones copied.
+    with source.snapshot():
+        copied = _copy(source, target, progress)
+        counts = source.counts()
+    return CopyReport(copied, counts, target.counts())
+
+
+def _copy(source: Ledger, target: Ledger, progress) -> dict[str, int]:
     foreign = _foreign_order(source, target)
     if foreign is not None:
         raise LedgerConflict(
@@ -77,7 +88,7 @@ def copy_ledger(
             copied[table] += len(rows)
             if progress:
                 progress(table, copied[table])
-    return CopyReport(copied, source.counts(), target.counts())
+    return copied
 
 
 def _foreign_order(source: Ledger, target: Ledger) -> str | None:

@@ -241,12 +241,25 @@ class PostgresBackend(Units):
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        joined = self._open_unit()
+        joined = self._open_unit() or getattr(self._units, "snapshot", None)
         if joined is not None:  # this thread's unit: its own writes, and no second connection
             yield joined
             return
         with self._pooled() as lease:
             yield Tx(lease.conn, lease)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's reads in the block all see the ledger as it was when it began (one
+        REPEATABLE READ transaction: other sessions go on writing), for `ledger copy`."""
+        with self._pooled() as lease, ExitStack() as stack:
+            stack.push(lease.first(_begin))
+            lease.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self._units.snapshot = Tx(lease.conn)
+            try:
+                yield
+            finally:
+                self._units.snapshot = None
 
     def _autocommit(self, sql: str, params: Sequence) -> int:
         """One statement, its own transaction (autocommit: one round trip, no BEGIN/COMMIT).

@@ -168,6 +168,23 @@ class SqliteBackend(Units):
         with self._failures("read"):
             yield Tx(self._connection())
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's reads in the block all see the ledger as it was when it began (one
+        read transaction: other connections go on writing), for `ledger copy`."""
+        conn = self._connection()
+        with self._failures("read"):
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master")  # the snapshot starts here
+            except BaseException:
+                _rollback(conn)
+                raise
+        try:
+            yield
+        finally:
+            _rollback(conn)
+
     def _autocommit(self, sql: str, params: Sequence) -> int:
         with self._failures("write"):
             conn = self._connection()

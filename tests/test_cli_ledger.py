@@ -420,3 +420,22 @@ def test_a_copy_while_the_shop_writes_copies_one_moment_of_the_ledger(tmp_path, 
     again = invoke(source, "ledger", "copy", "--to", target["BOOKPAY_DATABASE_URL"], "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["tables"]["orders"]["target"] == 4
+
+
+def test_copy_refuses_the_ledger_itself_under_another_name(tmp_path, database_url):
+    """A hard link to the SQLite file (two WAL files for one database), or the same PostgreSQL
+    schema through another host name: the ledger itself, refused before it is opened twice."""
+    source = env_for(tmp_path / "data", database_url)
+    fill(source, orders=1)
+    if database_url is None:
+        other = tmp_path / "link.sqlite3"
+        other.hardlink_to(tmp_path / "data" / "bookpay.sqlite3")
+        to = f"sqlite:///{other}"
+    else:
+        to = database_url.replace("//127.0.0.1:", "//localhost:", 1)
+        assert to != database_url
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 2, result.output
+    assert "the ledger itself" in result.stderr
+    if database_url is None:
+        assert not (tmp_path / "link.sqlite3-wal").exists()

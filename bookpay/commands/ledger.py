@@ -45,15 +45,15 @@ def copy(
 
     Example: bookpay ledger copy --to postgresql://shop@db.internal:5432/bookpay
     """
-    from bookpay.errors import BookpayError, UsageError
+    from bookpay.errors import BookpayError
     from bookpay.ledger import Ledger, locate
-    from bookpay.ledger.copy import copy_ledger
+    from bookpay.ledger.copy import copy_ledger, itself
 
     settings = state(ctx).settings
     target_location = locate(to, settings.data_dir)
     with _source(ctx) as source:
-        if source.location.identity == target_location.identity:
-            raise UsageError("The target is the ledger itself: name another database with --to.")
+        if source.location.same_place(target_location):
+            raise itself()
         with Ledger.at(target_location, settings.data_dir) as target:
             report = copy_ledger(
                 source, target, progress=None if as_json else _progress(target.where)

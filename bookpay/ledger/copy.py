@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bookpay.errors import UsageError
 from bookpay.ledger.carts import ITEM_COLUMNS
 from bookpay.ledger.disputes import DISPUTE_COLUMNS
 from bookpay.ledger.errors import LedgerConflict
@@ -54,9 +55,15 @@ class CopyReport:
         return self.source == self.target
 
 
+def itself() -> UsageError:
+    return UsageError("The target is the ledger itself: name another database with --to.")
+
+
 def copy_ledger(
     source: Ledger, target: Ledger, *, progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
+    if source.kind == target.kind and source.backend.fingerprint() == target.backend.fingerprint():
+        raise itself()  # the same database under another name (localhost for 127.0.0.1)
     # The source as it is at this moment, whatever the shop writes meanwhile: never a
     # fulfilment without the order it fulfils, and the counts compared are the ones copied.
     with source.snapshot():

@@ -14,6 +14,7 @@ show.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -49,6 +50,18 @@ class Location:
             if item and item.partition("=")[0] not in ("user", "password")
         )
         return f"postgresql://{host}:{parts.port or 5432}{parts.path}?{query}"
+
+    def same_place(self, other: Location) -> bool:
+        """Whether ``other`` names this ledger: the same identity, or this SQLite file under
+        another name (a hard link, which SQLite would give a WAL file of its own)."""
+        if self.identity == other.identity:
+            return True
+        if self.path is None or other.path is None:
+            return False
+        try:
+            return os.path.samefile(self.path, other.path)
+        except OSError:  # one of them does not exist (yet)
+            return False
 
 
 def locate(database_url: str | None, data_dir: Path) -> Location:

@@ -309,6 +309,19 @@ class PostgresBackend(Units):
                         conn.execute(statement)
                     conn.execute("UPDATE bookpay_schema SET version = %s", (number,))
 
+    def fingerprint(self) -> tuple:
+        """What tells this schema from any other, whatever host name or address the URL
+        gives its server: the server's start, the database and the schema."""
+        with self._pooled() as lease:
+            row = lease.first(
+                lambda conn: conn.execute(
+                    """SELECT pg_postmaster_start_time()::text AS started,
+                    (SELECT oid FROM pg_database WHERE datname = current_database())::bigint
+                    AS db, current_schema() AS schema"""
+                ).fetchone()
+            )
+        return (row["started"], row["db"], row["schema"])
+
     def integrity_problems(self) -> list[str]:
         """PostgreSQL enforces constraints itself; what can still be wrong is an index or a
         constraint left invalid (an interrupted CREATE INDEX CONCURRENTLY, NOT VALID)."""

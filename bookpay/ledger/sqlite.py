@@ -217,6 +217,11 @@ class SqliteBackend(Units):
                     tx.conn.execute(statement)
                 tx.conn.execute(f"PRAGMA user_version = {number}")
 
+    def fingerprint(self) -> tuple:
+        """What tells this database from any other, whatever its path is called."""
+        found = os.stat(self.path)
+        return (found.st_dev, found.st_ino)
+
     def integrity_problems(self) -> list[str]:
         with self._failures("read"):
             conn = self._connection()

@@ -263,6 +263,15 @@ BREAKAGES = {
     "tax records with an unknown status": [
         "UPDATE tax_records SET status = 'lost' WHERE id = 'rev:re_1'"
     ],
+    "receipts for an unknown order": [
+        "UPDATE receipts SET order_id = 'ord_gone' WHERE payment_intent = 'pi_001'"
+    ],
+    "tax records for an unknown order": ["UPDATE tax_records SET order_id = 'ord_gone'"],
+    # One row, however many of its times are in the future, is one example.
+    "rows dated in the future": [
+        """UPDATE orders SET created = '2999-01-01T00:00:00.000Z',
+        updated = '2999-01-01T00:00:00.000Z' WHERE payment_intent = 'pi_000'"""
+    ],
 }
 
 

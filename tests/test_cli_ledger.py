@@ -448,3 +448,20 @@ def test_copy_refuses_the_ledger_itself_under_another_name(tmp_path, database_ur
     assert "the ledger itself" in result.stderr
     if database_url is None:
         assert not (tmp_path / "link.sqlite3-wal").exists()
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "sqlite://shop:hunter2@host/ledger.sqlite3",  # not a SQLite URL bookpay reads
+        "postgresql://shop:hunter2%ZZ@127.0.0.1:5432/test",  # libpq quotes the bad token
+        "postgresql://127.0.0.1:5432/test?password=hunter2%ZZ",
+    ],
+)
+def test_copy_never_shows_the_targets_password(tmp_path, to):
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=1)
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("Error: ") and "***" in result.stderr
+    assert "hunter2" not in result.output and "Traceback" not in result.output

@@ -73,7 +73,8 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
         rest = database_url[len("sqlite:") :]
         if not rest.startswith("///") or len(rest) == 3:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {database_url!r} is not a SQLite URL bookpay reads: use "
+                f"BOOKPAY_DATABASE_URL {mask_url(database_url)!r} is not a SQLite URL bookpay "
+                "reads: use "
                 "sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3."
             )
         return Location("sqlite", database_url, Path(unquote(rest[3:])).expanduser())
@@ -129,3 +130,21 @@ def mask_url(url: str) -> str:
             )
             masked = f"{masked[: query_start + 1]}{query}{masked[query_end:]}"
     return masked
+
+
+def hide_passwords(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with the URL's passwords, as written and as
+    decoded, replaced by ``***``: libpq quotes a token it cannot read (``"hunter2%ZZ"``)."""
+    found = []
+    start = url.find("//")
+    if start != -1:
+        ends = [i for i in (url.find(c, start + 2) for c in "/?#") if i != -1]
+        userinfo, at, _ = url[start + 2 : min(ends, default=len(url))].rpartition("@")
+        if at and ":" in userinfo:
+            found.append(userinfo.split(":", 1)[1])
+    query = url.partition("?")[2].partition("#")[0]
+    found += [item[len("password=") :] for item in query.split("&") if item.startswith("password=")]
+    variants = {form for secret in found for form in (secret, unquote(secret)) if form}
+    for secret in sorted(variants, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

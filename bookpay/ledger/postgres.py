@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bookpay.errors import UsageError
 from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable, too_new
-from bookpay.ledger.location import Location
+from bookpay.ledger.location import Location, hide_passwords
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
 
@@ -207,6 +207,7 @@ class PostgresBackend(Units):
 
     def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = hide_passwords(reason, self.location.url)
         return LedgerUnavailable(
             f"Cannot reach the ledger database {self.location.masked}: {reason.rstrip('.')}.",
             hint="Check BOOKPAY_DATABASE_URL with `bookpay config check`.",

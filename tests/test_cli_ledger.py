@@ -465,3 +465,54 @@ def test_copy_never_shows_the_targets_password(tmp_path, to):
     assert result.exit_code == 5, result.output
     assert result.stderr.startswith("Error: ") and "***" in result.stderr
     assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_a_copy_interrupted_half_way_finishes_when_run_again(tmp_path, database_url, monkeypatch):
+    from bookpay.ledger import copy
+
+    source = env_for(tmp_path / "data", None)
+    counts = fill(source, orders=9)
+    to = database_url or f"sqlite:///{tmp_path}/copy.sqlite3"
+    upsert, calls = copy._upsert, []
+
+    def interrupted(target, table, rows):
+        calls.append(table)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C, between two batches of events
+        upsert(target, table, rows)
+
+    monkeypatch.setattr(copy, "BATCH", 4)
+    monkeypatch.setattr(copy, "_upsert", interrupted)
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code not in (0, None), result.output
+    assert "counts match" not in result.output and "Traceback" not in result.output
+    monkeypatch.setattr(copy, "_upsert", upsert)
+    again = invoke(source, "ledger", "copy", "--to", to, "--json")
+    assert again.exit_code == 0, again.output
+    assert {t: v["target"] for t, v in json.loads(again.stdout)["tables"].items()} == counts
+    assert snapshot(env_for(tmp_path / "data", to))[:2] == snapshot(source)[:2]
+
+
+def test_a_copy_into_another_shops_older_ledger_leaves_its_schema_alone(tmp_path, database_url):
+    """Refused before the target is migrated: the other shop's older bookpay would then refuse
+    its own ledger as written by a newer one."""
+    from test_ledger_migrations import old_ledger, version_of
+
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=1)
+    other = tmp_path / "other"
+    old_ledger(other, database_url, 3)  # holds the other shop's order ord_old
+    to = database_url or f"sqlite:///{other / 'bookpay.sqlite3'}"
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 1, result.output
+    assert "The target holds order ord_old" in result.stderr
+    assert version_of(other, database_url) == 3
+    # An empty older ledger is migrated, then copied into.
+    empty = tmp_path / "empty"
+    old_ledger(empty, None, 3)
+    with __import__("sqlite3").connect(empty / "bookpay.sqlite3") as conn:
+        for table in ("receipts", "fulfilments", "events", "orders"):
+            conn.execute(f"DELETE FROM {table}")
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{empty / 'bookpay.sqlite3'}")
+    assert result.exit_code == 0, result.output
+    assert version_of(empty, None) == SCHEMA_VERSION

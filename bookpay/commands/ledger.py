@@ -54,7 +54,8 @@ def copy(
     with _source(ctx) as source:
         if source.location.same_place(target_location):
             raise itself()
-        with Ledger.at(target_location, settings.data_dir) as target:
+        # Migrated by the copy, once it is known not to be another shop's.
+        with Ledger.at(target_location, settings.data_dir, migrate=False) as target:
             report = copy_ledger(
                 source, target, progress=None if as_json else _progress(target.where)
             )

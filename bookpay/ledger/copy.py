@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from bookpay.errors import UsageError
 from bookpay.ledger.carts import ITEM_COLUMNS
 from bookpay.ledger.disputes import DISPUTE_COLUMNS
-from bookpay.ledger.errors import LedgerConflict
+from bookpay.ledger.errors import LedgerConflict, too_new
 from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
 from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
-from bookpay.ledger.migrations import TABLES
+from bookpay.ledger.migrations import SCHEMA_VERSION, TABLES
 from bookpay.ledger.outbox import RECEIPT_COLUMNS
 from bookpay.ledger.queries import ORDER_COLUMNS
 from bookpay.ledger.taxrecords import TAX_COLUMNS
@@ -62,6 +62,8 @@ def itself() -> UsageError:
 def copy_ledger(
     source: Ledger, target: Ledger, *, progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
+    """Copy ``source`` into ``target``, opened unmigrated (``migrate=False``): it is migrated
+    here once it is known to be this ledger's, or empty."""
     if source.kind == target.kind and source.backend.fingerprint() == target.backend.fingerprint():
         raise itself()  # the same database under another name (localhost for 127.0.0.1)
     # The source as it is at this moment, whatever the shop writes meanwhile: never a
@@ -72,14 +74,26 @@ def copy_ledger(
     return CopyReport(copied, counts, target.counts())
 
 
+def _prepare(source: Ledger, target: Ledger) -> None:
+    """Refuse a target that is not this ledger's (a newer schema, another shop's orders) while
+    it is as it was, then migrate it: another shop's older bookpay would refuse its own ledger
+    once migrated."""
+    version = target.schema_version
+    if version > SCHEMA_VERSION:
+        raise too_new(target.where, version)
+    if version:  # nothing there at 0: no orders table yet
+        foreign = _foreign_order(source, target)
+        if foreign is not None:
+            raise LedgerConflict(
+                f"The target holds order {foreign}, which this ledger does not have: it is "
+                "another ledger's, and nothing was copied.",
+                hint="Copy into an empty database, or into an earlier copy of this ledger.",
+            )
+    target.backend.migrate()
+
+
 def _copy(source: Ledger, target: Ledger, progress) -> dict[str, int]:
-    foreign = _foreign_order(source, target)
-    if foreign is not None:
-        raise LedgerConflict(
-            f"The target holds order {foreign}, which this ledger does not have: it is another "
-            "ledger's, and nothing was copied.",
-            hint="Copy into an empty database, or into an earlier copy of this ledger.",
-        )
+    _prepare(source, target)
     copied = {}
     for table in TABLES:
         copied[table] = 0

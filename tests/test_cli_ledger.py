@@ -516,3 +516,23 @@ def test_a_copy_into_another_shops_older_ledger_leaves_its_schema_alone(tmp_path
     result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{empty / 'bookpay.sqlite3'}")
     assert result.exit_code == 0, result.output
     assert version_of(empty, None) == SCHEMA_VERSION
+
+
+def test_a_copy_run_again_drops_what_the_shop_removed_since(tmp_path, database_url):
+    """A book taken out of a cart, a quote priced again with fewer lines: the rows the shop
+    deleted go from the copy too (it said the counts differ, and kept the order's old line)."""
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    to = database_url or f"sqlite:///{tmp_path}/copy.sqlite3"
+    assert invoke(source, "ledger", "copy", "--to", to).exit_code == 0
+    with ledger_at(source) as ledger:
+        cart = ledger.find_cart("a" * 64)["id"]
+        ledger.edit_cart(cart, lambda items: {"2": (0, "Two", "usd")})
+        quote = Quote((QuoteLine("1", "One", 2, 2300),), "usd")
+        ledger.record_quote("pi_q", "ord_00000000000000aa", quote, cart_id=cart)
+    again = invoke(source, "ledger", "copy", "--to", to, "--json")
+    assert again.exit_code == 0, again.output
+    tables = json.loads(again.stdout)["tables"]
+    assert (tables["cart_items"]["target"], tables["order_lines"]["target"]) == (1, 1)
+    copied = snapshot(env_for(tmp_path / "data", to))
+    assert copied[3:5] == snapshot(source)[3:5]  # the quote with its lines, the cart's items

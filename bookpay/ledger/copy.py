@@ -2,7 +2,8 @@
 
 Idempotent: each row is upserted by its primary key, the source's values winning, so running the
 copy again (say, after the shop took a few more orders) brings the target up to date and adds
-nothing twice. Rows are read in batches by their keys and written in batches, so memory stays
+nothing twice; the rows the shop deletes (cart items, an order's lines priced again) go from the
+target too. Rows are read in batches by their keys and written in batches, so memory stays
 flat. The source is read as it was when the copy began (one read transaction), so a shop taking
 orders meanwhile never makes a half copy: what it wrote since is copied by running it again.
 Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
@@ -42,6 +43,14 @@ LAYOUT = {
     "disputes": (DISPUTE_COLUMNS, ("id",), ("id",)),
 }
 BATCH = 1000
+# Tables whose rows the shop deletes (a book taken out of a cart, or paid for; a quote priced
+# again with other lines): table -> (the column naming a row's parent, the source's parents).
+# A copy run again deletes from the target the rows of the source's parents that the source
+# no longer has; rows of parents the source does not have are left alone (another ledger's).
+PRUNED = {
+    "order_lines": ("order_id", (("orders", "id"), ("quotes", "order_id"))),
+    "cart_items": ("cart_id", (("carts", "id"),)),
+}
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,38 @@ def _copy(source: Ledger, target: Ledger, progress) -> dict[str, int]:
             copied[table] += len(rows)
             if progress:
                 progress(table, copied[table])
+        if table in PRUNED:
+            _prune(source, target, table)
     return copied
+
+
+def _prune(source: Ledger, target: Ledger, table: str) -> None:
+    """Delete the target's rows of ``table`` that the source deleted (see PRUNED)."""
+    columns, key, _ = LAYOUT[table]
+    parent, parents = PRUNED[table]
+    at = [columns.index(column) for column in key]
+    for rows in _batches(target, table):
+        keys = {tuple(row[i] for i in at) for row in rows}
+        ids = sorted({row[columns.index(parent)] for row in rows})
+        marks = ", ".join("?" * len(ids))
+        known = {
+            row["p"]
+            for owner, column in parents
+            for row in source._read(
+                f"SELECT {column} AS p FROM {owner} WHERE {column} IN ({marks})", ids
+            )
+        }
+        kept = {
+            tuple(row[column] for column in key)
+            for row in source._read(
+                f"SELECT {', '.join(key)} FROM {table} WHERE {parent} IN ({marks})", ids
+            )
+        }
+        gone = [k for k in keys - kept if k[key.index(parent)] in known]
+        if gone:
+            where = " AND ".join(f"{column} = ?" for column in key)
+            with target.transaction() as tx:
+                tx.many(f"DELETE FROM {table} WHERE {where}", gone)
 
 
 def _foreign_order(source: Ledger, target: Ledger) -> str | None:

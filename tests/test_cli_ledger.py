@@ -267,6 +267,7 @@ BREAKAGES = {
         "UPDATE receipts SET order_id = 'ord_gone' WHERE payment_intent = 'pi_001'"
     ],
     "tax records for an unknown order": ["UPDATE tax_records SET order_id = 'ord_gone'"],
+    "disputes for an unknown order": ["UPDATE disputes SET order_id = 'ord_gone'"],
     # One row, however many of its times are in the future, is one example.
     "rows dated in the future": [
         """UPDATE orders SET created = '2999-01-01T00:00:00.000Z',
@@ -536,3 +537,24 @@ def test_a_copy_run_again_drops_what_the_shop_removed_since(tmp_path, database_u
     assert (tables["cart_items"]["target"], tables["order_lines"]["target"]) == (1, 1)
     copied = snapshot(env_for(tmp_path / "data", to))
     assert copied[3:5] == snapshot(source)[3:5]  # the quote with its lines, the cart's items
+
+
+def test_check_reports_a_receipt_for_an_unknown_order_once(tmp_path):
+    """Nor as a receipt without a fulfilment: the database's own check names the broken key."""
+    env = env_for(tmp_path / "data", None)
+    fill(env, orders=3)
+    with ledger_at(env) as ledger:
+        conn = ledger.backend._connection()
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute(
+            "INSERT INTO receipts (payment_intent, order_id, subject, body, created,"
+            " next_attempt_at) VALUES ('pi_gone', 'ord_gone', 'R', 'b', '2020', '2020')"
+        )
+    result = invoke(env, "ledger", "check", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    found = {name: f["examples"] for name, f in report["problems"].items() if f["count"]}
+    assert found == {"receipts for an unknown order": ["pi_gone"]}
+    assert [problem.split(" row ")[0] for problem in report["integrity"]] == [
+        "foreign key broken: receipts"
+    ]

@@ -29,7 +29,7 @@ check of a large ledger reads it through its indexes and never loads it whole:
   PaymentIntent was, so an event they handled may still be reported: `bookpay intent show`
   says what Stripe has.);
 - every dispute's status is one Stripe has, and an order with a dispute shows one;
-- every receipt and tax record is for an order the ledger knows, and no row is dated in the
+- every receipt, tax record and dispute is for an order the ledger knows, and no row is dated in the
   future (beyond ``CLOCK_SKEW``).
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
@@ -179,6 +179,11 @@ INVARIANTS = (
     (
         "disputes with an unknown status",
         f"SELECT id AS example FROM disputes WHERE status NOT IN ({_quoted(DISPUTE_RANK)})",
+    ),
+    (
+        "disputes for an unknown order",
+        """SELECT d.id AS example FROM disputes d LEFT JOIN orders o ON o.id = d.order_id
+        WHERE o.id IS NULL""",
     ),
     (
         "orders with a dispute that do not show it",

@@ -154,16 +154,26 @@ def test_copy_says_how_to_keep_the_shop_id(tmp_path):
     assert f"Set BOOKPAY_SHOP_ID={shop} before pointing BOOKPAY_DATABASE_URL" in result.stderr
 
 
-def test_copy_into_a_ledger_with_more_rows_reports_the_mismatch(tmp_path):
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda copy: copy.receive_event("evt_only_in_the_copy", "charge.refunded", None),
+        lambda copy: copy.create_cart("b" * 64),  # another shop's cart, and no order
+    ],
+    ids=["event", "cart"],
+)
+def test_copy_into_a_ledger_with_rows_of_its_own_is_refused(tmp_path, other):
     source = env_for(tmp_path / "data", None)
     fill(source, orders=3)
     target = f"sqlite:///{tmp_path}/copy.sqlite3"
-    assert invoke(source, "ledger", "copy", "--to", target).exit_code == 0
     with ledger_at(env_for(tmp_path / "data", target)) as copy:
-        copy.receive_event("evt_only_in_the_copy", "charge.refunded", None)
+        other(copy)
+        before = copy.counts()
     result = invoke(source, "ledger", "copy", "--to", target)
     assert result.exit_code == 1
-    assert "The counts differ" in result.stderr
+    assert "which this ledger does not have: it is another ledger's" in result.stderr
+    with ledger_at(env_for(tmp_path / "data", target)) as copy:
+        assert copy.counts() == before  # nothing merged into it
 
 
 def test_copy_into_another_ledger_is_refused_before_anything_is_written(tmp_path, database_url):

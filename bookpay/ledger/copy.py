@@ -91,10 +91,10 @@ def _prepare(source: Ledger, target: Ledger) -> None:
     if version > SCHEMA_VERSION:
         raise too_new(target.where, version)
     if version:  # nothing there at 0: no orders table yet
-        foreign = _foreign_order(source, target)
+        foreign = _foreign_row(source, target, version)
         if foreign is not None:
             raise LedgerConflict(
-                f"The target holds order {foreign}, which this ledger does not have: it is "
+                f"The target holds {foreign}, which this ledger does not have: it is "
                 "another ledger's, and nothing was copied.",
                 hint="Copy into an empty database, or into an earlier copy of this ledger.",
             )
@@ -152,28 +152,51 @@ def _prune(source: Ledger, target: Ledger, table: str) -> None:
                 tx.many(f"DELETE FROM {table} WHERE {where}", gone)
 
 
-def _foreign_order(source: Ledger, target: Ledger) -> str | None:
-    """An order of the target that the source does not have, or None: checked before anything
-    is written, so a copy never merges two shops' ledgers (a rerun of an interrupted copy finds
-    only the source's own orders there)."""
-    after = ""
-    while True:
-        ids = [
-            row["id"]
-            for row in target._read(
-                "SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT ?", [after, BATCH]
-            )
-        ]
-        if not ids:
-            return None
-        marks = ", ".join("?" * len(ids))
-        known = {
-            row["id"] for row in source._read(f"SELECT id FROM orders WHERE id IN ({marks})", ids)
-        }
-        for order_id in ids:
-            if order_id not in known:
-                return order_id
-        after = ids[-1]
+# Tables whose rows the source never deletes, each with its one-column key, what one row is
+# called, and the schema version that added it: a row of the target the source does not have
+# is another ledger's.
+OWNED = {
+    "orders": ("id", "order", 1),
+    "events": ("id", "event", 1),
+    "fulfilments": ("payment_intent", "a fulfilment of", 1),
+    "receipts": ("payment_intent", "a receipt for", 1),
+    "quotes": ("payment_intent", "a quote for", 3),
+    "carts": ("id", "cart", 3),
+    "tax_records": ("id", "tax record", 4),
+    "disputes": ("id", "dispute", 5),
+}
+
+
+def _foreign_row(source: Ledger, target: Ledger, version: int) -> str | None:
+    """A row of the target that the source does not have ("order ord_..."), or None: checked
+    before anything is written, so a copy never merges two shops' ledgers (a rerun of an
+    interrupted copy finds only the source's own rows there)."""
+    for table, (key, noun, since) in OWNED.items():
+        if version < since:
+            continue
+        after = ""
+        while True:
+            ids = [
+                row["k"]
+                for row in target._read(
+                    f"SELECT {key} AS k FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                    [after, BATCH],
+                )
+            ]
+            if not ids:
+                break
+            marks = ", ".join("?" * len(ids))
+            known = {
+                row["k"]
+                for row in source._read(
+                    f"SELECT {key} AS k FROM {table} WHERE {key} IN ({marks})", ids
+                )
+            }
+            for found in ids:
+                if found not in known:
+                    return f"{noun} {found}"
+            after = ids[-1]
+    return None
 
 
 def _batches(ledger: Ledger, table: str):

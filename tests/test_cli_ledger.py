@@ -475,6 +475,7 @@ def test_copy_never_shows_the_targets_password(tmp_path, to):
     result = invoke(source, "ledger", "copy", "--to", to)
     assert result.exit_code == 5, result.output
     assert result.stderr.startswith("Error: ") and "***" in result.stderr
+    assert "BOOKPAY_DATABASE_URL" not in result.stderr  # the URL given to --to is at fault
     assert "hunter2" not in result.output and "Traceback" not in result.output
 
 

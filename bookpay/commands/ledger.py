@@ -46,16 +46,21 @@ def copy(
     Example: bookpay ledger copy --to postgresql://shop@db.internal:5432/bookpay
     """
     from bookpay.errors import BookpayError
-    from bookpay.ledger import Ledger, locate
+    from bookpay.ledger import Ledger, LedgerUnavailable, locate
     from bookpay.ledger.copy import copy_ledger, itself
 
     settings = state(ctx).settings
-    target_location = locate(to, settings.data_dir)
+    target_location = locate(to, settings.data_dir, setting="--to")
     with _source(ctx) as source:
         if source.location.same_place(target_location):
             raise itself()
         # Migrated by the copy, once it is known not to be another shop's.
-        with Ledger.at(target_location, settings.data_dir, migrate=False) as target:
+        try:
+            target = Ledger.at(target_location, settings.data_dir, migrate=False)
+        except LedgerUnavailable as exc:
+            exc.hint = "Check the URL given to --to." if exc.hint else None
+            raise
+        with target:
             report = copy_ledger(
                 source, target, progress=None if as_json else _progress(target.where)
             )

@@ -64,8 +64,11 @@ class Location:
             return False
 
 
-def locate(database_url: str | None, data_dir: Path) -> Location:
-    """The ledger named by ``database_url``, or the default SQLite file under ``data_dir``."""
+def locate(
+    database_url: str | None, data_dir: Path, *, setting: str = "BOOKPAY_DATABASE_URL"
+) -> Location:
+    """The ledger named by ``database_url``, or the default SQLite file under ``data_dir``;
+    ``setting`` is where the URL came from, for the messages (`ledger copy --to`)."""
     if not database_url:
         return Location("sqlite", "", Path(data_dir) / DB_NAME)
     scheme = database_url.partition(":")[0].lower()
@@ -73,7 +76,7 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
         rest = database_url[len("sqlite:") :]
         if not rest.startswith("///") or len(rest) == 3:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {mask_url(database_url)!r} is not a SQLite URL bookpay "
+                f"{setting} {mask_url(database_url)!r} is not a SQLite URL bookpay "
                 "reads: use "
                 "sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3."
             )
@@ -84,18 +87,16 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
             parts.port  # noqa: B018  (raises ValueError for a port out of range)
         except ValueError as exc:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {mask_url(database_url)} is not a URL bookpay can read "
-                f"({exc})."
+                f"{setting} {mask_url(database_url)} is not a URL bookpay can read ({exc})."
             ) from None
         if not parts.path.strip("/") and "dbname=" not in database_url:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {mask_url(database_url)} names no database: add "
+                f"{setting} {mask_url(database_url)} names no database: add "
                 "/DBNAME, as in postgresql://user@host:5432/bookpay."
             )
         return Location("postgresql", database_url)
     raise ConfigError(
-        f"BOOKPAY_DATABASE_URL must start with postgresql:// or sqlite:///, got "
-        f"{mask_url(database_url)!r}."
+        f"{setting} must start with postgresql:// or sqlite:///, got {mask_url(database_url)!r}."
     )
 
 

@@ -154,16 +154,26 @@ def test_copy_says_how_to_keep_the_shop_id(tmp_path):
     assert f"Set BOOKPAY_SHOP_ID={shop} before pointing BOOKPAY_DATABASE_URL" in result.stderr
 
 
-def test_copy_into_a_ledger_with_more_rows_reports_the_mismatch(tmp_path):
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda copy: copy.receive_event("evt_only_in_the_copy", "charge.refunded", None),
+        lambda copy: copy.create_cart("b" * 64),  # another shop's cart, and no order
+    ],
+    ids=["event", "cart"],
+)
+def test_copy_into_a_ledger_with_rows_of_its_own_is_refused(tmp_path, other):
     source = env_for(tmp_path / "data", None)
     fill(source, orders=3)
     target = f"sqlite:///{tmp_path}/copy.sqlite3"
-    assert invoke(source, "ledger", "copy", "--to", target).exit_code == 0
     with ledger_at(env_for(tmp_path / "data", target)) as copy:
-        copy.receive_event("evt_only_in_the_copy", "charge.refunded", None)
+        other(copy)
+        before = copy.counts()
     result = invoke(source, "ledger", "copy", "--to", target)
     assert result.exit_code == 1
-    assert "The counts differ" in result.stderr
+    assert "which this ledger does not have: it is another ledger's" in result.stderr
+    with ledger_at(env_for(tmp_path / "data", target)) as copy:
+        assert copy.counts() == before  # nothing merged into it
 
 
 def test_copy_into_another_ledger_is_refused_before_anything_is_written(tmp_path, database_url):
@@ -262,6 +272,16 @@ BREAKAGES = {
     ],
     "tax records with an unknown status": [
         "UPDATE tax_records SET status = 'lost' WHERE id = 'rev:re_1'"
+    ],
+    "receipts for an unknown order": [
+        "UPDATE receipts SET order_id = 'ord_gone' WHERE payment_intent = 'pi_001'"
+    ],
+    "tax records for an unknown order": ["UPDATE tax_records SET order_id = 'ord_gone'"],
+    "disputes for an unknown order": ["UPDATE disputes SET order_id = 'ord_gone'"],
+    # One row, however many of its times are in the future, is one example.
+    "rows dated in the future": [
+        """UPDATE orders SET created = '2999-01-01T00:00:00.000Z',
+        updated = '2999-01-01T00:00:00.000Z' WHERE payment_intent = 'pi_000'"""
     ],
 }
 
@@ -392,3 +412,160 @@ def test_config_check_says_when_the_database_cannot_be_reached(tmp_path):
     assert any(line.startswith("ledger reachable no: Cannot reach the ledger") for line in lines)
     assert any("the orders ledger: Cannot reach" in line for line in lines)
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_a_copy_while_the_shop_writes_copies_one_moment_of_the_ledger(tmp_path, database_url):
+    """The shop fulfils an order between the copy's orders and its fulfilments: the copy holds
+    the ledger as it was when it started (no fulfilment of an order it has not copied), says
+    the counts match, and a copy run again brings the rest."""
+    from bookpay.ledger.copy import copy_ledger
+
+    source = env_for(tmp_path / "data", database_url)
+    fill(source, orders=3)
+    target = env_for(tmp_path / "data", f"sqlite:///{tmp_path}/copy.sqlite3")
+    writes = []
+
+    def shop_writes(table, count):
+        if table == "orders" and not writes:
+            with ledger_at(source) as shop:  # another connection: as `bookpay serve` would
+                shop.record_fulfilment(intent("pi_new"), lambda o: (o["email"], "R", "b"))
+            writes.append(table)
+
+    with ledger_at(source) as ledger, ledger_at(target) as copy:
+        report = copy_ledger(ledger, copy, progress=shop_writes)
+        assert writes and report.matches
+        assert report.source["orders"] == report.target["orders"] == 3
+        assert copy.find_order("pi_new") is None
+    assert invoke(target, "ledger", "check").exit_code == 0
+    again = invoke(source, "ledger", "copy", "--to", target["BOOKPAY_DATABASE_URL"], "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["tables"]["orders"]["target"] == 4
+
+
+def test_copy_refuses_the_ledger_itself_under_another_name(tmp_path, database_url):
+    """A hard link to the SQLite file (two WAL files for one database), or the same PostgreSQL
+    schema through another host name: the ledger itself, refused before it is opened twice."""
+    source = env_for(tmp_path / "data", database_url)
+    fill(source, orders=1)
+    if database_url is None:
+        other = tmp_path / "link.sqlite3"
+        other.hardlink_to(tmp_path / "data" / "bookpay.sqlite3")
+        to = f"sqlite:///{other}"
+    else:
+        to = database_url.replace("//127.0.0.1:", "//localhost:", 1)
+        assert to != database_url
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 2, result.output
+    assert "the ledger itself" in result.stderr
+    if database_url is None:
+        assert not (tmp_path / "link.sqlite3-wal").exists()
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "sqlite://shop:hunter2@host/ledger.sqlite3",  # not a SQLite URL bookpay reads
+        "postgresql://shop:hunter2%ZZ@127.0.0.1:5432/test",  # libpq quotes the bad token
+        "postgresql://127.0.0.1:5432/test?password=hunter2%ZZ",
+    ],
+)
+def test_copy_never_shows_the_targets_password(tmp_path, to):
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=1)
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("Error: ") and "***" in result.stderr
+    assert "BOOKPAY_DATABASE_URL" not in result.stderr  # the URL given to --to is at fault
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_a_copy_interrupted_half_way_finishes_when_run_again(tmp_path, database_url, monkeypatch):
+    from bookpay.ledger import copy
+
+    source = env_for(tmp_path / "data", None)
+    counts = fill(source, orders=9)
+    to = database_url or f"sqlite:///{tmp_path}/copy.sqlite3"
+    upsert, calls = copy._upsert, []
+
+    def interrupted(target, table, rows):
+        calls.append(table)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C, between two batches of events
+        upsert(target, table, rows)
+
+    monkeypatch.setattr(copy, "BATCH", 4)
+    monkeypatch.setattr(copy, "_upsert", interrupted)
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code not in (0, None), result.output
+    assert "counts match" not in result.output and "Traceback" not in result.output
+    monkeypatch.setattr(copy, "_upsert", upsert)
+    again = invoke(source, "ledger", "copy", "--to", to, "--json")
+    assert again.exit_code == 0, again.output
+    assert {t: v["target"] for t, v in json.loads(again.stdout)["tables"].items()} == counts
+    assert snapshot(env_for(tmp_path / "data", to))[:2] == snapshot(source)[:2]
+
+
+def test_a_copy_into_another_shops_older_ledger_leaves_its_schema_alone(tmp_path, database_url):
+    """Refused before the target is migrated: the other shop's older bookpay would then refuse
+    its own ledger as written by a newer one."""
+    from test_ledger_migrations import old_ledger, version_of
+
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=1)
+    other = tmp_path / "other"
+    old_ledger(other, database_url, 3)  # holds the other shop's order ord_old
+    to = database_url or f"sqlite:///{other / 'bookpay.sqlite3'}"
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 1, result.output
+    assert "The target holds order ord_old" in result.stderr
+    assert version_of(other, database_url) == 3
+    # An empty older ledger is migrated, then copied into.
+    empty = tmp_path / "empty"
+    old_ledger(empty, None, 3)
+    with __import__("sqlite3").connect(empty / "bookpay.sqlite3") as conn:
+        for table in ("receipts", "fulfilments", "events", "orders"):
+            conn.execute(f"DELETE FROM {table}")
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{empty / 'bookpay.sqlite3'}")
+    assert result.exit_code == 0, result.output
+    assert version_of(empty, None) == SCHEMA_VERSION
+
+
+def test_a_copy_run_again_drops_what_the_shop_removed_since(tmp_path, database_url):
+    """A book taken out of a cart, a quote priced again with fewer lines: the rows the shop
+    deleted go from the copy too (it said the counts differ, and kept the order's old line)."""
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    to = database_url or f"sqlite:///{tmp_path}/copy.sqlite3"
+    assert invoke(source, "ledger", "copy", "--to", to).exit_code == 0
+    with ledger_at(source) as ledger:
+        cart = ledger.find_cart("a" * 64)["id"]
+        ledger.edit_cart(cart, lambda items: {"2": (0, "Two", "usd")})
+        quote = Quote((QuoteLine("1", "One", 2, 2300),), "usd")
+        ledger.record_quote("pi_q", "ord_00000000000000aa", quote, cart_id=cart)
+    again = invoke(source, "ledger", "copy", "--to", to, "--json")
+    assert again.exit_code == 0, again.output
+    tables = json.loads(again.stdout)["tables"]
+    assert (tables["cart_items"]["target"], tables["order_lines"]["target"]) == (1, 1)
+    copied = snapshot(env_for(tmp_path / "data", to))
+    assert copied[3:5] == snapshot(source)[3:5]  # the quote with its lines, the cart's items
+
+
+def test_check_reports_a_receipt_for_an_unknown_order_once(tmp_path):
+    """Nor as a receipt without a fulfilment: the database's own check names the broken key."""
+    env = env_for(tmp_path / "data", None)
+    fill(env, orders=3)
+    with ledger_at(env) as ledger:
+        conn = ledger.backend._connection()
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute(
+            "INSERT INTO receipts (payment_intent, order_id, subject, body, created,"
+            " next_attempt_at) VALUES ('pi_gone', 'ord_gone', 'R', 'b', '2020', '2020')"
+        )
+    result = invoke(env, "ledger", "check", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    found = {name: f["examples"] for name, f in report["problems"].items() if f["count"]}
+    assert found == {"receipts for an unknown order": ["pi_gone"]}
+    assert [problem.split(" row ")[0] for problem in report["integrity"]] == [
+        "foreign key broken: receipts"
+    ]

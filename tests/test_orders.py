@@ -27,6 +27,7 @@ from bookpay.ledger import (
     open_ledger,
     status_of_intent,
 )
+from bookpay.ledger.errors import LedgerTooNew
 from bookpay.mailer import OutboxTransport, ReceiptMailer, SmtpTransport
 
 SHOP = "shop_test"
@@ -131,7 +132,7 @@ def test_a_ledger_from_a_newer_bookpay_is_refused_on_sqlite(tmp_path):
     conn = sqlite3.connect(tmp_path / "bookpay.sqlite3")
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(UsageError, match="newer bookpay"):
+    with pytest.raises(LedgerTooNew, match="newer bookpay"):
         Ledger.open(tmp_path)
 
 

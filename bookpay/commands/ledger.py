@@ -45,16 +45,22 @@ def copy(
 
     Example: bookpay ledger copy --to postgresql://shop@db.internal:5432/bookpay
     """
-    from bookpay.errors import BookpayError, UsageError
-    from bookpay.ledger import Ledger, locate
-    from bookpay.ledger.copy import copy_ledger
+    from bookpay.errors import BookpayError
+    from bookpay.ledger import Ledger, LedgerUnavailable, locate
+    from bookpay.ledger.copy import copy_ledger, itself
 
     settings = state(ctx).settings
-    target_location = locate(to, settings.data_dir)
+    target_location = locate(to, settings.data_dir, setting="--to")
     with _source(ctx) as source:
-        if source.location.identity == target_location.identity:
-            raise UsageError("The target is the ledger itself: name another database with --to.")
-        with Ledger.at(target_location, settings.data_dir) as target:
+        if source.location.same_place(target_location):
+            raise itself()
+        # Migrated by the copy, once it is known not to be another shop's.
+        try:
+            target = Ledger.at(target_location, settings.data_dir, migrate=False)
+        except LedgerUnavailable as exc:
+            exc.hint = "Check the URL given to --to." if exc.hint else None
+            raise
+        with target:
             report = copy_ledger(
                 source, target, progress=None if as_json else _progress(target.where)
             )
@@ -83,9 +89,9 @@ def copy(
         print_table(["Table", "Copied", "Source", "Target"], rows, justify_right=["Copied"])
     if not report.matches:
         raise BookpayError(
-            "The counts differ: the target has rows the source does not (or the shop wrote "
-            "during the copy). Run the copy again with the shop stopped, or copy into an "
-            "empty database.",
+            "The counts differ: the target has rows the source does not (or something wrote "
+            "to the target during the copy). Copy into an empty database, or into an earlier "
+            "copy of this ledger that nothing else writes to.",
             code="copy_mismatch",
         )
     if not as_json:

@@ -28,7 +28,9 @@ check of a large ledger reads it through its indexes and never loads it whole:
   versions marked a ``canceled`` or ``amount_capturable_updated`` event handled whatever the
   PaymentIntent was, so an event they handled may still be reported: `bookpay intent show`
   says what Stripe has.);
-- every dispute's status is one Stripe has, and an order with a dispute shows one.
+- every dispute's status is one Stripe has, and an order with a dispute shows one;
+- every receipt, tax record and dispute is for an order the ledger knows, and no row is dated in the
+  future (beyond ``CLOCK_SKEW``).
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
 its way, or the shop refused it (the order's note then says why). So is a tax record Stripe Tax
@@ -48,6 +50,7 @@ from bookpay.ledger.model import (
     RECEIPT_STATUSES,
     STATUS_RANK,
     STATUSES,
+    now_iso,
 )
 from bookpay.ledger.taxrecords import TAX_STATUSES
 
@@ -137,8 +140,21 @@ INVARIANTS = (
     ),
     (
         "receipts without a fulfilment",
+        # Of a known order: a receipt for an unknown one is reported as that, once.
         """SELECT r.order_id AS example FROM receipts r LEFT JOIN fulfilments f
-        ON f.payment_intent = r.payment_intent WHERE f.payment_intent IS NULL""",
+        ON f.payment_intent = r.payment_intent WHERE f.payment_intent IS NULL
+        AND r.order_id IN (SELECT id FROM orders)""",
+    ),
+    (
+        "receipts for an unknown order",
+        """SELECT r.payment_intent AS example FROM receipts r LEFT JOIN orders o
+        ON o.id = r.order_id WHERE o.id IS NULL""",
+    ),
+    (
+        # Known: an order, or the quote a PaymentIntent was created with (recorded first).
+        "tax records for an unknown order",
+        """SELECT t.id AS example FROM tax_records t WHERE t.order_id NOT IN
+        (SELECT id FROM orders) AND t.order_id NOT IN (SELECT order_id FROM quotes)""",
     ),
     (
         "orders with an unknown status",
@@ -163,6 +179,11 @@ INVARIANTS = (
     (
         "disputes with an unknown status",
         f"SELECT id AS example FROM disputes WHERE status NOT IN ({_quoted(DISPUTE_RANK)})",
+    ),
+    (
+        "disputes for an unknown order",
+        """SELECT d.id AS example FROM disputes d LEFT JOIN orders o ON o.id = d.order_id
+        WHERE o.id IS NULL""",
     ),
     (
         "orders with a dispute that do not show it",
@@ -193,10 +214,35 @@ WARNINGS = (
 )
 
 
+# When each row says it happened (not when it is next due: a receipt's next attempt, a claim).
+DATED = {
+    "orders": ("id", ("created", "updated", "fulfilled_at")),
+    "events": ("id", ("received_at", "processed_at")),
+    "fulfilments": ("order_id", ("fulfilled_at",)),
+    "receipts": ("order_id", ("created", "sent_at")),
+    "quotes": ("order_id", ("created", "updated", "settled_at")),
+    "carts": ("id", ("created", "updated")),
+    "tax_records": ("id", ("created", "recorded_at")),
+    "disputes": ("id", ("created", "updated")),
+}
+# Clocks of the machines sharing a ledger may differ by this much.
+CLOCK_SKEW = 300  # seconds
+
+
+def _future(now: str) -> str:
+    """The rows dated after ``now`` (a clock set wrong, rows written by hand), each once."""
+    return " UNION ALL ".join(
+        f"SELECT '{table} ' || {key} AS example FROM {table} WHERE "
+        + " OR ".join(f"{column} > '{now}'" for column in columns)
+        for table, (key, columns) in DATED.items()
+    )
+
+
 def check_ledger(ledger: Ledger) -> CheckReport:
+    future = ("rows dated in the future", _future(now_iso(CLOCK_SKEW)))
     return CheckReport(
         integrity=ledger.backend.integrity_problems(),
-        problems=[_find(ledger, name, sql) for name, sql in INVARIANTS],
+        problems=[_find(ledger, name, sql) for name, sql in (*INVARIANTS, future)],
         warnings=[_find(ledger, name, sql) for name, sql in WARNINGS],
     )
 

@@ -2,8 +2,11 @@
 
 Idempotent: each row is upserted by its primary key, the source's values winning, so running the
 copy again (say, after the shop took a few more orders) brings the target up to date and adds
-nothing twice. Rows are read in batches by their keys and written in batches, so memory stays
-flat. Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
+nothing twice; the rows the shop deletes (cart items, an order's lines priced again) go from the
+target too. Rows are read in batches by their keys and written in batches, so memory stays
+flat. The source is read as it was when the copy began (one read transaction), so a shop taking
+orders meanwhile never makes a half copy: what it wrote since is copied by running it again.
+Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
 the counts of both sides are compared, table by table.
 """
 
@@ -12,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bookpay.errors import UsageError
 from bookpay.ledger.carts import ITEM_COLUMNS
 from bookpay.ledger.disputes import DISPUTE_COLUMNS
-from bookpay.ledger.errors import LedgerConflict
+from bookpay.ledger.errors import LedgerConflict, too_new
 from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
 from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
-from bookpay.ledger.migrations import TABLES
+from bookpay.ledger.migrations import SCHEMA_VERSION, TABLES
 from bookpay.ledger.outbox import RECEIPT_COLUMNS
 from bookpay.ledger.queries import ORDER_COLUMNS
 from bookpay.ledger.taxrecords import TAX_COLUMNS
@@ -39,6 +43,14 @@ LAYOUT = {
     "disputes": (DISPUTE_COLUMNS, ("id",), ("id",)),
 }
 BATCH = 1000
+# Tables whose rows the shop deletes (a book taken out of a cart, or paid for; a quote priced
+# again with other lines): table -> (the column naming a row's parent, the source's parents).
+# A copy run again deletes from the target the rows of the source's parents that the source
+# no longer has; rows of parents the source does not have are left alone (another ledger's).
+PRUNED = {
+    "order_lines": ("order_id", (("orders", "id"), ("quotes", "order_id"))),
+    "cart_items": ("cart_id", (("carts", "id"),)),
+}
 
 
 @dataclass(frozen=True)
@@ -52,16 +64,45 @@ class CopyReport:
         return self.source == self.target
 
 
+def itself() -> UsageError:
+    return UsageError("The target is the ledger itself: name another database with --to.")
+
+
 def copy_ledger(
     source: Ledger, target: Ledger, *, progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
-    foreign = _foreign_order(source, target)
-    if foreign is not None:
-        raise LedgerConflict(
-            f"The target holds order {foreign}, which this ledger does not have: it is another "
-            "ledger's, and nothing was copied.",
-            hint="Copy into an empty database, or into an earlier copy of this ledger.",
-        )
+    """Copy ``source`` into ``target``, opened unmigrated (``migrate=False``): it is migrated
+    here once it is known to be this ledger's, or empty."""
+    if source.kind == target.kind and source.backend.fingerprint() == target.backend.fingerprint():
+        raise itself()  # the same database under another name (localhost for 127.0.0.1)
+    # The source as it is at this moment, whatever the shop writes meanwhile: never a
+    # fulfilment without the order it fulfils, and the counts compared are the ones copied.
+    with source.snapshot():
+        copied = _copy(source, target, progress)
+        counts = source.counts()
+    return CopyReport(copied, counts, target.counts())
+
+
+def _prepare(source: Ledger, target: Ledger) -> None:
+    """Refuse a target that is not this ledger's (a newer schema, another shop's orders) while
+    it is as it was, then migrate it: another shop's older bookpay would refuse its own ledger
+    once migrated."""
+    version = target.schema_version
+    if version > SCHEMA_VERSION:
+        raise too_new(target.where, version)
+    if version:  # nothing there at 0: no orders table yet
+        foreign = _foreign_row(source, target, version)
+        if foreign is not None:
+            raise LedgerConflict(
+                f"The target holds {foreign}, which this ledger does not have: it is "
+                "another ledger's, and nothing was copied.",
+                hint="Copy into an empty database, or into an earlier copy of this ledger.",
+            )
+    target.backend.migrate()
+
+
+def _copy(source: Ledger, target: Ledger, progress) -> dict[str, int]:
+    _prepare(source, target)
     copied = {}
     for table in TABLES:
         copied[table] = 0
@@ -77,31 +118,85 @@ def copy_ledger(
             copied[table] += len(rows)
             if progress:
                 progress(table, copied[table])
-    return CopyReport(copied, source.counts(), target.counts())
+        if table in PRUNED:
+            _prune(source, target, table)
+    return copied
 
 
-def _foreign_order(source: Ledger, target: Ledger) -> str | None:
-    """An order of the target that the source does not have, or None: checked before anything
-    is written, so a copy never merges two shops' ledgers (a rerun of an interrupted copy finds
-    only the source's own orders there)."""
-    after = ""
-    while True:
-        ids = [
-            row["id"]
-            for row in target._read(
-                "SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT ?", [after, BATCH]
-            )
-        ]
-        if not ids:
-            return None
+def _prune(source: Ledger, target: Ledger, table: str) -> None:
+    """Delete the target's rows of ``table`` that the source deleted (see PRUNED)."""
+    columns, key, _ = LAYOUT[table]
+    parent, parents = PRUNED[table]
+    at = [columns.index(column) for column in key]
+    for rows in _batches(target, table):
+        keys = {tuple(row[i] for i in at) for row in rows}
+        ids = sorted({row[columns.index(parent)] for row in rows})
         marks = ", ".join("?" * len(ids))
         known = {
-            row["id"] for row in source._read(f"SELECT id FROM orders WHERE id IN ({marks})", ids)
+            row["p"]
+            for owner, column in parents
+            for row in source._read(
+                f"SELECT {column} AS p FROM {owner} WHERE {column} IN ({marks})", ids
+            )
         }
-        for order_id in ids:
-            if order_id not in known:
-                return order_id
-        after = ids[-1]
+        kept = {
+            tuple(row[column] for column in key)
+            for row in source._read(
+                f"SELECT {', '.join(key)} FROM {table} WHERE {parent} IN ({marks})", ids
+            )
+        }
+        gone = [k for k in keys - kept if k[key.index(parent)] in known]
+        if gone:
+            where = " AND ".join(f"{column} = ?" for column in key)
+            with target.transaction() as tx:
+                tx.many(f"DELETE FROM {table} WHERE {where}", gone)
+
+
+# Tables whose rows the source never deletes, each with its one-column key, what one row is
+# called, and the schema version that added it: a row of the target the source does not have
+# is another ledger's.
+OWNED = {
+    "orders": ("id", "order", 1),
+    "events": ("id", "event", 1),
+    "fulfilments": ("payment_intent", "a fulfilment of", 1),
+    "receipts": ("payment_intent", "a receipt for", 1),
+    "quotes": ("payment_intent", "a quote for", 3),
+    "carts": ("id", "cart", 3),
+    "tax_records": ("id", "tax record", 4),
+    "disputes": ("id", "dispute", 5),
+}
+
+
+def _foreign_row(source: Ledger, target: Ledger, version: int) -> str | None:
+    """A row of the target that the source does not have ("order ord_..."), or None: checked
+    before anything is written, so a copy never merges two shops' ledgers (a rerun of an
+    interrupted copy finds only the source's own rows there)."""
+    for table, (key, noun, since) in OWNED.items():
+        if version < since:
+            continue
+        after = ""
+        while True:
+            ids = [
+                row["k"]
+                for row in target._read(
+                    f"SELECT {key} AS k FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                    [after, BATCH],
+                )
+            ]
+            if not ids:
+                break
+            marks = ", ".join("?" * len(ids))
+            known = {
+                row["k"]
+                for row in source._read(
+                    f"SELECT {key} AS k FROM {table} WHERE {key} IN ({marks})", ids
+                )
+            }
+            for found in ids:
+                if found not in known:
+                    return f"{noun} {found}"
+            after = ids[-1]
+    return None
 
 
 def _batches(ledger: Ledger, table: str):

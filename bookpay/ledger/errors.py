@@ -15,6 +15,21 @@ class LedgerUnavailable(ConfigError):
     code = "ledger_unavailable"
 
 
+class LedgerTooNew(ConfigError):
+    """A ledger whose schema a newer bookpay wrote: refused before anything is written to it
+    (exit 5; HTTP 503), never "migrated" down."""
+
+    code = "ledger_too_new"
+
+
+def too_new(where: str, version: int) -> LedgerTooNew:
+    return LedgerTooNew(
+        f"The orders ledger {where} was written by a newer bookpay (schema {version}); this "
+        "one reads schemas up to its own and changed nothing.",
+        hint="Upgrade bookpay to use it.",
+    )
+
+
 class LedgerConflict(BookpayError):
     """A write broke a unique or foreign-key constraint that bookpay's own writes never break:
     rows from another ledger (``bookpay ledger copy`` into the wrong database)."""

@@ -155,6 +155,11 @@ class Ledger(
         """Call ``callback`` once this thread's writes so far are committed (see ``handling``)."""
         self.backend.after_commit(callback)
 
+    def snapshot(self):
+        """A block whose reads on this thread all see the ledger as it was when it began,
+        however others write meanwhile (`ledger copy`)."""
+        return self.backend.snapshot()
+
     def _read(self, sql: str, params: tuple | list = ()) -> list[dict]:
         with self.backend.read() as tx:
             return tx.all(sql, params)

@@ -14,6 +14,7 @@ show.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -50,9 +51,24 @@ class Location:
         )
         return f"postgresql://{host}:{parts.port or 5432}{parts.path}?{query}"
 
+    def same_place(self, other: Location) -> bool:
+        """Whether ``other`` names this ledger: the same identity, or this SQLite file under
+        another name (a hard link, which SQLite would give a WAL file of its own)."""
+        if self.identity == other.identity:
+            return True
+        if self.path is None or other.path is None:
+            return False
+        try:
+            return os.path.samefile(self.path, other.path)
+        except OSError:  # one of them does not exist (yet)
+            return False
 
-def locate(database_url: str | None, data_dir: Path) -> Location:
-    """The ledger named by ``database_url``, or the default SQLite file under ``data_dir``."""
+
+def locate(
+    database_url: str | None, data_dir: Path, *, setting: str = "BOOKPAY_DATABASE_URL"
+) -> Location:
+    """The ledger named by ``database_url``, or the default SQLite file under ``data_dir``;
+    ``setting`` is where the URL came from, for the messages (`ledger copy --to`)."""
     if not database_url:
         return Location("sqlite", "", Path(data_dir) / DB_NAME)
     scheme = database_url.partition(":")[0].lower()
@@ -60,7 +76,8 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
         rest = database_url[len("sqlite:") :]
         if not rest.startswith("///") or len(rest) == 3:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {database_url!r} is not a SQLite URL bookpay reads: use "
+                f"{setting} {mask_url(database_url)!r} is not a SQLite URL bookpay "
+                "reads: use "
                 "sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3."
             )
         return Location("sqlite", database_url, Path(unquote(rest[3:])).expanduser())
@@ -70,18 +87,16 @@ def locate(database_url: str | None, data_dir: Path) -> Location:
             parts.port  # noqa: B018  (raises ValueError for a port out of range)
         except ValueError as exc:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {mask_url(database_url)} is not a URL bookpay can read "
-                f"({exc})."
+                f"{setting} {mask_url(database_url)} is not a URL bookpay can read ({exc})."
             ) from None
         if not parts.path.strip("/") and "dbname=" not in database_url:
             raise ConfigError(
-                f"BOOKPAY_DATABASE_URL {mask_url(database_url)} names no database: add "
+                f"{setting} {mask_url(database_url)} names no database: add "
                 "/DBNAME, as in postgresql://user@host:5432/bookpay."
             )
         return Location("postgresql", database_url)
     raise ConfigError(
-        f"BOOKPAY_DATABASE_URL must start with postgresql:// or sqlite:///, got "
-        f"{mask_url(database_url)!r}."
+        f"{setting} must start with postgresql:// or sqlite:///, got {mask_url(database_url)!r}."
     )
 
 
@@ -116,3 +131,21 @@ def mask_url(url: str) -> str:
             )
             masked = f"{masked[: query_start + 1]}{query}{masked[query_end:]}"
     return masked
+
+
+def hide_passwords(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with the URL's passwords, as written and as
+    decoded, replaced by ``***``: libpq quotes a token it cannot read (``"hunter2%ZZ"``)."""
+    found = []
+    start = url.find("//")
+    if start != -1:
+        ends = [i for i in (url.find(c, start + 2) for c in "/?#") if i != -1]
+        userinfo, at, _ = url[start + 2 : min(ends, default=len(url))].rpartition("@")
+        if at and ":" in userinfo:
+            found.append(userinfo.split(":", 1)[1])
+    query = url.partition("?")[2].partition("#")[0]
+    found += [item[len("password=") :] for item in query.split("&") if item.startswith("password=")]
+    variants = {form for secret in found for form in (secret, unquote(secret)) if form}
+    for secret in sorted(variants, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

@@ -23,8 +23,8 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable
-from bookpay.ledger.location import Location
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable, too_new
+from bookpay.ledger.location import Location, hide_passwords
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
 
@@ -207,6 +207,7 @@ class PostgresBackend(Units):
 
     def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = hide_passwords(reason, self.location.url)
         return LedgerUnavailable(
             f"Cannot reach the ledger database {self.location.masked}: {reason.rstrip('.')}.",
             hint="Check BOOKPAY_DATABASE_URL with `bookpay config check`.",
@@ -241,12 +242,25 @@ class PostgresBackend(Units):
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        joined = self._open_unit()
+        joined = self._open_unit() or getattr(self._units, "snapshot", None)
         if joined is not None:  # this thread's unit: its own writes, and no second connection
             yield joined
             return
         with self._pooled() as lease:
             yield Tx(lease.conn, lease)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's reads in the block all see the ledger as it was when it began (one
+        REPEATABLE READ transaction: other sessions go on writing), for `ledger copy`."""
+        with self._pooled() as lease, ExitStack() as stack:
+            stack.push(lease.first(_begin))
+            lease.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self._units.snapshot = Tx(lease.conn)
+            try:
+                yield
+            finally:
+                self._units.snapshot = None
 
     def _autocommit(self, sql: str, params: Sequence) -> int:
         """One statement, its own transaction (autocommit: one round trip, no BEGIN/COMMIT).
@@ -266,8 +280,11 @@ class PostgresBackend(Units):
 
     def migrate(self) -> None:
         with self._pooled() as lease:
-            if lease.first(_version) == SCHEMA_VERSION:
+            found = lease.first(_version)
+            if found == SCHEMA_VERSION:
                 return  # the usual case: no lock, no waiting behind a migrating process
+            if found is not None and found > SCHEMA_VERSION:  # refused before any lock
+                raise too_new(self.location.masked, found)
             conn = lease.conn
             with conn.transaction():
                 # Another process may be migrating: wait for it as long as it takes.
@@ -287,14 +304,24 @@ class PostgresBackend(Units):
                     conn.execute("INSERT INTO bookpay_schema (version) VALUES (0)")
                     version = 0
                 if version > SCHEMA_VERSION:
-                    raise UsageError(
-                        f"{self.location.masked} was written by a newer bookpay (schema "
-                        f"{version}); upgrade bookpay to read it."
-                    )
+                    raise too_new(self.location.masked, version)
                 for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                     for statement in migration.postgresql:
                         conn.execute(statement)
                     conn.execute("UPDATE bookpay_schema SET version = %s", (number,))
+
+    def fingerprint(self) -> tuple:
+        """What tells this schema from any other, whatever host name or address the URL
+        gives its server: the server's start, the database and the schema."""
+        with self._pooled() as lease:
+            row = lease.first(
+                lambda conn: conn.execute(
+                    """SELECT pg_postmaster_start_time()::text AS started,
+                    (SELECT oid FROM pg_database WHERE datname = current_database())::bigint
+                    AS db, current_schema() AS schema"""
+                ).fetchone()
+            )
+        return (row["started"], row["db"], row["schema"])
 
     def integrity_problems(self) -> list[str]:
         """PostgreSQL enforces constraints itself; what can still be wrong is an index or a

@@ -26,8 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
-from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerConflict, LedgerMissing, unavailable
+from bookpay.ledger.errors import LedgerConflict, LedgerMissing, too_new, unavailable
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
@@ -169,6 +168,23 @@ class SqliteBackend(Units):
         with self._failures("read"):
             yield Tx(self._connection())
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """This thread's reads in the block all see the ledger as it was when it began (one
+        read transaction: other connections go on writing), for `ledger copy`."""
+        conn = self._connection()
+        with self._failures("read"):
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master")  # the snapshot starts here
+            except BaseException:
+                _rollback(conn)
+                raise
+        try:
+            yield
+        finally:
+            _rollback(conn)
+
     def _autocommit(self, sql: str, params: Sequence) -> int:
         with self._failures("write"):
             conn = self._connection()
@@ -185,21 +201,26 @@ class SqliteBackend(Units):
     def migrate(self) -> None:
         # The usual case, an up-to-date ledger, needs no write lock: a reader (`bookpay orders
         # list`) must not queue behind a busy server just to learn there is nothing to do.
-        if self.schema_version() == SCHEMA_VERSION:
+        version = self.schema_version()
+        if version == SCHEMA_VERSION:
             return
+        if version > SCHEMA_VERSION:  # refused before taking the write lock
+            raise too_new(str(self.path), version)
         with self._transaction() as tx:
             # Read inside the write lock: two processes opening a new ledger at once must not
             # both run the same migration.
             version = tx.conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise UsageError(
-                    f"{self.path} was written by a newer bookpay (schema {version}); "
-                    "upgrade bookpay to read it."
-                )
+                raise too_new(str(self.path), version)
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in migration.sqlite:
                     tx.conn.execute(statement)
                 tx.conn.execute(f"PRAGMA user_version = {number}")
+
+    def fingerprint(self) -> tuple:
+        """What tells this database from any other, whatever its path is called."""
+        found = os.stat(self.path)
+        return (found.st_dev, found.st_ino)
 
     def integrity_problems(self) -> list[str]:
         with self._failures("read"):

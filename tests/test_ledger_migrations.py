@@ -1,0 +1,234 @@
+"""A ledger written by an earlier (or a later) bookpay, opened by this one, on both databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+from bookpay.ledger import SCHEMA_VERSION
+from bookpay.ledger.migrations import MIGRATIONS
+
+runner = CliRunner()
+NOW = "2026-01-02T03:04:05.000Z"
+
+
+def env_for(data_dir: Path, url: str | None) -> dict[str, str]:
+    env = {"BOOKPAY_DATA_DIR": str(data_dir)}
+    if url:
+        env["BOOKPAY_DATABASE_URL"] = url
+    return env
+
+
+def _rows(version: int) -> list[tuple[str, tuple]]:
+    """An order of one book, fulfilled with its receipt, as a ledger at ``version`` holds it."""
+    rows = [
+        (
+            "INSERT INTO orders (id, payment_intent, item_id, amount, currency, email, status,"
+            " charge, created, updated, fulfilled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                "ord_old",
+                "pi_old",
+                "1",
+                2300,
+                "usd",
+                "a@example.com",
+                "paid",
+                "ch_old",
+                NOW,
+                NOW,
+                NOW,
+            ),
+        ),
+        (
+            "INSERT INTO fulfilments (payment_intent, order_id, amount, currency, fulfilled_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ("pi_old", "ord_old", 2300, "usd", NOW),
+        ),
+        (
+            "INSERT INTO receipts (payment_intent, order_id, recipient, subject, body, status,"
+            " created, next_attempt_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("pi_old", "ord_old", "a@example.com", "Receipt", "body", "sent", NOW, NOW, NOW),
+        ),
+        (
+            "INSERT INTO events (id, type, payment_intent, created, livemode, received_at,"
+            " processed_at, handled, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("evt_old", "payment_intent.succeeded", "pi_old", 1, 0, NOW, NOW, 1, "fulfilled"),
+        ),
+    ]
+    if version >= 4:
+        rows.append(
+            (
+                "INSERT INTO tax_records (id, kind, order_id, payment_intent, refund, amount,"
+                " status, next_attempt_at, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ("rev:re_old", "reversal", "ord_old", "pi_old", "re_old", 500, "pending", NOW, NOW),
+            )
+        )
+    return rows
+
+
+def old_ledger(data_dir: Path, url: str | None, version: int) -> None:
+    """A ledger at schema ``version``, made by the migrations that version had shipped."""
+    if url is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(data_dir / "bookpay.sqlite3", isolation_level=None)
+        for migration in MIGRATIONS[:version]:
+            for statement in migration.sqlite:
+                conn.execute(statement)
+        for sql, params in _rows(version):
+            conn.execute(sql, params)
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("CREATE TABLE bookpay_schema (version INTEGER)")
+        conn.execute("INSERT INTO bookpay_schema (version) VALUES (%s)", (version,))
+        for migration in MIGRATIONS[:version]:
+            for statement in migration.postgresql:
+                conn.execute(statement)
+        for sql, params in _rows(version):
+            conn.execute(sql.replace("?", "%s"), params)
+
+
+def version_of(data_dir: Path, url: str | None) -> int:
+    if url is None:
+        conn = sqlite3.connect(data_dir / "bookpay.sqlite3")
+        try:
+            return conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT version FROM bookpay_schema").fetchone()[0]
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
+def test_a_ledger_at_every_earlier_version_migrates_with_its_data(tmp_path, database_url, version):
+    env = env_for(tmp_path / "data", database_url)
+    old_ledger(tmp_path / "data", database_url, version)
+    result = runner.invoke(app, ["orders", "show", "ord_old", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    order = json.loads(result.stdout)
+    assert (order["payment_intent"], order["status"], order["amount"]) == ("pi_old", "paid", 2300)
+    assert version_of(tmp_path / "data", database_url) == SCHEMA_VERSION
+    check = runner.invoke(app, ["ledger", "check", "--json"], env=env)
+    report = json.loads(check.stdout)
+    assert report["schema_version"] == SCHEMA_VERSION
+    assert report["counts"]["orders"] == 1 and report["counts"]["receipts"] == 1
+    # Before version 3 an order was one copy of one book: it becomes one line.
+    assert report["counts"]["order_lines"] == (1 if version < 3 else 0)
+    assert report["counts"]["tax_records"] == (1 if version >= 4 else 0)
+    assert check.exit_code == 0, check.output
+
+
+def newer_ledger(data_dir: Path, url: str | None) -> None:
+    old_ledger(data_dir, url, SCHEMA_VERSION)
+    if url is None:
+        conn = sqlite3.connect(data_dir / "bookpay.sqlite3")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE bookpay_schema SET version = %s", (SCHEMA_VERSION + 1,))
+
+
+def test_a_ledger_from_a_newer_bookpay_is_refused_and_left_alone(tmp_path, database_url):
+    env = env_for(tmp_path / "data", database_url)
+    newer_ledger(tmp_path / "data", database_url)
+    for command in (["orders", "list"], ["ledger", "check"]):
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 5, result.output
+        assert result.stderr.startswith("Error: The orders ledger ")
+        assert f"was written by a newer bookpay (schema {SCHEMA_VERSION + 1})" in result.stderr
+        assert "Upgrade bookpay" in result.stderr and "Traceback" not in result.output
+    assert version_of(tmp_path / "data", database_url) == SCHEMA_VERSION + 1
+
+
+def test_a_copy_into_a_ledger_from_a_newer_bookpay_is_refused(tmp_path, postgres_url):
+    source = env_for(tmp_path / "data", None)
+    old_ledger(tmp_path / "data", None, SCHEMA_VERSION)
+    newer_ledger(tmp_path / "target", postgres_url)
+    result = runner.invoke(app, ["ledger", "copy", "--to", postgres_url], env=source)
+    assert result.exit_code == 5, result.output
+    assert "was written by a newer bookpay" in result.stderr
+    assert version_of(tmp_path / "target", postgres_url) == SCHEMA_VERSION + 1
+
+
+def _bookpay(env: dict[str, str], *args: str, code: str | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "bookpay", *args] if code is None else [
+        sys.executable, "-c", code, *args
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_processes_opening_an_old_ledger_at_once_migrate_it_once(tmp_path, database_url):
+    env = env_for(tmp_path / "data", database_url)
+    old_ledger(tmp_path / "data", database_url, 1)
+    processes = [_bookpay(env, "orders", "list", "--json") for _ in range(4)]
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert [o["id"] for o in json.loads(out)] == ["ord_old"]
+    assert version_of(tmp_path / "data", database_url) == SCHEMA_VERSION
+    result = runner.invoke(app, ["ledger", "check", "--json"], env=env)
+    assert json.loads(result.stdout)["counts"]["order_lines"] == 1  # migration 3 ran once
+
+
+# In a process of its own: migrations from 2 on, where the process dies after the first
+# statements of migration 5 (the others not yet run, nothing committed).
+KILLED_HALF_WAY = """
+import os, sys
+from bookpay.ledger import migrations, sqlite, postgres
+
+class Dying:
+    def __init__(self, migration):
+        self.migration = migration
+
+    def statements(self, kind):
+        yield from self.migration.statements(kind)[:2]
+        os._exit(9)
+
+    @property
+    def sqlite(self):
+        return self.statements("sqlite")
+
+    @property
+    def postgresql(self):
+        return self.statements("postgresql")
+
+dying = (*migrations.MIGRATIONS[:4], Dying(migrations.MIGRATIONS[4]), *migrations.MIGRATIONS[5:])
+sqlite.MIGRATIONS = postgres.MIGRATIONS = dying
+from bookpay.cli import app
+app(["orders", "list"])
+"""
+
+
+def test_a_migration_killed_half_way_leaves_the_old_version(tmp_path, database_url):
+    env = env_for(tmp_path / "data", database_url)
+    old_ledger(tmp_path / "data", database_url, 2)
+    process = _bookpay(env, code=KILLED_HALF_WAY)
+    process.communicate(timeout=60)
+    assert process.returncode == 9
+    assert version_of(tmp_path / "data", database_url) == 2
+    result = runner.invoke(app, ["orders", "show", "ord_old", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert version_of(tmp_path / "data", database_url) == SCHEMA_VERSION
+    assert json.loads(runner.invoke(app, ["ledger", "check", "--json"], env=env).stdout)["ok"]

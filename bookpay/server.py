@@ -308,10 +308,10 @@ def create_app(
     )
     shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     return_url = f"{shop_url}/success"
-    headers = security_headers(settings, (EARLY_SCRIPT.csp_source,))
+    https = shop_url.startswith("https://")
+    headers = security_headers(settings, (EARLY_SCRIPT.csp_source,), https=https)
     files = StaticFiles(STATIC)
-    secure_cookie = shop_url.startswith("https://")
-    cart_of = cart_routes.CartCookie(services, secure=secure_cookie)
+    cart_of = cart_routes.CartCookie(services, secure=https)
 
     def shared() -> dict:
         """What every page shows: the header's cart count (none when it cannot be read)."""

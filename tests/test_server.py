@@ -1059,6 +1059,19 @@ def test_security_headers_on_every_response(app, method, target):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
+@pytest.mark.parametrize(("method", "target"), EVERY_KIND_OF_RESPONSE)
+def test_hsts_on_every_response_when_shoppers_come_over_https(settings, method, target):
+    https = dataclasses.replace(settings, base_url="https://shop.example.test")
+    response = call(create_app(https), method, target)
+    assert response.headers.get("Strict-Transport-Security") == "max-age=31536000", target
+
+
+def test_no_hsts_over_plain_http(app, settings):
+    assert "Strict-Transport-Security" not in get(app, "/").headers
+    plain = dataclasses.replace(settings, base_url="http://shop.example.test")
+    assert "Strict-Transport-Security" not in get(create_app(plain), "/checkout?item=1").headers
+
+
 @pytest.mark.parametrize("target", ["/checkout?item=1", "/success", "/checkout?item=99"])
 def test_checkout_and_success_are_never_cached(app, target):
     assert get(app, target).headers["Cache-Control"] == "no-store"

@@ -65,6 +65,10 @@ READY_WAIT = 1.0  # seconds /readyz waits for a check before answering "not read
 # Quotes per checkout attempt: a burst, then a steady rate (a person typing stays far below).
 QUOTE_BURST = 30
 QUOTE_RATE = 5.0
+# POST /create-payment-intent per attempt, in a bucket of its own: each asks Stripe (a retrieve,
+# an update), and a page asks once or twice an attempt (a reload, a second tab, Pay's last look).
+INTENT_BURST = 30
+INTENT_RATE = 5.0
 
 
 class Services:
@@ -421,10 +425,13 @@ def create_app(
             scripts=(stripe_js_url(settings), ("checkout.js", "async")),
         )
 
+    intent_limiter = RateLimiter(rate=INTENT_RATE, burst=INTENT_BURST)
+
     @app.post("/create-payment-intent")
     def create_payment_intent():
         data = inputs.read_json_object(bottle.request)
         attempt = inputs.attempt_id(data.get("attemptId"))
+        intent_limiter.check(attempt, "payment requests")
         with cart_of.settled_when_paid():
             if data.get("item") is not None:  # "Buy now": one copy of one book
                 quote = quote_items(services.catalog, [(inputs.item_id(data.get("item")), 1)])

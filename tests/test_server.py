@@ -30,7 +30,7 @@ from wsgi import Response, call
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.errors import ConfigError, StripeUnavailable, WebhookSignatureError
-from bookpay.server import ASSETS, EARLY_SCRIPT, STATIC, create_app
+from bookpay.server import ASSETS, EARLY_SCRIPT, INTENT_BURST, STATIC, create_app
 from bookpay.web.assets import IMMUTABLE, REVALIDATE, StaticFiles
 
 PUBLIC_URL = "http://shop.example.test:4242"
@@ -419,6 +419,19 @@ def test_the_same_attempt_reuses_its_payment_intent(app):
     assert create_intent(app, "1", attempt.upper())["paymentIntentId"] == first["paymentIntentId"]
     other = create_intent(app, "1", new_attempt())
     assert other["paymentIntentId"] != first["paymentIntentId"]
+
+
+def test_payment_requests_are_rate_limited_per_attempt(app):
+    attempt = new_attempt()
+    unknown = {"item": "99", "attemptId": attempt}  # refused before Stripe: only the limit counts
+    answers = [post_json(app, unknown) for _ in range(INTENT_BURST + 1)]
+    assert [a.status for a in answers[:INTENT_BURST]] == [404] * INTENT_BURST
+    limited = answers[-1]
+    assert limited.status == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert post_json(app, {"item": "1", "attemptId": attempt}).status == 429  # Stripe not asked
+    assert create_intent(app, "1")["paymentIntentId"].startswith("pi_")  # another attempt is not
 
 
 @pytest.mark.parametrize("final", ["succeeded", "canceled"])

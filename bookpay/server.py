@@ -564,7 +564,9 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     Every refusal is the same 404, so the page tells a prober nothing about which check failed.
     """
     not_found = NotFound("We couldn't find that payment.", code="not_found")
-    if not is_intent_id(intent_id) or not client_secret:
+    # A client secret is its intent's id, "_secret_" and more (Stripe.js refuses any other): one
+    # that cannot be this intent's is refused without asking Stripe.
+    if not is_intent_id(intent_id) or not client_secret.startswith(f"{intent_id}_secret_"):
         raise not_found
     try:
         intent = services.gateway.retrieve_intent(intent_id)

@@ -751,6 +751,30 @@ def test_success_page_refuses_a_missing_or_wrong_client_secret(app, settings, fu
     assert fulfiller.calls == []
 
 
+class RetrieveCounter:
+    """Counts the PaymentIntents asked for; there are none."""
+
+    def __init__(self) -> None:
+        self.retrieved: list[str] = []
+
+    def retrieve_intent(self, intent_id, **kwargs):
+        self.retrieved.append(intent_id)
+        raise StripeUnavailable("not expected")
+
+
+def test_success_page_asks_stripe_only_for_a_secret_that_can_be_the_intents(settings):
+    gateway = RetrieveCounter()
+    app = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
+    intent_id = "pi_3Abc123"
+    for secret in ("wrong", "pi_3Other_secret_x", f"x{intent_id}_secret_x", f"{intent_id}_secre"):
+        response = get(app, success_url(intent_id, secret))
+        assert response.status == 404, secret
+    assert gateway.retrieved == []
+    # One that can be its secret is checked with Stripe (here unreachable: the page says so).
+    assert get(app, success_url(intent_id, f"{intent_id}_secret_abc")).status == 503
+    assert gateway.retrieved == [intent_id]
+
+
 def test_success_page_refuses_a_payment_intent_that_is_not_the_shops(app, settings, fulfiller):
     foreign = emulator_api(
         settings,

@@ -273,6 +273,7 @@ _HEADINGS = {
     404: "Page not found",
     405: "Method not allowed",
     413: "Request too large",
+    416: "Range not satisfiable",
     500: "Something went wrong",
     502: "Payments are unavailable",
     503: "Payments are unavailable",
@@ -283,6 +284,7 @@ _BOTTLE_ERRORS = {
     404: ("We couldn't find that page.", "not_found"),
     405: ("That method is not allowed here.", "method_not_allowed"),
     413: ("The request is too large.", "payload_too_large"),
+    416: ("That part of the file does not exist.", "range_not_satisfiable"),
     500: (_INTERNAL["message"], "internal_error"),
 }
 
@@ -358,6 +360,9 @@ def create_app(
 
     for status in _BOTTLE_ERRORS:
         app.error(status)(on_error)
+    # Any other status too (a static file's 416): Bottle's own page would echo the request's URL,
+    # Host header and all.
+    app.default_error_handler = on_error
 
     @app.get("/")
     def index():

@@ -1109,6 +1109,28 @@ def test_no_hsts_over_plain_http(app, settings):
     assert "Strict-Transport-Security" not in get(create_app(plain), "/checkout?item=1").headers
 
 
+def test_an_unsatisfiable_range_is_the_shops_error_page_not_bottles(app):
+    response = get(app, "/static/style.css", Range="bytes=999999-", Host="evil.example")
+    assert response.status == 416
+    assert "evil.example" not in response.text  # Bottle's page echoes the URL, Host and all
+    assert "<title>Range not satisfiable · bookpay</title>" in response.text
+    for name in SECURITY_HEADERS:
+        assert name in response.headers
+
+
+def test_an_unexpected_http_error_is_answered_by_the_shop(app):
+    import bottle
+
+    @app.get("/teapot")
+    def teapot():
+        raise bottle.HTTPError(418, "I'm a teapot")
+
+    response = get(app, "/teapot", Host="evil.example")
+    assert response.status == 418
+    assert "evil.example" not in response.text
+    assert "· bookpay</title>" in response.text
+
+
 @pytest.mark.parametrize("target", ["/checkout?item=1", "/success", "/checkout?item=99"])
 def test_checkout_and_success_are_never_cached(app, target):
     assert get(app, target).headers["Cache-Control"] == "no-store"

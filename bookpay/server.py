@@ -65,6 +65,10 @@ READY_WAIT = 1.0  # seconds /readyz waits for a check before answering "not read
 # Quotes per checkout attempt: a burst, then a steady rate (a person typing stays far below).
 QUOTE_BURST = 30
 QUOTE_RATE = 5.0
+# POST /create-payment-intent per attempt, in a bucket of its own: each asks Stripe (a retrieve,
+# an update), and a page asks once or twice an attempt (a reload, a second tab, Pay's last look).
+INTENT_BURST = 30
+INTENT_RATE = 5.0
 
 
 class Services:
@@ -269,6 +273,7 @@ _HEADINGS = {
     404: "Page not found",
     405: "Method not allowed",
     413: "Request too large",
+    416: "Range not satisfiable",
     500: "Something went wrong",
     502: "Payments are unavailable",
     503: "Payments are unavailable",
@@ -279,6 +284,7 @@ _BOTTLE_ERRORS = {
     404: ("We couldn't find that page.", "not_found"),
     405: ("That method is not allowed here.", "method_not_allowed"),
     413: ("The request is too large.", "payload_too_large"),
+    416: ("That part of the file does not exist.", "range_not_satisfiable"),
     500: (_INTERNAL["message"], "internal_error"),
 }
 
@@ -308,10 +314,10 @@ def create_app(
     )
     shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     return_url = f"{shop_url}/success"
-    headers = security_headers(settings, (EARLY_SCRIPT.csp_source,))
+    https = shop_url.startswith("https://")
+    headers = security_headers(settings, (EARLY_SCRIPT.csp_source,), https=https)
     files = StaticFiles(STATIC)
-    secure_cookie = shop_url.startswith("https://")
-    cart_of = cart_routes.CartCookie(services, secure=secure_cookie)
+    cart_of = cart_routes.CartCookie(services, secure=https)
 
     def shared() -> dict:
         """What every page shows: the header's cart count (none when it cannot be read)."""
@@ -354,6 +360,9 @@ def create_app(
 
     for status in _BOTTLE_ERRORS:
         app.error(status)(on_error)
+    # Any other status too (a static file's 416): Bottle's own page would echo the request's URL,
+    # Host header and all.
+    app.default_error_handler = on_error
 
     @app.get("/")
     def index():
@@ -421,10 +430,13 @@ def create_app(
             scripts=(stripe_js_url(settings), ("checkout.js", "async")),
         )
 
+    intent_limiter = RateLimiter(rate=INTENT_RATE, burst=INTENT_BURST)
+
     @app.post("/create-payment-intent")
     def create_payment_intent():
         data = inputs.read_json_object(bottle.request)
         attempt = inputs.attempt_id(data.get("attemptId"))
+        intent_limiter.check(attempt, "payment requests")
         with cart_of.settled_when_paid():
             if data.get("item") is not None:  # "Buy now": one copy of one book
                 quote = quote_items(services.catalog, [(inputs.item_id(data.get("item")), 1)])
@@ -557,7 +569,9 @@ def _shop_intent(services: Services, intent_id: str, client_secret: str) -> dict
     Every refusal is the same 404, so the page tells a prober nothing about which check failed.
     """
     not_found = NotFound("We couldn't find that payment.", code="not_found")
-    if not is_intent_id(intent_id) or not client_secret:
+    # A client secret is its intent's id, "_secret_" and more (Stripe.js refuses any other): one
+    # that cannot be this intent's is refused without asking Stripe.
+    if not is_intent_id(intent_id) or not client_secret.startswith(f"{intent_id}_secret_"):
         raise not_found
     try:
         intent = services.gateway.retrieve_intent(intent_id)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bookpay.config import Settings
-from bookpay.server import create_app
+from bookpay.server import MAX_WEBHOOK_BODY, create_app
 from bookpay.web import runner
 from bookpay.web.logs import RepeatFilter
 
@@ -105,6 +105,42 @@ def test_the_shop_closes_idle_connections(shop):
     finally:
         conn.close()
     assert time.monotonic() - started < 1 + SLACK
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_sent(shop):
+    """A declared body longer than any route reads is a 413 at once: the server neither waits
+    for it nor buffers it (waitress's default would take 1 GB per connection)."""
+    assert MAX_WEBHOOK_BODY < runner.MAX_REQUEST_BODY
+    parts = urlsplit(shop().url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=SLACK)
+    try:
+        conn.putrequest("POST", "/cart/items")
+        conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+        conn.putheader("Content-Length", str(runner.MAX_REQUEST_BODY + 1))
+        conn.endheaders()  # and not one byte of the body
+        started = time.monotonic()
+        response = conn.getresponse()
+        response.read()
+    except TimeoutError:
+        pytest.fail("the server waited for the body")
+    finally:
+        conn.close()
+    assert response.status == 413
+    assert time.monotonic() - started < SLACK
+
+
+def test_a_body_within_the_limit_reaches_the_app(shop):
+    parts = urlsplit(shop().url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=SLACK)
+    try:
+        body = b"x" * (MAX_WEBHOOK_BODY + 1)  # the app's own limit answers, as JSON
+        conn.request("POST", "/webhook", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read()
+    finally:
+        conn.close()
+    assert response.status == 413
+    assert b'"payload_too_large"' in answer
 
 
 def test_capacity_is_checked():

@@ -30,7 +30,7 @@ from wsgi import Response, call
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.errors import ConfigError, StripeUnavailable, WebhookSignatureError
-from bookpay.server import ASSETS, EARLY_SCRIPT, STATIC, create_app
+from bookpay.server import ASSETS, EARLY_SCRIPT, INTENT_BURST, STATIC, create_app
 from bookpay.web.assets import IMMUTABLE, REVALIDATE, StaticFiles
 
 PUBLIC_URL = "http://shop.example.test:4242"
@@ -421,6 +421,19 @@ def test_the_same_attempt_reuses_its_payment_intent(app):
     assert other["paymentIntentId"] != first["paymentIntentId"]
 
 
+def test_payment_requests_are_rate_limited_per_attempt(app):
+    attempt = new_attempt()
+    unknown = {"item": "99", "attemptId": attempt}  # refused before Stripe: only the limit counts
+    answers = [post_json(app, unknown) for _ in range(INTENT_BURST + 1)]
+    assert [a.status for a in answers[:INTENT_BURST]] == [404] * INTENT_BURST
+    limited = answers[-1]
+    assert limited.status == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert post_json(app, {"item": "1", "attemptId": attempt}).status == 429  # Stripe not asked
+    assert create_intent(app, "1")["paymentIntentId"].startswith("pi_")  # another attempt is not
+
+
 @pytest.mark.parametrize("final", ["succeeded", "canceled"])
 def test_a_finished_attempt_gets_a_409_asking_for_a_new_one(app, settings, final):
     attempt = new_attempt()
@@ -736,6 +749,30 @@ def test_success_page_refuses_a_missing_or_wrong_client_secret(app, settings, fu
         assert intent_id not in response.text
         assert "Success!" not in response.text
     assert fulfiller.calls == []
+
+
+class RetrieveCounter:
+    """Counts the PaymentIntents asked for; there are none."""
+
+    def __init__(self) -> None:
+        self.retrieved: list[str] = []
+
+    def retrieve_intent(self, intent_id, **kwargs):
+        self.retrieved.append(intent_id)
+        raise StripeUnavailable("not expected")
+
+
+def test_success_page_asks_stripe_only_for_a_secret_that_can_be_the_intents(settings):
+    gateway = RetrieveCounter()
+    app = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
+    intent_id = "pi_3Abc123"
+    for secret in ("wrong", "pi_3Other_secret_x", f"x{intent_id}_secret_x", f"{intent_id}_secre"):
+        response = get(app, success_url(intent_id, secret))
+        assert response.status == 404, secret
+    assert gateway.retrieved == []
+    # One that can be its secret is checked with Stripe (here unreachable: the page says so).
+    assert get(app, success_url(intent_id, f"{intent_id}_secret_abc")).status == 503
+    assert gateway.retrieved == [intent_id]
 
 
 def test_success_page_refuses_a_payment_intent_that_is_not_the_shops(app, settings, fulfiller):
@@ -1057,6 +1094,41 @@ def test_security_headers_on_every_response(app, method, target):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] in ("strict-origin-when-cross-origin", "same-origin")
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(("method", "target"), EVERY_KIND_OF_RESPONSE)
+def test_hsts_on_every_response_when_shoppers_come_over_https(settings, method, target):
+    https = dataclasses.replace(settings, base_url="https://shop.example.test")
+    response = call(create_app(https), method, target)
+    assert response.headers.get("Strict-Transport-Security") == "max-age=31536000", target
+
+
+def test_no_hsts_over_plain_http(app, settings):
+    assert "Strict-Transport-Security" not in get(app, "/").headers
+    plain = dataclasses.replace(settings, base_url="http://shop.example.test")
+    assert "Strict-Transport-Security" not in get(create_app(plain), "/checkout?item=1").headers
+
+
+def test_an_unsatisfiable_range_is_the_shops_error_page_not_bottles(app):
+    response = get(app, "/static/style.css", Range="bytes=999999-", Host="evil.example")
+    assert response.status == 416
+    assert "evil.example" not in response.text  # Bottle's page echoes the URL, Host and all
+    assert "<title>Range not satisfiable · bookpay</title>" in response.text
+    for name in SECURITY_HEADERS:
+        assert name in response.headers
+
+
+def test_an_unexpected_http_error_is_answered_by_the_shop(app):
+    import bottle
+
+    @app.get("/teapot")
+    def teapot():
+        raise bottle.HTTPError(418, "I'm a teapot")
+
+    response = get(app, "/teapot", Host="evil.example")
+    assert response.status == 418
+    assert "evil.example" not in response.text
+    assert "· bookpay</title>" in response.text
 
 
 @pytest.mark.parametrize("target", ["/checkout?item=1", "/success", "/checkout?item=99"])

@@ -62,6 +62,11 @@ CAPACITY_BOUNDS = {
     "connection_limit": (1, 100_000),
     "idle_timeout": (1, 3600),
 }
+# The largest request body waitress takes: twice the largest a route reads (a webhook's 512 KiB;
+# a checkout request is ~100 bytes). Waitress reads a whole body before the app sees it, to a
+# temporary file past 512 KiB, so without this any client could make it buffer 1 GB (its
+# default) per connection; with it, a longer declared body is a 413 before a byte is read.
+MAX_REQUEST_BODY = 1024 * 1024
 # Descriptors kept free for the listening socket, the ledger, the log, outgoing Stripe calls.
 RESERVED_FDS = 64
 
@@ -166,6 +171,7 @@ def start(
         threads=capacity.threads,
         connection_limit=usable_connections(capacity.connection_limit),
         channel_timeout=capacity.idle_timeout,
+        max_request_body_size=MAX_REQUEST_BODY,
         # Idle connections are looked for this often, so one lives at most about this much
         # longer than idle_timeout (waitress's default is every 30 s).
         cleanup_interval=max(1, min(10, capacity.idle_timeout)),

@@ -75,9 +75,17 @@ def content_security_policy(settings: Settings, inline_scripts: tuple[str, ...] 
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
-def security_headers(settings: Settings, inline_scripts: tuple[str, ...] = ()) -> dict[str, str]:
-    """Computed once per app: the settings are frozen."""
-    return {
+# A year, the shop's own host only: its subdomains are not the shop's to promise HTTPS for.
+HSTS = "max-age=31536000"
+
+
+def security_headers(
+    settings: Settings, inline_scripts: tuple[str, ...] = (), *, https: bool = False
+) -> dict[str, str]:
+    """Computed once per app: the settings are frozen. ``https``: shoppers reach the shop over
+    HTTPS (``BOOKPAY_BASE_URL``), so browsers are told to keep to it (HSTS); never over plain
+    HTTP, where it would mean nothing and pin a local shop's host to an HTTPS it does not have."""
+    headers = {
         "Content-Security-Policy": content_security_policy(settings, inline_scripts),
         "Referrer-Policy": "strict-origin-when-cross-origin",
         "X-Content-Type-Options": "nosniff",
@@ -85,3 +93,6 @@ def security_headers(settings: Settings, inline_scripts: tuple[str, ...] = ()) -
         "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     }
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers

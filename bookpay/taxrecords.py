@@ -25,7 +25,6 @@ import logging
 import re
 
 from bookpay.errors import BookpayError, PaymentError, refused_outright
-from bookpay.ledger.model import NOT_FULFILLED
 from bookpay.ledger.outbox import due_in
 from bookpay.ledger.taxrecords import over_reversed, transaction_id
 from bookpay.worker import Worker
@@ -206,7 +205,7 @@ class TaxRecorder(Worker):
             return
         if order is not None and order["status"] == "refunded":
             reason = "no tax transaction: the order was refunded before it was fulfilled"
-        elif order is not None and (order.get("note") or "").startswith(NOT_FULFILLED):
+        elif order is not None and order["not_fulfilled_at"]:
             reason = "no tax transaction: the order was not fulfilled"
         else:
             self.ledger.tax_record_failed(

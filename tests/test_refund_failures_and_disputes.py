@@ -226,3 +226,46 @@ def test_a_dispute_closes_won_or_lost_whatever_order_its_events_come_in(
     assert status in listed
     shown = bookpay(shop, "orders", "show", intent_id)
     assert f"{dispute['id']}: {outcome}, fraudulent" in shown
+
+
+def test_a_dispute_does_not_make_a_never_fulfilled_orders_reversal_wait_for_ever(shop, monkeypatch):
+    """A refund handled before its payment's success: its reversal waits for the fulfilment.
+    The fulfilment is refused (it ships elsewhere than its quote): the order will never be
+    fulfilled, so the reversal has no tax to take back. A dispute handled before the reversal
+    is looked at again rewrites the order's note; the reversal is still resolved (skipped),
+    not left waiting for ever for a fulfilment that will never come."""
+    from bookpay import taxrecords
+
+    monkeypatch.setattr(taxrecords, "WAIT_FOR_TRANSACTION", 60.0)  # looked at again on cue
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
+    elsewhere = {
+        "shipping[name]": "Ada Lovelace",
+        "shipping[address][line1]": "1 Congress Ave",
+        "shipping[address][city]": "Austin",
+        "shipping[address][state]": "TX",
+        "shipping[address][postal_code]": "78701",
+        "shipping[address][country]": "US",
+    }
+    intent = confirm(
+        shop.settings, created["paymentIntentId"], "pm_card_createDispute", **elsewhere
+    )
+    intent_id, order_id = intent["id"], created["orderId"]
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    record = wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 1 and r, 5)
+    assert record["last_error"].startswith("waiting for the order to be fulfilled")
+    outcome = shop.deliver(
+        "payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"}
+    )
+    assert outcome["outcome"].startswith("rejected:")
+    found = wait_for(lambda: api(shop, "GET", f"/v1/disputes?payment_intent={intent_id}")["data"])
+    shop.deliver("charge.dispute.created", {"id": found[0]["id"], "object": "dispute"})
+    assert shop.ledger.get_order(intent_id)["note"].startswith(f"dispute {found[0]['id']}")
+
+    shop.ledger.tax_record_failed(record["id"], "looked at again now", retry_in=0)
+    shop.fulfiller.taxes.wake()
+    record = wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 3 and r, 5)
+    assert (record["status"], record["stripe_id"]) == ("skipped", None)
+    assert record["last_error"] == "no tax transaction: the order was not fulfilled"
+    assert shop.gateway.calls == []

@@ -15,8 +15,10 @@ reversals of a transaction refused.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
 so a repeat (two processes on one ledger, a crash between Stripe's answer and the ledger's mark)
-gets Stripe's first answer back, and a record already done is never sent again. A reversal waits
-for its order's transaction (it needs the transaction's id).
+gets Stripe's first answer back, and a record already done is never sent again. A reversal's
+amount is worked out once, at its first try, one order's reversals one at a time across processes
+(``TaxRecordStore.plan_tax_reversal``), so every try sends the same body under its key. A reversal
+waits for its order's transaction (it needs the transaction's id).
 """
 
 from __future__ import annotations

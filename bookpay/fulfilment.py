@@ -187,7 +187,9 @@ class Fulfiller:
         quote = self.ledger.quote_for(intent_id)
         problem = price_problem(intent, self.catalog, quote)
         if problem:
-            order = self.ledger.record_intent(intent, note=f"{NOT_FULFILLED} {problem}")
+            order = self.ledger.record_intent(
+                intent, note=f"{NOT_FULFILLED} {problem}", not_fulfilled=True
+            )
             return FulfilmentResult(intent_id, "rejected", order, intent, problem)
         charge = intent.get("latest_charge")
         if isinstance(charge, dict) and charge.get("refunded") is True:
@@ -201,6 +203,7 @@ class Fulfiller:
                 status="refunded",
                 amount_refunded=charge_refunded(charge),
                 note=f"{NOT_FULFILLED} {reason}",
+                not_fulfilled=True,
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
         lines = self._lines(intent, quote)

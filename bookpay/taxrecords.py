@@ -15,8 +15,10 @@ reversals of a transaction refused.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
 so a repeat (two processes on one ledger, a crash between Stripe's answer and the ledger's mark)
-gets Stripe's first answer back, and a record already done is never sent again. A reversal waits
-for its order's transaction (it needs the transaction's id).
+gets Stripe's first answer back, and a record already done is never sent again. A reversal's
+amount is worked out once, at its first try, one order's reversals one at a time across processes
+(``TaxRecordStore.plan_tax_reversal``), so every try sends the same body under its key. A reversal
+waits for its order's transaction (it needs the transaction's id).
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ import logging
 import re
 
 from bookpay.errors import BookpayError, PaymentError, refused_outright
-from bookpay.ledger.model import NOT_FULFILLED
 from bookpay.ledger.outbox import due_in
-from bookpay.ledger.taxrecords import over_reversed, transaction_id
+from bookpay.ledger.taxrecords import transaction_id
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.taxrecords")
@@ -153,7 +154,12 @@ class TaxRecorder(Worker):
                 record, "not sent: the order's tax transaction id is not known (reverse it by hand)"
             )
             return
-        amount, reversed = self._to_reverse(record, records)
+        quote = self.ledger.quote_for(record["payment_intent"])
+        total = quote["total"] if quote and isinstance(quote.get("total"), int) else None
+        planned = self.ledger.plan_tax_reversal(record["id"], record["order_id"], total)
+        if planned is None:
+            return  # done by another process meanwhile
+        amount, reversed = planned["send_amount"], planned["reversed"]
         if reversed == 0:
             self.ledger.tax_record_done(
                 record["id"],
@@ -175,24 +181,6 @@ class TaxRecorder(Worker):
             return
         self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"], reversed=reversed)
 
-    def _to_reverse(self, record: dict, records: list[dict]) -> tuple[int | None, int | None]:
-        """What to send for a reversal (its amount, None for a full reversal) and what it takes
-        back: its refund's amount, less what reversals of refunds that failed took back beyond
-        the refunds that went back (``over_reversed``), so that Stripe Tax never holds more
-        reversed than was refunded, in whatever order the reversals are sent. A full reversal
-        only when nothing of the order was reversed before (it reverses the whole transaction,
-        whatever partial reversals came before)."""
-        quote = self.ledger.quote_for(record["payment_intent"])
-        if not quote or not isinstance(quote.get("total"), int):
-            return record["amount"], record["amount"]
-        total = quote["total"]
-        others = [r for r in records if r["kind"] == "reversal" and r["id"] != record["id"]]
-        own = total if record["amount"] is None else record["amount"]
-        reversed = max(own - over_reversed(others, total), 0)
-        if record["amount"] is None and not any(r["status"] == "recorded" for r in others):
-            return None, reversed
-        return reversed, reversed
-
     def _no_transaction(self, record: dict) -> None:
         """A reversal whose order owes no transaction: the fulfilment owes it, in its own write,
         so the order is not fulfilled. One that never will be (refunded in full first, or its
@@ -206,7 +194,7 @@ class TaxRecorder(Worker):
             return
         if order is not None and order["status"] == "refunded":
             reason = "no tax transaction: the order was refunded before it was fulfilled"
-        elif order is not None and (order.get("note") or "").startswith(NOT_FULFILLED):
+        elif order is not None and order["not_fulfilled_at"]:
             reason = "no tax transaction: the order was not fulfilled"
         else:
             self.ledger.tax_record_failed(

@@ -144,6 +144,35 @@ def newer_ledger(data_dir: Path, url: str | None) -> None:
             conn.execute("UPDATE bookpay_schema SET version = %s", (SCHEMA_VERSION + 1,))
 
 
+def test_orders_an_earlier_version_noted_as_never_to_be_fulfilled_keep_it(tmp_path, database_url):
+    """Before version 8 only the note said that an order will never be fulfilled (and a later
+    event's note erased it): an order whose note still says so keeps the fact from then on."""
+    from bookpay.config import Settings
+    from bookpay.ledger import open_ledger
+
+    old_ledger(tmp_path / "data", database_url, 7)
+    refused = (
+        "INSERT INTO orders (id, payment_intent, amount, currency, status, note, created, updated)"
+        " VALUES ('ord_refused', 'pi_refused', 2967, 'usd', 'paid',"
+        " 'not fulfilled: it ships elsewhere', ?, ?)"
+    )
+    if database_url is None:
+        conn = sqlite3.connect(tmp_path / "data" / "bookpay.sqlite3", isolation_level=None)
+        conn.execute(refused, (NOW, NOW))
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(refused.replace("?", "%s"), (NOW, NOW))
+    ledger = open_ledger(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    try:
+        assert ledger.find_order("ord_refused")["not_fulfilled_at"] == NOW
+        assert ledger.find_order("ord_old")["not_fulfilled_at"] is None
+    finally:
+        ledger.close()
+
+
 def test_a_ledger_from_a_newer_bookpay_is_refused_and_left_alone(tmp_path, database_url):
     env = env_for(tmp_path / "data", database_url)
     newer_ledger(tmp_path / "data", database_url)

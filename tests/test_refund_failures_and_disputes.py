@@ -8,9 +8,11 @@ tax unreported; one not sent yet is never sent.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import threading
 import time
 
 import pytest
@@ -226,3 +228,165 @@ def test_a_dispute_closes_won_or_lost_whatever_order_its_events_come_in(
     assert status in listed
     shown = bookpay(shop, "orders", "show", intent_id)
     assert f"{dispute['id']}: {outcome}, fraudulent" in shown
+
+
+def test_a_dispute_does_not_make_a_never_fulfilled_orders_reversal_wait_for_ever(shop, monkeypatch):
+    """A refund handled before its payment's success: its reversal waits for the fulfilment.
+    The fulfilment is refused (it ships elsewhere than its quote): the order will never be
+    fulfilled, so the reversal has no tax to take back. A dispute handled before the reversal
+    is looked at again rewrites the order's note; the reversal is still resolved (skipped),
+    not left waiting for ever for a fulfilment that will never come."""
+    from bookpay import taxrecords
+
+    monkeypatch.setattr(taxrecords, "WAIT_FOR_TRANSACTION", 60.0)  # looked at again on cue
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
+    elsewhere = {
+        "shipping[name]": "Ada Lovelace",
+        "shipping[address][line1]": "1 Congress Ave",
+        "shipping[address][city]": "Austin",
+        "shipping[address][state]": "TX",
+        "shipping[address][postal_code]": "78701",
+        "shipping[address][country]": "US",
+    }
+    intent = confirm(
+        shop.settings, created["paymentIntentId"], "pm_card_createDispute", **elsewhere
+    )
+    intent_id, order_id = intent["id"], created["orderId"]
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    record = wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 1 and r, 5)
+    assert record["last_error"].startswith("waiting for the order to be fulfilled")
+    outcome = shop.deliver(
+        "payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"}
+    )
+    assert outcome["outcome"].startswith("rejected:")
+    found = wait_for(lambda: api(shop, "GET", f"/v1/disputes?payment_intent={intent_id}")["data"])
+    shop.deliver("charge.dispute.created", {"id": found[0]["id"], "object": "dispute"})
+    assert shop.ledger.get_order(intent_id)["note"].startswith(f"dispute {found[0]['id']}")
+
+    shop.ledger.tax_record_failed(record["id"], "looked at again now", retry_in=0)
+    shop.fulfiller.taxes.wake()
+    record = wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 3 and r, 5)
+    assert (record["status"], record["stripe_id"]) == ("skipped", None)
+    assert record["last_error"] == "no tax transaction: the order was not fulfilled"
+    assert shop.gateway.calls == []
+
+
+def _over_reversed_by_a_failed_refund(shop: Shop) -> tuple[str, str]:
+    """A taxed order whose first refund ($10.00) had its reversal recorded, then failed: Stripe
+    Tax holds $10.00 reversed that was not refunded. (PI id, order id)."""
+    intent_id, order_id = paid(shop, "pm_card_refundFail")
+    first = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": first["charge"], "object": "charge"}, "evt_first")
+    assert shop.fulfiller.taxes.drain(10)
+    failed_refund(shop, first["id"])
+    shop.deliver("charge.refund.updated", {"id": first["id"], "object": "refund"}, "evt_failed")
+    assert sales_total(shop)["tax_unreported"] > 0
+    return intent_id, order_id
+
+
+def _in_stripe_tax(shop: Shop, order_id: str) -> int:
+    """What Stripe Tax holds reversed of the order, from its reversals' line items."""
+    return -sum(
+        _total(shop, api(shop, "GET", f"/v1/tax/transactions/{r['stripe_id']}"))
+        for r in shop.records(order_id)
+        if r["kind"] == "reversal" and r["status"] == "recorded"
+    )
+
+
+@pytest.fixture
+def faulty_shop(tmp_path, stripe_emulator, database_url, monkeypatch):
+    """A shop on an emulator of the test's own (its faults are the test's), retrying what it
+    could not send after 0.2 s."""
+    from bookpay import taxrecords
+
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (0.2,))
+    with open_shop(tmp_path, stripe_emulator, database_url) as made:
+        yield made
+
+
+def test_a_reversal_tried_again_sends_what_it_sent_first(faulty_shop, stripe_emulator):
+    """A reversal's first try reached Stripe Tax but its answer was lost. Before the next try,
+    another refund's reversal was done, which changes what the first would work out to take
+    back: the next try sends what the first sent (one body under its idempotency key, which
+    Stripe would otherwise refuse), and Stripe Tax ends with exactly what was refunded."""
+    shop = faulty_shop
+    intent_id, order_id = _over_reversed_by_a_failed_refund(shop)
+    stripe_emulator.faults.fail("reset", path="/v1/tax/transactions/create_reversal")
+    first = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1500"})
+    charge = {"id": first["charge"], "object": "charge"}
+    shop.deliver("charge.refunded", charge, "evt_1500")
+    wait_for(lambda: shop.records(order_id)[2]["attempts"] >= 1)
+    second = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "400"})
+    shop.deliver("charge.refunded", charge, "evt_400")
+    wait_for(lambda: len(shop.records(order_id)) == 4 and shop.records(order_id)[3]["attempts"])
+    stripe_emulator.faults.clear()
+    wait_for(lambda: all(r["status"] != "pending" for r in shop.records(order_id)))
+    records = {r["refund"]: r for r in shop.records(order_id) if r["kind"] == "reversal"}
+    assert [records[r["id"]]["status"] for r in (first, second)] == ["recorded", "recorded"]
+    assert records[first["id"]]["reversed"] == 500  # what its first try sent
+    # The failed refund's $10.00 and these two: exactly what went back.
+    assert _in_stripe_tax(shop, order_id) == 1500 + 400
+    assert sales_total(shop)["tax_unreported"] == 0
+
+
+def test_two_recorders_send_one_orders_reversals_at_once_without_the_offset_twice(
+    shop, monkeypatch
+):
+    """Two processes (each its own ledger connection and tax recorder) send the two reversals
+    of one order at the same moment, after a failed refund's reversal left $10.00 too much
+    reversed in Stripe Tax: only one of them takes that into account, so Stripe Tax ends with
+    exactly what was refunded reversed."""
+    from test_tax_records import CountingGateway
+
+    from bookpay.ledger import open_ledger
+    from bookpay.ledger import taxrecords as ledger_taxrecords
+    from bookpay.taxrecords import TaxRecorder
+
+    intent_id, order_id = _over_reversed_by_a_failed_refund(shop)
+    shop.fulfiller.taxes.close()  # the two recorders below are the only ones
+    refunds = [
+        api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": amount})
+        for amount in ("1500", "1200")
+    ]
+    shop.deliver("charge.refunded", {"id": refunds[0]["charge"], "object": "charge"}, "evt_2")
+    owed = [r for r in shop.records(order_id) if r["status"] == "pending"]
+    assert sorted(r["refund"] for r in owed) == sorted(r["id"] for r in refunds)
+
+    # Each works out its amount at the same moment as the other, unless the ledger makes one
+    # wait for the other (then the barrier gives up after a second), and both send at once.
+    both_planning, both_sending = threading.Barrier(2), threading.Barrier(2)
+    plan = ledger_taxrecords.plan_reversal
+
+    def plan_together(*args):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_planning.wait(timeout=1)
+        return plan(*args)
+
+    monkeypatch.setattr(ledger_taxrecords, "plan_reversal", plan_together)
+
+    class TogetherGateway(CountingGateway):
+        def create_tax_reversal(self, transaction_id, *, refund_id, amount=None):
+            with contextlib.suppress(threading.BrokenBarrierError):  # send at once
+                both_sending.wait(timeout=3)
+            return super().create_tax_reversal(transaction_id, refund_id=refund_id, amount=amount)
+
+    gateway = TogetherGateway(shop.settings)
+    ledgers = [open_ledger(shop.settings) for _ in owed]
+    try:
+        recorders = [TaxRecorder(ledger, gateway) for ledger in ledgers]
+        threads = [
+            threading.Thread(target=recorder._record, args=(record,))
+            for recorder, record in zip(recorders, owed, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+    assert [r["status"] for r in shop.records(order_id)] == ["recorded"] * 4
+    assert _in_stripe_tax(shop, order_id) == 1500 + 1200  # what went back, no less
+    assert sales_total(shop)["tax_unreported"] == 0

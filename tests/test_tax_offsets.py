@@ -51,3 +51,16 @@ def test_later_reversals_take_back_what_was_refunded_in_either_order():
     done = [failed]
     done.append(send(done, 500))  # all of it reversed already, by the failed refund's
     assert (done[-1]["status"], done[-1]["reversed"]) == ("skipped", 0)
+
+
+def test_a_reversal_being_sent_counts_as_sent_unless_its_refund_failed():
+    """One worked out (``reversed`` kept, still pending) is sent with that amount, whatever
+    happens meanwhile: another reversal worked out after it counts it as in Stripe Tax."""
+    failed = reversal(1000, reversed=1000, failed=True)
+    sending = reversal(1500, status="pending", reversed=500)
+    assert over_reversed([failed, sending], TOTAL) == 0
+    assert send([failed, sending], 400)["reversed"] == 400
+    # Not worked out yet, or its refund failed (it is skipped, never sent): not counted.
+    assert over_reversed([failed, reversal(1500, status="pending")], TOTAL) == 1000
+    late = reversal(1500, status="pending", reversed=500, failed=True)
+    assert over_reversed([failed, late], TOTAL) == 1000

@@ -46,7 +46,6 @@ from bookpay.ledger.ledger import Ledger, open_ledger
 from bookpay.ledger.location import locate, mask_url
 from bookpay.ledger.model import (
     DISPUTE_RANK,
-    NOT_FULFILLED,
     RECEIPT_STATUSES,
     STATUS_RANK,
     STATUSES,
@@ -201,7 +200,7 @@ WARNINGS = (
     (
         "paid orders not fulfilled (waiting for payment_intent.succeeded, or refused)",
         f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL
-        AND {_rank("status")} >= {PAID} AND (note IS NULL OR note NOT LIKE '{NOT_FULFILLED}%')""",
+        AND {_rank("status")} >= {PAID} AND not_fulfilled_at IS NULL""",
     ),
     (
         "tax records not yet told to Stripe Tax (retried; `bookpay orders show` says why)",

@@ -210,19 +210,28 @@ class Ledger(
         amount_refunded: int | None = None,
         failure: str | None = None,
         note: str | None = None,
+        not_fulfilled: bool = False,
     ) -> dict:
         """Create or update the order for a PaymentIntent, moving its status forward only.
 
         The status is the later of what the intent's own state implies and ``status`` (what an
         event says). The checkout server may call this when it creates a PaymentIntent, so the
-        order exists (``pending``) before any webhook.
+        order exists (``pending``) before any webhook. ``not_fulfilled``: its fulfilment was
+        refused for good, kept (``not_fulfilled_at``) whatever later events write in its note.
         """
         fields = intent_fields(intent)
         if failure:
             fields["failure_reason"] = failure
         target = advance(status_of_intent(intent), status)
         with self.backend.write() as tx:
-            return self._upsert(tx, fields, target, amount_refunded=amount_refunded, note=note)
+            return self._upsert(
+                tx,
+                fields,
+                target,
+                amount_refunded=amount_refunded,
+                note=note,
+                not_fulfilled=not_fulfilled,
+            )
 
     def record_refunds(self, intent: dict, charge: dict) -> dict:
         """The order as refunded as the retrieved Charge says, in both directions: the money
@@ -252,19 +261,22 @@ class Ledger(
         note: str | None = None,
         rule: Callable[[str], str] | None = None,
         dispute_status: str | None = None,
+        not_fulfilled: bool = False,
     ) -> dict:
         """Insert the order at ``status``, or update it. An update moves the status forward
         to ``status``, unless ``rule`` (the refund and dispute handlers') says what the current
         status becomes; with a ``rule``, ``amount_refunded`` is the Charge's, exactly (it can
         go down), otherwise the greater of it and what is recorded."""
         stamp = now_iso()
+        refused_at = stamp if not_fulfilled else None
         # Insert-or-nothing first: two processes creating the same order at once must not
         # collide on the unique payment_intent; the loser then updates the winner's row.
         # The order id is the one the checkout wrote into the PaymentIntent's metadata.
         created = tx.run(
             """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
             shipping, status, failure_reason, amount_refunded, charge, note, created, updated,
-            dispute_status, amount_captured) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            dispute_status, amount_captured, not_fulfilled_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (payment_intent) DO NOTHING""",
             (
                 fields.get("order_id") or "ord_" + secrets.token_hex(8),
@@ -283,6 +295,7 @@ class Ledger(
                 stamp,
                 dispute_status,
                 fields.get("amount_captured"),
+                refused_at,
             ),
         )
         if not created:
@@ -300,7 +313,8 @@ class Ledger(
                 failure_reason = CASE WHEN ? THEN NULL ELSE COALESCE(?, failure_reason) END,
                 amount_refunded = CASE WHEN ? THEN ? ELSE {greatest}(amount_refunded, ?) END,
                 note = COALESCE(?, note), dispute_status = COALESCE(?, dispute_status),
-                amount_captured = COALESCE(?, amount_captured), status = ?, updated = ?
+                amount_captured = COALESCE(?, amount_captured),
+                not_fulfilled_at = COALESCE(not_fulfilled_at, ?), status = ?, updated = ?
                 WHERE id = ?""",
                 (
                     fields["item_id"],
@@ -318,6 +332,7 @@ class Ledger(
                     note,
                     dispute_status,
                     fields.get("amount_captured"),
+                    refused_at,
                     new_status,
                     stamp,
                     row["id"],

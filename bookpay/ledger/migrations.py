@@ -203,6 +203,20 @@ def _reversed() -> tuple[str, ...]:
     return ("ALTER TABLE tax_records ADD COLUMN reversed INTEGER",)
 
 
+def _not_fulfilled_and_planned_reversals() -> tuple[str, ...]:
+    """Version 8: when an order's fulfilment was refused for good (it will never be fulfilled),
+    kept apart from its note, which a later event rewrites (the orders of earlier versions
+    whose note still says so get it now); and what a reversal sends Stripe Tax (NULL: a full
+    reversal), fixed with what it takes back (``reversed``) at its first try, so that every try
+    sends the same body under its one idempotency key."""
+    return (
+        "ALTER TABLE orders ADD COLUMN not_fulfilled_at TEXT",
+        """UPDATE orders SET not_fulfilled_at = updated
+        WHERE fulfilled_at IS NULL AND note LIKE 'not fulfilled:%'""",
+        "ALTER TABLE tax_records ADD COLUMN send_amount INTEGER",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -257,6 +271,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "reversals keep what they took back in Stripe Tax",
         sqlite=_reversed(),
         postgresql=_reversed(),
+    ),
+    Migration(
+        "orders keep that they will never be fulfilled; reversals keep what they send",
+        sqlite=_not_fulfilled_and_planned_reversals(),
+        postgresql=_not_fulfilled_and_planned_reversals(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -37,6 +37,7 @@ ORDER_COLUMNS = (
     "fulfilled_at",
     "dispute_status",
     "amount_captured",
+    "not_fulfilled_at",
 )
 _ORDERS = ", ".join(ORDER_COLUMNS)
 

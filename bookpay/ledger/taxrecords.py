@@ -47,6 +47,7 @@ TAX_COLUMNS = (
     "recorded_at",
     "refund_failed_at",
     "reversed",
+    "send_amount",
 )
 _TAX = ", ".join(TAX_COLUMNS)
 TAX_STATUSES = ("pending", "recorded", "skipped", "refused")
@@ -58,19 +59,47 @@ _INSERT = f"""INSERT INTO tax_records ({_TAX}) VALUES ({", ".join("?" * len(TAX_
 def over_reversed(reversals: Iterable[dict], total: int) -> int:
     """What Stripe Tax has reversed of an order's ``total`` beyond the refunds that went back:
     the reversals it has (each what it ``reversed``; before that was kept, its refund's
-    ``amount``, None for all of it) less the refunds of those and of the reversals that had
-    nothing left to take back (``reversed`` 0) that did not fail. A later refund's reversal
-    takes back only what is left of its amount after this, so none takes back too much."""
+    ``amount``, None for all of it) or is being sent (pending, with what it takes back worked
+    out: ``plan_reversal``), less the refunds of those and of the reversals that had nothing
+    left to take back (``reversed`` 0) that did not fail. A later refund's reversal takes back
+    only what is left of its amount after this, so none takes back too much, nor too little."""
     taken = covered = 0
     for record in reversals:
         own = total if record["amount"] is None else record["amount"]
         if record["status"] == "recorded":
             taken += own if record["reversed"] is None else record["reversed"]
+        elif record["status"] == "pending" and record["reversed"] is not None:
+            if record["refund_failed_at"]:
+                continue  # skipped, never sent, when next looked at
+            taken += record["reversed"]  # worked out: sent with it, however many tries
         elif record["status"] != "skipped" or record["reversed"] is None:
             continue  # not sent, or never to be: nothing in Stripe Tax, nothing covered
         if not record["refund_failed_at"]:
             covered += own
     return max(taken - covered, 0)
+
+
+def plan_reversal(record: dict, records: Iterable[dict], total: int | None) -> tuple:
+    """What to send for a reversal (its amount, None for a full reversal) and what it takes
+    back: its refund's amount, less what the order's other reversals (``records``) took back
+    beyond the refunds that went back (``over_reversed``), so that Stripe Tax never holds more
+    reversed than was refunded, in whatever order the reversals are sent. A full reversal
+    only when no other reversal of the order is in Stripe Tax or being sent (it reverses the
+    whole transaction, whatever partial reversals came before). Without the order's ``total``
+    (no quote recorded), the refund's amount as it is."""
+    if total is None:
+        return record["amount"], record["amount"]
+    others = [r for r in records if r["kind"] == "reversal" and r["id"] != record["id"]]
+    own = total if record["amount"] is None else record["amount"]
+    reversed = max(own - over_reversed(others, total), 0)
+    in_flight = [r for r in others if r["status"] == "pending" and r["reversed"] is not None]
+    if (
+        record["amount"] is None
+        and not in_flight
+        and not any(r["status"] == "recorded" for r in others)
+    ):
+        return None, reversed
+    return reversed, reversed
 
 
 def transaction_id(order_id: str) -> str:
@@ -94,7 +123,8 @@ def _row(
     """A new pending record, due now, in TAX_COLUMNS order."""
     stamp = now_iso()
     pending = ("pending", None, 0, stamp, None)  # status, stripe_id, attempts, due, last_error
-    created = (stamp, None, None, None)  # created, recorded_at, refund_failed_at, reversed
+    created = (stamp, None, None, None, None)  # created, recorded_at, refund_failed_at, reversed,
+    # send_amount
     return (record_id, kind, order_id, payment_intent, calculation, refund, amount, *pending,
             *created)  # fmt: skip
 
@@ -184,6 +214,37 @@ class TaxRecordStore:
             for row in rows:
                 found.setdefault(row["order_id"], []).append(row)
         return found
+
+    def plan_tax_reversal(self, record_id: str, order_id: str, total: int | None) -> dict | None:
+        """The pending reversal ``record_id`` with what it sends Stripe Tax (``send_amount``,
+        None for a full reversal) and takes back (``reversed``): worked out at its first try
+        (``plan_reversal``) and kept for every later one, so each try sends one body under
+        its one idempotency key. None if it is no longer pending (done by another process).
+
+        One order's reversals are worked out one at a time, across processes (PostgreSQL:
+        its transaction's record is locked; SQLite: the write lock is the database's), each
+        counting those worked out before it as sent: two sent at once never both take back
+        the same offset."""
+        with self.backend.write() as tx:
+            order_lock = transaction_id(order_id)
+            tx.one("SELECT id FROM tax_records WHERE id = ?{for_update}", (order_lock,))
+            records = tx.all(
+                f"""SELECT {_TAX} FROM tax_records WHERE order_id = ? AND kind = 'reversal'
+                ORDER BY created, id""",
+                (order_id,),
+            )
+            record = next((found for found in records if found["id"] == record_id), None)
+            if record is None or record["status"] != "pending":
+                return None
+            if record["reversed"] is not None:
+                return record
+            send, reversed = plan_reversal(record, records, total)
+            tx.run(
+                """UPDATE tax_records SET send_amount = ?, reversed = ?
+                WHERE id = ? AND status = 'pending'""",
+                (send, reversed, record_id),
+            )
+            return {**record, "send_amount": send, "reversed": reversed}
 
     def tax_records_due(self, limit: int = 100) -> list[dict]:
         """Pending records due now: transactions first (a reversal needs its transaction)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ import time
 import pytest
 from test_receipts import intent, render
 from test_smtp_receipts import Handler, Script, Server, url, wait_for
+from typer.testing import CliRunner
 
+from bookpay.cli import app
 from bookpay.config import Settings
 from bookpay.ledger import open_ledger
 
@@ -138,8 +141,6 @@ def test_a_worker_left_at_work_in_a_locked_sqlite_ledger_is_not_crashed_by_the_s
     """--once waiting for the write lock of a SQLite ledger another process holds: SIGTERM
     killed it (-15); stopped as the running worker is, its thread still waiting after the
     stop's bounded wait, the ledger's connection was closed under it (a segmentation fault)."""
-    import sqlite3
-
     data = tmp_path / "data"
     open_ledger(Settings(data_dir=data, shop_id="shop_t")).close()
     env = {
@@ -159,3 +160,31 @@ def test_a_worker_left_at_work_in_a_locked_sqlite_ledger_is_not_crashed_by_the_s
     assert process.returncode == 0, err
     assert "Stopping." in err and "left unfinished" in err and "Traceback" not in err
     assert took < 20  # the stop's bounded wait (15 s), not the lock's
+
+
+@pytest.mark.parametrize("poll", ["0", "-1", "nan", "inf", "-inf", "1e400", "1e9"])
+def test_a_poll_that_cannot_work_is_a_usage_error(tmp_path, poll):
+    result = CliRunner().invoke(
+        app, ["worker", "--poll", poll], env={"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--poll'" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists()  # refused before the ledger is opened
+
+
+def test_worker_once_on_an_empty_a_newer_or_an_unreachable_ledger(tmp_path):
+    data = tmp_path / "data"
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    empty = CliRunner().invoke(app, ["worker", "--once"], env=env)
+    assert empty.exit_code == 0, empty.output
+    assert empty.stderr == "Receipts handled: 0; tax records tried: 0.\n"
+    with open_ledger(Settings(data_dir=data)) as ledger:
+        version = ledger.schema_version
+    conn = sqlite3.connect(data / "bookpay.sqlite3")
+    conn.execute(f"PRAGMA user_version = {version + 1}")
+    conn.close()
+    for settings in ({}, {"BOOKPAY_DATABASE_URL": "postgresql://bookpay@127.0.0.1:1/none"}):
+        result = CliRunner().invoke(app, ["worker", "--once"], env={**env, **settings})
+        assert result.exit_code == 5, result.output
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.output

@@ -93,7 +93,8 @@ def _work(ledger, workers, poll: float, once: bool) -> None:
             )
             threading.Event().wait()
         except KeyboardInterrupt:
-            info("Stopping.")
+            with contextlib.suppress(KeyboardInterrupt):  # said once, not again at the top
+                info("Stopping.")
     finally:
         for each in workers:  # every one, even when a second interrupt cuts one short
             with contextlib.suppress(KeyboardInterrupt):

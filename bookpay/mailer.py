@@ -174,14 +174,15 @@ class NoRecipient(Exception):
 
 class SendStopped(Exception):
     """The shop stopped during a send and cut it off. ``maybe_sent``: the server had the whole
-    message but had not answered within STOP_GRACE (it may deliver it); else it had not the
+    message but had not answered within STOP_GRACE, or before a second stop (it may deliver
+    it); else it had not the
     end of it, and a server delivers no message whose data did not end (RFC 5321 4.1.1.4)."""
 
     def __init__(self, maybe_sent: bool) -> None:
         self.maybe_sent = maybe_sent
         super().__init__(
-            f"the shop stopped; no answer from the mail server within {STOP_GRACE:g} s to the "
-            "whole message, which it may deliver"
+            "the shop stopped before the mail server answered the whole message, which it may "
+            "deliver"
             if maybe_sent
             else "the shop stopped before the mail server had the whole message: not sent"
         )
@@ -433,6 +434,7 @@ class SmtpTransport:
         self.sender = sender_header(parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0])
 
         self._stopping = threading.Event()  # ``stop``: no send starts, the one under way ends
+        self._hurry = threading.Event()  # ``stop(now=True)``: nor is its answer waited for
         self._sends: set[_Send] = set()
         self._lock = threading.Lock()
 
@@ -483,10 +485,13 @@ class SmtpTransport:
             send.nudge.set()
         return f"smtp://{self.host}:{self.port}"
 
-    def stop(self) -> str | None:
+    def stop(self, now: bool = False) -> str | None:
         """No send starts from now on; one under way is cut off at once unless the server has
-        the whole message, whose answer it is given STOP_GRACE seconds for. What it did, for
-        the log (None: no send was under way)."""
+        the whole message, whose answer it is given STOP_GRACE seconds for, or, ``now`` (a
+        second stop), not waited for either. What it did, for the log (None: no send was under
+        way)."""
+        if now:
+            self._hurry.set()
         self._stopping.set()
         with self._lock:
             sends = list(self._sends)
@@ -495,6 +500,11 @@ class SmtpTransport:
             with send.client.guard:
                 if not send.client.data_ended:
                     said = "cut off the send under way (the mail server had not the whole message)"
+                elif now:
+                    said = (
+                        "cut off the send under way without its answer (the mail server has "
+                        "the message and may deliver it)"
+                    )
                 else:
                     said = (
                         f"waiting up to {STOP_GRACE:g} s for the mail server's answer to the "
@@ -519,7 +529,9 @@ class SmtpTransport:
                         send.client.stopped = True  # the message's end is not sent now
                         cut, by_stop = 0.0, True
                     else:
-                        if grace_ends is None:
+                        if self._hurry.is_set():  # stopped again: no answer waited for
+                            grace_ends = time.monotonic()
+                        elif grace_ends is None:
                             grace_ends = time.monotonic() + STOP_GRACE
                         cut, by_stop = min(cut, grace_ends), grace_ends <= deadline
             remaining = cut - time.monotonic()
@@ -690,6 +702,13 @@ class ReceiptMailer(Worker):
         said = stop() if stop is not None else None
         if said:
             log.info("stopping: %s", said)
+
+    def hurry(self) -> None:
+        """Stopping, again: the answer to a message the server has is not waited for."""
+        stop = getattr(self.transport, "stop", None)
+        said = stop(now=True) if stop is not None else None
+        if said:
+            log.info("stopping again: %s", said)
 
     def woken(self) -> None:
         self._stop.wait(GATHER)  # receipts of fulfilments committing meanwhile come along

@@ -33,6 +33,10 @@ class Worker:
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
+        # Set when the thread ends. Waited on rather than ``join``: a Ctrl-C in ``join`` (Python
+        # 3.11, bpo-45274's fix) releases the running thread's lock and takes it for ended.
+        self._ended = threading.Event()
+        self._ended.set()  # no thread yet
 
     def work(self) -> int:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
@@ -47,13 +51,28 @@ class Worker:
         """Called by ``close``, from another thread: cut short what the thread is doing, as
         far as that is safe (the mailer: a send under way)."""
 
+    def hurry(self) -> None:
+        """Called by ``close`` on a second Ctrl-C (or signal) while it waits: skip what the
+        stop is still waiting for (the mailer: a server's answer), not the writes after it."""
+
     def woken(self) -> None:
         """Called after a wake, before the next round (the mailer gathers more first)."""
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-            self._thread.start()
+            self._spawn(self._run)
+
+    def _spawn(self, target) -> None:
+        ended = self._ended = threading.Event()
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                ended.set()
+
+        self._thread = threading.Thread(target=run, name=self.thread_name, daemon=True)
+        self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
@@ -76,6 +95,26 @@ class Worker:
             if self._wake.wait(wait):
                 self.woken()
 
+    def run_once(self) -> int:
+        """One round (``work``) in the worker's thread, waited for here; how many it handled.
+        A Ctrl-C (or a signal under ``stop_on_signals``) meanwhile reaches the caller, which
+        then stops the round with ``close``, as it stops a running worker (`bookpay worker
+        --once`: a send under way is cut off or given its answer, and its fate written)."""
+        outcome: dict = {}
+
+        def one_round() -> None:
+            try:
+                outcome["handled"] = self.work()
+            except BaseException as exc:  # for the caller, in its thread
+                outcome["error"] = exc
+
+        self._spawn(one_round)
+        self._ended.wait()
+        self._thread = None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["handled"]
+
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until nothing is due now; False if something still is after ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -83,7 +122,7 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None or self._ended.is_set():
                 self.work()
                 if self.due_now():
                     time.sleep(min(0.05, remaining))
@@ -96,13 +135,39 @@ class Worker:
     def close(self, timeout: float | None = None) -> None:
         """Stop the thread: it starts nothing new, ``interrupt`` cuts short what it is doing,
         and this waits for it (``stop_wait`` seconds at most; said in the log if it is still
-        at work then)."""
+        at work then: see ``at_work``)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self.interrupt()
-            wait = self.stop_wait if timeout is None else timeout
-            self._thread.join(wait)
-            if self._thread.is_alive():
-                log.warning("%s: still at work after %g s, left unfinished", self.what, wait)
-            self._thread = None
+        if self._thread is None:
+            return
+        # A second Ctrl-C (or signal) meanwhile skips what the stop waits for (``hurry``), but
+        # the thread is still waited for: it writes the fate of what it was doing, which the
+        # exit would cut off half-way (a receipt left claimed, or sent and not marked). The
+        # interrupt is raised again once it has stopped.
+        interrupted = False
+        wait = self.stop_wait if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        steps = [self.interrupt]
+        while steps or not self._ended.is_set():
+            try:
+                if steps:
+                    steps.pop(0)()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._ended.wait(remaining)
+            except KeyboardInterrupt:
+                interrupted = True
+                steps = [self.hurry]  # again if one more interrupt cuts it short
+        if not self._ended.is_set():
+            log.warning("%s: still at work after %g s, left unfinished", self.what, wait)
+        self._thread = None
+        if interrupted:
+            raise KeyboardInterrupt
+
+    @property
+    def at_work(self) -> bool:
+        """Whether its thread still runs: after ``close``, one left unfinished, under which
+        what it uses (the ledger) must not be closed."""
+        return not self._ended.is_set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Annotated
 
@@ -42,29 +43,47 @@ def worker(
     from bookpay.ledger import open_ledger
     from bookpay.mailer import ReceiptMailer
     from bookpay.taxrecords import TaxRecorder
+    from bookpay.web.launch import stop_on_signals
 
     st = state(ctx)
     settings = st.settings
     handlers = _configure_logging(settings.debug, "text", quiet=True)
     try:
-        with open_ledger(settings) as ledger:
-            mailer = ReceiptMailer.from_settings(settings, ledger)
-            taxes = TaxRecorder(ledger, st.gateway())
-            if once:
-                sent, recorded = mailer.send_due(), taxes.record_due()
-                info(f"Receipts handled: {sent}; tax records tried: {recorded}.")
-                return
-            _run(ledger, (mailer, taxes), poll)
+        # `kill` or a closed terminal: as Ctrl-C, from the start (opening the ledger included),
+        # with or without --once.
+        with stop_on_signals():
+            try:
+                ledger = open_ledger(settings)
+                workers = ()
+                try:
+                    mailer = ReceiptMailer.from_settings(settings, ledger)
+                    workers = (mailer, TaxRecorder(ledger, st.gateway()))
+                    _work(ledger, workers, poll, once)
+                finally:
+                    # Not under a worker left at work (a SQLite wait for the write lock,
+                    # say): closing a connection in use can crash the process. The exit
+                    # ends it, and a claim of a process that died is taken over at once.
+                    if not any(each.at_work for each in workers):
+                        ledger.close()
+            except KeyboardInterrupt:  # while starting up (opening the ledger, say)
+                info("Stopping.")
     finally:
         _remove_handler(handlers)
 
 
-def _run(ledger, workers, poll: float) -> None:
-    """Until Ctrl-C, SIGTERM or SIGHUP: each worker in its thread, looking every ``poll`` s."""
-    from bookpay.web.launch import stop_on_signals
-
-    with stop_on_signals():  # `kill` or a closed terminal: as Ctrl-C, from the first thread on
+def _work(ledger, workers, poll: float, once: bool) -> None:
+    """Each worker in its thread, until Ctrl-C, SIGTERM or SIGHUP (``once``: one round each,
+    in turn), looking every ``poll`` s. Stopping, each is closed (``Worker.close``): a send
+    under way is cut off or given its answer, its fate written, even on a second interrupt
+    (which ``close`` raises again once that is done: all is stopped then)."""
+    mailer, taxes = workers
+    try:
         try:
+            if once:
+                sent = mailer.run_once()
+                recorded = taxes.run_once()
+                info(f"Receipts handled: {sent}; tax records tried: {recorded}.")
+                return
             for each in workers:
                 each.poll = poll
                 each.start()  # also sends what is already due
@@ -74,9 +93,11 @@ def _run(ledger, workers, poll: float) -> None:
             )
             threading.Event().wait()
         except KeyboardInterrupt:
-            info("Stopping.")
-        finally:
-            for each in workers:
+            with contextlib.suppress(KeyboardInterrupt):  # said once, not again at the top
+                info("Stopping.")
+    finally:
+        for each in workers:  # every one, even when a second interrupt cuts one short
+            with contextlib.suppress(KeyboardInterrupt):
                 each.close()
 
 

@@ -1,0 +1,190 @@
+"""`bookpay worker` stopped while it sends a receipt to a slow mail server, in a process of its
+own: with --once as without it, on Ctrl-C, SIGTERM and SIGHUP, and on a second one during the
+stop; and `worker --once` on a ledger it cannot use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from test_receipts import intent, render
+from test_smtp_receipts import Handler, Script, Server, url, wait_for
+from typer.testing import CliRunner
+
+from bookpay.cli import app
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+
+
+@pytest.fixture
+def slow_smtp():
+    """The scripted SMTP server of test_smtp_receipts, in this process."""
+    import threading
+
+    server = Server(("127.0.0.1", 0), Handler)
+    server.script = Script()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def queued(tmp_path, database_url):
+    """A ledger holding one receipt to send (pi_1), and the environment of a worker on it."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, shop_id="shop_t")
+    ledger = open_ledger(settings)
+    ledger.record_fulfilment(intent(), render)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
+        "BOOKPAY_DATA_DIR": str(tmp_path / "data"),
+        "BOOKPAY_SHOP_ID": "shop_t",
+    }
+    if database_url:
+        env["BOOKPAY_DATABASE_URL"] = database_url
+    yield ledger, env
+    ledger.close()
+
+
+def worker(env: dict, smtp, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "worker", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "BOOKPAY_SMTP_URL": url(smtp)},
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # not nohup's
+    )
+
+
+def stopped(process: subprocess.Popen, *signals: int) -> tuple[str, float]:
+    """Its stderr once ``signals`` (0.2 s apart) stopped it, and how long it took after them."""
+    for signum in signals:
+        process.send_signal(signum)
+        time.sleep(0.2)
+    started = time.monotonic()
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return err, time.monotonic() - started
+
+
+def fate(ledger) -> tuple:
+    receipt = ledger.receipt_for("pi_1")
+    return receipt["status"], receipt["attempts"], receipt["claimed_by"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_worker_once_stopped_before_the_server_has_the_message_leaves_it_pending(
+    slow_smtp, queued, signum
+):
+    """--once ran outside the stop handling: SIGTERM killed it (-15) with the receipt claimed,
+    Ctrl-C ended it with 130 and no "Stopping."."""
+    ledger, env = queued
+    slow_smtp.script.stall = "RCPT"
+    process = worker(env, slow_smtp, "--once")
+    wait_for(lambda: b"RCPT" in slow_smtp.script.verbs)
+    err, took = stopped(process, signum)
+    assert process.returncode == 0, err
+    assert "Stopping." in err and "cut off the send under way" in err
+    assert "Traceback" not in err and "Receipts handled" not in err
+    assert took < 3
+    assert fate(ledger) == ("pending", 0, None)
+    assert slow_smtp.script.messages == []
+
+
+def test_worker_once_stopped_after_the_server_has_the_message_waits_for_its_answer(
+    slow_smtp, queued
+):
+    """The server has the whole message and answers 1 s later: --once, killed by SIGTERM,
+    left the receipt unmarked (and claimed), so it was sent again."""
+    ledger, env = queued
+    slow_smtp.script.end_delay = 1.0
+    process = worker(env, slow_smtp, "--once")
+    wait_for(lambda: slow_smtp.script.messages)
+    err, _ = stopped(process, signal.SIGTERM)
+    assert process.returncode == 0, err
+    assert "waiting up to 5 s for the mail server's answer" in err and "pi_1) sent" in err
+    assert fate(ledger) == ("sent", 1, None)
+    assert len(slow_smtp.script.messages) == 1
+
+
+@pytest.mark.parametrize("args", [["--once"], ["--poll", "0.1"]], ids=["once", "running"])
+def test_a_second_interrupt_skips_only_the_wait_for_the_answer(slow_smtp, queued, args):
+    """A server that never answers the message's end, and a second SIGTERM during the stop's
+    5 s wait: the process ended at once (130) from under the send, the receipt's fate unwritten.
+    Now the wait alone is cut short: the receipt is recorded as tried (it may be delivered, so
+    sent again at the next start), its claim released, and the exit code is 0."""
+    ledger, env = queued
+    slow_smtp.script.stall = "END"
+    process = worker(env, slow_smtp, *args)
+    wait_for(lambda: slow_smtp.script.messages)
+    err, took = stopped(process, signal.SIGINT, signal.SIGTERM)
+    assert process.returncode == 0, err
+    assert took < 3, err
+    assert "stopping again: cut off the send under way without its answer" in err
+    assert "Traceback" not in err
+    assert fate(ledger) == ("pending", 1, None)
+    assert "which it may deliver" in ledger.receipt_for("pi_1")["last_error"]
+
+
+def test_a_worker_left_at_work_in_a_locked_sqlite_ledger_is_not_crashed_by_the_stop(
+    slow_smtp, tmp_path
+):
+    """--once waiting for the write lock of a SQLite ledger another process holds: SIGTERM
+    killed it (-15); stopped as the running worker is, its thread still waiting after the
+    stop's bounded wait, the ledger's connection was closed under it (a segmentation fault)."""
+    data = tmp_path / "data"
+    open_ledger(Settings(data_dir=data, shop_id="shop_t")).close()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
+        "BOOKPAY_DATA_DIR": str(data),
+        "BOOKPAY_SHOP_ID": "shop_t",
+    }
+    holder = sqlite3.connect(data / "bookpay.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        process = worker(env, slow_smtp, "--once")
+        time.sleep(2)  # started, and waiting for the lock
+        err, took = stopped(process, signal.SIGTERM)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert process.returncode == 0, err
+    assert "Stopping." in err and "left unfinished" in err and "Traceback" not in err
+    assert took < 20  # the stop's bounded wait (15 s), not the lock's
+
+
+@pytest.mark.parametrize("poll", ["0", "-1", "nan", "inf", "-inf", "1e400", "1e9"])
+def test_a_poll_that_cannot_work_is_a_usage_error(tmp_path, poll):
+    result = CliRunner().invoke(
+        app, ["worker", "--poll", poll], env={"BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--poll'" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists()  # refused before the ledger is opened
+
+
+def test_worker_once_on_an_empty_a_newer_or_an_unreachable_ledger(tmp_path):
+    data = tmp_path / "data"
+    env = {"BOOKPAY_DATA_DIR": str(data)}
+    empty = CliRunner().invoke(app, ["worker", "--once"], env=env)
+    assert empty.exit_code == 0, empty.output
+    assert empty.stderr == "Receipts handled: 0; tax records tried: 0.\n"
+    with open_ledger(Settings(data_dir=data)) as ledger:
+        version = ledger.schema_version
+    conn = sqlite3.connect(data / "bookpay.sqlite3")
+    conn.execute(f"PRAGMA user_version = {version + 1}")
+    conn.close()
+    for settings in ({}, {"BOOKPAY_DATABASE_URL": "postgresql://bookpay@127.0.0.1:1/none"}):
+        result = CliRunner().invoke(app, ["worker", "--once"], env={**env, **settings})
+        assert result.exit_code == 5, result.output
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.output

@@ -262,5 +262,15 @@ class Fulfiller:
         return self.mailer.drain(timeout)
 
     def close(self) -> None:
-        self.mailer.close()
-        self.taxes.close()
+        """Stop both workers; a second interrupt while the receipts' one stops (re-raised by
+        its close) still stops the tax records' one."""
+        try:
+            self.mailer.close()
+        finally:
+            self.taxes.close()
+
+    @property
+    def at_work(self) -> bool:
+        """Whether a worker's thread still runs after ``close`` (left unfinished): the ledger it
+        uses must not be closed under it."""
+        return any(getattr(worker, "at_work", False) for worker in (self.mailer, self.taxes))

@@ -167,10 +167,18 @@ class Services:
     def close(self) -> None:
         """Stop what was built here (the receipt mailer's thread, the database, the connections
         to Stripe)."""
-        for name in ("fulfiller", "ledger", "gateway"):
-            part = self._built.get(name)
-            if part is not None and hasattr(part, "close"):
-                part.close()
+        fulfiller = self._built.get("fulfiller")
+        try:
+            if fulfiller is not None:
+                fulfiller.close()
+        finally:  # a second interrupt during the workers' stop closes the rest all the same
+            # But not the ledger under a worker left at work (a SQLite wait for the write lock,
+            # say): closing a connection in use can crash the process, whose exit ends it.
+            busy = getattr(fulfiller, "at_work", False) is True
+            for name in ("gateway",) if busy else ("ledger", "gateway"):
+                part = self._built.get(name)
+                if part is not None and hasattr(part, "close"):
+                    part.close()
 
 
 class _Lifecycle:

@@ -708,3 +708,51 @@ def test_a_round_the_ledger_fails_is_one_line_in_the_log_not_a_traceback(caplog)
     [record] = caplog.records
     assert "database is locked" in record.getMessage()
     assert record.exc_info is None
+
+
+def test_an_interrupt_while_the_receipts_stop_still_stops_the_tax_records(ledger, settings):
+    from test_orders import FakeGateway
+
+    from bookpay.catalog import Catalog
+    from bookpay.fulfilment import Fulfiller
+
+    fulfiller = Fulfiller(ledger, FakeGateway(intent()), Catalog.default(), settings)
+    stopped = []
+    real_close = fulfiller.taxes.close
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt  # a second Ctrl-C, which the mailer's close raises again
+
+    fulfiller.mailer.close = interrupted
+    fulfiller.taxes.close = lambda *args: stopped.append(True) or real_close(*args)
+    with pytest.raises(KeyboardInterrupt):
+        fulfiller.close()
+    assert stopped == [True]
+
+
+@pytest.mark.parametrize("left_at_work", [False, True])
+def test_the_shop_closes_its_ledger_only_when_no_worker_is_left_at_work(
+    settings, monkeypatch, left_at_work
+):
+    """`bookpay serve` stopping: a second interrupt during the workers' stop still closes the
+    connections to Stripe, and the ledger too unless a worker still uses it (closing a
+    connection in use can crash the process)."""
+    from bookpay.fulfilment import Fulfiller
+    from bookpay.ledger.ledger import Ledger
+    from bookpay.payments import Gateway
+    from bookpay.server import Services
+
+    closed = []
+    monkeypatch.setattr(Ledger, "close", lambda self: closed.append("ledger"))
+    monkeypatch.setattr(Gateway, "close", lambda self: closed.append("gateway"))
+
+    def interrupted(self) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Fulfiller, "close", interrupted)
+    monkeypatch.setattr(Fulfiller, "at_work", property(lambda self: left_at_work))
+    services = Services(settings)
+    assert services.fulfiller is not None  # builds the ledger and the gateway too
+    with pytest.raises(KeyboardInterrupt):
+        services.close()
+    assert sorted(closed) == (["gateway"] if left_at_work else ["gateway", "ledger"])

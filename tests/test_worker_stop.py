@@ -169,6 +169,7 @@ def test_a_poll_that_cannot_work_is_a_usage_error(tmp_path, poll):
     )
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--poll'" in result.stderr and "Traceback" not in result.output
+    assert "must be a number of seconds from 0.05 to 60, got " in result.stderr
     assert not (tmp_path / "data").exists()  # refused before the ledger is opened
 
 

@@ -11,6 +11,21 @@ import typer
 from bookpay.cli import state
 from bookpay.commands.output import info
 
+POLL_RANGE = (0.05, 60.0)
+
+
+def _poll_seconds(value: float) -> float:
+    """--poll as a number of seconds in POLL_RANGE: nan and infinities said as they are (a range
+    check alone called nan "more than 60")."""
+    import math
+
+    low, high = POLL_RANGE
+    if not (math.isfinite(value) and low <= value <= high):
+        raise typer.BadParameter(
+            f"must be a number of seconds from {low:g} to {high:g}, got {value:g}"
+        )
+    return value
+
 
 def worker(
     ctx: typer.Context,
@@ -19,10 +34,9 @@ def worker(
         typer.Option(
             "--poll",
             metavar="SECONDS",
-            min=0.05,
-            max=60,
-            help="Most seconds between two looks at the ledger (nothing wakes a worker in a "
-            "process of its own).",
+            callback=_poll_seconds,
+            help="Most seconds between two looks at the ledger, from 0.05 to 60 (nothing wakes "
+            "a worker in a process of its own).",
         ),
     ] = 1.0,
     once: Annotated[

@@ -302,6 +302,18 @@ def test_check_finds_each_broken_invariant(checked, broken):
     assert len(report["problems"][broken]["examples"]) == 1
 
 
+def test_check_finds_an_orders_not_fulfilled_date_in_the_future(checked):
+    with ledger_at(checked) as ledger, ledger.transaction() as tx:
+        tx.execute(
+            "UPDATE orders SET not_fulfilled_at = '2999-01-01T00:00:00.000Z' "
+            "WHERE payment_intent = 'pi_000'"
+        )
+    result = invoke(checked, "ledger", "check", "--json")
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)["problems"]["rows dated in the future"]
+    assert found["count"] == 1
+
+
 def test_check_sets_no_floor_for_a_handled_payment_failed_or_processing(checked):
     """The PaymentIntent may have been confirmed again since (requires_action: pending), and
     the handler records what it retrieved."""

@@ -215,7 +215,7 @@ WARNINGS = (
 
 # When each row says it happened (not when it is next due: a receipt's next attempt, a claim).
 DATED = {
-    "orders": ("id", ("created", "updated", "fulfilled_at")),
+    "orders": ("id", ("created", "updated", "fulfilled_at", "not_fulfilled_at")),
     "events": ("id", ("received_at", "processed_at")),
     "fulfilments": ("order_id", ("fulfilled_at",)),
     "receipts": ("order_id", ("created", "sent_at")),

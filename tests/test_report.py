@@ -213,6 +213,34 @@ def test_usage_errors(env):
     assert runner.invoke(app, ["report", "sales", "--since", "March"], env=env).exit_code == 2
 
 
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_an_empty_date_is_a_usage_error_not_no_limit(env, option):
+    result = runner.invoke(app, ["report", "sales", option, ""], env=env)
+    assert result.exit_code == 2 and "'' is not a date" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_calendars_ends(env):
+    # The message says 1970 to 9998: the last day of 9998 is in range, as an --until too.
+    last = report(env, "--since", "9998-12-31", "--until", "9998-12-31")
+    assert last["until"] == "9999-01-01T00:00:00.000Z" and last["currencies"] == []
+    far = report(env, "--until", "9998-12-31")  # too long a span to fill: the sales alone
+    assert list(rows(far)) == ["2026-03-02", "2026-03-04", "2026-03-10", "2026-04-01", "total"]
+    assert rows(far)["total"] == rows(report(env))["total"]
+    for option, text in [
+        ("--since", "9999-01-01"),
+        ("--until", "9999-01-01"),
+        ("--until", "9999-01-01T00:00:00.001Z"),
+        ("--since", "0001-01-01"),
+        ("--since", "0001-01-01T00:00:00+01:00"),
+        ("--until", "9999-12-31T23:00:00-05:00"),
+        ("--since", "1969-12-31T23:59:59Z"),
+    ]:
+        result = runner.invoke(app, ["report", "sales", option, text], env=env)
+        assert result.exit_code == 2, (option, text, result.output)
+        assert "out of range: use a time from 1970 to 9998" in result.stderr
+
+
 def test_no_ledger_no_sales(tmp_path):
     env = {"BOOKPAY_DATA_DIR": str(tmp_path / "none")}
     result = runner.invoke(app, ["report", "sales"], env=env)

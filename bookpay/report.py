@@ -328,12 +328,12 @@ def _with_empty_periods(
     last = last or _start_of(max(rows), by)
     keys: list[str] = []
     day = first
-    while day <= last and len(keys) < MAX_FILLED:
+    while day <= last and len(keys) <= MAX_FILLED:  # one more says the span is too long
         key = period_of(datetime(day.year, day.month, day.day), by)
         if not keys or keys[-1] != key:
             keys.append(key)
         day = _next(day, by)
-    if len(keys) >= MAX_FILLED or not set(rows) <= set(keys):  # only the periods with sales
+    if len(keys) > MAX_FILLED or not set(rows) <= set(keys):  # only the periods with sales
         return [rows[key] for key in sorted(rows)]
     return [rows.get(key) or Row(key, key) for key in keys]
 

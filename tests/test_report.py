@@ -267,6 +267,21 @@ def test_charts_are_written_as_svg_or_png(env, tmp_path, suffix):
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
 
 
+@pytest.mark.parametrize(
+    "by, days, filled",
+    [("day", 1000, True), ("day", 1001, False), ("week", 7000, True), ("week", 7007, False)],
+)
+def test_up_to_1000_periods_are_filled(by, days, filled):
+    from datetime import datetime, timedelta, timezone
+
+    since = datetime(2024, 1, 1, tzinfo=timezone.utc)  # a Monday
+    until = since + timedelta(days=days)
+    sale = {"id": "o1", "fulfilled_at": "2024-01-02T10:00:00Z", "currency": "usd",
+            "amount": 1000, "amount_refunded": 0, "status": "paid", "lines": []}  # fmt: skip
+    part = build([sale], by=by, since=since, until=until).currencies[0]
+    assert len(part.rows) == (1000 if filled else 1)  # README: up to 1,000 periods
+
+
 def test_the_terminal_bar_chart(monkeypatch, capsys):
     from bookpay.commands import report as command
 

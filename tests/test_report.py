@@ -282,6 +282,19 @@ def test_up_to_1000_periods_are_filled(by, days, filled):
     assert len(part.rows) == (1000 if filled else 1)  # README: up to 1,000 periods
 
 
+def test_a_chart_shows_a_title_with_dollar_signs_as_text(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    title = r"$\frac and $5 books"  # TeX to matplotlib, which cannot parse it
+    with open_ledger(settings) as ledger:
+        record_sale(ledger, 1, "pi_1", Quote((QuoteLine("1", title, 1, 1000),), "usd"))
+    path = tmp_path / "sales.svg"
+    result = runner.invoke(
+        app, ["report", "sales", "--by", "book", "--chart", str(path)], env=ledger_env(settings)
+    )
+    assert result.exit_code == 0, result.output
+    assert title in path.read_text()
+
+
 def test_the_terminal_bar_chart(monkeypatch, capsys):
     from bookpay.commands import report as command
 

@@ -295,6 +295,23 @@ def test_a_chart_shows_a_title_with_dollar_signs_as_text(tmp_path, database_url)
     assert title in path.read_text()
 
 
+def test_the_table_tells_a_book_called_total_from_the_total_and_clips_long_titles(
+    tmp_path, database_url
+):
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    with open_ledger(settings) as ledger:
+        lines = (QuoteLine("total", "Total Recall", 1, 1000), QuoteLine("2", "B" * 5000, 1, 500))
+        record_sale(ledger, 1, "pi_1", Quote(lines, "usd"))
+    result = runner.invoke(app, ["report", "sales", "--by", "book"], env=ledger_env(settings))
+    assert result.exit_code == 0, result.output
+    table = [line.split() for line in result.stdout.splitlines()]
+    assert table[2][:2] == ["total", "Total"] and table[2][3:5] == ["1", "1"]  # the book
+    assert table[-1][:3] == ["Total", "1", "2"]  # the total, once
+    assert sum(line[0] == "Total" for line in table) == 1
+    # A title of 5,000 characters is cut, as `orders show` cuts it (JSON and CSV have it all).
+    assert table[3][1] == "B" * 200 + "…" and table[3][2:4] == ["(5,000", "characters)"]
+
+
 def test_the_terminal_bar_chart(monkeypatch, capsys):
     from bookpay.commands import report as command
 

@@ -11,7 +11,14 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands import paging
-from bookpay.commands.output import JsonOption, emit_json, info, is_terminal, print_table
+from bookpay.commands.output import (
+    JsonOption,
+    clipped,
+    emit_json,
+    info,
+    is_terminal,
+    print_table,
+)
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Reports from the orders ledger.", no_args_is_help=True)
@@ -194,11 +201,13 @@ def _tables(report) -> None:
     columns += [name.capitalize() for name in AMOUNTS]
     for n, part in enumerate(report.currencies):
         rows = []
-        for row in [*part.rows, part.total]:
+        total = part.total
+        for row in [*part.rows, total]:
             data = row.to_dict()
-            cells = [row.key if row.key != "total" else "Total"]
+            # The total by what it is, not by its key: a book's id may be "total" too.
+            cells = [clipped(row.key) if row is not total else "Total"]
             if report.by == "book":
-                cells.append(row.label if row.key != "total" else "")
+                cells.append(clipped(row.label) if row is not total else "")
             cells += [str(row.orders), str(row.copies)]
             cells += [format_amount(data[name], part.currency) for name in AMOUNTS]
             rows.append(cells)
@@ -211,8 +220,8 @@ def _tables(report) -> None:
             justify_right=["Orders", "Copies", *(c.capitalize() for c in AMOUNTS)],
             wrap_columns=["Title"],
         )
-        if part.total.tax_unreported:
-            unreported = format_amount(part.total.tax_unreported, part.currency)
+        if total.tax_unreported:
+            unreported = format_amount(total.tax_unreported, part.currency)
             sys.stdout.write(
                 f"Tax unreported: {unreported} reversed in Stripe Tax for refunds that failed"
                 " afterwards (correct it in Stripe Tax; `bookpay orders show` names them).\n"

@@ -312,6 +312,31 @@ def test_the_table_tells_a_book_called_total_from_the_total_and_clips_long_title
     assert table[3][1] == "B" * 200 + "…" and table[3][2:4] == ["(5,000", "characters)"]
 
 
+@pytest.mark.parametrize("by", ["day", "book"])
+def test_a_report_holds_its_rows_not_its_orders(by):
+    """The ledger is read a batch at a time: a report of many orders holds only its rows."""
+    import tracemalloc
+
+    def sales(count):
+        for n in range(count):
+            yield {"id": f"ord_{n:016x}", "fulfilled_at": f"2026-03-0{n % 2 + 1}T10:00:00Z",
+                   "currency": "usd", "amount": 1000, "amount_refunded": 0, "status": "paid",
+                   "lines": [{"item_id": str(n % 3), "title": "T", "quantity": 1,
+                              "line_amount": 1000}, {"item_id": str(n % 3), "title": "T",
+                              "quantity": 1, "line_amount": 0}]}  # fmt: skip
+
+    tracemalloc.start()
+    try:
+        report = build(sales(10_000), by=by)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300_000, peak  # a set of 10,000 orders' ids alone is 1 MB
+    total = report.currencies[0].total
+    assert (total.orders, total.copies, total.net) == (10_000, 20_000, 10_000_000)
+    assert sum(row.orders for row in report.currencies[0].rows) == 10_000  # each once
+
+
 def test_the_terminal_bar_chart(monkeypatch, capsys):
     from bookpay.commands import report as command
 

@@ -204,6 +204,20 @@ def test_the_table_and_csv(env):
     assert total in found
 
 
+def test_the_json_shape_is_what_readme_says(env):
+    data = report(env, "--since", "2026-03-02", "--until", "2026-03-03")
+    assert list(data) == ["by", "since", "until", "currencies"]
+    assert data["since"] == "2026-03-02T00:00:00.000Z"
+    assert data["until"] == "2026-03-04T00:00:00.000Z"  # exclusive
+    assert [list(part) for part in data["currencies"]] == [["currency", "rows", "total"]] * 2
+    fields = ["key", "label", "orders", "copies", "gross", "refunded", "disputed", "lost", "net",
+              "shipping", "tax", "tax_unreported"]  # fmt: skip
+    for part in data["currencies"]:
+        assert all(list(row) == fields for row in [*part["rows"], part["total"]])
+        assert (part["total"]["key"], part["total"]["label"]) == ("total", "Total")
+    assert report(env, "--by", "book")["since"] is None
+
+
 def test_usage_errors(env):
     both = runner.invoke(app, ["report", "sales", "--json", "--csv"], env=env)
     assert both.exit_code == 2

@@ -388,6 +388,23 @@ def test_the_terminal_bar_chart(monkeypatch, capsys):
     assert len(day2) <= 60
 
 
+@pytest.mark.parametrize("by", ["day", "book"])
+def test_a_table_fits_a_narrow_terminal(monkeypatch, capsys, by):
+    from bookpay.commands import output
+    from bookpay.commands import report as command
+
+    sale = {"id": "o1", "fulfilled_at": "2026-03-29T00:30:00Z", "currency": "kwd",
+            "amount": 123456789, "amount_refunded": 1000, "status": "partially_refunded",
+            "lines": [{"item_id": "2", "title": "A title of some length, as books have",
+                       "quantity": 1, "line_amount": 123456789}]}  # fmt: skip
+    monkeypatch.setattr(output, "_terminal_width", lambda: 80)
+    command._tables(build([sale], by=by))
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out  # the terminal wraps none
+    for amount in ("123,456.789 KWD", "1.000 KWD", "123,455.789 KWD", "Refunded: 1.000 KWD"):
+        assert amount in out  # what did not fit is under its row, whole
+
+
 def test_shares_add_up_exactly():
     assert share(1000, [2300, 2800]) == [451, 549]
     assert share(1, [1, 1, 1]) == [1, 0, 0]

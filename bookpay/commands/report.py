@@ -219,6 +219,9 @@ def _tables(report) -> None:
             title=f"Sales in {part.currency.upper()}",
             justify_right=["Orders", "Copies", *(c.capitalize() for c in AMOUNTS)],
             wrap_columns=["Title"],
+            # At a narrow terminal these go under their row, whole, as many as it takes (from
+            # Refunded on); Gross and Net stay in the table.
+            detail_columns=["Refunded", "Disputed", "Lost", "Shipping", "Tax"],
         )
         if total.tax_unreported:
             unreported = format_amount(total.tax_unreported, part.currency)

@@ -331,8 +331,8 @@ def _with_empty_periods(
     when given), so that a chart shows the quiet days too."""
     if not rows:
         return []
-    first = since.astimezone(timezone.utc).date() if since else _start_of(min(rows), by)
-    last = (until.astimezone(timezone.utc) - timedelta(microseconds=1)).date() if until else None
+    first = _utc(since).date() if since else _start_of(min(rows), by)
+    last = (_utc(until) - timedelta(microseconds=1)).date() if until else None
     last = last or _start_of(max(rows), by)
     keys: list[str] = []
     day = first
@@ -365,6 +365,12 @@ def _next(day: date, by: str) -> date:
 
 def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one is UTC already, as ``iso`` (the ledger's query) reads it,
+    never the local time zone's."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment
 
 
 def _iso(moment: datetime | None) -> str | None:

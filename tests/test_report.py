@@ -351,6 +351,26 @@ def test_a_report_holds_its_rows_not_its_orders(by):
     assert sum(row.orders for row in report.currencies[0].rows) == 10_000  # each once
 
 
+def test_a_naive_period_is_utc_whatever_the_local_time_zone(monkeypatch):
+    import time
+    from datetime import datetime
+
+    sale = {"id": "o1", "fulfilled_at": "2026-03-02T10:00:00Z", "currency": "usd",
+            "amount": 1000, "amount_refunded": 0, "status": "paid", "lines": []}  # fmt: skip
+    try:
+        for zone in ("Asia/Tokyo", "America/New_York", "Europe/London"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            since, until = datetime(2026, 3, 2), datetime(2026, 3, 4)
+            data = build([sale], by="day", since=since, until=until)
+            assert data.to_dict()["since"] == "2026-03-02T00:00:00.000Z"  # as the ledger reads
+            keys = [row.key for row in data.currencies[0].rows]
+            assert keys == ["2026-03-02", "2026-03-03"], zone
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_the_terminal_bar_chart(monkeypatch, capsys):
     from bookpay.commands import report as command
 

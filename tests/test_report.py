@@ -425,6 +425,24 @@ def test_a_table_fits_a_narrow_terminal(monkeypatch, capsys, by):
         assert amount in out  # what did not fit is under its row, whole
 
 
+def test_the_terminal_bar_chart_fits_a_narrow_terminal(capsys):
+    from bookpay.commands import report as command
+    from bookpay.commands.output import width_of
+
+    sales = [
+        {"id": f"o{n}", "fulfilled_at": "2026-03-29T00:30:00Z", "currency": "kwd",
+         "amount": 123456789 // n, "amount_refunded": 0, "status": "paid",
+         "lines": [{"item_id": str(n), "title": title, "quantity": 1,
+                    "line_amount": 123456789 // n}]}
+        for n, title in [(1, "A title of some length, as books have"), (2, "吾輩は猫である" * 3)]
+    ]  # fmt: skip
+    command.bar_chart(build(sales, by="book").currencies[0], "book", width=40)
+    lines = capsys.readouterr().out.splitlines()[1:]
+    widths = [width_of(line) for line in lines]
+    assert widths[0] == widths[1] <= 40, lines  # aligned, none wider than the terminal
+    assert lines[0].endswith("123,456.789 KWD") and "…" in lines[1]
+
+
 def test_shares_add_up_exactly():
     assert share(1000, [2300, 2800]) == [451, 549]
     assert share(1, [1, 1, 1]) == [1, 0, 0]

@@ -243,15 +243,17 @@ def bar_chart(part, by: str, *, width: int | None = None) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from bookpay.commands.output import width_of
+    from bookpay.commands.output import width_of, wrap
     from bookpay.money import format_amount
 
     console = Console(highlight=False)
     width = width or console.width
     labels = [printable(row.key if by != "book" else row.label) for row in part.rows]
     amounts = [format_amount(row.net, part.currency) for row in part.rows]
-    label_width = min(max(map(width_of, labels), default=0), 30)
     amount_width = max(map(width_of, amounts), default=0)
+    # Labels give way to the bars (at least 10 columns) before a line outgrows the terminal.
+    label_width = min(max(map(width_of, labels), default=0), 30)
+    label_width = max(min(label_width, width - amount_width - 4 - 10), 2)
     room = max(10, width - label_width - amount_width - 4)
     top = max((abs(row.net) for row in part.rows), default=0) or 1
     text = Text()
@@ -259,7 +261,8 @@ def bar_chart(part, by: str, *, width: int | None = None) -> None:
     for label, amount, row in zip(labels, amounts, part.rows, strict=True):
         eighths = round(abs(row.net) * room * 8 / top)
         bar = "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
-        shown = label if width_of(label) <= label_width else label[: label_width - 1] + "…"
+        # Cut by columns, not characters: a wide (CJK) character takes two.
+        shown = label if width_of(label) <= label_width else wrap(label, label_width - 1)[0] + "…"
         text.append(shown + " " * (label_width - width_of(shown)) + "  ")
         text.append(bar, style="red" if row.net < 0 else "green")
         text.append(" " * (room - len(bar) + 1) + amount.rjust(amount_width) + "\n")

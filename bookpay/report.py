@@ -30,7 +30,9 @@ quote, to the cent, so shipping and tax never exceed what was taken, and the tax
 Stripe Tax reversal of the released rest (a refund to Stripe, in proportion too) leaves.
 
 Only the ledger is read, through the index on ``orders.fulfilled_at``: a report of a period
-costs what that period's orders cost, however large the ledger.
+costs what that period's orders cost, however large the ledger; and it holds its rows, never
+its orders (``iter_fulfilled`` reads them a batch at a time; a row counts an order once by
+remembering only the last it saw, as an order's lines come together).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ class Row:
     shipping: int = 0  # of the gross: what the orders paid for shipping
     tax: int = 0  # of the gross: the tax collected
     tax_unreported: int = 0  # reversed in Stripe Tax for refunds that failed afterwards
-    _orders_seen: set = field(default_factory=set, repr=False)
+    # An order's lines come one after the other: the last order counted is all a row needs to
+    # count each once (a set of every order's id held 150 MB for a million orders).
+    _last_order: str | None = field(default=None, repr=False)
 
     @property
     def net(self) -> int:
@@ -78,8 +82,8 @@ class Row:
         tax: int = 0,
         tax_unreported: int = 0,
     ) -> None:
-        if order_id not in self._orders_seen:
-            self._orders_seen.add(order_id)
+        if order_id != self._last_order:
+            self._last_order = order_id
             self.orders += 1
         self.copies += copies
         self.gross += gross
@@ -111,11 +115,12 @@ class Row:
 class CurrencyReport:
     currency: str
     rows: list[Row]
+    orders: int  # in all (an order of several books is in several books' rows)
 
     @property
     def total(self) -> Row:
         total = Row("total", "Total")
-        total.orders = len(set().union(*(row._orders_seen for row in self.rows)))
+        total.orders = self.orders
         for row in self.rows:
             total.copies += row.copies
             total.gross += row.gross
@@ -263,11 +268,14 @@ def build(
         raise UsageError(f"Group by one of {', '.join(GROUPINGS)}, not {by!r}.")
     titles = titles or {}
     tables: dict[str, dict[str, Row]] = {}
+    counts: dict[str, int] = {}
     for order in orders:
         gross, refunded, disputed, lost = order_amounts(order)
         shipping, tax = quote_parts(order, gross)
         unreported = tax_unreported(order)
-        rows = tables.setdefault(order["currency"] or "usd", {})
+        currency = order["currency"] or "usd"
+        rows = tables.setdefault(currency, {})
+        counts[currency] = counts.get(currency, 0) + 1
         lines = order["lines"]
         copies = sum(line["quantity"] for line in lines)
         if by != "book":
@@ -298,7 +306,7 @@ def build(
             ordered = sorted(rows.values(), key=lambda row: (-row.net, row.key))
         else:
             ordered = _with_empty_periods(rows, by, since, until)
-        reports.append(CurrencyReport(currency, ordered))
+        reports.append(CurrencyReport(currency, ordered, counts[currency]))
     return SalesReport(by, since, until, reports)
 
 
@@ -323,17 +331,17 @@ def _with_empty_periods(
     when given), so that a chart shows the quiet days too."""
     if not rows:
         return []
-    first = since.astimezone(timezone.utc).date() if since else _start_of(min(rows), by)
-    last = (until.astimezone(timezone.utc) - timedelta(microseconds=1)).date() if until else None
+    first = _utc(since).date() if since else _start_of(min(rows), by)
+    last = (_utc(until) - timedelta(microseconds=1)).date() if until else None
     last = last or _start_of(max(rows), by)
     keys: list[str] = []
     day = first
-    while day <= last and len(keys) < MAX_FILLED:
+    while day <= last and len(keys) <= MAX_FILLED:  # one more says the span is too long
         key = period_of(datetime(day.year, day.month, day.day), by)
         if not keys or keys[-1] != key:
             keys.append(key)
         day = _next(day, by)
-    if len(keys) >= MAX_FILLED or not set(rows) <= set(keys):  # only the periods with sales
+    if len(keys) > MAX_FILLED or not set(rows) <= set(keys):  # only the periods with sales
         return [rows[key] for key in sorted(rows)]
     return [rows.get(key) or Row(key, key) for key in keys]
 
@@ -357,6 +365,12 @@ def _next(day: date, by: str) -> date:
 
 def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one is UTC already, as ``iso`` (the ledger's query) reads it,
+    never the local time zone's."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment
 
 
 def _iso(moment: datetime | None) -> str | None:

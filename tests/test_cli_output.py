@@ -175,6 +175,32 @@ def test_one_human_time_form_local_or_utc(monkeypatch):
         time.tzset()
 
 
+@pytest.mark.parametrize(
+    "zone, value, shown",
+    [
+        ("America/New_York", "0001-01-01T00:00:00Z", "0001-01-01 00:00 UTC"),
+        ("America/New_York", -62135596800, "0001-01-01 00:00 UTC"),
+        ("Asia/Tokyo", "9999-12-31T23:59:59Z", "9999-12-31 23:59 UTC"),
+        ("Asia/Tokyo", 253402300799, "9999-12-31 23:59 UTC"),
+        ("Asia/Tokyo", "0001-01-01T00:00:00Z", "0001-01-01 09:18"),  # Tokyo's local mean time
+        ("UTC", "0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+05:00"),  # before year 1 UTC
+        ("Europe/London", "2026-10-25T00:30:00Z", "2026-10-25 01:30"),  # 01:30 BST, then
+        ("Europe/London", "2026-10-25T01:30:00Z", "2026-10-25 01:30"),  # 01:30 GMT
+        ("America/New_York", "2026-03-08T07:00:00Z", "2026-03-08 03:00"),  # 02:00 never was
+    ],
+)
+def test_a_human_time_at_the_calendars_ends_and_across_daylight_saving(
+    monkeypatch, zone, value, shown
+):
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert human_time(value, utc=False) == shown
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_statuses_read_as_english():
     assert in_words("partially_refunded") == "partially refunded"
     assert in_words("requires_payment_method") == "waiting for a payment method"

@@ -204,6 +204,20 @@ def test_the_table_and_csv(env):
     assert total in found
 
 
+def test_the_json_shape_is_what_readme_says(env):
+    data = report(env, "--since", "2026-03-02", "--until", "2026-03-03")
+    assert list(data) == ["by", "since", "until", "currencies"]
+    assert data["since"] == "2026-03-02T00:00:00.000Z"
+    assert data["until"] == "2026-03-04T00:00:00.000Z"  # exclusive
+    assert [list(part) for part in data["currencies"]] == [["currency", "rows", "total"]] * 2
+    fields = ["key", "label", "orders", "copies", "gross", "refunded", "disputed", "lost", "net",
+              "shipping", "tax", "tax_unreported"]  # fmt: skip
+    for part in data["currencies"]:
+        assert all(list(row) == fields for row in [*part["rows"], part["total"]])
+        assert (part["total"]["key"], part["total"]["label"]) == ("total", "Total")
+    assert report(env, "--by", "book")["since"] is None
+
+
 def test_usage_errors(env):
     both = runner.invoke(app, ["report", "sales", "--json", "--csv"], env=env)
     assert both.exit_code == 2
@@ -211,6 +225,34 @@ def test_usage_errors(env):
     assert bad.exit_code == 2 and ".svg or .png" in bad.stderr
     assert runner.invoke(app, ["report", "sales", "--by", "year"], env=env).exit_code == 2
     assert runner.invoke(app, ["report", "sales", "--since", "March"], env=env).exit_code == 2
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_an_empty_date_is_a_usage_error_not_no_limit(env, option):
+    result = runner.invoke(app, ["report", "sales", option, ""], env=env)
+    assert result.exit_code == 2 and "'' is not a date" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_calendars_ends(env):
+    # The message says 1970 to 9998: the last day of 9998 is in range, as an --until too.
+    last = report(env, "--since", "9998-12-31", "--until", "9998-12-31")
+    assert last["until"] == "9999-01-01T00:00:00.000Z" and last["currencies"] == []
+    far = report(env, "--until", "9998-12-31")  # too long a span to fill: the sales alone
+    assert list(rows(far)) == ["2026-03-02", "2026-03-04", "2026-03-10", "2026-04-01", "total"]
+    assert rows(far)["total"] == rows(report(env))["total"]
+    for option, text in [
+        ("--since", "9999-01-01"),
+        ("--until", "9999-01-01"),
+        ("--until", "9999-01-01T00:00:00.001Z"),
+        ("--since", "0001-01-01"),
+        ("--since", "0001-01-01T00:00:00+01:00"),
+        ("--until", "9999-12-31T23:00:00-05:00"),
+        ("--since", "1969-12-31T23:59:59Z"),
+    ]:
+        result = runner.invoke(app, ["report", "sales", option, text], env=env)
+        assert result.exit_code == 2, (option, text, result.output)
+        assert "out of range: use a time from 1970 to 9998" in result.stderr
 
 
 def test_no_ledger_no_sales(tmp_path):
@@ -237,6 +279,96 @@ def test_charts_are_written_as_svg_or_png(env, tmp_path, suffix):
         assert again.read_bytes() == data  # reproducible
     else:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+
+
+@pytest.mark.parametrize(
+    "by, days, filled",
+    [("day", 1000, True), ("day", 1001, False), ("week", 7000, True), ("week", 7007, False)],
+)
+def test_up_to_1000_periods_are_filled(by, days, filled):
+    from datetime import datetime, timedelta, timezone
+
+    since = datetime(2024, 1, 1, tzinfo=timezone.utc)  # a Monday
+    until = since + timedelta(days=days)
+    sale = {"id": "o1", "fulfilled_at": "2024-01-02T10:00:00Z", "currency": "usd",
+            "amount": 1000, "amount_refunded": 0, "status": "paid", "lines": []}  # fmt: skip
+    part = build([sale], by=by, since=since, until=until).currencies[0]
+    assert len(part.rows) == (1000 if filled else 1)  # README: up to 1,000 periods
+
+
+def test_a_chart_shows_a_title_with_dollar_signs_as_text(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    title = r"$\frac and $5 books"  # TeX to matplotlib, which cannot parse it
+    with open_ledger(settings) as ledger:
+        record_sale(ledger, 1, "pi_1", Quote((QuoteLine("1", title, 1, 1000),), "usd"))
+    path = tmp_path / "sales.svg"
+    result = runner.invoke(
+        app, ["report", "sales", "--by", "book", "--chart", str(path)], env=ledger_env(settings)
+    )
+    assert result.exit_code == 0, result.output
+    assert title in path.read_text()
+
+
+def test_the_table_tells_a_book_called_total_from_the_total_and_clips_long_titles(
+    tmp_path, database_url
+):
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    with open_ledger(settings) as ledger:
+        lines = (QuoteLine("total", "Total Recall", 1, 1000), QuoteLine("2", "B" * 5000, 1, 500))
+        record_sale(ledger, 1, "pi_1", Quote(lines, "usd"))
+    result = runner.invoke(app, ["report", "sales", "--by", "book"], env=ledger_env(settings))
+    assert result.exit_code == 0, result.output
+    table = [line.split() for line in result.stdout.splitlines()]
+    assert table[2][:2] == ["total", "Total"] and table[2][3:5] == ["1", "1"]  # the book
+    assert table[-1][:3] == ["Total", "1", "2"]  # the total, once
+    assert sum(line[0] == "Total" for line in table) == 1
+    # A title of 5,000 characters is cut, as `orders show` cuts it (JSON and CSV have it all).
+    assert table[3][1] == "B" * 200 + "…" and table[3][2:4] == ["(5,000", "characters)"]
+
+
+@pytest.mark.parametrize("by", ["day", "book"])
+def test_a_report_holds_its_rows_not_its_orders(by):
+    """The ledger is read a batch at a time: a report of many orders holds only its rows."""
+    import tracemalloc
+
+    def sales(count):
+        for n in range(count):
+            yield {"id": f"ord_{n:016x}", "fulfilled_at": f"2026-03-0{n % 2 + 1}T10:00:00Z",
+                   "currency": "usd", "amount": 1000, "amount_refunded": 0, "status": "paid",
+                   "lines": [{"item_id": str(n % 3), "title": "T", "quantity": 1,
+                              "line_amount": 1000}, {"item_id": str(n % 3), "title": "T",
+                              "quantity": 1, "line_amount": 0}]}  # fmt: skip
+
+    tracemalloc.start()
+    try:
+        report = build(sales(10_000), by=by)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300_000, peak  # a set of 10,000 orders' ids alone is 1 MB
+    total = report.currencies[0].total
+    assert (total.orders, total.copies, total.net) == (10_000, 20_000, 10_000_000)
+    assert sum(row.orders for row in report.currencies[0].rows) == 10_000  # each once
+
+
+def test_a_naive_period_is_utc_whatever_the_local_time_zone(monkeypatch):
+    import time
+    from datetime import datetime
+
+    sale = {"id": "o1", "fulfilled_at": "2026-03-02T10:00:00Z", "currency": "usd",
+            "amount": 1000, "amount_refunded": 0, "status": "paid", "lines": []}  # fmt: skip
+    try:
+        for zone in ("Asia/Tokyo", "America/New_York", "Europe/London"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            since, until = datetime(2026, 3, 2), datetime(2026, 3, 4)
+            data = build([sale], by="day", since=since, until=until)
+            assert data.to_dict()["since"] == "2026-03-02T00:00:00.000Z"  # as the ledger reads
+            keys = [row.key for row in data.currencies[0].rows]
+            assert keys == ["2026-03-02", "2026-03-03"], zone
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_the_terminal_bar_chart(monkeypatch, capsys):
@@ -274,6 +406,41 @@ def test_the_terminal_bar_chart(monkeypatch, capsys):
     bar2, bar3 = (len(line[12:].rsplit("$", 1)[0].strip()) for line in (day2, day3))
     assert bar3 > 0 and abs(bar2 - 4 * bar3) <= 4  # bars in proportion to the net
     assert len(day2) <= 60
+
+
+@pytest.mark.parametrize("by", ["day", "book"])
+def test_a_table_fits_a_narrow_terminal(monkeypatch, capsys, by):
+    from bookpay.commands import output
+    from bookpay.commands import report as command
+
+    sale = {"id": "o1", "fulfilled_at": "2026-03-29T00:30:00Z", "currency": "kwd",
+            "amount": 123456789, "amount_refunded": 1000, "status": "partially_refunded",
+            "lines": [{"item_id": "2", "title": "A title of some length, as books have",
+                       "quantity": 1, "line_amount": 123456789}]}  # fmt: skip
+    monkeypatch.setattr(output, "_terminal_width", lambda: 80)
+    command._tables(build([sale], by=by))
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out  # the terminal wraps none
+    for amount in ("123,456.789 KWD", "1.000 KWD", "123,455.789 KWD", "Refunded: 1.000 KWD"):
+        assert amount in out  # what did not fit is under its row, whole
+
+
+def test_the_terminal_bar_chart_fits_a_narrow_terminal(capsys):
+    from bookpay.commands import report as command
+    from bookpay.commands.output import width_of
+
+    sales = [
+        {"id": f"o{n}", "fulfilled_at": "2026-03-29T00:30:00Z", "currency": "kwd",
+         "amount": 123456789 // n, "amount_refunded": 0, "status": "paid",
+         "lines": [{"item_id": str(n), "title": title, "quantity": 1,
+                    "line_amount": 123456789 // n}]}
+        for n, title in [(1, "A title of some length, as books have"), (2, "吾輩は猫である" * 3)]
+    ]  # fmt: skip
+    command.bar_chart(build(sales, by="book").currencies[0], "book", width=40)
+    lines = capsys.readouterr().out.splitlines()[1:]
+    widths = [width_of(line) for line in lines]
+    assert widths[0] == widths[1] <= 40, lines  # aligned, none wider than the terminal
+    assert lines[0].endswith("123,456.789 KWD") and "…" in lines[1]
 
 
 def test_shares_add_up_exactly():

@@ -52,11 +52,13 @@ def _draw(ax, part, by: str) -> None:
     colours = [NEGATIVE if value < 0 else POSITIVE for value in values]
     positions = range(len(values))
     ax.bar(positions, values, color=colours, width=0.7)
+    # parse_math=False: a title with two "$" is text, not TeX (which may not even parse).
     ax.set_xticks(list(positions), labels, rotation=45 if len(labels) > 6 else 0, ha="right"
-                  if len(labels) > 6 else "center", fontsize=8)  # fmt: skip
+                  if len(labels) > 6 else "center", fontsize=8, parse_math=False)  # fmt: skip
     ax.axhline(0, color=INK, linewidth=0.8)
     total = format_amount(part.total.net, part.currency)
-    ax.set_title(f"Net revenue per {by}, {part.currency.upper()} (total {total})", color=INK)
+    title = f"Net revenue per {by}, {part.currency.upper()} (total {total})"
+    ax.set_title(title, color=INK, parse_math=False)
     ax.set_ylabel(part.currency.upper(), color=INK)
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#dedbd2", linewidth=0.6)

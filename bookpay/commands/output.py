@@ -105,8 +105,16 @@ def human_time(value: int | float | str | None, *, utc: bool | None = None) -> s
     except (ValueError, OverflowError, OSError):
         return printable(str(value))
     use_utc = _wants_utc() if utc is None else utc
-    moment = moment.astimezone(timezone.utc) if use_utc else moment.astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M")
+    suffix = ""
+    try:
+        moment = moment.astimezone(timezone.utc) if use_utc else moment.astimezone()
+    except OverflowError:  # the local time is past the calendar's end (year 1 or 9999)
+        try:
+            moment, suffix = moment.astimezone(timezone.utc), " UTC"
+        except OverflowError:  # so is UTC: say it as it was given
+            return printable(str(value))
+    # Not strftime: its %Y writes year 1 as "1" (glibc), not "0001".
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="minutes") + suffix
 
 
 # Layout ------------------------------------------------------------------------------------------

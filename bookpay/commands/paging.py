@@ -83,7 +83,8 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
         if end_of_day and _bare_date(text):
             moment += timedelta(days=1)
         moment = moment.astimezone(timezone.utc)
-        in_range = EARLIEST <= moment < LATEST
+        # An --until is where a period ends, so 9999-01-01 (--until 9998-12-31) is in range.
+        in_range = moment >= EARLIEST and (moment <= LATEST if end_of_day else moment < LATEST)
     except OverflowError:  # a few hours' offset from year 1 or 9999
         in_range = False
     if not in_range:
@@ -104,8 +105,9 @@ def _bare_date(text: str) -> bool:
 
 
 def moments(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    start = parse_moment(since, "--since") if since else None
-    end = parse_moment(until, "--until", end_of_day=True) if until else None
+    # An empty DATE is a mistake (an unset shell variable), never "no limit".
+    start = parse_moment(since, "--since") if since is not None else None
+    end = parse_moment(until, "--until", end_of_day=True) if until is not None else None
     if start and end and start >= end:
         raise typer.BadParameter("--since must be earlier than --until.", param_hint="--since")
     return start, end

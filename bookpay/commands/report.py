@@ -11,7 +11,14 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands import paging
-from bookpay.commands.output import JsonOption, emit_json, info, is_terminal, print_table
+from bookpay.commands.output import (
+    JsonOption,
+    clipped,
+    emit_json,
+    info,
+    is_terminal,
+    print_table,
+)
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Reports from the orders ledger.", no_args_is_help=True)
@@ -194,11 +201,13 @@ def _tables(report) -> None:
     columns += [name.capitalize() for name in AMOUNTS]
     for n, part in enumerate(report.currencies):
         rows = []
-        for row in [*part.rows, part.total]:
+        total = part.total
+        for row in [*part.rows, total]:
             data = row.to_dict()
-            cells = [row.key if row.key != "total" else "Total"]
+            # The total by what it is, not by its key: a book's id may be "total" too.
+            cells = [clipped(row.key) if row is not total else "Total"]
             if report.by == "book":
-                cells.append(row.label if row.key != "total" else "")
+                cells.append(clipped(row.label) if row is not total else "")
             cells += [str(row.orders), str(row.copies)]
             cells += [format_amount(data[name], part.currency) for name in AMOUNTS]
             rows.append(cells)
@@ -210,9 +219,12 @@ def _tables(report) -> None:
             title=f"Sales in {part.currency.upper()}",
             justify_right=["Orders", "Copies", *(c.capitalize() for c in AMOUNTS)],
             wrap_columns=["Title"],
+            # At a narrow terminal these go under their row, whole, as many as it takes (from
+            # Refunded on); Gross and Net stay in the table.
+            detail_columns=["Refunded", "Disputed", "Lost", "Shipping", "Tax"],
         )
-        if part.total.tax_unreported:
-            unreported = format_amount(part.total.tax_unreported, part.currency)
+        if total.tax_unreported:
+            unreported = format_amount(total.tax_unreported, part.currency)
             sys.stdout.write(
                 f"Tax unreported: {unreported} reversed in Stripe Tax for refunds that failed"
                 " afterwards (correct it in Stripe Tax; `bookpay orders show` names them).\n"
@@ -231,15 +243,17 @@ def bar_chart(part, by: str, *, width: int | None = None) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from bookpay.commands.output import width_of
+    from bookpay.commands.output import width_of, wrap
     from bookpay.money import format_amount
 
     console = Console(highlight=False)
     width = width or console.width
     labels = [printable(row.key if by != "book" else row.label) for row in part.rows]
     amounts = [format_amount(row.net, part.currency) for row in part.rows]
-    label_width = min(max(map(width_of, labels), default=0), 30)
     amount_width = max(map(width_of, amounts), default=0)
+    # Labels give way to the bars (at least 10 columns) before a line outgrows the terminal.
+    label_width = min(max(map(width_of, labels), default=0), 30)
+    label_width = max(min(label_width, width - amount_width - 4 - 10), 2)
     room = max(10, width - label_width - amount_width - 4)
     top = max((abs(row.net) for row in part.rows), default=0) or 1
     text = Text()
@@ -247,7 +261,8 @@ def bar_chart(part, by: str, *, width: int | None = None) -> None:
     for label, amount, row in zip(labels, amounts, part.rows, strict=True):
         eighths = round(abs(row.net) * room * 8 / top)
         bar = "█" * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
-        shown = label if width_of(label) <= label_width else label[: label_width - 1] + "…"
+        # Cut by columns, not characters: a wide (CJK) character takes two.
+        shown = label if width_of(label) <= label_width else wrap(label, label_width - 1)[0] + "…"
         text.append(shown + " " * (label_width - width_of(shown)) + "  ")
         text.append(bar, style="red" if row.net < 0 else "green")
         text.append(" " * (room - len(bar) + 1) + amount.rjust(amount_width) + "\n")

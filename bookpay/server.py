@@ -40,6 +40,7 @@ from bookpay.web.views import (
     options_json,
     quote_json,
     receipt,
+    result_title,
     script_json,
     totals_view,
 )
@@ -504,11 +505,9 @@ def create_app(
             if single in services.catalog
             else "/checkout"
         )
+        shown = receipt(intent, lines, retry)
         return templates.render(
-            "success",
-            title="Your order",
-            totals=totals_view(quote),
-            **receipt(intent, lines, retry),
+            "success", title=result_title(shown), totals=totals_view(quote), **shown
         )
 
     def _payment_unchecked(exc: StripeUnavailable) -> str:
@@ -519,7 +518,9 @@ def create_app(
         bottle.response.status = 503
         bottle.response.set_header("Retry-After", str(exc.retry_after or RETRY_AFTER))
         reload_href = "/success?" + bottle.request.query_string
-        return templates.render("unchecked", title="Your order", reload_href=reload_href)
+        return templates.render(
+            "unchecked", title="Payment not checked yet", reload_href=reload_href
+        )
 
     @app.post("/webhook")
     def webhook():

@@ -627,6 +627,7 @@ def test_success_page_decides_from_the_intent_not_redirect_status(app, settings,
     assert response.status == 200
     page = response.text
     assert "Payment failed" in page
+    assert "<title>Payment failed · bookpay</title>" in page  # the tab says where, as the h1
     assert "Success!" not in page
     assert "Your card was declined." in page
     assert 'href="/checkout?item=3">Try again</a>' in page
@@ -727,6 +728,7 @@ def test_success_page_for_a_canceled_intent(app, settings):
     emulator_api(settings, "POST", f"/v1/payment_intents/{created['paymentIntentId']}/cancel", {})
     page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text
     assert "Payment canceled" in page
+    assert "<title>Payment canceled · bookpay</title>" in page
 
 
 def test_success_page_for_an_unconfirmed_intent(app):
@@ -734,6 +736,7 @@ def test_success_page_for_an_unconfirmed_intent(app):
     page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text
     assert "Success!" not in page
     assert "Payment not completed" in page
+    assert "<title>Payment not completed · bookpay</title>" in page
     assert "Payment failed" not in page  # nothing was tried, so nothing failed
     assert 'href="/checkout?item=1"' in page
 
@@ -808,6 +811,7 @@ def test_success_page_while_stripe_is_down_reassures_and_offers_a_reload(setting
     assert response.headers["Cache-Control"] == "no-store"
     page = response.text
     assert "We could not check your payment just now" in page
+    assert "<title>Payment not checked yet · bookpay</title>" in page
     assert "your order is safe" in page
     assert f'id="reload-link" class="button" href="{html.escape(target)}"' in page
     for internal in ("127.0.0.1:12600", "emulator", "(500)", "Payments are unavailable"):

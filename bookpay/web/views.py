@@ -132,6 +132,24 @@ def receipt(intent: dict, lines: list[dict], retry_href: str) -> dict:
     }
 
 
+def result_title(shown: dict) -> str:
+    """The return page's <title>: where the shopper is, as its heading says, and the order paid."""
+    status = shown.get("status")
+    if status == "succeeded":
+        order = shown.get("order_id")
+        return f"Order {order} paid" if order else "Order paid"
+    if status == "requires_payment_method" and shown.get("reason"):
+        return "Payment failed"
+    return _RESULT_TITLES.get(status, "Payment not completed")
+
+
+_RESULT_TITLES = {
+    "processing": "Payment processing",
+    "requires_action": "Payment needs your confirmation",
+    "canceled": "Payment canceled",
+}
+
+
 def _what(lines: list[dict]) -> str:
     """What was bought, in a few words for a sentence: the title, or "3 books"."""
     if len(lines) == 1 and lines[0]["quantity"] == 1:

@@ -164,13 +164,33 @@
       const answer = await send(form, null, data);
       if (answer.cart) {
         message.textContent = answer.cart.problem || '';
+        markRefused(null);
         showCart(answer.cart);
         return;
       }
       message.textContent = answer.error || GENERIC_ERROR;
       // A refused quantity is not the cart's: show the one it still has beside its subtotal.
       const input = form.querySelector('input[name="quantity"][type="number"]');
+      markRefused(input instanceof HTMLInputElement ? input : null);
       if (input instanceof HTMLInputElement) input.value = input.dataset.quantity || input.defaultValue;
+    }
+
+    /**
+     * The field whose quantity was refused is invalid and described by the message (an alert),
+     * so a screen reader says why when it comes back to it; the others, and every field once a
+     * change goes through, are not.
+     * @param {HTMLInputElement | null} refused
+     */
+    function markRefused(refused) {
+      lines.querySelectorAll('input[name="quantity"]').forEach((input) => {
+        if (input === refused) {
+          input.setAttribute('aria-invalid', 'true');
+          input.setAttribute('aria-describedby', message.id);
+        } else {
+          input.removeAttribute('aria-invalid');
+          input.removeAttribute('aria-describedby');
+        }
+      });
     }
 
     lines.addEventListener('submit', (event) => {

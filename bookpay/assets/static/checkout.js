@@ -470,6 +470,14 @@
       }
       const form = node.querySelector('form');
       if (form) form.action = config.cartItemsUrl + '/' + encodeURIComponent(line.item);
+      // The quantity's and Update's names say which book (read by screen readers only).
+      setText(node, 'label .line-of', ' of ' + line.title);
+      setText(node, 'button .line-of', ' quantity of ' + line.title);
+      const input = node.querySelector('input[name="quantity"]');
+      if (input) {
+        input.removeAttribute('aria-invalid');
+        input.removeAttribute('aria-describedby');
+      }
       return node;
     }
 
@@ -739,6 +747,26 @@
         problem = e instanceof Error ? e.message : GENERIC_ERROR;
       }
       orderStatus.textContent = problem || 'Your order was updated.';
+      markRefused(problem ? item : null);
+    }
+
+    /**
+     * The quantity the shop refused is invalid and described by the order's status, which says
+     * why; every other quantity (all of them once a change goes through) is not.
+     * @param {string | null} item
+     */
+    function markRefused(item) {
+      Array.from(orderLines.children).forEach((node) => {
+        const input = node.querySelector('input[name="quantity"]');
+        if (!(node instanceof HTMLElement) || !(input instanceof HTMLInputElement)) return;
+        if (node.dataset.item === item) {
+          input.setAttribute('aria-invalid', 'true');
+          input.setAttribute('aria-describedby', orderStatus.id);
+        } else {
+          input.removeAttribute('aria-invalid');
+          input.removeAttribute('aria-describedby');
+        }
+      });
     }
 
     /* ---------------------------------------------------------------- Elements ------------ */
@@ -1008,8 +1036,12 @@
       try {
         result = await createIntent(fresh);
       } catch (e) {
-        if (isRefusal(e)) refused(e instanceof Error ? e.message : GENERIC_ERROR);
-        else loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
+        if (isRefusal(e)) {
+          refused(e instanceof Error ? e.message : GENERIC_ERROR);
+          message.focus(); // the form is gone: the keyboard and screen reader go to the why
+        } else {
+          loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
+        }
         return;
       }
       if ('paid' in result) {

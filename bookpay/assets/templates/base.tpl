@@ -35,7 +35,9 @@
   <header class="site-header">
     <a class="brand" href="/">bookpay</a>
     <span class="tagline">a small bookshop</span>
-    <a class="cart-link" href="/cart">Cart<span class="cart-count-wrap"> (<span id="cart-count" aria-live="polite">{{cart_count if cart_count is not None else ""}}</span>)</span></a>
+    <nav class="site-nav" aria-label="Site">
+      <a class="cart-link" href="/cart">Cart<span class="cart-count-wrap"> (<span id="cart-count" aria-live="polite">{{cart_count if cart_count is not None else ""}}</span>)</span></a>
+    </nav>
   </header>
   <main id="main" tabindex="-1">
 {{!base}}

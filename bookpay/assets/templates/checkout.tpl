@@ -14,9 +14,9 @@
           <p class="line-unit"><span class="line-unit-amount">{{line['unit']}}</span> each</p>
 %     if editable:
           <form class="line-form" method="post" action="/cart/items/{{line['item_id']}}">
-            <label>Quantity <input type="number" name="quantity" value="{{line['quantity']}}" min="0" max="10" step="1" inputmode="numeric" required></label>
+            <label>Quantity<span class="visually-hidden line-of"> of {{line['title']}}</span> <input type="number" name="quantity" value="{{line['quantity']}}" min="0" max="10" step="1" inputmode="numeric" required></label>
             <input type="hidden" name="next" value="/checkout">
-            <button class="button button--small button--secondary line-update" type="submit">Update</button>
+            <button class="button button--small button--secondary line-update" type="submit">Update<span class="visually-hidden line-of"> quantity of {{line['title']}}</span></button>
           </form>
 %     else:
           <p class="line-quantity">Quantity <span class="line-quantity-value">{{line['quantity']}}</span></p>

@@ -853,6 +853,9 @@
         const f = this._fields[name];
         const label = typeof f.def.label === 'function' ? f.def.label() : f.def.label;
         if (f.label.textContent !== label) f.label.textContent = label;
+        // As Stripe's labels do, "(optional)" marks the fields that may stay empty; every other
+        // one is required, and says so to screen readers too.
+        f.input.setAttribute('aria-required', String(label.indexOf('(optional)') === -1));
         if (f.def.value && f.input.value !== f.def.value()) f.input.value = f.def.value();
         if (f.badge) {
           const brand = f.def.badge();

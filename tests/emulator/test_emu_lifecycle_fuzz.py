@@ -245,6 +245,11 @@ class Fuzz:
             ch = after.get(pi["latest_charge"] or "")
             if ch is None:
                 continue
+            charges = self.get("/v1/charges", [("payment_intent", it.id), ("limit", "100")])
+            self.check(
+                [c for c in charges["data"] if c["id"] == ch["id"]] == [ch],
+                f"{ch['id']}: the list and retrieve disagree",
+            )
             self.check(ch["payment_intent"] == it.id, f"{ch['id']} names another intent")
             refunded = ch["amount_refunded"]
             self.check(0 <= refunded <= ch["amount"], f"{ch['id']}: amount_refunded {refunded}")
@@ -455,10 +460,13 @@ class Fuzz:
         if it is None:
             return
         params: list[tuple[str, str]] = [("metadata[step]", str(self.step))]
-        amount = it.amount
+        amount, currency = it.amount, it.currency
         if self.rng.random() < 0.5:
             amount = self.rng.choice([150, 777, 5000])
             params.append(("amount", str(amount)))
+        if self.rng.random() < 0.2:
+            currency = self.rng.choice(["usd", "eur", "jpy", "gbp"])
+            params.append(("currency", currency))
         card = None
         if self.rng.random() < 0.3:
             card = self.rng.choice([c for c in CARDS if c.startswith("pm_")])
@@ -468,7 +476,7 @@ class Fuzz:
             self.post(path, params, "refused")
             return
         self.post(path, params, "ok")
-        it.amount = amount
+        it.amount, it.currency = amount, currency
         if card:
             it.card = card
             it.authenticated = False
@@ -486,6 +494,9 @@ class Fuzz:
             params.append(("amount_to_capture", str(max(1, it.amount // 3))))
         elif choice < 0.4:
             params.append(("amount_to_capture", str(it.amount + 1)))
+            too_much = True
+        elif choice < 0.45:
+            params.append(("amount_to_capture", self.rng.choice(["0", "-5"])))
             too_much = True
         if it.status != "requires_capture" or too_much:
             self.post(path, params, "refused")
@@ -522,6 +533,8 @@ class Fuzz:
             amount = max(1, left // 2)
         elif roll < 0.55:
             amount = left + 1
+        elif roll < 0.6:
+            amount = self.rng.choice([0, -1])
         if amount is not None:
             params.append(("amount", str(amount)))
         charged_back = any(
@@ -537,7 +550,7 @@ class Fuzz:
             and ch["status"] == "succeeded"
             and ch["captured"]
             and left > 0
-            and (amount is None or amount <= left)
+            and (amount is None or 0 < amount <= left)
             and not charged_back
         )
         self.post("/v1/refunds", params, "ok" if ok else "refused")
@@ -670,6 +683,18 @@ class Fuzz:
             )
             changed = sorted(k for k in after if after[k] != before.get(k))
             self.check(not changed, f"a refused or replayed call changed {changed}")
+        declined = mine and last.endswith("(expected declined)")
+        failed_3ds = mine and "3DS fail" in last
+        if declined or failed_3ds:  # Stripe's events for a failed payment, once each
+            kinds = [e["type"] for e in events]
+            self.check(
+                kinds.count("payment_intent.payment_failed") == 1,
+                f"a failed payment emitted {kinds}",
+            )
+            self.check(
+                kinds.count("charge.failed") == (1 if declined else 0),
+                f"a failed payment emitted {kinds}",
+            )
         self.last = after
         self.invariants(before, after)
         self.events_match(events, after)

@@ -602,8 +602,14 @@ class Fuzz:
         disputes = [o for o in snap.values() if o.get("object") == "dispute"]
         if not disputes:
             return
-        d = self.rng.choice(disputes)
-        text = self.rng.choice(["winning_evidence", "losing_evidence", "escalate_inquiry_evidence"])
+        waiting = [
+            d for d in disputes if d["status"] in ("needs_response", "warning_needs_response")
+        ]
+        d = self.rng.choice(waiting if waiting and self.rng.random() < 0.8 else disputes)
+        texts = ["winning_evidence", "losing_evidence", "escalate_inquiry_evidence"]
+        if d["status"] == "warning_needs_response":  # an inquiry: mostly escalated
+            texts += ["escalate_inquiry_evidence"] * 3
+        text = self.rng.choice(texts)
         params = [("evidence[uncategorized_text]", text), ("submit", "true")]
         open_ = d["status"] in ("needs_response", "warning_needs_response")
         self.post(f"/v1/disputes/{d['id']}", params, "ok" if open_ else "refused")
@@ -647,7 +653,7 @@ class Fuzz:
             "refund": 2.5,
             "3ds": 2,
             "clock": 1,
-            "evidence": 1,
+            "evidence": 2,
             "replay": 1.5,
         }
         action = self.rng.choices(list(weights), list(weights.values()))[0]

@@ -714,5 +714,9 @@ def test_lifecycle_fuzz(seed: int) -> None:
     options = EmulatorOptions(async_delay=600, retry_schedule=(0.05,), delivery_timeout=1)
     with start_emulator(options=options) as emu:
         fuzz = Fuzz(emu.url, random.Random(seed), seed)
-        for _ in range(STEPS):
-            fuzz.run_step()
+        try:
+            for _ in range(STEPS):
+                fuzz.run_step()
+        finally:
+            if fuzz.conn is not None:
+                fuzz.conn.close()

@@ -122,6 +122,16 @@ def needs_return_url(pi: dict[str, Any]) -> bool:
 
 def run(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     """Confirm with what the request gives (a server-side confirm, or create with confirm)."""
+    pm, how = prepare(ctx, pi, p)
+    return finish(ctx, pi, pm, how)
+
+
+def prepare(
+    ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, bool]]:
+    """Check a confirmation's parameters and find its payment method, before anything is
+    charged (create with confirm=true calls it before it creates the intent: a confirmation
+    Stripe refuses creates nothing)."""
     if p.get("payment_method") and p.get("payment_method_data"):
         raise invalid(
             "You may only specify one of these parameters: payment_method, payment_method_data.",
@@ -146,19 +156,25 @@ def run(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         pm = ctx.store.get(pi["payment_method"], "payment_method")
     else:
         pm = None
+    return pm, {"off_session": off_session or strict, "sdk": sdk}
+
+
+def finish(
+    ctx: Ctx, pi: dict[str, Any], pm: dict[str, Any] | None, how: dict[str, bool]
+) -> dict[str, Any]:
+    """Charge what `prepare` found; with no payment method, the intent waits for one."""
     if pm is None:
-        ctx.store.save(pi)
+        # Refused: the intent stays as it was, without what this request would have set (a
+        # receipt_email, a return_url); create with confirm=true has saved it already.
         raise intents.unexpected_state(
             ctx,
-            pi,
+            ctx.store.get(pi["id"], "payment_intent") or pi,
             "You cannot confirm this PaymentIntent because it's missing a payment method. You can"
             " either update the PaymentIntent with a payment method and then confirm it again, or"
             " confirm it again directly with a payment method.",
         )
     authenticated = pi.get("_authenticated") == pm["id"]
-    return attempt(
-        ctx, pi, pm, authenticated=authenticated, off_session=off_session or strict, sdk=sdk
-    )
+    return attempt(ctx, pi, pm, authenticated=authenticated, **how)
 
 
 def _next_action(ctx: Ctx, pi: dict[str, Any], sdk: bool) -> dict[str, Any]:

@@ -275,14 +275,16 @@ def _decide(ctx: Ctx, dispute_id: str) -> None:
     if text == "escalate_inquiry_evidence" and inquiry:
         dispute["status"] = "needs_response"
         dispute["payment_method_details"]["card"]["case_type"] = "chargeback"
+        refunded = _fully_refunded(ctx, dispute)
+        if refunded:
+            # Stripe (Dispute.is_charge_refundable): once the payment has been fully refunded,
+            # no further funds are withdrawn as a result of this dispute. Set before the event,
+            # which shows the dispute as it is after the change.
+            previous["is_charge_refundable"] = dispute["is_charge_refundable"]
+            dispute["is_charge_refundable"] = False
         ctx.store.save(dispute)
         ctx.emit("charge.dispute.updated", dispute, previous)
-        if _fully_refunded(ctx, dispute):
-            # Stripe (Dispute.is_charge_refundable): once the payment has been fully refunded,
-            # no further funds are withdrawn as a result of this dispute.
-            dispute["is_charge_refundable"] = False
-            ctx.store.save(dispute)
-        else:
+        if not refunded:
             _withdraw(ctx, dispute)
         return
     if text not in ("winning_evidence", "losing_evidence"):

@@ -109,10 +109,11 @@ def create(ctx: Ctx) -> dict[str, Any]:
         pm = methods.resolve(ctx, p["payment_method"], "payment_method")
         pi["payment_method"] = pm["id"]
         pi["status"] = "requires_confirmation"
+    pm, how = confirmation.prepare(ctx, pi, p) if confirm else (None, {})
     ctx.store.save(pi)
     ctx.emit("payment_intent.created", pi)
     if confirm:
-        return confirmation.run(ctx, pi, p)
+        return confirmation.finish(ctx, pi, pm, how)
     return pi
 
 

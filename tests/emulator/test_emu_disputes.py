@@ -178,6 +178,12 @@ def test_an_inquiry_refunded_in_full_withdraws_nothing_when_it_escalates(
     assert escalated.payment_method_details.card.case_type == "chargeback"
     assert (escalated.balance_transactions, escalated.is_charge_refundable) == ([], False)
     assert "charge.dispute.funds_withdrawn" not in types_for(client, inquiry.id)
+    # The event of the escalation shows the dispute as it is after it.
+    found = client.v1.events.list(params={"limit": 100, "type": "charge.dispute.updated"}).data
+    updated = [e for e in found if e.data.object.id == inquiry.id]  # newest first
+    shown = updated[0].data.object
+    assert (shown.status, shown.is_charge_refundable) == ("needs_response", False)
+    assert updated[0].data.previous_attributes["is_charge_refundable"] is True
 
 
 def test_close_accepts_the_loss(client: Client, eventually: Callable[..., Any]) -> None:

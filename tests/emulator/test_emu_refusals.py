@@ -76,3 +76,28 @@ def test_no_idempotent_result_is_kept_for_a_refused_create(emu) -> None:
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == made.json()["id"]
     assert [pi["id"] for pi in listed(emu.url, "/v1/payment_intents")] == [made.json()["id"]]
+
+
+def test_a_create_whose_confirmation_is_refused_creates_nothing(emu) -> None:
+    """Create with confirm=true and no return_url (Stripe wants one for automatic payment
+    methods) is a 400: no PaymentIntent, no payment_intent.created, as for any refused create;
+    a decline (402) is another matter: that intent exists and says why it failed."""
+    create = {**INTENT, "confirm": "true", "payment_method": "pm_card_visa"}
+    error = refused(emu.url, "/v1/payment_intents", create, key="order-8")
+    assert error["param"] == "return_url"
+    assert listed(emu.url, "/v1/payment_intents") == []
+    assert listed(emu.url, "/v1/events") == []
+
+
+def test_a_confirm_refused_for_want_of_a_payment_method_keeps_nothing(emu) -> None:
+    intent = raw(emu.url, "POST", "/v1/payment_intents", INTENT).json()
+    path = f"/v1/payment_intents/{intent['id']}/confirm"
+    asked = {"return_url": "https://example.com/back", "receipt_email": "a@example.com"}
+    error = refused(emu.url, path, asked)
+    assert error["code"] == "payment_intent_unexpected_state"
+    assert error["payment_intent"]["receipt_email"] is None
+    after = raw(emu.url, "GET", f"/v1/payment_intents/{intent['id']}").json()
+    assert after == intent
+    # Nor was its return_url kept: confirming without one is refused as before.
+    error = refused(emu.url, path, {"payment_method": "pm_card_visa"})
+    assert error["param"] == "return_url"

@@ -723,10 +723,14 @@ def test_an_interrupt_while_the_receipts_stop_still_stops_the_tax_records(ledger
     def interrupted() -> None:
         raise KeyboardInterrupt  # a second Ctrl-C, which the mailer's close raises again
 
+    real_mailer_close = fulfiller.mailer.close
     fulfiller.mailer.close = interrupted
     fulfiller.taxes.close = lambda *args: stopped.append(True) or real_close(*args)
-    with pytest.raises(KeyboardInterrupt):
-        fulfiller.close()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fulfiller.close()
+    finally:
+        real_mailer_close()  # its thread, left running by the stand-in, outlives no test
     assert stopped == [True]
 
 
@@ -752,7 +756,13 @@ def test_the_shop_closes_its_ledger_only_when_no_worker_is_left_at_work(
     monkeypatch.setattr(Fulfiller, "close", interrupted)
     monkeypatch.setattr(Fulfiller, "at_work", property(lambda self: left_at_work))
     services = Services(settings)
-    assert services.fulfiller is not None  # builds the ledger and the gateway too
-    with pytest.raises(KeyboardInterrupt):
-        services.close()
+    fulfiller = services.fulfiller  # builds the ledger and the gateway too
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            services.close()
+    finally:  # the real workers and ledger, which the stand-ins left open, outlive no test
+        monkeypatch.undo()
+        fulfiller.close()
+        services.ledger.close()
+        services.gateway.close()
     assert sorted(closed) == (["gateway"] if left_at_work else ["gateway", "ledger"])

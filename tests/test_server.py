@@ -894,7 +894,10 @@ def test_a_ledger_that_fails_when_read_answers_a_webhook_503_with_retry_after(
     said = fail_reads(monkeypatch, {"BOOKPAY_DATA_DIR": str(settings.data_dir)}, "events")
     payload = json.dumps(event("payment_intent.succeeded", intent())).encode()
     headers = {"Content-Type": "application/json", "Stripe-Signature": sign(payload, "whsec_test")}
-    response = call(app, "POST", "/webhook", payload, headers)
+    try:
+        response = call(app, "POST", "/webhook", payload, headers)
+    finally:
+        app.close()  # the ledger and the workers it built: their threads outlive no test
     assert response.status == 503, response.body
     assert response.headers["Retry-After"] == "5"
     error = response.json()["error"]

@@ -11,37 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 from test_checkout import BOOKS, fill_checkout, focused_id, open_checkout, pay
-
-from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
-from bookpay.config import Settings
-from bookpay.server import create_app
-from bookpay.web import runner
-
-# Below the $0.50 Stripe charges at least: the shop refuses to check it out.
-PIN = Book(id="pin", title="A pin", author="X", amount=30, currency="usd", description="A pin.")
+from test_checkout_hostile import PIN, add_to_cart, shop_selling
 
 
 @pytest.fixture(scope="module")
 def shop(emulator, tmp_path_factory) -> Iterator[str]:
-    catalog = Catalog((*DEFAULT_BOOKS, PIN))
-    settings = Settings(data_dir=tmp_path_factory.mktemp("a11y-shop"), emulator_url=emulator.url)
-    apps = []
-
-    def make_app(own_url: str):
-        apps.append(create_app(settings, catalog=catalog, public_url=own_url))
-        return apps[-1]
-
-    server = runner.start(make_app, "127.0.0.1", 0, background=True)
-    yield server.url
-    server.stop()
-    apps[0].close()
-
-
-def add_to_cart(page, shop: str, item: str, quantity: int = 1) -> None:
-    answer = page.request.post(
-        f"{shop}/cart/items", data={"item": item, "quantity": quantity}, headers={"Origin": shop}
-    )
-    assert answer.ok, answer.text()
+    with shop_selling(emulator, tmp_path_factory.mktemp("a11y-shop"), PIN) as url:
+        yield url
 
 
 def paid_success_page(page, shop: str) -> None:

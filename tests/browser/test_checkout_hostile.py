@@ -9,6 +9,7 @@ amount_too_small).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 
@@ -32,10 +33,12 @@ MARKUP = '<img src=x class=injected onerror="document.title=1">'
 BAIT = Book(id="bait", title=MARKUP, author=MARKUP, amount=900, currency="usd", description=MARKUP)
 
 
-@pytest.fixture(scope="module")
-def shop(emulator, tmp_path_factory) -> Iterator[str]:
-    catalog = Catalog((*DEFAULT_BOOKS, PIN, BAIT))
-    settings = Settings(data_dir=tmp_path_factory.mktemp("hostile-shop"), emulator_url=emulator.url)
+@contextlib.contextmanager
+def shop_selling(emulator, folder, *books: Book) -> Iterator[str]:
+    """A shop of its own (its ledger in ``folder``, the session's emulator) whose catalog adds
+    ``books`` to the built-in ones: its URL while it runs."""
+    catalog = Catalog((*DEFAULT_BOOKS, *books))
+    settings = Settings(data_dir=folder, emulator_url=emulator.url)
     apps = []
 
     def make_app(own_url: str):
@@ -43,9 +46,17 @@ def shop(emulator, tmp_path_factory) -> Iterator[str]:
         return apps[-1]
 
     server = runner.start(make_app, "127.0.0.1", 0, background=True)
-    yield server.url
-    server.stop()
-    apps[0].close()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        apps[0].close()
+
+
+@pytest.fixture(scope="module")
+def shop(emulator, tmp_path_factory) -> Iterator[str]:
+    with shop_selling(emulator, tmp_path_factory.mktemp("hostile-shop"), PIN, BAIT) as url:
+        yield url
 
 
 def add_to_cart(page, shop: str, item: str, quantity: int = 1) -> None:

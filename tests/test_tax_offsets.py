@@ -64,3 +64,36 @@ def test_a_reversal_being_sent_counts_as_sent_unless_its_refund_failed():
     assert over_reversed([failed, reversal(1500, status="pending")], TOTAL) == 1000
     late = reversal(1500, status="pending", reversed=500, failed=True)
     assert over_reversed([failed, late], TOTAL) == 1000
+
+
+class SkewedLedger:
+    """A reversal's round that reads the order's records just before its fulfilment commits (no
+    transaction owed yet) and the order just after (fulfilled): the fulfilment writes both."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.marked: list[tuple] = []
+
+    def tax_records_for(self, order_id: str) -> list[dict]:
+        self.reads += 1
+        owed = {"id": f"txn:{order_id}", "kind": "transaction", "status": "pending"}
+        return [] if self.reads == 1 else [owed]
+
+    def find_order(self, order_id: str) -> dict:
+        stamp = "2026-12-07T05:00:00.000Z"
+        return {"id": order_id, "fulfilled_at": stamp, "status": "paid", "not_fulfilled_at": None}
+
+    def tax_record_done(self, record_id, **fields) -> None:
+        self.marked.append(("done", record_id, fields.get("status", "recorded")))
+
+    def tax_record_failed(self, record_id, error, **fields) -> None:
+        self.marked.append(("failed", record_id, error))
+
+
+def test_a_reversal_that_reads_the_order_as_its_fulfilment_commits_is_left_due_not_refused():
+    from bookpay.taxrecords import TaxRecorder
+
+    ledger = SkewedLedger()
+    record = {"id": "rev:re_1", "kind": "reversal", "order_id": "ord_1", "refund_failed_at": None}
+    TaxRecorder(ledger, gateway=None)._reversal(record)
+    assert ledger.marked == []  # the next round finds the transaction the fulfilment owes

@@ -18,7 +18,7 @@ import time
 import pytest
 from test_quote_server import buy_now, quote
 from test_server import confirm
-from test_tax_records import Shop, _total, api, open_shop
+from test_tax_records import ELSEWHERE, Shop, _total, api, open_shop
 from typer.testing import CliRunner
 
 from bookpay.cli import app as cli
@@ -241,16 +241,8 @@ def test_a_dispute_does_not_make_a_never_fulfilled_orders_reversal_wait_for_ever
     monkeypatch.setattr(taxrecords, "WAIT_FOR_TRANSACTION", 60.0)  # looked at again on cue
     attempt, created = buy_now(shop.shopper, "1")
     assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
-    elsewhere = {
-        "shipping[name]": "Ada Lovelace",
-        "shipping[address][line1]": "1 Congress Ave",
-        "shipping[address][city]": "Austin",
-        "shipping[address][state]": "TX",
-        "shipping[address][postal_code]": "78701",
-        "shipping[address][country]": "US",
-    }
     intent = confirm(
-        shop.settings, created["paymentIntentId"], "pm_card_createDispute", **elsewhere
+        shop.settings, created["paymentIntentId"], "pm_card_createDispute", **ELSEWHERE
     )
     intent_id, order_id = intent["id"], created["orderId"]
     refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})

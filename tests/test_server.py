@@ -1379,7 +1379,11 @@ def test_signals_stop_as_ctrl_c_does_but_a_hangup_nohup_ignores_stays_ignored():
         signal.signal(signal.SIGHUP, before)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2 is this machine on Linux only")
+@pytest.mark.skipif(
+    sys.platform != "linux",
+    reason="stands 127.0.0.2 for another interface: Linux answers on all of 127.0.0.0/8 "
+    "without setup, macOS only on 127.0.0.1 unless an alias is added",
+)
 def test_serve_on_all_interfaces_keeps_the_emulator_it_starts_on_loopback(tmp_path):
     served = Served(
         ["--host", "0.0.0.0", "--port", "0", "--emulator-port", "0"],

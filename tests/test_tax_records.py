@@ -355,19 +355,23 @@ def test_the_quote_the_intent_and_the_ledger_agree_everywhere(shop):
     assert (total["gross"], total["shipping"], total["tax"]) == (2967, 500, 167)
 
 
+# A shipping address other than the San Francisco one a test's quote is priced for: confirmed
+# with it, a payment ships elsewhere than its shipping and tax were worked out for.
+ELSEWHERE = {
+    "shipping[name]": "Ada Lovelace",
+    "shipping[address][line1]": "1 Congress Ave",
+    "shipping[address][city]": "Austin",
+    "shipping[address][state]": "TX",
+    "shipping[address][postal_code]": "78701",
+    "shipping[address][country]": "US",
+}
+
+
 def test_a_payment_shipped_elsewhere_than_its_quote_is_not_fulfilled(shop):
     attempt, created = buy_now(shop.shopper, "1")
     assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
     # Confirmed with another address than the one its shipping and tax were priced for.
-    elsewhere = {
-        "shipping[name]": "Ada Lovelace",
-        "shipping[address][line1]": "1 Congress Ave",
-        "shipping[address][city]": "Austin",
-        "shipping[address][state]": "TX",
-        "shipping[address][postal_code]": "78701",
-        "shipping[address][country]": "US",
-    }
-    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa", **elsewhere)
+    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa", **ELSEWHERE)
     assert paid["status"] == "succeeded" and paid["amount"] == 2967
     outcome = shop.deliver(
         "payment_intent.succeeded", {"id": paid["id"], "object": "payment_intent"}
@@ -511,15 +515,7 @@ def _shipped_elsewhere(shop: Shop) -> tuple[str, str]:
     order id). Its order is never fulfilled, so it never owes a tax transaction."""
     attempt, created = buy_now(shop.shopper, "1")
     assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
-    elsewhere = {
-        "shipping[name]": "Ada Lovelace",
-        "shipping[address][line1]": "1 Congress Ave",
-        "shipping[address][city]": "Austin",
-        "shipping[address][state]": "TX",
-        "shipping[address][postal_code]": "78701",
-        "shipping[address][country]": "US",
-    }
-    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa", **elsewhere)
+    paid = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa", **ELSEWHERE)
     outcome = shop.deliver(
         "payment_intent.succeeded", {"id": paid["id"], "object": "payment_intent"}
     )

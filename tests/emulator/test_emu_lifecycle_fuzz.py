@@ -657,26 +657,11 @@ class Fuzz:
             "replay": 1.5,
         }
         action = self.rng.choices(list(weights), list(weights.values()))[0]
-        if action == "create":
-            self.act_create()
-        elif action == "confirm":
-            self.act_confirm()
-        elif action == "update":
-            self.act_update()
-        elif action == "capture":
-            self.act_capture()
-        elif action == "cancel":
-            self.act_cancel()
-        elif action == "refund":
-            self.act_refund(before)
-        elif action == "3ds":
-            self.act_3ds()
-        elif action == "clock":
-            self.act_clock()
-        elif action == "evidence":
-            self.act_evidence(before)
-        elif action == "replay":
-            self.act_replay()
+        act = getattr(self, f"act_{action}")
+        if action in ("refund", "evidence"):  # these two compare with the state before
+            act(before)
+        else:
+            act()
         last = self.log[-1] if self.log else ""
         mine = last.startswith(f"{self.step}: ")  # this step logged a call
         refused_expected = mine and last.endswith("(expected refused)")

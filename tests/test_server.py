@@ -1350,6 +1350,25 @@ def test_serve_starts_an_emulator_serves_the_shop_and_stops_on_ctrl_c(tmp_path):
         )
         assert replayed.returncode == 0, replayed.stderr
         assert json.loads(replayed.stdout)[0]["status"] == 200
+        # The emulator is not where other commands look by default: the banner says how to
+        # point them at it, and a support engineer's command does what the line says.
+        hint = re.search(r"Other bookpay commands find it with BOOKPAY_EMULATOR_URL=(\S+) ", text)
+        assert hint and hint.group(1) == emulator_url
+        shown = subprocess.run(
+            [sys.executable, "-m", "bookpay", "intent", "show", "--json", intent_id],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={
+                **{
+                    k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))
+                },
+                "BOOKPAY_DATA_DIR": str(tmp_path / "data"),
+                "BOOKPAY_EMULATOR_URL": hint.group(1),
+            },
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["payment_intent"]["status"] == "succeeded"
     finally:
         code, out, err = served.stop()
     assert code == 0
@@ -1532,6 +1551,18 @@ def test_serve_uses_an_emulator_already_running_and_registers_its_webhook(emulat
     )
     try:
         assert f"Stripe emulator at {emulator.url} (already running)" in "\n".join(served.lines)
+        assert "BOOKPAY_EMULATOR_URL=" in "\n".join(served.lines)  # not the default port
+    finally:
+        code, _, _ = served.stop()
+    assert code == 0
+    # Where the environment already points, there is nothing to tell.
+    served = Served(
+        ["--port", "0"],
+        {"BOOKPAY_DATA_DIR": str(tmp_path / "d"), "BOOKPAY_EMULATOR_URL": emulator.url + "/"},
+    )
+    try:
+        assert f"Stripe emulator at {emulator.url} (already running)" in "\n".join(served.lines)
+        assert "BOOKPAY_EMULATOR_URL" not in "\n".join(served.lines)
         settings = Settings(emulator_url=emulator.url)
         endpoints = emulator_api(settings, "GET", "/v1/webhook_endpoints?limit=100")["data"]
         assert served.url + "/webhook" in [endpoint["url"] for endpoint in endpoints]

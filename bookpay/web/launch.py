@@ -60,7 +60,7 @@ def serve(
             say("Stopping.")
             return
         try:
-            _banner(shop, capacity, say)
+            _banner(shop, capacity, say, configured=settings)
             if open_browser:
                 import webbrowser
 
@@ -238,7 +238,7 @@ def start_shop(
     return shop
 
 
-def _banner(shop: RunningShop, capacity, say) -> None:
+def _banner(shop: RunningShop, capacity, say, configured: Settings | None = None) -> None:
     settings = shop.settings
     ledger = shop.services.ledger
     say(f"bookpay is serving the shop at {shop.url}")
@@ -246,6 +246,14 @@ def _banner(shop: RunningShop, capacity, say) -> None:
     if settings.is_emulated:
         say("Mode: local test mode: payments are emulated, no real card is charged.")
         say(f"      Stripe emulator at {settings.emulator_url} ({shop.note}).")
+        if configured is not None and not _same_place(
+            configured.emulator_url, settings.emulator_url
+        ):
+            # `intent show` and the rest look where the environment says, not at --emulator-port.
+            say(
+                "      Other bookpay commands find it with "
+                f"BOOKPAY_EMULATOR_URL={settings.emulator_url} in their environment."
+            )
         say(f"      Webhooks: the emulator sends events to {shop.own_url}/webhook")
     else:
         say(f"Mode: {settings.mode_label} (api.stripe.com, Stripe.js from js.stripe.com).")
@@ -267,6 +275,22 @@ def _banner(shop: RunningShop, capacity, say) -> None:
     for number, outcome in TEST_CARDS:
         say(f"  {number}  {outcome}")
     say("Press Ctrl-C to stop.")
+
+
+def _same_place(url: str, other: str) -> bool:
+    """Whether two emulator URLs name one server (scheme, host and port; a trailing slash or
+    the host's case do not matter)."""
+    from urllib.parse import urlsplit
+
+    def place(text: str):
+        parts = urlsplit(text)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+    return place(url) == place(other)
 
 
 def _bounded_bulkhead(settings: Settings, capacity) -> Settings:

@@ -18,6 +18,7 @@ from bookpay.shipping import (
     ShippingOption,
     ShippingRate,
     options_for,
+    text_problems,
     validate_records,
 )
 from bookpay.shipping import validate_rates as _validate_rates
@@ -253,10 +254,10 @@ def _read_records(path: Path) -> tuple[object, object]:
 def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:
     problems = [f"{where}: missing field {name!r}" for name in _REQUIRED if name not in record]
     problems += [f"{where}: unknown field {name!r}" for name in record if name not in _KNOWN]
-    for name in ("id", "title", "author", "description", "color"):
-        value = record.get(name)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            problems.append(f"{where}: {name!r} must be a non-empty string")
+    fields = ("id", "title", "author", "description", "color")
+    problems += text_problems(
+        record, fields, where, lines=("description",), optional=("description", "color")
+    )
     amount = record.get("amount")
     if "amount" in record and (isinstance(amount, bool) or not isinstance(amount, int)):
         problems.append(

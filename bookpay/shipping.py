@@ -119,6 +119,39 @@ def record_id(record: dict) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def text_problems(
+    record: dict, names: Iterable[str], where: str, *, lines=(), optional=()
+) -> list[str]:
+    """A problem for each of ``names`` in ``record`` that is not a non-empty string a page, an
+    SVG cover, a receipt and a terminal can all carry: a control character (but a tab or a
+    line break in the fields named in ``lines``), half a surrogate pair (no UTF-8 can encode
+    it: every page showing it would fail) or U+FFFE/U+FFFF (not allowed in XML) is refused,
+    named by its code point. A field missing is left to the caller; one in ``optional`` may
+    be null."""
+    problems = []
+    for name in names:
+        value = record.get(name)
+        if name not in record or (value is None and name in optional):
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{where}: {name!r} must be a non-empty string")
+            continue
+        allowed = "\t\n\r" if name in lines else ""
+        for position, char in enumerate(value, start=1):
+            code = ord(char)
+            if (
+                ((code < 0x20 or 0x7F <= code < 0xA0) and char not in allowed)
+                or 0xD800 <= code < 0xE000
+                or code in (0xFFFE, 0xFFFF)
+            ):
+                problems.append(
+                    f"{where}: {name!r} holds U+{code:04X} at character {position}, which no "
+                    "page, cover or receipt can show: remove it"
+                )
+                break
+    return problems
+
+
 def validate_records(records: list, what: str, validate) -> tuple[list, list[str]]:
     """Each of a catalog file's records through ``validate(record, where) -> (item or None,
     problems)``, with every problem of every record, and ids kept once: a record with other
@@ -181,10 +214,7 @@ def _validate(record: dict, where: str, currencies: set[str]) -> tuple[ShippingR
 
     problems = [f"{where}: missing field {name!r}" for name in _REQUIRED if name not in record]
     problems += [f"{where}: unknown field {name!r}" for name in record if name not in _KNOWN]
-    for name in ("id", "display_name"):
-        value = record.get(name)
-        if name in record and (not isinstance(value, str) or not value.strip()):
-            problems.append(f"{where}: {name!r} must be a non-empty string")
+    problems += text_problems(record, ("id", "display_name"), where)
     problems += _integer(record, "amount", where, 0)
     problems += _integer(record, "min_days", where, 0)
     problems += _integer(record, "max_days", where, 0)

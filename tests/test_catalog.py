@@ -145,6 +145,49 @@ def test_unreadable_catalog_file(tmp_path):
         Catalog.load(tmp_path / "books.yaml")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("title", "Bad \ud800 half", "'title' holds U+D800 at character 5"),
+        ("title", "Tab\there", "'title' holds U+0009 at character 4"),
+        ("author", "A\x0bB", "'author' holds U+000B at character 2"),
+        ("id", "1\x00", "'id' holds U+0000 at character 2"),
+        ("description", "Not XML \uffff", "'description' holds U+FFFF at character 9"),
+        ("description", "C1 \x85 next line", "'description' holds U+0085 at character 4"),
+        ("title", None, "'title' must be a non-empty string"),  # was an unexpected error
+    ],
+)
+def test_text_no_page_cover_or_receipt_can_show_is_refused_at_load(field, value, problem):
+    """A lone surrogate made every page showing the book a 500 (UTF-8 cannot encode it), and a
+    control character made its cover SVG malformed XML (a broken image)."""
+    record = {"id": "1", "title": "A", "author": "B", "amount": 100, "currency": "usd"}
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records([{**record, field: value}], source="books.json")
+    assert info.value.problems == [f"books.json: book #1: {problem}, which no page, cover or "
+                                   "receipt can show: remove it" if "U+" in problem
+                                   else f"books.json: book #1: {problem}"]  # fmt: skip
+
+
+def test_a_description_may_have_lines_and_tabs_and_its_cover_is_well_formed_xml():
+    import xml.etree.ElementTree as ElementTree
+
+    book = Catalog.from_records(
+        [{"id": "1", "title": "Ünïcode \u202e and ✓", "author": "B", "amount": 100,
+          "currency": "usd", "description": "One\nTwo\r\n\tThree", "color": None}]
+    ).get("1")  # fmt: skip
+    assert book.description == "One\nTwo\r\n\tThree"
+    ElementTree.fromstring(cover_svg(book).encode("utf-8"))
+
+
+def test_a_shipping_rate_name_no_page_can_show_is_refused():
+    rate = {"id": "std", "display_name": "Standard\x1b[31m", "amount": 500, "currency": "usd",
+            "countries": ["US"], "min_days": 1, "max_days": 2}  # fmt: skip
+    book = {"id": "1", "title": "A", "author": "B", "amount": 100, "currency": "usd"}
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records([book], source="books.json", shipping_rates=[rate])
+    assert any("'display_name' holds U+001B at character 9" in p for p in info.value.problems)
+
+
 def test_cover_is_an_escaped_svg_of_title_and_author():
     book = Catalog.from_records(
         [{"id": "x", "title": "<script>&", "author": "O'Brien", "amount": 100, "currency": "usd"}]

@@ -41,9 +41,7 @@ def read(
     dotenv_path = Path(".env") if dotenv_path is None else dotenv_path
     file_values: dict[str, str] = {}
     if dotenv_path.is_file():
-        from dotenv import dotenv_values
-
-        file_values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+        file_values = _read_dotenv(dotenv_path)
     merged: dict[str, str] = {}
     sources: dict[str, str] = {}
     for name in ENV_VARS:
@@ -58,3 +56,28 @@ def catalog_path(merged: Mapping[str, str], given: Path | None = None) -> Path |
     """The catalog file: ``--catalog`` if given, else BOOKPAY_CATALOG, else None (built in)."""
     catalog = given or merged.get("BOOKPAY_CATALOG")
     return Path(catalog) if catalog else None
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """A ``.env`` file's values; one that cannot be read, or is not UTF-8, is a configuration
+    problem, not a crash. (python-dotenv drops a byte-order mark at its start itself.)"""
+    from dotenv import dotenv_values
+
+    try:
+        values = dotenv_values(path)
+    except UnicodeDecodeError as exc:
+        from bookpay.errors import ConfigError
+
+        raise ConfigError(
+            f"Cannot read {path}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}).",
+            hint="Save it as UTF-8, or remove it: bookpay reads .env in the working folder.",
+        ) from None
+    except OSError as exc:
+        from bookpay.errors import ConfigError
+
+        raise ConfigError(
+            f"Cannot read {path}: {exc.strerror or exc}.",
+            hint="Make it readable, or remove it: bookpay reads .env in the working folder.",
+        ) from None
+    return {k: v for k, v in values.items() if v is not None}

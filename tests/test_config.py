@@ -221,6 +221,42 @@ def test_a_windows_env_file_s_carriage_returns_and_spaces_around_values_are_drop
     assert settings.problems(serving=True) == []
 
 
+def test_a_dotenv_file_saved_with_a_byte_order_mark_keeps_its_first_variable(tmp_path):
+    """Windows editors start a UTF-8 file with U+FEFF: read as part of the first name, that
+    name would be ignored and the shop run quietly on the emulator (python-dotenv drops it)."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(f"\ufeffSTRIPE_SECRET_KEY={SK}\nSTRIPE_PUBLISHABLE_KEY={PK}\n".encode())
+    settings = Settings.from_env({}, dotenv_path=dotenv)
+    assert settings.secret_key == SK and not settings.is_emulated
+
+
+def test_a_dotenv_file_that_cannot_be_read_is_a_configuration_problem(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"BOOKPAY_SHOP_ID=caf\xe9\n")  # Latin-1, as an old editor saves it
+    with pytest.raises(ConfigError, match=r"^Cannot read .*\.env: it is not UTF-8 text \(byte "
+                       r"0xe9 at offset 19\)\.$"):  # fmt: skip
+        Settings.from_env({}, dotenv_path=dotenv)
+    monkeypatch.chdir(tmp_path)
+    for args in (["catalog", "list"], ["config", "check", "--offline"]):
+        result = CliRunner().invoke(app, args, env={"BOOKPAY_DATA_DIR": str(tmp_path / "d")})
+        assert result.exit_code == 5, result.output
+        assert result.stderr.startswith("Error: Cannot read .env: it is not UTF-8 text")
+        assert "Traceback" not in result.output and "unexpected" not in result.output
+
+    import dotenv as dotenv_module
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dotenv))
+
+    monkeypatch.setattr(dotenv_module, "dotenv_values", refused)
+    with pytest.raises(ConfigError, match=r"^Cannot read .*\.env: Permission denied\.$"):
+        Settings.from_env({}, dotenv_path=dotenv)
+
+
 @pytest.mark.parametrize(
     ("shop_id", "said"),
     [

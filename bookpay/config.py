@@ -596,7 +596,8 @@ def derived_shop_id(database_url: str | None, data_dir: Path) -> str:
         identity = database_url or ""
     except OSError:  # a folder on the way cannot be looked into: reported by findings()
         identity = f"sqlite:{(Path(data_dir) / DB_NAME).absolute()}"
-    return "shop_" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+    # A path is bytes on POSIX: one that is not UTF-8 comes with surrogate escapes.
+    return "shop_" + hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _mask_url(url: str) -> str:

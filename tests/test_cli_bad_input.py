@@ -96,3 +96,26 @@ def test_a_catalog_s_problems_are_listed_one_a_line(cli_env, tmp_path):
     assert len(lines) > 2 and all(line.startswith("  ") for line in lines[1:])
     assert "missing field 'author'" in result.stderr
     assert "\x1b" not in result.stderr
+
+
+@pytest.mark.skipif(
+    __import__("sys").platform != "linux",
+    reason="a file name of any bytes is POSIX's (macOS: UTF-8)",
+)
+def test_a_data_folder_whose_name_is_not_utf8_holds_the_ledger(cli_env, tmp_path):
+    """A POSIX path is bytes: /tmp/caf\\xe9 (Latin-1) reaches Python as 'caf\\udce9'. The shop
+    id derived from it and the ledger's file: URI both encoded it as UTF-8, so every command
+    was an unexpected UnicodeEncodeError (exit 1)."""
+    import os
+
+    data = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9")
+    env = {**cli_env, "BOOKPAY_DATA_DIR": data}
+    made = CliRunner().invoke(app, ["intent", "create", "--item", "1"], env=env)
+    assert made.exit_code == 0, made.output
+    assert os.path.isfile(os.fsencode(tmp_path) + b"/caf\xe9/bookpay.sqlite3")
+    checked = CliRunner().invoke(app, ["config", "check", "--offline"], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "shop_" in checked.stdout and "ledger schema" in checked.stdout
+    listed = CliRunner().invoke(app, ["orders", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout) == []

@@ -266,6 +266,8 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _quote(path: os.PathLike) -> str:
+    """The path for a ``file:`` URI: its bytes percent-encoded, so a path that is not UTF-8
+    (a POSIX name is bytes: Python holds those as surrogate escapes) opens that very file."""
     from urllib.parse import quote
 
-    return quote(str(path))
+    return quote(os.fsencode(path))

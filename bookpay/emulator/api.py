@@ -69,6 +69,20 @@ IDEMPOTENCY_KEY_LENGTH = (
     " Idempotent Keys must be 1-255 characters long. If you're looking for a decent generator,"
     " try using a UUID defined by IETF RFC 4122."
 )
+# Stripe's refusal of a body that is not form-encoded (JSON, text/plain, none named), as its API
+# answers it (quoted in stripe client libraries' issues): a 400 with no code or param.
+UNSUPPORTED_BODY = (
+    "Invalid request: unsupported Content-Type {content_type}. If error persists and you need"
+    " assistance, please contact support@stripe.com."
+)
+FORM = "application/x-www-form-urlencoded"
+# Stripe's refusal of an idempotency key sent to another endpoint than the one it was first
+# used on (this request's path first), as its API answers it (quoted in integrations' issues).
+IDEMPOTENCY_OTHER_ENDPOINT = (
+    "Keys for idempotent requests can only be used for the same endpoint they were first used"
+    " for ('{path}' vs '{first}'). Try using a key other than '{key}' if you meant to execute a"
+    " different request."
+)
 PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"
     " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
@@ -323,6 +337,8 @@ class Emulator:
             raw = _body(environ) if method == "POST" else environ.get("QUERY_STRING", "")
             params = decode_form(raw)
             api_key, publishable = authenticate(environ, params)
+            if raw and method == "POST":
+                _form_encoded(environ)
             if idem_key is not None and not 0 < len(idem_key) <= IDEMPOTENCY_KEY_MAX:
                 length, idem_key = len(idem_key), None  # not echoed back in a header either
                 message = IDEMPOTENCY_KEY_LENGTH.format(length=length)
@@ -382,11 +398,21 @@ class Emulator:
         run: Callable[[], tuple[Response, bool]],
     ) -> Response:
         """Run a keyed POST once: the same key and parameters replay the first answer."""
-        fingerprint = hashlib.sha256(f"{method} {path} {canonical(params)}".encode()).hexdigest()
+        # The endpoint, then a digest of the parameters: a key reused elsewhere is refused by
+        # name. (A record an older emulator kept is a digest of all three: any change differs.)
+        digest = hashlib.sha256(f"{method} {path} {canonical(params)}".encode()).hexdigest()
+        fingerprint = f"{path} {digest}"
         # One transaction for lookup, execution and record: one commit per request.
         with self._key_lock(api_key, idem_key), self.store.transaction():
             record = self.store.idempotent_get(api_key, idem_key)
             if record is not None:
+                first, _, _ = record["fingerprint"].rpartition(" ")
+                if first and first != path:
+                    message = IDEMPOTENCY_OTHER_ENDPOINT.format(
+                        path=path, first=first, key=idem_key
+                    )
+                    exc = ApiError(400, message, type="idempotency_error")
+                    return Response.json(400, exc.envelope(request_id), headers=headers)
                 if record["fingerprint"] != fingerprint:
                     exc = ApiError(
                         400,
@@ -501,6 +527,14 @@ def _unrecognized(method: str, path: str) -> Response:
     request_id = new_request_id()
     envelope = routes.unrecognized(method, path).envelope(request_id)
     return Response.json(404, envelope, headers=[*CORS, ("Request-Id", request_id)])
+
+
+def _form_encoded(environ: dict[str, Any]) -> None:
+    """Refuse a body that is not form-encoded, as Stripe does, rather than misread it."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    if content_type.partition(";")[0].strip().lower() != FORM:
+        shown = content_type if len(content_type) <= 200 else content_type[:200] + "..."
+        raise invalid(UNSUPPORTED_BODY.format(content_type=shown))
 
 
 def _body(environ: dict[str, Any]) -> str:

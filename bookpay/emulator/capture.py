@@ -16,7 +16,7 @@ from typing import Any
 from . import disputes, objects, validate
 from .clock import handles
 from .context import Ctx
-from .intent_base import load, unexpected_state
+from .intent_base import load, statement_descriptors, unexpected_state
 from .params import ANY, unsupported
 from .wire import invalid, new_id, now
 
@@ -59,9 +59,7 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
             )
     if "metadata" in p:
         pi["metadata"] = validate.metadata(p["metadata"], pi["metadata"])
-    for field in ("statement_descriptor", "statement_descriptor_suffix"):
-        if field in p:
-            pi[field] = validate.string(p[field], field, max_length=22)
+    statement_descriptors(pi, p)
     ch = ctx.store.get(pi["latest_charge"] or "", "charge")
     if ch is None:  # an authorized intent always has its charge; this store was edited
         raise invalid(f"PaymentIntent {pi['id']} has no charge to capture.")

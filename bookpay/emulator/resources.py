@@ -52,7 +52,10 @@ def event_list(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     if p.get("type") and p.get("types"):
         raise invalid("You may only specify one of these parameters: type, types.", "type")
-    patterns = validate.string_list(p.get("types") or p.get("type") or [], "types")
+    if p.get("type"):  # one event type (or pattern), where types is a list of them
+        patterns = [validate.string(p["type"], "type") or ""]
+    else:
+        patterns = validate.string_list(p.get("types", ""), "types")
     if len(patterns) > 20:
         raise invalid("You may pass up to 20 types.", "types")
     where = [any_of([events.type_matches(pat) for pat in patterns])] if patterns else []

@@ -67,7 +67,7 @@ def tax_code(value: Any, param: str, default: str) -> str:
 
 def _items(value: Any, param: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
-        raise invalid(f"Invalid array: {param}", param)
+        raise invalid(validate.INVALID_ARRAY, param)
     return value
 
 

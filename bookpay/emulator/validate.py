@@ -167,13 +167,16 @@ def url(
 
 
 def currency(value: Any) -> str:
-    if not isinstance(value, str) or value not in CURRENCIES:
+    """A currency code in any case, as Stripe reads it (lowercased first: its refusal of `XYZ`
+    names `xyz`); kept and answered in lowercase."""
+    code = value.lower() if isinstance(value, str) else None
+    if code not in CURRENCIES:
         raise invalid(
             f"Invalid currency: {str(value).lower()}. Stripe currently supports these currencies: "
             + ", ".join(sorted(CURRENCIES)),
             "currency",
         )
-    return value
+    return code
 
 
 def amount(value: Any, cur: str, param: str = "amount") -> int:
@@ -273,9 +276,14 @@ def billing_details(value: Any) -> dict[str, Any]:
     }
 
 
+INVALID_ARRAY = "Invalid array"  # Stripe's whole message for a non-list given as a list
+
+
 def string_list(value: Any, param: str) -> list[str]:
-    if isinstance(value, str):
-        return [value] if value else []
+    """A list of strings (`a[]=x`, `a[0]=x`); empty (`a=`) is none. One string (`a=x`) is not
+    a list: Stripe's "Invalid array", naming the parameter."""
+    if value == "":
+        return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise invalid(f"Invalid array: {param}", param)
+        raise invalid(INVALID_ARRAY, param)
     return value

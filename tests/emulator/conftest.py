@@ -94,14 +94,17 @@ def raw(
     params: dict[str, str] | list[tuple[str, str]] | None = None,
     headers: dict[str, str] | None = None,
     key: str | None = "sk_test_raw",
+    body: str | None = None,
 ) -> Raw:
-    """A plain HTTP call (no redirects followed), for what stripe-python hides."""
+    """A plain HTTP call (no redirects followed), for what stripe-python hides; `body` is sent
+    as it is instead of the form-encoded `params`."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     hdrs = dict(headers or {})
     if key:
         hdrs.setdefault("Authorization", f"Bearer {key}")
-    body = urlencode(params or {})
+    if body is None:
+        body = urlencode(params or {})
     if method in ("GET", "DELETE") and body:
         path, body = f"{path}?{body}", ""
     if method == "POST":

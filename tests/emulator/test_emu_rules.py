@@ -120,6 +120,70 @@ def test_payment_method_types_is_no_longer_a_parameter(client: Client) -> None:
     assert caught.value.param == "allowed_payment_method_types[0]"
 
 
+def test_a_currency_is_read_in_any_case(client: Client, call: Callable[..., Any]) -> None:
+    """Stripe lowercases a currency before it checks it (its refusal names `xyz` for `XYZ`), so
+    `USD` is `usd`; refusing it answered "Invalid currency: usd ... supports ... usd"."""
+    assert create(client, currency="USD").currency == "usd"
+    pi = create(client)
+    assert client.v1.payment_intents.update(pi.id, params={"currency": "Eur"}).currency == "eur"
+    refused = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "XYZ"})
+    error = refused.json()["error"]
+    assert (refused.status, error["param"]) == (400, "currency")
+    assert error["message"].startswith("Invalid currency: xyz. Stripe currently supports")
+
+
+STATEMENT_DESCRIPTOR_FOR_CARDS = (
+    "The statement_descriptor parameter is not supported for the payment_method_type `card`. To"
+    " continue supporting payment_method_type `card`, please pass in `statement_descriptor_suffix`"
+    " or remove the `statement_descriptor` parameter altogether. Please see"
+    " https://support.stripe.com/questions/use-of-the-statement-descriptor-parameter-on-"
+    "paymentintents-for-card-charges for additional details."
+)
+
+
+def test_statement_descriptor_is_refused_for_card_payments(client: Client) -> None:
+    """Stripe's rule since 2024 (its parameter docs: "Setting this value for a card charge
+    returns an error"): the emulator's PaymentIntents all take cards, so a statement_descriptor
+    is refused on create, update and capture; the suffix is what a card payment takes."""
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        create(client, statement_descriptor="BOOKPAY BOOKS")
+    assert (caught.value.http_status, caught.value.param) == (400, "statement_descriptor")
+    assert caught.value.user_message == STATEMENT_DESCRIPTOR_FOR_CARDS
+    pi = create(client, statement_descriptor_suffix="ORDER 42", capture_method="manual")
+    assert pi.statement_descriptor_suffix == "ORDER 42"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.update(pi.id, params={"statement_descriptor": "BOOKS"})
+    assert caught.value.user_message == STATEMENT_DESCRIPTOR_FOR_CARDS
+    updated = client.v1.payment_intents.update(pi.id, params={"statement_descriptor": ""})
+    assert updated.statement_descriptor is None
+    confirmed = client.v1.payment_intents.confirm(
+        pi.id, params={"payment_method": "pm_card_visa", "return_url": "https://shop.example/"}
+    )
+    assert confirmed.status == "requires_capture"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.capture(pi.id, params={"statement_descriptor": "BOOKS"})
+    assert caught.value.user_message == STATEMENT_DESCRIPTOR_FOR_CARDS
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_capture"
+
+
+def test_an_array_parameter_given_one_string_is_invalid_array(call: Callable[..., Any]) -> None:
+    """Stripe's "Invalid array" (no more words), naming the parameter, for `expand=customer`
+    instead of `expand[]=customer`: it took the string as a list of one."""
+    intent = {"amount": "1000", "currency": "usd"}
+    for method, path, params, param in [
+        ("POST", "/v1/payment_intents", {**intent, "expand": "customer"}, "expand"),
+        ("POST", "/v1/payment_intents", {**intent, "allowed_payment_method_types": "card"},
+         "allowed_payment_method_types"),
+        ("GET", "/v1/events", {"types": "payment_intent.created"}, "types"),
+        ("POST", "/v1/tax/calculations", {"currency": "usd", "line_items[amount]": "1000"},
+         "line_items"),
+    ]:  # fmt: skip
+        error = call(method, path, params).json()["error"]
+        assert (error["message"], error["param"]) == ("Invalid array", param), (path, error)
+    assert call("GET", "/v1/events", {"type": "payment_intent.created"}).status == 200
+    assert call("POST", "/v1/payment_intents", {**intent, "expand": ""}).status == 200
+
+
 # --- 5. confirmation_method, expand[], references --------------------------------------------
 
 

@@ -172,9 +172,10 @@ class BookpayGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
             raise  # usage errors and exits: Typer reports them itself, with exit code 2
         except Exception as exc:
-            if isinstance(sys.stdout, ClosedOutput) and isinstance(exc, OSError):
-                # Started with stdout closed (`>&-`), as `cat` says: a write error, exit 1.
-                sys.stderr.write("Error: cannot write the output: standard output is closed.\n")
+            if isinstance(exc, OutputError):
+                # Stdout closed from the start (`>&-`), or a full disk (`> /dev/full`), as
+                # `cat` says it: a write error, exit 1.
+                sys.stderr.write(f"Error: cannot write the output: {exc.strerror}.\n")
                 raise typer.Exit(1) from None
             if _debugging(ctx):
                 raise
@@ -265,6 +266,12 @@ def root(
     ctx.obj = State(live=live, debug=debug, catalog_path=catalog)
 
 
+class OutputError(OSError):
+    """Standard output could not be written (closed, a full disk, an I/O error): said in one
+    line by ``invoke``, where any other OSError is unexpected. A reader that went away is a
+    BrokenPipeError, handled apart (exit 141)."""
+
+
 class ClosedOutput:
     """Standard output closed from the start (`bookpay ... >&-`): Python leaves ``sys.stdout``
     None, and the first write failed as an "unexpected AttributeError". Writing here fails as a
@@ -276,7 +283,7 @@ class ClosedOutput:
     def write(self, text: str) -> int:
         import errno
 
-        raise OSError(errno.EBADF, "standard output is closed")
+        raise OutputError(errno.EBADF, "standard output is closed")
 
     def flush(self) -> None:
         pass
@@ -285,11 +292,38 @@ class ClosedOutput:
         return False
 
 
+class CheckedOutput:
+    """Standard output whose write errors are an OutputError, so that `bookpay orders export >
+    /dev/full` says "cannot write the output: No space left on device" rather than an
+    unexpected OSError. Everything else is the stream's own."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     import os
 
-    if sys.stdout is None:
-        sys.stdout = ClosedOutput()
+    sys.stdout = ClosedOutput() if sys.stdout is None else CheckedOutput(sys.stdout)
     if sys.stderr is None:  # `2>&-`: no message can be seen, but the exit code stays the contract's
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     app(prog_name="bookpay")

@@ -371,6 +371,30 @@ def test_a_command_started_with_its_stdout_closed_says_so_in_one_line(tmp_path):
     assert done.stderr == "Error: cannot write the output: standard output is closed.\n"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (Linux has one)")
+@pytest.mark.parametrize("args", [("catalog", "list"), ("orders", "export", "--format", "json")])
+def test_a_command_whose_output_cannot_be_written_says_why_in_one_line(tmp_path, args):
+    """`> /dev/full` (a full disk): an unexpected OSError (exit 1, "run with --debug") before;
+    now the write error `cat` would give, still exit 1."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))}
+    env["BOOKPAY_DATA_DIR"] = str(tmp_path)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "bookpay", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.endswith("\nError: cannot write the output: No space left on device.\n") or (
+        done.stderr == "Error: cannot write the output: No space left on device.\n"
+    )
+    assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [(("catalog", "show", "no-such-book"), 2), (("intent", "show", "pi_123"), 4)],

@@ -30,7 +30,7 @@ from bookpay.commands.output import (
     print_fields,
     print_table,
 )
-from bookpay.commands.params import BookOption, IntentArg
+from bookpay.commands.params import BookOption, IntentArg, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(
@@ -512,7 +512,8 @@ def capture(
         int | None,
         typer.Option(
             "--amount",
-            min=1,
+            metavar="CENTS",
+            parser=parse_amount,
             help="Capture this much (in the currency's minor unit) and release the rest.",
         ),
     ] = None,

@@ -9,7 +9,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields
-from bookpay.commands.params import IntentArg, parse_amount, check_request_id
+from bookpay.commands.params import IntentArg, check_request_id, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)

@@ -96,3 +96,16 @@ def test_a_catalog_s_problems_are_listed_one_a_line(cli_env, tmp_path):
     assert len(lines) > 2 and all(line.startswith("  ") for line in lines[1:])
     assert "missing field 'author'" in result.stderr
     assert "\x1b" not in result.stderr
+
+
+@pytest.mark.parametrize("card", ["٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢", "４２４２４２４２４２４２４２４２"])
+def test_a_card_number_in_other_digits_than_0_9_is_a_usage_error_and_pays_nothing(cli_env, card):
+    """Arabic-Indic or full-width digits are digits to str.isdigit(): the emulator was sent
+    them, read them as 4242..., and the payment succeeded."""
+    created = run(cli_env, "intent", "create", "--item", "1", "--json")
+    intent_id = json.loads(created.stdout)["id"]
+    result = run(cli_env, "intent", "confirm", intent_id, "--card", card)
+    assert result.exit_code == 2, result.output
+    assert "is neither a card number nor a PaymentMethod id or token" in result.stderr
+    shown = json.loads(run(cli_env, "intent", "show", intent_id, "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"

@@ -109,3 +109,15 @@ def test_a_card_number_in_other_digits_than_0_9_is_a_usage_error_and_pays_nothin
     assert "is neither a card number nor a PaymentMethod id or token" in result.stderr
     shown = json.loads(run(cli_env, "intent", "show", intent_id, "--json").stdout)
     assert shown["payment_intent"]["status"] == "requires_payment_method"
+
+
+@pytest.mark.parametrize("email", ["", "  ", "reader\x1b[31m@example.com", "reader", "a b@x.io"])
+def test_an_email_that_is_not_one_address_is_a_usage_error_and_creates_nothing(cli_env, email):
+    """`--email "$EMAIL"` with EMAIL unset made a PaymentIntent that sends no receipt; one with
+    an escape sequence in it went to Stripe (the emulator took it)."""
+    before = intents_now(cli_env)
+    result = run(cli_env, "intent", "create", "--item", "1", "--email", email)
+    assert result.exit_code == 2, result.output
+    assert "expected one e-mail address (name@example.com)" in result.output
+    assert "\x1b" not in result.output
+    assert intents_now(cli_env) == before

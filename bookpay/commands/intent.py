@@ -30,7 +30,7 @@ from bookpay.commands.output import (
     print_fields,
     print_table,
 )
-from bookpay.commands.params import BookOption, IntentArg, parse_amount
+from bookpay.commands.params import BookOption, IntentArg, check_email, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(
@@ -109,7 +109,8 @@ def create(
     ctx: typer.Context,
     item: BookOption,
     email: Annotated[
-        str | None, typer.Option("--email", help="Where Stripe sends the receipt.")
+        str | None,
+        typer.Option("--email", callback=check_email, help="Where Stripe sends the receipt."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

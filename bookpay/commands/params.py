@@ -129,6 +129,17 @@ def parse_amount(value: str) -> int:
     return int(value)
 
 
+def check_email(ctx: typer.Context, value: str | None) -> str | None:
+    """One e-mail address for a receipt: something@somewhere, no space or control character
+    in it. A blank one (an empty shell variable) would otherwise mean "no receipt"."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    if len(value) > 512 or not value.isprintable() or not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+        shown = value if len(value) <= 80 else f"{value[:80]}... ({len(value):,} characters)"
+        raise typer.BadParameter(f"expected one e-mail address (name@example.com), got {shown!r}.")
+    return value
+
+
 def parse_items(values: list[str]) -> list[tuple[str, int]]:
     """``["1:2", "3"]`` -> ``[("1", 2), ("3", 1)]`` (checked by ``check_items``)."""
     return [(item, int(quantity)) for item, quantity in map(_split_item, values)]

@@ -150,6 +150,21 @@ def _bad_character(value: str) -> str | None:
     return None
 
 
+def key_character_problem(value: str, name: str, blocks: str = "serve") -> Finding | None:
+    """Why ``value`` (a key or secret, from ``name``) holds a character none does, or None."""
+    bad = _bad_character(value)
+    if not bad:
+        return None
+    return Finding(
+        f"{name} holds {bad}, which no Stripe key or secret does: it was not "
+        "copied whole, or something was pasted into it",
+        f"copy {name} again from the Dashboard, alone on its line"
+        if not name.startswith("--")
+        else "pass the secret alone, as `stripe listen` or the Dashboard shows it",
+        blocks=blocks,
+    )
+
+
 def shop_id_problem(shop_id: str) -> str | None:
     """Why ``shop_id`` cannot go into a PaymentIntent's metadata and the logs, or None."""
     from bookpay.terminal import printable
@@ -375,16 +390,9 @@ class Settings:
             ("STRIPE_PUBLISHABLE_KEY", public, "serve"),
             *(("STRIPE_WEBHOOK_SECRET", value, "serve") for value in self.webhook_secrets),
         ):
-            bad = _bad_character(value) if value else None
-            if bad:
-                found.append(
-                    Finding(
-                        f"{name} holds {bad}, which no Stripe key or secret does: it was not "
-                        "copied whole, or something was pasted into it",
-                        f"copy {name} again from the Dashboard, alone on its line",
-                        blocks=blocks,
-                    )
-                )
+            problem = key_character_problem(value, name, blocks) if value else None
+            if problem:
+                found.append(problem)
         if "STRIPE_WEBHOOK_SECRET" in self.unreadable:
             found.append(
                 Finding(

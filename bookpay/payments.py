@@ -292,7 +292,8 @@ class Gateway:
         to the emulator, which accepts card details the way Stripe.js sends them.
         """
         compact = _compact(card)
-        if compact.isdigit():
+        # The digits 0-9 only: isdigit() alone takes Arabic-Indic and full-width digits too.
+        if compact.isascii() and compact.isdigit():
             if compact in TEST_CARD_NUMBERS:
                 return TEST_CARD_NUMBERS[compact]
             if not self.settings.is_emulated:

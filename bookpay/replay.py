@@ -224,18 +224,29 @@ def resolve_secret(settings, explicit: str | None = None, url: str | None = None
 
     Of the secrets servers saved, the one of the server at ``url``'s port (``--to``); else an
     older bookpay's single file; else the only one saved. Several, none of them the target's, is
-    a ConfigError naming their ports. A value without the whsec_ prefix is refused as
-    `bookpay config check` refuses it.
+    a ConfigError naming their ports. A value without the whsec_ prefix, or with a space, a
+    control character or anything outside ASCII in it, is refused as `bookpay config check`
+    refuses it: signed with it, no server would take the signature. A blank ``--secret`` (an
+    empty shell variable) is refused too, never taken for "the default one".
     """
-    from bookpay.config import webhook_secret_problem
+    from bookpay.config import key_character_problem, webhook_secret_problem
 
-    if explicit:
-        problem = webhook_secret_problem(explicit, "--secret")
+    def problem_of(value: str, name: str):
+        return webhook_secret_problem(value, name) or key_character_problem(value, name)
+
+    if explicit is not None:
+        if not explicit.strip():
+            raise UsageError(
+                "--secret is blank.",
+                hint="Pass the whsec_... secret, or leave --secret out to sign with "
+                "STRIPE_WEBHOOK_SECRET or the one `bookpay serve` saved.",
+            )
+        problem = problem_of(explicit, "--secret")
         if problem:
             raise UsageError(f"{problem.message}.", hint=f"Fix: {problem.fix}.")
         return explicit
     if settings.webhook_secrets:
-        problem = webhook_secret_problem(settings.webhook_secrets[0], "STRIPE_WEBHOOK_SECRET")
+        problem = problem_of(settings.webhook_secrets[0], "STRIPE_WEBHOOK_SECRET")
         if problem:
             raise ConfigError(f"{problem.message}.", hint=f"Fix: {problem.fix}.")
         return settings.webhook_secrets[0]

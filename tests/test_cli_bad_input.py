@@ -98,6 +98,7 @@ def test_a_catalog_s_problems_are_listed_one_a_line(cli_env, tmp_path):
     assert "\x1b" not in result.stderr
 
 
+<<<<<<< HEAD
 @pytest.mark.skipif(
     __import__("sys").platform != "linux",
     reason="a file name of any bytes is POSIX's (macOS: UTF-8)",
@@ -119,3 +120,28 @@ def test_a_data_folder_whose_name_is_not_utf8_holds_the_ledger(cli_env, tmp_path
     listed = CliRunner().invoke(app, ["orders", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout) == []
+=======
+@pytest.mark.parametrize("card", ["٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢", "４２４２４２４２４２４２４２４２"])
+def test_a_card_number_in_other_digits_than_0_9_is_a_usage_error_and_pays_nothing(cli_env, card):
+    """Arabic-Indic or full-width digits are digits to str.isdigit(): the emulator was sent
+    them, read them as 4242..., and the payment succeeded."""
+    created = run(cli_env, "intent", "create", "--item", "1", "--json")
+    intent_id = json.loads(created.stdout)["id"]
+    result = run(cli_env, "intent", "confirm", intent_id, "--card", card)
+    assert result.exit_code == 2, result.output
+    assert "is neither a card number nor a PaymentMethod id or token" in result.stderr
+    shown = json.loads(run(cli_env, "intent", "show", intent_id, "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"
+
+
+@pytest.mark.parametrize("email", ["", "  ", "reader\x1b[31m@example.com", "reader", "a b@x.io"])
+def test_an_email_that_is_not_one_address_is_a_usage_error_and_creates_nothing(cli_env, email):
+    """`--email "$EMAIL"` with EMAIL unset made a PaymentIntent that sends no receipt; one with
+    an escape sequence in it went to Stripe (the emulator took it)."""
+    before = intents_now(cli_env)
+    result = run(cli_env, "intent", "create", "--item", "1", "--email", email)
+    assert result.exit_code == 2, result.output
+    assert "expected one e-mail address (name@example.com)" in result.output
+    assert "\x1b" not in result.output
+    assert intents_now(cli_env) == before
+>>>>>>> clihostile

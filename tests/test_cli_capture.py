@@ -129,6 +129,18 @@ def test_capture_refuses_what_is_not_authorized(bookpay):
     assert bookpay("intent", "capture", "pi_x", "--amount", "0").exit_code == 2
 
 
+@pytest.mark.parametrize("amount", ["1_000", " 100", "+100", "١٠٠", "100.0", "9" * 19])
+def test_an_amount_not_plainly_written_captures_nothing(emulator, bookpay, amount):
+    """Typer reads `1_000` as 1000 cents: $10.00 taken on a typo, released for good."""
+    intent = authorized(emulator, bookpay)
+    result = bookpay("intent", "capture", intent["id"], "--amount", amount)
+    assert result.exit_code == 2, result.output
+    assert "expected a whole number of cents (the currency's minor unit) from 1" in result.output
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_capture"
+    assert bookpay("intent", "capture", intent["id"], "--amount", "0100").exit_code == 0
+
+
 def test_capture_request_captures_once(emulator, bookpay, settings: Settings):
     intent = authorized(emulator, bookpay)
     gateway = Gateway(settings)

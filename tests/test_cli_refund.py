@@ -111,6 +111,15 @@ def test_a_blank_or_unusable_request_id_is_a_usage_error_and_refunds_nothing(
     assert refunds_of(bookpay, paid) == []
 
 
+@pytest.mark.parametrize("amount", ["1_000", " 100", "+100", "٣", "-5", "0", "9" * 5000])
+def test_an_amount_not_plainly_written_is_a_usage_error_and_refunds_nothing(bookpay, paid, amount):
+    result = bookpay("refund", "create", paid, "--amount", amount)
+    assert result.exit_code == 2, result.output
+    assert "expected a whole number of cents (the currency's minor unit) from 1" in result.output
+    assert len(result.output) < 1000  # a 5,000-digit amount is not echoed whole
+    assert refunds_of(bookpay, paid) == []
+
+
 def test_the_gateway_refuses_a_blank_request_id_too(settings):
     from bookpay.errors import UsageError
 

@@ -211,6 +211,48 @@ def test_webhook_sign_refuses_a_secret_as_config_check_does(tmp_path):
     assert "STRIPE_WEBHOOK_SECRET must start with whsec_, got another value" in check.stdout
 
 
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        ("whsec_abc def", "--secret holds a space, which no Stripe key or secret does"),
+        ("whsec_abc\x1b[2J", "--secret holds '\\x1b', which no Stripe key or secret does"),
+        ("whsec_abcé", "--secret holds 'é', which no Stripe key or secret does"),
+        ("", "--secret is blank. Pass the whsec_... secret, or leave --secret out"),
+        (" ", "--secret is blank."),
+    ],
+)
+def test_webhook_sign_refuses_a_secret_no_server_would_verify_with(tmp_path, secret, says):
+    """A pasted secret with a space in it signed, and the server refused every signature; a
+    blank --secret ("$SECRET" unset) signed with STRIPE_WEBHOOK_SECRET instead."""
+    body = tmp_path / "event.json"
+    body.write_text("{}")
+    env = {"STRIPE_WEBHOOK_SECRET": "whsec_configured"}
+    result = runner.invoke(app, ["webhook", "sign", str(body), "--secret", secret], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: {says}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    from_env = runner.invoke(
+        app, ["webhook", "sign", str(body)], env={"STRIPE_WEBHOOK_SECRET": "whsec_abc\tdef"}
+    )
+    assert from_env.exit_code == 5, from_env.output
+    assert "STRIPE_WEBHOOK_SECRET holds '\\t', which no Stripe key" in from_env.stderr
+
+
+@pytest.mark.parametrize("timestamp", ["-5", "253402300800", "99999999999999999999999"])
+def test_webhook_sign_refuses_a_time_no_signature_was_made_at(tmp_path, timestamp):
+    body = tmp_path / "event.json"
+    body.write_text("{}")
+    args = ["webhook", "sign", str(body), "--secret", "whsec_abc", "--timestamp", timestamp]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "Invalid value for '--timestamp'" in result.stderr
+    for edge in ("0", "253402300799"):
+        signed = runner.invoke(app, [*args[:-1], edge])
+        assert signed.stdout.startswith(f"t={edge},v1="), signed.output
+
+
 # 5. Totals and the receipt -----------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from bookpay.commands.output import (
     print_fields,
     print_table,
 )
-from bookpay.commands.params import BookOption, IntentArg
+from bookpay.commands.params import BookOption, IntentArg, check_email, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(
@@ -109,7 +109,8 @@ def create(
     ctx: typer.Context,
     item: BookOption,
     email: Annotated[
-        str | None, typer.Option("--email", help="Where Stripe sends the receipt.")
+        str | None,
+        typer.Option("--email", callback=check_email, help="Where Stripe sends the receipt."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -512,7 +513,8 @@ def capture(
         int | None,
         typer.Option(
             "--amount",
-            min=1,
+            metavar="CENTS",
+            parser=parse_amount,
             help="Capture this much (in the currency's minor unit) and release the rest.",
         ),
     ] = None,

@@ -109,6 +109,37 @@ def check_request_id(ctx: typer.Context, value: str | None) -> str | None:
     return value
 
 
+# More digits than any amount Stripe takes (at most 12 in the most generous currency), and than
+# int() reads safely: the rest is Stripe's to refuse.
+AMOUNT_DIGITS = 18
+
+
+def parse_amount(value: str) -> int:
+    """An amount in the currency's minor unit (cents), 1 or more, written in the digits 0-9.
+
+    Typer's own int would read ``1_000`` as 1000, `` 100`` as 100 and ``+5`` as 5: a sum of
+    money is taken only as it is plainly written, or refused before anything is sent to Stripe.
+    """
+    if not re.fullmatch(rf"[0-9]{{1,{AMOUNT_DIGITS}}}", value) or int(value) < 1:
+        shown = value if len(value) <= 40 else f"{value[:40]}... ({len(value):,} characters)"
+        raise typer.BadParameter(
+            f"expected a whole number of cents (the currency's minor unit) from 1, in the "
+            f"digits 0-9 and at most {AMOUNT_DIGITS} of them, got {shown!r}."
+        )
+    return int(value)
+
+
+def check_email(ctx: typer.Context, value: str | None) -> str | None:
+    """One e-mail address for a receipt: something@somewhere, no space or control character
+    in it. A blank one (an empty shell variable) would otherwise mean "no receipt"."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    if len(value) > 512 or not value.isprintable() or not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+        shown = value if len(value) <= 80 else f"{value[:80]}... ({len(value):,} characters)"
+        raise typer.BadParameter(f"expected one e-mail address (name@example.com), got {shown!r}.")
+    return value
+
+
 def parse_items(values: list[str]) -> list[tuple[str, int]]:
     """``["1:2", "3"]`` -> ``[("1", 2), ("3", 1)]`` (checked by ``check_items``)."""
     return [(item, int(quantity)) for item, quantity in map(_split_item, values)]

@@ -9,7 +9,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields
-from bookpay.commands.params import IntentArg, check_request_id
+from bookpay.commands.params import IntentArg, check_request_id, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
@@ -30,7 +30,10 @@ def create(
     amount: Annotated[
         int | None,
         typer.Option(
-            "--amount", min=1, help="Minor units (cents) to refund; default: all that remains."
+            "--amount",
+            metavar="CENTS",
+            parser=parse_amount,
+            help="Minor units (cents) to refund; default: all that remains.",
         ),
     ] = None,
     reason: Annotated[

@@ -26,6 +26,8 @@ SecretOption = Annotated[
         show_default=False,
     ),
 ]
+# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at.
+LAST_TIMESTAMP = 253_402_300_799
 PROGRESS_FROM = 20  # deliveries; shorter runs finish before a bar would help
 
 
@@ -260,7 +262,13 @@ def sign_payload(
     ],
     secret: SecretOption = None,
     timestamp: Annotated[
-        int | None, typer.Option("--timestamp", help="Unix time to sign at (default: now).")
+        int | None,
+        typer.Option(
+            "--timestamp",
+            min=0,
+            max=LAST_TIMESTAMP,
+            help="Unix time to sign at, from 0 (1970) to the end of year 9999 (default: now).",
+        ),
     ] = None,
 ) -> None:
     """Print a Stripe-Signature header value for a payload, for curl.

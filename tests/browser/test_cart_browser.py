@@ -240,6 +240,19 @@ def test_a_page_restored_from_the_back_forward_cache_shows_the_cart_count_as_it_
     count_is(page, 2)
 
 
+def test_a_quantity_changed_at_checkout_changes_the_headers_count(page, shop):
+    page.goto(shop.url + "/")
+    add_from_catalog(page, "2")
+    page.goto(shop.url + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    line(page, "2").locator("input[name=quantity]").fill("4")
+    line(page, "2").locator("input[name=quantity]").dispatch_event("change")
+    page.wait_for_function(
+        "() => document.getElementById('order-status').textContent === 'Your order was updated.'"
+    )
+    assert page.locator("#cart-count").inner_text() == "4"
+
+
 def test_the_cart_works_without_javascript(browser, shop):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()

@@ -546,6 +546,11 @@
         return node;
       });
       orderLines.replaceChildren(...nodes);
+      // Paying for the cart, its lines are the cart's: the header's count follows them.
+      const count = document.getElementById('cart-count');
+      if (config.item === null && count) {
+        count.textContent = String(quote.lines.reduce((n, line) => n + line.quantity, 0));
+      }
       subtotal.textContent = quote.subtotalText;
       shippingAmount.textContent = quote.priced ? quote.shippingText : '—';
       shippingAmount.classList.toggle('totals-pending', !quote.priced);

@@ -342,7 +342,9 @@ def create_app(
         shared,
         emulated=settings.is_emulated,
         live=settings.livemode,
-        scripts=(),
+        # Every page shows the header's cart count, which cart.js keeps true when the page is
+        # shown again from the browser's history; the checkout page has scripts of its own.
+        scripts=("cart.js",),
         static=files.url,
     )
     app = bottle.Bottle(catchall=True, autojson=True)

@@ -191,6 +191,68 @@ def test_removing_the_last_line_at_checkout_goes_back_to_the_cart(page, shop):
     assert page.locator("#cart-empty").is_visible()
 
 
+def count_is(page, n: int) -> None:
+    page.wait_for_function(
+        "(n) => document.getElementById('cart-count').textContent === String(n)", arg=n
+    )
+
+
+def test_back_to_the_catalog_shows_the_cart_count_as_it_is_now(page, shop):
+    """Back from the cart to the catalog shows the catalog as it was loaded (from the HTTP
+    cache here, from the back-forward cache in a browser that keeps one): its count is asked
+    for again, so it is the cart's now, not the one the page was left with."""
+    page.goto(shop.url + "/")
+    add_from_catalog(page, "2")
+    page.goto(shop.url + "/cart")
+    quantity = page.locator("#cart-lines [data-item='2'] input[name=quantity]")
+    quantity.fill("3")
+    quantity.dispatch_event("change")
+    count_is(page, 3)
+    page.go_back()
+    page.wait_for_url(shop.url + "/")
+    count_is(page, 3)
+    page.goto(shop.url + "/cart")
+    page.locator("#cart-lines [data-item='2']").get_by_role("button", name="Remove").click()
+    page.locator("#cart-empty").wait_for()  # the emptied cart's page, reloaded
+    page.go_back()
+    page.wait_for_url(shop.url + "/")
+    count_is(page, 0)
+
+
+@pytest.mark.parametrize("path", ["/", "/no-such-page"])
+def test_a_page_restored_from_the_back_forward_cache_shows_the_cart_count_as_it_is_now(
+    page, context, shop, path
+):
+    """Every page shows the count (an error page too). Restored from the back-forward cache
+    (pageshow, persisted) it asks the shop for it again. (Chromium under Playwright keeps no
+    such cache, so the event is sent as the browser would send it.)"""
+    page.goto(shop.url + "/")
+    add_from_catalog(page, "1")
+    page.goto(shop.url + path)
+    count_is(page, 1)
+    other = context.new_page()  # another tab, same shopper
+    other.goto(shop.url + "/")
+    add_from_catalog(other, "1")
+    other.close()
+    page.evaluate(
+        "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+    )
+    count_is(page, 2)
+
+
+def test_a_quantity_changed_at_checkout_changes_the_headers_count(page, shop):
+    page.goto(shop.url + "/")
+    add_from_catalog(page, "2")
+    page.goto(shop.url + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    line(page, "2").locator("input[name=quantity]").fill("4")
+    line(page, "2").locator("input[name=quantity]").dispatch_event("change")
+    page.wait_for_function(
+        "() => document.getElementById('order-status').textContent === 'Your order was updated.'"
+    )
+    assert page.locator("#cart-count").inner_text() == "4"
+
+
 def test_the_cart_works_without_javascript(browser, shop):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()

@@ -133,10 +133,11 @@ def test_a_tab_restored_from_the_back_forward_cache_asks_the_shop_again(page, sh
     assert page.locator("#payment-form").get_attribute("aria-busy") != "true"
 
 
-@pytest.mark.parametrize("status", [502, 200])
+@pytest.mark.parametrize("status", [502, 200, 408])
 def test_a_quote_answered_by_a_proxy_in_html_is_asked_again(page, shop, status):
-    """A proxy's HTML page instead of the shop's quote (a 502, or a 200 from a captive portal)
-    is no answer about the address: the page asks again, and never shows a script's error."""
+    """A proxy's HTML page instead of the shop's quote (a 502, a 200 from a captive portal, a
+    408 timeout) is no answer about the address: the page asks again, and never shows a
+    script's error."""
     answered = []
 
     def proxy_once(route):
@@ -356,3 +357,123 @@ def test_the_cart_page_restored_from_the_back_forward_cache_asks_the_shop_again(
     quantity = cart_line(page, "1").locator("input[name=quantity]")
     assert quantity.input_value() == "3"
     assert page.locator("#cart-subtotal").inner_text() == "$69.00"
+
+
+def rate_limited(wait: int, *, json: bool = True) -> dict:
+    """A 429 with Retry-After: the shop's own (JSON), or a proxy's (HTML)."""
+    body = (
+        '{"error": {"message": "Too many payment requests for this checkout: try again in'
+        f' {wait} s.", "code": "rate_limited"}}}}'
+    )
+    return {
+        "status": 429,
+        "headers": {"Retry-After": str(wait)},
+        "content_type": "application/json" if json else "text/html",
+        "body": body if json else "<html>Too Many Requests</html>",
+    }
+
+
+def test_pays_last_look_timed_out_says_so_and_offers_to_pay_again_safely(page, shop):
+    """A 408 is a timeout, not a failure of the shop: said as such; nothing was confirmed."""
+    confirms = ready_to_pay(page, shop)
+    page.route(
+        LAST_LOOK,
+        lambda route: route.fulfill(status=408, content_type="text/html", body="<html>408</html>"),
+    )
+    pay(page)
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == f"The shop took too long to answer. {SAFE}"
+    assert page.locator("#refused-link").is_hidden()
+    assert confirms == []
+    page.unroute(LAST_LOOK)
+    retry.click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+def test_pays_last_look_rate_limited_says_when_to_pay_again_and_waits_till_then(page, shop):
+    """A 429 is the shop asking to wait: the page says for how long (its Retry-After), that
+    nothing was charged, and offers neither Pay nor Try again before then."""
+    confirms = ready_to_pay(page, shop)
+    page.route(LAST_LOOK, lambda route: route.fulfill(**rate_limited(2)))
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == (
+        "The shop is busy. Nothing was charged: please try again in 2 s, you will not be"
+        " charged twice."
+    )
+    retry = page.locator("#retry-button")
+    assert retry.is_hidden()
+    assert page.locator("#submit-button").is_disabled()
+    assert page.locator("#refused-link").is_hidden()
+    assert focused_id(page) == "payment-message"
+    page.unroute(LAST_LOOK)
+    retry.wait_for(timeout=5_000)
+    assert retry.inner_text() == "Try again"
+    assert not page.locator("#submit-button").is_disabled()
+    assert confirms == []
+    retry.click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+@pytest.mark.parametrize("json", [True, False], ids=["shop", "proxy"])
+def test_a_rate_limited_checkout_says_when_to_try_again_and_offers_it_then(page, shop, json):
+    page.route(LAST_LOOK, lambda route: route.fulfill(**rate_limited(2, json=json)))
+    page.goto(f"{shop}/checkout?item=1")
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == "The shop is busy. Please try again in 2 s."
+    retry = page.locator("#retry-button")
+    assert retry.is_hidden()
+    page.unroute(LAST_LOOK)
+    retry.wait_for(timeout=5_000)
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()
+
+
+def test_a_rate_limited_quote_says_the_page_asks_again_and_then_does(page, shop):
+    answered = []
+
+    def limited_once(route):
+        if answered:
+            route.continue_()
+            return
+        answered.append(route.request.url)
+        route.fulfill(**rate_limited(3, json=False))
+
+    page.route("**/checkout/quote", limited_once)
+    open_checkout(page, shop)
+    fill_checkout(page)
+    page.wait_for_function(
+        "() => document.getElementById('shipping-rates-message').textContent"
+        " === 'The shop is busy. Trying again in 3 s…'"
+    )
+    wait_for_pay(page)
+    assert page.locator("#shipping-amount").inner_text() == "$5.00"
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_a_quantity_change_the_shop_could_not_take_now_is_not_marked_refused(page, shop, status):
+    """A timeout or a rate limit on a quantity's change says so; the quantity is not invalid
+    (the shop did not refuse it) and shows what the order has."""
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1", 2)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    answer = rate_limited(2, json=False) if status == 429 else {"status": 408, "body": "late"}
+    page.route("**/cart/items/1", lambda route: route.fulfill(**answer))
+    quantity = page.locator("#order-lines [data-item='1'] input[name=quantity]")
+    quantity.fill("3")
+    quantity.dispatch_event("change")
+    page.wait_for_function(
+        "() => /busy|too long/.test(document.getElementById('order-status').textContent)"
+    )
+    said = page.locator("#order-status").inner_text()
+    if status == 429:
+        assert said == "The shop is busy. Please try again in 2 s."
+    else:
+        assert said == "The shop took too long to answer. Please try again."
+    assert quantity.get_attribute("aria-invalid") is None
+    assert quantity.input_value() == "2"
+    assert server_quantities(page, shop) == {"1": 2}

@@ -5,7 +5,9 @@
  * same request is sent as JSON; the answer is the cart as the server has it, which updates the
  * header's count, the cart's lines and its subtotal, and says what happened in a live region.
  * A change the server refuses (more than 10 copies, a full cart, another currency) is shown as
- * the server worded it. The cart page restored from the back-forward cache reloads.
+ * the server worded it. Shown again from the browser's history (Back, the back-forward cache),
+ * the cart page reloads and every other page asks the shop for the header's count: this script
+ * is on every page but the checkout (which reloads itself).
  */
 /**
  * @typedef {{item: string, quantity: number, lineText: string}} CartLine
@@ -93,14 +95,40 @@
     });
   });
 
-  /* The cart page: quantities and removals update the lines and the subtotal in place. */
-  // Restored from the back-forward cache it would show the cart as it was left, maybe paid or
-  // changed since in another tab: ask the shop afresh, as the checkout page does.
-  if (find('cart-heading')) {
-    window.addEventListener('pageshow', (event) => {
-      if (event.persisted) window.location.reload();
-    });
+  /* Every page: shown again from the browser's history (restored from the back-forward cache,
+     or loaded from the HTTP cache on Back), a page shows the cart as it was left, maybe changed
+     or paid for since (on the cart page, in another tab): the cart page asks the shop afresh (a
+     reload, as the checkout page does); any other page asks for the header's count. */
+  window.addEventListener('pageshow', (event) => {
+    if (find('cart-heading')) {
+      if (event.persisted) window.location.reload(); // never stored: Back loads it afresh
+    } else if (event.persisted || navigationType() === 'back_forward') {
+      refreshCount();
+    }
+  });
+
+  function navigationType() {
+    const nav = performance.getEntriesByType('navigation')[0];
+    return nav instanceof PerformanceNavigationTiming ? nav.type : '';
   }
+
+  // The header's count as the shop has it now (unchanged when the shop cannot say).
+  async function refreshCount() {
+    const link = document.querySelector('a.cart-link');
+    try {
+      const response = await fetch((link && link.getAttribute('href')) || '/cart', {
+        headers: {'Accept': 'application/json'},
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      const body = response.ok ? await response.json() : null;
+      if (body && body.cart) showCount(body.cart);
+    } catch (e) {
+      // not reached, or not the shop's JSON: the count stays as it was
+    }
+  }
+
+  /* The cart page: quantities and removals update the lines and the subtotal in place. */
   const lines = find('cart-lines');
   const message = find('cart-message');
   if (lines && message) enhanceCart(lines, message);

@@ -55,9 +55,11 @@
  * @typedef {{address: AddressValue, name: string, shippingRate: string | null}} WantedQuote
  * @typedef {{paymentIntentId?: string, orderId?: string, status?: string}} PaidAttempt
  * @typedef {import('@stripe/stripe-js').PaymentIntent} PaymentIntent
- * @typedef {{error?: ShownError, text?: string, retry?: boolean, refused?: boolean}} Failure
+ * @typedef {{error?: ShownError, text?: string, retry?: boolean, wait?: number,
+ *   refused?: boolean}} Failure
  *   what to say after a failed Pay: a Stripe error (shown if written for shoppers), else `text`;
- *   `retry` offers Try again; `refused`: the shop refused the order, paying cannot succeed
+ *   `retry` offers Try again; `wait`: only after that many seconds (the shop asked to wait),
+ *   Pay too; `refused`: the shop refused the order, paying cannot succeed
  */
 (function () {
   'use strict';
@@ -91,6 +93,11 @@
   // Said when Pay's last look at the order (before anything is confirmed) got no answer of the
   // shop's: paying again is safe, the same attempt is the same PaymentIntent.
   const NOT_PAID_YET = ' Nothing was charged: please try again, you will not be charged twice.';
+  // The answers that say "not now" rather than "no": 429, the shop asks to wait (Retry-After
+  // says how long; a proxy may not say); 408, the request timed out on its way.
+  const BUSY = 'The shop is busy.';
+  const TIMED_OUT = 'The shop took too long to answer.';
+  const BUSY_WAIT_S = 5;
   // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
   // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
   const UNCHECKED =
@@ -113,12 +120,34 @@
      * @param {string} message
      * @param {number} status the HTTP status, 0 when the shop was not reached
      * @param {string} [code] the error's code
+     * @param {number} [retryAfter] the seconds its Retry-After says to wait, 0 when none
      */
-    constructor(message, status, code) {
+    constructor(message, status, code, retryAfter) {
       super(message);
       this.status = status;
       this.code = code || '';
+      this.retryAfter = retryAfter || 0;
     }
+  }
+
+  /**
+   * The seconds to wait before asking again after a 429.
+   * @param {number} retryAfter what its Retry-After said, 0 when nothing
+   */
+  function busyWait(retryAfter) {
+    return Math.max(1, Math.ceil(retryAfter || BUSY_WAIT_S));
+  }
+
+  /**
+   * What to say to an answer that says "not now" (408, 429), '' to any other: the shopper asks
+   * again (after the wait a 429 says).
+   * @param {number} status
+   * @param {number} retryAfter
+   */
+  function notNowText(status, retryAfter) {
+    if (status === 429) return BUSY + ' Please try again in ' + busyWait(retryAfter) + ' s.';
+    if (status === 408) return TIMED_OUT + ' Please try again.';
+    return '';
   }
 
   /**
@@ -238,6 +267,7 @@
       addressComplete: false,
       loadFailed: false,
       busy: false,
+      waiting: 0, // waits the shop asked for (a 429) before it is asked again
       updating: 0, // changes of the order on their way to the server
       focusWhenReady: false,
       /** @type {{address: AddressValue, name: string} | null} the last complete address */
@@ -311,7 +341,7 @@
 
     function canPay() {
       return state.ready.size === 3 && state.emailComplete && state.addressComplete
-        && !state.loadFailed && !state.updating && quoteApplied();
+        && !state.loadFailed && !state.updating && !state.waiting && quoteApplied();
     }
 
     // Whether the PaymentIntent holds the quote for the address and rate shown now.
@@ -322,7 +352,7 @@
 
     // Says what still keeps Pay disabled (never a field's own error: that is under the field).
     function hintText() {
-      if (state.loadFailed) return ''; // the message says what went wrong, and offers a retry
+      if (state.loadFailed || state.waiting) return ''; // the message says why, and when to retry
       if (state.updating || quoting.queued) return 'Updating your order…';
       if (state.addressComplete && quoting.problem) return 'Check the shipping address to pay.';
       const missing = [];
@@ -359,14 +389,17 @@
       refreshButton();
     }
 
-    /** @param {string} [text] */
-    function loadFailed(text) {
+    /**
+     * @param {string} [text]
+     * @param {number} [wait] seconds before the retry is offered (the shop asked to wait)
+     */
+    function loadFailed(text, wait) {
       state.loadFailed = true;
       refreshButton();
       // Nothing can be filled in: the section headings over empty boxes would only confuse.
       fields.hidden = true;
       showMessage(text || LOAD_ERROR);
-      retryButton.hidden = false;
+      offerRetry(wait || 0);
     }
 
     // The shop refused this checkout (a total Stripe cannot charge, a book it does not sell, a
@@ -388,8 +421,12 @@
     // the network, a timeout or a rate limit), which trying again may mend.
     /** @param {unknown} e */
     function isRefusal(e) {
-      return e instanceof ShopError && e.status >= 400 && e.status < 500
-        && e.status !== 408 && e.status !== 409 && e.status !== 429;
+      return e instanceof ShopError && refuses(e.status);
+    }
+
+    /** @param {number} status */
+    function refuses(status) {
+      return status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429;
     }
 
     // The client secret of each PaymentIntent this tab has paid with, so that "you already paid"
@@ -441,6 +478,8 @@
         retryButton.textContent = 'Try again';
         throw new ShopError(UNAVAILABLE, 503, error.code);
       }
+      const notNow = notNowText(answer.status, answer.retryAfter);
+      if (notNow) throw new ShopError(notNow, answer.status, error.code, answer.retryAfter);
       if (error.code === 'cart_empty') window.location.assign('/cart'); // nothing left to pay for
       throw new ShopError(error.message || GENERIC_ERROR, answer.status, error.code);
     }
@@ -507,6 +546,11 @@
         return node;
       });
       orderLines.replaceChildren(...nodes);
+      // Paying for the cart, its lines are the cart's: the header's count follows them.
+      const count = document.getElementById('cart-count');
+      if (config.item === null && count) {
+        count.textContent = String(quote.lines.reduce((n, line) => n + line.quantity, 0));
+      }
       subtotal.textContent = quote.subtotalText;
       shippingAmount.textContent = quote.priced ? quote.shippingText : '—';
       shippingAmount.classList.toggle('totals-pending', !quote.priced);
@@ -622,10 +666,10 @@
       }
       const body = answer.body || {};
       const error = body.error || {};
-      // No answer of the shop's (the network, a proxy's HTML 502, a 200 that is not the quote):
-      // nothing about the address; ask again after a wait, longer each time.
-      if (answer.status === 0 || (answer.status >= 500 && answer.status !== 503)
-          || (answer.ok && !body.quote)) {
+      // No answer of the shop's (the network, a proxy's HTML 502, a 200 that is not the quote, a
+      // timeout): nothing about the address; ask again after a wait, longer each time.
+      if (answer.status === 0 || answer.status === 408
+          || (answer.status >= 500 && answer.status !== 503) || (answer.ok && !body.quote)) {
         showRates(rates, chosenRate(), NO_ANSWER);
         quoting.unanswered += 1;
         const wait = answer.retryAfter || Math.min(2 ** quoting.unanswered, 30);
@@ -642,9 +686,12 @@
           return;
         }
         if (answer.status === 429 || answer.status === 503) {
-          // Too many quotes, or Stripe unavailable for now: say so, and ask again when told.
-          showRates(rates, chosenRate(), error.message || GENERIC_ERROR);
-          await new Promise((done) => setTimeout(done, 1000 * (answer.retryAfter || 1)));
+          // Too many quotes, or Stripe unavailable for now: say so, and ask again when told (the
+          // page does: the shopper has nothing to do).
+          const wait = answer.status === 429 ? busyWait(answer.retryAfter) : answer.retryAfter || 1;
+          showRates(rates, chosenRate(), answer.status === 429
+            ? BUSY + ' Trying again in ' + wait + ' s…' : error.message || NO_ANSWER);
+          await new Promise((done) => setTimeout(done, 1000 * wait));
           if (!quoting.pending) quoting.pending = wanted;
           return;
         }
@@ -737,17 +784,23 @@
      */
     async function sendQuantity(item, quantity) {
       let problem = '';
+      let refusal = false; // the shop refused this quantity (not: could not take it now)
       try {
         const url = config.cartItemsUrl + '/' + encodeURIComponent(item);
         const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
-        if (!answer.ok) problem = (answer.body && answer.body.error && answer.body.error.message) || GENERIC_ERROR;
+        if (!answer.ok) {
+          const said = answer.body && answer.body.error && answer.body.error.message;
+          problem = notNowText(answer.status, answer.retryAfter) || said || GENERIC_ERROR;
+          refusal = refuses(answer.status);
+        }
         await requote(); // whatever happened, show the order as the server has it
         if (problem) showQuantity(item); // even in the field still focused: not what was refused
       } catch (e) {
         problem = e instanceof Error ? e.message : GENERIC_ERROR;
+        refusal = false; // what is said is why the order could not be shown
       }
       orderStatus.textContent = problem || 'Your order was updated.';
-      markRefused(problem ? item : null);
+      markRefused(refusal ? item : null);
     }
 
     /**
@@ -909,9 +962,17 @@
       if (isRefusal(e)) return {text: text, refused: true}; // as a refused checkout: no Pay
       if (e.status === 503) return {text: UNAVAILABLE, retry: true};
       if (e.status === 409) return outcome({text: text});
-      // Not reached, a server failure, an answer that is not the shop's JSON (a proxy's page),
-      // a timeout or a rate limit: nothing was confirmed, so paying again is safe.
-      const said = e.status === 0 ? 'Could not reach the shop.' : 'The shop did not answer.';
+      // Nothing was confirmed, so paying again is safe: after the wait the shop asked for (429),
+      // or at once after a timeout, a failure to reach the shop or an answer that was not the
+      // shop's JSON (a server failure, a proxy's page).
+      if (e.status === 429) {
+        const wait = busyWait(e.retryAfter);
+        return {text: BUSY + ' Nothing was charged: please try again in ' + wait
+          + ' s, you will not be charged twice.', retry: true, wait: wait};
+      }
+      let said = 'The shop did not answer.';
+      if (e.status === 0) said = 'Could not reach the shop.';
+      else if (e.status === 408) said = TIMED_OUT;
       return {text: said + NOT_PAID_YET, retry: true};
     }
 
@@ -1002,9 +1063,26 @@
       showMessage(failure.text || GENERIC_ERROR);
       if (failure.retry) {
         retryButton.textContent = 'Try again';
-        retryButton.hidden = false;
+        offerRetry(failure.wait || 0);
       }
       message.focus();
+    }
+
+    /**
+     * Shows the retry button, after `wait` seconds when the shop asked to wait: Pay, another way
+     * to try again, stays disabled until then too.
+     * @param {number} wait
+     */
+    function offerRetry(wait) {
+      retryButton.hidden = !!wait;
+      if (!wait) return;
+      state.waiting += 1;
+      refreshButton();
+      setTimeout(() => {
+        state.waiting -= 1;
+        if (!state.busy && message.textContent) retryButton.hidden = false; // still said
+        refreshButton();
+      }, 1000 * wait);
     }
 
     /** @param {PaidAttempt} paid */
@@ -1039,6 +1117,8 @@
         if (isRefusal(e)) {
           refused(e instanceof Error ? e.message : GENERIC_ERROR);
           message.focus(); // the form is gone: the keyboard and screen reader go to the why
+        } else if (e instanceof ShopError && e.status === 429) {
+          loadFailed(e.message, busyWait(e.retryAfter));
         } else {
           loadFailed(e instanceof Error ? e.message : LOAD_ERROR);
         }

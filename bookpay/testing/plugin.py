@@ -54,12 +54,41 @@ def _one_per_test(config: pytest.Config) -> bool:
     return chosen == "test"
 
 
+class _SessionEmulator:
+    """The session's emulator, reset for each test; started again when a test stopped it (or
+    it died), so that one test's doing does not fail every test after it."""
+
+    def __init__(self) -> None:
+        from contextlib import ExitStack
+
+        self._started = ExitStack()
+        self._current = None
+
+    def fresh(self):
+        import urllib.error
+
+        from bookpay.testing import emulator
+
+        if self._current is not None:
+            try:
+                self._current.reset()
+                return self._current
+            except urllib.error.URLError:  # no answer at all (an error answer is not one)
+                self._current.running.stop()
+        self._current = self._started.enter_context(emulator())
+        return self._current
+
+    def close(self) -> None:
+        self._started.close()
+
+
 @pytest.fixture(scope="session")
 def _bookpay_session_emulator():
-    from bookpay.testing import emulator
-
-    with emulator() as running:
-        yield running
+    shared = _SessionEmulator()
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @pytest.fixture
@@ -73,9 +102,7 @@ def stripe_emulator(request: pytest.FixtureRequest):
         with emulator(**options) as running:
             yield running
         return
-    shared = request.getfixturevalue("_bookpay_session_emulator")
-    shared.reset()
-    yield shared
+    yield request.getfixturevalue("_bookpay_session_emulator").fresh()
 
 
 def _marker_options(marker: pytest.Mark) -> dict:

@@ -96,3 +96,19 @@ def test_bookpay_cli_refuses_the_commands_that_run_until_stopped(pytester, args)
     # A bookpay_cli that ran them would wait for Ctrl-C: the run is cut short instead.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=60)
     result.assert_outcomes(passed=1)
+
+
+def test_a_test_that_stops_the_session_emulator_does_not_fail_the_next(pytester):
+    pytester.makepyfile(
+        """
+        def test_stops_it(stripe_emulator):
+            stripe_emulator.running.stop()
+
+        def test_next(stripe_emulator):
+            assert stripe_emulator.client.v1.customers.list().data == []
+
+        def test_and_the_next_share_it(stripe_emulator):
+            assert stripe_emulator.events() == []
+        """
+    )
+    run(pytester).assert_outcomes(passed=3)

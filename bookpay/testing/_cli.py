@@ -68,6 +68,7 @@ class Cli:
         from bookpay.cli import app
 
         words = [str(arg) for arg in (args[0] if len(args) == 1 and _listy(args[0]) else args)]
+        _refuse_servers(words)
         isolated: dict[str, str | None] = {
             name: None for name in os.environ if name.startswith(("STRIPE_", "BOOKPAY_"))
         }
@@ -93,6 +94,31 @@ class Cli:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The commands that run until Ctrl-C or SIGTERM (in-process, they would hold the test forever),
+# and what a test uses instead.
+_SERVERS = {
+    "serve": "the bookpay_shop fixture (bookpay.testing.shop)",
+    "emulator": "the stripe_emulator fixture (bookpay.testing.emulator)",
+    "worker": "`worker --once`, which sends what is due and exits",
+}
+
+
+def _refuse_servers(words: list[str]) -> None:
+    """ValueError for ``serve``, ``emulator`` and ``worker`` without ``--once`` (not for their
+    ``--help``): run in-process, they would wait for a Ctrl-C that never comes."""
+    at = 0
+    while at < len(words) and words[at].startswith("-"):
+        at += 2 if words[at] == "--catalog" else 1  # the root's one option with a value
+    if at >= len(words) or {"-h", "--help", "--version"} & set(words):
+        return
+    command, rest = words[at], words[at + 1 :]
+    if command in _SERVERS and not (command == "worker" and "--once" in rest):
+        raise ValueError(
+            f"`bookpay {command}` runs until it is stopped: bookpay_cli would wait for it "
+            f"forever. Use {_SERVERS[command]}."
+        )
 
 
 def _listy(value: Any) -> bool:

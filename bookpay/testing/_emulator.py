@@ -47,13 +47,62 @@ def emulator(**options: Any) -> Iterator[StripeEmulator]:
     ``latency`` and ``latency_max`` (seconds), ``async_delay`` (what Stripe does "some time
     later", 2 s), ``retry_schedule`` (Stripe's three days by default; advance the clock).
     """
-    from bookpay.emulator import EmulatorOptions, start_emulator
+    from bookpay.emulator import start_emulator
 
-    running = start_emulator("127.0.0.1", 0, EmulatorOptions(**options))
+    running = start_emulator("127.0.0.1", 0, emulator_options(**options))
     try:
         yield StripeEmulator(running.url, running=running)
     finally:
         running.stop()
+
+
+def emulator_options(**options: Any) -> Any:
+    """``EmulatorOptions`` from these, checked first: ValueError, naming the option and what it
+    takes, for an unknown name or a bad value (not a traceback from deep in the emulator)."""
+    from dataclasses import fields
+
+    from bookpay.emulator import EmulatorOptions
+    from bookpay.emulator.faults import MAX_LATENCY_MS, parse_rates
+
+    known = sorted(f.name for f in fields(EmulatorOptions))
+    for name, value in options.items():
+        if name not in known:
+            raise ValueError(f"unknown option {name!r} (the options: {', '.join(known)})")
+        said = f"{name}={value!r}"
+        if name in _SECONDS:
+            most = MAX_LATENCY_MS / 1000 if name.startswith("latency") else None
+            if name == "latency_max" and value is None:
+                continue
+            if not _number(value) or value < 0 or (most is not None and value > most):
+                upto = f" to {most:g}" if most is not None else ""
+                raise ValueError(f"{said} is not seconds from 0{upto}")
+        elif name in ("seed", "threads"):
+            if value is None and name == "seed":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < (name == "threads"):
+                low = "1" if name == "threads" else "0"
+                raise ValueError(f"{said} is not a whole number from {low}")
+        elif name == "faults":
+            if not isinstance(value, str):
+                raise ValueError(f'{said} is not a string such as "500=5%,429=2%"')
+            try:
+                parse_rates(value)
+            except ValueError as exc:
+                raise ValueError(f"{said}: {exc}") from None
+        elif name == "retry_schedule" and not (
+            isinstance(value, (list, tuple)) and all(_number(v) and v >= 0 for v in value)
+        ):
+            raise ValueError(f"{said} is not a list of seconds, such as (300, 1800)")
+    return EmulatorOptions(**options)
+
+
+_SECONDS = ("latency", "latency_max", "async_delay", "delivery_timeout", "fault_hang")
+
+
+def _number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class StripeEmulator:

@@ -76,13 +76,41 @@ class WebhookSender:
 
 
 def _delivery(event: str | Path | dict | bytes) -> Any:
+    """The delivery of ``event``: bytes are sent as they are (JSON or not, an event or not, as
+    an attacker's would be); ValueError for a name or file that holds no one event."""
     from bookpay import replay
+    from bookpay.errors import BookpayError
 
     if isinstance(event, (str, Path)):
-        found = replay.load_events([str(event)])
+        try:
+            found = replay.load_events([str(event)])
+        except BookpayError as exc:
+            problem = exc.message
+            if not Path(event).exists():  # a fixture's name mistyped, most likely
+                problem += f" The bundled fixtures: {', '.join(replay.FIXTURE_NOTES)}."
+            raise ValueError(problem) from None
         if len(found) != 1:
             raise ValueError(f"{event} holds {len(found)} events: send them one at a time")
         return found[0]
-    body = event if isinstance(event, bytes) else json.dumps(event, indent=2).encode()
-    parsed = json.loads(body)
-    return replay.Delivery(0, str(parsed.get("id")), str(parsed.get("type")), body, "<test>")
+    if isinstance(event, (bytes, bytearray)):
+        body = bytes(event)
+    elif isinstance(event, dict):
+        body = json.dumps(event, indent=2).encode()
+    else:
+        raise TypeError(
+            f"an event is a bundled fixture's name, a file, a dict or bytes, "
+            f"not {type(event).__name__}"
+        )
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    said = parsed if isinstance(parsed, dict) else {}
+    event_id, kind = (said.get(key) for key in ("id", "type"))
+    return replay.Delivery(
+        0,
+        event_id if isinstance(event_id, str) else "",
+        kind if isinstance(kind, str) else "",
+        body,
+        "<test>",
+    )

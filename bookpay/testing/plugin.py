@@ -38,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _one_per_test(config)  # a bad ini value is the run's usage error, not each test's
     config.addinivalue_line(
         "markers",
         "bookpay_emulator(**options): a fresh emulator for this test, with these "
@@ -53,32 +54,75 @@ def _one_per_test(config: pytest.Config) -> bool:
     return chosen == "test"
 
 
+class _SessionEmulator:
+    """The session's emulator, reset for each test; started again when a test stopped it (or
+    it died), so that one test's doing does not fail every test after it."""
+
+    def __init__(self) -> None:
+        from contextlib import ExitStack
+
+        self._started = ExitStack()
+        self._current = None
+
+    def fresh(self):
+        import urllib.error
+
+        from bookpay.testing import emulator
+
+        if self._current is not None:
+            try:
+                self._current.reset()
+                return self._current
+            except urllib.error.URLError:  # no answer at all (an error answer is not one)
+                self._current.running.stop()
+        self._current = self._started.enter_context(emulator())
+        return self._current
+
+    def close(self) -> None:
+        self._started.close()
+
+
 @pytest.fixture(scope="session")
 def _bookpay_session_emulator():
-    from bookpay.testing import emulator
-
-    with emulator() as running:
-        yield running
+    shared = _SessionEmulator()
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @pytest.fixture
 def stripe_emulator(request: pytest.FixtureRequest):
     """bookpay's Stripe emulator, as new: no objects, no faults, its clock at real time."""
     marker = request.node.get_closest_marker("bookpay_emulator")
-    if marker is not None and marker.args:
-        raise pytest.UsageError(
-            f"bookpay_emulator takes options by name, as in "
-            f'@pytest.mark.bookpay_emulator(faults="500=5%"), not {marker.args!r}'
-        )
     if marker is not None or _one_per_test(request.config):
         from bookpay.testing import emulator
 
-        with emulator(**(marker.kwargs if marker is not None else {})) as running:
+        options = _marker_options(marker) if marker is not None else {}
+        with emulator(**options) as running:
             yield running
         return
-    shared = request.getfixturevalue("_bookpay_session_emulator")
-    shared.reset()
-    yield shared
+    yield request.getfixturevalue("_bookpay_session_emulator").fresh()
+
+
+def _marker_options(marker: pytest.Mark) -> dict:
+    """The marker's options, checked: a bad one fails the test in one line (pytrace=False),
+    saying which and why, rather than with a traceback from inside the emulator."""
+    from bookpay.testing._emulator import emulator_options
+
+    if marker.args:
+        pytest.fail(
+            f"bookpay_emulator takes options by name, as in "
+            f'@pytest.mark.bookpay_emulator(faults="500=5%"), not {marker.args!r}',
+            pytrace=False,
+        )
+    try:
+        emulator_options(**marker.kwargs)
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        return marker.kwargs
+    pytest.fail(f"@pytest.mark.bookpay_emulator: {problem}", pytrace=False)  # not chained
 
 
 @pytest.fixture

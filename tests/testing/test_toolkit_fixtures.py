@@ -167,6 +167,7 @@ def test_a_marker_with_options_not_named_is_refused_not_ignored(pytester):
     result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*bookpay_emulator takes options by name*"])
+    assert "bookpay/testing" not in result.stdout.str()  # in one line, no traceback into it
 
 
 def test_bookpay_shop_pays_fulfils_and_writes_a_receipt_ignoring_the_environment(

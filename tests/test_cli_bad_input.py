@@ -98,7 +98,6 @@ def test_a_catalog_s_problems_are_listed_one_a_line(cli_env, tmp_path):
     assert "\x1b" not in result.stderr
 
 
-<<<<<<< HEAD
 @pytest.mark.skipif(
     __import__("sys").platform != "linux",
     reason="a file name of any bytes is POSIX's (macOS: UTF-8)",
@@ -120,7 +119,8 @@ def test_a_data_folder_whose_name_is_not_utf8_holds_the_ledger(cli_env, tmp_path
     listed = CliRunner().invoke(app, ["orders", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout) == []
-=======
+
+
 @pytest.mark.parametrize("card", ["٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢", "４２４２４２４２４２４２４２４２"])
 def test_a_card_number_in_other_digits_than_0_9_is_a_usage_error_and_pays_nothing(cli_env, card):
     """Arabic-Indic or full-width digits are digits to str.isdigit(): the emulator was sent
@@ -144,4 +144,3 @@ def test_an_email_that_is_not_one_address_is_a_usage_error_and_creates_nothing(c
     assert "expected one e-mail address (name@example.com)" in result.output
     assert "\x1b" not in result.output
     assert intents_now(cli_env) == before
->>>>>>> clihostile

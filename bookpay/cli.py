@@ -153,9 +153,19 @@ class BookpayGroup(TyperGroup):
                 import traceback
 
                 traceback.print_exc(file=sys.stderr)
+            from bookpay.errors import stripe_codes
             from bookpay.terminal import printable
 
-            message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
+            message = exc.message
+            codes = stripe_codes(
+                getattr(exc, "stripe_code", None), getattr(exc, "decline_code", None)
+            )
+            if exc.exit_code == 3 and getattr(exc, "http_status", None) == 402 and codes:
+                # A decline's codes, as `intent show` gives them: "Your card was declined." is
+                # all Stripe says to the customer of a stolen card (card_declined/stolen_card).
+                message = f"{message} ({codes})"
+            if exc.hint:
+                message = f"{message} {exc.hint}"
             # A message may list problems on lines of its own (an invalid catalog); every line
             # after the first is indented, so none can pass for another message.
             first, *rest = printable(message, keep_newlines=True).split("\n")

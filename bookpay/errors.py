@@ -134,6 +134,12 @@ class DeliveryFailed(BookpayError):
     code = "delivery_failed"
 
 
+def stripe_codes(code: str | None, decline_code: str | None) -> str:
+    """Stripe's error code and decline code as support reads them: ``card_declined/stolen_card``,
+    one of them alone, or once when Stripe gives the same for both (``expired_card``)."""
+    return "/".join(dict.fromkeys(c for c in (code, decline_code) if c))
+
+
 def refused_outright(status: int | None) -> bool:
     """Whether an HTTP status from Stripe refuses the request itself, so that sending it again
     would be refused again: a 4xx, but for those that say "not now" (408 a timeout, 409 a

@@ -51,7 +51,10 @@ def test_confirm_declined_exits_3_with_stripes_reason(bookpay):
     intent = create(bookpay)
     result = bookpay("intent", "confirm", intent["id"], "--card", "4000000000009995")
     assert result.exit_code == 3
-    assert result.stderr == "Error: Your card has insufficient funds.\n"
+    assert (
+        result.stderr
+        == "Error: Your card has insufficient funds. (card_declined/insufficient_funds)\n"
+    )
     shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
     error = shown["payment_intent"]["last_payment_error"]
     assert (error["code"], error["decline_code"]) == ("card_declined", "insufficient_funds")
@@ -247,12 +250,31 @@ def test_3ds_fail_leaves_the_intent_waiting_for_another_card_and_exits_3(bookpay
     assert error["code"] == "payment_intent_authentication_failure"
 
 
+@pytest.mark.parametrize(
+    ("card", "said"),
+    [
+        ("4000000000009979", "Your card was declined. (card_declined/stolen_card)"),
+        ("4000000000000069", "Your card has expired. (expired_card)"),
+    ],
+)
+def test_a_decline_names_its_codes_for_support(bookpay, card, said):
+    """A stolen card's message to the customer is "Your card was declined.": the error line
+    alone did not tell support why (only `intent show` did)."""
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", card)
+    assert result.exit_code == 3
+    assert result.stderr == f"Error: {said}\n"
+
+
 def test_3ds_complete_then_a_decline_exits_3(bookpay):
     intent = create(bookpay)
     result = bookpay("intent", "confirm", intent["id"], "--card", "4000008260003178",
                      "--3ds", "complete")  # fmt: skip
     assert result.exit_code == 3
-    assert result.stderr == "Error: Your card has insufficient funds.\n"
+    assert (
+        result.stderr
+        == "Error: Your card has insufficient funds. (card_declined/insufficient_funds)\n"
+    )
 
 
 def test_3ds_in_stripe_test_mode_prints_the_url_to_open(monkeypatch):

@@ -99,7 +99,9 @@ def _next_action_fields(intent: dict) -> list[tuple[str, Cell]]:
 def _error_text(error: dict) -> str:
     """Stripe's message and codes; its type in words when it gave no message (a message is
     optional in a last_payment_error, its type is not)."""
-    codes = "/".join(c for c in (error.get("code"), error.get("decline_code")) if c)
+    from bookpay.errors import stripe_codes
+
+    codes = stripe_codes(error.get("code"), error.get("decline_code"))
     message = error.get("message") or (error.get("type") or "error").replace("_", " ")
     return f"{message} ({codes})" if codes else message
 

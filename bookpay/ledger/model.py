@@ -174,7 +174,9 @@ def failure_reason(error: dict | None) -> str | None:
     """``card_declined/insufficient_funds: Your card has insufficient funds.``"""
     if not error:
         return None
-    codes = "/".join(c for c in (error.get("code"), error.get("decline_code")) if c)
+    from bookpay.errors import stripe_codes
+
+    codes = stripe_codes(error.get("code"), error.get("decline_code"))
     message = error.get("message") or ""
     return f"{codes}: {message}" if codes and message else (codes or message or None)
 

@@ -9,7 +9,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields
-from bookpay.commands.params import IntentArg, check_request_id
+from bookpay.commands.params import IntentArg, check_amount, check_request_id
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
@@ -30,7 +30,10 @@ def create(
     amount: Annotated[
         int | None,
         typer.Option(
-            "--amount", min=1, help="Minor units (cents) to refund; default: all that remains."
+            "--amount",
+            min=1,
+            help="How much to refund, in the currency's minor unit (500 is $5.00, ¥500 or "
+            "0.500 KWD); default: all that remains.",
         ),
     ] = None,
     reason: Annotated[
@@ -56,6 +59,7 @@ def create(
     from bookpay.payments import RefundRequestReused
 
     gateway = state(ctx).gateway()
+    check_amount(gateway, intent_id, amount)
     try:
         refund = gateway.create_refund(
             intent_id,

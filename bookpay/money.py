@@ -62,6 +62,13 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{sign}{number} {code.upper()}"
 
 
+def chargeable(amount: int, currency: str) -> int:
+    """``amount`` rounded down to one Stripe can charge in ``currency``: in a three-decimal
+    currency, to tens of the minor unit (``chargeable(371, "kwd") == 370``); elsewhere as is."""
+    step = 10 if currency.lower() in THREE_DECIMAL else 1
+    return amount - amount % step
+
+
 def min_amount(currency: str) -> int:
     """Stripe's smallest charge in ``currency`` (minor units): 50 for USD, 1 when unknown."""
     return MIN_AMOUNTS.get(currency.lower(), 1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bookpay.address import ShippingAddress, country_name
 from bookpay.errors import BookpayError, PaymentError, UsageError
+from bookpay.money import chargeable
 from bookpay.quote import Quote
 from bookpay.shipping import ShippingOption
 
@@ -87,12 +88,15 @@ def price(
         return Priced(shipped, options)
     calculation = _calculate(gateway, shipped, attempt_id)
     tax = calculation["tax_amount_exclusive"]
-    taxed = dataclasses.replace(shipped, tax=tax, tax_calculation=calculation["id"])
-    if calculation["amount_total"] != taxed.total:
+    if calculation["amount_total"] != shipped.total + tax:
         raise BookpayError(
             f"Stripe Tax's total {calculation['amount_total']} for {calculation['id']} is not "
-            f"the quote's {taxed.total} (subtotal, shipping and tax)."
+            f"the quote's {shipped.total + tax} (subtotal, shipping and tax)."
         )
+    # In a three-decimal currency Stripe charges tens of the minor unit only: books and rates
+    # are priced so, and the tax is rounded down to them (the shop bears the few fils).
+    tax = chargeable(tax, quote.currency)
+    taxed = dataclasses.replace(shipped, tax=tax, tax_calculation=calculation["id"])
     return Priced(taxed, options)
 
 

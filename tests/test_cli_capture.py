@@ -186,3 +186,23 @@ def test_a_lost_dispute_is_taken_from_the_net(emulator, bookpay, settings: Setti
     assert "Net:               $0.00" in shown.stdout.splitlines()
     totals = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)["totals"]
     assert (totals["received"], totals["lost_to_disputes"], totals["net"]) == (2300, 2300, 0)
+
+
+def test_a_kwd_capture_stripe_cannot_take_is_refused_before_it_is_sent(emulator, bookpay):
+    """KWD is charged in tens of the fils: capturing 2.555 KWD of 5.120 is refused in one line
+    (exit 2), the authorization untouched; 2.560 KWD is captured."""
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emulator.url})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 5120, "currency": "kwd", "capture_method": "manual"}
+    )
+    assert bookpay("intent", "confirm", pi.id, "--card", "pm_card_visa").exit_code == 0
+    refused = bookpay("intent", "capture", pi.id, "--amount", "2555")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "Error: --amount 2555 must end in 0: KWD is a three-decimal currency, which Stripe"
+        " charges in tens of its minor unit (5120 for 5.120 KWD).\n"
+    )
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_capture"
+    captured = bookpay("intent", "capture", pi.id, "--amount", "2560", "--json")
+    assert captured.exit_code == 0, captured.output
+    assert json.loads(captured.stdout)["amount_received"] == 2560

@@ -157,3 +157,41 @@ def test_the_reasons_offered_are_stripes_own():
     assert {r.value for r in RefundReason} == declared(stripe.params.RefundCreateParams, "reason")
     cancel = declared(stripe.params.PaymentIntentCancelParams, "cancellation_reason")
     assert {r.value for r in CancelReason} == cancel
+
+
+KWD_CATALOG = {
+    "books": [{"id": "k1", "title": "Kuwait", "author": "A", "amount": 5120, "currency": "kwd"}],
+    "shipping_rates": [
+        {"id": "post", "display_name": "Post", "amount": 1250, "currency": "kwd",
+         "countries": ["*"], "min_days": 2, "max_days": 5},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture
+def kwd_bookpay(cli_env, tmp_path):
+    """The CLI of a shop selling in KWD, a three-decimal currency."""
+    path = tmp_path / "kwd.json"
+    path.write_text(json.dumps(KWD_CATALOG))
+
+    def invoke(*args):
+        return runner.invoke(app, ["--catalog", str(path), *args], env=cli_env)
+
+    return invoke
+
+
+def test_a_kwd_amount_stripe_cannot_take_is_refused_before_it_is_sent(kwd_bookpay):
+    """Stripe takes KWD amounts in tens of the fils only: --amount 1 (0.001 KWD) is refused in
+    one line, nothing refunded; --amount 10 is 0.010 KWD."""
+    intent = json.loads(kwd_bookpay("intent", "create", "--item", "k1", "--json").stdout)
+    assert kwd_bookpay("intent", "confirm", intent["id"], "--card", "pm_card_visa").exit_code == 0
+    refused = kwd_bookpay("refund", "create", intent["id"], "--amount", "1")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "Error: --amount 1 must end in 0: KWD is a three-decimal currency, which Stripe charges"
+        " in tens of its minor unit (5120 for 5.120 KWD).\n"
+    )
+    assert refunds_of(kwd_bookpay, intent["id"]) == []
+    done = kwd_bookpay("refund", "create", intent["id"], "--amount", "10")
+    assert done.exit_code == 0, done.output
+    assert "Amount:         0.010 KWD\n" in done.stdout

@@ -15,7 +15,7 @@ import pytest
 from test_cart_server import ADDRESS, Shopper
 from test_server import PUBLIC_URL, confirm, emulator_api
 
-from bookpay.catalog import Catalog
+from bookpay.catalog import Book, Catalog
 from bookpay.ledger import open_ledger
 from bookpay.server import QUOTE_BURST, create_app
 from bookpay.shipping import ShippingRate
@@ -332,3 +332,32 @@ def test_a_cart_grown_past_stripes_maximum_is_refused_before_stripe_tax_is_asked
     assert (gateway.writes, gateway.calculations) == (2, 1)
     assert intent_of(settings, created["paymentIntentId"])["amount"] > 60_000_000
     app.close()
+
+
+def test_tax_in_a_three_decimal_currency_is_rounded_down_to_what_stripe_charges(settings):
+    """Stripe charges KWD in tens of the fils: California's 7.25% of 5.120 KWD of books is
+    0.371 KWD, which would make a total Stripe refuses (6.741 KWD). The shopper pays 0.370 KWD
+    of it; the calculation stays Stripe Tax's own."""
+    kwd = Catalog(
+        [Book(id="k1", title="Kuwait", author="A", amount=5120, currency="kwd", description="")],
+        [ShippingRate("post", "Post", 1250, "kwd", ("*",), 2, 5)],
+    )
+    app = create_app(settings, public_url=PUBLIC_URL, catalog=kwd)
+    try:
+        shopper = Shopper(app)
+        attempt, created = buy_now(shopper, "k1")
+        body = quote(shopper, attempt).json()
+        assert (body["subtotal"], body["shipping"], body["tax"], body["total"]) == (
+            5120,
+            1250,
+            370,
+            6740,
+        )
+        assert (body["quote"]["taxText"], body["quote"]["totalText"]) == ("0.370 KWD", "6.740 KWD")
+        calculation = emulator_api(
+            settings, "GET", f"/v1/tax/calculations/{body['taxCalculation']}"
+        )
+        assert calculation["tax_amount_exclusive"] == 371
+        assert intent_of(settings, created["paymentIntentId"])["amount"] == 6740
+    finally:
+        app.close()

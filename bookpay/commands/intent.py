@@ -30,7 +30,7 @@ from bookpay.commands.output import (
     print_fields,
     print_table,
 )
-from bookpay.commands.params import BookOption, IntentArg, check_email, parse_amount
+from bookpay.commands.params import BookOption, IntentArg, check_amount, check_email, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(
@@ -515,9 +515,10 @@ def capture(
         int | None,
         typer.Option(
             "--amount",
-            metavar="CENTS",
+            metavar="N",
             parser=parse_amount,
-            help="Capture this much (in the currency's minor unit) and release the rest.",
+            help="Capture this much, in the currency's minor unit (1500 is $15.00, ¥1,500 or "
+            "1.500 KWD), and release the rest.",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -526,7 +527,9 @@ def capture(
 
     Example: bookpay intent capture pi_123 --amount 1500
     """
-    intent = state(ctx).gateway().capture_intent(intent_id, amount=amount)
+    gateway = state(ctx).gateway()
+    check_amount(gateway, intent_id, amount)
+    intent = gateway.capture_intent(intent_id, amount=amount)
     if as_json:
         emit_json(intent)
     else:

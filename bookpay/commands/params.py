@@ -37,6 +37,20 @@ def check_order_or_intent_id(ctx: typer.Context, value: str | None) -> str | Non
     raise _expected("an order id (ord_...) or a PaymentIntent id (pi_...)", value)
 
 
+def check_amount(gateway, intent_id: str, amount: int | None) -> None:
+    """Refuse ``--amount`` before Stripe is asked when Stripe could never take it in the
+    PaymentIntent's currency: in a three-decimal one (KWD, ...) an amount not ending in 0."""
+    if amount is None:
+        return
+    from bookpay.errors import UsageError
+    from bookpay.money import amount_problem
+
+    currency = gateway.retrieve_intent(intent_id, expand=())["currency"]
+    problem = amount_problem(amount, currency)
+    if problem:
+        raise UsageError(f"--amount {amount} {problem}.")
+
+
 # Completion -------------------------------------------------------------------------------------
 
 

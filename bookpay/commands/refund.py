@@ -9,7 +9,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, print_fields
-from bookpay.commands.params import IntentArg, check_request_id, parse_amount
+from bookpay.commands.params import IntentArg, check_amount, check_request_id, parse_amount
 from bookpay.money import format_amount
 
 app = typer.Typer(help="Refund payments.", no_args_is_help=True)
@@ -31,9 +31,10 @@ def create(
         int | None,
         typer.Option(
             "--amount",
-            metavar="CENTS",
+            metavar="N",
             parser=parse_amount,
-            help="Minor units (cents) to refund; default: all that remains.",
+            help="How much to refund, in the currency's minor unit (500 is $5.00, ¥500 or "
+            "0.500 KWD); default: all that remains.",
         ),
     ] = None,
     reason: Annotated[
@@ -59,6 +60,7 @@ def create(
     from bookpay.payments import RefundRequestReused
 
     gateway = state(ctx).gateway()
+    check_amount(gateway, intent_id, amount)
     try:
         refund = gateway.create_refund(
             intent_id,

@@ -50,7 +50,12 @@ def _html(status: int, title: str, body: str) -> Response:
 
 
 def _amount(pi: dict[str, Any]) -> str:
-    return f"{validate.money(pi['amount'], pi['currency'])} {pi['currency'].upper()}"
+    return _money(pi["amount"], pi["currency"])
+
+
+def _money(amount: int, currency: str) -> str:
+    """``0.010 KWD``, ``$0.10 AUD``: an amount with its currency, whatever its symbol."""
+    return f"{validate.money(amount, currency)} {currency.upper()}"
 
 
 def _not_found() -> Response:
@@ -169,13 +174,10 @@ def receipt(ctx: Ctx, ch_id: str) -> Response:
     card = ch["payment_method_details"]["card"]
     refunded = ""
     if ch["amount_refunded"]:
-        refunded = (
-            f"<p>Refunded: {escape(validate.money(ch['amount_refunded'], ch['currency']))}</p>"
-        )
+        refunded = f"<p>Refunded: {escape(_money(ch['amount_refunded'], ch['currency']))}</p>"
     body = (
         "<h1>Receipt</h1><p class='muted'>bookpay (Stripe emulator, test mode)</p>"
-        f"<p class='amount'>{escape(validate.money(ch['amount'], ch['currency']))}"
-        f" {escape(ch['currency'].upper())}</p>"
+        f"<p class='amount'>{escape(_money(ch['amount'], ch['currency']))}</p>"
         f"<p>{escape(card['brand'].title())} ending in {escape(card['last4'])}</p>"
         f"<p>Charge {escape(ch['id'])}</p>{refunded}"
         + (f"<p>{escape(ch['description'])}</p>" if ch["description"] else "")

@@ -17,7 +17,7 @@ from test_cart_browser import Shop
 from test_checkout import EMAIL, fill_card, open_checkout, pay, wait_for_pay
 from test_server import emulator_api
 
-from bookpay.catalog import Catalog
+from bookpay.catalog import Book, Catalog
 from bookpay.config import Settings
 from bookpay.ledger import open_ledger
 from bookpay.server import create_app
@@ -285,3 +285,33 @@ def test_a_quote_refused_for_now_says_so_and_is_asked_again(page, shop):
     wait_for_pay(page)
     assert text(page, "shipping-rates-message") == ""
     assert len(refused) == 1
+
+
+def test_a_kwd_shop_pays_a_total_stripe_charges_tax_rounded_down_to_tens(page, emulator, tmp_path):
+    """KWD has three decimals and Stripe charges it in tens of the fils: California's tax on
+    5.120 KWD of books is 0.371 KWD by Stripe Tax, 0.370 KWD on the page, the PaymentIntent and
+    the success page alike."""
+    kwd = Catalog(
+        [Book(id="k1", title="Kuwait", author="A", amount=5120, currency="kwd", description="")],
+        [ShippingRate("post", "Post", 1250, "kwd", ("*",), 2, 5)],
+    )
+    settings = Settings(data_dir=tmp_path / "data", emulator_url=emulator.url)
+    server, apps = start_shop(settings, kwd)
+    try:
+        open_checkout(page, server.url, "k1")
+        assert text(page, "subtotal") == "5.120 KWD"
+        in_san_francisco(page)
+        fill_card(page, "4242424242424242")
+        wait_for_total(page, "6.740 KWD")
+        assert text(page, "shipping-amount") == "1.250 KWD"
+        assert text(page, "tax-amount") == "0.370 KWD"
+        wait_for_pay(page)
+        assert page.locator("#submit-button").inner_text().strip() == "Pay 6.740 KWD"
+        pay(page)
+        intent = paid_intent(page, Shop(server.url, settings))
+        assert (intent["amount"], intent["amount_received"]) == (6740, 6740)
+        assert text(page, "receipt-tax") == "0.370 KWD"
+        assert text(page, "receipt-amount") == "6.740 KWD"
+    finally:
+        server.stop()
+        apps[0].close()

@@ -170,3 +170,17 @@ def test_customer_on_a_payment_intent(client: Client) -> None:
             params={"amount": 1000, "currency": "usd", "customer": "cus_doesnotexist"}
         )
     assert (caught.value.code, caught.value.param) == ("resource_missing", "customer")
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "refunded"),
+    [("kwd", 5120, "0.010 KWD"), ("jpy", 1500, "¥10 JPY"), ("aud", 1500, "$0.10 AUD")],
+)
+def test_the_receipt_page_says_the_currency_of_what_was_refunded(
+    client: stripe.StripeClient, paid_intent: Any, call: Any, currency, amount, refunded
+) -> None:
+    """0.010 alone could be any currency's; the refunded amount is written as the charge's."""
+    pi = paid_intent(client, amount=amount, currency=currency)
+    client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 10})
+    page = call("GET", f"/receipts/{pi.latest_charge}").body.decode()
+    assert f"<p>Refunded: {refunded}</p>" in page

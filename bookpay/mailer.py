@@ -89,6 +89,7 @@ _UTF8.body_encoding = QP  # readable where the text is ASCII (the default is bas
 _ASCII_QP = Charset("us-ascii")
 _ASCII_QP.body_encoding = QP
 MAX_LINE = 998  # characters in a line of a message, RFC 5322 2.1.1
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # each made CRLF for SMTP (a bare LF or CR is refused)
 
 
 def address_problem(address: str) -> str | None:
@@ -432,6 +433,7 @@ class SmtpTransport:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.sender = sender_header(parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0])
+        self.envelope_sender = getaddresses([self.sender])[0][1]  # MAIL FROM: the address alone
 
         self._stopping = threading.Event()  # ``stop``: no send starts, the one under way ends
         self._hurry = threading.Event()  # ``stop(now=True)``: nor is its answer waited for
@@ -467,7 +469,10 @@ class SmtpTransport:
                     client.starttls(context=ssl.create_default_context())
                 if self.username:
                     client.login(self.username, self.password or "")
-                client.send_message(message)
+                # The bytes the outbox would write, not ``send_message``'s: its generator
+                # quotes a line starting "From " as ">From " (mbox), which changed the text.
+                data = _LINE_END.sub(b"\r\n", message_bytes(message))
+                client.sendmail(self.envelope_sender, [receipt["recipient"]], data)
             except BaseException as exc:
                 client.close()
                 if send.stopped and not isinstance(exc, SendStopped):

@@ -13,10 +13,10 @@ sending again is harmless (the outbox folder, whose file cannot be written twice
 each receipt is marked as soon as it is sent.
 
 An address that no mail header can carry (a line break, a control character, not one plain
-``local@domain``) is never queued and never put in a header: the receipt is recorded
-``undeliverable`` with the reason, which ``bookpay orders show`` prints. Text from outside in the
-body (the shipping name and address, titles, the rate's name) goes through ``header_text`` too:
-one line each, so none can add a line to the receipt.
+``local@domain``, an RFC 2047 encoded-word) is never queued and never put in a header: the
+receipt is recorded ``undeliverable`` with the reason, which ``bookpay orders show`` prints.
+Text from outside in the body (the shipping name and address, titles, the rate's name) goes
+through ``header_text`` too: one line each, so none can add a line to the receipt.
 
 How many receipts a customer gets, per transport:
 
@@ -100,6 +100,8 @@ def address_problem(address: str) -> str | None:
         return "the e-mail address is longer than 254 characters"
     if not _ADDRESS.fullmatch(address):
         return f"{address!r} is not a plain e-mail address (local@domain, ASCII)"
+    if "=?" in address:  # a dot-atom, yet readers decode it (RFC 2047): a line break, say
+        return f"{address!r} holds an encoded-word (=?...?=), which mail readers would decode"
     if len(address.rpartition("@")[0]) > 64:
         return "the e-mail address's local part is longer than 64 characters"
     return None

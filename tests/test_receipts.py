@@ -74,6 +74,10 @@ def outbox(settings) -> list[str]:
         ("jenny", "not a plain e-mail address"),
         ("jenny@localhost", "not a plain e-mail address"),
         ("jenný@example.com", "not a plain e-mail address"),
+        # A dot-atom, yet a mail reader decodes it (RFC 2047): a line break, another address.
+        ("=?utf-8?q?x=0D=0Ay?=@example.com", "an encoded-word"),
+        ("=?utf-8?b?amVubnlAZXZpbC5leGFtcGxl?=@example.com", "an encoded-word"),
+        ("a=b?c@example.com", None),
         ("j" * 65 + "@example.com", "local part is longer than 64"),
         ("j@" + "e" * 250 + ".com", "longer than 254"),
     ],
@@ -766,3 +770,35 @@ def test_the_shop_closes_its_ledger_only_when_no_worker_is_left_at_work(
         services.ledger.close()
         services.gateway.close()
     assert sorted(closed) == (["gateway"] if left_at_work else ["gateway", "ledger"])
+
+
+def test_an_address_a_mail_reader_would_decode_is_never_put_in_a_header(ledger, settings):
+    """``=?utf-8?q?x=0D=0Ay?=@example.com`` is a plain dot-atom, but the email package decodes
+    it (as mail readers do) into a local part with a line break, and refused to read the To
+    header of the receipt: such a receipt is undeliverable, and every file written parses."""
+    import email
+    from email.policy import default
+
+    for pi, email_address in [("pi_1", "=?utf-8?q?x=0D=0Ay?=@example.com"), ("pi_2", None)]:
+        ledger.record_fulfilment(
+            intent(pi, email_address),
+            lambda order: ReceiptMailer(None, None).render(
+                order,
+                [dict(title="Dune", item_id="1", quantity=1, unit_amount=2300, line_amount=2300)],
+            ),
+            recipient_problem=address_problem,
+        )
+    assert ledger.receipt_for("pi_1")["status"] == "undeliverable"
+    assert "encoded-word" in ledger.receipt_for("pi_1")["last_error"]
+    # Queued by an older bookpay, it is marked so too, and never written.
+    ledger.record_fulfilment(
+        intent("pi_3", "=?utf-8?b?amVubnlAZXZpbC5leGFtcGxl?=@example.com"), render
+    )
+    mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+    mailer.send_due()
+    assert ledger.receipt_for("pi_3")["status"] == "undeliverable"
+    assert outbox(settings) == ["pi_2.eml"]
+    message = email.message_from_bytes(
+        (settings.data_dir / "outbox" / "pi_2.eml").read_bytes(), policy=default
+    )
+    assert message["To"] is None and message["Subject"] == "Your bookpay receipt: Dune ($23.00)"

@@ -53,11 +53,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
+from bookpay.ids import is_intent_id
 from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import private_dir
-from bookpay.terminal import plain_line
+from bookpay.terminal import plain_line, printable
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.mailer")
@@ -105,6 +106,14 @@ def address_problem(address: str) -> str | None:
     if len(address.rpartition("@")[0]) > 64:
         return "the e-mail address's local part is longer than 64 characters"
     return None
+
+
+def intent_id_problem(intent_id: object) -> str | None:
+    """Why a receipt's PaymentIntent id (Stripe's answer) cannot name its ``.eml`` file and its
+    Message-ID, or None: only a Stripe id (``pi_`` and letters and digits) can, not ``../x``."""
+    if is_intent_id(intent_id):
+        return None
+    return f"{printable(intent_id)!r} is not a Stripe PaymentIntent id"
 
 
 def header_text(text: str) -> str:
@@ -201,6 +210,9 @@ def build_message(receipt: dict, sender: str) -> Message:
     it cannot go as it is (``_plain_subject``), and a body that is not ASCII is quoted-printable
     UTF-8, readable as text.
     """
+    problem = intent_id_problem(receipt["payment_intent"])
+    if problem:  # it makes the Message-ID, and a file's name
+        raise ValueError(problem)
     message = Message()
     message["From"] = _header(sender)
     if receipt.get("recipient"):
@@ -288,6 +300,9 @@ class OutboxTransport:
         self.sender = sender
 
     def path_for(self, intent_id: str) -> Path:
+        problem = intent_id_problem(intent_id)
+        if problem:  # ``../x`` would name a file outside the folder
+            raise ValueError(problem)
         return self.folder / f"{intent_id}.eml"
 
     def clean(self) -> int:
@@ -813,9 +828,11 @@ class ReceiptMailer(Worker):
     @staticmethod
     def _undeliverable(claims, receipt: dict) -> bool:
         """Record a receipt whose address no header can carry (queued by an older bookpay,
-        before addresses were checked) as undeliverable; whether it was one."""
+        before addresses were checked), or whose PaymentIntent id is no Stripe id (which names
+        its file and its Message-ID), as undeliverable; whether it was one."""
         recipient = receipt.get("recipient")
-        problem = address_problem(recipient) if recipient else None
+        problem = intent_id_problem(receipt["payment_intent"])
+        problem = problem or (address_problem(recipient) if recipient else None)
         if problem:
             claims.undeliverable(receipt, problem)
         return problem is not None

@@ -802,3 +802,19 @@ def test_an_address_a_mail_reader_would_decode_is_never_put_in_a_header(ledger, 
         (settings.data_dir / "outbox" / "pi_2.eml").read_bytes(), policy=default
     )
     assert message["To"] is None and message["Subject"] == "Your bookpay receipt: Dune ($23.00)"
+
+
+@pytest.mark.parametrize("pi", ["../escaped", "pi_1/../../escaped", "pi_1> <x@y"])
+def test_a_payment_intent_id_that_is_no_stripe_id_names_no_file(ledger, settings, pi):
+    """The ``.eml`` file's name and the Message-ID come from the PaymentIntent's id, which is
+    Stripe's answer: one that is not a Stripe id (``pi_`` and letters and digits) wrote the
+    receipt outside the outbox (``../``) or a Message-ID of other ids. It is undeliverable."""
+    ledger.record_fulfilment(intent(pi), render)
+    mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+    mailer.send_due()
+    receipt = ledger.receipt_for(pi)
+    assert receipt["status"] == "undeliverable"
+    assert "not a Stripe PaymentIntent id" in receipt["last_error"]
+    assert not list(settings.data_dir.parent.rglob("*.eml"))
+    with pytest.raises(ValueError, match="not a Stripe PaymentIntent id"):
+        OutboxTransport(settings.data_dir / "outbox").path_for(pi)

@@ -348,8 +348,8 @@ class OutboxTransport:
         results: list[str | Exception] = []
         written: list[tuple[int, str, Path]] = []  # (its result's index, temporary, final)
         for receipt in receipts:
-            final = self.path_for(receipt["payment_intent"])
             try:
+                final = self.path_for(receipt["payment_intent"])  # ValueError: not a Stripe id
                 if not final.exists():
                     written.append((len(results), self._write(receipt), final))
                 results.append(str(final))

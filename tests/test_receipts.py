@@ -818,3 +818,20 @@ def test_a_payment_intent_id_that_is_no_stripe_id_names_no_file(ledger, settings
     assert not list(settings.data_dir.parent.rglob("*.eml"))
     with pytest.raises(ValueError, match="not a Stripe PaymentIntent id"):
         OutboxTransport(settings.data_dir / "outbox").path_for(pi)
+
+
+def test_an_id_that_names_no_file_fails_its_own_receipt_not_the_batch(tmp_path):
+    receipts = [
+        {
+            "payment_intent": pi,
+            "order_id": "ord_1",
+            "recipient": None,
+            "subject": "R",
+            "body": "b\n",
+        }
+        for pi in ("pi_1", "../escaped", "pi_2")
+    ]
+    first, refused, last = OutboxTransport(tmp_path / "outbox").send_all(receipts)
+    assert isinstance(refused, ValueError)
+    assert (Path(first).name, Path(last).name) == ("pi_1.eml", "pi_2.eml")
+    assert sorted(p.name for p in tmp_path.rglob("*.eml")) == ["pi_1.eml", "pi_2.eml"]

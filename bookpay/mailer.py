@@ -13,8 +13,9 @@ sending again is harmless (the outbox folder, whose file cannot be written twice
 each receipt is marked as soon as it is sent.
 
 An address that no mail header can carry (a line break, a control character, not one plain
-``local@domain``, an RFC 2047 encoded-word) is never queued and never put in a header: the
-receipt is recorded ``undeliverable`` with the reason, which ``bookpay orders show`` prints.
+``local@domain``, an RFC 2047 encoded-word) is never queued and never put in a header (an
+internationalized domain is written in its ASCII form first, ``ascii_domain``): the receipt is
+recorded ``undeliverable`` with the reason, which ``bookpay orders show`` prints.
 Text from outside in the body (the shipping name and address, titles, the rate's name) goes
 through ``header_text`` too: one line each, so none can add a line to the receipt.
 
@@ -106,6 +107,25 @@ def address_problem(address: str) -> str | None:
     if len(address.rpartition("@")[0]) > 64:
         return "the e-mail address's local part is longer than 64 characters"
     return None
+
+
+def ascii_domain(address: str | None) -> str | None:
+    """``address`` with an internationalized domain (``bücher.example``) in its ASCII form
+    (``xn--bcher-kva.example``, RFC 5890), which any mail server takes; else as it is. Only
+    where the ASCII form reads back as the same domain: Python's IDNA 2003 writes ``straße`` as
+    ``strasse``, another domain (that address stays as it is, which ``address_problem`` refuses).
+    """
+    if not address or address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii() or domain.isascii():
+        return address
+    try:
+        encoded = domain.encode("idna").decode("ascii")
+        same = encoded.encode("ascii").decode("idna") == domain.lower()
+    except UnicodeError:  # an empty label, one too long, a character IDNA refuses
+        return address
+    return f"{local}@{encoded}" if same else address
 
 
 def intent_id_problem(intent_id: object) -> str | None:
@@ -705,7 +725,7 @@ class ReceiptMailer(Worker):
         else:
             what = f"{sum(line['quantity'] for line in lines)} books"
         subject = header_text(f"Your bookpay receipt: {what} ({paid})")
-        return order.get("email"), subject, "\n".join(body) + "\n"
+        return ascii_domain(order.get("email")), subject, "\n".join(body) + "\n"
 
     # The worker -------------------------------------------------------------------------------
 

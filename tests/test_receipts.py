@@ -835,3 +835,35 @@ def test_an_id_that_names_no_file_fails_its_own_receipt_not_the_batch(tmp_path):
     assert isinstance(refused, ValueError)
     assert (Path(first).name, Path(last).name) == ("pi_1.eml", "pi_2.eml")
     assert sorted(p.name for p in tmp_path.rglob("*.eml")) == ["pi_1.eml", "pi_2.eml"]
+
+
+@pytest.mark.parametrize(
+    ("address", "recipient", "status"),
+    [
+        # An internationalized domain (IDN): its ASCII form (RFC 5890), which any server takes.
+        ("jenny@Bücher.example", "jenny@xn--bcher-kva.example", "sent"),
+        ("jenny@例え.テスト", "jenny@xn--r8jz45g.xn--zckzah", "sent"),
+        # IDNA 2003 would write "strasse": another domain, so it is left undeliverable.
+        ("jenny@straße.example", "jenny@straße.example", "undeliverable"),
+        # A local part that is not ASCII needs SMTPUTF8, which bookpay does not speak.
+        ("jenný@bücher.example", "jenný@bücher.example", "undeliverable"),
+    ],
+)
+def test_an_internationalized_domain_gets_its_receipt(ledger, settings, address, recipient, status):
+    """Stripe takes ``jenny@bücher.example``; the receipt was recorded undeliverable (not a
+    plain ASCII address) although its domain has an ASCII form every mail server takes."""
+    import email
+    from email.policy import default
+
+    line = dict(title="Dune", item_id="1", quantity=1, unit_amount=2300, line_amount=2300)
+    ledger.record_fulfilment(
+        intent("pi_1", address),
+        lambda order: ReceiptMailer(None, None).render(order, [line]),
+        recipient_problem=address_problem,
+    )
+    ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox")).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["recipient"], receipt["status"]) == (recipient, status)
+    if status == "sent":
+        data = (settings.data_dir / "outbox" / "pi_1.eml").read_bytes()
+        assert email.message_from_bytes(data, policy=default)["To"] == recipient

@@ -13,10 +13,11 @@ sending again is harmless (the outbox folder, whose file cannot be written twice
 each receipt is marked as soon as it is sent.
 
 An address that no mail header can carry (a line break, a control character, not one plain
-``local@domain``) is never queued and never put in a header: the receipt is recorded
-``undeliverable`` with the reason, which ``bookpay orders show`` prints. Text from outside in the
-body (the shipping name and address, titles, the rate's name) goes through ``header_text`` too:
-one line each, so none can add a line to the receipt.
+``local@domain``, an RFC 2047 encoded-word) is never queued and never put in a header (an
+internationalized domain is written in its ASCII form first, ``ascii_domain``): the receipt is
+recorded ``undeliverable`` with the reason, which ``bookpay orders show`` prints.
+Text from outside in the body (the shipping name and address, titles, the rate's name) goes
+through ``header_text`` too: one line each, so none can add a line to the receipt.
 
 How many receipts a customer gets, per transport:
 
@@ -53,11 +54,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bookpay.address import address_lines
 from bookpay.errors import ConfigError
+from bookpay.ids import is_intent_id
 from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
 from bookpay.money import format_amount
 from bookpay.privatefiles import private_dir
-from bookpay.terminal import plain_line
+from bookpay.terminal import plain_line, printable
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.mailer")
@@ -89,6 +91,7 @@ _UTF8.body_encoding = QP  # readable where the text is ASCII (the default is bas
 _ASCII_QP = Charset("us-ascii")
 _ASCII_QP.body_encoding = QP
 MAX_LINE = 998  # characters in a line of a message, RFC 5322 2.1.1
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # each made CRLF for SMTP (a bare LF or CR is refused)
 
 
 def address_problem(address: str) -> str | None:
@@ -99,9 +102,38 @@ def address_problem(address: str) -> str | None:
         return "the e-mail address is longer than 254 characters"
     if not _ADDRESS.fullmatch(address):
         return f"{address!r} is not a plain e-mail address (local@domain, ASCII)"
+    if "=?" in address:  # a dot-atom, yet readers decode it (RFC 2047): a line break, say
+        return f"{address!r} holds an encoded-word (=?...?=), which mail readers would decode"
     if len(address.rpartition("@")[0]) > 64:
         return "the e-mail address's local part is longer than 64 characters"
     return None
+
+
+def ascii_domain(address: str | None) -> str | None:
+    """``address`` with an internationalized domain (``bücher.example``) in its ASCII form
+    (``xn--bcher-kva.example``, RFC 5890), which any mail server takes; else as it is. Only
+    where the ASCII form reads back as the same domain: Python's IDNA 2003 writes ``straße`` as
+    ``strasse``, another domain (that address stays as it is, which ``address_problem`` refuses).
+    """
+    if not address or address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii() or domain.isascii():
+        return address
+    try:
+        encoded = domain.encode("idna").decode("ascii")
+        same = encoded.encode("ascii").decode("idna") == domain.lower()
+    except UnicodeError:  # an empty label, one too long, a character IDNA refuses
+        return address
+    return f"{local}@{encoded}" if same else address
+
+
+def intent_id_problem(intent_id: object) -> str | None:
+    """Why a receipt's PaymentIntent id (Stripe's answer) cannot name its ``.eml`` file and its
+    Message-ID, or None: only a Stripe id (``pi_`` and letters and digits) can, not ``../x``."""
+    if is_intent_id(intent_id):
+        return None
+    return f"{printable(intent_id)!r} is not a Stripe PaymentIntent id"
 
 
 def header_text(text: str) -> str:
@@ -198,6 +230,9 @@ def build_message(receipt: dict, sender: str) -> Message:
     it cannot go as it is (``_plain_subject``), and a body that is not ASCII is quoted-printable
     UTF-8, readable as text.
     """
+    problem = intent_id_problem(receipt["payment_intent"])
+    if problem:  # it makes the Message-ID, and a file's name
+        raise ValueError(problem)
     message = Message()
     message["From"] = _header(sender)
     if receipt.get("recipient"):
@@ -285,6 +320,9 @@ class OutboxTransport:
         self.sender = sender
 
     def path_for(self, intent_id: str) -> Path:
+        problem = intent_id_problem(intent_id)
+        if problem:  # ``../x`` would name a file outside the folder
+            raise ValueError(problem)
         return self.folder / f"{intent_id}.eml"
 
     def clean(self) -> int:
@@ -330,8 +368,8 @@ class OutboxTransport:
         results: list[str | Exception] = []
         written: list[tuple[int, str, Path]] = []  # (its result's index, temporary, final)
         for receipt in receipts:
-            final = self.path_for(receipt["payment_intent"])
             try:
+                final = self.path_for(receipt["payment_intent"])  # ValueError: not a Stripe id
                 if not final.exists():
                     written.append((len(results), self._write(receipt), final))
                 results.append(str(final))
@@ -432,6 +470,7 @@ class SmtpTransport:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.sender = sender_header(parse_qs(parts.query).get("from", [DEFAULT_SENDER])[0])
+        self.envelope_sender = getaddresses([self.sender])[0][1]  # MAIL FROM: the address alone
 
         self._stopping = threading.Event()  # ``stop``: no send starts, the one under way ends
         self._hurry = threading.Event()  # ``stop(now=True)``: nor is its answer waited for
@@ -467,7 +506,10 @@ class SmtpTransport:
                     client.starttls(context=ssl.create_default_context())
                 if self.username:
                     client.login(self.username, self.password or "")
-                client.send_message(message)
+                # The bytes the outbox would write, not ``send_message``'s: its generator
+                # quotes a line starting "From " as ">From " (mbox), which changed the text.
+                data = _LINE_END.sub(b"\r\n", message_bytes(message))
+                client.sendmail(self.envelope_sender, [receipt["recipient"]], data)
             except BaseException as exc:
                 client.close()
                 if send.stopped and not isinstance(exc, SendStopped):
@@ -683,7 +725,7 @@ class ReceiptMailer(Worker):
         else:
             what = f"{sum(line['quantity'] for line in lines)} books"
         subject = header_text(f"Your bookpay receipt: {what} ({paid})")
-        return order.get("email"), subject, "\n".join(body) + "\n"
+        return ascii_domain(order.get("email")), subject, "\n".join(body) + "\n"
 
     # The worker -------------------------------------------------------------------------------
 
@@ -806,9 +848,11 @@ class ReceiptMailer(Worker):
     @staticmethod
     def _undeliverable(claims, receipt: dict) -> bool:
         """Record a receipt whose address no header can carry (queued by an older bookpay,
-        before addresses were checked) as undeliverable; whether it was one."""
+        before addresses were checked), or whose PaymentIntent id is no Stripe id (which names
+        its file and its Message-ID), as undeliverable; whether it was one."""
         recipient = receipt.get("recipient")
-        problem = address_problem(recipient) if recipient else None
+        problem = intent_id_problem(receipt["payment_intent"])
+        problem = problem or (address_problem(recipient) if recipient else None)
         if problem:
             claims.undeliverable(receipt, problem)
         return problem is not None

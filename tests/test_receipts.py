@@ -74,6 +74,10 @@ def outbox(settings) -> list[str]:
         ("jenny", "not a plain e-mail address"),
         ("jenny@localhost", "not a plain e-mail address"),
         ("jenný@example.com", "not a plain e-mail address"),
+        # A dot-atom, yet a mail reader decodes it (RFC 2047): a line break, another address.
+        ("=?utf-8?q?x=0D=0Ay?=@example.com", "an encoded-word"),
+        ("=?utf-8?b?amVubnlAZXZpbC5leGFtcGxl?=@example.com", "an encoded-word"),
+        ("a=b?c@example.com", None),
         ("j" * 65 + "@example.com", "local part is longer than 64"),
         ("j@" + "e" * 250 + ".com", "longer than 254"),
     ],
@@ -766,3 +770,100 @@ def test_the_shop_closes_its_ledger_only_when_no_worker_is_left_at_work(
         services.ledger.close()
         services.gateway.close()
     assert sorted(closed) == (["gateway"] if left_at_work else ["gateway", "ledger"])
+
+
+def test_an_address_a_mail_reader_would_decode_is_never_put_in_a_header(ledger, settings):
+    """``=?utf-8?q?x=0D=0Ay?=@example.com`` is a plain dot-atom, but the email package decodes
+    it (as mail readers do) into a local part with a line break, and refused to read the To
+    header of the receipt: such a receipt is undeliverable, and every file written parses."""
+    import email
+    from email.policy import default
+
+    for pi, email_address in [("pi_1", "=?utf-8?q?x=0D=0Ay?=@example.com"), ("pi_2", None)]:
+        ledger.record_fulfilment(
+            intent(pi, email_address),
+            lambda order: ReceiptMailer(None, None).render(
+                order,
+                [dict(title="Dune", item_id="1", quantity=1, unit_amount=2300, line_amount=2300)],
+            ),
+            recipient_problem=address_problem,
+        )
+    assert ledger.receipt_for("pi_1")["status"] == "undeliverable"
+    assert "encoded-word" in ledger.receipt_for("pi_1")["last_error"]
+    # Queued by an older bookpay, it is marked so too, and never written.
+    ledger.record_fulfilment(
+        intent("pi_3", "=?utf-8?b?amVubnlAZXZpbC5leGFtcGxl?=@example.com"), render
+    )
+    mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+    mailer.send_due()
+    assert ledger.receipt_for("pi_3")["status"] == "undeliverable"
+    assert outbox(settings) == ["pi_2.eml"]
+    message = email.message_from_bytes(
+        (settings.data_dir / "outbox" / "pi_2.eml").read_bytes(), policy=default
+    )
+    assert message["To"] is None and message["Subject"] == "Your bookpay receipt: Dune ($23.00)"
+
+
+@pytest.mark.parametrize("pi", ["../escaped", "pi_1/../../escaped", "pi_1> <x@y"])
+def test_a_payment_intent_id_that_is_no_stripe_id_names_no_file(ledger, settings, pi):
+    """The ``.eml`` file's name and the Message-ID come from the PaymentIntent's id, which is
+    Stripe's answer: one that is not a Stripe id (``pi_`` and letters and digits) wrote the
+    receipt outside the outbox (``../``) or a Message-ID of other ids. It is undeliverable."""
+    ledger.record_fulfilment(intent(pi), render)
+    mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+    mailer.send_due()
+    receipt = ledger.receipt_for(pi)
+    assert receipt["status"] == "undeliverable"
+    assert "not a Stripe PaymentIntent id" in receipt["last_error"]
+    assert not list(settings.data_dir.parent.rglob("*.eml"))
+    with pytest.raises(ValueError, match="not a Stripe PaymentIntent id"):
+        OutboxTransport(settings.data_dir / "outbox").path_for(pi)
+
+
+def test_an_id_that_names_no_file_fails_its_own_receipt_not_the_batch(tmp_path):
+    receipts = [
+        {
+            "payment_intent": pi,
+            "order_id": "ord_1",
+            "recipient": None,
+            "subject": "R",
+            "body": "b\n",
+        }
+        for pi in ("pi_1", "../escaped", "pi_2")
+    ]
+    first, refused, last = OutboxTransport(tmp_path / "outbox").send_all(receipts)
+    assert isinstance(refused, ValueError)
+    assert (Path(first).name, Path(last).name) == ("pi_1.eml", "pi_2.eml")
+    assert sorted(p.name for p in tmp_path.rglob("*.eml")) == ["pi_1.eml", "pi_2.eml"]
+
+
+@pytest.mark.parametrize(
+    ("address", "recipient", "status"),
+    [
+        # An internationalized domain (IDN): its ASCII form (RFC 5890), which any server takes.
+        ("jenny@Bücher.example", "jenny@xn--bcher-kva.example", "sent"),
+        ("jenny@例え.テスト", "jenny@xn--r8jz45g.xn--zckzah", "sent"),
+        # IDNA 2003 would write "strasse": another domain, so it is left undeliverable.
+        ("jenny@straße.example", "jenny@straße.example", "undeliverable"),
+        # A local part that is not ASCII needs SMTPUTF8, which bookpay does not speak.
+        ("jenný@bücher.example", "jenný@bücher.example", "undeliverable"),
+    ],
+)
+def test_an_internationalized_domain_gets_its_receipt(ledger, settings, address, recipient, status):
+    """Stripe takes ``jenny@bücher.example``; the receipt was recorded undeliverable (not a
+    plain ASCII address) although its domain has an ASCII form every mail server takes."""
+    import email
+    from email.policy import default
+
+    line = dict(title="Dune", item_id="1", quantity=1, unit_amount=2300, line_amount=2300)
+    ledger.record_fulfilment(
+        intent("pi_1", address),
+        lambda order: ReceiptMailer(None, None).render(order, [line]),
+        recipient_problem=address_problem,
+    )
+    ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox")).send_due()
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["recipient"], receipt["status"]) == (recipient, status)
+    if status == "sent":
+        data = (settings.data_dir / "outbox" / "pi_1.eml").read_bytes()
+        assert email.message_from_bytes(data, policy=default)["To"] == recipient

@@ -9,6 +9,7 @@ import smtplib
 import socketserver
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from test_receipts import intent, render
@@ -36,6 +37,7 @@ class Script:
         self.rcpt, self.quit, self.trickle = rcpt, quit, trickle
         self.messages: list[bytes] = []
         self.verbs: list[bytes] = []  # what the client said, in order
+        self.commands: list[bytes] = []  # the same, whole lines
         self.stall: str | None = None  # a verb (or "END", the message's end) never answered
         self.end_reply = "250 queued"  # the answer to the message's end
         self.end_delay = 0.0  # seconds before it
@@ -65,6 +67,7 @@ class Handler(socketserver.StreamRequestHandler):
                 continue
             verb = line[:4].upper()
             script.verbs.append(verb)
+            script.commands.append(line.rstrip(b"\r\n"))
             if script.trickle and verb == script.trickle.encode():
                 return self.drip()
             if script.stall and verb == script.stall.encode():
@@ -264,6 +267,8 @@ def test_the_sender_s_display_name_is_encoded_apart_from_its_address(smtp, sende
     from urllib.parse import quote
 
     SmtpTransport(f"{url(smtp)}?from={quote(sender)}").send(RECEIPT)
+    assert b"mail FROM:<shop@example.com>" in smtp.script.commands  # the address alone
+    assert b"rcpt TO:<jenny@example.com>" in smtp.script.commands
     [sent] = smtp.script.messages
     message = email.message_from_bytes(sent.replace(b"\r\n", b"\n"), policy=default)
     [address] = message["From"].addresses
@@ -392,3 +397,34 @@ def test_a_server_that_greets_with_a_refusal_or_garbage_is_tried_again(smtp, led
     assert (receipt["status"], receipt["attempts"]) == ("pending", 1)
     assert receipt["last_error"].startswith("SMTPConnectError")
     assert smtp.script.messages == []
+
+
+def received(smtp) -> bytes:
+    """The one message the server got, as a file holds it: line ends ``\\n``, and the leading
+    dot SMTP adds to a line that starts with one (RFC 5321 4.5.2) taken off again."""
+    [sent] = smtp.script.messages
+    lines = sent.split(b"\r\n")
+    return b"\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Soft-wrapped (quoted-printable), a line of the body started with "From ".
+        "1 x " + "y" * 70 + " From Here to Eternity (book 1)\nDanke schön\n",
+        "From me\n.\n..\n" + "From " * 300 + "\n",
+    ],
+)
+def test_the_mail_sent_is_the_receipt_file_byte_for_byte(smtp, tmp_path, body):
+    """smtplib's ``send_message`` wrote a line of the message that started with "From " as
+    ">From " (mbox quoting), which changed the text of a receipt sent over SMTP (a title
+    soft-wrapped at "From Here to Eternity"); the server gets what the outbox file holds."""
+    import email
+    from email.policy import default
+
+    receipt = {**RECEIPT, "body": body}
+    SmtpTransport(f"{url(smtp)}?from=shop%40example.com").send(receipt)
+    written = mailer.OutboxTransport(tmp_path, sender="shop@example.com").send(receipt)
+    sent = received(smtp)
+    assert email.message_from_bytes(sent, policy=default).get_content() == body
+    assert sent.split(b"\n\n", 1)[1] == Path(written).read_bytes().split(b"\n\n", 1)[1]

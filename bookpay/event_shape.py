@@ -22,7 +22,10 @@ MAX_ID = 255  # Stripe's ids are far shorter; anything longer is not one
 # Printable ASCII without spaces: every Stripe id is [A-Za-z0-9_]; this also keeps control
 # characters and lone surrogates (which SQLite cannot even store) out of the ledger.
 _ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID}}}")
-_TYPE = re.compile(r"[a-z0-9_]{1,40}(?:\.[a-z0-9_]{1,40}){1,4}")
+# An event type, printable ASCII without spaces as an id is: Stripe's are dotted lowercase words,
+# some with brackets (``v2.core.account[configuration.merchant].updated``). Only the types bookpay
+# handles are compared with anything; the ledger and the log take any such text.
+_TYPE = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID}}}")
 MAX_TIMESTAMP = 10**11  # seconds: the year 5138; Stripe's are 10 digits
 MAX_AMOUNT = 10**12  # minor units; Stripe's own limit is eight digits
 MAX_TEXT = 5000
@@ -48,7 +51,7 @@ class InvalidEvent(UsageError):
 class Event:
     id: str
     type: str
-    created: int
+    created: int | None  # None: an event bookpay does not handle, with no Unix timestamp
     livemode: bool | None
     object: dict[str, Any]  # data.object, its fields checked for the event's type
     object_id: str | None  # data.object.id
@@ -169,17 +172,31 @@ def parse(payload: bytes, handled: Collection[str]) -> Event:
     def refuse(reason: str) -> InvalidEvent:
         return InvalidEvent(reason, event_id=event_id, kind=kind)
 
-    created = event.get("created")
-    if amount(created) is None or created > MAX_TIMESTAMP:
-        raise refuse("created is not a Unix timestamp")
-    livemode = event.get("livemode")
-    if livemode is not None and not isinstance(livemode, bool):
-        raise refuse("livemode is not true or false")
+    created, livemode = event.get("created"), event.get("livemode")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
+    if kind not in handled:
+        # Nothing reads it but its id and type (and where its copy says it belongs), so nothing
+        # else of it can be wrong: a thin event (an ISO 8601 ``created``, no ``data``) or one
+        # shaped as a newer API shapes it is acknowledged, never refused, which would only have
+        # Stripe send it again for days.
+        obj = obj if isinstance(obj, dict) else {}
+        return Event(
+            id=event_id,
+            type=kind,
+            created=created if _timestamp(created) else None,
+            livemode=livemode if isinstance(livemode, bool) else None,
+            object=obj,
+            object_id=object_id(obj.get("id")),
+            intent_id=_intent_of(obj),
+        )
+    if not _timestamp(created):
+        raise refuse("created is not a Unix timestamp")
+    if livemode is not None and not isinstance(livemode, bool):
+        raise refuse("livemode is not true or false")
     if not isinstance(obj, dict):
         raise refuse("data.object is not an object")
-    expected = object_kind(kind) if kind in handled else None
+    expected = object_kind(kind)
     if expected is not None:
         if obj.get("object") != expected:
             raise refuse(f"data.object is not a {expected}")
@@ -197,6 +214,11 @@ def parse(payload: bytes, handled: Collection[str]) -> Event:
         object_id=object_id(obj.get("id")),
         intent_id=_intent_of(obj),
     )
+
+
+def _timestamp(value: object) -> bool:
+    """Whether ``value`` is a Unix timestamp in seconds, as a v1 event's ``created`` is."""
+    return amount(value) is not None and value <= MAX_TIMESTAMP
 
 
 def _intent_of(obj: dict[str, Any]) -> str | None:

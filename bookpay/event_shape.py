@@ -2,10 +2,11 @@
 
 A valid signature says who sent the bytes, not that they make sense: a leaked secret, a proxy that
 rewrites bodies or a bug can still deliver ``data`` that is a string, an id with a lone surrogate,
-a ``created`` of 10^20 or JSON nested thousands deep. ``parse`` turns the raw body into an
-``Event`` whose every field bookpay reads has been checked for type and bounds, or raises
-``InvalidEvent`` saying why (with the event's id and type when they are usable, so the refusal can
-be recorded against them). Nothing here trusts the event for state: the handlers ask Stripe.
+a ``created`` of 10^20, JSON nested thousands deep or a key twice in one object. ``parse`` turns
+the raw body into an ``Event`` whose every field bookpay reads has been checked for type and
+bounds, or raises ``InvalidEvent`` saying why (with the event's id and type when they are usable,
+so the refusal can be recorded against them). Nothing here trusts the event for state: the
+handlers ask Stripe.
 """
 
 from __future__ import annotations
@@ -152,13 +153,16 @@ def object_kind(event_type: str) -> str | None:
 def parse(payload: bytes, handled: Collection[str]) -> Event:
     """The event in ``payload`` (already verified), checked; InvalidEvent otherwise.
 
-    Events of a type in ``handled`` must carry the object that type is about, with every field
-    bookpay reads well-formed; others need only the envelope, since nothing reads their object.
+        Events of a type in ``handled`` must carry the object that type is about, with every field
+        bookpay reads well-formed; others need only their id and type, since nothing reads the rest.
+    Whatever its type, a body with a key twice in one object is refused (``_unique``).
     """
     try:
-        event = json.loads(payload)
+        event = json.loads(payload, object_pairs_hook=_unique)
     except RecursionError:
         raise InvalidEvent("its JSON is nested too deeply") from None
+    except _DuplicateKey as exc:
+        raise InvalidEvent(f"it has the key {exc} twice in one object") from None
     except ValueError:  # not JSON, not UTF-8, or an integer too long to convert
         raise InvalidEvent("it is not JSON") from None
     if not isinstance(event, dict):
@@ -214,6 +218,22 @@ def parse(payload: bytes, handled: Collection[str]) -> Event:
         object_id=object_id(obj.get("id")),
         intent_id=_intent_of(obj),
     )
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it has a key twice: Stripe never sends one, and a body that does
+    reads two ways (``json`` keeps the last, other parsers the first), so which event, or which
+    object, it names would depend on who reads it."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(json.dumps(key[:40]))  # quoted, its control characters escaped
+        found[key] = value
+    return found
 
 
 def _timestamp(value: object) -> bool:

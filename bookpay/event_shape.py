@@ -2,10 +2,11 @@
 
 A valid signature says who sent the bytes, not that they make sense: a leaked secret, a proxy that
 rewrites bodies or a bug can still deliver ``data`` that is a string, an id with a lone surrogate,
-a ``created`` of 10^20 or JSON nested thousands deep. ``parse`` turns the raw body into an
-``Event`` whose every field bookpay reads has been checked for type and bounds, or raises
-``InvalidEvent`` saying why (with the event's id and type when they are usable, so the refusal can
-be recorded against them). Nothing here trusts the event for state: the handlers ask Stripe.
+a ``created`` of 10^20, JSON nested thousands deep or a key twice in one object. ``parse`` turns
+the raw body into an ``Event`` whose every field bookpay reads has been checked for type and
+bounds, or raises ``InvalidEvent`` saying why (with the event's id and type when they are usable,
+so the refusal can be recorded against them). Nothing here trusts the event for state: the
+handlers ask Stripe.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ MAX_ID = 255  # Stripe's ids are far shorter; anything longer is not one
 # Printable ASCII without spaces: every Stripe id is [A-Za-z0-9_]; this also keeps control
 # characters and lone surrogates (which SQLite cannot even store) out of the ledger.
 _ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID}}}")
-_TYPE = re.compile(r"[a-z0-9_]{1,40}(?:\.[a-z0-9_]{1,40}){1,4}")
+# An event type, printable ASCII without spaces as an id is: Stripe's are dotted lowercase words,
+# some with brackets (``v2.core.account[configuration.merchant].updated``). Only the types bookpay
+# handles are compared with anything; the ledger and the log take any such text.
+_TYPE = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID}}}")
 MAX_TIMESTAMP = 10**11  # seconds: the year 5138; Stripe's are 10 digits
 MAX_AMOUNT = 10**12  # minor units; Stripe's own limit is eight digits
 MAX_TEXT = 5000
@@ -48,7 +52,7 @@ class InvalidEvent(UsageError):
 class Event:
     id: str
     type: str
-    created: int
+    created: int | None  # None: an event bookpay does not handle, with no Unix timestamp
     livemode: bool | None
     object: dict[str, Any]  # data.object, its fields checked for the event's type
     object_id: str | None  # data.object.id
@@ -149,13 +153,16 @@ def object_kind(event_type: str) -> str | None:
 def parse(payload: bytes, handled: Collection[str]) -> Event:
     """The event in ``payload`` (already verified), checked; InvalidEvent otherwise.
 
-    Events of a type in ``handled`` must carry the object that type is about, with every field
-    bookpay reads well-formed; others need only the envelope, since nothing reads their object.
+        Events of a type in ``handled`` must carry the object that type is about, with every field
+        bookpay reads well-formed; others need only their id and type, since nothing reads the rest.
+    Whatever its type, a body with a key twice in one object is refused (``_unique``).
     """
     try:
-        event = json.loads(payload)
+        event = json.loads(payload, object_pairs_hook=_unique)
     except RecursionError:
         raise InvalidEvent("its JSON is nested too deeply") from None
+    except _DuplicateKey as exc:
+        raise InvalidEvent(f"it has the key {exc} twice in one object") from None
     except ValueError:  # not JSON, not UTF-8, or an integer too long to convert
         raise InvalidEvent("it is not JSON") from None
     if not isinstance(event, dict):
@@ -169,17 +176,31 @@ def parse(payload: bytes, handled: Collection[str]) -> Event:
     def refuse(reason: str) -> InvalidEvent:
         return InvalidEvent(reason, event_id=event_id, kind=kind)
 
-    created = event.get("created")
-    if amount(created) is None or created > MAX_TIMESTAMP:
-        raise refuse("created is not a Unix timestamp")
-    livemode = event.get("livemode")
-    if livemode is not None and not isinstance(livemode, bool):
-        raise refuse("livemode is not true or false")
+    created, livemode = event.get("created"), event.get("livemode")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
+    if kind not in handled:
+        # Nothing reads it but its id and type (and where its copy says it belongs), so nothing
+        # else of it can be wrong: a thin event (an ISO 8601 ``created``, no ``data``) or one
+        # shaped as a newer API shapes it is acknowledged, never refused, which would only have
+        # Stripe send it again for days.
+        obj = obj if isinstance(obj, dict) else {}
+        return Event(
+            id=event_id,
+            type=kind,
+            created=created if _timestamp(created) else None,
+            livemode=livemode if isinstance(livemode, bool) else None,
+            object=obj,
+            object_id=object_id(obj.get("id")),
+            intent_id=_intent_of(obj),
+        )
+    if not _timestamp(created):
+        raise refuse("created is not a Unix timestamp")
+    if livemode is not None and not isinstance(livemode, bool):
+        raise refuse("livemode is not true or false")
     if not isinstance(obj, dict):
         raise refuse("data.object is not an object")
-    expected = object_kind(kind) if kind in handled else None
+    expected = object_kind(kind)
     if expected is not None:
         if obj.get("object") != expected:
             raise refuse(f"data.object is not a {expected}")
@@ -197,6 +218,27 @@ def parse(payload: bytes, handled: Collection[str]) -> Event:
         object_id=object_id(obj.get("id")),
         intent_id=_intent_of(obj),
     )
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it has a key twice: Stripe never sends one, and a body that does
+    reads two ways (``json`` keeps the last, other parsers the first), so which event, or which
+    object, it names would depend on who reads it."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(json.dumps(key[:40]))  # quoted, its control characters escaped
+        found[key] = value
+    return found
+
+
+def _timestamp(value: object) -> bool:
+    """Whether ``value`` is a Unix timestamp in seconds, as a v1 event's ``created`` is."""
+    return amount(value) is not None and value <= MAX_TIMESTAMP
 
 
 def _intent_of(obj: dict[str, Any]) -> str | None:

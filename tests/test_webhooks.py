@@ -188,6 +188,24 @@ NOT_EVENTS_AT_ALL = {
 }
 
 
+def _twice(member: str, first: str) -> bytes:
+    """A signed succeeded event with ``first`` put just before its ``member``, same key."""
+    text = json.dumps(event("payment_intent.succeeded", intent(), "evt_twice"))
+    assert member in text
+    return text.replace(member, f"{first}, {member}", 1).encode()
+
+
+# Stripe never sends a key twice in one object; a body that does can be read two ways (Python
+# keeps the last, other parsers the first), so which event, or which object, it names is unsure.
+NOT_EVENTS_AT_ALL.update(
+    {
+        "type-twice": _twice('"type": "payment_intent.succeeded"', '"type": "customer.created"'),
+        "id-twice": _twice('"id": "evt_twice"', '"id": "evt_other"'),
+        "object-id-twice": _twice('"id": "pi_1"', '"id": "pi_other"'),
+    }
+)
+
+
 @pytest.mark.parametrize("body", NOT_EVENTS_AT_ALL.values(), ids=NOT_EVENTS_AT_ALL.keys())
 def test_a_signed_body_without_a_usable_id_is_a_400_and_logged(world, body, caplog):
     with pytest.raises(UsageError) as caught:
@@ -277,6 +295,48 @@ def test_an_unhandled_event_type_needs_only_the_envelope(world):
         "ignored: not an event bookpay handles",
     )
     assert world.ledger.get_event(odd["id"])["payment_intent"] is None
+
+
+def thin_event(kind: str, event_id: str) -> dict:
+    """A thin event, as an event destination sends it (Stripe's API reference, v2 Event): an
+    ISO 8601 ``created`` and a ``related_object``, no ``data.object``."""
+    return {
+        "id": event_id,
+        "object": "v2.core.event",
+        "type": kind,
+        "livemode": False,
+        "created": "2024-09-17T06:20:52.246Z",
+        "context": None,
+        "related_object": {"id": "ed_test_1", "type": "v2.core.event_destination", "url": "/"},
+    }
+
+
+UNHANDLED_ODDLY_SHAPED = {
+    "thin-ping": thin_event("v2.core.event_destination.ping", "evt_test_thin_ping"),
+    # A type with brackets, as Stripe names some of its events (thin ones, so far).
+    "bracketed-type": thin_event(
+        "v2.core.account[configuration.merchant].capability_status_updated", "evt_test_bracket"
+    ),
+    "no-data-no-created": {"id": "evt_test_bare", "object": "event", "type": "customer.created"},
+}
+
+
+@pytest.mark.parametrize("evt", UNHANDLED_ODDLY_SHAPED.values(), ids=UNHANDLED_ODDLY_SHAPED.keys())
+def test_an_event_bookpay_does_not_handle_is_acknowledged_whatever_its_envelope(
+    world, gateway, evt
+):
+    """Nothing reads such an event but its id and type: refusing it (400) would only have Stripe
+    send it again for days, and warn that the endpoint fails."""
+    answer = deliver(world, evt)
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "ignored: not an event bookpay handles",
+    )
+    recorded = world.ledger.get_event(evt["id"])
+    assert (recorded["type"], recorded["handled"]) == (evt["type"], False)
+    assert recorded["processed_at"] is not None and recorded["created"] is None
+    assert gateway.asked == []
+    assert world.ledger.list_orders() == []
 
 
 @pytest.mark.parametrize(

@@ -543,7 +543,9 @@ class Settings:
             or "(not set)",
             "BOOKPAY_DATA_DIR": str(self.data_dir),
             "BOOKPAY_EMULATOR_URL": self.emulator_url,
-            "BOOKPAY_BASE_URL": self.base_url or "(the server's own address)",
+            "BOOKPAY_BASE_URL": _mask_url(self.base_url)
+            if self.base_url
+            else "(the server's own address)",
             "BOOKPAY_ALLOW_LIVE": "yes" if self.allow_live else "no",
             "BOOKPAY_CATALOG": str(self.catalog_path) if self.catalog_path else "(built in)",
             "BOOKPAY_SMTP_URL": _mask_url(self.smtp_url) if self.smtp_url else "(outbox folder)",

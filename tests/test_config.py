@@ -290,6 +290,7 @@ def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
     assert f"BOOKPAY_BASE_URL has {what}" in finding.message
     assert "hunter2" not in finding.message
     assert "https://shop.example" in finding.fix
+    assert "hunter2" not in repr(settings.describe())  # `config check`'s table
     with pytest.raises(ConfigError):
         settings.check()
 

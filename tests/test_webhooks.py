@@ -504,6 +504,22 @@ def test_a_test_event_reaching_a_live_shop_is_ignored_without_asking_stripe(tmp_
         ledger.close()
 
 
+def test_an_event_of_another_api_version_is_handled_from_what_stripe_has(world, gateway):
+    """A webhook endpoint (or `stripe listen` without --latest) sends events in the account's
+    API version, not the one bookpay pins: an older PaymentIntent (a ``charges`` list, no
+    ``latest_charge``) or dispute (no ``payment_intent``) is only a copy; the objects are
+    retrieved in bookpay's own version."""
+    old = {k: v for k, v in intent().items() if k != "latest_charge"}
+    old["charges"] = {"object": "list", "data": [{"id": "ch_pi_1"}], "has_more": False}
+    answer = deliver(world, {**event("payment_intent.succeeded", old), "api_version": "2020-08-27"})
+    assert (answer["handled"], answer["outcome"]) == (True, "fulfilled")
+    gateway.charges["ch_pi_1"] = charge()
+    gateway.disputes["dp_1"] = dispute()  # no payment_intent: found through its charge
+    disputed = {**event("charge.dispute.created", dispute()), "api_version": "2019-12-03"}
+    assert deliver(world, disputed)["handled"] is True
+    assert world.ledger.get_order("pi_1")["status"] == "disputed"
+
+
 def test_the_events_copy_of_the_intent_is_never_trusted(world, gateway):
     gateway.intents["pi_1"]["status"] = "processing"  # Stripe says: not paid (yet)
     answer = deliver(world, event("payment_intent.succeeded", intent()))

@@ -212,6 +212,28 @@ def _is_http_url(url: str) -> bool:
     return bool(parts.hostname) and port != 0
 
 
+def _base_url_extra(url: str) -> tuple[str, str] | None:
+    """What a shop's base URL holds besides where the shop is (a user name or password, a query,
+    a fragment), and why it cannot: Stripe's return_url is the URL with "/success" appended; or
+    None."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return (
+            "a user name or password",
+            "it would be written into every checkout page and sent to Stripe in the return_url",
+        )
+    for what, mark in (("a query", "?"), ("a fragment", "#")):
+        if mark in url:
+            return (
+                what,
+                "Stripe's return_url, this address followed by /success, would not be the "
+                "shop's return page",
+            )
+    return None
+
+
 def key_kind(key: str) -> tuple[str, str] | None:
     """('secret'|'restricted'|'publishable', 'test'|'live') for a Stripe API key, else None."""
     for prefix, kind in (("sk_", "secret"), ("rk_", "restricted"), ("pk_", "publishable")):
@@ -429,8 +451,15 @@ class Settings:
             found.append(
                 Finding(
                     "BOOKPAY_BASE_URL must be an http(s) URL with a host (and a port from 1 to "
-                    f"65535), got {self.base_url!r}",
+                    f"65535), got {_mask_url(self.base_url)!r}",
                     "set it to the shop's public address, such as https://shop.example",
+                )
+            )
+        elif self.base_url and (extra := _base_url_extra(self.base_url)):
+            found.append(
+                Finding(
+                    f"BOOKPAY_BASE_URL has {extra[0]} ({_mask_url(self.base_url)}): {extra[1]}",
+                    "set it to the shop's public address alone, such as https://shop.example",
                 )
             )
         if not _is_http_url(self.emulator_url):
@@ -514,7 +543,9 @@ class Settings:
             or "(not set)",
             "BOOKPAY_DATA_DIR": str(self.data_dir),
             "BOOKPAY_EMULATOR_URL": self.emulator_url,
-            "BOOKPAY_BASE_URL": self.base_url or "(the server's own address)",
+            "BOOKPAY_BASE_URL": _mask_url(self.base_url)
+            if self.base_url
+            else "(the server's own address)",
             "BOOKPAY_ALLOW_LIVE": "yes" if self.allow_live else "no",
             "BOOKPAY_CATALOG": str(self.catalog_path) if self.catalog_path else "(built in)",
             "BOOKPAY_SMTP_URL": _mask_url(self.smtp_url) if self.smtp_url else "(outbox folder)",

@@ -13,11 +13,12 @@ Order of work, and why:
    nothing else changes, and Stripe is not asked anything.
 4. Handling never trusts the event's copy of anything: it asks Stripe (the gateway) for the
    PaymentIntent, the Charge and its refunds, the Refund or the Dispute, which also rejects forged
-   ids (NotFound) and PaymentIntents that are not this shop's. Nor its type: a PaymentIntent
-   event whose type the retrieved PaymentIntent does not bear out (``succeeded`` for one that
-   has not, ``canceled`` for one that is not) records Stripe's state but is not *handled*, so
-   ``ledger check`` holds orders only to what Stripe proved. Every Stripe call comes first,
-   before any write, so none is made while a write lock or transaction is held.
+   ids (NotFound) and PaymentIntents that are not this shop's (an event of the other mode, live
+   or test, is ignored before any of this: Stripe would not know its objects). Nor its type: a
+   PaymentIntent event whose type the retrieved PaymentIntent does not bear out (``succeeded``
+   for one that has not, ``canceled`` for one that is not) records Stripe's state but is not
+   *handled*, so ``ledger check`` holds orders only to what Stripe proved. Every Stripe call
+   comes first, before any write, so none is made while a write lock or transaction is held.
 5. Then one transaction records the delivery, makes the changes (the order, the fulfilment and
    its queued receipt) and marks the event *processed* (``Ledger.handling``). If handling raises
    (Stripe unreachable, a bug), the delivery is still recorded, as *received* but not processed,
@@ -236,6 +237,9 @@ class WebhookReceiver:
         job = job or _Job()
         if event.type not in HANDLED:
             return False, "ignored: not an event bookpay handles"
+        other_mode = _other_mode(event.livemode, self.settings.livemode)
+        if other_mode:
+            return False, f"ignored: {other_mode}"
         try:
             if event.type == "payment_intent.succeeded":
                 return self._succeeded(event.object_id)
@@ -383,6 +387,20 @@ class WebhookReceiver:
         if charge is not None:
             job.settle = (intent, charge_id)
         return order
+
+
+def _other_mode(event_live: bool | None, shop_live: bool) -> str | None:
+    """Why an event of the other mode (a live event reaching a test-mode shop, or a test event a
+    live one) is none of this shop's, or None. Stripe keeps the two modes' objects apart: asking
+    with this shop's keys would only get a 404 ("Stripe does not know pi_..."), which hides the
+    real reason, and costs a call. An event that does not say its mode is taken as the shop's."""
+    if event_live is None or event_live == shop_live:
+        return None
+    mode, keys = ("live", "test") if event_live else ("test", "live")
+    return (
+        f"a {mode}-mode event, and this shop uses {keys}-mode keys "
+        "(Stripe keeps live and test objects apart)"
+    )
 
 
 def _agrees(order: dict | None, charge: dict) -> bool:

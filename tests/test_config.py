@@ -272,3 +272,31 @@ def test_a_shop_id_stripe_or_the_logs_cannot_take_is_a_problem(shop_id, said):
     with pytest.raises(ConfigError):
         settings.check(serving=False)
     assert Settings.from_env({"BOOKPAY_SHOP_ID": "s" * 500}).problems() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("https://shop.example/?ref=ads", "a query"),
+        ("https://shop.example/#top", "a fragment"),
+        ("https://admin:hunter2@shop.example", "a user name or password"),
+    ],
+)
+def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
+    """Stripe's return_url is BOOKPAY_BASE_URL + "/success": after a query or a fragment that is
+    no page of the shop's, and a password in it would be written into every checkout page."""
+    settings = Settings.from_env({"BOOKPAY_BASE_URL": url})
+    [finding] = [f for f in settings.findings() if "BOOKPAY_BASE_URL" in f.message]
+    assert f"BOOKPAY_BASE_URL has {what}" in finding.message
+    assert "hunter2" not in finding.message
+    assert "https://shop.example" in finding.fix
+    assert "hunter2" not in repr(settings.describe())  # `config check`'s table
+    with pytest.raises(ConfigError):
+        settings.check()
+
+
+def test_a_base_url_that_is_not_a_url_never_shows_its_password():
+    settings = Settings.from_env({"BOOKPAY_BASE_URL": "ftp://admin:hunter2@shop.example"})
+    [problem] = settings.problems()
+    assert "must be an http(s) URL" in problem
+    assert "hunter2" not in problem

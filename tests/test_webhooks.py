@@ -445,6 +445,81 @@ def test_a_validly_signed_event_for_an_unknown_intent_fulfils_nothing(world):
     assert world.ledger.events_for("pi_forged")[0]["handled"] is False
 
 
+def _mode_events(livemode: bool) -> list[dict]:
+    """One event of each family bookpay handles (its objects all known to the fake Stripe)."""
+    return [
+        {**event(kind, obj, f"evt_{kind}_{livemode}"), "livemode": livemode}
+        for kind, obj in (
+            ("payment_intent.succeeded", intent()),
+            ("payment_intent.processing", intent()),
+            ("charge.refunded", charge(refunded=2300)),
+            ("charge.dispute.created", dispute()),
+        )
+    ]
+
+
+def test_a_live_event_reaching_a_test_mode_shop_is_ignored_without_asking_stripe(world, gateway):
+    """Real Stripe answers 404 for an object of the other mode, which would have read "Stripe
+    does not know pi_..."; the event says its mode, so it is ignored for that, and never acted
+    on however its ids happen to match."""
+    gateway.charges["ch_pi_1"] = charge(refunded=2300)
+    gateway.disputes["dp_1"] = dispute(pi="pi_1")
+    for evt in _mode_events(livemode=True):
+        answer = deliver(world, evt)
+        assert (answer["handled"], answer["outcome"]) == (
+            False,
+            "ignored: a live-mode event, and this shop uses test-mode keys "
+            "(Stripe keeps live and test objects apart)",
+        )
+    assert gateway.asked == []
+    assert world.ledger.list_orders() == []
+    assert world.ledger.fulfilment_count() == 0
+    # Its own mode's events are handled as ever.
+    assert deliver(world, _mode_events(livemode=False)[0])["handled"] is True
+
+
+def test_a_test_event_reaching_a_live_shop_is_ignored_without_asking_stripe(tmp_path, gateway):
+    settings = Settings(
+        data_dir=tmp_path / "d",
+        secret_key="sk_live_51Hlivelivelivelive1234",
+        publishable_key="pk_live_51Hlivelivelivelive9876",
+        allow_live=True,
+        webhook_secrets=(SECRET,),
+        shop_id=SHOP,
+    )
+    ledger = open_ledger(settings)
+    fulfiller = Fulfiller(ledger, gateway, Catalog.default(), settings)
+    try:
+        receiver = WebhookReceiver(settings, ledger, fulfiller)
+        answer = deliver(receiver, _mode_events(livemode=False)[0])
+        assert (answer["handled"], answer["outcome"]) == (
+            False,
+            "ignored: a test-mode event, and this shop uses live-mode keys "
+            "(Stripe keeps live and test objects apart)",
+        )
+        assert gateway.asked == []
+        assert deliver(receiver, _mode_events(livemode=True)[0])["handled"] is True
+    finally:
+        fulfiller.close()
+        ledger.close()
+
+
+def test_an_event_of_another_api_version_is_handled_from_what_stripe_has(world, gateway):
+    """A webhook endpoint (or `stripe listen` without --latest) sends events in the account's
+    API version, not the one bookpay pins: an older PaymentIntent (a ``charges`` list, no
+    ``latest_charge``) or dispute (no ``payment_intent``) is only a copy; the objects are
+    retrieved in bookpay's own version."""
+    old = {k: v for k, v in intent().items() if k != "latest_charge"}
+    old["charges"] = {"object": "list", "data": [{"id": "ch_pi_1"}], "has_more": False}
+    answer = deliver(world, {**event("payment_intent.succeeded", old), "api_version": "2020-08-27"})
+    assert (answer["handled"], answer["outcome"]) == (True, "fulfilled")
+    gateway.charges["ch_pi_1"] = charge()
+    gateway.disputes["dp_1"] = dispute()  # no payment_intent: found through its charge
+    disputed = {**event("charge.dispute.created", dispute()), "api_version": "2019-12-03"}
+    assert deliver(world, disputed)["handled"] is True
+    assert world.ledger.get_order("pi_1")["status"] == "disputed"
+
+
 def test_the_events_copy_of_the_intent_is_never_trusted(world, gateway):
     gateway.intents["pi_1"]["status"] = "processing"  # Stripe says: not paid (yet)
     answer = deliver(world, event("payment_intent.succeeded", intent()))

@@ -1,11 +1,13 @@
 """The headers every response of the checkout server carries, and where Stripe.js comes from.
 
-The Content-Security-Policy allows exactly what Stripe.js needs (Stripe's security guide: scripts
-and frames from js.stripe.com, API calls to api.stripe.com, 3-D Secure frames from hooks.stripe.com,
-Google Maps for the Address Element's autocomplete) or, in emulator mode, the emulator's origin
-instead, and nothing else: no inline script but the checkout's first request (allowed by its
-SHA-256, see ``bookpay.web.assets``), so the pages pass their configuration in a JSON block and
-load ``checkout.js`` from ``/static/``.
+The Content-Security-Policy allows exactly what Stripe.js needs (Stripe's integration security
+guide, "Content Security Policy", its list for Stripe.js: scripts and frames from js.stripe.com
+and its subdomains, API calls to api.stripe.com, 3-D Secure frames from hooks.stripe.com, Google
+Maps for the Address Element's autocomplete; not the hosted Checkout's img-src *.stripe.com,
+which bookpay does not use) or, in emulator mode, the emulator's origin instead, and nothing
+else: no inline script but the checkout's first request (allowed by its SHA-256, see
+``bookpay.web.assets``), so the pages pass their configuration in a JSON block and load
+``checkout.js`` from ``/static/``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from bookpay.config import Settings
 
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
 
-# Stripe's documented sources, by directive.
+# Stripe's documented sources for Stripe.js, by directive, and no others.
 _STRIPE_SOURCES = {
     "script-src": [
         "https://js.stripe.com",
@@ -24,12 +26,8 @@ _STRIPE_SOURCES = {
         "https://maps.googleapis.com",
     ],
     "frame-src": ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"],
-    "connect-src": [
-        "https://api.stripe.com",
-        "https://m.stripe.network",
-        "https://maps.googleapis.com",
-    ],
-    "img-src": ["https://*.stripe.com"],
+    "connect-src": ["https://api.stripe.com", "https://maps.googleapis.com"],
+    "img-src": [],
     # Stripe.js sets style attributes on the elements it mounts; styles cannot run code.
     "style-src": ["'unsafe-inline'"],
 }

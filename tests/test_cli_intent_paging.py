@@ -71,6 +71,22 @@ def test_date_filters_go_to_stripe(world, tmp_path):
     assert invoke(world, tmp_path, "--since", "soon").exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "args", [["--email", ""], ["--starting-after", ""], ["--all", "--starting-after", " "]]
+)
+def test_a_blank_email_or_cursor_is_a_usage_error(world, tmp_path, args):
+    # An empty shell variable would otherwise mean "no e-mail" or "the first page".
+    result = invoke(world, tmp_path, *args, "--json")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "expected a" in result.stderr
+
+
+def test_all_as_json_after_an_unknown_intent_writes_no_half_array(world, tmp_path):
+    result = invoke(world, tmp_path, "--all", "--json", "--starting-after", "pi_nope")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "No such payment_intent: 'pi_nope'" in result.stderr
+
+
 def test_intent_show_says_when_there_is_no_ledger(world, tmp_path):
     env = {"BOOKPAY_EMULATOR_URL": world[0], "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
     result = runner.invoke(app, ["intent", "show", world[1][0], "--json"], env=env)

@@ -392,6 +392,30 @@ def test_list_refuses_bad_dates(many, args, message):
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["orders", "list", "--email", ""],
+        ["orders", "list", "--email", " "],
+        ["orders", "list", "--starting-after", ""],
+        ["orders", "list", "--all", "--starting-after", ""],
+        ["orders", "export", "--email", ""],
+    ],
+)
+def test_a_blank_email_or_cursor_is_a_usage_error_not_no_filter(many, args):
+    # An empty shell variable (--email "$E") would otherwise list every order.
+    result = invoke(many, *args, "--json" if args[1] == "list" else "--format=json")
+    assert (result.exit_code, result.stdout) == (2, "")
+    expected = r"Invalid value for '--(email|starting-after)': expected an (e-mail address|id)"
+    assert re.search(expected, result.stderr)
+
+
+def test_all_as_json_after_an_unknown_order_writes_no_half_array(many):
+    result = invoke(many, "orders", "list", "--all", "--json", "--starting-after", "ord_nope")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "No order 'ord_nope' to start after" in result.stderr
+
+
 def test_list_with_filters_that_match_nothing(many):
     result = invoke(many, "orders", "list", "--email", "nobody@example.com")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "No orders match.\n")

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
-from itertools import islice
+from itertools import chain, islice
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +25,7 @@ CHUNK = 1000
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_END = object()
 MAX_LIMIT = 1_000_000  # more than that is `orders export`'s job
 LimitOption = Annotated[
     int,
@@ -32,12 +33,24 @@ LimitOption = Annotated[
         "--limit", min=1, max=MAX_LIMIT, help="How many to show (one page).", show_default=True
     ),
 ]
+
+
+def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """An option's value that may not be blank: an empty shell variable (``--email "$E"``,
+    ``--starting-after "$LAST"``) is a mistake, never "no filter" or "the first page"."""
+    if value is None or ctx.resilient_parsing or value.strip():
+        return value
+    what = {"starting_after": "an id", "email": "an e-mail address"}.get(param.name, "a value")
+    raise typer.BadParameter(f"expected {what}, got {value!r}.")
+
+
 StartingAfterOption = Annotated[
     str | None,
     typer.Option(
         "--starting-after",
         metavar="ID",
         help="Show the page after this id (the last one of the previous page).",
+        callback=not_blank,
     ),
 ]
 AllOption = Annotated[
@@ -60,7 +73,10 @@ UntilOption = Annotated[
     ),
 ]
 EmailOption = Annotated[
-    str | None, typer.Option("--email", help="Only those for this e-mail address (any case).")
+    str | None,
+    typer.Option(
+        "--email", help="Only those for this e-mail address (any case).", callback=not_blank
+    ),
 ]
 
 
@@ -125,9 +141,13 @@ def emit(
     """Write ``items`` as a JSON array or as tables, streaming; how many there were."""
     count = 0
     if as_json:
+        # "[" only once the first item (or the end) is read: a list that fails at once (an
+        # unknown cursor, Stripe unreachable) leaves stdout empty, not a lone "[".
+        items = iter(items)
+        first = next(items, _END)
         out = sys.stdout
         out.write("[")
-        for item in items:
+        for item in items if first is _END else chain([first], items):
             out.write(("," if count else "") + "\n  ")
             out.write(json_safe(json.dumps(record(item), ensure_ascii=False, default=str)))
             count += 1

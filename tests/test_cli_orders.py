@@ -366,6 +366,39 @@ def test_list_filters_by_email_in_any_case(many):
     ]
 
 
+STORED_EMAILS = [
+    "reader@example.com",
+    "a_b@example.com",
+    "axb@example.com",
+    "100%@example.com",
+    "100x@example.com",
+    "ÉLOISE@exemple.fr",
+    "o'brien@example.com",
+]
+SOUGHT_EMAILS = [
+    ("Reader@EXAMPLE.com", ["reader@example.com"]),
+    ("a_b@example.com", ["a_b@example.com"]),  # no LIKE: _ and % are themselves
+    ("100%@example.com", ["100%@example.com"]),
+    ("O'Brien@example.com", ["o'brien@example.com"]),
+    ("ÉLOISE@EXEMPLE.FR", ["ÉLOISE@exemple.fr"]),
+    ("éloise@exemple.fr", []),  # A to Z in any case, other letters as given
+    ("Éloise@exemple.fr", ["ÉLOISE@exemple.fr"]),
+]
+
+
+@pytest.mark.parametrize(("sought", "found"), SOUGHT_EMAILS)
+def test_email_filter_is_the_same_on_sqlite_postgresql_and_stripes_side(env, sought, found):
+    from bookpay.commands.paging import same_email
+
+    with ledger_for(env) as ledger:
+        for n, email in enumerate(STORED_EMAILS):
+            ledger.record_intent({**intent(f"pi_{n}", "succeeded"), "receipt_email": email})
+    listed = json.loads(invoke(env, "orders", "list", "--email", sought, "--json").stdout)
+    assert sorted(order["email"] for order in listed) == sorted(found)
+    # `intent list` checks the e-mails of Stripe's pages itself: by the same rule.
+    assert [email for email in STORED_EMAILS if same_email(email, sought)] == found
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -389,7 +389,7 @@ def list_intents(
         i
         for i in intents
         if (status is None or i["status"] == status.value)
-        and (email is None or _email_of(i).lower() == email.lower())
+        and (email is None or paging.same_email(_email_of(i), email))
     )
     columns = ["PaymentIntent", "Status", "Amount", "Book", "Created"]
     if every:

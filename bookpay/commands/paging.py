@@ -75,9 +75,20 @@ UntilOption = Annotated[
 EmailOption = Annotated[
     str | None,
     typer.Option(
-        "--email", help="Only those for this e-mail address (any case).", callback=not_blank
+        "--email",
+        help="Only those for this e-mail address (A-Z in any case, other letters as given).",
+        callback=not_blank,
     ),
 ]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def same_email(one: str, other: str) -> bool:
+    """Whether two e-mail addresses are the same for ``--email``: in any case of A to Z, other
+    letters as given (as the ledger compares them, on SQLite and PostgreSQL alike)."""
+    return one.translate(_ASCII_LOWER) == other.translate(_ASCII_LOWER)
 
 
 def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetime:

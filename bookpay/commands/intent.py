@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from itertools import islice
 from typing import Annotated
@@ -373,11 +374,13 @@ def list_intents(
     """
     gateway = state(ctx).gateway()
     start, end = paging.moments(since, until)
+    # Stripe's created is whole seconds: a moment within a second is rounded up, as a whole
+    # second c is at or after x, or before x, exactly when it is so of ceil(x).
     created = {}
     if start:
-        created["gte"] = int(start.timestamp())
+        created["gte"] = math.ceil(start.timestamp())
     if end:
-        created["lt"] = int(end.timestamp())
+        created["lt"] = math.ceil(end.timestamp())
     # Stripe filters by date itself; status and e-mail are checked here, page by page.
     filtered = every or status is not None or email is not None
     intents = gateway.iter_intents(

@@ -406,6 +406,11 @@ def test_email_filter_is_the_same_on_sqlite_postgresql_and_stripes_side(env, sou
         (["--until", "2026-01-02"], ["pi_2", "pi_1"]),  # a bare date includes that day
         (["--since", "2026-01-02T12:00:00Z", "--until", "2026-01-04T12:00:00Z"], ["pi_3", "pi_2"]),
         (["--since", "2026-01-03T13:00:00+01:00", "--until", "2026-01-03"], ["pi_3"]),
+        # A week as `report sales --by week` names it: --until includes the whole week.
+        (["--until", "2026-W01"], ["pi_4", "pi_3", "pi_2", "pi_1"]),
+        (["--since", "2026-W01-7", "--until", "2026-W01-7"], ["pi_4"]),
+        (["--since", "2026-W02"], ["pi_7", "pi_6", "pi_5"]),
+        (["--since", "2026-01-03t12:00:00z", "--until", "2026-01-04t12:00Z"], ["pi_3"]),
     ],
 )
 def test_list_filters_by_date(many, args, expected):

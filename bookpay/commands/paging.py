@@ -9,6 +9,7 @@ a cursor ``--starting-after ID`` (the last id of the previous page, as Stripe's 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -93,9 +94,11 @@ def same_email(one: str, other: str) -> bool:
 
 def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetime:
     """A UTC datetime from ``YYYY-MM-DD`` or ISO 8601; a bare date with ``end_of_day`` is the
-    start of the next day, so ``--until 2026-01-31`` includes the 31st."""
+    start of the next day, so ``--until 2026-01-31`` includes the 31st, and a week with no day
+    (``2026-W05``, as `report sales --by week` names it) the start of the next week."""
+    written = text.strip().upper()  # RFC 3339 allows a lower-case t and z (...t09:30:00z)
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(written.replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(
             f"{text!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as "
@@ -107,8 +110,9 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
     # Stripe's times are Unix seconds, from 1970; the far end leaves room for a report's days
     # and months to be counted past a time without leaving the calendar.
     try:
-        if end_of_day and _bare_date(text):
-            moment += timedelta(days=1)
+        if end_of_day and _bare_date(written):
+            week = re.fullmatch(r"[0-9]{4}-?W[0-9]{2}", written)
+            moment += timedelta(days=7 if week else 1)
         moment = moment.astimezone(timezone.utc)
         # An --until is where a period ends, so 9999-01-01 (--until 9998-12-31) is in range.
         in_range = moment >= EARLIEST and (moment <= LATEST if end_of_day else moment < LATEST)
@@ -123,9 +127,9 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
 
 def _bare_date(text: str) -> bool:
     """Whether ``text`` is a date with no time: ``2026-01-31``, or ``20260131`` (ISO 8601's
-    basic form, which Python reads too)."""
+    basic form, which Python reads too), or a week's (``2026-W05``, ``2026-W05-3``)."""
     try:
-        date.fromisoformat(text.strip())
+        date.fromisoformat(text)
     except ValueError:
         return False
     return True

@@ -81,6 +81,16 @@ def test_a_blank_email_or_cursor_is_a_usage_error(world, tmp_path, args):
     assert "expected a" in result.stderr
 
 
+def test_a_status_given_twice_is_refused_not_the_last_one_taken(world, tmp_path):
+    result = invoke(world, tmp_path, "--status", "canceled", "--status", "requires_payment_method")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "give it once (one status a list), got canceled, requires_payment_method" in (
+        result.stderr
+    )
+    only = invoke(world, tmp_path, "--status", "requires_payment_method", "--json")
+    assert ids(only) == world[1]
+
+
 def test_all_as_json_after_an_unknown_intent_writes_no_half_array(world, tmp_path):
     result = invoke(world, tmp_path, "--all", "--json", "--starting-after", "pi_nope")
     assert (result.exit_code, result.stdout) == (2, "")

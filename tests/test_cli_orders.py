@@ -448,6 +448,13 @@ def test_a_blank_email_or_cursor_is_a_usage_error_not_no_filter(many, args):
     assert re.search(expected, result.stderr)
 
 
+@pytest.mark.parametrize("command", ["list", "export"])
+def test_a_status_given_twice_is_refused_not_the_last_one_taken(many, command):
+    result = invoke(many, "orders", command, "--status", "paid", "--status", "pending")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "'--status': give it once (one status a list), got paid, pending." in result.stderr
+
+
 def test_all_as_json_after_an_unknown_order_writes_no_half_array(many):
     result = invoke(many, "orders", "list", "--all", "--json", "--starting-after", "ord_nope")
     assert (result.exit_code, result.stdout) == (2, "")

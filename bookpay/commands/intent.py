@@ -356,11 +356,12 @@ def list_intents(
     starting_after: paging.StartingAfterOption = None,
     every: paging.AllOption = False,
     status: Annotated[
-        Status | None,
+        list[Status] | None,
         typer.Option(
             "--status",
             metavar="STATUS",
             help=f"Only intents with this status: {', '.join(s.value for s in Status)}.",
+            callback=paging.once,
         ),
     ] = None,
     email: paging.EmailOption = None,
@@ -372,6 +373,7 @@ def list_intents(
 
     Example: bookpay intent list --limit 5 --status succeeded --since 2026-01-01
     """
+    wanted: Status | None = paging.only(status)
     gateway = state(ctx).gateway()
     start, end = paging.moments(since, until)
     # Stripe's created is whole seconds: a moment within a second is rounded up, as a whole
@@ -382,7 +384,7 @@ def list_intents(
     if end:
         created["lt"] = math.ceil(end.timestamp())
     # Stripe filters by date itself; status and e-mail are checked here, page by page.
-    filtered = every or status is not None or email is not None
+    filtered = every or wanted is not None or email is not None
     intents = gateway.iter_intents(
         page_size=100 if filtered else min(limit + 1, 100),
         starting_after=starting_after,
@@ -391,7 +393,7 @@ def list_intents(
     matching = (
         i
         for i in intents
-        if (status is None or i["status"] == status.value)
+        if (wanted is None or i["status"] == wanted.value)
         and (email is None or paging.same_email(_email_of(i), email))
     )
     columns = ["PaymentIntent", "Status", "Amount", "Book", "Created"]

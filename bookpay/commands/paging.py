@@ -45,6 +45,21 @@ def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None)
     raise typer.BadParameter(f"expected {what}, got {value!r}.")
 
 
+def once(ctx: typer.Context, param: typer.CallbackParam, values: list | None):
+    """A filter given at most once (its value is then ``only(values)``): ``--status paid
+    --status refunded`` would otherwise list only the refunded ones, as if the first had not
+    been given."""
+    if values and len(values) > 1 and not ctx.resilient_parsing:
+        shown = ", ".join(str(getattr(value, "value", value)) for value in values)
+        raise typer.BadParameter(f"give it once (one status a list), got {shown}.")
+    return values
+
+
+def only(values: list | None):
+    """The one value of an option that ``once`` checked, or None."""
+    return values[0] if values else None
+
+
 StartingAfterOption = Annotated[
     str | None,
     typer.Option(

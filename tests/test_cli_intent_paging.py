@@ -71,6 +71,46 @@ def test_date_filters_go_to_stripe(world, tmp_path):
     assert invoke(world, tmp_path, "--since", "soon").exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "args", [["--email", ""], ["--starting-after", ""], ["--all", "--starting-after", " "]]
+)
+def test_a_blank_email_or_cursor_is_a_usage_error(world, tmp_path, args):
+    # An empty shell variable would otherwise mean "no e-mail" or "the first page".
+    result = invoke(world, tmp_path, *args, "--json")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "expected a" in result.stderr
+
+
+def test_a_status_given_twice_is_refused_not_the_last_one_taken(world, tmp_path):
+    result = invoke(world, tmp_path, "--status", "canceled", "--status", "requires_payment_method")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "give it once (one status a list), got canceled, requires_payment_method" in (
+        result.stderr
+    )
+    only = invoke(world, tmp_path, "--status", "requires_payment_method", "--json")
+    assert ids(only) == world[1]
+
+
+def test_all_as_json_after_an_unknown_intent_writes_no_half_array(world, tmp_path):
+    result = invoke(world, tmp_path, "--all", "--json", "--starting-after", "pi_nope")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "No such payment_intent: 'pi_nope'" in result.stderr
+
+
+def test_a_date_within_a_second_is_read_as_the_ledger_reads_it(world, tmp_path):
+    # Stripe's created is whole seconds: one made at second c is before c + 0.5, not after it.
+    from datetime import datetime, timezone
+
+    listed = json.loads(invoke(world, tmp_path, "--all", "--json").stdout)
+    second = listed[0]["created"]
+    at_that_second = [i["id"] for i in listed if i["created"] == second]
+    half = datetime.fromtimestamp(second + 0.5, timezone.utc).isoformat()
+    until = ids(invoke(world, tmp_path, "--all", "--until", half, "--json"))
+    since = ids(invoke(world, tmp_path, "--all", "--since", half, "--json"))
+    assert set(at_that_second) <= set(until)
+    assert not set(at_that_second) & set(since)
+
+
 def test_intent_show_says_when_there_is_no_ledger(world, tmp_path):
     env = {"BOOKPAY_EMULATOR_URL": world[0], "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
     result = runner.invoke(app, ["intent", "show", world[1][0], "--json"], env=env)

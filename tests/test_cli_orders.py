@@ -366,6 +366,39 @@ def test_list_filters_by_email_in_any_case(many):
     ]
 
 
+STORED_EMAILS = [
+    "reader@example.com",
+    "a_b@example.com",
+    "axb@example.com",
+    "100%@example.com",
+    "100x@example.com",
+    "ÉLOISE@exemple.fr",
+    "o'brien@example.com",
+]
+SOUGHT_EMAILS = [
+    ("Reader@EXAMPLE.com", ["reader@example.com"]),
+    ("a_b@example.com", ["a_b@example.com"]),  # no LIKE: _ and % are themselves
+    ("100%@example.com", ["100%@example.com"]),
+    ("O'Brien@example.com", ["o'brien@example.com"]),
+    ("ÉLOISE@EXEMPLE.FR", ["ÉLOISE@exemple.fr"]),
+    ("éloise@exemple.fr", []),  # A to Z in any case, other letters as given
+    ("Éloise@exemple.fr", ["ÉLOISE@exemple.fr"]),
+]
+
+
+@pytest.mark.parametrize(("sought", "found"), SOUGHT_EMAILS)
+def test_email_filter_is_the_same_on_sqlite_postgresql_and_stripes_side(env, sought, found):
+    from bookpay.commands.paging import same_email
+
+    with ledger_for(env) as ledger:
+        for n, email in enumerate(STORED_EMAILS):
+            ledger.record_intent({**intent(f"pi_{n}", "succeeded"), "receipt_email": email})
+    listed = json.loads(invoke(env, "orders", "list", "--email", sought, "--json").stdout)
+    assert sorted(order["email"] for order in listed) == sorted(found)
+    # `intent list` checks the e-mails of Stripe's pages itself: by the same rule.
+    assert [email for email in STORED_EMAILS if same_email(email, sought)] == found
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -373,6 +406,11 @@ def test_list_filters_by_email_in_any_case(many):
         (["--until", "2026-01-02"], ["pi_2", "pi_1"]),  # a bare date includes that day
         (["--since", "2026-01-02T12:00:00Z", "--until", "2026-01-04T12:00:00Z"], ["pi_3", "pi_2"]),
         (["--since", "2026-01-03T13:00:00+01:00", "--until", "2026-01-03"], ["pi_3"]),
+        # A week as `report sales --by week` names it: --until includes the whole week.
+        (["--until", "2026-W01"], ["pi_4", "pi_3", "pi_2", "pi_1"]),
+        (["--since", "2026-W01-7", "--until", "2026-W01-7"], ["pi_4"]),
+        (["--since", "2026-W02"], ["pi_7", "pi_6", "pi_5"]),
+        (["--since", "2026-01-03t12:00:00z", "--until", "2026-01-04t12:00Z"], ["pi_3"]),
     ],
 )
 def test_list_filters_by_date(many, args, expected):
@@ -390,6 +428,37 @@ def test_list_refuses_bad_dates(many, args, message):
     result = invoke(many, "orders", "list", *args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["orders", "list", "--email", ""],
+        ["orders", "list", "--email", " "],
+        ["orders", "list", "--starting-after", ""],
+        ["orders", "list", "--all", "--starting-after", ""],
+        ["orders", "export", "--email", ""],
+    ],
+)
+def test_a_blank_email_or_cursor_is_a_usage_error_not_no_filter(many, args):
+    # An empty shell variable (--email "$E") would otherwise list every order.
+    result = invoke(many, *args, "--json" if args[1] == "list" else "--format=json")
+    assert (result.exit_code, result.stdout) == (2, "")
+    expected = r"Invalid value for '--(email|starting-after)': expected an (e-mail address|id)"
+    assert re.search(expected, result.stderr)
+
+
+@pytest.mark.parametrize("command", ["list", "export"])
+def test_a_status_given_twice_is_refused_not_the_last_one_taken(many, command):
+    result = invoke(many, "orders", command, "--status", "paid", "--status", "pending")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "'--status': give it once (one status a list), got paid, pending." in result.stderr
+
+
+def test_all_as_json_after_an_unknown_order_writes_no_half_array(many):
+    result = invoke(many, "orders", "list", "--all", "--json", "--starting-after", "ord_nope")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "No order 'ord_nope' to start after" in result.stderr
 
 
 def test_list_with_filters_that_match_nothing(many):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from itertools import islice
 from typing import Annotated
@@ -355,11 +356,12 @@ def list_intents(
     starting_after: paging.StartingAfterOption = None,
     every: paging.AllOption = False,
     status: Annotated[
-        Status | None,
+        list[Status] | None,
         typer.Option(
             "--status",
             metavar="STATUS",
             help=f"Only intents with this status: {', '.join(s.value for s in Status)}.",
+            callback=paging.once,
         ),
     ] = None,
     email: paging.EmailOption = None,
@@ -371,15 +373,18 @@ def list_intents(
 
     Example: bookpay intent list --limit 5 --status succeeded --since 2026-01-01
     """
+    wanted: Status | None = paging.only(status)
     gateway = state(ctx).gateway()
     start, end = paging.moments(since, until)
+    # Stripe's created is whole seconds: a moment within a second is rounded up, as a whole
+    # second c is at or after x, or before x, exactly when it is so of ceil(x).
     created = {}
     if start:
-        created["gte"] = int(start.timestamp())
+        created["gte"] = math.ceil(start.timestamp())
     if end:
-        created["lt"] = int(end.timestamp())
+        created["lt"] = math.ceil(end.timestamp())
     # Stripe filters by date itself; status and e-mail are checked here, page by page.
-    filtered = every or status is not None or email is not None
+    filtered = every or wanted is not None or email is not None
     intents = gateway.iter_intents(
         page_size=100 if filtered else min(limit + 1, 100),
         starting_after=starting_after,
@@ -388,8 +393,8 @@ def list_intents(
     matching = (
         i
         for i in intents
-        if (status is None or i["status"] == status.value)
-        and (email is None or _email_of(i).lower() == email.lower())
+        if (wanted is None or i["status"] == wanted.value)
+        and (email is None or paging.same_email(_email_of(i), email))
     )
     columns = ["PaymentIntent", "Status", "Amount", "Book", "Created"]
     if every:

@@ -186,15 +186,17 @@ def _filter(status, email, since, until):
     from bookpay.ledger import OrderFilter
 
     start, end = paging.moments(since, until)
-    return OrderFilter(status=status, email=email, since=start, until=end)
+    return OrderFilter(status=paging.only(status), email=email, since=start, until=end)
 
 
 StatusOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--status",
+        metavar="STATUS",
         help="Only orders with this status (paid, refunded, ...).",
         autocompletion=complete_order_statuses,
+        callback=paging.once,
     ),
 ]
 
@@ -243,7 +245,7 @@ def list_orders(
                 )
             paging.page_note("order", page, more, lambda order: order["id"])
     if not count and not as_json:
-        sys.stderr.write(_nothing(starting_after, status, email or since or until) + "\n")
+        sys.stderr.write(_nothing(starting_after, where.status, email or since or until) + "\n")
 
 
 def _nothing(starting_after, status, other_filters) -> str:

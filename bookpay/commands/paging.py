@@ -9,10 +9,11 @@ a cursor ``--starting-after ID`` (the last id of the previous page, as Stripe's 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
-from itertools import islice
+from itertools import chain, islice
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,7 @@ CHUNK = 1000
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_END = object()
 MAX_LIMIT = 1_000_000  # more than that is `orders export`'s job
 LimitOption = Annotated[
     int,
@@ -32,12 +34,39 @@ LimitOption = Annotated[
         "--limit", min=1, max=MAX_LIMIT, help="How many to show (one page).", show_default=True
     ),
 ]
+
+
+def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """An option's value that may not be blank: an empty shell variable (``--email "$E"``,
+    ``--starting-after "$LAST"``) is a mistake, never "no filter" or "the first page"."""
+    if value is None or ctx.resilient_parsing or value.strip():
+        return value
+    what = {"starting_after": "an id", "email": "an e-mail address"}.get(param.name, "a value")
+    raise typer.BadParameter(f"expected {what}, got {value!r}.")
+
+
+def once(ctx: typer.Context, param: typer.CallbackParam, values: list | None):
+    """A filter given at most once (its value is then ``only(values)``): ``--status paid
+    --status refunded`` would otherwise list only the refunded ones, as if the first had not
+    been given."""
+    if values and len(values) > 1 and not ctx.resilient_parsing:
+        shown = ", ".join(str(getattr(value, "value", value)) for value in values)
+        raise typer.BadParameter(f"give it once (one status a list), got {shown}.")
+    return values
+
+
+def only(values: list | None):
+    """The one value of an option that ``once`` checked, or None."""
+    return values[0] if values else None
+
+
 StartingAfterOption = Annotated[
     str | None,
     typer.Option(
         "--starting-after",
         metavar="ID",
         help="Show the page after this id (the last one of the previous page).",
+        callback=not_blank,
     ),
 ]
 AllOption = Annotated[
@@ -60,15 +89,31 @@ UntilOption = Annotated[
     ),
 ]
 EmailOption = Annotated[
-    str | None, typer.Option("--email", help="Only those for this e-mail address (any case).")
+    str | None,
+    typer.Option(
+        "--email",
+        help="Only those for this e-mail address (A-Z in any case, other letters as given).",
+        callback=not_blank,
+    ),
 ]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def same_email(one: str, other: str) -> bool:
+    """Whether two e-mail addresses are the same for ``--email``: in any case of A to Z, other
+    letters as given (as the ledger compares them, on SQLite and PostgreSQL alike)."""
+    return one.translate(_ASCII_LOWER) == other.translate(_ASCII_LOWER)
 
 
 def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetime:
     """A UTC datetime from ``YYYY-MM-DD`` or ISO 8601; a bare date with ``end_of_day`` is the
-    start of the next day, so ``--until 2026-01-31`` includes the 31st."""
+    start of the next day, so ``--until 2026-01-31`` includes the 31st, and a week with no day
+    (``2026-W05``, as `report sales --by week` names it) the start of the next week."""
+    written = text.strip().upper()  # RFC 3339 allows a lower-case t and z (...t09:30:00z)
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(written.replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(
             f"{text!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as "
@@ -80,8 +125,9 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
     # Stripe's times are Unix seconds, from 1970; the far end leaves room for a report's days
     # and months to be counted past a time without leaving the calendar.
     try:
-        if end_of_day and _bare_date(text):
-            moment += timedelta(days=1)
+        if end_of_day and _bare_date(written):
+            week = re.fullmatch(r"[0-9]{4}-?W[0-9]{2}", written)
+            moment += timedelta(days=7 if week else 1)
         moment = moment.astimezone(timezone.utc)
         # An --until is where a period ends, so 9999-01-01 (--until 9998-12-31) is in range.
         in_range = moment >= EARLIEST and (moment <= LATEST if end_of_day else moment < LATEST)
@@ -96,9 +142,9 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False) -> datetim
 
 def _bare_date(text: str) -> bool:
     """Whether ``text`` is a date with no time: ``2026-01-31``, or ``20260131`` (ISO 8601's
-    basic form, which Python reads too)."""
+    basic form, which Python reads too), or a week's (``2026-W05``, ``2026-W05-3``)."""
     try:
-        date.fromisoformat(text.strip())
+        date.fromisoformat(text)
     except ValueError:
         return False
     return True
@@ -125,9 +171,13 @@ def emit(
     """Write ``items`` as a JSON array or as tables, streaming; how many there were."""
     count = 0
     if as_json:
+        # "[" only once the first item (or the end) is read: a list that fails at once (an
+        # unknown cursor, Stripe unreachable) leaves stdout empty, not a lone "[".
+        items = iter(items)
+        first = next(items, _END)
         out = sys.stdout
         out.write("[")
-        for item in items:
+        for item in items if first is _END else chain([first], items):
             out.write(("," if count else "") + "\n  ")
             out.write(json_safe(json.dumps(record(item), ensure_ascii=False, default=str)))
             count += 1

@@ -153,6 +153,7 @@ def _sql(text: str) -> str:
         greatest="GREATEST",
         skip_locked=" FOR UPDATE SKIP LOCKED",
         for_update=" FOR UPDATE",
+        ascii=' COLLATE "C"',  # lower() folds A to Z alone, whatever the database's locale
     )
     return text.replace("%", "%%").replace("?", "%s")
 

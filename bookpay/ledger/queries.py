@@ -64,8 +64,14 @@ class OrderFilter:
             clauses.append(f"{table}status = ?")
             params.append(self.status)
         if self.email:
-            clauses.append(f"lower({table}email) = lower(?)")
-            params.append(self.email)
+            # Any case of A to Z, other letters as given, on both backends: SQLite's lower()
+            # folds only ASCII, PostgreSQL's folds by the database's locale (É and é, or not),
+            # unless under the "C" collation ({ascii}). The first test runs down the index.
+            clauses.append(
+                f"lower({table}email) = lower(?)"
+                f" AND lower({table}email{{ascii}}) = lower(?{{ascii}})"
+            )
+            params.extend([self.email, self.email])
         if self.since is not None:
             clauses.append(f"{table}created >= ?")
             params.append(iso(self.since))

@@ -63,7 +63,7 @@ class Tx:
 
 @lru_cache(maxsize=256)
 def _sql(text: str) -> str:
-    return text.format(seq="rowid", greatest="MAX", skip_locked="", for_update="")
+    return text.format(seq="rowid", greatest="MAX", skip_locked="", for_update="", ascii="")
 
 
 class SqliteBackend(Units):

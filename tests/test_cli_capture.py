@@ -135,7 +135,10 @@ def test_an_amount_not_plainly_written_captures_nothing(emulator, bookpay, amoun
     intent = authorized(emulator, bookpay)
     result = bookpay("intent", "capture", intent["id"], "--amount", amount)
     assert result.exit_code == 2, result.output
-    assert "expected a whole number of cents (the currency's minor unit) from 1" in result.output
+    assert (
+        "expected a whole number in the currency's minor unit (500 for $5.00 or ¥500) from 1"
+        in result.output
+    )
     shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
     assert shown["payment_intent"]["status"] == "requires_capture"
     assert bookpay("intent", "capture", intent["id"], "--amount", "0100").exit_code == 0

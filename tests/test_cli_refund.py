@@ -115,7 +115,10 @@ def test_a_blank_or_unusable_request_id_is_a_usage_error_and_refunds_nothing(
 def test_an_amount_not_plainly_written_is_a_usage_error_and_refunds_nothing(bookpay, paid, amount):
     result = bookpay("refund", "create", paid, "--amount", amount)
     assert result.exit_code == 2, result.output
-    assert "expected a whole number of cents (the currency's minor unit) from 1" in result.output
+    assert (
+        "expected a whole number in the currency's minor unit (500 for $5.00 or ¥500) from 1"
+        in result.output
+    )
     assert len(result.output) < 1000  # a 5,000-digit amount is not echoed whole
     assert refunds_of(bookpay, paid) == []
 

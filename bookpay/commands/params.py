@@ -129,7 +129,7 @@ AMOUNT_DIGITS = 18
 
 
 def parse_amount(value: str) -> int:
-    """An amount in the currency's minor unit (cents), 1 or more, written in the digits 0-9.
+    """An amount in the currency's minor unit (cents, yen, fils), 1 or more, in the digits 0-9.
 
     Typer's own int would read ``1_000`` as 1000, `` 100`` as 100 and ``+5`` as 5: a sum of
     money is taken only as it is plainly written, or refused before anything is sent to Stripe.
@@ -137,8 +137,8 @@ def parse_amount(value: str) -> int:
     if not re.fullmatch(rf"[0-9]{{1,{AMOUNT_DIGITS}}}", value) or int(value) < 1:
         shown = value if len(value) <= 40 else f"{value[:40]}... ({len(value):,} characters)"
         raise typer.BadParameter(
-            f"expected a whole number of cents (the currency's minor unit) from 1, in the "
-            f"digits 0-9 and at most {AMOUNT_DIGITS} of them, got {shown!r}."
+            "expected a whole number in the currency's minor unit (500 for $5.00 or ¥500) "
+            f"from 1, in the digits 0-9 and at most {AMOUNT_DIGITS} of them, got {shown!r}."
         )
     return int(value)
 

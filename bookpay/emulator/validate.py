@@ -233,7 +233,11 @@ def metadata(value: Any, current: dict[str, str] | None = None) -> dict[str, str
 
 def email(value: Any, param: str) -> str | None:
     text = string(value, param)
-    if text is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+    # No white space and no control character anywhere (Stripe refuses an address a mail
+    # header could not carry).
+    if text is not None and not re.fullmatch(
+        r"[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+", text
+    ):
         raise invalid(f"Invalid email address: {text}", param, "email_invalid")
     return text
 

@@ -149,6 +149,17 @@ def test_customer_validation(client: Client) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.customers.create(params={"email": "not an address"})
     assert (caught.value.code, caught.value.param) == ("email_invalid", "email")
+    # A control character anywhere (an escape sequence, a NUL, a C1 control): the emulator
+    # took these, and a receipt's To header could not carry them.
+    for email in ("reader\x1b[31m@example.com", "reader@exa\x00mple.com", "r\x85@example.com"):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.customers.create(params={"email": email})
+        assert caught.value.code == "email_invalid", email
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.create(
+                params={"amount": 1000, "currency": "usd", "receipt_email": email}
+            )
+        assert caught.value.code == "email_invalid", email
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.customers.create(params={"shipping": {"address": ADDRESS}})
     assert caught.value.param == "shipping[name]"

@@ -232,8 +232,16 @@ def test_a_book_added_in_another_tab_shows_as_a_line_named_for_its_own(page, sho
             },
             "Something went wrong. Please try again.",
         ),
+        (
+            {
+                "status": 409,
+                "content_type": "application/json",
+                "body": '{"error": {"message": "Your payment is under way.", "code": "x"}}',
+            },
+            "Your payment is under way.",
+        ),
     ],
-    ids=["502", "429", "408", "portal"],
+    ids=["502", "429", "408", "portal", "409"],
 )
 def test_a_change_answered_by_no_answer_of_the_shops_shows_the_cart_the_shop_has(
     page, shop, answer, said

@@ -114,7 +114,10 @@
     if (notNow) return {error: notNow};
     const said = (body && body.error && body.error.message) || '';
     const status = response.status;
-    return {error: said || GENERIC_ERROR, refused: Boolean(said) && status >= 400 && status < 500};
+    // A 4xx of the shop's refuses the change, but a 409 (a payment under way) is about the cart,
+    // not the quantity asked for (as checkout.js has it).
+    const refused = Boolean(said) && status >= 400 && status < 500 && status !== 409;
+    return {error: said || GENERIC_ERROR, refused: refused};
   }
 
   /**

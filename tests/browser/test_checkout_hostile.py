@@ -34,10 +34,10 @@ BAIT = Book(id="bait", title=MARKUP, author=MARKUP, amount=900, currency="usd", 
 
 
 @contextlib.contextmanager
-def shop_selling(emulator, folder, *books: Book) -> Iterator[str]:
+def shop_selling(emulator, folder, *books: Book, catalog: Catalog | None = None) -> Iterator[str]:
     """A shop of its own (its ledger in ``folder``, the session's emulator) whose catalog adds
-    ``books`` to the built-in ones: its URL while it runs."""
-    catalog = Catalog((*DEFAULT_BOOKS, *books))
+    ``books`` to the built-in ones (or is ``catalog``): its URL while it runs."""
+    catalog = catalog if catalog is not None else Catalog((*DEFAULT_BOOKS, *books))
     settings = Settings(data_dir=folder, emulator_url=emulator.url)
     apps = []
 

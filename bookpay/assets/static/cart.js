@@ -5,12 +5,16 @@
  * same request is sent as JSON; the answer is the cart as the server has it, which updates the
  * header's count, the cart's lines and its subtotal, and says what happened in a live region.
  * A change the server refuses (more than 10 copies, a full cart, another currency) is shown as
- * the server worded it. Shown again from the browser's history (Back, the back-forward cache),
+ * the server worded it; an answer that is not the shop's (a proxy's page, a timeout, a rate limit,
+ * a lost connection) says so, and the page asks the shop for the cart as it is. Every request of
+ * the page goes one after the other, in the order made, so an older answer is never shown after
+ * a newer one. Shown again from the browser's history (Back, the back-forward cache),
  * the cart page reloads and every other page asks the shop for the header's count: this script
  * is on every page but the checkout (which reloads itself).
  */
 /**
- * @typedef {{item: string, quantity: number, lineText: string}} CartLine
+ * @typedef {{item: string, title: string, quantity: number, unitText: string, lineText: string}}
+ *   CartLine
  * @typedef {{count: number, lines: CartLine[], subtotalText: string, notice: string,
  *   problem: string}} CartAnswer
  */
@@ -18,6 +22,12 @@
   'use strict';
 
   const GENERIC_ERROR = 'Something went wrong. Please try again.';
+  const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
+  // The answers that say "not now" rather than "no" (as checkout.js says them): 429, the shop
+  // asks to wait (Retry-After says how long; a proxy may not say); 408, the request timed out.
+  const BUSY = 'The shop is busy.';
+  const TIMED_OUT = 'The shop took too long to answer.';
+  const BUSY_WAIT_S = 5;
 
   /** @param {string} id */
   function find(id) {
@@ -28,6 +38,36 @@
   function showCount(cart) {
     const count = find('cart-count');
     if (count) count.textContent = String(cart.count);
+  }
+
+  /**
+   * What to say to an answer that says "not now" (408, 429), '' to any other.
+   * @param {number} status
+   * @param {number} retryAfter the seconds its Retry-After says to wait, 0 when none
+   */
+  function notNowText(status, retryAfter) {
+    if (status === 429) {
+      return BUSY + ' Please try again in ' + Math.max(1, Math.ceil(retryAfter || BUSY_WAIT_S)) + ' s.';
+    }
+    if (status === 408) return TIMED_OUT + ' Please try again.';
+    return '';
+  }
+
+  // Every request of the page goes one after the other, in the order asked: the cart keeps the
+  // last change made, and answers are shown in the order asked (an older, slower answer never
+  // shows a cart older than the one shown).
+  /** @type {Promise<void>} */
+  let queue = Promise.resolve();
+
+  /**
+   * Runs `task` once every request asked before it has been answered and shown.
+   * @param {() => Promise<void>} task
+   * @returns {Promise<void>}
+   */
+  function enqueue(task) {
+    const run = queue.then(task);
+    queue = run.catch(() => {}); // one failed task does not stop the ones after it
+    return run;
   }
 
   /**
@@ -45,24 +85,23 @@
   }
 
   /**
-   * The form's fields (or `data`), as JSON.
-   * @param {HTMLFormElement} form
-   * @param {HTMLElement | null} [submitter]
-   * @param {Record<string, FormDataEntryValue>} [data]
-   * @returns {Promise<{cart?: CartAnswer, error?: string}>}
+   * Sends `data` to `url` as JSON: the cart as the shop has it after the change, or what to say.
+   * `refused`: the shop itself said no to this change (asking again will not change that).
+   * @param {string} url
+   * @param {Record<string, FormDataEntryValue>} data
+   * @returns {Promise<{cart?: CartAnswer, error?: string, refused?: boolean}>}
    */
-  async function send(form, submitter, data) {
-    data = data || fields(form, submitter);
+  async function send(url, data) {
     let response;
     try {
-      response = await fetch(form.action, {
+      response = await fetch(url, {
         method: 'POST',
         headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
         credentials: 'same-origin',
         body: JSON.stringify(data),
       });
     } catch (e) {
-      return {error: 'Could not reach the shop. Check your connection and try again.'};
+      return {error: UNREACHED};
     }
     let body = null;
     try {
@@ -71,29 +110,75 @@
       body = null;
     }
     if (response.ok && body && body.cart) return {cart: body.cart};
-    return {error: (body && body.error && body.error.message) || GENERIC_ERROR};
+    const notNow = notNowText(response.status, Number(response.headers.get('Retry-After')) || 0);
+    if (notNow) return {error: notNow};
+    const said = (body && body.error && body.error.message) || '';
+    const status = response.status;
+    // A 4xx of the shop's refuses the change, but a 409 (a payment under way) is about the cart,
+    // not the quantity asked for (as checkout.js has it).
+    const refused = Boolean(said) && status >= 400 && status < 500 && status !== 409;
+    return {error: said || GENERIC_ERROR, refused: refused};
+  }
+
+  /**
+   * The cart as the shop has it now, or null when the shop cannot say.
+   * @returns {Promise<CartAnswer | null>}
+   */
+  async function askCart() {
+    const link = document.querySelector('a.cart-link');
+    try {
+      const response = await fetch((link && link.getAttribute('href')) || '/cart', {
+        headers: {'Accept': 'application/json'},
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      const body = response.ok ? await response.json() : null;
+      return body && body.cart ? body.cart : null;
+    } catch (e) {
+      return null; // not reached, or not the shop's JSON
+    }
   }
 
   /* The catalog: "Add to cart" stays on the page. */
   const status = find('cart-status');
   document.querySelectorAll('form.add-to-cart').forEach((node) => {
     const form = /** @type {HTMLFormElement} */ (node);
-    form.addEventListener('submit', async (event) => {
+    const button = form.querySelector('button');
+    form.addEventListener('submit', (event) => {
       event.preventDefault();
-      const button = form.querySelector('button');
-      if (button) button.disabled = true;
-      const answer = await send(form);
-      if (button) button.disabled = false;
-      if (!status) return;
-      if (answer.cart) {
-        showCount(answer.cart);
-        const title = form.closest('.book')?.querySelector('.book-title')?.textContent || 'The book';
-        status.textContent = title + ' is in your cart (' + answer.cart.count + ' in all).';
-      } else {
-        status.textContent = answer.error || GENERIC_ERROR;
-      }
+      // Not disabled (the focus would leave it): a second press while it is on its way is
+      // ignored, so a double click adds one copy.
+      if (button && button.getAttribute('aria-disabled') === 'true') return;
+      if (button) button.setAttribute('aria-disabled', 'true');
+      const data = fields(form);
+      enqueue(() => add(form, data)).finally(() => {
+        if (button) button.removeAttribute('aria-disabled');
+      });
     });
   });
+
+  /**
+   * @param {HTMLFormElement} form
+   * @param {Record<string, FormDataEntryValue>} data
+   */
+  async function add(form, data) {
+    const answer = await send(form.action, data);
+    if (answer.cart) {
+      showCount(answer.cart);
+    } else {
+      // The add may have gone through behind an answer that is not the shop's: the count is
+      // the cart's own, asked again.
+      const cart = await askCart();
+      if (cart) showCount(cart);
+    }
+    if (!status) return;
+    if (answer.cart) {
+      const title = form.closest('.book')?.querySelector('.book-title')?.textContent || 'The book';
+      status.textContent = title + ' is in your cart (' + answer.cart.count + ' in all).';
+    } else {
+      status.textContent = answer.error || GENERIC_ERROR;
+    }
+  }
 
   /* Every page: shown again from the browser's history (restored from the back-forward cache,
      or loaded from the HTTP cache on Back), a page shows the cart as it was left, maybe changed
@@ -103,7 +188,7 @@
     if (find('cart-heading')) {
       if (event.persisted) window.location.reload(); // never stored: Back loads it afresh
     } else if (event.persisted || navigationType() === 'back_forward') {
-      refreshCount();
+      enqueue(refreshCount);
     }
   });
 
@@ -114,21 +199,11 @@
 
   // The header's count as the shop has it now (unchanged when the shop cannot say).
   async function refreshCount() {
-    const link = document.querySelector('a.cart-link');
-    try {
-      const response = await fetch((link && link.getAttribute('href')) || '/cart', {
-        headers: {'Accept': 'application/json'},
-        credentials: 'same-origin',
-        cache: 'no-store',
-      });
-      const body = response.ok ? await response.json() : null;
-      if (body && body.cart) showCount(body.cart);
-    } catch (e) {
-      // not reached, or not the shop's JSON: the count stays as it was
-    }
+    const cart = await askCart();
+    if (cart) showCount(cart);
   }
 
-  /* The cart page: quantities and removals update the lines and the subtotal in place. */
+  /* The cart page: quantities and removals update the page in place, as a reload would show it. */
   const lines = find('cart-lines');
   const message = find('cart-message');
   if (lines && message) enhanceCart(lines, message);
@@ -138,69 +213,196 @@
    * @param {HTMLElement} message
    */
   function enhanceCart(lines, message) {
-    /** @param {CartAnswer} cart */
-    function showCart(cart) {
+    const notice = find('cart-notice');
+    const heading = find('cart-heading');
+    /** @type {Map<string, number>} changes of each line asked for and not yet answered */
+    const unanswered = new Map();
+    /** @type {Map<string, string>} the quantity each line's field last sent */
+    const sent = new Map();
+    /** @type {Set<string>} the changes on their way (their form's action and fields) */
+    const waiting = new Set();
+
+    /** @param {Element} node */
+    function itemOf(node) {
+      return node instanceof HTMLElement ? node.dataset.item || '' : '';
+    }
+
+    /**
+     * The line's node for `line`: the page's own, or one made like the first (a book added in
+     * another tab), named for its own book.
+     * @param {CartLine} line
+     * @returns {HTMLElement | null}
+     */
+    function lineNode(line) {
+      const found = Array.from(lines.children).find((node) => itemOf(node) === line.item);
+      if (found instanceof HTMLElement) return found;
+      const model = lines.firstElementChild;
+      if (!model) return null;
+      const node = /** @type {HTMLElement} */ (model.cloneNode(true));
+      const path = '/cart/items/' + encodeURIComponent(line.item);
+      node.dataset.item = line.item;
+      const cover = node.querySelector('img');
+      if (cover) cover.src = '/covers/' + encodeURIComponent(line.item) + '.svg';
+      node.querySelectorAll('form').forEach((form) => {
+        form.action = path;
+      });
+      setText(node, 'label .line-of', ' of ' + line.title);
+      setText(node, 'button .line-of', ' quantity of ' + line.title);
+      const remove = node.querySelector('button[value="0"]');
+      if (remove) remove.setAttribute('aria-label', 'Remove ' + line.title);
+      const input = quantityOf(node);
+      if (input) input.dataset.quantity = '';
+      return node;
+    }
+
+    /**
+     * @param {Element} node
+     * @param {string} selector
+     * @param {string} text
+     */
+    function setText(node, selector, text) {
+      const found = node.querySelector(selector);
+      if (found) found.textContent = text;
+    }
+
+    /**
+     * The quantity last sent for `item`'s field, else the one the page showed it with.
+     * @param {string} item
+     * @param {HTMLInputElement} input
+     */
+    function lastSent(item, input) {
+      return sent.get(item) ?? input.dataset.quantity ?? input.defaultValue;
+    }
+
+    /** @param {Element} node */
+    function quantityOf(node) {
+      const input = node.querySelector('input[name="quantity"][type="number"]');
+      return input instanceof HTMLInputElement ? input : null;
+    }
+
+    /**
+     * Shows the cart as the shop answered it, as a reload would: its lines (in its order), the
+     * subtotal, the count, the notice, the problem (unless `error` is said instead) and the way
+     * to the checkout (not while the cart has a problem).
+     * @param {CartAnswer} cart
+     * @param {string} [error] what to say instead of the cart's problem
+     */
+    function showCart(cart, error) {
+      showCount(cart);
+      // The shop names a dropped book once, in the answer that drops it: the notice stays till
+      // another replaces it (the answer to the next change may come before it is read).
+      if (notice && cart.notice) notice.textContent = cart.notice;
+      message.textContent = error || cart.problem || '';
+      const checkout = find('checkout-link');
+      if (checkout) checkout.hidden = Boolean(cart.problem) || !cart.lines.length;
       if (!cart.lines.length) {
-        window.location.reload(); // the empty cart's page says so and leads back to the books
+        showEmpty();
         return;
       }
-      showCount(cart);
-      Array.from(lines.children).forEach((node) => {
-        const item = /** @type {HTMLElement} */ (node).dataset.item;
-        const line = cart.lines.find((l) => l.item === item);
-        if (!line) {
-          node.remove();
-          return;
-        }
-        const amount = node.querySelector('.line-amount');
-        if (amount) amount.textContent = line.lineText;
-        const input = node.querySelector('input[name="quantity"][type="number"]');
-        if (input instanceof HTMLInputElement) {
-          input.value = String(line.quantity);
-          input.dataset.quantity = input.value;
+      const focused = document.activeElement;
+      const gone = Array.from(lines.children).filter(
+        (node) => !cart.lines.some((line) => line.item === itemOf(node)));
+      const nodes = cart.lines.map(lineNode);
+      if (nodes.some((node) => !node)) {
+        window.location.reload(); // nothing to make a line like: the page shows the cart afresh
+        return;
+      }
+      // The focus on a line that goes (its Remove) goes to the line after it, else before it.
+      const lost = gone.find((node) => focused instanceof Node && node.contains(focused));
+      let next = null;
+      if (lost) {
+        const all = Array.from(lines.children);
+        const at = all.indexOf(lost);
+        next = all.slice(at + 1).find((node) => !gone.includes(node))
+          || all.slice(0, at).reverse().find((node) => !gone.includes(node)) || null;
+      }
+      gone.forEach((node) => node.remove());
+      cart.lines.forEach((line, i) => {
+        const node = /** @type {HTMLElement} */ (nodes[i]);
+        if (lines.children[i] !== node) lines.insertBefore(node, lines.children[i] || null);
+        setText(node, '.line-title', line.title);
+        setText(node, '.line-unit', line.unitText + ' each');
+        setText(node, '.line-amount', line.lineText);
+        const input = quantityOf(node);
+        if (input) {
+          // A field whose later change is still on its way, or that the shopper is typing in
+          // (not sent yet), keeps what the shopper typed.
+          const typing = document.activeElement === input && input.value !== lastSent(line.item, input);
+          if (!unanswered.get(line.item) && !typing) input.value = String(line.quantity);
+          input.dataset.quantity = String(line.quantity);
         }
       });
       const subtotal = find('cart-subtotal');
       if (subtotal) subtotal.textContent = cart.subtotalText;
+      if (next) {
+        const input = quantityOf(next);
+        if (input) input.focus();
+      }
     }
 
-    // Changes go one after the other, each with the fields as the shopper left them: the cart
-    // keeps the last one made, and answers are shown in the order asked.
-    /** @type {Promise<void>} */
-    let changes = Promise.resolve();
-    let pending = 0;
+    // The emptied cart, shown as its page shows it (with the notice, if a book was dropped).
+    function showEmpty() {
+      const focused = document.activeElement;
+      const section = lines.closest('section');
+      const empty = find('cart-empty');
+      if (!section || !empty) {
+        window.location.reload();
+        return;
+      }
+      const lost = focused instanceof Node && section.contains(focused) && !empty.contains(focused);
+      section.querySelectorAll('#cart-lines, .totals, .cart-actions').forEach((node) => node.remove());
+      empty.hidden = false;
+      if (lost && heading) heading.focus();
+    }
 
     /**
+     * Asks for a change, sent once every change asked before it is answered, with the fields as
+     * the shopper left them now; the same change asked again while it is on its way (Enter,
+     * then the change of the field; a double click) is not.
      * @param {HTMLFormElement} form
      * @param {HTMLElement | null} [submitter]
      */
     function change(form, submitter) {
-      const data = fields(form, submitter); // as the shopper left it now
-      pending += 1;
+      const data = fields(form, submitter);
+      const key = form.action + ' ' + JSON.stringify(data);
+      if (waiting.has(key)) return;
+      const item = itemOf(form.closest('[data-item]') || form);
+      waiting.add(key);
+      if (typeof data.quantity === 'string' && quantityOf(form)) sent.set(item, data.quantity);
+      unanswered.set(item, (unanswered.get(item) || 0) + 1);
       lines.setAttribute('aria-busy', 'true');
-      changes = changes.then(() => sendChange(form, data)).finally(() => {
-        pending -= 1;
-        if (!pending) lines.setAttribute('aria-busy', 'false');
+      enqueue(async () => {
+        const answer = await send(form.action, data);
+        waiting.delete(key);
+        unanswered.set(item, (unanswered.get(item) || 1) - 1);
+        await showAnswer(form, item, answer);
+      }).finally(() => {
+        if (!waiting.size) lines.setAttribute('aria-busy', 'false');
       });
     }
-
     /**
      * @param {HTMLFormElement} form
-     * @param {Record<string, FormDataEntryValue>} data
+     * @param {string} item
+     * @param {{cart?: CartAnswer, error?: string, refused?: boolean}} answer
      */
-    async function sendChange(form, data) {
-      const answer = await send(form, null, data);
+    async function showAnswer(form, item, answer) {
       if (answer.cart) {
-        message.textContent = answer.cart.problem || '';
         markRefused(null);
         showCart(answer.cart);
         return;
       }
-      message.textContent = answer.error || GENERIC_ERROR;
-      // A refused quantity is not the cart's: show the one it still has beside its subtotal.
-      const input = form.querySelector('input[name="quantity"][type="number"]');
-      markRefused(input instanceof HTMLInputElement ? input : null);
-      if (input instanceof HTMLInputElement) input.value = input.dataset.quantity || input.defaultValue;
+      const error = answer.error || GENERIC_ERROR;
+      // Refused, or maybe made behind an answer that is not the shop's: the page shows the cart
+      // as the shop has it now, and says why the change is not what the shopper asked.
+      const cart = await askCart();
+      markRefused(answer.refused ? quantityOf(form) : null);
+      if (cart) {
+        showCart(cart, error);
+        return;
+      }
+      message.textContent = error;
+      const input = quantityOf(form);
+      if (input && !unanswered.get(item)) input.value = input.dataset.quantity || input.defaultValue;
     }
 
     /**

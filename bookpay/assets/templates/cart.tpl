@@ -1,14 +1,14 @@
 % rebase('base.tpl')
 <section class="cart" aria-labelledby="cart-heading">
-  <h1 id="cart-heading">Your cart</h1>
+  <h1 id="cart-heading" tabindex="-1">Your cart</h1>
   <p id="cart-message" class="cart-message" role="alert">{{message}}</p>
   <p id="cart-notice" class="cart-notice" role="status">{{notice}}</p>
-% if not lines:
-  <div id="cart-empty" class="cart-empty">
+% # The empty cart's words are on every cart page: cart.js shows them when the last book goes.
+  <div id="cart-empty" class="cart-empty"{{!"" if not lines else " hidden"}}>
     <p class="lead">Your cart is empty.</p>
     <p><a class="button" href="/">Browse the books</a></p>
   </div>
-% else:
+% if lines:
   <ul id="cart-lines" class="lines">
 %   for line in lines:
     <li class="line" data-item="{{line['item_id']}}">
@@ -35,9 +35,8 @@
   </dl>
   <p class="cart-actions">
     <a class="back-link" href="/">← Keep shopping</a>
-%   if view.quote:
-    <a id="checkout-link" class="button" href="/checkout">Checkout</a>
-%   end
+%   # Hidden while the cart cannot be paid for as it is (cart.js shows it once it can).
+    <a id="checkout-link" class="button" href="/checkout"{{!"" if view.quote else " hidden"}}>Checkout</a>
   </p>
 % end
 </section>

@@ -180,13 +180,18 @@ def test_a_cart_changed_in_another_tab_is_shown_before_paying(page, context, sho
     assert page.locator("#receipt-lines [data-item]").count() == 2
 
 
-def test_removing_the_last_line_at_checkout_goes_back_to_the_cart(page, shop):
+def change_at_checkout(page, shop, book_id: str, quantity: str) -> None:
+    """A cart of one copy of ``book_id``, at the checkout, its quantity changed there."""
     page.goto(shop.url + "/")
-    add_from_catalog(page, "2")
+    add_from_catalog(page, book_id)
     page.goto(shop.url + "/checkout")
     page.locator("#payment-element [name=number]").wait_for()
-    line(page, "2").locator("input[name=quantity]").fill("0")
-    line(page, "2").locator("input[name=quantity]").dispatch_event("change")
+    line(page, book_id).locator("input[name=quantity]").fill(quantity)
+    line(page, book_id).locator("input[name=quantity]").dispatch_event("change")
+
+
+def test_removing_the_last_line_at_checkout_goes_back_to_the_cart(page, shop):
+    change_at_checkout(page, shop, "2", "0")
     page.wait_for_url(shop.url + "/cart")
     assert page.locator("#cart-empty").is_visible()
 
@@ -241,12 +246,7 @@ def test_a_page_restored_from_the_back_forward_cache_shows_the_cart_count_as_it_
 
 
 def test_a_quantity_changed_at_checkout_changes_the_headers_count(page, shop):
-    page.goto(shop.url + "/")
-    add_from_catalog(page, "2")
-    page.goto(shop.url + "/checkout")
-    page.locator("#payment-element [name=number]").wait_for()
-    line(page, "2").locator("input[name=quantity]").fill("4")
-    line(page, "2").locator("input[name=quantity]").dispatch_event("change")
+    change_at_checkout(page, shop, "2", "4")
     page.wait_for_function(
         "() => document.getElementById('order-status').textContent === 'Your order was updated.'"
     )

@@ -265,7 +265,7 @@ def test_pages_keep_their_publishable_key_calls_and_preflights(fresh: Any) -> No
 
 
 @pytest.mark.parametrize(
-    "body", ['{"days":1e308}', '{"days":36526}', '{"days":1e300,"hours":-1e300}']
+    "body", ['{"days":1e308}', '{"days":36526}', '{"days":1e303,"hours":1e305}']
 )
 def test_the_clock_advances_at_most_100_years(fresh: Any, body: str) -> None:
     status, answer = control(fresh.url, "clock", body)

@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from html import escape
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -265,11 +264,15 @@ class Emulator:
                 pi_id = segments[2]
                 if method == "POST":
                     return threeds.submit(ctx, pi_id, decode_form(_body(environ)))
+                if method not in ("GET", "HEAD"):
+                    return threeds.not_allowed("GET, HEAD, POST")
                 query = decode_form(environ.get("QUERY_STRING", ""))
                 return threeds.challenge(ctx, pi_id, str(query.get("client_secret", "")))
         except ApiError as exc:  # a hostile form: answered, never a 500
-            return Response.html(exc.status, f"<h1>Bad request</h1><p>{escape(exc.message)}</p>")
+            return threeds.bad_request(exc.message)
         if len(segments) == 2 and segments[0] == "receipts":
+            if method not in ("GET", "HEAD"):
+                return threeds.not_allowed("GET, HEAD")
             return threeds.receipt(ctx, segments[1])
         if len(segments) == 2 and segments[0] == "_emulator":
             return control.handle(self, environ, method, segments[1])

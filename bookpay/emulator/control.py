@@ -19,6 +19,7 @@ lists of deliveries and notifications stay readable without one, as before.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from . import faults
@@ -33,6 +34,21 @@ UNIT_SECONDS = {"days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.
 # How far ahead of real time the clock may go: far beyond any test, well short of the dates
 # (year 9999) and floats that would overflow where the emulator turns its time into objects.
 MAX_AHEAD_DAYS = 36525  # 100 years
+# Each endpoint and the methods it takes.
+KNOWN = {
+    "faults": ("GET", "POST", "DELETE"),
+    "clock": ("GET", "POST"),
+    "reset": ("POST",),
+    "deliveries": ("GET",),
+    "notifications": ("GET",),
+}
+# The fields of a fault rule, and of a change to the rates: any other (a misspelt `times`,
+# which would make a rule for every call) is refused rather than ignored.
+RULE_FIELDS = ("fault", "method", "path", "times", "retry_after", "seconds")
+RATE_FIELDS = ("rates", "latency", "seed")
+# A number as JSON writes one, or a form as curl sends it: ASCII digits only (Python's int()
+# and float() also take `1_000`, Arabic-Indic digits and surrounding whitespace).
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def handle(app: Any, environ: dict[str, Any], method: str, name: str) -> Response:
@@ -48,15 +64,14 @@ def handle(app: Any, environ: dict[str, Any], method: str, name: str) -> Respons
 
 
 def _dispatch(app: Any, environ: dict[str, Any], method: str, name: str) -> dict[str, Any]:
-    if method == "GET" and name == "deliveries":
-        return {"data": app.delivery_attempts()}
-    if method == "GET" and name == "notifications":
-        return {"data": list(app.deliverer.notices)}
-    known = {"faults": ("GET", "POST", "DELETE"), "clock": ("GET", "POST"), "reset": ("POST",)}
-    if name not in known:
+    if name not in KNOWN:
         raise ApiError(404, f"Unrecognized control endpoint: /_emulator/{name}.")
-    if method not in known[name]:
-        raise ApiError(405, f"/_emulator/{name} takes {', '.join(known[name])}, not {method}.")
+    if method not in KNOWN[name]:
+        raise ApiError(405, f"/_emulator/{name} takes {', '.join(KNOWN[name])}, not {method}.")
+    if name == "deliveries":
+        return {"data": app.delivery_attempts()}
+    if name == "notifications":
+        return {"data": list(app.deliverer.notices)}
     _authorize(environ)
     if name == "faults":
         if method == "POST":
@@ -109,6 +124,15 @@ def _body(environ: dict[str, Any]) -> dict[str, Any]:
 
 
 def _change_faults(state: faults.Faults, body: dict[str, Any]) -> dict[str, Any]:
+    fields = RULE_FIELDS if "fault" in body else RATE_FIELDS
+    unknown = sorted(set(body) - set(fields), key=str)
+    if unknown:
+        shown = ", ".join(_shown(name) for name in unknown)
+        raise ApiError(
+            400,
+            f"Unknown field {shown}: {'a rule takes' if 'fault' in body else 'a change takes'}"
+            f" {', '.join(fields)}.",
+        )
     if "fault" in body:
         rule = state.add_rule(_rule(body))
         return {**state.describe(), "rule": rule.to_dict()}
@@ -164,9 +188,10 @@ def _seconds(body: dict[str, Any], offset: float = 0.0) -> float:
     unknown = set(body) - set(UNIT_SECONDS)
     if unknown or not body:
         raise ApiError(400, "Advance the clock by days, hours, minutes and/or seconds.")
-    total = sum(_number(body, unit, float) * UNIT_SECONDS[unit] for unit in body)
-    if total < 0:
-        raise ApiError(400, "The clock only moves forward.")
+    amounts = {unit: _number(body, unit, float) for unit in body}
+    if any(amount < 0 for amount in amounts.values()):
+        raise ApiError(400, "The clock only moves forward: no unit may be negative.")
+    total = sum(amount * UNIT_SECONDS[unit] for unit, amount in amounts.items())
     if not offset + total <= MAX_AHEAD_DAYS * UNIT_SECONDS["days"]:  # NaN fails too
         raise ApiError(
             400,
@@ -177,18 +202,28 @@ def _seconds(body: dict[str, Any], offset: float = 0.0) -> float:
 
 
 def _number(body: dict[str, Any], name: str, kind: type) -> Any:
+    """A JSON number, or its text in a form (`_NUMBER`); for an int, a whole one (2.0 is 2,
+    1.5 is refused rather than cut to 1)."""
     value = body[name]
+    if isinstance(value, bool) or not (
+        isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value))
+    ):
+        raise ApiError(400, f"{name} must be a number, not {_shown(value)}.")
+    if kind is int and (
+        isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
+    ):
+        return int(value)  # exact, however long
     try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = kind(value)
-    except OverflowError:  # int() of JSON's Infinity or 1e309
-        raise ApiError(400, f"{name} must be a finite number.") from None
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{name} must be a number, not {_shown(value)}.") from None
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = float("inf")
     if number != number or number in (float("inf"), float("-inf")):  # NaN, infinities
         raise ApiError(400, f"{name} must be a finite number.")
-    return number
+    if kind is float:
+        return number
+    if not number.is_integer():
+        raise ApiError(400, f"{name} must be a whole number, not {_shown(value)}.")
+    return int(number)
 
 
 def _shown(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from . import confirmation, validate
 from .context import Ctx
@@ -39,14 +39,40 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _html(status: int, title: str, body: str) -> Response:
-    """A page never cached: Back must ask again rather than show buttons no longer live."""
+# Every page's headers. Never cached: Back must ask again rather than show buttons no longer
+# live, and the challenge page's URL holds the client secret, which no Referer carries on either.
+# No script runs (none is needed: a value that escaped its escaping could do nothing), no other
+# type is sniffed. No frame-ancestors or X-Frame-Options: Stripe shows the challenge in an
+# iframe of the merchant's page. No form-action: the form's 303 goes on to the return_url.
+PAGE_HEADERS = (
+    ("Cache-Control", "no-store"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+ACTIONS = ("complete", "fail")  # the challenge page's two buttons
+
+
+def _html(status: int, title: str, body: str, headers: tuple = ()) -> Response:
     return Response(
         status,
         _page(title, body).encode(),
-        headers=[("Cache-Control", "no-store")],
+        headers=[*PAGE_HEADERS, *headers],
         content_type="text/html; charset=utf-8",
     )
+
+
+def bad_request(message: str) -> Response:
+    return _html(400, "Bad request", f"<h1>Bad request</h1><p>{escape(message)}</p>")
+
+
+def not_allowed(allowed: str) -> Response:
+    """405 for a method a page does not take, naming those it does."""
+    body = f"<h1>Method not allowed</h1><p>This page takes {escape(allowed)}.</p>"
+    return _html(405, "Method not allowed", body, (("Allow", allowed),))
 
 
 def _amount(pi: dict[str, Any]) -> str:
@@ -69,20 +95,22 @@ def _redirect_status(pi: dict[str, Any]) -> str:
 
 
 def _return_location(pi: dict[str, Any], return_url: str) -> str:
-    """The return_url with Stripe's query parameters (keeping any it already had), in ASCII:
-    it goes in a Location header, which cannot carry other characters. An application URI
-    with an empty authority (`bookshop:///done`) keeps it, which urlunsplit drops."""
-    parts = urlsplit(return_url)
-    query = [
-        *parse_qsl(parts.query, keep_blank_values=True),
-        ("payment_intent", pi["id"]),
-        ("payment_intent_client_secret", pi["client_secret"]),
-        ("redirect_status", _redirect_status(pi)),
-    ]
-    location = urlunsplit(parts._replace(query=urlencode(query)))
-    if not parts.netloc and return_url.partition(":")[2].startswith("//"):
-        location = f"{parts.scheme}://{location.partition(':')[2]}"
-    return validate.ascii_url(location)
+    """The return_url with Stripe's query parameters after any query it already had, which is
+    kept as given (decoding and encoding it again would turn `?flag` into `?flag=` and a `%FF`
+    into U+FFFD), in ASCII: it goes in a Location header, which cannot carry other
+    characters. Split at the first `#` and the first `?` before it, as a browser does, so an
+    application URI with an empty authority (`bookshop:///done`) keeps it."""
+    ours = urlencode(
+        [
+            ("payment_intent", pi["id"]),
+            ("payment_intent_client_secret", pi["client_secret"]),
+            ("redirect_status", _redirect_status(pi)),
+        ]
+    )
+    rest, hash_, fragment = return_url.partition("#")
+    base, _, query = rest.partition("?")
+    query = f"{query}&{ours}" if query and not query.endswith("&") else query + ours
+    return validate.ascii_url(f"{base}?{query}{hash_}{fragment}")
 
 
 def _finished(pi: dict[str, Any]) -> Response:
@@ -132,11 +160,11 @@ def challenge(ctx: Ctx, pi_id: str, secret: str) -> Response:
 
 
 def _redirect(pi: dict[str, Any], return_url: str) -> Response:
-    """303 to the return_url with Stripe's query parameters."""
+    """303 to the return_url with Stripe's query parameters (and no Referer sent there)."""
     return Response(
         303,
         b"",
-        headers=[("Location", _return_location(pi, return_url)), ("Cache-Control", "no-store")],
+        headers=[("Location", _return_location(pi, return_url)), *PAGE_HEADERS],
         content_type="text/plain",
     )
 
@@ -149,6 +177,8 @@ def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
             return _not_found()
         if pi["status"] != "requires_action":  # Back and a second click: nothing left to do
             return _finished(pi)
+        if form.get("action") not in ACTIONS:  # not one of the buttons: nothing is decided
+            return bad_request("The action is complete or fail, the page's two buttons.")
         if form.get("action") == "complete":
             pi = confirmation.complete_authentication(ctx, pi)
         else:
@@ -170,7 +200,7 @@ def submit(ctx: Ctx, pi_id: str, form: dict[str, Any]) -> Response:
 def receipt(ctx: Ctx, ch_id: str) -> Response:
     ch = ctx.store.get(ch_id, "charge")
     if ch is None or ch["status"] != "succeeded":
-        return Response.html(404, _page("Not found", "<h1>No such receipt</h1>"))
+        return _html(404, "Not found", "<h1>No such receipt</h1>")
     card = ch["payment_method_details"]["card"]
     refunded = ""
     if ch["amount_refunded"]:
@@ -182,4 +212,4 @@ def receipt(ctx: Ctx, ch_id: str) -> Response:
         f"<p>Charge {escape(ch['id'])}</p>{refunded}"
         + (f"<p>{escape(ch['description'])}</p>" if ch["description"] else "")
     )
-    return Response.html(200, _page("Receipt", body))
+    return _html(200, "Receipt", body)

@@ -141,7 +141,8 @@ def url(
     webhook delivery, which also needs a URL with no whitespace, control or format character
     anywhere (`_unsendable`, as a host never has one) and a host without a `%` (an IPv6 zone), as
     http.client sends it. With `app` (a return_url), an application URI (`_app_uri`) is taken
-    too, if it parses (the 3-D Secure page adds its query parameters to it with urlsplit).
+    too, and no whitespace, control or format character is taken anywhere either: the 3-D
+    Secure page's redirect puts the URL in a Location header, which one would end or split.
     Refused as Stripe does, a 400 `url_invalid` naming the param; `message` is Stripe's own text
     where it is known, otherwise "Invalid URL: " and the URL."""
     text = string(value, param)
@@ -161,7 +162,7 @@ def url(
         raise refused
     if not web or not host or port == 0:
         raise refused
-    if _unsendable(host) or (deliver and (_unsendable(text) or "%" in host)):
+    if _unsendable(host) or ((deliver or app) and _unsendable(text)) or (deliver and "%" in host):
         raise refused
     return text
 

@@ -166,10 +166,14 @@ def test_the_clock_says_its_time_and_only_moves_forward(emu):
     after = advance(emu.url, days=1, hours=2)
     assert after["offset"] == pytest.approx(26 * 3600, abs=1)
     assert after["now"] - before["now"] >= 26 * 3600
-    for body in ({"seconds": -1}, {"weeks": 1}, {}, {"days": "soon"}):
+    bodies = ({"seconds": -1}, {"weeks": 1}, {}, {"days": "soon"}, {"days": 1, "seconds": -5},
+              {"seconds": "1_0"}, {"seconds": "\u0661\u0662"}, {"hours": "1e400"},
+              {"days": 10**400})  # fmt: skip
+    for body in bodies:
         status, answer = control(emu.url, "POST", "clock", body)
         assert status == 400, body
         assert answer["error"]["message"]
+    assert control(emu.url, "GET", "clock")[1]["offset"] == after["offset"]
 
 
 def test_a_reset_forgets_objects_keys_faults_and_the_clock(emu):

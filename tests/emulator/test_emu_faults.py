@@ -303,3 +303,36 @@ def test_under_waitress_a_reset_drops_the_connection_too():
     finally:
         running.stop()
         app.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"fault": "500", "path": "/v1/refunds", "tims": 2}, "Unknown field 'tims'"),
+        ({"fault": "500", "rates": "500=5%"}, "Unknown field 'rates'"),
+        ({"rates": "500=5%", "laytency": "50"}, "Unknown field 'laytency'"),
+        ({"fault": "500", "times": 1.5}, "times must be a whole number"),
+        ({"fault": "500", "times": "1_0"}, "times must be a number"),
+        ({"fault": "429", "retry_after": "\u0661\u0662"}, "retry_after must be a number"),
+        ({"fault": "timeout", "seconds": "1_0"}, "seconds must be a number"),
+        ({"seed": "7.5"}, "seed must be a whole number"),
+    ],
+)
+def test_fault_requests_with_unknown_fields_or_odd_numbers_are_400s(emu, body, says):
+    """A misspelt field once made a rule for every call (times left out); a number Python
+    reads but nobody writes (1_0, Arabic-Indic digits, 1.5 times) was taken as some number."""
+    status, answer = control(emu.url, "POST", "faults", body)
+    assert status == 400, answer
+    assert says in answer["error"]["message"]
+    assert control(emu.url, "GET", "faults")[1]["rules"] == []
+
+
+def test_whole_numbers_may_be_written_as_json_floats(emu):
+    status, answer = control(emu.url, "POST", "faults", {"fault": "500", "times": 2.0})
+    assert status == 200 and answer["rule"]["times"] == 2
+
+
+@pytest.mark.parametrize("name", ["deliveries", "notifications"])
+def test_the_readable_lists_answer_405_to_other_methods(emu, name):
+    status, answer = control(emu.url, "POST", name, {})
+    assert status == 405 and f"/_emulator/{name} takes GET" in answer["error"]["message"]

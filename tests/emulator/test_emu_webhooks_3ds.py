@@ -375,3 +375,87 @@ def test_3ds_finished_page_after_failure_without_return_url(
     resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
     assert "This authentication is already finished" in resp.body.decode()
     assert client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+
+
+@pytest.mark.parametrize("form", [{}, {"action": "bogus"}, {"action": "COMPLETE"}])
+def test_3ds_form_without_a_known_action_is_a_400_that_changes_nothing(
+    client: stripe.StripeClient, call: Callable[..., Any], form: dict[str, str]
+) -> None:
+    """Only the page's two buttons finish the authentication: anything else once failed it."""
+    pi = start_3ds(client, "pm_card_authenticationRequired", "http://127.0.0.1:4242/success")
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, **form}, key=None)
+    assert resp.status == 400 and "location" not in resp.headers
+    assert "complete or fail" in resp.body.decode()
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_action"
+    done = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert done.status == 303
+
+
+def test_3ds_keeps_the_return_urls_query_as_it_was_given(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    """Stripe's parameters are added after the merchant's query, which is kept byte for byte:
+    a bare flag stays bare, a percent-encoded byte that is not UTF-8 stays that byte."""
+    pi = start_3ds(
+        client, "pm_card_authenticationRequired", "https://shop.example/done?flag&a=%FF&b=x+y#top"
+    )
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 303
+    ours = urlencode(
+        {
+            "payment_intent": pi.id,
+            "payment_intent_client_secret": pi.client_secret,
+            "redirect_status": "succeeded",
+        }
+    )
+    assert resp.headers["location"] == f"https://shop.example/done?flag&a=%FF&b=x+y&{ours}#top"
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_pages_answer_405_to_other_methods(
+    client: stripe.StripeClient,
+    call: Callable[..., Any],
+    paid_intent: Callable[..., Any],
+    method: str,
+) -> None:
+    pi = start_3ds(client, "pm_card_authenticationRequired", "http://127.0.0.1:4242/success")
+    path, secret = challenge(call, pi)
+    page = call(method, path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert page.status == 405 and page.headers["allow"] == "GET, HEAD, POST"
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_action"
+    charge = client.v1.charges.retrieve(paid_intent(client).latest_charge)
+    receipt_path = urlsplit(charge.receipt_url).path
+    for verb in (method, "POST"):
+        receipt = call(verb, receipt_path, key=None)
+        assert receipt.status == 405 and receipt.headers["allow"] == "GET, HEAD"
+    assert call("HEAD", receipt_path, key=None).status == 200
+
+
+def test_pages_are_never_cached_sniffed_or_scripted_but_may_be_framed(
+    client: stripe.StripeClient, call: Callable[..., Any], paid_intent: Callable[..., Any]
+) -> None:
+    """The challenge page's URL holds the client secret, and every page shows what an object
+    holds: none is kept in a cache or sent as a Referer, and none may run a script. Stripe shows
+    the challenge in an iframe of the merchant's page, so no page refuses to be framed."""
+    pi = start_3ds(client, "pm_card_authenticationRequired", "http://127.0.0.1:4242/success")
+    path, secret = challenge(call, pi)
+    charge = client.v1.charges.retrieve(paid_intent(client).latest_charge)
+    pages = [
+        call("GET", f"{path}?client_secret={secret}", key=None),
+        call("GET", f"{path}?client_secret=wrong", key=None),
+        call("GET", urlsplit(charge.receipt_url).path, key=None),
+        call("GET", "/receipts/ch_nope", key=None),
+        call("POST", path, {"client_secret": secret, "action": "bogus"}, key=None),
+        call("POST", path, {"client_secret": secret, "action": "complete"}, key=None),
+        call("GET", f"{path}?client_secret={secret}", key=None),
+    ]
+    for page in pages:
+        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors" not in policy
+        assert "form-action" not in policy  # the form's 303 goes to the return_url
+        assert "x-frame-options" not in page.headers

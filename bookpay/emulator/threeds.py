@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from . import confirmation, validate
 from .context import Ctx
-from .wire import Response
+from .wire import Response, same_secret
 
 # The shop's own font stack (bookpay/assets/static/style.css), so the challenge does not look
 # like a different site.
@@ -130,7 +130,7 @@ def _finished(pi: dict[str, Any]) -> Response:
 
 def _find(ctx: Ctx, pi_id: str, secret: str) -> dict[str, Any] | None:
     pi = ctx.store.get(pi_id, "payment_intent")
-    if pi is None or secret != pi["client_secret"]:
+    if pi is None or not same_secret(secret, pi["client_secret"]):
         return None
     return pi
 

@@ -57,6 +57,7 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
                 f" amount_capturable ({pi['amount_capturable']}).",
                 "amount_to_capture",
             )
+        validate.chargeable(amount, pi["currency"], "amount_to_capture")
     if "metadata" in p:
         pi["metadata"] = validate.metadata(p["metadata"], pi["metadata"])
     statement_descriptors(pi, p)

@@ -8,7 +8,7 @@ from typing import Any
 from . import customers, render, validate
 from .context import Ctx
 from .params import choice, declared, unsupported
-from .wire import ApiError, invalid, missing, no_such
+from .wire import ApiError, invalid, missing, no_such, same_secret
 
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 PM_TYPES = ("card",)  # the payment method types this emulator's "Dashboard" has enabled
@@ -37,7 +37,7 @@ def load(ctx: Ctx, pi_id: str) -> dict[str, Any]:
         secret = ctx.params.get("client_secret")
         if not secret:
             raise missing("client_secret")
-        if secret != pi["client_secret"]:
+        if not same_secret(secret, pi["client_secret"]):
             raise invalid(
                 "The client_secret provided does not match the client_secret associated with the"
                 " PaymentIntent.",

@@ -109,6 +109,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
                     f" ({validate.money(remaining, cur)})"
                 )
             raise invalid(message, "amount")
+        validate.chargeable(amount, ch["currency"], "amount")
     reason = p.get("reason")
     if reason is not None:
         reason = choice(reason, "reason", REASONS, ctx.op)

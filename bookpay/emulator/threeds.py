@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from . import confirmation, validate
 from .context import Ctx
-from .wire import Response
+from .wire import Response, same_secret
 
 # The shop's own font stack (bookpay/assets/static/style.css), so the challenge does not look
 # like a different site.
@@ -95,21 +95,36 @@ def _redirect_status(pi: dict[str, Any]) -> str:
 
 
 def _return_location(pi: dict[str, Any], return_url: str) -> str:
-    """The return_url with Stripe's query parameters after any query it already had, which is
-    kept as given (decoding and encoding it again would turn `?flag` into `?flag=` and a `%FF`
-    into U+FFFD), in ASCII: it goes in a Location header, which cannot carry other
-    characters. Split at the first `#` and the first `?` before it, as a browser does, so an
+    """The return_url with Stripe's query parameters (`payment_intent`,
+    `payment_intent_client_secret`, `redirect_status`), in ASCII: it goes in a Location header,
+    which cannot carry other characters. The URL's own query is kept as given (decoding and
+    encoding it again would turn `?flag` into `?flag=` and a `%FF` into U+FFFD), and ours go
+    after it; but one of ours that the query already has (a return_url made from an earlier
+    return's URL) is given this payment's value where it first stands, and said once, as
+    URLSearchParams.set does and as the offline Stripe.js does for its own redirect: a page
+    reading the first `payment_intent` must read this payment's. Stripe documents nothing for
+    this case. Split at the first `#` and the first `?` before it, as a browser does, so an
     application URI with an empty authority (`bookshop:///done`) keeps it."""
-    ours = urlencode(
-        [
-            ("payment_intent", pi["id"]),
-            ("payment_intent_client_secret", pi["client_secret"]),
-            ("redirect_status", _redirect_status(pi)),
-        ]
-    )
+    ours = {
+        "payment_intent": pi["id"],
+        "payment_intent_client_secret": pi["client_secret"],
+        "redirect_status": _redirect_status(pi),
+    }
     rest, hash_, fragment = return_url.partition("#")
     base, _, query = rest.partition("?")
-    query = f"{query}&{ours}" if query and not query.endswith("&") else query + ours
+    pieces: list[str] = []
+    placed: set[str] = set()
+    for piece in query.split("&") if query else []:
+        name = unquote_plus(piece.partition("=")[0])  # as a page reads it: `payment%5Fintent`
+        if name not in ours:
+            pieces.append(piece)
+        elif name not in placed:
+            pieces.append(urlencode({name: ours[name]}))
+            placed.add(name)
+    missing = [urlencode({name: value}) for name, value in ours.items() if name not in placed]
+    if missing and pieces and pieces[-1] == "":  # `?a=1&`: ours after its `&`, not another
+        pieces.pop()
+    query = "&".join(pieces + missing)
     return validate.ascii_url(f"{base}?{query}{hash_}{fragment}")
 
 
@@ -130,7 +145,7 @@ def _finished(pi: dict[str, Any]) -> Response:
 
 def _find(ctx: Ctx, pi_id: str, secret: str) -> dict[str, Any] | None:
     pi = ctx.store.get(pi_id, "payment_intent")
-    if pi is None or secret != pi["client_secret"]:
+    if pi is None or not same_secret(secret, pi["client_secret"]):
         return None
     return pi
 

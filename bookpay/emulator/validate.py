@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 from bookpay.money import (  # one list of currencies, decimals and minimums: bookpay's
     CURRENCIES,
     MIN_AMOUNTS,
+    THREE_DECIMAL,
     exponent,
 )
 from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
@@ -17,8 +18,6 @@ from bookpay.terminal import printable  # one list of unsafe characters, bookpay
 from .wire import MAX_STRING, ApiError, invalid, too_long
 
 # Minimum charge amounts in the smallest unit: Stripe's table, as bookpay checks it (one table).
-# Stripe also wants three-decimal amounts (kwd, bhd, ...) to end in 0; its exact refusal is not
-# documented, so the emulator accepts any amount there rather than invent a message.
 MINIMUMS = MIN_AMOUNTS
 
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "aud": "$", "cad": "$", "nzd": "$"}
@@ -180,7 +179,29 @@ def currency(value: Any) -> str:
     return code
 
 
+def chargeable(number: int, cur: str, param: str) -> int:
+    """``number`` if Stripe can charge it in ``cur``. Stripe's "Supported currencies" page: "The
+    API supports three-decimal currencies for the standard payment flows, including Payment
+    Intents, Refunds, and Disputes. However, to ensure compatibility with Stripe's payments
+    partners, these API calls require the least-significant (last) digit to be 0." So a
+    PaymentIntent's amount, an `amount_to_capture` and a refund's amount of 5125 KWD are
+    refused. Stripe's exact words for this refusal are not published; the message follows the
+    one it documents for ISK amounts not divisible by 100 (support.stripe.com, "Deprecation of
+    fractional ISK charges and refunds"), with `invalid_charge_amount`, a code of Stripe's."""
+    if cur in THREE_DECIMAL and number % 10:
+        raise invalid(
+            f"Invalid amount. Currency {cur.upper()} is a three-decimal currency and amounts must"
+            " be evenly divisible by 10. See https://stripe.com/docs/currencies#three-decimal for"
+            " more information.",
+            param,
+            "invalid_charge_amount",
+        )
+    return number
+
+
 def amount(value: Any, cur: str, param: str = "amount") -> int:
+    """A PaymentIntent's amount in ``cur``: at least 1 and Stripe's minimum, at most its
+    largest amount, and one Stripe can charge (`chargeable`)."""
     number = integer(value, param)
     if number < 1:
         raise invalid("This value must be greater than or equal to 1.", param)
@@ -199,7 +220,7 @@ def amount(value: Any, cur: str, param: str = "amount") -> int:
             code="amount_too_large",
             param=param,
         )
-    return number
+    return chargeable(number, cur, param)
 
 
 def metadata(value: Any, current: dict[str, str] | None = None) -> dict[str, str]:

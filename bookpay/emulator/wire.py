@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import random
 import secrets
@@ -43,6 +44,19 @@ _requests = random.Random()
 def new_request_id() -> str:
     """A Stripe-looking request id (`req_` and 14 base62 characters)."""
     return "req_" + _base62(_requests.randbytes, 14)
+
+
+def same_secret(given: object, expected: str) -> bool:
+    """Whether a request's ``given`` value is the secret ``expected``, compared in constant time
+    (hmac.compare_digest), so that how long a refusal takes does not tell how much of a guess
+    was right. Compared as UTF-8 bytes: compare_digest refuses a str with non-ASCII characters,
+    which a request may hold. A value that is not a str (a hash or a list, from bracketed names)
+    is never the secret."""
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def new_id(prefix: str, length: int = 24) -> str:

@@ -7,6 +7,7 @@ the same ``StripeEmulator`` can wrap one started elsewhere (``StripeEmulator(url
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -24,19 +25,30 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class HttpError(Exception):
-    """An error answer: ``status``, the JSON ``body`` and its error ``code``."""
+    """An error answer: ``status``, the JSON ``body`` and its error ``code``; ``message``, when
+    given, is what the error says instead of the status and the body's message."""
 
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int | None, body: Any, message: str | None = None) -> None:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         error = error if isinstance(error, dict) else {}
-        super().__init__(f"{status}: {error.get('message') or body}")
+        super().__init__(message or f"{status}: {error.get('message') or body}")
         self.status = status
         self.body = body
         self.code = error.get("code")
 
 
 class EmulatorError(HttpError):
-    """A control or API call the emulator refused."""
+    """A control or API call the emulator refused; or one no emulator answered (``status``
+    None: nothing listening at its URL, or no answer in time), or that another server
+    answered, not in the emulator's JSON (its ``status``, ``body`` None): the message names
+    the URL and what to do."""
+
+
+# What to do when no emulator answers at a StripeEmulator's URL.
+START_ONE = (
+    "start one with `bookpay emulator` (or `with bookpay.testing.emulator() as emu:`), or give"
+    " StripeEmulator the URL where one runs."
+)
 
 
 @contextmanager
@@ -210,13 +222,27 @@ class StripeEmulator:
         )
         try:
             with _opener.open(request, timeout=300) as answer:
-                return json.loads(answer.read())
+                status, text = answer.status, answer.read()
         except urllib.error.HTTPError as exc:
-            try:
-                body = json.loads(exc.read())
-            except ValueError:
-                body = None
-            raise EmulatorError(exc.code, body) from None
+            status, text = exc.code, exc.read()
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # URLError: nothing listening, no such host; OSError: a timeout or a dropped
+            # connection while reading; HTTPException: an answer that is not HTTP.
+            reason = getattr(exc, "reason", exc)
+            said = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+            message = f"No Stripe emulator answered at {self.url} ({said.lower()}): {START_ONE}"
+            raise EmulatorError(None, None, message) from None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            message = (
+                f"{self.url} answered {status} with something other than the Stripe emulator's"
+                " JSON: is the emulator's URL right?"
+            )
+            raise EmulatorError(status, None, message) from None
+        if status >= 400:
+            raise EmulatorError(status, body)
+        return body
 
 
 class Faults:

@@ -65,15 +65,15 @@ class _SessionEmulator:
         self._current = None
 
     def fresh(self):
-        import urllib.error
-
-        from bookpay.testing import emulator
+        from bookpay.testing import EmulatorError, emulator
 
         if self._current is not None:
             try:
                 self._current.reset()
                 return self._current
-            except urllib.error.URLError:  # no answer at all (an error answer is not one)
+            except EmulatorError as exc:
+                if exc.status is not None:  # an answer, if an error one: not a dead emulator
+                    raise
                 self._current.running.stop()
         self._current = self._started.enter_context(emulator())
         return self._current

@@ -408,3 +408,86 @@ def test_integers_are_ascii_digits(fresh: Any, amount: str) -> None:
     error = json.loads(answer)["error"]
     assert status == 400 and error["message"] == f"Invalid integer: {amount}"
     assert error["param"] == "amount" and error["code"] == "parameter_invalid_integer"
+
+
+# --- client secrets ---------------------------------------------------------------------------
+
+
+def three_d_secure_intent(url: str) -> dict[str, Any]:
+    """A PaymentIntent waiting on its 3-D Secure challenge, and the challenge page's path."""
+    params = {"amount": "1000", "currency": "usd", "confirm": "true",
+              "payment_method": "pm_card_authenticationRequired",
+              "return_url": "https://shop.example/done"}  # fmt: skip
+    pi = raw(url, "POST", "/v1/payment_intents", params, key=KEY).json()
+    assert pi["status"] == "requires_action", pi
+    return pi
+
+
+def test_client_secrets_are_compared_in_constant_time(fresh: Any, monkeypatch: Any) -> None:
+    """How long a wrong client secret takes to refuse must not tell how much of it was right:
+    the publishable-key API and the 3-D Secure page compare with hmac.compare_digest, on bytes
+    (it refuses a str with non-ASCII characters)."""
+    import hmac
+
+    seen: list[tuple[type, type]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        seen.append((type(a), type(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    pi = three_d_secure_intent(fresh.url)
+    path = f"/v1/payment_intents/{pi['id']}"
+    secret = pi["client_secret"]
+    for given, status in ((secret, 200), (secret[:-1] + "x", 400)):
+        answer = raw(fresh.url, "GET", path, {"client_secret": given, "key": PK}, key=None)
+        assert answer.status == status, answer.body
+    page = f"/3ds/authenticate/{pi['id']}"
+    # The right secret shows the page, and a form with no button's action is its 400; a wrong
+    # one is "No such authentication" either way.
+    for given, shown, posted in ((secret, 200, 400), (secret[:-1] + "x", 404, 404)):
+        assert raw(fresh.url, "GET", page, {"client_secret": given}, key=None).status == shown
+        form = {"client_secret": given, "action": "nothing"}
+        assert raw(fresh.url, "POST", page, form, key=None).status == posted
+    assert len(seen) >= 6 and set(seen) == {(bytes, bytes)}  # one a request at least
+
+
+# A client secret that is not one: none, empty, non-ASCII (alone, or in place of the secret's
+# last character), bidirectional and NUL characters, over-long, and a hash or a list (bracketed
+# names) rather than a string.
+ODD_SECRETS = [
+    [],
+    [("client_secret", "")],
+    [("client_secret", "é")],
+    [("client_secret", "{secret}")],  # the real secret with its last character made non-ASCII
+    [("client_secret", "\u202e\x00")],
+    [("client_secret", "s" * 6000)],
+    [("client_secret[a]", "{secret}")],
+    [("client_secret[]", "{secret}")],
+]
+
+
+ODD_IDS = ["missing", "empty", "non-ascii", "near-miss", "controls", "long", "hash", "list"]
+
+
+@pytest.mark.parametrize("odd", ODD_SECRETS, ids=ODD_IDS)
+def test_odd_client_secrets_are_a_clean_4xx(fresh: Any, odd: list[tuple[str, str]]) -> None:
+    """From the publishable-key API, Stripe's 400 on client_secret; from the 3-D Secure page,
+    its 404 (or, for a form it cannot read, its 400 page); never a 500, and nothing changes."""
+    pi = three_d_secure_intent(fresh.url)
+    secret = pi["client_secret"][:-1] + "\u00e9"
+    params = [(k, v.format(secret=secret)) for k, v in odd]
+    path = f"/v1/payment_intents/{pi['id']}"
+    answer = raw(fresh.url, "GET", path, [*params, ("key", PK)], key=None)
+    code = None if params else "parameter_missing"
+    assert_400(answer.status, answer.json(), "client_secret", code)
+    confirm = [*params, ("key", PK), ("payment_method", "pm_card_visa")]
+    answer = raw(fresh.url, "POST", f"{path}/confirm", confirm, key=None)
+    assert_400(answer.status, answer.json(), "client_secret", code)
+    page = f"/3ds/authenticate/{pi['id']}"
+    assert raw(fresh.url, "GET", page, params, key=None).status == 404
+    form = [*params, ("action", "complete")]
+    assert raw(fresh.url, "POST", page, form, key=None).status == 404
+    kept = raw(fresh.url, "GET", path, key=KEY).json()
+    assert kept["status"] == "requires_action" and kept["next_action"]

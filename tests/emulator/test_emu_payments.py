@@ -317,22 +317,96 @@ def test_three_decimal_currencies_accepted(
     assert (pi.status, pi.amount, pi.currency) == ("succeeded", 1500, currency)
 
 
+CHARGE_AMOUNT = "invalid_charge_amount"  # Stripe's code for an amount it cannot charge
+
+
+def three_decimal_refusal(currency: str) -> str:
+    return (
+        f"Invalid amount. Currency {currency.upper()} is a three-decimal currency and amounts"
+        " must be evenly divisible by 10. See https://stripe.com/docs/currencies#three-decimal"
+        " for more information."
+    )
+
+
+@pytest.mark.parametrize("currency", ["kwd", "bhd", "jod", "omr", "tnd", "KWD"])
+def test_a_three_decimal_amount_must_end_in_0(client: stripe.StripeClient, currency: str) -> None:
+    """Stripe's currencies page: for three-decimal currencies the Payment Intents and Refunds
+    calls "require the least-significant (last) digit to be 0". A create (with confirm=true too)
+    that breaks it is a 400 on `amount` and creates nothing."""
+    cus = client.v1.customers.create()
+    confirming = {
+        "confirm": True,
+        "payment_method": "pm_card_visa",
+        "return_url": "https://shop.example/success",
+    }
+    for extra in ({}, confirming):
+        params = {"amount": 1005, "currency": currency, "customer": cus.id, **extra}
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.create(params=params)
+        error = caught.value
+        assert (error.http_status, error.code, error.param) == (400, CHARGE_AMOUNT, "amount")
+        assert error.user_message == three_decimal_refusal(currency)
+    assert client.v1.payment_intents.list(params={"customer": cus.id}).data == []
+    # Two-decimal and zero-decimal currencies take any last digit.
+    for other in ("usd", "jpy"):
+        created = client.v1.payment_intents.create(params={"amount": 1005, "currency": other})
+        assert created.amount == 1005
+
+
+def test_a_three_decimal_update_must_end_in_0(client: stripe.StripeClient) -> None:
+    """An update to an amount, or to a three-decimal currency for an amount, not ending in 0 is
+    refused on `amount`, and the intent is left as it was."""
+    kwd = client.v1.payment_intents.create(params={"amount": 1000, "currency": "kwd"})
+    usd = client.v1.payment_intents.create(params={"amount": 1005, "currency": "usd"})
+    for pi, params in ((kwd, {"amount": 1001}), (usd, {"currency": "kwd"})):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.update(pi.id, params=params)
+        assert (caught.value.code, caught.value.param) == (CHARGE_AMOUNT, "amount")
+        assert caught.value.user_message == three_decimal_refusal("kwd")
+        kept = client.v1.payment_intents.retrieve(pi.id)
+        assert (kept.amount, kept.currency) == (pi.amount, pi.currency)
+    assert client.v1.payment_intents.update(kwd.id, params={"amount": 1010}).amount == 1010
+
+
+def test_a_three_decimal_capture_or_refund_must_end_in_0(
+    client: stripe.StripeClient, paid_intent: PaidIntent
+) -> None:
+    """`amount_to_capture` and a refund's `amount` follow the same rule; nothing is captured
+    or refunded by a refused call."""
+    held = paid_intent(client, amount=5120, currency="bhd", capture_method="manual")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.capture(held.id, params={"amount_to_capture": 2555})
+    assert (caught.value.code, caught.value.param) == (CHARGE_AMOUNT, "amount_to_capture")
+    assert caught.value.user_message == three_decimal_refusal("bhd")
+    still = client.v1.payment_intents.retrieve(held.id)
+    assert (still.status, still.amount_capturable) == ("requires_capture", 5120)
+    captured = client.v1.payment_intents.capture(held.id, params={"amount_to_capture": 2560})
+    assert captured.amount_received == 2560
+    released = client.v1.refunds.list(params={"payment_intent": held.id}).data  # the 2.560 held
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.create(params={"payment_intent": held.id, "amount": 1})
+    assert (caught.value.code, caught.value.param) == (CHARGE_AMOUNT, "amount")
+    assert caught.value.user_message == three_decimal_refusal("bhd")
+    assert client.v1.refunds.list(params={"payment_intent": held.id}).data == released
+    assert client.v1.refunds.create(params={"payment_intent": held.id, "amount": 10}).amount == 10
+
+
 def test_kwd_intent(
     client: stripe.StripeClient, paid_intent: PaidIntent, call: Callable[..., Any]
 ) -> None:
-    pi = paid_intent(client, amount=12345, currency="kwd")
+    pi = paid_intent(client, amount=12340, currency="kwd")
     charge = client.v1.charges.retrieve(pi.latest_charge)
-    assert (charge.amount, charge.currency, charge.status) == (12345, "kwd", "succeeded")
+    assert (charge.amount, charge.currency, charge.status) == (12340, "kwd", "succeeded")
     # Three digits below the dinar, in messages and on the receipt.
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 20000})
     assert caught.value.user_message == (
-        "Refund amount (20.000) is greater than charge amount (12.345)"
+        "Refund amount (20.000) is greater than charge amount (12.340)"
     )
-    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 345})
-    assert (refund.amount, refund.currency) == (345, "kwd")
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 340})
+    assert (refund.amount, refund.currency) == (340, "kwd")
     page = call("GET", urlsplit(charge.receipt_url).path, key=None).body.decode()
-    assert "12.345" in page and "0.345" in page
+    assert "12.340" in page and "0.340" in page
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.create(params={"amount": 100000000, "currency": "kwd"})
     assert caught.value.code == "amount_too_large"

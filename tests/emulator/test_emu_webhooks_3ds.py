@@ -459,3 +459,61 @@ def test_pages_are_never_cached_sniffed_or_scripted_but_may_be_framed(
         assert "default-src 'none'" in policy and "frame-ancestors" not in policy
         assert "form-action" not in policy  # the form's 303 goes to the return_url
         assert "x-frame-options" not in page.headers
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Each of ours replaced where it stood, the merchant's other parameters kept as given.
+        (
+            "a=1&payment_intent=pi_old&b=2&redirect_status=failed&c=%FF",
+            "a=1&{payment_intent}&b=2&{redirect_status}&c=%FF&{payment_intent_client_secret}",
+        ),
+        # Said twice, or as a bare flag, or with its name percent-encoded or its value empty:
+        # once, where it first stood (as URLSearchParams.set does, and the offline Stripe.js).
+        (
+            "payment_intent&x=1&payment_intent=pi_b&payment%5Fintent_client_secret=&redirect_status=",
+            "{payment_intent}&x=1&{payment_intent_client_secret}&{redirect_status}",
+        ),
+        # All three there already: in the merchant's order, nothing appended.
+        (
+            "redirect_status=x&payment_intent_client_secret=y&payment_intent=z&",
+            "{redirect_status}&{payment_intent_client_secret}&{payment_intent}&",
+        ),
+        # Names that only look like ours are the merchant's.
+        (
+            "Payment_Intent=1&payment_intents=2&my_payment_intent=3",
+            "Payment_Intent=1&payment_intents=2&my_payment_intent=3&{payment_intent}"
+            "&{payment_intent_client_secret}&{redirect_status}",
+        ),
+    ],
+    ids=["replaced-in-place", "once-where-first", "all-there", "lookalikes"],
+)
+def test_3ds_replaces_stripes_parameters_a_return_url_already_has(
+    client: stripe.StripeClient, call: Callable[..., Any], query: str, expected: str
+) -> None:
+    """A return_url reused from an earlier return (the success page's own URL) already holds
+    payment_intent and its kin: the redirect gives each once, this payment's, so that a page
+    reading the first value (URLSearchParams.get) reads this payment's, not the earlier one."""
+    return_url = f"https://shop.example/done?{query}#top"
+    pi = start_3ds(client, "pm_card_authenticationRequired", return_url)
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 303
+    ours = {
+        name: urlencode({name: value})
+        for name, value in (
+            ("payment_intent", pi.id),
+            ("payment_intent_client_secret", pi.client_secret),
+            ("redirect_status", "succeeded"),
+        )
+    }
+    location = resp.headers["location"]
+    assert location == f"https://shop.example/done?{expected.format(**ours)}#top"
+    parsed = parse_qs(urlsplit(location).query, keep_blank_values=True)
+    assert parsed["payment_intent"] == [pi.id]
+    assert parsed["payment_intent_client_secret"] == [pi.client_secret]
+    assert parsed["redirect_status"] == ["succeeded"]
+    # The page shown after, on Back, links to the same place.
+    finished = call("GET", f"{path}?client_secret={secret}", key=None).body.decode()
+    assert f"href='{escape(location, quote=True)}'" in finished

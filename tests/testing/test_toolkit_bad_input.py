@@ -112,3 +112,61 @@ def test_a_test_that_stops_the_session_emulator_does_not_fail_the_next(pytester)
         """
     )
     run(pytester).assert_outcomes(passed=3)
+
+
+# --- StripeEmulator(url) where no emulator answers ----------------------------------------------
+
+
+def test_an_emulator_url_where_nothing_listens_is_a_clear_error():
+    """StripeEmulator(url) wraps an emulator started elsewhere: when none answers there, each
+    call says so, naming the URL and how to start one, instead of urllib's URLError."""
+    from bookpay.testing import EmulatorError, StripeEmulator
+    from tests.processes import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    emu = StripeEmulator(url)
+    for call in (emu.reset, emu.events, emu.deliveries, emu.faults.clear, emu.clock.now):
+        with pytest.raises(EmulatorError) as caught:
+            call()
+        error = caught.value
+        assert (error.status, error.body, error.code) == (None, None, None)
+        assert str(error) == (
+            f"No Stripe emulator answered at {url} (connection refused): start one with"
+            " `bookpay emulator` (or `with bookpay.testing.emulator() as emu:`), or give"
+            " StripeEmulator the URL where one runs."
+        )
+        assert error.__suppress_context__  # one message, not chained to urllib's
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_an_emulator_url_where_something_else_answers_is_a_clear_error(status):
+    """Another server at that URL (a shop, a web page): its answer is not the emulator's JSON."""
+    import http.server
+    import threading
+
+    from bookpay.testing import EmulatorError, StripeEmulator
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<!doctype html><p>Not an emulator</p>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(EmulatorError) as caught:
+            StripeEmulator(url).clock.now()
+        assert caught.value.status == status
+        assert str(caught.value) == (
+            f"{url} answered {status} with something other than the Stripe emulator's JSON:"
+            " is the emulator's URL right?"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()

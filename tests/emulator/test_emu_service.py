@@ -43,8 +43,9 @@ def test_import_is_light() -> None:
 def test_emulator_imports_nothing_foreign() -> None:
     package = Path(__file__).resolve().parents[2] / "bookpay" / "emulator"
     banned = re.compile(r"^\s*(from|import)\s+(stripe|typer|rich|bottle|\.\.)", re.M)
-    # Of bookpay itself, only the version string and two modules that import nothing: the
-    # currencies of bookpay.money and the unsafe characters of bookpay.terminal.
+    # Of bookpay itself, only the version string and two modules that import nothing but the
+    # standard library: the currencies of bookpay.money and the unsafe characters of
+    # bookpay.terminal.
     own = re.compile(r"^\s*(from|import)\s+(bookpay\S*)(.*)$", re.M)
     allowed = {
         ("from", "bookpay", " import __version__"),
@@ -53,7 +54,10 @@ def test_emulator_imports_nothing_foreign() -> None:
     }
     for pure in ("money.py", "terminal.py"):
         text = (package.parent / pure).read_text()
-        assert re.findall(r"^\s*(?:from|import)\s+(\S+)", text, re.M) == ["__future__"], pure
+        imported = re.findall(r"^\s*(?:from|import)\s+(\S+)", text, re.M)
+        assert imported[0] == "__future__", pure
+        foreign = [name for name in imported if name.split(".")[0] not in sys.stdlib_module_names]
+        assert not foreign, f"{pure} imports {foreign}"
     for source in package.glob("*.py"):
         text = source.read_text()
         assert not banned.search(text), source.name

@@ -369,6 +369,21 @@ def test_a_turn_another_process_holds_past_the_busy_timeout_is_an_unavailable_le
         assert one.find_order("pi_2") is not None
 
 
+def test_a_ledger_on_a_filesystem_without_locks_writes_on_sqlites_lock_alone(tmp_path, monkeypatch):
+    import errno
+
+    from bookpay.ledger import sqlite
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(sqlite.fcntl, "flock", no_locks)
+    with open_ledger(Settings(data_dir=tmp_path / "data")) as ledger:
+        ledger.record_intent(intent("pi_2"))
+        ledger.record_intent(intent("pi_3"))
+        assert ledger.find_order("pi_3") is not None
+
+
 # Receipts in batches ----------------------------------------------------------------------------
 
 

@@ -157,8 +157,8 @@ class SqliteBackend(Units):
         asked = time.perf_counter()
         with self._writer:
             fd = self._turn_file()
-            if fd is not None:
-                self._across(fd)
+            if fd is not None and not self._across(fd):
+                fd = None
             try:
                 self.turn_wait += time.perf_counter() - asked
                 yield
@@ -177,17 +177,22 @@ class SqliteBackend(Units):
                 self._turn_file_failed = True
         return self._turn_fd
 
-    def _across(self, fd: int) -> None:
+    def _across(self, fd: int) -> bool:
         """Wait for the other processes' writers: looking often (each look is one system call),
-        for as long as SQLite's busy_timeout would have waited for their write lock."""
+        for as long as SQLite's busy_timeout would have waited for their write lock. False when
+        the file cannot be locked at all (a filesystem without locks): SQLite's lock alone."""
         deadline = None
         pause = TURN_POLL / 16
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
                 pass
+            except OSError:
+                self._turn_file_failed, self._turn_fd = True, None
+                os.close(fd)
+                return False
             now = time.monotonic()
             deadline = deadline or now + BUSY_TIMEOUT
             if now >= deadline:

@@ -20,7 +20,9 @@ Figures:
    delivery, the wait for the ledger's write lock per event (SQLite's ``BEGIN IMMEDIATE`` and
    single-statement writes, timed by a probe in the server process whatever code it runs, plus
    the wait for the writer's turn in the process where the code has one), and the server's CPU
-   per event;
+   per event. Two more rows of this code: its receipts sent by `bookpay worker` in a process of
+   its own ("worker"), and, with 8 senders, two server processes listening on one port
+   (SO_REUSEPORT) over one SQLite ledger ("2procs"), their CPU and lock waits added up;
 2. ingestion, bookpay alone: 8 senders, a gateway that returns the succeeded intents captured
    from the emulator, so the figure is bookpay's own cost (HTTP, signature, ledger, fulfilment);
 3. replay: `bookpay webhook replay` as a subprocess (the real CLI, start-up included) sending
@@ -48,6 +50,7 @@ from bench.common import (
     REPO,
     base_revision,
     emulator_process,
+    free_port,
     machine_ticks,
     percentile,
     source_tree,
@@ -109,7 +112,10 @@ class Captured:
         return copy.deepcopy(self.intents[intent_id])
 
 root, data_dir, emulator_url, secret, shop, captured = sys.argv[1:7]
-external = sys.argv[7:8] == ["external"]  # receipts sent by `bookpay worker` beside it
+flags = sys.argv[7:]
+external = "external" in flags  # receipts sent by `bookpay worker` beside it
+# "port=N": listen on port N with SO_REUSEPORT, beside other processes on the same port.
+shared = next((int(flag[5:]) for flag in flags if flag.startswith("port=")), None)
 if not Path(bookpay.__file__).resolve().is_relative_to(Path(root).resolve()):
     sys.exit(f"bookpay came from {bookpay.__file__}, not from {root}")
 settings = Settings(data_dir=Path(data_dir), emulator_url=emulator_url,
@@ -130,10 +136,19 @@ def drain(timeout):
     return True
 
 receiver = WebhookReceiver(settings, ledger, fulfiller)
+options = {}
+if shared is not None:
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", shared))
+    sock.listen(1024)
+    options["sock"] = sock
 running = runner.start(
     lambda own: create_app(settings, gateway=gateway, ledger=ledger, fulfiller=fulfiller,
                            receiver=receiver, public_url=own),
-    background=True)
+    background=True, **options)
 print(json.dumps({"url": running.url + "/webhook"}), flush=True)
 for line in sys.stdin:
     started = time.perf_counter()
@@ -179,11 +194,13 @@ class Server:
         emulator_url: str,
         captured: Path | None,
         external_worker: bool = False,
+        port: int | None = None,
     ):
         env = {**os.environ, "PYTHONPATH": str(root)}
         env = {k: v for k, v in env.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))}
         args = [str(root), str(data_dir), emulator_url, SECRET, SHOP, str(captured or "")]
         args += ["external"] if external_worker else []
+        args += [f"port={port}"] if port is not None else []
         self.worker = None
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVER, *args],
@@ -257,8 +274,13 @@ def _ingest(
     senders: int,
     captured: Path | None = None,
     external_worker: bool = False,
+    processes: int = 1,
 ) -> dict:
     """One measured run: a new server from ``root``, warmed up, then ``bodies`` at ``senders``.
+
+    With ``processes`` above 1, that many servers listen on one port (SO_REUSEPORT: the kernel
+    spreads the senders' connections over them) over one SQLite ledger, each with its own
+    receipt worker; their CPU and lock waits are added up.
 
     Two rates: events answered per second, and events per second until every receipt is sent
     too (sustained: a server that answers faster than its receipt worker keeps up with only
@@ -268,30 +290,42 @@ def _ingest(
     figure is bounded by CPU, whoever uses it).
     """
     data_dir = Path(tempfile.mkdtemp(dir=folder, prefix="server-"))
-    server = Server(root, data_dir, emulator_url, captured, external_worker)
+    port = free_port() if processes > 1 else None
+    servers: list[Server] = []
     try:
+        for _ in range(processes):  # one by one: the first creates the ledger
+            servers.append(Server(root, data_dir, emulator_url, captured, external_worker, port))
+        server = servers[0]
         _send(server.url, warmup, 1, data_dir)
-        before = server.stats(drain=True)
+        before = [each.stats(drain=True) for each in servers]
         worker_before = server.worker_cpu()
         emulator_before, machine_before = _cpu_seconds(emulator), machine_ticks()
         report = _send(server.url, bodies, senders, data_dir)
-        after = server.stats(drain=True)
+        after = [each.stats(drain=True) for each in servers]
         worker_after = server.worker_cpu()
         emulator_after, machine_after = _cpu_seconds(emulator), machine_ticks()
     finally:
-        receipts = server.close()
+        closed = [each.close() for each in servers]  # every one: each counts the one outbox
+        receipts = closed[0] if closed else -1
     busy, idle = (now - then for now, then in zip(machine_after, machine_before, strict=True))
-    fulfilled = after["fulfilled"] - before["fulfilled"]
+    fulfilled = after[0]["fulfilled"] - before[0]["fulfilled"]
     if fulfilled != len(bodies) or receipts != len(warmup) + len(bodies):
         raise RuntimeError(f"ingestion: {fulfilled} fulfilled, {receipts} receipts")
     count, latencies = len(bodies), report["latencies"]
+    # The drains ran one after the other: the first waited for every receipt.
+    drained = sum(each["drain_seconds"] for each in after)
+
+    def spent(key: str) -> float:  # all the servers', per event, in ms
+        pairs = zip(after, before, strict=True)
+        return sum(now[key] - then[key] for now, then in pairs) * 1000 / count
+
     return {
         "events_per_second": count / report["seconds"],
-        "sustained_per_second": count / (report["seconds"] + after["drain_seconds"]),
+        "sustained_per_second": count / (report["seconds"] + drained),
         "p50_ms": percentile(latencies, 0.50),
         "p95_ms": percentile(latencies, 0.95),
-        "lock_wait_ms_per_event": (after["lock_wait"] - before["lock_wait"]) * 1000 / count,
-        "cpu_ms_per_event": (after["cpu"] - before["cpu"]) * 1000 / count,
+        "lock_wait_ms_per_event": spent("lock_wait"),
+        "cpu_ms_per_event": spent("cpu"),
         "worker_cpu_ms_per_event": (worker_after - worker_before) * 1000 / count,
         "emulator_cpu_ms_per_event": (emulator_after - emulator_before) * 1000 / count,
         "senders_cpu_ms_per_event": report["cpu"] * 1000 / count,
@@ -365,19 +399,21 @@ def main() -> dict:
         captured.write_text(json.dumps(intents))
 
         # "worker": this code, its receipts sent by `bookpay worker` in a process of its own
-        # (`bookpay serve --no-worker` beside it).
-        roots = {"this": REPO, "base": base_root, "worker": REPO}
+        # (`bookpay serve --no-worker` beside it). "2procs": this code in two server processes
+        # on one port and one ledger (8 senders only: one sender is one connection, served by
+        # one of them).
+        roots = {"this": REPO, "base": base_root, "worker": REPO, "2procs": REPO}
         runs: dict[tuple[str, int], list[dict]] = {}
         for number in range(ROUNDS):
             for senders in SENDER_COUNTS:
                 # Rotate which goes first, so a drift in the machine's load favours none.
-                order = ("base", "this", "worker")[number % 3 :] + ("base", "this", "worker")[
-                    : number % 3
-                ]
+                kinds = ("base", "this", "worker") + (("2procs",) if senders > 1 else ())
+                order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
                 for which in order:
                     run = _ingest(
                         roots[which], folder, emulator.pid, emulator_url, warmup, bodies,
                         senders, external_worker=which == "worker",
+                        processes=2 if which == "2procs" else 1,
                     )  # fmt: skip
                     runs.setdefault((which, senders), []).append(run)
         medians = {key: _median(found) for key, found in runs.items()}
@@ -398,6 +434,7 @@ def main() -> dict:
     worker_speedup = worker8["events_per_second"] / base8["events_per_second"]
     worker_sustained = worker8["sustained_per_second"] / base8["sustained_per_second"]
     worker_growth = worker8["p95_ms"] / worker1["p95_ms"]
+    two8 = medians["2procs", 8]
     figures = {
         "base": base,
         "events": EVENTS,
@@ -412,6 +449,12 @@ def main() -> dict:
         "worker_speedup_target_met": worker_speedup >= SPEEDUP_TARGET,
         "worker_sustained_speedup_8_senders": round(worker_sustained, 2),
         "worker_p95_growth_1_to_8": round(worker_growth, 2),
+        "two_processes_speedup_8_senders": round(
+            two8["events_per_second"] / base8["events_per_second"], 2
+        ),
+        "two_processes_over_one_8_senders": round(
+            two8["events_per_second"] / this8["events_per_second"], 2
+        ),
         "ingest_events_per_second": round(alone["events_per_second"], 1),
         "ingest_target_met": alone["events_per_second"] >= INGEST_TARGET,
         "replay_events": REPLAYED,
@@ -452,6 +495,11 @@ def _report(figures: dict, medians: dict) -> None:
         f"{figures['worker_speedup_8_senders']:.2f}x answered, "
         f"{figures['worker_sustained_speedup_8_senders']:.2f}x sustained; p95 8 / 1 sender: "
         f"{figures['worker_p95_growth_1_to_8']:.2f}"
+    )
+    print(
+        f"  8 senders, this in two server processes on one port and one ledger / base: "
+        f"{figures['two_processes_speedup_8_senders']:.2f}x answered; / one process: "
+        f"{figures['two_processes_over_one_8_senders']:.2f}x"
     )
     print(
         f"  ingestion (bookpay alone, captured intents, 8 senders): "

@@ -133,6 +133,18 @@ def verify(
     raise WebhookSignatureError(f"Invalid Stripe-Signature: {message}")
 
 
+class Answer(dict):
+    """The receiver's answer: the dict is what the sender is answered (JSON). Beside it, for the
+    shop's log line, what the handling already knows and the log would otherwise read again (the
+    body parsed a second time, the order looked up in the ledger): the PaymentIntent the event
+    names and the order it fulfilled. Neither is part of the JSON."""
+
+    def __init__(self, fields: dict, *, payment_intent: str | None, order_id: str | None = None):
+        super().__init__(fields)
+        self.payment_intent = payment_intent
+        self.order_id = order_id
+
+
 class _Ignored(Exception):
     """Handling stops here: the event is recorded as handled=False with this reason."""
 
@@ -144,6 +156,7 @@ class _Job:
 
     unit: EventUnit | None = None
     settle: tuple[dict, str] | None = None  # (the retrieved intent, its Charge's id)
+    order_id: str | None = None  # the order a payment_intent.succeeded fulfilled (for the log)
 
     def found(self, intent_id: str | None) -> None:
         """Stripe's objects lead to ``intent_id`` (or to none): the event is filed there."""
@@ -185,7 +198,7 @@ class WebhookReceiver:
     def gateway(self):
         return self.fulfiller.gateway
 
-    def handle(self, payload: bytes, signature_header: str | None) -> dict:
+    def handle(self, payload: bytes, signature_header: str | None) -> Answer:
         secrets = self._secrets
         if not secrets:
             where = (
@@ -208,7 +221,10 @@ class WebhookReceiver:
             self.ledger.receive_event(  # counts the delivery
                 event.id, event.type, event.intent_id, created=event.created
             )
-            return {**answer, "duplicate": True, "handled": bool(recorded["handled"])}
+            return Answer(
+                {**answer, "duplicate": True, "handled": bool(recorded["handled"])},
+                payment_intent=event.intent_id,
+            )
         job = _Job()
         with self.ledger.handling(
             event.id, event.type, event.intent_id, created=event.created, livemode=event.livemode
@@ -218,7 +234,11 @@ class WebhookReceiver:
             self.ledger.finish_event(event.id, handled=handled, outcome=outcome)
         if job.settle is not None:
             self._settle_refunds(event.id, *job.settle)
-        return {**answer, "handled": handled, "outcome": outcome}
+        return Answer(
+            {**answer, "handled": handled, "outcome": outcome},
+            payment_intent=event.intent_id,
+            order_id=job.order_id,
+        )
 
     def _refused(self, exc: InvalidEvent) -> None:
         """Leave a trace of a signed event refused for its shape: the ledger, or the log."""
@@ -242,7 +262,7 @@ class WebhookReceiver:
             return False, f"ignored: {other_mode}"
         try:
             if event.type == "payment_intent.succeeded":
-                return self._succeeded(event.object_id)
+                return self._succeeded(event.object_id, job)
             if event.type in INTENT_EVENTS:
                 return self._intent_changed(event, job)
             if event.type in REFUND_EVENTS:
@@ -252,11 +272,13 @@ class WebhookReceiver:
             return False, f"ignored: {why}"
         return True, f"order {order['id']} is {in_words(order['status'])}"
 
-    def _succeeded(self, intent_id: str) -> tuple[bool, str]:
+    def _succeeded(self, intent_id: str, job: _Job) -> tuple[bool, str]:
         try:
             result = self.fulfiller.fulfil(intent_id)
         except NotFound:
             return False, f"ignored: Stripe does not know {intent_id}"
+        if result.fulfilled and result.order is not None:
+            job.order_id = result.order["id"]
         if result.outcome == "rejected" and result.order is None:
             return False, f"ignored: {result.reason}"
         return result.fulfilled, result.outcome + (f": {result.reason}" if result.reason else "")

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from stripe_fakes import SHOP, FakeGateway, event, intent
@@ -17,7 +18,7 @@ from test_webhooks import FIXTURES, SECRET, stripe_for_fixtures
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.fulfilment import Fulfiller
-from bookpay.ledger import open_ledger
+from bookpay.ledger import LedgerUnavailable, open_ledger
 from bookpay.mailer import OutboxTransport, ReceiptMailer
 from bookpay.webhooks import WebhookReceiver, sign
 
@@ -301,6 +302,86 @@ def test_writers_of_one_process_take_turns_instead_of_failing_on_the_lock(tmp_pa
         assert finished == [True]
         assert ledger.find_order("pi_2") is not None
         assert ledger.backend.turn_wait > 0
+
+
+def _holding(ledger, seconds=None):
+    """A thread of another "process" (another ledger on the same file: its own connections,
+    its own descriptor of the turn file) holding a write transaction until released."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with ledger.transaction() as tx:
+            tx.execute("UPDATE orders SET note = 'first'")
+            holding.set()
+            release.wait(seconds or 10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(10)
+    return thread, release
+
+
+def test_writers_of_two_processes_take_turns_on_the_turn_file_not_on_sqlites_sleeps(tmp_path):
+    """Another process's writer waits on the ``-turn`` file, looking every millisecond at most,
+    not in SQLite's busy handler (which sleeps up to 100 ms between looks): with no busy
+    timeout at all it still gets through, as soon as the first commits."""
+    settings = Settings(data_dir=tmp_path / "data")
+    with open_ledger(settings) as one, open_ledger(settings) as other:
+        thread, release = _holding(one)
+        finished = []
+
+        def second():
+            other.backend._connection().execute("PRAGMA busy_timeout = 0")
+            other.record_intent(intent("pi_2"))
+            finished.append(time.monotonic())
+
+        two = threading.Thread(target=second)
+        two.start()
+        two.join(0.3)
+        assert finished == []  # waiting for its turn
+        released = time.monotonic()
+        release.set()
+        thread.join(10)
+        two.join(10)
+        assert finished and finished[0] - released < 1.0
+        assert one.find_order("pi_2") is not None
+        assert (settings.data_dir / "bookpay.sqlite3-turn").exists()
+
+
+def test_a_turn_another_process_holds_past_the_busy_timeout_is_an_unavailable_ledger(
+    tmp_path, monkeypatch
+):
+    from bookpay.ledger import sqlite
+
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT", 0.2, raising=False)
+    settings = Settings(data_dir=tmp_path / "data")
+    with open_ledger(settings) as one, open_ledger(settings) as other:
+        thread, release = _holding(one)
+        try:
+            started = time.monotonic()
+            with pytest.raises(LedgerUnavailable, match="database is locked"):
+                other.record_intent(intent("pi_2"))
+            assert 0.2 <= time.monotonic() - started < 5
+        finally:
+            release.set()
+            thread.join(10)
+        other.record_intent(intent("pi_2"))  # its turn, once the other has committed
+        assert one.find_order("pi_2") is not None
+
+
+def test_a_ledger_on_a_filesystem_without_locks_writes_on_sqlites_lock_alone(tmp_path, monkeypatch):
+    import errno
+
+    from bookpay.ledger import sqlite
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(sqlite.fcntl, "flock", no_locks)
+    with open_ledger(Settings(data_dir=tmp_path / "data")) as ledger:
+        ledger.record_intent(intent("pi_2"))
+        ledger.record_intent(intent("pi_3"))
+        assert ledger.find_order("pi_3") is not None
 
 
 # Receipts in batches ----------------------------------------------------------------------------

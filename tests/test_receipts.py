@@ -409,6 +409,7 @@ def test_the_data_folder_and_its_files_are_private(tmp_path, monkeypatch):
         "bookpay.sqlite3": 0o600,
         "bookpay.sqlite3-wal": 0o600,
         "bookpay.sqlite3-shm": 0o600,
+        "bookpay.sqlite3-turn": 0o600,  # the writers' turn across processes
         "outbox": 0o700,
         "outbox/pi_1.eml": 0o600,
     }

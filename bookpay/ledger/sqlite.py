@@ -5,8 +5,15 @@ once); writes take the database lock up front with ``BEGIN IMMEDIATE`` so two wr
 deadlock upgrading a read lock. Writers of one process take turns on a lock of their own first
 (``_turn``): a waiting thread wakes the moment the writer before it commits, where SQLite's
 busy handler would have it sleep and poll (1, 2, 5 ... 100 ms), which under load made writers
-queue behind sleeping ones. ``busy_timeout`` still makes writers of other processes wait for
-each other instead of failing. Rows keep SQLite's implicit ``rowid`` as their insertion order.
+queue behind sleeping ones. Writers of several processes on one ledger (`bookpay serve` with
+`bookpay worker` beside it, or several servers) take turns the same way across processes, on an
+``flock`` of a file beside the database (``<ledger>-turn``, see ``_across``): a waiting writer
+looks every millisecond at most, where SQLite's busy handler would sleep up to 100 ms between
+looks; a process that dies lets go of it with its file descriptors. The file only makes the
+turns quick: SQLite's own lock is what keeps writes apart, so a process without it (an older
+bookpay, the ``sqlite3`` shell) still waits its turn, through ``busy_timeout``, and a writer
+that cannot have the file (a read-only folder, a system without ``flock``) goes straight to
+SQLite's lock. Rows keep SQLite's implicit ``rowid`` as their insertion order.
 
 A ledger that fails once it is open (a disk I/O error, a damaged file, a lock another process
 holds past ``busy_timeout``) is LedgerUnavailable, in one line, wherever
@@ -30,7 +37,15 @@ from bookpay.ledger.errors import LedgerConflict, LedgerMissing, too_new, unavai
 from bookpay.ledger.location import Location
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
-from bookpay.privatefiles import private_dir, private_file
+from bookpay.privatefiles import FILE_MODE, private_dir, private_file
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's own lock alone
+    fcntl = None
+
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock (busy_timeout)
+TURN_POLL = 0.001  # seconds between looks at most, while another process has the turn
 
 
 class Tx:
@@ -82,6 +97,8 @@ class SqliteBackend(Units):
         self._closed = False
         self._init_units()
         self._writer = threading.Lock()
+        self._turn_fd: int | None = None  # the ``-turn`` file, once a write has opened it
+        self._turn_file_failed = False
         # Seconds writers of this process have waited for their turn, in all (for benchmarks).
         self.turn_wait = 0.0
         if self.path.is_dir():  # not a missing ledger: one that cannot be opened (exit 5)
@@ -112,7 +129,7 @@ class SqliteBackend(Units):
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a crash of the process (the case we design for);
             # only a power cut can lose the last commits.
@@ -136,11 +153,53 @@ class SqliteBackend(Units):
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
-        """This process's writers one at a time."""
+        """This process's writers one at a time, and then one process at a time."""
         asked = time.perf_counter()
         with self._writer:
-            self.turn_wait += time.perf_counter() - asked
-            yield
+            fd = self._turn_file()
+            if fd is not None and not self._across(fd):
+                fd = None
+            try:
+                self.turn_wait += time.perf_counter() - asked
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _turn_file(self) -> int | None:
+        """The descriptor of the ``-turn`` file (under ``_writer``), or None without one."""
+        if self._turn_fd is None and not self._turn_file_failed and fcntl is not None:
+            try:
+                self._turn_fd = os.open(
+                    f"{self.path}-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
+                )
+            except OSError:  # a read-only folder, say: SQLite's lock alone, as before
+                self._turn_file_failed = True
+        return self._turn_fd
+
+    def _across(self, fd: int) -> bool:
+        """Wait for the other processes' writers: looking often (each look is one system call),
+        for as long as SQLite's busy_timeout would have waited for their write lock. False when
+        the file cannot be locked at all (a filesystem without locks): SQLite's lock alone."""
+        deadline = None
+        pause = TURN_POLL / 16
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._turn_file_failed, self._turn_fd = True, None
+                os.close(fd)
+                return False
+            now = time.monotonic()
+            deadline = deadline or now + BUSY_TIMEOUT
+            if now >= deadline:
+                locked = sqlite3.OperationalError("database is locked")
+                raise unavailable(self.location.masked, "write", locked)
+            time.sleep(pause)
+            pause = min(pause * 2, TURN_POLL)
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:
@@ -238,6 +297,15 @@ class SqliteBackend(Units):
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
+        # Not under a writer that holds the turn (one left at work, waiting for another
+        # process's lock, say): the process's exit closes the file then, and lets go of it.
+        if self._writer.acquire(blocking=False):
+            try:
+                fd, self._turn_fd = self._turn_fd, None
+                if fd is not None:
+                    os.close(fd)
+            finally:
+                self._writer.release()
 
 
 # SQLite's primary result code for SQL it cannot run (a syntax error, no such column): bookpay's

@@ -239,11 +239,19 @@ class LoggedReceiver:
 
         from bookpay.replay import outcome_of
 
-        kind, event_id, intent = _event_fields(payload)
+        if hasattr(answer, "payment_intent"):  # the receiver's Answer: the body is read already
+            kind, event_id = str(answer["type"])[:100], str(answer["id"])[:100]
+            intent = answer.payment_intent
+        else:  # refused or failed: only the body can say what it was
+            kind, event_id, intent = _event_fields(payload)
         body = json.dumps(answer).encode()
         outcome, reason = outcome_of(status, body, None)
         if outcome == "fulfilled" and reason == "fulfilled":  # say which order
-            reason = order_ref(self._ledger, intent)
+            order_id = getattr(answer, "order_id", None)
+            if order_id and intent:  # known to the handling: no need to ask the ledger
+                reason = f"order {order_id} ({intent})"
+            else:
+                reason = order_ref(self._ledger, intent)
         log_webhook(kind, event_id, intent, outcome, reason)
         if outcome == "failed":
             logging.getLogger("bookpay.webhooks").error(

@@ -136,8 +136,9 @@ def verify(
 class Answer(dict):
     """The receiver's answer: the dict is what the sender is answered (JSON). Beside it, for the
     shop's log line, what the handling already knows and the log would otherwise read again (the
-    body parsed a second time, the order looked up in the ledger): the PaymentIntent the event
-    names and the order it fulfilled. Neither is part of the JSON."""
+    body parsed a second time, the order looked up in the ledger): the PaymentIntent the event is
+    filed under (the one retrieved from Stripe, not the one the event's copy names) and the order
+    it fulfilled. Neither is part of the JSON."""
 
     def __init__(self, fields: dict, *, payment_intent: str | None, order_id: str | None = None):
         super().__init__(fields)
@@ -223,7 +224,7 @@ class WebhookReceiver:
             )
             return Answer(
                 {**answer, "duplicate": True, "handled": bool(recorded["handled"])},
-                payment_intent=event.intent_id,
+                payment_intent=recorded["payment_intent"],  # as its handling filed it
             )
         job = _Job()
         with self.ledger.handling(
@@ -236,7 +237,7 @@ class WebhookReceiver:
             self._settle_refunds(event.id, *job.settle)
         return Answer(
             {**answer, "handled": handled, "outcome": outcome},
-            payment_intent=event.intent_id,
+            payment_intent=unit.intent_id,  # the one retrieved from Stripe, once it was
             order_id=job.order_id,
         )
 

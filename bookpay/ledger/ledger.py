@@ -532,6 +532,12 @@ class EventUnit:
     def __exit__(self, *exc: Any) -> bool | None:
         return self._unit.__exit__(*exc)
 
+    @property
+    def intent_id(self) -> str | None:
+        """The PaymentIntent the event is filed under: the retrieved one, once ``file_under``
+        has named it, else the one the event's copy names."""
+        return self._first[0][1][2]
+
     def file_under(self, intent_id: str | None) -> None:
         """File the event under ``intent_id``, the PaymentIntent retrieved from Stripe, rather
         than the one the event's own copy names (which a signed but edited body can change)."""

@@ -6,11 +6,17 @@ bookpay keeps amounts as integers and only turns them into text at the edge.
 
 from __future__ import annotations
 
-# Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies").
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+# Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies"). Its
+# list names UGX too, but its "Special cases" table says how UGX amounts are written: as ISK's.
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf".split())
 # Stripe's three-decimal currencies: Stripe charges them in tens of the minor unit (an amount
 # must end in 0), so that a payment can be settled in them.
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+# Stripe's "Special cases" ISK and UGX: they "transitioned to a zero-decimal currency, but
+# backwards compatibility requires you to represent it as a two-decimal value, where the decimal
+# amount is always 00" (500 is 5 ISK). Charged in whole units: an amount must end in 00. (HUF
+# and TWD, its other special cases, are zero-decimal for payouts only, which bookpay never makes.)
+WHOLE_UNITS = frozenset("isk ugx".split())
 # Stripe's largest amount: eight digits in the minor unit (99999999 is $999,999.99).
 MAX_AMOUNT = 99_999_999
 # Stripe's smallest charge in the minor unit, for the currencies its table of minimum charge

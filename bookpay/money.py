@@ -68,10 +68,21 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{sign}{number} {code.upper()}"
 
 
+def charge_step(currency: str) -> int:
+    """What every amount Stripe charges in ``currency`` is a multiple of: 10 in a three-decimal
+    currency, 100 in ISK and UGX (whole units written with two decimals), else 1."""
+    code = currency.lower()
+    if code in THREE_DECIMAL:
+        return 10
+    if code in WHOLE_UNITS:
+        return 100
+    return 1
+
+
 def chargeable(amount: int, currency: str) -> int:
-    """``amount`` rounded down to one Stripe can charge in ``currency``: in a three-decimal
-    currency, to tens of the minor unit (``chargeable(371, "kwd") == 370``); elsewhere as is."""
-    step = 10 if currency.lower() in THREE_DECIMAL else 1
+    """``amount`` rounded down to one Stripe can charge in ``currency`` (a multiple of its
+    `charge_step`): ``chargeable(371, "kwd") == 370``, ``chargeable(1299, "isk") == 1200``."""
+    step = charge_step(currency)
     return amount - amount % step
 
 
@@ -104,7 +115,8 @@ def amount_problem(amount: object, currency: str) -> str | None:
 
     ``"is more than Stripe's largest amount, $999,999.99"``; ``"must end in 0: KWD is a
     three-decimal currency, which Stripe charges in tens of its minor unit (5120 for 5.120
-    KWD)"``.
+    KWD)"``; ``"must end in 00: Stripe charges ISK in whole units, written with two decimals
+    (500 for 5.00 ISK)"``.
     """
     code = currency.lower()
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
@@ -115,5 +127,10 @@ def amount_problem(amount: object, currency: str) -> str | None:
         return (
             f"must end in 0: {code.upper()} is a three-decimal currency, which Stripe charges in"
             f" tens of its minor unit (5120 for {format_amount(5120, code)})"
+        )
+    if code in WHOLE_UNITS and amount % 100:
+        return (
+            f"must end in 00: Stripe charges {code.upper()} in whole units, written with two"
+            f" decimals (500 for {format_amount(500, code)})"
         )
     return None

@@ -6,11 +6,17 @@ bookpay keeps amounts as integers and only turns them into text at the edge.
 
 from __future__ import annotations
 
-# Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies").
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+# Currencies Stripe charges in without a minor unit (Stripe's "zero-decimal currencies"). Its
+# list names UGX too, but its "Special cases" table says how UGX amounts are written: as ISK's.
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf".split())
 # Stripe's three-decimal currencies: Stripe charges them in tens of the minor unit (an amount
 # must end in 0), so that a payment can be settled in them.
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+# Stripe's "Special cases" ISK and UGX: they "transitioned to a zero-decimal currency, but
+# backwards compatibility requires you to represent it as a two-decimal value, where the decimal
+# amount is always 00" (500 is 5 ISK). Charged in whole units: an amount must end in 00. (HUF
+# and TWD, its other special cases, are zero-decimal for payouts only, which bookpay never makes.)
+WHOLE_UNITS = frozenset("isk ugx".split())
 # Stripe's largest amount: eight digits in the minor unit (99999999 is $999,999.99).
 MAX_AMOUNT = 99_999_999
 # Stripe's smallest charge in the minor unit, for the currencies its table of minimum charge
@@ -62,10 +68,21 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{sign}{number} {code.upper()}"
 
 
+def charge_step(currency: str) -> int:
+    """What every amount Stripe charges in ``currency`` is a multiple of: 10 in a three-decimal
+    currency, 100 in ISK and UGX (whole units written with two decimals), else 1."""
+    code = currency.lower()
+    if code in THREE_DECIMAL:
+        return 10
+    if code in WHOLE_UNITS:
+        return 100
+    return 1
+
+
 def chargeable(amount: int, currency: str) -> int:
-    """``amount`` rounded down to one Stripe can charge in ``currency``: in a three-decimal
-    currency, to tens of the minor unit (``chargeable(371, "kwd") == 370``); elsewhere as is."""
-    step = 10 if currency.lower() in THREE_DECIMAL else 1
+    """``amount`` rounded down to one Stripe can charge in ``currency`` (a multiple of its
+    `charge_step`): ``chargeable(371, "kwd") == 370``, ``chargeable(1299, "isk") == 1200``."""
+    step = charge_step(currency)
     return amount - amount % step
 
 
@@ -98,7 +115,8 @@ def amount_problem(amount: object, currency: str) -> str | None:
 
     ``"is more than Stripe's largest amount, $999,999.99"``; ``"must end in 0: KWD is a
     three-decimal currency, which Stripe charges in tens of its minor unit (5120 for 5.120
-    KWD)"``.
+    KWD)"``; ``"must end in 00: Stripe charges ISK in whole units, written with two decimals
+    (500 for 5.00 ISK)"``.
     """
     code = currency.lower()
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
@@ -109,5 +127,10 @@ def amount_problem(amount: object, currency: str) -> str | None:
         return (
             f"must end in 0: {code.upper()} is a three-decimal currency, which Stripe charges in"
             f" tens of its minor unit (5120 for {format_amount(5120, code)})"
+        )
+    if code in WHOLE_UNITS and amount % 100:
+        return (
+            f"must end in 00: Stripe charges {code.upper()} in whole units, written with two"
+            f" decimals (500 for {format_amount(500, code)})"
         )
     return None

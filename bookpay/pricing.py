@@ -93,8 +93,9 @@ def price(
             f"Stripe Tax's total {calculation['amount_total']} for {calculation['id']} is not "
             f"the quote's {shipped.total + tax} (subtotal, shipping and tax)."
         )
-    # In a three-decimal currency Stripe charges tens of the minor unit only: books and rates
-    # are priced so, and the tax is rounded down to them (the shop bears the few fils).
+    # In a three-decimal currency Stripe charges tens of the minor unit only, in ISK and UGX
+    # whole units (hundreds of it): books and rates are priced so, and the tax is rounded down
+    # to them (the shop bears the few fils or aurar).
     tax = chargeable(tax, quote.currency)
     taxed = dataclasses.replace(shipped, tax=tax, tax_calculation=calculation["id"])
     return Priced(taxed, options)

@@ -209,3 +209,23 @@ def test_a_kwd_capture_stripe_cannot_take_is_refused_before_it_is_sent(emulator,
     captured = bookpay("intent", "capture", pi.id, "--amount", "2560", "--json")
     assert captured.exit_code == 0, captured.output
     assert json.loads(captured.stdout)["amount_received"] == 2560
+
+
+def test_an_isk_capture_stripe_cannot_take_is_refused_before_it_is_sent(emulator, bookpay):
+    """ISK is charged in whole krónur, written with two decimals: capturing 250.50 ISK of
+    500.00 is refused in one line (exit 2), the authorization untouched; 250.00 is captured."""
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emulator.url})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 50000, "currency": "isk", "capture_method": "manual"}
+    )
+    assert bookpay("intent", "confirm", pi.id, "--card", "pm_card_visa").exit_code == 0
+    refused = bookpay("intent", "capture", pi.id, "--amount", "25050")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "Error: --amount 25050 must end in 00: Stripe charges ISK in whole units, written with"
+        " two decimals (500 for 5.00 ISK).\n"
+    )
+    assert client.v1.payment_intents.retrieve(pi.id).status == "requires_capture"
+    captured = bookpay("intent", "capture", pi.id, "--amount", "25000", "--json")
+    assert captured.exit_code == 0, captured.output
+    assert json.loads(captured.stdout)["amount_received"] == 25000

@@ -198,3 +198,36 @@ def test_a_kwd_amount_stripe_cannot_take_is_refused_before_it_is_sent(kwd_bookpa
     done = kwd_bookpay("refund", "create", intent["id"], "--amount", "10")
     assert done.exit_code == 0, done.output
     assert "Amount:         0.010 KWD\n" in done.stdout
+
+
+UGX_CATALOG = {
+    "books": [{"id": "u1", "title": "Uganda", "author": "A", "amount": 5000000, "currency": "ugx"}],
+    "shipping_rates": [
+        {"id": "post", "display_name": "Post", "amount": 1000000, "currency": "ugx",
+         "countries": ["*"], "min_days": 2, "max_days": 5},
+    ],
+}  # fmt: skip
+
+
+def test_a_ugx_refund_of_a_fraction_of_a_shilling_is_refused_before_it_is_sent(cli_env, tmp_path):
+    """Stripe writes UGX with two decimals but charges whole shillings (its "Special cases"):
+    --amount 150 (1.50 UGX) is refused in one line, nothing refunded; --amount 100 is 1.00 UGX."""
+    path = tmp_path / "ugx.json"
+    path.write_text(json.dumps(UGX_CATALOG))
+
+    def ugx_bookpay(*args):
+        return runner.invoke(app, ["--catalog", str(path), *args], env=cli_env)
+
+    intent = json.loads(ugx_bookpay("intent", "create", "--item", "u1", "--json").stdout)
+    assert intent["amount"] == 5000000
+    assert ugx_bookpay("intent", "confirm", intent["id"], "--card", "pm_card_visa").exit_code == 0
+    refused = ugx_bookpay("refund", "create", intent["id"], "--amount", "150")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "Error: --amount 150 must end in 00: Stripe charges UGX in whole units, written with two"
+        " decimals (500 for 5.00 UGX).\n"
+    )
+    assert refunds_of(ugx_bookpay, intent["id"]) == []
+    done = ugx_bookpay("refund", "create", intent["id"], "--amount", "100")
+    assert done.exit_code == 0, done.output
+    assert "Amount:         1.00 UGX\n" in done.stdout

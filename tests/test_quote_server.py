@@ -361,3 +361,35 @@ def test_tax_in_a_three_decimal_currency_is_rounded_down_to_what_stripe_charges(
         assert intent_of(settings, created["paymentIntentId"])["amount"] == 6740
     finally:
         app.close()
+
+
+def test_tax_in_isk_is_rounded_down_to_whole_kronur(settings):
+    """Stripe charges ISK in whole krónur written with two decimals (an amount ends in 00):
+    California's 7.25% of 5,120.00 ISK of books is 371.20 ISK, which would make a total Stripe
+    refuses. The shopper pays 371.00 ISK of it; the calculation stays Stripe Tax's own."""
+    isk = Catalog(
+        [Book(id="i1", title="Iceland", author="A", amount=512000, currency="isk", description="")],
+        [ShippingRate("post", "Post", 125000, "isk", ("*",), 2, 5)],
+    )
+    app = create_app(settings, public_url=PUBLIC_URL, catalog=isk)
+    try:
+        shopper = Shopper(app)
+        attempt, created = buy_now(shopper, "i1")
+        body = quote(shopper, attempt).json()
+        assert (body["subtotal"], body["shipping"], body["tax"], body["total"]) == (
+            512000,
+            125000,
+            37100,
+            674100,
+        )
+        assert (body["quote"]["taxText"], body["quote"]["totalText"]) == (
+            "371.00 ISK",
+            "6,741.00 ISK",
+        )
+        calculation = emulator_api(
+            settings, "GET", f"/v1/tax/calculations/{body['taxCalculation']}"
+        )
+        assert calculation["tax_amount_exclusive"] == 37120
+        assert intent_of(settings, created["paymentIntentId"])["amount"] == 674100
+    finally:
+        app.close()

@@ -195,6 +195,36 @@ def test_amounts_stripe_cannot_charge_are_refused_in_every_currency():
     ]
 
 
+def test_isk_and_ugx_amounts_must_be_whole_units():
+    """Stripe writes ISK and UGX amounts with two decimals but charges whole units only (its
+    "Special cases"): 10.50 ISK could never be paid for, 10.00 ISK and 5.00 UGX can. HUF and
+    TWD take any two-decimal amount (their special case is payouts)."""
+    books = [
+        {**BOOK, "currency": "isk", "amount": 1050},
+        {**BOOK, "id": "c", "currency": "ugx", "amount": 5},
+        {**BOOK, "id": "d", "currency": "isk", "amount": 1000},
+        {**BOOK, "id": "e", "currency": "ugx", "amount": 500},
+        {**BOOK, "id": "f", "currency": "huf", "amount": 17505},
+        {**BOOK, "id": "g", "currency": "twd", "amount": 1005},
+    ]
+    rates = [
+        {**RATE, "currency": "isk", "amount": 150},
+        {**RATE, "id": "ug", "currency": "ugx", "amount": 200},
+        {**RATE, "id": "hu", "currency": "huf", "amount": 105},
+        {**RATE, "id": "tw", "currency": "twd", "amount": 105},
+    ]
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(books, source="shop.json", shipping_rates=rates)
+    assert info.value.problems == [
+        "shop.json: book #1: 'amount' 1050 must end in 00: Stripe charges ISK in whole units,"
+        " written with two decimals (500 for 5.00 ISK)",
+        "shop.json: book #2: 'amount' 5 must end in 00: Stripe charges UGX in whole units,"
+        " written with two decimals (500 for 5.00 UGX)",
+        "shop.json: shipping rate #1: 'amount' 150 must end in 00: Stripe charges ISK in whole"
+        " units, written with two decimals (500 for 5.00 ISK)",
+    ]
+
+
 def test_a_duplicate_rate_id_is_reported_even_when_the_first_rate_has_other_problems():
     rates = [{**RATE, "amount": -5}, {**RATE}]
     with pytest.raises(ConfigError) as info:

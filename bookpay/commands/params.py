@@ -39,7 +39,8 @@ def check_order_or_intent_id(ctx: typer.Context, value: str | None) -> str | Non
 
 def check_amount(gateway, intent_id: str, amount: int | None) -> None:
     """Refuse ``--amount`` before Stripe is asked when Stripe could never take it in the
-    PaymentIntent's currency: in a three-decimal one (KWD, ...) an amount not ending in 0."""
+    PaymentIntent's currency: in a three-decimal one (KWD, ...) an amount not ending in 0, in
+    ISK or UGX one not ending in 00 (`bookpay.money.amount_problem`)."""
     if amount is None:
         return
     from bookpay.errors import UsageError

@@ -11,6 +11,7 @@ from bookpay.money import (  # one list of currencies, decimals and minimums: bo
     CURRENCIES,
     MIN_AMOUNTS,
     THREE_DECIMAL,
+    WHOLE_UNITS,
     exponent,
 )
 from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
@@ -187,7 +188,11 @@ def chargeable(number: int, cur: str, param: str) -> int:
     PaymentIntent's amount, an `amount_to_capture` and a refund's amount of 5125 KWD are
     refused. Stripe's exact words for this refusal are not published; the message follows the
     one it documents for ISK amounts not divisible by 100 (support.stripe.com, "Deprecation of
-    fractional ISK charges and refunds"), with `invalid_charge_amount`, a code of Stripe's."""
+    fractional ISK charges and refunds"), with `invalid_charge_amount`, a code of Stripe's.
+
+    ISK and UGX (the page's "Special cases") are written with two decimals, "where the decimal
+    amount is always 00": 1050 ISK is refused with the message and code that support article
+    gives, for charges, PaymentIntents and refunds alike."""
     if cur in THREE_DECIMAL and number % 10:
         raise invalid(
             f"Invalid amount. Currency {cur.upper()} is a three-decimal currency and amounts must"
@@ -195,6 +200,14 @@ def chargeable(number: int, cur: str, param: str) -> int:
             " more information.",
             param,
             "invalid_charge_amount",
+        )
+    if cur in WHOLE_UNITS and number % 100:
+        raise invalid(
+            f"Invalid amount. Currency {cur.upper()} has become effectively zero-decimal and"
+            " charged amounts must be evenly divisible by 100. See"
+            " https://stripe.com/docs/currencies#special-cases for more information.",
+            param,
+            "invalid_charge_amount_no_decimal_compatible",
         )
     return number
 

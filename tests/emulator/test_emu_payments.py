@@ -391,6 +391,92 @@ def test_a_three_decimal_capture_or_refund_must_end_in_0(
     assert client.v1.refunds.create(params={"payment_intent": held.id, "amount": 10}).amount == 10
 
 
+NO_DECIMAL_COMPATIBLE = "invalid_charge_amount_no_decimal_compatible"  # Stripe's code for it
+
+
+def whole_units_refusal(currency: str) -> str:
+    """Stripe's refusal of a fractional ISK amount (support.stripe.com, "Deprecation of
+    fractional ISK charges and refunds"), for UGX too."""
+    return (
+        f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal and"
+        " charged amounts must be evenly divisible by 100. See"
+        " https://stripe.com/docs/currencies#special-cases for more information."
+    )
+
+
+@pytest.mark.parametrize("currency", ["isk", "ugx", "ISK"])
+def test_an_isk_or_ugx_amount_must_end_in_00(client: stripe.StripeClient, currency: str) -> None:
+    """Stripe's currencies page, "Special cases": ISK and UGX "transitioned to a zero-decimal
+    currency, but backwards compatibility requires you to represent it as a two-decimal value,
+    where the decimal amount is always 00". A create (with confirm=true too) of 10.50 is a 400
+    on `amount` and creates nothing; 10.00 is taken, as the two-decimal amount 1000."""
+    cus = client.v1.customers.create()
+    confirming = {
+        "confirm": True,
+        "payment_method": "pm_card_visa",
+        "return_url": "https://shop.example/success",
+    }
+    for extra in ({}, confirming):
+        params = {"amount": 1050, "currency": currency, "customer": cus.id, **extra}
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.create(params=params)
+        error = caught.value
+        assert (error.http_status, error.code, error.param) == (
+            400,
+            NO_DECIMAL_COMPATIBLE,
+            "amount",
+        )
+        assert error.user_message == whole_units_refusal(currency)
+    assert client.v1.payment_intents.list(params={"customer": cus.id}).data == []
+    created = client.v1.payment_intents.create(params={"amount": 1000, "currency": currency})
+    assert (created.amount, created.currency) == (1000, currency.lower())
+    # HUF and TWD are zero-decimal for payouts only (the emulator has none): charges take any
+    # two-decimal amount.
+    for other in ("huf", "twd"):
+        created = client.v1.payment_intents.create(params={"amount": 17505, "currency": other})
+        assert created.amount == 17505
+
+
+def test_an_isk_update_must_end_in_00(client: stripe.StripeClient) -> None:
+    """An update to an ISK amount, or to ISK for an amount, not ending in 00 is refused on
+    `amount`, and the intent is left as it was."""
+    isk = client.v1.payment_intents.create(params={"amount": 1000, "currency": "isk"})
+    usd = client.v1.payment_intents.create(params={"amount": 1050, "currency": "usd"})
+    for pi, params in ((isk, {"amount": 1010}), (usd, {"currency": "isk"})):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.update(pi.id, params=params)
+        assert (caught.value.code, caught.value.param) == (NO_DECIMAL_COMPATIBLE, "amount")
+        assert caught.value.user_message == whole_units_refusal("isk")
+        kept = client.v1.payment_intents.retrieve(pi.id)
+        assert (kept.amount, kept.currency) == (pi.amount, pi.currency)
+    assert client.v1.payment_intents.update(isk.id, params={"amount": 1100}).amount == 1100
+
+
+@pytest.mark.parametrize("currency", ["isk", "ugx"])
+def test_an_isk_or_ugx_capture_or_refund_must_end_in_00(
+    client: stripe.StripeClient, paid_intent: PaidIntent, currency: str
+) -> None:
+    """`amount_to_capture` and a refund's `amount` follow the same rule (the support article:
+    a refund of fractional krónur gets "the same" response); a refused call captures or
+    refunds nothing."""
+    held = paid_intent(client, amount=50000, currency=currency, capture_method="manual")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.capture(held.id, params={"amount_to_capture": 25050})
+    assert (caught.value.code, caught.value.param) == (NO_DECIMAL_COMPATIBLE, "amount_to_capture")
+    assert caught.value.user_message == whole_units_refusal(currency)
+    still = client.v1.payment_intents.retrieve(held.id)
+    assert (still.status, still.amount_capturable) == ("requires_capture", 50000)
+    captured = client.v1.payment_intents.capture(held.id, params={"amount_to_capture": 25000})
+    assert captured.amount_received == 25000
+    released = client.v1.refunds.list(params={"payment_intent": held.id}).data
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.create(params={"payment_intent": held.id, "amount": 150})
+    assert (caught.value.code, caught.value.param) == (NO_DECIMAL_COMPATIBLE, "amount")
+    assert caught.value.user_message == whole_units_refusal(currency)
+    assert client.v1.refunds.list(params={"payment_intent": held.id}).data == released
+    assert client.v1.refunds.create(params={"payment_intent": held.id, "amount": 100}).amount == 100
+
+
 def test_kwd_intent(
     client: stripe.StripeClient, paid_intent: PaidIntent, call: Callable[..., Any]
 ) -> None:

@@ -1,11 +1,12 @@
 """The cart: books and quantities a shopper collects before paying, kept on the server.
 
 A cart lives in the ledger's database and is found by a random token the shopper's browser
-holds in a cookie (only the token's hash is stored). Its bounds are checked inside the
-transaction that changes it: 1 to ``MAX_QUANTITY`` copies a line, at most ``MAX_LINES`` lines,
-and one currency, the first book's. Prices are never kept: a cart is priced from the catalog
-each time it is shown or paid for (``bookpay.quote``), and a book the catalog no longer sells
-is dropped from it, with a notice naming it.
+holds in a cookie (only the token's hash is stored): ``COOKIE`` over plain HTTP, ``HOST_COOKIE``
+(the ``__Host-`` prefix) over HTTPS, each token hashed under the name it was given in. Its
+bounds are checked inside the transaction that changes it: 1 to ``MAX_QUANTITY`` copies a line,
+at most ``MAX_LINES`` lines, and one currency, the first book's. Prices are never kept: a cart
+is priced from the catalog each time it is shown or paid for (``bookpay.quote``), and a book the
+catalog no longer sells is dropped from it, with a notice naming it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from bookpay.errors import BookpayError
+from bookpay.ledger.model import now_iso
 from bookpay.quote import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -29,15 +31,27 @@ from bookpay.quote import (
 )
 
 COOKIE = "bookpay_cart"
+# Over HTTPS: browsers take a __Host- cookie only Secure, Path=/, without Domain and from the
+# shop's own HTTPS origin, so no sibling subdomain and no man-in-the-middle on http:// can plant
+# one (cookie tossing: a shopper filling a cart whose token the planter holds).
+HOST_COOKIE = "__Host-" + COOKIE
 COOKIE_MAX_AGE = 30 * 24 * 3600  # a cart left alone for a month is forgotten by the browser
+
+
+def cookie_name(secure: bool) -> str:
+    """The cart cookie's name: prefixed when the shop is on HTTPS (browsers refuse the prefix
+    without ``Secure``)."""
+    return HOST_COOKIE if secure else COOKIE
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def token_hash(token: str, cookie: str = COOKIE) -> str:
+    """What the ledger keeps of a token: its SHA-256, the cookie's name included for
+    ``HOST_COOKIE`` (a token made for the prefixed cookie finds nothing in the plain one)."""
+    return hashlib.sha256((token if cookie == COOKIE else f"{cookie}={token}").encode()).hexdigest()
 
 
 def plausible_token(token: str | None) -> bool:
@@ -86,15 +100,33 @@ class Carts:
         self.ledger = ledger
         self.catalog = catalog
 
-    def find(self, token: str | None) -> dict | None:
+    def find(self, token: str | None, cookie: str = COOKIE) -> dict | None:
+        """The cart ``token`` finds when it comes in the cookie named ``cookie``."""
         if not plausible_token(token):
             return None
-        return self.ledger.find_cart(token_hash(token))
+        return self.ledger.find_cart(token_hash(token, cookie))
 
-    def create(self) -> tuple[dict, str]:
-        """A new, empty cart and the token that finds it."""
+    def create(self, cookie: str = COOKIE) -> tuple[dict, str]:
+        """A new, empty cart and the token that finds it in the cookie named ``cookie``."""
         token = new_token()
-        return self.ledger.create_cart(token_hash(token)), token
+        return self.ledger.create_cart(token_hash(token, cookie)), token
+
+    def move(self, token: str | None, cookie: str = HOST_COOKIE) -> tuple[dict, str] | None:
+        """The cart a plain-``COOKIE`` token finds, moved to a new token for ``cookie``; None
+        when there is none to move.
+
+        Only a cart made under the plain name moves (a token made for the prefixed cookie, as
+        an attacker gets one from an HTTPS shop, finds nothing there), and only one made less
+        than ``COOKIE_MAX_AGE`` ago (no browser still holds an older cookie). The old token
+        finds nothing afterwards, so whoever else held it cannot read the cart any more.
+        """
+        cart = self.find(token)
+        if cart is None or cart["created"] < now_iso(-COOKIE_MAX_AGE):
+            return None
+        new = new_token()
+        if not self.ledger.rekey_cart(cart["id"], token_hash(token), token_hash(new, cookie)):
+            return None  # another request moved it first
+        return cart, new
 
     def count(self, cart: dict | None) -> int:
         return self.ledger.cart_count(cart["id"]) if cart else 0

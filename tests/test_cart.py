@@ -8,13 +8,14 @@ import threading
 import pytest
 from test_orders import SHOP, FakeGateway, intent
 
-from bookpay.cart import Carts, token_hash
+from bookpay.cart import COOKIE_MAX_AGE, HOST_COOKIE, Carts, token_hash
 from bookpay.catalog import Book, Catalog
 from bookpay.config import Settings
 from bookpay.errors import NotFound
 from bookpay.fulfilment import Fulfiller
 from bookpay.ledger import open_ledger
 from bookpay.ledger.errors import LedgerConflict
+from bookpay.ledger.model import now_iso
 from bookpay.quote import (
     MAX_LINES,
     MixedCurrency,
@@ -68,6 +69,37 @@ def test_a_cart_is_found_by_its_token_only(carts):
     # Only the token's hash is stored.
     assert carts.ledger.find_cart(token_hash(token))["id"] == cart["id"]
     assert carts.ledger.find_cart(token) is None
+
+
+def test_a_token_made_for_the_prefixed_cookie_finds_nothing_in_the_plain_one(carts):
+    cart, token = carts.create(HOST_COOKIE)
+    assert carts.find(token, HOST_COOKIE)["id"] == cart["id"]
+    assert carts.find(token) is None  # planted under the plain name, it finds nothing
+    assert carts.move(token) is None
+    _, plain_token = carts.create()
+    assert carts.find(plain_token, HOST_COOKIE) is None
+
+
+def test_a_cart_made_under_the_plain_name_moves_once_to_a_new_token(carts):
+    cart, old = carts.create()
+    carts.add(cart, "1", 2)
+    moved, new = carts.move(old)
+    assert moved["id"] == cart["id"] and new != old
+    assert carts.find(new, HOST_COOKIE)["id"] == cart["id"]
+    assert quantities(carts, carts.find(new, HOST_COOKIE)) == {"1": 2}
+    assert carts.find(old) is None and carts.find(old, HOST_COOKIE) is None
+    assert carts.move(old) is None  # once: the old token finds nothing any more
+    assert carts.move("") is None and carts.move("\x00" * 30) is None
+
+
+def test_a_cart_older_than_the_cookie_lives_does_not_move(carts):
+    """No browser still holds a cookie older than its Max-Age: such a token is someone else's."""
+    cart, old = carts.create()
+    carts.ledger.backend.write_one(
+        "UPDATE carts SET created = ? WHERE id = ?", (now_iso(-COOKIE_MAX_AGE - 60), cart["id"])
+    )
+    assert carts.move(old) is None
+    assert carts.find(old)["id"] == cart["id"]  # still there for a plain-HTTP shop
 
 
 def test_adding_the_same_book_adds_copies_up_to_ten(carts, cart):

@@ -8,6 +8,7 @@ happens when the cart changes while paying; and the cart count in every page's h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import sqlite3
@@ -18,7 +19,6 @@ import pytest
 from test_server import PUBLIC_URL, confirm, emulator_api, success_url
 from wsgi import Response, call
 
-from bookpay.config import Settings
 from bookpay.server import create_app
 
 OWN = "http://127.0.0.1"  # the test environ's Host
@@ -26,22 +26,34 @@ FORM = "application/x-www-form-urlencoded"
 
 
 class Shopper:
-    """One browser: its cookie, sent back with every request, and its own origin."""
+    """One browser: its cookies, sent back with every request, and its own origin."""
 
     def __init__(self, app, origin: str = OWN) -> None:
         self.app = app
         self.origin = origin
-        self.cookie = ""
+        self.jar: dict[str, str] = {}
+
+    @property
+    def cookie(self) -> str:
+        """The Cookie header the browser sends."""
+        return "; ".join(f"{name}={value}" for name, value in self.jar.items())
+
+    @cookie.setter
+    def cookie(self, header: str) -> None:
+        self.jar = dict(part.split("=", 1) for part in header.split("; ") if "=" in part)
 
     def request(self, method: str, target: str, body: bytes = b"", **headers) -> Response:
-        if self.cookie:
+        if self.jar:
             headers.setdefault("Cookie", self.cookie)
         if method == "POST" and self.origin:
             headers.setdefault("Origin", self.origin)
         response = call(self.app, method, target, body, headers)
-        set_cookie = response.headers.get("Set-Cookie")
-        if set_cookie:
-            self.cookie = set_cookie.split(";", 1)[0]
+        for set_cookie in response.cookies:
+            name, value, _ = cookie_parts(set_cookie)
+            if expires(set_cookie):
+                self.jar.pop(name, None)
+            else:
+                self.jar[name] = value
         return response
 
     def get(self, target: str, **headers) -> Response:
@@ -72,6 +84,21 @@ def app(settings):
 @pytest.fixture
 def shopper(app) -> Shopper:
     return Shopper(app)
+
+
+def cookie_parts(set_cookie: str) -> tuple[str, str, set[str]]:
+    """A Set-Cookie header's name, value and attributes (lower case)."""
+    name, _, rest = set_cookie.partition("=")
+    value, *attributes = [part.strip() for part in rest.split(";")]
+    return name, value, {a.lower() for a in attributes}
+
+
+def expires(set_cookie: str) -> bool:
+    """Whether a browser drops the cookie on this Set-Cookie (a Max-Age of 0 or less)."""
+    return any(
+        a.startswith("max-age=") and int(a.partition("=")[2]) <= 0
+        for a in cookie_parts(set_cookie)[2]
+    )
 
 
 def count_in_header(page: str) -> str:
@@ -117,15 +144,98 @@ def test_the_cookie_is_random_httponly_and_samesite_lax(app, settings):
     assert first.cookie != second.cookie
     assert {a.lower() for a in attributes} >= {"httponly", "samesite=lax", "path=/"}
     assert not any(a.lower() == "secure" for a in attributes)  # plain http here
-    https = create_app(
-        Settings(data_dir=settings.data_dir, emulator_url=settings.emulator_url,
-                 base_url="https://shop.example"),
-    )  # fmt: skip
-    secure = Shopper(https, origin="https://shop.example").form("/cart/items", item="1")
-    assert "secure" in secure.headers["Set-Cookie"].lower()
-    https.close()
     # Looking at the cart makes none.
     assert "Set-Cookie" not in Shopper(app).get("/cart").headers
+
+
+# Over HTTPS: the __Host- prefix ----------------------------------------------------------------
+
+SHOP_HTTPS = "https://shop.example"
+
+
+@pytest.fixture
+def https_app(settings):
+    """The shop as shoppers reach it over HTTPS (BOOKPAY_BASE_URL), on ``app``'s ledger."""
+    made = create_app(dataclasses.replace(settings, base_url=SHOP_HTTPS))
+    yield made
+    made.close()
+
+
+def test_over_https_the_cookie_is_host_prefixed_secure_path_root_and_without_domain(https_app):
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    (made,) = shopper.form("/cart/items", item="1").cookies
+    name, token, attributes = cookie_parts(made)
+    assert name == "__Host-bookpay_cart" and len(token) >= 40
+    assert {"secure", "path=/", "httponly", "samesite=lax"} <= attributes
+    assert not any(a.startswith("domain") for a in attributes)
+    # The prefixed cookie finds its cart.
+    shopper.form("/cart/items", item="2", quantity="2")
+    assert lines_of(shopper.get("/cart").text) == [("1", "1"), ("2", "2")]
+    assert list(shopper.jar) == ["__Host-bookpay_cart"]
+
+
+def test_a_cart_from_before_https_moves_to_the_prefixed_cookie_once(app, https_app):
+    before = Shopper(app)  # the cart as the shop made it before the prefix: the plain name
+    before.form("/cart/items", item="1", quantity="2")
+    (old,) = before.jar.items()
+    assert old[0] == "bookpay_cart"
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    shopper.jar = dict([old])
+    moved = shopper.get("/cart")
+    assert lines_of(moved.text) == [("1", "2")]
+    (new, expired) = moved.cookies
+    name, token, attributes = cookie_parts(new)
+    assert name == "__Host-bookpay_cart" and token != old[1]  # a new token, not the old one
+    assert {"secure", "path=/", "httponly"} <= attributes and not expires(new)
+    assert cookie_parts(expired)[0] == "bookpay_cart" and expires(expired)
+    assert list(shopper.jar) == ["__Host-bookpay_cart"]
+    shopper.form("/cart/items", item="2")
+    assert lines_of(shopper.get("/cart").text) == [("1", "2"), ("2", "1")]
+    # The old token finds nothing any more, over HTTPS or plain HTTP.
+    assert lines_of(Shopper(https_app).get("/cart", Cookie="=".join(old)).text) == []
+    assert lines_of(before.get("/cart").text) == []
+
+
+@pytest.mark.parametrize("target", ["/no-such-page", "/checkout?item=no-such-book"])
+def test_an_error_page_that_moves_the_cart_hands_over_its_new_cookie(app, https_app, target):
+    """The old token finds nothing once the cart moved: the new one must reach the browser even
+    on an error page (Bottle's errors replace the response's cookies)."""
+    before = Shopper(app)
+    before.form("/cart/items", item="1")
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    shopper.jar = dict(before.jar)
+    assert shopper.get(target).status == 404
+    assert list(shopper.jar) == ["__Host-bookpay_cart"]
+    assert lines_of(shopper.get("/cart").text) == [("1", "1")]
+
+
+def test_a_planted_plain_cookie_never_finds_a_cart_made_over_https(https_app):
+    """Cookie tossing: a sibling subdomain (or a man-in-the-middle on http://) plants the plain
+    name with the token of a cart the attacker made, hoping the shopper fills it."""
+    attacker = Shopper(https_app, origin=SHOP_HTTPS)
+    attacker.form("/cart/items", item="1")
+    (token,) = attacker.jar.values()
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    shopper.jar = {"bookpay_cart": token}
+    page = shopper.get("/cart")
+    assert lines_of(page.text) == [] and count_in_header(page.text) == "0"
+    assert shopper.jar == {}  # expired, and no prefixed cookie made for it
+    shopper.jar = {"bookpay_cart": token}
+    shopper.form("/cart/items", item="2")
+    assert lines_of(shopper.get("/cart").text) == [("2", "1")]  # a cart of its own
+    assert lines_of(attacker.get("/cart").text) == [("1", "1")]  # the attacker's, untouched
+    assert shopper.jar["__Host-bookpay_cart"] != token
+
+
+def test_with_both_cookies_the_prefixed_one_is_the_cart(app, https_app):
+    planted = Shopper(app)
+    planted.form("/cart/items", item="3")
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    shopper.form("/cart/items", item="1")
+    shopper.jar["bookpay_cart"] = planted.jar["bookpay_cart"]
+    assert lines_of(shopper.get("/cart").text) == [("1", "1")]
+    assert list(shopper.jar) == ["__Host-bookpay_cart"]  # the plain one expired
+    assert lines_of(planted.get("/cart").text) == [("3", "1")]  # not moved
 
 
 def test_an_empty_cart_says_so_and_leads_back_to_the_books(shopper):

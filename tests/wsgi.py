@@ -13,8 +13,9 @@ from wsgiref.util import setup_testing_defaults
 @dataclasses.dataclass
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str]  # a header sent twice (Set-Cookie) keeps its last value here
     body: bytes
+    cookies: list[str] = dataclasses.field(default_factory=list)  # every Set-Cookie, in order
 
     @property
     def text(self) -> str:
@@ -49,6 +50,7 @@ def call(app, method: str, target: str, body: bytes = b"", headers: dict | None 
     def start_response(status, response_headers, exc_info=None):
         started["status"] = int(status.split()[0])
         started["headers"] = dict(response_headers)
+        started["cookies"] = [value for name, value in response_headers if name == "Set-Cookie"]
 
     chunks = app(environ, start_response)
     try:
@@ -56,4 +58,4 @@ def call(app, method: str, target: str, body: bytes = b"", headers: dict | None 
     finally:
         if hasattr(chunks, "close"):
             chunks.close()
-    return Response(started["status"], started["headers"], data)
+    return Response(started["status"], started["headers"], data, started["cookies"])

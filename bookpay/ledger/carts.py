@@ -41,6 +41,15 @@ class CartStore:
         rows = self._read(f"SELECT {_CART} FROM carts WHERE token_hash = ?", (token_hash,))
         return rows[0] if rows else None
 
+    def rekey_cart(self, cart_id: str, old_hash: str, new_hash: str) -> bool:
+        """Give the cart a new token's hash, if it still has ``old_hash``; whether it did (of
+        two requests moving one cart, one does)."""
+        changed = self.backend.write_one(
+            "UPDATE carts SET token_hash = ?, updated = ? WHERE id = ? AND token_hash = ?",
+            (new_hash, now_iso(), cart_id, old_hash),
+        )
+        return changed == 1
+
     def get_cart(self, cart_id: str) -> dict | None:
         rows = self._read(f"SELECT {_CART} FROM carts WHERE id = ?", (cart_id,))
         return rows[0] if rows else None

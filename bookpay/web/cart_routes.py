@@ -3,8 +3,14 @@
 Each works as a plain HTML form (a 303 back to the page, or the cart page again with the
 reason when a change is refused) and, sent as JSON by the pages' scripts, answers the cart as
 JSON. The cart is found by its cookie (``CartCookie``): ``HttpOnly`` (no script reads it),
-``SameSite=Lax`` (no other site's POST carries it) and ``Secure`` when the shop is on HTTPS. A
-cart is made only when something is first added to it.
+``SameSite=Lax`` (no other site's POST carries it) and, when the shop is on HTTPS, ``Secure``
+and named with the ``__Host-`` prefix (no sibling subdomain or plain-http man-in-the-middle can
+plant it). A cart is made only when something is first added to it.
+
+Over HTTPS, a cart the plain-named cookie finds (one made before the prefix) moves once to the
+prefixed cookie under a new token (``Carts.move``), and the plain cookie is expired; a token
+made for the prefixed cookie finds nothing under the plain name, so a planted plain cookie
+never leads a shopper into someone else's cart.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from contextlib import contextmanager
 
 import bottle
 
-from bookpay.cart import COOKIE, COOKIE_MAX_AGE
+from bookpay.cart import COOKIE, COOKIE_MAX_AGE, cookie_name
 from bookpay.checkout import AttemptFinished
 from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
@@ -33,13 +39,40 @@ class CartCookie:
     def __init__(self, services, *, secure: bool) -> None:
         self.services = services
         self.secure = secure
+        self.name = cookie_name(secure)
 
     def find(self) -> dict | None:
         environ = bottle.request.environ
         if _ENVIRON_KEY not in environ:
-            token = bottle.request.get_cookie(COOKIE)
-            environ[_ENVIRON_KEY] = self.services.carts.find(token) if token else None
+            token = bottle.request.get_cookie(self.name)
+            cart = self.services.carts.find(token, self.name) if token else None
+            if self.name != COOKIE and bottle.request.get_cookie(COOKIE) is not None:
+                cart = cart or self._moved(bottle.request.get_cookie(COOKIE))
+                bottle.response.delete_cookie(
+                    COOKIE, path="/", secure=True, httponly=True, samesite="lax"
+                )
+            environ[_ENVIRON_KEY] = cart
         return environ[_ENVIRON_KEY]
+
+    def _moved(self, token: str) -> dict | None:
+        """The cart a plain-named cookie found, moved to the prefixed one (``Carts.move``)."""
+        moved = self.services.carts.move(token, self.name)
+        if moved is None:
+            return None
+        cart, new_token = moved
+        self._set(new_token)
+        return cart
+
+    def _set(self, token: str) -> None:
+        bottle.response.set_cookie(
+            self.name,
+            token,
+            path="/",
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+        )
 
     def quote_for(self, attempt_id: str) -> tuple[Quote, str]:
         """The cart's quote for ``attempt_id`` to pay, and the cart's id.
@@ -76,17 +109,9 @@ class CartCookie:
         if cart is None:
             check_quantity(quantity)
             self.services.catalog.get(item_id)
-            cart, token = self.services.carts.create()
+            cart, token = self.services.carts.create(self.name)
             bottle.request.environ[_ENVIRON_KEY] = cart
-            bottle.response.set_cookie(
-                COOKIE,
-                token,
-                path="/",
-                max_age=COOKIE_MAX_AGE,
-                httponly=True,
-                samesite="lax",
-                secure=self.secure,
-            )
+            self._set(token)
         return cart
 
 

@@ -87,35 +87,42 @@ def _json_escape(code: int) -> str:
 
 # Kept only where real text needs them, escaped anywhere else:
 # - The TAG characters U+E0000-U+E007F, only in an emoji tag sequence as Unicode defines the
-#   valid ones (UTS #51): U+1F3F4 WAVING BLACK FLAG, the tag letters of a subdivision's code
-#   (a region's two letters or three digits, then one to four letters or digits, in lowercase:
-#   "gbeng", "gbsct", "gbwls") and U+E007F CANCEL TAG: the flags of England, Scotland and
-#   Wales. Any tag text beyond that shape (a sentence behind a flag), a sequence left open and
-#   the deprecated LANGUAGE TAG U+E0001 are escaped, one tag character at a time.
+#   ones Unicode recommends for general interchange (UTS #51's RGI set): U+1F3F4 WAVING BLACK
+#   FLAG, the tag letters of "gbeng", "gbsct" or "gbwls" and U+E007F CANCEL TAG, the flags of
+#   England, Scotland and Wales. Any other tag text (a sentence behind a flag, or in flags of
+#   that shape with other letters, three to six of them a flag), a sequence left open and the
+#   deprecated LANGUAGE TAG U+E0001 are escaped, one tag character at a time.
 # - One variation selector right after the character it selects a form of: U+FE00-U+FE0F
 #   after a letter, number, punctuation or symbol (an emoji's presentation, "\u2764\ufe0f"; a
-#   keycap "1\ufe0f\u20e3"), but after an ASCII character only a digit, "#" or "*" (the only
-#   ASCII bases Unicode defines a sequence for, so an id of letters carries none); U+E0100-
+#   keycap "1\ufe0f\u20e3"), but after an ASCII character only in a keycap: U+FE0F after a
+#   digit, "#" or "*" and before U+20E3 COMBINING ENCLOSING KEYCAP (the only ASCII sequence
+#   Unicode defines, so an id, digits and all, carries none); never after a character shown as
+#   an escape itself (a Hangul filler: the selector would be all that is left of it); U+E0100-
 #   U+E01EF after a CJK unified ideograph (the Ideographic Variation Database's sequences, a
 #   Japanese name's exact glyph); the Mongolian free variation selectors U+180B-U+180D, U+180F
 #   and vowel separator U+180E after a Mongolian letter. A selector anywhere else, or a second
 #   one, selects nothing and can only carry hidden data (a byte per selector after an emoji).
 # - The rest of the plane-14 block, unassigned but default-ignorable: always escaped.
-_TAG = "\U000e0030-\U000e0039\U000e0061-\U000e007a"
-_IN_CONTEXT = re.compile(
-    "\U0001f3f4(?:[\U000e0061-\U000e007a]{2}|[\U000e0030-\U000e0039]{3})"
-    f"[{_TAG}]{{1,4}}\U000e007f"
-    "|[\u180b-\u180f\ufe00-\ufe0f\U000e0000-\U000e0fff]"
-)
+def _tag_flag(code: str) -> str:
+    return "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in code) + "\U000e007f"
+
+
+# Only the flags Unicode recommends for general interchange (RGI): any other sequence of the
+# same shape would carry three to six letters of hidden text a flag at a time.
+_FLAGS = "|".join(_tag_flag(code) for code in ("gbeng", "gbsct", "gbwls"))
+_IN_CONTEXT = re.compile(f"{_FLAGS}|[\u180b-\u180f\ufe00-\ufe0f\U000e0000-\U000e0fff]")
 _MAYBE_IN_CONTEXT = re.compile("[\u180b-\u180f\ufe00-\ufe0f\U000e0000-\U000e0fff]").search
 _ESCAPE_JSON = re.compile(r"\\(?:u[0-9a-fA-F]{4}|.)\Z", re.DOTALL).search
 
 
-def _selects(selector: str, before: str) -> bool:
-    """Whether the variation selector ``selector`` right after ``before`` selects its form."""
+def _selects(selector: str, before: str, after: str) -> bool:
+    """Whether the variation selector ``selector`` right after ``before`` (and before
+    ``after``, "" at the end) selects its form."""
+    if ord(before) in _UNSAFE_CODES:  # shown as an escape itself: no base for anything
+        return False
     if "\ufe00" <= selector <= "\ufe0f":
-        if before.isascii():
-            return before in "0123456789#*"
+        if before.isascii():  # only a keycap: "1\ufe0f\u20e3"
+            return before in "0123456789#*" and selector == "\ufe0f" and after == "\u20e3"
         return unicodedata.category(before)[0] in "LNPS"
     if "\U000e0100" <= selector <= "\U000e01ef":
         return unicodedata.name(before, "").startswith("CJK UNIFIED IDEOGRAPH-")
@@ -135,7 +142,7 @@ def _in_context(text: str, replace, *, json_text: bool = False) -> str:
         # string's character before was not that one, so the selector goes too.
         if (
             at
-            and _selects(found, text[at - 1])
+            and _selects(found, text[at - 1], text[at + 1 : at + 2])
             and not (json_text and _ESCAPE_JSON(text, max(0, at - 6), at))
         ):
             return found
@@ -145,6 +152,7 @@ def _in_context(text: str, replace, *, json_text: bool = False) -> str:
 
 
 _TABLE = {code: _shown(code) for code in _UNSAFE}
+_UNSAFE_CODES = frozenset(_UNSAFE)
 _TABLE_KEEPING_NEWLINES = {code: shown for code, shown in _TABLE.items() if code != 0x0A}
 
 

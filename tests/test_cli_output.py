@@ -9,7 +9,7 @@ import pytest
 from bookpay.commands import output
 from bookpay.commands.output import human_time, print_fields, print_table, width_of, wrap
 from bookpay.statuses import in_words
-from bookpay.terminal import printable
+from bookpay.terminal import plain_line, printable
 
 HOSTILE = "Eve\x1b]0;owned\x07\x1b[2J\x1b[31mred\rhidden\x9b1m\u202eevil\u2066x\u2069\x00\x7f"
 
@@ -70,6 +70,15 @@ def test_printable_keeps_a_flag_tag_sequence_and_escapes_a_broken_one():
     assert printable("x" + tags("gbeng") + "\U000e007f") == "x" + "".join(
         f"\\U{0xE0000 + ord(c):08x}" for c in "gbeng\x7f"
     )
+    # Flags of a subdivision's shape but not Unicode's three: three to six hidden letters each.
+    fake = "".join("\U0001f3f4" + tags(word) + "\U000e007f" for word in ("ignor", "ethe", "order"))
+    assert printable(fake) == "".join(
+        "\U0001f3f4" + "".join(f"\\U{0xE0000 + ord(c):08x}" for c in word + "\x7f")
+        for word in ("ignor", "ethe", "order")
+    )
+    assert plain_line(fake) == "\U0001f3f4 \U0001f3f4 \U0001f3f4"
+    wales = "\U0001f3f4" + tags("gbwls") + "\U000e007f"
+    assert plain_line(f"Croeso {wales}") == f"Croeso {wales}"
     long = "\U0001f3f4" + tags("gbeng rm -rf") + "\U000e007f"  # a sentence behind a flag
     assert printable(long).startswith("\U0001f3f4\\U000e0067")
     assert printable(long).endswith("\\U000e007f")
@@ -100,7 +109,14 @@ def test_printable_keeps_one_variation_selector_after_a_base_only():
         assert printable(text) == text, text
     assert printable("\ufe0fa") == "\\ufe0fa"  # nothing before it
     assert printable("\u2764\ufe0f\ufe0f") == "\u2764\ufe0f\\ufe0f"  # a second one
-    assert printable("pi_1\ufe01\ufe02") == "pi_1\ufe01\\ufe02"  # a digit: keycaps need it
+    # After a digit, only a keycap's U+FE0F before U+20E3: an id's digits carry none.
+    assert printable("pi_3Qx1\ufe0fAbc") == "pi_3Qx1\\ufe0fAbc"
+    assert printable("pi_1\ufe01") == "pi_1\\ufe01"
+    assert printable("1\ufe0e") == "1\\ufe0e"
+    assert printable("#\ufe0f") == "#\\ufe0f"
+    # Nothing is left of a character shown as an escape to be a base: a Hangul filler's
+    # selector would be all a plain line shows of it.
+    assert printable("\u3164\ufe0f") == "\\u3164\\ufe0f"
     assert printable("pi\ufe01") == "pi\\ufe01"  # an ASCII letter is no emoji's base
     assert printable("\x1b\ufe0f") == "\\x1b\\ufe0f"
     assert printable("a\U000e0100") == "a\\U000e0100"  # only after an ideograph
@@ -112,7 +128,7 @@ def test_printable_keeps_one_variation_selector_after_a_base_only():
 def test_plain_line_and_json_safe_treat_the_same_characters_alike():
     import json
 
-    from bookpay.terminal import json_safe, plain_line
+    from bookpay.terminal import json_safe
 
     assert plain_line(SMUGGLED) == "Jenny Rosen"
     assert plain_line(f"Hi{tags('x')}there \u3164 {ENGLAND}\ufe0f!") == f"Hi there {ENGLAND} !"

@@ -240,9 +240,8 @@ def test_secrets_and_card_numbers_never_reach_a_line():
     "text",
     [
         "order ord_67107876212546f7 (pi_3Q1234567890123456xyz)",  # digits inside ids
-        "order ord_a4242424242424242",
+        "order ord_a4242424242424242 and ord_4242424242424242f",
         "a reference 1234567890123 of no card",  # 13 digits that fail the Luhn check
-        "4242424242424241 is Stripe's incorrect_number card: not a number a card can have",
     ],
 )
 def test_digits_that_are_no_card_number_stay(text):
@@ -255,7 +254,14 @@ def test_digits_that_are_no_card_number_stay(text):
     "card",
     ["4242424242424242", "4000-0566-5566-5556", "5555 5555 5555 4444", "378282246310005"],
 )
-@pytest.mark.parametrize("around", ["{}", "card={}", "({})", "card_{}", "«{}»", "[{}]"])
+@pytest.mark.parametrize(
+    "around",
+    [
+        "{}", "card={}", "({})", "card_{}", "Card_{}", "«{}»", "[{}]", "pan{}",
+        "{} 123",  # its CVC after it: one run of digits that fails the Luhn check as a whole
+        "{} 12/34", "qty 1 {}", "exp 12 {}",
+    ],
+)  # fmt: skip
 def test_a_card_number_on_its_own_is_removed_wherever_it_stands(card, around):
     text = logs.redact("paid with " + around.format(card) + " today")
     assert card not in text and card[-4:] + " today" not in text

@@ -135,10 +135,14 @@ _SECRETS = re.compile(
     r"|\bpi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"
 )
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
-# A card number: 13 to 19 digits (spaces or dashes between them allowed) that pass the Luhn
-# check, standing on their own: not the digits inside an id (``ord_67107876212546f7``,
-# ``pi_3Qx...``), where a letter or a digit stands right beside them.
-_CARD = re.compile(r"(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])")
+# A card number: 13 to 19 digits, spaces or dashes allowed between them, that pass the Luhn
+# check. A run of digits is removed whole when any 13 to 19 of its digits in a row pass (a card
+# followed by its CVC or its expiry's month is one run), unless it is an id's: a word of a
+# lowercase prefix, "_" and letters and digits, a letter among them (``ord_67107876212546f7``,
+# ``pi_3Qx...``), whose digits are random, not typed.
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_ID_WORD = re.compile(r"[a-z]{1,12}_(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]+")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _luhn(digits: str) -> bool:
@@ -149,9 +153,24 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _in_an_id(text: str, start: int, end: int) -> bool:
+    while start and text[start - 1] in _WORD_CHARS:
+        start -= 1
+    while end < len(text) and text[end] in _WORD_CHARS:
+        end += 1
+    return _ID_WORD.fullmatch(text, start, end) is not None
+
+
 def _card(match: re.Match) -> str:
-    digits = "".join(c for c in match.group() if c.isdigit())
-    return "[card number removed]" if _luhn(digits) else match.group()
+    found = match.group()
+    digits = "".join(c for c in found if c.isdigit())
+    if found.isdigit() and _in_an_id(match.string, match.start(), match.end()):
+        return found
+    for size in range(13, min(len(digits), 19) + 1):
+        for at in range(len(digits) - size + 1):
+            if _luhn(digits[at : at + size]):
+                return "[card number removed]"
+    return found
 
 
 def redact(text: str) -> str:

@@ -369,6 +369,50 @@ def test_a_turn_another_process_holds_past_the_busy_timeout_is_an_unavailable_le
         assert one.find_order("pi_2") is not None
 
 
+def test_the_wait_for_the_turn_and_for_sqlites_lock_share_one_timeout(tmp_path, monkeypatch):
+    """A writer that takes no turn (the ``sqlite3`` shell, an older bookpay) holds SQLite's lock:
+    the first process's writer takes the turn and waits out the busy timeout; the second waits
+    for the turn meanwhile and then, were its own SQLite wait a fresh one, as long again. The
+    two waits share one timeout: the second fails about when the first does."""
+    import sqlite3
+
+    from bookpay.ledger import sqlite
+
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT", 1.0)
+    settings = Settings(data_dir=tmp_path / "data")
+    with open_ledger(settings) as one, open_ledger(settings) as other:
+        one.record_intent(intent("pi_1"))  # the ledger's file and tables exist
+        shell = sqlite3.connect(settings.data_dir / "bookpay.sqlite3", isolation_level=None)
+        shell.execute("BEGIN IMMEDIATE")
+        failed: dict[str, float] = {}
+        timeouts: dict[str, int] = {}
+        started = time.monotonic()
+
+        def write(name, ledger, pi):
+            try:
+                ledger.record_intent(intent(pi))
+            except LedgerUnavailable:
+                failed[name] = time.monotonic() - started
+                # Then back to the whole timeout, for this thread's next write.
+                conn = ledger.backend._connection()
+                timeouts[name] = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+
+        first = threading.Thread(target=write, args=("first", one, "pi_2"))
+        first.start()
+        time.sleep(0.1)  # the first has the turn and waits on SQLite's lock
+        second = threading.Thread(target=write, args=("second", other, "pi_3"))
+        second.start()
+        first.join(10)
+        second.join(10)
+        shell.execute("ROLLBACK")
+        shell.close()
+        assert set(failed) == {"first", "second"}
+        assert 0.9 <= failed["first"] < 1.6
+        assert failed["second"] < 1.6, failed  # not about 2 s: one timeout, not two
+        assert timeouts == {"first": 1000, "second": 1000}
+        other.record_intent(intent("pi_3"))
+
+
 def test_a_ledger_on_a_filesystem_without_locks_writes_on_sqlites_lock_alone(tmp_path, monkeypatch):
     import errno
 

@@ -46,6 +46,8 @@ except ImportError:  # Windows: SQLite's own lock alone
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock (busy_timeout)
 TURN_POLL = 0.001  # seconds between looks at most, while another process has the turn
+# A wait for the turn longer than this shortens SQLite's own wait after it (``_turn``).
+SHORTEN_AFTER = 0.1
 
 
 class Tx:
@@ -152,17 +154,29 @@ class SqliteBackend(Units):
             raise unavailable(self.location.masked, doing, exc) from exc
 
     @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """This process's writers one at a time, and then one process at a time."""
+    def _turn(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """This process's writers one at a time, and then one process at a time.
+
+        The wait for another process's turn and then for SQLite's lock (a writer that takes no
+        turn: an older bookpay, the ``sqlite3`` shell) share one ``BUSY_TIMEOUT``: after a long
+        wait for the turn, ``conn``'s busy_timeout is what is left of it, for this write."""
         asked = time.perf_counter()
         with self._writer:
             fd = self._turn_file()
+            waited_across = time.monotonic()
             if fd is not None and not self._across(fd):
                 fd = None
+            waited_across = time.monotonic() - waited_across
+            shortened = waited_across > SHORTEN_AFTER
             try:
+                if shortened:
+                    left = max(BUSY_TIMEOUT - waited_across, 0.0)
+                    conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
                 self.turn_wait += time.perf_counter() - asked
                 yield
             finally:
+                if shortened:
+                    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
                 if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
 
@@ -208,7 +222,7 @@ class SqliteBackend(Units):
         a transaction (where SQLite has not already rolled it back itself)."""
         with self._failures("write"):
             conn = self._connection()
-            with self._turn():
+            with self._turn(conn):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield Tx(conn)
@@ -248,7 +262,7 @@ class SqliteBackend(Units):
         with self._failures("write"):
             conn = self._connection()
             try:
-                with self._turn():
+                with self._turn(conn):
                     return conn.execute(_sql(sql), params).rowcount
             except sqlite3.IntegrityError as exc:
                 raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc

@@ -7,10 +7,18 @@ variables removed, so a real key or a local .env can never leak into a test (or 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 from bookpay.config import Settings
+
+# A shell without job control starts a background command (`make test &` in a script) with
+# Ctrl-C ignored, and every process after it inherits that: then the suite's own bookpay
+# processes would ignore the SIGINT the Ctrl-C tests send them (as bookpay should: an ignored
+# SIGINT is how a shell says "not yours"). Handled here, it is the default again in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # pytester runs pytest inside a test: the testing toolkit's own suite (tests/testing/) and the
 # README's examples run under it, with bookpay's plugin loaded as any project would load it.

@@ -307,14 +307,15 @@ class Checkout:
     def _update(self, intent: dict, quote: Quote, order_id: str, cart_id: str | None) -> dict:
         if intent.get("status") not in UPDATABLE:
             raise _in_progress(intent)
-        return self.gateway.update_intent(intent["id"], quote, order_id=order_id, cart_id=cart_id)
+        # Another tab may confirm it between the retrieve and this update.
+        return self._update_unseen(intent["id"], quote, order_id, cart_id, None)
 
     def _update_unseen(
         self, intent_id: str, quote: Quote, order_id: str, cart_id: str | None, name: str | None
     ) -> dict:
         """Update a PaymentIntent not retrieved first (one Stripe call fewer while the shopper
-        waits): Stripe itself refuses when it can no longer change, and only then is it asked
-        for the intent, to say why."""
+        waits), or confirmed since it was: Stripe itself refuses when it can no longer change,
+        and only then is it asked for the intent, to say why."""
         try:
             return self.gateway.update_intent(
                 intent_id, quote, order_id=order_id, cart_id=cart_id, ship_to=name

@@ -635,6 +635,33 @@ def test_an_attempt_another_process_created_and_recorded_meanwhile_is_updated(se
     assert [x["id"] for x in mine] == created
 
 
+def test_a_payment_confirmed_in_another_tab_while_the_cart_changes_is_in_progress(settings):
+    """Another tab confirms between this request's retrieve and its update: Stripe refuses the
+    update, and the page hears that the payment is under way (409), not Stripe's words."""
+    gateway = RacingGateway(settings)
+    made = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
+    shopper = Shopper(made)
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    intent_id = shown["paymentIntentId"]
+
+    def other_tab(intent):
+        path = f"/v1/payment_intents/{intent_id}"
+        emulator_api(settings, "POST", path, {"capture_method": "manual"})
+        assert confirm(settings, intent_id, "pm_card_visa")["status"] == "requires_capture"
+
+    shopper.add("2")
+    gateway.after_retrieve = other_tab
+    try:
+        refused = shopper.pay(attempt)
+    finally:
+        made.close()
+    assert error_of(refused) == (409, "payment_in_progress")
+    assert "authorized" in refused.json()["error"]["message"]
+    assert intent_at(settings, intent_id)["amount"] == 2300
+
+
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):
     emu, settings, shopper = faulty
     shopper.add("1")

@@ -5,7 +5,8 @@ the cart on it, and once more just before confirming. Each time the cart (or the
 "Buy now") is priced again from the catalog, and:
 
 - the attempt's first request creates the PaymentIntent (idempotently, keyed by the attempt) and
-  records the quote in the ledger, with the order id the metadata names;
+  records the quote in the ledger, with the order id the metadata names (a creation whose answer
+  was lost, asked again for another cart, is keyed by the cart as well: ``Checkout._create``);
 - a later request with the same quote changes nothing (no Stripe write);
 - a later request with another quote updates the PaymentIntent's amount and metadata, then
   records the new quote; Stripe allows that until the intent is confirmed, and after that the
@@ -158,9 +159,9 @@ class Checkout:
         if recorded is None:
             check_chargeable(quote)  # the shop says so before Stripe refuses the amount
             order_id = order_id_for(attempt_id, self.shop_id)
-            intent = self.gateway.create_intent(
-                quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
-            )
+            intent = self._create(attempt_id, quote, order_id, cart_id)
+            if intent is None:  # another process recorded the attempt's PaymentIntent meanwhile
+                return self._intent_for(attempt_id, quote, cart_id)
             _check_open(intent)
             changed = True
             if not _holds(intent, quote):
@@ -181,6 +182,32 @@ class Checkout:
             intent["id"], order_id, quote, attempt_id=attempt_id, cart_id=cart_id
         )
         return AttemptIntent(intent, order_id, quote, changed, saved["version"])
+
+    def _create(
+        self, attempt_id: str, quote: Quote, order_id: str, cart_id: str | None
+    ) -> dict | None:
+        """The attempt's PaymentIntent, created under the attempt's key (or that creation
+        replayed), or None when another process has recorded one for it meanwhile.
+
+        Stripe refuses the attempt's key with another quote than the one it first created for
+        (``idempotency_error``): that creation's answer was lost, then the cart changed. That
+        PaymentIntent's client secret never left the shop (only a recorded PaymentIntent's is
+        answered), so it can never be paid: unless the ledger now has the attempt's (another
+        process answered it, and that one must be updated), the attempt gets a PaymentIntent
+        keyed by its quote as well, which a retry with the same cart finds again.
+        """
+        try:
+            return self.gateway.create_intent(
+                quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
+            )
+        except PaymentError as exc:
+            if exc.error_type != "idempotency_error":
+                raise
+        if self.ledger.quote_for_attempt(attempt_id) is not None:
+            return None
+        return self.gateway.create_intent(
+            quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id, keyed_by_cart=True
+        )
 
     def check_cart_attempt(self, attempt_id: str, cart_id: str) -> None:
         """Raise what the attempt's payment makes of a cart with nothing to pay for.
@@ -280,14 +307,15 @@ class Checkout:
     def _update(self, intent: dict, quote: Quote, order_id: str, cart_id: str | None) -> dict:
         if intent.get("status") not in UPDATABLE:
             raise _in_progress(intent)
-        return self.gateway.update_intent(intent["id"], quote, order_id=order_id, cart_id=cart_id)
+        # Another tab may confirm it between the retrieve and this update.
+        return self._update_unseen(intent["id"], quote, order_id, cart_id, None)
 
     def _update_unseen(
         self, intent_id: str, quote: Quote, order_id: str, cart_id: str | None, name: str | None
     ) -> dict:
         """Update a PaymentIntent not retrieved first (one Stripe call fewer while the shopper
-        waits): Stripe itself refuses when it can no longer change, and only then is it asked
-        for the intent, to say why."""
+        waits), or confirmed since it was: Stripe itself refuses when it can no longer change,
+        and only then is it asked for the intent, to say why."""
         try:
             return self.gateway.update_intent(
                 intent_id, quote, order_id=order_id, cart_id=cart_id, ship_to=name

@@ -153,6 +153,7 @@ class Gateway:
         email: str | None = None,
         order_id: str | None = None,
         cart_id: str | None = None,
+        keyed_by_cart: bool = False,
     ) -> dict:
         """A PaymentIntent for a quote (or one copy of a book), priced by the caller from the
         catalog, in its current state.
@@ -162,6 +163,11 @@ class Gateway:
         an earlier creation (``Idempotent-Replayed``), its body is the intent as it was created,
         so the intent is retrieved again: the caller must see whether it has been paid since.
         ``order_id`` names the order in the metadata (a new one when not given).
+
+        The attempt's key was first used with the parameters of the attempt's first quote: asked
+        with another (the cart changed after that creation's answer was lost), Stripe refuses,
+        a PaymentError whose ``error_type`` is ``idempotency_error`` (its message without the
+        key). ``keyed_by_cart`` makes the key of the attempt and these parameters instead.
         """
         quote = _as_quote(quote)
         if order_id is None:  # an attempt names the same order each time it is asked again
@@ -179,10 +185,27 @@ class Gateway:
         }
         if email:
             params["receipt_email"] = email
-        key = idempotency_key("checkout", attempt_id) if attempt_id else _call_key("cli")
-        created, headers = self._request(
-            "post", "/v1/payment_intents", params, idempotency_key=key, with_headers=True
-        )
+        if not attempt_id:
+            key = _call_key("cli")
+        elif keyed_by_cart:
+            key = idempotency_key("checkout", attempt_id, _digest(params))
+        else:
+            key = idempotency_key("checkout", attempt_id)
+        try:
+            created, headers = self._request(
+                "post", "/v1/payment_intents", params, idempotency_key=key, with_headers=True
+            )
+        except PaymentError as exc:
+            if exc.error_type != "idempotency_error":
+                raise
+            # Stripe's message names the key: not a thing to show a shopper.
+            raise PaymentError(
+                f"{_capitalized(self.where)} created this checkout's payment for another cart "
+                "first, and will not create it again for this one.",
+                error_type=exc.error_type,
+                stripe_code=exc.stripe_code,
+                http_status=exc.http_status,
+            ) from exc
         if headers.get("Idempotent-Replayed") == "true":
             return self.retrieve_intent(created["id"], expand=())
         return created

@@ -518,6 +518,161 @@ def _ledger(settings):
     return open_ledger(settings)
 
 
+@pytest.fixture
+def faulty(tmp_path, stripe_emulator):
+    """A shop against an emulator of the test's own, whose faults the test scripts."""
+    from bookpay.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "faulty", emulator_url=stripe_emulator.url)
+    made = create_app(settings, public_url=PUBLIC_URL)
+    yield stripe_emulator, settings, Shopper(made)
+    made.close()
+
+
+def all_intents(settings) -> list[dict]:
+    return emulator_api(settings, "GET", "/v1/payment_intents", {"limit": 100})["data"]
+
+
+def test_a_creation_whose_answer_was_lost_then_a_changed_cart_gets_a_payable_intent(faulty):
+    """The attempt's first creation ran at Stripe but its answer never came back (503); the
+    shopper then changed the cart. Stripe will not replay the attempt's key for another cart
+    (idempotency_error): the attempt gets a PaymentIntent for the cart it has now, which
+    reloads find again, and its key never shows."""
+    emu, settings, shopper = faulty
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    assert error_of(shopper.pay(attempt)) == (503, "stripe_unavailable")
+    emu.faults.clear()
+    [lost] = all_intents(settings)  # created, its client secret never answered
+    assert (lost["amount"], lost["metadata"]["attempt_id"]) == (2300, attempt)
+
+    shopper.json("/cart/items/1", {"quantity": 2})
+    answer = shopper.pay(attempt)
+    assert answer.status == 200, answer.text
+    shown = answer.json()
+    assert (shown["amount"], shown["changed"]) == (4600, True)
+    assert shown["paymentIntentId"] != lost["id"]
+    intent = intent_at(settings, shown["paymentIntentId"])
+    assert (intent["amount"], intent["metadata"]["lines"]) == (4600, "1x2")
+    assert intent["metadata"]["attempt_id"] == attempt
+    assert intent["metadata"]["order_id"] == shown["orderId"] == lost["metadata"]["order_id"]
+    again = shopper.pay(attempt).json()  # a reload: the same one, unchanged
+    assert (again["paymentIntentId"], again["changed"]) == (shown["paymentIntentId"], False)
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for_attempt(attempt)["payment_intent"] == shown["paymentIntentId"]
+    assert len(all_intents(settings)) == 2
+    paid = confirm(settings, shown["paymentIntentId"], "pm_card_visa")
+    assert (paid["status"], paid["amount_received"]) == ("succeeded", 4600)
+
+
+class RacingGateway:
+    """The real gateway; ``before_create`` and ``after_retrieve`` run once, when armed, as
+    another process or tab acting between this request's reads and its writes."""
+
+    def __init__(self, settings) -> None:
+        from bookpay.payments import Gateway
+
+        self.inner = Gateway(settings)
+        self.before_create = None
+        self.after_retrieve = None
+
+    def create_intent(self, *args, **kwargs):
+        if self.before_create is not None:
+            act, self.before_create = self.before_create, None
+            act(**kwargs)
+        return self.inner.create_intent(*args, **kwargs)
+
+    def retrieve_intent(self, *args, **kwargs):
+        intent = self.inner.retrieve_intent(*args, **kwargs)
+        if self.after_retrieve is not None:
+            act, self.after_retrieve = self.after_retrieve, None
+            act(intent)
+        return intent
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_an_attempt_another_process_created_and_recorded_meanwhile_is_updated(settings):
+    """Two processes answer one attempt's first request at once, for two carts: the one that
+    creates second hears Stripe's idempotency_error, finds the other's PaymentIntent recorded
+    and updates it, so the attempt still has one."""
+    from bookpay.catalog import Catalog
+    from bookpay.quote import quote_items
+
+    gateway = RacingGateway(settings)
+    made = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
+    shopper = Shopper(made)
+    shopper.add("1", 2)
+    attempt = str(uuid.uuid4())
+    created = []
+
+    def other_process(*, attempt_id, order_id, cart_id, **_):
+        quote = quote_items(Catalog.default(), [("1", 1)])  # the cart as the other tab saw it
+        intent = gateway.inner.create_intent(
+            quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
+        )
+        with _ledger(settings) as ledger:
+            ledger.record_quote(intent["id"], order_id, quote, attempt_id=attempt, cart_id=cart_id)
+        created.append(intent["id"])
+
+    gateway.before_create = other_process
+    try:
+        answer = shopper.pay(attempt)
+    finally:
+        made.close()
+    assert answer.status == 200, answer.text
+    shown = answer.json()
+    assert (shown["paymentIntentId"], shown["amount"], shown["changed"]) == (
+        created[0],
+        4600,
+        True,
+    )
+    intent = intent_at(settings, created[0])
+    assert (intent["amount"], intent["metadata"]["lines"]) == (4600, "1x2")
+    mine = [x for x in all_intents(settings) if x["metadata"].get("attempt_id") == attempt]
+    assert [x["id"] for x in mine] == created
+
+
+def test_a_payment_confirmed_in_another_tab_while_the_cart_changes_is_in_progress(settings):
+    """Another tab confirms between this request's retrieve and its update: Stripe refuses the
+    update, and the page hears that the payment is under way (409), not Stripe's words."""
+    gateway = RacingGateway(settings)
+    made = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
+    shopper = Shopper(made)
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    intent_id = shown["paymentIntentId"]
+
+    def other_tab(intent):
+        path = f"/v1/payment_intents/{intent_id}"
+        emulator_api(settings, "POST", path, {"capture_method": "manual"})
+        assert confirm(settings, intent_id, "pm_card_visa")["status"] == "requires_capture"
+
+    shopper.add("2")
+    gateway.after_retrieve = other_tab
+    try:
+        refused = shopper.pay(attempt)
+    finally:
+        made.close()
+    assert error_of(refused) == (409, "payment_in_progress")
+    assert "authorized" in refused.json()["error"]["message"]
+    assert intent_at(settings, intent_id)["amount"] == 2300
+
+
+def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):
+    emu, settings, shopper = faulty
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    assert error_of(shopper.pay(attempt)) == (503, "stripe_unavailable")
+    emu.faults.clear()
+    shown = shopper.pay(attempt).json()
+    assert [x["id"] for x in all_intents(settings)] == [shown["paymentIntentId"]]
+
+
 def test_an_empty_cart_cannot_be_paid(shopper):
     response = shopper.pay(str(uuid.uuid4()))
     assert response.status == 400

@@ -1,6 +1,7 @@
 """The gateway against the emulator, through stripe-python over real HTTP."""
 
 import re
+import uuid
 
 import pytest
 
@@ -51,6 +52,22 @@ def test_same_attempt_same_intent_other_attempt_new_intent(gateway):
     assert first["id"] == again["id"]
     assert other["id"] != first["id"]
     assert first["metadata"]["attempt_id"] == "8b0c6f5e-0000-4000-8000-000000000001"
+
+
+def test_an_attempt_asked_for_another_quote_is_refused_without_the_key_or_keyed_by_cart(gateway):
+    attempt = str(uuid.uuid4())
+    first = gateway.create_intent(BOOK, attempt_id=attempt)
+    other = Catalog.default().get("2")
+    with pytest.raises(PaymentError) as refused:
+        gateway.create_intent(other, attempt_id=attempt)
+    assert refused.value.error_type == "idempotency_error"
+    assert "bookpay-" not in refused.value.message
+    assert "for another cart first" in refused.value.message
+    by_cart = gateway.create_intent(other, attempt_id=attempt, keyed_by_cart=True)
+    assert by_cart["id"] != first["id"]
+    assert by_cart["amount"] == other.amount
+    again = gateway.create_intent(other, attempt_id=attempt, keyed_by_cart=True)
+    assert again["id"] == by_cart["id"]
 
 
 def test_cli_creates_are_never_merged(gateway):

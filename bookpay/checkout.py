@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from bookpay.address import ShippingAddress
 from bookpay.errors import NotFound, PaymentError, UsageError
+from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.lines import QuoteStale
 from bookpay.pricing import Priced, price
 from bookpay.quote import Quote, check_chargeable, order_id_for
@@ -178,9 +179,19 @@ class Checkout:
                 intent = self._update(intent, quote, order_id, cart_id)
             elif recorded["cart_id"] == cart_id:
                 return AttemptIntent(intent, order_id, quote, False, recorded["version"])
-        saved = self.ledger.record_quote(
-            intent["id"], order_id, quote, attempt_id=attempt_id, cart_id=cart_id
-        )
+        try:
+            saved = self.ledger.record_quote(
+                intent["id"], order_id, quote, attempt_id=attempt_id, cart_id=cart_id
+            )
+        except LedgerConflict:
+            # Another process recorded another PaymentIntent for the attempt after this one
+            # looked (each created its own, under a cart-keyed key): the recorded one is the
+            # attempt's, and is brought up to this quote. This one's client secret never left
+            # the shop, so it can never be paid.
+            other = self.ledger.quote_for_attempt(attempt_id) if recorded is None else None
+            if other is None or other["payment_intent"] == intent["id"]:
+                raise
+            return self._intent_for(attempt_id, quote, cart_id)
         return AttemptIntent(intent, order_id, quote, changed, saved["version"])
 
     def _create(

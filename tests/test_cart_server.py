@@ -575,13 +575,18 @@ class RacingGateway:
 
         self.inner = Gateway(settings)
         self.before_create = None
+        self.after_create = None
         self.after_retrieve = None
 
     def create_intent(self, *args, **kwargs):
         if self.before_create is not None:
             act, self.before_create = self.before_create, None
             act(**kwargs)
-        return self.inner.create_intent(*args, **kwargs)
+        intent = self.inner.create_intent(*args, **kwargs)
+        if self.after_create is not None and kwargs.get("keyed_by_cart"):
+            act, self.after_create = self.after_create, None
+            act(**kwargs)
+        return intent
 
     def retrieve_intent(self, *args, **kwargs):
         intent = self.inner.retrieve_intent(*args, **kwargs)
@@ -633,6 +638,49 @@ def test_an_attempt_another_process_created_and_recorded_meanwhile_is_updated(se
     assert (intent["amount"], intent["metadata"]["lines"]) == (4600, "1x2")
     mine = [x for x in all_intents(settings) if x["metadata"].get("attempt_id") == attempt]
     assert [x["id"] for x in mine] == created
+
+
+def test_an_attempt_another_process_recorded_after_this_one_looked_is_updated(settings):
+    """Two processes answer one attempt's first request at once, for two carts, each creating a
+    PaymentIntent of its own (the second under a cart-keyed key, after Stripe's
+    idempotency_error); the other records its own after this one looked again: this one's
+    record is refused (the attempt has one already), and it updates the recorded one instead of
+    answering a 500 ledger_conflict."""
+    from bookpay.catalog import Catalog
+    from bookpay.quote import quote_items
+
+    gateway = RacingGateway(settings)
+    made = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
+    shopper = Shopper(made)
+    shopper.add("1", 2)
+    attempt = str(uuid.uuid4())
+    other: dict = {}
+
+    def other_creates(*, attempt_id, order_id, cart_id, **_):
+        other["quote"] = quote_items(Catalog.default(), [("1", 1)])  # the other tab's cart
+        other["intent"] = gateway.inner.create_intent(
+            other["quote"], attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
+        )
+
+    def other_records(*, attempt_id, order_id, cart_id, **_):
+        with _ledger(settings) as ledger:
+            ledger.record_quote(
+                other["intent"]["id"], order_id, other["quote"], attempt_id=attempt, cart_id=cart_id
+            )
+
+    gateway.before_create = other_creates
+    gateway.after_create = other_records
+    try:
+        answer = shopper.pay(attempt)
+    finally:
+        made.close()
+    assert answer.status == 200, answer.text
+    shown = answer.json()
+    assert (shown["paymentIntentId"], shown["amount"]) == (other["intent"]["id"], 4600)
+    intent = intent_at(settings, other["intent"]["id"])
+    assert (intent["amount"], intent["metadata"]["lines"]) == (4600, "1x2")
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for_attempt(attempt)["payment_intent"] == other["intent"]["id"]
 
 
 def test_a_payment_confirmed_in_another_tab_while_the_cart_changes_is_in_progress(settings):

@@ -6,12 +6,14 @@ while the ledger is being written. ``TaxRecorder`` then makes the calls from a t
 the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id as
 reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
 amount refunded) for a reversal, and marks each record done with Stripe's id. A reversal whose
-refund failed before it was sent is skipped, never sent. When Stripe cannot be reached (or
-answers 5xx, 409 or 429), the record stays owed with the error and is tried again later, with
-backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and why. A request
-Stripe refuses for good (another 4xx: a calculation expired, say) would be refused again: the
-record is ``refused``, with Stripe's answer, for a person to record by hand, and so are the
-reversals of a transaction refused.
+refund failed before any try sent it (before its amount was worked out) is skipped, never sent;
+one tried already (its answer lost: Stripe Tax may have it) is sent as worked out, under its
+key, and recorded with Stripe's id, for the refund's failure to be reported. When Stripe cannot
+be reached (or answers 5xx, 409 or 429), the record stays owed with the error and is tried again
+later, with backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and
+why. A request Stripe refuses for good (another 4xx: a calculation expired, say) would be refused
+again: the record is ``refused``, with Stripe's answer, for a person to record by hand, and so
+are the reversals of a transaction refused.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
 so a repeat (two processes on one ledger, a crash between Stripe's answer and the ledger's mark)
@@ -122,14 +124,8 @@ class TaxRecorder(Worker):
         )
 
     def _reversal(self, record: dict) -> None:
-        if record.get("refund_failed_at"):
-            # Never sent: Stripe Tax keeps the tax the shop kept (see ledger.taxrecords).
-            self.ledger.tax_record_done(
-                record["id"],
-                stripe_id=None,
-                status="skipped",
-                note="the refund failed before its reversal was sent",
-            )
+        if record.get("refund_failed_at") and record.get("reversed") is None:
+            self._never_sent(record)
             return
         records = self.ledger.tax_records_for(record["order_id"])
         transaction = next(
@@ -159,6 +155,9 @@ class TaxRecorder(Worker):
         planned = self.ledger.plan_tax_reversal(record["id"], record["order_id"], total)
         if planned is None:
             return  # done by another process meanwhile
+        if planned["reversed"] is None and planned["refund_failed_at"]:
+            self._never_sent(planned)  # the refund failed as it was looked at: not planned
+            return
         amount, reversed = planned["send_amount"], planned["reversed"]
         if reversed == 0:
             self.ledger.tax_record_done(
@@ -180,6 +179,19 @@ class TaxRecorder(Worker):
             )
             return
         self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"], reversed=reversed)
+
+    def _never_sent(self, record: dict) -> None:
+        """The refund failed before its reversal was worked out, so before any try sent it:
+        never sent, and Stripe Tax keeps the tax the shop kept. One worked out already may
+        have reached Stripe Tax (its answer lost) and is sent as planned instead: under its
+        idempotency key that makes nothing new, and its record then says what Stripe Tax has
+        (see ledger.taxrecords)."""
+        self.ledger.tax_record_done(
+            record["id"],
+            stripe_id=None,
+            status="skipped",
+            note="the refund failed before its reversal was sent",
+        )
 
     def _no_transaction(self, record: dict) -> None:
         """A reversal whose order owes no transaction: the fulfilment owes it, in its own write,

@@ -3,7 +3,8 @@ the emulator does what Stripe's test cards do (4000000000005126: a refund that s
 fails; 4000000000000259: a dispute, closed by Stripe's test evidence), the shop's webhook gets
 each event twice and out of order, and the order, `orders export` and `report sales` agree with
 what Stripe says at the end. Tax: a reversal sent for a refund that then failed is shown as
-tax unreported; one not sent yet is never sent.
+tax unreported; one never tried (nothing worked out to send) is never sent, and one tried
+(its answer lost) is sent as worked out and shown as tax unreported.
 """
 
 from __future__ import annotations
@@ -121,15 +122,28 @@ def test_a_refund_that_fails_puts_the_order_back_to_paid_and_its_tax_is_unreport
     assert [what for what, _ in shop.gateway.calls] == ["transaction", "reversal"]
 
 
-def test_a_partial_refund_then_its_failure_and_a_reversal_never_sent(shop):
-    intent_id, order_id = paid(shop, "pm_card_refundFail")
-    shop.gateway.down = True  # Stripe Tax cannot be told of the reversal yet
+def test_a_partial_refund_that_fails_before_its_reversal_was_tried_is_never_sent(shop, monkeypatch):
+    """Stripe Tax cannot be reached, so the order's transaction is not recorded and the
+    refund's reversal waits for it (tried, but nothing worked out to send, so never sent);
+    the refund fails meanwhile: the reversal is skipped, never sent."""
+    from bookpay import taxrecords
+
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (0.2,))
+    monkeypatch.setattr(taxrecords, "WAIT_FOR_TRANSACTION", 0.2)
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
+    intent_id = confirm(shop.settings, created["paymentIntentId"], "pm_card_refundFail")["id"]
+    order_id = created["orderId"]
+    shop.gateway.down = True  # Stripe Tax cannot be told of the transaction yet
+    shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
     refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
     charge = {"id": refund["charge"], "object": "charge"}
     shop.deliver("charge.refunded", charge)
     order = shop.ledger.get_order(intent_id)
     assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1000)
     assert exported(shop, intent_id)["status"] == "partially_refunded"
+    waiting = wait_for(lambda: (r := shop.records(order_id)[1])["attempts"] >= 1 and r)
+    assert waiting["last_error"] == "waiting for the order's tax transaction to be recorded"
 
     failed_refund(shop, refund["id"])
     shop.deliver("charge.refund.updated", {"id": refund["id"], "object": "refund"})
@@ -138,11 +152,11 @@ def test_a_partial_refund_then_its_failure_and_a_reversal_never_sent(shop):
     shop.gateway.down = False
     shop.fulfiller.taxes.wake()
     wait_for(lambda: all(r["status"] != "pending" for r in shop.records(order_id)))
-    reversal = next(r for r in shop.records(order_id) if r["kind"] == "reversal")
+    transaction, reversal = shop.records(order_id)
+    assert transaction["status"] == "recorded"
     assert (reversal["status"], reversal["stripe_id"]) == ("skipped", None)
     assert "the refund failed before its reversal was sent" in reversal["last_error"]
-    # One try, while Stripe could not be reached; none once the refund had failed.
-    assert shop.gateway.calls.count(("reversal", refund["id"])) == 1
+    assert ("reversal", refund["id"]) not in shop.gateway.calls
     assert sales_total(shop)["tax_unreported"] == 0
 
 
@@ -320,6 +334,52 @@ def test_a_reversal_tried_again_sends_what_it_sent_first(faulty_shop, stripe_emu
     assert records[first["id"]]["reversed"] == 500  # what its first try sent
     # The failed refund's $10.00 and these two: exactly what went back.
     assert _in_stripe_tax(shop, order_id) == 1500 + 400
+    assert sales_total(shop)["tax_unreported"] == 0
+
+
+def test_a_reversal_whose_answer_was_lost_is_sent_as_planned_after_its_refund_failed(
+    faulty_shop, stripe_emulator, monkeypatch
+):
+    """Stripe Tax made a partial refund's reversal, but every answer was lost; then the refund
+    failed. Stripe Tax may have the reversal (it does), so it is not skipped as never sent: it
+    is sent as worked out under its key, recorded with Stripe Tax's id, shown as tax
+    under-reported, and a later refund of it all takes it into account."""
+    from bookpay import taxrecords
+
+    shop = faulty_shop
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (600.0,))  # tried again when the test says
+    intent_id, order_id = paid(shop, "pm_card_refundFail")
+    total = shop.ledger.quote_for(intent_id)["total"]
+    stripe_emulator.faults.fail("500", path="/v1/tax/transactions/create_reversal")  # made
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "500"})
+    charge = {"id": refund["charge"], "object": "charge"}
+    shop.deliver("charge.refunded", charge, "evt_500")
+    lost = wait_for(lambda: (r := shop.records(order_id)[1])["attempts"] >= 1 and r)
+    assert (lost["status"], lost["reversed"], lost["send_amount"]) == ("pending", 500, 500)
+    failed_refund(shop, refund["id"])
+    shop.deliver("charge.refund.updated", {"id": refund["id"], "object": "refund"}, "evt_failed")
+    stripe_emulator.faults.clear()
+    shop.ledger.tax_record_failed(lost["id"], "looked at again now", retry_in=0)
+    shop.fulfiller.taxes.wake()
+    record = wait_for(lambda: (r := shop.records(order_id)[1])["status"] != "pending" and r)
+    assert (record["status"], record["reversed"]) == ("recorded", 500)
+    assert record["refund_failed_at"] is not None
+    reversal = api(shop, "GET", f"/v1/tax/transactions/{record['stripe_id']}")
+    assert (reversal["type"], reversal["reference"]) == ("reversal", refund["id"])
+    assert _total(shop, reversal) == -500
+    tax = shop.ledger.quote_for(intent_id)["tax"]
+    assert sales_total(shop)["tax_unreported"] == 500 * tax // total > 0
+    shown = bookpay(shop, "orders", "show", intent_id)
+    assert "the refund failed" in shown and "Stripe Tax under-reports this tax" in shown
+    assert shop.ledger.failed_reversals_for_orders([order_id])
+
+    later = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+    shop.deliver("charge.refunded", charge, "evt_later")
+    wait_for(lambda: all(r["status"] != "pending" for r in shop.records(order_id)))
+    record = shop.records(order_id)[2]
+    assert (record["refund"], record["status"]) == (later["id"], "recorded")
+    assert (record["send_amount"], record["reversed"]) == (total - 500, total - 500)
+    assert _in_stripe_tax(shop, order_id) == total  # what was refunded, no more
     assert sales_total(shop)["tax_unreported"] == 0
 
 

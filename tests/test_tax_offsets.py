@@ -4,7 +4,7 @@ reversed, whichever of the later reversals is sent first."""
 
 from __future__ import annotations
 
-from bookpay.ledger.taxrecords import over_reversed
+from bookpay.ledger.taxrecords import over_reversed, plan_reversal
 
 TOTAL = 2967
 
@@ -53,17 +53,32 @@ def test_later_reversals_take_back_what_was_refunded_in_either_order():
     assert (done[-1]["status"], done[-1]["reversed"]) == ("skipped", 0)
 
 
-def test_a_reversal_being_sent_counts_as_sent_unless_its_refund_failed():
+def test_a_reversal_being_sent_counts_as_sent_even_once_its_refund_failed():
     """One worked out (``reversed`` kept, still pending) is sent with that amount, whatever
-    happens meanwhile: another reversal worked out after it counts it as in Stripe Tax."""
+    happens meanwhile: another reversal worked out after it counts it as in Stripe Tax. Its
+    refund failing since does not stop it (an earlier try may have reached Stripe Tax): it
+    is then tax reversed that was not refunded."""
     failed = reversal(1000, reversed=1000, failed=True)
     sending = reversal(1500, status="pending", reversed=500)
     assert over_reversed([failed, sending], TOTAL) == 0
     assert send([failed, sending], 400)["reversed"] == 400
-    # Not worked out yet, or its refund failed (it is skipped, never sent): not counted.
+    # Not worked out yet (never sent if its refund fails): not counted.
     assert over_reversed([failed, reversal(1500, status="pending")], TOTAL) == 1000
     late = reversal(1500, status="pending", reversed=500, failed=True)
-    assert over_reversed([failed, late], TOTAL) == 1000
+    assert over_reversed([failed, late], TOTAL) == 1500
+
+
+def test_a_full_refund_after_a_failed_refunds_reversal_being_sent_is_not_a_full_reversal():
+    """A reversal tried (its answer lost) whose refund then failed is sent as worked out: a
+    later full refund takes back what is left after it, as a partial reversal, not the whole
+    transaction again over it."""
+    lost = {
+        **reversal(500, status="pending", reversed=500, failed=True),
+        "id": "rev:re_lost",
+        "kind": "reversal",
+    }
+    full = {**reversal(None, status="pending"), "id": "rev:re_full", "kind": "reversal"}
+    assert plan_reversal(full, [lost, full], TOTAL) == (TOTAL - 500, TOTAL - 500)
 
 
 class SkewedLedger:

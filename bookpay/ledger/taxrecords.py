@@ -16,7 +16,9 @@ must record it in Stripe Tax).
 A card refund can fail after it succeeded, and so after its reversal was recorded. Stripe Tax
 documents no way to undo a reversal (``create_reversal`` reverses a transaction, and a
 calculation makes one transaction only), so the ledger records the fact on the reversal
-(``refund_failed_at``): a reversal still pending is then never sent (skipped), and one Stripe
+(``refund_failed_at``): a reversal not tried yet (nothing worked out to send) is then never sent
+(skipped); one tried already, whose answer was lost, may be in Stripe Tax and is sent as worked
+out under its idempotency key (which makes nothing new if it is), then recorded; and one Stripe
 already has is tax Stripe Tax under-reports, which `bookpay orders show` and `bookpay report
 sales` show (``tax_unreported``) until a person corrects it in Stripe Tax, or a later refund's
 reversal takes it in: each reversal keeps what it took back (``reversed``), and takes back its
@@ -60,8 +62,9 @@ def over_reversed(reversals: Iterable[dict], total: int) -> int:
     """What Stripe Tax has reversed of an order's ``total`` beyond the refunds that went back:
     the reversals it has (each what it ``reversed``; before that was kept, its refund's
     ``amount``, None for all of it) or is being sent (pending, with what it takes back worked
-    out: ``plan_reversal``), less the refunds of those and of the reversals that had nothing
-    left to take back (``reversed`` 0) that did not fail. A later refund's reversal takes back
+    out: ``plan_reversal``; sent even if its refund failed since), less the refunds of those
+    and of the reversals that had nothing left to take back (``reversed`` 0) that did not
+    fail. A later refund's reversal takes back
     only what is left of its amount after this, so none takes back too much, nor too little."""
     taken = covered = 0
     for record in reversals:
@@ -69,9 +72,9 @@ def over_reversed(reversals: Iterable[dict], total: int) -> int:
         if record["status"] == "recorded":
             taken += own if record["reversed"] is None else record["reversed"]
         elif record["status"] == "pending" and record["reversed"] is not None:
-            if record["refund_failed_at"]:
-                continue  # skipped, never sent, when next looked at
-            taken += record["reversed"]  # worked out: sent with it, however many tries
+            # Worked out: sent with it, however many tries, even once its refund failed (an
+            # earlier try may have reached Stripe Tax).
+            taken += record["reversed"]
         elif record["status"] != "skipped" or record["reversed"] is None:
             continue  # not sent, or never to be: nothing in Stripe Tax, nothing covered
         if not record["refund_failed_at"]:
@@ -219,7 +222,8 @@ class TaxRecordStore:
         """The pending reversal ``record_id`` with what it sends Stripe Tax (``send_amount``,
         None for a full reversal) and takes back (``reversed``): worked out at its first try
         (``plan_reversal``) and kept for every later one, so each try sends one body under
-        its one idempotency key. None if it is no longer pending (done by another process).
+        its one idempotency key. None if it is no longer pending (done by another process);
+        not worked out (``reversed`` None) if its refund failed first: never to be sent.
 
         One order's reversals are worked out one at a time, across processes (PostgreSQL:
         its transaction's record is locked; SQLite: the write lock is the database's), each
@@ -236,8 +240,8 @@ class TaxRecordStore:
             record = next((found for found in records if found["id"] == record_id), None)
             if record is None or record["status"] != "pending":
                 return None
-            if record["reversed"] is not None:
-                return record
+            if record["reversed"] is not None or record["refund_failed_at"]:
+                return record  # worked out before; or never to be sent, nor worked out
             send, reversed = plan_reversal(record, records, total)
             tx.run(
                 """UPDATE tax_records SET send_amount = ?, reversed = ?
@@ -267,12 +271,12 @@ class TaxRecordStore:
         reversed: int | None = None,
     ) -> bool:
         """Mark a pending record recorded (or skipped or refused, with ``note``; a reversal
-        with what it ``reversed`` in Stripe Tax); False if it was not pending (another process
-        finished it first)."""
+        with what it ``reversed`` in Stripe Tax, else what was worked out is kept); False if
+        it was not pending (another process finished it first)."""
         return bool(
             self.backend.write_one(
                 """UPDATE tax_records SET status = ?, stripe_id = ?, last_error = ?,
-                recorded_at = ?, reversed = ?, attempts = attempts + 1
+                recorded_at = ?, reversed = COALESCE(?, reversed), attempts = attempts + 1
                 WHERE id = ? AND status = 'pending'""",
                 (status, stripe_id, note, now_iso(), reversed, record_id),
             )

@@ -269,13 +269,14 @@ class Gateway:
 
         Stripe requires a ``return_url`` on a server-side confirmation of an intent with
         automatic payment methods (some of them redirect); without one given, the shop's
-        success page is where a 3-D Secure redirect comes back to.
+        success page is where a 3-D Secure redirect comes back to (a blank one is sent as it
+        is, for Stripe to refuse: it is never taken for "none given").
         """
         if self.settings.livemode:
             raise ConfigError("Confirming from the command line is for test mode only.")
         params: dict[str, Any] = {
             "payment_method": payment_method,
-            "return_url": return_url or self.success_url(),
+            "return_url": self.success_url() if return_url is None else return_url,
         }
         path = f"/v1/payment_intents/{_path(intent_id)}/confirm"
         return self._request("post", path, params, idempotency_key=_call_key("confirm"))

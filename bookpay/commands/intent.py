@@ -226,11 +226,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         rows.append(("Latest charge", f"{charge['id']} ({details})" if details else charge["id"]))
         if charge.get("receipt_url"):
             rows.append(("Stripe receipt", charge["receipt_url"]))
-    for refund in refunds:
-        amount = format_amount(refund["amount"], refund["currency"])
-        reason = f", {refund['reason']}" if refund.get("reason") else ""
-        status = refund.get("status") or "status unknown"  # Stripe's may be null
-        rows.append(("Refund", f"{refund['id']}: {amount} ({status}{reason})"))
+    rows += refund_fields(refunds, charge, currency)
     for dispute in disputes:
         style = DISPUTE_STYLES.get(dispute.get("status"), "bold red")
         rows.append(("Dispute", (dispute_text(dispute), style)))
@@ -251,6 +247,53 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if timeline:
         print()
         print_events(timeline)
+
+
+def refund_fields(
+    refunds: list[dict], charge: dict | None, currency: str
+) -> list[tuple[str, Cell]]:
+    """A row per refund, but for what only let a hold go: "Released", as the totals count it.
+
+    Stripe releases what a manual capture did not take (a partial capture's rest, a canceled or
+    expired authorization) as "refunded" on the Charge, and may list a Refund for it (the
+    emulator does, and an expired one's reason is ``expired_uncaptured_charge``); that money was
+    never taken. A Refund of a Charge never captured is such a release, and so is the oldest
+    Refund of a partially captured one when its amount is the rest (the release is made at the
+    capture, before any refund can be). A release Stripe lists no Refund for is shown from the
+    Charge (``ledger.model.released``); ``--json`` keeps the Refunds as Stripe sends them."""
+    from bookpay.ledger.model import released
+
+    charge = charge or {}
+    hold = released(charge)
+    own = [r for r in refunds if r.get("charge") in (None, charge.get("id"))]
+    releases: set[str] = set()
+    if charge.get("captured") is False:
+        releases = {r["id"] for r in own}
+    elif hold:
+        oldest = min(reversed(own), key=lambda r: r.get("created") or 0, default=None)
+        if oldest is not None and oldest["amount"] == hold:
+            releases.add(oldest["id"])
+    releases |= {r["id"] for r in own if r.get("reason") == "expired_uncaptured_charge"}
+    rows: list[tuple[str, Cell]] = []
+    for refund in refunds:
+        amount = format_amount(refund["amount"], refund["currency"])
+        if refund["id"] in releases:
+            rows.append(("Released", f"{refund['id']}: {amount} ({_release_text(charge)})"))
+            continue
+        reason = f", {refund['reason']}" if refund.get("reason") else ""
+        status = refund.get("status") or "status unknown"  # Stripe's may be null
+        rows.append(("Refund", f"{refund['id']}: {amount} ({status}{reason})"))
+    # Released as Stripe's amount_refunded says (an authorization still held has released
+    # nothing), where no Refund stands for it.
+    let_go = min(hold, charge.get("amount_refunded") or 0)
+    if let_go > 0 and not releases:
+        rows.append(("Released", f"{format_amount(let_go, currency)} ({_release_text(charge)})"))
+    return rows
+
+
+def _release_text(charge: dict) -> str:
+    whole = charge.get("captured") is False
+    return f"{'the whole' if whole else 'the rest of the'} hold, not a refund"
 
 
 def method_text(charge: dict) -> str:

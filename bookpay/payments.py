@@ -851,12 +851,21 @@ def _same_request(refund: dict, asked: dict[str, str], reason: str | None) -> bo
 
 
 def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
+    """The request id was used before with other parameters. With no refund under it, the
+    request first made with it was refused (more than the charge, say): Stripe keeps that
+    answer under the id's idempotency key for 24 hours, and refuses other parameters there."""
     if refund is None:
-        what = "another refund"
-    else:
-        amount = (refund.get("metadata") or {}).get("request_amount") or refund.get("amount")
-        reason = refund.get("reason") or "no reason"
-        what = f"refund {refund.get('id')} (amount {amount}, {reason})"
+        return RefundRequestReused(
+            f"No refund was made under refund request {request_id!r}: Stripe refused the "
+            "request first made with it, and keeps that answer under the id for 24 hours.",
+            hint="Use a new request id.",
+            request_id=request_id,
+            refund=None,
+            error_type="idempotency_error",
+        )
+    amount = (refund.get("metadata") or {}).get("request_amount") or refund.get("amount")
+    reason = refund.get("reason") or "no reason"
+    what = f"refund {refund.get('id')} (amount {amount}, {reason})"
     return RefundRequestReused(
         f"Refund request {request_id!r} was already made, as {what}, with other parameters; "
         "one request id is one refund.",

@@ -164,6 +164,9 @@ class BookpayGroup(TyperGroup):
                 # A decline's codes, as `intent show` gives them: "Your card was declined." is
                 # all Stripe says to the customer of a stolen card (card_declined/stolen_card).
                 message = f"{message} ({codes})"
+            elif getattr(exc, "param", None) and not _names(message, exc.param):
+                # Stripe's "Not a valid URL" says not which: the parameter it names does.
+                message = f"{message.rstrip('.')} (parameter {exc.param})."
             if exc.hint:
                 message = f"{message} {exc.hint}"
             # A message may list problems on lines of its own (an invalid catalog); every line
@@ -213,6 +216,16 @@ def _plain_help(command) -> None:
         command.help = command.help.replace("\nExample: ", "\n\b\nExample: ")
     for sub in getattr(command, "commands", {}).values():
         _plain_help(sub)
+
+
+def _names(message: str, param: str) -> bool:
+    """Does Stripe's message name the parameter it refused (``return_url``, ``payment_intent``
+    as "PaymentIntent"), in any case, with or without its underscores?"""
+
+    def letters(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalnum())
+
+    return letters(param) in letters(message)
 
 
 def _debugging(ctx) -> bool:

@@ -78,8 +78,14 @@ def webhook_secret_problem(value: str, name: str) -> Finding | None:
     if value.startswith("whsec_") and len(value) > len("whsec_"):
         return None
     shown = mask(value)
+    if value == "whsec_":
+        said = f"{name} has nothing after whsec_: it is the prefix alone, not a secret"
+    else:
+        said = f"{name} must start with whsec_, got " + (
+            shown if shown != "..." else "another value"
+        )
     return Finding(
-        f"{name} must start with whsec_, got " + (shown if shown != "..." else "another value"),
+        said,
         "use the signing secret that `stripe listen` prints, or the endpoint's secret in the "
         "Dashboard (whsec_...)",
         blocks="serve",

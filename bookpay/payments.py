@@ -292,13 +292,14 @@ class Gateway:
 
         Stripe requires a ``return_url`` on a server-side confirmation of an intent with
         automatic payment methods (some of them redirect); without one given, the shop's
-        success page is where a 3-D Secure redirect comes back to.
+        success page is where a 3-D Secure redirect comes back to (a blank one is sent as it
+        is, for Stripe to refuse: it is never taken for "none given").
         """
         if self.settings.livemode:
             raise ConfigError("Confirming from the command line is for test mode only.")
         params: dict[str, Any] = {
             "payment_method": payment_method,
-            "return_url": return_url or self.success_url(),
+            "return_url": self.success_url() if return_url is None else return_url,
         }
         path = f"/v1/payment_intents/{_path(intent_id)}/confirm"
         return self._request("post", path, params, idempotency_key=_call_key("confirm"))
@@ -873,12 +874,21 @@ def _same_request(refund: dict, asked: dict[str, str], reason: str | None) -> bo
 
 
 def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
+    """The request id was used before with other parameters. With no refund under it, the
+    request first made with it was refused (more than the charge, say): Stripe keeps that
+    answer under the id's idempotency key for 24 hours, and refuses other parameters there."""
     if refund is None:
-        what = "another refund"
-    else:
-        amount = (refund.get("metadata") or {}).get("request_amount") or refund.get("amount")
-        reason = refund.get("reason") or "no reason"
-        what = f"refund {refund.get('id')} (amount {amount}, {reason})"
+        return RefundRequestReused(
+            f"No refund was made under refund request {request_id!r}: Stripe refused the "
+            "request first made with it, and keeps that answer under the id for 24 hours.",
+            hint="Use a new request id.",
+            request_id=request_id,
+            refund=None,
+            error_type="idempotency_error",
+        )
+    amount = (refund.get("metadata") or {}).get("request_amount") or refund.get("amount")
+    reason = refund.get("reason") or "no reason"
+    what = f"refund {refund.get('id')} (amount {amount}, {reason})"
     return RefundRequestReused(
         f"Refund request {request_id!r} was already made, as {what}, with other parameters; "
         "one request id is one refund.",

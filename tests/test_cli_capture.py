@@ -2,6 +2,7 @@
 emulator (which refuses a server-side confirmation without a return_url, as Stripe does)."""
 
 import json
+import re
 import time
 
 import pytest
@@ -110,6 +111,48 @@ def test_a_canceled_hold_received_and_refunded_nothing(emulator, bookpay):
     assert released == (False, True, 2300)  # as Stripe shows a released hold
     totals = shown["totals"]
     assert (totals["received"], totals["refunded"], totals["net"]) == (0, 0, 0)
+
+
+def test_show_labels_a_released_hold_released_not_refund(emulator, bookpay):
+    """A partial capture's rest, and a canceled authorization, were listed as "Refund:
+    re_...: $8.00 (succeeded)" though never taken, and not counted as refunded."""
+    intent = authorized(emulator, bookpay)
+    assert bookpay("intent", "capture", intent["id"], "--amount", "1500").exit_code == 0
+    assert bookpay("refund", "create", intent["id"], "--amount", "500").exit_code == 0
+    out = bookpay("intent", "show", intent["id"]).stdout
+    assert re.search(r"^Refund: +re_\w+: \$5\.00 \(succeeded\)$", out, re.M), out
+    assert re.search(r"^Released: +re_\w+: \$8\.00 \(the rest of the hold, not a refund\)$",
+                     out, re.M), out  # fmt: skip
+    assert "$8.00 (succeeded)" not in out
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert sorted(r["amount"] for r in shown["refunds"]) == [500, 800]  # as Stripe sends them
+
+    canceled = authorized(emulator, bookpay)
+    assert bookpay("intent", "cancel", canceled["id"]).exit_code == 0
+    out = bookpay("intent", "show", canceled["id"]).stdout
+    assert re.search(r"^Released: +re_\w+: \$23\.00 \(the whole hold, not a refund\)$",
+                     out, re.M), out  # fmt: skip
+    assert "Refund:" not in out
+
+
+def test_a_release_stripe_lists_no_refund_for_is_shown_from_the_charge():
+    from bookpay.commands.intent import refund_fields
+
+    rest = {"id": "ch_1", "amount": 2300, "amount_captured": 1500, "captured": True,
+            "amount_refunded": 1300}  # fmt: skip
+    refund = {"id": "re_1", "charge": "ch_1", "amount": 500, "currency": "usd",
+              "status": "succeeded", "created": 2}  # fmt: skip
+    assert refund_fields([refund], rest, "usd") == [
+        ("Refund", "re_1: $5.00 (succeeded)"),
+        ("Released", "$8.00 (the rest of the hold, not a refund)"),
+    ]
+    held = {"id": "ch_2", "amount": 2300, "amount_captured": 0, "captured": False,
+            "amount_refunded": 0}  # fmt: skip
+    assert refund_fields([], held, "usd") == []  # still held: nothing released yet
+    expired = {**held, "amount_refunded": 2300, "refunded": True}
+    assert refund_fields([], expired, "usd") == [
+        ("Released", "$23.00 (the whole hold, not a refund)")
+    ]
 
 
 def test_capture_in_full(emulator, bookpay):

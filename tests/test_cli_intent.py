@@ -250,6 +250,77 @@ def test_3ds_fail_leaves_the_intent_waiting_for_another_card_and_exits_3(bookpay
     assert error["code"] == "payment_intent_authentication_failure"
 
 
+def test_3ds_alone_finishes_the_challenge_waiting_without_confirming_again(bookpay):
+    """`--3ds` without `--card` once the intent waits for 3-D Secure: it used to confirm again
+    with the default 4242 card (succeeded, exit 0), the challenge never finished."""
+    intent = create(bookpay)
+    waiting = bookpay("intent", "confirm", intent["id"], "--card", "4000002760003184")
+    assert waiting.exit_code == 0, waiting.output
+    follow_up = f"bookpay intent confirm {intent['id']} --3ds complete (or --3ds fail)"
+    assert f"Finish it with: {follow_up}\n" in waiting.stderr
+    failed = bookpay("intent", "confirm", intent["id"], "--3ds", "fail")
+    assert failed.exit_code == 3, failed.output
+    assert "failed authentication" in failed.stderr
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"
+
+    again = bookpay("intent", "confirm", intent["id"], "--card", "4000002760003184")
+    assert again.exit_code == 0, again.output
+    done = bookpay("intent", "confirm", intent["id"], "--3ds", "complete", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["status"] == "succeeded"
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    card = shown["payment_intent"]["latest_charge"]["payment_method_details"]["card"]
+    assert card["last4"] == "3184"  # the card that was challenged, not the default one
+
+
+def test_3ds_alone_with_no_challenge_waiting_exits_2_before_confirming(bookpay):
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--3ds", "complete")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        f"Error: {intent['id']} has no 3-D Secure challenge waiting (status"
+        " requires_payment_method), so --3ds complete has nothing to finish."
+    )
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"
+
+
+def test_3ds_on_a_confirmation_that_brings_no_challenge_exits_2(bookpay):
+    """`--card 4242... --3ds fail` succeeded with exit 0, --3ds silently ignored."""
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", "4242424242424242",
+                     "--3ds", "fail")  # fmt: skip
+    assert result.exit_code == 2
+    assert "Status:         succeeded" in result.stdout  # what happened is shown all the same
+    assert result.stderr == (
+        f"Error: --3ds fail was not used: {intent['id']} needed no 3-D Secure authentication"
+        " (status succeeded); the confirmation stands.\n"
+    )
+
+
+def test_an_empty_return_url_is_a_usage_error(bookpay):
+    """`--return-url ''` (an unset shell variable) quietly sent the shop's own URL."""
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--return-url", "")
+    assert result.exit_code == 2
+    assert "Invalid value for '--return-url': expected a URL, got ''." in result.stderr
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"
+
+
+def test_a_refusal_names_the_parameter_its_message_does_not(bookpay):
+    """Stripe says only "Not a valid URL": which one was not said."""
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--return-url", "foo")
+    assert result.exit_code == 3
+    assert result.stderr == "Error: Not a valid URL (parameter return_url).\n"
+    result = bookpay("refund", "create", intent["id"])  # "This PaymentIntent (pi_...)": named
+    assert result.exit_code == 3
+    assert "(parameter" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("card", "said"),
     [

@@ -67,6 +67,24 @@ def test_a_repeat_with_other_parameters_is_refused_naming_the_option(bookpay, pa
     assert [r["amount"] for r in refunds_of(bookpay, paid)] == [500]
 
 
+def test_a_request_id_stripe_refused_says_no_refund_was_made_under_it(bookpay, paid):
+    """A refused first request (more than the charge) is kept under the id's key: the next one
+    with another amount was told the id "was already used", as if it had made a refund."""
+    refused = bookpay("refund", "create", paid, "--amount", "99999", "--request-id", "T-9")
+    assert refused.exit_code == 3
+    assert "greater than charge amount" in refused.stderr
+    result = bookpay("refund", "create", paid, "--amount", "500", "--request-id", "T-9")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "Error: No refund was made under --request-id 'T-9': Stripe refused the request first"
+        " made with it, and keeps that refusal for 24 hours. Repeat it exactly to see why, or"
+        " use a new --request-id.\n"
+    )
+    assert refunds_of(bookpay, paid) == []
+    fresh = bookpay("refund", "create", paid, "--amount", "500", "--request-id", "T-10")
+    assert fresh.exit_code == 0, fresh.output
+
+
 def test_a_request_id_for_the_rest_repeats_as_the_same_refund(bookpay, paid):
     first = bookpay("refund", "create", paid, "--request-id", "T-3", "--json")
     again = bookpay("refund", "create", paid, "--request-id", "T-3", "--json")

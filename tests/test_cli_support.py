@@ -211,6 +211,21 @@ def test_webhook_sign_refuses_a_secret_as_config_check_does(tmp_path):
     assert "STRIPE_WEBHOOK_SECRET must start with whsec_, got another value" in check.stdout
 
 
+def test_a_secret_that_is_whsec_alone_is_said_to_have_nothing_after_it(tmp_path):
+    """It was "--secret must start with whsec_, got whsec_...", which it does."""
+    body = tmp_path / "event.json"
+    body.write_text("{}")
+    result = runner.invoke(app, ["webhook", "sign", str(body), "--secret", "whsec_"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: --secret has nothing after whsec_: it is the prefix alone, not a secret."
+    )
+    check = runner.invoke(
+        app, ["config", "check", "--offline"], env={"STRIPE_WEBHOOK_SECRET": "whsec_"}
+    )
+    assert "STRIPE_WEBHOOK_SECRET has nothing after whsec_" in check.stdout
+
+
 @pytest.mark.parametrize(
     ("secret", "says"),
     [

@@ -94,6 +94,14 @@ def test_decline_then_success(gateway):
     assert gateway.retrieve_intent(intent["id"])["latest_charge"]["paid"] is True
 
 
+def test_a_blank_return_url_is_sent_not_replaced_by_the_shops(gateway):
+    intent = gateway.create_intent(BOOK)
+    with pytest.raises(PaymentError) as info:
+        gateway.confirm_intent(intent["id"], payment_method="pm_card_visa", return_url="")
+    assert info.value.param == "return_url"
+    assert gateway.retrieve_intent(intent["id"])["status"] == "requires_payment_method"
+
+
 def test_refunds_full_and_partial(gateway):
     intent = gateway.create_intent(BOOK)
     gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")

@@ -226,11 +226,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         rows.append(("Latest charge", f"{charge['id']} ({details})" if details else charge["id"]))
         if charge.get("receipt_url"):
             rows.append(("Stripe receipt", charge["receipt_url"]))
-    for refund in refunds:
-        amount = format_amount(refund["amount"], refund["currency"])
-        reason = f", {refund['reason']}" if refund.get("reason") else ""
-        status = refund.get("status") or "status unknown"  # Stripe's may be null
-        rows.append(("Refund", f"{refund['id']}: {amount} ({status}{reason})"))
+    rows += refund_fields(refunds, charge, currency)
     for dispute in disputes:
         style = DISPUTE_STYLES.get(dispute.get("status"), "bold red")
         rows.append(("Dispute", (dispute_text(dispute), style)))
@@ -251,6 +247,53 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     if timeline:
         print()
         print_events(timeline)
+
+
+def refund_fields(
+    refunds: list[dict], charge: dict | None, currency: str
+) -> list[tuple[str, Cell]]:
+    """A row per refund, but for what only let a hold go: "Released", as the totals count it.
+
+    Stripe releases what a manual capture did not take (a partial capture's rest, a canceled or
+    expired authorization) as "refunded" on the Charge, and may list a Refund for it (the
+    emulator does, and an expired one's reason is ``expired_uncaptured_charge``); that money was
+    never taken. A Refund of a Charge never captured is such a release, and so is the oldest
+    Refund of a partially captured one when its amount is the rest (the release is made at the
+    capture, before any refund can be). A release Stripe lists no Refund for is shown from the
+    Charge (``ledger.model.released``); ``--json`` keeps the Refunds as Stripe sends them."""
+    from bookpay.ledger.model import released
+
+    charge = charge or {}
+    hold = released(charge)
+    own = [r for r in refunds if r.get("charge") in (None, charge.get("id"))]
+    releases: set[str] = set()
+    if charge.get("captured") is False:
+        releases = {r["id"] for r in own}
+    elif hold:
+        oldest = min(reversed(own), key=lambda r: r.get("created") or 0, default=None)
+        if oldest is not None and oldest["amount"] == hold:
+            releases.add(oldest["id"])
+    releases |= {r["id"] for r in own if r.get("reason") == "expired_uncaptured_charge"}
+    rows: list[tuple[str, Cell]] = []
+    for refund in refunds:
+        amount = format_amount(refund["amount"], refund["currency"])
+        if refund["id"] in releases:
+            rows.append(("Released", f"{refund['id']}: {amount} ({_release_text(charge)})"))
+            continue
+        reason = f", {refund['reason']}" if refund.get("reason") else ""
+        status = refund.get("status") or "status unknown"  # Stripe's may be null
+        rows.append(("Refund", f"{refund['id']}: {amount} ({status}{reason})"))
+    # Released as Stripe's amount_refunded says (an authorization still held has released
+    # nothing), where no Refund stands for it.
+    let_go = min(hold, charge.get("amount_refunded") or 0)
+    if let_go > 0 and not releases:
+        rows.append(("Released", f"{format_amount(let_go, currency)} ({_release_text(charge)})"))
+    return rows
+
+
+def _release_text(charge: dict) -> str:
+    whole = charge.get("captured") is False
+    return f"{'the whole' if whole else 'the rest of the'} hold, not a refund"
 
 
 def method_text(charge: dict) -> str:
@@ -443,18 +486,27 @@ class ThreeDS(str, Enum):
     fail = "fail"
 
 
+# The card `intent confirm` confirms with when --card names none.
+DEFAULT_CARD = "4242424242424242"
+
+
 @app.command("confirm", short_help="Confirm a PaymentIntent with a test card.")
 def confirm(
     ctx: typer.Context,
     intent_id: IntentArg,
     card: Annotated[
-        str,
-        typer.Option("--card", help="A test card number, a pm_card_... token or a pm_ id."),
-    ] = "4242424242424242",
+        str | None,
+        typer.Option(
+            "--card",
+            help="A test card number, a pm_card_... token or a pm_ id (default: "
+            f"{DEFAULT_CARD}, unless --3ds finishes a challenge already waiting).",
+        ),
+    ] = None,
     return_url: Annotated[
         str | None,
         typer.Option(
             "--return-url",
+            callback=paging.not_blank,
             help="Where 3-D Secure returns to (default: the shop's /success page, from"
             " BOOKPAY_BASE_URL or http://127.0.0.1:4242).",
         ),
@@ -464,7 +516,8 @@ def confirm(
         typer.Option(
             "--3ds",
             help="Finish a 3-D Secure challenge: complete or fail (emulator only; in Stripe "
-            "test mode the URL to open is printed).",
+            "test mode the URL to open is printed). Without --card, the challenge the "
+            "PaymentIntent is waiting on, without confirming it again.",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -473,28 +526,67 @@ def confirm(
 
     A declined card, or a failed 3-D Secure authentication, exits with status 3 and Stripe's
     reason. Stripe requires a return_url when confirming on the server; without --return-url the
-    shop's success page is sent.
+    shop's success page is sent. --3ds given to a confirmation that brings no challenge exits
+    with status 2 (the confirmation stands, and is shown).
 
     Example: bookpay intent confirm pi_123 --card 4000002760003184 --3ds complete
     """
+    from bookpay.errors import UsageError
+
     st = state(ctx)
     gateway = st.gateway()
-    method = gateway.payment_method_for(card)
-    intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
-    challenge = ((intent.get("next_action") or {}).get("redirect_to_url") or {}).get("url")
-    if three_ds is not None and intent["status"] == "requires_action" and challenge:
-        if st.settings.is_emulated:
-            from bookpay.commands.challenge import finish_challenge
+    if three_ds is not None and card is None:
+        # Finish the challenge the intent is waiting on: confirming again would start over,
+        # with another card, and no challenge at all for the default one.
+        intent = gateway.retrieve_intent(intent_id, expand=())
+        if _challenge_url(intent) is None:
+            raise UsageError(
+                f"{intent_id} has no 3-D Secure challenge waiting (status "
+                f"{intent['status']}), so --3ds {three_ds.value} has nothing to finish.",
+                hint="Confirm it with a 3-D Secure card and --3ds: bookpay intent confirm "
+                f"{intent_id} --card 4000002760003184 --3ds {three_ds.value}",
+            )
+    else:
+        method = gateway.payment_method_for(card or DEFAULT_CARD)
+        intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
+    challenge = _challenge_url(intent)
+    if three_ds is not None and challenge and st.settings.is_emulated:
+        from bookpay.commands.challenge import finish_challenge
 
-            finish_challenge(challenge, st.settings.emulator_url, three_ds.value)
-            intent = gateway.retrieve_intent(intent_id, expand=())
-            _raise_if_failed(intent)
-        else:
-            info("--3ds drives the emulator's challenge page only: open the URL to authenticate.")
+        finish_challenge(challenge, st.settings.emulator_url, three_ds.value)
+        intent = gateway.retrieve_intent(intent_id, expand=())
+        _raise_if_failed(intent)
+    elif three_ds is not None and challenge:
+        info("--3ds drives the emulator's challenge page only: open the URL to authenticate.")
     if as_json:
         emit_json(intent)
     else:
         _summary(intent)
+        if _challenge_url(intent) and three_ds is None:
+            info(_follow_up(intent["id"], st.settings.is_emulated))
+    if three_ds is not None and challenge is None:
+        raise UsageError(
+            f"--3ds {three_ds.value} was not used: {intent['id']} needed no 3-D Secure "
+            f"authentication (status {intent['status']}); the confirmation stands."
+        )
+
+
+def _challenge_url(intent: dict) -> str | None:
+    """The 3-D Secure page a customer must authenticate at, when the intent waits on one."""
+    if intent.get("status") != "requires_action":
+        return None
+    action = intent.get("next_action") or {}
+    url = (action.get("redirect_to_url") or {}).get("url")
+    return url if isinstance(url, str) and url else None
+
+
+def _follow_up(intent_id: str, emulated: bool) -> str:
+    """What to run once a confirmation is waiting for 3-D Secure."""
+    if emulated:
+        return f"Finish it with: bookpay intent confirm {intent_id} --3ds complete (or --3ds fail)"
+    return (
+        f"Open that URL to authenticate, then see the outcome with: bookpay intent show {intent_id}"
+    )
 
 
 def _raise_if_failed(intent: dict) -> None:

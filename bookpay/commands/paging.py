@@ -41,7 +41,8 @@ def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None)
     ``--starting-after "$LAST"``) is a mistake, never "no filter" or "the first page"."""
     if value is None or ctx.resilient_parsing or value.strip():
         return value
-    what = {"starting_after": "an id", "email": "an e-mail address"}.get(param.name, "a value")
+    what = {"starting_after": "an id", "email": "an e-mail address", "return_url": "a URL"}
+    what = what.get(param.name, "a value")
     raise typer.BadParameter(f"expected {what}, got {value!r}.")
 
 

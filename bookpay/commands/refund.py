@@ -70,7 +70,16 @@ def create(
         )
     except RefundRequestReused as exc:
         # Say it in the command's words: the option the user typed, never the idempotency key.
-        earlier = exc.refund or {}
+        if exc.refund is None:  # the first request under the id was refused: no refund exists
+            raise RefundRequestReused(
+                f"No refund was made under --request-id {request_id!r}: Stripe refused the "
+                "request first made with it, and keeps that refusal for 24 hours.",
+                hint="Repeat it exactly to see why, or use a new --request-id.",
+                request_id=exc.request_id,
+                refund=None,
+                error_type=exc.error_type,
+            ) from None
+        earlier = exc.refund
         made = f" (refund {earlier['id']})" if earlier.get("id") else ""
         raise RefundRequestReused(
             f"--request-id {request_id!r} was already used{made} with another amount or "

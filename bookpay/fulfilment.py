@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from bookpay.address import ShippingAddress
 from bookpay.ledger import INTEGRATION, Ledger
 from bookpay.ledger.lines import QuoteFrozen
-from bookpay.ledger.model import NOT_FULFILLED, charge_refunded
+from bookpay.ledger.model import (
+    NOT_FULFILLED,
+    REFUND_STATUSES,
+    REFUNDED_FIRST,
+    charge_refund_status,
+    charge_refunded,
+)
 from bookpay.orderlines import lines_of_intent, named_quote, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
@@ -27,7 +33,8 @@ class FulfilmentResult:
 
     ``outcome`` is 'fulfilled' (this call fulfilled the order), 'already_fulfilled',
     'not_succeeded' (the PaymentIntent has not succeeded, yet or at all), 'refunded' (its charge
-    was refunded in full before the order was fulfilled, so it never will be) or 'rejected' (not
+    was refunded in full before the order was fulfilled, so it will not be unless that refund
+    fails: ``Fulfiller.kept``) or 'rejected' (not
     this shop's, or its amount, currency or item do not match the catalog; ``reason`` says which).
     """
 
@@ -174,9 +181,14 @@ class Fulfiller:
         Raises NotFound for a PaymentIntent Stripe does not know and StripeUnavailable when it
         cannot be asked; never trusts anyone's copy of the intent but Stripe's.
         """
+        return self.fulfil_retrieved(self.retrieve(intent_id))
+
+    def fulfil_retrieved(self, intent: dict) -> FulfilmentResult:
+        """``fulfil`` of a PaymentIntent just retrieved from Stripe (its latest_charge expanded),
+        making no Stripe call: for a handler that has retrieved it already."""
         from bookpay.mailer import address_problem
 
-        intent = self.retrieve(intent_id)
+        intent_id = intent["id"]
         problem = self.ownership_problem(intent)
         if problem:
             return FulfilmentResult(intent_id, "rejected", intent=intent, reason=problem)
@@ -197,12 +209,12 @@ class Fulfiller:
             order = self.ledger.find_order(intent_id)
             if order is not None and order["fulfilled_at"]:
                 return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
-            reason = "refunded in full before it was fulfilled"
+            reason = REFUNDED_FIRST.removeprefix(NOT_FULFILLED).strip()
             order = self.ledger.record_intent(
                 intent,
                 status="refunded",
                 amount_refunded=charge_refunded(charge),
-                note=f"{NOT_FULFILLED} {reason}",
+                note=REFUNDED_FIRST,
                 not_fulfilled=True,
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
@@ -256,6 +268,39 @@ class Fulfiller:
         if new:
             self.ledger.after_commit(self.taxes.wake)
         return new
+
+    def kept(self, intent: dict, charge: dict) -> FulfilmentResult | None:
+        """Fulfil after all the order of ``intent`` that was not fulfilled only because its
+        charge was refunded in full first (``REFUNDED_FIRST``), now that ``charge``, just
+        retrieved and recorded by a refund event, is not refunded in full any more: a refund
+        failed and the shop keeps the money. Through ``fulfil_retrieved`` (the quote checked
+        again; once only, one receipt and one tax transaction owed, however many events ask).
+
+        None when there is nothing to fulfil: the charge still refunded in full, the order
+        fulfilled already or never refused, refused for another reason (its note says which,
+        or its price or shop does not pass the checks again: such a refusal is for good), or
+        disputed (a person decides; a dispute won re-reads the charge, and comes back here).
+        Makes no Stripe call.
+        """
+        if intent.get("status") != "succeeded" or charge_refund_status(charge) == "refunded":
+            return None
+        latest = intent.get("latest_charge")
+        if (latest.get("id") if isinstance(latest, dict) else latest) != charge.get("id"):
+            return None
+        order = self.ledger.find_order(intent["id"])
+        if order is None or order["fulfilled_at"] or not order["not_fulfilled_at"]:
+            return None
+        note = order["note"] or ""
+        if order["status"] not in REFUND_STATUSES or (
+            note.startswith(NOT_FULFILLED) and note != REFUNDED_FIRST
+        ):
+            return None
+        # A note rewritten since (a dispute's): refused for another reason only if it still is.
+        if self.ownership_problem(intent) or price_problem(
+            intent, self.catalog, self.ledger.quote_for(intent["id"])
+        ):
+            return None
+        return self.fulfil_retrieved({**intent, "latest_charge": charge})
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every due receipt is sent; False if some are still pending at timeout."""

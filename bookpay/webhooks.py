@@ -83,6 +83,8 @@ HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS,
 # How many times a refund or dispute event re-reads the Charge after its commit: once in the
 # usual case, again after each correcting write (each of which Stripe's changes could outrun).
 SETTLE_READS = 4
+# What a refund or dispute event's outcome adds when it fulfilled its order (``Fulfiller.kept``).
+FULFILLED_KEPT = "fulfilled: its refund in full failed"
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -268,10 +270,11 @@ class WebhookReceiver:
                 return self._intent_changed(event, job)
             if event.type in REFUND_EVENTS:
                 return self._refunded(event, job)
-            order = self._disputed(event.object_id, job)
+            order, fulfilled = self._disputed(event.object_id, job)
         except _Ignored as why:
             return False, f"ignored: {why}"
-        return True, f"order {order['id']} is {in_words(order['status'])}"
+        outcome = f"order {order['id']} is {in_words(order['status'])}"
+        return True, outcome + (f"; {FULFILLED_KEPT}" if fulfilled else "")
 
     def _succeeded(self, intent_id: str, job: _Job) -> tuple[bool, str]:
         try:
@@ -326,6 +329,10 @@ class WebhookReceiver:
 
         A refund event names a Refund; the Charge is the one Stripe's own Refund points to.
         Once committed, the Charge is read again (``_settle_refunds``).
+
+        An order refunded in full before it was fulfilled, whose Charge is not refunded in full
+        any more (a refund failed: the shop keeps the money), is fulfilled now, once, from the
+        retrieved objects (``Fulfiller.kept``): no ``succeeded`` event will come again for it.
         """
         charge_id = event.object_id
         if event.object.get("object") == "refund":
@@ -344,16 +351,27 @@ class WebhookReceiver:
                 f" (the PaymentIntent is {in_words(intent.get('status'))});"
                 f" order {order['id']} is {in_words(order['status'])}"
             )
-        order = self._record_refunds(intent, charge)
+        order, fulfilled = self._record_refunds(intent, charge)
         job.settle = (intent, charge_id)
-        return True, f"order {order['id']} is {in_words(order['status'])}"
+        outcome = f"order {order['id']} is {in_words(order['status'])}"
+        return True, outcome + (f"; {FULFILLED_KEPT}" if fulfilled else "")
 
-    def _record_refunds(self, intent: dict, charge: dict) -> dict:
+    def _record_refunds(self, intent: dict, charge: dict) -> tuple[dict, bool]:
+        """The order as the Charge's refunds leave it, and whether this fulfilled it (a refund
+        in full before the fulfilment failed: ``Fulfiller.kept``)."""
         # Nothing refunded (any more) is news too: a refund that failed gives the money back.
         refunded = amount(charge.get("amount_refunded")) or 0
         order = self.ledger.record_refunds(intent, {**charge, "amount_refunded": refunded})
         self.fulfiller.refunded(intent, charge)  # the tax reversals its refunds owe, once each
-        return order
+        return self._kept(order, intent, charge)
+
+    def _kept(self, order: dict, intent: dict, charge: dict) -> tuple[dict, bool]:
+        """``order``, or the order ``Fulfiller.kept`` fulfilled (refunded in full before its
+        fulfilment, that refund failed since) and True."""
+        kept = self.fulfiller.kept(intent, charge)
+        if kept is not None and kept.newly_fulfilled and kept.order is not None:
+            return kept.order, True
+        return order, False
 
     def _settle_refunds(self, event_id: str, intent: dict, charge_id: str) -> None:
         """Once a refund event (or a dispute event that recorded the Charge) is committed, read
@@ -379,12 +397,14 @@ class WebhookReceiver:
             event_id,
         )
 
-    def _disputed(self, dispute_id: str | None, job: _Job) -> dict:
+    def _disputed(self, dispute_id: str | None, job: _Job) -> tuple[dict, bool]:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
         while it is open, dispute_lost once lost, and once won (or an inquiry closed) what its
         Charge's refunds say. Whichever event this is, the retrieved Dispute decides, so a
         ``created`` that arrives after ``closed`` does not reopen it. A Charge it records is
-        read again once committed (``_settle_refunds``), as a refund event's is."""
+        read again once committed (``_settle_refunds``), as a refund event's is. Once won, an
+        order refunded in full before its fulfilment whose refund failed meanwhile is fulfilled
+        (``Fulfiller.kept``; True with the order)."""
         dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
         job.found(object_id(dispute.get("payment_intent")))
         if dispute.get("status") not in DISPUTE_RANK:
@@ -407,9 +427,10 @@ class WebhookReceiver:
         if dispute["status"] not in DISPUTE_OPEN:
             note += f", {in_words(dispute['status'])}"
         order = self.ledger.record_dispute(intent, dispute, charge, note=note)
-        if charge is not None:
-            job.settle = (intent, charge_id)
-        return order
+        if charge is None:
+            return order, False
+        job.settle = (intent, charge_id)
+        return self._kept(order, intent, charge)
 
 
 def _other_mode(event_live: bool | None, shop_live: bool) -> str | None:

@@ -122,6 +122,51 @@ def test_a_refund_that_fails_puts_the_order_back_to_paid_and_its_tax_is_unreport
     assert [what for what, _ in shop.gateway.calls] == ["transaction", "reversal"]
 
 
+def test_an_order_refunded_in_full_first_is_fulfilled_once_when_its_refund_fails(shop):
+    """Refunded in full before its payment's success was handled (the endpoint down a while):
+    not fulfilled. The refund then fails and the shop keeps the money: the refund event fulfils
+    the order, once (one receipt, one Stripe Tax transaction, no reversal), and `ledger check`
+    has nothing to say of it."""
+    from bookpay.ledger.check import check_ledger
+
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
+    intent = confirm(shop.settings, created["paymentIntentId"], "pm_card_refundFail")
+    intent_id, order_id = intent["id"], created["orderId"]
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+    answer = shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+    assert answer["outcome"] == "refunded: refunded in full before it was fulfilled"
+    charge = {"id": refund["charge"], "object": "charge"}
+    shop.deliver("charge.refunded", charge, "evt_refunded")
+    assert shop.ledger.get_order(intent_id)["fulfilled_at"] is None
+
+    failed_refund(shop, refund["id"])
+    refund_obj = {"id": refund["id"], "object": "refund"}
+    for kind, event_id in [
+        ("refund.failed", "evt_failed"),
+        ("charge.refund.updated", "evt_updated"),
+        ("refund.failed", "evt_failed"),
+        ("charge.refunded", "evt_refunded_late"),
+    ]:
+        shop.deliver(kind, charge if kind == "charge.refunded" else refund_obj, event_id)
+    order = shop.ledger.get_order(intent_id)
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    assert order["fulfilled_at"] is not None and order["not_fulfilled_at"] is None
+    assert shop.ledger.fulfilment_count(intent_id) == 1
+    assert [r["order_id"] for r in shop.ledger.receipts()] == [order_id]
+    assert shop.fulfiller.taxes.drain(10)
+    records = {r["kind"]: r for r in shop.records(order_id)}
+    assert records["transaction"]["status"] == "recorded"
+    assert records["reversal"]["status"] == "skipped"
+    assert [what for what, _ in shop.gateway.calls] == ["transaction"]
+    report = check_ledger(shop.ledger)
+    assert report.ok and not [w.name for w in report.warnings if w.count]
+    shown = bookpay(shop, "orders", "show", intent_id)
+    assert "fulfilled after its refund in full failed" in shown
+    total = sales_total(shop)
+    assert (total["orders"], total["refunded"], total["net"]) == (1, 0, order["amount"])
+
+
 def test_a_partial_refund_that_fails_before_its_reversal_was_tried_is_never_sent(shop, monkeypatch):
     """Stripe Tax cannot be reached, so the order's transaction is not recorded and the
     refund's reversal waits for it (tried, but nothing worked out to send, so never sent);

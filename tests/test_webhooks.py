@@ -731,6 +731,120 @@ def test_a_fulfilled_order_refunded_later_is_not_fulfilled_again(world, gateway)
     assert world.ledger.fulfilment_count() == 1
 
 
+def refunded_by(gateway, pi, *refunds: tuple[str, int, str]) -> dict:
+    """Stripe's Charge of ``pi`` with these (id, amount, status) refunds, each also a Refund
+    Stripe has; the PaymentIntent's latest_charge is that Charge."""
+    made = charge(pi, amount=gateway.intents[pi]["amount"])
+    made["refunds"]["data"] = [
+        {"id": rid, "object": "refund", "amount": amt, "status": status, "charge": made["id"]}
+        for rid, amt, status in refunds
+    ]
+    made["amount_refunded"] = sum(amt for _, amt, status in refunds if status != "failed")
+    made["refunded"] = made["amount_refunded"] >= made["amount"]
+    gateway.charges[made["id"]] = made
+    gateway.intents[pi]["latest_charge"] = made
+    for refund in made["refunds"]["data"]:
+        gateway.refunds[refund["id"]] = refund
+    return made
+
+
+def refunded_first(world, gateway, pi="pi_1", *refunds: tuple[str, int]) -> None:
+    """An order refunded in full (by ``refunds``) before its succeeded event was handled."""
+    gateway.intents.setdefault(pi, intent(pi))
+    made = refunded_by(gateway, pi, *[(rid, amt, "succeeded") for rid, amt in refunds])
+    deliver(world, event("charge.refunded", made, f"evt_refunded_{pi}"))
+    answer = deliver(world, event("payment_intent.succeeded", intent(pi)))
+    assert answer["outcome"] == "refunded: refunded in full before it was fulfilled"
+    assert world.ledger.get_order(pi)["not_fulfilled_at"] is not None
+
+
+def test_an_order_refunded_in_full_first_is_fulfilled_once_its_refund_fails(world, gateway):
+    """The refund fails: the shop keeps the money, so the order is fulfilled after all, from
+    the refund event (no succeeded event comes again), once however many events arrive."""
+    from bookpay.ledger.check import check_ledger
+
+    refunded_first(world, gateway, "pi_1", ("re_1", 2300))
+    refunded_by(gateway, "pi_1", ("re_1", 2300, "failed"))
+    failed = {"id": "re_1", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
+    answer = deliver(world, event("refund.failed", failed, "evt_failed"))
+    order = world.ledger.get_order("pi_1")
+    assert (answer["handled"], answer["outcome"]) == (
+        True,
+        f"order {order['id']} is paid; fulfilled: its refund in full failed",
+    )
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    assert order["fulfilled_at"] is not None and order["not_fulfilled_at"] is None
+    assert order["note"] == "fulfilled after its refund in full failed: the shop kept the money"
+    # Redelivered, another event for the same failure, the succeeded event again: nothing new.
+    deliver(world, event("refund.failed", failed, "evt_failed"))
+    deliver(world, event("charge.refund.updated", failed, "evt_updated"))
+    again = deliver(world, event("payment_intent.succeeded", intent(), "evt_succeeded_again"))
+    assert again["outcome"] == "already_fulfilled"
+    assert world.ledger.fulfilment_count() == 1
+    assert len(world.ledger.receipts()) == 1
+    assert world.fulfiller.drain(5)
+    assert outbox(world) == ["pi_1.eml"]
+    report = check_ledger(world.ledger)
+    assert report.ok and not [w.name for w in report.warnings if w.count]
+
+
+def test_a_partial_refund_of_a_full_one_that_fails_fulfils_the_order(world, gateway):
+    """Refunded in full by two refunds, one of which then fails: part of the money is kept."""
+    refunded_first(world, gateway, "pi_1", ("re_a", 1300), ("re_b", 1000))
+    refunded_by(gateway, "pi_1", ("re_a", 1300, "succeeded"), ("re_b", 1000, "failed"))
+    failed = {"id": "re_b", "object": "refund", "charge": "ch_pi_1", "amount": 1000}
+    answer = deliver(world, event("refund.failed", failed, "evt_failed_b"))
+    assert answer["outcome"].endswith("is partially refunded; fulfilled: its refund in full failed")
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1300)
+    assert order["fulfilled_at"] is not None
+    assert world.ledger.fulfilment_count() == 1
+
+
+def test_a_refund_that_fails_fulfils_no_order_refused_for_another_reason(world, gateway):
+    """A price mismatch refused for good, refunded, its refund failing; and an order waiting for
+    its succeeded event whose partial refund failed: neither is fulfilled by the refund event."""
+    gateway.intents["pi_cheap"] = intent("pi_cheap", amount=1)
+    deliver(world, event("payment_intent.succeeded", intent("pi_cheap")))
+    refused = world.ledger.get_order("pi_cheap")["note"]
+    assert refused.startswith("not fulfilled: amount 1 usd")
+    gateway.intents["pi_2"] = intent("pi_2")
+    for pi, amount in (("pi_cheap", 1), ("pi_2", 700)):
+        made = refunded_by(gateway, pi, (f"re_{pi}", amount, "succeeded"))
+        deliver(world, event("charge.refunded", made, f"evt_refunded_{pi}"))
+        refunded_by(gateway, pi, (f"re_{pi}", amount, "failed"))
+        failed = {"id": f"re_{pi}", "object": "refund", "charge": f"ch_{pi}", "amount": amount}
+        answer = deliver(world, event("refund.failed", failed, f"evt_failed_{pi}"))
+        assert answer["handled"] is True and "fulfilled" not in answer["outcome"]
+    cheap = world.ledger.get_order("pi_cheap")
+    assert (cheap["status"], cheap["fulfilled_at"], cheap["note"]) == ("paid", None, refused)
+    assert cheap["not_fulfilled_at"] is not None
+    assert world.ledger.get_order("pi_2")["fulfilled_at"] is None
+    assert world.ledger.fulfilment_count() == 0
+
+
+def test_a_refunded_first_order_whose_refund_failed_while_disputed_is_fulfilled_once_won(
+    world, gateway
+):
+    """Disputed when its refund fails: a person decides, nothing is fulfilled. The dispute won,
+    the shop keeps the money: the order is fulfilled then (its note rewritten by the dispute)."""
+    refunded_first(world, gateway, "pi_1", ("re_1", 2300))
+    gateway.disputes["dp_1"] = dispute(pi="pi_1")
+    deliver(world, event("charge.dispute.created", dispute(), "evt_dispute"))
+    refunded_by(gateway, "pi_1", ("re_1", 2300, "failed"))
+    failed = {"id": "re_1", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
+    deliver(world, event("refund.failed", failed, "evt_failed"))
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["fulfilled_at"]) == ("disputed", None)
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="won")
+    answer = deliver(world, event("charge.dispute.closed", dispute(status="won"), "evt_won"))
+    assert answer["outcome"].endswith("is paid; fulfilled: its refund in full failed")
+    order = world.ledger.get_order("pi_1")
+    assert order["status"] == "paid" and order["fulfilled_at"] is not None
+    assert order["note"] == "dispute dp_1: fraudulent, won"
+    assert world.ledger.fulfilment_count() == 1
+
+
 def test_a_dispute_stripe_has_marks_the_order_disputed_and_a_refund_does_not_hide_it(
     world, gateway
 ):

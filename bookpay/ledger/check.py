@@ -28,6 +28,8 @@ check of a large ledger reads it through its indexes and never loads it whole:
   versions marked a ``canceled`` or ``amount_capturable_updated`` event handled whatever the
   PaymentIntent was, so an event they handled may still be reported: `bookpay intent show`
   says what Stripe has.);
+- an order not fulfilled because it was refunded in full first is refunded still: once the
+  refund fails and the shop keeps the money, the refund event fulfils it;
 - every dispute's status is one Stripe has, and an order with a dispute shows one;
 - every receipt, tax record and dispute is for an order the ledger knows, and no row is dated in the
   future (beyond ``CLOCK_SKEW``).
@@ -47,6 +49,8 @@ from bookpay.ledger.location import locate, mask_url
 from bookpay.ledger.model import (
     DISPUTE_RANK,
     RECEIPT_STATUSES,
+    REFUND_STATUSES,
+    REFUNDED_FIRST,
     STATUS_RANK,
     STATUSES,
     now_iso,
@@ -188,6 +192,16 @@ INVARIANTS = (
         "orders with a dispute that do not show it",
         """SELECT DISTINCT o.id AS example FROM disputes d JOIN orders o ON o.id = d.order_id
         WHERE o.dispute_status IS NULL""",
+    ),
+    (
+        # Not fulfilled because refunded in full first, then the refund failed and the shop
+        # kept the money: the refund event that recorded the failure fulfils such an order
+        # (earlier versions did not). Their payment_intent.succeeded sent again fulfils it.
+        "orders refunded in full before they were fulfilled whose refund failed (the money "
+        "kept; send their payment_intent.succeeded event again)",
+        f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL
+        AND not_fulfilled_at IS NOT NULL AND status IN ({_quoted(REFUND_STATUSES[:2])})
+        AND note = '{REFUNDED_FIRST}'""",
     ),
     (
         "orders behind an event they handled",

@@ -33,6 +33,7 @@ from bookpay.ledger.model import (
     advance,
     charge_refund_status,
     charge_refunded,
+    fulfilled_note,
     intent_fields,
     now_iso,
     refund_status,
@@ -360,6 +361,10 @@ class Ledger(
         ``undeliverable`` with that reason. With a ``tax_calculation`` (the quote's), the
         order's Stripe Tax transaction is recorded as owed in the same transaction. Returns the
         order and whether this call was the one that fulfilled it.
+
+        An order that was not to be fulfilled (``not_fulfilled_at``: refunded in full first, a
+        refund that then failed) no longer says so once it is: ``not_fulfilled_at`` is cleared,
+        and its note says why it was fulfilled after all (``model.fulfilled_note``).
         """
         fields = intent_fields(intent)
         with self.backend.write() as tx:
@@ -373,7 +378,16 @@ class Ledger(
             )
             if not inserted:
                 return order, False
-            tx.run("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (stamp, order["id"]))
+            if order["not_fulfilled_at"]:
+                note = fulfilled_note(order["note"])
+                tx.run(
+                    """UPDATE orders SET fulfilled_at = ?, not_fulfilled_at = NULL, note = ?
+                    WHERE id = ?""",
+                    (stamp, note, order["id"]),
+                )
+                order.update(not_fulfilled_at=None, note=note)
+            else:
+                tx.run("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (stamp, order["id"]))
             order["fulfilled_at"] = stamp
             recipient, subject, body = render(order)
             problem = recipient_problem(recipient) if recipient and recipient_problem else None

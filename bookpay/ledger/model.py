@@ -69,7 +69,21 @@ ORDER_ID = re.compile(r"ord_[0-9a-f]{16}")
 # or undeliverable (an address no mail header can carry; never retried).
 # An order note starting so: its fulfilment was refused for good (or it was refunded first).
 NOT_FULFILLED = "not fulfilled:"
+# The one such note that may not be for good: a refund in full before the fulfilment, which can
+# fail afterwards (the shop keeps the money, and the order is fulfilled after all).
+REFUNDED_FIRST = f"{NOT_FULFILLED} refunded in full before it was fulfilled"
+FULFILLED_AFTER_REFUND = "fulfilled after its refund in full failed: the shop kept the money"
 RECEIPT_STATUSES = ("pending", "sent", "skipped", "undeliverable")
+
+
+def fulfilled_note(note: str | None) -> str | None:
+    """The note of an order fulfilled after all: one saying it would not be is no longer true
+    (its refund in full failed: ``FULFILLED_AFTER_REFUND``); any other is kept."""
+    if note == REFUNDED_FIRST:
+        return FULFILLED_AFTER_REFUND
+    if note and note.startswith(NOT_FULFILLED):
+        return None
+    return note
 
 
 def now_iso(delta: float = 0.0) -> str:

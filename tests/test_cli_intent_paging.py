@@ -121,3 +121,25 @@ def test_intent_show_says_when_there_is_no_ledger(world, tmp_path):
         f"No orders ledger at {where}: events this shop received are not shown.\n"
     )
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--email", "nobody@example.com"], "No PaymentIntents match."),
+        (["--all", "--email", "nobody@example.com"], "No PaymentIntents match."),
+        (["--status", "succeeded"], "No PaymentIntents with status succeeded."),
+        (["--all", "--until", "2000-01-01"], "No PaymentIntents match."),
+    ],
+)
+def test_a_list_that_matches_nothing_says_so_as_orders_list_does(world, tmp_path, args, said):
+    # Not a table header alone (a page), nor nothing at all (--all): stdout stays empty.
+    result = invoke(world, tmp_path, *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", said + "\n")
+    assert invoke(world, tmp_path, *args, "--json").stdout == "[]\n"
+
+
+def test_a_last_page_that_is_empty_says_there_are_no_more(world, tmp_path):
+    result = invoke(world, tmp_path, "--starting-after", world[1][-1])
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "No more PaymentIntents after that one.\n"

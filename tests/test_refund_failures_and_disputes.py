@@ -337,6 +337,52 @@ def _over_reversed_by_a_failed_refund(shop: Shop) -> tuple[str, str]:
     return intent_id, order_id
 
 
+def report_tax(shop: Shop, *args: str):
+    """`bookpay report tax ARGS` on a wide terminal (each state on one line): the result."""
+    env = {"BOOKPAY_DATA_DIR": str(shop.settings.data_dir), "COLUMNS": "400"}
+    if shop.settings.database_url:
+        env["BOOKPAY_DATABASE_URL"] = shop.settings.database_url
+    result = runner.invoke(cli, ["report", "tax", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_report_tax_lists_tax_under_reported_until_a_later_refund_takes_it_in(shop):
+    """A reversal Stripe Tax has whose refund then failed needs a person (Stripe Tax
+    under-reports that tax): `report tax` lists it by default, with why. Once a later refund's
+    reversal has taken it into account it is no longer listed, and `--status recorded` says
+    so rather than that Stripe Tax under-reports it."""
+    intent_id, order_id = _over_reversed_by_a_failed_refund(shop)
+    (failed,) = [r for r in shop.records(order_id) if r["kind"] == "reversal"]
+    listed = json.loads(report_tax(shop, "--json").stdout)
+    assert [(r["order_id"], r["refund"], r["status"], r["under_reported"]) for r in listed] == [
+        (order_id, failed["refund"], "recorded", True)
+    ]
+    table = report_tax(shop).stdout
+    assert f"reversal of {failed['refund']} ($10.00)" in table
+    assert "the refund failed" in table
+    assert "Stripe Tax under-reports this tax (correct it in Stripe Tax)" in table
+
+    later = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "2000"})
+    shop.deliver("charge.refunded", {"id": later["charge"], "object": "charge"}, "evt_later")
+    assert shop.fulfiller.taxes.drain(10)
+    assert sales_total(shop)["tax_unreported"] == 0
+    nothing = report_tax(shop)
+    assert (nothing.stdout, nothing.stderr) == (
+        "",
+        "No tax records refused, pending or under-reported.\n",
+    )
+    assert json.loads(report_tax(shop, "--json").stdout) == []
+    recorded = report_tax(shop, "--status", "recorded")
+    assert "a later refund's reversal took it into account" in recorded.stdout
+    assert "under-reports" not in recorded.stdout
+    shown = json.loads(report_tax(shop, "--status", "recorded", "--json").stdout)
+    assert {r["refund"]: r["under_reported"] for r in shown if r["kind"] == "reversal"} == {
+        failed["refund"]: False,
+        later["id"]: False,
+    }
+
+
 def _in_stripe_tax(shop: Shop, order_id: str) -> int:
     """What Stripe Tax holds reversed of the order, from its reversals' line items."""
     return -sum(
@@ -403,6 +449,11 @@ def test_a_reversal_whose_answer_was_lost_is_sent_as_planned_after_its_refund_fa
     assert (lost["status"], lost["reversed"], lost["send_amount"]) == ("pending", 500, 500)
     failed_refund(shop, refund["id"])
     shop.deliver("charge.refund.updated", {"id": refund["id"], "object": "refund"}, "evt_failed")
+    # Still owed, as `report tax` says, and why it is sent after its refund failed.
+    owed = report_tax(shop).stdout
+    assert "owed, not recorded yet (1 attempt" in owed
+    assert "; the refund failed " in owed
+    assert "sent as worked out (Stripe Tax may have it from the try whose answer was lost)" in owed
     stripe_emulator.faults.clear()
     shop.ledger.tax_record_failed(lost["id"], "looked at again now", retry_in=0)
     shop.fulfiller.taxes.wake()

@@ -112,3 +112,27 @@ def test_a_reversal_that_reads_the_order_as_its_fulfilment_commits_is_left_due_n
     record = {"id": "rev:re_1", "kind": "reversal", "order_id": "ord_1", "refund_failed_at": None}
     TaxRecorder(ledger, gateway=None)._reversal(record)
     assert ledger.marked == []  # the next round finds the transaction the fulfilment owes
+
+
+def test_a_reversal_still_owed_after_its_refund_failed_says_what_becomes_of_it():
+    """`orders show` and `report tax` say more than "owed ... stripe_unavailable": one never
+    worked out is never sent; one worked out is sent as it was (Stripe Tax may have it), and
+    is then tax under-reported unless a later refund's reversal took it into account."""
+    from bookpay.commands.ledgerview import tax_record_state
+
+    failed = {"id": "rev:re_1", "kind": "reversal", "attempts": 1, "last_error": "down."}
+    failed |= {"next_attempt_at": None, "refund": "re_1"}
+    never = reversal(1000, status="pending", failed=True) | failed
+    said = tax_record_state(never)
+    assert said.startswith("owed, not recorded yet (1 attempt, next ")
+    assert "): down; the refund failed " in said  # the error's full stop goes
+    assert said.endswith(" before it was sent: it will not be sent")
+    sent = reversal(1000, status="pending", reversed=1000, failed=True) | failed
+    assert tax_record_state(sent).endswith(
+        "it is sent as worked out (Stripe Tax may have it from the try whose answer was lost),"
+        " then Stripe Tax under-reports this tax (correct it in Stripe Tax)"
+    )
+    assert tax_record_state(sent, settled=True).endswith(
+        "and a later refund's reversal took it into account"
+    )
+    assert "refund failed" not in tax_record_state(reversal(1000, status="pending") | failed)

@@ -441,21 +441,26 @@ def list_intents(
     )
     columns = ["PaymentIntent", "Status", "Amount", "Book", "Created"]
     if every:
-        paging.emit(matching, as_json=as_json, columns=columns, row=_row, justify_right=["Amount"])
-        return
-    page = list(islice(matching, limit + 1))
-    more, page = len(page) > limit, page[:limit]
-    if as_json:
-        emit_json(page)
-    else:
-        print_table(
-            columns,
-            [_row(i) for i in page],
-            justify_right=["Amount"],
-            wrap_columns=["Book"],
-            detail_columns=["Book", "Created"],
+        count = paging.emit(
+            matching, as_json=as_json, columns=columns, row=_row, justify_right=["Amount"]
         )
-    paging.page_note("PaymentIntent", page, more, lambda i: i["id"])
+    else:
+        page = list(islice(matching, limit + 1))
+        more, page = len(page) > limit, page[:limit]
+        count = len(page)
+        if as_json:
+            emit_json(page)
+        elif page:
+            print_table(
+                columns,
+                [_row(i) for i in page],
+                justify_right=["Amount"],
+                wrap_columns=["Book"],
+                detail_columns=["Book", "Created"],
+            )
+        paging.page_note("PaymentIntent", page, more, lambda i: i["id"])
+    if not count and not as_json:
+        info(paging.nothing("PaymentIntents", starting_after, wanted, email or since or until))
 
 
 def _email_of(intent: dict) -> str:

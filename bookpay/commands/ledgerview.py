@@ -147,19 +147,30 @@ def tax_record_fields(
         if quote and quote.get("tax_calculation"):
             return [("Stripe Tax", "nothing recorded yet (the order is not fulfilled)")]
         return []
-    from bookpay.ledger.taxrecords import over_reversed
-
     total = quote.get("total") if quote else None
-    reversals = [record for record in records if record["kind"] == "reversal"]
-    # A later refund's reversal took back less by what a failed refund's reversal took: none
-    # of that is under-reported any more.
-    settled = isinstance(total, int) and over_reversed(reversals, total) == 0
+    settled = tax_settled([record for record in records if record["kind"] == "reversal"], total)
     fields = []
     for record in records:
         label = "Stripe Tax" if record["kind"] == "transaction" else "Tax reversal"
         what = "" if record["kind"] == "transaction" else _reversal_of(record, currency)
         fields.append((label, what + tax_record_state(record, settled=settled)))
     return fields
+
+
+def tax_settled(reversals: list[dict], total: int | None) -> bool:
+    """Whether an order's reversals (``reversals``, of an order of ``total``) of refunds that
+    failed were taken into account by later refunds' reversals: each of those took back less by
+    what a failed refund's reversal took, so none of that is under-reported any more. Not
+    without the order's total (no quote recorded)."""
+    from bookpay.ledger.taxrecords import over_reversed
+
+    return isinstance(total, int) and over_reversed(reversals, total) == 0
+
+
+def under_reported(record: dict, *, settled: bool) -> bool:
+    """Whether ``record`` is tax Stripe Tax under-reports, for a person to correct there: a
+    reversal it has whose refund failed afterwards, not taken into account by a later one."""
+    return record["status"] == "recorded" and bool(record.get("refund_failed_at")) and not settled
 
 
 def _reversal_of(record: dict, currency: str) -> str:
@@ -197,8 +208,25 @@ def tax_record_state(record: dict, *, settled: bool = False) -> str:
         )
     tries = record.get("attempts") or 0
     if not tries:
-        return "owed, not recorded yet (queued)"
-    return (
-        f"owed, not recorded yet ({tries} attempt{'s' if tries != 1 else ''}, next "
-        f"{human_time(record.get('next_attempt_at'))}): {record.get('last_error') or ''}"
-    )
+        text = "owed, not recorded yet (queued)"
+    else:
+        text = (
+            f"owed, not recorded yet ({tries} attempt{'s' if tries != 1 else ''}, next "
+            f"{human_time(record.get('next_attempt_at'))}): {record.get('last_error') or ''}"
+        )
+    if record.get("refund_failed_at"):
+        failed = f"; the refund failed {human_time(record['refund_failed_at'])}"
+        text = text.rstrip(" .:")  # an error's last sentence goes on with this
+        if record.get("reversed") is None:  # never worked out, so never sent
+            text += f"{failed} before it was sent: it will not be sent"
+        else:
+            text += (
+                f"{failed}: it is sent as worked out (Stripe Tax may have it from the try whose"
+                " answer was lost), "
+                + (
+                    "and a later refund's reversal took it into account"
+                    if settled
+                    else "then Stripe Tax under-reports this tax (correct it in Stripe Tax)"
+                )
+            )
+    return text

@@ -245,15 +245,7 @@ def list_orders(
                 )
             paging.page_note("order", page, more, lambda order: order["id"])
     if not count and not as_json:
-        sys.stderr.write(_nothing(starting_after, where.status, email or since or until) + "\n")
-
-
-def _nothing(starting_after, status, other_filters) -> str:
-    if starting_after:
-        return "No more orders after that one."
-    if status and not other_filters:
-        return f"No orders with status {status}."
-    return "No orders match." if status or other_filters else "No orders yet."
+        info(paging.nothing("orders", starting_after, where.status, email or since or until))
 
 
 @app.command("show", short_help="Show an order, its receipt and its events.")

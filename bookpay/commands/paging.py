@@ -196,6 +196,17 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def nothing(kind: str, starting_after: str | None, status, other_filters) -> str:
+    """What a list that matched nothing says on stderr, its stdout left empty (``kind``: the
+    items' plural noun; ``status``: the --status given; ``other_filters``: any other)."""
+    status = getattr(status, "value", status)
+    if starting_after:
+        return f"No more {kind} after that one."
+    if status and not other_filters:
+        return f"No {kind} with status {status}."
+    return f"No {kind} match." if status or other_filters else f"No {kind} yet."
+
+
 def page_note(kind: str, shown: list[Any], more: bool, id_of: Callable[[Any], str]) -> None:
     """On stderr, how to get the next page when there is one (``kind``: one item's noun)."""
     if more and shown:

@@ -120,27 +120,29 @@ class TaxStatus(str, Enum):
     recorded = "recorded"
 
 
-@app.command("tax", short_help="Stripe Tax records refused or still owed, with why.")
+@app.command("tax", short_help="Stripe Tax records that need a person, with why.")
 def tax(
     ctx: typer.Context,
     status: Annotated[
         list[TaxStatus] | None,
         typer.Option(
             "--status",
-            help="Only records in this status (repeatable; default: refused and pending).",
+            help="Only records in this status (repeatable; default: refused, pending, and "
+            "recorded reversals Stripe Tax under-reports).",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """The Stripe Tax records a person should know of: those Stripe Tax refused for good
-    (to record there by hand), then those still owed, each with its order and why.
+    (to record there by hand), then those still owed, then the reversals Stripe Tax has whose
+    refund failed afterwards, no later refund's reversal having taken them into account (tax
+    it under-reports: to correct there), each with its order and why.
 
     Example: bookpay report tax --status refused --json
     """
-    from bookpay.commands.ledgerview import tax_record_state
+    from bookpay.commands.ledgerview import under_reported
     from bookpay.commands.orders import TAX_RECORD_FIELDS
     from bookpay.ledger import LedgerMissing, locate, open_ledger
-    from bookpay.money import format_amount
 
     wanted = [s.value for s in status] if status else ["refused", "pending"]
     st = state(ctx)
@@ -151,17 +153,53 @@ def tax(
         info(f"No tax records: there is no ledger at {where} yet.")
         if not as_json:
             return
-        records = []
+        records, settled = [], set()
     else:
         with ledger:
-            records = ledger.tax_records_with_status(wanted)
+            records = ledger.tax_records_with_status(wanted, refund_failed=not status)
+            settled = _settled_orders(ledger, records)
+    if not status:  # what needs a person: not tax a later refund's reversal took into account
+        records = [r for r in records if r["status"] != "recorded" or r["order_id"] not in settled]
     if as_json:
         fields = ("order_id", *TAX_RECORD_FIELDS)
-        emit_json([{name: record[name] for name in fields} for record in records])
+        emit_json(
+            [
+                {
+                    **{name: record[name] for name in fields},
+                    "under_reported": under_reported(record, settled=record["order_id"] in settled),
+                }
+                for record in records
+            ]
+        )
         return
     if not records:
-        info(f"No tax records {' or '.join(wanted)}.")
+        said = " or ".join(wanted) if status else "refused, pending or under-reported"
+        info(f"No tax records {said}.")
         return
+    _tax_table(records, settled)
+
+
+def _settled_orders(ledger, records: list[dict]) -> set[str]:
+    """The orders of ``records`` whose reversals of refunds that failed were taken into account
+    by later refunds' reversals (``tax_settled``, as `orders show` tells), read at once."""
+    from bookpay.commands.ledgerview import tax_settled
+
+    failed = {r["order_id"]: r["payment_intent"] for r in records if r["refund_failed_at"]}
+    if not failed:
+        return set()
+    reversals = ledger.tax_reversals_for_orders(failed)
+    quotes = ledger.quotes_for_intents(failed.values())
+    return {
+        order
+        for order, intent in failed.items()
+        if tax_settled(reversals.get(order, []), (quotes.get(intent) or {}).get("total"))
+    }
+
+
+def _tax_table(records: list[dict], settled: set[str]) -> None:
+    from bookpay.commands.ledgerview import tax_record_state
+    from bookpay.money import format_amount
+
     rows = []
     for record in records:
         what = "transaction"
@@ -171,7 +209,8 @@ def tax(
                 "in full" if amount is None else format_amount(amount, record["currency"] or "usd")
             )
             what = f"reversal of {record['refund']} ({given})"
-        rows.append([record["order_id"], what, record["status"], tax_record_state(record)])
+        shown = tax_record_state(record, settled=record["order_id"] in settled)
+        rows.append([record["order_id"], what, record["status"], shown])
     print_table(
         ["Order", "Record", "Status", "State"],
         rows,

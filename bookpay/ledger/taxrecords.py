@@ -19,11 +19,11 @@ calculation makes one transaction only), so the ledger records the fact on the r
 (``refund_failed_at``): a reversal not tried yet (nothing worked out to send) is then never sent
 (skipped); one tried already, whose answer was lost, may be in Stripe Tax and is sent as worked
 out under its idempotency key (which makes nothing new if it is), then recorded; and one Stripe
-already has is tax Stripe Tax under-reports, which `bookpay orders show` and `bookpay report
-sales` show (``tax_unreported``) until a person corrects it in Stripe Tax, or a later refund's
-reversal takes it in: each reversal keeps what it took back (``reversed``), and takes back its
-refund's amount less what Stripe Tax holds reversed beyond the refunds that went back
-(``over_reversed``).
+already has is tax Stripe Tax under-reports, which `bookpay orders show`, `bookpay report tax`
+and `bookpay report sales` show (``tax_unreported``) until a person corrects it in Stripe Tax,
+or a later refund's reversal takes it in: each reversal keeps what it took back (``reversed``),
+and takes back its refund's amount less what Stripe Tax holds reversed beyond the refunds that
+went back (``over_reversed``).
 """
 
 from __future__ import annotations
@@ -183,21 +183,47 @@ class TaxRecordStore:
             (order_id,),
         )
 
-    def tax_records_with_status(self, statuses: Iterable[str], limit: int = 1000) -> list[dict]:
+    def tax_records_with_status(
+        self, statuses: Iterable[str], limit: int = 1000, *, refund_failed: bool = False
+    ) -> list[dict]:
         """Every order's records in one of ``statuses`` (refused ones first, then owed, ...),
-        oldest first, each with its order's ``currency``: what `bookpay report tax` lists."""
+        oldest first, each with its order's ``currency``: what `bookpay report tax` lists.
+        ``refund_failed``: and the reversals Stripe Tax has whose refund failed afterwards
+        (recorded), which may be tax it under-reports."""
         wanted = [status for status in TAX_STATUSES if status in set(statuses)]
-        if not wanted:
+        if not wanted and not refund_failed:
             return []
+        where = [f"t.status IN ({', '.join('?' * len(wanted))})"] if wanted else []
+        if refund_failed:
+            where.append(
+                "(t.status = 'recorded' AND t.kind = 'reversal' AND t.refund_failed_at IS NOT NULL)"
+            )
         rank = " ".join(f"WHEN '{status}' THEN {n}" for n, status in enumerate(TAX_RANK))
         columns = ", ".join(f"t.{name}" for name in TAX_COLUMNS)
         return self._read(
             f"""SELECT {columns}, o.currency FROM tax_records t
             LEFT JOIN orders o ON o.id = t.order_id
-            WHERE t.status IN ({", ".join("?" * len(wanted))})
+            WHERE {" OR ".join(where)}
             ORDER BY CASE t.status {rank} END, t.created, t.id LIMIT ?""",
             (*wanted, limit),
         )
+
+    def tax_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """The reversals of several orders at once (all of them, in every status), by order id:
+        what ``over_reversed`` needs to tell whether one's failed refund was taken into
+        account."""
+        ids = list(dict.fromkeys(order_ids))
+        found: dict[str, list[dict]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._read(
+                f"""SELECT {_TAX} FROM tax_records WHERE kind = 'reversal'
+                AND order_id IN ({", ".join("?" * len(chunk))}) ORDER BY created, id""",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["order_id"], []).append(row)
+        return found
 
     def failed_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list]:
         """Per order that has a reversal Stripe Tax has whose refund failed afterwards (tax

@@ -361,6 +361,31 @@ def test_a_cart_holds_one_currency(settings):
     app.close()
 
 
+def test_urls_made_from_a_book_id_are_percent_encoded(settings):
+    """An id may hold characters a URL gives meaning to: each page's links to the cover and the
+    line's forms name that book, and lead to it."""
+    from bookpay.catalog import Catalog
+
+    odd = "a b?c#d%e"
+    encoded = "a%20b%3Fc%23d%25e"
+    book = {"id": odd, "title": "Odd", "author": "X", "amount": 1000, "currency": "usd"}
+    app = create_app(settings, catalog=Catalog.from_records([book]), public_url=PUBLIC_URL)
+    shopper = Shopper(app)
+    assert shopper.add(odd).status == 200
+    cover = f'src="/covers/{encoded}.svg"'
+    action = f'action="/cart/items/{encoded}"'
+    assert cover in shopper.get("/").text
+    assert f'href="/checkout?item={encoded}"' in shopper.get("/").text
+    for page in (shopper.get("/cart").text, shopper.get("/checkout").text):
+        assert cover in page
+        assert action in page
+    assert shopper.get(f"/covers/{encoded}.svg").status == 200
+    removed = shopper.form(f"/cart/items/{encoded}", quantity="0", next="/cart")
+    assert removed.status == 303, removed.text
+    assert shopper.get("/cart").text.count('class="line"') == 0
+    app.close()
+
+
 def test_a_book_no_longer_sold_is_dropped_with_a_notice_on_the_page(settings):
     from bookpay.catalog import Catalog
 

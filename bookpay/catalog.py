@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from bookpay.errors import ConfigError, NotFound
 from bookpay.money import CURRENCIES, amount_problem, charge_problem, format_amount
@@ -40,8 +41,9 @@ class Book:
 
     @property
     def image(self) -> str:
-        """Path of the cover the checkout server draws for this book."""
-        return f"/covers/{self.id}.svg"
+        """Path of the cover the checkout server draws for this book (the id percent-encoded:
+        it may hold ``/``, ``?``, ``#``, ``%`` or spaces)."""
+        return f"/covers/{quote(self.id, safe='')}.svg"
 
     def to_dict(self) -> dict:
         return {

@@ -78,9 +78,14 @@ class PaymentInProgress(UsageError):
 
 
 class AttemptNotFound(NotFound):
-    """A quote asked for an attempt that has no PaymentIntent (yet, or in this shop)."""
+    """A quote asked for an attempt that has no PaymentIntent (yet, or in this shop), or a
+    request for an attempt of another cart or book (``check_owner``)."""
 
     code = "attempt_not_found"
+
+
+NO_PAYMENT_TO_QUOTE = "This checkout has no payment to quote: reload the page."
+NOT_THIS_ORDER = "This checkout has no payment for this order: reload the page."
 
 
 class StaleQuote(UsageError):
@@ -169,16 +174,16 @@ class Checkout:
                 # A replayed creation (the ledger lost its record): bring it up to date.
                 intent = self._update(intent, quote, order_id, cart_id)
         else:
+            check_owner(recorded, cart_id, quote, NOT_THIS_ORDER)
             order_id = recorded["order_id"]
             quote = self._shipped_as_recorded(quote, recorded, attempt_id)
             intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
             _check_open(intent)
             check_chargeable(quote)
             changed = not _same(recorded, quote) or not _holds(intent, quote)
-            if changed:
-                intent = self._update(intent, quote, order_id, cart_id)
-            elif recorded["cart_id"] == cart_id:
+            if not changed:
                 return AttemptIntent(intent, order_id, quote, False, recorded["version"])
+            intent = self._update(intent, quote, order_id, cart_id)
         try:
             saved = self.ledger.record_quote(
                 intent["id"], order_id, quote, attempt_id=attempt_id, cart_id=cart_id
@@ -276,9 +281,8 @@ class Checkout:
         with self.locks.hold(attempt_id):
             recorded = self.ledger.quote_for_attempt(attempt_id)
             if recorded is None:
-                raise AttemptNotFound(
-                    "This checkout has no payment to quote: reload the page.",
-                )
+                raise AttemptNotFound(NO_PAYMENT_TO_QUOTE)
+            check_owner(recorded, cart_id, lines, NO_PAYMENT_TO_QUOTE)
             if version <= recorded["version"]:
                 raise _stale(recorded["version"])
             check_chargeable(lines, minimum=False)
@@ -337,6 +341,23 @@ class Checkout:
             intent = exc.payment_intent or self.gateway.retrieve_intent(intent_id, expand=())
             _check_open(intent)
             raise _in_progress(intent) from None
+
+
+def check_owner(recorded: dict, cart_id: str | None, quote: Quote | None, message: str) -> None:
+    """Refuse (as ``AttemptNotFound``, the answer an unknown attempt gets) a request for an
+    attempt recorded for another order: another cart than the request's (``cart_id``, the one
+    its cookie finds, None for "Buy now"), or "Buy now" of another book than ``quote``'s.
+
+    An attempt belongs to the cart or the book it was first asked for: the page keys its attempt
+    by its cart (and the cart's payments) or its book, so only a request that knows an attempt's
+    id without being its page gets here; it learns nothing of the attempt and changes nothing.
+    """
+    if recorded["cart_id"] != cart_id:
+        raise AttemptNotFound(message)
+    if cart_id is None and quote is not None:
+        items = [line["item_id"] for line in recorded["lines"]]
+        if items != [line.item_id for line in quote.lines]:
+            raise AttemptNotFound(message)
 
 
 def _stale(version: int) -> StaleQuote:

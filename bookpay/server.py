@@ -393,10 +393,12 @@ def create_app(
     @app.get("/checkout")
     def checkout():
         """``?item=ID`` buys one copy of one book ("Buy now"); without it, the cart."""
-        item = bottle.request.query.getunicode("item") or ""
-        if not item:
+        query = bottle.request.query
+        # Bottle answers "" for a value that is not UTF-8, and "" is the cart: None here.
+        item = query.getunicode("item", default=None) if "item" in query else ""
+        if item == "":
             return _cart_checkout()
-        if item not in services.catalog:
+        if item is None or item not in services.catalog:
             raise NotFound(
                 "We don't have that book. Choose one from the list.", code="unknown_item"
             )

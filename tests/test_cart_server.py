@@ -361,6 +361,31 @@ def test_a_cart_holds_one_currency(settings):
     app.close()
 
 
+def test_urls_made_from_a_book_id_are_percent_encoded(settings):
+    """An id may hold characters a URL gives meaning to: each page's links to the cover and the
+    line's forms name that book, and lead to it."""
+    from bookpay.catalog import Catalog
+
+    odd = "a b?c#d%e"
+    encoded = "a%20b%3Fc%23d%25e"
+    book = {"id": odd, "title": "Odd", "author": "X", "amount": 1000, "currency": "usd"}
+    app = create_app(settings, catalog=Catalog.from_records([book]), public_url=PUBLIC_URL)
+    shopper = Shopper(app)
+    assert shopper.add(odd).status == 200
+    cover = f'src="/covers/{encoded}.svg"'
+    action = f'action="/cart/items/{encoded}"'
+    assert cover in shopper.get("/").text
+    assert f'href="/checkout?item={encoded}"' in shopper.get("/").text
+    for page in (shopper.get("/cart").text, shopper.get("/checkout").text):
+        assert cover in page
+        assert action in page
+    assert shopper.get(f"/covers/{encoded}.svg").status == 200
+    removed = shopper.form(f"/cart/items/{encoded}", quantity="0", next="/cart")
+    assert removed.status == 303, removed.text
+    assert shopper.get("/cart").text.count('class="line"') == 0
+    app.close()
+
+
 def test_a_book_no_longer_sold_is_dropped_with_a_notice_on_the_page(settings):
     from bookpay.catalog import Catalog
 
@@ -510,6 +535,69 @@ def test_one_payment_intent_per_attempt_follows_the_cart(shopper, settings, app)
         cart_id,
     )
     assert [(x["item_id"], x["quantity"]) for x in quote["lines"]] == [("1", 2), ("2", 3)]
+
+
+def held_by(settings, intent_id: str) -> tuple:
+    """What a PaymentIntent holds and the ledger records for it: what a refusal must not change."""
+    intent = intent_at(settings, intent_id)
+    with _ledger(settings) as ledger:
+        quote = ledger.quote_for(intent_id)
+    lines = [(x["item_id"], x["quantity"]) for x in quote["lines"]]
+    recorded = (quote["cart_id"], quote["version"], quote["total"], lines)
+    return intent["amount"], intent["metadata"], intent.get("shipping"), recorded
+
+
+def refused(answer: Response) -> None:
+    assert answer.status == 404, answer.text
+    assert answer.json()["error"]["code"] == "attempt_not_found"
+
+
+def test_a_carts_attempt_answers_only_that_carts_cookie(app, settings):
+    """Whoever learns a cart's attempt id cannot take its PaymentIntent: not without the cart's
+    cookie, not with another cart's, not as "Buy now"; the same 404 as an unknown attempt, and
+    the PaymentIntent and its record stay as they were."""
+    owner, other, stranger = Shopper(app), Shopper(app), Shopper(app)
+    owner.add("1", 2)
+    other.add("2")
+    attempt = str(uuid.uuid4())
+    first = owner.pay(attempt).json()
+    before = held_by(settings, first["paymentIntentId"])
+    assert before[3][0] is not None
+
+    refused(stranger.json("/create-payment-intent", {"attemptId": attempt, "item": "3"}))
+    refused(other.json("/create-payment-intent", {"attemptId": attempt, "item": "3"}))
+    refused(other.pay(attempt))
+    for shopper in (stranger, other):
+        refused(shopper.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS}))
+    assert held_by(settings, first["paymentIntentId"]) == before
+
+    # The cart's own tabs still find it, the cart changed meanwhile.
+    owner.add("3")
+    again = owner.pay(attempt).json()
+    assert (again["paymentIntentId"], again["changed"]) == (first["paymentIntentId"], True)
+    quoted = owner.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS})
+    assert quoted.status == 200, quoted.text
+
+
+def test_a_buy_now_attempt_answers_only_for_its_book(app, settings):
+    buyer, other = Shopper(app), Shopper(app)
+    other.add("2")
+    attempt = str(uuid.uuid4())
+    first = buyer.json("/create-payment-intent", {"attemptId": attempt, "item": "1"}).json()
+    before = held_by(settings, first["paymentIntentId"])
+
+    for shopper in (buyer, other):
+        refused(shopper.json("/create-payment-intent", {"attemptId": attempt, "item": "3"}))
+    refused(other.pay(attempt))  # a cart's checkout
+    assert held_by(settings, first["paymentIntentId"]) == before
+
+    # Buy now of the same book again (a reload, Back, a second tab): the same PaymentIntent,
+    # with or without a cart's cookie.
+    for shopper in (buyer, other):
+        again = shopper.json("/create-payment-intent", {"attemptId": attempt, "item": "1"})
+        assert again.json()["paymentIntentId"] == first["paymentIntentId"]
+    quoted = other.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS})
+    assert quoted.status == 200, quoted.text
 
 
 def _ledger(settings):
@@ -869,14 +957,17 @@ def test_a_cart_emptied_by_its_attempts_payment_says_the_attempt_is_paid(app, sh
     assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")
 
     # Another shopper naming the attempt learns nothing of it: with an empty cart of their own,
-    # or none at all, the cart is empty.
+    # or none at all, the cart is empty, and a quote hears what an unknown attempt's does.
     other = Shopper(app)
     other.add("1")
     other.json("/cart/items/1", {"quantity": 0})
     assert other.cookie
+    unknown = str(uuid.uuid4())
     for stranger in (other, Shopper(app)):
         assert error_of(stranger.pay(attempt)) == (400, "cart_empty")
-        assert error_of(requote(stranger, attempt)) == (400, "cart_empty")
+        assert error_of(stranger.pay(unknown)) == (400, "cart_empty")
+        assert error_of(requote(stranger, attempt)) == (404, "attempt_not_found")
+        assert error_of(requote(stranger, unknown)) == (404, "attempt_not_found")
 
 
 def test_a_quote_for_an_attempt_paid_in_another_tab_says_so_and_settles_the_cart(shopper, settings):

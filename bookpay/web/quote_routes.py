@@ -9,8 +9,8 @@ the rate chosen, the version applied and the quote as the page shows it.
 
 The order's lines are the attempt's, priced from the catalog now: the cart's (by its cookie) or
 the one book of "Buy now". Every refusal is a 4xx JSON error: a malformed request (400), an
-unknown attempt (404), a stale version or a payment already confirmed (409), an address no rate
-serves (422), too many quotes for one attempt (429).
+unknown attempt or another cart's than the cookie's (404), a stale version or a payment already
+confirmed (409), an address no rate serves (422), too many quotes for one attempt (429).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import bottle
 
 from bookpay.address import InvalidAddress, ShippingAddress
-from bookpay.checkout import AttemptNotFound, Destination
+from bookpay.checkout import NO_PAYMENT_TO_QUOTE, AttemptNotFound, Destination, check_owner
 from bookpay.quote import quote_items
 from bookpay.web import inputs
 from bookpay.web.ratelimit import RateLimiter
@@ -42,7 +42,9 @@ def install(app: bottle.Bottle, services, cart_of, limiter: RateLimiter) -> None
         version = inputs.quote_version(data.get("version"))
         recorded = services.ledger.quote_for_attempt(attempt)
         if recorded is None:
-            raise AttemptNotFound("This checkout has no payment to quote: reload the page.")
+            raise AttemptNotFound(NO_PAYMENT_TO_QUOTE)
+        if recorded["cart_id"] is not None:  # only the cart's own cookie quotes its attempt
+            check_owner(recorded, (cart_of.find() or {}).get("id"), None, NO_PAYMENT_TO_QUOTE)
         if version is None:  # a caller that does not number its quotes: the next one
             version = recorded["version"] + 1
         with cart_of.settled_when_paid():

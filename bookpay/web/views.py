@@ -56,6 +56,7 @@ def line_views(lines: list[dict], currency: str) -> list[dict]:
             "unit": format_amount(line["unit_amount"], currency),
             "amount": format_amount(line["line_amount"], currency),
             "image": f"/covers/{quote(line['item_id'], safe='')}.svg",
+            "action": f"/cart/items/{quote(line['item_id'], safe='')}",  # the line's form
         }
         for line in lines
     ]

@@ -17,12 +17,12 @@
         <p class="line-title">{{line['title']}}</p>
         <p class="line-unit">{{line['unit']}} each</p>
       </div>
-      <form class="line-form" method="post" action="/cart/items/{{line['item_id']}}">
+      <form class="line-form" method="post" action="{{line['action']}}">
         <label>Quantity<span class="visually-hidden line-of"> of {{line['title']}}</span> <input type="number" name="quantity" value="{{line['quantity']}}" min="0" max="10" step="1" inputmode="numeric" required></label>
         <input type="hidden" name="next" value="/cart">
         <button class="button button--small button--secondary" type="submit">Update<span class="visually-hidden line-of"> quantity of {{line['title']}}</span></button>
       </form>
-      <form class="line-remove" method="post" action="/cart/items/{{line['item_id']}}">
+      <form class="line-remove" method="post" action="{{line['action']}}">
         <input type="hidden" name="next" value="/cart">
         <button class="text-button" type="submit" name="quantity" value="0" aria-label="Remove {{line['title']}}">Remove</button>
       </form>

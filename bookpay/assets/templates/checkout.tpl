@@ -13,7 +13,7 @@
           <p class="line-title">{{line['title']}}</p>
           <p class="line-unit"><span class="line-unit-amount">{{line['unit']}}</span> each</p>
 %     if editable:
-          <form class="line-form" method="post" action="/cart/items/{{line['item_id']}}">
+          <form class="line-form" method="post" action="{{line['action']}}">
             <label>Quantity<span class="visually-hidden line-of"> of {{line['title']}}</span> <input type="number" name="quantity" value="{{line['quantity']}}" min="0" max="10" step="1" inputmode="numeric" required></label>
             <input type="hidden" name="next" value="/checkout">
             <button class="button button--small button--secondary line-update" type="submit">Update<span class="visually-hidden line-of"> quantity of {{line['title']}}</span></button>

@@ -54,6 +54,15 @@ class ConfigError(BookpayError):
         self.problems = list(problems or [])
 
 
+class UnknownToBookpay(BookpayError):
+    """Stripe sent something this version of bookpay does not know (a Dispute status Stripe
+    added since): HTTP 503, so that Stripe redelivers the event, which stays received but not
+    processed until a bookpay that knows it handles it."""
+
+    http_status = 503
+    code = "unknown_to_bookpay"
+
+
 class PaymentError(BookpayError):
     """Stripe (or the emulator) answered and refused the request (exit 3).
 

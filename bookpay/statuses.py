@@ -19,6 +19,9 @@ _WORDS = {
     "warning_under_review": "an inquiry under review",
     "warning_closed": "closed without a chargeback",
     "needs_response": "waiting for a response",
+    "appeal_needs_response": "appealed, waiting for a response",
+    "appeal_under_review": "appealed, under review",
+    "prevented": "prevented before it became a chargeback",
 }
 
 

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bookpay.errors import ConfigError, NotFound, WebhookSignatureError
+from bookpay.errors import ConfigError, NotFound, UnknownToBookpay, WebhookSignatureError
 from bookpay.event_shape import Event, InvalidEvent, amount, object_id, parse
 from bookpay.fulfilment import Fulfiller, ownership_problem
 from bookpay.ledger import Ledger
@@ -399,16 +399,30 @@ class WebhookReceiver:
 
     def _disputed(self, dispute_id: str | None, job: _Job) -> tuple[dict, bool]:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
-        while it is open, dispute_lost once lost, and once won (or an inquiry closed) what its
-        Charge's refunds say. Whichever event this is, the retrieved Dispute decides, so a
-        ``created`` that arrives after ``closed`` does not reopen it. A Charge it records is
+        while it is open (or appealed), dispute_lost once lost, and once won (or an inquiry
+        closed, or prevented) what its Charge's refunds say. Whichever event this is, the
+        retrieved Dispute decides, so a ``created`` that arrives after ``closed`` does not reopen
+        it (``Ledger.record_dispute``). A status bookpay does not know (one Stripe added since)
+        raises ``UnknownToBookpay`` (503): the event stays unprocessed, Stripe redelivers it, and
+        nothing is recorded from a guess. A Charge it records is
         read again once committed (``_settle_refunds``), as a refund event's is. Once won, an
         order refunded in full before its fulfilment whose refund failed meanwhile is fulfilled
         (``Fulfiller.kept``; True with the order)."""
         dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
         job.found(object_id(dispute.get("payment_intent")))
-        if dispute.get("status") not in DISPUTE_RANK:
-            raise _Ignored(f"dispute {dispute_id} has no status bookpay knows")
+        status = dispute.get("status")
+        if not isinstance(status, str) or status not in DISPUTE_RANK:
+            shown = repr(status)[:40] if isinstance(status, str) else "none"
+            log.error(
+                "dispute %s has status %s, which this bookpay does not know: upgrade bookpay; "
+                "the event stays unprocessed and Stripe redelivers it",
+                dispute_id,
+                shown,
+            )
+            raise UnknownToBookpay(
+                f"dispute {dispute_id} has status {shown}, which this bookpay does not know",
+                hint="upgrade bookpay; Stripe redelivers the event until it is handled",
+            )
         intent_id = object_id(dispute.get("payment_intent"))
         charge_id = object_id(dispute.get("charge"))
         charge = None
@@ -421,12 +435,7 @@ class WebhookReceiver:
         if dispute["status"] not in DISPUTE_OPEN and charge is None:
             # Closed: a won dispute goes back to what the Charge's refunds say.
             charge = _retrieve(self.gateway.retrieve_charge, charge_id)
-        reason = dispute.get("reason")
-        reason = reason[:100] if isinstance(reason, str) and reason.isprintable() else None
-        note = f"dispute {dispute_id}: {reason or 'no reason given'}"
-        if dispute["status"] not in DISPUTE_OPEN:
-            note += f", {in_words(dispute['status'])}"
-        order = self.ledger.record_dispute(intent, dispute, charge, note=note)
+        order = self.ledger.record_dispute(intent, dispute, charge)
         if charge is None:
             return order, False
         job.settle = (intent, charge_id)

@@ -69,7 +69,7 @@ def fill(env, orders=30):
         # ... whose refund failed afterwards; and a dispute of a paid order, lost.
         ledger.refunds_failed("ord_00000000000000aa", ["re_1"])
         lost = {"id": "du_1", "status": "lost", "reason": "fraudulent", "amount": 2300}
-        ledger.record_dispute(intent("pi_001"), lost, note="dispute du_1: fraudulent, lost")
+        ledger.record_dispute(intent("pi_001"), lost)
         return ledger.counts()
 
 

@@ -81,6 +81,43 @@ def test_a_lost_dispute_is_final_but_a_second_open_one_shows(ledger):
     assert (order["status"], order["dispute_status"]) == ("dispute_lost", "lost")
 
 
+@pytest.mark.parametrize("decided", ["lost", "won"])
+def test_a_decided_chargeback_appealed_is_open_again_and_decided_again(ledger, decided):
+    ledger.record_intent(intent())
+    ledger.record_dispute(intent(), dispute("needs_response"))
+    ledger.record_dispute(intent(), dispute(decided), charge(0))
+    order = ledger.record_dispute(intent(), dispute("appeal_needs_response"))
+    assert (order["status"], order["dispute_status"]) == ("disputed", "appeal_needs_response")
+    # A stale copy from before the appeal, or from before the decision, does not close it.
+    for stale in ("needs_response", "under_review", "appeal_needs_response"):
+        order = ledger.record_dispute(intent(), dispute(stale))
+    order = ledger.record_dispute(intent(), dispute("appeal_under_review"))
+    assert order["dispute_status"] == "appeal_under_review"
+    order = ledger.record_dispute(intent(), dispute("appeal_needs_response"))
+    assert order["dispute_status"] == "appeal_under_review"
+    other = "won" if decided == "lost" else "lost"
+    order = ledger.record_dispute(intent(), dispute(other), charge(0))
+    expected = {"won": "paid", "lost": "dispute_lost"}[other]
+    assert (order["status"], order["dispute_status"]) == (expected, other)
+    assert [d["status"] for d in ledger.disputes_for(order["id"])] == [other]
+
+
+def test_a_decision_whose_appeal_was_missed_is_the_later_one(ledger):
+    ledger.record_intent(intent())
+    ledger.record_dispute(intent(), dispute("lost"))
+    order = ledger.record_dispute(intent(), dispute("won"), charge(0))
+    assert (order["status"], order["dispute_status"]) == ("paid", "won")
+
+
+@pytest.mark.parametrize("closed", ["warning_closed", "prevented"])
+def test_an_inquiry_closed_or_a_dispute_prevented_never_reopens(ledger, closed):
+    ledger.record_intent(intent())
+    ledger.record_dispute(intent(), dispute(closed), charge(0))
+    for stale in ("warning_needs_response", "needs_response", "appeal_needs_response", "lost"):
+        order = ledger.record_dispute(intent(), dispute(stale))
+        assert (order["status"], order["dispute_status"]) == ("paid", closed)
+
+
 def test_an_inquiry_escalates_then_closes(ledger):
     ledger.record_intent(intent())
     ledger.record_dispute(intent(), dispute("warning_needs_response"))

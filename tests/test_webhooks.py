@@ -20,6 +20,7 @@ from bookpay.errors import (
     BookpayError,
     ConfigError,
     StripeUnavailable,
+    UnknownToBookpay,
     UsageError,
     WebhookSignatureError,
 )
@@ -859,6 +860,76 @@ def test_a_dispute_stripe_has_marks_the_order_disputed_and_a_refund_does_not_hid
     gateway.charges["ch_pi_1"] = charge(refunded=2300)
     deliver(world, event("charge.refunded", charge(refunded=2300)))
     assert world.ledger.get_order("pi_1")["status"] == "disputed"
+
+
+def test_a_lost_dispute_appealed_is_open_again_and_won_after_its_appeal(world, gateway):
+    """Every status stripe-python lists is handled: an appeal reopens a lost chargeback (the
+    order disputed again), and the appeal won ends won (the Charge decides: paid)."""
+    gateway.charges["ch_pi_1"] = charge()
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="lost")
+    deliver(world, event("charge.dispute.closed", dispute(), "evt_lost"))
+    assert world.ledger.get_order("pi_1")["status"] == "dispute_lost"
+    for status, event_id in (("appeal_needs_response", "e1"), ("appeal_under_review", "e2")):
+        gateway.disputes["dp_1"] = dispute(pi="pi_1", status=status)
+        answer = deliver(world, event("charge.dispute.updated", dispute(), event_id))
+        assert answer["handled"] is True, answer["outcome"]
+        order = world.ledger.get_order("pi_1")
+        assert (order["status"], order["dispute_status"]) == ("disputed", status)
+    assert order["note"] == "dispute dp_1: fraudulent"
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="won")
+    deliver(world, event("charge.dispute.closed", dispute(), "evt_won"))
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["dispute_status"]) == ("paid", "won")
+    assert order["note"] == "dispute dp_1: fraudulent, won"
+
+
+def test_a_prevented_dispute_costs_nothing(world, gateway):
+    gateway.charges["ch_pi_1"] = charge()
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="prevented")
+    answer = deliver(world, event("charge.dispute.closed", dispute()))
+    assert (answer["handled"], answer["outcome"].endswith("is paid")) == (True, True)
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["dispute_status"]) == ("paid", "prevented")
+    assert order["note"] == "dispute dp_1: fraudulent, prevented before it became a chargeback"
+
+
+def test_a_dispute_status_bookpay_does_not_know_is_redelivered_not_forgotten(
+    world, gateway, caplog
+):
+    """A status Stripe added since: a 503 (Stripe redelivers), nothing recorded from a guess,
+    the event left unprocessed, an error logged; once bookpay knows it, the redelivery works."""
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="arbitration_pending")
+    with pytest.raises(UnknownToBookpay) as raised:
+        deliver(world, event("charge.dispute.updated", dispute(), "evt_new"))
+    assert raised.value.http_status == 503
+    assert "'arbitration_pending'" in raised.value.message
+    assert "does not know" in caplog.text
+    assert world.ledger.get_event("evt_new")["processed_at"] is None
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["dispute_status"]) == ("paid", None)
+    assert world.ledger.disputes_for(order["id"]) == []
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="needs_response")
+    answer = deliver(world, event("charge.dispute.updated", dispute(), "evt_new"))
+    assert (answer["handled"], answer["duplicate"]) == (True, False)
+
+
+def test_the_note_tells_of_the_dispute_that_decides_not_the_last_one_named(world, gateway):
+    gateway.charges["ch_pi_1"] = charge()
+    deliver(world, event("payment_intent.succeeded", intent()))
+    gateway.disputes["dp_A"] = dispute("dp_A", pi="pi_1", status="needs_response")
+    gateway.disputes["dp_B"] = dispute("dp_B", pi="pi_1", reason="duplicate", status="won")
+    deliver(world, event("charge.dispute.created", dispute("dp_A"), "evt_a"))
+    deliver(world, event("charge.dispute.closed", dispute("dp_B"), "evt_b"))
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["dispute_status"]) == ("disputed", "needs_response")
+    assert order["note"] == "dispute dp_A: fraudulent"
+    gateway.disputes["dp_A"] = dispute("dp_A", pi="pi_1", status="lost")
+    deliver(world, event("charge.dispute.closed", dispute("dp_A"), "evt_a2"))
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["note"]) == ("dispute_lost", "dispute dp_A: fraudulent, lost")
 
 
 def test_a_dispute_stripe_does_not_have_changes_nothing(world):

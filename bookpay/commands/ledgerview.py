@@ -122,7 +122,7 @@ def quote_fields(quote: dict | None) -> list[tuple[str, str]]:
 
 
 # An open dispute needs a person; a lost one is money gone; a won one is only history.
-DISPUTE_STYLES = {"won": "green", "warning_closed": "green", "lost": "red"}
+DISPUTE_STYLES = {"won": "green", "warning_closed": "green", "prevented": "green", "lost": "red"}
 
 
 def dispute_cell(dispute: dict) -> tuple[str, str]:

@@ -1,28 +1,34 @@
 """An order's disputes, each at the status Stripe last gave it, and what they make of the order.
 
 A dispute's status only moves forward (``model.DISPUTE_RANK``): an inquiry may escalate to a
-chargeback, and both end closed (won, lost, or an inquiry closed). So however Stripe's events
-arrive (``charge.dispute.created`` after ``charge.dispute.closed``, a delivery twice, two
+chargeback, and both end closed (won, lost, an inquiry closed, or prevented). So however Stripe's
+events arrive (``charge.dispute.created`` after ``charge.dispute.closed``, a delivery twice, two
 handlers racing with Dispute objects retrieved a moment apart), the row keeps the latest status
-any handler saw, and a closed dispute never reopens. The order then follows all its disputes
-(``model.dispute_overlay``): ``disputed`` while one is open, ``dispute_lost`` once one is lost and
-none is open, and otherwise (won, or an inquiry closed) what the Charge's refunds say.
-"""
+any handler saw, and a closed dispute does not reopen, but for one exception
+(``model.dispute_moves``): a chargeback won or lost may be appealed (``appeal_needs_response``,
+``appeal_under_review``: open again), and decided again, so lost then won is won. The order then
+follows all its disputes (``model.dispute_overlay``): ``disputed`` while one is open (an appeal
+too), ``dispute_lost`` once one is lost and none is open, and otherwise (won, an inquiry closed
+or prevented) what the Charge's refunds say. Its note and ``dispute_status`` tell of the dispute
+that decides (``model.deciding_dispute``), not of the last one an event named."""
 
 from __future__ import annotations
 
 from bookpay.ledger.model import (
+    DISPUTE_OPEN,
     DISPUTE_RANK,
     REFUND_STATUSES,
     advance,
     charge_refund_status,
     charge_refunded,
     deciding_dispute,
+    dispute_moves,
     dispute_overlay,
     intent_fields,
     now_iso,
     status_of_intent,
 )
+from bookpay.statuses import in_words
 
 DISPUTE_COLUMNS = (
     "id",
@@ -48,6 +54,14 @@ def _after_disputes(current: str, overlay: str | None, charged: str | None) -> s
     return charged if current in settled else advance(current, charged)
 
 
+def dispute_note(dispute: dict) -> str:
+    """The order's note for the dispute that decides it: its id, reason and, once closed, how."""
+    note = f"dispute {dispute['id']}: {dispute.get('reason') or 'no reason given'}"
+    if dispute["status"] not in DISPUTE_OPEN:
+        note += f", {in_words(dispute['status'])}"
+    return note
+
+
 def _text(value) -> str | None:
     return value if isinstance(value, str) and value.isprintable() and len(value) <= 100 else None
 
@@ -55,11 +69,11 @@ def _text(value) -> str | None:
 class DisputeStore:
     """The dispute methods of ``Ledger`` (which provides ``backend``, ``_read``, ``_upsert``)."""
 
-    def record_dispute(
-        self, intent: dict, dispute: dict, charge: dict | None = None, *, note: str | None = None
-    ) -> dict:
-        """Record the retrieved ``dispute`` (its status moving forward only) and set the order
-        from all its disputes; ``charge`` (retrieved) says what a won dispute goes back to."""
+    def record_dispute(self, intent: dict, dispute: dict, charge: dict | None = None) -> dict:
+        """Record the retrieved ``dispute`` (its status moving forward only, or a decided
+        chargeback's appeal: ``model.dispute_moves``) and set the order from all its disputes,
+        its note from the one that decides (``dispute_note``); ``charge`` (retrieved) says what
+        a won dispute goes back to."""
         status = dispute["status"]
         if status not in DISPUTE_RANK:
             raise ValueError(f"unknown dispute status {status!r}")
@@ -88,27 +102,25 @@ class DisputeStore:
                 known = tx.one(
                     "SELECT status FROM disputes WHERE id = ?{for_update}", (dispute["id"],)
                 )
-                if DISPUTE_RANK.get(known["status"], -1) < DISPUTE_RANK[status]:
+                if dispute_moves(known["status"], status):
                     tx.run(
                         "UPDATE disputes SET status = ?, updated = ? WHERE id = ?",
                         (status, stamp, dispute["id"]),
                     )
-            statuses = [
-                row["status"]
-                for row in tx.all(
-                    "SELECT status FROM disputes WHERE order_id = ? ORDER BY created, id",
-                    (order["id"],),
-                )
-            ]
-            overlay = dispute_overlay(statuses)
+            disputes = tx.all(
+                "SELECT id, status, reason FROM disputes WHERE order_id = ? ORDER BY created, id",
+                (order["id"],),
+            )
+            deciding = deciding_dispute(disputes)
+            overlay = dispute_overlay([row["status"] for row in disputes])
             return self._upsert(
                 tx,
                 fields,
                 order["status"],
                 amount_refunded=refunded,
-                note=note,
+                note=dispute_note(deciding),
                 rule=lambda current: _after_disputes(current, overlay, charged),
-                dispute_status=deciding_dispute(statuses),
+                dispute_status=deciding["status"],
             )
 
     def disputes_for(self, order_id: str) -> list[dict]:

@@ -24,8 +24,9 @@ Order status moves forward, by ``STATUS_RANK``, with one exception (refunds, bel
   Charge, so it re-states the current truth;
 - ``disputed`` is an open dispute: it needs a person whatever happens to the payment after it,
   so neither a late ``succeeded`` nor a refund may hide it. Its outcome comes from the retrieved
-  Disputes (``dispute_status``): won (or an inquiry closed) goes back to what the Charge says
-  (paid, partially or fully refunded), lost goes to ``dispute_lost``, the top: the money is gone.
+  Disputes (``dispute_status``): won (or an inquiry closed, or prevented) goes back to what the
+  Charge says (paid, partially or fully refunded), lost goes to ``dispute_lost``, the top: the
+  money is gone (until an appeal of it opens: ``disputed`` again).
 """
 
 from __future__ import annotations
@@ -49,18 +50,34 @@ STATUSES = (
 )
 # What the Charge's refunds decide, in both directions (see above).
 REFUND_STATUSES = ("paid", "partially_refunded", "refunded")
-# Stripe's Dispute statuses: open (or under review), then closed for good. An inquiry
-# (warning_*) can escalate to a chargeback, never back; a closed dispute never reopens.
+# Stripe's Dispute statuses, every one stripe-python's ``Dispute.status`` lists: open (or under
+# review), then closed. An inquiry (warning_*) can escalate to a chargeback, never back. A dispute
+# closes won, lost, an inquiry closed (warning_closed) or prevented (stopped before it became a
+# chargeback, as Visa's Rapid Dispute Resolution does: no money is lost). A chargeback decided
+# (won or lost) may be appealed (appeal_*: open again), and an appeal is decided won or lost
+# (``dispute_moves``).
 DISPUTE_RANK = {
     "warning_needs_response": 0,
     "warning_under_review": 1,
     "needs_response": 2,
     "under_review": 3,
-    "won": 4,
-    "lost": 4,
-    "warning_closed": 4,
+    "appeal_needs_response": 4,
+    "appeal_under_review": 5,
+    "won": 6,
+    "lost": 6,
+    "warning_closed": 6,
+    "prevented": 6,
 }
-DISPUTE_OPEN = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+DISPUTE_APPEALS = ("appeal_needs_response", "appeal_under_review")
+DISPUTE_OPEN = (
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
+    *DISPUTE_APPEALS,
+)
+# A chargeback's decisions: an appeal may follow either, and decides it again.
+DISPUTE_DECIDED = ("won", "lost")
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 INTEGRATION = "bookpay"
 ORDER_ID = re.compile(r"ord_[0-9a-f]{16}")
@@ -158,11 +175,28 @@ def dispute_overlay(statuses: list[str]) -> str | None:
     return None
 
 
-def deciding_dispute(statuses: list[str]) -> str | None:
-    """The one dispute status the order shows (``orders.dispute_status``): an open one, else a
-    lost one, else the last closed one."""
+def dispute_moves(known: str | None, new: str) -> bool:
+    """Whether a dispute the ledger has at ``known`` takes Stripe's ``new`` status: a status
+    later by ``DISPUTE_RANK``, or, once a chargeback was decided, an appeal of it or another
+    decision (an appeal's own events may be missed: lost, then won, is won). A stale read never
+    takes a dispute back otherwise: a closed one does not reopen but by an appeal."""
+    if known not in DISPUTE_RANK:
+        return True
+    if DISPUTE_RANK[new] > DISPUTE_RANK[known]:
+        return True
+    return (
+        known in DISPUTE_DECIDED
+        and new != known
+        and (new in DISPUTE_APPEALS or new in DISPUTE_DECIDED)
+    )
+
+
+def deciding_dispute(disputes: list[dict]) -> dict | None:
+    """The one dispute (a ``disputes`` row, oldest first) that decides what the order shows
+    (``orders.dispute_status`` and its note): an open one, else a lost one, else the last
+    closed one."""
     for wanted in (lambda s: s in DISPUTE_OPEN, lambda s: s == "lost", lambda s: True):
-        found = [status for status in statuses if wanted(status)]
+        found = [row for row in disputes if wanted(row["status"])]
         if found:
             return found[-1]
     return None

@@ -11,12 +11,14 @@ Fulfiller's ``TaxRecorder`` tells Stripe Tax (``bookpay.taxrecords``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 from bookpay.address import ShippingAddress
 from bookpay.ledger import INTEGRATION, Ledger
 from bookpay.ledger.lines import QuoteFrozen
 from bookpay.ledger.model import (
+    DISPUTED_FIRST,
     NOT_FULFILLED,
     REFUND_STATUSES,
     REFUNDED_FIRST,
@@ -26,6 +28,11 @@ from bookpay.ledger.model import (
 from bookpay.orderlines import lines_of_intent, named_quote, quote_from_metadata, titled
 from bookpay.statuses import in_words
 
+# Why ``Fulfiller.kept`` fulfilled an order after all (its result's reason; a refund or dispute
+# event's outcome adds "fulfilled: " and it).
+FULFILLED_KEPT = "its refund in full failed"
+FULFILLED_WON = "its dispute was won"
+
 
 @dataclass(frozen=True)
 class FulfilmentResult:
@@ -34,7 +41,8 @@ class FulfilmentResult:
     ``outcome`` is 'fulfilled' (this call fulfilled the order), 'already_fulfilled',
     'not_succeeded' (the PaymentIntent has not succeeded, yet or at all), 'refunded' (its charge
     was refunded in full before the order was fulfilled, so it will not be unless that refund
-    fails: ``Fulfiller.kept``) or 'rejected' (not
+    fails: ``Fulfiller.kept``), 'disputed' (disputed before it was fulfilled: it will be once
+    the dispute is won, never if it is lost) or 'rejected' (not
     this shop's, or its amount, currency or item do not match the catalog; ``reason`` says which).
     """
 
@@ -143,6 +151,17 @@ def refunds_failed(charge: dict) -> list[str]:
     ]
 
 
+def _refusal(order: dict) -> str | None:
+    """The note of an order (as the ledger has it, locked) not to be fulfilled now: refunded in
+    full (``REFUNDED_FIRST``: fulfilled if that refund fails), or with a dispute open or lost
+    (``DISPUTED_FIRST``: fulfilled once it is won, never if lost); else None."""
+    if order["status"] == "refunded":
+        return REFUNDED_FIRST
+    if order["status"] in ("disputed", "dispute_lost"):
+        return DISPUTED_FIRST
+    return None
+
+
 class Fulfiller:
     """Fulfils paid orders exactly once; owns the receipt mailer and its worker thread.
 
@@ -226,7 +245,15 @@ class Fulfiller:
             lambda order: self.mailer.render({**order, "quote": priced}, lines),
             recipient_problem=address_problem,
             tax_calculation=calculation,
+            refusal=_refusal,
         )
+        if not done_now and not order["fulfilled_at"]:
+            # Refunded in full or disputed since the PaymentIntent was retrieved (a refund or
+            # dispute event committed first, or a succeeded event came days late).
+            note = order["note"] or ""
+            outcome = "refunded" if note == REFUNDED_FIRST else "disputed"
+            reason = note.removeprefix(NOT_FULFILLED).strip()
+            return FulfilmentResult(intent_id, outcome, order, intent, reason)
         if quote and quote.get("cart_id") and not quote.get("settled_at"):
             # What was paid leaves its cart now, whether or not the shopper's browser ever
             # reaches /success (it may have lost the confirm's answer): a cart still holding
@@ -273,8 +300,11 @@ class Fulfiller:
         """Fulfil after all the order of ``intent`` that was not fulfilled only because its
         charge was refunded in full first (``REFUNDED_FIRST``), now that ``charge``, just
         retrieved and recorded by a refund event, is not refunded in full any more: a refund
-        failed and the shop keeps the money. Through ``fulfil_retrieved`` (the quote checked
-        again; once only, one receipt and one tax transaction owed, however many events ask).
+        failed and the shop keeps the money. So too one disputed before it was fulfilled
+        (``DISPUTED_FIRST``) once the dispute is won: the order is back among the refund
+        statuses, and the dispute event that recorded it comes here. Through
+        ``fulfil_retrieved`` (the quote checked again; once only, one receipt and one tax
+        transaction owed, however many events ask).
 
         None when there is nothing to fulfil: the charge still refunded in full, the order
         fulfilled already or never refused, refused for another reason (its note says which,
@@ -292,7 +322,7 @@ class Fulfiller:
             return None
         note = order["note"] or ""
         if order["status"] not in REFUND_STATUSES or (
-            note.startswith(NOT_FULFILLED) and note != REFUNDED_FIRST
+            note.startswith(NOT_FULFILLED) and note not in (REFUNDED_FIRST, DISPUTED_FIRST)
         ):
             return None
         # A note rewritten since (a dispute's): refused for another reason only if it still is.
@@ -300,7 +330,11 @@ class Fulfiller:
             intent, self.catalog, self.ledger.quote_for(intent["id"])
         ):
             return None
-        return self.fulfil_retrieved({**intent, "latest_charge": charge})
+        result = self.fulfil_retrieved({**intent, "latest_charge": charge})
+        if not result.newly_fulfilled:
+            return result
+        why = FULFILLED_KEPT if refunds_failed(charge) else FULFILLED_WON
+        return dataclasses.replace(result, reason=why)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every due receipt is sent; False if some are still pending at timeout."""

@@ -27,8 +27,9 @@ Order of work, and why:
    is a first one. Receipts are sent by the Fulfiller's worker thread, so the answer comes as
    soon as the transaction is committed. The event is filed under the PaymentIntent that
    handling retrieved (the event's copy names one only until something is retrieved).
-6. A refund event, and a dispute event that recorded the Charge (a closed dispute: a won one
-   takes the order back to what the Charge's refunds say), then re-reads the Charge
+6. A refund event, a dispute event that recorded the Charge (a closed dispute: a won one
+   takes the order back to what the Charge's refunds say), and a ``payment_intent.succeeded``
+   that fulfilled its order or found its Charge refunded in full, then re-reads the Charge
    (``_settle_refunds``): two such events handled at once, in this process or another, can
    commit in either order, and the later commit may hold the older Charge; the last to commit
    always re-reads after its commit, so the ledger ends at Stripe's newest state. In the usual
@@ -83,8 +84,6 @@ HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS,
 # How many times a refund or dispute event re-reads the Charge after its commit: once in the
 # usual case, again after each correcting write (each of which Stripe's changes could outrun).
 SETTLE_READS = 4
-# What a refund or dispute event's outcome adds when it fulfilled its order (``Fulfiller.kept``).
-FULFILLED_KEPT = "fulfilled: its refund in full failed"
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -274,7 +273,7 @@ class WebhookReceiver:
         except _Ignored as why:
             return False, f"ignored: {why}"
         outcome = f"order {order['id']} is {in_words(order['status'])}"
-        return True, outcome + (f"; {FULFILLED_KEPT}" if fulfilled else "")
+        return True, outcome + (f"; fulfilled: {fulfilled}" if fulfilled else "")
 
     def _succeeded(self, intent_id: str, job: _Job) -> tuple[bool, str]:
         try:
@@ -283,6 +282,11 @@ class WebhookReceiver:
             return False, f"ignored: Stripe does not know {intent_id}"
         if result.fulfilled and result.order is not None:
             job.order_id = result.order["id"]
+        charge_id = object_id((result.intent or {}).get("latest_charge"))
+        if result.outcome in ("fulfilled", "refunded") and charge_id:
+            # It wrote what the Charge was when the PaymentIntent was retrieved: a refund event
+            # may have read a newer Charge and committed first (``_settle_refunds``).
+            job.settle = (result.intent, charge_id)
         if result.outcome == "rejected" and result.order is None:
             return False, f"ignored: {result.reason}"
         return result.fulfilled, result.outcome + (f": {result.reason}" if result.reason else "")
@@ -354,24 +358,25 @@ class WebhookReceiver:
         order, fulfilled = self._record_refunds(intent, charge)
         job.settle = (intent, charge_id)
         outcome = f"order {order['id']} is {in_words(order['status'])}"
-        return True, outcome + (f"; {FULFILLED_KEPT}" if fulfilled else "")
+        return True, outcome + (f"; fulfilled: {fulfilled}" if fulfilled else "")
 
-    def _record_refunds(self, intent: dict, charge: dict) -> tuple[dict, bool]:
-        """The order as the Charge's refunds leave it, and whether this fulfilled it (a refund
-        in full before the fulfilment failed: ``Fulfiller.kept``)."""
+    def _record_refunds(self, intent: dict, charge: dict) -> tuple[dict, str | None]:
+        """The order as the Charge's refunds leave it, and why this fulfilled it, if it did (a
+        refund in full before the fulfilment failed: ``Fulfiller.kept``)."""
         # Nothing refunded (any more) is news too: a refund that failed gives the money back.
         refunded = amount(charge.get("amount_refunded")) or 0
         order = self.ledger.record_refunds(intent, {**charge, "amount_refunded": refunded})
         self.fulfiller.refunded(intent, charge)  # the tax reversals its refunds owe, once each
         return self._kept(order, intent, charge)
 
-    def _kept(self, order: dict, intent: dict, charge: dict) -> tuple[dict, bool]:
-        """``order``, or the order ``Fulfiller.kept`` fulfilled (refunded in full before its
-        fulfilment, that refund failed since) and True."""
+    def _kept(self, order: dict, intent: dict, charge: dict) -> tuple[dict, str | None]:
+        """``order`` and None, or the order ``Fulfiller.kept`` fulfilled (refunded in full
+        before its fulfilment, that refund failed since; or disputed first, the dispute won
+        since) and why (``Fulfiller.kept``'s reason)."""
         kept = self.fulfiller.kept(intent, charge)
         if kept is not None and kept.newly_fulfilled and kept.order is not None:
-            return kept.order, True
-        return order, False
+            return kept.order, kept.reason
+        return order, None
 
     def _settle_refunds(self, event_id: str, intent: dict, charge_id: str) -> None:
         """Once a refund event (or a dispute event that recorded the Charge) is committed, read
@@ -397,7 +402,7 @@ class WebhookReceiver:
             event_id,
         )
 
-    def _disputed(self, dispute_id: str | None, job: _Job) -> tuple[dict, bool]:
+    def _disputed(self, dispute_id: str | None, job: _Job) -> tuple[dict, str | None]:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
         while it is open (or appealed), dispute_lost once lost, and once won (or an inquiry
         closed, or prevented) what its Charge's refunds say. Whichever event this is, the

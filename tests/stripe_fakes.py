@@ -33,7 +33,13 @@ class FakeGateway:
         return self._get("payment_intent", self.intents, intent_id)
 
     def retrieve_charge(self, charge_id, *, expand=("refunds",)):
-        return self._get("charge", self.charges, charge_id)
+        store = self.charges
+        if charge_id not in store:  # Stripe has the Charge of every PaymentIntent it has
+            for held in self.intents.values():
+                latest = held.get("latest_charge")
+                if isinstance(latest, dict) and latest.get("id") == charge_id:
+                    store = {charge_id: {**charge(held["id"], held["amount"]), **latest}}
+        return self._get("charge", store, charge_id)
 
     def retrieve_refund(self, refund_id):
         return self._get("refund", self.refunds, refund_id)

@@ -104,6 +104,7 @@ def test_a_stale_refund_event_committed_last_does_not_undo_a_newer_refund(shops,
 def test_the_usual_refund_event_costs_one_more_read_and_no_more_writes(shops, gateway, monkeypatch):
     receiver = shops[0]
     deliver(receiver, event("payment_intent.succeeded", intent()))
+    gateway.charge_reads = 0  # its own read after the commit: counted below
     gateway.charges["ch_pi_1"] = charge(refunded=1000)
     transactions = Transactions(receiver.ledger.backend, monkeypatch)
     deliver(receiver, event("charge.refunded", charge(refunded=1000)))
@@ -111,6 +112,17 @@ def test_the_usual_refund_event_costs_one_more_read_and_no_more_writes(shops, ga
     assert transactions.count == 1
     order = receiver.ledger.get_order("pi_1")
     assert (order["status"], order["amount_refunded"]) == ("partially_refunded", 1000)
+
+
+def test_the_usual_succeeded_event_costs_one_read_of_the_charge_and_no_more_writes(
+    shops, gateway, monkeypatch
+):
+    receiver = shops[0]
+    transactions = Transactions(receiver.ledger.backend, monkeypatch)
+    answer = deliver(receiver, event("payment_intent.succeeded", intent()))
+    assert answer["outcome"] == "fulfilled"
+    assert gateway.charge_reads == 1  # after the commit: nothing changed meanwhile
+    assert transactions.count == 1
 
 
 def test_a_refund_that_failed_meanwhile_is_recorded_after_the_commit(shops, gateway):
@@ -169,6 +181,7 @@ def test_a_won_dispute_committed_last_does_not_undo_a_newer_refund(shops, gatewa
 def test_the_usual_won_dispute_costs_one_more_read_and_no_more_writes(shops, gateway, monkeypatch):
     receiver = shops[0]
     deliver(receiver, event("payment_intent.succeeded", intent()))
+    gateway.charge_reads = 0  # its own read after the commit: counted below
     gateway.charges["ch_pi_1"] = charge(refunded=1000)
     gateway.disputes["dp_1"] = dispute(pi="pi_1", status="won")
     transactions = Transactions(receiver.ledger.backend, monkeypatch)
@@ -184,6 +197,7 @@ def test_an_open_dispute_reads_no_charge(shops, gateway):
     re-read."""
     receiver = shops[0]
     deliver(receiver, event("payment_intent.succeeded", intent()))
+    gateway.charge_reads = 0  # its own read after the commit: counted below
     gateway.disputes["dp_1"] = dispute(pi="pi_1")
     deliver(receiver, event("charge.dispute.created", dispute()))
     assert gateway.charge_reads == 0

@@ -657,10 +657,11 @@ def test_a_refund_that_failed_takes_the_order_back_and_a_stale_event_rereads_str
 
 def test_a_refund_of_a_charge_stripe_does_not_know_is_ignored(world):
     deliver(world, event("payment_intent.succeeded", intent()))
-    answer = deliver(world, event("charge.refunded", charge(refunded=2300)))
+    forged = {**charge(refunded=2300), "id": "ch_forged"}  # Stripe has pi_1's own Charge
+    answer = deliver(world, event("charge.refunded", forged))
     assert (answer["handled"], answer["outcome"]) == (
         False,
-        "ignored: Stripe does not know ch_pi_1",
+        "ignored: Stripe does not know ch_forged",
     )
     assert world.ledger.get_order("pi_1")["status"] == "paid"
 
@@ -844,6 +845,112 @@ def test_a_refunded_first_order_whose_refund_failed_while_disputed_is_fulfilled_
     assert order["status"] == "paid" and order["fulfilled_at"] is not None
     assert order["note"] == "dispute dp_1: fraudulent, won"
     assert world.ledger.fulfilment_count() == 1
+
+
+def clean(world) -> bool:
+    from bookpay.ledger.check import check_ledger
+
+    return check_ledger(world.ledger).ok
+
+
+def test_a_succeeded_that_read_a_refund_since_failed_rereads_the_charge_and_fulfils(world, gateway):
+    """A race: the succeeded handler retrieved the PaymentIntent while its Charge was refunded
+    in full; the refund then failed, and the refund.failed handler committed first (nothing to
+    fulfil yet). The succeeded handler re-reads the Charge after its commit: paid, fulfilled."""
+    stale = refunded_by(gateway, "pi_1", ("re_1", 2300, "succeeded"))  # what succeeded read
+    refunded_by(gateway, "pi_1", ("re_1", 2300, "failed"))  # Stripe now
+    gateway.intents["pi_1"]["latest_charge"] = stale
+    failed = {"id": "re_1", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
+    deliver(world, event("refund.failed", failed, "evt_failed"))
+    assert world.ledger.get_order("pi_1")["status"] == "paid"
+    answer = deliver(world, event("payment_intent.succeeded", intent()))
+    assert answer["outcome"] == "refunded: refunded in full before it was fulfilled"
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"]) == ("paid", 0)
+    assert order["fulfilled_at"] is not None and order["not_fulfilled_at"] is None
+    assert world.ledger.fulfilment_count() == 1 and len(world.ledger.receipts()) == 1
+    assert clean(world)
+
+
+def test_a_succeeded_that_read_the_charge_before_its_full_refund_does_not_fulfil(world, gateway):
+    """A race: the succeeded handler retrieved the PaymentIntent before its Charge was refunded
+    in full, and charge.refunded committed first: the order is refunded first, not fulfilled
+    (no receipt, no tax transaction); that refund failing later fulfils it."""
+    made = refunded_by(gateway, "pi_1", ("re_1", 2300, "succeeded"))
+    gateway.intents["pi_1"]["latest_charge"] = {"id": "ch_pi_1"}  # what succeeded read
+    deliver(world, event("charge.refunded", made, "evt_refunded"))
+    answer = deliver(world, event("payment_intent.succeeded", intent()))
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "refunded: refunded in full before it was fulfilled",
+    )
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["amount_refunded"], order["fulfilled_at"]) == (
+        "refunded",
+        2300,
+        None,
+    )
+    assert order["note"] == "not fulfilled: refunded in full before it was fulfilled"
+    assert world.ledger.fulfilment_count() == 0 and world.ledger.receipts() == []
+    assert clean(world)
+    refunded_by(gateway, "pi_1", ("re_1", 2300, "failed"))
+    failed = {"id": "re_1", "object": "refund", "charge": "ch_pi_1", "amount": 2300}
+    answer = deliver(world, event("refund.failed", failed, "evt_failed"))
+    assert answer["outcome"].endswith("is paid; fulfilled: its refund in full failed")
+    assert world.ledger.fulfilment_count() == 1
+
+
+@pytest.mark.parametrize("status", ["needs_response", "lost"])
+def test_a_late_succeeded_does_not_fulfil_an_order_disputed_first(world, gateway, status):
+    """Stripe retries a succeeded event for days: one that comes after a dispute was opened (or
+    lost) records the order not fulfilled; no receipt, no tax transaction."""
+    gateway.charges["ch_pi_1"] = charge()
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status=status)
+    kind = "charge.dispute.closed" if status == "lost" else "charge.dispute.created"
+    deliver(world, event(kind, dispute(pi="pi_1"), "evt_dispute"))
+    answer = deliver(world, event("payment_intent.succeeded", intent()))
+    assert (answer["handled"], answer["outcome"]) == (
+        False,
+        "disputed: disputed before it was fulfilled",
+    )
+    order = world.ledger.get_order("pi_1")
+    assert order["status"] == ("dispute_lost" if status == "lost" else "disputed")
+    assert (order["fulfilled_at"], order["note"]) == (
+        None,
+        "not fulfilled: disputed before it was fulfilled",
+    )
+    assert order["not_fulfilled_at"] is not None
+    assert world.ledger.fulfilment_count() == 0 and world.ledger.receipts() == []
+    assert clean(world)
+
+
+def test_an_order_disputed_before_it_was_fulfilled_is_fulfilled_once_the_dispute_is_won(
+    world, gateway
+):
+    gateway.charges["ch_pi_1"] = charge()
+    gateway.disputes["dp_1"] = dispute(pi="pi_1")
+    deliver(world, event("charge.dispute.created", dispute(pi="pi_1"), "evt_dispute"))
+    deliver(world, event("payment_intent.succeeded", intent()))
+    assert world.ledger.fulfilment_count() == 0
+    gateway.disputes["dp_1"] = dispute(pi="pi_1", status="won")
+    answer = deliver(world, event("charge.dispute.closed", dispute(pi="pi_1"), "evt_won"))
+    assert answer["outcome"].endswith("is paid; fulfilled: its dispute was won")
+    order = world.ledger.get_order("pi_1")
+    assert order["fulfilled_at"] is not None and order["not_fulfilled_at"] is None
+    deliver(world, event("payment_intent.succeeded", intent(), "evt_succeeded_again"))
+    assert world.ledger.fulfilment_count() == 1 and len(world.ledger.receipts()) == 1
+    assert clean(world)
+
+
+def test_a_won_dispute_fulfils_an_order_whose_note_still_says_disputed_first(world, gateway):
+    """``Fulfiller.kept`` takes the disputed-first note as well as a dispute's own."""
+    from bookpay.ledger.model import DISPUTED_FIRST
+
+    gateway.charges["ch_pi_1"] = charge()
+    world.ledger.record_intent(intent(), note=DISPUTED_FIRST, not_fulfilled=True)
+    kept = world.fulfiller.kept(intent(), charge())
+    assert (kept.outcome, kept.reason) == ("fulfilled", "its dispute was won")
+    assert world.ledger.get_order("pi_1")["fulfilled_at"] is not None
 
 
 def test_a_dispute_stripe_has_marks_the_order_disputed_and_a_refund_does_not_hide_it(

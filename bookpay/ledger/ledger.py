@@ -353,6 +353,7 @@ class Ledger(
         *,
         recipient_problem: Callable[[str], str | None] | None = None,
         tax_calculation: str | None = None,
+        refusal: Callable[[dict], str | None] | None = None,
     ) -> tuple[dict, bool]:
         """Mark a succeeded PaymentIntent's order fulfilled and queue its receipt, once.
 
@@ -365,10 +366,21 @@ class Ledger(
         An order that was not to be fulfilled (``not_fulfilled_at``: refunded in full first, a
         refund that then failed) no longer says so once it is: ``not_fulfilled_at`` is cleared,
         and its note says why it was fulfilled after all (``model.fulfilled_note``).
+
+        ``refusal(order)``, asked of the order as it is now (its row locked, in the same
+        transaction, so no refund or dispute event commits in between), gives the note of an
+        order not to be fulfilled after all (refunded in full, or disputed, since the caller
+        retrieved the PaymentIntent): it is recorded so (``not_fulfilled_at``), and returned
+        unfulfilled.
         """
         fields = intent_fields(intent)
         with self.backend.write() as tx:
             order = self._upsert(tx, fields, "paid")
+            refused = refusal(order) if refusal and not order["fulfilled_at"] else None
+            if refused:
+                return self._upsert(
+                    tx, fields, order["status"], note=refused, not_fulfilled=True
+                ), False
             stamp = now_iso()
             inserted = tx.run(
                 """INSERT INTO fulfilments

@@ -89,6 +89,8 @@ NOT_FULFILLED = "not fulfilled:"
 # The one such note that may not be for good: a refund in full before the fulfilment, which can
 # fail afterwards (the shop keeps the money, and the order is fulfilled after all).
 REFUNDED_FIRST = f"{NOT_FULFILLED} refunded in full before it was fulfilled"
+# Nor this one: disputed before the fulfilment; a dispute won fulfils the order, a lost one never.
+DISPUTED_FIRST = f"{NOT_FULFILLED} disputed before it was fulfilled"
 FULFILLED_AFTER_REFUND = "fulfilled after its refund in full failed: the shop kept the money"
 RECEIPT_STATUSES = ("pending", "sent", "skipped", "undeliverable")
 

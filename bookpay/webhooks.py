@@ -283,9 +283,12 @@ class WebhookReceiver:
         if result.fulfilled and result.order is not None:
             job.order_id = result.order["id"]
         charge_id = object_id((result.intent or {}).get("latest_charge"))
-        if result.outcome in ("fulfilled", "refunded") and charge_id:
-            # It wrote what the Charge was when the PaymentIntent was retrieved: a refund event
-            # may have read a newer Charge and committed first (``_settle_refunds``).
+        if result.outcome == "refunded" and charge_id:
+            # It wrote the Charge's refunds as they were when the PaymentIntent was retrieved:
+            # a refund event may have read a newer Charge (the refund failed) and committed
+            # first (``_settle_refunds``). A fulfilment writes no refunds, and one refunded or
+            # disputed meanwhile is refused on the locked row (``Fulfiller._refusal``): the
+            # usual event costs no second read.
             job.settle = (result.intent, charge_id)
         if result.outcome == "rejected" and result.order is None:
             return False, f"ignored: {result.reason}"

@@ -328,25 +328,33 @@ def three_decimal_refusal(currency: str) -> str:
     )
 
 
-@pytest.mark.parametrize("currency", ["kwd", "bhd", "jod", "omr", "tnd", "KWD"])
-def test_a_three_decimal_amount_must_end_in_0(client: stripe.StripeClient, currency: str) -> None:
-    """Stripe's currencies page: for three-decimal currencies the Payment Intents and Refunds
-    calls "require the least-significant (last) digit to be 0". A create (with confirm=true too)
-    that breaks it is a 400 on `amount` and creates nothing."""
+def refused_creates(client: stripe.StripeClient, currency: str, amount: int) -> list:
+    """The errors of creating ``amount`` in ``currency``, alone and with confirm=true, for a
+    customer of its own; asserts that neither created anything."""
     cus = client.v1.customers.create()
     confirming = {
         "confirm": True,
         "payment_method": "pm_card_visa",
         "return_url": "https://shop.example/success",
     }
+    errors = []
     for extra in ({}, confirming):
-        params = {"amount": 1005, "currency": currency, "customer": cus.id, **extra}
+        params = {"amount": amount, "currency": currency, "customer": cus.id, **extra}
         with pytest.raises(stripe.InvalidRequestError) as caught:
             client.v1.payment_intents.create(params=params)
-        error = caught.value
+        errors.append(caught.value)
+    assert client.v1.payment_intents.list(params={"customer": cus.id}).data == []
+    return errors
+
+
+@pytest.mark.parametrize("currency", ["kwd", "bhd", "jod", "omr", "tnd", "KWD"])
+def test_a_three_decimal_amount_must_end_in_0(client: stripe.StripeClient, currency: str) -> None:
+    """Stripe's currencies page: for three-decimal currencies the Payment Intents and Refunds
+    calls "require the least-significant (last) digit to be 0". A create (with confirm=true too)
+    that breaks it is a 400 on `amount` and creates nothing."""
+    for error in refused_creates(client, currency, 1005):
         assert (error.http_status, error.code, error.param) == (400, CHARGE_AMOUNT, "amount")
         assert error.user_message == three_decimal_refusal(currency)
-    assert client.v1.payment_intents.list(params={"customer": cus.id}).data == []
     # Two-decimal and zero-decimal currencies take any last digit.
     for other in ("usd", "jpy"):
         created = client.v1.payment_intents.create(params={"amount": 1005, "currency": other})
@@ -410,24 +418,13 @@ def test_an_isk_or_ugx_amount_must_end_in_00(client: stripe.StripeClient, curren
     currency, but backwards compatibility requires you to represent it as a two-decimal value,
     where the decimal amount is always 00". A create (with confirm=true too) of 10.50 is a 400
     on `amount` and creates nothing; 10.00 is taken, as the two-decimal amount 1000."""
-    cus = client.v1.customers.create()
-    confirming = {
-        "confirm": True,
-        "payment_method": "pm_card_visa",
-        "return_url": "https://shop.example/success",
-    }
-    for extra in ({}, confirming):
-        params = {"amount": 1050, "currency": currency, "customer": cus.id, **extra}
-        with pytest.raises(stripe.InvalidRequestError) as caught:
-            client.v1.payment_intents.create(params=params)
-        error = caught.value
+    for error in refused_creates(client, currency, 1050):
         assert (error.http_status, error.code, error.param) == (
             400,
             NO_DECIMAL_COMPATIBLE,
             "amount",
         )
         assert error.user_message == whole_units_refusal(currency)
-    assert client.v1.payment_intents.list(params={"customer": cus.id}).data == []
     created = client.v1.payment_intents.create(params={"amount": 1000, "currency": currency})
     assert (created.amount, created.currency) == (1000, currency.lower())
     # HUF and TWD are zero-decimal for payouts only (the emulator has none): charges take any

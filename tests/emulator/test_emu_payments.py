@@ -328,6 +328,19 @@ def three_decimal_refusal(currency: str) -> str:
     )
 
 
+NO_DECIMAL_COMPATIBLE = "invalid_charge_amount_no_decimal_compatible"  # Stripe's code for it
+
+
+def whole_units_refusal(currency: str) -> str:
+    """Stripe's refusal of a fractional ISK amount (support.stripe.com, "Deprecation of
+    fractional ISK charges and refunds"), for UGX too."""
+    return (
+        f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal and"
+        " charged amounts must be evenly divisible by 100. See"
+        " https://stripe.com/docs/currencies#special-cases for more information."
+    )
+
+
 def refused_creates(client: stripe.StripeClient, currency: str, amount: int) -> list:
     """The errors of creating ``amount`` in ``currency``, alone and with confirm=true, for a
     customer of its own; asserts that neither created anything."""
@@ -361,19 +374,29 @@ def test_a_three_decimal_amount_must_end_in_0(client: stripe.StripeClient, curre
         assert created.amount == 1005
 
 
-def test_a_three_decimal_update_must_end_in_0(client: stripe.StripeClient) -> None:
-    """An update to an amount, or to a three-decimal currency for an amount, not ending in 0 is
-    refused on `amount`, and the intent is left as it was."""
-    kwd = client.v1.payment_intents.create(params={"amount": 1000, "currency": "kwd"})
-    usd = client.v1.payment_intents.create(params={"amount": 1005, "currency": "usd"})
-    for pi, params in ((kwd, {"amount": 1001}), (usd, {"currency": "kwd"})):
+@pytest.mark.parametrize(
+    ("currency", "odd", "code", "refusal", "even"),
+    [
+        ("kwd", 1005, CHARGE_AMOUNT, three_decimal_refusal, 1010),
+        ("isk", 1050, NO_DECIMAL_COMPATIBLE, whole_units_refusal, 1100),
+    ],
+)
+def test_an_update_must_keep_the_currencys_last_digits(
+    client: stripe.StripeClient, currency: str, odd: int, code: str, refusal, even: int
+) -> None:
+    """An update to an amount, or to the currency for an amount, that does not end as the
+    currency's amounts must (in 0 for a three-decimal currency, in 00 for ISK) is refused on
+    `amount`, and the intent is left as it was."""
+    mine = client.v1.payment_intents.create(params={"amount": 1000, "currency": currency})
+    usd = client.v1.payment_intents.create(params={"amount": odd, "currency": "usd"})
+    for pi, params in ((mine, {"amount": odd}), (usd, {"currency": currency})):
         with pytest.raises(stripe.InvalidRequestError) as caught:
             client.v1.payment_intents.update(pi.id, params=params)
-        assert (caught.value.code, caught.value.param) == (CHARGE_AMOUNT, "amount")
-        assert caught.value.user_message == three_decimal_refusal("kwd")
+        assert (caught.value.code, caught.value.param) == (code, "amount")
+        assert caught.value.user_message == refusal(currency)
         kept = client.v1.payment_intents.retrieve(pi.id)
         assert (kept.amount, kept.currency) == (pi.amount, pi.currency)
-    assert client.v1.payment_intents.update(kwd.id, params={"amount": 1010}).amount == 1010
+    assert client.v1.payment_intents.update(mine.id, params={"amount": even}).amount == even
 
 
 def test_a_three_decimal_capture_or_refund_must_end_in_0(
@@ -399,19 +422,6 @@ def test_a_three_decimal_capture_or_refund_must_end_in_0(
     assert client.v1.refunds.create(params={"payment_intent": held.id, "amount": 10}).amount == 10
 
 
-NO_DECIMAL_COMPATIBLE = "invalid_charge_amount_no_decimal_compatible"  # Stripe's code for it
-
-
-def whole_units_refusal(currency: str) -> str:
-    """Stripe's refusal of a fractional ISK amount (support.stripe.com, "Deprecation of
-    fractional ISK charges and refunds"), for UGX too."""
-    return (
-        f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal and"
-        " charged amounts must be evenly divisible by 100. See"
-        " https://stripe.com/docs/currencies#special-cases for more information."
-    )
-
-
 @pytest.mark.parametrize("currency", ["isk", "ugx", "ISK"])
 def test_an_isk_or_ugx_amount_must_end_in_00(client: stripe.StripeClient, currency: str) -> None:
     """Stripe's currencies page, "Special cases": ISK and UGX "transitioned to a zero-decimal
@@ -432,21 +442,6 @@ def test_an_isk_or_ugx_amount_must_end_in_00(client: stripe.StripeClient, curren
     for other in ("huf", "twd"):
         created = client.v1.payment_intents.create(params={"amount": 17505, "currency": other})
         assert created.amount == 17505
-
-
-def test_an_isk_update_must_end_in_00(client: stripe.StripeClient) -> None:
-    """An update to an ISK amount, or to ISK for an amount, not ending in 00 is refused on
-    `amount`, and the intent is left as it was."""
-    isk = client.v1.payment_intents.create(params={"amount": 1000, "currency": "isk"})
-    usd = client.v1.payment_intents.create(params={"amount": 1050, "currency": "usd"})
-    for pi, params in ((isk, {"amount": 1010}), (usd, {"currency": "isk"})):
-        with pytest.raises(stripe.InvalidRequestError) as caught:
-            client.v1.payment_intents.update(pi.id, params=params)
-        assert (caught.value.code, caught.value.param) == (NO_DECIMAL_COMPATIBLE, "amount")
-        assert caught.value.user_message == whole_units_refusal("isk")
-        kept = client.v1.payment_intents.retrieve(pi.id)
-        assert (kept.amount, kept.currency) == (pi.amount, pi.currency)
-    assert client.v1.payment_intents.update(isk.id, params={"amount": 1100}).amount == 1100
 
 
 @pytest.mark.parametrize("currency", ["isk", "ugx"])

@@ -687,22 +687,33 @@ class RacingGateway:
         return getattr(self.inner, name)
 
 
-def test_an_attempt_another_process_created_and_recorded_meanwhile_is_updated(settings):
-    """Two processes answer one attempt's first request at once, for two carts: the one that
-    creates second hears Stripe's idempotency_error, finds the other's PaymentIntent recorded
-    and updates it, so the attempt still has one."""
-    from bookpay.catalog import Catalog
-    from bookpay.quote import quote_items
-
+def racing_cart(settings):
+    """A shop on a RacingGateway, and a shopper whose cart holds two copies of book 1."""
     gateway = RacingGateway(settings)
     made = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
     shopper = Shopper(made)
     shopper.add("1", 2)
+    return gateway, made, shopper
+
+
+def other_tabs_quote():
+    """The cart as another tab of the same attempt saw it: one copy of book 1."""
+    from bookpay.catalog import Catalog
+    from bookpay.quote import quote_items
+
+    return quote_items(Catalog.default(), [("1", 1)])
+
+
+def test_an_attempt_another_process_created_and_recorded_meanwhile_is_updated(settings):
+    """Two processes answer one attempt's first request at once, for two carts: the one that
+    creates second hears Stripe's idempotency_error, finds the other's PaymentIntent recorded
+    and updates it, so the attempt still has one."""
+    gateway, made, shopper = racing_cart(settings)
     attempt = str(uuid.uuid4())
     created = []
 
     def other_process(*, attempt_id, order_id, cart_id, **_):
-        quote = quote_items(Catalog.default(), [("1", 1)])  # the cart as the other tab saw it
+        quote = other_tabs_quote()
         intent = gateway.inner.create_intent(
             quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
         )
@@ -734,18 +745,12 @@ def test_an_attempt_another_process_recorded_after_this_one_looked_is_updated(se
     idempotency_error); the other records its own after this one looked again: this one's
     record is refused (the attempt has one already), and it updates the recorded one instead of
     answering a 500 ledger_conflict."""
-    from bookpay.catalog import Catalog
-    from bookpay.quote import quote_items
-
-    gateway = RacingGateway(settings)
-    made = create_app(settings, gateway=gateway, public_url=PUBLIC_URL)
-    shopper = Shopper(made)
-    shopper.add("1", 2)
+    gateway, made, shopper = racing_cart(settings)
     attempt = str(uuid.uuid4())
     other: dict = {}
 
     def other_creates(*, attempt_id, order_id, cart_id, **_):
-        other["quote"] = quote_items(Catalog.default(), [("1", 1)])  # the other tab's cart
+        other["quote"] = other_tabs_quote()
         other["intent"] = gateway.inner.create_intent(
             other["quote"], attempt_id=attempt_id, order_id=order_id, cart_id=cart_id
         )

@@ -35,6 +35,17 @@ Order of work, and why:
    always re-reads after its commit, so the ledger ends at Stripe's newest state. In the usual
    case this costs one retrieve and no write. An open dispute records no refunds (the order
    shows the dispute whatever they are), so it has nothing to re-read.
+
+   A dispute event that recorded a decided chargeback (won, lost) or an appeal of one re-reads
+   the Dispute too (``_settle_dispute``), first: those are the statuses a stale read may write
+   over a newer one (lost, appealed, then won: a handler that read ``lost`` and commits after
+   one that read ``won`` moves it back, as ``dispute_moves`` must let a missed appeal's decision
+   do), so the last to commit reads the Dispute again and, if the ledger's row would take it,
+   records it (and the Charge it goes back to, read again in turn). Every other status only
+   moves forward (``DISPUTE_RANK``) and none newer can come before it, so a stale one is simply
+   not taken: no re-read. In the usual case this costs one retrieve and no write. If Stripe
+   cannot be asked after the commit (either re-read), the event is reopened, so its redelivery
+   does it again.
 """
 
 from __future__ import annotations
@@ -54,10 +65,13 @@ from bookpay.ledger import Ledger
 from bookpay.ledger.check import EVENT_FLOOR, bears_out
 from bookpay.ledger.ledger import EventUnit
 from bookpay.ledger.model import (
+    DISPUTE_APPEALS,
+    DISPUTE_DECIDED,
     DISPUTE_OPEN,
     DISPUTE_RANK,
     charge_refund_status,
     charge_refunded,
+    dispute_moves,
     refund_status,
     status_of_intent,
 )
@@ -81,9 +95,14 @@ REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.updated", "
 # Dispute events: the order follows the retrieved Dispute (and, once it is won, the Charge).
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 HANDLED = frozenset({"payment_intent.succeeded", *INTENT_EVENTS, *REFUND_EVENTS, *DISPUTE_EVENTS})
-# How many times a refund or dispute event re-reads the Charge after its commit: once in the
-# usual case, again after each correcting write (each of which Stripe's changes could outrun).
+# How many times a refund or dispute event re-reads the Charge (or the Dispute) after its commit:
+# once in the usual case, again after each correcting write (each of which Stripe's changes
+# could outrun).
 SETTLE_READS = 4
+# The Dispute statuses a stale read can write over a newer one (``dispute_moves`` lets a decided
+# chargeback take an appeal or another decision, whose events may be missed): an event that
+# recorded one re-reads the Dispute after its commit (``_settle_dispute``).
+DISPUTE_RESETTLED = (*DISPUTE_DECIDED, *DISPUTE_APPEALS)
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -154,10 +173,13 @@ class _Ignored(Exception):
 @dataclass
 class _Job:
     """What handling one event learns on the way: where to file it (the PaymentIntent
-    retrieved from Stripe), and the Charge to re-read once it is committed, if it recorded one."""
+    retrieved from Stripe), and the Charge (and Dispute) to re-read once it is committed, if it
+    recorded one."""
 
     unit: EventUnit | None = None
     settle: tuple[dict, str] | None = None  # (the retrieved intent, its Charge's id)
+    # (the Dispute's id, the retrieved intent, its Charge's id, the order's id)
+    dispute: tuple[str, dict, str | None, str] | None = None
     order_id: str | None = None  # the order a payment_intent.succeeded fulfilled (for the log)
 
     def found(self, intent_id: str | None) -> None:
@@ -234,6 +256,8 @@ class WebhookReceiver:
             job.unit = unit
             handled, outcome = self.dispatch(event, job)
             self.ledger.finish_event(event.id, handled=handled, outcome=outcome)
+        if job.dispute is not None:  # first: a Dispute it records again reads the Charge again
+            self._settle_dispute(event.id, job)
         if job.settle is not None:
             self._settle_refunds(event.id, *job.settle)
         return Answer(
@@ -405,6 +429,47 @@ class WebhookReceiver:
             event_id,
         )
 
+    def _settle_dispute(self, event_id: str, job: _Job) -> None:
+        """Once a dispute event that recorded a decided chargeback or an appeal
+        (``DISPUTE_RESETTLED``) is committed, read the Dispute again and record it until the
+        ledger's row would not take it (``dispute_moves``). Another handler may have read it
+        before a newer decision and committed after this one (lost, appealed and won: a stale
+        ``lost`` committed last would stand); whoever commits last reads after its own commit,
+        as ``_settle_refunds`` does for the Charge. A closed Dispute recorded again is recorded
+        with its Charge read now (a won one goes back to its refunds, and fulfils an order
+        ``Fulfiller.kept`` owes), which is then read again after it (``job.settle``). If Stripe
+        cannot be asked, the event is reopened so that its redelivery does this again."""
+        dispute_id, intent, charge_id, order_id = job.dispute
+        try:
+            for _ in range(SETTLE_READS):
+                dispute = self.gateway.retrieve_dispute(dispute_id)
+                status = _known_status(dispute, dispute_id)
+                if not dispute_moves(self._dispute_status(order_id, dispute_id), status):
+                    return
+                charge = None
+                if status not in DISPUTE_OPEN and charge_id:
+                    charge = self.gateway.retrieve_charge(charge_id)
+                with self.ledger.together():
+                    order = self.ledger.record_dispute(intent, dispute, charge)
+                    if charge is not None:
+                        self._kept(order, intent, charge)
+                if charge is not None:
+                    job.settle = (intent, charge_id)
+        except Exception:  # Stripe unreachable, mostly
+            self.ledger.reopen_event(event_id)
+            raise
+        log.warning(
+            "dispute %s kept changing while event %s was handled; the next dispute event "
+            "records it",
+            dispute_id,
+            event_id,
+        )
+
+    def _dispute_status(self, order_id: str, dispute_id: str) -> str | None:
+        """The status the ledger keeps for one of an order's disputes (None: none yet)."""
+        rows = self.ledger.disputes_for(order_id)
+        return next((row["status"] for row in rows if row["id"] == dispute_id), None)
+
     def _disputed(self, dispute_id: str | None, job: _Job) -> tuple[dict, str | None]:
         """The order as Stripe's Dispute leaves it (found by its charge if need be): disputed
         while it is open (or appealed), dispute_lost once lost, and once won (or an inquiry
@@ -413,24 +478,13 @@ class WebhookReceiver:
         it (``Ledger.record_dispute``). A status bookpay does not know (one Stripe added since)
         raises ``UnknownToBookpay`` (503): the event stays unprocessed, Stripe redelivers it, and
         nothing is recorded from a guess. A Charge it records is
-        read again once committed (``_settle_refunds``), as a refund event's is. Once won, an
+        read again once committed (``_settle_refunds``), as a refund event's is; a decided
+        chargeback or an appeal it records, the Dispute too (``_settle_dispute``). Once won, an
         order refunded in full before its fulfilment whose refund failed meanwhile is fulfilled
         (``Fulfiller.kept``; True with the order)."""
         dispute = _retrieve(self.gateway.retrieve_dispute, dispute_id)
         job.found(object_id(dispute.get("payment_intent")))
-        status = dispute.get("status")
-        if not isinstance(status, str) or status not in DISPUTE_RANK:
-            shown = repr(status)[:40] if isinstance(status, str) else "none"
-            log.error(
-                "dispute %s has status %s, which this bookpay does not know: upgrade bookpay; "
-                "the event stays unprocessed and Stripe redelivers it",
-                dispute_id,
-                shown,
-            )
-            raise UnknownToBookpay(
-                f"dispute {dispute_id} has status {shown}, which this bookpay does not know",
-                hint="upgrade bookpay; Stripe redelivers the event until it is handled",
-            )
+        status = _known_status(dispute, dispute_id)
         intent_id = object_id(dispute.get("payment_intent"))
         charge_id = object_id(dispute.get("charge"))
         charge = None
@@ -440,10 +494,12 @@ class WebhookReceiver:
             job.found(intent_id)
         intent = self._intent(intent_id, job)
         charge_id = charge_id or object_id(intent.get("latest_charge"))
-        if dispute["status"] not in DISPUTE_OPEN and charge is None:
+        if status not in DISPUTE_OPEN and charge is None:
             # Closed: a won dispute goes back to what the Charge's refunds say.
             charge = _retrieve(self.gateway.retrieve_charge, charge_id)
         order = self.ledger.record_dispute(intent, dispute, charge)
+        if status in DISPUTE_RESETTLED:
+            job.dispute = (dispute["id"], intent, charge_id, order["id"])
         if charge is None:
             return order, False
         job.settle = (intent, charge_id)
@@ -461,6 +517,25 @@ def _other_mode(event_live: bool | None, shop_live: bool) -> str | None:
     return (
         f"a {mode}-mode event, and this shop uses {keys}-mode keys "
         "(Stripe keeps live and test objects apart)"
+    )
+
+
+def _known_status(dispute: dict, dispute_id: str | None) -> str:
+    """The retrieved Dispute's status, one bookpay knows (``DISPUTE_RANK``); else, logged as an
+    error, ``UnknownToBookpay`` (503: the event stays unprocessed and Stripe redelivers it)."""
+    status = dispute.get("status")
+    if isinstance(status, str) and status in DISPUTE_RANK:
+        return status
+    shown = repr(status)[:40] if isinstance(status, str) else "none"
+    log.error(
+        "dispute %s has status %s, which this bookpay does not know: upgrade bookpay; "
+        "the event stays unprocessed and Stripe redelivers it",
+        dispute_id,
+        shown,
+    )
+    raise UnknownToBookpay(
+        f"dispute {dispute_id} has status {shown}, which this bookpay does not know",
+        hint="upgrade bookpay; Stripe redelivers the event until it is handled",
     )
 
 

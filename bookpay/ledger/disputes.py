@@ -6,7 +6,10 @@ events arrive (``charge.dispute.created`` after ``charge.dispute.closed``, a del
 handlers racing with Dispute objects retrieved a moment apart), the row keeps the latest status
 any handler saw, and a closed dispute does not reopen, but for one exception
 (``model.dispute_moves``): a chargeback won or lost may be appealed (``appeal_needs_response``,
-``appeal_under_review``: open again), and decided again, so lost then won is won. The order then
+``appeal_under_review``: open again), and decided again, so lost then won is won. (So a stale
+decision or appeal can be taken too, if its handler commits last: the webhook handler reads the
+Dispute again after its commit and records it again, ``WebhookReceiver._settle_dispute``.) The
+order then
 follows all its disputes (``model.dispute_overlay``): ``disputed`` while one is open (an appeal
 too), ``dispute_lost`` once one is lost and none is open, and otherwise (won, an inquiry closed
 or prevented) what the Charge's refunds say. Its note and ``dispute_status`` tell of the dispute

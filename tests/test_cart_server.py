@@ -361,13 +361,20 @@ def test_a_cart_holds_one_currency(settings):
     app.close()
 
 
-def test_urls_made_from_a_book_id_are_percent_encoded(settings):
-    """An id may hold characters a URL gives meaning to: each page's links to the cover and the
-    line's forms name that book, and lead to it."""
+@pytest.mark.parametrize(
+    ("odd", "encoded"),
+    [
+        ("a b?c#d%e", "a%20b%3Fc%23d%25e"),
+        ("fiction/1", "fiction%2F1"),  # a server decodes %2F: the routes take the whole rest
+        ("/a//b/", "%2Fa%2F%2Fb%2F"),
+        ("x.svg/y", "x.svg%2Fy"),
+    ],
+)
+def test_urls_made_from_a_book_id_are_percent_encoded(settings, odd, encoded):
+    """An id may hold characters a URL gives meaning to ("/" too): each page's links to the
+    cover and the line's forms name that book, and lead to it."""
     from bookpay.catalog import Catalog
 
-    odd = "a b?c#d%e"
-    encoded = "a%20b%3Fc%23d%25e"
     book = {"id": odd, "title": "Odd", "author": "X", "amount": 1000, "currency": "usd"}
     app = create_app(settings, catalog=Catalog.from_records([book]), public_url=PUBLIC_URL)
     shopper = Shopper(app)
@@ -380,10 +387,63 @@ def test_urls_made_from_a_book_id_are_percent_encoded(settings):
         assert cover in page
         assert action in page
     assert shopper.get(f"/covers/{encoded}.svg").status == 200
+    assert shopper.get(f"/checkout?item={encoded}").status == 200
+    changed = shopper.form(f"/cart/items/{encoded}", quantity="3", next="/cart")
+    assert changed.status == 303, changed.text
+    assert count_in_header(shopper.get("/cart").text) == "3"
     removed = shopper.form(f"/cart/items/{encoded}", quantity="0", next="/cart")
     assert removed.status == 303, removed.text
     assert shopper.get("/cart").text.count('class="line"') == 0
     app.close()
+
+
+def test_a_book_id_holding_a_slash_through_the_real_server(settings):
+    """Waitress decodes %2F (and UTF-8) in the path before the routes see it: the cover, the
+    line's form and "Buy now" still find a book whose id holds "/" and non-ASCII letters."""
+    import http.client
+
+    from bookpay.catalog import Catalog
+    from bookpay.web import runner
+
+    odd = "fiction/é/1"
+    encoded = urllib.parse.quote(odd, safe="")
+    book = {"id": odd, "title": "Odd", "author": "X", "amount": 1000, "currency": "usd"}
+    apps = []
+
+    def make(url):
+        apps.append(create_app(settings, catalog=Catalog.from_records([book]), public_url=url))
+        return apps[0]
+
+    server = runner.start(make, background=True, capacity=runner.Capacity(threads=2))
+    conn = http.client.HTTPConnection(*urllib.parse.urlsplit(server.url).netloc.split(":"))
+    cookie = {}
+
+    def ask(method, target, body=b"", **headers):
+        headers = {**headers, "Origin": server.url, **cookie}
+        conn.request(method, target, body, headers)
+        answer = conn.getresponse()
+        data = answer.read().decode()
+        if answer.getheader("Set-Cookie"):
+            cookie["Cookie"] = answer.getheader("Set-Cookie").split(";")[0]
+        return answer.status, data
+
+    try:
+        assert ask("GET", f"/covers/{encoded}.svg")[0] == 200
+        assert ask("GET", f"/checkout?item={encoded}")[0] == 200
+        added = json.dumps({"item": odd, "quantity": 1}).encode()
+        status, _ = ask("POST", "/cart/items", added, **{"Content-Type": "application/json"})
+        assert status == 200
+        assert f'action="/cart/items/{encoded}"' in ask("GET", "/cart")[1]
+        form = {"Content-Type": FORM}
+        assert ask("POST", f"/cart/items/{encoded}", b"quantity=4", **form)[0] == 303
+        assert count_in_header(ask("GET", "/cart")[1]) == "4"
+        assert ask("POST", f"/cart/items/{encoded}", b"quantity=0", **form)[0] == 303
+        assert count_in_header(ask("GET", "/cart")[1]) == "0"
+    finally:
+        conn.close()
+        server.stop()
+        for app in apps:
+            app.close()
 
 
 def test_a_book_no_longer_sold_is_dropped_with_a_notice_on_the_page(settings):

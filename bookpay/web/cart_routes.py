@@ -207,7 +207,7 @@ def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> Non
 
         return answer(add)
 
-    @app.post("/cart/items/<item>")
+    @app.post("/cart/items/<item:path>")  # an id may hold "/" (%2F, decoded by the server)
     def set_item(item: str):
         def change(fields: dict) -> None:
             quantity = inputs.quantity(fields.get("quantity"), allow_zero=True)

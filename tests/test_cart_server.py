@@ -12,6 +12,8 @@ import dataclasses
 import json
 import re
 import sqlite3
+import threading
+import time
 import urllib.parse
 import uuid
 
@@ -19,6 +21,7 @@ import pytest
 from test_server import PUBLIC_URL, confirm, emulator_api, success_url
 from wsgi import Response, call
 
+from bookpay.cart import MOVE_GRACE
 from bookpay.server import create_app
 
 OWN = "http://127.0.0.1"  # the test environ's Host
@@ -191,9 +194,62 @@ def test_a_cart_from_before_https_moves_to_the_prefixed_cookie_once(app, https_a
     assert list(shopper.jar) == ["__Host-bookpay_cart"]
     shopper.form("/cart/items", item="2")
     assert lines_of(shopper.get("/cart").text) == [("1", "2"), ("2", "1")]
-    # The old token finds nothing any more, over HTTPS or plain HTTP.
+    # Past the grace a second request has (MOVE_GRACE), the old token finds nothing any more,
+    # over HTTPS or plain HTTP.
+    carts_of(https_app).clock = lambda: time.monotonic() + MOVE_GRACE
     assert lines_of(Shopper(https_app).get("/cart", Cookie="=".join(old)).text) == []
     assert lines_of(before.get("/cart").text) == []
+
+
+def carts_of(app):
+    """The ``Carts`` an app made by ``create_app`` finds carts with."""
+    (lifecycle,) = [plugin for plugin in app.plugins if plugin.name == "bookpay_lifecycle"]
+    return lifecycle.services.carts
+
+
+def plain_cart(app, *items: str) -> tuple[str, str]:
+    """The plain-named cookie of a cart made before the prefix, holding ``items``."""
+    before = Shopper(app)
+    for item in items:
+        before.form("/cart/items", item=item)
+    (old,) = before.jar.items()
+    return old
+
+
+def test_a_second_request_with_the_old_cookie_gets_the_moved_cart_and_its_cookie(app, https_app):
+    """The page and its fetch bring the old cookie at once: the one that comes second neither
+    finds an empty cart nor starts one of its own whose cookie replaces the moved cart's."""
+    old = plain_cart(app, "1")
+    page = Shopper(https_app, origin=SHOP_HTTPS)
+    page.jar = dict([old])
+    fetch = Shopper(https_app, origin=SHOP_HTTPS)
+    fetch.jar = dict([old])
+    assert lines_of(page.get("/cart").text) == [("1", "1")]
+    assert fetch.add("2").json()["cart"]["count"] == 2
+    assert fetch.jar == page.jar and list(page.jar) == ["__Host-bookpay_cart"]
+    assert lines_of(page.get("/cart").text) == [("1", "1"), ("2", "1")]
+
+
+def test_racing_requests_with_the_old_cookie_all_end_with_the_moved_cart(app, https_app):
+    old = plain_cart(app, "1")
+    shoppers = [Shopper(https_app, origin=SHOP_HTTPS) for _ in range(6)]
+    start = threading.Barrier(len(shoppers))
+
+    def browse(n: int, shopper: Shopper) -> None:
+        shopper.jar = dict([old])
+        start.wait()
+        if n % 2:
+            shopper.add("2")
+        else:
+            shopper.get("/cart")
+
+    threads = [threading.Thread(target=browse, args=pair) for pair in enumerate(shoppers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({shopper.jar["__Host-bookpay_cart"] for shopper in shoppers}) == 1
+    assert lines_of(shoppers[0].get("/cart").text) == [("1", "1"), ("2", "3")]
 
 
 @pytest.mark.parametrize("target", ["/no-such-page", "/checkout?item=no-such-book"])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 
 from bookpay.errors import BookpayError
@@ -36,6 +38,9 @@ COOKIE = "bookpay_cart"
 # one (cookie tossing: a shopper filling a cart whose token the planter holds).
 HOST_COOKIE = "__Host-" + COOKIE
 COOKIE_MAX_AGE = 30 * 24 * 3600  # a cart left alone for a month is forgotten by the browser
+# A page and the fetch it starts may both bring a plain cookie: for this long, a second move of
+# the same token gets the cart and the new token the first gave (``Carts.move``).
+MOVE_GRACE = 10  # seconds
 
 
 def cookie_name(secure: bool) -> str:
@@ -99,6 +104,12 @@ class Carts:
     def __init__(self, ledger, catalog) -> None:
         self.ledger = ledger
         self.catalog = catalog
+        self.clock = time.monotonic
+        # The moves of the last MOVE_GRACE seconds: (old token's hash, cookie) -> (until, new
+        # token). In this process's memory only: the ledger keeps no token, and has no column
+        # to keep one for a while.
+        self._moves: dict[tuple[str, str], tuple[float, str]] = {}
+        self._moving = threading.Lock()
 
     def find(self, token: str | None, cookie: str = COOKIE) -> dict | None:
         """The cart ``token`` finds when it comes in the cookie named ``cookie``."""
@@ -118,15 +129,31 @@ class Carts:
         Only a cart made under the plain name moves (a token made for the prefixed cookie, as
         an attacker gets one from an HTTPS shop, finds nothing there), and only one made less
         than ``COOKIE_MAX_AGE`` ago (no browser still holds an older cookie). The old token
-        finds nothing afterwards, so whoever else held it cannot read the cart any more.
+        finds nothing afterwards, so whoever else held it cannot read the cart any more, but
+        for ``MOVE_GRACE`` seconds: a second request bringing it then (the page and its fetch,
+        sent at once) gets the same cart and the same new token, not a cart of its own. Only
+        the moves this process made are remembered (another process's second request finds
+        nothing, as before).
         """
-        cart = self.find(token)
-        if cart is None or cart["created"] < now_iso(-COOKIE_MAX_AGE):
+        if not plausible_token(token):
             return None
-        new = new_token()
-        if not self.ledger.rekey_cart(cart["id"], token_hash(token), token_hash(new, cookie)):
-            return None  # another request moved it first
-        return cart, new
+        key = (token_hash(token), cookie)
+        with self._moving:  # one move at a time: a racing second one waits for the first's token
+            now = self.clock()
+            for old in [old for old, (until, _) in self._moves.items() if until <= now]:
+                del self._moves[old]
+            if key in self._moves:
+                new = self._moves[key][1]
+                cart = self.find(new, cookie)
+                return (cart, new) if cart is not None else None
+            cart = self.find(token)
+            if cart is None or cart["created"] < now_iso(-COOKIE_MAX_AGE):
+                return None
+            new = new_token()
+            if not self.ledger.rekey_cart(cart["id"], key[0], token_hash(new, cookie)):
+                return None  # another process moved it first
+            self._moves[key] = (now + MOVE_GRACE, new)
+            return cart, new
 
     def count(self, cart: dict | None) -> int:
         return self.ledger.cart_count(cart["id"]) if cart else 0

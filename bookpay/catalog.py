@@ -260,6 +260,13 @@ def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:
     problems += text_problems(
         record, fields, where, lines=("description",), optional=("description", "color")
     )
+    book_id = record.get("id")
+    if isinstance(book_id, str) and book_id.strip() in (".", ".."):
+        # Browsers resolve "." and ".." (even as %2E) in a URL's path, so the line's form
+        # (/cart/items/<id>) could never name it. Any other id, "/" included, is percent-encoded.
+        problems.append(
+            f"{where}: 'id' {book_id.strip()!r} cannot be in a page's address: choose another id"
+        )
     amount = record.get("amount")
     if "amount" in record and (isinstance(amount, bool) or not isinstance(amount, int)):
         problems.append(

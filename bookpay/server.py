@@ -380,7 +380,8 @@ def create_app(
         books = [(book, checkout_href(book)) for book in services.catalog]
         return templates.render("index", title="Books", books=books, scripts=("cart.js",))
 
-    @app.get("/covers/<book_id>.svg")
+    # A book id may hold "/" (sent as %2F, which the server decodes): :path takes it whole.
+    @app.get("/covers/<book_id:path>.svg")
     def cover(book_id: str):
         book = services.catalog.get(book_id)
         bottle.response.content_type = "image/svg+xml; charset=UTF-8"

@@ -8,7 +8,7 @@ import threading
 import pytest
 from test_orders import SHOP, FakeGateway, intent
 
-from bookpay.cart import COOKIE_MAX_AGE, HOST_COOKIE, Carts, token_hash
+from bookpay.cart import COOKIE_MAX_AGE, HOST_COOKIE, MOVE_GRACE, Carts, token_hash
 from bookpay.catalog import Book, Catalog
 from bookpay.config import Settings
 from bookpay.errors import NotFound
@@ -88,8 +88,58 @@ def test_a_cart_made_under_the_plain_name_moves_once_to_a_new_token(carts):
     assert carts.find(new, HOST_COOKIE)["id"] == cart["id"]
     assert quantities(carts, carts.find(new, HOST_COOKIE)) == {"1": 2}
     assert carts.find(old) is None and carts.find(old, HOST_COOKIE) is None
-    assert carts.move(old) is None  # once: the old token finds nothing any more
     assert carts.move("") is None and carts.move("\x00" * 30) is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_same_old_token_moved_again_within_the_grace_gets_the_same_cart_and_token(carts):
+    """A page and its fetch bring the old cookie at once: the second must not lose the cart."""
+    carts.clock = clock = Clock()
+    cart, old = carts.create()
+    carts.add(cart, "1", 2)
+    moved, new = carts.move(old)
+    carts.add(moved, "2")
+    clock.now += MOVE_GRACE - 1
+    again, same = carts.move(old)
+    assert again["id"] == cart["id"] and same == new
+    assert quantities(carts, again) == {"1": 2, "2": 1}
+    assert carts.find(old) is None  # the old token itself still finds nothing
+    other = Carts(carts.ledger, CATALOG)  # another process knows nothing of this move
+    assert other.move(old) is None
+    clock.now += 2  # past the grace: once for good
+    assert carts.move(old) is None
+    assert carts.find(new, HOST_COOKIE)["id"] == cart["id"]
+
+
+def test_a_planted_prefixed_token_finds_nothing_however_often_it_is_moved(carts):
+    _, token = carts.create(HOST_COOKIE)
+    assert carts.move(token) is None and carts.move(token) is None
+
+
+def test_racing_moves_of_one_old_token_all_get_the_same_cart_and_token(carts):
+    cart, old = carts.create()
+    carts.add(cart, "1")
+    start = threading.Barrier(6)
+    results = []
+
+    def move() -> None:
+        start.wait()
+        results.append(carts.move(old))
+
+    threads = [threading.Thread(target=move) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert None not in results
+    assert {(moved["id"], new) for moved, new in results} == {(cart["id"], results[0][1])}
 
 
 def test_a_cart_older_than_the_cookie_lives_does_not_move(carts):

@@ -105,6 +105,14 @@ def test_load_json_and_toml(tmp_path):
             "unknown currency code 'xyz'",
         ),
         ([], "expected a non-empty list of books"),
+        (
+            [{"id": " .. ", "title": "A", "author": "B", "amount": 100, "currency": "usd"}],
+            "book #1: 'id' '..' cannot be in a page's address",
+        ),
+        (
+            [{"id": ".", "title": "A", "author": "B", "amount": 100, "currency": "usd"}],
+            "book #1: 'id' '.' cannot be in a page's address",
+        ),
     ],
 )
 def test_invalid_catalogs_are_refused_with_the_reason(records, problem):

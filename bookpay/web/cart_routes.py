@@ -10,7 +10,8 @@ plant it). A cart is made only when something is first added to it.
 Over HTTPS, a cart the plain-named cookie finds (one made before the prefix) moves once to the
 prefixed cookie under a new token (``Carts.move``), and the plain cookie is expired; a token
 made for the prefixed cookie finds nothing under the plain name, so a planted plain cookie
-never leads a shopper into someone else's cart.
+never leads a shopper into someone else's cart. A second request bringing the same plain cookie
+within ``MOVE_GRACE`` seconds (the page and its fetch) gets the same cart and new cookie.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> Non
 
         return answer(add)
 
-    @app.post("/cart/items/<item>")
+    @app.post("/cart/items/<item:path>")  # an id may hold "/" (%2F, decoded by the server)
     def set_item(item: str):
         def change(fields: dict) -> None:
             quantity = inputs.quantity(fields.get("quantity"), allow_zero=True)

@@ -7,6 +7,13 @@ formula by Excel, LibreOffice and Google Sheets, so an e-mail address such as
 the ASCII ones: OWASP's testing guide names them beside the others. OWASP's advice (CSV
 Injection) is to prefix such a cell with a single quote, which makes it text; the csv module does
 the quoting. Numbers are written as numbers: only text from outside can carry a formula.
+
+A cell can also start inside one of ours. Excel opens a ``.csv`` with the list separator of the
+user's locale, which is ``;`` across most of continental Europe: a shipping name
+``Ann;=cmd|'/C calc'!A0`` is then two cells, the second a formula, and the csv module's quotes do
+not help (its quote is no longer at the start of a cell). A reader that splits on ``;`` also
+ends a row at a line break inside our quoted cell. So a formula character after a ``;`` or a
+line break inside text (quotes between them skipped) is prefixed with a single quote too.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")  # and full-width 
 # also matches inside some quoted cells ("a,=b", a line break then "-") and negative numbers:
 # those only take the careful path. It never misses a cell that starts with one. The first
 # cell of a text has nothing before it: ``SafeWriter.writerows`` puts a line break there.
-_MAYBE_FORMULA = re.compile(r'[,\n]"?[=+\-@\t\uff1d\uff0b\uff0d\uff20]|[,\n]"\r')
+_MAYBE_FORMULA = re.compile(r'[,;\r\n]"*[=+\-@\t\uff1d\uff0b\uff0d\uff20]|[,\n]"\r')
+# A formula character where a ``;``-separated reader starts a cell inside one of ours: after a
+# ``;`` or a line break, past any quotes (``neutralise`` puts its single quote there).
+_INNER_FORMULA = re.compile('([;\r\n]"*)(?=[=+\\-@\t\uff1d\uff0b\uff0d\uff20])')
 
 
 def _may_start_a_formula(text: str) -> bool:
@@ -35,15 +45,20 @@ def _may_start_a_formula(text: str) -> bool:
     text with a quoted cell needs the regular expression, for cells inside their quotes.
     """
     for char in "=+-@\t\uff1d\uff0b\uff0d\uff20":
-        if char in text and ("," + char in text or "\n" + char in text):
+        if char in text and ("," + char in text or "\n" + char in text or ";" + char in text):
             return True
     return '"' in text and _MAYBE_FORMULA.search(text) is not None
 
 
 def neutralise(value: Any) -> Any:
-    """``value``, made inert if it is text a spreadsheet would read as a formula."""
-    if isinstance(value, str) and value[:1] in FORMULA_START:
-        return "'" + value
+    """``value``, made inert if it is text a spreadsheet would read as a formula: at its start,
+    or after a ``;`` or a line break in it (where a ``;``-separated reader starts a cell)."""
+    if not isinstance(value, str):
+        return value
+    if value[:1] in FORMULA_START:
+        value = "'" + value
+    if ";" in value or "\n" in value or "\r" in value:
+        value = _INNER_FORMULA.sub("\\1'", value)
     return value
 
 
@@ -57,10 +72,16 @@ class SafeWriter:
         self._writer.writerow([neutralise(name) for name in header])
 
     def writerow(self, row: Iterable[Any]) -> None:
-        # neutralise(), inlined: this runs for every cell of exports of millions of rows.
+        # neutralise() only for text that may need it: this runs for every cell of exports of
+        # millions of rows.
         start = FORMULA_START
         self._writer.writerow(
-            ["'" + v if v.__class__ is str and v[:1] in start else v for v in row]
+            [
+                neutralise(v)
+                if v.__class__ is str and (v[:1] in start or ";" in v or "\n" in v or "\r" in v)
+                else v
+                for v in row
+            ]
         )
 
     def writerows(self, rows: Sequence[Sequence[Any]]) -> None:

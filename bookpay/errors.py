@@ -143,6 +143,15 @@ class DeliveryFailed(BookpayError):
     code = "delivery_failed"
 
 
+class OutputUnwritable(BookpayError):
+    """A file the command was told to write (``--output``, ``--chart``) cannot be written: a
+    folder that does not exist, no permission, a full disk. The output's failure, as a closed or
+    full standard output is (exit 1), not the configuration's."""
+
+    exit_code = 1
+    code = "output_unwritable"
+
+
 def stripe_codes(code: str | None, decline_code: str | None) -> str:
     """Stripe's error code and decline code as support reads them: ``card_declined/stolen_card``,
     one of them alone, or once when Stripe gives the same for both (``expired_card``)."""

@@ -88,3 +88,54 @@ def test_full_width_formula_characters_are_neutralised_too(start):
     assert f",'{start}HYPERLINK(1)," in text and f'"\'{start}1,2"' in text
     assert text.count(",-1500\r\n") == 20
     assert one_by_one([[start, 1, 2]]).endswith(f"'{start},1,2\r\n")
+
+
+def semicolon_cells(text: str) -> list[str]:
+    """The cells a spreadsheet splitting on ``;`` starts (Excel opens a ``.csv`` with the list
+    separator of continental European locales): a row at every line break, even one inside our
+    quotes, a cell at every ``;``, its opening quotes skipped."""
+    return [
+        cell.lstrip('"')
+        for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for cell in line.split(";")
+    ]
+
+
+@pytest.mark.parametrize("write", [one_by_one, batched])
+def test_a_formula_after_a_semicolon_or_a_line_break_inside_a_cell_is_neutralised(write):
+    """A shipping name ``Ann;=cmd|...`` is two cells to a ``;``-separated reader, the second a
+    formula; so is text after a line break in a quoted cell. Each gets its single quote."""
+    rows = [
+        ["ord_1", "Ann;=cmd|' /C calc'!A0;", "1 Main;-2+3"],
+        ["ord_2", 'Bo;"@SUM(1)";x', "line\n=HYPERLINK(1)\r+1"],
+        ["ord_3", "a; =1", "plain; text"],
+    ]
+    text = write(rows)
+    assert text == one_by_one(rows)
+    started = [cell for cell in semicolon_cells(text) if cell[:1] in FORMULA_START]
+    assert started == [], started
+    assert "Ann;'=cmd" in text and "Main;'-2+3" in text and "line\n'=HYPERLINK(1)\r'+1" in text
+    assert "a; =1" in text and "plain; text" in text  # nothing else changes
+
+
+def test_no_cell_of_random_text_starts_a_formula_for_either_separator():
+    """Random cells of separators, quotes, line breaks and formula characters, written as a
+    batch: read with ``,`` (the csv module) or split on ``;``, no cell starts a formula, and the
+    batch is the same bytes as its rows one by one. (Each row starts with an order id: a row's
+    first cell keeps its quotes when split on ``;`` as with ``,``, which the split above does not
+    model.)"""
+    import csv
+    import random
+
+    chars = ["a", ";", ",", '"', "\n", "\r", " ", "=", "+", "-", "@", "\t", "\uff1d", "'"]
+    pick = random.Random(7)
+    for _ in range(300):
+        rows = [
+            ["ord_1", *("".join(pick.choices(chars, k=pick.randint(0, 6))) for _ in range(2))]
+            for _ in range(pick.randint(1, 8))
+        ]
+        text = batched(rows)
+        assert text == one_by_one(rows)
+        read = [cell for row in csv.reader(io.StringIO(text, newline="")) for cell in row]
+        assert not [cell for cell in read if cell[:1] in FORMULA_START], rows
+        assert not [c for c in semicolon_cells(text) if c[:1] in FORMULA_START], rows

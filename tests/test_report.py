@@ -281,6 +281,17 @@ def test_charts_are_written_as_svg_or_png(env, tmp_path, suffix):
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
 
 
+def test_a_chart_that_cannot_be_written_is_the_outputs_failure(env, tmp_path):
+    """Exit 1 with the reason in one line, as for a full standard output or an `orders export
+    --output` file: not a configuration problem (exit 5)."""
+    path = tmp_path / "missing" / "sales.svg"
+    result = runner.invoke(app, ["report", "sales", "--chart", str(path)], env=env)
+    assert result.exit_code == 1, result.output
+    said = f"Error: Cannot write the chart to {path}: No such file or directory.\n"
+    assert result.stderr == said
+    assert not path.parent.exists()
+
+
 @pytest.mark.parametrize(
     "by, days, filled",
     [("day", 1000, True), ("day", 1001, False), ("week", 7000, True), ("week", 7007, False)],

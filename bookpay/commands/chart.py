@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bookpay.errors import ConfigError
+from bookpay.errors import ConfigError, OutputUnwritable
 from bookpay.money import exponent, format_amount
 
 INK = "#1d1d1f"
@@ -41,7 +41,7 @@ def write_chart(report, path: Path) -> None:
     try:
         figure.savefig(path, format=path.suffix.lower()[1:], dpi=150, metadata=metadata)
     except OSError as exc:
-        raise ConfigError(f"Cannot write the chart to {path}: {exc.strerror}.") from exc
+        raise OutputUnwritable(f"Cannot write the chart to {path}: {exc.strerror}.") from exc
 
 
 def _draw(ax, part, by: str) -> None:

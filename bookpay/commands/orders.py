@@ -32,7 +32,7 @@ from bookpay.commands.output import (
     print_table,
 )
 from bookpay.commands.params import check_order_or_intent_id, complete_order_statuses
-from bookpay.errors import ConfigError, UsageError
+from bookpay.errors import OutputUnwritable, UsageError
 from bookpay.terminal import json_safe, printable
 
 app = typer.Typer(help="Inspect and export the orders ledger.", no_args_is_help=True)
@@ -450,7 +450,7 @@ def export_orders(
 def _destination(output: str | None):
     """Where the export goes: stdout, or a temporary file beside ``output`` that replaces it
     only once the export is complete, so a failure half-way leaves the old file as it was (and
-    no temporary one). A file that cannot be written is a ConfigError (exit 5, as for `report
+    no temporary one). A file that cannot be written is OutputUnwritable (exit 1, as for `report
     sales --chart`), saying why in one line. The ledger's read failures reach here already
     said as the ledger's (LedgerUnavailable, from its backend), not as the file's."""
     if output is None:
@@ -478,7 +478,7 @@ def _destination(output: str | None):
             raise
     except OSError as exc:
         message = f"Cannot write the export to {output}: {exc.strerror or exc}."
-        raise ConfigError(message) from exc
+        raise OutputUnwritable(message) from exc
 
 
 def _check_output(output: str) -> None:

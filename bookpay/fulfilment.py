@@ -312,8 +312,8 @@ class Fulfiller:
         None when there is nothing to fulfil: the charge still refunded in full, the order
         fulfilled already or never refused, refused for another reason (``fulfilment_refused``
         says which, or its price or shop does not pass the checks again: such a refusal is for
-        good), or
-        disputed (a person decides; a dispute won re-reads the charge, and comes back here).
+        good), or disputed (a person decides; a dispute won re-reads the charge, and comes back
+        here).
         Makes no Stripe call.
         """
         if intent.get("status") != "succeeded" or charge_refund_status(charge) == "refunded":

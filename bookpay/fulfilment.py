@@ -18,10 +18,13 @@ from bookpay.address import ShippingAddress
 from bookpay.ledger import INTEGRATION, Ledger
 from bookpay.ledger.lines import QuoteFrozen
 from bookpay.ledger.model import (
-    DISPUTED_FIRST,
     NOT_FULFILLED,
     REFUND_STATUSES,
     REFUNDED_FIRST,
+    REFUSED_DISPUTED_FIRST,
+    REFUSED_FOR_NOW,
+    REFUSED_MISMATCH,
+    REFUSED_REFUNDED_FIRST,
     charge_refund_status,
     charge_refunded,
 )
@@ -152,13 +155,13 @@ def refunds_failed(charge: dict) -> list[str]:
 
 
 def _refusal(order: dict) -> str | None:
-    """The note of an order (as the ledger has it, locked) not to be fulfilled now: refunded in
-    full (``REFUNDED_FIRST``: fulfilled if that refund fails), or with a dispute open or lost
-    (``DISPUTED_FIRST``: fulfilled once it is won, never if lost); else None."""
+    """Why an order (as the ledger has it, locked) is not to be fulfilled now: refunded in
+    full (``REFUSED_REFUNDED_FIRST``: fulfilled if that refund fails), or with a dispute open or
+    lost (``REFUSED_DISPUTED_FIRST``: fulfilled once it is won, never if lost); else None."""
     if order["status"] == "refunded":
-        return REFUNDED_FIRST
+        return REFUSED_REFUNDED_FIRST
     if order["status"] in ("disputed", "dispute_lost"):
-        return DISPUTED_FIRST
+        return REFUSED_DISPUTED_FIRST
     return None
 
 
@@ -219,7 +222,7 @@ class Fulfiller:
         problem = price_problem(intent, self.catalog, quote)
         if problem:
             order = self.ledger.record_intent(
-                intent, note=f"{NOT_FULFILLED} {problem}", not_fulfilled=True
+                intent, note=f"{NOT_FULFILLED} {problem}", refused=REFUSED_MISMATCH
             )
             return FulfilmentResult(intent_id, "rejected", order, intent, problem)
         charge = intent.get("latest_charge")
@@ -234,7 +237,7 @@ class Fulfiller:
                 status="refunded",
                 amount_refunded=charge_refunded(charge),
                 note=REFUNDED_FIRST,
-                not_fulfilled=True,
+                refused=REFUSED_REFUNDED_FIRST,
             )
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
         lines = self._lines(intent, quote)
@@ -250,9 +253,9 @@ class Fulfiller:
         if not done_now and not order["fulfilled_at"]:
             # Refunded in full or disputed since the PaymentIntent was retrieved (a refund or
             # dispute event committed first, or a succeeded event came days late).
-            note = order["note"] or ""
-            outcome = "refunded" if note == REFUNDED_FIRST else "disputed"
-            reason = note.removeprefix(NOT_FULFILLED).strip()
+            refused = order["fulfilment_refused"]
+            outcome = "refunded" if refused == REFUSED_REFUNDED_FIRST else "disputed"
+            reason = REFUSED_FOR_NOW[refused].removeprefix(NOT_FULFILLED).strip()
             return FulfilmentResult(intent_id, outcome, order, intent, reason)
         if quote and quote.get("cart_id") and not quote.get("settled_at"):
             # What was paid leaves its cart now, whether or not the shopper's browser ever
@@ -298,18 +301,19 @@ class Fulfiller:
 
     def kept(self, intent: dict, charge: dict) -> FulfilmentResult | None:
         """Fulfil after all the order of ``intent`` that was not fulfilled only because its
-        charge was refunded in full first (``REFUNDED_FIRST``), now that ``charge``, just
+        charge was refunded in full first (``REFUSED_REFUNDED_FIRST``), now that ``charge``, just
         retrieved and recorded by a refund event, is not refunded in full any more: a refund
         failed and the shop keeps the money. So too one disputed before it was fulfilled
-        (``DISPUTED_FIRST``) once the dispute is won: the order is back among the refund
+        (``REFUSED_DISPUTED_FIRST``) once the dispute is won: the order is back among the refund
         statuses, and the dispute event that recorded it comes here. Through
         ``fulfil_retrieved`` (the quote checked again; once only, one receipt and one tax
         transaction owed, however many events ask).
 
         None when there is nothing to fulfil: the charge still refunded in full, the order
-        fulfilled already or never refused, refused for another reason (its note says which,
-        or its price or shop does not pass the checks again: such a refusal is for good), or
-        disputed (a person decides; a dispute won re-reads the charge, and comes back here).
+        fulfilled already or never refused, refused for another reason (``fulfilment_refused``
+        says which, or its price or shop does not pass the checks again: such a refusal is for
+        good), or disputed (a person decides; a dispute won re-reads the charge, and comes back
+        here).
         Makes no Stripe call.
         """
         if intent.get("status") != "succeeded" or charge_refund_status(charge) == "refunded":
@@ -320,12 +324,11 @@ class Fulfiller:
         order = self.ledger.find_order(intent["id"])
         if order is None or order["fulfilled_at"] or not order["not_fulfilled_at"]:
             return None
-        note = order["note"] or ""
-        if order["status"] not in REFUND_STATUSES or (
-            note.startswith(NOT_FULFILLED) and note not in (REFUNDED_FIRST, DISPUTED_FIRST)
-        ):
+        # No reason: refused by a version before the ledger kept it, its note since rewritten
+        # by a dispute (schema 9's backfill could not tell why): the checks below decide.
+        refused = order["fulfilment_refused"]
+        if order["status"] not in REFUND_STATUSES or refused not in (*REFUSED_FOR_NOW, None):
             return None
-        # A note rewritten since (a dispute's): refused for another reason only if it still is.
         if self.ownership_problem(intent) or price_problem(
             intent, self.catalog, self.ledger.quote_for(intent["id"])
         ):

@@ -366,8 +366,8 @@ def test_check_finds_orders_refunded_first_whose_refund_failed(checked):
     """As earlier versions left them: refunded in full before the fulfilment, which was given
     up, then the refund failed and the shop kept the money, the order never fulfilled."""
     kept = (
-        "orders refunded in full before they were fulfilled whose refund failed (the money "
-        "kept; send their payment_intent.succeeded event again)"
+        "orders refunded in full or disputed before they were fulfilled whose refund failed or "
+        "dispute was won (the money kept; send their payment_intent.succeeded event again)"
     )
     refunded = {"id": "ch_pi_kept", "amount": 2300, "amount_refunded": 2300, "refunded": True}
     with ledger_at(checked) as ledger:
@@ -376,7 +376,7 @@ def test_check_finds_orders_refunded_first_whose_refund_failed(checked):
             status="refunded",
             amount_refunded=2300,
             note="not fulfilled: refunded in full before it was fulfilled",
-            not_fulfilled=True,
+            refused="refunded_first",
         )
         failed = {**refunded, "amount_refunded": 0, "refunded": False}  # the refund failed
         ledger.record_refunds(intent("pi_kept"), failed)
@@ -389,7 +389,7 @@ def test_check_finds_orders_refunded_first_whose_refund_failed(checked):
     with ledger_at(checked) as ledger:  # fulfilled after all: no longer "never fulfilled"
         ledger.record_fulfilment(intent("pi_kept"), lambda o: (o["email"], "Receipt", "body"))
         order = ledger.get_order("pi_kept")
-    assert order["not_fulfilled_at"] is None
+    assert order["not_fulfilled_at"] is None and order["fulfilment_refused"] is None
     assert order["note"] == "fulfilled after its refund in full failed: the shop kept the money"
     result = invoke(checked, "ledger", "check")
     assert result.exit_code == 0, result.output

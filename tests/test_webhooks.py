@@ -847,6 +847,41 @@ def test_a_refunded_first_order_whose_refund_failed_while_disputed_is_fulfilled_
     assert world.ledger.fulfilment_count() == 1
 
 
+@pytest.mark.parametrize("first", ["refunded", "disputed"])
+def test_check_finds_an_order_refused_first_and_kept_after_a_dispute_rewrote_its_note(
+    world, gateway, first
+):
+    """As an earlier version (or a handler that died before ``Fulfiller.kept``) left it:
+    refunded in full (or disputed) before it was fulfilled, then a dispute's note replaced "not
+    fulfilled: ...", and the refund failed (or the dispute closed in the shop's favour): paid,
+    never fulfilled. `ledger check` still reports it: why the fulfilment was refused is kept on
+    the order (``fulfilment_refused``), not read from its note."""
+    from bookpay.ledger.check import check_ledger
+
+    if first == "refunded":
+        refunded_first(world, gateway, "pi_1", ("re_1", 2300))
+        now = refunded_by(gateway, "pi_1", ("re_1", 2300, "failed"))
+        world.ledger.record_refunds(gateway.intents["pi_1"], now)
+        closed = dispute(pi="pi_1", status="warning_closed")
+    else:
+        now = gateway.charges["ch_pi_1"] = charge()
+        gateway.disputes["dp_1"] = dispute(pi="pi_1")
+        deliver(world, event("charge.dispute.created", dispute(pi="pi_1"), "evt_dispute"))
+        answer = deliver(world, event("payment_intent.succeeded", intent()))
+        assert answer["outcome"] == "disputed: disputed before it was fulfilled"
+        closed = dispute(pi="pi_1", status="won")
+    # Recorded straight into the ledger: no event handler, so no Fulfiller.kept.
+    world.ledger.record_dispute(intent(), closed, now)
+    order = world.ledger.get_order("pi_1")
+    assert (order["status"], order["fulfilled_at"]) == ("paid", None)
+    assert order["note"].startswith("dispute dp_1: fraudulent, ")  # the refusal's note is gone
+    found = [f.name for f in check_ledger(world.ledger).problems if order["id"] in f.examples]
+    assert len(found) == 1 and found[0].startswith("orders refunded in full or disputed before")
+    again = deliver(world, event("payment_intent.succeeded", intent(), "evt_succeeded_again"))
+    assert again["outcome"] == "fulfilled"
+    assert clean(world)
+
+
 def clean(world) -> bool:
     from bookpay.ledger.check import check_ledger
 
@@ -943,11 +978,11 @@ def test_an_order_disputed_before_it_was_fulfilled_is_fulfilled_once_the_dispute
 
 
 def test_a_won_dispute_fulfils_an_order_whose_note_still_says_disputed_first(world, gateway):
-    """``Fulfiller.kept`` takes the disputed-first note as well as a dispute's own."""
-    from bookpay.ledger.model import DISPUTED_FIRST
+    """``Fulfiller.kept`` fulfils an order refused as disputed first once its dispute is won."""
+    from bookpay.ledger.model import DISPUTED_FIRST, REFUSED_DISPUTED_FIRST
 
     gateway.charges["ch_pi_1"] = charge()
-    world.ledger.record_intent(intent(), note=DISPUTED_FIRST, not_fulfilled=True)
+    world.ledger.record_intent(intent(), note=DISPUTED_FIRST, refused=REFUSED_DISPUTED_FIRST)
     kept = world.fulfiller.kept(intent(), charge())
     assert (kept.outcome, kept.reason) == ("fulfilled", "its dispute was won")
     assert world.ledger.get_order("pi_1")["fulfilled_at"] is not None

@@ -28,15 +28,18 @@ check of a large ledger reads it through its indexes and never loads it whole:
   versions marked a ``canceled`` or ``amount_capturable_updated`` event handled whatever the
   PaymentIntent was, so an event they handled may still be reported: `bookpay intent show`
   says what Stripe has.);
-- an order not fulfilled because it was refunded in full first is refunded still: once the
-  refund fails and the shop keeps the money, the refund event fulfils it;
+- an order not fulfilled because it was refunded in full or disputed first
+  (``fulfilment_refused``, never its note, which a later dispute rewrites) is refunded in full
+  or disputed still: once the refund fails or the dispute is won and the shop keeps the money,
+  the refund or dispute event fulfils it;
 - every dispute's status is one Stripe has, and an order with a dispute shows one;
 - every receipt, tax record and dispute is for an order the ledger knows, and no row is dated in the
   future (beyond ``CLOCK_SKEW``).
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
-its way, or the shop refused it (the order's note then says why). So is a tax record Stripe Tax
-has not been told of yet: the shop retries it (`bookpay orders show` says why it failed).
+its way, or the shop refused it (its ``fulfilment_refused`` and note then say why). So is a tax
+record Stripe Tax has not been told of yet: the shop retries it (`bookpay orders show` says why
+it failed).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from bookpay.ledger.model import (
     DISPUTE_RANK,
     RECEIPT_STATUSES,
     REFUND_STATUSES,
-    REFUNDED_FIRST,
+    REFUSED_FOR_NOW,
     STATUS_RANK,
     STATUSES,
     now_iso,
@@ -194,14 +197,16 @@ INVARIANTS = (
         WHERE o.dispute_status IS NULL""",
     ),
     (
-        # Not fulfilled because refunded in full first, then the refund failed and the shop
-        # kept the money: the refund event that recorded the failure fulfils such an order
-        # (earlier versions did not). Their payment_intent.succeeded sent again fulfils it.
-        "orders refunded in full before they were fulfilled whose refund failed (the money "
-        "kept; send their payment_intent.succeeded event again)",
+        # Not fulfilled because refunded in full (or disputed) first, then the refund failed
+        # (or the dispute was won) and the shop kept the money: the refund or dispute event
+        # that recorded it fulfils such an order (earlier versions did not). Their
+        # payment_intent.succeeded sent again fulfils it. Why it was refused is the order's
+        # fulfilment_refused, which no later event rewrites as a dispute does its note.
+        "orders refunded in full or disputed before they were fulfilled whose refund failed or "
+        "dispute was won (the money kept; send their payment_intent.succeeded event again)",
         f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL
-        AND not_fulfilled_at IS NOT NULL AND status IN ({_quoted(REFUND_STATUSES[:2])})
-        AND note = '{REFUNDED_FIRST}'""",
+        AND fulfilment_refused IN ({_quoted(REFUSED_FOR_NOW)})
+        AND status IN ({_quoted(REFUND_STATUSES[:2])})""",
     ),
     (
         "orders behind an event they handled",

@@ -29,6 +29,7 @@ from bookpay.ledger.errors import LedgerUnavailable, reason_of
 from bookpay.ledger.lines import QuoteStore, SalesQueries
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
+    REFUSED_FOR_NOW,
     STATUS_RANK,
     advance,
     charge_refund_status,
@@ -211,14 +212,15 @@ class Ledger(
         amount_refunded: int | None = None,
         failure: str | None = None,
         note: str | None = None,
-        not_fulfilled: bool = False,
+        refused: str | None = None,
     ) -> dict:
         """Create or update the order for a PaymentIntent, moving its status forward only.
 
         The status is the later of what the intent's own state implies and ``status`` (what an
         event says). The checkout server may call this when it creates a PaymentIntent, so the
-        order exists (``pending``) before any webhook. ``not_fulfilled``: its fulfilment was
-        refused for good, kept (``not_fulfilled_at``) whatever later events write in its note.
+        order exists (``pending``) before any webhook. ``refused``: its fulfilment was refused,
+        and why (``model.REFUSED_*``), kept (``fulfilment_refused``, since ``not_fulfilled_at``)
+        whatever later events write in its note.
         """
         fields = intent_fields(intent)
         if failure:
@@ -231,7 +233,7 @@ class Ledger(
                 target,
                 amount_refunded=amount_refunded,
                 note=note,
-                not_fulfilled=not_fulfilled,
+                refused=refused,
             )
 
     def record_refunds(self, intent: dict, charge: dict) -> dict:
@@ -262,22 +264,24 @@ class Ledger(
         note: str | None = None,
         rule: Callable[[str], str] | None = None,
         dispute_status: str | None = None,
-        not_fulfilled: bool = False,
+        refused: str | None = None,
     ) -> dict:
         """Insert the order at ``status``, or update it. An update moves the status forward
         to ``status``, unless ``rule`` (the refund and dispute handlers') says what the current
         status becomes; with a ``rule``, ``amount_refunded`` is the Charge's, exactly (it can
-        go down), otherwise the greater of it and what is recorded."""
+        go down), otherwise the greater of it and what is recorded. ``refused``: why its
+        fulfilment was refused (the latest refusal's reason replaces an earlier one; its first
+        moment is kept)."""
         stamp = now_iso()
-        refused_at = stamp if not_fulfilled else None
+        refused_at = stamp if refused else None
         # Insert-or-nothing first: two processes creating the same order at once must not
         # collide on the unique payment_intent; the loser then updates the winner's row.
         # The order id is the one the checkout wrote into the PaymentIntent's metadata.
         created = tx.run(
             """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
             shipping, status, failure_reason, amount_refunded, charge, note, created, updated,
-            dispute_status, amount_captured, not_fulfilled_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            dispute_status, amount_captured, not_fulfilled_at, fulfilment_refused)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (payment_intent) DO NOTHING""",
             (
                 fields.get("order_id") or "ord_" + secrets.token_hex(8),
@@ -297,6 +301,7 @@ class Ledger(
                 dispute_status,
                 fields.get("amount_captured"),
                 refused_at,
+                refused,
             ),
         )
         if not created:
@@ -315,7 +320,8 @@ class Ledger(
                 amount_refunded = CASE WHEN ? THEN ? ELSE {greatest}(amount_refunded, ?) END,
                 note = COALESCE(?, note), dispute_status = COALESCE(?, dispute_status),
                 amount_captured = COALESCE(?, amount_captured),
-                not_fulfilled_at = COALESCE(not_fulfilled_at, ?), status = ?, updated = ?
+                not_fulfilled_at = COALESCE(not_fulfilled_at, ?),
+                fulfilment_refused = COALESCE(?, fulfilment_refused), status = ?, updated = ?
                 WHERE id = ?""",
                 (
                     fields["item_id"],
@@ -334,6 +340,7 @@ class Ledger(
                     dispute_status,
                     fields.get("amount_captured"),
                     refused_at,
+                    refused,
                     new_status,
                     stamp,
                     row["id"],
@@ -364,23 +371,23 @@ class Ledger(
         order and whether this call was the one that fulfilled it.
 
         An order that was not to be fulfilled (``not_fulfilled_at``: refunded in full first, a
-        refund that then failed) no longer says so once it is: ``not_fulfilled_at`` is cleared,
-        and its note says why it was fulfilled after all (``model.fulfilled_note``).
+        refund that then failed) no longer says so once it is: ``not_fulfilled_at`` and
+        ``fulfilment_refused`` are cleared, and its note says why it was fulfilled after all
+        (``model.fulfilled_note``).
 
         ``refusal(order)``, asked of the order as it is now (its row locked, in the same
-        transaction, so no refund or dispute event commits in between), gives the note of an
-        order not to be fulfilled after all (refunded in full, or disputed, since the caller
-        retrieved the PaymentIntent): it is recorded so (``not_fulfilled_at``), and returned
-        unfulfilled.
+        transaction, so no refund or dispute event commits in between), gives why an order is
+        not to be fulfilled after all (``model.REFUSED_FOR_NOW``: refunded in full, or disputed,
+        since the caller retrieved the PaymentIntent): it is recorded so (``fulfilment_refused``,
+        ``not_fulfilled_at`` and the reason's note), and returned unfulfilled.
         """
         fields = intent_fields(intent)
         with self.backend.write() as tx:
             order = self._upsert(tx, fields, "paid")
             refused = refusal(order) if refusal and not order["fulfilled_at"] else None
             if refused:
-                return self._upsert(
-                    tx, fields, order["status"], note=refused, not_fulfilled=True
-                ), False
+                note = REFUSED_FOR_NOW[refused]
+                return self._upsert(tx, fields, order["status"], note=note, refused=refused), False
             stamp = now_iso()
             inserted = tx.run(
                 """INSERT INTO fulfilments
@@ -390,14 +397,14 @@ class Ledger(
             )
             if not inserted:
                 return order, False
-            if order["not_fulfilled_at"]:
+            if order["not_fulfilled_at"] or order["fulfilment_refused"]:
                 note = fulfilled_note(order["note"])
                 tx.run(
-                    """UPDATE orders SET fulfilled_at = ?, not_fulfilled_at = NULL, note = ?
-                    WHERE id = ?""",
+                    """UPDATE orders SET fulfilled_at = ?, not_fulfilled_at = NULL,
+                    fulfilment_refused = NULL, note = ? WHERE id = ?""",
                     (stamp, note, order["id"]),
                 )
-                order.update(not_fulfilled_at=None, note=note)
+                order.update(not_fulfilled_at=None, fulfilment_refused=None, note=note)
             else:
                 tx.run("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (stamp, order["id"]))
             order["fulfilled_at"] = stamp

@@ -217,6 +217,30 @@ def _not_fulfilled_and_planned_reversals() -> tuple[str, ...]:
     )
 
 
+def _refusal_reasons() -> tuple[str, ...]:
+    """Version 9: why an order's fulfilment was refused (``fulfilment_refused``:
+    ``refunded_first``, ``disputed_first`` or ``mismatch``, ``model.REFUSED_*``), kept apart
+    from its note, which a later dispute rewrites. An order of an earlier version refused and
+    not fulfilled whose note still says why gets it from the note; one whose note a dispute
+    rewrote since keeps ``not_fulfilled_at`` with no reason (it cannot be told any more). And
+    the reversals whose refund failed afterwards, a few among many, get an index of their own:
+    the default `bookpay report tax` lists them beside the refused and owed records (an OR
+    that each database answers from two indexes, ``tax_records_due`` and this one)."""
+    return (
+        "ALTER TABLE orders ADD COLUMN fulfilment_refused TEXT",
+        # The notes as bookpay wrote them (model.REFUNDED_FIRST, DISPUTED_FIRST); any other
+        # "not fulfilled: ..." note was a PaymentIntent not paying what its quote asked.
+        """UPDATE orders SET fulfilment_refused = CASE note
+            WHEN 'not fulfilled: refunded in full before it was fulfilled' THEN 'refunded_first'
+            WHEN 'not fulfilled: disputed before it was fulfilled' THEN 'disputed_first'
+            ELSE 'mismatch' END
+        WHERE fulfilled_at IS NULL AND not_fulfilled_at IS NOT NULL
+        AND note LIKE 'not fulfilled:%'""",
+        """CREATE INDEX tax_records_refund_failed ON tax_records (status)
+        WHERE refund_failed_at IS NOT NULL""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -276,6 +300,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "orders keep that they will never be fulfilled; reversals keep what they send",
         sqlite=_not_fulfilled_and_planned_reversals(),
         postgresql=_not_fulfilled_and_planned_reversals(),
+    ),
+    Migration(
+        "orders keep why their fulfilment was refused; reversals whose refund failed indexed",
+        sqlite=_refusal_reasons(),
+        postgresql=_refusal_reasons(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -92,6 +92,16 @@ REFUNDED_FIRST = f"{NOT_FULFILLED} refunded in full before it was fulfilled"
 # Nor this one: disputed before the fulfilment; a dispute won fulfils the order, a lost one never.
 DISPUTED_FIRST = f"{NOT_FULFILLED} disputed before it was fulfilled"
 FULFILLED_AFTER_REFUND = "fulfilled after its refund in full failed: the shop kept the money"
+# Why an order's fulfilment was refused, kept in ``orders.fulfilment_refused`` (with
+# ``not_fulfilled_at``; both cleared when it is fulfilled after all) and never read from its
+# note, which a later dispute rewrites: refunded in full first, disputed first (neither for good:
+# ``Fulfiller.kept`` fulfils such an order once the shop keeps the money), or the PaymentIntent
+# does not pay what the shop asked for (its amount or address against the quote: for good).
+REFUSED_REFUNDED_FIRST = "refunded_first"
+REFUSED_DISPUTED_FIRST = "disputed_first"
+REFUSED_MISMATCH = "mismatch"
+# The refusals that last only while the money is not the shop's, and each one's note.
+REFUSED_FOR_NOW = {REFUSED_REFUNDED_FIRST: REFUNDED_FIRST, REFUSED_DISPUTED_FIRST: DISPUTED_FIRST}
 RECEIPT_STATUSES = ("pending", "sent", "skipped", "undeliverable")
 
 

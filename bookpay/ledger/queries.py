@@ -38,6 +38,7 @@ ORDER_COLUMNS = (
     "dispute_status",
     "amount_captured",
     "not_fulfilled_at",
+    "fulfilment_refused",
 )
 _ORDERS = ", ".join(ORDER_COLUMNS)
 

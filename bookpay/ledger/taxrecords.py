@@ -105,6 +105,31 @@ def plan_reversal(record: dict, records: Iterable[dict], total: int | None) -> t
     return reversed, reversed
 
 
+def listing_query(
+    statuses: Iterable[str], limit: int, *, refund_failed: bool = False
+) -> tuple[str, tuple] | None:
+    """The SQL and parameters of ``tax_records_with_status`` (None: nothing to list). Each arm
+    of its OR has an index (``tax_records_due``; the reversals whose refund failed, a few among
+    many, ``tax_records_refund_failed``, partial), so it reads no record it does not list."""
+    wanted = [status for status in TAX_STATUSES if status in set(statuses)]
+    if not wanted and not refund_failed:
+        return None
+    where = [f"t.status IN ({', '.join('?' * len(wanted))})"] if wanted else []
+    if refund_failed:
+        where.append(
+            "(t.status = 'recorded' AND t.kind = 'reversal' AND t.refund_failed_at IS NOT NULL)"
+        )
+    rank = " ".join(f"WHEN '{status}' THEN {n}" for n, status in enumerate(TAX_RANK))
+    columns = ", ".join(f"t.{name}" for name in TAX_COLUMNS)
+    return (
+        f"""SELECT {columns}, o.currency FROM tax_records t
+        LEFT JOIN orders o ON o.id = t.order_id
+        WHERE {" OR ".join(where)}
+        ORDER BY CASE t.status {rank} END, t.created, t.id LIMIT ?""",
+        (*wanted, limit),
+    )
+
+
 def transaction_id(order_id: str) -> str:
     return f"txn:{order_id}"
 
@@ -190,23 +215,8 @@ class TaxRecordStore:
         oldest first, each with its order's ``currency``: what `bookpay report tax` lists.
         ``refund_failed``: and the reversals Stripe Tax has whose refund failed afterwards
         (recorded), which may be tax it under-reports."""
-        wanted = [status for status in TAX_STATUSES if status in set(statuses)]
-        if not wanted and not refund_failed:
-            return []
-        where = [f"t.status IN ({', '.join('?' * len(wanted))})"] if wanted else []
-        if refund_failed:
-            where.append(
-                "(t.status = 'recorded' AND t.kind = 'reversal' AND t.refund_failed_at IS NOT NULL)"
-            )
-        rank = " ".join(f"WHEN '{status}' THEN {n}" for n, status in enumerate(TAX_RANK))
-        columns = ", ".join(f"t.{name}" for name in TAX_COLUMNS)
-        return self._read(
-            f"""SELECT {columns}, o.currency FROM tax_records t
-            LEFT JOIN orders o ON o.id = t.order_id
-            WHERE {" OR ".join(where)}
-            ORDER BY CASE t.status {rank} END, t.created, t.id LIMIT ?""",
-            (*wanted, limit),
-        )
+        query = listing_query(statuses, limit, refund_failed=refund_failed)
+        return self._read(*query) if query else []
 
     def tax_reversals_for_orders(self, order_ids: Iterable[str]) -> dict[str, list[dict]]:
         """The reversals of several orders at once (all of them, in every status), by order id:

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from bookpay.errors import ConfigError, UsageError
 from bookpay.ledger.location import mask_url
+from bookpay.transport import dropped
 from bookpay.webhooks import sign
 
 DEFAULT_URL = "http://127.0.0.1:4242/webhook"
@@ -46,7 +47,10 @@ FIXTURES_DIR = Path(__file__).parent / "assets" / "fixtures"
 # bookpay's single file, still read.
 SECRET_FILE = "webhook_secret"
 _BAD_SECRET = "whsec_bookpay_replay_deliberately_wrong"
+# A connection closed under a request: raised while writing it on a reused connection, the
+# request goes once more on a new one; raised after it was written whole, it is NO_ANSWER.
 _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+NO_ANSWER = "connection closed without an answer (after the whole event was sent)"
 # Bounds on one run. Each delivery leaves a Result behind (the summary and --json need them all),
 # so a run's size is its memory: a million stays well under a gigabyte. The rest keep each value
 # within what threads, sockets and time.sleep accept.
@@ -675,26 +679,39 @@ class Replayer:
     def _deliver(
         self, connection: http.client.HTTPConnection | None, delivery: Delivery
     ) -> tuple[http.client.HTTPConnection | None, Result]:
-        reused = connection is not None
-        connection = connection or self._connect()
-        started = time.perf_counter()
-        try:
-            status, headers, body = self._post(connection, delivery)
-        except _RETRYABLE as exc:
+        """One delivery, on ``connection`` if it is still open (kept alive since the last one).
+
+        A request written whole is never sent again: the receiver may have acted on it. So an
+        idle connection the receiver has closed meanwhile is noticed before it is used (its
+        socket is readable: ``dropped``) and replaced; only a failure while the request was
+        being written on a reused connection (closed just then, before it had all of it) sends
+        it once more, on a new connection; and a connection closed after the request was
+        written, before an answer, is a failed delivery.
+        """
+        if connection is not None and connection.sock is not None and dropped(connection.sock):
             connection.close()
-            if not reused:
-                return None, self._failure(delivery, started, exc)
-            # The server closed an idle keep-alive connection before reading this request.
+        reused = connection is not None and connection.sock is not None
+        if not reused:
             connection = self._connect()
-            started = time.perf_counter()
+        started = time.perf_counter()
+        written = False
+        try:
             try:
-                status, headers, body = self._post(connection, delivery)
-            except (OSError, http.client.HTTPException) as again:
-                connection.close()
-                return None, self._failure(delivery, started, again)
+                self._send(connection, delivery)
+            except _RETRYABLE:
+                if not reused:
+                    raise
+                connection.close()  # closed by the receiver as this request went out
+                connection = self._connect()
+                started = time.perf_counter()
+                self._send(connection, delivery)
+            written = True
+            status, headers, body = self._answer(connection)
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            return None, self._failure(delivery, started, exc)
+            if written and isinstance(exc, _RETRYABLE):
+                return None, self._failure(delivery, started, NO_ANSWER)
+            return None, self._failure(delivery, started, _described(exc))
         latency = (time.perf_counter() - started) * 1000
         location = headers.get("Location")
         answer = " ".join(body.decode("utf-8", "replace").split())[:500]
@@ -718,9 +735,11 @@ class Replayer:
         )
         return connection, result
 
-    def _post(self, connection: http.client.HTTPConnection, delivery: Delivery):
-        # --timeout bounds the whole delivery, not each read: connecting and sending are given
-        # what is left of it, and so is every read of the answer (see _Answer).
+    def _send(self, connection: http.client.HTTPConnection, delivery: Delivery) -> None:
+        """Write the request, signed now.
+
+        --timeout bounds the whole delivery, not each read: connecting and sending are given
+        what is left of it, and so is every read of the answer (see _Answer)."""
         deadline = time.monotonic() + self.timeout
         if connection.sock is None:
             connection.connect()
@@ -737,6 +756,10 @@ class Replayer:
         if self._auth:
             headers["Authorization"] = self._auth
         connection.request("POST", self._path, body=delivery.body, headers=headers)
+
+    @staticmethod
+    def _answer(connection: http.client.HTTPConnection):
+        """(status, headers, the answer's first ``MAX_ANSWER`` bytes) of the request sent."""
         response = connection.getresponse()
         body = response.read(MAX_ANSWER + 1)
         if not response.isclosed():  # an answer that goes on: not read to its end, not reused
@@ -745,8 +768,7 @@ class Replayer:
         return response.status, response.headers, body[:MAX_ANSWER]
 
     @staticmethod
-    def _failure(delivery: Delivery, started: float, exc: BaseException) -> Result:
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def _failure(delivery: Delivery, started: float, error: str) -> Result:
         return Result(
             delivery.index,
             delivery.event_id,
@@ -761,6 +783,10 @@ class Replayer:
             "failed",
             error,
         )
+
+
+def _described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class _Answer(http.client.HTTPResponse):

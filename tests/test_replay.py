@@ -433,6 +433,115 @@ def test_a_server_that_closes_connections_is_still_served(receiver, files):
     assert len(server.requests) == 6
 
 
+class BareReceiver:
+    """A receiver on a bare socket, for what an HTTP server does not do: each request is read
+    whole and recorded (its event id, its connection's number), then ``then(its number)``
+    says what to do: answer it, or close the connection without answering ("close"), or answer
+    and then close it, cleanly or with a reset."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self, then) -> None:
+        import socket
+
+        self.requests: list[tuple[str, int]] = []
+        self.then = then
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/webhook"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        for number in itertools.count(1):
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn, connection_number: int) -> None:
+        import socket
+        import struct
+
+        reader = conn.makefile("rb")
+        while True:
+            if not reader.readline():
+                break
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            self.requests.append((json.loads(reader.read(length))["id"], connection_number))
+            action = self.then(len(self.requests))
+            if action in ("answer", "answer, then close", "answer, then reset"):
+                conn.sendall(self.ANSWER)
+            if action.endswith("reset"):  # SO_LINGER 0: the close sends a reset
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if action != "answer":
+                conn.close()
+                return
+        conn.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize("cut", [1, 2])
+def test_a_request_written_whole_is_never_sent_again(files, cut):
+    """A receiver that reads a request whole, then closes the connection without answering,
+    may have acted on it: the delivery failed, and the request is not sent once more (on a
+    reused connection as on a new one)."""
+    server = BareReceiver(lambda number: "close" if number == cut else "answer")
+    try:
+        result = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
+    finally:
+        server.close()
+    assert server.requests == [("evt_A", 1), ("evt_B", 2 if cut == 1 else 1)]
+    assert result.exit_code == 6
+    assert result.stderr == "Error: 1 of 2 deliveries did not get a 2xx answer.\n"
+    assert "connection closed without an answer (after the whole event was sent)" in " ".join(
+        result.stdout.split()
+    )
+    assert "1 accepted, 0 refused, 1 failed" in result.stdout
+
+
+def test_an_idle_connection_the_receiver_closed_is_not_used(files, monkeypatch):
+    """Closed after its answer (no "Connection: close" said), the connection is seen closed
+    before the next delivery and replaced: nothing is written on it, nothing fails."""
+    real, written_on = Replayer._send, []
+
+    def send(self, connection, delivery):
+        written_on.append(connection.sock.getsockname() if connection.sock else "new")
+        return real(self, connection, delivery)
+
+    monkeypatch.setattr(Replayer, "_send", send)
+    server = BareReceiver(lambda number: "answer, then close")
+    try:
+        deliveries = plan(load_events([str(files)]), repeat=2)
+        results = Replayer(server.url, SECRET, delay=0.1).run(deliveries)
+    finally:
+        server.close()
+    assert [(r.ok, r.outcome) for r in results] == [(True, "accepted")] * 4
+    assert server.requests == [("evt_A", 1), ("evt_B", 2), ("evt_A", 3), ("evt_B", 4)]
+    assert written_on == ["new"] * 4  # one attempt each, each on a new connection
+
+
+def test_a_request_cut_off_while_it_is_written_goes_once_more_on_a_new_connection(
+    files, monkeypatch
+):
+    """The receiver reset the reused connection just as the request went out (here: before,
+    but unseen): writing it fails, the receiver cannot have had it whole, so it is sent again,
+    once, on a new connection."""
+    monkeypatch.setattr(replay, "dropped", lambda sock: False)
+    server = BareReceiver(lambda number: "answer, then reset")
+    try:
+        results = Replayer(server.url, SECRET, delay=0.1).run(load_events([str(files)]))
+    finally:
+        server.close()
+    assert [(r.ok, r.outcome) for r in results] == [(True, "accepted")] * 2
+    assert server.requests == [("evt_A", 1), ("evt_B", 2)]
+
+
 def test_timestamp_offset_and_bad_signature_make_signatures_the_receiver_refuses(receiver, files):
     server = receiver()
     events = load_events([str(files / "a.json")])

@@ -623,8 +623,18 @@ class Replayer:
         self.timeout = timeout
 
     def run(
-        self, deliveries: Sequence[Delivery], progress: Callable[[Result], None] | None = None
+        self,
+        deliveries: Sequence[Delivery],
+        progress: Callable[[Result], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> list[Result]:
+        """The results of the deliveries made, in plan order, ``concurrency`` at a time.
+
+        Deliveries are made in worker threads, the calling thread only waiting for them, so
+        that Ctrl-C there can set ``stop``: then no delivery starts (nor waits out --delay), the
+        ones under way finish (each within --timeout), and the results are those made.
+        """
+        stop = stop if stop is not None else threading.Event()
         results: list[Result | None] = [None] * len(deliveries)
         cursor = iter(range(len(deliveries)))
         lock = threading.Lock()
@@ -635,11 +645,11 @@ class Replayer:
             try:
                 while True:
                     with lock:
-                        index = None if broke else next(cursor, None)
+                        index = None if broke or stop.is_set() else next(cursor, None)
                     if index is None:
                         return
-                    if self.delay and index >= self.concurrency:
-                        time.sleep(self.delay)
+                    if self.delay and index >= self.concurrency and stop.wait(self.delay):
+                        return
                     connection, result = self._deliver(connection, deliveries[index])
                     results[index] = result
                     if progress is not None:
@@ -657,16 +667,13 @@ class Replayer:
                     broke.append(exc)
 
         workers = min(self.concurrency, len(deliveries))
-        if workers <= 1:
-            work()
-        else:
-            threads = [threading.Thread(target=guarded, daemon=True) for _ in range(workers)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if broke:
-                raise broke[0]
+        threads = [threading.Thread(target=guarded, daemon=True) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if broke:
+            raise broke[0]
         return [result for result in results if result is not None]
 
     def _connect(self) -> http.client.HTTPConnection:

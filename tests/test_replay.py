@@ -673,6 +673,18 @@ def test_delay_spaces_the_deliveries(receiver, files):
     assert time.perf_counter() - started >= 0.3
 
 
+def test_a_stopped_run_starts_no_delivery_nor_waits_out_its_delay(receiver, files):
+    server, stop = receiver(), threading.Event()
+    deliveries = plan(load_events([str(files)]), repeat=5)
+    started = time.perf_counter()
+    results = Replayer(server.url, SECRET, delay=60).run(
+        deliveries, progress=lambda result: stop.set(), stop=stop
+    )
+    assert time.perf_counter() - started < 10
+    assert [(r.index, r.ok) for r in results] == [(0, True)]
+    assert len(server.requests) == 1
+
+
 # The commands -----------------------------------------------------------------------------------
 
 runner = CliRunner()
@@ -1021,7 +1033,9 @@ def test_a_long_run_at_a_terminal_shows_a_progress_bar(receiver, files, monkeypa
     monkeypatch.setattr(webhook, "is_terminal", lambda stream=None: True)
     shown = []
     real = webhook._with_progress
-    monkeypatch.setattr(webhook, "_with_progress", lambda r, d: shown.append(len(d)) or real(r, d))
+    monkeypatch.setattr(
+        webhook, "_with_progress", lambda r, d, stop: shown.append(len(d)) or real(r, d, stop)
+    )
     server = receiver()
     short = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
     assert short.exit_code == 0 and shown == []
@@ -1042,3 +1056,102 @@ def test_a_fixture_can_be_named_instead_of_its_path(receiver):
     assert (
         server.requests[0]["body"] == (FIXTURES_DIR / "payment_intent.succeeded.json").read_bytes()
     )
+
+
+# Ctrl-C ----------------------------------------------------------------------------------------
+
+
+def replay_process(tmp_path, *args):
+    """`bookpay webhook replay ARGS` as a user runs it: a real process, to send Ctrl-C to."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "webhook", "replay", *args, "--secret", SECRET],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def held_receiver(receiver, held: int):
+    """A receiver that holds its ``held``-th request until ``release`` is set (each of the
+    others takes 20 ms): (the receiver, ``arrived``: that request came, ``release``)."""
+    arrived, release, numbers = threading.Event(), threading.Event(), itertools.count(1)
+
+    def script(request):
+        if next(numbers) == held:
+            arrived.set()
+            release.wait(20)
+        else:
+            time.sleep(0.02)
+        return 200, {}, b'{"received": true}'
+
+    return receiver(script), arrived, release
+
+
+@pytest.mark.parametrize(("concurrency", "as_json"), [("1", False), ("3", True)])
+def test_ctrl_c_stops_starting_deliveries_lets_those_under_way_finish_and_says_what_was_done(
+    receiver, files, tmp_path, concurrency, as_json
+):
+    import signal
+
+    server, arrived, release = held_receiver(receiver, held=5)
+    process = replay_process(
+        tmp_path, str(files), "--to", server.url, "--repeat", "100",
+        "--concurrency", concurrency, *(["--json"] if as_json else []),
+    )  # fmt: skip
+    try:
+        assert arrived.wait(30), "the receiver never got its 5th request"
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the delivery under way is waited for, not cut off
+        release.set()
+        out, err = process.communicate(timeout=30)
+    finally:
+        release.set()
+        process.kill()
+    made = len(server.requests)  # every request the receiver got is reported, none after
+    assert 5 <= made < 200
+    assert process.returncode == 130
+    assert err.splitlines() == [
+        f"Interrupted (Ctrl-C) after {made} of 200 deliveries: the other {200 - made} were not "
+        "sent."
+    ]
+    if as_json:
+        reported = json.loads(out)
+        assert [d["index"] for d in reported] == list(range(made))
+        assert all(d["status"] == 200 and d["ok"] for d in reported)
+    else:
+        lines = out.splitlines()
+        assert len(lines) == 1 + made + 2  # the heading, a row each, a blank line, the summary
+        assert lines[5].split()[:5] == ["5", "evt_A", "payment_intent.succeeded", "200", "accepted"]
+        assert lines[-1].startswith(
+            f"{made} of 200 deliveries (interrupted by Ctrl-C) to {server.url} in "
+        )
+        assert lines[-1].endswith(f": 0 fulfilled, 0 duplicate, 0 ignored, {made} accepted, "
+                                  "0 refused, 0 failed")  # fmt: skip
+
+
+def test_a_second_ctrl_c_stops_at_once(receiver, files, tmp_path):
+    import signal
+
+    server, arrived, release = held_receiver(receiver, held=3)
+    process = replay_process(tmp_path, str(files), "--to", server.url, "--repeat", "100")
+    try:
+        assert arrived.wait(30), "the receiver never got its 3rd request"
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert process.poll() is None  # waiting for the delivery under way (--timeout 30 s)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _out, err = process.communicate(timeout=10)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        process.kill()
+    assert process.returncode == 130
+    assert took < 5
+    assert "Traceback" not in err
+    assert len(server.requests) == 3

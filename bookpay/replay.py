@@ -16,6 +16,7 @@ import base64
 import functools
 import http.client
 import io
+import itertools
 import json
 import random
 import re
@@ -25,7 +26,7 @@ import ssl
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -78,7 +79,7 @@ FIXTURE_NOTES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run may hold a million
 class Delivery:
     index: int
     event_id: str
@@ -378,13 +379,25 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
     a file or folder of that name wins. Only regular files are read (in a folder, the others are
     passed over), ``MAX_INPUT`` bytes in all.
     """
-    found: list[tuple[bytes, dict, str]] = []
+    deliveries: list[Delivery] = []
+
+    def add(events: Iterable[tuple[bytes, dict, str]]) -> None:
+        # Counted as they are read: a run of too many is refused at the first one too many,
+        # not once every event has been made (a million tiny ones weigh hundreds of MB).
+        for body, event, where in events:
+            if len(deliveries) >= MAX_DELIVERIES:
+                raise UsageError(
+                    f"{where}: more than {MAX_DELIVERIES:,} events, more deliveries than one run "
+                    "may make; replay them in parts."
+                )
+            deliveries.append(Delivery(len(deliveries), event["id"], event["type"], body, where))
+
     budget = [MAX_INPUT]
     for raw in paths:
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            found += split_document(read_limited(stdin, "<stdin>", budget), "<stdin>")
+            add(split_document(read_limited(stdin, "<stdin>", budget), "<stdin>"))
             continue
         if not raw:
             raise UsageError("An empty path names no events.")
@@ -409,17 +422,15 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
                 raise UsageError(f"{raw}: no such file, folder or bundled fixture.")
             for file in files:
                 with file.open("rb") as handle:
-                    found += split_document(read_limited(handle, str(file), budget), str(file))
+                    data = read_limited(handle, str(file), budget)
+                add(split_document(data, str(file)))
         except OSError as exc:
             raise UsageError(
                 f"{exc.filename or raw}: cannot read it ({exc.strerror or exc})."
             ) from None
-    if not found:
+    if not deliveries:
         raise UsageError("No events to replay.")
-    return [
-        Delivery(i, event["id"], event["type"], body, source)
-        for i, (body, event, source) in enumerate(found)
-    ]
+    return deliveries
 
 
 def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None) -> bytes:
@@ -443,55 +454,72 @@ def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None)
     return data
 
 
-def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
-    """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines."""
+def split_document(data: bytes, source: str) -> Iterator[tuple[bytes, dict, str]]:
+    """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines, each
+    as it is read (a problem with the file is raised when the reading comes to it)."""
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of what Stripe signed
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not UTF-8 text.") from None
-    decoder = json.JSONDecoder()
-    items: list[tuple[str, object]] = []
     start = _skip_space(text, 0)
     if start == len(text):  # said, as an unreadable file is, rather than passed over
         raise UsageError(f"{source} is empty: it holds no event.")
-    if text.startswith("[", start):
-        position = _skip_space(text, start + 1)
-        while not text.startswith("]", position):
-            if items:  # after an element, a comma and the next, or the end of the array
-                if not text.startswith(",", position):
-                    raise UsageError(
-                        f"{source}: not valid JSON (a ',' or a ']' expected at character "
-                        f"{position}, as the array goes on)."
-                    )
-                position = _skip_space(text, position + 1)
-            value, end = _decode(decoder, text, position, source)
-            items.append((text[position:end], value))
-            position = _skip_space(text, end)
-        if _skip_space(text, position + 1) < len(text):
-            raise UsageError(f"{source}: unexpected text after the JSON array.")
-        if not items:  # said, as an empty file is, rather than passed over
-            raise UsageError(f"{source} holds an empty array: it holds no event.")
-    else:
-        position = start
-        while position < len(text):
-            value, end = _decode(decoder, text, position, source)
-            items.append((text[position:end], value))
-            position = _skip_space(text, end)
-        if len(items) == 1:  # a single-event file is sent byte for byte, newline and all
-            items = [(text, items[0][1])]
-    events = []
-    for number, (span, value) in enumerate(items, start=1):
-        where = source if len(items) == 1 else f"{source} #{number}"
-        if not (
-            isinstance(value, dict)
-            and isinstance(value.get("id"), str)
-            and isinstance(value.get("type"), str)
-        ):
-            raise UsageError(f"{where}: not a Stripe event (it needs an id and a type).")
-        events.append((span.encode("utf-8"), value, where))
-    return events
+    array = text.startswith("[", start)
+    items = _array_items(text, start, source) if array else _lines(text, start, source)
+    first = next(items)
+    second = next(items, None)
+    if second is None:
+        # A single-event file is sent byte for byte, newline and all (a lone element of an
+        # array, as it is written in it).
+        yield _event(first[0] if array else text, first[1], source)
+        return
+    for number, (span, value) in enumerate(itertools.chain((first, second), items), start=1):
+        yield _event(span, value, f"{source} #{number}")
+
+
+def _array_items(text: str, start: int, source: str) -> Iterator[tuple[str, object]]:
+    """(exact text, value) of each element of the array at ``start``, then what follows it
+    checked."""
+    decoder = json.JSONDecoder()
+    position, count = _skip_space(text, start + 1), 0
+    while not text.startswith("]", position):
+        if count:  # after an element, a comma and the next, or the end of the array
+            if not text.startswith(",", position):
+                raise UsageError(
+                    f"{source}: not valid JSON (a ',' or a ']' expected at character "
+                    f"{position}, as the array goes on)."
+                )
+            position = _skip_space(text, position + 1)
+        value, end = _decode(decoder, text, position, source)
+        yield text[position:end], value
+        count += 1
+        position = _skip_space(text, end)
+    if _skip_space(text, position + 1) < len(text):
+        raise UsageError(f"{source}: unexpected text after the JSON array.")
+    if not count:  # said, as an empty file is, rather than passed over
+        raise UsageError(f"{source} holds an empty array: it holds no event.")
+
+
+def _lines(text: str, start: int, source: str) -> Iterator[tuple[str, object]]:
+    """(exact text, value) of each JSON value from ``start`` on (JSON Lines, or one event)."""
+    decoder = json.JSONDecoder()
+    position = start
+    while position < len(text):
+        value, end = _decode(decoder, text, position, source)
+        yield text[position:end], value
+        position = _skip_space(text, end)
+
+
+def _event(span: str, value: object, where: str) -> tuple[bytes, dict, str]:
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("id"), str)
+        and isinstance(value.get("type"), str)
+    ):
+        raise UsageError(f"{where}: not a Stripe event (it needs an id and a type).")
+    return span.encode("utf-8"), value, where
 
 
 def _skip_space(text: str, position: int) -> int:

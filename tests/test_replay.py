@@ -127,7 +127,7 @@ def test_an_array_yields_the_exact_bytes_of_each_element():
 def test_json_lines_yield_the_exact_bytes_of_each_line():
     line_a = json.dumps(json.loads(EVENT_A)).encode()
     data = line_a + b"\r\n\n" + EVENT_B + b"\n"
-    parsed = split_document(data, "x.jsonl")
+    parsed = list(split_document(data, "x.jsonl"))
     assert [body for body, _, _ in parsed] == [line_a, EVENT_B]
     assert [where for _, _, where in parsed] == ["x.jsonl #1", "x.jsonl #2"]
 
@@ -156,7 +156,7 @@ def test_a_folder_stdin_and_a_bom(files):
 )
 def test_what_is_not_an_event_is_a_usage_error(data, message):
     with pytest.raises(UsageError, match=message):
-        split_document(data, "bad.json")
+        list(split_document(data, "bad.json"))
 
 
 def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path):
@@ -210,6 +210,36 @@ def test_the_events_of_a_run_are_bounded_in_size(files, monkeypatch):
         load_events([str(files)])
     with pytest.raises(UsageError, match="<stdin>: more than"):
         load_events([str(files / "a.json"), "-"], stdin=io.BytesIO(EVENT_B))
+
+
+def test_a_run_of_too_many_events_is_refused_as_soon_as_one_too_many_is_read(
+    files, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(replay, "MAX_DELIVERIES", 5)
+    real, read = replay.split_document, []
+
+    def counted(data, source):
+        for event in real(data, source):
+            read.append(event[2])
+            yield event
+
+    monkeypatch.setattr(replay, "split_document", counted)
+    many = tmp_path / "many.jsonl"
+    many.write_bytes((EVENT_B + b"\n") * 20)
+    message = (
+        f"{many} #5: more than 5 events, more deliveries than one run may make; replay them in "
+        "parts."
+    )
+    with pytest.raises(UsageError) as caught:
+        load_events([str(files / "a.json"), str(many)])
+    assert caught.value.message == message
+    assert read == [str(files / "a.json"), *(f"{many} #{n}" for n in range(1, 6))]  # no more
+    result = invoke("webhook", "replay", str(many), "-", "--to", "1", "--secret", SECRET,
+                    stdin=EVENT_A)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message.replace('#5', '#6')}\n"  # not "lower --repeat"
+    assert result.stdout == ""
+    assert len(load_events([str(files / "a.json")] * 5)) == 5  # as many as one run may make
 
 
 # Planning ---------------------------------------------------------------------------------------

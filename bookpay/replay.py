@@ -64,6 +64,9 @@ MAX_SECONDS = 3600.0  # --delay and --timeout
 MAX_ANSWER = 64 * 1024  # bytes
 MAX_REASON = 500  # characters, as of the answer kept
 MAX_INPUT = 100 * 1024 * 1024  # bytes of event files (and standard input) in all, per run
+# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at;
+# `webhook sign --timestamp` and the time --timestamp-offset signs at are kept from 0 to it.
+LAST_TIMESTAMP = 253_402_300_799
 
 FIXTURE_NOTES = {
     "payment_intent.succeeded": "a paid order (fulfils it, if Stripe knows the intent)",
@@ -631,6 +634,13 @@ class Replayer:
             raise UsageError(f"--delay must be from 0 to {MAX_SECONDS:g} seconds.")
         if not 0 < timeout <= MAX_SECONDS:
             raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
+        stamp = int(time.time()) + timestamp_offset
+        if not 0 <= stamp <= LAST_TIMESTAMP:
+            raise UsageError(
+                f"--timestamp-offset {timestamp_offset:,} signs at Unix time {stamp:,}: a "
+                f"signature's time is from 0 (1970) to {LAST_TIMESTAMP:,} (the end of year "
+                "9999), as for `webhook sign --timestamp`."
+            )
         target = normalize_url(url)
         self.url = mask_url(target)  # what is shown: no password
         parts = urlsplit(target)

@@ -380,6 +380,7 @@ def test_a_shuffled_plan_is_the_shuffle_of_the_whole_list(files):
         ("--concurrency", "257"),
         ("--delay", "99999999999999999999"),
         ("--timeout", "99999999999999999999"),
+        ("--timestamp-offset", "99999999999999999999"),
     ],
 )
 def test_replay_options_beyond_their_maximum_exit_2(option, value):
@@ -397,6 +398,8 @@ def test_replay_options_beyond_their_maximum_exit_2(option, value):
         ({"delay": 1e20}, "--delay must be from 0 to 3600 seconds"),
         ({"delay": float("nan")}, "--delay must be from 0 to 3600 seconds"),
         ({"timeout": 1e20}, "--timeout must be more than 0 and at most 3600 seconds"),
+        ({"timestamp_offset": replay.LAST_TIMESTAMP}, r"--timestamp-offset 253,402,300,799 signs"),
+        ({"timestamp_offset": -(10**10)}, r"signs at Unix time -\d.*: a signature's time is from"),
     ],
 )
 def test_the_replayer_refuses_values_threads_and_sleep_cannot_take(kwargs, message):
@@ -773,6 +776,17 @@ def test_replay_with_every_option(receiver, files):
     for request in server.requests:
         verify(request["body"], request["headers"]["Stripe-Signature"], [SECRET])
         assert int(request["headers"]["Stripe-Signature"][2:12]) < time.time() - 25
+
+
+def test_a_timestamp_offset_past_the_year_9999_exits_2_and_sends_nothing(receiver, files):
+    server = receiver()
+    result = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET,
+                    "--timestamp-offset", "253000000000")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: --timestamp-offset 253,000,000,000 signs at Unix time ")
+    assert result.stderr.endswith(", as for `webhook sign --timestamp`.\n")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    assert server.requests == []
 
 
 def test_replay_a_redirect_exits_6_and_says_so(receiver, files):

@@ -16,6 +16,7 @@ import typer
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_lines, print_table
 from bookpay.commands.params import complete_fixtures
+from bookpay.replay import LAST_TIMESTAMP
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
@@ -29,8 +30,6 @@ SecretOption = Annotated[
         show_default=False,
     ),
 ]
-# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at.
-LAST_TIMESTAMP = 253_402_300_799
 PROGRESS_FROM = 20  # deliveries; shorter runs finish before a bar would help
 
 
@@ -90,7 +89,10 @@ def replay(
         int,
         typer.Option(
             "--timestamp-offset",
-            help="Shift the signature's timestamp by SECONDS (-600: ten minutes old, expired).",
+            min=-LAST_TIMESTAMP,
+            max=LAST_TIMESTAMP,
+            help="Shift the signature's timestamp by SECONDS (-600: ten minutes old, expired); "
+            "the time signed at is kept from 1970 to the end of year 9999, as for `sign`.",
         ),
     ] = 0,
     bad_signature: Annotated[

@@ -5,8 +5,10 @@ file, or the exact span of one element of an array or one line of JSON Lines), b
 what Stripe signs and what a receiver verifies. Only ``new_event_id`` changes an event, and then
 it is re-serialised the way Stripe writes events (two-space indented JSON).
 
-Deliveries go out over ``http.client`` keep-alive connections, one per worker; redirects are
-never followed (Stripe does not follow them either), so a 3xx counts as a failed delivery.
+Deliveries go out over ``http.client`` keep-alive connections, one per worker thread; a request
+written whole is never sent again (``Replayer._deliver``), and a run told to stop (Ctrl-C) starts
+no other delivery and waits for those under way. Redirects are never followed (Stripe does not
+follow them either), so a 3xx counts as a failed delivery.
 Informational answers (1xx but 101: 100 Continue, 103 Early Hints) are read past to the final one.
 """
 
@@ -64,8 +66,7 @@ MAX_SECONDS = 3600.0  # --delay and --timeout
 MAX_ANSWER = 64 * 1024  # bytes
 MAX_REASON = 500  # characters, as of the answer kept
 MAX_INPUT = 100 * 1024 * 1024  # bytes of event files (and standard input) in all, per run
-# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at;
-# `webhook sign --timestamp` and the time --timestamp-offset signs at are kept from 0 to it.
+# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at.
 LAST_TIMESTAMP = 253_402_300_799
 
 FIXTURE_NOTES = {
@@ -611,6 +612,25 @@ def with_new_id(delivery: Delivery) -> Delivery:
     return replace(delivery, event_id=event["id"], body=body)
 
 
+def check_timestamp(stamp: int, given: str) -> int:
+    """``stamp``, if a signature can be made at it: from 0 (1970) to ``LAST_TIMESTAMP``, the end
+    of year 9999 (`webhook sign --timestamp`, and the time --timestamp-offset signs at); else a
+    UsageError, ``given`` saying what gave it."""
+    if not 0 <= stamp <= LAST_TIMESTAMP:
+        raise UsageError(
+            f"{given}: a signature's time is from 0 (1970) to {LAST_TIMESTAMP:,} (the end of "
+            "year 9999)."
+        )
+    return stamp
+
+
+def offset_time(offset: int) -> int:
+    """The time a signature made now with --timestamp-offset ``offset`` is made at, if it is one
+    a signature can be made at (``check_timestamp``)."""
+    stamp = int(time.time()) + offset
+    return check_timestamp(stamp, f"--timestamp-offset {offset:,} signs at Unix time {stamp:,}")
+
+
 # How -------------------------------------------------------------------------------------------
 
 
@@ -634,13 +654,7 @@ class Replayer:
             raise UsageError(f"--delay must be from 0 to {MAX_SECONDS:g} seconds.")
         if not 0 < timeout <= MAX_SECONDS:
             raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
-        stamp = int(time.time()) + timestamp_offset
-        if not 0 <= stamp <= LAST_TIMESTAMP:
-            raise UsageError(
-                f"--timestamp-offset {timestamp_offset:,} signs at Unix time {stamp:,}: a "
-                f"signature's time is from 0 (1970) to {LAST_TIMESTAMP:,} (the end of year "
-                "9999), as for `webhook sign --timestamp`."
-            )
+        offset_time(timestamp_offset)
         target = normalize_url(url)
         self.url = mask_url(target)  # what is shown: no password
         parts = urlsplit(target)

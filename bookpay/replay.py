@@ -5,8 +5,10 @@ file, or the exact span of one element of an array or one line of JSON Lines), b
 what Stripe signs and what a receiver verifies. Only ``new_event_id`` changes an event, and then
 it is re-serialised the way Stripe writes events (two-space indented JSON).
 
-Deliveries go out over ``http.client`` keep-alive connections, one per worker; redirects are
-never followed (Stripe does not follow them either), so a 3xx counts as a failed delivery.
+Deliveries go out over ``http.client`` keep-alive connections, one per worker thread; a request
+written whole is never sent again (``Replayer._deliver``), and a run told to stop (Ctrl-C) starts
+no other delivery and waits for those under way. Redirects are never followed (Stripe does not
+follow them either), so a 3xx counts as a failed delivery.
 Informational answers (1xx but 101: 100 Continue, 103 Early Hints) are read past to the final one.
 """
 
@@ -16,6 +18,7 @@ import base64
 import functools
 import http.client
 import io
+import itertools
 import json
 import random
 import re
@@ -25,7 +28,7 @@ import ssl
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from bookpay.errors import ConfigError, UsageError
 from bookpay.ledger.location import mask_url
+from bookpay.transport import dropped
 from bookpay.webhooks import sign
 
 DEFAULT_URL = "http://127.0.0.1:4242/webhook"
@@ -46,7 +50,10 @@ FIXTURES_DIR = Path(__file__).parent / "assets" / "fixtures"
 # bookpay's single file, still read.
 SECRET_FILE = "webhook_secret"
 _BAD_SECRET = "whsec_bookpay_replay_deliberately_wrong"
+# A connection closed under a request: raised while writing it on a reused connection, the
+# request goes once more on a new one; raised after it was written whole, it is NO_ANSWER.
 _RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+NO_ANSWER = "connection closed without an answer (after the whole event was sent)"
 # Bounds on one run. Each delivery leaves a Result behind (the summary and --json need them all),
 # so a run's size is its memory: a million stays well under a gigabyte. The rest keep each value
 # within what threads, sockets and time.sleep accept.
@@ -59,6 +66,8 @@ MAX_SECONDS = 3600.0  # --delay and --timeout
 MAX_ANSWER = 64 * 1024  # bytes
 MAX_REASON = 500  # characters, as of the answer kept
 MAX_INPUT = 100 * 1024 * 1024  # bytes of event files (and standard input) in all, per run
+# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at.
+LAST_TIMESTAMP = 253_402_300_799
 
 FIXTURE_NOTES = {
     "payment_intent.succeeded": "a paid order (fulfils it, if Stripe knows the intent)",
@@ -74,7 +83,7 @@ FIXTURE_NOTES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run may hold a million
 class Delivery:
     index: int
     event_id: str
@@ -374,13 +383,25 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
     a file or folder of that name wins. Only regular files are read (in a folder, the others are
     passed over), ``MAX_INPUT`` bytes in all.
     """
-    found: list[tuple[bytes, dict, str]] = []
+    deliveries: list[Delivery] = []
+
+    def add(events: Iterable[tuple[bytes, dict, str]]) -> None:
+        # Counted as they are read: a run of too many is refused at the first one too many,
+        # not once every event has been made (a million tiny ones weigh hundreds of MB).
+        for body, event, where in events:
+            if len(deliveries) >= MAX_DELIVERIES:
+                raise UsageError(
+                    f"{where}: more than {MAX_DELIVERIES:,} events, more deliveries than one run "
+                    "may make; replay them in parts."
+                )
+            deliveries.append(Delivery(len(deliveries), event["id"], event["type"], body, where))
+
     budget = [MAX_INPUT]
     for raw in paths:
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            found += split_document(read_limited(stdin, "<stdin>", budget), "<stdin>")
+            add(split_document(read_limited(stdin, "<stdin>", budget), "<stdin>"))
             continue
         if not raw:
             raise UsageError("An empty path names no events.")
@@ -405,17 +426,15 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
                 raise UsageError(f"{raw}: no such file, folder or bundled fixture.")
             for file in files:
                 with file.open("rb") as handle:
-                    found += split_document(read_limited(handle, str(file), budget), str(file))
+                    data = read_limited(handle, str(file), budget)
+                add(split_document(data, str(file)))
         except OSError as exc:
             raise UsageError(
                 f"{exc.filename or raw}: cannot read it ({exc.strerror or exc})."
             ) from None
-    if not found:
+    if not deliveries:
         raise UsageError("No events to replay.")
-    return [
-        Delivery(i, event["id"], event["type"], body, source)
-        for i, (body, event, source) in enumerate(found)
-    ]
+    return deliveries
 
 
 def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None) -> bytes:
@@ -439,55 +458,72 @@ def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None)
     return data
 
 
-def split_document(data: bytes, source: str) -> list[tuple[bytes, dict, str]]:
-    """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines."""
+def split_document(data: bytes, source: str) -> Iterator[tuple[bytes, dict, str]]:
+    """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines, each
+    as it is read (a problem with the file is raised when the reading comes to it)."""
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of what Stripe signed
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not UTF-8 text.") from None
-    decoder = json.JSONDecoder()
-    items: list[tuple[str, object]] = []
     start = _skip_space(text, 0)
     if start == len(text):  # said, as an unreadable file is, rather than passed over
         raise UsageError(f"{source} is empty: it holds no event.")
-    if text.startswith("[", start):
-        position = _skip_space(text, start + 1)
-        while not text.startswith("]", position):
-            if items:  # after an element, a comma and the next, or the end of the array
-                if not text.startswith(",", position):
-                    raise UsageError(
-                        f"{source}: not valid JSON (a ',' or a ']' expected at character "
-                        f"{position}, as the array goes on)."
-                    )
-                position = _skip_space(text, position + 1)
-            value, end = _decode(decoder, text, position, source)
-            items.append((text[position:end], value))
-            position = _skip_space(text, end)
-        if _skip_space(text, position + 1) < len(text):
-            raise UsageError(f"{source}: unexpected text after the JSON array.")
-        if not items:  # said, as an empty file is, rather than passed over
-            raise UsageError(f"{source} holds an empty array: it holds no event.")
-    else:
-        position = start
-        while position < len(text):
-            value, end = _decode(decoder, text, position, source)
-            items.append((text[position:end], value))
-            position = _skip_space(text, end)
-        if len(items) == 1:  # a single-event file is sent byte for byte, newline and all
-            items = [(text, items[0][1])]
-    events = []
-    for number, (span, value) in enumerate(items, start=1):
-        where = source if len(items) == 1 else f"{source} #{number}"
-        if not (
-            isinstance(value, dict)
-            and isinstance(value.get("id"), str)
-            and isinstance(value.get("type"), str)
-        ):
-            raise UsageError(f"{where}: not a Stripe event (it needs an id and a type).")
-        events.append((span.encode("utf-8"), value, where))
-    return events
+    array = text.startswith("[", start)
+    items = _array_items(text, start, source) if array else _lines(text, start, source)
+    first = next(items)
+    second = next(items, None)
+    if second is None:
+        # A single-event file is sent byte for byte, newline and all (a lone element of an
+        # array, as it is written in it).
+        yield _event(first[0] if array else text, first[1], source)
+        return
+    for number, (span, value) in enumerate(itertools.chain((first, second), items), start=1):
+        yield _event(span, value, f"{source} #{number}")
+
+
+def _array_items(text: str, start: int, source: str) -> Iterator[tuple[str, object]]:
+    """(exact text, value) of each element of the array at ``start``, then what follows it
+    checked."""
+    decoder = json.JSONDecoder()
+    position, count = _skip_space(text, start + 1), 0
+    while not text.startswith("]", position):
+        if count:  # after an element, a comma and the next, or the end of the array
+            if not text.startswith(",", position):
+                raise UsageError(
+                    f"{source}: not valid JSON (a ',' or a ']' expected at character "
+                    f"{position}, as the array goes on)."
+                )
+            position = _skip_space(text, position + 1)
+        value, end = _decode(decoder, text, position, source)
+        yield text[position:end], value
+        count += 1
+        position = _skip_space(text, end)
+    if _skip_space(text, position + 1) < len(text):
+        raise UsageError(f"{source}: unexpected text after the JSON array.")
+    if not count:  # said, as an empty file is, rather than passed over
+        raise UsageError(f"{source} holds an empty array: it holds no event.")
+
+
+def _lines(text: str, start: int, source: str) -> Iterator[tuple[str, object]]:
+    """(exact text, value) of each JSON value from ``start`` on (JSON Lines, or one event)."""
+    decoder = json.JSONDecoder()
+    position = start
+    while position < len(text):
+        value, end = _decode(decoder, text, position, source)
+        yield text[position:end], value
+        position = _skip_space(text, end)
+
+
+def _event(span: str, value: object, where: str) -> tuple[bytes, dict, str]:
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("id"), str)
+        and isinstance(value.get("type"), str)
+    ):
+        raise UsageError(f"{where}: not a Stripe event (it needs an id and a type).")
+    return span.encode("utf-8"), value, where
 
 
 def _skip_space(text: str, position: int) -> int:
@@ -576,6 +612,25 @@ def with_new_id(delivery: Delivery) -> Delivery:
     return replace(delivery, event_id=event["id"], body=body)
 
 
+def check_timestamp(stamp: int, given: str) -> int:
+    """``stamp``, if a signature can be made at it: from 0 (1970) to ``LAST_TIMESTAMP``, the end
+    of year 9999 (`webhook sign --timestamp`, and the time --timestamp-offset signs at); else a
+    UsageError, ``given`` saying what gave it."""
+    if not 0 <= stamp <= LAST_TIMESTAMP:
+        raise UsageError(
+            f"{given}: a signature's time is from 0 (1970) to {LAST_TIMESTAMP:,} (the end of "
+            "year 9999)."
+        )
+    return stamp
+
+
+def offset_time(offset: int) -> int:
+    """The time a signature made now with --timestamp-offset ``offset`` is made at, if it is one
+    a signature can be made at (``check_timestamp``)."""
+    stamp = int(time.time()) + offset
+    return check_timestamp(stamp, f"--timestamp-offset {offset:,} signs at Unix time {stamp:,}")
+
+
 # How -------------------------------------------------------------------------------------------
 
 
@@ -599,6 +654,7 @@ class Replayer:
             raise UsageError(f"--delay must be from 0 to {MAX_SECONDS:g} seconds.")
         if not 0 < timeout <= MAX_SECONDS:
             raise UsageError(f"--timeout must be more than 0 and at most {MAX_SECONDS:g} seconds.")
+        offset_time(timestamp_offset)
         target = normalize_url(url)
         self.url = mask_url(target)  # what is shown: no password
         parts = urlsplit(target)
@@ -619,8 +675,18 @@ class Replayer:
         self.timeout = timeout
 
     def run(
-        self, deliveries: Sequence[Delivery], progress: Callable[[Result], None] | None = None
+        self,
+        deliveries: Sequence[Delivery],
+        progress: Callable[[Result], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> list[Result]:
+        """The results of the deliveries made, in plan order, ``concurrency`` at a time.
+
+        Deliveries are made in worker threads, the calling thread only waiting for them, so
+        that Ctrl-C there can set ``stop``: then no delivery starts (nor waits out --delay), the
+        ones under way finish (each within --timeout), and the results are those made.
+        """
+        stop = stop if stop is not None else threading.Event()
         results: list[Result | None] = [None] * len(deliveries)
         cursor = iter(range(len(deliveries)))
         lock = threading.Lock()
@@ -631,11 +697,11 @@ class Replayer:
             try:
                 while True:
                     with lock:
-                        index = None if broke else next(cursor, None)
+                        index = None if broke or stop.is_set() else next(cursor, None)
                     if index is None:
                         return
-                    if self.delay and index >= self.concurrency:
-                        time.sleep(self.delay)
+                    if self.delay and index >= self.concurrency and stop.wait(self.delay):
+                        return
                     connection, result = self._deliver(connection, deliveries[index])
                     results[index] = result
                     if progress is not None:
@@ -653,16 +719,13 @@ class Replayer:
                     broke.append(exc)
 
         workers = min(self.concurrency, len(deliveries))
-        if workers <= 1:
-            work()
-        else:
-            threads = [threading.Thread(target=guarded, daemon=True) for _ in range(workers)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if broke:
-                raise broke[0]
+        threads = [threading.Thread(target=guarded, daemon=True) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if broke:
+            raise broke[0]
         return [result for result in results if result is not None]
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -675,26 +738,39 @@ class Replayer:
     def _deliver(
         self, connection: http.client.HTTPConnection | None, delivery: Delivery
     ) -> tuple[http.client.HTTPConnection | None, Result]:
-        reused = connection is not None
-        connection = connection or self._connect()
-        started = time.perf_counter()
-        try:
-            status, headers, body = self._post(connection, delivery)
-        except _RETRYABLE as exc:
+        """One delivery, on ``connection`` if it is still open (kept alive since the last one).
+
+        A request written whole is never sent again: the receiver may have acted on it. So an
+        idle connection the receiver has closed meanwhile is noticed before it is used (its
+        socket is readable: ``dropped``) and replaced; only a failure while the request was
+        being written on a reused connection (closed just then, before it had all of it) sends
+        it once more, on a new connection; and a connection closed after the request was
+        written, before an answer, is a failed delivery.
+        """
+        if connection is not None and connection.sock is not None and dropped(connection.sock):
             connection.close()
-            if not reused:
-                return None, self._failure(delivery, started, exc)
-            # The server closed an idle keep-alive connection before reading this request.
+        reused = connection is not None and connection.sock is not None
+        if not reused:
             connection = self._connect()
-            started = time.perf_counter()
+        started = time.perf_counter()
+        written = False
+        try:
             try:
-                status, headers, body = self._post(connection, delivery)
-            except (OSError, http.client.HTTPException) as again:
-                connection.close()
-                return None, self._failure(delivery, started, again)
+                self._send(connection, delivery)
+            except _RETRYABLE:
+                if not reused:
+                    raise
+                connection.close()  # closed by the receiver as this request went out
+                connection = self._connect()
+                started = time.perf_counter()
+                self._send(connection, delivery)
+            written = True
+            status, headers, body = self._answer(connection)
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            return None, self._failure(delivery, started, exc)
+            if written and isinstance(exc, _RETRYABLE):
+                return None, self._failure(delivery, started, NO_ANSWER)
+            return None, self._failure(delivery, started, _described(exc))
         latency = (time.perf_counter() - started) * 1000
         location = headers.get("Location")
         answer = " ".join(body.decode("utf-8", "replace").split())[:500]
@@ -718,9 +794,11 @@ class Replayer:
         )
         return connection, result
 
-    def _post(self, connection: http.client.HTTPConnection, delivery: Delivery):
-        # --timeout bounds the whole delivery, not each read: connecting and sending are given
-        # what is left of it, and so is every read of the answer (see _Answer).
+    def _send(self, connection: http.client.HTTPConnection, delivery: Delivery) -> None:
+        """Write the request, signed now.
+
+        --timeout bounds the whole delivery, not each read: connecting and sending are given
+        what is left of it, and so is every read of the answer (see _Answer)."""
         deadline = time.monotonic() + self.timeout
         if connection.sock is None:
             connection.connect()
@@ -737,6 +815,10 @@ class Replayer:
         if self._auth:
             headers["Authorization"] = self._auth
         connection.request("POST", self._path, body=delivery.body, headers=headers)
+
+    @staticmethod
+    def _answer(connection: http.client.HTTPConnection):
+        """(status, headers, the answer's first ``MAX_ANSWER`` bytes) of the request sent."""
         response = connection.getresponse()
         body = response.read(MAX_ANSWER + 1)
         if not response.isclosed():  # an answer that goes on: not read to its end, not reused
@@ -745,8 +827,7 @@ class Replayer:
         return response.status, response.headers, body[:MAX_ANSWER]
 
     @staticmethod
-    def _failure(delivery: Delivery, started: float, exc: BaseException) -> Result:
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def _failure(delivery: Delivery, started: float, error: str) -> Result:
         return Result(
             delivery.index,
             delivery.event_id,
@@ -761,6 +842,10 @@ class Replayer:
             "failed",
             error,
         )
+
+
+def _described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class _Answer(http.client.HTTPResponse):

@@ -106,7 +106,7 @@ class Transport:
         entry = found.get(key)
         if entry is not None:
             conn, via_proxy = entry
-            if conn.sock is None or not _dropped(conn.sock):
+            if conn.sock is None or not dropped(conn.sock):
                 return conn, via_proxy
             conn.close()
         conn, via_proxy = self._new(parts, timeout)
@@ -151,9 +151,10 @@ class Transport:
             conn.close()
 
 
-def _dropped(sock: socket.socket) -> bool:
+def dropped(sock: socket.socket) -> bool:
     """Whether an idle keep-alive connection was closed by the server (or has stray bytes):
-    readable before a request was sent means one or the other."""
+    readable before a request was sent means one or the other. (`bookpay webhook replay` asks
+    it of its connections too.)"""
     poller = select.poll()  # not select(): it cannot watch descriptors numbered 1024 or more
     poller.register(sock, select.POLLIN)
     try:

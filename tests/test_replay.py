@@ -127,7 +127,7 @@ def test_an_array_yields_the_exact_bytes_of_each_element():
 def test_json_lines_yield_the_exact_bytes_of_each_line():
     line_a = json.dumps(json.loads(EVENT_A)).encode()
     data = line_a + b"\r\n\n" + EVENT_B + b"\n"
-    parsed = split_document(data, "x.jsonl")
+    parsed = list(split_document(data, "x.jsonl"))
     assert [body for body, _, _ in parsed] == [line_a, EVENT_B]
     assert [where for _, _, where in parsed] == ["x.jsonl #1", "x.jsonl #2"]
 
@@ -156,7 +156,7 @@ def test_a_folder_stdin_and_a_bom(files):
 )
 def test_what_is_not_an_event_is_a_usage_error(data, message):
     with pytest.raises(UsageError, match=message):
-        split_document(data, "bad.json")
+        list(split_document(data, "bad.json"))
 
 
 def test_missing_paths_and_empty_folders_are_usage_errors(tmp_path):
@@ -210,6 +210,36 @@ def test_the_events_of_a_run_are_bounded_in_size(files, monkeypatch):
         load_events([str(files)])
     with pytest.raises(UsageError, match="<stdin>: more than"):
         load_events([str(files / "a.json"), "-"], stdin=io.BytesIO(EVENT_B))
+
+
+def test_a_run_of_too_many_events_is_refused_as_soon_as_one_too_many_is_read(
+    files, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(replay, "MAX_DELIVERIES", 5)
+    real, read = replay.split_document, []
+
+    def counted(data, source):
+        for event in real(data, source):
+            read.append(event[2])
+            yield event
+
+    monkeypatch.setattr(replay, "split_document", counted)
+    many = tmp_path / "many.jsonl"
+    many.write_bytes((EVENT_B + b"\n") * 20)
+    message = (
+        f"{many} #5: more than 5 events, more deliveries than one run may make; replay them in "
+        "parts."
+    )
+    with pytest.raises(UsageError) as caught:
+        load_events([str(files / "a.json"), str(many)])
+    assert caught.value.message == message
+    assert read == [str(files / "a.json"), *(f"{many} #{n}" for n in range(1, 6))]  # no more
+    result = invoke("webhook", "replay", str(many), "-", "--to", "1", "--secret", SECRET,
+                    stdin=EVENT_A)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message.replace('#5', '#6')}\n"  # not "lower --repeat"
+    assert result.stdout == ""
+    assert len(load_events([str(files / "a.json")] * 5)) == 5  # as many as one run may make
 
 
 # Planning ---------------------------------------------------------------------------------------
@@ -367,6 +397,11 @@ def test_replay_options_beyond_their_maximum_exit_2(option, value):
         ({"delay": 1e20}, "--delay must be from 0 to 3600 seconds"),
         ({"delay": float("nan")}, "--delay must be from 0 to 3600 seconds"),
         ({"timeout": 1e20}, "--timeout must be more than 0 and at most 3600 seconds"),
+        ({"timestamp_offset": replay.LAST_TIMESTAMP}, r"--timestamp-offset 253,402,300,799 signs"),
+        (
+            {"timestamp_offset": -(10**10)},
+            r"signs at Unix time -[\d,]+: a signature's time is from",
+        ),
     ],
 )
 def test_the_replayer_refuses_values_threads_and_sleep_cannot_take(kwargs, message):
@@ -431,6 +466,115 @@ def test_a_server_that_closes_connections_is_still_served(receiver, files):
     results = Replayer(server.url, SECRET).run(plan(load_events([str(files)]), repeat=3))
     assert [r.ok for r in results] == [True] * 6
     assert len(server.requests) == 6
+
+
+class BareReceiver:
+    """A receiver on a bare socket, for what an HTTP server does not do: each request is read
+    whole and recorded (its event id, its connection's number), then ``then(its number)``
+    says what to do: answer it, or close the connection without answering ("close"), or answer
+    and then close it, cleanly or with a reset."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self, then) -> None:
+        import socket
+
+        self.requests: list[tuple[str, int]] = []
+        self.then = then
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/webhook"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        for number in itertools.count(1):
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn, connection_number: int) -> None:
+        import socket
+        import struct
+
+        reader = conn.makefile("rb")
+        while True:
+            if not reader.readline():
+                break
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            self.requests.append((json.loads(reader.read(length))["id"], connection_number))
+            action = self.then(len(self.requests))
+            if action in ("answer", "answer, then close", "answer, then reset"):
+                conn.sendall(self.ANSWER)
+            if action.endswith("reset"):  # SO_LINGER 0: the close sends a reset
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if action != "answer":
+                conn.close()
+                return
+        conn.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize("cut", [1, 2])
+def test_a_request_written_whole_is_never_sent_again(files, cut):
+    """A receiver that reads a request whole, then closes the connection without answering,
+    may have acted on it: the delivery failed, and the request is not sent once more (on a
+    reused connection as on a new one)."""
+    server = BareReceiver(lambda number: "close" if number == cut else "answer")
+    try:
+        result = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
+    finally:
+        server.close()
+    assert server.requests == [("evt_A", 1), ("evt_B", 2 if cut == 1 else 1)]
+    assert result.exit_code == 6
+    assert result.stderr == "Error: 1 of 2 deliveries did not get a 2xx answer.\n"
+    assert "connection closed without an answer (after the whole event was sent)" in " ".join(
+        result.stdout.split()
+    )
+    assert "1 accepted, 0 refused, 1 failed" in result.stdout
+
+
+def test_an_idle_connection_the_receiver_closed_is_not_used(files, monkeypatch):
+    """Closed after its answer (no "Connection: close" said), the connection is seen closed
+    before the next delivery and replaced: nothing is written on it, nothing fails."""
+    real, written_on = Replayer._send, []
+
+    def send(self, connection, delivery):
+        written_on.append(connection.sock.getsockname() if connection.sock else "new")
+        return real(self, connection, delivery)
+
+    monkeypatch.setattr(Replayer, "_send", send)
+    server = BareReceiver(lambda number: "answer, then close")
+    try:
+        deliveries = plan(load_events([str(files)]), repeat=2)
+        results = Replayer(server.url, SECRET, delay=0.1).run(deliveries)
+    finally:
+        server.close()
+    assert [(r.ok, r.outcome) for r in results] == [(True, "accepted")] * 4
+    assert server.requests == [("evt_A", 1), ("evt_B", 2), ("evt_A", 3), ("evt_B", 4)]
+    assert written_on == ["new"] * 4  # one attempt each, each on a new connection
+
+
+def test_a_request_cut_off_while_it_is_written_goes_once_more_on_a_new_connection(
+    files, monkeypatch
+):
+    """The receiver reset the reused connection just as the request went out (here: before,
+    but unseen): writing it fails, the receiver cannot have had it whole, so it is sent again,
+    once, on a new connection."""
+    monkeypatch.setattr(replay, "dropped", lambda sock: False)
+    server = BareReceiver(lambda number: "answer, then reset")
+    try:
+        results = Replayer(server.url, SECRET, delay=0.1).run(load_events([str(files)]))
+    finally:
+        server.close()
+    assert [(r.ok, r.outcome) for r in results] == [(True, "accepted")] * 2
+    assert server.requests == [("evt_A", 1), ("evt_B", 2)]
 
 
 def test_timestamp_offset_and_bad_signature_make_signatures_the_receiver_refuses(receiver, files):
@@ -564,6 +708,18 @@ def test_delay_spaces_the_deliveries(receiver, files):
     assert time.perf_counter() - started >= 0.3
 
 
+def test_a_stopped_run_starts_no_delivery_nor_waits_out_its_delay(receiver, files):
+    server, stop = receiver(), threading.Event()
+    deliveries = plan(load_events([str(files)]), repeat=5)
+    started = time.perf_counter()
+    results = Replayer(server.url, SECRET, delay=60).run(
+        deliveries, progress=lambda result: stop.set(), stop=stop
+    )
+    assert time.perf_counter() - started < 10
+    assert [(r.index, r.ok) for r in results] == [(0, True)]
+    assert len(server.requests) == 1
+
+
 # The commands -----------------------------------------------------------------------------------
 
 runner = CliRunner()
@@ -622,6 +778,20 @@ def test_replay_with_every_option(receiver, files):
     for request in server.requests:
         verify(request["body"], request["headers"]["Stripe-Signature"], [SECRET])
         assert int(request["headers"]["Stripe-Signature"][2:12]) < time.time() - 25
+
+
+@pytest.mark.parametrize("offset", ["253000000000", "-99999999999999999999"])
+def test_a_timestamp_offset_outside_1970_to_9999_exits_2_before_anything_is_read(offset):
+    # A missing file, and no secret: the offset is said first, as for `webhook sign`.
+    result = invoke("webhook", "replay", "nope.json", "--timestamp-offset", offset)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"Error: --timestamp-offset {int(offset):,} signs at Unix time "
+    )
+    assert result.stderr.endswith(
+        ": a signature's time is from 0 (1970) to 253,402,300,799 (the end of year 9999).\n"
+    )
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
 
 
 def test_replay_a_redirect_exits_6_and_says_so(receiver, files):
@@ -912,7 +1082,9 @@ def test_a_long_run_at_a_terminal_shows_a_progress_bar(receiver, files, monkeypa
     monkeypatch.setattr(webhook, "is_terminal", lambda stream=None: True)
     shown = []
     real = webhook._with_progress
-    monkeypatch.setattr(webhook, "_with_progress", lambda r, d: shown.append(len(d)) or real(r, d))
+    monkeypatch.setattr(
+        webhook, "_with_progress", lambda r, d, stop: shown.append(len(d)) or real(r, d, stop)
+    )
     server = receiver()
     short = invoke("webhook", "replay", str(files), "--to", server.url, "--secret", SECRET)
     assert short.exit_code == 0 and shown == []
@@ -933,3 +1105,102 @@ def test_a_fixture_can_be_named_instead_of_its_path(receiver):
     assert (
         server.requests[0]["body"] == (FIXTURES_DIR / "payment_intent.succeeded.json").read_bytes()
     )
+
+
+# Ctrl-C ----------------------------------------------------------------------------------------
+
+
+def replay_process(tmp_path, *args):
+    """`bookpay webhook replay ARGS` as a user runs it: a real process, to send Ctrl-C to."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookpay", "webhook", "replay", *args, "--secret", SECRET],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def held_receiver(receiver, held: int):
+    """A receiver that holds its ``held``-th request until ``release`` is set (each of the
+    others takes 20 ms): (the receiver, ``arrived``: that request came, ``release``)."""
+    arrived, release, numbers = threading.Event(), threading.Event(), itertools.count(1)
+
+    def script(request):
+        if next(numbers) == held:
+            arrived.set()
+            release.wait(20)
+        else:
+            time.sleep(0.02)
+        return 200, {}, b'{"received": true}'
+
+    return receiver(script), arrived, release
+
+
+@pytest.mark.parametrize(("concurrency", "as_json"), [("1", False), ("3", True)])
+def test_ctrl_c_stops_starting_deliveries_lets_those_under_way_finish_and_says_what_was_done(
+    receiver, files, tmp_path, concurrency, as_json
+):
+    import signal
+
+    server, arrived, release = held_receiver(receiver, held=5)
+    process = replay_process(
+        tmp_path, str(files), "--to", server.url, "--repeat", "100",
+        "--concurrency", concurrency, *(["--json"] if as_json else []),
+    )  # fmt: skip
+    try:
+        assert arrived.wait(30), "the receiver never got its 5th request"
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the delivery under way is waited for, not cut off
+        release.set()
+        out, err = process.communicate(timeout=30)
+    finally:
+        release.set()
+        process.kill()
+    made = len(server.requests)  # every request the receiver got is reported, none after
+    assert 5 <= made < 200
+    assert process.returncode == 130
+    assert err.splitlines() == [
+        f"Interrupted (Ctrl-C) after {made} of 200 deliveries: the other {200 - made} were not "
+        "sent."
+    ]
+    if as_json:
+        reported = json.loads(out)
+        assert [d["index"] for d in reported] == list(range(made))
+        assert all(d["status"] == 200 and d["ok"] for d in reported)
+    else:
+        lines = out.splitlines()
+        assert len(lines) == 1 + made + 2  # the heading, a row each, a blank line, the summary
+        assert lines[5].split()[:5] == ["5", "evt_A", "payment_intent.succeeded", "200", "accepted"]
+        assert lines[-1].startswith(
+            f"{made} of 200 deliveries (interrupted by Ctrl-C) to {server.url} in "
+        )
+        assert lines[-1].endswith(f": 0 fulfilled, 0 duplicate, 0 ignored, {made} accepted, "
+                                  "0 refused, 0 failed")  # fmt: skip
+
+
+def test_a_second_ctrl_c_stops_at_once(receiver, files, tmp_path):
+    import signal
+
+    server, arrived, release = held_receiver(receiver, held=3)
+    process = replay_process(tmp_path, str(files), "--to", server.url, "--repeat", "100")
+    try:
+        assert arrived.wait(30), "the receiver never got its 3rd request"
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert process.poll() is None  # waiting for the delivery under way (--timeout 30 s)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _out, err = process.communicate(timeout=10)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        process.kill()
+    assert process.returncode == 130
+    assert took < 5
+    assert "Traceback" not in err
+    assert len(server.requests) == 3

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 from enum import Enum
 from pathlib import Path
@@ -26,8 +29,6 @@ SecretOption = Annotated[
         show_default=False,
     ),
 ]
-# 9999-12-31T23:59:59Z: a later time (or one before 1970) is no moment a signature was made at.
-LAST_TIMESTAMP = 253_402_300_799
 PROGRESS_FROM = 20  # deliveries; shorter runs finish before a bar would help
 
 
@@ -87,7 +88,8 @@ def replay(
         int,
         typer.Option(
             "--timestamp-offset",
-            help="Shift the signature's timestamp by SECONDS (-600: ten minutes old, expired).",
+            help="Shift the signature's timestamp by SECONDS (-600: ten minutes old, expired); "
+            "the time signed at is kept from 1970 to the end of year 9999, as for `sign`.",
         ),
     ] = 0,
     bad_signature: Annotated[
@@ -121,9 +123,17 @@ def replay(
     Example: bookpay webhook replay events.jsonl --to 4242 --repeat 2
     """
     from bookpay.errors import DeliveryFailed
-    from bookpay.replay import Replayer, load_events, normalize_url, plan, resolve_secret
+    from bookpay.replay import (
+        Replayer,
+        load_events,
+        normalize_url,
+        offset_time,
+        plan,
+        resolve_secret,
+    )
 
-    to = normalize_url(to)  # a bad --to is said before any event is read
+    to = normalize_url(to)  # a bad --to, or --timestamp-offset, is said before any event is read
+    offset_time(timestamp_offset)
     events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None)
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
@@ -139,11 +149,15 @@ def replay(
         timeout=timeout,
     )
     started = time.perf_counter()
-    if is_terminal(sys.stderr) and len(deliveries) >= PROGRESS_FROM:
-        results = _with_progress(replayer, deliveries)
-    else:
-        results = replayer.run(deliveries)
+    stop = threading.Event()
+    with _ctrl_c_stops(stop):
+        if is_terminal(sys.stderr) and len(deliveries) >= PROGRESS_FROM:
+            results = _with_progress(replayer, deliveries, stop)
+        else:
+            results = replayer.run(deliveries, stop=stop)
     elapsed = time.perf_counter() - started
+    # Ctrl-C stopped the run if it kept a delivery from being made.
+    interrupted = len(results) < len(deliveries)
     failed = [result for result in results if not result.ok]
     listed = failed if failures_only or quiet else results
     if as_json:
@@ -160,14 +174,53 @@ def replay(
                 )
         elif listed:
             _print_results(listed)
-        _print_summary(results, replayer.url, elapsed, blank_line=bool(listed))
+        _print_summary(
+            results,
+            replayer.url,
+            elapsed,
+            blank_line=bool(listed),
+            planned=len(deliveries) if interrupted else None,
+        )
+    if interrupted:
+        # Typer's own code for Ctrl-C, after what was delivered has been said.
+        n, planned = len(results), len(deliveries)
+        sys.stderr.write(
+            f"Interrupted (Ctrl-C) after {n:,} of {planned:,} deliveries: the other "
+            f"{planned - n:,} were not sent"
+            + (f"; {len(failed):,} did not get a 2xx answer" if failed else "")
+            + ".\n"
+        )
+        raise typer.Exit(130)
     if failed:
         raise DeliveryFailed(
             f"{len(failed)} of {len(results)} deliveries did not get a 2xx answer."
         )
 
 
-def _with_progress(replayer, deliveries):
+@contextlib.contextmanager
+def _ctrl_c_stops(stop: threading.Event):
+    """The first Ctrl-C sets ``stop`` (no delivery starts; those under way finish, and what was
+    delivered is said); a second one stops at once, as Ctrl-C does anywhere else. Left as it
+    is when SIGINT is not Python's own handler: ignored (a background job's), or someone's."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def first(_signum, _frame) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop.set()
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _with_progress(replayer, deliveries, stop):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -180,7 +233,7 @@ def _with_progress(replayer, deliveries):
         transient=True,
     ) as bar:
         task = bar.add_task("Delivering", total=len(deliveries))
-        return replayer.run(deliveries, progress=lambda _result: bar.advance(task))
+        return replayer.run(deliveries, progress=lambda _result: bar.advance(task), stop=stop)
 
 
 OUTCOME_STYLE = {
@@ -217,14 +270,21 @@ def _print_results(results) -> None:
     )
 
 
-def _print_summary(results, url: str, elapsed: float, *, blank_line: bool) -> None:
-    """One line of counts, then each reason for ignoring, refusing or failing, with its count."""
+def _print_summary(
+    results, url: str, elapsed: float, *, blank_line: bool, planned: int | None = None
+) -> None:
+    """One line of counts, then each reason for ignoring, refusing or failing, with its count.
+
+    ``planned``: the deliveries the run was to make, when Ctrl-C stopped it before the end."""
     from bookpay.replay import summarize
 
     summary = summarize(results)
     counts = ", ".join(f"{n} {name}" for name, n in summary["counts"].items())
     n = len(results)
-    lines = [f"{n} deliver{'ies' if n != 1 else 'y'} to {url} in {elapsed:.2f}s: {counts}"]
+    made = f"{n} deliver{'ies' if n != 1 else 'y'}"
+    if planned is not None:
+        made = f"{n} of {planned} deliveries (interrupted by Ctrl-C)"
+    lines = [f"{made} to {url} in {elapsed:.2f}s: {counts}"]
     for outcome, reasons in summary["reasons"].items():
         lines.append(f"{outcome.capitalize()}:")
         for reason, times in sorted(reasons.items(), key=lambda item: -item[1]):
@@ -265,8 +325,6 @@ def sign_payload(
         int | None,
         typer.Option(
             "--timestamp",
-            min=0,
-            max=LAST_TIMESTAMP,
             help="Unix time to sign at, from 0 (1970) to the end of year 9999 (default: now).",
         ),
     ] = None,
@@ -276,9 +334,11 @@ def sign_payload(
     Example: bookpay webhook sign event.json --timestamp 1700000000
     """
     from bookpay.errors import UsageError
-    from bookpay.replay import read_limited, resolve_secret
+    from bookpay.replay import check_timestamp, read_limited, resolve_secret
     from bookpay.webhooks import sign
 
+    if timestamp is not None:
+        check_timestamp(timestamp, f"--timestamp {timestamp:,}")
     signing = resolve_secret(state(ctx).settings, secret)
     if file == "-":
         payload = read_limited(sys.stdin.buffer, "<stdin>")

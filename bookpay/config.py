@@ -38,15 +38,38 @@ def default_data_dir(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "bookpay"
 
 
+# What `mask` shows of a secret: the prefix that says its kind (``sk_test_``, ``whsec_``), which
+# every key of that kind shares, and the last few characters, to tell two apart -- and those only
+# when enough stays hidden.
+WEBHOOK_SECRET_PREFIX = "whsec_"
+_MASK_SHOWS = 4
+_MASK_HIDES_AT_LEAST = 12
+
+
+def secret_prefix(value: str) -> str:
+    """The prefix that says what ``value`` is, when it starts with one bookpay knows (a Stripe
+    API key's, as ``key_kind`` reads it, or a webhook signing secret's), else ""."""
+    kind = key_kind(value)
+    if kind:
+        return f"{value[:3]}{kind[1]}_"
+    return WEBHOOK_SECRET_PREFIX if value.startswith(WEBHOOK_SECRET_PREFIX) else ""
+
+
 def mask(secret: str | None) -> str:
-    """``sk_test_51Hx...abcd``: the key's kind and its last four characters, never the rest."""
+    """``sk_test_...abcd``: the key's kind and its last four characters, never the rest.
+
+    The one way a key or secret is shown. Only a known kind's prefix is kept (a key pasted twice,
+    or with a stray "_", is ``sk_test_...`` and four characters like any other); a value of no
+    known kind is ``...abcd``; a value too short to show four characters of without giving away
+    much of it is shown as ``...`` (after its kind's prefix) alone.
+    """
     if not secret:
         return "(not set)"
-    head, sep, rest = secret.rpartition("_")
-    prefix = head + sep if sep else ""
-    if len(rest) <= 8:  # too short to show any of it without giving most of it away
-        return f"{prefix}..." if prefix else "..."
-    return f"{prefix}...{rest[-4:]}"
+    prefix = secret_prefix(secret)
+    rest = secret[len(prefix) :]
+    if len(rest) < _MASK_SHOWS + _MASK_HIDES_AT_LEAST:
+        return f"{prefix}..."
+    return f"{prefix}...{rest[-_MASK_SHOWS:]}"
 
 
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")

@@ -88,6 +88,33 @@ def test_mask_never_shows_the_secret():
     assert mask(None) == "(not set)"
 
 
+REAL = "sk_test_51HqLyjWDarjtT1zdp7dcXsNpPS9fLbQbdjFQsHVdQ4bbz6wz"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIRRIiOKmy"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (REAL + REAL, "sk_test_...z6wz"),  # pasted twice: the first copy was shown whole
+        (REAL + "_", "sk_test_...6wz_"),  # a stray "_" at the end: all before it was shown
+        (WHSEC + WHSEC, "whsec_...OKmy"),
+        (REAL.replace("sk_", "pk_") + "_x", "pk_test_...wz_x"),
+        ("rk_live_" + "A" * 30 + "_B_" + "9876", "rk_live_...9876"),
+        # Nothing recognised: no prefix, whatever its underscores hold.
+        ("my_secret_password_MfKQ9r8GKYqrTwjUPD8", "...UPD8"),
+        ("MfKQ9r8GKYqrTwjUPD8ILPZI", "...LPZI"),
+        ("sk_sk_test_" + "x" * 30 + "wxyz", "...wxyz"),  # a kind prefix only at the start
+        # Too short to show any of it without giving most of it away.
+        ("hunter2_passwrd", "..."),
+        ("whsec_1234567890", "whsec_..."),
+        ("whsec_", "whsec_..."),
+    ],
+)
+def test_mask_shows_at_most_the_kind_and_the_last_four(value, shown):
+    """It kept everything before the last "_": a bad paste was shown whole."""
+    assert mask(value) == shown
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [

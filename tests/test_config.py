@@ -322,6 +322,29 @@ def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
         settings.check()
 
 
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("BOOKPAY_EMULATOR_URL", "http://u:hunter2@127.0.0.1:1"),
+        ("BOOKPAY_EMULATOR_URL", "http://hunter2@127.0.0.1:1"),  # a token as the user name
+        ("BOOKPAY_EMULATOR_URL", "ftp://u:hunter2@127.0.0.1:1"),
+        ("BOOKPAY_EMULATOR_URL", "http://u:hunter2@127.0.0.1:99999"),
+        ("BOOKPAY_BASE_URL", "https://hunter2@shop.example"),
+    ],
+)
+def test_a_login_in_the_emulator_or_base_url_is_refused_and_never_shown(name, url):
+    """BOOKPAY_EMULATOR_URL was used and shown as it was, login and all; a user name alone (a
+    token, as often as not) was shown in BOOKPAY_BASE_URL's."""
+    settings = Settings.from_env({name: url})
+    [finding] = [f for f in settings.findings() if name in f.message]
+    assert finding.level == "problem" and finding.blocks == "commands"
+    assert "hunter2" not in finding.message
+    assert "hunter2" not in repr(settings.describe())
+    with pytest.raises(ConfigError) as refused:
+        settings.check(serving=False)
+    assert "hunter2" not in str(refused.value)
+
+
 def test_a_base_url_that_is_not_a_url_never_shows_its_password():
     settings = Settings.from_env({"BOOKPAY_BASE_URL": "ftp://admin:hunter2@shop.example"})
     [problem] = settings.problems()

@@ -38,15 +38,38 @@ def default_data_dir(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "bookpay"
 
 
+# What `mask` shows of a secret: the prefix that says its kind (``sk_test_``, ``whsec_``), which
+# every key of that kind shares, and the last few characters, to tell two apart -- and those only
+# when enough stays hidden.
+WEBHOOK_SECRET_PREFIX = "whsec_"
+_MASK_SHOWS = 4
+_MASK_HIDES_AT_LEAST = 12
+
+
+def secret_prefix(value: str) -> str:
+    """The prefix that says what ``value`` is, when it starts with one bookpay knows (a Stripe
+    API key's, as ``key_kind`` reads it, or a webhook signing secret's), else ""."""
+    kind = key_kind(value)
+    if kind:
+        return f"{value[:3]}{kind[1]}_"
+    return WEBHOOK_SECRET_PREFIX if value.startswith(WEBHOOK_SECRET_PREFIX) else ""
+
+
 def mask(secret: str | None) -> str:
-    """``sk_test_51Hx...abcd``: the key's kind and its last four characters, never the rest."""
+    """``sk_test_...abcd``: the key's kind and its last four characters, never the rest.
+
+    The one way a key or secret is shown. Only a known kind's prefix is kept (a key pasted twice,
+    or with a stray "_", is ``sk_test_...`` and four characters like any other); a value of no
+    known kind is ``...abcd``; a value too short to show four characters of without giving away
+    much of it is shown as ``...`` (after its kind's prefix) alone.
+    """
     if not secret:
         return "(not set)"
-    head, sep, rest = secret.rpartition("_")
-    prefix = head + sep if sep else ""
-    if len(rest) <= 8:  # too short to show any of it without giving most of it away
-        return f"{prefix}..." if prefix else "..."
-    return f"{prefix}...{rest[-4:]}"
+    prefix = secret_prefix(secret)
+    rest = secret[len(prefix) :]
+    if len(rest) < _MASK_SHOWS + _MASK_HIDES_AT_LEAST:
+        return f"{prefix}..."
+    return f"{prefix}...{rest[-_MASK_SHOWS:]}"
 
 
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
@@ -218,14 +241,19 @@ def _is_http_url(url: str) -> bool:
     return bool(parts.hostname) and port != 0
 
 
+def _has_login(url: str) -> bool:
+    """Whether the http(s) URL ``url`` holds a user name or password (``http://user:pw@host``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
+
+
 def _base_url_extra(url: str) -> tuple[str, str] | None:
     """What a shop's base URL holds besides where the shop is (a user name or password, a query,
     a fragment), and why it cannot: Stripe's return_url is the URL with "/success" appended; or
     None."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
+    if _has_login(url):
         return (
             "a user name or password",
             "it would be written into every checkout page and sent to Stripe in the return_url",
@@ -457,14 +485,15 @@ class Settings:
             found.append(
                 Finding(
                     "BOOKPAY_BASE_URL must be an http(s) URL with a host (and a port from 1 to "
-                    f"65535), got {_mask_url(self.base_url)!r}",
+                    f"65535), got {_mask_login_url(self.base_url)!r}",
                     "set it to the shop's public address, such as https://shop.example",
                 )
             )
         elif self.base_url and (extra := _base_url_extra(self.base_url)):
             found.append(
                 Finding(
-                    f"BOOKPAY_BASE_URL has {extra[0]} ({_mask_url(self.base_url)}): {extra[1]}",
+                    f"BOOKPAY_BASE_URL has {extra[0]} ({_mask_login_url(self.base_url)}): "
+                    f"{extra[1]}",
                     "set it to the shop's public address alone, such as https://shop.example",
                 )
             )
@@ -472,8 +501,17 @@ class Settings:
             found.append(
                 Finding(
                     "BOOKPAY_EMULATOR_URL must be an http(s) URL with a host (and a port from 1 to "
-                    f"65535), got {self.emulator_url!r}",
+                    f"65535), got {_mask_login_url(self.emulator_url)!r}",
                     f"unset it for the default, {DEFAULT_EMULATOR_URL}",
+                )
+            )
+        elif _has_login(self.emulator_url):
+            found.append(
+                Finding(
+                    "BOOKPAY_EMULATOR_URL has a user name or password "
+                    f"({_mask_login_url(self.emulator_url)}), which the emulator does not take: "
+                    "give its address alone",
+                    f"set it to the emulator's address alone, such as {DEFAULT_EMULATOR_URL}",
                 )
             )
         if self.smtp_url:
@@ -548,8 +586,8 @@ class Settings:
             "STRIPE_WEBHOOK_SECRET": ", ".join(mask(s) for s in self.webhook_secrets)
             or "(not set)",
             "BOOKPAY_DATA_DIR": str(self.data_dir),
-            "BOOKPAY_EMULATOR_URL": self.emulator_url,
-            "BOOKPAY_BASE_URL": _mask_url(self.base_url)
+            "BOOKPAY_EMULATOR_URL": _mask_login_url(self.emulator_url),
+            "BOOKPAY_BASE_URL": _mask_login_url(self.base_url)
             if self.base_url
             else "(the server's own address)",
             "BOOKPAY_ALLOW_LIVE": "yes" if self.allow_live else "no",
@@ -651,3 +689,19 @@ def _mask_url(url: str) -> str:
     from bookpay.ledger.location import mask_url
 
     return mask_url(url)
+
+
+def _mask_login_url(url: str) -> str:
+    """``_mask_url``, with a user name given alone hidden too (``http://***@host``): in a URL
+    that should hold no login (BOOKPAY_BASE_URL, BOOKPAY_EMULATOR_URL), ``token@`` is as likely
+    a secret as ``user:password@``."""
+    masked = _mask_url(url)
+    start = masked.find("//")
+    if start == -1:
+        return masked
+    start += 2
+    end = min((i for i in (masked.find(c, start) for c in "/?#") if i != -1), default=len(masked))
+    userinfo, at, hostinfo = masked[start:end].rpartition("@")
+    if at and ":" not in userinfo:
+        return f"{masked[:start]}***@{hostinfo}{masked[end:]}"
+    return masked

@@ -144,3 +144,26 @@ def test_an_email_that_is_not_one_address_is_a_usage_error_and_creates_nothing(c
     assert "expected one e-mail address (name@example.com)" in result.output
     assert "\x1b" not in result.output
     assert intents_now(cli_env) == before
+
+
+@pytest.mark.parametrize("login", ["u:secretpw@", "secretpw@"])
+@pytest.mark.parametrize("args", [("intent", "list"), ("--debug", "intent", "list")])
+def test_an_emulator_url_with_a_login_is_refused_without_showing_it(cli_env, login, args):
+    """It was used as it was (the emulator takes no login), and printed whole in "Could not
+    reach the emulator at http://u:secretpw@..." (twice with --debug)."""
+    url = cli_env["BOOKPAY_EMULATOR_URL"].replace("://", f"://{login}")
+    result = run({**cli_env, "BOOKPAY_EMULATOR_URL": url}, *args)
+    assert result.exit_code == 5, result.output
+    assert "secretpw" not in result.output
+    assert "BOOKPAY_EMULATOR_URL has a user name or password" in result.stderr
+    assert "which the emulator does not take: give its address alone" in result.stderr
+    checked = run({**cli_env, "BOOKPAY_EMULATOR_URL": url}, "config", "check", "--json")
+    assert checked.exit_code == 5, checked.output
+    assert "secretpw" not in checked.output
+    report = json.loads(checked.stdout)
+    [finding] = [f for f in report["findings"] if "BOOKPAY_EMULATOR_URL has" in f["message"]]
+    assert finding["level"] == "problem"
+    assert (
+        finding["fix"] == "set it to the emulator's address alone, such as http://127.0.0.1:12111"
+    )
+    assert "secretpw" not in report["settings"]["BOOKPAY_EMULATOR_URL"]

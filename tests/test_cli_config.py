@@ -334,3 +334,32 @@ def test_replay_and_sign_in_a_data_folder_that_cannot_be_looked_into_exit_5(
         "Permission denied. Pass --secret whsec_..., or set BOOKPAY_DATA_DIR to the folder the "
         "server uses.\n"
     )
+
+
+REAL = "sk_test_51HqLyjWDarjtT1zdp7dcXsNpPS9fLbQbdjFQsHVdQ4bbz6wz"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIRRIiOKmy"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("STRIPE_SECRET_KEY", REAL + REAL, "sk_test_...z6wz"),
+        ("STRIPE_SECRET_KEY", REAL + "_", "sk_test_...6wz_"),
+        ("STRIPE_SECRET_KEY", "my_own_secret_51HqLyjWDarjtT1zdp7dcXsN", "...cXsN"),
+        ("STRIPE_WEBHOOK_SECRET", WHSEC + WHSEC, "whsec_...OKmy"),
+        ("STRIPE_WEBHOOK_SECRET", "MfKQ9r8G_KYqrTwjUPD8ILPZIRRIiOKmy", "...OKmy"),
+    ],
+)
+def test_config_check_never_prints_a_bad_paste_whole(tmp_path, name, value, shown):
+    """A key pasted twice, with a stray "_" at its end, or with no prefix it is known by was
+    shown up to its last "_": the first copy whole, in the table, the findings and --json."""
+    env = {name: value, "BOOKPAY_DATA_DIR": str(tmp_path)}
+    human = runner.invoke(app, ["config", "check", "--offline"], env=env)
+    _, report = check(env, "--offline")
+    assert report["settings"][name] == shown
+    assert f" {shown} " in human.stdout  # the table's row
+    # Nothing of what mask hides shows, in any ten characters in a row.
+    hidden = value.removeprefix(shown.partition("...")[0])[:-4]
+    for output in (human.output, json.dumps(report)):
+        shown_runs = [hidden[i : i + 10] for i in range(len(hidden) - 9)]
+        assert [run for run in shown_runs if run in output] == []

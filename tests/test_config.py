@@ -88,6 +88,33 @@ def test_mask_never_shows_the_secret():
     assert mask(None) == "(not set)"
 
 
+REAL = "sk_test_51HqLyjWDarjtT1zdp7dcXsNpPS9fLbQbdjFQsHVdQ4bbz6wz"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIRRIiOKmy"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (REAL + REAL, "sk_test_...z6wz"),  # pasted twice: the first copy was shown whole
+        (REAL + "_", "sk_test_...6wz_"),  # a stray "_" at the end: all before it was shown
+        (WHSEC + WHSEC, "whsec_...OKmy"),
+        (REAL.replace("sk_", "pk_") + "_x", "pk_test_...wz_x"),
+        ("rk_live_" + "A" * 30 + "_B_" + "9876", "rk_live_...9876"),
+        # Nothing recognised: no prefix, whatever its underscores hold.
+        ("my_secret_password_MfKQ9r8GKYqrTwjUPD8", "...UPD8"),
+        ("MfKQ9r8GKYqrTwjUPD8ILPZI", "...LPZI"),
+        ("sk_sk_test_" + "x" * 30 + "wxyz", "...wxyz"),  # a kind prefix only at the start
+        # Too short to show any of it without giving most of it away.
+        ("hunter2_passwrd", "..."),
+        ("whsec_1234567890", "whsec_..."),
+        ("whsec_", "whsec_..."),
+    ],
+)
+def test_mask_shows_at_most_the_kind_and_the_last_four(value, shown):
+    """It kept everything before the last "_": a bad paste was shown whole."""
+    assert mask(value) == shown
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
@@ -293,6 +320,29 @@ def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
     assert "hunter2" not in repr(settings.describe())  # `config check`'s table
     with pytest.raises(ConfigError):
         settings.check()
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("BOOKPAY_EMULATOR_URL", "http://u:hunter2@127.0.0.1:1"),
+        ("BOOKPAY_EMULATOR_URL", "http://hunter2@127.0.0.1:1"),  # a token as the user name
+        ("BOOKPAY_EMULATOR_URL", "ftp://u:hunter2@127.0.0.1:1"),
+        ("BOOKPAY_EMULATOR_URL", "http://u:hunter2@127.0.0.1:99999"),
+        ("BOOKPAY_BASE_URL", "https://hunter2@shop.example"),
+    ],
+)
+def test_a_login_in_the_emulator_or_base_url_is_refused_and_never_shown(name, url):
+    """BOOKPAY_EMULATOR_URL was used and shown as it was, login and all; a user name alone (a
+    token, as often as not) was shown in BOOKPAY_BASE_URL's."""
+    settings = Settings.from_env({name: url})
+    [finding] = [f for f in settings.findings() if name in f.message]
+    assert finding.level == "problem" and finding.blocks == "commands"
+    assert "hunter2" not in finding.message
+    assert "hunter2" not in repr(settings.describe())
+    with pytest.raises(ConfigError) as refused:
+        settings.check(serving=False)
+    assert "hunter2" not in str(refused.value)
 
 
 def test_a_base_url_that_is_not_a_url_never_shows_its_password():

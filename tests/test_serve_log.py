@@ -237,6 +237,25 @@ def test_secrets_and_card_numbers_never_reach_a_line():
 
 
 @pytest.mark.parametrize(
+    "secret",
+    [
+        "sk_test_51HqLyjWDarjtT1zdp7dcXsNpPS9fLbQbdjFQsHVdQ4bbz6wz" * 2,  # pasted twice
+        "sk_test_51HqLyjWDarjtT1zdp7dcXsNpPS9fLbQbdjFQsHVdQ4bbz6wz_",  # a stray "_"
+        "rk_live_51HqLyjWDarjtT1zdp_7dcXsNpPS9fLbQbdjFQsHVdQ4bbz6wz",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIRRIiOKmy" * 2,
+        "whsec_MfKQ9r8G+KYqrTwjUP/D8ILPZIRRIiOKmy=",  # a secret's base64 may hold + / =
+    ],
+)
+def test_a_key_is_redacted_whole_whatever_its_underscores(secret):
+    """Only the key's first run of letters and digits was removed: a key pasted twice, or
+    holding a "_" or "+", left the rest (the whole second copy) in the line."""
+    text = logs.redact(f"Invalid key {secret}. Check it")
+    assert text.startswith("Invalid key ") and text.endswith("_[redacted]. Check it")
+    hidden = secret.split("_", 1)[1]
+    assert [hidden[i : i + 8] for i in range(len(hidden) - 7) if hidden[i : i + 8] in text] == []
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "order ord_67107876212546f7 (pi_3Q1234567890123456xyz)",  # digits inside ids

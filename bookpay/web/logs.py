@@ -130,8 +130,10 @@ _access = logging.getLogger(ACCESS)
 
 # Secrets and card data never reach a log line, whatever an exception's text holds: API keys,
 # webhook secrets, client secrets, a URL's password, and runs of digits as long as card numbers.
+# A key is removed up to the first character no key or secret holds (config._KEY_CHARACTERS):
+# one pasted twice, or ending in a stray "_", goes whole, not only its first run of letters.
 _SECRETS = re.compile(
-    r"\b(?:sk|rk|pk|whsec)_(?:test_|live_)?[A-Za-z0-9]{6,}"
+    r"\b(?:sk|rk|pk|whsec)_(?:test_|live_)?[A-Za-z0-9][A-Za-z0-9_+/=]{5,}"
     r"|\bpi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"
 )
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")

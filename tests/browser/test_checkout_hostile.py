@@ -1,6 +1,6 @@
 """The checkout and cart pages under hostile conditions: refusals the page cannot mend by asking
-again, answers that are not the shop's JSON, a tab restored from the back-forward cache, and
-quantities no shopper should be able to send.
+again, answers that are not the shop's JSON, a tab restored from the back-forward cache,
+quantities no shopper should be able to send, and a browser that blocks sessionStorage.
 
 One shop for the module, whose catalog has the default books and a $0.30 pin (below the $0.50
 Stripe charges at least in US dollars, so the shop refuses to check it out: 400
@@ -477,3 +477,52 @@ def test_a_quantity_change_the_shop_could_not_take_now_is_not_marked_refused(pag
     assert quantity.get_attribute("aria-invalid") is None
     assert quantity.input_value() == "2"
     assert server_quantities(page, shop) == {"1": 2}
+
+
+# Chrome with the site's cookies blocked throws on every use of `window.sessionStorage`.
+NO_STORAGE = """Object.defineProperty(window, 'sessionStorage', {get() {
+  throw new DOMException('Access is denied for this document.', 'SecurityError'); }});"""
+
+
+@pytest.mark.parametrize("cart", [False, True], ids=["buy-now", "cart"])
+def test_with_storage_blocked_the_page_pays_its_one_attempt(
+    page, bookpay_shop, stripe_emulator, cart
+):
+    """Storage blocked, the page cannot keep its attempt across a reload, but every ask of the
+    page (the first, and Pay's last look at the order) names the same attempt: one PaymentIntent,
+    paid, and no reload of the checkout on the way."""
+    page.add_init_script(NO_STORAGE)
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            asked.append(r.post_data_json["attemptId"])
+            if r.url.endswith("/create-payment-intent")
+            else None
+        ),
+    )
+    if cart:
+        add_to_cart(page, bookpay_shop.url, "1")
+        page.goto(f"{bookpay_shop.url}/checkout")
+    else:
+        page.goto(f"{bookpay_shop.url}/checkout?item=1")
+    assert (
+        page.evaluate(
+            "() => { try { sessionStorage; return 'kept'; } catch (e) { return e.name; } }"
+        )
+        == "SecurityError"
+    )
+    page.locator("#payment-element [name=number]").wait_for()
+    loads: list[str] = []
+    page.on("framenavigated", lambda f: loads.append(f.url) if f == page.main_frame else None)
+    fill_checkout(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+    assert len(loads) == 1  # the success page: the checkout was never loaded again
+    assert len(asked) == 2  # the page's first ask and Pay's last look
+    assert len(set(asked)) == 1
+    intents = stripe_emulator.api("GET", "/v1/payment_intents")["data"]
+    assert [(i["status"], i["metadata"]["attempt_id"]) for i in intents] == [
+        ("succeeded", asked[0])
+    ]

@@ -9,7 +9,10 @@
  * through the same function (`ask`) whenever the shopper starts a new attempt.
  *
  * One attempt per book (or per cart and payment of it) per tab: its id is kept in the tab's
- * sessionStorage, so a reload reuses its PaymentIntent instead of making another.
+ * sessionStorage, so a reload reuses its PaymentIntent instead of making another, and in the
+ * page, so that every ask of the page (Pay asks again before confirming) names the same attempt
+ * even where storage is blocked (Chrome with the site's cookies blocked throws SecurityError on
+ * `window.sessionStorage`): there a reload starts a new attempt, but the page can still pay.
  */
 (function () {
   'use strict';
@@ -31,22 +34,29 @@
       + hex.slice(16, 20) + '-' + hex.slice(20);
   }
 
+  // This page's attempt, once asked for: every later ask of the page names it (until the shopper
+  // starts a new one), whether or not the tab's storage could keep it.
+  /** @type {string | null} */
+  let current = null;
+
   /** @param {boolean} fresh */
   function attemptId(fresh) {
+    if (!fresh && current) return current;
     let id = null;
     try {
       id = fresh ? null : window.sessionStorage.getItem(ATTEMPT_KEY);
     } catch (e) {
-      id = null; // storage disabled: every load is a new attempt
+      id = null; // storage disabled: the page's attempt is not the last load's
     }
     if (!id || !UUID.test(id)) {
       id = uuid4();
       try {
         window.sessionStorage.setItem(ATTEMPT_KEY, id);
       } catch (e) {
-        // nothing to do: the attempt simply won't survive a reload
+        // nothing to do: the attempt lasts as long as the page, not across a reload
       }
     }
+    current = id;
     return id;
   }
 

@@ -526,3 +526,85 @@ def test_with_storage_blocked_the_page_pays_its_one_attempt(
     assert [(i["status"], i["metadata"]["attempt_id"]) for i in intents] == [
         ("succeeded", asked[0])
     ]
+
+
+UNREACHED = "Could not reach the shop. Check your connection and try again."
+ANSWER_WAIT_MS = 30_000  # how long the page waits for an answer of the shop's
+
+
+def never_answered(page, pattern: str) -> list:
+    """Requests to ``pattern`` from now on are held, never answered (a hung connection); the
+    page's clock is Playwright's, so its wait can be skipped through. The held requests."""
+    held: list = []
+    page.route(pattern, lambda route: held.append(route))
+    return held
+
+
+def wait_until_held(page, held: list) -> None:
+    while not held:
+        page.wait_for_timeout(20)
+
+
+def test_a_checkout_that_never_gets_its_payment_intent_says_so_and_retries(page, shop):
+    """The first ask of the page gets no answer at all: after the page's wait (longer than the
+    shop's own for Stripe) it says the shop could not be reached and offers Try again."""
+    page.clock.install()
+    held = never_answered(page, "**/create-payment-intent")
+    page.goto(f"{shop}/checkout?item=1")
+    wait_until_held(page, held)
+    page.clock.fast_forward(ANSWER_WAIT_MS - 1_000)
+    page.wait_for_timeout(200)
+    assert message(page) == ""
+    assert page.locator("#retry-button").is_hidden()
+    page.clock.fast_forward(1_000)
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == UNREACHED
+    page.unroute("**/create-payment-intent")
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()
+    assert message(page) == ""
+
+
+def test_pays_last_look_never_answered_offers_to_pay_again_safely(page, shop):
+    """Pay's last look at the order gets no answer: the page does not stay "Processing…" for
+    ever; nothing was confirmed, so it says paying again is safe, and Try again pays."""
+    page.clock.install()
+    confirms = ready_to_pay(page, shop)
+    held = never_answered(page, LAST_LOOK)
+    pay(page)
+    wait_until_held(page, held)
+    page.clock.fast_forward(ANSWER_WAIT_MS)
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == f"Could not reach the shop. {SAFE}"
+    assert confirms == []
+    page.unroute(LAST_LOOK)
+    retry.click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+def test_a_quote_never_answered_is_asked_again(page, shop):
+    """The quote for the address gets no answer: after the page's wait it asks again (as after
+    any answer that is not the shop's), and Pay comes with the new quote."""
+    page.clock.install()
+    held: list = []
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/checkout/quote", hold_first)
+    open_checkout(page, shop)
+    fill_checkout(page)
+    wait_until_held(page, held)
+    page.wait_for_timeout(300)
+    assert page.locator("#submit-button").is_disabled()
+    page.clock.fast_forward(ANSWER_WAIT_MS)
+    wait_for_pay(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"

@@ -23,6 +23,26 @@
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   const ATTEMPT_KEY = 'bookpay.attempt.' + config.attemptScope;
 
+  // A request the shop never answers (a connection that hangs) fails as a lost one does after
+  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
+  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
+  const ANSWER_WAIT_MS = 30000;
+
+  /**
+   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
+   * within ANSWER_WAIT_MS.
+   * @param {string} url
+   * @param {RequestInit} init
+   * @returns {Promise<Response>}
+   */
+  function fetchAnswer(url, init) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
+    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
+    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    return sent;
+  }
+
   function uuid4() {
     if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
     // crypto.randomUUID needs a secure context; getRandomValues does not (a LAN address).
@@ -62,7 +82,8 @@
 
   /**
    * The attempt's PaymentIntent, asked for: the attempt's id, and the shop's answer to come (a
-   * rejected promise when the shop cannot be reached; the caller reports it).
+   * rejected promise when the shop cannot be reached or does not answer in time; the caller
+   * reports it).
    * @param {boolean} fresh a new attempt (the shopper asked to pay again), not this tab's last
    * @returns {AttemptAsked}
    */
@@ -71,7 +92,7 @@
     const data = config.item === null
       ? {attemptId: id} // the cart, as the server has it now
       : {item: config.item, attemptId: id};
-    const response = fetch(config.createIntentUrl, {
+    const response = fetchAnswer(config.createIntentUrl, {
       method: 'POST',
       headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
       credentials: 'same-origin',

@@ -4,7 +4,7 @@ export {};
 
 declare global {
   interface AttemptAsked {
-    /** the attempt's id (kept in the tab's sessionStorage) */
+    /** the attempt's id (kept by the page, and in the tab's sessionStorage where it can be) */
     id: string;
     /** the shop's answer to POST /create-payment-intent for it */
     response: Promise<Response>;

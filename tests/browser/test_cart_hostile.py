@@ -14,7 +14,15 @@ import dataclasses
 from collections.abc import Iterator
 
 import pytest
-from test_checkout_hostile import add_to_cart, cart_line, server_quantities, shop_selling
+from test_checkout_hostile import (
+    ANSWER_WAIT_MS,
+    UNREACHED,
+    add_to_cart,
+    cart_line,
+    server_quantities,
+    shop_selling,
+    wait_until_held,
+)
 
 from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
 
@@ -282,6 +290,28 @@ def test_a_change_that_never_reached_the_shop_keeps_the_carts_quantity(page, sho
     field = cart_line(page, "1").locator("input[name=quantity]")
     assert field.input_value() == "2"
     assert field.get_attribute("aria-invalid") is None
+    assert text(page, "#cart-subtotal") == "$46.00"
+
+
+def test_a_change_never_answered_says_so_and_keeps_the_carts_quantity(page, shop):
+    """No answer at all (a hung connection): after the page's wait, longer than the shop's own
+    for Stripe, the page says so rather than waiting for ever, and shows the cart's quantity."""
+    add_to_cart(page, shop.url, "1", 2)
+    page.clock.install()
+    page.goto(shop.url + "/cart")
+    held: list = []
+    page.route("**/cart/items/1", lambda route: held.append(route))
+    change_quantity(page, "1", "5")
+    wait_until_held(page, held)
+    page.clock.fast_forward(ANSWER_WAIT_MS - 1_000)
+    page.wait_for_timeout(200)
+    assert text(page, "#cart-message") == ""
+    page.clock.fast_forward(1_000)
+    page.wait_for_function("() => document.getElementById('cart-message').textContent")
+    settled(page)
+    assert text(page, "#cart-message") == UNREACHED
+    field = cart_line(page, "1").locator("input[name=quantity]")
+    assert field.input_value() == "2"
     assert text(page, "#cart-subtotal") == "$46.00"
 
 

@@ -1,6 +1,6 @@
 """The checkout and cart pages under hostile conditions: refusals the page cannot mend by asking
-again, answers that are not the shop's JSON, a tab restored from the back-forward cache, and
-quantities no shopper should be able to send.
+again, answers that are not the shop's JSON, a tab restored from the back-forward cache,
+quantities no shopper should be able to send, and a browser that blocks sessionStorage.
 
 One shop for the module, whose catalog has the default books and a $0.30 pin (below the $0.50
 Stripe charges at least in US dollars, so the shop refuses to check it out: 400
@@ -477,3 +477,134 @@ def test_a_quantity_change_the_shop_could_not_take_now_is_not_marked_refused(pag
     assert quantity.get_attribute("aria-invalid") is None
     assert quantity.input_value() == "2"
     assert server_quantities(page, shop) == {"1": 2}
+
+
+# Chrome with the site's cookies blocked throws on every use of `window.sessionStorage`.
+NO_STORAGE = """Object.defineProperty(window, 'sessionStorage', {get() {
+  throw new DOMException('Access is denied for this document.', 'SecurityError'); }});"""
+
+
+@pytest.mark.parametrize("cart", [False, True], ids=["buy-now", "cart"])
+def test_with_storage_blocked_the_page_pays_its_one_attempt(
+    page, bookpay_shop, stripe_emulator, cart
+):
+    """Storage blocked, the page cannot keep its attempt across a reload, but every ask of the
+    page (the first, and Pay's last look at the order) names the same attempt: one PaymentIntent,
+    paid, and no reload of the checkout on the way."""
+    page.add_init_script(NO_STORAGE)
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            asked.append(r.post_data_json["attemptId"])
+            if r.url.endswith("/create-payment-intent")
+            else None
+        ),
+    )
+    if cart:
+        add_to_cart(page, bookpay_shop.url, "1")
+        page.goto(f"{bookpay_shop.url}/checkout")
+    else:
+        page.goto(f"{bookpay_shop.url}/checkout?item=1")
+    assert (
+        page.evaluate(
+            "() => { try { sessionStorage; return 'kept'; } catch (e) { return e.name; } }"
+        )
+        == "SecurityError"
+    )
+    page.locator("#payment-element [name=number]").wait_for()
+    loads: list[str] = []
+    page.on("framenavigated", lambda f: loads.append(f.url) if f == page.main_frame else None)
+    fill_checkout(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+    assert len(loads) == 1  # the success page: the checkout was never loaded again
+    assert len(asked) == 2  # the page's first ask and Pay's last look
+    assert len(set(asked)) == 1
+    intents = stripe_emulator.api("GET", "/v1/payment_intents")["data"]
+    assert [(i["status"], i["metadata"]["attempt_id"]) for i in intents] == [
+        ("succeeded", asked[0])
+    ]
+
+
+UNREACHED = "Could not reach the shop. Check your connection and try again."
+ANSWER_WAIT_MS = 30_000  # how long the page waits for an answer of the shop's
+
+
+def never_answered(page, pattern: str) -> list:
+    """Requests to ``pattern`` from now on are held, never answered (a hung connection); the
+    page's clock is Playwright's, so its wait can be skipped through. The held requests."""
+    held: list = []
+    page.route(pattern, lambda route: held.append(route))
+    return held
+
+
+def wait_until_held(page, held: list) -> None:
+    while not held:
+        page.wait_for_timeout(20)
+
+
+def test_a_checkout_that_never_gets_its_payment_intent_says_so_and_retries(page, shop):
+    """The first ask of the page gets no answer at all: after the page's wait (longer than the
+    shop's own for Stripe) it says the shop could not be reached and offers Try again."""
+    page.clock.install()
+    held = never_answered(page, "**/create-payment-intent")
+    page.goto(f"{shop}/checkout?item=1")
+    wait_until_held(page, held)
+    page.clock.fast_forward(ANSWER_WAIT_MS - 1_000)
+    page.wait_for_timeout(200)
+    assert message(page) == ""
+    assert page.locator("#retry-button").is_hidden()
+    page.clock.fast_forward(1_000)
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == UNREACHED
+    page.unroute("**/create-payment-intent")
+    retry.click()
+    page.locator("#payment-element [name=number]").wait_for()
+    assert message(page) == ""
+
+
+def test_pays_last_look_never_answered_offers_to_pay_again_safely(page, shop):
+    """Pay's last look at the order gets no answer: the page does not stay "Processing…" for
+    ever; nothing was confirmed, so it says paying again is safe, and Try again pays."""
+    page.clock.install()
+    confirms = ready_to_pay(page, shop)
+    held = never_answered(page, LAST_LOOK)
+    pay(page)
+    wait_until_held(page, held)
+    page.clock.fast_forward(ANSWER_WAIT_MS)
+    retry = page.locator("#retry-button")
+    retry.wait_for()
+    assert message(page) == f"Could not reach the shop. {SAFE}"
+    assert confirms == []
+    page.unroute(LAST_LOOK)
+    retry.click()
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+def test_a_quote_never_answered_is_asked_again(page, shop):
+    """The quote for the address gets no answer: after the page's wait it asks again (as after
+    any answer that is not the shop's), and Pay comes with the new quote."""
+    page.clock.install()
+    held: list = []
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/checkout/quote", hold_first)
+    open_checkout(page, shop)
+    fill_checkout(page)
+    wait_until_held(page, held)
+    page.wait_for_timeout(300)
+    assert page.locator("#submit-button").is_disabled()
+    page.clock.fast_forward(ANSWER_WAIT_MS)
+    wait_for_pay(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("#receipt-amount").inner_text() == "$29.67"

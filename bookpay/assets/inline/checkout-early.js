@@ -9,7 +9,10 @@
  * through the same function (`ask`) whenever the shopper starts a new attempt.
  *
  * One attempt per book (or per cart and payment of it) per tab: its id is kept in the tab's
- * sessionStorage, so a reload reuses its PaymentIntent instead of making another.
+ * sessionStorage, so a reload reuses its PaymentIntent instead of making another, and in the
+ * page, so that every ask of the page (Pay asks again before confirming) names the same attempt
+ * even where storage is blocked (Chrome with the site's cookies blocked throws SecurityError on
+ * `window.sessionStorage`): there a reload starts a new attempt, but the page can still pay.
  */
 (function () {
   'use strict';
@@ -19,6 +22,26 @@
   const config = JSON.parse((block && block.textContent) || '{}');
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   const ATTEMPT_KEY = 'bookpay.attempt.' + config.attemptScope;
+
+  // A request the shop never answers (a connection that hangs) fails as a lost one does after
+  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
+  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
+  const ANSWER_WAIT_MS = 30000;
+
+  /**
+   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
+   * within ANSWER_WAIT_MS.
+   * @param {string} url
+   * @param {RequestInit} init
+   * @returns {Promise<Response>}
+   */
+  function fetchAnswer(url, init) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
+    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
+    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    return sent;
+  }
 
   function uuid4() {
     if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
@@ -31,28 +54,36 @@
       + hex.slice(16, 20) + '-' + hex.slice(20);
   }
 
+  // This page's attempt, once asked for: every later ask of the page names it (until the shopper
+  // starts a new one), whether or not the tab's storage could keep it.
+  /** @type {string | null} */
+  let current = null;
+
   /** @param {boolean} fresh */
   function attemptId(fresh) {
+    if (!fresh && current) return current;
     let id = null;
     try {
       id = fresh ? null : window.sessionStorage.getItem(ATTEMPT_KEY);
     } catch (e) {
-      id = null; // storage disabled: every load is a new attempt
+      id = null; // storage disabled: the page's attempt is not the last load's
     }
     if (!id || !UUID.test(id)) {
       id = uuid4();
       try {
         window.sessionStorage.setItem(ATTEMPT_KEY, id);
       } catch (e) {
-        // nothing to do: the attempt simply won't survive a reload
+        // nothing to do: the attempt lasts as long as the page, not across a reload
       }
     }
+    current = id;
     return id;
   }
 
   /**
    * The attempt's PaymentIntent, asked for: the attempt's id, and the shop's answer to come (a
-   * rejected promise when the shop cannot be reached; the caller reports it).
+   * rejected promise when the shop cannot be reached or does not answer in time; the caller
+   * reports it).
    * @param {boolean} fresh a new attempt (the shopper asked to pay again), not this tab's last
    * @returns {AttemptAsked}
    */
@@ -61,7 +92,7 @@
     const data = config.item === null
       ? {attemptId: id} // the cart, as the server has it now
       : {item: config.item, attemptId: id};
-    const response = fetch(config.createIntentUrl, {
+    const response = fetchAnswer(config.createIntentUrl, {
       method: 'POST',
       headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
       credentials: 'same-origin',

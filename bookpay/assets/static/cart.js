@@ -70,6 +70,26 @@
     return run;
   }
 
+  // A request the shop never answers (a connection that hangs) fails as a lost one does after
+  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
+  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
+  const ANSWER_WAIT_MS = 30000;
+
+  /**
+   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
+   * within ANSWER_WAIT_MS.
+   * @param {string} url
+   * @param {RequestInit} init
+   * @returns {Promise<Response>}
+   */
+  function fetchAnswer(url, init) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
+    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
+    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    return sent;
+  }
+
   /**
    * The form's fields (and the pressed button's: Remove is quantity 0).
    * @param {HTMLFormElement} form
@@ -94,7 +114,7 @@
   async function send(url, data) {
     let response;
     try {
-      response = await fetch(url, {
+      response = await fetchAnswer(url, {
         method: 'POST',
         headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
         credentials: 'same-origin',
@@ -127,7 +147,7 @@
   async function askCart() {
     const link = document.querySelector('a.cart-link');
     try {
-      const response = await fetch((link && link.getAttribute('href')) || '/cart', {
+      const response = await fetchAnswer((link && link.getAttribute('href')) || '/cart', {
         headers: {'Accept': 'application/json'},
         credentials: 'same-origin',
         cache: 'no-store',

@@ -150,12 +150,32 @@
     return '';
   }
 
+  // A request the shop never answers (a connection that hangs) fails as a lost one does after
+  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
+  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
+  const ANSWER_WAIT_MS = 30000;
+
+  /**
+   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
+   * within ANSWER_WAIT_MS.
+   * @param {string} url
+   * @param {RequestInit} init
+   * @returns {Promise<Response>}
+   */
+  function fetchAnswer(url, init) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
+    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
+    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    return sent;
+  }
+
   /**
    * @param {string} url
    * @param {object} data
    */
   function postJson(url, data) {
-    return readJson(fetch(url, {
+    return readJson(fetchAnswer(url, {
       method: 'POST',
       headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
       credentials: 'same-origin',

@@ -72,6 +72,12 @@ RETURN_URL_REQUIRED = (
     " `automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and"
     " Payment Intents."
 )
+# Stripe's refusal of a customer's saved card on an intent that is not that customer's (its
+# wording, as integrations quote it).
+ANOTHER_CUSTOMERS = (
+    "The `payment_method` parameter supplied {pm} belongs to the Customer {customer}. Please"
+    " include the Customer in the `customer` parameter on the PaymentIntent."
+)
 MANUAL_WITH_PUBLISHABLE = (
     "This PaymentIntent's confirmation_method is manual: it can only be confirmed with a secret"
     " key, on your server."
@@ -156,6 +162,9 @@ def prepare(
         pm = ctx.store.get(pi["payment_method"], "payment_method")
     else:
         pm = None
+    if pm is not None and pm.get("customer") and pm["customer"] != pi.get("customer"):
+        message = ANOTHER_CUSTOMERS.format(pm=pm["id"], customer=pm["customer"])
+        raise invalid(message, "payment_method")
     return pm, {"off_session": off_session or strict, "sdk": sdk}
 
 
@@ -206,13 +215,15 @@ def attempt(
     sdk: bool = False,
 ) -> dict[str, Any]:
     """Charge the card: a challenge first for 3-D Secure cards, then a charge that may decline.
-    `off_session` (or error_on_requires_action) declines what would need the customer."""
+    `off_session` (or error_on_requires_action) declines what would need the customer, unless
+    the card was set up for it (Stripe's "Authenticate unless set up")."""
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
     kind = cards.behavior(pm["_number"])
     decline = None
-    if kind.three_ds and not authenticated:
+    set_up = off_session and kind.set_up_skips_3ds and pm.get("_set_up") == "off_session"
+    if kind.three_ds and not authenticated and not set_up:
         if not off_session:
             pi["status"] = "requires_action"
             pi["next_action"] = _next_action(ctx, pi, sdk)
@@ -231,6 +242,7 @@ def attempt(
     pi.pop("_authenticated", None)
     if decline is not None:
         return _declined(ctx, pi, pm, ch, decline)
+    save_for_future(ctx, pi, pm)
     if manual:
         pi["status"] = "requires_capture"
         pi["amount_capturable"] = pi["amount"]
@@ -246,6 +258,25 @@ def attempt(
     ctx.emit("payment_intent.succeeded", pi)
     disputes.after_capture(ctx, ch, pm)
     return pi
+
+
+def save_for_future(ctx: Ctx, pi: dict[str, Any], pm: dict[str, Any]) -> None:
+    """Stripe's save during payment: a payment with `setup_future_usage` that goes through
+    (succeeded, or authorized for manual capture) attaches its PaymentMethod to the intent's
+    customer (`payment_method.attached`) and sets the card up for that usage; off_session is
+    what lets a card that needs authentication until set up be charged off-session without it.
+    Without a customer Stripe attaches nothing (the parameter is accepted: "you can still attach
+    the payment method to a Customer after the transaction completes")."""
+    usage, customer = pi.get("setup_future_usage"), pi.get("customer")
+    if not usage or not customer:
+        return
+    if pm.get("_set_up") != "off_session":
+        pm["_set_up"] = usage
+    attached = pm.get("customer") != customer
+    pm["customer"] = customer
+    ctx.store.save(pm)
+    if attached:
+        ctx.emit("payment_method.attached", pm)
 
 
 def _declined(ctx: Ctx, pi: dict, pm: dict, ch: dict, decline: cards.Decline) -> dict:

@@ -36,6 +36,7 @@ EMITTED = (
     "customer.created",
     "customer.updated",
     "customer.deleted",
+    "payment_method.attached",
 )
 
 

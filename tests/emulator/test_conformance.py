@@ -194,9 +194,11 @@ def customers_and_methods(api: Api, got: Collected) -> None:
                                   address=ADDRESS, shipping=shipping))  # fmt: skip
     path = f"/v1/customers/{cus['id']}"
     got.add("customer updated", api("post", path, name="Ada King", metadata={"tier": "gold"}))
-    pi = paid(api, "pm_card_visa", customer=cus["id"])
+    pi = paid(api, "pm_card_visa", customer=cus["id"], setup_future_usage="off_session")
     with_customer = api("get", f"/v1/payment_intents/{pi['id']}", expand=["customer"])
     got.add("pi with customer (expanded)", with_customer, "customer")
+    saved = api("get", f"/v1/payment_methods/{pi['payment_method']}", expand=["customer"])
+    got.add("pm saved for a customer (expanded)", saved, "customer")
     lists = ["sources", "subscriptions", "tax_ids"]
     got.add("customer with lists", api("get", path, expand=lists), *lists)
     billing = {"name": "Ada", "email": "ada@example.com", "address": {"country": "GB"}}

@@ -165,8 +165,8 @@ def test_gives_up_after_schedule(client: stripe.StripeClient, emu: Any) -> None:
 # --- 3-D Secure -----------------------------------------------------------------------------
 
 
-def start_3ds(client: stripe.StripeClient, token: str, return_url: str | None) -> Any:
-    params: dict[str, Any] = {"amount": 2500, "currency": "usd", "confirm": True}
+def start_3ds(client: stripe.StripeClient, token: str, return_url: str | None, **extra: Any) -> Any:
+    params: dict[str, Any] = {"amount": 2500, "currency": "usd", "confirm": True, **extra}
     if token.startswith("pm_"):
         params["payment_method"] = token
     else:
@@ -517,3 +517,136 @@ def test_3ds_replaces_stripes_parameters_a_return_url_already_has(
     # The page shown after, on Back, links to the same place.
     finished = call("GET", f"{path}?client_secret={secret}", key=None).body.decode()
     assert f"href='{escape(location, quote=True)}'" in finished
+
+
+# --- Cards saved during payment (setup_future_usage) -----------------------------------------
+# Stripe's testing docs, "Authentication and setup": 4000 0025 0000 3155 "requires
+# authentication for off-session payments unless you set it up for future payments. After you
+# set it up, off-session payments no longer require authentication"; 4000 0027 6000 3184
+# "requires authentication on all transactions, regardless of how the card is set up";
+# 4000 0082 6000 3178 declines insufficient_funds "even after being successfully authenticated".
+
+RETURN = "https://shop.example/done"
+
+
+def saved_with_challenge(
+    client: stripe.StripeClient, call: Callable[..., Any], card: str, **extra: Any
+) -> Any:
+    """A $25 payment with `card` that asks to save it (`extra`: customer, setup_future_usage,
+    capture_method), its challenge passed; the intent as it is after."""
+    pi = start_3ds(client, card, RETURN, **extra)
+    path, secret = challenge(call, pi)
+    resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert resp.status == 303
+    return client.v1.payment_intents.retrieve(pi.id)
+
+
+def charge_off_session(client: stripe.StripeClient, pm: str, customer: str | None) -> Any:
+    """A later payment with a saved card, the customer away: the intent, or the error."""
+    params = {"amount": 1500, "currency": "usd", "payment_method": pm, "off_session": True,
+              "confirm": True, "allowed_payment_method_types": ["card"]}  # fmt: skip
+    if customer:
+        params["customer"] = customer
+    try:
+        return client.v1.payment_intents.create(params=params)
+    except stripe.StripeError as exc:
+        return exc
+
+
+def attached_events(client: stripe.StripeClient, pm: str) -> list[Any]:
+    events = client.v1.events.list(params={"type": "payment_method.attached", "limit": 100})
+    return [e for e in events.data if e.data.object.id == pm]
+
+
+def test_3155_set_up_off_session_is_charged_off_session_without_authentication(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    cus = client.v1.customers.create()
+    first = saved_with_challenge(client, call, "pm_card_authenticationRequiredOnSetup",
+                                 customer=cus.id, setup_future_usage="off_session")  # fmt: skip
+    assert first.status == "succeeded"
+    pm = client.v1.payment_methods.retrieve(first.payment_method)
+    assert pm.customer == cus.id
+    [event] = attached_events(client, pm.id)
+    assert event.data.object.customer == cus.id
+    later = charge_off_session(client, pm.id, cus.id)
+    assert not isinstance(later, Exception), later
+    assert later.status == "succeeded" and later.next_action is None
+    charge = client.v1.charges.retrieve(later.latest_charge)
+    assert charge.payment_method_details.card.three_d_secure is None  # no challenge this time
+    assert attached_events(client, pm.id) == [event]  # attached once
+
+
+@pytest.mark.parametrize(
+    ("card", "usage"),
+    [
+        ("pm_card_authenticationRequired", "off_session"),  # 3184: every time
+        ("pm_card_authenticationRequiredOnSetup", "on_session"),  # set up, not for off-session
+    ],
+)
+def test_a_saved_card_that_still_needs_authentication_is_declined_off_session(
+    client: stripe.StripeClient, call: Callable[..., Any], card: str, usage: str
+) -> None:
+    cus = client.v1.customers.create()
+    first = saved_with_challenge(client, call, card, customer=cus.id, setup_future_usage=usage)
+    assert first.status == "succeeded"
+    assert client.v1.payment_methods.retrieve(first.payment_method).customer == cus.id
+    later = charge_off_session(client, first.payment_method, cus.id)
+    assert isinstance(later, stripe.CardError)
+    assert later.code == "authentication_required"
+
+
+def test_3178_declined_after_authentication_is_not_saved(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    cus = client.v1.customers.create()
+    first = saved_with_challenge(client, call, "4000008260003178", customer=cus.id,
+                                 setup_future_usage="off_session")  # fmt: skip
+    assert first.status == "requires_payment_method"
+    assert first.last_payment_error.decline_code == "insufficient_funds"
+    pm = first.last_payment_error.payment_method.id
+    assert client.v1.payment_methods.retrieve(pm).customer is None
+    assert attached_events(client, pm) == []
+
+
+def test_an_authorized_payment_saves_its_card(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    """Manual capture: the card is saved once the payment is authorized (requires_capture)."""
+    cus = client.v1.customers.create()
+    first = saved_with_challenge(client, call, "pm_card_authenticationRequiredOnSetup",
+                                 customer=cus.id, setup_future_usage="off_session",
+                                 capture_method="manual")  # fmt: skip
+    assert first.status == "requires_capture"
+    assert client.v1.payment_methods.retrieve(first.payment_method).customer == cus.id
+    assert charge_off_session(client, first.payment_method, cus.id).status == "succeeded"
+
+
+def test_setup_future_usage_without_a_customer_saves_nothing(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    """Stripe accepts it ("you can still attach the payment method to a Customer after the
+    transaction completes"): the payment goes through, the card is attached to no one."""
+    first = saved_with_challenge(client, call, "pm_card_authenticationRequiredOnSetup",
+                                 setup_future_usage="off_session")  # fmt: skip
+    assert first.status == "succeeded" and first.setup_future_usage == "off_session"
+    assert client.v1.payment_methods.retrieve(first.payment_method).customer is None
+    assert attached_events(client, first.payment_method) == []
+    later = charge_off_session(client, first.payment_method, None)
+    assert isinstance(later, stripe.CardError) and later.code == "authentication_required"
+
+
+@pytest.mark.parametrize("other", [False, True], ids=["no-customer", "another-customer"])
+def test_a_customers_saved_card_is_refused_on_an_intent_not_theirs(
+    client: stripe.StripeClient, call: Callable[..., Any], other: bool
+) -> None:
+    cus = client.v1.customers.create()
+    first = saved_with_challenge(client, call, "pm_card_authenticationRequiredOnSetup",
+                                 customer=cus.id, setup_future_usage="off_session")  # fmt: skip
+    newest = client.v1.payment_intents.list(params={"limit": 1}).data[0].id
+    someone = client.v1.customers.create().id if other else None
+    refused = charge_off_session(client, first.payment_method, someone)
+    assert isinstance(refused, stripe.InvalidRequestError)
+    assert refused.http_status == 400 and refused.param == "payment_method"
+    assert f"belongs to the Customer {cus.id}" in str(refused.user_message)
+    assert client.v1.payment_intents.list(params={"limit": 1}).data[0].id == newest  # none made

@@ -9,6 +9,8 @@ Each attempt is bounded as a whole, connecting, sending and reading the answer: 
 at a time gets something on every read, so a socket timeout alone never ends it), and the
 attempt has failed. Stopping the emulator cuts off the attempts under way in the same way; they
 are not recorded, so their deliveries stay pending (and are made after a restart).
+An endpoint that is disabled is sent nothing: an attempt due meanwhile fails without being
+sent, and one re-enabled before its retries run out gets the next.
 
 Retries follow Stripe's schedule: exponential back-off for up to three days
 (``STRIPE_RETRY_SCHEDULE``, on the emulator's clock, which a test can advance), after which the
@@ -43,6 +45,7 @@ USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 SETTLE_TIMEOUT = 120.0  # seconds `settle` waits for attempts (each is bounded by its timeout)
 STOP_WAIT = 2.0  # seconds `stop` waits for the attempts it cut off (one may still be connecting)
 RECUT = 0.05  # seconds between tries to cut off an attempt whose socket is not there yet
+DISABLED = "webhook endpoint disabled: not sent"
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -324,14 +327,18 @@ class Deliverer:
             return
         status: int | None = None
         error: str | None = None
-        try:
-            status = self._send(endpoint, event)
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except Stopped:
-            raise
-        except Exception as exc:  # any failure is a failed attempt: see _send
-            error = f"{type(exc).__name__}: {exc}"
+        sent = endpoint["status"] == "enabled"  # Stripe sends a disabled endpoint nothing
+        if not sent:
+            error = DISABLED  # failed on the schedule: re-enabled in time, it gets the next
+        else:
+            try:
+                status = self._send(endpoint, event)
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}"
+            except Stopped:
+                raise
+            except Exception as exc:  # any failure is a failed attempt: see _send
+                error = f"{type(exc).__name__}: {exc}"
         now = self.clock()
         if error is None:
             state, next_at = "succeeded", 0.0
@@ -343,7 +350,7 @@ class Deliverer:
             if store.closed or generation != self._generation:
                 return
             store.finish_attempt(row, endpoint["url"], status, error, state, next_at, now)
-            if state == "failed":
+            if state == "failed" and sent:  # a disabled endpoint is not said to be failing
                 self._failing(row, endpoint, error, now)
 
     def _send(self, endpoint: dict[str, Any], event: dict[str, Any]) -> int:

@@ -16,7 +16,7 @@ import pytest
 import stripe
 
 from bookpay.emulator import EmulatorOptions, start_emulator
-from bookpay.emulator.delivery import signature_header
+from bookpay.emulator.delivery import DISABLED, signature_header
 from bookpay.emulator.store import Store
 
 
@@ -261,6 +261,55 @@ def test_stopping_does_not_wait_for_an_attempt_under_way(trickler: Trickler, tmp
         assert len(store.pending_deliveries()) == 1
     finally:
         store.close()
+
+
+def test_a_disabled_endpoint_is_sent_no_retries_until_enabled_again(receiver: Any) -> None:
+    """Disabling an endpoint stops its attempts, as Stripe does; re-enabled before its retries
+    run out, it is sent the next one. The attempts due meanwhile count as failed."""
+    receiver.statuses = [500]
+    options = EmulatorOptions(retry_schedule=(0.3,) * 8, delivery_timeout=1, async_delay=0.05)
+    with start_emulator(options=options) as emu:
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+        we = endpoint(client, receiver.url, ["customer.created"])
+        client.v1.customers.create(params={})
+        receiver.wait_for(1)
+        client.v1.webhook_endpoints.update(we.id, params={"disabled": True})
+        time.sleep(1.0)
+        assert len(receiver.received) == 1
+        evt = client.v1.events.list(params={"type": "customer.created"}).data[0]
+        assert evt.pending_webhooks == 1
+        client.v1.webhook_endpoints.update(we.id, params={"disabled": False})
+        receiver.wait_for(2, timeout=2)
+        deadline = time.monotonic() + 2
+        while client.v1.events.retrieve(evt.id).pending_webhooks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.v1.events.retrieve(evt.id).pending_webhooks == 0
+        statuses = [a["status"] for a in emu.app.delivery_attempts(evt.id)]
+        assert statuses[0] == 500 and statuses[-1] == 200
+        assert len(statuses) >= 4 and set(statuses[1:-1]) == {None}  # not sent while disabled
+        assert len(receiver.received) == 2
+
+
+def test_a_delivery_given_up_while_its_endpoint_is_disabled_says_no_endpoint_is_failing(
+    receiver: Any,
+) -> None:
+    receiver.statuses = [500]
+    options = EmulatorOptions(retry_schedule=(0.1, 0.1), delivery_timeout=1, async_delay=0.05)
+    with start_emulator(options=options) as emu:
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+        we = endpoint(client, receiver.url, ["customer.created"])
+        client.v1.customers.create(params={})
+        receiver.wait_for(1)
+        client.v1.webhook_endpoints.update(we.id, params={"disabled": True})
+        evt = client.v1.events.list(params={"type": "customer.created"}).data[0]
+        deadline = time.monotonic() + 3
+        while client.v1.events.retrieve(evt.id).pending_webhooks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.v1.events.retrieve(evt.id).pending_webhooks == 0  # given up
+        errors = [a["error"] for a in emu.app.delivery_attempts(evt.id)]
+        assert errors == ["HTTP 500", DISABLED, DISABLED]
+        assert emu.app.deliverer.notices == []
+        assert len(receiver.received) == 1
 
 
 # --- 3-D Secure -----------------------------------------------------------------------------

@@ -4,6 +4,14 @@ Deliveries live in SQLite, so pending ones resume after a restart. The scheduler
 one attempt in flight per endpoint and picks the oldest due delivery first, which keeps events
 in order per endpoint unless a retry is waiting. No redirects are followed: a 3xx is a failure.
 
+Each attempt is bounded as a whole, connecting, sending and reading the answer: at
+``delivery_timeout`` a watchdog shuts its connection down (a receiver trickling its answer a byte
+at a time gets something on every read, so a socket timeout alone never ends it), and the
+attempt has failed. Stopping the emulator cuts off the attempts under way in the same way; they
+are not recorded, so their deliveries stay pending (and are made after a restart).
+An endpoint that is disabled is sent nothing: an attempt due meanwhile fails without being
+sent, and one re-enabled before its retries run out gets the next.
+
 Retries follow Stripe's schedule: exponential back-off for up to three days
 (``STRIPE_RETRY_SCHEDULE``, on the emulator's clock, which a test can advance), after which the
 delivery has failed and the account is told the endpoint is failing, as Stripe e-mails it
@@ -12,16 +20,18 @@ delivery has failed and the account is told the endpoint is failing, as Stripe e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +43,9 @@ from .validate import ascii_url
 log = logging.getLogger(__name__)
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 SETTLE_TIMEOUT = 120.0  # seconds `settle` waits for attempts (each is bounded by its timeout)
+STOP_WAIT = 2.0  # seconds `stop` waits for the attempts it cut off (one may still be connecting)
+RECUT = 0.05  # seconds between tries to cut off an attempt whose socket is not there yet
+DISABLED = "webhook endpoint disabled: not sent"
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -42,8 +55,98 @@ def signature_header(payload: bytes, secret: str, timestamp: int | None = None) 
     return f"t={t},v1={mac}"
 
 
-def post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> int:
-    """One POST with http.client (which never follows redirects). Returns the status."""
+class Stopped(Exception):
+    """The emulator stopped during the attempt: it is not recorded, its delivery stays pending."""
+
+
+class _Watched:
+    """One attempt's connection, its deadline, and whether (and why) it was cut off."""
+
+    def __init__(self, conn: http.client.HTTPConnection, deadline: float, timeout: float) -> None:
+        self.conn = conn
+        self.deadline = deadline
+        self.timeout = timeout
+        self.cut: str | None = None  # "timeout" or "stopped", set before the socket is shut
+        self.shut: socket.socket | None = None
+
+    def check(self, cause: BaseException | None = None) -> None:
+        """Raise what a cut off attempt came to (whatever error the cut made it see)."""
+        if self.cut == "stopped":
+            raise Stopped("the emulator stopped during the attempt") from cause
+        if self.cut == "timeout":
+            raise TimeoutError(
+                f"no whole answer within {self.timeout:g} s (connecting, sending and reading)"
+            ) from cause
+
+
+class Watchdog:
+    """Cuts off attempts: shuts an attempt's connection down at its deadline, or at once when
+    stopped, so that whatever the attempt is blocked in (connecting, a TLS handshake, sending,
+    reading) ends then. Closing the socket from this thread would not: the close waits for the
+    read under way (see ``mailer.SmtpTransport._watch``, which bounds a send this way too).
+    One thread for all the attempts, started with the first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watched: set[_Watched] = set()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self, conn: http.client.HTTPConnection, timeout: float) -> Iterator[_Watched]:
+        watched = _Watched(conn, time.monotonic() + timeout, timeout)
+        with self._cond:
+            if self._stopping:
+                raise Stopped("the emulator is stopping")
+            self._watched.add(watched)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="emulator-webhook-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        try:
+            yield watched
+        finally:
+            with self._cond:
+                self._watched.discard(watched)
+                self._cond.notify()  # once stopped, the last one gone ends the thread
+
+    def stop(self) -> None:
+        """Cut off every attempt under way, and any that would begin."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not (self._stopping and not self._watched):
+                now = time.monotonic()
+                wake: float | None = None
+                for watched in self._watched:
+                    if watched.cut is None and self._stopping:
+                        watched.cut = "stopped"
+                    elif watched.cut is None and watched.deadline <= now:
+                        watched.cut = "timeout"
+                    if watched.cut is None:
+                        left = watched.deadline - now
+                        wake = left if wake is None else min(wake, left)
+                        continue
+                    sock = watched.conn.sock
+                    if sock is None:  # still connecting: try again soon
+                        wake = RECUT if wake is None else min(wake, RECUT)
+                    elif sock is not watched.shut:
+                        watched.shut = sock
+                        with contextlib.suppress(OSError):  # already closed by the attempt
+                            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                self._cond.wait(timeout=wake)
+
+
+def post(
+    url: str, payload: bytes, headers: dict[str, str], timeout: float, watchdog: Watchdog
+) -> int:
+    """One POST with http.client (which never follows redirects), the whole of it bounded by
+    `timeout` (TimeoutError), or cut off when `watchdog` is stopped (Stopped). The status."""
     parts = urlsplit(url)
     conn_cls: Any = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -53,13 +156,19 @@ def post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> i
         kwargs["context"] = ssl.create_default_context()
     conn = conn_cls(parts.hostname, parts.port, **kwargs)
     try:
-        path = ascii_url((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-        conn.request("POST", path, body=payload, headers=headers)
-        response = conn.getresponse()
-        response.read(64 * 1024)
-        return response.status
+        with watchdog.watching(conn, timeout) as watched:
+            try:
+                path = ascii_url((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+                conn.request("POST", path, body=payload, headers=headers)
+                response = conn.getresponse()
+                response.read(64 * 1024)  # a body cut short by the watchdog ends without error
+            except Exception as exc:
+                watched.check(exc)
+                raise
     finally:
         conn.close()
+    watched.check()  # no longer watched: cut off by now or never
+    return response.status
 
 
 class Deliverer:
@@ -79,6 +188,8 @@ class Deliverer:
         self.notices: list[dict[str, Any]] = []
         self._generation = 0  # bumped by reset(): attempts begun before it record nothing
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emulator-webhook")
+        self._futures: set[Future[None]] = set()  # attempts queued or under way
+        self._watchdog = Watchdog()
         self._wake = threading.Condition()
         self._stopping = False
         self._in_flight: set[str] = set()  # endpoint ids with an attempt under way
@@ -92,11 +203,18 @@ class Deliverer:
             self._wake.notify()
 
     def stop(self) -> None:
+        """No attempt starts from now on; those queued are dropped and those under way are cut
+        off (neither is recorded: their deliveries stay pending). Waits at most STOP_WAIT
+        seconds for them to end (one still connecting ends within its timeout)."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
         self._thread.join(timeout=5)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._watchdog.stop()
+        with self._wake:
+            futures = list(self._futures)
+        wait(futures, timeout=STOP_WAIT)
 
     def _loop(self) -> None:
         while True:
@@ -154,6 +272,9 @@ class Deliverer:
         next_due = 1.0
         started: set[str] = set()
         futures: list[Any] = []
+        with self._wake:
+            if self._stopping:
+                return 0.2, futures
         try:
             pending = self.store.pending_deliveries()
         except Exception:  # the store closed under us during shutdown
@@ -169,16 +290,26 @@ class Deliverer:
                 next_due = min(next_due, row["next_at"] - now)
                 continue
             with self._wake:
+                if self._stopping:
+                    break
                 self._in_flight.add(endpoint)
+                future = self._pool.submit(self._attempt, row)
+                self._futures.add(future)
+            future.add_done_callback(self._done)
             started.add(endpoint)
-            future = self._pool.submit(self._attempt, row)
             if collect:
                 futures.append(future)
         return max(next_due, 0.005), futures
 
+    def _done(self, future: Future[None]) -> None:
+        with self._wake:
+            self._futures.discard(future)
+
     def _attempt(self, row: Any) -> None:
         try:
             self._deliver(row)
+        except Stopped:
+            pass  # not recorded: the delivery stays pending for the next start
         except Exception:
             log.exception("webhook delivery %s crashed", row["id"])
         finally:
@@ -196,12 +327,18 @@ class Deliverer:
             return
         status: int | None = None
         error: str | None = None
-        try:
-            status = self._send(endpoint, event)
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except Exception as exc:  # any failure is a failed attempt: see _send
-            error = f"{type(exc).__name__}: {exc}"
+        sent = endpoint["status"] == "enabled"  # Stripe sends a disabled endpoint nothing
+        if not sent:
+            error = DISABLED  # failed on the schedule: re-enabled in time, it gets the next
+        else:
+            try:
+                status = self._send(endpoint, event)
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}"
+            except Stopped:
+                raise
+            except Exception as exc:  # any failure is a failed attempt: see _send
+                error = f"{type(exc).__name__}: {exc}"
         now = self.clock()
         if error is None:
             state, next_at = "succeeded", 0.0
@@ -213,7 +350,7 @@ class Deliverer:
             if store.closed or generation != self._generation:
                 return
             store.finish_attempt(row, endpoint["url"], status, error, state, next_at, now)
-            if state == "failed":
+            if state == "failed" and sent:  # a disabled endpoint is not said to be failing
                 self._failing(row, endpoint, error, now)
 
     def _send(self, endpoint: dict[str, Any], event: dict[str, Any]) -> int:
@@ -229,7 +366,7 @@ class Deliverer:
             "Accept": "*/*; q=0.5, application/xml",
             "Stripe-Signature": signature_header(payload, endpoint["_secret"]),
         }
-        return post(endpoint["url"], payload, headers, self.timeout)
+        return post(endpoint["url"], payload, headers, self.timeout, self._watchdog)
 
     def _failing(self, row: Any, endpoint: dict[str, Any], error: str | None, now: float) -> None:
         """Tell the account its endpoint is failing, as Stripe does by e-mail."""

@@ -392,7 +392,9 @@ class Store:
         at: float | None = None,
     ) -> None:
         """Record one attempt (made `at`, on the emulator's clock) and move the delivery on
-        (pending again, succeeded or failed)."""
+        (pending again, succeeded or failed), if it is still pending: one abandoned while the
+        attempt was under way (its endpoint deleted) was taken off the event's
+        ``pending_webhooks`` then, and stays abandoned."""
         with self.transaction():
             self._db.execute(
                 "INSERT INTO delivery_attempts"
@@ -408,12 +410,12 @@ class Store:
                     error,
                 ),
             )
-            self._db.execute(
+            moved = self._db.execute(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?"
-                " WHERE id = ?",
+                " WHERE id = ? AND state = 'pending'",
                 (state, next_at, delivery["id"]),
-            )
-            if state != "pending":
+            ).rowcount
+            if moved and state != "pending":
                 self._owe_one_less(delivery["event_id"])
 
     def abandon_deliveries(self, endpoint_id: str) -> None:

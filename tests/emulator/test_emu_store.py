@@ -67,3 +67,21 @@ def test_pages(store: Store) -> None:
     assert [o["id"] for o in items] == ["th_5", "th_4", "th_3"] and more is False
     with pytest.raises(ValueError):
         created_is("!=", 1)
+
+
+def test_an_attempt_ending_after_its_endpoint_was_deleted_owes_nothing_more(store: Store) -> None:
+    """An event owed to two endpoints: one is deleted while its attempt is under way. The
+    deletion took it off what the event is owed; the attempt, ending after, must not take the
+    other endpoint's off too, nor make the deleted one's pending again."""
+    store.save({"id": "evt_1", "object": "event", "created": 1, "pending_webhooks": 2})
+    store.add_delivery("evt_1", "we_slow")
+    store.add_delivery("evt_1", "we_other")
+    in_flight = next(r for r in store.pending_deliveries() if r["endpoint_id"] == "we_slow")
+    store.abandon_deliveries("we_slow")  # the endpoint deleted mid-attempt
+    assert store.get("evt_1", "event")["pending_webhooks"] == 1
+    store.finish_attempt(in_flight, "http://127.0.0.1:9/hook", 200, None, "succeeded", 0.0)
+    assert store.get("evt_1", "event")["pending_webhooks"] == 1
+    store.finish_attempt(in_flight, "http://127.0.0.1:9/hook", 500, "HTTP 500", "pending", 9.0)
+    assert [r["endpoint_id"] for r in store.pending_deliveries()] == ["we_other"]
+    assert store.get("evt_1", "event")["pending_webhooks"] == 1
+    assert len(store.attempts("evt_1")) == 2  # the attempts were made: they are listed

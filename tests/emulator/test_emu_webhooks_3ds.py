@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable
 from html import escape
@@ -13,8 +15,9 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import pytest
 import stripe
 
-from bookpay.emulator import start_emulator
-from bookpay.emulator.delivery import signature_header
+from bookpay.emulator import EmulatorOptions, start_emulator
+from bookpay.emulator.delivery import DISABLED, signature_header
+from bookpay.emulator.store import Store
 
 
 def endpoint(client: stripe.StripeClient, url: str, events: list[str]) -> stripe.WebhookEndpoint:
@@ -160,6 +163,153 @@ def test_gives_up_after_schedule(client: stripe.StripeClient, emu: Any) -> None:
         assert all(a["status"] is None and a["error"] for a in attempts)
     finally:
         client.v1.webhook_endpoints.delete(we.id)
+
+
+class Trickler:
+    """A receiver that answers a status line promising a long body, then sends it one byte
+    every 0.2 s: each read gets something, so only a deadline on the whole attempt ends it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.connections = 0
+        self.answering = threading.Event()  # a status line was sent, the body is trickling
+        self.done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(10)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                self.answering.set()
+                while not self.done.wait(0.2):
+                    conn.sendall(b"x")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.done.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def trickler() -> Any:
+    rx = Trickler()
+    yield rx
+    rx.close()
+
+
+def test_an_attempt_is_bounded_as_a_whole_and_retried(trickler: Trickler) -> None:
+    """delivery_timeout bounds the whole attempt, not each read: a receiver trickling its
+    answer is cut off at the deadline, a failed attempt, retried on the schedule."""
+    options = EmulatorOptions(retry_schedule=(0.05, 0.1), delivery_timeout=1, async_delay=0.05)
+    with start_emulator(options=options) as emu:
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+        endpoint(client, trickler.url, ["customer.created"])
+        started = time.monotonic()
+        try:
+            client.v1.customers.create(params={})
+            while not emu.app.delivery_attempts() and time.monotonic() - started < 4:
+                time.sleep(0.02)
+            first = emu.app.delivery_attempts()
+            assert first, "no attempt recorded 4 s after the event (delivery_timeout=1)"
+            assert time.monotonic() - started < 2.0
+            assert first[0]["status"] is None and "TimeoutError" in first[0]["error"]
+            while trickler.connections < 2 and time.monotonic() - started < 4:
+                time.sleep(0.02)
+            assert trickler.connections >= 2  # retried
+        finally:
+            trickler.close()  # so that a failure here is not a hang in stopping
+
+
+def test_stopping_does_not_wait_for_an_attempt_under_way(trickler: Trickler, tmp_path: Any) -> None:
+    """Stopping the emulator (Ctrl-C, a test's teardown) cuts off an attempt under way rather
+    than waiting for it: the attempt is not recorded, and the delivery stays pending for the
+    next start."""
+    db = tmp_path / "emulator.db"
+    options = EmulatorOptions(
+        retry_schedule=(0.05,), delivery_timeout=60, async_delay=0.05, db_path=db
+    )
+    emu = start_emulator(options=options)
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+    endpoint(client, trickler.url, ["customer.created"])
+    client.v1.customers.create(params={})
+    assert trickler.answering.wait(5)
+    time.sleep(0.3)  # a byte or two of the body read
+    stopper = threading.Thread(target=emu.stop, daemon=True)
+    started = time.monotonic()
+    stopper.start()
+    stopper.join(timeout=5)
+    assert not stopper.is_alive(), "stopping waited for the trickling attempt"
+    assert time.monotonic() - started < 3
+    store = Store(db)
+    try:
+        assert store.attempts() == []
+        assert len(store.pending_deliveries()) == 1
+    finally:
+        store.close()
+
+
+def test_a_disabled_endpoint_is_sent_no_retries_until_enabled_again(receiver: Any) -> None:
+    """Disabling an endpoint stops its attempts, as Stripe does; re-enabled before its retries
+    run out, it is sent the next one. The attempts due meanwhile count as failed."""
+    receiver.statuses = [500]
+    options = EmulatorOptions(retry_schedule=(0.3,) * 8, delivery_timeout=1, async_delay=0.05)
+    with start_emulator(options=options) as emu:
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+        we = endpoint(client, receiver.url, ["customer.created"])
+        client.v1.customers.create(params={})
+        receiver.wait_for(1)
+        client.v1.webhook_endpoints.update(we.id, params={"disabled": True})
+        time.sleep(1.0)
+        assert len(receiver.received) == 1
+        evt = client.v1.events.list(params={"type": "customer.created"}).data[0]
+        assert evt.pending_webhooks == 1
+        client.v1.webhook_endpoints.update(we.id, params={"disabled": False})
+        receiver.wait_for(2, timeout=2)
+        deadline = time.monotonic() + 2
+        while client.v1.events.retrieve(evt.id).pending_webhooks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.v1.events.retrieve(evt.id).pending_webhooks == 0
+        statuses = [a["status"] for a in emu.app.delivery_attempts(evt.id)]
+        assert statuses[0] == 500 and statuses[-1] == 200
+        assert len(statuses) >= 4 and set(statuses[1:-1]) == {None}  # not sent while disabled
+        assert len(receiver.received) == 2
+
+
+def test_a_delivery_given_up_while_its_endpoint_is_disabled_says_no_endpoint_is_failing(
+    receiver: Any,
+) -> None:
+    receiver.statuses = [500]
+    options = EmulatorOptions(retry_schedule=(0.1, 0.1), delivery_timeout=1, async_delay=0.05)
+    with start_emulator(options=options) as emu:
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+        we = endpoint(client, receiver.url, ["customer.created"])
+        client.v1.customers.create(params={})
+        receiver.wait_for(1)
+        client.v1.webhook_endpoints.update(we.id, params={"disabled": True})
+        evt = client.v1.events.list(params={"type": "customer.created"}).data[0]
+        deadline = time.monotonic() + 3
+        while client.v1.events.retrieve(evt.id).pending_webhooks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.v1.events.retrieve(evt.id).pending_webhooks == 0  # given up
+        errors = [a["error"] for a in emu.app.delivery_attempts(evt.id)]
+        assert errors == ["HTTP 500", DISABLED, DISABLED]
+        assert emu.app.deliverer.notices == []
+        assert len(receiver.received) == 1
 
 
 # --- 3-D Secure -----------------------------------------------------------------------------

@@ -222,13 +222,14 @@ def test_an_attempt_is_bounded_as_a_whole_and_retried(trickler: Trickler) -> Non
         started = time.monotonic()
         try:
             client.v1.customers.create(params={})
-            while not emu.app.delivery_attempts() and time.monotonic() - started < 4:
+            while not emu.app.delivery_attempts() and time.monotonic() - started < 6:
                 time.sleep(0.02)
             first = emu.app.delivery_attempts()
-            assert first, "no attempt recorded 4 s after the event (delivery_timeout=1)"
-            assert time.monotonic() - started < 2.0
+            assert first, "no attempt recorded 6 s after the event (delivery_timeout=1)"
+            # The deadline plus slack for a loaded machine; the trickle alone lasts far longer.
+            assert time.monotonic() - started < 3.5
             assert first[0]["status"] is None and "TimeoutError" in first[0]["error"]
-            while trickler.connections < 2 and time.monotonic() - started < 4:
+            while trickler.connections < 2 and time.monotonic() - started < 8:
                 time.sleep(0.02)
             assert trickler.connections >= 2  # retried
         finally:

@@ -7,6 +7,7 @@ is validated with messages that say which book (or rate) and which field is wron
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,20 @@ from bookpay.shipping import (
 )
 from bookpay.shipping import validate_rates as _validate_rates
 
+DEFAULT_COLOR = "#635bff"
+_HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
+
+
+def hex_color(text: object) -> str | None:
+    """A catalog's ``color`` as a cover takes it, ``#rrggbb`` in lower case, or None when it
+    is not one: ``#RRGGBB`` or the CSS shorthand ``#rgb`` (``#abc`` is ``#aabbcc``), spaces
+    around it ignored as in every text field. No colour names or ``rgb()``: a cover needs the
+    digits to choose a legible ink."""
+    if not isinstance(text, str) or not _HEX_COLOR.fullmatch(text.strip()):
+        return None
+    digits = text.strip()[1:].lower()
+    return "#" + (digits if len(digits) == 6 else "".join(d * 2 for d in digits))
+
 
 @dataclass(frozen=True)
 class Book:
@@ -33,7 +48,7 @@ class Book:
     amount: int  # in the currency's minor unit
     currency: str  # lower-case ISO code, as Stripe writes it
     description: str
-    color: str = "#635bff"  # the cover's background
+    color: str = DEFAULT_COLOR  # the cover's background, #rrggbb
 
     @property
     def price(self) -> str:
@@ -256,10 +271,18 @@ def _read_records(path: Path) -> tuple[object, object]:
 def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:
     problems = [f"{where}: missing field {name!r}" for name in _REQUIRED if name not in record]
     problems += [f"{where}: unknown field {name!r}" for name in record if name not in _KNOWN]
-    fields = ("id", "title", "author", "description", "color")
+    fields = ("id", "title", "author", "description")
     problems += text_problems(
-        record, fields, where, lines=("description",), optional=("description", "color")
+        record, fields, where, lines=("description",), optional=("description",)
     )
+    color = record.get("color")
+    color_problems = text_problems(record, ("color",), where, optional=("color",))
+    if color is not None and not color_problems and hex_color(color) is None:
+        color_problems.append(
+            f"{where}: 'color' must be a colour written #rrggbb (or #rgb), as '#2f3a2b', "
+            f"got {color!r}"
+        )
+    problems += color_problems
     book_id = record.get("id")
     if isinstance(book_id, str) and book_id.strip() in (".", ".."):
         # Browsers resolve "." and ".." (even as %2E) in a URL's path, so the line's form
@@ -291,6 +314,6 @@ def _validate(record: dict, where: str) -> tuple[Book | None, list[str]]:
         amount=amount,
         currency=currency.lower(),
         description=(record.get("description") or "").strip(),
-        color=record.get("color") or "#635bff",
+        color=DEFAULT_COLOR if color is None else hex_color(color),
     )
     return book, []

@@ -5,13 +5,11 @@ No third-party images: the shop works offline and nothing on a page is fetched f
 
 from __future__ import annotations
 
-import re
 import textwrap
 from xml.sax.saxutils import escape
 
-from bookpay.catalog import Book
+from bookpay.catalog import DEFAULT_COLOR, Book, hex_color
 
-_HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WIDTH, HEIGHT = 300, 450
 
 
@@ -24,7 +22,8 @@ def _ink_for(background: str) -> str:
 
 
 def cover_svg(book: Book) -> str:
-    background = book.color if _HEX.fullmatch(book.color) else "#635bff"
+    # A catalog's colours are checked when it is loaded; a Book made in code may hold anything.
+    background = hex_color(book.color) or DEFAULT_COLOR
     ink = _ink_for(background)
     # Serif bold at 24px fits about 15 characters in the cover's 240px text column.
     title_lines = textwrap.wrap(book.title, width=15, break_on_hyphens=False)[:8]

@@ -187,6 +187,54 @@ def test_a_description_may_have_lines_and_tabs_and_its_cover_is_well_formed_xml(
     ElementTree.fromstring(cover_svg(book).encode("utf-8"))
 
 
+@pytest.mark.parametrize(
+    ("color", "fill"),
+    [("#2F3A2B", "#2f3a2b"), (" #ff0000 ", "#ff0000"), ("#abc", "#aabbcc"), (None, "#635bff")],
+)
+def test_a_cover_colour_is_six_hex_digits_and_three_are_expanded(color, fill):
+    record = {"id": "1", "title": "A", "author": "B", "amount": 100, "currency": "usd"}
+    book = Catalog.from_records([{**record, "color": color}]).get("1")
+    assert book.color == fill
+    assert f'<rect width="300" height="450" fill="{fill}"/>' in cover_svg(book)
+
+
+def test_a_cover_colour_that_is_not_hex_is_refused_with_every_other_problem():
+    """ "red" or "rgb(1,2,3)" was accepted, and the cover silently drawn in the default colour."""
+    books = [
+        {"id": str(n), "title": "A", "author": "B", "amount": 100, "currency": "usd", "color": c}
+        for n, c in enumerate(["red", "rgb(1,2,3)", "#ff00001", "#abcd", "ff0000", "#ggg"], 1)
+    ]
+    books.append({"id": "7", "title": "A", "author": "B", "amount": -5, "currency": "usd"})
+    books.append({**books[-1], "id": "8", "amount": 100, "color": 5})  # one problem, not two
+    with pytest.raises(ConfigError) as info:
+        Catalog.from_records(books, source="books.json")
+    expected = "must be a colour written #rrggbb (or #rgb), as '#2f3a2b'"
+    assert info.value.problems == [
+        *(
+            f"books.json: book #{n}: 'color' {expected}, got {c!r}"
+            for n, c in enumerate(["red", "rgb(1,2,3)", "#ff00001", "#abcd", "ff0000", "#ggg"], 1)
+        ),
+        "books.json: book #7: 'amount' must be positive, got -5",
+        "books.json: book #8: 'color' must be a non-empty string",
+    ]
+
+
+def test_a_catalog_file_with_a_colour_name_exits_5_naming_the_book(tmp_path):
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app
+
+    path = tmp_path / "books.toml"
+    path.write_text(
+        '[[books]]\nid = "1"\ntitle = "A"\nauthor = "B"\namount = 100\ncurrency = "usd"\n'
+        'color = "red"\n'
+    )
+    result = CliRunner().invoke(app, ["--catalog", str(path), "catalog", "list"])
+    assert result.exit_code == 5, result.output
+    assert f"{path}: book #1: 'color' must be a colour written #rrggbb" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_a_shipping_rate_name_no_page_can_show_is_refused():
     rate = {"id": "std", "display_name": "Standard\x1b[31m", "amount": 500, "currency": "usd",
             "countries": ["US"], "min_days": 1, "max_days": 2}  # fmt: skip

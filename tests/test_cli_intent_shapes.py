@@ -244,6 +244,20 @@ def test_huge_text_is_shown_bounded(stripe_with, monkeypatch, command, columns):
 
 
 @pytest.mark.parametrize("command", ["show", "list"])
+def test_text_is_cut_and_counted_by_its_own_characters_not_its_escapes(stripe_with, command):
+    colour = "d\x1b[31m" * 100  # 600 characters, 900 once escaped: 200 end "d\x1b"
+    bells = "\x07" * 150  # under the limit, 600 characters once escaped
+    intent = payment_intent(description=colour, receipt_email=bells, metadata={})
+    args = ["intent", "show", intent["id"]] if command == "show" else ["intent", "list"]
+    result = stripe_with(intent)(*args)
+    assert result.exit_code == 0, result.output
+    if command == "show":
+        assert field(result, "Email") == "\\x07" * 150
+    else:
+        assert "  " + "d\\x1b[31m" * 33 + "d\\x1b… (600 characters)  " in result.stdout
+
+
+@pytest.mark.parametrize("command", ["show", "list"])
 def test_hostile_text_in_any_field_is_escaped(stripe_with, monkeypatch, command):
     monkeypatch.setattr(output, "is_terminal", lambda stream=None: True)
     intent = hostile_intent(HOSTILE)

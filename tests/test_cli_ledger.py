@@ -193,6 +193,56 @@ def test_copy_into_another_ledger_is_refused_before_anything_is_written(tmp_path
         assert other.counts() == before  # nothing merged into the other shop's ledger
 
 
+def test_copy_into_a_database_another_app_uses_is_refused_and_left_alone(tmp_path, database_url):
+    """No bookpay schema version there, but a table of one of bookpay's names (another app's
+    orders): refused as another database's, not a failed CREATE TABLE half way."""
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=1)
+    target = database_url or f"sqlite:///{tmp_path}/app.sqlite3"
+    statements = (
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, what TEXT)",
+        "INSERT INTO orders VALUES (1, 'someone else''s')",
+    )
+    if database_url:
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        tables = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(tmp_path / "app.sqlite3", isolation_level=None)
+        for statement in statements:
+            conn.execute(statement)
+        conn.close()
+        tables = "SELECT name FROM sqlite_master"
+
+    def state():
+        if database_url:
+            with psycopg.connect(database_url) as conn:
+                found = sorted(row[0] for row in conn.execute(tables))
+                return found, conn.execute("SELECT * FROM orders").fetchall()
+        conn = sqlite3.connect(tmp_path / "app.sqlite3")
+        try:
+            found = sorted(row[0] for row in conn.execute(tables))
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            return found, version, conn.execute("SELECT * FROM orders").fetchall()
+        finally:
+            conn.close()
+
+    before = state()
+    assert before[0] == ["customers", "orders"]
+    result = invoke(source, "ledger", "copy", "--to", target)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: The target holds another database's tables (orders)")
+    assert "nothing was copied" in result.stderr and "Copy into an empty database" in result.stderr
+    assert "OperationalError" not in result.output and "Traceback" not in result.output
+    assert state() == before  # nothing created, migrated or written
+
+
 def test_a_copy_into_a_ledger_with_one_more_order_is_refused_too(tmp_path):
     source = env_for(tmp_path / "data", None)
     fill(source, orders=3)

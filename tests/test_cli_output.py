@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -248,6 +249,26 @@ def test_cells_are_made_printable(capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b]0;owned" in out
+
+
+def test_clipped_counts_and_cuts_the_value_not_its_escapes():
+    from bookpay.commands.output import clipped
+
+    # 600 characters, 900 once each ESC is shown as "\\x1b": cut after 200 of the value's own.
+    text = "d\x1b[31m" * 100
+    shown = clipped(text)
+    assert shown == printable(text[:200]) + "… (600 characters)"
+    assert shown.endswith("[31md\\x1b… (600 characters)")
+    assert shown.count("d") == 34 and shown.count("\\x1b") == 34
+    # Fewer characters than the limit are shown whole, however long their escapes are.
+    assert clipped("\x07" * 150) == "\\x07" * 150
+    # A cut falls between escapes, never inside one, whatever the limit.
+    for limit in range(1, 15):
+        head, tail = clipped("\x1b\u202e\U000e0041" * 5, limit).split("…")
+        assert re.fullmatch(r"(\\x1b|\\u202e|\\U000e0041)*", head), head
+        assert head.count("\\") == limit and tail == " (15 characters)"
+    assert clipped("B" * 10_000) == "B" * 200 + "… (10,000 characters)"
+    assert clipped(None) == "" and clipped(12345, 3) == "123… (5 characters)"
 
 
 def test_fields_wrap_long_values_at_spaces_under_themselves(capsys):

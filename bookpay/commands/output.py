@@ -49,12 +49,14 @@ MAX_TEXT = 200
 
 
 def clipped(text: object, limit: int = MAX_TEXT) -> str:
-    """``text`` made printable, and cut after ``limit`` characters with how long it was:
-    ``BBB… (10,000 characters)``."""
-    shown = printable("" if text is None else text)
-    if len(shown) <= limit:
-        return shown
-    return f"{shown[:limit]}… ({len(shown):,} characters)"
+    """``text`` cut after ``limit`` of its characters, with how many it has, then made
+    printable: ``BBB… (10,000 characters)``. The value is counted and cut, not its escapes: a
+    control character is one character however long its escape is, and a cut never falls
+    inside an escape."""
+    value = "" if text is None else text if isinstance(text, str) else str(text)
+    if len(value) <= limit:
+        return printable(value)
+    return f"{printable(value[:limit])}… ({len(value):,} characters)"
 
 
 def is_terminal(stream=None) -> bool:

@@ -12,6 +12,7 @@ the counts of both sides are compared, table by table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from bookpay.ledger.disputes import DISPUTE_COLUMNS
 from bookpay.ledger.errors import LedgerConflict, too_new
 from bookpay.ledger.ledger import EVENT_COLUMNS, Ledger
 from bookpay.ledger.lines import LINE_COLUMNS, QUOTE_COLUMNS
-from bookpay.ledger.migrations import SCHEMA_VERSION, TABLES
+from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION, TABLES
 from bookpay.ledger.outbox import RECEIPT_COLUMNS
 from bookpay.ledger.queries import ORDER_COLUMNS
 from bookpay.ledger.taxrecords import TAX_COLUMNS
@@ -84,13 +85,21 @@ def copy_ledger(
 
 
 def _prepare(source: Ledger, target: Ledger) -> None:
-    """Refuse a target that is not this ledger's (a newer schema, another shop's orders) while
-    it is as it was, then migrate it: another shop's older bookpay would refuse its own ledger
-    once migrated."""
+    """Refuse a target that is not this ledger's (a newer schema, another shop's orders,
+    another application's tables) while it is as it was, then migrate it: another shop's
+    older bookpay would refuse its own ledger once migrated."""
     version = target.schema_version
     if version > SCHEMA_VERSION:
         raise too_new(target.where, version)
-    if version:  # nothing there at 0: no orders table yet
+    if not version:  # no ledger there, so no table of its names: a migration would fail
+        taken = _taken_names(target)
+        if taken:
+            raise LedgerConflict(
+                f"The target holds another database's tables ({', '.join(taken)}) and no "
+                "ledger: it is another application's, and nothing was copied.",
+                hint="Copy into an empty database, or into an earlier copy of this ledger.",
+            )
+    else:
         foreign = _foreign_row(source, target, version)
         if foreign is not None:
             raise LedgerConflict(
@@ -99,6 +108,39 @@ def _prepare(source: Ledger, target: Ledger) -> None:
                 hint="Copy into an empty database, or into an earlier copy of this ledger.",
             )
     target.backend.migrate()
+
+
+# What the migrations create: tables and indexes share one namespace (SQLite's, and a
+# PostgreSQL schema's), so a name another application took makes a migration fail half way.
+_CREATED = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+(?!IF\s)(\w+)", re.IGNORECASE)
+
+
+def _taken_names(target: Ledger) -> list[str]:
+    """The names the migrations would create that the target already has (its own tables of
+    those names: an application's ``orders``), for a target at schema version 0."""
+    names = sorted(
+        {
+            name.lower()
+            for migration in MIGRATIONS
+            for statement in migration.statements(target.kind)
+            for name in _CREATED.findall(statement)
+        }
+    )
+    marks = ", ".join("?" * len(names))
+    if target.kind == "sqlite":  # names in any case: SQLite's are case-insensitive
+        sql = f"SELECT name AS n FROM sqlite_master WHERE lower(name) IN ({marks})"
+    else:  # relations and types (a table is a type too) in the schema the URL names
+        sql = (
+            "SELECT relname AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace "
+            f"WHERE s.nspname = current_schema() AND relname IN ({marks}) "
+            "UNION SELECT typname FROM pg_type t JOIN pg_namespace s ON s.oid = t.typnamespace "
+            f"WHERE s.nspname = current_schema() AND typname IN ({marks})"
+        )
+        names = names * 2
+    found = {row["n"] for row in target._read(sql, names)}
+    # The tables first, in the order the ledger names them; then any index.
+    tables = [table for table in TABLES if any(n.lower() == table for n in found)]
+    return tables + sorted(n for n in found if n.lower() not in tables)
 
 
 def _copy(source: Ledger, target: Ledger, progress) -> dict[str, int]:

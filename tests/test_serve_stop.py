@@ -10,7 +10,16 @@ import time
 import uuid
 
 import pytest
-from processes import Emulator, Shop, http, stop_all, wait_for
+from processes import (
+    Emulator,
+    Process,
+    Shop,
+    clean_environment,
+    free_port,
+    http,
+    stop_all,
+    wait_for,
+)
 
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
@@ -102,3 +111,60 @@ def test_a_shop_stopping_with_nothing_under_way_stops_at_once(tmp_path):
     assert time.monotonic() - started < 5
     assert not shop.saw("Waiting for")
     wait_for(lambda: not shop.alive)
+
+
+# Shops on one data folder, each with an emulator of its own -------------------------------------
+
+
+def test_a_second_emulator_on_the_same_data_folder_refuses_naming_the_first(tmp_path):
+    """The emulator's state (``emulator.sqlite3``) is one emulator's: a second `serve` on the
+    same folder with another --emulator-port (or a `bookpay emulator` there) used to share it,
+    so both emulators listed both shops' endpoints and sent every event to both."""
+    data = tmp_path / "data"
+    first = Shop(data, "--emulator-port", "0")
+    url = first.wait_for_line(r"Stripe emulator at (\S+) \(started here\)").group(1)
+    pid = first.proc.pid
+    port = free_port()
+    second = Process(
+        ["serve", "--port", "0", "--emulator-port", str(port)],
+        clean_environment(BOOKPAY_DATA_DIR=str(data)),
+    )
+    second.wait_for_line(r"^Error:|Press Ctrl-C to stop")
+    assert second.wait(30) == 2, "\n".join(second.lines)
+    assert second.lines == [
+        f"Error: Cannot start an emulator on 127.0.0.1:{port}: its state, "
+        f"{data / 'emulator.sqlite3'}, is in use by the emulator at {url} (process {pid}). "
+        f"Use that one (--emulator-port {url.rsplit(':', 1)[1]}, or its BOOKPAY_EMULATOR_URL), "
+        "or give this shop a BOOKPAY_DATA_DIR of its own."
+    ]
+    alone = Process(["emulator", "--port", "0"], clean_environment(BOOKPAY_DATA_DIR=str(data)))
+    alone.wait_for_line(r"^Error:|listening on")
+    assert alone.wait(30) == 2, "\n".join(alone.lines)
+    assert alone.lines == [
+        f"Error: Cannot start the emulator: its state, {data / 'emulator.sqlite3'}, is in use "
+        f"by the emulator at {url} (process {pid}). Use that one, or start this one with "
+        "--ephemeral or another BOOKPAY_DATA_DIR."
+    ]
+    first.terminate()
+    assert first.wait(30) == 0
+    # Once the first has stopped, the state is free again.
+    again = Shop(data, "--emulator-port", str(port))
+    assert again.saw(r"\(started here\)")
+
+
+def test_a_shop_keeps_its_emulator_only_for_shops_registered_with_it(tmp_path):
+    """An endpoint kept in the emulator's state from an earlier run, whose shop (still up) uses
+    another emulator now, does not keep this emulator, nor its process, running."""
+    data = tmp_path / "data"
+    earlier = Emulator(data, ephemeral=False)  # its state: data/emulator.sqlite3
+    elsewhere = Shop(tmp_path / "elsewhere", BOOKPAY_EMULATOR_URL=earlier.url)
+    earlier.terminate()
+    assert earlier.wait(30) == 0  # the endpoint of `elsewhere` stays in the state it kept
+    shop = Shop(data, "--emulator-port", "0")  # an emulator of its own, on that state
+    assert shop.saw(r"\(started here\)")
+    started = time.monotonic()
+    shop.terminate()
+    assert shop.wait(30) == 0, "\n".join(shop.lines)
+    assert time.monotonic() - started < 10
+    assert not shop.saw("keeps running for")
+    assert elsewhere.alive

@@ -165,9 +165,10 @@ class Services:
             ),
         )
 
-    def close(self) -> None:
+    def close(self, *, ledger_in_use: bool = False) -> None:
         """Stop what was built here (the receipt mailer's thread, the database, the connections
-        to Stripe)."""
+        to Stripe). ``ledger_in_use``: a request thread may still be using the ledger, which
+        is then left open (as for a worker still at work) for the process's exit to close."""
         fulfiller = self._built.get("fulfiller")
         try:
             if fulfiller is not None:
@@ -175,7 +176,7 @@ class Services:
         finally:  # a second interrupt during the workers' stop closes the rest all the same
             # But not the ledger under a worker left at work (a SQLite wait for the write lock,
             # say): closing a connection in use can crash the process, whose exit ends it.
-            busy = getattr(fulfiller, "at_work", False) is True
+            busy = ledger_in_use or getattr(fulfiller, "at_work", False) is True
             for name in ("gateway",) if busy else ("ledger", "gateway"):
                 part = self._built.get(name)
                 if part is not None and hasattr(part, "close"):

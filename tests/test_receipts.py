@@ -739,13 +739,15 @@ def test_an_interrupt_while_the_receipts_stop_still_stops_the_tax_records(ledger
     assert stopped == [True]
 
 
-@pytest.mark.parametrize("left_at_work", [False, True])
+@pytest.mark.parametrize(
+    ("left_at_work", "ledger_in_use"), [(False, False), (True, False), (False, True)]
+)
 def test_the_shop_closes_its_ledger_only_when_no_worker_is_left_at_work(
-    settings, monkeypatch, left_at_work
+    settings, monkeypatch, left_at_work, ledger_in_use
 ):
     """`bookpay serve` stopping: a second interrupt during the workers' stop still closes the
-    connections to Stripe, and the ledger too unless a worker still uses it (closing a
-    connection in use can crash the process)."""
+    connections to Stripe, and the ledger too unless a worker or a request thread still uses
+    it (closing a connection in use can crash the process)."""
     from bookpay.fulfilment import Fulfiller
     from bookpay.ledger.ledger import Ledger
     from bookpay.payments import Gateway
@@ -764,13 +766,14 @@ def test_the_shop_closes_its_ledger_only_when_no_worker_is_left_at_work(
     fulfiller = services.fulfiller  # builds the ledger and the gateway too
     try:
         with pytest.raises(KeyboardInterrupt):
-            services.close()
+            services.close(ledger_in_use=ledger_in_use)
     finally:  # the real workers and ledger, which the stand-ins left open, outlive no test
         monkeypatch.undo()
         fulfiller.close()
         services.ledger.close()
         services.gateway.close()
-    assert sorted(closed) == (["gateway"] if left_at_work else ["gateway", "ledger"])
+    in_use = left_at_work or ledger_in_use
+    assert sorted(closed) == (["gateway"] if in_use else ["gateway", "ledger"])
 
 
 def test_an_address_a_mail_reader_would_decode_is_never_put_in_a_header(ledger, settings):

@@ -1541,18 +1541,21 @@ def test_a_second_ctrl_c_while_the_shop_stops_cuts_one_step_short_never_the_rest
         def __init__(self, name: str, interrupted: bool = False) -> None:
             self.name, self.interrupted = name, interrupted
 
-        def __call__(self) -> None:
-            done.append(self.name)
+        def __call__(self, **options) -> None:
+            done.append((self.name, options) if options else self.name)
             if self.interrupted:  # Ctrl-C again, in the middle of this step
                 raise KeyboardInterrupt
 
     class Link:
         stop_watching = Step("stop watching")
-        unregister = Step("unregister", interrupted=True)
+        unregister = Step("unregister")
 
-    class Part:
-        def __init__(self, name: str) -> None:
-            self.stop = self.close = Step(name)
+    class Server:
+        stop = Step("server", interrupted=True)  # the wait for the requests under way, cut
+        unfinished = 1  # a request thread still at work then
+
+    class Services:
+        close = Step("services")
 
     settings = Settings(data_dir=tmp_path)
     replay.save_secret(tmp_path, "whsec_stopping", 4242)
@@ -1560,14 +1563,22 @@ def test_a_second_ctrl_c_while_the_shop_stops_cuts_one_step_short_never_the_rest
         url="http://shop",
         own_url="http://127.0.0.1:4242",
         settings=settings,
-        server=Part("server"),
-        services=Part("ledger"),
+        server=Server(),
+        services=Services(),
         link=Link(),
         secrets=["whsec_stopping"],
     )
     with pytest.raises(KeyboardInterrupt):  # raised again, once every step has been taken
         shop.stop()
-    assert done == ["stop watching", "unregister", "server", "ledger"]
+    # The requests under way first, then the endpoint; the ledger is left to the thread still
+    # using it.
+    assert [step if isinstance(step, str) else step[0] for step in done] == [
+        "stop watching",
+        "server",
+        "unregister",
+        "services",
+    ]
+    assert done[3] == ("services", {"ledger_in_use": True})
     assert not (tmp_path / "webhook_secret.4242").exists()
 
 

@@ -57,7 +57,7 @@ def emulator(
 
     Example: bookpay emulator --ephemeral --faults "500=5%,429=2%" --seed 7
     """
-    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
+    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, StateInUse, start_emulator
     from bookpay.emulator.faults import parse_latency, parse_rates
     from bookpay.errors import UsageError
 
@@ -87,6 +87,14 @@ def emulator(
             _remove(handler)
             say("Stopping.")
             return
+        except StateInUse as exc:
+            _remove(handler)
+            raise UsageError(
+                f"Cannot start the emulator: its state, {exc.path}, is in use by {exc.holder}.",
+                hint="Use that one, or start this one with --ephemeral or another "
+                "BOOKPAY_DATA_DIR.",
+                code="emulator_state_in_use",
+            ) from None
         except OSError as exc:
             _remove(handler)
             raise _cannot_start(exc, host, port) from exc

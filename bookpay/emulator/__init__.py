@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .server import RunningEmulator
+    from .server import RunningEmulator, StateInUse
 
 __all__ = [
     "EMULATOR_DB",
     "STRIPE_RETRY_SCHEDULE",
     "EmulatorOptions",
     "RunningEmulator",
+    "StateInUse",
     "create_app",
     "start_emulator",
 ]
@@ -68,8 +69,8 @@ def start_emulator(
 
 def __getattr__(name: str) -> Any:
     # `from bookpay.emulator import RunningEmulator` works without importing the server eagerly.
-    if name == "RunningEmulator":
-        from .server import RunningEmulator
+    if name in ("RunningEmulator", "StateInUse"):
+        from . import server
 
-        return RunningEmulator
+        return getattr(server, name)
     raise AttributeError(name)

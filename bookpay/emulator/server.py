@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from .api import Emulator
 from .httpd import Server
+
+try:
+    import fcntl
+except ImportError:  # Windows: the state file is not locked
+    fcntl = None
 
 # Open connections the emulator keeps, idle keep-alive ones included. Every stripe-python client
 # (a checkout server's worker threads, a benchmark's shoppers) holds one per thread, so a limit of
@@ -80,15 +87,69 @@ def url_for(host: str, sock: socket.socket) -> str:
     return f"http://{address}:{port}"
 
 
+class StateInUse(Exception):
+    """Another running emulator keeps its state in this file. Two emulators on one file would
+    each list both's webhook endpoints and send every event to the shops of both."""
+
+    def __init__(self, path: Path, holder: dict) -> None:
+        self.path = path
+        self.url = holder.get("url") if isinstance(holder.get("url"), str) else None
+        self.pid = holder.get("pid") if isinstance(holder.get("pid"), int) else None
+        super().__init__(f"{path} is the state of {self.holder}")
+
+    @property
+    def holder(self) -> str:
+        """ "the emulator at URL (process N)", as far as its lock file says."""
+        if self.url is None:
+            return "another emulator"
+        return f"the emulator at {self.url}" + (f" (process {self.pid})" if self.pid else "")
+
+
+def lock_state(path: Path, url: str) -> int | None:
+    """Hold ``<state>-lock`` (an ``flock``, let go by a process that dies) for as long as this
+    emulator runs: its descriptor, to close at stop. Raises StateInUse, naming the emulator that
+    holds it (the file says its URL and process). None without locks (Windows, a filesystem
+    that has none): the state is then used unlocked, as before."""
+    if fcntl is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+        except ValueError:  # being written, or not ours to read
+            holder = {}
+        os.close(fd)
+        raise StateInUse(path, holder if isinstance(holder, dict) else {}) from None
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"url": url, "pid": os.getpid()}).encode(), 0)
+    return fd
+
+
+def unlock_state(fd: int | None) -> None:
+    if fd is not None:
+        os.ftruncate(fd, 0)  # nobody's any more
+        os.close(fd)  # lets go of the lock
+
+
 class RunningEmulator:
     """A started emulator: `.url`, `.host`, `.port`, `.app`; `stop()`, or use it with `with`."""
 
     def __init__(self, host: str, port: int, options: Any) -> None:
         sock = bind(host, port)
+        self._state_lock = None
         try:
+            if options.db_path is not None:  # one emulator per state file (StateInUse)
+                self._state_lock = lock_state(Path(options.db_path), url_for(host, sock))
             self.app = Emulator(options)
         except BaseException:
             sock.close()
+            unlock_state(self._state_lock)
             raise
         try:
             self._server = Server(
@@ -102,6 +163,7 @@ class RunningEmulator:
         except BaseException as exc:
             sock.close()
             self.app.close()
+            unlock_state(self._state_lock)
             if isinstance(exc, OSError):
                 raise OSError(
                     exc.errno, f"cannot start the emulator on {host}:{port}: {exc}"
@@ -124,7 +186,11 @@ class RunningEmulator:
             self._server.stop()  # waits a little for requests under way
             self._thread.join(timeout=5)
         finally:  # even when Ctrl-C (or SIGTERM) again cuts that wait short
-            self.app.close()
+            try:
+                self.app.close()
+            finally:
+                unlock_state(self._state_lock)
+                self._state_lock = None
 
     def __enter__(self) -> RunningEmulator:
         return self

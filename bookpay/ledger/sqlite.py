@@ -95,6 +95,9 @@ class SqliteBackend(Units):
         self.path = location.path
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        # Connections a thread is using now (how many uses deep): close() leaves those to
+        # their thread, which closes its own when its use ends (``_use``).
+        self._in_use: dict[sqlite3.Connection, int] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._init_units()
@@ -117,10 +120,10 @@ class SqliteBackend(Units):
             private_file(self.path)
 
     def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self._closed:
-                raise RuntimeError("the ledger is closed")
             # isolation_level=None: we issue BEGIN ourselves, so sqlite3 never opens a
             # deferred transaction behind our back. mode=rw: only ever open an existing file.
             conn = sqlite3.connect(
@@ -137,10 +140,36 @@ class SqliteBackend(Units):
             # only a power cut can lose the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                closed = self._closed
+                if not closed:
+                    self._connections.append(conn)
+            if closed:  # by another thread meanwhile
+                conn.close()
+                raise RuntimeError("the ledger is closed")
+            self._local.conn = conn
         return conn
+
+    @contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, marked in use for the block: ``close()`` from another
+        thread never closes a connection under a statement (that can crash the process); the
+        last use of one that close() passed over closes it."""
+        conn = self._connection()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the ledger is closed")
+            self._in_use[conn] = self._in_use.get(conn, 0) + 1
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                left = self._in_use.pop(conn) - 1
+                if left:
+                    self._in_use[conn] = left
+                close = not left and self._closed
+            if close:
+                conn.close()
 
     @contextmanager
     def _failures(self, doing: str) -> Iterator[None]:
@@ -220,47 +249,42 @@ class SqliteBackend(Units):
         """A write transaction holding the database's write lock from its first statement.
         A failed COMMIT is rolled back too, so this thread's connection is never left inside
         a transaction (where SQLite has not already rolled it back itself)."""
-        with self._failures("write"):
-            conn = self._connection()
-            with self._turn(conn):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield Tx(conn)
-                    conn.execute("COMMIT")
-                except sqlite3.IntegrityError as exc:
-                    _rollback(conn)
-                    raise LedgerConflict(
-                        f"The ledger at {self.path} refused a row: {exc}."
-                    ) from exc
-                except BaseException:
-                    _rollback(conn)
-                    raise
+        with self._failures("write"), self._use() as conn, self._turn(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(conn)
+                conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                _rollback(conn)
+                raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
+            except BaseException:
+                _rollback(conn)
+                raise
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        with self._failures("read"):
-            yield Tx(self._connection())
+        with self._failures("read"), self._use() as conn:
+            yield Tx(conn)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """This thread's reads in the block all see the ledger as it was when it began (one
         read transaction: other connections go on writing), for `ledger copy`."""
-        conn = self._connection()
-        with self._failures("read"):
-            conn.execute("BEGIN")
+        with self._use() as conn:
+            with self._failures("read"):
+                conn.execute("BEGIN")
+                try:
+                    conn.execute("SELECT COUNT(*) FROM sqlite_master")  # the snapshot starts here
+                except BaseException:
+                    _rollback(conn)
+                    raise
             try:
-                conn.execute("SELECT COUNT(*) FROM sqlite_master")  # the snapshot starts here
-            except BaseException:
+                yield
+            finally:
                 _rollback(conn)
-                raise
-        try:
-            yield
-        finally:
-            _rollback(conn)
 
     def _autocommit(self, sql: str, params: Sequence) -> int:
-        with self._failures("write"):
-            conn = self._connection()
+        with self._failures("write"), self._use() as conn:
             try:
                 with self._turn(conn):
                     return conn.execute(_sql(sql), params).rowcount
@@ -268,8 +292,8 @@ class SqliteBackend(Units):
                 raise LedgerConflict(f"The ledger at {self.path} refused a row: {exc}.") from exc
 
     def schema_version(self) -> int:
-        with self._failures("read"):
-            return self._connection().execute("PRAGMA user_version").fetchone()[0]
+        with self._failures("read"), self._use() as conn:
+            return conn.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> None:
         # The usual case, an up-to-date ledger, needs no write lock: a reader (`bookpay orders
@@ -296,8 +320,7 @@ class SqliteBackend(Units):
         return (found.st_dev, found.st_ino)
 
     def integrity_problems(self) -> list[str]:
-        with self._failures("read"):
-            conn = self._connection()
+        with self._failures("read"), self._use() as conn:
             found = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
             found += [
                 f"foreign key broken: {row[0]} row {row[1]} points at a missing {row[2]}"
@@ -306,10 +329,13 @@ class SqliteBackend(Units):
             return found
 
     def close(self) -> None:
+        """Close the connections no thread is using; one in use is closed by its thread when
+        that use ends (closing a connection under a statement can crash the process)."""
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            idle = [conn for conn in self._connections if conn not in self._in_use]
+            self._connections = []
+        for conn in idle:
             conn.close()
         # Not under a writer that holds the turn (one left at work, waiting for another
         # process's lock, say): the process's exit closes the file then, and lets go of it.

@@ -69,6 +69,15 @@ def shop_answers(webhook_url: str) -> bool:
     return status == 200
 
 
+def _port_of(url: str) -> int | None:
+    """The port an emulator URL names (its hostname may be spelled several ways: localhost,
+    127.0.0.1; the port is what tells two local emulators apart)."""
+    try:
+        return urlsplit(url).port or 12111
+    except ValueError:
+        return None
+
+
 # The shop's wildcard addresses, and the loopback address an emulator it starts listens on.
 _LOOPBACK_FOR = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
@@ -91,13 +100,24 @@ def ensure_emulator(settings: Settings, host: str, port: int | None):
     wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
     if emulator_answers(wanted):
         return dataclasses.replace(settings, emulator_url=wanted), None
-    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, start_emulator
+    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, StateInUse, start_emulator
 
     host = _LOOPBACK_FOR.get(host, host)
     db_path = private_file(private_dir(settings.data_dir) / EMULATOR_DB)
     options = EmulatorOptions(db_path=db_path)
     try:
         emulator = start_emulator(host, port, options)
+    except StateInUse as exc:
+        # Not a second emulator on the same state: both would list both shops' endpoints and
+        # send every event to both.
+        use = f"--emulator-port {urlsplit(exc.url).port}, " if exc.url else ""
+        raise UsageError(
+            f"Cannot start an emulator on {host}:{port}: its state, {db_path}, is in use by "
+            f"{exc.holder}.",
+            hint=f"Use that one ({use}or its BOOKPAY_EMULATOR_URL), or give this shop a "
+            "BOOKPAY_DATA_DIR of its own.",
+            code="emulator_state_in_use",
+        ) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             message = f"Port {port} on {host} is in use, and not by a bookpay emulator."
@@ -143,7 +163,13 @@ class EmulatorLink:
                 self.gateway.delete_webhook(old["id"])
         created = self.gateway.create_webhook(
             self.webhook_url,
-            metadata={"bookpay_shop": self.settings.shop_id, "bookpay_process": self.process},
+            metadata={
+                "bookpay_shop": self.settings.shop_id,
+                "bookpay_process": self.process,
+                # Which emulator the shop uses: an endpoint an earlier emulator kept in the same
+                # state file may belong to a shop that uses another one now.
+                "bookpay_emulator": self.settings.emulator_url,
+            },
         )
         self.endpoint_id = created["id"]
         self.on_secret(created["secret"])
@@ -156,7 +182,10 @@ class EmulatorLink:
             self.endpoint_id = None
 
     def other_shops(self) -> list[str]:
-        """The webhook URLs of the other shop processes registered here that still answer."""
+        """The webhook URLs of the other shop processes registered with this emulator that
+        still answer. An endpoint registered with another emulator's port (kept in this one's
+        state from an earlier run, its shop now using another) is not one: its shop does not
+        need this emulator."""
         try:
             endpoints = self.gateway.webhook_endpoints()
         except BookpayError:
@@ -164,8 +193,16 @@ class EmulatorLink:
         return [
             endpoint["url"]
             for endpoint in endpoints
-            if endpoint["id"] != self.endpoint_id and shop_answers(endpoint["url"])
+            if endpoint["id"] != self.endpoint_id
+            and self._registered_here(endpoint)
+            and shop_answers(endpoint["url"])
         ]
+
+    def _registered_here(self, endpoint: dict) -> bool:
+        used = (endpoint.get("metadata") or {}).get("bookpay_emulator")
+        if not used:  # a shop of a bookpay from before the tag: as before, counted
+            return True
+        return _port_of(used) == _port_of(self.settings.emulator_url)
 
     # Watching ---------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def serve(
                 import webbrowser
 
                 webbrowser.open(shop.url)
-            shop.server.run()  # returns on Ctrl-C: waitress handles the KeyboardInterrupt itself
+            shop.server.run()  # until Ctrl-C (or SIGTERM, SIGHUP): a KeyboardInterrupt
             say("Stopping.")
         except KeyboardInterrupt:
             say("Stopping.")
@@ -108,9 +108,21 @@ class RunningShop:
             for secret in self.secrets:
                 replay.forget_secret(self.settings.data_dir, secret, replay.port_of(self.own_url))
 
-        steps = [self.server.stop, forget_secrets, self.services.close]
+        def stop_server() -> None:
+            self.server.stop(say=self.say)
+
+        def close_services() -> None:
+            # Not the ledger under a request still at work after the wait (a SQLite write
+            # waiting for another process's lock): closing its connection could crash the
+            # process; the process's exit closes it.
+            self.services.close(ledger_in_use=self.server.unfinished > 0)
+
+        # The requests under way finish before the endpoint goes: an event being handled when
+        # the stop came is recorded, not cut off with its delivery then abandoned.
+        steps = [stop_server, forget_secrets, close_services]
         if self.link is not None:
-            steps[:0] = [self.link.stop_watching, self.link.unregister]
+            steps[:0] = [self.link.stop_watching]
+            steps[2:2] = [self.link.unregister]
         interrupted = False
         try:
             # Every step is taken even when a second Ctrl-C (or SIGTERM) cuts one short, so the

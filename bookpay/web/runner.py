@@ -12,6 +12,7 @@ import errno
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -114,6 +115,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# Seconds `stop()` lets the requests under way finish: as long as a SQLite write waits for the
+# ledger's lock (bookpay.ledger.sqlite.BUSY_TIMEOUT), so a webhook waiting on it is handled (or
+# refused, and redelivered) rather than cut off; a call to Stripe is bounded well within it.
+STOP_WAIT = 30.0
+# Seconds before `stop()` says it is waiting (a request that ends sooner is not worth a line).
+SAY_WAITING_AFTER = 1.0
+
+
 @dataclass
 class RunningServer:
     """A waitress server started by :func:`start`; ``run()`` blocks, ``stop()`` ends it."""
@@ -122,9 +131,21 @@ class RunningServer:
     server: object
     thread: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Set by stop(): take no more requests and close idle connections (the loop's thread does it).
+    draining: threading.Event = field(default_factory=threading.Event)
+    drained: threading.Event = field(default_factory=threading.Event)
+    # Request threads still at work when stop() returned (left to the process's exit).
+    unfinished: int = 0
 
     def run(self) -> None:
-        self.server.run()  # the foreground server: returns on Ctrl-C
+        """The foreground server, until Ctrl-C (a KeyboardInterrupt, raised again here: the
+        requests under way are left running for ``stop()`` to wait for, where waitress's own
+        ``run()`` would wait for them 5 s and then go on as if they had finished)."""
+        from waitress import wasyncore
+
+        wasyncore.loop(
+            timeout=self.server.adj.asyncore_loop_timeout, map=self.server._map, use_poll=True
+        )
 
     def _run_until_stopped(self) -> None:
         # In short slices, so stop() can end the loop from another thread; the sockets are then
@@ -132,19 +153,84 @@ class RunningServer:
         from waitress import wasyncore
 
         while not self.stopping.is_set():
+            if self.draining.is_set() and self._drain_step():
+                self.drained.set()
             wasyncore.loop(timeout=0.05, use_poll=True, map=self.server._map, count=1)
         wasyncore.close_all(self.server._map, ignore_all=True)
 
-    def stop(self) -> None:
-        """Close the listening socket and every connection, then stop the worker threads."""
+    def _drain_step(self) -> bool:
+        """In the loop's thread: stop listening, close the connections with nothing under way;
+        whether every request has been answered (its answer sent) and no thread is at work."""
+        from waitress import wasyncore
+        from waitress.channel import HTTPChannel
+
+        if self.server.accepting:
+            # The listening socket alone (the server's own close() closes its trigger too, which
+            # the threads still at work pull when they have answered): new connections refused.
+            wasyncore.dispatcher.close(self.server)
+        under_way = False
+        for channel in list(self.server._map.values()):
+            if not isinstance(channel, HTTPChannel):
+                continue
+            if channel.requests or channel.total_outbufs_len:
+                under_way = True
+            else:
+                channel.will_close = True  # idle: closed at the loop's next turn
+        dispatcher = self.server.task_dispatcher
+        with dispatcher.lock:
+            return not (under_way or dispatcher.queue or dispatcher.active_count)
+
+    def requests_under_way(self) -> int:
+        dispatcher = self.server.task_dispatcher
+        with dispatcher.lock:
+            return dispatcher.active_count + len(dispatcher.queue)
+
+    def stop(self, wait: float = STOP_WAIT, say=None) -> bool:
+        """Take no more connections, let the requests under way finish and send their answers
+        (``wait`` seconds at most), then close every connection and end the worker threads.
+
+        Whether every request thread has ended: one still at work (a SQLite write waiting for
+        another process's lock, say) may be using the ledger, which must not be closed under
+        it. ``say`` is told, once, when the wait lasts more than a second. A KeyboardInterrupt
+        (Ctrl-C again) cuts the wait short; the rest is done all the same and it is raised again.
+        """
         from waitress import wasyncore
 
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
-        else:  # run() in the foreground returns on Ctrl-C with its sockets still open
-            wasyncore.close_all(self.server._map, ignore_all=True)
-        self.server.task_dispatcher.shutdown(timeout=2)
+        started = time.monotonic()
+        deadline = started + wait
+        told = say is None
+        try:
+            self.draining.set()
+            while True:
+                if self.thread is not None:
+                    done = self.drained.wait(0.05)
+                else:  # run() in the foreground returned on Ctrl-C: the loop goes on here
+                    done = self._drain_step()
+                    if not done:
+                        wasyncore.loop(timeout=0.05, use_poll=True, map=self.server._map, count=1)
+                now = time.monotonic()
+                if done or now >= deadline:
+                    break
+                if not told and now - started >= SAY_WAITING_AFTER:
+                    told = True
+                    count = self.requests_under_way()
+                    if count:
+                        say(
+                            f"Waiting for {count} request{'s' if count != 1 else ''} under way "
+                            f"to finish ({wait:g} s at most; Ctrl-C again to stop now)."
+                        )
+        finally:
+            self.stopping.set()
+            if self.thread is not None:
+                self.thread.join(timeout=5)
+            else:
+                wasyncore.close_all(self.server._map, ignore_all=True)
+            dispatcher = self.server.task_dispatcher
+            # The idle threads end at once; one still at work is left to the process's exit.
+            dispatcher.shutdown(timeout=0.5)
+            with dispatcher.lock:
+                self.unfinished = len(dispatcher.threads)
+        return self.unfinished == 0
 
 
 def start(

@@ -76,9 +76,10 @@ def test_after_the_cooldown_one_probe_passes_and_its_success_closes_the_breaker(
     breaker.record_failure()
     clock.now += 5.0
     assert breaker.state == HALF_OPEN
-    assert breaker.allow()  # the probe
+    probe = breaker.allow()
+    assert probe  # the probe
     assert not breaker.allow()  # everyone else while it runs
-    breaker.record_success()
+    breaker.record_success(probe)
     assert breaker.state == CLOSED
     assert all(breaker.allow() for _ in range(10))
 
@@ -89,11 +90,57 @@ def test_a_failed_probe_opens_the_breaker_for_another_cooldown():
     for _ in range(5):
         breaker.record_failure()
     clock.now += 5.0
-    assert breaker.allow()
-    breaker.record_failure()  # one failure is enough in half-open
+    probe = breaker.allow()
+    assert probe
+    breaker.record_failure(probe)  # one failure is enough in half-open
     assert breaker.state == OPEN
     assert not breaker.allow()
     clock.now += 5.0
+    assert breaker.allow()
+
+
+def test_a_call_that_fails_late_does_not_let_a_second_probe_through():
+    """A call that went ahead before the breaker opened, failing while the probe is in flight,
+    is counted but settles nothing: one cool-down later the probe still has the only way in."""
+    clock = Clock()
+    guard = Guard("Stripe", max_concurrent=8, failure_threshold=2, cooldown=5, clock=clock)
+    stale = guard.call()
+    stale.__enter__()  # a call that is still waiting when the breaker opens
+    for _ in range(2):
+        with pytest.raises(StripeUnavailable), guard.call():
+            raise StripeUnavailable("Could not reach Stripe.")
+    assert guard.breaker.state == OPEN
+    clock.now += 5
+    probe = guard.call()
+    probe.__enter__()  # the one probe, which hangs
+    with pytest.raises(CircuitOpen), guard.call():
+        pytest.fail("one probe at a time")
+    late = StripeUnavailable("Could not reach Stripe.")
+    assert stale.__exit__(StripeUnavailable, late, None) is False  # the old call fails now
+    for _ in range(3):
+        clock.now += 5
+        with pytest.raises(CircuitOpen), guard.call():
+            pytest.fail("a second probe went through while the first is in flight")
+    assert probe.__exit__(None, None, None) is False  # the probe's answer closes it
+    assert guard.breaker.state == CLOSED
+    with guard.call():
+        pass
+    assert guard.bulkhead.in_use == 0
+
+
+def test_an_interrupted_call_that_was_not_the_probe_does_not_free_its_place():
+    clock = Clock()
+    breaker = CircuitBreaker(1, 5.0, clock=clock)
+    stale = breaker.allow()
+    breaker.record_failure(breaker.allow())
+    clock.now += 5
+    probe = breaker.allow()
+    assert probe and probe is not stale
+    breaker.abandon(stale)  # Ctrl-C in a call from before the breaker opened
+    breaker.record_success(stale)  # nor does an old call's answer settle the probe's question
+    assert not breaker.allow()
+    assert breaker.retry_after() > 0
+    breaker.abandon(probe)  # the probe interrupted: the next call is the probe
     assert breaker.allow()
 
 

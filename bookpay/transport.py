@@ -22,6 +22,7 @@ import socket
 import ssl
 import threading
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -52,13 +53,18 @@ class Headers(dict):
 
 
 class Transport:
-    """Keep-alive connections, one per thread and origin; safe to share between threads."""
+    """Keep-alive connections, one per thread and origin; safe to share between threads.
+
+    A thread's connections last as long as the thread: when it ends (a readiness ping's thread
+    does, after one call), they are closed and forgotten. ``_all`` holds the connections in use,
+    for ``close``; one replaced after the server dropped it leaves it.
+    """
 
     def __init__(self, *, cafile: str | None = None, trust_env: bool = True) -> None:
         self.trust_env = trust_env
         self._tls = ssl.create_default_context(cafile=cafile)
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
 
     def request(
@@ -103,16 +109,22 @@ class Transport:
         found = getattr(self._local, "connections", None)
         if found is None:
             found = self._local.connections = {}
+            # Let go of with the rest of the thread's local data when the thread ends; its
+            # finalizer then closes the thread's connections (it holds them, not the marker).
+            self._local.end = end = _ThreadEnd()
+            weakref.finalize(end, _forget, weakref.ref(self), found)
         entry = found.get(key)
         if entry is not None:
             conn, via_proxy = entry
             if conn.sock is None or not dropped(conn.sock):
                 return conn, via_proxy
             conn.close()
+            with self._lock:
+                self._all.discard(conn)
         conn, via_proxy = self._new(parts, timeout)
         found[key] = (conn, via_proxy)
         with self._lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn, via_proxy
 
     def _new(self, parts, timeout) -> tuple[http.client.HTTPConnection, bool]:
@@ -146,9 +158,26 @@ class Transport:
 
     def close(self) -> None:
         with self._lock:
-            connections, self._all = self._all, []
+            connections, self._all = self._all, set()
         for conn in connections:
             conn.close()
+
+
+class _ThreadEnd:
+    """A marker kept in a thread's local data only to be let go of when the thread ends."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _forget(transport_ref, connections: dict) -> None:
+    """A thread ended: close its connections, and take them out of its transport's ``_all``."""
+    transport = transport_ref()
+    for conn, _ in list(connections.values()):
+        conn.close()
+        if transport is not None:
+            with transport._lock:
+                transport._all.discard(conn)
+    connections.clear()
 
 
 def dropped(sock: socket.socket) -> bool:

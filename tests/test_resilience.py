@@ -222,6 +222,26 @@ def test_a_failing_check_says_why():
     assert (result.ok, result.detail) == (False, "Could not reach Stripe.")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_readiness_pings_leave_no_connection_open(tmp_path, emulator):
+    """Each ping runs on a thread of its own: its keep-alive connection goes when it ends (one
+    left per ping ran a polled /readyz out of file descriptors)."""
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=emulator.url))
+    check = CachedCheck(gateway.ping, ttl=0, wait=SLACK)
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    assert check.result().ok
+    time.sleep(0.2)
+    before = fds()
+    for _ in range(60):
+        assert check.result().ok
+    until = time.monotonic() + SLACK
+    while fds() > before + 3 and time.monotonic() < until:
+        time.sleep(0.05)  # the emulator's ends close a moment after ours
+    assert fds() <= before + 3
+    assert len(gateway._http._transport._all) <= 1
+    gateway.close()
+
+
 # The gateway's budget against a server that accepts and never answers --------------------------
 
 

@@ -4,6 +4,7 @@ proxies from the environment, headers whatever their case."""
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 import time
 
@@ -26,6 +27,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if self.path == "/drop":  # then closed, as an idle keep-alive timeout closes it
+            self.close_connection = True
 
     do_POST = do_GET
 
@@ -96,3 +99,48 @@ def test_a_proxy_from_the_environment_is_used_unless_told_not_to(server, monkeyp
     assert body.split()[0] == target.encode()
     with pytest.raises(TransportError):  # not trusting the environment: no such host
         Transport(trust_env=False).request("get", target, {}, None, TIMEOUT)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def settled(count, bound: int, within: float = 5.0) -> int:
+    """``count()`` once it is at most ``bound`` (the server's ends close a moment after ours),
+    or as it is after ``within`` seconds."""
+    until = time.monotonic() + within
+    while (now := count()) > bound and time.monotonic() < until:
+        time.sleep(0.05)
+    return now
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_the_connection_of_a_thread_that_ended_is_closed_and_forgotten(server):
+    # /readyz pings from a thread of their own each time: one socket left open per ping was
+    # a load balancer's polling running the process out of descriptors.
+    transport = Transport(trust_env=False)
+    before = open_fds()
+    for _ in range(40):
+        thread = threading.Thread(
+            target=transport.request, args=("get", url(server), {}, None, TIMEOUT)
+        )
+        thread.start()
+        thread.join()
+    assert len(transport._all) == 0  # the threads ended, and their connections with them
+    assert settled(open_fds, before + 2) <= before + 2
+    transport.request("get", url(server), {}, None, TIMEOUT)  # this thread's stays open
+    assert len(transport._all) == 1
+    transport.close()
+
+
+def test_a_connection_replaced_after_the_server_dropped_it_is_forgotten(server):
+    transport = Transport(trust_env=False)
+    ports = set()
+    for _ in range(25):
+        body, status, _ = transport.request("get", url(server, "/drop"), {}, None, TIMEOUT)
+        assert status == 200
+        ports.add(body.split()[1])
+        time.sleep(0.03)  # the server's close arrives before the next call
+    assert len(ports) == 25  # each call on a new connection: the dropped one was replaced
+    assert len(transport._all) == 1
+    transport.close()

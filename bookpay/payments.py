@@ -755,7 +755,9 @@ class _BudgetClient(stripe.HTTPClient):
                         f"the {self._budget.seconds:g} s budget is spent", retry=False, timeout=True
                     )
                 timeout = (min(timeout[0], left), min(timeout[1], left))
-            return self._transport.request(method, url, headers or {}, post_data, timeout)
+            return self._transport.request(
+                method, url, headers or {}, post_data, timeout, deadline=self._budget.deadline
+            )
         except TransportError as exc:
             # stripe-python retries it (within the budget, see _should_retry) when it may help.
             raise stripe.APIConnectionError(str(exc), should_retry=exc.retry) from exc

@@ -7,6 +7,7 @@ Timed assertions are generous (the machine is shared); the precise figures are m
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -277,6 +278,71 @@ def test_a_hung_stripe_fails_within_the_budget_retries_included(tmp_path, black_
     elapsed = time.monotonic() - started
     assert "no answer within 2.5 s" in caught.value.message
     assert 2.0 <= elapsed < limits.total_timeout + SLACK
+
+
+@pytest.fixture
+def trickle():
+    """A server that answers at once, then its body one byte a second, for a minute."""
+
+    def serve(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n")
+                for _ in range(60):
+                    conn.sendall(b" ")
+                    time.sleep(1.0)
+            except OSError:  # the client gave up
+                pass
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def accept():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_a_trickled_answer_fails_within_the_budget(tmp_path, trickle):
+    # Every byte comes within the read timeout: only the budget's deadline ends the call.
+    limits = StripeLimits(connect_timeout=1.0, read_timeout=2.0, total_timeout=2.0)
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=trickle, stripe_limits=limits))
+    started = time.monotonic()
+    with pytest.raises(StripeUnavailable) as caught:
+        gateway.list_intents()
+    assert time.monotonic() - started < limits.total_timeout + 2.0  # not the minute it takes
+    assert "no answer within 2 s" in caught.value.message
+
+
+def test_a_hung_name_resolution_fails_within_the_budget(tmp_path, monkeypatch):
+    resolve = socket.getaddrinfo
+    release = threading.Event()
+
+    def hung(host, *args, **kwargs):
+        if host == "stripe-dns.test":
+            release.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    limits = StripeLimits(connect_timeout=0.5, read_timeout=1.0, total_timeout=2.0)
+    settings = Settings(data_dir=tmp_path, emulator_url="http://stripe-dns.test:80")
+    gateway = Gateway(dataclasses.replace(settings, stripe_limits=limits))
+    started = time.monotonic()
+    with pytest.raises(StripeUnavailable) as caught:
+        gateway.list_intents()
+    release.set()
+    assert time.monotonic() - started < limits.total_timeout + 2.0  # not the resolver's 10 s
+    assert "no answer within 2 s" in caught.value.message
 
 
 def test_the_default_limits_are_sized_for_a_checkout():

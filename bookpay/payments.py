@@ -729,10 +729,11 @@ class _BudgetClient(stripe.HTTPClient):
     what the call's budget has left, its retries and back-off held to the budget too.
 
     It also retries a 429 (stripe-python retries only those Stripe marks with
-    ``Stripe-Should-Retry``), waiting at least what ``Retry-After`` asks: every POST carries an
-    idempotency key, so a retry is always safe, and a rate limit is a reason to wait, not to
-    fail a checkout. A wait the budget cannot afford is not attempted: the call fails at once
-    with StripeUnavailable, which passes the Retry-After on.
+    ``Stripe-Should-Retry``): every POST carries an idempotency key, so a retry is always safe,
+    and a rate limit is a reason to wait, not to fail a checkout. A retried answer (a 429, a
+    5xx) is retried no sooner than its ``Retry-After`` asks; a wait the budget cannot afford is
+    not attempted: the call fails at once with StripeUnavailable, which passes the Retry-After
+    on.
     """
 
     name = "bookpay"
@@ -754,7 +755,9 @@ class _BudgetClient(stripe.HTTPClient):
                         f"the {self._budget.seconds:g} s budget is spent", retry=False, timeout=True
                     )
                 timeout = (min(timeout[0], left), min(timeout[1], left))
-            return self._transport.request(method, url, headers or {}, post_data, timeout)
+            return self._transport.request(
+                method, url, headers or {}, post_data, timeout, deadline=self._budget.deadline
+            )
         except TransportError as exc:
             # stripe-python retries it (within the budget, see _should_retry) when it may help.
             raise stripe.APIConnectionError(str(exc), should_retry=exc.retry) from exc
@@ -776,14 +779,17 @@ class _BudgetClient(stripe.HTTPClient):
                 return False
             if str(headers.get("Stripe-Should-Retry", "")).lower() == "false":
                 return False
-            wait = _retry_after(headers)
-            if wait is not None and left is not None and wait > left - MIN_ATTEMPT:
-                return False  # the wait asked for does not fit in what is left of the budget
-            self._budget.retry_after = wait
-            return True
-        return super()._should_retry(
+        elif not super()._should_retry(
             response, api_connection_error, num_retries, max_network_retries
-        )
+        ):
+            return False
+        if response is None:
+            return True
+        wait = _retry_after(response[2])  # a 429's, a 5xx's: whatever answer asked for a wait
+        if wait is not None and left is not None and wait > left - MIN_ATTEMPT:
+            return False  # the wait asked for does not fit in what is left of the budget
+        self._budget.retry_after = wait
+        return True
 
     def _sleep_time_seconds(self, num_retries: int) -> float:
         sleep = super()._sleep_time_seconds(num_retries)

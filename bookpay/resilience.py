@@ -43,8 +43,26 @@ class CircuitOpen(StripeUnavailable):
     code = "stripe_circuit_open"
 
 
+class Permit:
+    """What ``CircuitBreaker.allow`` hands a call it lets through; the call gives it back with its
+    outcome. Only the probe's permit settles a half-open breaker."""
+
+    __slots__ = ("probe",)
+
+    def __init__(self, *, probe: bool) -> None:
+        self.probe = probe
+
+
+PASS = Permit(probe=False)  # every call let through while the breaker is closed
+
+
 class CircuitBreaker:
-    """Consecutive failures open it; after ``cooldown`` seconds one probe may pass (half-open)."""
+    """Consecutive failures open it; after ``cooldown`` seconds one probe may pass (half-open).
+
+    Once open, only the probe's outcome changes its state: a call let through before it opened
+    and ending late is counted (a failure) but neither closes nor re-opens it, nor frees the
+    probe's place, so one probe at most is ever in flight.
+    """
 
     def __init__(
         self,
@@ -62,7 +80,7 @@ class CircuitBreaker:
         self._state = CLOSED
         self._failures = 0
         self._opened_at = 0.0
-        self._probing = False
+        self._probe: Permit | None = None  # the permit of the probe in flight
 
     @property
     def state(self) -> str:
@@ -78,37 +96,44 @@ class CircuitBreaker:
                 return 0.0
             if self._state == OPEN:
                 return max(0.0, self.cooldown - (self._clock() - self._opened_at))
-            return 1.0 if self._probing else 0.0
+            return 1.0 if self._probe is not None else 0.0
 
-    def allow(self) -> bool:
-        """May a call go ahead now? In half-open, only one caller (the probe) gets True."""
+    def allow(self) -> Permit | None:
+        """May a call go ahead now? A permit if so (to give back with its outcome), else None.
+        In half-open, only one caller (the probe) gets one."""
         with self._lock:
             if self._state == CLOSED:
-                return True
+                return PASS
             if self._state == OPEN:
                 if self._clock() - self._opened_at < self.cooldown:
-                    return False
+                    return None
                 self._state = HALF_OPEN
-            if self._probing:
-                return False
-            self._probing = True
-            return True
+            if self._probe is not None:
+                return None
+            self._probe = Permit(probe=True)
+            return self._probe
 
-    def record_success(self) -> None:
+    def record_success(self, permit: Permit | None = None) -> None:
         with self._lock:
-            self._state, self._failures, self._probing = CLOSED, 0, False
+            if self._state == CLOSED:
+                self._failures = 0
+            elif permit is not None and permit is self._probe:
+                self._state, self._failures, self._probe = CLOSED, 0, None
 
-    def abandon(self) -> None:
+    def abandon(self, permit: Permit | None = None) -> None:
         """A call that ended without an outcome: a probe it was lets another probe go."""
         with self._lock:
-            self._probing = False
+            if permit is not None and permit is self._probe:
+                self._probe = None
 
-    def record_failure(self) -> None:
+    def record_failure(self, permit: Permit | None = None) -> None:
         with self._lock:
             self._failures += 1
-            if self._state == HALF_OPEN or self._failures >= self.failure_threshold:
-                self._state, self._opened_at = OPEN, self._clock()
-            self._probing = False
+            if self._state == CLOSED:
+                if self._failures >= self.failure_threshold:
+                    self._state, self._opened_at = OPEN, self._clock()
+            elif permit is not None and permit is self._probe:
+                self._state, self._opened_at, self._probe = OPEN, self._clock(), None
 
 
 class Bulkhead:
@@ -173,7 +198,8 @@ class Guard:
                 retry_after=1,
             )
         try:
-            if not self.breaker.allow():
+            permit = self.breaker.allow()
+            if permit is None:
                 wait = seconds(self.breaker.retry_after())
                 raise CircuitOpen(
                     f"{self.where} failed repeatedly; not trying again for {wait} s.",
@@ -183,14 +209,14 @@ class Guard:
                 yield
             except Exception as exc:
                 if self._is_failure(exc):
-                    self.breaker.record_failure()
+                    self.breaker.record_failure(permit)
                 else:
-                    self.breaker.record_success()
+                    self.breaker.record_success(permit)
                 raise
             except BaseException:  # interrupted (Ctrl-C): says nothing about the dependency
-                self.breaker.abandon()
+                self.breaker.abandon(permit)
                 raise
-            self.breaker.record_success()
+            self.breaker.record_success(permit)
         finally:
             self.bulkhead.release()
 

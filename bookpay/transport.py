@@ -16,12 +16,17 @@ help (a timeout, a refused or dropped connection), and the OSError behind it is 
 
 from __future__ import annotations
 
+import copy
 import http.client
+import io
+import ipaddress
 import select
 import socket
 import ssl
 import threading
+import time
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -52,13 +57,18 @@ class Headers(dict):
 
 
 class Transport:
-    """Keep-alive connections, one per thread and origin; safe to share between threads."""
+    """Keep-alive connections, one per thread and origin; safe to share between threads.
+
+    A thread's connections last as long as the thread: when it ends (a readiness ping's thread
+    does, after one call), they are closed and forgotten. ``_all`` holds the connections in use,
+    for ``close``; one replaced after the server dropped it leaves it.
+    """
 
     def __init__(self, *, cafile: str | None = None, trust_env: bool = True) -> None:
         self.trust_env = trust_env
         self._tls = ssl.create_default_context(cafile=cafile)
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
 
     def request(
@@ -68,8 +78,16 @@ class Transport:
         headers: Mapping[str, str],
         body: bytes | str | None,
         timeout: tuple[float, float],
+        *,
+        deadline: float | None = None,
     ) -> tuple[bytes, int, Headers]:
-        """(body, status, headers) of one request; TransportError when no answer came."""
+        """(body, status, headers) of one request; TransportError when no answer came.
+
+        ``timeout`` is (connect, read): connecting, the host name's resolution included, takes
+        at most the first; each wait for bytes of the answer at most the second. ``deadline``
+        (a ``time.monotonic()`` time) ends the whole exchange: no wait goes past it, however
+        the answer trickles in, and reaching it is the same timeout as a read's.
+        """
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn, via_proxy = self._connection(parts, timeout)
@@ -78,10 +96,11 @@ class Transport:
         if isinstance(body, str):
             body = body.encode()
         try:
+            conn.response_class = _timed_response(timeout[1], deadline)
             if conn.sock is None:
                 conn.timeout = timeout[0]
                 conn.connect()
-            conn.sock.settimeout(timeout[1])
+            conn.sock.settimeout(_wait(timeout[1], deadline))
             conn.request(method.upper(), target, body=body, headers=dict(headers))
             response = conn.getresponse()
             content = response.read()
@@ -103,19 +122,30 @@ class Transport:
         found = getattr(self._local, "connections", None)
         if found is None:
             found = self._local.connections = {}
+            # Let go of with the rest of the thread's local data when the thread ends; its
+            # finalizer then closes the thread's connections (it holds them, not the marker).
+            self._local.end = end = _ThreadEnd()
+            weakref.finalize(end, _forget, weakref.ref(self), found)
         entry = found.get(key)
         if entry is not None:
             conn, via_proxy = entry
             if conn.sock is None or not dropped(conn.sock):
                 return conn, via_proxy
             conn.close()
+            with self._lock:
+                self._all.discard(conn)
         conn, via_proxy = self._new(parts, timeout)
         found[key] = (conn, via_proxy)
         with self._lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn, via_proxy
 
     def _new(self, parts, timeout) -> tuple[http.client.HTTPConnection, bool]:
+        conn, via_proxy = self._made(parts, timeout)
+        conn._create_connection = _connect  # the name's resolution within the connect timeout
+        return conn, via_proxy
+
+    def _made(self, parts, timeout) -> tuple[http.client.HTTPConnection, bool]:
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
         proxy = self._proxy_for(parts)
@@ -146,9 +176,153 @@ class Transport:
 
     def close(self) -> None:
         with self._lock:
-            connections, self._all = self._all, []
+            connections, self._all = self._all, set()
         for conn in connections:
             conn.close()
+
+
+class _ThreadEnd:
+    """A marker kept in a thread's local data only to be let go of when the thread ends."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _forget(transport_ref, connections: dict) -> None:
+    """A thread ended: close its connections, and take them out of its transport's ``_all``."""
+    transport = transport_ref()
+    for conn, _ in list(connections.values()):
+        conn.close()
+        if transport is not None:
+            with transport._lock:
+                transport._all.discard(conn)
+    connections.clear()
+
+
+def _wait(read_timeout: float, deadline: float | None) -> float:
+    """How long the next wait for the server may take: the read timeout, or less if the
+    deadline comes first (a TimeoutError once it has passed)."""
+    if deadline is None:
+        return read_timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the call's time ran out before its answer came")
+    return min(read_timeout, left)
+
+
+def _timed_response(read_timeout: float, deadline: float | None):
+    """An ``HTTPConnection.response_class`` reading the answer through a ``_TimedReader``."""
+
+    def response(sock, *args, **kwargs) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(_TimedReader(sock, read_timeout, deadline), *args, **kwargs)
+
+    return response
+
+
+class _TimedReader(io.RawIOBase):
+    """A connected socket as ``http.client`` reads an answer from it (``makefile("rb")``, all it
+    asks of the socket), each receive held to the read timeout and to the deadline: a socket's
+    timeout alone is per receive, so a server sending a byte at a time kept a call for as long
+    as it liked. The socket stays the connection's: closing this closes nothing."""
+
+    def __init__(self, sock: socket.socket, read_timeout: float, deadline: float | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(self)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._sock.settimeout(_wait(self._read_timeout, self._deadline))
+        return self._sock.recv_into(buffer)
+
+
+def _connect(address, timeout, source_address=None) -> socket.socket:
+    """``socket.create_connection`` (what ``http.client`` connects with), the host name's
+    resolution held to ``timeout`` too, and every address tried within it, not each in a
+    ``timeout`` of its own: ``getaddrinfo`` has no timeout, and a hung resolver held a call
+    for as long as it hung, whatever its budget."""
+    if not isinstance(timeout, (int, float)):  # no timeout given: nothing to hold to
+        return socket.create_connection(address, timeout, source_address)
+    host, port = address
+    until = time.monotonic() + timeout
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in _resolve(host, port, timeout):
+        left = until - time.monotonic()
+        if left <= 0:
+            raise error or TimeoutError(f"no connection to {host} within {timeout:g} s")
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"{host} resolves to no address")
+
+
+def _resolve(host: str, port: int, timeout: float) -> list:
+    """``getaddrinfo`` for a stream connection, waited for at most ``timeout`` seconds (an
+    address needs no resolver, and is not given a thread)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _lookups.resolve(host, port, timeout)
+    return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+
+
+class _Lookup:
+    __slots__ = ("addresses", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.addresses: list = []
+        self.error: BaseException | None = None
+
+
+class _Lookups:
+    """Host names being resolved, each on a thread of its own so that a caller waits for it only
+    as long as it may. Callers asking for a name while it is being resolved share that lookup,
+    so a hung resolver holds one thread per name, not one per call. Nothing is kept after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[tuple[str, int], _Lookup] = {}
+
+    def resolve(self, host: str, port: int, timeout: float) -> list:
+        key = (host, port)
+        with self._lock:
+            lookup = self._running.get(key)
+            if lookup is None:
+                lookup = self._running[key] = _Lookup()
+                threading.Thread(
+                    target=self._run, args=(key, lookup), name="bookpay-resolve", daemon=True
+                ).start()
+        if not lookup.done.wait(timeout):
+            raise TimeoutError(f"{host} did not resolve within {timeout:g} s")
+        if lookup.error is not None:
+            raise copy.copy(lookup.error)  # its own copy: callers sharing it raise it at once
+        return lookup.addresses
+
+    def _run(self, key: tuple[str, int], lookup: _Lookup) -> None:
+        try:
+            lookup.addresses = socket.getaddrinfo(key[0], key[1], 0, socket.SOCK_STREAM)
+        except Exception as exc:  # a gaierror; a UnicodeError for a name IDNA cannot encode
+            lookup.error = exc
+        finally:
+            with self._lock:
+                del self._running[key]
+            lookup.done.set()
+
+
+_lookups = _Lookups()
 
 
 def dropped(sock: socket.socket) -> bool:

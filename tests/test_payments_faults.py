@@ -162,6 +162,27 @@ def test_a_429_asking_more_than_the_budget_fails_at_once_passing_retry_after_on(
     )
 
 
+def test_a_5xx_is_retried_after_what_its_retry_after_asks(emu, gateway):
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1, retry_after=2)
+    started = time.monotonic()
+    created = gateway.create_intent(BOOK)
+    assert created["status"] == "requires_payment_method"
+    assert time.monotonic() - started >= 2.0  # not stripe-python's 0.5 s back-off
+    assert emu.faults.injected == {"500": 1}
+    assert count(emu, "/v1/payment_intents") == 1
+
+
+def test_a_5xx_asking_more_than_the_budget_fails_at_once_passing_retry_after_on(emu, tmp_path):
+    limits = dataclasses.replace(StripeLimits(), total_timeout=3.0)
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=emu.url, stripe_limits=limits))
+    emu.faults.fail("500", path="/v1/payment_intents", method="GET", retry_after=30)
+    with pytest.raises(StripeUnavailable) as refused:
+        gateway.list_intents()
+    assert emu.faults.injected == {"500": 1}  # no retry that could not wait as asked
+    assert refused.value.retry_after == 30
+    assert "could not handle the request (500: An unknown error occurred)." in str(refused.value)
+
+
 def test_500s_that_do_not_stop_are_unavailable_after_three_tries_and_charge_once(emu, gateway):
     emu.faults.fail("500", path="/v1/payment_intents", method="POST")
     attempt = str(uuid.uuid4())

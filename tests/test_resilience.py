@@ -7,6 +7,7 @@ Timed assertions are generous (the machine is shared); the precise figures are m
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -76,9 +77,10 @@ def test_after_the_cooldown_one_probe_passes_and_its_success_closes_the_breaker(
     breaker.record_failure()
     clock.now += 5.0
     assert breaker.state == HALF_OPEN
-    assert breaker.allow()  # the probe
+    probe = breaker.allow()
+    assert probe  # the probe
     assert not breaker.allow()  # everyone else while it runs
-    breaker.record_success()
+    breaker.record_success(probe)
     assert breaker.state == CLOSED
     assert all(breaker.allow() for _ in range(10))
 
@@ -89,11 +91,57 @@ def test_a_failed_probe_opens_the_breaker_for_another_cooldown():
     for _ in range(5):
         breaker.record_failure()
     clock.now += 5.0
-    assert breaker.allow()
-    breaker.record_failure()  # one failure is enough in half-open
+    probe = breaker.allow()
+    assert probe
+    breaker.record_failure(probe)  # one failure is enough in half-open
     assert breaker.state == OPEN
     assert not breaker.allow()
     clock.now += 5.0
+    assert breaker.allow()
+
+
+def test_a_call_that_fails_late_does_not_let_a_second_probe_through():
+    """A call that went ahead before the breaker opened, failing while the probe is in flight,
+    is counted but settles nothing: one cool-down later the probe still has the only way in."""
+    clock = Clock()
+    guard = Guard("Stripe", max_concurrent=8, failure_threshold=2, cooldown=5, clock=clock)
+    stale = guard.call()
+    stale.__enter__()  # a call that is still waiting when the breaker opens
+    for _ in range(2):
+        with pytest.raises(StripeUnavailable), guard.call():
+            raise StripeUnavailable("Could not reach Stripe.")
+    assert guard.breaker.state == OPEN
+    clock.now += 5
+    probe = guard.call()
+    probe.__enter__()  # the one probe, which hangs
+    with pytest.raises(CircuitOpen), guard.call():
+        pytest.fail("one probe at a time")
+    late = StripeUnavailable("Could not reach Stripe.")
+    assert stale.__exit__(StripeUnavailable, late, None) is False  # the old call fails now
+    for _ in range(3):
+        clock.now += 5
+        with pytest.raises(CircuitOpen), guard.call():
+            pytest.fail("a second probe went through while the first is in flight")
+    assert probe.__exit__(None, None, None) is False  # the probe's answer closes it
+    assert guard.breaker.state == CLOSED
+    with guard.call():
+        pass
+    assert guard.bulkhead.in_use == 0
+
+
+def test_an_interrupted_call_that_was_not_the_probe_does_not_free_its_place():
+    clock = Clock()
+    breaker = CircuitBreaker(1, 5.0, clock=clock)
+    stale = breaker.allow()
+    breaker.record_failure(breaker.allow())
+    clock.now += 5
+    probe = breaker.allow()
+    assert probe and probe is not stale
+    breaker.abandon(stale)  # Ctrl-C in a call from before the breaker opened
+    breaker.record_success(stale)  # nor does an old call's answer settle the probe's question
+    assert not breaker.allow()
+    assert breaker.retry_after() > 0
+    breaker.abandon(probe)  # the probe interrupted: the next call is the probe
     assert breaker.allow()
 
 
@@ -175,6 +223,26 @@ def test_a_failing_check_says_why():
     assert (result.ok, result.detail) == (False, "Could not reach Stripe.")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_readiness_pings_leave_no_connection_open(tmp_path, emulator):
+    """Each ping runs on a thread of its own: its keep-alive connection goes when it ends (one
+    left per ping ran a polled /readyz out of file descriptors)."""
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=emulator.url))
+    check = CachedCheck(gateway.ping, ttl=0, wait=SLACK)
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    assert check.result().ok
+    time.sleep(0.2)
+    before = fds()
+    for _ in range(60):
+        assert check.result().ok
+    until = time.monotonic() + SLACK
+    while fds() > before + 3 and time.monotonic() < until:
+        time.sleep(0.05)  # the emulator's ends close a moment after ours
+    assert fds() <= before + 3
+    assert len(gateway._http._transport._all) <= 1
+    gateway.close()
+
+
 # The gateway's budget against a server that accepts and never answers --------------------------
 
 
@@ -210,6 +278,71 @@ def test_a_hung_stripe_fails_within_the_budget_retries_included(tmp_path, black_
     elapsed = time.monotonic() - started
     assert "no answer within 2.5 s" in caught.value.message
     assert 2.0 <= elapsed < limits.total_timeout + SLACK
+
+
+@pytest.fixture
+def trickle():
+    """A server that answers at once, then its body one byte a second, for a minute."""
+
+    def serve(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n")
+                for _ in range(60):
+                    conn.sendall(b" ")
+                    time.sleep(1.0)
+            except OSError:  # the client gave up
+                pass
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def accept():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_a_trickled_answer_fails_within_the_budget(tmp_path, trickle):
+    # Every byte comes within the read timeout: only the budget's deadline ends the call.
+    limits = StripeLimits(connect_timeout=1.0, read_timeout=2.0, total_timeout=2.0)
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=trickle, stripe_limits=limits))
+    started = time.monotonic()
+    with pytest.raises(StripeUnavailable) as caught:
+        gateway.list_intents()
+    assert time.monotonic() - started < limits.total_timeout + 2.0  # not the minute it takes
+    assert "no answer within 2 s" in caught.value.message
+
+
+def test_a_hung_name_resolution_fails_within_the_budget(tmp_path, monkeypatch):
+    resolve = socket.getaddrinfo
+    release = threading.Event()
+
+    def hung(host, *args, **kwargs):
+        if host == "stripe-dns.test":
+            release.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    limits = StripeLimits(connect_timeout=0.5, read_timeout=1.0, total_timeout=2.0)
+    settings = Settings(data_dir=tmp_path, emulator_url="http://stripe-dns.test:80")
+    gateway = Gateway(dataclasses.replace(settings, stripe_limits=limits))
+    started = time.monotonic()
+    with pytest.raises(StripeUnavailable) as caught:
+        gateway.list_intents()
+    release.set()
+    assert time.monotonic() - started < limits.total_timeout + 2.0  # not the resolver's 10 s
+    assert "no answer within 2 s" in caught.value.message
 
 
 def test_the_default_limits_are_sized_for_a_checkout():

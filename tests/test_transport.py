@@ -4,6 +4,8 @@ proxies from the environment, headers whatever their case."""
 from __future__ import annotations
 
 import http.server
+import os
+import socket
 import threading
 import time
 
@@ -20,14 +22,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/slow":
             time.sleep(1.0)
+        if self.path.startswith("/trickle"):
+            return self.trickle()
         body = f"{self.path} {self.client_address[1]}".encode()
         self.send_response(200)
         self.send_header("Request-Id", "req_1")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if self.path == "/drop":  # then closed, as an idle keep-alive timeout closes it
+            self.close_connection = True
 
     do_POST = do_GET
+
+    def trickle(self):
+        """An answer a byte every 0.1 s (its headers too, for /trickle-headers): never a read
+        timeout's wait between two bytes, but 4 s to the end (8 s with its headers)."""
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"
+        slow = head + b"x" * 40 if self.path == "/trickle-headers" else b"x" * 40
+        if self.path != "/trickle-headers":
+            self.wfile.write(head)
+        try:
+            for byte in slow:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:  # the client gave up: good
+            self.close_connection = True
 
     def log_message(self, *args):
         pass
@@ -96,3 +117,95 @@ def test_a_proxy_from_the_environment_is_used_unless_told_not_to(server, monkeyp
     assert body.split()[0] == target.encode()
     with pytest.raises(TransportError):  # not trusting the environment: no such host
         Transport(trust_env=False).request("get", target, {}, None, TIMEOUT)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def settled(count, bound: int, within: float = 5.0) -> int:
+    """``count()`` once it is at most ``bound`` (the server's ends close a moment after ours),
+    or as it is after ``within`` seconds."""
+    until = time.monotonic() + within
+    while (now := count()) > bound and time.monotonic() < until:
+        time.sleep(0.05)
+    return now
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_the_connection_of_a_thread_that_ended_is_closed_and_forgotten(server):
+    # /readyz pings from a thread of their own each time: one socket left open per ping was
+    # a load balancer's polling running the process out of descriptors.
+    transport = Transport(trust_env=False)
+    before = open_fds()
+    for _ in range(40):
+        thread = threading.Thread(
+            target=transport.request, args=("get", url(server), {}, None, TIMEOUT)
+        )
+        thread.start()
+        thread.join()
+    assert len(transport._all) == 0  # the threads ended, and their connections with them
+    assert settled(open_fds, before + 2) <= before + 2
+    transport.request("get", url(server), {}, None, TIMEOUT)  # this thread's stays open
+    assert len(transport._all) == 1
+    transport.close()
+
+
+def test_a_connection_replaced_after_the_server_dropped_it_is_forgotten(server):
+    transport = Transport(trust_env=False)
+    ports = set()
+    for _ in range(25):
+        body, status, _ = transport.request("get", url(server, "/drop"), {}, None, TIMEOUT)
+        assert status == 200
+        ports.add(body.split()[1])
+        time.sleep(0.03)  # the server's close arrives before the next call
+    assert len(ports) == 25  # each call on a new connection: the dropped one was replaced
+    assert len(transport._all) == 1
+    transport.close()
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-headers"])
+def test_a_server_trickling_its_answer_cannot_hold_a_call_past_its_deadline(server, path):
+    transport = Transport(trust_env=False)
+    started = time.monotonic()
+    with pytest.raises(TransportError) as caught:
+        transport.request("get", url(server, path), {}, None, (2.0, 1.0), deadline=started + 1.0)
+    assert time.monotonic() - started < 2.5  # not the 4 s the whole answer takes
+    assert caught.value.timeout and caught.value.retry
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    if path == "/trickle":  # without a deadline, the read timeout is per wait: it all comes
+        body, status, _ = transport.request("get", url(server, path), {}, None, (2.0, 1.0))
+        assert (status, body) == (200, b"x" * 40)
+    transport.close()
+
+
+def test_a_hung_name_resolution_is_held_to_the_connect_timeout(monkeypatch):
+    resolve = socket.getaddrinfo
+    release = threading.Event()
+
+    def hung(host, *args, **kwargs):
+        if host == "stripe-dns.test":
+            release.wait(5)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    transport = Transport(trust_env=False)
+    started = time.monotonic()
+    with pytest.raises(TransportError) as caught:
+        transport.request("get", "http://stripe-dns.test/v1/x", {}, None, (0.5, 2.0))
+    release.set()
+    assert time.monotonic() - started < 2.0  # not the resolver's 5 s
+    assert caught.value.timeout and caught.value.retry
+    assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+def test_a_name_that_does_not_resolve_says_so(monkeypatch):
+    def unknown(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    with pytest.raises(TransportError) as caught:
+        Transport(trust_env=False).request("get", "http://nowhere.test/v1/x", {}, None, TIMEOUT)
+    assert caught.value.retry and not caught.value.timeout
+    assert isinstance(caught.value.__cause__, socket.gaierror)

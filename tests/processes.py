@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -148,3 +149,21 @@ def stop_all() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     RUNNING.clear()
+
+
+def succeeded_event(intent: dict, event_id: str | None = None) -> bytes:
+    """A ``payment_intent.succeeded`` event's body carrying ``intent``, as Stripe sends one (the
+    receiver asks Stripe for the PaymentIntent; this copy only names it)."""
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "api_version": "2026-10-28.endive",
+            "created": int(time.time()),
+            "data": {"object": intent},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": "payment_intent.succeeded",
+        }
+    ).encode()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -18,6 +17,7 @@ from processes import (
     free_port,
     http,
     stop_all,
+    succeeded_event,
     wait_for,
 )
 
@@ -38,22 +38,6 @@ HELD_AFTER_SIGTERM = 9.0
 def _stop_everything():
     yield
     stop_all()
-
-
-def succeeded_event(intent: dict) -> bytes:
-    return json.dumps(
-        {
-            "id": f"evt_{uuid.uuid4().hex}",
-            "object": "event",
-            "api_version": "2026-10-28.endive",
-            "created": int(time.time()),
-            "data": {"object": intent},
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": "payment_intent.succeeded",
-        }
-    ).encode()
 
 
 def test_sigterm_while_a_webhook_waits_for_the_ledger_lets_it_finish_and_exits_0(tmp_path):

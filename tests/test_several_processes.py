@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
-from processes import Emulator, Shop, free_port, http, stop_all, wait_for
+from processes import Emulator, Shop, free_port, http, stop_all, succeeded_event, wait_for
 
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
@@ -29,22 +29,6 @@ BOOK = Catalog.default().get("1")
 def _stop_everything():
     yield
     stop_all()
-
-
-def succeeded_event(intent: dict, event_id: str) -> bytes:
-    return json.dumps(
-        {
-            "id": event_id,
-            "object": "event",
-            "api_version": "2026-10-28.endive",
-            "created": int(time.time()),
-            "data": {"object": intent},
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": "payment_intent.succeeded",
-        }
-    ).encode()
 
 
 def deliver(shop_url: str, payload: bytes) -> int:

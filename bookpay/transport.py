@@ -222,11 +222,15 @@ class _TimedReader(io.RawIOBase):
     """A connected socket as ``http.client`` reads an answer from it (``makefile("rb")``, all it
     asks of the socket), each receive held to the read timeout and to the deadline: a socket's
     timeout alone is per receive, so a server sending a byte at a time kept a call for as long
-    as it liked. The socket stays the connection's: closing this closes nothing."""
+    as it liked. It reads through the socket's own file (``socket.makefile``), which keeps the
+    socket open until the answer is read: an answer that ends its connection
+    (``Connection: close``) has http.client close the connection as soon as its headers are in,
+    and its body is read after that."""
 
     def __init__(self, sock: socket.socket, read_timeout: float, deadline: float | None) -> None:
         super().__init__()
         self._sock = sock
+        self._file = sock.makefile("rb", buffering=0)
         self._read_timeout = read_timeout
         self._deadline = deadline
 
@@ -238,7 +242,12 @@ class _TimedReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         self._sock.settimeout(_wait(self._read_timeout, self._deadline))
-        return self._sock.recv_into(buffer)
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()  # the socket is closed now if its connection let go of it
+        super().close()
 
 
 def _connect(address, timeout, source_address=None) -> socket.socket:

@@ -25,9 +25,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/trickle"):
             return self.trickle()
         body = f"{self.path} {self.client_address[1]}".encode()
+        if self.path == "/close-big":  # an answer ending its connection, longer than one read
+            body = b"y" * 1_000_000
+            self.close_connection = True
         self.send_response(200)
         self.send_header("Request-Id", "req_1")
         self.send_header("Content-Length", str(len(body)))
+        if self.path == "/close-big":
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
         if self.path == "/drop":  # then closed, as an idle keep-alive timeout closes it
@@ -75,6 +80,18 @@ def test_calls_of_one_thread_share_one_keep_alive_connection(server):
     assert len(ports) == 1  # the same client port: the same connection
     assert answers[0][2]["request-id"] == "req_1" and "REQUEST-ID" in answers[0][2]
     assert answers[0][2].get("Request-Id") == "req_1"
+    transport.close()
+
+
+def test_an_answer_that_closes_its_connection_is_read_whole(server):
+    """``Connection: close`` (an HTTP/1.0 server, a proxy): http.client closes the connection
+    once it has the headers, and the body is read after that, from the socket the answer keeps
+    open, as its own file keeps it (a million bytes: many reads after the close)."""
+    transport = Transport()
+    body, status, _ = transport.request("GET", url(server, "/close-big"), {}, None, TIMEOUT)
+    assert (status, len(body), set(body)) == (200, 1_000_000, {ord("y")})
+    body, status, _ = transport.request("GET", url(server), {}, None, TIMEOUT)  # and then again
+    assert status == 200 and body.startswith(b"/v1/x ")
     transport.close()
 
 

@@ -21,6 +21,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -167,3 +169,24 @@ def succeeded_event(intent: dict, event_id: str | None = None) -> bytes:
             "type": "payment_intent.succeeded",
         }
     ).encode()
+
+
+# Counting this process's open file descriptors needs /proc (Linux): elsewhere the tests that
+# count them to find a leak are skipped, saying why.
+counts_open_fds = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"),
+    reason="counts this process's open file descriptors in /proc/self/fd, which only Linux has",
+)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def settled(count, bound: int, within: float = 5.0) -> int:
+    """``count()`` once it is at most ``bound`` (the server's ends close a moment after ours),
+    or as it is after ``within`` seconds."""
+    until = time.monotonic() + within
+    while (now := count()) > bound and time.monotonic() < until:
+        time.sleep(0.05)
+    return now

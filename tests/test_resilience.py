@@ -22,6 +22,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+from processes import counts_open_fds, open_fds, settled
 
 from bookpay.config import Settings, StripeLimits
 from bookpay.errors import NotFound, PaymentError, StripeUnavailable
@@ -223,22 +224,18 @@ def test_a_failing_check_says_why():
     assert (result.ok, result.detail) == (False, "Could not reach Stripe.")
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+@counts_open_fds
 def test_readiness_pings_leave_no_connection_open(tmp_path, emulator):
     """Each ping runs on a thread of its own: its keep-alive connection goes when it ends (one
     left per ping ran a polled /readyz out of file descriptors)."""
     gateway = Gateway(Settings(data_dir=tmp_path, emulator_url=emulator.url))
     check = CachedCheck(gateway.ping, ttl=0, wait=SLACK)
-    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
     assert check.result().ok
     time.sleep(0.2)
-    before = fds()
+    before = open_fds()
     for _ in range(60):
         assert check.result().ok
-    until = time.monotonic() + SLACK
-    while fds() > before + 3 and time.monotonic() < until:
-        time.sleep(0.05)  # the emulator's ends close a moment after ours
-    assert fds() <= before + 3
+    assert settled(open_fds, before + 3, within=SLACK) <= before + 3
     assert len(gateway._http._transport._all) <= 1
     gateway.close()
 

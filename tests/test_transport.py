@@ -4,12 +4,12 @@ proxies from the environment, headers whatever their case."""
 from __future__ import annotations
 
 import http.server
-import os
 import socket
 import threading
 import time
 
 import pytest
+from processes import counts_open_fds, open_fds, settled
 
 from bookpay.transport import Transport, TransportError
 
@@ -136,20 +136,7 @@ def test_a_proxy_from_the_environment_is_used_unless_told_not_to(server, monkeyp
         Transport(trust_env=False).request("get", target, {}, None, TIMEOUT)
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def settled(count, bound: int, within: float = 5.0) -> int:
-    """``count()`` once it is at most ``bound`` (the server's ends close a moment after ours),
-    or as it is after ``within`` seconds."""
-    until = time.monotonic() + within
-    while (now := count()) > bound and time.monotonic() < until:
-        time.sleep(0.05)
-    return now
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+@counts_open_fds
 def test_the_connection_of_a_thread_that_ended_is_closed_and_forgotten(server):
     # /readyz pings from a thread of their own each time: one socket left open per ping was
     # a load balancer's polling running the process out of descriptors.

@@ -412,22 +412,35 @@ class WebhookReceiver:
         commits last reads after its own commit, so the ledger ends at Stripe's newest state,
         across processes too, with no Stripe call made inside a transaction. If Stripe cannot be
         asked, the event is reopened so that its redelivery does this again."""
+
+        def settled() -> bool:
+            charge = self.gateway.retrieve_charge(charge_id)
+            if _agrees(self.ledger.find_order(intent["id"]), charge):
+                return True
+            with self.ledger.together():
+                self._record_refunds(intent, charge)
+            return False
+
+        self._settle(
+            event_id,
+            settled,
+            f"the refunds of {charge_id} kept changing while event {event_id} was handled; the "
+            "next refund or dispute event records them",
+        )
+
+    def _settle(self, event_id: str, settled: Callable[[], bool], unsettled: str) -> None:
+        """``settled()`` (one read of Stripe after the event's commit: True when the ledger
+        agrees with it, else it recorded what it read) until it is True, ``SETTLE_READS`` times
+        at most (then ``unsettled`` is logged); if it raises (Stripe unreachable, mostly), the
+        event is reopened, so that its redelivery does this again."""
         try:
             for _ in range(SETTLE_READS):
-                charge = self.gateway.retrieve_charge(charge_id)
-                if _agrees(self.ledger.find_order(intent["id"]), charge):
+                if settled():
                     return
-                with self.ledger.together():
-                    self._record_refunds(intent, charge)
-        except Exception:  # Stripe unreachable, mostly
+        except Exception:
             self.ledger.reopen_event(event_id)
             raise
-        log.warning(
-            "the refunds of %s kept changing while event %s was handled; the next refund or "
-            "dispute event records them",
-            charge_id,
-            event_id,
-        )
+        log.warning("%s", unsettled)
 
     def _settle_dispute(self, event_id: str, job: _Job) -> None:
         """Once a dispute event that recorded a decided chargeback or an appeal
@@ -440,29 +453,28 @@ class WebhookReceiver:
         ``Fulfiller.kept`` owes), which is then read again after it (``job.settle``). If Stripe
         cannot be asked, the event is reopened so that its redelivery does this again."""
         dispute_id, intent, charge_id, order_id = job.dispute
-        try:
-            for _ in range(SETTLE_READS):
-                dispute = self.gateway.retrieve_dispute(dispute_id)
-                status = _known_status(dispute, dispute_id)
-                if not dispute_moves(self._dispute_status(order_id, dispute_id), status):
-                    return
-                charge = None
-                if status not in DISPUTE_OPEN and charge_id:
-                    charge = self.gateway.retrieve_charge(charge_id)
-                with self.ledger.together():
-                    order = self.ledger.record_dispute(intent, dispute, charge)
-                    if charge is not None:
-                        self._kept(order, intent, charge)
+
+        def settled() -> bool:
+            dispute = self.gateway.retrieve_dispute(dispute_id)
+            status = _known_status(dispute, dispute_id)
+            if not dispute_moves(self._dispute_status(order_id, dispute_id), status):
+                return True
+            charge = None
+            if status not in DISPUTE_OPEN and charge_id:
+                charge = self.gateway.retrieve_charge(charge_id)
+            with self.ledger.together():
+                order = self.ledger.record_dispute(intent, dispute, charge)
                 if charge is not None:
-                    job.settle = (intent, charge_id)
-        except Exception:  # Stripe unreachable, mostly
-            self.ledger.reopen_event(event_id)
-            raise
-        log.warning(
-            "dispute %s kept changing while event %s was handled; the next dispute event "
-            "records it",
-            dispute_id,
+                    self._kept(order, intent, charge)
+            if charge is not None:
+                job.settle = (intent, charge_id)
+            return False
+
+        self._settle(
             event_id,
+            settled,
+            f"dispute {dispute_id} kept changing while event {event_id} was handled; the next "
+            "dispute event records it",
         )
 
     def _dispute_status(self, order_id: str, dispute_id: str) -> str | None:

@@ -276,8 +276,15 @@ class Checkout:
         Raises AttemptNotFound for an attempt with no PaymentIntent, StaleQuote when the
         attempt's recorded quote is as new as ``version`` or newer, PaymentInProgress or
         AttemptFinished when the PaymentIntent can no longer change, and pricing's errors
-        (no rate serves the address, Stripe Tax cannot place it, an unknown rate).
+        (no rate serves the address, Stripe Tax cannot place it, an unknown rate); a
+        UsageError (``invalid_name``) for a destination without the name to ship to.
         """
+        if not destination.name:
+            # Stripe's shipping needs a name: without it the PaymentIntent would keep no (or an
+            # older) address, be charged this one's tax and then be refused at fulfilment.
+            raise UsageError(
+                "A quote for an address needs the name to ship to.", code="invalid_name"
+            )
         with self.locks.hold(attempt_id):
             recorded = self.ledger.quote_for_attempt(attempt_id)
             if recorded is None:

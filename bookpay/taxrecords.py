@@ -37,6 +37,7 @@ log = logging.getLogger("bookpay.taxrecords")
 
 RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)  # then every RETRY_DELAYS[-1] seconds
 WAIT_FOR_TRANSACTION = 5.0  # a reversal whose transaction is not recorded yet looks again
+# (waiting is not a try: RETRY_DELAYS still starts from its first step afterwards)
 IDLE_LOOK = 600.0  # nothing owed: look again this often (another process may have queued some)
 BATCH = 100
 _TRANSACTION_ID = re.compile(r"\btax_[A-Za-z0-9]+\b")
@@ -139,10 +140,10 @@ class TaxRecorder(Worker):
             self._no_transaction(record)
             return
         if transaction["status"] != "recorded":
-            self.ledger.tax_record_failed(
+            self.ledger.tax_record_waiting(
                 record["id"],
                 "waiting for the order's tax transaction to be recorded",
-                retry_in=WAIT_FOR_TRANSACTION,
+                look_in=WAIT_FOR_TRANSACTION,
             )
             return
         if not transaction["stripe_id"]:
@@ -216,10 +217,10 @@ class TaxRecorder(Worker):
         elif order is not None and order["not_fulfilled_at"]:
             reason = "no tax transaction: the order was not fulfilled"
         else:
-            self.ledger.tax_record_failed(
+            self.ledger.tax_record_waiting(
                 record["id"],
                 "waiting for the order to be fulfilled (its tax transaction is owed then)",
-                retry_in=WAIT_FOR_TRANSACTION,
+                look_in=WAIT_FOR_TRANSACTION,
             )
             return
         self.ledger.tax_record_done(record["id"], stripe_id=None, status="skipped", note=reason)

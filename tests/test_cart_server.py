@@ -684,14 +684,14 @@ def test_a_carts_attempt_answers_only_that_carts_cookie(app, settings):
     refused(other.json("/create-payment-intent", {"attemptId": attempt, "item": "3"}))
     refused(other.pay(attempt))
     for shopper in (stranger, other):
-        refused(shopper.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS}))
+        refused(shopper.json("/checkout/quote", quoting(attempt)))
     assert held_by(settings, first["paymentIntentId"]) == before
 
     # The cart's own tabs still find it, the cart changed meanwhile.
     owner.add("3")
     again = owner.pay(attempt).json()
     assert (again["paymentIntentId"], again["changed"]) == (first["paymentIntentId"], True)
-    quoted = owner.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS})
+    quoted = owner.json("/checkout/quote", quoting(attempt))
     assert quoted.status == 200, quoted.text
 
 
@@ -712,7 +712,7 @@ def test_a_buy_now_attempt_answers_only_for_its_book(app, settings):
     for shopper in (buyer, other):
         again = shopper.json("/create-payment-intent", {"attemptId": attempt, "item": "1"})
         assert again.json()["paymentIntentId"] == first["paymentIntentId"]
-    quoted = other.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS})
+    quoted = other.json("/checkout/quote", quoting(attempt))
     assert quoted.status == 200, quoted.text
 
 
@@ -1046,8 +1046,13 @@ ADDRESS = {
 }
 
 
+def quoting(attempt: str) -> dict:
+    """A quote's request for ``attempt`` as the checkout page sends it, a name with the address."""
+    return {"attemptId": attempt, "address": ADDRESS, "name": "Ada Lovelace"}
+
+
 def requote(shopper: Shopper, attempt: str):
-    return shopper.json("/checkout/quote", {"attemptId": attempt, "address": ADDRESS})
+    return shopper.json("/checkout/quote", quoting(attempt))
 
 
 def error_of(response: Response) -> tuple[int, str]:

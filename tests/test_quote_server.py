@@ -17,6 +17,7 @@ from test_server import PUBLIC_URL, confirm, emulator_api
 
 from bookpay.catalog import Book, Catalog
 from bookpay.ledger import open_ledger
+from bookpay.quote import quote_items
 from bookpay.server import QUOTE_BURST, create_app
 from bookpay.shipping import ShippingRate
 
@@ -30,6 +31,7 @@ LONDON = {
     "postal_code": "SW1Y 4JH",
     "country": "GB",
 }
+NAME = "Ada Lovelace"  # the Address Element's: the checkout page quotes only with one
 
 
 @pytest.fixture
@@ -51,9 +53,9 @@ def buy_now(shopper: Shopper, item: str = "1") -> tuple[str, dict]:
     return attempt, answer.json()
 
 
-def quote(shopper: Shopper, attempt: str, address=SF, rate=None, version=1, **extra):
+def quote(shopper: Shopper, attempt: str, address=SF, rate=None, version=1, name=NAME, **extra):
     data = {"attemptId": attempt, "address": address, "shippingRate": rate, "version": version}
-    return shopper.json("/checkout/quote", {**data, **extra})
+    return shopper.json("/checkout/quote", {**data, "name": name, **extra})
 
 
 def intent_of(settings, intent_id: str) -> dict:
@@ -232,8 +234,48 @@ def test_bad_address_shapes_are_400s(shopper, address, message):
 def test_bad_requests_are_4xx_json_errors(shopper, change, status, code):
     attempt, _ = buy_now(shopper)
     data = {"attemptId": attempt, "address": SF, "shippingRate": None, "version": 1, **change}
-    answer = shopper.json("/checkout/quote", data)
+    answer = shopper.json("/checkout/quote", {"name": NAME, **data})
     assert (answer.status, answer.json()["error"]["code"]) == (status, code), answer.text
+
+
+NO_NAME = object()  # the request has no "name" at all
+
+
+def shipped(intent: dict) -> tuple[int, str | None, str | None]:
+    """What a PaymentIntent charges, and to whom and where it ships."""
+    shipping = intent.get("shipping") or {}
+    return intent["amount"], shipping.get("name"), (shipping.get("address") or {}).get("city")
+
+
+@pytest.mark.parametrize("name", [NO_NAME, None, "", "   ", "\t"])
+@pytest.mark.parametrize("quoted_before", [False, True])
+def test_a_quote_without_a_name_to_ship_to_is_refused_and_changes_nothing(
+    shopper, settings, name, quoted_before
+):
+    """Without a name the PaymentIntent's ``shipping`` cannot hold the address, so it would be
+    charged the address's tax and then refused at fulfilment (shipping elsewhere, or nowhere):
+    the quote is a 400 and the PaymentIntent keeps what it had."""
+    attempt, created = buy_now(shopper, "1")
+    intent_id = created["paymentIntentId"]
+    if quoted_before:
+        assert quote(shopper, attempt, name="Ada Lovelace").status == 200  # San Francisco
+    before = intent_of(settings, intent_id)
+    expected = (2967, "Ada Lovelace", "San Francisco") if quoted_before else (2300, None, None)
+    assert shipped(before) == expected
+    data = {"attemptId": attempt, "address": AUSTIN, "shippingRate": "express", "version": 2}
+    if name is not NO_NAME:
+        data["name"] = name
+    answer = shopper.json("/checkout/quote", data)
+    assert answer.status == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_name"
+    assert error["message"] == "'name' is missing: say who the order ships to."
+    after = intent_of(settings, intent_id)
+    assert shipped(after) == expected
+    assert after["metadata"] == before["metadata"]
+    with open_ledger(settings) as ledger:
+        recorded = ledger.quote_for_attempt(attempt)
+    assert (recorded["version"], recorded["total"]) == ((1, 2967) if quoted_before else (0, 2300))
 
 
 def test_a_request_that_is_not_json_is_refused(shopper):
@@ -254,7 +296,9 @@ def test_quotes_apply_in_order_and_a_stale_one_is_refused(shopper, settings):
     with open_ledger(settings) as ledger:
         assert ledger.quote_for_attempt(attempt)["shipping_rate"] == "express"
     # A quote without a version (a caller that does not number them) is the next one.
-    unnumbered = shopper.json("/checkout/quote", {"attemptId": attempt, "address": SF})
+    unnumbered = shopper.json(
+        "/checkout/quote", {"attemptId": attempt, "address": SF, "name": NAME}
+    )
     assert unnumbered.json()["version"] == 6
 
 
@@ -393,3 +437,23 @@ def test_tax_in_isk_is_rounded_down_to_whole_kronur(settings):
         assert intent_of(settings, created["paymentIntentId"])["amount"] == 674100
     finally:
         app.close()
+
+
+def test_the_checkout_refuses_to_price_an_address_without_a_name_before_asking_anyone():
+    """The core's own guard, whatever its caller: neither the ledger nor Stripe is asked."""
+    from bookpay.address import ShippingAddress
+    from bookpay.checkout import Checkout, Destination
+    from bookpay.errors import UsageError
+
+    checkout = Checkout(ledger=None, gateway=None, shop_id=None)
+    lines = quote_items(Catalog.default(), [("1", 1)])
+    for name in (None, ""):
+        with pytest.raises(UsageError) as refused:
+            checkout.quote(
+                str(uuid.uuid4()),
+                lines,
+                Destination(ShippingAddress.parse(SF), None, name),
+                version=1,
+                cart_id=None,
+            )
+        assert refused.value.code == "invalid_name"

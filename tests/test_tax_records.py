@@ -549,13 +549,79 @@ def test_a_refund_before_the_fulfilment_waits_for_the_transaction_then_is_sent(s
     intent_id, order_id = paid["id"], created["orderId"]
     refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
     shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
-    record = _wait_for(lambda: (r := shop.records(order_id)[0])["attempts"] >= 1 and r)
-    assert (record["status"], record["last_error"]) == (
+    record = _wait_for(lambda: (r := shop.records(order_id)[0])["last_error"] and r)
+    assert (record["status"], record["last_error"], record["attempts"]) == (
         "pending",
         "waiting for the order to be fulfilled (its tax transaction is owed then)",
+        0,  # waiting is not a try
     )
     shown = CliRunner().invoke(cli, ["orders", "show", order_id], env=_env(shop))
-    assert "waiting for the order to be fulfilled" in shown.stdout
+    assert "owed, not recorded yet (next " in shown.stdout
+    assert "): waiting for the order to be fulfilled" in shown.stdout
     shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
     reversal = _wait_for(lambda: (r := shop.records(order_id)[1])["status"] == "recorded" and r, 15)
     assert (reversal["refund"], reversal["amount"]) == (refund["id"], 1000)
+
+
+class UnreachableTax:
+    """A gateway to a Stripe Tax that cannot be reached."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def create_tax_reversal(self, transaction_id, *, refund_id, amount=None):
+        self.calls += 1
+        raise StripeUnavailable("Could not reach Stripe.")
+
+
+def test_waiting_for_the_transaction_is_not_a_try_so_the_first_failure_backs_off_5s(
+    tmp_path, database_url, monkeypatch
+):
+    """A reversal looks again every 5 s while its order is not fulfilled, then while its
+    transaction is not recorded: those looks are not tries, so when Stripe then cannot be
+    reached it is tried again after 5 s (the README's first step), not after 10 minutes."""
+    from bookpay.ledger.model import now_iso
+    from bookpay.quote import Quote, QuoteLine
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    order_id, intent_id, reversal_id = "ord_00000000000000aa", "pi_wait", "rev:re_1"
+    with open_ledger(settings) as ledger:
+        quoted = Quote((QuoteLine("1", "One", 1, 2300),), "usd")
+        ledger.record_quote(intent_id, order_id, quoted)
+        ledger.owe_tax_reversals(order_id, intent_id, [("re_1", 1000)])
+        gateway = UnreachableTax()
+        worker = taxrecords.TaxRecorder(ledger, gateway)
+        delays: list[float] = []
+        failed = ledger.tax_record_failed
+
+        def counted(record_id, error, *, retry_in):
+            delays.append(retry_in)
+            failed(record_id, error, retry_in=retry_in)
+
+        monkeypatch.setattr(ledger, "tax_record_failed", counted)
+
+        def reversal() -> dict:
+            return next(r for r in ledger.tax_records_for(order_id) if r["id"] == reversal_id)
+
+        def look(reason: str) -> None:
+            worker._record(reversal())
+            waiting = reversal()
+            assert (waiting["status"], waiting["attempts"]) == ("pending", 0)
+            assert waiting["last_error"] == reason
+            assert now_iso(4) < waiting["next_attempt_at"] <= now_iso(5)
+
+        for _ in range(3):  # the order is not fulfilled yet: its transaction is not owed
+            look("waiting for the order to be fulfilled (its tax transaction is owed then)")
+        with ledger.backend.write() as tx:  # fulfilled: its transaction owed, not recorded yet
+            ledger.owe_tax_transaction(tx, order_id, intent_id, "taxcalc_1")
+        for _ in range(3):
+            look("waiting for the order's tax transaction to be recorded")
+        assert (delays, gateway.calls) == ([], 0)
+
+        ledger.tax_record_done(f"txn:{order_id}", stripe_id="tax_1")
+        worker._record(reversal())  # its first try: Stripe cannot be reached
+        assert (delays, gateway.calls) == ([taxrecords.RETRY_DELAYS[0]], 1)
+        tried = reversal()
+        assert (tried["status"], tried["attempts"]) == ("pending", 1)
+        assert tried["last_error"] == "stripe_unavailable: Could not reach Stripe."
+        assert now_iso(4) < tried["next_attempt_at"] <= now_iso(5)

@@ -207,7 +207,12 @@ def tax_record_state(record: dict, *, settled: bool = False) -> str:
             f"{record.get('last_error') or 'no reason recorded'}"
         )
     tries = record.get("attempts") or 0
-    if not tries:
+    if not tries and record.get("last_error"):  # waiting (for its transaction): not a try
+        text = (
+            f"owed, not recorded yet (next {human_time(record.get('next_attempt_at'))}): "
+            f"{record['last_error']}"
+        )
+    elif not tries:
         text = "owed, not recorded yet (queued)"
     else:
         text = (

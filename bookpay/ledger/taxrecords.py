@@ -319,8 +319,19 @@ class TaxRecordStore:
         )
 
     def tax_record_failed(self, record_id: str, error: str, *, retry_in: float) -> None:
+        """A try that failed: counted (the back-off grows with it), due again in ``retry_in``."""
         self.backend.write_one(
             """UPDATE tax_records SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
             WHERE id = ? AND status = 'pending'""",
             (error[:500], now_iso(retry_in), record_id),
+        )
+
+    def tax_record_waiting(self, record_id: str, reason: str, *, look_in: float) -> None:
+        """A record not sent yet for ``reason`` (a reversal waiting for its order's
+        transaction): due again in ``look_in``, not counted as a try, so its first real
+        failure backs off from the start."""
+        self.backend.write_one(
+            """UPDATE tax_records SET last_error = ?, next_attempt_at = ?
+            WHERE id = ? AND status = 'pending'""",
+            (reason[:500], now_iso(look_in), record_id),
         )

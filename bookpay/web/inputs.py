@@ -110,6 +110,7 @@ def attempt_id(value: object) -> str:
 
 MAX_VERSION = 2**53 - 1  # what a browser's Number counts exactly
 MAX_NAME = 200
+SHIP_TO_MISSING = "'name' is missing: say who the order ships to."
 
 
 def quote_version(value: object) -> int | None:
@@ -132,12 +133,17 @@ def shipping_rate_id(value: object) -> str | None:
     return value
 
 
-def ship_to(value: object) -> str | None:
-    """The name to ship to (the Address Element's), for the PaymentIntent's ``shipping``."""
-    if value is None or value == "":
-        return None
+def ship_to(value: object) -> str:
+    """The name to ship to (the Address Element's), for the PaymentIntent's ``shipping``.
+
+    Required, not blank: Stripe's ``shipping`` needs a name, and a PaymentIntent paid without the
+    address its tax was priced for is never fulfilled. The checkout page quotes only once the
+    Address Element is complete, name included.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise UsageError(SHIP_TO_MISSING, code="invalid_name")
     if not isinstance(value, str) or len(value) > MAX_NAME or not value.isprintable():
         raise UsageError(
             f"'name' must be at most {MAX_NAME} characters of plain text.", code="invalid_name"
         )
-    return value.strip() or None
+    return value.strip()

@@ -1,11 +1,12 @@
 """``POST /checkout/quote``: shipping and tax for the address the shopper typed.
 
 JSON in: ``attemptId``, ``address`` (Stripe's shape: ``line1, line2, city, state, postal_code,
-country``), ``shippingRate`` (a rate id; none or one that does not serve the address: the
-cheapest), and from the checkout page also ``version`` (its quotes' order) and ``name`` (for the
-PaymentIntent's ``shipping``). JSON out: ``subtotal``, ``shipping``, ``tax``, ``total`` (minor
-units), ``currency`` and ``shippingRates`` (what the order may use there, cheapest first), with
-the rate chosen, the version applied and the quote as the page shows it.
+country``), ``name`` (who it ships to, with the address in the PaymentIntent's ``shipping``: not
+blank), ``shippingRate`` (a rate id; none or one that does not serve the address: the
+cheapest), and from the checkout page also ``version`` (its quotes' order). JSON out:
+``subtotal``, ``shipping``, ``tax``, ``total`` (minor units), ``currency`` and ``shippingRates``
+(what the order may use there, cheapest first), with the rate chosen, the version applied and
+the quote as the page shows it.
 
 The order's lines are the attempt's, priced from the catalog now: the cart's (by its cookie) or
 the one book of "Buy now". Every refusal is a 4xx JSON error: a malformed request (400), an

@@ -172,6 +172,34 @@ def test_express_shipping_changes_the_total(page, shop):
     )
 
 
+def test_a_name_corrected_alone_is_quoted_again_and_the_parcel_goes_to_it(page, shop):
+    """Same address, same rate, another name: the PaymentIntent's shipping (the name the parcel
+    goes to) must follow before Pay, so the page quotes again with the name."""
+    open_checkout(page, shop.url, "1")
+    in_san_francisco(page)
+    fill_card(page, "4242424242424242")
+    wait_for_total(page, "$29.67")
+    wait_for_pay(page)
+
+    def quotes_grace(response) -> bool:
+        if not response.url.endswith("/checkout/quote"):
+            return False
+        return (response.request.post_data_json or {}).get("name") == "Grace Hopper"
+
+    with page.expect_response(quotes_grace, timeout=5000) as answered:
+        page.locator("#address-element [name=name]").fill("Grace Hopper")
+    assert answered.value.status == 200
+    intent_id = answered.value.json()["paymentIntentId"]
+    wait_for_pay(page)
+    held = emulator_api(shop.settings, "GET", f"/v1/payment_intents/{intent_id}")
+    assert (held["amount"], held["shipping"]["name"]) == (2967, "Grace Hopper")
+    pay(page)
+    intent = paid_intent(page, shop)
+    assert intent["id"] == intent_id and intent["amount_received"] == 2967
+    assert intent["shipping"]["name"] == "Grace Hopper"
+    assert intent["shipping"]["address"]["postal_code"] == "94110"
+
+
 def test_pay_waits_for_the_quote_of_the_address_shown(page, shop):
     open_checkout(page, shop.url, "1")
     held = []

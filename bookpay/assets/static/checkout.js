@@ -14,8 +14,9 @@
  * server for a quote for it (`POST /checkout/quote`: the delivery options there, the shipping of
  * the one chosen and Stripe Tax's tax), shows it, and refreshes the Elements. Quotes carry a
  * version and go one at a time, the newest address last; Pay stays disabled until the server has
- * applied the quote for the address and rate the shopper has now and the Elements show it. An
- * address no rate serves (or that Stripe Tax cannot place) is said so, and Pay stays disabled.
+ * applied the quote for the address (with its name) and rate the shopper has now and the
+ * Elements show it. An address no rate serves (or that Stripe Tax cannot place) is said so, and
+ * Pay stays disabled.
  *
  * The page is ready to pay as soon as it can be: the attempt's PaymentIntent is asked for by the
  * page's inline script (checkout-early.js) at the top of the <head>, before anything else loads;
@@ -294,7 +295,7 @@
       address: null,
     };
     // Quotes for the address: the version of the last one sent (the server applies them in
-    // order), the address and rate the PaymentIntent holds (as a key), and what went wrong.
+    // order), the address, name and rate the PaymentIntent holds (as a key), and what went wrong.
     const quoting = {
       version: 0,
       queued: false, // a quote is waiting to go, or on its way
@@ -364,7 +365,7 @@
         && !state.loadFailed && !state.updating && !state.waiting && quoteApplied();
     }
 
-    // Whether the PaymentIntent holds the quote for the address and rate shown now.
+    // Whether the PaymentIntent holds the quote for the address, name and rate shown now.
     function quoteApplied() {
       const wanted = wantedQuote();
       return !!wanted && !quoting.queued && !quoting.problem && quoting.applied === keyOf(wanted);
@@ -633,12 +634,14 @@
       return {address: state.address.address, name: state.address.name, shippingRate: chosenRate()};
     }
 
-    /** @param {{address: AddressValue, shippingRate: string | null}} wanted */
+    // The name is in the key: the PaymentIntent's shipping (where the parcel goes) holds it, so a
+    // name corrected alone is quoted again too.
+    /** @param {WantedQuote} wanted */
     function keyOf(wanted) {
-      return JSON.stringify([wanted.address, wanted.shippingRate]);
+      return JSON.stringify([wanted.address, wanted.name, wanted.shippingRate]);
     }
 
-    // The address or the rate changed: quote it, after what is on its way (the newest wins).
+    // The address, name or rate changed: quote it, after what is on its way (the newest wins).
     function quoteWanted() {
       const wanted = wantedQuote();
       if (!wanted || (!quoting.queued && !quoting.problem && quoting.applied === keyOf(wanted))) {
@@ -729,7 +732,8 @@
         const updated = await elements.fetchUpdates();
         if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
       }
-      quoting.applied = keyOf({address: wanted.address, shippingRate: body.shippingRate});
+      const applied = {address: wanted.address, name: wanted.name, shippingRate: body.shippingRate};
+      quoting.applied = keyOf(applied);
     }
 
     /**

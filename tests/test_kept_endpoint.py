@@ -161,6 +161,20 @@ def test_an_ephemeral_emulator_that_forgot_the_endpoint_gives_way_to_a_new_one(t
         again.wait_for_order(intent, "paid")
 
 
+def test_the_same_emulator_state_on_another_port_keeps_the_endpoint(tmp_path):
+    """A shop's own emulator started on another --emulator-port, on the same state file: the
+    endpoint is there, queued deliveries and all, and is adopted."""
+    db, data = tmp_path / "emulator.sqlite3", tmp_path / "shop"
+    with start_emulator(options=options(db)) as emu, shop(emu, data_dir=data):
+        [old] = endpoints(emu)
+    with start_emulator(options=options(db)) as emu, shop(emu, data_dir=data) as again:
+        [new] = endpoints(emu)
+        assert (new["id"], new["status"]) == (old["id"], "enabled")
+        assert new["metadata"]["bookpay_emulator"] == emu.url
+        intent = again.pay()["id"]
+        again.wait_for_order(intent, "paid")
+
+
 def test_the_kept_secret_is_the_owners_alone(tmp_path):
     data = tmp_path / "shop"
     with start_emulator(options=options()) as emu, shop(emu, data_dir=data) as running:

@@ -200,12 +200,14 @@ class EmulatorLink:
 
     def _adoptable(self):
         """The record (held) of a kept endpoint this shop may use again: it still exists at
-        this emulator and is this shop's; else None. Records of
-        endpoints gone (an --ephemeral emulator, deleted) or no longer this shop's are
-        discarded; those of another emulator's port are left for when the shop uses it."""
+        this emulator and is this shop's; else None. A record whose endpoint this emulator
+        does not have is discarded if it was kept at this emulator's port (an --ephemeral
+        emulator, or the endpoint deleted), else left for when the shop uses that emulator
+        again. One this emulator has at another port (its state file is the same: a shop's own
+        emulator started on another --emulator-port) is adopted."""
         port = _port_of(self.settings.emulator_url)
         for kept in kept_endpoint.unheld(self.settings.data_dir):
-            if kept.shop != self.settings.shop_id or _port_of(kept.emulator) != port:
+            if kept.shop != self.settings.shop_id:
                 kept.release()
                 continue
             try:
@@ -213,12 +215,13 @@ class EmulatorLink:
             except BaseException:
                 kept.release()
                 raise
+            if endpoint is None and _port_of(kept.emulator) != port:
+                kept.release()
+                continue
             metadata = (endpoint or {}).get("metadata") or {}
-            if (
-                endpoint is not None
-                and metadata.get("bookpay_shop") == self.settings.shop_id
-                and self._registered_here(endpoint)
-            ):
+            if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
+                if _port_of(kept.emulator) != port:
+                    kept.save(emulator=self.settings.emulator_url)
                 return kept
             kept.discard()
         return None

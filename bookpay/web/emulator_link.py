@@ -40,7 +40,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from bookpay.config import Settings
-from bookpay.errors import BookpayError, UsageError
+from bookpay.errors import BookpayError, NotFound, UsageError
 from bookpay.privatefiles import private_dir, private_file
 from bookpay.web import kept_endpoint
 
@@ -174,7 +174,8 @@ class EmulatorLink:
                     kept.id, url=self.webhook_url, metadata=self._metadata(), disabled=False
                 )
                 self.since = kept.disabled_at
-                kept.save(disabled_at=None)
+                with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
+                    kept.save(disabled_at=None)
                 secret, self.endpoint_id = kept.secret, kept.id
             else:
                 created = self.gateway.create_webhook(self.webhook_url, metadata=self._metadata())
@@ -260,7 +261,8 @@ class EmulatorLink:
             if kept_endpoint.held_elsewhere(data_dir, old["id"]):
                 continue  # another process of this data folder is adopting it right now
             if metadata.get("bookpay_kept") == "true":
-                self.gateway.update_webhook(old["id"], disabled=True)
+                with contextlib.suppress(NotFound):  # deleted meanwhile: as good
+                    self.gateway.update_webhook(old["id"], disabled=True)
             else:
                 self.gateway.delete_webhook(old["id"])
 

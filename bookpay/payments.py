@@ -586,6 +586,40 @@ class Gateway:
         key = _call_key("webhook-endpoint")
         return self._request("post", "/v1/webhook_endpoints", params, idempotency_key=key)
 
+    def retrieve_webhook(self, endpoint_id: str) -> dict | None:
+        """A webhook endpoint (its ``secret`` is not in it: Stripe shows that only at creation),
+        or None when it is gone."""
+        try:
+            return self._request("get", f"/v1/webhook_endpoints/{_path(endpoint_id)}")
+        except NotFound:
+            return None
+
+    def update_webhook(self, endpoint_id: str, **params: Any) -> dict:
+        """Change a webhook endpoint (``url``, ``metadata``, ``disabled``: Stripe's names)."""
+        key = _call_key("webhook-endpoint-update")
+        path = f"/v1/webhook_endpoints/{_path(endpoint_id)}"
+        return self._request("post", path, params, idempotency_key=key)
+
+    def iter_events(
+        self,
+        *,
+        types: Sequence[str] = (),
+        delivery_success: bool | None = None,
+        created: dict[str, int] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict]:
+        """Events, newest first, a page at a time (fetched as they are needed): of ``types``
+        (20 at most, as Stripe takes), ``delivery_success`` (False: those not delivered to some
+        endpoint yet, or never), ``created`` in Stripe's range filter (Unix seconds)."""
+        params: dict[str, Any] = {"limit": page_size}
+        if types:
+            params["types"] = list(types)
+        if delivery_success is not None:
+            params["delivery_success"] = delivery_success
+        if created:
+            params["created"] = created
+        return self._pages("/v1/events", params)
+
     def delete_webhook(self, endpoint_id: str) -> None:
         """Remove a webhook endpoint; one that is already gone is not an error."""
         with suppress(NotFound):

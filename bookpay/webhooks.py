@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import threading
 import time
@@ -234,6 +235,18 @@ class WebhookReceiver:
                 f"No webhook signing secret is configured: set STRIPE_WEBHOOK_SECRET; {where}."
             )
         verify(payload, signature_header, secrets, self.tolerance)
+        return self._process(payload)
+
+    def catch_up(self, event: dict) -> Answer | None:
+        """Handle an event listed by Stripe (``GET /v1/events``) that was not delivered to this
+        shop, exactly as its delivery would be; None, with nothing recorded, when the ledger has
+        processed it already (no delivery came to count). Stripe's later delivery of it is then
+        a duplicate. Raises what handling a delivery raises (InvalidEvent, Stripe unreachable)."""
+        payload = json.dumps(event).encode()
+        return self._process(payload, skip_processed=True)
+
+    def _process(self, payload: bytes, *, skip_processed: bool = False) -> Answer | None:
+        """An event's body (verified, or retrieved from Stripe): checked, recorded, handled."""
         try:
             event = parse(payload, HANDLED)
         except InvalidEvent as exc:
@@ -242,6 +255,8 @@ class WebhookReceiver:
         answer = {"received": True, "id": event.id, "type": event.type, "duplicate": False}
         recorded = self.ledger.get_event(event.id)  # a read: no lock
         if recorded is not None and recorded["processed_at"]:
+            if skip_processed:
+                return None
             self.ledger.receive_event(  # counts the delivery
                 event.id, event.type, event.intent_id, created=event.created
             )

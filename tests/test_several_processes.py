@@ -119,7 +119,8 @@ def test_three_processes_on_one_postgresql_fulfil_each_paid_order_once(tmp_path,
         shop.terminate()
     for shop in shops:
         assert shop.wait(30) == 0
-    assert emulator.endpoints() == []  # each process removed its own endpoint
+    # Each process disabled its own endpoint, kept for its next run.
+    assert [e["status"] for e in emulator.endpoints()] == ["disabled"] * 3
 
 
 # Shops sharing one emulator -----------------------------------------------------------------------
@@ -169,26 +170,41 @@ def test_two_shops_on_one_emulator_each_fulfil_only_their_own(tmp_path):
         assert [p.name for p in (shop.data_dir / "outbox").iterdir()] == [f"{own}.eml"]
 
 
-def test_a_shop_removes_its_endpoint_and_never_registers_a_second(tmp_path):
+def test_a_shop_keeps_its_endpoint_across_restarts_and_never_enables_a_second(tmp_path):
+    """Stopped, a shop disables its endpoint; started again (killed, even), it adopts the same
+    one at its new URL. Two processes on one data folder each adopt one of theirs."""
     emulator = Emulator(tmp_path / "emulator")
     other = Shop(tmp_path / "other", BOOKPAY_EMULATOR_URL=emulator.url)
     shop = Shop(tmp_path / "shop", BOOKPAY_EMULATOR_URL=emulator.url)
     shop_id = Settings(data_dir=tmp_path / "shop").shop_id
 
     def endpoints_of(shop_id):
-        return [e for e in emulator.endpoints() if e["metadata"].get("bookpay_shop") == shop_id]
+        found = [e for e in emulator.endpoints() if e["metadata"].get("bookpay_shop") == shop_id]
+        return [(e["id"], e["status"], e["url"]) for e in found]
 
-    assert [e["url"] for e in endpoints_of(shop_id)] == [f"{shop.url}/webhook"]
+    [(kept, _, url)] = endpoints_of(shop_id)
+    assert url == f"{shop.url}/webhook"
     shop.terminate()
     assert shop.wait(30) == 0
-    assert endpoints_of(shop_id) == []  # removed when it stopped
+    assert endpoints_of(shop_id) == [(kept, "disabled", url)]  # kept for the next run
 
     crashed = Shop(tmp_path / "shop", BOOKPAY_EMULATOR_URL=emulator.url)
-    crashed.kill()  # no chance to clean up: its endpoint stays behind
-    assert len(endpoints_of(shop_id)) == 1
+    assert endpoints_of(shop_id) == [(kept, "enabled", f"{crashed.url}/webhook")]
+    crashed.kill()  # no chance to clean up: its endpoint stays enabled
     restarted = Shop(tmp_path / "shop", BOOKPAY_EMULATOR_URL=emulator.url)
-    assert [e["url"] for e in endpoints_of(shop_id)] == [f"{restarted.url}/webhook"]
-    assert len(emulator.endpoints()) == 2  # the other shop's is untouched
+    assert endpoints_of(shop_id) == [(kept, "enabled", f"{restarted.url}/webhook")]
+    second = Shop(tmp_path / "shop", BOOKPAY_EMULATOR_URL=emulator.url)  # same data folder
+    [added] = [e for e in endpoints_of(shop_id) if e[0] != kept]
+    assert added[1:] == ("enabled", f"{second.url}/webhook")
+    for process in (restarted, second):
+        process.terminate()
+    for process in (restarted, second):
+        assert process.wait(30) == 0
+    again = [Shop(tmp_path / "shop", BOOKPAY_EMULATOR_URL=emulator.url) for _ in range(2)]
+    found = endpoints_of(shop_id)
+    assert {(id_, status) for id_, status, _ in found} == {(kept, "enabled"), (added[0], "enabled")}
+    assert {url for _, _, url in found} == {f"{process.url}/webhook" for process in again}
+    assert len(emulator.endpoints()) == 3  # the other shop's is untouched
     assert other.alive
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from . import events, objects, render, validate
 from .context import Ctx
 from .params import ANY, answer_version, choice
-from .store import any_of, field_is
+from .store import any_of, delivery_success, field_is
 from .wire import invalid, missing, no_such
 
 RETRIEVE_SPEC = {"expand": None}
@@ -17,7 +17,7 @@ CHARGE_LIST_SPEC = {
     "customer": None,
     "transfer_group": None,
 }
-EVENT_LIST_SPEC = {**render.LIST_SPEC, "type": None, "types": None}
+EVENT_LIST_SPEC = {**render.LIST_SPEC, "type": None, "types": None, "delivery_success": None}
 
 
 def _get(ctx: Ctx, kind: str, obj_id: str, label: str | None = None) -> dict[str, Any]:
@@ -59,6 +59,8 @@ def event_list(ctx: Ctx) -> dict[str, Any]:
     if len(patterns) > 20:
         raise invalid("You may pass up to 20 types.", "types")
     where = [any_of([events.type_matches(pat) for pat in patterns])] if patterns else []
+    if "delivery_success" in p:
+        where.append(delivery_success(validate.boolean(p["delivery_success"], "delivery_success")))
     return render.page(ctx.store, "event", p, "/v1/events", where)
 
 

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (state, event_id);
 CREATE TABLE IF NOT EXISTS timers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     due REAL NOT NULL,
@@ -105,6 +106,18 @@ def created_is(op: str, bound: int) -> Cond:
     if op not in ("=", ">", ">=", "<", "<="):
         raise ValueError(op)
     return f"created {op} ?", (bound,)
+
+
+def delivery_success(success: bool) -> Cond:
+    """Stripe's ``delivery_success`` on events. False: an event "unsuccessfully delivered to at
+    least one of your webhook endpoints", a delivery still pending (to a disabled endpoint too),
+    failed for good, or abandoned when its endpoint was deleted. True: an event delivered, every
+    one of its deliveries a success. An event sent to no endpoint is in neither."""
+    owed = "id IN (SELECT event_id FROM deliveries WHERE state != 'succeeded')"
+    if not success:
+        return owed, ()
+    done = "id IN (SELECT event_id FROM deliveries WHERE state = 'succeeded')"
+    return f"({done} AND NOT {owed})", ()
 
 
 def any_of(conds: list[Cond]) -> Cond:

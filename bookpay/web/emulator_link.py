@@ -4,12 +4,16 @@ How a shared emulator is owned:
 
 - A shop uses the emulator that answers at BOOKPAY_EMULATOR_URL's port, or starts one in its own
   process when none does; that shop is then its owner.
-- Each shop process registers one webhook endpoint, tagged with its shop id and process
-  (``metadata[bookpay_shop]``, ``metadata[bookpay_process]``), and removes it when it stops. At
-  start it first removes what earlier runs left: an endpoint for its own URL, and its shop's
-  endpoints whose server no longer answers. A restart never adds a second endpoint.
-- The owner stops the emulator only when no other shop is still registered with it (and
-  answering). Until then its shop is stopped (port closed, endpoint removed) but its process
+- Each shop process has one webhook endpoint, tagged with its shop id and process
+  (``metadata[bookpay_shop]``, ``metadata[bookpay_process]``). When it stops it disables the
+  endpoint rather than removing it, and its data folder keeps the endpoint's id and secret
+  (``bookpay.web.kept_endpoint``): the next start adopts it (new URL, enabled again), so the
+  deliveries queued for it meanwhile reach the shop, and the catch-up at start
+  (``bookpay.web.catchup``) handles at once what Stripe lists as not delivered. At start it
+  first clears what earlier runs left enabled: an endpoint for its own URL, and its shop's
+  endpoints whose server no longer answers. A restart never leaves two enabled endpoints.
+- The owner stops the emulator only when no other shop is still registered with it (enabled,
+  and answering). Until then its shop is stopped (port closed, endpoint disabled) but its process
   keeps the emulator running, says so, and exits when the last other shop has gone; a second
   Ctrl-C stops it anyway.
 - Every shop watches the emulator: when it stops answering the shop says so on its console, and
@@ -36,8 +40,9 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from bookpay.config import Settings
-from bookpay.errors import BookpayError, UsageError
+from bookpay.errors import BookpayError, NotFound, UsageError
 from bookpay.privatefiles import private_dir, private_file
+from bookpay.web import kept_endpoint
 
 WATCH_EVERY = 2.0  # seconds between looks at the emulator
 PROBE_TIMEOUT = 1.0
@@ -151,34 +156,135 @@ class EmulatorLink:
         self.say = say
         self.process = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.endpoint_id: str | None = None
+        self.kept = None  # the data folder's record of the endpoint, held while this runs
+        # When the adopted endpoint was disabled (its shop stopped): events since then were
+        # never queued for it, so the catch-up at start lists them too.
+        self.since: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def register(self) -> str:
-        """Register this process's endpoint (removing what earlier runs left); its secret."""
+        """Adopt the endpoint this data folder kept from an earlier run, or register a new one
+        (removing what earlier runs left either way); its secret."""
+        kept = self._adoptable()
+        try:
+            self._clear_leftovers(keep=kept.id if kept else None)
+            if kept is not None:
+                self.gateway.update_webhook(
+                    kept.id, url=self.webhook_url, metadata=self._metadata(), disabled=False
+                )
+                self.since = kept.disabled_at
+                with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
+                    kept.save(disabled_at=None)
+                secret, self.endpoint_id = kept.secret, kept.id
+            else:
+                created = self.gateway.create_webhook(self.webhook_url, metadata=self._metadata())
+                secret, self.endpoint_id = created["secret"], created["id"]
+                kept = self._keep(created)
+        except BaseException:
+            if kept is not None:
+                kept.release()
+            raise
+        self.kept = kept
+        self.on_secret(secret)
+        return secret
+
+    def _metadata(self) -> dict[str, str]:
+        return {
+            "bookpay_shop": self.settings.shop_id,
+            "bookpay_process": self.process,
+            # Which emulator the shop uses: an endpoint an earlier emulator kept in the same
+            # state file may belong to a shop that uses another one now.
+            "bookpay_emulator": self.settings.emulator_url,
+            "bookpay_kept": "true" if kept_endpoint.SUPPORTED else "false",
+        }
+
+    def _adoptable(self):
+        """The record (held) of a kept endpoint this shop may use again: it still exists at
+        this emulator and is this shop's; else None. A record whose endpoint this emulator
+        does not have is discarded if it was kept at this emulator's port (an --ephemeral
+        emulator, or the endpoint deleted), else left for when the shop uses that emulator
+        again. One this emulator has at another port (its state file is the same: a shop's own
+        emulator started on another --emulator-port) is adopted."""
+        port = _port_of(self.settings.emulator_url)
+        for kept in kept_endpoint.unheld(self.settings.data_dir):
+            if kept.shop != self.settings.shop_id:
+                kept.release()
+                continue
+            try:
+                endpoint = self.gateway.retrieve_webhook(kept.id)
+            except BaseException:
+                kept.release()
+                raise
+            if endpoint is None and _port_of(kept.emulator) != port:
+                kept.release()
+                continue
+            metadata = (endpoint or {}).get("metadata") or {}
+            if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
+                if _port_of(kept.emulator) != port:
+                    kept.save(emulator=self.settings.emulator_url)
+                return kept
+            kept.discard()
+        return None
+
+    def _keep(self, created: dict):
+        """Record a new endpoint's id and secret in the data folder, for the next run."""
+        try:
+            return kept_endpoint.keep(
+                self.settings.data_dir,
+                created,
+                emulator=self.settings.emulator_url,
+                shop=self.settings.shop_id,
+            )
+        except OSError as exc:
+            self.say(
+                f"WARNING: could not keep the webhook endpoint's secret in the data folder "
+                f"({exc.strerror or exc}): it is removed when the shop stops."
+            )
+            return None
+
+    def _clear_leftovers(self, keep: str | None) -> None:
+        """What earlier runs left, but ``keep`` (the endpoint about to be adopted): an endpoint
+        for this shop's own URL, and this shop's endpoints whose server does not answer, are
+        left enabled by no running process, and would have every event sent to them twice over.
+        A disabled one is a stopped process's, kept for its next run (of this data folder or
+        another one's); an enabled one that a process keeps is disabled, so that the process
+        adopts it, queued deliveries and all; others (from before endpoints were kept) go."""
+        data_dir = self.settings.data_dir
         for old in self.gateway.webhook_endpoints():
+            if old["id"] == keep or old.get("status") == "disabled":
+                continue
             metadata = old.get("metadata") or {}
             ours = metadata.get("bookpay_shop") == self.settings.shop_id
-            if old["url"] == self.webhook_url or (ours and not shop_answers(old["url"])):
+            if old["url"] != self.webhook_url and not (ours and not shop_answers(old["url"])):
+                continue
+            if kept_endpoint.held_elsewhere(data_dir, old["id"]):
+                continue  # another process of this data folder is adopting it right now
+            if metadata.get("bookpay_kept") == "true":
+                with contextlib.suppress(NotFound):  # deleted meanwhile: as good
+                    self.gateway.update_webhook(old["id"], disabled=True)
+            else:
                 self.gateway.delete_webhook(old["id"])
-        created = self.gateway.create_webhook(
-            self.webhook_url,
-            metadata={
-                "bookpay_shop": self.settings.shop_id,
-                "bookpay_process": self.process,
-                # Which emulator the shop uses: an endpoint an earlier emulator kept in the same
-                # state file may belong to a shop that uses another one now.
-                "bookpay_emulator": self.settings.emulator_url,
-            },
-        )
-        self.endpoint_id = created["id"]
-        self.on_secret(created["secret"])
-        return created["secret"]
 
     def unregister(self) -> None:
-        if self.endpoint_id is not None:
-            with contextlib.suppress(BookpayError):
-                self.gateway.delete_webhook(self.endpoint_id)
+        """At stop: disable the endpoint, kept for the next run with its queued deliveries
+        (Stripe sends a disabled endpoint nothing, and its retries keep their schedule); one
+        that could not be kept is removed."""
+        if self.endpoint_id is None:
+            return
+        kept, self.kept = self.kept, None
+        try:
+            if kept is None:
+                with contextlib.suppress(BookpayError):
+                    self.gateway.delete_webhook(self.endpoint_id)
+            else:
+                with contextlib.suppress(BookpayError):
+                    self.gateway.update_webhook(self.endpoint_id, disabled=True)
+                with contextlib.suppress(OSError):
+                    kept.save(disabled_at=time.time())
+        finally:
+            if kept is not None:
+                kept.release()
             self.endpoint_id = None
 
     def other_shops(self) -> list[str]:
@@ -194,6 +300,7 @@ class EmulatorLink:
             endpoint["url"]
             for endpoint in endpoints
             if endpoint["id"] != self.endpoint_id
+            and endpoint.get("status") != "disabled"  # a stopped shop's, kept for its next run
             and self._registered_here(endpoint)
             and shop_answers(endpoint["url"])
         ]
@@ -226,23 +333,34 @@ class EmulatorLink:
                     f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
                     "and webhooks wait until it is back (start it with `bookpay emulator`)."
                 )
-            elif answers and (not up or not self._endpoint_exists()):
+            elif answers and (not up or self._endpoint_state() in ("missing", "disabled")):
                 self._recover(url, was_down=not up)
             up = answers
 
-    def _endpoint_exists(self) -> bool:
-        status, _ = _get_json(
+    def _endpoint_state(self) -> str | None:
+        """ "missing", or the endpoint's status ("enabled", "disabled"); None when unknown."""
+        status, body = _get_json(
             f"{self.settings.emulator_url}/v1/webhook_endpoints/{self.endpoint_id}",
             {"Authorization": f"Bearer {self.settings.api_key}"},
         )
-        return status != 404
+        if status == 404:
+            return "missing"
+        return body.get("status") if status == 200 and isinstance(body, dict) else None
 
     def _recover(self, url: str, *, was_down: bool) -> None:
         if was_down:
             self.say(f"The Stripe emulator at {url} is answering again.")
-        if self._endpoint_exists():
-            return
+        state = self._endpoint_state()
         try:
+            if state == "disabled":  # by another shop's start that found this one not answering
+                self.gateway.update_webhook(self.endpoint_id, disabled=False)
+                self.say(f"Enabled this shop's webhook endpoint again ({self.webhook_url}).")
+                return
+            if state != "missing":
+                return
+            if self.kept is not None:  # its endpoint is gone: nothing left to adopt
+                self.kept.discard()
+                self.kept = None
             self.register()
         except BookpayError as exc:
             self.say(f"WARNING: could not register the webhook endpoint again: {exc.message}")

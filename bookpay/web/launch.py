@@ -90,6 +90,7 @@ class RunningShop:
     services: object
     note: str = ""  # "started here" or "already running", in emulator mode
     link: object = None
+    catch_up: object = None  # the catch-up with undelivered events, in emulator mode
     emulator: object = None  # the emulator this shop started, if it did
     secrets: list = dataclasses.field(default_factory=list)
     say: object = print
@@ -111,18 +112,24 @@ class RunningShop:
         def stop_server() -> None:
             self.server.stop(say=self.say)
 
-        def close_services() -> None:
-            # Not the ledger under a request still at work after the wait (a SQLite write
-            # waiting for another process's lock): closing its connection could crash the
-            # process; the process's exit closes it.
-            self.services.close(ledger_in_use=self.server.unfinished > 0)
+        catching_up = False
 
-        # The requests under way finish before the endpoint goes: an event being handled when
-        # the stop came is recorded, not cut off with its delivery then abandoned.
-        steps = [stop_server, forget_secrets, close_services]
+        def stop_catch_up() -> None:
+            nonlocal catching_up
+            catching_up = self.catch_up is not None and not self.catch_up.stop()
+
+        def close_services() -> None:
+            # Not the ledger under a request (or the catch-up's event) still at work after the
+            # wait (a SQLite write waiting for another process's lock): closing its connection
+            # could crash the process; the process's exit closes it.
+            self.services.close(ledger_in_use=self.server.unfinished > 0 or catching_up)
+
+        # The requests under way finish before the endpoint is disabled: an event being handled
+        # when the stop came is recorded, not cut off with its delivery then left to a retry.
+        steps = [stop_server, stop_catch_up, forget_secrets, close_services]
         if self.link is not None:
             steps[:0] = [self.link.stop_watching]
-            steps[2:2] = [self.link.unregister]
+            steps[3:3] = [self.link.unregister]
         interrupted = False
         try:
             # Every step is taken even when a second Ctrl-C (or SIGTERM) cuts one short, so the
@@ -247,6 +254,11 @@ def start_shop(
             shop.stop()
             raise
         shop.link.watch()
+        from bookpay.web.catchup import CatchUp
+
+        # In a thread: start-up and /healthz never wait for Stripe's event list.
+        shop.catch_up = CatchUp(services.gateway, services.receiver, since=shop.link.since, say=say)
+        shop.catch_up.start()
     return shop
 
 

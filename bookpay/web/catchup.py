@@ -1,0 +1,119 @@
+"""The catch-up at start: events Stripe has not delivered to the shop, handled at once.
+
+A shop that stopped (or died) with deliveries queued for its endpoint gets them only at their
+next retry, up to hours later; events made while its endpoint was disabled are never sent to it
+at all (Stripe sends a disabled endpoint nothing). So once its endpoint is registered or
+adopted, `bookpay serve` lists, in a thread of its own, the events Stripe has not delivered
+(``GET /v1/events`` with ``delivery_success=false``, as Stripe's "Process undelivered events"
+guide does) and those made since its endpoint was disabled, of the types it handles, from the
+last three days and a few hundred at most, and hands each, oldest first, to the same handling
+as a delivery (``WebhookReceiver.catch_up``: once per event id, the state from the objects
+retrieved from Stripe). Their deliveries, when they come, are duplicates. An event the ledger
+has processed already is skipped. A failure (Stripe or the emulator not answering) is a
+warning: the deliveries still come, and handle what the catch-up did not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from bookpay.event_shape import InvalidEvent
+
+log = logging.getLogger("bookpay.catchup")
+
+WITHIN = 3 * 24 * 3600  # seconds back: Stripe's retries last three days
+LIMIT = 300  # events at most, both lists together
+MARGIN = 60  # seconds before an endpoint was disabled that the events since it start at
+PAGE = 100
+
+
+def undelivered(gateway, types: Iterable[str], since: float | None, now: float) -> list[dict]:
+    """The events to catch up with, oldest first, each once."""
+    kinds = sorted(types)
+    floor = int(now) - WITHIN
+    lists: list[Iterator[dict]] = [
+        gateway.iter_events(
+            types=kinds, delivery_success=False, created={"gte": floor}, page_size=PAGE
+        )
+    ]
+    if since is not None:
+        start = max(floor, int(since) - MARGIN)
+        lists.append(gateway.iter_events(types=kinds, created={"gte": start}, page_size=PAGE))
+    found: dict[str, dict] = {}
+    for events in lists:
+        for event in events:
+            if len(found) >= LIMIT:
+                break
+            if isinstance(event, dict) and isinstance(event.get("id"), str):
+                found.setdefault(event["id"], event)
+    # Lists come newest first; the oldest is handled first, as its delivery would have been.
+    ordered = list(found.values())
+    return sorted(reversed(ordered), key=lambda e: _created(e))
+
+
+def _created(event: dict) -> int:
+    created = event.get("created")
+    return created if isinstance(created, int) and not isinstance(created, bool) else 0
+
+
+class CatchUp:
+    """One catch-up, run in a daemon thread (``start``), stopped between two events (``stop``)."""
+
+    def __init__(
+        self,
+        gateway,
+        receiver,
+        *,
+        since: float | None = None,
+        say: Callable[[str], None] = print,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.gateway = gateway
+        self.receiver = receiver
+        self.since = since
+        self.say = say
+        self.clock = clock
+        self.caught_up = 0
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="bookpay-catch-up", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop after the event under way; whether the thread has ended within ``timeout``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def run(self) -> None:
+        from bookpay.webhooks import HANDLED
+
+        try:
+            events = undelivered(self.gateway, HANDLED, self.since, self.clock())
+            for event in events:
+                if self._stop.is_set():
+                    break
+                try:
+                    if self.receiver.catch_up(event) is not None:
+                        self.caught_up += 1
+                except InvalidEvent:
+                    continue  # said by the receiver, as for a delivery
+        except Exception as exc:  # never the shop's end: its deliveries still come
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            log.warning("the catch-up with undelivered webhook events stopped: %s", message)
+        finally:
+            if self.caught_up:
+                count = self.caught_up
+                self.say(
+                    f"Caught up with {count} webhook event{'s' if count != 1 else ''} "
+                    "not delivered to this shop yet."
+                )
+            self.done.set()

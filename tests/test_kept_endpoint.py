@@ -1,0 +1,288 @@
+"""A shop in emulator mode keeps its webhook endpoint between runs, and catches up at start.
+
+Stopping disables the endpoint (it is not removed), and the data folder keeps its id and secret;
+the next start adopts it, so the deliveries queued for it meanwhile reach the shop, and handles
+at once, in a thread, the events Stripe lists as not delivered and those made while it was
+down. In-process shops (``bookpay.testing``, started as `bookpay serve` starts them) against
+in-process emulators; shops in processes of their own are in tests/test_several_processes.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from processes import free_port, wait_for
+
+from bookpay.config import Settings
+from bookpay.emulator import EmulatorOptions, start_emulator
+from bookpay.emulator.delivery import DISABLED
+from bookpay.errors import StripeUnavailable
+from bookpay.ledger import open_ledger
+from bookpay.payments import Gateway
+from bookpay.testing._shop import shop
+from bookpay.web import catchup
+from bookpay.web.catchup import CatchUp
+
+RETRY = 300.0  # the first retry of a failed delivery: far beyond the test, unless advanced
+
+
+def options(db: Path | None = None) -> EmulatorOptions:
+    return EmulatorOptions(db_path=db, retry_schedule=(RETRY,) * 3, async_delay=0.05)
+
+
+def endpoints(emu) -> list[dict]:
+    return Gateway(Settings(emulator_url=emu.url)).webhook_endpoints()
+
+
+def records(data: Path) -> list[Path]:
+    return sorted((data / "webhook-endpoints").glob("we_*.json"))
+
+
+def ledger(data: Path):
+    return open_ledger(Settings(data_dir=data))
+
+
+def succeeded_event(emu, intent_id: str) -> dict:
+    listed = Gateway(Settings(emulator_url=emu.url)).iter_events(types=["payment_intent.succeeded"])
+    return next(e for e in listed if e["data"]["object"]["id"] == intent_id)
+
+
+def test_a_delivery_queued_at_stop_is_recorded_after_a_restart_on_the_same_endpoint(tmp_path):
+    """A payment that succeeded just before the shop stopped, its delivery not yet made: the
+    next run adopts the same endpoint (id and secret), the catch-up records the payment once,
+    and the emulator's own delivery, when its retry comes, is a duplicate answered 200."""
+    db, data, port = tmp_path / "emulator.sqlite3", tmp_path / "shop", free_port()
+    emu = start_emulator(port=port, options=options(db))
+    try:
+        with shop(emu, data_dir=data) as first:
+            [endpoint] = endpoints(emu)
+            secret = first.webhook_secret
+            emu.app.deliverer.stop()  # what is queued from now on is not sent before the stop
+            intent = first.pay()["id"]
+        [endpoint] = endpoints(emu)
+        assert endpoint["status"] == "disabled"
+    finally:
+        emu.stop()
+    with ledger(data) as book:
+        assert book.fulfilment_count(intent) == 0
+    [record] = records(data)
+    assert json.loads(record.read_text())["secret"] == secret
+
+    emu = start_emulator(port=port, options=options(db))  # its queued delivery resumes
+    try:
+        event = succeeded_event(emu, intent)["id"]
+        # Due at once, to an endpoint still disabled: failed without being sent, retried later.
+        wait_for(lambda: emu.app.delivery_attempts(event), 10, "the attempt while disabled")
+        assert [a["error"] for a in emu.app.delivery_attempts(event)] == [DISABLED]
+        with shop(emu, data_dir=data) as second:
+            assert [(e["id"], e["status"]) for e in endpoints(emu)] == [(endpoint["id"], "enabled")]
+            assert endpoints(emu)[0]["url"] == second.webhook_url
+            assert second.webhook_secret == secret
+            second.wait_for_order(intent, "paid")
+            wait_for(lambda: any("Caught up with 1 webhook event" in s for s in second.console))
+            assert second.ledger.fulfilment_count(intent) == 1
+            assert len(second.wait_for_receipts(1)) == 1
+            # The retry comes: signed with the kept secret, and a duplicate.
+            emu.app.clock.advance(RETRY + 1)
+            statuses = [a["status"] for a in emu.app.delivery_attempts(event)]
+            assert statuses == [None, 200]
+            [recorded] = [e for e in second.ledger.events_for(intent) if e["id"] == event]
+            assert recorded["deliveries"] == 2
+            assert second.ledger.fulfilment_count(intent) == 1
+            assert len(second.receipts()) == 1
+    finally:
+        emu.stop()
+
+
+def test_events_made_while_the_shop_was_down_are_caught_up_at_start(tmp_path):
+    """Stripe sends a disabled endpoint nothing, not even later: a payment and a refund made
+    while the shop was stopped are handled by the catch-up when it starts again."""
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=data) as first:
+            intent = first.checkout()["paymentIntentId"]
+        gateway = Gateway(Settings(data_dir=tmp_path / "cli", emulator_url=emu.url))
+        gateway.confirm_intent(intent, payment_method="pm_card_visa")
+        gateway.create_refund(intent, amount=500)
+        assert succeeded_event(emu, intent)["pending_webhooks"] == 0  # sent to no endpoint
+        with shop(emu, data_dir=data) as second:
+            order = second.wait_for_order(intent, "partially_refunded")
+            assert order["amount_refunded"] == 500
+            assert second.ledger.fulfilment_count(intent) == 1
+            assert len(second.wait_for_receipts(1)) == 1
+            wait_for(lambda: any("Caught up with 2 webhook events" in s for s in second.console))
+            assert len(endpoints(emu)) == 1
+
+
+def test_a_restart_leaves_one_enabled_endpoint_and_nothing_to_catch_up_says_nothing(tmp_path):
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        for _ in range(3):
+            with shop(emu, data_dir=data) as running:
+                [endpoint] = endpoints(emu)
+                assert (endpoint["status"], endpoint["url"]) == ("enabled", running.webhook_url)
+                link = running._running
+                assert link.catch_up.done.wait(10)
+                assert not [s for s in running.console if "Caught up" in s]
+        assert [e["status"] for e in endpoints(emu)] == ["disabled"]
+        assert len(records(data)) == 1
+
+
+def test_a_kept_endpoint_deleted_meanwhile_gives_way_to_a_new_one(tmp_path):
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=data):
+            [old] = endpoints(emu)
+        Gateway(Settings(emulator_url=emu.url)).delete_webhook(old["id"])
+        with shop(emu, data_dir=data) as again:
+            [new] = endpoints(emu)
+            assert new["id"] != old["id"] and new["status"] == "enabled"
+            assert [p.stem for p in records(data)] == [new["id"]]
+            intent = again.pay()["id"]
+            again.wait_for_order(intent, "paid")  # its secret is the new endpoint's
+
+
+def test_an_ephemeral_emulator_that_forgot_the_endpoint_gives_way_to_a_new_one(tmp_path):
+    data, port = tmp_path / "shop", free_port()
+    with start_emulator(port=port, options=options()) as emu, shop(emu, data_dir=data):
+        [old] = endpoints(emu)
+    # In memory, on the same port: it knows no endpoint.
+    with start_emulator(port=port, options=options()) as emu, shop(emu, data_dir=data) as again:
+        [new] = endpoints(emu)
+        assert new["id"] != old["id"]
+        assert [p.stem for p in records(data)] == [new["id"]]
+        intent = again.pay()["id"]
+        again.wait_for_order(intent, "paid")
+
+
+def test_the_same_emulator_state_on_another_port_keeps_the_endpoint(tmp_path):
+    """A shop's own emulator started on another --emulator-port, on the same state file: the
+    endpoint is there, queued deliveries and all, and is adopted."""
+    db, data = tmp_path / "emulator.sqlite3", tmp_path / "shop"
+    with start_emulator(options=options(db)) as emu, shop(emu, data_dir=data):
+        [old] = endpoints(emu)
+    with start_emulator(options=options(db)) as emu, shop(emu, data_dir=data) as again:
+        [new] = endpoints(emu)
+        assert (new["id"], new["status"]) == (old["id"], "enabled")
+        assert new["metadata"]["bookpay_emulator"] == emu.url
+        intent = again.pay()["id"]
+        again.wait_for_order(intent, "paid")
+
+
+def test_the_kept_secret_is_the_owners_alone(tmp_path):
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=data) as running:
+        [record] = records(data)
+        assert stat.S_IMODE(record.stat().st_mode) == 0o600
+        assert stat.S_IMODE(record.parent.stat().st_mode) == 0o700
+        assert json.loads(record.read_text())["secret"] == running.webhook_secret
+
+
+def test_two_shops_on_one_data_folder_each_adopt_their_own(tmp_path):
+    """Each running process holds its record: the second to start registers another, and
+    after a restart of both each adopts one of the two, with no third."""
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=data) as one, shop(emu, data_dir=data) as two:
+            assert one.webhook_secret != two.webhook_secret
+            first = {e["id"] for e in endpoints(emu)}
+            assert len(first) == 2
+        assert {e["status"] for e in endpoints(emu)} == {"disabled"}
+        with shop(emu, data_dir=data) as one, shop(emu, data_dir=data) as two:
+            assert {e["id"] for e in endpoints(emu)} == first
+            assert {e["status"] for e in endpoints(emu)} == {"enabled"}
+            assert {e["url"] for e in endpoints(emu)} == {one.webhook_url, two.webhook_url}
+            assert len(records(data)) == 2
+
+
+# The catch-up on its own ---------------------------------------------------------------------
+
+
+class FakeGateway:
+    def __init__(self, pages=(), error: Exception | None = None, gate=None) -> None:
+        self.pages = list(pages)
+        self.error = error
+        self.gate = gate
+        self.asked: list[dict] = []
+
+    def iter_events(self, **params):
+        self.asked.append(params)
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.error is not None:
+            raise self.error
+        yield from self.pages
+
+
+class FakeReceiver:
+    def __init__(self, processed=()) -> None:
+        self.processed = set(processed)
+        self.handled: list[str] = []
+
+    def catch_up(self, event):
+        if event["id"] in self.processed:
+            return None
+        self.handled.append(event["id"])
+        return {"id": event["id"]}
+
+
+def test_the_catch_up_asks_for_undelivered_events_of_the_handled_types_oldest_first():
+    from bookpay.webhooks import HANDLED
+
+    events = [{"id": f"evt_{n}", "created": 1000 + n} for n in (3, 2, 1)]  # newest first
+    gateway, receiver, said = FakeGateway(events), FakeReceiver({"evt_2"}), []
+    CatchUp(gateway, receiver, since=900.0, say=said.append, clock=lambda: 10**6).run()
+    assert receiver.handled == ["evt_1", "evt_3"]
+    assert said == ["Caught up with 2 webhook events not delivered to this shop yet."]
+    floor = 10**6 - catchup.WITHIN
+    assert gateway.asked == [
+        {
+            "types": sorted(HANDLED),
+            "delivery_success": False,
+            "created": {"gte": floor},
+            "page_size": 100,
+        },
+        {"types": sorted(HANDLED), "created": {"gte": floor}, "page_size": 100},
+    ]
+
+
+def test_the_catch_up_is_bounded():
+    events = [{"id": f"evt_{n}", "created": n} for n in range(catchup.LIMIT + 50, 0, -1)]
+    receiver = FakeReceiver()
+    CatchUp(FakeGateway(events), receiver, say=lambda _: None).run()
+    assert len(receiver.handled) == catchup.LIMIT
+
+
+def test_a_catch_up_that_fails_warns_and_says_nothing_else(caplog):
+    said: list[str] = []
+    gateway = FakeGateway(error=StripeUnavailable("The Stripe emulator is not answering."))
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(gateway, FakeReceiver(), say=said.append).run()  # does not raise
+    assert said == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "the catch-up with undelivered webhook events stopped: "
+        "The Stripe emulator is not answering."
+    ]
+
+
+def test_the_catch_up_runs_in_a_thread_of_its_own():
+    gate = threading.Event()
+    catch_up = CatchUp(FakeGateway(gate=gate), FakeReceiver(), say=lambda _: None)
+    started = time.monotonic()
+    catch_up.start()
+    assert time.monotonic() - started < 1  # start-up does not wait for Stripe's answer
+    assert not catch_up.done.is_set()
+    gate.set()
+    assert catch_up.done.wait(5)
+    assert catch_up.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_emulator_logs(caplog):
+    caplog.set_level(logging.ERROR, logger="bookpay.emulator")

@@ -28,7 +28,7 @@ def slow_smtp():
 
     server = Server(("127.0.0.1", 0), Handler)
     server.script = Script()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield server
     server.shutdown()
     server.server_close()

@@ -61,7 +61,7 @@ class FakeStripe:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def page(self, every: list[dict], after: str | None) -> dict:
         start = next(n + 1 for n, o in enumerate(every) if o["id"] == after) if after else 0

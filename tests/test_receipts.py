@@ -5,10 +5,12 @@ On both backends where the ledger is involved (``database_url``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -303,15 +305,24 @@ def test_a_claim_ends_with_the_block_when_nothing_was_sent(ledger):
 
 
 class CountingLedger:
-    """The ledger, counting how often the worker looks for receipts."""
+    """The ledger, counting how often (and when) the worker looks for receipts."""
 
     def __init__(self, ledger):
         self._ledger = ledger
         self.claims = 0
+        self.looked_at: list[float] = []  # time.monotonic() of each look
+        self._looked = threading.Condition()
 
     def claim_receipts(self, **kwargs):
-        self.claims += 1
+        with self._looked:
+            self.claims += 1
+            self.looked_at.append(time.monotonic())
+            self._looked.notify_all()
         return self._ledger.claim_receipts(**kwargs)
+
+    def wait_for_claims(self, count: int, timeout: float = 10.0) -> None:
+        with self._looked:
+            assert self._looked.wait_for(lambda: self.claims >= count, timeout), self.claims
 
     def __getattr__(self, name):
         return getattr(self._ledger, name)
@@ -340,7 +351,12 @@ def test_the_worker_sleeps_until_the_next_receipt_is_due(ledger, settings):
     assert 25 < mailer._idle_wait(0) <= 30
 
 
-def test_the_worker_does_not_spin_on_receipts_another_process_is_sending(ledger, settings):
+def test_the_worker_does_not_spin_on_receipts_another_process_is_sending(
+    ledger, settings, monkeypatch
+):
+    from bookpay import mailer as mailer_module
+
+    monkeypatch.setattr(mailer_module, "BUSY_WAIT", (0.1, 5.0))  # 0.5 s, 1 s, 2 s... in 5x
     ledger.record_fulfilment(intent(), render)
     counting = CountingLedger(ledger)
     mailer = ReceiptMailer(counting, OutboxTransport(settings.data_dir / "outbox"))
@@ -348,10 +364,12 @@ def test_the_worker_does_not_spin_on_receipts_another_process_is_sending(ledger,
         assert len(held) == 1  # a live holder sends it (slowly)
         mailer.start()
         try:
-            time.sleep(3.0)
+            counting.wait_for_claims(4)
         finally:
             mailer.close()
-    assert counting.claims <= 5  # backing off 0.5, 1, 2 s..., not every 50 ms
+    # Backing off 0.1, 0.2, 0.4 s..., not looking again at once, nor every 0.1 s.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(counting.looked_at[:4])]
+    assert all(gap >= wait * 0.95 for gap, wait in zip(gaps, (0.1, 0.2, 0.4), strict=True)), gaps
 
 
 def _in(seconds: float) -> str:

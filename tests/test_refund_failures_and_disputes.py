@@ -25,6 +25,28 @@ from typer.testing import CliRunner
 from bookpay.cli import app as cli
 
 runner = CliRunner()
+# What Stripe does "some time later" (a refund failing, a dispute opening or decided) comes this
+# many seconds later on the emulator's clock (its async_delay, the default): the tests advance
+# the clock by it (``later``) rather than wait for it.
+ASYNC_DELAY = 2.0
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """An emulator of this module's own (not the session's, whose clock is shared): its tests
+    advance its clock. Webhook retries come within a second, as with the session's."""
+    from bookpay import testing
+
+    with testing.emulator(retry_schedule=(0.05, 0.1, 0.2), async_delay=ASYNC_DELAY) as running:
+        yield running
+
+
+def later(shop: Shop) -> None:
+    """Now is "some time later": the emulator's clock advanced past what falls due by then
+    (which is done, in order, before this returns)."""
+    from bookpay.testing import StripeEmulator
+
+    StripeEmulator(shop.settings.emulator_url).clock.advance(seconds=ASYNC_DELAY)
 
 
 @pytest.fixture
@@ -39,7 +61,7 @@ def wait_for(found, timeout: float = 20.0):
         value = found()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(0.02)
     raise AssertionError("timed out")
 
 
@@ -74,6 +96,7 @@ def sales_total(shop: Shop) -> dict:
 
 
 def failed_refund(shop: Shop, refund_id: str) -> dict:
+    later(shop)
     return wait_for(
         lambda: (r := api(shop, "GET", f"/v1/refunds/{refund_id}"))["status"] == "failed" and r
     )
@@ -240,12 +263,14 @@ def test_a_refund_after_one_that_failed_reverses_only_what_stripe_tax_has_not(sh
 
 def disputed(shop: Shop) -> tuple[str, dict]:
     intent_id, _ = paid(shop, "pm_card_createDispute")
+    later(shop)
     found = wait_for(lambda: api(shop, "GET", f"/v1/disputes?payment_intent={intent_id}")["data"])
     return intent_id, found[0]
 
 
 def close(shop: Shop, dispute_id: str, evidence: str) -> dict:
     api(shop, "POST", f"/v1/disputes/{dispute_id}", {"evidence[uncategorized_text]": evidence})
+    later(shop)
     return wait_for(
         lambda: (
             (d := api(shop, "GET", f"/v1/disputes/{dispute_id}"))["status"] in ("won", "lost") and d
@@ -312,6 +337,7 @@ def test_a_dispute_does_not_make_a_never_fulfilled_orders_reversal_wait_for_ever
         "payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"}
     )
     assert outcome["outcome"].startswith("rejected:")
+    later(shop)
     found = wait_for(lambda: api(shop, "GET", f"/v1/disputes?payment_intent={intent_id}")["data"])
     shop.deliver("charge.dispute.created", {"id": found[0]["id"], "object": "dispute"})
     assert shop.ledger.get_order(intent_id)["note"].startswith(f"dispute {found[0]['id']}")

@@ -122,7 +122,7 @@ def smtp():
     """A scripted SMTP server; its ``script`` says how it answers."""
     server = Server(("127.0.0.1", 0), Handler)
     server.script = Script()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()

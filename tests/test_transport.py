@@ -42,9 +42,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def trickle(self):
         """An answer a byte every 0.1 s (its headers too, for /trickle-headers): never a read
-        timeout's wait between two bytes, but 4 s to the end (8 s with its headers)."""
-        head = b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"
-        slow = head + b"x" * 40 if self.path == "/trickle-headers" else b"x" * 40
+        timeout's wait between two bytes, but 4 s to the end (8 s with its headers; 1.5 s for
+        the 15 bytes of /trickle-short)."""
+        length = 15 if self.path == "/trickle-short" else 40
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n".encode()
+        slow = head + b"x" * length if self.path == "/trickle-headers" else b"x" * length
         if self.path != "/trickle-headers":
             self.wfile.write(head)
         try:
@@ -62,7 +64,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     yield httpd
     httpd.shutdown()
     httpd.server_close()
@@ -178,8 +180,11 @@ def test_a_server_trickling_its_answer_cannot_hold_a_call_past_its_deadline(serv
     assert caught.value.timeout and caught.value.retry
     assert isinstance(caught.value.__cause__, TimeoutError)
     if path == "/trickle":  # without a deadline, the read timeout is per wait: it all comes
-        body, status, _ = transport.request("get", url(server, path), {}, None, (2.0, 1.0))
-        assert (status, body) == (200, b"x" * 40)
+        started = time.monotonic()
+        answer = transport.request("get", url(server, "/trickle-short"), {}, None, (2.0, 1.0))
+        body, status, _ = answer
+        assert (status, body) == (200, b"x" * 15)
+        assert time.monotonic() - started > 1.0  # longer than one read timeout
     transport.close()
 
 

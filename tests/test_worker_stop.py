@@ -28,7 +28,7 @@ def slow_smtp():
 
     server = Server(("127.0.0.1", 0), Handler)
     server.script = Script()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield server
     server.shutdown()
     server.server_close()
@@ -51,9 +51,20 @@ def queued(tmp_path, database_url):
     ledger.close()
 
 
-def worker(env: dict, smtp, *args: str) -> subprocess.Popen:
+# `bookpay worker` with the mailer's bounded stop wait (15 s) shortened to argv[1] seconds: for a
+# test of what happens once that wait is over, not of how long it is.
+SHORT_STOP_WAIT = """import sys
+from bookpay.mailer import ReceiptMailer
+ReceiptMailer.stop_wait = float(sys.argv.pop(1))
+from bookpay.cli import main
+main()
+"""
+
+
+def worker(env: dict, smtp, *args: str, stop_wait: float | None = None) -> subprocess.Popen:
+    command = ["-m", "bookpay"] if stop_wait is None else ["-c", SHORT_STOP_WAIT, str(stop_wait)]
     return subprocess.Popen(
-        [sys.executable, "-m", "bookpay", "worker", *args],
+        [sys.executable, *command, "worker", *args],
         stderr=subprocess.PIPE,
         text=True,
         env={**env, "BOOKPAY_SMTP_URL": url(smtp)},
@@ -63,9 +74,10 @@ def worker(env: dict, smtp, *args: str) -> subprocess.Popen:
 
 def stopped(process: subprocess.Popen, *signals: int) -> tuple[str, float]:
     """Its stderr once ``signals`` (0.2 s apart) stopped it, and how long it took after them."""
-    for signum in signals:
+    for n, signum in enumerate(signals):
+        if n:
+            time.sleep(0.2)
         process.send_signal(signum)
-        time.sleep(0.2)
     started = time.monotonic()
     try:
         _, err = process.communicate(timeout=30)
@@ -151,15 +163,33 @@ def test_a_worker_left_at_work_in_a_locked_sqlite_ledger_is_not_crashed_by_the_s
     holder = sqlite3.connect(data / "bookpay.sqlite3", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        process = worker(env, slow_smtp, "--once")
-        time.sleep(2)  # started, and waiting for the lock
+        process = worker(env, slow_smtp, "--once", stop_wait=1.0)
+        # Started, and waiting for the lock: the worker has taken its writers' turn (the
+        # ledger's `-turn` file), which the holder, as the `sqlite3` shell, does not take.
+        wait_for(lambda: turn_taken(data / "bookpay.sqlite3-turn"))
         err, took = stopped(process, signal.SIGTERM)
     finally:
         holder.rollback()
         holder.close()
     assert process.returncode == 0, err
-    assert "Stopping." in err and "left unfinished" in err and "Traceback" not in err
-    assert took < 20  # the stop's bounded wait (15 s), not the lock's
+    assert "Stopping." in err and "still at work after 1 s, left unfinished" in err
+    assert "Traceback" not in err
+    assert took < 10  # the stop's bounded wait, not the lock's (BUSY_TIMEOUT, 30 s)
+
+
+def turn_taken(path) -> bool:
+    """Whether another process holds the writers' turn of a SQLite ledger (its flock)."""
+    import fcntl
+
+    if not path.exists():
+        return False
+    with open(path, "rb") as turn:
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        return False
 
 
 @pytest.mark.parametrize("poll", ["0", "-1", "nan", "inf", "-inf", "1e400", "1e9"])

@@ -62,7 +62,7 @@ def shop(emulator) -> Iterator[str]:
     """The test page's origin: a server of its own, so every call to the emulator is CORS."""
     handler = type("Handler", (_PagesHandler,), {"emulator_url": emulator.url})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(PAGES)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

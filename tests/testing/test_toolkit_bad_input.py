@@ -157,7 +157,7 @@ def test_an_emulator_url_where_something_else_answers_is_a_clear_error(status):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
         with pytest.raises(EmulatorError) as caught:

@@ -47,6 +47,8 @@ class Behavior:
     # Stripe's "Authenticate unless set up": once set up for off-session use (a payment with
     # setup_future_usage=off_session and a customer), charged off-session without a challenge.
     set_up_skips_3ds: bool = False
+    # Stripe's "Already set up": needs 3-D Secure on-session, succeeds off-session as if set up.
+    off_session_skips_3ds: bool = False
     decline_after_3ds: str | None = None  # a DECLINES key, once authenticated
     funding: str = "credit"
     country: str = "US"
@@ -64,6 +66,7 @@ SPECIAL_NUMBERS: dict[str, Behavior] = {
     "4000000000000119": Behavior(decline="processing_error"),
     "4000002760003184": Behavior(three_ds=True),
     "4000002500003155": Behavior(three_ds=True, set_up_skips_3ds=True),
+    "4000003800000446": Behavior(three_ds=True, off_session_skips_3ds=True),
     "4000000000003220": Behavior(three_ds=True),
     "4000008260003178": Behavior(three_ds=True, decline_after_3ds="insufficient_funds"),
     "4000056655665556": Behavior(funding="debit"),

@@ -165,7 +165,7 @@ def prepare(
     if pm is not None and pm.get("customer") and pm["customer"] != pi.get("customer"):
         message = ANOTHER_CUSTOMERS.format(pm=pm["id"], customer=pm["customer"])
         raise invalid(message, "payment_method")
-    return pm, {"off_session": off_session or strict, "sdk": sdk}
+    return pm, {"off_session": off_session, "strict": strict, "sdk": sdk}
 
 
 def finish(
@@ -212,19 +212,24 @@ def attempt(
     *,
     authenticated: bool,
     off_session: bool = False,
+    strict: bool = False,
     sdk: bool = False,
 ) -> dict[str, Any]:
     """Charge the card: a challenge first for 3-D Secure cards, then a charge that may decline.
-    `off_session` (or error_on_requires_action) declines what would need the customer, unless
-    the card was set up for it (Stripe's "Authenticate unless set up")."""
+    `off_session` declines what would need the customer, unless the card was set up for it
+    (Stripe's "Authenticate unless set up") or counts as set up ("Already set up");
+    `strict` (error_on_requires_action) declines what would need the customer on-session: a
+    card set up for off-session use still needs authentication on-session."""
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
     kind = cards.behavior(pm["_number"])
     decline = None
-    set_up = off_session and kind.set_up_skips_3ds and pm.get("_set_up") == "off_session"
+    set_up = off_session and (
+        kind.off_session_skips_3ds or (kind.set_up_skips_3ds and pm.get("_set_up") == "off_session")
+    )
     if kind.three_ds and not authenticated and not set_up:
-        if not off_session:
+        if not (off_session or strict):
             pi["status"] = "requires_action"
             pi["next_action"] = _next_action(ctx, pi, sdk)
             ctx.store.save(pi)

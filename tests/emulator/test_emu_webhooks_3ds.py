@@ -801,3 +801,42 @@ def test_a_customers_saved_card_is_refused_on_an_intent_not_theirs(
     assert refused.http_status == 400 and refused.param == "payment_method"
     assert f"belongs to the Customer {cus.id}" in str(refused.user_message)
     assert client.v1.payment_intents.list(params={"limit": 1}).data[0].id == newest  # none made
+
+
+# Stripe's testing docs, "Authentication and setup": 4000 0038 0000 0446 ("Already set up")
+# "requires authentication for one-time and other on-session payments. However, all off-session
+# payments will succeed as if the card has been previously set up."
+ALREADY_SET_UP = "4000003800000446"
+
+
+def test_0446_is_charged_off_session_without_ever_being_set_up(
+    client: stripe.StripeClient, call: Callable[..., Any]
+) -> None:
+    on_session = start_3ds(client, ALREADY_SET_UP, RETURN)  # asserts requires_action
+    assert on_session.next_action is not None
+    card = {"number": ALREADY_SET_UP, "exp_month": 1, "exp_year": 2040, "cvc": "123"}
+    pm = client.v1.payment_methods.create(params={"type": "card", "card": card})
+    later = charge_off_session(client, pm.id, None)
+    assert not isinstance(later, Exception), later
+    assert later.status == "succeeded" and later.next_action is None
+    charge = client.v1.charges.retrieve(later.latest_charge)
+    assert charge.payment_method_details.card.three_d_secure is None
+
+
+@pytest.mark.parametrize("card", ["pm_card_authenticationRequiredOnSetup", ALREADY_SET_UP])
+def test_a_card_set_up_for_off_session_still_needs_authentication_on_session(
+    client: stripe.StripeClient, call: Callable[..., Any], card: str
+) -> None:
+    """error_on_requires_action is not off_session: an on-session payment with a card set up
+    (or counted as set up) for off-session use still needs the customer, so Stripe declines it
+    authentication_required rather than charging it unauthenticated."""
+    cus = client.v1.customers.create()
+    first = saved_with_challenge(client, call, card, customer=cus.id,
+                                 setup_future_usage="off_session")  # fmt: skip
+    assert first.status == "succeeded"
+    params = {"amount": 1500, "currency": "usd", "payment_method": first.payment_method,
+              "customer": cus.id, "confirm": True, "error_on_requires_action": True,
+              "allowed_payment_method_types": ["card"]}  # fmt: skip
+    with pytest.raises(stripe.CardError) as refused:
+        client.v1.payment_intents.create(params=params)
+    assert refused.value.code == "authentication_required"

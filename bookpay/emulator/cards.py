@@ -69,6 +69,7 @@ SPECIAL_NUMBERS: dict[str, Behavior] = {
     "4000003800000446": Behavior(three_ds=True, off_session_skips_3ds=True),
     "4000000000003220": Behavior(three_ds=True),
     "4000008260003178": Behavior(three_ds=True, decline_after_3ds="insufficient_funds"),
+    "4000008400001629": Behavior(three_ds=True, decline_after_3ds="generic_decline"),
     "4000056655665556": Behavior(funding="debit"),
     "5200828282828210": Behavior(funding="debit"),
     # Disputes: the charge succeeds, then is disputed (docs.stripe.com/testing#disputes).

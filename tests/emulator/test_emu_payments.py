@@ -40,6 +40,8 @@ THREE_DS = [
     ("4000002500003155", "pm_card_authenticationRequiredOnSetup"),
     ("4000000000003220", "pm_card_threeDSecure2Required"),
     ("4000008260003178", None),
+    ("4000003800000446", None),
+    ("4000008400001629", None),
 ]
 ALIASES = {
     "pm_card_chargeDeclined": "generic_decline",

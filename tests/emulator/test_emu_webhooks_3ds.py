@@ -437,14 +437,26 @@ def test_3ds_fail(client: stripe.StripeClient, call: Callable[..., Any]) -> None
     assert again.status == "succeeded"
 
 
-def test_3ds_then_decline(client: stripe.StripeClient, call: Callable[..., Any]) -> None:
-    pi = start_3ds(client, "4000008260003178", "http://127.0.0.1:4242/success")
+@pytest.mark.parametrize(
+    ("card", "decline_code"),
+    [
+        ("4000008260003178", "insufficient_funds"),
+        # "3D Secure authentication required, but the payment will be declined with a
+        # card_declined failure code after authentication" (Stripe's testing docs).
+        ("4000008400001629", "generic_decline"),
+    ],
+)
+def test_3ds_then_decline(
+    client: stripe.StripeClient, call: Callable[..., Any], card: str, decline_code: str
+) -> None:
+    pi = start_3ds(client, card, "http://127.0.0.1:4242/success")
     path, secret = challenge(call, pi)
     resp = call("POST", path, {"client_secret": secret, "action": "complete"}, key=None)
     assert parse_qs(urlsplit(resp.headers["location"]).query)["redirect_status"] == ["failed"]
     after = client.v1.payment_intents.retrieve(pi.id)
     assert after.status == "requires_payment_method"
-    assert after.last_payment_error.decline_code == "insufficient_funds"
+    assert after.last_payment_error.code == "card_declined"
+    assert after.last_payment_error.decline_code == decline_code
     assert client.v1.charges.retrieve(after.latest_charge).status == "failed"
 
 

@@ -182,6 +182,9 @@ class BookpayGroup(TyperGroup):
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(141) from None
+        except typer.BadParameter as exc:  # a subcommand's options, parsed under this invoke
+            exc.message = _plain_choice(exc.message)
+            raise  # Typer reports it itself, with exit code 2
         except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
             raise  # usage errors and exits: Typer reports them itself, with exit code 2
         except Exception as exc:
@@ -216,6 +219,32 @@ def _plain_help(command) -> None:
         command.help = command.help.replace("\nExample: ", "\n\b\nExample: ")
     for sub in getattr(command, "commands", {}).values():
         _plain_help(sub)
+
+
+_VALUE_ERROR = "Value error, "
+_NOT_ONE_OF = " is not one of "
+
+
+def _plain_choice(message: str) -> str:
+    """A choice option's refusal in plain words: Typer checks the value through pydantic, which
+    prefixes "Value error, " and quotes every choice ("'x' is not one of 'a', 'b'."); a user
+    reads "'x' is not one of a, b." (the value keeps its quotes: it may be blank or hold a
+    space)."""
+    if not message.startswith(_VALUE_ERROR):
+        return message
+    message = message[len(_VALUE_ERROR) :]
+    value, found, choices = message.rpartition(_NOT_ONE_OF)
+    if not found or not choices.endswith("."):
+        return message
+    import ast
+
+    try:
+        names = ast.literal_eval(f"({choices[:-1]},)")
+    except (ValueError, SyntaxError):
+        return message
+    if not all(isinstance(name, str) for name in names):
+        return message
+    return f"{value}{_NOT_ONE_OF}{', '.join(names)}."
 
 
 def _names(message: str, param: str) -> bool:

@@ -96,6 +96,19 @@ class Finding:
         return {"level": self.level, "message": self.message, "fix": self.fix}
 
 
+def webhook_secret_missing(webhook_url: str) -> Finding:
+    """The warning for Stripe mode with no STRIPE_WEBHOOK_SECRET: `serve` says it at start with
+    its own ``webhook_url``, `config check` lists it with serve's default one. (The emulator
+    registers the shop's endpoint itself: it needs no secret from the user.)"""
+    return Finding(
+        "STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event (503) and orders are "
+        "fulfilled only from the success page",
+        f"run `stripe listen --forward-to {webhook_url}` and set the whsec_ secret it prints",
+        level="warning",
+        blocks="",
+    )
+
+
 def webhook_secret_problem(value: str, name: str) -> Finding | None:
     """Why ``value`` cannot be a webhook signing secret, or None."""
     if value.startswith("whsec_") and len(value) > len("whsec_"):
@@ -462,6 +475,12 @@ class Settings:
             problem = webhook_secret_problem(secret_value, "STRIPE_WEBHOOK_SECRET")
             if problem:
                 found.append(problem)
+        if (
+            not self.is_emulated
+            and not self.webhook_secrets
+            and "STRIPE_WEBHOOK_SECRET" not in self.unreadable  # said above, as a problem
+        ):
+            found.append(webhook_secret_missing("localhost:4242/webhook"))  # serve's default
         for name in ("BOOKPAY_ALLOW_LIVE", "BOOKPAY_DEBUG"):
             if name in self.unreadable:
                 found.append(

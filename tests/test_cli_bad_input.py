@@ -79,6 +79,62 @@ def test_times_off_the_calendar_are_usage_errors(cli_env, args):
     assert "is out of range: use a time from 1970 to 9998" in result.output
 
 
+INTENT_STATUSES = (
+    "requires_payment_method, requires_confirmation, requires_action, processing, "
+    "requires_capture, canceled, succeeded"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["intent", "cancel", "pi_1", "--reason", "bad"],
+            "'--reason': 'bad' is not one of duplicate, fraudulent, requested_by_customer, "
+            "abandoned.",
+        ),
+        (
+            ["refund", "create", "pi_1", "--reason", "changed_mind"],
+            "'--reason': 'changed_mind' is not one of duplicate, fraudulent, "
+            "requested_by_customer.",
+        ),
+        (
+            ["orders", "export", "--format", "xml"],
+            "'--format': 'xml' is not one of csv, json, jsonl.",
+        ),
+        (
+            ["report", "sales", "--by", "year"],
+            "'--by': 'year' is not one of day, week, month, book.",
+        ),
+        (
+            ["report", "tax", "--status", "bogus"],
+            "'--status': 'bogus' is not one of refused, pending, skipped, recorded.",
+        ),
+        (
+            ["intent", "list", "--status", "paid"],
+            f"'--status': 'paid' is not one of {INTENT_STATUSES}.",
+        ),
+        (["intent", "list", "--status", ""], f"'--status': '' is not one of {INTENT_STATUSES}."),
+    ],
+    ids=[
+        "intent-cancel",
+        "refund-create",
+        "orders-export",
+        "report-sales",
+        "report-tax",
+        "intent-list",
+        "intent-list-blank",
+    ],
+)
+def test_a_value_that_is_not_one_of_the_choices_is_said_plainly(tmp_path, args, said):
+    """One line naming the choices, not pydantic's "Value error, ..." with every one quoted."""
+    result = run({"BOOKPAY_DATA_DIR": str(tmp_path / "data")}, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for {said}"
+    assert result.stdout == ""
+    assert not (tmp_path / "data").exists()  # refused before anything is opened
+
+
 @pytest.mark.parametrize("command", [("orders", "list"), ("intent", "list")])
 def test_a_limit_beyond_the_maximum_is_a_usage_error(cli_env, command):
     result = run(cli_env, *command, "--limit", "9223372036854775807")

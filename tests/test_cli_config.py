@@ -76,7 +76,8 @@ def test_stripe_that_does_not_answer_is_a_problem(tmp_path, monkeypatch):
     assert code == 5
     [problem] = report["problems"]
     assert problem == "Stripe at https://api.stripe.com cannot be reached (Connection refused)"
-    assert "status.stripe.com" in report["findings"][0]["fix"]
+    [finding] = [f for f in report["findings"] if f["level"] == "problem"]
+    assert "status.stripe.com" in finding["fix"]
 
 
 def refusing_api(status: int, message: str):
@@ -184,13 +185,46 @@ def test_each_finding_is_stated_once_with_its_fix(cli_env):
 
 def test_secret_key_alone_is_only_a_warning_for_serve(tmp_path):
     code, report = check(
-        {"STRIPE_SECRET_KEY": SK, "BOOKPAY_DATA_DIR": str(tmp_path / "d")}, "--offline"
+        {
+            "STRIPE_SECRET_KEY": SK,
+            "STRIPE_WEBHOOK_SECRET": "whsec_abc123",
+            "BOOKPAY_DATA_DIR": str(tmp_path / "d"),
+        },
+        "--offline",
     )
     assert code == 0
     assert messages(report, "warning") == [
         "STRIPE_PUBLISHABLE_KEY is not set: `bookpay serve` needs it for the checkout page "
         "(every other command works without it)"
     ]
+
+
+WEBHOOK_SECRET_WARNING = (
+    "STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event (503) and orders are "
+    "fulfilled only from the success page"
+)
+
+
+def test_stripe_test_mode_without_a_webhook_secret_is_a_warning_as_serve_gives_it(tmp_path):
+    env = {"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK, "BOOKPAY_DATA_DIR": str(tmp_path)}
+    code, report = check(env, "--offline")
+    assert code == 0 and report["ok"] is True  # a warning: serve starts, and says it too
+    assert report["findings"] == [
+        {
+            "level": "warning",
+            "message": WEBHOOK_SECRET_WARNING,
+            "fix": "run `stripe listen --forward-to localhost:4242/webhook` and set the whsec_ "
+            "secret it prints",
+        }
+    ]
+    human = runner.invoke(app, ["config", "check", "--offline"], env=env)
+    assert human.exit_code == 0
+    assert f"1 warning:\n  - {WEBHOOK_SECRET_WARNING}\n" in human.stdout
+    assert "    Fix: run `stripe listen --forward-to localhost:4242/webhook`" in human.stdout
+    # With the secret set, or in local test mode (the emulator registers the shop's endpoint
+    # and its secret itself), there is nothing to say.
+    assert check({**env, "STRIPE_WEBHOOK_SECRET": "whsec_abc123"}, "--offline")[1]["findings"] == []
+    assert check({"BOOKPAY_DATA_DIR": str(tmp_path)}, "--offline")[1]["findings"] == []
 
 
 def test_the_tax_mode_in_effect_and_a_wrong_one(cli_env):

@@ -19,15 +19,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(args, env):
+def start(args, env, umask=None):
+    def prepare() -> None:
+        # The test runner may ignore SIGHUP (nohup); the emulator must get a real hangup.
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        if umask is not None:
+            os.umask(umask)
+
     process = subprocess.Popen(
         [sys.executable, "-m", "bookpay", "emulator", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        # The test runner may ignore SIGHUP (nohup); the emulator must get a real hangup.
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        preexec_fn=prepare,
     )
     return process
 
@@ -84,6 +89,36 @@ def test_serves_persists_and_stops_on_ctrl_c(env, tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
+
+
+def test_its_state_and_the_data_folder_it_creates_are_private_under_the_usual_umask(env, tmp_path):
+    """The state holds shoppers' e-mail and postal addresses: the folder 0700 and every file
+    0600 (the -wal and -shm that SQLite writes beside the database too), as `serve` keeps them,
+    whatever the umask (022 makes files readable by everyone)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    process = start(["--port", str(port)], env, umask=0o022)
+    try:
+        wait_healthy(url)
+        request = urllib.request.Request(  # a write: SQLite has its -wal and -shm open now
+            f"{url}/v1/customers",
+            data=b"email=jenny%40example.com",
+            headers={"Authorization": "Bearer sk_test_cli"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        modes = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir()}
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert modes == {
+        "emulator.sqlite3": 0o600,
+        "emulator.sqlite3-wal": 0o600,
+        "emulator.sqlite3-shm": 0o600,
+        "emulator.sqlite3-lock": 0o600,  # which emulator holds it
+    }
 
 
 def test_port_in_use_is_one_line_and_exit_2(env):

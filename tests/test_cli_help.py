@@ -187,3 +187,21 @@ def test_options_with_a_maximum_show_it_and_refuse_more_with_exit_2(path, option
     assert result.exit_code == 2, result.output
     assert f"Invalid value for '{option}'" in result.stderr
     assert "Traceback" not in result.output
+
+
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["serve", "worker", "emulator"])
+def test_the_readme_row_of_a_single_command_names_every_option_its_help_has(name):
+    """Both halves of a flag pair too: `serve --help` has `--worker / --no-worker`."""
+    [command] = [command for path, command in COMMANDS if path == [name]]
+    options = {
+        option
+        for param in command.params
+        for option in (*param.opts, *param.secondary_opts)
+        if option.startswith("--") and option != "--help"
+    }
+    row = re.search(rf"^\| `bookpay {name}((?: [^`]*)?)` \|", README, re.MULTILINE)
+    assert row, f"no row for `bookpay {name}` in the README's commands table"
+    assert set(re.findall(r"--[a-z][a-z0-9-]*", row.group(1))) == options

@@ -129,6 +129,7 @@ def test_intent_show_says_when_there_is_no_ledger(world, tmp_path):
         (["--email", "nobody@example.com"], "No PaymentIntents match."),
         (["--all", "--email", "nobody@example.com"], "No PaymentIntents match."),
         (["--status", "succeeded"], "No PaymentIntents with status succeeded."),
+        (["--status", "canceled"], "No PaymentIntents with status canceled."),
         (["--all", "--until", "2000-01-01"], "No PaymentIntents match."),
     ],
 )
@@ -136,7 +137,9 @@ def test_a_list_that_matches_nothing_says_so_as_orders_list_does(world, tmp_path
     # Not a table header alone (a page), nor nothing at all (--all): stdout stays empty.
     result = invoke(world, tmp_path, *args)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", said + "\n")
-    assert invoke(world, tmp_path, *args, "--json").stdout == "[]\n"
+    # --json: `[]` alone on stdout for scripts, and the same words on stderr (README, Paging).
+    as_json = invoke(world, tmp_path, *args, "--json")
+    assert (as_json.exit_code, as_json.stdout, as_json.stderr) == (0, "[]\n", said + "\n")
 
 
 def test_a_last_page_that_is_empty_says_there_are_no_more(world, tmp_path):

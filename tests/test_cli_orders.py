@@ -461,9 +461,21 @@ def test_all_as_json_after_an_unknown_order_writes_no_half_array(many):
     assert "No order 'ord_nope' to start after" in result.stderr
 
 
-def test_list_with_filters_that_match_nothing(many):
-    result = invoke(many, "orders", "list", "--email", "nobody@example.com")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "No orders match.\n")
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--email", "nobody@example.com"], "No orders match."),
+        (["--status", "refunded"], "No orders with status refunded."),
+        (["--all", "--status", "refunded"], "No orders with status refunded."),
+        (["--all", "--email", "nobody@example.com"], "No orders match."),
+    ],
+)
+def test_list_with_filters_that_match_nothing(many, args, said):
+    result = invoke(many, "orders", "list", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"{said}\n")
+    # --json: `[]` alone on stdout for scripts, and the same words on stderr (README, Paging).
+    as_json = invoke(many, "orders", "list", *args, "--json")
+    assert (as_json.exit_code, as_json.stdout, as_json.stderr) == (0, "[]\n", f"{said}\n")
 
 
 # Receipts in `orders show` -----------------------------------------------------------------------

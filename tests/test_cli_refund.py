@@ -155,7 +155,7 @@ def test_the_gateway_refuses_a_blank_request_id_too(settings):
 def test_a_reason_stripe_does_not_take_is_a_usage_error_and_refunds_nothing(bookpay, paid):
     result = bookpay("refund", "create", paid, "--reason", "changed_mind")
     assert result.exit_code == 2, result.output
-    assert "'changed_mind' is not one of 'duplicate', 'fraudulent'" in result.output
+    assert "'changed_mind' is not one of duplicate, fraudulent," in result.output
     assert refunds_of(bookpay, paid) == []
     refunded = bookpay("refund", "create", paid, "--reason", "requested_by_customer", "--json")
     assert refunded.exit_code == 0, refunded.output

@@ -263,6 +263,31 @@ def test_no_ledger_no_sales(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([], "No tax records refused, pending or under-reported."),
+        (["--status", "refused"], "No tax records refused."),
+    ],
+)
+def test_report_tax_that_finds_nothing_says_so_on_stderr_with_json_too(env, args, said):
+    table = runner.invoke(app, ["report", "tax", *args], env=env)
+    assert (table.exit_code, table.stdout, table.stderr) == (0, "", f"{said}\n")
+    # A script reads `[]` on stdout; a person running it still learns why it is empty.
+    as_json = runner.invoke(app, ["report", "tax", *args, "--json"], env=env)
+    assert (as_json.exit_code, as_json.stdout, as_json.stderr) == (0, "[]\n", f"{said}\n")
+
+
+def test_report_tax_with_no_ledger_says_it_once(tmp_path):
+    env = {"BOOKPAY_DATA_DIR": str(tmp_path / "none")}
+    for args in ([], ["--json"]):
+        result = runner.invoke(app, ["report", "tax", *args], env=env)
+        assert result.exit_code == 0
+        assert result.stdout == ("[]\n" if args else "")
+        where = tmp_path / "none" / "bookpay.sqlite3"
+        assert result.stderr == f"No tax records: there is no ledger at {where} yet.\n"
+
+
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_charts_are_written_as_svg_or_png(env, tmp_path, suffix):
     path = tmp_path / f"sales{suffix}"

@@ -1655,7 +1655,11 @@ def test_serve_in_stripe_mode_warns_without_a_webhook_secret(tmp_path):
     try:
         text = "\n".join(served.lines)
         assert "Mode: Stripe test mode" in text
-        assert "WARNING: STRIPE_WEBHOOK_SECRET is not set" in text
+        assert (  # `bookpay config check` lists it too, with the same words (one source)
+            "WARNING: STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event (503) "
+            "and orders are fulfilled only from the success page. Run `stripe listen "
+            f"--forward-to {served.url}/webhook` and set the whsec_ secret it prints."
+        ) in served.lines
         assert "sk_test_51Hsecret" not in text
         with urllib.request.urlopen(served.url + "/", timeout=5) as answer:
             assert "js.stripe.com" in answer.headers["Content-Security-Policy"]

@@ -150,22 +150,31 @@ def test_a_second_interrupt_skips_only_the_wait_for_the_answer(slow_smtp, queued
 def test_a_worker_left_at_work_in_a_locked_sqlite_ledger_is_not_crashed_by_the_stop(
     slow_smtp, tmp_path
 ):
-    """--once waiting for the write lock of a SQLite ledger another process holds: SIGTERM
-    killed it (-15); stopped as the running worker is, its thread still waiting after the
-    stop's bounded wait, the ledger's connection was closed under it (a segmentation fault)."""
+    """--once has sent a receipt it claimed and waits to write its fate, another process
+    holding the SQLite ledger's write lock; SIGTERM, and the stop's bounded wait is over with the
+    worker still waiting. The ledger must not be closed under it: closing releases this
+    process's claims, a write that waits behind the worker's own (it holds the writers' turn)
+    for the lock's 30 s and more, and would free a receipt still being sent for another worker
+    to send again. (The connection itself the SQLite ledger never closes under a thread using
+    it: tests/test_ledger_sqlite_close.py.) The exit ends the worker; its claim, of a process
+    that died, is taken over at the next start."""
     data = tmp_path / "data"
-    open_ledger(Settings(data_dir=data, shop_id="shop_t")).close()
+    with open_ledger(Settings(data_dir=data, shop_id="shop_t")) as ledger:
+        ledger.record_fulfilment(intent(), render)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
         "BOOKPAY_DATA_DIR": str(data),
         "BOOKPAY_SHOP_ID": "shop_t",
     }
+    slow_smtp.script.end_delay = 0.5  # the answer to the message, once the lock is taken
     holder = sqlite3.connect(data / "bookpay.sqlite3", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
     try:
         process = worker(env, slow_smtp, "--once", stop_wait=1.0)
-        # Started, and waiting for the lock: the worker has taken its writers' turn (the
-        # ledger's `-turn` file), which the holder, as the `sqlite3` shell, does not take.
+        wait_for(lambda: slow_smtp.script.messages)  # claimed (committed), and being sent
+        holder.execute("BEGIN EXCLUSIVE")
+        # Answered, and waiting for the lock to write the fate: the worker has taken its
+        # writers' turn (the ledger's `-turn` file), which the holder, as the `sqlite3` shell,
+        # does not take.
         wait_for(lambda: turn_taken(data / "bookpay.sqlite3-turn"))
         err, took = stopped(process, signal.SIGTERM)
     finally:
@@ -175,6 +184,9 @@ def test_a_worker_left_at_work_in_a_locked_sqlite_ledger_is_not_crashed_by_the_s
     assert "Stopping." in err and "still at work after 1 s, left unfinished" in err
     assert "Traceback" not in err
     assert took < 10  # the stop's bounded wait, not the lock's (BUSY_TIMEOUT, 30 s)
+    with open_ledger(Settings(data_dir=data, shop_id="shop_t")) as ledger:
+        receipt = ledger.receipt_for("pi_1")
+    assert receipt["status"] == "pending" and receipt["claimed_by"]  # the dead process's claim
 
 
 def turn_taken(path) -> bool:

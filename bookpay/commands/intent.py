@@ -459,7 +459,7 @@ def list_intents(
                 detail_columns=["Book", "Created"],
             )
         paging.page_note("PaymentIntent", page, more, lambda i: i["id"])
-    if not count and not as_json:
+    if not count:  # on stderr with --json too: stdout stays `[]` for scripts
         info(paging.nothing("PaymentIntents", starting_after, wanted, email or since or until))
 
 

@@ -244,7 +244,7 @@ def list_orders(
                     detail_columns=["PaymentIntent", "Email", "Fulfilled"],
                 )
             paging.page_note("order", page, more, lambda order: order["id"])
-    if not count and not as_json:
+    if not count:  # on stderr with --json too: stdout stays `[]` for scripts
         info(paging.nothing("orders", starting_after, where.status, email or since or until))
 
 

@@ -146,6 +146,7 @@ def tax(
 
     wanted = [s.value for s in status] if status else ["refused", "pending"]
     st = state(ctx)
+    no_ledger = False
     try:
         ledger = open_ledger(st.settings, create=False)
     except LedgerMissing:
@@ -153,7 +154,7 @@ def tax(
         info(f"No tax records: there is no ledger at {where} yet.")
         if not as_json:
             return
-        records, settled = [], set()
+        records, settled, no_ledger = [], set(), True
     else:
         with ledger:
             records = ledger.tax_records_with_status(wanted, refund_failed=not status)
@@ -171,12 +172,11 @@ def tax(
                 for record in records
             ]
         )
-        return
-    if not records:
+    elif records:
+        _tax_table(records, settled)
+    if not records and not no_ledger:  # on stderr with --json too: stdout stays `[]`
         said = " or ".join(wanted) if status else "refused, pending or under-reported"
         info(f"No tax records {said}.")
-        return
-    _tax_table(records, settled)
 
 
 def _settled_orders(ledger, records: list[dict]) -> set[str]:

@@ -75,8 +75,11 @@ def worker(
                     _work(ledger, workers, poll, once)
                 finally:
                     # Not under a worker left at work (a SQLite wait for the write lock,
-                    # say): closing a connection in use can crash the process. The exit
-                    # ends it, and a claim of a process that died is taken over at once.
+                    # say): closing releases this process's claims, a write that waits
+                    # behind that worker's (it holds the writers' turn), and would free a
+                    # receipt still being sent. (A connection in use the SQLite ledger never
+                    # closes.) The exit ends the worker, and a claim of a process that died
+                    # is taken over at once.
                     if not any(each.at_work for each in workers):
                         ledger.close()
             except KeyboardInterrupt:  # while starting up (opening the ledger, say)

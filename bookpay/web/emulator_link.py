@@ -41,7 +41,6 @@ from urllib.parse import urlsplit
 
 from bookpay.config import Settings
 from bookpay.errors import BookpayError, NotFound, UsageError
-from bookpay.privatefiles import private_dir, private_file
 from bookpay.web import kept_endpoint
 
 WATCH_EVERY = 2.0  # seconds between looks at the emulator
@@ -105,10 +104,10 @@ def ensure_emulator(settings: Settings, host: str, port: int | None):
     wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
     if emulator_answers(wanted):
         return dataclasses.replace(settings, emulator_url=wanted), None
-    from bookpay.emulator import EMULATOR_DB, EmulatorOptions, StateInUse, start_emulator
+    from bookpay.emulator import EmulatorOptions, StateInUse, start_emulator, state_in
 
     host = _LOOPBACK_FOR.get(host, host)
-    db_path = private_file(private_dir(settings.data_dir) / EMULATOR_DB)
+    db_path = state_in(settings.data_dir)
     options = EmulatorOptions(db_path=db_path)
     try:
         emulator = start_emulator(host, port, options)

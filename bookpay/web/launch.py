@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import threading
 
-from bookpay.config import Settings
+from bookpay.config import Settings, webhook_secret_missing
 from bookpay.errors import UsageError
 
 TEST_CARDS = (
@@ -282,11 +282,8 @@ def _banner(shop: RunningShop, capacity, say, configured: Settings | None = None
     else:
         say(f"Mode: {settings.mode_label} (api.stripe.com, Stripe.js from js.stripe.com).")
         if not settings.webhook_secrets:
-            say(
-                "WARNING: STRIPE_WEBHOOK_SECRET is not set: /webhook will refuse every event "
-                "(503) and orders are fulfilled only from the success page. Run `stripe listen "
-                f"--forward-to {shop.own_url}/webhook` and set the whsec_ secret it prints."
-            )
+            missing = webhook_secret_missing(f"{shop.own_url}/webhook")
+            say(f"WARNING: {missing.message}. {missing.fix[0].upper()}{missing.fix[1:]}.")
     limits = settings.stripe_limits
     say(
         f"Capacity: {capacity.threads} threads ({limits.max_concurrent} may wait on Stripe, "

@@ -36,6 +36,7 @@ from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.views import (
     Templates,
     checkout_href,
+    fulfilment_view,
     line_views,
     options_json,
     quote_json,
@@ -511,7 +512,8 @@ def create_app(
             if single in services.catalog
             else "/checkout"
         )
-        shown = receipt(intent, lines, retry)
+        order = services.ledger.find_order(intent["id"])
+        shown = {**receipt(intent, lines, retry), **fulfilment_view(order, quote)}
         return templates.render(
             "success", title=result_title(shown), totals=totals_view(quote), **shown
         )

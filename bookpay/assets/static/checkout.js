@@ -90,6 +90,10 @@
   // asked for again.
   const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
+  // Said when Pay's last look found the attempt quoted for another address (another tab of it):
+  // this tab's own address is quoted again, and Pay waits for that.
+  const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
+    + 'for the address here. Check the total, then pay.';
   const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
   // Said when Pay's last look at the order (before anything is confirmed) got no answer of the
   // shop's: paying again is safe, the same attempt is the same PaymentIntent.
@@ -295,13 +299,15 @@
       address: null,
     };
     // Quotes for the address: the version of the last one sent (the server applies them in
-    // order), the address, name and rate the PaymentIntent holds (as a key), and what went wrong.
+    // order), the address, name and rate the PaymentIntent holds (as a key) and the version the
+    // shop recorded that quote under, and what went wrong.
     const quoting = {
       version: 0,
       queued: false, // a quote is waiting to go, or on its way
       /** @type {WantedQuote | null} */
       pending: null,
       applied: '',
+      appliedVersion: 0,
       problem: '',
       unanswered: 0, // quotes in a row the shop did not answer
     };
@@ -734,6 +740,7 @@
       }
       const applied = {address: wanted.address, name: wanted.name, shippingRate: body.shippingRate};
       quoting.applied = keyOf(applied);
+      quoting.appliedVersion = Number(body.version) || 0;
     }
 
     /**
@@ -757,17 +764,30 @@
     let changes = Promise.resolve();
 
     // Ask the server for this attempt's PaymentIntent as the cart is now; show what it holds and
-    // refresh the Elements when it changed. Resolves whether the order differs from what was shown.
+    // refresh the Elements when it changed. Resolves what to say when the order differs from
+    // what was shown ('' when it does not).
+    //
+    // The PaymentIntent may hold a quote this tab did not make: another tab of the same attempt
+    // (a duplicated tab shares its sessionStorage) quoted its own address since. Its total is
+    // not this tab's to show or pay: Stripe.js confirms with this tab's Address Element, which
+    // would ship somewhere the amount was not priced for (fulfilment refuses that). So this
+    // tab's own address, name and rate are quoted again, and Pay waits for it.
+    /** @returns {Promise<string>} */
     async function requote() {
       const before = shown.quoteId;
       const result = await createIntent(false);
       if ('paid' in result) {
         showPaidNotice(result.paid);
-        return true;
+        return CHANGED;
       }
       if (result.intent.paymentIntentId !== intentId) {
         window.location.reload(); // the attempt had to start again: mount its Elements afresh
-        return true;
+        return CHANGED;
+      }
+      if (quotedElsewhere(result.intent)) {
+        quoting.applied = '';
+        quoteWanted();
+        return QUOTED_ELSEWHERE;
       }
       showIntentQuote(result.intent);
       const changed = result.intent.quote.quoteId !== before;
@@ -775,7 +795,18 @@
         const updated = await elements.fetchUpdates();
         if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
       }
-      return changed;
+      return changed ? CHANGED : '';
+    }
+
+    /**
+     * Whether the attempt's PaymentIntent holds a quote for an address other than the one this
+     * tab had applied: its recorded quote is not the version this tab's last quote was recorded
+     * under (only quotes number versions; a changed cart keeps the version).
+     * @param {AttemptIntent} intent
+     */
+    function quotedElsewhere(intent) {
+      return !!quoting.applied && !!quoting.appliedVersion
+        && (intent.quoteVersion || 0) !== quoting.appliedVersion;
     }
 
     /**
@@ -923,9 +954,10 @@
       setBusy(true);
       showMessage('');
       retryButton.hidden = true;
-      let changed = false;
+      let changed = '';
       try {
-        // The order as the server has it now: if it changed since it was shown, show it first.
+        // The order as the server has it now: if it changed since it was shown, show it first
+        // (or, quoted for another tab's address, quote this tab's again).
         changed = await requote();
       } catch (e) {
         showFailure(await requoteFailed(e));
@@ -934,7 +966,7 @@
       if (changed) {
         setBusy(false);
         if (!paidNotice.hidden) return;
-        showMessage(CHANGED, 'info');
+        showMessage(changed, 'info');
         message.focus();
         return;
       }

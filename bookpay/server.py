@@ -472,6 +472,9 @@ def create_app(
             "changed": held.changed,
             "quote": quote_json(quote),
             "quoteVersion": held.version,
+            # Where the held quote priced shipping and tax: a tab whose own quote was replaced
+            # by another tab's (the version differs) compares it with its own address.
+            "quoteAddress": quote.address.to_dict() if quote.address is not None else None,
         }
         if quote.address is not None:
             options = services.catalog.shipping_options(

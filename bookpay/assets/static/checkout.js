@@ -50,7 +50,8 @@
  *   createIntentUrl: string, quoteUrl: string, cartItemsUrl: string, returnUrl: string,
  *   quote: QuoteView, taxEnabled: boolean}} CheckoutConfig
  * @typedef {{clientSecret: string, paymentIntentId: string, changed?: boolean,
- *   quote: QuoteView, quoteVersion?: number, shippingRates?: ShippingRateView[]}} AttemptIntent
+ *   quote: QuoteView, quoteVersion?: number, shippingRates?: ShippingRateView[],
+ *   quoteAddress?: AddressValue | null}} AttemptIntent
  * @typedef {{line1: string, line2: string | null, city: string, state: string,
  *   postal_code: string, country: string}} AddressValue
  * @typedef {{address: AddressValue, name: string, shippingRate: string | null}} WantedQuote
@@ -307,6 +308,8 @@
       /** @type {WantedQuote | null} */
       pending: null,
       applied: '',
+      /** @type {WantedQuote | null} what `applied` is the key of */
+      appliedQuote: null,
       appliedVersion: 0,
       problem: '',
       unanswered: 0, // quotes in a row the shop did not answer
@@ -740,6 +743,7 @@
       }
       const applied = {address: wanted.address, name: wanted.name, shippingRate: body.shippingRate};
       quoting.applied = keyOf(applied);
+      quoting.appliedQuote = applied;
       quoting.appliedVersion = Number(body.version) || 0;
     }
 
@@ -799,14 +803,35 @@
     }
 
     /**
-     * Whether the attempt's PaymentIntent holds a quote for an address other than the one this
-     * tab had applied: its recorded quote is not the version this tab's last quote was recorded
-     * under (only quotes number versions; a changed cart keeps the version).
+     * Whether the attempt's PaymentIntent holds a quote for an address (or option) other than
+     * the one this tab had applied. Only when its recorded quote is not the version this tab's
+     * last quote was recorded under (only quotes number versions; a changed cart keeps it) is
+     * another tab's quote compared: one for the same place and option is adopted as this tab's.
      * @param {AttemptIntent} intent
      */
     function quotedElsewhere(intent) {
-      return !!quoting.applied && !!quoting.appliedVersion
-        && (intent.quoteVersion || 0) !== quoting.appliedVersion;
+      const mine = quoting.appliedQuote;
+      const version = intent.quoteVersion || 0;
+      if (!quoting.applied || !mine || !quoting.appliedVersion
+          || version === quoting.appliedVersion) return false;
+      if (intent.quote.shippingRate !== mine.shippingRate
+          || !samePlace(intent.quoteAddress || null, mine.address)) return true;
+      quoting.appliedVersion = version;
+      return false;
+    }
+
+    /**
+     * Whether two addresses are the same, as people type them (case and spaces aside).
+     * @param {AddressValue | null} held
+     * @param {AddressValue} mine
+     */
+    function samePlace(held, mine) {
+      if (!held) return false;
+      /** @param {unknown} text */
+      const norm = (text) => String(text || '').replace(/\s+/g, ' ').trim().toUpperCase();
+      const fields = /** @type {Array<keyof AddressValue>} */ (
+        ['line1', 'line2', 'city', 'state', 'postal_code', 'country']);
+      return fields.every((name) => norm(held[name]) === norm(mine[name]));
     }
 
     /**

@@ -36,6 +36,7 @@ from bookpay.web.security import security_headers, stripe_js_url
 from bookpay.web.views import (
     Templates,
     checkout_href,
+    fulfilment_view,
     line_views,
     options_json,
     quote_json,
@@ -471,6 +472,9 @@ def create_app(
             "changed": held.changed,
             "quote": quote_json(quote),
             "quoteVersion": held.version,
+            # Where the held quote priced shipping and tax: a tab whose own quote was replaced
+            # by another tab's (the version differs) compares it with its own address.
+            "quoteAddress": quote.address.to_dict() if quote.address is not None else None,
         }
         if quote.address is not None:
             options = services.catalog.shipping_options(
@@ -511,7 +515,8 @@ def create_app(
             if single in services.catalog
             else "/checkout"
         )
-        shown = receipt(intent, lines, retry)
+        order = services.ledger.find_order(intent["id"])
+        shown = {**receipt(intent, lines, retry), **fulfilment_view(order, quote)}
         return templates.render(
             "success", title=result_title(shown), totals=totals_view(quote), **shown
         )

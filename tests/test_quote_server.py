@@ -457,3 +457,41 @@ def test_the_checkout_refuses_to_price_an_address_without_a_name_before_asking_a
                 cart_id=None,
             )
         assert refused.value.code == "invalid_name"
+
+
+def test_the_success_page_of_a_paid_order_refused_as_not_priced_says_it_was_not_shipped(
+    shopper, settings
+):
+    """Paid with a shipping address other than the one its quote priced (as Stripe.js sends the
+    Address Element's, from a tab that quoted another address): fulfilment refuses the order
+    (``mismatch``), and its page says the payment was received but nothing ships, and shows the
+    address the quote priced, not the one that would not have been shipped to."""
+    attempt, created = buy_now(shopper, "1")
+    assert quote(shopper, attempt).status == 200  # San Francisco: $29.67
+    austin = {
+        "shipping[name]": NAME,
+        "shipping[address][line1]": AUSTIN["line1"],
+        "shipping[address][city]": AUSTIN["city"],
+        "shipping[address][state]": AUSTIN["state"],
+        "shipping[address][postal_code]": AUSTIN["postal_code"],
+        "shipping[address][country]": "US",
+    }
+    intent_id = created["paymentIntentId"]
+    assert confirm(settings, intent_id, "pm_card_visa", **austin)["status"] == "succeeded"
+
+    page = shopper.request(
+        "GET",
+        f"/success?payment_intent={intent_id}&payment_intent_client_secret="
+        f"{created['clientSecret']}&redirect_status=succeeded",
+    )
+    assert page.status == 200
+    with open_ledger(settings) as ledger:
+        assert ledger.find_order(intent_id)["fulfilment_refused"] == "mismatch"
+    text = page.text
+    assert "on its way" not in text and "Success!" not in text
+    assert "Payment received, order not shipped" in text
+    assert "Nothing has been shipped. We will contact you" in text
+    assert "<title>Order ord_" in text and " not shipped" in text
+    assert "Priced for delivery to" in text and "San Francisco, CA 94110" in text
+    assert "Austin" not in text and "Shipping to" not in text
+    assert "$29.67" in text  # what was charged

@@ -133,9 +133,26 @@ def receipt(intent: dict, lines: list[dict], retry_href: str) -> dict:
     }
 
 
+def fulfilment_view(order: dict | None, quote: dict | None) -> dict:
+    """What the success page says of a paid order the shop refused to fulfil (the ledger's
+    ``fulfilment_refused``: ``mismatch``, ``refunded_first`` or ``disputed_first``): ``refused``
+    ('' when it was not), and ``priced_to``, the lines of the address its recorded quote priced
+    shipping and tax for, which a refused order shows instead of the PaymentIntent's shipping
+    (for a mismatch, somewhere it was not priced for and will not go)."""
+    refused = (order or {}).get("fulfilment_refused") or ""
+    priced = (quote or {}).get("address") if refused else None
+    return {
+        "refused": refused,
+        "priced_to": address_lines({"address": priced}) if isinstance(priced, dict) else [],
+    }
+
+
 def result_title(shown: dict) -> str:
     """The return page's <title>: where the shopper is, as its heading says, and the order paid."""
     status = shown.get("status")
+    if status == "succeeded" and shown.get("refused"):
+        order = shown.get("order_id")
+        return f"Order {order} not shipped" if order else "Order not shipped"
     if status == "succeeded":
         order = shown.get("order_id")
         return f"Order {order} paid" if order else "Order paid"

@@ -246,3 +246,54 @@ def test_payment_in_progress_while_stripe_says_unpaid_shows_the_message_and_pay_
     assert [(c["payment_intent"], c["status"]) for c in charges(stripe_emulator)] == [
         (intent["id"], "succeeded")
     ]
+
+
+# One copy of book 1 shipped to New York (1 Broadway, NY 10004): standard shipping and New
+# York's tax, from the emulator's TEST rates; San Francisco's is PAID_IN_SF["1"].
+PAID_IN_NY = "$29.12"
+
+
+def move_to_new_york(tab) -> None:
+    address = tab.locator("#address-element")
+    address.locator("[name=addressLine1]").fill("1 Broadway")
+    address.locator("[name=locality]").fill("New York")
+    address.locator("[name=administrativeArea]").fill("NY")
+    address.locator("[name=postalCode]").fill("10004")
+    tab.wait_for_function(
+        "(t) => document.getElementById('total').textContent === t", arg=PAID_IN_NY
+    )
+    wait_for_pay(tab)
+
+
+def test_a_tab_whose_address_another_tab_requoted_quotes_its_own_again_before_paying(
+    context, bookpay_shop, stripe_emulator
+):
+    """Two tabs on one attempt, both quoted for San Francisco; the second then quotes New York,
+    the attempt's last quote. The first (its Address Element still in San Francisco) presses
+    Pay: its last look finds a quote that is not its own, so it does not confirm; it quotes its
+    own address again (San Francisco's total, not New York's), and only then can Pay. The
+    payment ships where its shipping and tax were priced, and the order is fulfilled."""
+    first = open_checkout(context.new_page(), bookpay_shop, "1")
+    second = copy_of_tab(context, first)
+    move_to_new_york(second)
+    confirms: list[str] = []
+    first.on("request", lambda r: confirms.append(r.url) if r.url.endswith("/confirm") else None)
+
+    first.locator("#submit-button").click()
+    wait_for_message(first)
+    assert confirms == []
+    assert message(first).startswith("Your order was changed in another window")
+    wait_for_pay(first)
+    assert first.locator("#total").inner_text() == PAID_IN_SF["1"]
+    pay(first)
+    first.wait_for_url(re.compile(r"/success\?"))
+    assert first.locator("h1").inner_text() == "Success!"
+
+    [intent] = intents(stripe_emulator)
+    paid = stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")
+    assert paid["status"] == "succeeded"
+    assert paid["shipping"]["address"]["city"] == "San Francisco"
+    assert first.locator("#receipt-amount").inner_text() == PAID_IN_SF["1"]
+    order = bookpay_shop.wait_for_order(intent["id"])
+    assert order["fulfilled_at"] and not order["fulfilment_refused"]
+    assert "San Francisco, CA 94110" in first.locator("#receipt-shipping").inner_text()

@@ -50,7 +50,8 @@
  *   createIntentUrl: string, quoteUrl: string, cartItemsUrl: string, returnUrl: string,
  *   quote: QuoteView, taxEnabled: boolean}} CheckoutConfig
  * @typedef {{clientSecret: string, paymentIntentId: string, changed?: boolean,
- *   quote: QuoteView, quoteVersion?: number, shippingRates?: ShippingRateView[]}} AttemptIntent
+ *   quote: QuoteView, quoteVersion?: number, shippingRates?: ShippingRateView[],
+ *   quoteAddress?: AddressValue | null}} AttemptIntent
  * @typedef {{line1: string, line2: string | null, city: string, state: string,
  *   postal_code: string, country: string}} AddressValue
  * @typedef {{address: AddressValue, name: string, shippingRate: string | null}} WantedQuote
@@ -90,6 +91,10 @@
   // asked for again.
   const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
+  // Said when Pay's last look found the attempt quoted for another address (another tab of it):
+  // this tab's own address is quoted again, and Pay waits for that.
+  const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
+    + 'for the address here. Check the total, then pay.';
   const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
   // Said when Pay's last look at the order (before anything is confirmed) got no answer of the
   // shop's: paying again is safe, the same attempt is the same PaymentIntent.
@@ -295,13 +300,17 @@
       address: null,
     };
     // Quotes for the address: the version of the last one sent (the server applies them in
-    // order), the address, name and rate the PaymentIntent holds (as a key), and what went wrong.
+    // order), the address, name and rate the PaymentIntent holds (as a key) and the version the
+    // shop recorded that quote under, and what went wrong.
     const quoting = {
       version: 0,
       queued: false, // a quote is waiting to go, or on its way
       /** @type {WantedQuote | null} */
       pending: null,
       applied: '',
+      /** @type {WantedQuote | null} what `applied` is the key of */
+      appliedQuote: null,
+      appliedVersion: 0,
       problem: '',
       unanswered: 0, // quotes in a row the shop did not answer
     };
@@ -734,6 +743,8 @@
       }
       const applied = {address: wanted.address, name: wanted.name, shippingRate: body.shippingRate};
       quoting.applied = keyOf(applied);
+      quoting.appliedQuote = applied;
+      quoting.appliedVersion = Number(body.version) || 0;
     }
 
     /**
@@ -757,17 +768,30 @@
     let changes = Promise.resolve();
 
     // Ask the server for this attempt's PaymentIntent as the cart is now; show what it holds and
-    // refresh the Elements when it changed. Resolves whether the order differs from what was shown.
+    // refresh the Elements when it changed. Resolves what to say when the order differs from
+    // what was shown ('' when it does not).
+    //
+    // The PaymentIntent may hold a quote this tab did not make: another tab of the same attempt
+    // (a duplicated tab shares its sessionStorage) quoted its own address since. Its total is
+    // not this tab's to show or pay: Stripe.js confirms with this tab's Address Element, which
+    // would ship somewhere the amount was not priced for (fulfilment refuses that). So this
+    // tab's own address, name and rate are quoted again, and Pay waits for it.
+    /** @returns {Promise<string>} */
     async function requote() {
       const before = shown.quoteId;
       const result = await createIntent(false);
       if ('paid' in result) {
         showPaidNotice(result.paid);
-        return true;
+        return CHANGED;
       }
       if (result.intent.paymentIntentId !== intentId) {
         window.location.reload(); // the attempt had to start again: mount its Elements afresh
-        return true;
+        return CHANGED;
+      }
+      if (quotedElsewhere(result.intent)) {
+        quoting.applied = '';
+        quoteWanted();
+        return QUOTED_ELSEWHERE;
       }
       showIntentQuote(result.intent);
       const changed = result.intent.quote.quoteId !== before;
@@ -775,7 +799,39 @@
         const updated = await elements.fetchUpdates();
         if (updated.error) throw new Error(updated.error.message || GENERIC_ERROR);
       }
-      return changed;
+      return changed ? CHANGED : '';
+    }
+
+    /**
+     * Whether the attempt's PaymentIntent holds a quote for an address (or option) other than
+     * the one this tab had applied. Only when its recorded quote is not the version this tab's
+     * last quote was recorded under (only quotes number versions; a changed cart keeps it) is
+     * another tab's quote compared: one for the same place and option is adopted as this tab's.
+     * @param {AttemptIntent} intent
+     */
+    function quotedElsewhere(intent) {
+      const mine = quoting.appliedQuote;
+      const version = intent.quoteVersion || 0;
+      if (!quoting.applied || !mine || !quoting.appliedVersion
+          || version === quoting.appliedVersion) return false;
+      if (intent.quote.shippingRate !== mine.shippingRate
+          || !samePlace(intent.quoteAddress || null, mine.address)) return true;
+      quoting.appliedVersion = version;
+      return false;
+    }
+
+    /**
+     * Whether two addresses are the same, as people type them (case and spaces aside).
+     * @param {AddressValue | null} held
+     * @param {AddressValue} mine
+     */
+    function samePlace(held, mine) {
+      if (!held) return false;
+      /** @param {unknown} text */
+      const norm = (text) => String(text || '').replace(/\s+/g, ' ').trim().toUpperCase();
+      const fields = /** @type {Array<keyof AddressValue>} */ (
+        ['line1', 'line2', 'city', 'state', 'postal_code', 'country']);
+      return fields.every((name) => norm(held[name]) === norm(mine[name]));
     }
 
     /**
@@ -923,9 +979,10 @@
       setBusy(true);
       showMessage('');
       retryButton.hidden = true;
-      let changed = false;
+      let changed = '';
       try {
-        // The order as the server has it now: if it changed since it was shown, show it first.
+        // The order as the server has it now: if it changed since it was shown, show it first
+        // (or, quoted for another tab's address, quote this tab's again).
         changed = await requote();
       } catch (e) {
         showFailure(await requoteFailed(e));
@@ -934,7 +991,7 @@
       if (changed) {
         setBusy(false);
         if (!paidNotice.hidden) return;
-        showMessage(CHANGED, 'info');
+        showMessage(changed, 'info');
         message.focus();
         return;
       }

@@ -1,6 +1,16 @@
 % rebase('base.tpl')
 <section class="result result--{{status}}" aria-labelledby="result-heading">
-% if status == "succeeded":
+% if status == "succeeded" and refused == "mismatch":
+  <h1 id="result-heading">Payment received, order not shipped</h1>
+  <p class="lead">We received your payment for <strong>{{what}}</strong> ({{total}}), but we could not ship your order as priced: the address sent with the payment is not the one its shipping and tax were priced for.</p>
+  <p class="reason" id="fulfilment-refused">Nothing has been shipped. We will contact you to put this right or to refund your payment in full.</p>
+% elif status == "succeeded" and refused == "refunded_first":
+  <h1 id="result-heading">Payment refunded</h1>
+  <p class="lead">Your payment for <strong>{{what}}</strong> was refunded in full before your order was shipped, so it will not be shipped.</p>
+% elif status == "succeeded" and refused:
+  <h1 id="result-heading">Order on hold</h1>
+  <p class="lead">Your payment for <strong>{{what}}</strong> is disputed, so your order will not be shipped while the dispute is open.</p>
+% elif status == "succeeded":
   <h1 id="result-heading">Success!</h1>
   <p class="lead">Thank you for your order. Your {{"book is on its" if len(lines) == 1 and lines[0]['quantity'] == 1 else "books are on their"}} way.</p>
 % elif status == "processing":
@@ -49,7 +59,14 @@
 %   if email:
     <dt>Email</dt><dd id="receipt-email">{{email}}</dd>
 %   end
-%   if shipping:
+%   if refused and priced_to:
+    <dt>Priced for delivery to</dt>
+    <dd id="receipt-priced-to">
+%     for line in priced_to:
+      <span class="address-line">{{line}}</span>
+%     end
+    </dd>
+%   elif shipping and not refused:
     <dt>Shipping to</dt>
     <dd id="receipt-shipping">
 %     for line in shipping:

@@ -406,7 +406,9 @@ def test_create_payment_intent_prices_from_the_catalog(app, settings):
         "changed",
         "quote",
         "quoteVersion",
+        "quoteAddress",
     }
+    assert data["quoteAddress"] is None  # no address priced yet
     assert (data["amount"], data["currency"]) == (2500, "usd")
     assert data["quote"]["total"] == 2500 and data["quote"]["lines"][0]["item"] == "2"
     assert data["clientSecret"].startswith(data["paymentIntentId"] + "_secret_")

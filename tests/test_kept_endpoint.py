@@ -205,8 +205,11 @@ def test_two_shops_on_one_data_folder_each_adopt_their_own(tmp_path):
 
 
 class FakeGateway:
-    def __init__(self, pages=(), error: Exception | None = None, gate=None) -> None:
+    """Lists ``pages`` as undelivered, and ``since`` (else ``pages`` too) as made since."""
+
+    def __init__(self, pages=(), error: Exception | None = None, gate=None, since=None) -> None:
         self.pages = list(pages)
+        self.since = self.pages if since is None else list(since)
         self.error = error
         self.gate = gate
         self.asked: list[dict] = []
@@ -217,16 +220,19 @@ class FakeGateway:
             self.gate.wait(10)
         if self.error is not None:
             raise self.error
-        yield from self.pages
+        yield from self.pages if "delivery_success" in params else self.since
 
 
 class FakeReceiver:
     def __init__(self, processed=()) -> None:
-        self.processed = set(processed)
+        self.done = set(processed)
         self.handled: list[str] = []
 
+    def processed(self, event_id):
+        return event_id in self.done
+
     def catch_up(self, event):
-        if event["id"] in self.processed:
+        if event["id"] in self.done:
             return None
         self.handled.append(event["id"])
         return {"id": event["id"]}
@@ -241,22 +247,68 @@ def test_the_catch_up_asks_for_undelivered_events_of_the_handled_types_oldest_fi
     assert receiver.handled == ["evt_1", "evt_3"]
     assert said == ["Caught up with 2 webhook events not delivered to this shop yet."]
     floor = 10**6 - catchup.WITHIN
-    assert gateway.asked == [
+    assert gateway.asked == [  # Stripe never sends what was made since: that list first
+        {"types": sorted(HANDLED), "created": {"gte": floor}, "page_size": 100},
         {
             "types": sorted(HANDLED),
             "delivery_success": False,
             "created": {"gte": floor},
             "page_size": 100,
         },
-        {"types": sorted(HANDLED), "created": {"gte": floor}, "page_size": 100},
     ]
 
 
-def test_the_catch_up_is_bounded():
+BOUND_WARNING = (
+    "the catch-up with undelivered webhook events stopped at its bound (300 events to handle, "
+    "1000 looked at in each list): older ones come only with their deliveries"
+)
+
+
+def test_the_catch_up_is_bounded_and_says_so(caplog):
     events = [{"id": f"evt_{n}", "created": n} for n in range(catchup.LIMIT + 50, 0, -1)]
     receiver = FakeReceiver()
-    CatchUp(FakeGateway(events), receiver, say=lambda _: None).run()
-    assert len(receiver.handled) == catchup.LIMIT
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(FakeGateway(events), receiver, say=lambda _: None).run()
+    assert receiver.handled == [f"evt_{n}" for n in range(51, catchup.LIMIT + 51)]  # newest
+    assert [r.getMessage() for r in caplog.records] == [BOUND_WARNING]
+
+
+def crowd(count: int, created: int = 5000) -> list[dict]:
+    """Events the ledger has processed already (another shop's, say), newest first."""
+    return [{"id": f"evt_crowd_{n}", "created": created - n} for n in range(count)]
+
+
+def test_events_made_while_disabled_are_not_crowded_out_by_the_undelivered_list(caplog):
+    """Other shops' undelivered events, processed here at an earlier start, fill Stripe's
+    undelivered list: the one payment made while this shop was stopped is still caught up."""
+    others = crowd(catchup.LIMIT + 50)
+    new = {"id": "evt_new", "created": 4000}
+    gateway = FakeGateway(others, since=[new])
+    receiver = FakeReceiver({e["id"] for e in others})
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(gateway, receiver, since=3900.0, say=lambda _: None, clock=lambda: 10**4).run()
+    assert receiver.handled == ["evt_new"]
+    assert caplog.records == []
+
+
+def test_events_processed_already_do_not_count_toward_the_bound(caplog):
+    others = crowd(catchup.LIMIT + 50)
+    oldest = {"id": "evt_old", "created": 10}
+    receiver = FakeReceiver({e["id"] for e in others})
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(FakeGateway([*others, oldest]), receiver, say=lambda _: None).run()
+    assert receiver.handled == ["evt_old"]
+    assert caplog.records == []
+
+
+def test_the_events_looked_at_are_bounded_and_that_is_said(caplog):
+    others = crowd(catchup.LOOK)
+    receiver = FakeReceiver({e["id"] for e in others})
+    gateway = FakeGateway([*others, {"id": "evt_beyond", "created": 1}])
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(gateway, receiver, say=lambda _: None).run()
+    assert receiver.handled == []
+    assert [r.getMessage() for r in caplog.records] == [BOUND_WARNING]
 
 
 def test_a_catch_up_that_fails_warns_and_says_nothing_else(caplog):

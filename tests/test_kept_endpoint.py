@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 import threading
 import time
@@ -26,7 +27,7 @@ from bookpay.errors import StripeUnavailable
 from bookpay.ledger import open_ledger
 from bookpay.payments import Gateway
 from bookpay.testing._shop import shop
-from bookpay.web import catchup
+from bookpay.web import catchup, kept_endpoint
 from bookpay.web.catchup import CatchUp
 
 RETRY = 300.0  # the first retry of a failed delivery: far beyond the test, unless advanced
@@ -199,6 +200,56 @@ def test_two_shops_on_one_data_folder_each_adopt_their_own(tmp_path):
             assert {e["status"] for e in endpoints(emu)} == {"enabled"}
             assert {e["url"] for e in endpoints(emu)} == {one.webhook_url, two.webhook_url}
             assert len(records(data)) == 2
+
+
+ODD_RECORDS = {
+    "we_nested.json": lambda p: p.write_bytes(b"[" * 60000),  # RecursionError in json
+    "we_fifo.json": os.mkfifo,  # a read would wait for a writer
+    "we_dir.json": Path.mkdir,
+    "we_link.json": lambda p: p.symlink_to(p.parent / "we_good.json"),
+    "we_half.json": lambda p: p.write_bytes(b'{"id": "we_x", "secr'),
+    "we_nan.json": lambda p: p.write_text(
+        '{"id": "we_nan", "secret": "whsec_x", "emulator": "http://127.0.0.1:1", '
+        '"shop": "shop_x", "disabled_at": NaN}'
+    ),
+    "we_big.json": lambda p: p.write_bytes(b" " * (kept_endpoint.MAX_SIZE + 1) + b"{}"),
+}
+
+
+def odd_records(data: Path) -> Path:
+    where = kept_endpoint.folder(data)
+    good = {"id": "we_good", "secret": "whsec_g", "emulator": "http://127.0.0.1:1", "shop": "s"}
+    (where / "we_good.json").write_text(json.dumps(good))
+    for name, make in ODD_RECORDS.items():
+        make(where / name)
+    return where
+
+
+def test_records_that_are_not_records_are_skipped_with_a_warning_each(tmp_path):
+    where, warned = odd_records(tmp_path), []
+    found = []
+    for kept in kept_endpoint.unheld(tmp_path, warned.append):
+        found.append(kept.id)
+        kept.release()
+    assert found == ["we_good"]
+    assert len(warned) == len(ODD_RECORDS)
+    for name in ODD_RECORDS:
+        [message] = [m for m in warned if name in m]
+        assert "not a webhook endpoint record" in message
+    # Corrupt files are removed; what is not a regular file is left alone.
+    left = sorted(p.name for p in where.iterdir())
+    assert left == ["we_dir.json", "we_fifo.json", "we_good.json", "we_link.json"]
+
+
+def test_a_shop_starts_beside_records_that_are_not_records(tmp_path):
+    data = tmp_path / "shop"
+    odd_records(data)
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=data) as running:
+        assert running.request("GET", "/healthz").status == 200
+        warned = [line for line in running.console if "not a webhook endpoint record" in line]
+        assert len(warned) == len(ODD_RECORDS)
+        intent = running.pay()["id"]
+        running.wait_for_order(intent, "paid")
 
 
 # The catch-up on its own ---------------------------------------------------------------------

@@ -207,7 +207,7 @@ class EmulatorLink:
         again. One this emulator has at another port (its state file is the same: a shop's own
         emulator started on another --emulator-port) is adopted."""
         port = _port_of(self.settings.emulator_url)
-        for kept in kept_endpoint.unheld(self.settings.data_dir):
+        for kept in kept_endpoint.unheld(self.settings.data_dir, self._warn):
             if kept.shop != self.settings.shop_id:
                 kept.release()
                 continue
@@ -226,6 +226,9 @@ class EmulatorLink:
                 return kept
             kept.discard()
         return None
+
+    def _warn(self, message: str) -> None:
+        self.say(f"WARNING: {message}")
 
     def _keep(self, created: dict):
         """Record a new endpoint's id and secret in the data folder, for the next run."""

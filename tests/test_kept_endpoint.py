@@ -29,6 +29,7 @@ from bookpay.payments import Gateway
 from bookpay.testing._shop import shop
 from bookpay.web import catchup, kept_endpoint
 from bookpay.web.catchup import CatchUp
+from bookpay.web.emulator_link import EmulatorLink
 
 RETRY = 300.0  # the first retry of a failed delivery: far beyond the test, unless advanced
 
@@ -200,6 +201,56 @@ def test_two_shops_on_one_data_folder_each_adopt_their_own(tmp_path):
             assert {e["status"] for e in endpoints(emu)} == {"enabled"}
             assert {e["url"] for e in endpoints(emu)} == {one.webhook_url, two.webhook_url}
             assert len(records(data)) == 2
+
+
+def test_a_killed_shops_endpoint_disabled_by_another_folders_start_is_caught_up(tmp_path):
+    """Shop A is killed (its endpoint left enabled, its record saying nothing of a disable);
+    shop B, of another data folder, starts on A's URL and disables that endpoint; a payment of
+    A's completes meanwhile. A's next start adopts the endpoint and catches up with it."""
+    folder_a = tmp_path / "a"
+    with start_emulator(options=options()) as emu:
+        gateway = Gateway(Settings(data_dir=tmp_path / "cli", emulator_url=emu.url))
+        with shop(emu, data_dir=folder_a) as a:
+            intent = a.checkout()["paymentIntentId"]
+            url = a.webhook_url
+        # As a SIGKILL leaves it: enabled, and a record with no disabled_at.
+        [endpoint] = endpoints(emu)
+        gateway.update_webhook(endpoint["id"], disabled=False)
+        [record] = records(folder_a)
+        body = json.loads(record.read_text())
+        record.write_text(json.dumps({**body, "disabled_at": None}))
+        b = EmulatorLink(
+            Settings(data_dir=tmp_path / "b", emulator_url=emu.url), gateway, url,
+            on_secret=lambda _: None, say=lambda _: None,
+        )  # fmt: skip
+        b._clear_leftovers(keep=None)  # what B's start does first
+        [endpoint] = endpoints(emu)
+        assert endpoint["status"] == "disabled"
+        gateway.confirm_intent(intent, payment_method="pm_card_visa")
+        with shop(emu, data_dir=folder_a) as again:
+            assert again._running.catch_up.done.wait(10)
+            assert again.ledger.fulfilment_count(intent) == 1
+            assert again._running.link.since == float(endpoint["metadata"]["bookpay_disabled_at"])
+            [endpoint] = endpoints(emu)
+            assert endpoint["status"] == "enabled"
+            assert "bookpay_disabled_at" not in endpoint["metadata"]
+
+
+def test_adopting_with_no_known_disable_time_catches_up_since_the_last_adoption(tmp_path):
+    """Killed, and nobody disabled its endpoint: the catch-up still looks back, from when the
+    record was last taken into use, never from nowhere."""
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=data):
+            [endpoint] = endpoints(emu)
+        Gateway(Settings(emulator_url=emu.url)).update_webhook(
+            endpoint["id"], disabled=False, metadata={"bookpay_disabled_at": ""}
+        )
+        [record] = records(data)
+        body = json.loads(record.read_text())
+        record.write_text(json.dumps({**body, "disabled_at": None}))
+        with shop(emu, data_dir=data) as again:
+            assert again._running.link.since == body["adopted_at"]
 
 
 ODD_RECORDS = {

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import errno
 import json
+import math
 import os
 import secrets
 import threading
@@ -43,7 +44,11 @@ from bookpay.config import Settings
 from bookpay.errors import BookpayError, NotFound, UsageError
 from bookpay.privatefiles import private_dir, private_file
 from bookpay.web import kept_endpoint
+from bookpay.web.catchup import WITHIN
 
+# When a kept endpoint was disabled, in its metadata (Unix seconds): whoever disables one says
+# when, so that its adopter catches up with the events made since, whichever process it was.
+DISABLED_AT = "bookpay_disabled_at"
 WATCH_EVERY = 2.0  # seconds between looks at the emulator
 PROBE_TIMEOUT = 1.0
 # A direct opener: the emulator and the shops are local, never behind an HTTP(S)_PROXY.
@@ -166,16 +171,17 @@ class EmulatorLink:
     def register(self) -> str:
         """Adopt the endpoint this data folder kept from an earlier run, or register a new one
         (removing what earlier runs left either way); its secret."""
-        kept = self._adoptable()
+        kept, endpoint = self._adoptable()
         try:
             self._clear_leftovers(keep=kept.id if kept else None)
             if kept is not None:
+                metadata = {**self._metadata(), DISABLED_AT: ""}  # "": unset, as Stripe has it
                 self.gateway.update_webhook(
-                    kept.id, url=self.webhook_url, metadata=self._metadata(), disabled=False
+                    kept.id, url=self.webhook_url, metadata=metadata, disabled=False
                 )
-                self.since = kept.disabled_at
+                self.since = _since(kept, endpoint)
                 with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
-                    kept.save(disabled_at=None)
+                    kept.save(disabled_at=None, adopted_at=time.time())
                 secret, self.endpoint_id = kept.secret, kept.id
             else:
                 created = self.gateway.create_webhook(self.webhook_url, metadata=self._metadata())
@@ -200,12 +206,12 @@ class EmulatorLink:
         }
 
     def _adoptable(self):
-        """The record (held) of a kept endpoint this shop may use again: it still exists at
-        this emulator and is this shop's; else None. A record whose endpoint this emulator
-        does not have is discarded if it was kept at this emulator's port (an --ephemeral
-        emulator, or the endpoint deleted), else left for when the shop uses that emulator
-        again. One this emulator has at another port (its state file is the same: a shop's own
-        emulator started on another --emulator-port) is adopted."""
+        """The record (held) of a kept endpoint this shop may use again, and that endpoint: it
+        still exists at this emulator and is this shop's; else (None, None). A record whose
+        endpoint this emulator does not have is discarded if it was kept at this emulator's
+        port (an --ephemeral emulator, or the endpoint deleted), else left for when the shop
+        uses that emulator again. One this emulator has at another port (its state file is the
+        same: a shop's own emulator started on another --emulator-port) is adopted."""
         port = _port_of(self.settings.emulator_url)
         for kept in kept_endpoint.unheld(self.settings.data_dir, self._warn):
             if kept.shop != self.settings.shop_id:
@@ -223,9 +229,9 @@ class EmulatorLink:
             if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
                 if _port_of(kept.emulator) != port:
                     kept.save(emulator=self.settings.emulator_url)
-                return kept
+                return kept, endpoint
             kept.discard()
-        return None
+        return None, None
 
     def _warn(self, message: str) -> None:
         self.say(f"WARNING: {message}")
@@ -265,7 +271,7 @@ class EmulatorLink:
                 continue  # another process of this data folder is adopting it right now
             if metadata.get("bookpay_kept") == "true":
                 with contextlib.suppress(NotFound):  # deleted meanwhile: as good
-                    self.gateway.update_webhook(old["id"], disabled=True)
+                    self.gateway.update_webhook(old["id"], disabled=True, metadata=_disabled_now())
             else:
                 self.gateway.delete_webhook(old["id"])
 
@@ -282,7 +288,9 @@ class EmulatorLink:
                     self.gateway.delete_webhook(self.endpoint_id)
             else:
                 with contextlib.suppress(BookpayError):
-                    self.gateway.update_webhook(self.endpoint_id, disabled=True)
+                    self.gateway.update_webhook(
+                        self.endpoint_id, disabled=True, metadata=_disabled_now()
+                    )
                 with contextlib.suppress(OSError):
                     kept.save(disabled_at=time.time())
         finally:
@@ -356,7 +364,9 @@ class EmulatorLink:
         state = self._endpoint_state()
         try:
             if state == "disabled":  # by another shop's start that found this one not answering
-                self.gateway.update_webhook(self.endpoint_id, disabled=False)
+                self.gateway.update_webhook(
+                    self.endpoint_id, disabled=False, metadata={DISABLED_AT: ""}
+                )
                 self.say(f"Enabled this shop's webhook endpoint again ({self.webhook_url}).")
                 return
             if state != "missing":
@@ -369,6 +379,28 @@ class EmulatorLink:
             self.say(f"WARNING: could not register the webhook endpoint again: {exc.message}")
             return
         self.say(f"Registered this shop's webhook endpoint with it again ({self.webhook_url}).")
+
+
+def _disabled_now() -> dict[str, str]:
+    return {DISABLED_AT: repr(time.time())}
+
+
+def _since(kept, endpoint: dict | None) -> float:
+    """Since when the events of an adopted endpoint may not have reached its shop: the
+    earliest time it is known to have been disabled (by its process at stop, in the record, or
+    by whoever disabled it, in its metadata: another data folder's start, say, after its
+    process was killed). Not known: since its record was last taken into use, never later."""
+    known = [kept.disabled_at] if kept.disabled_at is not None else []
+    tagged = ((endpoint or {}).get("metadata") or {}).get(DISABLED_AT)
+    with contextlib.suppress(TypeError, ValueError):
+        if math.isfinite(float(tagged)):
+            known.append(float(tagged))
+    if known:
+        return min(known)
+    for fallback in (kept.adopted_at, kept.mtime):
+        if fallback is not None:
+            return fallback
+    return time.time() - WITHIN
 
 
 def linger_for_other_shops(link: EmulatorLink, say: Callable[[str], None]) -> None:

@@ -50,7 +50,9 @@ class Kept:
     secret: str
     emulator: str
     shop: str
-    disabled_at: float | None = None
+    disabled_at: float | None = None  # when its process disabled it at stop
+    adopted_at: float | None = None  # when a process last took it into use (kept or adopted)
+    mtime: float | None = None  # of the file when it was held: adopted_at for older records
 
     def save(self, **changes) -> None:
         """Write the record again with ``changes``, holding on to it."""
@@ -63,6 +65,7 @@ class Kept:
                 "emulator": self.emulator,
                 "shop": self.shop,
                 "disabled_at": self.disabled_at,
+                "adopted_at": self.adopted_at,
             }
         ).encode()
         os.ftruncate(self.fd, 0)
@@ -133,7 +136,7 @@ def keep(data_dir: Path, endpoint: dict, *, emulator: str, shop: str) -> Kept | 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         kept = Kept(where / f"{endpoint['id']}.json", fd, endpoint["id"], endpoint["secret"],
-                    emulator, shop)  # fmt: skip
+                    emulator, shop, adopted_at=time.time())  # fmt: skip
         kept.save()
         os.replace(temporary, kept.path)
     except BaseException:
@@ -176,6 +179,7 @@ def _hold(path: Path, warn: Callable[[str], None]) -> Kept | None:
         if len(body) > MAX_SIZE:
             raise ValueError(f"larger than {MAX_SIZE} bytes")
         kept = _parse(path, fd, json.loads(body))
+        kept.mtime = status.st_mtime
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         with contextlib.suppress(OSError):
             path.unlink()
@@ -190,10 +194,10 @@ def _parse(path: Path, fd: int, data) -> Kept:
     if not isinstance(data, dict):
         raise TypeError("not a record")
     kept = Kept(path, fd, data["id"], data["secret"], data["emulator"], data["shop"],
-                data.get("disabled_at"))  # fmt: skip
+                data.get("disabled_at"), data.get("adopted_at"))  # fmt: skip
     if not all(isinstance(v, str) for v in (kept.id, kept.secret, kept.emulator, kept.shop)):
         raise TypeError("not a record")
-    if not _time_or_none(kept.disabled_at):
+    if not (_time_or_none(kept.disabled_at) and _time_or_none(kept.adopted_at)):
         raise TypeError("not a record")
     return kept
 

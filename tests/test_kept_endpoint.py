@@ -15,6 +15,7 @@ import os
 import stat
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,34 @@ def test_an_ephemeral_emulator_that_forgot_the_endpoint_gives_way_to_a_new_one(t
         assert [p.stem for p in records(data)] == [new["id"]]
         intent = again.pay()["id"]
         again.wait_for_order(intent, "paid")
+
+
+def test_one_run_on_an_ephemeral_emulator_keeps_the_record_of_the_stateful_ones(tmp_path):
+    """Stopped on its stateful emulator, a payment completed meanwhile; one run against an
+    --ephemeral emulator on the same port (which has not the endpoint) leaves the record; back
+    on the stateful emulator the endpoint is adopted and the payment caught up with."""
+    db, data, port = tmp_path / "emulator.sqlite3", tmp_path / "shop", free_port()
+    with start_emulator(port=port, options=options(db)) as emu:
+        with shop(emu, data_dir=data) as first:
+            intent = first.checkout()["paymentIntentId"]
+        [kept] = endpoints(emu)
+        gateway = Gateway(Settings(emulator_url=emu.url))
+        gateway.confirm_intent(intent, payment_method="pm_card_visa")
+        state = http_json(emu.url + "/healthz")
+    assert state["ephemeral"] is False
+    with start_emulator(port=port, options=options()) as eph, shop(eph, data_dir=data):
+        assert http_json(eph.url + "/healthz")["ephemeral"] is True
+    assert kept["id"] in [p.stem for p in records(data)]
+    with start_emulator(port=port, options=options(db)) as emu, shop(emu, data_dir=data) as back:
+        assert http_json(emu.url + "/healthz")["state"] == state["state"]
+        assert back._running.catch_up.done.wait(10)
+        assert back.ledger.fulfilment_count(intent) == 1
+        assert [(e["id"], e["status"]) for e in endpoints(emu)] == [(kept["id"], "enabled")]
+
+
+def http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())
 
 
 def test_the_same_emulator_state_on_another_port_keeps_the_endpoint(tmp_path):

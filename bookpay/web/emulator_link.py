@@ -161,6 +161,8 @@ class EmulatorLink:
         self.say = say
         self.process = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.endpoint_id: str | None = None
+        self.state: str | None = None  # the emulator's state, as its /healthz names it
+        self.ephemeral: bool | None = None
         self.kept = None  # the data folder's record of the endpoint, held while this runs
         # When the adopted endpoint was disabled (its shop stopped): events since then were
         # never queued for it, so the catch-up at start lists them too.
@@ -171,6 +173,7 @@ class EmulatorLink:
     def register(self) -> str:
         """Adopt the endpoint this data folder kept from an earlier run, or register a new one
         (removing what earlier runs left either way); its secret."""
+        self.state, self.ephemeral = self._emulator_state()
         kept, endpoint = self._adoptable()
         try:
             self._clear_leftovers(keep=kept.id if kept else None)
@@ -181,7 +184,12 @@ class EmulatorLink:
                 )
                 self.since = _since(kept, endpoint)
                 with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
-                    kept.save(disabled_at=None, adopted_at=time.time())
+                    kept.save(
+                        disabled_at=None,
+                        adopted_at=time.time(),
+                        state=self.state,
+                        ephemeral=self.ephemeral,
+                    )
                 secret, self.endpoint_id = kept.secret, kept.id
             else:
                 created = self.gateway.create_webhook(self.webhook_url, metadata=self._metadata())
@@ -208,10 +216,11 @@ class EmulatorLink:
     def _adoptable(self):
         """The record (held) of a kept endpoint this shop may use again, and that endpoint: it
         still exists at this emulator and is this shop's; else (None, None). A record whose
-        endpoint this emulator does not have is discarded if it was kept at this emulator's
-        port (an --ephemeral emulator, or the endpoint deleted), else left for when the shop
-        uses that emulator again. One this emulator has at another port (its state file is the
-        same: a shop's own emulator started on another --emulator-port) is adopted."""
+        endpoint this emulator does not have is discarded only when it is known lost for good
+        (``_lost``), else left for when the shop uses the emulator that has it again (an
+        --ephemeral emulator for one run on the same port, say). One this emulator has at
+        another port (its state file is the same: a shop's own emulator started on another
+        --emulator-port) is adopted."""
         port = _port_of(self.settings.emulator_url)
         for kept in kept_endpoint.unheld(self.settings.data_dir, self._warn):
             if kept.shop != self.settings.shop_id:
@@ -222,8 +231,8 @@ class EmulatorLink:
             except BaseException:
                 kept.release()
                 raise
-            if endpoint is None and _port_of(kept.emulator) != port:
-                kept.release()
+            if endpoint is None:
+                kept.discard() if self._lost(kept) else kept.release()
                 continue
             metadata = (endpoint or {}).get("metadata") or {}
             if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
@@ -232,6 +241,30 @@ class EmulatorLink:
                 return kept, endpoint
             kept.discard()
         return None, None
+
+    def _emulator_state(self) -> tuple[str | None, bool | None]:
+        """The name of the emulator's state and whether it is in memory, as its /healthz says;
+        (None, None) from an emulator that does not say."""
+        _, body = _get_json(f"{self.settings.emulator_url}/healthz")
+        body = body if isinstance(body, dict) else {}
+        state, ephemeral = body.get("state"), body.get("ephemeral")
+        return (
+            state if isinstance(state, str) else None,
+            ephemeral if isinstance(ephemeral, bool) else None,
+        )
+
+    def _lost(self, kept) -> bool:
+        """Whether the endpoint of a record, missing at this emulator, is gone for good: the
+        state that had it has lost it (deleted, or a reset), or that state was in memory and
+        another emulator answers at its port now, or the record is older than the catch-up
+        window (what it could catch up with is gone from Stripe's lists anyway)."""
+        if self.state is not None and kept.state == self.state:
+            return True
+        here = _port_of(self.settings.emulator_url)
+        if kept.ephemeral and self.state is not None and _port_of(kept.emulator) == here:
+            return True
+        times = (kept.disabled_at, kept.adopted_at, kept.mtime)
+        return time.time() - max((t for t in times if t is not None), default=0.0) > WITHIN
 
     def _warn(self, message: str) -> None:
         self.say(f"WARNING: {message}")
@@ -244,6 +277,8 @@ class EmulatorLink:
                 created,
                 emulator=self.settings.emulator_url,
                 shop=self.settings.shop_id,
+                state=self.state,
+                ephemeral=self.ephemeral,
             )
         except OSError as exc:
             self.say(
@@ -371,8 +406,9 @@ class EmulatorLink:
                 return
             if state != "missing":
                 return
-            if self.kept is not None:  # its endpoint is gone: nothing left to adopt
-                self.kept.discard()
+            if self.kept is not None:  # its endpoint is gone here: kept unless gone for good
+                self.state, self.ephemeral = self._emulator_state()
+                self.kept.discard() if self._lost(self.kept) else self.kept.release()
                 self.kept = None
             self.register()
         except BookpayError as exc:

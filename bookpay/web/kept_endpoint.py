@@ -53,6 +53,8 @@ class Kept:
     disabled_at: float | None = None  # when its process disabled it at stop
     adopted_at: float | None = None  # when a process last took it into use (kept or adopted)
     mtime: float | None = None  # of the file when it was held: adopted_at for older records
+    state: str | None = None  # the emulator state that has it (its /healthz "state")
+    ephemeral: bool | None = None  # whether that state was in memory, gone with its process
 
     def save(self, **changes) -> None:
         """Write the record again with ``changes``, holding on to it."""
@@ -66,6 +68,8 @@ class Kept:
                 "shop": self.shop,
                 "disabled_at": self.disabled_at,
                 "adopted_at": self.adopted_at,
+                "state": self.state,
+                "ephemeral": self.ephemeral,
             }
         ).encode()
         os.ftruncate(self.fd, 0)
@@ -124,7 +128,15 @@ def held_elsewhere(data_dir: Path, endpoint_id: str) -> bool:
     return False
 
 
-def keep(data_dir: Path, endpoint: dict, *, emulator: str, shop: str) -> Kept | None:
+def keep(
+    data_dir: Path,
+    endpoint: dict,
+    *,
+    emulator: str,
+    shop: str,
+    state: str | None = None,
+    ephemeral: bool | None = None,
+) -> Kept | None:
     """A new record of a just created ``endpoint`` (with its ``secret``), held by this process;
     None where nothing can be kept. The file is complete and held before it has its name, so
     no other process can take it half written."""
@@ -136,7 +148,8 @@ def keep(data_dir: Path, endpoint: dict, *, emulator: str, shop: str) -> Kept | 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         kept = Kept(where / f"{endpoint['id']}.json", fd, endpoint["id"], endpoint["secret"],
-                    emulator, shop, adopted_at=time.time())  # fmt: skip
+                    emulator, shop, adopted_at=time.time(), state=state,
+                    ephemeral=ephemeral)  # fmt: skip
         kept.save()
         os.replace(temporary, kept.path)
     except BaseException:
@@ -194,10 +207,13 @@ def _parse(path: Path, fd: int, data) -> Kept:
     if not isinstance(data, dict):
         raise TypeError("not a record")
     kept = Kept(path, fd, data["id"], data["secret"], data["emulator"], data["shop"],
-                data.get("disabled_at"), data.get("adopted_at"))  # fmt: skip
+                data.get("disabled_at"), data.get("adopted_at"), state=data.get("state"),
+                ephemeral=data.get("ephemeral"))  # fmt: skip
     if not all(isinstance(v, str) for v in (kept.id, kept.secret, kept.emulator, kept.shop)):
         raise TypeError("not a record")
     if not (_time_or_none(kept.disabled_at) and _time_or_none(kept.adopted_at)):
+        raise TypeError("not a record")
+    if not isinstance(kept.state, (str, type(None))) or kept.ephemeral not in (True, False, None):
         raise TypeError("not a record")
     return kept
 

@@ -237,6 +237,11 @@ class WebhookReceiver:
         verify(payload, signature_header, secrets, self.tolerance)
         return self._process(payload)
 
+    def processed(self, event_id: str) -> bool:
+        """Whether the ledger has processed the event ``event_id`` already (a read: no lock)."""
+        recorded = self.ledger.get_event(event_id)
+        return recorded is not None and bool(recorded["processed_at"])
+
     def catch_up(self, event: dict) -> Answer | None:
         """Handle an event listed by Stripe (``GET /v1/events``) that was not delivered to this
         shop, exactly as its delivery would be; None, with nothing recorded, when the ledger has

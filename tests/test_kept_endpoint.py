@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,9 @@ from bookpay.errors import StripeUnavailable
 from bookpay.ledger import open_ledger
 from bookpay.payments import Gateway
 from bookpay.testing._shop import shop
-from bookpay.web import catchup
+from bookpay.web import catchup, kept_endpoint
 from bookpay.web.catchup import CatchUp
+from bookpay.web.emulator_link import EmulatorLink
 
 RETRY = 300.0  # the first retry of a failed delivery: far beyond the test, unless advanced
 
@@ -161,6 +164,34 @@ def test_an_ephemeral_emulator_that_forgot_the_endpoint_gives_way_to_a_new_one(t
         again.wait_for_order(intent, "paid")
 
 
+def test_one_run_on_an_ephemeral_emulator_keeps_the_record_of_the_stateful_ones(tmp_path):
+    """Stopped on its stateful emulator, a payment completed meanwhile; one run against an
+    --ephemeral emulator on the same port (which has not the endpoint) leaves the record; back
+    on the stateful emulator the endpoint is adopted and the payment caught up with."""
+    db, data, port = tmp_path / "emulator.sqlite3", tmp_path / "shop", free_port()
+    with start_emulator(port=port, options=options(db)) as emu:
+        with shop(emu, data_dir=data) as first:
+            intent = first.checkout()["paymentIntentId"]
+        [kept] = endpoints(emu)
+        gateway = Gateway(Settings(emulator_url=emu.url))
+        gateway.confirm_intent(intent, payment_method="pm_card_visa")
+        state = http_json(emu.url + "/healthz")
+    assert state["ephemeral"] is False
+    with start_emulator(port=port, options=options()) as eph, shop(eph, data_dir=data):
+        assert http_json(eph.url + "/healthz")["ephemeral"] is True
+    assert kept["id"] in [p.stem for p in records(data)]
+    with start_emulator(port=port, options=options(db)) as emu, shop(emu, data_dir=data) as back:
+        assert http_json(emu.url + "/healthz")["state"] == state["state"]
+        assert back._running.catch_up.done.wait(10)
+        assert back.ledger.fulfilment_count(intent) == 1
+        assert [(e["id"], e["status"]) for e in endpoints(emu)] == [(kept["id"], "enabled")]
+
+
+def http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
 def test_the_same_emulator_state_on_another_port_keeps_the_endpoint(tmp_path):
     """A shop's own emulator started on another --emulator-port, on the same state file: the
     endpoint is there, queued deliveries and all, and is adopted."""
@@ -201,12 +232,115 @@ def test_two_shops_on_one_data_folder_each_adopt_their_own(tmp_path):
             assert len(records(data)) == 2
 
 
+def test_a_killed_shops_endpoint_disabled_by_another_folders_start_is_caught_up(tmp_path):
+    """Shop A is killed (its endpoint left enabled, its record saying nothing of a disable);
+    shop B, of another data folder, starts on A's URL and disables that endpoint; a payment of
+    A's completes meanwhile. A's next start adopts the endpoint and catches up with it."""
+    folder_a = tmp_path / "a"
+    with start_emulator(options=options()) as emu:
+        gateway = Gateway(Settings(data_dir=tmp_path / "cli", emulator_url=emu.url))
+        with shop(emu, data_dir=folder_a) as a:
+            intent = a.checkout()["paymentIntentId"]
+            url = a.webhook_url
+        # As a SIGKILL leaves it: enabled, and a record with no disabled_at.
+        [endpoint] = endpoints(emu)
+        gateway.update_webhook(endpoint["id"], disabled=False)
+        [record] = records(folder_a)
+        body = json.loads(record.read_text())
+        record.write_text(json.dumps({**body, "disabled_at": None}))
+        b = EmulatorLink(
+            Settings(data_dir=tmp_path / "b", emulator_url=emu.url), gateway, url,
+            on_secret=lambda _: None, say=lambda _: None,
+        )  # fmt: skip
+        b._clear_leftovers(keep=None)  # what B's start does first
+        [endpoint] = endpoints(emu)
+        assert endpoint["status"] == "disabled"
+        gateway.confirm_intent(intent, payment_method="pm_card_visa")
+        with shop(emu, data_dir=folder_a) as again:
+            assert again._running.catch_up.done.wait(10)
+            assert again.ledger.fulfilment_count(intent) == 1
+            assert again._running.link.since == float(endpoint["metadata"]["bookpay_disabled_at"])
+            [endpoint] = endpoints(emu)
+            assert endpoint["status"] == "enabled"
+            assert "bookpay_disabled_at" not in endpoint["metadata"]
+
+
+def test_adopting_with_no_known_disable_time_catches_up_since_the_last_adoption(tmp_path):
+    """Killed, and nobody disabled its endpoint: the catch-up still looks back, from when the
+    record was last taken into use, never from nowhere."""
+    data = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=data):
+            [endpoint] = endpoints(emu)
+        Gateway(Settings(emulator_url=emu.url)).update_webhook(
+            endpoint["id"], disabled=False, metadata={"bookpay_disabled_at": ""}
+        )
+        [record] = records(data)
+        body = json.loads(record.read_text())
+        record.write_text(json.dumps({**body, "disabled_at": None}))
+        with shop(emu, data_dir=data) as again:
+            assert again._running.link.since == body["adopted_at"]
+
+
+ODD_RECORDS = {
+    "we_nested.json": lambda p: p.write_bytes(b"[" * 60000),  # RecursionError in json
+    "we_fifo.json": os.mkfifo,  # a read would wait for a writer
+    "we_dir.json": Path.mkdir,
+    "we_link.json": lambda p: p.symlink_to(p.parent / "we_good.json"),
+    "we_half.json": lambda p: p.write_bytes(b'{"id": "we_x", "secr'),
+    "we_nan.json": lambda p: p.write_text(
+        '{"id": "we_nan", "secret": "whsec_x", "emulator": "http://127.0.0.1:1", '
+        '"shop": "shop_x", "disabled_at": NaN}'
+    ),
+    "we_big.json": lambda p: p.write_bytes(b" " * (kept_endpoint.MAX_SIZE + 1) + b"{}"),
+}
+
+
+def odd_records(data: Path) -> Path:
+    where = kept_endpoint.folder(data)
+    good = {"id": "we_good", "secret": "whsec_g", "emulator": "http://127.0.0.1:1", "shop": "s"}
+    (where / "we_good.json").write_text(json.dumps(good))
+    for name, make in ODD_RECORDS.items():
+        make(where / name)
+    return where
+
+
+def test_records_that_are_not_records_are_skipped_with_a_warning_each(tmp_path):
+    where, warned = odd_records(tmp_path), []
+    found = []
+    for kept in kept_endpoint.unheld(tmp_path, warned.append):
+        found.append(kept.id)
+        kept.release()
+    assert found == ["we_good"]
+    assert len(warned) == len(ODD_RECORDS)
+    for name in ODD_RECORDS:
+        [message] = [m for m in warned if name in m]
+        assert "not a webhook endpoint record" in message
+    # Corrupt files are removed; what is not a regular file is left alone.
+    left = sorted(p.name for p in where.iterdir())
+    assert left == ["we_dir.json", "we_fifo.json", "we_good.json", "we_link.json"]
+
+
+def test_a_shop_starts_beside_records_that_are_not_records(tmp_path):
+    data = tmp_path / "shop"
+    odd_records(data)
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=data) as running:
+        assert running.request("GET", "/healthz").status == 200
+        warned = [line for line in running.console if "not a webhook endpoint record" in line]
+        assert len(warned) == len(ODD_RECORDS)
+        intent = running.pay()["id"]
+        running.wait_for_order(intent, "paid")
+
+
 # The catch-up on its own ---------------------------------------------------------------------
 
 
 class FakeGateway:
-    def __init__(self, pages=(), error: Exception | None = None, gate=None) -> None:
+    """Lists ``pages`` as undelivered, and ``since`` (else ``pages`` too) as made since."""
+
+    def __init__(self, pages=(), error: Exception | None = None, gate=None, since=None) -> None:
         self.pages = list(pages)
+        self.since = self.pages if since is None else list(since)
         self.error = error
         self.gate = gate
         self.asked: list[dict] = []
@@ -217,16 +351,19 @@ class FakeGateway:
             self.gate.wait(10)
         if self.error is not None:
             raise self.error
-        yield from self.pages
+        yield from self.pages if "delivery_success" in params else self.since
 
 
 class FakeReceiver:
     def __init__(self, processed=()) -> None:
-        self.processed = set(processed)
+        self.done = set(processed)
         self.handled: list[str] = []
 
+    def processed(self, event_id):
+        return event_id in self.done
+
     def catch_up(self, event):
-        if event["id"] in self.processed:
+        if event["id"] in self.done:
             return None
         self.handled.append(event["id"])
         return {"id": event["id"]}
@@ -241,22 +378,68 @@ def test_the_catch_up_asks_for_undelivered_events_of_the_handled_types_oldest_fi
     assert receiver.handled == ["evt_1", "evt_3"]
     assert said == ["Caught up with 2 webhook events not delivered to this shop yet."]
     floor = 10**6 - catchup.WITHIN
-    assert gateway.asked == [
+    assert gateway.asked == [  # Stripe never sends what was made since: that list first
+        {"types": sorted(HANDLED), "created": {"gte": floor}, "page_size": 100},
         {
             "types": sorted(HANDLED),
             "delivery_success": False,
             "created": {"gte": floor},
             "page_size": 100,
         },
-        {"types": sorted(HANDLED), "created": {"gte": floor}, "page_size": 100},
     ]
 
 
-def test_the_catch_up_is_bounded():
+BOUND_WARNING = (
+    "the catch-up with undelivered webhook events stopped at its bound (300 events to handle, "
+    "1000 looked at in each list): older ones come only with their deliveries"
+)
+
+
+def test_the_catch_up_is_bounded_and_says_so(caplog):
     events = [{"id": f"evt_{n}", "created": n} for n in range(catchup.LIMIT + 50, 0, -1)]
     receiver = FakeReceiver()
-    CatchUp(FakeGateway(events), receiver, say=lambda _: None).run()
-    assert len(receiver.handled) == catchup.LIMIT
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(FakeGateway(events), receiver, say=lambda _: None).run()
+    assert receiver.handled == [f"evt_{n}" for n in range(51, catchup.LIMIT + 51)]  # newest
+    assert [r.getMessage() for r in caplog.records] == [BOUND_WARNING]
+
+
+def crowd(count: int, created: int = 5000) -> list[dict]:
+    """Events the ledger has processed already (another shop's, say), newest first."""
+    return [{"id": f"evt_crowd_{n}", "created": created - n} for n in range(count)]
+
+
+def test_events_made_while_disabled_are_not_crowded_out_by_the_undelivered_list(caplog):
+    """Other shops' undelivered events, processed here at an earlier start, fill Stripe's
+    undelivered list: the one payment made while this shop was stopped is still caught up."""
+    others = crowd(catchup.LIMIT + 50)
+    new = {"id": "evt_new", "created": 4000}
+    gateway = FakeGateway(others, since=[new])
+    receiver = FakeReceiver({e["id"] for e in others})
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(gateway, receiver, since=3900.0, say=lambda _: None, clock=lambda: 10**4).run()
+    assert receiver.handled == ["evt_new"]
+    assert caplog.records == []
+
+
+def test_events_processed_already_do_not_count_toward_the_bound(caplog):
+    others = crowd(catchup.LIMIT + 50)
+    oldest = {"id": "evt_old", "created": 10}
+    receiver = FakeReceiver({e["id"] for e in others})
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(FakeGateway([*others, oldest]), receiver, say=lambda _: None).run()
+    assert receiver.handled == ["evt_old"]
+    assert caplog.records == []
+
+
+def test_the_events_looked_at_are_bounded_and_that_is_said(caplog):
+    others = crowd(catchup.LOOK)
+    receiver = FakeReceiver({e["id"] for e in others})
+    gateway = FakeGateway([*others, {"id": "evt_beyond", "created": 1}])
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(gateway, receiver, say=lambda _: None).run()
+    assert receiver.handled == []
+    assert [r.getMessage() for r in caplog.records] == [BOUND_WARNING]
 
 
 def test_a_catch_up_that_fails_warns_and_says_nothing_else(caplog):

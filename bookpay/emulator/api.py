@@ -254,7 +254,13 @@ class Emulator:
                 return self._api_faulty(environ, method, path, segments[1:])
             return self._api(environ, method, path, segments[1:])
         if segments == ["healthz"]:
-            body = {"ok": True, "service": "bookpay-emulator", "version": version()}
+            body = {
+                "ok": True,
+                "service": "bookpay-emulator",
+                "version": version(),
+                "state": self.store.state_id,  # the same for as long as its state lasts
+                "ephemeral": self.options.db_path is None,
+            }
             return Response.json(200, body, headers=list(CORS))
         if segments in (["v3"], ["v3", ""]) and method == "GET":
             return self._stripe_js(environ)

@@ -8,6 +8,7 @@ sees and leaves a consistent state; nothing slow (sleeping, HTTP) ever happens u
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -62,6 +63,10 @@ CREATE TABLE IF NOT EXISTS timers (
     due REAL NOT NULL,
     kind TEXT NOT NULL,
     object_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS emulator_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS delivery_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -159,6 +164,15 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._migrate()
         self._db.executescript(_REF_INDEXES)
+        # Names this state (a file's, or one run's in memory) for as long as it lasts, a reset
+        # included: a shop tells by it whether this is the emulator that kept its endpoint.
+        self._db.execute(
+            "INSERT OR IGNORE INTO emulator_state (key, value) VALUES ('id', ?)",
+            (f"state_{secrets.token_hex(8)}",),
+        )
+        self.state_id: str = self._db.execute(
+            "SELECT value FROM emulator_state WHERE key = 'id'"
+        ).fetchone()[0]
         self._depth = 0
         self._last_purge = 0.0
         # What idempotency keys expire by; replaceable so a test can pass 24 hours at once.
@@ -192,10 +206,12 @@ class Store:
                 self._db.close()
 
     def reset(self) -> None:
-        """Forget everything: every row of every table (objects, keys, deliveries, timers)."""
+        """Forget everything: every row of every table (objects, keys, deliveries, timers), but
+        the state's name."""
         with self.transaction():
             tables = self._db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND name != 'emulator_state'"
             ).fetchall()
             for (name,) in tables:
                 self._db.execute(f'DELETE FROM "{name}"')

@@ -25,33 +25,56 @@ from bookpay.event_shape import InvalidEvent
 log = logging.getLogger("bookpay.catchup")
 
 WITHIN = 3 * 24 * 3600  # seconds back: Stripe's retries last three days
-LIMIT = 300  # events at most, both lists together
+LIMIT = 300  # events not processed yet, at most, both lists together
+LOOK = 1000  # events looked at, at most, in each list (ten pages)
 MARGIN = 60  # seconds before an endpoint was disabled that the events since it start at
 PAGE = 100
 
 
-def undelivered(gateway, types: Iterable[str], since: float | None, now: float) -> list[dict]:
-    """The events to catch up with, oldest first, each once."""
+def undelivered(
+    gateway,
+    types: Iterable[str],
+    since: float | None,
+    now: float,
+    processed: Callable[[str], bool] = lambda _id: False,
+) -> list[dict]:
+    """The events to catch up with, oldest first, each once: not ``processed`` yet.
+
+    The events made since the endpoint was disabled come first: Stripe never sends them, while
+    what its undelivered list holds (other shops' events too) has deliveries still to come.
+    Only events not processed yet count toward LIMIT; each list is looked at up to LOOK events.
+    """
     kinds = sorted(types)
     floor = int(now) - WITHIN
-    lists: list[Iterator[dict]] = [
-        gateway.iter_events(
-            types=kinds, delivery_success=False, created={"gte": floor}, page_size=PAGE
-        )
-    ]
+    lists: list[Iterator[dict]] = []
     if since is not None:
         start = max(floor, int(since) - MARGIN)
         lists.append(gateway.iter_events(types=kinds, created={"gte": start}, page_size=PAGE))
+    lists.append(
+        gateway.iter_events(
+            types=kinds, delivery_success=False, created={"gte": floor}, page_size=PAGE
+        )
+    )
     found: dict[str, dict] = {}
+    cut = False
     for events in lists:
-        for event in events:
-            if len(found) >= LIMIT:
+        for looked, event in enumerate(events):
+            if looked >= LOOK or len(found) >= LIMIT:
+                cut = True
                 break
-            if isinstance(event, dict) and isinstance(event.get("id"), str):
-                found.setdefault(event["id"], event)
+            if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+                continue
+            if event["id"] not in found and not processed(event["id"]):
+                found[event["id"]] = event
+    if cut:
+        log.warning(
+            "the catch-up with undelivered webhook events stopped at its bound (%d events to "
+            "handle, %d looked at in each list): older ones come only with their deliveries",
+            LIMIT,
+            LOOK,
+        )
     # Lists come newest first; the oldest is handled first, as its delivery would have been.
-    ordered = list(found.values())
-    return sorted(reversed(ordered), key=lambda e: _created(e))
+    return sorted(reversed(found.values()), key=lambda e: _created(e))
 
 
 def _created(event: dict) -> int:
@@ -97,7 +120,9 @@ class CatchUp:
         from bookpay.webhooks import HANDLED
 
         try:
-            events = undelivered(self.gateway, HANDLED, self.since, self.clock())
+            events = undelivered(
+                self.gateway, HANDLED, self.since, self.clock(), self.receiver.processed
+            )
             for event in events:
                 if self._stop.is_set():
                     break

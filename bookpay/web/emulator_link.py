@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import errno
 import json
+import math
 import os
 import secrets
 import threading
@@ -42,7 +43,11 @@ from urllib.parse import urlsplit
 from bookpay.config import Settings
 from bookpay.errors import BookpayError, NotFound, UsageError
 from bookpay.web import kept_endpoint
+from bookpay.web.catchup import WITHIN
 
+# When a kept endpoint was disabled, in its metadata (Unix seconds): whoever disables one says
+# when, so that its adopter catches up with the events made since, whichever process it was.
+DISABLED_AT = "bookpay_disabled_at"
 WATCH_EVERY = 2.0  # seconds between looks at the emulator
 PROBE_TIMEOUT = 1.0
 # A direct opener: the emulator and the shops are local, never behind an HTTP(S)_PROXY.
@@ -155,6 +160,8 @@ class EmulatorLink:
         self.say = say
         self.process = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.endpoint_id: str | None = None
+        self.state: str | None = None  # the emulator's state, as its /healthz names it
+        self.ephemeral: bool | None = None
         self.kept = None  # the data folder's record of the endpoint, held while this runs
         # When the adopted endpoint was disabled (its shop stopped): events since then were
         # never queued for it, so the catch-up at start lists them too.
@@ -165,16 +172,23 @@ class EmulatorLink:
     def register(self) -> str:
         """Adopt the endpoint this data folder kept from an earlier run, or register a new one
         (removing what earlier runs left either way); its secret."""
-        kept = self._adoptable()
+        self.state, self.ephemeral = self._emulator_state()
+        kept, endpoint = self._adoptable()
         try:
             self._clear_leftovers(keep=kept.id if kept else None)
             if kept is not None:
+                metadata = {**self._metadata(), DISABLED_AT: ""}  # "": unset, as Stripe has it
                 self.gateway.update_webhook(
-                    kept.id, url=self.webhook_url, metadata=self._metadata(), disabled=False
+                    kept.id, url=self.webhook_url, metadata=metadata, disabled=False
                 )
-                self.since = kept.disabled_at
+                self.since = _since(kept, endpoint)
                 with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
-                    kept.save(disabled_at=None)
+                    kept.save(
+                        disabled_at=None,
+                        adopted_at=time.time(),
+                        state=self.state,
+                        ephemeral=self.ephemeral,
+                    )
                 secret, self.endpoint_id = kept.secret, kept.id
             else:
                 created = self.gateway.create_webhook(self.webhook_url, metadata=self._metadata())
@@ -199,14 +213,15 @@ class EmulatorLink:
         }
 
     def _adoptable(self):
-        """The record (held) of a kept endpoint this shop may use again: it still exists at
-        this emulator and is this shop's; else None. A record whose endpoint this emulator
-        does not have is discarded if it was kept at this emulator's port (an --ephemeral
-        emulator, or the endpoint deleted), else left for when the shop uses that emulator
-        again. One this emulator has at another port (its state file is the same: a shop's own
-        emulator started on another --emulator-port) is adopted."""
+        """The record (held) of a kept endpoint this shop may use again, and that endpoint: it
+        still exists at this emulator and is this shop's; else (None, None). A record whose
+        endpoint this emulator does not have is discarded only when it is known lost for good
+        (``_lost``), else left for when the shop uses the emulator that has it again (an
+        --ephemeral emulator for one run on the same port, say). One this emulator has at
+        another port (its state file is the same: a shop's own emulator started on another
+        --emulator-port) is adopted."""
         port = _port_of(self.settings.emulator_url)
-        for kept in kept_endpoint.unheld(self.settings.data_dir):
+        for kept in kept_endpoint.unheld(self.settings.data_dir, self._warn):
             if kept.shop != self.settings.shop_id:
                 kept.release()
                 continue
@@ -215,16 +230,43 @@ class EmulatorLink:
             except BaseException:
                 kept.release()
                 raise
-            if endpoint is None and _port_of(kept.emulator) != port:
-                kept.release()
+            if endpoint is None:
+                kept.discard() if self._lost(kept) else kept.release()
                 continue
             metadata = (endpoint or {}).get("metadata") or {}
             if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
                 if _port_of(kept.emulator) != port:
                     kept.save(emulator=self.settings.emulator_url)
-                return kept
+                return kept, endpoint
             kept.discard()
-        return None
+        return None, None
+
+    def _emulator_state(self) -> tuple[str | None, bool | None]:
+        """The name of the emulator's state and whether it is in memory, as its /healthz says;
+        (None, None) from an emulator that does not say."""
+        _, body = _get_json(f"{self.settings.emulator_url}/healthz")
+        body = body if isinstance(body, dict) else {}
+        state, ephemeral = body.get("state"), body.get("ephemeral")
+        return (
+            state if isinstance(state, str) else None,
+            ephemeral if isinstance(ephemeral, bool) else None,
+        )
+
+    def _lost(self, kept) -> bool:
+        """Whether the endpoint of a record, missing at this emulator, is gone for good: the
+        state that had it has lost it (deleted, or a reset), or that state was in memory and
+        another emulator answers at its port now, or the record is older than the catch-up
+        window (what it could catch up with is gone from Stripe's lists anyway)."""
+        if self.state is not None and kept.state == self.state:
+            return True
+        here = _port_of(self.settings.emulator_url)
+        if kept.ephemeral and self.state is not None and _port_of(kept.emulator) == here:
+            return True
+        times = (kept.disabled_at, kept.adopted_at, kept.mtime)
+        return time.time() - max((t for t in times if t is not None), default=0.0) > WITHIN
+
+    def _warn(self, message: str) -> None:
+        self.say(f"WARNING: {message}")
 
     def _keep(self, created: dict):
         """Record a new endpoint's id and secret in the data folder, for the next run."""
@@ -234,6 +276,8 @@ class EmulatorLink:
                 created,
                 emulator=self.settings.emulator_url,
                 shop=self.settings.shop_id,
+                state=self.state,
+                ephemeral=self.ephemeral,
             )
         except OSError as exc:
             self.say(
@@ -261,7 +305,7 @@ class EmulatorLink:
                 continue  # another process of this data folder is adopting it right now
             if metadata.get("bookpay_kept") == "true":
                 with contextlib.suppress(NotFound):  # deleted meanwhile: as good
-                    self.gateway.update_webhook(old["id"], disabled=True)
+                    self.gateway.update_webhook(old["id"], disabled=True, metadata=_disabled_now())
             else:
                 self.gateway.delete_webhook(old["id"])
 
@@ -278,7 +322,9 @@ class EmulatorLink:
                     self.gateway.delete_webhook(self.endpoint_id)
             else:
                 with contextlib.suppress(BookpayError):
-                    self.gateway.update_webhook(self.endpoint_id, disabled=True)
+                    self.gateway.update_webhook(
+                        self.endpoint_id, disabled=True, metadata=_disabled_now()
+                    )
                 with contextlib.suppress(OSError):
                     kept.save(disabled_at=time.time())
         finally:
@@ -352,19 +398,44 @@ class EmulatorLink:
         state = self._endpoint_state()
         try:
             if state == "disabled":  # by another shop's start that found this one not answering
-                self.gateway.update_webhook(self.endpoint_id, disabled=False)
+                self.gateway.update_webhook(
+                    self.endpoint_id, disabled=False, metadata={DISABLED_AT: ""}
+                )
                 self.say(f"Enabled this shop's webhook endpoint again ({self.webhook_url}).")
                 return
             if state != "missing":
                 return
-            if self.kept is not None:  # its endpoint is gone: nothing left to adopt
-                self.kept.discard()
+            if self.kept is not None:  # its endpoint is gone here: kept unless gone for good
+                self.state, self.ephemeral = self._emulator_state()
+                self.kept.discard() if self._lost(self.kept) else self.kept.release()
                 self.kept = None
             self.register()
         except BookpayError as exc:
             self.say(f"WARNING: could not register the webhook endpoint again: {exc.message}")
             return
         self.say(f"Registered this shop's webhook endpoint with it again ({self.webhook_url}).")
+
+
+def _disabled_now() -> dict[str, str]:
+    return {DISABLED_AT: repr(time.time())}
+
+
+def _since(kept, endpoint: dict | None) -> float:
+    """Since when the events of an adopted endpoint may not have reached its shop: the
+    earliest time it is known to have been disabled (by its process at stop, in the record, or
+    by whoever disabled it, in its metadata: another data folder's start, say, after its
+    process was killed). Not known: since its record was last taken into use, never later."""
+    known = [kept.disabled_at] if kept.disabled_at is not None else []
+    tagged = ((endpoint or {}).get("metadata") or {}).get(DISABLED_AT)
+    with contextlib.suppress(TypeError, ValueError):
+        if math.isfinite(float(tagged)):
+            known.append(float(tagged))
+    if known:
+        return min(known)
+    for fallback in (kept.adopted_at, kept.mtime):
+        if fallback is not None:
+            return fallback
+    return time.time() - WITHIN
 
 
 def linger_for_other_shops(link: EmulatorLink, say: Callable[[str], None]) -> None:

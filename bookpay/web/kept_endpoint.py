@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import secrets
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,10 @@ except ImportError:  # Windows: no locks, so no records either
 
 FOLDER = "webhook-endpoints"
 SUPPORTED = fcntl is not None
+MAX_SIZE = 65536  # bytes: a record is a few hundred
+# Never through a link, and never waiting on a FIFO: a record is a regular file.
+_OPEN_FLAGS = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+log = logging.getLogger("bookpay.kept_endpoint")
 
 
 @dataclass
@@ -43,7 +50,11 @@ class Kept:
     secret: str
     emulator: str
     shop: str
-    disabled_at: float | None = None
+    disabled_at: float | None = None  # when its process disabled it at stop
+    adopted_at: float | None = None  # when a process last took it into use (kept or adopted)
+    mtime: float | None = None  # of the file when it was held: adopted_at for older records
+    state: str | None = None  # the emulator state that has it (its /healthz "state")
+    ephemeral: bool | None = None  # whether that state was in memory, gone with its process
 
     def save(self, **changes) -> None:
         """Write the record again with ``changes``, holding on to it."""
@@ -56,6 +67,9 @@ class Kept:
                 "emulator": self.emulator,
                 "shop": self.shop,
                 "disabled_at": self.disabled_at,
+                "adopted_at": self.adopted_at,
+                "state": self.state,
+                "ephemeral": self.ephemeral,
             }
         ).encode()
         os.ftruncate(self.fd, 0)
@@ -82,15 +96,16 @@ def _name_ok(endpoint_id: str) -> bool:
     return endpoint_id.replace("_", "").isalnum()
 
 
-def unheld(data_dir: Path) -> Iterator[Kept]:
+def unheld(data_dir: Path, warn: Callable[[str], None] | None = None) -> Iterator[Kept]:
     """The records no running process holds, oldest first, each held by this process as it is
-    yielded (release or discard it, or keep it). Records that cannot be read are discarded."""
+    yielded (release or discard it, or keep it). What is not a record is skipped, with a
+    ``warn``ing (a logged one by default): never the end of a start."""
     if not SUPPORTED:
         return
     where = folder(data_dir)
     paths = sorted(where.glob("we_*.json"), key=lambda p: (_mtime(p), p.name))
     for path in paths:
-        kept = _hold(path)
+        kept = _hold(path, warn or log.warning)
         if kept is not None:
             yield kept
 
@@ -101,7 +116,7 @@ def held_elsewhere(data_dir: Path, endpoint_id: str) -> bool:
         return False
     path = folder(data_dir) / f"{endpoint_id}.json"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         return False
     try:
@@ -113,7 +128,15 @@ def held_elsewhere(data_dir: Path, endpoint_id: str) -> bool:
     return False
 
 
-def keep(data_dir: Path, endpoint: dict, *, emulator: str, shop: str) -> Kept | None:
+def keep(
+    data_dir: Path,
+    endpoint: dict,
+    *,
+    emulator: str,
+    shop: str,
+    state: str | None = None,
+    ephemeral: bool | None = None,
+) -> Kept | None:
     """A new record of a just created ``endpoint`` (with its ``secret``), held by this process;
     None where nothing can be kept. The file is complete and held before it has its name, so
     no other process can take it half written."""
@@ -125,7 +148,8 @@ def keep(data_dir: Path, endpoint: dict, *, emulator: str, shop: str) -> Kept | 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         kept = Kept(where / f"{endpoint['id']}.json", fd, endpoint["id"], endpoint["secret"],
-                    emulator, shop)  # fmt: skip
+                    emulator, shop, adopted_at=time.time(), state=state,
+                    ephemeral=ephemeral)  # fmt: skip
         kept.save()
         os.replace(temporary, kept.path)
     except BaseException:
@@ -136,33 +160,68 @@ def keep(data_dir: Path, endpoint: dict, *, emulator: str, shop: str) -> Kept | 
     return kept
 
 
-def _hold(path: Path) -> Kept | None:
+def _hold(path: Path, warn: Callable[[str], None]) -> Kept | None:
+    """The record at ``path``, held; None when another process holds it or it is gone. What
+    is not a record is skipped with a warning: a regular file that is not one (corrupt) is
+    removed, anything else (a FIFO, a folder, a link) is left alone."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:  # taken and discarded by another process meanwhile
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:  # taken and discarded by another process meanwhile
+        return None
+    except OSError as exc:  # a link (O_NOFOLLOW), a folder, no permission
+        warn(f"skipped {path}, not a webhook endpoint record: {exc.strerror or exc}.")
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         return None
-    if os.fstat(fd).st_nlink == 0:  # discarded between our open and our lock
+    try:
+        status = os.fstat(fd)
+        if status.st_nlink == 0:  # discarded between our open and our lock
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(f"not a regular file ({stat.filemode(status.st_mode)})")
+        body = os.pread(fd, MAX_SIZE + 1, 0)
+    except OSError as exc:
         os.close(fd)
+        warn(f"skipped {path}, not a webhook endpoint record: {exc.strerror or exc}.")
         return None
     try:
-        data = json.loads(os.pread(fd, 65536, 0))
-        kept = Kept(path, fd, data["id"], data["secret"], data["emulator"], data["shop"],
-                    data.get("disabled_at"))  # fmt: skip
-        if not all(isinstance(v, str) for v in (kept.id, kept.secret, kept.emulator, kept.shop)):
-            raise TypeError("not a record")
-        if not isinstance(kept.disabled_at, (int, float, type(None))):
-            raise TypeError("not a record")
-    except (ValueError, KeyError, TypeError):
+        if len(body) > MAX_SIZE:
+            raise ValueError(f"larger than {MAX_SIZE} bytes")
+        kept = _parse(path, fd, json.loads(body))
+        kept.mtime = status.st_mtime
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "unreadable"
+        warn(f"removed {path}, not a webhook endpoint record ({reason}).")
         return None
     return kept
+
+
+def _parse(path: Path, fd: int, data) -> Kept:
+    if not isinstance(data, dict):
+        raise TypeError("not a record")
+    kept = Kept(path, fd, data["id"], data["secret"], data["emulator"], data["shop"],
+                data.get("disabled_at"), data.get("adopted_at"), state=data.get("state"),
+                ephemeral=data.get("ephemeral"))  # fmt: skip
+    if not all(isinstance(v, str) for v in (kept.id, kept.secret, kept.emulator, kept.shop)):
+        raise TypeError("not a record")
+    if not (_time_or_none(kept.disabled_at) and _time_or_none(kept.adopted_at)):
+        raise TypeError("not a record")
+    if not isinstance(kept.state, (str, type(None))) or kept.ephemeral not in (True, False, None):
+        raise TypeError("not a record")
+    return kept
+
+
+def _time_or_none(value) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _mtime(path: Path) -> float:

@@ -18,7 +18,7 @@ import urllib.parse
 import uuid
 
 import pytest
-from test_server import PUBLIC_URL, confirm, emulator_api, success_url
+from test_server import PUBLIC_URL, complete_3ds, confirm, emulator_api, success_url
 from wsgi import Response, call
 
 from bookpay.cart import MOVE_GRACE
@@ -917,6 +917,26 @@ def test_a_payment_confirmed_in_another_tab_while_the_cart_changes_is_in_progres
     assert error_of(refused) == (409, "payment_in_progress")
     assert "authorized" in refused.json()["error"]["message"]
     assert intent_at(settings, intent_id)["amount"] == 2300
+
+
+def test_a_payment_waiting_for_3ds_keeps_its_amount_when_the_cart_changes(shopper, settings):
+    """Pay, 3-D Secure pending; a book is added in another tab and a tab of the attempt asks
+    again (a reload, Pay's last look): the amount the challenge shows is the one charged."""
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    intent_id = shown["paymentIntentId"]
+    pending = confirm(settings, intent_id, "pm_card_authenticationRequired")
+    assert (pending["status"], pending["amount"]) == ("requires_action", 2300)
+    shopper.add("2")
+    refused = shopper.pay(attempt)
+    assert error_of(refused) == (409, "payment_in_progress")
+    assert "another tab or window" in refused.json()["error"]["message"]
+    assert intent_at(settings, intent_id)["amount"] == 2300
+    done = complete_3ds(settings, pending)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2300)
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for_attempt(attempt)["total"] == 2300
 
 
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):

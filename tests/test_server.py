@@ -88,6 +88,27 @@ def confirm(settings: Settings, intent_id: str, card: str, **extra) -> dict:
     return emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}/confirm", params)
 
 
+def complete_3ds(settings: Settings, pending: dict) -> dict:
+    """Press "Complete authentication" on the emulator's challenge page of ``pending`` (a
+    PaymentIntent in requires_action), as the shopper's browser does; the intent afterwards."""
+    form = {"client_secret": pending["client_secret"], "action": "complete"}
+    request = urllib.request.Request(
+        f"{settings.emulator_url}/3ds/authenticate/{pending['id']}",
+        data=urllib.parse.urlencode(form).encode(),
+        method="POST",
+    )
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):  # the return_url is the shop's: not here
+            return None
+
+    try:
+        urllib.request.build_opener(Stay).open(request, timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 303, exc.code
+    return emulator_api(settings, "GET", f"/v1/payment_intents/{pending['id']}")
+
+
 def success_url(intent_id: str, secret: str | None) -> str:
     query = {"payment_intent": intent_id, "redirect_status": "succeeded"}
     if secret is not None:

@@ -82,6 +82,14 @@ class PaymentInProgress(UsageError):
     code = "payment_in_progress"
 
 
+class CartPaidElsewhere(UsageError):
+    """Another attempt of the same cart (another tab or window, each its own attempt) has a
+    confirmed payment: this one is not paid as well."""
+
+    http_status = 409
+    code = "cart_payment_in_progress"
+
+
 class AttemptNotFound(NotFound):
     """A quote asked for an attempt that has no PaymentIntent (yet, or in this shop), or a
     request for an attempt of another cart or book (``check_owner``)."""
@@ -187,6 +195,8 @@ class Checkout:
             quote = self._shipped_as_recorded(quote, recorded, attempt_id)
             intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
             _check_open(intent)
+            if cart_id is not None and intent.get("status") in UPDATABLE:
+                self.check_paid_beside(intent["id"])
             check_chargeable(quote)
             changed = not _same(recorded, quote) or not _holds(intent, quote)
             if not changed:
@@ -232,6 +242,33 @@ class Checkout:
         return self.gateway.create_intent(
             quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id, keyed_by_cart=True
         )
+
+    def check_paid_beside(self, intent_id: str) -> None:
+        """Raise ``CartPaidElsewhere`` when another attempt of the cart that ``intent_id``'s
+        attempt pays, in the same payment of it, has a confirmed PaymentIntent (as Stripe has
+        it now): two tabs of one cart, each its own attempt, would both be charged for it.
+
+        Asked of every request for a recorded cart attempt, Pay's last look among them (the
+        attempt's first request, which creates its PaymentIntent, is not: a new tab still
+        opens). A tab that confirms after this look is not seen: the cancel of the cart's other
+        attempts once one is paid (``bookpay.siblings``) covers what 3-D Secure leaves open.
+        """
+        for beside in self.ledger.attempts_beside(intent_id):
+            other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
+            status = other.get("status")
+            if status not in CONFIRMED:
+                continue
+            if status == "requires_action":
+                raise CartPaidElsewhere(
+                    "This cart is being paid in another tab or window (waiting for the "
+                    "customer to authenticate): finish that payment there. Nothing was charged "
+                    "here."
+                )
+            raise CartPaidElsewhere(
+                f"This cart has been paid in another tab or window (the payment is "
+                f"{in_words(status)}): nothing was charged here. Reload the page to see what "
+                "is left in the cart."
+            )
 
     def check_cart_attempt(self, attempt_id: str, cart_id: str) -> None:
         """Raise what the attempt's payment makes of a cart with nothing to pay for.

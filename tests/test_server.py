@@ -119,6 +119,7 @@ def success_url(intent_id: str, secret: str | None) -> str:
 class RecordingFulfiller:
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[str] = []
+        self.settled: list[str] = []
         self.fail = fail
 
     def fulfil(self, intent_id: str):
@@ -126,6 +127,10 @@ class RecordingFulfiller:
         if self.fail:
             raise RuntimeError("the ledger is on fire")
         return {"intent": intent_id}
+
+    def settle_cart(self, intent_id: str) -> bool:
+        self.settled.append(intent_id)
+        return True
 
 
 class RecordingReceiver:

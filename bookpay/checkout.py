@@ -9,9 +9,10 @@ the cart on it, and once more just before confirming. Each time the cart (or the
   was lost, asked again for another cart, is keyed by the cart as well: ``Checkout._create``);
 - a later request with the same quote changes nothing (no Stripe write);
 - a later request with another quote updates the PaymentIntent's amount and metadata, then
-  records the new quote; Stripe allows that until the intent is confirmed, and after that the
-  change is refused (``PaymentInProgress``), so the amount paid is always the quote the page
-  last showed, which is the quote fulfilment checks and the receipt lists.
+  records the new quote; the shop does that only until the intent is confirmed (Stripe would
+  take a new amount while 3-D Secure is pending too), and after that the change is refused
+  (``PaymentInProgress``), so the amount paid is always the quote the page last showed, which
+  is the quote fulfilment checks and the receipt lists.
 
 Once the shopper's address is complete the page asks for a quote for it (``Checkout.quote``):
 shipping and tax are priced for the address (``bookpay.pricing``), the PaymentIntent updated to
@@ -43,8 +44,12 @@ from bookpay.statuses import in_words
 
 # An attempt whose PaymentIntent reached one of these can never be paid again.
 FINISHED = frozenset({"succeeded", "canceled"})
-# Stripe changes a PaymentIntent's amount only before it is confirmed.
-UPDATABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+# The shop changes a PaymentIntent's amount only before it is confirmed. Stripe itself also
+# accepts an update in requires_action (3-D Secure pending) without a new authentication: the
+# shopper would then authenticate one amount, shown on the challenge, and be charged another.
+UPDATABLE = frozenset({"requires_payment_method", "requires_confirmation"})
+# Confirmed: the amount is the shopper's, whatever the cart does meanwhile.
+CONFIRMED = frozenset({"requires_action", "processing", "requires_capture", "succeeded"})
 
 
 class AttemptFinished(UsageError):
@@ -75,6 +80,14 @@ class PaymentInProgress(UsageError):
 
     http_status = 409
     code = "payment_in_progress"
+
+
+class CartPaidElsewhere(UsageError):
+    """Another attempt of the same cart (another tab or window, each its own attempt) has a
+    confirmed payment: this one is not paid as well."""
+
+    http_status = 409
+    code = "cart_payment_in_progress"
 
 
 class AttemptNotFound(NotFound):
@@ -171,7 +184,10 @@ class Checkout:
             _check_open(intent)
             changed = True
             if not _holds(intent, quote):
-                # A replayed creation (the ledger lost its record): bring it up to date.
+                # A replayed creation (the ledger lost its record): bring it up to date, from
+                # the PaymentIntent as it is now (the replay says how it was first created).
+                intent = self.gateway.retrieve_intent(intent["id"], expand=())
+                _check_open(intent)
                 intent = self._update(intent, quote, order_id, cart_id)
         else:
             check_owner(recorded, cart_id, quote, NOT_THIS_ORDER)
@@ -179,6 +195,8 @@ class Checkout:
             quote = self._shipped_as_recorded(quote, recorded, attempt_id)
             intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
             _check_open(intent)
+            if cart_id is not None and intent.get("status") in UPDATABLE:
+                self.check_paid_beside(intent["id"])
             check_chargeable(quote)
             changed = not _same(recorded, quote) or not _holds(intent, quote)
             if not changed:
@@ -224,6 +242,33 @@ class Checkout:
         return self.gateway.create_intent(
             quote, attempt_id=attempt_id, order_id=order_id, cart_id=cart_id, keyed_by_cart=True
         )
+
+    def check_paid_beside(self, intent_id: str) -> None:
+        """Raise ``CartPaidElsewhere`` when another attempt of the cart that ``intent_id``'s
+        attempt pays, in the same payment of it, has a confirmed PaymentIntent (as Stripe has
+        it now): two tabs of one cart, each its own attempt, would both be charged for it.
+
+        Asked of every request for a recorded cart attempt, Pay's last look among them (the
+        attempt's first request, which creates its PaymentIntent, is not: a new tab still
+        opens). A tab that confirms after this look is not seen: the cancel of the cart's other
+        attempts once one is paid (``bookpay.siblings``) covers what 3-D Secure leaves open.
+        """
+        for beside in self.ledger.attempts_beside(intent_id):
+            other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
+            status = other.get("status")
+            if status not in CONFIRMED:
+                continue
+            if status == "requires_action":
+                raise CartPaidElsewhere(
+                    "This cart is being paid in another tab or window (waiting for the "
+                    "customer to authenticate): finish that payment there. Nothing was charged "
+                    "here."
+                )
+            raise CartPaidElsewhere(
+                f"This cart has been paid in another tab or window (the payment is "
+                f"{in_words(status)}): nothing was charged here. Reload the page to see what "
+                "is left in the cart."
+            )
 
     def check_cart_attempt(self, attempt_id: str, cart_id: str) -> None:
         """Raise what the attempt's payment makes of a cart with nothing to pay for.
@@ -295,9 +340,9 @@ class Checkout:
             check_chargeable(lines, minimum=False)
             priced = self._priced(lines, destination, attempt_id)
             quote, order_id = check_chargeable(priced.quote), recorded["order_id"]
-            intent = self._update_unseen(
-                recorded["payment_intent"], quote, order_id, cart_id, destination.name
-            )
+            intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
+            _check_open(intent)
+            intent = self._update(intent, quote, order_id, cart_id, destination.name)
             try:
                 saved = self.ledger.record_quote(
                     intent["id"],
@@ -326,18 +371,25 @@ class Checkout:
     def _price(self, lines: Quote, destination: Destination, attempt_id: str) -> Quote:
         return self._priced(lines, destination, attempt_id).quote
 
-    def _update(self, intent: dict, quote: Quote, order_id: str, cart_id: str | None) -> dict:
+    def _update(
+        self,
+        intent: dict,
+        quote: Quote,
+        order_id: str,
+        cart_id: str | None,
+        name: str | None = None,
+    ) -> dict:
+        """Update ``intent``, just retrieved from Stripe, to ``quote``, unless it is confirmed
+        (``PaymentInProgress``): Stripe would take a new amount while 3-D Secure is pending.
+
+        Another tab may still confirm it between that retrieve and this update (one Stripe
+        round trip): into processing or requires_capture, Stripe refuses the update, and the
+        refusal says so below; into requires_action, Stripe takes it, and the challenge,
+        opened with the amount before, authenticates this one. Only that window remains.
+        """
         if intent.get("status") not in UPDATABLE:
             raise _in_progress(intent)
-        # Another tab may confirm it between the retrieve and this update.
-        return self._update_unseen(intent["id"], quote, order_id, cart_id, None)
-
-    def _update_unseen(
-        self, intent_id: str, quote: Quote, order_id: str, cart_id: str | None, name: str | None
-    ) -> dict:
-        """Update a PaymentIntent not retrieved first (one Stripe call fewer while the shopper
-        waits), or confirmed since it was: Stripe itself refuses when it can no longer change,
-        and only then is it asked for the intent, to say why."""
+        intent_id = intent["id"]
         try:
             return self.gateway.update_intent(
                 intent_id, quote, order_id=order_id, cart_id=cart_id, ship_to=name
@@ -374,6 +426,12 @@ def _stale(version: int) -> StaleQuote:
 
 
 def _in_progress(intent: dict) -> PaymentInProgress:
+    if intent.get("status") == "requires_action":  # the 3-D Secure page of a tab or window
+        return PaymentInProgress(
+            "This payment is being completed in another tab or window (waiting for the "
+            "customer to authenticate): its amount can no longer change. Finish it there, "
+            "then start a new checkout."
+        )
     return PaymentInProgress(
         f"This payment is already {in_words(intent.get('status'))}: its amount can no "
         "longer change. Wait for it to finish, then start a new checkout."

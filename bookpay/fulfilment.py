@@ -176,6 +176,7 @@ class Fulfiller:
         self, ledger: Ledger, gateway, catalog, settings, *, mailer=None, workers: bool = True
     ) -> None:
         from bookpay.mailer import ReceiptMailer
+        from bookpay.siblings import SiblingCanceler
         from bookpay.taxrecords import TaxRecorder
 
         self.ledger = ledger
@@ -186,6 +187,8 @@ class Fulfiller:
             mailer if mailer is not None else ReceiptMailer.from_settings(settings, ledger)
         )
         self.taxes = TaxRecorder(ledger, gateway)
+        # Its queue is this process's: it runs here, started by the first cart it is given.
+        self.siblings = SiblingCanceler(ledger, gateway)
         if workers:
             self.mailer.start()  # also sends what an earlier run left pending
             self.taxes.start()  # also sends what an earlier run left owed
@@ -262,7 +265,7 @@ class Fulfiller:
             # reaches /success (it may have lost the confirm's answer): a cart still holding
             # paid books could be paid for again. Once only (settled_at); inside a webhook's
             # handling it joins the event's one transaction.
-            self.ledger.settle_cart(intent_id)
+            self.settle_cart(intent_id)
         if done_now:
             # Once committed: inside a webhook's transaction the receipt is not there before.
             self.ledger.after_commit(self.mailer.wake)
@@ -270,6 +273,16 @@ class Fulfiller:
                 self.ledger.after_commit(self.taxes.wake)
             return FulfilmentResult(intent_id, "fulfilled", order, intent)
         return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
+
+    def settle_cart(self, intent_id: str) -> bool:
+        """Take what ``intent_id`` paid out of its cart (``Ledger.settle_cart``), once; whether
+        this call did. Once that is committed, the PaymentIntents of the cart's other attempts
+        still cancelable are canceled, from a thread of their own (``bookpay.siblings``): a
+        second tab waiting for 3-D Secure must not charge for the cart again."""
+        done = self.ledger.settle_cart(intent_id)
+        if done:
+            self.ledger.after_commit(lambda: self.siblings.settled(intent_id))
+        return done
 
     def _lines(self, intent: dict, quote: dict | None) -> list[dict]:
         """The lines the receipt lists. A paid intent with no recorded quote gets one now, from
@@ -349,10 +362,14 @@ class Fulfiller:
         try:
             self.mailer.close()
         finally:
-            self.taxes.close()
+            try:
+                self.taxes.close()
+            finally:
+                self.siblings.close()
 
     @property
     def at_work(self) -> bool:
         """Whether a worker's thread still runs after ``close`` (left unfinished): the ledger it
         uses must not be closed under it."""
-        return any(getattr(worker, "at_work", False) for worker in (self.mailer, self.taxes))
+        workers = (self.mailer, self.taxes, self.siblings)
+        return any(getattr(worker, "at_work", False) for worker in workers)

@@ -503,7 +503,7 @@ def create_app(
                     order_ref(services.ledger, intent["id"]),
                 )
             try:
-                services.ledger.settle_cart(intent["id"])  # what was paid leaves the cart
+                services.fulfiller.settle_cart(intent["id"])  # what was paid leaves the cart
             except Exception:
                 log.exception("the cart paid by %s was not settled", intent["id"])
         lines = lines_of_intent(intent, services.ledger, services.catalog)

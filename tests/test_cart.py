@@ -286,6 +286,44 @@ def test_paying_settles_the_cart_once_keeping_what_was_added_meanwhile(carts, ca
     assert carts.ledger.get_cart(cart["id"])["generation"] == 1  # the next checkout is new
 
 
+def test_the_attempts_beside_one_are_those_of_the_same_payment_of_its_cart(carts, cart):
+    """Tabs a and b pay the cart; a's payment settles it; c and d are its next checkout's. A
+    quote settled between two attempts' first quotes parts them; a settled one is not beside."""
+    carts.add(cart, "1")
+    quote = carts.view(cart).quote
+    ledger = carts.ledger
+    other, _ = carts.create(HOST_COOKIE)
+    carts.add(other, "1")
+    for n, (attempt, owner) in enumerate([("a", cart), ("b", cart), ("x", other)]):
+        ledger.record_quote(f"pi_{attempt}", f"ord_{n:016x}", quote, attempt_id=attempt,
+                            cart_id=owner["id"])  # fmt: skip
+    ledger.settle_cart("pi_a")
+    for n, attempt in enumerate("cd", start=3):
+        ledger.record_quote(f"pi_{attempt}", f"ord_{n:016x}", quote, attempt_id=attempt,
+                            cart_id=cart["id"])  # fmt: skip
+    # The clock's milliseconds may not tell them apart: each its own moment, in that order.
+    moments = {"a": 1, "b": 2, "x": 2, "c": 4, "d": 5}
+    with ledger.backend.write() as tx:
+        for attempt, second in moments.items():
+            tx.run(
+                "UPDATE quotes SET created = ? WHERE attempt_id = ?",
+                (f"2030-01-01T00:00:0{second}.000Z", attempt),
+            )
+        tx.run(
+            "UPDATE quotes SET settled_at = ? WHERE attempt_id = 'a'", ("2030-01-01T00:00:03.000Z",)
+        )
+
+    def beside(intent_id):
+        return [row["payment_intent"] for row in ledger.attempts_beside(intent_id)]
+
+    assert beside("pi_a") == ["pi_b"]  # what the payment of the cart leaves to cancel
+    assert beside("pi_b") == []  # a is paid and settled: nothing to wait for beside b
+    assert beside("pi_c") == ["pi_d"]
+    assert beside("pi_d") == ["pi_c"]
+    assert beside("pi_x") == []  # another cart's
+    assert [r["payment_intent"] for r in ledger.attempts_beside("pi_c", limit=0)] == []
+
+
 # Fulfilment against the recorded quote -----------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import urllib.parse
 import uuid
 
 import pytest
-from test_server import PUBLIC_URL, confirm, emulator_api, success_url
+from test_server import PUBLIC_URL, complete_3ds, confirm, emulator_api, success_url
 from wsgi import Response, call
 
 from bookpay.cart import MOVE_GRACE
@@ -917,6 +917,88 @@ def test_a_payment_confirmed_in_another_tab_while_the_cart_changes_is_in_progres
     assert error_of(refused) == (409, "payment_in_progress")
     assert "authorized" in refused.json()["error"]["message"]
     assert intent_at(settings, intent_id)["amount"] == 2300
+
+
+def test_a_payment_waiting_for_3ds_keeps_its_amount_when_the_cart_changes(shopper, settings):
+    """Pay, 3-D Secure pending; a book is added in another tab and a tab of the attempt asks
+    again (a reload, Pay's last look): the amount the challenge shows is the one charged."""
+    shopper.add("1")
+    attempt = str(uuid.uuid4())
+    shown = shopper.pay(attempt).json()
+    intent_id = shown["paymentIntentId"]
+    pending = confirm(settings, intent_id, "pm_card_authenticationRequired")
+    assert (pending["status"], pending["amount"]) == ("requires_action", 2300)
+    shopper.add("2")
+    refused = shopper.pay(attempt)
+    assert error_of(refused) == (409, "payment_in_progress")
+    assert "another tab or window" in refused.json()["error"]["message"]
+    assert intent_at(settings, intent_id)["amount"] == 2300
+    done = complete_3ds(settings, pending)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2300)
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for_attempt(attempt)["total"] == 2300
+
+
+def services_of(app):
+    (lifecycle,) = [plugin for plugin in app.plugins if plugin.name == "bookpay_lifecycle"]
+    return lifecycle.services
+
+
+def two_tabs_of_one_cart(shopper: Shopper) -> tuple[tuple[str, dict], tuple[str, dict]]:
+    """One cart, its checkout opened in two tabs the ordinary way: each its own attempt (its own
+    sessionStorage), each its own PaymentIntent; (attempt, answer) of each."""
+    shopper.add("1")
+    tabs = []
+    for _ in range(2):
+        attempt = str(uuid.uuid4())
+        answer = shopper.pay(attempt)
+        assert answer.status == 200, answer.text
+        tabs.append((attempt, answer.json()))
+    assert tabs[0][1]["paymentIntentId"] != tabs[1][1]["paymentIntentId"]
+    return tabs[0], tabs[1]
+
+
+@pytest.mark.parametrize(
+    "card, status",
+    [("pm_card_authenticationRequired", "requires_action"), ("pm_card_visa", "succeeded")],
+)
+def test_pay_in_a_second_tab_of_a_cart_paid_in_the_first_is_refused(
+    shopper, settings, card, status
+):
+    """Tab A confirms (3-D Secure pending, or paid and not back yet); tab B's Pay asks the shop
+    its last look: refused (409), so B confirms nothing and the cart is charged once."""
+    (_, first), (second_attempt, second) = two_tabs_of_one_cart(shopper)
+    assert confirm(settings, first["paymentIntentId"], card)["status"] == status
+    refused = shopper.pay(second_attempt)
+    assert error_of(refused) == (409, "cart_payment_in_progress")
+    assert "another tab or window" in refused.json()["error"]["message"]
+    unpaid = intent_at(settings, second["paymentIntentId"])
+    assert (unpaid["status"], unpaid["amount"]) == ("requires_payment_method", 2300)
+
+
+def test_once_a_cart_is_paid_its_other_tabs_payments_are_canceled(app, shopper, settings):
+    """Tab A waits for 3-D Secure, tab B pays (before A's Pay, so no last look saw it): once the
+    cart is settled by B's payment, A's PaymentIntent is canceled, and its challenge can no
+    longer charge the cart a second time. A tab that never paid is canceled too."""
+    shopper.add("1")
+    tabs = [shopper.pay(str(uuid.uuid4())).json() for _ in range(3)]
+    waiting, paying, idle = (tab["paymentIntentId"] for tab in tabs)
+    pending = confirm(settings, waiting, "pm_card_authenticationRequired")
+    assert pending["status"] == "requires_action"
+    assert confirm(settings, paying, "pm_card_visa")["status"] == "succeeded"
+    assert shopper.get(success_url(paying, tabs[1]["clientSecret"])).status == 200
+    assert services_of(app).fulfiller.siblings.drain(timeout=10)
+    canceled = intent_at(settings, waiting)
+    assert (canceled["status"], canceled["cancellation_reason"]) == ("canceled", "duplicate")
+    assert intent_at(settings, idle)["status"] == "canceled"
+    assert intent_at(settings, paying)["status"] == "succeeded"
+    done = complete_3ds(settings, pending)  # the challenge, passed late, charges nothing
+    assert (done["status"], done["amount_received"]) == ("canceled", 0)
+    assert [
+        c["payment_intent"]
+        for c in emulator_api(settings, "GET", "/v1/charges")["data"]
+        if c["payment_intent"] in (waiting, paying, idle)
+    ] == [paying]
 
 
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):

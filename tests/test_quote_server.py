@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from test_cart_server import ADDRESS, Shopper
-from test_server import PUBLIC_URL, confirm, emulator_api
+from test_server import PUBLIC_URL, complete_3ds, confirm, emulator_api
 
 from bookpay.catalog import Book, Catalog
 from bookpay.ledger import open_ledger
@@ -334,6 +334,28 @@ def test_an_authorized_payment_is_in_progress_and_keeps_its_amount(shopper, sett
     answer = quote(shopper, attempt, rate="express", version=2)
     assert (answer.status, answer.json()["error"]["code"]) == (409, "payment_in_progress")
     assert intent_of(settings, intent_id)["amount"] == 2967
+
+
+def test_a_payment_waiting_for_3ds_keeps_the_amount_its_challenge_shows(shopper, settings):
+    """Pay in one tab, 3-D Secure pending; another tab of the attempt picks Express: Stripe
+    would take the new amount without a new authentication, so the shop refuses (409) and the
+    challenge completes for the amount it showed."""
+    attempt, created = buy_now(shopper)
+    assert quote(shopper, attempt).json()["total"] == 2967
+    intent_id = created["paymentIntentId"]
+    pending = confirm(settings, intent_id, "pm_card_authenticationRequired")
+    assert (pending["status"], pending["amount"]) == ("requires_action", 2967)
+    answer = quote(shopper, attempt, rate="express", version=2)
+    assert (answer.status, answer.json()["error"]["code"]) == (409, "payment_in_progress")
+    assert "another tab or window" in answer.json()["error"]["message"]
+    assert intent_of(settings, intent_id)["amount"] == 2967
+    with open_ledger(settings) as ledger:
+        assert (
+            ledger.quote_for_attempt(attempt)["total"],
+            ledger.quote_for_attempt(attempt)["version"],
+        ) == (2967, 1)
+    done = complete_3ds(settings, pending)
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2967)
 
 
 def test_a_quote_from_another_site_is_refused(app):

@@ -88,6 +88,27 @@ def confirm(settings: Settings, intent_id: str, card: str, **extra) -> dict:
     return emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}/confirm", params)
 
 
+def complete_3ds(settings: Settings, pending: dict) -> dict:
+    """Press "Complete authentication" on the emulator's challenge page of ``pending`` (a
+    PaymentIntent in requires_action), as the shopper's browser does; the intent afterwards."""
+    form = {"client_secret": pending["client_secret"], "action": "complete"}
+    request = urllib.request.Request(
+        f"{settings.emulator_url}/3ds/authenticate/{pending['id']}",
+        data=urllib.parse.urlencode(form).encode(),
+        method="POST",
+    )
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):  # the return_url is the shop's: not here
+            return None
+
+    try:
+        urllib.request.build_opener(Stay).open(request, timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 303, exc.code
+    return emulator_api(settings, "GET", f"/v1/payment_intents/{pending['id']}")
+
+
 def success_url(intent_id: str, secret: str | None) -> str:
     query = {"payment_intent": intent_id, "redirect_status": "succeeded"}
     if secret is not None:
@@ -98,6 +119,7 @@ def success_url(intent_id: str, secret: str | None) -> str:
 class RecordingFulfiller:
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[str] = []
+        self.settled: list[str] = []
         self.fail = fail
 
     def fulfil(self, intent_id: str):
@@ -105,6 +127,10 @@ class RecordingFulfiller:
         if self.fail:
             raise RuntimeError("the ledger is on fire")
         return {"intent": intent_id}
+
+    def settle_cart(self, intent_id: str) -> bool:
+        self.settled.append(intent_id)
+        return True
 
 
 class RecordingReceiver:

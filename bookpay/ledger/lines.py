@@ -50,6 +50,8 @@ QUOTE_COLUMNS = (
 _LINES = ", ".join(LINE_COLUMNS)
 _QUOTES = ", ".join(QUOTE_COLUMNS)
 MAX_IN = 500  # ids per IN (...) list
+# A cart's attempts looked at beside one (tabs of one payment of a cart: a few).
+MAX_BESIDE = 20
 
 
 class QuoteFrozen(Exception):
@@ -179,6 +181,31 @@ class QuoteStore:
         """The quote of a checkout attempt (and so its PaymentIntent), or None."""
         rows = self._read(f"SELECT {_QUOTES} FROM quotes WHERE attempt_id = ?", (attempt_id,))
         return self._with_lines(rows[0]) if rows else None
+
+    def attempts_beside(self, payment_intent: str, *, limit: int = MAX_BESIDE) -> list[dict]:
+        """The other checkout attempts of the cart whose attempt ``payment_intent`` pays, in the
+        same payment of that cart, not settled: ``payment_intent``, ``attempt_id``, newest first
+        (``limit`` at most).
+
+        The same payment of the cart (what the page's attempt scope calls its generation): no
+        quote of the cart was settled between the two attempts' first quotes. An attempt left
+        open before an earlier payment of the cart is not this one's sibling. A quote's
+        ``created`` and ``settled_at`` come from the clocks of the processes that wrote them.
+        """
+        return self._read(
+            """SELECT q.payment_intent, q.attempt_id FROM quotes q
+            JOIN quotes me ON q.cart_id = me.cart_id
+            WHERE me.payment_intent = ? AND q.payment_intent <> me.payment_intent
+            AND q.attempt_id IS NOT NULL AND q.settled_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM quotes s WHERE s.cart_id = me.cart_id
+                AND s.settled_at IS NOT NULL
+                AND s.settled_at > CASE WHEN q.created < me.created
+                    THEN q.created ELSE me.created END
+                AND s.settled_at <= CASE WHEN q.created < me.created
+                    THEN me.created ELSE q.created END)
+            ORDER BY q.created DESC LIMIT ?""",
+            (payment_intent, limit),
+        )
 
     def _with_lines(self, quote: dict) -> dict:
         return {**_quote(quote), "lines": self.order_lines(quote["order_id"])}

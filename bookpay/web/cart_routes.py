@@ -100,7 +100,7 @@ class CartCookie:
             yield
         except AttemptFinished as finished:
             if finished.status == "succeeded":
-                self.services.ledger.settle_cart(finished.intent_id)
+                self.services.fulfiller.settle_cart(finished.intent_id)
             raise
 
     def find_or_create(self, item_id: str, quantity: int) -> dict:

@@ -57,9 +57,10 @@ def emulator(
 
     Example: bookpay emulator --ephemeral --faults "500=5%,429=2%" --seed 7
     """
-    from bookpay.emulator import EmulatorOptions, StateInUse, start_emulator, state_in
+    from bookpay.emulator import EmulatorOptions, StateInUse, start_emulator
     from bookpay.emulator.faults import parse_latency, parse_rates
     from bookpay.errors import UsageError
+    from bookpay.web.emulator_link import emulator_state
 
     try:
         low, high = parse_latency(latency)
@@ -71,7 +72,7 @@ def emulator(
         from bookpay.config import require_data_dir
 
         require_data_dir(settings.data_dir)
-    db_path = None if ephemeral else state_in(settings.data_dir)
+    db_path = None if ephemeral else emulator_state(settings.data_dir)
     from bookpay.web.launch import stop_on_signals
 
     handler = _warnings_handler()

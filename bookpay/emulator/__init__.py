@@ -20,7 +20,6 @@ __all__ = [
     "StateInUse",
     "create_app",
     "start_emulator",
-    "state_in",
 ]
 
 # The emulator's SQLite file name under bookpay's data folder.
@@ -50,15 +49,6 @@ class EmulatorOptions:
     # opening, an asynchronous refund failing or succeeding, submitted evidence deciding.
     async_delay: float = 2.0
     threads: int = 32  # requests handled at once (each open connection has a thread of its own)
-
-
-def state_in(data_dir: Path) -> Path:
-    """The emulator's state file in bookpay's data folder, private as everything there (it holds
-    shoppers' e-mail and postal addresses): the folder made 0700 if missing, the file created
-    0600 before SQLite opens it, which gives its -wal and -shm files the same mode."""
-    from bookpay.privatefiles import private_dir, private_file
-
-    return private_file(private_dir(data_dir) / EMULATOR_DB)
 
 
 def create_app(options: EmulatorOptions | None = None) -> Any:

@@ -38,6 +38,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bookpay.config import Settings
@@ -91,6 +92,17 @@ def _port_of(url: str) -> int | None:
 _LOOPBACK_FOR = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
+def emulator_state(data_dir) -> Path:
+    """The emulator's state file in bookpay's data folder, private as everything there (it holds
+    shoppers' e-mail and postal addresses): the folder made 0700 if missing, the file created
+    0600 before SQLite opens it, which gives its -wal and -shm files the same mode. (Here, not
+    in the emulator package, which imports nothing of bookpay's but money and terminal.)"""
+    from bookpay.emulator import EMULATOR_DB
+    from bookpay.privatefiles import private_dir, private_file
+
+    return private_file(private_dir(data_dir) / EMULATOR_DB)
+
+
 def ensure_emulator(settings: Settings, host: str, port: int | None):
     """Settings pointing at a running emulator on ``port``: one already there, or one we start.
 
@@ -109,10 +121,10 @@ def ensure_emulator(settings: Settings, host: str, port: int | None):
     wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
     if emulator_answers(wanted):
         return dataclasses.replace(settings, emulator_url=wanted), None
-    from bookpay.emulator import EmulatorOptions, StateInUse, start_emulator, state_in
+    from bookpay.emulator import EmulatorOptions, StateInUse, start_emulator
 
     host = _LOOPBACK_FOR.get(host, host)
-    db_path = state_in(settings.data_dir)
+    db_path = emulator_state(settings.data_dir)
     options = EmulatorOptions(db_path=db_path)
     try:
         emulator = start_emulator(host, port, options)

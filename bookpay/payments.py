@@ -523,6 +523,11 @@ class Gateway:
         path = f"/v1/tax/transactions/{_path(transaction_id)}"
         return self._request("get", path, {"expand": ["line_items"]})
 
+    def tax_transaction_line_items(self, transaction_id: str) -> list[dict]:
+        """Every line item of a tax transaction (past the first page)."""
+        path = f"/v1/tax/transactions/{_path(transaction_id)}/line_items"
+        return list(self._pages(path, {"limit": 100}))
+
     def create_tax_reversal(
         self, transaction_id: str, *, refund_id: str, amount: int | None = None
     ) -> dict:

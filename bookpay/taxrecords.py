@@ -3,17 +3,18 @@
 Fulfilment records the order's tax transaction as owed in its own transaction, and the handling of
 a refund records a reversal per refund (``bookpay.ledger.taxrecords``); nothing calls Stripe
 while the ledger is being written. ``TaxRecorder`` then makes the calls from a thread of its own,
-the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id as
-reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
-amount refunded) for a reversal, and marks each record done with Stripe's id. A reversal whose
-refund failed before any try sent it (before its amount was worked out) is skipped, never sent;
-one tried already (its answer lost: Stripe Tax may have it) is sent as worked out, under its
-key, and recorded with Stripe's id, for the refund's failure to be reported. When Stripe cannot
-be reached (or answers 5xx, 409 or 429), the record stays owed with the error and is tried again
-later, with backoff: nothing is lost, and ``bookpay orders show`` says what is still owed and
-why. A request Stripe refuses for good (another 4xx: a calculation expired, say) would be refused
-again: the record is ``refused``, with Stripe's answer, for a person to record by hand, and so
-are the reversals of a transaction refused.
+the way receipts are sent: ``POST /v1/tax/transactions/create_from_calculation`` (the order id
+as reference) for a transaction, ``create_reversal`` (the refund's id as reference; full, or the
+amount refunded, or, for the refund completing a full refund, what is left of the transaction,
+which it retrieves for that) for a reversal, and marks each record done with Stripe's id. A
+reversal whose refund failed before any try sent it (before its amount was worked out) is
+skipped, never sent; one tried already (its answer lost: Stripe Tax may have it) is sent as
+worked out, under its key, and recorded with Stripe's id, for the refund's failure to be
+reported. When Stripe cannot be reached (or answers 5xx, 409 or 429), the record stays owed with
+the error and is tried again later, with backoff: nothing is lost, and ``bookpay orders show``
+says what is still owed and why. A request Stripe refuses for good (another 4xx: a calculation
+expired, say) would be refused again: the record is ``refused``, with Stripe's answer, for a
+person to record by hand, and so are the reversals of a transaction refused.
 
 Once, however often it runs: each call's idempotency key is the calculation's (or the refund's),
 so a repeat (two processes on one ledger, a crash between Stripe's answer and the ledger's mark)
@@ -30,7 +31,7 @@ import re
 
 from bookpay.errors import BookpayError, PaymentError, refused_outright
 from bookpay.ledger.outbox import due_in
-from bookpay.ledger.taxrecords import transaction_id
+from bookpay.ledger.taxrecords import refunds_reach, transaction_id
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.taxrecords")
@@ -153,14 +154,19 @@ class TaxRecorder(Worker):
             return
         quote = self.ledger.quote_for(record["payment_intent"])
         total = quote["total"] if quote and isinstance(quote.get("total"), int) else None
-        planned = self.ledger.plan_tax_reversal(record["id"], record["order_id"], total)
+        transaction_total = None
+        if total is not None and _may_close(record, records, total):
+            transaction_total = self._transaction_total(transaction["stripe_id"])
+        planned = self.ledger.plan_tax_reversal(
+            record["id"], record["order_id"], total, transaction_total
+        )
         if planned is None:
             return  # done by another process meanwhile
         if planned["reversed"] is None and planned["refund_failed_at"]:
             self._never_sent(planned)  # the refund failed as it was looked at: not planned
             return
         amount, reversed = planned["send_amount"], planned["reversed"]
-        if reversed == 0:
+        if amount == 0:
             self.ledger.tax_record_done(
                 record["id"],
                 stripe_id=None,
@@ -180,6 +186,16 @@ class TaxRecorder(Worker):
             )
             return
         self.ledger.tax_record_done(record["id"], stripe_id=reversal["id"], reversed=reversed)
+
+    def _transaction_total(self, transaction_id: str) -> int:
+        """What a Stripe Tax transaction holds, tax included: its lines and its shipping."""
+        found = self.gateway.retrieve_tax_transaction(transaction_id)
+        listed = found.get("line_items") or {}
+        lines = listed.get("data") or []
+        if listed.get("has_more") or not listed:
+            lines = self.gateway.tax_transaction_line_items(transaction_id)
+        parts = [*lines, *([found["shipping_cost"]] if found.get("shipping_cost") else [])]
+        return sum(_with_tax(part) for part in parts)
 
     def _never_sent(self, record: dict) -> None:
         """The refund failed before its reversal was worked out, so before any try sent it:
@@ -233,6 +249,26 @@ class TaxRecorder(Worker):
         if wait is None:
             return IDLE_LOOK
         return min(max(wait, 0.05), IDLE_LOOK)
+
+
+def _may_close(record: dict, records: list[dict], total: int) -> bool:
+    """Whether the reversal may be the one that completes its order's full refund, and so needs
+    what the order's transaction holds (``plan_reversal``): the refunds reach the order's total,
+    and another reversal may be in Stripe Tax (else it is a full reversal, which needs no
+    amount). Looked at before the plan, which decides under the order's lock: a reversal owed
+    meanwhile is worked out after this one, so it cannot make this one the last."""
+    reversals = [r for r in records if r["kind"] == "reversal"]
+    others = [r for r in reversals if r["id"] != record["id"]]
+    return bool(others) and refunds_reach(record, reversals, total)
+
+
+def _with_tax(part: dict) -> int:
+    """A transaction line's (or its shipping's) amount with its tax: an inclusive amount holds
+    it already."""
+    amount = part.get("amount") or 0
+    if part.get("tax_behavior") == "inclusive":
+        return amount
+    return amount + (part.get("amount_tax") or 0)
 
 
 def _describe(exc: BookpayError) -> str:

@@ -81,6 +81,59 @@ def test_a_full_refund_after_a_failed_refunds_reversal_being_sent_is_not_a_full_
     assert plan_reversal(full, [lost, full], TOTAL) == (TOTAL - 500, TOTAL - 500)
 
 
+KWD_CHARGED, KWD_HELD = 6740, 6741  # the tax rounded down when charged; Stripe Tax's is not
+
+
+def owed(refund: str, amount, *, status="pending", send=None, reversed=None, failed=False):
+    record = reversal(amount, status=status, reversed=reversed, failed=failed)
+    return {**record, "id": f"rev:{refund}", "kind": "reversal", "send_amount": send}
+
+
+def plan(record: dict, records: list[dict]) -> tuple:
+    return plan_reversal(record, records, KWD_CHARGED, KWD_HELD)
+
+
+def test_the_reversal_completing_a_full_refund_takes_what_is_left_of_the_transaction():
+    first = owed("re_1", 1000, status="recorded", send=1000, reversed=1000)
+    rest = owed("re_2", 5740)
+    assert plan(rest, [first, rest]) == (KWD_HELD - 1000, 5740)
+    # Not complete yet (more may be refunded): its own amount.
+    part = owed("re_2", 2000)
+    assert plan(part, [first, part]) == (2000, 2000)
+    # Without what the transaction holds (not looked up): as before.
+    assert plan_reversal(rest, [first, rest], KWD_CHARGED) == (5740, 5740)
+
+
+def test_whichever_of_two_refunds_is_worked_out_last_takes_what_is_left():
+    one, two = owed("re_1", 1000), owed("re_2", 5740)
+    assert plan(two, [one, two]) == (5740, 5740)  # the other not worked out yet: not the last
+    two = {**two, "send_amount": 5740, "reversed": 5740}  # being sent
+    assert plan(one, [one, two]) == (KWD_HELD - 5740, 1000)
+
+
+def test_a_full_refund_with_nothing_in_stripe_tax_before_it_is_a_full_reversal():
+    gone = owed("re_0", 1000, status="skipped", failed=True)  # failed before it was sent
+    full = owed("re_1", None)
+    assert plan(full, [gone, full]) == (None, KWD_CHARGED)
+
+
+def test_completing_a_refund_after_a_failed_refunds_reversal_takes_only_what_is_left():
+    failed = owed("re_0", 1000, status="recorded", send=1000, reversed=1000, failed=True)
+    full = owed("re_1", None)
+    assert plan(full, [failed, full]) == (KWD_HELD - 1000, KWD_CHARGED - 1000)
+    # A full reversal in Stripe Tax already (its refund failed since): nothing left to send.
+    whole = owed("re_0", None, status="recorded", reversed=KWD_CHARGED, failed=True)
+    assert plan(full, [whole, full]) == (0, 0)
+
+
+def test_a_refused_reversal_leaves_the_last_one_its_own_amount():
+    """A reversal Stripe refused is for a person to record by hand: the last one does not
+    take its share as well."""
+    refused = owed("re_1", 1000, status="refused")
+    rest = owed("re_2", 5740)
+    assert plan(rest, [refused, rest]) == (5740, 5740)
+
+
 class SkewedLedger:
     """A reversal's round that reads the order's records just before its fulfilment commits (no
     transaction owed yet) and the order just after (fulfilled): the fulfilment writes both."""

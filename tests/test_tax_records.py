@@ -21,7 +21,7 @@ from test_server import PUBLIC_URL, confirm, emulator_api
 from typer.testing import CliRunner
 
 from bookpay import taxrecords
-from bookpay.catalog import Catalog
+from bookpay.catalog import Book, Catalog, ShippingRate
 from bookpay.cli import app as cli
 from bookpay.config import Settings
 from bookpay.errors import StripeUnavailable
@@ -60,11 +60,12 @@ class CountingGateway(Gateway):
 
 
 class Shop:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.ledger = open_ledger(settings)
         self.gateway = CountingGateway(settings)
-        self.fulfiller = Fulfiller(self.ledger, self.gateway, Catalog.default(), settings)
+        catalog = catalog or Catalog.default()
+        self.fulfiller = Fulfiller(self.ledger, self.gateway, catalog, settings)
         self.receiver = WebhookReceiver(settings, self.ledger, self.fulfiller)
         self.app = create_app(
             settings,
@@ -73,6 +74,7 @@ class Shop:
             fulfiller=self.fulfiller,
             receiver=self.receiver,
             public_url=PUBLIC_URL,
+            catalog=catalog,
         )
         self.shopper = Shopper(self.app)
 
@@ -98,15 +100,17 @@ class Shop:
 
 
 @contextmanager
-def open_shop(tmp_path, emulator, database_url) -> Iterator[Shop]:
-    """A shop on the session's emulator, with a data folder (and ledger) of the test's own."""
+def open_shop(tmp_path, emulator, database_url, catalog: Catalog | None = None) -> Iterator[Shop]:
+    """A shop on the session's emulator, with a data folder (and ledger) of the test's own, and
+    the default catalog unless given another."""
     made = Shop(
         Settings(
             data_dir=tmp_path / "data",
             emulator_url=emulator.url,
             webhook_secrets=(SECRET,),
             database_url=database_url,
-        )
+        ),
+        catalog,
     )
     try:
         yield made
@@ -201,6 +205,80 @@ def test_a_full_refund_is_a_full_reversal(shop):
     )
     shown = api(shop, "GET", f"/v1/tax/transactions/{reversal['stripe_id']}")
     assert _total(shop, shown) == -(2500 + 500 + 181)
+
+
+def stripe_tax_left(shop: Shop, records: list[dict]) -> dict[str, tuple[int, int]]:
+    """What Stripe Tax holds of an order (its records, transaction and reversals): each line
+    (by the transaction's line item id) and the shipping with (amount, tax) not reversed."""
+    left: dict[str, list[int]] = {}
+    for record in records:
+        one = api(shop, "GET", f"/v1/tax/transactions/{record['stripe_id']}")
+        items = api(shop, "GET", f"/v1/tax/transactions/{one['id']}/line_items")["data"]
+        cost = one.get("shipping_cost") or {"amount": 0, "amount_tax": 0}
+        for item in [*items, {**cost, "id": "shipping"}]:
+            source = (item.get("reversal") or {}).get("original_line_item") or item["id"]
+            part = left.setdefault(source, [0, 0])
+            part[0] += item["amount"]
+            part[1] += item["amount_tax"]
+    return {source: (a, t) for source, (a, t) in left.items() if (a, t) != (0, 0)}
+
+
+def one_book(currency: str, book: int, shipping: int) -> Catalog:
+    return Catalog(
+        [Book(id="b1", title="Priced", author="A", amount=book, currency=currency, description="")],
+        [ShippingRate("post", "Post", shipping, currency, ("*",), 2, 5)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("catalog", "charged", "first", "taken"),
+    [
+        # California's 7.25% of 5.120 KWD is 0.3712: 0.370 charged, 0.371 in Stripe Tax.
+        (one_book("kwd", 5120, 1250), 6740, 1000, 6741),
+        # 7.25% of 5,120.00 ISK is 371.20: 371.00 charged, 371.20 in Stripe Tax.
+        (one_book("isk", 512000, 125000), 674100, 100000, 674120),
+        # Two decimals: nothing rounded, each reversal is exactly its refund.
+        (None, 2967, 1000, 2967),
+    ],
+    ids=["kwd", "isk", "usd"],
+)
+def test_refunded_in_full_in_two_refunds_leaves_nothing_in_stripe_tax(
+    tmp_path, emulator, database_url, catalog, charged, first, taken
+):
+    """The tax a three-decimal (or whole-unit) currency's order is charged is rounded down,
+    Stripe Tax's transaction is not: the refund that completes a full refund reverses what is
+    left of the transaction (its total less the earlier reversals), not its own amount, so the
+    order nets to zero in Stripe Tax as it does in money."""
+    with open_shop(tmp_path, emulator, database_url, catalog) as shop:
+        item = "1" if catalog is None else "b1"
+        intent_id, order_id = shop.paid_order(item)
+        assert shop.ledger.quote_for(intent_id)["total"] == charged
+        shop.deliver("payment_intent.succeeded", {"id": intent_id, "object": "payment_intent"})
+        assert shop.fulfiller.taxes.drain(10)
+        transaction = api(
+            shop, "GET", f"/v1/tax/transactions/{shop.records(order_id)[0]['stripe_id']}"
+        )
+        assert _total(shop, transaction) == taken
+
+        refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": first})
+        charge = {"id": refund["charge"], "object": "charge"}
+        shop.deliver("charge.refunded", charge, "evt_first")
+        api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id})
+        shop.deliver("charge.refunded", charge, "evt_rest")
+        assert shop.fulfiller.taxes.drain(10)
+        assert shop.ledger.get_order(intent_id)["status"] == "refunded"
+        records = shop.records(order_id)
+        assert [(r["kind"], r["status"]) for r in records] == [
+            ("transaction", "recorded"),
+            ("reversal", "recorded"),
+            ("reversal", "recorded"),
+        ]
+        shown = [api(shop, "GET", f"/v1/tax/transactions/{r['stripe_id']}") for r in records]
+        totals = [_total(shop, one) for one in shown]
+        assert totals == [taken, -first, -(taken - first)]
+        assert stripe_tax_left(shop, records) == {}  # every line and the shipping, and tax
+        # The ledger keeps what each reversal took back of the money refunded.
+        assert [r["reversed"] for r in records[1:]] == [first, charged - first]
 
 
 def test_stripe_unreachable_keeps_what_is_owed_and_it_is_sent_later(shop, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 from test_quote_server import buy_now, quote
 from test_refund_failures_and_disputes import wait_for
 from test_server import confirm
-from test_tax_records import SECRET, Shop, api, open_shop
+from test_tax_records import SECRET, Shop, api, one_book, open_shop, stripe_tax_left
 from typer.testing import CliRunner
 
 from bookpay.cli import app as cli
@@ -49,9 +49,9 @@ def bookpay(shop: Shop, *args: str) -> str:
     return result.stdout
 
 
-def held(shop: Shop) -> tuple[str, int]:
+def held(shop: Shop, item: str = "1") -> tuple[str, int]:
     """A checkout (taxed, so quoted) whose PaymentIntent is authorized only: (its id, amount)."""
-    attempt, created = buy_now(shop.shopper, "1")
+    attempt, created = buy_now(shop.shopper, item)
     assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
     intent_id = created["paymentIntentId"]
     api(shop, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
@@ -120,10 +120,10 @@ def test_a_canceled_hold_stays_canceled_whatever_order_its_events_come_in(shop, 
     assert_checks_clean(shop, order["id"])
 
 
-def captured(shop: Shop, part: int) -> tuple[str, int, set[str]]:
+def captured(shop: Shop, part: int, item: str = "1") -> tuple[str, int, set[str]]:
     """A held checkout captured in part through `bookpay intent capture --amount`, with all its
     events delivered: (its id, the amount held, the events delivered)."""
-    intent_id, amount = held(shop)
+    intent_id, amount = held(shop, item)
     bookpay(shop, "intent", "capture", intent_id, "--amount", str(part))
     events = events_of(shop, intent_id)
     assert "charge.refunded" in {event["type"] for event in events}  # the release
@@ -166,6 +166,35 @@ def test_refunds_after_a_partial_capture_count_only_the_money_captured(shop):
     total = sales_total(shop)
     assert (total["gross"], total["refunded"], total["net"]) == (1500, 1500, 0)
     assert_checks_clean(shop, order["id"])
+
+
+def test_a_kwd_order_captured_in_part_then_refunded_leaves_nothing_in_stripe_tax(
+    tmp_path, emulator, database_url, monkeypatch
+):
+    """6.740 KWD held (tax 0.3712 rounded down to 0.370; Stripe Tax holds 6.741), 3.000
+    captured: the reversals of the release and of the refund of what was captured take back
+    what they gave back, but the one worked out last, completing the full refund, takes what is
+    left of the transaction (one fils more)."""
+    monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 0.2)
+    with open_shop(tmp_path, emulator, database_url, one_book("kwd", 5120, 1250)) as kwd:
+        intent_id, amount, delivered = captured(kwd, 3000, "b1")
+        assert amount == 6740
+        bookpay(kwd, "refund", "create", intent_id)  # all that was captured
+        deliver(kwd, events_of(kwd, intent_id, delivered))
+        order = kwd.ledger.get_order(intent_id)
+        assert (order["status"], order["amount_refunded"]) == ("refunded", 3000)
+        assert_checks_clean(kwd, order["id"])
+        records = kwd.records(order["id"])
+        assert [(r["kind"], r["amount"], r["reversed"]) for r in records] == [
+            ("transaction", None, None),
+            ("reversal", 3740, 3740),
+            ("reversal", 3000, 3000),
+        ]
+        # Whichever is worked out last (the release's waits for the transaction) takes what
+        # the other left of the 6.741 KWD Stripe Tax holds.
+        assert sum(r["send_amount"] for r in records[1:]) == 6741
+        assert stripe_tax_left(kwd, records) == {}
+        assert tax_kept(kwd, order["id"]) == 0
 
 
 def test_a_partially_captured_order_says_what_was_captured_everywhere(shop):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import render, validate
+from . import fx, render, validate
 from .cards import behavior
 from .clock import handles
 from .context import Ctx
@@ -23,7 +23,9 @@ from .params import ANY
 from .store import field_is
 from .wire import ApiError, invalid, new_id, no_such, now
 
-FEE = 1500  # Stripe's dispute fee in the US, in cents (as its test-mode disputes show)
+# Stripe's dispute fee for a US account: $15.00, in the settlement currency whatever the
+# dispute's (as its test-mode disputes show).
+FEE = 1500
 
 
 @dataclass(frozen=True)
@@ -149,29 +151,33 @@ def _dispute(ch: dict[str, Any], kind: Kind) -> dict[str, Any]:
 
 
 def _balance_transaction(dispute: dict[str, Any], amount: int, fee: int, category: str):
+    """The money a dispute moves (``amount``, in the dispute's currency) and its ``fee``, as
+    Stripe writes them in the account's balance: in its settlement currency (usd), converted at
+    the ``exchange_rate`` (fx: fixed TEST rates)."""
+    settled = fx.settle(amount, dispute["currency"])
     return {
         "id": new_id("txn"),
         "object": "balance_transaction",
-        "amount": amount,
+        "amount": settled,
         "available_on": now(),
         "balance_type": "payments",
         "created": now(),
-        "currency": dispute["currency"],
+        "currency": fx.SETTLEMENT,
         "description": f"Chargeback {'reversal ' if amount > 0 else ''}for {dispute['charge']}",
-        "exchange_rate": None,
+        "exchange_rate": fx.rate(dispute["currency"]),
         "fee": fee,
         "fee_details": [
             {
                 "amount": fee,
                 "application": None,
-                "currency": dispute["currency"],
+                "currency": fx.SETTLEMENT,
                 "description": "Dispute fee",
                 "type": "stripe_fee",
             }
         ]
         if fee
         else [],
-        "net": amount - fee,
+        "net": settled - fee,
         "reporting_category": category,
         "source": dispute["id"],
         "status": "available",

@@ -82,25 +82,76 @@ def over_reversed(reversals: Iterable[dict], total: int) -> int:
     return max(taken - covered, 0)
 
 
-def plan_reversal(record: dict, records: Iterable[dict], total: int | None) -> tuple:
-    """What to send for a reversal (its amount, None for a full reversal) and what it takes
-    back: its refund's amount, less what the order's other reversals (``records``) took back
-    beyond the refunds that went back (``over_reversed``), so that Stripe Tax never holds more
-    reversed than was refunded, in whatever order the reversals are sent. A full reversal
-    only when no other reversal of the order is in Stripe Tax or being sent (it reverses the
-    whole transaction, whatever partial reversals came before). Without the order's ``total``
-    (no quote recorded), the refund's amount as it is."""
+def refunds_reach(record: dict, records: Iterable[dict], total: int) -> bool:
+    """Whether the refunds of an order's reversals (``records``, with ``record``) that did not
+    fail give back all of its ``total``: the order is refunded in full, and Stripe Tax must be
+    left holding nothing of it."""
+    refunded = 0
+    for found in [record, *(r for r in records if r["id"] != record["id"])]:
+        if found.get("kind", "reversal") == "reversal" and not found["refund_failed_at"]:
+            refunded += total if found["amount"] is None else found["amount"]
+    return refunded >= total
+
+
+def _closes(record: dict, others: list[dict], total: int) -> bool:
+    """Whether ``record`` is the reversal that completes its order's full refund: the refunds
+    reach the total, and every other reversal of a refund that did not fail is in Stripe Tax,
+    being sent or done with (so none will be worked out after it). One refused, for a person
+    to record by hand, leaves it a reversal of its own amount."""
+    if not refunds_reach(record, others, total):
+        return False
+    for other in others:
+        if other["refund_failed_at"] or other["status"] in ("recorded", "skipped"):
+            continue
+        if other["status"] != "pending" or other["reversed"] is None:
+            return False
+    return True
+
+
+def _sent(record: dict, transaction_total: int) -> int:
+    """What a reversal in Stripe Tax (or being sent) took of its transaction: what it sends
+    (``send_amount``), all of it for a full reversal (its refund's ``amount`` None), or, for one
+    worked out before ``send_amount`` was kept, what it took back."""
+    if record["send_amount"] is not None:
+        return record["send_amount"]
+    if record["amount"] is None:
+        return transaction_total
+    return record["amount"] if record["reversed"] is None else record["reversed"]
+
+
+def plan_reversal(
+    record: dict, records: Iterable[dict], total: int | None, transaction_total: int | None = None
+) -> tuple:
+    """What to send for a reversal (a flat amount; None for a full reversal; 0 for nothing)
+    and what it takes back of the money refunded: its refund's amount, less what the order's
+    other reversals (``records``) took back beyond the refunds that went back
+    (``over_reversed``), so that Stripe Tax never holds more reversed than was refunded, in
+    whatever order the reversals are sent. A full reversal only when no other reversal of the
+    order is in Stripe Tax or being sent (it reverses the whole transaction, whatever partial
+    reversals came before). Without the order's ``total`` (no quote recorded), the refund's
+    amount as it is.
+
+    The Stripe Tax transaction holds the calculation's tax, which in a three-decimal currency
+    (or ISK, UGX) is more than the tax charged (rounded down to what Stripe charges): its
+    ``transaction_total`` is more than the order's ``total``. So the reversal that completes a
+    full refund (``_closes``) sends what is left of the transaction, its total less what the
+    other reversals sent, and Stripe Tax nets to zero as the money does."""
     if total is None:
         return record["amount"], record["amount"]
     others = [r for r in records if r["kind"] == "reversal" and r["id"] != record["id"]]
     own = total if record["amount"] is None else record["amount"]
     reversed = max(own - over_reversed(others, total), 0)
-    in_flight = [r for r in others if r["status"] == "pending" and r["reversed"] is not None]
-    if (
-        record["amount"] is None
-        and not in_flight
-        and not any(r["status"] == "recorded" for r in others)
-    ):
+    in_stripe_tax = [
+        r
+        for r in others
+        if r["status"] == "recorded" or (r["status"] == "pending" and r["reversed"] is not None)
+    ]
+    if transaction_total is not None and _closes(record, others, total):
+        if not in_stripe_tax:
+            return None, reversed
+        left = transaction_total - sum(_sent(r, transaction_total) for r in in_stripe_tax)
+        return (left, reversed) if left > 0 else (0, 0)
+    if record["amount"] is None and not in_stripe_tax:
         return None, reversed
     return reversed, reversed
 
@@ -254,12 +305,20 @@ class TaxRecordStore:
                 found.setdefault(row["order_id"], []).append(row)
         return found
 
-    def plan_tax_reversal(self, record_id: str, order_id: str, total: int | None) -> dict | None:
+    def plan_tax_reversal(
+        self,
+        record_id: str,
+        order_id: str,
+        total: int | None,
+        transaction_total: int | None = None,
+    ) -> dict | None:
         """The pending reversal ``record_id`` with what it sends Stripe Tax (``send_amount``,
         None for a full reversal) and takes back (``reversed``): worked out at its first try
         (``plan_reversal``) and kept for every later one, so each try sends one body under
         its one idempotency key. None if it is no longer pending (done by another process);
         not worked out (``reversed`` None) if its refund failed first: never to be sent.
+        ``transaction_total``: what the order's Stripe Tax transaction holds, for the reversal
+        that completes a full refund to take what is left of it (``plan_reversal``).
 
         One order's reversals are worked out one at a time, across processes (PostgreSQL:
         its transaction's record is locked; SQLite: the write lock is the database's), each
@@ -278,7 +337,7 @@ class TaxRecordStore:
                 return None
             if record["reversed"] is not None or record["refund_failed_at"]:
                 return record  # worked out before; or never to be sent, nor worked out
-            send, reversed = plan_reversal(record, records, total)
+            send, reversed = plan_reversal(record, records, total, transaction_total)
             tx.run(
                 """UPDATE tax_records SET send_amount = ?, reversed = ?
                 WHERE id = ? AND status = 'pending'""",

@@ -30,8 +30,10 @@ CARDS = [
 ]  # fmt: skip
 
 
-def pay(client: Client, card: str, amount: int = 3000) -> stripe.PaymentIntent:
-    params: dict[str, Any] = {"amount": amount, "currency": "usd", "confirm": True,
+def pay(
+    client: Client, card: str, amount: int = 3000, currency: str = "usd"
+) -> stripe.PaymentIntent:
+    params: dict[str, Any] = {"amount": amount, "currency": currency, "confirm": True,
                               "return_url": "https://shop.example/r"}  # fmt: skip
     if card.startswith("pm_"):
         params["payment_method"] = card
@@ -80,6 +82,36 @@ def test_dispute_cards_open_a_dispute(
         else:
             assert dispute.balance_transactions == [] and dispute.is_charge_refundable is True
         eventually(lambda d=dispute, e=expected: types_for(client, d.id) == e)
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "settled", "rate"),
+    [
+        ("usd", 5000, -5000, None),
+        ("jpy", 5000, -3350, 0.0067),  # the emulator's fixed TEST rates (emulator/fx.py)
+        ("kwd", 5120, -1664, 3.25),
+        ("isk", 50000, -360, 0.0072),
+    ],
+)
+def test_a_disputes_balance_transaction_is_in_usd_with_the_15_dollar_fee(
+    client: Client, eventually: Callable[..., Any], currency, amount, settled, rate
+) -> None:
+    """A US account's balance is in usd: the money a dispute withdraws is converted at an
+    exchange rate, and the dispute fee is $15.00 whatever the payment's currency."""
+    pi = pay(client, "pm_card_createDispute", amount, currency)
+    dispute = opened(client, pi, eventually)[0]
+    assert (dispute.amount, dispute.currency) == (amount, currency)
+    dispute = eventually(
+        lambda: (d := client.v1.disputes.retrieve(dispute.id)).balance_transactions and d
+    )
+    (txn,) = dispute.balance_transactions
+    assert isinstance(txn, stripe.BalanceTransaction)
+    assert (txn.amount, txn.currency, txn.exchange_rate) == (settled, "usd", rate)
+    assert (txn.fee, txn.net) == (1500, settled - 1500)
+    assert [(f.amount, f.currency, f.type) for f in txn.fee_details] == [
+        (1500, "usd", "stripe_fee")
+    ]
+    assert set(txn.to_dict()) == set(stripe.BalanceTransaction.__annotations__) - {"OBJECT_NAME"}
 
 
 def test_multiple_disputes_card(client: Client, eventually: Callable[..., Any]) -> None:

@@ -70,7 +70,10 @@ def test_refund_failure_card(client: Client, eventually: Callable[..., Any]) -> 
         refund = client.v1.refunds.create(params={"payment_intent": pi.id})
         assert refund.status == "succeeded"  # at first
         charge = client.v1.charges.retrieve(pi.latest_charge)
-        assert (charge.amount_refunded, charge.refunded) == (2000, True)
+        # The failure comes 2 s later: on a loaded machine it may already have. Still succeeded
+        # when read after the charge, it was when the charge was read, which shows it refunded.
+        if client.v1.refunds.retrieve(refund.id).status == "succeeded":
+            assert (charge.amount_refunded, charge.refunded) == (2000, True)
         failed = eventually(
             lambda r=refund: (x := client.v1.refunds.retrieve(r.id)).status == "failed" and x
         )

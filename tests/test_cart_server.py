@@ -1019,6 +1019,26 @@ def test_once_a_cart_is_paid_its_other_tabs_payments_are_canceled(app, shopper, 
     ] == [paying]
 
 
+@pytest.mark.parametrize("refusal", ["mismatch", "refunded_first"])
+def test_a_paid_order_fulfilment_refuses_still_settles_its_cart(app, shopper, settings, refusal):
+    """Tab A pays, but fulfilment refuses the order (its amount is not the quote's, or it was
+    refunded in full first): it was paid all the same, so its cart is settled and tab B's Pay
+    is not told for good that the cart is being paid elsewhere."""
+    (_, first), (second_attempt, _) = two_tabs_of_one_cart(shopper)
+    paid = first["paymentIntentId"]
+    if refusal == "mismatch":
+        emulator_api(settings, "POST", f"/v1/payment_intents/{paid}", {"amount": "2000"})
+    assert confirm(settings, paid, "pm_card_visa")["status"] == "succeeded"
+    if refusal == "refunded_first":
+        emulator_api(settings, "POST", "/v1/refunds", {"payment_intent": paid})
+    result = services_of(app).fulfiller.fulfil(paid)  # as the webhook does
+    assert result.outcome == {"mismatch": "rejected", "refunded_first": "refunded"}[refusal]
+    assert result.order["fulfilment_refused"] == refusal
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for(paid)["settled_at"] is not None
+    assert error_of(shopper.pay(second_attempt)) == (400, "cart_empty")  # paid: nothing left
+
+
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):
     emu, settings, shopper = faulty
     shopper.add("1")

@@ -91,6 +91,10 @@ class CartPaidElsewhere(UsageError):
     http_status = 409
     code = "cart_payment_in_progress"
 
+    def __init__(self, message: str, *, paid_by: str | None = None) -> None:
+        super().__init__(message)
+        self.paid_by = paid_by  # the sibling's PaymentIntent, when Stripe has it succeeded
+
 
 class AttemptNotFound(NotFound):
     """A quote asked for an attempt that has no PaymentIntent (yet, or in this shop), or a
@@ -269,7 +273,8 @@ class Checkout:
             raise CartPaidElsewhere(
                 f"This cart has been paid in another tab or window (the payment is "
                 f"{in_words(status)}): nothing was charged here. Reload the page to see what "
-                "is left in the cart."
+                "is left in the cart.",
+                paid_by=other["id"] if status == "succeeded" else None,
             )
 
     def cancel_unpaid(self, intent: dict) -> dict:

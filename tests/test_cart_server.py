@@ -1024,7 +1024,7 @@ def test_a_paid_order_fulfilment_refuses_still_settles_its_cart(app, shopper, se
     """Tab A pays, but fulfilment refuses the order (its amount is not the quote's, or it was
     refunded in full first): it was paid all the same, so its cart is settled and tab B's Pay
     is not told for good that the cart is being paid elsewhere."""
-    (_, first), (second_attempt, _) = two_tabs_of_one_cart(shopper)
+    (_, first), (_, second) = two_tabs_of_one_cart(shopper)
     paid = first["paymentIntentId"]
     if refusal == "mismatch":
         emulator_api(settings, "POST", f"/v1/payment_intents/{paid}", {"amount": "2000"})
@@ -1036,7 +1036,29 @@ def test_a_paid_order_fulfilment_refuses_still_settles_its_cart(app, shopper, se
     assert result.order["fulfilment_refused"] == refusal
     with _ledger(settings) as ledger:
         assert ledger.quote_for(paid)["settled_at"] is not None
-    assert error_of(shopper.pay(second_attempt)) == (400, "cart_empty")  # paid: nothing left
+    assert services_of(app).fulfiller.siblings.drain(timeout=10)
+    assert intent_at(settings, second["paymentIntentId"])["status"] == "canceled"
+    assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")  # nothing left
+
+
+def test_a_cart_paid_in_another_tab_is_settled_by_the_last_look_that_sees_it(
+    app, shopper, settings
+):
+    """Tab A paid and never came back, its webhook late or lost; tab B's Pay's last look sees
+    A's payment succeeded: it says so once and settles the cart there, so reloading shows
+    what is left instead of the same refusal for ever."""
+    (_, first), (second_attempt, _) = two_tabs_of_one_cart(shopper)
+    paid = first["paymentIntentId"]
+    assert confirm(settings, paid, "pm_card_visa")["status"] == "succeeded"
+    assert error_of(shopper.pay(second_attempt)) == (409, "cart_payment_in_progress")
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for(paid)["settled_at"] is not None
+    assert shopper.get("/cart").text.count('class="line"') == 0
+    assert services_of(app).fulfiller.siblings.drain(timeout=10)  # B's payment canceled
+    finished = shopper.pay(second_attempt)
+    assert error_of(finished) == (409, "attempt_finished")  # the page starts a new attempt
+    assert finished.json()["error"]["status"] == "canceled"
+    assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")
 
 
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):

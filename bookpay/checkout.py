@@ -12,7 +12,9 @@ the cart on it, and once more just before confirming. Each time the cart (or the
   records the new quote; the shop does that only until the intent is confirmed (Stripe would
   take a new amount while 3-D Secure is pending too), and after that the change is refused
   (``PaymentInProgress``), so the amount paid is always the quote the page last showed, which
-  is the quote fulfilment checks and the receipt lists.
+  is the quote fulfilment checks and the receipt lists. A PaymentIntent waiting for 3-D Secure
+  (a challenge maybe abandoned: its tab closed, or Back) is canceled instead of re-priced, and
+  the answer (``AttemptFinished``, canceled) makes the page start a new attempt.
 
 Once the shopper's address is complete the page asks for a quote for it (``Checkout.quote``):
 shipping and tax are priced for the address (``bookpay.pricing``), the PaymentIntent updated to
@@ -88,6 +90,10 @@ class CartPaidElsewhere(UsageError):
 
     http_status = 409
     code = "cart_payment_in_progress"
+
+    def __init__(self, message: str, *, paid_by: str | None = None) -> None:
+        super().__init__(message)
+        self.paid_by = paid_by  # the sibling's PaymentIntent, when Stripe has it succeeded
 
 
 class AttemptNotFound(NotFound):
@@ -250,25 +256,37 @@ class Checkout:
 
         Asked of every request for a recorded cart attempt, Pay's last look among them (the
         attempt's first request, which creates its PaymentIntent, is not: a new tab still
-        opens). A tab that confirms after this look is not seen: the cancel of the cart's other
+        opens). A sibling waiting for 3-D Secure never blocks: it is canceled (a challenge
+        abandoned in a closed tab would block the cart for good), unless it was passed
+        meanwhile. A tab that confirms after this look is not seen: the cancel of the cart's other
         attempts once one is paid (``bookpay.siblings``) covers what 3-D Secure leaves open.
         """
         for beside in self.ledger.attempts_beside(intent_id):
             other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
+            if other.get("status") == "requires_action":
+                # A challenge never finished (its tab closed) would block the cart for good:
+                # canceled, unless it was passed meanwhile (Stripe refuses the cancel then).
+                other = self.cancel_unpaid(other)
             status = other.get("status")
             if status not in CONFIRMED:
                 continue
-            if status == "requires_action":
-                raise CartPaidElsewhere(
-                    "This cart is being paid in another tab or window (waiting for the "
-                    "customer to authenticate): finish that payment there. Nothing was charged "
-                    "here."
-                )
             raise CartPaidElsewhere(
                 f"This cart has been paid in another tab or window (the payment is "
                 f"{in_words(status)}): nothing was charged here. Reload the page to see what "
-                "is left in the cart."
+                "is left in the cart.",
+                paid_by=other["id"] if status == "succeeded" else None,
             )
+
+    def cancel_unpaid(self, intent: dict) -> dict:
+        """Cancel ``intent`` (just retrieved, not paid); the PaymentIntent afterwards: canceled,
+        or as Stripe has it when it refused (a challenge passed meanwhile: Stripe's cancel is
+        atomic against it, so the payment is then succeeded or under way, never both)."""
+        try:
+            return self.gateway.cancel_intent(intent["id"], reason="abandoned")
+        except PaymentError as exc:
+            if exc.stripe_code != "payment_intent_unexpected_state":
+                raise
+            return exc.payment_intent or self.gateway.retrieve_intent(intent["id"], expand=())
 
     def check_cart_attempt(self, attempt_id: str, cart_id: str) -> None:
         """Raise what the attempt's payment makes of a cart with nothing to pay for.
@@ -387,6 +405,11 @@ class Checkout:
         refusal says so below; into requires_action, Stripe takes it, and the challenge,
         opened with the amount before, authenticates this one. Only that window remains.
         """
+        if intent.get("status") == "requires_action":
+            # 3-D Secure pending, maybe abandoned (the tab closed, or Back): its amount stays
+            # the challenge's, and the attempt is let go instead; the page starts a new one.
+            intent = self.cancel_unpaid(intent)
+            _check_open(intent)
         if intent.get("status") not in UPDATABLE:
             raise _in_progress(intent)
         intent_id = intent["id"]
@@ -426,11 +449,11 @@ def _stale(version: int) -> StaleQuote:
 
 
 def _in_progress(intent: dict) -> PaymentInProgress:
-    if intent.get("status") == "requires_action":  # the 3-D Secure page of a tab or window
+    if intent.get("status") == "requires_action":  # the 3-D Secure page, here or in a tab
         return PaymentInProgress(
-            "This payment is being completed in another tab or window (waiting for the "
-            "customer to authenticate): its amount can no longer change. Finish it there, "
-            "then start a new checkout."
+            "This payment is waiting for the customer to authenticate (3-D Secure, in this "
+            "tab or another): its amount can no longer change. Finish it, or add the books "
+            "to the cart again and reload this page to start a new payment."
         )
     return PaymentInProgress(
         f"This payment is already {in_words(intent.get('status'))}: its amount can no "

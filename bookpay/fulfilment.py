@@ -227,6 +227,7 @@ class Fulfiller:
             order = self.ledger.record_intent(
                 intent, note=f"{NOT_FULFILLED} {problem}", refused=REFUSED_MISMATCH
             )
+            self._settle_paid(intent_id, quote)
             return FulfilmentResult(intent_id, "rejected", order, intent, problem)
         charge = intent.get("latest_charge")
         if isinstance(charge, dict) and charge.get("refunded") is True:
@@ -242,6 +243,7 @@ class Fulfiller:
                 note=REFUNDED_FIRST,
                 refused=REFUSED_REFUNDED_FIRST,
             )
+            self._settle_paid(intent_id, quote)
             return FulfilmentResult(intent_id, "refunded", order, intent, reason)
         lines = self._lines(intent, quote)
         calculation = quote.get("tax_calculation") if quote else None
@@ -259,13 +261,9 @@ class Fulfiller:
             refused = order["fulfilment_refused"]
             outcome = "refunded" if refused == REFUSED_REFUNDED_FIRST else "disputed"
             reason = REFUSED_FOR_NOW[refused].removeprefix(NOT_FULFILLED).strip()
+            self._settle_paid(intent_id, quote)
             return FulfilmentResult(intent_id, outcome, order, intent, reason)
-        if quote and quote.get("cart_id") and not quote.get("settled_at"):
-            # What was paid leaves its cart now, whether or not the shopper's browser ever
-            # reaches /success (it may have lost the confirm's answer): a cart still holding
-            # paid books could be paid for again. Once only (settled_at); inside a webhook's
-            # handling it joins the event's one transaction.
-            self.settle_cart(intent_id)
+        self._settle_paid(intent_id, quote)
         if done_now:
             # Once committed: inside a webhook's transaction the receipt is not there before.
             self.ledger.after_commit(self.mailer.wake)
@@ -273,6 +271,15 @@ class Fulfiller:
                 self.ledger.after_commit(self.taxes.wake)
             return FulfilmentResult(intent_id, "fulfilled", order, intent)
         return FulfilmentResult(intent_id, "already_fulfilled", order, intent)
+
+    def _settle_paid(self, intent_id: str, quote: dict | None) -> None:
+        """What a succeeded PaymentIntent paid leaves its cart now, whether or not the shopper's
+        browser ever reaches /success (it may have lost the confirm's answer), and whether or
+        not the order is fulfilled (a refused one was paid all the same): a cart still holding
+        paid books could be paid for again, and its other tabs would wait on it for good. Once
+        only (settled_at); inside a webhook's handling it joins the event's one transaction."""
+        if quote and quote.get("cart_id") and not quote.get("settled_at"):
+            self.settle_cart(intent_id)
 
     def settle_cart(self, intent_id: str) -> bool:
         """Take what ``intent_id`` paid out of its cart (``Ledger.settle_cart``), once; whether

@@ -920,8 +920,9 @@ def test_a_payment_confirmed_in_another_tab_while_the_cart_changes_is_in_progres
 
 
 def test_a_payment_waiting_for_3ds_keeps_its_amount_when_the_cart_changes(shopper, settings):
-    """Pay, 3-D Secure pending; a book is added in another tab and a tab of the attempt asks
-    again (a reload, Pay's last look): the amount the challenge shows is the one charged."""
+    """Pay, 3-D Secure pending, then Back (or the challenge left in another tab); a book is
+    added and the attempt asks again: its PaymentIntent is canceled, never re-priced (the
+    challenge, passed late, charges nothing), and the page's new attempt pays the new cart."""
     shopper.add("1")
     attempt = str(uuid.uuid4())
     shown = shopper.pay(attempt).json()
@@ -930,13 +931,18 @@ def test_a_payment_waiting_for_3ds_keeps_its_amount_when_the_cart_changes(shoppe
     assert (pending["status"], pending["amount"]) == ("requires_action", 2300)
     shopper.add("2")
     refused = shopper.pay(attempt)
-    assert error_of(refused) == (409, "payment_in_progress")
-    assert "another tab or window" in refused.json()["error"]["message"]
-    assert intent_at(settings, intent_id)["amount"] == 2300
+    assert error_of(refused) == (409, "attempt_finished")
+    assert refused.json()["error"]["status"] == "canceled"  # the page starts a new attempt at once
+    canceled = intent_at(settings, intent_id)
+    assert (canceled["status"], canceled["amount"]) == ("canceled", 2300)
     done = complete_3ds(settings, pending)
-    assert (done["status"], done["amount_received"]) == ("succeeded", 2300)
+    assert (done["status"], done["amount_received"]) == ("canceled", 0)
     with _ledger(settings) as ledger:
         assert ledger.quote_for_attempt(attempt)["total"] == 2300
+    again = shopper.pay(str(uuid.uuid4()))
+    assert again.status == 200, again.text
+    assert again.json()["amount"] > 2300
+    assert shopper.pay(attempt).json()["error"]["code"] == "attempt_finished"
 
 
 def services_of(app):
@@ -958,15 +964,12 @@ def two_tabs_of_one_cart(shopper: Shopper) -> tuple[tuple[str, dict], tuple[str,
     return tabs[0], tabs[1]
 
 
-@pytest.mark.parametrize(
-    "card, status",
-    [("pm_card_authenticationRequired", "requires_action"), ("pm_card_visa", "succeeded")],
-)
+@pytest.mark.parametrize("card, status", [("pm_card_visa", "succeeded")])
 def test_pay_in_a_second_tab_of_a_cart_paid_in_the_first_is_refused(
     shopper, settings, card, status
 ):
-    """Tab A confirms (3-D Secure pending, or paid and not back yet); tab B's Pay asks the shop
-    its last look: refused (409), so B confirms nothing and the cart is charged once."""
+    """Tab A confirms (paid, not back yet); tab B's Pay asks the shop its last look: refused
+    (409), so B confirms nothing and the cart is charged once."""
     (_, first), (second_attempt, second) = two_tabs_of_one_cart(shopper)
     assert confirm(settings, first["paymentIntentId"], card)["status"] == status
     refused = shopper.pay(second_attempt)
@@ -974,6 +977,21 @@ def test_pay_in_a_second_tab_of_a_cart_paid_in_the_first_is_refused(
     assert "another tab or window" in refused.json()["error"]["message"]
     unpaid = intent_at(settings, second["paymentIntentId"])
     assert (unpaid["status"], unpaid["amount"]) == ("requires_payment_method", 2300)
+
+
+def test_a_challenge_abandoned_in_another_tab_never_blocks_the_cart(shopper, settings):
+    """Tab A waits for 3-D Secure, then is closed; tab B's Pay's last look cancels A's payment
+    and goes on: A's challenge, passed late, charges nothing, and B pays the cart once."""
+    (_, first), (second_attempt, second) = two_tabs_of_one_cart(shopper)
+    pending = confirm(settings, first["paymentIntentId"], "pm_card_authenticationRequired")
+    assert pending["status"] == "requires_action"
+    last_look = shopper.pay(second_attempt)
+    assert last_look.status == 200, last_look.text
+    assert last_look.json()["paymentIntentId"] == second["paymentIntentId"]
+    canceled = intent_at(settings, pending["id"])
+    assert (canceled["status"], canceled["cancellation_reason"]) == ("canceled", "abandoned")
+    assert (complete_3ds(settings, pending)["amount_received"]) == 0
+    assert confirm(settings, second["paymentIntentId"], "pm_card_visa")["status"] == "succeeded"
 
 
 def test_once_a_cart_is_paid_its_other_tabs_payments_are_canceled(app, shopper, settings):
@@ -999,6 +1017,48 @@ def test_once_a_cart_is_paid_its_other_tabs_payments_are_canceled(app, shopper, 
         for c in emulator_api(settings, "GET", "/v1/charges")["data"]
         if c["payment_intent"] in (waiting, paying, idle)
     ] == [paying]
+
+
+@pytest.mark.parametrize("refusal", ["mismatch", "refunded_first"])
+def test_a_paid_order_fulfilment_refuses_still_settles_its_cart(app, shopper, settings, refusal):
+    """Tab A pays, but fulfilment refuses the order (its amount is not the quote's, or it was
+    refunded in full first): it was paid all the same, so its cart is settled and tab B's Pay
+    is not told for good that the cart is being paid elsewhere."""
+    (_, first), (_, second) = two_tabs_of_one_cart(shopper)
+    paid = first["paymentIntentId"]
+    if refusal == "mismatch":
+        emulator_api(settings, "POST", f"/v1/payment_intents/{paid}", {"amount": "2000"})
+    assert confirm(settings, paid, "pm_card_visa")["status"] == "succeeded"
+    if refusal == "refunded_first":
+        emulator_api(settings, "POST", "/v1/refunds", {"payment_intent": paid})
+    result = services_of(app).fulfiller.fulfil(paid)  # as the webhook does
+    assert result.outcome == {"mismatch": "rejected", "refunded_first": "refunded"}[refusal]
+    assert result.order["fulfilment_refused"] == refusal
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for(paid)["settled_at"] is not None
+    assert services_of(app).fulfiller.siblings.drain(timeout=10)
+    assert intent_at(settings, second["paymentIntentId"])["status"] == "canceled"
+    assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")  # nothing left
+
+
+def test_a_cart_paid_in_another_tab_is_settled_by_the_last_look_that_sees_it(
+    app, shopper, settings
+):
+    """Tab A paid and never came back, its webhook late or lost; tab B's Pay's last look sees
+    A's payment succeeded: it says so once and settles the cart there, so reloading shows
+    what is left instead of the same refusal for ever."""
+    (_, first), (second_attempt, _) = two_tabs_of_one_cart(shopper)
+    paid = first["paymentIntentId"]
+    assert confirm(settings, paid, "pm_card_visa")["status"] == "succeeded"
+    assert error_of(shopper.pay(second_attempt)) == (409, "cart_payment_in_progress")
+    with _ledger(settings) as ledger:
+        assert ledger.quote_for(paid)["settled_at"] is not None
+    assert shopper.get("/cart").text.count('class="line"') == 0
+    assert services_of(app).fulfiller.siblings.drain(timeout=10)  # B's payment canceled
+    finished = shopper.pay(second_attempt)
+    assert error_of(finished) == (409, "attempt_finished")  # the page starts a new attempt
+    assert finished.json()["error"]["status"] == "canceled"
+    assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")
 
 
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):

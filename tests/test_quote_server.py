@@ -337,17 +337,17 @@ def test_an_authorized_payment_is_in_progress_and_keeps_its_amount(shopper, sett
 
 
 def test_a_payment_waiting_for_3ds_keeps_the_amount_its_challenge_shows(shopper, settings):
-    """Pay in one tab, 3-D Secure pending; another tab of the attempt picks Express: Stripe
-    would take the new amount without a new authentication, so the shop refuses (409) and the
-    challenge completes for the amount it showed."""
+    """Pay, 3-D Secure pending (or abandoned: Back); the attempt picks Express: Stripe would
+    take the new amount without a new authentication, so the shop cancels the payment instead
+    (409 attempt_finished: the page starts a new attempt) and the challenge charges nothing."""
     attempt, created = buy_now(shopper)
     assert quote(shopper, attempt).json()["total"] == 2967
     intent_id = created["paymentIntentId"]
     pending = confirm(settings, intent_id, "pm_card_authenticationRequired")
     assert (pending["status"], pending["amount"]) == ("requires_action", 2967)
     answer = quote(shopper, attempt, rate="express", version=2)
-    assert (answer.status, answer.json()["error"]["code"]) == (409, "payment_in_progress")
-    assert "another tab or window" in answer.json()["error"]["message"]
+    assert (answer.status, answer.json()["error"]["code"]) == (409, "attempt_finished")
+    assert answer.json()["error"]["status"] == "canceled"
     assert intent_of(settings, intent_id)["amount"] == 2967
     with open_ledger(settings) as ledger:
         assert (
@@ -355,7 +355,7 @@ def test_a_payment_waiting_for_3ds_keeps_the_amount_its_challenge_shows(shopper,
             ledger.quote_for_attempt(attempt)["version"],
         ) == (2967, 1)
     done = complete_3ds(settings, pending)
-    assert (done["status"], done["amount_received"]) == ("succeeded", 2967)
+    assert (done["status"], done["amount_received"]) == ("canceled", 0)
 
 
 def test_a_quote_from_another_site_is_refused(app):

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import bottle
 
 from bookpay.cart import COOKIE, COOKIE_MAX_AGE, cookie_name
-from bookpay.checkout import AttemptFinished
+from bookpay.checkout import AttemptFinished, CartPaidElsewhere
 from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
 from bookpay.quote import Quote, check_quantity
@@ -95,12 +95,19 @@ class CartCookie:
         """A request that learns its attempt is paid (``AttemptFinished``, from the PaymentIntent
         as Stripe gave it) takes what was paid out of the cart, as fulfilment would: the page
         that asked may be the only one to come back before the webhook (a second tab's Pay or
-        quote), and what is paid must not be paid for a second time."""
+        quote), and what is paid must not be paid for a second time. So too one that learns
+        another attempt of the cart succeeded (``CartPaidElsewhere``)."""
         try:
             yield
         except AttemptFinished as finished:
             if finished.status == "succeeded":
                 self.services.fulfiller.settle_cart(finished.intent_id)
+            raise
+        except CartPaidElsewhere as elsewhere:
+            # Another tab's attempt succeeded (as Stripe has it) and its webhook is late or
+            # lost: settled here, or "reload" would find the same cart, and this answer, again.
+            if elsewhere.paid_by:
+                self.services.fulfiller.settle_cart(elsewhere.paid_by)
             raise
 
     def find_or_create(self, item_id: str, quantity: int) -> dict:

@@ -197,6 +197,7 @@ class Checkout:
                 intent = self._update(intent, quote, order_id, cart_id)
         else:
             check_owner(recorded, cart_id, quote, NOT_THIS_ORDER)
+            self.check_same_payment(recorded)
             order_id = recorded["order_id"]
             quote = self._shipped_as_recorded(quote, recorded, attempt_id)
             intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
@@ -263,6 +264,9 @@ class Checkout:
         """
         for beside in self.ledger.attempts_beside(intent_id):
             other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
+            if other.get("status") == "canceled":
+                self.ledger.mark_canceled(other["id"])  # not asked of Stripe again
+                continue
             if other.get("status") == "requires_action":
                 # A challenge never finished (its tab closed) would block the cart for good:
                 # canceled, unless it was passed meanwhile (Stripe refuses the cancel then).
@@ -277,16 +281,46 @@ class Checkout:
                 paid_by=other["id"] if status == "succeeded" else None,
             )
 
-    def cancel_unpaid(self, intent: dict) -> dict:
-        """Cancel ``intent`` (just retrieved, not paid); the PaymentIntent afterwards: canceled,
-        or as Stripe has it when it refused (a challenge passed meanwhile: Stripe's cancel is
-        atomic against it, so the payment is then succeeded or under way, never both)."""
+    def check_same_payment(self, recorded: dict, intent: dict | None = None) -> None:
+        """Refuse (``AttemptFinished``) a request for a cart attempt of an earlier payment of
+        its cart: its quote's ``generation`` is behind the cart's, which a payment of the cart
+        moved on since. The cart is refilled, maybe, but that tab is no attempt of its next
+        payment (whose attempts see it as no sibling, and the cart's canceler may have lost
+        it): were it paid, the books still in the cart would be paid twice over.
+
+        Its PaymentIntent, still open, is canceled first (``intent``, just retrieved, or
+        retrieved here), so the page's answer says canceled and the page starts a new attempt;
+        a paid one says so (this attempt paid the cart then). A quote from before the ledger
+        kept generations (NULL) is not refused: nothing says which payment it was for.
+        """
+        generation = recorded.get("generation")
+        if recorded["cart_id"] is None or generation is None:
+            return
+        cart = self.ledger.get_cart(recorded["cart_id"])
+        if cart is None or cart["generation"] <= generation:
+            return
+        if intent is None:
+            intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
+        _check_open(intent)
+        if intent.get("status") in UPDATABLE or intent.get("status") == "requires_action":
+            intent = self.cancel_unpaid(intent, reason="duplicate")
+            _check_open(intent)
+        raise _in_progress(intent)  # confirmed meanwhile: Stripe refused the cancel
+
+    def cancel_unpaid(self, intent: dict, *, reason: str = "abandoned") -> dict:
+        """Cancel ``intent`` (just retrieved, not paid); the PaymentIntent afterwards: canceled
+        (and so noted in the ledger), or as Stripe has it when it refused (a challenge passed
+        meanwhile: Stripe's cancel is atomic against it, so the payment is then succeeded or
+        under way, never both)."""
         try:
-            return self.gateway.cancel_intent(intent["id"], reason="abandoned")
+            canceled = self.gateway.cancel_intent(intent["id"], reason=reason)
         except PaymentError as exc:
             if exc.stripe_code != "payment_intent_unexpected_state":
                 raise
             return exc.payment_intent or self.gateway.retrieve_intent(intent["id"], expand=())
+        if canceled.get("status") == "canceled":
+            self.ledger.mark_canceled(intent["id"])
+        return canceled
 
     def check_cart_attempt(self, attempt_id: str, cart_id: str) -> None:
         """Raise what the attempt's payment makes of a cart with nothing to pay for.
@@ -304,6 +338,7 @@ class Checkout:
             return
         intent = self.gateway.retrieve_intent(recorded["payment_intent"], expand=())
         _check_open(intent)
+        self.check_same_payment(recorded, intent)
         if intent.get("status") not in UPDATABLE:
             raise _in_progress(intent)
 
@@ -353,6 +388,7 @@ class Checkout:
             if recorded is None:
                 raise AttemptNotFound(NO_PAYMENT_TO_QUOTE)
             check_owner(recorded, cart_id, lines, NO_PAYMENT_TO_QUOTE)
+            self.check_same_payment(recorded)
             if version <= recorded["version"]:
                 raise _stale(recorded["version"])
             check_chargeable(lines, minimum=False)

@@ -101,6 +101,8 @@ class SiblingCanceler(Worker):
         for beside in self.ledger.attempts_beside(intent_id):
             other = beside["payment_intent"]
             intent = self.gateway.retrieve_intent(other, expand=())
+            if intent.get("status") == "canceled":  # by Stripe or a page: not asked again
+                self.ledger.mark_canceled(other)
             if intent.get("status") not in CANCELABLE:
                 continue
             try:
@@ -108,6 +110,7 @@ class SiblingCanceler(Worker):
             except PaymentError as exc:  # confirmed or paid since it was retrieved
                 log.warning("could not cancel %s beside the paid %s: %s", other, intent_id, exc)
                 continue
+            self.ledger.mark_canceled(other)
             log.info("canceled %s: its cart was paid by %s", other, intent_id)
             canceled.append(other)
         return canceled

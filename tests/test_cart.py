@@ -324,6 +324,44 @@ def test_the_attempts_beside_one_are_those_of_the_same_payment_of_its_cart(carts
     assert [r["payment_intent"] for r in ledger.attempts_beside("pi_c", limit=0)] == []
 
 
+def test_the_attempts_beside_one_follow_the_carts_payments_not_the_clocks(carts, cart):
+    """a and b pay the cart's first payment, c its next (recorded after a's payment settled
+    it), each dated by a clock that says otherwise: b after the settling, c before it. The
+    generation decides; a quote from before the ledger kept it (NULL) goes by the times; one
+    the ledger knows canceled is left out."""
+    carts.add(cart, "1")
+    quote = carts.view(cart).quote
+    ledger = carts.ledger
+    for n, attempt in enumerate("ab"):
+        ledger.record_quote(f"pi_{attempt}", f"ord_{n:016x}", quote, attempt_id=attempt,
+                            cart_id=cart["id"])  # fmt: skip
+    ledger.settle_cart("pi_a")
+    ledger.record_quote("pi_c", "ord_0000000000000002", quote, attempt_id="c", cart_id=cart["id"])
+    assert [ledger.quote_for(f"pi_{a}")["generation"] for a in "abc"] == [0, 0, 1]
+    moments = {"a": "00:01", "b": "00:05", "c": "00:02"}  # settled at 00:03
+    with ledger.backend.write() as tx:
+        for attempt, moment in moments.items():
+            tx.run(
+                "UPDATE quotes SET created = ? WHERE attempt_id = ?",
+                (f"2030-01-01T00:{moment}.000Z", attempt),
+            )
+        tx.run("UPDATE quotes SET settled_at = '2030-01-01T00:00:03.000Z' WHERE attempt_id = 'a'")
+
+    def beside(intent_id):
+        return [row["payment_intent"] for row in ledger.attempts_beside(intent_id)]
+
+    assert beside("pi_a") == ["pi_b"]  # not c, the next payment, dated before the settling
+    assert beside("pi_c") == []  # not b, left open from the payment before
+    with ledger.backend.write() as tx:  # as an earlier version recorded b: by the times
+        tx.run("UPDATE quotes SET generation = NULL WHERE attempt_id = 'b'")
+    assert beside("pi_a") == []  # settled between a's first quote and b's
+    with ledger.backend.write() as tx:
+        tx.run("UPDATE quotes SET generation = 0 WHERE attempt_id = 'b'")
+    assert beside("pi_a") == ["pi_b"]
+    ledger.mark_canceled("pi_b")
+    assert beside("pi_a") == []  # known canceled: not retrieved again
+
+
 # Fulfilment against the recorded quote -----------------------------------------------------------
 
 

@@ -1061,6 +1061,64 @@ def test_a_cart_paid_in_another_tab_is_settled_by_the_last_look_that_sees_it(
     assert error_of(shopper.pay(str(uuid.uuid4()))) == (400, "cart_empty")
 
 
+def pay_leaving_the_other_tab_open(app, shopper, settings, monkeypatch):
+    """Two tabs of one cart; the first pays and the cart is settled, but the cart's canceler
+    never gets to the other tab's PaymentIntent (the process restarted with it queued, or it
+    gave up on Stripe); (paid PaymentIntent, (attempt, answer) of the tab left open)."""
+    siblings = services_of(app).fulfiller.siblings
+    monkeypatch.setattr(siblings, "settled", lambda intent_id: None)
+    (_, first), (left_attempt, left) = two_tabs_of_one_cart(shopper)
+    paid = first["paymentIntentId"]
+    assert confirm(settings, paid, "pm_card_visa")["status"] == "succeeded"
+    assert shopper.get(success_url(paid, first["clientSecret"])).status == 200  # settled
+    assert intent_at(settings, left["paymentIntentId"])["status"] == "requires_payment_method"
+    return paid, (left_attempt, left)
+
+
+def test_a_tab_of_an_earlier_payment_of_the_cart_never_pays_the_refilled_cart(
+    app, shopper, settings, monkeypatch
+):
+    """A tab left open from the cart's previous payment, its PaymentIntent not canceled: once
+    the cart is refilled, its Pay is refused (attempt_finished, its PaymentIntent canceled, so
+    the page starts a new attempt of the cart's next payment) instead of charging for the
+    cart's next order beside that order's own tab."""
+    _, (old_attempt, old) = pay_leaving_the_other_tab_open(app, shopper, settings, monkeypatch)
+    shopper.add("2")
+    new_attempt = str(uuid.uuid4())
+    new = shopper.pay(new_attempt)  # the next payment's tab
+    assert new.status == 200, new.text
+    refused = shopper.pay(old_attempt)
+    assert error_of(refused) == (409, "attempt_finished")
+    assert refused.json()["error"]["status"] == "canceled"
+    canceled = intent_at(settings, old["paymentIntentId"])
+    assert (canceled["status"], canceled["amount"]) == ("canceled", 2300)
+    assert canceled["cancellation_reason"] == "duplicate"
+    quoted = shopper.json("/checkout/quote", quoting(old_attempt))  # its quotes too
+    assert error_of(quoted) == (409, "attempt_finished")
+    again = shopper.pay(new_attempt)  # the next payment's own tab pays on
+    assert again.status == 200, again.text
+    assert again.json()["paymentIntentId"] == new.json()["paymentIntentId"]
+
+
+def test_the_carts_next_payment_is_never_a_sibling_of_the_last_whatever_the_clocks(
+    app, shopper, settings, monkeypatch
+):
+    """The next payment's first quote written by a process whose clock is behind the one that
+    settled the cart (dated before the settling): the canceler of the paid attempt's siblings
+    cancels the tab left open from that payment, never the shopper's next purchase."""
+    paid, (_, left) = pay_leaving_the_other_tab_open(app, shopper, settings, monkeypatch)
+    shopper.add("3")
+    nxt = shopper.pay(str(uuid.uuid4())).json()["paymentIntentId"]
+    with _ledger(settings) as ledger:
+        created = ledger.quote_for(paid)["created"]
+        with ledger.backend.write() as tx:  # a clock behind: dated with the paid one
+            tx.run("UPDATE quotes SET created = ? WHERE payment_intent = ?", (created, nxt))
+    canceled = services_of(app).fulfiller.siblings.cancel_beside(paid)
+    assert canceled == [left["paymentIntentId"]]
+    assert intent_at(settings, nxt)["status"] == "requires_payment_method"
+    assert services_of(app).fulfiller.siblings.cancel_beside(nxt) == []
+
+
 def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(faulty):
     emu, settings, shopper = faulty
     shopper.add("1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -280,6 +281,52 @@ def test_the_default_tax_listing_reads_failed_refunds_through_their_index(tmp_pa
     text = "\n".join(plan)
     assert "tax_records_due" in text and "tax_records_refund_failed" in text, text
     assert not any(line.strip().startswith(scan) for line in plan), text
+
+
+def test_quotes_of_an_earlier_version_have_no_generation_and_are_found_through_their_cart(
+    tmp_path, database_url
+):
+    """A ledger from version 9: its quotes were not told which payment of their cart they are
+    for (NULL: the attempts beside one go by the times, as before), and the attempts of a
+    cart are read through the new index on (cart_id, generation), not the whole table."""
+    from bookpay.config import Settings
+    from bookpay.ledger import open_ledger
+
+    old_ledger(tmp_path / "data", database_url, 9)
+    quote_sql = (
+        "INSERT INTO quotes (payment_intent, order_id, attempt_id, cart_id, currency, subtotal,"
+        " total, created, updated) VALUES (?, ?, ?, 'cart_1', 'usd', 2300, 2300, ?, ?)"
+    )
+    with contextlib.ExitStack() as stack:
+        if database_url is None:
+            conn = sqlite3.connect(tmp_path / "data" / "bookpay.sqlite3", isolation_level=None)
+            stack.callback(conn.close)
+            run = conn.execute
+        else:
+            import psycopg
+
+            conn = stack.enter_context(psycopg.connect(database_url, autocommit=True))
+
+            def run(sql, params):
+                return conn.execute(sql.replace("?", "%s"), params)
+
+        for n in range(2):
+            run(quote_sql, (f"pi_q{n}", f"ord_q{n}", f"att_{n}", NOW, NOW))
+    ledger = open_ledger(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    try:
+        assert ledger.quote_for("pi_q0")["generation"] is None
+        assert [row["payment_intent"] for row in ledger.attempts_beside("pi_q0")] == ["pi_q1"]
+        sql = "SELECT payment_intent FROM quotes WHERE cart_id = ? AND generation = ?"
+        with ledger.transaction() as tx:
+            if ledger.kind == "postgresql":
+                tx.run("SET LOCAL enable_seqscan = off")  # a small table: as a large one is
+                plan = "\n".join(row[0] for row in tx.tuples(f"EXPLAIN {sql}", ("cart_1", 0)))
+            else:
+                rows = tx.tuples(f"EXPLAIN QUERY PLAN {sql}", ("cart_1", 0))
+                plan = "\n".join(row[3] for row in rows)
+        assert "quotes_cart_generation" in plan, plan
+    finally:
+        ledger.close()
 
 
 def test_a_ledger_from_a_newer_bookpay_is_refused_and_left_alone(tmp_path, database_url):

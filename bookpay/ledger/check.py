@@ -33,6 +33,7 @@ check of a large ledger reads it through its indexes and never loads it whole:
   or disputed still: once the refund fails or the dispute is won and the shop keeps the money,
   the refund or dispute event fulfils it;
 - every dispute's status is one Stripe has, and an order with a dispute shows one;
+- no quote is for a later payment of its cart (``generation``) than the cart has had;
 - every receipt, tax record and dispute is for an order the ledger knows, and no row is dated in the
   future (beyond ``CLOCK_SKEW``).
 
@@ -209,6 +210,13 @@ INVARIANTS = (
         AND status IN ({_quoted(REFUND_STATUSES[:2])})""",
     ),
     (
+        # A quote takes its cart's generation, which only goes up: a later one was written
+        # by hand, or the cart was copied back over from an older ledger.
+        "quotes for a later payment of their cart than the cart has had",
+        """SELECT q.order_id AS example FROM quotes q JOIN carts c ON c.id = q.cart_id
+        WHERE q.generation > c.generation""",
+    ),
+    (
         "orders behind an event they handled",
         f"""SELECT o.id AS example FROM events e JOIN orders o
         ON o.payment_intent = e.payment_intent
@@ -238,7 +246,7 @@ DATED = {
     "events": ("id", ("received_at", "processed_at")),
     "fulfilments": ("order_id", ("fulfilled_at",)),
     "receipts": ("order_id", ("created", "sent_at")),
-    "quotes": ("order_id", ("created", "updated", "settled_at")),
+    "quotes": ("order_id", ("created", "updated", "settled_at", "canceled_at")),
     "carts": ("id", ("created", "updated")),
     "tax_records": ("id", ("created", "recorded_at")),
     "disputes": ("id", ("created", "updated")),

@@ -46,6 +46,8 @@ QUOTE_COLUMNS = (
     "address",
     "tax_calculation",
     "version",
+    "generation",
+    "canceled_at",
 )
 _LINES = ", ".join(LINE_COLUMNS)
 _QUOTES = ", ".join(QUOTE_COLUMNS)
@@ -124,7 +126,8 @@ class QuoteStore:
         )
         inserted = tx.run(
             f"""INSERT INTO quotes ({_QUOTES})
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                (SELECT generation FROM carts WHERE id = ?), NULL)
             ON CONFLICT DO NOTHING""",
             (
                 payment_intent,
@@ -137,6 +140,7 @@ class QuoteStore:
                 None,
                 *amounts[6:],
                 version or 0,
+                cart_id,
             ),
         )
         if not inserted and not tx.run(
@@ -184,27 +188,38 @@ class QuoteStore:
 
     def attempts_beside(self, payment_intent: str, *, limit: int = MAX_BESIDE) -> list[dict]:
         """The other checkout attempts of the cart whose attempt ``payment_intent`` pays, in the
-        same payment of that cart, not settled: ``payment_intent``, ``attempt_id``, newest first
-        (``limit`` at most).
+        same payment of that cart, not settled and not known canceled: ``payment_intent``,
+        ``attempt_id``, newest first (``limit`` at most).
 
-        The same payment of the cart (what the page's attempt scope calls its generation): no
-        quote of the cart was settled between the two attempts' first quotes. An attempt left
-        open before an earlier payment of the cart is not this one's sibling. A quote's
-        ``created`` and ``settled_at`` come from the clocks of the processes that wrote them.
+        The same payment of the cart: the same ``generation`` of it (the cart's when each
+        attempt's first quote was recorded, which only ``settle_cart`` moves on), whatever the
+        clocks of the processes that wrote them say. A quote recorded before the ledger kept
+        generations (NULL) falls back to the times: no quote of the cart was settled between
+        the two attempts' first quotes.
         """
         return self._read(
             """SELECT q.payment_intent, q.attempt_id FROM quotes q
             JOIN quotes me ON q.cart_id = me.cart_id
             WHERE me.payment_intent = ? AND q.payment_intent <> me.payment_intent
-            AND q.attempt_id IS NOT NULL AND q.settled_at IS NULL
-            AND NOT EXISTS (SELECT 1 FROM quotes s WHERE s.cart_id = me.cart_id
-                AND s.settled_at IS NOT NULL
-                AND s.settled_at > CASE WHEN q.created < me.created
-                    THEN q.created ELSE me.created END
-                AND s.settled_at <= CASE WHEN q.created < me.created
-                    THEN me.created ELSE q.created END)
+            AND q.attempt_id IS NOT NULL AND q.settled_at IS NULL AND q.canceled_at IS NULL
+            AND (q.generation = me.generation
+                OR ((q.generation IS NULL OR me.generation IS NULL)
+                AND NOT EXISTS (SELECT 1 FROM quotes s WHERE s.cart_id = me.cart_id
+                    AND s.settled_at IS NOT NULL
+                    AND s.settled_at > CASE WHEN q.created < me.created
+                        THEN q.created ELSE me.created END
+                    AND s.settled_at <= CASE WHEN q.created < me.created
+                        THEN me.created ELSE q.created END)))
             ORDER BY q.created DESC LIMIT ?""",
             (payment_intent, limit),
+        )
+
+    def mark_canceled(self, payment_intent: str) -> None:
+        """Note that Stripe has ``payment_intent`` canceled (it stays so): the attempts beside
+        a paid one leave it out, and it is not retrieved again for them."""
+        self.backend.write_one(
+            "UPDATE quotes SET canceled_at = ? WHERE payment_intent = ? AND canceled_at IS NULL",
+            (now_iso(), payment_intent),
         )
 
     def _with_lines(self, quote: dict) -> dict:

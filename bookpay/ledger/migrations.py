@@ -241,6 +241,19 @@ def _refusal_reasons() -> tuple[str, ...]:
     )
 
 
+def _cart_payments() -> tuple[str, ...]:
+    """Version 10: which payment of its cart a quote is for (``generation``: the cart's
+    generation when the attempt's first quote was recorded; NULL for the quotes of earlier
+    versions, which were not told), and when the shop saw a quote's PaymentIntent canceled
+    (``canceled_at``): the attempts beside a paid one are read through the cart and its
+    payment, and those known canceled are not asked of Stripe again."""
+    return (
+        "ALTER TABLE quotes ADD COLUMN generation INTEGER",
+        "ALTER TABLE quotes ADD COLUMN canceled_at TEXT",
+        "CREATE INDEX quotes_cart_generation ON quotes (cart_id, generation)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -305,6 +318,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "orders keep why their fulfilment was refused; reversals whose refund failed indexed",
         sqlite=_refusal_reasons(),
         postgresql=_refusal_reasons(),
+    ),
+    Migration(
+        "quotes keep the payment of their cart they are for, and when they were canceled",
+        sqlite=_cart_payments(),
+        postgresql=_cart_payments(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

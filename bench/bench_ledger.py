@@ -433,20 +433,11 @@ def _ingest(folder: Path, intents_path: Path, url: str | None, processes: int) -
 
 
 def _event(intent: dict, n: int, postgres: bool) -> bytes:
+    from bookpay.testing._webhooks import stripe_event
+
     kind = "pg" if postgres else "sq"
-    return json.dumps(
-        {
-            "id": f"evt_bench_{kind}{n:06d}",
-            "object": "event",
-            "api_version": "2026-10-28.endive",
-            "created": int(time.time()),
-            "data": {"object": intent},
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": "payment_intent.succeeded",
-        }
-    ).encode()
+    event_id = f"evt_bench_{kind}{n:06d}"
+    return json.dumps(stripe_event("payment_intent.succeeded", intent, event_id)).encode()
 
 
 def main() -> dict:

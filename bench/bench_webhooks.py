@@ -352,17 +352,9 @@ def _replay(url: str, bodies: list[bytes], folder: Path) -> float:
 
 
 def _event(intent: dict, number: int) -> bytes:
-    event = {
-        "id": f"evt_bench{number:06d}",
-        "object": "event",
-        "api_version": "2026-10-28.endive",
-        "created": int(time.time()),
-        "data": {"object": intent},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": "payment_intent.succeeded",
-    }
+    from bookpay.testing._webhooks import stripe_event
+
+    event = stripe_event("payment_intent.succeeded", intent, f"evt_bench{number:06d}")
     return json.dumps(event, indent=2).encode()
 
 

@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -156,19 +155,9 @@ def stop_all() -> None:
 def succeeded_event(intent: dict, event_id: str | None = None) -> bytes:
     """A ``payment_intent.succeeded`` event's body carrying ``intent``, as Stripe sends one (the
     receiver asks Stripe for the PaymentIntent; this copy only names it)."""
-    return json.dumps(
-        {
-            "id": event_id or f"evt_{uuid.uuid4().hex}",
-            "object": "event",
-            "api_version": "2026-10-28.endive",
-            "created": int(time.time()),
-            "data": {"object": intent},
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": "payment_intent.succeeded",
-        }
-    ).encode()
+    from bookpay.testing._webhooks import stripe_event
+
+    return json.dumps(stripe_event("payment_intent.succeeded", intent, event_id)).encode()
 
 
 # Counting this process's open file descriptors needs /proc (Linux): elsewhere the tests that

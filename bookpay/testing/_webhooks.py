@@ -57,22 +57,28 @@ class WebhookSender:
 
     def event(self, kind: str, obj: dict[str, Any], event_id: str | None = None) -> dict:
         """An event of type ``kind`` about ``obj``, shaped as Stripe sends it."""
-        import secrets
-        import time
+        return stripe_event(kind, obj, event_id)
 
-        import stripe
 
-        return {
-            "id": event_id or f"evt_{secrets.token_hex(12)}",
-            "object": "event",
-            "api_version": stripe.api_version,
-            "created": int(time.time()),
-            "data": {"object": obj},
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": kind,
-        }
+def stripe_event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> dict:
+    """An event of type ``kind`` about ``obj``, shaped as Stripe sends it (the API version the
+    pinned stripe-python speaks; a random id unless ``event_id`` is given)."""
+    import secrets
+    import time
+
+    import stripe
+
+    return {
+        "id": event_id or f"evt_{secrets.token_hex(12)}",
+        "object": "event",
+        "api_version": stripe.api_version,
+        "created": int(time.time()),
+        "data": {"object": obj},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": kind,
+    }
 
 
 def _delivery(event: str | Path | dict | bytes) -> Any:

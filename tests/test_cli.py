@@ -405,3 +405,28 @@ def test_a_command_started_with_its_stderr_closed_keeps_the_exit_code_of_the_con
     done = _run_with_closed(2, *args, data_dir=tmp_path)
     assert done.returncode == code
     assert done.stdout == ""
+
+
+CTRL_C_DURING_IMPORT = """
+import sys
+from importlib.metadata import entry_points
+
+
+class CtrlC:  # a Ctrl-C that arrives while bookpay.cli (Typer, Click, ...) is being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "bookpay.cli":
+            raise KeyboardInterrupt
+
+
+sys.meta_path.insert(0, CtrlC())
+(script,) = entry_points(group="console_scripts", name="bookpay")
+sys.exit(script.load()())  # what the installed `bookpay` script does
+"""
+
+
+def test_ctrl_c_while_the_command_is_still_importing_ends_it_as_ctrl_c_does_later():
+    """Exit code 130 and nothing said, as a Ctrl-C during a command: no traceback of an import."""
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_DURING_IMPORT], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (130, "", "")

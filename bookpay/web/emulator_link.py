@@ -381,18 +381,23 @@ class EmulatorLink:
             self._thread.join(timeout=PROBE_TIMEOUT * 3)
 
     def _watch(self) -> None:
-        url = self.settings.emulator_url
         up = True
         while not self._stop.wait(WATCH_EVERY):
-            answers = emulator_answers(url)
-            if up and not answers:
-                self.say(
-                    f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
-                    "and webhooks wait until it is back (start it with `bookpay emulator`)."
-                )
-            elif answers and (not up or self._endpoint_state() in ("missing", "disabled")):
-                self._recover(url, was_down=not up)
-            up = answers
+            up = self.look(up)
+
+    def look(self, up: bool = True) -> bool:
+        """One look of the watcher at the emulator, which answered at the last look (``up``)
+        or not: says what changed, registers again what it lost; whether it answers now."""
+        url = self.settings.emulator_url
+        answers = emulator_answers(url)
+        if up and not answers:
+            self.say(
+                f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
+                "and webhooks wait until it is back (start it with `bookpay emulator`)."
+            )
+        elif answers and (not up or self._endpoint_state() in ("missing", "disabled")):
+            self._recover(url, was_down=not up)
+        return answers
 
     def _endpoint_state(self) -> str | None:
         """ "missing", or the endpoint's status ("enabled", "disabled"); None when unknown."""

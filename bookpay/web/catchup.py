@@ -83,7 +83,13 @@ def _created(event: dict) -> int:
 
 
 class CatchUp:
-    """One catch-up, run in a daemon thread (``start``), stopped between two events (``stop``)."""
+    """The catch-up, run in a daemon thread (``start``), stopped between two events (``stop``).
+
+    ``again`` asks for one more pass, once the endpoint is back after it went away (the
+    emulator forgot it, or another start disabled it): the events since ``since`` too. A pass
+    asked for while one is under way follows it, in the same thread, with the earliest time
+    asked for; ``done`` is set when no pass is under way or asked for.
+    """
 
     def __init__(
         self,
@@ -99,35 +105,77 @@ class CatchUp:
         self.since = since
         self.say = say
         self.clock = clock
-        self.caught_up = 0
+        self.caught_up = 0  # events handled, all passes together
+        self.passes = 0  # passes run (or under way)
         self.done = threading.Event()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._wanted = True  # the first pass, with ``since``
+        self._wanted_since = since
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="bookpay-catch-up", daemon=True)
-        self._thread.start()
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        """A thread for the passes asked for (with the lock held; none while one runs)."""
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self.run, name="bookpay-catch-up", daemon=True)
+            self._thread.start()
+
+    def again(self, since: float | None) -> None:
+        """One more pass, with the events made since ``since`` (None: only what Stripe lists
+        as undelivered); nothing once stopped."""
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if not self._wanted:
+                self._wanted, self._wanted_since = True, since
+            elif since is not None:
+                known = self._wanted_since
+                self._wanted_since = since if known is None else min(known, since)
+            self.done.clear()
+            self._start()
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop after the event under way; whether the thread has ended within ``timeout``."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
         return True
 
     def run(self) -> None:
+        """The passes asked for, one after the other, until none is (or ``stop``)."""
+        while True:
+            with self._lock:
+                if not self._wanted or self._stop.is_set():
+                    self._wanted = False
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    self.done.set()
+                    return
+                since, self._wanted = self._wanted_since, False
+                self.passes += 1
+            self._pass(since)
+
+    def _pass(self, since: float | None) -> None:
         from bookpay.webhooks import HANDLED
 
+        count = 0
         try:
             events = undelivered(
-                self.gateway, HANDLED, self.since, self.clock(), self.receiver.processed
+                self.gateway, HANDLED, since, self.clock(), self.receiver.processed
             )
             for event in events:
                 if self._stop.is_set():
                     break
                 try:
                     if self.receiver.catch_up(event) is not None:
+                        count += 1
                         self.caught_up += 1
                 except InvalidEvent:
                     continue  # said by the receiver, as for a delivery
@@ -135,10 +183,8 @@ class CatchUp:
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             log.warning("the catch-up with undelivered webhook events stopped: %s", message)
         finally:
-            if self.caught_up:
-                count = self.caught_up
+            if count:
                 self.say(
                     f"Caught up with {count} webhook event{'s' if count != 1 else ''} "
                     "not delivered to this shop yet."
                 )
-            self.done.set()

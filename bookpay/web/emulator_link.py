@@ -164,6 +164,7 @@ class EmulatorLink:
         *,
         on_secret: Callable[[str], None],
         say: Callable[[str], None] = print,
+        on_back: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
@@ -178,12 +179,19 @@ class EmulatorLink:
         # When the adopted endpoint was disabled (its shop stopped): events since then were
         # never queued for it, so the catch-up at start lists them too.
         self.since: float | None = None
+        # What to do once the watcher has the endpoint back after it went away (registered
+        # again, or enabled again): the catch-up of the events made since the time it is given.
+        self.on_back = on_back
+        # When the endpoint was last known to be there and enabled (registered, adopted, or
+        # seen so by the watcher): events made before then were queued for it, or sent.
+        self.seen_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def register(self) -> str:
         """Adopt the endpoint this data folder kept from an earlier run, or register a new one
         (removing what earlier runs left either way); its secret."""
+        self.since = None
         self.state, self.ephemeral = self._emulator_state()
         kept, endpoint = self._adoptable()
         try:
@@ -211,6 +219,7 @@ class EmulatorLink:
                 kept.release()
             raise
         self.kept = kept
+        self.seen_at = time.time()
         self.on_secret(secret)
         return secret
 
@@ -389,37 +398,55 @@ class EmulatorLink:
         """One look of the watcher at the emulator, which answered at the last look (``up``)
         or not: says what changed, registers again what it lost; whether it answers now."""
         url = self.settings.emulator_url
+        looked_at = time.time()
         answers = emulator_answers(url)
         if up and not answers:
             self.say(
                 f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
                 "and webhooks wait until it is back (start it with `bookpay emulator`)."
             )
-        elif answers and (not up or self._endpoint_state() in ("missing", "disabled")):
-            self._recover(url, was_down=not up)
+        elif answers and not up:
+            self._recover(url, was_down=True)
+        elif answers:
+            state, _ = self._endpoint()
+            if state in ("missing", "disabled"):
+                self._recover(url, was_down=False)
+            elif state == "enabled":
+                self.seen_at = looked_at
         return answers
 
-    def _endpoint_state(self) -> str | None:
-        """ "missing", or the endpoint's status ("enabled", "disabled"); None when unknown."""
+    def _endpoint(self) -> tuple[str | None, dict]:
+        """ "missing", or the endpoint's status ("enabled", "disabled"), None when unknown;
+        and the endpoint ({} when not known)."""
         status, body = _get_json(
             f"{self.settings.emulator_url}/v1/webhook_endpoints/{self.endpoint_id}",
             {"Authorization": f"Bearer {self.settings.api_key}"},
         )
         if status == 404:
-            return "missing"
-        return body.get("status") if status == 200 and isinstance(body, dict) else None
+            return "missing", {}
+        if status == 200 and isinstance(body, dict):
+            return body.get("status"), body
+        return None, {}
 
     def _recover(self, url: str, *, was_down: bool) -> None:
+        """The endpoint back, enabled, after it went away (disabled, or gone from the emulator);
+        then the catch-up (``on_back``) of what was made meanwhile, which Stripe never sends:
+        since it was last seen in place, or since it was disabled if that is known earlier."""
         if was_down:
             self.say(f"The Stripe emulator at {url} is answering again.")
-        state = self._endpoint_state()
+        seen_at = self.seen_at
+        state, endpoint = self._endpoint()
         try:
             if state == "disabled":  # by another shop's start that found this one not answering
                 self.gateway.update_webhook(
                     self.endpoint_id, disabled=False, metadata={DISABLED_AT: ""}
                 )
+                self.seen_at = time.time()
                 self.say(f"Enabled this shop's webhook endpoint again ({self.webhook_url}).")
+                self._back(seen_at, _tagged_disabled_at(endpoint))
                 return
+            if state == "enabled":
+                self.seen_at = time.time()
             if state != "missing":
                 return
             if self.kept is not None:  # its endpoint is gone here: kept unless gone for good
@@ -431,6 +458,13 @@ class EmulatorLink:
             self.say(f"WARNING: could not register the webhook endpoint again: {exc.message}")
             return
         self.say(f"Registered this shop's webhook endpoint with it again ({self.webhook_url}).")
+        self._back(seen_at, self.since)  # since: of a kept endpoint it adopted instead
+
+    def _back(self, *times: float | None) -> None:
+        """Ask for the catch-up from the earliest of ``times`` (now, when none is known)."""
+        known = [t for t in times if t is not None]
+        if self.on_back is not None:
+            self.on_back(min(known) if known else time.time())
 
 
 def _disabled_now() -> dict[str, str]:
@@ -443,16 +477,24 @@ def _since(kept, endpoint: dict | None) -> float:
     by whoever disabled it, in its metadata: another data folder's start, say, after its
     process was killed). Not known: since its record was last taken into use, never later."""
     known = [kept.disabled_at] if kept.disabled_at is not None else []
-    tagged = ((endpoint or {}).get("metadata") or {}).get(DISABLED_AT)
-    with contextlib.suppress(TypeError, ValueError):
-        if math.isfinite(float(tagged)):
-            known.append(float(tagged))
+    tagged = _tagged_disabled_at(endpoint)
+    if tagged is not None:
+        known.append(tagged)
     if known:
         return min(known)
     for fallback in (kept.adopted_at, kept.mtime):
         if fallback is not None:
             return fallback
     return time.time() - WITHIN
+
+
+def _tagged_disabled_at(endpoint: dict | None) -> float | None:
+    """When whoever disabled ``endpoint`` says they did (its metadata), if it says."""
+    tagged = ((endpoint or {}).get("metadata") or {}).get(DISABLED_AT)
+    with contextlib.suppress(TypeError, ValueError):
+        if math.isfinite(float(tagged)):
+            return float(tagged)
+    return None
 
 
 def linger_for_other_shops(link: EmulatorLink, say: Callable[[str], None]) -> None:

@@ -1,0 +1,208 @@
+"""A running shop whose endpoint went away (the emulator forgot it, or another start disabled
+it) catches up once it has it again, as it does at start; the catch-up counts only this shop's
+events. In-process shops against in-process emulators, as in tests/test_kept_endpoint.py; the
+watcher's looks are taken by the test (``EmulatorLink.look``), never left to its timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from processes import free_port
+
+from bookpay.config import Settings
+from bookpay.emulator import EmulatorOptions, start_emulator
+from bookpay.payments import Gateway
+from bookpay.testing._shop import shop
+from bookpay.web import catchup
+from bookpay.web.catchup import CatchUp
+
+RETRY = 300.0  # the first retry of a failed delivery: far beyond the test
+
+
+def options() -> EmulatorOptions:
+    return EmulatorOptions(retry_schedule=(RETRY,) * 3, async_delay=0.05)
+
+
+def endpoints(emu) -> list[dict]:
+    return Gateway(Settings(emulator_url=emu.url)).webhook_endpoints()
+
+
+def cli(emu, tmp_path) -> Gateway:
+    return Gateway(Settings(data_dir=tmp_path / "cli", emulator_url=emu.url))
+
+
+def succeeded_event(emu, intent_id: str) -> dict:
+    listed = cli_events(emu, ["payment_intent.succeeded"])
+    return next(e for e in listed if e["data"]["object"]["id"] == intent_id)
+
+
+def cli_events(emu, types) -> list[dict]:
+    return list(Gateway(Settings(emulator_url=emu.url)).iter_events(types=types))
+
+
+def watched_by_hand(running):
+    """The shop's link, its watcher stopped (the test looks instead), its catch-up at start done."""
+    link = running._running.link
+    link.stop_watching()
+    assert running._running.catch_up.done.wait(10)
+    return link
+
+
+def caught_up_lines(running) -> list[str]:
+    return [line for line in running.console if line.startswith("Caught up with")]
+
+
+def test_a_payment_made_while_the_emulator_had_forgotten_the_endpoint_is_caught_up(tmp_path):
+    """The endpoint is deleted (an emulator that lost it), a payment completes, and only then
+    does the watcher look and register a new endpoint: Stripe never sends that payment's event
+    to an endpoint that did not exist when it was made, so the catch-up handles it."""
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=tmp_path / "s") as running:
+        link = watched_by_hand(running)
+        intent = running.checkout()["paymentIntentId"]
+        gone = link.endpoint_id
+        cli(emu, tmp_path).delete_webhook(gone)
+        cli(emu, tmp_path).confirm_intent(intent, payment_method="pm_card_visa")
+        assert succeeded_event(emu, intent)["pending_webhooks"] == 0  # sent to no endpoint
+
+        assert link.look() is True
+        [endpoint] = endpoints(emu)
+        assert endpoint["id"] != gone and endpoint["status"] == "enabled"
+        assert running._running.catch_up.done.wait(10)
+        assert running.ledger.fulfilment_count(intent) == 1
+        assert caught_up_lines(running) == [
+            "Caught up with 1 webhook event not delivered to this shop yet."
+        ]
+        recorded = running.ledger.events_for(intent)
+        [event] = [e for e in recorded if e["type"] == "payment_intent.succeeded"]
+        assert event["handled"] and event["outcome"] == "fulfilled"
+
+
+def test_a_payment_made_in_an_emulator_restarted_in_memory_is_caught_up(tmp_path):
+    """The emulator stops and another, in memory, answers at its port: a payment made there
+    before the watcher registers the shop with it is caught up once it has."""
+    port = free_port()
+    emu = start_emulator(port=port, options=options())
+    again = None
+    try:
+        with shop(emu, data_dir=tmp_path / "s") as running:
+            link = watched_by_hand(running)
+            assert link.look() is True
+            emu.stop()
+            assert link.look() is False
+            again = start_emulator(port=port, options=options())
+            intent = running.checkout()["paymentIntentId"]  # against the new emulator
+            cli(again, tmp_path).confirm_intent(intent, payment_method="pm_card_visa")
+
+            assert link.look(up=False) is True
+            assert [e["status"] for e in endpoints(again)] == ["enabled"]
+            assert running._running.catch_up.done.wait(10)
+            assert running.ledger.fulfilment_count(intent) == 1
+            assert caught_up_lines(running) == [
+                "Caught up with 1 webhook event not delivered to this shop yet."
+            ]
+    finally:
+        emu.stop()
+        if again is not None:
+            again.stop()
+
+
+def test_a_payment_made_while_another_start_had_disabled_the_endpoint_is_caught_up(tmp_path):
+    """Another data folder's start took this shop for a dead one and disabled its endpoint; a
+    payment completes meanwhile (Stripe sends a disabled endpoint nothing, not even later).
+    The watcher enables it again, and the catch-up handles that payment."""
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=tmp_path / "s") as running:
+        link = watched_by_hand(running)
+        intent = running.checkout()["paymentIntentId"]
+        metadata = {"bookpay_disabled_at": repr(time.time())}
+        cli(emu, tmp_path).update_webhook(link.endpoint_id, disabled=True, metadata=metadata)
+        cli(emu, tmp_path).confirm_intent(intent, payment_method="pm_card_visa")
+
+        assert link.look() is True
+        assert [(e["id"], e["status"]) for e in endpoints(emu)] == [(link.endpoint_id, "enabled")]
+        assert running._running.catch_up.done.wait(10)
+        assert running.ledger.fulfilment_count(intent) == 1
+        assert caught_up_lines(running) == [
+            "Caught up with 1 webhook event not delivered to this shop yet."
+        ]
+
+
+def test_a_look_that_finds_the_endpoint_in_place_starts_no_catch_up(tmp_path):
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=tmp_path / "s") as running:
+        link = watched_by_hand(running)
+        catch_up = running._running.catch_up
+        assert link.look() is True
+        assert catch_up.done.is_set() and catch_up.passes == 1
+
+
+# The catch-up asked again, on its own -----------------------------------------------------------
+
+
+class GatedGateway:
+    """Lists nothing, each list once ``gate`` is set; remembers the ``created`` asked for."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+        self.asked: list[dict] = []
+        self.listing = threading.Event()  # set at the first list asked for
+
+    def iter_events(self, **params):
+        self.asked.append(params)
+        self.listing.set()
+        self.gate.wait(10)
+        yield from ()
+
+
+class NoReceiver:
+    def processed(self, _event_id):
+        return False
+
+    def catch_up(self, _event):
+        raise AssertionError("nothing to handle")
+
+
+def since_lists(gateway: GatedGateway) -> list[int]:
+    return [p["created"]["gte"] for p in gateway.asked if "delivery_success" not in p]
+
+
+def test_a_catch_up_asked_again_while_one_runs_follows_it_from_the_earliest_time_asked():
+    now = 10**6
+    gate = threading.Event()
+    gateway = GatedGateway(gate)
+    catch_up = CatchUp(gateway, NoReceiver(), since=None, say=lambda _: None, clock=lambda: now)
+    catch_up.start()
+    assert gateway.listing.wait(10)  # the first pass is under way
+    catch_up.again(now - 500)
+    catch_up.again(now - 900)  # asked twice meanwhile: one more pass, from the earlier
+    catch_up.again(now - 100)
+    assert not catch_up.done.is_set()
+    gate.set()
+    assert catch_up.done.wait(10)
+    assert catch_up.passes == 2
+    assert since_lists(gateway) == [now - 900 - catchup.MARGIN]
+    catch_up.again(now - 50)  # after it ended: a thread again
+    assert catch_up.done.wait(10)
+    assert catch_up.passes == 3
+    assert since_lists(gateway)[-1] == now - 50 - catchup.MARGIN
+    assert catch_up.stop()
+
+
+def test_a_stopped_catch_up_is_not_run_again():
+    gate = threading.Event()
+    gate.set()
+    gateway = GatedGateway(gate)
+    catch_up = CatchUp(gateway, NoReceiver(), say=lambda _: None)
+    catch_up.start()
+    assert catch_up.done.wait(10)
+    assert catch_up.stop()
+    catch_up.again(time.time())
+    assert catch_up.done.is_set() and catch_up.passes == 1
+    assert catch_up._thread is None
+
+
+@pytest.fixture(autouse=True)
+def _quiet_emulator_logs(caplog):
+    caplog.set_level(logging.ERROR, logger="bookpay.emulator")

@@ -18,7 +18,7 @@ from bookpay.emulator import EmulatorOptions, start_emulator
 from bookpay.payments import Gateway
 from bookpay.testing._shop import shop
 from bookpay.web import catchup
-from bookpay.web.catchup import CatchUp
+from bookpay.web.catchup import CatchUp, OwnEvents
 
 RETRY = 300.0  # the first retry of a failed delivery: far beyond the test
 
@@ -136,6 +136,79 @@ def test_a_look_that_finds_the_endpoint_in_place_starts_no_catch_up(tmp_path):
         catch_up = running._running.catch_up
         assert link.look() is True
         assert catch_up.done.is_set() and catch_up.passes == 1
+
+
+def test_the_catch_up_counts_and_says_only_this_shops_events(tmp_path):
+    """Shop A is stopped; shop B, on the same emulator, is paid (and refunds, and is disputed)
+    meanwhile, and one payment of A's completes. A's catch-up at its next start handles A's
+    payment, and neither handles nor counts B's events (nor records them: they are B's)."""
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=tmp_path / "a") as a:
+            own = a.checkout()["paymentIntentId"]
+        with shop(emu, data_dir=tmp_path / "b") as b:
+            theirs = b.pay()["id"]
+            b.wait_for_order(theirs, "paid")
+            cli(emu, tmp_path).create_refund(theirs, amount=500)
+            disputed = b.pay(card="4000000000000259")["id"]
+            b.wait_for_order(disputed, "disputed")
+        cli(emu, tmp_path).confirm_intent(own, payment_method="pm_card_visa")
+        kinds = {e["type"] for e in cli_events(emu, ["charge.refunded", "charge.dispute.created"])}
+        assert kinds == {"charge.refunded", "charge.dispute.created"}
+
+        with shop(emu, data_dir=tmp_path / "a") as again:
+            catch_up = again._running.catch_up
+            assert catch_up.done.wait(10)
+            assert again.ledger.fulfilment_count(own) == 1
+            assert catch_up.caught_up == 1
+            assert caught_up_lines(again) == [
+                "Caught up with 1 webhook event not delivered to this shop yet."
+            ]
+            assert again.ledger.events_for(theirs) == []
+            assert again.ledger.events_for(disputed) == []
+
+
+def intent_event(n: int, shop_id: str, created: int) -> dict:
+    metadata = {"integration": "bookpay", "order_id": f"ord_{n}", "shop_id": shop_id}
+    copy = {"object": "payment_intent", "id": f"pi_{n}", "metadata": metadata}
+    return {"id": f"evt_{n}", "type": "payment_intent.succeeded", "created": created,
+            "data": {"object": copy}}  # fmt: skip
+
+
+class ListingGateway:
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+
+    def iter_events(self, **params):
+        yield from [] if "delivery_success" in params else self.events
+
+    def retrieve_intent(self, intent_id, expand=()):
+        raise AssertionError("every copy here names its shop")
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+
+    def processed(self, _event_id):
+        return False
+
+    def catch_up(self, event):
+        self.handled.append(event["id"])
+        return {"id": event["id"]}
+
+
+def test_other_shops_events_neither_count_toward_the_bound_nor_are_handled(caplog):
+    """Another shop's events, not processed here (they are not this shop's to process), fill
+    the list beyond the bound: this shop's one event is still handled, the only one said."""
+    others = [intent_event(n, "shop_other", 5000 - n) for n in range(catchup.LIMIT + 50)]
+    mine = intent_event(9999, "shop_me", 10)
+    gateway, receiver, said = ListingGateway([*others, mine]), Receiver(), []
+    own = OwnEvents("shop_me", gateway, ledger=None)
+    with caplog.at_level(logging.WARNING, logger="bookpay.catchup"):
+        CatchUp(gateway, receiver, since=0.0, say=said.append, clock=lambda: 10**4, ours=own).run()
+    assert receiver.handled == ["evt_9999"]
+    assert said == ["Caught up with 1 webhook event not delivered to this shop yet."]
+    assert caplog.records == []
 
 
 # The catch-up asked again, on its own -----------------------------------------------------------

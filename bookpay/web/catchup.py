@@ -5,12 +5,15 @@ next retry, up to hours later; events made while its endpoint was disabled are n
 at all (Stripe sends a disabled endpoint nothing). So once its endpoint is registered or
 adopted, `bookpay serve` lists, in a thread of its own, the events Stripe has not delivered
 (``GET /v1/events`` with ``delivery_success=false``, as Stripe's "Process undelivered events"
-guide does) and those made since its endpoint was disabled, of the types it handles, from the
-last three days and a few hundred at most, and hands each, oldest first, to the same handling
+guide does) and those made since its endpoint was disabled, of the types it handles and of its
+shop (``OwnEvents``: other shops' events are left out, not counted), from the last three days and
+a few hundred at most, and hands each, oldest first, to the same handling
 as a delivery (``WebhookReceiver.catch_up``: once per event id, the state from the objects
 retrieved from Stripe). Their deliveries, when they come, are duplicates. An event the ledger
 has processed already is skipped. A failure (Stripe or the emulator not answering) is a
-warning: the deliveries still come, and handle what the catch-up did not.
+warning: the deliveries still come, and handle what the catch-up did not. The same catch-up
+runs again (``CatchUp.again``) when the shop's watcher has its endpoint back after it went away
+(``bookpay.web.emulator_link``): what was made meanwhile was never sent to it either.
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ def undelivered(
     since: float | None,
     now: float,
     processed: Callable[[str], bool] = lambda _id: False,
+    ours: Callable[[dict], bool] = lambda _event: True,
 ) -> list[dict]:
-    """The events to catch up with, oldest first, each once: not ``processed`` yet.
+    """The events to catch up with, oldest first, each once: not ``processed`` yet, and
+    ``ours`` (this shop's: another shop's events, which it would only ignore, are left out).
 
     The events made since the endpoint was disabled come first: Stripe never sends them, while
     what its undelivered list holds (other shops' events too) has deliveries still to come.
-    Only events not processed yet count toward LIMIT; each list is looked at up to LOOK events.
+    Only this shop's events not processed yet count toward LIMIT; each list is looked at up to
+    LOOK events.
     """
     kinds = sorted(types)
     floor = int(now) - WITHIN
@@ -64,8 +70,9 @@ def undelivered(
                 break
             if not isinstance(event, dict) or not isinstance(event.get("id"), str):
                 continue
-            if event["id"] not in found and not processed(event["id"]):
-                found[event["id"]] = event
+            if event["id"] in found or processed(event["id"]) or not ours(event):
+                continue
+            found[event["id"]] = event
     if cut:
         log.warning(
             "the catch-up with undelivered webhook events stopped at its bound (%d events to "
@@ -80,6 +87,54 @@ def undelivered(
 def _created(event: dict) -> int:
     created = event.get("created")
     return created if isinstance(created, int) and not isinstance(created, bool) else 0
+
+
+class OwnEvents:
+    """Whether an event Stripe lists is this shop's (``shop_id``'s), before it is handed to the
+    handling: another shop's (one sharing the emulator or the Stripe account) would only be
+    ignored there, so the catch-up neither handles nor counts it. Its delivery, when one comes,
+    is handled (and ignored) as any delivery is.
+
+    Told by the event's copy of its object, as Stripe lists it: a PaymentIntent or a Charge (which
+    carries its PaymentIntent's metadata) by the shop its metadata names; a Refund or a Dispute by
+    its PaymentIntent, this shop's when the ledger has its order, else as Stripe has it now
+    (retrieved once per PaymentIntent; one Stripe does not know is no shop's). An event whose
+    copy names no PaymentIntent is handed on: the handling decides.
+    """
+
+    def __init__(self, shop_id: str, gateway, ledger) -> None:
+        self.shop_id = shop_id
+        self.gateway = gateway
+        self.ledger = ledger
+        self._intents: dict[str, bool] = {}  # PaymentIntent id: whether it is this shop's
+
+    def __call__(self, event: dict) -> bool:
+        from bookpay.event_shape import object_id
+        from bookpay.fulfilment import ownership_problem
+
+        copy = (event.get("data") or {}).get("object") if isinstance(event, dict) else None
+        if not isinstance(copy, dict):
+            return True
+        if copy.get("object") in ("payment_intent", "charge"):
+            return ownership_problem(copy, self.shop_id) is None
+        intent_id = object_id(copy.get("payment_intent"))
+        if intent_id is None:
+            return True
+        if intent_id not in self._intents:
+            self._intents[intent_id] = self._intent_is_ours(intent_id)
+        return self._intents[intent_id]
+
+    def _intent_is_ours(self, intent_id: str) -> bool:
+        from bookpay.errors import NotFound
+        from bookpay.fulfilment import ownership_problem
+
+        if self.ledger.find_order(intent_id) is not None:
+            return True
+        try:
+            intent = self.gateway.retrieve_intent(intent_id, expand=())
+        except NotFound:
+            return False
+        return ownership_problem(intent, self.shop_id) is None
 
 
 class CatchUp:
@@ -99,10 +154,12 @@ class CatchUp:
         since: float | None = None,
         say: Callable[[str], None] = print,
         clock: Callable[[], float] = time.time,
+        ours: Callable[[dict], bool] | None = None,
     ) -> None:
         self.gateway = gateway
         self.receiver = receiver
         self.since = since
+        self.ours = ours  # which events are this shop's (``OwnEvents``); None: all of them
         self.say = say
         self.clock = clock
         self.caught_up = 0  # events handled, all passes together
@@ -167,8 +224,9 @@ class CatchUp:
 
         count = 0
         try:
+            ours = self.ours or (lambda _event: True)
             events = undelivered(
-                self.gateway, HANDLED, since, self.clock(), self.receiver.processed
+                self.gateway, HANDLED, since, self.clock(), self.receiver.processed, ours
             )
             for event in events:
                 if self._stop.is_set():

@@ -18,7 +18,8 @@ How a shared emulator is owned:
   Ctrl-C stops it anyway.
 - Every shop watches the emulator: when it stops answering the shop says so on its console, and
   when it answers again the shop says so and registers again if its endpoint is gone (an
-  emulator restarted with ``--ephemeral``, say).
+  emulator restarted with ``--ephemeral``, say), or enables it again if another start disabled
+  it; then the catch-up runs again for what was made meanwhile (``EmulatorLink.on_back``).
 
 Only this module (with the commands that run the emulator) imports ``bookpay.emulator``; the
 rest is HTTP, as with Stripe.

@@ -6,7 +6,9 @@ watcher's looks are taken by the test (``EmulatorLink.look``), never left to its
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
 import threading
 import time
 
@@ -19,6 +21,7 @@ from bookpay.payments import Gateway
 from bookpay.testing._shop import shop
 from bookpay.web import catchup
 from bookpay.web.catchup import CatchUp, OwnEvents
+from bookpay.web.emulator_link import EmulatorLink
 
 RETRY = 300.0  # the first retry of a failed delivery: far beyond the test
 
@@ -209,6 +212,89 @@ def test_other_shops_events_neither_count_toward_the_bound_nor_are_handled(caplo
     assert receiver.handled == ["evt_9999"]
     assert said == ["Caught up with 1 webhook event not delivered to this shop yet."]
     assert caplog.records == []
+
+
+# Kept endpoints nobody can adopt any more ------------------------------------------------------
+
+
+def by_id(emu) -> dict[str, str]:
+    return {e["id"]: e["status"] for e in endpoints(emu)}
+
+
+def test_the_endpoint_a_wiped_data_folder_kept_is_removed_at_its_next_start(tmp_path):
+    """The data folder (its record, so the endpoint's secret) is gone: nobody can use that
+    disabled endpoint again. The next start of a shop on that folder removes it, and says so;
+    another folder's kept endpoint (the same shop id, a shared ledger) is left alone."""
+    folder, other = tmp_path / "shop", tmp_path / "other"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=folder, shop_id="shop_same"):
+            [wiped] = endpoints(emu)
+        with shop(emu, data_dir=other, shop_id="shop_same") as running:
+            theirs = running._running.link.endpoint_id
+        shutil.rmtree(folder)
+
+        with shop(emu, data_dir=folder, shop_id="shop_same") as again:
+            new = again._running.link.endpoint_id
+            assert by_id(emu) == {theirs: "disabled", new: "enabled"}
+            removed = [line for line in again.console if wiped["id"] in line]
+            assert removed == [
+                f"Removed webhook endpoint {wiped['id']} ({wiped['url']}), disabled and kept "
+                "for this data folder, whose record of it is gone: nothing can use it again."
+            ]
+        with shop(emu, data_dir=other, shop_id="shop_same") as back:
+            assert back._running.link.endpoint_id == theirs  # adopted, as ever
+
+
+def test_a_running_shops_disabled_endpoint_is_never_removed(tmp_path):
+    """Two processes on one data folder: the first's endpoint disabled (another start took it
+    for a dead shop's) is held by it, record and all; the second's start leaves it alone."""
+    folder = tmp_path / "shop"
+    with start_emulator(options=options()) as emu, shop(emu, data_dir=folder) as first:
+        link = watched_by_hand(first)
+        cli(emu, tmp_path).update_webhook(link.endpoint_id, disabled=True)
+        with shop(emu, data_dir=folder) as second:
+            assert by_id(emu) == {
+                link.endpoint_id: "disabled",
+                second._running.link.endpoint_id: "enabled",
+            }
+            assert link.look() is True
+            assert by_id(emu)[link.endpoint_id] == "enabled"
+
+
+def test_an_untagged_kept_endpoint_is_removed_only_for_this_shops_own_url(tmp_path):
+    """Endpoints from before they named their data folder: a disabled one of this shop, kept,
+    for the URL this start registers, with no record here, is removed; one for another URL (a
+    stopped process of another folder with the same shop id, maybe), another shop's, or one
+    bookpay did not keep, is left alone."""
+    url, elsewhere = "http://127.0.0.1:9/webhook", "http://127.0.0.1:7/webhook"
+    settings = Settings(data_dir=tmp_path / "shop", shop_id="shop_me")
+    with start_emulator(options=options()) as emu:
+        gateway = Gateway(dataclasses.replace(settings, emulator_url=emu.url))
+
+        def disabled(at: str, **metadata: str) -> str:
+            made = gateway.create_webhook(at, metadata={"bookpay_kept": "true", **metadata})
+            gateway.update_webhook(made["id"], disabled=True)
+            return made["id"]
+
+        gone = disabled(url, bookpay_shop="shop_me")
+        kept = [
+            disabled(elsewhere, bookpay_shop="shop_me"),
+            disabled(url, bookpay_shop="shop_other"),
+            disabled(url, bookpay_shop="shop_me", bookpay_kept="false"),
+        ]
+        said: list[str] = []
+        link = EmulatorLink(
+            dataclasses.replace(settings, emulator_url=emu.url), gateway, url,
+            on_secret=lambda _: None, say=said.append,
+        )  # fmt: skip
+        link.register()
+        assert gone not in by_id(emu)
+        assert all(by_id(emu)[id_] == "disabled" for id_ in kept)
+        assert [line for line in said if "Removed" in line] == [
+            f"Removed webhook endpoint {gone} ({url}), disabled and kept for this data folder, "
+            "whose record of it is gone: nothing can use it again."
+        ]
+        link.unregister()
 
 
 # The catch-up asked again, on its own -----------------------------------------------------------

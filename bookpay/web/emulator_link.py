@@ -197,6 +197,7 @@ class EmulatorLink:
         kept, endpoint = self._adoptable()
         try:
             self._clear_leftovers(keep=kept.id if kept else None)
+            self._clear_orphans()
             if kept is not None:
                 metadata = {**self._metadata(), DISABLED_AT: ""}  # "": unset, as Stripe has it
                 self.gateway.update_webhook(
@@ -232,6 +233,8 @@ class EmulatorLink:
             # state file may belong to a shop that uses another one now.
             "bookpay_emulator": self.settings.emulator_url,
             "bookpay_kept": "true" if kept_endpoint.SUPPORTED else "false",
+            # Which data folder keeps it (``_clear_orphans``).
+            "bookpay_folder": kept_endpoint.folder_tag(self.settings.data_dir),
         }
 
     def _adoptable(self):
@@ -330,6 +333,38 @@ class EmulatorLink:
                     self.gateway.update_webhook(old["id"], disabled=True, metadata=_disabled_now())
             else:
                 self.gateway.delete_webhook(old["id"])
+
+    def _clear_orphans(self) -> None:
+        """Remove the disabled endpoints kept for this data folder whose record is gone (the
+        folder wiped, or a corrupt record removed): their secret went with it, so nothing can
+        adopt them, and they would stay in the emulator's state for ever. One is this shop's
+        (``bookpay_shop``), kept (``bookpay_kept``), disabled, and names this data folder
+        (``bookpay_folder``); one from before endpoints named it, the URL this start registers.
+        Never one a running process uses: that process holds its record (it is enabled, or
+        disabled by a start that took it for a dead one's, and has a record all the same), and
+        no running process has this shop's URL."""
+        if not kept_endpoint.SUPPORTED:
+            return
+        data_dir = self.settings.data_dir
+        tag = kept_endpoint.folder_tag(data_dir)
+        for old in self.gateway.webhook_endpoints():
+            metadata = old.get("metadata") or {}
+            if (
+                old.get("status") != "disabled"
+                or metadata.get("bookpay_kept") != "true"
+                or metadata.get("bookpay_shop") != self.settings.shop_id
+            ):
+                continue
+            named = metadata.get("bookpay_folder")
+            if named != tag and (named is not None or old.get("url") != self.webhook_url):
+                continue
+            if kept_endpoint.recorded(data_dir, old["id"]):
+                continue
+            self.gateway.delete_webhook(old["id"])  # one already gone is no error
+            self.say(
+                f"Removed webhook endpoint {old['id']} ({old.get('url')}), disabled and kept for "
+                "this data folder, whose record of it is gone: nothing can use it again."
+            )
 
     def unregister(self) -> None:
         """At stop: disable the endpoint, kept for the next run with its queued deliveries

@@ -141,6 +141,28 @@ def test_a_look_that_finds_the_endpoint_in_place_starts_no_catch_up(tmp_path):
         assert catch_up.done.is_set() and catch_up.passes == 1
 
 
+def test_a_payment_made_after_the_stop_is_caught_up_though_the_kept_endpoint_was_deleted(
+    tmp_path,
+):
+    """Stopped, its endpoint disabled and kept; the endpoint is deleted, and a payment of the
+    shop's completes. The next start cannot adopt it and registers another, and catches up with
+    what was made since the kept one was disabled, as an adoption would."""
+    folder = tmp_path / "shop"
+    with start_emulator(options=options()) as emu:
+        with shop(emu, data_dir=folder) as first:
+            intent = first.checkout()["paymentIntentId"]
+            old = first._running.link.endpoint_id
+        cli(emu, tmp_path).delete_webhook(old)
+        cli(emu, tmp_path).confirm_intent(intent, payment_method="pm_card_visa")
+        with shop(emu, data_dir=folder) as again:
+            assert again._running.link.endpoint_id != old
+            assert again._running.catch_up.done.wait(10)
+            assert again.ledger.fulfilment_count(intent) == 1
+            assert caught_up_lines(again) == [
+                "Caught up with 1 webhook event not delivered to this shop yet."
+            ]
+
+
 def test_the_catch_up_counts_and_says_only_this_shops_events(tmp_path):
     """Shop A is stopped; shop B, on the same emulator, is paid (and refunds, and is disputed)
     meanwhile, and one payment of A's completes. A's catch-up at its next start handles A's

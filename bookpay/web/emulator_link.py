@@ -177,8 +177,8 @@ class EmulatorLink:
         self.state: str | None = None  # the emulator's state, as its /healthz names it
         self.ephemeral: bool | None = None
         self.kept = None  # the data folder's record of the endpoint, held while this runs
-        # When the adopted endpoint was disabled (its shop stopped): events since then were
-        # never queued for it, so the catch-up at start lists them too.
+        # When the adopted endpoint was disabled (its shop stopped), or a kept one found gone for
+        # good: events since then were never queued for it, so the catch-up lists them too.
         self.since: float | None = None
         # What to do once the watcher has the endpoint back after it went away (registered
         # again, or enabled again): the catch-up of the events made since the time it is given.
@@ -203,7 +203,7 @@ class EmulatorLink:
                 self.gateway.update_webhook(
                     kept.id, url=self.webhook_url, metadata=metadata, disabled=False
                 )
-                self.since = _since(kept, endpoint)
+                self.since = _earliest(self.since, _since(kept, endpoint))
                 with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
                     kept.save(
                         disabled_at=None,
@@ -256,7 +256,13 @@ class EmulatorLink:
                 kept.release()
                 raise
             if endpoint is None:
-                kept.discard() if self._lost(kept) else kept.release()
+                if self._lost(kept):
+                    # Gone for good: what was made since it was disabled never reached the shop,
+                    # and its new endpoint will not get it either: caught up with at start.
+                    self.since = _earliest(self.since, _since(kept, None))
+                    kept.discard()
+                else:
+                    kept.release()
                 continue
             metadata = (endpoint or {}).get("metadata") or {}
             if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
@@ -522,6 +528,10 @@ def _since(kept, endpoint: dict | None) -> float:
         if fallback is not None:
             return fallback
     return time.time() - WITHIN
+
+
+def _earliest(known: float | None, other: float) -> float:
+    return other if known is None else min(known, other)
 
 
 def _tagged_disabled_at(endpoint: dict | None) -> float | None:

@@ -1,6 +1,7 @@
 """A running shop whose endpoint went away (the emulator forgot it, or another start disabled
 it) catches up once it has it again, as it does at start; the catch-up counts only this shop's
-events. In-process shops against in-process emulators, as in tests/test_kept_endpoint.py; the
+events; the disabled endpoints a wiped data folder kept are removed by its next start, and no
+other. In-process shops against in-process emulators, as in tests/test_kept_endpoint.py; the
 watcher's looks are taken by the test (``EmulatorLink.look``), never left to its timer.
 """
 

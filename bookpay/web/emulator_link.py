@@ -18,7 +18,8 @@ How a shared emulator is owned:
   Ctrl-C stops it anyway.
 - Every shop watches the emulator: when it stops answering the shop says so on its console, and
   when it answers again the shop says so and registers again if its endpoint is gone (an
-  emulator restarted with ``--ephemeral``, say).
+  emulator restarted with ``--ephemeral``, say), or enables it again if another start disabled
+  it; then the catch-up runs again for what was made meanwhile (``EmulatorLink.on_back``).
 
 Only this module (with the commands that run the emulator) imports ``bookpay.emulator``; the
 rest is HTTP, as with Stripe.
@@ -164,6 +165,7 @@ class EmulatorLink:
         *,
         on_secret: Callable[[str], None],
         say: Callable[[str], None] = print,
+        on_back: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
@@ -175,25 +177,33 @@ class EmulatorLink:
         self.state: str | None = None  # the emulator's state, as its /healthz names it
         self.ephemeral: bool | None = None
         self.kept = None  # the data folder's record of the endpoint, held while this runs
-        # When the adopted endpoint was disabled (its shop stopped): events since then were
-        # never queued for it, so the catch-up at start lists them too.
+        # When the adopted endpoint was disabled (its shop stopped), or a kept one found gone for
+        # good: events since then were never queued for it, so the catch-up lists them too.
         self.since: float | None = None
+        # What to do once the watcher has the endpoint back after it went away (registered
+        # again, or enabled again): the catch-up of the events made since the time it is given.
+        self.on_back = on_back
+        # When the endpoint was last known to be there and enabled (registered, adopted, or
+        # seen so by the watcher): events made before then were queued for it, or sent.
+        self.seen_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def register(self) -> str:
         """Adopt the endpoint this data folder kept from an earlier run, or register a new one
         (removing what earlier runs left either way); its secret."""
+        self.since = None
         self.state, self.ephemeral = self._emulator_state()
         kept, endpoint = self._adoptable()
         try:
             self._clear_leftovers(keep=kept.id if kept else None)
+            self._clear_orphans()
             if kept is not None:
                 metadata = {**self._metadata(), DISABLED_AT: ""}  # "": unset, as Stripe has it
                 self.gateway.update_webhook(
                     kept.id, url=self.webhook_url, metadata=metadata, disabled=False
                 )
-                self.since = _since(kept, endpoint)
+                self.since = _earliest(self.since, _since(kept, endpoint))
                 with contextlib.suppress(OSError):  # only the catch-up's hint of when it stopped
                     kept.save(
                         disabled_at=None,
@@ -211,6 +221,7 @@ class EmulatorLink:
                 kept.release()
             raise
         self.kept = kept
+        self.seen_at = time.time()
         self.on_secret(secret)
         return secret
 
@@ -222,6 +233,8 @@ class EmulatorLink:
             # state file may belong to a shop that uses another one now.
             "bookpay_emulator": self.settings.emulator_url,
             "bookpay_kept": "true" if kept_endpoint.SUPPORTED else "false",
+            # Which data folder keeps it (``_clear_orphans``).
+            "bookpay_folder": kept_endpoint.folder_tag(self.settings.data_dir),
         }
 
     def _adoptable(self):
@@ -243,7 +256,13 @@ class EmulatorLink:
                 kept.release()
                 raise
             if endpoint is None:
-                kept.discard() if self._lost(kept) else kept.release()
+                if self._lost(kept):
+                    # Gone for good: what was made since it was disabled never reached the shop,
+                    # and its new endpoint will not get it either: caught up with at start.
+                    self.since = _earliest(self.since, _since(kept, None))
+                    kept.discard()
+                else:
+                    kept.release()
                 continue
             metadata = (endpoint or {}).get("metadata") or {}
             if endpoint is not None and metadata.get("bookpay_shop") == self.settings.shop_id:
@@ -321,6 +340,38 @@ class EmulatorLink:
             else:
                 self.gateway.delete_webhook(old["id"])
 
+    def _clear_orphans(self) -> None:
+        """Remove the disabled endpoints kept for this data folder whose record is gone (the
+        folder wiped, or a corrupt record removed): their secret went with it, so nothing can
+        adopt them, and they would stay in the emulator's state for ever. One is this shop's
+        (``bookpay_shop``), kept (``bookpay_kept``), disabled, and names this data folder
+        (``bookpay_folder``); one from before endpoints named it, the URL this start registers.
+        Never one a running process uses: that process holds its record (it is enabled, or
+        disabled by a start that took it for a dead one's, and has a record all the same), and
+        no running process has this shop's URL."""
+        if not kept_endpoint.SUPPORTED:
+            return
+        data_dir = self.settings.data_dir
+        tag = kept_endpoint.folder_tag(data_dir)
+        for old in self.gateway.webhook_endpoints():
+            metadata = old.get("metadata") or {}
+            if (
+                old.get("status") != "disabled"
+                or metadata.get("bookpay_kept") != "true"
+                or metadata.get("bookpay_shop") != self.settings.shop_id
+            ):
+                continue
+            named = metadata.get("bookpay_folder")
+            if named != tag and (named is not None or old.get("url") != self.webhook_url):
+                continue
+            if kept_endpoint.recorded(data_dir, old["id"]):
+                continue
+            self.gateway.delete_webhook(old["id"])  # one already gone is no error
+            self.say(
+                f"Removed webhook endpoint {old['id']} ({old.get('url')}), disabled and kept for "
+                "this data folder, whose record of it is gone: nothing can use it again."
+            )
+
     def unregister(self) -> None:
         """At stop: disable the endpoint, kept for the next run with its queued deliveries
         (Stripe sends a disabled endpoint nothing, and its retries keep their schedule); one
@@ -381,40 +432,63 @@ class EmulatorLink:
             self._thread.join(timeout=PROBE_TIMEOUT * 3)
 
     def _watch(self) -> None:
-        url = self.settings.emulator_url
         up = True
         while not self._stop.wait(WATCH_EVERY):
-            answers = emulator_answers(url)
-            if up and not answers:
-                self.say(
-                    f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
-                    "and webhooks wait until it is back (start it with `bookpay emulator`)."
-                )
-            elif answers and (not up or self._endpoint_state() in ("missing", "disabled")):
-                self._recover(url, was_down=not up)
-            up = answers
+            up = self.look(up)
 
-    def _endpoint_state(self) -> str | None:
-        """ "missing", or the endpoint's status ("enabled", "disabled"); None when unknown."""
+    def look(self, up: bool = True) -> bool:
+        """One look of the watcher at the emulator, which answered at the last look (``up``)
+        or not: says what changed, registers again what it lost; whether it answers now."""
+        url = self.settings.emulator_url
+        looked_at = time.time()
+        answers = emulator_answers(url)
+        if up and not answers:
+            self.say(
+                f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
+                "and webhooks wait until it is back (start it with `bookpay emulator`)."
+            )
+        elif answers and not up:
+            self._recover(url, was_down=True)
+        elif answers:
+            state, _ = self._endpoint()
+            if state in ("missing", "disabled"):
+                self._recover(url, was_down=False)
+            elif state == "enabled":
+                self.seen_at = looked_at
+        return answers
+
+    def _endpoint(self) -> tuple[str | None, dict]:
+        """ "missing", or the endpoint's status ("enabled", "disabled"), None when unknown;
+        and the endpoint ({} when not known)."""
         status, body = _get_json(
             f"{self.settings.emulator_url}/v1/webhook_endpoints/{self.endpoint_id}",
             {"Authorization": f"Bearer {self.settings.api_key}"},
         )
         if status == 404:
-            return "missing"
-        return body.get("status") if status == 200 and isinstance(body, dict) else None
+            return "missing", {}
+        if status == 200 and isinstance(body, dict):
+            return body.get("status"), body
+        return None, {}
 
     def _recover(self, url: str, *, was_down: bool) -> None:
+        """The endpoint back, enabled, after it went away (disabled, or gone from the emulator);
+        then the catch-up (``on_back``) of what was made meanwhile, which Stripe never sends:
+        since it was last seen in place, or since it was disabled if that is known earlier."""
         if was_down:
             self.say(f"The Stripe emulator at {url} is answering again.")
-        state = self._endpoint_state()
+        seen_at = self.seen_at
+        state, endpoint = self._endpoint()
         try:
             if state == "disabled":  # by another shop's start that found this one not answering
                 self.gateway.update_webhook(
                     self.endpoint_id, disabled=False, metadata={DISABLED_AT: ""}
                 )
+                self.seen_at = time.time()
                 self.say(f"Enabled this shop's webhook endpoint again ({self.webhook_url}).")
+                self._back(seen_at, _tagged_disabled_at(endpoint))
                 return
+            if state == "enabled":
+                self.seen_at = time.time()
             if state != "missing":
                 return
             if self.kept is not None:  # its endpoint is gone here: kept unless gone for good
@@ -426,6 +500,13 @@ class EmulatorLink:
             self.say(f"WARNING: could not register the webhook endpoint again: {exc.message}")
             return
         self.say(f"Registered this shop's webhook endpoint with it again ({self.webhook_url}).")
+        self._back(seen_at, self.since)  # since: of a kept endpoint it adopted instead
+
+    def _back(self, *times: float | None) -> None:
+        """Ask for the catch-up from the earliest of ``times`` (now, when none is known)."""
+        known = [t for t in times if t is not None]
+        if self.on_back is not None:
+            self.on_back(min(known) if known else time.time())
 
 
 def _disabled_now() -> dict[str, str]:
@@ -438,16 +519,28 @@ def _since(kept, endpoint: dict | None) -> float:
     by whoever disabled it, in its metadata: another data folder's start, say, after its
     process was killed). Not known: since its record was last taken into use, never later."""
     known = [kept.disabled_at] if kept.disabled_at is not None else []
-    tagged = ((endpoint or {}).get("metadata") or {}).get(DISABLED_AT)
-    with contextlib.suppress(TypeError, ValueError):
-        if math.isfinite(float(tagged)):
-            known.append(float(tagged))
+    tagged = _tagged_disabled_at(endpoint)
+    if tagged is not None:
+        known.append(tagged)
     if known:
         return min(known)
     for fallback in (kept.adopted_at, kept.mtime):
         if fallback is not None:
             return fallback
     return time.time() - WITHIN
+
+
+def _earliest(known: float | None, other: float) -> float:
+    return other if known is None else min(known, other)
+
+
+def _tagged_disabled_at(endpoint: dict | None) -> float | None:
+    """When whoever disabled ``endpoint`` says they did (its metadata), if it says."""
+    tagged = ((endpoint or {}).get("metadata") or {}).get(DISABLED_AT)
+    with contextlib.suppress(TypeError, ValueError):
+        if math.isfinite(float(tagged)):
+            return float(tagged)
+    return None
 
 
 def linger_for_other_shops(link: EmulatorLink, say: Callable[[str], None]) -> None:

@@ -14,11 +14,13 @@ holds; the others skip it. Where files cannot be locked (Windows), nothing is ke
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
 import secrets
+import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -90,6 +92,22 @@ class Kept:
 
 def folder(data_dir: Path) -> Path:
     return private_dir(private_dir(Path(data_dir)) / FOLDER)
+
+
+def folder_tag(data_dir: Path) -> str:
+    """A name of the data folder (of its host and absolute path, hashed): an endpoint kept for
+    this folder carries it (``metadata[bookpay_folder]``), so that its start can tell its own
+    kept endpoints whose record is gone (the folder wiped) from another folder's."""
+    where = f"{socket.gethostname()}\0{Path(data_dir).resolve()}"
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def recorded(data_dir: Path, endpoint_id: str) -> bool:
+    """Whether the data folder has anything under the record name of ``endpoint_id`` (held by a
+    process or not, a record or not): an endpoint that has one is never taken for an orphan."""
+    if not _name_ok(endpoint_id):
+        return True  # no record could have its name: not this folder's to judge
+    return os.path.lexists(folder(data_dir) / f"{endpoint_id}.json")
 
 
 def _name_ok(endpoint_id: str) -> bool:

@@ -245,20 +245,35 @@ def start_shop(
 
         # The emulator is local, so it delivers to the server's own address even when
         # BOOKPAY_BASE_URL names a public one.
+        from bookpay.web.catchup import CatchUp, OwnEvents
+
+        def back(since: float) -> None:  # the watcher has the endpoint back: catch up again
+            if shop.catch_up is not None:
+                shop.catch_up.again(since)
+
         shop.link = EmulatorLink(
-            settings, services.gateway, running.url + "/webhook", on_secret=accept, say=say
+            settings,
+            services.gateway,
+            running.url + "/webhook",
+            on_secret=accept,
+            say=say,
+            on_back=back,
         )
         try:
             shop.link.register()
         except BaseException:
             shop.stop()
             raise
-        shop.link.watch()
-        from bookpay.web.catchup import CatchUp
-
         # In a thread: start-up and /healthz never wait for Stripe's event list.
-        shop.catch_up = CatchUp(services.gateway, services.receiver, since=shop.link.since, say=say)
+        shop.catch_up = CatchUp(
+            services.gateway,
+            services.receiver,
+            since=shop.link.since,
+            say=say,
+            ours=OwnEvents(settings.shop_id, services.gateway, services.ledger),
+        )
         shop.catch_up.start()
+        shop.link.watch()
     return shop
 
 

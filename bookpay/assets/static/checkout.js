@@ -24,7 +24,9 @@
  * Elements are mounted as soon as both the answer and Stripe.js (a deferred script) are there.
  *
  * Configuration comes from the page's JSON block, in the <head> before both scripts, so it is
- * there whenever they run (the CSP allows no other inline script than checkout-early.js).
+ * there whenever they run (the CSP allows no other inline script than checkout-early.js). The
+ * shop's fetch helper (fetch-answer.js, `window.bookpayFetch`), which the page scripts share,
+ * comes with checkout-early.js, at the start of the same inline script.
  *
  * The JSDoc types are checked against Stripe.js's own declarations (@stripe/stripe-js) by
  * `tsc --checkJs` (tsconfig.json, run by the test suite): every call into Stripe.js here is one
@@ -81,7 +83,12 @@
 
   /** @type {CheckoutConfig} */
   const config = JSON.parse(byId('checkout-config', HTMLScriptElement).textContent || '{}');
-  const GENERIC_ERROR = 'Something went wrong. Please try again.';
+  // The shop's fetch helper (fetch-answer.js), run at the start of the page's inline script,
+  // which also leaves `window.bookpayAttempt`. Where that script did not run (blocked), neither
+  // is there: the first ask (postAttempt) then says the form could not load, and nothing here
+  // uses the helper before that.
+  const shop = window.bookpayFetch || /** @type {BookpayFetch} */ ({});
+  const {GENERIC_ERROR, UNREACHED, BUSY, TIMED_OUT, busyWait, notNowText} = shop;
   const LOAD_ERROR = 'The payment form could not be loaded.';
   // The shop answers 503 when Stripe stays unreachable (its retries are spent): nothing the
   // shopper did; the same attempt can simply be tried again (it never charges twice).
@@ -95,15 +102,9 @@
   // this tab's own address is quoted again, and Pay waits for that.
   const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
     + 'for the address here. Check the total, then pay.';
-  const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
   // Said when Pay's last look at the order (before anything is confirmed) got no answer of the
   // shop's: paying again is safe, the same attempt is the same PaymentIntent.
   const NOT_PAID_YET = ' Nothing was charged: please try again, you will not be charged twice.';
-  // The answers that say "not now" rather than "no": 429, the shop asks to wait (Retry-After
-  // says how long; a proxy may not say); 408, the request timed out on its way.
-  const BUSY = 'The shop is busy.';
-  const TIMED_OUT = 'The shop took too long to answer.';
-  const BUSY_WAIT_S = 5;
   // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
   // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
   const UNCHECKED =
@@ -137,74 +138,22 @@
   }
 
   /**
-   * The seconds to wait before asking again after a 429.
-   * @param {number} retryAfter what its Retry-After said, 0 when nothing
-   */
-  function busyWait(retryAfter) {
-    return Math.max(1, Math.ceil(retryAfter || BUSY_WAIT_S));
-  }
-
-  /**
-   * What to say to an answer that says "not now" (408, 429), '' to any other: the shopper asks
-   * again (after the wait a 429 says).
-   * @param {number} status
-   * @param {number} retryAfter
-   */
-  function notNowText(status, retryAfter) {
-    if (status === 429) return BUSY + ' Please try again in ' + busyWait(retryAfter) + ' s.';
-    if (status === 408) return TIMED_OUT + ' Please try again.';
-    return '';
-  }
-
-  // A request the shop never answers (a connection that hangs) fails as a lost one does after
-  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
-  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
-  const ANSWER_WAIT_MS = 30000;
-
-  /**
-   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
-   * within ANSWER_WAIT_MS.
-   * @param {string} url
-   * @param {RequestInit} init
-   * @returns {Promise<Response>}
-   */
-  function fetchAnswer(url, init) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
-    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
-    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
-    return sent;
-  }
-
-  /**
+   * `data` posted as JSON to the shop: its answer (a ShopError when the shop was not reached).
    * @param {string} url
    * @param {object} data
    */
   function postJson(url, data) {
-    return readJson(fetchAnswer(url, {
-      method: 'POST',
-      headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-      credentials: 'same-origin',
-      body: JSON.stringify(data),
-    }));
+    return checked(shop.postJson(url, data));
   }
 
-  /** @param {Promise<Response>} sent a request to the shop, on its way */
-  async function readJson(sent) {
-    let response;
-    try {
-      response = await sent;
-    } catch (e) {
-      throw new ShopError(UNREACHED, 0);
-    }
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (e) {
-      body = null;
-    }
-    const retryAfter = Number(response.headers.get('Retry-After')) || 0;
-    return {status: response.status, ok: response.ok, body: body, retryAfter: retryAfter};
+  /**
+   * The shop's answer, read; a ShopError when the shop was not reached (or not in time).
+   * @param {Promise<ShopAnswer>} read
+   */
+  async function checked(read) {
+    const answer = await read;
+    if (answer.status === 0) throw new ShopError(UNREACHED, 0);
+    return answer;
   }
 
   let attempt = ''; // this page's attempt id, once asked for
@@ -217,11 +166,11 @@
 
   /** @param {boolean} fresh */
   function postAttempt(fresh) {
-    if (!early) return Promise.reject(new Error(LOAD_ERROR));
+    if (!early || !window.bookpayFetch) return Promise.reject(new Error(LOAD_ERROR));
     const asked = !fresh && firstAttempt ? firstAttempt : early.ask(fresh);
     firstAttempt = null; // the early request answers the first ask only
     attempt = asked.id;
-    return readJson(asked.response);
+    return checked(shop.readAnswer(asked.response));
   }
 
   // A tab restored from the back-forward cache shows the page as it was left, often while

@@ -87,5 +87,15 @@
     return {id: id, response: response};
   }
 
-  window.bookpayAttempt = {ask: ask, first: ask(false)};
+  /** Forgets this tab's attempt: the page, loaded again, starts a new one. */
+  function forget() {
+    current = null;
+    try {
+      window.sessionStorage.removeItem(ATTEMPT_KEY);
+    } catch (e) {
+      // storage disabled: nothing was kept
+    }
+  }
+
+  window.bookpayAttempt = {ask: ask, forget: forget, first: ask(false)};
 })();

@@ -98,6 +98,10 @@
   // asked for again.
   const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
+  // Said when the attempt's PaymentIntent was canceled under the page (the shop answered 409
+  // `attempt_finished`, canceled): another tab paid the cart, or a 3-D Secure challenge was left.
+  const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
+    + 'paid for in another tab or window. Nothing was charged here.';
   // Said when Pay's last look found the attempt quoted for another address (another tab of it):
   // this tab's own address is quoted again, and Pay waits for that.
   const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
@@ -216,6 +220,7 @@
     const retryButton = byId('retry-button', HTMLButtonElement);
     const refusedLink = byId('refused-link', HTMLAnchorElement);
     const paidNotice = byId('paid-notice', HTMLElement);
+    const paidNoticeText = byId('paid-notice-text', HTMLElement);
     const paidOrder = byId('paid-order', HTMLElement);
     const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
     const newAttemptButton = byId('new-attempt-button', HTMLButtonElement);
@@ -660,6 +665,11 @@
       }
       quoting.unanswered = 0;
       if (!answer.ok) {
+        if (answer.status === 409 && error.code === 'attempt_finished') {
+          // Paid in another tab, or canceled: no quote can change it, nor Pay pay it.
+          attemptOver(error);
+          return;
+        }
         if (answer.status === 409 && error.code === 'stale_quote') {
           // Another answer of this attempt got there first: number past it and ask again.
           quoting.version = Math.max(quoting.version, error.version || 0);
@@ -1123,8 +1133,33 @@
       // The order's own page, as Stripe's return_url would show it.
       if (secret) paidOrderLink.href = returnPageUrl(intentId, secret, 'succeeded');
       paidOrderLink.hidden = !secret;
-      // The totals beside it are this page's, not what was paid (which may have had shipping
-      // and tax the page never priced): the order's own page says what was paid.
+      showNotice();
+    }
+
+    /**
+     * The attempt is over, as a quote for the address heard (409 `attempt_finished`): paid
+     * (another tab of it paid), the "you already paid" notice, as Pay's last look shows it, with
+     * the order's page and a new attempt; canceled (another tab paid the cart), that this
+     * checkout is over and nothing was charged, and a new attempt: of the cart as it is now, or
+     * the cart page when it is empty.
+     * @param {PaidAttempt} finished
+     */
+    function attemptOver(finished) {
+      quoting.pending = null; // nothing more to quote
+      if (finished.status === 'succeeded') {
+        showPaidNotice(finished);
+        return;
+      }
+      paidNoticeText.textContent = ATTEMPT_OVER;
+      paidOrderLink.hidden = true;
+      newAttemptButton.textContent = 'Start a new checkout';
+      showNotice();
+    }
+
+    // The notice instead of the form. The totals beside it are this page's, not what was paid
+    // (which may have had shipping and tax the page never priced): the order's own page says
+    // what was paid.
+    function showNotice() {
       orderTotals.hidden = true;
       totalsNote.hidden = true;
       form.hidden = true;
@@ -1204,6 +1239,13 @@
       form.requestSubmit(button);
     });
     newAttemptButton.addEventListener('click', () => {
+      if (elements) {
+        // The Elements on the page are the finished attempt's: the new attempt, a page of its
+        // own (the cart's checkout as the cart is now, the cart page when it is empty).
+        if (early) early.forget();
+        window.location.reload();
+        return;
+      }
       paidNotice.hidden = true;
       form.hidden = false;
       state.focusWhenReady = true;

@@ -28,7 +28,7 @@ from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs, quote_routes
-from bookpay.web.assets import InlineScript, StaticFiles
+from bookpay.web.assets import PAGE_SCRIPTS, InlineScript, StaticFiles
 from bookpay.web.csrf import check_origin
 from bookpay.web.logs import order_ref
 from bookpay.web.ratelimit import RateLimiter
@@ -52,7 +52,8 @@ ASSETS = Path(__file__).parent / "assets"
 TEMPLATES = ASSETS / "templates"
 STATIC = ASSETS / "static"
 # The checkout's first request, inlined in its <head> (bookpay.web.assets).
-EARLY_SCRIPT = InlineScript(ASSETS / "inline" / "checkout-early.js")
+# The page scripts' fetch helper, then the checkout's first request, which uses it.
+EARLY_SCRIPT = InlineScript(STATIC / "fetch-answer.js", ASSETS / "inline" / "checkout-early.js")
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:4242"
 MAX_WEBHOOK_BODY = 512 * 1024  # Stripe events are far smaller; this only bounds memory
 API_PATHS = frozenset(
@@ -346,7 +347,7 @@ def create_app(
         live=settings.livemode,
         # Every page shows the header's cart count, which cart.js keeps true when the page is
         # shown again from the browser's history; the checkout page has scripts of its own.
-        scripts=("cart.js",),
+        scripts=PAGE_SCRIPTS,
         static=files.url,
     )
     app = bottle.Bottle(catchall=True, autojson=True)
@@ -380,7 +381,7 @@ def create_app(
     @app.get("/")
     def index():
         books = [(book, checkout_href(book)) for book in services.catalog]
-        return templates.render("index", title="Books", books=books, scripts=("cart.js",))
+        return templates.render("index", title="Books", books=books, scripts=PAGE_SCRIPTS)
 
     # A book id may hold "/" (sent as %2F, which the server decodes): :path takes it whole.
     @app.get("/covers/<book_id:path>.svg")

@@ -73,6 +73,7 @@ def test_a_wrong_call_into_stripe_js_fails_the_check(tsc, tmp_path):
                 "files": [
                     str(ROOT / "types" / "stripe-global.d.ts"),
                     str(ROOT / "types" / "checkout-global.d.ts"),
+                    str(ROOT / "types" / "fetch-global.d.ts"),
                     str(broken),
                 ],
             }

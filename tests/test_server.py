@@ -279,7 +279,12 @@ def test_checkout_asks_for_its_intent_first_thing_in_the_head(app):
     """The configuration, then the inline script that sends the request, both before the
     stylesheet (which would hold an inline script back) and before any other script."""
     head = get(app, "/checkout?item=1").text.split("</head>")[0]
-    assert inline_scripts(head) == [(ASSETS / "inline" / "checkout-early.js").read_text()]
+    # The page scripts' fetch helper first, which the request uses, in the same script.
+    assert inline_scripts(head) == [
+        (STATIC / "fetch-answer.js").read_text()
+        + "\n"
+        + (ASSETS / "inline" / "checkout-early.js").read_text()
+    ]
     order = [
         head.index('id="checkout-config"'),
         head.index("<script>"),
@@ -302,6 +307,32 @@ def test_the_only_inline_script_is_the_one_the_csp_allows_by_its_hash(app):
     assert "'unsafe-inline'" not in sources
     for page in ("/", "/cart"):  # no other page has an inline script
         assert inline_scripts(get(app, page).text) == []
+
+
+def test_the_page_scripts_fetch_through_one_shared_helper():
+    """The helper that asks the shop (a request given up when no answer comes, the answer
+    read) is written once, in fetch-answer.js, and the other page scripts use it."""
+    scripts = sorted(ASSETS.glob("*/*.js"))
+    defining = [path.name for path in scripts if "function fetchAnswer(" in path.read_text()]
+    assert defining == ["fetch-answer.js"]
+    assert [path.name for path in scripts if "ANSWER_WAIT_MS =" in path.read_text()] == [
+        "fetch-answer.js"
+    ]
+    for name in ("inline/checkout-early.js", "static/checkout.js", "static/cart.js"):
+        assert "window.bookpayFetch" in (ASSETS / name).read_text(), name
+
+
+def test_every_page_but_the_checkout_loads_the_fetch_helper_then_cart_js_deferred(app):
+    """Deferred scripts run in the page's order: the helper is there when cart.js runs. The
+    checkout has it inline, ahead of its first request (no request of its own for it)."""
+    for page in ("/", "/cart", "/no-such-page"):
+        tags = re.findall(
+            r"<script src=\"/static/([\w.-]+)\?v=\w+\" (\w+)></script>", get(app, page).text
+        )
+        assert tags == [("fetch-answer.js", "defer"), ("cart.js", "defer")], page
+    checkout = get(app, "/checkout?item=1").text
+    assert "/static/fetch-answer.js" not in checkout
+    assert "window.bookpayFetch = {" in inline_scripts(checkout)[0]
 
 
 def test_checkout_config_comes_from_settings(app, settings):
@@ -1086,7 +1117,12 @@ def test_static_files(app):
 
 
 def test_static_files_are_linked_by_digest_and_kept_until_they_change(app):
-    for page, name in (("/", "style.css"), ("/", "cart.js"), ("/checkout?item=1", "checkout.js")):
+    for page, name in (
+        ("/", "style.css"),
+        ("/", "fetch-answer.js"),
+        ("/", "cart.js"),
+        ("/checkout?item=1", "checkout.js"),
+    ):
         digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
         url = f"/static/{name}?v={digest}"
         assert f'"{url}"' in get(app, page).text

@@ -12,6 +12,8 @@ declare global {
 
   interface BookpayAttempt {
     ask(fresh: boolean): AttemptAsked;
+    /** forgets the tab's attempt: the page, loaded again, starts a new one */
+    forget(): void;
     first: AttemptAsked;
   }
 

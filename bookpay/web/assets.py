@@ -8,7 +8,9 @@ modification time), and a URL whose ``v`` is not the file's digest now (a page f
 change, or no ``v`` at all) is answered ``no-cache``, with Bottle's ETag: revalidated, never stale.
 
 The checkout's first request is an inline script at the top of its page (``checkout-early.js``,
-see there why); the Content-Security-Policy allows exactly that script by its SHA-256.
+see there why), preceded in the same script by the page scripts' shared fetch helper
+(``fetch-answer.js``, which every other page loads as a static file before ``cart.js``); the
+Content-Security-Policy allows exactly that script by its SHA-256.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import hashlib
 from pathlib import Path
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+# The scripts of every page but the checkout (which has its own), deferred, in this order: the
+# shared fetch helper first, which cart.js uses.
+PAGE_SCRIPTS = ("fetch-answer.js", "cart.js")
 REVALIDATE = "no-cache"
 
 
@@ -54,11 +59,16 @@ class StaticFiles:
 
 
 class InlineScript:
-    """A script inlined into a page, and the CSP source that allows exactly it."""
+    """A script inlined into a page, and the CSP source that allows exactly it: the files in
+    ``paths``, one after the other, in one ``<script>`` element."""
 
-    def __init__(self, path: Path) -> None:
-        self.text = path.read_text(encoding="utf-8")
-        if "</" in self.text:  # it would end the <script> element early
-            raise ValueError(f"{path.name} cannot be inlined: it contains '</'")
+    def __init__(self, *paths: Path) -> None:
+        texts = []
+        for path in paths:
+            text = path.read_text(encoding="utf-8")
+            if "</" in text:  # it would end the <script> element early
+                raise ValueError(f"{path.name} cannot be inlined: it contains '</'")
+            texts.append(text)
+        self.text = "\n".join(texts)
         digest = hashlib.sha256(self.text.encode("utf-8")).digest()
         self.csp_source = f"'sha256-{base64.b64encode(digest).decode('ascii')}'"

@@ -27,6 +27,7 @@ from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
 from bookpay.quote import Quote, check_quantity
 from bookpay.web import inputs
+from bookpay.web.assets import PAGE_SCRIPTS
 from bookpay.web.views import line_views
 
 # Where a form may send the shopper back to: the shop's own pages only, never a URL it names.
@@ -175,7 +176,7 @@ def install(app: bottle.Bottle, services, templates, cart_of: CartCookie) -> Non
             ),
             message=message or (view.problem.message if view.problem else ""),
             notice=view.notice(),
-            scripts=("cart.js",),
+            scripts=PAGE_SCRIPTS,
         )
 
     def answer(change) -> object:

@@ -1,6 +1,8 @@
 /*
- * The checkout's first request, inlined at the top of the page's <head> (the only inline script
- * of the shop: its SHA-256 is in the Content-Security-Policy, which allows it and nothing else).
+ * The checkout's first request, inlined at the top of the page's <head> right after the shop's
+ * fetch helper (fetch-answer.js): the two are one inline script, the only one of the shop
+ * (`bookpay.web.assets.InlineScript`), whose SHA-256 is in the Content-Security-Policy, which
+ * allows it and nothing else.
  *
  * It asks for the attempt's PaymentIntent while the rest of the page is still being parsed and
  * before the stylesheet, checkout.js or Stripe.js have arrived: an external script, even from
@@ -23,25 +25,8 @@
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   const ATTEMPT_KEY = 'bookpay.attempt.' + config.attemptScope;
 
-  // A request the shop never answers (a connection that hangs) fails as a lost one does after
-  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
-  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
-  const ANSWER_WAIT_MS = 30000;
-
-  /**
-   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
-   * within ANSWER_WAIT_MS.
-   * @param {string} url
-   * @param {RequestInit} init
-   * @returns {Promise<Response>}
-   */
-  function fetchAnswer(url, init) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
-    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
-    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
-    return sent;
-  }
+  // The shop's fetch helper (fetch-answer.js), which the page inlines just before this script.
+  const fetchAnswer = /** @type {BookpayFetch} */ (window.bookpayFetch).fetchAnswer;
 
   function uuid4() {
     if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
@@ -102,5 +87,15 @@
     return {id: id, response: response};
   }
 
-  window.bookpayAttempt = {ask: ask, first: ask(false)};
+  /** Forgets this tab's attempt: the page, loaded again, starts a new one. */
+  function forget() {
+    current = null;
+    try {
+      window.sessionStorage.removeItem(ATTEMPT_KEY);
+    } catch (e) {
+      // storage disabled: nothing was kept
+    }
+  }
+
+  window.bookpayAttempt = {ask: ask, forget: forget, first: ask(false)};
 })();

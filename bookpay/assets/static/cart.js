@@ -21,13 +21,12 @@
 (function () {
   'use strict';
 
-  const GENERIC_ERROR = 'Something went wrong. Please try again.';
-  const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
-  // The answers that say "not now" rather than "no" (as checkout.js says them): 429, the shop
-  // asks to wait (Retry-After says how long; a proxy may not say); 408, the request timed out.
-  const BUSY = 'The shop is busy.';
-  const TIMED_OUT = 'The shop took too long to answer.';
-  const BUSY_WAIT_S = 5;
+  // The shop's fetch helper (fetch-answer.js, the deferred script before this one). Without it
+  // (it did not load) the page's forms work as they do without this script.
+  const found = window.bookpayFetch;
+  if (!found) return;
+  const shop = found;
+  const {GENERIC_ERROR, UNREACHED, notNowText} = shop;
 
   /** @param {string} id */
   function find(id) {
@@ -38,19 +37,6 @@
   function showCount(cart) {
     const count = find('cart-count');
     if (count) count.textContent = String(cart.count);
-  }
-
-  /**
-   * What to say to an answer that says "not now" (408, 429), '' to any other.
-   * @param {number} status
-   * @param {number} retryAfter the seconds its Retry-After says to wait, 0 when none
-   */
-  function notNowText(status, retryAfter) {
-    if (status === 429) {
-      return BUSY + ' Please try again in ' + Math.max(1, Math.ceil(retryAfter || BUSY_WAIT_S)) + ' s.';
-    }
-    if (status === 408) return TIMED_OUT + ' Please try again.';
-    return '';
   }
 
   // Every request of the page goes one after the other, in the order asked: the cart keeps the
@@ -68,26 +54,6 @@
     const run = queue.then(task);
     queue = run.catch(() => {}); // one failed task does not stop the ones after it
     return run;
-  }
-
-  // A request the shop never answers (a connection that hangs) fails as a lost one does after
-  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
-  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
-  const ANSWER_WAIT_MS = 30000;
-
-  /**
-   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
-   * within ANSWER_WAIT_MS.
-   * @param {string} url
-   * @param {RequestInit} init
-   * @returns {Promise<Response>}
-   */
-  function fetchAnswer(url, init) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
-    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
-    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
-    return sent;
   }
 
   /**
@@ -112,28 +78,14 @@
    * @returns {Promise<{cart?: CartAnswer, error?: string, refused?: boolean}>}
    */
   async function send(url, data) {
-    let response;
-    try {
-      response = await fetchAnswer(url, {
-        method: 'POST',
-        headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-        credentials: 'same-origin',
-        body: JSON.stringify(data),
-      });
-    } catch (e) {
-      return {error: UNREACHED};
-    }
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (e) {
-      body = null;
-    }
-    if (response.ok && body && body.cart) return {cart: body.cart};
-    const notNow = notNowText(response.status, Number(response.headers.get('Retry-After')) || 0);
+    const answer = await shop.postJson(url, data);
+    if (answer.status === 0) return {error: UNREACHED};
+    const body = answer.body;
+    if (answer.ok && body && body.cart) return {cart: body.cart};
+    const notNow = notNowText(answer.status, answer.retryAfter);
     if (notNow) return {error: notNow};
     const said = (body && body.error && body.error.message) || '';
-    const status = response.status;
+    const status = answer.status;
     // A 4xx of the shop's refuses the change, but a 409 (a payment under way) is about the cart,
     // not the quantity asked for (as checkout.js has it).
     const refused = Boolean(said) && status >= 400 && status < 500 && status !== 409;
@@ -146,17 +98,14 @@
    */
   async function askCart() {
     const link = document.querySelector('a.cart-link');
-    try {
-      const response = await fetchAnswer((link && link.getAttribute('href')) || '/cart', {
-        headers: {'Accept': 'application/json'},
-        credentials: 'same-origin',
-        cache: 'no-store',
-      });
-      const body = response.ok ? await response.json() : null;
-      return body && body.cart ? body.cart : null;
-    } catch (e) {
-      return null; // not reached, or not the shop's JSON
-    }
+    const url = (link && link.getAttribute('href')) || '/cart';
+    const answer = await shop.readAnswer(shop.fetchAnswer(url, {
+      headers: {'Accept': 'application/json'},
+      credentials: 'same-origin',
+      cache: 'no-store',
+    }));
+    // null: not reached, or not the shop's JSON
+    return answer.ok && answer.body && answer.body.cart ? answer.body.cart : null;
   }
 
   /* The catalog: "Add to cart" stays on the page. */

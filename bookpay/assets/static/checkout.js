@@ -24,7 +24,9 @@
  * Elements are mounted as soon as both the answer and Stripe.js (a deferred script) are there.
  *
  * Configuration comes from the page's JSON block, in the <head> before both scripts, so it is
- * there whenever they run (the CSP allows no other inline script than checkout-early.js).
+ * there whenever they run (the CSP allows no other inline script than checkout-early.js). The
+ * shop's fetch helper (fetch-answer.js, `window.bookpayFetch`), which the page scripts share,
+ * comes with checkout-early.js, at the start of the same inline script.
  *
  * The JSDoc types are checked against Stripe.js's own declarations (@stripe/stripe-js) by
  * `tsc --checkJs` (tsconfig.json, run by the test suite): every call into Stripe.js here is one
@@ -81,7 +83,12 @@
 
   /** @type {CheckoutConfig} */
   const config = JSON.parse(byId('checkout-config', HTMLScriptElement).textContent || '{}');
-  const GENERIC_ERROR = 'Something went wrong. Please try again.';
+  // The shop's fetch helper (fetch-answer.js), run at the start of the page's inline script,
+  // which also leaves `window.bookpayAttempt`. Where that script did not run (blocked), neither
+  // is there: the first ask (postAttempt) then says the form could not load, and nothing here
+  // uses the helper before that.
+  const shop = window.bookpayFetch || /** @type {BookpayFetch} */ ({});
+  const {GENERIC_ERROR, UNREACHED, BUSY, TIMED_OUT, busyWait, notNowText} = shop;
   const LOAD_ERROR = 'The payment form could not be loaded.';
   // The shop answers 503 when Stripe stays unreachable (its retries are spent): nothing the
   // shopper did; the same attempt can simply be tried again (it never charges twice).
@@ -91,19 +98,17 @@
   // asked for again.
   const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
+  // Said when the attempt's PaymentIntent was canceled under the page (the shop answered 409
+  // `attempt_finished`, canceled): another tab paid the cart, or a 3-D Secure challenge was left.
+  const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
+    + 'paid for in another tab or window. Nothing was charged here.';
   // Said when Pay's last look found the attempt quoted for another address (another tab of it):
   // this tab's own address is quoted again, and Pay waits for that.
   const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
     + 'for the address here. Check the total, then pay.';
-  const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
   // Said when Pay's last look at the order (before anything is confirmed) got no answer of the
   // shop's: paying again is safe, the same attempt is the same PaymentIntent.
   const NOT_PAID_YET = ' Nothing was charged: please try again, you will not be charged twice.';
-  // The answers that say "not now" rather than "no": 429, the shop asks to wait (Retry-After
-  // says how long; a proxy may not say); 408, the request timed out on its way.
-  const BUSY = 'The shop is busy.';
-  const TIMED_OUT = 'The shop took too long to answer.';
-  const BUSY_WAIT_S = 5;
   // Said when neither the confirmation's answer nor Stripe could say how the payment went. Paying
   // again is safe: the same attempt is the same PaymentIntent, which Stripe charges only once.
   const UNCHECKED =
@@ -137,74 +142,22 @@
   }
 
   /**
-   * The seconds to wait before asking again after a 429.
-   * @param {number} retryAfter what its Retry-After said, 0 when nothing
-   */
-  function busyWait(retryAfter) {
-    return Math.max(1, Math.ceil(retryAfter || BUSY_WAIT_S));
-  }
-
-  /**
-   * What to say to an answer that says "not now" (408, 429), '' to any other: the shopper asks
-   * again (after the wait a 429 says).
-   * @param {number} status
-   * @param {number} retryAfter
-   */
-  function notNowText(status, retryAfter) {
-    if (status === 429) return BUSY + ' Please try again in ' + busyWait(retryAfter) + ' s.';
-    if (status === 408) return TIMED_OUT + ' Please try again.';
-    return '';
-  }
-
-  // A request the shop never answers (a connection that hangs) fails as a lost one does after
-  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
-  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
-  const ANSWER_WAIT_MS = 30000;
-
-  /**
-   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
-   * within ANSWER_WAIT_MS.
-   * @param {string} url
-   * @param {RequestInit} init
-   * @returns {Promise<Response>}
-   */
-  function fetchAnswer(url, init) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
-    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
-    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
-    return sent;
-  }
-
-  /**
+   * `data` posted as JSON to the shop: its answer (a ShopError when the shop was not reached).
    * @param {string} url
    * @param {object} data
    */
   function postJson(url, data) {
-    return readJson(fetchAnswer(url, {
-      method: 'POST',
-      headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-      credentials: 'same-origin',
-      body: JSON.stringify(data),
-    }));
+    return checked(shop.postJson(url, data));
   }
 
-  /** @param {Promise<Response>} sent a request to the shop, on its way */
-  async function readJson(sent) {
-    let response;
-    try {
-      response = await sent;
-    } catch (e) {
-      throw new ShopError(UNREACHED, 0);
-    }
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (e) {
-      body = null;
-    }
-    const retryAfter = Number(response.headers.get('Retry-After')) || 0;
-    return {status: response.status, ok: response.ok, body: body, retryAfter: retryAfter};
+  /**
+   * The shop's answer, read; a ShopError when the shop was not reached (or not in time).
+   * @param {Promise<ShopAnswer>} read
+   */
+  async function checked(read) {
+    const answer = await read;
+    if (answer.status === 0) throw new ShopError(UNREACHED, 0);
+    return answer;
   }
 
   let attempt = ''; // this page's attempt id, once asked for
@@ -217,11 +170,11 @@
 
   /** @param {boolean} fresh */
   function postAttempt(fresh) {
-    if (!early) return Promise.reject(new Error(LOAD_ERROR));
+    if (!early || !window.bookpayFetch) return Promise.reject(new Error(LOAD_ERROR));
     const asked = !fresh && firstAttempt ? firstAttempt : early.ask(fresh);
     firstAttempt = null; // the early request answers the first ask only
     attempt = asked.id;
-    return readJson(asked.response);
+    return checked(shop.readAnswer(asked.response));
   }
 
   // A tab restored from the back-forward cache shows the page as it was left, often while
@@ -267,6 +220,7 @@
     const retryButton = byId('retry-button', HTMLButtonElement);
     const refusedLink = byId('refused-link', HTMLAnchorElement);
     const paidNotice = byId('paid-notice', HTMLElement);
+    const paidNoticeText = byId('paid-notice-text', HTMLElement);
     const paidOrder = byId('paid-order', HTMLElement);
     const paidOrderLink = byId('paid-order-link', HTMLAnchorElement);
     const newAttemptButton = byId('new-attempt-button', HTMLButtonElement);
@@ -711,6 +665,11 @@
       }
       quoting.unanswered = 0;
       if (!answer.ok) {
+        if (answer.status === 409 && error.code === 'attempt_finished') {
+          // Paid in another tab, or canceled: no quote can change it, nor Pay pay it.
+          attemptOver(error);
+          return;
+        }
         if (answer.status === 409 && error.code === 'stale_quote') {
           // Another answer of this attempt got there first: number past it and ask again.
           quoting.version = Math.max(quoting.version, error.version || 0);
@@ -1174,8 +1133,33 @@
       // The order's own page, as Stripe's return_url would show it.
       if (secret) paidOrderLink.href = returnPageUrl(intentId, secret, 'succeeded');
       paidOrderLink.hidden = !secret;
-      // The totals beside it are this page's, not what was paid (which may have had shipping
-      // and tax the page never priced): the order's own page says what was paid.
+      showNotice();
+    }
+
+    /**
+     * The attempt is over, as a quote for the address heard (409 `attempt_finished`): paid
+     * (another tab of it paid), the "you already paid" notice, as Pay's last look shows it, with
+     * the order's page and a new attempt; canceled (another tab paid the cart), that this
+     * checkout is over and nothing was charged, and a new attempt: of the cart as it is now, or
+     * the cart page when it is empty.
+     * @param {PaidAttempt} finished
+     */
+    function attemptOver(finished) {
+      quoting.pending = null; // nothing more to quote
+      if (finished.status === 'succeeded') {
+        showPaidNotice(finished);
+        return;
+      }
+      paidNoticeText.textContent = ATTEMPT_OVER;
+      paidOrderLink.hidden = true;
+      newAttemptButton.textContent = 'Start a new checkout';
+      showNotice();
+    }
+
+    // The notice instead of the form. The totals beside it are this page's, not what was paid
+    // (which may have had shipping and tax the page never priced): the order's own page says
+    // what was paid.
+    function showNotice() {
       orderTotals.hidden = true;
       totalsNote.hidden = true;
       form.hidden = true;
@@ -1255,6 +1239,13 @@
       form.requestSubmit(button);
     });
     newAttemptButton.addEventListener('click', () => {
+      if (elements) {
+        // The Elements on the page are the finished attempt's: the new attempt, a page of its
+        // own (the cart's checkout as the cart is now, the cart page when it is empty).
+        if (early) early.forget();
+        window.location.reload();
+        return;
+      }
       paidNotice.hidden = true;
       form.hidden = false;
       state.focusWhenReady = true;

@@ -1,0 +1,113 @@
+/*
+ * How the shop's page scripts ask the shop, shared by all of them (`window.bookpayFetch`): a
+ * request given up when no answer comes, the answer read whatever it is, and what to tell the
+ * shopper when it says "not now".
+ *
+ * It comes first wherever it is used. The checkout page has it at the start of its one inline
+ * script, the checkout's first request (`bookpay.web.assets.InlineScript`, ahead of
+ * checkout-early.js), so that request goes out as early as ever and checkout.js (async) finds
+ * it there; every other page loads it as a deferred script before cart.js (deferred scripts run
+ * in the order of the page).
+ */
+(function () {
+  'use strict';
+
+  // A request the shop never answers (a connection that hangs) fails as a lost one does after
+  // this long, rather than leaving the page waiting for ever: longer than the shop's own budget
+  // for a call to Stripe (15 s, retries included), so a slow Stripe is not cut short.
+  const ANSWER_WAIT_MS = 30000;
+
+  const GENERIC_ERROR = 'Something went wrong. Please try again.';
+  const UNREACHED = 'Could not reach the shop. Check your connection and try again.';
+  // The answers that say "not now" rather than "no": 429, the shop asks to wait (Retry-After
+  // says how long; a proxy may not say); 408, the request timed out on its way.
+  const BUSY = 'The shop is busy.';
+  const TIMED_OUT = 'The shop took too long to answer.';
+  const BUSY_WAIT_S = 5;
+
+  /**
+   * `fetch`, given up (rejected, as when the shop cannot be reached) when no answer has come
+   * within ANSWER_WAIT_MS.
+   * @param {string} url
+   * @param {RequestInit} init
+   * @returns {Promise<Response>}
+   */
+  function fetchAnswer(url, init) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), ANSWER_WAIT_MS);
+    const sent = fetch(url, Object.assign({}, init, {signal: controller.signal}));
+    sent.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    return sent;
+  }
+
+  /**
+   * The answer to a request on its way: its status (0 when the shop was not reached or did not
+   * answer in time), its JSON body (null when it is not JSON: a proxy's page) and the seconds
+   * its Retry-After says to wait (0 when none). Never rejects.
+   * @param {Promise<Response>} sent
+   * @returns {Promise<ShopAnswer>}
+   */
+  async function readAnswer(sent) {
+    let response;
+    try {
+      response = await sent;
+    } catch (e) {
+      return {status: 0, ok: false, body: null, retryAfter: 0};
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (e) {
+      body = null;
+    }
+    const retryAfter = Number(response.headers.get('Retry-After')) || 0;
+    return {status: response.status, ok: response.ok, body: body, retryAfter: retryAfter};
+  }
+
+  /**
+   * `data` posted as JSON to the shop, and its answer read.
+   * @param {string} url
+   * @param {object} data
+   * @returns {Promise<ShopAnswer>}
+   */
+  function postJson(url, data) {
+    return readAnswer(fetchAnswer(url, {
+      method: 'POST',
+      headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+      credentials: 'same-origin',
+      body: JSON.stringify(data),
+    }));
+  }
+
+  /**
+   * The seconds to wait before asking again after a 429.
+   * @param {number} retryAfter what its Retry-After said, 0 when nothing
+   */
+  function busyWait(retryAfter) {
+    return Math.max(1, Math.ceil(retryAfter || BUSY_WAIT_S));
+  }
+
+  /**
+   * What to say to an answer that says "not now" (408, 429), '' to any other: the shopper asks
+   * again (after the wait a 429 says).
+   * @param {number} status
+   * @param {number} retryAfter
+   */
+  function notNowText(status, retryAfter) {
+    if (status === 429) return BUSY + ' Please try again in ' + busyWait(retryAfter) + ' s.';
+    if (status === 408) return TIMED_OUT + ' Please try again.';
+    return '';
+  }
+
+  window.bookpayFetch = {
+    fetchAnswer: fetchAnswer,
+    readAnswer: readAnswer,
+    postJson: postJson,
+    busyWait: busyWait,
+    notNowText: notNowText,
+    GENERIC_ERROR: GENERIC_ERROR,
+    UNREACHED: UNREACHED,
+    BUSY: BUSY,
+    TIMED_OUT: TIMED_OUT,
+  };
+})();

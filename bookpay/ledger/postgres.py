@@ -177,7 +177,6 @@ def _configure(conn: psycopg.Connection) -> None:
 
 class PostgresBackend(Units):
     kind = "postgresql"
-    locks_rows = True  # a receipt is claimed by locking its row for as long as it is sent
     # The server makes a batch's rows while this process writes out the batch before: a
     # thread waiting for them holds no GIL (``OrderQueries.iter_order_batches``).
     reads_ahead = True

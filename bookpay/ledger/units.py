@@ -156,11 +156,11 @@ class Units:
             raise
 
     def retried(self, action: Callable[[], T]) -> T:
-        """``action()``, one whole transaction (or a few, one after another) that may be run
-        again from its start; run again up to CONTENTION_RETRIES times where the database ended
-        it to let another go on (``LedgerContention``: nothing of it was written). Inside a unit
-        or another transaction of this thread it runs once: what failed is the transaction
-        around it, which is not this function's to run again."""
+        """``action()``, one whole transaction that may be run again from its start; run
+        again up to CONTENTION_RETRIES times where the database ended it to let another go on
+        (``LedgerContention``: nothing of it was written). Inside a unit or another transaction
+        of this thread it runs once: what failed is the transaction around it, which is not
+        this function's to run again."""
         if self.writing or getattr(self._units, "unit", None) is not None:
             return action()
         for run in range(1, CONTENTION_RETRIES + 1):

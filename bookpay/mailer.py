@@ -766,11 +766,7 @@ class ReceiptMailer(Worker):
         batched = hasattr(self.transport, "send_all")  # the outbox: a batch at a time
         # One by one (SMTP), a claim holds only as many as can surely be sent within its
         # lease: a claim that expired mid-batch would let another worker send the rest again.
-        # And only one where its fates are committed with it (PostgreSQL), so that each fate is
-        # committed before the next send, as ``flush_each`` asks.
         limit = CLAIM_BATCH if batched else max(1, int(CLAIM_LEASE / SEND_DEADLINE / 2))
-        if flush_each and not batched and self.ledger.claim_commits_at_end:
-            limit = 1
         while not self._stop.is_set():
             with self.ledger.claim_receipts(limit=limit) as claims:
                 if batched:

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 
 from bookpay.ledger.model import now_iso
+from bookpay.ledger.units import rerun_on_contention
 
 CART_COLUMNS = ("id", "generation", "created", "updated")
 ITEM_COLUMNS = ("item_id", "title", "currency", "quantity", "position")
@@ -67,6 +68,7 @@ class CartStore:
         )
         return int(total or 0)
 
+    @rerun_on_contention
     def edit_cart(self, cart_id: str, edit: CartEdit) -> list[dict]:
         """Apply ``edit`` to the cart's current lines, in one transaction with the cart locked.
 
@@ -104,6 +106,7 @@ class CartStore:
                 f"SELECT {_ITEMS} FROM cart_items WHERE cart_id = ? ORDER BY position", (cart_id,)
             )
 
+    @rerun_on_contention
     def settle_cart(self, payment_intent: str) -> bool:
         """Take what a paid quote bought out of its cart, once; whether this call did it.
 
@@ -123,7 +126,10 @@ class CartStore:
                 "UPDATE quotes SET settled_at = ? WHERE payment_intent = ?", (stamp, payment_intent)
             )
             cart_id = quote["cart_id"]
-            if cart_id is None or tx.one("SELECT id FROM carts WHERE id = ?", (cart_id,)) is None:
+            # The cart locked first, as edit_cart locks it, before any of its lines: taken the
+            # other way round, a settle and an edit of one cart deadlocked (PostgreSQL).
+            cart = tx.one("SELECT id FROM carts WHERE id = ?{for_update}", (cart_id,))
+            if cart_id is None or cart is None:
                 return True
             paid = tx.all(
                 "SELECT item_id, quantity FROM order_lines WHERE order_id = ?", (quote["order_id"],)

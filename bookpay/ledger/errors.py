@@ -15,6 +15,16 @@ class LedgerUnavailable(ConfigError):
     code = "ledger_unavailable"
 
 
+class LedgerContention(LedgerUnavailable):
+    """PostgreSQL ended a transaction that met another one's locks in the opposite order (a
+    deadlock) or, at a stricter isolation level, another's writes (a serialization failure):
+    nothing of it was written, and running it again is the cure. Outside a unit, the ledger
+    runs such a transaction again itself (``Units.retried``); what is left of it is a 503, so
+    a shopper or Stripe tries again, but not "Cannot reach the ledger": it was reached."""
+
+    code = "ledger_contention"
+
+
 class LedgerTooNew(ConfigError):
     """A ledger whose schema a newer bookpay wrote: refused before anything is written to it
     (exit 5; HTTP 503), never "migrated" down."""

@@ -1,13 +1,18 @@
 """The receipts outbox: rows queued by fulfilment, claimed and sent by ``bookpay.mailer``.
 
-A receipt is claimed by one sender at a time, and a claim never outlives its holder:
+A receipt is claimed by one sender at a time, and a claim never outlives its holder: each row
+is marked with the claiming ledger instance's identity, committed before anything is sent; a
+mark whose process no longer runs is taken over at once (``bookpay.ledger.process``), and a
+lease ends even a hung holder's claim (or that of a holder on another machine, which cannot be
+checked from here). On PostgreSQL the claiming transaction skips rows another is claiming
+(``FOR UPDATE SKIP LOCKED``).
 
-- PostgreSQL: the rows are locked (``FOR UPDATE SKIP LOCKED``) in a transaction that lasts as long
-  as the sending, so other processes skip them, and a holder that dies releases them with its
-  connection;
-- SQLite: each row is marked with the claiming ledger instance's identity; a mark whose process
-  no longer runs is taken over at once (``bookpay.ledger.process``), and a lease ends even a
-  hung holder's claim.
+The claim is not a row lock held while the receipt is sent (as it was on PostgreSQL): a lock
+ends with its connection, which the server may end mid-send (a restart, ``pg_terminate_backend``,
+``idle_in_transaction_session_timeout``), and another worker then sent the receipt again. A
+mark outlives the connection that wrote it. A fate written for a receipt whose claim was lost
+all the same (its lease ran out, its holder was thought dead) is logged, as the receipt may
+have been sent twice.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from bookpay.ledger import process
 from bookpay.ledger.errors import LedgerUnavailable
@@ -69,21 +75,14 @@ class Outbox:
         """When the earliest pending receipt is due (ISO time), or None when none is pending."""
         return self._scalar("SELECT MIN(next_attempt_at) FROM receipts WHERE status = 'pending'")
 
-    @property
-    def claim_commits_at_end(self) -> bool:
-        """Whether the fates of a claim's receipts are committed only when the claim ends, even
-        those ``flush``ed before (PostgreSQL: the claim is the transaction holding the rows'
-        locks). A sender that must commit each fate before the next send claims one at a time."""
-        return self.backend.locks_rows
-
     @contextmanager
     def claim_receipts(self, *, limit: int = CLAIM_BATCH) -> Iterator[ReceiptClaims]:
         """Due receipts, held for this caller alone while it sends them.
 
-        PostgreSQL: the rows are locked (``FOR UPDATE SKIP LOCKED``) in a transaction that lasts
-        as long as the block, so other processes skip them, and a holder that dies releases them
-        with its connection. SQLite: each row is marked with this instance's identity; a mark
-        whose process no longer runs is taken over at once (``bookpay.ledger.process``).
+        Each row is marked with this instance's identity and a lease, committed before the
+        block begins (see the module): other senders skip it, whatever becomes of this one's
+        connection, until its fate is written, the block releases it, or its holder is found
+        dead (``bookpay.ledger.process``) or its lease ends.
 
         The fates reported (``sent``, ``failed``, ``undeliverable``) are written together at the
         end of the block, or when the caller says ``flush()``: a batch costs the writers two
@@ -92,29 +91,7 @@ class Outbox:
         # Fates an earlier claim could not write (the ledger was unavailable) first: this
         # process knows those receipts' fates, so it must not claim (and send) them again.
         self._write_fates([])
-        if self.backend.locks_rows:
-            claims = None
-            try:
-                with self.backend.write() as tx:
-                    rows = tx.all(
-                        f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
-                        AND next_attempt_at <= ?
-                        ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
-                        (now_iso(), limit),
-                    )
-                    claims = ReceiptClaims(self, rows, tx)
-                    yield claims
-                    claims.flush()
-            except BaseException as exc:
-                # The claim's transaction is gone, and with it the fates written in it: those
-                # of receipts sent already are written again, in a transaction of their own.
-                if claims is None or not claims.in_tx:
-                    raise
-                self._write_fates(claims.in_tx)
-                if not isinstance(exc, LedgerUnavailable):
-                    raise
-            return
-        claims = ReceiptClaims(self, self._mark_claims(limit), None)
+        claims = ReceiptClaims(self, self._mark_claims(limit))
         try:
             yield claims
         finally:
@@ -132,17 +109,19 @@ class Outbox:
     def _mark_claims(self, limit: int) -> list[dict]:
         stamp = now_iso()
         with self.backend.write() as tx:
+            # Rows another process is claiming at this moment are skipped (PostgreSQL; SQLite's
+            # write transactions take turns).
             free = tx.all(
                 f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
                 AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_until <= ?)
-                ORDER BY next_attempt_at LIMIT ?""",
+                ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
                 (stamp, stamp, limit),
             )
             if len(free) < limit:  # claims whose holder died are free too, lease or not
                 held = tx.all(
                     f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
                     AND next_attempt_at <= ? AND claimed_by IS NOT NULL AND claimed_until > ?
-                    AND claimed_by <> ? ORDER BY next_attempt_at""",
+                    AND claimed_by <> ? ORDER BY next_attempt_at{{skip_locked}}""",
                     (stamp, stamp, self._token),
                 )
                 alive: dict[str, bool] = {}
@@ -163,27 +142,71 @@ class Outbox:
                 )
         return free
 
-    def _write_fates(self, statements: list[tuple[str, tuple]]) -> None:
+    def _write_fates(self, statements: list) -> None:
         """Write ``statements`` (receipts' fates, releases of claims) after those that could
         not be written before, in one transaction, tried again after each of FATE_RETRIES
         while the ledger is unavailable; still failing, they are kept (for the next claim, or
-        for closing) and LedgerUnavailable is raised."""
+        for closing) and LedgerUnavailable is raised. A fate whose claim was lost is logged
+        (``_write_fate``) once it is committed."""
         statements = [*self._unwritten_fates, *statements]
         self._unwritten_fates = []
         if not statements:
             return
         for delay in (*FATE_RETRIES, None):
+            lost: list[str] = []
             try:
                 with self.backend.write() as tx:
-                    for sql, params in statements:
-                        tx.run(sql, params)
-                return
+                    for statement in statements:
+                        if isinstance(statement, Fate):
+                            lost.append(self._write_fate(tx, statement))
+                        else:
+                            tx.run(*statement)
             except LedgerUnavailable as exc:
+                for statement in statements:  # their commit may have gone through
+                    if isinstance(statement, Fate):
+                        statement.tried = True
                 if delay is None:
                     self._unwritten_fates = statements
                     raise
                 log.warning("%s Trying again in %g s.", exc, delay)
                 time.sleep(delay)
+                continue
+            for said in lost:
+                if said:
+                    log.warning("%s", said)
+            return
+
+    def _write_fate(self, tx, fate: Fate) -> str | None:
+        """Write a receipt's fate where its row still holds this instance's claim; where the
+        claim was lost (its lease ran out, its holder was thought dead, and another sender took
+        it), what to log. A final fate (sent, skipped, undeliverable) is written all the same
+        while the receipt is pending, so it is not sent yet again; one to try again later is
+        left to the claim's new holder."""
+        row = tx.one(
+            "SELECT status, claimed_by FROM receipts WHERE payment_intent = ?{for_update}",
+            (fate.intent_id,),
+        )
+        if row is None:
+            return None
+        mine = row["claimed_by"] == self._token
+        if row["status"] == "pending" and (mine or row["claimed_by"] is None or fate.final):
+            tx.run(fate.sql, fate.params)
+        if mine and row["status"] == "pending":
+            return None
+        if row["status"] != "pending" and fate.tried:
+            return None  # written by this fate's earlier try, whose commit's answer was lost
+        order = f"receipt for order {fate.order_id} ({fate.intent_id})"
+        if row["status"] != "pending":
+            return (
+                f"{order} {fate.what}, but its claim had been lost: another sender recorded "
+                f"it {row['status']} first, so it may have been sent twice."
+            )
+        holder = row["claimed_by"] or "no one"
+        kept = "recorded all the same" if fate.final else f"left to {holder}"
+        return (
+            f"{order} {fate.what}, but its claim had been lost (now held by {holder}, which "
+            f"may send it too): {kept}."
+        )
 
     def _release_claims(self) -> None:
         if self._unwritten_fates:  # what was sent is not sent again at the next start
@@ -197,16 +220,27 @@ class Outbox:
                 )
 
 
+@dataclass
+class Fate:
+    """A receipt's fate, to be written where its row is still claimed (``_write_fate``)."""
+
+    intent_id: str
+    order_id: str | None
+    what: str  # "sent", "failed" ...: for the log
+    final: bool  # sent, skipped or undeliverable: never to be sent again
+    sql: str
+    params: tuple
+    tried: bool = False  # in a transaction whose commit failed: it may have been written
+
+
 class ReceiptClaims:
     """Receipts claimed by ``Ledger.claim_receipts``; report each one's fate here."""
 
-    def __init__(self, ledger: Outbox, receipts: list[dict], tx) -> None:
+    def __init__(self, ledger: Outbox, receipts: list[dict]) -> None:
         self.ledger = ledger
         self.receipts = receipts
         self.unfinished = {r["payment_intent"] for r in receipts}
-        self._tx = tx
-        self._done: list[tuple[str, tuple]] = []  # fates reported, not yet written
-        self.in_tx: list[tuple[str, tuple]] = []  # written in the claim's transaction (PostgreSQL)
+        self._done: list = []  # fates reported, not yet written
 
     def __iter__(self):
         return iter(self.receipts)
@@ -219,7 +253,7 @@ class ReceiptClaims:
         """How many of the receipts have had their fate reported."""
         return len(self.receipts) - len(self.unfinished)
 
-    def _finish(self, receipt: dict, sql: str, params: tuple) -> None:
+    def _finish(self, receipt: dict, what: str, sql: str, params: tuple) -> None:
         intent_id = receipt["payment_intent"]
         # Only a pending row: a fate written again (its first commit's outcome unknown) is
         # written once.
@@ -227,28 +261,25 @@ class ReceiptClaims:
             ", claimed_by = NULL, claimed_until = NULL WHERE payment_intent = ?"
             " AND status = 'pending'"
         )
-        self._done.append((sql, (*params, intent_id)))
+        final = what != "failed"
+        fate = Fate(intent_id, receipt.get("order_id"), what, final, sql, (*params, intent_id))
+        self._done.append(fate)
         self.unfinished.discard(intent_id)
 
     def flush(self, more: list[tuple[str, tuple]] = ()) -> None:
-        """Write the fates reported so far (and ``more`` statements) now, in one transaction.
+        """Write the fates reported so far (and ``more`` statements) now, in one transaction
+        (tried again a few times, else kept: ``Outbox._write_fates``).
 
         A sender whose sending cannot be repeated harmlessly (SMTP) flushes after each receipt,
-        so a crash resends at most the one it was sending; on PostgreSQL a flush commits nothing
-        before the claim ends, so such a sender claims one receipt at a time there
-        (``claim_commits_at_end``).
+        so a crash resends at most the one it was sending.
         """
         statements, self._done = [*self._done, *more], []
-        if self._tx is not None:  # PostgreSQL: the claim's transaction, committed at its end
-            for sql, params in statements:
-                self.in_tx.append((sql, params))
-                self._tx.run(sql, params)
-            return
-        self.ledger._write_fates(statements)  # tried again a few times, else kept
+        self.ledger._write_fates(statements)
 
     def sent(self, receipt: dict, *, location: str | None, status: str = "sent") -> None:
         self._finish(
             receipt,
+            status,
             "UPDATE receipts SET status = ?, sent_at = ?, location = ?, attempts = attempts + 1",
             (status, now_iso(), location),
         )
@@ -256,6 +287,7 @@ class ReceiptClaims:
     def failed(self, receipt: dict, error: str, *, retry_in: float) -> None:
         self._finish(
             receipt,
+            "failed",
             "UPDATE receipts SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
             (error[:500], now_iso(retry_in)),
         )
@@ -264,6 +296,7 @@ class ReceiptClaims:
         """An address no mail header can carry: recorded with the reason, never retried."""
         self._finish(
             receipt,
+            "undeliverable",
             "UPDATE receipts SET status = 'undeliverable', last_error = ?",
             (reason[:500],),
         )

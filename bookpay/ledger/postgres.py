@@ -23,7 +23,13 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bookpay.errors import UsageError
-from bookpay.ledger.errors import LedgerConflict, LedgerMissing, LedgerUnavailable, too_new
+from bookpay.ledger.errors import (
+    LedgerConflict,
+    LedgerContention,
+    LedgerMissing,
+    LedgerUnavailable,
+    too_new,
+)
 from bookpay.ledger.location import Location, hide_passwords
 from bookpay.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from bookpay.ledger.units import Units
@@ -38,6 +44,11 @@ LOCK_TIMEOUT = 5.0
 POOL_WAIT = 5.0
 # pg_advisory_xact_lock(ADVISORY_CLASS, hashtext(schema)): one migration at a time per schema.
 ADVISORY_CLASS = 0x626B7079  # "bkpy"
+# SQLSTATEs of a transaction the server ended so that another could go on: nothing of it was
+# written, and running it again is the cure (``LedgerContention``).
+DEADLOCK_DETECTED = "40P01"
+SERIALIZATION_FAILURE = "40001"
+CONTENTION = (DEADLOCK_DETECTED, SERIALIZATION_FAILURE)
 
 T = TypeVar("T")
 
@@ -166,7 +177,6 @@ def _configure(conn: psycopg.Connection) -> None:
 
 class PostgresBackend(Units):
     kind = "postgresql"
-    locks_rows = True  # a receipt is claimed by locking its row for as long as it is sent
     # The server makes a batch's rows while this process writes out the batch before: a
     # thread waiting for them holds no GIL (``OrderQueries.iter_order_batches``).
     reads_ahead = True
@@ -225,7 +235,18 @@ class PostgresBackend(Units):
             finally:
                 lease.release()
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            if getattr(exc, "sqlstate", None) in CONTENTION:
+                raise self._contention(exc) from exc
             raise self._unavailable(exc) from exc
+
+    def _contention(self, exc: psycopg.Error) -> LedgerContention:
+        reason = exc.diag.message_primary or type(exc).__name__  # not DETAIL's pids and xids
+        reason = hide_passwords(reason, self.location.url)
+        return LedgerContention(
+            f"The ledger database {self.location.masked} ended this change, which met another "
+            f"one at the same moment, and wrote nothing of it ({reason.rstrip('.')}).",
+            hint="Try again: it is safe.",
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[Tx]:

@@ -4,8 +4,9 @@ A receipt claimed by a process that then crashed must be taken over at once, not
 runs out. A claim therefore names its holder (host, pid, the pid's start time, and the ledger
 instance); another process on the same host can tell whether that holder is still running.
 The start time guards against a recycled pid. A holder on another host cannot be checked from
-here, so its claim lasts until its lease ends (SQLite ledgers are not shared across hosts; the
-PostgreSQL backend claims by row locks, which end with the holder's connection).
+here, so its claim lasts until its lease ends (SQLite ledgers are not shared across hosts; on
+PostgreSQL, a holder on another machine that dies leaves its claims for the lease's 10 minutes:
+a claim that ended with its holder's connection let another send a receipt still being sent).
 """
 
 from __future__ import annotations

@@ -85,7 +85,6 @@ def _sql(text: str) -> str:
 
 class SqliteBackend(Units):
     kind = "sqlite"
-    locks_rows = False  # receipt claims are marked in the row, with the claimer's identity
     # sqlite3 makes the rows in this process and lets go of the GIL for each one: a thread
     # reading ahead would wait for the GIL at every row, so batches are read when asked for.
     reads_ahead = False

@@ -20,15 +20,35 @@ What a failure keeps, so a redelivery can always finish the job:
 
 A process that dies inside a unit commits nothing of it: to the ledger the delivery never came,
 and Stripe's redelivery is handled as a first one.
+
+A transaction PostgreSQL ends to break a deadlock (or a serialization failure) wrote nothing:
+``retried`` runs a whole transaction again, a few times, where it is a function that may be run
+twice and no transaction of this thread is open around it (``LedgerContention``). A unit is not
+run again: its writes are interleaved with the handler's own work, which only a redelivery of
+the event repeats.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from typing import TypeVar
+
+from bookpay.ledger.errors import LedgerContention
 
 Statement = tuple[str, Sequence]
+T = TypeVar("T")
+# Runs of a transaction after the first that PostgreSQL ended for a deadlock or a serialization
+# failure, each after a short random pause (so the two that met do not meet again at once).
+CONTENTION_RETRIES = 3
+CONTENTION_PAUSE = 0.02  # seconds, at most, times the run's number
+
+log = logging.getLogger("bookpay.ledger")
 
 
 class _Unit:
@@ -135,6 +155,22 @@ class Units:
             self._fail(unit, exc)
             raise
 
+    def retried(self, action: Callable[[], T]) -> T:
+        """``action()``, one whole transaction that may be run again from its start; run
+        again up to CONTENTION_RETRIES times where the database ended it to let another go on
+        (``LedgerContention``: nothing of it was written). Inside a unit or another transaction
+        of this thread it runs once: what failed is the transaction around it, which is not
+        this function's to run again."""
+        if self.writing or getattr(self._units, "unit", None) is not None:
+            return action()
+        for run in range(1, CONTENTION_RETRIES + 1):
+            try:
+                return action()
+            except LedgerContention as exc:
+                log.info("%s Running it again (%d of %d).", exc, run, CONTENTION_RETRIES)
+            time.sleep(random.uniform(0, CONTENTION_PAUSE * run))
+        return action()
+
     def _join(self, unit: _Unit):
         if unit.broken:
             raise RuntimeError("this unit's transaction was rolled back after a failed write")
@@ -156,3 +192,14 @@ class Units:
         unit.after.clear()
         if stack is not None:
             stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def rerun_on_contention(method: Callable[..., T]) -> Callable[..., T]:
+    """A ledger method that is one transaction, and may be run twice (its callbacks only read
+    and compute), run again where the database ended it (``Units.retried``)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        return self.backend.retried(lambda: method(self, *args, **kwargs))
+
+    return run

@@ -110,8 +110,8 @@ def test_bookpay_worker_in_a_process_of_its_own_cancels_what_a_stopped_shop_left
         timeout=60,
     )
     assert worker.returncode == 0, worker.stderr
-    assert "paid carts' other payments looked at: 1." in worker.stderr
     assert_canceled_and_never_charged(settings, pending, paying)
+    assert "paid carts' other payments looked at: 1." in worker.stderr
 
 
 # The ledger's side -------------------------------------------------------------------------------

@@ -90,6 +90,14 @@ class CancelStore:
         ``sibling_cancel_done`` or ``sibling_cancel_failed``, or ``release_sibling_cancels``."""
         stamp = now_iso()
         claimed = []
+        # A read first: a worker looking every --poll seconds at a ledger owing nothing takes
+        # no write lock for it (SQLite's is the whole database's).
+        if not self._read(
+            "SELECT 1 AS due FROM sibling_cancels WHERE status = 'pending' "
+            "AND next_attempt_at <= ? LIMIT 1",
+            (stamp,),
+        ):
+            return claimed
         with self.backend.write() as tx:
             due = tx.all(
                 f"""SELECT {_CANCELS} FROM sibling_cancels WHERE status = 'pending'

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 
 from bookpay.errors import PaymentError, StripeUnavailable
+from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.ledger.outbox import due_in
 from bookpay.worker import Worker
 
@@ -89,7 +90,9 @@ class SiblingCanceler(Worker):
         intent_id = row["payment_intent"]
         try:
             self.cancel_beside(intent_id)
-        except Exception as exc:  # Stripe unreachable or refusing a retrieve, the ledger failing
+        except LedgerUnavailable:  # locked, or down: not a try; the round ends, and is retried
+            raise
+        except Exception as exc:  # Stripe unreachable or refusing a retrieve
             tries = row["attempts"] + 1
             if isinstance(exc, StripeUnavailable):
                 log.warning("canceling the payments beside %s failed: %s", intent_id, exc)

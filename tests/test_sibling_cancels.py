@@ -250,3 +250,23 @@ def test_a_worker_stopped_mid_round_releases_what_it_had_not_done(ledger, settin
     assert (rows[left]["status"], rows[left]["claimed_by"]) == ("pending", None)
     with open_ledger(settings) as other:
         assert [r["payment_intent"] for r in other.claim_sibling_cancels()] == [left]
+
+
+def test_a_ledger_failing_while_canceling_is_not_a_try(ledger):
+    """The ledger locked (or down) under a round is not Stripe failing: the round ends (the
+    worker's loop says so and comes back), the row released and its tries not counted, so a busy
+    ledger never spends the budget that Stripe's outages have."""
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    two_tabs_paid(ledger)
+    canceler = SiblingCanceler(ledger, None)
+
+    def locked(intent_id: str) -> list[str]:
+        raise LedgerUnavailable("The orders ledger is locked.")
+
+    canceler.cancel_beside = locked
+    with pytest.raises(LedgerUnavailable):
+        canceler.work()
+    owed = ledger.sibling_cancel_for("pi_paid")
+    assert (owed["status"], owed["attempts"], owed["claimed_by"]) == ("pending", 0, None)
+    assert canceler.due_now()  # due again at once

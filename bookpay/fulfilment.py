@@ -187,11 +187,13 @@ class Fulfiller:
             mailer if mailer is not None else ReceiptMailer.from_settings(settings, ledger)
         )
         self.taxes = TaxRecorder(ledger, gateway)
-        # Its queue is this process's: it runs here, started by the first cart it is given.
+        # What it cancels is owed in the ledger (settle_cart): a cart settled here wakes it
+        # (started then, with or without workers), and with workers it starts now too.
         self.siblings = SiblingCanceler(ledger, gateway)
         if workers:
             self.mailer.start()  # also sends what an earlier run left pending
             self.taxes.start()  # also sends what an earlier run left owed
+            self.siblings.start()  # also cancels what an earlier run left owed
 
     def retrieve(self, intent_id: str) -> dict:
         """The PaymentIntent as Stripe has it now (NotFound when Stripe does not know it)."""
@@ -283,9 +285,10 @@ class Fulfiller:
 
     def settle_cart(self, intent_id: str) -> bool:
         """Take what ``intent_id`` paid out of its cart (``Ledger.settle_cart``), once; whether
-        this call did. Once that is committed, the PaymentIntents of the cart's other attempts
-        still cancelable are canceled, from a thread of their own (``bookpay.siblings``): a
-        second tab waiting for 3-D Secure must not charge for the cart again."""
+        this call did. Once that is committed (with the canceling it owes, in the ledger), the
+        PaymentIntents of the cart's other attempts still cancelable are canceled, from a
+        thread of their own (``bookpay.siblings``): a second tab waiting for 3-D Secure must
+        not charge for the cart again."""
         done = self.ledger.settle_cart(intent_id)
         if done:
             self.ledger.after_commit(lambda: self.siblings.settled(intent_id))

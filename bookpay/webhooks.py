@@ -346,6 +346,11 @@ class WebhookReceiver:
         handled prove (``check.bears_out``)."""
         intent = self._intent(event.object_id, job)
         order = self.ledger.record_intent(intent)
+        if intent.get("status") == "canceled":
+            # Stripe's, retrieved: its attempt is no longer one of its cart's payments to cancel
+            # (``attempts_beside``), nor asked of Stripe again. Once: a second delivery, or a
+            # cancel the shop made and marked already, keeps the first time.
+            self.ledger.mark_canceled(intent["id"])
         outcome = f"order {order['id']} is {in_words(order['status'])}"
         if bears_out(event.type, status_of_intent(intent)):
             return True, outcome

@@ -284,6 +284,11 @@ def test_paying_settles_the_cart_once_keeping_what_was_added_meanwhile(carts, ca
     assert carts.ledger.settle_cart("pi_paid") is False  # once
     assert quantities(carts, cart) == {"1": 1, "3": 1}
     assert carts.ledger.get_cart(cart["id"])["generation"] == 1  # the next checkout is new
+    # Its other attempts' canceling owed with the settling, once (bookpay.siblings does it).
+    owed = carts.ledger.sibling_cancels()
+    assert [(o["payment_intent"], o["cart_id"], o["status"]) for o in owed] == [
+        ("pi_paid", cart["id"], "pending")
+    ]
 
 
 def test_the_attempts_beside_one_are_those_of_the_same_payment_of_its_cart(carts, cart):

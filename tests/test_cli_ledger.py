@@ -70,6 +70,12 @@ def fill(env, orders=30):
         ledger.refunds_failed("ord_00000000000000aa", ["re_1"])
         lost = {"id": "du_1", "status": "lost", "reason": "fraudulent", "amount": 2300}
         ledger.record_dispute(intent("pi_001"), lost)
+        # The quote paid, its cart's other payments still to cancel, claimed by a process of
+        # the source's (its cart left as it was: the settling's own writes are not the point).
+        with ledger.transaction() as tx:
+            tx.execute("UPDATE quotes SET settled_at = created WHERE payment_intent = 'pi_q'")
+            ledger.owe_sibling_cancel(tx, "pi_q", cart["id"])
+            tx.execute("UPDATE sibling_cancels SET claimed_by = 'host/1/1/ab'")
         return ledger.counts()
 
 
@@ -88,6 +94,7 @@ def snapshot(env):
             ledger.cart_items(ledger.find_cart("a" * 64)["id"]),
             ledger.tax_records_for("ord_00000000000000aa"),
             [ledger.disputes_for(o["id"]) for o in orders],
+            ledger.sibling_cancels(),
         )
 
 
@@ -105,6 +112,7 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
         "cart_items": 2,
         "tax_records": 1,
         "disputes": 1,
+        "sibling_cancels": 1,
     }
     result = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
     assert result.exit_code == 0, result.output
@@ -114,8 +122,10 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
     assert {t: v["target"] for t, v in report["tables"].items()} == counts
 
     on_postgres = env_for(tmp_path / "data", postgres_url)
-    orders, events, receipts, quote, cart, taxes, disputes = snapshot(on_postgres)
-    s_orders, s_events, s_receipts, s_quote, s_cart, s_taxes, s_disputes = snapshot(source)
+    orders, events, receipts, quote, cart, taxes, disputes, cancels = snapshot(on_postgres)
+    s_orders, s_events, s_receipts, s_quote, s_cart, s_taxes, s_disputes, s_cancels = snapshot(
+        source
+    )
     assert (orders, events, quote, cart, taxes, disputes) == (
         s_orders, s_events, s_quote, s_cart, s_taxes, s_disputes
     )  # fmt: skip
@@ -127,6 +137,10 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
     assert [line["quantity"] for line in quote["lines"]] == [2, 1]
     assert [r["claimed_by"] for r in receipts] == [None] * 20  # claims are not copied
     assert [{**r, "claimed_by": None} for r in s_receipts] == receipts
+    assert [(c["payment_intent"], c["status"], c["claimed_by"]) for c in cancels] == [
+        ("pi_q", "pending", None)  # owed in the copy too, its claim not copied
+    ]
+    assert [{**c, "claimed_by": None} for c in s_cancels] == cancels
 
     again = invoke(source, "ledger", "copy", "--to", postgres_url, "--json")
     assert again.exit_code == 0
@@ -285,7 +299,7 @@ def test_check_of_a_sound_ledger(checked):
     lines = result.stdout.splitlines()
     assert lines[0].endswith(
         "6 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
-        " 2 cart_items, 1 tax_records, 1 disputes"
+        " 2 cart_items, 1 tax_records, 1 disputes, 1 sibling_cancels"
     )
     assert lines[1] == "Database integrity: ok"
     assert all(line.endswith((": ok", ": none")) for line in lines[2:])
@@ -328,6 +342,10 @@ BREAKAGES = {
     ],
     "tax records for an unknown order": ["UPDATE tax_records SET order_id = 'ord_gone'"],
     "disputes for an unknown order": ["UPDATE disputes SET order_id = 'ord_gone'"],
+    "paid carts' cancelings with an unknown status": ["UPDATE sibling_cancels SET status = 'lost'"],
+    "paid carts' cancelings for a PaymentIntent with no settled quote": [
+        "UPDATE quotes SET settled_at = NULL"
+    ],
     # One row, however many of its times are in the future, is one example.
     "rows dated in the future": [
         """UPDATE orders SET created = '2999-01-01T00:00:00.000Z',

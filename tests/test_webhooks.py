@@ -610,6 +610,34 @@ def test_canceled(world, gateway):
     assert world.ledger.fulfilment_count() == 0
 
 
+def test_a_canceled_event_marks_the_quote_canceled_as_stripe_has_it_once(world, gateway):
+    """Two tabs of one cart: the second's PaymentIntent canceled (by Stripe, or in the
+    Dashboard) is marked so from the PaymentIntent retrieved, never the event's copy, and the
+    attempts beside the first leave it out; a second delivery keeps the first mark."""
+    from bookpay.quote import Quote, QuoteLine
+
+    ledger = world.ledger
+    cart = ledger.create_cart("c" * 64)
+    quote = Quote((QuoteLine("1", "One", 1, 2300),), "usd")
+    for n in (1, 2):
+        ledger.record_quote(f"pi_{n}", f"ord_q{n}", quote, attempt_id=f"a{n}", cart_id=cart["id"])
+    # The event's copy says canceled; Stripe says it waits for 3-D Secure: nothing marked.
+    gateway.intents["pi_2"] = intent("pi_2", status="requires_action")
+    forged = deliver(world, event("payment_intent.canceled", intent("pi_2", "canceled"), "evt_c1"))
+    assert forged["handled"] is False
+    assert ledger.quote_for("pi_2")["canceled_at"] is None
+    assert [a["payment_intent"] for a in ledger.attempts_beside("pi_1")] == ["pi_2"]
+    gateway.intents["pi_2"] = intent("pi_2", status="canceled")
+    answer = deliver(world, event("payment_intent.canceled", intent("pi_2", "canceled"), "evt_c2"))
+    assert answer["handled"] is True
+    marked = ledger.quote_for("pi_2")["canceled_at"]
+    assert marked is not None
+    assert ledger.attempts_beside("pi_1") == []  # not asked of Stripe again
+    time.sleep(0.002)  # a later mark would carry a later time
+    deliver(world, event("payment_intent.canceled", intent("pi_2", "canceled"), "evt_c3"))
+    assert ledger.quote_for("pi_2")["canceled_at"] == marked
+
+
 def test_partial_then_full_refund_as_stripes_charge_says(world, gateway):
     deliver(world, event("payment_intent.succeeded", intent()))
     gateway.charges["ch_pi_1"] = charge(refunded=1000)

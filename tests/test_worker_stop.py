@@ -220,7 +220,9 @@ def test_worker_once_on_an_empty_a_newer_or_an_unreachable_ledger(tmp_path):
     env = {"BOOKPAY_DATA_DIR": str(data)}
     empty = CliRunner().invoke(app, ["worker", "--once"], env=env)
     assert empty.exit_code == 0, empty.output
-    assert empty.stderr == "Receipts handled: 0; tax records tried: 0.\n"
+    assert empty.stderr == (
+        "Receipts handled: 0; tax records tried: 0; paid carts' other payments looked at: 0.\n"
+    )
     with open_ledger(Settings(data_dir=data)) as ledger:
         version = ledger.schema_version
     conn = sqlite3.connect(data / "bookpay.sqlite3")

@@ -1,4 +1,5 @@
-"""`bookpay worker`: send receipts and report tax records, in a process of its own."""
+"""`bookpay worker`: send receipts, report tax records and cancel a paid cart's other payments,
+in a process of its own."""
 
 from __future__ import annotations
 
@@ -44,18 +45,21 @@ def worker(
         typer.Option("--once", help="Send what is due now, then exit (for cron, or a test)."),
     ] = False,
 ) -> None:
-    """Send the receipts and report the Stripe Tax records that shops queue in the ledger.
+    """Send the receipts, report the Stripe Tax records and cancel the other payments of paid
+    carts that shops queue in the ledger.
 
     `bookpay serve` does this in a thread of its own unless started with --no-worker; then
     run this beside it (or beside several of them, on one PostgreSQL ledger): the work leaves
     the process that answers shoppers and webhooks. Each receipt is claimed before it is sent,
-    so any number of workers and shops on one ledger send each receipt once.
+    so any number of workers and shops on one ledger send each receipt once; so is each paid
+    cart's canceling.
 
     Example: bookpay serve --no-worker & bookpay worker --poll 0.5
     """
     from bookpay.commands.serve import _configure_logging, _remove_handler
     from bookpay.ledger import open_ledger
     from bookpay.mailer import ReceiptMailer
+    from bookpay.siblings import SiblingCanceler
     from bookpay.taxrecords import TaxRecorder
     from bookpay.web.launch import stop_on_signals
 
@@ -71,7 +75,12 @@ def worker(
                 workers = ()
                 try:
                     mailer = ReceiptMailer.from_settings(settings, ledger)
-                    workers = (mailer, TaxRecorder(ledger, st.gateway()))
+                    gateway = st.gateway()
+                    workers = (
+                        mailer,
+                        TaxRecorder(ledger, gateway),
+                        SiblingCanceler(ledger, gateway),
+                    )
                     _work(ledger, workers, poll, once)
                 finally:
                     # Not under a worker left at work (a SQLite wait for the write lock,
@@ -93,19 +102,24 @@ def _work(ledger, workers, poll: float, once: bool) -> None:
     in turn), looking every ``poll`` s. Stopping, each is closed (``Worker.close``): a send
     under way is cut off or given its answer, its fate written, even on a second interrupt
     (which ``close`` raises again once that is done: all is stopped then)."""
-    mailer, taxes = workers
+    mailer, taxes, siblings = workers
     try:
         try:
             if once:
                 sent = mailer.run_once()
                 recorded = taxes.run_once()
-                info(f"Receipts handled: {sent}; tax records tried: {recorded}.")
+                canceled = siblings.run_once()
+                info(
+                    f"Receipts handled: {sent}; tax records tried: {recorded}; "
+                    f"paid carts' other payments looked at: {canceled}."
+                )
                 return
             for each in workers:
                 each.poll = poll
                 each.start()  # also sends what is already due
             info(
-                f"bookpay worker: sending receipts and tax records queued in {ledger.where} "
+                f"bookpay worker: sending receipts and tax records, and canceling paid carts' "
+                f"other payments, queued in {ledger.where} "
                 f"({ledger.kind}), looking every {poll:g} s. Press Ctrl-C to stop."
             )
             threading.Event().wait()

@@ -111,7 +111,9 @@ class CartStore:
         """Take what a paid quote bought out of its cart, once; whether this call did it.
 
         Only the copies paid for are removed: books added in another tab while paying stay.
-        The cart's generation moves on, so its next checkout is a new attempt.
+        The cart's generation moves on, so its next checkout is a new attempt. The canceling
+        of the cart's other attempts' PaymentIntents is owed in the same transaction
+        (``sibling_cancels``, done by ``bookpay.siblings``), so a stop never loses it.
         """
         with self.backend.write() as tx:
             quote = tx.one(
@@ -126,6 +128,8 @@ class CartStore:
                 "UPDATE quotes SET settled_at = ? WHERE payment_intent = ?", (stamp, payment_intent)
             )
             cart_id = quote["cart_id"]
+            if cart_id is not None:  # its other attempts' payments are to be canceled, durably
+                self.owe_sibling_cancel(tx, payment_intent, cart_id)
             # The cart locked first, as edit_cart locks it, before any of its lines: taken the
             # other way round, a settle and an edit of one cart deadlocked (PostgreSQL).
             cart = tx.one("SELECT id FROM carts WHERE id = ?{for_update}", (cart_id,))

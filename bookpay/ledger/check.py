@@ -34,13 +34,15 @@ check of a large ledger reads it through its indexes and never loads it whole:
   the refund or dispute event fulfils it;
 - every dispute's status is one Stripe has, and an order with a dispute shows one;
 - no quote is for a later payment of its cart (``generation``) than the cart has had;
-- every receipt, tax record and dispute is for an order the ledger knows, and no row is dated in the
-  future (beyond ``CLOCK_SKEW``).
+- every receipt, tax record and dispute is for an order the ledger knows, every paid cart's
+  canceling owed (``sibling_cancels``) is for a settled quote and has a known status, and no row
+  is dated in the future (beyond ``CLOCK_SKEW``).
 
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
 its way, or the shop refused it (its ``fulfilment_refused`` and note then say why). So is a tax
 record Stripe Tax has not been told of yet: the shop retries it (`bookpay orders show` says why
-it failed).
+it failed). And a paid cart whose other attempts' PaymentIntents the shop gave up canceling
+(``given_up``: Stripe could not be reached): those still open are for a person to cancel.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bookpay.ledger.cancels import CANCEL_STATUSES
 from bookpay.ledger.ledger import Ledger, open_ledger
 from bookpay.ledger.location import locate, mask_url
 from bookpay.ledger.model import (
@@ -217,6 +220,17 @@ INVARIANTS = (
         WHERE q.generation > c.generation""",
     ),
     (
+        "paid carts' cancelings with an unknown status",
+        "SELECT payment_intent AS example FROM sibling_cancels "
+        f"WHERE status NOT IN ({_quoted(CANCEL_STATUSES)})",
+    ),
+    (
+        # Owed by settle_cart, in the transaction that settles the quote.
+        "paid carts' cancelings for a PaymentIntent with no settled quote",
+        """SELECT c.payment_intent AS example FROM sibling_cancels c LEFT JOIN quotes q
+        ON q.payment_intent = c.payment_intent WHERE q.settled_at IS NULL""",
+    ),
+    (
         "orders behind an event they handled",
         f"""SELECT o.id AS example FROM events e JOIN orders o
         ON o.payment_intent = e.payment_intent
@@ -237,6 +251,11 @@ WARNINGS = (
         "tax records Stripe Tax refused (record them by hand; `bookpay orders show` says why)",
         "SELECT order_id AS example FROM tax_records WHERE status = 'refused'",
     ),
+    (
+        "paid carts whose other payments were not all canceled (Stripe could not be reached: "
+        "cancel those still open in the Dashboard)",
+        "SELECT payment_intent AS example FROM sibling_cancels WHERE status = 'given_up'",
+    ),
 )
 
 
@@ -250,6 +269,7 @@ DATED = {
     "carts": ("id", ("created", "updated")),
     "tax_records": ("id", ("created", "recorded_at")),
     "disputes": ("id", ("created", "updated")),
+    "sibling_cancels": ("payment_intent", ("created", "done_at")),
 }
 # Clocks of the machines sharing a ledger may differ by this much.
 CLOCK_SKEW = 300  # seconds

@@ -6,7 +6,8 @@ nothing twice; the rows the shop deletes (cart items, an order's lines priced ag
 target too. Rows are read in batches by their keys and written in batches, so memory stays
 flat. The source is read as it was when the copy began (one read transaction), so a shop taking
 orders meanwhile never makes a half copy: what it wrote since is copied by running it again.
-Receipt claims are not copied: they belong to processes of the source's shop. Afterwards
+Receipt claims (and claims of a paid cart's canceling) are not copied: they belong to
+processes of the source's shop. Afterwards
 the counts of both sides are compared, table by table.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bookpay.errors import UsageError
+from bookpay.ledger.cancels import CANCEL_COLUMNS
 from bookpay.ledger.carts import ITEM_COLUMNS
 from bookpay.ledger.disputes import DISPUTE_COLUMNS
 from bookpay.ledger.errors import LedgerConflict, too_new
@@ -42,6 +44,7 @@ LAYOUT = {
     "cart_items": (CART_ITEMS, ("cart_id", "item_id"), ("cart_id", "item_id")),
     "tax_records": (TAX_COLUMNS, ("id",), ("id",)),
     "disputes": (DISPUTE_COLUMNS, ("id",), ("id",)),
+    "sibling_cancels": (CANCEL_COLUMNS, ("payment_intent",), ("payment_intent",)),
 }
 BATCH = 1000
 # Tables whose rows the shop deletes (a book taken out of a cart, or paid for; a quote priced
@@ -206,6 +209,7 @@ OWNED = {
     "carts": ("id", "cart", 3),
     "tax_records": ("id", "tax record", 4),
     "disputes": ("id", "dispute", 5),
+    "sibling_cancels": ("payment_intent", "the canceling beside", 11),
 }
 
 
@@ -262,7 +266,7 @@ def _batches(ledger: Ledger, table: str):
 
 def _upsert(target: Ledger, table: str, rows: list[list]) -> None:
     columns, key, _ = LAYOUT[table]
-    if table == "receipts":  # claims belong to the source's processes
+    if table in ("receipts", "sibling_cancels"):  # claims belong to the source's processes
         claimed = (columns.index("claimed_by"), columns.index("claimed_until"))
         rows = [[None if i in claimed else v for i, v in enumerate(row)] for row in rows]
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)

@@ -23,6 +23,7 @@ from typing import Any
 
 from bookpay.errors import NotFound
 from bookpay.ledger import process
+from bookpay.ledger.cancels import CancelStore
 from bookpay.ledger.carts import CartStore
 from bookpay.ledger.disputes import DisputeStore
 from bookpay.ledger.errors import LedgerUnavailable, reason_of
@@ -71,15 +72,23 @@ def open_ledger(settings, *, create: bool = True, migrate: bool = True) -> Ledge
 
 
 class Ledger(
-    OrderQueries, Outbox, QuoteStore, CartStore, SalesQueries, TaxRecordStore, DisputeStore
+    OrderQueries,
+    Outbox,
+    QuoteStore,
+    CartStore,
+    SalesQueries,
+    TaxRecordStore,
+    DisputeStore,
+    CancelStore,
 ):
     """Orders, events, fulfilments, receipts, quotes and lines, carts, tax records owed,
-    disputes; safe to share between threads."""
+    disputes, the canceling owed of a paid cart's other payments; safe to share between
+    threads."""
 
     def __init__(self, backend, data_dir: Path) -> None:
         self.backend = backend
         self.data_dir = Path(data_dir)
-        self._token = process.new_token()  # names this instance's receipt claims (SQLite)
+        self._token = process.new_token()  # names this instance's claims (receipts, sibling cancels)
         self._has_claimed = False  # so that closing a reader takes no write lock
         self._unwritten_fates: list = []  # receipts' fates the ledger failed to write (outbox)
 
@@ -174,6 +183,8 @@ class Ledger(
         # Closing must not fail because the database went away first.
         with contextlib.suppress(Exception):
             self._release_claims()
+        with contextlib.suppress(Exception):
+            self.release_sibling_cancels()
         self.backend.close()
 
     def __enter__(self) -> Ledger:

@@ -254,6 +254,30 @@ def _cart_payments() -> tuple[str, ...]:
     )
 
 
+def _sibling_cancels() -> tuple[str, ...]:
+    """Version 11: the canceling owed once a cart is paid, of its other attempts' PaymentIntents
+    (one row per settled PaymentIntent, written in the transaction that settles its cart), so
+    that it outlives the process that settled the cart: whichever process runs the workers next
+    claims it (``claimed_by``, ``claimed_until``, as receipts are claimed on SQLite), makes the
+    Stripe calls, and marks it ``done``, or due again later (``attempts``, ``next_attempt_at``,
+    ``last_error``), or ``given_up``."""
+    return (
+        """CREATE TABLE sibling_cancels (
+            payment_intent TEXT PRIMARY KEY,
+            cart_id TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_by TEXT,
+            claimed_until TEXT,
+            last_error TEXT,
+            created TEXT NOT NULL,
+            done_at TEXT
+        )""",
+        "CREATE INDEX sibling_cancels_due ON sibling_cancels (status, next_attempt_at)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -324,6 +348,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=_cart_payments(),
         postgresql=_cart_payments(),
     ),
+    Migration(
+        "the canceling of a paid cart's other payments is owed in the ledger",
+        sqlite=_sibling_cancels(),
+        postgresql=_sibling_cancels(),
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # In foreign-key order.
@@ -338,4 +367,5 @@ TABLES = (
     "cart_items",
     "tax_records",
     "disputes",
+    "sibling_cancels",
 )

@@ -1,0 +1,272 @@
+"""A paid cart's other attempts are canceled even across a stop: the canceling is owed in the
+ledger (``sibling_cancels``, written by ``Ledger.settle_cart`` in the settling's transaction),
+and whichever process runs the workers next does it, once, claimed, with back-off.
+
+On SQLite, then PostgreSQL (the ``database_url`` fixture); the shops against the session's
+emulator, over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+from test_cart_server import Shopper, intent_at, services_of
+from test_server import PUBLIC_URL, complete_3ds, confirm, success_url
+
+from bookpay.config import Settings
+from bookpay.errors import StripeUnavailable
+from bookpay.ledger import open_ledger
+from bookpay.ledger.model import now_iso, parse_iso
+from bookpay.quote import Quote, QuoteLine
+from bookpay.server import create_app
+from bookpay.siblings import RETRY_DELAYS, SiblingCanceler
+
+
+@pytest.fixture
+def settings(tmp_path, emulator, database_url) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", emulator_url=emulator.url, database_url=database_url
+    )
+
+
+@pytest.fixture
+def ledger(settings):
+    ledger = open_ledger(settings)
+    yield ledger
+    ledger.close()
+
+
+# A shop that stops before its canceler ran -------------------------------------------------------
+
+
+def settle_then_stop(settings, monkeypatch) -> tuple[dict, str]:
+    """A shop process: tab A of a cart waits for 3-D Secure, tab B pays and reaches /success
+    (the cart settled, committed); the process then stops before its canceler ever ran (it is
+    neither started nor woken: Ctrl-C, a crash). (A's PaymentIntent on its challenge, B's.)"""
+    monkeypatch.setattr(SiblingCanceler, "start", lambda self: None)
+    monkeypatch.setattr(SiblingCanceler, "settled", lambda self, intent_id: None)
+    app = create_app(settings, public_url=PUBLIC_URL)
+    try:
+        shopper = Shopper(app)
+        shopper.add("1")
+        tabs = [shopper.pay(str(uuid.uuid4())).json() for _ in range(2)]
+        waiting, paying = (tab["paymentIntentId"] for tab in tabs)
+        pending = confirm(settings, waiting, "pm_card_authenticationRequired")
+        assert pending["status"] == "requires_action"
+        assert confirm(settings, paying, "pm_card_visa")["status"] == "succeeded"
+        assert shopper.get(success_url(paying, tabs[1]["clientSecret"])).status == 200
+    finally:
+        app.close()
+    monkeypatch.undo()
+    with open_ledger(settings) as ledger:
+        assert ledger.quote_for(paying)["settled_at"] is not None
+    assert intent_at(settings, waiting)["status"] == "requires_action"  # left by the stop
+    return pending, paying
+
+
+def assert_canceled_and_never_charged(settings, pending: dict, paying: str) -> None:
+    canceled = intent_at(settings, pending["id"])
+    assert (canceled["status"], canceled["cancellation_reason"]) == ("canceled", "duplicate")
+    done = complete_3ds(settings, pending)  # the challenge, passed late, charges nothing
+    assert (done["status"], done["amount_received"]) == ("canceled", 0)
+    assert intent_at(settings, paying)["status"] == "succeeded"  # paid once
+    with open_ledger(settings) as ledger:
+        owed = ledger.sibling_cancel_for(paying)
+        assert (owed["status"], owed["claimed_by"]) == ("done", None)
+        assert ledger.quote_for(pending["id"])["canceled_at"] is not None
+
+
+def test_the_next_shop_started_cancels_what_a_stopped_one_left(settings, monkeypatch):
+    pending, paying = settle_then_stop(settings, monkeypatch)
+    app = create_app(settings, public_url=PUBLIC_URL)  # `bookpay serve` again
+    try:
+        assert services_of(app).fulfiller.siblings.drain(timeout=15)
+    finally:
+        app.close()
+    assert_canceled_and_never_charged(settings, pending, paying)
+
+
+def test_bookpay_worker_in_a_process_of_its_own_cancels_what_a_stopped_shop_left(
+    settings, monkeypatch
+):
+    pending, paying = settle_then_stop(settings, monkeypatch)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "BOOKPAY_"))},
+        "BOOKPAY_EMULATOR_URL": settings.emulator_url,
+        "BOOKPAY_DATA_DIR": str(settings.data_dir),
+        **({"BOOKPAY_DATABASE_URL": settings.database_url} if settings.database_url else {}),
+    }
+    worker = subprocess.run(
+        [sys.executable, "-m", "bookpay", "worker", "--once"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert_canceled_and_never_charged(settings, pending, paying)
+    assert "paid carts' other payments looked at: 1." in worker.stderr
+
+
+# The ledger's side -------------------------------------------------------------------------------
+
+QUOTE = Quote((QuoteLine("1", "One", 1, 2300),), "usd")
+
+
+def two_tabs_paid(ledger, paid: str = "pi_paid", other: str = "pi_other") -> str:
+    """Two attempts of one cart recorded, the first settled; the cart's id."""
+    cart = ledger.create_cart(uuid.uuid4().hex * 2)
+    for n, pi in enumerate((paid, other)):
+        ledger.record_quote(pi, f"ord_{pi}", QUOTE, attempt_id=f"att_{pi}", cart_id=cart["id"])
+        assert n == 0 or ledger.attempts_beside(paid)[0]["payment_intent"] == other
+    assert ledger.settle_cart(paid) is True
+    return cart["id"]
+
+
+def test_settling_a_cart_owes_its_canceling_once(ledger):
+    cart_id = two_tabs_paid(ledger)
+    owed = ledger.sibling_cancel_for("pi_paid")
+    assert (owed["cart_id"], owed["status"], owed["attempts"]) == (cart_id, "pending", 0)
+    assert owed["claimed_by"] is None
+    assert parse_iso(owed["next_attempt_at"]) <= parse_iso(now_iso())  # due at once
+    assert ledger.settle_cart("pi_paid") is False
+    assert [row["payment_intent"] for row in ledger.sibling_cancels()] == ["pi_paid"]
+    assert ledger.sibling_cancel_for("pi_other") is None  # not paid: owes nothing
+
+
+def test_one_ledger_instance_claims_a_row_at_a_time(ledger, settings):
+    two_tabs_paid(ledger)
+    with open_ledger(settings) as other:
+        (claimed,) = ledger.claim_sibling_cancels()
+        assert claimed["payment_intent"] == "pi_paid"
+        assert other.claim_sibling_cancels() == []  # held by a live holder
+        assert ledger.claim_sibling_cancels() == []  # and not claimed twice by its holder
+        # The other does not look again before the claim ends (no spinning on it).
+        assert other.next_sibling_cancel_due() == claimed["claimed_until"]
+        ledger.release_sibling_cancels()
+        assert [row["payment_intent"] for row in other.claim_sibling_cancels()] == ["pi_paid"]
+        assert ledger.sibling_cancel_done("pi_paid") is False  # not its claim any more
+        assert other.sibling_cancel_done("pi_paid") is True
+    assert ledger.sibling_cancel_for("pi_paid")["status"] == "done"
+    assert ledger.next_sibling_cancel_due() is None
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from bookpay.config import Settings
+from bookpay.ledger import open_ledger
+ledger = open_ledger(Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2] or None))
+print(len(ledger.claim_sibling_cancels()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_claim_whose_holder_died_is_taken_over_at_once(ledger, settings):
+    two_tabs_paid(ledger)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(settings.data_dir), settings.database_url or ""],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"  # it holds the row
+        assert ledger.claim_sibling_cancels() == []  # a live holder's claim is respected
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        # Not after its lease: at once.
+        assert [r["payment_intent"] for r in ledger.claim_sibling_cancels()] == ["pi_paid"]
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+class Unreachable:
+    """A gateway whose Stripe cannot be reached."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def retrieve_intent(self, intent_id: str, *, expand=()) -> dict:
+        self.calls += 1
+        raise StripeUnavailable("Could not reach Stripe: connection refused.")
+
+    def cancel_intent(self, intent_id: str, **kwargs) -> dict:  # pragma: no cover - not reached
+        raise AssertionError("canceled without a retrieve")
+
+
+def test_stripe_unreachable_is_tried_again_with_backoff_then_given_up(ledger, caplog):
+    two_tabs_paid(ledger)
+    gateway = Unreachable()
+    canceler = SiblingCanceler(ledger, gateway)
+    caplog.set_level(logging.WARNING, logger="bookpay.siblings")
+    for tries, delay in enumerate(RETRY_DELAYS, start=1):
+        started = parse_iso(now_iso())
+        assert canceler.work() == 1
+        owed = ledger.sibling_cancel_for("pi_paid")
+        assert (owed["status"], owed["attempts"], owed["claimed_by"]) == ("pending", tries, None)
+        assert "Could not reach Stripe" in owed["last_error"]
+        wait = (parse_iso(owed["next_attempt_at"]) - started).total_seconds()
+        assert delay - 1 <= wait <= delay + 1  # backed off, growing
+        assert not canceler.due_now()
+        assert canceler.work() == 0  # not due yet: no Stripe call
+        with ledger.transaction() as tx:  # its time comes
+            tx.execute("UPDATE sibling_cancels SET next_attempt_at = ?", (now_iso(),))
+    assert not any("gave up" in r.getMessage() for r in caplog.records)
+    assert canceler.work() == 1  # the last try
+    owed = ledger.sibling_cancel_for("pi_paid")
+    assert (owed["status"], owed["attempts"]) == ("given_up", len(RETRY_DELAYS) + 1)
+    assert gateway.calls == len(RETRY_DELAYS) + 1
+    assert any(
+        "gave up canceling the payments beside pi_paid" in r.getMessage() for r in caplog.records
+    )
+    assert canceler.work() == 0 and ledger.next_sibling_cancel_due() is None
+
+
+def test_a_worker_stopped_mid_round_releases_what_it_had_not_done(ledger, settings):
+    """Two carts paid; the worker is stopped after the first: the second is released, due at
+    once for the next process (not held for the lease)."""
+    two_tabs_paid(ledger)
+    two_tabs_paid(ledger, "pi_paid2", "pi_other2")
+    canceler = SiblingCanceler(ledger, None)
+    done = []
+
+    def cancel_beside(intent_id: str) -> list[str]:
+        done.append(intent_id)
+        canceler._stop.set()  # the stop comes while the first is canceled
+        return []
+
+    canceler.cancel_beside = cancel_beside
+    assert canceler.work() == 1
+    rows = {row["payment_intent"]: row for row in ledger.sibling_cancels()}
+    assert rows[done[0]]["status"] == "done"
+    (left,) = set(rows) - set(done)
+    assert (rows[left]["status"], rows[left]["claimed_by"]) == ("pending", None)
+    with open_ledger(settings) as other:
+        assert [r["payment_intent"] for r in other.claim_sibling_cancels()] == [left]
+
+
+def test_a_ledger_failing_while_canceling_is_not_a_try(ledger):
+    """The ledger locked (or down) under a round is not Stripe failing: the round ends (the
+    worker's loop says so and comes back), the row released and its tries not counted, so a busy
+    ledger never spends the budget that Stripe's outages have."""
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    two_tabs_paid(ledger)
+    canceler = SiblingCanceler(ledger, None)
+
+    def locked(intent_id: str) -> list[str]:
+        raise LedgerUnavailable("The orders ledger is locked.")
+
+    canceler.cancel_beside = locked
+    with pytest.raises(LedgerUnavailable):
+        canceler.work()
+    owed = ledger.sibling_cancel_for("pi_paid")
+    assert (owed["status"], owed["attempts"], owed["claimed_by"]) == ("pending", 0, None)
+    assert canceler.due_now()  # due again at once

@@ -88,7 +88,7 @@ class Ledger(
     def __init__(self, backend, data_dir: Path) -> None:
         self.backend = backend
         self.data_dir = Path(data_dir)
-        self._token = process.new_token()  # names this instance's claims (receipts, sibling cancels)
+        self._token = process.new_token()  # names this instance's claims (receipts, cancels)
         self._has_claimed = False  # so that closing a reader takes no write lock
         self._unwritten_fates: list = []  # receipts' fates the ledger failed to write (outbox)
 

@@ -200,3 +200,40 @@ def test_claimers_at_once_never_claim_the_same_receipt(ledger, settings):
             other.close()
     every = [pi for found in claimed for pi in found]
     assert sorted(every) == sorted(f"pi_{n}" for n in range(40))  # each once, none twice
+
+
+def test_a_failed_sends_fate_whose_commit_answer_was_lost_is_not_written_twice(
+    ledger, monkeypatch, caplog
+):
+    """The fate committed, but the ledger failed as it answered: tried again, it finds the
+    receipt pending and unclaimed, as its own first try left it. One attempt counted, and no
+    claim said lost."""
+    from contextlib import contextmanager
+
+    from bookpay.ledger import outbox
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    monkeypatch.setattr(outbox, "FATE_RETRIES", (0.0,))
+    ledger.record_fulfilment(intent(), render)
+    real_write = ledger.backend.write
+    lost_answers = []
+
+    @contextmanager
+    def write_losing_the_fates_answer():
+        with real_write() as tx:
+            yield tx
+        if not lost_answers and tx_wrote_a_fate():
+            lost_answers.append(True)
+            raise LedgerUnavailable("the ledger went away as it answered the commit")
+
+    def tx_wrote_a_fate() -> bool:
+        return ledger.receipt_for("pi_1")["attempts"] == 1
+
+    monkeypatch.setattr(ledger.backend, "write", write_losing_the_fates_answer)
+    held = Held(fails=True)
+    held.release.set()
+    ReceiptMailer(ledger, held).send_due()
+    assert lost_answers == [True]
+    receipt = ledger.receipt_for("pi_1")
+    assert (receipt["status"], receipt["attempts"], receipt["claimed_by"]) == ("pending", 1, None)
+    assert not [r.getMessage() for r in caplog.records if "claim had been lost" in r.getMessage()]

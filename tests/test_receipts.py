@@ -291,6 +291,40 @@ def test_a_crashed_processs_claim_is_taken_over_at_once(ledger, settings):
     assert ledger.receipt_for("pi_1")["status"] == "sent"
 
 
+def in_own_pid_namespace() -> list[str]:
+    """A command prefix running a process under this host name with pids of its own, as a
+    container sharing the host's name (`--uts=host`, `--network host`) does; skipped where
+    unshare is not allowed (it needs root, as CI has)."""
+    prefix = ["unshare", "--pid", "--fork", "--mount-proc"]
+    try:
+        subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("unshare --pid is not allowed here (not root)")
+    return prefix
+
+
+def test_a_live_holder_whose_pids_are_not_ours_keeps_its_claim(ledger, settings):
+    """Its pid means nothing here (in its namespace it may well be 1): only its lease ends it."""
+    ledger.record_fulfilment(intent(), render)
+    holder = subprocess.Popen(
+        [
+            *in_own_pid_namespace(),
+            sys.executable, "-c", HOLDER, str(settings.data_dir), settings.database_url or "",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "1"  # it holds the receipt, alive
+        mailer = ReceiptMailer(ledger, OutboxTransport(settings.data_dir / "outbox"))
+        assert mailer.send_due() == 0
+        assert outbox(settings) == []
+        assert ledger.receipt_for("pi_1")["status"] == "pending"
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
 def test_a_claim_ends_with_the_block_when_nothing_was_sent(ledger):
     ledger.record_fulfilment(intent(), render)
     with ledger.claim_receipts() as claims:

@@ -188,6 +188,11 @@ class Outbox:
         )
         if row is None:
             return None
+        unclaimed = row["status"] == "pending" and row["claimed_by"] is None
+        if fate.tried and not fate.final and unclaimed:
+            # A fate to try again later clears the claim: this is how its earlier try, whose
+            # commit's answer was lost, left the row (written again, it would count twice).
+            return None
         mine = row["claimed_by"] == self._token
         if row["status"] == "pending" and (mine or row["claimed_by"] is None or fate.final):
             tx.run(fate.sql, fate.params)

@@ -1,16 +1,20 @@
 """Who holds a claim, and whether they still live: a process's identity on this machine.
 
 A receipt claimed by a process that then crashed must be taken over at once, not after a lease
-runs out. A claim therefore names its holder (host, pid, the pid's start time, and the ledger
-instance); another process on the same host can tell whether that holder is still running.
-The start time guards against a recycled pid. A holder on another host cannot be checked from
-here, so its claim lasts until its lease ends (SQLite ledgers are not shared across hosts; on
-PostgreSQL, a holder on another machine that dies leaves its claims for the lease's 10 minutes:
-a claim that ended with its holder's connection let another send a receipt still being sent).
+runs out. A claim therefore names its holder (host, the process table it lives in, pid, the
+pid's start time, and the ledger instance); another process that shares that process table can
+tell whether that holder is still running. The start time guards against a recycled pid. The
+process table is this boot of the machine and its pid namespace: containers sharing a host name
+(`--network host`, `--uts=host`) or cloned machines with one name each have their own pids, where
+a live holder's pid may not exist. A holder whose process table is not ours cannot be checked
+from here, so its claim lasts until its lease ends (on PostgreSQL, a holder on another machine
+that dies leaves its claims for the lease's 10 minutes: a claim that ended with its holder's
+connection let another send a receipt still being sent).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -20,6 +24,19 @@ from functools import lru_cache
 @lru_cache(maxsize=1)
 def _host() -> str:
     return socket.gethostname()
+
+
+@lru_cache(maxsize=1)
+def _process_table() -> str:
+    """This boot of this machine and this pid namespace, hashed: two processes see each other's
+    pids exactly when theirs are the same. "-" where unknown (no /proc): the host name decides."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+    return hashlib.sha256(f"{boot} {namespace}".encode()).hexdigest()[:16]
 
 
 def start_time(pid: int) -> str | None:
@@ -37,7 +54,7 @@ def start_time(pid: int) -> str | None:
 def new_token() -> str:
     """An identity for one holder (a ledger instance) in this process."""
     pid = os.getpid()
-    return f"{_host()}/{pid}/{start_time(pid) or '-'}/{secrets.token_hex(4)}"
+    return f"{_host()}/{_process_table()}/{pid}/{start_time(pid) or '-'}/{secrets.token_hex(4)}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -51,13 +68,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def holder_alive(token: str) -> bool:
-    """Whether the holder named by ``token`` may still be working. Unknown shapes: assume so."""
+    """Whether the holder named by ``token`` may still be working. Unknown shapes (those of an
+    earlier bookpay's claims too, which did not name the process table): assume so."""
     parts = token.split("/")
-    if len(parts) != 4 or not parts[1].isdigit():
+    if len(parts) != 5 or not parts[2].isdigit():
         return True
-    host, pid, started, _ = parts
-    if host != _host():
-        return True  # cannot tell from here: the lease decides
+    host, table, pid, started, _ = parts
+    if host != _host() or table != _process_table():
+        return True  # its pids are not ours to look at: the lease decides
     if not pid_alive(int(pid)):
         return False
     return started in ("-", start_time(int(pid)) or "-")

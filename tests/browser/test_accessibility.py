@@ -13,15 +13,36 @@ import pytest
 from test_checkout import BOOKS, fill_checkout, focused_id, open_checkout, pay
 from test_checkout_hostile import PIN, add_to_cart, shop_selling
 
+from bookpay.catalog import Book
+
+# The longest title a narrow page must wrap: one word wider than a phone, and the largest price
+# (ten copies of it make a line of six figures).
+LONG = Book(
+    id="long",
+    title="Pneumonoultramicroscopicsilicovolcanoconiosis: The Collected Correspondence, 1899-1999",
+    author="A. Lexicographer",
+    amount=999_999,
+    currency="usd",
+    description="A long title.",
+)
+
 
 @pytest.fixture(scope="module")
 def shop(emulator, tmp_path_factory) -> Iterator[str]:
-    with shop_selling(emulator, tmp_path_factory.mktemp("a11y-shop"), PIN) as url:
+    with shop_selling(emulator, tmp_path_factory.mktemp("a11y-shop"), PIN, LONG) as url:
         yield url
 
 
-def paid_success_page(page, shop: str) -> None:
-    open_checkout(page, shop, "2")
+def paid_success_page(page, shop: str, cart: dict[str, int] | None = None) -> None:
+    """The success page of one copy of book 2 ("Buy now"), or of a cart of ``cart``'s books
+    (id: copies)."""
+    if cart:
+        for item, quantity in cart.items():
+            add_to_cart(page, shop, item, quantity)
+        page.goto(shop + "/checkout")
+        page.locator("#payment-element [name=number]").wait_for()
+    else:
+        open_checkout(page, shop, "2")
     fill_checkout(page)
     pay(page)
     page.wait_for_url(re.compile(r"/success\?"))
@@ -195,10 +216,24 @@ def test_no_page_scrolls_sideways_at_320px(page, shop):
     page.goto(shop + "/checkout?item=nope")
     widths["404"] = scroll_width(page)
     page.set_viewport_size({"width": 1000, "height": 900})
-    paid_success_page(page, shop)
+    # Every book's line, the longest titles and amounts among them (ten copies of each), in a
+    # cart of their own.
+    page.context.clear_cookies()
+    paid_success_page(page, shop, {book.id: 10 for book in (*BOOKS, LONG)})
+    assert page.locator("#receipt-lines .line").count() == len(BOOKS) + 1
     page.set_viewport_size({"width": 320, "height": 640})
     widths["success"] = scroll_width(page)
     assert widths == {name: 320 for name in widths}
+    # Each line's quantity and amounts stay on one line of text each.
+    for part in ("line-quantity", "line-unit", "line-amount"):
+        rows = page.locator(f"#receipt-lines .{part}").evaluate_all(
+            """(all) => all.map((e) => {
+              const range = document.createRange();
+              range.selectNodeContents(e);
+              return new Set(Array.from(range.getClientRects(), (r) => Math.round(r.top))).size;
+            })"""
+        )
+        assert rows == [1] * (len(BOOKS) + 1), part
 
 
 def test_each_quantity_and_its_update_button_name_their_book(page, shop):

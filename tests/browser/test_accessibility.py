@@ -89,6 +89,33 @@ def test_each_page_has_lang_one_h1_main_nav_and_a_title_saying_where(page, shop)
     assert nav.get_by_role("link", name=re.compile(r"^Cart")).count() == 1
 
 
+def visible_words(locator) -> str:
+    """What a control shows, without its visually hidden text."""
+    return locator.evaluate(
+        """(e) => {
+          const shown = e.cloneNode(true);
+          shown.querySelectorAll('.visually-hidden').forEach((h) => h.remove());
+          return shown.textContent.replace(/\\s+/g, ' ').trim();
+        }"""
+    )
+
+
+def test_the_catalogs_buttons_are_named_by_their_visible_words_first(page, shop):
+    """WCAG 2.5.3 (label in name): "click Add to cart" by voice finds the button; the rest of
+    its name says which book, for a screen reader's list of buttons and links."""
+    page.goto(shop + "/")
+    for book in BOOKS:
+        card = page.locator(".book").filter(has=page.locator(f"input[value='{book.id}']"))
+        add = card.get_by_role("button", name=f"Add to cart ({book.title})", exact=True)
+        buy = card.get_by_role("link", name=f"Buy now ({book.title}, {book.price})", exact=True)
+        assert (add.count(), buy.count()) == (1, 1), book.title
+        assert (visible_words(add), visible_words(buy)) == ("Add to cart", "Buy now")
+    # Voice control's way: the visible words find every book's button and link.
+    count = page.locator(".book").count()
+    assert page.get_by_role("button", name=re.compile(r"^Add to cart\b")).count() == count
+    assert page.get_by_role("link", name=re.compile(r"^Buy now\b")).count() == count
+
+
 def test_the_success_pages_title_says_the_order_was_paid_and_which(page, shop):
     paid_success_page(page, shop)
     seen = outline(page)

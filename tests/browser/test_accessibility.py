@@ -200,6 +200,111 @@ def test_text_contrast_is_at_least_4_5_to_1(page, shop):
     assert problems == {name: [] for name in problems}
 
 
+# The focused element's ring and what it is drawn over: the colour at the middle of each side
+# of the ring (outline-offset and half its width outside the border box), below the element
+# itself, composited through its ancestors' backgrounds.
+FOCUS_RING = """() => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return [0, 0, 0, 0];
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, under) =>
+    [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const lum = (c) => {
+    const [r, g, b] = c.slice(0, 3).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => {
+    const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const backdrop = (el) => {
+    const layers = [];
+    for (let n = el; n; n = n.parentElement) {
+      layers.push(parse(getComputedStyle(n).backgroundColor));
+    }
+    let bg = [255, 255, 255, 1];
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+  let el = document.activeElement;
+  while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+  if (!el || el === document.body) return null;
+  const s = getComputedStyle(el);
+  const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' "' +
+    (el.textContent || el.getAttribute('name') || '').trim().slice(0, 30) + '"';
+  if (s.outlineStyle === 'none' || parseFloat(s.outlineWidth) === 0) return {name, ring: null};
+  const ring = parse(s.outlineColor);
+  const r = el.getBoundingClientRect();
+  const offset = parseFloat(s.outlineOffset);
+  const width = parseFloat(s.outlineWidth);
+  const points = [];
+  // Under the ring's middle, and just inside it: the gap between ring and element, or the
+  // element itself where the ring touches it (an offset of 0 or less).
+  for (const out of [offset + width / 2, offset - 0.5]) {
+    const [x, y] = [r.left + r.width / 2, r.top + r.height / 2];
+    points.push([r.left - out, y, out], [r.right + out, y, out],
+      [x, r.top - out, out], [x, r.bottom + out, out]);
+  }
+  const under = [];
+  for (const [x, y, out] of points) {
+    if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;
+    const below = out < 0 ? el
+      : document.elementsFromPoint(x, y).find((n) => n !== el && !el.contains(n));
+    if (!below) continue;
+    const bg = backdrop(below);
+    under.push({on: below.tagName.toLowerCase() + '.' + below.className,
+                colour: bg.slice(0, 3).map(Math.round).join(','),
+                ratio: Math.round(ratio(ring, bg) * 100) / 100});
+  }
+  return {name, ring: s.outlineColor, width: parseFloat(s.outlineWidth), under};
+}"""
+
+
+def focus_rings(page, presses: int = 40) -> list[dict]:
+    """The ring of each element Tab reaches on the page, from its start."""
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    rings = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen = page.evaluate(FOCUS_RING)
+        if seen is None or (rings and seen["name"] == rings[0]["name"]):
+            break
+        rings.append(seen)
+    return rings
+
+
+def test_the_focus_ring_has_3_to_1_against_what_it_is_drawn_on(page, shop):
+    """WCAG 1.4.11: the keyboard focus indicator, at least 2 px, contrasts 3:1 with the colours
+    around it on every page: the page's paper, the cards, the test-mode banner under the skip
+    link."""
+    rings = {}
+    page.goto(shop + "/")
+    rings["catalog"] = focus_rings(page)
+    add_to_cart(page, shop, "1")
+    page.goto(shop + "/cart")
+    rings["cart"] = focus_rings(page)
+    open_checkout(page, shop, "1")
+    rings["checkout"] = focus_rings(page)
+    page.goto(shop + "/checkout?item=nope")
+    rings["404"] = focus_rings(page)
+    problems = []
+    for where, seen in rings.items():
+        assert len(seen) >= 3, (where, seen)
+        for ring in seen:
+            if ring["ring"] is None or ring["width"] < 2:
+                problems.append((where, ring["name"], "no ring"))
+            problems += [(where, ring["name"], u) for u in ring["under"] if u["ratio"] < 3]
+            if not ring["under"]:
+                problems.append((where, ring["name"], "nothing seen under the ring"))
+    assert problems == []
+
+
 def test_the_busy_pay_button_keeps_its_contrast(page, shop):
     """While paying, Pay says "Processing…" (aria-disabled, not disabled): still legible."""
     open_checkout(page, shop, "1")

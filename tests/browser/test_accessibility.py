@@ -116,6 +116,47 @@ def test_the_catalogs_buttons_are_named_by_their_visible_words_first(page, shop)
     assert page.get_by_role("link", name=re.compile(r"^Buy now\b")).count() == count
 
 
+def text_rows(locator) -> int:
+    """How many lines of text an element's words take."""
+    return locator.evaluate(
+        """(e) => {
+          const tops = new Set();
+          const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+          for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+            if (!t.textContent.trim()) continue;
+            const range = document.createRange();
+            range.selectNodeContents(t);
+            for (const r of range.getClientRects()) tops.add(Math.round(r.bottom));
+          }
+          return tops.size;
+        }"""
+    )
+
+
+def test_the_test_mode_note_is_in_the_pages_banner_landmark(page, shop):
+    """Nothing outside a landmark, where a screen reader's landmark list would miss it."""
+    for path in ("/", "/cart", "/checkout?item=nope"):
+        page.goto(shop + path)
+        banner = page.get_by_role("banner")
+        assert banner.count() == 1, path
+        note = banner.get_by_role("note")
+        assert note.count() == 1, path
+        assert note.inner_text().startswith("Local test mode: payments are emulated."), path
+        assert page.get_by_role("navigation", name="Site").count() == 1, path
+
+
+def test_the_cart_link_stays_on_one_line_at_320px(page, shop):
+    """ "Cart (0)", its count beside it (with its space), not "Cart" over "(0)"."""
+    for width in (1000, 320):
+        page.set_viewport_size({"width": width, "height": 640})
+        page.goto(shop + "/")
+        link = page.locator(".cart-link")
+        assert link.inner_text() == "Cart (0)", width
+        assert page.get_by_role("link", name="Cart (0)", exact=True).count() == 1, width
+        assert text_rows(link) == 1, width
+        assert link.evaluate("(e) => e.getBoundingClientRect().height") >= 44 or width > 640
+
+
 def test_the_success_pages_title_says_the_order_was_paid_and_which(page, shop):
     paid_success_page(page, shop)
     seen = outline(page)
@@ -358,13 +399,7 @@ def test_no_page_scrolls_sideways_at_320px(page, shop):
     assert widths == {name: 320 for name in widths}
     # Each line's quantity and amounts stay on one line of text each.
     for part in ("line-quantity", "line-unit", "line-amount"):
-        rows = page.locator(f"#receipt-lines .{part}").evaluate_all(
-            """(all) => all.map((e) => {
-              const range = document.createRange();
-              range.selectNodeContents(e);
-              return new Set(Array.from(range.getClientRects(), (r) => Math.round(r.top))).size;
-            })"""
-        )
+        rows = [text_rows(each) for each in page.locator(f"#receipt-lines .{part}").all()]
         assert rows == [1] * (len(BOOKS) + 1), part
 
 

@@ -154,7 +154,8 @@ def test_the_cart_link_stays_on_one_line_at_320px(page, shop):
         assert link.inner_text() == "Cart (0)", width
         assert page.get_by_role("link", name="Cart (0)", exact=True).count() == 1, width
         assert text_rows(link) == 1, width
-        assert link.evaluate("(e) => e.getBoundingClientRect().height") >= 44 or width > 640
+    # Still a 44 px tap target on the phone (WCAG 2.5.5).
+    assert link.evaluate("(e) => e.getBoundingClientRect().height") >= 44
 
 
 def test_the_success_pages_title_says_the_order_was_paid_and_which(page, shop):

@@ -143,6 +143,35 @@ def header_text(text: str) -> str:
     return plain_line(text)
 
 
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+
+
+def paid_on(value: object) -> str:
+    """When an order was paid, for a person: ``7 December 2026, 19:15 UTC`` from the ledger's
+    ``2026-12-07T19:15:54.115Z``. To the minute, as the CLI's times (``human_time``), but with
+    the month by name, which no reader takes for another date (12/07 or 07/12), and in UTC, said
+    so: the shop does not know the shopper's zone, nor should its own zone decide. Not strftime:
+    its month names follow the locale. A value that is not a time is shown as it is, on one
+    line."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return header_text(str(value))
+    try:
+        if moment.tzinfo is None:  # the ledger's times are UTC
+            moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:  # past the calendar's end in UTC
+        return header_text(str(value))
+    return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}, {moment:%H:%M} UTC"
+
+
 def receipt_lines(lines: list[dict], currency: str) -> list[str]:
     """One line of text per order line: ``2 x The Art of ... (1)   at $23.00   $46.00``."""
     shown = []
@@ -707,7 +736,7 @@ class ReceiptMailer(Worker):
             "",
             f"Order:          {order['id']}",
             f"Payment:        {order['payment_intent']}",
-            f"Paid on:        {order['fulfilled_at']}",
+            f"Paid on:        {paid_on(order['fulfilled_at'])}",
             "",
             *receipt_lines(lines, currency),
             "",

@@ -56,9 +56,17 @@ def exponent(currency: str) -> int:
 
 
 def format_amount(amount: int, currency: str) -> str:
-    """``format_amount(2300, "usd") == "$23.00"``; ``format_amount(2300, "jpy") == "¥2,300"``."""
+    """An amount for people: ``format_amount(2300, "usd") == "$23.00"``;
+    ``format_amount(2300, "jpy") == "¥2,300"``.
+
+    ISK and UGX are shown in whole units, as the other zero-decimal currencies are
+    (``format_amount(250000, "isk") == "2,500 ISK"``), though Stripe writes them with two
+    decimals; an amount with hundredths (which Stripe never charges, but Stripe Tax may
+    calculate: 371.20 ISK) keeps them. Stripe's own form is the integer, for machines."""
     code = currency.lower()
     digits = exponent(code)
+    if code in WHOLE_UNITS and amount % 100 == 0:
+        digits, amount = 0, amount // 100
     sign = "-" if amount < 0 else ""
     major, minor = divmod(abs(amount), 10**digits)
     number = f"{major:,}" + (f".{minor:0{digits}d}" if digits else "")
@@ -131,6 +139,6 @@ def amount_problem(amount: object, currency: str) -> str | None:
     if code in WHOLE_UNITS and amount % 100:
         return (
             f"must end in 00: Stripe charges {code.upper()} in whole units, written with two"
-            f" decimals (500 for {format_amount(500, code)})"
+            f" decimals (500 for 5.00 {code.upper()})"  # the API form it explains
         )
     return None

@@ -5,7 +5,14 @@ import pytest
 from bookpay.catalog import Catalog
 from bookpay.covers import cover_svg
 from bookpay.errors import ConfigError, NotFound
-from bookpay.money import MIN_AMOUNTS, charge_problem, format_amount, min_amount
+from bookpay.money import (
+    MIN_AMOUNTS,
+    amount_problem,
+    charge_problem,
+    exponent,
+    format_amount,
+    min_amount,
+)
 
 
 def test_default_catalog_is_the_original_shop():
@@ -40,10 +47,28 @@ def test_unknown_book_names_the_list_command():
         (1500, "chf", "15.00 CHF"),
         (1234, "kwd", "1.234 KWD"),
         (500, "krw", "500 KRW"),
+        # ISK and UGX: whole units for people, whatever Stripe's two-decimal form (250000 is
+        # 2,500 ISK); an amount Stripe never charges (Stripe Tax's 371.20 ISK) keeps its cents.
+        (250000, "isk", "2,500 ISK"),
+        (-250000, "isk", "-2,500 ISK"),
+        (100, "UGX", "1 UGX"),
+        (0, "isk", "0 ISK"),
+        (37120, "isk", "371.20 ISK"),
+        (-5, "ugx", "-0.05 UGX"),
     ],
 )
 def test_format_amount(amount, currency, text):
     assert format_amount(amount, currency) == text
+
+
+def test_isk_and_ugx_keep_stripes_two_decimals_for_the_api():
+    """Only what people read drops the decimals: Stripe's amounts, and what checks them, stay
+    in hundredths (its "Special cases")."""
+    assert (exponent("isk"), exponent("ugx")) == (2, 2)
+    assert amount_problem(1050, "isk") == (
+        "must end in 00: Stripe charges ISK in whole units, written with two decimals"
+        " (500 for 5.00 ISK)"
+    )
 
 
 # A catalog in another currency than the built-in rates' dollars names rates of its own.

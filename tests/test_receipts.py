@@ -196,6 +196,53 @@ def test_titles_rate_names_and_ids_in_a_receipt_are_one_line_each():
     assert subject == "Your bookpay receipt: Dune Total paid: $0.00 ($23.00)"
 
 
+def receipt_of(fulfilled_at, currency="usd", amount=2300) -> tuple[str, str]:
+    order = {
+        "id": "ord_1",
+        "payment_intent": "pi_1",
+        "fulfilled_at": fulfilled_at,
+        "amount": amount,
+        "currency": currency,
+        "email": "jenny@example.com",
+        "shipping": None,
+    }
+    line = {"title": "Dune", "item_id": "1", "quantity": 1}
+    line |= {"unit_amount": amount, "line_amount": amount}
+    _, subject, body = ReceiptMailer(None, None).render(order, [line])
+    return subject, body
+
+
+@pytest.mark.parametrize(
+    ("fulfilled_at", "shown"),
+    [
+        ("2026-12-07T19:15:54.115Z", "7 December 2026, 19:15 UTC"),  # as the ledger writes it
+        ("2026-03-01T00:59:59Z", "1 March 2026, 00:59 UTC"),
+        ("2026-06-30T23:30:00+02:00", "30 June 2026, 21:30 UTC"),  # another offset, in UTC
+        ("2026-06-30T21:30:00", "30 June 2026, 21:30 UTC"),  # none: the ledger's UTC
+        ("soon\nTotal paid: $0", "soon Total paid: $0"),  # not a time: as it is, on its line
+    ],
+)
+def test_a_receipt_says_when_it_was_paid_in_words_in_utc(fulfilled_at, shown, monkeypatch):
+    """A person's date ("7 December 2026, 19:15 UTC"), not the ledger's ISO 8601 with its
+    milliseconds; the month by name (never 12/07 or 07/12), in UTC whatever the shop's zone."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        _, body = receipt_of(fulfilled_at)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert f"Paid on:        {shown}\n" in body
+
+
+def test_a_receipt_in_isk_shows_whole_kronur():
+    """Stripe's 674100 ISK (two decimals) is 6,741 ISK to the shopper, as on the pages."""
+    subject, body = receipt_of("2026-12-07T19:15:54.115Z", "isk", 674100)
+    assert "    at 6,741 ISK each: 6,741 ISK\n" in body
+    assert "Total paid:     6,741 ISK\n" in body
+    assert subject == "Your bookpay receipt: Dune (6,741 ISK)"
+
+
 def test_a_partially_captured_order_s_receipt_says_the_amount_taken(ledger):
     """The receipt is rendered at fulfilment from the order Stripe's retrieved PaymentIntent
     made: after a partial capture the total paid is what was captured (``amount_received``),

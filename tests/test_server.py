@@ -189,11 +189,20 @@ def test_catalog_lists_every_book_with_cover_author_description_and_price(app):
         assert book.description in response.shown
         assert f'src="/covers/{book.id}.svg"' in response.text
         assert f'href="/checkout?item={book.id}"' in response.text
-        assert f'aria-label="Purchase {book.title} for {book.price}">Buy now</a>' in response.text
+        # Named by their visible words first (WCAG 2.5.3), then the book's title (and price).
+        assert (
+            f'Buy now<span class="visually-hidden"> ({book.title}, {book.price})</span></a>'
+            in response.text
+        )
+        assert (
+            f'Add to cart<span class="visually-hidden"> ({book.title})</span></button>'
+            in response.text
+        )
         assert f'<input type="hidden" name="item" value="{book.id}">' in response.text
         assert f'<p class="book-price">{book.price}</p>' in response.text
     assert response.text.count('<form class="add-to-cart" method="post" action="/cart/items">') == 3
-    assert response.text.count('type="submit" aria-label="Add ') == 3
+    assert response.text.count('<button class="button" type="submit">Add to cart<') == 3
+    assert "aria-label" not in response.text.split("<main")[1]  # none hides what is shown
 
 
 def test_every_page_shows_the_emulator_banner(app):

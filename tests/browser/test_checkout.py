@@ -135,7 +135,7 @@ def wait_until_idle(page) -> None:
 def test_buy_each_book_from_the_catalog(page, shop, book):
     page.goto(shop + "/")
     assert "Local test mode: payments are emulated" in page.locator("body").inner_text()
-    page.get_by_role("link", name=f"Purchase {book.title} for {book.price}").click()
+    page.get_by_role("link", name=f"Buy now ({book.title}, {book.price})").click()
     page.wait_for_url(f"{shop}/checkout?item={book.id}")
     page.locator("#payment-element [name=number]").wait_for()
     assert page.locator("#retry-button").is_hidden()

@@ -22,22 +22,27 @@
 </head>
 <body>
   <a class="skip-link" href="#main">Skip to the content</a>
+  <header class="site-top">
+% # The mode note is the page's banner's, as every landmark-less thing would be lost to a
+% # screen reader's list of landmarks.
 % if emulated:
-  <p class="mode-banner" role="note">
-    <strong>Local test mode: payments are emulated.</strong>
-    No real card is charged; pay with 4242 4242 4242 4242.
-  </p>
+    <p class="mode-banner" role="note">
+      <strong>Local test mode: payments are emulated.</strong>
+      No real card is charged; pay with 4242 4242 4242 4242.
+    </p>
 % elif not live:
-  <p class="mode-banner mode-banner--stripe" role="note">
-    <strong>Stripe test mode.</strong> Use Stripe's test cards, such as 4242 4242 4242 4242.
-  </p>
+    <p class="mode-banner mode-banner--stripe" role="note">
+      <strong>Stripe test mode.</strong> Use Stripe's test cards, such as 4242 4242 4242 4242.
+    </p>
 % end
-  <header class="site-header">
-    <a class="brand" href="/">bookpay</a>
-    <span class="tagline">a small bookshop</span>
-    <nav class="site-nav" aria-label="Site">
-      <a class="cart-link" href="/cart">Cart<span class="cart-count-wrap"> (<span id="cart-count" aria-live="polite">{{cart_count if cart_count is not None else ""}}</span>)</span></a>
-    </nav>
+    <div class="site-header">
+      <a class="brand" href="/">bookpay</a>
+      <span class="tagline">a small bookshop</span>
+      <nav class="site-nav" aria-label="Site">
+% # One span inside the link: a flex box (the 44 px tap target) would drop the space before "(".
+        <a class="cart-link" href="/cart"><span class="cart-link-text">Cart<span class="cart-count-wrap"> (<span id="cart-count" aria-live="polite">{{cart_count if cart_count is not None else ""}}</span>)</span></span></a>
+      </nav>
+    </div>
   </header>
   <main id="main" tabindex="-1">
 {{!base}}

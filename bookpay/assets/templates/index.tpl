@@ -13,9 +13,9 @@
       <div class="book-actions">
         <form class="add-to-cart" method="post" action="/cart/items">
           <input type="hidden" name="item" value="{{book.id}}">
-          <button class="button" type="submit" aria-label="Add {{book.title}} to cart">Add to cart</button>
+          <button class="button" type="submit">Add to cart<span class="visually-hidden"> ({{book.title}})</span></button>
         </form>
-        <a class="button button--secondary" href="{{href}}" aria-label="Purchase {{book.title}} for {{book.price}}">Buy now</a>
+        <a class="button button--secondary" href="{{href}}">Buy now<span class="visually-hidden"> ({{book.title}}, {{book.price}})</span></a>
       </div>
     </div>
   </li>

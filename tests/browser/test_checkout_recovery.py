@@ -167,4 +167,4 @@ def test_the_return_page_while_stripe_is_down_reassures_and_reload_shows_the_ord
     assert "127.0.0.1" not in text and "emulator" not in text
     stripe_emulator.faults.clear()
     page.locator("#reload-link").click()
-    page.wait_for_function("() => document.querySelector('h1').textContent === 'Success!'")
+    page.wait_for_function("() => document.querySelector('h1')?.textContent === 'Success!'")

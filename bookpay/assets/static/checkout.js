@@ -514,6 +514,38 @@
       if (found) found.textContent = text;
     }
 
+    /**
+     * Puts `nodes` in the order's list, in their order, moving only what must move (as the cart
+     * page does): a line taken out and put back would drop the keyboard focus on <body>. The
+     * focus in a line that goes (its quantity set to 0) goes to the next line's quantity, else
+     * the one before it; a focused line that had to move is focused again.
+     * @param {HTMLLIElement[]} nodes
+     */
+    function placeLines(nodes) {
+      const focused = document.activeElement;
+      const all = Array.from(orderLines.children);
+      const gone = all.filter((node) => !nodes.includes(/** @type {HTMLLIElement} */ (node)));
+      const lost = gone.find((node) => focused instanceof Node && node.contains(focused));
+      /** @type {Element | null} */
+      let next = null;
+      if (lost) {
+        const at = all.indexOf(lost);
+        next = all.slice(at + 1).find((node) => !gone.includes(node))
+          || all.slice(0, at).reverse().find((node) => !gone.includes(node)) || null;
+      }
+      gone.forEach((node) => node.remove());
+      nodes.forEach((node, i) => {
+        if (orderLines.children[i] !== node) orderLines.insertBefore(node, orderLines.children[i] || null);
+      });
+      if (next) {
+        const field = next.querySelector('input[name="quantity"], button');
+        if (field instanceof HTMLElement) field.focus();
+      } else if (focused instanceof HTMLElement && focused !== document.activeElement
+          && orderLines.contains(focused)) {
+        focused.focus();
+      }
+    }
+
     /** Show a quote: its lines, totals and the Pay button's amount. @param {QuoteView} quote */
     function showQuote(quote) {
       shown = quote;
@@ -529,7 +561,7 @@
         }
         return node;
       });
-      orderLines.replaceChildren(...nodes);
+      placeLines(nodes);
       // Paying for the cart, its lines are the cart's: the header's count follows them.
       const count = document.getElementById('cart-count');
       if (config.item === null && count) {
@@ -805,13 +837,25 @@
       if (line && input instanceof HTMLInputElement) input.value = String(line.quantity);
     }
 
+    // The last quantity asked for (its item and quantity), to ask it once: Enter in the field
+    // is its change, then the form's submit.
+    let lastAsked = '';
+
     /**
-     * The shopper changed a line's quantity on this page (0 removes it).
+     * The shopper changed a line's quantity on this page (0 removes it). The same change while
+     * it is on its way is asked once; the field's change (when it loses the focus, which stays
+     * on it after Enter) to the quantity the order has is not asked at all.
      * @param {string} item
      * @param {string} quantity
+     * @param {boolean} fromField the field's change event (else its form's submit: Update)
      */
-    function changeQuantity(item, quantity) {
+    function changeQuantity(item, quantity, fromField) {
       if (state.busy) return;
+      const asked = JSON.stringify([item, quantity]);
+      if (state.updating && asked === lastAsked) return;
+      const line = shown.lines.find((l) => l.item === item);
+      if (fromField && !state.updating && line && String(line.quantity) === quantity) return;
+      lastAsked = asked;
       setUpdating(1);
       orderStatus.textContent = 'Updating your order…';
       changes = changes.then(() => sendQuantity(item, quantity)).finally(() => setUpdating(-1));
@@ -1215,14 +1259,14 @@
       const line = target.closest('[data-item]');
       const input = target.querySelector('input[name="quantity"]');
       if (line instanceof HTMLElement && input instanceof HTMLInputElement) {
-        changeQuantity(line.dataset.item || '', input.value);
+        changeQuantity(line.dataset.item || '', input.value, false);
       }
     });
     orderLines.addEventListener('change', (event) => {
       const input = event.target;
       const line = input instanceof HTMLInputElement ? input.closest('[data-item]') : null;
       if (input instanceof HTMLInputElement && line instanceof HTMLElement) {
-        changeQuantity(line.dataset.item || '', input.value);
+        changeQuantity(line.dataset.item || '', input.value, true);
       }
     });
     // A delivery option chosen: quote it (Pay waits for the new total).

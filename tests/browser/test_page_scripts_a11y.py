@@ -1,0 +1,123 @@
+"""What the page scripts do for a keyboard and a screen reader: where the focus goes when the
+checkout's order is shown again, how the catalog's "Add to cart" says what happened (a refusal
+as an error where the shopper pressed, a success seen there too), the checkout's announcement of
+the delivery options and total for a completed address, and a quote that hears a payment of the
+attempt is already under way.
+
+One shop for the module, selling the built-in books, a book in euros (a cart holds one currency,
+so adding it to a cart of dollars is refused) and one more in dollars, last, below the first
+screen of the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from test_checkout_hostile import add_to_cart, shop_selling
+
+from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
+
+BOOKS = {book.id: book for book in DEFAULT_BOOKS}
+EURO = Book(id="euro", title="Euro Book", author="E", amount=2000, currency="eur", description=".")
+LAST = Book(id="last", title="Last Book", author="L", amount=1500, currency="usd", description=".")
+
+ACTIVE = """() => {
+  const a = document.activeElement;
+  const line = a && a.closest('[data-item]');
+  return [a ? a.tagName + (a.name ? '[' + a.name + ']' : '') + (a.className ? '.' + a.className
+    : '') : '', line ? line.dataset.item : ''];
+}"""
+
+
+@pytest.fixture(scope="module")
+def shop(emulator, tmp_path_factory) -> Iterator[str]:
+    catalog = Catalog((*DEFAULT_BOOKS, EURO, LAST))
+    with shop_selling(emulator, tmp_path_factory.mktemp("a11yjs-shop"), catalog=catalog) as url:
+        yield url
+
+
+def active(page) -> list[str]:
+    """The focused element (tag, name, class) and the item of the line holding it."""
+    return page.evaluate(ACTIVE)
+
+
+# ------------------------------------------------------ the checkout's quantities and focus -----
+
+
+def cart_checkout(page, shop: str, *items: str) -> None:
+    page.goto(shop + "/")
+    for item in items:
+        add_to_cart(page, shop, item)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+
+
+def line(page, item: str):
+    return page.locator(f"#order-lines [data-item='{item}']")
+
+
+def answered(page) -> None:
+    """The change just asked for (aria-busy set at once, by the submit's handler) is shown."""
+    page.wait_for_function(
+        "() => document.getElementById('order-lines').getAttribute('aria-busy') === 'false'"
+    )
+
+
+def test_a_quantity_typed_and_entered_at_checkout_keeps_the_focus_in_its_field(page, shop):
+    cart_checkout(page, shop, "1", "2", "3")
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "/cart/items/" in r.url else None)
+    field = line(page, "2").locator("input[name=quantity]")
+    field.fill("3")
+    field.press("Enter")  # the field's change, then its form's submit: one change
+    answered(page)
+    assert page.locator("#order-status").inner_text() == "Your order was updated."
+    assert line(page, "2").locator(".line-amount").inner_text() == "$75.00"
+    assert active(page) == ["INPUT[quantity]", "2"]
+    page.keyboard.press("Tab")  # leaving the field (its change, to what the order has)
+    assert page.locator("#order-lines").get_attribute("aria-busy") == "false"
+    assert sent == [f"{shop}/cart/items/2"]
+
+
+def test_update_pressed_at_checkout_keeps_the_focus_on_update(page, shop):
+    cart_checkout(page, shop, "1", "2")
+    line(page, "1").locator("input[name=quantity]").fill("2")
+    update = line(page, "1").locator(".line-update")
+    update.focus()
+    page.keyboard.press("Enter")
+    answered(page)
+    assert line(page, "1").locator(".line-amount").inner_text() == "$46.00"
+    assert active(page) == ["BUTTON.button button--small button--secondary line-update", "1"]
+
+
+def test_a_line_set_to_zero_at_checkout_moves_the_focus_to_the_next_line_else_the_one_before(
+    page, shop
+):
+    cart_checkout(page, shop, "1", "2", "3")
+    field = line(page, "1").locator("input[name=quantity]")
+    field.fill("0")
+    field.press("Enter")
+    answered(page)
+    assert line(page, "1").count() == 0
+    assert active(page) == ["INPUT[quantity]", "2"]  # the line after the removed one
+    field = line(page, "3").locator("input[name=quantity]")
+    field.fill("0")
+    field.press("Enter")
+    answered(page)
+    assert line(page, "3").count() == 0
+    assert active(page) == ["INPUT[quantity]", "2"]  # the last line gone: the one before it
+
+
+def test_a_refused_quantity_at_checkout_keeps_the_focus_in_its_field(page, shop):
+    cart_checkout(page, shop, "1", "2")
+    field = line(page, "2").locator("input[name=quantity]")
+    field.fill("11")
+    field.press("Enter")
+    answered(page)
+    assert page.locator("#order-status").inner_text() == (
+        "You can order from 1 to 10 copies of a book (0 removes it)."
+    )
+    assert field.input_value() == "1"  # the quantity the order has
+    assert field.get_attribute("aria-invalid") == "true"
+    assert active(page) == ["INPUT[quantity]", "2"]

@@ -121,3 +121,87 @@ def test_a_refused_quantity_at_checkout_keeps_the_focus_in_its_field(page, shop)
     assert field.input_value() == "1"  # the quantity the order has
     assert field.get_attribute("aria-invalid") == "true"
     assert active(page) == ["INPUT[quantity]", "2"]
+
+
+# ------------------------------------------------------------- the catalog's "Add to cart" -----
+
+
+def add_button(page, book: Book):
+    return page.get_by_role("button", name=f"Add {book.title} to cart")
+
+
+def said_near(page, book: Book):
+    """What the page says next to the book's "Add to cart", in a live region of its own."""
+    return page.locator(".book", has=add_button(page, book)).locator(".add-status:not(:empty)")
+
+
+def in_view(page, selector_or_locator) -> bool:
+    box = (
+        page.locator(selector_or_locator)
+        if isinstance(selector_or_locator, str)
+        else selector_or_locator
+    ).evaluate("(node) => { const r = node.getBoundingClientRect(); return [r.top, r.bottom]; }")
+    return box[1] > 0 and box[0] < page.viewport_size["height"] and box[1] > box[0]
+
+
+def test_a_refused_add_is_an_alert_styled_as_an_error_next_to_the_button(page, shop):
+    page.goto(shop + "/")
+    add_button(page, BOOKS["1"]).click()
+    page.wait_for_function("() => document.getElementById('cart-count').textContent === '1'")
+    add_button(page, EURO).click()
+    said = said_near(page, EURO)
+    said.wait_for()
+    assert said.inner_text() == (
+        f"Your order is in USD, and {EURO.title!r} is priced in EUR: one order holds one "
+        "currency. Pay for these books first, or remove them."
+    )
+    assert said.get_attribute("role") == "alert"
+    colors = said.evaluate(
+        "(node) => { const s = getComputedStyle(node);"
+        " return [s.borderLeftColor, s.backgroundColor]; }"
+    )
+    danger = page.evaluate(
+        "() => getComputedStyle(document.documentElement).getPropertyValue('--danger').trim()"
+    )
+    assert colors[0] == hex_to_rgb(danger)  # the error's colour, not the success's green
+    assert page.locator("#cart-count").inner_text() == "1"
+    assert add_button(page, EURO).evaluate("(b) => b === document.activeElement")
+    # Only one message at a time: the first book's success is not left beside it.
+    assert said_near(page, BOOKS["1"]).count() == 0
+    assert page.locator("#cart-status").inner_text() == ""
+
+
+def hex_to_rgb(color: str) -> str:
+    color = color.lstrip("#")
+    if len(color) == 3:
+        color = "".join(c * 2 for c in color)
+    r, g, b = (int(color[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_an_add_below_the_first_screen_is_said_where_it_was_pressed(page, shop):
+    page.goto(shop + "/")
+    button = add_button(page, LAST)
+    button.focus()  # scrolls the book into view: the header is above the screen now
+    assert not in_view(page, ".site-header")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('cart-count').textContent === '1'")
+    said = said_near(page, LAST)
+    said.wait_for()
+    assert said.inner_text() == f"{LAST.title} is in your cart (1 in all)."
+    assert said.get_attribute("role") == "status"
+    assert in_view(page, said)
+    assert in_view(page, button)
+    assert button.evaluate("(b) => b === document.activeElement")
+
+
+def test_a_refusal_below_the_first_screen_is_said_where_it_was_pressed(page, shop):
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1")
+    button = add_button(page, EURO)
+    button.focus()
+    page.keyboard.press("Enter")
+    said = said_near(page, EURO)
+    said.wait_for()
+    assert said.get_attribute("role") == "alert"
+    assert in_view(page, said)

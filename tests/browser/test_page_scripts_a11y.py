@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from test_checkout import EMAIL, fill_checkout, wait_for_pay
 from test_checkout_hostile import add_to_cart, shop_selling
 
 from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
@@ -205,3 +206,47 @@ def test_a_refusal_below_the_first_screen_is_said_where_it_was_pressed(page, sho
     said.wait_for()
     assert said.get_attribute("role") == "alert"
     assert in_view(page, said)
+
+
+# ------------------------------------------- the checkout's delivery options and total ---------
+
+
+def record_said(page, selector: str) -> None:
+    """Keep every text the live region at ``selector`` is given (in window.said)."""
+    page.evaluate(
+        """(selector) => {
+          window.said = [];
+          const node = document.querySelector(selector);
+          new MutationObserver(() => window.said.push(node.textContent))
+            .observe(node, {childList: true, characterData: true, subtree: true});
+        }""",
+        selector,
+    )
+
+
+def test_the_delivery_options_and_total_of_a_completed_address_are_announced_once(page, shop):
+    page.goto(f"{shop}/checkout?item=1")
+    page.locator("#payment-element [name=number]").wait_for()
+    record_said(page, "#shipping-rates-message")
+    fill_checkout(page)
+    wait_for_pay(page)
+    assert page.locator("#total").inner_text() == "$29.67"
+    announced = "Delivery options and total updated: $29.67"
+    assert page.locator("#shipping-rates-message").inner_text() == announced
+    assert page.locator("#shipping-rates-message").get_attribute("role") == "status"
+    # More typing that changes neither the options nor the total says nothing again.
+    name = page.locator("#address-element [name=name]")
+    name.press_sequentially(" King")
+    wait_for_pay(page)
+    page.locator("#link-auth-element [name=email]").fill(EMAIL)
+    assert [text for text in page.evaluate("window.said") if text] == [announced]
+    # Another option is a new total: that is said.
+    page.locator("#shipping-rate-options input[type=radio]:not(:checked)").first.check()
+    page.wait_for_function(
+        "() => document.getElementById('shipping-rates-message').textContent"
+        " !== 'Delivery options and total updated: $29.67'"
+    )
+    wait_for_pay(page)
+    total = page.locator("#total").inner_text()
+    assert total != "$29.67"
+    assert page.locator("#shipping-rates-message").inner_text() == f"Total updated: {total}"

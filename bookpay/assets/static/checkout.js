@@ -270,6 +270,12 @@
     };
     /** @type {ShippingRateView[]} the delivery options shown */
     let rates = [];
+    // What the delivery's message says when it has no problem to say: the last quote for the
+    // address applied, announced (a live region) once, not again for every quote that changes
+    // neither the options nor the total (the shopper typing on in a complete address).
+    let ratesNote = '';
+    /** @type {{rates: string, total: string, text: string} | null} what ratesNote announced */
+    let noted = null;
     /** @type {Stripe | null} */
     let stripe = null;
     /** @type {StripeElements | null} */
@@ -613,8 +619,28 @@
       rateOptions.querySelectorAll('input[name="shipping_rate"]').forEach((node) => {
         if (node instanceof HTMLInputElement) node.checked = node.value === chosen;
       });
-      ratesMessage.textContent = problem || '';
+      const text = problem || ratesNote;
+      if (ratesMessage.textContent !== text) ratesMessage.textContent = text; // only real changes
       ratesMessage.classList.toggle('is-error', !!problem);
+    }
+
+    /**
+     * What to announce of a quote for the address, applied: its delivery options and total when
+     * they are new (or follow a problem said), only its total when just that changed (another
+     * option chosen); nothing new when neither did.
+     * @param {ShippingRateView[]} shown
+     * @param {QuoteView} quote
+     */
+    function noteFor(shown, quote) {
+      const key = JSON.stringify(shown);
+      const said = ratesMessage.textContent;
+      let text = 'Delivery options and total updated: ' + quote.totalText;
+      if (noted && noted.rates === key && noted.text === said) {
+        if (noted.total === quote.totalText) return said;
+        text = 'Total updated: ' + quote.totalText;
+      }
+      noted = {rates: key, total: quote.totalText, text: text};
+      return text;
     }
 
     /** @returns {string | null} the rate the shopper chose, if any */
@@ -726,6 +752,7 @@
       }
       if (quoting.pending) return; // a newer quote follows: show that one
       quoting.problem = '';
+      ratesNote = noteFor(body.shippingRates || [], body.quote);
       showRates(body.shippingRates || [], body.shippingRate);
       showQuote(body.quote);
       if (elements) {

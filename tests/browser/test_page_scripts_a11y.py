@@ -11,13 +11,18 @@ screen of the catalog.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_checkout import EMAIL, fill_checkout, wait_for_pay
+from test_checkout import EMAIL, fill_checkout, pay, wait_for_pay
 from test_checkout_hostile import add_to_cart, shop_selling
+from test_checkout_recovery import copy_of_tab, open_checkout
 
 from bookpay.catalog import DEFAULT_BOOKS, Book, Catalog
+from bookpay.checkout import PaymentInProgress
 
 BOOKS = {book.id: book for book in DEFAULT_BOOKS}
 EURO = Book(id="euro", title="Euro Book", author="E", amount=2000, currency="eur", description=".")
@@ -250,3 +255,66 @@ def test_the_delivery_options_and_total_of_a_completed_address_are_announced_onc
     total = page.locator("#total").inner_text()
     assert total != "$29.67"
     assert page.locator("#shipping-rates-message").inner_text() == f"Total updated: {total}"
+
+
+# --------------------------------------------------- a quote that hears a payment under way -----
+
+IN_PROGRESS = (
+    "This payment is already processing: its amount can no longer change. "
+    "Wait for it to finish, then start a new checkout."
+)
+
+
+def test_a_quote_that_hears_a_payment_under_way_says_so_not_an_address_problem(page, shop):
+    page.goto(f"{shop}/checkout?item=2")
+    page.locator("#payment-element [name=number]").wait_for()
+    refused = json.dumps({"error": PaymentInProgress(IN_PROGRESS).to_dict()})
+    page.route(
+        "**/checkout/quote",
+        lambda route: route.fulfill(status=409, content_type="application/json", body=refused),
+    )
+    fill_checkout(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    said = page.locator("#payment-message").inner_text()
+    assert said.startswith("A payment of this checkout is already under way")
+    assert IN_PROGRESS in said
+    rates_message = page.locator("#shipping-rates-message")
+    assert IN_PROGRESS not in rates_message.inner_text()
+    assert "is-error" not in (rates_message.get_attribute("class") or "")
+    assert page.locator("#submit-button").is_disabled()
+    assert page.locator("#pay-hint").inner_text() != "Check the shipping address to pay."
+    assert IN_PROGRESS not in page.locator("#pay-hint").inner_text()
+    assert page.locator("#outcome-link").is_hidden()  # Stripe says it is not paid: no page yet
+
+
+def test_a_quote_in_a_tab_whose_attempt_another_tab_paid_leads_to_that_payment(
+    context, bookpay_shop, stripe_emulator
+):
+    """Two tabs on one attempt; the first pays an authorized payment (manual capture: confirmed,
+    not finished). The second tab's address then changes: its quote hears 409
+    payment_in_progress for real. It says a payment is under way (not an address problem), Pay
+    waits, and, Stripe saying the payment went through, a link leads to its page."""
+    first = open_checkout(context.new_page(), bookpay_shop, "1")
+    second = copy_of_tab(context, first)
+    [intent] = stripe_emulator.api("GET", "/v1/payment_intents")["data"]
+    stripe_emulator.api("POST", f"/v1/payment_intents/{intent['id']}", {"capture_method": "manual"})
+    pay(first)
+    first.wait_for_url(re.compile(r"/success\?"))
+
+    second.locator("#address-element [name=postalCode]").fill("94103")
+    link = second.locator("#outcome-link")
+    link.wait_for()
+    said = second.locator("#payment-message").inner_text()
+    assert said.startswith("A payment of this checkout is already under way")
+    assert "its amount can no longer change" in said
+    rates_message = second.locator("#shipping-rates-message")
+    assert "is-error" not in (rates_message.get_attribute("class") or "")
+    assert second.locator("#submit-button").is_disabled()
+    assert second.locator("#pay-hint").inner_text() == ""
+    assert link.inner_text() == "See how the payment stands"
+    assert "/checkout" in second.url  # typing an address never left the page
+    link.click()
+    second.wait_for_url(re.compile(r"/success\?"))
+    query = parse_qs(urlparse(second.url).query)
+    assert query["payment_intent"] == [intent["id"]]
+    assert query["redirect_status"] == ["succeeded"]

@@ -102,6 +102,11 @@
   // `attempt_finished`, canceled): another tab paid the cart, or a 3-D Secure challenge was left.
   const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
     + 'paid for in another tab or window. Nothing was charged here.';
+  // Said before the shop's own words when a quote for the address hears that a payment of this
+  // attempt is already confirmed (409 `payment_in_progress`): paid in another tab, waiting for
+  // 3-D Secure or processing. Nothing about the address.
+  const UNDER_WAY = 'A payment of this checkout is already under way, in this tab or another: '
+    + 'its outcome shows where it was made, or on its own page once Stripe has it.';
   // Said when Pay's last look found the attempt quoted for another address (another tab of it):
   // this tab's own address is quoted again, and Pay waits for that.
   const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
@@ -219,6 +224,14 @@
     const message = byId('payment-message', HTMLDivElement);
     const retryButton = byId('retry-button', HTMLButtonElement);
     const refusedLink = byId('refused-link', HTMLAnchorElement);
+    // The way to the page of this attempt's payment under way in another tab, once Stripe says
+    // it went through or is processing (paymentUnderWay).
+    const outcomeLink = document.createElement('a');
+    outcomeLink.id = 'outcome-link';
+    outcomeLink.className = 'button button--secondary';
+    outcomeLink.textContent = 'See how the payment stands';
+    outcomeLink.hidden = true;
+    message.after(outcomeLink);
     const paidNotice = byId('paid-notice', HTMLElement);
     const paidNoticeText = byId('paid-notice-text', HTMLElement);
     const paidOrder = byId('paid-order', HTMLElement);
@@ -266,6 +279,7 @@
       appliedQuote: null,
       appliedVersion: 0,
       problem: '',
+      underWay: '', // what the shop said of this attempt's payment under way (no quote applies)
       unanswered: 0, // quotes in a row the shop did not answer
     };
     /** @type {ShippingRateView[]} the delivery options shown */
@@ -337,12 +351,14 @@
     // Whether the PaymentIntent holds the quote for the address, name and rate shown now.
     function quoteApplied() {
       const wanted = wantedQuote();
-      return !!wanted && !quoting.queued && !quoting.problem && quoting.applied === keyOf(wanted);
+      return !!wanted && !quoting.queued && !quoting.problem && !quoting.underWay
+        && quoting.applied === keyOf(wanted);
     }
 
     // Says what still keeps Pay disabled (never a field's own error: that is under the field).
     function hintText() {
-      if (state.loadFailed || state.waiting) return ''; // the message says why, and when to retry
+      // the message says why, and when to retry (or that a payment is under way)
+      if (state.loadFailed || state.waiting || quoting.underWay) return '';
       if (state.updating || quoting.queued) return 'Updating your order…';
       if (state.addressComplete && quoting.problem) return 'Check the shipping address to pay.';
       const missing = [];
@@ -728,6 +744,10 @@
           attemptOver(error);
           return;
         }
+        if (answer.status === 409 && error.code === 'payment_in_progress') {
+          await paymentUnderWay(error.message || GENERIC_ERROR);
+          return;
+        }
         if (answer.status === 409 && error.code === 'stale_quote') {
           // Another answer of this attempt got there first: number past it and ask again.
           quoting.version = Math.max(quoting.version, error.version || 0);
@@ -752,6 +772,12 @@
       }
       if (quoting.pending) return; // a newer quote follows: show that one
       quoting.problem = '';
+      if (quoting.underWay) {
+        // That payment is over without paying (its 3-D Secure failed, say): this tab can pay.
+        if (message.textContent === quoting.underWay) showMessage('');
+        quoting.underWay = '';
+        outcomeLink.hidden = true;
+      }
       ratesNote = noteFor(body.shippingRates || [], body.quote);
       showRates(body.shippingRates || [], body.shippingRate);
       showQuote(body.quote);
@@ -763,6 +789,29 @@
       quoting.applied = keyOf(applied);
       quoting.appliedQuote = applied;
       quoting.appliedVersion = Number(body.version) || 0;
+    }
+
+    /**
+     * A quote for the address heard that a payment of this attempt is already confirmed (409
+     * `payment_in_progress`: in another tab, waiting for 3-D Secure, processing): no quote can
+     * change its amount, and Pay here waits. That is said where Pay says it, in the shop's words
+     * as Pay's last look shows them, not under Delivery as an address problem (whatever the
+     * delivery said before stays). As Pay does, Stripe is asked what became of the payment:
+     * when it went through or is processing, a link leads to its page (the shopper follows it;
+     * typing an address never leaves the page). A later quote that applies lifts all this.
+     * @param {string} said the shop's message
+     */
+    async function paymentUnderWay(said) {
+      quoting.applied = '';
+      quoting.underWay = UNDER_WAY + ' ' + said;
+      showRates(rates, chosenRate());
+      showMessage(quoting.underWay, 'info');
+      refreshButton();
+      const intent = await retrieveIntent();
+      const status = intent ? REDIRECT_STATUS[intent.status] : undefined;
+      if (!intent || !status || !quoting.underWay) return;
+      outcomeLink.href = returnPageUrl(intent.id, clientSecret, status);
+      outcomeLink.hidden = false;
     }
 
     /**
@@ -963,8 +1012,9 @@
         refreshButton();
       }
       function changed() {
-        if (!state.busy) {
-          showMessage(''); // the shopper is fixing things: clear the last error
+        // The shopper is fixing things: clear the last error (not that a payment is under way).
+        if (!state.busy && !quoting.underWay) {
+          showMessage('');
           if (!state.loadFailed) retryButton.hidden = true; // Pay is the way to try again
         }
         refreshButton();

@@ -108,11 +108,16 @@
     return answer.ok && answer.body && answer.body.cart ? answer.body.cart : null;
   }
 
-  /* The catalog: "Add to cart" stays on the page. */
-  const status = find('cart-status');
+  /* The catalog: "Add to cart" stays on the page. What became of it is said next to the button
+     pressed, not at the top of the page (#cart-status, left empty), which a book further down
+     has scrolled out of view with the header's count: a success politely (a status), a refusal
+     or a failure as an error (an alert, styled as one). One message at a time: the last one. */
+  /** @type {Map<HTMLFormElement, {ok: HTMLElement, error: HTMLElement}>} */
+  const addMessages = new Map();
   document.querySelectorAll('form.add-to-cart').forEach((node) => {
     const form = /** @type {HTMLFormElement} */ (node);
     const button = form.querySelector('button');
+    addMessages.set(form, messagesFor(form));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       // Not disabled (the focus would leave it): a second press while it is on its way is
@@ -125,6 +130,41 @@
       });
     });
   });
+
+  /**
+   * The book's two live regions, empty (and so not shown) until an add has something to say,
+   * after its buttons: they are there before anything is said in them, so it is announced.
+   * @param {HTMLFormElement} form
+   */
+  function messagesFor(form) {
+    const place = form.closest('.book-actions') || form;
+    const ok = document.createElement('p');
+    ok.className = 'cart-status add-status';
+    ok.setAttribute('role', 'status');
+    const error = document.createElement('p');
+    error.className = 'cart-message add-status';
+    error.setAttribute('role', 'alert');
+    place.after(ok, error);
+    return {ok: ok, error: error};
+  }
+
+  /**
+   * Says `text` next to `form`'s button (an error, or a success), in view, and nothing elsewhere.
+   * @param {HTMLFormElement} form
+   * @param {string} text
+   * @param {boolean} error
+   */
+  function sayNear(form, text, error) {
+    addMessages.forEach((regions) => {
+      regions.ok.textContent = '';
+      regions.error.textContent = '';
+    });
+    const regions = addMessages.get(form);
+    if (!regions) return;
+    const region = error ? regions.error : regions.ok;
+    region.textContent = text;
+    region.scrollIntoView({block: 'nearest'});
+  }
 
   /**
    * @param {HTMLFormElement} form
@@ -140,12 +180,11 @@
       const cart = await askCart();
       if (cart) showCount(cart);
     }
-    if (!status) return;
     if (answer.cart) {
       const title = form.closest('.book')?.querySelector('.book-title')?.textContent || 'The book';
-      status.textContent = title + ' is in your cart (' + answer.cart.count + ' in all).';
+      sayNear(form, title + ' is in your cart (' + answer.cart.count + ' in all).', false);
     } else {
-      status.textContent = answer.error || GENERIC_ERROR;
+      sayNear(form, answer.error || GENERIC_ERROR, true);
     }
   }
 

@@ -102,6 +102,11 @@
   // `attempt_finished`, canceled): another tab paid the cart, or a 3-D Secure challenge was left.
   const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
     + 'paid for in another tab or window. Nothing was charged here.';
+  // Said before the shop's own words when a quote for the address hears that a payment of this
+  // attempt is already confirmed (409 `payment_in_progress`): paid in another tab, waiting for
+  // 3-D Secure or processing. Nothing about the address.
+  const UNDER_WAY = 'A payment of this checkout is already under way, in this tab or another: '
+    + 'its outcome shows where it was made, or on its own page once Stripe has it.';
   // Said when Pay's last look found the attempt quoted for another address (another tab of it):
   // this tab's own address is quoted again, and Pay waits for that.
   const QUOTED_ELSEWHERE = 'Your order was changed in another window: it is being priced again '
@@ -219,6 +224,14 @@
     const message = byId('payment-message', HTMLDivElement);
     const retryButton = byId('retry-button', HTMLButtonElement);
     const refusedLink = byId('refused-link', HTMLAnchorElement);
+    // The way to the page of this attempt's payment under way in another tab, once Stripe says
+    // it went through or is processing (paymentUnderWay).
+    const outcomeLink = document.createElement('a');
+    outcomeLink.id = 'outcome-link';
+    outcomeLink.className = 'button button--secondary';
+    outcomeLink.textContent = 'See how the payment stands';
+    outcomeLink.hidden = true;
+    message.after(outcomeLink);
     const paidNotice = byId('paid-notice', HTMLElement);
     const paidNoticeText = byId('paid-notice-text', HTMLElement);
     const paidOrder = byId('paid-order', HTMLElement);
@@ -266,10 +279,17 @@
       appliedQuote: null,
       appliedVersion: 0,
       problem: '',
+      underWay: '', // what the shop said of this attempt's payment under way (no quote applies)
       unanswered: 0, // quotes in a row the shop did not answer
     };
     /** @type {ShippingRateView[]} the delivery options shown */
     let rates = [];
+    // What the delivery's message says when it has no problem to say: the last quote for the
+    // address applied, announced (a live region) once, not again for every quote that changes
+    // neither the options nor the total (the shopper typing on in a complete address).
+    let ratesNote = '';
+    /** @type {{rates: string, total: string, text: string} | null} what ratesNote announced */
+    let noted = null;
     /** @type {Stripe | null} */
     let stripe = null;
     /** @type {StripeElements | null} */
@@ -331,12 +351,14 @@
     // Whether the PaymentIntent holds the quote for the address, name and rate shown now.
     function quoteApplied() {
       const wanted = wantedQuote();
-      return !!wanted && !quoting.queued && !quoting.problem && quoting.applied === keyOf(wanted);
+      return !!wanted && !quoting.queued && !quoting.problem && !quoting.underWay
+        && quoting.applied === keyOf(wanted);
     }
 
     // Says what still keeps Pay disabled (never a field's own error: that is under the field).
     function hintText() {
-      if (state.loadFailed || state.waiting) return ''; // the message says why, and when to retry
+      // the message says why, and when to retry (or that a payment is under way)
+      if (state.loadFailed || state.waiting || quoting.underWay) return '';
       if (state.updating || quoting.queued) return 'Updating your order…';
       if (state.addressComplete && quoting.problem) return 'Check the shipping address to pay.';
       const missing = [];
@@ -514,6 +536,38 @@
       if (found) found.textContent = text;
     }
 
+    /**
+     * Puts `nodes` in the order's list, in their order, moving only what must move (as the cart
+     * page does): a line taken out and put back would drop the keyboard focus on <body>. The
+     * focus in a line that goes (its quantity set to 0) goes to the next line's quantity, else
+     * the one before it; a focused line that had to move is focused again.
+     * @param {HTMLLIElement[]} nodes
+     */
+    function placeLines(nodes) {
+      const focused = document.activeElement;
+      const all = Array.from(orderLines.children);
+      const gone = all.filter((node) => !nodes.includes(/** @type {HTMLLIElement} */ (node)));
+      const lost = gone.find((node) => focused instanceof Node && node.contains(focused));
+      /** @type {Element | null} */
+      let next = null;
+      if (lost) {
+        const at = all.indexOf(lost);
+        next = all.slice(at + 1).find((node) => !gone.includes(node))
+          || all.slice(0, at).reverse().find((node) => !gone.includes(node)) || null;
+      }
+      gone.forEach((node) => node.remove());
+      nodes.forEach((node, i) => {
+        if (orderLines.children[i] !== node) orderLines.insertBefore(node, orderLines.children[i] || null);
+      });
+      if (next) {
+        const field = next.querySelector('input[name="quantity"], button');
+        if (field instanceof HTMLElement) field.focus();
+      } else if (focused instanceof HTMLElement && focused !== document.activeElement
+          && orderLines.contains(focused)) {
+        focused.focus();
+      }
+    }
+
     /** Show a quote: its lines, totals and the Pay button's amount. @param {QuoteView} quote */
     function showQuote(quote) {
       shown = quote;
@@ -529,7 +583,7 @@
         }
         return node;
       });
-      orderLines.replaceChildren(...nodes);
+      placeLines(nodes);
       // Paying for the cart, its lines are the cart's: the header's count follows them.
       const count = document.getElementById('cart-count');
       if (config.item === null && count) {
@@ -581,8 +635,28 @@
       rateOptions.querySelectorAll('input[name="shipping_rate"]').forEach((node) => {
         if (node instanceof HTMLInputElement) node.checked = node.value === chosen;
       });
-      ratesMessage.textContent = problem || '';
+      const text = problem || ratesNote;
+      if (ratesMessage.textContent !== text) ratesMessage.textContent = text; // only real changes
       ratesMessage.classList.toggle('is-error', !!problem);
+    }
+
+    /**
+     * What to announce of a quote for the address, applied: its delivery options and total when
+     * they are new (or follow a problem said), only its total when just that changed (another
+     * option chosen); nothing new when neither did.
+     * @param {ShippingRateView[]} shown
+     * @param {QuoteView} quote
+     */
+    function noteFor(shown, quote) {
+      const key = JSON.stringify(shown);
+      const said = ratesMessage.textContent;
+      let text = 'Delivery options and total updated: ' + quote.totalText;
+      if (noted && noted.rates === key && noted.text === said) {
+        if (noted.total === quote.totalText) return said;
+        text = 'Total updated: ' + quote.totalText;
+      }
+      noted = {rates: key, total: quote.totalText, text: text};
+      return text;
     }
 
     /** @returns {string | null} the rate the shopper chose, if any */
@@ -670,6 +744,10 @@
           attemptOver(error);
           return;
         }
+        if (answer.status === 409 && error.code === 'payment_in_progress') {
+          await paymentUnderWay(error.message || GENERIC_ERROR);
+          return;
+        }
         if (answer.status === 409 && error.code === 'stale_quote') {
           // Another answer of this attempt got there first: number past it and ask again.
           quoting.version = Math.max(quoting.version, error.version || 0);
@@ -694,6 +772,13 @@
       }
       if (quoting.pending) return; // a newer quote follows: show that one
       quoting.problem = '';
+      if (quoting.underWay) {
+        // That payment is over without paying (its 3-D Secure failed, say): this tab can pay.
+        if (message.textContent === quoting.underWay) showMessage('');
+        quoting.underWay = '';
+        outcomeLink.hidden = true;
+      }
+      ratesNote = noteFor(body.shippingRates || [], body.quote);
       showRates(body.shippingRates || [], body.shippingRate);
       showQuote(body.quote);
       if (elements) {
@@ -704,6 +789,29 @@
       quoting.applied = keyOf(applied);
       quoting.appliedQuote = applied;
       quoting.appliedVersion = Number(body.version) || 0;
+    }
+
+    /**
+     * A quote for the address heard that a payment of this attempt is already confirmed (409
+     * `payment_in_progress`: in another tab, waiting for 3-D Secure, processing): no quote can
+     * change its amount, and Pay here waits. That is said where Pay says it, in the shop's words
+     * as Pay's last look shows them, not under Delivery as an address problem (whatever the
+     * delivery said before stays). As Pay does, Stripe is asked what became of the payment:
+     * when it went through or is processing, a link leads to its page (the shopper follows it;
+     * typing an address never leaves the page). A later quote that applies lifts all this.
+     * @param {string} said the shop's message
+     */
+    async function paymentUnderWay(said) {
+      quoting.applied = '';
+      quoting.underWay = UNDER_WAY + ' ' + said;
+      showRates(rates, chosenRate());
+      showMessage(quoting.underWay, 'info');
+      refreshButton();
+      const intent = await retrieveIntent();
+      const status = intent ? REDIRECT_STATUS[intent.status] : undefined;
+      if (!intent || !status || !quoting.underWay) return;
+      outcomeLink.href = returnPageUrl(intent.id, clientSecret, status);
+      outcomeLink.hidden = false;
     }
 
     /**
@@ -805,13 +913,25 @@
       if (line && input instanceof HTMLInputElement) input.value = String(line.quantity);
     }
 
+    // The last quantity asked for (its item and quantity), to ask it once: Enter in the field
+    // is its change, then the form's submit.
+    let lastAsked = '';
+
     /**
-     * The shopper changed a line's quantity on this page (0 removes it).
+     * The shopper changed a line's quantity on this page (0 removes it). The same change while
+     * it is on its way is asked once; the field's change (when it loses the focus, which stays
+     * on it after Enter) to the quantity the order has is not asked at all.
      * @param {string} item
      * @param {string} quantity
+     * @param {boolean} fromField the field's change event (else its form's submit: Update)
      */
-    function changeQuantity(item, quantity) {
+    function changeQuantity(item, quantity, fromField) {
       if (state.busy) return;
+      const asked = JSON.stringify([item, quantity]);
+      if (state.updating && asked === lastAsked) return;
+      const line = shown.lines.find((l) => l.item === item);
+      if (fromField && !state.updating && line && String(line.quantity) === quantity) return;
+      lastAsked = asked;
       setUpdating(1);
       orderStatus.textContent = 'Updating your order…';
       changes = changes.then(() => sendQuantity(item, quantity)).finally(() => setUpdating(-1));
@@ -892,8 +1012,9 @@
         refreshButton();
       }
       function changed() {
-        if (!state.busy) {
-          showMessage(''); // the shopper is fixing things: clear the last error
+        // The shopper is fixing things: clear the last error (not that a payment is under way).
+        if (!state.busy && !quoting.underWay) {
+          showMessage('');
           if (!state.loadFailed) retryButton.hidden = true; // Pay is the way to try again
         }
         refreshButton();
@@ -1215,14 +1336,14 @@
       const line = target.closest('[data-item]');
       const input = target.querySelector('input[name="quantity"]');
       if (line instanceof HTMLElement && input instanceof HTMLInputElement) {
-        changeQuantity(line.dataset.item || '', input.value);
+        changeQuantity(line.dataset.item || '', input.value, false);
       }
     });
     orderLines.addEventListener('change', (event) => {
       const input = event.target;
       const line = input instanceof HTMLInputElement ? input.closest('[data-item]') : null;
       if (input instanceof HTMLInputElement && line instanceof HTMLElement) {
-        changeQuantity(line.dataset.item || '', input.value);
+        changeQuantity(line.dataset.item || '', input.value, true);
       }
     });
     // A delivery option chosen: quote it (Pay waits for the new total).

@@ -109,9 +109,9 @@
   }
 
   /* The catalog: "Add to cart" stays on the page. What became of it is said next to the button
-     pressed, not at the top of the page (#cart-status, left empty), which a book further down
-     has scrolled out of view with the header's count: a success politely (a status), a refusal
-     or a failure as an error (an alert, styled as one). One message at a time: the last one. */
+     pressed, not at the top of the page, which a book further down has scrolled out of view
+     with the header's count: a success politely (a status), a refusal or a failure as an error
+     (an alert, styled as one). One message at a time: the last one. */
   /** @type {Map<HTMLFormElement, {ok: HTMLElement, error: HTMLElement}>} */
   const addMessages = new Map();
   document.querySelectorAll('form.add-to-cart').forEach((node) => {

@@ -1,6 +1,5 @@
 % rebase('base.tpl')
 <h1>Books</h1>
-<p id="cart-status" class="cart-status" role="status" aria-live="polite"></p>
 <ul class="books">
 % for book, href in books:
   <li class="book">

@@ -262,7 +262,7 @@ class Checkout:
         meanwhile. A tab that confirms after this look is not seen: the cancel of the cart's other
         attempts once one is paid (``bookpay.siblings``) covers what 3-D Secure leaves open.
         """
-        for beside in self.ledger.attempts_beside(intent_id):
+        for beside in self.ledger.each_attempt_beside(intent_id):
             other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
             if other.get("status") == "canceled":
                 self.ledger.mark_canceled(other["id"])  # not asked of Stripe again

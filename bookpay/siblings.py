@@ -116,7 +116,7 @@ class SiblingCanceler(Worker):
         """Cancel the PaymentIntents of the other attempts beside ``intent_id``'s that are still
         cancelable; the ids canceled."""
         canceled = []
-        for beside in self.ledger.attempts_beside(intent_id):
+        for beside in self.ledger.each_attempt_beside(intent_id):
             other = beside["payment_intent"]
             intent = self.gateway.retrieve_intent(other, expand=())
             if intent.get("status") == "canceled":  # by Stripe or a page: not asked again

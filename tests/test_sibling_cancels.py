@@ -25,7 +25,7 @@ from bookpay.ledger import open_ledger
 from bookpay.ledger.model import now_iso, parse_iso
 from bookpay.quote import Quote, QuoteLine
 from bookpay.server import create_app
-from bookpay.siblings import RETRY_DELAYS, SiblingCanceler
+from bookpay.siblings import CANCELABLE, RETRY_DELAYS, SiblingCanceler
 
 
 @pytest.fixture
@@ -270,3 +270,90 @@ def test_a_ledger_failing_while_canceling_is_not_a_try(ledger):
     owed = ledger.sibling_cancel_for("pi_paid")
     assert (owed["status"], owed["attempts"], owed["claimed_by"]) == ("pending", 0, None)
     assert canceler.due_now()  # due again at once
+
+
+# However many attempts beside the paid one ----------------------------------------------------
+
+
+class Intents:
+    """A gateway over PaymentIntents held here, by id: each retrieved as it is, canceled if
+    Stripe would (``CANCELABLE``); the calls are counted."""
+
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = dict(statuses)
+        self.retrieved: list[str] = []
+        self.canceled: list[str] = []
+
+    def retrieve_intent(self, intent_id: str, *, expand=()) -> dict:
+        self.retrieved.append(intent_id)
+        return {"id": intent_id, "status": self.statuses[intent_id]}
+
+    def cancel_intent(self, intent_id: str, **kwargs) -> dict:
+        assert self.statuses[intent_id] in CANCELABLE, intent_id
+        self.statuses[intent_id] = "canceled"
+        self.canceled.append(intent_id)
+        return {"id": intent_id, "status": "canceled"}
+
+
+def many_tabs_paid(ledger, count: int, *, same_moment: bool = False) -> list[str]:
+    """``count`` attempts of one cart, oldest first; the newest pays and settles it. With
+    ``same_moment``, all recorded as made at one time (a clock's milliseconds tell few apart)."""
+    cart = ledger.create_cart(uuid.uuid4().hex * 2)
+    tabs = [f"pi_tab{n:02d}" for n in range(count)]
+    for n, pi in enumerate(tabs):
+        ledger.record_quote(pi, f"ord_{pi}", QUOTE, attempt_id=f"att_{pi}", cart_id=cart["id"])
+        moment = "2030-01-01T00:00:00.000Z" if same_moment else f"2030-01-01T00:{n:02d}:00.000Z"
+        with ledger.backend.write() as tx:
+            tx.run("UPDATE quotes SET created = ? WHERE payment_intent = ?", (moment, pi))
+    assert ledger.settle_cart(tabs[-1]) is True
+    return tabs
+
+
+@pytest.mark.parametrize("same_moment", [False, True])
+def test_every_sibling_is_canceled_however_many_tabs_the_cart_had(ledger, same_moment):
+    """22 tabs: the oldest waits on 3-D Secure, the newest pays. Every one of the 21 others is
+    canceled before the row is done (not only the newest 20), each retrieved once."""
+    tabs = many_tabs_paid(ledger, 22, same_moment=same_moment)
+    paid, others = tabs[-1], tabs[:-1]
+    gateway = Intents({**dict.fromkeys(others, "requires_payment_method"), paid: "succeeded"})
+    gateway.statuses[tabs[0]] = "requires_action"
+    assert SiblingCanceler(ledger, gateway).work() == 1
+    assert sorted(gateway.canceled) == sorted(others)
+    assert sorted(gateway.retrieved) == sorted(others)
+    assert ledger.sibling_cancel_for(paid)["status"] == "done"
+    assert all(ledger.quote_for(pi)["canceled_at"] is not None for pi in others)
+
+
+def test_siblings_that_stay_open_do_not_hide_older_ones_nor_make_the_canceler_spin(ledger):
+    """25 siblings authorized or processing (never canceled here, so they stay beside the paid
+    one), and the oldest two on 3-D Secure: those two are canceled, each sibling retrieved
+    once."""
+    tabs = many_tabs_paid(ledger, 28)
+    paid, others = tabs[-1], tabs[:-1]
+    statuses = {pi: ("requires_capture", "processing")[n % 2] for n, pi in enumerate(others)}
+    statuses.update({tabs[0]: "requires_action", tabs[1]: "requires_action", paid: "succeeded"})
+    gateway = Intents(statuses)
+    assert SiblingCanceler(ledger, gateway).work() == 1
+    assert sorted(gateway.canceled) == tabs[:2]
+    assert sorted(gateway.retrieved) == sorted(others)
+    assert ledger.sibling_cancel_for(paid)["status"] == "done"
+
+
+def test_pays_last_look_sees_a_paid_sibling_older_than_twenty_others(ledger):
+    """Tab 0 paid (confirmed, its event not yet handled so not settled); 21 newer tabs open:
+    Pay in the newest is refused, whatever the number of tabs between them."""
+    from bookpay.checkout import CartPaidElsewhere, Checkout
+
+    cart = ledger.create_cart(uuid.uuid4().hex * 2)
+    tabs = [f"pi_look{n:02d}" for n in range(22)]
+    for n, pi in enumerate(tabs):
+        ledger.record_quote(pi, f"ord_{pi}", QUOTE, attempt_id=f"att_{pi}", cart_id=cart["id"])
+        with ledger.backend.write() as tx:
+            tx.run(
+                "UPDATE quotes SET created = ? WHERE payment_intent = ?",
+                (f"2030-01-01T00:{n:02d}:00.000Z", pi),
+            )
+    gateway = Intents({**dict.fromkeys(tabs, "requires_payment_method"), tabs[0]: "succeeded"})
+    with pytest.raises(CartPaidElsewhere) as refused:
+        Checkout(ledger, gateway, None).check_paid_beside(tabs[-1])
+    assert refused.value.paid_by == tabs[0]

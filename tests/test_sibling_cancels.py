@@ -201,32 +201,135 @@ class Unreachable:
         raise AssertionError("canceled without a retrieve")
 
 
-def test_stripe_unreachable_is_tried_again_with_backoff_then_given_up(ledger, caplog):
+class Intents:
+    """A gateway over PaymentIntents held here, by id: each retrieved as it is, canceled if
+    Stripe would (``CANCELABLE``); the calls are counted."""
+
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = dict(statuses)
+        self.retrieved: list[str] = []
+        self.canceled: list[str] = []
+
+    def retrieve_intent(self, intent_id: str, *, expand=()) -> dict:
+        self.retrieved.append(intent_id)
+        return {"id": intent_id, "status": self.statuses[intent_id]}
+
+    def cancel_intent(self, intent_id: str, **kwargs) -> dict:
+        assert self.statuses[intent_id] in CANCELABLE, intent_id
+        self.statuses[intent_id] = "canceled"
+        self.canceled.append(intent_id)
+        return {"id": intent_id, "status": "canceled"}
+
+
+def due_at_once(ledger) -> None:
+    with ledger.transaction() as tx:  # its time comes
+        tx.execute("UPDATE sibling_cancels SET next_attempt_at = ?", (now_iso(),))
+
+
+def test_stripe_unreachable_is_tried_again_with_a_capped_backoff_never_given_up(ledger, caplog):
+    """Stripe down for hours: the row stays owed, tried again with a back-off growing to
+    ``RETRY_DELAYS[-1]`` and staying there (a sibling on its 3-D Secure page can be charged for
+    as long as Stripe keeps it open); a warning per try, no traceback. Once Stripe answers, the
+    sibling is canceled."""
     two_tabs_paid(ledger)
     gateway = Unreachable()
     canceler = SiblingCanceler(ledger, gateway)
-    caplog.set_level(logging.WARNING, logger="bookpay.siblings")
-    for tries, delay in enumerate(RETRY_DELAYS, start=1):
+    caplog.set_level(logging.INFO, logger="bookpay.siblings")
+    delays = [*RETRY_DELAYS, RETRY_DELAYS[-1], RETRY_DELAYS[-1]]
+    for tries, delay in enumerate(delays, start=1):
         started = parse_iso(now_iso())
         assert canceler.work() == 1
         owed = ledger.sibling_cancel_for("pi_paid")
         assert (owed["status"], owed["attempts"], owed["claimed_by"]) == ("pending", tries, None)
-        assert "Could not reach Stripe" in owed["last_error"]
+        assert owed["last_error"] == "pi_other: Could not reach Stripe: connection refused."
         wait = (parse_iso(owed["next_attempt_at"]) - started).total_seconds()
-        assert delay - 1 <= wait <= delay + 1  # backed off, growing
+        assert delay - 1 <= wait <= delay + 1  # backed off, growing, then capped
         assert not canceler.due_now()
         assert canceler.work() == 0  # not due yet: no Stripe call
-        with ledger.transaction() as tx:  # its time comes
-            tx.execute("UPDATE sibling_cancels SET next_attempt_at = ?", (now_iso(),))
+        due_at_once(ledger)
+    assert RETRY_DELAYS[-1] == 600.0
+    assert gateway.calls == len(delays)
     assert not any("gave up" in r.getMessage() for r in caplog.records)
-    assert canceler.work() == 1  # the last try
+    assert not any(r.exc_info for r in caplog.records)  # said, not a traceback each try
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == len(delays)
+    # Stripe is back (in this process or the next: the row is still owed).
+    back = Intents({"pi_other": "requires_action", "pi_paid": "succeeded"})
+    assert SiblingCanceler(ledger, back).work() == 1
+    assert back.canceled == ["pi_other"]
+    assert ledger.sibling_cancel_for("pi_paid")["status"] == "done"
+    assert ledger.next_sibling_cancel_due() is None
+
+
+class Partly(Intents):
+    """Intents held here, some of which Stripe does not know (404) or cannot be reached for."""
+
+    def __init__(self, statuses: dict[str, str], *, missing=(), failing=()) -> None:
+        super().__init__(statuses)
+        self.missing, self.failing = set(missing), set(failing)
+
+    def retrieve_intent(self, intent_id: str, *, expand=()) -> dict:
+        from bookpay.errors import NotFound
+
+        if intent_id in self.missing:
+            self.retrieved.append(intent_id)
+            raise NotFound(f"No such payment_intent: '{intent_id}'", code="resource_missing")
+        if intent_id in self.failing:
+            self.retrieved.append(intent_id)
+            raise StripeUnavailable("Stripe is limiting the rate of requests (429).")
+        return super().retrieve_intent(intent_id)
+
+
+def test_a_sibling_stripe_does_not_know_leaves_nothing_to_cancel_and_blocks_no_other(
+    ledger, caplog
+):
+    """An older sibling on its 3-D Secure page, a newer one Stripe does not know (an emulator
+    reset, another account's): the real one is canceled and the row done, no traceback."""
+    cart = ledger.create_cart(uuid.uuid4().hex * 2)
+    for n, pi in enumerate(("pi_real", "pi_gone", "pi_paid")):
+        ledger.record_quote(pi, f"ord_{pi}", QUOTE, attempt_id=f"att_{pi}", cart_id=cart["id"])
+        with ledger.backend.write() as tx:
+            tx.run(
+                "UPDATE quotes SET created = ? WHERE payment_intent = ?",
+                (f"2030-01-01T00:0{n}:00.000Z", pi),
+            )
+    ledger.settle_cart("pi_paid")
+    gateway = Partly({"pi_real": "requires_action"}, missing={"pi_gone"})
+    caplog.set_level(logging.INFO, logger="bookpay.siblings")
+    assert SiblingCanceler(ledger, gateway).work() == 1
+    assert gateway.retrieved == ["pi_gone", "pi_real"]
+    assert gateway.canceled == ["pi_real"]
     owed = ledger.sibling_cancel_for("pi_paid")
-    assert (owed["status"], owed["attempts"]) == ("given_up", len(RETRY_DELAYS) + 1)
-    assert gateway.calls == len(RETRY_DELAYS) + 1
-    assert any(
-        "gave up canceling the payments beside pi_paid" in r.getMessage() for r in caplog.records
-    )
-    assert canceler.work() == 0 and ledger.next_sibling_cancel_due() is None
+    assert (owed["status"], owed["attempts"]) == ("done", 1)
+    assert not any(r.exc_info for r in caplog.records)
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records)
+    assert any("Stripe has no pi_gone" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sibling_that_fails_is_tried_again_alone_the_others_canceled_meanwhile(ledger, caplog):
+    """Of two siblings, Stripe refuses to answer about one (429): the other is canceled now,
+    the row stays owed with why (the real error, naming the sibling), and the next try looks
+    at the one left."""
+    cart = ledger.create_cart(uuid.uuid4().hex * 2)
+    for pi in ("pi_a", "pi_b", "pi_paid"):
+        ledger.record_quote(pi, f"ord_{pi}", QUOTE, attempt_id=f"att_{pi}", cart_id=cart["id"])
+    ledger.settle_cart("pi_paid")
+    gateway = Partly({"pi_a": "requires_action", "pi_b": "requires_action"}, failing={"pi_a"})
+    caplog.set_level(logging.INFO, logger="bookpay.siblings")
+    canceler = SiblingCanceler(ledger, gateway)
+    assert canceler.work() == 1
+    assert gateway.canceled == ["pi_b"]
+    owed = ledger.sibling_cancel_for("pi_paid")
+    assert (owed["status"], owed["attempts"]) == ("pending", 1)
+    assert owed["last_error"] == "pi_a: Stripe is limiting the rate of requests (429)."
+    assert "Stripe could not be reached" not in owed["last_error"]
+    assert not any(r.exc_info for r in caplog.records)
+    gateway.failing.clear()
+    gateway.retrieved.clear()
+    due_at_once(ledger)
+    assert canceler.work() == 1
+    assert gateway.retrieved == ["pi_a"]  # b is known canceled: not asked again
+    assert gateway.canceled == ["pi_b", "pi_a"]
+    assert ledger.sibling_cancel_for("pi_paid")["status"] == "done"
 
 
 def test_a_worker_stopped_mid_round_releases_what_it_had_not_done(ledger, settings):
@@ -273,26 +376,6 @@ def test_a_ledger_failing_while_canceling_is_not_a_try(ledger):
 
 
 # However many attempts beside the paid one ----------------------------------------------------
-
-
-class Intents:
-    """A gateway over PaymentIntents held here, by id: each retrieved as it is, canceled if
-    Stripe would (``CANCELABLE``); the calls are counted."""
-
-    def __init__(self, statuses: dict[str, str]) -> None:
-        self.statuses = dict(statuses)
-        self.retrieved: list[str] = []
-        self.canceled: list[str] = []
-
-    def retrieve_intent(self, intent_id: str, *, expand=()) -> dict:
-        self.retrieved.append(intent_id)
-        return {"id": intent_id, "status": self.statuses[intent_id]}
-
-    def cancel_intent(self, intent_id: str, **kwargs) -> dict:
-        assert self.statuses[intent_id] in CANCELABLE, intent_id
-        self.statuses[intent_id] = "canceled"
-        self.canceled.append(intent_id)
-        return {"id": intent_id, "status": "canceled"}
 
 
 def many_tabs_paid(ledger, count: int, *, same_moment: bool = False) -> list[str]:

@@ -6,9 +6,10 @@ stops (Ctrl-C, a crash) before canceling leaves the row pending, and whichever p
 workers next (`bookpay serve`, `bookpay worker`) does it (``bookpay.siblings``).
 
 A row's life: ``pending`` (due at ``next_attempt_at``; ``last_error`` says why the last try
-failed) -> ``done`` (each sibling still cancelable was canceled, or found paid or canceled) or
-``given_up`` (Stripe could not be reached within the retries: ``last_error`` says why, and
-`bookpay ledger check` warns of it).
+failed) -> ``done`` (each sibling still cancelable was canceled, or found paid, canceled or
+unknown to Stripe). A row is never given up now (a sibling can be charged for as long as Stripe
+keeps it open): ``given_up`` is what earlier versions wrote after a few tries, which schema 12
+makes pending again; `bookpay ledger check` warns of a row still owed an hour on.
 
 A pending row is claimed by one process at a time, its claim marked in the row with the
 claiming ledger instance's identity (``claimed_by``) and a lease (``claimed_until``), on both

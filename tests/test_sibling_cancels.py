@@ -440,3 +440,24 @@ def test_pays_last_look_sees_a_paid_sibling_older_than_twenty_others(ledger):
     with pytest.raises(CartPaidElsewhere) as refused:
         Checkout(ledger, gateway, None).check_paid_beside(tabs[-1])
     assert refused.value.paid_by == tabs[0]
+
+
+def test_a_read_only_postgresql_ledger_is_unavailable_said_as_such(postgres_url, tmp_path):
+    """default_transaction_read_only on (a standby, a database set so): each write is the
+    ledger unavailable, its message saying why, so a worker's round fails with a warning (and
+    backs off: ``Worker``), not a traceback for an unexpected error."""
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
+    with open_ledger(settings) as ledger:
+        two_tabs_paid(ledger)
+    read_only = postgres_url.replace("options=", "options=-cdefault_transaction_read_only%3Don%20")
+    assert read_only != postgres_url
+    with open_ledger(Settings(data_dir=tmp_path / "data", database_url=read_only)) as ledger:
+        assert ledger.sibling_cancel_for("pi_paid")["status"] == "pending"  # reads go on
+        with pytest.raises(LedgerUnavailable) as unavailable:
+            SiblingCanceler(ledger, Intents({})).work()
+        assert "is read-only" in unavailable.value.message
+        assert "default_transaction_read_only" in unavailable.value.message
+        with pytest.raises(LedgerUnavailable):
+            ledger.mark_canceled("pi_other")  # an autocommit write as well

@@ -42,7 +42,10 @@ CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "req
 # After the first failed try, the second...; then every RETRY_DELAYS[-1] seconds, for as long as
 # the row is owed: never given up (see the module).
 RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)
-IDLE_LOOK = 600.0  # nothing owed: look again this often (another process may have settled one)
+# Nothing owed: look again this often. Another process on the ledger may have settled a cart
+# and not canceled (stopped since, or a `serve --no-worker` with no worker running), and a tab
+# left on its 3-D Secure page can be passed at any moment: one read of an index each time.
+IDLE_LOOK = 30.0
 BATCH = 100
 
 

@@ -25,7 +25,7 @@ from bookpay.ledger import open_ledger
 from bookpay.ledger.model import now_iso, parse_iso
 from bookpay.quote import Quote, QuoteLine
 from bookpay.server import create_app
-from bookpay.siblings import CANCELABLE, RETRY_DELAYS, SiblingCanceler
+from bookpay.siblings import CANCELABLE, IDLE_LOOK, RETRY_DELAYS, SiblingCanceler
 
 
 @pytest.fixture
@@ -178,9 +178,15 @@ def test_a_claim_whose_holder_died_is_taken_over_at_once(ledger, settings):
     try:
         assert holder.stdout.readline().strip() == "1"  # it holds the row
         assert ledger.claim_sibling_cancels() == []  # a live holder's claim is respected
+        held = ledger.sibling_cancel_for("pi_paid")
+        assert ledger.next_sibling_cancel_due() == held["claimed_until"]  # looked at then
+        canceler = SiblingCanceler(ledger, None)
+        assert not canceler.due_now()
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
-        # Not after its lease: at once.
+        # Not after its lease: at once, and a running canceler does not sleep until then.
+        assert ledger.next_sibling_cancel_due() == held["next_attempt_at"]
+        assert canceler.due_now() and canceler._idle_wait(0) == 0.05
         assert [r["payment_intent"] for r in ledger.claim_sibling_cancels()] == ["pi_paid"]
     finally:
         holder.kill()
@@ -461,3 +467,20 @@ def test_a_read_only_postgresql_ledger_is_unavailable_said_as_such(postgres_url,
         assert "default_transaction_read_only" in unavailable.value.message
         with pytest.raises(LedgerUnavailable):
             ledger.mark_canceled("pi_other")  # an autocommit write as well
+
+
+def test_a_canceler_owed_nothing_looks_again_soon_for_what_another_process_settles(
+    ledger, settings
+):
+    """Another process on the ledger (a shop whose own canceler stopped, a `bookpay serve
+    --no-worker` with no worker) settles a cart: a canceler owed nothing sees it within
+    ``IDLE_LOOK`` (a 3-D Secure tab has little time), one read, not a busy loop."""
+    canceler = SiblingCanceler(ledger, Intents({"pi_other": "requires_action"}))
+    assert IDLE_LOOK == 30.0
+    assert canceler._idle_wait(0) == IDLE_LOOK  # nothing owed
+    with open_ledger(settings) as other:
+        two_tabs_paid(other)
+    assert canceler._idle_wait(0) == 0.05 and canceler.due_now()
+    assert canceler.work() == 1
+    assert canceler.gateway.canceled == ["pi_other"]
+    assert canceler._idle_wait(0) == IDLE_LOOK

@@ -35,6 +35,9 @@ from bookpay.ledger.outbox import due_in
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.siblings")
+# What became of each payment is a line of its own: never held back as a repeat of the last one
+# (serve's log rate-limits repeated lines by their template: bookpay.web.logs.RepeatFilter).
+EACH = {"each": True}
 
 # Stripe cancels a PaymentIntent in these (and requires_capture, an authorization: a person
 # decides about that one, it is not canceled here).
@@ -47,6 +50,7 @@ RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)
 # left on its 3-D Secure page can be passed at any moment: one read of an index each time.
 IDLE_LOOK = 30.0
 BATCH = 100
+NOTHING_TO_CANCEL = "Stripe has no %s (beside the paid %s): nothing to cancel"
 
 
 class SiblingCanceler(Worker):
@@ -119,6 +123,7 @@ class SiblingCanceler(Worker):
             row["attempts"] + 1,
             _seconds(delay),
             why,
+            extra=EACH,
         )
         self.ledger.sibling_cancel_failed(intent_id, why, retry_in=delay)
 
@@ -151,7 +156,7 @@ class SiblingCanceler(Worker):
             intent = self.gateway.retrieve_intent(other, expand=())
         except NotFound:
             # An emulator reset, another account's keys: no PaymentIntent to charge the cart.
-            log.info("Stripe has no %s (beside the paid %s): nothing to cancel", other, paid)
+            log.info(NOTHING_TO_CANCEL, other, paid, extra=EACH)
             return False
         status = intent.get("status")
         if status == "canceled":  # by Stripe or a page: not asked again
@@ -161,7 +166,7 @@ class SiblingCanceler(Worker):
         try:
             self.gateway.cancel_intent(other, reason="duplicate")
         except NotFound:
-            log.info("Stripe has no %s (beside the paid %s): nothing to cancel", other, paid)
+            log.info(NOTHING_TO_CANCEL, other, paid, extra=EACH)
             return False
         except PaymentError as exc:  # confirmed or paid since it was retrieved, or refused
             now = self.gateway.retrieve_intent(other, expand=()).get("status")
@@ -170,10 +175,12 @@ class SiblingCanceler(Worker):
                 return False
             if now in CANCELABLE:  # still chargeable: this cancel was refused for another reason
                 raise
-            log.warning("could not cancel %s beside the paid %s: %s", other, paid, exc.message)
+            log.warning(
+                "could not cancel %s beside the paid %s: %s", other, paid, exc.message, extra=EACH
+            )
             return False
         self.ledger.mark_canceled(other)
-        log.info("canceled %s: its cart was paid by %s", other, paid)
+        log.info("canceled %s: its cart was paid by %s", other, paid, extra=EACH)
         return True
 
 

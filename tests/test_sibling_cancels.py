@@ -484,3 +484,41 @@ def test_a_canceler_owed_nothing_looks_again_soon_for_what_another_process_settl
     assert canceler.work() == 1
     assert canceler.gateway.canceled == ["pi_other"]
     assert canceler._idle_wait(0) == IDLE_LOOK
+
+
+def test_each_payments_canceling_is_a_line_of_serves_log_however_many_come_at_once(ledger, capsys):
+    """serve's log holds back a repeated warning or line (``RepeatFilter``, by its template):
+    not what became of each payment, one line each, however many carts are paid at once."""
+    from bookpay.commands.serve import _configure_logging, _remove_handler
+
+    statuses = {}
+    for n in range(3):
+        two_tabs_paid(ledger, f"pi_paid{n}", f"pi_other{n}")
+        statuses[f"pi_other{n}"] = "requires_action"
+    two_tabs_paid(ledger, "pi_paid_gone", "pi_gone")
+    two_tabs_paid(ledger, "pi_paid_late", "pi_late")
+    two_tabs_paid(ledger, "pi_paid_late2", "pi_late2")
+    gateway = Partly({**statuses, "pi_late": "requires_action", "pi_late2": "requires_action"})
+    gateway.missing.add("pi_gone")
+
+    def too_late(intent_id: str, **kwargs) -> dict:  # confirmed since it was retrieved
+        from bookpay.errors import PaymentError
+
+        if intent_id.startswith("pi_late"):
+            gateway.statuses[intent_id] = "succeeded"
+            raise PaymentError("This PaymentIntent's status is succeeded.")
+        return Intents.cancel_intent(gateway, intent_id, **kwargs)
+
+    gateway.cancel_intent = too_late
+    handlers = _configure_logging(debug=False)
+    try:
+        assert SiblingCanceler(ledger, gateway).work() == 6
+    finally:
+        _remove_handler(handlers)
+    err = capsys.readouterr().err
+    for n in range(3):
+        assert f"canceled pi_other{n}: its cart was paid by pi_paid{n}" in err
+    assert "Stripe has no pi_gone" in err
+    assert "could not cancel pi_late beside the paid pi_paid_late" in err
+    assert "could not cancel pi_late2 beside the paid pi_paid_late2" in err
+    assert "more like it" not in err

@@ -258,9 +258,9 @@ def _sibling_cancels() -> tuple[str, ...]:
     """Version 11: the canceling owed once a cart is paid, of its other attempts' PaymentIntents
     (one row per settled PaymentIntent, written in the transaction that settles its cart), so
     that it outlives the process that settled the cart: whichever process runs the workers next
-    claims it (``claimed_by``, ``claimed_until``, as receipts are claimed on SQLite), makes the
-    Stripe calls, and marks it ``done``, or due again later (``attempts``, ``next_attempt_at``,
-    ``last_error``), or (until version 12) ``given_up``."""
+    claims it (``claimed_by``, ``claimed_until``, as receipts are claimed, on both databases),
+    makes the Stripe calls, and marks it ``done``, or due again later (``attempts``,
+    ``next_attempt_at``, ``last_error``), or (until version 12) ``given_up``."""
     return (
         """CREATE TABLE sibling_cancels (
             payment_intent TEXT PRIMARY KEY,

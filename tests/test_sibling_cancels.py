@@ -522,3 +522,24 @@ def test_each_payments_canceling_is_a_line_of_serves_log_however_many_come_at_on
     assert "could not cancel pi_late beside the paid pi_paid_late" in err
     assert "could not cancel pi_late2 beside the paid pi_paid_late2" in err
     assert "more like it" not in err
+
+
+def test_pays_last_look_passes_over_a_sibling_stripe_does_not_know(ledger):
+    """A sibling Stripe has no record of (an emulator reset, another account's) can charge
+    nothing: it neither blocks Pay nor hides a paid sibling older than it."""
+    from bookpay.checkout import CartPaidElsewhere, Checkout
+
+    cart = ledger.create_cart(uuid.uuid4().hex * 2)
+    for n, pi in enumerate(("pi_paid_here", "pi_gone", "pi_paying")):
+        ledger.record_quote(pi, f"ord_{pi}", QUOTE, attempt_id=f"att_{pi}", cart_id=cart["id"])
+        with ledger.backend.write() as tx:
+            tx.run(
+                "UPDATE quotes SET created = ? WHERE payment_intent = ?",
+                (f"2030-01-01T00:0{n}:00.000Z", pi),
+            )
+    gateway = Partly({"pi_paid_here": "requires_payment_method"}, missing={"pi_gone"})
+    checkout = Checkout(ledger, gateway, None)
+    checkout.check_paid_beside("pi_paying")  # nothing paid beside it: Pay goes on
+    gateway.statuses["pi_paid_here"] = "succeeded"
+    with pytest.raises(CartPaidElsewhere):
+        checkout.check_paid_beside("pi_paying")

@@ -140,6 +140,8 @@ class SiblingCanceler(Worker):
             try:
                 if self._cancel_one(other, intent_id):
                     canceled.append(other)
+            except LedgerUnavailable:  # a BookpayError too, but the ledger's: not a try
+                raise
             except BookpayError as exc:
                 left[other] = exc.message or type(exc).__name__
                 wait = getattr(exc, "retry_after", None)

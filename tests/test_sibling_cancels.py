@@ -381,6 +381,26 @@ def test_a_ledger_failing_while_canceling_is_not_a_try(ledger):
     assert canceler.due_now()  # due again at once
 
 
+def test_a_ledger_failing_while_one_sibling_is_marked_ends_the_round_not_a_try(ledger, monkeypatch):
+    """The ledger fails writing that a sibling was canceled (LedgerUnavailable is a
+    BookpayError, as Stripe's failures are): not taken for that sibling failing, the round
+    ends, the row released with its tries not counted."""
+    from bookpay.ledger.errors import LedgerUnavailable
+
+    two_tabs_paid(ledger)
+
+    def locked(payment_intent: str) -> None:
+        raise LedgerUnavailable("The orders ledger is locked.")
+
+    monkeypatch.setattr(ledger, "mark_canceled", locked)
+    gateway = Intents({"pi_other": "requires_action"})
+    with pytest.raises(LedgerUnavailable):
+        SiblingCanceler(ledger, gateway).work()
+    owed = ledger.sibling_cancel_for("pi_paid")
+    assert (owed["status"], owed["attempts"], owed["claimed_by"]) == ("pending", 0, None)
+    assert owed["last_error"] is None
+
+
 # However many attempts beside the paid one ----------------------------------------------------
 
 

@@ -262,8 +262,11 @@ class Checkout:
         meanwhile. A tab that confirms after this look is not seen: the cancel of the cart's other
         attempts once one is paid (``bookpay.siblings``) covers what 3-D Secure leaves open.
         """
-        for beside in self.ledger.attempts_beside(intent_id):
-            other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
+        for beside in self.ledger.each_attempt_beside(intent_id):
+            try:
+                other = self.gateway.retrieve_intent(beside["payment_intent"], expand=())
+            except NotFound:  # unknown to Stripe (an emulator reset, another account's): no
+                continue  # payment to wait for, nor to charge the cart
             if other.get("status") == "canceled":
                 self.ledger.mark_canceled(other["id"])  # not asked of Stripe again
                 continue

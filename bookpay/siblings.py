@@ -13,28 +13,44 @@ same transaction as the settling, so a process that stops (Ctrl-C, a crash) befo
 leaves it pending, and whichever process runs the workers next (`bookpay serve`, `bookpay
 worker`) does it. The calls are made from a thread of its own, woken once the settling is
 committed: a webhook's answer, or a page, never waits for them. Each row is claimed first
-(``bookpay.ledger.cancels``), so two processes do not both work on one. Stripe unreachable (or
-refusing a retrieve), a row is tried again a few times with backoff (``RETRY_DELAYS``), then
-given up (said in the log, and by `bookpay ledger check`).
+(``bookpay.ledger.cancels``), so two processes do not both work on one.
+
+Each sibling is looked at on its own: one Stripe does not know (404: an emulator reset, another
+account's) has nothing to cancel; one Stripe cannot be reached for, or refuses to answer about,
+keeps none of the others waiting, and the row stays owed, its ``last_error`` naming it and
+Stripe's words. Such a row is tried again with a back-off growing to ten minutes
+(``RETRY_DELAYS``), and never given up: Stripe documents no end to an incomplete PaymentIntent
+(only an uncaptured one is canceled, after 7 days), so a tab left on its 3-D Secure page can be
+charged for as long as Stripe keeps it, and a shop whose Stripe is down for an afternoon must
+still cancel it afterwards. `bookpay ledger check` warns of a row tried for long.
 """
 
 from __future__ import annotations
 
 import logging
 
-from bookpay.errors import PaymentError, StripeUnavailable
+from bookpay.errors import BookpayError, NotFound, PaymentError
 from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.ledger.outbox import due_in
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.siblings")
+# What became of each payment is a line of its own: never held back as a repeat of the last one
+# (serve's log rate-limits repeated lines by their template: bookpay.web.logs.RepeatFilter).
+EACH = {"each": True}
 
 # Stripe cancels a PaymentIntent in these (and requires_capture, an authorization: a person
 # decides about that one, it is not canceled here).
 CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
-RETRY_DELAYS = (5.0, 30.0, 120.0)  # after the first try, the second... then given up
-IDLE_LOOK = 600.0  # nothing owed: look again this often (another process may have settled one)
+# After the first failed try, the second...; then every RETRY_DELAYS[-1] seconds, for as long as
+# the row is owed: never given up (see the module).
+RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)
+# Nothing owed: look again this often. Another process on the ledger may have settled a cart
+# and not canceled (stopped since, or a `serve --no-worker` with no worker running), and a tab
+# left on its 3-D Secure page can be passed at any moment: one read of an index each time.
+IDLE_LOOK = 30.0
 BATCH = 100
+NOTHING_TO_CANCEL = "Stripe has no %s (beside the paid %s): nothing to cancel"
 
 
 class SiblingCanceler(Worker):
@@ -92,43 +108,102 @@ class SiblingCanceler(Worker):
             self.cancel_beside(intent_id)
         except LedgerUnavailable:  # locked, or down: not a try; the round ends, and is retried
             raise
-        except Exception as exc:  # Stripe unreachable or refusing a retrieve
-            tries = row["attempts"] + 1
-            if isinstance(exc, StripeUnavailable):
-                log.warning("canceling the payments beside %s failed: %s", intent_id, exc)
-            else:
-                log.exception("canceling the payments beside %s failed", intent_id)
-            why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            if tries > len(RETRY_DELAYS):
-                log.warning(
-                    "gave up canceling the payments beside %s after %d tries: %s",
-                    intent_id,
-                    tries,
-                    why,
-                )
-                self.ledger.sibling_cancel_done(intent_id, status="given_up", note=why)
-                return
-            self.ledger.sibling_cancel_failed(intent_id, why, retry_in=RETRY_DELAYS[tries - 1])
+        except SiblingsLeft as exc:  # Stripe unreachable, or refusing, for some of them
+            why, retry_after = str(exc), exc.retry_after
+        except Exception as exc:  # a defect: said in full, and tried again like the others
+            log.exception("canceling the payments beside %s failed", intent_id)
+            why, retry_after = f"{type(exc).__name__}: {exc}", None
+        else:
+            self.ledger.sibling_cancel_done(intent_id)
             return
-        self.ledger.sibling_cancel_done(intent_id)
+        delay = retry_delay(row["attempts"], retry_after)
+        log.warning(
+            "canceling the payments beside %s: not all done (try %d), trying again in %s: %s",
+            intent_id,
+            row["attempts"] + 1,
+            _seconds(delay),
+            why,
+            extra=EACH,
+        )
+        self.ledger.sibling_cancel_failed(intent_id, why, retry_in=delay)
 
     def cancel_beside(self, intent_id: str) -> list[str]:
         """Cancel the PaymentIntents of the other attempts beside ``intent_id``'s that are still
-        cancelable; the ids canceled."""
-        canceled = []
-        for beside in self.ledger.attempts_beside(intent_id):
+        cancelable; the ids canceled. Each is looked at on its own: one Stripe does not know
+        has nothing to cancel; one Stripe cannot be reached for (or refuses to answer about)
+        keeps none of the others waiting, and ``SiblingsLeft`` says which, once all were
+        looked at. A ledger failing (``LedgerUnavailable``) ends it at once."""
+        canceled, left = [], {}
+        retry_after = None
+        for beside in self.ledger.each_attempt_beside(intent_id):
             other = beside["payment_intent"]
-            intent = self.gateway.retrieve_intent(other, expand=())
-            if intent.get("status") == "canceled":  # by Stripe or a page: not asked again
-                self.ledger.mark_canceled(other)
-            if intent.get("status") not in CANCELABLE:
-                continue
             try:
-                self.gateway.cancel_intent(other, reason="duplicate")
-            except PaymentError as exc:  # confirmed or paid since it was retrieved
-                log.warning("could not cancel %s beside the paid %s: %s", other, intent_id, exc)
-                continue
-            self.ledger.mark_canceled(other)
-            log.info("canceled %s: its cart was paid by %s", other, intent_id)
-            canceled.append(other)
+                if self._cancel_one(other, intent_id):
+                    canceled.append(other)
+            except LedgerUnavailable:  # a BookpayError too, but the ledger's: not a try
+                raise
+            except BookpayError as exc:
+                left[other] = exc.message or type(exc).__name__
+                wait = getattr(exc, "retry_after", None)
+                if wait is not None:
+                    retry_after = max(retry_after or 0, wait)
+        if left:
+            raise SiblingsLeft(left, retry_after=retry_after)
         return canceled
+
+    def _cancel_one(self, other: str, paid: str) -> bool:
+        """Cancel ``other`` if Stripe has it cancelable; whether this did. ``BookpayError``
+        when Stripe cannot say (or cancel it while it is still cancelable)."""
+        try:
+            intent = self.gateway.retrieve_intent(other, expand=())
+        except NotFound:
+            # An emulator reset, another account's keys: no PaymentIntent to charge the cart.
+            log.info(NOTHING_TO_CANCEL, other, paid, extra=EACH)
+            return False
+        status = intent.get("status")
+        if status == "canceled":  # by Stripe or a page: not asked again
+            self.ledger.mark_canceled(other)
+        if status not in CANCELABLE:
+            return False
+        try:
+            self.gateway.cancel_intent(other, reason="duplicate")
+        except NotFound:
+            log.info(NOTHING_TO_CANCEL, other, paid, extra=EACH)
+            return False
+        except PaymentError as exc:  # confirmed or paid since it was retrieved, or refused
+            now = self.gateway.retrieve_intent(other, expand=()).get("status")
+            if now == "canceled":
+                self.ledger.mark_canceled(other)
+                return False
+            if now in CANCELABLE:  # still chargeable: this cancel was refused for another reason
+                raise
+            log.warning(
+                "could not cancel %s beside the paid %s: %s", other, paid, exc.message, extra=EACH
+            )
+            return False
+        self.ledger.mark_canceled(other)
+        log.info("canceled %s: its cart was paid by %s", other, paid, extra=EACH)
+        return True
+
+
+class SiblingsLeft(Exception):
+    """Some PaymentIntents beside a paid one could not be looked at or canceled: why, by id;
+    ``retry_after``, the longest a rate limit asked to wait, if any did."""
+
+    def __init__(self, left: dict[str, str], *, retry_after: float | None = None) -> None:
+        super().__init__("; ".join(f"{other}: {why}" for other, why in left.items()))
+        self.left = left
+        self.retry_after = retry_after
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before the next try of a row tried ``attempts`` times before this failed one:
+    ``RETRY_DELAYS``, growing, then its last, for good; longer if Stripe asked to wait."""
+    delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS) - 1)]
+    if retry_after is not None:
+        delay = max(delay, min(float(retry_after), RETRY_DELAYS[-1]))
+    return delay
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:g} s"

@@ -13,6 +13,12 @@ from bookpay.ledger.errors import LedgerUnavailable
 
 log = logging.getLogger("bookpay.worker")
 
+# After a failed round (the ledger read-only, locked or down) the next is tried after this many
+# seconds, doubling with each failure in a row up to FAILED_WAIT_MAX (or the worker's poll, if
+# longer); a wake still starts one at once.
+FAILED_WAIT = 1.0
+FAILED_WAIT_MAX = 30.0
+
 
 class Worker:
     """Subclasses say what one round does (``work``, how many it handled), how long to sleep
@@ -78,12 +84,15 @@ class Worker:
         self._wake.set()
 
     def _run(self) -> None:
+        failures = 0  # rounds failed in a row
         while not self._stop.is_set():
             self._wake.clear()
             handled = 0
+            failed = True
             try:
                 handled = self.work()
-            except LedgerUnavailable as exc:  # locked, or down: try again shortly
+                failed = False
+            except LedgerUnavailable as exc:  # locked, read-only or down: try again later
                 log.warning("%s failed: %s", self.what, exc)
             except Exception:  # the ledger is closing: try again at the next wake
                 log.exception("%s failed", self.what)
@@ -92,8 +101,16 @@ class Worker:
             wait = self._idle_wait(handled)
             if self.poll is not None:
                 wait = min(wait, self.poll)
+            failures = failures + 1 if failed else 0
+            if failures:  # what is due is still due: not again at once, a log line each time
+                wait = max(wait, self.failed_wait(failures))
             if self._wake.wait(wait):
                 self.woken()
+
+    def failed_wait(self, failures: int) -> float:
+        """Seconds before the next round after ``failures`` failed rounds in a row."""
+        cap = max(FAILED_WAIT_MAX, self.poll or 0.0)
+        return min(FAILED_WAIT * 2 ** min(failures - 1, 16), cap)
 
     def run_once(self) -> int:
         """One round (``work``) in the worker's thread, waited for here; how many it handled.

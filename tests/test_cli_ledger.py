@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from bookpay.cli import app
 from bookpay.config import Settings
 from bookpay.ledger import SCHEMA_VERSION, open_ledger
+from bookpay.ledger.model import now_iso
 from bookpay.quote import Quote, QuoteLine
 
 runner = CliRunner()
@@ -428,6 +429,58 @@ def test_check_warns_about_paid_orders_not_fulfilled(checked):
     result = invoke(checked, "ledger", "check")
     assert result.exit_code == 0
     assert "warning: paid orders not fulfilled" in result.stdout
+
+
+def test_check_warns_about_a_paid_carts_canceling_still_owed_an_hour_on(checked):
+    """Stripe down for long (tried again every ten minutes, never given up), or no worker
+    running: the shop still owes it, and a person may cancel those still open by hand."""
+    owed = (
+        "paid carts whose other payments are still not all canceled an hour after the payment "
+        "(tried again every 10 minutes: the log says why; is a worker running? Cancel those "
+        "still open in the Dashboard)"
+    )
+    result = invoke(checked, "ledger", "check", "--json")
+    assert json.loads(result.stdout)["warnings"][owed]["count"] == 0  # owed a moment ago
+    with ledger_at(checked) as ledger, ledger.transaction() as tx:
+        tx.execute(
+            "UPDATE sibling_cancels SET created = ?, attempts = 9, last_error = 'pi_x: 429'",
+            (now_iso(-3700),),
+        )
+    result = invoke(checked, "ledger", "check", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["warnings"][owed] == {"count": 1, "examples": ["pi_q"]}
+    with ledger_at(checked) as ledger, ledger.transaction() as tx:  # as earlier versions left it
+        tx.execute("UPDATE sibling_cancels SET status = 'given_up'")
+    result = invoke(checked, "ledger", "check", "--json")
+    assert json.loads(result.stdout)["warnings"][owed]["count"] == 1
+    with ledger_at(checked) as ledger, ledger.transaction() as tx:
+        tx.execute("UPDATE sibling_cancels SET status = 'done'")
+    result = invoke(checked, "ledger", "check", "--json")
+    assert json.loads(result.stdout)["warnings"][owed]["count"] == 0
+
+
+def test_check_finds_a_cart_paid_twice_naming_both_payments(checked):
+    """Two attempts of one payment of a cart both settled: the cart was charged twice (a tab
+    left open on 3-D Secure, passed after the other paid): one is to be refunded."""
+    twice = "carts paid twice (two payments of one checkout of the cart: refund one)"
+    with ledger_at(checked) as ledger:
+        cart = ledger.find_cart("a" * 64)
+        quote = Quote((QuoteLine("1", "One", 2, 2300),), "usd")
+        ledger.record_quote("pi_q2", "ord_00000000000000bb", quote, cart_id=cart["id"])
+        with ledger.transaction() as tx:
+            tx.execute(
+                "UPDATE quotes SET generation = (SELECT generation FROM quotes "
+                "WHERE payment_intent = 'pi_q') WHERE payment_intent = 'pi_q2'"
+            )
+        result = invoke(checked, "ledger", "check", "--json")
+        assert result.exit_code == 0, result.output  # open beside it: not paid
+        ledger.settle_cart("pi_q2")
+    result = invoke(checked, "ledger", "check", "--json")
+    assert result.exit_code == 1, result.output
+    found = {n: f for n, f in json.loads(result.stdout)["problems"].items() if f["count"]}
+    assert found == {twice: {"count": 1, "examples": ["pi_q and pi_q2"]}}
+    result = invoke(checked, "ledger", "check")
+    assert "pi_q and pi_q2" in result.stdout
 
 
 def test_check_finds_orders_refunded_first_whose_refund_failed(checked):

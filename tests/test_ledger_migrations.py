@@ -417,3 +417,86 @@ def test_a_migration_killed_half_way_leaves_the_old_version(tmp_path, database_u
     assert result.exit_code == 0, result.output
     assert version_of(tmp_path / "data", database_url) == SCHEMA_VERSION
     assert json.loads(runner.invoke(app, ["ledger", "check", "--json"], env=env).stdout)["ok"]
+
+
+def _run_on(stack, tmp_path, database_url):
+    """A runner of statements (``?`` marks) straight on an old ledger's database."""
+    if database_url is None:
+        conn = sqlite3.connect(tmp_path / "data" / "bookpay.sqlite3", isolation_level=None)
+        stack.callback(conn.close)
+        return conn.execute
+    import psycopg
+
+    conn = stack.enter_context(psycopg.connect(database_url, autocommit=True))
+    return lambda sql, params=(): conn.execute(sql.replace("?", "%s"), params)
+
+
+def test_carts_paid_in_the_last_week_before_schema_11_owe_their_siblings_canceling(
+    tmp_path, database_url
+):
+    """A ledger from version 10 never owed the canceling: the carts it settled in the last 7
+    days with another attempt of that payment still open owe it after the upgrade (the
+    canceler retrieves each and decides); those older, alone, with their others all canceled,
+    or of another payment of the cart, do not."""
+    from bookpay.config import Settings
+    from bookpay.ledger import open_ledger
+    from bookpay.ledger.model import now_iso, parse_iso
+
+    old_ledger(tmp_path / "data", database_url, 10)
+    day, week = now_iso(-86400), now_iso(-8 * 86400)
+    quotes = [  # PaymentIntent, cart, generation, settled, canceled
+        ("pi_paid", "cart_1", 0, day, None),
+        ("pi_open", "cart_1", 0, None, None),  # on its 3-D Secure page, say
+        ("pi_next", "cart_1", 1, None, None),  # the cart's next payment: not a sibling
+        ("pi_long_ago", "cart_2", 0, week, None),
+        ("pi_long_open", "cart_2", 0, None, None),
+        ("pi_alone", "cart_3", 0, day, None),
+        ("pi_next3", "cart_3", 1, None, None),
+        ("pi_tidy", "cart_4", 0, day, None),
+        ("pi_tidied", "cart_4", 0, None, day),
+        ("pi_older", "cart_5", None, day, None),  # from before generations: the canceler decides
+        ("pi_older_open", "cart_5", None, None, None),
+    ]
+    sql = (
+        "INSERT INTO quotes (payment_intent, order_id, attempt_id, cart_id, currency, subtotal,"
+        " total, created, updated, generation, settled_at, canceled_at)"
+        " VALUES (?, ?, ?, ?, 'usd', 2300, 2300, ?, ?, ?, ?, ?)"
+    )
+    with contextlib.ExitStack() as stack:
+        run = _run_on(stack, tmp_path, database_url)
+        for pi, cart, generation, settled, canceled in quotes:
+            row = (pi, f"ord_{pi}", f"att_{pi}", cart, week, week, generation, settled, canceled)
+            run(sql, row)
+    with open_ledger(Settings(data_dir=tmp_path / "data", database_url=database_url)) as ledger:
+        owed = {row["payment_intent"]: row for row in ledger.sibling_cancels()}
+        assert sorted(owed) == ["pi_older", "pi_paid"]
+        row = owed["pi_paid"]
+        assert (row["cart_id"], row["status"], row["attempts"]) == ("cart_1", "pending", 0)
+        assert parse_iso(row["next_attempt_at"]) <= parse_iso(now_iso())  # due at once
+        assert ledger.next_sibling_cancel_due() is not None
+    assert version_of(tmp_path / "data", database_url) == SCHEMA_VERSION
+
+
+def test_cancelings_an_earlier_version_gave_up_are_owed_again(tmp_path, database_url):
+    """Version 11 gave a row up after a few tries while Stripe was unavailable: its siblings
+    may still be open and chargeable, so it is pending again, due at once (done ones stay)."""
+    from bookpay.config import Settings
+    from bookpay.ledger import open_ledger
+
+    old_ledger(tmp_path / "data", database_url, 11)
+    sql = (
+        "INSERT INTO sibling_cancels (payment_intent, cart_id, status, attempts, next_attempt_at,"
+        " last_error, created, done_at) VALUES (?, 'cart_1', ?, 4, ?, ?, ?, ?)"
+    )
+    with contextlib.ExitStack() as stack:
+        run = _run_on(stack, tmp_path, database_url)
+        run(sql, ("pi_given_up", "given_up", NOW, "Could not reach Stripe.", NOW, NOW))
+        run(sql, ("pi_done", "done", NOW, None, NOW, NOW))
+    with open_ledger(Settings(data_dir=tmp_path / "data", database_url=database_url)) as ledger:
+        rows = {row["payment_intent"]: row for row in ledger.sibling_cancels()}
+        again = rows["pi_given_up"]
+        assert (again["status"], again["done_at"], again["attempts"]) == ("pending", None, 4)
+        assert again["last_error"] == "Could not reach Stripe."
+        assert (rows["pi_done"]["status"], rows["pi_done"]["done_at"]) == ("done", NOW)
+        assert [r["payment_intent"] for r in ledger.claim_sibling_cancels()] == ["pi_given_up"]
+        ledger.release_sibling_cancels()

@@ -66,8 +66,10 @@ def serve(
         bool,
         typer.Option(
             "--worker/--no-worker",
-            help="Send receipts and report tax records in this process (the default), or "
-            "leave them in the ledger for `bookpay worker` running beside it.",
+            help="Send receipts, report tax records and cancel paid carts' other payments in "
+            "this process (the default), or leave them in the ledger for `bookpay worker` "
+            "running beside it (a cart this process settles still has its other payments "
+            "canceled here at once).",
         ),
     ] = True,
     log_format: Annotated[

@@ -133,6 +133,7 @@ def _work(ledger, workers, poll: float, once: bool) -> None:
 
 
 app = typer.Typer(add_completion=False)
-app.command("worker", short_help="Send receipts and tax records (beside serve --no-worker).")(
-    worker
-)
+app.command(
+    "worker",
+    short_help="Send receipts and tax records, cancel paid carts' other payments.",
+)(worker)

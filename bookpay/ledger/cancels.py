@@ -6,9 +6,10 @@ stops (Ctrl-C, a crash) before canceling leaves the row pending, and whichever p
 workers next (`bookpay serve`, `bookpay worker`) does it (``bookpay.siblings``).
 
 A row's life: ``pending`` (due at ``next_attempt_at``; ``last_error`` says why the last try
-failed) -> ``done`` (each sibling still cancelable was canceled, or found paid or canceled) or
-``given_up`` (Stripe could not be reached within the retries: ``last_error`` says why, and
-`bookpay ledger check` warns of it).
+failed) -> ``done`` (each sibling still cancelable was canceled, or found paid, canceled or
+unknown to Stripe). A row is never given up now (a sibling can be charged for as long as Stripe
+keeps it open): ``given_up`` is what earlier versions wrote after a few tries, which schema 12
+makes pending again; `bookpay ledger check` warns of a row still owed an hour on.
 
 A pending row is claimed by one process at a time, its claim marked in the row with the
 claiming ledger instance's identity (``claimed_by``) and a lease (``claimed_until``), on both
@@ -75,14 +76,24 @@ class CancelStore:
 
     def next_sibling_cancel_due(self) -> str | None:
         """When the earliest pending row is due (ISO time), or None when none is pending. A row
-        another holder claims is due when its claim ends at the latest (its holder may finish it
-        first): a worker does not look again and again meanwhile."""
-        return self._scalar(
-            """SELECT MIN(CASE WHEN claimed_by IS NOT NULL AND claimed_by <> ?
-                AND claimed_until > next_attempt_at THEN claimed_until ELSE next_attempt_at END)
-            FROM sibling_cancels WHERE status = 'pending'""",
+        another live holder claims is due when its claim ends at the latest (its holder may
+        finish it first): a worker does not look again and again meanwhile. One whose holder
+        no longer runs is due as if free: ``claim_sibling_cancels`` takes it over at once."""
+        free = self._scalar(
+            """SELECT MIN(next_attempt_at) FROM sibling_cancels WHERE status = 'pending'
+            AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until <= next_attempt_at)""",
             (self._token,),
         )
+        held = self._read(
+            """SELECT claimed_by, MIN(next_attempt_at) AS due, MIN(claimed_until) AS until
+            FROM sibling_cancels WHERE status = 'pending' AND claimed_by IS NOT NULL
+            AND claimed_by <> ? AND claimed_until > next_attempt_at GROUP BY claimed_by""",
+            (self._token,),
+        )
+        times = [free] if free is not None else []
+        for row in held:  # a few holders: the processes at work on this ledger
+            times.append(row["until"] if process.holder_alive(row["claimed_by"]) else row["due"])
+        return min(times, default=None)
 
     def claim_sibling_cancels(self, limit: int = 100) -> list[dict]:
         """Due pending rows, claimed for this ledger instance (see the module): free ones, and

@@ -41,8 +41,11 @@ check of a large ledger reads it through its indexes and never loads it whole:
 A paid order that is not fulfilled is only a warning: its ``succeeded`` event may still be on
 its way, or the shop refused it (its ``fulfilment_refused`` and note then say why). So is a tax
 record Stripe Tax has not been told of yet: the shop retries it (`bookpay orders show` says why
-it failed). And a paid cart whose other attempts' PaymentIntents the shop gave up canceling
-(``given_up``: Stripe could not be reached): those still open are for a person to cancel.
+it failed). And a paid cart whose other attempts' PaymentIntents are still owed their canceling
+an hour after its payment (Stripe down or refusing for that long, the shop trying again every
+ten minutes; or no worker running), or were given up by an earlier version (``given_up``):
+those still open may be for a person to cancel. A cart paid twice (two settled quotes of one of
+its payments: ``generation``) is a problem, both PaymentIntents named: one is to be refunded.
 """
 
 from __future__ import annotations
@@ -231,6 +234,16 @@ INVARIANTS = (
         ON q.payment_intent = c.payment_intent WHERE q.settled_at IS NULL""",
     ),
     (
+        # Each payment of a cart (its generation) is paid by one of its attempts; the canceler
+        # cancels the others. Two settled: a tab left open (on its 3-D Secure page, say) was
+        # paid beside the first, and the shopper charged twice. Both named, one to refund.
+        "carts paid twice (two payments of one checkout of the cart: refund one)",
+        """SELECT a.payment_intent || ' and ' || b.payment_intent AS example
+        FROM quotes a JOIN quotes b ON b.cart_id = a.cart_id AND b.generation = a.generation
+        AND b.payment_intent > a.payment_intent
+        WHERE a.settled_at IS NOT NULL AND b.settled_at IS NOT NULL""",
+    ),
+    (
         "orders behind an event they handled",
         f"""SELECT o.id AS example FROM events e JOIN orders o
         ON o.payment_intent = e.payment_intent
@@ -251,12 +264,21 @@ WARNINGS = (
         "tax records Stripe Tax refused (record them by hand; `bookpay orders show` says why)",
         "SELECT order_id AS example FROM tax_records WHERE status = 'refused'",
     ),
-    (
-        "paid carts whose other payments were not all canceled (Stripe could not be reached: "
-        "cancel those still open in the Dashboard)",
-        "SELECT payment_intent AS example FROM sibling_cancels WHERE status = 'given_up'",
-    ),
 )
+# A paid cart's canceling owed this long after the payment is worth a person's look.
+LONG_OWED = 3600  # seconds
+OWED_LONG = (
+    "paid carts whose other payments are still not all canceled an hour after the payment "
+    "(tried again every 10 minutes: the log says why; is a worker running? Cancel those still "
+    "open in the Dashboard)"
+)
+
+
+def _owed_long(since: str) -> str:
+    """Rows still owed since before ``since`` (Stripe down or refusing for long, or no worker
+    running), and those an earlier version gave up (``given_up``)."""
+    return f"""SELECT payment_intent AS example FROM sibling_cancels WHERE status = 'given_up'
+    OR (status = 'pending' AND created <= '{since}')"""
 
 
 # When each row says it happened (not when it is next due: a receipt's next attempt, a claim).
@@ -289,7 +311,10 @@ def check_ledger(ledger: Ledger) -> CheckReport:
     return CheckReport(
         integrity=ledger.backend.integrity_problems(),
         problems=[_find(ledger, name, sql) for name, sql in (*INVARIANTS, future)],
-        warnings=[_find(ledger, name, sql) for name, sql in WARNINGS],
+        warnings=[
+            _find(ledger, name, sql)
+            for name, sql in (*WARNINGS, (OWED_LONG, _owed_long(now_iso(-LONG_OWED))))
+        ],
     )
 
 

@@ -15,7 +15,7 @@ page's quotes are applied in the order it asked for them (``QuoteStale`` otherwi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from bookpay.ledger.errors import LedgerConflict
 from bookpay.ledger.model import now_iso
@@ -52,7 +52,7 @@ QUOTE_COLUMNS = (
 _LINES = ", ".join(LINE_COLUMNS)
 _QUOTES = ", ".join(QUOTE_COLUMNS)
 MAX_IN = 500  # ids per IN (...) list
-# A cart's attempts looked at beside one (tabs of one payment of a cart: a few).
+# A page of the attempts beside one (tabs of one payment of a cart: a few, or many reloads).
 MAX_BESIDE = 20
 
 
@@ -186,10 +186,18 @@ class QuoteStore:
         rows = self._read(f"SELECT {_QUOTES} FROM quotes WHERE attempt_id = ?", (attempt_id,))
         return self._with_lines(rows[0]) if rows else None
 
-    def attempts_beside(self, payment_intent: str, *, limit: int = MAX_BESIDE) -> list[dict]:
+    def attempts_beside(
+        self,
+        payment_intent: str,
+        *,
+        limit: int = MAX_BESIDE,
+        before: tuple[str, str] | None = None,
+    ) -> list[dict]:
         """The other checkout attempts of the cart whose attempt ``payment_intent`` pays, in the
         same payment of that cart, not settled and not known canceled: ``payment_intent``,
-        ``attempt_id``, newest first (``limit`` at most).
+        ``attempt_id`` and ``created``, newest first (by ``created``, then ``payment_intent``),
+        ``limit`` at most; with ``before`` (a ``(created, payment_intent)`` of an earlier page's
+        last row), only those after it in that order. All of them: ``each_attempt_beside``.
 
         The same payment of the cart: the same ``generation`` of it (the cart's when each
         attempt's first quote was recorded, which only ``settle_cart`` moves on), whatever the
@@ -197,8 +205,12 @@ class QuoteStore:
         generations (NULL) falls back to the times: no quote of the cart was settled between
         the two attempts' first quotes.
         """
+        after, params = "", ()
+        if before is not None:
+            after = " AND (q.created < ? OR (q.created = ? AND q.payment_intent < ?))"
+            params = (before[0], before[0], before[1])
         return self._read(
-            """SELECT q.payment_intent, q.attempt_id FROM quotes q
+            f"""SELECT q.payment_intent, q.attempt_id, q.created FROM quotes q
             JOIN quotes me ON q.cart_id = me.cart_id
             WHERE me.payment_intent = ? AND q.payment_intent <> me.payment_intent
             AND q.attempt_id IS NOT NULL AND q.settled_at IS NULL AND q.canceled_at IS NULL
@@ -209,10 +221,22 @@ class QuoteStore:
                     AND s.settled_at > CASE WHEN q.created < me.created
                         THEN q.created ELSE me.created END
                     AND s.settled_at <= CASE WHEN q.created < me.created
-                        THEN me.created ELSE q.created END)))
-            ORDER BY q.created DESC LIMIT ?""",
-            (payment_intent, limit),
+                        THEN me.created ELSE q.created END))){after}
+            ORDER BY q.created DESC, q.payment_intent DESC LIMIT ?""",
+            (payment_intent, *params, limit),
         )
+
+    def each_attempt_beside(self, payment_intent: str) -> Iterator[dict]:
+        """Every attempt ``attempts_beside`` has for ``payment_intent``, however many, newest
+        first, read a page (``MAX_BESIDE``) at a time: those the caller marks canceled
+        meanwhile (or that stay open, authorized or processing) neither repeat nor end it."""
+        before = None
+        while True:
+            page = self.attempts_beside(payment_intent, before=before)
+            yield from page
+            if len(page) < MAX_BESIDE:
+                return
+            before = (page[-1]["created"], page[-1]["payment_intent"])
 
     def mark_canceled(self, payment_intent: str) -> None:
         """Note that Stripe has ``payment_intent`` canceled (it stays so): the attempts beside

@@ -258,9 +258,9 @@ def _sibling_cancels() -> tuple[str, ...]:
     """Version 11: the canceling owed once a cart is paid, of its other attempts' PaymentIntents
     (one row per settled PaymentIntent, written in the transaction that settles its cart), so
     that it outlives the process that settled the cart: whichever process runs the workers next
-    claims it (``claimed_by``, ``claimed_until``, as receipts are claimed on SQLite), makes the
-    Stripe calls, and marks it ``done``, or due again later (``attempts``, ``next_attempt_at``,
-    ``last_error``), or ``given_up``."""
+    claims it (``claimed_by``, ``claimed_until``, as receipts are claimed, on both databases),
+    makes the Stripe calls, and marks it ``done``, or due again later (``attempts``,
+    ``next_attempt_at``, ``last_error``), or (until version 12) ``given_up``."""
     return (
         """CREATE TABLE sibling_cancels (
             payment_intent TEXT PRIMARY KEY,
@@ -275,6 +275,33 @@ def _sibling_cancels() -> tuple[str, ...]:
             done_at TEXT
         )""",
         "CREATE INDEX sibling_cancels_due ON sibling_cancels (status, next_attempt_at)",
+    )
+
+
+# The time now, and a week ago, in the ledger's format (``2026-01-31T09:30:00.000Z``).
+_SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'{})"
+_PG_NOW = """to_char((now(){}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+def _siblings_owed(now: str, week_ago: str) -> tuple[str, ...]:
+    """Version 12: what versions before 11 never owed, and what 11 gave up. A cart paid in the
+    last 7 days by a ledger before version 11 whose other attempts of that payment are still
+    open owes their canceling (the canceler retrieves each from Stripe and decides: a quote
+    from before generations is owed when in doubt, ``attempts_beside`` then goes by the times).
+    And a row version 11 gave up after a few tries while Stripe was unavailable is owed again,
+    due at once: a sibling on its 3-D Secure page can be charged for as long as it is open, and
+    rows are no longer given up."""
+    return (
+        f"""INSERT INTO sibling_cancels (payment_intent, cart_id, created, next_attempt_at)
+        SELECT q.payment_intent, q.cart_id, {now}, {now} FROM quotes q
+        WHERE q.settled_at IS NOT NULL AND q.cart_id IS NOT NULL AND q.settled_at >= {week_ago}
+        AND NOT EXISTS (SELECT 1 FROM sibling_cancels c WHERE c.payment_intent = q.payment_intent)
+        AND EXISTS (SELECT 1 FROM quotes s WHERE s.cart_id = q.cart_id
+            AND s.payment_intent <> q.payment_intent AND s.attempt_id IS NOT NULL
+            AND s.settled_at IS NULL AND s.canceled_at IS NULL
+            AND (s.generation = q.generation OR s.generation IS NULL OR q.generation IS NULL))""",
+        f"""UPDATE sibling_cancels SET status = 'pending', next_attempt_at = {now},
+        done_at = NULL, claimed_by = NULL, claimed_until = NULL WHERE status = 'given_up'""",
     )
 
 
@@ -352,6 +379,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the canceling of a paid cart's other payments is owed in the ledger",
         sqlite=_sibling_cancels(),
         postgresql=_sibling_cancels(),
+    ),
+    Migration(
+        "carts paid in the last week owe their other payments' canceling; none is given up",
+        sqlite=_siblings_owed(_SQLITE_NOW.format(""), _SQLITE_NOW.format(", '-7 days'")),
+        postgresql=_siblings_owed(_PG_NOW.format(""), _PG_NOW.format(" - interval '7 days'")),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -234,10 +234,25 @@ class PostgresBackend(Units):
                 yield lease
             finally:
                 lease.release()
+        except psycopg.errors.ReadOnlySqlTransaction as exc:  # SQLSTATE 25006
+            raise self._read_only(exc) from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
             if getattr(exc, "sqlstate", None) in CONTENTION:
                 raise self._contention(exc) from exc
             raise self._unavailable(exc) from exc
+
+    def _read_only(self, exc: psycopg.Error) -> LedgerUnavailable:
+        """A write refused because the server's transactions are read-only: a standby, or
+        ``default_transaction_read_only`` set for the database, role or URL. Nothing can be
+        written until that changes, which the ledger cannot do itself."""
+        reason = exc.diag.message_primary or type(exc).__name__
+        return LedgerUnavailable(
+            f"The ledger database {self.location.masked} is read-only ({reason.rstrip('.')}): "
+            "nothing can be written to it. A standby, or default_transaction_read_only set "
+            "for the database, its role or the URL?",
+            hint="Point BOOKPAY_DATABASE_URL at the primary, or set "
+            "default_transaction_read_only = off.",
+        )
 
     def _contention(self, exc: psycopg.Error) -> LedgerContention:
         reason = exc.diag.message_primary or type(exc).__name__  # not DETAIL's pids and xids

@@ -23,7 +23,9 @@ class RepeatFilter(logging.Filter):
     """At most one record per (logger, message template) every ``window`` seconds.
 
     Records are told apart by their template (``record.msg``), not their text, so "Task queue
-    depth is 3" and "... is 4" are the same kind. Errors and worse always pass.
+    depth is 3" and "... is 4" are the same kind. Errors and worse always pass, and so does a
+    record logged with ``extra={"each": True}``: a line about one thing of many that each
+    matter (what became of one payment: ``bookpay.siblings``), not a repeat.
     """
 
     def __init__(self, window: float = 10.0, *, clock: Callable[[], float] = time.monotonic):
@@ -34,7 +36,7 @@ class RepeatFilter(logging.Filter):
         self._kinds: dict[tuple[str, str], list] = {}  # kind -> [passed_at, held back]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
+        if record.levelno >= logging.ERROR or getattr(record, "each", False):
             return True
         kind = (record.name, str(record.msg))
         now = self._clock()

@@ -947,7 +947,9 @@
       try {
         const url = config.cartItemsUrl + '/' + encodeURIComponent(item);
         const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
-        if (!answer.ok) {
+        // Done only when the shop answered with its cart (as the cart page has it): a 200 that
+        // is not the shop's JSON (a proxy's page) did not change the order.
+        if (!(answer.ok && answer.body && answer.body.cart)) {
           const said = answer.body && answer.body.error && answer.body.error.message;
           problem = notNowText(answer.status, answer.retryAfter) || said || GENERIC_ERROR;
           refusal = refuses(answer.status);

@@ -816,10 +816,22 @@
 
     /**
      * What an attempt's PaymentIntent holds: its quote, and its delivery options once priced.
+     * The delivery's message (a live region) says the total shown: a quote re-priced for a
+     * changed quantity (or another tab's change) is announced as a quote for the address is
+     * ("Total updated: …", or the options too when they changed), never leaving the total
+     * before it said. A problem with the address stays said, its options as they were.
      * @param {AttemptIntent} intent
      */
     function showIntentQuote(intent) {
-      if (intent.shippingRates) showRates(intent.shippingRates, intent.quote.shippingRate);
+      if (!quoting.problem) {
+        if (intent.shippingRates && intent.quote.priced) {
+          if (ratesNote) ratesNote = noteFor(intent.shippingRates, intent.quote);
+          showRates(intent.shippingRates, intent.quote.shippingRate);
+        } else if (ratesNote) {
+          ratesNote = ''; // no total to state: none is left stated
+          showRates(rates, chosenRate());
+        }
+      }
       showQuote(intent.quote);
     }
 

@@ -502,6 +502,49 @@ def test_checkout_with_an_empty_cart_leads_back_to_the_catalog(page, shop):
     assert page.locator("h1").inner_text() == "Books"
 
 
+NO_SCRIPT = (
+    "Paying needs JavaScript, which is turned off in this browser: turn it on to see the "
+    "payment form."
+)
+
+
+def test_without_javascript_the_checkout_says_paying_needs_it_and_what_still_works(browser, shop):
+    """With JavaScript off the payment form cannot load: the page says so (not only a disabled
+    Pay asking for an email no field takes), and what works without it does: the order, and
+    for a cart its quantities (their forms post)."""
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{shop}/checkout?item=1")
+        said = page.locator("#no-script-message")
+        assert said.is_visible()
+        assert said.inner_text() == NO_SCRIPT + " You can still review your order here."
+        added = page.request.post(
+            f"{shop}/cart/items", form={"item": "2", "quantity": "1"}, headers={"Origin": shop}
+        )
+        assert added.ok, added.text()
+        page.goto(f"{shop}/checkout")
+        assert said.inner_text() == (
+            NO_SCRIPT + " You can still review your order and change its quantities here."
+        )
+        quantity = page.locator("#order-lines [data-item='2'] input[name=quantity]")
+        quantity.fill("2")
+        with page.expect_navigation():  # the line's form posts; the shop shows the checkout
+            quantity.press("Enter")
+        assert page.url == f"{shop}/checkout"
+        assert page.locator("#subtotal").inner_text() == "$50.00"
+        assert said.is_visible()
+    finally:
+        context.close()
+    page = browser.new_page()  # with JavaScript on, the message is never shown
+    try:
+        page.goto(f"{shop}/checkout?item=1")
+        page.locator("#payment-element [name=number]").wait_for()
+        assert not page.locator("#no-script-message").is_visible()
+    finally:
+        page.close()
+
+
 def tap_targets_too_small(page) -> list[str]:
     """Visible links and buttons under 44px tall, except links inside a sentence."""
     return page.evaluate(

@@ -479,6 +479,38 @@ def test_a_quantity_change_the_shop_could_not_take_now_is_not_marked_refused(pag
     assert server_quantities(page, shop) == {"1": 2}
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 200, "content_type": "text/html", "body": "<html>proxy</html>"},
+        {"status": 200, "content_type": "application/json", "body": "not json"},
+        {"status": 200, "content_type": "application/json", "body": '{"ok": true}'},
+    ],
+    ids=["html", "not-json", "json-without-cart"],
+)
+def test_a_quantity_change_answered_200_without_the_cart_is_not_taken_for_done(page, shop, answer):
+    """A 200 that is not the shop's cart (a proxy's page) did not change the order: the page
+    says something went wrong, not that the order was updated, and the field shows what the
+    order holds."""
+    page.goto(shop + "/")
+    add_to_cart(page, shop, "1", 2)
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    page.route("**/cart/items/1", lambda route: route.fulfill(**answer))
+    quantity = page.locator("#order-lines [data-item='1'] input[name=quantity]")
+    quantity.fill("5")
+    quantity.dispatch_event("change")  # the field keeps the focus, as after Enter
+    page.wait_for_function(
+        "() => document.getElementById('order-lines').getAttribute('aria-busy') === 'false'"
+        " && document.getElementById('order-status').textContent !== 'Updating your order…'"
+    )
+    assert page.locator("#order-status").inner_text() == "Something went wrong. Please try again."
+    assert quantity.input_value() == "2"
+    assert quantity.get_attribute("aria-invalid") is None  # not refused: could not be taken
+    assert server_quantities(page, shop) == {"1": 2}
+    assert page.locator("#subtotal").inner_text() == "$46.00"
+
+
 # Chrome with the site's cookies blocked throws on every use of `window.sessionStorage`.
 NO_STORAGE = """Object.defineProperty(window, 'sessionStorage', {get() {
   throw new DOMException('Access is denied for this document.', 'SecurityError'); }});"""

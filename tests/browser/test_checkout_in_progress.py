@@ -22,6 +22,7 @@ from test_cart_browser import add_from_catalog
 from test_checkout import (
     BOOKS,
     PAID_IN_SF,
+    fill_card,
     fill_checkout,
     focused_id,
     message,
@@ -297,3 +298,54 @@ def test_a_tab_whose_address_another_tab_requoted_quotes_its_own_again_before_pa
     order = bookpay_shop.wait_for_order(intent["id"])
     assert order["fulfilled_at"] and not order["fulfilment_refused"]
     assert "San Francisco, CA 94110" in first.locator("#receipt-shipping").inner_text()
+
+
+def test_a_quote_while_another_tab_waits_for_3d_secure_lets_that_challenge_go(
+    context, bookpay_shop, stripe_emulator
+):
+    """Two tabs on one attempt; the first pays with a card that asks for 3-D Secure and waits on
+    the challenge (maybe abandoned: its tab left open). The second then quotes another street:
+    the shop does not wait for that challenge (409 `payment_in_progress` is not its answer) but
+    cancels its PaymentIntent (409 `attempt_finished`, canceled): the second says the checkout
+    is over and nothing was charged, and the challenge, passed afterwards, charges nothing and
+    its tab is told the payment was canceled."""
+    first = open_checkout(context.new_page(), bookpay_shop, "1")
+    second = copy_of_tab(context, first)
+    fill_card(first, "4000002760003184")  # 3-D Secure required
+    wait_for_pay(first)
+    first.locator("#submit-button").click()
+    first.locator("#test-source-authorize-3ds").wait_for()
+    [intent] = intents(stripe_emulator)
+    assert intent["status"] == "requires_action"
+
+    seen: list = []
+
+    def record(route):  # each quote's answer, kept before the page reads it
+        answer = route.fetch()
+        seen.append((answer.status, answer.json().get("error", {}).get("code")))
+        route.fulfill(response=answer)
+
+    second.route("**/checkout/quote", record)
+    second.locator("#address-element [name=addressLine1]").fill("5 Other Street")
+    second.locator("#paid-notice").wait_for()
+    assert second.locator("#paid-notice-text").inner_text() == (
+        "This checkout is over: its payment was canceled, as when the order is paid for in "
+        "another tab or window. Nothing was charged here."
+    )
+    assert second.locator("#new-attempt-button").inner_text() == "Start a new checkout"
+    assert message(second) == ""
+    assert seen[-1] == (409, "attempt_finished")
+    assert (409, "payment_in_progress") not in seen
+    assert stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")["status"] == (
+        "canceled"
+    )
+
+    first.locator("#test-source-authorize-3ds").click()
+    first.get_by_role("link", name="Return to the merchant").click()
+    first.wait_for_url(re.compile(r"/success\?"))
+    assert first.locator("h1").inner_text() == "Payment canceled"
+    assert "You have not been charged." in first.locator("main").inner_text()
+    assert stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")["status"] == (
+        "canceled"
+    )
+    assert [c for c in charges(stripe_emulator) if c["status"] == "succeeded"] == []

@@ -345,3 +345,36 @@ def test_a_kwd_shop_pays_a_total_stripe_charges_tax_rounded_down_to_tens(page, e
     finally:
         server.stop()
         apps[0].close()
+
+
+def test_after_a_quantity_change_the_delivery_message_states_the_total_shown(page, shop):
+    """The delivery's live region says the total of the quote shown: a quantity changed after
+    the address was priced re-prices the order, and the old total is not left said."""
+    page.goto(shop.url + "/")
+    added = page.request.post(
+        f"{shop.url}/cart/items", data={"item": "1", "quantity": 1}, headers={"Origin": shop.url}
+    )
+    assert added.ok, added.text()
+    page.goto(shop.url + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    in_san_francisco(page)
+    fill_card(page, "4242424242424242")
+    wait_for_total(page, "$29.67")
+    wait_for_pay(page)
+    assert text(page, "shipping-rates-message") == "Delivery options and total updated: $29.67"
+    before = text(page, "shipping-rate-options")  # their names, delivery times and amounts
+    quantity = page.locator("#order-lines [data-item='1'] input[name=quantity]")
+    quantity.fill("3")
+    quantity.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('order-status').textContent === 'Your order was updated.'"
+    )
+    wait_for_pay(page)
+    shown = text(page, "total")
+    assert shown != "$29.67"
+    said = text(page, "shipping-rates-message")
+    if text(page, "shipping-rate-options") == before:
+        assert said == "Total updated: " + shown
+    else:
+        assert said == "Delivery options and total updated: " + shown
+    assert page.locator("#submit-button").inner_text().strip() == "Pay " + shown

@@ -99,12 +99,16 @@
   const NO_ANSWER = 'The shop did not answer. Trying again…';
   const CHANGED = 'Your order changed: check the new total, then pay.';
   // Said when the attempt's PaymentIntent was canceled under the page (the shop answered 409
-  // `attempt_finished`, canceled): another tab paid the cart, or a 3-D Secure challenge was left.
+  // `attempt_finished`, canceled): another tab paid the cart, or this quote let go a 3-D Secure
+  // challenge pending for the attempt (in another tab, maybe closed): the shop does not wait for
+  // it, and that challenge, passed later, charges nothing.
   const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
     + 'paid for in another tab or window. Nothing was charged here.';
   // Said before the shop's own words when a quote for the address hears that a payment of this
-  // attempt is already confirmed (409 `payment_in_progress`): paid in another tab, waiting for
-  // 3-D Secure or processing. Nothing about the address.
+  // attempt is already confirmed (409 `payment_in_progress`): in another tab, and processing or
+  // authorized, or confirmed there just as this quote was applied (a lost race). Not a 3-D Secure
+  // challenge pending: the quote lets that go (`attempt_finished`, canceled). Nothing about the
+  // address.
   const UNDER_WAY = 'A payment of this checkout is already under way, in this tab or another: '
     + 'its outcome shows where it was made, or on its own page once Stripe has it.';
   // Said when Pay's last look found the attempt quoted for another address (another tab of it):
@@ -793,8 +797,9 @@
 
     /**
      * A quote for the address heard that a payment of this attempt is already confirmed (409
-     * `payment_in_progress`: in another tab, waiting for 3-D Secure, processing): no quote can
-     * change its amount, and Pay here waits. That is said where Pay says it, in the shop's words
+     * `payment_in_progress`: in another tab, and processing or authorized, or confirmed there
+     * just as this quote was applied): no quote can change its amount, and Pay here waits. (A
+     * 3-D Secure challenge pending is not waited for: the quote cancels it, attemptOver.) That is said where Pay says it, in the shop's words
      * as Pay's last look shows them, not under Delivery as an address problem (whatever the
      * delivery said before stays). As Pay does, Stripe is asked what became of the payment:
      * when it went through or is processing, a link leads to its page (the shopper follows it;
@@ -816,10 +821,22 @@
 
     /**
      * What an attempt's PaymentIntent holds: its quote, and its delivery options once priced.
+     * The delivery's message (a live region) says the total shown: a quote re-priced for a
+     * changed quantity (or another tab's change) is announced as a quote for the address is
+     * ("Total updated: …", or the options too when they changed), never leaving the total
+     * before it said. A problem with the address stays said, its options as they were.
      * @param {AttemptIntent} intent
      */
     function showIntentQuote(intent) {
-      if (intent.shippingRates) showRates(intent.shippingRates, intent.quote.shippingRate);
+      if (!quoting.problem) {
+        if (intent.shippingRates && intent.quote.priced) {
+          if (ratesNote) ratesNote = noteFor(intent.shippingRates, intent.quote);
+          showRates(intent.shippingRates, intent.quote.shippingRate);
+        } else if (ratesNote) {
+          ratesNote = ''; // no total to state: none is left stated
+          showRates(rates, chosenRate());
+        }
+      }
       showQuote(intent.quote);
     }
 
@@ -947,7 +964,9 @@
       try {
         const url = config.cartItemsUrl + '/' + encodeURIComponent(item);
         const answer = await postJson(url, {quantity: /^\d+$/.test(quantity) ? Number(quantity) : quantity});
-        if (!answer.ok) {
+        // Done only when the shop answered with its cart (as the cart page has it): a 200 that
+        // is not the shop's JSON (a proxy's page) did not change the order.
+        if (!(answer.ok && answer.body && answer.body.cart)) {
           const said = answer.body && answer.body.error && answer.body.error.message;
           problem = notNowText(answer.status, answer.retryAfter) || said || GENERIC_ERROR;
           refusal = refuses(answer.status);

@@ -52,6 +52,9 @@
     <button id="new-attempt-button" class="button" type="button">{{"Pay again" if editable else "Buy another copy"}}</button>
   </section>
   <form id="payment-form" class="payment-form" aria-describedby="payment-message">
+    <noscript>
+      <p id="no-script-message" class="payment-message">Paying needs JavaScript, which is turned off in this browser: turn it on to see the payment form. You can still review your order{{" and change its quantities" if editable else ""}} here.</p>
+    </noscript>
     <div id="checkout-fields" class="checkout-fields">
       <h2 id="contact-heading">Contact</h2>
       <div id="link-auth-element" class="element" role="group" aria-labelledby="contact-heading"></div>

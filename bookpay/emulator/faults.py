@@ -49,7 +49,16 @@ MAX_LATENCY_MS = 60_000
 
 
 class Drop(Exception):
-    """Close the connection without answering (raised after the request has been processed)."""
+    """Close the connection without answering (raised after the request has been processed).
+
+    ``hold``: seconds the server keeps the connection open first (a `timeout`), which the
+    emulator's own server does after the request has left its slot, so that a held call keeps
+    no other call waiting.
+    """
+
+    def __init__(self, hold: float = 0.0) -> None:
+        super().__init__("fault injected by the emulator: connection dropped")
+        self.hold = hold
 
 
 def drop_connection() -> None:
@@ -259,7 +268,24 @@ class Faults:
             }
 
 
-def hold(fault: Fault) -> None:
-    """What a `timeout` does once the request has run: wait, then drop the connection."""
-    time.sleep(max(0.0, fault.seconds))
+def wait(environ: dict[str, Any], seconds: float) -> None:
+    """A latency: under the emulator's own server, waited without holding one of its request
+    slots (``bookpay.wait``), so that slow calls never delay others; elsewhere, a sleep."""
+    outside = environ.get("bookpay.wait")
+    if outside is not None:
+        outside(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def hold(fault: Fault, environ: dict[str, Any] | None = None) -> None:
+    """What a `timeout` does once the request has run: hold the connection, then drop it.
+
+    The emulator's own server (``bookpay.holds``) holds it itself, once the request has left
+    its slot, and lets it go early when the client hangs up; under another server, a sleep.
+    """
+    seconds = max(0.0, fault.seconds)
+    if environ is not None and environ.get("bookpay.holds"):
+        raise Drop(hold=seconds)
+    time.sleep(seconds)
     raise Drop

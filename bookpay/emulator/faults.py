@@ -7,9 +7,10 @@ Two sources, checked in this order for every API call:
   429 with Retry-After: 2". A rule names a fault, optionally a method and a path (exact, with
   ``{id}`` standing for any one segment, or ending in ``*`` for a prefix), and how many calls it
   takes (``times``; none: every matching call until the rules are cleared);
-- **rates**, drawn from one seeded random generator (``bookpay emulator --faults
+- **rates**, drawn from a seeded random generator (``bookpay emulator --faults
   "500=5%,429=2%,reset=1%,timeout=1%" --seed 7``), so a sequence of calls meets the same faults
-  on every run with the same seed.
+  on every run with the same seed; latencies are drawn from another, seeded from the same seed,
+  so a latency range does not change which faults a seed gives.
 
 What each fault does, as at Stripe:
 
@@ -162,7 +163,8 @@ class Faults:
         self.rules: list[Rule] = []
         self._next_id = 1
         self.seed: int | None = None
-        self._random = random.Random()
+        self._random = random.Random()  # the faults drawn
+        self._latency_random = random.Random()  # the latencies drawn: apart, not to shift them
         self.configure(rates or {}, latency, seed)
 
     @classmethod
@@ -191,8 +193,7 @@ class Faults:
             if latency is not None:
                 self.latency = latency
             if seed is not None:
-                self.seed = seed
-                self._random = random.Random(seed)
+                self._seed(seed)
             self._refresh()
 
     def add_rule(self, rule: Rule) -> Rule:
@@ -217,9 +218,13 @@ class Faults:
         with self._lock:
             self.rules.clear()
             self.injected.clear()
-            self.seed = seed
-            self._random = random.Random(seed)
+            self._seed(seed)
         self.configure(rates, latency)
+
+    def _seed(self, seed: int | None) -> None:
+        self.seed = seed
+        self._random = random.Random(seed)
+        self._latency_random = random.Random(None if seed is None else f"latency {seed}")
 
     def _refresh(self) -> None:
         self.active = bool(self.rates or self.rules or self.latency[1] > 0)
@@ -233,7 +238,7 @@ class Faults:
         if high == low:
             return low
         with self._lock:
-            return self._random.uniform(low, high)
+            return self._latency_random.uniform(low, high)
 
     def pick(self, method: str, path: str) -> Fault | None:
         """The fault this call meets, if any: a scripted rule first, then the rates."""

@@ -20,8 +20,12 @@ What each fault does, as at Stripe:
   answers Stripe's ``api_error``: a retry with the same key gets the first answer replayed;
 - ``reset`` runs the request, then closes the connection without an answer: the client cannot
   know whether it happened (only the idempotency key can tell it);
-- ``timeout`` runs the request, then holds the connection for ``seconds`` (30 by default, more
-  than a client waits) and closes it without an answer.
+- ``timeout`` runs the request, then holds the connection for ``seconds`` (30 by default) and
+  closes it without an answer. A client that waits less (bookpay's gateway: 15 s for a call,
+  retries included) times out on its own; one that waits longer (stripe-python waits 80 s by
+  default) sees, after ``seconds``, the connection closed with no answer, as for a ``reset``
+  (stripe-python: an ``APIConnectionError``, retried when its network retries are on). To
+  make such a client time out itself, give ``seconds`` more than its timeout.
 
 Nothing here runs unless a fault or a latency is configured: the request path checks one flag.
 """
@@ -43,9 +47,12 @@ RATE_LIMIT_MESSAGE = (
     " https://stripe.com/docs/rate-limits."
 )
 API_ERROR_MESSAGE = "An unknown error occurred"
-DEFAULT_HANG = 30.0  # seconds a `timeout` holds the connection: more than clients wait
-# The most latency a call may be given, in milliseconds: twice what a client waits, and far below
-# what time.sleep takes (beyond it every call would answer 500 with an OverflowError).
+# Seconds a `timeout` holds the connection: more than bookpay's gateway waits (15 s), less than
+# stripe-python's default of 80 s (a client waiting that long sees the connection dropped).
+DEFAULT_HANG = 30.0
+# The most latency a call may be given, in milliseconds: a minute, four times bookpay's gateway's
+# budget (less than stripe-python's default timeout of 80 s), and far below what time.sleep takes
+# (beyond it every call would answer 500 with an OverflowError).
 MAX_LATENCY_MS = 60_000
 
 

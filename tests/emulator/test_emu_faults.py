@@ -365,3 +365,15 @@ def test_the_same_seed_meets_the_same_faults_with_or_without_latency():
     )
     with start_emulator(options=plain) as one, start_emulator(options=slowed) as two:
         assert statuses(two.url, 30) == statuses(one.url, 30)
+
+
+def test_a_client_waiting_longer_than_the_hold_sees_a_dropped_connection(emu):
+    # stripe-python waits 80 s by default, longer than a `timeout` holds (30 s unless set): it
+    # sees the connection closed with no answer once the hold ends, not a timeout of its own.
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=0)
+    control(emu.url, "POST", "faults", {"fault": "timeout", "seconds": 0.5, "times": 1})
+    started = time.monotonic()
+    with pytest.raises(stripe.APIConnectionError):
+        client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
+    assert 0.5 <= time.monotonic() - started < 30
+    assert intent_count(emu.url) == 1

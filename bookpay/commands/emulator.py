@@ -45,8 +45,8 @@ def emulator(
             metavar="KIND=PCT%,...",
             help="Faults drawn at random per API call: 500 (after the call has run), 429 (before "
             "it runs), reset (the connection dropped after it has run), timeout (held 30 s, then "
-            "dropped: longer-waiting clients, such as stripe-python's 80 s default, see a reset)."
-            ' Example: "500=5%,429=2%,reset=1%,timeout=1%".',
+            "dropped; a client waiting longer, as Stripe's Python library does by default, sees a "
+            'reset). Example: "500=5%,429=2%,reset=1%,timeout=1%".',
         ),
     ] = "",
     seed: Annotated[

@@ -7,11 +7,17 @@ import logging
 import os
 import sys
 import threading
+from enum import Enum
 from typing import Annotated
 
 import typer
 
 from bookpay.cli import state
+
+
+class Retries(str, Enum):
+    test = "test"
+    live = "live"
 
 
 def emulator(
@@ -39,7 +45,8 @@ def emulator(
             metavar="KIND=PCT%,...",
             help="Faults drawn at random per API call: 500 (after the call has run), 429 (before "
             "it runs), reset (the connection dropped after it has run), timeout (held 30 s, then "
-            'dropped). Example: "500=5%,429=2%,reset=1%,timeout=1%".',
+            "dropped; a client waiting longer, as Stripe's Python library does by default, sees a "
+            'reset). Example: "500=5%,429=2%,reset=1%,timeout=1%".',
         ),
     ] = "",
     seed: Annotated[
@@ -48,6 +55,14 @@ def emulator(
             "--seed", help="Seed for the faults and latencies drawn: same seed, same run."
         ),
     ] = None,
+    webhook_retries: Annotated[
+        Retries,
+        typer.Option(
+            "--webhook-retries",
+            help="Stripe's webhook retry schedule to follow: test mode's (3 retries over a few "
+            "hours) or live mode's (up to 3 days).",
+        ),
+    ] = Retries.test,
 ) -> None:
     """Run the Stripe test-mode emulator (Stripe's v1 API, webhooks, offline Stripe.js).
 
@@ -57,7 +72,7 @@ def emulator(
 
     Example: bookpay emulator --ephemeral --faults "500=5%,429=2%" --seed 7
     """
-    from bookpay.emulator import EmulatorOptions, StateInUse, start_emulator
+    from bookpay.emulator import RETRY_SCHEDULES, EmulatorOptions, StateInUse, start_emulator
     from bookpay.emulator.faults import parse_latency, parse_rates
     from bookpay.errors import UsageError
     from bookpay.web.emulator_link import emulator_state
@@ -78,7 +93,12 @@ def emulator(
     handler = _warnings_handler()
     say = _say_on(handler)
     options = EmulatorOptions(
-        db_path=db_path, latency=low, latency_max=high, faults=faults, seed=seed
+        db_path=db_path,
+        latency=low,
+        latency_max=high,
+        faults=faults,
+        seed=seed,
+        retry_schedule=RETRY_SCHEDULES[webhook_retries.value],
     )
     # `kill` (or a closed terminal) stops it as cleanly as Ctrl-C, and says so, from the start.
     with stop_on_signals():
@@ -100,7 +120,9 @@ def emulator(
             _remove(handler)
             raise _cannot_start(exc, host, port) from exc
         try:
-            _say_listening(say, running, settings, db_path, faults, low, high, seed)
+            _say_listening(
+                say, running, settings, db_path, faults, low, high, seed, webhook_retries
+            )
             threading.Event().wait()
         except KeyboardInterrupt:
             say("Stopping.")
@@ -132,7 +154,7 @@ def _cannot_start(exc: OSError, host: str, port: int):
 
 
 def _say_listening(
-    say, running, settings, db_path, faults: str, low: float, high: float, seed
+    say, running, settings, db_path, faults: str, low: float, high: float, seed, retries: Retries
 ) -> None:
     say(f"Stripe test-mode emulator listening on {running.url}")
     say(f"State: {db_path if db_path else 'in memory (--ephemeral)'}")
@@ -143,6 +165,8 @@ def _say_listening(
             + (f"; seed {seed}" if seed is not None else "")
             + " (the API only)."
         )
+    if retries is Retries.live:
+        say("Webhook retries: live mode's schedule, for up to three days.")
     if running.url != settings.emulator_url:
         say(f"Point bookpay at it with: export BOOKPAY_EMULATOR_URL={running.url}")
     else:

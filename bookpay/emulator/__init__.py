@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMULATOR_DB",
+    "RETRY_SCHEDULES",
+    "STRIPE_LIVE_RETRY_SCHEDULE",
     "STRIPE_RETRY_SCHEDULE",
+    "STRIPE_TEST_RETRY_SCHEDULE",
     "EmulatorOptions",
     "RunningEmulator",
     "StateInUse",
@@ -25,11 +28,18 @@ __all__ = [
 # The emulator's SQLite file name under bookpay's data folder.
 EMULATOR_DB = "emulator.sqlite3"
 _HOUR = 3600.0
-# Seconds before each webhook retry, as Stripe retries "for up to three days with an exponential
-# back off": 5 min, 30 min, 2 h, 5 h, 10 h, then every 12 h. The last retry comes some 65 hours
-# after the first attempt; when it fails too, the delivery has failed and the account is told
-# that the endpoint is failing. On the emulator's clock, which tests advance.
-STRIPE_RETRY_SCHEDULE = (300.0, 1800.0, 2 * _HOUR, 5 * _HOUR, 10 * _HOUR) + (12 * _HOUR,) * 4
+# Seconds before each webhook retry; when the last one fails too, the delivery has failed and the
+# account is told that the endpoint is failing. On the emulator's clock, which tests advance.
+# Stripe's Webhooks page (docs.stripe.com/webhooks, automatic retries): live mode retries for up
+# to three days with an exponential back-off; a sandbox (test mode) three times over a few hours.
+# It gives no intervals: live mode's here are 5 min, 30 min, 2 h, 5 h, 10 h, then every 12 h (the
+# last retry some 65 hours after the first attempt); test mode's, the same back-off's first three
+# (the last retry 2 h 35 min after the first attempt).
+STRIPE_LIVE_RETRY_SCHEDULE = (300.0, 1800.0, 2 * _HOUR, 5 * _HOUR, 10 * _HOUR) + (12 * _HOUR,) * 4
+STRIPE_TEST_RETRY_SCHEDULE = STRIPE_LIVE_RETRY_SCHEDULE[:3]
+# The name this had before test mode's schedule became the default: live mode's, as it was.
+STRIPE_RETRY_SCHEDULE = STRIPE_LIVE_RETRY_SCHEDULE
+RETRY_SCHEDULES = {"test": STRIPE_TEST_RETRY_SCHEDULE, "live": STRIPE_LIVE_RETRY_SCHEDULE}
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,9 @@ class EmulatorOptions:
     faults: str = ""
     seed: int | None = None  # for the faults and latencies drawn: the same seed, the same run
     fault_hang: float = 30.0  # seconds a `timeout` fault holds the connection
-    # Seconds before each webhook retry; after the last one, the delivery gives up.
-    retry_schedule: tuple[float, ...] = STRIPE_RETRY_SCHEDULE
+    # Seconds before each webhook retry; after the last one, the delivery gives up. A test-mode
+    # emulator retries as Stripe's sandboxes do; STRIPE_LIVE_RETRY_SCHEDULE for live mode's.
+    retry_schedule: tuple[float, ...] = STRIPE_TEST_RETRY_SCHEDULE
     delivery_timeout: float = 5.0  # seconds per webhook attempt
     # Seconds before what Stripe does "some time later" in test mode: a dispute card's dispute
     # opening, an asynchronous refund failing or succeeding, submitted evidence deciding.

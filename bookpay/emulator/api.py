@@ -7,7 +7,6 @@ import functools
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
@@ -318,7 +317,7 @@ class Emulator:
         """The API with latency and faults (only called when some are configured)."""
         delay = self.faults.delay()
         if delay:
-            time.sleep(delay)  # outside every lock, so callers overlap
+            faults.wait(environ, delay)  # outside every lock and the server's slots
         fault = self.faults.pick(method, path)
         if fault is not None and fault.kind == "429":  # refused before anything is done
             limited = ApiError(429, faults.RATE_LIMIT_MESSAGE, code="rate_limit")
@@ -330,7 +329,7 @@ class Emulator:
             error = ApiError(500, faults.API_ERROR_MESSAGE, type="api_error")
             return _fault_response(fault, error, response.headers)
         if fault.kind == "timeout":
-            faults.hold(fault)
+            faults.hold(fault, environ)
         raise faults.Drop
 
     def _api(

@@ -8,7 +8,7 @@ request would.
 The clock is real time plus an offset that only grows: ``advance`` (the control endpoint
 ``POST /_emulator/clock``) moves it forward and does, in order, everything that falls due on the
 way (timers, and with the deliverer attached, every webhook attempt and retry), so a test can
-pass Stripe's 24-hour idempotency window, its three days of webhook retries or a seven-day
+pass Stripe's 24-hour idempotency window, its hours (days, live) of webhook retries or a seven-day
 authorization without waiting. Objects' ``created`` times and webhook signatures stay real time:
 a receiver checks signatures against its own clock.
 """

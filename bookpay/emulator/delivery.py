@@ -12,10 +12,11 @@ are not recorded, so their deliveries stay pending (and are made after a restart
 An endpoint that is disabled is sent nothing: an attempt due meanwhile fails without being
 sent, and one re-enabled before its retries run out gets the next.
 
-Retries follow Stripe's schedule: exponential back-off for up to three days
-(``STRIPE_RETRY_SCHEDULE``, on the emulator's clock, which a test can advance), after which the
-delivery has failed and the account is told the endpoint is failing, as Stripe e-mails it
-(``notices``, shown at ``GET /_emulator/notifications``). Signatures always carry real time.
+Retries follow Stripe's test-mode schedule by default, three over a few hours
+(``STRIPE_TEST_RETRY_SCHEDULE``; live mode's, for up to three days, is
+``STRIPE_LIVE_RETRY_SCHEDULE``), on the emulator's clock, which a test can advance; after the
+last, the delivery has failed and the account is told the endpoint is failing, as Stripe e-mails
+it (``notices``, shown at ``GET /_emulator/notifications``). Signatures always carry real time.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ Two sources, checked in this order for every API call:
   429 with Retry-After: 2". A rule names a fault, optionally a method and a path (exact, with
   ``{id}`` standing for any one segment, or ending in ``*`` for a prefix), and how many calls it
   takes (``times``; none: every matching call until the rules are cleared);
-- **rates**, drawn from one seeded random generator (``bookpay emulator --faults
+- **rates**, drawn from a seeded random generator (``bookpay emulator --faults
   "500=5%,429=2%,reset=1%,timeout=1%" --seed 7``), so a sequence of calls meets the same faults
-  on every run with the same seed.
+  on every run with the same seed; latencies are drawn from another, seeded from the same seed,
+  so a latency range does not change which faults a seed gives.
 
 What each fault does, as at Stripe:
 
@@ -19,8 +20,12 @@ What each fault does, as at Stripe:
   answers Stripe's ``api_error``: a retry with the same key gets the first answer replayed;
 - ``reset`` runs the request, then closes the connection without an answer: the client cannot
   know whether it happened (only the idempotency key can tell it);
-- ``timeout`` runs the request, then holds the connection for ``seconds`` (30 by default, more
-  than a client waits) and closes it without an answer.
+- ``timeout`` runs the request, then holds the connection for ``seconds`` (30 by default) and
+  closes it without an answer. A client that waits less (bookpay's gateway: 15 s for a call,
+  retries included) times out on its own; one that waits longer (stripe-python waits 80 s by
+  default) sees, after ``seconds``, the connection closed with no answer, as for a ``reset``
+  (stripe-python: an ``APIConnectionError``, retried when its network retries are on). To
+  make such a client time out itself, give ``seconds`` more than its timeout.
 
 Nothing here runs unless a fault or a latency is configured: the request path checks one flag.
 """
@@ -42,14 +47,26 @@ RATE_LIMIT_MESSAGE = (
     " https://stripe.com/docs/rate-limits."
 )
 API_ERROR_MESSAGE = "An unknown error occurred"
-DEFAULT_HANG = 30.0  # seconds a `timeout` holds the connection: more than clients wait
-# The most latency a call may be given, in milliseconds: twice what a client waits, and far below
-# what time.sleep takes (beyond it every call would answer 500 with an OverflowError).
+# Seconds a `timeout` holds the connection: more than bookpay's gateway waits (15 s), less than
+# stripe-python's default of 80 s (a client waiting that long sees the connection dropped).
+DEFAULT_HANG = 30.0
+# The most latency a call may be given, in milliseconds: a minute, four times bookpay's gateway's
+# budget (less than stripe-python's default timeout of 80 s), and far below what time.sleep takes
+# (beyond it every call would answer 500 with an OverflowError).
 MAX_LATENCY_MS = 60_000
 
 
 class Drop(Exception):
-    """Close the connection without answering (raised after the request has been processed)."""
+    """Close the connection without answering (raised after the request has been processed).
+
+    ``hold``: seconds the server keeps the connection open first (a `timeout`), which the
+    emulator's own server does after the request has left its slot, so that a held call keeps
+    no other call waiting.
+    """
+
+    def __init__(self, hold: float = 0.0) -> None:
+        super().__init__("fault injected by the emulator: connection dropped")
+        self.hold = hold
 
 
 def drop_connection() -> None:
@@ -153,7 +170,8 @@ class Faults:
         self.rules: list[Rule] = []
         self._next_id = 1
         self.seed: int | None = None
-        self._random = random.Random()
+        self._random = random.Random()  # the faults drawn
+        self._latency_random = random.Random()  # the latencies drawn: apart, not to shift them
         self.configure(rates or {}, latency, seed)
 
     @classmethod
@@ -182,8 +200,7 @@ class Faults:
             if latency is not None:
                 self.latency = latency
             if seed is not None:
-                self.seed = seed
-                self._random = random.Random(seed)
+                self._seed(seed)
             self._refresh()
 
     def add_rule(self, rule: Rule) -> Rule:
@@ -208,9 +225,13 @@ class Faults:
         with self._lock:
             self.rules.clear()
             self.injected.clear()
-            self.seed = seed
-            self._random = random.Random(seed)
+            self._seed(seed)
         self.configure(rates, latency)
+
+    def _seed(self, seed: int | None) -> None:
+        self.seed = seed
+        self._random = random.Random(seed)
+        self._latency_random = random.Random(None if seed is None else f"latency {seed}")
 
     def _refresh(self) -> None:
         self.active = bool(self.rates or self.rules or self.latency[1] > 0)
@@ -224,7 +245,7 @@ class Faults:
         if high == low:
             return low
         with self._lock:
-            return self._random.uniform(low, high)
+            return self._latency_random.uniform(low, high)
 
     def pick(self, method: str, path: str) -> Fault | None:
         """The fault this call meets, if any: a scripted rule first, then the rates."""
@@ -259,7 +280,24 @@ class Faults:
             }
 
 
-def hold(fault: Fault) -> None:
-    """What a `timeout` does once the request has run: wait, then drop the connection."""
-    time.sleep(max(0.0, fault.seconds))
+def wait(environ: dict[str, Any], seconds: float) -> None:
+    """A latency: under the emulator's own server, waited without holding one of its request
+    slots (``bookpay.wait``), so that slow calls never delay others; elsewhere, a sleep."""
+    outside = environ.get("bookpay.wait")
+    if outside is not None:
+        outside(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def hold(fault: Fault, environ: dict[str, Any] | None = None) -> None:
+    """What a `timeout` does once the request has run: hold the connection, then drop it.
+
+    The emulator's own server (``bookpay.holds``) holds it itself, once the request has left
+    its slot, and lets it go early when the client hangs up; under another server, a sleep.
+    """
+    seconds = max(0.0, fault.seconds)
+    if environ is not None and environ.get("bookpay.holds"):
+        raise Drop(hold=seconds)
+    time.sleep(seconds)
     raise Drop

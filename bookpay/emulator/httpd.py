@@ -13,6 +13,13 @@ rest wait in the listen backlog until one closes, as with waitress) and ``thread
 handled at once, idle connections closed after ``idle_timeout`` seconds. A request it cannot
 parse gets a 4xx and the connection is closed. An application that raises ``faults.Drop`` has
 its connection closed without an answer.
+
+A request slot (one of ``threads``) is held only while the app computes: a latency is waited
+outside it (the app calls ``environ["bookpay.wait"]``, which lets the slot go and takes one
+again), a `timeout` fault's hold once the request has left it (``Drop(hold=...)``: the
+connection is held until then, or until the client hangs up or the server stops), and requests
+to the ``exempt`` paths (the health check, the control API) never take one. So a slow or hung
+call delays no other; each still has its connection's thread, as every open connection does.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class Server:
         connection_limit: int,
         idle_timeout: float,
         ident: str,
+        exempt: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.sock = sock
@@ -78,6 +86,7 @@ class Server:
         self.ident = ident.encode()
         self._slots = threading.BoundedSemaphore(connection_limit)
         self._running = threading.BoundedSemaphore(threads)  # requests in the app at once
+        self._exempt = exempt  # path prefixes answered without taking a slot
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._open: dict[socket.socket, threading.Thread] = {}
@@ -187,6 +196,7 @@ class Server:
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
             "bookpay.drops": True,  # this server closes a connection on faults.Drop
+            "bookpay.holds": True,  # and holds it first as Drop(hold=seconds) asks
             **self._server,
             **remote,
         }
@@ -232,8 +242,13 @@ class Server:
             started[:] = [status, headers]
             return lambda data: None  # the app returns its body (write() is for old apps)
 
+        if self._exempt and environ["PATH_INFO"].startswith(self._exempt):
+            slot: Any = _NO_SLOT
+        else:
+            slot = self._running
+            environ["bookpay.wait"] = self._wait_outside
         try:
-            with self._running:
+            with slot:
                 chunks = self.app(environ, start_response)
                 try:
                     body = b"".join(chunks)
@@ -241,7 +256,9 @@ class Server:
                     close = getattr(chunks, "close", None)
                     if close is not None:
                         close()
-        except Drop:
+        except Drop as drop:
+            if drop.hold > 0:  # out of the slot by now: a held call keeps nobody else waiting
+                self._hold(conn, drop.hold)
             return False  # closed with no answer: a dropped connection, as asked
         except Exception:
             log.exception("emulator: the application failed")
@@ -267,6 +284,33 @@ class Server:
             lines.append(body)
         conn.sendall(b"".join(lines))
         return keep_alive
+
+    def _wait_outside(self, seconds: float) -> None:
+        """A latency, waited by a request in the app without its slot (taken again after)."""
+        self._running.release()
+        try:
+            self._stopping.wait(seconds)
+        finally:
+            self._running.acquire()
+        if self._stopping.is_set():
+            raise Drop  # stopping: the request is not run
+
+    def _hold(self, conn: socket.socket, seconds: float) -> None:
+        """Keep a connection open and silent for ``seconds``, or until the client hangs up (no
+        one is waiting any more: its thread and connection are let go at once) or the server
+        stops (stop() shuts the socket down, which ends the wait too)."""
+        deadline = time.monotonic() + seconds
+        try:
+            conn.settimeout(max(seconds, 0.001))
+            if conn.recv(1, socket.MSG_PEEK) == b"":
+                return  # the client closed its end
+        except OSError:  # held for the whole time (TimeoutError), or the connection broke
+            return
+        # The client sent more behind the held request: never answered, held to the end.
+        self._stopping.wait(max(0.0, deadline - time.monotonic()))
+
+
+_NO_SLOT = contextlib.nullcontext()
 
 
 def _read_head(reader: Any) -> tuple[str, str, str, list[tuple[str, str]]] | None:

@@ -25,6 +25,9 @@ except ImportError:  # Windows: the state file is not locked
 # out: the emulator seems to hang. Connections (a thread each) are cheap; descriptors are the bound.
 CONNECTION_LIMIT = 1000
 IDLE_TIMEOUT = 30  # seconds before an idle connection is closed
+# Answered without waiting for one of the `threads` request slots: the health check, and the
+# control API (a test clears a fault or moves the clock even while every slot is busy).
+EXEMPT = ("/healthz", "/_emulator/")
 RESERVED_FDS = 64  # kept free for the store, the listening socket and webhook deliveries
 
 
@@ -159,6 +162,7 @@ class RunningEmulator:
                 connection_limit=connection_limit(),
                 idle_timeout=IDLE_TIMEOUT,
                 ident="bookpay-emulator",
+                exempt=EXEMPT,
             )
         except BaseException as exc:
             sock.close()

@@ -57,7 +57,8 @@ def emulator(**options: Any) -> Iterator[StripeEmulator]:
 
     ``options`` are ``bookpay.emulator.EmulatorOptions`` fields: ``faults="500=5%"``, ``seed``,
     ``latency`` and ``latency_max`` (seconds), ``async_delay`` (what Stripe does "some time
-    later", 2 s), ``retry_schedule`` (Stripe's three days by default; advance the clock).
+    later", 2 s), ``retry_schedule`` (Stripe test mode's three retries over a few hours by default;
+    ``bookpay.emulator.STRIPE_LIVE_RETRY_SCHEDULE`` for live mode's three days; advance the clock).
     """
     from bookpay.emulator import start_emulator
 
@@ -178,7 +179,7 @@ class StripeEmulator:
         return [a for a in attempts if event_id is None or a["event_id"] == event_id]
 
     def notifications(self) -> list[dict[str, Any]]:
-        """What Stripe would have told the account: endpoints failing after three days."""
+        """What Stripe would have told the account: endpoints failing once retries ran out."""
         return self.control("GET", "notifications")["data"]
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:

@@ -27,7 +27,7 @@ from bookpay.event_shape import InvalidEvent
 
 log = logging.getLogger("bookpay.catchup")
 
-WITHIN = 3 * 24 * 3600  # seconds back: Stripe's retries last three days
+WITHIN = 3 * 24 * 3600  # seconds back: Stripe's retries last three days (in live mode)
 LIMIT = 300  # events not processed yet, at most, both lists together
 LOOK = 1000  # events looked at, at most, in each list (ten pages)
 MARGIN = 60  # seconds before an endpoint was disabled that the events since it start at

@@ -1,7 +1,8 @@
 """The emulator's clock: advanced through the control endpoint, doing what falls due on the way.
 
-Stripe's 24-hour idempotency window, its three days of webhook retries (then the account is told
-the endpoint is failing) and a seven-day card authorization, reached without waiting.
+Stripe's 24-hour idempotency window, its webhook retries (three over a few hours in test mode,
+three days of them in live mode; then the account is told the endpoint is failing) and a
+seven-day card authorization, reached without waiting.
 """
 
 from __future__ import annotations
@@ -15,15 +16,31 @@ import stripe
 from conftest import raw
 from test_emu_faults import KEY, control, create
 
-from bookpay.emulator import STRIPE_RETRY_SCHEDULE, EmulatorOptions, start_emulator
+from bookpay.emulator import (
+    STRIPE_LIVE_RETRY_SCHEDULE,
+    STRIPE_TEST_RETRY_SCHEDULE,
+    EmulatorOptions,
+    start_emulator,
+)
 
 DAY = 86400
 
 
 @pytest.fixture
 def emu():
-    """Stripe's own retry schedule and a "some time later" of a minute: only the clock moves."""
+    """Stripe's own (test-mode) retry schedule and a "some time later" of a minute: only the
+    clock moves."""
     with start_emulator(options=EmulatorOptions(async_delay=60, delivery_timeout=2)) as running:
+        yield running
+
+
+@pytest.fixture
+def live_emu():
+    """As ``emu``, with live mode's retry schedule."""
+    options = EmulatorOptions(
+        async_delay=60, delivery_timeout=2, retry_schedule=STRIPE_LIVE_RETRY_SCHEDULE
+    )
+    with start_emulator(options=options) as running:
         yield running
 
 
@@ -56,7 +73,42 @@ def test_idempotency_keys_expire_after_24_hours_of_the_emulators_time(emu):
     assert fresh.json()["id"] != first["id"]
 
 
-def test_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(emu, eventually):
+def failing_endpoint(emu, eventually) -> str:
+    """An endpoint nothing listens at, and an event for it whose first attempt has failed."""
+    url = closed_port_url()
+    raw(
+        emu.url,
+        "POST",
+        "/v1/webhook_endpoints",
+        {"url": url, "enabled_events[]": "customer.created"},
+    )
+    raw(emu.url, "POST", "/v1/customers", {"email": "ada@example.com"})
+    eventually(lambda: attempts(emu.url))  # the first attempt goes out at once
+    return url
+
+
+def test_webhook_retries_are_test_modes_three_over_a_few_hours_by_default(emu, eventually):
+    # Stripe's Webhooks page: in a sandbox (test mode) Stripe retries three times over a few hours.
+    url = failing_endpoint(emu, eventually)
+    ran = advance(emu.url, hours=3)
+    made = attempts(emu.url)
+    assert ran["ran"]["webhook_attempts"] == 3
+    gaps = [round(b["attempted_at"] - a["attempted_at"]) for a, b in pairwise(made)]
+    assert gaps[0] == pytest.approx(300, abs=5)
+    assert gaps[1:] == [1800, 7200]
+    notices = control(emu.url, "GET", "notifications", key=None)[1]["data"]
+    assert [(n["type"], n["url"], n["attempts"]) for n in notices] == [
+        ("webhook_endpoint.failing", url, 4)
+    ]
+    advance(emu.url, days=4)
+    assert len(attempts(emu.url)) == 4  # given up: no more
+    assert EmulatorOptions().retry_schedule == STRIPE_TEST_RETRY_SCHEDULE == (300, 1800, 7200)
+
+
+def test_live_mode_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(
+    live_emu, eventually
+):
+    emu, schedule = live_emu, STRIPE_LIVE_RETRY_SCHEDULE
     url = closed_port_url()
     raw(
         emu.url,
@@ -73,19 +125,19 @@ def test_webhook_retries_back_off_for_three_days_then_the_endpoint_is_reported(e
     assert control(emu.url, "GET", "notifications", key=None)[1]["data"] == []
     ran = advance(emu.url, days=3)
     made = attempts(emu.url)
-    assert ran["ran"]["webhook_attempts"] == len(STRIPE_RETRY_SCHEDULE) - 1
-    assert len(made) == 1 + len(STRIPE_RETRY_SCHEDULE)
+    assert ran["ran"]["webhook_attempts"] == len(schedule) - 1
+    assert len(made) == 1 + len(schedule)
     gaps = [round(b["attempted_at"] - a["attempted_at"]) for a, b in pairwise(made)]
-    assert gaps[0] == pytest.approx(STRIPE_RETRY_SCHEDULE[0], abs=5)
-    assert gaps[1:] == [round(s) for s in STRIPE_RETRY_SCHEDULE[1:]]
+    assert gaps[0] == pytest.approx(schedule[0], abs=5)
+    assert gaps[1:] == [round(s) for s in schedule[1:]]
     assert all(a["error"].startswith("ConnectionRefusedError") for a in made)
     assert 60 * 3600 < made[-1]["attempted_at"] - made[0]["attempted_at"] < 72 * 3600
     notices = control(emu.url, "GET", "notifications", key=None)[1]["data"]
     assert [(n["type"], n["url"], n["attempts"]) for n in notices] == [
-        ("webhook_endpoint.failing", url, 1 + len(STRIPE_RETRY_SCHEDULE))
+        ("webhook_endpoint.failing", url, 1 + len(schedule))
     ]
     advance(emu.url, days=10)
-    assert len(attempts(emu.url)) == 1 + len(STRIPE_RETRY_SCHEDULE)  # given up: no more
+    assert len(attempts(emu.url)) == 1 + len(schedule)  # given up: no more
 
 
 def test_a_retry_that_gets_through_ends_the_schedule(emu, receiver):

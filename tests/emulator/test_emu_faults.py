@@ -336,3 +336,44 @@ def test_whole_numbers_may_be_written_as_json_floats(emu):
 def test_the_readable_lists_answer_405_to_other_methods(emu, name):
     status, answer = control(emu.url, "POST", name, {})
     assert status == 405 and f"/_emulator/{name} takes GET" in answer["error"]["message"]
+
+
+def test_a_latency_range_leaves_a_seeds_faults_as_they_were():
+    rates = faults.parse_rates("500=20%,429=10%,reset=5%")
+    plain = faults.Faults(rates, seed=7)
+    slowed = faults.Faults(rates, latency=(0.05, 0.4), seed=7)
+
+    def kinds(state: faults.Faults) -> list[str]:
+        met = []
+        for _ in range(200):
+            state.delay()  # as the request path does, before it picks
+            fault = state.pick("GET", "/v1/payment_intents")
+            met.append(fault.kind if fault else "ok")
+        return met
+
+    assert kinds(slowed) == kinds(plain)
+    slowed.reset()  # and again from the start, the same latencies too
+    delays = [slowed.delay() for _ in range(5)]
+    slowed.reset()
+    assert [slowed.delay() for _ in range(5)] == delays
+
+
+def test_the_same_seed_meets_the_same_faults_with_or_without_latency():
+    plain = EmulatorOptions(faults="500=30%,429=20%", seed=7, retry_schedule=())
+    slowed = EmulatorOptions(
+        faults="500=30%,429=20%", seed=7, latency=0.001, latency_max=0.003, retry_schedule=()
+    )
+    with start_emulator(options=plain) as one, start_emulator(options=slowed) as two:
+        assert statuses(two.url, 30) == statuses(one.url, 30)
+
+
+def test_a_client_waiting_longer_than_the_hold_sees_a_dropped_connection(emu):
+    # stripe-python waits 80 s by default, longer than a `timeout` holds (30 s unless set): it
+    # sees the connection closed with no answer once the hold ends, not a timeout of its own.
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=0)
+    control(emu.url, "POST", "faults", {"fault": "timeout", "seconds": 0.5, "times": 1})
+    started = time.monotonic()
+    with pytest.raises(stripe.APIConnectionError):
+        client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
+    assert 0.5 <= time.monotonic() - started < 30
+    assert intent_count(emu.url) == 1

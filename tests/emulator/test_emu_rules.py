@@ -394,3 +394,24 @@ def test_stripe_python_pins_the_version_the_emulator_reports(
     event = next(e for e in client.v1.events.list(params={"limit": 100}).data
                  if e.data.object.to_dict().get("id") == pi.id)  # fmt: skip
     assert event.api_version == stripe.api_version
+
+
+@pytest.mark.parametrize("resource", ["payment_intents", "customers", "charges"])
+def test_the_search_api_is_refused_by_name_not_taken_for_an_id(
+    client: Client, call: Callable[..., Any], resource: str
+) -> None:
+    service = getattr(client.v1, resource)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        service.search(params={"query": "metadata['order_id']:'42'"})
+    error = caught.value
+    assert error.http_status == 400
+    assert error.code == "parameter_unsupported"
+    assert error.user_message == (
+        f"The bookpay emulator does not support the Search API (GET /v1/{resource}/search) yet."
+        f" Stripe accepts it: list with the list's filters here (GET /v1/{resource}), or run"
+        " against Stripe test mode."
+    )
+    bare = call("GET", f"/v1/{resource}/search")  # without a query: refused the same way
+    assert bare.status == 400
+    assert bare.json()["error"]["code"] == "parameter_unsupported"
+    assert bare.json()["error"]["type"] == "invalid_request_error"

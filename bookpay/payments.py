@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -192,8 +192,12 @@ class Gateway:
         else:
             key = idempotency_key("checkout", attempt_id)
         try:
-            created, headers = self._request(
-                "post", "/v1/payment_intents", params, idempotency_key=key, with_headers=True
+            created, headers = self._post_keyed(
+                "/v1/payment_intents",
+                params,
+                key,
+                find=lambda: self._find_created(params),
+                with_headers=True,
             )
         except PaymentError as exc:
             if exc.error_type != "idempotency_error":
@@ -209,6 +213,24 @@ class Gateway:
         if headers.get("Idempotent-Replayed") == "true":
             return self.retrieve_intent(created["id"], expand=())
         return created
+
+    def _find_created(self, params: dict[str, Any]) -> dict | None:
+        """The PaymentIntent a creation with ``params`` made, if Stripe has one: what a 500
+        leaves unknown. Its metadata names its order (and checkout attempt), new to each
+        creation of the CLI, the attempt's own in a checkout. It lists the PaymentIntents of
+        the key's life (24 hours, and a margin), newest first: a list, unlike a search, shows a
+        creation at once."""
+        since = int(time.time()) - KEY_LIFE - 600
+        wanted = params["metadata"]
+        for intent in self.iter_intents(created={"gte": since}):
+            metadata = intent.get("metadata") or {}
+            if (
+                intent.get("amount") == params["amount"]
+                and intent.get("currency") == params["currency"]
+                and all(metadata.get(name) == value for name, value in wanted.items())
+            ):
+                return self.retrieve_intent(intent["id"], expand=())
+        return None
 
     def update_intent(
         self,
@@ -238,7 +260,8 @@ class Gateway:
             params["shipping"] = {"name": ship_to, "address": address}
         key = f"bookpay-quote-{uuid.uuid4()}"
         path = f"/v1/payment_intents/{_path(intent_id)}"
-        return self._request("post", path, params, idempotency_key=key)
+        # After a 500, the same update again under a new key: setting it twice is setting it.
+        return self._post_keyed(path, params, key)
 
     def _metadata(self, quote: Quote, order_id: str, cart_id: str | None) -> dict[str, str]:
         return {
@@ -302,7 +325,12 @@ class Gateway:
             "return_url": self.success_url() if return_url is None else return_url,
         }
         path = f"/v1/payment_intents/{_path(intent_id)}/confirm"
-        return self._request("post", path, params, idempotency_key=_call_key("confirm"))
+
+        def confirmed() -> dict | None:  # what a 500 leaves unknown: did the confirmation run?
+            intent = self.retrieve_intent(intent_id)
+            return None if intent.get("status") in UNCONFIRMED else intent
+
+        return self._post_keyed(path, params, _call_key("confirm"), find=confirmed)
 
     def success_url(self) -> str:
         """The shop's return page: BOOKPAY_BASE_URL's /success, or the local default's."""
@@ -339,7 +367,12 @@ class Gateway:
     def cancel_intent(self, intent_id: str, *, reason: str | None = None) -> dict:
         params = {"cancellation_reason": reason} if reason else {}
         path = f"/v1/payment_intents/{_path(intent_id)}/cancel"
-        return self._request("post", path, params, idempotency_key=_call_key("cancel"))
+
+        def canceled() -> dict | None:  # what a 500 leaves unknown: did the cancel happen?
+            intent = self.retrieve_intent(intent_id, expand=())
+            return intent if intent.get("status") == "canceled" else None
+
+        return self._post_keyed(path, params, _call_key("cancel"), find=canceled)
 
     def capture_intent(
         self, intent_id: str, *, amount: int | None = None, request_id: str | None = None
@@ -350,13 +383,18 @@ class Gateway:
         params: dict[str, Any] = {}
         if amount is not None:
             params["amount_to_capture"] = amount
+        path = f"/v1/payment_intents/{_path(intent_id)}/capture"
+
+        def captured() -> dict | None:  # what a 500 leaves unknown: did the capture happen?
+            intent = self.retrieve_intent(intent_id, expand=())
+            return intent if intent.get("status") == "succeeded" else None
+
         key = (
             idempotency_key("capture", intent_id, request_id)
             if request_id
             else _call_key("capture")
         )
-        path = f"/v1/payment_intents/{_path(intent_id)}/capture"
-        return self._request("post", path, params, idempotency_key=key)
+        return self._post_keyed(path, params, key, find=captured)
 
     # Refunds --------------------------------------------------------------------------------
 
@@ -394,9 +432,16 @@ class Gateway:
                 return earlier
             raise _reused(request_id, earlier)
         params["metadata"] = asked
+
+        def made() -> dict | None:  # what a 500 leaves unknown: did the refund happen?
+            refund = self.find_refund_request(intent_id, request_id)
+            if refund is not None and not _same_request(refund, asked, reason):
+                raise _reused(request_id, refund)
+            return refund
+
         key = idempotency_key("refund", intent_id, request_id)
         try:
-            return self._request("post", "/v1/refunds", params, idempotency_key=key)
+            return self._post_keyed("/v1/refunds", params, key, find=made)
         except PaymentError as exc:
             if "idempotency_error" not in (exc.error_type, exc.stripe_code):
                 raise
@@ -492,12 +537,12 @@ class Gateway:
         }
         if shipping_amount is not None:
             params["shipping_cost"] = {"amount": shipping_amount, "tax_behavior": tax_behavior}
-        key = (
-            idempotency_key("taxcalc", attempt_id, _digest(params))
-            if attempt_id
-            else f"bookpay-taxcalc-{uuid.uuid4()}"
-        )
-        return self._request("post", "/v1/tax/calculations", params, idempotency_key=key)
+        if not attempt_id:
+            key = f"bookpay-taxcalc-{uuid.uuid4()}"
+            return self._request("post", "/v1/tax/calculations", params, idempotency_key=key)
+        # A calculation records nothing: after a 500, another one is as good.
+        key = idempotency_key("taxcalc", attempt_id, _digest(params))
+        return self._post_keyed("/v1/tax/calculations", params, key)
 
     def retrieve_tax_calculation(self, calculation_id: str) -> dict:
         """A calculation, with its line items, until it expires (90 days; NotFound after)."""
@@ -515,9 +560,8 @@ class Gateway:
         """
         params = {"calculation": calculation_id, "reference": order_id, "expand": ["line_items"]}
         key = idempotency_key("taxtxn", calculation_id)
-        return self._request(
-            "post", "/v1/tax/transactions/create_from_calculation", params, idempotency_key=key
-        )
+        # After a 500, a new key cannot record it twice: Stripe refuses a reference it has.
+        return self._post_keyed("/v1/tax/transactions/create_from_calculation", params, key)
 
     def retrieve_tax_transaction(self, transaction_id: str) -> dict:
         path = f"/v1/tax/transactions/{_path(transaction_id)}"
@@ -550,9 +594,8 @@ class Gateway:
                 raise UsageError(f"A refund's amount must be positive, got {amount}.")
             params |= {"mode": "partial", "flat_amount": -amount}
         key = idempotency_key("taxrev", refund_id)
-        return self._request(
-            "post", "/v1/tax/transactions/create_reversal", params, idempotency_key=key
-        )
+        # After a 500, a new key cannot reverse it twice: Stripe refuses a reference it has.
+        return self._post_keyed("/v1/tax/transactions/create_reversal", params, key)
 
     # Webhook endpoints (the emulator's, registered by `bookpay serve`) ----------------------
 
@@ -588,8 +631,16 @@ class Gateway:
     ) -> dict:
         """A new webhook endpoint; only this answer carries its signing ``secret``."""
         params = {"url": url, "enabled_events": list(events), "metadata": metadata}
+
+        def orphans() -> None:
+            """After a 500 replayed from the key: an endpoint it made is deleted (its secret,
+            shown only in that lost answer, is not known), so the next key makes one that is."""
+            for old in self.webhook_endpoints():
+                if old["url"] == url and (old.get("metadata") or {}) == metadata:
+                    self.delete_webhook(old["id"])
+
         key = _call_key("webhook-endpoint")
-        return self._request("post", "/v1/webhook_endpoints", params, idempotency_key=key)
+        return self._post_keyed("/v1/webhook_endpoints", params, key, find=orphans)
 
     def retrieve_webhook(self, endpoint_id: str) -> dict | None:
         """A webhook endpoint (its ``secret`` is not in it: Stripe shows that only at creation),
@@ -638,6 +689,46 @@ class Gateway:
         self._request("get", "/v1/payment_intents", {"limit": 1}, retries=0)
 
     # The one boundary where stripe's exceptions become bookpay's -----------------------------
+
+    def _post_keyed(
+        self,
+        path: str,
+        params: dict[str, Any],
+        key: str,
+        *,
+        find: Callable[[], dict | None] | Callable[[], None] | None = None,
+        with_headers: bool = False,
+    ) -> Any:
+        """A POST under a key of business identity (an attempt, a request id, a calculation),
+        which a 500 must not block: Stripe saves a 500 under its key as any answer, and replays
+        it to every retry with that key for 24 hours.
+
+        After a 500 replayed from the key (a 500 not saved lets a retry run again), ``find`` looks
+        for what the request would have made (a 500 does not say whether it was), and that is
+        the answer; when nothing was made, the request goes again
+        under the key's next generation (``KEY-r1``, ``KEY-r2``...): derived, not random, so two
+        processes retrying one request walk the same keys, and one of them makes it. Without
+        ``find``, only a request that cannot be done twice whatever its key (Stripe refuses a
+        second record of one reference), or whose repeat does no harm (an update, a
+        calculation).
+        """
+        failed: StripeUnavailable | None = None
+        for generation in range(KEY_GENERATIONS):
+            current = key if generation == 0 else f"{key}-r{generation}"
+            try:
+                return self._request(
+                    "post", path, params, idempotency_key=current, with_headers=with_headers
+                )
+            except StripeUnavailable as exc:
+                if not getattr(exc, "replayed", False):
+                    raise  # no answer, a 429, a 500 not saved, the breaker: the key is free
+                failed = exc
+            if find is not None:
+                found = find()
+                if found is not None:
+                    return (found, {}) if with_headers else found
+        assert failed is not None
+        raise failed
 
     def _request(
         self,
@@ -721,18 +812,27 @@ class Gateway:
                     f"({exc.http_status}: {exc.user_message or exc}).",
                     **_details(exc),
                 ) from exc
-            raise StripeUnavailable(
+            unavailable = StripeUnavailable(
                 f"{_capitalized(self.where)} could not handle the request "
                 f"({exc.http_status or 'error'}: "
                 f"{exc.user_message or exc}){self._budget.tries()}.",
                 retry_after=_retry_after(exc.headers),
-            ) from exc
+            )
+            # A 5xx Stripe replayed from the key: it will answer nothing else (see _post_keyed).
+            unavailable.replayed = (exc.http_status or 0) >= 500 and _replayed(exc.headers)
+            raise unavailable from exc
         except stripe.StripeError as exc:  # anything newer than this module knows
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
 
 
 # Below this many seconds left in a call's budget, another attempt is not worth starting.
 MIN_ATTEMPT = 0.5
+# How long Stripe keeps an idempotency key's answer (seconds), and how many keys a request of
+# business identity may go through after 500s (see Gateway._post_keyed).
+KEY_LIFE = 24 * 3600
+KEY_GENERATIONS = 4
+# A PaymentIntent no confirmation has taken yet (or whose confirmation was declined).
+UNCONFIRMED = ("requires_payment_method", "requires_confirmation")
 
 
 class _Budget(threading.local):
@@ -818,6 +918,8 @@ class _BudgetClient(stripe.HTTPClient):
                 return False
             if str(headers.get("Stripe-Should-Retry", "")).lower() == "false":
                 return False
+        elif response is not None and _replayed_failure(response):
+            return False  # Stripe replays a saved 5xx to every retry with its key
         elif not super()._should_retry(
             response, api_connection_error, num_retries, max_network_retries
         ):
@@ -836,6 +938,18 @@ class _BudgetClient(stripe.HTTPClient):
             sleep = max(sleep, self._budget.retry_after)
         left = self._budget.left()
         return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT))
+
+
+def _replayed_failure(response: Any) -> bool:
+    """A 5xx that Stripe replayed from an idempotency key: another try gets it again."""
+    return response[1] >= 500 and _replayed(response[2])
+
+
+def _replayed(headers: Any) -> bool:
+    try:
+        return str((headers or {}).get("Idempotent-Replayed", "")).lower() == "true"
+    except AttributeError:
+        return False
 
 
 def _capitalized(text: str) -> str:

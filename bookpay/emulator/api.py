@@ -81,6 +81,7 @@ IDEMPOTENCY_OTHER_ENDPOINT = (
     " for ('{path}' vs '{first}'). Try using a key other than '{key}' if you meant to execute a"
     " different request."
 )
+FAULT_HEADER = "Bookpay-Emulator-Fault"  # on every injected answer: its kind
 PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"
     " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
@@ -322,19 +323,35 @@ class Emulator:
         if fault is not None and fault.kind == "429":  # refused before anything is done
             limited = ApiError(429, faults.RATE_LIMIT_MESSAGE, code="rate_limit")
             return _fault_response(fault, limited)
+        if fault is not None and fault.kind == "500":
+            # Done and kept, then answered 500, which Stripe saves under the idempotency key as
+            # any answer given once execution began: a retry with the key gets the 500 again.
+            error = ApiError(500, faults.API_ERROR_MESSAGE, type="api_error")
+
+            def fail(response: Response) -> Response:
+                return _fault_response(fault, error, response.headers)
+
+            response = self._api(environ, method, path, segments, fail)
+            if not any(name == FAULT_HEADER for name, _ in response.headers):
+                response = fail(response)  # a replay, or refused before it ran: not saved
+            return response
         response = self._api(environ, method, path, segments)
         if fault is None:
             return response
-        if fault.kind == "500":  # done and kept (its idempotent result too): only the answer fails
-            error = ApiError(500, faults.API_ERROR_MESSAGE, type="api_error")
-            return _fault_response(fault, error, response.headers)
         if fault.kind == "timeout":
             faults.hold(fault, environ)
         raise faults.Drop
 
     def _api(
-        self, environ: dict[str, Any], method: str, path: str, segments: list[str]
+        self,
+        environ: dict[str, Any],
+        method: str,
+        path: str,
+        segments: list[str],
+        fail: Callable[[Response], Response] | None = None,
     ) -> Response:
+        """One API call. ``fail`` (an injected 500) turns the answer of a request that ran into
+        its own, which is what an idempotency key then keeps."""
         request_id = new_request_id()
         version = API_VERSION
         idem_key = environ.get("HTTP_IDEMPOTENCY_KEY")
@@ -379,10 +396,13 @@ class Emulator:
                         body = self._render(ctx, result, expand, method == "GET")
                     except ApiError as exc:
                         raise Refused(exc) from None
-                return Response(200, body, headers), True
+                response, storable = Response(200, body, headers), True
             except ApiError as exc:
                 response = Response.json(exc.status, exc.envelope(request_id), headers=headers)
-                return response, exc.storable
+                storable = exc.storable
+            if fail is not None and storable:  # execution began: its 500 is the answer kept
+                response = fail(response)
+            return response, storable
 
         try:
             if method != "POST" or not idem_key:
@@ -438,7 +458,8 @@ class Emulator:
                 ]
                 return Response(record["status"], bytes(record["body"]), replay)
             response, storable = run()
-            if response.status < 500 and storable:
+            injected = any(name == FAULT_HEADER for name, _ in response.headers)
+            if storable and (response.status < 500 or injected):
                 self.store.idempotent_put(
                     api_key, idem_key, fingerprint, response.status, response.body, request_id
                 )
@@ -525,7 +546,7 @@ def _fault_response(
     if not kept:
         kept = [*CORS, ("Request-Id", new_request_id()), ("Stripe-Version", API_VERSION)]
     request_id = next((value for name, value in kept if name == "Request-Id"), "req_0")
-    extra = [("Bookpay-Emulator-Fault", fault.kind)]
+    extra = [(FAULT_HEADER, fault.kind)]
     if fault.retry_after is not None:
         extra.append(("Retry-After", str(fault.retry_after)))
     return Response.json(error.status, error.envelope(request_id), headers=[*kept, *extra])

@@ -16,8 +16,10 @@ What each fault does, as at Stripe:
 
 - ``429`` answers at once, before anything is done: Stripe's ``rate_limit`` error, nothing
   changed, nothing kept under the idempotency key (a retry runs the request);
-- ``500`` runs the request first, keeping its state change (and its idempotent result), then
-  answers Stripe's ``api_error``: a retry with the same key gets the first answer replayed;
+- ``500`` runs the request first, keeping its state change, then answers Stripe's
+  ``api_error``; that 500 is what the idempotency key keeps (Stripe saves the answer of a
+  request whose execution began, a 500 included): a retry with the same key gets the 500 again
+  for the key's 24 hours (a request refused before it ran, or a replay, keeps nothing new);
 - ``reset`` runs the request, then closes the connection without an answer: the client cannot
   know whether it happened (only the idempotency key can tell it);
 - ``timeout`` runs the request, then holds the connection for ``seconds`` (30 by default) and

@@ -1,7 +1,8 @@
 """Faults on demand: scripted at run time, or drawn at seeded rates, for the API only.
 
-A 500 or a dropped connection comes after the request has run (its state change, and its result
-under the idempotency key, are kept, as at Stripe); a 429 comes before anything is done.
+A 500 or a dropped connection comes after the request has run (its state change is kept, as at
+Stripe): a dropped connection keeps the request's answer under its idempotency key, a 500 keeps
+itself there (Stripe replays a 500 as any saved answer); a 429 comes before anything is done.
 """
 
 from __future__ import annotations
@@ -69,11 +70,47 @@ def test_the_next_two_creates_answer_500_and_keep_what_they_did(emu):
     assert create(emu.url, "attempt-2").status == 500
     assert create(emu.url, "attempt-3").status == 200  # the rule is used up
     assert intent_count(emu.url) == 3  # the two 500s were processed all the same
-    again = create(emu.url, "attempt-1")  # the client's retry, with its key
-    assert again.status == 200
-    assert again.headers["idempotent-replayed"] == "true"
-    assert intent_count(emu.url) == 3
     assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 2}
+
+
+def test_a_500_is_saved_under_its_key_and_replayed_as_stripe_does(emu):
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
+    first = create(emu.url, "attempt-1")
+    assert first.status == 500
+    again = create(emu.url, "attempt-1")  # the client's retry, with its key: the 500 again
+    assert again.status == 500
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["original-request"] == first.headers["request-id"]
+    assert "bookpay-emulator-fault" not in again.headers  # a replay, not a fault of its own
+    assert intent_count(emu.url) == 1  # the 500's creation, made once
+    assert create(emu.url, "attempt-1", amount="999").json()["error"]["type"] == (
+        "idempotency_error"  # the key is taken, for those parameters
+    )
+    control(emu.url, "POST", "clock", {"hours": 24, "seconds": 1})
+    expired = create(emu.url, "attempt-1")  # the key's life is 24 hours, a 500's too
+    assert expired.status == 200 and "idempotent-replayed" not in expired.headers
+    assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1}
+
+
+def test_a_500_over_a_refusal_that_never_began_keeps_nothing_under_the_key(emu):
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
+    params = {"amount": "100", "currency": "usd", "colour": "red"}  # no such parameter
+    refused = raw(emu.url, "POST", "/v1/payment_intents", params, {"Idempotency-Key": "bad"})
+    assert refused.status == 500
+    # The parameters failed validation: execution never began, nothing was saved under the key.
+    retried = raw(emu.url, "POST", "/v1/payment_intents", params, {"Idempotency-Key": "bad"})
+    assert retried.status == 400 and "idempotent-replayed" not in retried.headers
+    assert retried.json()["error"]["code"] == "parameter_unknown"
+
+
+def test_a_500_on_a_replay_leaves_the_saved_answer_as_it_was(emu):
+    assert create(emu.url, "done").status == 200
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
+    assert create(emu.url, "done").status == 500
+    replay = create(emu.url, "done")
+    assert replay.status == 200 and replay.headers["idempotent-replayed"] == "true"
+    assert intent_count(emu.url) == 1
 
 
 def test_every_refund_call_answers_429_with_retry_after_until_cleared(emu, paid_intent):
@@ -126,16 +163,26 @@ def test_a_timeout_holds_the_connection_then_drops_it(emu):
     assert intent_count(emu.url) == 1
 
 
-def test_stripe_python_retries_make_one_intent_through_500s_and_resets(emu):
+def test_stripe_python_retries_make_one_intent_through_resets(emu):
     client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=2)
-    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
     control(
-        emu.url, "POST", "faults", {"fault": "reset", "path": "/v1/payment_intents", "times": 1}
+        emu.url, "POST", "faults", {"fault": "reset", "path": "/v1/payment_intents", "times": 2}
     )
     created = client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
     assert created.status == "requires_payment_method"
     assert intent_count(emu.url) == 1  # three tries, one key, one PaymentIntent
-    assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1, "reset": 1}
+    assert control(emu.url, "GET", "faults")[1]["injected"] == {"reset": 2}
+
+
+def test_stripe_python_retries_of_a_500_get_the_500_replayed(emu):
+    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=2)
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
+    with pytest.raises(stripe.APIError) as raised:
+        client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
+    assert raised.value.http_status == 500
+    assert raised.value.headers["idempotent-replayed"] == "true"  # the last of three tries
+    assert intent_count(emu.url) == 1  # three tries, one key, one PaymentIntent
+    assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1}
 
 
 def test_faults_never_touch_the_control_endpoint_stripe_js_or_pages(emu):

@@ -325,10 +325,21 @@ class Gateway:
             "return_url": self.success_url() if return_url is None else return_url,
         }
         path = f"/v1/payment_intents/{_path(intent_id)}/confirm"
+        before = self.retrieve_intent(intent_id, expand=())  # to judge what a 500 hides
 
         def confirmed() -> dict | None:  # what a 500 leaves unknown: did the confirmation run?
-            intent = self.retrieve_intent(intent_id)
-            return None if intent.get("status") in UNCONFIRMED else intent
+            if before.get("status") not in UNCONFIRMED:
+                return None  # it could not have: the key's next generation hears Stripe's refusal
+            intent = self.retrieve_intent(intent_id, expand=())
+            if intent.get("status") not in UNCONFIRMED:
+                return self.retrieve_intent(intent_id)
+            error = intent.get("last_payment_error")
+            if error and (
+                error != before.get("last_payment_error")
+                or intent.get("latest_charge") != before.get("latest_charge")
+            ):
+                raise _declined(error, intent)  # it ran and was declined: not sent again
+            return None
 
         return self._post_keyed(path, params, _call_key("confirm"), find=confirmed)
 
@@ -384,10 +395,23 @@ class Gateway:
         if amount is not None:
             params["amount_to_capture"] = amount
         path = f"/v1/payment_intents/{_path(intent_id)}/capture"
+        before = self.retrieve_intent(intent_id, expand=())  # to judge what a 500 hides
+        # What this capture takes: the amount asked, else all that is capturable.
+        wanted = amount if amount is not None else before.get("amount_capturable")
 
         def captured() -> dict | None:  # what a 500 leaves unknown: did the capture happen?
+            # Only from an authorization (or, under a capture request's id, one already
+            # captured: an earlier run of the same request) at the amount asked; anything else
+            # goes to the key's next generation, to hear Stripe's refusal.
+            done_before = request_id is not None and before.get("status") == "succeeded"
+            if before.get("status") != "requires_capture" and not done_before:
+                return None
             intent = self.retrieve_intent(intent_id, expand=())
-            return intent if intent.get("status") == "succeeded" else None
+            if intent.get("status") != "succeeded":
+                return None
+            if done_before and amount is None:
+                return intent
+            return intent if intent.get("amount_received") == wanted else None
 
         key = (
             idempotency_key("capture", intent_id, request_id)
@@ -1076,6 +1100,21 @@ def _permission_message(exc: stripe.PermissionError) -> str:
     return (
         f"The API key lacks the permission {found.group(0)[1:-1]} ({label}: {access.title()}), "
         "which this command needs."
+    )
+
+
+def _declined(error: dict, intent: dict) -> PaymentError:
+    """The refusal a PaymentIntent's ``last_payment_error`` records, as its confirmation's
+    answer would have said it (a card error is a 402)."""
+    card = error.get("type") == "card_error"
+    return (CardDeclined if card else PaymentError)(
+        error.get("message") or "The payment was declined.",
+        error_type=error.get("type"),
+        stripe_code=error.get("code"),
+        decline_code=error.get("decline_code"),
+        param=error.get("param"),
+        http_status=402 if card else 400,
+        payment_intent=intent,
     )
 
 

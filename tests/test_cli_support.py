@@ -301,7 +301,8 @@ def test_intent_show_shows_a_dispute(bookpay, monkeypatch):
 
     def disputed(self, intent_id, **kwargs):
         intent = real(self, intent_id, **kwargs)
-        intent["latest_charge"]["disputed"] = True
+        if isinstance(intent.get("latest_charge"), dict):  # expanded, as `intent show` has it
+            intent["latest_charge"]["disputed"] = True
         return intent
 
     dispute = {

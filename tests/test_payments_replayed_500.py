@@ -131,3 +131,54 @@ def _txn_id(exc: PaymentError) -> str:
     import re
 
     return re.search(r"tax_[A-Za-z0-9]+", exc.message).group(0)
+
+
+# What was there before the call decides whether the call did it ------------------------------
+
+
+def charges_of(emu, intent_id: str) -> int:
+    return len(emu.api("GET", "/v1/charges", {"payment_intent": intent_id, "limit": 100})["data"])
+
+
+def test_a_capture_refused_behind_a_500_is_refused_not_taken_for_done(emu, gateway):
+    """Captured in part already: a second capture is refused by Stripe; behind a 500, finding
+    the intent succeeded is no proof that this capture ran."""
+    from test_payments_faults import authorized
+
+    intent = authorized(emu)
+    gateway.capture_intent(intent["id"], amount=1000)
+    emu.faults.fail("500", path="/v1/payment_intents/{id}/capture", method="POST", times=1)
+    with pytest.raises(PaymentError) as refused:
+        gateway.capture_intent(intent["id"], amount=2300)
+    assert not isinstance(refused.value, StripeUnavailable)
+    assert emu.faults.injected == {"500": 1}
+
+
+def test_a_capture_behind_a_500_is_found_with_the_amount_asked(emu, gateway):
+    from test_payments_faults import authorized
+
+    intent = authorized(emu)
+    emu.faults.fail("500", path="/v1/payment_intents/{id}/capture", method="POST", times=1)
+    captured = gateway.capture_intent(intent["id"], amount=1500)
+    assert (captured["status"], captured["amount_received"]) == ("succeeded", 1500)
+    assert emu.faults.injected == {"500": 1}
+
+
+def test_a_confirmation_of_a_canceled_intent_behind_a_500_is_refused(emu, gateway):
+    intent = gateway.create_intent(BOOK)
+    gateway.cancel_intent(intent["id"])
+    emu.faults.fail("500", path="/v1/payment_intents/{id}/confirm", method="POST", times=1)
+    with pytest.raises(PaymentError) as refused:
+        gateway.confirm_intent(intent["id"], payment_method="pm_card_visa")
+    assert not isinstance(refused.value, StripeUnavailable)
+
+
+def test_a_declined_confirmation_behind_a_500_is_not_sent_to_the_card_again(emu, gateway):
+    """The confirmation ran and was declined, then answered 500: the decline is said, and the
+    card is not asked a second time under the key's next generation."""
+    intent = gateway.create_intent(BOOK)
+    emu.faults.fail("500", path="/v1/payment_intents/{id}/confirm", method="POST", times=1)
+    with pytest.raises(CardDeclined) as declined:
+        gateway.confirm_intent(intent["id"], payment_method="pm_card_visa_chargeDeclined")
+    assert declined.value.decline_code == "generic_decline"
+    assert charges_of(emu, intent["id"]) == 1

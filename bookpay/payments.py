@@ -445,7 +445,17 @@ class Gateway:
         if reason:
             params["reason"] = reason
         if request_id is None:
-            return self._request("post", "/v1/refunds", params, idempotency_key=_call_key("refund"))
+            try:
+                key = _call_key("refund")
+                return self._request("post", "/v1/refunds", params, idempotency_key=key)
+            except StripeUnavailable as exc:
+                if getattr(exc, "outcome_unknown", False):  # a 5xx, or no answer in time
+                    exc.hint = (
+                        "The refund may have been made all the same: see "
+                        f"`bookpay intent show {intent_id}` before refunding again, and give "
+                        "--request-id next time, so that a repeat cannot refund twice."
+                    )
+                raise
         if not request_id.strip():
             # A blank id (an empty shell variable) must not quietly mean "a new refund each time".
             raise UsageError("The refund request id is blank: give one, or none at all.")
@@ -817,7 +827,10 @@ class Gateway:
             else:
                 cause = _connection_cause(exc)
             message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
-            raise StripeUnavailable(message, hint=hint) from exc
+            unreached = StripeUnavailable(message, hint=hint)
+            # Sent, and no answer in time: Stripe may have done it.
+            unreached.outcome_unknown = cause.startswith("no answer within")
+            raise unreached from exc
         except stripe.RateLimitError as exc:
             wait = _retry_after(exc.headers)
             raise StripeUnavailable(
@@ -844,6 +857,8 @@ class Gateway:
             )
             # A 5xx Stripe replayed from the key: it will answer nothing else (see _post_keyed).
             unavailable.replayed = (exc.http_status or 0) >= 500 and _replayed(exc.headers)
+            # A 5xx: Stripe may have done the request before it failed (its docs say so).
+            unavailable.outcome_unknown = (exc.http_status or 0) >= 500
             raise unavailable from exc
         except stripe.StripeError as exc:  # anything newer than this module knows
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc

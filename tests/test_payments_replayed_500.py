@@ -54,9 +54,15 @@ def test_a_refund_with_no_request_id_after_a_500_is_unavailable_and_made_once(em
     # Nothing names it (each call is a new refund): bookpay cannot tell it from another.
     intent = paid(emu)
     emu.faults.fail("500", path="/v1/refunds", method="POST", times=1)
-    with pytest.raises(StripeUnavailable):
+    with pytest.raises(StripeUnavailable) as unavailable:
         gateway.create_refund(intent["id"])
     assert count(emu, "/v1/refunds") == 1
+    # Said so: the refund may have been made, where to look, how to make a repeat safe.
+    assert unavailable.value.hint == (
+        "The refund may have been made all the same: see "
+        f"`bookpay intent show {intent['id']}` before refunding again, and give --request-id "
+        "next time, so that a repeat cannot refund twice."
+    )
 
 
 def test_the_checkout_attempt_after_a_500_gets_its_one_intent_at_once(emu, gateway):

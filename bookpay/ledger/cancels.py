@@ -123,13 +123,7 @@ class CancelStore:
                     AND claimed_by <> ? ORDER BY next_attempt_at""",
                     (stamp, stamp, self._token),
                 )
-                alive: dict[str, bool] = {}
-                for row in held:
-                    holder = row["claimed_by"]
-                    if holder not in alive:
-                        alive[holder] = process.holder_alive(holder)
-                    if not alive[holder]:
-                        due.append(row)
+                due.extend(process.of_dead_holders(held))
                 due = due[:limit]
             until = now_iso(CANCEL_LEASE)
             for row in due:

@@ -124,13 +124,7 @@ class Outbox:
                     AND claimed_by <> ? ORDER BY next_attempt_at{{skip_locked}}""",
                     (stamp, stamp, self._token),
                 )
-                alive: dict[str, bool] = {}
-                for row in held:
-                    holder = row["claimed_by"]
-                    if holder not in alive:
-                        alive[holder] = process.holder_alive(holder)
-                    if not alive[holder]:
-                        free.append(row)
+                free.extend(process.of_dead_holders(held))
                 free = free[:limit]
             until = now_iso(CLAIM_LEASE)
             self._has_claimed = self._has_claimed or bool(free)

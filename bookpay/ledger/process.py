@@ -79,3 +79,14 @@ def holder_alive(token: str) -> bool:
     if not pid_alive(int(pid)):
         return False
     return started in ("-", start_time(int(pid)) or "-")
+
+
+def of_dead_holders(rows: list) -> list:
+    """The claimed rows (``claimed_by``) whose holder is known to have died, each holder looked
+    at once: their claims are free before their leases end."""
+    alive: dict[str, bool] = {}
+    for row in rows:
+        holder = row["claimed_by"]
+        if holder not in alive:
+            alive[holder] = holder_alive(holder)
+    return [row for row in rows if not alive[row["claimed_by"]]]

@@ -342,7 +342,7 @@ def in_own_pid_namespace() -> list[str]:
     """A command prefix running a process under this host name with pids of its own, as a
     container sharing the host's name (`--uts=host`, `--network host`) does; skipped where
     unshare is not allowed (it needs root, as CI has)."""
-    prefix = ["unshare", "--pid", "--fork", "--mount-proc"]
+    prefix = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]  # killed with it
     try:
         subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):

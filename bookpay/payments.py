@@ -191,12 +191,14 @@ class Gateway:
             key = idempotency_key("checkout", attempt_id, _digest(params))
         else:
             key = idempotency_key("checkout", attempt_id)
+        # A key of the CLI's own is new to this call: nothing older can have been made under it.
+        since = None if attempt_id else int(time.time()) - CLOCK_MARGIN
         try:
             created, headers = self._post_keyed(
                 "/v1/payment_intents",
                 params,
                 key,
-                find=lambda: self._find_created(params),
+                find=lambda: self._find_created(params, since=since, checkout=bool(attempt_id)),
                 with_headers=True,
             )
         except PaymentError as exc:
@@ -214,23 +216,70 @@ class Gateway:
             return self.retrieve_intent(created["id"], expand=())
         return created
 
-    def _find_created(self, params: dict[str, Any]) -> dict | None:
+    def _find_created(
+        self, params: dict[str, Any], *, since: int | None = None, checkout: bool = True
+    ) -> dict | None:
         """The PaymentIntent a creation with ``params`` made, if Stripe has one: what a 500
         leaves unknown. Its metadata names its order (and checkout attempt), new to each
         creation of the CLI, the attempt's own in a checkout. It lists the PaymentIntents of
-        the key's life (24 hours, and a margin), newest first: a list, unlike a search, shows a
-        creation at once."""
-        since = int(time.time()) - KEY_LIFE - 600
+        the key's life (24 hours, and a margin), or from ``since`` when the caller knows the key
+        is younger, newest first: a list, unlike a search, shows a creation at once.
+
+        The whole list gets one call's budget (``_walk``): a list it cannot finish in time is
+        StripeUnavailable, the outcome unknown, never taken for "nothing was made" (the key's
+        next generation would make a second PaymentIntent).
+        """
+        oldest = int(time.time()) - KEY_LIFE - CLOCK_MARGIN
+        since = oldest if since is None else max(since, oldest)
         wanted = params["metadata"]
-        for intent in self.iter_intents(created={"gte": since}):
-            metadata = intent.get("metadata") or {}
-            if (
-                intent.get("amount") == params["amount"]
-                and intent.get("currency") == params["currency"]
-                and all(metadata.get(name) == value for name, value in wanted.items())
-            ):
-                return self.retrieve_intent(intent["id"], expand=())
-        return None
+        found = None
+        with self._walk(self._creation_unknown(checkout)):
+            for intent in self.iter_intents(created={"gte": since}):
+                metadata = intent.get("metadata") or {}
+                if (
+                    intent.get("amount") == params["amount"]
+                    and intent.get("currency") == params["currency"]
+                    and all(metadata.get(name) == value for name, value in wanted.items())
+                ):
+                    found = intent["id"]
+                    break
+        return None if found is None else self.retrieve_intent(found, expand=())
+
+    def _creation_unknown(self, checkout: bool) -> Callable[[float], StripeUnavailable]:
+        """What a creation behind a replayed 500 says when its look for the PaymentIntent made
+        ran out of time: it may have been made."""
+
+        def unknown(seconds: float) -> StripeUnavailable:
+            exc = StripeUnavailable(
+                f"{_capitalized(self.where)} answered the PaymentIntent's creation with a 500, "
+                f"and listing the PaymentIntents it may have made took more than {seconds:g} s: "
+                "whether it was made is not known yet.",
+                hint=(
+                    "Try again in a moment: the same checkout attempt finds it, or makes it, "
+                    "and is never charged twice."
+                    if checkout
+                    else "It may have been made all the same: see `bookpay intent list` "
+                    "before creating it again."
+                ),
+            )
+            exc.outcome_unknown = True
+            return exc
+
+        return unknown
+
+    @contextmanager
+    def _walk(self, unfinished: Callable[[float], StripeUnavailable]) -> Iterator[None]:
+        """A list walked page by page (``_pages``) under one budget for all its pages, a call's
+        (``StripeLimits.total_timeout``): each page's own budget is cut to what is left of it,
+        and no page is started with less than MIN_ATTEMPT left. A walk that runs out raises
+        ``unfinished(seconds)``: what it was looking for may be on a page it did not read."""
+        with self._budget.running():
+            try:
+                yield
+            except StripeUnavailable as exc:
+                if not self._budget.spent():
+                    raise  # Stripe failed a page in time: its own error says how
+                raise unfinished(self._budget.seconds) from exc
 
     def update_intent(
         self,
@@ -302,6 +351,8 @@ class Gateway:
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict]:
         params = dict(params)
         while True:
+            if self._budget.spent():  # a walk's budget (see _walk): no page worth starting
+                raise StripeUnavailable(f"The {self._budget.seconds:g} s budget is spent.")
             page = self._request("get", path, params)
             yield from page["data"]
             if not page.get("has_more") or not page["data"]:
@@ -870,13 +921,18 @@ MIN_ATTEMPT = 0.5
 # business identity may go through after 500s (see Gateway._post_keyed).
 KEY_LIFE = 24 * 3600
 KEY_GENERATIONS = 4
+# How far Stripe's clock (a PaymentIntent's ``created``) may be from this machine's (seconds).
+CLOCK_MARGIN = 600
 # A PaymentIntent no confirmation has taken yet (or whose confirmation was declined).
 UNCONFIRMED = ("requires_payment_method", "requires_confirmation")
 
 
 class _Budget(threading.local):
     """The deadline of the call this thread is making, shared by all of that call's attempts;
-    how many attempts it made, and the wait the last answer asked for (Retry-After)."""
+    how many attempts it made, and the wait the last answer asked for (Retry-After).
+
+    Budgets nest: a call made inside another budget (a page of a walk, ``Gateway._walk``)
+    ends by the earlier of its own deadline and the enclosing one."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -886,16 +942,23 @@ class _Budget(threading.local):
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        self.deadline = time.monotonic() + self.seconds
+        outer = self.deadline
+        deadline = time.monotonic() + self.seconds
+        self.deadline = deadline if outer is None else min(deadline, outer)
         self.attempts = 0
         self.retry_after = None
         try:
             yield
         finally:
-            self.deadline = None
+            self.deadline = outer
 
     def left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def spent(self) -> bool:
+        """Too little is left of the budget to start another attempt (or a walk's next page)."""
+        left = self.left()
+        return left is not None and left < MIN_ATTEMPT
 
     def tries(self) -> str:
         """ " (3 attempts)" after a call that was retried, for its error message."""

@@ -193,6 +193,63 @@ def test_a_claim_whose_holder_died_is_taken_over_at_once(ledger, settings):
         holder.wait(10)
 
 
+def test_a_claim_changed_since_it_was_read_is_not_taken(ledger, monkeypatch):
+    """A claim is a compare-and-set of the claim as it was read: rows held by others are read
+    unlocked (on PostgreSQL another process may claim or finish one before this one's update),
+    and a row changed since is left as it is, and not returned. Made to happen here in the
+    claiming transaction itself (so on both databases), as the dead holders are looked for."""
+    from bookpay.ledger import cancels, process
+
+    owed = ("pi_free", "pi_free_taken", "pi_dead", "pi_dead_taken", "pi_dead_done")
+    dead, rival = "dead.example/1/1/1/ab", "rival.example/1/2/2/cd"
+    with ledger.transaction() as tx:
+        for pi in owed:
+            ledger.owe_sibling_cancel(tx, pi, None)
+        tx.execute(
+            "UPDATE sibling_cancels SET claimed_by = ?, claimed_until = ? "
+            "WHERE payment_intent LIKE 'pi_dead%'",
+            (dead, now_iso(600)),
+        )
+
+    def others_first(rows):  # every holder dead, and another claimer at work meanwhile
+        claiming.run(
+            """UPDATE sibling_cancels SET claimed_by = ?, claimed_until = ?
+            WHERE payment_intent IN ('pi_free_taken', 'pi_dead_taken')""",
+            (rival, now_iso(600)),
+        )
+        claiming.run(
+            "UPDATE sibling_cancels SET status = 'done' WHERE payment_intent = ?", ("pi_dead_done",)
+        )
+        return rows
+
+    monkeypatch.setattr(process, "of_dead_holders", others_first)
+    with ledger.backend.write() as claiming:
+        claimed = process.claim_due(
+            claiming,
+            "sibling_cancels",
+            cancels.CANCEL_COLUMNS,
+            "payment_intent",
+            token=ledger._token,
+            lease=cancels.CANCEL_LEASE,
+            limit=10,
+            stamp=now_iso(),
+            lock_held=False,
+        )
+    assert [(r["payment_intent"], r["claimed_by"]) for r in claimed] == [
+        ("pi_free", ledger._token),
+        ("pi_dead", ledger._token),
+    ]
+    rows = {r["payment_intent"]: r for r in ledger.sibling_cancels()}
+    assert {pi: (r["status"], r["claimed_by"]) for pi, r in rows.items()} == {
+        "pi_free": ("pending", ledger._token),
+        "pi_free_taken": ("pending", rival),
+        "pi_dead": ("pending", ledger._token),
+        "pi_dead_taken": ("pending", rival),
+        "pi_dead_done": ("done", dead),
+    }
+    assert rows["pi_dead"]["claimed_until"] == claimed[1]["claimed_until"]
+
+
 class Unreachable:
     """A gateway whose Stripe cannot be reached."""
 

@@ -100,7 +100,6 @@ class CancelStore:
         those whose holder no longer runs, lease or not. Report each one's fate with
         ``sibling_cancel_done`` or ``sibling_cancel_failed``, or ``release_sibling_cancels``."""
         stamp = now_iso()
-        claimed = []
         # A read first: a worker looking every --poll seconds at a ledger owing nothing takes
         # no write lock for it (SQLite's is the whole database's).
         if not self._read(
@@ -108,38 +107,19 @@ class CancelStore:
             "AND next_attempt_at <= ? LIMIT 1",
             (stamp,),
         ):
-            return claimed
+            return []
         with self.backend.write() as tx:
-            due = tx.all(
-                f"""SELECT {_CANCELS} FROM sibling_cancels WHERE status = 'pending'
-                AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_until <= ?)
-                ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
-                (stamp, stamp, limit),
+            claimed = process.claim_due(
+                tx,
+                "sibling_cancels",
+                CANCEL_COLUMNS,
+                "payment_intent",
+                token=self._token,
+                lease=CANCEL_LEASE,
+                limit=limit,
+                stamp=stamp,
+                lock_held=False,
             )
-            if len(due) < limit:
-                held = tx.all(
-                    f"""SELECT {_CANCELS} FROM sibling_cancels WHERE status = 'pending'
-                    AND next_attempt_at <= ? AND claimed_by IS NOT NULL AND claimed_until > ?
-                    AND claimed_by <> ? ORDER BY next_attempt_at""",
-                    (stamp, stamp, self._token),
-                )
-                due.extend(process.of_dead_holders(held))
-                due = due[:limit]
-            until = now_iso(CANCEL_LEASE)
-            for row in due:
-                # Only as it was read: of two processes claiming it at once, one gets it.
-                if row["claimed_by"] is None:
-                    same, params = "claimed_by IS NULL", ()
-                else:
-                    same = "claimed_by = ? AND claimed_until = ?"
-                    params = (row["claimed_by"], row["claimed_until"])
-                taken = tx.run(
-                    f"""UPDATE sibling_cancels SET claimed_by = ?, claimed_until = ?
-                    WHERE payment_intent = ? AND status = 'pending' AND {same}""",
-                    (self._token, until, row["payment_intent"], *params),
-                )
-                if taken:
-                    claimed.append({**row, "claimed_by": self._token, "claimed_until": until})
         self._has_claimed_cancels = self._has_claimed_cancels or bool(claimed)
         return claimed
 

@@ -109,32 +109,19 @@ class Outbox:
     def _mark_claims(self, limit: int) -> list[dict]:
         stamp = now_iso()
         with self.backend.write() as tx:
-            # Rows another process is claiming at this moment are skipped (PostgreSQL; SQLite's
-            # write transactions take turns).
-            free = tx.all(
-                f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
-                AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_until <= ?)
-                ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
-                (stamp, stamp, limit),
+            claimed = process.claim_due(
+                tx,
+                "receipts",
+                RECEIPT_COLUMNS,
+                "payment_intent",
+                token=self._token,
+                lease=CLAIM_LEASE,
+                limit=limit,
+                stamp=stamp,
+                lock_held=True,
             )
-            if len(free) < limit:  # claims whose holder died are free too, lease or not
-                held = tx.all(
-                    f"""SELECT {_RECEIPTS} FROM receipts WHERE status = 'pending'
-                    AND next_attempt_at <= ? AND claimed_by IS NOT NULL AND claimed_until > ?
-                    AND claimed_by <> ? ORDER BY next_attempt_at{{skip_locked}}""",
-                    (stamp, stamp, self._token),
-                )
-                free.extend(process.of_dead_holders(held))
-                free = free[:limit]
-            until = now_iso(CLAIM_LEASE)
-            self._has_claimed = self._has_claimed or bool(free)
-            for row in free:
-                tx.run(
-                    """UPDATE receipts SET claimed_by = ?, claimed_until = ?
-                    WHERE payment_intent = ?""",
-                    (self._token, until, row["payment_intent"]),
-                )
-        return free
+            self._has_claimed = self._has_claimed or bool(claimed)
+        return claimed
 
     def _write_fates(self, statements: list) -> None:
         """Write ``statements`` (receipts' fates, releases of claims) after those that could

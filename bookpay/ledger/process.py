@@ -10,6 +10,9 @@ a live holder's pid may not exist. A holder whose process table is not ours cann
 from here, so its claim lasts until its lease ends (on PostgreSQL, a holder on another machine
 that dies leaves its claims for the lease's 10 minutes: a claim that ended with its holder's
 connection let another send a receipt still being sent).
+
+``claim_due`` claims the due rows of a table whose rows are claimed so (receipts, sibling
+cancels): free ones, and those whose holder is known to have died, lease or not.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import hashlib
 import os
 import secrets
 import socket
+from collections.abc import Sequence
 from functools import lru_cache
+
+from bookpay.ledger.model import now_iso
 
 
 @lru_cache(maxsize=1)
@@ -90,3 +96,61 @@ def of_dead_holders(rows: list) -> list:
         if holder not in alive:
             alive[holder] = holder_alive(holder)
     return [row for row in rows if not alive[row["claimed_by"]]]
+
+
+def claim_due(
+    tx,
+    table: str,
+    columns: Sequence[str],
+    key: str,
+    *,
+    token: str,
+    lease: float,
+    limit: int,
+    stamp: str,
+    lock_held: bool,
+) -> list[dict]:
+    """Inside the write transaction ``tx``: claim for ``token`` (for ``lease`` seconds) at most
+    ``limit`` of ``table``'s pending rows due at ``stamp``, the earliest due first; the rows
+    claimed (``columns``; ``key`` names a row), with their claim as now written.
+
+    Free rows (unclaimed, or their lease ended) are read ``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL: rows another transaction is claiming at this moment are skipped (SQLite's write
+    transactions take turns). Short of ``limit``, rows held by others' live leases are read, and
+    those whose holder died are claimed too. With ``lock_held`` (receipts) these are read so as
+    well, and every row read is this transaction's to mark; without (sibling cancels) they are
+    read unlocked, and each claim is a compare-and-set of the claim as it was read: of two
+    processes claiming a row at once, one gets it.
+    """
+    listed, held_lock = ", ".join(columns), "{skip_locked}" if lock_held else ""
+    due = tx.all(
+        f"""SELECT {listed} FROM {table} WHERE status = 'pending'
+        AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_until <= ?)
+        ORDER BY next_attempt_at LIMIT ?{{skip_locked}}""",
+        (stamp, stamp, limit),
+    )
+    if len(due) < limit:  # claims whose holder died are free too, lease or not
+        held = tx.all(
+            f"""SELECT {listed} FROM {table} WHERE status = 'pending'
+            AND next_attempt_at <= ? AND claimed_by IS NOT NULL AND claimed_until > ?
+            AND claimed_by <> ? ORDER BY next_attempt_at{held_lock}""",
+            (stamp, stamp, token),
+        )
+        due.extend(of_dead_holders(held))
+        due = due[:limit]
+    until = now_iso(lease)
+    claimed = []
+    for row in due:
+        if lock_held:
+            same, params = "", ()
+        elif row["claimed_by"] is None:
+            same, params = " AND status = 'pending' AND claimed_by IS NULL", ()
+        else:
+            same = " AND status = 'pending' AND claimed_by = ? AND claimed_until = ?"
+            params = (row["claimed_by"], row["claimed_until"])
+        if tx.run(
+            f"UPDATE {table} SET claimed_by = ?, claimed_until = ? WHERE {key} = ?{same}",
+            (token, until, row[key], *params),
+        ):
+            claimed.append({**row, "claimed_by": token, "claimed_until": until})
+    return claimed

@@ -76,6 +76,18 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{sign}{number} {code.upper()}"
 
 
+def released_text(amount: int | None, captured: int | None, currency: str) -> str | None:
+    """What a payment authorized and what of it a partial capture released, for people:
+    ``"$29.67, of which $14.67 was released, not charged"`` when ``captured`` (what was taken)
+    is less than ``amount`` (what was authorized); None when nothing was released (``captured``
+    None: all of it was taken). The receipt's "Authorized" line and the success page's."""
+    if captured is None or amount is None or captured >= amount:
+        return None
+    authorized = format_amount(amount, currency)
+    released = format_amount(amount - captured, currency)
+    return f"{authorized}, of which {released} was released, not charged"
+
+
 def charge_step(currency: str) -> int:
     """What every amount Stripe charges in ``currency`` is a multiple of: 10 in a three-decimal
     currency, 100 in ISK and UGX (whole units written with two decimals), else 1."""

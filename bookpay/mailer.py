@@ -57,7 +57,7 @@ from bookpay.errors import ConfigError
 from bookpay.ids import is_intent_id
 from bookpay.ledger.outbox import CLAIM_BATCH, CLAIM_LEASE, due_in
 from bookpay.ledger.process import pid_alive
-from bookpay.money import format_amount
+from bookpay.money import format_amount, released_text
 from bookpay.privatefiles import private_dir
 from bookpay.terminal import plain_line, printable
 from bookpay.worker import Worker
@@ -201,12 +201,8 @@ def quote_lines(quote: dict | None) -> list[str]:
 def released_lines(order: dict) -> list[str]:
     """The amount authorized and what of it was released, for an order a partial capture took
     less of (``amount_captured``); none for an order paid in full."""
-    captured, amount = order.get("amount_captured"), order.get("amount")
-    if captured is None or amount is None or captured >= amount:
-        return []
-    authorized = format_amount(amount, order["currency"])
-    released = format_amount(amount - captured, order["currency"])
-    return [f"Authorized:     {authorized}, of which {released} was released, not charged"]
+    said = released_text(order.get("amount"), order.get("amount_captured"), order["currency"])
+    return [f"Authorized:     {said}"] if said else []
 
 
 def permanent_refusal(exc: BaseException) -> str | None:

@@ -76,6 +76,18 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{sign}{number} {code.upper()}"
 
 
+def released_text(amount: int | None, captured: int | None, currency: str) -> str | None:
+    """What a payment authorized and what of it a partial capture released, for people:
+    ``"$29.67, of which $14.67 was released, not charged"`` when ``captured`` (what was taken)
+    is less than ``amount`` (what was authorized); None when nothing was released (``captured``
+    None: all of it was taken). The receipt's "Authorized" line and the success page's."""
+    if captured is None or amount is None or captured >= amount:
+        return None
+    authorized = format_amount(amount, currency)
+    released = format_amount(amount - captured, currency)
+    return f"{authorized}, of which {released} was released, not charged"
+
+
 def charge_step(currency: str) -> int:
     """What every amount Stripe charges in ``currency`` is a multiple of: 10 in a three-decimal
     currency, 100 in ISK and UGX (whole units written with two decimals), else 1."""
@@ -94,6 +106,13 @@ def chargeable(amount: int, currency: str) -> int:
     return amount - amount % step
 
 
+def largest_amount(currency: str) -> int:
+    """Stripe's largest charge in ``currency`` (minor units): its eight digits, `MAX_AMOUNT`,
+    rounded down to what it charges (`chargeable`): 99999999 ($999,999.99) in USD, 99999900
+    (999,999 ISK) in ISK, 99999990 (99,999.990 KWD) in KWD."""
+    return chargeable(MAX_AMOUNT, currency)
+
+
 def min_amount(currency: str) -> int:
     """Stripe's smallest charge in ``currency`` (minor units): 50 for USD, 1 when unknown."""
     return MIN_AMOUNTS.get(currency.lower(), 1)
@@ -109,10 +128,10 @@ def charge_problem(amount: int, currency: str) -> str | None:
             f"is less than {format_amount(least, code)}, the smallest payment Stripe takes in"
             f" {code.upper()}"
         )
-    if amount > MAX_AMOUNT:
+    if amount > largest_amount(code):
         return (
-            f"is more than {format_amount(MAX_AMOUNT, code)}, the largest payment Stripe takes"
-            f" in {code.upper()}"
+            f"is more than {format_amount(largest_amount(code), code)}, the largest payment"
+            f" Stripe takes in {code.upper()}"
         )
     return None
 
@@ -121,16 +140,16 @@ def amount_problem(amount: object, currency: str) -> str | None:
     """Why Stripe could never charge ``amount`` (minor units of ``currency``), or None (also
     for what is not a whole number of them, from nothing up: that has its own message).
 
-    ``"is more than Stripe's largest amount, $999,999.99"``; ``"must end in 0: KWD is a
-    three-decimal currency, which Stripe charges in tens of its minor unit (5120 for 5.120
-    KWD)"``; ``"must end in 00: Stripe charges ISK in whole units, written with two decimals
-    (500 for 5.00 ISK)"``.
+    ``"is more than Stripe's largest amount, $999,999.99"`` (in ISK 999,999 ISK: the largest it
+    charges, `largest_amount`); ``"must end in 0: KWD is a three-decimal currency, which Stripe
+    charges in tens of its minor unit (5120 for 5.120 KWD)"``; ``"must end in 00: Stripe charges
+    ISK in whole units, written with two decimals (500 for 5.00 ISK)"``.
     """
     code = currency.lower()
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         return None
     if amount > MAX_AMOUNT:
-        return f"is more than Stripe's largest amount, {format_amount(MAX_AMOUNT, code)}"
+        return f"is more than Stripe's largest amount, {format_amount(largest_amount(code), code)}"
     if code in THREE_DECIMAL and amount % 10:
         return (
             f"must end in 0: {code.upper()} is a three-decimal currency, which Stripe charges in"

@@ -18,16 +18,21 @@ reversal's share of the order's tax (all of it for a full reversal); not part of
 
 Refunds and disputes count against the period of the sale they undo (the ledger keeps how much
 of an order was refunded, not when). Per book, an order's gross, refunded and disputed amounts
-are shared among its lines in proportion to the lines' amounts, to the cent, so that the books'
-figures add up to the period's exactly. Amounts stay in minor units, one report per currency.
+are shared among its lines in proportion to the lines' amounts, to the cent (in ISK and UGX to
+the whole unit, in a three-decimal currency to ten of its minor unit: ``money.charge_step``, what
+Stripe charges), so that the books' figures add up to the period's exactly. Amounts stay in
+minor units, one report per currency.
 
 Two more columns say what the gross holds besides books: the shipping the orders paid and the
 tax collected (their quotes' shipping and tax, as Stripe Tax calculated it), gross figures like
 the gross itself (a refund is not split into books, shipping and tax). Per book they are shared
 like the rest. After a partial capture the quote's books, shipping and tax are scaled to what
 was captured (``quote_parts``): the money taken is shared among them in proportion to the
-quote, to the cent, so shipping and tax never exceed what was taken, and the tax is what the
-Stripe Tax reversal of the released rest (a refund to Stripe, in proportion too) leaves.
+quote, to the cent (the shipping in ``charge_step``s), so shipping and tax never exceed what
+was taken, and the tax is what the Stripe Tax reversal of the released rest (a refund to
+Stripe, in proportion too) leaves, to the minor unit as Stripe Tax keeps it (hundredths of an
+ISK too: 61.03 ISK of 1,000 taken from 3,408 with 208 tax). Only that tax, and the tax
+unreported shared from it, can leave a book's share a fraction of a ``charge_step``.
 
 Only the ledger is read, through the index on ``orders.fulfilled_at``: a report of a period
 costs what that period's orders cost, however large the ledger; and it holds its rows, never
@@ -43,6 +48,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from bookpay.errors import UsageError
 from bookpay.ledger.taxrecords import over_reversed
+from bookpay.money import charge_step, chargeable
 
 PERIODS = ("day", "week", "month")
 GROUPINGS = (*PERIODS, "book")
@@ -172,14 +178,20 @@ def order_amounts(order: dict) -> tuple[int, int, int, int]:
 def quote_parts(order: dict, gross: int) -> tuple[int, int]:
     """(shipping, tax) of one fulfilled order's ``gross`` (``order_amounts``'): its quote's,
     or, when a partial capture took less than the order's amount, the quote's books, shipping
-    and tax scaled to the gross, in whole units that add up to it (``share``)."""
+    and tax scaled to the gross (``share``): the tax to the minor unit, as Stripe Tax keeps it
+    once the released rest is reversed (hundredths of an ISK too); the shipping in what the
+    currency is charged in (``charge_step``: whole ISK and UGX, tens of a KWD's fils), never
+    more than the tax leaves. The books have the rest, so the three add up to the gross."""
     shipping, tax = order.get("shipping") or 0, order.get("tax") or 0
     amount = order["amount"] or 0
     if gross >= amount:
         return shipping, tax
     books = max(amount - shipping - tax, 0)
-    _, shipping, tax = share(gross, [books, shipping, tax])
-    return shipping, tax
+    currency = order.get("currency") or "usd"
+    weights = [books, shipping, tax]
+    tax = share(gross, weights)[2]
+    shipping = share(gross, weights, charge_step(currency))[1]
+    return min(shipping, chargeable(gross - tax, currency)), tax
 
 
 def tax_unreported(order: dict) -> int:
@@ -201,20 +213,30 @@ def period_of(moment: datetime, by: str) -> str:
     return moment.strftime("%Y-%m")
 
 
-def share(amount: int, weights: list[int]) -> list[int]:
+def share(amount: int, weights: list[int], step: int = 1) -> list[int]:
     """``amount`` split in proportion to ``weights``, in whole units that add up to it exactly
-    (largest remainders get the leftover units; equal weights when they are all zero)."""
+    (largest remainders get the leftover units; equal weights when they are all zero).
+
+    The units are ``step`` minor units (``money.charge_step``: 100 in ISK and UGX, which have
+    no hundredths Stripe charges; 10 in KWD): every part is a multiple of it, but for what of
+    ``amount`` is not (tax Stripe Tax calculated to the minor unit), which one part keeps, the
+    one furthest below its weight (the first of those)."""
     if not weights:
         return []
     if sum(weights) <= 0:
         weights = [1] * len(weights)
     total = sum(weights)
-    exact = [amount * w for w in weights]
+    units, rest = divmod(amount, step)
+    exact = [units * w for w in weights]
     parts = [e // total for e in exact]
-    leftover = amount - sum(parts)
+    leftover = units - sum(parts)
     order = sorted(range(len(weights)), key=lambda i: (-(exact[i] % total), i))
     for i in order[:leftover]:
         parts[i] += 1
+    parts = [part * step for part in parts]
+    if rest:
+        room = [w - part for w, part in zip(weights, parts, strict=True)]
+        parts[room.index(max(room))] += rest
     return parts
 
 
@@ -227,8 +249,11 @@ def line_shares(
     shipping: int,
     tax: int,
     unreported: int,
+    step: int = 1,
 ) -> list[list[int]]:
-    """One order's money shared among its lines (``weights``: their amounts), to the cent.
+    """One order's money shared among its lines (``weights``: their amounts), to the cent, or
+    in ``step``s of the minor unit (``share``): whole units in ISK and UGX, which Stripe never
+    charges hundredths of, and tens in a three-decimal currency.
 
     The gross is shared in proportion to the lines, and each part of it among the lines'
     shares of what holds it: the refunded among the gross's shares, the disputed and lost among
@@ -239,19 +264,19 @@ def line_shares(
     and tax its gross. In the order of ``build``'s amounts: gross, refunded, disputed, lost,
     shipping, tax, unreported.
     """
-    grosses = share(gross, weights)
-    refunds = share(refunded, grosses)
+    grosses = share(gross, weights, step)
+    refunds = share(refunded, grosses, step)
     left = [g - r for g, r in zip(grosses, refunds, strict=True)]
-    shipped = share(shipping, grosses)
-    taxes = share(tax, [max(g - s, 0) for g, s in zip(grosses, shipped, strict=True)])
+    shipped = share(shipping, grosses, step)
+    taxes = share(tax, [max(g - s, 0) for g, s in zip(grosses, shipped, strict=True)], step)
     return [
         grosses,
         refunds,
-        share(disputed, left),
-        share(lost, left),
+        share(disputed, left, step),
+        share(lost, left, step),
         shipped,
         taxes,
-        share(unreported, taxes),
+        share(unreported, taxes, step),
     ]
 
 
@@ -294,6 +319,7 @@ def build(
             shipping,
             tax,
             unreported,
+            charge_step(currency),
         )
         for line, *parts in zip(lines, *shares, strict=True):
             key = line["item_id"]

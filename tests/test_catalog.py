@@ -296,6 +296,24 @@ def test_stripes_smallest_and_largest_payment(amount, currency, problem):
     assert charge_problem(amount, currency) == problem
 
 
+@pytest.mark.parametrize(
+    ("currency", "largest"),
+    [("usd", "$999,999.99"), ("isk", "999,999 ISK"), ("ugx", "999,999 UGX"),
+     ("kwd", "99,999.990 KWD"), ("jpy", "¥99,999,999")],
+)  # fmt: skip
+def test_the_largest_payment_named_is_one_stripe_can_charge(currency, largest):
+    """Stripe charges ISK and UGX in whole units (an amount ends in 00) and a three-decimal
+    currency in tens of its minor unit: its largest payment there is 99999900 (999,999 ISK) or
+    99999990 (99,999.990 KWD), not its eight digits 99999999 (999,999.99 ISK, 99,999.999 KWD),
+    which it could never charge."""
+    assert charge_problem(120_000_000, currency) == (
+        f"is more than {largest}, the largest payment Stripe takes in {currency.upper()}"
+    )
+    assert amount_problem(120_000_000, currency) == (
+        f"is more than Stripe's largest amount, {largest}"
+    )
+
+
 def test_the_emulator_holds_the_shop_to_the_same_minimums():
     from bookpay.emulator import validate
 

@@ -607,3 +607,65 @@ def test_an_order_disputed_in_full_leaves_no_book_a_net(tmp_path, database_url):
         assert row["refunded"] // 2 + row["disputed"] == row["gross"] // 2, key
         assert row["lost"] == row["disputed"] and row["net"] == 0, key
     assert [books[key]["disputed"] for key in ("1", "2", "3")] == [1874, 2038, 2282]
+
+
+def test_shares_in_a_currencys_charge_step_leave_its_fraction_to_one_part():
+    """In steps of 100 (ISK, UGX), every part is whole units but for the amount's own
+    hundredths, which one part keeps (the one furthest below its weight); the sum is exact."""
+    assert share(100100, [250000, 100000, 100000], 100) == [55600, 22300, 22200]
+    assert share(6103, [250000, 70000], 100) == [4803, 1300]
+    assert share(1010, [5120, 1010], 10) == [840, 170]
+    for amount in (0, 1, 997, 123457):
+        parts = share(amount, [300, 700, 1100, 1300], 100)
+        assert sum(parts) == amount and sum(part % 100 != 0 for part in parts) <= 1
+
+
+def test_isk_and_ugx_are_shared_in_whole_units_the_tax_as_stripe_tax_keeps_it(
+    tmp_path, database_url
+):
+    """Stripe charges ISK and UGX in whole units (100 of the minor unit) and a three-decimal
+    currency in tens: a book's share of an order is so too, never hundredths nobody paid (an
+    ISK order of three books, 4,500 ISK, refunded 1,001 ISK: 556, 223 and 222 ISK, not 556.11,
+    222.44 and 222.45). After a partial capture (1,000 ISK taken of 3,408: 2,500 of books, 700
+    shipping, 208 tax) the shipping is whole ISK too (205, not 205.40) while the tax is what
+    Stripe Tax keeps once the released 2,408 ISK is reversed, hundredths and all: 61.03 ISK
+    (the emulator's reversal takes 114.82 + 32.15 ISK of the transaction's 162.50 + 45.50)."""
+    settings = Settings(data_dir=tmp_path / "isk", database_url=database_url)
+    three = (
+        QuoteLine("i1", "Krona", 1, 250000),
+        QuoteLine("i2", "Saga Two", 1, 100000),
+        QuoteLine("i3", "Saga Three", 1, 100000),
+    )
+    with open_ledger(settings) as ledger:
+        intent = record_sale(ledger, 1, "pi_i1", Quote(three, "isk"), "2026-07-01T10:00:00.000Z")
+        ledger.record_intent(intent, status="partially_refunded", amount_refunded=100100)
+        taxed = Quote(three, "isk", shipping=70000, tax=20800)
+        intent = record_sale(ledger, 2, "pi_i2", taxed, "2026-07-02T10:00:00.000Z")
+        ledger.record_intent(intent, status="partially_refunded", amount_refunded=100100)
+        one = Quote(three[:1], "isk", shipping=70000, tax=20800)
+        record_sale(ledger, 3, "pi_i3", one, "2026-07-03T10:00:00.000Z", amount_received=100000)
+        kwd = Quote((QuoteLine("k1", "Dinar", 1, 5120), QuoteLine("k2", "Two", 1, 1010)), "kwd")
+        intent = record_sale(ledger, 4, "pi_k1", kwd, "2026-07-04T10:00:00.000Z")
+        ledger.record_intent(intent, status="partially_refunded", amount_refunded=1010)
+    env = ledger_env(settings)
+    days = rows(report(env, "--by", "day"), "isk")
+    assert (days["2026-07-03"]["gross"], days["2026-07-03"]["shipping"]) == (100000, 20500)
+    assert days["2026-07-03"]["tax"] == 20800 - 11482 - 3215  # what Stripe Tax keeps
+    books = rows(report(env, "--by", "book"), "isk")
+    assert [books[key]["refunded"] for key in ("i1", "i2", "i3")] == [
+        55600 * 2,
+        22300 * 2,
+        22200 * 2,
+    ]
+    for key in ("i1", "i2", "i3", "total"):
+        row = books[key]
+        whole = (row["gross"], row["refunded"], row["net"], row["shipping"])
+        assert all(amount % 100 == 0 for amount in whole), (key, row)
+    assert books["i2"]["tax"] % 100 == books["i3"]["tax"] % 100 == 0  # the fraction: i1's
+    assert (books["total"]["shipping"], books["total"]["tax"]) == (70000 + 20500, 20800 + 6103)
+    assert books["total"]["refunded"] == 200200
+    table = runner.invoke(app, ["report", "sales", "--by", "book"], env=env).stdout
+    assert not any(f".{cents} ISK" in table for cents in (11, 44, 45, 40)), table
+    dinars = rows(report(env, "--by", "book"), "kwd")
+    assert all(dinars[key]["refunded"] % 10 == 0 for key in ("k1", "k2"))
+    assert dinars["k1"]["refunded"] + dinars["k2"]["refunded"] == 1010

@@ -228,6 +228,26 @@ def test_a_partially_captured_order_says_what_was_captured_everywhere(shop):
     assert receipt["subject"].endswith("($15.00)")
 
 
+def test_the_success_page_after_a_partial_capture_says_what_was_released(shop):
+    """The page the shopper returns to shows the quote's subtotal, shipping and tax (29.67) and
+    the 15.00 charged: it says, in the receipt's words, what of the hold was released."""
+    from test_server import success_url
+
+    intent_id, _, _ = captured(shop, 1500)
+    secret = api(shop, "GET", f"/v1/payment_intents/{intent_id}")["client_secret"]
+    page = shop.shopper.get(success_url(intent_id, secret)).shown
+    assert '<dd id="receipt-amount">$15.00</dd>' in page
+    assert (
+        '<dt>Authorized</dt><dd id="receipt-released">$29.67, of which $14.67 was released,'
+        " not charged</dd>"
+    ) in page
+    full, _ = held(shop)  # captured in full: nothing released, nothing said
+    api(shop, "POST", f"/v1/payment_intents/{full}/capture", {})
+    secret = api(shop, "GET", f"/v1/payment_intents/{full}")["client_secret"]
+    page = shop.shopper.get(success_url(full, secret)).shown
+    assert '<dd id="receipt-amount">$29.67</dd>' in page and "receipt-released" not in page
+
+
 def tax_kept(shop: Shop, order_id: str) -> int:
     """The tax Stripe Tax holds for an order: its transaction's, less its reversals'."""
     total = 0

@@ -10,7 +10,8 @@ import bottle
 
 from bookpay.address import address_lines
 from bookpay.catalog import Book
-from bookpay.money import format_amount
+from bookpay.ledger.model import amount_captured
+from bookpay.money import format_amount, released_text
 from bookpay.quote import Quote
 from bookpay.shipping import ShippingOption
 
@@ -109,7 +110,11 @@ def totals_view(quote: dict | None) -> dict | None:
 
 
 def receipt(intent: dict, lines: list[dict], retry_href: str) -> dict:
-    """What the success page shows, read from the retrieved PaymentIntent and its lines."""
+    """What the success page shows, read from the retrieved PaymentIntent and its lines.
+
+    ``released``: after a partial capture (``amount_received`` less than ``amount``), what was
+    authorized and what of it was released, in the receipt's words (``money.released_text``),
+    so that a total charged below the quote's subtotal, shipping and tax is explained."""
     charge = intent.get("latest_charge")
     charge = charge if isinstance(charge, dict) else {}
     billing = charge.get("billing_details") or {}
@@ -125,6 +130,7 @@ def receipt(intent: dict, lines: list[dict], retry_href: str) -> dict:
         "order_id": metadata.get("order_id") or "",
         "intent_id": intent["id"],
         "total": format_amount(amount, currency),
+        "released": released_text(intent.get("amount"), amount_captured(intent), currency) or "",
         "email": intent.get("receipt_email") or billing.get("email") or "",
         "shipping": address_lines(intent.get("shipping")),
         "receipt_url": receipt_url if receipt_url.startswith(("https://", "http://")) else "",

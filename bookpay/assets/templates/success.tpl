@@ -51,6 +51,9 @@
     <dt>Shipping{{" (" + totals['shipping_rate'] + ")" if totals['shipping_rate'] else ""}}</dt><dd id="receipt-shipping-amount">{{totals['shipping']}}</dd>
     <dt>Tax</dt><dd id="receipt-tax">{{totals['tax']}}</dd>
 %   end
+%   if released and status == "succeeded":
+    <dt>Authorized</dt><dd id="receipt-released">{{released}}</dd>
+%   end
     <dt>{{"Total charged" if status == "succeeded" else "Total"}}</dt><dd id="receipt-amount">{{total}}</dd>
 %   if order_id:
     <dt>Order reference</dt><dd id="receipt-order"><code>{{order_id}}</code></dd>

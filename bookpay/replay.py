@@ -770,7 +770,7 @@ class Replayer:
             connection.close()
             if written and isinstance(exc, _RETRYABLE):
                 return None, self._failure(delivery, started, NO_ANSWER)
-            return None, self._failure(delivery, started, _described(exc))
+            return None, self._failure(delivery, started, _described(exc, self._host))
         latency = (time.perf_counter() - started) * 1000
         location = headers.get("Location")
         answer = " ".join(body.decode("utf-8", "replace").split())[:500]
@@ -844,7 +844,14 @@ class Replayer:
         )
 
 
-def _described(exc: BaseException) -> str:
+def _described(exc: BaseException, host: str) -> str:
+    """A failed delivery's reason, in one line: a host name DNS does not know is said as such
+    (not "gaierror: [Errno -2] ..."), any other failure as its exception."""
+    if isinstance(exc, socket.gaierror):
+        unknown = {getattr(socket, name, None) for name in ("EAI_NONAME", "EAI_NODATA")}
+        verb = "find" if exc.errno in unknown - {None} else "look up"
+        why = exc.strerror or str(exc)
+        return f"cannot {verb} the host {host}" + (f" ({why})" if why else "")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

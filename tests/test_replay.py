@@ -802,6 +802,36 @@ def test_replay_a_redirect_exits_6_and_says_so(receiver, files):
     assert "302" in result.stdout and "redirected to https://elsewhere.example/" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("code", "strerror", "reason"),
+    [
+        ("EAI_NONAME", "Name or service not known", "cannot find"),
+        ("EAI_AGAIN", "Temporary failure in name resolution", "cannot look up"),
+    ],
+)
+def test_a_host_dns_cannot_find_is_a_failed_delivery_said_in_one_line(
+    files, monkeypatch, code, strerror, reason
+):
+    """Not refused before the run (exit 2): a name is only known not to resolve once it is
+    looked up, so it is a failed delivery (exit 6), its reason the host, not a raw gaierror."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host == "shop.invalid":
+            raise socket.gaierror(getattr(socket, code), strerror)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to",
+                    "http://shop.invalid/webhook", "--secret", SECRET, "--json")  # fmt: skip
+    assert result.exit_code == 6, result.output
+    [failed] = json.loads(result.stdout)
+    assert failed["reason"] == failed["error"] == f"{reason} the host shop.invalid ({strerror})"
+    assert "gaierror" not in result.output and "Errno" not in result.output
+
+
 def test_replay_without_a_secret_in_emulator_mode_says_to_pass_one(files, tmp_path):
     result = invoke(
         "webhook", "replay", str(files), env={"BOOKPAY_DATA_DIR": str(tmp_path / "data")}

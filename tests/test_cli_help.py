@@ -61,6 +61,15 @@ def test_the_cases_that_were_broken_render_whole():
         assert whole(status, listing)
 
 
+def test_each_webhook_command_says_which_secret_it_signs_with_by_default():
+    """sign has no --to: its help once said its default was "the one for --to's port"."""
+    sign = flat(runner.invoke(app, ["webhook", "sign", "--help"], env={"COLUMNS": "80"}).stdout)
+    assert "--to" not in sign
+    assert "else the one `bookpay serve` saved, if only one server saved one." in sign
+    replay = runner.invoke(app, ["webhook", "replay", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "saved for --to's port (else the only one)." in flat(replay)
+
+
 # Completion --------------------------------------------------------------------------------------
 
 

@@ -140,7 +140,11 @@ def replay(
 
     to = normalize_url(to)  # a bad --to, or --timestamp-offset, is said before any event is read
     offset_time(timestamp_offset)
-    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None)
+    skipped: dict[str, int] = {}
+    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None, skipped=skipped)
+    for source, count in skipped.items():  # stripe listen's own lines, among the events
+        lines = f"{count:,} line{'s' if count != 1 else ''} that {'are' if count != 1 else 'is'}"
+        sys.stderr.write(printable(f"{source}: skipped {lines} not JSON (not events).") + "\n")
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
     )

@@ -892,6 +892,25 @@ def test_a_host_dns_cannot_find_is_a_failed_delivery_said_in_one_line(
     assert "gaierror" not in result.output and "Errno" not in result.output
 
 
+def test_a_dotenv_that_cannot_be_read_stops_every_replay_and_sign_but_not_fixtures(
+    files, tmp_path, monkeypatch
+):
+    """A replay with --bad-signature takes no secret from the settings, but reads them as every
+    other command does; `webhook fixtures` reads no settings at all (as the README says)."""
+    (tmp_path / ".env").write_bytes(b"BOOKPAY_TAX=\xff\n")
+    monkeypatch.chdir(tmp_path)
+    event = str(files / "a.json")
+    for args in (
+        ["replay", event, "--to", "1", "--bad-signature"],
+        ["replay", event, "--to", "1", "--secret", SECRET],
+        ["sign", event, "--secret", SECRET],
+    ):
+        result = invoke("webhook", *args)
+        assert result.exit_code == 5, (args, result.output)
+        assert result.stderr.startswith("Error: Cannot read .env: it is not UTF-8 text"), args
+    assert invoke("webhook", "fixtures").exit_code == 0
+
+
 def test_replay_without_a_secret_in_emulator_mode_says_to_pass_one(files, tmp_path):
     result = invoke(
         "webhook", "replay", str(files), env={"BOOKPAY_DATA_DIR": str(tmp_path / "data")}

@@ -148,7 +148,9 @@ def replay(
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
     )
-    signing = "" if bad_signature else resolve_secret(state(ctx).settings, secret, to)
+    # Read whether or not a secret is taken from them: a bad .env is exit 5 for every replay.
+    settings = state(ctx).settings
+    signing = "" if bad_signature else resolve_secret(settings, secret, to)
     replayer = Replayer(
         to,
         signing,

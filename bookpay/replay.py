@@ -177,7 +177,9 @@ def summarize(results: Sequence[Result]) -> dict:
 
 
 def normalize_url(target: str | None) -> str:
-    """The Stripe CLI's ``--forward-to`` shorthands: ``4242``, ``/webhook``, ``host:port/path``.
+    """Shorthands in the style of the Stripe CLI's ``--forward-to``, made for the shop: ``4242``
+    (localhost:4242/webhook), ``/webhook`` (the shop's port, 4242), ``host:port/path``. The CLI
+    itself takes ``4242`` for localhost:4242/ and ``/webhook`` for localhost:80/webhook.
 
     The port is checked here, before any event is loaded: urlsplit only finds a bad one when
     ``.port`` is read, as a ValueError that would otherwise surface as an unexpected error.
@@ -376,12 +378,17 @@ def forget_secret(data_dir: Path, secret: str, port: int) -> None:
 # What ------------------------------------------------------------------------------------------
 
 
-def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Delivery]:
+def load_events(
+    paths: Sequence[str],
+    stdin: BinaryIO | None = None,
+    skipped: dict[str, int] | None = None,
+) -> list[Delivery]:
     """Every event in ``paths`` (files, folders of them, fixture names, ``-`` for stdin), in order.
 
     A bundled fixture is named as `bookpay webhook fixtures` lists it (payment_intent.succeeded);
     a file or folder of that name wins. Only regular files are read (in a folder, the others are
-    passed over), ``MAX_INPUT`` bytes in all.
+    passed over), ``MAX_INPUT`` bytes in all. ``skipped`` is given, per file, how many of its
+    lines were not JSON (``split_document``).
     """
     deliveries: list[Delivery] = []
 
@@ -401,7 +408,7 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            add(split_document(read_limited(stdin, "<stdin>", budget), "<stdin>"))
+            add(split_document(read_limited(stdin, "<stdin>", budget), "<stdin>", skipped))
             continue
         if not raw:
             raise UsageError("An empty path names no events.")
@@ -427,7 +434,7 @@ def load_events(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Del
             for file in files:
                 with file.open("rb") as handle:
                     data = read_limited(handle, str(file), budget)
-                add(split_document(data, str(file)))
+                add(split_document(data, str(file), skipped))
         except OSError as exc:
             raise UsageError(
                 f"{exc.filename or raw}: cannot read it ({exc.strerror or exc})."
@@ -458,9 +465,17 @@ def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None)
     return data
 
 
-def split_document(data: bytes, source: str) -> Iterator[tuple[bytes, dict, str]]:
+def split_document(
+    data: bytes, source: str, skipped: dict[str, int] | None = None
+) -> Iterator[tuple[bytes, dict, str]]:
     """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines, each
-    as it is read (a problem with the file is raised when the reading comes to it)."""
+    as it is read (a problem with the file is raised when the reading comes to it).
+
+    Among JSON Lines, a line that is not JSON at all is not an event: it is passed over, and
+    counted in ``skipped[source]``. `stripe listen --format JSON --forward-to URL` prints its own
+    lines among the events it prints (``2026-01-05 10:00:00  <--  [200] POST URL [evt_...]``).
+    A line that starts an object or an array, or is a JSON value, is read as one, and refused
+    if it is not a valid event."""
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of what Stripe signed
         data = data[3:]
     try:
@@ -471,16 +486,22 @@ def split_document(data: bytes, source: str) -> Iterator[tuple[bytes, dict, str]
     if start == len(text):  # said, as an unreadable file is, rather than passed over
         raise UsageError(f"{source} is empty: it holds no event.")
     array = text.startswith("[", start)
-    items = _array_items(text, start, source) if array else _lines(text, start, source)
-    first = next(items)
+    passed_over = [0]
+    items = _array_items(text, start, source) if array else _lines(text, start, source, passed_over)
+    first = next(items, None)
+    if first is None:  # said, as an empty file is, rather than passed over
+        lines = f"{passed_over[0]:,} line" + ("s" if passed_over[0] != 1 else "")
+        raise UsageError(f"{source} holds no event: its {lines} of text are not JSON.")
     second = next(items, None)
     if second is None:
         # A single-event file is sent byte for byte, newline and all (a lone element of an
-        # array, as it is written in it).
-        yield _event(first[0] if array else text, first[1], source)
-        return
-    for number, (span, value) in enumerate(itertools.chain((first, second), items), start=1):
-        yield _event(span, value, f"{source} #{number}")
+        # array, as it is written in it), unless lines were passed over around it.
+        yield _event(first[0] if array or passed_over[0] else text, first[1], source)
+    else:
+        for number, (span, value) in enumerate(itertools.chain((first, second), items), start=1):
+            yield _event(span, value, f"{source} #{number}")
+    if skipped is not None and passed_over[0]:  # once the whole file has been read
+        skipped[source] = skipped.get(source, 0) + passed_over[0]
 
 
 def _array_items(text: str, start: int, source: str) -> Iterator[tuple[str, object]]:
@@ -506,14 +527,41 @@ def _array_items(text: str, start: int, source: str) -> Iterator[tuple[str, obje
         raise UsageError(f"{source} holds an empty array: it holds no event.")
 
 
-def _lines(text: str, start: int, source: str) -> Iterator[tuple[str, object]]:
-    """(exact text, value) of each JSON value from ``start`` on (JSON Lines, or one event)."""
+def _lines(
+    text: str, start: int, source: str, passed_over: list[int]
+) -> Iterator[tuple[str, object]]:
+    """(exact text, value) of each JSON value from ``start`` on (JSON Lines, or one event); a
+    line that is not JSON (``_not_json``) is passed over, and counted in ``passed_over[0]``."""
     decoder = json.JSONDecoder()
     position = start
     while position < len(text):
+        line_end = _not_json(text, position)
+        if line_end is not None:
+            passed_over[0] += 1
+            position = _skip_space(text, line_end)
+            continue
         value, end = _decode(decoder, text, position, source)
         yield text[position:end], value
         position = _skip_space(text, end)
+
+
+def _not_json(text: str, position: int) -> int | None:
+    """Where the line ``position`` starts (after its blanks) ends, if that line is not JSON:
+    neither an object or an array begun there (which may go on over several lines) nor a whole
+    JSON value. None if it is, or if ``position`` is not the first thing on its line (what
+    follows a value on its line is read as JSON, and refused if it is not)."""
+    line_start = text.rfind("\n", 0, position) + 1
+    if text[line_start:position].strip(" \t\r") or text[position] in "{[":
+        return None
+    line_end = text.find("\n", position)
+    line_end = len(text) if line_end < 0 else line_end
+    try:
+        json.loads(text[position:line_end])
+    except ValueError:
+        return line_end
+    except RecursionError:
+        return None
+    return None
 
 
 def _event(span: str, value: object, where: str) -> tuple[bytes, dict, str]:
@@ -770,7 +818,7 @@ class Replayer:
             connection.close()
             if written and isinstance(exc, _RETRYABLE):
                 return None, self._failure(delivery, started, NO_ANSWER)
-            return None, self._failure(delivery, started, _described(exc))
+            return None, self._failure(delivery, started, _described(exc, self._host))
         latency = (time.perf_counter() - started) * 1000
         location = headers.get("Location")
         answer = " ".join(body.decode("utf-8", "replace").split())[:500]
@@ -844,7 +892,14 @@ class Replayer:
         )
 
 
-def _described(exc: BaseException) -> str:
+def _described(exc: BaseException, host: str) -> str:
+    """A failed delivery's reason, in one line: a host name DNS does not know is said as such
+    (not "gaierror: [Errno -2] ..."), any other failure as its exception."""
+    if isinstance(exc, socket.gaierror):
+        unknown = {getattr(socket, name, None) for name in ("EAI_NONAME", "EAI_NODATA")}
+        verb = "find" if exc.errno in unknown - {None} else "look up"
+        why = exc.strerror or str(exc)
+        return f"cannot {verb} the host {host}" + (f" ({why})" if why else "")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -61,6 +61,15 @@ def test_the_cases_that_were_broken_render_whole():
         assert whole(status, listing)
 
 
+def test_each_webhook_command_says_which_secret_it_signs_with_by_default():
+    """sign has no --to: its help once said its default was "the one for --to's port"."""
+    sign = flat(runner.invoke(app, ["webhook", "sign", "--help"], env={"COLUMNS": "80"}).stdout)
+    assert "--to" not in sign
+    assert "else the one `bookpay serve` saved, if only one server saved one." in sign
+    replay = runner.invoke(app, ["webhook", "replay", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "saved for --to's port (else the only one)." in flat(replay)
+
+
 # Completion --------------------------------------------------------------------------------------
 
 
@@ -194,14 +203,23 @@ README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8"
 
 @pytest.mark.parametrize("name", ["serve", "worker", "emulator"])
 def test_the_readme_row_of_a_single_command_names_every_option_its_help_has(name):
-    """Both halves of a flag pair too: `serve --help` has `--worker / --no-worker`."""
+    """Both halves of a flag pair too: `serve --help` has `--worker / --no-worker`; and the short
+    ones (`serve -q`)."""
     [command] = [command for path, command in COMMANDS if path == [name]]
     options = {
         option
         for param in command.params
         for option in (*param.opts, *param.secondary_opts)
-        if option.startswith("--") and option != "--help"
+        if option.startswith("-") and option not in ("--help", "-h")
     }
     row = re.search(rf"^\| `bookpay {name}((?: [^`]*)?)` \|", README, re.MULTILINE)
     assert row, f"no row for `bookpay {name}` in the README's commands table"
-    assert set(re.findall(r"--[a-z][a-z0-9-]*", row.group(1))) == options
+    assert set(re.findall(r"(?<![\w-])--?[a-z][a-z0-9-]*", row.group(1))) == options
+
+
+def test_the_readme_row_of_webhook_replay_names_its_short_flags_timeout_and_json():
+    """The row names the options a run is shaped by; the rest are in "Replaying webhooks"."""
+    row = re.search(r"^\| `bookpay webhook replay ([^`]*)` \|", README, re.MULTILINE)
+    assert row
+    named = set(re.findall(r"(?<![\w-])--?[a-z][a-z0-9-]*", row.group(1)))
+    assert {"--to", "--secret", "--timeout", "-q", "--quiet", "--failures-only", "--json"} <= named

@@ -132,6 +132,66 @@ def test_json_lines_yield_the_exact_bytes_of_each_line():
     assert [where for _, _, where in parsed] == ["x.jsonl #1", "x.jsonl #2"]
 
 
+# What `stripe listen --format JSON --forward-to URL` prints among the events, on stdout.
+LISTEN_LINES = (
+    b"2026-01-05 10:00:00  <--  [200] POST http://localhost:4242/webhook [evt_A]",
+    b'2026-01-05 10:00:01            [ERROR] Failed to POST: Post "http://localhost:4242/webhook"'
+    b": dial tcp [::1]:4242: connect: connection refused",
+)
+
+
+def test_lines_of_a_stripe_listen_capture_that_are_not_json_are_skipped_and_counted():
+    line_a = json.dumps(json.loads(EVENT_A)).encode()
+    data = b"\n".join([line_a, LISTEN_LINES[0], b"  " + EVENT_B, LISTEN_LINES[1], b""])
+    skipped = {}
+    parsed = list(split_document(data, "x.jsonl", skipped))
+    assert [body for body, _, _ in parsed] == [line_a, EVENT_B]
+    assert [where for _, _, where in parsed] == ["x.jsonl #1", "x.jsonl #2"]
+    assert skipped == {"x.jsonl": 2}
+    # One event among such lines is sent as it was printed, without them.
+    [(body, _, where)] = split_document(LISTEN_LINES[1] + b"\r\n" + EVENT_B + b"\r\n", "y", skipped)
+    assert (body, where, skipped["y"]) == (EVENT_B, "y", 1)
+    # A file of nothing else holds no event.
+    with pytest.raises(UsageError, match=r"^z holds no event: its 2 lines of text are not JSON"):
+        list(split_document(b"\n".join(LISTEN_LINES), "z"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (EVENT_B + b"\n42\n", "#2: not a Stripe event"),  # JSON, but not an event
+        (EVENT_B + b'\n"evt_1"\n', "#2: not a Stripe event"),
+        (EVENT_B + b"\n{not json\n", "not valid JSON"),  # an object begun, and broken
+        (EVENT_B + b"\n[1, \n", "not valid JSON"),
+        (EVENT_B + b" trailing text\n", "not valid JSON"),  # after an event, on its line
+    ],
+)
+def test_only_whole_lines_that_are_not_json_are_skipped(data, message):
+    skipped = {}
+    with pytest.raises(UsageError, match=message):
+        list(split_document(data, "x.jsonl", skipped))
+    assert skipped == {}
+
+
+def test_replay_says_how_many_lines_of_each_capture_it_skipped(receiver, files):
+    server = receiver()
+    (files / "capture.jsonl").write_bytes(
+        b"\n".join([EVENT_B, LISTEN_LINES[0], EVENT_B, LISTEN_LINES[1], LISTEN_LINES[0], b""])
+    )
+    stdin = LISTEN_LINES[0] + b"\n" + EVENT_A
+    result = invoke("webhook", "replay", str(files / "capture.jsonl"), "-", "--to", server.url,
+                    "--secret", SECRET, "--json", stdin=stdin)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [r["event_id"] for r in json.loads(result.stdout)] == ["evt_B", "evt_B", "evt_A"]
+    # Each as it was printed: the event alone, without the lines around it.
+    bodies = [EVENT_B, EVENT_B, EVENT_A.rstrip(b"\n")]
+    assert [request["body"] for request in server.requests] == bodies
+    assert result.stderr == (
+        f"{files / 'capture.jsonl'}: skipped 3 lines that are not JSON (not events).\n"
+        "<stdin>: skipped 1 line that is not JSON (not events).\n"
+    )
+
+
 def test_a_folder_stdin_and_a_bom(files):
     (files / "notes.txt").write_text("ignored")
     events = load_events([str(files), "-"], stdin=io.BytesIO(b"\xef\xbb\xbf" + EVENT_B))
@@ -218,8 +278,8 @@ def test_a_run_of_too_many_events_is_refused_as_soon_as_one_too_many_is_read(
     monkeypatch.setattr(replay, "MAX_DELIVERIES", 5)
     real, read = replay.split_document, []
 
-    def counted(data, source):
-        for event in real(data, source):
+    def counted(data, source, skipped=None):
+        for event in real(data, source, skipped):
             read.append(event[2])
             yield event
 
@@ -800,6 +860,55 @@ def test_replay_a_redirect_exits_6_and_says_so(receiver, files):
                     "--secret", SECRET)  # fmt: skip
     assert result.exit_code == 6
     assert "302" in result.stdout and "redirected to https://elsewhere.example/" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("code", "strerror", "reason"),
+    [
+        ("EAI_NONAME", "Name or service not known", "cannot find"),
+        ("EAI_AGAIN", "Temporary failure in name resolution", "cannot look up"),
+    ],
+)
+def test_a_host_dns_cannot_find_is_a_failed_delivery_said_in_one_line(
+    files, monkeypatch, code, strerror, reason
+):
+    """Not refused before the run (exit 2): a name is only known not to resolve once it is
+    looked up, so it is a failed delivery (exit 6), its reason the host, not a raw gaierror."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host == "shop.invalid":
+            raise socket.gaierror(getattr(socket, code), strerror)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    result = invoke("webhook", "replay", str(files / "a.json"), "--to",
+                    "http://shop.invalid/webhook", "--secret", SECRET, "--json")  # fmt: skip
+    assert result.exit_code == 6, result.output
+    [failed] = json.loads(result.stdout)
+    assert failed["reason"] == failed["error"] == f"{reason} the host shop.invalid ({strerror})"
+    assert "gaierror" not in result.output and "Errno" not in result.output
+
+
+def test_a_dotenv_that_cannot_be_read_stops_every_replay_and_sign_but_not_fixtures(
+    files, tmp_path, monkeypatch
+):
+    """A replay with --bad-signature takes no secret from the settings, but reads them as every
+    other command does; `webhook fixtures` reads no settings at all (as the README says)."""
+    (tmp_path / ".env").write_bytes(b"BOOKPAY_TAX=\xff\n")
+    monkeypatch.chdir(tmp_path)
+    event = str(files / "a.json")
+    for args in (
+        ["replay", event, "--to", "1", "--bad-signature"],
+        ["replay", event, "--to", "1", "--secret", SECRET],
+        ["sign", event, "--secret", SECRET],
+    ):
+        result = invoke("webhook", *args)
+        assert result.exit_code == 5, (args, result.output)
+        assert result.stderr.startswith("Error: Cannot read .env: it is not UTF-8 text"), args
+    assert invoke("webhook", "fixtures").exit_code == 0
 
 
 def test_replay_without_a_secret_in_emulator_mode_says_to_pass_one(files, tmp_path):

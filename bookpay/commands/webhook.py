@@ -20,15 +20,21 @@ from bookpay.terminal import printable
 
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
 
-SecretOption = Annotated[
-    str | None,
-    typer.Option(
+
+def _secret_option(saved: str) -> typer.Option:
+    """--secret, its default said as the command finds it (``resolve_secret``)."""
+    return typer.Option(
         "--secret",
         help="Signing secret (whsec_...). Default: the first STRIPE_WEBHOOK_SECRET, else the "
-        "one `bookpay serve` saved (for replay, the one for --to's port).",
+        f"one `bookpay serve` saved{saved}.",
         show_default=False,
-    ),
-]
+    )
+
+
+# replay signs with the secret of the server at --to's port; sign has no --to, so with the only
+# one saved (several: it asks for --secret).
+ReplaySecretOption = Annotated[str | None, _secret_option(" for --to's port (else the only one)")]
+SignSecretOption = Annotated[str | None, _secret_option(", if only one server saved one")]
 PROGRESS_FROM = 20  # deliveries; shorter runs finish before a bar would help
 
 
@@ -54,7 +60,7 @@ def replay(
         str,
         typer.Option("--to", help="Receiver URL; also 4242, /webhook or localhost:5000/hooks."),
     ] = "http://127.0.0.1:4242/webhook",
-    secret: SecretOption = None,
+    secret: ReplaySecretOption = None,
     repeat: Annotated[
         int,
         typer.Option(
@@ -134,11 +140,17 @@ def replay(
 
     to = normalize_url(to)  # a bad --to, or --timestamp-offset, is said before any event is read
     offset_time(timestamp_offset)
-    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None)
+    skipped: dict[str, int] = {}
+    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None, skipped=skipped)
+    for source, count in skipped.items():  # stripe listen's own lines, among the events
+        lines = f"{count:,} line{'s' if count != 1 else ''} that {'are' if count != 1 else 'is'}"
+        sys.stderr.write(printable(f"{source}: skipped {lines} not JSON (not events).") + "\n")
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
     )
-    signing = "" if bad_signature else resolve_secret(state(ctx).settings, secret, to)
+    # Read whether or not a secret is taken from them: a bad .env is exit 5 for every replay.
+    settings = state(ctx).settings
+    signing = "" if bad_signature else resolve_secret(settings, secret, to)
     replayer = Replayer(
         to,
         signing,
@@ -320,7 +332,7 @@ def sign_payload(
     file: Annotated[
         str, typer.Argument(metavar="FILE", help="The exact body to sign, or - for stdin.")
     ],
-    secret: SecretOption = None,
+    secret: SignSecretOption = None,
     timestamp: Annotated[
         int | None,
         typer.Option(

@@ -818,7 +818,7 @@ class Replayer:
             connection.close()
             if written and isinstance(exc, _RETRYABLE):
                 return None, self._failure(delivery, started, NO_ANSWER)
-            return None, self._failure(delivery, started, _described(exc, self._host))
+            return None, self._failure(delivery, started, _described(exc, self._host, self._port))
         latency = (time.perf_counter() - started) * 1000
         location = headers.get("Location")
         answer = " ".join(body.decode("utf-8", "replace").split())[:500]
@@ -892,9 +892,12 @@ class Replayer:
         )
 
 
-def _described(exc: BaseException, host: str) -> str:
-    """A failed delivery's reason, in one line: a host name DNS does not know is said as such
-    (not "gaierror: [Errno -2] ..."), any other failure as its exception."""
+def _described(exc: BaseException, host: str, port: int) -> str:
+    """A failed delivery's reason, in one line: a host name DNS does not know, or a port nothing
+    listens on, is said as such (not "gaierror: [Errno -2] ..." or "ConnectionRefusedError:
+    [Errno 111] ..."), any other failure as its exception."""
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{host}:{port} refused the connection (is the shop running there?)"
     if isinstance(exc, socket.gaierror):
         unknown = {getattr(socket, name, None) for name in ("EAI_NONAME", "EAI_NODATA")}
         verb = "find" if exc.errno in unknown - {None} else "look up"

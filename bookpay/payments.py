@@ -21,9 +21,10 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import stripe
@@ -123,6 +124,7 @@ class Gateway:
             self._http = _http_for(settings, self._budget)
             client = _client_for(settings, self._http)
         self._client = client
+        self._walks = _Walks()  # where the looks behind replayed 500s got to, per key
         self.guard = Guard(
             self.where,
             max_concurrent=limits.max_concurrent,
@@ -193,13 +195,21 @@ class Gateway:
             key = idempotency_key("checkout", attempt_id)
         # A key of the CLI's own is new to this call: nothing older can have been made under it.
         since = None if attempt_id else int(time.time()) - CLOCK_MARGIN
+        # _post_keyed looks once for each generation of the key that replayed its 500, in order.
+        generations = iter(range(KEY_GENERATIONS))
+
+        def find() -> dict | None:
+            return self._find_created(
+                params,
+                since=since,
+                checkout=bool(attempt_id),
+                key=key,
+                generation=next(generations),
+            )
+
         try:
             created, headers = self._post_keyed(
-                "/v1/payment_intents",
-                params,
-                key,
-                find=lambda: self._find_created(params, since=since, checkout=bool(attempt_id)),
-                with_headers=True,
+                "/v1/payment_intents", params, key, find=find, with_headers=True
             )
         except PaymentError as exc:
             if exc.error_type != "idempotency_error":
@@ -217,7 +227,13 @@ class Gateway:
         return created
 
     def _find_created(
-        self, params: dict[str, Any], *, since: int | None = None, checkout: bool = True
+        self,
+        params: dict[str, Any],
+        *,
+        since: int | None = None,
+        checkout: bool = True,
+        key: str | None = None,
+        generation: int = 0,
     ) -> dict | None:
         """The PaymentIntent a creation with ``params`` made, if Stripe has one: what a 500
         leaves unknown. Its metadata names its order (and checkout attempt), new to each
@@ -228,32 +244,72 @@ class Gateway:
         The whole list gets one call's budget (``_walk``): a list it cannot finish in time is
         StripeUnavailable, the outcome unknown, never taken for "nothing was made" (the key's
         next generation would make a second PaymentIntent).
+
+        A list not finished goes on, at the key's next look (``generation``: the key's
+        generation whose 500 was replayed), from the last PaymentIntent it read, not from the
+        newest again: a shop with more PaymentIntents in a day than one budget lists would
+        otherwise never get past the same page. Why what it skips cannot be the one: at
+        ``_Walk``.
         """
         oldest = int(time.time()) - KEY_LIFE - CLOCK_MARGIN
         since = oldest if since is None else max(since, oldest)
+        fresh = _Walk(generation=generation, since=since, started=time.time())
+        walk = self._walks.resume(key, generation) or fresh
+        if walk.done:
+            return None  # listed to the end since this generation's 500: nothing was made
         wanted = params["metadata"]
         found = None
-        with self._walk(self._creation_unknown(checkout)):
-            for intent in self.iter_intents(created={"gte": since}):
-                metadata = intent.get("metadata") or {}
-                if (
-                    intent.get("amount") == params["amount"]
-                    and intent.get("currency") == params["currency"]
-                    and all(metadata.get(name) == value for name, value in wanted.items())
-                ):
-                    found = intent["id"]
-                    break
+        with self._walk(self._creation_unknown(checkout, lambda: walk)):
+            try:
+                while found is None:
+                    resumed = walk.cursor is not None
+                    pages = self.iter_intents(
+                        starting_after=walk.cursor, created={"gte": walk.since}
+                    )
+                    try:
+                        for intent in pages:
+                            walk = walk.read(intent["id"])
+                            metadata = intent.get("metadata") or {}
+                            if (
+                                intent.get("amount") == params["amount"]
+                                and intent.get("currency") == params["currency"]
+                                and all(metadata.get(k) == v for k, v in wanted.items())
+                            ):
+                                found = intent["id"]
+                                break
+                        else:
+                            walk = replace(walk, done=True)
+                            break
+                    except NotFound:
+                        # Stripe no longer knows the intent the walk stopped at (Stripe answers
+                        # a 400, resource_missing: test data deleted, an emulator reset): the
+                        # look starts again from the newest.
+                        if not resumed:
+                            raise
+                        walk = fresh
+            finally:
+                # Found: the look is over. Else where it got to (or that it listed to the end)
+                # is kept for the key's next look, even when Stripe failed a page.
+                self._walks.keep(key, None if found is not None else walk)
         return None if found is None else self.retrieve_intent(found, expand=())
 
-    def _creation_unknown(self, checkout: bool) -> Callable[[float], StripeUnavailable]:
+    def _creation_unknown(
+        self, checkout: bool, walk: Callable[[], _Walk]
+    ) -> Callable[[float], StripeUnavailable]:
         """What a creation behind a replayed 500 says when its look for the PaymentIntent made
-        ran out of time: it may have been made."""
+        ran out of time: it may have been made. A checkout's next try goes on with the look
+        where this one stopped (``walk``)."""
 
         def unknown(seconds: float) -> StripeUnavailable:
+            progress = (
+                f" ({walk().listed} listed so far: the next try goes on from there)"
+                if checkout
+                else ""
+            )
             exc = StripeUnavailable(
                 f"{_capitalized(self.where)} answered the PaymentIntent's creation with a 500, "
                 f"and listing the PaymentIntents it may have made took more than {seconds:g} s: "
-                "whether it was made is not known yet.",
+                f"whether it was made is not known yet{progress}.",
                 hint=(
                     "Try again in a moment: the same checkout attempt finds it, or makes it, "
                     "and is never charged twice."
@@ -790,7 +846,8 @@ class Gateway:
 
         After a 500 replayed from the key (a 500 not saved lets a retry run again), ``find`` looks
         for what the request would have made (a 500 does not say whether it was), and that is
-        the answer; when nothing was made, the request goes again
+        the answer (``find`` is called once for each generation that replayed its 500, in
+        order, the key itself first); when nothing was made, the request goes again
         under the key's next generation (``KEY-r1``, ``KEY-r2``...): derived, not random, so two
         processes retrying one request walk the same keys, and one of them makes it. Without
         ``find``, only a request that cannot be done twice whatever its key (Stripe refuses a
@@ -925,6 +982,90 @@ KEY_GENERATIONS = 4
 CLOCK_MARGIN = 600
 # A PaymentIntent no confirmation has taken yet (or whose confirmation was declined).
 UNCONFIRMED = ("requires_payment_method", "requires_confirmation")
+
+
+# How many keys' looks behind a replayed 500 a Gateway remembers (see _Walks).
+MAX_WALKS = 256
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """Where a look for a creation's PaymentIntent behind a replayed 500 (newest first, from
+    ``since``) has got to: ``cursor`` is the last PaymentIntent it read (None: none yet),
+    ``listed`` how many it read in all, ``done`` that it listed to the end.
+
+    Why a look may go on where an earlier one stopped, skipping what was made since that one
+    began: the PaymentIntent looked for, if it was made, was made by a creation under the key
+    (or one of its generations, ``KEY-r1``...) that then answered the 500 now replayed; Stripe
+    makes nothing under a key that holds a 500 (it replays the 500), and a key's next
+    generation is used only once its 500 is replayed, so a generation's 500 is saved after
+    every earlier one's. So what generation ``generation``'s look, begun after that 500 was
+    replayed, did not reach is newer than the 500s of this generation and every earlier one:
+    not the one any of their looks is for. A later generation's look (whose 500 may be newer
+    than this look's start) starts from the newest (``_Walks.resume``).
+
+    A look that listed to the end without finding it is kept too (``done``; a found one is
+    forgotten: what was made is known): the key's generations up to ``generation`` made
+    nothing, and their next look says so at once, so the next generation's creation (whose
+    answer Stripe keeps) is reached in a try, not after listing the whole day again.
+    """
+
+    generation: int
+    since: int
+    started: float  # time.time() when the look began (from the newest)
+    cursor: str | None = None
+    listed: int = 0
+    done: bool = False
+
+    def read(self, intent_id: str) -> _Walk:
+        return replace(self, cursor=intent_id, listed=self.listed + 1)
+
+
+class _Walks:
+    """Per idempotency key, where its last look behind a replayed 500 got to (``_Walk``): in
+    memory, for this process; at most MAX_WALKS keys (the least recently kept dropped), none
+    older than a key's life (its 500 is no longer replayed). Threads looking for one key at
+    once each go on from what was kept when they began, and the last to stop is kept: every
+    look kept is a true account of a list that does not change under it (see _Walk), so
+    either may win."""
+
+    def __init__(self, size: int = MAX_WALKS) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._walks: OrderedDict[str, _Walk] = OrderedDict()
+
+    def resume(self, key: str | None, generation: int) -> _Walk | None:
+        """The look to go on with for ``key``'s generation ``generation``: one begun for that
+        generation or a later one (whose start is after this generation's 500), or None."""
+        if key is None:
+            return None
+        with self._lock:
+            self._expire()
+            walk = self._walks.get(key)
+        return None if walk is None or walk.generation < generation else walk
+
+    def keep(self, key: str | None, walk: _Walk | None) -> None:
+        """Keep where ``key``'s look got to; None forgets it (the look found what it wanted)."""
+        if key is None:
+            return
+        with self._lock:
+            if walk is None:
+                self._walks.pop(key, None)
+            else:
+                self._walks[key] = walk
+                self._walks.move_to_end(key)
+            self._expire()
+            while len(self._walks) > self._size:
+                self._walks.popitem(last=False)
+
+    def _expire(self) -> None:
+        oldest = time.time() - KEY_LIFE
+        for key in [key for key, walk in self._walks.items() if walk.started < oldest]:
+            del self._walks[key]
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._walks
 
 
 class _Budget(threading.local):

@@ -2,10 +2,12 @@
 key may have made: the whole list gets one call's budget (``StripeLimits.total_timeout``), not
 one per page. A list it cannot finish in time leaves the outcome unknown: StripeUnavailable
 (retryable: HTTP 503, exit 4), never the key's next generation, which would make a second
-PaymentIntent for the attempt. The emulator's latency makes Stripe slow: no sleeps."""
+PaymentIntent for the attempt; the next try goes on with the list where the last one stopped.
+The emulator's latency makes Stripe slow: no sleeps."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -14,7 +16,7 @@ from test_payments_faults import BOOK
 
 from bookpay.config import Settings, StripeLimits
 from bookpay.errors import StripeUnavailable
-from bookpay.payments import CLOCK_MARGIN, Gateway
+from bookpay.payments import CLOCK_MARGIN, KEY_LIFE, Gateway, _Walk, _Walks
 
 # Every call answers in LATENCY; a call's budget (and so the walk's) fits one page and a bit:
 # after the first page less than MIN_ATTEMPT (0.5 s) is left, so a second page is not started.
@@ -57,18 +59,31 @@ def intents(emu) -> list[str]:
         params["starting_after"] = found[-1]
 
 
-def made_long_ago(emu, gateway) -> tuple[str, dict]:
+def made_long_ago(emu, gateway, others: int = 150) -> tuple[str, dict]:
     """A checkout attempt whose creation was answered 500 (its key keeps the 500), then 150
-    other PaymentIntents: the attempt's is on the list's second page now, as after a reload
-    hours later in a busy shop."""
+    other PaymentIntents: the attempt's is on the list's second page now (with 250, its third),
+    as after a reload hours later in a busy shop."""
     attempt = str(uuid.uuid4())
     emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
     first = gateway.create_intent(BOOK, attempt_id=attempt)
     assert emu.faults.injected == {"500": 1}
-    for n in range(150):
+    for n in range(others):
         emu.api("POST", "/v1/payment_intents", {"amount": 100 + n, "currency": "usd"})
-    assert intents(emu).index(first["id"]) >= 100
+    assert intents(emu).index(first["id"]) >= others // 100 * 100
     return attempt, first
+
+
+def spied(gateway, monkeypatch) -> list[str | None]:
+    """Where each list the gateway starts begins: ``starting_after`` (None: the newest)."""
+    starts: list[str | None] = []
+    iter_intents = gateway.iter_intents
+
+    def spy(**kwargs):
+        starts.append(kwargs.get("starting_after"))
+        return iter_intents(**kwargs)
+
+    monkeypatch.setattr(gateway, "iter_intents", spy)
+    return starts
 
 
 def test_a_list_longer_than_its_budget_is_unavailable_and_makes_no_second_intent(emu, gateway):
@@ -87,7 +102,7 @@ def test_a_list_longer_than_its_budget_is_unavailable_and_makes_no_second_intent
     assert unavailable.value.message == (
         f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
         f"listing the PaymentIntents it may have made took more than {BUDGET:g} s: whether it "
-        "was made is not known yet."
+        "was made is not known yet (100 listed so far: the next try goes on from there)."
     )
     assert unavailable.value.hint.startswith("Try again in a moment")
     assert unavailable.value.http_status == 503 and unavailable.value.exit_code == 4
@@ -174,3 +189,120 @@ def test_a_cli_creation_whose_list_hangs_says_where_to_look(emu, gateway):
     assert unavailable.value.hint == (
         "It may have been made all the same: see `bookpay intent list` before creating it again."
     )
+
+
+def test_each_try_goes_on_with_the_list_where_the_last_one_stopped(emu, gateway):
+    """More PaymentIntents since the attempt's than one budget lists (one page here: the
+    attempt's is on the third): each try lists the next page, not the first one again, and
+    the third finds the attempt's PaymentIntent while Stripe is still slow."""
+    attempt, first = made_long_ago(emu, gateway, others=250)
+    before = intents(emu)
+    emu.faults.rates(latency=str(LATENCY_MS))
+    said: list[str] = []
+    found = None
+    for _ in range(5):
+        try:
+            found = gateway.create_intent(BOOK, attempt_id=attempt)
+            break
+        except StripeUnavailable as unavailable:
+            assert getattr(unavailable, "outcome_unknown", False)
+            said.append(unavailable.message)
+    emu.faults.clear()
+    assert found is not None and found["id"] == first["id"]
+    # A page a try (a loaded machine may list none in one): never from the newest again.
+    listed = [int(message.split("yet (")[-1].split()[0]) for message in said]
+    assert len(listed) >= 2 and listed == sorted(listed) and listed[-1] == 200
+    assert said[0].endswith("(100 listed so far: the next try goes on from there).")
+    assert intents(emu) == before  # never a second PaymentIntent
+
+
+def test_two_threads_looking_for_one_attempt_at_once_both_get_its_intent(emu, gateway):
+    """Two requests of one attempt at once (a double click), each behind the replayed 500, on
+    one gateway: each try goes on from where either got to, and both get the one intent."""
+    attempt, first = made_long_ago(emu, gateway, others=250)
+    before = intents(emu)
+    emu.faults.rates(latency=str(LATENCY_MS))
+    got: dict[int, str] = {}
+    failures: list[BaseException] = []
+
+    def one_try(n: int, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            got[n] = gateway.create_intent(BOOK, attempt_id=attempt)["id"]
+        except StripeUnavailable:
+            pass
+        except Exception as exc:  # failed in its thread: the test says so
+            failures.append(exc)
+
+    for _ in range(4):
+        waiting = [n for n in range(2) if n not in got]
+        start = threading.Barrier(len(waiting))
+        threads = [threading.Thread(target=one_try, args=(n, start)) for n in waiting]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        if len(got) == 2:
+            break
+    emu.faults.clear()
+    assert not failures
+    assert got == {0: first["id"], 1: first["id"]}
+    assert intents(emu) == before
+
+
+def test_a_look_that_found_the_intent_forgets_where_it_was(emu, gateway, monkeypatch):
+    """The first try stops after a page; the next goes on from there and finds the attempt's
+    PaymentIntent; the look is over: the one after that (the 500 is still replayed) starts
+    from the newest again."""
+    attempt, first = made_long_ago(emu, gateway)
+    starts = spied(gateway, monkeypatch)
+    emu.faults.rates(latency=str(LATENCY_MS))
+    with pytest.raises(StripeUnavailable):
+        gateway.create_intent(BOOK, attempt_id=attempt)
+    emu.faults.clear()
+    assert gateway.create_intent(BOOK, attempt_id=attempt)["id"] == first["id"]
+    assert gateway.create_intent(BOOK, attempt_id=attempt)["id"] == first["id"]
+    assert starts[0] is None
+    assert starts[1] == intents(emu)[99]  # the last one the first try read
+    assert starts[2] is None
+
+
+def test_a_look_whose_place_stripe_no_longer_knows_starts_from_the_newest(
+    emu, gateway, monkeypatch
+):
+    """Stripe forgot the PaymentIntent a look stopped at (the emulator reset: in Stripe, test
+    data deleted): Stripe refuses it as ``starting_after`` (400, resource_missing), and the
+    look starts again from the newest, instead of failing the checkout with a 404."""
+    attempt, _ = made_long_ago(emu, gateway)
+    emu.faults.rates(latency=str(LATENCY_MS))
+    with pytest.raises(StripeUnavailable):
+        gateway.create_intent(BOOK, attempt_id=attempt)
+    emu.faults.clear()
+    emu.reset()  # every object and key gone: the next creation runs, and its 500 is kept again
+    starts = spied(gateway, monkeypatch)
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    again = gateway.create_intent(BOOK, attempt_id=attempt)
+    assert emu.faults.injected == {"500": 1}
+    assert intents(emu) == [again["id"]]
+    assert again["metadata"]["attempt_id"] == attempt
+    assert len(starts) == 2 and starts[0] is not None and starts[1] is None
+
+
+def test_the_looks_kept_are_bounded_and_die_with_their_key():
+    """At most so many keys, the least recently kept dropped; none older than a key's life;
+    a later generation's look is not gone on with from an earlier one's place (a PaymentIntent
+    made under the later generation may be newer than that look's start)."""
+    walks = _Walks(size=2)
+    now = time.time()
+    for key in ("a", "b", "c"):
+        walks.keep(key, _Walk(generation=0, since=0, started=now, cursor=f"pi_{key}"))
+    assert "a" not in walks and "b" in walks and "c" in walks
+    walks.keep("old", _Walk(generation=0, since=0, started=now - KEY_LIFE - 1, cursor="pi_o"))
+    assert walks.resume("old", 0) is None
+    assert "b" in walks  # the expired one took no one's place
+    walks.keep("b", None)
+    assert "b" not in walks
+    walks.keep("g", _Walk(generation=1, since=0, started=now, cursor="pi_g"))
+    assert walks.resume("g", 0).cursor == "pi_g"  # begun after the later 500: it covers both
+    assert walks.resume("g", 1).cursor == "pi_g"
+    assert walks.resume("g", 2) is None

@@ -101,6 +101,10 @@ class Rule:
     id: int = 0
 
     def __post_init__(self) -> None:
+        if self.path and not self.path.endswith("*"):
+            # "/v1/customers/" is /v1/customers: a call's path is matched with or without its
+            # final slash, which the rule's own would otherwise make required.
+            self.path = self.path.rstrip("/") or "/"
         self._pattern = path_pattern(self.path) if self.path else None
 
     def matches(self, method: str, path: str) -> bool:

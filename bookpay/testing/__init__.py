@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CardDeclined",
     "Cli",
     "CliResult",
     "EmulatorError",
@@ -41,8 +42,10 @@ __all__ = [
 ]
 
 # name -> the module holding it (private modules: `bookpay.testing.emulator` must stay the
-# function, which a submodule of that name would replace once imported).
+# function, which a submodule of that name would replace once imported); a dotted name is
+# bookpay's own module.
 _WHERE = {
+    "CardDeclined": "bookpay.errors",  # what Shop.pay raises for a declined card
     "emulator": "_emulator",
     "StripeEmulator": "_emulator",
     "EmulatorError": "_emulator",
@@ -62,7 +65,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'bookpay.testing' has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(f"bookpay.testing.{_WHERE[name]}"), name)
+    where = _WHERE[name]
+    return getattr(import_module(where if "." in where else f"bookpay.testing.{where}"), name)
 
 
 def __dir__() -> list[str]:

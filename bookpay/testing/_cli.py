@@ -44,7 +44,8 @@ def cli(
     emulator: Any = None, data_dir: Path | str | None = None, *, env: dict | None = None
 ) -> Cli:
     """A ``Cli`` against ``emulator`` (a StripeEmulator, or None for the settings' default),
-    keeping its files in ``data_dir`` (a temporary folder when not given)."""
+    keeping its files in ``data_dir`` (a temporary folder when not given; a relative one is
+    taken from the working folder now, not the CLI's own)."""
     return Cli(emulator.url if emulator is not None else None, data_dir, env=env)
 
 
@@ -57,7 +58,10 @@ class Cli:
         self._folder = tempfile.TemporaryDirectory(prefix="bookpay-cli-")
         self.workdir = Path(self._folder.name) / "cwd"
         self.workdir.mkdir()
-        self.data_dir = Path(data_dir) if data_dir else Path(self._folder.name) / "data"
+        # Absolute now: each call runs in a working folder of its own.
+        self.data_dir = (
+            Path(data_dir).expanduser().absolute() if data_dir else Path(self._folder.name) / "data"
+        )
         self.env = {"BOOKPAY_DATA_DIR": str(self.data_dir), "NO_COLOR": "1", **(env or {})}
         if emulator_url:
             self.env["BOOKPAY_EMULATOR_URL"] = emulator_url

@@ -72,6 +72,7 @@ def emulator(**options: Any) -> Iterator[StripeEmulator]:
 def emulator_options(**options: Any) -> Any:
     """``EmulatorOptions`` from these, checked first: ValueError, naming the option and what it
     takes, for an unknown name or a bad value (not a traceback from deep in the emulator)."""
+    import os
     from dataclasses import fields
 
     from bookpay.emulator import EmulatorOptions
@@ -106,6 +107,14 @@ def emulator_options(**options: Any) -> Any:
             isinstance(value, (list, tuple)) and all(_number(v) and v >= 0 for v in value)
         ):
             raise ValueError(f"{said} is not a list of seconds, such as (300, 1800)")
+        elif name == "db_path" and not (value is None or isinstance(value, (str, os.PathLike))):
+            raise ValueError(f"{said} is not a file path (None: in memory)")
+    low, high = options.get("latency", 0.0), options.get("latency_max")
+    if high is not None and high < low:
+        raise ValueError(
+            f"latency_max={high!r} is less than latency={low!r}: a latency drawn from "
+            "latency to latency_max (seconds)"
+        )
     return EmulatorOptions(**options)
 
 
@@ -174,7 +183,10 @@ class StripeEmulator:
             params["starting_after"] = page["data"][-1]["id"]
 
     def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
-        """Every webhook attempt: endpoint, url, status (None: no answer), error, attempted_at."""
+        """Every webhook attempt (of ``event_id``'s, if given), oldest first: ``id``,
+        ``delivery_id`` (one for an event's attempts at one endpoint, retries included),
+        ``event_id``, ``endpoint_id`` (a ``we_`` id), ``url``, ``status`` (None: no answer),
+        ``error``, ``attempted_at`` (the emulator's clock, Unix seconds)."""
         attempts = self.control("GET", "deliveries")["data"]
         return [a for a in attempts if event_id is None or a["event_id"] == event_id]
 

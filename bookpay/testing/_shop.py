@@ -25,6 +25,9 @@ from typing import Any
 from ._emulator import HttpError, _opener
 
 TEST_THREADS = 12  # enough for a test's calls at once; `bookpay serve` has 48
+# The longest a start waits for the shop's catch-up with undelivered events (a few list calls,
+# at most 300 events handled); past it the test goes on with the catch-up still at work.
+CATCH_UP_WAIT = 30.0
 
 
 class ShopError(HttpError):
@@ -45,15 +48,22 @@ class Answer:
 def shop(emulator: Any, *, data_dir: Path | str | None = None, **settings: Any) -> Iterator[Shop]:
     """Serve bookpay's shop for the ``with`` block against ``emulator`` (a StripeEmulator).
 
-    ``data_dir``: its folder (a temporary one, removed after, when not given). ``settings``:
-    more ``bookpay.config.Settings`` fields (``catalog_path``, ``shop_id``, ``stripe_limits``).
+    ``data_dir``: its folder (a temporary one, removed after, when not given; a relative one is
+    taken from the working folder now, so ``shop.data_dir`` is absolute). ``settings``: more
+    ``bookpay.config.Settings`` fields (``catalog_path``, ``shop_id``, ``stripe_limits``).
+
+    The block starts once the shop has caught up with what the emulator had not delivered (as
+    ``bookpay serve`` does at start, in a thread), so that the test's faults and calls never
+    meet the shop's own start-up calls. At the end the shop disables its webhook endpoint:
+    against faults still in place that takes two seconds at most (the ``bookpay_shop`` fixture
+    clears them first, since its emulator is reset before the next test anyway).
     """
     from bookpay.config import Settings
     from bookpay.web.launch import start_shop
     from bookpay.web.runner import Capacity
 
     folder = tempfile.TemporaryDirectory(prefix="bookpay-shop-") if data_dir is None else None
-    path = Path(folder.name if folder else data_dir)  # type: ignore[arg-type]
+    path = _absolute(folder.name if folder else data_dir)  # type: ignore[arg-type]
     console: list[str] = []
     try:
         running = start_shop(
@@ -63,12 +73,20 @@ def shop(emulator: Any, *, data_dir: Path | str | None = None, **settings: Any) 
             background=True,
         )
         try:
+            if running.catch_up is not None:
+                running.catch_up.done.wait(CATCH_UP_WAIT)
             yield Shop(running, emulator, console)
         finally:
             running.stop()
     finally:
         if folder is not None:
             folder.cleanup()
+
+
+def _absolute(folder: Path | str) -> Path:
+    """``folder`` with ``~`` expanded, from the working folder now if relative: the CLI runs in
+    a working folder of its own, and a test may change its own."""
+    return Path(folder).expanduser().absolute()
 
 
 class Shop:
@@ -137,8 +155,13 @@ class Shop:
         return answer.json()
 
     def pay(self, item: str = "1", card: str = "4242424242424242") -> dict[str, Any]:
-        """Check out ``item`` and confirm with a test card (number or ``pm_card_`` token);
-        the PaymentIntent as it is then. The order follows from the emulator's webhooks."""
+        """Check out ``item`` and confirm with a test card (number or ``pm_card_`` token): the
+        PaymentIntent the confirmation answered (``succeeded``, or ``requires_action`` for a
+        3-D Secure card). The order follows from the emulator's webhooks.
+
+        A card the emulator declines raises ``bookpay.testing.CardDeclined`` (``message``,
+        Stripe's ``stripe_code`` and ``decline_code``, the ``payment_intent`` when Stripe
+        sends it); ShopError when the checkout itself is refused."""
         created = self.checkout(item)
         method = self.gateway.payment_method_for(card)
         return self.gateway.confirm_intent(created["paymentIntentId"], payment_method=method)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import stripe
 
 
 def webhook_sender(
@@ -17,7 +20,8 @@ def webhook_sender(
 
 class WebhookSender:
     """``send(event)``: a bundled fixture's name (``"payment_intent.succeeded"``), a file, a
-    dict or bytes, signed at send time; the delivery's ``replay.Result`` (``status``,
+    dict, stripe-python's ``stripe.Event`` (any ``StripeObject``: its ``to_dict()``) or bytes,
+    signed at send time; the delivery's ``replay.Result`` (``status``,
     ``outcome``: fulfilled, updated, duplicate, ignored, refused, failed; ``reason``)."""
 
     def __init__(
@@ -37,7 +41,7 @@ class WebhookSender:
 
     def send(
         self,
-        event: str | Path | dict | bytes,
+        event: str | Path | dict | bytes | stripe.StripeObject,
         *,
         to: str | None = None,
         secret: str | None = None,
@@ -81,12 +85,16 @@ def stripe_event(kind: str, obj: dict[str, Any], event_id: str | None = None) ->
     }
 
 
-def _delivery(event: str | Path | dict | bytes) -> Any:
+def _delivery(event: str | Path | dict | bytes | stripe.StripeObject) -> Any:
     """The delivery of ``event``: bytes are sent as they are (JSON or not, an event or not, as
-    an attacker's would be); ValueError for a name or file that holds no one event."""
+    an attacker's would be); a ``stripe.StripeObject`` (a ``stripe.Event`` listed or retrieved
+    with stripe-python, which is not a dict) as its ``to_dict()``; ValueError for a name or file
+    that holds no one event."""
     from bookpay import replay
     from bookpay.errors import BookpayError
 
+    if _stripe_object(event):
+        event = event.to_dict(for_json=True)
     if isinstance(event, (str, Path)):
         try:
             found = replay.load_events([str(event)])
@@ -104,7 +112,7 @@ def _delivery(event: str | Path | dict | bytes) -> Any:
         body = json.dumps(event, indent=2).encode()
     else:
         raise TypeError(
-            f"an event is a bundled fixture's name, a file, a dict or bytes, "
+            f"an event is a bundled fixture's name, a file, a dict, a stripe.Event or bytes, "
             f"not {type(event).__name__}"
         )
     try:
@@ -120,3 +128,13 @@ def _delivery(event: str | Path | dict | bytes) -> Any:
         body,
         "<test>",
     )
+
+
+def _stripe_object(value: Any) -> bool:
+    """Whether ``value`` is stripe-python's (checked only for what is none of the other kinds,
+    so that a name, a dict or bytes never loads stripe)."""
+    if isinstance(value, (str, Path, dict, bytes, bytearray)):
+        return False
+    import stripe
+
+    return isinstance(value, stripe.StripeObject)

@@ -52,6 +52,12 @@ from bookpay.web.catchup import WITHIN
 DISABLED_AT = "bookpay_disabled_at"
 WATCH_EVERY = 2.0  # seconds between looks at the emulator
 PROBE_TIMEOUT = 1.0
+# What the endpoint's disable (or removal) at stop may take: one retry, all within two seconds.
+# A slow or failing emulator must not hold a stop for the 15 s of a shopper's call (nor a test's
+# teardown: a fault rule left in place). A disable that does not happen in time loses nothing:
+# the data folder keeps the endpoint's record all the same, and its next start adopts it,
+# enabled or not, with what was queued for it.
+STOP_LIMITS = {"connect_timeout": 1.0, "read_timeout": 2.0, "total_timeout": 2.0, "max_retries": 1}
 # A direct opener: the emulator and the shops are local, never behind an HTTP(S)_PROXY.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -379,21 +385,38 @@ class EmulatorLink:
         if self.endpoint_id is None:
             return
         kept, self.kept = self.kept, None
+        gateway = self._stopping_gateway()
         try:
             if kept is None:
                 with contextlib.suppress(BookpayError):
-                    self.gateway.delete_webhook(self.endpoint_id)
+                    gateway.delete_webhook(self.endpoint_id)
             else:
                 with contextlib.suppress(BookpayError):
-                    self.gateway.update_webhook(
+                    gateway.update_webhook(
                         self.endpoint_id, disabled=True, metadata=_disabled_now()
                     )
                 with contextlib.suppress(OSError):
                     kept.save(disabled_at=time.time())
         finally:
+            if gateway is not self.gateway:
+                gateway.close()
             if kept is not None:
                 kept.release()
             self.endpoint_id = None
+
+    def _stopping_gateway(self):
+        """A gateway for the calls at stop: the shop's own, held to ``STOP_LIMITS`` (never
+        longer than the shop's limits), its breaker apart (an open one still lets the disable
+        try once). The shop's gateway itself when it is not bookpay's (a test's stand-in)."""
+        from bookpay.payments import Gateway
+
+        if not isinstance(self.gateway, Gateway):
+            return self.gateway
+        limits = self.settings.stripe_limits
+        shorter = {name: min(getattr(limits, name), most) for name, most in STOP_LIMITS.items()}
+        return Gateway(
+            dataclasses.replace(self.settings, stripe_limits=dataclasses.replace(limits, **shorter))
+        )
 
     def other_shops(self) -> list[str]:
         """The webhook URLs of the other shop processes registered with this emulator that

@@ -303,6 +303,13 @@ def test_a_latency_range_slows_each_api_call():
         ("/v1/payment_intents/{id}/confirm", "/v1/payment_intents/pi_1/confirm", True),
         ("/v1/payment_intents/{id}/confirm", "/v1/payment_intents/pi_1/capture", False),
         ("/v1/payment_intents/{id}", "/v1/payment_intents/pi_1/confirm", False),
+        # A rule's final slash is no part of its path: a call matches with or without one.
+        ("/v1/customers/", "/v1/customers", True),
+        ("/v1/customers/", "/v1/customers/", True),
+        ("/v1/customers/", "/v1/customers/cus_1", False),
+        ("/v1/payment_intents/{id}/", "/v1/payment_intents/pi_1", True),
+        ("/v1/customers/*", "/v1/customers/cus_1", True),
+        ("/v1/customers/*", "/v1/customers", False),
     ],
 )
 def test_rule_paths(pattern, path, hit):

@@ -18,6 +18,8 @@ from tests.testing.test_toolkit_fixtures import run
         ("async_delay=float('nan')", "async_delay=nan is not seconds from 0"),
         ("seed='seven'", "seed='seven' is not a whole number from 0"),
         ("retry_schedule=[-1]", "retry_schedule=[-1] is not a list of seconds"),
+        ("db_path=123", "db_path=123 is not a file path (None: in memory)"),
+        ("latency=0.5, latency_max=0.1", "latency_max=0.1 is less than latency=0.5"),
     ],
 )
 def test_a_marker_with_bad_options_is_a_one_line_error(pytester, options, said):
@@ -70,7 +72,7 @@ def test_webhook_sender_sends_bytes_and_events_as_they_are(pytester):
             assert "payment_intent.succeeded, payment_intent.processing" in message
 
         def test_what_is_no_event_is_refused(webhook_sender):
-            with pytest.raises(TypeError, match="a file, a dict or bytes, not int"):
+            with pytest.raises(TypeError, match="a file, a dict, a stripe.Event or bytes, not int"):
                 webhook_sender(42, to="http://127.0.0.1:9/hook", secret="whsec_x")
         """
     )

@@ -72,7 +72,7 @@ def test_stripe_emulator_shows_its_webhook_deliveries_and_notifications(pytester
         def test_it(stripe_emulator):
             url = closed_port_url()
             client = stripe_emulator.client
-            client.v1.webhook_endpoints.create(
+            endpoint = client.v1.webhook_endpoints.create(
                 params={"url": url, "enabled_events": ["customer.created"]}
             )
             client.v1.customers.create(params={"email": "ada@example.com"})
@@ -81,6 +81,9 @@ def test_stripe_emulator_shows_its_webhook_deliveries_and_notifications(pytester
                 lambda: stripe_emulator.deliveries(event["id"]), what="the first attempt"
             )
             assert [(a["url"], a["status"]) for a in first] == [(url, None)]
+            assert first[0]["endpoint_id"] == endpoint.id
+            said = type(stripe_emulator).deliveries.__doc__
+            assert [key for key in first[0] if f"``{key}``" not in said] == []  # as documented
             assert first[0]["error"]
             assert stripe_emulator.deliveries("evt_other") == []
             assert stripe_emulator.notifications() == []
@@ -271,6 +274,93 @@ def test_the_emulators_clients_ignore_a_proxy_in_the_environment(pytester, monke
         """
     )
     run(pytester).assert_outcomes(passed=1)
+
+
+def test_webhook_sender_sends_stripe_pythons_own_events(pytester):
+    """An event as stripe-python lists or retrieves it is a ``stripe.Event``, no dict (16.x):
+    sent as its ``to_dict()``, the same event as the emulator delivered."""
+    pytester.makepyfile(
+        """
+        def test_it(bookpay_shop, webhook_sender, stripe_emulator):
+            paid = bookpay_shop.pay("1")
+            bookpay_shop.wait_for_order(paid["id"], "paid")
+            client = stripe_emulator.client
+            listed = client.v1.events.list(params={"type": "payment_intent.succeeded"}).data[0]
+            assert not isinstance(listed, dict)
+            assert webhook_sender(listed).outcome == "duplicate"
+            retrieved = client.v1.events.retrieve(listed.id)
+            assert webhook_sender.send(retrieved).event_id == listed.id
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_a_declined_card_raises_card_declined_from_bookpay_testing(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        from bookpay.testing import CardDeclined, Shop
+
+        def test_it(bookpay_shop):
+            with pytest.raises(CardDeclined) as declined:
+                bookpay_shop.pay("1", card="4000 0000 0000 0002")
+            assert declined.value.decline_code == "generic_decline"
+            assert "CardDeclined" in Shop.pay.__doc__
+            assert bookpay_shop.pay("1", card="4000002760003184")["status"] == "requires_action"
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_a_relative_data_folder_is_the_same_folder_for_the_shop_and_the_cli(pytester):
+    """A conftest's ``bookpay_data_dir`` may be relative: the CLI, which runs in a working
+    folder of its own, finds the shop's ledger there all the same."""
+    pytester.makeconftest(
+        """
+        from pathlib import Path
+
+        import pytest
+
+        @pytest.fixture
+        def bookpay_data_dir():
+            return Path("data")
+        """
+    )
+    pytester.makepyfile(
+        """
+        from pathlib import Path
+
+        def test_it(bookpay_shop, bookpay_cli):
+            assert bookpay_shop.data_dir == Path.cwd() / "data"
+            paid = bookpay_shop.pay("1")
+            order = bookpay_shop.wait_for_order(paid["id"], "paid")
+            shown = bookpay_cli("orders", "show", order["id"], "--json")
+            assert shown.exit_code == 0, shown.stderr
+            assert shown.json["status"] == "paid"
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_relative_data_folders_are_taken_from_the_working_folder_when_given(tmp_path, monkeypatch):
+    """Without pytest: ``shop(emu, data_dir="reldata")`` and ``cli(emu, "reldata")`` name the
+    folder under the working folder they were given in, whatever it is later."""
+    from bookpay import testing
+
+    monkeypatch.chdir(tmp_path)
+    with testing.emulator() as emu, testing.shop(emu, data_dir="reldata") as shop:
+        assert shop.data_dir == tmp_path / "reldata"
+        with testing.cli(emu, "reldata") as bookpay:
+            monkeypatch.chdir(tmp_path.parent)
+            paid = shop.pay("1")
+            order = shop.wait_for_order(paid["id"], "paid")
+            assert shop.wait_for_receipts(1)  # the outbox under tmp_path, still
+            with testing.cli(emu, shop.data_dir) as again:
+                for runner in (bookpay, again):
+                    shown = runner("orders", "show", order["id"], "--json")
+                    assert shown.exit_code == 0, shown.stderr
+                    assert shown.json["status"] == "paid"
 
 
 def test_webhook_sender_signs_and_posts_fixtures_dicts_and_files(pytester):

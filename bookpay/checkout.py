@@ -5,14 +5,17 @@ the cart on it, and once more just before confirming. Each time the cart (or the
 "Buy now") is priced again from the catalog, and:
 
 - the attempt's first request creates the PaymentIntent (idempotently, keyed by the attempt) and
-  records the quote in the ledger, with the order id the metadata names (a creation whose answer
-  was lost, asked again for another cart, is keyed by the cart as well: ``Checkout._create``);
+  records the quote in the ledger, with the order id the metadata names, and in the same
+  transaction the order, ``pending`` until the payment's events move it on (a creation whose
+  answer was lost, asked again for another cart, is keyed by the cart as well:
+  ``Checkout._create``);
 - a later request with the same quote changes nothing (no Stripe write);
 - a later request with another quote updates the PaymentIntent's amount and metadata, then
-  records the new quote; the shop does that only until the intent is confirmed (Stripe would
-  take a new amount while 3-D Secure is pending too), and after that the change is refused
-  (``PaymentInProgress``), so the amount paid is always the quote the page last showed, which
-  is the quote fulfilment checks and the receipt lists. A PaymentIntent waiting for 3-D Secure
+  records the new quote (the order, not yet confirmed, takes its amount and book); the shop
+  does that only until the intent is confirmed (Stripe would take a new amount while 3-D Secure
+  is pending too), and after that the change is refused (``PaymentInProgress``), so the amount
+  paid is always the quote the page last showed, which is the quote fulfilment checks and the
+  receipt lists. A PaymentIntent waiting for 3-D Secure
   (a challenge maybe abandoned: its tab closed, or Back) is canceled instead of re-priced, and
   the answer (``AttemptFinished``, canceled) makes the page start a new attempt.
 

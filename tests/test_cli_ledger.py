@@ -59,7 +59,8 @@ def fill(env, orders=30):
             ledger.finish_event(f"evt_{n}", handled=bool(n % 3), outcome="fulfilled")
         with ledger.transaction() as tx:  # a claim, which is the source's own business
             tx.execute("UPDATE receipts SET claimed_by = 'host/1/1/ab' WHERE order_id IS NOT NULL")
-        # A cart with two books, and a checkout's quote of them with its lines.
+        # A cart with two books, and a checkout's quote of them with its lines (and its order,
+        # pending: written with the quote).
         cart = ledger.create_cart("a" * 64)
         ledger.edit_cart(cart["id"], lambda items: {"1": (2, "One", "usd"), "2": (1, "Two", "usd")})
         quote = Quote((QuoteLine("1", "One", 2, 2300), QuoteLine("2", "Two", 1, 2500)), "usd")
@@ -103,7 +104,7 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
     source = env_for(tmp_path / "data", None)
     counts = fill(source)
     assert counts == {
-        "orders": 30,
+        "orders": 31,
         "events": 30,
         "fulfilments": 20,
         "receipts": 20,
@@ -299,7 +300,7 @@ def test_check_of_a_sound_ledger(checked):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].endswith(
-        "6 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
+        "7 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
         " 2 cart_items, 1 tax_records, 1 disputes, 1 sibling_cancels"
     )
     assert lines[1] == "Database integrity: ok"
@@ -600,12 +601,12 @@ def test_a_copy_while_the_shop_writes_copies_one_moment_of_the_ledger(tmp_path, 
     with ledger_at(source) as ledger, ledger_at(target) as copy:
         report = copy_ledger(ledger, copy, progress=shop_writes)
         assert writes and report.matches
-        assert report.source["orders"] == report.target["orders"] == 3
+        assert report.source["orders"] == report.target["orders"] == 4
         assert copy.find_order("pi_new") is None
     assert invoke(target, "ledger", "check").exit_code == 0
     again = invoke(source, "ledger", "copy", "--to", target["BOOKPAY_DATABASE_URL"], "--json")
     assert again.exit_code == 0, again.output
-    assert json.loads(again.stdout)["tables"]["orders"]["target"] == 4
+    assert json.loads(again.stdout)["tables"]["orders"]["target"] == 5
 
 
 def test_copy_refuses_the_ledger_itself_under_another_name(tmp_path, database_url):

@@ -120,7 +120,8 @@ def create(
     """Create a PaymentIntent for one or more books, priced from the catalog.
 
     The quote (its lines and total) is recorded in this shop's ledger under the order id the
-    PaymentIntent's metadata names, as the checkout records it.
+    PaymentIntent's metadata names, as the checkout records it, with the order, pending until
+    the payment's webhook events move it on: `bookpay orders show ORDER` finds it at once.
 
     Example: bookpay intent create --item 1:2 --item 3 --email reader@example.com
     """
@@ -135,7 +136,7 @@ def create(
     # (exit 5), rather than after a PaymentIntent nobody was shown.
     with open_ledger(st.settings) as ledger:
         intent = st.gateway().create_intent(quote, email=email, order_id=order_id)
-        _record_quote(ledger, intent["id"], order_id, quote)
+        _record_quote(ledger, intent["id"], order_id, quote, email)
     if as_json:
         emit_json(intent)
     else:
@@ -148,12 +149,13 @@ def summary_of(quote) -> str:
     return ", ".join(f"{line.quantity} x {line.title} ({line.item_id})" for line in quote.lines)
 
 
-def _record_quote(ledger, intent_id: str, order_id: str, quote) -> None:
-    """The quote into the ledger, so that fulfilment checks the payment against it. The
-    PaymentIntent exists by now and is shown whatever happens here: without its quote it still
-    works (fulfilment then prices its metadata's lines)."""
+def _record_quote(ledger, intent_id: str, order_id: str, quote, email: str | None) -> None:
+    """The quote into the ledger, so that fulfilment checks the payment against it, and the
+    order with it (pending). The PaymentIntent exists by now and is shown whatever happens
+    here: without its quote it still works (fulfilment then prices its metadata's lines, and
+    its first webhook event writes the order)."""
     try:
-        ledger.record_quote(intent_id, order_id, quote)
+        ledger.record_quote(intent_id, order_id, quote, email=email)
     except Exception as exc:  # the database went away in between: say so, show the intent
         reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         info(f"Warning: the quote was not recorded in the ledger: {reason}")

@@ -228,10 +228,10 @@ class Ledger(
         """Create or update the order for a PaymentIntent, moving its status forward only.
 
         The status is the later of what the intent's own state implies and ``status`` (what an
-        event says). The checkout server may call this when it creates a PaymentIntent, so the
-        order exists (``pending``) before any webhook. ``refused``: its fulfilment was refused,
-        and why (``model.REFUSED_*``), kept (``fulfilment_refused``, since ``not_fulfilled_at``)
-        whatever later events write in its note.
+        event says). The order usually exists already, ``pending``: it is written with the
+        PaymentIntent's first quote (``QuoteStore.record_quote``). ``refused``: its fulfilment
+        was refused, and why (``model.REFUSED_*``), kept (``fulfilment_refused``, since
+        ``not_fulfilled_at``) whatever later events write in its note.
         """
         fields = intent_fields(intent)
         if failure:
@@ -286,41 +286,47 @@ class Ledger(
         stamp = now_iso()
         refused_at = stamp if refused else None
         # Insert-or-nothing first: two processes creating the same order at once must not
-        # collide on the unique payment_intent; the loser then updates the winner's row.
+        # collide on a unique key (its payment_intent, its id); the loser then updates the
+        # winner's row.
         # The order id is the one the checkout wrote into the PaymentIntent's metadata.
-        created = tx.run(
-            """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
+        insert = """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
             shipping, status, failure_reason, amount_refunded, charge, note, created, updated,
             dispute_status, amount_captured, not_fulfilled_at, fulfilment_refused)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (payment_intent) DO NOTHING""",
-            (
-                fields.get("order_id") or "ord_" + secrets.token_hex(8),
-                fields["payment_intent"],
-                fields["item_id"],
-                fields["amount"],
-                fields["currency"],
-                fields["email"],
-                fields["shipping"],
-                status,
-                fields["failure_reason"],
-                amount_refunded or 0,
-                fields["charge"],
-                note,
-                stamp,
-                stamp,
-                dispute_status,
-                fields.get("amount_captured"),
-                refused_at,
-                refused,
-            ),
-        )
-        if not created:
-            # Locked (PostgreSQL) so the status is advanced from what is there now.
+            ON CONFLICT DO NOTHING"""
+        values = [
+            fields.get("order_id") or _new_order_id(),
+            fields["payment_intent"],
+            fields["item_id"],
+            fields["amount"],
+            fields["currency"],
+            fields["email"],
+            fields["shipping"],
+            status,
+            fields["failure_reason"],
+            amount_refunded or 0,
+            fields["charge"],
+            note,
+            stamp,
+            stamp,
+            dispute_status,
+            fields.get("amount_captured"),
+            refused_at,
+            refused,
+        ]
+        # Locked (PostgreSQL) so the status is advanced from what is there now.
+        row = None
+        if not tx.run(insert, values):
             row = tx.one(
                 "SELECT id, status FROM orders WHERE payment_intent = ?{for_update}",
                 (fields["payment_intent"],),
             )
+            if row is None:
+                # The order id is another PaymentIntent's order (two PaymentIntents of one
+                # checkout attempt, one never answered to the page, whose order the other
+                # has had since its quote): this one's order gets an id of its own.
+                tx.run(insert, [_new_order_id(), *values[1:]])
+        if row is not None:
             new_status = rule(row["status"]) if rule else advance(row["status"], status)
             # Known values are never blanked by a thinner copy of the intent.
             tx.run(
@@ -593,6 +599,11 @@ class EventUnit:
             self.ledger.backend.write_one(
                 "UPDATE events SET payment_intent = ? WHERE id = ?", (intent_id, row[0])
             )
+
+
+def _new_order_id() -> str:
+    """An order id for a PaymentIntent whose metadata names none (or another's order)."""
+    return "ord_" + secrets.token_hex(8)
 
 
 def _event_row(

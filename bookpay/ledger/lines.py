@@ -4,12 +4,18 @@ The checkout records a quote (its lines, subtotal, shipping, tax and total) each
 or updates a PaymentIntent, in one transaction with the order's lines, so that fulfilment checks
 the amount paid against what the shop asked for, and the success page, the receipt, the CLI and
 the sales report show the same lines. Lines are keyed by the order id, which the checkout picks
-before the PaymentIntent exists and writes into its metadata (the order row itself is made by
-the first event about the payment). Earlier orders got one line each in migration 3.
+before the PaymentIntent exists and writes into its metadata. Earlier orders got one line each
+in migration 3.
 
 A quote priced for an address keeps it (JSON, Stripe's shape), with Stripe Tax's calculation and
 the version the checkout page gave it: a quote is recorded only over an older version, so a
 page's quotes are applied in the order it asked for them (``QuoteStale`` otherwise).
+
+The order row itself is written with the PaymentIntent's first quote, in the same transaction,
+as ``pending`` (``_write_order``): from the moment the PaymentIntent exists and the shop has said
+its order id (the checkout's answer, `bookpay intent create`'s output), `orders show` finds it,
+whether or not any webhook event ever comes. Events then move its status forward
+(``Ledger.record_intent``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ _QUOTES = ", ".join(QUOTE_COLUMNS)
 MAX_IN = 500  # ids per IN (...) list
 # A page of the attempts beside one (tabs of one payment of a cart: a few, or many reloads).
 MAX_BESIDE = 20
+# The statuses of an order whose PaymentIntent the checkout may still re-price (not confirmed, or
+# confirmed and declined): its amount and book follow its latest quote. From any other status
+# they are the retrieved PaymentIntent's, as the events recorded them.
+REPRICED = ("pending", "failed")
 
 
 class QuoteFrozen(Exception):
@@ -80,9 +90,12 @@ class QuoteStore:
         attempt_id: str | None = None,
         cart_id: str | None = None,
         version: int | None = None,
+        email: str | None = None,
     ) -> dict:
         """Record ``quote`` (a ``bookpay.quote.Quote``) as what ``payment_intent`` holds, and its
-        lines as the order's, replacing an earlier quote of the same PaymentIntent.
+        lines as the order's, replacing an earlier quote of the same PaymentIntent; and the
+        order, ``pending`` if the ledger has none yet for ``payment_intent`` (``_write_order``:
+        ``email`` is the receipt address the PaymentIntent was created with, if any).
 
         With a ``version``, only over an older version (QuoteStale otherwise), and the quote
         takes that version; without one, the recorded version stays. Raises QuoteFrozen when
@@ -103,13 +116,24 @@ class QuoteStore:
                     version,
                     stamp,
                     address,
+                    email,
                 )
         # Raised once the block has ended well: inside a webhook's one transaction, a refusal
         # found by reading is an answer, not a failed write, and must not roll back the rest.
         raise refusal
 
     def _write_quote(
-        self, tx, payment_intent, order_id, quote, attempt_id, cart_id, version, stamp, address
+        self,
+        tx,
+        payment_intent,
+        order_id,
+        quote,
+        attempt_id,
+        cart_id,
+        version,
+        stamp,
+        address,
+        email=None,
     ) -> dict:
         # Insert-or-nothing, then update: several writers of one quote at once (fulfilments
         # racing) must neither fail on a unique key nor interleave their lines; the update
@@ -170,6 +194,7 @@ class QuoteStore:
                 for position, line in enumerate(quote.lines)
             ],
         )
+        _write_order(tx, payment_intent, order_id, quote, email, stamp)
         return _quote(
             tx.one(f"SELECT {_QUOTES} FROM quotes WHERE payment_intent = ?", (payment_intent,))
         )
@@ -285,6 +310,38 @@ class QuoteStore:
             for row in rows:
                 found.setdefault(row["order_id"], []).append(row)
         return found
+
+
+def _write_order(tx, payment_intent: str, order_id: str, quote, email, stamp: str) -> None:
+    """The order ``quote`` is for, in the quote's transaction: made ``pending`` when the ledger
+    has none for ``payment_intent``, with the quote's total, currency and book (one copy of one
+    book, as the PaymentIntent's ``item_id`` names it; none for more); and while it is still
+    ``REPRICED``, brought to the quote again (a cart changed before the payment was confirmed).
+    Its status is left as it is: only events move it, forward. An order further on keeps what
+    the retrieved PaymentIntent said.
+
+    Insert-or-nothing, as ``Ledger._upsert``: a webhook event recording the same order at once
+    must not fail on a unique key. An order id the ledger already has for another PaymentIntent
+    (a payment of an earlier version whose quote was never recorded) is left to it: the quote
+    is recorded all the same, as it was before orders were written with it.
+    """
+    single = quote.lines[0] if len(quote.lines) == 1 and quote.lines[0].quantity == 1 else None
+    item = single.item_id if single is not None else None
+    inserted = tx.run(
+        """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email, status,
+        amount_refunded, created, updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+        ON CONFLICT DO NOTHING""",
+        (order_id, payment_intent, item, quote.total, quote.currency, email, stamp, stamp),
+    )
+    if inserted:
+        return
+    marks = ", ".join("?" * len(REPRICED))
+    tx.run(
+        f"""UPDATE orders SET item_id = ?, amount = ?, currency = ?,
+        email = COALESCE(?, email), updated = ?
+        WHERE payment_intent = ? AND id = ? AND status IN ({marks})""",
+        (item, quote.total, quote.currency, email, stamp, payment_intent, order_id, *REPRICED),
+    )
 
 
 def _quote_refusal(tx, order_id: str, payment_intent: str, version: int | None) -> Exception | None:

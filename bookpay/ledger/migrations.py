@@ -305,6 +305,31 @@ def _siblings_owed(now: str, week_ago: str) -> tuple[str, ...]:
     )
 
 
+def _pending_orders() -> tuple[str, ...]:
+    """Version 13: an order for every quote that has none, ``pending`` (``canceled`` when the
+    shop saw its PaymentIntent canceled), with the quote's total, currency and times, and its
+    book when it is one copy of one book: versions before 13 wrote an order only when a webhook
+    event about its payment came, so a checkout abandoned (or whose events were late) had an
+    order id in its PaymentIntent, its answer and its quote, and no order. The quote's order id
+    is kept unless another PaymentIntent's order has it (that quote keeps none). The events
+    still to come move these orders forward, as any other."""
+    return (
+        """INSERT INTO orders (id, payment_intent, item_id, amount, currency, status,
+            amount_refunded, created, updated)
+        SELECT q.order_id, q.payment_intent,
+            (SELECT l.item_id FROM order_lines l WHERE l.order_id = q.order_id
+                AND l.quantity = 1
+                AND NOT EXISTS (SELECT 1 FROM order_lines m
+                    WHERE m.order_id = q.order_id AND m.position <> l.position)),
+            q.total, q.currency,
+            CASE WHEN q.canceled_at IS NULL THEN 'pending' ELSE 'canceled' END,
+            0, q.created, q.updated
+        FROM quotes q
+        WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.payment_intent = q.payment_intent)
+        AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = q.order_id)""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "orders, events, fulfilments and receipts",
@@ -384,6 +409,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "carts paid in the last week owe their other payments' canceling; none is given up",
         sqlite=_siblings_owed(_SQLITE_NOW.format(""), _SQLITE_NOW.format(", '-7 days'")),
         postgresql=_siblings_owed(_PG_NOW.format(""), _PG_NOW.format(" - interval '7 days'")),
+    ),
+    Migration(
+        "an order, pending, for every quote that has none",
+        sqlite=_pending_orders(),
+        postgresql=_pending_orders(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -229,7 +229,10 @@ def test_bookpay_cli_runs_isolated_and_shares_the_shops_data(pytester, monkeypat
             paid = bookpay_shop.pay("1")
             order = bookpay_shop.wait_for_order(paid["id"], "paid")
             listed = bookpay_cli(["orders", "list", "--json"])
-            assert [o["id"] for o in listed.json] == [order["id"]]
+            pending = created.json["metadata"]["order_id"]  # the CLI's, not paid
+            assert [(o["id"], o["status"]) for o in listed.json] == [
+                (order["id"], "paid"), (pending, "pending")
+            ]
             refunded = bookpay_cli("refund", "create", paid["id"], "--json")
             assert refunded.exit_code == 0, refunded.stderr
             bookpay_shop.wait_for_order(paid["id"], "refunded")

@@ -471,11 +471,12 @@ def split_document(
     """(exact bytes, parsed event, where) for one file: an event, an array, or JSON Lines, each
     as it is read (a problem with the file is raised when the reading comes to it).
 
-    Among JSON Lines, a line that is not JSON at all is not an event: it is passed over, and
-    counted in ``skipped[source]``. `stripe listen --format JSON --forward-to URL` prints its own
-    lines among the events it prints (``2026-01-05 10:00:00  <--  [200] POST URL [evt_...]``).
-    A line that starts an object or an array, or is a JSON value, is read as one, and refused
-    if it is not a valid event."""
+    Among JSON Lines, the lines `stripe listen --format JSON --forward-to URL` prints among the
+    events it prints (``2026-01-05 10:00:00  <--  [200] POST URL [evt_...]``, ``_LISTEN_LINE``)
+    are not events: they are passed over, and counted in ``skipped[source]``. Any other line
+    is read as JSON: one that is not (an NBSP before an event, a stray character) is refused,
+    naming it, never passed over; one that is JSON but not an event is refused too. A BOM that
+    starts a line is not part of the event after it (`cat` of files saved with one)."""
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM is not part of what Stripe signed
         data = data[3:]
     try:
@@ -495,8 +496,10 @@ def split_document(
     second = next(items, None)
     if second is None:
         # A single-event file is sent byte for byte, newline and all (a lone element of an
-        # array, as it is written in it), unless lines were passed over around it.
-        yield _event(first[0] if array or passed_over[0] else text, first[1], source)
+        # array, as it is written in it), unless lines were passed over around it or a BOM
+        # started its line after blank ones.
+        whole = not (array or passed_over[0] or text.startswith("\ufeff", start))
+        yield _event(text if whole else first[0], first[1], source)
     else:
         for number, (span, value) in enumerate(itertools.chain((first, second), items), start=1):
             yield _event(span, value, f"{source} #{number}")
@@ -530,38 +533,63 @@ def _array_items(text: str, start: int, source: str) -> Iterator[tuple[str, obje
 def _lines(
     text: str, start: int, source: str, passed_over: list[int]
 ) -> Iterator[tuple[str, object]]:
-    """(exact text, value) of each JSON value from ``start`` on (JSON Lines, or one event); a
-    line that is not JSON (``_not_json``) is passed over, and counted in ``passed_over[0]``."""
+    """(exact text, value) of each JSON value from ``start`` on (JSON Lines, or one event).
+
+    A line stripe listen prints among the events (``_LISTEN_LINE``) is passed over, and counted
+    in ``passed_over[0]``; a BOM that starts a line (`cat` of a file saved with one) is not part
+    of what follows it. Whether a value starts its line is known as the text is walked (a line
+    of many values is read in one pass, not looked back over for each)."""
     decoder = json.JSONDecoder()
-    position = start
+    position, line_start = start, True  # only blanks before ``start``
     while position < len(text):
-        line_end = _not_json(text, position)
-        if line_end is not None:
-            passed_over[0] += 1
-            position = _skip_space(text, line_end)
-            continue
+        if line_start:
+            if text.startswith("\ufeff", position):
+                position += 1
+            if not text.startswith(("{", "["), position):  # an event, or a line not JSON
+                line_end = text.find("\n", position)
+                line_end = len(text) if line_end < 0 else line_end
+                if _LISTEN_LINE.match(_ESCAPES.sub("", text[position:line_end]).rstrip()):
+                    passed_over[0] += 1
+                    position = _skip_space(text, line_end)
+                    continue
+                try:  # a whole JSON value on its line (not an event, it is refused as such)
+                    value, end = decoder.raw_decode(text, position)
+                    if text[end:line_end].strip(" \t\r"):
+                        raise ValueError("more on its line")
+                except ValueError:
+                    line = text.count("\n", 0, position) + 1
+                    shown = text[position:line_end].rstrip("\r")
+                    shown = repr(shown if len(shown) <= 60 else shown[:59] + "\u2026")
+                    raise UsageError(
+                        f"{source} line {line:,}: not JSON, nor a line stripe listen prints among "
+                        f"events: {shown}."
+                    ) from None
+                yield text[position:end], value
+                line_start, position = _after(text, end)
+                continue
         value, end = _decode(decoder, text, position, source)
         yield text[position:end], value
-        position = _skip_space(text, end)
+        line_start, position = _after(text, end)
 
 
-def _not_json(text: str, position: int) -> int | None:
-    """Where the line ``position`` starts (after its blanks) ends, if that line is not JSON:
-    neither an object or an array begun there (which may go on over several lines) nor a whole
-    JSON value. None if it is, or if ``position`` is not the first thing on its line (what
-    follows a value on its line is read as JSON, and refused if it is not)."""
-    line_start = text.rfind("\n", 0, position) + 1
-    if text[line_start:position].strip(" \t\r") or text[position] in "{[":
-        return None
-    line_end = text.find("\n", position)
-    line_end = len(text) if line_end < 0 else line_end
-    try:
-        json.loads(text[position:line_end])
-    except ValueError:
-        return line_end
-    except RecursionError:
-        return None
-    return None
+# The lines `stripe listen --forward-to URL` prints among the events it prints with --format
+# JSON: on stdout, "2026-01-05 10:00:00  <--  [200] POST URL [evt_...]", "... [ERROR] Failed to
+# POST: ..." (and "-->" lines, in place of the events, without --format JSON); on stderr, in a
+# capture of both, "Getting ready...", "Ready! ...", "Session expired, reconnecting...". Its
+# colours and hyperlinks (``_ESCAPES``) are taken out before a line is matched.
+_LISTEN_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[ \t]+(?:<--[ \t]+\[\d{3}\]|-->|\[ERROR\])[ \t]"
+    r"|(?:> )?Ready! "
+    r"|Getting ready\.\.\.$"
+    r"|Session expired, reconnecting\.\.\.$"
+)
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def _after(text: str, end: int) -> tuple[bool, int]:
+    """(whether a new line starts there, where) the next value is, after one ending at ``end``."""
+    position = _skip_space(text, end)
+    return text.find("\n", end, position) >= 0, position
 
 
 def _event(span: str, value: object, where: str) -> tuple[bytes, dict, str]:
@@ -897,7 +925,8 @@ def _described(exc: BaseException, host: str, port: int) -> str:
     listens on, is said as such (not "gaierror: [Errno -2] ..." or "ConnectionRefusedError:
     [Errno 111] ..."), any other failure as its exception."""
     if isinstance(exc, ConnectionRefusedError):
-        return f"{host}:{port} refused the connection (is the shop running there?)"
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address
+        return f"{where} refused the connection (is the shop running there?)"
     if isinstance(exc, socket.gaierror):
         unknown = {getattr(socket, name, None) for name in ("EAI_NONAME", "EAI_NODATA")}
         verb = "find" if exc.errno in unknown - {None} else "look up"

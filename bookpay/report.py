@@ -258,11 +258,12 @@ def line_shares(
     The gross is shared in proportion to the lines, and each part of it among the lines'
     shares of what holds it: the refunded among the gross's shares, the disputed and lost among
     what each line has left of its gross, the shipping and the tax among the gross's shares,
-    the tax unreported among the tax's. So a line's refunded, disputed and lost never exceed
-    its gross (its net is never negative when the order's is not; shared each on its own, an
-    order disputed in full could show one book at -0.01 and another at +0.01), nor its shipping
-    and tax its gross. In the order of ``build``'s amounts: gross, refunded, disputed, lost,
-    shipping, tax, unreported.
+    the tax unreported among the tax's, to the minor unit as the tax is (in steps, a book whose
+    tax is 0.19 ISK could be given 0.20 ISK of it). So a line's refunded, disputed and lost never
+    exceed its gross (its net is never negative when the order's is not; shared each on its own,
+    an order disputed in full could show one book at -0.01 and another at +0.01), nor its
+    shipping and tax its gross, nor its tax unreported its tax. In the order of ``build``'s
+    amounts: gross, refunded, disputed, lost, shipping, tax, unreported.
     """
     grosses = share(gross, weights, step)
     refunds = share(refunded, grosses, step)
@@ -276,7 +277,7 @@ def line_shares(
         share(lost, left, step),
         shipped,
         taxes,
-        share(unreported, taxes, step),
+        share(unreported, taxes),  # to the minor unit: never more than a line's tax
     ]
 
 

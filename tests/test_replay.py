@@ -174,6 +174,127 @@ def test_only_whole_lines_that_are_not_json_are_skipped(data, message):
     assert skipped == {}
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_bom_starting_a_line_is_not_sent_and_its_event_is_kept():
+    """`cat a.jsonl b.jsonl`, b saved with a BOM: the BOM starts a line partway through, and
+    the event after it is an event (sent without the BOM, which Stripe never signed), as is a
+    stripe listen line after one skipped; the file is not taken for a single event."""
+    skipped = {}
+    data = EVENT_B + b"\r\n" + BOM + EVENT_B.replace(b"evt_B", b"evt_C") + b"\r\n"
+    data += BOM + LISTEN_LINES[0] + b"\r\n" + BOM + EVENT_A
+    parsed = list(split_document(BOM + data, "x.jsonl", skipped))
+    assert [event["id"] for _, event, _ in parsed] == ["evt_B", "evt_C", "evt_A"]
+    assert [body for body, _, _ in parsed] == [
+        EVENT_B,
+        EVENT_B.replace(b"evt_B", b"evt_C"),
+        EVENT_A.rstrip(b"\n"),
+    ]
+    assert skipped == {"x.jsonl": 1}
+    # A file of one event after a blank line and a BOM: the event, without either.
+    [(body, _, _)] = split_document(b"\r\n" + BOM + EVENT_A, "y.json")
+    assert body == EVENT_A.rstrip(b"\n")
+
+
+# What stripe listen prints when stdout is a file and stderr a terminal: the event's id as a
+# hyperlink (OSC 8); and with CLICOLOR_FORCE, colours too.
+LINKED = (
+    b"2026-01-05 10:00:00  <--  [200] POST http://localhost:4242/webhook "
+    b"[\x1b]8;;https://dashboard.stripe.com/test/events/evt_A\x1b\\evt_A\x1b]8;;\x1b\\]"
+)
+COLOURED = (
+    b"\x1b[2m2026-01-05 10:00:01\x1b[0m            [\x1b[31mERROR\x1b[0m] Failed to POST: "
+    b'Post "http://localhost:4242/webhook": EOF'
+)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        LINKED,
+        COLOURED,
+        b"2026-01-05 10:00:00   --> payment_intent.succeeded [evt_A]",  # without --format JSON
+        b"\x1b[2m2026-01-05 10:00:00\x1b[0m  <--  [\x1b[1;32m200\x1b[0m] POST http://x/ [evt_A]",
+        b"> Ready! You are using Stripe API Version [2026-10-28]. Your webhook signing secret is "
+        b"whsec_x (^C to quit)",  # on stderr, in a capture of both (2>&1)
+        b"Getting ready...",
+    ],
+)
+def test_the_lines_stripe_listen_prints_are_skipped_coloured_or_not(line):
+    skipped = {}
+    data = EVENT_B + b"\r\n" + line + b"\r\n\r\n" + EVENT_A
+    assert [event["id"] for _, event, _ in split_document(data, "x", skipped)] == ["evt_B", "evt_A"]
+    assert skipped == {"x": 1}
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("\u00a0" + EVENT_B.decode(), '\'\\xa0{"id":"evt_B"'),  # an NBSP before an event
+        ('\\{"id": "evt_C"}', '\'\\\\{"id"'),
+        ("id: evt_C", "'id: evt_C'"),
+        ("2026-01-05 10:00:00  an event, said in a log", "'2026-01-05 10:00:00  an"),
+        ("<--  [200] POST http://x/ [evt_A]", "'<--  [200] POST"),  # no time: not stripe's
+    ],
+)
+def test_a_line_neither_json_nor_stripe_listens_is_refused_naming_it(line, shown):
+    """Only the lines stripe listen prints are skipped: any other line that is not JSON might
+    be an event gone wrong (an NBSP before it, a stray character), and is refused, with its
+    number, rather than passed over silently."""
+    data = EVENT_B + b"\n" + LISTEN_LINES[0] + b"\n" + line.encode() + b"\n" + EVENT_B + b"\n"
+    skipped = {}
+    with pytest.raises(UsageError) as raised:
+        list(split_document(data, "x.jsonl", skipped))
+    message = str(raised.value)
+    assert message.startswith("x.jsonl line 3: not JSON, nor a line stripe listen prints"), message
+    assert shown in message
+    assert skipped == {}
+
+
+def test_many_events_on_one_line_are_read_in_linear_time():
+    """Events one after another on a single line (joined by spaces): reading them costs what
+    the text does, not what each event's distance from the line's start does. Counted, not
+    timed: the characters looked at per event must not grow with the events before it."""
+    looked_at = [0]
+    real_find, real_rfind = str.find, str.rfind
+
+    class Counted(str):
+        def bounds(self, args):  # of find(sub, start, end) and rfind's
+            start = args[0] if args else None
+            end = args[1] if len(args) > 1 else None
+            return slice(start, end).indices(len(self))[:2]
+
+        def find(self, sub, *args):
+            found = real_find(self, sub, *args)
+            start, end = self.bounds(args)
+            looked_at[0] += ((found + 1) if found >= 0 else end) - start
+            return found
+
+        def rfind(self, sub, *args):
+            found = real_rfind(self, sub, *args)
+            start, end = self.bounds(args)
+            looked_at[0] += end - max(found, start)
+            return found
+
+        def __getitem__(self, key):
+            part = str.__getitem__(self, key)
+            if isinstance(key, slice):
+                looked_at[0] += len(part)
+            return part
+
+    def reads(count):
+        looked_at[0] = 0
+        text = Counted(" ".join([EVENT_B.decode()] * count) + "\n")
+        events = list(replay._lines(text, 0, "x", [0]))
+        assert len(events) == count
+        return looked_at[0]
+
+    small, large = reads(200), reads(2000)
+    # Linear: ten times the events, about ten times the looking (quadratic would be ~100x).
+    assert large <= 12 * small, (small, large)
+
+
 def test_replay_says_how_many_lines_of_each_capture_it_skipped(receiver, files):
     server = receiver()
     (files / "capture.jsonl").write_bytes(
@@ -687,6 +808,17 @@ def test_non_2xx_answers_and_refused_connections_are_failures(receiver, files):
     port = urlsplit(server.url).port
     assert refused.error == f"127.0.0.1:{port} refused the connection (is the shop running there?)"
     assert "Errno" not in refused.error
+
+
+def test_a_refused_connection_to_an_ipv6_host_brackets_it(files):
+    import socket
+
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as closed:
+        port = closed.getsockname()[1]
+    [refused] = Replayer(f"http://[::1]:{port}/webhook", SECRET, timeout=2).run(
+        load_events([str(files / "b.json")])
+    )
+    assert refused.error == f"[::1]:{port} refused the connection (is the shop running there?)"
 
 
 def test_concurrency_keeps_n_in_flight_and_answers_in_plan_order(receiver, files):

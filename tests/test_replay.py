@@ -309,8 +309,8 @@ def test_replay_says_how_many_lines_of_each_capture_it_skipped(receiver, files):
     bodies = [EVENT_B, EVENT_B, EVENT_A.rstrip(b"\n")]
     assert [request["body"] for request in server.requests] == bodies
     assert result.stderr == (
-        f"{files / 'capture.jsonl'}: skipped 3 lines that are not JSON (not events).\n"
-        "<stdin>: skipped 1 line that is not JSON (not events).\n"
+        f"{files / 'capture.jsonl'}: skipped 3 lines stripe listen printed.\n"
+        "<stdin>: skipped 1 line stripe listen printed.\n"
     )
 
 

@@ -143,8 +143,8 @@ def replay(
     skipped: dict[str, int] = {}
     events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None, skipped=skipped)
     for source, count in skipped.items():  # stripe listen's own lines, among the events
-        lines = f"{count:,} line{'s' if count != 1 else ''} that {'are' if count != 1 else 'is'}"
-        sys.stderr.write(printable(f"{source}: skipped {lines} not JSON (not events).") + "\n")
+        lines = f"{count:,} line{'s' if count != 1 else ''}"
+        sys.stderr.write(printable(f"{source}: skipped {lines} stripe listen printed.") + "\n")
     deliveries = plan(
         events, repeat=repeat, order=order.value, seed=seed, new_event_id=new_event_id
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -32,6 +33,7 @@ import stripe
 from bookpay.catalog import Book
 from bookpay.config import Settings, StripeLimits
 from bookpay.errors import (
+    BookpayError,
     CardDeclined,
     ConfigError,
     NotFound,
@@ -44,6 +46,8 @@ from bookpay.orders import INTEGRATION
 from bookpay.quote import Quote, QuoteLine, new_order_id, order_id_for
 from bookpay.resilience import Guard
 from bookpay.transport import Transport, TransportError
+
+log = logging.getLogger("bookpay.payments")
 
 # Test-mode PaymentMethod tokens that Stripe documents; any pm_ id is accepted as well.
 TEST_CARD_NUMBERS = {
@@ -100,6 +104,11 @@ def _call_key(operation: str) -> str:
     return f"bookpay-{operation}-{uuid.uuid4()}"
 
 
+class CreationUnknown(StripeUnavailable):
+    """A PaymentIntent's creation answered with a replayed 500 whose look for what it made
+    could not tell (it ran out of time, or failed): it may have been made (exit 4, HTTP 503)."""
+
+
 class RefundRequestReused(PaymentError):
     """A refund request id already used for a refund with other parameters (exit 3, HTTP 409)."""
 
@@ -130,6 +139,7 @@ class Gateway:
             max_concurrent=limits.max_concurrent,
             failure_threshold=limits.failure_threshold,
             cooldown=limits.cooldown,
+            says_nothing=_cut_short,
         )
 
     def close(self) -> None:
@@ -207,10 +217,30 @@ class Gateway:
                 generation=next(generations),
             )
 
+        def unfinished(seconds: float) -> StripeUnavailable:
+            return self._creation_unknown(
+                params,
+                f"finding out whether it was made (and making it under the key's next "
+                f"generations) took more than {seconds:g} s in all",
+                checkout=bool(attempt_id),
+            )
+
         try:
             created, headers = self._post_keyed(
-                "/v1/payment_intents", params, key, find=find, with_headers=True
+                "/v1/payment_intents",
+                params,
+                key,
+                find=find,
+                with_headers=True,
+                unfinished=unfinished,
             )
+        except StripeUnavailable as exc:
+            # The CLI's creation sent, and not answered (a 500 its budget could not retry, no
+            # answer in time): its next run is a new creation, so the hint says where to look.
+            unknown = getattr(exc, "outcome_unknown", False)
+            if not attempt_id and unknown and not isinstance(exc, CreationUnknown):
+                exc.hint = f"{CLI_CREATION_HINT} {exc.hint}" if exc.hint else CLI_CREATION_HINT
+            raise
         except PaymentError as exc:
             if exc.error_type != "idempotency_error":
                 raise
@@ -243,7 +273,9 @@ class Gateway:
 
         The whole list gets one call's budget (``_walk``): a list it cannot finish in time is
         StripeUnavailable, the outcome unknown, never taken for "nothing was made" (the key's
-        next generation would make a second PaymentIntent).
+        next generation would make a second PaymentIntent). So is a list that fails (a 5xx, a
+        429, the breaker open): for the CLI, whatever fails it, as its next try is a new
+        creation, not this one's (see ``_creation_unknown``).
 
         A list not finished goes on, at the key's next look (``generation``: the key's
         generation whose 500 was replayed), from the last PaymentIntent it read, not from the
@@ -259,83 +291,127 @@ class Gateway:
             return None  # listed to the end since this generation's 500: nothing was made
         wanted = params["metadata"]
         found = None
-        with self._walk(self._creation_unknown(checkout, lambda: walk)):
-            try:
-                while found is None:
-                    resumed = walk.cursor is not None
-                    pages = self.iter_intents(
-                        starting_after=walk.cursor, created={"gte": walk.since}
-                    )
-                    try:
-                        for intent in pages:
-                            walk = walk.read(intent["id"])
-                            metadata = intent.get("metadata") or {}
-                            if (
-                                intent.get("amount") == params["amount"]
-                                and intent.get("currency") == params["currency"]
-                                and all(metadata.get(k) == v for k, v in wanted.items())
-                            ):
-                                found = intent["id"]
+
+        def ran_out(seconds: float) -> StripeUnavailable:
+            return self._creation_unknown(
+                params,
+                f"listing the PaymentIntents it may have made took more than {seconds:g} s",
+                checkout=checkout,
+                listed=walk.listed,
+            )
+
+        try:
+            with self._walk(ran_out):
+                try:
+                    while found is None:
+                        resumed = walk.cursor is not None
+                        pages = self.iter_intents(
+                            starting_after=walk.cursor, created={"gte": walk.since}
+                        )
+                        try:
+                            for intent in pages:
+                                walk = walk.read(intent["id"])
+                                metadata = intent.get("metadata") or {}
+                                if (
+                                    intent.get("amount") == params["amount"]
+                                    and intent.get("currency") == params["currency"]
+                                    and all(metadata.get(k) == v for k, v in wanted.items())
+                                ):
+                                    found = intent["id"]
+                                    break
+                            else:
+                                walk = replace(walk, done=True)
                                 break
-                        else:
-                            walk = replace(walk, done=True)
-                            break
-                    except NotFound:
-                        # Stripe no longer knows the intent the walk stopped at (Stripe answers
-                        # a 400, resource_missing: test data deleted, an emulator reset): the
-                        # look starts again from the newest.
-                        if not resumed:
-                            raise
-                        walk = fresh
-            finally:
-                # Found: the look is over. Else where it got to (or that it listed to the end)
-                # is kept for the key's next look, even when Stripe failed a page.
-                self._walks.keep(key, None if found is not None else walk)
+                        except NotFound:
+                            # Stripe no longer knows the intent the walk stopped at (Stripe
+                            # answers a 400, resource_missing: test data deleted, an emulator
+                            # reset): the look starts again from the newest.
+                            if not resumed:
+                                raise
+                            walk = fresh
+                finally:
+                    # Found: the look is over. Else where it got to (or that it listed to the
+                    # end) is kept for the key's next look, even when Stripe failed a page.
+                    self._walks.keep(key, None if found is not None else walk)
+        except CreationUnknown:
+            raise
+        except BookpayError as exc:
+            # The 500 left it unknown, and so does a look that failed. A checkout's own error
+            # (a refusal, a configuration's) stands: its next try is this creation again.
+            if checkout and not isinstance(exc, StripeUnavailable):
+                raise
+            what = "listing the PaymentIntents it may have made failed"
+            raise self._creation_unknown(params, what, checkout=checkout, cause=exc) from exc
         return None if found is None else self.retrieve_intent(found, expand=())
 
     def _creation_unknown(
-        self, checkout: bool, walk: Callable[[], _Walk]
-    ) -> Callable[[float], StripeUnavailable]:
-        """What a creation behind a replayed 500 says when its look for the PaymentIntent made
-        ran out of time: it may have been made. A checkout's next try goes on with the look
-        where this one stopped (``walk``)."""
+        self,
+        params: dict[str, Any],
+        why: str,
+        *,
+        checkout: bool,
+        cause: BookpayError | None = None,
+        listed: int | None = None,
+    ) -> StripeUnavailable:
+        """What a creation behind a replayed 500 says when whether its PaymentIntent was made
+        is not known (``why``: its look ran out of time, or failed with ``cause``): it may have
+        been made. A checkout's next try is the same creation (the attempt's key), which finds
+        it or goes on with the look; the CLI's would be another (a key of its own): the hint
+        says where to look first.
 
-        def unknown(seconds: float) -> StripeUnavailable:
-            progress = (
-                f" ({walk().listed} listed so far: the next try goes on from there)"
-                if checkout
-                else ""
+        What a shopper's browser is sent says nothing of the shop's business: how many
+        PaymentIntents a look read (``listed``, how many the shop made lately) goes to the log.
+        """
+        order = params["metadata"].get("order_id")
+        if checkout and listed is not None:
+            log.warning(
+                "order %s: the look for its PaymentIntent behind a replayed 500 stopped after "
+                "%d listed; the next try goes on from there",
+                order,
+                listed,
             )
-            exc = StripeUnavailable(
-                f"{_capitalized(self.where)} answered the PaymentIntent's creation with a 500, "
-                f"and listing the PaymentIntents it may have made took more than {seconds:g} s: "
-                f"whether it was made is not known yet{progress}.",
-                hint=(
-                    "Try again in a moment: the same checkout attempt finds it, or makes it, "
-                    "and is never charged twice."
-                    if checkout
-                    else "It may have been made all the same: see `bookpay intent list` "
-                    "before creating it again."
-                ),
+        message = (
+            f"{_capitalized(self.where)} answered the PaymentIntent's creation with a 500, "
+            f"and {why}: whether it was made is not known yet"
+            + (" (the next try goes on from there)." if listed is not None and checkout else ".")
+        )
+        if cause is not None:
+            message = f"{message} {_capitalized(cause.message)}"
+        if checkout:
+            hint = (
+                "Try again in a moment: the same checkout attempt finds it, or makes it, "
+                "and is never charged twice."
             )
-            exc.outcome_unknown = True
-            return exc
-
-        return unknown
+        else:
+            hint = CLI_CREATION_HINT
+            if cause is not None and cause.hint:
+                hint = f"{hint} {cause.hint}"
+        unavailable = isinstance(cause, StripeUnavailable)
+        exc = CreationUnknown(
+            message,
+            hint=hint,
+            code=cause.code if unavailable else None,  # the breaker's, the bulkhead's
+            retry_after=cause.retry_after if unavailable else None,
+        )
+        exc.outcome_unknown = True
+        return exc
 
     @contextmanager
     def _walk(self, unfinished: Callable[[float], StripeUnavailable]) -> Iterator[None]:
         """A list walked page by page (``_pages``) under one budget for all its pages, a call's
-        (``StripeLimits.total_timeout``): each page's own budget is cut to what is left of it,
-        and no page is started with less than MIN_ATTEMPT left. A walk that runs out raises
-        ``unfinished(seconds)``: what it was looking for may be on a page it did not read."""
+        (``StripeLimits.total_timeout``, or what is left of an enclosing one): each page's own
+        budget is cut to what is left of it, and no page is started with less than MIN_ATTEMPT
+        left. A walk that runs out raises ``unfinished(seconds)``: what it was looking for may
+        be on a page it did not read."""
         with self._budget.running():
+            left = self._budget.left() or 0.0
+            seconds = self._budget.seconds if self._budget.enclosing is None else round(left, 1)
             try:
                 yield
             except StripeUnavailable as exc:
-                if not self._budget.spent():
-                    raise  # Stripe failed a page in time: its own error says how
-                raise unfinished(self._budget.seconds) from exc
+                if not getattr(exc, "cut_short", False):
+                    raise  # Stripe failed a page: its own error says how
+                raise unfinished(seconds) from exc
 
     def update_intent(
         self,
@@ -408,7 +484,9 @@ class Gateway:
         params = dict(params)
         while True:
             if self._budget.spent():  # a walk's budget (see _walk): no page worth starting
-                raise StripeUnavailable(f"The {self._budget.seconds:g} s budget is spent.")
+                spent = StripeUnavailable(f"The {self._budget.seconds:g} s budget is spent.")
+                spent.cut_short = True
+                raise spent
             page = self._request("get", path, params)
             yield from page["data"]
             if not page.get("has_more") or not page["data"]:
@@ -839,6 +917,7 @@ class Gateway:
         *,
         find: Callable[[], dict | None] | Callable[[], None] | None = None,
         with_headers: bool = False,
+        unfinished: Callable[[float], StripeUnavailable] | None = None,
     ) -> Any:
         """A POST under a key of business identity (an attempt, a request id, a calculation),
         which a 500 must not block: Stripe saves a 500 under its key as any answer, and replays
@@ -853,22 +932,49 @@ class Gateway:
         ``find``, only a request that cannot be done twice whatever its key (Stripe refuses a
         second record of one reference), or whose repeat does no harm (an update, a
         calculation).
+
+        All of it, every generation's request and look, has KEYED_BUDGETS calls' budgets in
+        all (not one per call: four generations of a 15 s creation and a 15 s look held a
+        server thread for two minutes): past that, whether it was done is not known, and
+        ``unfinished(seconds)`` (else a StripeUnavailable of its own) says so; a retry of the
+        request finds it, or goes on.
         """
+        bound = KEYED_BUDGETS * self._budget.seconds
+
+        def ran_out(cause: BaseException | None = None) -> StripeUnavailable:
+            if unfinished is not None:
+                return unfinished(bound)
+            exc = StripeUnavailable(
+                f"{_capitalized(self.where)} answered the request with a 500, and finding out "
+                "whether it was done (and sending it again under the key's next generations) "
+                f"took more than {bound:g} s in all: whether it was done is not known yet.",
+                retry_after=getattr(cause, "retry_after", None),
+            )
+            exc.outcome_unknown = True
+            return exc
+
         failed: StripeUnavailable | None = None
-        for generation in range(KEY_GENERATIONS):
-            current = key if generation == 0 else f"{key}-r{generation}"
-            try:
-                return self._request(
-                    "post", path, params, idempotency_key=current, with_headers=with_headers
-                )
-            except StripeUnavailable as exc:
-                if not getattr(exc, "replayed", False):
-                    raise  # no answer, a 429, a 500 not saved, the breaker: the key is free
-                failed = exc
-            if find is not None:
-                found = find()
-                if found is not None:
-                    return (found, {}) if with_headers else found
+        with self._budget.running(bound):
+            for generation in range(KEY_GENERATIONS):
+                if generation and self._budget.spent():
+                    raise ran_out(failed) from failed
+                current = key if generation == 0 else f"{key}-r{generation}"
+                try:
+                    return self._request(
+                        "post", path, params, idempotency_key=current, with_headers=with_headers
+                    )
+                except StripeUnavailable as exc:
+                    if getattr(exc, "cut_short", False):
+                        raise ran_out(exc) from exc  # the bound ended it, not Stripe
+                    if not getattr(exc, "replayed", False):
+                        raise  # no answer, a 429, a 500 not saved, the breaker: the key is free
+                    failed = exc
+                if find is not None:
+                    if self._budget.spent():
+                        raise ran_out(failed) from failed
+                    found = find()
+                    if found is not None:
+                        return (found, {}) if with_headers else found
         assert failed is not None
         raise failed
 
@@ -938,6 +1044,11 @@ class Gateway:
             unreached = StripeUnavailable(message, hint=hint)
             # Sent, and no answer in time: Stripe may have done it.
             unreached.outcome_unknown = cause.startswith("no answer within")
+            # Its last attempt cut short by an enclosing budget (a walk's, a request's under its
+            # key): bookpay's own deadline, not Stripe failing. Unless an earlier one met a
+            # failure of Stripe's, the circuit breaker counts it neither way (see Gateway.guard).
+            unreached.cut_short = self._budget.cut
+            unreached.stripe_failed = self._budget.failed
             raise unreached from exc
         except stripe.RateLimitError as exc:
             wait = _retry_after(exc.headers)
@@ -972,8 +1083,17 @@ class Gateway:
             raise PaymentError(exc.user_message or str(exc), **_details(exc)) from exc
 
 
+# What the CLI says when a creation it sent may have been made: its next run would be another.
+CLI_CREATION_HINT = (
+    "It may have been made all the same: see `bookpay intent list` before creating it again."
+)
 # Below this many seconds left in a call's budget, another attempt is not worth starting.
 MIN_ATTEMPT = 0.5
+# A request under a key, its looks for what a replayed 500 hid and its key's next generations
+# (Gateway._post_keyed): at most this many calls' budgets in all.
+KEYED_BUDGETS = 2
+# How early a timeout may fire against a deadline it was set for (the clock's rounding).
+CLOCK_SLACK = 0.01
 # How long Stripe keeps an idempotency key's answer (seconds), and how many keys a request of
 # business identity may go through after 500s (see Gateway._post_keyed).
 KEY_LIFE = 24 * 3600
@@ -1072,26 +1192,41 @@ class _Budget(threading.local):
     """The deadline of the call this thread is making, shared by all of that call's attempts;
     how many attempts it made, and the wait the last answer asked for (Retry-After).
 
-    Budgets nest: a call made inside another budget (a page of a walk, ``Gateway._walk``)
-    ends by the earlier of its own deadline and the enclosing one."""
+    Budgets nest: a call made inside another budget (a page of a walk, ``Gateway._walk``; any
+    call of a request under a key, ``Gateway._post_keyed``) ends by the earlier of its own
+    deadline and the enclosing one (``enclosing``, when that one is earlier).
+
+    Whether Stripe failed the call, for the circuit breaker: ``failed`` when an attempt met no
+    answer in its own time, a refused or dropped connection, a 5xx or a 429; ``cut`` when the
+    last one was cut short by the enclosing deadline instead, which says nothing of Stripe
+    (it answers pages in 0.7 s; the walk had 0.6 s left for one)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.deadline: float | None = None
+        self.enclosing: float | None = None
         self.attempts = 0
         self.retry_after: float | None = None
+        self.failed = False
+        self.cut = False
 
     @contextmanager
-    def running(self) -> Iterator[None]:
-        outer = self.deadline
-        deadline = time.monotonic() + self.seconds
-        self.deadline = deadline if outer is None else min(deadline, outer)
+    def running(self, seconds: float | None = None) -> Iterator[None]:
+        """A budget of ``seconds`` (a call's, ``self.seconds``, by default) for what runs in it,
+        ended by the enclosing one's deadline when that comes first."""
+        outer, outer_enclosing = self.deadline, self.enclosing
+        deadline = time.monotonic() + (self.seconds if seconds is None else seconds)
+        if outer is not None and outer < deadline:
+            self.deadline = self.enclosing = outer
+        else:
+            self.deadline, self.enclosing = deadline, None
         self.attempts = 0
         self.retry_after = None
+        self.failed = self.cut = False
         try:
             yield
         finally:
-            self.deadline = outer
+            self.deadline, self.enclosing = outer, outer_enclosing
 
     def left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -1100,6 +1235,11 @@ class _Budget(threading.local):
         """Too little is left of the budget to start another attempt (or a walk's next page)."""
         left = self.left()
         return left is not None and left < MIN_ATTEMPT
+
+    def ended_by_enclosing(self) -> bool:
+        """The enclosing budget's deadline has come: a wait that timed out now was cut short by
+        it, before its own timeout (a wait of an attempt is held to the earlier of the two)."""
+        return self.enclosing is not None and time.monotonic() >= self.enclosing - CLOCK_SLACK
 
     def tries(self) -> str:
         """ " (3 attempts)" after a call that was retried, for its error message."""
@@ -1137,12 +1277,20 @@ class _BudgetClient(stripe.HTTPClient):
                         f"the {self._budget.seconds:g} s budget is spent", retry=False, timeout=True
                     )
                 timeout = (min(timeout[0], left), min(timeout[1], left))
-            return self._transport.request(
+            answer = self._transport.request(
                 method, url, headers or {}, post_data, timeout, deadline=self._budget.deadline
             )
         except TransportError as exc:
+            # Cut short by an enclosing budget (a walk's), not Stripe failing: see _Budget.
+            if exc.timeout and self._budget.ended_by_enclosing():
+                self._budget.cut = True
+            else:
+                self._budget.failed = True
             # stripe-python retries it (within the budget, see _should_retry) when it may help.
             raise stripe.APIConnectionError(str(exc), should_retry=exc.retry) from exc
+        if answer[1] >= 500 or answer[1] == 429:
+            self._budget.failed = True
+        return answer
 
     def request_stream(self, method, url, headers, post_data=None):
         raise NotImplementedError("bookpay makes no streaming calls")
@@ -1181,6 +1329,12 @@ class _BudgetClient(stripe.HTTPClient):
             sleep = max(sleep, self._budget.retry_after)
         left = self._budget.left()
         return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT))
+
+
+def _cut_short(exc: BaseException) -> bool:
+    """A call that bookpay's own deadline (an enclosing budget's) cut short, with no failure of
+    Stripe's before: it says nothing of Stripe, for the circuit breaker."""
+    return getattr(exc, "cut_short", False) and not getattr(exc, "stripe_failed", True)
 
 
 def _replayed_failure(response: Any) -> bool:

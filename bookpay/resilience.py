@@ -169,6 +169,8 @@ class Guard:
 
     ``is_failure(exc)`` says which exceptions mean the dependency failed (did not answer, or
     answered with a server error); any other outcome, a refusal included, means it answered.
+    ``says_nothing(exc)`` picks those that are neither (a call the caller cut short itself,
+    before the dependency's own time was up): they settle nothing, as an interrupted call.
     """
 
     def __init__(
@@ -181,12 +183,14 @@ class Guard:
         is_failure: Callable[[BaseException], bool] = lambda exc: isinstance(
             exc, StripeUnavailable
         ),
+        says_nothing: Callable[[BaseException], bool] = lambda exc: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.where = where
         self.bulkhead = Bulkhead(max_concurrent)
         self.breaker = CircuitBreaker(failure_threshold, cooldown, clock=clock)
         self._is_failure = is_failure
+        self._says_nothing = says_nothing
 
     @contextmanager
     def call(self) -> Iterator[None]:
@@ -208,7 +212,9 @@ class Guard:
             try:
                 yield
             except Exception as exc:
-                if self._is_failure(exc):
+                if self._says_nothing(exc):
+                    self.breaker.abandon(permit)
+                elif self._is_failure(exc):
                     self.breaker.record_failure(permit)
                 else:
                     self.breaker.record_success(permit)

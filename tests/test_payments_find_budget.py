@@ -7,6 +7,7 @@ The emulator's latency makes Stripe slow: no sleeps."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -86,7 +87,18 @@ def spied(gateway, monkeypatch) -> list[str | None]:
     return starts
 
 
-def test_a_list_longer_than_its_budget_is_unavailable_and_makes_no_second_intent(emu, gateway):
+def listed_in_log(caplog) -> list[int]:
+    """How many PaymentIntents each look that ran out had read, as the server's log says."""
+    return [
+        int(record.getMessage().split("stopped after ")[1].split()[0])
+        for record in caplog.records
+        if record.name == "bookpay.payments" and "stopped after" in record.getMessage()
+    ]
+
+
+def test_a_list_longer_than_its_budget_is_unavailable_and_makes_no_second_intent(
+    emu, gateway, caplog
+):
     attempt, first = made_long_ago(emu, gateway)
     before = intents(emu)
     emu.faults.rates(latency=str(LATENCY_MS))  # Stripe slow: one page of the list fits the budget
@@ -99,11 +111,14 @@ def test_a_list_longer_than_its_budget_is_unavailable_and_makes_no_second_intent
     assert intents(emu) == before
     assert getattr(unavailable.value, "outcome_unknown", False)
     assert not getattr(unavailable.value, "replayed", False)
+    # How many it read (how many PaymentIntents the shop made lately) is for the log only: the
+    # message is what a shopper's browser is sent.
     assert unavailable.value.message == (
         f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
         f"listing the PaymentIntents it may have made took more than {BUDGET:g} s: whether it "
-        "was made is not known yet (100 listed so far: the next try goes on from there)."
+        "was made is not known yet (the next try goes on from there)."
     )
+    assert listed_in_log(caplog) == [100]
     assert unavailable.value.hint.startswith("Try again in a moment")
     assert unavailable.value.http_status == 503 and unavailable.value.exit_code == 4
     # The creation (a replayed 500, not retried) and one page, then no page more.
@@ -142,7 +157,7 @@ def test_a_cli_creation_behind_a_500_lists_only_from_its_own_start(emu, gateway,
     assert started - CLOCK_MARGIN <= listed[0]["gte"] <= int(time.time()) - CLOCK_MARGIN
 
 
-def test_the_checkout_answers_503_while_the_list_is_too_slow_then_the_same_intent(emu):
+def test_the_checkout_answers_503_while_the_list_is_too_slow_then_the_same_intent(emu, caplog):
     """The shop's own path: the attempt's creation answered 500 once too slowly to be tried
     again (the shopper saw a 503), and the shop took 150 orders since; its reload behind the
     replayed 500 is a 503 while Stripe stays slow, its intent once Stripe is fast again."""
@@ -168,6 +183,9 @@ def test_the_checkout_answers_503_while_the_list_is_too_slow_then_the_same_inten
         error = answer.json()["error"]
         assert error["code"] == "stripe_unavailable"
         assert "whether it was made is not known yet" in error["message"]
+        # How many PaymentIntents the shop made in a day is none of a browser's business.
+        assert "listed" not in error["message"] and "100" not in json.dumps(answer.json())
+        assert listed_in_log(caplog) == [100]  # the server's log has it
         assert intents(emu) == before  # no second PaymentIntent under the key's next generation
         created = shop.checkout("1", attempt_id=attempt)  # the page's "Try again"
         assert created["paymentIntentId"] == made[0]
@@ -191,7 +209,7 @@ def test_a_cli_creation_whose_list_hangs_says_where_to_look(emu, gateway):
     )
 
 
-def test_each_try_goes_on_with_the_list_where_the_last_one_stopped(emu, gateway):
+def test_each_try_goes_on_with_the_list_where_the_last_one_stopped(emu, gateway, caplog):
     """More PaymentIntents since the attempt's than one budget lists (one page here: the
     attempt's is on the third): each try lists the next page, not the first one again, and
     the third finds the attempt's PaymentIntent while Stripe is still slow."""
@@ -210,9 +228,10 @@ def test_each_try_goes_on_with_the_list_where_the_last_one_stopped(emu, gateway)
     emu.faults.clear()
     assert found is not None and found["id"] == first["id"]
     # A page a try (a loaded machine may list none in one): never from the newest again.
-    listed = [int(message.split("yet (")[-1].split()[0]) for message in said]
-    assert len(listed) >= 2 and listed == sorted(listed) and listed[-1] == 200
-    assert said[0].endswith("(100 listed so far: the next try goes on from there).")
+    listed = listed_in_log(caplog)
+    assert len(listed) == len(said) >= 2 and listed == sorted(listed) and listed[-1] == 200
+    assert listed[0] == 100
+    assert all(message.endswith("(the next try goes on from there).") for message in said)
     assert intents(emu) == before  # never a second PaymentIntent
 
 
@@ -306,3 +325,159 @@ def test_the_looks_kept_are_bounded_and_die_with_their_key():
     assert walks.resume("g", 0).cursor == "pi_g"  # begun after the later 500: it covers both
     assert walks.resume("g", 1).cursor == "pi_g"
     assert walks.resume("g", 2) is None
+
+
+def breaker_outcomes(gateway, monkeypatch) -> list[str]:
+    """What the circuit breaker is told of each call, in order."""
+    told: list[str] = []
+    breaker = gateway.guard.breaker
+    for name in ("record_success", "record_failure", "abandon"):
+        method = getattr(breaker, name)
+
+        def spy(permit=None, _name=name, _method=method):
+            told.append(_name)
+            return _method(permit)
+
+        monkeypatch.setattr(breaker, name, spy)
+    return told
+
+
+def test_a_page_cut_short_by_the_walks_own_deadline_is_no_failure_of_stripes(
+    emu, tmp_path, monkeypatch
+):
+    """Stripe answers every page in a second; the walk's budget leaves 0.9 s for its second:
+    the page is cut by bookpay's own deadline, which says nothing of Stripe. The breaker
+    counts it neither way (a half-open probe it were would have reopened the breaker)."""
+    latency = 1.0  # a floor: the second page cannot come back before the walk's deadline
+    limits = StripeLimits(total_timeout=2 * latency - 0.1)
+    made = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
+    try:
+        attempt, _ = made_long_ago(emu, made)
+        told = breaker_outcomes(made, monkeypatch)
+        emu.faults.rates(latency=str(int(latency * 1000)))
+        with pytest.raises(StripeUnavailable) as unavailable:
+            made.create_intent(BOOK, attempt_id=attempt)
+        emu.faults.clear()
+    finally:
+        made.close()
+    assert "took more than 1.9 s" in unavailable.value.message
+    # The creation's replayed 500 (Stripe failing), the first page (Stripe answering), the
+    # second page cut short: neither.
+    assert told == ["record_failure", "record_success", "abandon"]
+
+
+HINT = "It may have been made all the same: see `bookpay intent list` before creating it again."
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause", "code"),
+    [
+        ("500", "could not handle the request (500: An unknown error occurred)", None),
+        ("429", "is limiting the rate of requests (429: Request rate limit exceeded", None),
+        ("breaker", "failed repeatedly; not trying again for", "stripe_circuit_open"),
+    ],
+)
+def test_a_cli_creation_whose_list_fails_says_where_to_look(emu, tmp_path, fault, cause, code):
+    """Its list failing (not running out) leaves it as unknown: the CLI's next try is a new
+    creation (a key of its own), so the error says where to look first, whatever failed."""
+    limits = StripeLimits(total_timeout=BUDGET, failure_threshold=1 if fault == "breaker" else 5)
+    made = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    if fault == "500":
+        emu.faults.fail("500", path="/v1/payment_intents", method="GET")
+    elif fault == "429":
+        emu.faults.fail("429", path="/v1/payment_intents", method="GET", retry_after=30)
+    try:
+        with pytest.raises(StripeUnavailable) as unavailable:
+            made.create_intent(BOOK)
+    finally:
+        made.close()
+        emu.faults.clear()
+    assert len(intents(emu)) == 1  # it was made
+    failed = unavailable.value
+    assert failed.message.startswith(
+        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
+        "listing the PaymentIntents it may have made failed: whether it was made is not known "
+        "yet. The emulator at "
+    )
+    assert cause in failed.message  # what failed the list, kept
+    assert isinstance(failed.__cause__, StripeUnavailable)
+    assert failed.hint == HINT
+    assert getattr(failed, "outcome_unknown", False) and failed.exit_code == 4
+    assert failed.code == (code or "stripe_unavailable")
+    assert failed.retry_after == (30 if fault == "429" else failed.__cause__.retry_after)
+
+
+def test_the_cli_exits_4_with_the_hint_when_the_list_fails(emu, tmp_path):
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app
+
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    emu.faults.fail("500", path="/v1/payment_intents", method="GET")
+    env = {"BOOKPAY_EMULATOR_URL": emu.url, "BOOKPAY_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["intent", "create", "--item", "1"], env=env)
+    assert result.exit_code == 4
+    assert "whether it was made is not known yet" in result.stderr
+    assert "see `bookpay intent list` before creating it again" in result.stderr
+
+
+def test_a_checkout_whose_list_fails_says_so_and_keeps_the_failures_code(emu, tmp_path):
+    """A checkout's next try is the same creation (the attempt's key): its error says the
+    outcome is not known yet, to try again, and keeps the code the page acts on."""
+    limits = StripeLimits(total_timeout=BUDGET, failure_threshold=1)
+    made = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    try:
+        with pytest.raises(StripeUnavailable) as unavailable:
+            made.create_intent(BOOK, attempt_id=str(uuid.uuid4()))
+    finally:
+        made.close()
+    failed = unavailable.value
+    assert "listing the PaymentIntents it may have made failed: whether it was made is not " in (
+        failed.message
+    )
+    assert failed.code == "stripe_circuit_open" and failed.http_status == 503
+    assert failed.hint.startswith("Try again in a moment")
+
+
+def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, gateway, monkeypatch):
+    """Every creation answers 500 (after it ran) and each look finds nothing (as when Stripe's
+    500 came before the creation ran: the emulator's never do, so the look is made blind to
+    them): without a bound in all, the key's four generations, each a creation retried and a
+    look, held the request for four times as long."""
+    iter_intents = gateway.iter_intents
+
+    def blind(**kwargs):
+        # The key's next generation will meet a 500 too (its retry then gets it replayed).
+        emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+        pages = iter_intents(**kwargs)
+        return (intent for intent in pages if "attempt_id" not in intent["metadata"])
+
+    monkeypatch.setattr(gateway, "iter_intents", blind)
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    emu.faults.rates(latency="300")  # a creation and its retry, then a page: ~1.1 s a generation
+    started = time.monotonic()
+    with pytest.raises(StripeUnavailable) as unavailable:
+        gateway.create_intent(BOOK, attempt_id=str(uuid.uuid4()))
+    took = time.monotonic() - started
+    emu.faults.clear()
+    assert took < 2 * BUDGET + 0.5
+    assert unavailable.value.message == (
+        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
+        "finding out whether it was made (and making it under the key's next generations) took "
+        f"more than {2 * BUDGET:g} s in all: whether it was made is not known yet."
+    )
+    assert getattr(unavailable.value, "outcome_unknown", False)
+    assert unavailable.value.hint.startswith("Try again in a moment")
+
+
+def test_a_cli_creation_sent_and_not_answered_says_where_to_look(emu, gateway):
+    """A 500 its budget cannot retry (it would wait longer than the budget asks): the
+    creation ran, and the CLI's next run would be another, so the error says where to look."""
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1, retry_after=30)
+    with pytest.raises(StripeUnavailable) as unavailable:
+        gateway.create_intent(BOOK)
+    assert "could not handle the request (500" in unavailable.value.message
+    assert unavailable.value.hint == HINT
+    assert len(intents(emu)) == 1  # it was made

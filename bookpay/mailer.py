@@ -4,7 +4,8 @@ The fulfilment transaction inserts a pending ``receipts`` row; ``ReceiptMailer``
 (so two processes on one ledger never send the same row at the same time; a claim held by a
 process that died is taken over at once, see ``Ledger.claim_receipts``), sends each through its
 transport, then marks it sent. Nothing slow runs inside a webhook request. When nothing is due
-the worker sleeps until the next receipt is due, or until a fulfilment wakes it.
+the worker sleeps until the next receipt is due, or until a fulfilment wakes it, and looks every
+IDLE_LOOK (30 s) meanwhile for what another process queued (or claimed, and died).
 
 The worker keeps off the writers' way: woken, it waits a moment (``GATHER``) so that the
 receipts of fulfilments committing meanwhile come along, then claims them together and marks
@@ -63,12 +64,17 @@ from bookpay.terminal import plain_line, printable
 from bookpay.worker import Worker
 
 log = logging.getLogger("bookpay.mailer")
+# What became of each receipt is a line of its own: never held back as a repeat of the last one
+# (serve's log rate-limits repeated lines by their template: bookpay.web.logs.RepeatFilter).
+EACH = {"each": True}
 
 DEFAULT_SENDER = "bookpay receipts <receipts@bookpay.localhost>"
 RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)  # then every RETRY_DELAYS[-1] seconds
 # With nothing pending the worker sleeps until a fulfilment wakes it. It still looks this often,
-# for receipts queued by another process on the same ledger that died before sending them.
-IDLE_LOOK = 600.0
+# for receipts queued by another process on the same ledger (one that died before sending them,
+# a `serve --no-worker`): one read (``send_due`` claims nothing, no write, when nothing is due),
+# as ``bookpay.siblings``.
+IDLE_LOOK = 30.0
 # Due receipts that another live process is sending: look again after this, doubling to the cap.
 BUSY_WAIT = (0.5, 5.0)
 GATHER = 0.05  # seconds a woken worker waits for more receipts before claiming a batch
@@ -792,6 +798,13 @@ class ReceiptMailer(Worker):
         # One by one (SMTP), a claim holds only as many as can surely be sent within its
         # lease: a claim that expired mid-batch would let another worker send the rest again.
         limit = CLAIM_BATCH if batched else max(1, int(CLAIM_LEASE / SEND_DEADLINE / 2))
+        # A read first: a worker looking every --poll seconds (or IDLE_LOOK) at an outbox with
+        # nothing due takes no write lock for it (SQLite's is the whole database's, which the
+        # webhooks wait for). A receipt whose fate the ledger failed to write is still pending
+        # and due (it was claimed due), so that fate is written at the claim, as before.
+        wait = due_in(self.ledger.next_receipt_due())
+        if wait is None or wait > 0:
+            return 0
         while not self._stop.is_set():
             with self.ledger.claim_receipts(limit=limit) as claims:
                 if batched:
@@ -838,10 +851,13 @@ class ReceiptMailer(Worker):
         except SendStopped as exc:
             order = f"receipt for order {receipt.get('order_id')} ({receipt['payment_intent']})"
             if not exc.maybe_sent:  # left pending, claimed by none: sent at the next start
-                log.info("stopping: %s not sent, sent at the next start", order)
+                log.info("stopping: %s not sent, sent at the next start", order, extra=EACH)
                 return
             log.warning(
-                "stopping: %s: %s; sent again at the next start (the same Message-ID)", order, exc
+                "stopping: %s: %s; sent again at the next start (the same Message-ID)",
+                order,
+                exc,
+                extra=EACH,
             )
             claims.failed(receipt, f"SendStopped: {exc}", retry_in=0)
             return
@@ -853,6 +869,7 @@ class ReceiptMailer(Worker):
                     receipt.get("order_id"),
                     receipt["payment_intent"],
                     refusal,
+                    extra=EACH,
                 )
                 claims.undeliverable(receipt, refusal)
                 return
@@ -864,6 +881,7 @@ class ReceiptMailer(Worker):
                 "stopping: receipt for order %s (%s) sent",
                 receipt.get("order_id"),
                 receipt["payment_intent"],
+                extra=EACH,
             )
 
     @staticmethod
@@ -889,6 +907,7 @@ class ReceiptMailer(Worker):
             type(exc).__name__,
             exc,
             delay,
+            extra=EACH,
         )
         claims.failed(receipt, f"{type(exc).__name__}: {exc}", retry_in=delay)
 

@@ -18,6 +18,10 @@ log = logging.getLogger("bookpay.worker")
 # longer); a wake still starts one at once.
 FAILED_WAIT = 1.0
 FAILED_WAIT_MAX = 30.0
+# Meanwhile, whether the ledger answers is looked at this often (every poll, if sooner): one read
+# (``due_now``), no write, no log line. A ledger that did not answer (down, unreachable) and
+# answers again gets a full round at once, not at the end of a back-off of up to 30 s.
+PROBE_EVERY = 2.0
 
 
 class Worker:
@@ -34,6 +38,8 @@ class Worker:
     # it to stop): past that the process's exit would kill it half-way.
     stop_wait = 5.0
 
+    _clock = staticmethod(time.monotonic)  # for the back-off (tests give it a clock of theirs)
+
     def __init__(self) -> None:
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -43,6 +49,7 @@ class Worker:
         # 3.11, bpo-45274's fix) releases the running thread's lock and takes it for ended.
         self._ended = threading.Event()
         self._ended.set()  # no thread yet
+        self._down = False  # the ledger did not answer the last look while backing off
 
     def work(self) -> int:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
@@ -85,32 +92,71 @@ class Worker:
 
     def _run(self) -> None:
         failures = 0  # rounds failed in a row
+        # Each worker's failures are a kind of their own in serve's log, which holds back the
+        # repeats of a kind (bookpay.web.logs.RepeatFilter): not one line for all three workers,
+        # nor the count of one's held-back lines credited to another.
+        failed_line = self.what.replace("%", "%%") + " failed"
         while not self._stop.is_set():
             self._wake.clear()
             handled = 0
-            failed = True
             try:
                 handled = self.work()
-                failed = False
+                failures, self._down = 0, False
             except LedgerUnavailable as exc:  # locked, read-only or down: try again later
-                log.warning("%s failed: %s", self.what, exc)
+                failures += 1
+                log.warning(failed_line + ": %s", exc)
             except Exception:  # the ledger is closing: try again at the next wake
-                log.exception("%s failed", self.what)
+                failures += 1
+                log.exception(failed_line)
             with self._idle:
                 self._idle.notify_all()
-            wait = self._idle_wait(handled)
-            if self.poll is not None:
-                wait = min(wait, self.poll)
-            failures = failures + 1 if failed else 0
             if failures:  # what is due is still due: not again at once, a log line each time
-                wait = max(wait, self.failed_wait(failures))
-            if self._wake.wait(wait):
+                woken = self._back_off(failures)
+            else:
+                wait = self._idle_wait(handled)
+                if self.poll is not None:
+                    wait = min(wait, self.poll)
+                woken = self._wake.wait(wait)
+            if woken:
                 self.woken()
 
     def failed_wait(self, failures: int) -> float:
         """Seconds before the next round after ``failures`` failed rounds in a row."""
         cap = max(FAILED_WAIT_MAX, self.poll or 0.0)
         return min(FAILED_WAIT * 2 ** min(failures - 1, 16), cap)
+
+    def _back_off(self, failures: int) -> bool:
+        """Wait ``failed_wait(failures)`` before the next round; whether woken meanwhile.
+
+        The ledger is looked at every PROBE_EVERY seconds (or poll) meanwhile (``answers``): one
+        that did not answer at a look (down) and answers at the next ends the wait, so a worker
+        goes on within a poll of the database's return, not up to 30 s later. A ledger that
+        answers all along (read-only, locked for writes) gets its rounds as backed off: each
+        would fail again, and say so. Nothing else is read (no ``_idle_wait``): on a PostgreSQL
+        ledger that is down each read waits for the pool."""
+        until = self._clock() + self.failed_wait(failures)
+        step = min(self.poll or PROBE_EVERY, PROBE_EVERY)
+        while True:
+            remaining = until - self._clock()
+            if remaining <= 0:
+                return False
+            if self._wake.wait(min(step, remaining)):
+                return True
+            if self._stop.is_set() or until - self._clock() <= 0:
+                return False  # a round follows anyway
+            answers = self.answers()
+            if answers and self._down:
+                self._down = False
+                return False
+            self._down = not answers
+
+    def answers(self) -> bool:
+        """Whether the ledger answers a read (``due_now``), while backing off."""
+        try:
+            self.due_now()
+        except Exception:
+            return False
+        return True
 
     def run_once(self) -> int:
         """One round (``work``) in the worker's thread, waited for here; how many it handled.

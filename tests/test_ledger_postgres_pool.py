@@ -116,19 +116,23 @@ def test_a_statement_failing_on_a_live_connection_is_not_sent_again(
 
 class _Forwarder:
     """A TCP port in front of the database, which can go down: its connections end and new ones
-    are refused, as when the database's machine is gone."""
+    are refused, as when the database's machine is gone; and come up again, on the same port."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
-    def _accept(self) -> None:
+    def up(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                client, _ = self.listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             server = socket.create_connection(self.target)
@@ -175,6 +179,38 @@ def test_a_database_that_is_down_is_unavailable_within_the_pool_wait(
             with pytest.raises(LedgerUnavailable, match="Cannot reach the ledger database"):
                 attempt()
             assert time.monotonic() - started < 2  # one POOL_WAIT, not a loop of them
+
+
+def test_a_database_back_from_an_outage_is_used_again_within_a_second_or_so(
+    postgres_url, tmp_path, monkeypatch, caplog
+):
+    """psycopg_pool tries to open a connection again after 1 s, 2 s, 4 s ... for 5 minutes by
+    default: after a two-minute outage the pool had none for up to a minute more, and every
+    request failed meanwhile (after POOL_WAIT). RECONNECT_TIMEOUT ends each attempt in 2 s, and
+    the next borrow starts another."""
+    monkeypatch.setattr(postgres, "POOL_WAIT", 0.5)
+    address = psycopg.conninfo.conninfo_to_dict(postgres_url)
+    forwarder = _Forwarder(address.get("host", "127.0.0.1"), int(address.get("port", 5432)))
+    url = postgres_url.replace(f":{address.get('port', 5432)}/", f":{forwarder.port}/", 1)
+    with _ledger(url, tmp_path) as ledger:
+        ledger.record_intent(intent("pi_before"))
+        forwarder.down()
+        ended = time.monotonic() + 8  # the tries 1, 2, 4 s apart: the next would be at 15 s
+        while time.monotonic() < ended:  # the shop goes on asking meanwhile
+            with pytest.raises(LedgerUnavailable, match="Cannot reach the ledger database"):
+                ledger.find_order("pi_before")
+        forwarder.up()
+        back = time.monotonic()
+        while True:
+            try:
+                assert ledger.find_order("pi_before")["status"] == "paid"
+                break
+            except LedgerUnavailable:
+                assert time.monotonic() - back < 15
+        assert time.monotonic() - back < 2.5
+    # Tried every second or so, each try is not a line on stderr (bookpay says it's down).
+    said = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
+    assert not [line for line in said if "connecting" in line or "reconnection" in line], said
 
 
 def test_nothing_is_sent_on_a_borrow_but_the_ledgers_own_statements(postgres_url, tmp_path):

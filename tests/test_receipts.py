@@ -396,8 +396,13 @@ class CountingLedger:
     def __init__(self, ledger):
         self._ledger = ledger
         self.claims = 0
+        self.reads = 0  # of when the next receipt is due
         self.looked_at: list[float] = []  # time.monotonic() of each look
         self._looked = threading.Condition()
+
+    def next_receipt_due(self):
+        self.reads += 1
+        return self._ledger.next_receipt_due()
 
     def claim_receipts(self, **kwargs):
         with self._looked:
@@ -420,7 +425,8 @@ def test_the_idle_worker_sleeps_until_woken(ledger, settings):
     mailer.start()
     try:
         time.sleep(1.0)
-        assert counting.claims == 1  # one look at start, then asleep
+        # One look at start (a read: nothing due, nothing claimed), then asleep.
+        assert (counting.reads, counting.claims) == (2, 0)
         ledger.record_fulfilment(intent(), render)
         mailer.wake()
         assert mailer.drain(5)
@@ -456,6 +462,72 @@ def test_the_worker_does_not_spin_on_receipts_another_process_is_sending(
     # Backing off 0.1, 0.2, 0.4 s..., not looking again at once, nor every 0.1 s.
     gaps = [later - earlier for earlier, later in itertools.pairwise(counting.looked_at[:4])]
     assert all(gap >= wait * 0.95 for gap, wait in zip(gaps, (0.1, 0.2, 0.4), strict=True)), gaps
+
+
+def test_an_idle_worker_looks_every_30_s_for_what_another_process_left(ledger, settings):
+    """Two `serve` on one ledger: a receipt claimed by the one that was killed was sent by the
+    other up to 10 minutes later (IDLE_LOOK was 600 s: nothing wakes a process for a receipt
+    another one queued). Each look at an outbox with nothing due is one read."""
+    from test_worker_backoff import Clock, Waits
+
+    from bookpay.ledger import now_iso
+    from bookpay.ledger.process import new_token
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    holder = new_token().split("/")
+    holder[2:4] = [str(dead.pid), "-"]  # a process of this machine, ended
+    transport = Counted()
+    mailer = ReceiptMailer(ledger, transport)
+    waits = Waits(Clock())
+    real_wait = waits.wait
+
+    def wait(timeout):  # asleep, with nothing due: the other process pays, claims, dies
+        if len(waits.timeouts) == 1:
+            mailer._stop.set()
+        else:
+            with open_ledger(settings) as other:
+                other.record_fulfilment(intent(), render)
+                with other.transaction() as tx:
+                    tx.execute(
+                        "UPDATE receipts SET claimed_by = ?, claimed_until = ?",
+                        ("/".join(holder), now_iso(600)),
+                    )
+        return real_wait(timeout)
+
+    waits.wait = wait
+    mailer._wake = waits
+    mailer._run()
+    assert waits.timeouts[0] <= 30  # the first look's sleep, nothing due then
+    assert transport.sent == ["pi_1"]  # at the next look
+    assert ledger.receipt_for("pi_1")["status"] == "sent"
+
+
+def test_a_look_at_an_outbox_with_nothing_due_takes_no_write_lock(ledger, settings):
+    """`bookpay worker --poll 1` took a write transaction (SQLite's lock is the whole
+    database's, which webhooks wait for) every second to claim nothing; a read first, as the
+    sibling canceler does."""
+    writes = []
+    real_write = ledger.backend.write
+
+    def write():
+        writes.append(True)
+        return real_write()
+
+    ledger.backend.write = write
+    mailer = ReceiptMailer(ledger, Counted())
+    assert mailer.send_due() == 0  # nothing pending
+    assert writes == []
+    ledger.record_fulfilment(intent(), render)
+    with real_write() as tx:
+        tx.execute("UPDATE receipts SET next_attempt_at = ?", (_in(30),))
+    writes.clear()
+    assert mailer.send_due() == 0  # pending, due in 30 s
+    assert writes == []
+    with real_write() as tx:
+        tx.execute("UPDATE receipts SET next_attempt_at = ?", (_in(-1),))
+    assert mailer.send_due() == 1  # due: claimed and sent
+    assert writes
 
 
 def _in(seconds: float) -> str:
@@ -817,6 +889,39 @@ def test_a_round_the_ledger_fails_is_one_line_in_the_log_not_a_traceback(caplog)
     [record] = caplog.records
     assert "database is locked" in record.getMessage()
     assert record.exc_info is None
+
+
+class Refusing:
+    """An SMTP-like transport whose server refuses some recipients for good (550) and drops
+    the connection for the others."""
+
+    def send(self, receipt):
+        import smtplib
+
+        if receipt["recipient"].startswith("gone"):
+            refusal = (550, b"5.1.1 no such user")
+            raise smtplib.SMTPRecipientsRefused({receipt["recipient"]: refusal})
+        raise ConnectionResetError("the server hung up")
+
+
+def test_each_receipts_fate_is_a_line_of_serves_log_however_many_come_at_once(ledger, capsys):
+    """serve's log holds back a repeated line by its template for 10 s: of two receipts
+    refused (or failing) within 10 s only the first was said."""
+    from bookpay.commands.serve import _configure_logging, _remove_handler
+
+    for n in range(3):
+        ledger.record_fulfilment(intent(f"pi_gone{n}", f"gone{n}@example.com"), render)
+        ledger.record_fulfilment(intent(f"pi_later{n}", f"later{n}@example.com"), render)
+    handlers = _configure_logging(debug=False)
+    try:
+        assert ReceiptMailer(ledger, Refusing()).send_due() == 6
+    finally:
+        _remove_handler(handlers)
+    err = capsys.readouterr().err
+    for n in range(3):
+        assert f"(pi_gone{n}) refused for good: refused by the mail server: 550" in err
+        assert f"(pi_later{n}) not sent (ConnectionResetError: the server hung up)" in err
+    assert "more like it" not in err
 
 
 def test_an_interrupt_while_the_receipts_stop_still_stops_the_tax_records(ledger, settings):

@@ -37,7 +37,10 @@ def worker(
             metavar="SECONDS",
             callback=_poll_seconds,
             help="Most seconds between two looks at the ledger, from 0.05 to 60 (nothing wakes "
-            "a worker in a process of its own).",
+            "a worker in a process of its own). After a failed round (the ledger down, locked or "
+            "read-only) the next waits 1 s, doubling to 30 s (or --poll, if longer), while the "
+            "ledger is read every --poll seconds (2 at most): one that was down gets a round as "
+            "soon as it answers.",
         ),
     ] = 1.0,
     once: Annotated[

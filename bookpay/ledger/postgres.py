@@ -12,6 +12,7 @@ all.
 
 from __future__ import annotations
 
+import logging
 import select
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -42,6 +43,14 @@ CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
 LOCK_TIMEOUT = 5.0
 # Seconds a request waits for a free connection of the pool (all busy, or the database down).
 POOL_WAIT = 5.0
+# Seconds the pool goes on trying to open one connection (psycopg_pool's ``reconnect_timeout``)
+# before it gives that one up; a borrow that finds none starts another. Its tries are 1 s, 2 s,
+# 4 s ... apart: with the default (5 minutes) a database that was down for two minutes was tried
+# again up to a minute after its return, and every request failed meanwhile after POOL_WAIT.
+# Under POOL_WAIT, a borrow waiting for the pool outlives the attempt, and the next starts afresh:
+# tried every second or so, the database is used again within about a second of its return.
+RECONNECT_TIMEOUT = 2.0
+POOL_NAME = "bookpay-ledger"
 # pg_advisory_xact_lock(ADVISORY_CLASS, hashtext(schema)): one migration at a time per schema.
 ADVISORY_CLASS = 0x626B7079  # "bkpy"
 # SQLSTATEs of a transaction the server ended so that another could go on: nothing of it was
@@ -169,6 +178,25 @@ def _sql(text: str) -> str:
     return text.replace("%", "%%").replace("?", "%s")
 
 
+class _QuietReconnects(logging.Filter):
+    """Drops psycopg_pool's warning of each failed try to connect for the ledger's pool (and of
+    each attempt given up): tried every second or so while the database is down, they were
+    two lines a second on stderr, saying what bookpay says itself where it matters (a 503, a
+    worker's "... failed: Cannot reach the ledger database ..."). Other pools' are left alone."""
+
+    QUIET = (
+        "error connecting in %r: %s",
+        "reconnection attempt in pool %r failed after %s sec",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg in self.QUIET and args[:1] == (POOL_NAME,))
+
+
+logging.getLogger("psycopg.pool").addFilter(_QuietReconnects())
+
+
 def _configure(conn: psycopg.Connection) -> None:
     """Each pooled connection, once: lock waits end after LOCK_TIMEOUT (unless the URL sets
     its own, with ``options=-c lock_timeout=...``)."""
@@ -199,8 +227,9 @@ class PostgresBackend(Units):
             max_size=pool_size,
             kwargs=options,
             open=False,
-            name="bookpay-ledger",
+            name=POOL_NAME,
             timeout=POOL_WAIT,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             configure=None if "lock_timeout" in location.url else _configure,
         )
         try:

@@ -154,7 +154,7 @@ class Outbox:
                 continue
             for said in lost:
                 if said:
-                    log.warning("%s", said)
+                    log.warning("%s", said, extra={"each": True})  # never held back as a repeat
             return
 
     def _write_fate(self, tx, fate: Fate) -> str | None:

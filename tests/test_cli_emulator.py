@@ -162,9 +162,12 @@ def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cle
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    time.sleep(0.5)  # the call is in the emulator now, for 4 s
+    # The call is in the emulator now (held 4 s), read even on a loaded machine: a stop that
+    # found no call under way would be over, its signal handlers gone, before the second SIGTERM.
+    time.sleep(1.5)
     process.send_signal(signal.SIGTERM)  # stopping waits up to 2 s for it...
     time.sleep(0.5)
+    assert process.poll() is None, "the stop did not wait for the call under way"
     process.send_signal(signal.SIGTERM)  # ...and this cuts that wait short
     _, err = process.communicate(timeout=20)
     caller.join()

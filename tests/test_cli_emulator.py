@@ -1,6 +1,5 @@
 """`bookpay emulator` as a user runs it: a real process, a real port, Ctrl-C."""
 
-import contextlib
 import json
 import os
 import signal
@@ -145,34 +144,48 @@ def test_a_host_it_cannot_listen_on_is_one_line_naming_the_cause_and_exit_2(env,
     assert "errno" not in err.lower() and len(err.splitlines()) == 1
 
 
-def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cleanly(env, tmp_path):
-    import threading
+# The emulator's stop, made to wait 3 s as for a request under way: a latency-held call no
+# longer keeps it waiting (it is dropped at once), so the wait is made here, in the process.
+SLOW_STOP = """
+import sys, time
+from bookpay.emulator import httpd
+stop = httpd.Server.stop
+def slow_stop(self, timeout=2.0):
+    print("stop waiting", file=sys.stderr, flush=True)
+    time.sleep(3)
+    stop(self, timeout)
+httpd.Server.stop = slow_stop
+sys.argv = ["bookpay", "emulator", *sys.argv[1:]]
+from bookpay.__main__ import main
+main()
+"""
 
+
+def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cleanly(env, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(["--port", str(port), "--latency", "4000"], env)
-    wait_healthy(url)
-
-    def slow_call() -> None:
-        request = urllib.request.Request(
-            f"{url}/v1/customers", data=b"", headers={"Authorization": "Bearer sk_test_cli"}
-        )
-        with contextlib.suppress(OSError):  # cut off when the emulator exits
-            urllib.request.urlopen(request, timeout=10).close()
-
-    caller = threading.Thread(target=slow_call)
-    caller.start()
-    # The call is in the emulator now (held 4 s), read even on a loaded machine: a stop that
-    # found no call under way would be over, its signal handlers gone, before the second SIGTERM.
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)  # stopping waits up to 2 s for it...
-    time.sleep(0.5)
-    assert process.poll() is None, "the stop did not wait for the call under way"
-    process.send_signal(signal.SIGTERM)  # ...and this cuts that wait short
-    _, err = process.communicate(timeout=20)
-    caller.join()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STOP, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_healthy(url)
+        process.send_signal(signal.SIGTERM)  # stopping waits (3 s here)...
+        said = []
+        while not said or said[-1] != "stop waiting\n":
+            said.append(process.stderr.readline())
+            assert said[-1], "".join(said)
+        process.send_signal(signal.SIGTERM)  # ...and this cuts that wait short
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = "".join(said) + err
     assert process.returncode == 0, err
-    assert err.splitlines()[-1] == "Stopping."
+    assert "Stopping.\n" in err
     assert "Traceback" not in err
     assert (tmp_path / "data" / "emulator.sqlite3").exists()
     assert not (tmp_path / "data" / "emulator.sqlite3-wal").exists()  # its store was closed

@@ -57,6 +57,12 @@ def fill(env, orders=30):
                 ledger.record_intent(intent(pi, "processing"))
             ledger.receive_event(f"evt_{n}", "payment_intent.succeeded", pi, created=n)
             ledger.finish_event(f"evt_{n}", handled=bool(n % 3), outcome="fulfilled")
+        with ledger.transaction() as tx:  # the fulfilled orders' lines (one book each)
+            tx.execute(
+                """INSERT INTO order_lines (order_id, position, item_id, title, quantity,
+                unit_amount, line_amount) SELECT id, 0, item_id, 'One', 1, amount, amount
+                FROM orders WHERE fulfilled_at IS NOT NULL"""
+            )
         with ledger.transaction() as tx:  # a claim, which is the source's own business
             tx.execute("UPDATE receipts SET claimed_by = 'host/1/1/ab' WHERE order_id IS NOT NULL")
         # A cart with two books, and a checkout's quote of them with its lines (and its order,
@@ -108,7 +114,7 @@ def test_copy_sqlite_to_postgresql_and_back_is_faithful_and_idempotent(tmp_path,
         "events": 30,
         "fulfilments": 20,
         "receipts": 20,
-        "order_lines": 2,
+        "order_lines": 22,
         "quotes": 1,
         "carts": 1,
         "cart_items": 2,
@@ -300,7 +306,7 @@ def test_check_of_a_sound_ledger(checked):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].endswith(
-        "7 orders, 6 events, 4 fulfilments, 4 receipts, 2 order_lines, 1 quotes, 1 carts,"
+        "7 orders, 6 events, 4 fulfilments, 4 receipts, 6 order_lines, 1 quotes, 1 carts,"
         " 2 cart_items, 1 tax_records, 1 disputes, 1 sibling_cancels"
     )
     assert lines[1] == "Database integrity: ok"
@@ -330,6 +336,9 @@ BREAKAGES = {
     ],
     "fulfilments for another amount or currency than the order's": [
         "UPDATE fulfilments SET amount = 1 WHERE payment_intent = 'pi_002'"
+    ],
+    "orders whose payment's quote (and lines) are another order's": [
+        "UPDATE orders SET id = 'ord_elsewhere' WHERE payment_intent = 'pi_q'"
     ],
     "taxed fulfilments without their tax transaction": [
         """INSERT INTO quotes (payment_intent, order_id, currency, subtotal, total, created,
@@ -422,6 +431,27 @@ def test_check_warns_about_tax_records_still_owed(checked):
     result = invoke(checked, "ledger", "check")
     assert result.exit_code == 0
     assert "warning: tax records not yet told to Stripe Tax" in result.stdout
+
+
+def test_check_warns_about_fulfilled_orders_with_no_lines(checked):
+    """A paid order put under an id of its own while its quote's lines stayed under the id
+    answered to the shopper (as the PaymentIntent of a stray checkout attempt took it) was
+    fulfilled without lines, and the check said nothing."""
+    warning = (
+        "fulfilled orders with no lines (their receipt lists no book; the sales report counts "
+        "them as an unknown book)"
+    )
+    result = invoke(checked, "ledger", "check", "--json")
+    assert json.loads(result.stdout)["warnings"][warning]["count"] == 0
+    with ledger_at(checked) as ledger, ledger.transaction() as tx:
+        tx.execute(
+            "DELETE FROM order_lines WHERE order_id = "
+            "(SELECT id FROM orders WHERE payment_intent = 'pi_002')"
+        )
+    result = invoke(checked, "ledger", "check", "--json")
+    assert result.exit_code == 0
+    found = json.loads(result.stdout)["warnings"][warning]
+    assert found["count"] == 1 and len(found["examples"]) == 1
 
 
 def test_check_warns_about_paid_orders_not_fulfilled(checked):
@@ -712,7 +742,7 @@ def test_a_copy_run_again_drops_what_the_shop_removed_since(tmp_path, database_u
     again = invoke(source, "ledger", "copy", "--to", to, "--json")
     assert again.exit_code == 0, again.output
     tables = json.loads(again.stdout)["tables"]
-    assert (tables["cart_items"]["target"], tables["order_lines"]["target"]) == (1, 1)
+    assert (tables["cart_items"]["target"], tables["order_lines"]["target"]) == (1, 3)
     copied = snapshot(env_for(tmp_path / "data", to))
     assert copied[3:5] == snapshot(source)[3:5]  # the quote with its lines, the cart's items
 

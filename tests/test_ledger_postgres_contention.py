@@ -23,6 +23,7 @@ from bookpay.cart import Carts
 from bookpay.config import Settings
 from bookpay.ledger import open_ledger, units
 from bookpay.ledger.errors import LedgerContention
+from bookpay.quote import Quote, QuoteLine
 
 
 @pytest.fixture
@@ -192,3 +193,79 @@ def test_inside_a_unit_a_deadlock_is_not_run_again(ledger, tagged_url, postgres_
     [failure], calls = _deadlock_an_edit(InUnit(), cart["id"], postgres_url, admin, name)
     assert isinstance(failure, LedgerContention)
     assert len(calls) == 1
+
+
+ONE = Quote((QuoteLine("1", "One", 1, 2300),), "usd")
+TWO = Quote((QuoteLine("1", "One", 2, 2300),), "usd")
+ORD = "ord_00000000000000aa"
+
+
+def _intent(pi: str, status: str, amount: int = 2300) -> dict:
+    return {
+        "id": pi,
+        "status": status,
+        "amount": amount,
+        "currency": "usd",
+        "metadata": {"order_id": ORD, "integration": "bookpay", "shop_id": SHOP},
+        "latest_charge": None,
+        "last_payment_error": None,
+    }
+
+
+def test_a_quote_recorded_while_its_payment_is_canceled_never_deadlocks(
+    ledger, tagged_url, admin, monkeypatch
+):
+    """The canceled handler (and a fulfilment) lock the order, then the quote (record_intent,
+    then mark_canceled or settle_cart, in one transaction); record_quote locked the quote,
+    then the order: a re-quote meeting a cancel deadlocked, failing one of them. Not run again
+    here, so a deadlock would show."""
+    monkeypatch.setattr(units, "CONTENTION_RETRIES", 0)
+    _, name = tagged_url
+    ledger.record_quote("pi_A", ORD, ONE, attempt_id="att_1")
+    failures: list[BaseException] = []
+    order_held = threading.Event()
+
+    def webhook():
+        with ledger.together():
+            ledger.record_intent(_intent("pi_A", "canceled"))
+            order_held.set()
+            quoting.start()
+            # The re-quote waits for a lock now (the order's, or the quote's before)...
+            wait_for_a_lock_wait(admin, name)
+            ledger.mark_canceled("pi_A")  # ... and this takes the quote's.
+
+    quoting = catching(lambda: ledger.record_quote("pi_A", ORD, TWO, attempt_id="att_1"), failures)
+    canceling = catching(webhook, failures)
+    canceling.start()
+    canceling.join(30)
+    quoting.join(30)
+    assert failures == []
+    assert order_held.is_set()
+    assert ledger.get_order(ORD)["status"] == "canceled"
+    assert ledger.quote_for("pi_A")["canceled_at"] is not None
+    assert ledger.quote_for("pi_A")["total"] == 4600
+
+
+def test_two_events_at_once_for_a_stray_payment_both_count(ledger, tagged_url, admin):
+    """A stray PaymentIntent's order (its order id another payment's) is written under an id
+    of its own. Two events about it at once each found no order and inserted one: the second
+    insert did nothing, and its status was lost. It is read back and moved forward."""
+    _, name = tagged_url
+    ledger.record_quote("pi_owner", ORD, ONE, attempt_id="att_1")
+    failures: list[BaseException] = []
+
+    def first():
+        with ledger.together():
+            ledger.record_intent(_intent("pi_stray", "processing"))
+            second.start()
+            wait_for_a_lock_wait(admin, name)  # the other insert waits on this one's row
+
+    second = catching(lambda: ledger.record_intent(_intent("pi_stray", "canceled")), failures)
+    one = catching(first, failures)
+    one.start()
+    one.join(30)
+    second.join(30)
+    assert failures == []
+    stray = ledger.find_order("pi_stray")
+    assert stray["id"] != ORD and stray["status"] == "canceled"
+    assert ledger.get_order(ORD)["payment_intent"] == "pi_owner"

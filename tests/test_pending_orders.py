@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from bookpay.cli import app
 from bookpay.config import Settings
 from bookpay.ledger import SCHEMA_VERSION, open_ledger
+from bookpay.ledger.check import check_ledger
 from bookpay.ledger.lines import QuoteFrozen
 from bookpay.quote import Quote, QuoteLine
 from bookpay.server import create_app
@@ -298,10 +299,68 @@ def test_an_event_for_a_payment_naming_another_payments_order_gets_an_order_of_i
     assert (order["payment_intent"], order["status"]) == ("pi_2", "pending")
 
 
-def test_a_quote_whose_order_id_another_payments_order_has_is_recorded_without_an_order(ledger):
+def test_the_quote_answered_takes_its_order_id_from_a_stray_payments_order(ledger):
+    """An attempt's first PaymentIntent was created, its answer lost (never recorded), then
+    canceled: its event wrote the order under the id its metadata names. The shopper tries
+    again with another cart, and a second PaymentIntent of the attempt names the same id:
+    the quote answered to the shopper owns it. The stray's order moves to an id of its own;
+    the order the shopper was told of is the one paid, with its lines, fulfilled."""
     ledger.record_intent(intent("pi_1", ORD_1, "canceled", 2300))
-    ledger.record_quote("pi_2", ORD_1, ONE, attempt_id="att_1")
-    assert ledger.quote_for("pi_2")["order_id"] == ORD_1
+    ledger.record_quote("pi_2", ORD_1, TWO, attempt_id="att_1")
+    order = ledger.get_order(ORD_1)
+    assert (order["payment_intent"], order["status"], order["amount"]) == ("pi_2", "pending", 7400)
+    assert ledger.find_order("pi_2") == order
+    stray = ledger.find_order("pi_1")
+    assert stray["id"] not in (ORD_1, None) and stray["id"].startswith("ord_")
+    assert (stray["status"], stray["amount"]) == ("canceled", 2300)
+    assert ledger.order_lines(stray["id"]) == []
+    # A later event about either one keeps each where it is.
+    assert ledger.record_intent(intent("pi_1", ORD_1, "canceled", 2300))["id"] == stray["id"]
+    render = lambda order: (order["email"], "Receipt", "body")  # noqa: E731
+    paid, done = ledger.record_fulfilment(intent("pi_2", ORD_1, "succeeded", 7400), render)
+    assert done and (paid["id"], paid["status"], paid["fulfilled_at"] is not None) == (
+        ORD_1,
+        "paid",
+        True,
+    )
+    assert [line["quantity"] for line in ledger.order_lines(ORD_1)] == [2, 1]
+    assert ledger.count_orders() == 2
+    assert check_ledger(ledger).ok
+
+
+def test_an_event_takes_the_order_id_of_its_payments_quote(ledger):
+    """The order id of a PaymentIntent whose quote is recorded is the quote's, whatever its
+    metadata says (none, here, as an earlier version's)."""
+    ledger.record_quote("pi_2", ORD_1, TWO, attempt_id="att_1")
+    with ledger.transaction() as tx:  # as the merged version left it: the order of another
+        tx.execute("DELETE FROM orders WHERE payment_intent = 'pi_2'")
+    unnamed = intent("pi_2", ORD_1, "processing", 7400, metadata={"integration": "bookpay"})
+    order = ledger.record_intent(unnamed)
+    assert (order["id"], order["payment_intent"], order["status"]) == (ORD_1, "pi_2", "processing")
+
+
+def test_a_paid_payments_event_takes_its_quotes_order_id_back_from_a_stray(ledger):
+    """A ledger the merged version left wrong (the stray had the id, the quote's payment no
+    order): the paid payment's event moves the stray and is recorded under the quote's id,
+    with the quote's lines."""
+    ledger.record_quote("pi_2", ORD_1, TWO, attempt_id="att_1")
+    with ledger.transaction() as tx:
+        tx.execute(
+            "UPDATE orders SET payment_intent = 'pi_1', status = 'canceled' "
+            "WHERE payment_intent = 'pi_2'"
+        )
+    render = lambda order: (order["email"], "Receipt", "body")  # noqa: E731
+    paid, done = ledger.record_fulfilment(intent("pi_2", ORD_1, "succeeded", 7400), render)
+    assert done and (paid["id"], paid["payment_intent"]) == (ORD_1, "pi_2")
+    assert [line["quantity"] for line in ledger.order_lines(paid["id"])] == [2, 1]
+    assert ledger.find_order("pi_1")["id"] != ORD_1
+
+
+def test_a_fulfilled_order_is_not_moved_for_a_quote(ledger):
+    render = lambda order: (order["email"], "Receipt", "body")  # noqa: E731
+    ledger.record_fulfilment(intent("pi_1", ORD_1, "succeeded", 2300), render)
+    with pytest.raises(QuoteFrozen):
+        ledger.record_quote("pi_2", ORD_1, TWO, attempt_id="att_1")
     assert ledger.get_order(ORD_1)["payment_intent"] == "pi_1"
     assert ledger.find_order("pi_2") is None
 

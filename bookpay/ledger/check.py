@@ -170,6 +170,14 @@ INVARIANTS = (
         (SELECT id FROM orders) AND t.order_id NOT IN (SELECT order_id FROM quotes)""",
     ),
     (
+        # The quote answered to the shopper owns its order id (``lines.claim_order_id``): an
+        # order of its PaymentIntent under another id has no lines, and the lines under the
+        # quote's id are shown for another order, or none.
+        "orders whose payment's quote (and lines) are another order's",
+        """SELECT o.id AS example FROM orders o JOIN quotes q
+        ON q.payment_intent = o.payment_intent WHERE q.order_id <> o.id""",
+    ),
+    (
         "orders with an unknown status",
         f"SELECT id AS example FROM orders WHERE status NOT IN ({_quoted(STATUSES)})",
     ),
@@ -251,6 +259,14 @@ INVARIANTS = (
     ),
 )
 WARNINGS = (
+    (
+        # A fulfilment records the lines (the quote's, else what the metadata names, priced
+        # from the catalog): none when the book is no longer sold, or the order lost them.
+        "fulfilled orders with no lines (their receipt lists no book; the sales report counts "
+        "them as an unknown book)",
+        """SELECT o.id AS example FROM orders o WHERE o.fulfilled_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id)""",
+    ),
     (
         "paid orders not fulfilled (waiting for payment_intent.succeeded, or refused)",
         f"""SELECT id AS example FROM orders WHERE fulfilled_at IS NULL

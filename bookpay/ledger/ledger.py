@@ -16,7 +16,6 @@ knows which backend it has.
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from bookpay.ledger import process
 from bookpay.ledger.cancels import CancelStore
 from bookpay.ledger.carts import CartStore
 from bookpay.ledger.disputes import DisputeStore
-from bookpay.ledger.errors import LedgerUnavailable, reason_of
-from bookpay.ledger.lines import QuoteStore, SalesQueries
+from bookpay.ledger.errors import LedgerConflict, LedgerUnavailable, reason_of
+from bookpay.ledger.lines import QuoteStore, SalesQueries, claim_order_id, new_order_id
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
     REFUSED_FOR_NOW,
@@ -288,15 +287,22 @@ class Ledger(
         # Insert-or-nothing first: two processes creating the same order at once must not
         # collide on a unique key (its payment_intent, its id); the loser then updates the
         # winner's row.
-        # The order id is the one the checkout wrote into the PaymentIntent's metadata.
+        # The order id is its quote's, the one answered to the shopper (usually what the
+        # checkout wrote into the PaymentIntent's metadata, and the order is there already,
+        # written with the quote); a stray order of another PaymentIntent under it moves off
+        # it. Without a quote, the metadata's.
+        intent_id = fields["payment_intent"]
+        quoted = tx.one("SELECT order_id FROM quotes WHERE payment_intent = ?", (intent_id,))
+        if quoted is not None:
+            claim_order_id(tx, quoted["order_id"], intent_id, stamp)
         insert = """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,
             shipping, status, failure_reason, amount_refunded, charge, note, created, updated,
             dispute_status, amount_captured, not_fulfilled_at, fulfilment_refused)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT DO NOTHING"""
         values = [
-            fields.get("order_id") or _new_order_id(),
-            fields["payment_intent"],
+            quoted["order_id"] if quoted else fields.get("order_id") or new_order_id(),
+            intent_id,
             fields["item_id"],
             fields["amount"],
             fields["currency"],
@@ -315,17 +321,22 @@ class Ledger(
             refused,
         ]
         # Locked (PostgreSQL) so the status is advanced from what is there now.
+        mine = "SELECT id, status FROM orders WHERE payment_intent = ?{for_update}"
         row = None
         if not tx.run(insert, values):
-            row = tx.one(
-                "SELECT id, status FROM orders WHERE payment_intent = ?{for_update}",
-                (fields["payment_intent"],),
-            )
-            if row is None:
-                # The order id is another PaymentIntent's order (two PaymentIntents of one
-                # checkout attempt, one never answered to the page, whose order the other
-                # has had since its quote): this one's order gets an id of its own.
-                tx.run(insert, [_new_order_id(), *values[1:]])
+            row = tx.one(mine, (intent_id,))
+            # None: the order id is another PaymentIntent's order (two PaymentIntents of one
+            # checkout attempt, one never answered to the page, whose order the other has had
+            # since its quote): this one's order gets an id of its own. That insert does
+            # nothing when another transaction wrote this PaymentIntent's order meanwhile (two
+            # events about it at once, on PostgreSQL): committed now, it is read and updated.
+            if row is None and not tx.run(insert, [new_order_id(), *values[1:]]):
+                row = tx.one(mine, (intent_id,))
+                if row is None:
+                    raise LedgerConflict(
+                        f"The ledger at {self.where} could not write the order of "
+                        f"{intent_id}: another order has its id."
+                    )
         if row is not None:
             new_status = rule(row["status"]) if rule else advance(row["status"], status)
             # Known values are never blanked by a thinner copy of the intent.
@@ -599,11 +610,6 @@ class EventUnit:
             self.ledger.backend.write_one(
                 "UPDATE events SET payment_intent = ? WHERE id = ?", (intent_id, row[0])
             )
-
-
-def _new_order_id() -> str:
-    """An order id for a PaymentIntent whose metadata names none (or another's order)."""
-    return "ord_" + secrets.token_hex(8)
 
 
 def _event_row(

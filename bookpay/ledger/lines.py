@@ -21,6 +21,7 @@ whether or not any webhook event ever comes. Events then move its status forward
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 
 from bookpay.ledger.errors import LedgerConflict
@@ -104,8 +105,15 @@ class QuoteStore:
         stamp = now_iso()
         address = json.dumps(quote.address.to_dict()) if quote.address is not None else None
         with self.backend.write() as tx:
+            # The orders first, then the quote: as an event's handler locks them (its order,
+            # then ``mark_canceled`` or ``settle_cart``), so the two never deadlock.
+            tx.all(
+                "SELECT id FROM orders WHERE payment_intent = ? OR id = ? ORDER BY id{for_update}",
+                (payment_intent, order_id),
+            )
             refusal = _quote_refusal(tx, order_id, payment_intent, version)
             if refusal is None:
+                claim_order_id(tx, order_id, payment_intent, stamp)
                 return self._write_quote(
                     tx,
                     payment_intent,
@@ -312,6 +320,43 @@ class QuoteStore:
         return found
 
 
+def new_order_id() -> str:
+    """An order id for a PaymentIntent whose metadata names none (or another's order)."""
+    return "ord_" + secrets.token_hex(8)
+
+
+def claim_order_id(tx, order_id: str, payment_intent: str, stamp: str) -> str | None:
+    """Make ``order_id`` free for ``payment_intent``'s order, whose quote (answered to the
+    shopper) names it: the quote owns the id. An order under that id of another PaymentIntent
+    that has no quote and is not fulfilled (a stray: an attempt's PaymentIntent whose creation
+    lost its answer, never recorded, then canceled, say, whose event wrote it under the id its
+    metadata names) moves to an id of its own, with what is keyed by it (its lines, when no
+    quote names them, its disputes and tax records). The stray's new id, or None.
+
+    An order that is fulfilled, or has a quote of its own, keeps its id (its quote is refused,
+    ``QuoteFrozen``, or conflicts, before this). Its row is locked (PostgreSQL) and moved in
+    the caller's transaction."""
+    stray = tx.one(
+        """SELECT payment_intent FROM orders o WHERE o.id = ? AND o.payment_intent <> ?
+        AND o.fulfilled_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM quotes q WHERE q.payment_intent = o.payment_intent)
+        AND NOT EXISTS (SELECT 1 FROM fulfilments f WHERE f.order_id = o.id){for_update}""",
+        (order_id, payment_intent),
+    )
+    if stray is None:
+        return None
+    fresh = new_order_id()
+    tx.run("UPDATE orders SET id = ?, updated = ? WHERE id = ?", (fresh, stamp, order_id))
+    if not tx.one("SELECT 1 AS found FROM quotes WHERE order_id = ?", (order_id,)):
+        tx.run("UPDATE order_lines SET order_id = ? WHERE order_id = ?", (fresh, order_id))
+    for table in ("disputes", "tax_records"):
+        tx.run(
+            f"UPDATE {table} SET order_id = ? WHERE order_id = ? AND payment_intent = ?",
+            (fresh, order_id, stray["payment_intent"]),
+        )
+    return fresh
+
+
 def _write_order(tx, payment_intent: str, order_id: str, quote, email, stamp: str) -> None:
     """The order ``quote`` is for, in the quote's transaction: made ``pending`` when the ledger
     has none for ``payment_intent``, with the quote's total, currency and book (one copy of one
@@ -321,9 +366,8 @@ def _write_order(tx, payment_intent: str, order_id: str, quote, email, stamp: st
     the retrieved PaymentIntent said.
 
     Insert-or-nothing, as ``Ledger._upsert``: a webhook event recording the same order at once
-    must not fail on a unique key. An order id the ledger already has for another PaymentIntent
-    (a payment of an earlier version whose quote was never recorded) is left to it: the quote
-    is recorded all the same, as it was before orders were written with it.
+    must not fail on a unique key. The id is the quote's: a stray order of another
+    PaymentIntent under it was moved off it first (``claim_order_id``).
     """
     single = quote.lines[0] if len(quote.lines) == 1 and quote.lines[0].quantity == 1 else None
     item = single.item_id if single is not None else None

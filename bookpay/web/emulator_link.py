@@ -58,6 +58,9 @@ PROBE_TIMEOUT = 1.0
 # the data folder keeps the endpoint's record all the same, and its next start adopts it,
 # enabled or not, with what was queued for it.
 STOP_LIMITS = {"connect_timeout": 1.0, "read_timeout": 2.0, "total_timeout": 2.0, "max_retries": 1}
+# What the link's part of a stop takes at most, whatever the emulator does: the watcher's look
+# under way is waited for (a probe's timeout at most), and the disable has what is left.
+STOP_WITHIN = 2.5  # seconds
 # A direct opener: the emulator and the shops are local, never behind an HTTP(S)_PROXY.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -193,6 +196,8 @@ class EmulatorLink:
         # seen so by the watcher): events made before then were queued for it, or sent.
         self.seen_at: float | None = None
         self._stop = threading.Event()
+        self._stop_took = 0.0  # how long stop_watching waited for the watcher
+        self._leaving = threading.Event()  # set by unregister: a late look acts on nothing
         self._thread: threading.Thread | None = None
 
     def register(self) -> str:
@@ -384,6 +389,7 @@ class EmulatorLink:
         that could not be kept is removed."""
         if self.endpoint_id is None:
             return
+        self._leaving.set()
         kept, self.kept = self.kept, None
         gateway = self._stopping_gateway()
         try:
@@ -413,7 +419,11 @@ class EmulatorLink:
         if not isinstance(self.gateway, Gateway):
             return self.gateway
         limits = self.settings.stripe_limits
-        shorter = {name: min(getattr(limits, name), most) for name, most in STOP_LIMITS.items()}
+        # What the wait for the watcher took is the disable's less (STOP_WITHIN in all).
+        left = max(STOP_WITHIN - self._stop_took, 0.5)
+        most = {**STOP_LIMITS, "total_timeout": min(STOP_LIMITS["total_timeout"], left)}
+        most["read_timeout"] = min(most["read_timeout"], most["total_timeout"])
+        shorter = {name: min(getattr(limits, name), cap) for name, cap in most.items()}
         return Gateway(
             dataclasses.replace(self.settings, stripe_limits=dataclasses.replace(limits, **shorter))
         )
@@ -450,9 +460,14 @@ class EmulatorLink:
         self._thread.start()
 
     def stop_watching(self) -> None:
+        """Stop the watcher: its look under way is waited for a probe's timeout at most (a
+        look held longer, by a slow emulator, acts on nothing once ``unregister`` has begun);
+        what that took is taken from the disable's time then (``STOP_WITHIN`` in all)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=PROBE_TIMEOUT * 3)
+            started = time.monotonic()
+            self._thread.join(timeout=PROBE_TIMEOUT)
+            self._stop_took = time.monotonic() - started
 
     def _watch(self) -> None:
         up = True
@@ -465,6 +480,8 @@ class EmulatorLink:
         url = self.settings.emulator_url
         looked_at = time.time()
         answers = emulator_answers(url)
+        if self._leaving.is_set():  # the stop's disable has the endpoint now
+            return answers
         if up and not answers:
             self.say(
                 f"WARNING: the Stripe emulator at {url} is not answering: checkouts fail "
@@ -501,6 +518,8 @@ class EmulatorLink:
             self.say(f"The Stripe emulator at {url} is answering again.")
         seen_at = self.seen_at
         state, endpoint = self._endpoint()
+        if self._leaving.is_set():  # never enabled again after (or as) the stop disables it
+            return
         try:
             if state == "disabled":  # by another shop's start that found this one not answering
                 self.gateway.update_webhook(

@@ -107,10 +107,7 @@ class QuoteStore:
         with self.backend.write() as tx:
             # The orders first, then the quote: as an event's handler locks them (its order,
             # then ``mark_canceled`` or ``settle_cart``), so the two never deadlock.
-            tx.all(
-                "SELECT id FROM orders WHERE payment_intent = ? OR id = ? ORDER BY id{for_update}",
-                (payment_intent, order_id),
-            )
+            _lock_orders(tx, payment_intent, order_id)
             refusal = _quote_refusal(tx, order_id, payment_intent, version)
             if refusal is None:
                 claim_order_id(tx, order_id, payment_intent, stamp)
@@ -175,6 +172,11 @@ class QuoteStore:
                 cart_id,
             ),
         )
+        if not inserted:
+            # Its order may have been made since this transaction's first lock found none (by
+            # the writer whose insert won): locked now, before the quote's row, as the writers
+            # that came later lock them, or two of them would each hold what the other waits for.
+            _lock_orders(tx, payment_intent, order_id)
         if not inserted and not tx.run(
             """UPDATE quotes SET currency = ?, subtotal = ?, shipping = ?, tax = ?,
             total = ?, shipping_rate = ?, address = ?, tax_calculation = ?,
@@ -323,6 +325,14 @@ class QuoteStore:
 def new_order_id() -> str:
     """An order id for a PaymentIntent whose metadata names none (or another's order)."""
     return "ord_" + secrets.token_hex(8)
+
+
+def _lock_orders(tx, payment_intent: str, order_id: str) -> None:
+    """Lock (PostgreSQL) the orders of ``payment_intent`` and of ``order_id``, in id order."""
+    tx.all(
+        "SELECT id FROM orders WHERE payment_intent = ? OR id = ? ORDER BY id{for_update}",
+        (payment_intent, order_id),
+    )
 
 
 def claim_order_id(tx, order_id: str, payment_intent: str, stamp: str) -> str | None:

@@ -106,7 +106,9 @@ def _call_key(operation: str) -> str:
 
 class CreationUnknown(StripeUnavailable):
     """A PaymentIntent's creation answered with a replayed 500 whose look for what it made
-    could not tell (it ran out of time, or failed): it may have been made (exit 4, HTTP 503)."""
+    could not tell (it ran out of time, or failed): it may have been made (exit 4, HTTP 503;
+    the exit code of the look's own failure where that was no failure of Stripe's, such as 5
+    for a key it refused)."""
 
 
 class RefundRequestReused(PaymentError):
@@ -390,9 +392,13 @@ class Gateway:
         exc = CreationUnknown(
             message,
             hint=hint,
-            code=cause.code if unavailable else None,  # the breaker's, the bulkhead's
+            code=cause.code if cause is not None else None,  # the breaker's, the bulkhead's
             retry_after=cause.retry_after if unavailable else None,
         )
+        if cause is not None and not unavailable:
+            # The look's own failure (a key Stripe refuses now, exit 5), not Stripe's being
+            # unavailable: the CLI's exit code says that, as it would for any other command.
+            exc.exit_code = cause.exit_code
         exc.outcome_unknown = True
         return exc
 
@@ -972,7 +978,12 @@ class Gateway:
                 if find is not None:
                     if self._budget.spent():
                         raise ran_out(failed) from failed
-                    found = find()
+                    try:
+                        found = find()
+                    except StripeUnavailable as exc:
+                        if getattr(exc, "cut_short", False):
+                            raise ran_out(exc) from exc  # the bound ended the look, not Stripe
+                        raise
                     if found is not None:
                         return (found, {}) if with_headers else found
         assert failed is not None
@@ -1036,8 +1047,9 @@ class Gateway:
                 else "Check your network connection and https://status.stripe.com."
             )
             if isinstance(exc.__cause__, TransportError) and exc.__cause__.timeout:
-                total = self.settings.stripe_limits.total_timeout
-                cause = f"no answer within {total:g} s"
+                # The call's own budget, or what was left of an enclosing one (a walk's, a
+                # request's under its key) when that ended it first.
+                cause = f"no answer within {round(self._budget.allowed, 1):g} s"
             else:
                 cause = _connection_cause(exc)
             message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
@@ -1209,17 +1221,20 @@ class _Budget(threading.local):
         self.retry_after: float | None = None
         self.failed = False
         self.cut = False
+        self.allowed = seconds  # the seconds the last call had: its own, or fewer if cut short
 
     @contextmanager
     def running(self, seconds: float | None = None) -> Iterator[None]:
         """A budget of ``seconds`` (a call's, ``self.seconds``, by default) for what runs in it,
         ended by the enclosing one's deadline when that comes first."""
         outer, outer_enclosing = self.deadline, self.enclosing
-        deadline = time.monotonic() + (self.seconds if seconds is None else seconds)
+        now = time.monotonic()
+        deadline = now + (self.seconds if seconds is None else seconds)
         if outer is not None and outer < deadline:
             self.deadline = self.enclosing = outer
         else:
             self.deadline, self.enclosing = deadline, None
+        self.allowed = max(0.0, self.deadline - now)
         self.attempts = 0
         self.retry_after = None
         self.failed = self.cut = False

@@ -13,8 +13,10 @@ import time
 import uuid
 
 import pytest
-from test_payments_faults import BOOK
+import stripe
+from test_payments_faults import BOOK, paid
 
+from bookpay import payments
 from bookpay.config import Settings, StripeLimits
 from bookpay.errors import StripeUnavailable
 from bookpay.payments import CLOCK_MARGIN, KEY_LIFE, Gateway, _Walk, _Walks
@@ -489,3 +491,68 @@ def test_a_cli_creation_sent_and_not_answered_says_where_to_look(emu, gateway):
     assert "could not handle the request (500" in unavailable.value.message
     assert unavailable.value.hint == HINT
     assert len(intents(emu)) == 1  # it was made
+
+
+def test_a_cli_creation_whose_look_meets_a_refused_key_keeps_its_exit_code(
+    emu, gateway, monkeypatch
+):
+    """The key refused while the look behind a replayed 500 lists (revoked meanwhile): it may
+    have been made, and it is a configuration problem (exit 5), not Stripe unavailable (4)."""
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+
+    def revoked(**kwargs):
+        with gateway._translate():
+            raise stripe.AuthenticationError(
+                "Invalid API Key provided: sk_test_***1234", http_status=401
+            )
+
+    monkeypatch.setattr(gateway, "iter_intents", revoked)
+    with pytest.raises(StripeUnavailable) as unknown:
+        gateway.create_intent(BOOK)
+    failed = unknown.value
+    assert "whether it was made is not known yet" in failed.message
+    assert "refused the API key" in failed.message
+    assert failed.exit_code == 5 and failed.code == "configuration_error"
+    assert failed.hint.startswith(HINT)
+    assert getattr(failed, "outcome_unknown", False)
+
+
+def test_a_look_cut_by_the_keys_bound_is_outcome_unknown_and_says_its_time(
+    emu, tmp_path, monkeypatch
+):
+    """A refund's look for what its replayed 500 left unknown, cut short by the bound of all
+    the key's calls (not by Stripe): that is the bound running out, whether it was done not
+    known yet; and the page cut short says the time it had, not the call's whole budget."""
+    monkeypatch.setattr(payments, "KEYED_BUDGETS", 1)  # the look starts with less than a call's
+    limits = StripeLimits(total_timeout=2.0)
+    made = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
+    intent = paid(emu)
+    emu.faults.fail("500", path="/v1/refunds", method="POST", times=1)
+    find = made.find_refund_request
+    looks: list[str] = []
+
+    def look(intent_id: str, request_id: str):
+        looks.append(request_id)
+        if len(looks) == 2:  # the look behind the 500 (the first: whether it was asked before)
+            emu.faults.fail("timeout", path="/v1/refunds", method="GET", seconds=5)
+        return find(intent_id, request_id)
+
+    monkeypatch.setattr(made, "find_refund_request", look)
+    try:
+        with pytest.raises(StripeUnavailable) as unavailable:
+            made.create_refund(intent["id"], amount=500, request_id="T-cut")
+    finally:
+        made.close()
+        emu.faults.clear()
+    assert len(looks) == 2
+    failed = unavailable.value
+    assert failed.message == (
+        f"The emulator at {emu.url} answered the request with a 500, and finding out whether it "
+        "was done (and sending it again under the key's next generations) took more than 2 s in "
+        "all: whether it was done is not known yet."
+    )
+    assert getattr(failed, "outcome_unknown", False)
+    cut = failed.__cause__
+    assert isinstance(cut, StripeUnavailable) and getattr(cut, "cut_short", False)
+    had = float(cut.message.split("no answer within ")[1].split(" s")[0])
+    assert had < 2.0, cut.message  # what was left of the bound, not the call's 2 s

@@ -12,8 +12,10 @@ all.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import select
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import lru_cache
@@ -133,7 +135,11 @@ class _Lease:
 
     def _drop(self, conn: psycopg.Connection) -> None:
         conn.close()
-        self.pool.putconn(conn)  # closed: the pool opens another in its place
+        self._give_back(conn)  # closed: the pool opens another in its place
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        with _pool_news.giving_back(self.pool.name):
+            self.pool.putconn(conn)
 
     def first(self, action: Callable[[psycopg.Connection], T]) -> T:
         """``action(conn)``, the first thing sent on this lease's connection, which must be
@@ -150,7 +156,7 @@ class _Lease:
 
     def release(self) -> None:
         if self.conn is not None:
-            self.pool.putconn(self.conn)
+            self._give_back(self.conn)
             self.conn = None
 
 
@@ -178,29 +184,101 @@ def _sql(text: str) -> str:
     return text.replace("%", "%%").replace("?", "%s")
 
 
-class _QuietReconnects(logging.Filter):
-    """Drops psycopg_pool's warning of each failed try to connect for the ledger's pool (and of
-    each attempt given up): tried every second or so while the database is down, they were
-    two lines a second on stderr, saying what bookpay says itself where it matters (a 503, a
-    worker's "... failed: Cannot reach the ledger database ..."). Other pools' are left alone."""
+class _PoolNews(logging.Filter):
+    """What psycopg_pool says of the ledger's pools, kept off stderr, and the one thing of it
+    bookpay needs: why the last try to connect failed.
+
+    The pool warns of each failed try to connect ("error connecting in 'bookpay-ledger-1':
+    FATAL: sorry, too many clients already") and of each attempt given up: tried every second or
+    so while the database is down, they were two lines a second on stderr, with no time and no
+    rate limit. Dropped here, and the reason of the last failed try (libpq's, the only place it
+    appears) is remembered per pool until one succeeds, for ``PostgresBackend._unavailable`` to
+    say: "couldn't get a connection after 5.00 sec" alone cannot tell a database that is down
+    from one refusing this role, this password or more clients.
+
+    It also drops "discarding closed connection" for a connection the ledger gives back closed
+    (``_Lease``): one the server ended, replaced by the pool, and bookpay says what it came to
+    where it matters (a 503, a worker's "... failed: Cannot reach the ledger database ...").
+    Other pools' lines are left alone.
+    """
 
     QUIET = (
         "error connecting in %r: %s",
         "reconnection attempt in pool %r failed after %s sec",
     )
+    GIVEN_BACK = "discarding closed connection: %s"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._failures: dict[str, str | None] = {}  # pool name -> the last try's reason
+        self._giving_back = threading.local()  # the pool this thread is giving a connection to
+
+    def watch(self, pool_name: str) -> None:
+        with self._lock:
+            self._failures[pool_name] = None
+
+    def forget(self, pool_name: str) -> None:
+        with self._lock:
+            self._failures.pop(pool_name, None)
+
+    def connected(self, pool_name: str) -> None:
+        with self._lock:
+            if pool_name in self._failures:
+                self._failures[pool_name] = None
+
+    def last_failure(self, pool_name: str) -> str | None:
+        """Why the pool's last try to connect failed, unless one has succeeded since."""
+        with self._lock:
+            return self._failures.get(pool_name)
+
+    @contextmanager
+    def giving_back(self, pool_name: str) -> Iterator[None]:
+        """A connection given back to the pool in the block: ``putconn`` returns it to the
+        pool in this thread (the pool has no ``reset`` function)."""
+        self._giving_back.pool = pool_name
+        try:
+            yield
+        finally:
+            self._giving_back.pool = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (record.msg in self.QUIET and args[:1] == (POOL_NAME,))
+        if record.msg == self.GIVEN_BACK:
+            return getattr(self._giving_back, "pool", None) is None
+        if record.msg not in self.QUIET or not args:
+            return True
+        with self._lock:
+            if args[0] not in self._failures:
+                return True  # not a ledger's pool
+            if record.msg == self.QUIET[0] and len(args) > 1:
+                self._failures[args[0]] = " ".join(str(args[1]).split()) or type(args[1]).__name__
+        return False
 
 
-logging.getLogger("psycopg.pool").addFilter(_QuietReconnects())
+_pool_news = _PoolNews()
+logging.getLogger("psycopg.pool").addFilter(_pool_news)
+_pool_numbers = itertools.count(1)
 
 
-def _configure(conn: psycopg.Connection) -> None:
-    """Each pooled connection, once: lock waits end after LOCK_TIMEOUT (unless the URL sets
-    its own, with ``options=-c lock_timeout=...``)."""
+def _set_lock_timeout(conn: psycopg.Connection) -> None:
+    """Lock waits end after LOCK_TIMEOUT (unless the URL sets its own, with
+    ``options=-c lock_timeout=...``)."""
     conn.execute(f"SET lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
+
+
+def _try_again_if_waited_for(pool: ConnectionPool) -> None:
+    """psycopg_pool's ``reconnect_failed``: an attempt to open a connection gave up after
+    RECONNECT_TIMEOUT. The pool starts another only for a borrow that comes after; one already
+    waiting (up to POOL_WAIT) would wait out its time though the database came back meanwhile.
+    While a borrow waits and the pool has nothing for it, another attempt starts now (``check``
+    grows an empty pool): tried every second or so, the database is used within about a second
+    of its return by a request already waiting as well as by a new one."""
+    if pool.closed:
+        return
+    stats = pool.get_stats()
+    if stats.get("requests_waiting") and not stats.get("pool_available"):
+        pool.check()
 
 
 class PostgresBackend(Units):
@@ -221,22 +299,34 @@ class PostgresBackend(Units):
         with self.connect() as conn:  # fails here, with libpq's reason, if unreachable
             if not create and _version(conn) is None:
                 raise LedgerMissing(location.masked)
+        self._lock_timeout = "lock_timeout" not in location.url
+        # A name of its own: what the pool says of a failed try to connect is this pool's.
+        self.pool_name = f"{POOL_NAME}-{next(_pool_numbers)}"
+        _pool_news.watch(self.pool_name)
         self.pool = ConnectionPool(
             location.url,
             min_size=1,
             max_size=pool_size,
             kwargs=options,
             open=False,
-            name=POOL_NAME,
+            name=self.pool_name,
             timeout=POOL_WAIT,
             reconnect_timeout=RECONNECT_TIMEOUT,
-            configure=None if "lock_timeout" in location.url else _configure,
+            reconnect_failed=_try_again_if_waited_for,
+            configure=self._configure,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
         except PoolTimeout as exc:
-            self.pool.close()
+            self.close()
             raise self._unavailable(exc) from exc
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """Each new pooled connection, once: the pool can connect again (what it said of a
+        failed try is past), and its lock waits are bounded."""
+        _pool_news.connected(self.pool_name)
+        if self._lock_timeout:
+            _set_lock_timeout(conn)
 
     def connect(self) -> psycopg.Connection:
         """A connection of its own, outside the pool (migrations, ledger copy)."""
@@ -247,6 +337,9 @@ class PostgresBackend(Units):
 
     def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        failure = _pool_news.last_failure(self.pool_name) if isinstance(exc, PoolTimeout) else None
+        if failure:  # why: down, or refusing this role, password, database, more clients ...
+            reason = f"{reason.rstrip('.')}: {failure}"
         reason = hide_passwords(reason, self.location.url)
         return LedgerUnavailable(
             f"Cannot reach the ledger database {self.location.masked}: {reason.rstrip('.')}.",
@@ -397,6 +490,7 @@ class PostgresBackend(Units):
 
     def close(self) -> None:
         self.pool.close()
+        _pool_news.forget(self.pool_name)
 
 
 def _begin(conn: psycopg.Connection) -> psycopg.Transaction:

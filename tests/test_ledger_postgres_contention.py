@@ -269,3 +269,33 @@ def test_two_events_at_once_for_a_stray_payment_both_count(ledger, tagged_url, a
     stray = ledger.find_order("pi_stray")
     assert stray["id"] != ORD and stray["status"] == "canceled"
     assert ledger.get_order(ORD)["payment_intent"] == "pi_owner"
+
+
+def test_a_quote_and_a_stray_payments_first_event_at_once_leave_the_id_to_the_quote(ledger):
+    """The answered PaymentIntent's first quote and a stray's first event (its order under the
+    same id, from its metadata), at once: each found no order under the id, the stray's insert
+    committed first and the quote's order was never written (no order for the PaymentIntent
+    the shopper was told of; 25 rounds in 40). Both take the order id's turn now."""
+    for round_ in range(15):
+        order_id = f"ord_{round_:016x}"
+        owner, stray = f"pi_owner{round_}", f"pi_stray{round_}"
+        event = {**_intent(stray, "canceled"), "metadata": {"order_id": order_id}}
+        start = threading.Barrier(2)
+        failures: list[BaseException] = []
+
+        def quote(owner=owner, order_id=order_id, start=start, attempt=f"att_{round_}"):
+            start.wait()
+            ledger.record_quote(owner, order_id, TWO, attempt_id=attempt)
+
+        def cancel(event=event, start=start):
+            start.wait()
+            ledger.record_intent(event)
+
+        threads = [catching(quote, failures), catching(cancel, failures)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert failures == []
+        assert ledger.find_order(owner)["id"] == order_id, round_
+        assert ledger.find_order(stray)["id"] != order_id, round_

@@ -356,6 +356,20 @@ def test_a_paid_payments_event_takes_its_quotes_order_id_back_from_a_stray(ledge
     assert ledger.find_order("pi_1")["id"] != ORD_1
 
 
+@pytest.mark.parametrize("status", ["processing", "requires_capture", "succeeded"])
+def test_a_stray_payment_taken_further_than_canceled_keeps_its_id(ledger, status):
+    """Only a stray never paid (pending, failed, canceled) gives its order id up: one
+    processing, authorized or paid keeps it, and `ledger check` warns of what is left (the
+    quote's PaymentIntent without an order yet)."""
+    ledger.record_intent(intent("pi_1", ORD_1, status, 2300))
+    ledger.record_quote("pi_2", ORD_1, TWO, attempt_id="att_1")
+    assert ledger.get_order(ORD_1)["payment_intent"] == "pi_1"
+    assert ledger.find_order("pi_2") is None
+    warned = {f.name: f for f in check_ledger(ledger).warnings}
+    [finding] = [f for name, f in warned.items() if name.startswith("quotes whose payment")]
+    assert (finding.count, finding.examples) == (1, ["pi_2"])
+
+
 def test_a_fulfilled_order_is_not_moved_for_a_quote(ledger):
     render = lambda order: (order["email"], "Receipt", "body")  # noqa: E731
     ledger.record_fulfilment(intent("pi_1", ORD_1, "succeeded", 2300), render)

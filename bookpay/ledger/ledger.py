@@ -26,7 +26,13 @@ from bookpay.ledger.cancels import CancelStore
 from bookpay.ledger.carts import CartStore
 from bookpay.ledger.disputes import DisputeStore
 from bookpay.ledger.errors import LedgerConflict, LedgerUnavailable, reason_of
-from bookpay.ledger.lines import QuoteStore, SalesQueries, claim_order_id, new_order_id
+from bookpay.ledger.lines import (
+    QuoteStore,
+    SalesQueries,
+    claim_order_id,
+    lock_order_id,
+    new_order_id,
+)
 from bookpay.ledger.location import Location, locate
 from bookpay.ledger.model import (
     REFUSED_FOR_NOW,
@@ -293,6 +299,11 @@ class Ledger(
         # it. Without a quote, the metadata's.
         intent_id = fields["payment_intent"]
         quoted = tx.one("SELECT order_id FROM quotes WHERE payment_intent = ?", (intent_id,))
+        named = quoted["order_id"] if quoted else fields.get("order_id")
+        if named:
+            lock_order_id(tx, named)
+            # Read again under the turn: a quote recorded meanwhile names the id now.
+            quoted = tx.one("SELECT order_id FROM quotes WHERE payment_intent = ?", (intent_id,))
         if quoted is not None:
             claim_order_id(tx, quoted["order_id"], intent_id, stamp)
         insert = """INSERT INTO orders (id, payment_intent, item_id, amount, currency, email,

@@ -105,6 +105,7 @@ class QuoteStore:
         stamp = now_iso()
         address = json.dumps(quote.address.to_dict()) if quote.address is not None else None
         with self.backend.write() as tx:
+            lock_order_id(tx, order_id)
             # The orders first, then the quote: as an event's handler locks them (its order,
             # then ``mark_canceled`` or ``settle_cart``), so the two never deadlock.
             _lock_orders(tx, payment_intent, order_id)
@@ -327,6 +328,16 @@ def new_order_id() -> str:
     return "ord_" + secrets.token_hex(8)
 
 
+def lock_order_id(tx, order_id: str) -> None:
+    """Take, for the rest of the transaction, the turn of ``order_id``'s writers (PostgreSQL;
+    SQLite's writers take turns anyway): recording a quote under it, and an event's order that
+    its quote or its metadata names, before either touches a row. Without it, a stray
+    PaymentIntent's first event (its order under the id, from its metadata) and the answered
+    PaymentIntent's quote could each find no order under the id and both write one, or lock the
+    order and the quote in turn each in its own order (a deadlock)."""
+    tx.one("SELECT {lock_key} AS locked", (order_id,))
+
+
 def _lock_orders(tx, payment_intent: str, order_id: str) -> None:
     """Lock (PostgreSQL) the orders of ``payment_intent`` and of ``order_id``, in id order."""
     tx.all(
@@ -348,7 +359,7 @@ def claim_order_id(tx, order_id: str, payment_intent: str, stamp: str) -> str | 
     the caller's transaction."""
     stray = tx.one(
         """SELECT payment_intent FROM orders o WHERE o.id = ? AND o.payment_intent <> ?
-        AND o.fulfilled_at IS NULL
+        AND o.fulfilled_at IS NULL AND o.status IN ('pending', 'failed', 'canceled')
         AND NOT EXISTS (SELECT 1 FROM quotes q WHERE q.payment_intent = o.payment_intent)
         AND NOT EXISTS (SELECT 1 FROM fulfilments f WHERE f.order_id = o.id){for_update}""",
         (order_id, payment_intent),

@@ -55,6 +55,8 @@ RECONNECT_TIMEOUT = 2.0
 POOL_NAME = "bookpay-ledger"
 # pg_advisory_xact_lock(ADVISORY_CLASS, hashtext(schema)): one migration at a time per schema.
 ADVISORY_CLASS = 0x626B7079  # "bkpy"
+# pg_advisory_xact_lock(ADVISORY_ORDERS, hashtext(order id)): see lines.lock_order_id.
+ADVISORY_ORDERS = ADVISORY_CLASS + 1
 # SQLSTATEs of a transaction the server ended so that another could go on: nothing of it was
 # written, and running it again is the cure (``LedgerContention``).
 DEADLOCK_DETECTED = "40P01"
@@ -180,6 +182,9 @@ def _sql(text: str) -> str:
         skip_locked=" FOR UPDATE SKIP LOCKED",
         for_update=" FOR UPDATE",
         ascii=' COLLATE "C"',  # lower() folds A to Z alone, whatever the database's locale
+        # One writer at a time of what one order id names (its quote, its order rows), for the
+        # rest of the transaction: see lines.lock_order_id.
+        lock_key=f"pg_advisory_xact_lock({ADVISORY_ORDERS}, hashtext(?))",
     )
     return text.replace("%", "%%").replace("?", "%s")
 

@@ -80,7 +80,10 @@ class Tx:
 
 @lru_cache(maxsize=256)
 def _sql(text: str) -> str:
-    return text.format(seq="rowid", greatest="MAX", skip_locked="", for_update="", ascii="")
+    # Writers take turns on the whole database: an order id needs no lock of its own.
+    return text.format(
+        seq="rowid", greatest="MAX", skip_locked="", for_update="", ascii="", lock_key="?"
+    )
 
 
 class SqliteBackend(Units):

@@ -510,7 +510,9 @@ def create_app(
         lines = lines_of_intent(intent, services.ledger, services.catalog)
         quote = named_quote(services.ledger.quote_for(intent["id"]), services.catalog)
         metadata = intent.get("metadata") or {}
-        single = metadata.get("item_id")
+        # A cart's payment (a one-copy cart's names its book too) is tried again from the cart;
+        # only a Buy now's from its book's own checkout.
+        single = None if metadata.get("cart_id") else metadata.get("item_id")
         retry = (
             checkout_href(services.catalog.get(single))
             if single in services.catalog

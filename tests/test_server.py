@@ -808,6 +808,32 @@ def test_success_page_for_a_canceled_intent(app, settings):
     assert "<title>Payment canceled · bookpay</title>" in page
 
 
+def test_success_page_for_an_authorized_payment_says_it_is_held_and_offers_no_retry(
+    app, settings, fulfiller
+):
+    """Manual capture: the payment is authorized (requires_capture), the money held, not taken.
+    Nothing to try again (paying again would hold a second amount); not paid, not fulfilled."""
+    created = create_intent(app, "2")
+    intent_id = created["paymentIntentId"]
+    emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
+    assert confirm(settings, intent_id, "pm_card_visa", **SHIPPING)["status"] == "requires_capture"
+    response = get(app, success_url(intent_id, created["clientSecret"]))
+    assert response.status == 200
+    page = response.text
+    assert '<h1 id="result-heading">Payment authorized</h1>' in page
+    assert "<title>Payment authorized · bookpay</title>" in page
+    assert "held on your card" in page
+    for said in ("Try again", "Start again", "Payment not completed", "Success!", "Total charged"):
+        assert said not in page
+    assert "/checkout" not in page
+    assert '<dt>Total authorized</dt><dd id="receipt-amount">$25.00</dd>' in page
+    assert f'<dd id="receipt-order"><code>{created["orderId"]}</code></dd>' in page
+    assert f'<dd id="receipt-intent"><code>{intent_id}</code></dd>' in page
+    assert '<li class="line" data-item="2">' in page
+    assert "View your receipt" not in page
+    assert fulfiller.calls == []  # fulfilment waits for the capture
+
+
 def test_success_page_for_an_unconfirmed_intent(app):
     created = create_intent(app, "1")
     page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text

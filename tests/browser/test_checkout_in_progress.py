@@ -106,6 +106,11 @@ def test_a_second_tab_paying_after_the_first_paid_goes_to_that_payment_not_a_sec
     assert stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")["status"] == (
         "requires_capture"
     )
+    # The money is held, not taken: the page says so, and offers no second payment.
+    assert first.locator("h1").inner_text() == "Payment authorized"
+    assert first.title() == "Payment authorized · bookpay"
+    assert first.locator("#receipt-amount").inner_text() == PAID_IN_SF["1"]
+    assert first.get_by_role("link", name=re.compile("Try again|Start again")).count() == 0
     add_from_catalog(shopping, "2")  # the cart changes: the second tab's order is not the paid one
 
     seen: list = []

@@ -102,9 +102,11 @@
   // Said when the attempt's PaymentIntent was canceled under the page (the shop answered 409
   // `attempt_finished`, canceled): another tab paid the cart, or this quote let go a 3-D Secure
   // challenge pending for the attempt (in another tab, maybe closed): the shop does not wait for
-  // it, and that challenge, passed later, charges nothing.
-  const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
-    + 'paid for in another tab or window. Nothing was charged here.';
+  // it, and that challenge, passed later, charges nothing. That tab may be this one: Back from
+  // the challenge loads the form blank, and the address typed again lets that challenge go.
+  const ATTEMPT_OVER = 'This checkout is over: its payment was canceled (the order was paid for '
+    + 'in another tab or window, or a payment was left waiting for your bank\'s confirmation). '
+    + 'Nothing was charged here.';
   // Said before the shop's own words when a quote for the address hears that a payment of this
   // attempt is already confirmed (409 `payment_in_progress`): in another tab, and processing or
   // authorized, or confirmed there just as this quote was applied (a lost race). Not a 3-D Secure

@@ -21,7 +21,14 @@ import bottle
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
 from bookpay.covers import cover_svg
-from bookpay.errors import BookpayError, NotFound, PaymentError, StripeUnavailable
+from bookpay.errors import (
+    BookpayError,
+    CardDeclined,
+    ConfigError,
+    NotFound,
+    PaymentError,
+    StripeUnavailable,
+)
 from bookpay.fulfilment import ownership_problem
 from bookpay.ids import is_intent_id
 from bookpay.ledger.errors import LedgerUnavailable
@@ -263,7 +270,8 @@ class _ErrorPlugin:
                     bottle.response.set_header("Retry-After", str(wait))
                 elif getattr(exc, "retry_after", None):  # a rate limit
                     bottle.response.set_header("Retry-After", str(exc.retry_after))
-                return self.respond(exc.http_status, exc.to_dict(), exc.message)
+                error, message = _shown(exc, route.rule)
+                return self.respond(exc.http_status, error, message)
             except Exception:
                 log.exception("unexpected error in %s %s", bottle.request.method, route.rule)
                 return self.respond(500, _INTERNAL, _INTERNAL["message"])
@@ -275,6 +283,36 @@ class _ErrorPlugin:
         return _error_response(self.templates, status, error, message)
 
 
+def _shown(exc: BookpayError, rule: str) -> tuple[dict, str]:
+    """``exc`` as the browser is told it: its JSON error, and the message its page says.
+
+    What failed behind the shop (Stripe unreachable, refusing the shop's request, the ledger
+    down, the settings) is said in the shopper's words, its code kept; what it said, which
+    names where the shop reaches Stripe or its database, goes to the log. A webhook's answer
+    is for Stripe and whoever replays events: it says what failed, as the CLI does.
+    """
+    if rule == "/webhook":
+        return exc.to_dict(), exc.message
+    if isinstance(exc, StripeUnavailable):
+        said = UNKNOWN_OUTCOME if getattr(exc, "outcome_unknown", False) else UNAVAILABLE
+    elif isinstance(exc, ConfigError):  # a LedgerUnavailable too
+        said = SHOP_UNAVAILABLE
+    elif isinstance(exc, PaymentError) and not isinstance(exc, CardDeclined):
+        said = NOT_SET_UP  # Stripe's words for developers, and where it was reached
+    else:
+        return exc.to_dict(), exc.message
+    request = bottle.request
+    log.warning("%s %s answered %d: %s", request.method, rule, exc.http_status, exc.message)
+    return {**exc.to_dict(), "message": said}, said
+
+
+UNAVAILABLE = "Payments are unavailable right now. Please try again in a moment."
+UNKNOWN_OUTCOME = (
+    "Payments are unavailable right now, and whether your payment was set up is not known yet. "
+    "Please try again in a moment: you will not be charged twice."
+)
+SHOP_UNAVAILABLE = "The shop can't take orders right now. Please try again in a moment."
+NOT_SET_UP = "Your payment could not be set up. Please try again."
 _INTERNAL = {
     "message": "Something went wrong on our side. Please try again.",
     "code": "internal_error",
@@ -510,7 +548,9 @@ def create_app(
         lines = lines_of_intent(intent, services.ledger, services.catalog)
         quote = named_quote(services.ledger.quote_for(intent["id"]), services.catalog)
         metadata = intent.get("metadata") or {}
-        single = metadata.get("item_id")
+        # A cart's payment (a one-copy cart's names its book too) is tried again from the cart;
+        # only a Buy now's from its book's own checkout.
+        single = None if metadata.get("cart_id") else metadata.get("item_id")
         retry = (
             checkout_href(services.catalog.get(single))
             if single in services.catalog

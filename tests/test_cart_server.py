@@ -1221,6 +1221,24 @@ def test_fulfilment_settles_the_cart_even_when_the_browser_never_comes_back(shop
     assert lines_of(shopper.get("/cart").text) == [("1", "1")]
 
 
+def test_a_failed_payment_of_a_one_copy_cart_tries_again_with_the_cart(shopper, settings):
+    """A one-copy cart's PaymentIntent names its book (``item_id``) as a Buy now's does: its
+    Try again is the cart's checkout all the same, never a Buy now beside the cart."""
+    shopper.add("3")
+    shown = shopper.pay(str(uuid.uuid4())).json()
+    intent_id = shown["paymentIntentId"]
+    metadata = intent_at(settings, intent_id)["metadata"]
+    assert (metadata["item_id"], "cart_id" in metadata) == ("3", True)
+    assert confirm(settings, intent_id, "pm_card_visa_chargeDeclined")["error"]["code"] == (
+        "card_declined"
+    )
+    page = shopper.get(success_url(intent_id, shown["clientSecret"])).text
+    assert "Payment failed" in page
+    assert '<a class="button" href="/checkout">Try again</a>' in page
+    assert "?item=" not in page
+    assert lines_of(shopper.get("/cart").text) == [("3", "1")]  # still the cart's to pay
+
+
 def test_buy_now_still_buys_one_copy_without_touching_the_cart(shopper, settings):
     shopper.add("3")
     response = shopper.json("/create-payment-intent", {"item": "1", "attemptId": str(uuid.uuid4())})

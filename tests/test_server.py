@@ -29,7 +29,7 @@ from wsgi import Response, call
 
 from bookpay.catalog import Catalog
 from bookpay.config import Settings
-from bookpay.errors import ConfigError, StripeUnavailable, WebhookSignatureError
+from bookpay.errors import ConfigError, PaymentError, StripeUnavailable, WebhookSignatureError
 from bookpay.server import ASSETS, EARLY_SCRIPT, INTENT_BURST, STATIC, create_app
 from bookpay.web.assets import IMMUTABLE, REVALIDATE, StaticFiles
 
@@ -616,8 +616,9 @@ def test_stripe_unreachable_is_a_503_json_error_with_retry_after(settings):
     assert int(response.headers["Retry-After"]) >= 1
     error = response.json()["error"]
     assert error["code"] == "stripe_unavailable"
-    assert "reach" in error["message"]
+    assert error["message"] == "Payments are unavailable right now. Please try again in a moment."
     assert "Traceback" not in response.text
+    assert "127.0.0.1" not in response.text  # where Stripe is reached from is the shop's business
     # the pages that don't need Stripe still work, and the return page says what is wrong
     assert get(app, "/checkout?item=1").status == 200
     page = get(app, success_url("pi_123", "pi_123_secret_abc"))
@@ -632,6 +633,65 @@ class ExplodingGateway:
 
     def retrieve_intent(self, intent_id, **kwargs):
         raise RuntimeError("kaboom with sk_test_should_not_leak")
+
+
+class RefusingGateway:
+    """A gateway whose creation fails as given: what Stripe's failures say names where the shop
+    reaches Stripe (the emulator's address), for the log, never for a browser."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def create_intent(self, *args, **kwargs):
+        raise self.error
+
+    def retrieve_intent(self, intent_id, **kwargs):
+        raise self.error
+
+
+INTERNAL = "http://10.1.2.3:27101"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code", "said"),
+    [
+        pytest.param(
+            StripeUnavailable(f"The emulator at {INTERNAL} could not handle the request (500)."),
+            503,
+            "stripe_unavailable",
+            "Payments are unavailable right now. Please try again in a moment.",
+            id="stripe-unavailable",
+        ),
+        pytest.param(
+            PaymentError(
+                f"The emulator at {INTERNAL} refused the request (414: URI Too Long).",
+                http_status=414,
+            ),
+            414,
+            "payment_rejected",
+            "Your payment could not be set up. Please try again.",
+            id="payment-error",
+        ),
+        pytest.param(
+            ConfigError(f"the emulator at {INTERNAL} refused the API key: Invalid API Key."),
+            503,
+            "configuration_error",
+            "The shop can't take orders right now. Please try again in a moment.",
+            id="config-error",
+        ),
+    ],
+)
+def test_what_failed_behind_the_shop_reaches_the_log_not_the_shopper(
+    settings, caplog, error, status, code, said
+):
+    app = create_app(settings, gateway=RefusingGateway(error), public_url=PUBLIC_URL)
+    with caplog.at_level("WARNING", logger="bookpay.server"):
+        response = post_json(app, {"item": "1", "attemptId": new_attempt()})
+    assert response.status == status
+    assert response.json()["error"]["message"] == said
+    assert response.json()["error"]["code"] == code
+    assert "10.1.2.3" not in response.text
+    assert INTERNAL in caplog.text  # what failed, for whoever runs the shop
 
 
 def test_unexpected_errors_are_a_500_without_a_traceback(settings):
@@ -806,6 +866,32 @@ def test_success_page_for_a_canceled_intent(app, settings):
     page = get(app, success_url(created["paymentIntentId"], created["clientSecret"])).text
     assert "Payment canceled" in page
     assert "<title>Payment canceled · bookpay</title>" in page
+
+
+def test_success_page_for_an_authorized_payment_says_it_is_held_and_offers_no_retry(
+    app, settings, fulfiller
+):
+    """Manual capture: the payment is authorized (requires_capture), the money held, not taken.
+    Nothing to try again (paying again would hold a second amount); not paid, not fulfilled."""
+    created = create_intent(app, "2")
+    intent_id = created["paymentIntentId"]
+    emulator_api(settings, "POST", f"/v1/payment_intents/{intent_id}", {"capture_method": "manual"})
+    assert confirm(settings, intent_id, "pm_card_visa", **SHIPPING)["status"] == "requires_capture"
+    response = get(app, success_url(intent_id, created["clientSecret"]))
+    assert response.status == 200
+    page = response.text
+    assert '<h1 id="result-heading">Payment authorized</h1>' in page
+    assert "<title>Payment authorized · bookpay</title>" in page
+    assert "held on your card" in page
+    for said in ("Try again", "Start again", "Payment not completed", "Success!", "Total charged"):
+        assert said not in page
+    assert "/checkout" not in page
+    assert '<dt>Total authorized</dt><dd id="receipt-amount">$25.00</dd>' in page
+    assert f'<dd id="receipt-order"><code>{created["orderId"]}</code></dd>' in page
+    assert f'<dd id="receipt-intent"><code>{intent_id}</code></dd>' in page
+    assert '<li class="line" data-item="2">' in page
+    assert "View your receipt" not in page
+    assert fulfiller.calls == []  # fulfilment waits for the capture
 
 
 def test_success_page_for_an_unconfirmed_intent(app):

@@ -169,6 +169,7 @@ def result_title(shown: dict) -> str:
 
 _RESULT_TITLES = {
     "processing": "Payment processing",
+    "requires_capture": "Payment authorized",
     "requires_action": "Payment needs your confirmation",
     "canceled": "Payment canceled",
 }

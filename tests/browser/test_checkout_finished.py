@@ -157,8 +157,9 @@ def test_a_quote_in_a_tab_whose_cart_another_tab_paid_says_the_checkout_is_over(
     notice.wait_for()
     assert seen == [(409, "attempt_finished")]
     assert notice.locator("#paid-notice-text").inner_text() == (
-        "This checkout is over: its payment was canceled, as when the order is paid for in "
-        "another tab or window. Nothing was charged here."
+        "This checkout is over: its payment was canceled (the order was paid for in another "
+        "tab or window, or a payment was left waiting for your bank's confirmation). Nothing "
+        "was charged here."
     )
     assert second.locator("#payment-form").is_hidden()
     assert second.locator("#order-totals").is_hidden()

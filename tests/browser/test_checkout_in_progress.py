@@ -106,6 +106,11 @@ def test_a_second_tab_paying_after_the_first_paid_goes_to_that_payment_not_a_sec
     assert stripe_emulator.api("GET", f"/v1/payment_intents/{intent['id']}")["status"] == (
         "requires_capture"
     )
+    # The money is held, not taken: the page says so, and offers no second payment.
+    assert first.locator("h1").inner_text() == "Payment authorized"
+    assert first.title() == "Payment authorized · bookpay"
+    assert first.locator("#receipt-amount").inner_text() == PAID_IN_SF["1"]
+    assert first.get_by_role("link", name=re.compile("Try again|Start again")).count() == 0
     add_from_catalog(shopping, "2")  # the cart changes: the second tab's order is not the paid one
 
     seen: list = []
@@ -329,8 +334,9 @@ def test_a_quote_while_another_tab_waits_for_3d_secure_lets_that_challenge_go(
     second.locator("#address-element [name=addressLine1]").fill("5 Other Street")
     second.locator("#paid-notice").wait_for()
     assert second.locator("#paid-notice-text").inner_text() == (
-        "This checkout is over: its payment was canceled, as when the order is paid for in "
-        "another tab or window. Nothing was charged here."
+        "This checkout is over: its payment was canceled (the order was paid for in another "
+        "tab or window, or a payment was left waiting for your bank's confirmation). Nothing "
+        "was charged here."
     )
     assert second.locator("#new-attempt-button").inner_text() == "Start a new checkout"
     assert message(second) == ""
@@ -349,3 +355,40 @@ def test_a_quote_while_another_tab_waits_for_3d_secure_lets_that_challenge_go(
         "canceled"
     )
     assert [c for c in charges(stripe_emulator) if c["status"] == "succeeded"] == []
+
+
+def test_back_from_a_3d_secure_challenge_then_a_new_address_is_a_new_checkout_paid_once(
+    page, bookpay_shop, stripe_emulator
+):
+    """Pay with a card that asks for 3-D Secure, then Back from the challenge: the form is blank
+    (Stripe's Elements keep nothing), and the address typed again lets the challenge go (its
+    PaymentIntent canceled): the page says why the checkout is over, this tab's own challenge
+    among the reasons, and "Start a new checkout" pays once, the challenge charging nothing."""
+    open_checkout(page, bookpay_shop, "1")
+    fill_checkout(page, "4000002760003184")  # 3-D Secure required
+    pay(page)
+    page.locator("#test-source-authorize-3ds").wait_for()
+    [left] = intents(stripe_emulator)
+    page.go_back()
+    page.locator("#payment-element [name=number]").wait_for()
+    assert page.locator("#address-element [name=addressLine1]").input_value() == ""
+    address = page.locator("#address-element")  # quoted once complete: no card typed yet
+    address.locator("[name=name]").fill("Ada Lovelace")
+    address.locator("[name=addressLine1]").fill("12 Analytical Row")
+    address.locator("[name=locality]").fill("San Francisco")
+    address.locator("[name=administrativeArea]").fill("CA")
+    address.locator("[name=postalCode]").fill("94110")
+    page.locator("#paid-notice").wait_for()
+    assert page.locator("#paid-notice-text").inner_text() == (
+        "This checkout is over: its payment was canceled (the order was paid for in another "
+        "tab or window, or a payment was left waiting for your bank's confirmation). Nothing "
+        "was charged here."
+    )
+    assert stripe_emulator.api("GET", f"/v1/payment_intents/{left['id']}")["status"] == "canceled"
+    page.locator("#new-attempt-button").click()
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page)
+    pay(page)
+    page.wait_for_url(re.compile(r"/success\?"))
+    assert page.locator("h1").inner_text() == "Success!"
+    assert [c["status"] for c in charges(stripe_emulator)] == ["succeeded"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from test_checkout import fill_checkout, message, pay, wait_for_pay
+from test_checkout import fill_card, fill_checkout, message, pay, wait_for_pay
 
 GENERIC = "Something went wrong. Please try again."
 UNAVAILABLE = (
@@ -73,6 +73,46 @@ def test_a_lost_confirmation_whose_challenge_fails_says_so(page, bookpay_shop, s
     assert page.locator("h1").inner_text() == "Payment failed"
     assert page.get_by_role("link", name="Try again").is_visible()
     assert all(charge["status"] != "succeeded" for charge in charges(stripe_emulator))
+
+
+def test_a_lost_confirmation_of_a_declined_card_says_the_card_was_declined(
+    page, bookpay_shop, stripe_emulator
+):
+    """The confirmation ran and the card was declined, but the page got a 500 instead of the
+    decline: Stripe, asked, says why (the PaymentIntent's last_payment_error), and the page says
+    it in the card's words, as it would have said the decline itself."""
+    open_checkout(page, bookpay_shop, "2")
+    fill_checkout(page, "4000000000000002")  # declined: card_declined
+    wait_for_pay(page)
+    stripe_emulator.faults.fail("500", path=CONFIRM, times=1)  # ran; answered 500
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == "Your card was declined."
+    assert stripe_emulator.faults.injected == {"500": 1}
+    assert [charge["status"] for charge in charges(stripe_emulator)] == ["failed"]
+    assert "/checkout" in page.url
+    assert page.locator("#submit-button").is_enabled()  # another card can be tried
+
+
+def test_a_decline_already_shown_is_not_the_reason_another_cards_payment_failed(
+    page, bookpay_shop, stripe_emulator
+):
+    """A card declined and said so; the shopper types another, and Stripe refuses that
+    confirmation before running it (a 429): the PaymentIntent still holds the first card's
+    decline, which says nothing of the second card, so the page does not repeat it."""
+    open_checkout(page, bookpay_shop, "2")
+    fill_checkout(page, "4000000000000002")
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == "Your card was declined."
+    fill_card(page, "4242424242424242")
+    stripe_emulator.faults.fail("429", path=CONFIRM, times=1)  # refused before it ran
+    page.evaluate("document.getElementById('payment-message').textContent = ''")
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == GENERIC
+    assert stripe_emulator.faults.injected == {"429": 1}
+    assert [charge["status"] for charge in charges(stripe_emulator)] == ["failed"]
 
 
 def copy_of_tab(context, first):

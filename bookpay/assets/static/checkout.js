@@ -40,7 +40,8 @@
  * @typedef {import('@stripe/stripe-js').StripeAddressElement} AddressElement
  * @typedef {import('@stripe/stripe-js').StripePaymentElement} PaymentElement
  * @typedef {LinkElement | AddressElement | PaymentElement} MountedElement
- * @typedef {{type?: string, message?: string, field?: string}} ShownError
+ * @typedef {{type?: string, message?: string, field?: string, charge?: string,
+ *   payment_method?: {id?: string} | null, payment_intent?: PaymentIntent}} ShownError
  * @typedef {{item: string, title: string, quantity: number, unitText: string,
  *   lineText: string}} QuoteLineView
  * @typedef {{lines: QuoteLineView[], quoteId: string, subtotalText: string, totalText: string,
@@ -101,9 +102,11 @@
   // Said when the attempt's PaymentIntent was canceled under the page (the shop answered 409
   // `attempt_finished`, canceled): another tab paid the cart, or this quote let go a 3-D Secure
   // challenge pending for the attempt (in another tab, maybe closed): the shop does not wait for
-  // it, and that challenge, passed later, charges nothing.
-  const ATTEMPT_OVER = 'This checkout is over: its payment was canceled, as when the order is '
-    + 'paid for in another tab or window. Nothing was charged here.';
+  // it, and that challenge, passed later, charges nothing. That tab may be this one: Back from
+  // the challenge loads the form blank, and the address typed again lets that challenge go.
+  const ATTEMPT_OVER = 'This checkout is over: its payment was canceled (the order was paid for '
+    + 'in another tab or window, or a payment was left waiting for your bank\'s confirmation). '
+    + 'Nothing was charged here.';
   // Said before the shop's own words when a quote for the address hears that a payment of this
   // attempt is already confirmed (409 `payment_in_progress`): in another tab, and processing or
   // authorized, or confirmed there just as this quote was applied (a lost race). Not a 3-D Secure
@@ -1095,8 +1098,29 @@
         return;
       }
       const error = await confirm();
+      noteDecline(error);
+      noteDecline(error.payment_intent && error.payment_intent.last_payment_error);
       if (isShoppersOwn(error)) showFailure({error: error});
       else showFailure(await outcome({error: error}));
+    }
+
+    // The payment errors this page was told of (their charge or PaymentMethod): the one a
+    // PaymentIntent still holds after another card's confirmation was lost or refused before
+    // it ran says nothing of that card, and is not said again as its reason.
+    /** @type {Set<string>} */
+    const declines = new Set();
+
+    /** @param {ShownError | null | undefined} error */
+    function declineKey(error) {
+      if (!error) return '';
+      const method = error.payment_method;
+      return error.charge || (method && method.id) || '';
+    }
+
+    /** @param {ShownError | null | undefined} error */
+    function noteDecline(error) {
+      const key = declineKey(error);
+      if (key) declines.add(key);
     }
 
     // Confirms with the Elements' details. Resolves only when that failed at once (otherwise the
@@ -1172,6 +1196,13 @@
         // The lost confirmation left a challenge to pass (3-D Secure): Stripe.js shows it,
         // as confirmPayment would have.
         if (intent.status === 'requires_action') return finishAction(failure);
+        // Declined (the card's refusal lost on the way): why, in the card's words, as the
+        // confirmation's answer would have said it; unless it is a refusal already said.
+        const declined = intent.status === 'requires_payment_method' && intent.last_payment_error;
+        if (declined && declineKey(declined) && !declines.has(declineKey(declined))) {
+          noteDecline(declined);
+          return {error: declined};
+        }
         const status = REDIRECT_STATUS[intent.status];
         if (!status) return failure;
         window.location.assign(returnPageUrl(intent.id, clientSecret, status));
@@ -1194,6 +1225,7 @@
       } catch (e) {
         return failure;
       }
+      noteDecline(result.error);
       if (result.error) return {error: result.error}; // the challenge failed: the card's words
       const intent = 'paymentIntent' in result ? result.paymentIntent : undefined;
       const status = intent ? REDIRECT_STATUS[intent.status] : undefined;

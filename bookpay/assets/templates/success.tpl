@@ -16,6 +16,10 @@
 % elif status == "processing":
   <h1 id="result-heading">Payment processing</h1>
   <p class="lead">Your payment for <strong>{{what}}</strong> ({{total}}) is processing. We'll email you when it completes.</p>
+% elif status == "requires_capture":
+  <h1 id="result-heading">Payment authorized</h1>
+  <p class="lead">Your payment for <strong>{{what}}</strong> ({{total}}) is authorized: the amount is held on your card, not charged yet.</p>
+  <p id="authorized-note">It is charged before your order ships, and your receipt is emailed then; should the order not go ahead, the hold is released and nothing is charged.</p>
 % elif status == "requires_payment_method" and reason:
   <h1 id="result-heading">Payment failed</h1>
   <p class="lead">Your payment for <strong>{{what}}</strong> did not go through.</p>
@@ -34,7 +38,7 @@
   <p class="lead">The payment for <strong>{{what}}</strong> has not completed.</p>
   <p><a class="button" href="{{retry_href}}">Try again</a></p>
 % end
-% if status in ("succeeded", "processing"):
+% if status in ("succeeded", "processing", "requires_capture"):
   <ul id="receipt-lines" class="lines lines--receipt" aria-label="What you ordered">
 %   for line in lines:
     <li class="line" data-item="{{line['item_id']}}">
@@ -54,7 +58,7 @@
 %   if released and status == "succeeded":
     <dt>Authorized</dt><dd id="receipt-released">{{released}}</dd>
 %   end
-    <dt>{{"Total charged" if status == "succeeded" else "Total"}}</dt><dd id="receipt-amount">{{total}}</dd>
+    <dt>{{"Total charged" if status == "succeeded" else "Total authorized" if status == "requires_capture" else "Total"}}</dt><dd id="receipt-amount">{{total}}</dd>
 %   if order_id:
     <dt>Order reference</dt><dd id="receipt-order"><code>{{order_id}}</code></dd>
 %   end

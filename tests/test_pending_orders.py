@@ -356,18 +356,45 @@ def test_a_paid_payments_event_takes_its_quotes_order_id_back_from_a_stray(ledge
     assert ledger.find_order("pi_1")["id"] != ORD_1
 
 
-@pytest.mark.parametrize("status", ["processing", "requires_capture", "succeeded"])
-def test_a_stray_payment_taken_further_than_canceled_keeps_its_id(ledger, status):
-    """Only a stray never paid (pending, failed, canceled) gives its order id up: one
-    processing, authorized or paid keeps it, and `ledger check` warns of what is left (the
-    quote's PaymentIntent without an order yet)."""
-    ledger.record_intent(intent("pi_1", ORD_1, status, 2300))
-    ledger.record_quote("pi_2", ORD_1, TWO, attempt_id="att_1")
-    assert ledger.get_order(ORD_1)["payment_intent"] == "pi_1"
-    assert ledger.find_order("pi_2") is None
-    warned = {f.name: f for f in check_ledger(ledger).warnings}
-    [finding] = [f for name, f in warned.items() if name.startswith("quotes whose payment")]
-    assert (finding.count, finding.examples) == (1, ["pi_2"])
+@pytest.mark.parametrize("status", ["processing", "requires_capture"])
+def test_a_stray_payment_confirmed_elsewhere_moves_and_both_are_fulfilled_once(
+    ledger, settings, status
+):
+    """A stray confirmed from the Dashboard or the CLI (processing, or authorized with manual
+    capture) moves off the answered quote's id all the same, not yet fulfilled: once it
+    succeeds it is fulfilled under its own id (it was refused, LedgerConflict at every
+    delivery, when it kept the id the quote had taken), and the answered one under its."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stripe_fakes import FakeGateway
+
+    from bookpay.catalog import Catalog
+    from bookpay.fulfilment import Fulfiller
+
+    catalog = Catalog.default()
+    book = next(iter(catalog))
+    one = Quote((QuoteLine(book.id, book.title, 1, book.amount),), book.currency)
+
+    def stripe_has(pi: str, status: str) -> dict:
+        made = intent(pi, ORD_1, status, book.amount, capture_method="manual")
+        made["metadata"].update(item_id=book.id, shop_id=settings.shop_id)
+        made["currency"] = book.currency
+        return made
+
+    ledger.record_intent(stripe_has("pi_1", status))
+    ledger.record_quote("pi_2", ORD_1, one, attempt_id="att_1")
+    assert ledger.get_order(ORD_1)["payment_intent"] == "pi_2"
+    stray = ledger.find_order("pi_1")
+    assert stray["id"] != ORD_1 and stray["status"] in ("processing", "authorized")
+    for pi in ("pi_1", "pi_2"):
+        paid = FakeGateway(stripe_has(pi, "succeeded"))
+        Fulfiller(ledger, paid, catalog, settings, workers=False).fulfil(pi)
+    assert ledger.find_order("pi_1")["id"] == stray["id"]
+    assert ledger.find_order("pi_2")["id"] == ORD_1
+    assert all(ledger.find_order(pi)["fulfilled_at"] for pi in ("pi_1", "pi_2"))
+    assert check_ledger(ledger).ok
 
 
 def test_a_fulfilled_order_is_not_moved_for_a_quote(ledger):

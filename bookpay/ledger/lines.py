@@ -359,7 +359,7 @@ def claim_order_id(tx, order_id: str, payment_intent: str, stamp: str) -> str | 
     the caller's transaction."""
     stray = tx.one(
         """SELECT payment_intent FROM orders o WHERE o.id = ? AND o.payment_intent <> ?
-        AND o.fulfilled_at IS NULL AND o.status IN ('pending', 'failed', 'canceled')
+        AND o.fulfilled_at IS NULL
         AND NOT EXISTS (SELECT 1 FROM quotes q WHERE q.payment_intent = o.payment_intent)
         AND NOT EXISTS (SELECT 1 FROM fulfilments f WHERE f.order_id = o.id){for_update}""",
         (order_id, payment_intent),

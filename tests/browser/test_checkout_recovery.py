@@ -9,6 +9,7 @@ import re
 import time
 
 from test_checkout import fill_card, fill_checkout, message, pay, wait_for_pay
+from test_checkout_hostile import NO_STORAGE
 
 GENERIC = "Something went wrong. Please try again."
 UNAVAILABLE = (
@@ -113,6 +114,53 @@ def test_a_decline_already_shown_is_not_the_reason_another_cards_payment_failed(
     assert message(page) == GENERIC
     assert stripe_emulator.faults.injected == {"429": 1}
     assert [charge["status"] for charge in charges(stripe_emulator)] == ["failed"]
+
+
+def test_a_decline_said_before_a_reload_is_not_the_reason_another_cards_payment_failed(
+    page, bookpay_shop, stripe_emulator
+):
+    """As above, with the page reloaded between the two cards (the same attempt, the same
+    PaymentIntent): the decline the page said before the reload says nothing of the card typed
+    since, whose confirmation Stripe refused before running it, so it is not said again."""
+    open_checkout(page, bookpay_shop, "2")
+    fill_checkout(page, "4000000000000002")
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == "Your card was declined."
+    page.reload()
+    page.locator("#payment-element [name=number]").wait_for()
+    fill_checkout(page, "4242424242424242")
+    wait_for_pay(page)
+    stripe_emulator.faults.fail("429", path=CONFIRM, times=1)  # refused before it ran
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == GENERIC
+    assert stripe_emulator.faults.injected == {"429": 1}
+    intents = stripe_emulator.api("GET", "/v1/payment_intents")["data"]
+    assert len(intents) == 1  # the reload kept the attempt
+    assert intents[0]["last_payment_error"]["code"] == "card_declined"  # the first card's
+    assert [charge["status"] for charge in charges(stripe_emulator)] == ["failed"]
+
+
+def test_with_storage_blocked_a_decline_said_is_still_not_said_again(
+    page, bookpay_shop, stripe_emulator
+):
+    """Storage blocked (it throws), the declines said are kept in memory: the page says the
+    first card's decline, then not again when the next card's confirmation is refused before
+    it ran."""
+    page.add_init_script(NO_STORAGE)
+    open_checkout(page, bookpay_shop, "2")
+    fill_checkout(page, "4000000000000002")
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == "Your card was declined."
+    fill_card(page, "4242424242424242")
+    stripe_emulator.faults.fail("429", path=CONFIRM, times=1)  # refused before it ran
+    page.evaluate("document.getElementById('payment-message').textContent = ''")
+    pay(page)
+    page.wait_for_function("() => document.getElementById('payment-message').textContent")
+    assert message(page) == GENERIC
+    assert stripe_emulator.faults.injected == {"429": 1}
 
 
 def copy_of_tab(context, first):

@@ -454,7 +454,7 @@
       try {
         window.sessionStorage.setItem(key, value);
       } catch (e) {
-        // storage disabled: the notice simply has no link
+        // storage disabled: the notice simply has no link, declines are kept in memory only
       }
     }
 
@@ -1106,7 +1106,11 @@
 
     // The payment errors this page was told of (their charge or PaymentMethod): the one a
     // PaymentIntent still holds after another card's confirmation was lost or refused before
-    // it ran says nothing of that card, and is not said again as its reason.
+    // it ran says nothing of that card, and is not said again as its reason. Kept for the tab
+    // by PaymentIntent (sessionStorage), as the attempt is: a reload keeps both, and a decline
+    // said before it is still not the reason a card typed since failed. In memory too, for
+    // when storage is disabled.
+    const DECLINES_KEY = 'bookpay.declines.';
     /** @type {Set<string>} */
     const declines = new Set();
 
@@ -1117,10 +1121,31 @@
       return error.charge || (method && method.id) || '';
     }
 
+    /** @returns {string[]} the declines kept for this tab's PaymentIntent */
+    function keptDeclines() {
+      if (!intentId) return [];
+      try {
+        const kept = JSON.parse(recall(DECLINES_KEY + intentId) || '[]');
+        return Array.isArray(kept) ? kept.filter((key) => typeof key === 'string') : [];
+      } catch (e) {
+        return []; // not ours: as if none
+      }
+    }
+
+    /** @param {string} key */
+    function declineSaid(key) {
+      return declines.has(key) || keptDeclines().includes(key);
+    }
+
     /** @param {ShownError | null | undefined} error */
     function noteDecline(error) {
       const key = declineKey(error);
-      if (key) declines.add(key);
+      if (!key) return;
+      declines.add(key);
+      const kept = keptDeclines();
+      if (intentId && !kept.includes(key)) {
+        remember(DECLINES_KEY + intentId, JSON.stringify(kept.concat(key)));
+      }
     }
 
     // Confirms with the Elements' details. Resolves only when that failed at once (otherwise the
@@ -1199,7 +1224,7 @@
         // Declined (the card's refusal lost on the way): why, in the card's words, as the
         // confirmation's answer would have said it; unless it is a refusal already said.
         const declined = intent.status === 'requires_payment_method' && intent.last_payment_error;
-        if (declined && declineKey(declined) && !declines.has(declineKey(declined))) {
+        if (declined && declineKey(declined) && !declineSaid(declineKey(declined))) {
           noteDecline(declined);
           return {error: declined};
         }

@@ -95,24 +95,35 @@ def test_a_lost_confirmation_of_a_declined_card_says_the_card_was_declined(
     assert page.locator("#submit-button").is_enabled()  # another card can be tried
 
 
-def test_a_decline_already_shown_is_not_the_reason_another_cards_payment_failed(
-    page, bookpay_shop, stripe_emulator
-):
-    """A card declined and said so; the shopper types another, and Stripe refuses that
-    confirmation before running it (a 429): the PaymentIntent still holds the first card's
-    decline, which says nothing of the second card, so the page does not repeat it."""
+def first_card_declined(page, bookpay_shop) -> None:
+    """Book 2's checkout paid with a card declined, and the page saying so."""
     open_checkout(page, bookpay_shop, "2")
     fill_checkout(page, "4000000000000002")
     pay(page)
     page.wait_for_function("() => document.getElementById('payment-message').textContent")
     assert message(page) == "Your card was declined."
-    fill_card(page, "4242424242424242")
+
+
+def next_card_refused_before_it_ran(page, stripe_emulator) -> None:
+    """Pay with the card now typed, its confirmation refused by Stripe before it ran (a 429):
+    the page says only that something went wrong."""
     stripe_emulator.faults.fail("429", path=CONFIRM, times=1)  # refused before it ran
     page.evaluate("document.getElementById('payment-message').textContent = ''")
     pay(page)
     page.wait_for_function("() => document.getElementById('payment-message').textContent")
     assert message(page) == GENERIC
     assert stripe_emulator.faults.injected == {"429": 1}
+
+
+def test_a_decline_already_shown_is_not_the_reason_another_cards_payment_failed(
+    page, bookpay_shop, stripe_emulator
+):
+    """A card declined and said so; the shopper types another, and Stripe refuses that
+    confirmation before running it (a 429): the PaymentIntent still holds the first card's
+    decline, which says nothing of the second card, so the page does not repeat it."""
+    first_card_declined(page, bookpay_shop)
+    fill_card(page, "4242424242424242")
+    next_card_refused_before_it_ran(page, stripe_emulator)
     assert [charge["status"] for charge in charges(stripe_emulator)] == ["failed"]
 
 
@@ -122,20 +133,12 @@ def test_a_decline_said_before_a_reload_is_not_the_reason_another_cards_payment_
     """As above, with the page reloaded between the two cards (the same attempt, the same
     PaymentIntent): the decline the page said before the reload says nothing of the card typed
     since, whose confirmation Stripe refused before running it, so it is not said again."""
-    open_checkout(page, bookpay_shop, "2")
-    fill_checkout(page, "4000000000000002")
-    pay(page)
-    page.wait_for_function("() => document.getElementById('payment-message').textContent")
-    assert message(page) == "Your card was declined."
+    first_card_declined(page, bookpay_shop)
     page.reload()
     page.locator("#payment-element [name=number]").wait_for()
     fill_checkout(page, "4242424242424242")
     wait_for_pay(page)
-    stripe_emulator.faults.fail("429", path=CONFIRM, times=1)  # refused before it ran
-    pay(page)
-    page.wait_for_function("() => document.getElementById('payment-message').textContent")
-    assert message(page) == GENERIC
-    assert stripe_emulator.faults.injected == {"429": 1}
+    next_card_refused_before_it_ran(page, stripe_emulator)
     intents = stripe_emulator.api("GET", "/v1/payment_intents")["data"]
     assert len(intents) == 1  # the reload kept the attempt
     assert intents[0]["last_payment_error"]["code"] == "card_declined"  # the first card's
@@ -149,18 +152,9 @@ def test_with_storage_blocked_a_decline_said_is_still_not_said_again(
     first card's decline, then not again when the next card's confirmation is refused before
     it ran."""
     page.add_init_script(NO_STORAGE)
-    open_checkout(page, bookpay_shop, "2")
-    fill_checkout(page, "4000000000000002")
-    pay(page)
-    page.wait_for_function("() => document.getElementById('payment-message').textContent")
-    assert message(page) == "Your card was declined."
+    first_card_declined(page, bookpay_shop)
     fill_card(page, "4242424242424242")
-    stripe_emulator.faults.fail("429", path=CONFIRM, times=1)  # refused before it ran
-    page.evaluate("document.getElementById('payment-message').textContent = ''")
-    pay(page)
-    page.wait_for_function("() => document.getElementById('payment-message').textContent")
-    assert message(page) == GENERIC
-    assert stripe_emulator.faults.injected == {"429": 1}
+    next_card_refused_before_it_ran(page, stripe_emulator)
 
 
 def copy_of_tab(context, first):

@@ -236,7 +236,8 @@ def test_readiness_pings_leave_no_connection_open(tmp_path, emulator):
     for _ in range(60):
         assert check.result().ok
     assert settled(open_fds, before + 3, within=SLACK) <= before + 3
-    assert len(gateway._http._transport._all) <= 1
+    # The last ping's thread may still be ending as its answer comes back.
+    assert settled(lambda: len(gateway._http._transport._all), 1, within=SLACK) <= 1
     gateway.close()
 
 

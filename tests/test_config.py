@@ -323,6 +323,55 @@ def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:21000?x=1", "has a query"),
+        ("http://127.0.0.1:21000?", "has a query"),
+        ("http://127.0.0.1:21000/v1", "has the path /v1"),
+        ("http://127.0.0.1:21000/#top", "has a fragment"),
+        ("http://127.0.0.1:21000/a b", "holds a space"),
+        ("http://127.0.0.1:21000/\x1bx", "holds '\\x1b'"),
+        ("http://127.0.0.1:21000/a\tb", "holds '\\t'"),  # urlsplit drops a tab unsaid
+        ("http://127.0.0.1:\u200b21000", "holds '\\u200b'"),
+    ],
+)
+def test_an_emulator_url_that_is_not_the_emulators_address_alone_is_a_problem(url, said):
+    """A path, query or fragment was kept in every request's URL (the emulator answered
+    "Unrecognized request URL"), and a space or a control character made every request fail
+    as "could not reach", while `config check` found no problem."""
+    settings = Settings.from_env({"BOOKPAY_EMULATOR_URL": url})
+    [finding] = [f for f in settings.findings() if "BOOKPAY_EMULATOR_URL" in f.message]
+    assert finding.message.startswith(f"BOOKPAY_EMULATOR_URL {said} (")
+    assert finding.level == "problem" and finding.blocks == "commands"
+    assert "http://127.0.0.1:12111" in finding.fix
+    with pytest.raises(ConfigError):
+        settings.check(serving=False)
+    address = Settings.from_env({"BOOKPAY_EMULATOR_URL": "http://127.0.0.1:21000/"})
+    assert address.problems() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://x/a b", "holds a space"),
+        ("https://shop.example/\x7f", "holds '\\x7f'"),
+        ("https://shop.example/a\nb", "holds '\\n'"),
+        ("https://shop.example/a\u00a0b", "holds '\\xa0'"),
+    ],
+)
+def test_a_base_url_with_whitespace_or_a_control_character_is_a_problem(url, said):
+    """Stripe refuses such a return_url ("Not a valid URL"): every confirmation failed, while
+    `config check` found no problem."""
+    settings = Settings.from_env({"BOOKPAY_BASE_URL": url})
+    [finding] = [f for f in settings.findings() if "BOOKPAY_BASE_URL" in f.message]
+    assert finding.message.startswith(f"BOOKPAY_BASE_URL {said} (")
+    assert "https://shop.example" in finding.fix
+    with pytest.raises(ConfigError):
+        settings.check(serving=False)
+    assert Settings.from_env({"BOOKPAY_BASE_URL": "https://shop.example/a%20b"}).problems() == []
+
+
+@pytest.mark.parametrize(
     ("name", "url"),
     [
         ("BOOKPAY_EMULATOR_URL", "http://u:hunter2@127.0.0.1:1"),

@@ -1046,10 +1046,14 @@ class Gateway:
                 if self.settings.is_emulated
                 else "Check your network connection and https://status.stripe.com."
             )
-            if isinstance(exc.__cause__, TransportError) and exc.__cause__.timeout:
+            wire = exc.__cause__ if isinstance(exc.__cause__, TransportError) else None
+            if wire is not None and wire.timeout:
                 # The call's own budget, or what was left of an enclosing one (a walk's, a
                 # request's under its key) when that ended it first.
                 cause = f"no answer within {round(self._budget.allowed, 1):g} s"
+            elif wire is not None and wire.proxy_status is not None:
+                cause = str(wire)  # the proxy's refusal, in words (no password in them)
+                hint = PROXY_LOGIN_HINT if wire.proxy_status == 407 else PROXY_HINT
             else:
                 cause = _connection_cause(exc)
             message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
@@ -1469,6 +1473,12 @@ def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
     )
 
 
+# What to check when the proxy from the environment refused to pass a call on.
+PROXY_LOGIN_HINT = (
+    "Check the user name and password in HTTPS_PROXY (http://user:password@host:port, with any "
+    "@ : / % in them percent-encoded)."
+)
+PROXY_HINT = "Check HTTPS_PROXY, and that the proxy lets connections to api.stripe.com through."
 PERMISSION_HINT = (
     "A restricted key (rk_test_...) works for what it permits: add the permission to the key in "
     "the Dashboard (Developers > API keys), or use a key that has it."

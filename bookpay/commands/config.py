@@ -139,10 +139,10 @@ def reachability(settings: Settings) -> Finding | None:
                 "BOOKPAY_EMULATOR_URL at a running one",
                 level="warning",
             )
-        return Finding(
-            f"Stripe at {url} cannot be reached ({error})",
-            "check the network connection and any HTTPS_PROXY, and https://status.stripe.com",
-        )
+        fix = "check the network connection and any HTTPS_PROXY, and https://status.stripe.com"
+        if exc.hint and "HTTPS_PROXY" in exc.hint:  # the proxy refused the call: its own fix
+            fix = exc.hint[:1].lower() + exc.hint[1:].rstrip(".")
+        return Finding(f"Stripe at {url} cannot be reached ({error})", fix)
     except ConfigError as exc:
         fix = exc.hint if exc.hint and "config check" not in exc.hint else ""
         return Finding(exc.message, fix or "copy STRIPE_SECRET_KEY again from the Dashboard")

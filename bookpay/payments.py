@@ -769,6 +769,13 @@ class Gateway:
         key = idempotency_key("taxcalc", attempt_id, _digest(params))
         return self._post_keyed("/v1/tax/calculations", params, key)
 
+    def tax_settings(self) -> dict:
+        """The account's Stripe Tax settings (``GET /v1/tax/settings``): ``status`` is "active"
+        when Stripe Tax can calculate tax, "pending" (``status_details.pending.missing_fields``
+        says what it lacks) when every calculation would fail. (Stripe only: the emulator
+        calculates with its TEST rates and has no such settings.)"""
+        return self._request("get", "/v1/tax/settings", retries=0)
+
     def retrieve_tax_calculation(self, calculation_id: str) -> dict:
         """A calculation, with its line items, until it expires (90 days; NotFound after)."""
         path = f"/v1/tax/calculations/{_path(calculation_id)}"

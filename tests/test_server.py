@@ -217,7 +217,8 @@ def test_stripe_mode_has_no_emulator_banner(stripe_settings):
 
 
 def test_the_readme_says_which_banner_stripe_mode_shows(stripe_settings):
-    """ "Using real Stripe test mode" quotes the banner the pages show (it said it was gone)."""
+    """The README's "Using real Stripe test mode" quotes the banner the pages show (it said the
+    banner was gone)."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     section = " ".join(readme.split("## Using real Stripe test mode")[1].split("\n## ")[0].split())
     said = re.search(r'their banner says "([^"]+)"', section)

@@ -150,6 +150,7 @@ def test_the_cli_names_the_proxy_refusal_and_never_prints_the_password(proxy, mo
     [finding] = [f for f in report["findings"] if f["level"] == "problem"]
     assert "refused its user name and password (407" in finding["message"]
     assert finding["fix"].startswith("check the user name and password in HTTPS_PROXY")
-    shown = runner.invoke(app, ["config", "show"], env=env)
-    for result in (listed, checked, shown):
+    human = runner.invoke(app, ["config", "check"], env=env)
+    assert "Fix: check the user name and password in HTTPS_PROXY" in human.output
+    for result in (listed, checked, human):
         assert secret not in result.output + (result.stderr or "")

@@ -28,6 +28,7 @@ from bookpay.errors import (
     NotFound,
     PaymentError,
     StripeUnavailable,
+    TaxNotActive,
 )
 from bookpay.fulfilment import ownership_problem
 from bookpay.ids import is_intent_id
@@ -297,6 +298,8 @@ def _shown(exc: BookpayError, rule: str) -> tuple[dict, str]:
         said = UNKNOWN_OUTCOME if getattr(exc, "outcome_unknown", False) else UNAVAILABLE
     elif isinstance(exc, ConfigError):  # a LedgerUnavailable too
         said = SHOP_UNAVAILABLE
+    elif isinstance(exc, TaxNotActive):
+        said = TAX_NOT_SET_UP  # the shop's set-up: no retry of the shopper's can help
     elif isinstance(exc, PaymentError) and not isinstance(exc, CardDeclined):
         said = NOT_SET_UP  # Stripe's words for developers, and where it was reached
     else:
@@ -313,6 +316,10 @@ UNKNOWN_OUTCOME = (
 )
 SHOP_UNAVAILABLE = "The shop can't take orders right now. Please try again in a moment."
 NOT_SET_UP = "Your payment could not be set up. Please try again."
+TAX_NOT_SET_UP = (
+    "This shop can't take payments yet: it can't work out the tax on orders. "
+    "Please let the shop know."
+)
 _INTERNAL = {
     "message": "Something went wrong on our side. Please try again.",
     "code": "internal_error",

@@ -606,7 +606,9 @@ def create_app(
         wait = state.get("retry_after") or RETRY_AFTER
         bottle.response.status = 503
         bottle.response.set_header("Retry-After", str(wait))
-        message = f"Payments are unavailable: {detail}."
+        detail = detail.rstrip()
+        # One full stop: the ping's reason is often a sentence of its own.
+        message = f"Payments are unavailable: {detail}" + ("" if detail.endswith(".") else ".")
         return {**answer, "error": {"message": message, "code": "not_ready"}}
 
     @app.get("/static/<path:path>")

@@ -151,6 +151,82 @@ def test_the_cookie_is_random_httponly_and_samesite_lax(app, settings):
     assert "Set-Cookie" not in Shopper(app).get("/cart").headers
 
 
+# Other cookies on the same host (browsers keep cookies apart by host, not by port) --------------
+
+# Values browsers take and send back, which Python's SimpleCookie (behind Bottle's get_cookie)
+# refuses, dropping the whole Cookie header with them: the cart cookie after one was lost.
+FOREIGN_COOKIES = {
+    "space": "x=a b",
+    "json": 'prefs={"theme":"dark"}',
+    "unbalanced-quote": 'x="unbalanced',
+    "backslash": "x=a\\b",
+    "utf-8": "x=é".encode().decode("latin-1"),  # a server hands the header to WSGI as latin-1
+    "no-value": "novalue",
+    "bang": "flash=Welcome back!",
+    "date": "x=Mon, 01 Jan 2024",
+}
+
+
+def cart_rows(settings) -> int:
+    with contextlib.closing(sqlite3.connect(settings.data_dir / "bookpay.sqlite3")) as db:
+        return db.execute("SELECT count(*) FROM carts").fetchone()[0]
+
+
+def add_with(shopper: Shopper, cookie: str, item: str) -> Response:
+    """``shopper`` adds ``item`` (JSON), sending ``cookie`` as the whole Cookie header."""
+    body = json.dumps({"item": item}).encode()
+    return shopper.request("POST", "/cart/items", body, Content_Type="application/json",
+                           Cookie=cookie)  # fmt: skip
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_COOKIES.values(), ids=FOREIGN_COOKIES.keys())
+def test_another_apps_cookie_before_the_carts_keeps_the_cart(app, settings, foreign):
+    shopper = Shopper(app)
+    shopper.add("1")
+    header = f"{foreign}; {shopper.cookie}"
+    page = shopper.get("/cart", Cookie=header).text
+    assert lines_of(page) == [("1", "1")] and count_in_header(page) == "1"
+    added = add_with(shopper, header, "2")
+    assert added.json()["cart"]["count"] == 2
+    assert added.cookies == []  # the same cart, not a new one on each add
+    assert cart_rows(settings) == 1
+
+
+def test_over_https_another_apps_cookie_keeps_the_cart_and_the_move(app, https_app, settings):
+    foreign = FOREIGN_COOKIES["json"]
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    shopper.add("1")
+    assert add_with(shopper, f"{foreign}; {shopper.cookie}", "2").json()["cart"]["count"] == 2
+    # A cart from before the prefix still moves, the plain cookie after a foreign one.
+    old = plain_cart(app, "3")
+    mover = Shopper(https_app, origin=SHOP_HTTPS)
+    moved = mover.get("/cart", Cookie=f"{foreign}; {'='.join(old)}")
+    assert lines_of(moved.text) == [("3", "1")]
+    assert [cookie_parts(c)[0] for c in moved.cookies] == ["__Host-bookpay_cart", "bookpay_cart"]
+    assert cart_rows(settings) == 2
+
+
+@pytest.mark.parametrize("ours", ["last", "first"])
+def test_a_namesake_cookie_neither_hides_the_cart_nor_starts_new_ones(app, settings, ours):
+    """Another app on this host (any port) with a cookie of the same name, whose token finds
+    no cart: browsers send a cookie with a longer Path first, else the older first, so ours may
+    come on either side of it."""
+    shopper = Shopper(app)
+    shopper.add("1")
+    stray = "bookpay_cart=" + "s" * 43  # a token as ours look, that finds nothing
+    header = "; ".join([stray, shopper.cookie] if ours == "last" else [shopper.cookie, stray])
+    for item in ("2", "3"):
+        added = add_with(shopper, header, item)
+        assert added.cookies == []
+    assert added.json()["cart"]["count"] == 3
+    assert lines_of(shopper.get("/cart", Cookie=header).text) == [
+        ("1", "1"),
+        ("2", "1"),
+        ("3", "1"),
+    ]
+    assert cart_rows(settings) == 1
+
+
 # Over HTTPS: the __Host- prefix ----------------------------------------------------------------
 
 SHOP_HTTPS = "https://shop.example"

@@ -33,6 +33,7 @@ from bookpay.fulfilment import ownership_problem
 from bookpay.ids import is_intent_id
 from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
+from bookpay.origins import normal_url
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs, quote_routes
 from bookpay.web.assets import PAGE_SCRIPTS, InlineScript, StaticFiles
@@ -362,7 +363,8 @@ def create_app(
         fulfiller=fulfiller,
         receiver=receiver,
     )
-    shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+    # As browsers write its origin (Settings writes BOOKPAY_BASE_URL so; ``public_url`` too).
+    shop_url = normal_url((settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/"))
     return_url = f"{shop_url}/success"
     https = shop_url.startswith("https://")
     headers = security_headers(settings, (EARLY_SCRIPT.csp_source,), https=https)

@@ -18,10 +18,17 @@ import urllib.parse
 import uuid
 
 import pytest
-from test_server import PUBLIC_URL, complete_3ds, confirm, emulator_api, success_url
+from test_server import (
+    PUBLIC_URL,
+    checkout_config,
+    complete_3ds,
+    confirm,
+    emulator_api,
+    success_url,
+)
 from wsgi import Response, call
 
-from bookpay.cart import MOVE_GRACE
+from bookpay.cart import MOVE_GRACE, cookie_name
 from bookpay.server import create_app
 
 OWN = "http://127.0.0.1"  # the test environ's Host
@@ -652,6 +659,56 @@ def test_the_shops_own_origins_are_accepted(app):
         "POST", "/cart/items", b"item=1", Content_Type=FORM, Referer=OWN + "/"
     )
     assert response.status == 303
+
+
+@pytest.mark.parametrize(
+    ("base_url", "origin"),
+    [
+        ("https://shop.example:443", "https://shop.example"),  # behind a TLS proxy
+        ("http://shop.example:80", "http://shop.example"),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("HTTPS://Shop.Example", "https://shop.example"),
+    ],
+)
+def test_a_base_url_written_otherwise_takes_the_origin_browsers_send(settings, base_url, origin):
+    """Browsers write an origin without its default port, its host in punycode and lower case:
+    a BOOKPAY_BASE_URL that says the same origin otherwise refused every POST (403)."""
+    shop = create_app(dataclasses.replace(settings, base_url=base_url))
+    try:
+        shopper = Shopper(shop, origin=origin)
+        added = shopper.form("/cart/items", item="1")
+        assert added.status == 303, added.text
+        assert list(shopper.jar) == [cookie_name(origin.startswith("https:"))]
+        referer_only = Shopper(shop, origin="")
+        referer_only.jar = dict(shopper.jar)
+        response = referer_only.request(
+            "POST", "/cart/items", b"item=2", Content_Type=FORM, Referer=origin + "/cart"
+        )
+        assert response.status == 303
+        assert lines_of(shopper.get("/cart").text) == [("1", "1"), ("2", "1")]
+        page = shopper.get("/checkout").text
+        assert checkout_config(page)["returnUrl"] == origin + "/success"
+        # Another port, or a host that only looks alike, is another site still.
+        for other in (origin + ":8443", origin.replace("xn--bcher-kva", "bucher")):
+            if other != origin:
+                assert Shopper(shop, origin=other).form("/cart/items", item="1").status == 403
+    finally:
+        shop.close()
+
+
+def test_the_servers_own_address_written_otherwise_takes_the_origin_browsers_send(settings):
+    """The address the server was given (``public_url``: not through Settings) is compared as
+    browsers write an origin too, and so is the Origin header itself."""
+    shop = create_app(settings, public_url="https://Shop.Example:443")
+    try:
+        for origin in ("https://shop.example", "https://shop.example:443", "HTTPS://SHOP.example"):
+            assert Shopper(shop, origin=origin).form("/cart/items", item="1").status == 303
+        for origin in ("https://shop.example:443/", "https://u@shop.example", "https://shop"):
+            assert Shopper(shop, origin=origin).form("/cart/items", item="1").status == 403
+        page = Shopper(shop).get("/checkout?item=1").text
+        assert checkout_config(page)["returnUrl"] == "https://shop.example/success"
+    finally:
+        shop.close()
 
 
 def test_webhooks_are_not_origin_checked(app):

@@ -34,6 +34,7 @@ from bookpay.fulfilment import ownership_problem
 from bookpay.ids import is_intent_id
 from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
+from bookpay.origins import normal_url
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs, quote_routes
 from bookpay.web.assets import PAGE_SCRIPTS, InlineScript, StaticFiles
@@ -369,7 +370,8 @@ def create_app(
         fulfiller=fulfiller,
         receiver=receiver,
     )
-    shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+    # As browsers write its origin (Settings writes BOOKPAY_BASE_URL so; ``public_url`` too).
+    shop_url = normal_url((settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/"))
     return_url = f"{shop_url}/success"
     https = shop_url.startswith("https://")
     headers = security_headers(settings, (EARLY_SCRIPT.csp_source,), https=https)
@@ -613,7 +615,9 @@ def create_app(
         wait = state.get("retry_after") or RETRY_AFTER
         bottle.response.status = 503
         bottle.response.set_header("Retry-After", str(wait))
-        message = f"Payments are unavailable: {detail}."
+        detail = detail.rstrip()
+        # One full stop: the ping's reason is often a sentence of its own.
+        message = f"Payments are unavailable: {detail}" + ("" if detail.endswith(".") else ".")
         return {**answer, "error": {"message": message, "code": "not_ready"}}
 
     @app.get("/static/<path:path>")

@@ -1125,7 +1125,9 @@ def test_readyz_says_whether_stripe_answers(app, settings):
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json()["ready"] is False
     assert response.json()["error"]["code"] == "not_ready"
-    assert "reach the emulator" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert "reach the emulator" in message
+    assert message.endswith(".") and not message.endswith("..")  # one full stop, not two
 
 
 class CountingGateway:
@@ -1201,6 +1203,7 @@ def test_readyz_answers_at_once_while_the_breaker_is_open(settings):
     assert response.status == 503
     assert 50 <= int(response.headers["Retry-After"]) <= 60
     assert response.json()["stripe"]["circuit"] == "open"
+    assert response.json()["error"]["message"].endswith("(circuit open).")
     assert gateway.pings == 0
     response = post_json(app, {"item": "1", "attemptId": new_attempt()})
     assert response.status == 503

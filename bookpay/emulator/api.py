@@ -332,9 +332,11 @@ class Emulator:
                 return _fault_response(fault, error, response.headers)
 
             response = self._api(environ, method, path, segments, fail)
-            if not any(name == FAULT_HEADER for name, _ in response.headers):
-                response = fail(response)  # a replay, or refused before it ran: not saved
-            return response
+            if any(name == FAULT_HEADER for name, _ in response.headers):
+                return response  # it ran, and the key (if any) keeps this 500
+            if response.status >= 500 and _replay(response):
+                return response  # the key's 500 replayed, marked as every replay is
+            return fail(response)  # over a replay of another answer, or a refusal: not saved
         response = self._api(environ, method, path, segments)
         if fault is None:
             return response
@@ -538,10 +540,16 @@ def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:
     return path, [unquote(segment) for segment in path[1:].split("/")]
 
 
+def _replay(response: Response) -> bool:
+    return any(name == "Idempotent-Replayed" for name, _ in response.headers)
+
+
 def _fault_response(
     fault: faults.Fault, error: ApiError, headers: list[tuple[str, str]] | None = None
 ) -> Response:
-    """An injected error answer: Stripe's envelope, and the request's own headers if it ran."""
+    """An injected error answer: Stripe's envelope, and the request's own headers if it ran.
+    Not a replay (a 500 over a replay of another answer leaves that answer under the key), so
+    without a replay's marks."""
     kept = [h for h in headers or () if h[0] not in ("Idempotent-Replayed", "Original-Request")]
     if not kept:
         kept = [*CORS, ("Request-Id", new_request_id()), ("Stripe-Version", API_VERSION)]

@@ -93,6 +93,21 @@ def test_a_500_is_saved_under_its_key_and_replayed_as_stripe_does(emu):
     assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1}
 
 
+def test_a_saved_500_met_by_another_500_fault_is_still_its_replay(emu):
+    # The retry with the key meets a fault too (a rule for two calls, or a rate): its answer is
+    # the key's 500 all the same, and Stripe marks every replay. Without the marks a client
+    # (bookpay's gateway) takes it for a 500 of its own that another try may get past.
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 2})
+    first = create(emu.url, "attempt-1")
+    again = create(emu.url, "attempt-1")
+    assert again.status == 500
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["original-request"] == first.headers["request-id"]
+    assert again.headers["request-id"] != first.headers["request-id"]
+    assert again.json() == first.json()  # the answer kept, not another 500
+    assert intent_count(emu.url) == 1
+
+
 def test_a_500_over_a_refusal_that_never_began_keeps_nothing_under_the_key(emu):
     control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
     params = {"amount": "100", "currency": "usd", "colour": "red"}  # no such parameter

@@ -1097,8 +1097,9 @@ class Gateway:
                 f"{exc.user_message or exc}){self._budget.tries()}.",
                 retry_after=_retry_after(exc.headers),
             )
-            # A 5xx Stripe replayed from the key: it will answer nothing else (see _post_keyed).
-            unavailable.replayed = (exc.http_status or 0) >= 500 and _replayed(exc.headers)
+            # A 5xx the key keeps (replayed, or the first, which Stripe says a retry would only
+            # replay): it will answer nothing else (see _post_keyed).
+            unavailable.replayed = _kept_failure(exc.http_status or 0, exc.headers)
             # A 5xx: Stripe may have done the request before it failed (its docs say so).
             unavailable.outcome_unknown = (exc.http_status or 0) >= 500
             raise unavailable from exc
@@ -1335,7 +1336,7 @@ class _BudgetClient(stripe.HTTPClient):
                 return False
             if str(headers.get("Stripe-Should-Retry", "")).lower() == "false":
                 return False
-        elif response is not None and _replayed_failure(response):
+        elif response is not None and _kept_failure(response[1], response[2]):
             return False  # Stripe replays a saved 5xx to every retry with its key
         elif not super()._should_retry(
             response, api_connection_error, num_retries, max_network_retries
@@ -1363,14 +1364,23 @@ def _cut_short(exc: BaseException) -> bool:
     return getattr(exc, "cut_short", False) and not getattr(exc, "stripe_failed", True)
 
 
-def _replayed_failure(response: Any) -> bool:
-    """A 5xx that Stripe replayed from an idempotency key: another try gets it again."""
-    return response[1] >= 500 and _replayed(response[2])
+def _kept_failure(status: int, headers: Any) -> bool:
+    """A 5xx that an idempotency key keeps, so another try gets it again: one Stripe replayed
+    from the key (``Idempotent-Replayed``), or the first, which Stripe answers with
+    ``Stripe-Should-Retry: false`` (a retry "won't have an additional effect")."""
+    return status >= 500 and (_replayed(headers) or _no_retry(headers))
 
 
 def _replayed(headers: Any) -> bool:
     try:
         return str((headers or {}).get("Idempotent-Replayed", "")).lower() == "true"
+    except AttributeError:
+        return False
+
+
+def _no_retry(headers: Any) -> bool:
+    try:
+        return str((headers or {}).get("Stripe-Should-Retry", "")).lower() == "false"
     except AttributeError:
         return False
 

@@ -878,7 +878,7 @@ def test_a_creation_whose_answer_was_lost_then_a_changed_cart_gets_a_payable_int
     emu, settings, shopper = faulty
     shopper.add("1")
     attempt = str(uuid.uuid4())
-    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    emu.faults.fail("500", path="/v1/payment_intents")  # the creation, and the look behind it
     assert error_of(shopper.pay(attempt)) == (503, "stripe_unavailable")
     emu.faults.clear()
     [lost] = all_intents(settings)  # created, its client secret never answered
@@ -1257,7 +1257,7 @@ def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(fa
     emu, settings, shopper = faulty
     shopper.add("1")
     attempt = str(uuid.uuid4())
-    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    emu.faults.fail("500", path="/v1/payment_intents")  # the creation, and the look behind it
     assert error_of(shopper.pay(attempt)) == (503, "stripe_unavailable")
     emu.faults.clear()
     shown = shopper.pay(attempt).json()

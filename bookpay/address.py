@@ -17,7 +17,9 @@ from pathlib import Path
 from bookpay.errors import UsageError
 
 # ISO 3166-1 short names (the common name where there is one: "South Korea", "Vietnam"), from
-# Debian's iso-codes; the offline Stripe.js offers the same names in its country list.
+# Debian's iso-codes; the offline Stripe.js offers the same names in its country list. And the
+# three codes outside ISO's assigned ones that Stripe's Address Element offers and Stripe ships
+# to: XK Kosovo (user-assigned), AC Ascension Island and TA Tristan da Cunha (reserved).
 COUNTRIES_FILE = Path(__file__).parent / "assets" / "countries.json"
 
 

@@ -376,6 +376,13 @@ class Settings:
     unreadable: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.base_url:
+            # As browsers write its origin (``https://shop.example:443`` is
+            # ``https://shop.example``, ``bücher.example`` is ``xn--bcher-kva.example``): the
+            # return_url and the checks of each POST's Origin then name the shop as pages do.
+            from bookpay.origins import normal_url
+
+            object.__setattr__(self, "base_url", normal_url(self.base_url))
         if not self.shop_id:
             object.__setattr__(self, "shop_id", derived_shop_id(self.database_url, self.data_dir))
 

@@ -104,6 +104,15 @@ class PaymentError(BookpayError):
         return data
 
 
+class TaxNotActive(PaymentError):
+    """Stripe Tax is not active on the Stripe account (``stripe_tax_inactive``): no address's
+    tax can be worked out, so no checkout can be paid, until it is activated in the Dashboard
+    or the shop sells without tax (BOOKPAY_TAX=off). Not the shopper's doing, and no retry of
+    theirs helps."""
+
+    code = "tax_not_active"
+
+
 class CardDeclined(PaymentError):
     """A card_error: declined, expired, wrong CVC, failed authentication (HTTP 402)."""
 

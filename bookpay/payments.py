@@ -769,6 +769,13 @@ class Gateway:
         key = idempotency_key("taxcalc", attempt_id, _digest(params))
         return self._post_keyed("/v1/tax/calculations", params, key)
 
+    def tax_settings(self) -> dict:
+        """The account's Stripe Tax settings (``GET /v1/tax/settings``): ``status`` is "active"
+        when Stripe Tax can calculate tax, "pending" (``status_details.pending.missing_fields``
+        says what it lacks) when every calculation would fail. (Stripe only: the emulator
+        calculates with its TEST rates and has no such settings.)"""
+        return self._request("get", "/v1/tax/settings", retries=0)
+
     def retrieve_tax_calculation(self, calculation_id: str) -> dict:
         """A calculation, with its line items, until it expires (90 days; NotFound after)."""
         path = f"/v1/tax/calculations/{_path(calculation_id)}"
@@ -1046,10 +1053,14 @@ class Gateway:
                 if self.settings.is_emulated
                 else "Check your network connection and https://status.stripe.com."
             )
-            if isinstance(exc.__cause__, TransportError) and exc.__cause__.timeout:
+            wire = exc.__cause__ if isinstance(exc.__cause__, TransportError) else None
+            if wire is not None and wire.timeout:
                 # The call's own budget, or what was left of an enclosing one (a walk's, a
                 # request's under its key) when that ended it first.
                 cause = f"no answer within {round(self._budget.allowed, 1):g} s"
+            elif wire is not None and wire.proxy_status is not None:
+                cause = str(wire)  # the proxy's refusal, in words (no password in them)
+                hint = PROXY_LOGIN_HINT if wire.proxy_status == 407 else PROXY_HINT
             else:
                 cause = _connection_cause(exc)
             message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
@@ -1086,8 +1097,9 @@ class Gateway:
                 f"{exc.user_message or exc}){self._budget.tries()}.",
                 retry_after=_retry_after(exc.headers),
             )
-            # A 5xx Stripe replayed from the key: it will answer nothing else (see _post_keyed).
-            unavailable.replayed = (exc.http_status or 0) >= 500 and _replayed(exc.headers)
+            # A 5xx the key keeps (replayed, or the first, which Stripe says a retry would only
+            # replay): it will answer nothing else (see _post_keyed).
+            unavailable.replayed = _kept_failure(exc.http_status or 0, exc.headers)
             # A 5xx: Stripe may have done the request before it failed (its docs say so).
             unavailable.outcome_unknown = (exc.http_status or 0) >= 500
             raise unavailable from exc
@@ -1324,7 +1336,7 @@ class _BudgetClient(stripe.HTTPClient):
                 return False
             if str(headers.get("Stripe-Should-Retry", "")).lower() == "false":
                 return False
-        elif response is not None and _replayed_failure(response):
+        elif response is not None and _kept_failure(response[1], response[2]):
             return False  # Stripe replays a saved 5xx to every retry with its key
         elif not super()._should_retry(
             response, api_connection_error, num_retries, max_network_retries
@@ -1352,14 +1364,23 @@ def _cut_short(exc: BaseException) -> bool:
     return getattr(exc, "cut_short", False) and not getattr(exc, "stripe_failed", True)
 
 
-def _replayed_failure(response: Any) -> bool:
-    """A 5xx that Stripe replayed from an idempotency key: another try gets it again."""
-    return response[1] >= 500 and _replayed(response[2])
+def _kept_failure(status: int, headers: Any) -> bool:
+    """A 5xx that an idempotency key keeps, so another try gets it again: one Stripe replayed
+    from the key (``Idempotent-Replayed``), or the first, which Stripe answers with
+    ``Stripe-Should-Retry: false`` (a retry "won't have an additional effect")."""
+    return status >= 500 and (_replayed(headers) or _no_retry(headers))
 
 
 def _replayed(headers: Any) -> bool:
     try:
         return str((headers or {}).get("Idempotent-Replayed", "")).lower() == "true"
+    except AttributeError:
+        return False
+
+
+def _no_retry(headers: Any) -> bool:
+    try:
+        return str((headers or {}).get("Stripe-Should-Retry", "")).lower() == "false"
     except AttributeError:
         return False
 
@@ -1469,6 +1490,12 @@ def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
     )
 
 
+# What to check when the proxy from the environment refused to pass a call on.
+PROXY_LOGIN_HINT = (
+    "Check the user name and password in HTTPS_PROXY (http://user:password@host:port, with any "
+    "@ : / % in them percent-encoded)."
+)
+PROXY_HINT = "Check HTTPS_PROXY, and that the proxy lets connections to api.stripe.com through."
 PERMISSION_HINT = (
     "A restricted key (rk_test_...) works for what it permits: add the permission to the key in "
     "the Dashboard (Developers > API keys), or use a key that has it."

@@ -16,12 +16,17 @@ import dataclasses
 from dataclasses import dataclass
 
 from bookpay.address import ShippingAddress, country_name
-from bookpay.errors import BookpayError, PaymentError, UsageError
+from bookpay.errors import BookpayError, PaymentError, TaxNotActive, UsageError
 from bookpay.money import chargeable
 from bookpay.quote import Quote
 from bookpay.shipping import ShippingOption
 
 TAX_BEHAVIOR = "exclusive"  # catalog prices are before tax, as US prices are
+# What to do when Stripe Tax is not active on the account (the server's log, `config check`).
+TAX_FIX = (
+    "Activate Stripe Tax in the Dashboard (https://dashboard.stripe.com/settings/tax), or set "
+    "BOOKPAY_TAX=off to sell without tax."
+)
 
 
 class NoShippingRate(UsageError):
@@ -65,7 +70,8 @@ def price(
     taxed by Stripe Tax unless ``tax_enabled`` is false.
 
     Raises UnknownShippingRate for an id the catalog does not have, NoShippingRate when no rate
-    serves the country, AddressNotTaxable when Stripe Tax cannot place the address.
+    serves the country, AddressNotTaxable when Stripe Tax cannot place the address, TaxNotActive
+    when Stripe Tax is not active on the account.
     """
     known = {rate.id for rate in catalog.shipping_rates}
     if rate_id is not None and rate_id not in known:
@@ -115,6 +121,14 @@ def _calculate(gateway, quote: Quote, attempt_id: str | None) -> dict:
             attempt_id=attempt_id,
         )
     except PaymentError as exc:
+        if exc.stripe_code == "stripe_tax_inactive":
+            raise TaxNotActive(
+                f"Stripe Tax is not active on this Stripe account ({exc.stripe_code}): no "
+                f"checkout can work out its tax. {TAX_FIX}",
+                stripe_code=exc.stripe_code,
+                error_type=exc.error_type,
+                http_status=exc.http_status,
+            ) from exc
         if exc.stripe_code != "customer_tax_location_invalid":
             raise
         raise AddressNotTaxable(

@@ -28,11 +28,13 @@ from bookpay.errors import (
     NotFound,
     PaymentError,
     StripeUnavailable,
+    TaxNotActive,
 )
 from bookpay.fulfilment import ownership_problem
 from bookpay.ids import is_intent_id
 from bookpay.ledger.errors import LedgerUnavailable
 from bookpay.orderlines import lines_of_intent, named_quote, rows_of
+from bookpay.origins import normal_url
 from bookpay.quote import quote_items
 from bookpay.web import cart_routes, inputs, quote_routes
 from bookpay.web.assets import PAGE_SCRIPTS, InlineScript, StaticFiles
@@ -297,6 +299,8 @@ def _shown(exc: BookpayError, rule: str) -> tuple[dict, str]:
         said = UNKNOWN_OUTCOME if getattr(exc, "outcome_unknown", False) else UNAVAILABLE
     elif isinstance(exc, ConfigError):  # a LedgerUnavailable too
         said = SHOP_UNAVAILABLE
+    elif isinstance(exc, TaxNotActive):
+        said = TAX_NOT_SET_UP  # the shop's set-up: no retry of the shopper's can help
     elif isinstance(exc, PaymentError) and not isinstance(exc, CardDeclined):
         said = NOT_SET_UP  # Stripe's words for developers, and where it was reached
     else:
@@ -313,6 +317,10 @@ UNKNOWN_OUTCOME = (
 )
 SHOP_UNAVAILABLE = "The shop can't take orders right now. Please try again in a moment."
 NOT_SET_UP = "Your payment could not be set up. Please try again."
+TAX_NOT_SET_UP = (
+    "This shop can't take payments yet: it can't work out the tax on orders. "
+    "Please let the shop know."
+)
 _INTERNAL = {
     "message": "Something went wrong on our side. Please try again.",
     "code": "internal_error",
@@ -362,7 +370,8 @@ def create_app(
         fulfiller=fulfiller,
         receiver=receiver,
     )
-    shop_url = (settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+    # As browsers write its origin (Settings writes BOOKPAY_BASE_URL so; ``public_url`` too).
+    shop_url = normal_url((settings.base_url or public_url or DEFAULT_PUBLIC_URL).rstrip("/"))
     return_url = f"{shop_url}/success"
     https = shop_url.startswith("https://")
     headers = security_headers(settings, (EARLY_SCRIPT.csp_source,), https=https)
@@ -606,7 +615,9 @@ def create_app(
         wait = state.get("retry_after") or RETRY_AFTER
         bottle.response.status = 503
         bottle.response.set_header("Retry-After", str(wait))
-        message = f"Payments are unavailable: {detail}."
+        detail = detail.rstrip()
+        # One full stop: the ping's reason is often a sentence of its own.
+        message = f"Payments are unavailable: {detail}" + ("" if detail.endswith(".") else ".")
         return {**answer, "error": {"message": message, "code": "not_ready"}}
 
     @app.get("/static/<path:path>")

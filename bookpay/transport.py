@@ -9,13 +9,16 @@ connection to the host.
 
 What a Stripe client needs of the wire is kept: connect and read timeouts, TLS verified against
 the CA bundle given, the ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` environment (unless told not
-to, as for the local emulator), and a connection the server closed while it sat idle is noticed
-before it is used. Failures are ``TransportError``: ``retry`` says whether another attempt may
-help (a timeout, a refused or dropped connection), and the OSError behind it is its cause.
+to, as for the local emulator), a proxy's user name and password (``http://user:pass@host:port``,
+sent as ``Proxy-Authorization`` on the CONNECT tunnel or on each plain-HTTP proxied request), and
+a connection the server closed while it sat idle is noticed before it is used. Failures are
+``TransportError``: ``retry`` says whether another attempt may help (a timeout, a refused or
+dropped connection), and the OSError behind it is its cause.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import http.client
 import io
@@ -28,16 +31,21 @@ import time
 import urllib.request
 import weakref
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 class TransportError(Exception):
-    """A call that got no answer; ``timeout`` when it was a timeout."""
+    """A call that got no answer; ``timeout`` when it was a timeout. ``proxy_status`` is the
+    status of a proxy that refused to pass the call on (407: it wants a login, or refused the
+    one given), and the message then says so in words fit for the user (never the password)."""
 
-    def __init__(self, message: str, *, retry: bool, timeout: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retry: bool, timeout: bool = False, proxy_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry = retry
         self.timeout = timeout
+        self.proxy_status = proxy_status
 
 
 class Headers(dict):
@@ -90,9 +98,10 @@ class Transport:
         """
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn, via_proxy = self._connection(parts, timeout)
-        if via_proxy:  # a plain HTTP proxy is sent the whole URL
+        conn, proxy_headers = self._connection(parts, timeout)
+        if proxy_headers is not None:  # a plain HTTP proxy is sent the whole URL (and its login)
             target = url
+            headers = {**headers, **proxy_headers}
         if isinstance(body, str):
             body = body.encode()
         try:
@@ -106,18 +115,25 @@ class Transport:
             content = response.read()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            refused = _tunnel_refused(exc)
+            if refused is not None:
+                login = "Proxy-Authorization" in getattr(conn, "_tunnel_headers", {})
+                raise _proxy_refused(parts, *refused, login=login) from exc
             timed_out = isinstance(exc, TimeoutError)
             raise TransportError(
                 f"{type(exc).__name__}: {exc}", retry=not isinstance(exc, ssl.SSLError),
                 timeout=timed_out,
             ) from exc  # fmt: skip
-        if response.will_close:
+        if response.will_close or (proxy_headers is not None and response.status == 407):
             conn.close()
+        if proxy_headers is not None and response.status == 407:  # the proxy's, not the server's
+            login = "Proxy-Authorization" in proxy_headers
+            raise _proxy_refused(parts, 407, response.reason, login=login)
         return content, response.status, Headers(response.getheaders())
 
-    def _connection(self, parts, timeout) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self, parts, timeout) -> tuple[http.client.HTTPConnection, dict | None]:
         """This thread's connection to the URL's origin (a new one if it was closed meanwhile),
-        and whether it goes through a plain HTTP proxy."""
+        and, when it goes through a plain HTTP proxy, the headers each request adds for it."""
         key = (parts.scheme, parts.hostname, parts.port)
         found = getattr(self._local, "connections", None)
         if found is None:
@@ -128,24 +144,24 @@ class Transport:
             weakref.finalize(end, _forget, weakref.ref(self), found)
         entry = found.get(key)
         if entry is not None:
-            conn, via_proxy = entry
+            conn, proxy_headers = entry
             if conn.sock is None or not dropped(conn.sock):
-                return conn, via_proxy
+                return conn, proxy_headers
             conn.close()
             with self._lock:
                 self._all.discard(conn)
-        conn, via_proxy = self._new(parts, timeout)
-        found[key] = (conn, via_proxy)
+        conn, proxy_headers = self._new(parts, timeout)
+        found[key] = (conn, proxy_headers)
         with self._lock:
             self._all.add(conn)
-        return conn, via_proxy
+        return conn, proxy_headers
 
-    def _new(self, parts, timeout) -> tuple[http.client.HTTPConnection, bool]:
-        conn, via_proxy = self._made(parts, timeout)
+    def _new(self, parts, timeout) -> tuple[http.client.HTTPConnection, dict | None]:
+        conn, proxy_headers = self._made(parts, timeout)
         conn._create_connection = _connect  # the name's resolution within the connect timeout
-        return conn, via_proxy
+        return conn, proxy_headers
 
-    def _made(self, parts, timeout) -> tuple[http.client.HTTPConnection, bool]:
+    def _made(self, parts, timeout) -> tuple[http.client.HTTPConnection, dict | None]:
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
         proxy = self._proxy_for(parts)
@@ -153,17 +169,18 @@ class Transport:
             if https:
                 return http.client.HTTPSConnection(
                     parts.hostname, port, timeout=timeout[0], context=self._tls
-                ), False
-            return http.client.HTTPConnection(parts.hostname, port, timeout=timeout[0]), False
+                ), None
+            return http.client.HTTPConnection(parts.hostname, port, timeout=timeout[0]), None
         proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         proxy_port = proxied.port or 80
+        login = _proxy_login(proxied)
         if https:  # a CONNECT tunnel through the proxy, TLS end to end
             conn = http.client.HTTPSConnection(
                 proxied.hostname, proxy_port, timeout=timeout[0], context=self._tls
             )
-            conn.set_tunnel(parts.hostname, port)
-            return conn, False
-        return http.client.HTTPConnection(proxied.hostname, proxy_port, timeout=timeout[0]), True
+            conn.set_tunnel(parts.hostname, port, headers=login)
+            return conn, None
+        return http.client.HTTPConnection(proxied.hostname, proxy_port, timeout=timeout[0]), login
 
     def _proxy_for(self, parts) -> str | None:
         if not self.trust_env:
@@ -179,6 +196,41 @@ class Transport:
             connections, self._all = self._all, set()
         for conn in connections:
             conn.close()
+
+
+def _proxy_login(proxied) -> dict[str, str]:
+    """The ``Proxy-Authorization`` header for the user name and password in a proxy's URL
+    (percent-decoded, as curl and requests read them), or none when it has no user name."""
+    if proxied.username is None:
+        return {}
+    login = f"{unquote(proxied.username)}:{unquote(proxied.password or '')}".encode()
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(login).decode("ascii")}
+
+
+def _tunnel_refused(exc: BaseException) -> tuple[int, str] | None:
+    """The status and reason of a proxy that answered a CONNECT with something else than 200
+    (``http.client`` says so only in an OSError's words), or None for any other failure."""
+    text = str(exc)
+    prefix = "Tunnel connection failed: "
+    if type(exc) is not OSError or not text.startswith(prefix):
+        return None
+    status, _, reason = text[len(prefix) :].partition(" ")
+    return (int(status), reason) if status.isdigit() else None
+
+
+def _proxy_refused(parts, status: int, reason: str, *, login: bool) -> TransportError:
+    """A proxy's refusal to pass a call on, in words that name the setting to correct. Only a
+    5xx (the proxy could not reach the server) may go better at another attempt: a 407 (no
+    login, or a wrong one) or a 403 is the same at every attempt."""
+    variable = "HTTPS_PROXY" if parts.scheme == "https" else "HTTP_PROXY"
+    said = f"{status} {reason}".strip()
+    if status == 407 and login:
+        words = f"the proxy in {variable} refused its user name and password ({said})"
+    elif status == 407:
+        words = f"the proxy in {variable} asks for a user name and password ({said})"
+    else:
+        words = f"the proxy in {variable} would not pass the request on ({said})"
+    return TransportError(words, retry=status >= 500, proxy_status=status)
 
 
 class _ThreadEnd:

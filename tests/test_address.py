@@ -27,6 +27,12 @@ def test_the_country_is_written_as_its_name():
     assert country_name("gb") == "United Kingdom"
     assert country_name("KR") == "South Korea"
     assert country_name("XZ") == "XZ"  # unknown: as given
+    # Codes outside ISO 3166-1's assigned ones that Stripe ships to (its allowed_countries).
+    assert [country_name(code) for code in ("XK", "ac", "TA")] == [
+        "Kosovo",
+        "Ascension Island",
+        "Tristan da Cunha",
+    ]
     assert country_name(None) == ""
 
 

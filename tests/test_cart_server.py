@@ -18,10 +18,17 @@ import urllib.parse
 import uuid
 
 import pytest
-from test_server import PUBLIC_URL, complete_3ds, confirm, emulator_api, success_url
+from test_server import (
+    PUBLIC_URL,
+    checkout_config,
+    complete_3ds,
+    confirm,
+    emulator_api,
+    success_url,
+)
 from wsgi import Response, call
 
-from bookpay.cart import MOVE_GRACE
+from bookpay.cart import MOVE_GRACE, cookie_name
 from bookpay.server import create_app
 
 OWN = "http://127.0.0.1"  # the test environ's Host
@@ -149,6 +156,82 @@ def test_the_cookie_is_random_httponly_and_samesite_lax(app, settings):
     assert not any(a.lower() == "secure" for a in attributes)  # plain http here
     # Looking at the cart makes none.
     assert "Set-Cookie" not in Shopper(app).get("/cart").headers
+
+
+# Other cookies on the same host (browsers keep cookies apart by host, not by port) --------------
+
+# Values browsers take and send back, which Python's SimpleCookie (behind Bottle's get_cookie)
+# refuses, dropping the whole Cookie header with them: the cart cookie after one was lost.
+FOREIGN_COOKIES = {
+    "space": "x=a b",
+    "json": 'prefs={"theme":"dark"}',
+    "unbalanced-quote": 'x="unbalanced',
+    "backslash": "x=a\\b",
+    "utf-8": "x=é".encode().decode("latin-1"),  # a server hands the header to WSGI as latin-1
+    "no-value": "novalue",
+    "bang": "flash=Welcome back!",
+    "date": "x=Mon, 01 Jan 2024",
+}
+
+
+def cart_rows(settings) -> int:
+    with contextlib.closing(sqlite3.connect(settings.data_dir / "bookpay.sqlite3")) as db:
+        return db.execute("SELECT count(*) FROM carts").fetchone()[0]
+
+
+def add_with(shopper: Shopper, cookie: str, item: str) -> Response:
+    """``shopper`` adds ``item`` (JSON), sending ``cookie`` as the whole Cookie header."""
+    body = json.dumps({"item": item}).encode()
+    return shopper.request("POST", "/cart/items", body, Content_Type="application/json",
+                           Cookie=cookie)  # fmt: skip
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_COOKIES.values(), ids=FOREIGN_COOKIES.keys())
+def test_another_apps_cookie_before_the_carts_keeps_the_cart(app, settings, foreign):
+    shopper = Shopper(app)
+    shopper.add("1")
+    header = f"{foreign}; {shopper.cookie}"
+    page = shopper.get("/cart", Cookie=header).text
+    assert lines_of(page) == [("1", "1")] and count_in_header(page) == "1"
+    added = add_with(shopper, header, "2")
+    assert added.json()["cart"]["count"] == 2
+    assert added.cookies == []  # the same cart, not a new one on each add
+    assert cart_rows(settings) == 1
+
+
+def test_over_https_another_apps_cookie_keeps_the_cart_and_the_move(app, https_app, settings):
+    foreign = FOREIGN_COOKIES["json"]
+    shopper = Shopper(https_app, origin=SHOP_HTTPS)
+    shopper.add("1")
+    assert add_with(shopper, f"{foreign}; {shopper.cookie}", "2").json()["cart"]["count"] == 2
+    # A cart from before the prefix still moves, the plain cookie after a foreign one.
+    old = plain_cart(app, "3")
+    mover = Shopper(https_app, origin=SHOP_HTTPS)
+    moved = mover.get("/cart", Cookie=f"{foreign}; {'='.join(old)}")
+    assert lines_of(moved.text) == [("3", "1")]
+    assert [cookie_parts(c)[0] for c in moved.cookies] == ["__Host-bookpay_cart", "bookpay_cart"]
+    assert cart_rows(settings) == 2
+
+
+@pytest.mark.parametrize("ours", ["last", "first"])
+def test_a_namesake_cookie_neither_hides_the_cart_nor_starts_new_ones(app, settings, ours):
+    """Another app on this host (any port) with a cookie of the same name, whose token finds
+    no cart: browsers send a cookie with a longer Path first, else the older first, so ours may
+    come on either side of it."""
+    shopper = Shopper(app)
+    shopper.add("1")
+    stray = "bookpay_cart=" + "s" * 43  # a token as ours look, that finds nothing
+    header = "; ".join([stray, shopper.cookie] if ours == "last" else [shopper.cookie, stray])
+    for item in ("2", "3"):
+        added = add_with(shopper, header, item)
+        assert added.cookies == []
+    assert added.json()["cart"]["count"] == 3
+    assert lines_of(shopper.get("/cart", Cookie=header).text) == [
+        ("1", "1"),
+        ("2", "1"),
+        ("3", "1"),
+    ]
+    assert cart_rows(settings) == 1
 
 
 # Over HTTPS: the __Host- prefix ----------------------------------------------------------------
@@ -578,6 +661,56 @@ def test_the_shops_own_origins_are_accepted(app):
     assert response.status == 303
 
 
+@pytest.mark.parametrize(
+    ("base_url", "origin"),
+    [
+        ("https://shop.example:443", "https://shop.example"),  # behind a TLS proxy
+        ("http://shop.example:80", "http://shop.example"),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("HTTPS://Shop.Example", "https://shop.example"),
+    ],
+)
+def test_a_base_url_written_otherwise_takes_the_origin_browsers_send(settings, base_url, origin):
+    """Browsers write an origin without its default port, its host in punycode and lower case:
+    a BOOKPAY_BASE_URL that says the same origin otherwise refused every POST (403)."""
+    shop = create_app(dataclasses.replace(settings, base_url=base_url))
+    try:
+        shopper = Shopper(shop, origin=origin)
+        added = shopper.form("/cart/items", item="1")
+        assert added.status == 303, added.text
+        assert list(shopper.jar) == [cookie_name(origin.startswith("https:"))]
+        referer_only = Shopper(shop, origin="")
+        referer_only.jar = dict(shopper.jar)
+        response = referer_only.request(
+            "POST", "/cart/items", b"item=2", Content_Type=FORM, Referer=origin + "/cart"
+        )
+        assert response.status == 303
+        assert lines_of(shopper.get("/cart").text) == [("1", "1"), ("2", "1")]
+        page = shopper.get("/checkout").text
+        assert checkout_config(page)["returnUrl"] == origin + "/success"
+        # Another port, or a host that only looks alike, is another site still.
+        for other in (origin + ":8443", origin.replace("xn--bcher-kva", "bucher")):
+            if other != origin:
+                assert Shopper(shop, origin=other).form("/cart/items", item="1").status == 403
+    finally:
+        shop.close()
+
+
+def test_the_servers_own_address_written_otherwise_takes_the_origin_browsers_send(settings):
+    """The address the server was given (``public_url``: not through Settings) is compared as
+    browsers write an origin too, and so is the Origin header itself."""
+    shop = create_app(settings, public_url="https://Shop.Example:443")
+    try:
+        for origin in ("https://shop.example", "https://shop.example:443", "HTTPS://SHOP.example"):
+            assert Shopper(shop, origin=origin).form("/cart/items", item="1").status == 303
+        for origin in ("https://shop.example:443/", "https://u@shop.example", "https://shop"):
+            assert Shopper(shop, origin=origin).form("/cart/items", item="1").status == 403
+        page = Shopper(shop).get("/checkout?item=1").text
+        assert checkout_config(page)["returnUrl"] == "https://shop.example/success"
+    finally:
+        shop.close()
+
+
 def test_webhooks_are_not_origin_checked(app):
     response = call(app, "POST", "/webhook", b"{}", {"Origin": "https://evil.example"})
     assert response.status != 403
@@ -745,7 +878,7 @@ def test_a_creation_whose_answer_was_lost_then_a_changed_cart_gets_a_payable_int
     emu, settings, shopper = faulty
     shopper.add("1")
     attempt = str(uuid.uuid4())
-    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    emu.faults.fail("500", path="/v1/payment_intents")  # the creation, and the look behind it
     assert error_of(shopper.pay(attempt)) == (503, "stripe_unavailable")
     emu.faults.clear()
     [lost] = all_intents(settings)  # created, its client secret never answered
@@ -1124,7 +1257,7 @@ def test_a_creation_whose_answer_was_lost_then_the_same_cart_gets_that_intent(fa
     emu, settings, shopper = faulty
     shopper.add("1")
     attempt = str(uuid.uuid4())
-    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    emu.faults.fail("500", path="/v1/payment_intents")  # the creation, and the look behind it
     assert error_of(shopper.pay(attempt)) == (503, "stripe_unavailable")
     emu.faults.clear()
     shown = shopper.pay(attempt).json()

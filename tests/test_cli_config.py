@@ -37,6 +37,14 @@ def test_a_running_emulator_and_sound_settings_are_ok(cli_env):
     assert report["findings"] == []
 
 
+def test_a_base_url_with_its_default_port_or_an_idn_host_is_accepted_as_browsers_write_it(
+    cli_env,
+):
+    code, report = check({**cli_env, "BOOKPAY_BASE_URL": "https://Bücher.example:443"})
+    assert code == 0 and report["findings"] == []
+    assert report["settings"]["BOOKPAY_BASE_URL"] == "https://xn--bcher-kva.example"
+
+
 def test_an_emulator_that_does_not_answer_is_a_warning_with_the_url_and_the_error(tmp_path):
     url = f"http://127.0.0.1:{closed_port()}"
     env = {"BOOKPAY_EMULATOR_URL": url, "BOOKPAY_DATA_DIR": str(tmp_path / "d")}

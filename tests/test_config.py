@@ -439,3 +439,23 @@ def test_a_base_url_that_is_not_a_url_never_shows_its_password():
     [problem] = settings.problems()
     assert "must be an http(s) URL" in problem
     assert "hunter2" not in problem
+
+
+@pytest.mark.parametrize(
+    ("url", "as_browsers_write_it"),
+    [
+        ("https://shop.example:443", "https://shop.example"),
+        ("http://shop.example:80/", "http://shop.example"),
+        ("HTTPS://Shop.Example:8443/books/", "https://shop.example:8443/books"),
+        ("https://Bücher.example", "https://xn--bcher-kva.example"),
+        # UTS #46 as current browsers map it (IDNA 2003 made it "strasse.example")
+        ("https://straße.example", "https://xn--strae-oqa.example"),
+        ("http://[::1]:80", "http://[::1]"),
+    ],
+)
+def test_a_base_url_is_written_as_browsers_write_its_origin(url, as_browsers_write_it):
+    """Browsers leave the default port out of Origin and send a host in punycode: the base URL
+    as it was set made every POST a 403 and the return_url not the pages' own address."""
+    settings = Settings.from_env({"BOOKPAY_BASE_URL": url})
+    assert settings.base_url == as_browsers_write_it
+    assert settings.problems() == []

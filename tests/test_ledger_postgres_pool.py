@@ -359,3 +359,27 @@ def test_nothing_is_sent_on_a_borrow_but_the_ledgers_own_statements(postgres_url
         f.seek(0)
         sent = [line.split("\t")[3].split(" ")[0] for line in f if line.split("\t")[1] == "F"]
     assert sent.count("Execute") + sent.count("Query") == 40
+
+
+def test_the_pools_other_warnings_are_serves_one_line_each_repeats_folded(
+    postgres_url, tmp_path, capsys
+):
+    # "rolling back returned connection", "error resetting connection", ...: the pool's warnings
+    # the ledger does not answer for reached serve's stderr through logging's last resort, bare
+    # (no time, no level, no logger) and once per connection however many times a second.
+    from bookpay.commands.serve import _configure_logging, _remove_handler
+
+    handlers = _configure_logging(debug=False)
+    try:
+        with _ledger(postgres_url, tmp_path, pool_size=2) as ledger:
+            for _ in range(5):
+                conn = ledger.backend.pool.getconn()
+                conn.execute("BEGIN")  # given back inside a transaction: rolled back, warned of
+                ledger.backend.pool.putconn(conn)
+            ledger.find_order("pi_none")  # the connection rolled back still serves
+    finally:
+        _remove_handler(handlers)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines  # the four repeats held back, and no traceback
+    said = "WARNING psycopg.pool: rolling back returned connection: <psycopg.Connection [INTRANS]"
+    assert said in lines[0], lines

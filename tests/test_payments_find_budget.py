@@ -160,16 +160,17 @@ def test_a_cli_creation_behind_a_500_lists_only_from_its_own_start(emu, gateway,
 
 
 def test_the_checkout_answers_503_while_the_list_is_too_slow_then_the_same_intent(emu, caplog):
-    """The shop's own path: the attempt's creation answered 500 once too slowly to be tried
-    again (the shopper saw a 503), and the shop took 150 orders since; its reload behind the
+    """The shop's own path: the attempt's creation answered 500 and the look behind it failed
+    (the shopper saw a 503), and the shop took 150 orders since; its reload behind the
     replayed 500 is a 503 while Stripe stays slow, its intent once Stripe is fast again."""
     from bookpay import testing
 
     with testing.shop(emu, stripe_limits=StripeLimits(total_timeout=BUDGET)) as shop:
         attempt = str(uuid.uuid4())
         body = {"item": "1", "attemptId": attempt}
-        emu.faults.rates(latency=str(LATENCY_MS))
         emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+        # The look's 500 asks a wait its budget cannot afford: it fails at once.
+        emu.faults.fail("500", path="/v1/payment_intents", method="GET", times=1, retry_after=30)
         assert shop.request("POST", "/create-payment-intent", body).status == 503
         emu.faults.clear()
         made = intents(emu)
@@ -449,22 +450,21 @@ def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, tmp_path, m
     500 came before the creation ran: the emulator's never do, so the look is made blind to
     them): without a bound in all, the key's four generations, each a creation retried and a
     look, held the request for four times as long. A budget of its own, with room for a
-    creation and its retry on a loaded machine (the first must be answered, and replayed, in
-    it)."""
+    creation and a page on a loaded machine (the first must be answered in it)."""
     budget = 2.5
     limits = StripeLimits(total_timeout=budget)
     gateway = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
     iter_intents = gateway.iter_intents
 
     def blind(**kwargs):
-        # The key's next generation will meet a 500 too (its retry then gets it replayed).
+        # The key's next generation will meet a 500 too (kept: Stripe-Should-Retry: false).
         emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
         pages = iter_intents(**kwargs)
         return (intent for intent in pages if "attempt_id" not in intent["metadata"])
 
     monkeypatch.setattr(gateway, "iter_intents", blind)
     emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
-    emu.faults.rates(latency="400")  # a creation and its retry, then a page: ~1.5 s a generation
+    emu.faults.rates(latency="800")  # a creation, then a page: ~1.6 s a generation
     started = time.monotonic()
     try:
         with pytest.raises(StripeUnavailable) as unavailable:
@@ -473,7 +473,7 @@ def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, tmp_path, m
         gateway.close()
     took = time.monotonic() - started
     emu.faults.clear()
-    assert took < 2 * budget + 0.5  # four generations take about 6 s
+    assert took < 2 * budget + 0.5  # four generations take about 6.5 s
     assert unavailable.value.message == (
         f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
         "finding out whether it was made (and making it under the key's next generations) took "
@@ -528,7 +528,9 @@ def test_a_look_cut_by_the_keys_bound_is_outcome_unknown_and_says_its_time(
     limits = StripeLimits(total_timeout=2.0)
     made = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
     intent = paid(emu)
-    emu.faults.fail("500", path="/v1/refunds", method="POST", times=1)
+    # A 500 asking a second's wait (so not Stripe-Should-Retry: false): retried after it and
+    # replayed, the look begins with a second less than the bound.
+    emu.faults.fail("500", path="/v1/refunds", method="POST", times=1, retry_after=1)
     find = made.find_refund_request
     looks: list[str] = []
 

@@ -108,7 +108,7 @@ def test_a_declined_confirmation_behind_a_500_is_declined_again_not_unavailable(
 
 def test_a_500_that_did_not_stop_blocks_the_attempt_no_longer_once_it_does(emu, gateway):
     attempt = str(uuid.uuid4())
-    emu.faults.fail("500", path="/v1/payment_intents", method="POST")
+    emu.faults.fail("500", path="/v1/payment_intents")  # the creation, and the look behind it
     with pytest.raises(StripeUnavailable):
         gateway.create_intent(BOOK, attempt_id=attempt)
     emu.faults.clear()

@@ -144,6 +144,29 @@ def test_with_tax_off_there_is_no_calculation(settings):
         app.close()
 
 
+@pytest.mark.parametrize(
+    ("country", "city"),
+    [("XK", "Pristina"), ("AC", "Georgetown"), ("TA", "Edinburgh of the Seven Seas")],
+)
+def test_countries_stripe_ships_to_beyond_iso_3166_are_addresses(settings, country, city):
+    # Kosovo (user-assigned), Ascension Island and Tristan da Cunha (exceptionally reserved):
+    # Stripe's Address Element offers them and Stripe ships there; they were refused as codes.
+    app = create_app(dataclasses.replace(settings, tax="off"), public_url=PUBLIC_URL)
+    try:
+        shopper = Shopper(app)
+        attempt, created = buy_now(shopper, "1")
+        address = {"line1": "1 Main Road", "city": city, "postal_code": "", "country": country}
+        answer = quote(shopper, attempt, address=address)
+        assert answer.status == 200, answer.text
+        body = answer.json()
+        assert [r["id"] for r in body["shippingRates"]] == ["international"]
+        assert body["total"] == 2300 + body["shipping"]
+        intent = intent_of(settings, created["paymentIntentId"])
+        assert intent["shipping"]["address"]["country"] == country
+    finally:
+        app.close()
+
+
 def test_a_cart_changed_after_quoting_keeps_the_address_free_shipping_from_50(shopper, settings):
     shopper.add("1")
     attempt = str(uuid.uuid4())

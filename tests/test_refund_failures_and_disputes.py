@@ -467,7 +467,10 @@ def test_a_reversal_whose_answer_was_lost_is_sent_as_planned_after_its_refund_fa
     monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (600.0,))  # tried again when the test says
     intent_id, order_id = paid(shop, "pm_card_refundFail")
     total = shop.ledger.quote_for(intent_id)["total"]
-    stripe_emulator.faults.fail("500", path="/v1/tax/transactions/create_reversal")  # made
+    # Made, answered 500 (kept under its key), then every later answer lost (not a 500 of
+    # each next key's own: that would stand under those keys too).
+    stripe_emulator.faults.fail("500", path="/v1/tax/transactions/create_reversal", times=1)
+    stripe_emulator.faults.fail("reset", path="/v1/tax/transactions/create_reversal")
     refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "500"})
     charge = {"id": refund["charge"], "object": "charge"}
     shop.deliver("charge.refunded", charge, "evt_500")

@@ -216,6 +216,34 @@ def test_stripe_mode_has_no_emulator_banner(stripe_settings):
     assert "Stripe test mode" in page
 
 
+def test_the_readme_says_which_banner_stripe_mode_shows(stripe_settings):
+    """The README's "Using real Stripe test mode" quotes the banner the pages show (it said the
+    banner was gone)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = " ".join(readme.split("## Using real Stripe test mode")[1].split("\n## ")[0].split())
+    said = re.search(r'their banner says "([^"]+)"', section)
+    assert said, "the README's Stripe test mode steps say nothing of the banner"
+    page = shown(stripe_settings)
+    banner = re.search(r'<p class="mode-banner[^"]*" role="note">(.*?)</p>', page, re.S)
+    assert " ".join(re.sub(r"<[^>]+>", "", banner.group(1)).split()) == said.group(1)
+    assert "--live` there is no banner" in section
+    live = dataclasses.replace(
+        stripe_settings,
+        secret_key="sk_live_51Hsecretsecretsecret1234",
+        publishable_key="pk_live_51Hpublicpublicpublic9876",
+        allow_live=True,
+    )
+    assert "mode-banner" not in shown(live)
+
+
+def shown(settings: Settings, target: str = "/") -> str:
+    made = create_app(settings, public_url=PUBLIC_URL)
+    try:
+        return get(made, target).text
+    finally:
+        made.close()
+
+
 def test_cover_is_an_svg_drawn_from_the_catalog(app):
     response = get(app, "/covers/2.svg")
     assert response.status == 200
@@ -1097,7 +1125,9 @@ def test_readyz_says_whether_stripe_answers(app, settings):
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json()["ready"] is False
     assert response.json()["error"]["code"] == "not_ready"
-    assert "reach the emulator" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert "reach the emulator" in message
+    assert message.endswith(".") and not message.endswith("..")  # one full stop, not two
 
 
 class CountingGateway:
@@ -1173,6 +1203,7 @@ def test_readyz_answers_at_once_while_the_breaker_is_open(settings):
     assert response.status == 503
     assert 50 <= int(response.headers["Retry-After"]) <= 60
     assert response.json()["stripe"]["circuit"] == "open"
+    assert response.json()["error"]["message"].endswith("(circuit open).")
     assert gateway.pings == 0
     response = post_json(app, {"item": "1", "attemptId": new_attempt()})
     assert response.status == 503

@@ -610,6 +610,17 @@ def test_canceled(world, gateway):
     assert world.ledger.fulfilment_count() == 0
 
 
+def test_a_canceled_event_for_a_succeeded_intent_is_handled_and_leaves_the_order_paid(world):
+    """The README's word: Stripe's PaymentIntent is at least what a `.canceled` claims (a paid
+    order ranks above a canceled one), so the event is handled, and the order stays paid."""
+    deliver(world, event("payment_intent.succeeded", intent()))
+    answer = deliver(world, event("payment_intent.canceled", intent(status="canceled")))
+    order = world.ledger.get_order("pi_1")
+    assert answer["handled"] is True
+    assert answer["outcome"] == f"order {order['id']} is paid"
+    assert (order["status"], world.ledger.fulfilment_count()) == ("paid", 1)
+
+
 def test_a_canceled_event_marks_the_quote_canceled_as_stripe_has_it_once(world, gateway):
     """Two tabs of one cart: the second's PaymentIntent canceled (by Stripe, or in the
     Dashboard) is marked so from the PaymentIntent retrieved, never the event's copy, and the

@@ -86,6 +86,11 @@ def check(
         reached = reachability(settings)
         if reached:
             findings.append(reached)
+        elif settings.tax_enabled and not settings.is_emulated:
+            # The emulator calculates with its TEST rates; a Stripe account needs Stripe Tax.
+            tax = tax_readiness(settings)
+            if tax:
+                findings.append(tax)
     problems = [f for f in findings if f.level == "problem"]
     warnings = [f for f in findings if f.level == "warning"]
     rows = settings.describe() + _ledger_rows(ledger)
@@ -139,10 +144,10 @@ def reachability(settings: Settings) -> Finding | None:
                 "BOOKPAY_EMULATOR_URL at a running one",
                 level="warning",
             )
-        return Finding(
-            f"Stripe at {url} cannot be reached ({error})",
-            "check the network connection and any HTTPS_PROXY, and https://status.stripe.com",
-        )
+        fix = "check the network connection and any HTTPS_PROXY, and https://status.stripe.com"
+        if exc.hint and "HTTPS_PROXY" in exc.hint:  # the proxy refused the call: its own fix
+            fix = exc.hint[:1].lower() + exc.hint[1:].rstrip(".")
+        return Finding(f"Stripe at {url} cannot be reached ({error})", fix)
     except ConfigError as exc:
         fix = exc.hint if exc.hint and "config check" not in exc.hint else ""
         return Finding(exc.message, fix or "copy STRIPE_SECRET_KEY again from the Dashboard")
@@ -153,6 +158,39 @@ def reachability(settings: Settings) -> Finding | None:
             level="warning",
         )
     return None
+
+
+def tax_readiness(settings: Settings) -> Finding | None:
+    """Whether Stripe Tax can calculate on the account (its tax settings ``active``), as a
+    finding when it cannot: with BOOKPAY_TAX=stripe every checkout would fail at its address."""
+    from bookpay.errors import BookpayError
+    from bookpay.payments import Gateway
+    from bookpay.pricing import TAX_FIX
+
+    fix = TAX_FIX[:1].lower() + TAX_FIX[1:].rstrip(".")
+    try:
+        found = Gateway(settings).tax_settings()
+    except BookpayError as exc:
+        return Finding(
+            f"Stripe Tax's settings could not be read ({exc.message.rstrip('.')}): whether "
+            "checkouts can work out their tax is not known",
+            "give the key read access to Tax settings (rak_tax_settings_read), or set "
+            "BOOKPAY_TAX=off to sell without tax",
+            level="warning",
+            blocks="",
+        )
+    status = found.get("status")
+    if status == "active":
+        return None
+    pending = (found.get("status_details") or {}).get("pending") or {}
+    missing = ", ".join(pending.get("missing_fields") or [])
+    return Finding(
+        f"Stripe Tax is not active on this Stripe account (its tax settings are {status}"
+        + (f", missing {missing}" if missing else "")
+        + "): with BOOKPAY_TAX=stripe every checkout fails at its address step",
+        fix,
+        blocks="",
+    )
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")

@@ -121,7 +121,10 @@ def serve(
         _remove_handler(handlers)
 
 
-LOGGERS = ("bookpay", "waitress")
+# psycopg's and its pool's ("psycopg.pool": "rolling back returned connection", "error resetting
+# connection", ...) would otherwise reach stderr through logging's last resort: bare, with no
+# time, and once per connection under load.
+LOGGERS = ("bookpay", "waitress", "psycopg")
 HANDLER_NAME = "bookpay-serve"
 ACCESS = "bookpay.access"  # bookpay.web.logs.ACCESS, named here so --help stays light
 STDOUT_GONE = (
@@ -133,8 +136,9 @@ STDOUT_GONE = (
 def _configure_logging(
     debug: bool, log_format: str = "text", quiet: bool = False
 ) -> list[logging.Handler]:
-    """Requests and webhooks on stdout; bookpay's warnings (a failed fulfilment) and waitress's,
-    when they matter, on stderr; in text for a person or JSON for a log shipper.
+    """Requests and webhooks on stdout; bookpay's warnings (a failed fulfilment), waitress's and
+    psycopg's (a PostgreSQL ledger's pool), when they matter, on stderr; in text for a person or
+    JSON for a log shipper.
 
     Named handlers on the streams of this run: serve runs more than once in one process (tests
     invoke it in-process), and an earlier run's handler would write to a closed stream. Repeated
@@ -170,6 +174,8 @@ def _configure_logging(
     access.addFilter(lambda record: not quiet or getattr(record, "kind", None) == "message")
     logging.getLogger("bookpay").setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("waitress").setLevel(logging.INFO if debug else logging.WARNING)
+    # Warnings only, even with --debug: the pool says INFO for every connection it lends.
+    logging.getLogger("psycopg").setLevel(logging.WARNING)
     return [errors, access]
 
 

@@ -33,7 +33,7 @@ CORS = [
     ("Access-Control-Allow-Origin", "*"),
     (
         "Access-Control-Expose-Headers",
-        "Request-Id, Stripe-Version, Idempotent-Replayed, Original-Request",
+        "Request-Id, Stripe-Version, Idempotent-Replayed, Original-Request, Stripe-Should-Retry",
     ),
 ]
 PREFLIGHT = [
@@ -82,6 +82,15 @@ IDEMPOTENCY_OTHER_ENDPOINT = (
     " different request."
 )
 FAULT_HEADER = "Bookpay-Emulator-Fault"  # on every injected answer: its kind
+# On a 500 an idempotency key keeps (its first answer and every replay): a retry would only
+# replay it. Stripe's client libraries honour it before the status (stripe-python's
+# HTTPClient._should_retry: "The API may ask us not to retry (eg; if doing so would be a
+# no-op)"; "we expect the stripe-should-retry header to be false in most cases when a 500 is
+# returned, since our idempotency framework would typically replay it anyway"). Never beside a
+# Retry-After (Stripe's API keeps that invariant: stripe-node#692). Stripe's `true` is for its
+# lock timeouts (a 429) and idempotency conflicts (a 409), which the emulator never answers:
+# it runs one request at a time on an object and a key.
+NO_RETRY = ("Stripe-Should-Retry", "false")
 PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"
     " can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
@@ -332,9 +341,11 @@ class Emulator:
                 return _fault_response(fault, error, response.headers)
 
             response = self._api(environ, method, path, segments, fail)
-            if not any(name == FAULT_HEADER for name, _ in response.headers):
-                response = fail(response)  # a replay, or refused before it ran: not saved
-            return response
+            if any(name == FAULT_HEADER for name, _ in response.headers):
+                return response  # it ran, and the key (if any) keeps this 500
+            if response.status >= 500 and _replay(response):
+                return response  # the key's 500 replayed, marked as every replay is
+            return fail(response)  # over a replay of another answer, or a refusal: not saved
         response = self._api(environ, method, path, segments)
         if fault is None:
             return response
@@ -456,6 +467,8 @@ class Emulator:
                     ("Idempotent-Replayed", "true"),
                     ("Original-Request", record["request_id"]),
                 ]
+                if record["status"] >= 500:
+                    replay.append(NO_RETRY)
                 return Response(record["status"], bytes(record["body"]), replay)
             response, storable = run()
             injected = any(name == FAULT_HEADER for name, _ in response.headers)
@@ -463,6 +476,9 @@ class Emulator:
                 self.store.idempotent_put(
                     api_key, idem_key, fingerprint, response.status, response.body, request_id
                 )
+                waits = any(name == "Retry-After" for name, _ in response.headers)
+                if response.status >= 500 and not waits:
+                    response.headers = [*response.headers, NO_RETRY]
             return response
 
     def _render(self, ctx: Ctx, result: dict[str, Any], paths: list[str], read: bool) -> bytes:
@@ -538,10 +554,16 @@ def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:
     return path, [unquote(segment) for segment in path[1:].split("/")]
 
 
+def _replay(response: Response) -> bool:
+    return any(name == "Idempotent-Replayed" for name, _ in response.headers)
+
+
 def _fault_response(
     fault: faults.Fault, error: ApiError, headers: list[tuple[str, str]] | None = None
 ) -> Response:
-    """An injected error answer: Stripe's envelope, and the request's own headers if it ran."""
+    """An injected error answer: Stripe's envelope, and the request's own headers if it ran.
+    Not a replay (a 500 over a replay of another answer leaves that answer under the key), so
+    without a replay's marks."""
     kept = [h for h in headers or () if h[0] not in ("Idempotent-Replayed", "Original-Request")]
     if not kept:
         kept = [*CORS, ("Request-Id", new_request_id()), ("Stripe-Version", API_VERSION)]

@@ -6,6 +6,8 @@ from html import escape
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
+from bookpay.money import format_amount  # the shop's way of showing an amount, per currency
+
 from . import confirmation, validate
 from .context import Ctx
 from .wire import Response, same_secret
@@ -80,8 +82,10 @@ def _amount(pi: dict[str, Any]) -> str:
 
 
 def _money(amount: int, currency: str) -> str:
-    """``0.010 KWD``, ``$0.10 AUD``: an amount with its currency, whatever its symbol."""
-    return f"{validate.money(amount, currency)} {currency.upper()}"
+    """``0.010 KWD``, ``A$0.10``, ``2,500 ISK``: an amount for the shopper as the shop shows it
+    (no symbol that two currencies share; ISK and UGX in whole units, though written with two
+    decimals on the wire). Stripe's API messages keep their own form (``validate.money``)."""
+    return format_amount(amount, currency)
 
 
 def _not_found() -> Response:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import bottle
 
-from bookpay.cart import COOKIE, COOKIE_MAX_AGE, cookie_name
+from bookpay.cart import COOKIE, COOKIE_MAX_AGE, cookie_name, plausible_token
 from bookpay.checkout import AttemptFinished, CartPaidElsewhere
 from bookpay.errors import UsageError
 from bookpay.orderlines import rows_of
@@ -33,6 +33,7 @@ from bookpay.web.views import line_views
 # Where a form may send the shopper back to: the shop's own pages only, never a URL it names.
 RETURN_PAGES = ("/cart", "/checkout", "/")
 _ENVIRON_KEY = "bookpay.cart"
+MAX_NAMESAKES = 4  # cart cookies of one name tried per request (each a look-up in the ledger)
 
 
 class CartCookie:
@@ -46,19 +47,33 @@ class CartCookie:
     def find(self) -> dict | None:
         environ = bottle.request.environ
         if _ENVIRON_KEY not in environ:
-            token = bottle.request.get_cookie(self.name)
-            cart = self.services.carts.find(token, self.name) if token else None
-            if self.name != COOKIE and bottle.request.get_cookie(COOKIE) is not None:
-                cart = cart or self._moved(bottle.request.get_cookie(COOKIE))
+            cart = self._first(self._found, self.name)
+            if self.name != COOKIE and inputs.cookie_values(bottle.request, COOKIE):
+                cart = cart or self._first(self._moved, COOKIE)
                 bottle.response.delete_cookie(
                     COOKIE, path="/", secure=True, httponly=True, samesite="lax"
                 )
             environ[_ENVIRON_KEY] = cart
         return environ[_ENVIRON_KEY]
 
-    def _moved(self, token: str) -> dict | None:
+    def _first(self, lookup, name: str) -> dict | None:
+        """The cart that one of the cookies named ``name`` finds through ``lookup``, the last
+        sent first: browsers send a longer ``Path`` first, so ours (``Path=/``) comes after any
+        namesake another app on this host set deeper, which must neither hide it nor, finding
+        nothing, start a new cart on every request. Only the last ``MAX_NAMESAKES`` are tried."""
+        tokens = [t for t in inputs.cookie_values(bottle.request, name) if plausible_token(t)]
+        for token in reversed(tokens[-MAX_NAMESAKES:]):
+            cart = lookup(token, self.name)
+            if cart is not None:
+                return cart
+        return None
+
+    def _found(self, token: str, cookie: str) -> dict | None:
+        return self.services.carts.find(token, cookie)  # the ledger opened only for a token
+
+    def _moved(self, token: str, cookie: str) -> dict | None:
         """The cart a plain-named cookie found, moved to the prefixed one (``Carts.move``)."""
-        moved = self.services.carts.move(token, self.name)
+        moved = self.services.carts.move(token, cookie)
         if moved is None:
             return None
         cart, new_token = moved

@@ -4,7 +4,8 @@ The cart lives behind a cookie, so a form on another site could post to it with 
 cookie attached (``SameSite=Lax`` keeps the cookie off cross-site POSTs in current browsers, and
 this check does not rely on it). Browsers name the page a request comes from in ``Origin`` (and
 ``Referer``); a request is accepted when that origin is the shop's own: the one it is reached at
-(its ``Host``) or ``BOOKPAY_BASE_URL``'s. A request that names no origin at all is not from a
+(its ``Host``) or ``BOOKPAY_BASE_URL``'s, each written as browsers write an origin (no default
+port, a punycode host: ``bookpay.origins``). A request that names no origin at all is not from a
 browser form: a JSON request (which a browser only sends cross-site after a CORS preflight that
 the shop never grants) is accepted, anything else refused.
 """
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import bottle
 
 from bookpay.errors import UsageError
+from bookpay.origins import origin
 
 
 class CrossOrigin(UsageError):
@@ -26,13 +28,17 @@ class CrossOrigin(UsageError):
 def _origin_of(url: str | None) -> str | None:
     if not url:
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # "http://[::1/": an IPv6 host never closed
+    # "null" (sandboxed frames, file: pages), another scheme or junk: never ours
+    return origin(url) or "null"
+
+
+def _claimed_origin(header: str) -> str:
+    """An ``Origin`` header's origin; "null" unless it is one (no path, query or fragment)."""
+    header = header.strip()
+    found = origin(header)
+    if found is None or urlsplit(header)[2:] != ("", "", ""):
         return "null"
-    if not parts.scheme or not parts.netloc:
-        return "null"  # "null" (sandboxed frames, file: pages) or junk: never ours
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return found
 
 
 def own_origins(request: bottle.BaseRequest, shop_url: str | None) -> set[str]:
@@ -40,10 +46,10 @@ def own_origins(request: bottle.BaseRequest, shop_url: str | None) -> set[str]:
     host = request.environ.get("HTTP_HOST")
     if host:
         scheme = request.environ.get("wsgi.url_scheme", "http")
-        found.add(f"{scheme}://{host}".lower())
+        found.add(origin(f"{scheme}://{host}") or "")
     if shop_url:
-        found.add(_origin_of(shop_url) or "")
-    return found
+        found.add(origin(shop_url) or "")
+    return found - {""}
 
 
 def check_origin(request: bottle.BaseRequest, shop_url: str | None) -> None:
@@ -52,7 +58,7 @@ def check_origin(request: bottle.BaseRequest, shop_url: str | None) -> None:
     if claimed is None:
         claimed = _origin_of(request.environ.get("HTTP_REFERER"))
     else:
-        claimed = claimed.strip().lower()
+        claimed = _claimed_origin(claimed)
     if claimed is None:
         content_type = request.content_type.split(";", 1)[0].strip().lower()
         if content_type == "application/json":

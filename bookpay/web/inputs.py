@@ -70,6 +70,26 @@ def read_form(request: bottle.BaseRequest, names: tuple[str, ...]) -> dict:
     return {name: forms.getunicode(name) for name in names}
 
 
+def cookie_values(request: bottle.BaseRequest, name: str) -> list[str]:
+    """Every value the ``Cookie`` header gives the cookie ``name``, in the order it was sent.
+
+    Read as browsers write the header (and werkzeug reads it): pairs split on ``;``, each on its
+    first ``=``, spaces stripped, a value's double quotes taken off. Not through Bottle's
+    ``get_cookie``: Python's ``SimpleCookie`` gives up on the whole header at the first cookie
+    whose value it does not take (``prefs={"theme":"dark"}``, ``flash=Welcome back!``, ``x=é``,
+    a name with no value), and any site on the same host, whatever its port, can set one.
+    """
+    found = []
+    for pair in request.environ.get("HTTP_COOKIE", "").split(";"):
+        key, eq, value = pair.partition("=")
+        if eq and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found.append(value)
+    return found
+
+
 def item_id(value: object) -> str:
     if value is None:
         raise UsageError("Say which book to buy: 'item' is missing.", code="missing_item")

@@ -254,6 +254,26 @@ def test_a_quantity_changed_at_checkout_changes_the_headers_count(page, shop):
     assert page.locator("#cart-count").inner_text() == "4"
 
 
+def test_another_apps_json_cookie_before_the_cart_cookie_keeps_the_cart(page, shop):
+    """Cookies are kept apart by host, not port: another app on 127.0.0.1 set this one first,
+    so Chromium sends it before the cart's (Python's SimpleCookie gave up on the whole header
+    at it, and each add started a cart of its own)."""
+    page.context.add_cookies([{"name": "prefs", "value": '{"theme":"dark"}', "url": shop.url}])
+    page.goto(shop.url + "/")
+    for book_id in ("1", "2"):
+        add_from_catalog(page, book_id)
+    with page.expect_request(shop.url + "/cart") as asked:
+        page.get_by_role("link", name="Cart").click()
+    page.wait_for_url(shop.url + "/cart")
+    assert [n.get_attribute("data-item") for n in page.locator("#cart-lines > li").all()] == [
+        "1",
+        "2",
+    ]
+    assert page.locator("#cart-count").inner_text() == "2"
+    sent = asked.value.all_headers()["cookie"]
+    assert sent.startswith('prefs={"theme":"dark"}; bookpay_cart='), sent
+
+
 def test_the_cart_works_without_javascript(browser, shop):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()

@@ -93,6 +93,21 @@ def test_a_500_is_saved_under_its_key_and_replayed_as_stripe_does(emu):
     assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1}
 
 
+def test_a_saved_500_met_by_another_500_fault_is_still_its_replay(emu):
+    # The retry with the key meets a fault too (a rule for two calls, or a rate): its answer is
+    # the key's 500 all the same, and Stripe marks every replay. Without the marks a client
+    # (bookpay's gateway) takes it for a 500 of its own that another try may get past.
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 2})
+    first = create(emu.url, "attempt-1")
+    again = create(emu.url, "attempt-1")
+    assert again.status == 500
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["original-request"] == first.headers["request-id"]
+    assert again.headers["request-id"] != first.headers["request-id"]
+    assert again.json() == first.json()  # the answer kept, not another 500
+    assert intent_count(emu.url) == 1
+
+
 def test_a_500_over_a_refusal_that_never_began_keeps_nothing_under_the_key(emu):
     control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
     params = {"amount": "100", "currency": "usd", "colour": "red"}  # no such parameter
@@ -174,15 +189,79 @@ def test_stripe_python_retries_make_one_intent_through_resets(emu):
     assert control(emu.url, "GET", "faults")[1]["injected"] == {"reset": 2}
 
 
-def test_stripe_python_retries_of_a_500_get_the_500_replayed(emu):
-    client = stripe.StripeClient(KEY, base_addresses={"api": emu.url}, max_network_retries=2)
+class CountingClient(stripe.RequestsClient):
+    """stripe-python's own HTTP client, counting the requests it sends (its retries too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    def request(self, method, url, headers, post_data=None):
+        self.sent.append(f"{method.upper()} {urlsplit(url).path}")
+        return super().request(method, url, headers, post_data)
+
+
+def test_stripe_python_does_not_retry_a_500_its_key_keeps_as_against_stripe(emu):
+    """Stripe answers a 500 it keeps under the key with `Stripe-Should-Retry: false` (a retry
+    would only replay it), which stripe-python honours before it looks at the status: one try,
+    where without the header it would try three times for the same 500."""
+    sent = CountingClient()
+    client = stripe.StripeClient(
+        KEY, base_addresses={"api": emu.url}, max_network_retries=2, http_client=sent
+    )
     control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 1})
     with pytest.raises(stripe.APIError) as raised:
         client.v1.payment_intents.create(params={"amount": 2300, "currency": "usd"})
     assert raised.value.http_status == 500
-    assert raised.value.headers["idempotent-replayed"] == "true"  # the last of three tries
-    assert intent_count(emu.url) == 1  # three tries, one key, one PaymentIntent
+    assert raised.value.headers["stripe-should-retry"] == "false"
+    assert sent.sent == ["POST /v1/payment_intents"]
+    assert intent_count(emu.url) == 1  # it ran all the same
     assert control(emu.url, "GET", "faults")[1]["injected"] == {"500": 1}
+
+
+def test_stripe_python_retries_a_500_nothing_keeps_as_against_stripe(emu):
+    # A read's 500 is kept under no key: nothing says a retry would be in vain.
+    sent = CountingClient()
+    client = stripe.StripeClient(
+        KEY, base_addresses={"api": emu.url}, max_network_retries=2, http_client=sent
+    )
+    control(emu.url, "POST", "faults", {"fault": "500", "method": "GET", "times": 1})
+    assert client.v1.payment_intents.list().data == []
+    assert sent.sent == ["GET /v1/payment_intents"] * 2
+
+
+def test_stripe_should_retry_is_false_only_on_a_500_a_key_keeps(emu):
+    control(emu.url, "POST", "faults", {"fault": "500", "path": "/v1/payment_intents", "times": 2})
+    first = create(emu.url, "kept")
+    replay = create(emu.url, "kept")
+    assert first.headers["stripe-should-retry"] == replay.headers["stripe-should-retry"] == "false"
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert "Stripe-Should-Retry" in first.headers["access-control-expose-headers"]
+    # Not on a 500 nothing keeps: a read's, one without a key, one over a refusal that never
+    # began, one over a replay of another answer; nor on a 429 (a retry may well pass).
+    assert create(emu.url, "fine").status == 200
+    control(emu.url, "POST", "faults", {"fault": "500", "times": 4})
+    unkept = [
+        raw(emu.url, "GET", "/v1/payment_intents"),
+        create(emu.url),
+        raw(emu.url, "POST", "/v1/payment_intents", {"amount": "1", "colour": "red"}),
+        create(emu.url, "fine"),  # over the replay of a 200, which the key keeps
+    ]
+    control(emu.url, "POST", "faults", {"fault": "429", "times": 1})
+    unkept.append(create(emu.url, "limited"))
+    assert [answer.status for answer in unkept] == [500, 500, 500, 500, 429]
+    assert [answer.headers.get("stripe-should-retry") for answer in unkept] == [None] * 5
+
+
+def test_a_kept_500_that_asks_for_a_wait_does_not_say_never_to_retry(emu):
+    # Stripe's invariant (stripe-node #692): an answer with Retry-After is never also
+    # Stripe-Should-Retry: false. Its replays, which ask for no wait, say false.
+    rule = {"fault": "500", "path": "/v1/payment_intents", "times": 1, "retry_after": 2}
+    control(emu.url, "POST", "faults", rule)
+    first = create(emu.url, "waits")
+    assert first.headers["retry-after"] == "2" and "stripe-should-retry" not in first.headers
+    replay = create(emu.url, "waits")
+    assert replay.headers["stripe-should-retry"] == "false"
 
 
 def test_faults_never_touch_the_control_endpoint_stripe_js_or_pages(emu):

@@ -188,7 +188,12 @@ def test_customer_on_a_payment_intent(client: Client) -> None:
 
 @pytest.mark.parametrize(
     ("currency", "amount", "refunded"),
-    [("kwd", 5120, "0.010 KWD"), ("jpy", 1500, "¥10 JPY"), ("aud", 1500, "$0.10 AUD")],
+    [
+        ("kwd", 5120, "0.010 KWD"),
+        ("jpy", 1500, "¥10"),
+        ("aud", 1500, "A$0.10"),  # not "$0.10", which is USD's
+        ("usd", 1500, "$0.10"),
+    ],
 )
 def test_the_receipt_page_says_the_currency_of_what_was_refunded(
     client: stripe.StripeClient, paid_intent: Any, call: Any, currency, amount, refunded

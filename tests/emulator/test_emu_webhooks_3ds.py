@@ -494,10 +494,35 @@ def test_3ds_page_is_not_cached_and_speaks_to_the_shopper(
     page = call("GET", f"{url.path}?{url.query}", key=None)
     assert page.headers["cache-control"] == "no-store"
     html = page.body.decode()
-    assert "Your bank asks you to confirm this payment of $25.00 USD to bookpay emulator." in html
+    assert "Your bank asks you to confirm this payment of $25.00 to bookpay emulator." in html
     assert "requires_action" not in html
     assert "min-height: 44px" in html
     assert "<link rel='icon' href='data:,'>" in html  # no request for /favicon.ico
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "shown"),
+    [("isk", 250000, "2,500 ISK"), ("ugx", 5000, "50 UGX"), ("jpy", 2500, "¥2,500"),
+     ("kwd", 2500, "2.500 KWD"), ("aud", 2500, "A$25.00"), ("usd", 2500, "$25.00")],
+)  # fmt: skip
+def test_3ds_pages_show_the_amount_as_bookpay_does_in_each_currency(
+    client: stripe.StripeClient, call: Callable[..., Any], currency, amount, shown
+) -> None:
+    """ISK and UGX are charged in whole units, written with two decimals on the wire (250000 is
+    2,500 ISK): not "2,500.00 ISK" for the shopper, as the shop itself shows them."""
+    pi = start_3ds(client, "pm_card_authenticationRequired", None, currency=currency, amount=amount)
+    url = urlsplit(pi.next_action.use_stripe_sdk["stripe_js"])
+    html = call("GET", f"{url.path}?{url.query}", key=None).body.decode()
+    assert f"<p class='amount' id='amount'>{shown}</p>" in html
+    assert f"confirm this payment of {shown} to" in html
+    secret = parse_qs(url.query)["client_secret"][0]
+    done = call("POST", url.path, {"client_secret": secret, "action": "complete"}, key=None)
+    assert f"<p class='amount'>{shown}</p>" in done.body.decode()  # no return_url: the result
+    again = call("GET", f"{url.path}?{url.query}", key=None).body.decode()
+    assert f"The payment of {shown} no longer needs your confirmation." in again
+    charge = client.v1.payment_intents.retrieve(pi.id).latest_charge
+    receipt = call("GET", f"/receipts/{charge}", key=None).body.decode()
+    assert f"<p class='amount'>{shown}</p>" in receipt
 
 
 def test_3ds_finished_page_after_completion(

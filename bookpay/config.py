@@ -376,10 +376,12 @@ class Settings:
     unreadable: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.base_url:
+        if self.base_url and not _url_character(self.base_url):
             # As browsers write its origin (``https://shop.example:443`` is
             # ``https://shop.example``, ``bücher.example`` is ``xn--bcher-kva.example``): the
             # return_url and the checks of each POST's Origin then name the shop as pages do.
+            # (Not one with a tab or a line break, which urlsplit would drop unsaid: `findings`
+            # names it as it was given.)
             from bookpay.origins import normal_url
 
             object.__setattr__(self, "base_url", normal_url(self.base_url))

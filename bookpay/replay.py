@@ -183,8 +183,16 @@ def normalize_url(target: str | None) -> str:
 
     The port is checked here, before any event is loaded: urlsplit only finds a bad one when
     ``.port`` is read, as a ValueError that would otherwise surface as an unexpected error.
+    ``None`` is the shop's own endpoint; a blank one (an empty shell variable) is refused, as
+    a blank ``--secret`` is, never taken for it.
     """
-    given = (target or DEFAULT_URL).strip()
+    if target is not None and not target.strip():
+        raise UsageError(
+            "--to is blank.",
+            hint="Pass the receiver's URL, port or path, or leave --to out to send to "
+            f"{DEFAULT_URL}.",
+        )
+    given = (DEFAULT_URL if target is None else target).strip()
     target = given
     if target.isdigit():
         if not target.isascii():  # urlsplit would take full-width digits for a host name

@@ -478,6 +478,17 @@ def test_replay_to_a_bad_url_exits_2_in_one_line(target):
     assert result.stderr.count("\n") == 1  # said before the missing file is even looked at
 
 
+@pytest.mark.parametrize("target", ["", "  "])
+def test_a_blank_to_exits_2_never_sends_to_the_default_url(target):
+    """`--to "$URL"` with URL unset sent every event to http://127.0.0.1:4242/webhook."""
+    result = invoke("webhook", "replay", "nope.json", "--to", target, "--secret", SECRET)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: --to is blank. ")
+    assert result.stderr.count("\n") == 1  # said before the missing file is even looked at
+    with pytest.raises(UsageError):
+        Replayer(target, SECRET)
+
+
 def test_credentials_in_the_url_go_as_basic_auth_and_are_never_shown(receiver, files):
     """As Stripe sends an endpoint URL's user and password: an Authorization header (Basic),
     the password percent-decoded; neither the summary nor an error shows the password."""

@@ -9,6 +9,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, info, print_table
+from bookpay.commands.paging import not_blank
 
 app = typer.Typer(help="Copy and check the orders ledger.", no_args_is_help=True)
 
@@ -33,6 +34,7 @@ def copy(
         typer.Option(
             "--to",
             metavar="URL",
+            callback=not_blank,
             help="The target: postgresql://user:password@host/db or sqlite:////path.sqlite3.",
         ),
     ],
@@ -45,12 +47,15 @@ def copy(
 
     Example: bookpay ledger copy --to postgresql://shop@db.internal:5432/bookpay
     """
-    from bookpay.errors import BookpayError
+    from bookpay.errors import BookpayError, ConfigError, UsageError
     from bookpay.ledger import Ledger, LedgerUnavailable, locate
     from bookpay.ledger.copy import copy_ledger, itself
 
     settings = state(ctx).settings
-    target_location = locate(to, settings.data_dir, setting="--to")
+    try:
+        target_location = locate(to, settings.data_dir, setting="--to")
+    except ConfigError as exc:  # a URL given on the command line: a bad option, not a setting
+        raise UsageError(exc.message, hint=exc.hint) from None
     with _source(ctx) as source:
         if source.location.same_place(target_location):
             raise itself()

@@ -47,6 +47,7 @@ def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None)
         "email": "an e-mail address",
         "return_url": "a URL",
         "card": "a card number or a pm_ token",
+        "to": "a URL",
     }
     what = what.get(param.name, "a value")
     raise typer.BadParameter(f"expected {what}, got {value!r}.")

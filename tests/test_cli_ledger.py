@@ -176,6 +176,23 @@ def test_copy_says_how_to_keep_the_shop_id(tmp_path):
     assert f"Set BOOKPAY_SHOP_ID={shop} before pointing BOOKPAY_DATABASE_URL" in result.stderr
 
 
+def test_copy_shows_its_progress_only_at_a_terminal(tmp_path, monkeypatch):
+    """Progress is a line rewritten with carriage returns: in a log (stderr not a terminal) it
+    was one long line of every table's counts."""
+    import bookpay.commands.ledger as command
+
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{tmp_path}/copy.sqlite3")
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr and "Copying to" not in result.stderr
+    assert result.stderr.startswith(f"Copied {tmp_path / 'data' / 'bookpay.sqlite3'} to ")
+    monkeypatch.setattr(command, "is_terminal", lambda stream=None: True)
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{tmp_path}/again.sqlite3")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"\rCopying to {tmp_path / 'again.sqlite3'}: orders ")
+
+
 @pytest.mark.parametrize(
     "other",
     [

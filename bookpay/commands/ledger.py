@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import JsonOption, emit_json, info, print_table
+from bookpay.commands.output import JsonOption, emit_json, info, is_terminal, print_table
 from bookpay.commands.paging import not_blank
 
 app = typer.Typer(help="Copy and check the orders ledger.", no_args_is_help=True)
@@ -65,9 +65,11 @@ def copy(
         except LedgerUnavailable as exc:
             exc.hint = "Check the URL given to --to." if exc.hint else None
             raise
+        # A line rewritten in place: for a person at a terminal, not for a log.
+        showing = not as_json and is_terminal(sys.stderr)
         with target:
             report = copy_ledger(
-                source, target, progress=None if as_json else _progress(target.where)
+                source, target, progress=_progress(target.where) if showing else None
             )
     rows = [
         [table, str(report.copied[table]), str(report.source[table]), str(report.target[table])]
@@ -90,7 +92,8 @@ def copy(
             }
         )
     else:
-        sys.stderr.write("\n")
+        if showing:
+            sys.stderr.write("\n")  # ends the progress line
         print_table(["Table", "Copied", "Source", "Target"], rows, justify_right=["Copied"])
     if not report.matches:
         raise BookpayError(

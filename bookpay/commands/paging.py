@@ -48,6 +48,7 @@ def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None)
         "return_url": "a URL",
         "card": "a card number or a pm_ token",
         "to": "a URL",
+        "host": "an address to listen on",
     }
     what = what.get(param.name, "a value")
     raise typer.BadParameter(f"expected {what}, got {value!r}.")

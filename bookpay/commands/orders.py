@@ -123,8 +123,11 @@ class Format(str, Enum):
 
 
 @contextmanager
-def _ledger(ctx: typer.Context):
-    """The ledger, or None (and a note on stderr) when none exists yet: nothing is created."""
+def _ledger(ctx: typer.Context, *, needed_for: str | None = None):
+    """The ledger, or None (and a note on stderr) when none exists yet: nothing is created.
+    ``needed_for`` (what was asked: "No order 'pi_...'"): NotFound saying so instead, the one
+    line said."""
+    from bookpay.errors import NotFound
     from bookpay.ledger import LedgerMissing, locate, open_ledger
 
     settings = state(ctx).settings
@@ -132,6 +135,8 @@ def _ledger(ctx: typer.Context):
         ledger = open_ledger(settings, create=False)
     except LedgerMissing:
         where = locate(settings.database_url, settings.data_dir).masked
+        if needed_for is not None:
+            raise NotFound(f"{needed_for}: there is no ledger at {where} yet.") from None
         sys.stderr.write(f"No orders: there is no ledger at {printable(where)} yet.\n")
         yield None
         return
@@ -218,6 +223,7 @@ def list_orders(
     Example: bookpay orders list --status paid --since 2026-01-01 --json
     """
     where = _filter(status, email, since, until)
+    where.where()  # refuses an unknown status with no ledger too, not "no orders"
     with _ledger(ctx) as ledger:
         if ledger is None:
             if as_json:
@@ -275,12 +281,9 @@ def show_order(
         receipt_state,
         tax_record_fields,
     )
-    from bookpay.errors import NotFound
     from bookpay.orderlines import named_quote, summary, titled
 
-    with _ledger(ctx) as ledger:
-        if ledger is None:
-            raise NotFound(f"No order {order_or_pi!r}: there is no ledger yet.")
+    with _ledger(ctx, needed_for=f"No order {order_or_pi!r}") as ledger:
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
         receipt = ledger.receipt_for(order["payment_intent"])

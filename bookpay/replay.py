@@ -416,7 +416,7 @@ def load_events(
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            add(split_document(read_limited(stdin, "<stdin>", budget), "<stdin>", skipped))
+            add(split_document(read_stdin(stdin, budget), "<stdin>", skipped))
             continue
         if not raw:
             raise UsageError("An empty path names no events.")
@@ -471,6 +471,15 @@ def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None)
         )
     budget[0] -= len(data)
     return data
+
+
+def read_stdin(stdin: BinaryIO, budget: list[int] | None = None) -> bytes:
+    """All of standard input (``read_limited``); one that cannot be read (open for writing
+    only) is a UsageError naming it, as an event file that cannot be read is."""
+    try:
+        return read_limited(stdin, "<stdin>", budget)
+    except OSError as exc:
+        raise UsageError(f"<stdin>: cannot read it ({exc.strerror or exc}).") from None
 
 
 def split_document(

@@ -361,6 +361,39 @@ def test_an_empty_event_file_is_a_usage_error_naming_it(files, data):
     assert result.stderr == "Error: <stdin> is empty: it holds no event.\n"
 
 
+@pytest.mark.parametrize(
+    ("stdin", "reason"),
+    [("closed", "standard input is closed"), ("write-only", "Bad file descriptor")],
+)
+@pytest.mark.parametrize(
+    "args", [["replay", "-", "--to", "1"], ["sign", "-"]], ids=lambda args: args[0]
+)
+def test_standard_input_closed_or_unreadable_is_one_line_and_exit_2(tmp_path, stdin, reason, args):
+    """`bookpay webhook replay - <&-` was "unexpected AttributeError" (Python leaves
+    sys.stdin None), and with stdin open for writing only "unexpected OSError", exit 1; as an
+    event file that cannot be read, it is a usage error naming what could not be read."""
+    import os
+    import subprocess
+    import sys
+
+    def prepare() -> None:
+        if stdin == "closed":
+            os.close(0)
+        else:
+            os.dup2(os.open(tmp_path / "write-only", os.O_WRONLY | os.O_CREAT), 0)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bookpay", "webhook", *args, "--secret", SECRET],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+        preexec_fn=prepare,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == f"Error: <stdin>: cannot read it ({reason}).\n"
+
+
 @pytest.mark.parametrize("data", [b"[]", b" [ \n ] \n"])
 def test_an_event_file_of_an_empty_array_is_a_usage_error_naming_it(files, data):
     (files / "none.json").write_bytes(data)

@@ -141,7 +141,7 @@ def replay(
     to = normalize_url(to)  # a bad --to, or --timestamp-offset, is said before any event is read
     offset_time(timestamp_offset)
     skipped: dict[str, int] = {}
-    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None, skipped=skipped)
+    events = load_events(paths, stdin=_stdin() if "-" in paths else None, skipped=skipped)
     for source, count in skipped.items():  # stripe listen's own lines, among the events
         lines = f"{count:,} line{'s' if count != 1 else ''}"
         sys.stderr.write(printable(f"{source}: skipped {lines} stripe listen printed.") + "\n")
@@ -207,6 +207,16 @@ def replay(
         raise DeliveryFailed(
             f"{len(failed)} of {len(results)} deliveries did not get a 2xx answer."
         )
+
+
+def _stdin():
+    """Standard input's bytes. Closed from the start (`<&-`), Python leaves ``sys.stdin`` None:
+    said as for an event file that cannot be read (exit 2), not as an unexpected error."""
+    from bookpay.errors import UsageError
+
+    if sys.stdin is None:
+        raise UsageError("<stdin>: cannot read it (standard input is closed).")
+    return sys.stdin.buffer
 
 
 @contextlib.contextmanager
@@ -346,14 +356,14 @@ def sign_payload(
     Example: bookpay webhook sign event.json --timestamp 1700000000
     """
     from bookpay.errors import UsageError
-    from bookpay.replay import check_timestamp, read_limited, resolve_secret
+    from bookpay.replay import check_timestamp, read_limited, read_stdin, resolve_secret
     from bookpay.webhooks import sign
 
     if timestamp is not None:
         check_timestamp(timestamp, f"--timestamp {timestamp:,}")
     signing = resolve_secret(state(ctx).settings, secret)
     if file == "-":
-        payload = read_limited(sys.stdin.buffer, "<stdin>")
+        payload = read_stdin(_stdin())
     else:
         path = Path(file)
         if path.exists() and not path.is_file():

@@ -130,7 +130,8 @@ def create(
     from bookpay.quote import check_chargeable, new_order_id, quote_items
 
     st = state(ctx)
-    quote = check_chargeable(quote_items(st.catalog(), parse_items(item)))
+    catalog = st.catalog()
+    quote = check_chargeable(quote_items(catalog, parse_items(item, catalog)))
     order_id = new_order_id()
     # The ledger first: one that cannot be opened stops the command before anything is created
     # (exit 5), rather than after a PaymentIntent nobody was shown.

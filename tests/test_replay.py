@@ -599,21 +599,34 @@ def test_a_shuffled_plan_is_the_shuffle_of_the_whole_list(files):
 
 
 @pytest.mark.parametrize(
-    ("option", "value"),
+    ("option", "value", "said"),
     [
-        ("--repeat", "99999999999999999999"),
-        ("--repeat", "100001"),
-        ("--concurrency", "257"),
-        ("--delay", "99999999999999999999"),
-        ("--timeout", "99999999999999999999"),
+        ("--repeat", "99999999999999999999", "less than or equal to"),
+        ("--repeat", "100001", "less than or equal to"),
+        ("--concurrency", "257", "less than or equal to"),
+        ("--delay", "99999999999999999999", "from 0 to 3600, got 1e+20"),
+        ("--timeout", "99999999999999999999", "from 0.1 to 3600, got 1e+20"),
     ],
 )
-def test_replay_options_beyond_their_maximum_exit_2(option, value):
+def test_replay_options_beyond_their_maximum_exit_2(option, value, said):
     # A missing file, read before anything is planned or sent: the test fails and does not fill
     # the memory should a bound be lost.
     result = invoke("webhook", "replay", "nope.json", option, value)
     assert result.exit_code == 2, result.output
-    assert option in result.stderr and "less than or equal to" in result.stderr
+    assert option in result.stderr and said in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400"])
+@pytest.mark.parametrize(("option", "low"), [("--delay", "0"), ("--timeout", "0.1")])
+def test_replay_seconds_that_are_no_number_are_said_so(option, low, value):
+    """`--timeout nan` was refused as "Input should be less than or equal to 3600"."""
+    result = invoke("webhook", "replay", "nope.json", option, value)
+    assert result.exit_code == 2, result.output
+    shown = {"NaN": "nan", "1e400": "inf"}.get(value, value)
+    assert (
+        f"Invalid value for '{option}': must be a number of seconds from {low} to 3600, "
+        f"got {shown}." in result.stderr
+    )
 
 
 @pytest.mark.parametrize(

@@ -142,6 +142,21 @@ def check_request_id(ctx: typer.Context, value: str | None) -> str | None:
     return value
 
 
+def seconds_from(low: float, high: float):
+    """A callback for an option of seconds from ``low`` to ``high``: nan and the infinities are
+    said to be no number of seconds (Typer's own range check called nan "more than 3600")."""
+    import math
+
+    def check(value: float | None) -> float | None:
+        if value is None or (math.isfinite(value) and low <= value <= high):
+            return value
+        raise typer.BadParameter(
+            f"must be a number of seconds from {low:g} to {high:g}, got {value:g}."
+        )
+
+    return check
+
+
 # More digits than any amount Stripe takes (at most 12 in the most generous currency), and than
 # int() reads safely: the rest is Stripe's to refuse.
 AMOUNT_DIGITS = 18

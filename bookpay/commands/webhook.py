@@ -15,7 +15,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_lines, print_table
-from bookpay.commands.params import complete_fixtures
+from bookpay.commands.params import complete_fixtures, seconds_from
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
@@ -81,7 +81,11 @@ def replay(
     ] = 1,
     delay: Annotated[
         float,
-        typer.Option("--delay", min=0.0, max=3600.0, help="Seconds to wait between deliveries."),
+        typer.Option(
+            "--delay",
+            callback=seconds_from(0, 3600),
+            help="Seconds to wait between deliveries, from 0 to 3600.",
+        ),
     ] = 0.0,
     new_event_id: Annotated[
         bool,
@@ -103,7 +107,11 @@ def replay(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, max=3600.0, help="Seconds to wait for each answer."),
+        typer.Option(
+            "--timeout",
+            callback=seconds_from(0.1, 3600),
+            help="Seconds to wait for each answer, from 0.1 to 3600.",
+        ),
     ] = 30.0,
     quiet: Annotated[
         bool,

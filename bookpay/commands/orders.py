@@ -452,9 +452,10 @@ def export_orders(
 @contextmanager
 def _destination(output: str | None):
     """Where the export goes: stdout, or a temporary file beside ``output`` that replaces it
-    only once the export is complete, so a failure half-way leaves the old file as it was (and
-    no temporary one). A file that cannot be written is OutputUnwritable (exit 1, as for `report
-    sales --chart`), saying why in one line. The ledger's read failures reach here already
+    only once the export is complete, so a failure half-way, Ctrl-C, `kill` or a terminal
+    closing leaves the old file as it was (and no temporary one). A file that cannot be
+    written is OutputUnwritable (exit 1, as for `report sales --chart`), saying why in one
+    line. The ledger's read failures reach here already
     said as the ledger's (LedgerUnavailable, from its backend), not as the file's."""
     if output is None:
         yield sys.stdout
@@ -470,15 +471,20 @@ def _destination(output: str | None):
         if path.exists() and not os.access(path, os.W_OK):
             # A rename over it needs only the folder's permission: keep a read-only file so.
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-        temp, out = _temporary_beside(path)
-        try:
-            with out:
-                yield out
-            os.replace(temp, path)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(temp)
-            raise
+        from bookpay.web.launch import stop_on_signals
+
+        # `kill` or a terminal closing stops it as Ctrl-C does: the temporary file, customers'
+        # addresses in it, is removed, not left beside FILE.
+        with stop_on_signals():
+            temp, out = _temporary_beside(path)
+            try:
+                with out:
+                    yield out
+                os.replace(temp, path)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(temp)
+                raise
     except OSError as exc:
         message = f"Cannot write the export to {output}: {exc.strerror or exc}."
         raise OutputUnwritable(message) from exc

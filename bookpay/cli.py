@@ -290,6 +290,14 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _catalog_file(ctx: typer.Context, value: str | None) -> Path | None:
+    """--catalog's file. A blank one (an empty shell variable) is a mistake: never the current
+    folder (what Path("") names), nor the built-in catalog."""
+    if value is None or ctx.resilient_parsing or value.strip():
+        return None if value is None else Path(value)
+    raise typer.BadParameter(f"expected a catalog file (JSON or TOML), got {value!r}.")
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -305,7 +313,12 @@ def root(
     ] = False,
     catalog: Annotated[
         Path | None,
-        typer.Option("--catalog", help="Catalog file (JSON or TOML) instead of the built-in one."),
+        typer.Option(
+            "--catalog",
+            help="Catalog file (JSON or TOML) instead of the built-in one.",
+            path_type=str,  # as given, for _catalog_file: Path("") would be "."
+            callback=_catalog_file,
+        ),
     ] = None,
     utc: Annotated[
         bool,

@@ -183,8 +183,16 @@ def normalize_url(target: str | None) -> str:
 
     The port is checked here, before any event is loaded: urlsplit only finds a bad one when
     ``.port`` is read, as a ValueError that would otherwise surface as an unexpected error.
+    ``None`` is the shop's own endpoint; a blank one (an empty shell variable) is refused, as
+    a blank ``--secret`` is, never taken for it.
     """
-    given = (target or DEFAULT_URL).strip()
+    if target is not None and not target.strip():
+        raise UsageError(
+            "--to is blank.",
+            hint="Pass the receiver's URL, port or path, or leave --to out to send to "
+            f"{DEFAULT_URL}.",
+        )
+    given = (DEFAULT_URL if target is None else target).strip()
     target = given
     if target.isdigit():
         if not target.isascii():  # urlsplit would take full-width digits for a host name
@@ -408,7 +416,7 @@ def load_events(
         if raw == "-":
             if stdin is None:
                 raise UsageError("'-' needs events on standard input.")
-            add(split_document(read_limited(stdin, "<stdin>", budget), "<stdin>", skipped))
+            add(split_document(read_stdin(stdin, budget), "<stdin>", skipped))
             continue
         if not raw:
             raise UsageError("An empty path names no events.")
@@ -463,6 +471,15 @@ def read_limited(stream: BinaryIO, source: str, budget: list[int] | None = None)
         )
     budget[0] -= len(data)
     return data
+
+
+def read_stdin(stdin: BinaryIO, budget: list[int] | None = None) -> bytes:
+    """All of standard input (``read_limited``); one that cannot be read (open for writing
+    only) is a UsageError naming it, as an event file that cannot be read is."""
+    try:
+        return read_limited(stdin, "<stdin>", budget)
+    except OSError as exc:
+        raise UsageError(f"<stdin>: cannot read it ({exc.strerror or exc}).") from None
 
 
 def split_document(

@@ -191,6 +191,18 @@ def test_invalid_catalog_exits_5_with_the_reason(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("given", ["", " "])
+def test_a_blank_catalog_is_a_usage_error_saying_so(given):
+    """`--catalog "$FILE"` with FILE unset said "The catalog file . must end in .json or
+    .toml" (exit 5): a blank name read as the current folder."""
+    result = runner.invoke(app, ["--catalog", given, "catalog", "list"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert (
+        f"Invalid value for '--catalog': expected a catalog file (JSON or TOML), got {given!r}."
+        in result.stderr
+    )
+
+
 def test_config_check_ok_in_emulator_mode():
     result = runner.invoke(app, ["config", "check"])
     assert result.exit_code == 0

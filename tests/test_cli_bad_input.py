@@ -223,3 +223,27 @@ def test_an_emulator_url_with_a_login_is_refused_without_showing_it(cli_env, log
         finding["fix"] == "set it to the emulator's address alone, such as http://127.0.0.1:12111"
     )
     assert "secretpw" not in report["settings"]["BOOKPAY_EMULATOR_URL"]
+
+
+@pytest.mark.parametrize("host", ["", " "])
+@pytest.mark.parametrize(
+    "command", [["emulator", "--ephemeral"], ["serve", "--emulator-port", "0"]], ids=lambda c: c[0]
+)
+def test_a_blank_host_is_a_usage_error_never_every_interface(tmp_path, command, host):
+    """`--host "$HOST"` with HOST unset listened on every interface (0.0.0.0)."""
+    from processes import Process, clean_environment, stop_all, wait_for
+
+    env = clean_environment(BOOKPAY_DATA_DIR=str(tmp_path / "data"))
+    process = Process([*command, "--host", host, "--port", "0"], env)
+    try:
+        wait_for(
+            lambda: not process.alive or process.saw("listening on|serving the shop at"),
+            timeout=60,
+            what="an exit or a listening server",
+        )
+        assert not process.alive, process.lines  # listening: on 0.0.0.0
+        assert process.wait() == 2, process.lines
+    finally:
+        stop_all()
+    said = "\n".join(process.lines)
+    assert f"Invalid value for '--host': expected an address to listen on, got {host!r}." in said

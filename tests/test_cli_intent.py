@@ -310,6 +310,19 @@ def test_an_empty_return_url_is_a_usage_error(bookpay):
     assert shown["payment_intent"]["status"] == "requires_payment_method"
 
 
+@pytest.mark.parametrize("card", ["", " "])
+def test_a_blank_card_is_a_usage_error_and_charges_nothing(bookpay, card):
+    """`--card "$CARD"` with CARD unset charged the default card, which always succeeds."""
+    intent = create(bookpay)
+    result = bookpay("intent", "confirm", intent["id"], "--card", card)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--card': expected a card number or a pm_ token, got {card!r}." in (
+        result.stderr
+    )
+    shown = json.loads(bookpay("intent", "show", intent["id"], "--json").stdout)
+    assert shown["payment_intent"]["status"] == "requires_payment_method"
+
+
 def test_a_refusal_names_the_parameter_its_message_does_not(bookpay):
     """Stripe says only "Not a valid URL": which one was not said."""
     intent = create(bookpay)

@@ -176,6 +176,23 @@ def test_copy_says_how_to_keep_the_shop_id(tmp_path):
     assert f"Set BOOKPAY_SHOP_ID={shop} before pointing BOOKPAY_DATABASE_URL" in result.stderr
 
 
+def test_copy_shows_its_progress_only_at_a_terminal(tmp_path, monkeypatch):
+    """Progress is a line rewritten with carriage returns: in a log (stderr not a terminal) it
+    was one long line of every table's counts."""
+    import bookpay.commands.ledger as command
+
+    source = env_for(tmp_path / "data", None)
+    fill(source, orders=3)
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{tmp_path}/copy.sqlite3")
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr and "Copying to" not in result.stderr
+    assert result.stderr.startswith(f"Copied {tmp_path / 'data' / 'bookpay.sqlite3'} to ")
+    monkeypatch.setattr(command, "is_terminal", lambda stream=None: True)
+    result = invoke(source, "ledger", "copy", "--to", f"sqlite:///{tmp_path}/again.sqlite3")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"\rCopying to {tmp_path / 'again.sqlite3'}: orders ")
+
+
 @pytest.mark.parametrize(
     "other",
     [
@@ -286,9 +303,32 @@ def test_copy_refuses_to_copy_onto_itself_or_from_nothing(tmp_path):
     result = invoke(source, "ledger", "copy", "--to", itself)
     assert result.exit_code == 2
     assert "the ledger itself" in result.stderr
-    result = invoke(source, "ledger", "copy", "--to", "mysql://x")
-    assert result.exit_code == 5
-    assert "must start with postgresql:// or sqlite:///" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("to", "said"),
+    [
+        ("", "Invalid value for '--to': expected a URL, got ''."),
+        (" ", "Invalid value for '--to': expected a URL, got ' '."),
+        ("mysql://x", "Error: --to must start with postgresql:// or sqlite:///, got 'mysql://x'."),
+        ("/srv/copy.sqlite3", "Error: --to must start with postgresql:// or sqlite:///, got '/"),
+        ("sqlite://copy.sqlite3", "Error: --to 'sqlite://copy.sqlite3' is not a SQLite URL"),
+        ("postgresql://db:99999/shop", "Error: --to postgresql://db:99999/shop is not a URL"),
+        ("postgresql://db", "Error: --to postgresql://db names no database"),
+    ],
+)
+def test_a_to_that_names_no_ledger_is_a_usage_error_and_writes_nothing(tmp_path, to, said):
+    """A blank --to (an empty shell variable) copied into the default SQLite file in the data
+    folder; a URL bookpay cannot use was exit 5, a configuration problem, though it was given
+    on the command line."""
+    source = {**env_for(tmp_path / "data", None)}
+    source["BOOKPAY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    fill(source, orders=1)
+    result = invoke(source, "ledger", "copy", "--to", to)
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr
+    assert "Traceback" not in result.output and "BOOKPAY_DATABASE_URL" not in result.output
+    assert not (tmp_path / "data" / "bookpay.sqlite3").exists()
 
 
 # Check -------------------------------------------------------------------------------------------
@@ -670,7 +710,8 @@ def test_copy_never_shows_the_targets_password(tmp_path, to):
     source = env_for(tmp_path / "data", None)
     fill(source, orders=1)
     result = invoke(source, "ledger", "copy", "--to", to)
-    assert result.exit_code == 5, result.output
+    # A URL bookpay cannot read is a bad --to (2); one the database's client refuses, 5.
+    assert result.exit_code == (2 if to.startswith("sqlite") else 5), result.output
     assert result.stderr.startswith("Error: ") and "***" in result.stderr
     assert "BOOKPAY_DATABASE_URL" not in result.stderr  # the URL given to --to is at fault
     assert "hunter2" not in result.output and "Traceback" not in result.output

@@ -67,6 +67,49 @@ def test_bad_items_are_usage_errors(bookpay, args, message):
     assert message in result.stderr
 
 
+@pytest.fixture
+def colon_catalog(tmp_path):
+    """Book ids holding a colon, as a catalog may have them (any character but `.` and `..`)."""
+    books = [
+        {"id": id_, "title": f"Book {id_}", "author": "A. Writer", "amount": amount,
+         "currency": "usd"}
+        for id_, amount in [("vol", 1000), ("vol:2", 2000), ("isbn:0451450523", 3000)]
+    ]  # fmt: skip
+    path = tmp_path / "colons.json"
+    path.write_text(json.dumps(books))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("items", "lines"),
+    [
+        (["isbn:0451450523"], [("isbn:0451450523", 1)]),  # was "quantity from 1 to 10"
+        (["isbn:0451450523:3"], [("isbn:0451450523", 3)]),
+        (["vol:2:1"], [("vol:2", 1)]),
+        (["vol:3", "vol"], [("vol", 4)]),  # vol:3 is no book: three copies of vol
+    ],
+)
+def test_a_book_id_holding_a_colon_is_read_whole(bookpay, settings, colon_catalog, items, lines):
+    args = [arg for item in items for arg in ("--item", item)]
+    result = bookpay("--catalog", colon_catalog, "intent", "create", *args, "--json")
+    assert result.exit_code == 0, result.output
+    with open_ledger(settings) as ledger:
+        quote = ledger.quote_for(json.loads(result.stdout)["id"])
+    assert [(x["item_id"], x["quantity"]) for x in quote["lines"]] == lines
+
+
+def test_an_item_that_names_two_books_is_refused_naming_both(bookpay, colon_catalog):
+    """`--item vol:2` made "2 x vol" though the catalog has a book vol:2: either may be meant."""
+    before = bookpay("intent", "list", "--limit", "100", "--json").stdout
+    result = bookpay("--catalog", colon_catalog, "intent", "create", "--item", "vol:2")
+    assert result.exit_code == 2, result.output
+    assert (
+        "Invalid value for '--item': 'vol:2' is the book 'vol:2' or 2 copies of the book 'vol': "
+        "write vol:2:1 for one copy of 'vol:2', or give --item vol 2 times." in result.stderr
+    )
+    assert bookpay("intent", "list", "--limit", "100", "--json").stdout == before
+
+
 def test_an_unknown_book_or_too_many_copies_in_all_exit_2(bookpay):
     unknown = bookpay("intent", "create", "--item", "99")
     assert unknown.exit_code == 2 and "No book with id '99'" in unknown.stderr

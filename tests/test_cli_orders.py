@@ -167,8 +167,16 @@ def test_list_with_no_ledger_says_where_it_looked_and_creates_nothing(tmp_path):
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", expected)
     result = invoke(env, "orders", "list", "--json")
     assert (result.exit_code, result.stdout) == (0, "[]\n")
-    assert invoke(env, "orders", "show", "pi_1").exit_code == 2
+    result = invoke(env, "orders", "show", "pi_1")  # one line, not a note and then an error
+    where = tmp_path / "empty" / "bookpay.sqlite3"
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"Error: No order 'pi_1': there is no ledger at {where} yet.\n"
     assert invoke(env, "orders", "export").exit_code == 0
+    # A status no order can have is refused as it is with a ledger, not "no orders".
+    for args in (["list"], ["list", "--json"], ["export"]):
+        result = invoke(env, "orders", *args, "--status", "")
+        assert (result.exit_code, result.stdout) == (2, ""), args
+        assert result.stderr.startswith("Error: Unknown status '': use one of pending, ")
     assert not (tmp_path / "empty").exists()
 
 

@@ -89,6 +89,61 @@ def test_a_failure_mid_export_leaves_the_old_file_and_no_temporary_one(shop, kep
     assert [p.name for p in kept.iterdir()] == ["keep.csv"]
 
 
+# `orders export`, held once it has written into its temporary file, until the test's signal.
+MID_EXPORT = """
+import sys, threading
+from bookpay.commands import orders
+
+def held(batches, fmt, out, **kwargs):
+    out.write("order_id\\n")
+    out.flush()
+    print("exporting", file=sys.stderr, flush=True)
+    threading.Event().wait(120)
+
+orders._write = held
+sys.argv = ["bookpay", "orders", "export", *sys.argv[1:]]
+from bookpay.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_a_kill_mid_export_leaves_the_old_file_and_no_temporary_one(tmp_path, kept, signum):
+    """`kill` (SIGTERM), or a terminal closing (SIGHUP), mid-export left `.keep.csv.*.part`,
+    customers' addresses in it, beside the file: it stops as Ctrl-C does, the file kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")}
+    with ledger_for(environment) as ledger:
+        fill_plain(ledger)
+
+    def prepare() -> None:  # the test runner may ignore SIGHUP (nohup)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", MID_EXPORT, "--output", str(kept / "keep.csv")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        preexec_fn=prepare,
+    )
+    try:
+        assert process.stderr.readline() == "exporting\n"
+        assert [p.suffix for p in kept.iterdir() if p.name != "keep.csv"] == [".part"]
+        process.send_signal(getattr(signal, signum))
+        assert process.wait(timeout=60) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert (kept / "keep.csv").read_text() == "precious\n"
+    assert [p.name for p in kept.iterdir()] == ["keep.csv"]
+
+
 def fail_reading(monkeypatch, shop_env, lines: bool) -> str:
     """A read of the export fails in the ledger's database: the third batch of orders, or with
     --lines their lines (read once for the first 1000 orders). What the command must say."""

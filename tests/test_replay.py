@@ -361,6 +361,39 @@ def test_an_empty_event_file_is_a_usage_error_naming_it(files, data):
     assert result.stderr == "Error: <stdin> is empty: it holds no event.\n"
 
 
+@pytest.mark.parametrize(
+    ("stdin", "reason"),
+    [("closed", "standard input is closed"), ("write-only", "Bad file descriptor")],
+)
+@pytest.mark.parametrize(
+    "args", [["replay", "-", "--to", "1"], ["sign", "-"]], ids=lambda args: args[0]
+)
+def test_standard_input_closed_or_unreadable_is_one_line_and_exit_2(tmp_path, stdin, reason, args):
+    """`bookpay webhook replay - <&-` was "unexpected AttributeError" (Python leaves
+    sys.stdin None), and with stdin open for writing only "unexpected OSError", exit 1; as an
+    event file that cannot be read, it is a usage error naming what could not be read."""
+    import os
+    import subprocess
+    import sys
+
+    def prepare() -> None:
+        if stdin == "closed":
+            os.close(0)
+        else:
+            os.dup2(os.open(tmp_path / "write-only", os.O_WRONLY | os.O_CREAT), 0)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bookpay", "webhook", *args, "--secret", SECRET],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BOOKPAY_DATA_DIR": str(tmp_path / "data")},
+        preexec_fn=prepare,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == f"Error: <stdin>: cannot read it ({reason}).\n"
+
+
 @pytest.mark.parametrize("data", [b"[]", b" [ \n ] \n"])
 def test_an_event_file_of_an_empty_array_is_a_usage_error_naming_it(files, data):
     (files / "none.json").write_bytes(data)
@@ -478,6 +511,17 @@ def test_replay_to_a_bad_url_exits_2_in_one_line(target):
     assert result.stderr.count("\n") == 1  # said before the missing file is even looked at
 
 
+@pytest.mark.parametrize("target", ["", "  "])
+def test_a_blank_to_exits_2_never_sends_to_the_default_url(target):
+    """`--to "$URL"` with URL unset sent every event to http://127.0.0.1:4242/webhook."""
+    result = invoke("webhook", "replay", "nope.json", "--to", target, "--secret", SECRET)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: --to is blank. ")
+    assert result.stderr.count("\n") == 1  # said before the missing file is even looked at
+    with pytest.raises(UsageError):
+        Replayer(target, SECRET)
+
+
 def test_credentials_in_the_url_go_as_basic_auth_and_are_never_shown(receiver, files):
     """As Stripe sends an endpoint URL's user and password: an Authorization header (Basic),
     the password percent-decoded; neither the summary nor an error shows the password."""
@@ -555,21 +599,34 @@ def test_a_shuffled_plan_is_the_shuffle_of_the_whole_list(files):
 
 
 @pytest.mark.parametrize(
-    ("option", "value"),
+    ("option", "value", "said"),
     [
-        ("--repeat", "99999999999999999999"),
-        ("--repeat", "100001"),
-        ("--concurrency", "257"),
-        ("--delay", "99999999999999999999"),
-        ("--timeout", "99999999999999999999"),
+        ("--repeat", "99999999999999999999", "less than or equal to"),
+        ("--repeat", "100001", "less than or equal to"),
+        ("--concurrency", "257", "less than or equal to"),
+        ("--delay", "99999999999999999999", "from 0 to 3600, got 1e+20"),
+        ("--timeout", "99999999999999999999", "from 0.1 to 3600, got 1e+20"),
     ],
 )
-def test_replay_options_beyond_their_maximum_exit_2(option, value):
+def test_replay_options_beyond_their_maximum_exit_2(option, value, said):
     # A missing file, read before anything is planned or sent: the test fails and does not fill
     # the memory should a bound be lost.
     result = invoke("webhook", "replay", "nope.json", option, value)
     assert result.exit_code == 2, result.output
-    assert option in result.stderr and "less than or equal to" in result.stderr
+    assert option in result.stderr and said in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400"])
+@pytest.mark.parametrize(("option", "low"), [("--delay", "0"), ("--timeout", "0.1")])
+def test_replay_seconds_that_are_no_number_are_said_so(option, low, value):
+    """`--timeout nan` was refused as "Input should be less than or equal to 3600"."""
+    result = invoke("webhook", "replay", "nope.json", option, value)
+    assert result.exit_code == 2, result.output
+    shown = {"NaN": "nan", "1e400": "inf"}.get(value, value)
+    assert (
+        f"Invalid value for '{option}': must be a number of seconds from {low} to 3600, "
+        f"got {shown}." in result.stderr
+    )
 
 
 @pytest.mark.parametrize(

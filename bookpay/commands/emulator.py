@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
+from bookpay.commands.paging import not_blank
 
 
 class Retries(str, Enum):
@@ -22,7 +23,9 @@ class Retries(str, Enum):
 
 def emulator(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to listen on.", callback=not_blank)
+    ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
     ] = 12111,

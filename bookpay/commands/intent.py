@@ -130,7 +130,8 @@ def create(
     from bookpay.quote import check_chargeable, new_order_id, quote_items
 
     st = state(ctx)
-    quote = check_chargeable(quote_items(st.catalog(), parse_items(item)))
+    catalog = st.catalog()
+    quote = check_chargeable(quote_items(catalog, parse_items(item, catalog)))
     order_id = new_order_id()
     # The ledger first: one that cannot be opened stops the command before anything is created
     # (exit 5), rather than after a PaymentIntent nobody was shown.
@@ -525,6 +526,7 @@ def confirm(
         str | None,
         typer.Option(
             "--card",
+            callback=paging.not_blank,
             help="A test card number, a pm_card_... token or a pm_ id (default: "
             f"{DEFAULT_CARD}, unless --3ds finishes a challenge already waiting).",
         ),
@@ -574,7 +576,7 @@ def confirm(
                 f"{intent_id} --card 4000002760003184 --3ds {three_ds.value}",
             )
     else:
-        method = gateway.payment_method_for(card or DEFAULT_CARD)
+        method = gateway.payment_method_for(DEFAULT_CARD if card is None else card)
         intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
     challenge = _challenge_url(intent)
     if three_ds is not None and challenge and st.settings.is_emulated:

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
-from bookpay.commands.output import JsonOption, emit_json, info, print_table
+from bookpay.commands.output import JsonOption, emit_json, info, is_terminal, print_table
+from bookpay.commands.paging import not_blank
 
 app = typer.Typer(help="Copy and check the orders ledger.", no_args_is_help=True)
 
@@ -33,6 +34,7 @@ def copy(
         typer.Option(
             "--to",
             metavar="URL",
+            callback=not_blank,
             help="The target: postgresql://user:password@host/db or sqlite:////path.sqlite3.",
         ),
     ],
@@ -45,12 +47,15 @@ def copy(
 
     Example: bookpay ledger copy --to postgresql://shop@db.internal:5432/bookpay
     """
-    from bookpay.errors import BookpayError
+    from bookpay.errors import BookpayError, ConfigError, UsageError
     from bookpay.ledger import Ledger, LedgerUnavailable, locate
     from bookpay.ledger.copy import copy_ledger, itself
 
     settings = state(ctx).settings
-    target_location = locate(to, settings.data_dir, setting="--to")
+    try:
+        target_location = locate(to, settings.data_dir, setting="--to")
+    except ConfigError as exc:  # a URL given on the command line: a bad option, not a setting
+        raise UsageError(exc.message, hint=exc.hint) from None
     with _source(ctx) as source:
         if source.location.same_place(target_location):
             raise itself()
@@ -60,9 +65,11 @@ def copy(
         except LedgerUnavailable as exc:
             exc.hint = "Check the URL given to --to." if exc.hint else None
             raise
+        # A line rewritten in place: for a person at a terminal, not for a log.
+        showing = not as_json and is_terminal(sys.stderr)
         with target:
             report = copy_ledger(
-                source, target, progress=None if as_json else _progress(target.where)
+                source, target, progress=_progress(target.where) if showing else None
             )
     rows = [
         [table, str(report.copied[table]), str(report.source[table]), str(report.target[table])]
@@ -85,7 +92,8 @@ def copy(
             }
         )
     else:
-        sys.stderr.write("\n")
+        if showing:
+            sys.stderr.write("\n")  # ends the progress line
         print_table(["Table", "Copied", "Source", "Target"], rows, justify_right=["Copied"])
     if not report.matches:
         raise BookpayError(

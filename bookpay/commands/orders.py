@@ -123,8 +123,11 @@ class Format(str, Enum):
 
 
 @contextmanager
-def _ledger(ctx: typer.Context):
-    """The ledger, or None (and a note on stderr) when none exists yet: nothing is created."""
+def _ledger(ctx: typer.Context, *, needed_for: str | None = None):
+    """The ledger, or None (and a note on stderr) when none exists yet: nothing is created.
+    ``needed_for`` (what was asked: "No order 'pi_...'"): NotFound saying so instead, the one
+    line said."""
+    from bookpay.errors import NotFound
     from bookpay.ledger import LedgerMissing, locate, open_ledger
 
     settings = state(ctx).settings
@@ -132,6 +135,8 @@ def _ledger(ctx: typer.Context):
         ledger = open_ledger(settings, create=False)
     except LedgerMissing:
         where = locate(settings.database_url, settings.data_dir).masked
+        if needed_for is not None:
+            raise NotFound(f"{needed_for}: there is no ledger at {where} yet.") from None
         sys.stderr.write(f"No orders: there is no ledger at {printable(where)} yet.\n")
         yield None
         return
@@ -218,6 +223,7 @@ def list_orders(
     Example: bookpay orders list --status paid --since 2026-01-01 --json
     """
     where = _filter(status, email, since, until)
+    where.where()  # refuses an unknown status with no ledger too, not "no orders"
     with _ledger(ctx) as ledger:
         if ledger is None:
             if as_json:
@@ -275,12 +281,9 @@ def show_order(
         receipt_state,
         tax_record_fields,
     )
-    from bookpay.errors import NotFound
     from bookpay.orderlines import named_quote, summary, titled
 
-    with _ledger(ctx) as ledger:
-        if ledger is None:
-            raise NotFound(f"No order {order_or_pi!r}: there is no ledger yet.")
+    with _ledger(ctx, needed_for=f"No order {order_or_pi!r}") as ledger:
         order = ledger.get_order(order_or_pi)
         events = ledger.events_for(order["payment_intent"])
         receipt = ledger.receipt_for(order["payment_intent"])
@@ -449,9 +452,10 @@ def export_orders(
 @contextmanager
 def _destination(output: str | None):
     """Where the export goes: stdout, or a temporary file beside ``output`` that replaces it
-    only once the export is complete, so a failure half-way leaves the old file as it was (and
-    no temporary one). A file that cannot be written is OutputUnwritable (exit 1, as for `report
-    sales --chart`), saying why in one line. The ledger's read failures reach here already
+    only once the export is complete, so a failure half-way, Ctrl-C, `kill` or a terminal
+    closing leaves the old file as it was (and no temporary one). A file that cannot be
+    written is OutputUnwritable (exit 1, as for `report sales --chart`), saying why in one
+    line. The ledger's read failures reach here already
     said as the ledger's (LedgerUnavailable, from its backend), not as the file's."""
     if output is None:
         yield sys.stdout
@@ -467,15 +471,20 @@ def _destination(output: str | None):
         if path.exists() and not os.access(path, os.W_OK):
             # A rename over it needs only the folder's permission: keep a read-only file so.
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-        temp, out = _temporary_beside(path)
-        try:
-            with out:
-                yield out
-            os.replace(temp, path)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(temp)
-            raise
+        from bookpay.web.launch import stop_on_signals
+
+        # `kill` or a terminal closing stops it as Ctrl-C does: the temporary file, customers'
+        # addresses in it, is removed, not left beside FILE.
+        with stop_on_signals():
+            temp, out = _temporary_beside(path)
+            try:
+                with out:
+                    yield out
+                os.replace(temp, path)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(temp)
+                raise
     except OSError as exc:
         message = f"Cannot write the export to {output}: {exc.strerror or exc}."
         raise OutputUnwritable(message) from exc

@@ -38,10 +38,18 @@ LimitOption = Annotated[
 
 def not_blank(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
     """An option's value that may not be blank: an empty shell variable (``--email "$E"``,
-    ``--starting-after "$LAST"``) is a mistake, never "no filter" or "the first page"."""
+    ``--starting-after "$LAST"``, ``--card "$CARD"``) is a mistake, never "no filter", "the
+    first page" or "the default card"."""
     if value is None or ctx.resilient_parsing or value.strip():
         return value
-    what = {"starting_after": "an id", "email": "an e-mail address", "return_url": "a URL"}
+    what = {
+        "starting_after": "an id",
+        "email": "an e-mail address",
+        "return_url": "a URL",
+        "card": "a card number or a pm_ token",
+        "to": "a URL",
+        "host": "an address to listen on",
+    }
     what = what.get(param.name, "a value")
     raise typer.BadParameter(f"expected {what}, got {value!r}.")
 

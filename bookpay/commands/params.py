@@ -92,22 +92,40 @@ IntentArg = Annotated[
 ]
 
 
-def _split_item(value: str) -> tuple[str, str]:
-    item, _, quantity = value.rpartition(":") if ":" in value else (value, "", "1")
-    return item, quantity
+def _read_item(value: str, catalog) -> tuple[str, int]:
+    """``ID`` or ``ID:QTY`` -> (book id, quantity). A book id may hold a colon itself: a value
+    that is a book's id whole is that book, once (``isbn:0451450523``), unless it also reads as
+    ID:QTY of another book (``vol:2`` with books ``vol`` and ``vol:2``), which is refused."""
+    head, colon, tail = value.rpartition(":")
+    # ASCII digits: int() would also read '٣' (an Arabic-Indic three) as 3.
+    counted = bool(colon) and bool(re.fullmatch(r"[0-9]{1,2}", tail)) and 1 <= int(tail) <= 10
+    if value in catalog:
+        if counted and head in catalog:
+            raise typer.BadParameter(
+                f"{value!r} is the book {value!r} or {int(tail)} copies of the book {head!r}: "
+                f"write {value}:1 for one copy of {value!r}, or give --item {head} "
+                f"{int(tail)} times."
+            )
+        return value, 1
+    if not colon:
+        head, tail, counted = value, "1", True
+    if not head or not counted:
+        raise typer.BadParameter(
+            f"expected ID or ID:QTY with a quantity from 1 to 10, got {value!r}."
+        )
+    return head, int(tail)
 
 
 def check_items(ctx: typer.Context, values: list[str] | None) -> list[str] | None:
-    """``ID`` or ``ID:QTY`` each; the quantities are checked here, the ids by the catalog."""
+    """``ID`` or ``ID:QTY`` each, read against the catalog (``_read_item``); an id that names
+    no book is the catalog's to refuse."""
     if not values or ctx.resilient_parsing:
         return values
+    from bookpay.cli import state
+
+    catalog = state(ctx).catalog()
     for value in values:
-        item, quantity = _split_item(value)
-        # ASCII digits: int() would also read '٣' (an Arabic-Indic three) as 3.
-        if not item or not re.fullmatch(r"[0-9]{1,2}", quantity) or not 1 <= int(quantity) <= 10:
-            raise typer.BadParameter(
-                f"expected ID or ID:QTY with a quantity from 1 to 10, got {value!r}."
-            )
+        _read_item(value, catalog)
     return values
 
 
@@ -122,6 +140,21 @@ def check_request_id(ctx: typer.Context, value: str | None) -> str | None:
             f"expected a request id of 1 to 200 printable characters, got {value!r}."
         )
     return value
+
+
+def seconds_from(low: float, high: float):
+    """A callback for an option of seconds from ``low`` to ``high``: nan and the infinities are
+    said to be no number of seconds (Typer's own range check called nan "more than 3600")."""
+    import math
+
+    def check(value: float | None) -> float | None:
+        if value is None or (math.isfinite(value) and low <= value <= high):
+            return value
+        raise typer.BadParameter(
+            f"must be a number of seconds from {low:g} to {high:g}, got {value:g}."
+        )
+
+    return check
 
 
 # More digits than any amount Stripe takes (at most 12 in the most generous currency), and than
@@ -155,9 +188,9 @@ def check_email(ctx: typer.Context, value: str | None) -> str | None:
     return value
 
 
-def parse_items(values: list[str]) -> list[tuple[str, int]]:
+def parse_items(values: list[str], catalog) -> list[tuple[str, int]]:
     """``["1:2", "3"]`` -> ``[("1", 2), ("3", 1)]`` (checked by ``check_items``)."""
-    return [(item, int(quantity)) for item, quantity in map(_split_item, values)]
+    return [_read_item(value, catalog) for value in values]
 
 
 BookOption = Annotated[
@@ -166,6 +199,7 @@ BookOption = Annotated[
         "--item",
         metavar="ID[:QTY]",
         help="A book's id (see `bookpay catalog list`), with :QTY for several copies (1 to 10)."
+        " An id holding a colon is read whole (isbn:0451450523; :QTY after it for copies)."
         " Repeat it for several books.",
         autocompletion=complete_book_ids,
         callback=check_items,

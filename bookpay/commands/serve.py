@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from bookpay.cli import state
+from bookpay.commands.paging import not_blank
 
 
 class LogFormat(str, enum.Enum):
@@ -19,7 +20,9 @@ class LogFormat(str, enum.Enum):
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on.", callback=not_blank)
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the shop.", min=0, max=65535)] = 4242,
     emulator_port: Annotated[
         int | None,

@@ -15,7 +15,7 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import JsonOption, emit_json, is_terminal, print_lines, print_table
-from bookpay.commands.params import complete_fixtures
+from bookpay.commands.params import complete_fixtures, seconds_from
 from bookpay.terminal import printable
 
 app = typer.Typer(help="Replay, list and sign webhook events.", no_args_is_help=True)
@@ -81,7 +81,11 @@ def replay(
     ] = 1,
     delay: Annotated[
         float,
-        typer.Option("--delay", min=0.0, max=3600.0, help="Seconds to wait between deliveries."),
+        typer.Option(
+            "--delay",
+            callback=seconds_from(0, 3600),
+            help="Seconds to wait between deliveries, from 0 to 3600.",
+        ),
     ] = 0.0,
     new_event_id: Annotated[
         bool,
@@ -103,7 +107,11 @@ def replay(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, max=3600.0, help="Seconds to wait for each answer."),
+        typer.Option(
+            "--timeout",
+            callback=seconds_from(0.1, 3600),
+            help="Seconds to wait for each answer, from 0.1 to 3600.",
+        ),
     ] = 30.0,
     quiet: Annotated[
         bool,
@@ -141,7 +149,7 @@ def replay(
     to = normalize_url(to)  # a bad --to, or --timestamp-offset, is said before any event is read
     offset_time(timestamp_offset)
     skipped: dict[str, int] = {}
-    events = load_events(paths, stdin=sys.stdin.buffer if "-" in paths else None, skipped=skipped)
+    events = load_events(paths, stdin=_stdin() if "-" in paths else None, skipped=skipped)
     for source, count in skipped.items():  # stripe listen's own lines, among the events
         lines = f"{count:,} line{'s' if count != 1 else ''}"
         sys.stderr.write(printable(f"{source}: skipped {lines} stripe listen printed.") + "\n")
@@ -207,6 +215,16 @@ def replay(
         raise DeliveryFailed(
             f"{len(failed)} of {len(results)} deliveries did not get a 2xx answer."
         )
+
+
+def _stdin():
+    """Standard input's bytes. Closed from the start (`<&-`), Python leaves ``sys.stdin`` None:
+    said as for an event file that cannot be read (exit 2), not as an unexpected error."""
+    from bookpay.errors import UsageError
+
+    if sys.stdin is None:
+        raise UsageError("<stdin>: cannot read it (standard input is closed).")
+    return sys.stdin.buffer
 
 
 @contextlib.contextmanager
@@ -346,14 +364,14 @@ def sign_payload(
     Example: bookpay webhook sign event.json --timestamp 1700000000
     """
     from bookpay.errors import UsageError
-    from bookpay.replay import check_timestamp, read_limited, resolve_secret
+    from bookpay.replay import check_timestamp, read_limited, read_stdin, resolve_secret
     from bookpay.webhooks import sign
 
     if timestamp is not None:
         check_timestamp(timestamp, f"--timestamp {timestamp:,}")
     signing = resolve_secret(state(ctx).settings, secret)
     if file == "-":
-        payload = read_limited(sys.stdin.buffer, "<stdin>")
+        payload = read_stdin(_stdin())
     else:
         path = Path(file)
         if path.exists() and not path.is_file():

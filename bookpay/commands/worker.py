@@ -11,21 +11,9 @@ import typer
 
 from bookpay.cli import state
 from bookpay.commands.output import info
+from bookpay.commands.params import seconds_from
 
 POLL_RANGE = (0.05, 60.0)
-
-
-def _poll_seconds(value: float) -> float:
-    """--poll as a number of seconds in POLL_RANGE: nan and infinities said as they are (a range
-    check alone called nan "more than 60")."""
-    import math
-
-    low, high = POLL_RANGE
-    if not (math.isfinite(value) and low <= value <= high):
-        raise typer.BadParameter(
-            f"must be a number of seconds from {low:g} to {high:g}, got {value:g}"
-        )
-    return value
 
 
 def worker(
@@ -35,7 +23,7 @@ def worker(
         typer.Option(
             "--poll",
             metavar="SECONDS",
-            callback=_poll_seconds,
+            callback=seconds_from(*POLL_RANGE),
             help="Most seconds between two looks at the ledger, from 0.05 to 60 (nothing wakes "
             "a worker in a process of its own). After a failed round (the ledger down, locked or "
             "read-only) the next waits 1 s, doubling to 30 s (or --poll, if longer), while the "

@@ -238,15 +238,65 @@ def _unshipped(books: list[Book], rates: list[ShippingRate] | None, source: str)
     return problems
 
 
+# A catalog of tens of thousands of books is a few MB; more is not a catalog (a device, a log).
+MAX_CATALOG_BYTES = 10 * 2**20
+
+
+def _read_file(path: Path) -> bytes:
+    """A catalog file's bytes. As `webhook sign` and `webhook replay` read theirs, only a regular
+    file (a link to one is followed), of at most ``MAX_CATALOG_BYTES``: a FIFO would block every
+    command and the server's start for ever, and /dev/zero be read until memory ran out. Opened
+    without blocking and then looked at, so nothing can take its place in between."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"The catalog file {path} is {_kind(mode)}, not a regular file: give a JSON or "
+                "TOML file."
+            )
+        with open(fd, "rb", closefd=False) as handle:
+            raw = handle.read(MAX_CATALOG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CATALOG_BYTES:
+        raise ConfigError(
+            f"The catalog file {path} is larger than {MAX_CATALOG_BYTES // 2**20} MB: a catalog "
+            "is at most that."
+        )
+    return raw
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    import stat
+
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (a named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
 def _read_records(path: Path) -> tuple[object, object]:
     """The books and the shipping rates (None when the file names none) a file holds."""
     suffix = path.suffix.lower()
     if suffix not in (".json", ".toml"):
         raise ConfigError(f"The catalog file {path} must end in .json or .toml.")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
+    raw = _read_file(path)
     try:
         if suffix == ".toml":
             try:

@@ -262,6 +262,33 @@ def _has_login(url: str) -> bool:
     return parts.username is not None or parts.password is not None
 
 
+def _url_character(url: str) -> str | None:
+    """The first character of ``url`` no address bookpay uses may hold, shown as an escape
+    (whitespace, a control character, an invisible format character such as U+200B, as the
+    emulator refuses them in a return_url), or None. A request line cannot carry one, and
+    python's URL parsing drops a tab or a newline without a word."""
+    import unicodedata
+
+    for char in url:
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            return "a space" if char == " " else repr(char)
+    return None
+
+
+def _emulator_url_extra(url: str) -> str | None:
+    """What the emulator's address holds besides where the emulator is (a path, a query, a
+    fragment), or None: bookpay adds the API's own path (/v1/...) to it."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    if path not in ("", "/"):
+        return f"the path {path}"
+    for what, mark in (("a query", "?"), ("a fragment", "#")):
+        if mark in url:
+            return what
+    return None
+
+
 def _base_url_extra(url: str) -> tuple[str, str] | None:
     """What a shop's base URL holds besides where the shop is (a user name or password, a query,
     a fragment), and why it cannot: Stripe's return_url is the URL with "/success" appended; or
@@ -349,10 +376,12 @@ class Settings:
     unreadable: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.base_url:
+        if self.base_url and not _url_character(self.base_url):
             # As browsers write its origin (``https://shop.example:443`` is
             # ``https://shop.example``, ``bücher.example`` is ``xn--bcher-kva.example``): the
             # return_url and the checks of each POST's Origin then name the shop as pages do.
+            # (Not one with a tab or a line break, which urlsplit would drop unsaid: `findings`
+            # names it as it was given.)
             from bookpay.origins import normal_url
 
             object.__setattr__(self, "base_url", normal_url(self.base_url))
@@ -507,7 +536,16 @@ class Settings:
                         "shop_books, or unset it to derive one from where the ledger is",
                     )
                 )
-        if self.base_url and not _is_http_url(self.base_url):
+        if self.base_url and (bad := _url_character(self.base_url)):
+            found.append(
+                Finding(
+                    f"BOOKPAY_BASE_URL holds {bad} ({_mask_login_url(self.base_url)}): Stripe "
+                    "refuses a return_url with whitespace or a control character in it",
+                    "set it to the shop's public address, such as https://shop.example "
+                    "(a space in its path written %20)",
+                )
+            )
+        elif self.base_url and not _is_http_url(self.base_url):
             found.append(
                 Finding(
                     "BOOKPAY_BASE_URL must be an http(s) URL with a host (and a port from 1 to "
@@ -523,7 +561,15 @@ class Settings:
                     "set it to the shop's public address alone, such as https://shop.example",
                 )
             )
-        if not _is_http_url(self.emulator_url):
+        if bad := _url_character(self.emulator_url):
+            found.append(
+                Finding(
+                    f"BOOKPAY_EMULATOR_URL holds {bad} "
+                    f"({_mask_login_url(self.emulator_url)}): no request can be sent to it",
+                    f"set it to the emulator's address alone, such as {DEFAULT_EMULATOR_URL}",
+                )
+            )
+        elif not _is_http_url(self.emulator_url):
             found.append(
                 Finding(
                     "BOOKPAY_EMULATOR_URL must be an http(s) URL with a host (and a port from 1 to "
@@ -537,6 +583,15 @@ class Settings:
                     "BOOKPAY_EMULATOR_URL has a user name or password "
                     f"({_mask_login_url(self.emulator_url)}), which the emulator does not take: "
                     "give its address alone",
+                    f"set it to the emulator's address alone, such as {DEFAULT_EMULATOR_URL}",
+                )
+            )
+        elif extra := _emulator_url_extra(self.emulator_url):
+            found.append(
+                Finding(
+                    f"BOOKPAY_EMULATOR_URL has {extra} ({_mask_login_url(self.emulator_url)}): "
+                    "it is the emulator's address alone, to which bookpay adds the API's own "
+                    "path (/v1/...)",
                     f"set it to the emulator's address alone, such as {DEFAULT_EMULATOR_URL}",
                 )
             )

@@ -9,6 +9,7 @@ generated methods' compilation at every start-up.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -59,25 +60,60 @@ def catalog_path(merged: Mapping[str, str], given: Path | None = None) -> Path |
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
-    """A ``.env`` file's values; one that cannot be read, or is not UTF-8, is a configuration
-    problem, not a crash. (python-dotenv drops a byte-order mark at its start itself.)"""
+    """A ``.env`` file's values; one that cannot be read, is not UTF-8, or has a line
+    python-dotenv cannot parse (which it would skip, saying so without the file's name) is a
+    configuration problem, not a crash or a setting quietly lost. (python-dotenv drops a
+    byte-order mark at its start itself.)"""
+    import io
+
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    from bookpay.errors import ConfigError
 
     try:
-        values = dotenv_values(path)
+        text = path.read_text(encoding="utf-8")
+        unparsed = [b.original for b in parse_stream(io.StringIO(text)) if b.error]
+        if not unparsed:
+            values = dotenv_values(stream=io.StringIO(text))
     except UnicodeDecodeError as exc:
-        from bookpay.errors import ConfigError
-
         raise ConfigError(
             f"Cannot read {path}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
             f"offset {exc.start}).",
             hint="Save it as UTF-8, or remove it: bookpay reads .env in the working folder.",
         ) from None
     except OSError as exc:
-        from bookpay.errors import ConfigError
-
         raise ConfigError(
             f"Cannot read {path}: {exc.strerror or exc}.",
             hint="Make it readable, or remove it: bookpay reads .env in the working folder.",
         ) from None
+    if unparsed:
+        # The line's number and the name it sets, if it starts like a setting: never its value
+        # (a key, as often as not), nor a "name" of lower-case letters (a pasted key).
+        said = [_line_of(o) for o in unparsed]
+        lines = f"line {said[0]}" if len(said) == 1 else f"lines {', '.join(said)}"
+        message = (
+            f"Cannot read {path}: {lines} cannot be parsed as NAME=value (a quote left open, "
+            "or something after the closing one?)."
+        )
+        raise ConfigError(
+            message,
+            problems=[message.removesuffix(".")],
+            hint="Write each setting as NAME=value, a quoted value's quotes closed, or remove "
+            "the file: bookpay reads .env in the working folder.",
+        )
     return {k: v for k, v in values.items() if v is not None}
+
+
+# How a line setting a variable starts (``export`` allowed, as python-dotenv takes it).
+_SETTING_NAME = re.compile(r"\s*(?:export\s+)?([A-Z_][A-Z0-9_]{0,99})\s*=")
+
+
+def _line_of(statement) -> str:
+    """Where a statement python-dotenv could not parse starts: its first line that is not blank
+    (python-dotenv counts from the blank lines before it), with the name it sets, if any."""
+    text = statement.string
+    blank = text[: len(text) - len(text.lstrip())]
+    line = statement.line + blank.count("\n")
+    name = _SETTING_NAME.match(text)
+    return f"{line} ({name[1]})" if name else str(line)

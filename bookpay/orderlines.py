@@ -63,12 +63,36 @@ def quote_from_metadata(intent: dict, catalog) -> Quote | None:
     return Quote(lines, currencies.pop())
 
 
+def order_of_intent(intent: dict, ledger) -> tuple[str | None, str | None]:
+    """(order id, another PaymentIntent): the id of the PaymentIntent's order in the ledger, else
+    the one its metadata names; and the PaymentIntent whose order the metadata's order id is,
+    when that is another payment's, else None.
+
+    Two PaymentIntents can name one order id: one of a checkout attempt whose creation lost its
+    answer names the order of the one answered to the shopper (its own order, if an event
+    recorded one, has an id of its own), and a PaymentIntent made by hand may name any order.
+    """
+    named = (intent.get("metadata") or {}).get("order_id")
+    if ledger is None:
+        return named, None
+    own = ledger.find_order(intent["id"])
+    if own is not None and own["id"] == named:
+        return named, None
+    # An order id is ord_...: a metadata value of pi_... would be read as a PaymentIntent's id.
+    other = ledger.find_order(named) if named and not named.startswith("pi_") else None
+    if other is not None and other["payment_intent"] == intent["id"]:
+        other = None
+    return (own["id"] if own is not None else named), (other and other["payment_intent"])
+
+
 def lines_of_intent(intent: dict, ledger, catalog) -> list[dict]:
-    """The lines a PaymentIntent pays for: the ledger's, else what its metadata says."""
+    """The lines a PaymentIntent pays for: its order's in the ledger, else what its metadata
+    says. Never another payment's order's lines, whose id its metadata may name
+    (``order_of_intent``)."""
     metadata = intent.get("metadata") or {}
-    order_id = metadata.get("order_id")
-    if ledger is not None and order_id:
-        recorded = ledger.order_lines(order_id)
+    own = ledger.find_order(intent["id"]) if ledger is not None else None
+    if own is not None:
+        recorded = ledger.order_lines(own["id"])
         if recorded:
             return titled(recorded, catalog)
     quote = quote_from_metadata(intent, catalog)

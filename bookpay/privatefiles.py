@@ -17,10 +17,16 @@ FILE_MODE = 0o600
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and its parents) if missing; a folder created here is 0700.
-    NotADirectoryError when something else has the name (a file is never made 0700)."""
+    NotADirectoryError when something else has the name, or its parent's (a file is never made
+    0700): mkdir says "File exists" of a file where the parent folder should be."""
     path = Path(path)
     if not path.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)
+            ) from None
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=DIR_MODE)
         if not path.is_dir():

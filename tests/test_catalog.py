@@ -178,6 +178,83 @@ def test_unreadable_catalog_file(tmp_path):
         Catalog.load(tmp_path / "books.yaml")
 
 
+def refused_within(path, timeout=60.0) -> tuple[int, str]:
+    """(exit code, stderr) of `catalog list` with BOOKPAY_CATALOG=path, run in a thread: a
+    command that blocked on the file would hang the test run, not fail it."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app
+
+    outcome = []
+    env = {"BOOKPAY_CATALOG": str(path)}
+    worker = threading.Thread(
+        target=lambda: outcome.append(CliRunner().invoke(app, ["catalog", "list"], env=env)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout)
+    assert outcome, f"`catalog list` still reading {path} after {timeout} s"
+    return outcome[0].exit_code, outcome[0].stderr
+
+
+def test_a_catalog_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    """Opening a FIFO for reading waits for a writer: every command, and the server's start,
+    blocked for ever."""
+    import contextlib
+    import os
+
+    fifo = tmp_path / "books.json"
+    os.mkfifo(fifo)
+    try:
+        code, err = refused_within(fifo)
+    finally:
+        with contextlib.suppress(OSError):  # a reader still blocked on it is let go
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert code == 5
+    assert err == (
+        f"Error: The catalog file {fifo} is a FIFO (a named pipe), not a regular file: give a "
+        "JSON or TOML file.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda path: path.symlink_to("/dev/zero"), "a character device"),
+        (lambda path: path.mkdir(), "a folder"),
+    ],
+)
+def test_a_catalog_file_that_is_not_a_regular_file_is_refused(tmp_path, make, kind):
+    """A link to /dev/zero was read until memory ran out; a folder was an unexpected error."""
+    path = tmp_path / "books.json"
+    make(path)
+    with pytest.raises(ConfigError) as refused:
+        Catalog.load(path)
+    assert refused.value.message == (
+        f"The catalog file {path} is {kind}, not a regular file: give a JSON or TOML file."
+    )
+    code, err = refused_within(path)
+    assert code == 5 and err.startswith(f"Error: The catalog file {path} is {kind}")
+
+
+def test_a_catalog_file_over_the_size_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "books.json"
+    with path.open("wb") as handle:  # sparse: no disk used
+        handle.truncate(10 * 2**20 + 1)
+    with pytest.raises(ConfigError) as refused:
+        Catalog.load(path)
+    assert refused.value.message == (
+        f"The catalog file {path} is larger than 10 MB: a catalog is at most that."
+    )
+    link = tmp_path / "link.json"  # a link to a regular file is read as the file
+    path.write_text(json.dumps([{"id": "a", "title": "A", "author": "B", "amount": 100,
+                                 "currency": "usd"}]))  # fmt: skip
+    link.symlink_to(path)
+    assert Catalog.load(link).get("a").title == "A"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "problem"),
     [

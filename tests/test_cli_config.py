@@ -124,6 +124,41 @@ def test_a_key_the_api_refuses_is_a_problem(tmp_path):
     assert "STRIPE_SECRET_KEY" in report["findings"][0]["fix"]
 
 
+@pytest.mark.parametrize("extra", ["?x=1", "/v1", "#top", "/a b"])
+def test_an_emulator_url_with_more_than_the_address_is_a_problem_for_every_command(cli_env, extra):
+    """`config check` said "No problems found" (with a warning to check the key's permissions,
+    which the emulator has none of) while every command failed with "Unrecognized request URL"
+    (exit 3) or "could not reach" (exit 4)."""
+    env = {**cli_env, "BOOKPAY_EMULATOR_URL": cli_env["BOOKPAY_EMULATOR_URL"] + extra}
+    code, report = check(env)
+    assert code == 5
+    [problem] = report["problems"]
+    assert problem.startswith("BOOKPAY_EMULATOR_URL ")
+    assert report["warnings"] == []
+    listed = runner.invoke(app, ["intent", "list"], env=env)
+    assert listed.exit_code == 5
+    assert "BOOKPAY_EMULATOR_URL" in listed.stderr
+
+
+def test_a_server_refusing_the_emulators_requests_is_not_said_to_be_about_key_permissions(
+    tmp_path,
+):
+    """The emulator takes any test key, to read anything: a refusal at BOOKPAY_EMULATOR_URL
+    says another server answers there, not that the key lacks a permission."""
+    server, url = refusing_api(404, "Unrecognized request URL (GET: /v1/payment_intents).")
+    try:
+        code, report = check({"BOOKPAY_EMULATOR_URL": url, "BOOKPAY_DATA_DIR": str(tmp_path)})
+    finally:
+        server.shutdown()
+    assert code == 0  # a warning, as when nothing answers there
+    [warning] = report["findings"]
+    assert warning["message"].startswith(
+        f"the emulator at {url} refused a request to list PaymentIntents: Unrecognized request"
+    )
+    assert "BOOKPAY_EMULATOR_URL is the emulator's address" in warning["fix"]
+    assert "permission" not in warning["fix"] and "key may" not in warning["fix"]
+
+
 def test_a_data_folder_that_is_a_file_is_a_problem(tmp_path, cli_env):
     target = tmp_path / "not-a-folder"
     target.write_text("")

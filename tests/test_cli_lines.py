@@ -168,6 +168,30 @@ def test_show_and_orders_give_the_lines_and_the_order_both_ways(bookpay, setting
     assert len(json.loads(bookpay("orders", "export", "--lines", "--format", "json").stdout)) == 2
 
 
+def test_show_of_a_payment_naming_another_payments_order_shows_its_own_lines(bookpay, settings):
+    """A PaymentIntent whose metadata names another payment's order (a stray of one checkout
+    attempt, or one made by hand) was shown with that order's lines and receipt, as if it had
+    bought them. It shows what its metadata says it buys, and whose the order is."""
+    from bookpay.quote import Quote, QuoteLine
+
+    first = json.loads(bookpay("intent", "create", "--item", "1", "--json").stdout)
+    order_id = first["metadata"]["order_id"]
+    assert bookpay("intent", "confirm", first["id"]).exit_code == 0
+    two = Quote((QuoteLine("2", "Two", 2, 2500),), "usd")
+    other = Gateway(settings).create_intent(two, order_id=order_id)  # never recorded here
+    shown = json.loads(bookpay("intent", "show", other["id"], "--json").stdout)
+    assert (shown["order"]["id"], shown["order"]["another_payment"]) == (order_id, first["id"])
+    assert [(x["item_id"], x["quantity"]) for x in shown["order"]["lines"]] == [("2", 2)]
+    human = bookpay("intent", "show", other["id"]).stdout.splitlines()
+    [row] = [line for line in human if line.startswith("Order:")]
+    assert row.split(None, 1)[1] == f"{order_id} (another payment's order: {first['id']})"
+    lines = human[human.index("Lines") + 2 :]
+    assert [line.split()[0] for line in lines] == ["2"]
+    mine = json.loads(bookpay("intent", "show", first["id"], "--json").stdout)["order"]
+    assert (mine["id"], mine["another_payment"]) == (order_id, None)
+    assert [(x["item_id"], x["quantity"]) for x in mine["lines"]] == [("1", 1)]
+
+
 def test_export_lines_neutralises_formulas(tmp_path):
     from bookpay.quote import Quote, QuoteLine
 

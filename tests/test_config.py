@@ -274,14 +274,54 @@ def test_a_dotenv_file_that_cannot_be_read_is_a_configuration_problem(tmp_path, 
         assert result.stderr.startswith("Error: Cannot read .env: it is not UTF-8 text")
         assert "Traceback" not in result.output and "unexpected" not in result.output
 
-    import dotenv as dotenv_module
+    from pathlib import Path
 
     def refused(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(dotenv))
 
-    monkeypatch.setattr(dotenv_module, "dotenv_values", refused)
+    monkeypatch.setattr(Path, "read_text", refused)
     with pytest.raises(ConfigError, match=r"^Cannot read .*\.env: Permission denied\.$"):
         Settings.from_env({}, dotenv_path=dotenv)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (f'STRIPE_SECRET_KEY="{SK}\nBOOKPAY_TAX=off\n', "line 1 (STRIPE_SECRET_KEY)"),
+        (f"BOOKPAY_TAX=off\nexport STRIPE_SECRET_KEY='{SK}\n", "line 2 (STRIPE_SECRET_KEY)"),
+        (f'STRIPE_SECRET_KEY="{SK}" pasted\n', "line 1 (STRIPE_SECRET_KEY)"),
+        # A key pasted where a name goes: the line's number alone, the key never shown.
+        (f"BOOKPAY_TAX=off\n{SK} pasted\n\n{SK}='x\n", "lines 2, 4"),
+    ],
+)
+def test_a_dotenv_line_that_cannot_be_parsed_is_a_configuration_problem(
+    tmp_path, monkeypatch, text, said
+):
+    """python-dotenv skips such a line, saying "could not parse statement starting at line 1"
+    without the file's name: the key in it was lost and bookpay ran on the emulator, `config
+    check` finding no problem. It is named, file and line, and its value never shown."""
+    from typer.testing import CliRunner
+
+    from bookpay.cli import app
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({}, dotenv_path=dotenv)
+    assert refused.value.message.startswith(f"Cannot read {dotenv}: {said} cannot be parsed")
+    monkeypatch.chdir(tmp_path)
+    for args in (["config", "check", "--offline"], ["intent", "list"]):
+        result = CliRunner().invoke(app, args, env={"BOOKPAY_DATA_DIR": str(tmp_path / "d")})
+        assert result.exit_code == 5, result.output
+        assert result.stderr.startswith(f"Error: Cannot read .env: {said} cannot be parsed")
+        assert SK[8:] not in result.output and "python-dotenv" not in result.output
+
+
+def test_a_dotenv_value_quoted_over_several_lines_is_still_read(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('BOOKPAY_SHOP_ID="shop"\nBOOKPAY_TAX="off" # no tax\nexport X="a\nb"\n')
+    settings = Settings.from_env({}, dotenv_path=dotenv)
+    assert (settings.shop_id, settings.tax) == ("shop", "off")
 
 
 @pytest.mark.parametrize(
@@ -320,6 +360,55 @@ def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
     assert "hunter2" not in repr(settings.describe())  # `config check`'s table
     with pytest.raises(ConfigError):
         settings.check()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:21000?x=1", "has a query"),
+        ("http://127.0.0.1:21000?", "has a query"),
+        ("http://127.0.0.1:21000/v1", "has the path /v1"),
+        ("http://127.0.0.1:21000/#top", "has a fragment"),
+        ("http://127.0.0.1:21000/a b", "holds a space"),
+        ("http://127.0.0.1:21000/\x1bx", "holds '\\x1b'"),
+        ("http://127.0.0.1:21000/a\tb", "holds '\\t'"),  # urlsplit drops a tab unsaid
+        ("http://127.0.0.1:\u200b21000", "holds '\\u200b'"),
+    ],
+)
+def test_an_emulator_url_that_is_not_the_emulators_address_alone_is_a_problem(url, said):
+    """A path, query or fragment was kept in every request's URL (the emulator answered
+    "Unrecognized request URL"), and a space or a control character made every request fail
+    as "could not reach", while `config check` found no problem."""
+    settings = Settings.from_env({"BOOKPAY_EMULATOR_URL": url})
+    [finding] = [f for f in settings.findings() if "BOOKPAY_EMULATOR_URL" in f.message]
+    assert finding.message.startswith(f"BOOKPAY_EMULATOR_URL {said} (")
+    assert finding.level == "problem" and finding.blocks == "commands"
+    assert "http://127.0.0.1:12111" in finding.fix
+    with pytest.raises(ConfigError):
+        settings.check(serving=False)
+    address = Settings.from_env({"BOOKPAY_EMULATOR_URL": "http://127.0.0.1:21000/"})
+    assert address.problems() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://x/a b", "holds a space"),
+        ("https://shop.example/\x7f", "holds '\\x7f'"),
+        ("https://shop.example/a\nb", "holds '\\n'"),
+        ("https://shop.example/a\u00a0b", "holds '\\xa0'"),
+    ],
+)
+def test_a_base_url_with_whitespace_or_a_control_character_is_a_problem(url, said):
+    """Stripe refuses such a return_url ("Not a valid URL"): every confirmation failed, while
+    `config check` found no problem."""
+    settings = Settings.from_env({"BOOKPAY_BASE_URL": url})
+    [finding] = [f for f in settings.findings() if "BOOKPAY_BASE_URL" in f.message]
+    assert finding.message.startswith(f"BOOKPAY_BASE_URL {said} (")
+    assert "https://shop.example" in finding.fix
+    with pytest.raises(ConfigError):
+        settings.check(serving=False)
+    assert Settings.from_env({"BOOKPAY_BASE_URL": "https://shop.example/a%20b"}).problems() == []
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from bookpay.config import Settings
 from bookpay.ledger import SCHEMA_VERSION, open_ledger
 from bookpay.ledger.location import locate
 from bookpay.ledger.migrations import MIGRATIONS
-from bookpay.orderlines import titled
+from bookpay.orderlines import lines_of_intent, order_of_intent, titled
+from bookpay.quote import Quote, QuoteLine
 
 # Rows as bookpay 0.1 (schema 2) wrote them: one book per order.
 OLD_ORDERS = [
@@ -138,3 +139,67 @@ def test_a_period_of_the_report_is_read_through_the_fulfilment_index(settings):
         text = " ".join(step[0] for step in plan)
     assert "orders_fulfilled" in text, text
     assert "SCAN orders" not in text.replace("USING INDEX", "")  # never the whole table
+
+
+def test_a_payment_naming_another_payments_order_never_shows_that_orders_lines(settings):
+    """`intent show` of a PaymentIntent whose metadata names the order of another (a stray of
+    the same checkout attempt, or one made by hand) showed that order's lines: what another
+    payment bought, as if this one had. Its own order's lines are shown, else its metadata's,
+    and the order is said to be the other payment's."""
+    catalog = Catalog.default()
+    ours = "ord_" + "1" * 16
+    one = Quote((QuoteLine("1", "One", 1, 2300),), "usd")
+    answered = {"id": "pi_a", "amount": 2300, "currency": "usd", "status": "succeeded",
+                "metadata": {"order_id": ours, "lines": "1x1"}}  # fmt: skip
+    stray = {"id": "pi_b", "amount": 5000, "currency": "usd", "status": "canceled",
+             "metadata": {"order_id": ours, "lines": "2x2"}}  # fmt: skip
+    with open_ledger(settings) as ledger:
+
+        def shown(intent):
+            return [(x["item_id"], x["quantity"]) for x in lines_of_intent(intent, ledger, catalog)]
+
+        ledger.record_quote("pi_a", ours, one)
+        assert shown(answered) == [("1", 1)]
+        assert order_of_intent(answered, ledger) == (ours, None)
+        assert shown(stray) == [("2", 2)]  # its metadata's, not the order's ("1", 1)
+        assert order_of_intent(stray, ledger) == (ours, "pi_a")
+        # An event records the stray's own order, under an id of its own: still not the other's.
+        own = ledger.record_intent(stray)["id"]
+        assert own != ours
+        assert shown(stray) == [("2", 2)]
+        assert order_of_intent(stray, ledger) == (own, "pi_a")
+        # Its own order's lines, once it has some (fulfilment records them from its metadata).
+        ledger.record_quote("pi_b", own, Quote((QuoteLine("2", "Two", 2, 2500),), "usd"))
+        assert shown(stray) == [("2", 2)]
+        assert [x["title"] for x in lines_of_intent(stray, ledger, catalog)] == ["Two"]
+    assert order_of_intent(stray, None) == (ours, None)  # no ledger here: nothing to tell
+
+
+def test_a_paid_stray_payments_receipt_lists_what_it_bought_not_the_other_orders_lines(
+    settings,
+):
+    """Fulfilment of a paid PaymentIntent with no quote records its metadata's lines under its
+    own order, then listed the lines of the order its metadata names: another payment's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stripe_fakes import FakeGateway
+
+    from bookpay.fulfilment import Fulfiller
+
+    catalog = Catalog.default()
+    ours = "ord_" + "1" * 16
+    book_1, book_2 = catalog.get("1"), catalog.get("2")
+    stray = {"id": "pi_b", "object": "payment_intent", "amount": 2 * book_2.amount,
+             "currency": "usd", "status": "succeeded", "receipt_email": "b@example.com",
+             "metadata": {"order_id": ours, "lines": "2x2", "integration": "bookpay",
+                          "shop_id": settings.shop_id}}  # fmt: skip
+    with open_ledger(settings) as ledger:
+        ledger.record_quote("pi_a", ours, Quote((QuoteLine("1", book_1.title, 1, 2300),), "usd"))
+        fulfiller = Fulfiller(ledger, FakeGateway(stray), catalog, settings, workers=False)
+        assert fulfiller.fulfil("pi_b").outcome == "fulfilled"
+        receipt = ledger.receipt_for("pi_b")
+        own = ledger.find_order("pi_b")["id"]
+    assert own != ours and receipt["order_id"] == own
+    assert book_2.title in receipt["body"] and book_1.title not in receipt["body"]

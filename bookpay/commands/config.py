@@ -152,6 +152,13 @@ def reachability(settings: Settings) -> Finding | None:
         fix = exc.hint if exc.hint and "config check" not in exc.hint else ""
         return Finding(exc.message, fix or "copy STRIPE_SECRET_KEY again from the Dashboard")
     except PaymentError as exc:
+        if settings.is_emulated:  # it takes any test key, to read anything: not the emulator
+            return Finding(
+                f"the emulator at {url} refused a request to list PaymentIntents: {exc.message}",
+                "check that BOOKPAY_EMULATOR_URL is the emulator's address (the one `bookpay "
+                "emulator` prints), not another server's",
+                level="warning",
+            )
         return Finding(
             f"{url} refused a request to list PaymentIntents: {exc.message}",
             "check that the key may read PaymentIntents",

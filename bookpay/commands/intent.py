@@ -181,13 +181,17 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
     # Disputes are asked for only when the charge says there is one, or cannot say (an id only).
     unknown = isinstance(latest, str) and bool(latest)
     disputes = gateway.list_disputes(intent_id) if unknown or (charge or {}).get("disputed") else []
-    timeline, receipt, lines, quote, taxes = _local_records(st, intent)
-    order_id = (intent.get("metadata") or {}).get("order_id")
+    timeline, receipt, lines, quote, taxes, (order_id, other) = _local_records(st, intent)
     if as_json:
         emit_json(
             {
                 "payment_intent": intent,
-                "order": {"id": order_id, "lines": lines, "quote": quote_record(quote)},
+                "order": {
+                    "id": order_id,
+                    "another_payment": other,
+                    "lines": lines,
+                    "quote": quote_record(quote),
+                },
                 "refunds": refunds,
                 "disputes": disputes,
                 "totals": totals(intent, refunds, charge, disputes),
@@ -215,7 +219,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
             rows.append(("Lost to disputes", format_amount(money["lost_to_disputes"], currency)))
         rows.append(("Net", format_amount(money["net"], currency)))
     if order_id:
-        rows.append(("Order", clipped(order_id)))
+        rows.append(("Order", _order_text(intent, order_id, other)))
     rows += quote_fields(quote)
     rows += [
         ("Email", clipped(intent.get("receipt_email") or billing.get("email") or "-")),
@@ -354,16 +358,30 @@ def dispute_text(dispute: dict) -> str:
     return text
 
 
+def _order_text(intent: dict, order_id: str, other: str | None) -> str:
+    """The order row: its id, and when the metadata's order id is another payment's order, so
+    (each id cut, as any value from the metadata is shown)."""
+    if other is None:
+        return clipped(order_id)
+    named = (intent.get("metadata") or {}).get("order_id")
+    if named == order_id:
+        return f"{clipped(order_id)} (another payment's order: {clipped(other)})"
+    return (
+        f"{clipped(order_id)} (its metadata names {clipped(named)}, another payment's order: "
+        f"{clipped(other)})"
+    )
+
+
 def _local_records(st, intent: dict) -> tuple:
     """From this shop's ledger: the events its webhook received for the intent, its receipt,
-    the order's lines (else what the intent's metadata says it buys), its recorded quote and
-    its Stripe Tax records.
+    the order's lines (else what the intent's metadata says it buys), its recorded quote, its
+    Stripe Tax records, and (order id, another PaymentIntent), as ``order_of_intent`` says.
 
     No events or receipt (None, None), no quote and no tax records when there is no ledger
     here: it says so, and nothing is created.
     """
     from bookpay.ledger import LedgerMissing, locate, open_ledger
-    from bookpay.orderlines import lines_of_intent, named_quote
+    from bookpay.orderlines import lines_of_intent, named_quote, order_of_intent
 
     catalog = st.catalog()
     try:
@@ -371,7 +389,8 @@ def _local_records(st, intent: dict) -> tuple:
     except LedgerMissing:
         where = locate(st.settings.database_url, st.settings.data_dir).masked
         info(f"No orders ledger at {where}: events this shop received are not shown.")
-        return None, None, lines_of_intent(intent, None, catalog), None, []
+        lines = lines_of_intent(intent, None, catalog)
+        return None, None, lines, None, [], order_of_intent(intent, None)
     with ledger:
         quote = named_quote(ledger.quote_for(intent["id"]), catalog)
         return (
@@ -380,6 +399,7 @@ def _local_records(st, intent: dict) -> tuple:
             lines_of_intent(intent, ledger, catalog),
             quote,
             ledger.tax_records_for(quote["order_id"]) if quote else [],
+            order_of_intent(intent, ledger),
         )
 
 

@@ -1060,7 +1060,7 @@ class Gateway:
                 cause = f"no answer within {round(self._budget.allowed, 1):g} s"
             elif wire is not None and wire.proxy_status is not None:
                 cause = str(wire)  # the proxy's refusal, in words (no password in them)
-                hint = PROXY_LOGIN_HINT if wire.proxy_status == 407 else PROXY_HINT
+                hint = PROXY_LOGIN_HINT if wire.proxy_status in (0, 407) else PROXY_HINT
             else:
                 cause = _connection_cause(exc)
             message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
@@ -1493,7 +1493,7 @@ def _reused(request_id: str, refund: dict | None) -> RefundRequestReused:
 # What to check when the proxy from the environment refused to pass a call on.
 PROXY_LOGIN_HINT = (
     "Check the user name and password in HTTPS_PROXY (http://user:password@host:port, with any "
-    "@ : / % in them percent-encoded)."
+    "@ : / ? # % in them percent-encoded)."
 )
 PROXY_HINT = "Check HTTPS_PROXY, and that the proxy lets connections to api.stripe.com through."
 PERMISSION_HINT = (

@@ -37,7 +37,8 @@ from urllib.parse import unquote, urlsplit
 class TransportError(Exception):
     """A call that got no answer; ``timeout`` when it was a timeout. ``proxy_status`` is the
     status of a proxy that refused to pass the call on (407: it wants a login, or refused the
-    one given), and the message then says so in words fit for the user (never the password)."""
+    one given; 0: the proxy's address in the environment cannot be read), and the message then
+    says so in words fit for the user (never the password)."""
 
     def __init__(
         self, message: str, *, retry: bool, timeout: bool = False, proxy_status: int | None = None
@@ -171,8 +172,7 @@ class Transport:
                     parts.hostname, port, timeout=timeout[0], context=self._tls
                 ), None
             return http.client.HTTPConnection(parts.hostname, port, timeout=timeout[0]), None
-        proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        proxy_port = proxied.port or 80
+        proxied, proxy_port = _proxy_address(proxy, parts)
         login = _proxy_login(proxied)
         if https:  # a CONNECT tunnel through the proxy, TLS end to end
             conn = http.client.HTTPSConnection(
@@ -196,6 +196,31 @@ class Transport:
             connections, self._all = self._all, set()
         for conn in connections:
             conn.close()
+
+
+def _proxy_address(proxy: str, parts):
+    """The proxy's URL split, and its port; a TransportError (its words never showing the URL:
+    it may hold a password) when it cannot be read. A ``#``, ``?`` or ``/`` left unencoded in a
+    password ends the address early: the rest of it is taken for a port (a ValueError showing
+    the password), or for the host (``user:1234/x@proxy`` is host ``user``, port 1234)."""
+    proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = proxied.port or 80
+    except ValueError:
+        port = None
+    if (
+        port is None
+        or not proxied.hostname
+        or "@" in proxied.path + proxied.query + proxied.fragment
+    ):
+        variable = "HTTPS_PROXY" if parts.scheme == "https" else "HTTP_PROXY"
+        raise TransportError(
+            f"the proxy in {variable} is not an address bookpay can read: percent-encode any"
+            " @ : / ? # % in its user name and password (%40 %3A %2F %3F %23 %25)",
+            retry=False,
+            proxy_status=0,
+        )
+    return proxied, port
 
 
 def _proxy_login(proxied) -> dict[str, str]:

@@ -154,3 +154,27 @@ def test_the_cli_names_the_proxy_refusal_and_never_prints_the_password(proxy, mo
     assert "Fix: check the user name and password in HTTPS_PROXY" in human.output
     for result in (listed, checked, human):
         assert secret not in result.output + (result.stderr or "")
+
+
+@pytest.mark.parametrize("password", ["s3cr3t#x", "pa?ss", "pa/ss", "1234/x"])
+def test_a_password_with_an_unencoded_url_character_is_named_never_shown(
+    proxy, monkeypatch, password
+):
+    """``#``, ``?`` and ``/`` end a URL's address: left unencoded in a password they cut it into
+    the port (a ValueError showing the password) or name another host (``shop:1234``)."""
+    use_proxy(monkeypatch, proxy, f"shop:{password}")
+    with pytest.raises(TransportError) as caught:
+        Transport().request("GET", "https://stripe.invalid/v1/x", {}, None, TIMEOUT)
+    assert str(caught.value) == (
+        "the proxy in HTTPS_PROXY is not an address bookpay can read: percent-encode any"
+        " @ : / ? # % in its user name and password (%40 %3A %2F %3F %23 %25)"
+    )
+    assert not caught.value.retry and caught.value.proxy_status == 0
+    assert proxy.seen == []  # nothing was sent anywhere
+    env = {"STRIPE_SECRET_KEY": SK, "STRIPE_PUBLISHABLE_KEY": PK}
+    for command in (["intent", "list"], ["config", "check"]):
+        result = CliRunner().invoke(app, command, env=env)
+        assert result.exit_code in (4, 5), result.output
+        assert "percent-encode" in result.output
+        assert password not in result.output + (result.stderr or "")
+        assert "unexpected" not in result.output

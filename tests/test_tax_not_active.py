@@ -211,3 +211,25 @@ def test_tax_settings_the_key_may_not_read_are_a_warning(fake_stripe, stripe_mod
     assert warning["level"] == "warning"
     assert warning["message"].startswith("Stripe Tax's settings could not be read (")
     assert "BOOKPAY_TAX=off" in warning["fix"]
+    assert warning["fix"].startswith("give the key read access to Tax settings")
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [
+        (500, "try again when Stripe answers (https://status.stripe.com)"),
+        (404, "look at the account's tax settings in the Dashboard"),
+    ],
+)
+def test_tax_settings_stripe_fails_to_give_are_not_blamed_on_the_keys_permissions(
+    fake_stripe, stripe_mode, status, fix
+):
+    failed = {"error": {"type": "api_error", "message": "Something went wrong."}}
+    fake_stripe.answers[("GET", "/v1/tax/settings")] = (status, failed)
+    code, report = check(stripe_mode)
+    assert code == 0  # a warning: whether tax works is not known, nothing is known wrong
+    [warning] = [f for f in report["findings"] if "Stripe Tax" in f["message"]]
+    assert warning["level"] == "warning"
+    assert warning["fix"].startswith(fix)
+    assert "rak_tax_settings_read" not in warning["fix"]
+    assert "BOOKPAY_TAX=off" in warning["fix"]

@@ -170,19 +170,27 @@ def reachability(settings: Settings) -> Finding | None:
 def tax_readiness(settings: Settings) -> Finding | None:
     """Whether Stripe Tax can calculate on the account (its tax settings ``active``), as a
     finding when it cannot: with BOOKPAY_TAX=stripe every checkout would fail at its address."""
-    from bookpay.errors import BookpayError
-    from bookpay.payments import Gateway
+    from bookpay.errors import BookpayError, ConfigError, StripeUnavailable
+    from bookpay.payments import PERMISSION_HINT, Gateway
     from bookpay.pricing import TAX_FIX
 
     fix = TAX_FIX[:1].lower() + TAX_FIX[1:].rstrip(".")
     try:
         found = Gateway(settings).tax_settings()
     except BookpayError as exc:
+        if isinstance(exc, ConfigError) and exc.hint == PERMISSION_HINT:
+            first = "give the key read access to Tax settings (rak_tax_settings_read)"
+        elif isinstance(exc, StripeUnavailable):
+            first = "try again when Stripe answers (https://status.stripe.com)"
+        else:
+            first = (
+                "look at the account's tax settings in the Dashboard "
+                "(https://dashboard.stripe.com/settings/tax)"
+            )
         return Finding(
             f"Stripe Tax's settings could not be read ({exc.message.rstrip('.')}): whether "
             "checkouts can work out their tax is not known",
-            "give the key read access to Tax settings (rak_tax_settings_read), or set "
-            "BOOKPAY_TAX=off to sell without tax",
+            f"{first}, or set BOOKPAY_TAX=off to sell without tax",
             level="warning",
             blocks="",
         )

@@ -164,6 +164,10 @@ ISO_COUNTRIES = frozenset(
     """.split()
 )
 
+# Countries Stripe takes in an address beyond ISO 3166-1's: Kosovo (a user-assigned code),
+# Ascension Island and Tristan da Cunha (exceptionally reserved). No tax is owed there.
+ADDRESS_COUNTRIES = ISO_COUNTRIES | {"XK", "AC", "TA"}
+
 
 @dataclass(frozen=True)
 class Place:
@@ -178,7 +182,7 @@ class Place:
 def locate(address: dict[str, Any]) -> Place | None:
     """The place of an address, or None when it is not precise enough to tax."""
     country = _text(address.get("country")).upper()
-    if country not in ISO_COUNTRIES:
+    if country not in ADDRESS_COUNTRIES:
         return None
     postal = _text(address.get("postal_code"))
     state = _text(address.get("state"))

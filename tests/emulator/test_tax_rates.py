@@ -76,9 +76,9 @@ def test_readme_shows_the_test_rates() -> None:
 def test_the_country_codes_are_iso_3166s() -> None:
     countries = json.loads((ROOT / "bookpay" / "assets" / "countries.json").read_text())
     # The shop's list has ISO 3166-1's codes and the three more Stripe ships to (Kosovo,
-    # Ascension Island, Tristan da Cunha); the emulator's Stripe Tax places ISO's at least.
-    assert set(countries) >= tax_rates.ISO_COUNTRIES
-    assert set(countries) - tax_rates.ISO_COUNTRIES <= {"XK", "AC", "TA"}
+    # Ascension Island, Tristan da Cunha); the emulator's Stripe Tax places every one of them.
+    assert set(countries) == tax_rates.ADDRESS_COUNTRIES
+    assert set(countries) - tax_rates.ISO_COUNTRIES == {"XK", "AC", "TA"}
     assert set(tax_rates.COUNTRIES) <= tax_rates.ISO_COUNTRIES
 
 

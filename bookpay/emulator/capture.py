@@ -18,7 +18,7 @@ from .clock import handles
 from .context import Ctx
 from .intent_base import load, statement_descriptors, unexpected_state
 from .params import ANY, unsupported
-from .wire import invalid, new_id, now
+from .wire import invalid, malformed, new_id, now
 
 AUTHORIZATION_WINDOW = 7 * 86400  # seconds a card authorization holds (customer-initiated)
 
@@ -50,7 +50,7 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
     if "amount_to_capture" in p:
         amount = validate.integer(p["amount_to_capture"], "amount_to_capture")
         if amount < 1:
-            raise invalid("This value must be greater than or equal to 1.", "amount_to_capture")
+            raise malformed("This value must be greater than or equal to 1.", "amount_to_capture")
         if amount > pi["amount_capturable"]:
             raise invalid(
                 "The amount_to_capture must be less than or equal to the PaymentIntent's"

@@ -10,7 +10,7 @@ from . import render, validate
 from .context import Ctx
 from .params import ANY
 from .store import field_is
-from .wire import invalid, new_id, no_such, now
+from .wire import malformed, new_id, no_such, now
 
 _FIELDS = {
     "email": None,
@@ -89,7 +89,7 @@ def _address(value: Any, param: str) -> dict[str, Any] | None:
     if value == "":
         return None
     if not isinstance(value, dict):
-        raise invalid(f"Invalid hash: {param}", param)
+        raise malformed(f"Invalid hash: {param}", param)
     return validate.address(value)
 
 

@@ -21,7 +21,7 @@ from .clock import handles
 from .context import Ctx
 from .params import ANY
 from .store import field_is
-from .wire import ApiError, invalid, new_id, no_such, now
+from .wire import ApiError, invalid, malformed, new_id, no_such, now
 
 # Stripe's dispute fee for a US account: $15.00, in the settlement currency whatever the
 # dispute's (as its test-mode disputes show).
@@ -251,7 +251,7 @@ def update(ctx: Ctx, dispute_id: str) -> dict[str, Any]:
 
 def _stage(dispute: dict[str, Any], given: Any) -> None:
     if not isinstance(given, dict):
-        raise invalid("Invalid hash: evidence", "evidence")
+        raise malformed("Invalid hash: evidence", "evidence")
     evidence = dispute["evidence"]
     for name, value in given.items():
         evidence[name] = validate.string(value, f"evidence[{name}]", EVIDENCE_FIELD_LIMIT)

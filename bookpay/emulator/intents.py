@@ -10,7 +10,7 @@ from .context import Ctx
 from .intent_base import PM_TYPES, apply_common, load, unexpected_state
 from .params import ANY, choice
 from .store import field_is
-from .wire import invalid, missing, now
+from .wire import malformed, missing, now
 
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE = (
@@ -68,7 +68,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
     amt = validate.amount(p["amount"], cur)
     apm_in = p.get("automatic_payment_methods")
     if apm_in is not None and "allowed_payment_method_types" in p:
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: allowed_payment_method_types,"
             " automatic_payment_methods.",
             "automatic_payment_methods",
@@ -104,7 +104,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
     if not confirm:
         for param in confirmation.CONFIRMING:
             if param in p:
-                raise invalid(f"You can only pass `{param}` when `confirm` is true.", param)
+                raise malformed(f"You can only pass `{param}` when `confirm` is true.", param)
     if p.get("payment_method") and not confirm:
         pm = methods.resolve(ctx, p["payment_method"], "payment_method")
         pi["payment_method"] = pm["id"]
@@ -134,7 +134,7 @@ def update(ctx: Ctx, pi_id: str) -> dict[str, Any]:
             f" the following statuses: {', '.join(UPDATABLE)}.",
         )
     if p.get("payment_method") and p.get("payment_method_data"):
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: payment_method, payment_method_data.",
             "payment_method_data",
         )

@@ -15,7 +15,7 @@ from .clock import handles
 from .context import Ctx
 from .params import ANY, choice
 from .store import field_is
-from .wire import ApiError, invalid, new_id, no_such
+from .wire import ApiError, invalid, malformed, new_id, no_such
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 CREATE_SPEC = {
@@ -35,7 +35,7 @@ LIST_SPEC = {**render.LIST_SPEC, "payment_intent": None, "charge": None}
 def _refundable_charge(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     if p.get("charge") and p.get("payment_intent"):
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: charge, payment_intent.", "charge"
         )
     if p.get("charge"):
@@ -55,7 +55,7 @@ def _refundable_charge(ctx: Ctx) -> dict[str, Any]:
                 "payment_intent",
             )
     else:
-        raise invalid(
+        raise malformed(
             "One of the following params should be provided for this request: payment_intent or"
             " charge.",
             "payment_intent",
@@ -95,7 +95,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
     if "amount" in p:
         amount = validate.integer(p["amount"], "amount")
         if amount < 1:
-            raise invalid("This value must be greater than or equal to 1.", "amount")
+            raise malformed("This value must be greater than or equal to 1.", "amount")
         if amount > remaining:
             cur = ch["currency"]
             if ch["amount_refunded"]:

@@ -16,6 +16,7 @@ from typing import Any
 from . import disputes, objects, validate
 from .clock import handles
 from .context import Ctx
+from .events import changed
 from .intent_base import load, statement_descriptors, unexpected_state
 from .params import ANY, unsupported
 from .wire import invalid, malformed, new_id, now
@@ -122,9 +123,9 @@ def release(ctx: Ctx, pi: dict[str, Any], reason: str | None = None) -> None:
 def _release(ctx: Ctx, ch: dict[str, Any], amount: int, reason: str | None = None) -> None:
     refund = objects.refund(ch, amount, reason, {})
     ctx.store.save(refund)
-    previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+    before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     ctx.store.save(ch)
     ctx.emit("refund.created", refund)
-    ctx.emit("charge.refunded", ch, previous)
+    ctx.emit("charge.refunded", ch, changed(ch, before))

@@ -13,6 +13,7 @@ from typing import Any
 from . import cards, objects, render, validate
 from .clock import handles
 from .context import Ctx
+from .events import changed
 from .params import ANY, choice
 from .store import field_is
 from .wire import ApiError, invalid, malformed, new_id, no_such
@@ -123,12 +124,12 @@ def create(ctx: Ctx) -> dict[str, Any]:
     elif later == "fail":
         ctx.schedule("refund.fail", refund["id"])
     ctx.store.save(refund)
-    previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+    before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     ctx.store.save(ch)
     ctx.emit("refund.created", refund)
-    ctx.emit("charge.refunded", ch, previous)
+    ctx.emit("charge.refunded", ch, changed(ch, before))
     return refund
 
 
@@ -146,10 +147,12 @@ def retrieve(ctx: Ctx, re_id: str) -> dict[str, Any]:
 def update(ctx: Ctx, re_id: str) -> dict[str, Any]:
     refund = _load(ctx, re_id)
     if "metadata" in ctx.params:
-        previous = {"metadata": refund["metadata"]}
+        before = {"metadata": refund["metadata"]}
         refund["metadata"] = validate.metadata(ctx.params["metadata"], refund["metadata"])
-        ctx.store.save(refund)
-        _updated(ctx, refund, previous)
+        previous = changed(refund, before)
+        if previous:  # an update that changes nothing is no event, as for a customer
+            ctx.store.save(refund)
+            _updated(ctx, refund, previous)
     return refund
 
 

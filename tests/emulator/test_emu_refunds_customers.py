@@ -190,8 +190,36 @@ def test_customer_crud(client: Client) -> None:
     deleted = client.v1.customers.delete(cus.id)
     assert (deleted.id, deleted.deleted) == (cus.id, True)
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.customers.retrieve(cus.id)
+        client.v1.customers.update(cus.id, params={"name": "Ada"})
     assert caught.value.user_message == f"No such customer: '{cus.id}'"
+
+
+def test_a_deleted_customer_is_retrieved_as_deleted(client: Client, call: Any) -> None:
+    """Stripe's Retrieve a customer: "If it's for a deleted Customer, a subset of the customer's
+    information is returned, including a deleted property that's set to true" (stripe-python's
+    DeletedCustomer: id, object, deleted). It is no longer listed, nor taken as a reference; a
+    PaymentIntent that had it expands it as deleted."""
+    cus = client.v1.customers.create(params={"email": "gone@example.com"})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "customer": cus.id}
+    )
+    client.v1.customers.delete(cus.id)
+    gone = call("GET", f"/v1/customers/{cus.id}")
+    assert gone.status == 200, gone.body
+    assert gone.json() == {"id": cus.id, "object": "customer", "deleted": True}
+    assert client.v1.customers.retrieve(cus.id).deleted is True
+    listed = client.v1.customers.list(params={"email": "gone@example.com"}).data
+    assert cus.id not in [c.id for c in listed]
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.create(
+            params={"amount": 1000, "currency": "usd", "customer": cus.id}
+        )
+    assert caught.value.user_message == f"No such customer: '{cus.id}'"
+    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["customer"]})
+    assert expanded.customer.to_dict() == {"id": cus.id, "object": "customer", "deleted": True}
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.delete(cus.id)
+    assert caught.value.http_status == 404
 
 
 def test_customer_validation(client: Client) -> None:

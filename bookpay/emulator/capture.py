@@ -36,6 +36,11 @@ CAPTURE_SPEC = {
 def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
     p = ctx.params
     pi = load(ctx, pi_id)
+    asked = None  # checked before the intent's state, as Stripe validates before it executes
+    if "amount_to_capture" in p:
+        asked = validate.integer(p["amount_to_capture"], "amount_to_capture")
+        if asked < 1:
+            raise malformed("This value must be greater than or equal to 1.", "amount_to_capture")
     if pi["status"] != "requires_capture":
         raise unexpected_state(
             ctx,
@@ -48,10 +53,8 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
         # final_capture=false is multicapture, which the emulator does not do: refused by name.
         raise unsupported("final_capture", "false")
     amount = pi["amount_capturable"]
-    if "amount_to_capture" in p:
-        amount = validate.integer(p["amount_to_capture"], "amount_to_capture")
-        if amount < 1:
-            raise malformed("This value must be greater than or equal to 1.", "amount_to_capture")
+    if asked is not None:
+        amount = asked
         if amount > pi["amount_capturable"]:
             raise invalid(
                 "The amount_to_capture must be less than or equal to the PaymentIntent's"

@@ -83,6 +83,14 @@ def _charged_back(ctx: Ctx, ch: dict[str, Any]) -> bool:
 
 def create(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
+    asked = None  # checked before the charge's state, as Stripe validates before it executes
+    if "amount" in p:
+        asked = validate.integer(p["amount"], "amount")
+        if asked < 1:
+            raise malformed("This value must be greater than or equal to 1.", "amount")
+    reason = p.get("reason")
+    if reason is not None:
+        reason = choice(reason, "reason", REASONS, ctx.op)
     ch = _refundable_charge(ctx)
     remaining = ch["amount"] - ch["amount_refunded"]
     if remaining <= 0:
@@ -93,10 +101,8 @@ def create(ctx: Ctx) -> dict[str, Any]:
             param="charge" if p.get("charge") else "payment_intent",
         )
     amount = remaining
-    if "amount" in p:
-        amount = validate.integer(p["amount"], "amount")
-        if amount < 1:
-            raise malformed("This value must be greater than or equal to 1.", "amount")
+    if asked is not None:
+        amount = asked
         if amount > remaining:
             cur = ch["currency"]
             if ch["amount_refunded"]:
@@ -111,9 +117,6 @@ def create(ctx: Ctx) -> dict[str, Any]:
                 )
             raise invalid(message, "amount")
         validate.chargeable(amount, ch["currency"], "amount")
-    reason = p.get("reason")
-    if reason is not None:
-        reason = choice(reason, "reason", REASONS, ctx.op)
     refund = objects.refund(ch, amount, reason, validate.metadata(p.get("metadata", {})))
     pm = ctx.store.get(ch["payment_method"] or "", "payment_method") or {}
     later = cards.behavior(pm.get("_number", "")).refund

@@ -141,3 +141,22 @@ def test_a_request_refused_for_its_parameters_keeps_nothing_under_its_key(
     assert made.status == 200, made.body
     assert "idempotent-replayed" not in made.headers
     assert [o["id"] for o in listed(emu.url, path)] == [made.json()["id"]]
+
+
+def test_an_amount_under_1_is_refused_before_the_state_is_looked_at(emu) -> None:
+    """Stripe validates parameters before the endpoint executes: a capture or a refund of 0
+    is refused for its amount (and keeps nothing under its key) whatever the intent's state."""
+    paid = {**INTENT, "confirm": "true", "payment_method": "pm_card_visa",
+            "return_url": "https://shop.example/r"}  # fmt: skip
+    intent = raw(emu.url, "POST", "/v1/payment_intents", paid).json()
+    assert intent["status"] == "succeeded"
+    capture = f"/v1/payment_intents/{intent['id']}/capture"
+    refund = {"payment_intent": intent["id"], "amount": "0"}
+    for path, params in [(capture, {"amount_to_capture": "0"}), ("/v1/refunds", refund)]:
+        error = refused(emu.url, path, params, key=f"zero-{path}")
+        assert error["message"] == "This value must be greater than or equal to 1.", error
+        assert refused(emu.url, path, params, key=f"zero-{path}")["message"] == error["message"]
+    fully = raw(emu.url, "POST", "/v1/refunds", {"payment_intent": intent["id"]})
+    assert fully.status == 200, fully.body
+    error = refused(emu.url, "/v1/refunds", {"payment_intent": intent["id"], "amount": "-1"})
+    assert error["message"] == "This value must be greater than or equal to 1."

@@ -13,6 +13,13 @@ from .store import field_is
 from .wire import malformed, missing, now
 
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+# What an intent takes in any status: what says what the payment was for and where it goes (a
+# shipment's carrier and tracking number come once it has shipped). Everything else an update
+# sets needs an unconfirmed intent (UPDATABLE), and Stripe refuses it in another status by name:
+# "This PaymentIntent's amount could not be updated because it has a status of canceled. You may
+# only update the amount of a PaymentIntent with one of the following statuses: ..." (its API's
+# answer, quoted in integrations' code), while a succeeded intent's metadata is updated.
+ANY_STATUS = frozenset({"metadata", "description", "receipt_email", "shipping", "expand"})
 CANCELABLE = (
     "requires_payment_method",
     "requires_capture",
@@ -124,13 +131,14 @@ def retrieve(ctx: Ctx, pi_id: str) -> dict[str, Any]:
 def update(ctx: Ctx, pi_id: str) -> dict[str, Any]:
     p = ctx.params
     pi = load(ctx, pi_id)
-    if pi["status"] not in UPDATABLE:
-        fields = ", ".join(k for k in p if k != "expand") or "fields"
+    needs_unconfirmed = [name for name in p if name not in ANY_STATUS]
+    if pi["status"] not in UPDATABLE and needs_unconfirmed:
+        field = needs_unconfirmed[0]
         raise unexpected_state(
             ctx,
             pi,
-            f"This PaymentIntent's {fields} could not be updated because it has a status of"
-            f" {pi['status']}. You may only update the {fields} of a PaymentIntent with one of"
+            f"This PaymentIntent's {field} could not be updated because it has a status of"
+            f" {pi['status']}. You may only update the {field} of a PaymentIntent with one of"
             f" the following statuses: {', '.join(UPDATABLE)}.",
         )
     if p.get("payment_method") and p.get("payment_method_data"):

@@ -246,6 +246,52 @@ def test_update(client: stripe.StripeClient) -> None:
     assert "status of succeeded" in caught.value.user_message
 
 
+@pytest.mark.parametrize("status", ["succeeded", "requires_capture", "canceled"])
+def test_a_confirmed_intent_takes_what_does_not_need_it_unconfirmed(
+    client: stripe.StripeClient, status: str
+) -> None:
+    """Stripe refuses by status only what needs an unconfirmed intent (its amount, currency,
+    payment method, capture method...), each by name; its metadata, description, receipt email
+    and shipping (a tracking number comes once it has shipped) are updated in any status."""
+    pi = new_intent(
+        client,
+        payment_method="pm_card_visa",
+        confirm=True,
+        capture_method="manual" if status != "succeeded" else "automatic",
+        return_url="https://shop.example/r",
+    )
+    if status == "canceled":
+        pi = client.v1.payment_intents.cancel(pi.id)
+    assert pi.status == status
+    shipping = {"name": "Jenny", "address": {"line1": "1 Main St", "country": "US"},
+                "carrier": "USPS", "tracking_number": "9400"}  # fmt: skip
+    updated = client.v1.payment_intents.update(
+        pi.id,
+        params={"metadata": {"order": "8"}, "description": "Shipped",
+                "receipt_email": "jenny@example.com", "shipping": shipping},
+    )  # fmt: skip
+    assert (updated.status, updated.description) == (status, "Shipped")
+    assert updated.metadata.to_dict() == {"item_id": "1", "order": "8"}
+    assert updated.receipt_email == "jenny@example.com"
+    assert updated.shipping.tracking_number == "9400"
+    for field, value in [("amount", 3000), ("currency", "eur"), ("capture_method", "automatic"),
+                         ("payment_method", "pm_card_mastercard")]:  # fmt: skip
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.update(
+                pi.id, params={"metadata": {"order": "9"}, field: value}
+            )
+        assert caught.value.code == "payment_intent_unexpected_state"
+        assert caught.value.user_message == (
+            f"This PaymentIntent's {field} could not be updated because it has a status of"
+            f" {status}. You may only update the {field} of a PaymentIntent with one of the"
+            " following statuses: requires_payment_method, requires_confirmation,"
+            " requires_action."
+        )
+    after = client.v1.payment_intents.retrieve(pi.id)
+    assert after.metadata.to_dict() == {"item_id": "1", "order": "8"}  # refused: unchanged
+    assert (after.amount, after.currency, after.payment_method) == (1999, "usd", pi.payment_method)
+
+
 def test_illegal_transitions(client: stripe.StripeClient, paid_intent: PaidIntent) -> None:
     done = paid_intent(client, amount=1999)
     with pytest.raises(stripe.InvalidRequestError) as caught:

@@ -1,12 +1,15 @@
 """The gateway against the emulator, through stripe-python over real HTTP."""
 
+import dataclasses
 import re
+import threading
 import uuid
 
 import pytest
 
 from bookpay.catalog import Catalog
-from bookpay.config import Settings
+from bookpay.config import Settings, StripeLimits
+from bookpay.emulator import api, routes
 from bookpay.errors import (
     CardDeclined,
     ConfigError,
@@ -208,3 +211,89 @@ def test_emulator_traffic_ignores_proxy_settings(settings, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     assert Gateway(settings).create_intent(BOOK)["status"] == "requires_payment_method"
+
+
+def _hold_creation(monkeypatch, attempt, *, let_go_when_refused):
+    """The emulator's creation of ``attempt``'s PaymentIntent held executing until ``release`` is
+    set (by the test, or at once when another request with its key is refused, if asked):
+    ``entered`` once it is held, ``refused`` once another request with its key got a 409."""
+    entered, release, refused = threading.Event(), threading.Event(), threading.Event()
+    i, route = next(
+        (i, r) for i, r in enumerate(routes.ROUTES) if r.op == "POST /v1/payment_intents"
+    )
+
+    def held(ctx, *groups):
+        if (ctx.params.get("metadata") or {}).get("attempt_id") == attempt:
+            entered.set()
+            release.wait(60)
+        return route.handler(ctx, *groups)
+
+    patched = list(routes.ROUTES)
+    patched[i] = dataclasses.replace(route, handler=held)
+    monkeypatch.setattr(routes, "ROUTES", patched)
+    taken = api._KeyLock.__init__
+
+    def watched(self, app, name):
+        try:
+            taken(self, app, name)
+        except api.KeyInUse:
+            refused.set()
+            if let_go_when_refused:
+                release.set()
+            raise
+
+    monkeypatch.setattr(api._KeyLock, "__init__", watched)
+    return entered, release, refused
+
+
+def _creating(settings, attempt):
+    """The attempt's creation in a thread of its own: (the thread, where its intent goes)."""
+    made = []
+    thread = threading.Thread(
+        target=lambda: made.append(Gateway(settings).create_intent(BOOK, attempt_id=attempt))
+    )
+    thread.start()
+    return thread, made
+
+
+def test_a_creation_whose_key_is_in_use_is_tried_again_and_gets_the_first(settings, monkeypatch):
+    """Two processes creating one attempt's PaymentIntent at once: Stripe refuses the second
+    (409, the key in use) while the first executes; stripe-python tries it again, which gets the
+    first's answer: one PaymentIntent."""
+    patient = dataclasses.replace(settings, stripe_limits=StripeLimits(max_retries=5))
+    attempt = str(uuid.uuid4())
+    entered, release, refused = _hold_creation(monkeypatch, attempt, let_go_when_refused=True)
+    thread, first = _creating(patient, attempt)
+    try:
+        assert entered.wait(60)
+        second = Gateway(patient).create_intent(BOOK, attempt_id=attempt)
+    finally:
+        release.set()
+        thread.join(60)
+    assert refused.is_set()
+    assert second["id"] == first[0]["id"]
+
+
+def test_a_creation_whose_key_stays_in_use_is_unavailable_not_another_cart(settings, monkeypatch):
+    """The first creation still executing when the second's tries are spent: the second is a
+    "try again" (StripeUnavailable, a 503), not a refusal of another cart; tried again once the
+    first has finished, it gets the first's PaymentIntent."""
+    short = dataclasses.replace(
+        settings, stripe_limits=StripeLimits(total_timeout=5.0, max_retries=1)
+    )
+    attempt = str(uuid.uuid4())
+    entered, release, refused = _hold_creation(monkeypatch, attempt, let_go_when_refused=False)
+    thread, first = _creating(settings, attempt)
+    try:
+        assert entered.wait(60)
+        with pytest.raises(StripeUnavailable) as unavailable:
+            Gateway(short).create_intent(BOOK, attempt_id=attempt)
+    finally:
+        release.set()
+        thread.join(60)
+    assert refused.is_set()
+    assert unavailable.value.http_status == 503
+    assert "409" in unavailable.value.message
+    assert "another cart" not in unavailable.value.message
+    assert not getattr(unavailable.value, "outcome_unknown", False)
+    assert Gateway(settings).create_intent(BOOK, attempt_id=attempt)["id"] == first[0]["id"]

@@ -81,6 +81,15 @@ IDEMPOTENCY_OTHER_ENDPOINT = (
     " for ('{path}' vs '{first}'). Try using a key other than '{key}' if you meant to execute a"
     " different request."
 )
+# Stripe's answer to a keyed request while another with the same key is still executing: a 409
+# that saves nothing (its Idempotent requests page), so a retry once the first has finished gets
+# that one's answer. Its body as its API answers it (stripe-go's debug log of one, quoted in
+# integrations' tests): an `invalid_request_error`, code `idempotency_key_in_use`.
+IDEMPOTENCY_KEY_IN_USE = (
+    "There is currently another in-progress request using this Idempotent Key (that probably"
+    " means you submitted twice, and the other request is still going through): {key}. Please"
+    " try again later."
+)
 FAULT_HEADER = "Bookpay-Emulator-Fault"  # on every injected answer: its kind
 # On a 500 an idempotency key keeps (its first answer and every replay): a retry would only
 # replay it. Stripe's client libraries honour it before the status (stripe-python's
@@ -206,7 +215,7 @@ class Emulator:
         self.clock.deliverer = self.deliverer
         self.deliverer.start()
         self.clock.start()
-        self._key_locks: dict[tuple[str, str], list[Any]] = {}
+        self._key_locks: set[tuple[str, str]] = set()  # the keys of requests executing
         self._key_locks_guard = threading.Lock()
 
     def close(self) -> None:
@@ -436,13 +445,20 @@ class Emulator:
         headers: list[tuple[str, str]],
         run: Callable[[], tuple[Response, bool]],
     ) -> Response:
-        """Run a keyed POST once: the same key and parameters replay the first answer."""
+        """Run a keyed POST once: the same key and parameters replay the first answer; while
+        the first still runs, another request with its key is refused (409), saving nothing."""
         # The endpoint, then a digest of the parameters: a key reused elsewhere is refused by
         # name. (A record an older emulator kept is a digest of all three: any change differs.)
         digest = hashlib.sha256(f"{method} {path} {canonical(params)}".encode()).hexdigest()
         fingerprint = f"{path} {digest}"
+        try:
+            held = self._key_lock(api_key, idem_key)
+        except KeyInUse:
+            message = IDEMPOTENCY_KEY_IN_USE.format(key=idem_key)
+            exc = ApiError(409, message, code="idempotency_key_in_use")
+            return Response.json(409, exc.envelope(request_id), headers=headers)
         # One transaction for lookup, execution and record: one commit per request.
-        with self._key_lock(api_key, idem_key), self.store.transaction():
+        with held, self.store.transaction():
             record = self.store.idempotent_get(api_key, idem_key)
             if record is not None:
                 first, _, _ = record["fingerprint"].rpartition(" ")
@@ -493,6 +509,8 @@ class Emulator:
         return render.encode(render.expand(ctx.store, out, paths))
 
     def _key_lock(self, scope: str, key: str) -> _KeyLock:
+        """The key, held until the returned lock's ``with`` ends; KeyInUse if another request
+        holds it."""
         return _KeyLock(self, (scope, key))
 
 
@@ -512,25 +530,28 @@ def _api_headers(request_id: str, version: str, idem_key: str | None) -> list[tu
     return headers
 
 
+class KeyInUse(Exception):
+    """Another request with this idempotency key is still executing."""
+
+
 class _KeyLock:
-    """Serialises requests sharing an idempotency key; forgets the lock when nobody holds it."""
+    """One request at a time per idempotency key, taken when made: a request whose key another
+    request holds gets KeyInUse (Stripe refuses the second, it does not queue it). The ``with``
+    around the request lets the key go."""
 
     def __init__(self, app: Emulator, name: tuple[str, str]) -> None:
         self.app, self.name = app, name
+        with app._key_locks_guard:
+            if name in app._key_locks:
+                raise KeyInUse(name[1])
+            app._key_locks.add(name)
 
     def __enter__(self) -> None:
-        with self.app._key_locks_guard:
-            entry = self.app._key_locks.setdefault(self.name, [threading.Lock(), 0])
-            entry[1] += 1
-        entry[0].acquire()
+        pass
 
     def __exit__(self, *exc: object) -> None:
         with self.app._key_locks_guard:
-            entry = self.app._key_locks[self.name]
-            entry[0].release()
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self.app._key_locks[self.name]
+            self.app._key_locks.discard(self.name)
 
 
 def request_path(environ: dict[str, Any]) -> tuple[str, list[str]]:

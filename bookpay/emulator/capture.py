@@ -16,9 +16,10 @@ from typing import Any
 from . import disputes, objects, validate
 from .clock import handles
 from .context import Ctx
+from .events import changed
 from .intent_base import load, statement_descriptors, unexpected_state
 from .params import ANY, unsupported
-from .wire import invalid, new_id, now
+from .wire import invalid, malformed, new_id, now
 
 AUTHORIZATION_WINDOW = 7 * 86400  # seconds a card authorization holds (customer-initiated)
 
@@ -35,6 +36,11 @@ CAPTURE_SPEC = {
 def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
     p = ctx.params
     pi = load(ctx, pi_id)
+    asked = None  # checked before the intent's state, as Stripe validates before it executes
+    if "amount_to_capture" in p:
+        asked = validate.integer(p["amount_to_capture"], "amount_to_capture")
+        if asked < 1:
+            raise malformed("This value must be greater than or equal to 1.", "amount_to_capture")
     if pi["status"] != "requires_capture":
         raise unexpected_state(
             ctx,
@@ -47,10 +53,8 @@ def capture(ctx: Ctx, pi_id: str) -> dict[str, Any]:
         # final_capture=false is multicapture, which the emulator does not do: refused by name.
         raise unsupported("final_capture", "false")
     amount = pi["amount_capturable"]
-    if "amount_to_capture" in p:
-        amount = validate.integer(p["amount_to_capture"], "amount_to_capture")
-        if amount < 1:
-            raise invalid("This value must be greater than or equal to 1.", "amount_to_capture")
+    if asked is not None:
+        amount = asked
         if amount > pi["amount_capturable"]:
             raise invalid(
                 "The amount_to_capture must be less than or equal to the PaymentIntent's"
@@ -122,9 +126,9 @@ def release(ctx: Ctx, pi: dict[str, Any], reason: str | None = None) -> None:
 def _release(ctx: Ctx, ch: dict[str, Any], amount: int, reason: str | None = None) -> None:
     refund = objects.refund(ch, amount, reason, {})
     ctx.store.save(refund)
-    previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+    before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     ctx.store.save(ch)
     ctx.emit("refund.created", refund)
-    ctx.emit("charge.refunded", ch, previous)
+    ctx.emit("charge.refunded", ch, changed(ch, before))

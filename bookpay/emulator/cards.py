@@ -29,6 +29,14 @@ DECLINES = {
         "processing_error",
         "An error occurred while processing your card. Try again in a little bit.",
     ),
+    "card_velocity_exceeded": Decline(
+        "card_declined",
+        "card_velocity_exceeded",
+        "Your card was declined for making repeated attempts too frequently or exceeding its"
+        " amount limit.",
+    ),
+    # Blocked by Radar (its charge never reaches the card's network): Stripe says no more.
+    "fraudulent": Decline("card_declined", "fraudulent", "Your card was declined."),
     # A card that needs 3-D Secure, charged off-session or with error_on_requires_action.
     "authentication_required": Decline(
         "authentication_required",
@@ -54,6 +62,10 @@ class Behavior:
     country: str = "US"
     dispute: str | None = None  # a disputes.KINDS key: the charge is disputed some time later
     refund: str | None = None  # "fail" or "pending": how a refund of the charge behaves
+    risk_level: str = "normal"  # Radar's, on the charge's outcome
+    # Radar blocks the charge (decline "fraudulent"): always (4100000000000019), or by its
+    # default rule "Block if :risk_level: = 'highest'" (4000000000004954).
+    blocked: bool = False
 
 
 SPECIAL_NUMBERS: dict[str, Behavior] = {
@@ -64,6 +76,17 @@ SPECIAL_NUMBERS: dict[str, Behavior] = {
     "4000000000000069": Behavior(decline="expired_card"),
     "4000000000000127": Behavior(decline="incorrect_cvc"),
     "4000000000000119": Behavior(decline="processing_error"),
+    "4000000000006975": Behavior(decline="card_velocity_exceeded"),
+    # "Decline after attaching": attached to a customer fine, every charge declined.
+    "4000000000000341": Behavior(decline="generic_decline"),
+    # Fraud prevention (docs.stripe.com/testing#fraud-prevention). The CVC check of a card
+    # given with a CVC fails, which Radar's default rule declines as an incorrect CVC.
+    "4100000000000019": Behavior(decline="fraudulent", blocked=True, risk_level="highest"),
+    "4000000000004954": Behavior(decline="fraudulent", blocked=True, risk_level="highest"),
+    "4000000000009235": Behavior(risk_level="elevated"),
+    "4000000000000101": Behavior(decline="incorrect_cvc"),
+    # Cards by country: the United Kingdom's (every other test card here is a US card).
+    "4000008260000000": Behavior(country="GB"),
     "4000002760003184": Behavior(three_ds=True),
     "4000002500003155": Behavior(three_ds=True, set_up_skips_3ds=True),
     "4000003800000446": Behavior(three_ds=True, off_session_skips_3ds=True),
@@ -93,6 +116,11 @@ TOKENS: dict[str, str] = {
     "pm_card_visa_debit": "4000056655665556",
     "pm_card_mastercard_debit": "5200828282828210",
     "pm_card_discover": "6011111111111117",
+    "pm_card_jcb": "3566002020360505",
+    "pm_card_unionpay": "6200000000000005",
+    "pm_card_diners": "3056930009020004",
+    "pm_card_us": "4242424242424242",
+    "pm_card_gb": "4000008260000000",
     "pm_card_visa_chargeDeclined": "4000000000000002",
     "pm_card_visa_chargeDeclinedInsufficientFunds": "4000000000009995",
     "pm_card_visa_chargeDeclinedLostCard": "4000000000009987",
@@ -104,6 +132,12 @@ TOKENS: dict[str, str] = {
     "pm_card_chargeDeclinedExpiredCard": "4000000000000069",
     "pm_card_chargeDeclinedIncorrectCvc": "4000000000000127",
     "pm_card_chargeDeclinedProcessingError": "4000000000000119",
+    "pm_card_visa_chargeDeclinedVelocityLimitExceeded": "4000000000006975",
+    "pm_card_chargeCustomerFail": "4000000000000341",
+    "pm_card_radarBlock": "4100000000000019",
+    "pm_card_riskLevelHighest": "4000000000004954",
+    "pm_card_riskLevelElevated": "4000000000009235",
+    "pm_card_cvcCheckFail": "4000000000000101",
     "pm_card_authenticationRequired": "4000002760003184",
     "pm_card_authenticationRequiredOnSetup": "4000002500003155",
     "pm_card_threeDSecure2Required": "4000000000003220",

@@ -9,7 +9,7 @@ from . import capture, cards, disputes, methods, objects, render, validate
 from . import intent_base as intents
 from .context import Ctx
 from .params import choice
-from .wire import DOCS, ApiError, invalid, new_id
+from .wire import DOCS, ApiError, invalid, malformed, new_id
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 # Parameters that only make sense when confirming (on create, only with confirm=true).
@@ -139,7 +139,7 @@ def prepare(
     charged (create with confirm=true calls it before it creates the intent: a confirmation
     Stripe refuses creates nothing)."""
     if p.get("payment_method") and p.get("payment_method_data"):
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: payment_method, payment_method_data.",
             "payment_method_data",
         )

@@ -9,8 +9,8 @@ from typing import Any
 from . import render, validate
 from .context import Ctx
 from .params import ANY
-from .store import field_is
-from .wire import invalid, new_id, no_such, now
+from .store import buried, field_is
+from .wire import malformed, new_id, no_such, now
 
 _FIELDS = {
     "email": None,
@@ -89,7 +89,7 @@ def _address(value: Any, param: str) -> dict[str, Any] | None:
     if value == "":
         return None
     if not isinstance(value, dict):
-        raise invalid(f"Invalid hash: {param}", param)
+        raise malformed(f"Invalid hash: {param}", param)
     return validate.address(value)
 
 
@@ -118,7 +118,12 @@ def _load(ctx: Ctx, cus_id: str) -> dict[str, Any]:
 
 
 def retrieve(ctx: Ctx, cus_id: str) -> dict[str, Any]:
-    return _load(ctx, cus_id)
+    """The customer; a deleted one is answered as Stripe does, with its id, its object and
+    ``deleted: true`` (stripe-python's DeletedCustomer), where its update is a 404."""
+    found = ctx.store.get(cus_id, "customer") or ctx.store.get(cus_id, buried("customer"))
+    if found is None:
+        raise no_such("customer", cus_id)
+    return found
 
 
 def update(ctx: Ctx, cus_id: str) -> dict[str, Any]:
@@ -132,9 +137,10 @@ def update(ctx: Ctx, cus_id: str) -> dict[str, Any]:
 
 def delete(ctx: Ctx, cus_id: str) -> dict[str, Any]:
     customer = _load(ctx, cus_id)
-    ctx.store.delete(cus_id)
+    stub = {"id": cus_id, "object": "customer", "deleted": True}
+    ctx.store.bury(stub)
     ctx.emit("customer.deleted", customer)
-    return {"id": cus_id, "object": "customer", "deleted": True}
+    return stub
 
 
 def list_(ctx: Ctx) -> dict[str, Any]:

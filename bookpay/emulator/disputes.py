@@ -12,6 +12,7 @@ accepts it as lost.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +20,10 @@ from . import fx, render, validate
 from .cards import behavior
 from .clock import handles
 from .context import Ctx
+from .events import changed
 from .params import ANY
 from .store import field_is
-from .wire import ApiError, invalid, new_id, no_such, now
+from .wire import ApiError, invalid, malformed, new_id, no_such, now
 
 # Stripe's dispute fee for a US account: $15.00, in the settlement currency whatever the
 # dispute's (as its test-mode disputes show).
@@ -225,18 +227,16 @@ def list_(ctx: Ctx) -> dict[str, Any]:
 def update(ctx: Ctx, dispute_id: str) -> dict[str, Any]:
     p = ctx.params
     dispute = _load(ctx, dispute_id)
-    previous: dict[str, Any] = {}
+    keys = ("metadata", "evidence", "status")
+    before = {key: copy.deepcopy(dispute[key]) for key in keys}
     if "metadata" in p:
-        previous["metadata"] = dispute["metadata"]
         dispute["metadata"] = validate.metadata(p["metadata"], dispute["metadata"])
     submit = validate.boolean(p.get("submit", "true"), "submit")
     if "evidence" in p or "submit" in p:
         if dispute["status"] not in OPEN:
             raise _closed(dispute, "its evidence can no longer be changed")
-        previous["evidence"] = dict(dispute["evidence"])
         _stage(dispute, p.get("evidence", {}))
         if submit:
-            previous["status"] = dispute["status"]
             details = dispute["evidence_details"]
             details["submission_count"] += 1
             details["submission_method"] = "manual"
@@ -244,6 +244,7 @@ def update(ctx: Ctx, dispute_id: str) -> dict[str, Any]:
             dispute["status"] = "warning_under_review" if inquiry else "under_review"
             ctx.schedule("dispute.decide", dispute["id"])
     ctx.store.save(dispute)
+    previous = changed(dispute, before)  # only what changed; nothing changed, no event
     if previous:
         ctx.emit("charge.dispute.updated", dispute, previous)
     return dispute
@@ -251,10 +252,14 @@ def update(ctx: Ctx, dispute_id: str) -> dict[str, Any]:
 
 def _stage(dispute: dict[str, Any], given: Any) -> None:
     if not isinstance(given, dict):
-        raise invalid("Invalid hash: evidence", "evidence")
+        raise malformed("Invalid hash: evidence", "evidence")
     evidence = dispute["evidence"]
     for name, value in given.items():
-        evidence[name] = validate.string(value, f"evidence[{name}]", EVIDENCE_FIELD_LIMIT)
+        text = validate.string(value, f"evidence[{name}]", EVIDENCE_FIELD_LIMIT)
+        if text is None:  # unset: absent, as it was before it was given (answered as null)
+            evidence.pop(name, None)
+        else:
+            evidence[name] = text
     total = sum(len(evidence.get(name) or "") for name in TEXT_EVIDENCE)
     if total > EVIDENCE_LIMIT:
         raise invalid(

@@ -45,6 +45,13 @@ def known() -> frozenset[str]:
     return frozenset(declared()["event_types"])
 
 
+def changed(obj: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """An event's previous_attributes: of the values ``before`` held, those ``obj`` no longer
+    holds. Stripe names only what changed (a partial refund's `charge.refunded` has no
+    `refunded`, still false)."""
+    return {key: value for key, value in before.items() if obj.get(key) != value}
+
+
 def subscribed(endpoint: dict[str, Any], kind: str) -> bool:
     events = endpoint["enabled_events"]
     return endpoint["status"] == "enabled" and ("*" in events or kind in events)

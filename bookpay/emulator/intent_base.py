@@ -8,7 +8,7 @@ from typing import Any
 from . import customers, render, validate
 from .context import Ctx
 from .params import choice, declared, unsupported
-from .wire import ApiError, invalid, missing, no_such, same_secret
+from .wire import ApiError, invalid, malformed, missing, no_such, same_secret
 
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 PM_TYPES = ("card",)  # the payment method types this emulator's "Dashboard" has enabled
@@ -108,7 +108,7 @@ def _types(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> None:
     Stripe does); excluded_payment_method_types removes some from the dynamic set."""
     allowed, excluded = "allowed_payment_method_types", "excluded_payment_method_types"
     if allowed in p and excluded in p:
-        raise invalid(
+        raise malformed(
             f"You may only specify one of these parameters: {allowed}, {excluded}.", allowed
         )
     name = allowed if allowed in p else excluded
@@ -116,7 +116,9 @@ def _types(ctx: Ctx, pi: dict[str, Any], p: dict[str, Any]) -> None:
     known = declared()["operations"].get(ctx.op, {}).get("enums", {}).get(name, ())
     for i, kind in enumerate(given):
         if kind not in known:
-            raise invalid(f"Invalid {name}[{i}]: must be one of {', '.join(known)}", f"{name}[{i}]")
+            raise malformed(
+                f"Invalid {name}[{i}]: must be one of {', '.join(known)}", f"{name}[{i}]"
+            )
     if name == allowed:
         if (pi.get("automatic_payment_methods") or {}).get("enabled"):
             raise invalid(

@@ -10,9 +10,16 @@ from .context import Ctx
 from .intent_base import PM_TYPES, apply_common, load, unexpected_state
 from .params import ANY, choice
 from .store import field_is
-from .wire import invalid, missing, now
+from .wire import malformed, missing, now
 
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+# What an intent takes in any status: what says what the payment was for and where it goes (a
+# shipment's carrier and tracking number come once it has shipped). Everything else an update
+# sets needs an unconfirmed intent (UPDATABLE), and Stripe refuses it in another status by name:
+# "This PaymentIntent's amount could not be updated because it has a status of canceled. You may
+# only update the amount of a PaymentIntent with one of the following statuses: ..." (its API's
+# answer, quoted in integrations' code), while a succeeded intent's metadata is updated.
+ANY_STATUS = frozenset({"metadata", "description", "receipt_email", "shipping", "expand"})
 CANCELABLE = (
     "requires_payment_method",
     "requires_capture",
@@ -68,7 +75,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
     amt = validate.amount(p["amount"], cur)
     apm_in = p.get("automatic_payment_methods")
     if apm_in is not None and "allowed_payment_method_types" in p:
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: allowed_payment_method_types,"
             " automatic_payment_methods.",
             "automatic_payment_methods",
@@ -104,7 +111,7 @@ def create(ctx: Ctx) -> dict[str, Any]:
     if not confirm:
         for param in confirmation.CONFIRMING:
             if param in p:
-                raise invalid(f"You can only pass `{param}` when `confirm` is true.", param)
+                raise malformed(f"You can only pass `{param}` when `confirm` is true.", param)
     if p.get("payment_method") and not confirm:
         pm = methods.resolve(ctx, p["payment_method"], "payment_method")
         pi["payment_method"] = pm["id"]
@@ -124,17 +131,18 @@ def retrieve(ctx: Ctx, pi_id: str) -> dict[str, Any]:
 def update(ctx: Ctx, pi_id: str) -> dict[str, Any]:
     p = ctx.params
     pi = load(ctx, pi_id)
-    if pi["status"] not in UPDATABLE:
-        fields = ", ".join(k for k in p if k != "expand") or "fields"
+    needs_unconfirmed = [name for name in p if name not in ANY_STATUS]
+    if pi["status"] not in UPDATABLE and needs_unconfirmed:
+        field = needs_unconfirmed[0]
         raise unexpected_state(
             ctx,
             pi,
-            f"This PaymentIntent's {fields} could not be updated because it has a status of"
-            f" {pi['status']}. You may only update the {fields} of a PaymentIntent with one of"
+            f"This PaymentIntent's {field} could not be updated because it has a status of"
+            f" {pi['status']}. You may only update the {field} of a PaymentIntent with one of"
             f" the following statuses: {', '.join(UPDATABLE)}.",
         )
     if p.get("payment_method") and p.get("payment_method_data"):
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: payment_method, payment_method_data.",
             "payment_method_data",
         )

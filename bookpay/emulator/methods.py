@@ -8,7 +8,7 @@ from typing import Any
 from . import cards, objects, validate
 from .context import Ctx
 from .params import ANY, choice
-from .wire import ApiError, invalid, missing, no_such
+from .wire import ApiError, invalid, malformed, missing, no_such
 
 # Raw card details, as Stripe.js sends them with a publishable key.
 CARD_SPEC = {"number": None, "exp_month": None, "exp_year": None, "cvc": None}
@@ -99,7 +99,7 @@ def from_card_params(
 def from_data(ctx: Ctx, data: Any, prefix: str) -> dict[str, Any]:
     """`payment_method_data` (confirm) or the create body: type card only."""
     if not isinstance(data, dict):
-        raise invalid(f"Invalid hash: {prefix}", prefix)
+        raise malformed(f"Invalid hash: {prefix}", prefix)
     kind = data.get("type")
     if not kind:
         raise missing(at(prefix, "type"))

@@ -127,7 +127,11 @@ def payment_method(
     }
 
 
-def _outcome(decline: Decline | None, after_3ds: bool) -> dict[str, Any]:
+RISK_SCORES = {"normal": 32, "elevated": 67, "highest": 91}  # Radar's 0-99, by its level
+
+
+def _outcome(decline: Decline | None, kind: cards.Behavior) -> dict[str, Any]:
+    risk = {"risk_level": kind.risk_level, "risk_score": RISK_SCORES[kind.risk_level]}
     if decline is None:
         return {
             "advice_code": None,
@@ -135,10 +139,20 @@ def _outcome(decline: Decline | None, after_3ds: bool) -> dict[str, Any]:
             "network_decline_code": None,
             "network_status": "approved_by_network",
             "reason": None,
-            "risk_level": "normal",
-            "risk_score": 32,
+            **risk,
             "seller_message": "Payment complete.",
             "type": "authorized",
+        }
+    if kind.blocked:
+        return {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "not_sent_to_network",
+            "reason": "highest_risk_level",
+            **risk,
+            "seller_message": "Stripe blocked this payment as too risky.",
+            "type": "blocked",
         }
     return {
         "advice_code": "try_again_later" if decline.code == "processing_error" else None,
@@ -146,8 +160,7 @@ def _outcome(decline: Decline | None, after_3ds: bool) -> dict[str, Any]:
         "network_decline_code": None,
         "network_status": "declined_by_network",
         "reason": decline.decline_code,
-        "risk_level": "normal",
-        "risk_score": 32,
+        **risk,
         "seller_message": "The bank did not return any further details with this decline.",
         "type": "issuer_declined",
     }
@@ -195,7 +208,7 @@ def charge(
         "livemode": False,
         "metadata": dict(pi["metadata"]),
         "on_behalf_of": None,
-        "outcome": _outcome(decline, three_ds),
+        "outcome": _outcome(decline, cards.behavior(pm["_number"])),
         "paid": ok,
         "payment_intent": pi["id"],
         "payment_method": pm["id"],

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .wire import MAX_STRING, ApiError, invalid, too_long
+from .wire import MAX_STRING, ApiError, invalid, malformed, too_long
 
 ANY = "any"
 DECLARED = Path(__file__).with_name("stripe_params.json")
@@ -105,7 +105,7 @@ def check(params: dict[str, Any], spec: dict[str, Any], op: str) -> None:
     """Refuse what the operation does not implement, naming the full bracket path."""
     for name, (code, message, ops) in NO_LONGER.items():
         if name in params and op in ops:
-            raise invalid(message, name, code)
+            raise malformed(message, name, code)
     table = declared()["operations"].get(op, {}).get("params", {})
     _walk(params, spec, table, "", "")
 
@@ -126,7 +126,7 @@ def _walk(params: dict[str, Any], spec: dict[str, Any], table: dict, node: str, 
         for item in items:
             if isinstance(item, dict):
                 if not isinstance(sub, dict):
-                    raise invalid(f"Invalid string: {item}", name, "parameter_invalid_string")
+                    raise malformed(f"Invalid string: {item}", name, "parameter_invalid_string")
                 _walk(item, sub, table, path, name)
             elif isinstance(item, str) and len(item) > limit:
                 raise too_long(item, name, limit)
@@ -141,7 +141,7 @@ def choice(value: Any, param: str, supported: tuple[str, ...], op: str) -> str:
     if isinstance(value, str) and value in known:
         raise unsupported(param, value)
     allowed = sorted({*supported, *known})
-    raise invalid(f"Invalid {param}: must be one of {', '.join(allowed)}", param)
+    raise malformed(f"Invalid {param}: must be one of {', '.join(allowed)}", param)
 
 
 def _node_of(param: str) -> str:

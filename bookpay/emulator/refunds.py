@@ -13,9 +13,10 @@ from typing import Any
 from . import cards, objects, render, validate
 from .clock import handles
 from .context import Ctx
+from .events import changed
 from .params import ANY, choice
 from .store import field_is
-from .wire import ApiError, invalid, new_id, no_such
+from .wire import ApiError, invalid, malformed, new_id, no_such
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 CREATE_SPEC = {
@@ -35,7 +36,7 @@ LIST_SPEC = {**render.LIST_SPEC, "payment_intent": None, "charge": None}
 def _refundable_charge(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     if p.get("charge") and p.get("payment_intent"):
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: charge, payment_intent.", "charge"
         )
     if p.get("charge"):
@@ -55,7 +56,7 @@ def _refundable_charge(ctx: Ctx) -> dict[str, Any]:
                 "payment_intent",
             )
     else:
-        raise invalid(
+        raise malformed(
             "One of the following params should be provided for this request: payment_intent or"
             " charge.",
             "payment_intent",
@@ -82,6 +83,14 @@ def _charged_back(ctx: Ctx, ch: dict[str, Any]) -> bool:
 
 def create(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
+    asked = None  # checked before the charge's state, as Stripe validates before it executes
+    if "amount" in p:
+        asked = validate.integer(p["amount"], "amount")
+        if asked < 1:
+            raise malformed("This value must be greater than or equal to 1.", "amount")
+    reason = p.get("reason")
+    if reason is not None:
+        reason = choice(reason, "reason", REASONS, ctx.op)
     ch = _refundable_charge(ctx)
     remaining = ch["amount"] - ch["amount_refunded"]
     if remaining <= 0:
@@ -92,10 +101,8 @@ def create(ctx: Ctx) -> dict[str, Any]:
             param="charge" if p.get("charge") else "payment_intent",
         )
     amount = remaining
-    if "amount" in p:
-        amount = validate.integer(p["amount"], "amount")
-        if amount < 1:
-            raise invalid("This value must be greater than or equal to 1.", "amount")
+    if asked is not None:
+        amount = asked
         if amount > remaining:
             cur = ch["currency"]
             if ch["amount_refunded"]:
@@ -110,9 +117,6 @@ def create(ctx: Ctx) -> dict[str, Any]:
                 )
             raise invalid(message, "amount")
         validate.chargeable(amount, ch["currency"], "amount")
-    reason = p.get("reason")
-    if reason is not None:
-        reason = choice(reason, "reason", REASONS, ctx.op)
     refund = objects.refund(ch, amount, reason, validate.metadata(p.get("metadata", {})))
     pm = ctx.store.get(ch["payment_method"] or "", "payment_method") or {}
     later = cards.behavior(pm.get("_number", "")).refund
@@ -123,12 +127,12 @@ def create(ctx: Ctx) -> dict[str, Any]:
     elif later == "fail":
         ctx.schedule("refund.fail", refund["id"])
     ctx.store.save(refund)
-    previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+    before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     ctx.store.save(ch)
     ctx.emit("refund.created", refund)
-    ctx.emit("charge.refunded", ch, previous)
+    ctx.emit("charge.refunded", ch, changed(ch, before))
     return refund
 
 
@@ -146,10 +150,12 @@ def retrieve(ctx: Ctx, re_id: str) -> dict[str, Any]:
 def update(ctx: Ctx, re_id: str) -> dict[str, Any]:
     refund = _load(ctx, re_id)
     if "metadata" in ctx.params:
-        previous = {"metadata": refund["metadata"]}
+        before = {"metadata": refund["metadata"]}
         refund["metadata"] = validate.metadata(ctx.params["metadata"], refund["metadata"])
-        ctx.store.save(refund)
-        _updated(ctx, refund, previous)
+        previous = changed(refund, before)
+        if previous:  # an update that changes nothing is no event, as for a customer
+            ctx.store.save(refund)
+            _updated(ctx, refund, previous)
     return refund
 
 

@@ -12,7 +12,7 @@ from . import validate
 from .objects import public
 from .params import declared, unsupported
 from .store import Cond, Store, created_is
-from .wire import ApiError, invalid, no_such
+from .wire import ApiError, malformed, no_such
 
 # What Stripe shows a publishable key (Stripe.js) of a PaymentIntent.
 PUBLISHABLE_PI_FIELDS = (
@@ -227,7 +227,7 @@ def _without(node: dict[str, Any], paths: list[list[str]], tree: dict[str, Any])
 
 
 def _cannot(path: str) -> ApiError:
-    return invalid(f"This property cannot be expanded ({path}).", "expand")
+    return malformed(f"This property cannot be expanded ({path}).", "expand")
 
 
 def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: str) -> None:
@@ -313,11 +313,11 @@ def _created_conds(value: Any) -> list[Cond]:
     if isinstance(value, str):
         return [created_is("=", validate.integer(value, "created"))]
     if not isinstance(value, dict):
-        raise invalid("Invalid created: must be an integer or a hash", "created")
+        raise malformed("Invalid created: must be an integer or a hash", "created")
     conds = []
     for op, raw in value.items():
         if op not in _CREATED_OPS:
-            raise invalid(
+            raise malformed(
                 f"Received unknown parameter: created[{op}]", f"created[{op}]", "parameter_unknown"
             )
         conds.append(created_is(_CREATED_OPS[op], validate.integer(raw, f"created[{op}]")))
@@ -335,13 +335,13 @@ def page(
     semantics: a cursor must name an object of that list."""
     limit = validate.integer(params.get("limit", "10"), "limit")
     if not 1 <= limit <= 100:
-        raise invalid("Invalid limit: must be between 1 and 100", "limit")
+        raise malformed("Invalid limit: must be between 1 and 100", "limit")
     conds = list(where)
     if "created" in params:
         conds.extend(_created_conds(params["created"]))
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: ending_before, starting_after.",
             "ending_before",
         )

@@ -8,7 +8,7 @@ from . import events, objects, render, validate
 from .context import Ctx
 from .params import ANY, answer_version, choice
 from .store import any_of, delivery_success, field_is
-from .wire import invalid, missing, no_such
+from .wire import malformed, missing, no_such
 
 RETRIEVE_SPEC = {"expand": None}
 CHARGE_LIST_SPEC = {
@@ -51,13 +51,13 @@ def event_retrieve(ctx: Ctx, evt_id: str) -> dict[str, Any]:
 def event_list(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     if p.get("type") and p.get("types"):
-        raise invalid("You may only specify one of these parameters: type, types.", "type")
+        raise malformed("You may only specify one of these parameters: type, types.", "type")
     if p.get("type"):  # one event type (or pattern), where types is a list of them
         patterns = [validate.string(p["type"], "type") or ""]
     else:
         patterns = validate.string_list(p.get("types", ""), "types")
     if len(patterns) > 20:
-        raise invalid("You may pass up to 20 types.", "types")
+        raise malformed("You may pass up to 20 types.", "types")
     where = [any_of([events.type_matches(pat) for pat in patterns])] if patterns else []
     if "delivery_success" in p:
         where.append(delivery_success(validate.boolean(p["delivery_success"], "delivery_success")))
@@ -90,7 +90,7 @@ def _url(value: Any) -> str:
     """Where deliveries go: refused now, as Stripe does, rather than failing at each attempt."""
     url = validate.url(value, "url", deliver=True)
     if url is None:
-        raise invalid("Invalid URL: ", "url", "url_invalid")
+        raise malformed("Invalid URL: ", "url", "url_invalid")
     return url
 
 
@@ -102,7 +102,7 @@ def _enabled_events(value: Any) -> list[str]:
     for i, kind in enumerate(kinds):
         if kind != "*" and kind not in known:
             # Stripe lists every event type here; naming the bad value says more, shorter.
-            raise invalid(
+            raise malformed(
                 f"Invalid enabled_events[{i}]: must be one of * or a Stripe event type, not"
                 f" '{kind}'",
                 f"enabled_events[{i}]",

@@ -143,6 +143,11 @@ def _refs(obj: dict[str, Any]) -> tuple[str | None, ...]:
     return tuple(obj[name] if isinstance(obj.get(name), str) else None for name in REF_COLUMNS)
 
 
+def buried(kind: str) -> str:
+    """The kind a deleted object of ``kind`` is kept as (see Store.bury)."""
+    return f"deleted {kind}"
+
+
 class Stored(dict):
     """An object as read from the store, with the JSON text it was read from (``text``): a
     read-only request answers with that text's cached rendering (render.rendered)."""
@@ -279,6 +284,17 @@ class Store:
     def delete(self, obj_id: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM objects WHERE id = ?", (obj_id,))
+
+    def bury(self, stub: dict[str, Any]) -> None:
+        """Put what Stripe answers for a deleted object (``stub``: its id, its object and
+        ``deleted: true``) in the object's place, as a kind of its own (``buried(kind)``): found
+        by its id as that kind only, never as what it was (listed, taken as a reference)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE objects SET type = ?, data = ?, payment_intent = NULL, charge = NULL"
+                " WHERE id = ?",
+                (buried(stub["object"]), json.dumps(stub), stub["id"]),
+            )
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         """Every object of a kind, newest first."""

@@ -15,7 +15,7 @@ from . import customers, tax_shapes, validate
 from .context import Ctx
 from .params import ANY, choice
 from .tax_rates import DEFAULT_CODE, SHIPPING, Place, locate, rules
-from .wire import ApiError, invalid, missing, new_id, no_such
+from .wire import ApiError, malformed, missing, new_id, no_such
 
 LIFETIME = 90 * 24 * 3600  # seconds a calculation lives: Stripe's 90 days
 BEHAVIORS = ("exclusive", "inclusive")
@@ -52,9 +52,9 @@ def amount(value: Any, param: str, least: int = 0) -> int:
     """An amount in minor units, at least ``least``, at most Stripe's eight digits."""
     number = validate.integer(value, param)
     if number < least:
-        raise invalid(f"This value must be greater than or equal to {least}.", param)
+        raise malformed(f"This value must be greater than or equal to {least}.", param)
     if number > validate.MAX_AMOUNT:
-        raise invalid(f"This value must be less than or equal to {validate.MAX_AMOUNT}.", param)
+        raise malformed(f"This value must be less than or equal to {validate.MAX_AMOUNT}.", param)
     return number
 
 
@@ -67,7 +67,7 @@ def tax_code(value: Any, param: str, default: str) -> str:
 
 def _items(value: Any, param: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
-        raise invalid(validate.INVALID_ARRAY, param)
+        raise malformed(validate.INVALID_ARRAY, param)
     return value
 
 
@@ -80,7 +80,7 @@ def _line_items(ctx: Ctx, value: Any) -> list[dict[str, Any]]:
             raise missing(f"{at}[amount]")
         reference = validate.string(item.get("reference"), f"{at}[reference]")
         if reference in references:
-            raise invalid(
+            raise malformed(
                 f"The reference '{reference}' is used by more than one line item: references"
                 " must be unique within a calculation.",
                 f"{at}[reference]",
@@ -115,7 +115,7 @@ def _shipping(ctx: Ctx, value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise invalid("Invalid hash: shipping_cost", "shipping_cost")
+        raise malformed("Invalid hash: shipping_cost", "shipping_cost")
     if "amount" not in value:
         raise missing("shipping_cost[amount]")
     return {
@@ -132,7 +132,7 @@ def _location(ctx: Ctx) -> tuple[dict[str, Any], Place, str | None, str, str | N
     p = ctx.params
     details = p.get("customer_details", {})
     if not isinstance(details, dict):
-        raise invalid("Invalid hash: customer_details", "customer_details")
+        raise malformed("Invalid hash: customer_details", "customer_details")
     cus_id = customers.reference(ctx, p["customer"], "customer") if "customer" in p else None
     override = choice(
         details.get("taxability_override", "none"),
@@ -158,7 +158,7 @@ def _location(ctx: Ctx) -> tuple[dict[str, Any], Place, str | None, str, str | N
             "customer_details[address]" if "customer_details" in p else "customer_details"
         )
     if not isinstance(raw, dict):
-        raise invalid(f"Invalid hash: {param}", param)
+        raise malformed(f"Invalid hash: {param}", param)
     if not raw.get("country") and param != "customer":
         raise missing("customer_details[address][country]")
     place = locate(raw)

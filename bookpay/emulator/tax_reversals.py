@@ -16,7 +16,7 @@ from typing import Any
 from . import tax_calculations, tax_transactions, validate
 from .context import Ctx
 from .params import ANY, choice
-from .wire import invalid, missing, no_such
+from .wire import invalid, malformed, missing, no_such
 
 MAX_PARTIAL = 30
 REVERSAL_SPEC = {
@@ -69,7 +69,7 @@ def create_reversal(ctx: Ctx) -> dict[str, Any]:
 def _full(ctx: Ctx, original: dict[str, Any]) -> dict[str, Any]:
     given = [name for name in ("line_items", "flat_amount", "shipping_cost") if name in ctx.params]
     if given:
-        raise invalid(f"{given[0]} can only be given when mode is partial.", given[0])
+        raise malformed(f"{given[0]} can only be given when mode is partial.", given[0])
     lines = [
         tax_transactions.line(
             li,
@@ -131,7 +131,7 @@ def _partial(ctx: Ctx, original: dict[str, Any]) -> dict[str, Any]:
         )
     if "flat_amount" in p and ("line_items" in p or "shipping_cost" in p):
         other = "line_items" if "line_items" in p else "shipping_cost"
-        raise invalid(
+        raise malformed(
             f"You may only specify one of these parameters: flat_amount, {other}.", "flat_amount"
         )
     if "flat_amount" in p:
@@ -164,7 +164,7 @@ def _left(original: dict[str, Any], li: dict[str, Any]) -> tuple[int, int]:
 def _nonpositive(value: Any, param: str) -> int:
     number = tax_calculations.amount(value, param, -validate.MAX_AMOUNT)
     if number > 0:
-        raise invalid("This value must be less than or equal to 0.", param)
+        raise malformed("This value must be less than or equal to 0.", param)
     return number
 
 
@@ -198,7 +198,7 @@ def _by_line(ctx: Ctx, original: dict[str, Any]) -> list[dict[str, Any]]:
                 400,
             )
         if item["reference"] in references:
-            raise invalid(
+            raise malformed(
                 f"The reference '{item['reference']}' is used by more than one line item.",
                 f"{at}[reference]",
             )
@@ -235,7 +235,7 @@ def _partial_shipping(ctx: Ctx, original: dict[str, Any]) -> dict[str, Any] | No
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise invalid("Invalid hash: shipping_cost", "shipping_cost")
+        raise malformed("Invalid hash: shipping_cost", "shipping_cost")
     cost = original["shipping_cost"]
     if cost is None:
         raise invalid(f"The transaction {original['id']} has no shipping cost.", "shipping_cost")
@@ -256,7 +256,7 @@ def _flat(ctx: Ctx, original: dict[str, Any]) -> tuple[list[dict[str, Any]], dic
     tax in proportion to the part's remaining tax."""
     flat = tax_calculations.amount(ctx.params["flat_amount"], "flat_amount", -validate.MAX_AMOUNT)
     if flat >= 0:
-        raise invalid("This value must be less than 0.", "flat_amount")
+        raise malformed("This value must be less than 0.", "flat_amount")
     parts: list[tuple[dict[str, Any] | None, int, int]] = []  # line (None: shipping), left
     for li in original["_lines"]:
         parts.append((li, *_left(original, li)))

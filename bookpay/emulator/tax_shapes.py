@@ -7,7 +7,7 @@ from typing import Any
 
 from . import validate
 from .tax_rates import Rule, percentage_text
-from .wire import invalid, no_such
+from .wire import malformed, no_such
 
 LIST_SPEC = {"limit": None, "starting_after": None, "ending_before": None, "expand": None}
 RETRIEVE_SPEC = {"expand": None}
@@ -90,10 +90,10 @@ def page(items: list[dict[str, Any]], params: dict[str, Any], url: str, kind: st
     """One page of a held list (in its own order), with Stripe's cursor rules."""
     limit = validate.integer(params.get("limit", "10"), "limit")
     if not 1 <= limit <= 100:
-        raise invalid("Invalid limit: must be between 1 and 100", "limit")
+        raise malformed("Invalid limit: must be between 1 and 100", "limit")
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
-        raise invalid(
+        raise malformed(
             "You may only specify one of these parameters: ending_before, starting_after.",
             "ending_before",
         )

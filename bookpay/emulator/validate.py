@@ -16,7 +16,7 @@ from bookpay.money import (  # one list of currencies, decimals and minimums: bo
 )
 from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
 
-from .wire import MAX_STRING, ApiError, invalid, too_long
+from .wire import MAX_STRING, ApiError, invalid, malformed, too_long
 
 # Minimum charge amounts in the smallest unit: Stripe's table, as bookpay checks it (one table).
 MINIMUMS = MIN_AMOUNTS
@@ -56,19 +56,19 @@ def integer(value: Any, param: str) -> int:
         if -INT64 <= number < INT64:
             return number
     shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
-    raise invalid(f"Invalid integer: {shown}", param, "parameter_invalid_integer")
+    raise malformed(f"Invalid integer: {shown}", param, "parameter_invalid_integer")
 
 
 def boolean(value: Any, param: str) -> bool:
     if value in ("true", "false"):
         return value == "true"
-    raise invalid(f"Invalid boolean: {value}", param)
+    raise malformed(f"Invalid boolean: {value}", param)
 
 
 def string(value: Any, param: str, max_length: int = MAX_STRING) -> str | None:
     """A plain string; empty means unset, as in Stripe's form encoding."""
     if isinstance(value, (dict, list)):
-        raise invalid(f"Invalid string: {value}", param, "parameter_invalid_string")
+        raise malformed(f"Invalid string: {value}", param, "parameter_invalid_string")
     if value and len(value) > max_length:
         raise too_long(value, param, max_length)
     return value or None
@@ -148,7 +148,7 @@ def url(
     text = string(value, param)
     if text is None:
         return None
-    refused = invalid(message or f"Invalid URL: {text}", param, "url_invalid")
+    refused = malformed(message or f"Invalid URL: {text}", param, "url_invalid")
     try:
         parts = urlsplit(text)
         web = parts.scheme in WEB_SCHEMES
@@ -172,7 +172,7 @@ def currency(value: Any) -> str:
     names `xyz`); kept and answered in lowercase."""
     code = value.lower() if isinstance(value, str) else None
     if code not in CURRENCIES:
-        raise invalid(
+        raise malformed(
             f"Invalid currency: {str(value).lower()}. Stripe currently supports these currencies: "
             + ", ".join(sorted(CURRENCIES)),
             "currency",
@@ -217,7 +217,7 @@ def amount(value: Any, cur: str, param: str = "amount") -> int:
     largest amount, and one Stripe can charge (`chargeable`)."""
     number = integer(value, param)
     if number < 1:
-        raise invalid("This value must be greater than or equal to 1.", param)
+        raise malformed("This value must be greater than or equal to 1.", param)
     minimum = MINIMUMS.get(cur, 1)
     if number < minimum:
         raise ApiError(
@@ -242,17 +242,17 @@ def metadata(value: Any, current: dict[str, str] | None = None) -> dict[str, str
     if value == "":
         return {}
     if not isinstance(value, dict):
-        raise invalid("Invalid metadata: must be a hash", "metadata")
+        raise malformed("Invalid metadata: must be a hash", "metadata")
     for key, val in value.items():
         if not isinstance(val, str):
-            raise invalid(f"Invalid metadata[{key}]: must be a string", f"metadata[{key}]")
+            raise malformed(f"Invalid metadata[{key}]: must be a string", f"metadata[{key}]")
         if len(key) > 40:
-            raise invalid(
+            raise malformed(
                 f"Metadata keys can have a maximum length of 40 characters. '{key}' is too long.",
                 f"metadata[{key}]",
             )
         if len(val) > 500:
-            raise invalid(
+            raise malformed(
                 "Metadata values can have up to 500 characters, but you passed in a value that is"
                 f" {len(val)} characters. Invalid value: {val[:40]}...",
                 f"metadata[{key}]",
@@ -262,7 +262,8 @@ def metadata(value: Any, current: dict[str, str] | None = None) -> dict[str, str
         else:
             merged[key] = val
     if len(merged) > 50:
-        raise invalid("You can have up to 50 metadata keys.", "metadata")
+        refused = malformed if not current else invalid  # with the keys it has: an answer
+        raise refused("You can have up to 50 metadata keys.", "metadata")
     return merged
 
 
@@ -273,7 +274,7 @@ def email(value: Any, param: str) -> str | None:
     if text is not None and not re.fullmatch(
         r"[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+", text
     ):
-        raise invalid(f"Invalid email address: {text}", param, "email_invalid")
+        raise malformed(f"Invalid email address: {text}", param, "email_invalid")
     return text
 
 
@@ -286,13 +287,13 @@ def shipping(value: Any, param: str = "shipping") -> dict[str, Any] | None:
     if value in ("", None):
         return None
     if not isinstance(value, dict):
-        raise invalid(f"Invalid hash: {param}", param)
+        raise malformed(f"Invalid hash: {param}", param)
     if not value.get("name"):
-        raise invalid(
+        raise malformed(
             f"Missing required param: {param}[name].", f"{param}[name]", "parameter_missing"
         )
     if not isinstance(value.get("address"), dict):
-        raise invalid(
+        raise malformed(
             f"Missing required param: {param}[address].", f"{param}[address]", "parameter_missing"
         )
     return {
@@ -324,5 +325,5 @@ def string_list(value: Any, param: str) -> list[str]:
     if value == "":
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise invalid(INVALID_ARRAY, param)
+        raise malformed(INVALID_ARRAY, param)
     return value

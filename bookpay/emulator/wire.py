@@ -81,6 +81,7 @@ class ApiError(Exception):
         param: str | None = None,
         decline_code: str | None = None,
         extra: dict[str, Any] | None = None,
+        validation: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -90,6 +91,8 @@ class ApiError(Exception):
         self.param = param
         self.decline_code = decline_code
         self.extra = extra or {}
+        # A refusal of the parameters themselves (see `malformed`), or of their names.
+        self.validation = validation or (code or "").startswith("parameter_")
 
     def envelope(self, request_id: str) -> dict[str, Any]:
         err: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -107,12 +110,23 @@ class ApiError(Exception):
 
     @property
     def storable(self) -> bool:
-        """Stripe does not save idempotent results for requests refused before execution."""
-        return not (self.code or "").startswith("parameter_")
+        """Stripe does not save idempotent results for requests refused before execution: those
+        whose parameters fail validation."""
+        return not self.validation
 
 
 def invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    """A request refused as it executes, for what is stored (a state, an amount left): an
+    answer, which its idempotency key keeps."""
     return ApiError(400, message, param=param, code=code)
+
+
+def malformed(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    """A request refused for its parameters alone (a type, format, length, range, allowed value
+    or combination of them), before it executes: Stripe saves no idempotent result for it
+    ("If incoming parameters fail validation ... no idempotent result is saved"), so the
+    corrected request may use the same key."""
+    return ApiError(400, message, param=param, code=code, validation=True)
 
 
 def missing(param: str) -> ApiError:
@@ -175,7 +189,7 @@ def decode_form(raw: str) -> dict[str, Any]:
         parts = _split_key(key)
         if len(parts) > MAX_DEPTH:
             name = key if len(key) <= 60 else key[:60] + "..."
-            raise invalid(
+            raise malformed(
                 f"Invalid parameter name: {name} is nested more than {MAX_DEPTH} levels deep.",
                 parts[0],
             )
@@ -190,7 +204,7 @@ def decode_form(raw: str) -> dict[str, Any]:
                     node = node[-1]
                 continue
             if not isinstance(node, dict):
-                raise invalid(f"Invalid array: {key}", parts[0])
+                raise malformed(f"Invalid array: {key}", parts[0])
             if last:
                 node[part] = value
                 continue
@@ -209,7 +223,7 @@ def canonical(params: dict[str, Any]) -> str:
 def too_long(value: str, param: str, limit: int = MAX_STRING) -> ApiError:
     """Stripe's wording for an over-long string: its first and last ten characters."""
     shown = f"{value[:10]}...{value[-10:]}" if len(value) > 20 else value
-    return invalid(f"Invalid string: {shown}; must be at most {limit} characters", param)
+    return malformed(f"Invalid string: {shown}; must be at most {limit} characters", param)
 
 
 @dataclass

@@ -172,6 +172,22 @@ def test_staged_evidence_is_not_submitted(client: Client, eventually: Callable[.
     assert staged.evidence_details.submission_count == 0
 
 
+def test_a_dispute_update_names_only_what_changed(
+    client: Client, eventually: Callable[..., Any]
+) -> None:
+    """`charge.dispute.updated` names in previous_attributes only what the update changed, and
+    an update that changes nothing sends none."""
+    dispute = opened(client, pay(client, "pm_card_createDispute"), eventually)[0]
+    client.v1.disputes.update(dispute.id, params={"metadata": {"case": "7"}, "submit": False})
+    client.v1.disputes.update(dispute.id, params={"metadata": {"case": "7"}})
+    client.v1.disputes.update(
+        dispute.id, params={"evidence": {"product_description": ""}, "submit": False}
+    )
+    found = client.v1.events.list(params={"type": "charge.dispute.updated", "limit": 100}).data
+    mine = [e for e in found if e.data.object.id == dispute.id]
+    assert [e.data.previous_attributes.to_dict() for e in mine] == [{"metadata": {}}]
+
+
 def test_inquiry_escalates_or_closes(client: Client, eventually: Callable[..., Any]) -> None:
     inquiry = opened(client, pay(client, "pm_card_createDisputeInquiry"), eventually)[0]
     client.v1.disputes.update(

@@ -360,15 +360,19 @@ class Fuzz:
     def maybe_key(self) -> str:
         return f"fuzz-{self.seed}-{self.step}" if self.rng.random() < 0.3 else ""
 
-    def post(self, path: str, params: list[tuple[str, str]], expect: str) -> tuple[int, Any]:
-        """POST and check the expected kind of answer: ok, refused (4xx), declined (402)."""
+    def post(
+        self, path: str, params: list[tuple[str, str]], expect: str, saved: bool = True
+    ) -> tuple[int, Any]:
+        """POST and check the expected kind of answer: ok, refused (4xx), declined (402).
+        Not ``saved``: refused for its parameters alone, which Stripe keeps nothing of under
+        the key (a request failing validation)."""
         key = self.maybe_key()
         status, body, _ = self.call("POST", path, params, key)
         self.log.append(f"{self.step}: POST {path} {params} -> {status} (expected {expect})")
         kind = "ok" if status == 200 else "declined" if status == 402 else "refused"
         if kind != expect:
             self.fail(f"POST {path} {params} answered {status}, expected {expect}: {body}")
-        if key and status < 500:
+        if key and status < 500 and saved:
             answer = json.dumps(body, sort_keys=True).encode()
             self.keys.append((key, path, params, status, answer, self.hours))
         return status, body
@@ -472,7 +476,8 @@ class Fuzz:
             card = self.rng.choice([c for c in CARDS if c.startswith("pm_")])
             params.append(("payment_method", card))
         path = f"/v1/payment_intents/{it.id}"
-        if it.status not in CONFIRMABLE:
+        # Only what needs an unconfirmed intent is refused by status: metadata alone is taken.
+        if it.status not in CONFIRMABLE and len(params) > 1:
             self.post(path, params, "refused")
             return
         self.post(path, params, "ok")
@@ -489,7 +494,7 @@ class Fuzz:
         path = f"/v1/payment_intents/{it.id}/capture"
         params: list[tuple[str, str]] = []
         choice = self.rng.random()
-        too_much = False
+        too_much = out_of_range = False
         if choice < 0.3:
             params.append(("amount_to_capture", str(max(1, it.amount // 3))))
         elif choice < 0.4:
@@ -497,7 +502,10 @@ class Fuzz:
             too_much = True
         elif choice < 0.45:
             params.append(("amount_to_capture", self.rng.choice(["0", "-5"])))
-            too_much = True
+            out_of_range = True
+        if out_of_range:
+            self.post(path, params, "refused", saved=False)
+            return
         if it.status != "requires_capture" or too_much:
             self.post(path, params, "refused")
             return
@@ -553,7 +561,9 @@ class Fuzz:
             and (amount is None or 0 < amount <= left)
             and not charged_back
         )
-        self.post("/v1/refunds", params, "ok" if ok else "refused")
+        # An amount under 1 fails validation: refused before anything else, and not saved.
+        out_of_range = amount is not None and amount < 1
+        self.post("/v1/refunds", params, "ok" if ok else "refused", saved=not out_of_range)
 
     def act_3ds(self) -> None:
         it = self.pick("requires_action")

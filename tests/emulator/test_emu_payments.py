@@ -17,6 +17,14 @@ PaidIntent = Callable[..., stripe.PaymentIntent]
 SUCCEEDING = [
     ("4242424242424242", "pm_card_visa", "visa"),
     ("5555555555554444", "pm_card_mastercard", "mastercard"),
+    # Stripe's testing page, "Cards by brand" and "Cards by country".
+    ("3566002020360505", "pm_card_jcb", "jcb"),
+    ("6200000000000005", "pm_card_unionpay", "unionpay"),
+    ("3056930009020004", "pm_card_diners", "diners"),
+    ("4242424242424242", "pm_card_us", "visa"),
+    ("4000008260000000", "pm_card_gb", "visa"),
+    # "Fraud prevention": a charge with an elevated risk level goes through.
+    ("4000000000009235", "pm_card_riskLevelElevated", "visa"),
 ]
 DECLINING = [
     ("4000000000000002", "pm_card_visa_chargeDeclined", "card_declined", "generic_decline",
@@ -34,7 +42,24 @@ DECLINING = [
     ("4000000000000119", "pm_card_chargeDeclinedProcessingError", "processing_error",
      "processing_error",
      "An error occurred while processing your card. Try again in a little bit."),
+    ("4000000000006975", "pm_card_visa_chargeDeclinedVelocityLimitExceeded", "card_declined",
+     "card_velocity_exceeded",
+     "Your card was declined for making repeated attempts too frequently or exceeding its"
+     " amount limit."),
+    # "Fraud prevention": Radar blocks these (the second by its default rule on `highest`).
+    ("4100000000000019", "pm_card_radarBlock", "card_declined", "fraudulent",
+     "Your card was declined."),
+    ("4000000000004954", "pm_card_riskLevelHighest", "card_declined", "fraudulent",
+     "Your card was declined."),
+    # A CVC given fails its check; "Decline after attaching" declines every charge.
+    ("4000000000000101", "pm_card_cvcCheckFail", "incorrect_cvc", "incorrect_cvc",
+     "Your card's security code is incorrect."),
+    ("4000000000000341", "pm_card_chargeCustomerFail", "card_declined", "generic_decline",
+     "Your card was declined."),
 ]  # fmt: skip
+COUNTRIES = {"pm_card_gb": "GB", "pm_card_us": "US"}
+RISK = {"4100000000000019": "highest", "4000000000004954": "highest",
+        "4000000000009235": "elevated"}  # fmt: skip
 THREE_DS = [
     ("4000002760003184", "pm_card_authenticationRequired"),
     ("4000002500003155", "pm_card_authenticationRequiredOnSetup"),
@@ -101,8 +126,11 @@ def test_succeeding_cards(client: stripe.StripeClient, number: str, token: str, 
         assert charge.payment_method_details.card.brand == brand
         assert charge.payment_method_details.card.last4 == number[-4:]
         assert charge.payment_intent == pi.id
+        assert charge.outcome.risk_level == RISK.get(number, "normal")
+        assert charge.outcome.type == "authorized"
     pm = client.v1.payment_methods.retrieve(by_token.payment_method)
     assert pm.card.last4 == number[-4:] and pm.card.brand == brand
+    assert pm.card.country == COUNTRIES.get(token, pm.card.country)
 
 
 @pytest.mark.parametrize(("number", "token", "code", "decline_code", "message"), DECLINING)
@@ -129,6 +157,14 @@ def test_declining_cards(
             code,
             message,
         )
+        blocked = decline_code == "fraudulent"  # by Radar: never sent to the card's network
+        assert failed.outcome.type == ("blocked" if blocked else "issuer_declined")
+        assert failed.outcome.risk_level == RISK.get(number, "normal")
+        if blocked:
+            assert failed.outcome.network_status == "not_sent_to_network"
+            assert failed.outcome.reason == "highest_risk_level"
+        if code == "incorrect_cvc":
+            assert failed.payment_method_details.card.checks.cvc_check == "fail"
         after = client.v1.payment_intents.retrieve(pi.id)
         assert after.status == "requires_payment_method"
         assert after.last_payment_error.code == code
@@ -244,6 +280,52 @@ def test_update(client: stripe.StripeClient) -> None:
         client.v1.payment_intents.update(pi.id, params={"amount": 3000})
     assert caught.value.code == "payment_intent_unexpected_state"
     assert "status of succeeded" in caught.value.user_message
+
+
+@pytest.mark.parametrize("status", ["succeeded", "requires_capture", "canceled"])
+def test_a_confirmed_intent_takes_what_does_not_need_it_unconfirmed(
+    client: stripe.StripeClient, status: str
+) -> None:
+    """Stripe refuses by status only what needs an unconfirmed intent (its amount, currency,
+    payment method, capture method...), each by name; its metadata, description, receipt email
+    and shipping (a tracking number comes once it has shipped) are updated in any status."""
+    pi = new_intent(
+        client,
+        payment_method="pm_card_visa",
+        confirm=True,
+        capture_method="manual" if status != "succeeded" else "automatic",
+        return_url="https://shop.example/r",
+    )
+    if status == "canceled":
+        pi = client.v1.payment_intents.cancel(pi.id)
+    assert pi.status == status
+    shipping = {"name": "Jenny", "address": {"line1": "1 Main St", "country": "US"},
+                "carrier": "USPS", "tracking_number": "9400"}  # fmt: skip
+    updated = client.v1.payment_intents.update(
+        pi.id,
+        params={"metadata": {"order": "8"}, "description": "Shipped",
+                "receipt_email": "jenny@example.com", "shipping": shipping},
+    )  # fmt: skip
+    assert (updated.status, updated.description) == (status, "Shipped")
+    assert updated.metadata.to_dict() == {"item_id": "1", "order": "8"}
+    assert updated.receipt_email == "jenny@example.com"
+    assert updated.shipping.tracking_number == "9400"
+    for field, value in [("amount", 3000), ("currency", "eur"), ("capture_method", "automatic"),
+                         ("payment_method", "pm_card_mastercard")]:  # fmt: skip
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.update(
+                pi.id, params={"metadata": {"order": "9"}, field: value}
+            )
+        assert caught.value.code == "payment_intent_unexpected_state"
+        assert caught.value.user_message == (
+            f"This PaymentIntent's {field} could not be updated because it has a status of"
+            f" {status}. You may only update the {field} of a PaymentIntent with one of the"
+            " following statuses: requires_payment_method, requires_confirmation,"
+            " requires_action."
+        )
+    after = client.v1.payment_intents.retrieve(pi.id)
+    assert after.metadata.to_dict() == {"item_id": "1", "order": "8"}  # refused: unchanged
+    assert (after.amount, after.currency, after.payment_method) == (1999, "usd", pi.payment_method)
 
 
 def test_illegal_transitions(client: stripe.StripeClient, paid_intent: PaidIntent) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import stripe
 
-from bookpay.emulator import start_emulator
+from bookpay.emulator import routes, start_emulator
 from bookpay.emulator.api import request_path
 from bookpay.emulator.wire import decode_form
 
@@ -300,9 +301,58 @@ def test_a_body_that_is_not_form_encoded_is_refused(
     assert call("POST", "/v1/customers", headers={"Content-Type": ""}).status == 200
 
 
-def test_concurrent_same_key_executes_once(emu: Any, call: Callable[..., Any]) -> None:
+def test_a_key_in_use_by_a_request_still_executing_is_refused_and_saves_nothing(
+    emu: Any, call: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stripe does not queue a second request under a key whose first is still executing: it
+    answers 409 `idempotency_key_in_use` and saves nothing, so a retry once the first has
+    finished replays the first's answer."""
+    entered, release = threading.Event(), threading.Event()
+    i, route = next((i, r) for i, r in enumerate(routes.ROUTES) if r.op == "POST /v1/customers")
+
+    def held(ctx: Any, *groups: str) -> Any:
+        entered.set()
+        release.wait(60)
+        return route.handler(ctx, *groups)
+
+    patched = list(routes.ROUTES)
+    patched[i] = dataclasses.replace(route, handler=held)
+    monkeypatch.setattr(routes, "ROUTES", patched)
+    keyed = {"Idempotency-Key": "k-in-use"}
+    first: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: first.append(call("POST", "/v1/customers", {"name": "A"}, headers=keyed))
+    )
+    thread.start()
+    try:
+        assert entered.wait(60)
+        second = call("POST", "/v1/customers", {"name": "A"}, headers=keyed)
+    finally:
+        release.set()
+        thread.join(60)
+    assert second.status == 409, second.body
+    error = second.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "idempotency_key_in_use"
+    assert error["message"] == (
+        "There is currently another in-progress request using this Idempotent Key (that probably"
+        " means you submitted twice, and the other request is still going through): k-in-use."
+        " Please try again later."
+    )
+    assert "idempotent-replayed" not in second.headers
+    assert first[0].status == 200
+    again = call("POST", "/v1/customers", {"name": "A"}, headers=keyed)
+    assert again.status == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["original-request"] == first[0].headers["request-id"]
+    assert again.json()["id"] == first[0].json()["id"]
+
+
+def test_requests_with_one_key_one_after_another_execute_once(call: Callable[..., Any]) -> None:
+    """Several threads sending one keyed creation: each is either the first's answer (itself,
+    or replayed) or a 409 that saved nothing; one PaymentIntent in all."""
     results: list[Any] = []
-    params = {"amount": "4200", "currency": "usd"}
+    params = {"amount": "4200", "currency": "usd", "metadata[race]": "k-race"}
 
     def one() -> None:
         results.append(
@@ -314,8 +364,13 @@ def test_concurrent_same_key_executes_once(emu: Any, call: Callable[..., Any]) -
         t.start()
     for t in threads:
         t.join()
-    assert len({r.json()["id"] for r in results}) == 1
-    assert sum(r.headers.get("idempotent-replayed") == "true" for r in results) == 7
+    answered = [r for r in results if r.status == 200]
+    refused = [r for r in results if r.status != 200]
+    assert {r.status for r in refused} <= {409}
+    assert len({r.json()["id"] for r in answered}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in answered) == 1
+    made = call("GET", "/v1/payment_intents", {"limit": "100"}).json()["data"]
+    assert sum(p["metadata"].get("race") == "k-race" for p in made) == 1
 
 
 def test_pagination(client: stripe.StripeClient) -> None:

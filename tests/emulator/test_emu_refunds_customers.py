@@ -46,6 +46,52 @@ def test_update_refund_metadata(client: Client, paid_intent: Callable[..., Any])
     assert caught.value.http_status == 404
 
 
+def test_a_refund_update_that_changes_nothing_sends_no_event(
+    client: Client, paid_intent: Callable[..., Any]
+) -> None:
+    """As for a customer: an update that leaves the refund as it was is no change, so no
+    `refund.updated` or `charge.refund.updated` (and a change's previous_attributes name only
+    what it changed)."""
+    refund = client.v1.refunds.create(
+        params={"payment_intent": paid_intent(client).id, "metadata": {"ticket": "1"}}
+    )
+    client.v1.refunds.update(refund.id, params={"metadata": {"ticket": "1"}})
+    client.v1.refunds.update(refund.id, params={"metadata": {"absent": ""}})
+    assert types_for(client, refund.id) == ["refund.created"]
+
+
+def test_charge_refunded_names_only_what_changed(
+    client: Client, paid_intent: Callable[..., Any]
+) -> None:
+    """A partial refund leaves the charge not refunded: `charge.refunded`'s previous_attributes
+    hold its `amount_refunded` alone; the refund of the rest changes `refunded` too."""
+    pi = paid_intent(client)
+
+    def previous() -> dict[str, Any]:
+        found = client.v1.events.list(params={"type": "charge.refunded", "limit": 100}).data
+        event = next(e for e in found if e.data.object.id == pi.latest_charge)
+        return event.data.previous_attributes.to_dict()
+
+    client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 300})
+    assert previous() == {"amount_refunded": 0}
+    client.v1.refunds.create(params={"payment_intent": pi.id})
+    assert previous() == {"amount_refunded": 300, "refunded": False}
+
+
+def test_a_partial_capture_releases_the_rest_naming_only_what_changed(client: Client) -> None:
+    """The uncaptured rest of a partial capture is refunded: `charge.refunded` names the
+    `amount_refunded` it changed, and not `refunded`, which stays false."""
+    pi = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "confirm": True, "capture_method": "manual",
+                "payment_method": "pm_card_visa", "return_url": "https://shop.example/r"}
+    )  # fmt: skip
+    client.v1.payment_intents.capture(pi.id, params={"amount_to_capture": 1500})
+    found = client.v1.events.list(params={"type": "charge.refunded", "limit": 100}).data
+    event = next(e for e in found if e.data.object.id == pi.latest_charge)
+    assert event.data.object.refunded is False
+    assert event.data.previous_attributes.to_dict() == {"amount_refunded": 0}
+
+
 def test_card_refunds_cannot_be_canceled(client: Client, paid_intent: Callable[..., Any]) -> None:
     refund = client.v1.refunds.create(params={"payment_intent": paid_intent(client).id})
     with pytest.raises(stripe.InvalidRequestError) as caught:
@@ -144,8 +190,36 @@ def test_customer_crud(client: Client) -> None:
     deleted = client.v1.customers.delete(cus.id)
     assert (deleted.id, deleted.deleted) == (cus.id, True)
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.customers.retrieve(cus.id)
+        client.v1.customers.update(cus.id, params={"name": "Ada"})
     assert caught.value.user_message == f"No such customer: '{cus.id}'"
+
+
+def test_a_deleted_customer_is_retrieved_as_deleted(client: Client, call: Any) -> None:
+    """Stripe's Retrieve a customer: "If it's for a deleted Customer, a subset of the customer's
+    information is returned, including a deleted property that's set to true" (stripe-python's
+    DeletedCustomer: id, object, deleted). It is no longer listed, nor taken as a reference; a
+    PaymentIntent that had it expands it as deleted."""
+    cus = client.v1.customers.create(params={"email": "gone@example.com"})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "customer": cus.id}
+    )
+    client.v1.customers.delete(cus.id)
+    gone = call("GET", f"/v1/customers/{cus.id}")
+    assert gone.status == 200, gone.body
+    assert gone.json() == {"id": cus.id, "object": "customer", "deleted": True}
+    assert client.v1.customers.retrieve(cus.id).deleted is True
+    listed = client.v1.customers.list(params={"email": "gone@example.com"}).data
+    assert cus.id not in [c.id for c in listed]
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.create(
+            params={"amount": 1000, "currency": "usd", "customer": cus.id}
+        )
+    assert caught.value.user_message == f"No such customer: '{cus.id}'"
+    expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["customer"]})
+    assert expanded.customer.to_dict() == {"id": cus.id, "object": "customer", "deleted": True}
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.delete(cus.id)
+    assert caught.value.http_status == 404
 
 
 def test_customer_validation(client: Client) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from conftest import raw
@@ -101,3 +102,61 @@ def test_a_confirm_refused_for_want_of_a_payment_method_keeps_nothing(emu) -> No
     # Nor was its return_url kept: confirming without one is refused as before.
     error = refused(emu.url, path, {"payment_method": "pm_card_visa"})
     assert error["param"] == "return_url"
+
+
+PI_ONE_OF = {"allowed_payment_method_types[]": "card", "automatic_payment_methods[enabled]": "true"}
+HOOK = {"url": "https://shop.example/hook", "enabled_events[]": "*"}
+
+
+@pytest.mark.parametrize(
+    ("path", "bad", "good"),
+    [
+        ("/v1/payment_intents", {**INTENT, "amount": "0"}, INTENT),  # a range
+        ("/v1/payment_intents", {**INTENT, "amount": "12x"}, INTENT),  # an integer's format
+        ("/v1/payment_intents", {**INTENT, "currency": "xyz"}, INTENT),  # one of the currencies
+        ("/v1/payment_intents", {**INTENT, "capture_method": "later"}, INTENT),  # an enum
+        ("/v1/payment_intents", {**INTENT, "confirm": "yes"}, INTENT),  # a boolean
+        ("/v1/payment_intents", {**INTENT, "receipt_email": "a@b"}, INTENT),  # email_invalid
+        ("/v1/payment_intents", {**INTENT, "metadata[" + "k" * 41 + "]": "v"}, INTENT),
+        ("/v1/payment_intents", {**INTENT, "description": "d" * 5001}, INTENT),  # a length
+        ("/v1/payment_intents", {**INTENT, **PI_ONE_OF}, INTENT),  # a combination
+        ("/v1/payment_intents", {**INTENT, "payment_method_types[]": "cheque"}, INTENT),
+        ("/v1/payment_intents", {**INTENT, "return_url": "https://x"}, INTENT),  # with confirm
+        ("/v1/customers", {"email": "nobody"}, {"email": "a@example.com"}),
+        ("/v1/customers", {"address": "here"}, {"email": "a@example.com"}),  # a hash
+        ("/v1/webhook_endpoints", {**HOOK, "url": "not a url"}, HOOK),  # url_invalid
+        ("/v1/webhook_endpoints", {**HOOK, "enabled_events[]": "nope"}, HOOK),
+    ],
+)  # fmt: skip
+def test_a_request_refused_for_its_parameters_keeps_nothing_under_its_key(
+    emu, path, bad, good
+) -> None:
+    """Stripe saves no idempotent result for a request whose parameters fail validation (their
+    type, format, length, range, allowed values or combination): asked again it is refused
+    again, not replayed, and the corrected request under the same key executes."""
+    key = "order-corrected"
+    first = refused(emu.url, path, bad, key=key)
+    assert refused(emu.url, path, bad, key=key) == {**first, "request_log_url": ANY}
+    made = raw(emu.url, "POST", path, good, {"Idempotency-Key": key})
+    assert made.status == 200, made.body
+    assert "idempotent-replayed" not in made.headers
+    assert [o["id"] for o in listed(emu.url, path)] == [made.json()["id"]]
+
+
+def test_an_amount_under_1_is_refused_before_the_state_is_looked_at(emu) -> None:
+    """Stripe validates parameters before the endpoint executes: a capture or a refund of 0
+    is refused for its amount (and keeps nothing under its key) whatever the intent's state."""
+    paid = {**INTENT, "confirm": "true", "payment_method": "pm_card_visa",
+            "return_url": "https://shop.example/r"}  # fmt: skip
+    intent = raw(emu.url, "POST", "/v1/payment_intents", paid).json()
+    assert intent["status"] == "succeeded"
+    capture = f"/v1/payment_intents/{intent['id']}/capture"
+    refund = {"payment_intent": intent["id"], "amount": "0"}
+    for path, params in [(capture, {"amount_to_capture": "0"}), ("/v1/refunds", refund)]:
+        error = refused(emu.url, path, params, key=f"zero-{path}")
+        assert error["message"] == "This value must be greater than or equal to 1.", error
+        assert refused(emu.url, path, params, key=f"zero-{path}")["message"] == error["message"]
+    fully = raw(emu.url, "POST", "/v1/refunds", {"payment_intent": intent["id"]})
+    assert fully.status == 200, fully.body
+    error = refused(emu.url, "/v1/refunds", {"payment_intent": intent["id"], "amount": "-1"})
+    assert error["message"] == "This value must be greater than or equal to 1."

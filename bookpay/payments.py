@@ -151,7 +151,7 @@ class Gateway:
             max_concurrent=limits.max_concurrent,
             failure_threshold=limits.failure_threshold,
             cooldown=limits.cooldown,
-            says_nothing=_cut_short,
+            says_nothing=_says_nothing,
         )
 
     def close(self) -> None:
@@ -1101,6 +1101,18 @@ class Gateway:
                     f"({exc.http_status}: {exc.user_message or exc}).",
                     **_details(exc),
                 ) from exc
+            if exc.http_status == 409:
+                # The same key's first request still executing (idempotency_key_in_use): Stripe
+                # answering that it is busy with this very request, not failing, so the breaker
+                # does not count it (see _says_nothing).
+                unavailable = StripeUnavailable(
+                    f"{_capitalized(self.where)} is still working on an earlier request under "
+                    f"the same idempotency key (409: {exc.user_message or exc})"
+                    f"{self._budget.tries()}.",
+                    retry_after=_retry_after(exc.headers),
+                )
+                unavailable.key_in_use = True
+                raise unavailable from exc
             unavailable = StripeUnavailable(
                 f"{_capitalized(self.where)} could not handle the request "
                 f"({exc.http_status or 'error'}: "
@@ -1368,9 +1380,12 @@ class _BudgetClient(stripe.HTTPClient):
         return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT))
 
 
-def _cut_short(exc: BaseException) -> bool:
-    """A call that bookpay's own deadline (an enclosing budget's) cut short, with no failure of
-    Stripe's before: it says nothing of Stripe, for the circuit breaker."""
+def _says_nothing(exc: BaseException) -> bool:
+    """A call that says nothing of Stripe's health, for the circuit breaker: one bookpay's own
+    deadline (an enclosing budget's) cut short, with no failure of Stripe's before, or one
+    Stripe refused because the same key's first request is still executing (a 409)."""
+    if getattr(exc, "key_in_use", False):
+        return True
     return getattr(exc, "cut_short", False) and not getattr(exc, "stripe_failed", True)
 
 

@@ -269,19 +269,48 @@ def _url_character(url: str) -> str | None:
     python's URL parsing drops a tab or a newline without a word."""
     import unicodedata
 
-    for char in url:
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+    host = _host_span(url)
+    for index, char in enumerate(url):
+        category = unicodedata.category(char)
+        if category == "Cf" and host[0] <= index < host[1]:
+            # A joiner IDNA allows where a script needs it (Persian's U+200C): the host's
+            # punycode is plain ASCII. One that cannot be is refused below all the same.
+            from bookpay.origins import ascii_host
+
+            if ascii_host(url[host[0] : host[1]]) is not None:
+                continue
+        if char.isspace() or category in ("Cc", "Cf"):
             return "a space" if char == " " else repr(char)
     return None
 
 
+def _host_span(url: str) -> tuple[int, int]:
+    """Where the host name is in ``url`` (start, end), read as written (urlsplit would drop a
+    tab or a line break first); (0, 0) when there is none."""
+    start = url.find("://")
+    if start < 0:
+        return (0, 0)
+    start += 3
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start)
+        if found >= 0:
+            end = min(end, found)
+    start = max(start, url.rfind("@", start, end) + 1)
+    if url.startswith("[", start):  # an IPv6 address: no names there
+        return (0, 0)
+    colon = url.find(":", start, end)
+    return (start, colon if colon >= 0 else end)
+
+
 def _emulator_url_extra(url: str) -> str | None:
-    """What the emulator's address holds besides where the emulator is (a path, a query, a
-    fragment), or None: bookpay adds the API's own path (/v1/...) to it."""
+    """What the emulator's address holds besides where the emulator is (a path holding the
+    API's own /v1, a query, a fragment), or None: bookpay adds /v1/... to it. A path of its
+    own is a proxy's that serves the emulator under it (the emulator reads SCRIPT_NAME)."""
     from urllib.parse import urlsplit
 
     path = urlsplit(url).path
-    if path not in ("", "/"):
+    if "v1" in path.strip("/").split("/"):  # a path under a proxy is its own; the API's is not
         return f"the path {path}"
     for what, mark in (("a query", "?"), ("a fragment", "#")):
         if mark in url:
@@ -590,9 +619,9 @@ class Settings:
             found.append(
                 Finding(
                     f"BOOKPAY_EMULATOR_URL has {extra} ({_mask_login_url(self.emulator_url)}): "
-                    "it is the emulator's address alone, to which bookpay adds the API's own "
-                    "path (/v1/...)",
-                    f"set it to the emulator's address alone, such as {DEFAULT_EMULATOR_URL}",
+                    "bookpay adds the API's own path (/v1/...) to the emulator's address",
+                    f"set it to the emulator's address (with the path a proxy serves it under, "
+                    f"if one does), such as {DEFAULT_EMULATOR_URL}",
                 )
             )
         if self.smtp_url:

@@ -92,10 +92,14 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         # (a key, as often as not), nor a "name" of lower-case letters (a pasted key).
         said = [_line_of(o) for o in unparsed]
         lines = f"line {said[0]}" if len(said) == 1 else f"lines {', '.join(said)}"
-        message = (
-            f"Cannot read {path}: {lines} cannot be parsed as NAME=value (a quote left open, "
-            "or something after the closing one?)."
+        # A line that starts like a setting most likely has a quote left open; another (a
+        # shell command such as `set -a`, a key pasted alone) is no setting at all.
+        why = (
+            "a quote left open, or something after the closing one?"
+            if any(_SETTING_NAME.match(o.string) for o in unparsed)
+            else "a .env file holds settings only, not shell commands"
         )
+        message = f"Cannot read {path}: {lines} cannot be parsed as NAME=value ({why})."
         raise ConfigError(
             message,
             problems=[message.removesuffix(".")],

@@ -292,6 +292,7 @@ def test_a_dotenv_file_that_cannot_be_read_is_a_configuration_problem(tmp_path, 
         (f'STRIPE_SECRET_KEY="{SK}" pasted\n', "line 1 (STRIPE_SECRET_KEY)"),
         # A key pasted where a name goes: the line's number alone, the key never shown.
         (f"BOOKPAY_TAX=off\n{SK} pasted\n\n{SK}='x\n", "lines 2, 4"),
+        ("set -a\nBOOKPAY_TAX=off\n", "line 1"),
     ],
 )
 def test_a_dotenv_line_that_cannot_be_parsed_is_a_configuration_problem(
@@ -309,6 +310,9 @@ def test_a_dotenv_line_that_cannot_be_parsed_is_a_configuration_problem(
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({}, dotenv_path=dotenv)
     assert refused.value.message.startswith(f"Cannot read {dotenv}: {said} cannot be parsed")
+    setting = "(" in said  # a line that starts like a setting: its quotes are the likely fault
+    assert ("a quote left open" in refused.value.message) == setting
+    assert ("not shell commands" in refused.value.message) == (not setting)
     monkeypatch.chdir(tmp_path)
     for args in (["config", "check", "--offline"], ["intent", "list"]):
         result = CliRunner().invoke(app, args, env={"BOOKPAY_DATA_DIR": str(tmp_path / "d")})
@@ -368,6 +372,8 @@ def test_a_base_url_that_cannot_end_in_success_is_a_problem(url, what):
         ("http://127.0.0.1:21000?x=1", "has a query"),
         ("http://127.0.0.1:21000?", "has a query"),
         ("http://127.0.0.1:21000/v1", "has the path /v1"),
+        ("http://127.0.0.1:21000/emu/v1/", "has the path /emu/v1"),
+        ("http://127.0.0.1:21000/v1/payment_intents", "has the path /v1/payment_intents"),
         ("http://127.0.0.1:21000/#top", "has a fragment"),
         ("http://127.0.0.1:21000/a b", "holds a space"),
         ("http://127.0.0.1:21000/\x1bx", "holds '\\x1b'"),
@@ -390,6 +396,23 @@ def test_an_emulator_url_that_is_not_the_emulators_address_alone_is_a_problem(ur
     assert address.problems() == []
 
 
+@pytest.mark.parametrize("prefix", ["/emu", "/stripe/", "/a/b"])
+def test_an_emulator_behind_a_proxy_under_a_path_is_an_address(prefix):
+    """A reverse proxy may serve the emulator under a path (bookpay adds /v1/... to it, and the
+    emulator reads SCRIPT_NAME): only a path that already holds the API's /v1 is refused."""
+    settings = Settings.from_env({"BOOKPAY_EMULATOR_URL": f"http://127.0.0.1:21000{prefix}"})
+    assert settings.problems() == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.example/shop"]
+)
+def test_a_base_url_host_with_a_joiner_idna_allows_is_an_address(url):
+    """IDNA 2008 allows the zero-width joiners (U+200C, U+200D) in a host name where a script
+    needs them (Persian's "mi-khaham"): its punycode is plain ASCII, a return_url Stripe takes."""
+    assert Settings.from_env({"BOOKPAY_BASE_URL": url}).problems() == []
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [
@@ -397,6 +420,7 @@ def test_an_emulator_url_that_is_not_the_emulators_address_alone_is_a_problem(ur
         ("https://shop.example/\x7f", "holds '\\x7f'"),
         ("https://shop.example/a\nb", "holds '\\n'"),
         ("https://shop.example/a\u00a0b", "holds '\\xa0'"),
+        ("https://shop.example/a\u200cb", "holds '\\u200c'"),  # in the path: no host's joiner
     ],
 )
 def test_a_base_url_with_whitespace_or_a_control_character_is_a_problem(url, said):

@@ -1103,15 +1103,24 @@ class Gateway:
                 ) from exc
             if exc.http_status == 409:
                 # The same key's first request still executing (idempotency_key_in_use): Stripe
-                # answering that it is busy with this very request, not failing, so the breaker
-                # does not count it (see _says_nothing).
+                # busy with this very request, not failing, so the breaker does not count the
+                # 409 itself (see _says_nothing). When that request is this call's own earlier
+                # try, which got no answer (a timeout, a dropped connection), it may well be
+                # made: the outcome is not known, and that try's failure still counts.
+                own = self._budget.failed
+                doing = (
+                    "this request: an earlier try of it got no answer"
+                    if own
+                    else "an earlier request under the same idempotency key"
+                )
                 unavailable = StripeUnavailable(
-                    f"{_capitalized(self.where)} is still working on an earlier request under "
-                    f"the same idempotency key (409: {exc.user_message or exc})"
-                    f"{self._budget.tries()}.",
+                    f"{_capitalized(self.where)} is still working on {doing} "
+                    f"(409: {exc.user_message or exc}){self._budget.tries()}.",
                     retry_after=_retry_after(exc.headers),
                 )
                 unavailable.key_in_use = True
+                unavailable.outcome_unknown = own
+                unavailable.stripe_failed = own
                 raise unavailable from exc
             unavailable = StripeUnavailable(
                 f"{_capitalized(self.where)} could not handle the request "
@@ -1382,10 +1391,10 @@ class _BudgetClient(stripe.HTTPClient):
 
 def _says_nothing(exc: BaseException) -> bool:
     """A call that says nothing of Stripe's health, for the circuit breaker: one bookpay's own
-    deadline (an enclosing budget's) cut short, with no failure of Stripe's before, or one
-    Stripe refused because the same key's first request is still executing (a 409)."""
+    deadline (an enclosing budget's) cut short, or one Stripe refused because the same key's
+    first request is still executing (a 409), each with no failure of Stripe's before."""
     if getattr(exc, "key_in_use", False):
-        return True
+        return not getattr(exc, "stripe_failed", False)
     return getattr(exc, "cut_short", False) and not getattr(exc, "stripe_failed", True)
 
 

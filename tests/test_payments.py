@@ -246,6 +246,36 @@ def _hold_creation(monkeypatch, attempt, *, let_go_when_refused):
     return entered, release, refused
 
 
+def test_a_409_after_the_calls_own_try_got_no_answer_may_have_been_made_and_counts(
+    settings, monkeypatch
+):
+    """This call's first try timed out while Stripe went on with it; its retries (same key)
+    meet that very request still executing, a 409. Whether it was made is not known (the CLI
+    warns before anyone runs it again: a refund twice), and the timeout was a failure of
+    Stripe's, which the 409 after it must not hide from the breaker."""
+    slow = dataclasses.replace(
+        settings,
+        stripe_limits=StripeLimits(
+            read_timeout=1.0, total_timeout=8.0, max_retries=2, failure_threshold=1
+        ),
+    )
+    attempt = str(uuid.uuid4())
+    entered, release, refused = _hold_creation(monkeypatch, attempt, let_go_when_refused=False)
+    gateway = Gateway(slow)
+    try:
+        with pytest.raises(StripeUnavailable) as unavailable:
+            gateway.create_intent(BOOK, attempt_id=attempt)
+        assert entered.is_set() and refused.is_set()
+        assert " is still working on this request: an earlier try of it got no answer (409: " in (
+            unavailable.value.message
+        )
+        assert unavailable.value.outcome_unknown is True
+        assert gateway.guard.breaker.state == "open"
+    finally:
+        release.set()
+        gateway.close()
+
+
 def _creating(settings, attempt):
     """The attempt's creation in a thread of its own: (the thread, where its intent goes)."""
     made = []

@@ -66,6 +66,9 @@ class Behavior:
     # Radar blocks the charge (decline "fraudulent"): always (4100000000000019), or by its
     # default rule "Block if :risk_level: = 'highest'" (4000000000004954).
     blocked: bool = False
+    # The decline is the CVC check's failing: only a card given a CVC can fail it
+    # (4000000000000101; 4000000000000127 declines "incorrect_cvc" whatever it is given).
+    cvc_check_only: bool = False
 
 
 SPECIAL_NUMBERS: dict[str, Behavior] = {
@@ -84,7 +87,7 @@ SPECIAL_NUMBERS: dict[str, Behavior] = {
     "4100000000000019": Behavior(decline="fraudulent", blocked=True, risk_level="highest"),
     "4000000000004954": Behavior(decline="fraudulent", blocked=True, risk_level="highest"),
     "4000000000009235": Behavior(risk_level="elevated"),
-    "4000000000000101": Behavior(decline="incorrect_cvc"),
+    "4000000000000101": Behavior(decline="incorrect_cvc", cvc_check_only=True),
     # Cards by country: the United Kingdom's (every other test card here is a US card).
     "4000008260000000": Behavior(country="GB"),
     "4000002760003184": Behavior(three_ds=True),
@@ -135,6 +138,7 @@ TOKENS: dict[str, str] = {
     "pm_card_visa_chargeDeclinedVelocityLimitExceeded": "4000000000006975",
     "pm_card_chargeCustomerFail": "4000000000000341",
     "pm_card_radarBlock": "4100000000000019",
+    "pm_card_chargeDeclinedFraudulent": "4100000000000019",
     "pm_card_riskLevelHighest": "4000000000004954",
     "pm_card_riskLevelElevated": "4000000000009235",
     "pm_card_cvcCheckFail": "4000000000000101",

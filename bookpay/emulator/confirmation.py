@@ -240,6 +240,9 @@ def attempt(
         decline = cards.DECLINES.get(kind.decline_after_3ds or "")
     else:
         decline = cards.DECLINES.get(kind.decline or "")
+        if kind.cvc_check_only and pm["card"]["checks"]["cvc_check"] is None:
+            # "Succeeds unless a CVC is entered" (4000 0000 0000 0101): no CVC, nothing to fail.
+            decline = None
     manual = pi["capture_method"] == "manual"
     ch = objects.charge(pi, pm, decline, ctx.base_url, authenticated, captured=not manual)
     ctx.store.save(ch)

@@ -73,6 +73,8 @@ ALIASES = {
     "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
     "pm_card_chargeDeclinedLostCard": "lost_card",
     "pm_card_chargeDeclinedStolenCard": "stolen_card",
+    # Stripe's Radar testing page names the always-blocked card's token so.
+    "pm_card_chargeDeclinedFraudulent": "fraudulent",
 }
 
 
@@ -179,6 +181,17 @@ def test_old_token_aliases(client: stripe.StripeClient, alias: str, decline_code
     with pytest.raises(stripe.CardError) as caught:
         new_intent(client, confirm=True, payment_method=alias)
     assert caught.value.error.decline_code == decline_code
+
+
+def test_the_cvc_check_card_without_a_cvc_succeeds(client: stripe.StripeClient) -> None:
+    """Stripe's testing page: 4000 0000 0000 0101 "succeeds unless a CVC is entered, in which
+    case cvc_check fails and the charge is declined"."""
+    data = card_data("4000000000000101")
+    del data["card"]["cvc"]
+    pi = new_intent(client, confirm=True, payment_method_data=data)
+    assert pi.status == "succeeded"
+    charge = client.v1.charges.retrieve(pi.latest_charge)
+    assert charge.payment_method_details.card.checks.cvc_check is None
 
 
 @pytest.mark.parametrize("token", ["pm_card_amex", "pm_card_visa_debit"])

@@ -738,7 +738,7 @@ class ReceiptMailer(Worker):
             "",
             f"Order:          {order['id']}",
             f"Payment:        {order['payment_intent']}",
-            f"Paid on:        {paid_on(order['fulfilled_at'])}",
+            f"Paid on:        {paid_on(order.get('paid_at') or order['fulfilled_at'])}",
             "",
             *receipt_lines(lines, currency),
             "",

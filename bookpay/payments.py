@@ -614,12 +614,19 @@ class Gateway:
                 return intent
             return intent if intent.get("amount_received") == wanted else None
 
-        key = (
-            idempotency_key("capture", intent_id, request_id)
-            if request_id
-            else _call_key("capture")
-        )
-        return self._post_keyed(path, params, key, find=captured)
+        if request_id:
+            return self._post_keyed(
+                path, params, idempotency_key("capture", intent_id, request_id), find=captured
+            )
+        try:
+            return self._post_keyed(path, params, _call_key("capture"), find=captured)
+        except StripeUnavailable as exc:
+            if getattr(exc, "outcome_unknown", False):  # a 5xx, or sent and not answered
+                exc.hint = (
+                    "The capture may have been made all the same: see "
+                    f"`bookpay intent show {intent_id}` before capturing again."
+                )
+            raise
 
     # Refunds --------------------------------------------------------------------------------
 
@@ -650,7 +657,7 @@ class Gateway:
                 key = _call_key("refund")
                 return self._request("post", "/v1/refunds", params, idempotency_key=key)
             except StripeUnavailable as exc:
-                if getattr(exc, "outcome_unknown", False):  # a 5xx, or no answer in time
+                if getattr(exc, "outcome_unknown", False):  # a 5xx, or sent and not answered
                     exc.hint = (
                         "The refund may have been made all the same: see "
                         f"`bookpay intent show {intent_id}` before refunding again, and give "
@@ -1058,11 +1065,12 @@ class Gateway:
                 hint="Check STRIPE_SECRET_KEY with `bookpay config check`.",
             ) from exc
         except stripe.APIConnectionError as exc:
-            hint = (
-                "Start it with `bookpay emulator` or `bookpay serve`."
-                if self.settings.is_emulated
-                else "Check your network connection and https://status.stripe.com."
-            )
+            if not self.settings.is_emulated:
+                hint = "Check your network connection and https://status.stripe.com."
+            elif self._budget.reached:
+                hint = None  # it is running: it took the connection, and dropped it or hung
+            else:
+                hint = "Start it with `bookpay emulator` or `bookpay serve`."
             wire = exc.__cause__ if isinstance(exc.__cause__, TransportError) else None
             if wire is not None and wire.timeout:
                 # The call's own budget, or what was left of an enclosing one (a walk's, a
@@ -1075,8 +1083,10 @@ class Gateway:
                 cause = _connection_cause(exc)
             message = f"Could not reach {self.where}: {cause}{self._budget.tries()}."
             unreached = StripeUnavailable(message, hint=hint)
-            # Sent, and no answer in time: Stripe may have done it.
-            unreached.outcome_unknown = cause.startswith("no answer within")
+            # Sent, and no answer (none in time, or the connection closed or reset after it
+            # was sent): Stripe may have done it. Not when no attempt got a connection (it was
+            # refused, the host name did not resolve): nothing was sent.
+            unreached.outcome_unknown = self._budget.sent
             # Its last attempt cut short by an enclosing budget (a walk's, a request's under its
             # key): bookpay's own deadline, not Stripe failing. Unless an earlier one met a
             # failure of Stripe's, the circuit breaker counts it neither way (see Gateway.guard).
@@ -1254,7 +1264,11 @@ class _Budget(threading.local):
     Whether Stripe failed the call, for the circuit breaker: ``failed`` when an attempt met no
     answer in its own time, a refused or dropped connection, a 5xx or a 429; ``cut`` when the
     last one was cut short by the enclosing deadline instead, which says nothing of Stripe
-    (it answers pages in 0.7 s; the walk had 0.6 s left for one)."""
+    (it answers pages in 0.7 s; the walk had 0.6 s left for one).
+
+    Whether Stripe may have done it: ``sent`` when an attempt failed with its connection made
+    (no answer in time, the connection closed or reset after the request went); ``reached``
+    when an attempt got a connection at all (that, or an answer)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -1264,6 +1278,8 @@ class _Budget(threading.local):
         self.retry_after: float | None = None
         self.failed = False
         self.cut = False
+        self.sent = False
+        self.reached = False
         self.allowed = seconds  # the seconds the last call had: its own, or fewer if cut short
 
     @contextmanager
@@ -1280,7 +1296,7 @@ class _Budget(threading.local):
         self.allowed = max(0.0, self.deadline - now)
         self.attempts = 0
         self.retry_after = None
-        self.failed = self.cut = False
+        self.failed = self.cut = self.sent = self.reached = False
         try:
             yield
         finally:
@@ -1339,6 +1355,8 @@ class _BudgetClient(stripe.HTTPClient):
                 method, url, headers or {}, post_data, timeout, deadline=self._budget.deadline
             )
         except TransportError as exc:
+            if exc.sent:
+                self._budget.sent = self._budget.reached = True
             # Cut short by an enclosing budget (a walk's), not Stripe failing: see _Budget.
             if exc.timeout and self._budget.ended_by_enclosing():
                 self._budget.cut = True
@@ -1346,6 +1364,7 @@ class _BudgetClient(stripe.HTTPClient):
                 self._budget.failed = True
             # stripe-python retries it (within the budget, see _should_retry) when it may help.
             raise stripe.APIConnectionError(str(exc), should_retry=exc.retry) from exc
+        self._budget.reached = True
         if answer[1] >= 500 or answer[1] == 429:
             self._budget.failed = True
         return answer

@@ -6,9 +6,14 @@ A sale is a fulfilled order, dated by its fulfilment (UTC). Per order:
                rest of the hold released: never the customer's money, so no refund)
     refunded = what Stripe says was refunded of it (at most the gross; all of it once the
                order is ``refunded``); a refund that failed is not refunded
-    disputed = what is left of it (gross - refunded) while a dispute of it is open
-    lost     = what is left of it (gross - refunded) once a dispute of it was lost
+    disputed = what its open disputes hold (each Dispute's amount, what Stripe took back
+               while it is decided, refunds made before it or not; at most the gross)
+    lost     = the same of its lost disputes: net goes below 0 when a dispute took back what a
+               refund had given already, as Stripe's own figures do
     net      = gross - refunded - disputed - lost
+
+A dispute recorded without an amount, or a status with no dispute recorded, counts what is left
+of the order (gross - refunded).
 
 A dispute the shop won counts as nothing: the sale stands, as paid or refunded as the Charge
 says. One more column, ``tax_unreported``, is tax that Stripe Tax was told was refunded when it
@@ -47,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from bookpay.errors import UsageError
+from bookpay.ledger.model import DISPUTE_OPEN
 from bookpay.ledger.taxrecords import over_reversed
 from bookpay.money import charge_step, chargeable
 
@@ -170,8 +176,25 @@ def order_amounts(order: dict) -> tuple[int, int, int, int]:
     refunded = min(max(order["amount_refunded"] or 0, 0), gross)
     if order["status"] == "refunded":  # Stripe said refunded in full
         refunded = gross
-    disputed = gross - refunded if order["status"] == "disputed" else 0
-    lost = gross - refunded if order["status"] == "dispute_lost" else 0
+    if order["status"] not in ("disputed", "dispute_lost"):
+        return gross, refunded, 0, 0
+    disputes = order.get("disputes") or []
+    if not disputes:  # none recorded (a status set without one): what is left of it
+        left = gross - refunded
+        return (gross, refunded, *((left, 0) if order["status"] == "disputed" else (0, left)))
+    disputed = lost = 0
+    for dispute in disputes:
+        # What Stripe took back: the Dispute's amount, refunds made first or not (a dispute
+        # recorded without one: what was left of the order).
+        amount = dispute.get("amount")
+        amount = min(max(amount, 0), gross) if isinstance(amount, int) else gross - refunded
+        if dispute["status"] in DISPUTE_OPEN:
+            disputed += amount
+        elif dispute["status"] == "lost":
+            lost += amount
+    # Never more than the order's gross in all (one Charge, disputed once).
+    lost = min(lost, gross)
+    disputed = min(disputed, gross - lost)
     return gross, refunded, disputed, lost
 
 
@@ -257,7 +280,9 @@ def line_shares(
 
     The gross is shared in proportion to the lines, and each part of it among the lines'
     shares of what holds it: the refunded among the gross's shares, the disputed and lost among
-    what each line has left of its gross, the shipping and the tax among the gross's shares,
+    what each line has left of its gross (among the gross's shares when a dispute took more
+    than the refunds left: the order's net is negative then), the shipping and the tax among
+    the gross's shares,
     the tax unreported among the tax's, to the minor unit as the tax is (in steps, a book whose
     tax is 0.19 ISK could be given 0.20 ISK of it). So a line's refunded, disputed and lost never
     exceed its gross (its net is never negative when the order's is not; shared each on its own,
@@ -268,6 +293,8 @@ def line_shares(
     grosses = share(gross, weights, step)
     refunds = share(refunded, grosses, step)
     left = [g - r for g, r in zip(grosses, refunds, strict=True)]
+    if max(disputed, lost) > sum(left):  # a dispute of more than a refund left: of the gross
+        left = grosses
     shipped = share(shipping, grosses, step)
     taxes = share(tax, [max(g - s, 0) for g, s in zip(grosses, shipped, strict=True)], step)
     return [

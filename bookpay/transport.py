@@ -38,15 +38,24 @@ class TransportError(Exception):
     """A call that got no answer; ``timeout`` when it was a timeout. ``proxy_status`` is the
     status of a proxy that refused to pass the call on (407: it wants a login, or refused the
     one given; 0: the proxy's address in the environment cannot be read), and the message then
-    says so in words fit for the user (never the password)."""
+    says so in words fit for the user (never the password). ``sent`` when it failed with the
+    connection made, so the request may have reached the server (and been done): not when the
+    connection was refused, or the host name did not resolve."""
 
     def __init__(
-        self, message: str, *, retry: bool, timeout: bool = False, proxy_status: int | None = None
+        self,
+        message: str,
+        *,
+        retry: bool,
+        timeout: bool = False,
+        proxy_status: int | None = None,
+        sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry = retry
         self.timeout = timeout
         self.proxy_status = proxy_status
+        self.sent = sent
 
 
 class Headers(dict):
@@ -105,11 +114,13 @@ class Transport:
             headers = {**headers, **proxy_headers}
         if isinstance(body, str):
             body = body.encode()
+        connected = False
         try:
             conn.response_class = _timed_response(timeout[1], deadline)
             if conn.sock is None:
                 conn.timeout = timeout[0]
                 conn.connect()
+            connected = True  # from here on, the request may reach the server
             conn.sock.settimeout(_wait(timeout[1], deadline))
             conn.request(method.upper(), target, body=body, headers=dict(headers))
             response = conn.getresponse()
@@ -123,7 +134,7 @@ class Transport:
             timed_out = isinstance(exc, TimeoutError)
             raise TransportError(
                 f"{type(exc).__name__}: {exc}", retry=not isinstance(exc, ssl.SSLError),
-                timeout=timed_out,
+                timeout=timed_out, sent=connected,
             ) from exc  # fmt: skip
         if response.will_close or (proxy_headers is not None and response.status == 407):
             conn.close()

@@ -68,7 +68,7 @@ def test_an_old_ledger_migrates_and_each_order_becomes_one_line(settings):
     with open_ledger(settings, migrate=False) as old:
         assert old.schema_version == 2
     with open_ledger(settings) as ledger:
-        assert ledger.schema_version == SCHEMA_VERSION == 13
+        assert ledger.schema_version == SCHEMA_VERSION == 14
         orders = {order["id"]: order for order in ledger.iter_orders()}
         # Migration 5: no order had a dispute recorded on its own row before.
         assert {order["dispute_status"] for order in orders.values()} == {None}

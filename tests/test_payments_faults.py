@@ -240,3 +240,67 @@ def test_the_cli_exits_4_and_says_why(emu, tmp_path, fault, cause):
     assert f"he emulator at {emu.url}" in result.stderr
     assert cause in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def cli(emu, tmp_path, *args):
+    env = {"BOOKPAY_EMULATOR_URL": emu.url, "BOOKPAY_DATA_DIR": str(tmp_path)}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+# A connection closed after the request was sent: Stripe may have done it, as after a timeout.
+SENT_AND_DROPPED = {
+    "refund": (
+        "/v1/refunds",
+        lambda emu: paid(emu)["id"],
+        ("refund", "create", "{id}", "--amount", "200"),
+        "The refund may have been made all the same: see `bookpay intent show {id}` before "
+        "refunding again",
+        "refund.created",
+    ),
+    "capture": (
+        "/v1/payment_intents/{id}/capture",
+        lambda emu: authorized(emu)["id"],
+        ("intent", "capture", "{id}", "--amount", "2000"),
+        "The capture may have been made all the same: see `bookpay intent show {id}` before "
+        "capturing again",
+        "charge.captured",
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", SENT_AND_DROPPED)
+def test_a_request_dropped_after_it_was_sent_may_have_been_made(emu, tmp_path, operation):
+    path, make, args, hint, event_type = SENT_AND_DROPPED[operation]
+    intent_id = make(emu)
+    emu.faults.fail("reset", path=path.format(id=intent_id), method="POST")
+    before = len(emu.events(event_type))
+    result = cli(emu, tmp_path, *(arg.format(id=intent_id) for arg in args))
+    assert result.exit_code == 4
+    assert "the connection was closed without an answer (3 attempts)" in result.stderr
+    assert hint.format(id=intent_id) in result.stderr.replace("\n", " ")
+    # The emulator is running: it was reached, and dropped the connection.
+    assert "Start it with" not in result.stderr
+    assert emu.faults.injected == {"reset": 3}
+    assert len(emu.events(event_type)) == before + 1  # made, once, under the one key
+
+
+def test_a_connection_refused_is_not_a_request_that_may_have_been_made(tmp_path):
+    gateway = Gateway(Settings(data_dir=tmp_path, emulator_url="http://127.0.0.1:9"))
+    with pytest.raises(StripeUnavailable) as refused:
+        gateway.create_refund("pi_123", amount=200)
+    assert "the connection was refused (3 attempts)" in refused.value.message
+    assert not getattr(refused.value, "outcome_unknown", False)
+    assert refused.value.hint == "Start it with `bookpay emulator` or `bookpay serve`."
+
+
+def test_a_checkout_creation_dropped_after_it_was_sent_makes_one_intent(emu, shop):
+    emu.faults.fail("reset", path="/v1/payment_intents", method="POST")
+    attempt = str(uuid.uuid4())
+    answer = shop.request("POST", "/create-payment-intent", {"item": "1", "attemptId": attempt})
+    assert answer.status == 503
+    assert "whether your payment was set up is not known yet" in answer.json()["error"]["message"]
+    assert emu.faults.injected == {"reset": 3}
+    emu.faults.clear()
+    created = shop.checkout("1", attempt_id=attempt)  # the page's "Try again"
+    assert count(emu, "/v1/payment_intents") == 1
+    assert created["paymentIntentId"] == emu.api("GET", "/v1/payment_intents")["data"][0]["id"]

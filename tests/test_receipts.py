@@ -18,7 +18,13 @@ import pytest
 
 from bookpay.config import Settings
 from bookpay.ledger import open_ledger
-from bookpay.mailer import OutboxTransport, ReceiptMailer, address_problem, header_text
+from bookpay.mailer import (
+    OutboxTransport,
+    ReceiptMailer,
+    address_problem,
+    header_text,
+    paid_on,
+)
 
 SHOP = "shop_test"
 
@@ -233,6 +239,28 @@ def test_a_receipt_says_when_it_was_paid_in_words_in_utc(fulfilled_at, shown, mo
         monkeypatch.undo()
         time.tzset()
     assert f"Paid on:        {shown}\n" in body
+
+
+def test_a_receipt_says_when_the_charge_was_made_not_when_the_order_was_fulfilled(ledger):
+    """Fulfilled hours after the payment (a stopped serve catching up, a late redelivery): the
+    receipt's "Paid on" is the Charge's ``created``, from the PaymentIntent retrieved at
+    fulfilment, and the order keeps it; one fulfilled with no Charge to read says when it was
+    fulfilled, as the receipts of orders from before the ledger kept it do."""
+    paid = 1577880000  # 2020-01-01T12:00:00Z: long before this fulfilment
+    charge = {"id": "ch_late", "object": "charge", "created": paid, "billing_details": {}}
+    late = {**intent("pi_late"), "latest_charge": charge}
+    lines = [
+        {"title": "Dune", "item_id": "1", "quantity": 1, "unit_amount": 2300, "line_amount": 2300}
+    ]
+    mailer = ReceiptMailer(None, None)
+    order, _ = ledger.record_fulfilment(late, lambda order: mailer.render(order, lines))
+    assert order["fulfilled_at"] > "2020-01-02"
+    assert "Paid on:        1 January 2020, 12:00 UTC\n" in ledger.receipt_for("pi_late")["body"]
+    assert ledger.get_order("pi_late")["paid_at"] == "2020-01-01T12:00:00.000Z"
+    order, _ = ledger.record_fulfilment(intent("pi_none"), lambda o: mailer.render(o, lines))
+    assert ledger.get_order("pi_none")["paid_at"] is None
+    shown = paid_on(order["fulfilled_at"])
+    assert f"Paid on:        {shown}\n" in ledger.receipt_for("pi_none")["body"]
 
 
 def test_a_receipt_in_isk_shows_whole_kronur():

@@ -610,6 +610,50 @@ def test_an_order_disputed_in_full_leaves_no_book_a_net(tmp_path, database_url):
     assert [books[key]["disputed"] for key in ("1", "2", "3")] == [1874, 2038, 2282]
 
 
+def test_a_dispute_lost_after_a_refund_takes_what_stripe_took(tmp_path, database_url):
+    """Refunded 1000 of 2300, then disputed and lost for the whole 2300 (Stripe's Dispute
+    amount, what Stripe took back): lost is 2300, net -1000, as Stripe's figures and `intent
+    show` say (not capped at the 1300 left after the refund, net 0). An open dispute likewise
+    counts its amount; one of two books gets its share of it."""
+    settings = Settings(data_dir=tmp_path / "lost", database_url=database_url)
+    lines = (QuoteLine("1", "One", 1, 2300), QuoteLine("2", "Two", 1, 2300))
+    with open_ledger(settings) as ledger:
+        for n, (pi, quote, status, day) in enumerate(
+            (
+                ("pi_lost", Quote(lines[:1], "usd"), "lost", 1),
+                ("pi_open", Quote(lines, "usd"), "needs_response", 2),
+            ),
+            start=1,
+        ):
+            intent = record_sale(ledger, n, pi, quote, f"2026-05-0{day}T10:00:00.000Z")
+            refunded = {"amount_refunded": 1000, "refunded": False}
+            ledger.record_refunds(intent, refunded)
+            dispute = {"id": f"du_{pi}", "status": status, "reason": "fraudulent",
+                       "amount": quote.total, "currency": "usd"}  # fmt: skip
+            ledger.record_dispute(intent, dispute, refunded)
+    env = ledger_env(settings)
+    days = rows(report(env, "--by", "day"))
+    money = ("gross", "refunded", "disputed", "lost", "net")
+    assert [days["2026-05-01"][name] for name in money] == [2300, 1000, 0, 2300, -1000]
+    assert [days["2026-05-02"][name] for name in money] == [4600, 1000, 4600, 0, -1000]
+    assert [days["total"][name] for name in money] == [6900, 2000, 4600, 2300, -2000]
+    books = rows(report(env, "--by", "book"))
+    assert [books["2"][name] for name in money] == [2300, 500, 2300, 0, -500]
+    assert [books["1"][name] for name in money] == [4600, 1500, 2300, 2300, -1500]
+    out = runner.invoke(app, ["report", "sales", "--by", "day", "--csv"], env=env).stdout
+    found = list(csv.reader(io.StringIO(out)))
+    assert ["usd", "2026-05-01", "2026-05-01", "1", "1", "2300", "1000", "0", "2300", "-1000",
+            "0", "0", "0"] in found  # fmt: skip
+    table = runner.invoke(app, ["report", "sales", "--by", "day"], env=env).stdout
+    assert table.splitlines()[-1].split() == [
+        "Total", "2", "3", "$69.00", "$20.00", "$46.00", "$23.00", "-$20.00", "$0.00", "$0.00"
+    ]  # fmt: skip
+    chart = tmp_path / "lost.svg"
+    result = runner.invoke(app, ["report", "sales", "--chart", str(chart)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Net revenue per day, USD (total -$20.00)" in chart.read_text()
+
+
 def test_shares_in_a_currencys_charge_step_leave_its_fraction_to_one_part():
     """In steps of 100 (ISK, UGX), every part is whole units but for the amount's own
     hundredths, which one part keeps (the one furthest below its weight); the sum is exact."""

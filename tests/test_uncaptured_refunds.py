@@ -279,3 +279,22 @@ def test_the_report_scales_shipping_and_tax_to_what_a_partial_capture_took(
     books = json.loads(bookpay(shop, "report", "sales", "--by", "book", "--json"))
     (book,) = books["currencies"][0]["rows"]
     assert (book["gross"], book["shipping"], book["tax"]) == (part, shipping, tax)
+
+
+def test_the_tax_reversal_of_a_released_rest_is_a_release_not_a_refund(shop):
+    """`orders show` and `intent show` name the reversal of what a partial capture released
+    "release re_...", as the refunds list calls it Released: no money went back. A refund of
+    the money captured, afterwards, is a refund."""
+    intent_id, amount, delivered = captured(shop, 300)
+    bookpay(shop, "refund", "create", intent_id, "--amount", "100")
+    deliver(shop, events_of(shop, intent_id, delivered))
+    order = shop.ledger.get_order(intent_id)
+    assert_checks_clean(shop, order["id"])
+    refunds = api(shop, "GET", f"/v1/refunds?payment_intent={intent_id}")["data"]
+    release, refund = sorted(refunds, key=lambda r: r["amount"], reverse=True)
+    assert (release["amount"], refund["amount"]) == (amount - 300, 100)
+    for command in ("orders", "intent"):
+        shown = " ".join(bookpay(shop, command, "show", intent_id).split())  # however wrapped
+        assert f"Tax reversal: release {release['id']} ($26.67): reversal " in shown, command
+        assert f"Tax reversal: refund {refund['id']} ($1.00): reversal " in shown, command
+        assert f"refund {release['id']}" not in shown, command

@@ -247,7 +247,7 @@ def show(ctx: typer.Context, intent_id: IntentArg, as_json: JsonOption = False) 
         rows.append(("Canceled because", intent["cancellation_reason"]))
     if timeline is not None:
         rows.append(("Receipt", receipt_state(receipt)))
-        rows += tax_record_fields(taxes, quote, currency)
+        rows += tax_record_fields(taxes, quote, currency, release_ids(refunds, charge))
     print_fields(rows)
     print()
     print_lines_table(lines, currency)
@@ -272,15 +272,7 @@ def refund_fields(
 
     charge = charge or {}
     hold = released(charge)
-    own = [r for r in refunds if r.get("charge") in (None, charge.get("id"))]
-    releases: set[str] = set()
-    if charge.get("captured") is False:
-        releases = {r["id"] for r in own}
-    elif hold:
-        oldest = min(reversed(own), key=lambda r: r.get("created") or 0, default=None)
-        if oldest is not None and oldest["amount"] == hold:
-            releases.add(oldest["id"])
-    releases |= {r["id"] for r in own if r.get("reason") == "expired_uncaptured_charge"}
+    releases = release_ids(refunds, charge)
     rows: list[tuple[str, Cell]] = []
     for refund in refunds:
         amount = format_amount(refund["amount"], refund["currency"])
@@ -296,6 +288,24 @@ def refund_fields(
     if let_go > 0 and not releases:
         rows.append(("Released", f"{format_amount(let_go, currency)} ({_release_text(charge)})"))
     return rows
+
+
+def release_ids(refunds: list[dict], charge: dict | None) -> set[str]:
+    """The Refunds that only let a hold go (``refund_fields``), by id."""
+    from bookpay.ledger.model import released
+
+    charge = charge or {}
+    hold = released(charge)
+    own = [r for r in refunds if r.get("charge") in (None, charge.get("id"))]
+    releases: set[str] = set()
+    if charge.get("captured") is False:
+        releases = {r["id"] for r in own}
+    elif hold:
+        oldest = min(reversed(own), key=lambda r: r.get("created") or 0, default=None)
+        if oldest is not None and oldest["amount"] == hold:
+            releases.add(oldest["id"])
+    releases |= {r["id"] for r in own if r.get("reason") == "expired_uncaptured_charge"}
+    return releases
 
 
 def _release_text(charge: dict) -> str:

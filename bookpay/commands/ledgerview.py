@@ -4,6 +4,7 @@ quote's totals and what Stripe Tax has been told."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 
 from bookpay.commands.output import clipped, human_time, print_table
 
@@ -139,10 +140,12 @@ def dispute_cell(dispute: dict) -> tuple[str, str]:
 
 
 def tax_record_fields(
-    records: list[dict], quote: dict | None, currency: str
+    records: list[dict], quote: dict | None, currency: str, releases: Collection[str] = ()
 ) -> list[tuple[str, str]]:
     """What Stripe Tax has been told of the order: its transaction, then a reversal per refund,
-    each recorded (with Stripe's id) or still owed (with why the last try failed)."""
+    each recorded (with Stripe's id) or still owed (with why the last try failed). A reversal
+    of one of ``releases`` (Refunds that only let a hold go: a partial capture's rest) is a
+    release's, not a refund's: no money went back."""
     if not records:
         if quote and quote.get("tax_calculation"):
             return [("Stripe Tax", "nothing recorded yet (the order is not fulfilled)")]
@@ -152,7 +155,7 @@ def tax_record_fields(
     fields = []
     for record in records:
         label = "Stripe Tax" if record["kind"] == "transaction" else "Tax reversal"
-        what = "" if record["kind"] == "transaction" else _reversal_of(record, currency)
+        what = "" if record["kind"] == "transaction" else _reversal_of(record, currency, releases)
         fields.append((label, what + tax_record_state(record, settled=settled)))
     return fields
 
@@ -173,11 +176,25 @@ def under_reported(record: dict, *, settled: bool) -> bool:
     return record["status"] == "recorded" and bool(record.get("refund_failed_at")) and not settled
 
 
-def _reversal_of(record: dict, currency: str) -> str:
+def ledger_releases(order: dict, records: list[dict]) -> set[str]:
+    """The refund whose reversal is of what a partial capture released, as the ledger alone
+    tells it (`orders show`): the oldest reversal of the rest's amount (the release is made at
+    the capture, before any refund can be; ``intent.release_ids`` from Stripe's Refunds)."""
+    amount, captured = order.get("amount"), order.get("amount_captured")
+    if not isinstance(amount, int) or not isinstance(captured, int) or captured >= amount:
+        return set()
+    hold = amount - captured
+    reversals = [record for record in records if record["kind"] == "reversal"]
+    oldest = reversals[0] if reversals else None  # tax_records_for: oldest first
+    return {oldest["refund"]} if oldest is not None and oldest["amount"] == hold else set()
+
+
+def _reversal_of(record: dict, currency: str, releases: Collection[str] = ()) -> str:
     from bookpay.money import format_amount
 
     amount = "in full" if record["amount"] is None else format_amount(record["amount"], currency)
-    return f"refund {record['refund']} ({amount}): "
+    what = "release" if record["refund"] in releases else "refund"
+    return f"{what} {record['refund']} ({amount}): "
 
 
 def tax_record_state(record: dict, *, settled: bool = False) -> str:

@@ -274,6 +274,7 @@ def show_order(
     """
     from bookpay.commands.ledgerview import (
         dispute_cell,
+        ledger_releases,
         print_events,
         print_lines_table,
         quote_fields,
@@ -319,7 +320,7 @@ def show_order(
         ("Updated", human_time(order["updated"])),
         ("Fulfilled", human_time(order["fulfilled_at"]) if order["fulfilled_at"] else "not yet"),
         ("Receipt", receipt_state(receipt)),
-        *tax_record_fields(taxes, quote, order["currency"] or "usd"),
+        *tax_record_fields(taxes, quote, order["currency"] or "usd", ledger_releases(order, taxes)),
     ]
     if order["amount_refunded"]:
         fields.append(("Refunded", _price(order, order["amount_refunded"])))

@@ -43,6 +43,7 @@ from bookpay.ledger.model import (
     fulfilled_note,
     intent_fields,
     now_iso,
+    paid_at,
     refund_status,
     status_of_intent,
 )
@@ -436,17 +437,21 @@ class Ledger(
             )
             if not inserted:
                 return order, False
+            paid = paid_at(intent)  # the receipt's "Paid on": its fulfilment may come later
             if order["not_fulfilled_at"] or order["fulfilment_refused"]:
                 note = fulfilled_note(order["note"])
                 tx.run(
-                    """UPDATE orders SET fulfilled_at = ?, not_fulfilled_at = NULL,
+                    """UPDATE orders SET fulfilled_at = ?, paid_at = ?, not_fulfilled_at = NULL,
                     fulfilment_refused = NULL, note = ? WHERE id = ?""",
-                    (stamp, note, order["id"]),
+                    (stamp, paid, note, order["id"]),
                 )
                 order.update(not_fulfilled_at=None, fulfilment_refused=None, note=note)
             else:
-                tx.run("UPDATE orders SET fulfilled_at = ? WHERE id = ?", (stamp, order["id"]))
-            order["fulfilled_at"] = stamp
+                tx.run(
+                    "UPDATE orders SET fulfilled_at = ?, paid_at = ? WHERE id = ?",
+                    (stamp, paid, order["id"]),
+                )
+            order.update(fulfilled_at=stamp, paid_at=paid)
             recipient, subject, body = render(order)
             problem = recipient_problem(recipient) if recipient and recipient_problem else None
             tx.run(

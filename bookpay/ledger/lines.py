@@ -439,8 +439,9 @@ class SalesQueries:
 
     def iter_fulfilled(self, since: str | None = None, until: str | None = None, *, batch=1000):
         """Fulfilled orders (``fulfilled_at`` in [since, until), ISO times), oldest first, each
-        with its ``lines``: a batch of orders and their lines at a time, each batch read
-        through the ``orders_fulfilled`` index, so a period costs what its orders cost."""
+        with its ``lines`` (and, disputed or lost, its ``disputes``): a batch of orders and
+        their lines at a time, each batch read through the ``orders_fulfilled`` index, so a
+        period costs what its orders cost."""
         clauses, params = ["fulfilled_at IS NOT NULL"], []
         if since is not None:
             clauses.append("fulfilled_at >= ?")
@@ -466,6 +467,9 @@ class SalesQueries:
             lines = self.lines_for_orders(row["id"] for row in rows)
             quotes = self.quotes_for_intents(row["payment_intent"] for row in rows)
             failed = self.failed_reversals_for_orders(row["id"] for row in rows)
+            disputes = self.disputes_for_orders(
+                row["id"] for row in rows if row["status"] in ("disputed", "dispute_lost")
+            )
             for row in rows:
                 quote = quotes.get(row["payment_intent"]) or {}
                 yield {
@@ -474,6 +478,7 @@ class SalesQueries:
                     "shipping": quote.get("shipping", 0),
                     "tax": quote.get("tax", 0),
                     "failed_reversals": failed.get(row["id"], []),
+                    "disputes": disputes.get(row["id"], []),
                 }
             if len(rows) < batch:
                 return

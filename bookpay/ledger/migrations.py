@@ -305,6 +305,14 @@ def _siblings_owed(now: str, week_ago: str) -> tuple[str, ...]:
     )
 
 
+def _paid_at() -> tuple[str, ...]:
+    """Version 14: when an order was paid (its Charge's ``created``, from the PaymentIntent
+    retrieved at fulfilment), which its receipt says: not its fulfilment, which may come hours
+    later (a stopped server catching up, an event redelivered late). NULL for the orders of
+    earlier versions, whose receipts said their fulfilment's time."""
+    return ("ALTER TABLE orders ADD COLUMN paid_at TEXT",)
+
+
 def _pending_orders() -> tuple[str, ...]:
     """Version 13: an order for every quote that has none, ``pending`` (``canceled`` when the
     shop saw its PaymentIntent canceled), with the quote's total, currency and times, and its
@@ -414,6 +422,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "an order, pending, for every quote that has none",
         sqlite=_pending_orders(),
         postgresql=_pending_orders(),
+    ),
+    Migration(
+        "orders keep when they were paid",
+        sqlite=_paid_at(),
+        postgresql=_paid_at(),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -266,6 +266,19 @@ def intent_fields(intent: dict) -> dict[str, Any]:
     }
 
 
+def paid_at(intent: dict) -> str | None:
+    """When a succeeded PaymentIntent was paid, in the ledger's format: its Charge's
+    ``created`` (``latest_charge`` expanded), or None when it has no Charge to read."""
+    charge = intent.get("latest_charge")
+    created = charge.get("created") if isinstance(charge, dict) else None
+    if not isinstance(created, int) or isinstance(created, bool) or created <= 0:
+        return None
+    try:
+        return iso(datetime.fromtimestamp(created, timezone.utc))
+    except (OverflowError, OSError, ValueError):  # no time a calendar has
+        return None
+
+
 def amount_captured(intent: dict) -> int | None:
     """What a succeeded PaymentIntent captured, when a partial capture took less than its
     ``amount`` (its ``amount_received``); None when it took all of it, or has taken nothing."""

@@ -39,6 +39,7 @@ ORDER_COLUMNS = (
     "amount_captured",
     "not_fulfilled_at",
     "fulfilment_refused",
+    "paid_at",
 )
 _ORDERS = ", ".join(ORDER_COLUMNS)
 

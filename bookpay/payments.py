@@ -1117,7 +1117,7 @@ class Gateway:
                 # 409 itself (see _says_nothing). When that request is this call's own earlier
                 # try, which got no answer (a timeout, a dropped connection), it may well be
                 # made: the outcome is not known, and that try's failure still counts.
-                own = self._budget.failed
+                own = self._budget.sent
                 doing = (
                     "this request: an earlier try of it got no answer"
                     if own
@@ -1130,7 +1130,7 @@ class Gateway:
                 )
                 unavailable.key_in_use = True
                 unavailable.outcome_unknown = own
-                unavailable.stripe_failed = own
+                unavailable.stripe_failed = self._budget.failed
                 raise unavailable from exc
             unavailable = StripeUnavailable(
                 f"{_capitalized(self.where)} could not handle the request "

@@ -188,6 +188,8 @@ def order_amounts(order: dict) -> tuple[int, int, int, int]:
         # recorded without one: what was left of the order).
         amount = dispute.get("amount")
         amount = min(max(amount, 0), gross) if isinstance(amount, int) else gross - refunded
+        if dispute["status"].startswith("warning_"):
+            continue  # an inquiry: Stripe takes nothing back unless it becomes a chargeback
         if dispute["status"] in DISPUTE_OPEN:
             disputed += amount
         elif dispute["status"] == "lost":

@@ -654,6 +654,31 @@ def test_a_dispute_lost_after_a_refund_takes_what_stripe_took(tmp_path, database
     assert "Net revenue per day, USD (total -$20.00)" in chart.read_text()
 
 
+def test_an_inquiry_takes_nothing_back(tmp_path, database_url):
+    """An inquiry (`warning_needs_response`, `warning_under_review`) has no financial impact:
+    Stripe takes nothing until it becomes a chargeback. Refunded in full while it is open (as
+    Stripe advises), the order's net is 0, not minus the inquiry's amount."""
+    settings = Settings(data_dir=tmp_path / "inquiry", database_url=database_url)
+    lines = (QuoteLine("1", "One", 1, 2300),)
+    with open_ledger(settings) as ledger:
+        for n, (pi, status, refunded_amount) in enumerate(
+            (("pi_inq", "warning_needs_response", 2300), ("pi_review", "warning_under_review", 0)),
+            start=1,
+        ):
+            quote = Quote(lines, "usd")
+            intent = record_sale(ledger, n, pi, quote, f"2026-05-0{n}T10:00:00.000Z")
+            dispute = {"id": f"du_{pi}", "status": status, "reason": "general",
+                       "amount": quote.total, "currency": "usd"}  # fmt: skip
+            refunded = {"amount_refunded": 0, "refunded": False}
+            ledger.record_dispute(intent, dispute, refunded)
+            if refunded_amount:
+                ledger.record_refunds(intent, {"amount_refunded": refunded_amount, "refunded": True})
+    days = rows(report(ledger_env(settings), "--by", "day"))
+    money = ("gross", "refunded", "disputed", "lost", "net")
+    assert [days["2026-05-01"][name] for name in money] == [2300, 2300, 0, 0, 0]
+    assert [days["2026-05-02"][name] for name in money] == [2300, 0, 0, 0, 2300]
+
+
 def test_shares_in_a_currencys_charge_step_leave_its_fraction_to_one_part():
     """In steps of 100 (ISK, UGX), every part is whole units but for the amount's own
     hundredths, which one part keeps (the one furthest below its weight); the sum is exact."""

@@ -127,6 +127,18 @@ def ensure_emulator(settings: Settings, host: str, port: int | None):
     from bookpay.web.runner import url_host
 
     parts = urlsplit(settings.emulator_url)
+    if port is None and parts.path.strip("/"):
+        # Served under a reverse proxy's path: used as it is, never started here (an emulator
+        # started on the proxy's port would be on no path, and that port is the proxy's).
+        if emulator_answers(settings.emulator_url):
+            return settings, None
+        raise UsageError(
+            f"No bookpay emulator answers at BOOKPAY_EMULATOR_URL ({settings.emulator_url}), "
+            "and one under a path cannot be started here.",
+            hint="Start the emulator the proxy serves (`bookpay emulator`), or unset "
+            "BOOKPAY_EMULATOR_URL for serve to start one of its own.",
+            code="emulator_not_found",
+        )
     port = (parts.port or 12111) if port is None else port
     wanted = f"{parts.scheme}://{parts.hostname or url_host(host)}:{port}"
     if emulator_answers(wanted):

@@ -672,7 +672,9 @@ def test_an_inquiry_takes_nothing_back(tmp_path, database_url):
             refunded = {"amount_refunded": 0, "refunded": False}
             ledger.record_dispute(intent, dispute, refunded)
             if refunded_amount:
-                ledger.record_refunds(intent, {"amount_refunded": refunded_amount, "refunded": True})
+                ledger.record_refunds(
+                    intent, {"amount_refunded": refunded_amount, "refunded": True}
+                )
     days = rows(report(ledger_env(settings), "--by", "day"))
     money = ("gross", "refunded", "disputed", "lost", "net")
     assert [days["2026-05-01"][name] for name in money] == [2300, 2300, 0, 0, 0]

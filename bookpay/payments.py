@@ -292,7 +292,7 @@ class Gateway:
         if walk.done:
             return None  # listed to the end since this generation's 500: nothing was made
         wanted = params["metadata"]
-        found = None
+        found: dict | None = None
 
         def ran_out(seconds: float) -> StripeUnavailable:
             return self._creation_unknown(
@@ -319,7 +319,7 @@ class Gateway:
                                     and intent.get("currency") == params["currency"]
                                     and all(metadata.get(k) == v for k, v in wanted.items())
                                 ):
-                                    found = intent["id"]
+                                    found = intent
                                     break
                             else:
                                 walk = replace(walk, done=True)
@@ -344,7 +344,10 @@ class Gateway:
                 raise
             what = "listing the PaymentIntents it may have made failed"
             raise self._creation_unknown(params, what, checkout=checkout, cause=exc) from exc
-        return None if found is None else self.retrieve_intent(found, expand=())
+        # The page just read holds the PaymentIntent as Stripe has it now. Retrieving it again
+        # spent a call the key's bound may not have left: cut short, it failed the try after the
+        # look had found it and forgotten its place, and the next try listed from the newest.
+        return found
 
     def _creation_unknown(
         self,

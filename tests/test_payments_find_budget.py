@@ -238,6 +238,26 @@ def test_each_try_goes_on_with_the_list_where_the_last_one_stopped(emu, gateway,
     assert intents(emu) == before  # never a second PaymentIntent
 
 
+def test_a_look_that_finds_the_intent_as_the_keys_bound_runs_out_answers_it(
+    emu, gateway, monkeypatch
+):
+    """The page holding the attempt's PaymentIntent comes back with less of the key's bound
+    left than a call takes (a slow Stripe, a loaded machine): that page is the answer. Fetched
+    again, the PaymentIntent's call was cut short by the bound and failed the try that had
+    found it, and the look, over, forgot its place: the next try listed from the newest again,
+    and a Stripe slow enough never got back to it."""
+    # The creation's replayed 500 and a page leave 0.4 s of the bound: a call takes 0.6.
+    monkeypatch.setattr(payments, "KEYED_BUDGETS", 1.6)
+    attempt, first = made_long_ago(emu, gateway, others=0)
+    emu.faults.rates(latency=str(LATENCY_MS))
+    found = gateway.create_intent(BOOK, attempt_id=attempt)
+    emu.faults.clear()
+    assert found["id"] == first["id"]
+    assert found["metadata"]["attempt_id"] == attempt
+    assert found["status"] == "requires_payment_method"
+    assert intents(emu) == [first["id"]]
+
+
 def test_two_threads_looking_for_one_attempt_at_once_both_get_its_intent(emu, gateway):
     """Two requests of one attempt at once (a double click), each behind the replayed 500, on
     one gateway: each try goes on from where either got to, and both get the one intent."""

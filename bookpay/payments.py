@@ -976,6 +976,11 @@ class Gateway:
                     if getattr(exc, "cut_short", False):
                         raise ran_out(exc) from exc  # the bound ended it, not Stripe
                     if not getattr(exc, "replayed", False):
+                        unknown = getattr(exc, "outcome_unknown", False)  # a 5xx, no answer
+                        if generation and unknown and self._budget.spent():
+                            # A later generation's 500 the bound left no time to try again (to
+                            # learn whether the key kept it): the bound ended it, as below.
+                            raise ran_out(exc) from exc
                         raise  # no answer, a 429, a 500 not saved, the breaker: the key is free
                     failed = exc
                 if find is not None:

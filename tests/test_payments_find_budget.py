@@ -503,6 +503,39 @@ def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, tmp_path, m
     assert unavailable.value.hint.startswith("Try again in a moment")
 
 
+def test_a_later_generations_500_the_bound_leaves_no_time_to_retry_is_the_bound_running_out(
+    emu, gateway, monkeypatch
+):
+    """The key's next generation answers 500 with less of the bound left than a retry needs,
+    as on a loaded machine: whether the key kept that 500 is not learnt, and the bound ended
+    the request. It says so, as any other end of the bound does, not the 500 alone (which
+    one it was depended on how slow the machine was)."""
+    # The bound ends before the next generation's own call budget does: it is what is left.
+    monkeypatch.setattr(payments, "KEYED_BUDGETS", 1.2)
+    bound = 1.2 * BUDGET
+    started = time.monotonic()
+
+    def nothing_made(**kwargs):
+        # The creation's next generation meets a 500 too, answered 0.25 s before the bound ends.
+        emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+        left = started + bound - time.monotonic()
+        emu.faults.rates(latency=str(max(0, int((left - 0.25) * 1000))))
+        return iter(())
+
+    monkeypatch.setattr(gateway, "iter_intents", nothing_made)
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    with pytest.raises(StripeUnavailable) as unavailable:
+        gateway.create_intent(BOOK, attempt_id=str(uuid.uuid4()))
+    emu.faults.clear()
+    assert unavailable.value.message == (
+        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
+        "finding out whether it was made (and making it under the key's next generations) took "
+        f"more than {bound:g} s in all: whether it was made is not known yet."
+    )
+    assert getattr(unavailable.value, "outcome_unknown", False)
+    assert unavailable.value.hint.startswith("Try again in a moment")
+
+
 def test_a_cli_creation_sent_and_not_answered_says_where_to_look(emu, gateway):
     """A 500 its budget cannot retry (it would wait longer than the budget asks): the
     creation ran, and the CLI's next run would be another, so the error says where to look."""

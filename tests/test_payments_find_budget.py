@@ -516,8 +516,9 @@ def test_a_later_generations_500_the_bound_leaves_no_time_to_retry_is_the_bound_
     started = time.monotonic()
 
     def nothing_made(**kwargs):
-        # The creation's next generation meets a 500 too, answered 0.25 s before the bound ends.
-        emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+        # The creation's next generation meets a 500 too, answered 0.25 s before the bound ends
+        # (one asking a wait: a retry is what would tell whether the key kept it).
+        emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1, retry_after=1)
         left = started + bound - time.monotonic()
         emu.faults.rates(latency=str(max(0, int((left - 0.25) * 1000))))
         return iter(())

@@ -302,7 +302,7 @@ class Gateway:
         if walk.done:
             return None  # listed to the end since this generation's 500: nothing was made
         wanted = params["metadata"]
-        found = None
+        found: dict | None = None
 
         def ran_out(seconds: float) -> StripeUnavailable:
             return self._creation_unknown(
@@ -329,7 +329,7 @@ class Gateway:
                                     and intent.get("currency") == params["currency"]
                                     and all(metadata.get(k) == v for k, v in wanted.items())
                                 ):
-                                    found = intent["id"]
+                                    found = intent
                                     break
                             else:
                                 walk = replace(walk, done=True)
@@ -354,7 +354,10 @@ class Gateway:
                 raise
             what = "listing the PaymentIntents it may have made failed"
             raise self._creation_unknown(params, what, checkout=checkout, cause=exc) from exc
-        return None if found is None else self.retrieve_intent(found, expand=())
+        # The page just read holds the PaymentIntent as Stripe has it now. Retrieving it again
+        # spent a call the key's bound may not have left: cut short, it failed the try after the
+        # look had found it and forgotten its place, and the next try listed from the newest.
+        return found
 
     def _creation_unknown(
         self,
@@ -997,6 +1000,11 @@ class Gateway:
                     if getattr(exc, "cut_short", False):
                         raise ran_out(exc) from exc  # the bound ended it, not Stripe
                     if not getattr(exc, "replayed", False):
+                        unknown = getattr(exc, "outcome_unknown", False)  # a 5xx, no answer
+                        if generation and unknown and self._budget.spent():
+                            # A later generation's 500 the bound left no time to try again (to
+                            # learn whether the key kept it): the bound ended it, as below.
+                            raise ran_out(exc) from exc
                         raise  # no answer, a 429, a 500 not saved, the breaker: the key is free
                     failed = exc
                 if find is not None:

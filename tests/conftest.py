@@ -77,11 +77,11 @@ def postgres_server():
 
 
 @pytest.fixture
-def postgres_url(postgres_server):
+def postgres_url(postgres_server, request):
     """A PostgreSQL URL whose tables live in a schema of this test's own, dropped afterwards."""
     from postgres_server import own_schema
 
-    with own_schema(postgres_server.url) as url:
+    with own_schema(postgres_server, request.node.nodeid) as url:
         yield url
 
 

@@ -107,6 +107,15 @@ def test_the_shop_closes_idle_connections(shop):
     assert time.monotonic() - started < 1 + SLACK
 
 
+def test_stopping_wakes_the_servers_loop(shop, monkeypatch):
+    """Not at the end of its wait for its sockets: every server a test stopped waited twice."""
+    monkeypatch.setattr(runner, "LOOP_SLICE", 60.0)
+    server = shop()
+    keep_alive_clients(server.url, 1)[0].close()  # served, and gone: the loop waits for sockets
+    assert server.stop(wait=SLACK)
+    assert not server.thread.is_alive()
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_sent(shop):
     """A declared body longer than any route reads is a 413 at once: the server neither waits
     for it nor buffers it (waitress's default would take 1 GB per connection)."""

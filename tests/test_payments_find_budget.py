@@ -239,6 +239,26 @@ def test_each_try_goes_on_with_the_list_where_the_last_one_stopped(emu, gateway,
     assert intents(emu) == before  # never a second PaymentIntent
 
 
+def test_a_look_that_finds_the_intent_as_the_keys_bound_runs_out_answers_it(
+    emu, gateway, monkeypatch
+):
+    """The page holding the attempt's PaymentIntent comes back with less of the key's bound
+    left than a call takes (a slow Stripe, a loaded machine): that page is the answer. Fetched
+    again, the PaymentIntent's call was cut short by the bound and failed the try that had
+    found it, and the look, over, forgot its place: the next try listed from the newest again,
+    and a Stripe slow enough never got back to it."""
+    # The creation's replayed 500 and a page leave 0.4 s of the bound: a call takes 0.6.
+    monkeypatch.setattr(payments, "KEYED_BUDGETS", 1.6)
+    attempt, first = made_long_ago(emu, gateway, others=0)
+    emu.faults.rates(latency=str(LATENCY_MS))
+    found = gateway.create_intent(BOOK, attempt_id=attempt)
+    emu.faults.clear()
+    assert found["id"] == first["id"]
+    assert found["metadata"]["attempt_id"] == attempt
+    assert found["status"] == "requires_payment_method"
+    assert intents(emu) == [first["id"]]
+
+
 def test_two_threads_looking_for_one_attempt_at_once_both_get_its_intent(emu, gateway):
     """Two requests of one attempt at once (a double click), each behind the replayed 500, on
     one gateway: each try goes on from where either got to, and both get the one intent. (One
@@ -480,6 +500,40 @@ def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, tmp_path, m
         f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
         "finding out whether it was made (and making it under the key's next generations) took "
         f"more than {2 * budget:g} s in all: whether it was made is not known yet."
+    )
+    assert getattr(unavailable.value, "outcome_unknown", False)
+    assert unavailable.value.hint.startswith("Try again in a moment")
+
+
+def test_a_later_generations_500_the_bound_leaves_no_time_to_retry_is_the_bound_running_out(
+    emu, gateway, monkeypatch
+):
+    """The key's next generation answers 500 with less of the bound left than a retry needs,
+    as on a loaded machine: whether the key kept that 500 is not learnt, and the bound ended
+    the request. It says so, as any other end of the bound does, not the 500 alone (which
+    one it was depended on how slow the machine was)."""
+    # The bound ends before the next generation's own call budget does: it is what is left.
+    monkeypatch.setattr(payments, "KEYED_BUDGETS", 1.2)
+    bound = 1.2 * BUDGET
+    started = time.monotonic()
+
+    def nothing_made(**kwargs):
+        # The creation's next generation meets a 500 too, answered 0.25 s before the bound ends
+        # (one asking a wait: a retry is what would tell whether the key kept it).
+        emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1, retry_after=1)
+        left = started + bound - time.monotonic()
+        emu.faults.rates(latency=str(max(0, int((left - 0.25) * 1000))))
+        return iter(())
+
+    monkeypatch.setattr(gateway, "iter_intents", nothing_made)
+    emu.faults.fail("500", path="/v1/payment_intents", method="POST", times=1)
+    with pytest.raises(StripeUnavailable) as unavailable:
+        gateway.create_intent(BOOK, attempt_id=str(uuid.uuid4()))
+    emu.faults.clear()
+    assert unavailable.value.message == (
+        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
+        "finding out whether it was made (and making it under the key's next generations) took "
+        f"more than {bound:g} s in all: whether it was made is not known yet."
     )
     assert getattr(unavailable.value, "outcome_unknown", False)
     assert unavailable.value.hint.startswith("Try again in a moment")

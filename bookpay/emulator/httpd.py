@@ -139,6 +139,10 @@ class Server:
         with self._lock:
             self._stopping.set()
             open_now = list(self._open.items())
+        # The accept loop waits in accept(), which a close() from this thread does not end (it
+        # would see the stop flag only at its next look, ACCEPT_POLL later): a shutdown does.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         for conn, _ in open_now:
             with contextlib.suppress(OSError):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bookpay.emulator import EmulatorOptions, start_emulator
+from bookpay.emulator import EmulatorOptions, httpd, start_emulator
 from bookpay.emulator.httpd import Server
 from bookpay.emulator.server import bind
 
@@ -209,6 +209,19 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout() -> None:
     finally:
         server.stop()
         thread.join(5)
+
+
+def test_stopping_ends_the_accept_loop_at_once(monkeypatch) -> None:
+    """Not at the accept loop's next look at the stop flag: every emulator a test (or `bookpay
+    serve`) stops waited that long."""
+    monkeypatch.setattr(httpd, "ACCEPT_POLL", 60.0)
+    server, thread, address = serve_hello(threads=4, connection_limit=8, idle_timeout=30)
+    with socket.create_connection(address, timeout=10) as sock:  # the loop is accepting
+        sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert read_answer(sock, bytearray())[2] == b"hello"
+    server.stop()
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 def test_stopping_closes_open_connections_and_ends_the_threads() -> None:

@@ -348,6 +348,8 @@ class Gateway:
         except CreationUnknown:
             raise
         except BookpayError as exc:
+            if getattr(exc, "cut_short", False):
+                raise  # the enclosing bound ended the look (see _walk): the caller says so
             # The 500 left it unknown, and so does a look that failed. A checkout's own error
             # (a refusal, a configuration's) stands: its next try is this creation again.
             if checkout and not isinstance(exc, StripeUnavailable):
@@ -425,11 +427,16 @@ class Gateway:
         with self._budget.running():
             left = self._budget.left() or 0.0
             seconds = self._budget.seconds if self._budget.enclosing is None else round(left, 1)
+            held = self._budget.enclosing is not None
             try:
                 yield
             except StripeUnavailable as exc:
                 if not getattr(exc, "cut_short", False):
                     raise  # Stripe failed a page: its own error says how
+                if held:
+                    # Held to the enclosing budget's deadline (a request's under its key), which
+                    # came before the walk's own: that bound ended it, and its caller says so.
+                    raise
                 raise unfinished(seconds) from exc
 
     def update_intent(

@@ -7,6 +7,7 @@ The emulator's latency makes Stripe slow: no sleeps."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -615,3 +616,36 @@ def test_a_look_cut_by_the_keys_bound_is_outcome_unknown_and_says_its_time(
     assert isinstance(cut, StripeUnavailable) and getattr(cut, "cut_short", False)
     had = float(cut.message.split("no answer within ")[1].split(" s")[0])
     assert had < 2.0, cut.message  # what was left of the bound, not the call's 2 s
+
+
+def test_a_look_held_to_the_keys_bound_that_runs_out_says_the_bound_ran_out(
+    emu, tmp_path, monkeypatch
+):
+    """The look starts late in the key's bound (the creation and its retry were slow), so the
+    bound's deadline comes before the look's own: when it cuts the look, the answer is the
+    bound's ("... in all"), whatever the machine's speed, not a look that "took more than" the
+    few tenths of a second it was left."""
+    limits = StripeLimits(total_timeout=2.0)
+    made = Gateway(Settings(data_dir=tmp_path / "d", emulator_url=emu.url, stripe_limits=limits))
+    try:
+        attempt, _ = made_long_ago(emu, made, others=250)
+        walk = made._walk
+
+        @contextlib.contextmanager
+        def late(unfinished):  # the look begins with ~0.9 s of the 4 s bound left
+            time.sleep(max(0.0, made._budget.left() - 0.9))
+            with walk(unfinished):
+                yield
+
+        monkeypatch.setattr(made, "_walk", late)
+        emu.faults.rates(latency="700")  # one page fits in what is left, not two
+        with pytest.raises(StripeUnavailable) as unavailable:
+            made.create_intent(BOOK, attempt_id=attempt)
+        emu.faults.clear()
+    finally:
+        made.close()
+    assert unavailable.value.message == (
+        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
+        "finding out whether it was made (and making it under the key's next generations) took "
+        "more than 4 s in all: whether it was made is not known yet."
+    )

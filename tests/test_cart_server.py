@@ -1099,17 +1099,21 @@ def two_tabs_of_one_cart(shopper: Shopper) -> tuple[tuple[str, dict], tuple[str,
 
 @pytest.mark.parametrize("card, status", [("pm_card_visa", "succeeded")])
 def test_pay_in_a_second_tab_of_a_cart_paid_in_the_first_is_refused(
-    shopper, settings, card, status
+    app, shopper, settings, card, status
 ):
     """Tab A confirms (paid, not back yet); tab B's Pay asks the shop its last look: refused
-    (409), so B confirms nothing and the cart is charged once."""
+    (409), so B confirms nothing and the cart is charged once. The look settles the cart, so
+    B's PaymentIntent is then canceled in the background, never charged."""
     (_, first), (second_attempt, second) = two_tabs_of_one_cart(shopper)
     assert confirm(settings, first["paymentIntentId"], card)["status"] == status
     refused = shopper.pay(second_attempt)
     assert error_of(refused) == (409, "cart_payment_in_progress")
     assert "another tab or window" in refused.json()["error"]["message"]
     unpaid = intent_at(settings, second["paymentIntentId"])
-    assert (unpaid["status"], unpaid["amount"]) == ("requires_payment_method", 2300)
+    assert unpaid["status"] in ("requires_payment_method", "canceled")  # canceled meanwhile
+    assert services_of(app).fulfiller.siblings.drain(timeout=10)
+    unpaid = intent_at(settings, second["paymentIntentId"])
+    assert (unpaid["status"], unpaid["amount"], unpaid["amount_received"]) == ("canceled", 2300, 0)
 
 
 def test_a_challenge_abandoned_in_another_tab_never_blocks_the_cart(shopper, settings):

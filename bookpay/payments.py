@@ -552,7 +552,13 @@ class Gateway:
                 raise _declined(error, intent)  # it ran and was declined: not sent again
             return None
 
-        return self._post_keyed(path, params, _call_key("confirm"), find=confirmed)
+        with _may_have_been_made(
+            "confirmation",
+            intent_id,
+            ". Confirming it again is safe: Stripe refuses to confirm a PaymentIntent that has "
+            "succeeded or is authorized, so it cannot be charged twice.",
+        ):
+            return self._post_keyed(path, params, _call_key("confirm"), find=confirmed)
 
     def success_url(self) -> str:
         """The shop's return page: BOOKPAY_BASE_URL's /success, or the local default's."""
@@ -594,7 +600,12 @@ class Gateway:
             intent = self.retrieve_intent(intent_id, expand=())
             return intent if intent.get("status") == "canceled" else None
 
-        return self._post_keyed(path, params, _call_key("cancel"), find=canceled)
+        with _may_have_been_made(
+            "cancellation",
+            intent_id,
+            ". Canceling it again is safe: Stripe refuses to cancel a canceled PaymentIntent.",
+        ):
+            return self._post_keyed(path, params, _call_key("cancel"), find=canceled)
 
     def capture_intent(
         self, intent_id: str, *, amount: int | None = None, request_id: str | None = None
@@ -628,15 +639,8 @@ class Gateway:
             return self._post_keyed(
                 path, params, idempotency_key("capture", intent_id, request_id), find=captured
             )
-        try:
+        with _may_have_been_made("capture", intent_id, " before capturing again."):
             return self._post_keyed(path, params, _call_key("capture"), find=captured)
-        except StripeUnavailable as exc:
-            if getattr(exc, "outcome_unknown", False):  # a 5xx, or sent and not answered
-                exc.hint = (
-                    "The capture may have been made all the same: see "
-                    f"`bookpay intent show {intent_id}` before capturing again."
-                )
-            raise
 
     # Refunds --------------------------------------------------------------------------------
 
@@ -663,17 +667,14 @@ class Gateway:
         if reason:
             params["reason"] = reason
         if request_id is None:
-            try:
+            with _may_have_been_made(
+                "refund",
+                intent_id,
+                " before refunding again, and give --request-id next time, so that a repeat "
+                "cannot refund twice.",
+            ):
                 key = _call_key("refund")
                 return self._request("post", "/v1/refunds", params, idempotency_key=key)
-            except StripeUnavailable as exc:
-                if getattr(exc, "outcome_unknown", False):  # a 5xx, or sent and not answered
-                    exc.hint = (
-                        "The refund may have been made all the same: see "
-                        f"`bookpay intent show {intent_id}` before refunding again, and give "
-                        "--request-id next time, so that a repeat cannot refund twice."
-                    )
-                raise
         if not request_id.strip():
             # A blank id (an empty shell variable) must not quietly mean "a new refund each time".
             raise UsageError("The refund request id is blank: give one, or none at all.")
@@ -1167,6 +1168,26 @@ class Gateway:
 CLI_CREATION_HINT = (
     "It may have been made all the same: see `bookpay intent list` before creating it again."
 )
+
+
+@contextmanager
+def _may_have_been_made(what: str, intent_id: str, then: str) -> Iterator[None]:
+    """What the CLI says when a call on ``intent_id`` (its ``what``: "refund", "capture") was
+    sent and its outcome is not known (a 5xx, or sent and not answered: Stripe may have done
+    it): that it may have been made, where to see, and ``then`` (what to mind before running it
+    again). It takes the place of any other hint (the emulator was reached: not "Start it with
+    ..."); a call that reached nothing keeps its own."""
+    try:
+        yield
+    except StripeUnavailable as exc:
+        if getattr(exc, "outcome_unknown", False):
+            exc.hint = (
+                f"The {what} may have been made all the same: see "
+                f"`bookpay intent show {intent_id}`{then}"
+            )
+        raise
+
+
 # Below this many seconds left in a call's budget, another attempt is not worth starting.
 MIN_ATTEMPT = 0.5
 # A request under a key, its looks for what a replayed 500 hid and its key's next generations

@@ -69,6 +69,10 @@ def authorized(emu) -> dict:
     return paid(emu, capture_method="manual")
 
 
+def unconfirmed(emu) -> dict:
+    return emu.api("POST", "/v1/payment_intents", {"amount": 2300, "currency": "usd"})
+
+
 # Each mutating operation, a dropped connection after its first try: one effect, bookpay's key.
 OPERATIONS = {
     "create (checkout attempt)": (
@@ -265,6 +269,22 @@ SENT_AND_DROPPED = {
         "capturing again",
         "charge.captured",
     ),
+    "confirm": (
+        "/v1/payment_intents/{id}/confirm",
+        lambda emu: unconfirmed(emu)["id"],
+        ("intent", "confirm", "{id}", "--card", "4242424242424242"),
+        "The confirmation may have been made all the same: see `bookpay intent show {id}`. "
+        "Confirming it again is safe:",
+        "payment_intent.succeeded",
+    ),
+    "cancel": (
+        "/v1/payment_intents/{id}/cancel",
+        lambda emu: unconfirmed(emu)["id"],
+        ("intent", "cancel", "{id}"),
+        "The cancellation may have been made all the same: see `bookpay intent show {id}`. "
+        "Canceling it again is safe:",
+        "payment_intent.canceled",
+    ),
 }
 
 
@@ -284,10 +304,43 @@ def test_a_request_dropped_after_it_was_sent_may_have_been_made(emu, tmp_path, o
     assert len(emu.events(event_type)) == before + 1  # made, once, under the one key
 
 
-def test_a_connection_refused_is_not_a_request_that_may_have_been_made(tmp_path):
+# Run again after the drop: Stripe refuses a second confirmation or cancellation by the
+# intent's state, and the CLI says so in words of its own, not Stripe's list of statuses.
+AGAIN = {
+    "confirm": (
+        "Error: {id} has been confirmed already (status succeeded), so Stripe refused to "
+        "confirm it again: see `bookpay intent show {id}`.\n"
+    ),
+    "cancel": (
+        "Error: {id} has been canceled already, so Stripe refused to cancel it again: see "
+        "`bookpay intent show {id}`.\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", AGAIN)
+def test_running_it_again_after_the_drop_says_it_was_done(emu, tmp_path, operation):
+    path, make, args, _, event_type = SENT_AND_DROPPED[operation]
+    intent_id = make(emu)
+    emu.faults.fail("reset", path=path.format(id=intent_id), method="POST")
+    args = [arg.format(id=intent_id) for arg in args]
+    assert cli(emu, tmp_path, *args).exit_code == 4
+    emu.faults.clear()
+    again = cli(emu, tmp_path, *args)
+    assert again.exit_code == 3  # Stripe refused it: nothing was done twice
+    assert again.stderr == AGAIN[operation].format(id=intent_id)
+    assert len(emu.events(event_type)) == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda g: g.create_refund("pi_123", amount=200), lambda g: g.cancel_intent("pi_123")],
+    ids=["refund", "cancel"],
+)
+def test_a_connection_refused_is_not_a_request_that_may_have_been_made(tmp_path, call):
     gateway = Gateway(Settings(data_dir=tmp_path, emulator_url="http://127.0.0.1:9"))
     with pytest.raises(StripeUnavailable) as refused:
-        gateway.create_refund("pi_123", amount=200)
+        call(gateway)
     assert "the connection was refused (3 attempts)" in refused.value.message
     assert not getattr(refused.value, "outcome_unknown", False)
     assert refused.value.hint == "Start it with `bookpay emulator` or `bookpay serve`."

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from itertools import islice
 from typing import Annotated
@@ -587,7 +589,8 @@ def confirm(
             )
     else:
         method = gateway.payment_method_for(DEFAULT_CARD if card is None else card)
-        intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
+        with _done_already(intent_id, "confirm", CONFIRMED):
+            intent = gateway.confirm_intent(intent_id, payment_method=method, return_url=return_url)
     challenge = _challenge_url(intent)
     if three_ds is not None and challenge and st.settings.is_emulated:
         from bookpay.commands.challenge import finish_challenge
@@ -608,6 +611,33 @@ def confirm(
             f"--3ds {three_ds.value} was not used: {intent['id']} needed no 3-D Secure "
             f"authentication (status {intent['status']}); the confirmation stands."
         )
+
+
+# What a confirmation that went through leaves a PaymentIntent in: Stripe confirms none again.
+CONFIRMED = ("succeeded", "requires_capture", "processing")
+
+
+@contextmanager
+def _done_already(intent_id: str, verb: str, statuses: tuple[str, ...]) -> Iterator[None]:
+    """Stripe's refusal to ``verb`` ("confirm", "cancel") an intent by its state, when an
+    earlier one did it (the intent in ``statuses``: say, a run whose answer was lost, which
+    said that running it again is safe), in those words rather than Stripe's list of statuses.
+    Still a refusal (exit 3): nothing was done this time."""
+    from bookpay.errors import PaymentError
+
+    try:
+        yield
+    except PaymentError as exc:
+        status = (exc.payment_intent or {}).get("status")
+        if exc.stripe_code != "payment_intent_unexpected_state" or status not in statuses:
+            raise
+        done = f"{verb}ed"
+        said = "" if status == done else f" (status {status})"
+        exc.message = (
+            f"{intent_id} has been {done} already{said}, so Stripe refused to {verb} it again: "
+            f"see `bookpay intent show {intent_id}`."
+        )
+        raise
 
 
 def _challenge_url(intent: dict) -> str | None:
@@ -687,7 +717,8 @@ def cancel(
     Example: bookpay intent cancel pi_123 --reason abandoned
     """
     gateway = state(ctx).gateway()
-    intent = gateway.cancel_intent(intent_id, reason=reason.value if reason else None)
+    with _done_already(intent_id, "cancel", ("canceled",)):
+        intent = gateway.cancel_intent(intent_id, reason=reason.value if reason else None)
     if as_json:
         emit_json(intent)
     else:

@@ -37,7 +37,10 @@ def test_update_refund_metadata(client: Client, paid_intent: Callable[..., Any])
         "refund.created", "refund.updated", "charge.refund.updated",
     ]  # fmt: skip
     events = client.v1.events.list(params={"type": "charge.refund.updated"}).data
-    assert events[0].data.previous_attributes.to_dict() == {"metadata": {"ticket": "1"}}
+    # Only the metadata keys that changed: the one removed with its old value, the one added as
+    # null (not the whole old hash).
+    previous = events[0].data.previous_attributes.to_dict()
+    assert previous == {"metadata": {"ticket": "1", "by": None}}
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.refunds.update(refund.id, params={"amount": 5})
     assert caught.value.code == "parameter_unknown"
@@ -192,6 +195,29 @@ def test_customer_crud(client: Client) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.customers.update(cus.id, params={"name": "Ada"})
     assert caught.value.user_message == f"No such customer: '{cus.id}'"
+
+
+def test_a_metadata_change_names_only_the_keys_it_changed(client: Client) -> None:
+    """`customer.updated`'s previous_attributes hold, of a hash that is still a hash, only its
+    keys that changed (as Stripe's, e.g. `{"metadata": {"tier": null}}` for a key added): a key
+    changed or removed with its old value, a key added as null, one left alone not at all; a
+    hash unset whole is there whole."""
+    cus = client.v1.customers.create(
+        params={"address": ADDRESS, "metadata": {"tier": "gold", "since": "2020", "ref": "7"}}
+    )
+
+    def update(params: dict[str, Any]) -> dict[str, Any]:
+        client.v1.customers.update(cus.id, params=params)
+        found = client.v1.events.list(params={"type": "customer.updated", "limit": 100}).data
+        event = next(e for e in found if e.data.object.id == cus.id)
+        return event.data.previous_attributes.to_dict()
+
+    changed = update({"metadata": {"tier": "platinum", "since": "", "team": "blue"}})
+    assert changed == {"metadata": {"tier": "gold", "since": "2020", "team": None}}
+    moved = update({"address": {**ADDRESS, "city": "Bath", "postal_code": "BA1 1LT"}})
+    assert moved == {"address": {"city": "London", "postal_code": "SW1Y 4JH"}}
+    unset = update({"metadata": ""})
+    assert unset == {"metadata": {"tier": "platinum", "ref": "7", "team": "blue"}}
 
 
 def test_a_deleted_customer_is_retrieved_as_deleted(client: Client, call: Any) -> None:

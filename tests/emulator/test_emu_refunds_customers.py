@@ -248,6 +248,32 @@ def test_a_deleted_customer_is_retrieved_as_deleted(client: Client, call: Any) -
     assert caught.value.http_status == 404
 
 
+def test_a_deleted_customer_expands_nothing(client: Client) -> None:
+    """A deleted customer retrieved with expand[] is still only its stub (Stripe's
+    deleted_customer holds id, object and deleted, nothing else): no `tax_ids` or other list
+    beside it, and a path a customer takes is no error though the stub has nothing there. A path
+    no customer takes is refused as on a live one."""
+    cus = client.v1.customers.create(params={"email": "gone@example.com"})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "customer": cus.id}
+    )
+    client.v1.customers.delete(cus.id)
+    stub = {"id": cus.id, "object": "customer", "deleted": True}
+    paths = ["tax_ids", "sources", "subscriptions", "default_source", "test_clock",
+             "invoice_settings.default_payment_method", "tax_ids.data.customer"]  # fmt: skip
+    for path in paths:
+        got = client.v1.customers.retrieve(cus.id, params={"expand": [path]})
+        assert got.to_dict() == stub, path
+        expanded = client.v1.payment_intents.retrieve(
+            pi.id, params={"expand": [f"customer.{path}"]}
+        )
+        assert expanded.customer.to_dict() == stub, path
+    for path in ("invoice_settings", "tax_ids.data", "default_source.customer", "no_such"):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.customers.retrieve(cus.id, params={"expand": [path]})
+        assert caught.value.user_message == f"This property cannot be expanded ({path}).", path
+
+
 def test_customer_validation(client: Client) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.customers.create(params={"email": "not an address"})

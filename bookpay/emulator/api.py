@@ -96,9 +96,11 @@ FAULT_HEADER = "Bookpay-Emulator-Fault"  # on every injected answer: its kind
 # HTTPClient._should_retry: "The API may ask us not to retry (eg; if doing so would be a
 # no-op)"; "we expect the stripe-should-retry header to be false in most cases when a 500 is
 # returned, since our idempotency framework would typically replay it anyway"). Never beside a
-# Retry-After (Stripe's API keeps that invariant: stripe-node#692). Stripe's `true` is for its
-# lock timeouts (a 429) and idempotency conflicts (a 409), which the emulator never answers:
-# it runs one request at a time on an object and a key.
+# Retry-After (Stripe's API keeps that invariant: stripe-node#692). Stripe's `true` is documented
+# by its client libraries only for lock timeouts (a 429 `lock_timeout`, which the emulator never
+# answers: it runs one request at a time on an object). Its 409 `idempotency_key_in_use` carries
+# no Stripe-Should-Retry that Stripe documents, so the emulator's carries none: stripe-python
+# retries a 409 for its status alone (its _should_retry: "Retry on conflict errors").
 NO_RETRY = ("Stripe-Should-Retry", "false")
 PUBLISHABLE_REFUSED = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. You"

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import render, validate
 from .context import Ctx
+from .events import changed
 from .params import ANY
 from .store import buried, field_is
 from .wire import malformed, new_id, no_such, now
@@ -82,7 +83,7 @@ def _apply(customer: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         customer["shipping"] = _shipping(p["shipping"])
     if "metadata" in p:
         customer["metadata"] = validate.metadata(p["metadata"], customer["metadata"])
-    return {k: before[k] for k in customer if customer[k] != before.get(k)}
+    return changed(customer, before)
 
 
 def _address(value: Any, param: str) -> dict[str, Any] | None:

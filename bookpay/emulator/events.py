@@ -48,8 +48,23 @@ def known() -> frozenset[str]:
 def changed(obj: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
     """An event's previous_attributes: of the values ``before`` held, those ``obj`` no longer
     holds. Stripe names only what changed (a partial refund's `charge.refunded` has no
-    `refunded`, still false)."""
-    return {key: value for key, value in before.items() if obj.get(key) != value}
+    `refunded`, still false), and inside a hash that is still a hash, only its keys that changed:
+    a key changed or removed with its old value, a key added as null (a product's metadata key
+    set: `"previous_attributes": {"metadata": {"tier": null}}`). A list that changed is there
+    whole (Stripe's event docs: "If an array attribute has any updated elements, this object
+    contains the entire array")."""
+    return {
+        key: _was(value, obj.get(key)) for key, value in before.items() if obj.get(key) != value
+    }
+
+
+def _was(old: Any, new: Any) -> Any:
+    """What previous_attributes shows of a value that changed from ``old`` to ``new``."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return old
+    shown = {key: _was(value, new.get(key)) for key, value in old.items() if new.get(key) != value}
+    shown.update((key, None) for key in new.keys() - old.keys() if new[key] is not None)
+    return shown
 
 
 def subscribed(endpoint: dict[str, Any], kind: str) -> bool:

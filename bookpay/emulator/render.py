@@ -233,6 +233,12 @@ def _cannot(path: str) -> ApiError:
 def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: str) -> None:
     if not isinstance(node, dict):  # through a null there is nothing to expand
         return
+    if node.get("deleted") is True:
+        # A deleted object is answered as its stub (Stripe's deleted_customer: id, object,
+        # deleted, and nothing else): nothing in it to expand or include. A path its kind takes
+        # is no error; one it never takes is refused, as on the live object.
+        _check_paths([owner], tree, prefix)
+        return
     expandable = declared()["expandable"]
     for head, sub in tree.items():
         full = prefix + head
@@ -273,23 +279,33 @@ def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: st
         raise _cannot(full)
 
 
-def _check_paths(kinds: list[str], tree: dict, prefix: str) -> None:
-    """Refuse paths below a null field that no object of its possible kinds could expand."""
+def _check_paths(kinds: list[str], tree: dict, prefix: str, rel: str = "") -> None:
+    """Refuse paths, below a null field or in a deleted object's stub, that no object of its
+    possible kinds could expand (``rel``: the dotted path inside such an object, as in
+    `invoice_settings.default_payment_method`)."""
     expandable = declared()["expandable"]
     for head, sub in tree.items():
+        key = rel + head
         targets = [
             target
             for kind in kinds
             for path, found in expandable.get(kind, {}).items()
-            if path == head
+            if path == key
             for target in found
         ]
-        included = any(head in INCLUDABLE.get(kind, {}) for kind in kinds)
-        nested = any(p.startswith(head + ".") for k in kinds for p in expandable.get(k, {}))
-        if not (targets or included or nested):
-            raise _cannot(prefix + head)
-        if sub and targets:
+        included = not rel and any(head in INCLUDABLE.get(kind, {}) for kind in kinds)
+        nested = any(p.startswith(key + ".") for k in kinds for p in expandable.get(k, {}))
+        if not (targets or included or nested) or not (targets or included or sub):
+            raise _cannot(prefix + head)  # nothing of that name, or a hash holding expandables
+        if included:
+            # A list: only its `data` goes further, as when it is there (see _apply).
+            for name, below in sub.items():
+                if name != "data" or not below:
+                    raise _cannot(f"{prefix}{head}.{name}")
+        elif sub and targets:
             _check_paths(targets, sub, prefix + head + ".")
+        elif sub:
+            _check_paths(kinds, sub, prefix + head + ".", key + ".")
 
 
 def _included(store: Store, node: dict[str, Any], owner: str, field: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from bookpay.money import (  # one list of currencies, decimals and minimums: bo
 )
 from bookpay.terminal import printable  # one list of unsafe characters, bookpay's
 
-from .wire import MAX_STRING, ApiError, invalid, malformed, too_long
+from .wire import MAX_STRING, invalid, malformed, too_long
 
 # Minimum charge amounts in the smallest unit: Stripe's table, as bookpay checks it (one table).
 MINIMUMS = MIN_AMOUNTS
@@ -214,24 +214,23 @@ def chargeable(number: int, cur: str, param: str) -> int:
 
 def amount(value: Any, cur: str, param: str = "amount") -> int:
     """A PaymentIntent's amount in ``cur``: at least 1 and Stripe's minimum, at most its
-    largest amount, and one Stripe can charge (`chargeable`)."""
+    largest amount, and one Stripe can charge (`chargeable`).
+
+    Below the minimum or over the largest amount is a range its parameters fail, whatever is
+    stored: refused before the request executes (`malformed`), so its idempotency key keeps
+    nothing and the corrected request may use it (Stripe's Advanced error handling: "most 400s
+    that sent invalid parameters" do not hold a key)."""
     number = integer(value, param)
     if number < 1:
         raise malformed("This value must be greater than or equal to 1.", param)
     minimum = MINIMUMS.get(cur, 1)
     if number < minimum:
-        raise ApiError(
-            400,
-            f"Amount must be at least {money(minimum, cur)} {cur}",
-            code="amount_too_small",
-            param=param,
+        raise malformed(
+            f"Amount must be at least {money(minimum, cur)} {cur}", param, "amount_too_small"
         )
     if number > MAX_AMOUNT:
-        raise ApiError(
-            400,
-            f"Amount must be no more than {money(MAX_AMOUNT, cur)}",
-            code="amount_too_large",
-            param=param,
+        raise malformed(
+            f"Amount must be no more than {money(MAX_AMOUNT, cur)}", param, "amount_too_large"
         )
     return chargeable(number, cur, param)
 

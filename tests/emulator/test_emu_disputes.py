@@ -185,7 +185,7 @@ def test_a_dispute_update_names_only_what_changed(
     )
     found = client.v1.events.list(params={"type": "charge.dispute.updated", "limit": 100}).data
     mine = [e for e in found if e.data.object.id == dispute.id]
-    assert [e.data.previous_attributes.to_dict() for e in mine] == [{"metadata": {}}]
+    assert [e.data.previous_attributes.to_dict() for e in mine] == [{"metadata": {"case": None}}]
 
 
 def test_inquiry_escalates_or_closes(client: Client, eventually: Callable[..., Any]) -> None:

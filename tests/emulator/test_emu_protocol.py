@@ -614,13 +614,45 @@ def test_refused_parameters_leave_the_key_unused(call: Callable[..., Any]) -> No
     # Nothing ran, so nothing was kept: the key takes other parameters, and executes.
     good = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"}, headers=key)
     assert good.status == 200 and "idempotent-replayed" not in good.headers
-    # Other refusals are answers: kept and replayed as they were.
-    key = {"Idempotency-Key": "k-small"}
-    small = call("POST", "/v1/payment_intents", {"amount": "10", "currency": "usd"}, headers=key)
-    again = call("POST", "/v1/payment_intents", {"amount": "10", "currency": "usd"}, headers=key)
-    assert small.status == again.status == 400
-    assert small.json()["error"]["code"] == "amount_too_small"
-    assert again.body == small.body and again.headers["idempotent-replayed"] == "true"
+    # A refusal of what is stored, once the request executes, is an answer: kept and replayed.
+    pi = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd",
+              "confirm": "true", "payment_method": "pm_card_visa",
+              "return_url": "https://shop.example/r"}).json()  # fmt: skip
+    key = {"Idempotency-Key": "k-state"}
+    refused = call("POST", f"/v1/payment_intents/{pi['id']}/cancel", headers=key)
+    again = call("POST", f"/v1/payment_intents/{pi['id']}/cancel", headers=key)
+    assert refused.status == again.status == 400
+    assert refused.json()["error"]["code"] == "payment_intent_unexpected_state"
+    assert again.body == refused.body and again.headers["idempotent-replayed"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("amount", "code"), [("10", "amount_too_small"), ("100000000", "amount_too_large")]
+)
+def test_an_amount_out_of_range_leaves_the_key_unused(
+    call: Callable[..., Any], amount: str, code: str
+) -> None:
+    """An amount below Stripe's minimum or over its largest is a parameter failing validation,
+    refused before the request executes: Stripe saves no result under its key ("most 400s that
+    sent invalid parameters"), so the same key is no conflict for the corrected amount (other
+    parameters than the refused request's), which then executes and is what the key keeps."""
+    key = {"Idempotency-Key": f"k-{code}"}
+    refused = call("POST", "/v1/payment_intents", {"amount": amount, "currency": "usd"},
+                   headers=key)  # fmt: skip
+    assert refused.status == 400 and refused.json()["error"]["code"] == code
+    again = call("POST", "/v1/payment_intents", {"amount": amount, "currency": "usd"},
+                 headers=key)  # fmt: skip
+    assert again.status == 400 and "idempotent-replayed" not in again.headers
+    good = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"}, headers=key)
+    assert good.status == 200, good.body
+    assert "idempotent-replayed" not in good.headers and good.json()["amount"] == 1000
+    replay = call("POST", "/v1/payment_intents", {"amount": "1000", "currency": "usd"},
+                  headers=key)  # fmt: skip
+    assert replay.headers["idempotent-replayed"] == "true" and replay.body == good.body
+    # Now that the key holds an answer, the refused amount is another request's parameters.
+    other = call("POST", "/v1/payment_intents", {"amount": amount, "currency": "usd"},
+                 headers=key)  # fmt: skip
+    assert other.status == 400 and other.json()["error"]["type"] == "idempotency_error"
 
 
 def test_filtered_list_cursors(client: stripe.StripeClient) -> None:

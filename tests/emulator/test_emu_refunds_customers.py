@@ -37,7 +37,10 @@ def test_update_refund_metadata(client: Client, paid_intent: Callable[..., Any])
         "refund.created", "refund.updated", "charge.refund.updated",
     ]  # fmt: skip
     events = client.v1.events.list(params={"type": "charge.refund.updated"}).data
-    assert events[0].data.previous_attributes.to_dict() == {"metadata": {"ticket": "1"}}
+    # Only the metadata keys that changed: the one removed with its old value, the one added as
+    # null (not the whole old hash).
+    previous = events[0].data.previous_attributes.to_dict()
+    assert previous == {"metadata": {"ticket": "1", "by": None}}
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.refunds.update(refund.id, params={"amount": 5})
     assert caught.value.code == "parameter_unknown"
@@ -194,6 +197,29 @@ def test_customer_crud(client: Client) -> None:
     assert caught.value.user_message == f"No such customer: '{cus.id}'"
 
 
+def test_a_metadata_change_names_only_the_keys_it_changed(client: Client) -> None:
+    """`customer.updated`'s previous_attributes hold, of a hash that is still a hash, only its
+    keys that changed (as Stripe's, e.g. `{"metadata": {"tier": null}}` for a key added): a key
+    changed or removed with its old value, a key added as null, one left alone not at all; a
+    hash unset whole is there whole."""
+    cus = client.v1.customers.create(
+        params={"address": ADDRESS, "metadata": {"tier": "gold", "since": "2020", "ref": "7"}}
+    )
+
+    def update(params: dict[str, Any]) -> dict[str, Any]:
+        client.v1.customers.update(cus.id, params=params)
+        found = client.v1.events.list(params={"type": "customer.updated", "limit": 100}).data
+        event = next(e for e in found if e.data.object.id == cus.id)
+        return event.data.previous_attributes.to_dict()
+
+    changed = update({"metadata": {"tier": "platinum", "since": "", "team": "blue"}})
+    assert changed == {"metadata": {"tier": "gold", "since": "2020", "team": None}}
+    moved = update({"address": {**ADDRESS, "city": "Bath", "postal_code": "BA1 1LT"}})
+    assert moved == {"address": {"city": "London", "postal_code": "SW1Y 4JH"}}
+    unset = update({"metadata": ""})
+    assert unset == {"metadata": {"tier": "platinum", "ref": "7", "team": "blue"}}
+
+
 def test_a_deleted_customer_is_retrieved_as_deleted(client: Client, call: Any) -> None:
     """Stripe's Retrieve a customer: "If it's for a deleted Customer, a subset of the customer's
     information is returned, including a deleted property that's set to true" (stripe-python's
@@ -220,6 +246,32 @@ def test_a_deleted_customer_is_retrieved_as_deleted(client: Client, call: Any) -
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.customers.delete(cus.id)
     assert caught.value.http_status == 404
+
+
+def test_a_deleted_customer_expands_nothing(client: Client) -> None:
+    """A deleted customer retrieved with expand[] is still only its stub (Stripe's
+    deleted_customer holds id, object and deleted, nothing else): no `tax_ids` or other list
+    beside it, and a path a customer takes is no error though the stub has nothing there. A path
+    no customer takes is refused as on a live one."""
+    cus = client.v1.customers.create(params={"email": "gone@example.com"})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "customer": cus.id}
+    )
+    client.v1.customers.delete(cus.id)
+    stub = {"id": cus.id, "object": "customer", "deleted": True}
+    paths = ["tax_ids", "sources", "subscriptions", "default_source", "test_clock",
+             "invoice_settings.default_payment_method", "tax_ids.data.customer"]  # fmt: skip
+    for path in paths:
+        got = client.v1.customers.retrieve(cus.id, params={"expand": [path]})
+        assert got.to_dict() == stub, path
+        expanded = client.v1.payment_intents.retrieve(
+            pi.id, params={"expand": [f"customer.{path}"]}
+        )
+        assert expanded.customer.to_dict() == stub, path
+    for path in ("invoice_settings", "tax_ids.data", "default_source.customer", "no_such"):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.customers.retrieve(cus.id, params={"expand": [path]})
+        assert caught.value.user_message == f"This property cannot be expanded ({path}).", path
 
 
 def test_customer_validation(client: Client) -> None:

@@ -21,7 +21,9 @@ so a repeat (two processes on one ledger, a crash between Stripe's answer and th
 gets Stripe's first answer back, and a record already done is never sent again. A reversal's
 amount is worked out once, at its first try, one order's reversals one at a time across processes
 (``TaxRecordStore.plan_tax_reversal``), so every try sends the same body under its key. A reversal
-waits for its order's transaction (it needs the transaction's id).
+waits for its order's transaction (it needs the transaction's id), looking again every
+WAIT_FOR_TRANSACTION; once the transaction is done with, the reversals waiting for it are due at
+once (``TaxRecordStore.tax_reversals_due_now``), and the same round sends them right after it.
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ class TaxRecorder(Worker):
                     break
                 self._record(record)
                 tried += 1
-            if len(due) < BATCH:
+            # A transaction done with makes the reversals waiting for it due (``_done``): they
+            # are looked for again, to be sent right after it, in this round.
+            if len(due) < BATCH and not any(found["kind"] == "transaction" for found in due):
                 break
         return tried
 
@@ -93,9 +97,17 @@ class TaxRecorder(Worker):
         except BookpayError as exc:  # unreachable, misconfigured: owed still
             self._retry(record, exc)
 
+    def _done(self, record: dict, **fields) -> None:
+        """Mark ``record`` done with (``tax_record_done``). A transaction's reversals waiting
+        for it are due now: this round sends them next (``record_due``), not at their next
+        look (WAIT_FOR_TRANSACTION, which stays: for a process stopped between the two, say)."""
+        self.ledger.tax_record_done(record["id"], **fields)
+        if record["kind"] == "transaction":
+            self.ledger.tax_reversals_due_now(record["order_id"])
+
     def _refused(self, record: dict, note: str) -> None:
         """Done with, not recorded: for a person to record in Stripe Tax by hand (``note``)."""
-        self.ledger.tax_record_done(record["id"], stripe_id=None, status="refused", note=note)
+        self._done(record, stripe_id=None, status="refused", note=note)
 
     def _retry(self, record: dict, exc: BookpayError) -> None:
         delay = RETRY_DELAYS[min(record["attempts"], len(RETRY_DELAYS) - 1)]
@@ -110,7 +122,7 @@ class TaxRecorder(Worker):
         except PaymentError as exc:
             self._already_made(record, exc, "Stripe Tax already had this order's transaction")
             return
-        self.ledger.tax_record_done(record["id"], stripe_id=done["id"])
+        self._done(record, stripe_id=done["id"])
 
     def _already_made(
         self, record: dict, exc: PaymentError, note: str, *, reversed: int | None = None
@@ -121,8 +133,8 @@ class TaxRecorder(Worker):
         if exc.stripe_code != "resource_already_exists":
             raise exc
         found = _TRANSACTION_ID.search(exc.message or "")
-        self.ledger.tax_record_done(
-            record["id"], stripe_id=found.group(0) if found else None, note=note, reversed=reversed
+        self._done(
+            record, stripe_id=found.group(0) if found else None, note=note, reversed=reversed
         )
 
     def _reversal(self, record: dict) -> None:

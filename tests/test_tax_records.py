@@ -641,6 +641,43 @@ def test_a_refund_before_the_fulfilment_waits_for_the_transaction_then_is_sent(s
     assert (reversal["refund"], reversal["amount"]) == (refund["id"], 1000)
 
 
+WAITING_FOR = {
+    "the fulfilment": "waiting for the order to be fulfilled (its tax transaction is owed then)",
+    "the transaction": "waiting for the order's tax transaction to be recorded",
+}
+
+
+@pytest.mark.parametrize("waits_for", WAITING_FOR)
+def test_a_waiting_reversal_is_sent_right_after_its_transaction(shop, monkeypatch, waits_for):
+    """A reversal waiting for its order's fulfilment, or for its transaction to be recorded
+    (Stripe Tax could not be reached), is due once the transaction is recorded: sent right
+    after it, in the same round, not at its next look (WAIT_FOR_TRANSACTION, here a minute)."""
+    monkeypatch.setattr(taxrecords, "WAIT_FOR_TRANSACTION", 60.0)
+    monkeypatch.setattr(taxrecords, "RETRY_DELAYS", (0.2,))
+    attempt, created = buy_now(shop.shopper, "1")
+    assert quote(shop.shopper, attempt, name="Ada Lovelace").status == 200
+    intent_id = confirm(shop.settings, created["paymentIntentId"], "pm_card_visa")["id"]
+    order_id = created["orderId"]
+    succeeded = {"id": intent_id, "object": "payment_intent"}
+    if waits_for == "the transaction":
+        shop.gateway.down = True  # Stripe Tax cannot be told of the transaction yet
+        shop.deliver("payment_intent.succeeded", succeeded)
+    refund = api(shop, "POST", "/v1/refunds", {"payment_intent": intent_id, "amount": "1000"})
+    shop.deliver("charge.refunded", {"id": refund["charge"], "object": "charge"})
+    waiting = _wait_for(lambda: (r := shop.records(order_id)[-1])["last_error"] and r)
+    assert (waiting["kind"], waiting["last_error"]) == ("reversal", WAITING_FOR[waits_for])
+    if waits_for == "the transaction":
+        shop.gateway.down = False  # the transaction's next try (in 0.2 s) records it
+    else:
+        shop.deliver("payment_intent.succeeded", succeeded)
+    transaction, reversal = _wait_for(
+        lambda: (found := shop.records(order_id))[-1]["status"] == "recorded" and found, 5
+    )
+    assert (transaction["status"], reversal["refund"]) == ("recorded", refund["id"])
+    assert reversal["recorded_at"] >= transaction["recorded_at"]
+    assert shop.gateway.calls.count(("reversal", refund["id"])) == 1
+
+
 class UnreachableTax:
     """A gateway to a Stripe Tax that cannot be reached."""
 
@@ -703,3 +740,6 @@ def test_waiting_for_the_transaction_is_not_a_try_so_the_first_failure_backs_off
         assert (tried["status"], tried["attempts"]) == ("pending", 1)
         assert tried["last_error"] == "stripe_unavailable: Could not reach Stripe."
         assert now_iso(4) < tried["next_attempt_at"] <= now_iso(5)
+        # Tried, it keeps its back-off: only the reversals waiting (never tried) are made due.
+        assert ledger.tax_reversals_due_now(order_id) == 0
+        assert reversal()["next_attempt_at"] == tried["next_attempt_at"]

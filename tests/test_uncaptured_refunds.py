@@ -31,8 +31,9 @@ STREAM = ("payment_intent.*", "charge.*", "refund.*")
 @pytest.fixture
 def shop(tmp_path, emulator, database_url, monkeypatch):
     # A partial capture's release is a refund whose tax reversal is owed before the order's
-    # tax transaction is recorded: it waits WAIT_FOR_TRANSACTION (5 s), here 0.2 s.
-    monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 0.2)
+    # tax transaction is recorded: it is sent right after the transaction, never at its next
+    # look (WAIT_FOR_TRANSACTION, here a minute).
+    monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 60.0)
     with open_shop(tmp_path, emulator, database_url) as made:
         yield made
 
@@ -175,7 +176,7 @@ def test_a_kwd_order_captured_in_part_then_refunded_leaves_nothing_in_stripe_tax
     captured: the reversals of the release and of the refund of what was captured take back
     what they gave back, but the one worked out last, completing the full refund, takes what is
     left of the transaction (one fils more)."""
-    monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 0.2)
+    monkeypatch.setattr("bookpay.taxrecords.WAIT_FOR_TRANSACTION", 60.0)  # as in ``shop``
     with open_shop(tmp_path, emulator, database_url, one_book("kwd", 5120, 1250)) as kwd:
         intent_id, amount, delivered = captured(kwd, 3000, "b1")
         assert amount == 6740

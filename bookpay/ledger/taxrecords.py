@@ -377,6 +377,27 @@ class TaxRecordStore:
             )
         )
 
+    def tax_reversals_due_now(self, order_id: str) -> int:
+        """The order's reversals waiting for its transaction (never tried, due later) due now,
+        once the transaction is done with (``bookpay.taxrecords``): sent right after it, not
+        at their next look. How many. One at a time, each its own write: a write holding one
+        reversal while it waits for another could deadlock with a refund event's (PostgreSQL),
+        and one that is lost is still looked at again in WAIT_FOR_TRANSACTION."""
+        stamp = now_iso()
+        waiting = self._read(
+            """SELECT id FROM tax_records WHERE order_id = ? AND kind = 'reversal'
+            AND status = 'pending' AND attempts = 0 AND next_attempt_at > ? ORDER BY id""",
+            (order_id, stamp),
+        )
+        return sum(
+            self.backend.write_one(
+                """UPDATE tax_records SET next_attempt_at = ? WHERE id = ? AND status = 'pending'
+                AND attempts = 0 AND next_attempt_at > ?""",
+                (stamp, found["id"], stamp),
+            )
+            for found in waiting
+        )
+
     def tax_record_failed(self, record_id: str, error: str, *, retry_in: float) -> None:
         """A try that failed: counted (the back-off grows with it), due again in ``retry_in``."""
         self.backend.write_one(

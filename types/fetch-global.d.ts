@@ -14,6 +14,8 @@ declare global {
   }
 
   interface BookpayFetch {
+    /** Resolves once no press (a mouse button, a finger, a pen) is under way on the page. */
+    afterPress(): Promise<void>;
     fetchAnswer(url: string, init: RequestInit): Promise<Response>;
     readAnswer(sent: Promise<Response>): Promise<ShopAnswer>;
     postJson(url: string, data: object): Promise<ShopAnswer>;

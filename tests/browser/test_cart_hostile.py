@@ -16,9 +16,11 @@ from collections.abc import Iterator
 import pytest
 from test_checkout_hostile import (
     ANSWER_WAIT_MS,
+    NOTE_ANSWERS_READ,
     UNREACHED,
     add_to_cart,
     cart_line,
+    press_while_answered,
     server_quantities,
     shop_selling,
     wait_until_held,
@@ -398,6 +400,44 @@ def test_an_answer_never_overwrites_a_quantity_being_typed_or_changed_again(page
     assert first.input_value() == "3"
     assert second.input_value() == "7"
     assert server_quantities(page, shop.url) == {"1": 3, "2": 1}
+
+
+@pytest.mark.parametrize(
+    ("books", "change", "left", "said"),
+    [
+        (["1", "2", "guide"], "stop_selling", ["1"], ("#cart-notice", "'A guide' is no longer")),
+        (["guide", "1", "2"], "stop_selling", ["1"], ("#cart-notice", "'A guide' is no longer")),
+        (["1", "2", "map"], "reprice", ["1", "map"], ("#cart-message", "EUR and USD")),
+    ],
+    ids=["notice-shown-above", "line-above-gone", "problem-shown-above"],
+)
+def test_a_remove_pressed_as_a_typed_quantity_is_answered_is_never_lost(
+    page, shop, books, change, left, said
+):
+    """A quantity typed, its field still focused, then another line's Remove pressed: the press
+    takes the focus, so the field's change goes at once, and its answer comes before the button
+    is released. That answer moves the lines (a notice or a problem said above them, a line
+    above taken away): the page waits for the press to end before it shows it, so the press
+    ends on the Remove it began on, and the line goes."""
+    page.add_init_script(NOTE_ANSWERS_READ)
+    for item in books:
+        add_to_cart(page, shop.url, item)
+    page.goto(shop.url + "/cart")
+    if change == "stop_selling":
+        shop.stop_selling("guide")
+    else:
+        shop.reprice("map", currency="eur")
+    cart_line(page, "1").locator("input[name=quantity]").fill("2")
+    press_while_answered(
+        page, cart_line(page, "2").get_by_role("button", name="Remove"), "/cart/items/1"
+    )
+    cart_line(page, "2").wait_for(state="detached")
+    settled(page)
+    assert [n.get_attribute("data-item") for n in page.locator("#cart-lines > li").all()] == left
+    assert server_quantities(page, shop.url) == {item: 2 if item == "1" else 1 for item in left}
+    where, words = said
+    assert words in text(page, where)  # the first answer's, shown once the press was over
+    assert cart_line(page, "1").locator("input[name=quantity]").input_value() == "2"
 
 
 def test_add_to_cart_by_keyboard_keeps_the_focus_and_a_double_press_adds_one_copy(page, shop):

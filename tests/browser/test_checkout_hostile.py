@@ -264,6 +264,39 @@ def test_a_refused_quantity_at_checkout_shows_the_quantity_of_the_order(page, sh
     assert page.locator("#subtotal").inner_text() == "$46.00"
 
 
+@pytest.mark.parametrize("pressed", ["next-lines-update", "back-to-the-cart"])
+def test_a_press_as_a_typed_quantity_is_answered_at_checkout_is_never_lost(page, shop, pressed):
+    """As on the cart page: 0 typed in the first line's quantity, its field still focused, then
+    the next line's Update (or the way back to the cart, under the order) pressed. The press
+    sends the change, which takes the first line away (and says the order is being updated,
+    above the way back) before the press ends: the page shows none of it until the press is
+    over, so the press ends on what it began on."""
+    page.add_init_script(NOTE_ANSWERS_READ)
+    add_to_cart(page, shop, "1")
+    add_to_cart(page, shop, "2")
+    page.goto(shop + "/checkout")
+    page.locator("#payment-element [name=number]").wait_for()
+    page.locator("#order-lines [data-item='1'] input[name=quantity]").fill("0")
+    if pressed == "back-to-the-cart":
+        press_while_answered(page, page.locator(".summary .back-link"), "/create-payment-intent")
+        page.wait_for_url(shop + "/cart")
+        assert server_quantities(page, shop) == {"2": 1}
+        return
+    with page.expect_request("**/cart/items/2"):  # the Update's own change, sent once clicked
+        press_while_answered(
+            page,
+            page.locator("#order-lines [data-item='2'] .line-update"),
+            "/create-payment-intent",
+        )
+    page.wait_for_function(
+        "() => document.getElementById('order-lines').getAttribute('aria-busy') === 'false'"
+    )
+    assert page.locator("#order-lines > li").evaluate_all(
+        "(ls) => ls.map((l) => l.dataset.item)"
+    ) == ["2"]
+    assert server_quantities(page, shop) == {"2": 1}
+
+
 LAST_LOOK = "**/create-payment-intent"  # Pay's last look at the order, just before confirming
 
 
@@ -575,6 +608,37 @@ def never_answered(page, pattern: str) -> list:
 def wait_until_held(page, held: list) -> None:
     while not held:
         page.wait_for_timeout(20)
+
+
+# Notes each answer the page reads (its JSON parsed) by its URL, in `window.answersRead`: what
+# the page does with an answer at once (promise callbacks, no wait) is done before a test sees
+# it noted.
+NOTE_ANSWERS_READ = """(() => {
+  const json = Response.prototype.json;
+  window.answersRead = [];
+  Response.prototype.json = async function () {
+    try {
+      return await json.call(this);
+    } finally {
+      window.answersRead.push(this.url);
+    }
+  };
+})();"""
+
+
+def press_while_answered(page, target, answered: str) -> None:
+    """Presses ``target`` with the mouse as a shopper does (a click lasts ~100 ms, an answer of
+    the shop's ~10 ms): the press goes down, the page reads the answer to the request at
+    ``answered`` (a URL's end: a change the press sent, taking the focus from a changed field),
+    and only then the press comes up. The page must note its answers (NOTE_ANSWERS_READ)."""
+    target.hover()
+    read = page.evaluate("() => window.answersRead.length")
+    page.mouse.down()
+    page.wait_for_function(
+        "([url, n]) => window.answersRead.slice(n).some((u) => u.endsWith(url))",
+        arg=[answered, read],
+    )
+    page.mouse.up()
 
 
 def test_a_checkout_that_never_gets_its_payment_intent_says_so_and_retries(page, shop):

@@ -8,9 +8,10 @@
  * the server worded it; an answer that is not the shop's (a proxy's page, a timeout, a rate limit,
  * a lost connection) says so, and the page asks the shop for the cart as it is. Every request of
  * the page goes one after the other, in the order made, so an older answer is never shown after
- * a newer one. Shown again from the browser's history (Back, the back-forward cache),
- * the cart page reloads and every other page asks the shop for the header's count: this script
- * is on every page but the checkout (which reloads itself).
+ * a newer one, and none while a press is under way (its click would be lost as the page moved
+ * under it: fetch-answer.js's afterPress). Shown again from the browser's history (Back, the
+ * back-forward cache), the cart page reloads and every other page asks the shop for the
+ * header's count: this script is on every page but the checkout (which reloads itself).
  */
 /**
  * @typedef {{item: string, title: string, quantity: number, unitText: string, lineText: string}}
@@ -381,6 +382,10 @@
       lines.setAttribute('aria-busy', 'true');
       enqueue(async () => {
         const answer = await send(form.action, data);
+        // Not shown under a press (the Remove of another line, which sent this change by taking
+        // the focus from its field): it would move what is pressed, and the click be lost. The
+        // changes after this one wait with it, in order.
+        await shop.afterPress();
         waiting.delete(key);
         unanswered.set(item, (unanswered.get(item) || 1) - 1);
         await showAnswer(form, item, answer);
@@ -403,6 +408,7 @@
       // Refused, or maybe made behind an answer that is not the shop's: the page shows the cart
       // as the shop has it now, and says why the change is not what the shopper asked.
       const cart = await askCart();
+      await shop.afterPress();
       markRefused(answer.refused ? quantityOf(form) : null);
       if (cart) {
         showCart(cart, error);

@@ -867,6 +867,10 @@
     async function requote() {
       const before = shown.quoteId;
       const result = await createIntent(false);
+      // Not shown under a press (another line's Update, which sent a changed quantity by taking
+      // the focus from its field): a line taken away would move what is pressed, and its click
+      // be lost (fetch-answer.js's afterPress).
+      await shop.afterPress();
       if ('paid' in result) {
         showPaidNotice(result.paid);
         return CHANGED;
@@ -953,7 +957,12 @@
       if (fromField && !state.updating && line && String(line.quantity) === quantity) return;
       lastAsked = asked;
       setUpdating(1);
-      orderStatus.textContent = 'Updating your order…';
+      // Said once no press is under way: the press that sent this change (taking the focus from
+      // the field) would be moved off what is under the status, the way back to the cart. (What
+      // the answer says waits for that too, and so comes after.)
+      shop.afterPress().then(() => {
+        orderStatus.textContent = 'Updating your order…';
+      });
       changes = changes.then(() => sendQuantity(item, quantity)).finally(() => setUpdating(-1));
     }
 
@@ -980,6 +989,7 @@
         problem = e instanceof Error ? e.message : GENERIC_ERROR;
         refusal = false; // what is said is why the order could not be shown
       }
+      await shop.afterPress(); // said in place of "Updating…": maybe longer, moving what is under
       orderStatus.textContent = problem || 'Your order was updated.';
       markRefused(refusal ? item : null);
     }

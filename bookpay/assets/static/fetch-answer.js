@@ -8,6 +8,9 @@
  * checkout-early.js), so that request goes out as early as ever and checkout.js (async) finds
  * it there; every other page loads it as a deferred script before cart.js (deferred scripts run
  * in the order of the page).
+ *
+ * It also says when the page scripts may show an answer (`afterPress`): not while a press is
+ * under way, whose click would be lost under it.
  */
 (function () {
   'use strict';
@@ -99,7 +102,70 @@
     return '';
   }
 
+  /* A press (a mouse button, a finger, a pen held down) clicks what is under it where it ends:
+     an answer shown while it is down that moves the page (a message said above the button, a
+     line above taken away) leaves the press to end on something else, and the click is lost,
+     silently. It happens: the press takes the focus from a quantity just typed, whose change
+     goes at once, and the shop answers in milliseconds, before a shopper's press ends (~100
+     ms). So the page scripts show their answers once no press is under way, anywhere on the
+     page (what moves may be anything below what the answer changes): `afterPress()`. A press
+     ends released (in the page or out of it: the page still hears of it), given up (a finger
+     that scrolls, a drag) or with the window's focus; released, once its click is made (a
+     mouse's comes with its release, a tap's as an event of its own, soon after). */
+  const TAP_CLICK_WAIT_MS = 100;
+  /** @type {Set<number>} the pointers pressed down now, by id */
+  const pressed = new Set();
+  /** @type {Array<() => void>} what waits for the press to end, in the order asked */
+  let afterPressed = [];
+  /** @type {number | undefined} the end of a press released, once its click is made */
+  let ending;
+
+  /** Resolves once no press is under way: at once (a resolved promise) when none is. */
+  function afterPress() {
+    if (!pressed.size && ending === undefined) return Promise.resolve();
+    return new Promise((done) => afterPressed.push(() => done(undefined)));
+  }
+
+  function pressOver() {
+    clearTimeout(ending);
+    ending = undefined;
+    if (pressed.size) return;
+    const waiting = afterPressed;
+    afterPressed = [];
+    waiting.forEach((done) => done());
+  }
+
+  /** @param {number} wait the milliseconds to let the press's click come */
+  function pressEnds(wait) {
+    clearTimeout(ending);
+    ending = setTimeout(pressOver, wait);
+  }
+
+  window.addEventListener('pointerdown', (event) => {
+    if (event.button !== 0) return; // not the primary button: no click
+    clearTimeout(ending);
+    ending = undefined;
+    pressed.add(event.pointerId);
+  }, true);
+  window.addEventListener('pointerup', (event) => {
+    if (!pressed.delete(event.pointerId) || pressed.size) return;
+    pressEnds(event.pointerType === 'mouse' ? 0 : TAP_CLICK_WAIT_MS);
+  }, true);
+  window.addEventListener('click', () => {
+    if (!pressed.size && ending !== undefined) pressEnds(0); // after this click's own work
+  }, true);
+  /** @param {Event} event */
+  function givenUp(event) {
+    if (event instanceof PointerEvent) pressed.delete(event.pointerId);
+    else pressed.clear(); // a drag, the window's focus gone: no press makes a click now
+    pressOver();
+  }
+  window.addEventListener('pointercancel', givenUp, true);
+  window.addEventListener('dragstart', givenUp, true);
+  window.addEventListener('blur', givenUp);
+
   window.bookpayFetch = {
+    afterPress: afterPress,
     fetchAnswer: fetchAnswer,
     readAnswer: readAnswer,
     postJson: postJson,

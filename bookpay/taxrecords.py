@@ -102,8 +102,18 @@ class TaxRecorder(Worker):
         for it are due now: this round sends them next (``record_due``), not at their next
         look (WAIT_FOR_TRANSACTION, which stays: for a process stopped between the two, say)."""
         self.ledger.tax_record_done(record["id"], **fields)
-        if record["kind"] == "transaction":
+        if record["kind"] != "transaction":
+            return
+        try:
             self.ledger.tax_reversals_due_now(record["order_id"])
+        except BookpayError as exc:  # done all the same; the reversals' next look finds it
+            log.warning(
+                "tax record %s recorded; its order's waiting reversals could not be made due "
+                "now (%s): they look again within %g s",
+                record["id"],
+                exc,
+                WAIT_FOR_TRANSACTION,
+            )
 
     def _refused(self, record: dict, note: str) -> None:
         """Done with, not recorded: for a person to record in Stripe Tax by hand (``note``)."""

@@ -309,10 +309,10 @@ def test_a_request_dropped_after_it_was_sent_may_have_been_made(emu, tmp_path, o
 AGAIN = {
     "confirm": (
         "Error: {id} has been confirmed already (status succeeded), so Stripe refused to "
-        "confirm it again: see `bookpay intent show {id}`.\n"
+        "confirm it: see `bookpay intent show {id}`.\n"
     ),
     "cancel": (
-        "Error: {id} has been canceled already, so Stripe refused to cancel it again: see "
+        "Error: {id} has been canceled already, so Stripe refused to cancel it: see "
         "`bookpay intent show {id}`.\n"
     ),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -743,3 +744,40 @@ def test_waiting_for_the_transaction_is_not_a_try_so_the_first_failure_backs_off
         # Tried, it keeps its back-off: only the reversals waiting (never tried) are made due.
         assert ledger.tax_reversals_due_now(order_id) == 0
         assert reversal()["next_attempt_at"] == tried["next_attempt_at"]
+
+
+def test_a_ledger_failing_to_wake_the_reversals_leaves_the_recorded_transaction_alone(
+    tmp_path, database_url, monkeypatch, caplog
+):
+    """Making an order's waiting reversals due is a hurry-up, not part of recording its
+    transaction: a ledger failing it then neither tries the recorded transaction again nor
+    says it was not sent; the reversal's own look (WAIT_FOR_TRANSACTION) still finds it."""
+    from bookpay.ledger.errors import LedgerUnavailable
+    from bookpay.quote import Quote, QuoteLine
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    order_id, intent_id = "ord_00000000000000ab", "pi_wake"
+    with open_ledger(settings) as ledger:
+        ledger.record_quote(intent_id, order_id, Quote((QuoteLine("1", "One", 1, 2300),), "usd"))
+        with ledger.backend.write() as tx:
+            ledger.owe_tax_transaction(tx, order_id, intent_id, "taxcalc_1")
+        transaction = next(r for r in ledger.tax_records_for(order_id))
+        retried = []
+        monkeypatch.setattr(ledger, "tax_record_failed", lambda *a, **k: retried.append(a))
+
+        def unavailable(order_id):
+            raise LedgerUnavailable("The ledger is busy.")
+
+        monkeypatch.setattr(ledger, "tax_reversals_due_now", unavailable)
+
+        class RecordingTax:
+            def create_tax_transaction(self, calculation_id, *, order_id):
+                return {"id": "tax_1"}
+
+        caplog.set_level(logging.INFO, logger="bookpay.taxrecords")
+        taxrecords.TaxRecorder(ledger, RecordingTax())._record(transaction)
+        recorded = next(r for r in ledger.tax_records_for(order_id))
+        assert (recorded["status"], recorded["stripe_id"]) == ("recorded", "tax_1")
+        assert retried == []
+        assert "not sent" not in caplog.text
+        assert "could not be made due now (The ledger is busy.)" in caplog.text

@@ -634,7 +634,7 @@ def _done_already(intent_id: str, verb: str, statuses: tuple[str, ...]) -> Itera
         done = f"{verb}ed"
         said = "" if status == done else f" (status {status})"
         exc.message = (
-            f"{intent_id} has been {done} already{said}, so Stripe refused to {verb} it again: "
+            f"{intent_id} has been {done} already{said}, so Stripe refused to {verb} it: "
             f"see `bookpay intent show {intent_id}`."
         )
         raise

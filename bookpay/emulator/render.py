@@ -276,6 +276,15 @@ def _apply(store: Store, node: Any, tree: dict, prefix: str, owner: str, rel: st
         if isinstance(value, dict) and "object" not in value and sub:
             _apply(store, value, sub, full + ".", owner, key + ".")
             continue
+        if (
+            value is None
+            and sub
+            and any(p.startswith(key + ".") for p in expandable.get(owner, {}))
+        ):
+            # A null hash holding expandables (`transfer_data.destination` with no transfer):
+            # nothing to expand, but the path must still be one the kind takes.
+            _check_paths([owner], sub, full + ".", key + ".")
+            continue
         raise _cannot(full)
 
 
@@ -284,6 +293,10 @@ def _check_paths(kinds: list[str], tree: dict, prefix: str, rel: str = "") -> No
     possible kinds could expand (``rel``: the dotted path inside such an object, as in
     `invoice_settings.default_payment_method`)."""
     expandable = declared()["expandable"]
+    if tree and not any(kind in expandable or kind in INCLUDABLE for kind in kinds):
+        # Kinds the emulator does not hold (a card, a balance transaction): it cannot tell
+        # their paths from others, as when such an object is there (see _apply).
+        raise unsupported(f"expand[]={prefix}{next(iter(tree))}")
     for head, sub in tree.items():
         key = rel + head
         targets = [

@@ -268,7 +268,11 @@ def test_a_deleted_customer_expands_nothing(client: Client) -> None:
             pi.id, params={"expand": [f"customer.{path}"]}
         )
         assert expanded.customer.to_dict() == stub, path
-    for path in ("invoice_settings", "tax_ids.data", "default_source.customer", "no_such"):
+    # Through a kind the emulator does not hold (a card): as when one is there, unsupported.
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.retrieve(cus.id, params={"expand": ["default_source.customer"]})
+    assert caught.value.code == "parameter_unsupported"
+    for path in ("invoice_settings", "tax_ids.data", "no_such"):
         with pytest.raises(stripe.InvalidRequestError) as caught:
             client.v1.customers.retrieve(cus.id, params={"expand": [path]})
         assert caught.value.user_message == f"This property cannot be expanded ({path}).", path

@@ -237,6 +237,30 @@ def test_expand_refuses_what_is_not_expandable(client: Client, call: Callable[..
     )
 
 
+def test_expand_through_a_null_hash_or_an_unheld_kind_is_valid_before_and_after_paying(
+    client: Client, paid_intent: Callable[..., Any]
+) -> None:
+    """Stripe accepts a path its declarations allow whatever the object holds now: through a
+    hash that is null (`transfer_data` with no transfer), before the payment and after it
+    alike; a path no such object takes is still refused. Through a kind the emulator does not
+    hold (a balance transaction's `source`) it cannot tell: unsupported, paid or not."""
+    unpaid, paid = create(client), paid_intent(client)
+    valid = ("transfer_data.destination", "latest_charge.transfer_data.destination",
+             "latest_charge.balance_transaction.source")  # fmt: skip
+    for pi in (unpaid, paid):
+        for path in valid[:2]:
+            got = client.v1.payment_intents.retrieve(pi.id, params={"expand": [path]})
+            assert got.id == pi.id, path
+    for pi in (unpaid, paid):  # a balance transaction the emulator does not hold, paid or not
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.retrieve(pi.id, params={"expand": [valid[2]]})
+        assert caught.value.code == "parameter_unsupported"
+    for path in ("transfer_data.amount", "latest_charge.transfer_data.no_such"):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            client.v1.payment_intents.retrieve(paid.id, params={"expand": [path]})
+        assert caught.value.user_message == f"This property cannot be expanded ({path}).", path
+
+
 def test_expand_at_most_four_levels(call: Callable[..., Any]) -> None:
     deep = "data.latest_charge.payment_intent.latest_charge.payment_intent"
     resp = call("GET", "/v1/payment_intents", {"expand[]": deep})

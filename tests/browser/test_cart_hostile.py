@@ -452,3 +452,56 @@ def test_add_to_cart_by_keyboard_keeps_the_focus_and_a_double_press_adds_one_cop
     assert server_quantities(page, shop.url) == {"3": 1}
     page.keyboard.press("Enter")  # once answered, the button adds again
     page.wait_for_function("() => document.getElementById('cart-count').textContent === '2'")
+
+
+# Whether the page's answers are held for a press now: "held" if afterPress() has not resolved
+# within the given milliseconds.
+PRESS_STATE = """(ms) => Promise.race([
+    window.bookpayFetch.afterPress().then(() => 'free'),
+    new Promise((done) => setTimeout(() => done('held'), ms)),
+])"""
+
+
+def press_at(page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+
+
+def test_a_press_released_over_a_frame_does_not_hold_the_answers(page, shop):
+    """A press that ends over a frame (Stripe's fields, at checkout) is released where the page
+    cannot hear it: seen over the frame, it holds the page's answers no longer (it held them
+    till the next press in the page: the checkout's order stale, Pay never done)."""
+    add_to_cart(page, shop.url, "1")
+    page.goto(shop.url + "/cart")
+    page.evaluate(
+        """() => { const frame = document.createElement('iframe');
+                   frame.id = 'frame'; frame.style.cssText = 'width: 300px; height: 150px';
+                   document.querySelector('h1').after(frame); }"""
+    )
+    press_at(page, "h1")
+    assert page.evaluate(PRESS_STATE, 200) == "held"
+    box = page.locator("#frame").bounding_box()
+    page.mouse.move(box["x"] + 50, box["y"] + 50, steps=4)
+    page.mouse.up()
+    assert page.evaluate(PRESS_STATE, 200) == "free"
+
+
+def test_a_press_released_unheard_is_over_once_the_pointer_is_seen_with_its_button_up(page, shop):
+    add_to_cart(page, shop.url, "1")
+    page.goto(shop.url + "/cart")
+    press_at(page, "h1")
+    # Released where the page could not hear it: the pointer comes back with no button down.
+    page.dispatch_event("h1", "pointermove", {"pointerId": 1, "buttons": 0, "isPrimary": True})
+    assert page.evaluate(PRESS_STATE, 200) == "free"
+    press_at(page, "h1")
+    page.keyboard.press("Shift")  # typing, not clicking
+    assert page.evaluate(PRESS_STATE, 200) == "free"
+
+
+def test_no_press_holds_the_answers_longer_than_a_second(page, shop):
+    add_to_cart(page, shop.url, "1")
+    page.goto(shop.url + "/cart")
+    press_at(page, "h1")  # and never released
+    assert page.evaluate(PRESS_STATE, 300) == "held"
+    assert page.evaluate(PRESS_STATE, 1500) == "free"

@@ -704,3 +704,20 @@ def test_a_quote_never_answered_is_asked_again(page, shop):
     pay(page)
     page.wait_for_url(re.compile(r"/success\?"))
     assert page.locator("#receipt-amount").inner_text() == "$29.67"
+
+
+def test_pays_last_look_answered_under_a_press_confirms_at_once(page, shop):
+    """The last look finds the order as shown: nothing on the page moves, so a press under way
+    (a second click on Pay, held) does not hold the payment back."""
+    confirms = ready_to_pay(page, shop)
+    held = never_answered(page, LAST_LOOK)
+    pay(page)
+    wait_until_held(page, held)
+    page.locator("h1").first.hover()
+    page.mouse.down()  # held from here on, past the last look's answer
+    held[0].continue_()
+    page.wait_for_timeout(500)  # a press holds an answer that moves the page up to 1 s
+    sent = list(confirms)
+    page.mouse.up()
+    assert sent, "the confirmation waited for the press to end"
+    page.wait_for_url(re.compile(r"/success\?"))

@@ -867,10 +867,13 @@
     async function requote() {
       const before = shown.quoteId;
       const result = await createIntent(false);
-      // Not shown under a press (another line's Update, which sent a changed quantity by taking
-      // the focus from its field): a line taken away would move what is pressed, and its click
-      // be lost (fetch-answer.js's afterPress).
-      await shop.afterPress();
+      // A change is not shown under a press (another line's Update, which sent a changed
+      // quantity by taking the focus from its field): a line taken away would move what is
+      // pressed, and its click be lost (fetch-answer.js's afterPress). The same order (Pay's
+      // last look, say) moves nothing, and waits for no press.
+      const same = !('paid' in result) && result.intent.paymentIntentId === intentId
+        && result.intent.quote.quoteId === before && !result.intent.changed;
+      if (!same) await shop.afterPress();
       if ('paid' in result) {
         showPaidNotice(result.paid);
         return CHANGED;

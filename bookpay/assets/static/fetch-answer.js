@@ -111,8 +111,14 @@
      page (what moves may be anything below what the answer changes): `afterPress()`. A press
      ends released (in the page or out of it: the page still hears of it), given up (a finger
      that scrolls, a drag) or with the window's focus; released, once its click is made (a
-     mouse's comes with its release, a tap's as an event of its own, soon after). */
+     mouse's comes with its release, a tap's as an event of its own, soon after). A release the
+     page cannot hear (over a frame of another site: Stripe's fields) ends it when the pointer
+     is seen over a frame or with its button up, or a key is pressed; and no press holds the
+     answers longer than MAX_HOLD_MS: one held that long is no quick click. */
   const TAP_CLICK_WAIT_MS = 100;
+  const MAX_HOLD_MS = 1000;
+  /** @type {number | undefined} the end of the longest hold of the press under way */
+  let holdLimit;
   /** @type {Set<number>} the pointers pressed down now, by id */
   const pressed = new Set();
   /** @type {Array<() => void>} what waits for the press to end, in the order asked */
@@ -130,6 +136,8 @@
     clearTimeout(ending);
     ending = undefined;
     if (pressed.size) return;
+    clearTimeout(holdLimit);
+    holdLimit = undefined;
     const waiting = afterPressed;
     afterPressed = [];
     waiting.forEach((done) => done());
@@ -146,7 +154,17 @@
     clearTimeout(ending);
     ending = undefined;
     pressed.add(event.pointerId);
+    clearTimeout(holdLimit);
+    holdLimit = setTimeout(() => givenUp(new Event('timeout')), MAX_HOLD_MS);
   }, true);
+  /** @param {PointerEvent} event a held pointer seen moving: over a frame, or released unheard */
+  function seen(event) {
+    if (!pressed.has(event.pointerId)) return;
+    if (event.target instanceof HTMLIFrameElement) givenUp(event); // its release goes there
+    else if (!(event.buttons & 1) && pressed.delete(event.pointerId) && !pressed.size) pressEnds(0);
+  }
+  window.addEventListener('pointerover', seen, true);
+  window.addEventListener('pointermove', seen, true);
   window.addEventListener('pointerup', (event) => {
     if (!pressed.delete(event.pointerId) || pressed.size) return;
     pressEnds(event.pointerType === 'mouse' ? 0 : TAP_CLICK_WAIT_MS);
@@ -163,6 +181,7 @@
   window.addEventListener('pointercancel', givenUp, true);
   window.addEventListener('dragstart', givenUp, true);
   window.addEventListener('blur', givenUp);
+  window.addEventListener('keydown', givenUp, true); // the shopper is typing, not clicking
 
   window.bookpayFetch = {
     afterPress: afterPress,

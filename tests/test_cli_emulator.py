@@ -226,6 +226,46 @@ def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cle
     assert not (tmp_path / "data" / "emulator.sqlite3-wal").exists()  # its store was closed
 
 
+# A SIGTERM that a thread other than the main one takes (the kernel gives a process's signal to
+# any of its threads; one that comes just as the main thread blocks is as lost): the line on
+# stdin says when, once the emulator is serving.
+THREAD_TAKES_SIGTERM = """
+import signal, sys, threading
+def take():
+    sys.stdin.readline()
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+threading.Thread(target=take, daemon=True).start()
+sys.argv = ["bookpay", "emulator", *sys.argv[1:]]
+from bookpay.__main__ import main
+main()
+"""
+
+
+def test_a_sigterm_another_thread_takes_still_stops_it(env):
+    """Its main thread waited without end for the KeyboardInterrupt that a SIGTERM's handler
+    raises there: a signal that woke no wait was never acted on, and `kill` left it serving (a
+    loaded CI run timed out waiting 30 s for it to stop)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", THREAD_TAKES_SIGTERM, "--port", "0", "--ephemeral"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    console = Console(process)
+    try:
+        wait_healthy(console.url())
+        process.stdin.write("now\n")
+        process.stdin.flush()
+        assert process.wait(timeout=10) == 0, console.text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert console.text().splitlines()[-1] == "Stopping."
+
+
 def test_says_when_bookpay_already_points_at_it(env):
     port = free_port()
     env = {**env, "BOOKPAY_EMULATOR_URL": f"http://127.0.0.1:{port}"}

@@ -90,7 +90,7 @@ class Process:
 
     def wait_for_line(self, pattern: str, timeout: float = 60.0) -> re.Match:
         def found():
-            if self.proc.poll() is not None and not self.saw(pattern):
+            if self.proc.poll() is not None and self.read_all() and not self.saw(pattern):
                 raise AssertionError(
                     f"bookpay {' '.join(self.args)} exited {self.proc.returncode}:\n"
                     + "\n".join(self.lines)
@@ -98,6 +98,13 @@ class Process:
             return self.saw(pattern)
 
         return wait_for(found, timeout, f"{pattern!r} from bookpay {self.args[0]}")
+
+    def read_all(self, timeout: float = 30.0) -> bool:
+        """Once the process has exited: whether all it printed is in ``lines``. The reader
+        thread reads to the pipe's end on its own time, which a loaded machine puts after the
+        exit: a line printed just before it was missing."""
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
 
     @property
     def alive(self) -> bool:
@@ -113,7 +120,10 @@ class Process:
         self.proc.wait(30)
 
     def wait(self, timeout: float = 30.0) -> int:
-        return self.proc.wait(timeout)
+        """The exit code, once the process has exited and all it printed is in ``lines``."""
+        code = self.proc.wait(timeout)
+        self.read_all(timeout)
+        return code
 
 
 class Emulator(Process):

@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -46,6 +48,39 @@ def wait_healthy(url: str, timeout: float = 10.0) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+class Console:
+    """What an emulator process started by ``start`` writes on stderr, read by a thread as it
+    comes, to its end."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def url(self, timeout: float = 60.0) -> str:
+        """The address from its "listening on" line, once it says it (``--port 0``: a port that
+        ``free_port`` found free may be another process's before the emulator binds it, and the
+        emulator then exits). Fails with what it said if it exits first."""
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(r"listening on (http://\S+)", "".join(self.lines))):
+            if self.process.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"exited {self.process.returncode}: {self.text()}")
+            assert time.monotonic() < deadline, f"no 'listening on' line: {self.text()}"
+            time.sleep(0.05)
+        return found.group(1)
+
+    def text(self, timeout: float = 20.0) -> str:
+        """All it said, once it has exited (or what it said so far)."""
+        if self.process.poll() is not None:
+            self._reader.join(timeout)
+        return "".join(self.lines)
 
 
 @pytest.fixture
@@ -191,6 +226,46 @@ def test_a_second_sigterm_while_it_waits_for_a_request_under_way_still_stops_cle
     assert not (tmp_path / "data" / "emulator.sqlite3-wal").exists()  # its store was closed
 
 
+# A SIGTERM that a thread other than the main one takes (the kernel gives a process's signal to
+# any of its threads; one that comes just as the main thread blocks is as lost): the line on
+# stdin says when, once the emulator is serving.
+THREAD_TAKES_SIGTERM = """
+import signal, sys, threading
+def take():
+    sys.stdin.readline()
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+threading.Thread(target=take, daemon=True).start()
+sys.argv = ["bookpay", "emulator", *sys.argv[1:]]
+from bookpay.__main__ import main
+main()
+"""
+
+
+def test_a_sigterm_another_thread_takes_still_stops_it(env):
+    """Its main thread waited without end for the KeyboardInterrupt that a SIGTERM's handler
+    raises there: a signal that woke no wait was never acted on, and `kill` left it serving (a
+    loaded CI run timed out waiting 30 s for it to stop)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", THREAD_TAKES_SIGTERM, "--port", "0", "--ephemeral"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    console = Console(process)
+    try:
+        wait_healthy(console.url())
+        process.stdin.write("now\n")
+        process.stdin.flush()
+        assert process.wait(timeout=10) == 0, console.text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert console.text().splitlines()[-1] == "Stopping."
+
+
 def test_says_when_bookpay_already_points_at_it(env):
     port = free_port()
     env = {**env, "BOOKPAY_EMULATOR_URL": f"http://127.0.0.1:{port}"}
@@ -206,13 +281,14 @@ def test_says_when_bookpay_already_points_at_it(env):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_says_stopping_on_sigterm_ctrl_c_and_hangup(env, signum):
-    port = free_port()
-    process = start(["--port", str(port), "--ephemeral"], env)
+    process = start(["--port", "0", "--ephemeral"], env)
+    console = Console(process)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}")
+        wait_healthy(console.url())
     finally:
         process.send_signal(signum)
-        _, err = process.communicate(timeout=20)
+        process.wait(timeout=20)
+    err = console.text()
     assert process.returncode == 0
     assert err.splitlines()[-1] == "Stopping."
     assert "Traceback" not in err

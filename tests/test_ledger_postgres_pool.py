@@ -123,17 +123,25 @@ def test_a_statement_failing_on_a_live_connection_is_not_sent_again(
 
 class _Forwarder:
     """A TCP port in front of the database, which can go down: its connections end and new ones
-    are refused, as when the database's machine is gone; and come up again, on the same port."""
+    are refused, as when the database's machine is gone; and come up again, on the same port.
+
+    Down, the port stays its own: a socket bound to it that does not listen (a connection is
+    refused as by no socket at all) and listens once up again. Released, another process's
+    connection could take it as its own port meanwhile and the forwarder could not come back up
+    ("Address already in use", in a loaded CI run): both hold it with SO_REUSEPORT."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", 0), reuse_port=True)
         self.port = self.listener.getsockname()[1]
+        self._held: socket.socket | None = None  # the port, while down
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
     def up(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
+        assert self._held is not None, "up without a down"
+        self.listener, self._held = self._held, None
+        self.listener.listen()
         threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -159,6 +167,9 @@ class _Forwarder:
                 end.close()
 
     def down(self) -> None:
+        self._held = socket.socket()
+        self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self._held.bind(("127.0.0.1", self.port))  # before the listener goes: no moment free
         self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (closing alone may not)
         self.listener.close()
         for end in self.sockets:
@@ -225,7 +236,8 @@ class _TooManyClients:
     FATAL 53300 "sorry, too many clients already"."""
 
     def __init__(self, port: int) -> None:
-        self.listener = socket.create_server(("127.0.0.1", port))
+        # SO_REUSEPORT: beside the socket by which a _Forwarder that is down holds its port.
+        self.listener = socket.create_server(("127.0.0.1", port), reuse_port=True)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:

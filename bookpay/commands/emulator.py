@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import sys
-import threading
 from enum import Enum
 from typing import Annotated
 
@@ -91,7 +90,7 @@ def emulator(
 
         require_data_dir(settings.data_dir)
     db_path = None if ephemeral else emulator_state(settings.data_dir)
-    from bookpay.web.launch import stop_on_signals
+    from bookpay.web.launch import stop_on_signals, until_interrupted
 
     handler = _warnings_handler()
     say = _say_on(handler)
@@ -126,7 +125,7 @@ def emulator(
             _say_listening(
                 say, running, settings, db_path, faults, low, high, seed, webhook_retries
             )
-            threading.Event().wait()
+            until_interrupted()
         except KeyboardInterrupt:
             say("Stopping.")
         finally:

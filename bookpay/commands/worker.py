@@ -4,7 +4,6 @@ in a process of its own."""
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import Annotated
 
 import typer
@@ -93,6 +92,8 @@ def _work(ledger, workers, poll: float, once: bool) -> None:
     in turn), looking every ``poll`` s. Stopping, each is closed (``Worker.close``): a send
     under way is cut off or given its answer, its fate written, even on a second interrupt
     (which ``close`` raises again once that is done: all is stopped then)."""
+    from bookpay.web.launch import until_interrupted
+
     mailer, taxes, siblings = workers
     try:
         try:
@@ -113,7 +114,7 @@ def _work(ledger, workers, poll: float, once: bool) -> None:
                 f"other payments, queued in {ledger.where} "
                 f"({ledger.kind}), looking every {poll:g} s. Press Ctrl-C to stop."
             )
-            threading.Event().wait()
+            until_interrupted()
         except KeyboardInterrupt:
             with contextlib.suppress(KeyboardInterrupt):  # said once, not again at the top
                 info("Stopping.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+import time
 
 from bookpay.config import Settings, webhook_secret_missing
 from bookpay.errors import UsageError
@@ -336,6 +337,21 @@ def _bounded_bulkhead(settings: Settings, capacity) -> Settings:
         return settings
     bounded = dataclasses.replace(limits, max_concurrent=capacity.stripe_slots)
     return dataclasses.replace(settings, stripe_limits=bounded)
+
+
+# Seconds of each slice of ``until_interrupted``'s wait: a signal that wakes nothing is acted on
+# within one.
+SIGNAL_SLICE = 0.2
+
+
+def until_interrupted() -> None:
+    """Wait until Ctrl-C (or SIGTERM, SIGHUP, under ``stop_on_signals``) raises
+    KeyboardInterrupt, in slices. Python runs a signal's handler in the main thread between two
+    bytecodes: a signal taken by another thread, or just before the main thread blocks, wakes
+    nothing, and an endless wait (``threading.Event().wait()``) never ran it (a `kill` of
+    `bookpay emulator` on a busy machine was ignored). Each slice's end runs it."""
+    while True:
+        time.sleep(SIGNAL_SLICE)
 
 
 @contextlib.contextmanager

@@ -437,6 +437,14 @@
       });
     }
 
+    // The second click of a double click sends nothing: on the same button it is the same
+    // change, and the first's answer may have taken that line away and moved the next line's
+    // Remove under the pointer, which the shopper never meant to press.
+    lines.addEventListener('click', (event) => {
+      if (event.detail > 1 && event.target instanceof Element && event.target.closest('button')) {
+        event.preventDefault();
+      }
+    }, true);
     lines.addEventListener('submit', (event) => {
       if (!(event.target instanceof HTMLFormElement)) return;
       event.preventDefault();

@@ -4,12 +4,10 @@ there, instead of starting an emulator on the proxy's own port."""
 
 from __future__ import annotations
 
-import http.client
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
+from http_fakes import forward, read_body, send, serve
 
 from bookpay import testing
 from bookpay.config import Settings
@@ -19,40 +17,23 @@ from bookpay.web.emulator_link import ensure_emulator
 
 def proxy_under(prefix: str, upstream: str) -> ThreadingHTTPServer:
     """A reverse proxy passing ``prefix/...`` on to ``upstream/...``; anything else a 404."""
-    target = urlsplit(upstream)
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def handle_one(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
+            body = read_body(self)
             if not self.path.startswith(prefix + "/"):
-                status, headers, data = 404, [], b"not here"
+                send(self, 404, b"not here")
             else:
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                sent = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(self.command, self.path[len(prefix) :], body=body, headers=sent)
-                got = conn.getresponse()
-                status, headers, data = got.status, got.getheaders(), got.read()
-                conn.close()
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+                send(self, *forward(self, upstream, self.path[len(prefix) :], body))
 
         do_GET = do_POST = do_DELETE = handle_one
 
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return server
+    return serve(Proxy)
 
 
 @pytest.fixture

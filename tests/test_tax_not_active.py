@@ -6,15 +6,14 @@ what to do, and tells the shopper without promising that another try will work."
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from http_fakes import forward, read_body, send, serve
 from test_cart_server import Shopper
 from test_quote_server import buy_now, quote
 from test_server import PUBLIC_URL
@@ -56,28 +55,17 @@ class FakeStripe(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def handle_one(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = read_body(self)
         path = urlsplit(self.path).path
         self.server.asked.append((self.command, path))
         answer = self.server.answers.get((self.command, path))
         if answer is None and self.server.upstream:
-            upstream = urlsplit(self.server.upstream)
-            conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            got = conn.getresponse()
-            status, data = got.status, got.read()
-            conn.close()
+            status, data, _ = forward(self, self.server.upstream, self.path, body)
         else:
             status, found = answer or (404, {"error": {"type": "invalid_request_error"}})
             data = json.dumps(found).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Request-Id", "req_fake")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        headers = [("Content-Type", "application/json"), ("Request-Id", "req_fake")]
+        send(self, status, data, headers)
 
     do_GET = do_POST = do_DELETE = handle_one
 
@@ -87,9 +75,8 @@ class FakeStripe(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_stripe():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeStripe)
+    server = serve(FakeStripe)
     server.answers, server.asked, server.upstream = {}, [], None
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server
     server.shutdown()

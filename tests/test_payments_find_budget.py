@@ -468,6 +468,15 @@ def test_a_checkout_whose_list_fails_says_so_and_keeps_the_failures_code(emu, tm
     assert failed.hint.startswith("Try again in a moment")
 
 
+def bound_ran_out(url: str, seconds: float) -> str:
+    """What a creation says when its key's bound (``seconds`` in all) ran out after a 500."""
+    return (
+        f"The emulator at {url} answered the PaymentIntent's creation with a 500, and "
+        "finding out whether it was made (and making it under the key's next generations) took "
+        f"more than {seconds:g} s in all: whether it was made is not known yet."
+    )
+
+
 def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, tmp_path, monkeypatch):
     """Every creation answers 500 (after it ran) and each look finds nothing (as when Stripe's
     500 came before the creation ran: the emulator's never do, so the look is made blind to
@@ -497,11 +506,7 @@ def test_a_creation_behind_replayed_500s_has_two_budgets_in_all(emu, tmp_path, m
     took = time.monotonic() - started
     emu.faults.clear()
     assert took < 2 * budget + 0.5  # four generations take about 6.5 s
-    assert unavailable.value.message == (
-        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
-        "finding out whether it was made (and making it under the key's next generations) took "
-        f"more than {2 * budget:g} s in all: whether it was made is not known yet."
-    )
+    assert unavailable.value.message == bound_ran_out(emu.url, 2 * budget)
     assert getattr(unavailable.value, "outcome_unknown", False)
     assert unavailable.value.hint.startswith("Try again in a moment")
 
@@ -531,11 +536,7 @@ def test_a_later_generations_500_the_bound_leaves_no_time_to_retry_is_the_bound_
     with pytest.raises(StripeUnavailable) as unavailable:
         gateway.create_intent(BOOK, attempt_id=str(uuid.uuid4()))
     emu.faults.clear()
-    assert unavailable.value.message == (
-        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
-        "finding out whether it was made (and making it under the key's next generations) took "
-        f"more than {bound:g} s in all: whether it was made is not known yet."
-    )
+    assert unavailable.value.message == bound_ran_out(emu.url, bound)
     assert getattr(unavailable.value, "outcome_unknown", False)
     assert unavailable.value.hint.startswith("Try again in a moment")
 
@@ -644,8 +645,4 @@ def test_a_look_held_to_the_keys_bound_that_runs_out_says_the_bound_ran_out(
         emu.faults.clear()
     finally:
         made.close()
-    assert unavailable.value.message == (
-        f"The emulator at {emu.url} answered the PaymentIntent's creation with a 500, and "
-        "finding out whether it was made (and making it under the key's next generations) took "
-        "more than 4 s in all: whether it was made is not known yet."
-    )
+    assert unavailable.value.message == bound_ran_out(emu.url, 4)
